@@ -1,0 +1,88 @@
+/**
+ * Events of one run, in the order the executor emits them:
+ * queued (by the run queue) → started → per node: node-start → progress* → node-done | node-error,
+ * or node-cached alone → finished | failed | cancelled.
+ * Every event carries the runId and `at`, a wall-clock timestamp in ms since the epoch. Events are plain
+ * JSON, so a tRPC subscription can stream them unchanged.
+ */
+interface EventBase {
+  runId: string;
+  /** Date.now() when the event was emitted. */
+  at: number;
+}
+
+export interface QueuedEvent extends EventBase {
+  type: "queued";
+}
+export interface StartedEvent extends EventBase {
+  type: "started";
+  /** "cuda" | "cpu" when an ONNX Runtime layer is attached, "none" otherwise. */
+  executionProvider: string;
+  /** The nodes this run will visit, in topological order. */
+  nodeIds: string[];
+}
+export interface NodeStartEvent extends EventBase {
+  type: "node-start";
+  nodeId: string;
+}
+export interface ProgressEvent extends EventBase {
+  type: "progress";
+  nodeId: string;
+  /** In [0, 1]. */
+  fraction: number;
+  message?: string;
+}
+export interface NodeCachedEvent extends EventBase {
+  type: "node-cached";
+  nodeId: string;
+  summary: string;
+}
+export interface NodeDoneEvent extends EventBase {
+  type: "node-done";
+  nodeId: string;
+  summary: string;
+  ms: number;
+}
+export interface NodeErrorEvent extends EventBase {
+  type: "node-error";
+  nodeId: string;
+  /** `Node "<label or id>" (<type>): <cause>` */
+  message: string;
+}
+export interface FinishedEvent extends EventBase {
+  type: "finished";
+  ms: number;
+}
+export interface FailedEvent extends EventBase {
+  type: "failed";
+  message: string;
+}
+export interface CancelledEvent extends EventBase {
+  type: "cancelled";
+}
+
+export type RunEvent =
+  | QueuedEvent
+  | StartedEvent
+  | NodeStartEvent
+  | ProgressEvent
+  | NodeCachedEvent
+  | NodeDoneEvent
+  | NodeErrorEvent
+  | FinishedEvent
+  | FailedEvent
+  | CancelledEvent;
+
+export type RunEventType = RunEvent["type"];
+
+/** Events that end a run; nothing follows them. */
+export const TERMINAL_EVENTS: ReadonlySet<RunEventType> = new Set(["finished", "failed", "cancelled"]);
+
+/** Builds an event stamped with the current time, e.g. `makeEvent("queued", runId, {})` for the run queue. */
+export function makeEvent<T extends RunEventType>(
+  type: T,
+  runId: string,
+  fields: Omit<Extract<RunEvent, { type: T }>, "type" | "runId" | "at">,
+): Extract<RunEvent, { type: T }> {
+  return { type, runId, at: Date.now(), ...fields } as Extract<RunEvent, { type: T }>;
+}
