@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { isSocketType, type SocketType } from "./sockets";
+import type { Runtime } from "./runtime/types";
 
 export interface InputSpec {
   type: SocketType;
@@ -25,6 +26,8 @@ export interface RunContext {
   /** Where uploads and artifacts live. */
   storage: Storage;
   log(message: string): void;
+  /** The ONNX Runtime layer (session pool), when the host attached one. */
+  runtime?: Runtime;
 }
 
 /** Content-addressed file storage (uploads and artifacts), rooted in the data directory. */
@@ -55,6 +58,8 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
   inputs: Record<string, InputSpec>;
   outputs: Record<string, OutputSpec>;
   params: P;
+  /** Outputs differ between calls with equal inputs: the node is never served from the cache (nor its dependents). */
+  nondeterministic?: boolean;
   /** Random nodes must take a `seed` param so their cache key changes with it. */
   execute(args: ExecuteArgs<z.infer<P>>): Promise<Outputs>;
   /** Upgrades params saved by an older typeVersion. */
@@ -89,6 +94,9 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>>(def: NodeDefini
 export function defaultParams(def: NodeDefinition): Record<string, unknown> {
   return def.params.parse({}) as Record<string, unknown>;
 }
+
+/** What the editor and the connection check need to know about a node type (no code). */
+export type NodeSignature = Pick<NodeDefinition, "type" | "typeVersion" | "title" | "category" | "description" | "inputs" | "outputs">;
 
 export type AnyNodeDefinition = NodeDefinition<z.ZodObject<z.ZodRawShape>>;
 

@@ -1,4 +1,4 @@
-import type { NodeCatalogue } from "../node";
+import type { NodeSignature } from "../node";
 import { socketsCompatible } from "../sockets";
 import type { Workflow } from "./schema";
 
@@ -17,7 +17,7 @@ export type ConnectionCheck = { ok: true } | { ok: false; reason: string };
  */
 export function checkConnection(
   doc: Pick<Workflow, "nodes" | "edges">,
-  catalogue: NodeCatalogue,
+  catalogue: { get(type: string): NodeSignature | undefined },
   c: Connection,
   options: { replaceExistingInput?: boolean } = {},
 ): ConnectionCheck {

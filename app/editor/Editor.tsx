@@ -1,0 +1,303 @@
+"use client";
+import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import dynamic from "next/dynamic";
+import { useRouter, useSearchParams } from "next/navigation";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import type { Workflow } from "@/engine/workflow/schema";
+import { trpc } from "@/app/lib/trpc";
+import { Canvas } from "./Canvas";
+import { CatalogContext, makeClientCatalog } from "./catalog";
+import { autoLayout } from "./layout";
+import { isDirty, useEditor } from "./store";
+
+const JsonView = dynamic(() => import("./JsonView"), { ssr: false, loading: () => <p className="muted" style={{ padding: 12 }}>Loading editor…</p> });
+
+type Toast = { text: string; error?: boolean } | null;
+
+function isTyping(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return !!el?.closest?.("input, textarea, select, [contenteditable='true'], .monaco-editor");
+}
+
+function download(doc: Workflow) {
+  const blob = new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${doc.name.replace(/[^\w.-]+/g, "_") || "workflow"}.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function EditorInner({ id }: { id: string }) {
+  const router = useRouter();
+  const search = useSearchParams();
+  const utils = trpc.useUtils();
+  const loaded = trpc.workflow.get.useQuery({ id }, { staleTime: Infinity });
+  const save = trpc.workflow.save.useMutation();
+  const create = trpc.workflow.create.useMutation();
+  const check = trpc.workflow.check.useMutation();
+  const [tab, setTab] = useState<"canvas" | "json">("canvas");
+  const [paletteOpen, setPaletteOpen] = useState(false);
+  const [toast, setToast] = useState<Toast>(null);
+  const [conflict, setConflict] = useState<string | null>(null);
+  const [message, setMessage] = useState("");
+  const [dragging, setDragging] = useState(false);
+  const importInput = useRef<HTMLInputElement>(null);
+  const { fitView, setCenter, getNode } = useReactFlow();
+
+  const name = useEditor((s) => s.meta.name);
+  const baseVersion = useEditor((s) => s.baseVersion);
+  const dirty = useEditor(isDirty);
+  const problems = useEditor((s) => s.problems);
+  const nodes = useEditor((s) => s.nodes);
+  const edges = useEditor((s) => s.edges);
+
+  useEffect(() => {
+    if (loaded.data && useEditor.getState().workflowId !== id) {
+      useEditor.getState().load(id, loaded.data.version, loaded.data.document);
+      useEditor.getState().setProblems(loaded.data.problems);
+      const count = search.get("imported");
+      if (count) setToast({ text: `Imported with ${count} problem(s); see the list below.` });
+    }
+  }, [loaded.data, id, search]);
+
+  useEffect(() => {
+    if (!toast) return;
+    const t = setTimeout(() => setToast(null), toast.error ? 6000 : 3500);
+    return () => clearTimeout(t);
+  }, [toast]);
+
+  // Re-check the graph on the server shortly after each change (problems list and node outlines).
+  const docKey = useMemo(() => JSON.stringify(useEditor.getState().document()), [nodes, edges]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    if (!useEditor.getState().workflowId) return;
+    const t = setTimeout(() => {
+      check.mutate({ document: JSON.parse(docKey) }, { onSuccess: (r) => useEditor.getState().setProblems(r.problems) });
+    }, 300);
+    return () => clearTimeout(t);
+  }, [docKey]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(() => {
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      if (isDirty(useEditor.getState())) {
+        e.preventDefault();
+        e.returnValue = "";
+      }
+    };
+    window.addEventListener("beforeunload", onBeforeUnload);
+    return () => window.removeEventListener("beforeunload", onBeforeUnload);
+  }, []);
+
+  const doSave = useCallback(async () => {
+    const s = useEditor.getState();
+    try {
+      const { version } = await save.mutateAsync({ id, baseVersion: s.baseVersion, document: s.document(), message: message || undefined });
+      useEditor.getState().markSaved(version);
+      setMessage("");
+      setToast({ text: `Saved version ${version}.` });
+      void utils.workflow.list.invalidate();
+    } catch (err) {
+      const e = err as { message: string; data?: { code?: string } };
+      if (e.data?.code === "CONFLICT") setConflict(e.message);
+      else setToast({ text: `Not saved: ${e.message}`, error: true });
+    }
+  }, [id, message, save, utils]);
+
+  const saveAsCopy = useCallback(async () => {
+    const doc = useEditor.getState().document();
+    const { id: newId } = await create.mutateAsync({ document: { ...doc, name: `${doc.name} (copy)` }, message: `Copy of ${id} with unsaved changes` });
+    useEditor.getState().markSaved(useEditor.getState().baseVersion); // nothing left to lose here
+    setConflict(null);
+    router.push(`/w/${newId}`);
+  }, [create, id, router]);
+
+  const reload = useCallback(async () => {
+    const fresh = await utils.workflow.get.fetch({ id }, { staleTime: 0 });
+    useEditor.getState().load(id, fresh.version, fresh.document);
+    setConflict(null);
+    setToast({ text: `Reloaded version ${fresh.version}.` });
+  }, [id, utils]);
+
+  const importText = useCallback(
+    async (text: string, fileName: string) => {
+      try {
+        const { workflow, problems: found } = await check.mutateAsync({ document: text });
+        useEditor.getState().replaceDocument(workflow);
+        useEditor.getState().setProblems(found);
+        setToast({ text: found.length ? `Imported ${fileName} with ${found.length} problem(s).` : `Imported ${fileName}.` });
+        setTimeout(() => fitView({ duration: 200 }), 50);
+      } catch (err) {
+        setToast({ text: `Could not import ${fileName}: ${(err as Error).message}`, error: true });
+      }
+    },
+    [check, fitView],
+  );
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const mod = e.ctrlKey || e.metaKey;
+      const key = e.key.toLowerCase();
+      if (mod && key === "s") {
+        e.preventDefault();
+        void doSave();
+        return;
+      }
+      if (isTyping(e.target) || tab !== "canvas") return;
+      const s = useEditor.getState();
+      if (mod && key === "z" && !e.shiftKey) s.undo();
+      else if ((mod && key === "z" && e.shiftKey) || (mod && key === "y")) s.redo();
+      else if (mod && key === "c") s.copySelected();
+      else if (mod && key === "v") s.paste();
+      else if (mod && key === "d") s.duplicateSelected();
+      else if (mod && key === "k") setPaletteOpen(true);
+      else if (e.shiftKey && key === "a") setPaletteOpen(true);
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [doSave, tab]);
+
+  if (loaded.error) {
+    return (
+      <main className="page">
+        <div className="banner error">{loaded.error.message}</div>
+        <a href="/">← All workflows</a>
+      </main>
+    );
+  }
+  if (!loaded.data) return <p className="muted" style={{ padding: 20 }}>Loading workflow…</p>;
+
+  return (
+    <div className="editor">
+      <header className="editor-header">
+        <a
+          href="/"
+          onClick={(e) => {
+            if (isDirty(useEditor.getState()) && !confirm("You have unsaved changes. Leave without saving?")) e.preventDefault();
+          }}
+        >
+          ← Workflows
+        </a>
+        <span className="title">
+          <input aria-label="Workflow name" value={name} onChange={(e) => useEditor.getState().setMeta({ name: e.target.value })} style={{ width: 220 }} />
+          {dirty && <span className="dirty-dot" title="Unsaved changes" data-testid="dirty">●</span>}
+          <span className="muted" data-testid="version">v{baseVersion}</span>
+        </span>
+        <div className="tabs" role="tablist">
+          <button role="tab" aria-selected={tab === "canvas"} onClick={() => setTab("canvas")}>Canvas</button>
+          <button role="tab" aria-selected={tab === "json"} onClick={() => setTab("json")}>JSON</button>
+        </div>
+        <span className="spacer" />
+        <button onClick={() => setPaletteOpen(true)} title="Add node (Ctrl+K, or double-click the canvas)">+ Node</button>
+        <button onClick={() => useEditor.getState().undo()} title="Undo (Ctrl+Z)">Undo</button>
+        <button onClick={() => useEditor.getState().redo()} title="Redo (Ctrl+Shift+Z)">Redo</button>
+        <button
+          onClick={() => {
+            const s = useEditor.getState();
+            s.setPositions(autoLayout(s.nodes, s.edges));
+            setTimeout(() => fitView({ duration: 200 }), 50);
+          }}
+        >
+          Auto-layout
+        </button>
+        <button onClick={() => download(useEditor.getState().document())}>Export</button>
+        <button onClick={() => importInput.current?.click()}>Import</button>
+        <input
+          ref={importInput}
+          type="file"
+          accept=".json,application/json"
+          hidden
+          data-testid="editor-import-input"
+          onChange={(e) => {
+            const f = e.target.files?.[0];
+            e.target.value = "";
+            if (f) void f.text().then((t) => importText(t, f.name));
+          }}
+        />
+        <input placeholder="Version message (optional)" value={message} onChange={(e) => setMessage(e.target.value)} style={{ width: 190 }} aria-label="Version message" />
+        <button className="primary" onClick={() => void doSave()} disabled={save.isPending} title="Save (Ctrl+S)">
+          {save.isPending ? "Saving…" : "Save"}
+        </button>
+      </header>
+      <div
+        className="editor-body"
+        onDragOver={(e) => {
+          if (e.dataTransfer.types.includes("Files")) {
+            e.preventDefault();
+            setDragging(true);
+          }
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          setDragging(false);
+          const f = e.dataTransfer.files[0];
+          if (!f) return;
+          e.preventDefault();
+          if (!f.name.endsWith(".json") && f.type !== "application/json") {
+            setToast({ text: `${f.name} is not a workflow (.json); to use media, pick it in an input node.`, error: true });
+            return;
+          }
+          void f.text().then((t) => importText(t, f.name));
+        }}
+      >
+        {tab === "canvas" ? <Canvas paletteOpen={paletteOpen} setPaletteOpen={setPaletteOpen} onRefused={(r) => setToast({ text: `Link refused: ${r}`, error: true })} /> : <JsonView />}
+        {toast && (
+          <div className={`toast ${toast.error ? "error" : ""}`} role="status">
+            {toast.text}
+          </div>
+        )}
+        {dragging && <div className="drop-hint">Drop a workflow .json to import it</div>}
+      </div>
+      <footer className="editor-footer" aria-label="Problems">
+        {problems.length === 0 ? (
+          <div className="problem muted">No problems.</div>
+        ) : (
+          problems.map((p, i) => (
+            <div
+              key={i}
+              className="problem"
+              data-testid="problem"
+              onClick={() => {
+                if (!p.nodeId) return;
+                useEditor.getState().selectOnly(p.nodeId);
+                const n = getNode(p.nodeId);
+                if (n) setCenter(n.position.x + 100, n.position.y + 50, { zoom: 1, duration: 200 });
+              }}
+            >
+              <span className={`sev-${p.severity}`}>{p.severity}</span>
+              <span>{p.message}</span>
+            </div>
+          ))
+        )}
+      </footer>
+      {conflict && (
+        <div className="dialog-backdrop">
+          <div className="dialog" role="alertdialog" aria-label="Save conflict">
+            <h2>Not saved: a newer version exists</h2>
+            <p>{conflict}</p>
+            <div className="buttons">
+              <button onClick={() => setConflict(null)}>Cancel</button>
+              <button onClick={() => void reload()}>Reload (discard my changes)</button>
+              <button className="primary" onClick={() => void saveAsCopy()}>Save as a copy</button>
+            </div>
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}
+
+export default function EditorPage({ id }: { id: string }) {
+  const catalogQuery = trpc.catalog.useQuery(undefined, { staleTime: Infinity });
+  const catalog = useMemo(() => (catalogQuery.data ? makeClientCatalog(catalogQuery.data) : null), [catalogQuery.data]);
+  if (catalogQuery.error) return <div className="banner error">{catalogQuery.error.message}</div>;
+  if (!catalog) return <p className="muted" style={{ padding: 20 }}>Loading…</p>;
+  return (
+    <CatalogContext.Provider value={catalog}>
+      <ReactFlowProvider>
+        <EditorInner id={id} />
+      </ReactFlowProvider>
+    </CatalogContext.Provider>
+  );
+}

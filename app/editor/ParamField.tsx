@@ -1,0 +1,110 @@
+"use client";
+import { memo, useState } from "react";
+import { useEditor } from "./store";
+
+/** The slice of a param's JSON Schema (from zod's toJSONSchema, with our .meta() hints) the form reads. */
+export interface ParamSchema {
+  type?: string | string[];
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  default?: unknown;
+  widget?: "textarea" | "file" | "slider";
+  accept?: string;
+  step?: number;
+  label?: string;
+  description?: string;
+}
+
+function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
+  if (accept?.startsWith("audio")) return "audio";
+  if (accept?.startsWith("video")) return "video";
+  return "image";
+}
+
+function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: string; value: string; schema: ParamSchema }) {
+  const setParam = useEditor((s) => s.setParam);
+  const [status, setStatus] = useState<{ busy?: boolean; error?: string }>({});
+  const kind = uploadKind(schema.accept);
+  async function upload(file: File) {
+    setStatus({ busy: true });
+    try {
+      const res = await fetch(`/api/upload?kind=${kind}&filename=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+      const body = (await res.json()) as { id?: string; error?: string };
+      if (!res.ok || !body.id) throw new Error(body.error ?? `upload failed (${res.status})`);
+      setParam(nodeId, name, body.id);
+      setStatus({});
+    } catch (err) {
+      setStatus({ error: (err as Error).message });
+    }
+  }
+  return (
+    <div className="nodrag">
+      <div className="file-pick">
+        <span className="fname" title={value}>{value ? `${value.slice(0, 10)}…${value.split(".")[1] ?? ""}` : "no file"}</span>
+        <label className="button-like">
+          <input
+            type="file"
+            accept={schema.accept}
+            hidden
+            data-testid={`file-${nodeId}-${name}`}
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              e.target.value = "";
+              if (f) void upload(f);
+            }}
+          />
+          <span role="button">{status.busy ? "Uploading…" : "Choose…"}</span>
+        </label>
+      </div>
+      {status.error && <div className="error-text">{status.error}</div>}
+      {value && kind === "image" && <img className="thumb" src={`/api/files/${value}`} alt="uploaded image" />}
+      {value && kind === "audio" && <audio controls src={`/api/files/${value}`} style={{ width: "100%" }} />}
+      {value && kind === "video" && <video controls src={`/api/files/${value}`} className="thumb" />}
+    </div>
+  );
+}
+
+function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
+  const setParam = useEditor((s) => s.setParam);
+  const label = schema.label ?? name;
+  const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+  const onChange = (v: unknown) => setParam(nodeId, name, v);
+  let control;
+  if (schema.widget === "file") {
+    control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
+  } else if (schema.enum) {
+    control = (
+      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))}>
+        {schema.enum.map((o) => (
+          <option key={String(o)} value={String(o)}>{String(o)}</option>
+        ))}
+      </select>
+    );
+  } else if (type === "boolean") {
+    control = <input className="nodrag" type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />;
+  } else if (type === "number" || type === "integer") {
+    const num = typeof value === "number" ? value : Number(schema.default ?? 0);
+    const step = schema.step ?? (type === "integer" ? 1 : 0.01);
+    const parse = (s: string) => (type === "integer" ? parseInt(s, 10) : parseFloat(s));
+    const hasRange = schema.minimum !== undefined && schema.maximum !== undefined;
+    control = (
+      <div className="row nodrag">
+        {hasRange && <input type="range" min={schema.minimum} max={schema.maximum} step={step} value={num} onChange={(e) => onChange(parse(e.target.value))} aria-label={`${label} slider`} />}
+        <input type="number" min={schema.minimum} max={schema.maximum} step={step} value={num} onChange={(e) => e.target.value !== "" && onChange(parse(e.target.value))} aria-label={label} />
+      </div>
+    );
+  } else if (schema.widget === "textarea") {
+    control = <textarea className="nodrag nowheel" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
+  } else {
+    control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
+  }
+  return (
+    <label title={schema.description}>
+      <span>{label}</span>
+      {control}
+    </label>
+  );
+}
+
+export const ParamField = memo(ParamFieldImpl);

@@ -1,0 +1,241 @@
+"use client";
+import { applyEdgeChanges, applyNodeChanges, type EdgeChange, type NodeChange, type XYPosition } from "@xyflow/react";
+import { create } from "zustand";
+import type { Workflow } from "@/engine/workflow/schema";
+import type { Problem } from "@/engine/workflow/validate";
+import { toDocument, toFlow, type DocMeta, type FlowEdge, type FlowNode } from "./convert";
+
+interface Snapshot {
+  nodes: FlowNode[];
+  edges: FlowEdge[];
+  meta: DocMeta;
+}
+
+export interface Connecting {
+  nodeId: string;
+  socket: string;
+  handleType: "source" | "target";
+}
+
+export interface Fragment {
+  kind: "moe-studio-fragment";
+  nodes: FlowNode[];
+  edges: FlowEdge[];
+}
+
+const HISTORY_LIMIT = 200;
+const CLIPBOARD_KEY = "moe-studio:clipboard";
+
+interface EditorState {
+  workflowId: string | null;
+  baseVersion: number;
+  savedJson: string;
+  nodes: FlowNode[];
+  edges: FlowEdge[];
+  meta: DocMeta;
+  past: Snapshot[];
+  future: Snapshot[];
+  /** Coalesces a burst of edits to one param into one undo step. */
+  lastEditKey: string | null;
+  connecting: Connecting | null;
+  problems: Problem[];
+
+  load(workflowId: string, version: number, doc: Workflow): void;
+  markSaved(version: number): void;
+  document(): Workflow;
+  checkpoint(editKey?: string): void;
+  undo(): void;
+  redo(): void;
+  onNodesChange(changes: NodeChange<FlowNode>[]): void;
+  onEdgesChange(changes: EdgeChange[]): void;
+  connect(c: { source: string; sourceHandle: string; target: string; targetHandle: string }): void;
+  addNode(type: string, typeVersion: number, params: Record<string, unknown>, position: XYPosition): string;
+  setParam(nodeId: string, key: string, value: unknown): void;
+  setLabel(nodeId: string, label: string | undefined): void;
+  setMeta(meta: Partial<DocMeta>): void;
+  setPositions(positions: Map<string, XYPosition>): void;
+  replaceDocument(doc: Workflow): void;
+  duplicateSelected(): void;
+  selectionFragment(): Fragment | null;
+  copySelected(): Fragment | null;
+  paste(fragment?: Fragment | null): void;
+  setConnecting(c: Connecting | null): void;
+  setProblems(p: Problem[]): void;
+  selectOnly(nodeId: string): void;
+}
+
+function uniqueId(prefix: string, taken: Set<string>): string {
+  for (let i = 1; ; i++) {
+    const id = `${prefix}_${i}`;
+    if (!taken.has(id)) return id;
+  }
+}
+
+function prefixOf(type: string): string {
+  return type.split(".").pop()!.replace(/[^a-z0-9]/gi, "_");
+}
+
+export const useEditor = create<EditorState>()((set, get) => ({
+  workflowId: null,
+  baseVersion: 0,
+  savedJson: "",
+  nodes: [],
+  edges: [],
+  meta: { name: "", description: "", tags: [], notes: [] },
+  past: [],
+  future: [],
+  lastEditKey: null,
+  connecting: null,
+  problems: [],
+
+  load(workflowId, version, doc) {
+    const flow = toFlow(doc);
+    set({ workflowId, baseVersion: version, ...flow, past: [], future: [], lastEditKey: null, problems: [] });
+    set({ savedJson: JSON.stringify(get().document()) });
+  },
+  markSaved(version) {
+    set({ baseVersion: version, savedJson: JSON.stringify(get().document()) });
+  },
+  document() {
+    const { nodes, edges, meta } = get();
+    return toDocument(nodes, edges, meta);
+  },
+
+  checkpoint(editKey) {
+    const s = get();
+    if (editKey && editKey === s.lastEditKey) return;
+    const past = [...s.past, { nodes: s.nodes, edges: s.edges, meta: s.meta }];
+    if (past.length > HISTORY_LIMIT) past.shift();
+    set({ past, future: [], lastEditKey: editKey ?? null });
+  },
+  undo() {
+    const s = get();
+    const prev = s.past[s.past.length - 1];
+    if (!prev) return;
+    set({ ...prev, past: s.past.slice(0, -1), future: [{ nodes: s.nodes, edges: s.edges, meta: s.meta }, ...s.future], lastEditKey: null });
+  },
+  redo() {
+    const s = get();
+    const next = s.future[0];
+    if (!next) return;
+    set({ ...next, future: s.future.slice(1), past: [...s.past, { nodes: s.nodes, edges: s.edges, meta: s.meta }], lastEditKey: null });
+  },
+
+  onNodesChange(changes) {
+    // Removals are checkpointed in onBeforeDelete (once for nodes and their edges); moves at drag start.
+    set({ nodes: applyNodeChanges(changes, get().nodes) });
+  },
+  onEdgesChange(changes) {
+    set({ edges: applyEdgeChanges(changes, get().edges) });
+  },
+  connect(c) {
+    get().checkpoint();
+    const taken = new Set(get().edges.map((e) => e.id));
+    // Connecting to an occupied input replaces its old link.
+    const edges = get().edges.filter((e) => !(e.target === c.target && e.targetHandle === c.targetHandle));
+    set({ edges: [...edges, { id: uniqueId("e", taken), ...c }] });
+  },
+  addNode(type, typeVersion, params, position) {
+    get().checkpoint();
+    const id = uniqueId(prefixOf(type), new Set(get().nodes.map((n) => n.id)));
+    const node: FlowNode = { id, type: "pipeline", position, selected: true, data: { nodeType: type, typeVersion, params } };
+    set({ nodes: [...get().nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node] });
+    return id;
+  },
+  setParam(nodeId, key, value) {
+    get().checkpoint(`param:${nodeId}:${key}`);
+    set({ nodes: get().nodes.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, params: { ...n.data.params, [key]: value } } } : n)) });
+  },
+  setLabel(nodeId, label) {
+    get().checkpoint(`label:${nodeId}`);
+    set({
+      nodes: get().nodes.map((n) => {
+        if (n.id !== nodeId) return n;
+        const data = { ...n.data };
+        if (label) data.label = label;
+        else delete data.label;
+        return { ...n, data };
+      }),
+    });
+  },
+  setMeta(meta) {
+    get().checkpoint(`meta:${Object.keys(meta).join(",")}`);
+    set({ meta: { ...get().meta, ...meta } });
+  },
+  setPositions(positions) {
+    get().checkpoint();
+    set({ nodes: get().nodes.map((n) => (positions.has(n.id) ? { ...n, position: positions.get(n.id)! } : n)) });
+  },
+  replaceDocument(doc) {
+    get().checkpoint();
+    set({ ...toFlow(doc), lastEditKey: null });
+  },
+
+  selectionFragment() {
+    const { nodes, edges } = get();
+    const picked = nodes.filter((n) => n.selected);
+    if (!picked.length) return null;
+    const ids = new Set(picked.map((n) => n.id));
+    const fragment: Fragment = {
+      kind: "moe-studio-fragment",
+      nodes: picked.map((n) => ({ id: n.id, type: n.type, position: n.position, data: n.data })),
+      edges: edges.filter((e) => ids.has(e.source) && ids.has(e.target)).map((e) => ({ id: e.id, source: e.source, sourceHandle: e.sourceHandle, target: e.target, targetHandle: e.targetHandle })),
+    };
+    return fragment;
+  },
+  copySelected() {
+    const fragment = get().selectionFragment();
+    if (!fragment) return null;
+    try {
+      localStorage.setItem(CLIPBOARD_KEY, JSON.stringify(fragment)); // survives navigation: paste into another workflow
+    } catch {
+      // storage full or disabled: copy still works within this page via the return value
+    }
+    return fragment;
+  },
+  paste(fragment) {
+    let frag = fragment ?? null;
+    if (!frag) {
+      try {
+        frag = JSON.parse(localStorage.getItem(CLIPBOARD_KEY) ?? "null") as Fragment | null;
+      } catch {
+        frag = null;
+      }
+    }
+    if (!frag || frag.kind !== "moe-studio-fragment" || !frag.nodes.length) return;
+    get().checkpoint();
+    const takenNodes = new Set(get().nodes.map((n) => n.id));
+    const takenEdges = new Set(get().edges.map((e) => e.id));
+    const renamed = new Map<string, string>();
+    const nodes: FlowNode[] = frag.nodes.map((n) => {
+      const id = uniqueId(prefixOf(n.data.nodeType), takenNodes);
+      takenNodes.add(id);
+      renamed.set(n.id, id);
+      return { id, type: "pipeline", position: { x: n.position.x + 40, y: n.position.y + 40 }, selected: true, data: structuredClone(n.data) };
+    });
+    const edges: FlowEdge[] = frag.edges.map((e) => {
+      const id = uniqueId("e", takenEdges);
+      takenEdges.add(id);
+      return { id, source: renamed.get(e.source)!, sourceHandle: e.sourceHandle, target: renamed.get(e.target)!, targetHandle: e.targetHandle };
+    });
+    set({ nodes: [...get().nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), ...nodes], edges: [...get().edges, ...edges] });
+  },
+  duplicateSelected() {
+    const fragment = get().selectionFragment();
+    if (fragment) get().paste(fragment);
+  },
+
+  setConnecting(connecting) {
+    set({ connecting });
+  },
+  setProblems(problems) {
+    set({ problems });
+  },
+  selectOnly(nodeId) {
+    set({ nodes: get().nodes.map((n) => ({ ...n, selected: n.id === nodeId })) });
+  },
+}));
+
+export function isDirty(s: Pick<EditorState, "savedJson" | "nodes" | "edges" | "meta">): boolean {
+  return JSON.stringify(toDocument(s.nodes, s.edges, s.meta)) !== s.savedJson;
+}

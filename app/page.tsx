@@ -1,0 +1,5 @@
+import { WorkflowList } from "./workflow-list";
+
+export default function Home() {
+  return <WorkflowList />;
+}

@@ -1,0 +1,30 @@
+import { z } from "zod";
+import { defaultParams, type NodeSignature } from "@/engine/node";
+import { SOCKET_TYPES } from "@/engine/sockets";
+import { catalogue } from "@/nodes";
+
+/** A node type as the browser sees it: signature, params as JSON Schema (with widget hints), defaults. */
+export interface NodeTypeInfo extends NodeSignature {
+  paramsSchema: Record<string, unknown>;
+  defaults: Record<string, unknown>;
+}
+
+let cached: { nodes: NodeTypeInfo[]; sockets: typeof SOCKET_TYPES } | undefined;
+
+export function catalogInfo() {
+  cached ??= {
+    sockets: SOCKET_TYPES,
+    nodes: catalogue.list().map((def) => ({
+      type: def.type,
+      typeVersion: def.typeVersion,
+      title: def.title,
+      category: def.category,
+      description: def.description,
+      inputs: def.inputs,
+      outputs: def.outputs,
+      paramsSchema: z.toJSONSchema(def.params, { io: "input", unrepresentable: "any" }) as Record<string, unknown>,
+      defaults: defaultParams(def),
+    })),
+  };
+  return cached;
+}

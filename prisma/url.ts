@@ -1,0 +1,14 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+
+/** The data directory (uploads, artifacts, the SQLite file): STUDIO_DATA_DIR or ./data. */
+export function dataDir(): string {
+  const dir = path.resolve(process.env.STUDIO_DATA_DIR ?? "data");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** DATABASE_URL, or a SQLite file in the data directory. */
+export function databaseUrl(): string {
+  return process.env.DATABASE_URL ?? `file:${path.join(dataDir(), "studio.db")}`;
+}
