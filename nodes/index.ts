@@ -1,0 +1,25 @@
+/**
+ * The node catalogue: every node type, listed explicitly (a duplicate type throws at start-up).
+ * Param meta convention, read by the editor's form generator from zod's registry / JSON Schema:
+ *   `.meta({ widget: "textarea" | "file" | "slider", accept?: "image/*", label?, description?, step? })`,
+ *   placed last (after `.default()`). A `z.number().min().max()` with `.meta({ step })` becomes a slider;
+ *   widget "file" holds an upload id and `accept` says which kind to upload. Types: nodes/params.ts.
+ */
+import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
+import { audioInput } from "./audio-input";
+import { imageInput } from "./image-input";
+import { preview } from "./preview";
+import { textInput } from "./text-input";
+import { videoInput } from "./video-input";
+
+export type { ParamMeta, ParamWidget } from "./params";
+
+export const allNodes: readonly AnyNodeDefinition[] = [
+  textInput,
+  imageInput,
+  audioInput,
+  videoInput,
+  preview,
+];
+
+export const catalogue = new NodeCatalogue(allNodes);
