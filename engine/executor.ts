@@ -1,0 +1,415 @@
+import type { OutputCache } from "./cache";
+import { makeEvent, type RunEvent } from "./events";
+import { hashValue } from "./hash";
+import type { AnyNodeDefinition, NodeCatalogue, Outputs, RunContext, Storage } from "./node";
+import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
+import type { Workflow, WorkflowNode } from "./workflow/schema";
+import { validateWorkflow, type Problem } from "./workflow/validate";
+
+export interface ExecutorOptions {
+  catalogue: NodeCatalogue;
+  storage: Storage;
+  /** Output cache shared across runs; without one every node executes every time. */
+  cache?: OutputCache;
+  /** Nodes executing at once (default 2). */
+  concurrency?: number;
+  /** The ONNX Runtime layer, passed to nodes as ctx.runtime. */
+  runtime?: Runtime;
+  /** Receives ctx.log lines of nodes. */
+  log?: (runId: string, nodeId: string, message: string) => void;
+}
+
+export interface RunOptions {
+  runId: string;
+  /** Run only this node and its ancestors. */
+  targetNodeId?: string;
+  signal?: AbortSignal;
+  /** Called synchronously for every event; an exception thrown here is ignored. */
+  onEvent?: (event: RunEvent) => void;
+}
+
+export type NodeRunStatus = "done" | "cached" | "error" | "skipped" | "cancelled";
+
+export interface NodeRunInfo {
+  status: NodeRunStatus;
+  /** Wall time of execute (0 for cached, skipped and never-started nodes). */
+  ms: number;
+  /** Undefined when the node never got a key (skipped, cancelled before start) or is uncacheable. */
+  cacheKey?: string;
+  summary?: string;
+  error?: string;
+}
+
+export interface RunResult {
+  status: "finished" | "failed" | "cancelled";
+  /** Outputs of every node that finished or was served from the cache. */
+  outputs: Map<string, Outputs>;
+  /** One entry per node in the run set, in topological order. */
+  nodes: Map<string, NodeRunInfo>;
+  /** Summary of what went wrong (failed) or "cancelled". */
+  error?: string;
+  /** Problems found while validating (warnings included). */
+  problems: Problem[];
+  ms: number;
+}
+
+/** One node of a compiled plan, with its lookups resolved to indices. */
+interface PlanNode {
+  node: WorkflowNode;
+  def: AnyNodeDefinition;
+  name: string;
+  /** Inputs sorted by socket name: [socket, upstream index, upstream socket]. */
+  inputs: [string, number, string][];
+  dependents: number[];
+  /** Output sockets that some dependent reads; each must be present in the outputs. */
+  usedOutputs: string[];
+}
+
+const PENDING = 0, RUNNING = 1, DONE = 2;
+
+class CancelledError extends Error {}
+
+/**
+ * Runs workflow documents: validate → pick the run set → topological order → per node a cache key →
+ * reuse or execute, up to `concurrency` nodes at once. One Executor serves many runs (and concurrent
+ * runs); all per-run state lives inside `run`.
+ */
+export class Executor {
+  private readonly catalogue: NodeCatalogue;
+  private readonly storage: Storage;
+  private readonly cache?: OutputCache;
+  private readonly concurrency: number;
+  private readonly runtime?: Runtime;
+  private readonly log: (runId: string, nodeId: string, message: string) => void;
+
+  constructor(options: ExecutorOptions) {
+    this.catalogue = options.catalogue;
+    this.storage = options.storage;
+    this.cache = options.cache;
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 2));
+    this.runtime = options.runtime;
+    this.log = options.log ?? (() => {});
+  }
+
+  async run(doc: Workflow, opts: RunOptions): Promise<RunResult> {
+    const t0 = performance.now();
+    const { runId, signal } = opts;
+    const onEvent = opts.onEvent;
+    const emit = onEvent
+      ? (e: RunEvent) => {
+          try {
+            onEvent(e);
+          } catch {
+            /* a listener's failure must not break the run */
+          }
+        }
+      : () => {};
+    const result: RunResult = { status: "finished", outputs: new Map(), nodes: new Map(), problems: [], ms: 0 };
+    const fail = (message: string): RunResult => {
+      result.status = "failed";
+      result.error = message;
+      result.ms = performance.now() - t0;
+      emit(makeEvent("failed", runId, { message }));
+      return result;
+    };
+
+    // 1. Validate, and choose the run set.
+    const problems = validateWorkflow(doc, this.catalogue);
+    result.problems = problems;
+    const byId = new Map<string, WorkflowNode>();
+    for (const n of doc.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
+    if (opts.targetNodeId !== undefined && !byId.has(opts.targetNodeId)) {
+      return fail(`the run target "${opts.targetNodeId}" is not a node of this workflow`);
+    }
+    const inSet = this.runSet(doc, byId, opts.targetNodeId);
+    const blocking: string[] = [];
+    for (const p of problems) {
+      if (p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId))) blocking.push(p.message);
+    }
+    for (const id of inSet) {
+      const n = byId.get(id)!;
+      if (!this.catalogue.get(n.type)) blocking.push(`node "${n.label ?? n.id}" has unknown type "${n.type}" and cannot run`);
+    }
+    if (blocking.length) {
+      const unique = [...new Set(blocking)];
+      return fail(`the workflow cannot run: ${unique.join("; ")}`);
+    }
+
+    // 2. Compile the plan (topological order, index lookups).
+    const plan = this.compile(doc, byId, inSet);
+    const n = plan.length;
+    const nodeIds = plan.map((p) => p.node.id);
+    const infos: NodeRunInfo[] = plan.map(() => ({ status: "skipped", ms: 0 }));
+    const outputs: (Outputs | undefined)[] = new Array(n);
+    const keys: (string | undefined)[] = new Array(n);
+    const state = new Uint8Array(n);
+    const waiting = new Int32Array(n);
+    for (let i = 0; i < n; i++) waiting[i] = plan[i]!.inputs.length;
+
+    let executionProvider = "none";
+    if (this.runtime) {
+      try {
+        executionProvider = await this.runtime.resolveExecutionProvider();
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+    }
+    emit(makeEvent("started", runId, { executionProvider, nodeIds }));
+
+    // A run-local controller: nodes see its signal; the caller's signal aborts it.
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    if (signal) {
+      if (signal.aborted) controller.abort(signal.reason);
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+    const runSignal = controller.signal;
+
+    const errors: string[] = [];
+    const ready: number[] = [];
+    for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
+    let running = 0;
+    let finish!: () => void;
+    const allDone = new Promise<void>((resolve) => (finish = resolve));
+
+    const skipDependents = (i: number) => {
+      const stack = [...plan[i]!.dependents];
+      while (stack.length) {
+        const j = stack.pop()!;
+        if (state[j] !== PENDING) continue;
+        state[j] = DONE;
+        infos[j] = { status: "skipped", ms: 0 };
+        stack.push(...plan[j]!.dependents);
+      }
+    };
+
+    const complete = (i: number) => {
+      running--;
+      state[i] = DONE;
+      const p = plan[i]!;
+      if (infos[i]!.status === "done" || infos[i]!.status === "cached") {
+        for (const j of p.dependents) if (--waiting[j]! === 0 && state[j] === PENDING) ready.push(j);
+      } else if (infos[i]!.status === "error") {
+        skipDependents(i);
+      } // cancelled: dependents stay pending and are reported as cancelled
+      pump();
+    };
+
+    const pump = () => {
+      while (running < this.concurrency && ready.length && !runSignal.aborted) {
+        const i = ready.pop()!;
+        state[i] = RUNNING;
+        running++;
+        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors).then(
+          () => complete(i),
+          () => complete(i),
+        );
+      }
+      if (running === 0 && (ready.length === 0 || runSignal.aborted)) finish();
+    };
+    pump();
+    await allDone;
+    signal?.removeEventListener("abort", onAbort);
+
+    // 3. Summarise.
+    for (let i = 0; i < n; i++) {
+      if (state[i] === PENDING) infos[i] = { status: runSignal.aborted ? "cancelled" : "skipped", ms: 0 };
+      result.nodes.set(nodeIds[i]!, infos[i]!);
+      const o = outputs[i];
+      if (o) result.outputs.set(nodeIds[i]!, o);
+    }
+    result.ms = performance.now() - t0;
+    if (runSignal.aborted) {
+      result.status = "cancelled";
+      result.error = "cancelled";
+      emit(makeEvent("cancelled", runId, {}));
+    } else if (errors.length) {
+      const skipped = infos.filter((x) => x.status === "skipped").length;
+      const msg = `${errors.length} node${errors.length > 1 ? "s" : ""} failed: ${errors.join("; ")}` + (skipped ? `; ${skipped} dependent node${skipped > 1 ? "s" : ""} skipped` : "");
+      result.status = "failed";
+      result.error = msg;
+      emit(makeEvent("failed", runId, { message: msg }));
+    } else {
+      emit(makeEvent("finished", runId, { ms: result.ms }));
+    }
+    return result;
+  }
+
+  /** All nodes, or the target and its ancestors. */
+  private runSet(doc: Workflow, byId: Map<string, WorkflowNode>, target?: string): Set<string> {
+    if (target === undefined) return new Set(byId.keys());
+    const parents = new Map<string, string[]>();
+    for (const e of doc.edges) {
+      if (!byId.has(e.source) || !byId.has(e.target)) continue;
+      let list = parents.get(e.target);
+      if (!list) parents.set(e.target, (list = []));
+      list.push(e.source);
+    }
+    const set = new Set<string>([target]);
+    const stack = [target];
+    while (stack.length) {
+      for (const p of parents.get(stack.pop()!) ?? []) {
+        if (!set.has(p)) {
+          set.add(p);
+          stack.push(p);
+        }
+      }
+    }
+    return set;
+  }
+
+  /** Kahn's algorithm over the run set; validation has already ruled out cycles and bad edges. */
+  private compile(doc: Workflow, byId: Map<string, WorkflowNode>, inSet: Set<string>): PlanNode[] {
+    const ids = doc.nodes.map((x) => x.id).filter((id, k, all) => inSet.has(id) && all.indexOf(id) === k);
+    const local = new Map<string, number>(ids.map((id, k) => [id, k]));
+    const inputs: [string, number, string][][] = ids.map(() => []);
+    const children: number[][] = ids.map(() => []);
+    const used: Set<string>[] = ids.map(() => new Set());
+    const indeg = new Int32Array(ids.length);
+    for (const e of doc.edges) {
+      const s = local.get(e.source);
+      const t = local.get(e.target);
+      if (s === undefined || t === undefined) continue;
+      inputs[t]!.push([e.targetSocket, s, e.sourceSocket]);
+      children[s]!.push(t);
+      used[s]!.add(e.sourceSocket);
+      indeg[t]!++;
+    }
+    const order: number[] = [];
+    const queue: number[] = [];
+    for (let k = 0; k < ids.length; k++) if (indeg[k] === 0) queue.push(k);
+    for (let h = 0; h < queue.length; h++) {
+      const k = queue[h]!;
+      order.push(k);
+      for (const c of children[k]!) if (--indeg[c]! === 0) queue.push(c);
+    }
+    if (order.length !== ids.length) throw new Error("internal: the run set has a cycle that validation missed");
+    const pos = new Int32Array(ids.length);
+    order.forEach((k, p) => (pos[k] = p));
+    return order.map((k) => {
+      const node = byId.get(ids[k]!)!;
+      return {
+        node,
+        def: this.catalogue.get(node.type)!,
+        name: `Node "${node.label ?? node.id}" (${node.type})`,
+        inputs: inputs[k]!.map(([sock, s, ss]) => [sock, pos[s]!, ss] as [string, number, string]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+        dependents: children[k]!.map((c) => pos[c]!),
+        usedOutputs: [...used[k]!],
+      };
+    });
+  }
+
+  private async runNode(
+    i: number,
+    plan: PlanNode[],
+    outputs: (Outputs | undefined)[],
+    keys: (string | undefined)[],
+    infos: NodeRunInfo[],
+    runId: string,
+    signal: AbortSignal,
+    emit: (e: RunEvent) => void,
+    errors: string[],
+  ): Promise<void> {
+    const p = plan[i]!;
+    const { node, def } = p;
+    const nodeId = node.id;
+    let key: string | undefined;
+    try {
+      const params = def.params.parse(node.params) as Record<string, unknown>;
+      const inputs: Record<string, unknown> = {};
+      let cacheable = !def.nondeterministic && this.cache !== undefined;
+      const inputKeys: [string, string, string][] = [];
+      for (const [socket, up, upSocket] of p.inputs) {
+        inputs[socket] = outputs[up]![upSocket];
+        const upKey = keys[up];
+        if (upKey === undefined) cacheable = false;
+        else inputKeys.push([socket, upKey, upSocket]);
+      }
+
+      if (cacheable) {
+        try {
+          const fingerprint = def.fingerprint ? await def.fingerprint(params as never, this.storage) : null;
+          key = hashValue([def.type, def.typeVersion, params, inputKeys, fingerprint]);
+        } catch {
+          key = undefined; // unhashable params or a failing fingerprint: never a hit, always run
+        }
+      }
+      keys[i] = key;
+      if (key !== undefined) {
+        const hit = await this.cache!.get(key);
+        if (hit) {
+          outputs[i] = hit;
+          const summary = summarize(def, hit);
+          infos[i] = { status: "cached", ms: 0, cacheKey: key, summary };
+          emit(makeEvent("node-cached", runId, { nodeId, summary }));
+          return;
+        }
+      }
+      if (signal.aborted) throw new CancelledError();
+
+      emit(makeEvent("node-start", runId, { nodeId }));
+      const ctx: RunContext = {
+        runId,
+        nodeId,
+        signal,
+        storage: this.storage,
+        runtime: this.runtime,
+        progress: (fraction, message) => {
+          const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+          emit(makeEvent("progress", runId, message === undefined ? { nodeId, fraction: f } : { nodeId, fraction: f, message }));
+        },
+        log: (message) => this.log(runId, nodeId, message),
+      };
+      const t = performance.now();
+      const out = await def.execute({ inputs, params, ctx });
+      const ms = performance.now() - t;
+      // Whatever a node returns after the run was cancelled may be half-done: do not keep it.
+      if (signal.aborted) throw new CancelledError();
+      if (out === null || typeof out !== "object") throw new Error(`execute returned ${out === null ? "null" : typeof out}, not an outputs object`);
+      for (const socket of p.usedOutputs) {
+        if (out[socket] === undefined) throw new Error(`output "${socket}" is missing from what execute returned`);
+      }
+      outputs[i] = out;
+      if (key !== undefined) await this.cache!.set(key, out);
+      const summary = summarize(def, out);
+      infos[i] = { status: "done", ms, cacheKey: key, summary };
+      emit(makeEvent("node-done", runId, { nodeId, summary, ms }));
+    } catch (err) {
+      outputs[i] = undefined;
+      if (signal.aborted) {
+        infos[i] = { status: "cancelled", ms: 0, cacheKey: key };
+        return;
+      }
+      const cause = err instanceof Error ? err.message : String(err);
+      const message = `${p.name}: ${cause}`;
+      errors.push(message);
+      infos[i] = { status: "error", ms: 0, cacheKey: key, error: message };
+      emit(makeEvent("node-error", runId, { nodeId, message }));
+    }
+  }
+}
+
+/** The node's own summary, or a short default like `image: Float32Array[3072], text: "hello…"`. */
+export function summarize(def: AnyNodeDefinition, outputs: Outputs): string {
+  if (def.summarize) {
+    try {
+      return def.summarize(outputs);
+    } catch {
+      /* fall back to the default */
+    }
+  }
+  const parts: string[] = [];
+  for (const socket of Object.keys(outputs)) parts.push(`${socket}: ${describe(outputs[socket])}`);
+  return parts.join(", ");
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === "string") return v.length > 40 ? JSON.stringify(v.slice(0, 40) + "…") : JSON.stringify(v);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name}[${(v as unknown as { length?: number }).length ?? v.byteLength}]`;
+  if (Array.isArray(v)) return `array[${v.length}]`;
+  const o = v as { dims?: unknown; type?: unknown };
+  if (Array.isArray(o.dims) && typeof o.type === "string") return `${o.type}[${o.dims.join("×")}]`; // a tensor
+  return "object";
+}
