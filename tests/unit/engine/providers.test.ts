@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+import { defaultIntraOpThreads, parseEpPreference, selectExecutionProviders } from "@/engine/runtime/providers";
+
+describe("execution provider selection", () => {
+  it("maps STUDIO_EP to providers to try", () => {
+    expect(selectExecutionProviders(undefined)).toEqual(["cuda", "cpu"]);
+    expect(selectExecutionProviders("auto")).toEqual(["cuda", "cpu"]);
+    expect(selectExecutionProviders("CPU")).toEqual(["cpu"]);
+    expect(selectExecutionProviders("cuda")).toEqual(["cuda"]);
+    expect(() => parseEpPreference("tpu")).toThrow(/STUDIO_EP must be "auto", "cuda" or "cpu" \(got "tpu"\)/);
+  });
+
+  it("reads STUDIO_THREADS", () => {
+    expect(defaultIntraOpThreads("3")).toBe(3);
+    expect(defaultIntraOpThreads(undefined)).toBeGreaterThanOrEqual(1);
+    expect(() => defaultIntraOpThreads("0")).toThrow(/STUDIO_THREADS/);
+    expect(() => defaultIntraOpThreads("two")).toThrow(/STUDIO_THREADS/);
+  });
+});
