@@ -187,19 +187,10 @@ export class SessionPool implements Runtime {
     return "cpu";
   }
 
-  /** Creates a one-op session on CUDA once; resolves to undefined when CUDA works, else the reason. */
-  private probeCuda(): Promise<string | undefined> {
-    this.cudaProbe ??= (async () => {
-      try {
-        const s = await ort.InferenceSession.create(probeModel(), { executionProviders: ["cuda"], logSeverityLevel: 4 });
-        await s.release();
-        return undefined;
-      } catch (err) {
-        this.cudaUnavailable = (err as Error).message;
-        return this.cudaUnavailable;
-      }
-    })();
-    return this.cudaProbe;
+  private async probeCuda(): Promise<string | undefined> {
+    this.cudaProbe ??= probeCudaOnce();
+    this.cudaUnavailable = await this.cudaProbe;
+    return this.cudaUnavailable;
   }
 
   private async load(source: ModelSource, key: string, pref: EpPreference, intra: number, options: SessionRequest): Promise<SessionHandle> {
@@ -246,6 +237,21 @@ export class SessionPool implements Runtime {
       void entry.handle.session.release().catch(() => undefined);
     }
   }
+}
+
+let cudaProbe: Promise<string | undefined> | undefined;
+/** Creates a one-op session on CUDA, once per process; resolves to undefined when CUDA works, else the reason. */
+function probeCudaOnce(): Promise<string | undefined> {
+  cudaProbe ??= (async () => {
+    try {
+      const s = await ort.InferenceSession.create(probeModel(), { executionProviders: ["cuda"], logSeverityLevel: 4 });
+      await s.release();
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  })();
+  return cudaProbe;
 }
 
 let probeBytes: Uint8Array | undefined;
