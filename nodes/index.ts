@@ -10,6 +10,7 @@ import { audioInput } from "./audio-input";
 import { imageInput } from "./image-input";
 import { preview } from "./preview";
 import { textInput } from "./text-input";
+import { textTemplate } from "./text-template";
 import { videoInput } from "./video-input";
 
 export type { ParamMeta, ParamWidget } from "./params";
@@ -19,6 +20,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   imageInput,
   audioInput,
   videoInput,
+  textTemplate,
   preview,
 ];
 

@@ -3,7 +3,7 @@ import path from "node:path";
 
 /** The data directory (uploads, artifacts, the SQLite file): STUDIO_DATA_DIR or ./data. */
 export function dataDir(): string {
-  const dir = path.resolve(process.env.STUDIO_DATA_DIR ?? "data");
+  const dir = path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATA_DIR ?? "data");
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -89,7 +89,7 @@ export function validateWorkflow(doc: Workflow, catalogue: NodeCatalogue): Probl
         severity: "error",
         code: "dangling-edge",
         edgeId: edge.id,
-        nodeId: source ? edge.target : edge.source,
+        nodeId: source ? edge.source : edge.target,
         message: `edge "${edge.id}" points to node "${missing}", which does not exist`,
       });
       continue;

@@ -1,0 +1,154 @@
+import { expect, test } from "@playwright/test";
+import { addNode, drag, exportDocument, moveNode, newWorkflow, save } from "./helpers";
+
+const SHOTS = "test-results/screens";
+
+test("build a graph: palette, typed links, undo/redo, save and reload", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  await moveNode(page, text, -350, -120);
+  const image = await addNode(page, "input.image");
+  await moveNode(page, image, -350, 160);
+  const template = await addNode(page, "text.template");
+  await moveNode(page, template, 50, 0);
+  const preview = await addNode(page, "output.preview");
+  await moveNode(page, preview, 380, 0);
+  await expect(page.locator(".react-flow__node")).toHaveCount(4);
+
+  // A compatible link is made.
+  await drag(page, `handle-${text}-out-text`, `handle-${template}-in-a`);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+
+  // While dragging an IMAGE output, TEXT inputs are dimmed and the ANY input is highlighted.
+  const from = (await page.getByTestId(`handle-${image}-out-image`).boundingBox())!;
+  await page.mouse.move(from.x + 5, from.y + 5);
+  await page.mouse.down();
+  await page.mouse.move(from.x + 80, from.y + 20, { steps: 4 });
+  await expect(page.getByTestId(`handle-${template}-in-b`)).toHaveClass(/dimmed/);
+  await expect(page.getByTestId(`handle-${preview}-in-value`)).toHaveClass(/compatible/);
+  await page.screenshot({ path: `${SHOTS}/dragging-link.png` });
+  await page.mouse.up();
+
+  // An incompatible link (IMAGE → TEXT) is refused.
+  await drag(page, `handle-${image}-out-image`, `handle-${template}-in-b`);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+
+  // Undo removes the link, redo puts it back.
+  await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("Control+z");
+  await expect(page.locator(".react-flow__edge")).toHaveCount(0);
+  await page.keyboard.press("Control+Shift+z");
+  await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+  // Undo also covers a param edit.
+  await page.getByTestId(`node-${text}`).getByLabel("Text").fill("hello moe");
+  await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("Control+z");
+  await expect(page.getByTestId(`node-${text}`).getByLabel("Text")).toHaveValue("");
+  await page.keyboard.press("Control+Shift+z");
+  await expect(page.getByTestId(`node-${text}`).getByLabel("Text")).toHaveValue("hello moe");
+
+  await expect(page.getByTestId("dirty")).toBeVisible();
+  await save(page);
+  await expect(page.getByText("Saved version 2.")).toBeVisible();
+  await expect(page.getByTestId("dirty")).toHaveCount(0);
+  const saved = await exportDocument(page);
+  await page.screenshot({ path: `${SHOTS}/editor-saved.png` });
+
+  await page.reload();
+  await expect(page.locator(".react-flow__node")).toHaveCount(4);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+  expect(await exportDocument(page)).toEqual(saved);
+});
+
+test("export then import gives the same document", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  await moveNode(page, text, -250, 0);
+  const preview = await addNode(page, "output.preview");
+  await moveNode(page, preview, 150, 0);
+  await drag(page, `handle-${text}-out-text`, `handle-${preview}-in-value`);
+  await page.getByLabel("Workflow name").fill("Round trip");
+  await save(page);
+  const exported = await exportDocument(page);
+
+  await page.goto("/");
+  await page.getByTestId("import-input").setInputFiles({ name: "round-trip.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(exported)) });
+  await page.waitForURL(/\/w\//);
+  await expect(page.locator(".react-flow__node")).toHaveCount(2);
+  expect(await exportDocument(page)).toEqual(exported);
+});
+
+test("a stale save is refused and can be kept as a copy", async ({ page, context }) => {
+  const id = await newWorkflow(page);
+  const other = await context.newPage();
+  await other.goto(`/w/${id}`);
+  await addNode(other, "input.text");
+  await save(other);
+  await expect(other.getByText("Saved version 2.")).toBeVisible();
+
+  await addNode(page, "output.preview");
+  await save(page);
+  const dialog = page.getByRole("alertdialog", { name: "Save conflict" });
+  await expect(dialog).toContainText("saved elsewhere (version 2)");
+  await page.screenshot({ path: `${SHOTS}/conflict.png` });
+  await dialog.getByRole("button", { name: "Save as a copy" }).click();
+  await page.waitForURL((url) => !url.pathname.endsWith(id));
+  await expect(page.locator('[data-node-type="output.preview"]')).toHaveCount(1);
+
+  // The other user's version is intact.
+  await other.reload();
+  await expect(other.locator('[data-node-type="input.text"]')).toHaveCount(1);
+  await expect(other.locator('[data-node-type="output.preview"]')).toHaveCount(0);
+});
+
+test("an edit in the JSON view shows on the canvas", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  const doc = await exportDocument(page);
+  const nodes = doc.nodes as { id: string; label?: string }[];
+  nodes[0]!.label = "Edited in JSON";
+
+  await page.getByRole("tab", { name: "JSON" }).click();
+  const editor = page.locator(".monaco-editor").first();
+  await expect(editor).toBeVisible();
+  await editor.click();
+  await page.keyboard.press("Control+a");
+  await page.keyboard.press("Delete");
+  await page.keyboard.insertText(JSON.stringify(doc));
+  await expect(page.getByTestId("json-status")).toContainText("valid", { timeout: 15_000 });
+  await page.screenshot({ path: `${SHOTS}/json-view.png` });
+  // An invalid edit is reported and not applied.
+  await page.keyboard.insertText("garbage");
+  await expect(page.getByTestId("json-status")).toContainText("Not applied");
+
+  await page.getByRole("tab", { name: "Canvas" }).click();
+  await expect(page.getByTestId(`node-${text}`)).toContainText("Edited in JSON");
+});
+
+test("bad input gets a clear message and loses nothing", async ({ page }) => {
+  await page.goto("/");
+  await page.getByTestId("import-input").setInputFiles({ name: "broken.json", mimeType: "application/json", buffer: Buffer.from("{ not json") });
+  await expect(page.getByRole("alert")).toContainText("not valid JSON");
+
+  const withUnknown = {
+    schemaVersion: 2,
+    name: "Has a future node",
+    description: "",
+    tags: [],
+    nodes: [
+      { id: "a", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: 0, y: 0 } },
+      { id: "b", type: "future.thing", typeVersion: 1, params: {}, position: { x: 300, y: 0 } },
+    ],
+    edges: [{ id: "e1", source: "a", sourceSocket: "text", target: "b", targetSocket: "prompt" }],
+  };
+  await page.getByTestId("import-input").setInputFiles({ name: "future.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(withUnknown)) });
+  await page.waitForURL(/\/w\//);
+  await expect(page.getByTestId("node-b")).toContainText("Unknown node type");
+  await expect(page.getByTestId("problem").first()).toContainText("unknown type");
+
+  // A file that claims to be a PNG but is not is refused with the reason on the node.
+  const image = await addNode(page, "input.image");
+  await page.getByTestId(`file-${image}-file`).setInputFiles({ name: "fake.png", mimeType: "image/png", buffer: Buffer.from("this is not an image at all") });
+  await expect(page.getByTestId(`node-${image}`)).toContainText(/not|unsupported|recognised/i);
+  await page.screenshot({ path: `${SHOTS}/bad-input.png` });
+});
