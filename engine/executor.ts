@@ -81,6 +81,8 @@ export class Executor {
   private readonly concurrency: number;
   private readonly runtime?: Runtime;
   private readonly log: (runId: string, nodeId: string, message: string) => void;
+  /** Resolved once: the runtime's provider does not change within a process. */
+  private executionProvider?: string;
 
   constructor(options: ExecutorOptions) {
     this.catalogue = options.catalogue;
@@ -146,10 +148,10 @@ export class Executor {
     const waiting = new Int32Array(n);
     for (let i = 0; i < n; i++) waiting[i] = plan[i]!.inputs.length;
 
-    let executionProvider = "none";
-    if (this.runtime) {
+    let executionProvider = this.executionProvider ?? "none";
+    if (this.runtime && !this.executionProvider) {
       try {
-        executionProvider = await this.runtime.resolveExecutionProvider();
+        executionProvider = this.executionProvider = await this.runtime.resolveExecutionProvider();
       } catch (err) {
         return fail((err as Error).message);
       }

@@ -1,0 +1,222 @@
+/**
+ * Engine benchmarks (`npm run bench`): executor overhead per node, cache-hit re-run vs full run, and
+ * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
+ * Prints a table, writes data/bench/engine.json, and prints the same JSON as the last stdout line.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { onnx } from "onnx-proto";
+import * as ort from "onnxruntime-node";
+import { z } from "zod";
+import { OutputCache } from "../../engine/cache";
+import { Executor } from "../../engine/executor";
+import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
+import { SessionPool } from "../../engine/runtime";
+import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
+
+const nullStorage: Storage = {
+  pathOf: (id) => id,
+  read: async (id) => { throw new Error(`no storage in the benchmark (${id})`); },
+  write: async () => { throw new Error("no storage in the benchmark"); },
+  exists: async () => false,
+};
+
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* spin */ }
+}
+
+const sourceNode = defineNode({
+  type: "bench.source", typeVersion: 1, title: "Source", category: "Utility", description: "a number",
+  inputs: {}, outputs: { out: { type: "NUMBER" } },
+  params: z.object({ value: z.number().default(0), workMs: z.number().default(0) }),
+  async execute({ params }) {
+    if (params.workMs) busy(params.workMs);
+    return { out: params.value };
+  },
+});
+const addNode = defineNode({
+  type: "bench.add", typeVersion: 1, title: "Add", category: "Utility", description: "a + b + k",
+  inputs: { a: { type: "NUMBER" }, b: { type: "NUMBER", optional: true } }, outputs: { out: { type: "NUMBER" } },
+  params: z.object({ k: z.number().default(0), workMs: z.number().default(0) }),
+  async execute({ inputs, params }) {
+    if (params.workMs) busy(params.workMs);
+    return { out: (inputs.a as number) + ((inputs.b as number | undefined) ?? 0) + params.k };
+  },
+});
+
+let ortInput: ort.Tensor;
+const ortNode = defineNode({
+  type: "bench.ort", typeVersion: 1, title: "ORT", category: "Models", description: "one session run",
+  nondeterministic: true, // executes on every run
+  inputs: {}, outputs: { y: { type: "FEATURES" } },
+  params: z.object({ model: z.string().default("") }),
+  async execute({ params, ctx }) {
+    return ctx.runtime!.withSession(params.model, undefined, async ({ session }) => ({ y: (await session.run({ x: ortInput })).y! }));
+  },
+});
+const catalogue = new NodeCatalogue([sourceNode, addNode, ortNode] as never[]);
+
+/** 20 layers × 10 nodes: each node reads two nodes of the layer above. */
+function layered(workMs: number, layers = 20, width = 10): Workflow {
+  const nodes: Workflow["nodes"] = [];
+  const edges: Workflow["edges"] = [];
+  for (let l = 0; l < layers; l++)
+    for (let i = 0; i < width; i++) {
+      const id = `n${l}_${i}`;
+      nodes.push({ id, type: l === 0 ? "bench.source" : "bench.add", typeVersion: 1, params: l === 0 ? { value: i, workMs } : { k: l, workMs }, position: { x: l * 200, y: i * 100 } });
+      if (l > 0) {
+        edges.push({ id: `e${l}_${i}a`, source: `n${l - 1}_${i}`, sourceSocket: "out", target: id, targetSocket: "a" });
+        edges.push({ id: `e${l}_${i}b`, source: `n${l - 1}_${(i + 1) % width}`, sourceSocket: "out", target: id, targetSocket: "b" });
+      }
+    }
+  return { schemaVersion: CURRENT_SCHEMA_VERSION, name: "bench", description: "", tags: [], nodes, edges, notes: [] };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function timeRun(ex: Executor, doc: Workflow, runId: string): Promise<number> {
+  const t = performance.now();
+  const r = await ex.run(doc, { runId, onEvent: () => {} });
+  const ms = performance.now() - t;
+  if (r.status !== "finished") throw new Error(`bench run ${runId} ${r.status}: ${r.error}`);
+  return ms;
+}
+
+async function executorOverhead() {
+  const doc = layered(0);
+  const n = doc.nodes.length;
+  const cache = new OutputCache({ maxBytes: 64 << 20 });
+  const cached = new Executor({ catalogue, storage: nullStorage, cache, concurrency: 2 });
+  const uncached = new Executor({ catalogue, storage: nullStorage, concurrency: 2 });
+  for (let k = 0; k < 30; k++) { cache.clear(); await timeRun(cached, doc, "warm"); await timeRun(cached, doc, "warm"); await timeRun(uncached, doc, "warm"); }
+  const cold: number[] = [], hit: number[] = [], none: number[] = [];
+  for (let k = 0; k < 100; k++) {
+    cache.clear();
+    cold.push(await timeRun(cached, doc, `cold${k}`));
+    hit.push(await timeRun(cached, doc, `hit${k}`));
+    none.push(await timeRun(uncached, doc, `none${k}`));
+  }
+  return {
+    nodes: n,
+    coldUsPerNode: (median(cold) * 1000) / n,
+    cacheHitUsPerNode: (median(hit) * 1000) / n,
+    noCacheUsPerNode: (median(none) * 1000) / n,
+  };
+}
+
+async function rerunRatio() {
+  const workMs = 1;
+  const doc = layered(workMs);
+  const cache = new OutputCache({ maxBytes: 64 << 20 });
+  const ex = new Executor({ catalogue, storage: nullStorage, cache, concurrency: 2 });
+  const full: number[] = [], rerun: number[] = [];
+  for (let k = 0; k < 7; k++) {
+    cache.clear();
+    full.push(await timeRun(ex, doc, `full${k}`));
+    rerun.push(await timeRun(ex, doc, `rerun${k}`));
+  }
+  return { nodes: doc.nodes.length, workMsPerNode: workMs, fullMs: median(full), rerunMs: median(rerun), ratio: median(rerun) / median(full) };
+}
+
+/** Two dense layers: y = Relu(Relu(x·W1 + b1)·W2 + b2), x: [T, D], W: [D, D]. */
+function mlpModel(T: number, D: number): Uint8Array {
+  const F = onnx.TensorProto.DataType.FLOAT;
+  let seed = 7;
+  const rand = (n: number) => Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1);
+  const vi = (name: string) => ({ name, type: { tensorType: { elemType: F, shape: { dim: [{ dimValue: T }, { dimValue: D }] } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "bench-mlp",
+      node: [
+        { opType: "MatMul", input: ["x", "W1"], output: ["h1"] },
+        { opType: "Add", input: ["h1", "b1"], output: ["h2"] },
+        { opType: "Relu", input: ["h2"], output: ["h3"] },
+        { opType: "MatMul", input: ["h3", "W2"], output: ["h4"] },
+        { opType: "Add", input: ["h4", "b2"], output: ["h5"] },
+        { opType: "Relu", input: ["h5"], output: ["y"] },
+      ],
+      initializer: [
+        { name: "W1", dataType: F, dims: [D, D], floatData: rand(D * D) },
+        { name: "b1", dataType: F, dims: [D], floatData: rand(D) },
+        { name: "W2", dataType: F, dims: [D, D], floatData: rand(D * D) },
+        { name: "b2", dataType: F, dims: [D], floatData: rand(D) },
+      ],
+      input: [vi("x")],
+      output: [vi("y")],
+    },
+  }).finish();
+}
+
+async function ortOverhead() {
+  const T = 256, D = 1024; // ~1 GFLOP: a run of the order of a tiny-model prefill
+  const model = mlpModel(T, D);
+  const file = path.join(os.tmpdir(), `studio-bench-mlp-${process.pid}.onnx`);
+  writeFileSync(file, model);
+  const pool = new SessionPool({ executionProvider: process.env.STUDIO_EP ?? "cpu" });
+  const ex = new Executor({ catalogue, storage: nullStorage, cache: new OutputCache({ maxBytes: 1 << 26 }), runtime: pool });
+  ortInput = new ort.Tensor("float32", Float32Array.from({ length: T * D }, (_, k) => Math.sin(k)), [T, D]);
+  const doc: Workflow = {
+    schemaVersion: CURRENT_SCHEMA_VERSION, name: "ort", description: "", tags: [], edges: [], notes: [],
+    nodes: [{ id: "ort", type: "bench.ort", typeVersion: 1, params: { model: file }, position: { x: 0, y: 0 } }],
+  };
+  const { session, executionProvider } = await pool.getSession(file);
+  for (let k = 0; k < 20; k++) { await session.run({ x: ortInput }); await timeRun(ex, doc, "warm"); }
+  const direct: number[] = [], engine: number[] = [], diff: number[] = [];
+  for (let k = 0; k < 200; k++) {
+    let t = performance.now();
+    await session.run({ x: ortInput });
+    const a = performance.now() - t;
+    t = performance.now();
+    await timeRun(ex, doc, `ort${k}`);
+    const b = performance.now() - t;
+    direct.push(a); engine.push(b); diff.push(b - a);
+  }
+  await pool.close();
+  return {
+    executionProvider,
+    model: `2×(MatMul ${T}×${D}·${D}×${D} + Add + Relu)`,
+    mflop: (2 * 2 * T * D * D) / 1e6,
+    directMs: median(direct),
+    engineMs: median(engine),
+    /** Difference of the medians; the paired median below is noisier on a shared machine. */
+    overheadUs: (median(engine) - median(direct)) * 1000,
+    pairedDiffMedianUs: median(diff) * 1000,
+    overheadRatio: median(engine) / median(direct) - 1,
+    sessionLoads: pool.stats().loads,
+  };
+}
+
+async function main() {
+  const overhead = await executorOverhead();
+  const rerun = await rerunRatio();
+  const ortRun = await ortOverhead();
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const rows: [string, string, string][] = [
+    [`executor, cold run (${overhead.nodes} trivial nodes)`, `${f(overhead.coldUsPerNode)} µs/node`, "< 50 µs/node"],
+    [`executor, cache-hit run (${overhead.nodes} nodes)`, `${f(overhead.cacheHitUsPerNode)} µs/node`, "< 50 µs/node"],
+    [`executor, no cache (${overhead.nodes} nodes)`, `${f(overhead.noCacheUsPerNode)} µs/node`, "—"],
+    [`unchanged re-run / full run (${rerun.nodes} × ${rerun.workMsPerNode} ms)`, `${f(rerun.rerunMs)} / ${f(rerun.fullMs, 1)} ms = ${f(rerun.ratio * 100)} %`, "< 2 %"],
+    [`engine around one ORT run (${ortRun.executionProvider}, ${f(ortRun.mflop, 0)} MFLOP)`, `+${f(ortRun.overheadUs, 1)} µs on ${f(ortRun.directMs)} ms = ${f(ortRun.overheadRatio * 100)} %`, "< 2 %"],
+  ];
+  const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
+  console.log(`engine bench — node ${process.version}, ${os.cpus().length} cpus, medians`);
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padEnd(w1)}  target ${c}`);
+  const json = { bench: "engine", at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, executorOverhead: overhead, rerun, ort: ortRun };
+  const out = path.join(process.cwd(), "data", "bench");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, "engine.json"), JSON.stringify(json, null, 2));
+  console.log(JSON.stringify(json));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
