@@ -26,6 +26,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called synchronously for every event; an exception thrown here is ignored. */
   onEvent?: (event: RunEvent) => void;
+  /**
+   * Called with a node's outputs as soon as they exist (just after its node-done or node-cached event),
+   * e.g. to store previews. Outputs are shared with the cache: read, never mutate. Exceptions are ignored.
+   */
+  onOutputs?: (nodeId: string, outputs: Outputs, status: "done" | "cached") => void;
 }
 
 export type NodeRunStatus = "done" | "cached" | "error" | "skipped" | "cancelled";
@@ -97,6 +102,7 @@ export class Executor {
     const t0 = performance.now();
     const { runId, signal } = opts;
     const onEvent = opts.onEvent;
+    const onOutputs = opts.onOutputs;
     const emit = onEvent
       ? (e: RunEvent) => {
           try {
@@ -202,7 +208,7 @@ export class Executor {
         const i = ready.pop()!;
         state[i] = RUNNING;
         running++;
-        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors).then(
+        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs).then(
           () => complete(i),
           () => complete(i),
         );
@@ -311,6 +317,7 @@ export class Executor {
     signal: AbortSignal,
     emit: (e: RunEvent) => void,
     errors: string[],
+    onOutputs: RunOptions["onOutputs"],
   ): Promise<void> {
     const p = plan[i]!;
     const { node, def } = p;
@@ -344,6 +351,7 @@ export class Executor {
           const summary = summarize(def, hit);
           infos[i] = { status: "cached", ms: 0, cacheKey: key, summary };
           emit(makeEvent("node-cached", runId, { nodeId, summary }));
+          notify(onOutputs, nodeId, hit, "cached");
           return;
         }
       }
@@ -376,6 +384,7 @@ export class Executor {
       const summary = summarize(def, out);
       infos[i] = { status: "done", ms, cacheKey: key, summary };
       emit(makeEvent("node-done", runId, { nodeId, summary, ms }));
+      notify(onOutputs, nodeId, out, "done");
     } catch (err) {
       outputs[i] = undefined;
       if (signal.aborted) {
@@ -388,6 +397,15 @@ export class Executor {
       infos[i] = { status: "error", ms: 0, cacheKey: key, error: message };
       emit(makeEvent("node-error", runId, { nodeId, message }));
     }
+  }
+}
+
+function notify(cb: RunOptions["onOutputs"], nodeId: string, outputs: Outputs, status: "done" | "cached"): void {
+  if (!cb) return;
+  try {
+    cb(nodeId, outputs, status);
+  } catch {
+    /* a listener's failure must not break the run */
   }
 }
 

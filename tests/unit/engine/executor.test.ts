@@ -265,3 +265,16 @@ describe("Executor", () => {
     expect(r.status).toBe("finished");
   });
 });
+
+describe("Executor.onOutputs", () => {
+  it("reports each node's outputs once, done or cached", async () => {
+    const { executor } = setup();
+    const seen: string[] = [];
+    await executor.run(chain(), { runId: "r1", onOutputs: (id, o, status) => seen.push(`${id}:${status}:${o.out}`) });
+    expect(seen.sort()).toEqual(["a1:done:1", "a2:done:11", "b1:done:105", "s1:done:1", "s2:done:5"]);
+    seen.length = 0;
+    await executor.run(chain(), { runId: "r2", onOutputs: (id, _o, status) => seen.push(`${id}:${status}`) });
+    expect(seen.every((s) => s.endsWith(":cached"))).toBe(true);
+    expect(seen).toHaveLength(5);
+  });
+});
