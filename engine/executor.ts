@@ -268,7 +268,7 @@ export class Executor {
 
   /** Kahn's algorithm over the run set; validation has already ruled out cycles and bad edges. */
   private compile(doc: Workflow, byId: Map<string, WorkflowNode>, inSet: Set<string>): PlanNode[] {
-    const ids = doc.nodes.map((x) => x.id).filter((id, k, all) => inSet.has(id) && all.indexOf(id) === k);
+    const ids = [...new Set(doc.nodes.map((x) => x.id))].filter((id) => inSet.has(id));
     const local = new Map<string, number>(ids.map((id, k) => [id, k]));
     const inputs: [string, number, string][][] = ids.map(() => []);
     const children: number[][] = ids.map(() => []);
