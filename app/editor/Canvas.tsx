@@ -20,6 +20,20 @@ import { useEditor } from "./store";
 
 const nodeTypes = { pipeline: PipelineNode };
 
+/** Near `p`, a place where a new node does not land on top of an existing one. */
+function freeSpot(p: { x: number; y: number }): { x: number; y: number } {
+  const nodes = useEditor.getState().nodes;
+  const taken = (x: number, y: number) => nodes.some((n) => Math.abs(n.position.x - x) < 240 && Math.abs(n.position.y - y) < 150);
+  for (let ring = 0; ring < 12; ring++) {
+    for (const [dx, dy] of [[0, 0], [0, 1], [1, 0], [1, 1], [0, -1], [-1, 0], [1, -1], [-1, 1], [-1, -1]] as const) {
+      const x = p.x + dx * 280 * ring;
+      const y = p.y + dy * 180 * ring;
+      if (!taken(x, y)) return { x, y };
+    }
+  }
+  return p;
+}
+
 export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen: boolean; setPaletteOpen: (open: boolean) => void; onRefused: (reason: string) => void }) {
   const catalog = useCatalog();
   const nodes = useEditor((s) => s.nodes);
@@ -57,7 +71,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
 
   const addNode = useCallback(
     (info: NodeTypeInfo) => {
-      const at = placeAt ?? screenToFlowPosition({ x: window.innerWidth / 2 - 100, y: window.innerHeight / 2 - 60 });
+      const at = placeAt ?? freeSpot(screenToFlowPosition({ x: window.innerWidth / 2 - 120, y: window.innerHeight / 2 - 80 }));
       useEditor.getState().addNode(info.type, info.typeVersion, structuredClone(info.defaults), at);
       setPaletteOpen(false);
       setPlaceAt(null);
@@ -93,6 +107,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
         deleteKeyCode={["Delete", "Backspace"]}
         zoomOnDoubleClick={false}
         fitView
+        fitViewOptions={{ maxZoom: 1 }}
         minZoom={0.1}
         proOptions={{ hideAttribution: true }}
         colorMode="dark"

@@ -16,7 +16,7 @@ const SCHEMA_URI = "moe-studio://schemas/workflow.json";
  */
 export default function JsonView() {
   const initial = useMemo(() => JSON.stringify(useEditor.getState().document(), null, 2), []);
-  const [status, setStatus] = useState<{ ok: boolean; text: string }>({ ok: true, text: "The document is valid." });
+  const [status, setStatus] = useState<{ ok: boolean; text: string }>({ ok: true, text: "Edit the document here; valid changes apply to the canvas." });
   const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
 
   useEffect(() => {
