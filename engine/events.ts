@@ -43,6 +43,12 @@ export interface NodeDoneEvent extends EventBase {
   summary: string;
   ms: number;
 }
+/** Emitted by the run host (not the executor) after node-done/node-cached: JSON previews of the outputs. */
+export interface NodeOutputsEvent extends EventBase {
+  type: "node-outputs";
+  nodeId: string;
+  outputs: Record<string, unknown>;
+}
 export interface NodeErrorEvent extends EventBase {
   type: "node-error";
   nodeId: string;
@@ -68,6 +74,7 @@ export type RunEvent =
   | ProgressEvent
   | NodeCachedEvent
   | NodeDoneEvent
+  | NodeOutputsEvent
   | NodeErrorEvent
   | FinishedEvent
   | FailedEvent

@@ -8,6 +8,9 @@ import { trpc } from "@/app/lib/trpc";
 import { Canvas } from "./Canvas";
 import { CatalogContext, makeClientCatalog } from "./catalog";
 import { autoLayout } from "./layout";
+import { StartRunContext } from "./NodeRunView";
+import { RunPanel } from "./RunPanel";
+import { useRun } from "./run-store";
 import { isDirty, useEditor } from "./store";
 
 const JsonView = dynamic(() => import("./JsonView"), { ssr: false, loading: () => <p className="muted" style={{ padding: 12 }}>Loading editor…</p> });
@@ -44,6 +47,36 @@ function EditorInner({ id }: { id: string }) {
   const [dragging, setDragging] = useState(false);
   const importInput = useRef<HTMLInputElement>(null);
   const { fitView, setCenter, getNode } = useReactFlow();
+  const [runsOpen, setRunsOpen] = useState(false);
+  const startRunMutation = trpc.run.start.useMutation();
+  const cancelRun = trpc.run.cancel.useMutation();
+  const runId = useRun((s) => s.runId);
+  const runStatus = useRun((s) => s.status);
+  const runError = useRun((s) => s.error);
+  const executionProvider = useRun((s) => s.executionProvider);
+  const runtime = trpc.run.runtime.useQuery(undefined, { staleTime: 60_000 });
+  trpc.run.events.useSubscription({ runId: runId ?? "-" }, {
+    enabled: !!runId && (runStatus === "queued" || runStatus === "running"),
+    onData: (e) => {
+      useRun.getState().apply(e);
+      if (e.type === "finished" || e.type === "failed" || e.type === "cancelled") void utils.run.list.invalidate();
+    },
+    onError: (err) => setToast({ text: `Lost the run's events: ${err.message}`, error: true }),
+  });
+
+  const startRun = useCallback(
+    async (targetNodeId?: string) => {
+      const s = useEditor.getState();
+      try {
+        const { runId: newRun } = await startRunMutation.mutateAsync({ document: s.document(), workflowId: id, workflowVersion: s.baseVersion, targetNodeId });
+        useRun.getState().begin(newRun);
+        void utils.run.list.invalidate();
+      } catch (err) {
+        setToast({ text: `Could not start the run: ${(err as Error).message}`, error: true });
+      }
+    },
+    [id, startRunMutation, utils],
+  );
 
   const name = useEditor((s) => s.meta.name);
   const baseVersion = useEditor((s) => s.baseVersion);
@@ -54,6 +87,7 @@ function EditorInner({ id }: { id: string }) {
 
   useEffect(() => {
     if (loaded.data && useEditor.getState().workflowId !== id) {
+      useRun.getState().clear();
       useEditor.getState().load(id, loaded.data.version, loaded.data.document);
       useEditor.getState().setProblems(loaded.data.problems);
       const count = search.get("imported");
@@ -142,6 +176,11 @@ function EditorInner({ id }: { id: string }) {
         void doSave();
         return;
       }
+      if (mod && key === "enter") {
+        e.preventDefault();
+        void startRun();
+        return;
+      }
       if (isTyping(e.target) || tab !== "canvas") return;
       const s = useEditor.getState();
       if (mod && key === "z" && !e.shiftKey) s.undo();
@@ -156,7 +195,7 @@ function EditorInner({ id }: { id: string }) {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [doSave, tab]);
+  }, [doSave, startRun, tab]);
 
   if (loaded.error) {
     return (
@@ -169,6 +208,7 @@ function EditorInner({ id }: { id: string }) {
   if (!loaded.data) return <p className="muted" style={{ padding: 20 }}>Loading workflow…</p>;
 
   return (
+    <StartRunContext.Provider value={(target) => void startRun(target)}>
     <div className="editor">
       <header className="editor-header">
         <a
@@ -189,6 +229,24 @@ function EditorInner({ id }: { id: string }) {
           <button role="tab" aria-selected={tab === "json"} onClick={() => setTab("json")}>JSON</button>
         </div>
         <span className="spacer" />
+        <span className="ep-tag" title="ONNX Runtime execution provider" data-testid="ep">
+          {executionProvider ?? runtime.data?.executionProvider ?? "…"}
+        </span>
+        {runStatus === "queued" || runStatus === "running" ? (
+          <button className="danger" onClick={() => runId && cancelRun.mutate({ runId })}>
+            Cancel run
+          </button>
+        ) : (
+          <button className="primary" onClick={() => void startRun()} title="Run the workflow (Ctrl+Enter)">
+            ▶ Run
+          </button>
+        )}
+        <span className={`run-status s-${runStatus}`} data-testid="run-status" title={runError}>
+          {runStatus === "idle" ? "" : runStatus}
+        </span>
+        <button onClick={() => setRunsOpen(!runsOpen)} aria-pressed={runsOpen}>
+          Runs
+        </button>
         <button onClick={() => setPaletteOpen(true)} title="Add node (Ctrl+K, or double-click the canvas)">+ Node</button>
         <button onClick={() => useEditor.getState().undo()} title="Undo (Ctrl+Z)">Undo</button>
         <button onClick={() => useEditor.getState().redo()} title="Redo (Ctrl+Shift+Z)">Redo</button>
@@ -241,6 +299,12 @@ function EditorInner({ id }: { id: string }) {
           void f.text().then((t) => importText(t, f.name));
         }}
       >
+        {runsOpen && <RunPanel workflowId={id} onClose={() => setRunsOpen(false)} />}
+        {runStatus === "failed" && runError && (
+          <div className="toast error" style={{ top: "auto", bottom: 12 }} data-testid="run-error">
+            {runError}
+          </div>
+        )}
         {tab === "canvas" ? <Canvas paletteOpen={paletteOpen} setPaletteOpen={setPaletteOpen} onRefused={(r) => setToast({ text: `Link refused: ${r}`, error: true })} /> : <JsonView />}
         {toast && (
           <div className={`toast ${toast.error ? "error" : ""}`} role="status">
@@ -285,6 +349,7 @@ function EditorInner({ id }: { id: string }) {
         </div>
       )}
     </div>
+    </StartRunContext.Provider>
   );
 }
 

@@ -5,6 +5,7 @@ import { socketsCompatible, type SocketType } from "@/engine/sockets";
 import { useCatalog } from "./catalog";
 import type { FlowNode } from "./convert";
 import { ParamField, type ParamSchema } from "./ParamField";
+import { RunBadge, RunOutputs } from "./NodeRunView";
 import { useEditor, type Connecting } from "./store";
 
 /** Is this handle a possible end of the link being dragged? Returns undefined when nothing is dragged. */
@@ -73,6 +74,7 @@ function PipelineNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
       <div className="pnode-head">
         <span className="ptitle">{data.label ?? def.title}</span>
         <span className="ptype">{id}</span>
+        <RunBadge nodeId={id} />
       </div>
       <div className="pnode-sockets">
         <div>
@@ -101,6 +103,7 @@ function PipelineNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
           ))}
         </div>
       )}
+      <RunOutputs nodeId={id} />
     </div>
   );
 }

@@ -1,10 +1,9 @@
 import path from "node:path";
-import { OutputCache } from "@/engine/cache";
+import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
 import type { Outputs } from "@/engine/node";
 import { ortTensorCodec, SessionPool } from "@/engine/runtime";
-import { typedArrayCodec } from "@/engine/cache";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { describeValue } from "@/nodes/preview";
@@ -33,7 +32,11 @@ const KEEP_FINISHED = 50;
 /** JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI. */
 export function previewOutputs(outputs: Outputs): Record<string, unknown> {
   const preview: Record<string, unknown> = {};
-  for (const [socket, value] of Object.entries(outputs)) preview[socket] = describeValue(value);
+  for (const [socket, value] of Object.entries(outputs)) {
+    // A Preview node's output is already a description: show it as it is.
+    const described = typeof value === "object" && value !== null && typeof (value as { headline?: unknown }).headline === "string";
+    preview[socket] = described ? value : describeValue(value);
+  }
   return preview;
 }
 
@@ -253,7 +256,7 @@ export class RunManager {
         onEvent,
         onOutputs: (nodeId, outputs) => {
           const preview = previewOutputs(outputs);
-          this.publish(run, { type: "node-outputs", runId: run.id, at: Date.now(), nodeId, outputs: preview } as unknown as RunEvent);
+          this.publish(run, makeEvent("node-outputs", run.id, { nodeId, outputs: preview }));
           this.write(run, () => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
         },
       });

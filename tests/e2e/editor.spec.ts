@@ -38,12 +38,12 @@ test("build a graph: palette, typed links, undo/redo, save and reload", async ({
   await page.keyboard.press("Control+Shift+z");
   await expect(page.locator(".react-flow__edge")).toHaveCount(1);
   // Undo also covers a param edit.
-  await page.getByTestId(`node-${text}`).getByLabel("Text").fill("hello moe");
+  await page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true }).fill("hello moe");
   await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
   await page.keyboard.press("Control+z");
-  await expect(page.getByTestId(`node-${text}`).getByLabel("Text")).toHaveValue("");
+  await expect(page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true })).toHaveValue("");
   await page.keyboard.press("Control+Shift+z");
-  await expect(page.getByTestId(`node-${text}`).getByLabel("Text")).toHaveValue("hello moe");
+  await expect(page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true })).toHaveValue("hello moe");
 
   await expect(page.getByTestId("dirty")).toBeVisible();
   await save(page);

@@ -1,10 +1,12 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { runRouter } from "./run";
 import { workflowRouter } from "./workflow";
 
 export const appRouter = router({
   catalog: publicProcedure.query(() => catalogInfo()),
   workflow: workflowRouter,
+  run: runRouter,
 });
 
 export type AppRouter = typeof appRouter;

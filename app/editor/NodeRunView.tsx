@@ -1,0 +1,86 @@
+"use client";
+import { createContext, memo, useContext, useEffect, useState } from "react";
+import { useRun, type NodeRunView } from "./run-store";
+
+/** Starts a run of the open document; with a node id, only that node and its ancestors. */
+export const StartRunContext = createContext<(targetNodeId?: string) => void>(() => {});
+
+const LABEL: Record<NodeRunView["status"], string> = {
+  waiting: "waiting",
+  running: "running",
+  done: "done",
+  cached: "cached",
+  error: "error",
+  skipped: "skipped",
+  cancelled: "cancelled",
+  interrupted: "interrupted",
+};
+
+function Elapsed({ since }: { since: number }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 100);
+    return () => clearInterval(t);
+  }, []);
+  return <>{((now - since) / 1000).toFixed(1)} s</>;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(ms < 10 ? 1 : 0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+export const RunBadge = memo(function RunBadge({ nodeId }: { nodeId: string }) {
+  const run = useRun((s) => s.nodes[nodeId]);
+  const startRun = useContext(StartRunContext);
+  return (
+    <>
+      {run && (
+        <span className={`run-badge st-${run.status}`} data-testid={`status-${nodeId}`} data-status={run.status}>
+          {LABEL[run.status]}
+          {run.status === "running" && run.startedAt ? <> · <Elapsed since={run.startedAt} /></> : null}
+          {run.status === "done" && run.ms !== undefined ? ` · ${formatMs(run.ms)}` : null}
+        </span>
+      )}
+      <button className="run-to nodrag" title="Run to here: this node and what it needs" onClick={() => startRun(nodeId)} aria-label={`Run to ${nodeId}`}>
+        ▶
+      </button>
+    </>
+  );
+});
+
+function OutputValue({ socket, value }: { socket: string; value: Record<string, unknown> }) {
+  const type = String(value.type ?? "");
+  const file = typeof value.file === "string" ? value.file : undefined;
+  return (
+    <div className="out-preview">
+      <div className="muted">
+        {socket}: {String(value.headline ?? type)}
+      </div>
+      {file && type === "image" && <img className="thumb" src={`/api/files/${file}`} alt={`${socket} output`} />}
+      {file && type === "audio" && <audio controls src={`/api/files/${file}`} style={{ width: "100%" }} />}
+      {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
+    </div>
+  );
+}
+
+export const RunOutputs = memo(function RunOutputs({ nodeId }: { nodeId: string }) {
+  const run = useRun((s) => s.nodes[nodeId]);
+  if (!run) return null;
+  return (
+    <>
+      {run.status === "running" && (
+        <div className="progress" title={run.message}>
+          <div style={{ width: `${Math.round((run.fraction ?? 0) * 100)}%` }} />
+        </div>
+      )}
+      {run.error && <div className="node-error" data-testid={`error-${nodeId}`}>{run.error}</div>}
+      {run.outputs && Object.keys(run.outputs).length > 0 && (
+        <div className="pnode-outputs" data-testid={`outputs-${nodeId}`}>
+          {Object.entries(run.outputs).map(([socket, value]) => (
+            <OutputValue key={socket} socket={socket} value={value as Record<string, unknown>} />
+          ))}
+        </div>
+      )}
+    </>
+  );
+});

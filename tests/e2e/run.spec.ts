@@ -1,0 +1,62 @@
+import { expect, test, type Page } from "@playwright/test";
+import { addNode, drag, newWorkflow } from "./helpers";
+
+const SHOTS = "test-results/screens";
+
+async function status(page: Page, nodeId: string) {
+  return page.getByTestId(`status-${nodeId}`);
+}
+
+test("run a workflow, see outputs, change one param and see the rest cached", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  const template = await addNode(page, "text.template");
+  const preview = await addNode(page, "output.preview");
+  await page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true }).fill("hello moe");
+  await page.getByTestId(`node-${template}`).getByLabel("Template", { exact: true }).fill("{a}!");
+  await page.getByRole("button", { name: "Auto-layout" }).click();
+  await page.waitForTimeout(400);
+  await drag(page, `handle-${text}-out-text`, `handle-${template}-in-a`);
+  await drag(page, `handle-${template}-out-text`, `handle-${preview}-in-value`);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(2);
+
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished");
+  for (const id of [text, template, preview]) await expect(await status(page, id)).toHaveAttribute("data-status", "done");
+  await expect(page.getByTestId(`outputs-${template}`)).toContainText("hello moe!");
+  await expect(page.getByTestId("ep")).toHaveText("cpu");
+  await page.screenshot({ path: `${SHOTS}/run-finished.png` });
+
+  // One param changes: only that node and its dependents run again.
+  await page.getByTestId(`node-${template}`).getByLabel("Template", { exact: true }).fill("{a}?");
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished");
+  await expect(await status(page, text)).toHaveAttribute("data-status", "cached");
+  await expect(await status(page, template)).toHaveAttribute("data-status", "done");
+  await expect(await status(page, preview)).toHaveAttribute("data-status", "done");
+  await expect(page.getByTestId(`outputs-${preview}`)).toContainText("hello moe?");
+  await page.screenshot({ path: `${SHOTS}/run-cached.png` });
+
+  // Run to a node: only it and its ancestors (all cached now); the preview is not part of the run.
+  await page.getByRole("button", { name: `Run to ${template}` }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished");
+  await expect(await status(page, template)).toHaveAttribute("data-status", "cached");
+  await expect(page.getByTestId(`status-${preview}`)).toHaveCount(0);
+
+  // The run history lists the three runs; a past run's outputs can be reopened.
+  await page.getByRole("button", { name: "Runs" }).click();
+  await expect(page.getByTestId("run-row")).toHaveCount(3);
+  await page.getByTestId("run-row").last().getByRole("button", { name: "Show outputs" }).click();
+  await expect(page.getByTestId(`outputs-${template}`)).toContainText("hello moe!");
+  await page.screenshot({ path: `${SHOTS}/run-history.png` });
+});
+
+test("a failing node shows its error and the run fails clearly", async ({ page }) => {
+  await newWorkflow(page);
+  const image = await addNode(page, "input.image");
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("failed");
+  await expect(await status(page, image)).toHaveAttribute("data-status", "error");
+  await expect(page.getByTestId(`error-${image}`)).toContainText("choose an image file");
+  await expect(page.getByTestId("run-error")).toContainText("image_1");
+});
