@@ -220,7 +220,7 @@ function EditorInner({ id }: { id: string }) {
           ← Workflows
         </a>
         <span className="title">
-          <input aria-label="Workflow name" value={name} onChange={(e) => useEditor.getState().setMeta({ name: e.target.value })} style={{ width: 220 }} />
+          <input aria-label="Workflow name" value={name} onChange={(e) => useEditor.getState().setMeta({ name: e.target.value })} style={{ width: 180 }} />
           {dirty && <span className="dirty-dot" title="Unsaved changes" data-testid="dirty">●</span>}
           <span className="muted" data-testid="version">v{baseVersion}</span>
         </span>
@@ -248,8 +248,8 @@ function EditorInner({ id }: { id: string }) {
           Runs
         </button>
         <button onClick={() => setPaletteOpen(true)} title="Add node (Ctrl+K, or double-click the canvas)">+ Node</button>
-        <button onClick={() => useEditor.getState().undo()} title="Undo (Ctrl+Z)">Undo</button>
-        <button onClick={() => useEditor.getState().redo()} title="Redo (Ctrl+Shift+Z)">Redo</button>
+        <button onClick={() => useEditor.getState().undo()} title="Undo (Ctrl+Z)" aria-label="Undo">↶</button>
+        <button onClick={() => useEditor.getState().redo()} title="Redo (Ctrl+Shift+Z)" aria-label="Redo">↷</button>
         <button
           onClick={() => {
             const s = useEditor.getState();
@@ -273,7 +273,7 @@ function EditorInner({ id }: { id: string }) {
             if (f) void f.text().then((t) => importText(t, f.name));
           }}
         />
-        <input placeholder="Version message (optional)" value={message} onChange={(e) => setMessage(e.target.value)} style={{ width: 190 }} aria-label="Version message" />
+        <input placeholder="Version message (optional)" value={message} onChange={(e) => setMessage(e.target.value)} style={{ width: 150 }} aria-label="Version message" />
         <button className="primary" onClick={() => void doSave()} disabled={save.isPending} title="Save (Ctrl+S)">
           {save.isPending ? "Saving…" : "Save"}
         </button>

@@ -2,7 +2,7 @@ import path from "node:path";
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
-import type { Outputs } from "@/engine/node";
+import type { NodeCatalogue, Outputs } from "@/engine/node";
 import { ortTensorCodec, SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
@@ -55,23 +55,24 @@ export class RunManager {
   private readonly maxRunning = Math.max(1, Number(process.env.STUDIO_MAX_RUNS ?? 1));
   readonly ready: Promise<void>;
 
-  constructor() {
+  /** `recoverInterrupted`: only the web server's queue owns in-flight runs; a CLI process must not touch them. */
+  constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue }) {
     const storage = fileStorage();
     this.cache = new OutputCache({
       maxBytes: Number(process.env.STUDIO_CACHE_MB ?? 512) * MB,
       storage,
       codecs: [ortTensorCodec, typedArrayCodec],
     });
-    this.runtime = new SessionPool({ modelsDir: path.join(dataDir(), "..", "models") });
+    this.runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
     this.executor = new Executor({
-      catalogue,
+      catalogue: options.catalogue ?? catalogue,
       storage,
       cache: this.cache,
       runtime: this.runtime,
       concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
       log: (runId, nodeId, message) => console.log(`[run ${runId}] ${nodeId}: ${message}`),
     });
-    this.ready = this.markInterrupted();
+    this.ready = options.recoverInterrupted ? this.markInterrupted() : Promise.resolve();
   }
 
   /** Runs that were queued or running when the server stopped can never finish: say so. */
@@ -295,7 +296,8 @@ export class RunManager {
 
 const globalForRuns = globalThis as unknown as { studioRuns?: RunManager };
 
+/** The web server's run queue (created on first use, which also marks runs of a previous process interrupted). */
 export function runManager(): RunManager {
-  globalForRuns.studioRuns ??= new RunManager();
+  globalForRuns.studioRuns ??= new RunManager({ recoverInterrupted: true });
   return globalForRuns.studioRuns;
 }

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
@@ -243,6 +244,12 @@ let cudaProbe: Promise<string | undefined> | undefined;
 /** Creates a one-op session on CUDA, once per process; resolves to undefined when CUDA works, else the reason. */
 function probeCudaOnce(): Promise<string | undefined> {
   cudaProbe ??= (async () => {
+    // The CUDA provider libraries sit next to the ORT binding when installed; without them, creating a
+    // CUDA session only prints a native error line. Skip the attempt and give the reason instead.
+    const bindingDir = ortBindingDir();
+    if (bindingDir && !existsSync(path.join(bindingDir, "libonnxruntime_providers_cuda.so")) && !existsSync(path.join(bindingDir, "onnxruntime_providers_cuda.dll"))) {
+      return `the CUDA provider libraries are not installed in ${bindingDir} (onnxruntime-node's install step fetches them on a machine with internet access)`;
+    }
     try {
       const s = await ort.InferenceSession.create(probeModel(), { executionProviders: ["cuda"], logSeverityLevel: 4 });
       await s.release();
@@ -252,6 +259,15 @@ function probeCudaOnce(): Promise<string | undefined> {
     }
   })();
   return cudaProbe;
+}
+
+function ortBindingDir(): string | undefined {
+  try {
+    const entry = createRequire(path.join(process.cwd(), "index.js")).resolve("onnxruntime-node");
+    return path.join(path.dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
 }
 
 let probeBytes: Uint8Array | undefined;

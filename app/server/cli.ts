@@ -1,0 +1,253 @@
+/**
+ * Headless CLI: the same engine, run queue and run history as the web app.
+ *   npm run cli -- --help
+ */
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
+import { loadWorkflow } from "@/engine/workflow/load";
+import type { Workflow } from "@/engine/workflow/schema";
+import { hasErrors, type Problem } from "@/engine/workflow/validate";
+import { catalogue } from "@/nodes";
+import { db } from "./db";
+import { RunManager } from "./runs";
+import { fileStorage } from "./storage";
+import { getWorkflow, listWorkflows } from "./workflows";
+
+const HELP = `MoE Studio CLI
+
+Usage: npm run cli -- <command> [options]
+
+Commands:
+  run <workflow.json | saved workflow id>   Run a workflow with the same engine as the app.
+      --set nodeId.param=value                Override a param (repeatable; value is JSON, or text).
+      --to nodeId                             Run only this node and its ancestors.
+      --version N                             Run version N of a saved workflow (default: latest).
+      --out DIR                               Write each node's outputs (JSON previews and files) to DIR.
+  validate <workflow.json | saved id>       Check a workflow and list its problems.
+  list                                      List saved workflows.
+  --help                                    Show this help.
+
+Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
+Later issues add: forward, rope, import.`;
+
+class UsageError extends Error {}
+
+interface Args {
+  command: string;
+  target?: string;
+  sets: string[];
+  to?: string;
+  version?: number;
+  out?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { command: argv[0] ?? "--help", sets: [] };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--set") args.sets.push(value());
+    else if (a.startsWith("--set=")) args.sets.push(a.slice(6));
+    else if (a === "--to") args.to = value();
+    else if (a === "--out") args.out = value();
+    else if (a === "--version") args.version = Number(value());
+    else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
+    else if (args.target === undefined) args.target = a;
+    else throw new UsageError(`unexpected argument "${a}"`);
+  }
+  return args;
+}
+
+async function loadTarget(target: string | undefined, version?: number): Promise<{ doc: Workflow; problems: Problem[]; workflowId?: string; workflowVersion?: number }> {
+  if (!target) throw new UsageError("which workflow? give a .json file or a saved workflow id");
+  if (target.endsWith(".json")) {
+    let text: string;
+    try {
+      text = await readFile(target, "utf8");
+    } catch (err) {
+      throw new UsageError(`cannot read ${target}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+    }
+    try {
+      const { workflow, problems } = loadWorkflow(text, catalogue);
+      return { doc: workflow, problems };
+    } catch (err) {
+      throw new UsageError(`${target}: ${(err as Error).message}`);
+    }
+  }
+  try {
+    const saved = await getWorkflow(target, version);
+    return { doc: saved.document, problems: saved.problems, workflowId: target, workflowVersion: saved.version };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** `--set node.param=value`: the value is JSON when it parses (numbers, booleans, arrays), otherwise text. */
+function applySets(doc: Workflow, sets: string[]): Workflow {
+  const out = structuredClone(doc);
+  for (const s of sets) {
+    const m = /^([^.=]+)\.([^=]+)=(.*)$/s.exec(s);
+    if (!m) throw new UsageError(`--set "${s}" is not nodeId.param=value`);
+    const [, nodeId, param, raw] = m as unknown as [string, string, string, string];
+    const node = out.nodes.find((n) => n.id === nodeId);
+    if (!node) throw new UsageError(`--set: there is no node "${nodeId}" (nodes: ${out.nodes.map((n) => n.id).join(", ")})`);
+    const def = catalogue.get(node.type);
+    if (def && !(param in def.params.shape)) throw new UsageError(`--set: node "${nodeId}" (${node.type}) has no param "${param}" (params: ${Object.keys(def.params.shape).join(", ")})`);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // plain text
+    }
+    node.params = { ...node.params, [param]: value };
+  }
+  return out;
+}
+
+function printProblems(problems: Problem[]) {
+  for (const p of problems) console.error(`  ${p.severity}: ${p.message}`);
+}
+
+function bar(fraction: number, width = 20): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+async function writeOutputs(dir: string, runId: string) {
+  await mkdir(dir, { recursive: true });
+  const run = await db().run.findUniqueOrThrow({ where: { id: runId }, include: { nodeRuns: true } });
+  const files: string[] = [];
+  for (const n of run.nodeRuns) {
+    if (!n.outputs) continue;
+    const outputs = JSON.parse(n.outputs) as Record<string, Record<string, unknown>>;
+    await writeFile(path.join(dir, `${n.nodeId}.json`), JSON.stringify(outputs, null, 2));
+    files.push(`${n.nodeId}.json`);
+    for (const [socket, value] of Object.entries(outputs)) {
+      if (typeof value.file === "string") {
+        const name = `${n.nodeId}.${socket}.${value.file.split(".")[1] ?? "bin"}`;
+        await copyFile(fileStorage().pathOf(value.file), path.join(dir, name));
+        files.push(name);
+      }
+    }
+  }
+  await writeFile(
+    path.join(dir, "run.json"),
+    JSON.stringify({ runId, status: run.status, error: run.error, executionProvider: run.executionProvider, nodes: run.nodeRuns.map((n) => ({ nodeId: n.nodeId, status: n.status, ms: n.durationMs, summary: n.summary, error: n.error })) }, null, 2),
+  );
+  return files;
+}
+
+async function cmdRun(args: Args): Promise<number> {
+  const loaded = await loadTarget(args.target, args.version);
+  const doc = applySets(loaded.doc, args.sets);
+  if (args.to && !doc.nodes.some((n) => n.id === args.to)) throw new UsageError(`--to: there is no node "${args.to}"`);
+  const manager = new RunManager({ recoverInterrupted: false });
+  const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: args.to });
+  const tty = process.stdout.isTTY;
+  let total = 0;
+  let finishedNodes = 0;
+  const onSigint = () => {
+    console.error("\ncancelling…");
+    void manager.cancel(runId);
+  };
+  process.on("SIGINT", onSigint);
+  const terminal = await new Promise<RunEvent>((resolve) => {
+    manager.subscribe(runId, (e) => {
+      switch (e.type) {
+        case "started":
+          total = e.nodeIds.length;
+          console.log(`run ${runId}: ${total} node(s) on ${e.executionProvider}`);
+          break;
+        case "progress":
+          if (tty) process.stdout.write(`\r  ${e.nodeId} ${bar(e.fraction)} ${Math.round(e.fraction * 100)}% ${e.message ?? ""}`.padEnd(70));
+          break;
+        case "node-done":
+        case "node-cached":
+          finishedNodes++;
+          if (tty) process.stdout.write("\r".padEnd(72) + "\r");
+          console.log(`${bar(finishedNodes / Math.max(1, total))} ${e.nodeId}: ${e.type === "node-cached" ? "cached" : `done in ${e.ms.toFixed(1)} ms`}: ${e.summary}`);
+          break;
+        case "node-error":
+          if (tty) process.stdout.write("\r".padEnd(72) + "\r");
+          console.error(`error: ${e.message}`);
+          break;
+      }
+      if (TERMINAL_EVENTS.has(e.type)) resolve(e);
+    });
+  });
+  process.off("SIGINT", onSigint);
+  if (args.out) {
+    const files = await writeOutputs(args.out, runId);
+    console.log(`wrote ${files.length} file(s) to ${args.out}`);
+  }
+  if (terminal.type === "finished") {
+    console.log(`finished in ${terminal.ms.toFixed(1)} ms`);
+    return 0;
+  }
+  if (terminal.type === "cancelled") {
+    console.error("cancelled");
+    return 130;
+  }
+  console.error(`failed: ${terminal.type === "failed" ? terminal.message : ""}`);
+  return 1;
+}
+
+async function cmdValidate(args: Args): Promise<number> {
+  const { doc, problems } = await loadTarget(args.target, args.version);
+  console.log(`${doc.name}: ${doc.nodes.length} node(s), ${doc.edges.length} edge(s)`);
+  if (!problems.length) console.log("no problems");
+  printProblems(problems);
+  return hasErrors(problems) ? 1 : 0;
+}
+
+async function cmdList(): Promise<number> {
+  for (const w of await listWorkflows({})) console.log(`${w.id}  v${w.latestVersion}  ${w.name}`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    switch (args.command) {
+      case "--help":
+      case "-h":
+      case "help":
+        console.log(HELP);
+        return 0;
+      case "run":
+        return await cmdRun(args);
+      case "validate":
+        return await cmdValidate(args);
+      case "list":
+        return await cmdList();
+      default:
+        throw new UsageError(`unknown command "${args.command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\n(npm run cli -- --help lists the commands)`);
+      return 2;
+    }
+    const message = (err as Error).message ?? String(err);
+    if (/no such table/i.test(message)) {
+      console.error("error: the database is not set up yet: run `npm run setup` first");
+      return 2;
+    }
+    throw err;
+  }
+}
+
+if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

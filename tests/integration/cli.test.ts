@@ -1,0 +1,98 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { freshDataDir } from "./fresh-db";
+
+// The CLI as a user runs it: a separate process, a data directory set up like `npm run setup` leaves it.
+const dataDir = freshDataDir();
+process.env.STUDIO_DATA_DIR = dataDir;
+const root = path.join(__dirname, "../..");
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+    cwd: root,
+    env: { ...process.env, STUDIO_DATA_DIR: dataDir },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const doc = {
+  schemaVersion: 2,
+  name: "CLI test",
+  nodes: [
+    { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hello" }, position: { x: 0, y: 0 } },
+    { id: "join", type: "text.template", typeVersion: 1, params: { template: "{a}, world" }, position: { x: 300, y: 0 } },
+    { id: "show", type: "output.preview", typeVersion: 1, params: {}, position: { x: 600, y: 0 } },
+  ],
+  edges: [
+    { id: "e1", source: "prompt", sourceSocket: "text", target: "join", targetSocket: "a" },
+    { id: "e2", source: "join", sourceSocket: "text", target: "show", targetSocket: "value" },
+  ],
+};
+
+describe("cli", () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-cli-"));
+  const file = path.join(tmp, "wf.json");
+  writeFileSync(file, JSON.stringify(doc));
+
+  it("--help lists every subcommand", () => {
+    const r = cli("--help");
+    expect(r.code).toBe(0);
+    for (const c of ["run <workflow.json | saved workflow id>", "validate", "list", "--set", "--out"]) expect(r.out).toContain(c);
+  });
+
+  it("runs a workflow file with --set and writes outputs with --out", () => {
+    const out = path.join(tmp, "out");
+    const r = cli("run", file, "--set", "prompt.text=goodbye", "--out", out);
+    expect(r.err).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/3 node\(s\) on cpu/);
+    expect(r.out).toMatch(/finished in/);
+    const show = JSON.parse(readFileSync(path.join(out, "show.json"), "utf8"));
+    expect(show.summary.text).toBe("goodbye, world");
+    expect(JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).status).toBe("finished");
+  });
+
+  it("runs a saved workflow by id, recorded in the run history", async () => {
+    const { createWorkflow } = await import("@/app/server/workflows");
+    const { db } = await import("@/app/server/db");
+    const { id } = await createWorkflow({ document: doc });
+    const r = cli("run", id, "--to", "join");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("join: done");
+    expect(r.out).not.toContain("show:");
+    const runs = await db().run.findMany({ where: { workflowId: id } });
+    expect(runs.map((x) => [x.status, x.targetNodeId])).toEqual([["finished", "join"]]);
+  });
+
+  it("fails with a node-attributed error and a non-zero exit", () => {
+    const bad = structuredClone(doc);
+    bad.nodes.push({ id: "pic", type: "input.image", typeVersion: 1, params: {}, position: { x: 0, y: 200 } } as never);
+    bad.nodes.push({ id: "show2", type: "output.preview", typeVersion: 1, params: {}, position: { x: 300, y: 200 } } as never);
+    bad.edges.push({ id: "e3", source: "pic", sourceSocket: "image", target: "show2", targetSocket: "value" });
+    const f = path.join(tmp, "bad.json");
+    writeFileSync(f, JSON.stringify(bad));
+    const r = cli("run", f);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('Node "pic" (input.image)');
+  });
+
+  it("bad usage is exit 2 with a clear message", () => {
+    expect(cli("run", path.join(tmp, "missing.json"))).toMatchObject({ code: 2 });
+    expect(cli("run", file, "--set", "nobody.text=x").err).toContain('there is no node "nobody"');
+    expect(cli("run", file, "--set", "prompt.nope=x").err).toContain('has no param "nope"');
+    expect(cli("frobnicate").code).toBe(2);
+    const cyc = structuredClone(doc);
+    cyc.edges.push({ id: "e9", source: "join", sourceSocket: "text", target: "join", targetSocket: "b" });
+    const f = path.join(tmp, "cycle.json");
+    writeFileSync(f, JSON.stringify(cyc));
+    const r = cli("run", f);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cycle/);
+    expect(existsSync(dataDir)).toBe(true);
+  });
+});
