@@ -5,6 +5,7 @@
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
+import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
 import { loadWorkflow } from "@/engine/workflow/load";
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
@@ -26,10 +27,13 @@ Commands:
       --out DIR                               Write each node's outputs (JSON previews and files) to DIR.
   validate <workflow.json | saved id>       Check a workflow and list its problems.
   list                                      List saved workflows.
+  rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
+      --mode uni-moe|uni-moe-released|qwen2-vl|qwen2.5-omni|1d   Position-id rule (default: uni-moe).
+      --out <ids.json>                        Where to write the ids (default: print them).
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
-Later issues add: forward, rope, import.`;
+Later issues add: forward, import.`;
 
 class UsageError extends Error {}
 
@@ -40,6 +44,8 @@ interface Args {
   to?: string;
   version?: number;
   out?: string;
+  layout?: string;
+  mode?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -56,6 +62,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--to") args.to = value();
     else if (a === "--out") args.out = value();
     else if (a === "--version") args.version = Number(value());
+    else if (args.command === "rope" && a === "--layout") args.layout = value();
+    else if (args.command === "rope" && a === "--mode") args.mode = value();
     else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
     else if (args.target === undefined) args.target = a;
     else throw new UsageError(`unexpected argument "${a}"`);
@@ -205,6 +213,48 @@ async function cmdValidate(args: Args): Promise<number> {
   return hasErrors(problems) ? 1 : 0;
 }
 
+/** `rope`: position ids for a layout file (engine/rope/positions.ts documents the layout and the modes). */
+async function cmdRope(args: Args): Promise<number> {
+  const file = args.layout ?? args.target;
+  if (!file) throw new UsageError("rope needs --layout <layout.json>");
+  if (args.sets.length || args.to !== undefined || args.version !== undefined) throw new UsageError("rope takes only --layout, --mode and --out");
+  const mode = zRopeMode.safeParse(args.mode ?? "uni-moe");
+  if (!mode.success) throw new UsageError(`--mode must be one of ${ROPE_MODES.join(", ")} (got "${args.mode}")`);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
+  let layout: unknown;
+  try {
+    layout = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
+  }
+  let ids: PositionIds;
+  try {
+    ids = computePositionIds(parseLayout(layout), mode.data);
+  } catch (err) {
+    if (err instanceof LayoutError) throw new UsageError(`${file}: ${err.message}`);
+    throw err;
+  }
+  for (const w of ids.warnings) console.error(`warning: ${w}`);
+  const json = JSON.stringify({ t: ids.t, h: ids.h, w: ids.w }) + "\n";
+  if (!args.out) {
+    process.stdout.write(json);
+    return 0;
+  }
+  try {
+    await writeFile(args.out, json);
+  } catch (err) {
+    throw new UsageError(`cannot write ${args.out}: ${(err as Error).message}`);
+  }
+  const max = ids.t.length ? Math.max(...ids.spans.map((s) => s.max)) : -1;
+  console.log(`wrote ${ids.t.length} position id(s) (mode ${ids.mode}${ids.appliedMode !== ids.mode ? ` → ${ids.appliedMode}` : ""}, max id ${max}) to ${args.out}`);
+  return 0;
+}
+
 async function cmdList(): Promise<number> {
   for (const w of await listWorkflows({})) console.log(`${w.id}  v${w.latestVersion}  ${w.name}`);
   return 0;
@@ -225,6 +275,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(args);
       case "list":
         return await cmdList();
+      case "rope":
+        return await cmdRope(args);
       default:
         throw new UsageError(`unknown command "${args.command}"`);
     }

@@ -54,7 +54,7 @@ export const MAX_LAYOUT_TOKENS = 4_000_000;
 
 const count = (what: string, min = 1) =>
   z
-    .number({ error: `${what} must be a number` })
+    .number({ error: (iss) => (iss.input === undefined ? `${what} is required` : `${what} must be a number`) })
     .int({ error: `${what} must be a whole number` })
     .min(min, { error: `${what} must be at least ${min}` });
 
@@ -73,7 +73,7 @@ export const zVideoSegment = z.strictObject({
   pool: count("pool (tokens per tile side, s)"),
   /** Seconds between sampled frames (1 fps sampling → 1). */
   secondsPerFrame: z
-    .number({ error: "secondsPerFrame must be a number" })
+    .number({ error: (iss) => (iss.input === undefined ? "secondsPerFrame is required" : "secondsPerFrame must be a number") })
     .positive({ error: "secondsPerFrame must be > 0" })
     .max(3600, { error: "secondsPerFrame must be at most 3600" })
     .default(1),
