@@ -1,0 +1,426 @@
+import { type MoeLlmConfig, headDim, paramNames } from "./config";
+import { GraphBuilder } from "./onnx/builder";
+import { Ops } from "./onnx/ops";
+import type { Tensor32, WeightSource } from "./weights";
+
+/**
+ * Uni-MoE-2.0 decoder (Qwen2 attention with M-RoPE + dynamic-capacity MoE, PAPER.md §2-3) as an ONNX graph.
+ *
+ * Dimension letters: B batch, S new tokens, P past tokens, T = P + S, N = B*S tokens, H hidden,
+ * NH query heads, KVH key/value heads, G = NH/KVH, Dh head dim, V vocab, L layers,
+ * R routed experts, Z null experts, SH shared experts, D = R + Z dynamic columns, E = D + SH router columns.
+ *
+ * Inputs : input_ids int64 [B,S]  (or inputs_embeds float [B,S,H] with `embeds: true`)
+ *          position_ids int64 [3,B,S] (t, h, w)
+ *          past_key_{i}, past_value_{i} float [B,KVH,P,Dh]                  (kvCache)
+ *          router_bias float [L,E], ban_mask float [L,E], force_mask float [L,E], top_p float [1]
+ *            — optional (initializers with neutral defaults: 0, 0, 0, 0 → "use config").
+ * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
+ *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
+ *          router_logits_{i} [N,E], mask_{i} [N,E] (0/1), weights_{i} [N,E], k_{i} int64 [N]   (trace)
+ *
+ * Interventions (neutral value = no change; `router_logits_{i}` reports the logits after the bias):
+ * - router_bias is added to the router logits before anything else (Top-P, GRIN, g all see it).
+ * - ban_mask > 0.5 bans a column. A banned dynamic column is an -inf logit for the whole dynamic routing:
+ *   it leaves the Top-P softmax (p is renormalised over the allowed columns), is never chosen, and k is
+ *   capped at the number of allowed dynamic columns (all of them banned → k = 0, shared experts only).
+ *   A banned shared column gets mask 0 (it leaves g and contributes nothing).
+ * - force_mask > 0.5 on an allowed dynamic column: the chosen set is the union of the model's own choice
+ *   and the forced columns, so k = k_model + (forced columns the model did not choose). The GRIN steps take
+ *   the forced columns first (by logit), then continue by logit; a step's m is the chosen column's logit.
+ *   Ban wins over force. Force on a shared column changes nothing (shared columns are always on).
+ * - top_p > 0 overrides the config's P for this run; top_p <= 0 keeps the config (where P = 0 means the
+ *   fixed mlp_dynamic_top_k). P >= 1 selects all allowed dynamic columns (no float-rounding cut-off).
+ * Not done: capacity token-drop (`token_drop`), padding masks (attention is causal only).
+ */
+export interface MoeGraphOptions {
+  /** "sparse": each routed expert runs only on the tokens that chose it; "dense": every expert on every token, masked. */
+  moe: "sparse" | "dense";
+  /** Adds the per-layer routing outputs. */
+  trace: boolean;
+  /** Adds past_key/value inputs and present_key/value outputs. */
+  kvCache: boolean;
+  /** Takes inputs_embeds [B,S,H] instead of input_ids [B,S]. */
+  embeds?: boolean;
+}
+
+/** Graph input/output names. */
+export const io = {
+  ids: "input_ids",
+  embeds: "inputs_embeds",
+  positions: "position_ids",
+  routerBias: "router_bias",
+  ban: "ban_mask",
+  force: "force_mask",
+  topP: "top_p",
+  pastKey: (i: number) => `past_key_${i}`,
+  pastValue: (i: number) => `past_value_${i}`,
+  presentKey: (i: number) => `present_key_${i}`,
+  presentValue: (i: number) => `present_value_${i}`,
+  logits: "logits",
+  lastHidden: "last_hidden",
+  routerLogits: (i: number) => `router_logits_${i}`,
+  mask: (i: number) => `mask_${i}`,
+  weights: (i: number) => `weights_${i}`,
+  k: (i: number) => `k_${i}`,
+};
+
+/** Sizes derived from a config. */
+export function moeDims(c: MoeLlmConfig) {
+  const R = c.mlp_dynamic_expert_num, Z = c.mlp_dynamic_null_expert_num, SH = c.mlp_fixed_expert_num;
+  const NH = c.num_attention_heads, KVH = c.num_key_value_heads;
+  return { H: c.hidden_size, L: c.num_hidden_layers, V: c.vocab_size, NH, KVH, G: NH / KVH, Dh: headDim(c), R, Z, SH, D: R + Z, E: R + Z + SH };
+}
+
+/** Every parameter the decoder reads, with its PyTorch shape. */
+export function moeLlmParamShapes(c: MoeLlmConfig): Map<string, number[]> {
+  const { H, L, V, NH, KVH, Dh, R, SH, E } = moeDims(c);
+  const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
+  const m = new Map<string, number[]>();
+  m.set(paramNames.embed, [V, H]);
+  for (let i = 0; i < L; i++) {
+    m.set(paramNames.inputNorm(i), [H]);
+    m.set(paramNames.postNorm(i), [H]);
+    m.set(paramNames.attn(i, "q", "weight"), [NH * Dh, H]);
+    m.set(paramNames.attn(i, "q", "bias"), [NH * Dh]);
+    m.set(paramNames.attn(i, "k", "weight"), [KVH * Dh, H]);
+    m.set(paramNames.attn(i, "k", "bias"), [KVH * Dh]);
+    m.set(paramNames.attn(i, "v", "weight"), [KVH * Dh, H]);
+    m.set(paramNames.attn(i, "v", "bias"), [KVH * Dh]);
+    m.set(paramNames.attn(i, "o", "weight"), [H, NH * Dh]);
+    m.set(paramNames.router(i), [E, H]);
+    for (let e = 0; e < R; e++) {
+      m.set(paramNames.routed(i, e, "gate"), [I, H]);
+      m.set(paramNames.routed(i, e, "up"), [I, H]);
+      m.set(paramNames.routed(i, e, "down"), [H, I]);
+    }
+    for (let s = 0; s < SH; s++) {
+      m.set(paramNames.shared(i, s, "gate"), [Is, H]);
+      m.set(paramNames.shared(i, s, "up"), [Is, H]);
+      m.set(paramNames.shared(i, s, "down"), [H, Is]);
+    }
+  }
+  m.set(paramNames.finalNorm, [H]);
+  if (!c.tie_word_embeddings) m.set(paramNames.lmHead, [V, H]);
+  return m;
+}
+
+function checkConfig(c: MoeLlmConfig): void {
+  const { NH, KVH, Dh, D } = moeDims(c);
+  const sec = c.rope_scaling.mrope_section;
+  if (NH % KVH !== 0) throw new Error(`num_attention_heads ${NH} is not a multiple of num_key_value_heads ${KVH}`);
+  if (!Number.isInteger(Dh) || Dh % 2 !== 0) throw new Error(`head_dim ${Dh} must be an even integer`);
+  if (sec.reduce((a, b) => a + b, 0) !== Dh / 2) throw new Error(`mrope_section [${sec}] must sum to head_dim/2 = ${Dh / 2}`);
+  if (c.mlp_dynamic_top_p === 0 && c.mlp_dynamic_top_k > D) throw new Error(`mlp_dynamic_top_k ${c.mlp_dynamic_top_k} exceeds the ${D} dynamic columns`);
+}
+
+/** Reads a weight and checks its shape against the table. */
+function weight(ws: WeightSource, shapes: Map<string, number[]>, name: string): Tensor32 {
+  const t = ws.get(name);
+  const want = shapes.get(name);
+  if (want && (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])))
+    throw new Error(`weight "${name}" has shape [${t.shape}], expected [${want}]`);
+  return t;
+}
+
+/** [rows, cols] row-major → [cols, rows]. */
+function transpose2(t: Tensor32): Float32Array {
+  const [r, c] = t.shape as [number, number];
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j]!;
+  return out;
+}
+
+/** Concatenates row-major matrices along rows (all [*, C]). */
+function catRows(ts: Float32Array[]): Float32Array {
+  const out = new Float32Array(ts.reduce((a, t) => a + t.length, 0));
+  let o = 0;
+  for (const t of ts) { out.set(t, o); o += t.length; }
+  return out;
+}
+
+/** A finite stand-in for -inf in softmax inputs (keeps all-masked rows finite instead of NaN). */
+const NEG = -1e30;
+
+/** Routing tensors of one layer (all [N, ...]). */
+interface Routing {
+  /** bool [N,D] chosen dynamic columns */
+  chosen: string;
+  /** float [N,E] 0/1 */
+  mask: string;
+  /** float [N,E] final weights */
+  weights: string;
+  /** float [N,1] dynamic k */
+  k: string;
+}
+
+/**
+ * PAPER.md §2 dynamic-capacity routing on logits z: [N,E] (bias already added).
+ * ban, force: float [1,E] rows; topP: float [1] effective P (<= 0 → fixed top-k).
+ */
+function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string): Routing {
+  const g = o.g;
+  const { D, E } = moeDims(c);
+  const zD = o.slice(z, [0], [D], [1]); // [N,D]
+  const allowed = o.not(o.greater(o.slice(ban, [0], [D], [1]), g.scalar(0.5))); // [1,D]
+  const forced = o.and(o.greater(o.slice(force, [0], [D], [1]), g.scalar(0.5)), allowed); // [1,D]
+  const neg = g.scalar(NEG);
+  const zA = o.where(allowed, zD, neg); // [N,D], banned → NEG
+  const nAllowed = o.reduceSum(o.cast(allowed, "float"), [1]); // [1,1]
+
+  // 1-2. k from Top-P over p = softmax(z[0:D]) (or fixed top-k when P = 0)
+  const p = o.softmax(zA, 1);
+  const [sorted] = o.topk(p, g.ints([D]), 1);
+  const cum = o.cumsum(sorted, 1);
+  const notReached = o.cast(o.not(o.greaterOrEqual(cum, topP)), "float");
+  let kTopP = o.add(o.reduceSum(notReached, [1]), g.scalar(1)); // [N,1]
+  kTopP = o.where(o.greaterOrEqual(topP, g.scalar(1)), g.scalar(D), kTopP);
+  const kBase = o.where(o.greater(topP, g.scalar(0)), kTopP, g.scalar(c.mlp_dynamic_top_k)); // [N,1]
+
+  // forced columns outside the model's own top-kBase are added: rank[a] = #{b beating a (higher logit, or tie with lower index)}
+  const za = o.unsqueeze(zA, [2]); // [N,D,1]
+  const zb = o.unsqueeze(zA, [1]); // [N,1,D]
+  const lowerIdx = g.const(Array.from({ length: D * D }, (_, i) => (i % D < Math.floor(i / D) ? 1 : 0)), [1, D, D], "bool"); // [a,b] = b < a
+  const beats = o.or(o.greater(zb, za), o.and(o.equal(zb, za), lowerIdx)); // [N,D,D]
+  const rank = o.reduceSum(o.cast(beats, "float"), [2], 0); // [N,D]
+  const extra = o.reduceSum(o.cast(o.and(forced, o.greaterOrEqual(rank, kBase)), "float"), [1]); // [N,1]
+  const k = o.min(o.add(kBase, extra), nAllowed); // [N,1]
+
+  // 3. repeated argmax with the GRIN near-tie rule, unrolled over D steps; steps >= k do nothing
+  const thr = g.scalar(2 * c.router_jitter_noise);
+  const arangeD = g.const(Array.from({ length: D }, (_, i) => i), [1, D], "int64");
+  const absZ = o.abs(zD);
+  let chosen = g.const(new Array(D).fill(0), [1, D], "bool"); // broadcasts to [N,D] on the first Or
+  let mult = g.scalar(0); // broadcasts to [N,D] on the first Add
+  const scope = g.scope;
+  for (let s = 0; s < D; s++) {
+    g.scope = `${scope}grin${s}/`;
+    const avail = o.and(allowed, o.not(chosen)); // [N,D]
+    const fAvail = o.and(forced, avail);
+    const anyF = o.greater(o.reduceMax(o.cast(fAvail, "float"), [1]), g.scalar(0)); // [N,1]
+    const cand = o.or(fAvail, o.and(o.not(anyF), avail)); // forced first (Where has no bool kernel)
+    const e = o.argmax(o.where(cand, zD, neg), 1); // [N,1]
+    const m = o.gatherElements(zD, e, 1); // [N,1]
+    const ratio = o.div(o.sub(m, zD), o.max(absZ, o.abs(m))); // [N,D]; NaN (0/0) counts as kept, as in torch
+    const kept = o.and(avail, o.not(o.greater(ratio, thr)));
+    const gates = o.softmax(o.where(kept, zD, neg), 1);
+    const mul = o.gatherElements(gates, e, 1); // [N,1]
+    const active = o.less(g.scalar(s), k); // [N,1]
+    const sel = o.and(o.equal(arangeD, e), active); // [N,D]
+    chosen = o.or(chosen, sel);
+    mult = o.add(mult, o.where(sel, mul, g.scalar(0)));
+  }
+  g.scope = scope;
+
+  // 4. routing weights over the chosen dynamic columns
+  const rw = o.div(mult, o.add(o.reduceSum(mult, [1]), g.scalar(1e-6))); // [N,D]
+  // 5. mask = chosen dynamic + allowed shared
+  const chosenF = o.cast(chosen, "float");
+  const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]
+  const sharedMask = o.expand(sharedOn, o.concat([o.shape(z, 0, 1), g.ints([E - D])], 0)); // [N,SH]
+  const mask = o.concat([chosenF, sharedMask], 1); // [N,E]
+  // 6. g = softmax(z, -inf where mask = 0); dynamic weight = rw * Σ g(chosen dynamic); shared weight = g
+  const gw = o.mul(o.softmax(o.where(o.greater(mask, g.scalar(0.5)), z, neg), 1), mask);
+  const gDyn = o.reduceSum(o.slice(gw, [0], [D], [1]), [1]); // [N,1]
+  const weights = o.concat([o.mul(rw, gDyn), o.slice(gw, [D], [E], [1])], 1); // [N,E]
+  return { chosen, mask, weights, k };
+}
+
+/** Per-layer expert weights as graph initializers, laid out for the chosen MoE mode. */
+function expertInitializers(g: GraphBuilder, ws: WeightSource, shapes: Map<string, number[]>, c: MoeLlmConfig, i: number, mode: "sparse" | "dense") {
+  const { R, SH, H } = moeDims(c);
+  const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
+  const w = (n: string) => weight(ws, shapes, n);
+  // shared experts fused: gate_up [SH*2*Is, H] rows = [gate_0, up_0, gate_1, up_1, ...]; down^T [SH*Is, H]
+  const sharedGateUp = g.initializer(`l${i}.shared.gate_up`, catRows(Array.from({ length: SH }, (_, s) => [w(paramNames.shared(i, s, "gate")).data, w(paramNames.shared(i, s, "up")).data]).flat()), [SH * 2 * Is, H]);
+  const sharedDown = g.initializer(`l${i}.shared.down`, catRows(Array.from({ length: SH }, (_, s) => transpose2(w(paramNames.shared(i, s, "down"))))), [SH * Is, H]);
+  if (mode === "sparse") {
+    const routed = Array.from({ length: R }, (_, e) => ({
+      gateUp: g.initializer(`l${i}.routed${e}.gate_up`, catRows([w(paramNames.routed(i, e, "gate")).data, w(paramNames.routed(i, e, "up")).data]), [2 * I, H]),
+      down: g.initializer(`l${i}.routed${e}.down`, w(paramNames.routed(i, e, "down")).data, [H, I]),
+    }));
+    return { sharedGateUp, sharedDown, routed, stacked: undefined };
+  }
+  // dense: stacked for batched MatMul: gate_up^T [R,H,2I], down^T [R,I,H]
+  const gu = catRows(Array.from({ length: R }, (_, e) => transpose2({ shape: [2 * I, H], data: catRows([w(paramNames.routed(i, e, "gate")).data, w(paramNames.routed(i, e, "up")).data]) })));
+  const dn = catRows(Array.from({ length: R }, (_, e) => transpose2(w(paramNames.routed(i, e, "down")))));
+  const stacked = { gateUp: g.initializer(`l${i}.routed.gate_up_t`, gu, [R, H, 2 * I]), down: g.initializer(`l${i}.routed.down_t`, dn, [R, I, H]) };
+  return { sharedGateUp, sharedDown, routed: undefined, stacked };
+}
+
+/** silu(gate) * up for a fused [.., 2I] projection → [.., I]. */
+function swigluAct(o: Ops, gu: string, I: number, axis: number): string {
+  return o.mul(o.silu(o.slice(gu, [0], [I], [axis])), o.slice(gu, [I], [2 * I], [axis]));
+}
+
+/** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing for the trace). */
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense") {
+  const g = o.g;
+  const { R, SH, H, D } = moeDims(c);
+  const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
+  const router = g.initializer(paramNames.router(i), weight(ws, shapes, paramNames.router(i)).data, shapes.get(paramNames.router(i))!);
+  const z = o.add(o.linear(x, router), bias); // [N,E]
+  const r = routing(o, c, z, ban, force, topP);
+  const ex = expertInitializers(g, ws, shapes, c, i, mode);
+
+  // shared experts: Σ_s w_s · down_s(act_s)  =  down_cat(concat_s(w_s · act_s))
+  const wS = o.slice(r.weights, [D], [D + SH], [1]); // [N,SH]
+  const guS = o.reshape(o.linear(x, ex.sharedGateUp), g.ints([0, SH, 2 * Is])); // [N,SH,2Is]
+  const actS = o.mul(swigluAct(o, guS, Is, 2), o.unsqueeze(wS, [2])); // [N,SH,Is]
+  let y = o.matmul(o.reshape(actS, g.ints([0, SH * Is])), ex.sharedDown); // [N,H]
+
+  const wR = o.transpose(o.slice(r.weights, [0], [R], [1]), [1, 0]); // [R,N]
+  if (mode === "dense") {
+    const gu = o.matmul(x, ex.stacked!.gateUp); // [R,N,2I]
+    const out = o.matmul(swigluAct(o, gu, I, 2), ex.stacked!.down); // [R,N,H]
+    y = o.add(y, o.reduceSum(o.mul(out, o.unsqueeze(wR, [2])), [0], 0));
+  } else {
+    const chosenT = o.transpose(r.chosen, [1, 0]); // [D,N] bool
+    for (let e = 0; e < R; e++) {
+      const ee = ex.routed![e]!;
+      const row = g.const([e], [], "int64");
+      const idx = o.transpose(o.nonzero(o.gather(chosenT, row)), [1, 0]); // [n_e,1]
+      const flat = o.reshape(idx, g.ints([-1])); // [n_e]
+      const xe = o.gather(x, flat); // [n_e,H]
+      const he = o.linear(swigluAct(o, o.linear(xe, ee.gateUp), I, 1), ee.down); // [n_e,H]
+      const we = o.unsqueeze(o.gather(o.gather(wR, row), flat), [1]); // [n_e,1]
+      y = o.scatterAddRows(y, idx, o.mul(he, we));
+    }
+  }
+  void H;
+  return { y, routing: r, z };
+}
+
+/** Builds the decoder graph; returns a serialized ONNX ModelProto. */
+export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions): Uint8Array {
+  checkConfig(config);
+  const c = config;
+  const { H, L, V, NH, KVH, G, Dh, E } = moeDims(c);
+  const shapes = moeLlmParamShapes(c);
+  const g = new GraphBuilder("uni_moe_decoder");
+  const o = new Ops(g);
+  const w = (name: string) => {
+    const t = weight(weights, shapes, name);
+    return g.initializer(name, t.data, t.shape);
+  };
+
+  // ---- inputs ----
+  let x: string; // [N,H]
+  let bsShape: string; // int64 [2] = [B,S]
+  const embed = options.embeds && c.tie_word_embeddings === false ? undefined : w(paramNames.embed);
+  if (options.embeds) {
+    const e = g.input(io.embeds, "float", ["batch", "seq", H]);
+    bsShape = o.shape(e, 0, 2);
+    x = o.reshape(e, g.ints([-1, H]));
+  } else {
+    const ids = g.input(io.ids, "int64", ["batch", "seq"]);
+    bsShape = o.shape(ids);
+    x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
+  }
+  const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
+  const zerosLE = new Float32Array(L * E);
+  const routerBias = g.initializer(io.routerBias, zerosLE, [L, E]);
+  const banMask = g.initializer(io.ban, zerosLE, [L, E]);
+  const forceMask = g.initializer(io.force, zerosLE, [L, E]);
+  const topPIn = g.initializer(io.topP, new Float32Array([0]), [1]);
+  for (const [n, d] of [[io.routerBias, [L, E]], [io.ban, [L, E]], [io.force, [L, E]], [io.topP, [1]]] as const) g.inputOverride(n, "float", [...d]);
+  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(c.mlp_dynamic_top_p)); // [1]
+
+  // ---- M-RoPE tables: cos, sin [B,1,S,Dh] ----
+  const half = Dh / 2;
+  const sec = c.rope_scaling.mrope_section;
+  const invFreq = Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / Dh));
+  const axisOf = (j: number) => (j < sec[0]! ? 0 : j < sec[0]! + sec[1]! ? 1 : 2);
+  const select = Array.from({ length: 3 * half }, (_, q) => (axisOf(q % half) === Math.floor(q / half) ? 1 : 0));
+  const freqs = o.mul(o.unsqueeze(o.cast(pos, "float"), [3]), g.const(invFreq, [half])); // [3,B,S,half]
+  const f = o.reduceSum(o.mul(freqs, g.const(select, [3, 1, 1, half])), [0], 0); // [B,S,half]
+  const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dh]
+  const cos = o.cos(emb), sin = o.sin(emb);
+  const rope = (t: string) => {
+    const rot = o.concat([o.neg(o.slice(t, [half], [Dh], [3])), o.slice(t, [0], [half], [3])], 3);
+    return o.add(o.mul(t, cos), o.mul(rot, sin));
+  };
+
+  // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
+  const sLen = o.slice(bsShape, [1], [2], [0]); // [1]
+  const pLen = options.kvCache ? o.shape(g.input(io.pastKey(0), "float", ["batch", KVH, "past", Dh]), 2, 3) : g.ints([0]);
+  const scalar = (t: string) => o.squeeze(t, [0]);
+  const one = g.const([1], [], "int64");
+  const qPos = o.range(scalar(pLen), scalar(o.add(pLen, sLen)), one); // [S]
+  const kPos = o.range(g.const([0], [], "int64"), scalar(o.add(pLen, sLen)), one); // [T]
+  const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
+  const headsShape = (n: number) => o.concat([bsShape, g.ints([n, Dh])], 0); // [B,S,n,Dh]
+  const qScale = g.scalar(1 / Math.sqrt(Dh));
+
+  for (let i = 0; i < L; i++) {
+    g.scope = `l${i}/`;
+    const bias = o.slice(routerBias, [i], [i + 1], [0]); // [1,E]
+    const ban = o.slice(banMask, [i], [i + 1], [0]);
+    const force = o.slice(forceMask, [i], [i + 1], [0]);
+
+    // attention: x [N,H] → [N,H]
+    const h = o.rmsNorm(x, w(paramNames.inputNorm(i)), c.rms_norm_eps);
+    const proj = (p: "q" | "k" | "v", n: number) =>
+      o.transpose(o.reshape(o.linear(h, w(paramNames.attn(i, p, "weight")), w(paramNames.attn(i, p, "bias"))), headsShape(n)), [0, 2, 1, 3]); // [B,n,S,Dh]
+    const q = rope(proj("q", NH));
+    let k = rope(proj("k", KVH));
+    let v = proj("v", KVH);
+    if (options.kvCache) {
+      const pk = i === 0 ? io.pastKey(0) : g.input(io.pastKey(i), "float", ["batch", KVH, "past", Dh]);
+      const pv = g.input(io.pastValue(i), "float", ["batch", KVH, "past", Dh]);
+      k = o.concat([pk, k], 2); // [B,KVH,T,Dh]
+      v = o.concat([pv, v], 2);
+      g.output(k, io.presentKey(i), "float", ["batch", KVH, "total", Dh]);
+      g.output(v, io.presentValue(i), "float", ["batch", KVH, "total", Dh]);
+    }
+    const q5 = o.reshape(o.mul(q, qScale), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
+    const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
+    const probs = o.softmax(o.add(o.matmul(q5, kT), causal), -1); // [B,KVH,G,S,T]
+    const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
+    const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
+    x = o.add(x, o.linear(merged, w(paramNames.attn(i, "o", "weight"))));
+
+    // MoE: x [N,H] → [N,H]
+    const h2 = o.rmsNorm(x, w(paramNames.postNorm(i)), c.rms_norm_eps);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe);
+    x = o.add(x, moe.y);
+    if (options.trace) {
+      g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
+      g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
+      g.output(moe.routing.weights, io.weights(i), "float", ["tokens", E]);
+      g.output(o.reshape(o.cast(moe.routing.k, "int64"), g.ints([-1])), io.k(i), "int64", ["tokens"]);
+    }
+  }
+  g.scope = "";
+
+  // ---- head ----
+  const hn = o.rmsNorm(x, w(paramNames.finalNorm), c.rms_norm_eps); // [N,H]
+  const bsh = o.concat([bsShape, g.ints([-1])], 0);
+  g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
+  const head = c.tie_word_embeddings ? embed! : w(paramNames.lmHead);
+  g.output(o.reshape(o.linear(hn, head), bsh), io.logits, "float", ["batch", "seq", V]);
+  return g.toBytes();
+}
+
+/**
+ * Only the routing of PAPER.md §2 as a graph, for tests and tools:
+ * inputs router_logits [N,E] (+ the optional interventions ban_mask/force_mask [1,E], top_p [1]);
+ * outputs mask [N,E], weights [N,E], k int64 [N].
+ */
+export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
+  const { E } = moeDims(config);
+  const g = new GraphBuilder("uni_moe_routing");
+  const o = new Ops(g);
+  const z = g.input("router_logits", "float", ["tokens", E]);
+  const zeros = new Float32Array(E);
+  const ban = g.initializer(io.ban, zeros, [1, E]);
+  const force = g.initializer(io.force, zeros, [1, E]);
+  const topPIn = g.initializer(io.topP, new Float32Array([0]), [1]);
+  for (const [n, d] of [[io.ban, [1, E]], [io.force, [1, E]], [io.topP, [1]]] as const) g.inputOverride(n, "float", [...d]);
+  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(config.mlp_dynamic_top_p));
+  const r = routing(o, config, z, ban, force, topP);
+  g.output(r.mask, "mask", "float", ["tokens", E]);
+  g.output(r.weights, "weights", "float", ["tokens", E]);
+  g.output(o.reshape(o.cast(r.k, "int64"), g.ints([-1])), "k", "int64", ["tokens"]);
+  return g.toBytes();
+}

@@ -1,0 +1,131 @@
+import * as ort from "onnxruntime-node";
+import type { MoeLlmConfig } from "./config";
+import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-graph";
+import type { WeightSource } from "./weights";
+
+/** Per-layer keys and values, each [B, KVH, length, Dh] row-major. */
+export interface KvCache {
+  length: number;
+  keys: Float32Array[];
+  values: Float32Array[];
+}
+
+/** Routing interventions; omitted fields are neutral. Arrays are [L*E] row-major (layer, router column). */
+export interface Interventions {
+  routerBias?: Float32Array;
+  /** 1 = banned (see moe-llm-graph.ts for how a ban interacts with Top-P) */
+  ban?: Float32Array;
+  /** 1 = forced */
+  force?: Float32Array;
+  /** > 0 overrides the config's Top-P threshold */
+  topP?: number;
+}
+
+export interface LayerTrace {
+  /** [N*E] router logits after the bias intervention */
+  routerLogits: Float32Array;
+  /** [N*E] 0/1 */
+  mask: Float32Array;
+  /** [N*E] final expert weights (sum to 1 per token) */
+  weights: Float32Array;
+  /** [N] dynamic k per token */
+  k: BigInt64Array;
+}
+
+export interface ForwardInput {
+  batch: number;
+  seq: number;
+  /** [B*S] token ids (graph built without `embeds`) */
+  ids?: BigInt64Array | ArrayLike<number>;
+  /** [B*S*H] input embeddings (graph built with `embeds: true`) */
+  embeds?: Float32Array;
+  /** [3*B*S] (t, h, w) position ids */
+  positions: BigInt64Array | ArrayLike<number>;
+  /** required when the graph has a KV cache; omitted = empty */
+  past?: KvCache;
+  interventions?: Interventions;
+}
+
+export interface ForwardOutput {
+  /** [B*S*V] */
+  logits: Float32Array;
+  /** [B*S*H] after the final norm */
+  lastHidden: Float32Array;
+  /** with kvCache: the cache after this step (length P + S) */
+  present?: KvCache;
+  /** with trace: per layer */
+  trace?: LayerTrace[];
+}
+
+const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
+
+/** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
+export class MoeLlmRunner {
+  private constructor(
+    readonly config: MoeLlmConfig,
+    readonly options: MoeGraphOptions,
+    readonly session: ort.InferenceSession,
+    /** the serialized model (e.g. to cache on disk by content hash) */
+    readonly model: Uint8Array,
+  ) {}
+
+  static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
+    const model = buildMoeLlmGraph(config, weights, options);
+    const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: "all", logSeverityLevel: 3, ...sessionOptions });
+    return new MoeLlmRunner(config, options, session, model);
+  }
+
+  /** An empty cache for `batch` sequences. */
+  emptyCache(batch: number): KvCache {
+    const { L } = moeDims(this.config);
+    void batch;
+    return { length: 0, keys: Array.from({ length: L }, () => new Float32Array(0)), values: Array.from({ length: L }, () => new Float32Array(0)) };
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const { L, E, H, V, KVH, Dh } = moeDims(this.config);
+    const { batch: B, seq: S } = input;
+    const feeds: Record<string, ort.Tensor> = {};
+    if (this.options.embeds) {
+      if (!input.embeds || input.embeds.length !== B * S * H) throw new Error(`forward: embeds must be [${B}*${S}*${H}]`);
+      feeds[io.embeds] = new ort.Tensor("float32", input.embeds, [B, S, H]);
+    } else {
+      if (!input.ids || input.ids.length !== B * S) throw new Error(`forward: ids must be [${B}*${S}]`);
+      feeds[io.ids] = new ort.Tensor("int64", toI64(input.ids), [B, S]);
+    }
+    if (input.positions.length !== 3 * B * S) throw new Error(`forward: positions must be [3*${B}*${S}]`);
+    feeds[io.positions] = new ort.Tensor("int64", toI64(input.positions), [3, B, S]);
+    const iv = input.interventions;
+    if (iv?.routerBias) feeds[io.routerBias] = new ort.Tensor("float32", iv.routerBias, [L, E]);
+    if (iv?.ban) feeds[io.ban] = new ort.Tensor("float32", iv.ban, [L, E]);
+    if (iv?.force) feeds[io.force] = new ort.Tensor("float32", iv.force, [L, E]);
+    if (iv?.topP !== undefined) feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP]), [1]);
+    if (this.options.kvCache) {
+      const past = input.past ?? this.emptyCache(B);
+      for (let i = 0; i < L; i++) {
+        feeds[io.pastKey(i)] = new ort.Tensor("float32", past.keys[i]!, [B, KVH, past.length, Dh]);
+        feeds[io.pastValue(i)] = new ort.Tensor("float32", past.values[i]!, [B, KVH, past.length, Dh]);
+      }
+    }
+    const out = await this.session.run(feeds);
+    const f32 = (name: string) => out[name]!.data as Float32Array;
+    const result: ForwardOutput = { logits: f32(io.logits), lastHidden: f32(io.lastHidden) };
+    if (result.logits.length !== B * S * V) throw new Error("forward: unexpected logits size");
+    if (this.options.kvCache) {
+      const length = (input.past?.length ?? 0) + S;
+      result.present = { length, keys: Array.from({ length: L }, (_, i) => f32(io.presentKey(i))), values: Array.from({ length: L }, (_, i) => f32(io.presentValue(i))) };
+    }
+    if (this.options.trace)
+      result.trace = Array.from({ length: L }, (_, i) => ({
+        routerLogits: f32(io.routerLogits(i)),
+        mask: f32(io.mask(i)),
+        weights: f32(io.weights(i)),
+        k: out[io.k(i)]!.data as BigInt64Array,
+      }));
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
