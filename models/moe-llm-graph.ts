@@ -14,7 +14,8 @@ import type { Tensor32, WeightSource } from "./weights";
  *          position_ids int64 [3,B,S] (t, h, w)
  *          past_key_{i}, past_value_{i} float [B,KVH,P,Dh]                  (kvCache)
  *          router_bias float [L,E], ban_mask float [L,E], force_mask float [L,E], top_p float [1]
- *            — optional (initializers with neutral defaults: 0, 0, 0, 0 → "use config").
+ *            — required inputs (onnxruntime-node ignores feeds for overridable initializers); the neutral
+ *            values are all zeros (top_p 0 → "use the config"); MoeLlmRunner feeds them when omitted.
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
  *          router_logits_{i} [N,E], mask_{i} [N,E] (0/1), weights_{i} [N,E], k_{i} int64 [N]   (trace)
@@ -318,12 +319,10 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
   }
   const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
-  const zerosLE = new Float32Array(L * E);
-  const routerBias = g.initializer(io.routerBias, zerosLE, [L, E]);
-  const banMask = g.initializer(io.ban, zerosLE, [L, E]);
-  const forceMask = g.initializer(io.force, zerosLE, [L, E]);
-  const topPIn = g.initializer(io.topP, new Float32Array([0]), [1]);
-  for (const [n, d] of [[io.routerBias, [L, E]], [io.ban, [L, E]], [io.force, [L, E]], [io.topP, [1]]] as const) g.inputOverride(n, "float", [...d]);
+  const routerBias = g.input(io.routerBias, "float", [L, E]);
+  const banMask = g.input(io.ban, "float", [L, E]);
+  const forceMask = g.input(io.force, "float", [L, E]);
+  const topPIn = g.input(io.topP, "float", [1]);
   const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(c.mlp_dynamic_top_p)); // [1]
 
   // ---- M-RoPE tables: cos, sin [B,1,S,Dh] ----
@@ -404,7 +403,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 
 /**
  * Only the routing of PAPER.md §2 as a graph, for tests and tools:
- * inputs router_logits [N,E] (+ the optional interventions ban_mask/force_mask [1,E], top_p [1]);
+ * inputs router_logits [N,E], ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
  * outputs mask [N,E], weights [N,E], k int64 [N].
  */
 export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
@@ -412,11 +411,9 @@ export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
   const g = new GraphBuilder("uni_moe_routing");
   const o = new Ops(g);
   const z = g.input("router_logits", "float", ["tokens", E]);
-  const zeros = new Float32Array(E);
-  const ban = g.initializer(io.ban, zeros, [1, E]);
-  const force = g.initializer(io.force, zeros, [1, E]);
-  const topPIn = g.initializer(io.topP, new Float32Array([0]), [1]);
-  for (const [n, d] of [[io.ban, [1, E]], [io.force, [1, E]], [io.topP, [1]]] as const) g.inputOverride(n, "float", [...d]);
+  const ban = g.input(io.ban, "float", [1, E]);
+  const force = g.input(io.force, "float", [1, E]);
+  const topPIn = g.input(io.topP, "float", [1]);
   const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(config.mlp_dynamic_top_p));
   const r = routing(o, config, z, ban, force, topP);
   g.output(r.mask, "mask", "float", ["tokens", E]);

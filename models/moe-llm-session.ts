@@ -95,11 +95,16 @@ export class MoeLlmRunner {
     }
     if (input.positions.length !== 3 * B * S) throw new Error(`forward: positions must be [3*${B}*${S}]`);
     feeds[io.positions] = new ort.Tensor("int64", toI64(input.positions), [3, B, S]);
-    const iv = input.interventions;
-    if (iv?.routerBias) feeds[io.routerBias] = new ort.Tensor("float32", iv.routerBias, [L, E]);
-    if (iv?.ban) feeds[io.ban] = new ort.Tensor("float32", iv.ban, [L, E]);
-    if (iv?.force) feeds[io.force] = new ort.Tensor("float32", iv.force, [L, E]);
-    if (iv?.topP !== undefined) feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP]), [1]);
+    const iv = input.interventions ?? {};
+    const neutral = new Float32Array(L * E); // router_bias, ban_mask, force_mask: zeros = no intervention
+    const le = (a: Float32Array | undefined, what: string) => {
+      if (a && a.length !== L * E) throw new Error(`forward: ${what} must be [${L}*${E}]`);
+      return new ort.Tensor("float32", a ?? neutral, [L, E]);
+    };
+    feeds[io.routerBias] = le(iv.routerBias, "routerBias");
+    feeds[io.ban] = le(iv.ban, "ban");
+    feeds[io.force] = le(iv.force, "force");
+    feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP ?? 0]), [1]);
     if (this.options.kvCache) {
       const past = input.past ?? this.emptyCache(B);
       for (let i = 0; i < L; i++) {

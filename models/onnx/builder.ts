@@ -77,13 +77,6 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declares an existing initializer as a graph input too: the caller may feed it, otherwise its value is the default. */
-  inputOverride(name: string, dtype: DType, dims: Dim[]): string {
-    if (!this.inits.some((t) => t.name === name)) throw new Error(`inputOverride: "${name}" is not an initializer`);
-    this.inputs.push(valueInfo(name, dtype, dims));
-    return name;
-  }
-
   /** Marks `value` as the graph output `name` (an Identity node is added when the names differ). */
   output(value: string, name: string, dtype: DType, dims: Dim[]): string {
     if (value !== name) this.node("Identity", [value], {}, { outputs: [this.claim(name)] });
