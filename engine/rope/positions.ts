@@ -446,7 +446,8 @@ function spanInfos(seg: Exclude<Segment, TextSegment>, segment: number): TokenIn
 function pushInterleaved(res: PositionIds, segment: number, st: number, video: Offset[], audio: Offset[]): number {
   const idsPerChunk = TMROPE_IDS_PER_SECOND * TMROPE_SECONDS_PER_CHUNK;
   const chunkOf = (o: Offset) => Math.floor(o.dt / idsPerChunk);
-  const chunks = Math.max(0, ...video.map(chunkOf), ...audio.map(chunkOf)) + 1;
+  const lastChunk = (list: Offset[]) => (list.length ? chunkOf(list[list.length - 1]!) : 0); // dt is non-decreasing
+  const chunks = Math.max(lastChunk(video), lastChunk(audio)) + 1;
   let vi = 0;
   let ai = 0;
   const emit = (o: Offset) => {
