@@ -1,0 +1,164 @@
+import type { LayerTrace, Modality, RoutingTrace, TraceToken } from "@/engine/trace";
+import { expertColumns, type MoeLlmConfig } from "./config";
+import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
+import { sampleToken, type SamplingOptions } from "./sampling";
+import { SeededRandom } from "./seeded-random";
+import type { Tokenizer } from "./tokenizer";
+
+/** The part of MoeLlmRunner generation needs (a KV-cache graph, with trace outputs when tracing). */
+export interface DecoderModel {
+  readonly config: MoeLlmConfig;
+  forward(input: ForwardInput): Promise<ForwardOutput>;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  seed: number;
+  /** Generation stops after emitting one of these ids (it is kept in the output). */
+  stopTokens: number[];
+  interventions?: Interventions;
+  signal?: AbortSignal;
+  /** Called for every generated token with the text it completed ("" inside a UTF-8 character). */
+  onToken?: (step: number, id: number, piece: string) => void;
+}
+
+export interface PromptInput {
+  ids: number[];
+  /** (t, h, w) per prompt token; default 0..n-1 on all axes. */
+  positions?: { t: number[]; h: number[]; w: number[] };
+  modalities?: Modality[];
+  /** Model name recorded in the trace. */
+  modelName: string;
+}
+
+export interface SpecialHidden {
+  token: string;
+  id: number;
+  /** Index among the generated tokens. */
+  index: number;
+  /** Final hidden state (after the last norm) at this token's position: [hidden_size]. */
+  hidden: Float32Array;
+}
+
+export interface GenerateResult {
+  promptIds: number[];
+  newIds: number[];
+  text: string;
+  stopReason: "stop-token" | "max-tokens";
+  trace: RoutingTrace;
+  specialHidden: SpecialHidden[];
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export class GenerationCancelled extends Error {
+  constructor() {
+    super("cancelled");
+    this.name = "GenerationCancelled";
+  }
+}
+
+export const UNI_MOE_CONVENTION =
+  "Uni-MoE-2.0 dynamic capacity: softmax over routed+null logits, Top-P chooses k experts (GRIN multipliers), shared experts always on; weights renormalised over all chosen columns.";
+
+function toLayerTrace(t: GraphLayerTrace): LayerTrace {
+  return { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+}
+
+function concatLayers(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
+  const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
+    const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
+    return out;
+  };
+  return a.map((l, i) => ({ routerLogits: cat(l.routerLogits, b[i]!.routerLogits), mask: cat(l.mask, b[i]!.mask), weights: cat(l.weights, b[i]!.weights), k: cat(l.k, b[i]!.k) }));
+}
+
+/**
+ * Prefill the prompt, then decode token by token with the KV cache. Routing is recorded for every
+ * token the model reads (prompt: phase "prefill"; each generated token when fed back: "decode").
+ * The hidden states of generated special tokens ([IMG*], [TASK*], speech markers) are kept for the
+ * generation heads.
+ */
+export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt: PromptInput, o: GenerateOptions): Promise<GenerateResult> {
+  const n = prompt.ids.length;
+  if (n === 0) throw new Error("the prompt is empty");
+  const vocab = model.config.vocab_size;
+  const bad = prompt.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+  if (bad !== undefined) throw new Error(`token id ${bad} is outside the model's vocabulary (0..${vocab - 1})`);
+  const pos = prompt.positions ?? { t: [...prompt.ids.keys()], h: [...prompt.ids.keys()], w: [...prompt.ids.keys()] };
+  if (pos.t.length !== n || pos.h.length !== n || pos.w.length !== n) throw new Error(`positions must have ${n} entries per axis`);
+  const H = model.config.hidden_size;
+  const rng = new SeededRandom(o.seed);
+  const decoder = tokenizer.createStreamDecoder();
+  const checkCancel = () => {
+    if (o.signal?.aborted) throw new GenerationCancelled();
+  };
+
+  const tokens: TraceToken[] = prompt.ids.map((id, i) => ({
+    id,
+    text: tokenizer.decode([id]),
+    modality: prompt.modalities?.[i] ?? "text",
+    position: [pos.t[i]!, pos.h[i]!, pos.w[i]!],
+    phase: "prefill",
+  }));
+
+  checkCancel();
+  let t0 = performance.now();
+  const positions = [...pos.t, ...pos.h, ...pos.w];
+  const first = await model.forward({ batch: 1, seq: n, ids: prompt.ids, positions, interventions: o.interventions });
+  const prefillMs = performance.now() - t0;
+  if (!first.trace || !first.present) throw new Error("the model was built without trace outputs or KV cache");
+  let layers = first.trace.map(toLayerTrace);
+  let cache: KvCache = first.present;
+  let logits = first.logits.subarray((n - 1) * vocab, n * vocab);
+  let nextPos = Math.max(...pos.t, ...pos.h, ...pos.w) + 1;
+
+  const newIds: number[] = [];
+  const specialHidden: SpecialHidden[] = [];
+  let text = "";
+  let stopReason: GenerateResult["stopReason"] = "max-tokens";
+  t0 = performance.now();
+  const pendingSpecial: number[] = [];
+  for (let step = 0; step < o.maxNewTokens; step++) {
+    checkCancel();
+    const id = sampleToken(logits, o, rng);
+    newIds.push(id);
+    const piece = decoder.push(id);
+    text += piece;
+    o.onToken?.(step, id, piece);
+    if (tokenizer.isSpecial(id) && id < tokenizer.vocabSize) pendingSpecial.push(newIds.length - 1);
+    const stop = o.stopTokens.includes(id);
+    const last = step === o.maxNewTokens - 1 || stop;
+    // Feed the token back: needed for the next step, and for the hidden state of a special token.
+    if (last && pendingSpecial.length === 0) {
+      if (stop) stopReason = "stop-token";
+      break;
+    }
+    const out = await model.forward({ batch: 1, seq: 1, ids: [id], positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
+    tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
+    layers = concatLayers(layers, out.trace!.map(toLayerTrace));
+    for (const index of pendingSpecial.splice(0)) {
+      specialHidden.push({ token: tokenizer.decode([newIds[index]!]), id: newIds[index]!, index, hidden: out.lastHidden.slice(0, H) });
+    }
+    cache = out.present!;
+    logits = out.logits;
+    nextPos++;
+    if (last) {
+      if (stop) stopReason = "stop-token";
+      break;
+    }
+  }
+  text += decoder.flush();
+  return {
+    promptIds: prompt.ids,
+    newIds,
+    text,
+    stopReason,
+    trace: { kind: "routing-trace", model: prompt.modelName, convention: UNI_MOE_CONVENTION, experts: expertColumns(model.config), tokens, layers },
+    specialHidden,
+    prefillMs,
+    decodeMs: performance.now() - t0,
+  };
+}
