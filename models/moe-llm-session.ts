@@ -75,6 +75,11 @@ export class MoeLlmRunner {
     return new MoeLlmRunner(config, options, session, model);
   }
 
+  /** Wraps a session made elsewhere (e.g. the engine's session pool) from a graph built with `options`. */
+  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array()): MoeLlmRunner {
+    return new MoeLlmRunner(config, options, session, model);
+  }
+
   /** An empty cache for `batch` sequences. */
   emptyCache(batch: number): KvCache {
     const { L } = moeDims(this.config);

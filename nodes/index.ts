@@ -8,6 +8,7 @@
 import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
 import { audioInput } from "./audio-input";
 import { imageInput } from "./image-input";
+import { moeLlm } from "./moe-llm";
 import { preview } from "./preview";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
@@ -21,6 +22,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   audioInput,
   videoInput,
   textTemplate,
+  moeLlm,
   preview,
 ];
 

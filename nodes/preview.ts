@@ -71,6 +71,13 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
     if (o.kind === "video" && typeof o.file === "string") {
       return { type: "video", headline: `video (${o.mime}), ${typeof o.bytes === "number" ? (o.bytes / (1024 * 1024)).toFixed(1) : "?"} MB`, ...pick(o, ["file", "mime", "bytes"]) };
     }
+    if (o.kind === "llm-output" && typeof o.text === "string") {
+      const ids = Array.isArray(o.ids) ? o.ids.length : 0;
+      return { type: "text", headline: `${ids} generated tokens (${String(o.stopReason)})`, text: o.text.slice(0, MAX_TEXT), length: o.text.length };
+    }
+    if (o.kind === "routing-trace" && Array.isArray(o.layers) && Array.isArray(o.tokens) && Array.isArray(o.experts)) {
+      return { type: "routing-trace", headline: `routing of ${o.tokens.length} tokens × ${o.layers.length} layers × ${o.experts.length} experts`, model: o.model };
+    }
     const keys = Object.keys(o);
     const kind = typeof o.kind === "string" ? o.kind : undefined;
     return {

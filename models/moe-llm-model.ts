@@ -1,0 +1,139 @@
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { Runtime, SessionHandle } from "@/engine/runtime/types";
+import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
+import { MoeLlmRunner } from "./moe-llm-session";
+import { SafetensorsWeights } from "./safetensors";
+import { byteTokenizer, type Tokenizer } from "./tokenizer";
+import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
+
+/** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
+const GRAPH_BUILDER_VERSION = 1;
+
+export interface ResolvedModel {
+  /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
+  ref: string;
+  dir: string;
+  config: MoeLlmConfig;
+  /** Content hash of config + weights (cache keys, graph cache). */
+  contentHash: string;
+  /** "seeded, untrained" for the reference family. */
+  label?: string;
+}
+
+const REFERENCE_PREFIX = "uni-moe-tiny/";
+
+/** The models a user can pick: the reference family plus every model directory under the models dir. */
+export function listModels(): string[] {
+  const found = REFERENCE_MODEL_NAMES.map((n) => `${REFERENCE_PREFIX}${n}`);
+  const root = modelsDir();
+  if (!existsSync(root)) return found;
+  for (const family of readdirSync(root, { withFileTypes: true })) {
+    if (!family.isDirectory() || family.name.startsWith(".")) continue;
+    for (const m of readdirSync(path.join(root, family.name), { withFileTypes: true })) {
+      const ref = `${family.name}/${m.name}`;
+      if (m.isDirectory() && !found.includes(ref) && existsSync(path.join(root, family.name, m.name, "config.json"))) found.push(ref);
+    }
+  }
+  return found;
+}
+
+/** Hash of config.json and the safetensors files' contents (read in 4 MB pieces; never all at once). */
+function hashModelDir(dir: string): string {
+  const h = createHash("sha256");
+  const files = readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors")).sort();
+  const buf = Buffer.alloc(4 << 20);
+  for (const f of files) {
+    h.update(`${f}\0`);
+    const fd = openSync(path.join(dir, f), "r");
+    try {
+      for (let pos = 0, n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return h.digest("hex");
+}
+
+const hashCache = new Map<string, { stamp: string; hash: string }>();
+
+function dirStamp(dir: string): string {
+  return readdirSync(dir)
+    .sort()
+    .map((f) => {
+      const s = statSync(path.join(dir, f));
+      return `${f}:${s.size}:${s.mtimeMs}`;
+    })
+    .join("|");
+}
+
+/**
+ * Finds a model by reference. "uni-moe-tiny/<name>" builds the seeded reference model on first use;
+ * anything else must be a directory inside the models dir (no path may reach outside it).
+ */
+export async function resolveModel(ref: string, onProgress?: (fraction: number, message: string) => void): Promise<ResolvedModel> {
+  const root = modelsDir();
+  let dir: string;
+  let label: string | undefined;
+  if (ref.startsWith(REFERENCE_PREFIX) && REFERENCE_MODEL_NAMES.includes(ref.slice(REFERENCE_PREFIX.length) as ReferenceModelName)) {
+    const name = ref.slice(REFERENCE_PREFIX.length) as ReferenceModelName;
+    const built = await ensureReferenceModel(name, undefined, {
+      onProgress: onProgress ? (written, total) => onProgress(written / Math.max(1, total), `building the seeded ${name} model`) : undefined,
+    });
+    dir = built.dir;
+    label = "seeded, untrained";
+  } else {
+    dir = path.resolve(root, ref);
+    if (!dir.startsWith(root + path.sep)) throw new Error(`model "${ref}" is outside the models directory`);
+    if (!existsSync(path.join(dir, "config.json"))) throw new Error(`model "${ref}" not found: no config.json in ${dir}`);
+  }
+  let config: MoeLlmConfig;
+  try {
+    config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));
+  } catch (err) {
+    throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
+  }
+  const stamp = dirStamp(dir);
+  let cached = hashCache.get(dir);
+  if (!cached || cached.stamp !== stamp) {
+    cached = { stamp, hash: hashModelDir(dir) };
+    hashCache.set(dir, cached);
+  }
+  return { ref, dir, config, contentHash: cached.hash, label };
+}
+
+/** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */
+export function graphFile(model: ResolvedModel, options: MoeGraphOptions): string {
+  const key = createHash("sha256")
+    .update(JSON.stringify({ hash: model.contentHash, options, v: GRAPH_BUILDER_VERSION }))
+    .digest("hex");
+  const dir = path.join(modelsDir(), ".graphs");
+  const file = path.join(dir, `${key}.onnx`);
+  if (existsSync(file)) return file;
+  mkdirSync(dir, { recursive: true });
+  const weights = new SafetensorsWeights(model.dir);
+  try {
+    const bytes = buildMoeLlmGraph(model.config, weights, options);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } finally {
+    weights.close();
+  }
+  return file;
+}
+
+export interface LoadedModel {
+  model: ResolvedModel;
+  runner: MoeLlmRunner;
+  handle: SessionHandle;
+  tokenizer: Tokenizer;
+}
+
+/** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
+export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+  const file = graphFile(model, options);
+  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: byteTokenizer }));
+}

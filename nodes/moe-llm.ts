@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { defineNode } from "../engine/node";
+import { generate, GenerationCancelled } from "../models/generate";
+import { compileInterventions } from "../models/interventions";
+import { resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import "./params";
+
+const GRAPH = { moe: "sparse", trace: true, kvCache: true } as const;
+
+/** An LLM's answer as it flows to the next node. */
+export interface LlmOutputValue {
+  kind: "llm-output";
+  model: string;
+  text: string;
+  promptIds: number[];
+  ids: number[];
+  stopReason: string;
+  /** Final hidden states of generated special tokens ([IMG*], [TASK*], speech markers), for the generation heads. */
+  specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export const moeLlm = defineNode({
+  type: "model.moe-llm",
+  typeVersion: 1,
+  title: "MoE-LLM",
+  category: "Models",
+  description: "Uni-MoE-2.0 decoder: generates text and records every routing decision.",
+  inputs: { prompt: { type: "TEXT", optional: true, label: "prompt" } },
+  outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" } },
+  params: z.object({
+    model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
+    system: z.string().max(10_000).default("").meta({ widget: "textarea", label: "System prompt" }),
+    maxNewTokens: z.number().int().min(1).max(2048).default(24).meta({ label: "Max new tokens", step: 1 }),
+    temperature: z.number().min(0).max(2).default(0).meta({ label: "Temperature (0 = greedy)", step: 0.05 }),
+    topK: z.number().int().min(0).max(1000).default(0).meta({ label: "Top-k (0 = off)" }),
+    topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
+    routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    interventions: z
+      .string()
+      .max(100_000)
+      .default("")
+      .meta({ widget: "textarea", label: "Interventions (JSON)", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
+  }),
+  async fingerprint(params) {
+    return (await resolveModel(params.model)).contentHash;
+  },
+  async execute({ inputs, params, ctx }) {
+    if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
+    const prompt = typeof inputs.prompt === "string" ? inputs.prompt : undefined;
+    if (prompt === undefined) throw new Error("connect a prompt (TEXT)");
+    const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
+    const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
+    return withMoeLlm(model, GRAPH, ctx.runtime, async ({ runner, tokenizer }) => {
+      const messages = [...(params.system ? [{ role: "system", content: params.system }] : []), { role: "user", content: prompt }];
+      const ids = tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+      let text = "";
+      try {
+        const result = await generate(
+          runner,
+          tokenizer,
+          { ids, modelName: params.model },
+          {
+            maxNewTokens: params.maxNewTokens,
+            temperature: params.temperature,
+            topK: params.topK,
+            topP: params.topP,
+            seed: params.seed,
+            stopTokens: [tokenizer.tokenId("<|im_end|>"), tokenizer.tokenId("<|endoftext|>")],
+            interventions,
+            signal: ctx.signal,
+            onToken: (step, _id, piece) => {
+              text += piece;
+              ctx.progress((step + 1) / params.maxNewTokens, text);
+            },
+          },
+        );
+        const output: LlmOutputValue = {
+          kind: "llm-output",
+          model: params.model,
+          text: result.text,
+          promptIds: result.promptIds,
+          ids: result.newIds,
+          stopReason: result.stopReason,
+          specialHidden: result.specialHidden,
+          prefillMs: result.prefillMs,
+          decodeMs: result.decodeMs,
+        };
+        return { output, trace: result.trace };
+      } catch (err) {
+        if (err instanceof GenerationCancelled) throw ctx.signal.reason ?? err;
+        throw err;
+      }
+    });
+  },
+  summarize(outputs) {
+    const o = outputs.output as LlmOutputValue | undefined;
+    if (!o) return "no output";
+    const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
+    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s`;
+  },
+});
