@@ -187,31 +187,25 @@ function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string,
   const extra = o.reduceSum(o.cast(o.and(forced, o.greaterOrEqual(rank, kBase)), "float"), [1]); // [N,1]
   const k = o.min(o.add(kBase, extra), nAllowed); // [N,1]
 
-  // 3. repeated argmax with the GRIN near-tie rule, unrolled over D steps; steps >= k do nothing
-  const thr = g.scalar(2 * c.router_jitter_noise);
-  const arangeD = g.const(Array.from({ length: D }, (_, i) => i), [1, D], "int64");
-  const absZ = o.abs(zD);
-  let chosen = g.const(new Array(D).fill(0), [1, D], "bool"); // broadcasts to [N,D] on the first Or
-  let mult = g.scalar(0); // broadcasts to [N,D] on the first Add
-  const scope = g.scope;
-  for (let s = 0; s < D; s++) {
-    g.scope = `${scope}grin${s}/`;
-    const avail = o.and(allowed, o.not(chosen)); // [N,D]
-    const fAvail = o.and(forced, avail);
-    const anyF = o.greater(o.reduceMax(o.cast(fAvail, "float"), [1]), g.scalar(0)); // [N,1]
-    const cand = o.or(fAvail, o.and(o.not(anyF), avail)); // forced first (Where has no bool kernel)
-    const e = o.argmax(o.where(cand, zD, neg), 1); // [N,1]
-    const m = o.gatherElements(zD, e, 1); // [N,1]
-    const ratio = o.div(o.sub(m, zD), o.max(absZ, o.abs(m))); // [N,D]; NaN (0/0) counts as kept, as in torch
-    const kept = o.and(avail, o.not(o.greater(ratio, thr)));
-    const gates = o.softmax(o.where(kept, zD, neg), 1);
-    const mul = o.gatherElements(gates, e, 1); // [N,1]
-    const active = o.less(g.scalar(s), k); // [N,1]
-    const sel = o.and(o.equal(arangeD, e), active); // [N,D]
-    chosen = o.or(chosen, sel);
-    mult = o.add(mult, o.where(sel, mul, g.scalar(0)));
-  }
-  g.scope = scope;
+  // 3. repeated argmax with the GRIN near-tie rule. The argmax sequence is the order "forced first, then by
+  // logit, ties to the lower index" (banned last), so step s takes the column of order rank s, and all D steps
+  // are evaluated at once as a batch [N, step, column]; steps >= k do nothing.
+  const fa = o.unsqueeze(forced, [2]), fb = o.unsqueeze(forced, [1]); // [1,D,1], [1,1,D]
+  const beatsF = o.or(o.and(fb, o.not(fa)), o.and(o.not(o.xor(fb, fa)), beats)); // [N,D,D]
+  const order = o.reduceSum(o.cast(beatsF, "float"), [2], 0); // [N,D] step at which each column is taken
+  const steps = g.const(Array.from({ length: D }, (_, s) => s), [1, D, 1]); // [1,S=D,1]
+  const orderJ = o.unsqueeze(order, [1]); // [N,1,D]
+  const zj = o.unsqueeze(zD, [1]); // [N,1,D]
+  const pick = o.equal(orderJ, steps); // [N,S,D] one-hot: column e taken at step s
+  const m = o.reduceMax(o.where(pick, zj, neg), [2]); // [N,S,1] logit of e
+  const avail = o.and(o.unsqueeze(allowed, [1]), o.greaterOrEqual(orderJ, steps)); // [N,S,D] not yet taken
+  const ratio = o.div(o.sub(m, zj), o.max(o.abs(zj), o.abs(m))); // NaN (0/0) counts as kept, as in torch
+  const kept = o.and(avail, o.not(o.greater(ratio, g.scalar(2 * c.router_jitter_noise))));
+  const gates = o.softmax(o.where(kept, zj, neg), 2); // [N,S,D]
+  const multStep = o.reduceSum(o.mul(gates, o.cast(pick, "float")), [2]); // [N,S,1] softmax at e
+  const active = o.less(steps, o.unsqueeze(k, [2])); // [N,S,1]
+  const mult = o.reduceSum(o.where(o.and(pick, active), multStep, g.scalar(0)), [1], 0); // [N,D]
+  const chosen = o.and(o.less(order, k), allowed); // [N,D]
 
   // 4. routing weights over the chosen dynamic columns
   const rw = o.div(mult, o.add(o.reduceSum(mult, [1]), g.scalar(1e-6))); // [N,D]
@@ -348,6 +342,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const qPos = o.range(scalar(pLen), scalar(o.add(pLen, sLen)), one); // [S]
   const kPos = o.range(g.const([0], [], "int64"), scalar(o.add(pLen, sLen)), one); // [T]
   const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
+  /** q, k, v projections fused into one Linear: rows [q; k; v] */
+  const qkvWeight = (i: number, kind: "weight" | "bias") => {
+    const parts = (["q", "k", "v"] as const).map((p) => weight(weights, shapes, paramNames.attn(i, p, kind)));
+    const rows = parts.reduce((a, t) => a + t.shape[0]!, 0);
+    return g.initializer(`l${i}.qkv_proj.${kind}`, catRows(parts.map((t) => t.data)), kind === "weight" ? [rows, H] : [rows]);
+  };
   const headsShape = (n: number) => o.concat([bsShape, g.ints([n, Dh])], 0); // [B,S,n,Dh]
   const qScale = g.scalar(1 / Math.sqrt(Dh));
 
@@ -359,11 +359,11 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 
     // attention: x [N,H] → [N,H]
     const h = o.rmsNorm(x, w(paramNames.inputNorm(i)), c.rms_norm_eps);
-    const proj = (p: "q" | "k" | "v", n: number) =>
-      o.transpose(o.reshape(o.linear(h, w(paramNames.attn(i, p, "weight")), w(paramNames.attn(i, p, "bias"))), headsShape(n)), [0, 2, 1, 3]); // [B,n,S,Dh]
-    const q = rope(proj("q", NH));
-    let k = rope(proj("k", KVH));
-    let v = proj("v", KVH);
+    const qkv = o.linear(h, qkvWeight(i, "weight"), qkvWeight(i, "bias")); // [N,(NH+2KVH)*Dh]
+    const heads = o.transpose(o.reshape(qkv, headsShape(NH + 2 * KVH)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
+    const [qk, v0] = o.split(heads, [NH + KVH, KVH], 1) as [string, string];
+    const [q, k0] = o.split(rope(qk), [NH, KVH], 1) as [string, string]; // [B,NH,S,Dh], [B,KVH,S,Dh]
+    let k = k0, v = v0;
     if (options.kvCache) {
       const pk = i === 0 ? io.pastKey(0) : g.input(io.pastKey(i), "float", ["batch", KVH, "past", Dh]);
       const pv = g.input(io.pastValue(i), "float", ["batch", KVH, "past", Dh]);
@@ -419,5 +419,32 @@ export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
   g.output(r.mask, "mask", "float", ["tokens", E]);
   g.output(r.weights, "weights", "float", ["tokens", E]);
   g.output(o.reshape(o.cast(r.k, "int64"), g.ints([-1])), "k", "int64", ["tokens"]);
+  return g.toBytes();
+}
+
+/**
+ * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools:
+ * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
+ * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
+ */
+export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace">): Uint8Array {
+  checkConfig(config);
+  const { H, E } = moeDims(config);
+  const g = new GraphBuilder("uni_moe_layer");
+  const o = new Ops(g);
+  const x = g.input("hidden", "float", ["tokens", H]);
+  const bias = g.input(io.routerBias, "float", [1, E]);
+  const ban = g.input(io.ban, "float", [1, E]);
+  const force = g.input(io.force, "float", [1, E]);
+  const topPIn = g.input(io.topP, "float", [1]);
+  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(config.mlp_dynamic_top_p));
+  const moe = moeLayer(o, config, weights, moeLlmParamShapes(config), layer, x, bias, ban, force, topP, options.moe);
+  g.output(moe.y, "y", "float", ["tokens", H]);
+  if (options.trace) {
+    g.output(moe.z, "router_logits", "float", ["tokens", E]);
+    g.output(moe.routing.mask, "mask", "float", ["tokens", E]);
+    g.output(moe.routing.weights, "weights", "float", ["tokens", E]);
+    g.output(o.reshape(o.cast(moe.routing.k, "int64"), g.ints([-1])), "k", "int64", ["tokens"]);
+  }
   return g.toBytes();
 }

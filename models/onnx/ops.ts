@@ -50,6 +50,8 @@ export class Ops {
   not(x: string): string { return this.g.op("Not", [x]); }
   /** a && b (bool) */
   and(a: string, b: string): string { return this.g.op("And", [a, b]); }
+  /** a xor b (bool) */
+  xor(a: string, b: string): string { return this.g.op("Xor", [a, b]); }
   /** a || b (bool) */
   or(a: string, b: string): string { return this.g.op("Or", [a, b]); }
   /** x cast to dtype */
@@ -73,6 +75,10 @@ export class Ops {
   transpose(x: string, perm: number[]): string { return this.g.op("Transpose", [x], { perm }); }
   /** xs joined along axis */
   concat(xs: string[], axis: number): string { return this.g.op("Concat", xs, { axis }); }
+  /** x split along axis into parts of the given sizes */
+  split(x: string, sizes: number[], axis: number): string[] {
+    return this.g.node("Split", [x, this.g.ints(sizes)], { axis }, { nOutputs: sizes.length });
+  }
   /** x[starts:ends] along axes (int64 [A] values or constants) */
   slice(x: string, starts: number[] | string, ends: number[] | string, axes: number[]): string {
     const s = typeof starts === "string" ? starts : this.g.ints(starts);
@@ -127,11 +133,10 @@ export class Ops {
   cumsum(x: string, axis: number): string { return this.g.op("CumSum", [x, this.g.const([axis], [], "int64")]); }
 
   // ---- composites ----
-  /** x: [..., H], w: [H] → x / sqrt(mean(x², -1) + eps) * w */
+  /** x: [..., H], w: [H] → x / sqrt(mean(x², -1) + eps) * w (the pattern ORT fuses into SimplifiedLayerNormalization) */
   rmsNorm(x: string, w: string, eps: number): string {
-    const ms = this.reduceMean(this.mul(x, x), [-1]);
-    const inv = this.div(this.g.scalar(1), this.sqrt(this.add(ms, this.g.scalar(eps))));
-    return this.mul(this.mul(x, inv), w);
+    const ms = this.reduceMean(this.g.op("Pow", [x, this.g.scalar(2)]), [-1]);
+    return this.mul(this.div(x, this.sqrt(this.add(ms, this.g.scalar(eps)))), w);
   }
   /** x: [N, H], gate/up: [I, H], down: [H, I] → [N, H] = down(silu(gate x) * up x) */
   swiglu(x: string, gate: string, up: string, down: string): string {
