@@ -87,8 +87,13 @@ export async function resolveModel(ref: string, onProgress?: (fraction: number, 
   } else {
     dir = path.resolve(root, ref);
     if (!dir.startsWith(root + path.sep)) throw new Error(`model "${ref}" is outside the models directory`);
-    if (!existsSync(path.join(dir, "config.json"))) throw new Error(`model "${ref}" not found: no config.json in ${dir}`);
   }
+  return openModelDir(dir, ref, label);
+}
+
+/** Reads a model directory (config.json + safetensors) wherever it is; callers decide what paths to allow. */
+export function openModelDir(dir: string, ref = dir, label?: string): ResolvedModel {
+  if (!existsSync(path.join(dir, "config.json"))) throw new Error(`model "${ref}" not found: no config.json in ${dir}`);
   let config: MoeLlmConfig;
   try {
     config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));

@@ -2,11 +2,15 @@
  * Headless CLI: the same engine, run queue and run history as the web app.
  *   npm run cli -- --help
  */
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
+import { SessionPool } from "@/engine/runtime";
 import { loadWorkflow } from "@/engine/workflow/load";
+import { forwardJson, type PositionsJson } from "@/models/forward";
+import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm-model";
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
@@ -30,10 +34,17 @@ Commands:
   rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
       --mode uni-moe|uni-moe-released|qwen2-vl|qwen2.5-omni|1d   Position-id rule (default: uni-moe).
       --out <ids.json>                        Where to write the ids (default: print them).
+  forward --model <dir> --ids <1,2,3> --out <result.json>
+                                            One forward pass of an MoE-LLM; writes the last position's logits and
+                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
+                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
+      --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
+      --dense                                 Compute every expert for every token (masked), to compare.
+      --top-p X                               Override the model's routing Top-P threshold.
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
-Later issues add: forward, import.`;
+Later issues add: import.`;
 
 class UsageError extends Error {}
 
@@ -46,6 +57,11 @@ interface Args {
   out?: string;
   layout?: string;
   mode?: string;
+  model?: string;
+  ids?: string;
+  positions?: string;
+  dense?: boolean;
+  topP?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -64,6 +80,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--version") args.version = Number(value());
     else if (args.command === "rope" && a === "--layout") args.layout = value();
     else if (args.command === "rope" && a === "--mode") args.mode = value();
+    else if (args.command === "forward" && a === "--model") args.model = value();
+    else if (args.command === "forward" && a === "--ids") args.ids = value();
+    else if (args.command === "forward" && a === "--positions") args.positions = value();
+    else if (args.command === "forward" && a === "--dense") args.dense = true;
+    else if (args.command === "forward" && a === "--top-p") args.topP = Number(value());
     else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
     else if (args.target === undefined) args.target = a;
     else throw new UsageError(`unexpected argument "${a}"`);
@@ -213,6 +234,41 @@ async function cmdValidate(args: Args): Promise<number> {
   return hasErrors(problems) ? 1 : 0;
 }
 
+/** `forward`: one pass of a model directory; the output shape is a scripting contract (models/forward.ts). */
+async function cmdForward(args: Args): Promise<number> {
+  if (!args.model) throw new UsageError("forward needs --model <dir>");
+  if (!args.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
+  if (!args.out) throw new UsageError("forward needs --out <result.json>");
+  if (args.topP !== undefined && !(args.topP > 0 && args.topP <= 1)) throw new UsageError("--top-p must be in (0, 1]");
+  const ids = args.ids.split(",").map((s) => Number(s.trim()));
+  if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${args.ids}")`);
+  let positions: PositionsJson | undefined;
+  if (args.positions) {
+    try {
+      positions = JSON.parse(await readFile(args.positions, "utf8")) as PositionsJson;
+    } catch (err) {
+      throw new UsageError(`cannot read --positions ${args.positions}: ${(err as Error).message}`);
+    }
+  }
+  let model: ResolvedModel;
+  try {
+    model = existsSync(args.model) ? openModelDir(path.resolve(args.model), args.model) : await resolveModel(args.model);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const pool = new SessionPool();
+  try {
+    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP });
+    await writeFile(args.out, JSON.stringify(result));
+    console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
+    return 0;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  } finally {
+    await pool.close();
+  }
+}
+
 /** `rope`: position ids for a layout file (engine/rope/positions.ts documents the layout and the modes). */
 async function cmdRope(args: Args): Promise<number> {
   const file = args.layout ?? args.target;
@@ -277,6 +333,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdList();
       case "rope":
         return await cmdRope(args);
+      case "forward":
+        return await cmdForward(args);
       default:
         throw new UsageError(`unknown command "${args.command}"`);
     }

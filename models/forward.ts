@@ -1,0 +1,50 @@
+import type { Runtime } from "@/engine/runtime/types";
+import { expertColumns } from "./config";
+import { withMoeLlm, type ResolvedModel } from "./moe-llm-model";
+
+/** The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. */
+export interface ForwardJson {
+  logits: number[];
+  layers: { router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
+}
+
+export interface PositionsJson {
+  t: number[];
+  h: number[];
+  w: number[];
+}
+
+function rows(a: ArrayLike<number>, n: number, e: number, map: (v: number) => number = (v) => v): number[][] {
+  return Array.from({ length: n }, (_, i) => Array.from({ length: e }, (_, j) => map(a[i * e + j]!)));
+}
+
+/** One full forward pass (no cache) over `ids`; logits of the last position and every layer's routing. */
+export async function forwardJson(
+  model: ResolvedModel,
+  runtime: Runtime,
+  ids: number[],
+  opts: { positions?: PositionsJson; dense?: boolean; topP?: number },
+): Promise<ForwardJson> {
+  const n = ids.length;
+  const V = model.config.vocab_size;
+  if (n === 0) throw new Error("--ids is empty");
+  const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
+  if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (0..${V - 1})`);
+  const p = opts.positions ?? { t: [...ids.keys()], h: [...ids.keys()], w: [...ids.keys()] };
+  for (const axis of ["t", "h", "w"] as const) {
+    if (!Array.isArray(p[axis]) || p[axis].length !== n || !p[axis].every((v) => Number.isInteger(v))) throw new Error(`positions.${axis} must be ${n} integers`);
+  }
+  const E = expertColumns(model.config).length;
+  return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false }, runtime, async ({ runner }) => {
+    const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions: opts.topP ? { topP: opts.topP } : undefined });
+    return {
+      logits: Array.from(out.logits.subarray((n - 1) * V, n * V)),
+      layers: out.trace!.map((l) => ({
+        router_logits: rows(l.routerLogits, n, E),
+        k: Array.from(l.k, (v) => Number(v)),
+        mask: rows(l.mask, n, E, (v) => (v ? 1 : 0)),
+        weights: rows(l.weights, n, E),
+      })),
+    };
+  });
+}

@@ -1,0 +1,84 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { expertColumns } from "@/models/config";
+import { SafetensorsWeights } from "@/models/safetensors";
+import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { referenceForward } from "../reference/moe-llm";
+
+// `cli forward` is a scripting contract: exact shape, and numbers that agree with the plain-TS reference.
+const root = path.join(__dirname, "../..");
+const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-fwd-"));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+    cwd: root,
+    env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, "models") },
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("cli forward on uni-moe-tiny/tiny", () => {
+  it("writes exactly { logits, layers[{router_logits, k, mask, weights}] } matching the reference", async () => {
+    const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
+    const ids = [256, 72, 105, 33, 257, 300, 10];
+    const n = ids.length;
+    // A small image-like span: distinct t, h, w.
+    const positions = { t: [0, 1, 2, 2, 2, 2, 5], h: [0, 1, 2, 2, 3, 3, 5], w: [0, 1, 2, 3, 2, 3, 5] };
+    writeFileSync(path.join(tmp, "pos.json"), JSON.stringify(positions));
+    const out = path.join(tmp, "result.json");
+    const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--positions", path.join(tmp, "pos.json"), "--out", out);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const result = JSON.parse(readFileSync(out, "utf8"));
+    expect(Object.keys(result).sort()).toEqual(["layers", "logits"]);
+    const E = expertColumns(config).length;
+    expect(result.logits).toHaveLength(config.vocab_size);
+    expect(result.layers).toHaveLength(config.num_hidden_layers);
+    for (const l of result.layers) {
+      expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+      expect(l.router_logits).toHaveLength(n);
+      expect(l.router_logits[0]).toHaveLength(E);
+      expect(l.k).toHaveLength(n);
+      expect(l.mask.flat().every((v: number) => v === 0 || v === 1)).toBe(true);
+    }
+
+    const weights = new SafetensorsWeights(dir);
+    const ref = referenceForward(config, weights, { batch: 1, seq: n, ids, positions: [...positions.t, ...positions.h, ...positions.w] });
+    weights.close();
+    const V = config.vocab_size;
+    let maxLogit = 0;
+    for (let v = 0; v < V; v++) maxLogit = Math.max(maxLogit, Math.abs(result.logits[v] - ref.logits[(n - 1) * V + v]!));
+    let maxWeight = 0;
+    result.layers.forEach((l: { k: number[]; mask: number[][]; weights: number[][]; router_logits: number[][] }, i: number) => {
+      const rl = ref.trace[i]!;
+      expect(l.k).toEqual(Array.from(rl.k, Number));
+      expect(l.mask.flat()).toEqual(Array.from(rl.mask, Number));
+      l.weights.flat().forEach((w, j) => (maxWeight = Math.max(maxWeight, Math.abs(w - rl.weights[j]!))));
+    });
+    console.log(`cli forward vs reference: max |Δlogit| ${maxLogit.toExponential(2)}, max |Δweight| ${maxWeight.toExponential(2)}`);
+    expect(maxLogit).toBeLessThan(1e-4);
+    expect(maxWeight).toBeLessThan(1e-4);
+
+    // --dense gives the same numbers; --top-p 1 selects every dynamic expert.
+    const dense = path.join(tmp, "dense.json");
+    expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--positions", path.join(tmp, "pos.json"), "--dense", "--out", dense).code).toBe(0);
+    const d = JSON.parse(readFileSync(dense, "utf8"));
+    expect(Math.max(...d.logits.map((v: number, i: number) => Math.abs(v - result.logits[i])))).toBeLessThan(1e-5);
+    const all = path.join(tmp, "all.json");
+    expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--top-p", "1", "--out", all).code).toBe(0);
+    const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
+    for (const l of JSON.parse(readFileSync(all, "utf8")).layers) expect(l.k.every((k: number) => k === D)).toBe(true);
+  });
+
+  it("bad input is exit 2 with the cause", () => {
+    expect(cli("forward", "--model", path.join(tmp, "nope"), "--ids", "1", "--out", path.join(tmp, "x.json"))).toMatchObject({ code: 2 });
+    const r = cli("forward", "--model", path.join(tmp, "models", "uni-moe-tiny", "tiny"), "--ids", "1,99999", "--out", path.join(tmp, "x.json"));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("outside the vocabulary");
+  });
+});
