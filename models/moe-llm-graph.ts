@@ -245,7 +245,8 @@ function expertInitializers(g: GraphBuilder, ws: WeightSource, shapes: Map<strin
 
 /** silu(gate) * up for a fused [.., 2I] projection → [.., I]. */
 function swigluAct(o: Ops, gu: string, I: number, axis: number): string {
-  return o.mul(o.silu(o.slice(gu, [0], [I], [axis])), o.slice(gu, [I], [2 * I], [axis]));
+  const [gate, up] = o.split(gu, [I, I], axis) as [string, string];
+  return o.mul(o.silu(gate), up);
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing for the trace). */
