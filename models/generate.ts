@@ -58,6 +58,9 @@ export class GenerationCancelled extends Error {
   }
 }
 
+/** Control tokens the generation heads read hidden states of (PAPER.md §5). */
+const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
+
 export const UNI_MOE_CONVENTION =
   "Uni-MoE-2.0 dynamic capacity: softmax over routed+null logits, Top-P chooses k experts (GRIN multipliers), shared experts always on; weights renormalised over all chosen columns.";
 
@@ -128,7 +131,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     const piece = decoder.push(id);
     text += piece;
     o.onToken?.(step, id, piece);
-    if (tokenizer.isSpecial(id) && id < tokenizer.vocabSize) pendingSpecial.push(newIds.length - 1);
+    if (tokenizer.isSpecial(id) && HEAD_TOKEN.test(tokenizer.decode([id]))) pendingSpecial.push(newIds.length - 1);
     const stop = o.stopTokens.includes(id);
     const last = step === o.maxNewTokens - 1 || stop;
     // Feed the token back: needed for the next step, and for the hidden state of a special token.

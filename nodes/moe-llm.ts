@@ -30,7 +30,7 @@ export const moeLlm = defineNode({
   inputs: { prompt: { type: "TEXT", optional: true, label: "prompt" } },
   outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" } },
   params: z.object({
-    model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
+    model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
     system: z.string().max(10_000).default("").meta({ widget: "textarea", label: "System prompt" }),
     maxNewTokens: z.number().int().min(1).max(2048).default(24).meta({ label: "Max new tokens", step: 1 }),
     temperature: z.number().min(0).max(2).default(0).meta({ label: "Temperature (0 = greedy)", step: 0.05 }),

@@ -69,9 +69,12 @@ export const RunOutputs = memo(function RunOutputs({ nodeId }: { nodeId: string 
   return (
     <>
       {run.status === "running" && (
-        <div className="progress" title={run.message}>
-          <div style={{ width: `${Math.round((run.fraction ?? 0) * 100)}%` }} />
-        </div>
+        <>
+          <div className="progress" title={run.message}>
+            <div style={{ width: `${Math.round((run.fraction ?? 0) * 100)}%` }} />
+          </div>
+          {run.message && <pre className="out-text stream nowheel" data-testid={`stream-${nodeId}`}>{run.message}</pre>}
+        </>
       )}
       {run.error && <div className="node-error" data-testid={`error-${nodeId}`}>{run.error}</div>}
       {run.outputs && Object.keys(run.outputs).length > 0 && (

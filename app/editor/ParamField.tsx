@@ -1,5 +1,6 @@
 "use client";
 import { memo, useState } from "react";
+import { trpc } from "@/app/lib/trpc";
 import { useEditor } from "./store";
 
 /** The slice of a param's JSON Schema (from zod's toJSONSchema, with our .meta() hints) the form reads. */
@@ -9,7 +10,7 @@ export interface ParamSchema {
   minimum?: number;
   maximum?: number;
   default?: unknown;
-  widget?: "textarea" | "file" | "slider";
+  widget?: "textarea" | "file" | "slider" | "model";
   accept?: string;
   step?: number;
   label?: string;
@@ -65,13 +66,32 @@ function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: str
   );
 }
 
+function ModelPicker({ value, onChange, label }: { value: string; onChange: (v: string) => void; label: string }) {
+  const models = trpc.models.list.useQuery(undefined, { staleTime: 30_000 });
+  const options = models.data ?? [];
+  const known = options.some((m) => m.ref === value);
+  return (
+    <select className="nodrag" value={value} onChange={(e) => onChange(e.target.value)} aria-label={label}>
+      {!known && <option value={value}>{value} (not found)</option>}
+      {options.map((m) => (
+        <option key={m.ref} value={m.ref}>
+          {m.ref}
+          {m.label ? ` — ${m.label}` : ""}
+        </option>
+      ))}
+    </select>
+  );
+}
+
 function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
   const setParam = useEditor((s) => s.setParam);
   const label = schema.label ?? name;
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   const onChange = (v: unknown) => setParam(nodeId, name, v);
   let control;
-  if (schema.widget === "file") {
+  if (schema.widget === "model") {
+    control = <ModelPicker value={String(value ?? "")} onChange={onChange} label={label} />;
+  } else if (schema.widget === "file") {
     control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
   } else if (schema.enum) {
     control = (

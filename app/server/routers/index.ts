@@ -1,5 +1,6 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { modelsRouter } from "./models";
 import { runRouter } from "./run";
 import { workflowRouter } from "./workflow";
 
@@ -7,6 +8,7 @@ export const appRouter = router({
   catalog: publicProcedure.query(() => catalogInfo()),
   workflow: workflowRouter,
   run: runRouter,
+  models: modelsRouter,
 });
 
 export type AppRouter = typeof appRouter;
