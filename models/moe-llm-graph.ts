@@ -178,22 +178,27 @@ function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string,
   kTopP = o.where(o.greaterOrEqual(topP, g.scalar(1)), g.scalar(D), kTopP);
   const kBase = o.where(o.greater(topP, g.scalar(0)), kTopP, g.scalar(c.mlp_dynamic_top_k)); // [N,1]
 
-  // forced columns outside the model's own top-kBase are added: rank[a] = #{b beating a (higher logit, or tie with lower index)}
-  const za = o.unsqueeze(zA, [2]); // [N,D,1]
-  const zb = o.unsqueeze(zA, [1]); // [N,1,D]
-  const lowerIdx = g.const(Array.from({ length: D * D }, (_, i) => (i % D < Math.floor(i / D) ? 1 : 0)), [1, D, D], "bool"); // [a,b] = b < a
-  const beats = o.or(o.greater(zb, za), o.and(o.equal(zb, za), lowerIdx)); // [N,D,D]
-  const rank = o.reduceSum(o.cast(beats, "float"), [2], 0); // [N,D]
-  const extra = o.reduceSum(o.cast(o.and(forced, o.greaterOrEqual(rank, kBase)), "float"), [1]); // [N,1]
+  // The model's own choice is the kBase largest allowed logits (ties: lower index, as torch's argmax), so
+  // rank[j] = position of column j in the descending order; TopK sorts ties to the lower index.
+  const [, idx] = o.topk(zA, g.ints([D]), 1); // [N,D] columns in descending logit order
+  const pos = o.expand(g.const(Array.from({ length: D }, (_, s) => s), [1, D]), o.shape(idx)); // [N,D] 0..D-1
+  const zeros = o.expand(g.scalar(0), o.shape(idx));
+  const rank = o.scatterElements(zeros, idx, pos, 1); // [N,D]
+  // forced columns the model did not choose are added to k
+  const forcedF = o.cast(forced, "float"); // [1,D]
+  const extra = o.reduceSum(o.mul(forcedF, o.cast(o.greaterOrEqual(rank, kBase), "float")), [1]); // [N,1]
   const k = o.min(o.add(kBase, extra), nAllowed); // [N,1]
 
   // 3. repeated argmax with the GRIN near-tie rule. The argmax sequence is the order "forced first, then by
-  // logit, ties to the lower index" (banned last), so step s takes the column of order rank s, and all D steps
-  // are evaluated at once as a batch [N, step, column]; steps >= k do nothing.
-  const fa = o.unsqueeze(forced, [2]), fb = o.unsqueeze(forced, [1]); // [1,D,1], [1,1,D]
-  const beatsF = o.or(o.and(fb, o.not(fa)), o.and(o.not(o.xor(fb, fa)), beats)); // [N,D,D]
-  const order = o.reduceSum(o.cast(beatsF, "float"), [2], 0); // [N,D] step at which each column is taken
-  const steps = g.const(Array.from({ length: D }, (_, s) => s), [1, D, 1]); // [1,S=D,1]
+  // logit, ties to the lower index" (banned last): step s takes the column whose order is s. All steps
+  // s < max k are evaluated at once as a batch [N, step, column]; steps >= a token's k do nothing.
+  const fs = o.gatherElements(o.expand(forcedF, o.shape(idx)), idx, 1); // [N,D] forced flags in sorted order
+  const before = o.sub(o.cumsum(fs, 1), fs); // forced columns ahead in the sorted order
+  const nForced = o.reduceSum(forcedF, [1]); // [1,1]
+  const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(nForced, o.sub(pos, before)));
+  const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D] step at which each column is taken
+  const nSteps = o.max(o.reduceMax(k, [0, 1], 0), g.scalar(1)); // scalar: max k over tokens (>= 1)
+  const steps = o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1])); // [1,S,1]
   const orderJ = o.unsqueeze(order, [1]); // [N,1,D]
   const zj = o.unsqueeze(zD, [1]); // [N,1,D]
   const pick = o.equal(orderJ, steps); // [N,S,D] one-hot: column e taken at step s

@@ -106,6 +106,8 @@ export class Ops {
   gather(data: string, idx: string, axis = 0): string { return this.g.op("Gather", [data, idx], { axis }); }
   /** data: [N, D], idx: [N, J] int64 → [N, J] (data[n, idx[n, j]]) */
   gatherElements(data: string, idx: string, axis: number): string { return this.g.op("GatherElements", [data, idx], { axis }); }
+  /** data: [N, D], idx: [N, J] int64, upd: [N, J] → data with data[n, idx[n, j]] = upd[n, j] */
+  scatterElements(data: string, idx: string, upd: string, axis: number): string { return this.g.op("ScatterElements", [data, idx, upd], { axis }); }
   /** x: [...] → int64 [rank, nnz] coordinates of nonzero entries */
   nonzero(x: string): string { return this.g.op("NonZero", [x]); }
   /** data: [N, H], idx: [M, 1] int64, upd: [M, H] → data with rows idx[m] += upd[m] */
