@@ -60,3 +60,27 @@ test("a failing node shows its error and the run fails clearly", async ({ page }
   await expect(page.getByTestId(`error-${image}`)).toContainText("choose an image file");
   await expect(page.getByTestId("run-error")).toContainText("image_1");
 });
+
+test("the MoE-LLM node runs on uni-moe-tiny/tiny and its routing trace reaches the next node", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  const llm = await addNode(page, "model.moe-llm");
+  const out = await addNode(page, "output.preview");
+  const trace = await addNode(page, "output.preview");
+  await page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true }).fill("What is a mixture of experts?");
+  await expect(page.getByTestId(`node-${llm}`).getByLabel("Model", { exact: true })).toHaveValue("uni-moe-tiny/tiny");
+  await page.getByRole("button", { name: "Auto-layout" }).click();
+  await page.waitForTimeout(400);
+  await drag(page, `handle-${text}-out-text`, `handle-${llm}-in-prompt`);
+  await drag(page, `handle-${llm}-out-output`, `handle-${out}-in-value`);
+  await drag(page, `handle-${llm}-out-trace`, `handle-${trace}-in-value`);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(3);
+
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 60_000 });
+  await expect(await status(page, llm)).toHaveAttribute("data-status", "done");
+  await expect(page.getByTestId(`outputs-${out}`)).toContainText("generated tokens");
+  await expect(page.getByTestId(`outputs-${trace}`)).toContainText("routing of");
+  await expect(page.getByTestId(`outputs-${trace}`)).toContainText("8 layers × 7 experts");
+  await page.screenshot({ path: `${SHOTS}/moe-llm.png` });
+});
