@@ -32,6 +32,10 @@ import type { Tensor32, WeightSource } from "./weights";
  *   Ban wins over force. Force on a shared column changes nothing (shared columns are always on).
  * - top_p > 0 overrides the config's P for this run; top_p <= 0 keeps the config (where P = 0 means the
  *   fixed mlp_dynamic_top_k). P >= 1 selects all allowed dynamic columns (no float-rounding cut-off).
+ * Rounding edge: if the float32 cumulative sum never reaches P, the released code gets k = D + 1 and then
+ * gives that token no dynamic expert at all; here k is capped at the allowed dynamic columns (D).
+ * GRIN ratio: (m - z_j) / max(|z_j|, |m|) as in the released `allocation_expert` (clamp(min=|m|)); a 0/0
+ * (both logits 0) is NaN, which does not exceed 2·jitter, so that column is kept, exactly as in torch.
  * Not done: capacity token-drop (`token_drop`), padding masks (attention is causal only).
  */
 export interface MoeGraphOptions {
@@ -257,7 +261,7 @@ function swigluAct(o: Ops, gu: string, I: number, axis: number): string {
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing for the trace). */
 function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense") {
   const g = o.g;
-  const { R, SH, H, D } = moeDims(c);
+  const { R, SH, D } = moeDims(c);
   const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
   const router = g.initializer(paramNames.router(i), weight(ws, shapes, paramNames.router(i)).data, shapes.get(paramNames.router(i))!);
   const z = o.add(o.linear(x, router), bias); // [N,E]
@@ -288,7 +292,6 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
       y = o.scatterAddRows(y, idx, o.mul(he, we));
     }
   }
-  void H;
   return { y, routing: r, z };
 }
 

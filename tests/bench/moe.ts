@@ -8,7 +8,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { type MoeLlmConfig, zMoeLlmConfig } from "../../models/config";
-import { buildMoeLayerGraph, buildMoeLlmGraph, io, moeDims } from "../../models/moe-llm-graph";
+import { buildMoeLayerGraph, io, moeDims } from "../../models/moe-llm-graph";
 import { MoeLlmRunner } from "../../models/moe-llm-session";
 import { randomIds, randomWeights } from "../reference/random";
 
@@ -83,7 +83,7 @@ export async function benchMoe(opts: { tokens?: number; reps?: number; threads?:
   const positions = Array.from({ length: 3 * N }, (_, q) => q % N);
   const on = await MoeLlmRunner.create(c, w, { moe: "sparse", trace: true, kvCache: true }, so);
   const off = await MoeLlmRunner.create(c, w, { moe: "sparse", trace: false, kvCache: true }, so);
-  const [tOn, tOff] = await sideBySide([() => on.forward({ batch: 1, seq: N, ids, positions }), () => off.forward({ batch: 1, seq: N, ids, positions })], reps);
+  const [tOn, tOff] = await sideBySide([() => on.forward({ batch: 1, seq: N, ids, positions }), () => off.forward({ batch: 1, seq: N, ids, positions })], 2 * reps);
   const pre = await off.forward({ batch: 1, seq: N, ids, positions });
   const steps: number[] = [];
   let past = pre.present!;
@@ -97,6 +97,5 @@ export async function benchMoe(opts: { tokens?: number; reps?: number; threads?:
   log(`tiny-like decoder (8 layers, hidden 128, 4 routed + 1 null + 2 shared, P 0.7): prefill ${N} tokens trace off ${tOff!.toFixed(2)} ms, on ${tOn!.toFixed(2)} ms (${(100 * result.model.traceOverhead).toFixed(1)} %); decode with KV cache ${result.model.decodeMs.toFixed(2)} ms/token at past ≈ ${N}`);
   await on.release();
   await off.release();
-  void buildMoeLlmGraph;
   return result;
 }
