@@ -1,7 +1,8 @@
 /**
  * Engine benchmarks (`npm run bench`): executor overhead per node, cache-hit re-run vs full run, and
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
- * Prints a table, writes data/bench/engine.json, and prints the same JSON as the last stdout line.
+ * Then the MoE layer/decoder (tests/bench/moe.ts) and the reference models (tests/bench/llm.ts).
+ * `npm run bench -- engine moe llm` picks parts. Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -14,6 +15,8 @@ import { Executor } from "../../engine/executor";
 import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
 import { SessionPool } from "../../engine/runtime";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
+import { benchLlm } from "./llm";
+import { benchMoe } from "./moe";
 
 const nullStorage: Storage = {
   pathOf: (id) => id,
@@ -195,6 +198,30 @@ async function ortOverhead() {
 }
 
 async function main() {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+  const want = (part: string) => only.length === 0 || only.includes(part);
+  const json: Record<string, unknown> = { at: new Date().toISOString(), node: process.version, cpus: os.cpus().length };
+  if (want("engine")) json.engine = await engineBench();
+  if (want("moe")) {
+    console.log("\nMoE layer and decoder (benchMoe)");
+    json.moe = await benchMoe({ log: (s) => console.log(`  ${s}`) });
+  }
+  if (want("llm")) {
+    console.log("\nuni-moe-tiny reference models (seeded, untrained): prefill 512 tokens, KV-cache decode");
+    const rows = await benchLlm(["tiny", "small"], (s) => console.log(s));
+    for (const r of rows) {
+      console.log(`  ${r.model.padEnd(6)} prefill ${r.prefillTokens}: ${r.prefillMs.toFixed(1)} ms (${r.prefillTokPerS.toFixed(0)} tok/s)   decode: ${r.decodeMsPerToken.toFixed(2)} ms/token (${r.decodeTokPerS.toFixed(0)} tok/s)`);
+    }
+    console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
+    json.llm = rows;
+  }
+  const out = path.join(process.cwd(), "data", "bench");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, "bench.json"), JSON.stringify(json, null, 2));
+  console.log(JSON.stringify(json));
+}
+
+async function engineBench() {
   const overhead = await executorOverhead();
   const rerun = await rerunRatio();
   const ortRun = await ortOverhead();
@@ -209,11 +236,7 @@ async function main() {
   const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
   console.log(`engine bench — node ${process.version}, ${os.cpus().length} cpus, medians`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padEnd(w1)}  target ${c}`);
-  const json = { bench: "engine", at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, executorOverhead: overhead, rerun, ort: ortRun };
-  const out = path.join(process.cwd(), "data", "bench");
-  mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, "engine.json"), JSON.stringify(json, null, 2));
-  console.log(JSON.stringify(json));
+  return { executorOverhead: overhead, rerun, ort: ortRun };
 }
 
 main().catch((err) => {
