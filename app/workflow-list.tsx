@@ -25,6 +25,8 @@ export function WorkflowList() {
   const restore = trpc.workflow.restore.useMutation({ onError, onSuccess: refresh });
   const purge = trpc.workflow.deleteForever.useMutation({ onError, onSuccess: refresh });
   const check = trpc.workflow.check.useMutation();
+  const examples = trpc.workflow.examples.useQuery();
+  const fromExample = trpc.workflow.createFromExample.useMutation({ onError, onSuccess: ({ id }) => router.push(`/w/${id}`) });
 
   async function importFile(file: File) {
     setError(null);
@@ -64,6 +66,16 @@ export function WorkflowList() {
           {trash ? "← Back to workflows" : "Trash"}
         </button>
       </div>
+      {!trash && examples.data && examples.data.length > 0 && (
+        <section className="examples" aria-label="Examples">
+          {examples.data.map((ex) => (
+            <button key={ex.id} className="example" onClick={() => fromExample.mutate({ exampleId: ex.id })} disabled={fromExample.isPending}>
+              <strong>{ex.title}</strong>
+              <span className="muted">{ex.description}</span>
+            </button>
+          ))}
+        </section>
+      )}
       {error && (
         <div className="banner error" role="alert">
           {error} <button onClick={() => setError(null)}>Dismiss</button>

@@ -2,6 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { WorkflowParseError } from "@/engine/workflow/migrate";
+import { EXAMPLES } from "@/app/examples";
 import { catalogue } from "@/nodes";
 import { publicProcedure, router } from "../trpc";
 import * as workflows from "../workflows";
@@ -25,6 +26,12 @@ export const workflowRouter = router({
   trash: publicProcedure.input(z.object({ id: zId })).mutation(({ input }) => workflows.setTrashed(input.id, true)),
   restore: publicProcedure.input(z.object({ id: zId })).mutation(({ input }) => workflows.setTrashed(input.id, false)),
   deleteForever: publicProcedure.input(z.object({ id: zId })).mutation(({ input }) => workflows.deleteForever(input.id)),
+  examples: publicProcedure.query(() => EXAMPLES.map(({ id, title, description }) => ({ id, title, description }))),
+  createFromExample: publicProcedure.input(z.object({ exampleId: z.string() })).mutation(({ input }) => {
+    const example = EXAMPLES.find((e) => e.id === input.exampleId);
+    if (!example) throw new TRPCError({ code: "NOT_FOUND", message: `no example "${input.exampleId}"` });
+    return workflows.createWorkflow({ document: example.document, message: `From the example "${example.title}"` });
+  }),
   /** Reads any document (import, JSON view): migrates it and lists its problems; unreadable → a clear error. */
   check: publicProcedure.input(z.object({ document: z.unknown() })).mutation(({ input }) => {
     try {

@@ -1,0 +1,72 @@
+import type { Workflow } from "@/engine/workflow/schema";
+
+export interface Example {
+  id: string;
+  title: string;
+  description: string;
+  document: Workflow;
+}
+
+const node = (id: string, type: string, x: number, y: number, params: Record<string, unknown> = {}, label?: string) => ({
+  id,
+  type,
+  typeVersion: 1,
+  params,
+  position: { x, y },
+  ...(label ? { label } : {}),
+});
+const edge = (source: string, sourceSocket: string, target: string, targetSocket: string) => ({
+  id: `${source}.${sourceSocket}->${target}.${targetSocket}`,
+  source,
+  sourceSocket,
+  target,
+  targetSocket,
+});
+
+/** Workflows a newcomer can open from the start page (each opens as a new, editable copy). */
+export const EXAMPLES: Example[] = [
+  {
+    id: "moe-llm-routing",
+    title: "Text → MoE-LLM → routing",
+    description: "Ask the seeded uni-moe-tiny model a question; see its answer and how every token was routed.",
+    document: {
+      schemaVersion: 2,
+      name: "Text → MoE-LLM → routing",
+      description: "A prompt runs through uni-moe-tiny/tiny (seeded, untrained). The routing trace shows each token's experts per layer.",
+      tags: ["example"],
+      nodes: [
+        node("prompt", "input.text", 0, 0, { text: "Explain what a mixture of experts is." }, "Prompt"),
+        node("llm", "model.moe-llm", 320, 0, { maxNewTokens: 24 }),
+        node("answer", "output.preview", 700, -60, {}, "Answer"),
+        node("routing", "inspect.routing", 700, 160, {}, "Routing Inspector"),
+      ],
+      edges: [edge("prompt", "text", "llm", "prompt"), edge("llm", "output", "answer", "value"), edge("llm", "trace", "routing", "trace")],
+      notes: [],
+    },
+  },
+  {
+    id: "ban-and-compare",
+    title: "Ban an expert and compare",
+    description: "The same prompt twice: once as the model routes it, once with expert E1 banned in every layer.",
+    document: {
+      schemaVersion: 2,
+      name: "Ban an expert and compare",
+      description: "Two MoE-LLM nodes on one prompt; the second bans E1. Compare their routing and answers.",
+      tags: ["example"],
+      nodes: [
+        node("prompt", "input.text", 0, 80, { text: "Write one sentence about the sea." }, "Prompt"),
+        node("base", "model.moe-llm", 320, -120, { maxNewTokens: 16 }, "Baseline"),
+        node("banned", "model.moe-llm", 320, 300, { maxNewTokens: 16, interventions: '[{"layer": "*", "expert": "E1", "action": "ban"}]' }, "E1 banned"),
+        node("baseRouting", "inspect.routing", 720, -120, {}, "Baseline routing"),
+        node("bannedRouting", "inspect.routing", 720, 300, {}, "Routing with E1 banned"),
+      ],
+      edges: [
+        edge("prompt", "text", "base", "prompt"),
+        edge("prompt", "text", "banned", "prompt"),
+        edge("base", "trace", "baseRouting", "trace"),
+        edge("banned", "trace", "bannedRouting", "trace"),
+      ],
+      notes: [],
+    },
+  },
+];
