@@ -6,7 +6,8 @@ import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { MoeLlmRunner } from "./moe-llm-session";
 import { SafetensorsWeights } from "./safetensors";
-import { byteTokenizer, type Tokenizer } from "./tokenizer";
+import { type Tokenizer } from "./tokenizer";
+import { loadTokenizer } from "./tokenizer-json";
 import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
@@ -140,5 +141,5 @@ export interface LoadedModel {
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
 export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
   const file = graphFile(model, options);
-  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: byteTokenizer }));
+  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
 }
