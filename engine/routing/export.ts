@@ -1,0 +1,239 @@
+/**
+ * Routing trace export / import.
+ *
+ * JSON schema ("routing-trace" version 1), N tokens, E experts, L layers:
+ * {
+ *   "kind": "routing-trace", "version": 1, "model": string, "convention": string,
+ *   "experts": [{ "name": string, "role": "routed" | "null" | "shared" }],          // E, router column order
+ *   "tokens":  [{ "id": int, "text": string, "modality": "text"|"image"|"video"|"audio"|"speech",
+ *                 "position": [t, h, w], "phase": "prefill" | "decode" }],          // N
+ *   "layers":  [{ "routerLogits": number[],   // N·E row-major [token][expert]; non-finite values as the
+ *                                             // strings "Infinity", "-Infinity", "NaN" (JSON has none)
+ *                 "mask": (0|1)[],            // N·E row-major
+ *                 "weights": number[],        // N·E row-major, finite
+ *                 "k": int[] }]               // N, each in 0..D (D = routed + null experts)
+ * }
+ * Float32 values are written as the shortest decimal that reads back to the same float32, so a
+ * round trip is exact.
+ *
+ * CSV: one row per token × layer (token-major), header
+ *   token,text,modality,phase,layer,k,top_expert,w:<expert name>… (one weight column per expert, column order)
+ * top_expert = name of the selected dynamic expert with the largest weight (empty if none). Fields with
+ * a comma, quote, CR or LF are quoted (RFC 4180); text starting with = + - @ TAB or CR gets a leading '
+ * so spreadsheets do not run it as a formula (option `escapeFormulas`, default on).
+ */
+import { z } from "zod";
+import type { LayerTrace, RoutingTrace } from "../trace";
+import { expertLayout } from "./core";
+import { checkShapes } from "./metrics";
+import { formatIssues, parseJSON } from "./json";
+
+/** Shortest decimal that reads back (through Math.fround) to the same float32 value. */
+export function float32Shortest(v: number): number {
+  if (v === 0 || !Number.isFinite(v)) return v;
+  for (let p = 1; p < 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return s;
+  }
+  return Number(v.toPrecision(9));
+}
+
+function float32Text(v: number): string {
+  return String(float32Shortest(v));
+}
+
+type JsonLogit = number | "Infinity" | "-Infinity" | "NaN";
+
+export interface TraceJSON {
+  kind: "routing-trace";
+  version: 1;
+  model: string;
+  convention: string;
+  experts: { name: string; role: "routed" | "null" | "shared" }[];
+  tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
+  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[] }[];
+}
+
+/** The trace as a JSON-ready object (typed arrays → plain arrays). */
+export function traceToJSON(trace: RoutingTrace): TraceJSON {
+  checkShapes(trace);
+  const logit = (v: number): JsonLogit => (Number.isFinite(v) ? float32Shortest(v) : Number.isNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+  return {
+    kind: "routing-trace",
+    version: 1,
+    model: trace.model,
+    convention: trace.convention,
+    experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
+    tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
+    layers: trace.layers.map((l) => ({
+      routerLogits: Array.from(l.routerLogits, logit),
+      mask: Array.from(l.mask),
+      weights: Array.from(l.weights, float32Shortest),
+      k: Array.from(l.k),
+    })),
+  };
+}
+
+export function traceToJSONString(trace: RoutingTrace, space?: number): string {
+  return JSON.stringify(traceToJSON(trace), null, space);
+}
+
+const logitSchema = z.union([z.number(), z.enum(["Infinity", "-Infinity", "NaN"])]);
+const traceSchema = z.object({
+  kind: z.literal("routing-trace"),
+  version: z.literal(1),
+  model: z.string(),
+  convention: z.string(),
+  experts: z.array(z.object({ name: z.string(), role: z.enum(["routed", "null", "shared"]) })),
+  tokens: z.array(
+    z.object({
+      id: z.number().int(),
+      text: z.string(),
+      modality: z.enum(["text", "image", "video", "audio", "speech"]),
+      position: z.tuple([z.number(), z.number(), z.number()]),
+      phase: z.enum(["prefill", "decode"]),
+    }),
+  ),
+  layers: z.array(
+    z.object({
+      routerLogits: z.array(logitSchema),
+      mask: z.array(z.union([z.literal(0), z.literal(1)])),
+      weights: z.array(z.number().finite()),
+      k: z.array(z.number().int().nonnegative()),
+    }),
+  ),
+});
+
+export interface TraceCheckOptions {
+  /**
+   * Also check the routing semantics (default true): every k equals the number of selected dynamic
+   * experts, unselected columns have weight 0, each weight row sums to 1 (± `tolerance`).
+   */
+  semantics?: boolean;
+  tolerance?: number;
+}
+
+/**
+ * Problems of an in-memory trace (empty when valid): array lengths N·E / N, mask 0/1, k in 0..D,
+ * finite weights, no NaN logits; with `semantics`, the rules above. At most `max` messages.
+ */
+export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & { max?: number } = {}): string[] {
+  const out: string[] = [];
+  const max = options.max ?? 10;
+  const tol = options.tolerance ?? 1e-3;
+  const semantics = options.semantics ?? true;
+  const N = trace.tokens.length;
+  const E = trace.experts.length;
+  const lay = expertLayout(trace.experts);
+  const report = (m: string) => out.length < max && out.push(m);
+  trace.layers.forEach((l, li) => {
+    if (out.length >= max) return;
+    const lens: [string, number, number][] = [
+      ["routerLogits", l.routerLogits.length, N * E],
+      ["mask", l.mask.length, N * E],
+      ["weights", l.weights.length, N * E],
+      ["k", l.k.length, N],
+    ];
+    let bad = false;
+    for (const [name, got, want] of lens) {
+      if (got !== want) {
+        report(`layers[${li}].${name}: expected ${want} values (${name === "k" ? "N" : "N × E"} with N = ${N}, E = ${E}), got ${got}`);
+        bad = true;
+      }
+    }
+    if (bad) return;
+    for (let n = 0; n < N && out.length < max; n++) {
+      const b = n * E;
+      const kk = l.k[n]!;
+      if (!(kk >= 0 && kk <= lay.D)) report(`layers[${li}].k[${n}] = ${kk} is outside 0..${lay.D}`);
+      let chosen = 0;
+      let sum = 0;
+      for (let c = 0; c < E; c++) {
+        const m = l.mask[b + c]!;
+        const w = l.weights[b + c]!;
+        if (m !== 0 && m !== 1) report(`layers[${li}].mask[${b + c}] = ${m} (token ${n}, expert ${c}) is not 0 or 1`);
+        if (!Number.isFinite(w)) report(`layers[${li}].weights[${b + c}] = ${w} (token ${n}, expert ${c}) is not finite`);
+        if (Number.isNaN(l.routerLogits[b + c]!)) report(`layers[${li}].routerLogits[${b + c}] (token ${n}, expert ${c}) is NaN`);
+        if (m && lay.dynOfCol[c]! >= 0) chosen++;
+        if (semantics && !m && w !== 0) report(`layers[${li}] token ${n}: expert ${c} (${trace.experts[c]!.name}) is not selected but has weight ${w}`);
+        sum += w;
+      }
+      if (semantics && chosen !== kk) report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected`);
+      if (semantics && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
+    }
+  });
+  return out;
+}
+
+/**
+ * Reads a trace written by traceToJSON (object or JSON text). Throws an Error naming the first
+ * problems (path: message) when the input does not match the schema or (with `semantics`, default
+ * true) the routing rules.
+ */
+export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): RoutingTrace {
+  const raw = typeof input === "string" ? parseJSON(input) : input;
+  const parsed = traceSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`invalid routing trace: ${formatIssues(parsed.error.issues)}`);
+  const j = parsed.data;
+  const logit = (v: JsonLogit) => (typeof v === "number" ? v : v === "NaN" ? NaN : v === "Infinity" ? Infinity : -Infinity);
+  const layers: LayerTrace[] = j.layers.map((l) => ({
+    routerLogits: Float32Array.from(l.routerLogits, logit),
+    mask: Uint8Array.from(l.mask),
+    weights: Float32Array.from(l.weights),
+    k: Int32Array.from(l.k),
+  }));
+  const trace: RoutingTrace = {
+    kind: "routing-trace",
+    model: j.model,
+    convention: j.convention,
+    experts: j.experts,
+    tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
+    layers,
+  };
+  const problems = traceProblems(trace, { ...options, max: 5 });
+  if (problems.length) throw new Error(`invalid routing trace: ${problems.join("; ")}`);
+  return trace;
+}
+
+export interface CsvOptions {
+  /** Prefix text starting with = + - @ TAB CR with ' (spreadsheet formula injection); default true. */
+  escapeFormulas?: boolean;
+  /** Line ending; default "\n". */
+  eol?: string;
+}
+
+function csvField(s: string, escapeFormulas: boolean): string {
+  let v = s;
+  if (escapeFormulas && /^[=+\-@\t\r]/.test(v)) v = `'${v}`;
+  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+/** One CSV row per token × layer (token-major), see the header comment for the columns. */
+export function traceToCSV(trace: RoutingTrace, options: CsvOptions = {}): string {
+  checkShapes(trace);
+  const esc = options.escapeFormulas ?? true;
+  const eol = options.eol ?? "\n";
+  const E = trace.experts.length;
+  const lay = expertLayout(trace.experts);
+  const names = trace.experts.map((e) => csvField(e.name, esc));
+  const lines: string[] = [["token", "text", "modality", "phase", "layer", "k", "top_expert", ...trace.experts.map((e) => csvField(`w:${e.name}`, esc))].join(",")];
+  trace.tokens.forEach((t, n) => {
+    const head = `${n},${csvField(t.text, esc)},${csvField(t.modality, esc)},${csvField(t.phase, esc)}`;
+    trace.layers.forEach((l, li) => {
+      const b = n * E;
+      let best = -1;
+      let bw = -Infinity;
+      for (let d = 0; d < lay.D; d++) {
+        const c = lay.dynCols[d]!;
+        if (l.mask[b + c] && (l.weights[b + c]! > bw || best < 0)) {
+          bw = l.weights[b + c]!;
+          best = c;
+        }
+      }
+      const ws: string[] = new Array(E);
+      for (let c = 0; c < E; c++) ws[c] = float32Text(l.weights[b + c]!);
+      lines.push(`${head},${li},${l.k[n]},${best >= 0 ? names[best] : ""},${ws.join(",")}`);
+    });
+  });
+  return lines.join(eol) + eol;
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { float32Shortest, traceFromJSON, traceProblems, traceToCSV, traceToJSON, traceToJSONString } from "../../../engine/routing/export";
+import { computeMetrics } from "../../../engine/routing/metrics";
+import { syntheticTrace } from "../../../engine/routing/synthetic";
+import type { RoutingTrace } from "../../../engine/trace";
+import { handTrace } from "./fixtures";
+
+function expectSameTrace(a: RoutingTrace, b: RoutingTrace) {
+  expect(b.kind).toBe(a.kind);
+  expect(b.model).toBe(a.model);
+  expect(b.convention).toBe(a.convention);
+  expect(b.experts).toEqual(a.experts);
+  expect(b.tokens).toEqual(a.tokens);
+  expect(b.layers.length).toBe(a.layers.length);
+  a.layers.forEach((l, i) => {
+    const m = b.layers[i]!;
+    expect(m.routerLogits).toBeInstanceOf(Float32Array);
+    expect(m.mask).toBeInstanceOf(Uint8Array);
+    expect(m.weights).toBeInstanceOf(Float32Array);
+    expect(m.k).toBeInstanceOf(Int32Array);
+    expect(Array.from(m.routerLogits)).toEqual(Array.from(l.routerLogits)); // exact float32 (−∞ included)
+    expect(Array.from(m.mask)).toEqual(Array.from(l.mask));
+    expect(Array.from(m.weights)).toEqual(Array.from(l.weights));
+    expect(Array.from(m.k)).toEqual(Array.from(l.k));
+  });
+}
+
+describe("JSON export", () => {
+  it("writes plain arrays in the documented shape, shortest float32 decimals", () => {
+    const j = traceToJSON(handTrace());
+    expect(j.kind).toBe("routing-trace");
+    expect(j.version).toBe(1);
+    expect(j.layers[0]!.weights.slice(0, 4)).toEqual([0.6, 0, 0, 0.4]); // not 0.6000000238418579
+    expect(j.layers[0]!.mask).toEqual([1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1]);
+    expect(j.layers[1]!.k).toEqual([2, 1, 2]);
+    expect(j.tokens[1]).toEqual({ id: 1, text: "<img>", modality: "image", position: [1, 1, 1], phase: "prefill" });
+    expect(float32Shortest(Math.fround(0.1))).toBe(0.1);
+    expect(Math.fround(float32Shortest(Math.fround(1 / 3)))).toBe(Math.fround(1 / 3));
+  });
+
+  it("round-trips exactly (hand trace with a −∞ logit, and a seeded random trace); metrics unchanged", () => {
+    const h = handTrace();
+    h.layers[1]!.routerLogits[2] = -Infinity;
+    const r = syntheticTrace({ seed: 5, layers: 3, tokens: 50, routed: 8 });
+    for (const t of [h, r]) {
+      const text = traceToJSONString(t);
+      const back = traceFromJSON(text);
+      expectSameTrace(t, back);
+      expect(computeMetrics(back)).toEqual(computeMetrics(t));
+      expectSameTrace(t, traceFromJSON(JSON.parse(text)));
+    }
+  });
+
+  it("rejects invalid input with the path and the reason", () => {
+    const good = traceToJSON(handTrace());
+    const bad = (f: (j: ReturnType<typeof traceToJSON>) => void) => {
+      const j = structuredClone(good);
+      f(j);
+      return () => traceFromJSON(j);
+    };
+    expect(() => traceFromJSON("{oops")).toThrow(/not valid JSON/);
+    expect(() => traceFromJSON({ kind: "other" })).toThrow(/invalid routing trace: kind/);
+    expect(bad((j) => ((j.tokens[0] as { modality: string }).modality = "smell"))).toThrow(/tokens\[0\]\.modality/);
+    expect(bad((j) => (j.layers[0]!.mask[3] = 2))).toThrow(/layers\[0\]\.mask\[3\]/);
+    expect(bad((j) => j.layers[1]!.weights.pop())).toThrow(/layers\[1\]\.weights: expected 12 values \(N × E with N = 3, E = 4\), got 11/);
+    expect(bad((j) => (j.layers[0]!.k[0] = 2))).toThrow(/layers\[0\] token 0: k = 2 but 1 dynamic experts are selected/);
+    expect(bad((j) => (j.layers[0]!.k[0] = 9))).toThrow(/k\[0\] = 9 is outside 0..3/);
+    expect(bad((j) => (j.layers[0]!.weights[0] = 0.9))).toThrow(/token 0: weights sum to 1.3, expected 1/);
+    expect(bad((j) => (j.layers[0]!.weights[1] = 0.1))).toThrow(/expert 1 \(R1\) is not selected but has weight/);
+    // semantics can be switched off (structure is still checked)
+    const loose = structuredClone(good);
+    loose.layers[0]!.weights[0] = 0.9;
+    expect(traceFromJSON(loose, { semantics: false }).layers[0]!.weights[0]).toBeCloseTo(0.9, 6);
+  });
+
+  it("traceProblems: empty for valid traces", () => {
+    expect(traceProblems(handTrace())).toEqual([]);
+    expect(traceProblems(syntheticTrace({ seed: 9, routed: 12, nulls: 2, shared: 1 }))).toEqual([]);
+  });
+});
+
+describe("CSV export", () => {
+  it("one row per token × layer with k, top expert and one weight column per expert", () => {
+    const csv = traceToCSV(handTrace());
+    const lines = csv.trimEnd().split("\n");
+    expect(lines[0]).toBe("token,text,modality,phase,layer,k,top_expert,w:R0,w:R1,w:N,w:S");
+    expect(lines.slice(1)).toEqual([
+      "0,Hi,text,prefill,0,1,R0,0.6,0,0,0.4",
+      "0,Hi,text,prefill,1,2,R1,0,0.5,0.25,0.25",
+      "1,<img>,image,prefill,0,3,R1,0.15,0.25,0.1,0.5",
+      "1,<img>,image,prefill,1,1,R1,0,0.8,0,0.2",
+      "2,yo,text,decode,0,1,N,0,0,0.7,0.3",
+      "2,yo,text,decode,1,2,R0,0.3,0.3,0,0.4",
+    ]);
+  });
+
+  it("quotes commas, quotes and newlines; neutralises formula-like text", () => {
+    const t = handTrace();
+    t.tokens[0]!.text = 'a,"b"\nc';
+    t.tokens[1]!.text = "=SUM(A1)";
+    t.tokens[2]!.text = "-1";
+    const lines = traceToCSV(t).split("\n");
+    expect(lines[1]).toBe('0,"a,""b""');
+    expect(lines[2]).toBe('c",text,prefill,0,1,R0,0.6,0,0,0.4');
+    expect(traceToCSV(t)).toContain("\n1,'=SUM(A1),image,");
+    expect(traceToCSV(t)).toContain("\n2,'-1,text,");
+    expect(traceToCSV(t, { escapeFormulas: false })).toContain("\n1,=SUM(A1),image,");
+  });
+
+  it("empty trace → header only", () => {
+    const t: RoutingTrace = { ...handTrace(), tokens: [], layers: [] };
+    expect(traceToCSV(t)).toBe("token,text,modality,phase,layer,k,top_expert,w:R0,w:R1,w:N,w:S\n");
+  });
+});
