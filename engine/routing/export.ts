@@ -28,12 +28,29 @@ import { expertLayout } from "./core";
 import { checkShapes } from "./metrics";
 import { formatIssues, parseJSON } from "./json";
 
-/** Shortest decimal that reads back (through Math.fround) to the same float32 value. */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact doubles
+
+/**
+ * Shortest decimal that reads back (through Math.fround) to the same float32 value, as a number whose
+ * JSON/String form is that decimal. Fast path: round to p = 1..9 significant digits with exact powers
+ * of ten (m / 10^k is correctly rounded, so its shortest form is the p-digit decimal) and keep the first
+ * that round-trips; the round-trip check makes it exact whatever the rounding details. Magnitudes out
+ * of reach of the fast path fall back to toPrecision (9 digits always round-trip a float32).
+ */
 export function float32Shortest(v: number): number {
   if (v === 0 || !Number.isFinite(v)) return v;
+  const e = Math.floor(Math.log10(Math.abs(v)));
+  for (let p = 1; p <= 9; p++) {
+    const k = p - 1 - e; // decimal places to keep
+    let r: number;
+    if (k >= 0 && k <= 22) r = Math.round(v * POW10[k]!) / POW10[k]!;
+    else if (k < 0 && k >= -22) r = Math.round(v / POW10[-k]!) * POW10[-k]!;
+    else break;
+    if (Math.fround(r) === v) return r;
+  }
   for (let p = 1; p < 9; p++) {
-    const s = Number(v.toPrecision(p));
-    if (Math.fround(s) === v) return s;
+    const r = Number(v.toPrecision(p));
+    if (Math.fround(r) === v) return r;
   }
   return Number(v.toPrecision(9));
 }
@@ -78,7 +95,25 @@ export function traceToJSONString(trace: RoutingTrace, space?: number): string {
   return JSON.stringify(traceToJSON(trace), null, space);
 }
 
-const logitSchema = z.union([z.number(), z.enum(["Infinity", "-Infinity", "NaN"])]);
+/**
+ * Array of N·E values checked in one loop (zod per element is far too slow for millions of values);
+ * reports the first bad index as the issue path.
+ */
+function valuesArray(what: string, ok: (x: unknown) => boolean) {
+  return z.custom<unknown[]>((v) => Array.isArray(v), { message: `expected an array of ${what}` }).superRefine((a, ctx) => {
+    for (let i = 0; i < a.length; i++) {
+      if (!ok(a[i])) {
+        ctx.addIssue({ code: "custom", path: [i], message: `${JSON.stringify(a[i]) ?? String(a[i])} is not ${what}` });
+        return;
+      }
+    }
+  });
+}
+const isLogit = (x: unknown) => typeof x === "number" || x === "Infinity" || x === "-Infinity" || x === "NaN";
+const isBit = (x: unknown) => x === 0 || x === 1;
+const isFiniteNum = (x: unknown) => typeof x === "number" && Number.isFinite(x);
+const isCount = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
+
 const traceSchema = z.object({
   kind: z.literal("routing-trace"),
   version: z.literal(1),
@@ -96,10 +131,10 @@ const traceSchema = z.object({
   ),
   layers: z.array(
     z.object({
-      routerLogits: z.array(logitSchema),
-      mask: z.array(z.union([z.literal(0), z.literal(1)])),
-      weights: z.array(z.number().finite()),
-      k: z.array(z.number().int().nonnegative()),
+      routerLogits: valuesArray('a number or "Infinity" / "-Infinity" / "NaN"', isLogit),
+      mask: valuesArray("0 or 1", isBit),
+      weights: valuesArray("a finite number", isFiniteNum),
+      k: valuesArray("a non-negative integer", isCount),
     }),
   ),
 });
@@ -177,10 +212,10 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
   const j = parsed.data;
   const logit = (v: JsonLogit) => (typeof v === "number" ? v : v === "NaN" ? NaN : v === "Infinity" ? Infinity : -Infinity);
   const layers: LayerTrace[] = j.layers.map((l) => ({
-    routerLogits: Float32Array.from(l.routerLogits, logit),
-    mask: Uint8Array.from(l.mask),
-    weights: Float32Array.from(l.weights),
-    k: Int32Array.from(l.k),
+    routerLogits: Float32Array.from(l.routerLogits as JsonLogit[], logit),
+    mask: Uint8Array.from(l.mask as number[]),
+    weights: Float32Array.from(l.weights as number[]),
+    k: Int32Array.from(l.k as number[]),
   }));
   const trace: RoutingTrace = {
     kind: "routing-trace",

@@ -312,6 +312,7 @@ export function splitRows(trace: RoutingTrace, rows: Int32Array, splitBy: SplitK
  */
 export function computeMetrics(trace: RoutingTrace, options: MetricsOptions & { splitBy: SplitKey }): Record<string, RoutingMetrics>;
 export function computeMetrics(trace: RoutingTrace, options?: MetricsOptions & { splitBy?: undefined }): RoutingMetrics;
+export function computeMetrics(trace: RoutingTrace, options: MetricsOptions & { splitBy?: SplitKey }): RoutingMetrics | Record<string, RoutingMetrics>;
 export function computeMetrics(trace: RoutingTrace, options: MetricsOptions & { splitBy?: SplitKey } = {}): RoutingMetrics | Record<string, RoutingMetrics> {
   checkShapes(trace);
   const lay = expertLayout(trace.experts);

@@ -112,3 +112,29 @@ describe("CSV export", () => {
     expect(traceToCSV(t)).toBe("token,text,modality,phase,layer,k,top_expert,w:R0,w:R1,w:N,w:S\n");
   });
 });
+
+describe("float32Shortest", () => {
+  it("gives the shortest decimal that reads back to the same float32, over many magnitudes", () => {
+    const cases: [number, number][] = [
+      [0.6, 0.6],
+      [0.25, 0.25],
+      [-3.5, -3.5],
+      [1e-7, 1e-7],
+      [123456, 123456],
+      [1.5e30, 1.5e30],
+      [3.4028234663852886e38, 3.4028235e38],
+      [1e-45, 1e-45], // smallest subnormal
+    ];
+    for (const [x, want] of cases) expect(float32Shortest(Math.fround(x))).toBe(want);
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (let i = 0; i < 20000; i++) {
+      const v = Math.fround((rnd() - 0.5) * 10 ** Math.floor(rnd() * 60 - 30));
+      const s = float32Shortest(v);
+      expect(Math.fround(s)).toBe(v);
+      // no shorter decimal reads back (digits of the shortest form ≤ those of any round-tripping toPrecision)
+      const digits = (x: number) => x.toExponential().split("e")[0]!.replace(/[-.]/g, "").length;
+      for (let p = 1; p < digits(s); p++) expect(Math.fround(Number(v.toPrecision(p)))).not.toBe(v);
+    }
+  });
+});
