@@ -75,6 +75,9 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
       const ids = Array.isArray(o.ids) ? o.ids.length : 0;
       return { type: "text", headline: `${ids} generated tokens (${String(o.stopReason)})`, text: o.text.slice(0, MAX_TEXT), length: o.text.length };
     }
+    if (o.kind === "routing-report" && typeof o.traceFile === "string") {
+      return { type: "routing-report", headline: `routing report: ${String(o.tokens)} tokens × ${String(o.layers)} layers`, traceFile: o.traceFile, model: o.model };
+    }
     if (o.kind === "routing-trace" && Array.isArray(o.layers) && Array.isArray(o.tokens) && Array.isArray(o.experts)) {
       return { type: "routing-trace", headline: `routing of ${o.tokens.length} tokens × ${o.layers.length} layers × ${o.experts.length} experts`, model: o.model };
     }

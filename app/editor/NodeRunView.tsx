@@ -1,4 +1,5 @@
 "use client";
+import dynamic from "next/dynamic";
 import { createContext, memo, useContext, useEffect, useState } from "react";
 import { useRun, type NodeRunView } from "./run-store";
 
@@ -48,6 +49,20 @@ export const RunBadge = memo(function RunBadge({ nodeId }: { nodeId: string }) {
   );
 });
 
+const RoutingInspector = dynamic(() => import("@/app/inspector/RoutingInspector"), { ssr: false });
+const RoutingMini = dynamic(() => import("@/app/inspector/RoutingInspector").then((m) => m.RoutingMini), { ssr: false });
+
+function RoutingReportView({ traceFile }: { traceFile: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="report-mini nodrag">
+      <RoutingMini traceFile={traceFile} />
+      <button onClick={() => setOpen(true)}>Open inspector</button>
+      {open && <RoutingInspector traceFile={traceFile} title="Routing Inspector" onClose={() => setOpen(false)} />}
+    </div>
+  );
+}
+
 function OutputValue({ socket, value }: { socket: string; value: Record<string, unknown> }) {
   const type = String(value.type ?? "");
   const file = typeof value.file === "string" ? value.file : undefined;
@@ -59,6 +74,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       {file && type === "image" && <img className="thumb" src={`/api/files/${file}`} alt={`${socket} output`} />}
       {file && type === "audio" && <audio controls src={`/api/files/${file}`} style={{ width: "100%" }} />}
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
+      {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
     </div>
   );
 }

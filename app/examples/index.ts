@@ -16,7 +16,7 @@ const node = (id: string, type: string, x: number, y: number, params: Record<str
   ...(label ? { label } : {}),
 });
 const edge = (source: string, sourceSocket: string, target: string, targetSocket: string) => ({
-  id: `${source}.${sourceSocket}->${target}.${targetSocket}`,
+  id: `${source}.${sourceSocket}:${target}.${targetSocket}`,
   source,
   sourceSocket,
   target,

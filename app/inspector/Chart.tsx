@@ -1,0 +1,50 @@
+"use client";
+import { memo, useEffect, useRef } from "react";
+import { echarts, type EChartsOption } from "./echarts";
+
+function download(name: string, href: string) {
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = name;
+  a.click();
+}
+
+/** One ECharts chart on a canvas, with PNG and SVG export. */
+export const Chart = memo(function Chart({ option, height, name, testId }: { option: EChartsOption; height: number; name: string; testId: string }) {
+  const el = useRef<HTMLDivElement>(null);
+  const chart = useRef<echarts.ECharts | null>(null);
+  useEffect(() => {
+    if (!el.current) return;
+    const c = echarts.init(el.current, "dark", { renderer: "canvas" });
+    chart.current = c;
+    const ro = new ResizeObserver(() => c.resize());
+    ro.observe(el.current);
+    return () => {
+      ro.disconnect();
+      c.dispose();
+      chart.current = null;
+    };
+  }, []);
+  useEffect(() => {
+    performance.mark(`chart-${name}-start`);
+    chart.current?.setOption({ backgroundColor: "transparent", animation: false, ...option }, true);
+    performance.measure(`chart-${name}`, `chart-${name}-start`);
+  }, [option, name]);
+  function exportSvg() {
+    const width = el.current?.clientWidth ?? 800;
+    const svg = echarts.init(null, "dark", { renderer: "svg", ssr: true, width, height });
+    svg.setOption({ animation: false, ...option });
+    const text = svg.renderToSVGString();
+    svg.dispose();
+    download(`${name}.svg`, URL.createObjectURL(new Blob([text], { type: "image/svg+xml" })));
+  }
+  return (
+    <figure className="chart">
+      <div ref={el} style={{ height }} data-testid={testId} />
+      <figcaption>
+        <button onClick={() => chart.current && download(`${name}.png`, chart.current.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#171a23" }))}>PNG</button>
+        <button onClick={exportSvg}>SVG</button>
+      </figcaption>
+    </figure>
+  );
+});

@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { defineNode } from "../engine/node";
+import { traceToJSONString } from "../engine/routing/export";
+import { computeMetrics } from "../engine/routing/metrics";
+import { isRoutingTrace } from "../engine/trace";
+import "./params";
+
+/** What the inspector hands on: per-layer balance figures, and the whole trace as a file for the views. */
+export interface RoutingReport {
+  kind: "routing-report";
+  model: string;
+  convention: string;
+  /** JSON trace (engine/routing/export.ts format) in the file store, for the inspector views and export. */
+  traceFile: string;
+  tokens: number;
+  layers: number;
+  experts: { name: string; role: string }[];
+  perLayer: { layer: number; meanK: number; nullTokenShare: number; sharedWeightShare: number; loadCV: number; maxVio: number; jain: number; entropy: number }[];
+}
+
+export const routingInspector = defineNode({
+  type: "inspect.routing",
+  typeVersion: 1,
+  title: "Routing Inspector",
+  category: "Inspect",
+  description: "Per-layer expert load (heatmap), expert share (Fig. 7), experts per token (Fig. 8), token strip and balance metrics.",
+  inputs: { trace: { type: "ROUTING_TRACE" } },
+  outputs: { report: { type: "JSON" } },
+  params: z.object({}),
+  async execute({ inputs, ctx }) {
+    const trace = inputs.trace;
+    if (!isRoutingTrace(trace)) throw new Error("the input is not a routing trace");
+    const metrics = computeMetrics(trace);
+    const traceFile = await ctx.storage.write(Buffer.from(traceToJSONString(trace)), "json");
+    const report: RoutingReport = {
+      kind: "routing-report",
+      model: trace.model,
+      convention: trace.convention,
+      traceFile,
+      tokens: metrics.tokens,
+      layers: trace.layers.length,
+      experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
+      perLayer: metrics.layers.map((l) => ({
+        layer: l.layer,
+        meanK: l.meanK,
+        nullTokenShare: l.nullTokenShare,
+        sharedWeightShare: l.sharedWeightShare,
+        loadCV: l.loadCV,
+        maxVio: l.maxVio,
+        jain: l.jain,
+        entropy: l.entropy,
+      })),
+    };
+    return { report };
+  },
+  summarize(outputs) {
+    const r = outputs.report as RoutingReport | undefined;
+    if (!r) return "no report";
+    const meanK = r.perLayer.reduce((a, l) => a + l.meanK, 0) / Math.max(1, r.perLayer.length);
+    return `${r.tokens} tokens × ${r.layers} layers, mean k ${meanK.toFixed(2)}`;
+  },
+});

@@ -1,0 +1,46 @@
+import { expect, test, type Page } from "@playwright/test";
+
+const SHOTS = "test-results/screens";
+
+/** Counts canvas pixels that differ from the background (the heatmap drew cells). */
+async function paintedPixels(page: Page, testId: string): Promise<number> {
+  return page.getByTestId(testId).locator("canvas").first().evaluate((c: HTMLCanvasElement) => {
+    const ctx = c.getContext("2d")!;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3]! > 0 && d[i]! + d[i + 1]! + d[i + 2]! > 60) n++;
+    return n;
+  });
+}
+
+test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token hover, ban an expert", async ({ page }) => {
+  await page.goto("/");
+  await page.getByRole("button", { name: /Text → MoE-LLM → routing/ }).click();
+  await page.waitForURL(/\/w\//);
+  await expect(page.locator(".react-flow__node")).toHaveCount(4);
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 90_000 });
+  await expect(page.getByTestId("heatmap-mini")).toBeVisible();
+  await page.screenshot({ path: `${SHOTS}/example-routing.png` });
+
+  await page.getByRole("button", { name: "Open inspector" }).click();
+  const dialog = page.getByRole("dialog", { name: "Routing Inspector" });
+  await expect(dialog.getByTestId("heatmap")).toBeVisible();
+  await expect.poll(() => paintedPixels(page, "heatmap")).toBeGreaterThan(500);
+  await expect.poll(() => paintedPixels(page, "fig8")).toBeGreaterThan(500);
+  await dialog.getByTestId("token").nth(3).hover();
+  await expect(dialog.getByTestId("token-detail")).toContainText("L7");
+  await page.screenshot({ path: `${SHOTS}/inspector.png`, fullPage: true });
+  // The routed experts carry load at layer 3 before the intervention.
+  const before = Number(await dialog.getByTestId("share-L3-E1").textContent());
+  expect(before).toBeGreaterThan(0);
+  await dialog.getByRole("button", { name: "Close inspector" }).click();
+
+  // Ban E1 at layer 3 and re-run: only the LLM and the inspector run again; E1’s share at L3 is zero.
+  await page.getByTestId("node-llm").getByLabel("Interventions (JSON)", { exact: true }).fill('[{"layer": 3, "expert": "E1", "action": "ban"}]');
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 90_000 });
+  await expect(page.getByTestId("status-prompt")).toHaveAttribute("data-status", "cached");
+  await page.getByRole("button", { name: "Open inspector" }).click();
+  await expect(dialog.getByTestId("share-L3-E1")).toHaveText("0.0");
+});
