@@ -24,6 +24,11 @@ export interface GenerateOptions extends SamplingOptions {
 
 export interface PromptInput {
   ids: number[];
+  /**
+   * With media: the prompt's input embeddings [n × hidden] (media rows spliced in) and a lookup for the
+   * embedding of each generated token; the model must then be an `embeds` graph.
+   */
+  embeds?: { prompt: Float32Array; token: (id: number) => Float32Array };
   /** (t, h, w) per prompt token; default 0..n-1 on all axes. */
   positions?: { t: number[]; h: number[]; w: number[] };
   modalities?: Modality[];
@@ -110,7 +115,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   checkCancel();
   let t0 = performance.now();
   const positions = [...pos.t, ...pos.h, ...pos.w];
-  const first = await model.forward({ batch: 1, seq: n, ids: prompt.ids, positions, interventions: o.interventions });
+  const first = await model.forward({ batch: 1, seq: n, ...(prompt.embeds ? { embeds: prompt.embeds.prompt } : { ids: prompt.ids }), positions, interventions: o.interventions });
   const prefillMs = performance.now() - t0;
   if (!first.trace || !first.present) throw new Error("the model was built without trace outputs or KV cache");
   let layers = first.trace.map(toLayerTrace);
@@ -139,7 +144,8 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       if (stop) stopReason = "stop-token";
       break;
     }
-    const out = await model.forward({ batch: 1, seq: 1, ids: [id], positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
+    const input = prompt.embeds ? { embeds: prompt.embeds.token(id) } : { ids: [id] };
+    const out = await model.forward({ batch: 1, seq: 1, ...input, positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
     layers = concatLayers(layers, out.trace!.map(toLayerTrace));
     for (const index of pendingSpecial.splice(0)) {

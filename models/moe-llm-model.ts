@@ -143,3 +143,32 @@ export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptio
   const file = graphFile(model, options);
   return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
 }
+
+const embeddingTables = new Map<string, Float32Array>();
+
+/** The token embedding table [vocab × hidden] of a model (read once per content hash). */
+export function embeddingTable(model: ResolvedModel): Float32Array {
+  let table = embeddingTables.get(model.contentHash);
+  if (!table) {
+    const weights = new SafetensorsWeights(model.dir);
+    try {
+      table = weights.get("model.embed_tokens.weight").data;
+    } finally {
+      weights.close();
+    }
+    embeddingTables.set(model.contentHash, table);
+  }
+  return table;
+}
+
+/** Input embeddings for a prompt: token embeddings, with the media rows placed at their positions. */
+export function promptEmbeddings(model: ResolvedModel, ids: number[], media: { at: Int32Array; rows: Float32Array; dim: number }): { prompt: Float32Array; token: (id: number) => Float32Array } {
+  const H = model.config.hidden_size;
+  if (media.dim !== H) throw new Error(`media rows have ${media.dim} columns but ${model.ref} has hidden size ${H}`);
+  const table = embeddingTable(model);
+  const token = (id: number) => table.slice(id * H, (id + 1) * H);
+  const prompt = new Float32Array(ids.length * H);
+  ids.forEach((id, i) => prompt.set(table.subarray(id * H, (id + 1) * H), i * H));
+  media.at.forEach((pos, r) => prompt.set(media.rows.subarray(r * H, (r + 1) * H), pos * H));
+  return { prompt, token };
+}

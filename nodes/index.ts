@@ -10,6 +10,7 @@ import { audioInput } from "./audio-input";
 import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
 import { preview } from "./preview";
+import { promptBuilder } from "./prompt-builder";
 import { routingInspector } from "./routing-inspector";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
@@ -23,6 +24,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   audioInput,
   videoInput,
   textTemplate,
+  promptBuilder,
   moeLlm,
   routingInspector,
   preview,

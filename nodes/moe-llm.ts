@@ -2,7 +2,8 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { generate, GenerationCancelled } from "../models/generate";
 import { compileInterventions } from "../models/interventions";
-import { resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import { isSequence } from "../engine/sequence";
 import "./params";
 
 const GRAPH = { moe: "sparse", trace: true, kvCache: true } as const;
@@ -27,7 +28,7 @@ export const moeLlm = defineNode({
   title: "MoE-LLM",
   category: "Models",
   description: "Uni-MoE-2.0 decoder: generates text and records every routing decision.",
-  inputs: { prompt: { type: "TEXT", optional: true, label: "prompt" } },
+  inputs: { prompt: { type: "TEXT", optional: true, label: "prompt" }, sequence: { type: "SEQUENCE", optional: true, label: "sequence" } },
   outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" } },
   params: z.object({
     model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
@@ -50,18 +51,35 @@ export const moeLlm = defineNode({
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     const prompt = typeof inputs.prompt === "string" ? inputs.prompt : undefined;
-    if (prompt === undefined) throw new Error("connect a prompt (TEXT)");
+    const sequence = isSequence(inputs.sequence) ? inputs.sequence : undefined;
+    if (prompt === undefined && !sequence) throw new Error("connect a prompt (TEXT) or a sequence from a Prompt Builder");
+    if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
     const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
-    return withMoeLlm(model, GRAPH, ctx.runtime, async ({ runner, tokenizer }) => {
-      const messages = [...(params.system ? [{ role: "system", content: params.system }] : []), { role: "user", content: prompt }];
-      const ids = tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+    const graph = { ...GRAPH, embeds: !!sequence?.media };
+    return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
+      let ids: number[];
+      let promptInput: Parameters<typeof generate>[2];
+      if (sequence) {
+        ids = sequence.ids;
+        promptInput = {
+          ids,
+          positions: sequence.positions,
+          modalities: sequence.modality,
+          modelName: params.model,
+          ...(sequence.media ? { embeds: promptEmbeddings(model, ids, sequence.media) } : {}),
+        };
+      } else {
+        const messages = [...(params.system ? [{ role: "system", content: params.system }] : []), { role: "user", content: prompt! }];
+        ids = tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+        promptInput = { ids, modelName: params.model };
+      }
       let text = "";
       try {
         const result = await generate(
           runner,
           tokenizer,
-          { ids, modelName: params.model },
+          promptInput,
           {
             maxNewTokens: params.maxNewTokens,
             temperature: params.temperature,

@@ -75,6 +75,16 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
       const ids = Array.isArray(o.ids) ? o.ids.length : 0;
       return { type: "text", headline: `${ids} generated tokens (${String(o.stopReason)})`, text: o.text.slice(0, MAX_TEXT), length: o.text.length };
     }
+    if (o.kind === "sequence" && Array.isArray(o.ids) && Array.isArray(o.modality)) {
+      const media = (o.modality as string[]).filter((m) => m !== "text").length;
+      return { type: "sequence", headline: `sequence of ${o.ids.length} tokens (${media} media), ${String(o.mode)} positions`, length: o.ids.length };
+    }
+    if (o.kind === "features" && typeof o.n === "number") {
+      return { type: "features", headline: `${String(o.modality)} features ${o.n} × ${String(o.dim)} (${String(o.encoder)})`, n: o.n, dim: o.dim };
+    }
+    if (o.kind === "rope-report" && typeof o.file === "string") {
+      return { type: "rope-report", headline: `3D positions of ${String(o.tokens)} tokens`, file: o.file };
+    }
     if (o.kind === "routing-report" && typeof o.traceFile === "string") {
       return { type: "routing-report", headline: `routing report: ${String(o.tokens)} tokens × ${String(o.layers)} layers`, traceFile: o.traceFile, model: o.model };
     }

@@ -103,3 +103,28 @@ describe("generate (loop logic, scripted decoder)", () => {
     ).rejects.toThrow(/positions/);
   });
 });
+
+describe("generate from input embeddings (multimodal prompts)", () => {
+  it("an embeds prompt whose rows are the token embeddings generates exactly what the ids prompt does", async () => {
+    const config = randomConfig(12, { vocab_size: 320, num_hidden_layers: 2 });
+    const weights = randomWeights(config, 12);
+    const byIds = await MoeLlmRunner.create(config, weights, { moe: "sparse", trace: true, kvCache: true });
+    const byEmbeds = await MoeLlmRunner.create(config, weights, { moe: "sparse", trace: true, kvCache: true, embeds: true });
+    const H = config.hidden_size;
+    const table = weights.get("model.embed_tokens.weight").data;
+    const token = (id: number) => table.slice(id * H, (id + 1) * H);
+    const prompt = [256, 72, 101, 108, 108, 111, 33];
+    const embeds = new Float32Array(prompt.length * H);
+    prompt.forEach((id, i) => embeds.set(token(id), i * H));
+    // 3D positions as a Prompt Builder would give them for a small span.
+    const positions = { t: [0, 1, 2, 2, 2, 2, 5], h: [0, 1, 2, 2, 3, 3, 5], w: [0, 1, 2, 3, 2, 3, 5] };
+    const a = await generate(byIds, byteTokenizer, { ids: prompt, positions, modelName: "r" }, { ...greedy, maxNewTokens: 5, stopTokens: [] });
+    const b = await generate(byEmbeds, byteTokenizer, { ids: prompt, positions, embeds: { prompt: embeds, token }, modelName: "r" }, { ...greedy, maxNewTokens: 5, stopTokens: [] });
+    expect(b.newIds).toEqual(a.newIds);
+    expect(b.trace.tokens.map((t) => t.position)).toEqual(a.trace.tokens.map((t) => t.position));
+    // Decode continues after the largest position id of the prompt.
+    expect(a.trace.tokens[prompt.length]!.position).toEqual([6, 6, 6]);
+    await byIds.release();
+    await byEmbeds.release();
+  });
+});
