@@ -11,6 +11,7 @@ import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
 import { preview } from "./preview";
 import { promptBuilder } from "./prompt-builder";
+import { ropeInspector } from "./rope-inspector";
 import { routingInspector } from "./routing-inspector";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
@@ -27,6 +28,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   promptBuilder,
   moeLlm,
   routingInspector,
+  ropeInspector,
   preview,
 ];
 

@@ -52,6 +52,18 @@ export const RunBadge = memo(function RunBadge({ nodeId }: { nodeId: string }) {
 const RoutingInspector = dynamic(() => import("@/app/inspector/RoutingInspector"), { ssr: false });
 const RoutingMini = dynamic(() => import("@/app/inspector/RoutingInspector").then((m) => m.RoutingMini), { ssr: false });
 
+const RopeInspector = dynamic(() => import("@/app/inspector/RopeInspector"), { ssr: false });
+
+function RopeReportView({ file }: { file: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="report-mini nodrag">
+      <button onClick={() => setOpen(true)}>Open RoPE inspector</button>
+      {open && <RopeInspector file={file} onClose={() => setOpen(false)} />}
+    </div>
+  );
+}
+
 function RoutingReportView({ traceFile }: { traceFile: string }) {
   const [open, setOpen] = useState(false);
   return (
@@ -75,6 +87,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       {file && type === "audio" && <audio controls src={`/api/files/${file}`} style={{ width: "100%" }} />}
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
       {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
+      {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}
     </div>
   );
 }
