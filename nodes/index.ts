@@ -7,6 +7,7 @@
  */
 import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
 import { audioInput } from "./audio-input";
+import { generateImage } from "./dit";
 import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
 import { preview } from "./preview";
@@ -29,6 +30,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   moeLlm,
   routingInspector,
   ropeInspector,
+  generateImage,
   preview,
 ];
 

@@ -95,7 +95,7 @@ export function attention(w: W, prefix: string, xq: Float64Array, Nq: number, xk
   return linear(ctx, Nq, D, get(w, `${prefix}.out_proj.weight`), get(w, `${prefix}.out_proj.bias`), D);
 }
 
-function addInPlace(a: Float64Array, b: Float64Array): Float64Array {
+function addInPlace<T extends Float64Array>(a: T, b: Float64Array): T {
   for (let i = 0; i < a.length; i++) a[i]! += b[i]!;
   return a;
 }
