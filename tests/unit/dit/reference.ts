@@ -27,7 +27,7 @@ function linear(x: Float64Array, n: number, inp: number, out: number, wt: Float3
   return y;
 }
 
-const silu = (a: Float64Array) => a.map((v) => v / (1 + Math.exp(-v)));
+const silu = (a: Float64Array): Float64Array => a.map((v) => v / (1 + Math.exp(-v)));
 const gelu = (a: Float64Array) => a.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
 
 function layerNorm(x: Float64Array, n: number, D: number, eps: number): Float64Array {
@@ -112,7 +112,7 @@ export function refDitForward(c: DitConfig, w: W, inp: RefDitInput): Float32Arra
     }
     const tvec = linear(silu(linear(temb, 1, F, D, wn("t_embedder.mlp.0.weight"), wn("t_embedder.mlp.0.bias"))), 1, D, D, wn("t_embedder.mlp.2.weight"), wn("t_embedder.mlp.2.bias"));
     const tm = new Float64Array(L);
-    for (let k = 0; k < K; k++) for (let l = 0; l < L; l++) tm[l] += inp.task[(b * K + k) * L + l]! / K;
+    for (let k = 0; k < K; k++) for (let l = 0; l < L; l++) tm[l] = tm[l]! + inp.task[(b * K + k) * L + l]! / K;
     const tv = linear(silu(linear(tm, 1, L, D, wn("task_projector.0.weight"), wn("task_projector.0.bias"))), 1, D, D, wn("task_projector.2.weight"), wn("task_projector.2.bias"));
     const cvec = silu(tvec.map((v, i) => v + tv[i]!));
     const imgRows = Float64Array.from(inp.img.subarray(b * M * L, (b + 1) * M * L));
@@ -195,7 +195,7 @@ function up2(x: Float64Array, ch: number, H: number, Wd: number): Float64Array {
 export function refVaeDecode(c: VaeConfig, w: W, z: Float32Array): Float32Array {
   const dc = c.decoderChannels;
   let H = c.latentSize;
-  let x = silu(conv3(Float64Array.from(z), c.latentChannels, H, H, get(w, "decoder.conv_in.weight"), get(w, "decoder.conv_in.bias"), dc[0]!, 1).y);
+  let x: Float64Array = silu(conv3(Float64Array.from(z), c.latentChannels, H, H, get(w, "decoder.conv_in.weight"), get(w, "decoder.conv_in.bias"), dc[0]!, 1).y);
   for (let i = 1; i < dc.length; i++) {
     x = up2(x, dc[i - 1]!, H, H);
     H *= 2;
@@ -208,7 +208,7 @@ export function refVaeDecode(c: VaeConfig, w: W, z: Float32Array): Float32Array 
 /** VAE encoder of one image [3, R, R] → [C, s, s]. */
 export function refVaeEncode(c: VaeConfig, w: W, img: Float32Array): Float32Array {
   let H = c.latentSize * 2 ** c.encoderChannels.length;
-  let x = Float64Array.from(img);
+  let x: Float64Array = Float64Array.from(img);
   let ci = c.imageChannels;
   c.encoderChannels.forEach((co, i) => {
     const r = conv3(x, ci, H, H, get(w, `encoder.down.${i}.conv.weight`), get(w, `encoder.down.${i}.conv.bias`), co, 2);

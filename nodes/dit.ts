@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { defineNode } from "../engine/node";
+import { zImageValue, type ImageValue } from "../engine/media/values";
+import { conditioningFromLlm, initialNoise, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit";
+import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit-tiny";
+import { decodeToRgb, encodePng, rgbToTensor, tensorToRgb, vaeImageSize } from "../models/vae";
+import type { LlmOutputValue } from "./moe-llm";
+import "./params";
+
+/** What the node did, on its `info` output (and in its summary). */
+export interface GenerateImageInfo {
+  model: typeof DIT_REF;
+  label: typeof DIT_LABEL;
+  mode: "text-to-image" | "edit";
+  conditioning: DitConditioning["source"];
+  conditioningNote: string;
+  steps: number;
+  guidance: number;
+  seed: number;
+  ms: number;
+}
+
+/**
+ * Picks the DiT conditioning from an LLM output: its [IMG0..31] + [TASK0..2] hidden states, or — in
+ * "llm-or-seeded" mode, when they are missing (the seeded LLM never writes them) — 35 vectors seeded by
+ * a hash of the LLM's text and token ids (models/dit.ts seededConditioning). "llm" mode throws instead.
+ */
+export function pickConditioning(llm: LlmOutputValue, mode: "llm" | "llm-or-seeded"): DitConditioning {
+  const c = ditReferenceConfig().dit;
+  const got = conditioningFromLlm(c, llm.specialHidden ?? []);
+  if (!("missing" in got)) return got;
+  if (mode === "llm") throw new Error(`${got.missing}. Set "Conditioning" to "llm-or-seeded" to fall back to vectors seeded from the LLM text.`);
+  return seededConditioning(c, llm.text, llm.ids ?? [], got.missing);
+}
+
+function isLlmOutput(v: unknown): v is LlmOutputValue {
+  return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "llm-output" && typeof (v as { text?: unknown }).text === "string";
+}
+
+export const generateImage = defineNode({
+  type: "generate.image",
+  typeVersion: 1,
+  title: "Task-aware DiT",
+  category: "Generate",
+  description:
+    "Renders a 256×256 image from the LLM's [TASK0..2][IMG0..31] hidden states with a flow-matching DiT (Euler, classifier-free guidance) and a tiny VAE. Connect a source image to edit it. uni-moe-tiny/dit is seeded, untrained.",
+  inputs: {
+    llm: { type: "LLM_OUTPUT", label: "LLM output" },
+    source: { type: "IMAGE", optional: true, label: "source image (edit)" },
+  },
+  outputs: { image: { type: "GENERATED_IMAGE" }, info: { type: "JSON" } },
+  params: z.object({
+    steps: z.number().int().min(1).max(100).default(8).meta({ label: "Steps", step: 1 }),
+    guidance: z.number().min(0).max(20).default(4).meta({ label: "Guidance (CFG)", step: 0.5 }),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
+    conditioning: z
+      .enum(["llm", "llm-or-seeded"])
+      .default("llm-or-seeded")
+      .meta({
+        label: "Conditioning",
+        description: "llm: require [IMG0..31] and [TASK0..2] from the LLM. llm-or-seeded: when they are missing, use vectors seeded from a hash of the LLM text.",
+      }),
+  }),
+  async fingerprint() {
+    return ditContentHash(ditReferenceConfig(), DIT_DEFAULT_SEED);
+  },
+  async execute({ inputs, params, ctx }) {
+    if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
+    if (!isLlmOutput(inputs.llm)) throw new Error("connect an LLM output (LLM_OUTPUT)");
+    const t0 = performance.now();
+    const cond = pickConditioning(inputs.llm, params.conditioning);
+    let source: ImageValue | undefined;
+    if (inputs.source !== undefined && inputs.source !== null) {
+      const parsed = zImageValue.safeParse(inputs.source);
+      if (!parsed.success) throw new Error("the source input is not an image");
+      source = parsed.data;
+    }
+    const cfg = ditReferenceConfig();
+    const R = vaeImageSize(cfg.vae);
+    const total = params.steps + (source ? 2 : 1);
+    ctx.progress(0, source ? "encoding the source image" : `step 0/${params.steps}`);
+
+    return withDit(ctx.runtime, { withEncoder: source !== undefined }, async (runner) => {
+      let srcLatent: Float32Array | undefined;
+      if (source) {
+        const rgb = await decodeToRgb(await ctx.storage.read(source.file), R);
+        srcLatent = await runner.encode(rgbToTensor(rgb, R, R));
+        ctx.progress(1 / total, `step 0/${params.steps}`);
+      }
+      const done = source ? 1 : 0;
+      let z: Float32Array;
+      try {
+        z = await sampleEuler({
+          steps: params.steps,
+          noise: initialNoise(cfg.dit, params.seed),
+          velocity: (x, t) => runner.guidedVelocity(x, t, cond, params.guidance, srcLatent),
+          signal: ctx.signal,
+          onStep: (i, n) => ctx.progress((done + i + 1) / total, `step ${i + 1}/${n}`),
+        });
+      } catch (err) {
+        if (err instanceof SamplingCancelled) throw ctx.signal.reason ?? err;
+        throw err;
+      }
+      if (ctx.signal.aborted) throw ctx.signal.reason ?? new SamplingCancelled(params.steps);
+      const pixels = tensorToRgb(await runner.decode(z), R, R);
+      const png = await encodePng(pixels, R, R);
+      const file = await ctx.storage.write(png, "png");
+      ctx.progress(1, "decoded");
+      const image: ImageValue = { kind: "image", file, mime: "image/png", width: R, height: R };
+      const info: GenerateImageInfo = {
+        model: DIT_REF,
+        label: DIT_LABEL,
+        mode: source ? "edit" : "text-to-image",
+        conditioning: cond.source,
+        conditioningNote: cond.note,
+        steps: params.steps,
+        guidance: params.guidance,
+        seed: params.seed,
+        ms: performance.now() - t0,
+      };
+      return { image, info };
+    });
+  },
+  summarize(outputs) {
+    const img = outputs.image as ImageValue | undefined;
+    const info = outputs.info as GenerateImageInfo | undefined;
+    if (!img || !info) return "no image";
+    const cond = info.conditioning === "llm" ? "conditioned on the LLM's [IMG*]/[TASK*] hidden states" : `conditioning ${info.conditioningNote}`;
+    return `${info.mode === "edit" ? "edited" : "generated"} ${img.width}×${img.height} PNG (${info.model}, ${info.label}), ${info.steps} steps, CFG ${info.guidance}, seed ${info.seed}; ${cond}`;
+  },
+});
