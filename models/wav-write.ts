@@ -1,7 +1,7 @@
 /**
  * 16-bit PCM WAV writing (RIFF/WAVE, one `fmt ` chunk of 16 bytes, one `data` chunk), little-endian.
- * Samples are clamped to [-1, 1] and scaled asymmetrically (negative × 32768, positive × 32767, rounded),
- * so -1 and 1 map to the extremes; engine/media/wav.ts reads them back as int16 / 32768.
+ * Samples are clamped to [-1, 1], scaled by 32768 and rounded (1.0 saturates at 32767), the inverse of
+ * engine/media/wav.ts's int16 / 32768, so a round trip is within half a step (one step at +1).
  */
 
 export interface WavWriteOptions {
@@ -44,7 +44,7 @@ export function encodeWav16(samples: Float32Array, opts: WavWriteOptions = {}): 
     let x = samples[i]!;
     if (!(x === x)) x = 0; // NaN → silence
     x = x < -1 ? -1 : x > 1 ? 1 : x;
-    v.setInt16(HEADER_BYTES + 2 * i, Math.round(x < 0 ? x * 32768 : x * 32767), true);
+    v.setInt16(HEADER_BYTES + 2 * i, Math.min(32767, Math.round(x * 32768)), true);
   }
   return bytes;
 }

@@ -16,6 +16,7 @@ import { ropeInspector } from "./rope-inspector";
 import { routingInspector } from "./routing-inspector";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
+import { tts } from "./tts";
 import { videoInput } from "./video-input";
 
 export type { ParamMeta, ParamWidget } from "./params";
@@ -30,6 +31,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   moeLlm,
   routingInspector,
   ropeInspector,
+  tts,
   generateImage,
   preview,
 ];
