@@ -11,6 +11,7 @@ import { isRoutingTrace, type RoutingTrace } from "@/engine/trace";
 import { ensureTtsReferenceModel, ttsReferenceDir } from "@/models/tts-tiny";
 import { describeValue } from "@/nodes/preview";
 import { catalogue } from "@/nodes/index";
+import { routingInspector, type RoutingReport } from "@/nodes/routing-inspector";
 import { tts, type SpeechValue } from "@/nodes/tts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "tts-node-"));
@@ -75,6 +76,10 @@ describe("generate.tts node", () => {
     expect(trace.model).toBe("uni-moe-tiny/tts");
     expect(trace.tokens.filter((t) => t.phase === "decode")).toHaveLength(codes);
     expect(traceProblems(trace)).toEqual([]);
+    // the Routing Inspector reads it like an LLM trace: 4 routed experts, k = 2 everywhere
+    const report = (await routingInspector.execute({ inputs: { trace }, params: {}, ctx })).report as RoutingReport;
+    expect(report.experts).toEqual(["E1", "E2", "E3", "E4"].map((name) => ({ name, role: "routed" })));
+    expect(report.perLayer.map((l) => l.meanK)).toEqual([2, 2, 2, 2]);
 
     expect(progress.at(-1)!.f).toBe(1);
     expect(progress.filter((p) => p.m?.startsWith("codec token"))).toHaveLength(codes);
