@@ -287,7 +287,11 @@ function contentHashOf(dir: string, files: string[]): string {
  * on first use; anything else must be a directory inside the models dir holding config.json plus either
  * model.safetensors or a ready ONNX file (vision.onnx / audio.onnx, or config `onnx_file`).
  */
-export async function resolveEncoder(kind: EncoderKind, ref: string): Promise<ResolvedEncoder> {
+export async function resolveEncoder<K extends EncoderKind>(kind: K, ref: string): Promise<Extract<ResolvedEncoder, { kind: K }>> {
+  return (await resolveAny(kind, ref)) as Extract<ResolvedEncoder, { kind: K }>;
+}
+
+async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncoder> {
   const root = modelsDir();
   let dir: string;
   let label: string | undefined;

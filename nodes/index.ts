@@ -6,6 +6,7 @@
  *   widget "file" holds an upload id and `accept` says which kind to upload. Types: nodes/params.ts.
  */
 import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
+import { audioEncoder } from "./audio-encoder";
 import { audioInput } from "./audio-input";
 import { generateImage } from "./dit";
 import { imageInput } from "./image-input";
@@ -18,6 +19,7 @@ import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
 import { tts } from "./tts";
 import { videoInput } from "./video-input";
+import { visionEncoder } from "./vision-encoder";
 
 export type { ParamMeta, ParamWidget } from "./params";
 
@@ -26,6 +28,8 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   imageInput,
   audioInput,
   videoInput,
+  visionEncoder,
+  audioEncoder,
   textTemplate,
   promptBuilder,
   moeLlm,

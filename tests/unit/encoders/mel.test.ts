@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, resample } from "@/models/mel";
+import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, powerSpectrum, resample } from "@/models/mel";
 
 const SR = 16000;
 const sine = (f: number, seconds: number, rate = SR, amp = 0.5) => Float32Array.from({ length: Math.round(seconds * rate) }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / rate));
@@ -103,5 +103,23 @@ describe("resampling (Kaiser-windowed sinc)", () => {
   it("is the identity at 16 kHz", () => {
     const x = sine(300, 0.1);
     expect(resample(x, 16000)).toEqual(x);
+  });
+});
+
+describe("the 16×25 FFT", () => {
+  it("matches a direct 400-point DFT", () => {
+    const frame = Float64Array.from({ length: 400 }, (_, i) => Math.sin(i * 0.37) + 0.3 * Math.cos(i * i * 0.01) - 0.1);
+    const got = powerSpectrum(frame);
+    let maxErr = 0;
+    for (let k = 0; k <= 200; k++) {
+      let re = 0;
+      let im = 0;
+      for (let n = 0; n < 400; n++) {
+        re += frame[n]! * Math.cos((2 * Math.PI * k * n) / 400);
+        im -= frame[n]! * Math.sin((2 * Math.PI * k * n) / 400);
+      }
+      maxErr = Math.max(maxErr, Math.abs(got[k]! - (re * re + im * im)) / (1 + re * re + im * im));
+    }
+    expect(maxErr).toBeLessThan(1e-10);
   });
 });

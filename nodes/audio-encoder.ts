@@ -1,0 +1,99 @@
+import { z } from "zod";
+import type { FeaturesValue } from "../engine/features";
+import { decodeWavMono, parseWav, WavError } from "../engine/media/wav";
+import { defineNode } from "../engine/node";
+import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders-tiny";
+import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "../models/mel";
+import "./params";
+
+const WAV_MIMES = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"]);
+
+/**
+ * Audio → FEATURES: WAV decoded to mono, resampled to 16 kHz, cut into 30-s chunks, Whisper log-mel,
+ * encoder + query former → 200 tokens per chunk at the LLM's hidden size.
+ */
+export const audioEncoder = defineNode({
+  type: "encode.audio",
+  typeVersion: 1,
+  title: "Audio Encoder",
+  category: "Encoders",
+  description:
+    "Whisper-style audio encoder with a query former: 16 kHz mono, 30-s chunks of log-mel, 200 tokens per chunk at the LLM's hidden size. Reads WAV. uni-moe-tiny/audio is seeded, untrained.",
+  inputs: { audio: { type: "AUDIO", label: "audio" } },
+  outputs: { features: { type: "FEATURES" } },
+  params: z.object({
+    model: z
+      .string()
+      .min(1)
+      .default(DEFAULT_AUDIO_MODEL)
+      .meta({ label: "Audio model", description: "uni-moe-tiny/audio (seeded, untrained), or a folder in the models directory with config.json + model.safetensors or audio.onnx" }),
+    maxDurationSec: z.number().min(1).max(3600).default(120).meta({ label: "Max duration (s)", description: "Longer clips are refused" }),
+  }),
+  async fingerprint(params) {
+    return (await resolveEncoder("audio", params.model)).contentHash;
+  },
+  async execute({ inputs, params, ctx }) {
+    if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
+    const audio = inputs.audio as { kind?: unknown; file?: unknown; mime?: unknown } | undefined;
+    if (!audio || typeof audio.file !== "string" || typeof audio.mime !== "string") throw new Error("connect an audio clip");
+    if (!WAV_MIMES.has(audio.mime)) {
+      const format = audio.mime.replace(/^audio\//, "").replace(/^mpeg$/, "mp3").toUpperCase();
+      throw new Error(`only WAV is decoded so far (this clip is ${format}); convert it to WAV`);
+    }
+    ctx.progress(0, "loading the audio model");
+    const model = await resolveEncoder("audio", params.model);
+    const { nMels, frames, queries, outDim } = model.info;
+    if (frames !== CHUNK_FRAMES) throw new Error(`audio model "${params.model}" takes ${frames} mel frames per chunk; only 30-s chunks (${CHUNK_FRAMES} frames) are supported`);
+
+    const bytes = await ctx.storage.read(audio.file);
+    let samples: Float32Array;
+    let rate: number;
+    let durationSec: number;
+    try {
+      const info = parseWav(bytes);
+      if (info.frames === 0) throw new WavError("it contains no audio samples", "corrupt");
+      if (info.durationSec > params.maxDurationSec) {
+        throw new Error(`the audio is ${info.durationSec.toFixed(1)} s long; the limit is ${params.maxDurationSec} s (raise "Max duration" or trim the clip)`);
+      }
+      ({ samples } = decodeWavMono(bytes));
+      rate = info.sampleRate;
+      durationSec = info.durationSec;
+    } catch (err) {
+      if (err instanceof WavError) throw new Error(`the input audio is not a readable WAV file: ${err.message}`);
+      throw err;
+    }
+    ctx.signal.throwIfAborted();
+    if (rate !== SAMPLE_RATE) ctx.progress(0.02, `resampling ${rate} Hz → 16 kHz`);
+    const pcm = resample(samples, rate, SAMPLE_RATE);
+    const chunks = chunkSamples(pcm);
+    const perChunk = queries * outDim;
+    const data = new Float32Array(chunks.length * perChunk);
+    await withEncoder(model, ctx.runtime, async (run) => {
+      for (let c = 0; c < chunks.length; c++) {
+        ctx.signal.throwIfAborted();
+        ctx.progress(0.05 + (0.95 * c) / chunks.length, `chunk ${c + 1}/${chunks.length} (${CHUNK_SECONDS} s each)`);
+        const mel = logMelChunk(chunks[c]!, nMels);
+        ctx.signal.throwIfAborted();
+        const out = await run(mel, [1, nMels, CHUNK_FRAMES]);
+        if (out.dims.join(",") !== `1,${queries},${outDim}`) throw new Error(`audio model "${params.model}" returned [${out.dims}], expected [1, ${queries}, ${outDim}]`);
+        data.set(out.data, c * perChunk);
+      }
+    });
+    ctx.progress(1, `${chunks.length} chunk(s) → ${chunks.length * queries} tokens`);
+    const features: FeaturesValue = {
+      kind: "features",
+      modality: "audio",
+      data,
+      n: chunks.length * queries,
+      dim: outDim,
+      encoder: params.model,
+      audio: { chunks: chunks.length, durationSec },
+    };
+    return { features };
+  },
+  summarize(outputs) {
+    const f = outputs.features as FeaturesValue | undefined;
+    if (!f?.audio) return "no features";
+    return `${f.n} audio tokens × ${f.dim} (${f.audio.chunks} chunk(s), ${f.audio.durationSec.toFixed(2)} s)`;
+  },
+});
