@@ -43,7 +43,7 @@ export const moeLlm = defineNode({
       .string()
       .max(100_000)
       .default("")
-      .meta({ widget: "textarea", label: "Interventions (JSON)", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
+      .meta({ widget: "interventions", label: "Interventions", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
   }),
   async fingerprint(params) {
     return (await resolveModel(params.model)).contentHash;

@@ -2,7 +2,7 @@
  * The param meta convention the editor's form generator reads (through zod's global registry, so it
  * also appears in `z.toJSONSchema(def.params)`). Put `.meta({...})` last, after `.default(...)`.
  */
-export type ParamWidget = "textarea" | "file" | "slider" | "model";
+export type ParamWidget = "textarea" | "file" | "slider" | "model" | "interventions";
 
 export interface ParamMeta {
   /** How to edit the value; without it the form picks by type (text box, number box, checkbox, select for enums). */

@@ -1,6 +1,7 @@
 "use client";
 import { memo, useState } from "react";
 import { trpc } from "@/app/lib/trpc";
+import { InterventionsField } from "./InterventionsField";
 import { useEditor } from "./store";
 
 /** The slice of a param's JSON Schema (from zod's toJSONSchema, with our .meta() hints) the form reads. */
@@ -10,7 +11,7 @@ export interface ParamSchema {
   minimum?: number;
   maximum?: number;
   default?: unknown;
-  widget?: "textarea" | "file" | "slider" | "model";
+  widget?: "textarea" | "file" | "slider" | "model" | "interventions";
   accept?: string;
   step?: number;
   label?: string;
@@ -85,11 +86,15 @@ function ModelPicker({ value, onChange, label }: { value: string; onChange: (v: 
 
 function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
   const setParam = useEditor((s) => s.setParam);
+  // The intervention editor needs the node's model (its layers and experts).
+  const modelRef = useEditor((s) => (schema.widget === "interventions" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
   const label = schema.label ?? name;
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   const onChange = (v: unknown) => setParam(nodeId, name, v);
   let control;
-  if (schema.widget === "model") {
+  if (schema.widget === "interventions") {
+    control = <InterventionsField value={String(value ?? "")} onChange={onChange} modelRef={modelRef} label={label} />;
+  } else if (schema.widget === "model") {
     control = <ModelPicker value={String(value ?? "")} onChange={onChange} label={label} />;
   } else if (schema.widget === "file") {
     control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
@@ -119,11 +124,13 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
   } else {
     control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   }
+  // Composite widgets get a plain wrapper: a <label> would name its first button or select.
+  const Wrapper = schema.widget === "interventions" ? "div" : "label";
   return (
-    <label title={schema.description}>
+    <Wrapper className="param" title={schema.description}>
       <span>{label}</span>
       {control}
-    </label>
+    </Wrapper>
   );
 }
 

@@ -37,7 +37,11 @@ test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token ho
   await dialog.getByRole("button", { name: "Close inspector" }).click();
 
   // Ban E1 at layer 3 and re-run: only the LLM and the inspector run again; E1’s share at L3 is zero.
-  await page.getByTestId("node-llm").getByLabel("Interventions (JSON)", { exact: true }).fill('[{"layer": 3, "expert": "E1", "action": "ban"}]');
+  const rules = page.getByTestId("node-llm").getByTestId("interventions");
+  await rules.getByRole("button", { name: "+ rule" }).click();
+  await rules.getByLabel("Layer").selectOption("3");
+  await rules.getByLabel("Expert").selectOption("E1");
+  await rules.getByLabel("Action").selectOption("ban");
   await page.getByRole("button", { name: "▶ Run" }).click();
   await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 90_000 });
   await expect(page.getByTestId("status-prompt")).toHaveAttribute("data-status", "cached");
