@@ -35,10 +35,22 @@ export function listModels(): string[] {
     if (!family.isDirectory() || family.name.startsWith(".")) continue;
     for (const m of readdirSync(path.join(root, family.name), { withFileTypes: true })) {
       const ref = `${family.name}/${m.name}`;
-      if (m.isDirectory() && !found.includes(ref) && existsSync(path.join(root, family.name, m.name, "config.json"))) found.push(ref);
+      if (m.isDirectory() && !found.includes(ref) && isLlmDir(path.join(root, family.name, m.name))) found.push(ref);
     }
   }
   return found;
+}
+
+/** Encoders, TTS and DiT models live beside the LLMs; only decoder LLM configs are offered as LLMs. */
+const NOT_LLM = /^(uni_moe_tts|siglip|whisper|dit|vae)/;
+
+function isLlmDir(dir: string): boolean {
+  try {
+    const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: string };
+    return !NOT_LLM.test(config.model_type ?? "") && zMoeLlmConfig.safeParse(config).success;
+  } catch {
+    return false;
+  }
 }
 
 /** Hash of config.json and the safetensors files' contents (read in 4 MB pieces; never all at once). */
