@@ -5,6 +5,8 @@ export interface Example {
   title: string;
   description: string;
   document: Workflow;
+  /** Params filled with the ids of the built-in sample media when the example is opened. */
+  sampleMedia?: { node: string; param: string; media: "image" | "audio" }[];
 }
 
 const node = (id: string, type: string, x: number, y: number, params: Record<string, unknown> = {}, label?: string) => ({
@@ -25,6 +27,50 @@ const edge = (source: string, sourceSocket: string, target: string, targetSocket
 
 /** Workflows a newcomer can open from the start page (each opens as a new, editable copy). */
 export const EXAMPLES: Example[] = [
+  {
+    id: "omni",
+    title: "Image + audio → MoE-LLM → routing, RoPE, speech, image",
+    description: "The whole omnimodal pipeline on the seeded uni-moe-tiny family, with sample media: encoders, Prompt Builder with 3D RoPE, MoE-LLM, Routing and RoPE Inspectors, MoE-TTS and the task-aware DiT.",
+    sampleMedia: [
+      { node: "image", param: "file", media: "image" },
+      { node: "audio", param: "file", media: "audio" },
+    ],
+    document: {
+      schemaVersion: 2,
+      name: "Omni pipeline",
+      description: "image + audio + text → encoders → Prompt Builder (uni-moe 3D RoPE) → MoE-LLM → Routing Inspector + RoPE Inspector + TTS + DiT. Every model is seeded and untrained: it shows the mechanics, not answers.",
+      tags: ["example"],
+      nodes: [
+        node("image", "input.image", 0, 0, {}, "Image"),
+        node("audio", "input.audio", 0, 330, {}, "Audio"),
+        node("question", "input.text", 0, 600, { text: "What do you see and hear? Then say it and draw it." }, "Question"),
+        node("vision", "encode.vision", 320, 0, {}),
+        node("hearing", "encode.audio", 320, 330, {}),
+        node("prompt", "prompt.builder", 640, 250, {}),
+        node("llm", "model.moe-llm", 960, 200, { maxNewTokens: 16 }),
+        node("rope", "inspect.rope", 960, -180, {}, "RoPE Inspector"),
+        node("answer", "output.preview", 1320, -40, {}, "Answer"),
+        node("routing", "inspect.routing", 1320, 180, {}, "Routing Inspector"),
+        node("tts", "generate.tts", 1320, 520, { maxSeconds: 2 }, "MoE-TTS"),
+        node("dit", "generate.image", 1320, 860, { steps: 8 }, "Task-aware DiT"),
+      ],
+      edges: [
+        edge("image", "image", "vision", "image"),
+        edge("audio", "audio", "hearing", "audio"),
+        edge("vision", "features", "prompt", "image"),
+        edge("hearing", "features", "prompt", "audio"),
+        edge("question", "text", "prompt", "text"),
+        edge("prompt", "sequence", "llm", "sequence"),
+        edge("prompt", "sequence", "rope", "sequence"),
+        edge("llm", "output", "answer", "value"),
+        edge("llm", "trace", "routing", "trace"),
+        edge("llm", "output", "tts", "llm"),
+        edge("question", "text", "tts", "text"),
+        edge("llm", "output", "dit", "llm"),
+      ],
+      notes: [],
+    },
+  },
   {
     id: "moe-llm-routing",
     title: "Text → MoE-LLM → routing",

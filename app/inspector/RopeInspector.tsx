@@ -143,7 +143,7 @@ function PositionTable({ r }: { r: RopeReportFile }) {
             const c = r.compare?.[i];
             const differs = c && (c.t !== t.t || c.h !== t.h || c.w !== t.w);
             return (
-              <tr key={i} data-testid="rope-row">
+              <tr key={i} data-testid="rope-row" data-modality={t.modality}>
                 <td>{i}</td>
                 <td>{t.text.replace(/\n/g, "⏎")}</td>
                 <td>{t.modality}</td>

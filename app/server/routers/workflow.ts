@@ -3,6 +3,8 @@ import { z } from "zod";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { WorkflowParseError } from "@/engine/workflow/migrate";
 import { EXAMPLES } from "@/app/examples";
+import { storeSampleMedia } from "@/app/examples/media";
+import { fileStorage } from "../storage";
 import { catalogue } from "@/nodes";
 import { publicProcedure, router } from "../trpc";
 import * as workflows from "../workflows";
@@ -27,10 +29,18 @@ export const workflowRouter = router({
   restore: publicProcedure.input(z.object({ id: zId })).mutation(({ input }) => workflows.setTrashed(input.id, false)),
   deleteForever: publicProcedure.input(z.object({ id: zId })).mutation(({ input }) => workflows.deleteForever(input.id)),
   examples: publicProcedure.query(() => EXAMPLES.map(({ id, title, description }) => ({ id, title, description }))),
-  createFromExample: publicProcedure.input(z.object({ exampleId: z.string() })).mutation(({ input }) => {
+  createFromExample: publicProcedure.input(z.object({ exampleId: z.string() })).mutation(async ({ input }) => {
     const example = EXAMPLES.find((e) => e.id === input.exampleId);
     if (!example) throw new TRPCError({ code: "NOT_FOUND", message: `no example "${input.exampleId}"` });
-    return workflows.createWorkflow({ document: example.document, message: `From the example "${example.title}"` });
+    const document = structuredClone(example.document);
+    if (example.sampleMedia?.length) {
+      const media = await storeSampleMedia(fileStorage());
+      for (const m of example.sampleMedia) {
+        const n = document.nodes.find((x) => x.id === m.node);
+        if (n) n.params = { ...n.params, [m.param]: media[m.media] };
+      }
+    }
+    return workflows.createWorkflow({ document, message: `From the example "${example.title}"` });
   }),
   /** Reads any document (import, JSON view): migrates it and lists its problems; unreadable → a clear error. */
   check: publicProcedure.input(z.object({ document: z.unknown() })).mutation(({ input }) => {
