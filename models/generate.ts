@@ -18,6 +18,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens: number[];
   interventions?: Interventions;
   signal?: AbortSignal;
+  /**
+   * Tokens appended after generation, teacher-forced through the model (before a generated stop token):
+   * how the seeded models, which never write control tokens, are made to emit a speech span or [TASK][IMG].
+   */
+  forceSuffix?: number[] | ((generatedText: string) => number[]);
   /** Called for every generated token with the text it completed ("" inside a UTF-8 character). */
   onToken?: (step: number, id: number, piece: string) => void;
 }
@@ -128,37 +133,56 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   let text = "";
   let stopReason: GenerateResult["stopReason"] = "max-tokens";
   t0 = performance.now();
-  const pendingSpecial: number[] = [];
-  for (let step = 0; step < o.maxNewTokens; step++) {
+  const isHead = (id: number) => tokenizer.isSpecial(id) && HEAD_TOKEN.test(tokenizer.decode([id]));
+  /** Runs one token through the model: its routing and (for head tokens) its hidden state are recorded. */
+  const feed = async (id: number) => {
     checkCancel();
-    const id = sampleToken(logits, o, rng);
-    newIds.push(id);
-    const piece = decoder.push(id);
-    text += piece;
-    o.onToken?.(step, id, piece);
-    if (tokenizer.isSpecial(id) && HEAD_TOKEN.test(tokenizer.decode([id]))) pendingSpecial.push(newIds.length - 1);
-    const stop = o.stopTokens.includes(id);
-    const last = step === o.maxNewTokens - 1 || stop;
-    // Feed the token back: needed for the next step, and for the hidden state of a special token.
-    if (last && pendingSpecial.length === 0) {
-      if (stop) stopReason = "stop-token";
-      break;
-    }
     const input = prompt.embeds ? { embeds: prompt.embeds.token(id) } : { ids: [id] };
     const out = await model.forward({ batch: 1, seq: 1, ...input, positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
     layers = concatLayers(layers, out.trace!.map(toLayerTrace));
-    for (const index of pendingSpecial.splice(0)) {
-      specialHidden.push({ token: tokenizer.decode([newIds[index]!]), id: newIds[index]!, index, hidden: out.lastHidden.slice(0, H) });
-    }
+    if (isHead(id)) specialHidden.push({ token: tokenizer.decode([id]), id, index: newIds.lastIndexOf(id), hidden: out.lastHidden.slice(0, H) });
     cache = out.present!;
     logits = out.logits;
     nextPos++;
-    if (last) {
-      if (stop) stopReason = "stop-token";
+  };
+  const emit = (step: number, id: number) => {
+    newIds.push(id);
+    const piece = decoder.push(id);
+    text += piece;
+    o.onToken?.(step, id, piece);
+  };
+  // Each sampled token is fed back just before the next one is sampled; a stop token is never fed.
+  let unfed: number | null = null;
+  let stopToken: number | null = null;
+  for (let step = 0; step < o.maxNewTokens; step++) {
+    if (unfed !== null) await feed(unfed);
+    checkCancel();
+    const id = sampleToken(logits, o, rng);
+    if (o.stopTokens.includes(id) && o.forceSuffix) {
+      // The forced tokens go before the end of the turn: hold the stop token back.
+      stopToken = id;
+      stopReason = "stop-token";
+      unfed = null;
+      break;
+    }
+    emit(step, id);
+    unfed = id;
+    if (o.stopTokens.includes(id)) {
+      stopReason = "stop-token";
+      unfed = null;
       break;
     }
   }
+  // Teacher-forced control tokens (a speech span, [TASK*][IMG*]) so the heads get their hidden states.
+  const suffix = typeof o.forceSuffix === "function" ? o.forceSuffix(text) : (o.forceSuffix ?? []);
+  for (const id of suffix) {
+    if (unfed !== null) await feed(unfed);
+    emit(newIds.length, id);
+    unfed = id;
+  }
+  if (unfed !== null && isHead(unfed)) await feed(unfed);
+  if (stopToken !== null) emit(newIds.length, stopToken);
   text += decoder.flush();
   return {
     promptIds: prompt.ids,

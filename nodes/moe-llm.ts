@@ -4,9 +4,26 @@ import { generate, GenerationCancelled } from "../models/generate";
 import { compileInterventions } from "../models/interventions";
 import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
 import { isSequence } from "../engine/sequence";
+import type { Tokenizer } from "../models/tokenizer";
 import "./params";
 
 const GRAPH = { moe: "sparse", trace: true, kvCache: true } as const;
+
+/** The tokens forced after the answer for `emit` (PAPER.md §5 layouts); the speech span speaks the answer. */
+function controlTokens(tok: Tokenizer, emit: string): ((answer: string) => number[]) | undefined {
+  if (emit === "none") return undefined;
+  return (answer) => {
+    const ids: number[] = [];
+    if (emit.includes("speech")) {
+      // The answer's own text goes in as plain bytes, so stray marker text in it cannot open another span.
+      ids.push(...tok.encode("<|speech_start|>Language: English; Speaker: default;<|speech_prompt|>"));
+      ids.push(...tok.encode(answer.trim() || "…", { allowSpecial: false }));
+      ids.push(tok.tokenId("<|speech_end|>"));
+    }
+    if (emit.includes("image")) ids.push(...tok.encode(`${[0, 1, 2].map((i) => `[TASK${i}]`).join("")}${Array.from({ length: 32 }, (_, i) => `[IMG${i}]`).join("")}`));
+    return ids;
+  };
+}
 
 /** An LLM's answer as it flows to the next node. */
 export interface LlmOutputValue {
@@ -39,6 +56,13 @@ export const moeLlm = defineNode({
     topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
     routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    emit: z
+      .enum(["none", "speech", "image", "speech+image"])
+      .default("none")
+      .meta({
+        label: "Emit control tokens",
+        description: "Appends a speech span and/or [TASK0..2][IMG0..31], teacher-forced after the answer, so TTS and DiT get the hidden states. The seeded models never write these tokens themselves.",
+      }),
     interventions: z
       .string()
       .max(100_000)
@@ -88,6 +112,7 @@ export const moeLlm = defineNode({
             seed: params.seed,
             stopTokens: [tokenizer.tokenId("<|im_end|>"), tokenizer.tokenId("<|endoftext|>")],
             interventions,
+            forceSuffix: controlTokens(tokenizer, params.emit),
             signal: ctx.signal,
             onToken: (step, _id, piece) => {
               text += piece;

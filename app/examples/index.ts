@@ -47,7 +47,7 @@ export const EXAMPLES: Example[] = [
         node("vision", "encode.vision", 320, 0, {}),
         node("hearing", "encode.audio", 320, 330, {}),
         node("prompt", "prompt.builder", 640, 250, {}),
-        node("llm", "model.moe-llm", 960, 200, { maxNewTokens: 16 }),
+        node("llm", "model.moe-llm", 960, 200, { maxNewTokens: 16, emit: "speech+image" }),
         node("rope", "inspect.rope", 960, -180, {}, "RoPE Inspector"),
         node("answer", "output.preview", 1320, -40, {}, "Answer"),
         node("routing", "inspect.routing", 1320, 180, {}, "Routing Inspector"),

@@ -89,6 +89,21 @@ describe("generate (loop logic, scripted decoder)", () => {
     ]);
   });
 
+  it("forced control tokens go before the stop token, each fed once, head tokens keep their hidden states", async () => {
+    const task0 = byteTokenizer.tokenId("[TASK0]");
+    const m = scripted([65, end]);
+    const r = await generate(m, byteTokenizer, { ids: [1], modelName: "s" }, { ...greedy, maxNewTokens: 10, stopTokens: [end], forceSuffix: [task0, img0] });
+    expect(r.newIds).toEqual([65, task0, img0, end]);
+    expect(r.text).toBe("A[TASK0][IMG0]<|im_end|>");
+    expect(r.stopReason).toBe("stop-token");
+    expect(m.calls.map((c) => c.ids)).toEqual([[1], [65], [task0], [img0]]);
+    expect(r.specialHidden.map((h) => [h.token, h.index, h.hidden[0]])).toEqual([
+      ["[TASK0]", 1, 2],
+      ["[IMG0]", 2, 3],
+    ]);
+    expect(r.trace.tokens.map((t) => t.phase)).toEqual(["prefill", "decode", "decode", "decode"]);
+  });
+
   it("cancellation stops between tokens", async () => {
     const controller = new AbortController();
     const m = scripted([65, 66, 67, 68]);
