@@ -1,6 +1,7 @@
 "use client";
 import dynamic from "next/dynamic";
 import { createContext, memo, useContext, useEffect, useState } from "react";
+import { AudioView } from "@/app/inspector/AudioView";
 import { useRun, type NodeRunView } from "./run-store";
 
 /** Starts a run of the open document; with a node id, only that node and its ancestors. */
@@ -84,7 +85,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
         {socket}: {String(value.headline ?? type)}
       </div>
       {file && type === "image" && <img className="thumb" src={`/api/files/${file}`} alt={`${socket} output`} />}
-      {file && type === "audio" && <audio controls src={`/api/files/${file}`} style={{ width: "100%" }} />}
+      {file && type === "audio" && <AudioView file={file} />}
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
       {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
       {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}

@@ -14,6 +14,14 @@ test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform
   await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 150_000 });
   for (const id of ["vision", "hearing", "prompt", "llm", "rope", "routing", "tts", "dit"]) await expect(page.getByTestId(`status-${id}`)).toHaveAttribute("data-status", "done");
   await expect(page.getByTestId("outputs-tts").locator("audio")).toBeVisible();
+  // The WAV is as long as the TTS says (2 s cap at 40 codes/s = 80 codes × 600 samples at 24 kHz).
+  const duration = await page.getByTestId("outputs-tts").locator("audio").evaluate(async (a: HTMLAudioElement) => {
+    if (!Number.isFinite(a.duration) || a.duration === 0) await new Promise((r) => a.addEventListener("loadedmetadata", r, { once: true }));
+    return a.duration;
+  });
+  expect(duration).toBeGreaterThan(0.5);
+  expect(duration).toBeLessThanOrEqual(2.01);
+  await expect(page.getByTestId("outputs-tts").getByTestId("spectrogram")).toBeVisible();
   await expect(page.getByTestId("outputs-dit").locator("img")).toBeVisible();
   await expect(page.getByTestId("outputs-routing").getByTestId("heatmap-mini")).toBeVisible();
   await page.getByRole("button", { name: "Auto-layout" }).click();
