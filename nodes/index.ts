@@ -8,6 +8,7 @@
 import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
 import { audioEncoder } from "./audio-encoder";
 import { audioInput } from "./audio-input";
+import { compareTracesNode } from "./compare-traces";
 import { generateImage } from "./dit";
 import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
@@ -34,6 +35,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   promptBuilder,
   moeLlm,
   routingInspector,
+  compareTracesNode,
   ropeInspector,
   tts,
   generateImage,

@@ -1,0 +1,203 @@
+/**
+ * Comparison of two routing traces (e.g. a baseline and an intervention on the same prompt, or two
+ * models with the same expert layout), layer by layer. Every per-layer figure is a difference b − a of
+ * the metric defined in metrics.ts, each trace measured over ALL its own tokens:
+ *
+ *   tokenShare[d]      Δ share of tokens selecting dynamic expert d (routed and null), d in A's dynamic order
+ *   kShare[k]          Δ share of tokens with k = 0..D
+ *   meanK              Δ mean k
+ *   nullTokenShare     Δ share of tokens selecting at least one null expert
+ *   sharedWeightShare  Δ mean shared-column weight
+ *   loadCV, maxVio, jain, entropy   Δ of those metrics (a side with no routed load has CV 0, MaxVio 0, Jain 1)
+ *
+ * Experts are matched by NAME: every expert of A must appear exactly once in B with the same role, and
+ * B must have no other experts (B's columns may be in another order; they are mapped onto A's order).
+ * Layer counts must be equal. Otherwise `compareTraces` throws a TraceMismatchError saying what differs.
+ *
+ * Top-expert agreement: the common prefix is the longest run of leading tokens with the same ids in
+ * both traces (P tokens). For each layer, agreement = #tokens among those P whose top expert (metrics.ts:
+ * the selected dynamic expert with the largest weight, ties → lowest column; matched by name) is the same
+ * in A and B, / P. Two tokens that both selected no dynamic expert count as agreeing. With P = 0 (no
+ * common prefix, or an empty trace) `agreement` is null. `meanAgreement` is the mean over layers (null
+ * when there are no layers or no common prefix).
+ */
+import type { ExpertRole, RoutingTrace } from "../trace";
+import { computeMetrics, type LayerMetrics, type RoutingMetrics } from "./metrics";
+
+export class TraceMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TraceMismatchError";
+  }
+}
+
+export interface LayerDelta {
+  layer: number;
+  /** [D] b − a, indexed by A's dynamic index (see `experts.dynamic`). */
+  tokenShare: number[];
+  /** [D + 1] b − a for k = 0..D. */
+  kShare: number[];
+  meanK: number;
+  nullTokenShare: number;
+  sharedWeightShare: number;
+  loadCV: number;
+  maxVio: number;
+  jain: number;
+  entropy: number;
+}
+
+export interface TopExpertAgreement {
+  /** P: leading tokens with the same ids in both traces. */
+  commonPrefix: number;
+  /** [L] share of the P tokens whose top expert is unchanged, per layer. */
+  perLayer: number[];
+  /** [L] number of those tokens, per layer. */
+  agreeing: number[];
+  /** Mean of perLayer (null when L = 0). */
+  mean: number | null;
+}
+
+export interface TraceComparison {
+  a: { model: string; tokens: number };
+  b: { model: string; tokens: number };
+  layers: number;
+  experts: {
+    /** Dynamic experts in A's order: the index of every per-expert delta. */
+    dynamic: { index: number; name: string; role: "routed" | "null" }[];
+    shared: string[];
+  };
+  /** Per-layer deltas b − a. */
+  perLayer: LayerDelta[];
+  /** null when the traces have no common token prefix. */
+  agreement: TopExpertAgreement | null;
+}
+
+export interface ComparisonSummary {
+  /** Largest |Δ tokenShare| over layers and dynamic experts (signed value in `shareDelta`); first one on ties. */
+  maxAbsShareDelta: number;
+  shareDelta: number;
+  /** Where it is; null when there is no layer or no dynamic expert. */
+  layer: number | null;
+  expert: string | null;
+  /** Mean over layers of the top-expert agreement; null without a common prefix. */
+  meanTopAgreement: number | null;
+  commonPrefix: number;
+}
+
+function checkExperts(a: RoutingTrace, b: RoutingTrace): Map<string, number> {
+  const index = (t: RoutingTrace, which: string) => {
+    const m = new Map<string, number>();
+    t.experts.forEach((e, c) => {
+      if (m.has(e.name)) throw new TraceMismatchError(`trace ${which} has two experts named ${JSON.stringify(e.name)} (columns ${m.get(e.name)} and ${c}); experts are matched by name`);
+      m.set(e.name, c);
+    });
+    return m;
+  };
+  index(a, "A");
+  const inB = index(b, "B");
+  const problems: string[] = [];
+  const roleOf = new Map<string, ExpertRole>(a.experts.map((e) => [e.name, e.role]));
+  for (const e of a.experts) {
+    const c = inB.get(e.name);
+    if (c === undefined) problems.push(`${JSON.stringify(e.name)} (${e.role}) is only in A`);
+    else if (b.experts[c]!.role !== e.role) problems.push(`${JSON.stringify(e.name)} is ${e.role} in A but ${b.experts[c]!.role} in B`);
+  }
+  for (const e of b.experts) if (!roleOf.has(e.name)) problems.push(`${JSON.stringify(e.name)} (${e.role}) is only in B`);
+  if (problems.length) {
+    const more = problems.length > 5 ? `; … (${problems.length} differences)` : "";
+    throw new TraceMismatchError(`the traces' experts do not match by name and role (A has ${a.experts.length}, B has ${b.experts.length}): ${problems.slice(0, 5).join("; ")}${more}`);
+  }
+  return inB;
+}
+
+/** Longest prefix of tokens with equal ids. */
+export function commonTokenPrefix(a: RoutingTrace, b: RoutingTrace): number {
+  const n = Math.min(a.tokens.length, b.tokens.length);
+  let p = 0;
+  while (p < n && a.tokens[p]!.id === b.tokens[p]!.id) p++;
+  return p;
+}
+
+/** Per-layer differences b − a and top-expert agreement over the common token prefix (see the file comment). */
+export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison {
+  if (a.layers.length !== b.layers.length) throw new TraceMismatchError(`the traces have different layer counts: A has ${a.layers.length}, B has ${b.layers.length}`);
+  checkExperts(a, b);
+  const ma = computeMetrics(a, { transitions: [] });
+  const mb = computeMetrics(b, { transitions: [] });
+  // A's dynamic index → B's dynamic index (same name).
+  const dynB = new Map(mb.experts.dynamic.map((e) => [e.name, e.index]));
+  const toB = ma.experts.dynamic.map((e) => dynB.get(e.name)!);
+  const D = toB.length;
+  const L = a.layers.length;
+
+  const perLayer = ma.layers.map((la, l): LayerDelta => {
+    const lb = mb.layers[l]!;
+    const d = (k: keyof LayerMetrics) => (lb[k] as number) - (la[k] as number);
+    return {
+      layer: l,
+      tokenShare: toB.map((db, da) => lb.tokenShare[db]! - la.tokenShare[da]!),
+      kShare: Array.from({ length: D + 1 }, (_, k) => (lb.kShare[k] ?? 0) - (la.kShare[k] ?? 0)),
+      meanK: d("meanK"),
+      nullTokenShare: d("nullTokenShare"),
+      sharedWeightShare: d("sharedWeightShare"),
+      loadCV: d("loadCV"),
+      maxVio: d("maxVio"),
+      jain: d("jain"),
+      entropy: d("entropy"),
+    };
+  });
+
+  return {
+    a: { model: a.model, tokens: a.tokens.length },
+    b: { model: b.model, tokens: b.tokens.length },
+    layers: L,
+    experts: {
+      dynamic: ma.experts.dynamic.map((e) => ({ index: e.index, name: e.name, role: e.role })),
+      shared: ma.experts.shared.map((s) => s.name),
+    },
+    perLayer,
+    agreement: agreement(ma, mb, toB, commonTokenPrefix(a, b), L),
+  };
+}
+
+function agreement(ma: RoutingMetrics, mb: RoutingMetrics, toB: number[], P: number, L: number): TopExpertAgreement | null {
+  if (P === 0) return null;
+  const Na = ma.tokens, Nb = mb.tokens;
+  const ta = ma.perToken!.topExpert, tb = mb.perToken!.topExpert;
+  const agreeing: number[] = [];
+  for (let l = 0; l < L; l++) {
+    let same = 0;
+    for (let n = 0; n < P; n++) {
+      const x = ta[l * Na + n]!;
+      const y = tb[l * Nb + n]!;
+      if (x < 0 ? y < 0 : toB[x] === y) same++;
+    }
+    agreeing.push(same);
+  }
+  const perLayer = agreeing.map((s) => s / P);
+  return { commonPrefix: P, perLayer, agreeing, mean: L > 0 ? perLayer.reduce((s, x) => s + x, 0) / L : null };
+}
+
+/** The headline figures of a comparison (for a one-line preview). */
+export function summarizeComparison(c: TraceComparison): ComparisonSummary {
+  let best = 0, signed = 0;
+  let layer: number | null = null, expert: string | null = null;
+  for (const l of c.perLayer) {
+    l.tokenShare.forEach((v, d) => {
+      if (layer === null || Math.abs(v) > best) {
+        best = Math.abs(v);
+        signed = v;
+        layer = l.layer;
+        expert = c.experts.dynamic[d]!.name;
+      }
+    });
+  }
+  return {
+    maxAbsShareDelta: best,
+    shareDelta: signed,
+    layer,
+    expert,
+    meanTopAgreement: c.agreement?.mean ?? null,
+    commonPrefix: c.agreement?.commonPrefix ?? 0,
+  };
+}

@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { defineNode } from "../engine/node";
+import { compareTraces, summarizeComparison, type ComparisonSummary, type TraceComparison } from "../engine/routing/compare";
+import { isRoutingTrace } from "../engine/trace";
+import "./params";
+
+/** The stored comparison (JSON file in the store): engine/routing/compare.ts TraceComparison plus the labels. */
+export interface CompareFile extends TraceComparison {
+  kind: "trace-comparison";
+  version: 1;
+  labelA: string;
+  labelB: string;
+}
+
+/** What the node outputs: the labels, the comparison file for the UI, and the headline figures. */
+export interface CompareReport {
+  kind: "compare-report";
+  labelA: string;
+  labelB: string;
+  /** CompareFile as JSON in the file store. */
+  file: string;
+  summary: ComparisonSummary & { tokensA: number; tokensB: number; layers: number };
+}
+
+const label = (def: string, what: string) => z.string().trim().min(1).max(80).default(def).meta({ label: `Label of ${what}` });
+
+export const compareTracesNode = defineNode({
+  type: "inspect.compare-traces",
+  typeVersion: 1,
+  title: "Compare Traces",
+  category: "Inspect",
+  description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, and how often the top expert per layer is unchanged on their common tokens.",
+  inputs: { a: { type: "ROUTING_TRACE", label: "trace A" }, b: { type: "ROUTING_TRACE", label: "trace B" } },
+  outputs: { report: { type: "JSON" } },
+  params: z.object({ labelA: label("A", "trace A"), labelB: label("B", "trace B") }),
+  async execute({ inputs, params, ctx }) {
+    if (!isRoutingTrace(inputs.a)) throw new Error("input a is not a routing trace");
+    if (!isRoutingTrace(inputs.b)) throw new Error("input b is not a routing trace");
+    const cmp = compareTraces(inputs.a, inputs.b);
+    const body: CompareFile = { kind: "trace-comparison", version: 1, labelA: params.labelA, labelB: params.labelB, ...cmp };
+    const file = await ctx.storage.write(Buffer.from(JSON.stringify(body)), "json");
+    const report: CompareReport = {
+      kind: "compare-report",
+      labelA: params.labelA,
+      labelB: params.labelB,
+      file,
+      summary: { ...summarizeComparison(cmp), tokensA: cmp.a.tokens, tokensB: cmp.b.tokens, layers: cmp.layers },
+    };
+    return { report };
+  },
+  summarize(outputs) {
+    const r = outputs.report as CompareReport | undefined;
+    if (!r) return "no comparison";
+    const s = r.summary;
+    const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+    const share = s.layer === null ? "no expert shares" : `max |Δ share| ${pct(s.maxAbsShareDelta)} (${s.shareDelta >= 0 ? "+" : "−"}, layer ${s.layer}, ${s.expert})`;
+    const agree = s.meanTopAgreement === null ? "no common tokens" : `top expert unchanged ${pct(s.meanTopAgreement)} over ${s.commonPrefix} common tokens`;
+    return `${r.labelB} vs ${r.labelA}: ${share}; ${agree}`;
+  },
+});
