@@ -208,7 +208,7 @@ export class Executor {
         const i = ready.pop()!;
         state[i] = RUNNING;
         running++;
-        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs).then(
+        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc).then(
           () => complete(i),
           () => complete(i),
         );
@@ -318,6 +318,7 @@ export class Executor {
     emit: (e: RunEvent) => void,
     errors: string[],
     onOutputs: RunOptions["onOutputs"],
+    doc: Workflow,
   ): Promise<void> {
     const p = plan[i]!;
     const { node, def } = p;
@@ -364,6 +365,7 @@ export class Executor {
         signal,
         storage: this.storage,
         runtime: this.runtime,
+        workflow: doc,
         progress: (fraction, message) => {
           const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
           emit(makeEvent("progress", runId, message === undefined ? { nodeId, fraction: f } : { nodeId, fraction: f, message }));

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isSocketType, type SocketType } from "./sockets";
 import type { Runtime } from "./runtime/types";
+import type { Workflow } from "./workflow/schema";
 
 export interface InputSpec {
   type: SocketType;
@@ -28,6 +29,8 @@ export interface RunContext {
   log(message: string): void;
   /** The ONNX Runtime layer (session pool), when the host attached one. */
   runtime?: Runtime;
+  /** The document being run, when the host passes it (nodes embed it in the files they write: engine/provenance.ts). */
+  workflow?: Workflow;
 }
 
 /** Content-addressed file storage (uploads and artifacts), rooted in the data directory. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineNode } from "../engine/node";
+import { embedWorkflowInPng } from "../engine/provenance";
 import { zImageValue, type ImageValue } from "../engine/media/values";
 import { conditioningFromLlm, initialNoise, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit";
 import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit-tiny";
@@ -104,7 +105,8 @@ export const generateImage = defineNode({
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new SamplingCancelled(params.steps);
       const pixels = tensorToRgb(await runner.decode(z), R, R);
       const png = await encodePng(pixels, R, R);
-      const file = await ctx.storage.write(png, "png");
+      // The file says which workflow made it (so its content id differs per workflow, by design).
+      const file = await ctx.storage.write(ctx.workflow ? embedWorkflowInPng(png, ctx.workflow) : png, "png");
       ctx.progress(1, "decoded");
       const image: ImageValue = { kind: "image", file, mime: "image/png", width: R, height: R };
       const info: GenerateImageInfo = {

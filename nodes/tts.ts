@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineNode } from "../engine/node";
+import { embedWorkflowInWav } from "../engine/provenance";
 import type { RoutingTrace } from "../engine/trace";
 import { extractSpeechSpans, resolveTtsModel, synthesize, TtsCancelled, withTts, type SpeechSegment } from "../models/tts";
 import { TTS_REFERENCE_REF } from "../models/tts-tiny";
@@ -86,7 +87,9 @@ export const tts = defineNode({
           onProgress: (done, budget, chunk, chunks) => ctx.progress(done / budget, `codec token ${done} / ${budget} (chunk ${chunk + 1} of ${chunks})`),
         }),
       );
-      const file = await ctx.storage.write(encodeWav16(result.waveform, { sampleRate: result.sampleRate }), "wav");
+      const wav = encodeWav16(result.waveform, { sampleRate: result.sampleRate });
+      // The file says which workflow made it (so its content id differs per workflow, by design).
+      const file = await ctx.storage.write(ctx.workflow ? embedWorkflowInWav(wav, ctx.workflow) : wav, "wav");
       const speech: SpeechValue = {
         kind: "audio",
         file,
