@@ -36,7 +36,8 @@ import type { Tensor32, WeightSource } from "./weights";
  * gives that token no dynamic expert at all; here k is capped at the allowed dynamic columns (D).
  * GRIN ratio: (m - z_j) / max(|z_j|, |m|) as in the released `allocation_expert` (clamp(min=|m|)); a 0/0
  * (both logits 0) is NaN, which does not exceed 2·jitter, so that column is kept, exactly as in torch.
- * Not done: capacity token-drop (`token_drop`), padding masks (attention is causal only).
+ * Capacity token-drop (`token_drop`, PAPER.md §2 item 8): see `capacityDrop` below (off by default; never in decode).
+ * Not done: padding masks (attention is causal only).
  */
 export interface MoeGraphOptions {
   /** "sparse": each routed expert runs only on the tokens that chose it; "dense": every expert on every token, masked. */
@@ -112,6 +113,7 @@ export function moeLlmParamShapes(c: MoeLlmConfig): Map<string, number[]> {
 
 function checkConfig(c: MoeLlmConfig): void {
   const { NH, KVH, Dh, D } = moeDims(c);
+  if (c.token_drop) dropPolicy(c);
   const sec = c.rope_scaling.mrope_section;
   if (NH % KVH !== 0) throw new Error(`num_attention_heads ${NH} is not a multiple of num_key_value_heads ${KVH}`);
   if (!Number.isInteger(Dh) || Dh % 2 !== 0) throw new Error(`head_dim ${Dh} must be an even integer`);
@@ -147,6 +149,73 @@ function catRows(ts: Float32Array[]): Float32Array {
 /** A finite stand-in for -inf in softmax inputs (keeps all-masked rows finite instead of NaN). */
 const NEG = -1e30;
 
+/**
+ * Capacity-based token dropping (PAPER.md §2 item 8), as in the released Uni-MoE GRIN block
+ * (`GRINMoESparseMoeBlock.forward`, "token drop" section, published with UniMoE-Audio / Uni-MoE-2.0; the released
+ * configs set token_drop false, drop_policy "probs", capacity_factor 6, min_capacity 8). Built only when
+ * `config.token_drop` is true; with it false the graph is exactly the graph without this feature.
+ *
+ * When: only while processing a prefill / full sequence, never while decoding. The KV-cache graph serves both, so the
+ *   rule is data-dependent: a forward call is a *decode step* iff it has exactly one new token per row (S = 1) AND a
+ *   non-empty past (P > 0). Every other call drops: prefill (P = 0, any S, a one-token prompt included), a chunked
+ *   prefill or multi-token step with a past (S > 1), and every call of a graph without a KV cache (P = 0; it always
+ *   recomputes the full sequence). The routing-only and single-layer graphs treat their N tokens as one sequence.
+ *   The capacity group is the whole forward call: N = B*S tokens, flattened batch-major (n = b*S + s).
+ *   (The released code drops on every call, decode included; with the default min_capacity 8 a decode step with
+ *   B <= 8 rows can never overflow there, so this only differs for tiny min_capacity or large decode batches.)
+ * Capacity: C = max(min_capacity, ceil(f32(f32(N / D) * capacity_factor))), D = routed + null columns (the released
+ *   `_capacity(B*S, mlp_dynamic_expert_num + mlp_dynamic_null_expert_num, ...)`, float32 like torch).
+ * Which selections survive, per dynamic column (routed AND null: the null columns have a capacity too, since the
+ *   released code caps every dynamic column; shared columns are never capped), chosen by `drop_policy`
+ *   (config.json field, absent → "probs", the released default):
+ *   - "probs": the C chosen tokens with the largest router logit z[n, e] for that column (the raw logit after
+ *     router_bias, as the released code ranks `dynamic_router_logits`, not probabilities); ties → lower token index
+ *     (ONNX TopK; torch.topk leaves ties unspecified). C is clamped to N, as the released code does.
+ *   - "position": the first C chosen tokens in token order (cumsum(mask over tokens) - 1 < C), i.e. batch row 0's
+ *     tokens before row 1's. (The released "position" branch also runs the cumsum over the shared columns, which
+ *     would strip the shared experts from tokens past C; we keep shared experts always on, as PAPER.md §2.)
+ *   Capacity applies after the interventions: forced selections compete for capacity like any other; banned columns
+ *   are never chosen, so they use none.
+ * After a drop (as the released code): the dropped (token, column) pairs leave the mask; the routing weights are
+ *   re-masked and renormalised over the surviving dynamic columns, rw' = rw·keep / (Σ rw·keep + 1e-6) (applied to
+ *   every token of a dropping call, as the released code does, so a token with nothing dropped moves by ~1e-6);
+ *   g is recomputed from the reduced mask, so the weights still sum to 1 (to the shared experts alone when all of a
+ *   token's dynamic selections are dropped; its dynamic share is then carried by the residual only).
+ * Trace: a dropped selection shows as not selected (mask 0, weight 0) and k_{i} counts the surviving dynamic
+ *   selections (k = Σ mask over the dynamic columns; the released code keeps reporting the pre-drop Top-P k).
+ *   Drops = pre-drop k (see a run with token_drop off, or the reference) minus this k.
+ */
+export type DropPolicy = "probs" | "position";
+
+/** The `drop_policy` of a config (absent → "probs"); throws on an unknown value. */
+export function dropPolicy(c: MoeLlmConfig): DropPolicy {
+  const p = (c as Record<string, unknown>).drop_policy ?? "probs";
+  if (p !== "probs" && p !== "position") throw new Error(`drop_policy "${String(p)}" is not "probs" or "position"`);
+  return p;
+}
+
+/**
+ * Capacity keep-mask (see above). chosen: bool [N,D]; zD: float [N,D] dynamic logits (after the bias).
+ * Returns bool [N,D] = chosen selections that fit in their column's capacity.
+ */
+function capacityKeep(o: Ops, c: MoeLlmConfig, chosen: string, zD: string): string {
+  const g = o.g;
+  const { D } = moeDims(c);
+  const nTok = o.shape(zD, 0, 1); // int64 [1] = N
+  const raw = g.op("Ceil", [o.mul(o.div(o.cast(nTok, "float"), g.scalar(D)), g.scalar(c.capacity_factor))]); // [1]
+  const cap = o.cast(o.max(raw, g.scalar(c.min_capacity)), "int64"); // int64 [1] = C
+  if (dropPolicy(c) === "position") {
+    const loc = o.sub(o.cumsum(o.cast(chosen, "float"), 0), g.scalar(1)); // [N,D] place in the column's queue
+    return o.and(chosen, o.less(loc, o.cast(cap, "float")));
+  }
+  // "probs": per column, the min(C, N) largest logits among the chosen tokens (others at NEG never qualify)
+  const ranked = o.where(chosen, zD, g.scalar(NEG));
+  const [, top] = o.topk(ranked, o.min(cap, nTok), 0); // [min(C,N), D] token indices
+  const ones = o.expand(g.scalar(1), o.shape(top));
+  const inCap = o.scatterElements(o.expand(g.scalar(0), o.shape(zD)), top, ones, 0); // [N,D] 1 = within capacity
+  return o.and(chosen, o.greater(inCap, g.scalar(0.5)));
+}
+
 /** Routing tensors of one layer (all [N, ...]). */
 interface Routing {
   /** bool [N,D] chosen dynamic columns */
@@ -162,8 +231,9 @@ interface Routing {
 /**
  * PAPER.md §2 dynamic-capacity routing on logits z: [N,E] (bias already added).
  * ban, force: float [1,E] rows; topP: float [1] effective P (<= 0 → fixed top-k).
+ * dropActive: bool [1], whether this call drops over capacity (only used when config.token_drop; see capacityKeep).
  */
-function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string): Routing {
+function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string, dropActive?: string): Routing {
   const g = o.g;
   const { D, E } = moeDims(c);
   const zD = o.slice(z, [0], [D], [1]); // [N,D]
@@ -214,10 +284,19 @@ function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string,
   const multStep = o.reduceSum(o.mul(gates, o.cast(pick, "float")), [2]); // [N,S,1] softmax at e
   const active = o.less(steps, o.unsqueeze(k, [2])); // [N,S,1]
   const mult = o.reduceSum(o.where(o.and(pick, active), multStep, g.scalar(0)), [1], 0); // [N,D]
-  const chosen = o.and(o.less(order, k), allowed); // [N,D]
+  let chosen = o.and(o.less(order, k), allowed); // [N,D]
 
   // 4. routing weights over the chosen dynamic columns
-  const rw = o.div(mult, o.add(o.reduceSum(mult, [1]), g.scalar(1e-6))); // [N,D]
+  let rw = o.div(mult, o.add(o.reduceSum(mult, [1]), g.scalar(1e-6))); // [N,D]
+  let kOut = k;
+  // 4b. capacity token-drop (config.token_drop; only when dropActive): drop, re-mask and renormalise rw
+  if (c.token_drop) {
+    const on = dropActive ?? g.const([1], [1], "bool");
+    chosen = o.or(capacityKeep(o, c, chosen, zD), o.and(chosen, o.not(on))); // (ORT has no bool Where)
+    const kept = o.mul(rw, o.cast(chosen, "float"));
+    rw = o.where(on, o.div(kept, o.add(o.reduceSum(kept, [1]), g.scalar(1e-6))), rw);
+    kOut = o.reduceSum(o.cast(chosen, "float"), [1]); // [N,1] surviving dynamic selections (= k without drops)
+  }
   // 5. mask = chosen dynamic + allowed shared
   const chosenF = o.cast(chosen, "float");
   const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]
@@ -227,7 +306,7 @@ function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string,
   const gw = o.mul(o.softmax(o.where(o.greater(mask, g.scalar(0.5)), z, neg), 1), mask);
   const gDyn = o.reduceSum(o.slice(gw, [0], [D], [1]), [1]); // [N,1]
   const weights = o.concat([o.mul(rw, gDyn), o.slice(gw, [D], [E], [1])], 1); // [N,E]
-  return { chosen, mask, weights, k };
+  return { chosen, mask, weights, k: kOut };
 }
 
 /** Per-layer expert weights as graph initializers, laid out for the chosen MoE mode. */
@@ -259,13 +338,13 @@ function swigluAct(o: Ops, gu: string, I: number, axis: number): string {
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing for the trace). */
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense") {
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense", dropActive?: string) {
   const g = o.g;
   const { R, SH, D } = moeDims(c);
   const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
   const router = g.initializer(paramNames.router(i), weight(ws, shapes, paramNames.router(i)).data, shapes.get(paramNames.router(i))!);
   const z = o.add(o.linear(x, router), bias); // [N,E]
-  const r = routing(o, c, z, ban, force, topP);
+  const r = routing(o, c, z, ban, force, topP, dropActive);
   const ex = expertInitializers(g, ws, shapes, c, i, mode);
 
   // shared experts: Σ_s w_s · down_s(act_s)  =  down_cat(concat_s(w_s · act_s))
@@ -351,6 +430,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const qPos = o.range(scalar(pLen), scalar(o.add(pLen, sLen)), one); // [S]
   const kPos = o.range(g.const([0], [], "int64"), scalar(o.add(pLen, sLen)), one); // [T]
   const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
+  // capacity token-drop applies unless this call is a decode step (S = 1 with a non-empty past); see capacityKeep
+  const dropActive = c.token_drop ? o.or(o.greater(sLen, g.ints([1])), o.equal(pLen, g.ints([0]))) : undefined; // bool [1]
   /** q, k, v projections fused into one Linear: rows [q; k; v] */
   const qkvWeight = (i: number, kind: "weight" | "bias") => {
     const parts = (["q", "k", "v"] as const).map((p) => weight(weights, shapes, paramNames.attn(i, p, kind)));
@@ -390,7 +471,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 
     // MoE: x [N,H] → [N,H]
     const h2 = o.rmsNorm(x, w(paramNames.postNorm(i)), c.rms_norm_eps);
-    const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe, dropActive);
     x = o.add(x, moe.y);
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
@@ -411,11 +492,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 }
 
 /**
- * Only the routing of PAPER.md §2 as a graph, for tests and tools:
+ * Only the routing of PAPER.md §2 as a graph, for tests and tools (with token_drop, the N rows are one sequence):
  * inputs router_logits [N,E], ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
  * outputs mask [N,E], weights [N,E], k int64 [N].
  */
 export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
+  if (config.token_drop) dropPolicy(config);
   const { E } = moeDims(config);
   const g = new GraphBuilder("uni_moe_routing");
   const o = new Ops(g);
@@ -432,7 +514,8 @@ export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
 }
 
 /**
- * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools:
+ * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools
+ * (with token_drop, the N rows are one sequence):
  * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
  * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
  */
