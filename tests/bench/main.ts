@@ -1,8 +1,9 @@
 /**
  * Engine benchmarks (`npm run bench`): executor overhead per node, cache-hit re-run vs full run, and
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
- * Then the MoE layer/decoder (tests/bench/moe.ts) and the reference models (tests/bench/llm.ts).
- * `npm run bench -- engine moe llm` picks parts. Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
+ * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm heads metrics` picks parts. Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -15,6 +16,8 @@ import { Executor } from "../../engine/executor";
 import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
 import { SessionPool } from "../../engine/runtime";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
+import { benchMetrics } from "../../engine/routing/bench";
+import { benchHeads } from "./heads";
 import { benchLlm } from "./llm";
 import { benchMoe } from "./moe";
 
@@ -214,6 +217,20 @@ async function main() {
     }
     console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
     json.llm = rows;
+  }
+  if (want("heads")) {
+    console.log("\ngeneration heads (seeded, untrained reference models, greedy TTS, CFG DiT)");
+    const h = await benchHeads({ log: (s) => console.log(`  ${s}`) });
+    console.log(`  TTS ${h.tts.model} (${h.executionProvider}): RTF ${h.tts.realTimeFactor.toFixed(3)} (${(h.tts.synthesisMs / 1000).toFixed(2)} s for ${h.tts.audioSeconds.toFixed(2)} s of audio, ${h.tts.codecTokens} codec tokens, median of ${h.tts.runs})`);
+    console.log(`  DiT ${h.dit.model} (${h.executionProvider}): ${h.dit.secondsPerStep.toFixed(4)} s/step (${h.dit.steps} steps, CFG ${h.dit.guidance}, median step of ${h.dit.runs} runs; VAE decode ${h.dit.vaeDecodeMs.toFixed(1)} ms)`);
+    json.heads = h;
+  }
+  if (want("metrics")) {
+    console.log("\nrouting metrics (computeMetrics on a synthetic trace)");
+    const size = { layers: 28, routed: 64, tokens: 4096 };
+    const ms = benchMetrics(size);
+    console.log(`  computeMetrics ${size.layers} layers × ${size.routed} routed experts (+1 null, +2 shared) × ${size.tokens} tokens: ${ms.toFixed(1)} ms (median of 7)`);
+    json.metrics = { ...size, nulls: 1, shared: 2, ms };
   }
   const out = path.join(process.cwd(), "data", "bench");
   mkdirSync(out, { recursive: true });
