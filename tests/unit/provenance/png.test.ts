@@ -68,11 +68,11 @@ describe("PNG provenance (iTXt)", () => {
     const out = embedWorkflowInPng(await realPng(), trickyWorkflow());
     const [, at, len] = chunks(out).find((c) => c[0] === "iTXt")!;
     const bad = out.slice();
-    bad[at + len - 5] ^= 0x20; // a byte of the JSON
+    bad[at + len - 5]! ^= 0x20; // a byte of the JSON
     expect(() => readWorkflowFromPng(bad)).toThrow(ProvenanceError);
     expect(() => readWorkflowFromPng(bad)).toThrow(/corrupt PNG: the CRC of the embedded workflow chunk does not match/);
     const badCrc = out.slice();
-    badCrc[at + len] ^= 1; // the stored CRC itself
+    badCrc[at + len]! ^= 1; // the stored CRC itself
     expect(() => readWorkflowFromPng(badCrc)).toThrow(/CRC/);
   });
 
