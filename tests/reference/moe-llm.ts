@@ -29,8 +29,10 @@ export interface RefLayerTrace {
   routerLogits: number[];
   mask: number[];
   weights: number[];
-  /** [N] */
+  /** [N] (after capacity drops: the surviving dynamic selections) */
   k: number[];
+  /** [N] dynamic selections dropped over capacity (config.token_drop), 0 otherwise */
+  dropped: number[];
 }
 
 const f32 = Math.fround;
@@ -38,10 +40,16 @@ const f32 = Math.fround;
 /**
  * Routing of one token with logits z [E] (PAPER.md §2, eval mode), plus the interventions as documented in
  * moe-llm-graph.ts (ban = -inf for all dynamic routing; force = union with the model's own choice, forced first).
+ * No capacity drop (that needs the other tokens: see referenceRouteTokens).
  */
 export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topPOverride = 0): RefRoute {
+  const sel = selectExperts(c, z, ban, force, topPOverride);
+  return { ...finishRoute(c, z, sel.chosen, sel.rw, ban), k: sel.k };
+}
+
+/** Steps 1-4 of §2 for one token: the chosen dynamic columns, their routing weights rw [D] and k. */
+function selectExperts(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number>, force: ArrayLike<number>, topPOverride: number): { chosen: boolean[]; rw: number[]; k: number } {
   const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
-  const E = D + c.mlp_fixed_expert_num;
   const allowed: boolean[] = [];
   const forced: boolean[] = [];
   for (let j = 0; j < D; j++) {
@@ -107,7 +115,13 @@ export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: Array
   }
   let msum = 0;
   for (let j = 0; j < D; j++) msum += mult[j]!;
+  return { chosen, rw: mult.map((m) => m / (msum + 1e-6)), k };
+}
 
+/** Steps 5-6 of §2 for one token: mask and weights from the chosen dynamic columns and their rw. */
+function finishRoute(c: MoeLlmConfig, z: ArrayLike<number>, chosen: boolean[], rw: number[], ban: ArrayLike<number>): { mask: number[]; weights: number[] } {
+  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
+  const E = D + c.mlp_fixed_expert_num;
   const mask: number[] = [];
   for (let j = 0; j < E; j++) mask.push(j < D ? (chosen[j] ? 1 : 0) : (ban[j] ?? 0) > 0.5 ? 0 : 1);
   let gmx = -Infinity;
@@ -122,8 +136,61 @@ export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: Array
   let gDyn = 0;
   for (let j = 0; j < D; j++) gDyn += gsum > 0 ? gexp[j]! / gsum : 0;
   const weights: number[] = [];
-  for (let j = 0; j < E; j++) weights.push(j < D ? (mult[j]! / (msum + 1e-6)) * gDyn : gsum > 0 ? gexp[j]! / gsum : 0);
-  return { mask, weights, k };
+  for (let j = 0; j < E; j++) weights.push(j < D ? rw[j]! * gDyn : gsum > 0 ? gexp[j]! / gsum : 0);
+  return { mask, weights };
+}
+
+/** Capacity C for a group of n tokens (float32 arithmetic as torch's `_capacity`). */
+export function referenceCapacity(c: MoeLlmConfig, n: number): number {
+  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
+  return Math.max(c.min_capacity, Math.ceil(f32(f32(n / D) * f32(c.capacity_factor))));
+}
+
+export interface RefRoutedTokens {
+  routes: RefRoute[];
+  /** [N] dynamic selections dropped over capacity per token */
+  dropped: number[];
+  /** the capacity used (undefined when nothing was capped) */
+  capacity?: number;
+}
+
+/**
+ * Routing of a group of tokens (rows of logits [E], in token order n = b*S + s) including the capacity
+ * token-drop of PAPER.md §2 item 8 when `config.token_drop` and `drop` (the group is one prefill / full-sequence
+ * call; pass drop = false for a decode step). Written from the rule documented in moe-llm-graph.ts
+ * (`capacityKeep`), with plain loops: per dynamic column keep the C chosen tokens with the largest logit
+ * (drop_policy "probs"; ties → lower token) or the first C chosen tokens (drop_policy "position"); then the
+ * routing weights are re-masked and renormalised (+1e-6) and g is recomputed from the reduced mask.
+ */
+export function referenceRouteTokens(c: MoeLlmConfig, rows: ArrayLike<number>[], ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topPOverride = 0, drop = true): RefRoutedTokens {
+  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
+  const N = rows.length;
+  const sels = rows.map((z) => selectExperts(c, z, ban, force, topPOverride));
+  if (!c.token_drop || !drop)
+    return { routes: rows.map((z, n) => ({ ...finishRoute(c, z, sels[n]!.chosen, sels[n]!.rw, ban), k: sels[n]!.k })), dropped: new Array<number>(N).fill(0) };
+  const policy = (c as Record<string, unknown>).drop_policy ?? "probs";
+  const C = referenceCapacity(c, N);
+  const keep = sels.map((s) => s.chosen.slice());
+  for (let j = 0; j < D; j++) {
+    const users = [...Array(N).keys()].filter((n) => sels[n]!.chosen[j]);
+    let ranked: number[];
+    if (policy === "position") ranked = users;
+    else if (policy === "probs") ranked = users.sort((a, b) => f32(rows[b]![j]!) - f32(rows[a]![j]!) || a - b);
+    else throw new Error(`unknown drop_policy ${String(policy)}`);
+    for (const n of ranked.slice(Math.min(C, N))) keep[n]![j] = false;
+  }
+  const routes: RefRoute[] = [];
+  const dropped: number[] = [];
+  rows.forEach((z, n) => {
+    const kept = sels[n]!.rw.map((w, j) => (keep[n]![j] ? w : 0));
+    let sum = 0;
+    for (const w of kept) sum += w;
+    const rw = kept.map((w) => w / (sum + 1e-6));
+    const k = keep[n]!.filter(Boolean).length;
+    routes.push({ ...finishRoute(c, z, keep[n]!, rw, ban), k });
+    dropped.push(sels[n]!.k - k);
+  });
+  return { routes, dropped, capacity: C };
 }
 
 export interface RefForwardInput {
@@ -136,6 +203,12 @@ export interface RefForwardInput {
   /** [3*B*S] (t, h, w) */
   positions: ArrayLike<number>;
   interventions?: RefInterventions;
+  /**
+   * With config.token_drop: the first `prefillLength` positions of every row form the prefill call whose tokens
+   * share the capacity (N = batch * prefillLength, order b * prefillLength + s); the later positions are one-token
+   * decode steps with a KV cache and never drop. Default: seq (the whole input is one call).
+   */
+  prefillLength?: number;
 }
 
 export interface RefForwardOutput {
@@ -267,12 +340,23 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
     // MoE
     const h2 = rmsNorm(x, N, H, w(paramNames.postNorm(l)), c.rms_norm_eps);
     const z = linear(h2, N, H, w(paramNames.router(l)), E);
-    const t: RefLayerTrace = { routerLogits: [], mask: [], weights: [], k: [] };
+    const t: RefLayerTrace = { routerLogits: [], mask: [], weights: [], k: [], dropped: [] };
     const row = (a: ArrayLike<number> | undefined) => Array.from({ length: E }, (_, j) => (a ? a[l * E + j]! : 0));
     const bias = row(iv.routerBias), ban = row(iv.ban), force = row(iv.force);
+    const zs = Array.from({ length: N }, (_, n) => Array.from({ length: E }, (_, j) => z[n * E + j]! + bias[j]!));
+    // the prefill call (positions < S0 of every row, in its own token order) shares the capacity
+    const S0 = Math.min(inp.prefillLength ?? S, S);
+    const prefillIdx: number[] = [];
+    for (let b = 0; b < B; b++) for (let s = 0; s < S0; s++) prefillIdx.push(b * S + s);
+    const routes: RefRoute[] = new Array(N);
+    const droppedN = new Array<number>(N).fill(0);
+    const pre = referenceRouteTokens(c, prefillIdx.map((n) => zs[n]!), ban, force, iv.topP ?? 0, true);
+    prefillIdx.forEach((n, q) => { routes[n] = pre.routes[q]!; droppedN[n] = pre.dropped[q]!; });
+    for (let n = 0; n < N; n++) if (!routes[n]) routes[n] = referenceRouteTokens(c, [zs[n]!], ban, force, iv.topP ?? 0, false).routes[0]!;
     for (let n = 0; n < N; n++) {
-      const zn = Array.from({ length: E }, (_, j) => z[n * E + j]! + bias[j]!);
-      const r = referenceRoute(c, zn, ban, force, iv.topP ?? 0);
+      const zn = zs[n]!;
+      const r = routes[n]!;
+      t.dropped.push(droppedN[n]!);
       t.routerLogits.push(...zn);
       t.mask.push(...r.mask);
       t.weights.push(...r.weights);
