@@ -112,6 +112,16 @@ describe("dynamic-capacity routing (PAPER.md §2) — routing graph vs reference
     }
   });
 
+  it("token_drop with a capacity >= N (min_capacity) changes no selection", async () => {
+    const c = { ...real, token_drop: true, capacity_factor: 0.1, min_capacity: 64 };
+    let s = 17;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 6 - 3;
+    const rows = Array.from({ length: 32 }, () => Array.from({ length: E }, rnd));
+    const got = await route(c, rows);
+    const d = compare(real, rows, got); // same k and mask as without token_drop; weights within 1e-5 (extra +1e-6 renormalisation)
+    console.log(`token_drop, capacity 64 >= 32 tokens: max |Δweights| vs no token_drop = ${d.toExponential(2)}`);
+  });
+
   it("random logits over several configs agree with the reference", async () => {
     let worst = 0;
     for (const seed of [2, 3, 4, 5, 6]) {
