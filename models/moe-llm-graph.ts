@@ -183,7 +183,7 @@ const NEG = -1e30;
  *   token's dynamic selections are dropped; its dynamic share is then carried by the residual only).
  * Trace: a dropped selection shows as not selected (mask 0, weight 0) and k_{i} counts the surviving dynamic
  *   selections (k = Σ mask over the dynamic columns; the released code keeps reporting the pre-drop Top-P k).
- *   Drops = pre-drop k (see a run with token_drop off, or the reference) minus this k.
+ *   The pre-drop k is not in the trace (no `dropped_{i}` output); tests/reference/moe-llm.ts reports per-token drops.
  */
 export type DropPolicy = "probs" | "position";
 
