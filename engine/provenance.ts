@@ -311,8 +311,13 @@ export function embedWorkflowInWav(wav: Uint8Array, doc: Workflow): Uint8Array {
     }
     parts.push(riffChunk(c.id, body));
   }
-  if (!hadIxml) parts.push(riffChunk("iXML", utf8.encode(`<?xml version="1.0" encoding="UTF-8"?>\n<BWFXML>${element}</BWFXML>\n`)));
-  if (!hadInfo) parts.push(riffChunk("LIST", concat([utf8.encode("INFO"), infoComment()])));
+  // New chunks go before `data`: some players (Chromium among them) count whatever follows the
+  // samples as audio, which would make the clip look longer than it is.
+  const added: Uint8Array[] = [];
+  if (!hadIxml) added.push(riffChunk("iXML", utf8.encode(`<?xml version="1.0" encoding="UTF-8"?>\n<BWFXML>${element}</BWFXML>\n`)));
+  if (!hadInfo) added.push(riffChunk("LIST", concat([utf8.encode("INFO"), infoComment()])));
+  const dataAt = chunks.findIndex((c) => c.id === "data");
+  parts.splice(dataAt < 0 ? parts.length : dataAt, 0, ...added);
   const form = concat(parts);
   if (4 + form.length > 0xffffffff) throw new ProvenanceError("the WAV with its workflow would exceed the 4 GB RIFF limit");
   const header = new Uint8Array(12);

@@ -82,6 +82,15 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
     if (o.kind === "features" && typeof o.n === "number") {
       return { type: "features", headline: `${String(o.modality)} features ${o.n} × ${String(o.dim)} (${String(o.encoder)})`, n: o.n, dim: o.dim };
     }
+    if (o.kind === "compare-report" && typeof o.file === "string") {
+      const sm = (o.summary ?? {}) as { maxAbsShareDelta?: number; layer?: number; expert?: string; meanTopAgreement?: number | null };
+      const agree = typeof sm.meanTopAgreement === "number" ? `, top expert unchanged for ${(sm.meanTopAgreement * 100).toFixed(0)} %` : "";
+      return {
+        type: "compare-report",
+        headline: `${String(o.labelB)} vs ${String(o.labelA)}: max |Δ share| ${((sm.maxAbsShareDelta ?? 0) * 100).toFixed(1)} % (L${sm.layer ?? "?"}, ${sm.expert ?? "?"})${agree}`,
+        file: o.file,
+      };
+    }
     if (o.kind === "rope-report" && typeof o.file === "string") {
       return { type: "rope-report", headline: `3D positions of ${String(o.tokens)} tokens`, file: o.file };
     }

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Workflow } from "@/engine/workflow/schema";
 import { trpc } from "@/app/lib/trpc";
 import { Canvas } from "./Canvas";
+import { Notebook } from "./Notebook";
 import { CatalogContext, makeClientCatalog } from "./catalog";
 import { autoLayout } from "./layout";
 import { StartRunContext } from "./NodeRunView";
@@ -39,7 +40,8 @@ function EditorInner({ id }: { id: string }) {
   const save = trpc.workflow.save.useMutation();
   const create = trpc.workflow.create.useMutation();
   const check = trpc.workflow.check.useMutation();
-  const [tab, setTab] = useState<"canvas" | "json">("canvas");
+  const fromMedia = trpc.provenance.fromMedia.useMutation();
+  const [tab, setTab] = useState<"canvas" | "json" | "notebook">("canvas");
   const [paletteOpen, setPaletteOpen] = useState(false);
   const [toast, setToast] = useState<Toast>(null);
   const [conflict, setConflict] = useState<string | null>(null);
@@ -69,7 +71,7 @@ function EditorInner({ id }: { id: string }) {
       const s = useEditor.getState();
       try {
         const { runId: newRun } = await startRunMutation.mutateAsync({ document: s.document(), workflowId: id, workflowVersion: s.baseVersion, targetNodeId });
-        useRun.getState().begin(newRun);
+        useRun.getState().begin(newRun, s.document());
         void utils.run.list.invalidate();
       } catch (err) {
         setToast({ text: `Could not start the run: ${(err as Error).message}`, error: true });
@@ -167,6 +169,27 @@ function EditorInner({ id }: { id: string }) {
     [check, fitView],
   );
 
+  /** A workflow .json, or a PNG/WAV this app wrote (it carries the workflow that made it). */
+  const importFile = useCallback(
+    async (f: File) => {
+      const isMedia = /\.(png|wav)$/i.test(f.name) || f.type === "image/png" || f.type === "audio/wav";
+      if (!isMedia) return importText(await f.text(), f.name);
+      try {
+        const bytes = new Uint8Array(await f.arrayBuffer());
+        let binary = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        const { document, problems: found } = await fromMedia.mutateAsync({ base64: btoa(binary) });
+        useEditor.getState().replaceDocument(document);
+        useEditor.getState().setProblems(found);
+        setToast({ text: `Opened the workflow stored in ${f.name}.` });
+        setTimeout(() => fitView({ duration: 200 }), 50);
+      } catch (err) {
+        setToast({ text: `Could not open ${f.name}: ${(err as Error).message}`, error: true });
+      }
+    },
+    [fitView, fromMedia, importText],
+  );
+
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const mod = e.ctrlKey || e.metaKey;
@@ -227,6 +250,7 @@ function EditorInner({ id }: { id: string }) {
         <div className="tabs" role="tablist">
           <button role="tab" aria-selected={tab === "canvas"} onClick={() => setTab("canvas")}>Canvas</button>
           <button role="tab" aria-selected={tab === "json"} onClick={() => setTab("json")}>JSON</button>
+          <button role="tab" aria-selected={tab === "notebook"} onClick={() => setTab("notebook")}>Notebook</button>
         </div>
         <span className="spacer" />
         <span className="ep-tag" title="ONNX Runtime execution provider" data-testid="ep">
@@ -264,13 +288,13 @@ function EditorInner({ id }: { id: string }) {
         <input
           ref={importInput}
           type="file"
-          accept=".json,application/json"
+          accept=".json,application/json,.png,image/png,.wav,audio/wav"
           hidden
           data-testid="editor-import-input"
           onChange={(e) => {
             const f = e.target.files?.[0];
             e.target.value = "";
-            if (f) void f.text().then((t) => importText(t, f.name));
+            if (f) void importFile(f);
           }}
         />
         <input placeholder="Version message (optional)" value={message} onChange={(e) => setMessage(e.target.value)} style={{ width: 150 }} aria-label="Version message" />
@@ -292,11 +316,7 @@ function EditorInner({ id }: { id: string }) {
           const f = e.dataTransfer.files[0];
           if (!f) return;
           e.preventDefault();
-          if (!f.name.endsWith(".json") && f.type !== "application/json") {
-            setToast({ text: `${f.name} is not a workflow (.json); to use media, pick it in an input node.`, error: true });
-            return;
-          }
-          void f.text().then((t) => importText(t, f.name));
+          void importFile(f);
         }}
       >
         {runsOpen && <RunPanel workflowId={id} onClose={() => setRunsOpen(false)} />}
@@ -305,13 +325,26 @@ function EditorInner({ id }: { id: string }) {
             {runError}
           </div>
         )}
-        {tab === "canvas" ? <Canvas paletteOpen={paletteOpen} setPaletteOpen={setPaletteOpen} onRefused={(r) => setToast({ text: `Link refused: ${r}`, error: true })} /> : <JsonView />}
+        {tab === "canvas" && <Canvas paletteOpen={paletteOpen} setPaletteOpen={setPaletteOpen} onRefused={(r) => setToast({ text: `Link refused: ${r}`, error: true })} />}
+        {tab === "json" && <JsonView />}
+        {tab === "notebook" && (
+          <Notebook
+            onFocusNode={(nodeId) => {
+              setTab("canvas");
+              useEditor.getState().selectOnly(nodeId);
+              setTimeout(() => {
+                const n = getNode(nodeId);
+                if (n) void setCenter(n.position.x + 120, n.position.y + 80, { zoom: 1, duration: 200 });
+              }, 50);
+            }}
+          />
+        )}
         {toast && (
           <div className={`toast ${toast.error ? "error" : ""}`} role="status">
             {toast.text}
           </div>
         )}
-        {dragging && <div className="drop-hint">Drop a workflow .json to import it</div>}
+        {dragging && <div className="drop-hint">Drop a workflow .json, or a PNG/WAV made here, to open its workflow</div>}
       </div>
       <footer className="editor-footer" aria-label="Problems">
         {problems.length === 0 ? (

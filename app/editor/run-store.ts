@@ -1,6 +1,7 @@
 "use client";
 import { create } from "zustand";
 import type { RunEvent } from "@/engine/events";
+import type { Workflow } from "@/engine/workflow/schema";
 
 export type NodeRunStatus = "waiting" | "running" | "done" | "cached" | "error" | "skipped" | "cancelled" | "interrupted";
 
@@ -25,11 +26,13 @@ export interface PastRun {
 
 interface RunState {
   runId: string | null;
+  /** The document the shown run executed (to mark notebook cells stale after edits). */
+  runDocument: Workflow | null;
   status: "idle" | "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
   error?: string;
   executionProvider?: string;
   nodes: Record<string, NodeRunView>;
-  begin(runId: string): void;
+  begin(runId: string, document?: Workflow): void;
   apply(e: RunEvent): void;
   show(run: PastRun): void;
   clear(): void;
@@ -42,10 +45,11 @@ function patch(nodes: Record<string, NodeRunView>, id: string, p: Partial<NodeRu
 /** The state of the run shown on the canvas: live from run events, or a past run reopened. */
 export const useRun = create<RunState>()((set, get) => ({
   runId: null,
+  runDocument: null,
   status: "idle",
   nodes: {},
-  begin(runId) {
-    set({ runId, status: "queued", error: undefined, nodes: {} });
+  begin(runId, document) {
+    set({ runId, runDocument: document ?? null, status: "queued", error: undefined, nodes: {} });
   },
   apply(e) {
     if (e.runId !== get().runId) return;

@@ -31,6 +31,8 @@ export const zWorkflowNote = z.object({
   position: zPosition,
   width: z.number().positive().optional(),
   height: z.number().positive().optional(),
+  /** In the notebook view, the note follows this node's cell (absent: at the top). */
+  after: id.optional(),
 });
 
 export const zWorkflow = z.object({

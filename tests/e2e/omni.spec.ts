@@ -28,6 +28,22 @@ test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform
   await page.waitForTimeout(500);
   await page.screenshot({ path: `${SHOTS}/omni.png` });
 
+  // The generated PNG carries its workflow: dropping it on an empty canvas restores the graph.
+  const src = await page.getByTestId("outputs-dit").locator("img").getAttribute("src");
+  const png = Buffer.from(await (await page.request.get(src!)).body()).toString("base64");
+  const url = page.url();
+  await newWorkflow(page);
+  const dt = await page.evaluateHandle((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "generated.png", { type: "image/png" }));
+    return transfer;
+  }, png);
+  await page.dispatchEvent(".editor-body", "drop", { dataTransfer: dt });
+  await expect(page.locator(".react-flow__node")).toHaveCount(12);
+  await expect(page.getByText("Opened the workflow stored in generated.png")).toBeVisible();
+  await page.goto(url);
+
   await page.getByRole("button", { name: "Open RoPE inspector" }).click();
   const dialog = page.getByRole("dialog", { name: "RoPE Inspector" });
   await expect(dialog.getByTestId("rope-grid-h")).toBeVisible();

@@ -1,6 +1,7 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
 import { modelsRouter } from "./models";
+import { provenanceRouter } from "./provenance";
 import { runRouter } from "./run";
 import { workflowRouter } from "./workflow";
 
@@ -9,6 +10,7 @@ export const appRouter = router({
   workflow: workflowRouter,
   run: runRouter,
   models: modelsRouter,
+  provenance: provenanceRouter,
 });
 
 export type AppRouter = typeof appRouter;
