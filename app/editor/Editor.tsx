@@ -94,8 +94,13 @@ function EditorInner({ id }: { id: string }) {
       useEditor.getState().setProblems(loaded.data.problems);
       const count = search.get("imported");
       if (count) setToast({ text: `Imported with ${count} problem(s); see the list below.` });
+      // Reopening a workflow shows its last finished run's outputs.
+      void utils.run.list.fetch({ workflowId: id, limit: 5 }).then(async (runs) => {
+        const last = runs.find((r) => r.status === "finished" || r.status === "failed");
+        if (last && useRun.getState().runId === null) useRun.getState().show(await utils.run.get.fetch({ runId: last.id }));
+      });
     }
-  }, [loaded.data, id, search]);
+  }, [loaded.data, id, search, utils]);
 
   useEffect(() => {
     if (!toast) return;

@@ -18,6 +18,7 @@ export interface NodeRunView {
 
 export interface PastRun {
   id: string;
+  document?: Workflow | null;
   status: string;
   error: string | null;
   executionProvider: string | null;
@@ -104,7 +105,7 @@ export const useRun = create<RunState>()((set, get) => ({
         outputs: n.outputs ?? undefined,
       };
     }
-    set({ runId: run.id, status: run.status as RunState["status"], error: run.error ?? undefined, executionProvider: run.executionProvider ?? undefined, nodes });
+    set({ runId: run.id, runDocument: run.document ?? null, status: run.status as RunState["status"], error: run.error ?? undefined, executionProvider: run.executionProvider ?? undefined, nodes });
   },
   clear() {
     set({ runId: null, status: "idle", error: undefined, nodes: {} });

@@ -1,7 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
-import { zWorkflow } from "@/engine/workflow/schema";
+import { zWorkflow, type Workflow } from "@/engine/workflow/schema";
 import { db } from "../db";
 import { runManager } from "../runs";
 import { publicProcedure, router } from "../trpc";
@@ -56,6 +56,7 @@ export const runRouter = router({
       error: run.error,
       executionProvider: run.executionProvider,
       createdAt: run.createdAt.toISOString(),
+      document: parseJson(run.document) as Workflow | null,
       nodes: run.nodeRuns.map((n) => ({
         nodeId: n.nodeId,
         nodeType: n.nodeType,
