@@ -31,6 +31,8 @@ export interface ProgressEvent extends EventBase {
   /** In [0, 1]. */
   fraction: number;
   message?: string;
+  /** A stored file showing the work so far (the DiT's image as it refines). */
+  preview?: string;
 }
 export interface NodeCachedEvent extends EventBase {
   type: "node-cached";

@@ -366,9 +366,9 @@ export class Executor {
         storage: this.storage,
         runtime: this.runtime,
         workflow: doc,
-        progress: (fraction, message) => {
+        progress: (fraction, message, preview) => {
           const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
-          emit(makeEvent("progress", runId, message === undefined ? { nodeId, fraction: f } : { nodeId, fraction: f, message }));
+          emit(makeEvent("progress", runId, { nodeId, fraction: f, ...(message === undefined ? {} : { message }), ...(preview ? { preview } : {}) }));
         },
         log: (message) => this.log(runId, nodeId, message),
       };

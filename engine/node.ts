@@ -22,8 +22,8 @@ export interface RunContext {
   runId: string;
   nodeId: string;
   signal: AbortSignal;
-  /** Report progress of the current node: fraction in [0, 1]. */
-  progress(fraction: number, message?: string): void;
+  /** Report progress of the current node: fraction in [0, 1]; `preview` is a stored file id (e.g. an image refining). */
+  progress(fraction: number, message?: string, preview?: string): void;
   /** Where uploads and artifacts live. */
   storage: Storage;
   log(message: string): void;

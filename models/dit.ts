@@ -281,7 +281,7 @@ export interface EulerOptions {
   /** Checked before every step; an aborted signal rejects with its reason (else SamplingCancelled). */
   signal?: AbortSignal;
   /** After each step: step index (0-based), steps, the t reached. */
-  onStep?: (step: number, steps: number, t: number) => void;
+  onStep?: (step: number, steps: number, t: number) => void | Promise<void>;
 }
 
 /** Euler integration of dx/dt = v(x, t) from t = 1 to t = 0 (see the file comment). Returns x at t = 0. */
@@ -295,7 +295,7 @@ export async function sampleEuler(o: EulerOptions): Promise<Float32Array> {
     const v = await o.velocity(x, t, i);
     if (v.length !== x.length) throw new Error(`velocity has ${v.length} values, the state has ${x.length}`);
     for (let j = 0; j < x.length; j++) x[j] = x[j]! + v[j]! * dt;
-    o.onStep?.(i, o.steps, ts[i + 1]!);
+    await o.onStep?.(i, o.steps, ts[i + 1]!);
   }
   return x;
 }

@@ -89,14 +89,28 @@ export const generateImage = defineNode({
         ctx.progress(1 / total, `step 0/${params.steps}`);
       }
       const done = source ? 1 : 0;
+      // The image refines live: a decoded estimate of the final image every few steps (at most ~12).
+      const previewEvery = Math.max(1, Math.ceil(params.steps / 12));
+      let x0: Float32Array | undefined;
       let z: Float32Array;
       try {
         z = await sampleEuler({
           steps: params.steps,
           noise: initialNoise(cfg.dit, params.seed),
-          velocity: (x, t) => runner.guidedVelocity(x, t, cond, params.guidance, srcLatent),
+          velocity: async (x, t) => {
+            const v = await runner.guidedVelocity(x, t, cond, params.guidance, srcLatent);
+            // Rectified flow: x_t = (1 − t)·x0 + t·noise and v = noise − x0, so x0 ≈ x_t − t·v.
+            x0 = Float32Array.from(x, (xi, j) => xi - t * v[j]!);
+            return v;
+          },
           signal: ctx.signal,
-          onStep: (i, n) => ctx.progress((done + i + 1) / total, `step ${i + 1}/${n}`),
+          onStep: async (i, n) => {
+            let preview: string | undefined;
+            if (x0 && (i + 1) % previewEvery === 0 && i + 1 < n) {
+              preview = await ctx.storage.write(await encodePng(tensorToRgb(await runner.decode(x0), R, R), R, R), "png");
+            }
+            ctx.progress((done + i + 1) / total, `step ${i + 1}/${n}`, preview);
+          },
         });
       } catch (err) {
         if (err instanceof SamplingCancelled) throw ctx.signal.reason ?? err;

@@ -104,6 +104,7 @@ export const RunOutputs = memo(function RunOutputs({ nodeId }: { nodeId: string 
             <div style={{ width: `${Math.round((run.fraction ?? 0) * 100)}%` }} />
           </div>
           {run.message && <pre className="out-text stream nowheel" data-testid={`stream-${nodeId}`}>{run.message}</pre>}
+          {run.preview && <img className="thumb" src={`/api/files/${run.preview}`} alt="refining" data-testid={`preview-${nodeId}`} />}
         </>
       )}
       {run.error && <div className="node-error" data-testid={`error-${nodeId}`}>{run.error}</div>}

@@ -14,6 +14,8 @@ export interface NodeRunView {
   summary?: string;
   error?: string;
   outputs?: Record<string, unknown>;
+  /** Latest progress preview (a stored image id), while the node runs. */
+  preview?: string;
 }
 
 export interface PastRun {
@@ -69,7 +71,7 @@ export const useRun = create<RunState>()((set, get) => ({
         set({ nodes: patch(nodes, e.nodeId, { status: "running", startedAt: e.at, fraction: 0 }) });
         break;
       case "progress":
-        set({ nodes: patch(nodes, e.nodeId, { fraction: e.fraction, message: e.message }) });
+        set({ nodes: patch(nodes, e.nodeId, { fraction: e.fraction, message: e.message, ...(e.preview ? { preview: e.preview } : {}) }) });
         break;
       case "node-cached":
         set({ nodes: patch(nodes, e.nodeId, { status: "cached", summary: e.summary, ms: 0 }) });

@@ -11,6 +11,8 @@ test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform
   await expect(page.locator(".react-flow__node")).toHaveCount(12);
   await expect(page.getByTestId("node-image").locator("img")).toBeVisible();
   await page.getByRole("button", { name: "▶ Run" }).click();
+  // The DiT's image refines live: at least one intermediate preview appears while it samples.
+  await expect(page.getByTestId("preview-dit")).toBeVisible({ timeout: 150_000 });
   await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 150_000 });
   for (const id of ["vision", "hearing", "prompt", "llm", "rope", "routing", "tts", "dit"]) await expect(page.getByTestId(`status-${id}`)).toHaveAttribute("data-status", "done");
   await expect(page.getByTestId("outputs-tts").locator("audio")).toBeVisible();

@@ -49,7 +49,7 @@ describe("Euler flow sampler (rectified flow, t = 1 → 0)", () => {
       steps: 4,
       noise,
       velocity: async (x, t, i) => (calls.push([t, i]), new Float32Array(x.length)),
-      onStep: (i, n, t) => steps.push([i, n, t]),
+      onStep: (i, n, t) => void steps.push([i, n, t]),
     });
     expect(calls).toEqual([[1, 0], [0.75, 1], [0.5, 2], [0.25, 3]]);
     expect(steps).toEqual([[0, 4, 0.75], [1, 4, 0.5], [2, 4, 0.25], [3, 4, 0]]);
@@ -64,7 +64,7 @@ describe("Euler flow sampler (rectified flow, t = 1 → 0)", () => {
       noise: new Float32Array(4),
       velocity: async (x) => (calls++, new Float32Array(x.length)),
       signal: ac.signal,
-      onStep: (i) => i === 2 && ac.abort(new Error("user cancelled")),
+      onStep: (i) => void (i === 2 && ac.abort(new Error("user cancelled"))),
     });
     await expect(run).rejects.toThrow("user cancelled");
     expect(calls).toBe(3);
