@@ -53,6 +53,18 @@ export const RunBadge = memo(function RunBadge({ nodeId }: { nodeId: string }) {
 const RoutingInspector = dynamic(() => import("@/app/inspector/RoutingInspector"), { ssr: false });
 const RoutingMini = dynamic(() => import("@/app/inspector/RoutingInspector").then((m) => m.RoutingMini), { ssr: false });
 
+const CompareView = dynamic(() => import("@/app/inspector/CompareView"), { ssr: false });
+
+function CompareReportView({ file }: { file: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="report-mini nodrag">
+      <button onClick={() => setOpen(true)}>Open comparison</button>
+      {open && <CompareView file={file} onClose={() => setOpen(false)} />}
+    </div>
+  );
+}
+
 const RopeInspector = dynamic(() => import("@/app/inspector/RopeInspector"), { ssr: false });
 
 function RopeReportView({ file }: { file: string }) {
@@ -89,6 +101,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
       {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
       {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}
+      {type === "compare-report" && typeof value.file === "string" && <CompareReportView file={value.file} />}
     </div>
   );
 }

@@ -34,7 +34,7 @@ function expertColor(m: RoutingMetrics, d: number): string {
 
 const layerNames = (m: RoutingMetrics) => m.layers.map((l) => `L${l.layer}`);
 
-function heatmapOption(m: RoutingMetrics): EChartsOption {
+export function heatmapOption(m: RoutingMetrics): EChartsOption {
   const dyn = m.experts.dynamic.map((e) => e.name);
   const data: [number, number, number][] = [];
   const shared: [number, number, number][] = [];
@@ -58,7 +58,7 @@ function heatmapOption(m: RoutingMetrics): EChartsOption {
   };
 }
 
-function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOption {
+export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOption {
   const D = m.experts.dynamic.length;
   const series =
     kind === "share"
@@ -93,7 +93,7 @@ function matrixOption(names: string[], counts: Float64Array, label: string): ECh
   };
 }
 
-function TokenStrip({ trace, m, layer }: { trace: RoutingTrace; m: RoutingMetrics; layer: number }) {
+export function TokenStrip({ trace, m, layer }: { trace: RoutingTrace; m: RoutingMetrics; layer: number }) {
   const [hover, setHover] = useState<number | null>(null);
   const per = m.perToken!;
   const N = per.tokenIndices.length;

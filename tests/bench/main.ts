@@ -19,6 +19,7 @@ import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/sch
 import { benchMetrics } from "../../engine/routing/bench";
 import { benchHeads } from "./heads";
 import { benchLlm } from "./llm";
+import { benchRender } from "./render";
 import { benchMoe } from "./moe";
 
 const nullStorage: Storage = {
@@ -231,6 +232,12 @@ async function main() {
     const ms = benchMetrics(size);
     console.log(`  computeMetrics ${size.layers} layers × ${size.routed} routed experts (+1 null, +2 shared) × ${size.tokens} tokens: ${ms.toFixed(1)} ms (median of 7)`);
     json.metrics = { ...size, nulls: 1, shared: 2, ms };
+  }
+  if (want("render")) {
+    const r = await benchRender();
+    if ("skipped" in r) console.log(`\nrender: skipped (${r.skipped})`);
+    else console.log(`\nrouting views in Chromium, 28 layers × 64 experts × 4,096 tokens: metrics + drawing ${r.medianTotalMs.toFixed(0)} ms (metrics ${r.medianMetricsMs.toFixed(0)} ms), median of ${r.totalMs.length}; target < 200 ms`);
+    json.render = r;
   }
   const out = path.join(process.cwd(), "data", "bench");
   mkdirSync(out, { recursive: true });

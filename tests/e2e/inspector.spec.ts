@@ -48,3 +48,17 @@ test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token ho
   await page.getByRole("button", { name: "Open inspector" }).click();
   await expect(dialog.getByTestId("share-L3-E1")).toHaveText("0.0");
 });
+
+test("example: ban an expert and compare — the comparison shows E1's share falling to zero", async ({ page }) => {
+  await page.goto("/");
+  await page.getByRole("button", { name: /Ban an expert and compare/ }).click();
+  await page.waitForURL(/\/w\//);
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 90_000 });
+  await expect(page.getByTestId("outputs-compare")).toContainText("E1 banned vs baseline");
+  await page.getByRole("button", { name: "Open comparison" }).click();
+  const dialog = page.getByRole("dialog", { name: "Compare traces" });
+  await expect(dialog.getByTestId("compare-heatmap")).toBeVisible();
+  await expect(dialog.getByTestId("compare-table").locator("tbody tr")).toHaveCount(8);
+  await page.screenshot({ path: `${SHOTS}/compare.png` });
+});

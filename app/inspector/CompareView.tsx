@@ -1,0 +1,102 @@
+"use client";
+import { useEffect, useMemo, useState } from "react";
+import { createPortal } from "react-dom";
+import type { TraceComparison } from "@/engine/routing/compare";
+import { Chart } from "./Chart";
+import type { EChartsOption } from "./echarts";
+
+type ComparisonFile = TraceComparison & { labelA: string; labelB: string };
+
+function deltaHeatmap(c: ComparisonFile): EChartsOption {
+  const names = c.experts.dynamic.map((e) => e.name);
+  const data: [number, number, number][] = [];
+  let max = 0.01;
+  c.perLayer.forEach((l, y) =>
+    l.tokenShare.forEach((v, x) => {
+      data.push([x, y, +v.toFixed(4)]);
+      max = Math.max(max, Math.abs(v));
+    }),
+  );
+  return {
+    tooltip: { formatter: (p: { value: [number, number, number] }) => `${names[p.value[0]]} at L${p.value[1]}: ${(p.value[2] * 100).toFixed(1)} points (${c.labelB} − ${c.labelA})` },
+    grid: { left: 50, right: 80, top: 10, bottom: 30 },
+    xAxis: { type: "category", data: names },
+    yAxis: { type: "category", data: c.perLayer.map((l) => `L${l.layer}`), inverse: true },
+    visualMap: { min: -max, max, calculable: true, right: 0, top: 10, itemHeight: 120, inRange: { color: ["#2563eb", "#111827", "#f97316"] }, text: [`more in ${c.labelB}`, `more in ${c.labelA}`] },
+    series: [{ type: "heatmap", data, label: { show: names.length <= 10, fontSize: 10, formatter: (p: { value: number[] }) => (p.value[2]! * 100).toFixed(0) } }],
+  };
+}
+
+/** Two traces side by side: Δ token share per layer and expert, metric deltas, top-expert agreement. */
+export default function CompareView({ file, onClose }: { file: string; onClose: () => void }) {
+  const [state, setState] = useState<{ c?: ComparisonFile; error?: string }>({});
+  useEffect(() => {
+    fetch(`/api/files/${file}`)
+      .then((r) => (r.ok ? (r.json() as Promise<ComparisonFile>) : Promise.reject(new Error(`the comparison file is missing (${r.status})`))))
+      .then((c) => setState({ c }))
+      .catch((err: Error) => setState({ error: err.message }));
+  }, [file]);
+  const c = state.c;
+  const heat = useMemo(() => c && deltaHeatmap(c), [c]);
+  const f = (v: number, d = 3) => (v > 0 ? `+${v.toFixed(d)}` : v.toFixed(d));
+  return createPortal(
+    <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div className="inspector" role="dialog" aria-label="Compare traces">
+        <header>
+          <h2>Compare traces</h2>
+          {c && (
+            <span className="muted">
+              {c.labelB} ({c.b.tokens} tokens) − {c.labelA} ({c.a.tokens} tokens) · {c.layers} layers
+              {c.agreement && c.agreement.mean !== null ? ` · top expert unchanged for ${(c.agreement.mean * 100).toFixed(1)} % of the ${c.agreement.commonPrefix} common tokens` : ""}
+            </span>
+          )}
+          <span className="spacer" />
+          <button onClick={onClose} aria-label="Close comparison">×</button>
+        </header>
+        {state.error && <div className="banner error">{state.error}</div>}
+        {c && heat && (
+          <div className="inspector-body">
+            <section className="wide">
+              <h3>Δ share of tokens per layer and expert (percentage points)</h3>
+              <Chart option={heat} height={Math.max(200, 22 * c.perLayer.length + 50)} name="compare-share-delta" testId="compare-heatmap" />
+            </section>
+            <section className="wide">
+              <h3>Metric deltas per layer</h3>
+              <table className="balance" data-testid="compare-table">
+                <thead>
+                  <tr>
+                    <th>layer</th>
+                    <th>Δ mean k</th>
+                    <th>Δ null %</th>
+                    <th>Δ shared w %</th>
+                    <th>Δ CV</th>
+                    <th>Δ MaxVio</th>
+                    <th>Δ Jain</th>
+                    <th>Δ entropy</th>
+                    {c.agreement && <th>top expert unchanged</th>}
+                  </tr>
+                </thead>
+                <tbody>
+                  {c.perLayer.map((l, i) => (
+                    <tr key={l.layer}>
+                      <td>L{l.layer}</td>
+                      <td>{f(l.meanK, 2)}</td>
+                      <td>{f(l.nullTokenShare * 100, 1)}</td>
+                      <td>{f(l.sharedWeightShare * 100, 1)}</td>
+                      <td>{f(l.loadCV)}</td>
+                      <td>{f(l.maxVio)}</td>
+                      <td>{f(l.jain)}</td>
+                      <td>{f(l.entropy)}</td>
+                      {c.agreement && <td>{((c.agreement.perLayer[i] ?? 0) * 100).toFixed(1)} %</td>}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </section>
+          </div>
+        )}
+      </div>
+    </div>,
+    document.body,
+  );
+}
