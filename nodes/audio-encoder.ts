@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
+import { decodeAudio, MediaDecodeError } from "../engine/media/ffmpeg";
 import { decodeWavMono, parseWav, WavError } from "../engine/media/wav";
 import { defineNode } from "../engine/node";
 import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders-tiny";
@@ -18,7 +19,7 @@ export const audioEncoder = defineNode({
   title: "Audio Encoder",
   category: "Encoders",
   description:
-    "Whisper-style audio encoder with a query former: 16 kHz mono, 30-s chunks of log-mel, 200 tokens per chunk at the LLM's hidden size. Reads WAV. uni-moe-tiny/audio is seeded, untrained.",
+    "Whisper-style audio encoder with a query former: 16 kHz mono, 30-s chunks of log-mel, 200 tokens per chunk at the LLM's hidden size. Reads WAV, and MP3/OGG/FLAC/M4A through ffmpeg. uni-moe-tiny/audio is seeded, untrained.",
   inputs: { audio: { type: "AUDIO", label: "audio" } },
   outputs: { features: { type: "FEATURES" } },
   params: z.object({
@@ -36,31 +37,49 @@ export const audioEncoder = defineNode({
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     const audio = inputs.audio as { kind?: unknown; file?: unknown; mime?: unknown } | undefined;
     if (!audio || typeof audio.file !== "string" || typeof audio.mime !== "string") throw new Error("connect an audio clip");
-    if (!WAV_MIMES.has(audio.mime)) {
-      const format = audio.mime.replace(/^audio\//, "").replace(/^mpeg$/, "mp3").toUpperCase();
-      throw new Error(`only WAV is decoded so far (this clip is ${format}); convert it to WAV`);
-    }
     ctx.progress(0, "loading the audio model");
     const model = await resolveEncoder("audio", params.model);
     const { nMels, frames, queries, outDim } = model.info;
     if (frames !== CHUNK_FRAMES) throw new Error(`audio model "${params.model}" takes ${frames} mel frames per chunk; only 30-s chunks (${CHUNK_FRAMES} frames) are supported`);
 
-    const bytes = await ctx.storage.read(audio.file);
-    let samples: Float32Array;
-    let rate: number;
-    let durationSec: number;
-    try {
-      const info = parseWav(bytes);
-      if (info.frames === 0) throw new WavError("it contains no audio samples", "corrupt");
-      if (info.durationSec > params.maxDurationSec) {
-        throw new Error(`the audio is ${info.durationSec.toFixed(1)} s long; the limit is ${params.maxDurationSec} s (raise "Max duration" or trim the clip)`);
+    let samples: Float32Array = new Float32Array(0);
+    let rate = SAMPLE_RATE;
+    let durationSec = 0;
+    // WAV in the encodings engine/media/wav reads is decoded in-process; everything else (MP3, OGG, FLAC,
+    // M4A, and WAV variants such as ADPCM or µ-law) goes through ffmpeg to 16 kHz mono float32.
+    let viaFfmpeg = !WAV_MIMES.has(audio.mime);
+    if (!viaFfmpeg) {
+      const bytes = await ctx.storage.read(audio.file);
+      try {
+        const info = parseWav(bytes);
+        if (info.frames === 0) throw new WavError("it contains no audio samples", "corrupt");
+        if (info.durationSec > params.maxDurationSec) {
+          throw new Error(`the audio is ${info.durationSec.toFixed(1)} s long; the limit is ${params.maxDurationSec} s (raise "Max duration" or trim the clip)`);
+        }
+        ({ samples } = decodeWavMono(bytes));
+        rate = info.sampleRate;
+        durationSec = info.durationSec;
+      } catch (err) {
+        if (err instanceof WavError && err.code === "unsupported") viaFfmpeg = true;
+        else if (err instanceof WavError) throw new Error(`the input audio is not a readable WAV file: ${err.message}`);
+        else throw err;
       }
-      ({ samples } = decodeWavMono(bytes));
-      rate = info.sampleRate;
-      durationSec = info.durationSec;
-    } catch (err) {
-      if (err instanceof WavError) throw new Error(`the input audio is not a readable WAV file: ${err.message}`);
-      throw err;
+    }
+    if (viaFfmpeg) {
+      const format = audio.mime.replace(/^audio\//, "").replace(/^(mpeg|mp3)$/, "mp3").replace(/^x-/, "").toUpperCase();
+      ctx.progress(0.01, `decoding ${format} with ffmpeg`);
+      try {
+        // Decode a little past the limit so an over-long clip is recognised without decoding all of it.
+        samples = await decodeAudio(ctx.storage.pathOf(audio.file), { sampleRate: SAMPLE_RATE, maxSeconds: params.maxDurationSec + 1, signal: ctx.signal, what: `input audio (${format})` });
+      } catch (err) {
+        if (err instanceof MediaDecodeError) throw new Error(err.message);
+        throw err;
+      }
+      rate = SAMPLE_RATE;
+      durationSec = samples.length / SAMPLE_RATE;
+      if (durationSec > params.maxDurationSec) {
+        throw new Error(`the audio is longer than ${params.maxDurationSec} s (raise "Max duration" or trim the clip)`);
+      }
     }
     ctx.signal.throwIfAborted();
     if (rate !== SAMPLE_RATE) ctx.progress(0.02, `resampling ${rate} Hz → 16 kHz`);

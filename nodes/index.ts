@@ -19,6 +19,7 @@ import { routingInspector } from "./routing-inspector";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
 import { tts } from "./tts";
+import { videoEncoder } from "./video-encoder";
 import { videoInput } from "./video-input";
 import { visionEncoder } from "./vision-encoder";
 
@@ -31,6 +32,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   videoInput,
   visionEncoder,
   audioEncoder,
+  videoEncoder,
   textTemplate,
   promptBuilder,
   moeLlm,

@@ -1,0 +1,291 @@
+/**
+ * ffmpeg as a subprocess: audio decoding to 16 kHz mono float32, video probing and 1-fps frame sampling
+ * (PAPER.md §3–4). The binary is the static build shipped inside @ffmpeg-installer/ffmpeg (no download at
+ * install time); env STUDIO_FFMPEG overrides it. Always spawned with an argument array (never a shell),
+ * with a timeout, stderr captured into the error, and killed when the AbortSignal fires.
+ */
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+
+export class MediaDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MediaDecodeError";
+  }
+}
+
+let cachedPath: string | undefined;
+
+/** The ffmpeg executable: env STUDIO_FFMPEG, else the binary from @ffmpeg-installer/ffmpeg. */
+export function ffmpegPath(): string {
+  const override = process.env.STUDIO_FFMPEG;
+  if (override) return override;
+  if (cachedPath) return cachedPath;
+  try {
+    // Resolved from the project root at run time (as engine/runtime/pool.ts does), not through the bundler.
+    const req = createRequire(path.join(process.cwd(), "index.js"));
+    cachedPath = (req("@ffmpeg-installer/ffmpeg") as { path: string }).path;
+  } catch (err) {
+    throw new Error(`ffmpeg is not available: install @ffmpeg-installer/ffmpeg or set STUDIO_FFMPEG (${err instanceof Error ? err.message : String(err)})`);
+  }
+  return cachedPath;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Kill ffmpeg after this many ms (default 120 000). */
+  timeoutMs?: number;
+  /** Refuse (kill) when stdout grows past this many bytes (default 1 GiB). */
+  maxStdoutBytes?: number;
+}
+
+interface RunResult {
+  stdout: Buffer;
+  stderr: string;
+  code: number | null;
+}
+
+const STDERR_KEEP = 64 * 1024;
+
+/** Runs ffmpeg with `args`; resolves whatever the exit code (callers judge), rejects on spawn failure, timeout or abort. */
+export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const { signal, timeoutMs = 120_000, maxStdoutBytes = 1 << 30 } = opts;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason instanceof Error ? signal.reason : new Error("cancelled"));
+      return;
+    }
+    const bin = ffmpegPath();
+    const child = spawn(bin, ["-nostdin", "-hide_banner", ...args], { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let stderr = "";
+    let failure: Error | undefined;
+    let settled = false;
+    const kill = (why: Error) => {
+      if (!failure) failure = why;
+      child.kill("SIGKILL");
+    };
+    const timer = setTimeout(() => kill(new MediaDecodeError(`ffmpeg took longer than ${Math.round(timeoutMs / 1000)} s and was stopped`)), timeoutMs);
+    const onAbort = () => kill(signal!.reason instanceof Error ? signal!.reason : new Error("cancelled"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      fn();
+    };
+    child.stdout.on("data", (chunk: Buffer) => {
+      outBytes += chunk.length;
+      if (outBytes > maxStdoutBytes) kill(new MediaDecodeError(`ffmpeg produced more than ${maxStdoutBytes} bytes; refusing`));
+      else out.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+      if (stderr.length > 2 * STDERR_KEEP) stderr = stderr.slice(-STDERR_KEEP);
+    });
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      finish(() =>
+        reject(err.code === "ENOENT" ? new Error(`ffmpeg was not found at ${bin} (set STUDIO_FFMPEG or install @ffmpeg-installer/ffmpeg)`) : err),
+      );
+    });
+    child.on("close", (code) => {
+      finish(() => (failure ? reject(failure) : resolve({ stdout: Buffer.concat(out), stderr, code })));
+    });
+  });
+}
+
+/** The useful tail of ffmpeg's stderr: error-looking lines, else the last lines. */
+export function ffmpegReason(stderr: string): string {
+  const lines = stderr
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter((l) => l && !/^(frame|size)=/.test(l));
+  const bad = lines.filter((l) => /invalid|error|could not|no such|does not contain|unknown|moov atom|not found|unsupported|failed|end of file/i.test(l));
+  const pick = (bad.length ? bad : lines).slice(-3);
+  return pick.join("; ").replace(/^\[[^\]]+\]\s*/, "") || "ffmpeg gave no reason";
+}
+
+async function checkFile(file: string, what: string): Promise<void> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    throw new MediaDecodeError(`the ${what} could not be decoded: the file is missing`);
+  }
+  if (size === 0) throw new MediaDecodeError(`the ${what} could not be decoded: the file is empty (0 bytes)`);
+}
+
+function toFloat32(buf: Buffer): Float32Array {
+  const n = Math.floor(buf.length / 4);
+  const out = new Float32Array(n);
+  // Copy (the Buffer's offset need not be 4-aligned).
+  new Uint8Array(out.buffer).set(buf.subarray(0, n * 4));
+  return out;
+}
+
+export interface DecodeAudioOptions extends RunOptions {
+  sampleRate?: number;
+  /** Decode at most this many seconds (ffmpeg `-t`). */
+  maxSeconds?: number;
+  /** Used in error messages: "the audio could not be decoded: …". */
+  what?: string;
+}
+
+/** Any audio (or the audio track of a video) → mono float32 PCM at `sampleRate` (default 16 kHz). */
+export async function decodeAudio(file: string, opts: DecodeAudioOptions = {}): Promise<Float32Array> {
+  const { sampleRate = 16_000, maxSeconds, what = "audio", ...run } = opts;
+  await checkFile(file, what);
+  const args = ["-i", file, "-vn", "-sn", "-dn", "-map", "0:a:0"];
+  if (maxSeconds !== undefined) args.push("-t", String(maxSeconds));
+  args.push("-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", String(sampleRate), "pipe:1");
+  const r = await runFfmpeg(args, run);
+  if (r.code !== 0) throw new MediaDecodeError(`the ${what} could not be decoded: ${ffmpegReason(r.stderr)}`);
+  const samples = toFloat32(r.stdout);
+  if (samples.length === 0) throw new MediaDecodeError(`the ${what} could not be decoded: it contains no audio samples`);
+  return samples;
+}
+
+export interface VideoProbe {
+  durationSec: number;
+  width: number;
+  height: number;
+  hasAudio: boolean;
+}
+
+function parseClock(s: string): number {
+  const m = /^(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(s);
+  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : NaN;
+}
+
+/** Parses `ffmpeg -i` stderr (no ffprobe needed). Exported for tests. */
+export function parseProbe(stderr: string): { durationSec: number | null; width: number; height: number; hasVideo: boolean; hasAudio: boolean } {
+  const dur = /Duration:\s*([0-9:.]+|N\/A)/.exec(stderr);
+  const d = dur && dur[1] !== "N/A" ? parseClock(dur[1]!) : NaN;
+  let width = 0;
+  let height = 0;
+  let hasVideo = false;
+  let hasAudio = false;
+  for (const line of stderr.split(/\r?\n/)) {
+    if (!/^\s*Stream #/.test(line)) continue;
+    if (/:\s*Video:/.test(line) && !/attached pic/.test(line)) {
+      if (!hasVideo) {
+        const size = /\b(\d{2,5})x(\d{2,5})\b/.exec(line.replace(/0x[0-9a-f]+/gi, ""));
+        if (size) {
+          width = Number(size[1]);
+          height = Number(size[2]);
+        }
+      }
+      hasVideo = true;
+    } else if (/:\s*Audio:/.test(line)) hasAudio = true;
+  }
+  return { durationSec: Number.isFinite(d) ? d : null, width, height, hasVideo, hasAudio };
+}
+
+/** Duration, size and whether there is an audio track; clear error for corrupt or video-less files. */
+export async function probeVideo(file: string, opts: RunOptions = {}): Promise<VideoProbe> {
+  await checkFile(file, "video");
+  const r = await runFfmpeg(["-i", file], { timeoutMs: 30_000, ...opts });
+  // `ffmpeg -i` alone always exits 1 ("At least one output file must be specified"); judge by the text.
+  const p = parseProbe(r.stderr);
+  if (!/Input #0/.test(r.stderr) || !p.hasVideo) {
+    const reason = /Input #0/.test(r.stderr) ? "it has no video stream" : ffmpegReason(r.stderr);
+    throw new MediaDecodeError(`the video could not be decoded: ${reason}`);
+  }
+  let durationSec = p.durationSec;
+  if (durationSec === null || durationSec <= 0) {
+    // No duration in the container (e.g. some WebM): decode through and read the last time=.
+    const full = await runFfmpeg(["-i", file, "-map", "0:v:0", "-f", "null", "-"], { timeoutMs: 300_000, ...opts });
+    const times = [...full.stderr.matchAll(/time=\s*([0-9:.]+)/g)].map((m) => parseClock(m[1]!)).filter(Number.isFinite);
+    durationSec = times.length ? times[times.length - 1]! : 0;
+  }
+  if (!(durationSec > 0)) throw new MediaDecodeError("the video could not be decoded: it has zero length");
+  if (!(p.width > 0 && p.height > 0)) throw new MediaDecodeError("the video could not be decoded: its frame size is unknown");
+  return { durationSec, width: p.width, height: p.height, hasAudio: p.hasAudio };
+}
+
+export interface FramePlan {
+  count: number;
+  secondsPerFrame: number;
+  /** Frame timestamps (s), i × secondsPerFrame. */
+  times: number[];
+}
+
+/**
+ * How many frames to sample (PAPER.md §3): at `fps`, at least `minFrames`, at most `maxFrames`, an even count.
+ * Fewer than minFrames at fps → minFrames evenly over the clip (secondsPerFrame = duration/minFrames);
+ * more than maxFrames → maxFrames evenly (secondsPerFrame = duration/maxFrames); an odd count drops the last.
+ */
+export function planFrames(durationSec: number, opts: { fps?: number; minFrames?: number; maxFrames?: number } = {}): FramePlan {
+  const { fps = 1, minFrames = 8, maxFrames = 32 } = opts;
+  if (!(durationSec > 0)) throw new Error("planFrames: duration must be positive");
+  if (!(fps > 0)) throw new Error("planFrames: fps must be positive");
+  if (minFrames < 2 || maxFrames < minFrames) throw new Error(`planFrames: need 2 ≤ minFrames ≤ maxFrames (got ${minFrames}, ${maxFrames})`);
+  // 1e-6 absorbs container rounding (a 5.000 s clip that reports 4.999999).
+  let count = Math.max(1, Math.floor(durationSec * fps + 1e-6));
+  let secondsPerFrame = 1 / fps;
+  if (count < minFrames) {
+    count = minFrames;
+    secondsPerFrame = durationSec / count;
+  } else if (count > maxFrames) {
+    count = maxFrames;
+    secondsPerFrame = durationSec / count;
+  }
+  if (count % 2 === 1) count -= 1;
+  return { count, secondsPerFrame, times: Array.from({ length: count }, (_, i) => i * secondsPerFrame) };
+}
+
+export interface SampleFramesOptions extends RunOptions {
+  fps?: number;
+  minFrames?: number;
+  maxFrames?: number;
+  /** Square side of each frame (stretched, like a single 384² tile). */
+  size?: number;
+  /** Skip probing when the caller already did. */
+  probe?: VideoProbe;
+}
+
+export interface SampledFrames extends FramePlan {
+  /** RGB24, size×size×3 each. */
+  frames: Uint8Array[];
+  size: number;
+  durationSec: number;
+}
+
+/** Samples frames per `planFrames`, each scaled to size×size RGB24 (`-vf fps=…,scale=…`, rawvideo). */
+export async function sampleFrames(file: string, opts: SampleFramesOptions = {}): Promise<SampledFrames> {
+  const { fps = 1, minFrames = 8, maxFrames = 32, size = 384, probe, ...run } = opts;
+  const info = probe ?? (await probeVideo(file, run));
+  const plan = planFrames(info.durationSec, { fps, minFrames, maxFrames });
+  const rate = 1 / plan.secondsPerFrame;
+  const frameBytes = size * size * 3;
+  const args = [
+    "-i", file,
+    "-map", "0:v:0", "-an", "-sn", "-dn",
+    "-vf", `fps=${rate.toFixed(6)}:round=near,scale=${size}:${size}:flags=bicubic`,
+    "-frames:v", String(plan.count),
+    "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+  ];
+  const r = await runFfmpeg(args, { timeoutMs: 300_000, maxStdoutBytes: frameBytes * (plan.count + 2), ...run });
+  if (r.code !== 0) throw new MediaDecodeError(`the video could not be decoded: ${ffmpegReason(r.stderr)}`);
+  const got = Math.floor(r.stdout.length / frameBytes);
+  if (got === 0) throw new MediaDecodeError(`the video could not be decoded: no frames came out (${ffmpegReason(r.stderr)})`);
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < plan.count; i++) {
+    // The fps filter can come up one frame short at the very end; repeat the last decoded frame.
+    const k = Math.min(i, got - 1);
+    frames.push(new Uint8Array(r.stdout.buffer, r.stdout.byteOffset + k * frameBytes, frameBytes).slice());
+  }
+  return { ...plan, frames, size, durationSec: info.durationSec };
+}
+
+/** The first audio track as 16 kHz mono float32, or null when the file has none. */
+export async function extractAudio(file: string, opts: DecodeAudioOptions & { probe?: VideoProbe } = {}): Promise<Float32Array | null> {
+  const { probe, ...rest } = opts;
+  const info = probe ?? (await probeVideo(file, rest));
+  if (!info.hasAudio) return null;
+  return decodeAudio(file, { what: "video's audio track", ...rest });
+}
