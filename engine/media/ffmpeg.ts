@@ -173,7 +173,7 @@ export function parseProbe(stderr: string): { durationSec: number | null; width:
     if (!/^\s*Stream #/.test(line)) continue;
     if (/:\s*Video:/.test(line) && !/attached pic/.test(line)) {
       if (!hasVideo) {
-        const size = /\b(\d{2,5})x(\d{2,5})\b/.exec(line.replace(/0x[0-9a-f]+/gi, ""));
+        const size = /\b(\d{2,5})x(\d{2,5})\b/.exec(line.replace(/\b0x[0-9a-f]+/gi, ""));
         if (size) {
           width = Number(size[1]);
           height = Number(size[2]);
