@@ -66,7 +66,8 @@ export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOp
       : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
   return {
     tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
-    legend: { top: 0, textStyle: { fontSize: 11 } },
+    // A scrolling legend: with 64 experts a full legend costs more to lay out than the bars.
+    legend: { type: "scroll", top: 0, textStyle: { fontSize: 11 } },
     grid: { left: 45, right: 10, top: 30, bottom: 25 },
     xAxis: { type: "category", data: layerNames(m) },
     yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },

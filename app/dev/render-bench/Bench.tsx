@@ -50,7 +50,7 @@ export default function Bench() {
           <Chart option={views.heat} height={700} name="bench-heatmap" testId="heatmap" />
           <Chart option={views.fig7} height={300} name="bench-fig7" testId="fig7" />
           <Chart option={views.fig8} height={300} name="bench-fig8" testId="fig8" />
-          <TokenStrip trace={trace} m={views.m} layer={0} />
+          {q.get("strip") !== "0" && <TokenStrip trace={trace} m={views.m} layer={0} />}
         </div>
       )}
     </main>
