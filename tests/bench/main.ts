@@ -236,7 +236,7 @@ async function main() {
   if (want("render")) {
     const r = await benchRender();
     if ("skipped" in r) console.log(`\nrender: skipped (${r.skipped})`);
-    else console.log(`\nrouting views in Chromium, 28 layers × 64 experts × 4,096 tokens: metrics + drawing ${r.medianTotalMs.toFixed(0)} ms (metrics ${r.medianMetricsMs.toFixed(0)} ms), median of ${r.totalMs.length}; target < 200 ms`);
+    else console.log(`\nrouting views in Chromium, 28 layers × 64 experts × 4,096 tokens: metrics + drawing ${r.medianTotalMs.toFixed(0)} ms warm (metrics ${r.medianMetricsMs.toFixed(0)} ms), ${r.medianColdMs.toFixed(0)} ms cold (fresh page), median of ${r.totalMs.length}; target < 200 ms`);
     json.render = r;
   }
   const out = path.join(process.cwd(), "data", "bench");
