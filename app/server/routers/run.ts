@@ -86,6 +86,9 @@ export const runRouter = router({
       else yield { type: "failed", runId: input.runId, at, message: row.error ?? row.status } as RunEvent;
       return;
     }
+    // One abort listener for the whole subscription (not one per wait, which would pile up).
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       while (!signal?.aborted) {
         while (queue.length) {
@@ -95,11 +98,12 @@ export const runRouter = router({
         }
         await new Promise<void>((resolve) => {
           wake = resolve;
-          signal?.addEventListener("abort", () => resolve(), { once: true });
+          if (signal?.aborted) resolve();
         });
         wake = undefined;
       }
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       unsubscribe();
     }
   }),
