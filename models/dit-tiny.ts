@@ -17,6 +17,8 @@ import type { Runtime } from "@/engine/runtime/types";
 import { cfgCombine, ditParamTable, ditParameterCount, latentSize, seedDitTensor, zDitConfig, type DitConditioning, type DitConfig } from "./dit";
 import { buildDitGraph, DIT_GRAPH_VERSION } from "./dit-graph";
 import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
+import { canonicalJson, hashValue } from "../engine/hash";
+import { removeStaleBuilds } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, seedVaeTensor, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "./vae";
 import type { Tensor32, WeightSource } from "./weights";
@@ -65,16 +67,8 @@ export function ditModelDir(root = modelsDir()): string {
   return path.join(root, "uni-moe-tiny", "dit");
 }
 
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 export function ditContentHash(config: DitModelConfig, seed: number): string {
-  return createHash("sha256").update(canonicalJson({ config, seed, generatorVersion: DIT_GENERATOR_VERSION, ref: DIT_REF })).digest("hex");
+  return hashValue({ config, seed, generatorVersion: DIT_GENERATOR_VERSION, ref: DIT_REF });
 }
 
 /** The seeded tensors of the whole model, lazily, in file order. */
@@ -108,15 +102,6 @@ function staleReason(dir: string, config: DitModelConfig, contentHash: string): 
   return null;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 const inFlight = new Map<string, Promise<DitModel>>();
 
 /**
@@ -141,10 +126,7 @@ async function ensureUncached(target: string, seed: number): Promise<DitModel> {
   const parent = path.dirname(target);
   const base = path.basename(target);
   fs.mkdirSync(parent, { recursive: true });
-  for (const e of fs.readdirSync(parent)) {
-    const m = new RegExp(`^\\.${base}\\.(tmp|old)-(\\d+)-`).exec(e);
-    if (m && !pidAlive(Number(m[2]))) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
-  }
+  removeStaleBuilds(parent, base);
   const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
   fs.chmodSync(tmp, 0o755);
   try {

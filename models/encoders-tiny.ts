@@ -20,6 +20,8 @@ import type { Runtime } from "@/engine/runtime/types";
 import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, zAudioConfig, zAudioOnnxConfig, type AudioConfig } from "./audio-encoder";
 import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
+import { canonicalJson, hashValue } from "../engine/hash";
+import { hashModelFiles } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
@@ -108,14 +110,6 @@ export interface EncoderManifest {
   createdAt: string;
 }
 
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 const referenceConfigOf = (kind: EncoderKind) => structuredClone(kind === "vision" ? tinyVisionConfig : tinyAudioConfig);
 
 export function encoderReferenceDir(kind: EncoderKind, root = modelsDir()): string {
@@ -163,7 +157,7 @@ export function ensureEncoderModel(kind: EncoderKind, dir?: string, seed = DEFAU
 
 async function ensureUncached(kind: EncoderKind, target: string, seed: number): Promise<{ dir: string; built: boolean }> {
   const config = referenceConfigOf(kind);
-  const contentHash = createHash("sha256").update(canonicalJson({ kind, config, seed, generatorVersion: ENCODER_GENERATOR_VERSION })).digest("hex");
+  const contentHash = hashValue({ kind, config, seed, generatorVersion: ENCODER_GENERATOR_VERSION });
   if (fs.existsSync(target) && staleReason(target, kind, config, contentHash) === null) return { dir: target, built: false };
 
   const parent = path.dirname(target);
@@ -250,38 +244,6 @@ export type ResolvedEncoder =
   | (ResolvedBase & { kind: "vision"; info: VisionModelInfo; config?: VisionConfig })
   | (ResolvedBase & { kind: "audio"; info: AudioModelInfo; config?: AudioConfig });
 
-function hashFiles(dir: string, files: string[]): string {
-  const h = createHash("sha256");
-  const buf = Buffer.alloc(4 << 20);
-  for (const f of [...files].sort()) {
-    h.update(`${f}\0`);
-    const fd = fs.openSync(path.join(dir, f), "r");
-    try {
-      for (let pos = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-  return h.digest("hex");
-}
-
-const hashCache = new Map<string, { stamp: string; hash: string }>();
-
-function contentHashOf(dir: string, files: string[]): string {
-  const stamp = files
-    .map((f) => {
-      const s = fs.statSync(path.join(dir, f));
-      return `${f}:${s.size}:${s.mtimeMs}`;
-    })
-    .join("|");
-  const key = `${dir}|${files.join(",")}`;
-  const c = hashCache.get(key);
-  if (c && c.stamp === stamp) return c.hash;
-  const hash = hashFiles(dir, files);
-  hashCache.set(key, { stamp, hash });
-  return hash;
-}
-
 /**
  * Finds an encoder by reference: "uni-moe-tiny/vision" / "uni-moe-tiny/audio" build the seeded reference
  * on first use; anything else must be a directory inside the models dir holding config.json plus either
@@ -315,7 +277,7 @@ async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncod
   const bad = (e: unknown) => new Error(`${kind} encoder "${ref}": config.json does not describe a ${kind} encoder: ${(e as Error).message}`);
   if (fs.existsSync(path.join(dir, onnxName))) {
     if (path.basename(onnxName) !== onnxName) throw new Error(`${kind} encoder "${ref}": onnx_file must be a file name in the model directory`);
-    const contentHash = contentHashOf(dir, ["config.json", onnxName]);
+    const contentHash = hashModelFiles(dir, ["config.json", onnxName]);
     const base = { ref, dir, contentHash, label, source: "onnx" as const, onnxFile: path.join(dir, onnxName) };
     try {
       if (kind === "vision") {
@@ -331,7 +293,7 @@ async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncod
   }
   const weights = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors"));
   if (weights.length === 0) throw new Error(`${kind} encoder "${ref}": no ${onnxName} and no .safetensors weights in ${dir}`);
-  const contentHash = contentHashOf(dir, ["config.json", ...weights]);
+  const contentHash = hashModelFiles(dir, ["config.json", ...weights]);
   const base = { ref, dir, contentHash, label, source: "built" as const };
   try {
     if (kind === "vision") {

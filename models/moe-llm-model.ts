@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
+import { hashModelFiles } from "./model-dir";
 import { MoeLlmRunner } from "./moe-llm-session";
 import { SafetensorsWeights } from "./safetensors";
 import { type Tokenizer } from "./tokenizer";
@@ -53,35 +54,6 @@ function isLlmDir(dir: string): boolean {
   }
 }
 
-/** Hash of config.json and the safetensors files' contents (read in 4 MB pieces; never all at once). */
-function hashModelDir(dir: string): string {
-  const h = createHash("sha256");
-  const files = readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors")).sort();
-  const buf = Buffer.alloc(4 << 20);
-  for (const f of files) {
-    h.update(`${f}\0`);
-    const fd = openSync(path.join(dir, f), "r");
-    try {
-      for (let pos = 0, n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
-    } finally {
-      closeSync(fd);
-    }
-  }
-  return h.digest("hex");
-}
-
-const hashCache = new Map<string, { stamp: string; hash: string }>();
-
-function dirStamp(dir: string): string {
-  return readdirSync(dir)
-    .sort()
-    .map((f) => {
-      const s = statSync(path.join(dir, f));
-      return `${f}:${s.size}:${s.mtimeMs}`;
-    })
-    .join("|");
-}
-
 /**
  * Finds a model by reference. "uni-moe-tiny/<name>" builds the seeded reference model on first use;
  * anything else must be a directory inside the models dir (no path may reach outside it).
@@ -113,13 +85,8 @@ export function openModelDir(dir: string, ref = dir, label?: string): ResolvedMo
   } catch (err) {
     throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
   }
-  const stamp = dirStamp(dir);
-  let cached = hashCache.get(dir);
-  if (!cached || cached.stamp !== stamp) {
-    cached = { stamp, hash: hashModelDir(dir) };
-    hashCache.set(dir, cached);
-  }
-  return { ref, dir, config, contentHash: cached.hash, label };
+  const files = readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors"));
+  return { ref, dir, config, contentHash: hashModelFiles(dir, files), label };
 }
 
 /** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */

@@ -16,12 +16,13 @@
  *                 [EOS] is not fed back, so it has no routing row.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
 import type { LayerTrace, RoutingTrace, TraceToken } from "@/engine/trace";
 import { buildCodecGraph, CodecRunner } from "./codec";
+import { hashModelFiles } from "./model-dir";
 import { SafetensorsWeights } from "./safetensors";
 import { sampleToken, type SamplingOptions } from "./sampling";
 import { SeededRandom } from "./seeded-random";
@@ -442,21 +443,8 @@ export interface ResolvedTts {
   label?: string;
 }
 
-const hashCache = new Map<string, { stamp: string; hash: string }>();
-
 function hashDir(dir: string): string {
-  const files = readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors")).sort();
-  const stamp = files.map((f) => {
-    const s = statSync(path.join(dir, f));
-    return `${f}:${s.size}:${s.mtimeMs}`;
-  }).join("|");
-  const hit = hashCache.get(dir);
-  if (hit?.stamp === stamp) return hit.hash;
-  const h = createHash("sha256");
-  for (const f of files) h.update(`${f}\0`).update(readFileSync(path.join(dir, f)));
-  const hash = h.digest("hex");
-  hashCache.set(dir, { stamp, hash });
-  return hash;
+  return hashModelFiles(dir, readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors")));
 }
 
 /**

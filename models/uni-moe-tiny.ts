@@ -14,7 +14,9 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { canonicalJson, hashValue } from "../engine/hash";
 import { headDim, paramNames, zMoeLlmConfig, type MoeLlmConfig } from "./config";
+import { removeStaleBuilds } from "./model-dir";
 import { readSafetensorsHeader, safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
@@ -201,16 +203,8 @@ export function referenceModelDir(name: ReferenceModelName, root = modelsDir()):
   return path.join(root, FAMILY, name);
 }
 
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 export function referenceContentHash(config: MoeLlmConfig, seed: number): string {
-  return createHash("sha256").update(canonicalJson({ config, seed, generatorVersion: GENERATOR_VERSION })).digest("hex");
+  return hashValue({ config, seed, generatorVersion: GENERATOR_VERSION });
 }
 
 /** Why an existing directory does not hold the expected model, or null if it does. */
@@ -237,30 +231,6 @@ function staleReason(dir: string, config: MoeLlmConfig, contentHash: string): st
   }
   if (!fs.existsSync(path.join(dir, "tokenizer_config.json"))) return "no tokenizer_config.json";
   return null;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Removes temp/old directories of interrupted builds of `name` whose process is gone. */
-function removeLeftovers(parent: string, name: string): void {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(parent);
-  } catch {
-    return;
-  }
-  const re = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(tmp|old)-(\\d+)-`);
-  for (const e of entries) {
-    const m = re.exec(e);
-    if (m && !pidAlive(Number(m[2]))) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
-  }
 }
 
 export interface EnsureOptions {
@@ -309,7 +279,7 @@ async function ensureUncached(name: ReferenceModelName, target: string, opts: En
   const parent = path.dirname(target);
   const base = path.basename(target);
   fs.mkdirSync(parent, { recursive: true });
-  removeLeftovers(parent, base);
+  removeStaleBuilds(parent, base);
   const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
   fs.chmodSync(tmp, 0o755); // mkdtemp makes it private; the model dir should not be
   try {

@@ -1,0 +1,63 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+
+const hashCache = new Map<string, { stamp: string; hash: string }>();
+
+/**
+ * sha256 over the named files of a model directory (each name, then its bytes read in 4 MB pieces, in
+ * name order). Cached per (dir, files) until a file's size or modification time changes.
+ */
+export function hashModelFiles(dir: string, files: readonly string[]): string {
+  const sorted = [...files].sort();
+  const stamp = sorted
+    .map((f) => {
+      const s = fs.statSync(path.join(dir, f));
+      return `${f}:${s.size}:${s.mtimeMs}`;
+    })
+    .join("|");
+  const key = `${dir}|${sorted.join(",")}`;
+  const hit = hashCache.get(key);
+  if (hit?.stamp === stamp) return hit.hash;
+  const h = createHash("sha256");
+  const buf = Buffer.alloc(4 << 20);
+  for (const f of sorted) {
+    h.update(`${f}\0`);
+    const fd = fs.openSync(path.join(dir, f), "r");
+    try {
+      for (let pos = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const hash = h.digest("hex");
+  hashCache.set(key, { stamp, hash });
+  return hash;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes `.<name>.tmp-<pid>-…` / `.<name>.old-<pid>-…` siblings left by interrupted atomic builds
+ * whose process is gone (a running build of another process is left alone).
+ */
+export function removeStaleBuilds(parent: string, name: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  const re = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(tmp|old)-(\\d+)-`);
+  for (const e of entries) {
+    const m = re.exec(e);
+    if (m && !pidAlive(Number(m[2]))) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
+  }
+}
