@@ -1,7 +1,7 @@
 import { defineConfig } from "@playwright/test";
 
 const PORT = Number(process.env.E2E_PORT ?? 3100);
-const DATA = "test-results/e2e-data";
+const DATA = `test-results/e2e-data-${PORT}`;
 
 // Debian's Chromium (never a downloaded browser); the app is the production build on a fresh data dir.
 export default defineConfig({
@@ -12,7 +12,7 @@ export default defineConfig({
   workers: 1,
   retries: process.env.CI ? 1 : 0,
   reporter: [["list"]],
-  outputDir: "test-results/e2e-output",
+  outputDir: `test-results/e2e-output-${PORT}`,
   use: {
     baseURL: `http://127.0.0.1:${PORT}`,
     screenshot: "only-on-failure",
