@@ -5,7 +5,7 @@ import { embedWorkflowInPng, embedWorkflowInWav } from "@/engine/provenance";
 import { encodeWav16 } from "@/models/wav-write";
 import { trickyWorkflow } from "./fixtures";
 
-const caller = provenanceRouter.createCaller({ origin: null, host: null });
+const caller = provenanceRouter.createCaller({ origin: null, host: null, userId: "local" });
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 
 async function png(): Promise<Uint8Array> {
