@@ -85,7 +85,7 @@ export class RunManager {
     });
   }
 
-  async start(input: { document: Workflow; workflowId?: string; workflowVersion?: number; targetNodeId?: string; priority?: number }): Promise<string> {
+  async start(input: { document: Workflow; workflowId?: string; workflowVersion?: number; targetNodeId?: string; priority?: number; ownerId?: string }): Promise<string> {
     await this.ready;
     const id = newId();
     await db().run.create({
@@ -95,6 +95,7 @@ export class RunManager {
         workflowVersion: input.workflowVersion ?? null,
         document: JSON.stringify(input.document),
         targetNodeId: input.targetNodeId ?? null,
+        ownerId: input.ownerId ?? "local",
         status: "queued",
         priority: input.priority ?? 0,
       },
