@@ -1,8 +1,10 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
 import { runRouter } from "./run";
+import { shareRouter } from "./share";
 import { workflowRouter } from "./workflow";
 
 export const appRouter = router({
@@ -11,6 +13,8 @@ export const appRouter = router({
   run: runRouter,
   models: modelsRouter,
   provenance: provenanceRouter,
+  history: historyRouter,
+  share: shareRouter,
 });
 
 export type AppRouter = typeof appRouter;

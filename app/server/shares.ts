@@ -1,0 +1,224 @@
+import { randomBytes } from "node:crypto";
+import { TRPCError } from "@trpc/server";
+import { loadWorkflow } from "@/engine/workflow/load";
+import { WorkflowParseError } from "@/engine/workflow/migrate";
+import type { Workflow, WorkflowNote } from "@/engine/workflow/schema";
+import type { Problem } from "@/engine/workflow/validate";
+import { catalogue } from "@/nodes";
+import { db } from "./db";
+import { ownedWorkflow, requireUser } from "./history";
+import { newId } from "./ids";
+
+/** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
+export const NOT_SHARED = "link not found or no longer shared";
+
+/** 256 bits from the OS CSPRNG, base64url (43 characters). */
+export function newShareToken(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+export interface ShareInfo {
+  id: string;
+  token: string;
+  path: string;
+  workflowId: string;
+  version: number | null;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  status: "active" | "revoked" | "expired";
+}
+
+type ShareRow = { id: string; token: string; workflowId: string; version: number | null; createdBy: string; createdAt: Date; expiresAt: Date | null; revokedAt: Date | null };
+
+function isLive(row: Pick<ShareRow, "expiresAt" | "revokedAt">, now = new Date()): boolean {
+  return !row.revokedAt && !(row.expiresAt && row.expiresAt.getTime() <= now.getTime());
+}
+
+function info(row: ShareRow): ShareInfo {
+  return {
+    id: row.id,
+    token: row.token,
+    path: `/s/${row.token}`,
+    workflowId: row.workflowId,
+    version: row.version,
+    createdBy: row.createdBy,
+    createdAt: row.createdAt.toISOString(),
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+    status: row.revokedAt ? "revoked" : isLive(row) ? "active" : "expired",
+  };
+}
+
+/** A read-only link to one of the user's workflows: its latest version (version omitted) or a pinned one. */
+export async function createShare(userId: string | null, input: { workflowId: string; version?: number; expiresAt?: Date }): Promise<ShareInfo> {
+  const owner = requireUser(userId);
+  const wf = await ownedWorkflow(owner, input.workflowId);
+  if (wf.deletedAt) throw new TRPCError({ code: "PRECONDITION_FAILED", message: "a workflow in the trash cannot be shared" });
+  if (input.version !== undefined) {
+    const v = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: wf.id, version: input.version } } });
+    if (!v) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${wf.id} has no version ${input.version}` });
+  }
+  if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) {
+    throw new TRPCError({ code: "BAD_REQUEST", message: "the expiry must be in the future" });
+  }
+  const row = await db().shareLink.create({
+    data: { id: newId(), token: newShareToken(), workflowId: wf.id, version: input.version ?? null, createdBy: owner, expiresAt: input.expiresAt ?? null },
+  });
+  return info(row);
+}
+
+/** Every link of one of the user's workflows (revoked and expired ones too, marked so), newest first. */
+export async function listShares(userId: string | null, workflowId: string): Promise<ShareInfo[]> {
+  await ownedWorkflow(userId, workflowId);
+  const rows = await db().shareLink.findMany({ where: { workflowId }, orderBy: { createdAt: "desc" } });
+  return rows.map(info);
+}
+
+/** Revokes a link of one of the user's workflows; other users' links are NOT_FOUND. Revoking twice is harmless. */
+export async function revokeShare(userId: string | null, shareId: string): Promise<ShareInfo> {
+  const owner = requireUser(userId);
+  const row = await db().shareLink.findFirst({ where: { id: shareId, workflow: { ownerId: owner } } });
+  if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `share link ${shareId} does not exist` });
+  if (row.revokedAt) return info(row);
+  return info(await db().shareLink.update({ where: { id: row.id }, data: { revokedAt: new Date() } }));
+}
+
+/** The live link behind a token, with its workflow; anything else is the one NOT_FOUND. */
+async function liveLink(token: string) {
+  if (!TOKEN_SHAPE.test(token)) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
+  const link = await db().shareLink.findUnique({ where: { token }, include: { workflow: true } });
+  if (!link || !isLive(link) || link.workflow.deletedAt) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
+  return link;
+}
+
+export interface SharedNodeOutputs {
+  nodeId: string;
+  nodeType: string;
+  status: string;
+  summary: string | null;
+  durationMs: number | null;
+  outputs: Record<string, unknown> | null;
+}
+
+export interface SharedWorkflow {
+  name: string;
+  description: string;
+  version: number;
+  /** True when the link is pinned to this version; false when it follows the latest. */
+  pinned: boolean;
+  /** The document validated like an import; null when it cannot be read at all (see readError). */
+  document: Workflow | null;
+  problems: Problem[];
+  readError: string | null;
+  notes: WorkflowNote[];
+  lastRun: { id: string; finishedAt: string | null; workflowVersion: number | null; nodes: SharedNodeOutputs[] } | null;
+  expiresAt: string | null;
+}
+
+function parseJson(text: string | null): Record<string, unknown> | null {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+async function lastFinishedRun(workflowId: string, ownerId: string, version: number | null) {
+  return db().run.findFirst({
+    where: { workflowId, ownerId, status: "finished", ...(version !== null ? { workflowVersion: version } : {}) },
+    orderBy: { createdAt: "desc" },
+    include: { nodeRuns: true },
+  });
+}
+
+/**
+ * What a share link shows, read-only: the graph (validated like any import: a broken document shows its
+ * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run.
+ */
+export async function resolveShare(token: string): Promise<SharedWorkflow> {
+  const link = await liveLink(token);
+  const version = link.version ?? link.workflow.latestVersion;
+  const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: link.workflowId, version } } });
+  if (!row) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
+  let document: Workflow | null = null;
+  let problems: Problem[] = [];
+  let readError: string | null = null;
+  try {
+    ({ workflow: document, problems } = loadWorkflow(row.document, catalogue));
+  } catch (err) {
+    if (!(err instanceof WorkflowParseError)) throw err;
+    readError = err.message;
+  }
+  const run = await lastFinishedRun(link.workflowId, link.workflow.ownerId, link.version);
+  return {
+    name: document?.name ?? link.workflow.name,
+    description: document?.description ?? link.workflow.description,
+    version,
+    pinned: link.version !== null,
+    document,
+    problems,
+    readError,
+    notes: document?.notes ?? [],
+    lastRun: run && {
+      id: run.id,
+      finishedAt: run.finishedAt?.toISOString() ?? null,
+      workflowVersion: run.workflowVersion,
+      nodes: run.nodeRuns.map((n) => ({ nodeId: n.nodeId, nodeType: n.nodeType, status: n.status, summary: n.summary, durationMs: n.durationMs, outputs: parseJson(n.outputs) })),
+    },
+    expiresAt: link.expiresAt?.toISOString() ?? null,
+  };
+}
+
+function mentions(value: unknown, needle: string): boolean {
+  if (typeof value === "string") return value === needle;
+  if (Array.isArray(value)) return value.some((v) => mentions(v, needle));
+  if (value && typeof value === "object") return Object.values(value).some((v) => mentions(v, needle));
+  return false;
+}
+
+/**
+ * May a viewer holding `token` read stored file `fileId`? Only while the link is live, and only files the
+ * shared page shows: outputs of the last finished run, and files the shared document's params point at.
+ * (For /api/files/<id>?share=<token>.)
+ */
+export async function shareAllowsFile(token: string, fileId: string): Promise<boolean> {
+  try {
+    const shared = await resolveShare(token);
+    if (shared.document && shared.document.nodes.some((n) => mentions(n.params, fileId))) return true;
+    return !!shared.lastRun?.nodes.some((n) => mentions(n.outputs, fileId));
+  } catch (err) {
+    if (err instanceof TRPCError && err.code === "NOT_FOUND") return false;
+    throw err;
+  }
+}
+
+/** Copies the shared document into the viewer's own workspace as a new workflow; the original is untouched. */
+export async function forkShare(userId: string | null, token: string): Promise<{ id: string; version: number }> {
+  const owner = requireUser(userId);
+  const shared = await resolveShare(token);
+  if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
+  const document: Workflow = { ...shared.document, name: `${shared.document.name} (fork)`.slice(0, 200) };
+  const id = newId();
+  await db().$transaction([
+    db().workflow.create({
+      data: { id, name: document.name, description: document.description, tags: JSON.stringify(document.tags), latestVersion: 1, ownerId: owner },
+    }),
+    db().workflowVersion.create({
+      data: {
+        id: newId(),
+        workflowId: id,
+        version: 1,
+        schemaVersion: document.schemaVersion,
+        document: JSON.stringify(document),
+        message: `Forked from a shared link ("${shared.name}" version ${shared.version})`,
+        author: owner,
+      },
+    }),
+  ]);
+  return { id, version: 1 };
+}
