@@ -1,4 +1,5 @@
 import { type MoeLlmConfig, headDim, paramNames } from "./config";
+import { architectureOf, qkNormNames } from "./families/conventions";
 import { GraphBuilder } from "./onnx/builder";
 import { Ops } from "./onnx/ops";
 import type { Tensor32, WeightSource } from "./weights";
@@ -82,18 +83,23 @@ export function moeDims(c: MoeLlmConfig) {
 export function moeLlmParamShapes(c: MoeLlmConfig): Map<string, number[]> {
   const { H, L, V, NH, KVH, Dh, R, SH, E } = moeDims(c);
   const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
+  const arch = architectureOf(c);
   const m = new Map<string, number[]>();
   m.set(paramNames.embed, [V, H]);
   for (let i = 0; i < L; i++) {
     m.set(paramNames.inputNorm(i), [H]);
     m.set(paramNames.postNorm(i), [H]);
     m.set(paramNames.attn(i, "q", "weight"), [NH * Dh, H]);
-    m.set(paramNames.attn(i, "q", "bias"), [NH * Dh]);
+    if (arch.attentionBias) m.set(paramNames.attn(i, "q", "bias"), [NH * Dh]);
     m.set(paramNames.attn(i, "k", "weight"), [KVH * Dh, H]);
-    m.set(paramNames.attn(i, "k", "bias"), [KVH * Dh]);
+    if (arch.attentionBias) m.set(paramNames.attn(i, "k", "bias"), [KVH * Dh]);
     m.set(paramNames.attn(i, "v", "weight"), [KVH * Dh, H]);
-    m.set(paramNames.attn(i, "v", "bias"), [KVH * Dh]);
+    if (arch.attentionBias) m.set(paramNames.attn(i, "v", "bias"), [KVH * Dh]);
     m.set(paramNames.attn(i, "o", "weight"), [H, NH * Dh]);
+    if (arch.qkNorm !== "none") {
+      m.set(qkNormNames.q(i), [arch.qkNorm === "full" ? NH * Dh : Dh]);
+      m.set(qkNormNames.k(i), [arch.qkNorm === "full" ? KVH * Dh : Dh]);
+    }
     m.set(paramNames.router(i), [E, H]);
     for (let e = 0; e < R; e++) {
       m.set(paramNames.routed(i, e, "gate"), [I, H]);
@@ -118,7 +124,10 @@ function checkConfig(c: MoeLlmConfig): void {
   if (NH % KVH !== 0) throw new Error(`num_attention_heads ${NH} is not a multiple of num_key_value_heads ${KVH}`);
   if (!Number.isInteger(Dh) || Dh % 2 !== 0) throw new Error(`head_dim ${Dh} must be an even integer`);
   if (sec.reduce((a, b) => a + b, 0) !== Dh / 2) throw new Error(`mrope_section [${sec}] must sum to head_dim/2 = ${Dh / 2}`);
-  if (c.mlp_dynamic_top_p === 0 && c.mlp_dynamic_top_k > D) throw new Error(`mlp_dynamic_top_k ${c.mlp_dynamic_top_k} exceeds the ${D} dynamic columns`);
+  const arch = architectureOf(c);
+  if (arch.routing !== "uni_moe_top_p" && c.mlp_dynamic_null_expert_num !== 0) throw new Error(`routing_convention ${arch.routing} has no null experts (mlp_dynamic_null_expert_num must be 0)`);
+  if (arch.sharedExpertGate && c.mlp_fixed_expert_num !== 1) throw new Error("shared_expert_gate needs exactly one shared expert (mlp_fixed_expert_num 1)");
+  if ((c.mlp_dynamic_top_p === 0 || arch.routing !== "uni_moe_top_p") && c.mlp_dynamic_top_k > D) throw new Error(`mlp_dynamic_top_k ${c.mlp_dynamic_top_k} exceeds the ${D} dynamic columns`);
 }
 
 /** Reads a weight and checks its shape against the table. */
@@ -234,6 +243,7 @@ interface Routing {
  * dropActive: bool [1], whether this call drops over capacity (only used when config.token_drop; see capacityKeep).
  */
 function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string, dropActive?: string): Routing {
+  if (architectureOf(c).routing !== "uni_moe_top_p") return topkRouting(o, c, z, ban, force);
   const g = o.g;
   const { D, E } = moeDims(c);
   const zD = o.slice(z, [0], [D], [1]); // [N,D]
@@ -309,14 +319,53 @@ function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string,
   return { chosen, mask, weights, k: kOut };
 }
 
+/**
+ * Fixed top-k routing of the Qwen2-MoE / Qwen3-MoE / OLMoE / Mixtral families (families/conventions.ts) on z: [N,E]
+ * (E = R routed columns, plus the shared expert's gate logit as the last column with `shared_expert_gate`).
+ * p = softmax over the allowed routed logits; the chosen set is the forced columns first, then by logit (ties: lower
+ * index), k = min(top_k + forced outside the model's own top-k, allowed). Weights: p at the chosen columns, divided by
+ * their sum unless the convention is softmax_topk. A shared column is always on (unless banned) with weight
+ * sigmoid(its logit) under `shared_expert_gate`, else 1. The top_p input does not apply here.
+ */
+function topkRouting(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string): Routing {
+  const g = o.g;
+  const { D, E } = moeDims(c);
+  const arch = architectureOf(c);
+  const zD = o.slice(z, [0], [D], [1]); // [N,D]
+  const allowed = o.not(o.greater(o.slice(ban, [0], [D], [1]), g.scalar(0.5))); // [1,D]
+  const forcedF = o.cast(o.and(o.greater(o.slice(force, [0], [D], [1]), g.scalar(0.5)), allowed), "float"); // [1,D]
+  const zA = o.where(allowed, zD, g.scalar(NEG)); // [N,D]
+  const nAllowed = o.reduceSum(o.cast(allowed, "float"), [1]); // [1,1]
+  const [, idx] = o.topk(zA, g.ints([D]), 1); // [N,D] columns in descending logit order
+  const pos = o.expand(g.const(Array.from({ length: D }, (_, s) => s), [1, D]), o.shape(idx)); // [N,D]
+  const zeros = o.expand(g.scalar(0), o.shape(idx));
+  const rank = o.scatterElements(zeros, idx, pos, 1); // [N,D] place of each column by logit
+  const kBase = g.scalar(c.mlp_dynamic_top_k);
+  const extra = o.reduceSum(o.mul(forcedF, o.cast(o.greaterOrEqual(rank, kBase), "float")), [1]); // [N,1]
+  const k = o.min(o.add(kBase, extra), nAllowed); // [N,1]
+  const fs = o.gatherElements(o.expand(forcedF, o.shape(idx)), idx, 1); // [N,D] forced flags in sorted order
+  const before = o.sub(o.cumsum(fs, 1), fs);
+  const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(o.reduceSum(forcedF, [1]), o.sub(pos, before)));
+  const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D] forced first, then by logit
+  const chosen = o.and(o.less(order, k), allowed); // [N,D]
+  const chosenF = o.cast(chosen, "float");
+  const picked = o.mul(o.softmax(zA, 1), chosenF); // [N,D]
+  const wD = arch.routing === "softmax_topk" ? picked : o.div(picked, o.reduceSum(picked, [1]));
+  if (E === D) return { chosen, mask: chosenF, weights: wD, k };
+  const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]
+  const sharedMask = o.expand(sharedOn, o.concat([o.shape(z, 0, 1), g.ints([E - D])], 0)); // [N,SH]
+  const wS = arch.sharedExpertGate ? o.mul(o.sigmoid(o.slice(z, [D], [E], [1])), sharedOn) : sharedMask;
+  return { chosen, mask: o.concat([chosenF, sharedMask], 1), weights: o.concat([wD, wS], 1), k };
+}
+
 /** Per-layer expert weights as graph initializers, laid out for the chosen MoE mode. */
 function expertInitializers(g: GraphBuilder, ws: WeightSource, shapes: Map<string, number[]>, c: MoeLlmConfig, i: number, mode: "sparse" | "dense") {
   const { R, SH, H } = moeDims(c);
   const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
   const w = (n: string) => weight(ws, shapes, n);
   // shared experts fused: gate_up [SH*2*Is, H] rows = [gate_0, up_0, gate_1, up_1, ...]; down^T [SH*Is, H]
-  const sharedGateUp = g.initializer(`l${i}.shared.gate_up`, catRows(Array.from({ length: SH }, (_, s) => [w(paramNames.shared(i, s, "gate")).data, w(paramNames.shared(i, s, "up")).data]).flat()), [SH * 2 * Is, H]);
-  const sharedDown = g.initializer(`l${i}.shared.down`, catRows(Array.from({ length: SH }, (_, s) => transpose2(w(paramNames.shared(i, s, "down"))))), [SH * Is, H]);
+  const sharedGateUp = SH === 0 ? "" : g.initializer(`l${i}.shared.gate_up`, catRows(Array.from({ length: SH }, (_, s) => [w(paramNames.shared(i, s, "gate")).data, w(paramNames.shared(i, s, "up")).data]).flat()), [SH * 2 * Is, H]);
+  const sharedDown = SH === 0 ? "" : g.initializer(`l${i}.shared.down`, catRows(Array.from({ length: SH }, (_, s) => transpose2(w(paramNames.shared(i, s, "down"))))), [SH * Is, H]);
   if (mode === "sparse") {
     const routed = Array.from({ length: R }, (_, e) => ({
       gateUp: g.initializer(`l${i}.routed${e}.gate_up`, catRows([w(paramNames.routed(i, e, "gate")).data, w(paramNames.routed(i, e, "up")).data]), [2 * I, H]),
@@ -347,11 +396,16 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
   const r = routing(o, c, z, ban, force, topP, dropActive);
   const ex = expertInitializers(g, ws, shapes, c, i, mode);
 
-  // shared experts: Σ_s w_s · down_s(act_s)  =  down_cat(concat_s(w_s · act_s))
-  const wS = o.slice(r.weights, [D], [D + SH], [1]); // [N,SH]
-  const guS = o.reshape(o.linear(x, ex.sharedGateUp), g.ints([0, SH, 2 * Is])); // [N,SH,2Is]
-  const actS = o.mul(swigluAct(o, guS, Is, 2), o.unsqueeze(wS, [2])); // [N,SH,Is]
-  let y = o.matmul(o.reshape(actS, g.ints([0, SH * Is])), ex.sharedDown); // [N,H]
+  // shared experts: Σ_s w_s · down_s(act_s)  =  down_cat(concat_s(w_s · act_s)); none → y starts at 0
+  let y: string;
+  if (SH > 0) {
+    const wS = o.slice(r.weights, [D], [D + SH], [1]); // [N,SH]
+    const guS = o.reshape(o.linear(x, ex.sharedGateUp), g.ints([0, SH, 2 * Is])); // [N,SH,2Is]
+    const actS = o.mul(swigluAct(o, guS, Is, 2), o.unsqueeze(wS, [2])); // [N,SH,Is]
+    y = o.matmul(o.reshape(actS, g.ints([0, SH * Is])), ex.sharedDown); // [N,H]
+  } else {
+    y = o.mul(x, g.scalar(0));
+  }
 
   const wR = o.transpose(o.slice(r.weights, [0], [R], [1]), [1, 0]); // [R,N]
   if (mode === "dense") {
@@ -375,12 +429,14 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
 }
 
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
-export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions): Uint8Array {
+/** `builder` lets a caller store the initializers elsewhere (models/import writes them as ONNX external data). */
+export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, builder?: GraphBuilder): Uint8Array {
   checkConfig(config);
   const c = config;
   const { H, L, V, NH, KVH, G, Dh, E } = moeDims(c);
+  const arch = architectureOf(c);
   const shapes = moeLlmParamShapes(c);
-  const g = new GraphBuilder("uni_moe_decoder");
+  const g = builder ?? new GraphBuilder("uni_moe_decoder");
   const o = new Ops(g);
   const w = (name: string) => {
     const t = weight(weights, shapes, name);
@@ -438,6 +494,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     const rows = parts.reduce((a, t) => a + t.shape[0]!, 0);
     return g.initializer(`l${i}.qkv_proj.${kind}`, catRows(parts.map((t) => t.data)), kind === "weight" ? [rows, H] : [rows]);
   };
+  /** OLMoE: RMSNorm over the whole q and k projections (before the split into heads). qkv: [N,(NH+2KVH)*Dh] */
+  const qkNormFull = (i: number, qkv: string) => {
+    if (arch.qkNorm !== "full") return qkv;
+    const [q, k, v] = o.split(qkv, [NH * Dh, KVH * Dh, KVH * Dh], 1) as [string, string, string];
+    return o.concat([o.rmsNorm(q, w(qkNormNames.q(i)), c.rms_norm_eps), o.rmsNorm(k, w(qkNormNames.k(i)), c.rms_norm_eps), v], 1);
+  };
   const headsShape = (n: number) => o.concat([bsShape, g.ints([n, Dh])], 0); // [B,S,n,Dh]
   const qScale = g.scalar(1 / Math.sqrt(Dh));
 
@@ -449,8 +511,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 
     // attention: x [N,H] → [N,H]
     const h = o.rmsNorm(x, w(paramNames.inputNorm(i)), c.rms_norm_eps);
-    const qkv = o.linear(h, qkvWeight(i, "weight"), qkvWeight(i, "bias")); // [N,(NH+2KVH)*Dh]
-    const heads = o.transpose(o.reshape(qkv, headsShape(NH + 2 * KVH)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
+    const qkv = o.linear(h, qkvWeight(i, "weight"), arch.attentionBias ? qkvWeight(i, "bias") : undefined); // [N,(NH+2KVH)*Dh]
+    let heads = o.transpose(o.reshape(qkNormFull(i, qkv), headsShape(NH + 2 * KVH)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
+    if (arch.qkNorm === "per_head") {
+      const [qh, kh, vh] = o.split(heads, [NH, KVH, KVH], 1) as [string, string, string];
+      heads = o.concat([o.rmsNorm(qh, w(qkNormNames.q(i)), c.rms_norm_eps), o.rmsNorm(kh, w(qkNormNames.k(i)), c.rms_norm_eps), vh], 1);
+    }
     const [qk, v0] = o.split(heads, [NH + KVH, KVH], 1) as [string, string];
     const [q, k0] = o.split(rope(qk), [NH, KVH], 1) as [string, string]; // [B,NH,S,Dh], [B,KVH,S,Dh]
     let k = k0, v = v0;
