@@ -1,4 +1,4 @@
-import { initTRPC } from "@trpc/server";
+import { initTRPC, TRPCError } from "@trpc/server";
 
 export interface Context {
   origin: string | null;
@@ -11,3 +11,9 @@ const t = initTRPC.context<Context>().create();
 
 export const router = t.router;
 export const publicProcedure = t.procedure;
+
+/** For everything that reads or changes a user's data: refuses with UNAUTHORIZED unless someone is logged in. */
+export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
+  if (!ctx.userId) throw new TRPCError({ code: "UNAUTHORIZED", message: "log in to use MoE Studio" });
+  return next({ ctx: { ...ctx, userId: ctx.userId } });
+});

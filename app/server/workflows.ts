@@ -1,10 +1,12 @@
 import { TRPCError } from "@trpc/server";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { WorkflowParseError } from "@/engine/workflow/migrate";
-import { emptyWorkflow, zWorkflow, type Workflow } from "@/engine/workflow/schema";
+import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
 import type { Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
+import { LOCAL_USER } from "./auth";
 import { db } from "./db";
+import { checkWorkflowDocument } from "./document-guard";
 import { newId } from "./ids";
 
 export interface WorkflowSummary {
@@ -31,22 +33,22 @@ function summary(row: WorkflowRow): WorkflowSummary {
   };
 }
 
-/** Documents are checked against the schema before they are stored; graph problems are allowed (work in progress). */
-function checkDocument(document: unknown): Workflow {
-  const parsed = zWorkflow.safeParse(document);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    throw new TRPCError({
-      code: "BAD_REQUEST",
-      message: `the workflow document is not valid: ${first ? `${first.path.join(".") || "(document)"}: ${first.message}` : "unknown problem"}`,
-    });
-  }
-  return parsed.data;
+/** Documents are checked (plain JSON, the schema) before they are stored; graph problems are allowed (work in progress). */
+const checkDocument = checkWorkflowDocument;
+
+/**
+ * Every function that takes `ownerId` sees only that owner's workflows: another owner's workflow is
+ * NOT_FOUND, exactly like a missing one, so ids cannot be probed. `ownerId` undefined (only where it
+ * is optional) means every owner: the local CLI, an admin tool on the machine itself.
+ */
+function scope(id: string, ownerId: string | undefined) {
+  return ownerId === undefined ? { id } : { id, ownerId };
 }
 
-export async function listWorkflows(opts: { search?: string; trash?: boolean }): Promise<WorkflowSummary[]> {
+export async function listWorkflows(opts: { search?: string; trash?: boolean; ownerId?: string }): Promise<WorkflowSummary[]> {
   const rows = await db().workflow.findMany({
     where: {
+      ...(opts.ownerId === undefined ? {} : { ownerId: opts.ownerId }),
       deletedAt: opts.trash ? { not: null } : null,
       ...(opts.search ? { OR: [{ name: { contains: opts.search } }, { description: { contains: opts.search } }, { tags: { contains: opts.search } }] } : {}),
     },
@@ -56,29 +58,35 @@ export async function listWorkflows(opts: { search?: string; trash?: boolean }):
   return rows.map(summary);
 }
 
-export async function createWorkflow(input: { name?: string; document?: unknown; message?: string }): Promise<{ id: string; version: number }> {
+export async function createWorkflow(input: { name?: string; document?: unknown; message?: string; ownerId?: string }): Promise<{ id: string; version: number }> {
   const document = checkDocument(input.document ?? emptyWorkflow(input.name));
   if (input.name) document.name = input.name;
   const id = newId();
+  const ownerId = input.ownerId ?? LOCAL_USER;
   await db().$transaction([
     db().workflow.create({
-      data: { id, name: document.name, description: document.description, tags: JSON.stringify(document.tags), latestVersion: 1 },
+      data: { id, name: document.name, description: document.description, tags: JSON.stringify(document.tags), latestVersion: 1, ownerId },
     }),
     db().workflowVersion.create({
-      data: { id: newId(), workflowId: id, version: 1, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "Created" },
+      data: { id: newId(), workflowId: id, version: 1, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "Created", author: ownerId },
     }),
   ]);
   return { id, version: 1 };
 }
 
-async function requireWorkflow(id: string): Promise<WorkflowRow> {
-  const row = await db().workflow.findUnique({ where: { id } });
+/** A new workflow owned by `ownerId` (for forks and imports made on someone's behalf). */
+export function createWorkflowFor(ownerId: string, document: unknown, name?: string, message?: string): Promise<{ id: string; version: number }> {
+  return createWorkflow({ ownerId, document, name, message });
+}
+
+async function requireWorkflow(id: string, ownerId: string | undefined): Promise<WorkflowRow> {
+  const row = await db().workflow.findFirst({ where: scope(id, ownerId) });
   if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${id} does not exist` });
   return row;
 }
 
-export async function getWorkflow(id: string, version?: number): Promise<{ summary: WorkflowSummary; version: number; document: Workflow; problems: Problem[] }> {
-  const row = await requireWorkflow(id);
+export async function getWorkflow(id: string, version?: number, ownerId?: string): Promise<{ summary: WorkflowSummary; version: number; document: Workflow; problems: Problem[] }> {
+  const row = await requireWorkflow(id, ownerId);
   const v = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: id, version: version ?? row.latestVersion } } });
   if (!v) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${id} has no version ${version}` });
   try {
@@ -95,17 +103,17 @@ export async function getWorkflow(id: string, version?: number): Promise<{ summa
  * Saves a new immutable version on top of `baseVersion`. If someone saved in between, the save is
  * refused with CONFLICT (never a silent overwrite); the client offers reload or save-as-copy.
  */
-export async function saveWorkflow(input: { id: string; baseVersion: number; document: unknown; message?: string }): Promise<{ version: number }> {
+export async function saveWorkflow(input: { id: string; baseVersion: number; document: unknown; message?: string; ownerId: string }): Promise<{ version: number }> {
   const document = checkDocument(input.document);
   const next = input.baseVersion + 1;
   return db().$transaction(async (tx) => {
     // Compare-and-set on latestVersion: only one of two concurrent saves on the same base can win.
     const updated = await tx.workflow.updateMany({
-      where: { id: input.id, latestVersion: input.baseVersion, deletedAt: null },
+      where: { id: input.id, ownerId: input.ownerId, latestVersion: input.baseVersion, deletedAt: null },
       data: { latestVersion: next, name: document.name, description: document.description, tags: JSON.stringify(document.tags) },
     });
     if (updated.count === 0) {
-      const row = await tx.workflow.findUnique({ where: { id: input.id } });
+      const row = await tx.workflow.findFirst({ where: { id: input.id, ownerId: input.ownerId } });
       if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.id} does not exist` });
       if (row.deletedAt) throw new TRPCError({ code: "PRECONDITION_FAILED", message: "this workflow is in the trash; restore it before saving" });
       throw new TRPCError({
@@ -114,35 +122,35 @@ export async function saveWorkflow(input: { id: string; baseVersion: number; doc
       });
     }
     await tx.workflowVersion.create({
-      data: { id: newId(), workflowId: input.id, version: next, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "" },
+      data: { id: newId(), workflowId: input.id, version: next, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "", author: input.ownerId },
     });
     return { version: next };
   });
 }
 
-export async function renameWorkflow(id: string, name: string): Promise<{ version: number }> {
-  const current = await getWorkflow(id);
-  return saveWorkflow({ id, baseVersion: current.version, document: { ...current.document, name }, message: `Renamed to "${name}"` });
+export async function renameWorkflow(ownerId: string, id: string, name: string): Promise<{ version: number }> {
+  const current = await getWorkflow(id, undefined, ownerId);
+  return saveWorkflow({ id, ownerId, baseVersion: current.version, document: { ...current.document, name }, message: `Renamed to "${name}"` });
 }
 
-export async function duplicateWorkflow(id: string): Promise<{ id: string; version: number }> {
-  const current = await getWorkflow(id);
-  return createWorkflow({ document: { ...current.document, name: `${current.document.name} (copy)` }, message: `Duplicated from ${id} v${current.version}` });
+export async function duplicateWorkflow(ownerId: string, id: string): Promise<{ id: string; version: number }> {
+  const current = await getWorkflow(id, undefined, ownerId);
+  return createWorkflow({ ownerId, document: { ...current.document, name: `${current.document.name} (copy)` }, message: `Duplicated from ${id} v${current.version}` });
 }
 
-export async function setTrashed(id: string, trashed: boolean): Promise<void> {
-  await requireWorkflow(id);
-  await db().workflow.update({ where: { id }, data: { deletedAt: trashed ? new Date() : null } });
+export async function setTrashed(ownerId: string, id: string, trashed: boolean): Promise<void> {
+  await requireWorkflow(id, ownerId);
+  await db().workflow.updateMany({ where: { id, ownerId }, data: { deletedAt: trashed ? new Date() : null } });
 }
 
-export async function deleteForever(id: string): Promise<void> {
-  const row = await requireWorkflow(id);
+export async function deleteForever(ownerId: string, id: string): Promise<void> {
+  const row = await requireWorkflow(id, ownerId);
   if (!row.deletedAt) throw new TRPCError({ code: "PRECONDITION_FAILED", message: "only workflows in the trash can be deleted for good" });
-  await db().workflow.delete({ where: { id } });
+  await db().workflow.deleteMany({ where: { id, ownerId } });
 }
 
-export async function listVersions(id: string) {
-  await requireWorkflow(id);
+export async function listVersions(ownerId: string, id: string) {
+  await requireWorkflow(id, ownerId);
   const rows = await db().workflowVersion.findMany({
     where: { workflowId: id },
     orderBy: { version: "desc" },

@@ -4,7 +4,8 @@ import { ProvenanceError, readWorkflowFromMedia, sniffMedia } from "@/engine/pro
 import { loadWorkflow } from "@/engine/workflow/load";
 import { WorkflowParseError } from "@/engine/workflow/migrate";
 import { catalogue } from "@/nodes";
-import { publicProcedure, router } from "../trpc";
+import { checkPlainJson } from "../document-guard";
+import { protectedProcedure, router } from "../trpc";
 
 /** ~60 MB of file as base64 (4 characters per 3 bytes), plus room for a data: URL prefix. */
 const MAX_BASE64 = 80_000_128;
@@ -20,7 +21,7 @@ function decodeBase64(text: string): Uint8Array {
 
 export const provenanceRouter = router({
   /** Reads the workflow embedded in a PNG or WAV made by MoE Studio: migrated, params upgraded, problems listed. */
-  fromMedia: publicProcedure.input(z.object({ base64: z.string().min(1).max(MAX_BASE64) })).mutation(({ input }) => {
+  fromMedia: protectedProcedure.input(z.object({ base64: z.string().min(1).max(MAX_BASE64) })).mutation(({ input }) => {
     const bytes = decodeBase64(input.base64);
     const kind = sniffMedia(bytes);
     if (!kind) throw new TRPCError({ code: "BAD_REQUEST", message: "not a PNG or WAV file" });
@@ -32,6 +33,7 @@ export const provenanceRouter = router({
       throw err;
     }
     if (doc === null) throw new TRPCError({ code: "BAD_REQUEST", message: `this ${kind.toUpperCase()} carries no MoE Studio workflow` });
+    checkPlainJson(doc, "the embedded workflow");
     try {
       const { workflow, problems } = loadWorkflow(doc, catalogue);
       return { document: workflow, problems };

@@ -1,10 +1,14 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
-import { zWorkflow, type Workflow } from "@/engine/workflow/schema";
+import type { Workflow } from "@/engine/workflow/schema";
+import { validateWorkflow } from "@/engine/workflow/validate";
+import { catalogue } from "@/nodes";
 import { db } from "../db";
+import { checkWorkflowDocument } from "../document-guard";
+import { maxRunsPerUser } from "../limits";
 import { runManager } from "../runs";
-import { publicProcedure, router } from "../trpc";
+import { protectedProcedure, router } from "../trpc";
 
 const zId = z.string().min(1).max(64);
 
@@ -17,22 +21,94 @@ function parseJson(text: string | null): unknown {
   }
 }
 
+/** A run of this owner; someone else's run is NOT_FOUND, the same as a missing one. */
+async function ownedRun(ownerId: string, runId: string): Promise<void> {
+  const run = await db().run.findFirst({ where: { id: runId, ownerId }, select: { id: true } });
+  if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
+}
+
+/** The node and its ancestors (the nodes a run to `target` executes), or every node. */
+function runSet(doc: Workflow, target: string | undefined): Set<string> {
+  if (target === undefined) return new Set(doc.nodes.map((n) => n.id));
+  const parents = new Map<string, string[]>();
+  for (const e of doc.edges) parents.set(e.target, [...(parents.get(e.target) ?? []), e.source]);
+  const set = new Set<string>();
+  const todo = [target];
+  while (todo.length) {
+    const id = todo.pop()!;
+    if (set.has(id)) continue;
+    set.add(id);
+    todo.push(...(parents.get(id) ?? []));
+  }
+  return set;
+}
+
+/**
+ * Refuses a run that could not start (the executor's own pre-run rule: errors in the nodes it would
+ * run, duplicate ids, unknown node types) with BAD_REQUEST, before it takes a place in the queue.
+ */
+function checkRunnable(doc: Workflow, target: string | undefined): void {
+  if (target !== undefined && !doc.nodes.some((n) => n.id === target)) {
+    throw new TRPCError({ code: "BAD_REQUEST", message: `node "${target}" is not in this workflow` });
+  }
+  const inSet = runSet(doc, target);
+  const blocking = validateWorkflow(doc, catalogue)
+    .filter((p) => p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId)))
+    .map((p) => p.message);
+  for (const n of doc.nodes) if (inSet.has(n.id) && !catalogue.get(n.type)) blocking.push(`node "${n.label ?? n.id}" has unknown type "${n.type}" and cannot run`);
+  if (blocking.length) {
+    const unique = [...new Set(blocking)];
+    throw new TRPCError({ code: "BAD_REQUEST", message: `the workflow cannot run: ${unique.slice(0, 5).join("; ")}${unique.length > 5 ? ` (and ${unique.length - 5} more)` : ""}` });
+  }
+}
+
+// Starts of one owner are serialised, so two at once cannot both slip under the cap.
+const startLocks = new Map<string, Promise<unknown>>();
+function serialised<T>(key: string, task: () => Promise<T>): Promise<T> {
+  const previous = startLocks.get(key) ?? Promise.resolve();
+  const result = previous.catch(() => {}).then(task);
+  const tail = result.catch(() => {});
+  startLocks.set(key, tail);
+  void tail.then(() => {
+    if (startLocks.get(key) === tail) startLocks.delete(key);
+  });
+  return result;
+}
+
 export const runRouter = router({
-  start: publicProcedure
-    .input(z.object({ document: zWorkflow, workflowId: zId.optional(), workflowVersion: z.number().int().optional(), targetNodeId: zId.optional() }))
-    .mutation(async ({ input }) => {
-      if (input.targetNodeId && !input.document.nodes.some((n) => n.id === input.targetNodeId)) {
-        throw new TRPCError({ code: "BAD_REQUEST", message: `node "${input.targetNodeId}" is not in this workflow` });
+  start: protectedProcedure
+    .input(z.object({ document: z.unknown(), workflowId: zId.optional(), workflowVersion: z.number().int().min(0).optional(), targetNodeId: zId.optional() }))
+    .mutation(async ({ input, ctx }) => {
+      const document = checkWorkflowDocument(input.document);
+      checkRunnable(document, input.targetNodeId);
+      if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId: ctx.userId }, select: { id: true } }))) {
+        throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
       }
-      const runId = await runManager().start(input);
+      const runId = await serialised(ctx.userId, async () => {
+        const cap = maxRunsPerUser();
+        const active = await db().run.count({ where: { ownerId: ctx.userId, status: { in: ["queued", "running"] } } });
+        if (active >= cap) {
+          throw new TRPCError({
+            code: "TOO_MANY_REQUESTS",
+            message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
+          });
+        }
+        return runManager().start({ ...input, document, ownerId: ctx.userId });
+      });
       return { runId };
     }),
-  cancel: publicProcedure.input(z.object({ runId: zId })).mutation(async ({ input }) => ({ cancelled: await runManager().cancel(input.runId) })),
-  move: publicProcedure.input(z.object({ runId: zId, direction: z.enum(["up", "down"]) })).mutation(({ input }) => ({ moved: runManager().move(input.runId, input.direction) })),
-  list: publicProcedure.input(z.object({ workflowId: zId.optional(), limit: z.number().int().min(1).max(200).default(30) })).query(async ({ input }) => {
-    const queue = runManager().queue();
+  cancel: protectedProcedure.input(z.object({ runId: zId })).mutation(async ({ input, ctx }) => {
+    await ownedRun(ctx.userId, input.runId);
+    return { cancelled: await runManager().cancel(input.runId) };
+  }),
+  move: protectedProcedure.input(z.object({ runId: zId, direction: z.enum(["up", "down"]) })).mutation(async ({ input, ctx }) => {
+    await ownedRun(ctx.userId, input.runId);
+    return { moved: await runManager().move(input.runId, input.direction) };
+  }),
+  list: protectedProcedure.input(z.object({ workflowId: zId.optional(), limit: z.number().int().min(1).max(200).default(30) })).query(async ({ input, ctx }) => {
+    const queue = await runManager().queue();
     const rows = await db().run.findMany({
-      where: input.workflowId ? { workflowId: input.workflowId } : {},
+      where: { ownerId: ctx.userId, ...(input.workflowId ? { workflowId: input.workflowId } : {}) },
       orderBy: { createdAt: "desc" },
       take: input.limit,
       select: { id: true, workflowId: true, workflowVersion: true, status: true, targetNodeId: true, executionProvider: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
@@ -46,8 +122,8 @@ export const runRouter = router({
     }));
   }),
   /** A run with every node's status and output previews (also for runs of past server processes). */
-  get: publicProcedure.input(z.object({ runId: zId })).query(async ({ input }) => {
-    const run = await db().run.findUnique({ where: { id: input.runId }, include: { nodeRuns: true } });
+  get: protectedProcedure.input(z.object({ runId: zId })).query(async ({ input, ctx }) => {
+    const run = await db().run.findFirst({ where: { id: input.runId, ownerId: ctx.userId }, include: { nodeRuns: true } });
     if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${input.runId} does not exist` });
     return {
       id: run.id,
@@ -70,7 +146,8 @@ export const runRouter = router({
     };
   }),
   /** Live events of one run over SSE: what happened so far, then each event as it happens. */
-  events: publicProcedure.input(z.object({ runId: zId })).subscription(async function* ({ input, signal }) {
+  events: protectedProcedure.input(z.object({ runId: zId })).subscription(async function* ({ input, ctx, signal }) {
+    await ownedRun(ctx.userId, input.runId);
     const queue: RunEvent[] = [];
     let wake: (() => void) | undefined;
     const unsubscribe = runManager().subscribe(input.runId, (e) => {
@@ -107,7 +184,7 @@ export const runRouter = router({
       unsubscribe();
     }
   }),
-  runtime: publicProcedure.query(async () => {
+  runtime: protectedProcedure.query(async () => {
     const m = runManager();
     return { executionProvider: await m.runtime.resolveExecutionProvider(), preference: m.runtime.preference, cache: m.cache.stats(), sessions: m.runtime.stats() };
   }),

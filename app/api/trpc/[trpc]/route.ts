@@ -1,18 +1,32 @@
 import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
 import { appRouter } from "@/app/server/routers";
+import { requestUserId, singleUserHostRefused } from "@/app/server/auth";
+import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
-function handler(req: Request) {
+async function handler(req: Request) {
   const refused = checkOrigin(req);
   if (refused) return refused;
+  const badHost = singleUserHostRefused(req.headers.get("host"));
+  if (badHost) return Response.json({ error: badHost }, { status: 403 });
+  let request = req;
+  if (req.method === "POST") {
+    // Big bodies are refused before anything parses them.
+    const path = new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, "");
+    const limit = bodyLimitFor(path.split(","));
+    const body = await readBodyLimited(req, limit.bytes);
+    if (!body.ok) return Response.json({ error: `the request body is ${body.declared ? `${body.declared} bytes` : "too large"}; the limit for ${path || "this request"} is ${limit.label}` }, { status: 413 });
+    request = new Request(req.url, { method: "POST", headers: req.headers, body: body.bytes, signal: req.signal });
+  }
+  const userId = await requestUserId(req);
   return fetchRequestHandler({
     endpoint: "/api/trpc",
-    req,
+    req: request,
     router: appRouter,
-    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId: "local" }),
+    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId }),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
     },

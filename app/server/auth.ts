@@ -1,0 +1,180 @@
+import { createHash, randomBytes } from "node:crypto";
+import { hash, verify } from "@node-rs/argon2";
+import { db } from "./db";
+import { newId } from "./ids";
+
+/** The owner id of everything on an unauthenticated single-user install. */
+export const LOCAL_USER = "local";
+export const SESSION_COOKIE = "studio_session";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK.has(hostname.toLowerCase());
+}
+
+/**
+ * Accounts are on when STUDIO_AUTH=on, or when the server binds anything but a loopback address
+ * (HOST, as `npm start` passes it to `next start -H`). STUDIO_AUTH=off forces single-user mode.
+ */
+export function authEnabled(): boolean {
+  const setting = process.env.STUDIO_AUTH?.trim().toLowerCase();
+  if (setting === "on" || setting === "1" || setting === "true") return true;
+  if (setting === "off" || setting === "0" || setting === "false") return false;
+  const host = process.env.HOST?.trim();
+  return !!host && !isLoopbackHost(host);
+}
+
+/** Self sign-up: the first account may always be created; more only with STUDIO_SIGNUP=open. */
+export async function signupAllowed(): Promise<boolean> {
+  if (process.env.STUDIO_SIGNUP?.trim().toLowerCase() === "open") return true;
+  return (await db().user.count()) === 0;
+}
+
+export function sessionDays(): number {
+  const days = Number(process.env.STUDIO_SESSION_DAYS ?? 30);
+  return Number.isFinite(days) && days > 0 ? days : 30;
+}
+
+// --- accounts -------------------------------------------------------------------------------------
+
+export class AccountError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = "AccountError";
+  }
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const MIN_PASSWORD = 8;
+const MAX_PASSWORD = 1024;
+
+export function checkName(name: unknown): string {
+  if (typeof name !== "string" || !NAME_RE.test(name)) {
+    throw new AccountError("a user name is 1–64 letters, digits, _ . or - (starting with a letter or digit)", 400);
+  }
+  if (name.toLowerCase() === LOCAL_USER) throw new AccountError(`"${LOCAL_USER}" is reserved for the single-user install`, 400);
+  return name;
+}
+
+export function checkPassword(password: unknown): string {
+  if (typeof password !== "string" || password.length < MIN_PASSWORD) throw new AccountError(`a password has at least ${MIN_PASSWORD} characters`, 400);
+  if (password.length > MAX_PASSWORD) throw new AccountError(`a password has at most ${MAX_PASSWORD} characters`, 400);
+  return password;
+}
+
+/** argon2id with the library's defaults (19 MiB memory, 2 passes: the OWASP minimum). */
+export function hashPassword(password: string): Promise<string> {
+  return hash(password);
+}
+
+export function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  return verify(passwordHash, password).catch(() => false);
+}
+
+export async function createUser(name: string, password: string): Promise<{ id: string; name: string }> {
+  checkName(name);
+  checkPassword(password);
+  if (await db().user.findUnique({ where: { name } })) throw new AccountError(`the name "${name}" is taken`, 409);
+  const user = await db().user.create({ data: { id: newId(), name, passwordHash: await hashPassword(password) } });
+  return { id: user.id, name: user.name };
+}
+
+// Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
+let decoyHash: Promise<string> | undefined;
+
+/** The user for a name and password, or null (without saying which of the two was wrong). */
+export async function checkCredentials(name: string, password: string): Promise<{ id: string; name: string } | null> {
+  const user = typeof name === "string" && name.length <= 64 ? await db().user.findUnique({ where: { name } }) : null;
+  if (!user) {
+    decoyHash ??= hashPassword(randomBytes(16).toString("hex"));
+    await verifyPassword(await decoyHash, String(password).slice(0, MAX_PASSWORD));
+    return null;
+  }
+  if (typeof password !== "string" || password.length > MAX_PASSWORD) return null;
+  return (await verifyPassword(user.passwordHash, password)) ? { id: user.id, name: user.name } : null;
+}
+
+// --- sessions -------------------------------------------------------------------------------------
+
+function sessionId(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** A new session: the 256-bit token goes to the cookie, the database keeps only its SHA-256. */
+export async function createSession(userId: string, now = new Date()): Promise<{ token: string; expiresAt: Date }> {
+  const token = randomBytes(32).toString("base64url");
+  const expiresAt = new Date(now.getTime() + sessionDays() * DAY_MS);
+  await db().session.create({ data: { id: sessionId(token), userId, expiresAt } });
+  return { token, expiresAt };
+}
+
+/** The user of a live session, or null; an expired session is deleted when it is seen. */
+export async function sessionUser(token: string | undefined | null, now = new Date()): Promise<{ id: string; name: string } | null> {
+  if (!token || token.length > 200) return null;
+  const session = await db().session.findUnique({ where: { id: sessionId(token) }, include: { user: { select: { id: true, name: true } } } });
+  if (!session) return null;
+  if (session.expiresAt.getTime() <= now.getTime()) {
+    await db().session.deleteMany({ where: { id: session.id } });
+    return null;
+  }
+  return session.user;
+}
+
+export async function revokeSession(token: string | undefined | null): Promise<void> {
+  if (token) await db().session.deleteMany({ where: { id: sessionId(token) } });
+}
+
+// --- requests -------------------------------------------------------------------------------------
+
+export function readCookie(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+function isHttps(req: Request): boolean {
+  const forwarded = req.headers.get("x-forwarded-proto");
+  if (forwarded) return forwarded.split(",")[0]!.trim() === "https";
+  return new URL(req.url).protocol === "https:";
+}
+
+/** http-only, SameSite=Lax, Secure when the request came over https. */
+export function sessionCookie(req: Request, token: string, expiresAt: Date): string {
+  return [`${SESSION_COOKIE}=${token}`, "Path=/", "HttpOnly", "SameSite=Lax", `Expires=${expiresAt.toUTCString()}`, ...(isHttps(req) ? ["Secure"] : [])].join("; ");
+}
+
+export function clearedSessionCookie(req: Request): string {
+  return [`${SESSION_COOKIE}=`, "Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=0", ...(isHttps(req) ? ["Secure"] : [])].join("; ");
+}
+
+/** Who is asking: LOCAL_USER in single-user mode, the session's user id when logged in, null otherwise. */
+export async function requestUserId(req: Request): Promise<string | null> {
+  if (!authEnabled()) return LOCAL_USER;
+  const user = await sessionUser(readCookie(req.headers.get("cookie"), SESSION_COOKIE));
+  return user?.id ?? null;
+}
+
+/**
+ * Single-user mode answers only requests addressed to a loopback name: a page of another site that
+ * resolves its own name to 127.0.0.1 (DNS rebinding) gets nothing, and neither does a server that was
+ * started on a public address without HOST (where accounts would be on).
+ */
+export function singleUserHostRefused(hostHeader: string | null): string | null {
+  if (authEnabled() || !hostHeader) return null;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${hostHeader}`).hostname;
+  } catch {
+    return `bad Host header "${hostHeader}"`;
+  }
+  if (isLoopbackHost(hostname)) return null;
+  return `this single-user MoE Studio answers only on 127.0.0.1/localhost (the request was for "${hostname}"); to serve other addresses, start it with HOST=<address> or STUDIO_AUTH=on so that it requires login`;
+}
