@@ -47,7 +47,26 @@ export function maxRunsPerUser(): number {
   return Math.floor(envNumber("STUDIO_MAX_RUNS_PER_USER", 4));
 }
 
-/** Files in one upload request, and stored uploads per user per day. */
-export function maxUploadsPerUserPerDay(): number {
-  return Math.floor(envNumber("STUDIO_MAX_UPLOADS_PER_DAY", 500));
+/** Uploads one user may store per hour (each upload request carries exactly one file). */
+export function maxUploadsPerHour(): number {
+  return Math.floor(envNumber("STUDIO_MAX_UPLOADS_PER_HOUR", 300));
+}
+
+const uploadTimes = new Map<string, number[]>();
+
+/**
+ * Counts an upload against the user's hourly quota; returns the minutes until the next one is
+ * allowed when the quota is used up. (Per server process: a restart forgets the counts.)
+ */
+export function takeUploadSlot(userId: string, now = Date.now()): { ok: true } | { ok: false; retryMinutes: number; limit: number } {
+  const hour = 60 * 60 * 1000;
+  const limit = maxUploadsPerHour();
+  const recent = (uploadTimes.get(userId) ?? []).filter((t) => now - t < hour);
+  if (recent.length >= limit) {
+    uploadTimes.set(userId, recent);
+    return { ok: false, retryMinutes: Math.max(1, Math.ceil((recent[0]! + hour - now) / 60_000)), limit };
+  }
+  recent.push(now);
+  uploadTimes.set(userId, recent);
+  return { ok: true };
 }

@@ -1,4 +1,7 @@
 import { storeUpload, UploadError, uploadLimitBytes } from "@/engine/uploads";
+import { recordUploader } from "@/app/server/access";
+import { requestUserId, singleUserHostRefused } from "@/app/server/auth";
+import { readBodyLimited, takeUploadSlot } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
 import { fileStorage } from "@/app/server/storage";
 
@@ -12,29 +15,15 @@ function fail(status: number, error: string): Response {
   return Response.json({ error }, { status });
 }
 
-/** Reads the body while counting, and stops as soon as it passes the limit (a 2 GB upload is never buffered). */
-async function readLimited(req: Request, limit: number): Promise<Uint8Array | null> {
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** POST /api/upload?kind=image&filename=cat.png with the raw file as the body. */
+/** POST /api/upload?kind=image&filename=cat.png with the raw file (exactly one) as the body. */
 export async function POST(req: Request): Promise<Response> {
   const refused = checkOrigin(req);
   if (refused) return refused;
+  const badHost = singleUserHostRefused(req.headers.get("host"));
+  if (badHost) return fail(403, badHost);
+  const userId = await requestUserId(req);
+  if (!userId) return fail(401, "log in to upload files");
+  if (/^multipart\//i.test(req.headers.get("content-type") ?? "")) return fail(400, "send one file per request, as the raw request body (not a multipart form)");
   const url = new URL(req.url);
   const kind = url.searchParams.get("kind") as Kind | null;
   const filename = (url.searchParams.get("filename") ?? "upload").slice(0, 200);
@@ -45,10 +34,13 @@ export async function POST(req: Request): Promise<Response> {
   if (Number.isFinite(declared) && declared > limit) {
     return fail(413, `${filename} is ${mb(declared)}; the limit for ${kind} uploads is ${mb(limit)}`);
   }
-  const bytes = await readLimited(req, limit);
-  if (!bytes) return fail(413, `${filename} is larger than the ${mb(limit)} limit for ${kind} uploads`);
+  const slot = takeUploadSlot(userId);
+  if (!slot.ok) return fail(429, `you have uploaded ${slot.limit} files in the last hour, the limit; try again in ${slot.retryMinutes} min`);
+  const body = await readBodyLimited(req, limit);
+  if (!body.ok) return fail(413, `${filename} is larger than the ${mb(limit)} limit for ${kind} uploads`);
   try {
-    const stored = await storeUpload(fileStorage(), bytes, { filename, expectedKind: kind });
+    const stored = await storeUpload(fileStorage(), body.bytes, { filename, expectedKind: kind });
+    await recordUploader(userId, stored.id);
     return Response.json(stored);
   } catch (err) {
     if (err instanceof UploadError) return fail(err.code === "too-large" ? 413 : 422, err.message);

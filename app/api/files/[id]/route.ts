@@ -1,6 +1,9 @@
+import { canReadArtifact } from "@/app/server/access";
+import { authEnabled, requestUserId, singleUserHostRefused } from "@/app/server/auth";
 import { fileStorage } from "@/app/server/storage";
 
 export const runtime = "nodejs";
+export const dynamic = "force-dynamic";
 
 const MIME: Record<string, string> = {
   png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", gif: "image/gif",
@@ -9,16 +12,36 @@ const MIME: Record<string, string> = {
   json: "application/json",
 };
 
-/** GET /api/files/<sha256>.<ext>: a stored upload or artifact (ids are validated; no path can escape). */
-export async function GET(_req: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
+const FILE_ID = /^[0-9a-f]{64}(\.[a-z0-9]{1,8})?$/;
+
+function notFound(id: string): Response {
+  return Response.json({ error: `file ${id.slice(0, 80)} does not exist` }, { status: 404 });
+}
+
+/**
+ * GET /api/files/<sha256>.<ext>[?share=<token>]: a stored upload or artifact. Ids are validated before
+ * they become paths; with accounts on, a file someone may not read is "not found", like a missing one.
+ */
+export async function GET(req: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
+  const badHost = singleUserHostRefused(req.headers.get("host"));
+  if (badHost) return Response.json({ error: badHost }, { status: 403 });
   const { id } = await params;
+  if (!FILE_ID.test(id)) return Response.json({ error: `"${id.slice(0, 80)}" is not a valid file id` }, { status: 400 });
+  const share = new URL(req.url).searchParams.get("share");
+  if (!(await canReadArtifact(await requestUserId(req), id, share))) return notFound(id);
+  let bytes: Buffer;
   try {
-    const bytes = await fileStorage().read(id);
-    const ext = id.split(".")[1] ?? "";
-    return new Response(new Uint8Array(bytes), {
-      headers: { "content-type": MIME[ext] ?? "application/octet-stream", "cache-control": "public, max-age=31536000, immutable", "x-content-type-options": "nosniff" },
-    });
-  } catch (err) {
-    return Response.json({ error: (err as Error).message }, { status: 404 });
+    bytes = await fileStorage().read(id);
+  } catch {
+    return notFound(id);
   }
+  const ext = id.split(".")[1] ?? "";
+  return new Response(new Uint8Array(bytes), {
+    headers: {
+      "content-type": MIME[ext] ?? "application/octet-stream",
+      // Content-addressed, so never stale; with accounts on, only the browser may keep it.
+      "cache-control": `${authEnabled() ? "private" : "public"}, max-age=31536000, immutable`,
+      "x-content-type-options": "nosniff",
+    },
+  });
 }
