@@ -14,11 +14,12 @@ import { useCallback, useState } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import { checkConnection } from "@/engine/workflow/connection";
 import { useCatalog } from "./catalog";
+import { DiffNode } from "./HistoryPanel";
 import { Palette } from "./Palette";
 import { PipelineNode } from "./PipelineNode";
 import { useEditor } from "./store";
 
-const nodeTypes = { pipeline: PipelineNode };
+const nodeTypes = { pipeline: PipelineNode, diff: DiffNode };
 
 /** Near `p`, a place where a new node does not land on top of an existing one. */
 function freeSpot(p: { x: number; y: number }): { x: number; y: number } {
@@ -38,6 +39,8 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
   const catalog = useCatalog();
   const nodes = useEditor((s) => s.nodes);
   const edges = useEditor((s) => s.edges);
+  // While the History panel shows a diff, the canvas draws that read-only picture instead of the document.
+  const diffView = useEditor((s) => s.diffView);
   const { onNodesChange, onEdgesChange } = useEditor.getState();
   const { screenToFlowPosition } = useReactFlow();
   const [placeAt, setPlaceAt] = useState<{ x: number; y: number } | null>(null);
@@ -89,11 +92,13 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
       }}
     >
       <ReactFlow
-        nodes={nodes}
-        edges={edges}
+        nodes={diffView?.nodes ?? nodes}
+        edges={diffView?.edges ?? edges}
         nodeTypes={nodeTypes}
-        onNodesChange={onNodesChange}
-        onEdgesChange={onEdgesChange}
+        onNodesChange={diffView ? undefined : onNodesChange}
+        onEdgesChange={diffView ? undefined : onEdgesChange}
+        nodesConnectable={!diffView}
+        className={diffView ? "showing-diff" : undefined}
         onConnect={onConnect}
         onConnectStart={onConnectStart}
         onConnectEnd={onConnectEnd}
@@ -104,7 +109,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
         }}
         onNodeDragStart={() => useEditor.getState().checkpoint()}
         onSelectionDragStart={() => useEditor.getState().checkpoint()}
-        deleteKeyCode={["Delete", "Backspace"]}
+        deleteKeyCode={diffView ? null : ["Delete", "Backspace"]}
         zoomOnDoubleClick={false}
         fitView
         fitViewOptions={{ maxZoom: 1 }}

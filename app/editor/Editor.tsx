@@ -8,9 +8,11 @@ import { trpc } from "@/app/lib/trpc";
 import { Canvas } from "./Canvas";
 import { Notebook } from "./Notebook";
 import { CatalogContext, makeClientCatalog } from "./catalog";
+import { HistoryPanel } from "./HistoryPanel";
 import { autoLayout } from "./layout";
 import { StartRunContext } from "./NodeRunView";
 import { RunPanel } from "./RunPanel";
+import { ShareDialog } from "./ShareDialog";
 import { useRun } from "./run-store";
 import { isDirty, useEditor } from "./store";
 
@@ -50,6 +52,8 @@ function EditorInner({ id }: { id: string }) {
   const importInput = useRef<HTMLInputElement>(null);
   const { fitView, setCenter, getNode } = useReactFlow();
   const [runsOpen, setRunsOpen] = useState(false);
+  const [historyOpen, setHistoryOpen] = useState(false);
+  const [shareOpen, setShareOpen] = useState(false);
   const startRunMutation = trpc.run.start.useMutation();
   const cancelRun = trpc.run.cancel.useMutation();
   const runId = useRun((s) => s.runId);
@@ -276,6 +280,10 @@ function EditorInner({ id }: { id: string }) {
         <button onClick={() => setRunsOpen(!runsOpen)} aria-pressed={runsOpen}>
           Runs
         </button>
+        <button onClick={() => setHistoryOpen(!historyOpen)} aria-pressed={historyOpen}>
+          History
+        </button>
+        <button onClick={() => setShareOpen(true)}>Share</button>
         <button onClick={() => setPaletteOpen(true)} title="Add node (Ctrl+K, or double-click the canvas)">+ Node</button>
         <button onClick={() => useEditor.getState().undo()} title="Undo (Ctrl+Z)" aria-label="Undo">↶</button>
         <button onClick={() => useEditor.getState().redo()} title="Redo (Ctrl+Shift+Z)" aria-label="Redo">↷</button>
@@ -325,6 +333,13 @@ function EditorInner({ id }: { id: string }) {
         }}
       >
         {runsOpen && <RunPanel workflowId={id} onClose={() => setRunsOpen(false)} />}
+        {historyOpen && (
+          <HistoryPanel
+            workflowId={id}
+            onClose={() => setHistoryOpen(false)}
+            onRestored={(version, from) => void reload().then(() => setToast({ text: `Restored version ${from} as version ${version}.` }))}
+          />
+        )}
         {runStatus === "failed" && runError && (
           <div className="toast error" style={{ top: "auto", bottom: 12 }} data-testid="run-error">
             {runError}
@@ -373,6 +388,7 @@ function EditorInner({ id }: { id: string }) {
           ))
         )}
       </footer>
+      {shareOpen && <ShareDialog workflowId={id} version={baseVersion} dirty={dirty} onClose={() => setShareOpen(false)} />}
       {conflict && (
         <div className="dialog-backdrop">
           <div className="dialog" role="alertdialog" aria-label="Save conflict">

@@ -39,6 +39,8 @@ interface EditorState {
   lastEditKey: string | null;
   connecting: Connecting | null;
   problems: Problem[];
+  /** A read-only picture the canvas shows instead of the document (the History panel's diff); null = edit the document. */
+  diffView: { nodes: FlowNode[]; edges: FlowEdge[] } | null;
 
   load(workflowId: string, version: number, doc: Workflow): void;
   markSaved(version: number): void;
@@ -62,6 +64,7 @@ interface EditorState {
   setConnecting(c: Connecting | null): void;
   setProblems(p: Problem[]): void;
   selectOnly(nodeId: string): void;
+  setDiffView(view: { nodes: FlowNode[]; edges: FlowEdge[] } | null): void;
 }
 
 function uniqueId(prefix: string, taken: Set<string>): string {
@@ -87,6 +90,7 @@ export const useEditor = create<EditorState>()((set, get) => ({
   lastEditKey: null,
   connecting: null,
   problems: [],
+  diffView: null,
 
   load(workflowId, version, doc) {
     const flow = toFlow(doc);
@@ -233,6 +237,9 @@ export const useEditor = create<EditorState>()((set, get) => ({
   },
   selectOnly(nodeId) {
     set({ nodes: get().nodes.map((n) => ({ ...n, selected: n.id === nodeId })) });
+  },
+  setDiffView(diffView) {
+    set({ diffView });
   },
 }));
 
