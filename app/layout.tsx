@@ -3,6 +3,7 @@ import localFont from "next/font/local";
 import type { ReactNode } from "react";
 import "@xyflow/react/dist/style.css";
 import "./globals.css";
+import { AccountBar } from "./AccountBar";
 import { Providers } from "./providers";
 
 // Bundled font file: nothing is fetched from the internet at build or run time.
@@ -18,6 +19,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
     <html lang="en" className={inter.variable}>
       <body>
         <Providers>{children}</Providers>
+        <AccountBar />
       </body>
     </html>
   );

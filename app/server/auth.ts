@@ -1,30 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import { db } from "./db";
+import { authEnabled, SESSION_COOKIE } from "./auth-mode";
 import { newId } from "./ids";
+
+export { authEnabled, isLoopbackHost, SESSION_COOKIE, singleUserHostRefused } from "./auth-mode";
 
 /** The owner id of everything on an unauthenticated single-user install. */
 export const LOCAL_USER = "local";
-export const SESSION_COOKIE = "studio_session";
 
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK.has(hostname.toLowerCase());
-}
-
-/**
- * Accounts are on when STUDIO_AUTH=on, or when the server binds anything but a loopback address
- * (HOST, as `npm start` passes it to `next start -H`). STUDIO_AUTH=off forces single-user mode.
- */
-export function authEnabled(): boolean {
-  const setting = process.env.STUDIO_AUTH?.trim().toLowerCase();
-  if (setting === "on" || setting === "1" || setting === "true") return true;
-  if (setting === "off" || setting === "0" || setting === "false") return false;
-  const host = process.env.HOST?.trim();
-  return !!host && !isLoopbackHost(host);
-}
 
 /** Self sign-up: the first account may always be created; more only with STUDIO_SIGNUP=open. */
 export async function signupAllowed(): Promise<boolean> {
@@ -160,21 +145,4 @@ export async function requestUserId(req: Request): Promise<string | null> {
   if (!authEnabled()) return LOCAL_USER;
   const user = await sessionUser(readCookie(req.headers.get("cookie"), SESSION_COOKIE));
   return user?.id ?? null;
-}
-
-/**
- * Single-user mode answers only requests addressed to a loopback name: a page of another site that
- * resolves its own name to 127.0.0.1 (DNS rebinding) gets nothing, and neither does a server that was
- * started on a public address without HOST (where accounts would be on).
- */
-export function singleUserHostRefused(hostHeader: string | null): string | null {
-  if (authEnabled() || !hostHeader) return null;
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${hostHeader}`).hostname;
-  } catch {
-    return `bad Host header "${hostHeader}"`;
-  }
-  if (isLoopbackHost(hostname)) return null;
-  return `this single-user MoE Studio answers only on 127.0.0.1/localhost (the request was for "${hostname}"); to serve other addresses, start it with HOST=<address> or STUDIO_AUTH=on so that it requires login`;
 }

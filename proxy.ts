@@ -1,0 +1,32 @@
+import { NextResponse, type NextRequest } from "next/server";
+import { authEnabled, SESSION_COOKIE, singleUserHostRefused } from "@/app/server/auth-mode";
+
+/**
+ * In front of every page and API request (not static assets):
+ * - single-user mode answers only loopback Host names;
+ * - with accounts on, a page request without a session cookie goes to /login?next=… at once. The
+ *   session itself is checked against the database where it is used: the root layout (pages), tRPC,
+ *   and each API route, which answer 401/404 on their own. /login, /s/<token> and /api/* pass.
+ * The path is handed on in x-studio-path for the layout's redirect.
+ */
+export function proxy(request: NextRequest) {
+  const refused = singleUserHostRefused(request.headers.get("host"));
+  if (refused) return new NextResponse(refused, { status: 403, headers: { "content-type": "text/plain; charset=utf-8" } });
+  const { pathname, search } = request.nextUrl;
+  const headers = new Headers(request.headers);
+  headers.set("x-studio-path", `${pathname}${search}`);
+  if (authEnabled() && !pathname.startsWith("/api/") && !isPublicPage(pathname) && !request.cookies.get(SESSION_COOKIE)?.value) {
+    const login = new URL("/login", request.url);
+    login.searchParams.set("next", `${pathname}${search}`);
+    return NextResponse.redirect(login, 303);
+  }
+  return NextResponse.next({ request: { headers } });
+}
+
+function isPublicPage(pathname: string): boolean {
+  return pathname === "/login" || pathname.startsWith("/s/");
+}
+
+export const config = {
+  matcher: ["/((?!_next/static|_next/image|favicon.ico|.*\\.(?:png|jpg|jpeg|gif|svg|ico|woff2?|css|js|map)$).*)"],
+};
