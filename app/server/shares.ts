@@ -128,9 +128,10 @@ function parseJson(text: string | null): Record<string, unknown> | null {
   }
 }
 
-async function lastFinishedRun(workflowId: string, ownerId: string, version: number | null) {
+/** The owner's last finished run of the workflow (the same run app/server/access.ts lets share-token holders read files of). */
+async function lastFinishedRun(workflowId: string, ownerId: string) {
   return db().run.findFirst({
-    where: { workflowId, ownerId, status: "finished", ...(version !== null ? { workflowVersion: version } : {}) },
+    where: { workflowId, ownerId, status: "finished" },
     orderBy: { createdAt: "desc" },
     include: { nodeRuns: true },
   });
@@ -154,7 +155,7 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
     if (!(err instanceof WorkflowParseError)) throw err;
     readError = err.message;
   }
-  const run = await lastFinishedRun(link.workflowId, link.workflow.ownerId, link.version);
+  const run = await lastFinishedRun(link.workflowId, link.workflow.ownerId);
   return {
     name: document?.name ?? link.workflow.name,
     description: document?.description ?? link.workflow.description,
@@ -172,29 +173,6 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
     },
     expiresAt: link.expiresAt?.toISOString() ?? null,
   };
-}
-
-function mentions(value: unknown, needle: string): boolean {
-  if (typeof value === "string") return value === needle;
-  if (Array.isArray(value)) return value.some((v) => mentions(v, needle));
-  if (value && typeof value === "object") return Object.values(value).some((v) => mentions(v, needle));
-  return false;
-}
-
-/**
- * May a viewer holding `token` read stored file `fileId`? Only while the link is live, and only files the
- * shared page shows: outputs of the last finished run, and files the shared document's params point at.
- * (For /api/files/<id>?share=<token>.)
- */
-export async function shareAllowsFile(token: string, fileId: string): Promise<boolean> {
-  try {
-    const shared = await resolveShare(token);
-    if (shared.document && shared.document.nodes.some((n) => mentions(n.params, fileId))) return true;
-    return !!shared.lastRun?.nodes.some((n) => mentions(n.outputs, fileId));
-  } catch (err) {
-    if (err instanceof TRPCError && err.code === "NOT_FOUND") return false;
-    throw err;
-  }
 }
 
 /** Copies the shared document into the viewer's own workspace as a new workflow; the original is untouched. */
