@@ -15,6 +15,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { db } from "./db";
+import { userCommand } from "./cli-user";
 import { RunManager } from "./runs";
 import { fileStorage } from "./storage";
 import { getWorkflow, listWorkflows } from "./workflows";
@@ -318,6 +319,7 @@ async function cmdList(): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    if (argv[0] === "user") return await userCommand(argv.slice(1));
     const args = parseArgs(argv);
     switch (args.command) {
       case "--help":
