@@ -9,12 +9,14 @@ import { NodeCatalogue, type AnyNodeDefinition } from "../engine/node";
 import { audioEncoder } from "./audio-encoder";
 import { audioInput } from "./audio-input";
 import { compareTracesNode } from "./compare-traces";
+import { datasetNode } from "./dataset";
 import { generateImage } from "./dit";
 import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
 import { preview } from "./preview";
 import { promptBuilder } from "./prompt-builder";
 import { ropeInspector } from "./rope-inspector";
+import { routingAggregate } from "./routing-aggregate";
 import { routingInspector } from "./routing-inspector";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
@@ -30,6 +32,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   imageInput,
   audioInput,
   videoInput,
+  datasetNode,
   visionEncoder,
   audioEncoder,
   videoEncoder,
@@ -37,6 +40,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   promptBuilder,
   moeLlm,
   routingInspector,
+  routingAggregate,
   compareTracesNode,
   ropeInspector,
   tts,

@@ -27,6 +27,35 @@ import { checkShapes, finalize, selectTokens, type RoutingMetrics, type SplitKey
 
 export const DEFAULT_GROUP = "default";
 
+/** Default cap on distinct token ids the vocabulary counts keep per aggregate (see VocabularyCounts). */
+export const DEFAULT_MAX_VOCABULARY = 65_536;
+
+export interface AggregateOptions {
+  /** Count, per layer, how often each token id selected each dynamic expert (off by default). */
+  vocabulary?: boolean | { maxTokens?: number };
+}
+
+/**
+ * A dataset record's group key: task and label together, so one aggregate answers "by task", "by label"
+ * and "by task and label" exactly (a query unions the matching groups). Missing values are "".
+ */
+export function recordGroup(task: string | undefined, label: string | undefined): string {
+  return JSON.stringify([task ?? "", label ?? ""]);
+}
+
+/** Inverse of `recordGroup`; a group that is not one (e.g. "default") is read as task = the group. */
+export function parseRecordGroup(group: string): { task: string; label: string } {
+  if (group.startsWith("[")) {
+    try {
+      const v = JSON.parse(group) as unknown;
+      if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return { task: v[0], label: v[1] };
+    } catch {
+      /* not a record group */
+    }
+  }
+  return { task: group, label: "" };
+}
+
 export interface AggregateQuery {
   group?: string | readonly string[];
   modality?: Modality | readonly Modality[];
@@ -57,14 +86,33 @@ export class RoutingAggregate {
   private readonly lay: ExpertLayout;
   private readonly buckets = new Map<string, Bucket>();
   private readonly tracesByGroup = new Map<string, number>();
+  /** Per-token-id expert counts, when asked for (options.vocabulary). */
+  readonly vocabulary: VocabularyCounts | null;
 
   /** `transitions`: layer pairs whose top-expert transitions are counted (default every (i, i + 1)). */
-  constructor(experts: readonly ExpertInfo[], numLayers: number, transitions?: readonly LayerPair[]) {
+  constructor(experts: readonly ExpertInfo[], numLayers: number, transitions?: readonly LayerPair[], options: AggregateOptions = {}) {
     if (!Number.isInteger(numLayers) || numLayers < 0) throw new RangeError(`numLayers must be a non-negative integer, got ${numLayers}`);
     this.experts = experts.map((e) => ({ name: e.name, role: e.role }));
     this.numLayers = numLayers;
     this.lay = expertLayout(this.experts);
     this.pairs = checkPairs(transitions ?? adjacentPairs(numLayers), numLayers);
+    const v = options.vocabulary;
+    this.vocabulary = v ? new VocabularyCounts(this.lay.D, numLayers, typeof v === "object" ? v.maxTokens : undefined) : null;
+  }
+
+  /** An empty aggregate with the same experts, layers, transition pairs and vocabulary setting. */
+  emptyLike(): RoutingAggregate {
+    return new RoutingAggregate(this.experts, this.numLayers, this.pairs, { vocabulary: this.vocabulary ? { maxTokens: this.vocabulary.maxTokens } : false });
+  }
+
+  /** Dynamic experts (routed + null) in the column order the sums use. */
+  dynamicExperts(): ExpertInfo[] {
+    return Array.from(this.lay.dynCols, (c) => this.experts[c]!);
+  }
+
+  /** Raw per-layer selection counts [D] of the tokens matching `query` (what the shares are made of). */
+  selections(query: AggregateQuery = {}): Float64Array[] {
+    return this.matching(query).layers.map((l) => l.selections);
   }
 
   private bucket(group: string, modality: string, phase: string): Bucket {
@@ -103,6 +151,7 @@ export class RoutingAggregate {
       b.traces++;
     }
     this.tracesByGroup.set(group, (this.tracesByGroup.get(group) ?? 0) + 1);
+    this.vocabulary?.add(trace, rows, this.lay);
     return this;
   }
 
@@ -117,6 +166,8 @@ export class RoutingAggregate {
       mine.traces += b.traces;
     }
     for (const [g, n] of other.tracesByGroup) this.tracesByGroup.set(g, (this.tracesByGroup.get(g) ?? 0) + n);
+    if (this.vocabulary && other.vocabulary) this.vocabulary.merge(other.vocabulary);
+    else if (this.vocabulary) throw new Error("the other aggregate has no vocabulary counts, this one does");
     return this;
   }
 
@@ -199,6 +250,7 @@ export class RoutingAggregate {
         })),
         transitions: b.sums.transitions.map(arr),
       })),
+      ...(this.vocabulary ? { vocabulary: this.vocabulary.toJSON() } : {}),
     };
   }
 
@@ -208,7 +260,7 @@ export class RoutingAggregate {
     const parsed = aggregateSchema.safeParse(raw);
     if (!parsed.success) throw new Error(`invalid routing aggregate: ${formatIssues(parsed.error.issues)}`);
     const j = parsed.data;
-    const agg = new RoutingAggregate(j.experts, j.numLayers, j.transitionPairs as LayerPair[]);
+    const agg = new RoutingAggregate(j.experts, j.numLayers, j.transitionPairs as LayerPair[], { vocabulary: j.vocabulary ? { maxTokens: j.vocabulary.maxTokens } : false });
     const D = agg.lay.D;
     const len = (where: string, a: number[], n: number) => {
       if (a.length !== n) throw new Error(`invalid routing aggregate: ${where} has ${a.length} values, expected ${n}`);
@@ -239,6 +291,7 @@ export class RoutingAggregate {
       mine.sums.transitions = b.transitions.map((t, p) => len(`buckets[${bi}].transitions[${p}]`, t, D * D));
     });
     for (const [g, n] of Object.entries(j.traces)) agg.tracesByGroup.set(g, n);
+    if (j.vocabulary) agg.vocabulary!.load(j.vocabulary);
     return agg;
   }
 }
@@ -274,6 +327,147 @@ const aggregateSchema = z.object({
       transitions: z.array(z.array(count)),
     }),
   ),
+  vocabulary: z
+    .object({
+      maxTokens: z.number().int().positive(),
+      tokens: z.array(z.tuple([z.number().int(), z.string(), count])),
+      overflowTokens: count,
+      layers: z.array(z.object({ ids: z.array(z.number().int()), counts: z.array(count), overflow: z.array(count) })),
+    })
+    .optional(),
 });
+
+export type VocabularyJSON = NonNullable<z.infer<typeof aggregateSchema>["vocabulary"]>;
+
+/**
+ * Per layer, how many times each token id selected each dynamic expert: a Map from token id to a [D]
+ * row of counts, plus each id's text and occurrences. Exact while at most `maxTokens` distinct ids have
+ * been seen (enough for the byte-level tiny tokenizer and for any dataset's working vocabulary up to the
+ * cap); tokens of ids beyond the cap are still counted, in a per-layer `overflow` row and
+ * `overflowTokens`, so every total stays exact and only their per-id breakdown is dropped. Memory is
+ * O(L × maxTokens × D) whatever the number of records.
+ */
+export class VocabularyCounts {
+  readonly maxTokens: number;
+  /** token id → [text, occurrences (tokens added, each counted once — every token passes every layer)]. */
+  private readonly tokens = new Map<number, [string, number]>();
+  private readonly perLayer: Map<number, Float64Array>[];
+  private readonly overflow: Float64Array[];
+  overflowTokens = 0;
+
+  constructor(readonly D: number, readonly numLayers: number, maxTokens = DEFAULT_MAX_VOCABULARY) {
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`vocabulary maxTokens must be a positive integer, got ${maxTokens}`);
+    this.maxTokens = maxTokens;
+    this.perLayer = Array.from({ length: numLayers }, () => new Map());
+    this.overflow = Array.from({ length: numLayers }, () => new Float64Array(D));
+  }
+
+  /** True when an id is tracked (existing, or room for a new one: it is then registered). */
+  private admit(id: number, text: string, occurrences: number): boolean {
+    const t = this.tokens.get(id);
+    if (t) {
+      t[1] += occurrences;
+      return true;
+    }
+    if (this.tokens.size >= this.maxTokens) {
+      this.overflowTokens += occurrences;
+      return false;
+    }
+    this.tokens.set(id, [text, occurrences]);
+    return true;
+  }
+
+  private row(l: number, id: number): Float64Array {
+    const m = this.perLayer[l]!;
+    let r = m.get(id);
+    if (!r) m.set(id, (r = new Float64Array(this.D)));
+    return r;
+  }
+
+  add(trace: RoutingTrace, rows: Int32Array, lay: ExpertLayout): void {
+    const { E, D, dynCols } = lay;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const tok = trace.tokens[r]!;
+      const tracked = this.admit(tok.id, tok.text, 1);
+      for (let l = 0; l < this.numLayers; l++) {
+        const mask = trace.layers[l]!.mask;
+        const target = tracked ? this.row(l, tok.id) : this.overflow[l]!;
+        for (let d = 0; d < D; d++) if (mask[r * E + dynCols[d]!] !== 0) target[d]!++;
+      }
+    }
+  }
+
+  merge(other: VocabularyCounts): void {
+    if (other.D !== this.D || other.numLayers !== this.numLayers) throw new Error("vocabulary counts of different shapes cannot be merged");
+    // Ascending ids, so which ids make the cap does not depend on the other map's insertion order.
+    for (const id of [...other.tokens.keys()].sort((a, b) => a - b)) {
+      const [text, occ] = other.tokens.get(id)!;
+      const tracked = this.admit(id, text, occ);
+      for (let l = 0; l < this.numLayers; l++) {
+        const src = other.perLayer[l]!.get(id);
+        if (!src) continue;
+        const dst = tracked ? this.row(l, id) : this.overflow[l]!;
+        for (let d = 0; d < this.D; d++) dst[d]! += src[d]!;
+      }
+    }
+    this.overflowTokens += other.overflowTokens;
+    for (let l = 0; l < this.numLayers; l++) for (let d = 0; d < this.D; d++) this.overflow[l]![d]! += other.overflow[l]![d]!;
+  }
+
+  /** Distinct token ids tracked. */
+  get size(): number {
+    return this.tokens.size;
+  }
+
+  /** [id, text, occurrences] of every tracked id, ascending id. */
+  entries(): [number, string, number][] {
+    return [...this.tokens.entries()].sort((a, b) => a[0] - b[0]).map(([id, [text, n]]) => [id, text, n]);
+  }
+
+  /** Counts [D] of one token id at one layer (zeros when never seen). */
+  counts(layer: number, id: number): Float64Array {
+    return this.perLayer[layer]?.get(id) ?? new Float64Array(this.D);
+  }
+
+  /** Per-layer rows: token id → [D] counts (read only). */
+  layerRows(layer: number): ReadonlyMap<number, Float64Array> {
+    const m = this.perLayer[layer];
+    if (!m) throw new RangeError(`layer ${layer} is outside 0..${this.numLayers - 1}`);
+    return m;
+  }
+
+  overflowRow(layer: number): Float64Array {
+    return this.overflow[layer]!;
+  }
+
+  toJSON(): VocabularyJSON {
+    return {
+      maxTokens: this.maxTokens,
+      tokens: this.entries(),
+      overflowTokens: this.overflowTokens,
+      layers: this.perLayer.map((m, l) => {
+        const ids = [...m.keys()].sort((a, b) => a - b);
+        const counts: number[] = [];
+        for (const id of ids) counts.push(...m.get(id)!);
+        return { ids, counts, overflow: Array.from(this.overflow[l]!) };
+      }),
+    };
+  }
+
+  load(j: VocabularyJSON): void {
+    if (j.layers.length !== this.numLayers) throw new Error(`invalid routing aggregate: vocabulary has ${j.layers.length} layers, expected ${this.numLayers}`);
+    for (const [id, text, n] of j.tokens) this.tokens.set(id, [text, n]);
+    this.overflowTokens = j.overflowTokens;
+    j.layers.forEach((l, li) => {
+      if (l.counts.length !== l.ids.length * this.D || l.overflow.length !== this.D) throw new Error(`invalid routing aggregate: vocabulary layer ${li} has the wrong number of counts`);
+      l.ids.forEach((id, i) => {
+        if (!this.tokens.has(id)) throw new Error(`invalid routing aggregate: vocabulary layer ${li} counts token ${id}, which has no entry`);
+        this.perLayer[li]!.set(id, Float64Array.from(l.counts.slice(i * this.D, (i + 1) * this.D)));
+      });
+      this.overflow[li] = Float64Array.from(l.overflow);
+    });
+  }
+}
 
 export type AggregateJSON = z.infer<typeof aggregateSchema>;

@@ -1,0 +1,61 @@
+/**
+ * The persistent per-record result store of batch runs: one small JSON file per finished record under
+ * `<root>/<workflow fingerprint>/records/<aa>/<record hash>.json`, written to a temporary name and
+ * renamed, so a killed process leaves either a whole entry or none. It is the resume ledger (a restart
+ * skips every record with an entry) and the per-record cache (adding records runs only the new ones).
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { AggregateJSON } from "../routing/aggregate";
+
+export interface RecordEntry {
+  v: 1;
+  record: string;
+  /** Wall time of the record's run when it executed. */
+  ms: number;
+  aggregate: AggregateJSON;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
+
+export class RecordStore {
+  readonly dir: string;
+
+  constructor(root: string, readonly workflowFingerprint: string) {
+    if (!HASH.test(workflowFingerprint)) throw new Error(`bad workflow fingerprint "${workflowFingerprint}"`);
+    this.dir = path.join(root, workflowFingerprint);
+  }
+
+  private file(recordHash: string): string {
+    if (!HASH.test(recordHash)) throw new Error(`bad record hash "${recordHash}"`);
+    return path.join(this.dir, "records", recordHash.slice(0, 2), `${recordHash}.json`);
+  }
+
+  /** The entry of a record, or undefined (missing or unreadable entries count as not done). */
+  async get(recordHash: string): Promise<RecordEntry | undefined> {
+    try {
+      const e = JSON.parse(await readFile(this.file(recordHash), "utf8")) as RecordEntry;
+      return e.v === 1 && e.record === recordHash ? e : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async put(entry: RecordEntry): Promise<void> {
+    const file = this.file(entry.record);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await writeFile(tmp, JSON.stringify(entry));
+    await rename(tmp, file);
+  }
+
+  /** Writes a file beside the records (e.g. the last aggregate), atomically. */
+  async writeFile(name: string, text: string): Promise<string> {
+    const file = path.join(this.dir, name);
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+    return file;
+  }
+}

@@ -1,0 +1,65 @@
+import { z } from "zod";
+import { DatasetError, fingerprintDataset, readRecords, resolveDatasetSource, resolveRecord, scanDataset, type DatasetScan } from "../engine/batch/dataset";
+import { DATASET_NODE_TYPE, DATASET_OUTPUTS, recordOutputs } from "../engine/batch/feeder";
+import { defineNode } from "../engine/node";
+import "./params";
+
+/** What the `dataset` output carries: the scan (count, per-row errors, first rows). */
+export type DatasetSummary = Omit<DatasetScan, "kind"> & { kind: "dataset"; format: DatasetScan["kind"]; previewRow: number };
+
+/**
+ * A dataset: text and media records from a JSONL/CSV file or a folder (engine/batch/dataset.ts says the
+ * format). On its own it emits one record (`previewRow`) so the workflow can be tried on it; a Routing
+ * Aggregate node downstream runs the workflow once per record and sums the routing.
+ */
+export const datasetNode = defineNode({
+  type: DATASET_NODE_TYPE,
+  typeVersion: 1,
+  title: "Dataset",
+  category: "Inputs",
+  description: "Records (prompt text, image/audio/video, task, label) from a JSONL/CSV file or a folder. Emits one record here; a Routing Aggregate downstream runs every record.",
+  inputs: {},
+  outputs: DATASET_OUTPUTS,
+  params: z.object({
+    source: z
+      .string()
+      .max(1000)
+      .default("examples/sample/records.jsonl")
+      .meta({ label: "Dataset", description: "A .jsonl/.csv file or a folder: examples/… for the shipped samples, otherwise a path inside <data dir>/datasets." }),
+    previewRow: z.number().int().min(0).default(0).meta({ label: "Record shown in a single run (0 = first)" }),
+  }),
+  async fingerprint(params) {
+    return fingerprintDataset(resolveDatasetSource(params.source));
+  },
+  async execute({ params, ctx }) {
+    let source: string;
+    let scan: DatasetScan;
+    try {
+      source = resolveDatasetSource(params.source);
+      scan = await scanDataset(source);
+    } catch (err) {
+      if (err instanceof DatasetError) throw new Error(err.message);
+      throw err;
+    }
+    if (scan.count === 0) throw new Error(`the dataset has no valid records${scan.errorCount ? ` (${scan.errorCount} bad row(s), e.g. ${scan.errors[0]!.message})` : ""}`);
+    if (params.previewRow >= scan.count) throw new Error(`record ${params.previewRow} does not exist: the dataset has ${scan.count} valid record(s)`);
+    let n = 0;
+    for await (const rec of readRecords(source)) {
+      if (n++ < params.previewRow) continue;
+      const resolved = await resolveRecord(rec, ctx.storage);
+      const out = recordOutputs(resolved, { ...scan, kind: "dataset", format: scan.kind, previewRow: params.previewRow } satisfies DatasetSummary);
+      // A single run needs the media the workflow uses; in a batch, absent media prune their branch instead.
+      const used = new Set((ctx.workflow?.edges ?? []).filter((e) => e.source === ctx.nodeId).map((e) => e.sourceSocket));
+      const lacking = ["image", "audio", "video"].filter((m) => used.has(m) && out[m] === undefined);
+      if (lacking.length) throw new Error(`record ${params.previewRow} (${rec.id}) has no ${lacking.join("/")}, which this workflow uses: pick a preview row that has it (a batch run simply leaves that branch out for such records)`);
+      return out;
+    }
+    throw new Error(`record ${params.previewRow} disappeared while reading the dataset`);
+  },
+  summarize(outputs) {
+    const d = outputs.dataset as DatasetSummary | undefined;
+    if (!d) return "no dataset";
+    const tasks = Object.keys(d.tasks).filter((t) => t !== "");
+    return `${d.count} records${d.errorCount ? `, ${d.errorCount} bad row(s) skipped` : ""}${tasks.length ? `, ${tasks.length} task(s)` : ""}; showing record ${d.previewRow}`;
+  },
+});
