@@ -1,0 +1,289 @@
+"use client";
+import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
+import { useRouter, useSearchParams } from "next/navigation";
+import { createContext, memo, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
+import type { NodeTypeInfo } from "@/app/server/catalog";
+import type { SharedNodeOutputs } from "@/app/server/shares";
+import type { Workflow } from "@/engine/workflow/schema";
+import { trpc } from "@/app/lib/trpc";
+import "../history-share.css";
+
+/** How shared files are fetched: the token goes along, so /api/files can check the link. */
+const FileUrl = createContext<(file: string) => string>((file) => `/api/files/${file}`);
+
+interface SharedNodeData extends Record<string, unknown> {
+  nodeType: string;
+  label?: string;
+  params: Record<string, unknown>;
+  info?: NodeTypeInfo;
+  /** Socket names used by links, for node types this server does not know. */
+  linkedInputs: string[];
+  linkedOutputs: string[];
+  run?: SharedNodeOutputs;
+}
+
+type SharedFlowNode = Node<SharedNodeData, "shared">;
+
+function shortValue(v: unknown): string {
+  const s = typeof v === "string" ? v : JSON.stringify(v);
+  if (s === undefined) return "";
+  return s.length > 80 ? `${s.slice(0, 77)}…` : s;
+}
+
+function OutputView({ socket, value }: { socket: string; value: Record<string, unknown> }) {
+  const url = useContext(FileUrl);
+  const type = String(value.type ?? "");
+  const file = typeof value.file === "string" ? value.file : typeof value.traceFile === "string" ? value.traceFile : undefined;
+  return (
+    <div className="out-preview">
+      <div className="muted">
+        {socket}: {String(value.headline ?? type)}
+      </div>
+      {file && type === "image" && <img className="thumb" src={url(file)} alt={`${socket} output`} />}
+      {file && type === "audio" && <audio controls src={url(file)} style={{ width: "100%" }} />}
+      {file && type === "video" && <video controls src={url(file)} className="thumb" />}
+      {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
+      {file && /-report$/.test(type) && (
+        <a href={url(file)} download>
+          Download the {type.replace(/-report$/, "")} data
+        </a>
+      )}
+    </div>
+  );
+}
+
+function NodeOutputs({ nodeId, run }: { nodeId: string; run: SharedNodeOutputs }) {
+  if (!run.outputs || Object.keys(run.outputs).length === 0) return null;
+  return (
+    <div className="pnode-outputs nowheel" data-testid={`shared-outputs-${nodeId}`}>
+      {Object.entries(run.outputs).map(([socket, value]) => (
+        <OutputView key={socket} socket={socket} value={value as Record<string, unknown>} />
+      ))}
+    </div>
+  );
+}
+
+const SharedNode = memo(function SharedNode({ id, data }: NodeProps<SharedFlowNode>) {
+  const inputs = data.info ? Object.keys(data.info.inputs) : data.linkedInputs;
+  const outputs = data.info ? Object.keys(data.info.outputs) : data.linkedOutputs;
+  const params = Object.entries(data.params);
+  return (
+    <div className={`snode ${data.info ? "" : "has-warning"}`} data-testid={`shared-node-${id}`}>
+      <div className="pnode-head">
+        <span className="ptitle">{data.label ?? data.info?.title ?? data.nodeType}</span>
+        <span className="ptype">{id}</span>
+        {data.run && <span className={`run-badge st-${data.run.status}`}>{data.run.status}</span>}
+      </div>
+      {!data.info && <div className="pnode-unknown">Unknown node type “{data.nodeType}”.</div>}
+      <div className="pnode-sockets">
+        <div>
+          {inputs.map((s) => (
+            <div key={s} className="pnode-socket">
+              <Handle id={s} type="target" position={Position.Left} className="socket" isConnectable={false} />
+              {data.info?.inputs[s]?.label ?? s}
+            </div>
+          ))}
+        </div>
+        <div>
+          {outputs.map((s) => (
+            <div key={s} className="pnode-socket out">
+              {data.info?.outputs[s]?.label ?? s}
+              <Handle id={s} type="source" position={Position.Right} className="socket" isConnectable={false} />
+            </div>
+          ))}
+        </div>
+      </div>
+      {params.length > 0 && (
+        <div className="snode-params">
+          {params.map(([k, v]) => (
+            <div key={k}>
+              <span className="k">{k}:</span> <span className="v">{shortValue(v)}</span>
+            </div>
+          ))}
+        </div>
+      )}
+      {data.run && <NodeOutputs nodeId={id} run={data.run} />}
+    </div>
+  );
+});
+
+const nodeTypes = { shared: SharedNode };
+
+function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, runs: SharedNodeOutputs[]): { nodes: Node[]; edges: Edge[] } {
+  const byNode = new Map(runs.map((r) => [r.nodeId, r]));
+  const nodes: SharedFlowNode[] = doc.nodes.map((n) => ({
+    id: n.id,
+    type: "shared",
+    position: { ...n.position },
+    draggable: false,
+    selectable: false,
+    connectable: false,
+    data: {
+      nodeType: n.type,
+      ...(n.label !== undefined ? { label: n.label } : {}),
+      params: n.params,
+      info: catalog.get(n.type),
+      linkedInputs: [...new Set(doc.edges.filter((e) => e.target === n.id).map((e) => e.targetSocket))],
+      linkedOutputs: [...new Set(doc.edges.filter((e) => e.source === n.id).map((e) => e.sourceSocket))],
+      run: byNode.get(n.id),
+    },
+  }));
+  const edges: Edge[] = doc.edges.map((e) => ({ id: e.id, source: e.source, sourceHandle: e.sourceSocket, target: e.target, targetHandle: e.targetSocket, selectable: false }));
+  return { nodes, edges };
+}
+
+function NotShared() {
+  return (
+    <main className="not-shared" data-testid="not-shared">
+      <h1>Link not found or no longer shared</h1>
+      <p className="muted">The link may be mistyped, revoked by its owner, or expired.</p>
+      <a href="/">Go to MoE Studio</a>
+    </main>
+  );
+}
+
+export default function SharedView({ token }: { token: string }) {
+  const router = useRouter();
+  const search = useSearchParams();
+  const shared = trpc.share.resolve.useQuery({ token }, { staleTime: Infinity, retry: false });
+  const catalogQuery = trpc.catalog.useQuery(undefined, { staleTime: Infinity, retry: false });
+  const fork = trpc.share.fork.useMutation();
+  const [error, setError] = useState<string | null>(null);
+  const autoForked = useRef(false);
+
+  const catalog = useMemo(() => new Map((catalogQuery.data?.nodes ?? []).map((n) => [n.type, n])), [catalogQuery.data]);
+  const flow = useMemo(
+    () => (shared.data?.document ? toSharedFlow(shared.data.document, catalog, shared.data.lastRun?.nodes ?? []) : null),
+    [shared.data, catalog],
+  );
+  const fileUrl = useCallback((file: string) => `/api/files/${encodeURIComponent(file)}?share=${encodeURIComponent(token)}`, [token]);
+
+  const doFork = useCallback(
+    async (auto: boolean) => {
+      setError(null);
+      try {
+        const { id } = await fork.mutateAsync({ token });
+        router.push(`/w/${id}`);
+      } catch (err) {
+        const e = err as { message: string; data?: { code?: string } };
+        if (e.data?.code === "UNAUTHORIZED") {
+          // Log in (or sign up) first; the login page sends the viewer back here to finish the fork.
+          if (!auto) window.location.href = `/login?next=${encodeURIComponent(`/s/${token}?fork=1`)}`;
+          else setError("Log in to fork this workflow.");
+        } else setError(`Could not fork: ${e.message}`);
+      }
+    },
+    [fork, router, token],
+  );
+
+  useEffect(() => {
+    if (search.get("fork") === "1" && shared.data?.document && !autoForked.current) {
+      autoForked.current = true;
+      void doFork(true);
+    }
+  }, [search, shared.data, doFork]);
+
+  if (shared.error) {
+    if (shared.error.data?.code === "NOT_FOUND") return <NotShared />;
+    return (
+      <main className="page">
+        <div className="banner error">{shared.error.message}</div>
+      </main>
+    );
+  }
+  if (!shared.data) return <p className="muted" style={{ padding: 20 }}>Loading the shared workflow…</p>;
+  const d = shared.data;
+
+  return (
+    <FileUrl.Provider value={fileUrl}>
+      <div className="shared-page">
+        <header className="shared-header">
+          <h1 data-testid="shared-name">{d.name}</h1>
+          <span className="muted">
+            v{d.version}
+            {d.pinned ? " (pinned)" : ""} · read-only
+          </span>
+          {d.expiresAt && <span className="muted">· link expires {new Date(d.expiresAt).toLocaleString()}</span>}
+          <span className="spacer" />
+          {error && (
+            <span className="error-text" role="alert">
+              {error}
+            </span>
+          )}
+          <button className="primary" onClick={() => void doFork(false)} disabled={!d.document || fork.isPending} title="Copy this workflow into your own workspace">
+            {fork.isPending ? "Forking…" : "Fork"}
+          </button>
+        </header>
+        <div className="shared-body">
+          <div className="shared-canvas">
+            {flow ? (
+              <ReactFlow
+                nodes={flow.nodes}
+                edges={flow.edges}
+                nodeTypes={nodeTypes}
+                nodesDraggable={false}
+                nodesConnectable={false}
+                elementsSelectable={false}
+                deleteKeyCode={null}
+                fitView
+                fitViewOptions={{ maxZoom: 1 }}
+                minZoom={0.1}
+                proOptions={{ hideAttribution: true }}
+                colorMode="dark"
+              >
+                <Background gap={20} />
+                <MiniMap pannable zoomable nodeStrokeWidth={3} />
+                <Controls showInteractive={false} />
+              </ReactFlow>
+            ) : (
+              <div className="banner error" style={{ margin: 16 }}>
+                This shared workflow cannot be read: {d.readError}
+              </div>
+            )}
+          </div>
+          <aside className="shared-side">
+            {d.description && (
+              <section>
+                <h2>Description</h2>
+                <div className="shared-note">{d.description}</div>
+              </section>
+            )}
+            <section>
+              <h2>Notes</h2>
+              {d.notes.length === 0 ? (
+                <p className="muted">No notes.</p>
+              ) : (
+                d.notes.map((n) => (
+                  <div key={n.id} className="shared-note" data-testid="shared-note">
+                    {n.text}
+                  </div>
+                ))
+              )}
+            </section>
+            <section>
+              <h2>Last run</h2>
+              {d.lastRun ? (
+                <p data-testid="shared-last-run">
+                  Finished {d.lastRun.finishedAt ? new Date(d.lastRun.finishedAt).toLocaleString() : ""}
+                  {d.lastRun.workflowVersion && d.lastRun.workflowVersion !== d.version ? ` (it ran version ${d.lastRun.workflowVersion})` : ""}; outputs are shown on the nodes.
+                </p>
+              ) : (
+                <p className="muted">This workflow has not finished a run yet.</p>
+              )}
+            </section>
+            {d.problems.length > 0 && (
+              <section>
+                <h2>Problems</h2>
+                {d.problems.map((p, i) => (
+                  <div key={i} className="problem" data-testid="shared-problem">
+                    <span className={`sev-${p.severity}`}>{p.severity}</span> <span>{p.message}</span>
+                  </div>
+                ))}
+              </section>
+            )}
+          </aside>
+        </div>
+      </div>
+    </FileUrl.Provider>
+  );
+}
