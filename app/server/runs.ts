@@ -3,6 +3,9 @@ import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
 import type { NodeCatalogue, Outputs } from "@/engine/node";
+import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
+import { MemoryRunQueue } from "@/engine/queue/memory";
+import type { EventBus, LostRun, RunQueue } from "@/engine/queue/types";
 import { ortTensorCodec, SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
@@ -10,24 +13,38 @@ import { describeValue } from "@/nodes/preview";
 import { dataDir } from "@/prisma/url";
 import { db } from "./db";
 import { newId } from "./ids";
-import { fileStorage } from "./storage";
+import { fileStorage, prefetchFiles } from "./storage";
 
 export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
 
-interface ActiveRun {
+/** What this process knows of a run: its events so far and who listens. */
+interface RunRecord {
   id: string;
-  document: Workflow;
-  targetNodeId?: string;
-  controller: AbortController;
   events: RunEvent[];
   listeners: Set<(e: RunEvent) => void>;
   status: RunStatus;
-  /** DB writes of one run, applied in event order. */
-  writes: Promise<unknown>;
+  /** Set while this process executes the run (embedded mode). */
+  controller?: AbortController;
 }
 
 const MB = 1024 * 1024;
 const KEEP_FINISHED = 50;
+
+/** STUDIO_QUEUE: unset or "memory" = the embedded in-process queue; redis://… or postgresql://… = BullMQ. */
+export function queueUrl(): string | undefined {
+  const url = process.env.STUDIO_QUEUE?.trim();
+  return url && url !== "memory" ? url : undefined;
+}
+
+/** Model ids a document names (the `model` param of its nodes), for the warm-worker preference. */
+export function modelsOf(document: Workflow): string[] {
+  const ids = new Set<string>();
+  for (const n of document.nodes) {
+    const model = (n.params as Record<string, unknown> | undefined)?.model;
+    if (typeof model === "string" && model) ids.add(model);
+  }
+  return [...ids].sort();
+}
 
 /** JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI. */
 export function previewOutputs(outputs: Outputs): Record<string, unknown> {
@@ -40,54 +57,192 @@ export function previewOutputs(outputs: Outputs): Record<string, unknown> {
   return preview;
 }
 
+/** The executor with its output cache, storage and ONNX Runtime sessions, as the web process and workers build it. */
+export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { executor: Executor; cache: OutputCache; runtime: SessionPool } {
+  const storage = fileStorage();
+  const cache = new OutputCache({
+    maxBytes: Number(process.env.STUDIO_CACHE_MB ?? 512) * MB,
+    storage,
+    codecs: [ortTensorCodec, typedArrayCodec],
+  });
+  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const executor = new Executor({
+    catalogue: options.catalogue ?? catalogue,
+    storage,
+    cache,
+    runtime,
+    concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
+    log: (runId, nodeId, message) => console.log(`[run ${runId}] ${nodeId}: ${message}`),
+  });
+  return { executor, cache, runtime };
+}
+
 /**
- * The embedded run queue: runs wait in priority order, execute one at a time (nodes inside a run run
- * concurrently), stream their events to subscribers, and leave Run/NodeRun rows behind.
+ * Executes one run wherever it is (the web process, the CLI or a worker): events go to `publish` in the
+ * executor's order, Run/NodeRun rows are written in that order too, and the terminal event is published
+ * only after every row is written, so a client that reloads the run on "finished" sees everything.
+ */
+export async function executeRun(
+  executor: Executor,
+  run: { id: string; document: Workflow; targetNodeId?: string },
+  signal: AbortSignal,
+  publish: (event: RunEvent) => void,
+): Promise<RunEvent> {
+  let writes: Promise<unknown> = Promise.resolve();
+  const write = (op: () => Promise<unknown>) => {
+    writes = writes.then(op).catch((err: unknown) => console.error(`run ${run.id}: could not record an event:`, err));
+  };
+  const nodeType = new Map(run.document.nodes.map((n) => [n.id, n.type]));
+  const record = (event: RunEvent) => {
+    switch (event.type) {
+      case "started":
+        write(() => db().run.update({ where: { id: run.id }, data: { status: "running", startedAt: new Date(event.at), executionProvider: event.executionProvider } }));
+        break;
+      case "node-start":
+        write(() =>
+          db().nodeRun.create({ data: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "running", startedAt: new Date(event.at) } }),
+        );
+        break;
+      case "node-cached":
+        write(() =>
+          db().nodeRun.create({
+            data: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "cached", cacheHit: true, summary: event.summary, durationMs: 0, finishedAt: new Date(event.at) },
+          }),
+        );
+        break;
+      case "node-done":
+        write(() =>
+          db().nodeRun.update({ where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } }, data: { status: "done", summary: event.summary, durationMs: event.ms, finishedAt: new Date(event.at) } }),
+        );
+        break;
+      case "node-error":
+        write(() =>
+          db().nodeRun.upsert({
+            where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } },
+            create: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "error", error: event.message, finishedAt: new Date(event.at) },
+            update: { status: "error", error: event.message, finishedAt: new Date(event.at) },
+          }),
+        );
+        break;
+      default:
+        break;
+    }
+  };
+  let terminal: RunEvent;
+  try {
+    await prefetchFiles(run.document);
+    const result = await executor.run(run.document, {
+      runId: run.id,
+      targetNodeId: run.targetNodeId,
+      signal,
+      onEvent: (event) => {
+        record(event);
+        if (!TERMINAL_EVENTS.has(event.type)) publish(event);
+      },
+      onOutputs: (nodeId, outputs) => {
+        const preview = previewOutputs(outputs);
+        publish(makeEvent("node-outputs", run.id, { nodeId, outputs: preview }));
+        write(() => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
+      },
+    });
+    for (const [nodeId, info] of result.nodes) {
+      if (info.status === "skipped" || info.status === "cancelled") {
+        write(() =>
+          db().nodeRun.upsert({
+            where: { runId_nodeId: { runId: run.id, nodeId } },
+            create: { id: newId(), runId: run.id, nodeId, nodeType: nodeType.get(nodeId) ?? "?", status: info.status, error: info.error ?? null },
+            update: { status: info.status, finishedAt: new Date() },
+          }),
+        );
+      }
+    }
+    write(() => db().run.update({ where: { id: run.id }, data: { status: result.status, error: result.error ?? null, finishedAt: new Date() } }));
+    terminal =
+      result.status === "finished"
+        ? makeEvent("finished", run.id, { ms: result.ms })
+        : result.status === "cancelled"
+          ? makeEvent("cancelled", run.id, {})
+          : makeEvent("failed", run.id, { message: result.error ?? "failed" });
+  } catch (err) {
+    // The executor reports node failures itself; reaching here is a bug or a broken host service.
+    const message = `internal error: ${(err as Error).message}`;
+    console.error(`run ${run.id}:`, err);
+    write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
+    terminal = makeEvent("failed", run.id, { message });
+  }
+  await writes;
+  publish(terminal);
+  return terminal;
+}
+
+/**
+ * The run queue of the web process (and the CLI). Embedded (STUDIO_QUEUE unset): runs wait in memory in
+ * priority order and execute here, one at a time (STUDIO_MAX_RUNS), nodes inside a run concurrently.
+ * Distributed (STUDIO_QUEUE=redis://… or postgresql://…): runs become BullMQ jobs that `npm run worker`
+ * processes execute; their events come back over BullMQ's relay. Either way subscribers get the same
+ * RunEvents in the same order, and Run/NodeRun rows are left behind.
  */
 export class RunManager {
   readonly executor: Executor;
   readonly cache: OutputCache;
   readonly runtime: SessionPool;
-  private readonly pending: ActiveRun[] = [];
-  private readonly active = new Map<string, ActiveRun>();
-  private readonly finished: ActiveRun[] = [];
-  private running = 0;
-  private readonly maxRunning = Math.max(1, Number(process.env.STUDIO_MAX_RUNS ?? 1));
+  readonly mode: "embedded" | "distributed";
+  private readonly runQueue: RunQueue;
+  private readonly bus?: EventBus;
+  private readonly active = new Map<string, RunRecord>();
+  private readonly finished: RunRecord[] = [];
   readonly ready: Promise<void>;
 
-  /** `recoverInterrupted`: only the web server's queue owns in-flight runs; a CLI process must not touch them. */
-  constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue }) {
-    const storage = fileStorage();
-    this.cache = new OutputCache({
-      maxBytes: Number(process.env.STUDIO_CACHE_MB ?? 512) * MB,
-      storage,
-      codecs: [ortTensorCodec, typedArrayCodec],
-    });
-    this.runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
-    this.executor = new Executor({
-      catalogue: options.catalogue ?? catalogue,
-      storage,
-      cache: this.cache,
-      runtime: this.runtime,
-      concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
-      log: (runId, nodeId, message) => console.log(`[run ${runId}] ${nodeId}: ${message}`),
-    });
-    this.ready = options.recoverInterrupted ? this.markInterrupted() : Promise.resolve();
+  /**
+   * `recoverInterrupted`: only the web server's queue owns in-flight runs; a CLI process must not touch
+   * them. Embedded, runs of a previous process are marked interrupted; distributed, only runs the queue
+   * no longer holds are.
+   */
+  constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue; queueUrl?: string }) {
+    ({ executor: this.executor, cache: this.cache, runtime: this.runtime } = createExecutor({ catalogue: options.catalogue }));
+    const url = options.queueUrl ?? queueUrl();
+    if (url) {
+      this.mode = "distributed";
+      const queue = new BullRunQueue({ url, onFailed: (lost) => void this.onLost(lost) });
+      const bus = new RelayEventBus({ url });
+      bus.onEvent((e) => this.receive(e));
+      this.runQueue = queue;
+      this.bus = bus;
+      this.ready = Promise.all([queue.ready(), bus.ready()]).then(() => (options.recoverInterrupted ? this.reconcile(queue) : undefined));
+    } else {
+      this.mode = "embedded";
+      this.runQueue = new MemoryRunQueue((run) => this.executeHere(run.runId), Math.max(1, Number(process.env.STUDIO_MAX_RUNS ?? 1)));
+      this.ready = options.recoverInterrupted ? this.markInterrupted() : Promise.resolve();
+    }
   }
 
   /** Runs that were queued or running when the server stopped can never finish: say so. */
-  private async markInterrupted(): Promise<void> {
+  private async markInterrupted(ids?: string[]): Promise<void> {
     const now = new Date();
-    await db().nodeRun.updateMany({ where: { status: "running", run: { status: { in: ["queued", "running"] } } }, data: { status: "interrupted", finishedAt: now } });
+    const which = ids ? { id: { in: ids } } : { status: { in: ["queued", "running"] } };
+    await db().nodeRun.updateMany({ where: { status: "running", run: { ...which, status: { in: ["queued", "running"] } } }, data: { status: "interrupted", finishedAt: now } });
     await db().run.updateMany({
-      where: { status: { in: ["queued", "running"] } },
+      where: { ...which, status: { in: ["queued", "running"] } },
       data: { status: "interrupted", finishedAt: now, error: "the server stopped before this run finished" },
     });
+  }
+
+  /** Distributed: a queued/running row whose job the queue no longer holds (or failed) gets that outcome. */
+  private async reconcile(queue: BullRunQueue): Promise<void> {
+    const open = await db().run.findMany({ where: { status: { in: ["queued", "running"] } }, select: { id: true } });
+    const gone: string[] = [];
+    for (const { id } of open) {
+      const job = await queue.queue.getJob(id);
+      if (!job) gone.push(id);
+      else if ((await job.getState()) === "failed") await this.onLost({ runId: id, reason: job.failedReason });
+    }
+    if (gone.length) await this.markInterrupted(gone);
   }
 
   async start(input: { document: Workflow; workflowId?: string; workflowVersion?: number; targetNodeId?: string; priority?: number; ownerId?: string }): Promise<string> {
     await this.ready;
     const id = newId();
+    const priority = input.priority ?? 0;
     await db().run.create({
       data: {
         id,
@@ -97,55 +252,56 @@ export class RunManager {
         targetNodeId: input.targetNodeId ?? null,
         ownerId: input.ownerId ?? "local",
         status: "queued",
-        priority: input.priority ?? 0,
+        priority,
       },
     });
-    const run: ActiveRun = {
-      id,
-      document: input.document,
-      targetNodeId: input.targetNodeId,
-      controller: new AbortController(),
-      events: [],
-      listeners: new Set(),
-      status: "queued",
-      writes: Promise.resolve(),
-    };
-    this.active.set(id, run);
-    this.pending.push(run);
-    this.publish(run, makeEvent("queued", id, {}));
-    queueMicrotask(() => this.pump());
+    this.track(id);
+    this.deliver(makeEvent("queued", id, {}));
+    try {
+      await this.runQueue.enqueue({ runId: id, priority, models: modelsOf(input.document) });
+    } catch (err) {
+      const message = `could not queue the run: ${(err as Error).message}`;
+      await db().run.update({ where: { id }, data: { status: "failed", error: message, finishedAt: new Date() } });
+      this.deliver(makeEvent("failed", id, { message }));
+      throw new Error(message);
+    }
     return id;
   }
 
   /** Cancels a queued run at once, or a running one at its next check (between nodes or inside a loop). */
   async cancel(runId: string): Promise<boolean> {
-    const run = this.active.get(runId);
-    if (!run) return false;
-    const at = this.pending.indexOf(run);
-    if (at >= 0) {
-      this.pending.splice(at, 1);
-      run.status = "cancelled";
-      this.publish(run, makeEvent("cancelled", runId, {}));
-      this.write(run, () => db().run.update({ where: { id: runId }, data: { status: "cancelled", finishedAt: new Date() } }));
-      this.retire(run);
+    await this.ready;
+    if (await this.runQueue.cancelPending(runId)) {
+      await db().run.updateMany({ where: { id: runId, status: "queued" }, data: { status: "cancelled", finishedAt: new Date() } });
+      await this.emit(makeEvent("cancelled", runId, {}));
       return true;
     }
-    run.controller.abort();
+    const run = this.active.get(runId);
+    if (run?.controller) {
+      run.controller.abort();
+      return true;
+    }
+    if (this.bus) {
+      const row = await db().run.findUnique({ where: { id: runId }, select: { status: true } });
+      if (row?.status !== "running" && row?.status !== "queued") return false;
+      await this.bus.requestCancel(runId);
+      return true;
+    }
+    return false;
+  }
+
+  /** Moves a queued run one place earlier or later in the queue (it takes the priority of a run it passes). */
+  async move(runId: string, direction: "up" | "down"): Promise<boolean> {
+    const priority = await this.runQueue.move(runId, direction);
+    if (priority === undefined) return false;
+    await db().run.updateMany({ where: { id: runId }, data: { priority } });
     return true;
   }
 
-  /** Moves a queued run one place earlier or later in the queue. */
-  move(runId: string, direction: "up" | "down"): boolean {
-    const i = this.pending.findIndex((r) => r.id === runId);
-    const j = direction === "up" ? i - 1 : i + 1;
-    if (i < 0 || j < 0 || j >= this.pending.length) return false;
-    [this.pending[i], this.pending[j]] = [this.pending[j]!, this.pending[i]!];
-    return true;
-  }
-
-  queue(): { id: string; status: RunStatus; position: number }[] {
+  async queue(): Promise<{ id: string; status: RunStatus; position: number }[]> {
+    const pending = await this.runQueue.pending();
     const running = [...this.active.values()].filter((r) => r.status === "running").map((r) => ({ id: r.id, status: r.status, position: -1 }));
-    return [...running, ...this.pending.map((r, i) => ({ id: r.id, status: r.status, position: i }))];
+    return [...running, ...pending.map((r, i) => ({ id: r.runId, status: "queued" as const, position: i }))];
   }
 
   /** Replays what happened so far, then streams live events. Returns undefined for runs no longer in memory. */
@@ -174,124 +330,73 @@ export class RunManager {
     });
   }
 
-  private publish(run: ActiveRun, event: RunEvent) {
+  /** Stops listening to the queue (distributed) and releases sessions; for the CLI and tests. */
+  async close(): Promise<void> {
+    await this.runQueue.close();
+    await this.bus?.close();
+    await this.runtime.close();
+  }
+
+  private track(id: string): RunRecord {
+    let run = this.active.get(id);
+    if (!run) {
+      run = { id, events: [], listeners: new Set(), status: "queued" };
+      this.active.set(id, run);
+    }
+    return run;
+  }
+
+  /** An event of a run, to this process's listeners. */
+  private deliver(event: RunEvent) {
+    // Distributed: events of runs other processes queued arrive too; a retired run's stragglers are dropped.
+    if (!this.active.has(event.runId) && this.finished.some((r) => r.id === event.runId)) return;
+    const run = this.track(event.runId);
+    if (event.type === "started") run.status = "running";
     run.events.push(event);
     for (const l of run.listeners) l(event);
+    if (TERMINAL_EVENTS.has(event.type)) {
+      run.status = event.type as RunStatus;
+      this.retire(run);
+    }
   }
 
-  private write(run: ActiveRun, op: () => Promise<unknown>) {
-    run.writes = run.writes.then(op).catch((err: unknown) => console.error(`run ${run.id}: could not record an event:`, err));
+  /** An event every process should see: over the bus when distributed (it comes back to us through it). */
+  private async emit(event: RunEvent) {
+    if (this.bus) await this.bus.publish(event);
+    else this.deliver(event);
   }
 
-  private retire(run: ActiveRun) {
+  private receive(event: RunEvent) {
+    // "queued" was delivered here by start(); other processes' queued runs announce themselves on "started".
+    if (event.type === "queued" && this.active.has(event.runId)) return;
+    this.deliver(event);
+  }
+
+  /** BullMQ failed a job: a worker died twice while running it, or crashed outside the executor. */
+  private async onLost(lost: LostRun) {
+    const reason = /stalled/.test(lost.reason) ? `worker lost: the worker running it stopped twice (${lost.reason})` : `worker failed: ${lost.reason}`;
+    const now = new Date();
+    const { count } = await db().run.updateMany({ where: { id: lost.runId, status: { in: ["queued", "running"] } }, data: { status: "failed", error: reason, finishedAt: now } });
+    if (!count) return; // already recorded (by the worker, or by another web process)
+    await db().nodeRun.updateMany({ where: { runId: lost.runId, status: "running" }, data: { status: "interrupted", finishedAt: now } });
+    await this.emit(makeEvent("failed", lost.runId, { message: reason }));
+  }
+
+  private retire(run: RunRecord) {
     this.active.delete(run.id);
     run.listeners.clear();
     this.finished.push(run);
     if (this.finished.length > KEEP_FINISHED) this.finished.shift();
   }
 
-  private pump() {
-    while (this.running < this.maxRunning && this.pending.length) {
-      const run = this.pending.shift()!;
-      this.running++;
-      void this.execute(run).finally(() => {
-        this.running--;
-        this.pump();
-      });
-    }
-  }
-
-  private async execute(run: ActiveRun): Promise<void> {
+  /** Embedded: executes a queued run in this process. */
+  private async executeHere(runId: string): Promise<void> {
+    const run = this.track(runId);
+    const row = await db().run.findUnique({ where: { id: runId }, select: { document: true, targetNodeId: true } });
+    if (!row) return;
     run.status = "running";
-    const nodeType = new Map(run.document.nodes.map((n) => [n.id, n.type]));
-    const started = new Map<string, Date>();
-    const record = (event: RunEvent) => {
-      switch (event.type) {
-        case "started":
-          this.write(run, () => db().run.update({ where: { id: run.id }, data: { status: "running", startedAt: new Date(event.at), executionProvider: event.executionProvider } }));
-          break;
-        case "node-start": {
-          const at = new Date(event.at);
-          started.set(event.nodeId, at);
-          this.write(run, () =>
-            db().nodeRun.create({ data: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "running", startedAt: at } }),
-          );
-          break;
-        }
-        case "node-cached":
-          this.write(run, () =>
-            db().nodeRun.create({
-              data: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "cached", cacheHit: true, summary: event.summary, durationMs: 0, finishedAt: new Date(event.at) },
-            }),
-          );
-          break;
-        case "node-done":
-          this.write(run, () =>
-            db().nodeRun.update({ where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } }, data: { status: "done", summary: event.summary, durationMs: event.ms, finishedAt: new Date(event.at) } }),
-          );
-          break;
-        case "node-error":
-          this.write(run, () =>
-            db().nodeRun.upsert({
-              where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } },
-              create: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "error", error: event.message, finishedAt: new Date(event.at) },
-              update: { status: "error", error: event.message, finishedAt: new Date(event.at) },
-            }),
-          );
-          break;
-        default:
-          break;
-      }
-    };
-    const onEvent = (event: RunEvent) => {
-      record(event);
-      // The terminal event is published after the outputs are recorded (below), so a client that
-      // reloads the run on "finished" sees everything.
-      if (!TERMINAL_EVENTS.has(event.type)) this.publish(run, event);
-    };
-    let terminal: RunEvent;
-    try {
-      const result = await this.executor.run(run.document, {
-        runId: run.id,
-        targetNodeId: run.targetNodeId,
-        signal: run.controller.signal,
-        onEvent,
-        onOutputs: (nodeId, outputs) => {
-          const preview = previewOutputs(outputs);
-          this.publish(run, makeEvent("node-outputs", run.id, { nodeId, outputs: preview }));
-          this.write(run, () => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
-        },
-      });
-      for (const [nodeId, info] of result.nodes) {
-        if (info.status === "skipped" || info.status === "cancelled") {
-          this.write(run, () =>
-            db().nodeRun.upsert({
-              where: { runId_nodeId: { runId: run.id, nodeId } },
-              create: { id: newId(), runId: run.id, nodeId, nodeType: nodeType.get(nodeId) ?? "?", status: info.status, error: info.error ?? null },
-              update: { status: info.status, finishedAt: new Date() },
-            }),
-          );
-        }
-      }
-      run.status = result.status;
-      this.write(run, () => db().run.update({ where: { id: run.id }, data: { status: result.status, error: result.error ?? null, finishedAt: new Date() } }));
-      terminal =
-        result.status === "finished"
-          ? makeEvent("finished", run.id, { ms: result.ms })
-          : result.status === "cancelled"
-            ? makeEvent("cancelled", run.id, {})
-            : makeEvent("failed", run.id, { message: result.error ?? "failed" });
-    } catch (err) {
-      // The executor reports node failures itself; reaching here is a bug or a broken host service.
-      const message = `internal error: ${(err as Error).message}`;
-      console.error(`run ${run.id}:`, err);
-      run.status = "failed";
-      this.write(run, () => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
-      terminal = makeEvent("failed", run.id, { message });
-    }
-    await run.writes;
-    this.publish(run, terminal);
-    this.retire(run);
+    run.controller = new AbortController();
+    await executeRun(this.executor, { id: runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, run.controller.signal, (e) => this.deliver(e));
   }
 }
 

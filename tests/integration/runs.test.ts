@@ -75,10 +75,10 @@ describe("run host", () => {
     const b = await manager.start({ document: gateDoc("b") });
     const c = await manager.start({ document: gateDoc("c") });
     const d = await manager.start({ document: gateDoc("d") });
-    expect(manager.queue().map((q) => q.id)).toEqual([a, b, c, d]);
-    expect(manager.move(d, "up")).toBe(true);
-    expect(manager.queue().map((q) => q.id)).toEqual([a, b, d, c]);
-    expect(manager.move(b, "up")).toBe(false); // already first in the queue
+    expect((await manager.queue()).map((q) => q.id)).toEqual([a, b, c, d]);
+    expect(await manager.move(d, "up")).toBe(true);
+    expect((await manager.queue()).map((q) => q.id)).toEqual([a, b, d, c]);
+    expect(await manager.move(b, "up")).toBe(false); // already first in the queue
 
     await manager.cancel(c);
     expect((await manager.whenDone(c)).type).toBe("cancelled");
