@@ -1,0 +1,262 @@
+/**
+ * The checkpoint families MoE Studio imports, each as one table: how its config.json becomes our canonical
+ * MoE-LLM config, and how each of its tensor names maps onto the canonical (Uni-MoE-2.0) parameter names the
+ * graph builder reads. To correct a mapping, edit the rule here; `npm run cli -- inspect-checkpoint <dir>`
+ * shows which rule claimed each tensor and what is unclaimed or missing.
+ *
+ * Rule patterns: `{i}` = layer index, `{e}` = expert index (both decimal). `to: null` claims a tensor we do not
+ * use (e.g. rotary inv_freq buffers). `part` concatenates several checkpoint tensors along rows into one
+ * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
+ */
+import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
+import { CONVENTION_TEXT, type QkNorm, type RoutingConvention } from "./conventions";
+
+export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
+
+export interface MappingRule {
+  from: string;
+  to: string | null;
+  part?: number;
+  /** Why a claimed tensor is not used (for `to: null`). */
+  note?: string;
+}
+
+export interface Family {
+  name: FamilyName;
+  /** config.json model_type values of this family. */
+  modelTypes: string[];
+  title: string;
+  /** Canonical config (zMoeLlmConfig plus the architecture switches of families/conventions.ts). */
+  toConfig(raw: Record<string, unknown>): MoeLlmConfig;
+  rules: MappingRule[];
+}
+
+/** Canonical names (families/conventions.ts and config.ts paramNames, as patterns). */
+const C = {
+  embed: "model.embed_tokens.weight",
+  norm: "model.norm.weight",
+  lmHead: "lm_head.weight",
+  inNorm: "model.layers.{i}.input_layernorm.weight",
+  postNorm: "model.layers.{i}.post_attention_layernorm.weight",
+  attn: (p: string, kind = "weight") => `model.layers.{i}.self_attn.${p}_proj.${kind}`,
+  qNorm: "model.layers.{i}.self_attn.q_norm.weight",
+  kNorm: "model.layers.{i}.self_attn.k_norm.weight",
+  router: "model.layers.{i}.mlp.gate.weight",
+  routed: (p: string) => `model.layers.{i}.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.{e}.${p}_proj.weight`,
+  shared: (s: number, p: string) => `model.layers.{i}.mlp.fixed_real_moe.${s}.${p}_proj.weight`,
+};
+
+/** Rules every Llama-style decoder shares (embeddings, norms, attention projections). */
+function decoderRules(opts: { bias: boolean; qkNorm: boolean }): MappingRule[] {
+  const r: MappingRule[] = [
+    { from: C.embed, to: C.embed },
+    { from: C.norm, to: C.norm },
+    { from: C.lmHead, to: C.lmHead },
+    { from: C.inNorm, to: C.inNorm },
+    { from: C.postNorm, to: C.postNorm },
+    ...["q", "k", "v", "o"].map((p) => ({ from: C.attn(p), to: C.attn(p) })),
+    { from: "model.layers.{i}.self_attn.rotary_emb.inv_freq", to: null, note: "recomputed from rope_theta" },
+  ];
+  if (opts.bias) r.push(...["q", "k", "v"].map((p) => ({ from: C.attn(p, "bias"), to: C.attn(p, "bias") })));
+  if (opts.qkNorm) r.push({ from: C.qNorm, to: C.qNorm }, { from: C.kNorm, to: C.kNorm });
+  return r;
+}
+
+/** HF-style `mlp.experts.{e}.{gate,up,down}_proj` experts and an `mlp.gate` router. */
+const hfExpertRules: MappingRule[] = [
+  { from: "model.layers.{i}.mlp.gate.weight", to: C.router, part: 0 },
+  ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.experts.{e}.${p}_proj.weight`, to: C.routed(p) })),
+];
+
+type Raw = Record<string, unknown>;
+
+function num(raw: Raw, key: string, fallback?: number): number {
+  const v = raw[key] ?? fallback;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`config.json: "${key}" must be a number (got ${JSON.stringify(raw[key])})`);
+  return v;
+}
+
+function bool(raw: Raw, key: string, fallback: boolean): boolean {
+  const v = raw[key] ?? fallback;
+  if (typeof v !== "boolean") throw new Error(`config.json: "${key}" must be true or false (got ${JSON.stringify(raw[key])})`);
+  return v;
+}
+
+/** Refuses config features the graph does not implement, naming them. */
+function unsupported(raw: Raw, family: string): void {
+  const rs = raw.rope_scaling as Raw | null | undefined;
+  if (rs && typeof rs === "object" && (rs.type ?? rs.rope_type ?? "default") !== "default")
+    throw new Error(`${family}: rope_scaling ${JSON.stringify(rs)} is not supported (only plain RoPE)`);
+  const only = raw.mlp_only_layers;
+  if (Array.isArray(only) && only.length > 0) throw new Error(`${family}: dense MLP layers (mlp_only_layers ${JSON.stringify(only)}) are not supported`);
+  if ((raw.decoder_sparse_step ?? 1) !== 1) throw new Error(`${family}: decoder_sparse_step ${String(raw.decoder_sparse_step)} (dense layers between MoE layers) is not supported`);
+  if (raw.clip_qkv !== undefined && raw.clip_qkv !== null) throw new Error(`${family}: clip_qkv ${String(raw.clip_qkv)} is not supported`);
+}
+
+interface TopkSpec {
+  modelType: string;
+  experts: number;
+  topK: number;
+  expertIntermediate: number;
+  routing: RoutingConvention;
+  qkNorm: QkNorm;
+  attentionBias: boolean;
+  shared?: { intermediate: number };
+  ropeTheta: number;
+  rmsEps: number;
+}
+
+/** Canonical config of a fixed top-k family: 1D RoPE is M-RoPE with one section (all three position rows equal). */
+function topkConfig(raw: Raw, s: TopkSpec): MoeLlmConfig {
+  const H = num(raw, "hidden_size"), NH = num(raw, "num_attention_heads");
+  const Dh = num(raw, "head_dim", H / NH);
+  return zMoeLlmConfig.parse({
+    model_type: s.modelType,
+    hidden_size: H,
+    num_hidden_layers: num(raw, "num_hidden_layers"),
+    num_attention_heads: NH,
+    num_key_value_heads: num(raw, "num_key_value_heads", NH),
+    head_dim: Dh,
+    vocab_size: num(raw, "vocab_size"),
+    rms_norm_eps: num(raw, "rms_norm_eps", s.rmsEps),
+    rope_theta: num(raw, "rope_theta", s.ropeTheta),
+    rope_scaling: { type: "default", mrope_section: [Dh / 2, 0, 0] },
+    mlp_dynamic_expert_num: s.experts,
+    mlp_dynamic_null_expert_num: 0,
+    mlp_fixed_expert_num: s.shared ? 1 : 0,
+    dynamic_intermediate_size: s.expertIntermediate,
+    shared_intermediate_size: s.shared?.intermediate ?? 1,
+    mlp_dynamic_top_p: 0,
+    mlp_dynamic_top_k: s.topK,
+    router_jitter_noise: 0,
+    token_drop: false,
+    tie_word_embeddings: bool(raw, "tie_word_embeddings", false),
+    routing_convention: s.routing,
+    shared_expert_gate: !!s.shared,
+    qk_norm: s.qkNorm,
+    attention_bias: s.attentionBias,
+    eos_token_id: raw.eos_token_id,
+    bos_token_id: raw.bos_token_id,
+  });
+}
+
+export const FAMILIES: Family[] = [
+  {
+    name: "grin_qwen2_vl",
+    modelTypes: ["grin_qwen2_vl", "uni_moe_tiny"],
+    title: "Uni-MoE-2.0 (GRIN-MoE on Qwen2.5, M-RoPE, dynamic-capacity Top-P routing)",
+    toConfig: (raw) => zMoeLlmConfig.parse(raw),
+    rules: [
+      ...decoderRules({ bias: true, qkNorm: false }),
+      { from: C.router, to: C.router },
+      ...["gate", "up", "down"].map((p) => ({ from: C.routed(p), to: C.routed(p) })),
+      ...[0, 1, 2, 3].flatMap((s) => ["gate", "up", "down"].map((p) => ({ from: C.shared(s, p), to: C.shared(s, p) }))),
+    ],
+  },
+  {
+    name: "qwen2_moe",
+    modelTypes: ["qwen2_moe"],
+    title: "Qwen2-MoE / Qwen1.5-MoE (top-k softmax, shared expert with a sigmoid gate)",
+    toConfig(raw) {
+      unsupported(raw, "qwen2_moe");
+      return topkConfig(raw, {
+        modelType: "qwen2_moe",
+        experts: num(raw, "num_experts"),
+        topK: num(raw, "num_experts_per_tok"),
+        expertIntermediate: num(raw, "moe_intermediate_size"),
+        routing: bool(raw, "norm_topk_prob", false) ? "softmax_topk_renorm" : "softmax_topk",
+        qkNorm: "none",
+        attentionBias: true,
+        shared: { intermediate: num(raw, "shared_expert_intermediate_size") },
+        ropeTheta: 10000,
+        rmsEps: 1e-6,
+      });
+    },
+    rules: [
+      ...decoderRules({ bias: true, qkNorm: false }),
+      ...hfExpertRules,
+      ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.shared_expert.${p}_proj.weight`, to: C.shared(0, p) })),
+      { from: "model.layers.{i}.mlp.shared_expert_gate.weight", to: C.router, part: 1 },
+    ],
+  },
+  {
+    name: "qwen3_moe",
+    modelTypes: ["qwen3_moe"],
+    title: "Qwen3-MoE (top-k softmax renormalised, per-head q/k RMSNorm)",
+    toConfig(raw) {
+      unsupported(raw, "qwen3_moe");
+      return topkConfig(raw, {
+        modelType: "qwen3_moe",
+        experts: num(raw, "num_experts"),
+        topK: num(raw, "num_experts_per_tok"),
+        expertIntermediate: num(raw, "moe_intermediate_size"),
+        routing: bool(raw, "norm_topk_prob", false) ? "softmax_topk_renorm" : "softmax_topk",
+        qkNorm: "per_head",
+        attentionBias: bool(raw, "attention_bias", false),
+        ropeTheta: 10000,
+        rmsEps: 1e-6,
+      });
+    },
+    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules],
+  },
+  {
+    name: "olmoe",
+    modelTypes: ["olmoe"],
+    title: "OLMoE (top-8 of 64 softmax, q/k RMSNorm over the whole projection)",
+    toConfig(raw) {
+      unsupported(raw, "olmoe");
+      return topkConfig(raw, {
+        modelType: "olmoe",
+        experts: num(raw, "num_experts", 64),
+        topK: num(raw, "num_experts_per_tok", 8),
+        expertIntermediate: num(raw, "intermediate_size"),
+        routing: bool(raw, "norm_topk_prob", false) ? "softmax_topk_renorm" : "softmax_topk",
+        qkNorm: "full",
+        attentionBias: bool(raw, "attention_bias", false),
+        ropeTheta: 10000,
+        rmsEps: 1e-5,
+      });
+    },
+    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules],
+  },
+  {
+    name: "mixtral",
+    modelTypes: ["mixtral"],
+    title: "Mixtral (top-2, softmax over the chosen logits)",
+    toConfig(raw) {
+      unsupported(raw, "mixtral");
+      return topkConfig(raw, {
+        modelType: "mixtral",
+        experts: num(raw, "num_local_experts"),
+        topK: num(raw, "num_experts_per_tok"),
+        expertIntermediate: num(raw, "intermediate_size"),
+        routing: "topk_softmax",
+        qkNorm: "none",
+        attentionBias: false,
+        ropeTheta: 1e6,
+        rmsEps: 1e-5,
+      });
+    },
+    rules: [
+      ...decoderRules({ bias: false, qkNorm: false }),
+      { from: "model.layers.{i}.block_sparse_moe.gate.weight", to: C.router },
+      { from: "model.layers.{i}.block_sparse_moe.experts.{e}.w1.weight", to: C.routed("gate") },
+      { from: "model.layers.{i}.block_sparse_moe.experts.{e}.w3.weight", to: C.routed("up") },
+      { from: "model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight", to: C.routed("down") },
+    ],
+  },
+];
+
+/** The family of a config.json (by model_type); throws listing the known ones. */
+export function detectFamily(raw: Raw): Family {
+  const t = raw.model_type;
+  const f = FAMILIES.find((x) => x.modelTypes.includes(String(t)));
+  if (!f) throw new Error(`config.json model_type ${JSON.stringify(t)} is not a family MoE Studio imports (known: ${FAMILIES.flatMap((x) => x.modelTypes).join(", ")})`);
+  return f;
+}
+
+export function familyByName(name: string): Family | undefined {
+  return FAMILIES.find((f) => f.name === name);
+}
+
+export { CONVENTION_TEXT };

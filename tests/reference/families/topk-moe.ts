@@ -1,0 +1,170 @@
+/**
+ * Plain-TS reference forward of the fixed top-k MoE families, written from Hugging Face transformers'
+ * modeling_qwen2_moe / modeling_qwen3_moe / modeling_olmoe / modeling_mixtral, reading the checkpoint's OWN tensor
+ * names and config.json fields (nothing from models/families or the graph builder). Loops only, fp64 accumulation.
+ *
+ * One sequence, positions 0..S-1, causal attention, GQA, rotate-half RoPE.
+ * Routing per layer: router logits [S, E] (Qwen2-MoE: the shared_expert_gate logit appended as the last column),
+ * mask, weights and k as the graph's trace defines them.
+ */
+export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
+export type Family = "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
+
+export interface RefLayerRouting {
+  routerLogits: number[][];
+  mask: number[][];
+  weights: number[][];
+  k: number[];
+}
+
+export interface RefResult {
+  /** [S][V] */
+  logits: number[][];
+  layers: RefLayerRouting[];
+}
+
+type Cfg = Record<string, unknown>;
+const n = (c: Cfg, k: string, d?: number) => (c[k] ?? d) as number;
+
+function get(t: Tensors, name: string): Float32Array {
+  const v = t.get(name);
+  if (!v) throw new Error(`reference: tensor ${name} missing`);
+  return v.data;
+}
+
+/** y[o] = Σ_i W[o,i] x[i] (+ b[o]); W is [out,in] row-major. */
+function linear(x: number[], w: Float32Array, out: number, bias?: Float32Array): number[] {
+  const inn = x.length;
+  const y = new Array<number>(out).fill(0);
+  for (let o = 0; o < out; o++) {
+    let s = bias ? bias[o]! : 0;
+    for (let i = 0; i < inn; i++) s += w[o * inn + i]! * x[i]!;
+    y[o] = s;
+  }
+  return y;
+}
+
+function rmsNorm(x: number[], w: Float32Array, eps: number): number[] {
+  const ms = x.reduce((a, v) => a + v * v, 0) / x.length;
+  const r = 1 / Math.sqrt(ms + eps);
+  return x.map((v, i) => v * r * w[i]!);
+}
+
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+function softmax(x: number[]): number[] {
+  const m = Math.max(...x);
+  const e = x.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+function mlp(x: number[], gate: Float32Array, up: Float32Array, down: Float32Array, I: number): number[] {
+  const g = linear(x, gate, I), u = linear(x, up, I);
+  return linear(g.map((v, i) => silu(v) * u[i]!), down, x.length);
+}
+
+function rope(v: number[], pos: number, theta: number): number[] {
+  const D = v.length, half = D / 2;
+  const out = new Array<number>(D);
+  for (let j = 0; j < half; j++) {
+    const a = pos / Math.pow(theta, (2 * j) / D);
+    const c = Math.cos(a), s = Math.sin(a);
+    out[j] = v[j]! * c - v[j + half]! * s;
+    out[j + half] = v[j + half]! * c + v[j]! * s;
+  }
+  return out;
+}
+
+export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: number[]): RefResult {
+  const H = n(config, "hidden_size"), L = n(config, "num_hidden_layers"), NH = n(config, "num_attention_heads");
+  const KVH = n(config, "num_key_value_heads", NH), Dh = n(config, "head_dim", H / NH), V = n(config, "vocab_size");
+  const eps = n(config, "rms_norm_eps", family === "olmoe" || family === "mixtral" ? 1e-5 : 1e-6);
+  const theta = n(config, "rope_theta", family === "mixtral" ? 1e6 : 10000);
+  const E = family === "mixtral" ? n(config, "num_local_experts") : n(config, "num_experts");
+  const K = n(config, "num_experts_per_tok");
+  const I = family === "olmoe" || family === "mixtral" ? n(config, "intermediate_size") : n(config, "moe_intermediate_size");
+  const renorm = family === "mixtral" ? true : ((config.norm_topk_prob as boolean | undefined) ?? false);
+  const bias = family === "qwen2_moe" ? true : family === "mixtral" ? false : ((config.attention_bias as boolean | undefined) ?? false);
+  const S = ids.length;
+  const emb = get(t, "model.embed_tokens.weight");
+  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  const layers: RefLayerRouting[] = [];
+  for (let l = 0; l < L; l++) {
+    const p = `model.layers.${l}.`;
+    // ---- attention ----
+    const qs: number[][][] = [], ks: number[][][] = [], vs: number[][][] = [];
+    xs.forEach((x, s) => {
+      const h = rmsNorm(x, get(t, `${p}input_layernorm.weight`), eps);
+      let q = linear(h, get(t, `${p}self_attn.q_proj.weight`), NH * Dh, bias ? get(t, `${p}self_attn.q_proj.bias`) : undefined);
+      let k = linear(h, get(t, `${p}self_attn.k_proj.weight`), KVH * Dh, bias ? get(t, `${p}self_attn.k_proj.bias`) : undefined);
+      const v = linear(h, get(t, `${p}self_attn.v_proj.weight`), KVH * Dh, bias ? get(t, `${p}self_attn.v_proj.bias`) : undefined);
+      if (family === "olmoe") {
+        q = rmsNorm(q, get(t, `${p}self_attn.q_norm.weight`), eps);
+        k = rmsNorm(k, get(t, `${p}self_attn.k_norm.weight`), eps);
+      }
+      const split = (a: number[], heads: number) => Array.from({ length: heads }, (_, hh) => a.slice(hh * Dh, (hh + 1) * Dh));
+      let qh = split(q, NH), kh = split(k, KVH);
+      if (family === "qwen3_moe") {
+        qh = qh.map((r) => rmsNorm(r, get(t, `${p}self_attn.q_norm.weight`), eps));
+        kh = kh.map((r) => rmsNorm(r, get(t, `${p}self_attn.k_norm.weight`), eps));
+      }
+      qs.push(qh.map((r) => rope(r, s, theta)));
+      ks.push(kh.map((r) => rope(r, s, theta)));
+      vs.push(split(v, KVH));
+    });
+    xs = xs.map((x, s) => {
+      const merged: number[] = [];
+      for (let hh = 0; hh < NH; hh++) {
+        const kv = Math.floor(hh / (NH / KVH));
+        const scores = Array.from({ length: s + 1 }, (_, j) => qs[s]![hh]!.reduce((a, v, d) => a + v * ks[j]![kv]![d]!, 0) / Math.sqrt(Dh));
+        const pr = softmax(scores);
+        for (let d = 0; d < Dh; d++) merged.push(pr.reduce((a, w, j) => a + w * vs[j]![kv]![d]!, 0));
+      }
+      const o = linear(merged, get(t, `${p}self_attn.o_proj.weight`), H);
+      return x.map((v, i) => v + o[i]!);
+    });
+    // ---- MoE ----
+    const routing: RefLayerRouting = { routerLogits: [], mask: [], weights: [], k: [] };
+    xs = xs.map((x) => {
+      const h = rmsNorm(x, get(t, `${p}post_attention_layernorm.weight`), eps);
+      const gateName = family === "mixtral" ? `${p}block_sparse_moe.gate.weight` : `${p}mlp.gate.weight`;
+      const logits = linear(h, get(t, gateName), E);
+      const probs = softmax(logits);
+      const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]! || a - b);
+      const chosen = order.slice(0, K);
+      const sum = chosen.reduce((a, e) => a + probs[e]!, 0);
+      const w = new Array<number>(E).fill(0);
+      for (const e of chosen) w[e] = renorm ? probs[e]! / sum : probs[e]!;
+      const y = new Array<number>(H).fill(0);
+      for (const e of chosen) {
+        const out =
+          family === "mixtral"
+            ? mlp(h, get(t, `${p}block_sparse_moe.experts.${e}.w1.weight`), get(t, `${p}block_sparse_moe.experts.${e}.w3.weight`), get(t, `${p}block_sparse_moe.experts.${e}.w2.weight`), I)
+            : mlp(h, get(t, `${p}mlp.experts.${e}.gate_proj.weight`), get(t, `${p}mlp.experts.${e}.up_proj.weight`), get(t, `${p}mlp.experts.${e}.down_proj.weight`), I);
+        out.forEach((v, i) => (y[i]! += w[e]! * v));
+      }
+      const mask = w.map((_, e) => (chosen.includes(e) ? 1 : 0));
+      const rl = [...logits];
+      if (family === "qwen2_moe") {
+        const Is = n(config, "shared_expert_intermediate_size");
+        const sg = linear(h, get(t, `${p}mlp.shared_expert_gate.weight`), 1)[0]!;
+        const out = mlp(h, get(t, `${p}mlp.shared_expert.gate_proj.weight`), get(t, `${p}mlp.shared_expert.up_proj.weight`), get(t, `${p}mlp.shared_expert.down_proj.weight`), Is);
+        out.forEach((v, i) => (y[i]! += sigmoid(sg) * v));
+        rl.push(sg);
+        mask.push(1);
+        w.push(sigmoid(sg));
+      }
+      routing.routerLogits.push(rl);
+      routing.mask.push(mask);
+      routing.weights.push(w);
+      routing.k.push(K);
+      return x.map((v, i) => v + y[i]!);
+    });
+    layers.push(routing);
+  }
+  const head = (config.tie_word_embeddings as boolean | undefined) ? emb : get(t, "lm_head.weight");
+  const logits = xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V));
+  return { logits, layers };
+}

@@ -1,0 +1,108 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { afterAll, describe, expect, it } from "vitest";
+import { zMoeLlmConfig } from "@/models/config";
+import { conventionText } from "@/models/families/conventions";
+import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, inspectCheckpoint } from "@/models/import/import";
+import { MoeLlmRunner } from "@/models/moe-llm-session";
+import { referenceForward, type Family } from "../../reference/families/topk-moe";
+import { randomIds } from "../../reference/random";
+import { writeFamilyCheckpoint } from "./family-checkpoints";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "import-families-"));
+const root = path.join(tmp, "models");
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+/** Imports a checkpoint, runs the imported graph (from its file path, external data beside it) and compares with the reference. */
+async function importAndCompare(family: Family, opts: Parameters<typeof writeFamilyCheckpoint>[2], label: string) {
+  const src = path.join(tmp, `${family}-${label}`);
+  const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
+  const result = await importCheckpoint(src, { root, name: label });
+  expect(result.status).toBe("imported");
+  expect(result.ref).toBe(`${family}/${label}`);
+  expect(existsSync(path.join(result.dir, DATA_FILE))).toBe(true);
+  const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
+  const session = await ort.InferenceSession.create(path.join(result.dir, GRAPH_FILE), { intraOpNumThreads: 1 });
+  const runner = MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session);
+  const S = 7;
+  const ids = randomIds(S, config.vocab_size as number, 11);
+  const out = await runner.forward({ batch: 1, seq: S, ids, positions: Array.from({ length: 3 * S }, (_, q) => q % S) });
+  const ref = referenceForward(family, config, tensors, ids);
+  const logitDiff = maxAbs(out.logits, ref.logits.flat());
+  let routeDiff = 0;
+  let selections = 0;
+  ref.layers.forEach((layer, l) => {
+    const t = out.trace![l]!;
+    routeDiff = Math.max(routeDiff, maxAbs(t.routerLogits, layer.routerLogits.flat()), maxAbs(t.weights, layer.weights.flat()));
+    expect(Array.from(t.mask)).toEqual(layer.mask.flat());
+    expect(Array.from(t.k, Number)).toEqual(layer.k);
+    selections += layer.mask.flat().reduce((a, b) => a + b, 0);
+  });
+  console.log(`${family} (${label}): max |Δlogits| ${logitDiff.toExponential(2)}, max |Δrouting| ${routeDiff.toExponential(2)}, ${selections} selections`);
+  expect(logitDiff).toBeLessThan(1e-4);
+  expect(routeDiff).toBeLessThan(1e-4);
+  expect(conventionText(canonical).length).toBeGreaterThan(20);
+  await session.release();
+  return { src, result };
+}
+
+describe("import of tiny random checkpoints, per family, vs the plain-TS reference (fp32, 1e-4)", () => {
+  it("qwen2_moe: sharded with model.safetensors.index.json; shared expert with sigmoid gate; re-import is a no-op", async () => {
+    const { src, result } = await importAndCompare("qwen2_moe", { shards: 3, seed: 2 }, "q2-sharded");
+    expect(readdirSync(src).filter((f) => f.endsWith(".safetensors"))).toHaveLength(3);
+    expect(result.manifest.dtype).toBe("fp32");
+    const again = await importCheckpoint(src, { root, name: "q2-sharded" });
+    expect(again.status).toBe("unchanged");
+    expect(again.manifest.importedAt).toBe(result.manifest.importedAt);
+  });
+  it("qwen3_moe: bf16 source, head_dim != hidden/heads, per-head q/k norm, renormalised top-k", async () => {
+    await importAndCompare("qwen3_moe", { dtype: "BF16", seed: 3 }, "q3-bf16");
+  });
+  it("olmoe: top-8 of 64, q/k norm over the whole projection", async () => {
+    await importAndCompare("olmoe", { seed: 4, shards: 2 }, "olmoe");
+  });
+  it("mixtral: top-2, softmax over the chosen logits (block_sparse_moe w1/w2/w3)", async () => {
+    await importAndCompare("mixtral", { seed: 5, dtype: "BF16" }, "mixtral");
+  });
+});
+
+describe("checkpoint problems are named", () => {
+  it("a missing tensor fails the import with its checkpoint name, and leaves nothing behind", async () => {
+    const src = path.join(tmp, "missing");
+    const gone = "model.layers.1.mlp.experts.3.up_proj.weight";
+    await writeFamilyCheckpoint(src, "qwen3_moe", { omit: [gone] });
+    await expect(importCheckpoint(src, { root, name: "missing" })).rejects.toThrow(`missing 1 tensor(s): "${gone}"`);
+    expect(existsSync(path.join(root, "qwen3_moe", "missing"))).toBe(false);
+    expect(readdirSync(path.join(root, "qwen3_moe")).filter((f) => f.startsWith(".missing"))).toEqual([]);
+  });
+  it("a missing shared_expert_gate (second part of the qwen2_moe router) is named", async () => {
+    const src = path.join(tmp, "missing-gate");
+    await writeFamilyCheckpoint(src, "qwen2_moe", { omit: ["model.layers.0.mlp.shared_expert_gate.weight"] });
+    const map = inspectCheckpoint(src);
+    expect(map.missing.map((m) => m.expected)).toEqual(["model.layers.0.mlp.shared_expert_gate.weight"]);
+  });
+  it("inspect-checkpoint names an unknown extra tensor as unclaimed and says which rule claimed the others", async () => {
+    const src = path.join(tmp, "extra");
+    await writeFamilyCheckpoint(src, "mixtral", { extra: new Map([["model.layers.0.block_sparse_moe.mystery_bias", [8]]]) });
+    const map = inspectCheckpoint(src);
+    expect(map.unclaimed.map((t) => t.name)).toEqual(["model.layers.0.block_sparse_moe.mystery_bias"]);
+    expect(map.missing).toEqual([]);
+    const w1 = map.tensors.find((t) => t.name === "model.layers.1.block_sparse_moe.experts.5.w1.weight")!;
+    expect(w1.rule).toBe("model.layers.{i}.block_sparse_moe.experts.{e}.w1.weight");
+    expect(w1.canonical).toBe("model.layers.1.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.5.gate_proj.weight");
+  });
+  it("an unknown model_type is refused naming the known families", async () => {
+    const src = path.join(tmp, "unknown");
+    await writeFamilyCheckpoint(src, "mixtral", { configOverride: { model_type: "deepseek_v3" } });
+    expect(() => inspectCheckpoint(src)).toThrow(/model_type "deepseek_v3" is not a family .*known: grin_qwen2_vl/);
+  });
+});
