@@ -29,19 +29,21 @@ function realpathOrAncestor(p: string): string {
 /**
  * Resolves a relative path that came from a request or a workflow param inside `base`, refusing
  * what could reach anything else: absolute paths, `..` segments, NUL bytes, and symlinks (anywhere
- * along the path) that lead outside `base`. `what` names the parameter in the error.
+ * along the path) that lead outside `base`. `what` and `dirName` name the parameter and the directory
+ * in the error ("model \"../x\" is outside the models directory: ...").
  */
-export function resolveInside(base: string, rel: string, what = "path"): string {
+export function resolveInside(base: string, rel: string, what = "path", dirName = "its directory"): string {
+  const refuse = (why: string) => new PathEscapeError(`${what} "${String(rel).slice(0, 200)}" is outside ${dirName}: ${why}`);
   if (typeof rel !== "string" || rel.length === 0) throw new PathEscapeError(`${what} is empty`);
   if (rel.length > 1024) throw new PathEscapeError(`${what} is longer than 1024 characters`);
-  if (rel.includes("\0")) throw new PathEscapeError(`${what} contains a NUL byte`);
-  if (path.isAbsolute(rel) || path.win32.isAbsolute(rel)) throw new PathEscapeError(`${what} "${rel}" must be relative to its directory, not absolute`);
-  if (rel.split(/[\\/]/).includes("..")) throw new PathEscapeError(`${what} "${rel}" may not contain ".."`);
+  if (rel.includes("\0")) throw refuse("it contains a NUL byte");
+  if (path.isAbsolute(rel) || path.win32.isAbsolute(rel)) throw refuse("give a path relative to it, not an absolute one");
+  if (rel.split(/[\\/]/).includes("..")) throw refuse('".." is not allowed');
   const root = path.resolve(base);
   const lexical = path.resolve(root, rel);
-  if (lexical !== root && !lexical.startsWith(root + path.sep)) throw new PathEscapeError(`${what} "${rel}" is outside its directory`);
+  if (lexical !== root && !lexical.startsWith(root + path.sep)) throw refuse("it resolves elsewhere");
   const realRoot = realpathOrAncestor(root);
   const real = realpathOrAncestor(lexical);
-  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw new PathEscapeError(`${what} "${rel}" leads outside its directory (through a symbolic link)`);
+  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw refuse("a symbolic link leads out of it");
   return lexical;
 }

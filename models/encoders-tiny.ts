@@ -25,6 +25,7 @@ import { hashModelFiles } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
+import { resolveInside } from "@/engine/paths";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change. */
@@ -262,8 +263,7 @@ async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncod
     label = REFERENCE_LABEL;
   } else {
     if (ENCODER_KINDS.some((k) => ref === `${FAMILY}/${k}`)) throw new Error(`model "${ref}" is a ${ref.split("/")[1]} encoder, not a ${kind} encoder`);
-    dir = path.resolve(root, ref);
-    if (!dir.startsWith(root + path.sep)) throw new Error(`model "${ref}" is outside the models directory`);
+    dir = resolveInside(root, ref, "model", "the models directory");
   }
   const cfgFile = path.join(dir, "config.json");
   if (!fs.existsSync(cfgFile)) throw new Error(`${kind} encoder "${ref}" not found: no config.json in ${dir}`);

@@ -10,6 +10,7 @@ import { SafetensorsWeights } from "./safetensors";
 import { type Tokenizer } from "./tokenizer";
 import { loadTokenizer } from "./tokenizer-json";
 import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
+import { resolveInside } from "@/engine/paths";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
 const GRAPH_BUILDER_VERSION = 1;
@@ -70,8 +71,7 @@ export async function resolveModel(ref: string, onProgress?: (fraction: number, 
     dir = built.dir;
     label = "seeded, untrained";
   } else {
-    dir = path.resolve(root, ref);
-    if (!dir.startsWith(root + path.sep)) throw new Error(`model "${ref}" is outside the models directory`);
+    dir = resolveInside(root, ref, "model", "the models directory");
   }
   return openModelDir(dir, ref, label);
 }

@@ -31,6 +31,7 @@ import { buildTtsGraph, checkTtsConfig, TTS_CONTROL_TOKENS, ttsIds, ttsIo, zTtsC
 import { ensureTtsReferenceModel, TTS_REFERENCE_LABEL, TTS_REFERENCE_REF } from "./tts-tiny";
 import { modelsDir } from "./uni-moe-tiny";
 import type { WeightSource } from "./weights";
+import { resolveInside } from "@/engine/paths";
 
 /** The trace convention text, e.g. "MoE-TTS: softmax top-2 over 4 experts (…)". */
 export function ttsConvention(c: TtsConfig): string {
@@ -459,8 +460,7 @@ export async function resolveTtsModel(ref: string): Promise<ResolvedTts> {
     dir = (await ensureTtsReferenceModel()).dir;
     label = TTS_REFERENCE_LABEL;
   } else {
-    dir = path.resolve(root, ref);
-    if (!dir.startsWith(root + path.sep)) throw new Error(`model "${ref}" is outside the models directory`);
+    dir = resolveInside(root, ref, "model", "the models directory");
   }
   return openTtsDir(dir, ref, label);
 }

@@ -19,6 +19,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { hashValue } from "../hash";
+import { PathEscapeError, resolveInside } from "../paths";
 import type { Storage } from "../node";
 import type { AudioValue, ImageValue, VideoValue } from "../media/values";
 import { storeUpload, type MediaKind } from "../uploads";
@@ -231,9 +232,13 @@ export function recordFromFields(fields: Record<string, unknown>, index: number,
     const rel = values[m];
     if (rel === undefined) continue;
     if (path.isAbsolute(rel) || /^[a-z]+:/i.test(rel)) return fail(`${m} path "${rel}" must be relative to the dataset file`);
-    const abs = path.resolve(baseDir, rel);
-    const inside = path.relative(baseDir, abs);
-    if (inside.startsWith("..") || path.isAbsolute(inside)) return fail(`${m} path "${rel}" points outside the dataset's folder`);
+    let abs: string;
+    try {
+      abs = resolveInside(baseDir, rel, `${m} path`, "the dataset's folder");
+    } catch (err) {
+      if (err instanceof PathEscapeError) return fail(err.message);
+      throw err;
+    }
     let st;
     try {
       st = statSync(abs);
@@ -411,9 +416,10 @@ export function resolveDatasetSource(source: string, roots = datasetRoots()): st
   const s = source.trim();
   if (s === "") throw new DatasetError("choose a dataset: a .jsonl/.csv file or a folder (examples/… for the shipped samples)");
   const [root, rel] = s.startsWith(EXAMPLES_PREFIX) ? [roots.examples, s.slice(EXAMPLES_PREFIX.length)] : [roots.user, s];
-  if (path.isAbsolute(rel)) throw new DatasetError(`dataset "${s}" must be a path relative to ${root}`);
-  const abs = path.resolve(root, rel);
-  const inside = path.relative(root, abs);
-  if (inside.startsWith("..") || path.isAbsolute(inside)) throw new DatasetError(`dataset "${s}" points outside ${root}`);
-  return abs;
+  try {
+    return resolveInside(root, rel, "dataset", root);
+  } catch (err) {
+    if (err instanceof PathEscapeError) throw new DatasetError(err.message);
+    throw err;
+  }
 }
