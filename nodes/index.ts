@@ -18,6 +18,7 @@ import { promptBuilder } from "./prompt-builder";
 import { ropeInspector } from "./rope-inspector";
 import { routingAggregate } from "./routing-aggregate";
 import { routingInspector } from "./routing-inspector";
+import { script } from "./script";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
 import { tts } from "./tts";
@@ -37,6 +38,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   audioEncoder,
   videoEncoder,
   textTemplate,
+  script,
   promptBuilder,
   moeLlm,
   routingInspector,
