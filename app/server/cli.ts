@@ -318,6 +318,7 @@ async function cmdList(): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "import" || argv[0] === "inspect-checkpoint") return (await import("./cli-import")).runImportCommand(argv);
   try {
     if (argv[0] === "user") return await userCommand(argv.slice(1));
     const args = parseArgs(argv);

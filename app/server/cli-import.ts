@@ -1,0 +1,99 @@
+/**
+ * CLI commands for real checkpoints (dispatched from cli.ts):
+ *   import <checkpoint dir> [--name N] [--dtype fp32|fp16|bf16]
+ *   inspect-checkpoint <checkpoint dir> [--json]
+ */
+import { importCheckpoint, inspectCheckpoint, type ImportProgress } from "@/models/import/import";
+import type { StorageDtype } from "@/models/import/external-graph";
+import { estimateMemory } from "@/models/import/memory";
+
+export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
+                                            into the models dir as an ONNX graph with external data.
+      --name N                                Model name (default: the folder's name); the model is <family>/N.
+      --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
+  inspect-checkpoint <checkpoint dir>       List every tensor (name, shape, dtype) and the mapping rule that claimed
+                                            it; report unclaimed and missing tensors. --json for machine output.`;
+
+class ImportUsageError extends Error {}
+
+function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDtype; json: boolean } {
+  let dir: string | undefined, name: string | undefined, dtype: string | undefined, json = false;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new ImportUsageError(`${a} needs a value`);
+      return v;
+    };
+    if (argv[0] === "import" && a === "--name") name = value();
+    else if (argv[0] === "import" && a === "--dtype") dtype = value();
+    else if (argv[0] === "inspect-checkpoint" && a === "--json") json = true;
+    else if (a.startsWith("--")) throw new ImportUsageError(`unknown option ${a}`);
+    else if (dir === undefined) dir = a;
+    else throw new ImportUsageError(`unexpected argument "${a}"`);
+  }
+  if (!dir) throw new ImportUsageError(`which checkpoint? give its folder: npm run cli -- ${argv[0]} <dir>`);
+  if (dtype !== undefined && !["fp32", "fp16", "bf16"].includes(dtype)) throw new ImportUsageError(`--dtype must be fp32, fp16 or bf16 (got "${dtype}")`);
+  return { dir, name, dtype: dtype as StorageDtype | undefined, json };
+}
+
+const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`);
+
+function progressBar(): (p: ImportProgress) => void {
+  const tty = process.stdout.isTTY === true;
+  let last = -1;
+  return (p) => {
+    if (p.phase === "hashing") return void console.log(`hashing the checkpoint files…`);
+    const frac = p.totalBytes > 0 ? Math.min(1, p.bytes / p.totalBytes) : 1;
+    const pct = Math.floor(frac * 100);
+    if (pct === last && p.phase !== "done") return;
+    last = pct;
+    const width = 30, filled = Math.round(frac * width);
+    const eta = p.etaSeconds !== undefined && p.phase === "writing" ? `  ETA ${Math.ceil(p.etaSeconds)} s` : "";
+    const line = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(pct).padStart(3)}%  ${gb(p.bytes)} / ${gb(p.totalBytes)}${eta}`;
+    if (tty) process.stdout.write(`\r${line}${p.phase === "done" ? "\n" : ""}`);
+    else if (pct % 10 === 0 || p.phase === "done") console.log(line);
+  };
+}
+
+async function cmdImport(argv: string[]): Promise<number> {
+  const a = parse(argv);
+  const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, onProgress: progressBar() });
+  const m = r.manifest;
+  if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
+  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
+  if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
+  const mem = estimateMemory(r.dir);
+  console.log(`memory to run: ~${gb(mem.bytes)} (${mem.explain})`);
+  return 0;
+}
+
+function cmdInspect(argv: string[]): number {
+  const a = parse(argv);
+  const map = inspectCheckpoint(a.dir);
+  if (a.json) {
+    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name) }, null, 2));
+    return map.missing.length > 0 ? 1 : 0;
+  }
+  console.log(`family: ${map.family.name} — ${map.family.title}`);
+  console.log(`${map.tensors.length} tensor(s):`);
+  for (const t of map.tensors) {
+    const claim = t.rule === null ? "UNCLAIMED" : t.canonical === null ? `${t.rule} (not used: ${t.note ?? "no canonical tensor"})` : t.rule;
+    console.log(`  ${t.name}  [${t.shape.join(", ")}] ${t.dtype}  ${t.file}  <- ${claim}`);
+  }
+  console.log(map.unclaimed.length === 0 ? "unclaimed: none" : `unclaimed (${map.unclaimed.length}): ${map.unclaimed.map((t) => t.name).join(", ")}`);
+  if (map.unused.length > 0) console.log(`claimed but not used by this config (${map.unused.length}): ${map.unused.map((t) => t.name).join(", ")}`);
+  console.log(map.missing.length === 0 ? "missing: none" : `missing (${map.missing.length}): ${map.missing.map((m) => m.expected).join(", ")}`);
+  return map.missing.length > 0 ? 1 : 0;
+}
+
+/** Runs `import` / `inspect-checkpoint`; returns the exit status (2 = bad usage, 1 = the checkpoint cannot be used). */
+export async function runImportCommand(argv: string[]): Promise<number> {
+  try {
+    return argv[0] === "import" ? await cmdImport(argv) : cmdInspect(argv);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}${err instanceof ImportUsageError ? "\n(npm run cli -- --help lists the commands)" : ""}`);
+    return err instanceof ImportUsageError ? 2 : 1;
+  }
+}

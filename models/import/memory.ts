@@ -1,0 +1,48 @@
+/**
+ * Memory a model needs to run, estimated from its config before anything is loaded, and the check that it fits.
+ * The graphs compute in fp32 (fp16/bf16 storage is cast up once when ORT folds the Casts at load), so the weights
+ * take 4 bytes per parameter at run time on either provider, plus the KV cache and a working margin.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
+import { moeDims } from "../moe-llm-graph";
+import { parameterCounts } from "./import";
+
+export interface MemoryEstimate {
+  bytes: number;
+  weights: number;
+  kvCache: number;
+  explain: string;
+}
+
+const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+
+/** Weights (fp32 at run time) + KV cache for `contextTokens` (fp32, one sequence) + 15 % activations/workspace. */
+export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, bytesPerWeight = 4): MemoryEstimate {
+  const { L, KVH, Dh } = moeDims(config);
+  const weights = parameterCounts(config).total * bytesPerWeight;
+  const kvCache = L * 2 * KVH * Dh * contextTokens * 4;
+  const bytes = Math.ceil((weights + kvCache) * 1.15);
+  return { bytes, weights, kvCache, explain: `weights ${gb(weights)} at ${bytesPerWeight} B/param + KV cache ${gb(kvCache)} for ${contextTokens} tokens + 15 %` };
+}
+
+export function estimateMemory(dir: string, contextTokens = 4096): MemoryEstimate {
+  const config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));
+  return estimateFromConfig(config, contextTokens);
+}
+
+/** Total memory of the first CUDA device (nvidia-smi), or undefined when it cannot be asked. */
+export function cudaDeviceMemory(): number | undefined {
+  const r = spawnSync("nvidia-smi", ["--query-gpu=memory.total", "--format=csv,noheader,nounits"], { encoding: "utf8", timeout: 5000 });
+  const mib = Number(r.stdout?.split("\n")[0]?.trim());
+  return r.status === 0 && Number.isFinite(mib) && mib > 0 ? mib * 1024 * 1024 : undefined;
+}
+
+/** Throws a clear error when the model will not fit the device (checked before the session is created). */
+export function checkFits(ref: string, estimate: MemoryEstimate, provider: "cpu" | "cuda", available = provider === "cuda" ? cudaDeviceMemory() : os.totalmem()): void {
+  if (available === undefined || estimate.bytes <= available) return;
+  throw new Error(`model "${ref}" needs about ${gb(estimate.bytes)} to run (${estimate.explain}), but the ${provider === "cuda" ? "CUDA device" : "machine"} has ${gb(available)}`);
+}
