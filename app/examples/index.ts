@@ -118,4 +118,31 @@ export const EXAMPLES: Example[] = [
       notes: [],
     },
   },
+  {
+    id: "dataset-routing",
+    title: "Dataset → routing per task (Fig. 7/8), vocabularies, sweeps",
+    description: "A shipped sample of 36 records (text and images, 4 tasks) runs through uni-moe-tiny once per record; the Routing Aggregate sums the routing and shows Fig. 7 and 8 per task side by side, each expert's tokens and the experts each task over-uses. Set its Sweep to e.g. llm.routingTopP=0.5,0.7,0.9 to plot metrics against Top-P.",
+    document: {
+      schemaVersion: 2,
+      name: "Routing over a dataset",
+      description: "Dataset (examples/sample/records.jsonl) → Vision encoder (image records only) → Prompt Builder → MoE-LLM → Routing Aggregate. The Dataset node shows one record on a plain run; the Routing Aggregate runs every record (finished records are cached, so a re-run or added records cost only the new ones).",
+      tags: ["example", "dataset"],
+      nodes: [
+        node("data", "input.dataset", 0, 120, { source: "examples/sample/records.jsonl", previewRow: 0 }, "Dataset"),
+        node("vision", "encode.vision", 340, 0, {}),
+        node("prompt", "prompt.builder", 660, 120, {}),
+        node("llm", "model.moe-llm", 980, 120, { maxNewTokens: 4 }),
+        node("aggregate", "inspect.routing-aggregate", 1340, 120, { scope: "dataset", concurrency: 1, stopOnError: false, sweep: "" }, "Routing Aggregate"),
+      ],
+      edges: [
+        edge("data", "text", "prompt", "text"),
+        edge("data", "image", "vision", "image"),
+        edge("vision", "features", "prompt", "image"),
+        edge("prompt", "sequence", "llm", "sequence"),
+        edge("llm", "trace", "aggregate", "trace"),
+        edge("data", "record", "aggregate", "record"),
+      ],
+      notes: [],
+    },
+  },
 ];

@@ -14,6 +14,7 @@ import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
+import { runBatchCli } from "./cli-batch";
 import { db } from "./db";
 import { userCommand } from "./cli-user";
 import { RunManager } from "./runs";
@@ -30,6 +31,11 @@ Commands:
       --to nodeId                             Run only this node and its ancestors.
       --version N                             Run version N of a saved workflow (default: latest).
       --out DIR                               Write each node's outputs (JSON previews and files) to DIR.
+      --dataset <file.jsonl|file.csv|dir>     Run once per dataset record and write the routing aggregate
+                                              (JSON + CSV, with fingerprints) to --out (default: under
+                                              <data dir>/batch). Killed, it resumes from the last finished record.
+      --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
+      --concurrency N                         With --dataset: records run at once (default 1).
   validate <workflow.json | saved id>       Check a workflow and list its problems.
   list                                      List saved workflows.
   rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
@@ -63,10 +69,13 @@ interface Args {
   positions?: string;
   dense?: boolean;
   topP?: number;
+  dataset?: string;
+  sweeps: string[];
+  concurrency?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { command: argv[0] ?? "--help", sets: [] };
+  const args: Args = { command: argv[0] ?? "--help", sets: [], sweeps: [] };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -79,6 +88,9 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--to") args.to = value();
     else if (a === "--out") args.out = value();
     else if (a === "--version") args.version = Number(value());
+    else if (args.command === "run" && a === "--dataset") args.dataset = value();
+    else if (args.command === "run" && a === "--sweep") args.sweeps.push(value());
+    else if (args.command === "run" && a === "--concurrency") args.concurrency = Number(value());
     else if (args.command === "rope" && a === "--layout") args.layout = value();
     else if (args.command === "rope" && a === "--mode") args.mode = value();
     else if (args.command === "forward" && a === "--model") args.model = value();
@@ -176,6 +188,7 @@ async function cmdRun(args: Args): Promise<number> {
   const loaded = await loadTarget(args.target, args.version);
   const doc = applySets(loaded.doc, args.sets);
   if (args.to && !doc.nodes.some((n) => n.id === args.to)) throw new UsageError(`--to: there is no node "${args.to}"`);
+  if (args.dataset !== undefined || args.sweeps.length) return runBatchCli(doc, { dataset: args.dataset, sweeps: args.sweeps, out: args.out, concurrency: args.concurrency });
   const manager = new RunManager({ recoverInterrupted: false });
   const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: args.to });
   const tty = process.stdout.isTTY;

@@ -80,8 +80,10 @@ export interface BatchResult {
   ms: number;
   /** Σ of the executor's run times of the records that ran. */
   modelMs: number;
-  /** Σ of the time spent turning traces into partial aggregates, storing and merging them. */
+  /** Σ of the time spent turning traces into partial aggregates and merging them (in memory). */
   aggregateMs: number;
+  /** Σ of the time spent writing per-record results to the store (the resume ledger). */
+  storeMs: number;
 }
 
 export const STORE_FORMAT = 1;
@@ -184,7 +186,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const fp = await workflowFingerprint(plan, collect, opts.catalogue, opts.storage, opts.vocabulary);
   const store = new RecordStore(opts.storeDir, fp);
   const concurrency = Math.max(1, Math.min(16, Math.floor(opts.concurrency ?? 1)));
-  const result: BatchResult = { status: "finished", aggregate: null, total: scan.count, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0 };
+  const result: BatchResult = { status: "finished", aggregate: null, total: scan.count, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0 };
   const fail = (message: string) => {
     result.status = "failed";
     result.error ??= message;
@@ -268,8 +270,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
       }
       const t = performance.now();
       part = new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: opts.vocabulary }).add(trace, { group: recordGroup(resolved.task, resolved.label) });
+      const t1 = performance.now();
+      result.aggregateMs += t1 - t;
       await store.put({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.toJSON() });
-      result.aggregateMs += performance.now() - t;
+      result.storeMs += performance.now() - t1;
       result.ran++;
       progress();
     } catch (err) {

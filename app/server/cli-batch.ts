@@ -1,0 +1,192 @@
+/**
+ * `npm run cli -- run <workflow> --dataset <file|dir> [--sweep nodeId.param=v1,v2,...] [--out DIR]`:
+ * the workflow once per dataset record (engine/batch), a progress bar, the aggregate written as JSON and
+ * CSV with the workflow and dataset fingerprints. Killed or interrupted, it resumes from the last
+ * finished record on the next identical call (per-record results live under <data dir>/batch).
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
+import { batchCatalogue } from "@/engine/batch/feeder";
+import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
+import { aggregateCSV, aggregateExport, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
+import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
+import { Executor } from "@/engine/executor";
+import { SessionPool } from "@/engine/runtime";
+import type { Workflow } from "@/engine/workflow/schema";
+import { catalogue } from "@/nodes";
+import { fileStorage } from "./storage";
+import { dataDir } from "@/prisma/url";
+
+export interface BatchCliOptions {
+  dataset?: string;
+  sweeps: string[];
+  out?: string;
+  concurrency?: number;
+}
+
+class BatchUsageError extends Error {}
+
+/** The trace to aggregate: the Routing Aggregate node's input, else the one ROUTING_TRACE output in the workflow. */
+function collectTarget(doc: Workflow): CollectTarget {
+  if (doc.nodes.some((n) => n.type === "inspect.routing-aggregate")) return findCollectTarget(doc);
+  const outs: CollectTarget[] = [];
+  for (const n of doc.nodes) {
+    for (const [socket, spec] of Object.entries(catalogue.get(n.type)?.outputs ?? {})) if (spec.type === "ROUTING_TRACE") outs.push({ nodeId: n.id, socket });
+  }
+  if (outs.length !== 1) throw new BatchUsageError(`add a Routing Aggregate node to say which trace to aggregate (the workflow has ${outs.length} routing-trace outputs)`);
+  return outs[0]!;
+}
+
+function bar(fraction: number, width = 24): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+const rssMb = () => Math.round(process.memoryUsage().rss / (1024 * 1024));
+
+function progressPrinter(prefix = "") {
+  const tty = process.stdout.isTTY;
+  let lastLine = -1;
+  return (p: BatchProgress) => {
+    const eta = p.etaMs === null ? "" : ` ETA ${Math.round(p.etaMs / 1000)} s`;
+    const line = `${prefix}${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`;
+    if (tty) process.stdout.write(`\r${line}`.padEnd(110));
+    else {
+      // Logs: about twenty lines per batch, plus the last.
+      const step = Math.max(1, Math.floor(p.total / 20));
+      const bucket = Math.floor(p.done / step);
+      if (bucket !== lastLine || p.done === p.total) {
+        lastLine = bucket;
+        console.log(line);
+      }
+    }
+    if (p.lastError) console.error(`${tty ? "\n" : ""}  record failed: ${p.lastError}`);
+  };
+}
+
+function printSummary(s: MetricsSummary, indent = "  ") {
+  for (const k of SUMMARY_METRICS) console.log(`${indent}${METRIC_LABELS[k]}: ${s[k].toFixed(4)}`);
+}
+
+async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc: Workflow, sweep?: { nodeId: string; param: string; value: unknown }) {
+  const meta = {
+    workflowFingerprint: batch.workflowFingerprint,
+    datasetFingerprint: batch.scan.fingerprint,
+    dataset: { source: batch.scan.source, count: batch.scan.count, errorCount: batch.scan.errorCount },
+    records: { ran: batch.ran, cached: batch.cached, failed: batch.failed },
+    workflow: doc,
+    ...(sweep ? { sweep } : {}),
+  };
+  await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
+  await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
+}
+
+export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise<number> {
+  try {
+    return await run(doc, opts);
+  } catch (err) {
+    if (err instanceof BatchUsageError || err instanceof DatasetError) {
+      console.error(`error: ${err.message}\n(npm run cli -- --help lists the commands)`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
+  if (!opts.dataset) throw new BatchUsageError("--sweep needs --dataset <file|dir>");
+  if (opts.sweeps.length > 1) throw new BatchUsageError("one --sweep per run (a sweep has one swept param)");
+  const concurrency = opts.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) throw new BatchUsageError("--concurrency must be an integer 1..16");
+  let sweep: SweepSpec | undefined;
+  try {
+    sweep = opts.sweeps[0] ? parseSweep(opts.sweeps[0]) : undefined;
+  } catch (err) {
+    throw new BatchUsageError((err as Error).message);
+  }
+  let collect: CollectTarget;
+  try {
+    collect = collectTarget(doc);
+  } catch (err) {
+    throw new BatchUsageError((err as Error).message);
+  }
+  const source = path.resolve(opts.dataset);
+  const scan: DatasetScan = await scanDataset(source);
+  console.log(`dataset ${opts.dataset}: ${scan.count} record(s) (${scan.kind})${scan.errorCount ? `, ${scan.errorCount} bad row(s) skipped` : ""}; fingerprint ${scan.fingerprint.slice(0, 12)}`);
+  for (const e of scan.errors.slice(0, 10)) console.error(`  bad row: ${e.message}`);
+  if (scan.count === 0) throw new BatchUsageError("the dataset has no valid records");
+  console.log(`rss ${rssMb()} MB at start`);
+
+  const storage = fileStorage();
+  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
+  const controller = new AbortController();
+  const stop = (sig: string) => () => {
+    console.error(`\n${sig}: stopping after the records in flight; run the same command again to resume`);
+    controller.abort();
+  };
+  const onInt = stop("SIGINT");
+  const onTerm = stop("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, signal: controller.signal, vocabulary: true, runId: "cli" };
+  try {
+    if (!sweep) {
+      const batch = await runBatch({ ...base, doc, onProgress: progressPrinter() });
+      if (process.stdout.isTTY) process.stdout.write("\n");
+      console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, store ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
+      for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
+      if (batch.status === "cancelled") {
+        console.error("cancelled");
+        return 130;
+      }
+      if (batch.status === "failed" || !batch.aggregate) {
+        console.error(`failed: ${batch.error ?? "no record produced a trace"}`);
+        return 1;
+      }
+      const outDir = path.resolve(opts.out ?? batch.storeDir);
+      await mkdir(outDir, { recursive: true });
+      await writeBatch(outDir, "aggregate", batch, doc);
+      const c = batch.aggregate.counts();
+      console.log(`aggregate of ${c.tokens} tokens over ${Object.keys(c.traces).length} group(s):`);
+      printSummary(summarizeAggregate(batch.aggregate).all);
+      console.log(`wrote ${path.join(outDir, "aggregate.json")} and aggregate.csv (workflow ${batch.workflowFingerprint.slice(0, 12)}, dataset ${scan.fingerprint.slice(0, 12)})`);
+      return 0;
+    }
+    const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `sweep-${scan.fingerprint.slice(0, 12)}`));
+    await mkdir(outDir, { recursive: true });
+    let result: Awaited<ReturnType<typeof runSweep>>;
+    try {
+      result = await runSweep({
+        ...base,
+        doc,
+        sweep,
+        onProgress: (i, p) => progressPrinter(`${sweep!.param}=${JSON.stringify(sweep!.values[i])} `)(p),
+        onPoint: async (point, batch) => {
+          if (process.stdout.isTTY) process.stdout.write("\n");
+          console.log(`${sweep!.nodeId}.${sweep!.param} = ${JSON.stringify(point.value)}: ${point.status}, ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed}`);
+          if (point.summary) printSummary(point.summary.all, "    ");
+          if (batch.aggregate) await writeBatch(outDir, `aggregate-${sweepIndex(sweep!, point.value)}`, batch, doc, { nodeId: sweep!.nodeId, param: sweep!.param, value: point.value });
+        },
+      });
+    } catch (err) {
+      throw new BatchUsageError((err as Error).message);
+    }
+    await writeFile(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
+    const header = ["value", "status", ...SUMMARY_METRICS].join(",");
+    const rows = result.points.map((p) => [JSON.stringify(p.value).replace(/,/g, ";"), p.status, ...SUMMARY_METRICS.map((k) => (p.summary ? String(p.summary.all[k]) : ""))].join(","));
+    await writeFile(path.join(outDir, "sweep.csv"), `# dataset_fingerprint=${result.datasetFingerprint}\n${header}\n${rows.join("\n")}\n`);
+    console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv and one aggregate-<i>.json/.csv per value`);
+    if (result.status === "cancelled") return 130;
+    return result.status === "finished" ? 0 : 1;
+  } finally {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+    await runtime.close();
+  }
+}
+
+function sweepIndex(spec: SweepSpec, value: unknown): number {
+  return spec.values.findIndex((v) => JSON.stringify(v) === JSON.stringify(value));
+}
