@@ -1,10 +1,10 @@
 "use client";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
-import { traceFromJSON, traceToCSV } from "@/engine/routing/export";
+import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
 import { computeMetrics, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
-import { Chart } from "./Chart";
+import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
 import type { EChartsOption } from "./echarts";
 
 const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
@@ -75,31 +75,124 @@ export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOp
   };
 }
 
-function matrixOption(names: string[], counts: Float64Array, label: string): EChartsOption {
-  const D = names.length;
-  const data: [number, number, number][] = [];
-  let max = 0;
-  for (let a = 0; a < D; a++) for (let b = 0; b < D; b++) {
-    const v = counts[a * D + b]!;
-    max = Math.max(max, v);
-    data.push([b, a, v]);
-  }
-  return {
-    tooltip: { formatter: (p: { value: [number, number, number] }) => `${names[p.value[1]]} → ${names[p.value[0]]}: ${p.value[2]} ${label}` },
-    grid: { left: 60, right: 20, top: 10, bottom: 30 },
-    xAxis: { type: "category", data: names },
-    yAxis: { type: "category", data: names, inverse: true },
-    visualMap: { min: 0, max: Math.max(1, max), show: false, inRange: { color: ["#111827", "#7c3aed", "#f0abfc"] } },
-    series: [{ type: "heatmap", data, label: { show: D <= 12, fontSize: 10 } }],
-  };
+const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
+const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
+
+/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
+  const dyn = m.experts.dynamic.map((e) => e.name);
+  const C = dyn.length + 1;
+  const values = new Float64Array(m.layers.length * C);
+  m.layers.forEach((l, y) => {
+    for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
+    values[y * C + dyn.length] = l.sharedWeightShare;
+  });
+  return heatGridDrawing({
+    rows: layerNames(m),
+    cols: [...dyn, "Shared (w)"],
+    values,
+    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
+    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
+    colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
+    margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
+  });
 }
 
-export function TokenStrip({ trace, m, layer }: { trace: RoutingTrace; m: RoutingMetrics; layer: number }) {
+/** Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. */
+export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
+  const D = m.experts.dynamic.length;
+  return kind === "share"
+    ? m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
+    : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, color: PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+}
+
+function matrixDrawing(names: string[], counts: Float64Array, label: string): ChartDrawing {
+  let max = 0;
+  for (let i = 0; i < counts.length; i++) max = Math.max(max, counts[i]!);
+  const scale: ColorScale = { min: 0, max: Math.max(1, max), stops: ["#111827", "#7c3aed", "#f0abfc"] };
+  const D = names.length;
+  return heatGridDrawing({
+    rows: names,
+    cols: names,
+    values: counts.length === D * D ? counts : new Float64Array(D * D),
+    scaleOf: () => scale,
+    tooltip: (a, b, v) => `${names[a]} → ${names[b]}: ${v} ${label}`,
+    cellLabel: D <= 12 ? (v) => String(v) : undefined,
+    margin: { left: 60, right: 20, top: 10, bottom: 30 },
+  });
+}
+
+/** Runs `f` between performance marks (`performance.getEntriesByName(name)` gives the durations). */
+function measured<T>(name: string, f: () => T): T {
+  performance.mark(`${name}-start`);
+  const out = f();
+  performance.measure(name, `${name}-start`);
+  return out;
+}
+
+const STRIP_ROW = 19; // a token is 15 px of text + 2 px padding, plus the 2 px gap
+const STRIP_OVERSCAN = 3; // rows drawn above and below the visible ones
+const tokenLabel = (text: string) => text.replace(/\n/g, "⏎") || "·";
+
+/** Greedy line breaks of tokens of the given widths into lines of `width` px (gap 2 px): start index of each line. */
+export function breakLines(widths: ArrayLike<number>, width: number, gap = 2): Int32Array {
+  const starts: number[] = [];
+  let x = Infinity;
+  for (let i = 0; i < widths.length; i++) {
+    const w = widths[i]!;
+    if (x + gap + w > width && x > 0) {
+      starts.push(i);
+      x = w;
+    } else x += gap + w;
+  }
+  return Int32Array.from(starts);
+}
+
+/**
+ * Tokens coloured by their top expert at `layer`, with every layer's choice, k and weights on hover.
+ * Virtualised: token widths are measured on a canvas and broken into lines, and only the lines in the
+ * strip's scroll window (plus a few) are in the DOM, so a 4,096-token trace costs ~30 rows, not 4,096 spans.
+ */
+export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void }) {
   const [hover, setHover] = useState<number | null>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState({ width: 0, font: "", top: 0, height: 200 });
   const per = m.perToken!;
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
-  const shown = Math.min(N, 4096);
+  useLayoutEffect(() => {
+    const el = box.current!;
+    const measure = () => setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  const labels = useMemo(() => Array.from(per.tokenIndices, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, per]);
+  const starts = useMemo(() => {
+    if (!view.width) return null;
+    performance.mark("token-strip-layout-start");
+    const ctx = document.createElement("canvas").getContext("2d")!;
+    ctx.font = view.font;
+    const cache = new Map<string, number>();
+    const widths = new Float64Array(labels.length);
+    labels.forEach((t, i) => {
+      let w = cache.get(t);
+      if (w === undefined) cache.set(t, (w = Math.ceil(ctx.measureText(t).width) + 7)); // + padding 2 × 3 px, + 1 for rounding
+      widths[i] = w;
+    });
+    const out = breakLines(widths, view.width - 4);
+    performance.measure("token-strip-layout", "token-strip-layout-start");
+    return out;
+  }, [labels, view.width, view.font]);
+  const lines = starts ? starts.length : 0;
+  const first = Math.max(0, Math.floor(view.top / STRIP_ROW) - STRIP_OVERSCAN);
+  const last = Math.min(lines, Math.ceil((view.top + view.height) / STRIP_ROW) + STRIP_OVERSCAN);
+  const drawnRef = useRef(onDrawn);
+  drawnRef.current = onDrawn;
+  useLayoutEffect(() => {
+    if (starts) drawnRef.current?.("token-strip");
+  }, [starts, layer]);
   const detail = hover === null ? null : (
     <div className="token-detail" data-testid="token-detail">
       <strong>
@@ -132,25 +225,30 @@ export function TokenStrip({ trace, m, layer }: { trace: RoutingTrace; m: Routin
       </table>
     </div>
   );
+  const rows = [];
+  for (let line = first; line < last && starts; line++) {
+    const end = line + 1 < lines ? starts[line + 1]! : N;
+    const spans = [];
+    for (let n = starts[line]!; n < end; n++) {
+      const top = per.topExpert[layer * N + n]!;
+      const t = trace.tokens[per.tokenIndices[n]!]!;
+      spans.push(
+        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
+          {labels[n]}
+        </span>,
+      );
+    }
+    rows.push(
+      <div key={line} style={{ position: "absolute", top: line * STRIP_ROW + 2, left: 2, right: 2, display: "flex", gap: 2, whiteSpace: "nowrap" }}>
+        {spans}
+      </div>,
+    );
+  }
   return (
     <div>
-      <div className="token-strip" data-testid="token-strip">
-        {Array.from({ length: shown }, (_, n) => {
-          const top = per.topExpert[layer * N + n]!;
-          const t = trace.tokens[per.tokenIndices[n]!]!;
-          return (
-            <span
-              key={n}
-              className={`tok ${t.phase === "decode" ? "decode" : ""}`}
-              style={{ background: top >= 0 ? expertColor(m, top) : "#333" }}
-              onMouseEnter={() => setHover(n)}
-              data-testid="token"
-            >
-              {t.text.replace(/\n/g, "⏎") || "·"}
-            </span>
-          );
-        })}
-        {N > shown && <span className="muted"> … {N - shown} more</span>}
+      <div ref={box} className="token-strip" data-testid="token-strip" data-lines={lines} style={{ display: "block", position: "relative" }} onScroll={(e) => setView((v) => ({ ...v, top: e.currentTarget.scrollTop }))}>
+        <div style={{ height: lines * STRIP_ROW + 4 }} />
+        {rows}
       </div>
       <div className="legend">
         {m.experts.dynamic.map((e, d) => (
@@ -159,13 +257,16 @@ export function TokenStrip({ trace, m, layer }: { trace: RoutingTrace; m: Routin
           </span>
         ))}
       </div>
-      {detail ?? <p className="muted">Hover a token to see every layer’s choice, k and weights.</p>}
+      {detail ?? <p className="muted">Hover a token to see every layer’s choice, k and weights ({N} tokens; scroll the strip for more).</p>}
     </div>
   );
 }
 
-function BalanceTable({ m }: { m: RoutingMetrics }) {
+function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: string) => void }) {
   const pct = (v: number) => `${(v * 100).toFixed(1)}`;
+  const drawnRef = useRef(onDrawn);
+  drawnRef.current = onDrawn;
+  useLayoutEffect(() => drawnRef.current?.("balance-table"), [m]);
   return (
     <table className="balance" data-testid="balance-table">
       <thead>
@@ -214,31 +315,31 @@ function filterOf(f: Facet): TokenFilter | undefined {
   return key === "modality" ? { modality: value as Modality } : { phase: value as Phase };
 }
 
-/** The full inspector for one trace: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation, transitions, balance table. */
-export default function RoutingInspector({ traceFile, title, onClose }: { traceFile: string; title: string; onClose: () => void }) {
-  const { trace, error } = useTrace(traceFile);
+/** The views drawn by the inspector; each reports through `onViewDrawn` once it is on screen. */
+export const INSPECTOR_VIEWS = ["heatmap", "fig7", "fig8", "token-strip", "coactivation", "transitions", "balance-table"] as const;
+
+function download(name: string, blob: Blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+}
+
+/**
+ * The inspector dialog for a trace in memory: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation,
+ * transitions, balance table, exports. `onViewDrawn(name)` is called as each view is drawn (the render benchmark).
+ */
+export function RoutingInspectorView({ trace, traceFile, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
-  const all = useMemo(() => (trace ? computeMetrics(trace) : undefined), [trace]);
-  const m = useMemo(() => (trace ? computeMetrics(trace, { filter: filterOf(facet) }) : undefined), [trace, facet]);
-  const options = useMemo(
-    () =>
-      m && {
-        heatmap: heatmapOption(m),
-        fig7: stackedOption(m, "share"),
-        fig8: stackedOption(m, "k"),
-        coact: matrixOption(m.experts.dynamic.map((e) => e.name), m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"),
-        transitions: matrixOption(m.experts.dynamic.map((e) => e.name), m.transitions[Math.min(layer, m.transitions.length - 1)]?.counts ?? new Float64Array(), "tokens"),
-      },
-    [m, layer],
-  );
-  function downloadCsv() {
-    if (!trace) return;
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(new Blob([traceToCSV(trace)], { type: "text/csv" }));
-    a.download = "routing-trace.csv";
-    a.click();
-  }
+  const all = useMemo(() => (trace ? measured("routing-metrics", () => computeMetrics(trace)) : undefined), [trace]);
+  // "all tokens" is the unfiltered set: the same metrics, computed once.
+  const m = useMemo(() => (trace && facet !== "all" ? measured("routing-metrics", () => computeMetrics(trace, { filter: filterOf(facet) })) : all), [trace, facet, all]);
+  const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
+  const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
+  const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
     <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
@@ -272,42 +373,46 @@ export default function RoutingInspector({ traceFile, title, onClose }: { traceF
               </select>
             </label>
           )}
-          <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
-          <button onClick={downloadCsv} disabled={!trace}>CSV</button>
+          {traceFile ? (
+            <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
+          ) : (
+            <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
+          )}
+          <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}
         {!trace && !error && <p className="muted">Loading the trace…</p>}
-        {trace && m && options && (
+        {trace && m && charts && coact && transitions && (
           <div className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
             <section className="wide">
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
-              <Chart option={options.heatmap} height={Math.max(220, 22 * m.layers.length + 60)} name="expert-load-heatmap" testId="heatmap" />
+              <CanvasChart drawing={charts.heatmap} height={Math.max(220, 22 * m.layers.length + 60)} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} />
             </section>
             <section>
               <h3>Expert share per layer (Fig. 7)</h3>
-              <Chart option={options.fig7} height={260} name="fig7-expert-share" testId="fig7" />
+              <StackedBars categories={charts.layers} series={charts.fig7} yMax={100} unit="%" height={260} name="fig7-expert-share" testId="fig7" onDrawn={onViewDrawn} />
             </section>
             <section>
               <h3>Experts per token, k (Fig. 8)</h3>
-              <Chart option={options.fig8} height={260} name="fig8-k" testId="fig8" />
+              <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} />
             </section>
             <section className="wide">
               <h3>Tokens coloured by their top expert at L{layer}</h3>
-              <TokenStrip trace={trace} m={m} layer={layer} />
+              <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} />
             </section>
             <section>
               <h3>Co-activation at L{layer} (all pairs)</h3>
-              <Chart option={options.coact} height={240} name={`coactivation-L${layer}`} testId="coactivation" />
+              <CanvasChart drawing={coact} height={240} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} />
             </section>
             <section>
-              <h3>Top-expert transitions L{Math.min(layer, m.transitions.length - 1)} → L{Math.min(layer, m.transitions.length - 1) + 1}</h3>
-              <Chart option={options.transitions} height={240} name={`transitions-L${layer}`} testId="transitions" />
+              <h3>Top-expert transitions L{pair} → L{pair + 1}</h3>
+              <CanvasChart drawing={transitions} height={240} name={`transitions-L${layer}`} testId="transitions" onDrawn={onViewDrawn} />
             </section>
             <section className="wide">
               <h3>Balance per layer</h3>
-              <BalanceTable m={m} />
+              <BalanceTable m={m} onDrawn={onViewDrawn} />
             </section>
           </div>
         )}
@@ -317,15 +422,17 @@ export default function RoutingInspector({ traceFile, title, onClose }: { traceF
   );
 }
 
+/** The full inspector for one trace file: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation, transitions, balance table. */
+export default function RoutingInspector({ traceFile, title, onClose }: { traceFile: string; title: string; onClose: () => void }) {
+  const { trace, error } = useTrace(traceFile);
+  return <RoutingInspectorView trace={trace} traceFile={traceFile} title={title} error={error} onClose={onClose} />;
+}
+
 /** The expert-load heatmap in small, for the node on the canvas. */
 export function RoutingMini({ traceFile }: { traceFile: string }) {
   const { trace, error } = useTrace(traceFile);
-  const option = useMemo(() => {
-    if (!trace) return undefined;
-    const o = heatmapOption(computeMetrics(trace));
-    return { ...o, tooltip: { show: false }, grid: { left: 32, right: 6, top: 4, bottom: 18 }, visualMap: (o.visualMap as object[]).map((v) => ({ ...v, show: false })) };
-  }, [trace]);
+  const drawing = useMemo(() => (trace ? heatmapDrawing(computeMetrics(trace), { colorBar: false, compact: true }) : undefined), [trace]);
   if (error) return <div className="error-text">{error}</div>;
-  if (!option) return null;
-  return <Chart option={option} height={Math.min(200, 14 * trace!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
+  if (!drawing) return null;
+  return <CanvasChart drawing={drawing} height={Math.min(200, 14 * trace!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
 }

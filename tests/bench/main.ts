@@ -3,7 +3,7 @@
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
  * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
  * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
- * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm heads metrics` picks parts. Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm heads metrics render editor` picks parts (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -20,6 +20,7 @@ import { benchMetrics } from "../../engine/routing/bench";
 import { benchHeads } from "./heads";
 import { benchLlm } from "./llm";
 import { benchRender } from "./render";
+import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
 
 const nullStorage: Storage = {
@@ -236,8 +237,24 @@ async function main() {
   if (want("render")) {
     const r = await benchRender();
     if ("skipped" in r) console.log(`\nrender: skipped (${r.skipped})`);
-    else console.log(`\nrouting views in Chromium, 28 layers × 64 experts × 4,096 tokens: metrics + drawing ${r.medianTotalMs.toFixed(0)} ms warm (metrics ${r.medianMetricsMs.toFixed(0)} ms), ${r.medianColdMs.toFixed(0)} ms cold (fresh page), median of ${r.totalMs.length}; target < 200 ms`);
+    else {
+      console.log(`\nrouting inspector in Chromium, 28 layers × 64 experts × 4,096 tokens, opening → all views on screen (median of ${r.current.rounds.length}; target < 200 ms):`);
+      for (const [name, x] of [["before (baseline)", r.baseline], ["now", r.current]] as const) {
+        const first = x.medianFirstViewMs === undefined ? "" : `, first view drawn ${x.medianFirstViewMs.toFixed(0)} ms`;
+        console.log(`  ${name.padEnd(17)} warm ${x.medianTotalMs.toFixed(0)} ms (all drawn ${x.medianDrawnMs.toFixed(0)} ms${first}, metrics ${x.medianMetricsMs.toFixed(0)} ms), cold ${x.medianColdMs.toFixed(0)} ms`);
+      }
+      console.log(`  parts now: ${Object.entries(r.current.medianParts).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(", ")}`);
+    }
     json.render = r;
+  }
+  if (want("editor")) {
+    const e = await benchEditor();
+    if ("skipped" in e) console.log(`\neditor: skipped (${e.skipped})`);
+    else {
+      console.log(`\neditor pan in Chromium, ${e.nodes} nodes / ${e.edges} links, mouse drag ~2 s (target 60 fps; idle page paces at ${e.idleFps.toFixed(0)} fps):`);
+      for (const p of e.pans) console.log(`  ${p.view.padEnd(6)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms (${p.frames} frames)`);
+    }
+    json.editor = e;
   }
   const out = path.join(process.cwd(), "data", "bench");
   mkdirSync(out, { recursive: true });

@@ -1,21 +1,45 @@
 /**
- * Browser rendering of the routing views: starts the production server (needs `npm run build` first),
- * opens /dev/render-bench in Debian Chromium and reads the time from metrics to painted charts
- * (28 layers × 64 experts × 4,096 tokens; target < 200 ms), warm (in an open page) and cold (fresh page).
+ * Browser rendering of the routing inspector: starts the production server (needs `npm run build` first;
+ * NEXT_DIST_DIR is honoured), opens /dev/render-bench in Debian Chromium and reads the time from opening the
+ * inspector on a 28 layers × 64 experts × 4,096 tokens trace to every view drawn and on screen (target
+ * < 200 ms), warm (second trace in an open page) and cold (fresh page). The frozen pre-optimisation
+ * inspector (impl=baseline) is measured in the same run, interleaved, for a before/after on the same load.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chromium } from "@playwright/test";
+import path from "node:path";
+import { chromium, type Page } from "@playwright/test";
+
+export interface RenderRound {
+  /** Warm: opening → all views drawn and two frames later (on screen). */
+  totalMs: number;
+  /** Cold: the same for the first inspector in a fresh page. */
+  coldMs: number;
+  /** Warm: opening → all views drawn, before the frame is painted. */
+  drawnMs: number;
+  /** Warm: opening → the heatmap drawn (current inspector only). */
+  firstViewMs?: number;
+  metricsMs: number;
+  parts: Record<string, number>;
+}
+
+export interface RenderImplResult {
+  rounds: RenderRound[];
+  medianTotalMs: number;
+  medianColdMs: number;
+  medianDrawnMs: number;
+  medianFirstViewMs?: number;
+  medianMetricsMs: number;
+  medianParts: Record<string, number>;
+}
 
 export interface RenderBenchResult {
   layers: number;
   experts: number;
   tokens: number;
-  metricsMs: number[];
-  /** Warm: a second trace drawn into new charts in the open page (as opening an inspector in the app). */
-  totalMs: number[];
-  /** Cold: the first render in a fresh page, charting code not yet compiled. */
-  coldMs: number[];
+  baseline: RenderImplResult;
+  current: RenderImplResult;
+  /** Kept for older readers of bench.json: the current inspector's figures. */
   medianTotalMs: number;
   medianColdMs: number;
   medianMetricsMs: number;
@@ -23,43 +47,101 @@ export interface RenderBenchResult {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function benchRender(reps = 5): Promise<RenderBenchResult | { skipped: string }> {
-  if (!existsSync(".next/BUILD_ID")) return { skipped: "no production build: run `npm run build` first" };
-  const port = 3300 + Math.floor(Math.random() * 500);
-  const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore", env: { ...process.env, STUDIO_DATA_DIR: "data/bench/render-data" } });
-  try {
-    const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/dev/render-bench?tokens=8`)).ok) break;
-      } catch {
-        if (i > 120) throw new Error("the server did not start");
-      }
-      await new Promise((r) => setTimeout(r, 500));
+async function waitForServer(base: string) {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/dev/render-bench?tokens=8`)).ok) return;
+    } catch {
+      if (i > 240) throw new Error("the server did not start");
     }
-    const browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
-    });
-    const metricsMs: number[] = [];
-    const totalMs: number[] = [];
-    const coldMs: number[] = [];
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Starts `next start` on the build in NEXT_DIST_DIR (default .next); returns the base URL and a stop function. */
+export async function startServer(dataDir: string): Promise<{ base: string; stop: () => void } | { skipped: string }> {
+  const dist = process.env.NEXT_DIST_DIR ?? ".next";
+  if (!existsSync(path.join(dist, "BUILD_ID"))) return { skipped: `no production build in ${dist}: run \`npm run build\` first` };
+  const port = Number(process.env.BENCH_PORT ?? 3300 + Math.floor(Math.random() * 500));
+  const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore", env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitForServer(base);
+  } catch (err) {
+    server.kill("SIGTERM");
+    throw err;
+  }
+  return { base, stop: () => server.kill("SIGTERM") };
+}
+
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+  });
+}
+
+async function oneRound(page: Page, base: string, impl: "baseline" | "current"): Promise<RenderRound> {
+  await page.goto(`${base}/dev/render-bench?layers=28&experts=64&tokens=4096&impl=${impl}`);
+  const el = page.getByTestId("render-result");
+  await el.locator("xpath=self::*[@data-total-ms]").waitFor({ timeout: 120_000 });
+  const num = async (a: string) => {
+    const v = await el.getAttribute(a);
+    return v === null || v === "" ? undefined : Number(v);
+  };
+  return {
+    totalMs: (await num("data-total-ms"))!,
+    coldMs: (await num("data-cold-ms"))!,
+    drawnMs: (await num("data-drawn-ms"))!,
+    firstViewMs: await num("data-first-ms"),
+    metricsMs: (await num("data-metrics-ms"))!,
+    parts: JSON.parse((await el.getAttribute("data-parts")) ?? "{}") as Record<string, number>,
+  };
+}
+
+function summarise(rounds: RenderRound[]): RenderImplResult {
+  const partNames = [...new Set(rounds.flatMap((r) => Object.keys(r.parts)))];
+  const first = rounds.map((r) => r.firstViewMs).filter((x): x is number => x !== undefined);
+  return {
+    rounds,
+    medianTotalMs: median(rounds.map((r) => r.totalMs)),
+    medianColdMs: median(rounds.map((r) => r.coldMs)),
+    medianDrawnMs: median(rounds.map((r) => r.drawnMs)),
+    medianFirstViewMs: first.length ? median(first) : undefined,
+    medianMetricsMs: median(rounds.map((r) => r.metricsMs)),
+    medianParts: Object.fromEntries(partNames.map((n) => [n, median(rounds.map((r) => r.parts[n] ?? 0))])),
+  };
+}
+
+export async function benchRender(reps = 5): Promise<RenderBenchResult | { skipped: string }> {
+  const server = await startServer("data/bench/render-data");
+  if ("skipped" in server) return server;
+  try {
+    const browser = await launchChromium();
+    const rounds: Record<"baseline" | "current", RenderRound[]> = { baseline: [], current: [] };
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       for (let r = 0; r < reps + 1; r++) {
-        await page.goto(`${base}/dev/render-bench?layers=28&experts=64&tokens=4096`);
-        const el = page.getByTestId("render-result");
-        await el.locator("xpath=self::*[@data-total-ms]").waitFor({ timeout: 60_000 });
-        if (r === 0) continue; // warm-up: code and fonts loaded
-        totalMs.push(Number(await el.getAttribute("data-total-ms")));
-        coldMs.push(Number(await el.getAttribute("data-cold-ms")));
-        metricsMs.push(Number(await el.getAttribute("data-metrics-ms")));
+        for (const impl of ["baseline", "current"] as const) {
+          const round = await oneRound(page, server.base, impl);
+          if (r > 0) rounds[impl].push(round); // r = 0 warms the server, the code cache and the fonts
+        }
       }
     } finally {
       await browser.close();
     }
-    return { layers: 28, experts: 64, tokens: 4096, metricsMs, totalMs, coldMs, medianTotalMs: median(totalMs), medianColdMs: median(coldMs), medianMetricsMs: median(metricsMs) };
+    const current = summarise(rounds.current);
+    return {
+      layers: 28,
+      experts: 64,
+      tokens: 4096,
+      baseline: summarise(rounds.baseline),
+      current,
+      medianTotalMs: current.medianTotalMs,
+      medianColdMs: current.medianColdMs,
+      medianMetricsMs: current.medianMetricsMs,
+    };
   } finally {
-    server.kill("SIGTERM");
+    server.stop();
   }
 }

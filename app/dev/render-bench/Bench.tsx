@@ -1,74 +1,103 @@
 "use client";
-import { useEffect, useMemo, useState } from "react";
-import { computeMetrics } from "@/engine/routing/metrics";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { syntheticTrace } from "@/engine/routing/synthetic";
-import { Chart } from "@/app/inspector/Chart";
-import { heatmapOption, stackedOption, TokenStrip } from "@/app/inspector/RoutingInspector";
+import { INSPECTOR_VIEWS, RoutingInspectorView } from "@/app/inspector/RoutingInspector";
+import { BaselineInspectorView } from "./BaselineInspector";
 
 const frame = () => new Promise<void>((r) => requestAnimationFrame(() => r()));
 
 interface Timing {
+  /** computeMetrics inside the inspector (the "routing-metrics" performance measures of the round, summed). */
   metricsMs: number;
+  /** Opening → the heatmap (the first view) drawn to its canvas. Current inspector only. */
+  firstViewMs?: number;
+  /** Opening → every view drawn (each reported its paint), before the browser paints the frame. */
+  drawnMs: number;
+  /** Opening → every view drawn and two animation frames later (the frame is on screen). */
   totalMs: number;
+  /** Other performance measures of the round (per chart paint, token-strip layout), ms. */
+  parts: Record<string, number>;
 }
 
 /**
- * Renders the routing views (heatmap, Fig. 7, Fig. 8, token strip) of a synthetic trace, twice: the first
- * render is "cold" (a fresh page: charting code not yet warm), the second draws a different trace into
- * new chart instances in the warm page, as when an inspector is opened in a running app. Each is timed from
- * computing the metrics to the charts being painted. Query: layers, experts, tokens (default 28 × 64 × 4,096),
- * strip=0 and charts=heat,fig7,fig8 to time parts.
+ * Opens the routing inspector on a synthetic trace held in memory (no fetch) and times it until every view
+ * is drawn: heatmap, Fig. 7, Fig. 8, token strip, co-activation, transitions, balance table. Twice: the
+ * first round is "cold" (a fresh page: code not yet compiled), the second opens a different trace in the
+ * warm page, as when an inspector is opened in a running app. impl=baseline opens the frozen copy of the
+ * inspector before the render work instead. Query: layers, experts, tokens (default 28 × 64 × 4,096), impl.
  */
 export default function Bench() {
   const q = new URLSearchParams(typeof location === "undefined" ? "" : location.search);
   const dims = { layers: Number(q.get("layers") ?? 28), routed: Number(q.get("experts") ?? 64), tokens: Number(q.get("tokens") ?? 4096) };
-  const charts = q.get("charts");
-  const show = (name: string) => !charts || charts.split(",").includes(name);
+  const impl = q.get("impl") === "baseline" ? "baseline" : "current";
   const traces = useMemo(
     () => [1, 2].map((seed) => syntheticTrace({ seed, layers: dims.layers, routed: dims.routed, nulls: 1, shared: 2, tokens: dims.tokens })),
     [dims.layers, dims.routed, dims.tokens],
   );
   const [round, setRound] = useState<{ index: number; t0: number } | null>(null);
   const [timings, setTimings] = useState<Timing[]>([]);
-  const views = useMemo(() => {
-    if (!round) return null;
-    const t = performance.now();
-    const m = computeMetrics(traces[round.index]!);
-    const metricsMs = performance.now() - t;
-    return { m, metricsMs, heat: heatmapOption(m), fig7: stackedOption(m, "share"), fig8: stackedOption(m, "k") };
-  }, [round, traces]);
-  useEffect(() => {
-    const id = setTimeout(() => setRound({ index: 0, t0: performance.now() }), 50);
-    return () => clearTimeout(id);
+  const seen = useRef(new Map<string, number>());
+  const onViewDrawn = useMemo(() => (name: string) => {
+    if (!seen.current.has(name)) seen.current.set(name, performance.now());
   }, []);
   useEffect(() => {
-    if (!views || !round) return;
+    const id = setTimeout(() => open(0), 50);
+    return () => clearTimeout(id);
+  }, []);
+  function open(index: number) {
+    seen.current = new Map();
+    performance.clearMeasures();
+    setRound({ index, t0: performance.now() });
+  }
+  useEffect(() => {
+    if (!round) return;
     void (async () => {
+      // Effects run after the views' own layout effects and the charts' setOption: everything is drawn
+      // unless a view is still pending, then wait for it.
+      if (impl === "current") while (INSPECTOR_VIEWS.some((v) => !seen.current.has(v))) await frame();
+      const drawnAt = impl === "current" ? Math.max(...seen.current.values()) : performance.now();
       await frame();
       await frame();
-      const timing = { metricsMs: views.metricsMs, totalMs: performance.now() - round.t0 };
-      setTimings((ts) => [...ts, timing]);
-      if (round.index === 0) setTimeout(() => setRound({ index: 1, t0: performance.now() }), 50);
+      const totalMs = performance.now() - round.t0;
+      const parts: Record<string, number> = {};
+      let metricsMs = 0;
+      for (const e of performance.getEntriesByType("measure")) {
+        if (e.name === "routing-metrics") metricsMs += e.duration;
+        else parts[e.name] = (parts[e.name] ?? 0) + e.duration;
+      }
+      const heat = seen.current.get("heatmap");
+      setTimings((ts) => [...ts, { metricsMs, drawnMs: drawnAt - round.t0, totalMs, parts, firstViewMs: heat === undefined ? undefined : heat - round.t0 }]);
+      if (round.index === 0) {
+        setRound(null); // close the inspector, then open the second trace in the warm page
+        setTimeout(() => open(1), 100);
+      }
     })();
-  }, [views, round]);
-  const cold = timings[0];
-  const warm = timings[1];
+  }, [round, impl]);
+  const [cold, warm] = timings;
+  const trace = round ? traces[round.index]! : null;
   return (
     <main style={{ padding: 16 }}>
       <h1 style={{ fontSize: 16 }}>
-        Render bench: {dims.layers} layers × {dims.routed} experts × {dims.tokens} tokens
+        Render bench ({impl}): {dims.layers} layers × {dims.routed} experts × {dims.tokens} tokens
       </h1>
-      <p data-testid="render-result" data-cold-ms={cold?.totalMs} data-total-ms={warm?.totalMs} data-metrics-ms={warm?.metricsMs}>
-        {warm && cold ? `warm: metrics ${warm.metricsMs.toFixed(1)} ms, metrics + drawing ${warm.totalMs.toFixed(1)} ms; cold (first in a fresh page): ${cold.totalMs.toFixed(1)} ms` : "running…"}
+      <p
+        data-testid="render-result"
+        data-impl={impl}
+        data-cold-ms={cold?.totalMs}
+        data-total-ms={warm?.totalMs}
+        data-drawn-ms={warm?.drawnMs}
+        data-first-ms={warm?.firstViewMs}
+        data-metrics-ms={warm?.metricsMs}
+        data-cold-metrics-ms={cold?.metricsMs}
+        data-parts={warm && JSON.stringify(warm.parts)}
+      >
+        {warm && cold ? `warm: metrics ${warm.metricsMs.toFixed(1)} ms, all views drawn ${warm.drawnMs.toFixed(1)} ms, on screen ${warm.totalMs.toFixed(1)} ms; cold (first in a fresh page): ${cold.totalMs.toFixed(1)} ms` : "running…"}
       </p>
-      {views && round && (
-        <div style={{ display: "grid", gap: 12 }} key={round.index}>
-          {show("heat") && <Chart option={views.heat} height={700} name="bench-heatmap" testId="heatmap" />}
-          {show("fig7") && <Chart option={views.fig7} height={300} name="bench-fig7" testId="fig7" />}
-          {show("fig8") && <Chart option={views.fig8} height={300} name="bench-fig8" testId="fig8" />}
-          {q.get("strip") !== "0" && <TokenStrip trace={traces[round.index]!} m={views.m} layer={0} />}
-        </div>
-      )}
+      {trace && round && (impl === "current" ? (
+        <RoutingInspectorView key={round.index} trace={trace} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} />
+      ) : (
+        <BaselineInspectorView key={round.index} trace={trace} title="Routing Inspector (baseline)" onClose={() => {}} />
+      ))}
     </main>
   );
 }

@@ -1,0 +1,167 @@
+/**
+ * Editor pan benchmark (`npm run bench -- editor`; DESIGN.md: "the editor pans a 300-node graph at 60 fps").
+ * Starts the production server on a fresh data dir, saves a 300-node workflow (20 columns × 15 rows of text
+ * nodes, ~570 links) through the API, opens it in the real editor page in Debian Chromium and drags the
+ * canvas with the mouse (real input events through the DevTools protocol) for ~2 s, while a
+ * requestAnimationFrame loop in the page records every frame interval. Measured twice: the whole graph in
+ * view (the editor's fitted view when it opens) and at zoom 1 (a part in view, as when editing). The
+ * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at.
+ */
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import type { Page } from "@playwright/test";
+import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
+import { launchChromium, startServer } from "./render";
+
+export interface PanResult {
+  view: "fit" | "zoom 1";
+  zoom: number;
+  nodesInDom: number;
+  frames: number;
+  medianFps: number;
+  meanFps: number;
+  p95FrameMs: number;
+  maxFrameMs: number;
+}
+
+export interface EditorBenchResult {
+  nodes: number;
+  edges: number;
+  idleFps: number;
+  pans: PanResult[];
+}
+
+const COLS = 20;
+const ROWS = 15;
+
+/** 300 text nodes: column 0 text inputs, the rest templates reading their left and upper-left neighbours. */
+export function gridWorkflow(): Workflow {
+  const nodes: Workflow["nodes"] = [];
+  const edges: Workflow["edges"] = [];
+  for (let c = 0; c < COLS; c++)
+    for (let r = 0; r < ROWS; r++) {
+      const id = `n${c}_${r}`;
+      const position = { x: c * 300, y: r * 220 };
+      if (c === 0) nodes.push({ id, type: "input.text", typeVersion: 1, params: { text: `row ${r}` }, position });
+      else {
+        nodes.push({ id, type: "text.template", typeVersion: 1, params: { template: "{a} {b}" }, position });
+        edges.push({ id: `e${c}_${r}a`, source: `n${c - 1}_${r}`, sourceSocket: "text", target: id, targetSocket: "a" });
+        if (r > 0) edges.push({ id: `e${c}_${r}b`, source: `n${c - 1}_${r - 1}`, sourceSocket: "text", target: id, targetSocket: "b" });
+      }
+    }
+  return { schemaVersion: CURRENT_SCHEMA_VERSION, name: "pan bench (300 nodes)", description: "", tags: [], nodes, edges, notes: [] };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
+
+/** Frame intervals (ms) recorded by requestAnimationFrame in the page for `ms`, while `drive` runs. */
+async function recordFrames(page: Page, ms: number, drive: () => Promise<void>): Promise<number[]> {
+  await page.evaluate((duration) => {
+    const w = window as unknown as { __frames: number[]; __framesDone: Promise<void> };
+    w.__frames = [];
+    w.__framesDone = new Promise<void>((done) => {
+      requestAnimationFrame((start) => {
+        let last = start;
+        const tick = (t: number) => {
+          w.__frames.push(t - last);
+          last = t;
+          if (t - start < duration) requestAnimationFrame(tick);
+          else done();
+        };
+        requestAnimationFrame(tick);
+      });
+    });
+  }, ms);
+  await drive();
+  return page.evaluate(async () => {
+    const w = window as unknown as { __frames: number[]; __framesDone: Promise<void> };
+    await w.__framesDone;
+    return w.__frames;
+  });
+}
+
+const viewportTransform = (page: Page) => page.locator(".react-flow__viewport").evaluate((el) => getComputedStyle(el).transform);
+
+/** A point on the empty canvas (the pane), where a drag pans instead of moving a node. */
+async function panePoint(page: Page): Promise<{ x: number; y: number }> {
+  const box = (await page.locator(".react-flow__pane").boundingBox())!;
+  const p = await page.evaluate((b) => {
+    for (let y = b.y + 20; y < b.y + b.height - 20; y += 7)
+      for (let x = b.x + 20; x < b.x + b.width * 0.6; x += 7) if (document.elementFromPoint(x, y)?.classList.contains("react-flow__pane")) return { x, y };
+    return null;
+  }, box);
+  if (!p) throw new Error("no empty spot on the canvas to start a pan");
+  return p;
+}
+
+async function pan(page: Page, view: PanResult["view"], ms = 2000): Promise<PanResult> {
+  const start = await panePoint(page);
+  const before = await viewportTransform(page);
+  const frames = await recordFrames(page, ms, async () => {
+    await page.mouse.move(start.x, start.y);
+    await page.mouse.down();
+    const t0 = Date.now();
+    let i = 0;
+    while (Date.now() - t0 < ms) {
+      // A slow circle of radius 150 px: the graph keeps moving and stays partly in view.
+      const a = (i++ / 60) * Math.PI;
+      await page.mouse.move(start.x + 150 * Math.sin(a), start.y + 150 * (1 - Math.cos(a)));
+    }
+    await page.mouse.up();
+  });
+  const after = await viewportTransform(page);
+  if (after === before) throw new Error("the canvas did not pan (viewport transform unchanged)");
+  const zoom = Number(/matrix\(([^,]+)/.exec(after)?.[1] ?? NaN);
+  const nodesInDom = await page.locator(".react-flow__node").count();
+  const fps = frames.map((f) => 1000 / f);
+  return {
+    view,
+    zoom,
+    nodesInDom,
+    frames: frames.length,
+    medianFps: median(fps),
+    meanFps: (frames.length * 1000) / frames.reduce((a, b) => a + b, 0),
+    p95FrameMs: quantile(frames, 0.95),
+    maxFrameMs: Math.max(...frames),
+  };
+}
+
+export async function benchEditor(): Promise<EditorBenchResult | { skipped: string }> {
+  const dataDir = "data/bench/editor-data";
+  rmSync(dataDir, { recursive: true, force: true });
+  execFileSync("npx", ["prisma", "migrate", "deploy"], { env: { ...process.env, STUDIO_DATA_DIR: dataDir }, stdio: "ignore" });
+  const server = await startServer(dataDir);
+  if ("skipped" in server) return server;
+  try {
+    const doc = gridWorkflow();
+    const res = await fetch(`${server.base}/api/trpc/workflow.create`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: doc.name, document: doc }) });
+    const body = (await res.json()) as { result?: { data?: { id?: string } }; error?: unknown };
+    const id = body.result?.data?.id;
+    if (!id) throw new Error(`could not save the 300-node workflow: ${JSON.stringify(body.error ?? body).slice(0, 300)}`);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.goto(`${server.base}/w/${id}`);
+      await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
+      await page.waitForTimeout(1500); // fitView, fonts, catalog
+      const idle = await recordFrames(page, 1000, async () => {});
+      const pans: PanResult[] = [];
+      await pan(page, "fit", 600); // warm-up: code paths compiled
+      pans.push(await pan(page, "fit"));
+      // Zoom 1 around the graph's top-left, through the controls' zoom-in button (each click is ×1.2).
+      for (let i = 0; i < 12; i++) {
+        const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
+        if (z >= 0.99) break;
+        await page.locator(".react-flow__controls-zoomin").click();
+        await page.waitForTimeout(150);
+      }
+      pans.push(await pan(page, "zoom 1"));
+      return { nodes: doc.nodes.length, edges: doc.edges.length, idleFps: 1000 / median(idle), pans };
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    server.stop();
+  }
+}
