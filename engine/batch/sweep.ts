@@ -39,7 +39,7 @@ export function parseSweep(spec: string): SweepSpec {
       }
     });
   }
-  if (values.length === 0 || values.some((v) => v === "")) throw new Error(`sweep "${spec}" has an empty value`);
+  if (values.length === 0 || (!trimmed.startsWith("[") && values.some((v) => v === ""))) throw new Error(`sweep "${spec}" has an empty value (a JSON list can hold "")`);
   if (values.length > 100) throw new Error(`sweep "${spec}" has ${values.length} values; at most 100`);
   return { nodeId, param, values };
 }
