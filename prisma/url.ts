@@ -12,3 +12,8 @@ export function dataDir(): string {
 export function databaseUrl(): string {
   return process.env.DATABASE_URL ?? `file:${path.join(dataDir(), "studio.db")}`;
 }
+
+/** postgresql://… (or postgres://…) selects PostgreSQL; anything else is a SQLite file. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}

@@ -1,11 +1,23 @@
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "@/prisma/generated/client";
-import { databaseUrl } from "@/prisma/url";
+import { PrismaClient as PostgresPrismaClient } from "@/prisma/postgres/generated/client";
+import { databaseUrl, isPostgresUrl } from "@/prisma/url";
 
 const globalForPrisma = globalThis as unknown as { studioPrisma?: PrismaClient };
 
-/** One PrismaClient per process (Next's dev server reloads modules; the global keeps it single). */
+/**
+ * One PrismaClient per process (Next's dev server reloads modules; the global keeps it single).
+ * DATABASE_URL=postgresql://… uses the client generated from prisma/postgres/schema.prisma (Prisma's
+ * client is built per provider: its query compiler and the adapter must agree), otherwise SQLite.
+ * Both come from the same models, so the PostgreSQL client is used through the SQLite client's type.
+ */
 export function db(): PrismaClient {
-  globalForPrisma.studioPrisma ??= new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: databaseUrl() }) });
+  globalForPrisma.studioPrisma ??= createClient(databaseUrl());
   return globalForPrisma.studioPrisma;
+}
+
+function createClient(url: string): PrismaClient {
+  if (isPostgresUrl(url)) return new PostgresPrismaClient({ adapter: new PrismaPg({ connectionString: url }) }) as unknown as PrismaClient;
+  return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
 }

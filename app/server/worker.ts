@@ -1,0 +1,85 @@
+/**
+ * `npm run worker`: takes runs from the BullMQ queue (STUDIO_QUEUE=redis://… or postgresql://…) and
+ * executes them with the same executor as the web process, on this host's execution provider
+ * (STUDIO_EP: auto tries CUDA, then CPU). STUDIO_WORKER_CONCURRENCY runs at once (default 1);
+ * STUDIO_WORKER_LOCK_MS is how long a silent worker keeps its runs before another takes them over.
+ */
+import type { RunEvent } from "@/engine/events";
+import { BullRunWorker, RelayEventBus } from "@/engine/queue/bullmq";
+import type { Workflow } from "@/engine/workflow/schema";
+import { db } from "./db";
+import { createExecutor, executeRun, queueUrl } from "./runs";
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
+  return n;
+}
+
+export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () => Promise<void> }> {
+  const url = queueUrl();
+  if (!url) throw new Error("set STUDIO_QUEUE=redis://host:port (or postgresql://…) to the queue the web server uses");
+  const { executor, runtime } = createExecutor();
+  const executionProvider = await runtime.resolveExecutionProvider();
+  const bus = new RelayEventBus({ url });
+  await bus.ready();
+  const publish = (event: RunEvent) => {
+    bus.publish(event).catch((err: unknown) => console.error(`run ${event.runId}: could not publish ${event.type}:`, (err as Error).message));
+  };
+
+  const worker = new BullRunWorker({
+    url,
+    concurrency: positiveInt("STUDIO_WORKER_CONCURRENCY", 1),
+    lockMs: positiveInt("STUDIO_WORKER_LOCK_MS", 30_000),
+    stalledCheckMs: process.env.STUDIO_WORKER_STALLED_CHECK_MS ? positiveInt("STUDIO_WORKER_STALLED_CHECK_MS", 1) : undefined,
+    warmHandoffMs: process.env.STUDIO_WORKER_HANDOFF_MS !== undefined ? Number(process.env.STUDIO_WORKER_HANDOFF_MS) : undefined,
+    executionProvider,
+    async execute(run, signal) {
+      const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
+      if (!row) throw new Error(`run ${run.runId} is not in the database`);
+      if (row.status !== "queued" && row.status !== "running") return; // cancelled (or ended) before it reached us
+      if (run.attempt > 1) {
+        // The previous worker died mid-run: start over from a clean slate (cached outputs are still reused).
+        console.log(`run ${run.runId}: retrying (attempt ${run.attempt}) after its worker was lost`);
+        await db().nodeRun.deleteMany({ where: { runId: run.runId } });
+      }
+      const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish);
+      console.log(`run ${run.runId}: ${terminal.type}`);
+    },
+  });
+  bus.onCancelRequest((runId) => {
+    if (worker.cancel(runId)) console.log(`run ${runId}: cancel requested`);
+  });
+  await worker.ready();
+  console.log(`worker ${worker.id}: taking runs from ${new URL(url).protocol}//${new URL(url).host} on ${executionProvider}, concurrency ${worker.info().concurrency}`);
+
+  const stop = async () => {
+    await worker.close();
+    await bus.close();
+    await runtime.close();
+    await db().$disconnect();
+  };
+  return { worker, stop };
+}
+
+if (process.argv[1] && /worker\.ts$/.test(process.argv[1])) {
+  startWorker().then(
+    ({ stop }) => {
+      let stopping = false;
+      const onSignal = (signal: string) => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        console.log(`${signal}: finishing running runs, then stopping`);
+        stop().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.on("SIGINT", () => onSignal("SIGINT"));
+      process.on("SIGTERM", () => onSignal("SIGTERM"));
+    },
+    (err: unknown) => {
+      console.error(`worker: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
