@@ -1,8 +1,11 @@
 "use client";
+import dynamic from "next/dynamic";
 import { memo, useState } from "react";
 import { trpc } from "@/app/lib/trpc";
 import { InterventionsField } from "./InterventionsField";
 import { useEditor } from "./store";
+
+const ScriptField = dynamic(() => import("./ScriptField"), { ssr: false, loading: () => <p className="muted">Loading editor…</p> });
 
 /** The slice of a param's JSON Schema (from zod's toJSONSchema, with our .meta() hints) the form reads. */
 export interface ParamSchema {
@@ -16,6 +19,8 @@ export interface ParamSchema {
   step?: number;
   label?: string;
   description?: string;
+  /** With widget "textarea": the text is code in this language, edited in Monaco (ScriptField). */
+  language?: string;
 }
 
 function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
@@ -119,13 +124,15 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
         <input type="number" min={schema.minimum} max={schema.maximum} step={step} value={num} onChange={(e) => e.target.value !== "" && onChange(parse(e.target.value))} aria-label={label} />
       </div>
     );
+  } else if (schema.widget === "textarea" && schema.language === "javascript") {
+    control = <ScriptField nodeId={nodeId} value={String(value ?? "")} onChange={onChange} label={label} />;
   } else if (schema.widget === "textarea") {
     control = <textarea className="nodrag nowheel" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   } else {
     control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   }
   // Composite widgets get a plain wrapper: a <label> would name its first button or select.
-  const Wrapper = schema.widget === "interventions" ? "div" : "label";
+  const Wrapper = schema.widget === "interventions" || schema.language ? "div" : "label";
   return (
     <Wrapper className="param" title={schema.description}>
       <span>{label}</span>
