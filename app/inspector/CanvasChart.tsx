@@ -244,7 +244,14 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let r = 0; r < rows.length; r += rowStep) p.text(m.left - 6, m.top + (r + 0.5) * ch, rows[r]!, { align: "right", baseline: "middle" });
       const longest = cols.reduce((a, s) => Math.max(a, s.length), 0);
       const colStep = Math.max(1, Math.ceil((longest * 6.5 + 6) / cw));
-      for (let c = 0; c < cols.length; c += colStep) p.text(m.left + (c + 0.5) * cw, height - m.bottom + 6, cols[c]!, { align: "center", baseline: "top" });
+      // Every colStep-th column, and always the last (a lane such as "Shared (w)" must stay named).
+      const labelled: number[] = [];
+      for (let c = 0; c < cols.length; c += colStep) labelled.push(c);
+      if (cols.length && labelled.at(-1) !== cols.length - 1) {
+        if (cols.length - 1 - labelled.at(-1)! < colStep) labelled.pop();
+        labelled.push(cols.length - 1);
+      }
+      for (const c of labelled) p.text(m.left + (c + 0.5) * cw, height - m.bottom + 6, cols[c]!, { align: "center", baseline: "top" });
       if (spec.colorBar) {
         const { scale, label } = spec.colorBar;
         const x = width - m.right + 30;
