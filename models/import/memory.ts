@@ -18,7 +18,7 @@ export interface MemoryEstimate {
   explain: string;
 }
 
-const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6).toFixed(1)} MB`);
 
 /** Weights (fp32 at run time) + KV cache for `contextTokens` (fp32, one sequence) + 15 % activations/workspace. */
 export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, bytesPerWeight = 4): MemoryEstimate {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { zMoeLlmConfig } from "@/models/config";
 import { conventionText } from "@/models/families/conventions";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, inspectCheckpoint } from "@/models/import/import";
+import type { StorageDtype } from "@/models/import/external-graph";
 import { MoeLlmRunner } from "@/models/moe-llm-session";
+import { f16BitsToF32, f32ToF16Bits } from "@/models/safetensors";
 import { referenceForward, type Family } from "../../reference/families/topk-moe";
 import { randomIds } from "../../reference/random";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
@@ -23,10 +25,12 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 /** Imports a checkpoint, runs the imported graph (from its file path, external data beside it) and compares with the reference. */
-async function importAndCompare(family: Family, opts: Parameters<typeof writeFamilyCheckpoint>[2], label: string) {
+async function importAndCompare(family: Family, opts: Parameters<typeof writeFamilyCheckpoint>[2], label: string, dtype?: StorageDtype) {
   const src = path.join(tmp, `${family}-${label}`);
   const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
-  const result = await importCheckpoint(src, { root, name: label });
+  const result = await importCheckpoint(src, { root, name: label, dtype });
+  // fp16 storage: the graph computes with the fp16-rounded weights, so the reference gets them too
+  if (dtype === "fp16") for (const t of tensors.values()) t.data = t.data.map((v) => f16BitsToF32(f32ToF16Bits(v)));
   expect(result.status).toBe("imported");
   expect(result.ref).toBe(`${family}/${label}`);
   expect(existsSync(path.join(result.dir, DATA_FILE))).toBe(true);
@@ -72,6 +76,13 @@ describe("import of tiny random checkpoints, per family, vs the plain-TS referen
   });
   it("mixtral: top-2, softmax over the chosen logits (block_sparse_moe w1/w2/w3)", async () => {
     await importAndCompare("mixtral", { seed: 5, dtype: "BF16" }, "mixtral");
+  });
+  it("--dtype fp16: weights stored as FLOAT16 external data (+ Cast), half the bytes, same results on the rounded weights", async () => {
+    const { result } = await importAndCompare("mixtral", { seed: 6 }, "mixtral-fp16", "fp16");
+    const fp32 = await importCheckpoint(path.join(tmp, "mixtral-mixtral"), { root, name: "mixtral" });
+    expect(result.manifest.dtype).toBe("fp16");
+    const dataBytes = (dir: string) => statSync(path.join(dir, DATA_FILE)).size;
+    expect(dataBytes(result.dir)).toBeLessThan(dataBytes(fp32.dir) * 0.6);
   });
 });
 

@@ -96,6 +96,8 @@ export interface WriteOptions {
   /** Extra tensors the family does not know. */
   extra?: Map<string, number[]>;
   configOverride?: Record<string, unknown>;
+  /** Generate each tensor only while it is written and keep nothing (large checkpoints); `tensors` is then empty. */
+  streaming?: boolean;
 }
 
 /** Writes the checkpoint; returns its config and the tensors exactly as stored (bf16-rounded for BF16). */
@@ -106,20 +108,21 @@ export async function writeFamilyCheckpoint(dir: string, family: Family, o: Writ
   for (const [k, v] of o.extra ?? []) shapes.set(k, v);
   const rnd = prng(o.seed ?? 1);
   const tensors: Tensors = new Map();
-  for (const [name, shape] of shapes) {
-    if (o.omit?.includes(name)) continue;
+  const make = (name: string, shape: number[]) => {
     const count = shape.reduce((a, b) => a * b, 1);
     const isNorm = /norm\.weight$/.test(name);
     const scale = /\.gate\.weight$|shared_expert_gate/.test(name) ? 1.5 : name.endsWith("bias") ? 0.1 : 1 / Math.sqrt(shape[shape.length - 1]!);
     let data = Float32Array.from({ length: count }, () => (isNorm ? 1 + 0.2 * (rnd() * 2 - 1) : scale * (rnd() * 2 - 1) * 1.7));
     if (o.dtype === "BF16") data = data.map((v) => bf16BitsToF32(f32ToBf16Bits(v)));
-    tensors.set(name, { shape, data });
-  }
-  const names = [...tensors.keys()];
+    return data;
+  };
+  const names = [...shapes.keys()].filter((n) => !o.omit?.includes(n));
+  if (!o.streaming) for (const name of names) tensors.set(name, { shape: shapes.get(name)!, data: make(name, shapes.get(name)!) });
+  const entry = (n: string) => ({ name: n, shape: shapes.get(n)!, data: o.streaming ? () => make(n, shapes.get(n)!) : tensors.get(n)!.data });
   const shards = o.shards ?? 1;
   const dtype = o.dtype ?? "F32";
   if (shards === 1) {
-    await writeSafetensors(path.join(dir, "model.safetensors"), names.map((n) => ({ name: n, shape: tensors.get(n)!.shape, data: tensors.get(n)!.data })), { dtype, metadata: { format: "pt" } });
+    await writeSafetensors(path.join(dir, "model.safetensors"), names.map(entry), { dtype, metadata: { format: "pt" } });
   } else {
     const weightMap: Record<string, string> = {};
     const per = Math.ceil(names.length / shards);
@@ -127,7 +130,7 @@ export async function writeFamilyCheckpoint(dir: string, family: Family, o: Writ
       const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards).padStart(5, "0")}.safetensors`;
       const part = names.slice(s * per, (s + 1) * per);
       for (const n of part) weightMap[n] = file;
-      await writeSafetensors(path.join(dir, file), part.map((n) => ({ name: n, shape: tensors.get(n)!.shape, data: tensors.get(n)!.data })), { dtype, metadata: { format: "pt" } });
+      await writeSafetensors(path.join(dir, file), part.map(entry), { dtype, metadata: { format: "pt" } });
     }
     writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }, null, 2));
   }
