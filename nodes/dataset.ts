@@ -5,7 +5,13 @@ import { defineNode } from "../engine/node";
 import "./params";
 
 /** What the `dataset` output carries: the scan (count, per-row errors, first rows). */
-export type DatasetSummary = Omit<DatasetScan, "kind"> & { kind: "dataset"; format: DatasetScan["kind"]; previewRow: number };
+/** `type` + `headline` make it its own preview in the editor (a table of the first rows and the bad rows). */
+export type DatasetSummary = Omit<DatasetScan, "kind"> & { kind: "dataset"; type: "dataset"; headline: string; format: DatasetScan["kind"]; previewRow: number };
+
+function headline(scan: DatasetScan): string {
+  const tasks = Object.keys(scan.tasks).filter((t) => t !== "");
+  return `${scan.count} records${scan.errorCount ? `, ${scan.errorCount} bad row(s) skipped` : ""}${tasks.length ? `, ${tasks.length} task(s)` : ""} (${Object.keys(scan.modalities).join(" + ")})`;
+}
 
 /**
  * A dataset: text and media records from a JSONL/CSV file or a folder (engine/batch/dataset.ts says the
@@ -47,7 +53,7 @@ export const datasetNode = defineNode({
     for await (const rec of readRecords(source)) {
       if (n++ < params.previewRow) continue;
       const resolved = await resolveRecord(rec, ctx.storage);
-      const out = recordOutputs(resolved, { ...scan, kind: "dataset", format: scan.kind, previewRow: params.previewRow } satisfies DatasetSummary);
+      const out = recordOutputs(resolved, { ...scan, kind: "dataset", type: "dataset", headline: headline(scan), format: scan.kind, previewRow: params.previewRow } satisfies DatasetSummary);
       // A single run needs the media the workflow uses; in a batch, absent media prune their branch instead.
       const used = new Set((ctx.workflow?.edges ?? []).filter((e) => e.source === ctx.nodeId).map((e) => e.sourceSocket));
       const lacking = ["image", "audio", "video"].filter((m) => used.has(m) && out[m] === undefined);

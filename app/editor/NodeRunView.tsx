@@ -67,6 +67,9 @@ function CompareReportView({ file }: { file: string }) {
 
 const RopeInspector = dynamic(() => import("@/app/inspector/RopeInspector"), { ssr: false });
 
+const AggregateReportView = dynamic(() => import("@/app/inspector/AggregateView").then((m) => m.AggregateReportView), { ssr: false });
+const DatasetPreview = dynamic(() => import("@/app/inspector/DatasetPreview").then((m) => m.DatasetPreview), { ssr: false });
+
 function RopeReportView({ file }: { file: string }) {
   const [open, setOpen] = useState(false);
   return (
@@ -102,6 +105,8 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
       {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}
       {type === "compare-report" && typeof value.file === "string" && <CompareReportView file={value.file} />}
+      {type === "routing-aggregate" && typeof value.file === "string" && <AggregateReportView report={value as never} />}
+      {type === "dataset" && Array.isArray(value.preview) && <DatasetPreview summary={value as never} />}
     </div>
   );
 }

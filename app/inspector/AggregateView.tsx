@@ -1,0 +1,253 @@
+"use client";
+import dynamic from "next/dynamic";
+import { useEffect, useMemo, useState } from "react";
+import { createPortal } from "react-dom";
+import type { AggregateExport } from "@/engine/batch/summary";
+import { RoutingAggregate, type AggregateQuery } from "@/engine/routing/aggregate";
+import type { RoutingMetrics } from "@/engine/routing/metrics";
+import { groupsBy, type GroupField } from "@/engine/routing/specialisation";
+import type { Modality, Phase } from "@/engine/trace";
+import { Chart } from "./Chart";
+import type { EChartsOption } from "./echarts";
+import { VocabularyView } from "./VocabularyView";
+
+const SweepChart = dynamic(() => import("./SweepChart"), { ssr: false });
+
+const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
+const NULL_COLOR = "#6b7280";
+
+/** The report the Routing Aggregate node outputs (nodes/routing-aggregate.ts), as the editor receives it. */
+export interface AggregateReportValue {
+  type: "routing-aggregate";
+  headline: string;
+  file: string;
+  csvFile: string;
+  sweepFile?: string;
+  records?: { total: number; ran: number; cached: number; failed: number; badRows: number };
+  failures?: { line: number; message: string }[];
+}
+
+export function useAggregate(file: string): { doc?: AggregateExport; agg?: RoutingAggregate; error?: string } {
+  const [state, setState] = useState<{ doc?: AggregateExport; agg?: RoutingAggregate; error?: string }>({});
+  useEffect(() => {
+    let live = true;
+    fetch(`/api/files/${file}`)
+      .then(async (r) => {
+        if (!r.ok) throw new Error(`the aggregate file is missing (${r.status})`);
+        const doc = (await r.json()) as AggregateExport;
+        return { doc, agg: RoutingAggregate.fromJSON(doc.aggregate) };
+      })
+      .then((s) => live && setState(s))
+      .catch((err: Error) => live && setState({ error: err.message }));
+    return () => {
+      live = false;
+    };
+  }, [file]);
+  return state;
+}
+
+const short = (h: string) => (h ? h.slice(0, 12) : "—");
+
+/** Paper Fig. 7: share of expert selections per layer, stacked per dynamic expert. */
+export function fig7Option(m: RoutingMetrics, title: string, subtext: string): EChartsOption {
+  return {
+    title: { text: title, subtext, left: 0, top: 0, textStyle: { fontSize: 12 }, subtextStyle: { fontSize: 9 } },
+    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
+    legend: { type: "scroll", top: 36, textStyle: { fontSize: 10 } },
+    grid: { left: 42, right: 8, top: 62, bottom: 22 },
+    xAxis: { type: "category", data: m.layers.map((l) => `L${l.layer}`) },
+    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
+    series: m.experts.dynamic.map((e, d) => ({
+      name: e.name,
+      type: "bar",
+      stack: "all",
+      itemStyle: { color: e.role === "null" ? NULL_COLOR : PALETTE[d % PALETTE.length] },
+      data: m.layers.map((l) => +((l.selectionShare[d] ?? 0) * 100).toFixed(2)),
+    })),
+  };
+}
+
+/** Paper Fig. 8: share of tokens by number of experts chosen (k), per layer. */
+export function fig8Option(m: RoutingMetrics, title: string, subtext: string): EChartsOption {
+  const D = m.experts.dynamic.length;
+  const ks = Array.from({ length: D + 1 }, (_, k) => k).filter((k) => m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
+  return {
+    title: { text: title, subtext, left: 0, top: 0, textStyle: { fontSize: 12 }, subtextStyle: { fontSize: 9 } },
+    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
+    legend: { top: 36, textStyle: { fontSize: 10 } },
+    grid: { left: 42, right: 8, top: 62, bottom: 22 },
+    xAxis: { type: "category", data: m.layers.map((l) => `L${l.layer}`) },
+    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
+    series: ks.map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: k === 0 ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) })),
+  };
+}
+
+type Facet = "all" | `modality:${Modality}` | `phase:${Phase}`;
+
+function download(name: string, href: string) {
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = name;
+  a.click();
+}
+
+const slug = (s: string) => s.replace(/[^a-zA-Z0-9_-]+/g, "_") || "none";
+
+/**
+ * The dataset aggregate: Fig. 7 and Fig. 8 per task (or label) side by side, a balance summary per
+ * group, expert vocabularies and specialisation, the sweep chart when there is one, and exports (the
+ * figures carry the workflow and dataset fingerprints in their subtitle, so PNG and SVG keep them).
+ */
+export default function AggregateView({ report, onClose }: { report: AggregateReportValue; onClose: () => void }) {
+  const { doc, agg, error } = useAggregate(report.file);
+  const [field, setField] = useState<GroupField>("task");
+  const [facet, setFacet] = useState<Facet>("all");
+  const [tab, setTab] = useState<"figures" | "vocabulary" | "sweep">(report.sweepFile ? "sweep" : "figures");
+  const groups = useMemo(() => (agg ? [...groupsBy(agg, field).entries()] : []), [agg, field]);
+  const facetQuery = useMemo((): AggregateQuery => {
+    if (facet === "all") return {};
+    const [k, v] = facet.split(":") as ["modality" | "phase", string];
+    return k === "modality" ? { modality: v as Modality } : { phase: v as Phase };
+  }, [facet]);
+  const panels = useMemo(() => {
+    if (!agg || !doc) return [];
+    const sub = `workflow ${short(doc.workflowFingerprint)} · dataset ${short(doc.datasetFingerprint)}`;
+    const scopes: [string, string[] | undefined][] = [["all records", undefined], ...groups.map(([name, gs]) => [name === "" ? "(none)" : name, gs] as [string, string[]])];
+    return scopes
+      .map(([name, gs]) => {
+        const m = agg.metrics({ ...facetQuery, ...(gs ? { group: gs } : {}) });
+        return { name, m, fig7: fig7Option(m, `Fig. 7 · ${name} (${m.tokens} tokens)`, sub), fig8: fig8Option(m, `Fig. 8 · ${name}`, sub) };
+      })
+      .filter((p) => p.m.tokens > 0);
+  }, [agg, doc, groups, facetQuery]);
+  const facets = useMemo((): Facet[] => {
+    if (!agg) return ["all"];
+    const c = agg.counts();
+    return ["all", ...Object.keys(c.byModality).map((m) => `modality:${m}` as Facet), ...Object.keys(c.byPhase).map((p) => `phase:${p}` as Facet)];
+  }, [agg]);
+  const cols = Math.min(4, Math.max(1, panels.length));
+  return createPortal(
+    <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div className="inspector" role="dialog" aria-label="Dataset routing aggregate" data-testid="aggregate-view">
+        <header>
+          <h2>Routing over the dataset</h2>
+          {doc && (
+            <span className="muted" data-testid="aggregate-headline">
+              {doc.dataset.count} records ({doc.records.ran} ran, {doc.records.cached} cached{doc.records.failed ? `, ${doc.records.failed} failed` : ""}) · {agg?.counts().tokens ?? 0} tokens · workflow {short(doc.workflowFingerprint)} · dataset {short(doc.datasetFingerprint)}
+            </span>
+          )}
+          <span className="spacer" />
+          <button onClick={() => setTab("figures")} aria-pressed={tab === "figures"}>Fig. 7 / 8</button>
+          <button onClick={() => setTab("vocabulary")} aria-pressed={tab === "vocabulary"}>Vocabulary &amp; specialisation</button>
+          {report.sweepFile && (
+            <button onClick={() => setTab("sweep")} aria-pressed={tab === "sweep"}>
+              Sweep
+            </button>
+          )}
+          <button onClick={() => download("routing-aggregate.json", `/api/files/${report.file}`)}>JSON</button>
+          <button onClick={() => download("routing-aggregate.csv", `/api/files/${report.csvFile}`)}>CSV</button>
+          <button onClick={onClose} aria-label="Close aggregate">×</button>
+        </header>
+        {error && <div className="banner error">{error}</div>}
+        {report.failures && report.failures.length > 0 && (
+          <div className="banner warn" data-testid="aggregate-failures">
+            {report.records?.failed} record(s) failed and were skipped, e.g. {report.failures.slice(0, 3).map((f) => `line ${f.line}: ${f.message}`).join("; ")}
+          </div>
+        )}
+        {agg && doc && tab === "figures" && (
+          <div className="inspector-body" style={{ gridTemplateColumns: "1fr" }}>
+            <section className="wide">
+              <label>
+                Split by{" "}
+                <select value={field} onChange={(e) => setField(e.target.value as GroupField)} data-testid="aggregate-split">
+                  <option value="task">task</option>
+                  <option value="label">label</option>
+                </select>
+              </label>{" "}
+              <label>
+                Tokens{" "}
+                <select value={facet} onChange={(e) => setFacet(e.target.value as Facet)} data-testid="aggregate-facet">
+                  {facets.map((f) => (
+                    <option key={f} value={f}>
+                      {f === "all" ? "all" : f.split(":")[1]}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            </section>
+            <section className="wide">
+              <h3>Fig. 7 — share of expert selections per layer, per {field}</h3>
+              <div style={{ display: "grid", gridTemplateColumns: `repeat(${cols}, minmax(0, 1fr))`, gap: 8 }}>
+                {panels.map((p) => (
+                  <Chart key={p.name} option={p.fig7} height={260} name={`fig7-${slug(p.name)}`} testId={`agg-fig7-${slug(p.name)}`} />
+                ))}
+              </div>
+            </section>
+            <section className="wide">
+              <h3>Fig. 8 — share of tokens by number of experts chosen (k), per {field}</h3>
+              <div style={{ display: "grid", gridTemplateColumns: `repeat(${cols}, minmax(0, 1fr))`, gap: 8 }}>
+                {panels.map((p) => (
+                  <Chart key={p.name} option={p.fig8} height={260} name={`fig8-${slug(p.name)}`} testId={`agg-fig8-${slug(p.name)}`} />
+                ))}
+              </div>
+            </section>
+            <section className="wide">
+              <h3>Balance per {field} (mean over layers)</h3>
+              <table className="balance" data-testid="aggregate-balance">
+                <thead>
+                  <tr>
+                    <th>{field}</th>
+                    <th>tokens</th>
+                    <th>mean k</th>
+                    <th>null %</th>
+                    <th>shared w %</th>
+                    <th>CV</th>
+                    <th>Jain</th>
+                    <th>entropy</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {panels.map(({ name, m }) => {
+                    const mean = (f: (l: RoutingMetrics["layers"][number]) => number) => m.layers.reduce((a, l) => a + f(l), 0) / Math.max(1, m.layers.length);
+                    return (
+                      <tr key={name}>
+                        <td>{name}</td>
+                        <td>{m.tokens}</td>
+                        <td>{mean((l) => l.meanK).toFixed(2)}</td>
+                        <td>{(mean((l) => l.nullTokenShare) * 100).toFixed(1)}</td>
+                        <td>{(mean((l) => l.sharedWeightShare) * 100).toFixed(1)}</td>
+                        <td>{mean((l) => l.loadCV).toFixed(3)}</td>
+                        <td>{mean((l) => l.jain).toFixed(3)}</td>
+                        <td>{mean((l) => l.entropy).toFixed(3)}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </section>
+          </div>
+        )}
+        {agg && tab === "vocabulary" && <VocabularyView agg={agg} field={field} />}
+        {tab === "sweep" && report.sweepFile && <SweepChart file={report.sweepFile} />}
+      </div>
+    </div>,
+    document.body,
+  );
+}
+
+/** What the Routing Aggregate node shows in the editor: its headline and a button to open the views. */
+export function AggregateReportView({ report }: { report: AggregateReportValue }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="report-mini nodrag" data-testid="aggregate-report">
+      {report.records && (
+        <span className="muted">
+          {report.records.ran} ran · {report.records.cached} cached{report.records.failed ? ` · ${report.records.failed} failed` : ""}
+          {report.records.badRows ? ` · ${report.records.badRows} bad row(s)` : ""}
+        </span>
+      )}
+      <button onClick={() => setOpen(true)}>{report.sweepFile ? "Open aggregate and sweep" : "Open aggregate"}</button>
+      {open && <AggregateView report={report} onClose={() => setOpen(false)} />}
+    </div>
+  );
+}

@@ -1,0 +1,39 @@
+"use client";
+import type { DatasetSummary } from "@/nodes/dataset";
+
+/** The Dataset node's preview: count, tasks, modalities, the first rows and the bad rows with their line. */
+export function DatasetPreview({ summary }: { summary: Partial<DatasetSummary> }) {
+  const rows = summary.preview ?? [];
+  const errors = summary.errors ?? [];
+  return (
+    <div className="report-mini nodrag nowheel" data-testid="dataset-preview" style={{ maxHeight: 220, overflow: "auto" }}>
+      <table className="balance">
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>task</th>
+            <th>label</th>
+            <th>text</th>
+            <th>media</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.index} style={r.index === summary.previewRow ? { outline: "1px solid #60a5fa" } : undefined}>
+              <td>{r.index}</td>
+              <td>{r.task}</td>
+              <td>{r.label}</td>
+              <td>{r.text.length > 40 ? `${r.text.slice(0, 39)}…` : r.text}</td>
+              <td>{Object.entries(r.media).map(([k, v]) => `${k}: ${v}`).join(", ")}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {(summary.errorCount ?? 0) > 0 && (
+        <div className="node-error" data-testid="dataset-errors">
+          {summary.errorCount} bad row(s) skipped: {errors.slice(0, 5).map((e) => e.message).join("; ")}
+        </div>
+      )}
+    </div>
+  );
+}
