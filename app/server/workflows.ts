@@ -59,7 +59,7 @@ export async function listWorkflows(opts: { search?: string; trash?: boolean; ow
 }
 
 export async function createWorkflow(input: { name?: string; document?: unknown; message?: string; ownerId?: string }): Promise<{ id: string; version: number }> {
-  const document = checkDocument(input.document ?? emptyWorkflow(input.name));
+  const document = checkDocument(input.document === undefined ? emptyWorkflow(input.name) : input.document);
   if (input.name) document.name = input.name;
   const id = newId();
   const ownerId = input.ownerId ?? LOCAL_USER;

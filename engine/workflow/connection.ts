@@ -29,8 +29,9 @@ export function checkConnection(
   const targetDef = catalogue.get(target.type);
   if (!sourceDef) return { ok: false, reason: `unknown node type "${source.type}"` };
   if (!targetDef) return { ok: false, reason: `unknown node type "${target.type}"` };
-  const out = sourceDef.outputs[c.sourceSocket];
-  const inp = targetDef.inputs[c.targetSocket];
+  // Own properties only: a socket named "__proto__" or "toString" does not exist.
+  const out = Object.hasOwn(sourceDef.outputs, c.sourceSocket) ? sourceDef.outputs[c.sourceSocket] : undefined;
+  const inp = Object.hasOwn(targetDef.inputs, c.targetSocket) ? targetDef.inputs[c.targetSocket] : undefined;
   if (!out) return { ok: false, reason: `${sourceDef.title} has no output "${c.sourceSocket}"` };
   if (!inp) return { ok: false, reason: `${targetDef.title} has no input "${c.targetSocket}"` };
   if (!socketsCompatible(out.type, inp.type)) {

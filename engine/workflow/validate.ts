@@ -100,8 +100,9 @@ export function validateWorkflow(doc: Workflow, catalogue: NodeCatalogue): Probl
       goodEdges.push(edge); // unknown types are already warned about; keep the edge for cycle checks
       continue;
     }
-    const out = sourceDef.outputs[edge.sourceSocket];
-    const inp = targetDef.inputs[edge.targetSocket];
+    // Own properties only: a socket named "__proto__" or "toString" does not exist.
+    const out = Object.hasOwn(sourceDef.outputs, edge.sourceSocket) ? sourceDef.outputs[edge.sourceSocket] : undefined;
+    const inp = Object.hasOwn(targetDef.inputs, edge.targetSocket) ? targetDef.inputs[edge.targetSocket] : undefined;
     if (!out || !inp) {
       const [nodeId, socket] = !out ? [source.id, edge.sourceSocket] : [target.id, edge.targetSocket];
       problems.push({
