@@ -2,6 +2,9 @@ import { defineConfig } from "@playwright/test";
 
 const PORT = Number(process.env.E2E_PORT ?? 3100);
 const DATA = `test-results/e2e-data-${PORT}`;
+// A second server with accounts on (sign-up open) for the account and sharing specs; see AUTH_BASE_URL.
+const AUTH_PORT = PORT + 1;
+const AUTH_DATA = `test-results/e2e-data-auth-${PORT}`;
 
 // Debian's Chromium (never a downloaded browser); the app is the production build on a fresh data dir.
 export default defineConfig({
@@ -24,12 +27,22 @@ export default defineConfig({
       args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
     },
   },
-  webServer: {
-    command: `rm -rf ${DATA} && STUDIO_DATA_DIR=${DATA} npx prisma migrate deploy && STUDIO_DATA_DIR=${DATA} npx next start -H 127.0.0.1 -p ${PORT}`,
-    url: `http://127.0.0.1:${PORT}/api/health`,
-    timeout: 120_000,
-    reuseExistingServer: false,
-    stdout: "pipe",
-    stderr: "pipe",
-  },
+  webServer: [
+    {
+      command: `rm -rf ${DATA} && STUDIO_DATA_DIR=${DATA} npx prisma migrate deploy && STUDIO_DATA_DIR=${DATA} npx next start -H 127.0.0.1 -p ${PORT}`,
+      url: `http://127.0.0.1:${PORT}/api/health`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      command: `rm -rf ${AUTH_DATA} && STUDIO_DATA_DIR=${AUTH_DATA} npx prisma migrate deploy && STUDIO_AUTH=on STUDIO_SIGNUP=open STUDIO_DATA_DIR=${AUTH_DATA} npx next start -H 127.0.0.1 -p ${AUTH_PORT}`,
+      url: `http://127.0.0.1:${AUTH_PORT}/api/health`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  ],
 });

@@ -1,5 +1,8 @@
 import { expect, type Page } from "@playwright/test";
 
+/** The second e2e server: accounts on (STUDIO_AUTH=on), self sign-up open, its own data dir. */
+export const AUTH_BASE_URL = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3100) + 1}`;
+
 export async function newWorkflow(page: Page): Promise<string> {
   await page.goto("/");
   await page.getByRole("button", { name: "New workflow" }).click();
