@@ -1,0 +1,35 @@
+import { NextRequest } from "next/server";
+import { afterEach, describe, expect, it } from "vitest";
+import { proxy } from "@/proxy";
+
+const saved = process.env.STUDIO_AUTH;
+afterEach(() => {
+  if (saved === undefined) delete process.env.STUDIO_AUTH;
+  else process.env.STUDIO_AUTH = saved;
+});
+
+const req = (url: string, headers: Record<string, string> = {}) => new NextRequest(url, { headers: { host: new URL(url).host, ...headers } });
+
+describe("proxy.ts (in front of every page and API request)", () => {
+  it("with accounts on, pages without a session cookie redirect to /login?next=…; /login, /s/…, /api/… pass", () => {
+    process.env.STUDIO_AUTH = "on";
+    const res = proxy(req("http://studio.example/w/abc?tab=json"));
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("http://studio.example/login?next=%2Fw%2Fabc%3Ftab%3Djson");
+    for (const open of ["http://studio.example/login", "http://studio.example/s/tok123", "http://studio.example/api/health", "http://studio.example/api/trpc/workflow.list"]) {
+      expect(proxy(req(open)).headers.get("location"), open).toBeNull();
+    }
+    // With a cookie the page goes on (the layout checks the session itself), carrying its path.
+    const withCookie = proxy(req("http://studio.example/w/abc", { cookie: "studio_session=t" }));
+    expect(withCookie.headers.get("location")).toBeNull();
+    expect(withCookie.headers.get("x-middleware-request-x-studio-path")).toBe("/w/abc");
+  });
+
+  it("single-user mode refuses non-loopback Host names and lets loopback ones through", async () => {
+    process.env.STUDIO_AUTH = "off";
+    const rebound = proxy(req("http://attacker.example:3000/"));
+    expect(rebound.status).toBe(403);
+    expect(await rebound.text()).toMatch(/answers only on 127\.0\.0\.1/);
+    for (const ok of ["http://127.0.0.1:3000/", "http://localhost:3000/w/x", "http://[::1]:3000/"]) expect(proxy(req(ok)).status, ok).toBe(200);
+  });
+});
