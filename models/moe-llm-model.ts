@@ -5,6 +5,8 @@ import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
+import { architectureOf, conventionText } from "./families/conventions";
+import { importedEmbeddingTable, importedGraphFile, importedSession, isImportedDir } from "./import/runtime";
 import { MoeLlmRunner } from "./moe-llm-session";
 import { SafetensorsWeights } from "./safetensors";
 import { type Tokenizer } from "./tokenizer";
@@ -85,12 +87,13 @@ export function openModelDir(dir: string, ref = dir, label?: string): ResolvedMo
   } catch (err) {
     throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
   }
-  const files = readdirSync(dir).filter((f) => f === "config.json" || f.endsWith(".safetensors"));
+  const files = readdirSync(dir).filter((f) => f === "config.json" || f === "import.json" || f.endsWith(".safetensors"));
   return { ref, dir, config, contentHash: hashModelFiles(dir, files), label };
 }
 
 /** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */
 export function graphFile(model: ResolvedModel, options: MoeGraphOptions): string {
+  if (isImportedDir(model.dir)) return importedGraphFile(model.dir, model.config, options);
   const key = createHash("sha256")
     .update(JSON.stringify({ hash: model.contentHash, options, v: GRAPH_BUILDER_VERSION }))
     .digest("hex");
@@ -120,7 +123,23 @@ export interface LoadedModel {
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
 export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
   const file = graphFile(model, options);
+  if (isImportedDir(model.dir)) {
+    // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
+    const handle = await importedSession(model.ref, file, model.config);
+    const result = await fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
+    return withFamilyConvention(result, model.config);
+  }
   return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
+}
+
+/**
+ * generate() writes the Uni-MoE convention into every trace; a result carrying a routing trace of another family
+ * gets that family's convention text instead, so the Routing Inspector explains what it shows.
+ */
+function withFamilyConvention<T>(result: T, config: MoeLlmConfig): T {
+  const trace = (result as { trace?: { kind?: string; convention?: string } } | undefined)?.trace;
+  if (trace?.kind === "routing-trace" && architectureOf(config).routing !== "uni_moe_top_p") trace.convention = conventionText(config);
+  return result;
 }
 
 const embeddingTables = new Map<string, Float32Array>();
@@ -128,6 +147,10 @@ const embeddingTables = new Map<string, Float32Array>();
 /** The token embedding table [vocab × hidden] of a model (read once per content hash). */
 export function embeddingTable(model: ResolvedModel): Float32Array {
   let table = embeddingTables.get(model.contentHash);
+  if (!table && isImportedDir(model.dir)) {
+    table = importedEmbeddingTable(model.dir);
+    embeddingTables.set(model.contentHash, table);
+  }
   if (!table) {
     const weights = new SafetensorsWeights(model.dir);
     try {

@@ -1,0 +1,152 @@
+/**
+ * Running imported models: their graphs keep the weights as external data, which ONNX Runtime resolves next to
+ * the .onnx file only when the session is created from the file's path (a model loaded from bytes may not read
+ * files). So imported models get their sessions here, from the path, one per graph file, reused across runs;
+ * each records the execution provider it runs on and the memory it took.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { onnx } from "onnx-proto";
+import { parseEpPreference } from "@/engine/runtime/providers";
+import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
+import type { MoeLlmConfig } from "../config";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import { hashModelFiles } from "../model-dir";
+import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
+import { mapCheckpoint, MappedWeights } from "./checkpoint";
+import { ExternalDataGraphBuilder } from "./external-graph";
+import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
+import { checkFits, estimateFromConfig } from "./memory";
+
+export function isImportedDir(dir: string): boolean {
+  return existsSync(path.join(dir, "import.json"));
+}
+
+const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds;
+
+/**
+ * The graph file of an imported model for these options: the one written at import, or a variant built on first
+ * use from the source checkpoint (still in the folder it was imported from, with the same content hash).
+ */
+export function importedGraphFile(dir: string, config: MoeLlmConfig, options: MoeGraphOptions): string {
+  if (sameOptions(options, IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
+  const manifest = readManifest(dir)!;
+  const key = createHash("sha256").update(JSON.stringify({ moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds })).digest("hex").slice(0, 16);
+  const variant = path.join(dir, "variants", key);
+  const file = path.join(variant, GRAPH_FILE);
+  if (existsSync(file)) return file;
+  const src = manifest.sourceDir;
+  if (!existsSync(src)) throw new Error(`this graph variant is built from the checkpoint the model was imported from, and ${src} is gone; import it again`);
+  if (hashModelFiles(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
+  const tmp = path.join(dir, "variants", `.${key}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  mkdirSync(tmp, { recursive: true });
+  const weights = new SafetensorsWeights(src);
+  const builder = new ExternalDataGraphBuilder("variant", path.join(tmp, DATA_FILE), manifest.dtype);
+  try {
+    const map = mapCheckpoint(src, weights);
+    writeFileSync(path.join(tmp, GRAPH_FILE), buildMoeLlmGraph(config, new MappedWeights(weights, map), options, builder));
+    renameSync(tmp, variant);
+  } catch (e) {
+    builder.abort();
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    weights.close();
+  }
+  return file;
+}
+
+export interface ImportedSession extends SessionHandle {
+  /** Resident memory the session added when it was created (bytes; CPU provider). */
+  memoryBytes: number;
+  loadMs: number;
+}
+
+const sessions = new Map<string, Promise<ImportedSession>>();
+
+function cudaLibrariesPresent(): boolean {
+  try {
+    const entry = createRequire(path.join(process.cwd(), "index.js")).resolve("onnxruntime-node");
+    const dir = path.join(path.dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);
+    return existsSync(path.join(dir, "libonnxruntime_providers_cuda.so")) || existsSync(path.join(dir, "onnxruntime_providers_cuda.dll"));
+  } catch {
+    return false;
+  }
+}
+
+async function createSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
+  const pref = parseEpPreference();
+  if (pref === "cuda" && !cudaLibrariesPresent()) throw new Error("STUDIO_EP=cuda, but the CUDA provider libraries are not installed: run `npm run setup:gpu` on a machine with internet access");
+  const order: ExecutionProvider[] = pref === "cpu" ? ["cpu"] : pref === "cuda" ? ["cuda"] : cudaLibrariesPresent() ? ["cuda", "cpu"] : ["cpu"];
+  const estimate = estimateFromConfig(config);
+  let lastError: unknown;
+  for (const ep of order) {
+    try {
+      checkFits(ref, estimate, ep);
+      const rss0 = process.memoryUsage().rss;
+      const t0 = performance.now();
+      const session = await ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+      return { session, executionProvider: ep, key: `${file}|${ep}`, memoryBytes: Math.max(0, process.memoryUsage().rss - rss0), loadMs: performance.now() - t0 };
+    } catch (e) {
+      lastError = e;
+      if (/needs about .* to run/.test((e as Error).message) && ep === order[order.length - 1]) throw e;
+    }
+  }
+  throw new Error(`cannot load model "${ref}": ${(lastError as Error).message}`);
+}
+
+/** The (cached) session of an imported model's graph file. */
+export function importedSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
+  let s = sessions.get(file);
+  if (!s) {
+    s = createSession(ref, file, config);
+    sessions.set(file, s);
+    s.catch(() => sessions.delete(file));
+  }
+  return s;
+}
+
+/** Provider and memory of the loaded sessions of a model dir (for the Models page). */
+export async function loadedSessions(dir: string): Promise<{ file: string; provider: ExecutionProvider; memoryBytes: number; loadMs: number }[]> {
+  const out = [];
+  for (const [file, p] of sessions) {
+    if (!file.startsWith(dir + path.sep)) continue;
+    const s = await p.catch(() => undefined);
+    if (s) out.push({ file: path.relative(dir, file), provider: s.executionProvider, memoryBytes: s.memoryBytes, loadMs: s.loadMs });
+  }
+  return out;
+}
+
+/** Releases the sessions of a model dir (before it is deleted or re-imported). */
+export async function releaseSessions(dir: string): Promise<void> {
+  for (const [file, p] of [...sessions]) {
+    if (!file.startsWith(dir + path.sep)) continue;
+    sessions.delete(file);
+    const s = await p.catch(() => undefined);
+    await s?.session.release();
+  }
+}
+
+/** The token embedding table [V × H] of an imported model, read from the graph's external data (fp32). */
+export function importedEmbeddingTable(dir: string): Float32Array {
+  const model = onnx.ModelProto.decode(readFileSync(path.join(dir, GRAPH_FILE)));
+  const t = model.graph?.initializer?.find((x) => x.name === "model.embed_tokens.weight");
+  if (!t) throw new Error(`${dir}: the graph has no model.embed_tokens.weight`);
+  const ext = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
+  const offset = Number(ext.offset ?? 0), length = Number(ext.length);
+  const bytes = Buffer.alloc(length);
+  const fd = openSync(path.join(dir, String(ext.location)), "r");
+  try {
+    for (let done = 0; done < length; ) done += readSync(fd, bytes, done, length - done, offset + done);
+  } finally {
+    closeSync(fd);
+  }
+  const T = onnx.TensorProto.DataType;
+  if (t.dataType === T.FLOAT) return new Float32Array(bytes.buffer, bytes.byteOffset, length / 4).slice();
+  const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, length / 2);
+  const conv = t.dataType === T.FLOAT16 ? f16BitsToF32 : bf16BitsToF32;
+  return Float32Array.from(u16, (h) => conv(h));
+}
