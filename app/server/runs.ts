@@ -86,10 +86,16 @@ export async function executeRun(
   executor: Executor,
   run: { id: string; document: Workflow; targetNodeId?: string },
   signal: AbortSignal,
-  publish: (event: RunEvent) => void,
+  publishEvent: (event: RunEvent) => void,
+  /** Turns false when another worker has taken this run over: from then on nothing is written or published. */
+  owned: () => boolean = () => true,
 ): Promise<RunEvent> {
   let writes: Promise<unknown> = Promise.resolve();
+  const publish = (event: RunEvent) => {
+    if (owned()) publishEvent(event);
+  };
   const write = (op: () => Promise<unknown>) => {
+    if (!owned()) return;
     writes = writes.then(op).catch((err: unknown) => console.error(`run ${run.id}: could not record an event:`, err));
   };
   const nodeType = new Map(run.document.nodes.map((n) => [n.id, n.type]));
@@ -200,7 +206,8 @@ export class RunManager {
    */
   constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue; queueUrl?: string }) {
     ({ executor: this.executor, cache: this.cache, runtime: this.runtime } = createExecutor({ catalogue: options.catalogue }));
-    const url = options.queueUrl ?? queueUrl();
+    // queueUrl "memory" forces the embedded queue whatever STUDIO_QUEUE says.
+    const url = options.queueUrl === undefined ? queueUrl() : options.queueUrl === "memory" ? undefined : options.queueUrl;
     if (url) {
       this.mode = "distributed";
       const queue = new BullRunQueue({ url, onFailed: (lost) => void this.onLost(lost) });

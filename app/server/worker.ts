@@ -36,17 +36,18 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
     stalledCheckMs: process.env.STUDIO_WORKER_STALLED_CHECK_MS ? positiveInt("STUDIO_WORKER_STALLED_CHECK_MS", 1) : undefined,
     warmHandoffMs: process.env.STUDIO_WORKER_HANDOFF_MS !== undefined ? Number(process.env.STUDIO_WORKER_HANDOFF_MS) : undefined,
     executionProvider,
-    async execute(run, signal) {
+    async execute(run, signal, owned) {
       const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
       if (!row) throw new Error(`run ${run.runId} is not in the database`);
       if (row.status !== "queued" && row.status !== "running") return; // cancelled (or ended) before it reached us
+      console.log(`run ${run.runId}: started (attempt ${run.attempt})`);
       if (run.attempt > 1) {
         // The previous worker died mid-run: start over from a clean slate (cached outputs are still reused).
         console.log(`run ${run.runId}: retrying (attempt ${run.attempt}) after its worker was lost`);
         await db().nodeRun.deleteMany({ where: { runId: run.runId } });
       }
-      const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish);
-      console.log(`run ${run.runId}: ${terminal.type}`);
+      const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish, owned);
+      console.log(`run ${run.runId}: ${owned() ? terminal.type : "abandoned (another worker took it over)"}`);
     },
   });
   bus.onCancelRequest((runId) => {

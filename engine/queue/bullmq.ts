@@ -237,8 +237,12 @@ export interface BullRunWorkerOptions extends BackendOptions {
   /** How long a worker without the run's models keeps the slot after handing a run to a warm worker (0 = never hand off). */
   warmHandoffMs?: number;
   executionProvider: string;
-  /** Executes one run; `attempt` is 2 when a previous worker died while running it. */
-  execute: (run: QueuedRun & { attempt: number }, signal: AbortSignal) => Promise<void>;
+  /**
+   * Executes one run; `attempt` is 2 when a previous worker died while running it. `owned()` turns false
+   * (and `signal` aborts) when this worker lost the run's lock (its event loop stalled past the lock time
+   * and another worker took the run over): from then on it must write and publish nothing.
+   */
+  execute: (run: QueuedRun & { attempt: number }, signal: AbortSignal, owned: () => boolean) => Promise<void>;
 }
 
 /**
@@ -254,6 +258,7 @@ export class BullRunWorker {
   private readonly topic: string;
   private readonly peers = new Map<string, WorkerInfo>();
   private readonly controllers = new Map<string, AbortController>();
+  private readonly lockLost = new Set<string>();
   private readonly warm = new Map<string, number>(); // model id → last finished run using it
   private readonly heartbeat: NodeJS.Timeout;
   private readonly options: BullRunWorkerOptions;
@@ -284,6 +289,12 @@ export class BullRunWorker {
       }),
     );
     this.worker.on("error", (err) => console.error(`worker ${this.id}:`, err.message));
+    this.worker.on("lockRenewalFailed", (jobIds: string[]) => {
+      for (const id of jobIds) {
+        this.lockLost.add(id);
+        this.controllers.get(id)?.abort(new Error("this worker lost the run's lock; another worker has taken it over"));
+      }
+    });
     this.heartbeat = setInterval(() => void this.announce(), Math.max(250, Math.floor(this.lockMs / 2)));
   }
 
@@ -345,12 +356,14 @@ export class BullRunWorker {
     }
     const controller = new AbortController();
     this.controllers.set(runId, controller);
+    this.lockLost.delete(runId);
     void this.announce();
     try {
-      await this.options.execute({ runId, models, priority: fromBullPriority(job.priority), attempt: job.attemptsStarted }, controller.signal);
+      await this.options.execute({ runId, models, priority: fromBullPriority(job.priority), attempt: job.attemptsStarted }, controller.signal, () => !this.lockLost.has(runId));
       for (const m of models) this.warm.set(m, Date.now());
     } finally {
       this.controllers.delete(runId);
+      this.lockLost.delete(runId);
       void this.announce();
     }
   }
