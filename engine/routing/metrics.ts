@@ -77,6 +77,11 @@ export interface MetricsOptions {
   filter?: TokenFilter;
   /** Layer pairs for the transition counts; default every adjacent pair (i, i + 1). */
   transitions?: readonly LayerPair[];
+  /**
+   * false: skip the router entropy (entropy and entropyNormalized are NaN) to fill it in later with
+   * withEntropy(m, routerEntropySums(...)), e.g. from a Web Worker. Default true.
+   */
+  entropy?: boolean;
 }
 
 export interface DynamicExpert {
@@ -285,13 +290,19 @@ export function finalize(sums: Sums, experts: readonly ExpertInfo[], lay: Expert
   };
 }
 
-function metricsOfRows(trace: RoutingTrace, lay: ExpertLayout, rows: Int32Array, pairs: readonly LayerPair[]): RoutingMetrics {
+function metricsOfRows(trace: RoutingTrace, lay: ExpertLayout, rows: Int32Array, pairs: readonly LayerPair[], entropy: boolean): RoutingMetrics {
   const sums = emptySums(lay, trace.layers.length, pairs.length);
-  const top = accumulateFast(sums, lay, trace, rows, pairs);
-  return finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  const top = accumulateCounts(sums, lay, trace, rows, pairs);
+  if (entropy) {
+    const h = routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, rows);
+    sums.layers.forEach((s, l) => (s.entropy = h[l]!));
+  }
+  const m = finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  if (!entropy) for (const l of m.layers) l.entropy = l.entropyNormalized = NaN;
+  return m;
 }
 
-/** Reference path (core.accumulate, Math.exp): what `accumulateFast` is tested against. */
+/** Reference path (core.accumulate, one loop doing everything): what the fast path is tested against. */
 export function computeMetricsReference(trace: RoutingTrace, options: MetricsOptions = {}): RoutingMetrics {
   checkShapes(trace);
   const lay = expertLayout(trace.experts);
@@ -302,38 +313,67 @@ export function computeMetricsReference(trace: RoutingTrace, options: MetricsOpt
   return finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
 }
 
-// exp(x) for x ≤ 0 without a call into Math.exp (the entropy needs D exps per token and layer: 7.3 M for
-// 28 × 4,096 × 65, ~60 % of the metrics time in the browser). x = (64 m + j) ln2/64 + r, |r| ≤ ln2/128:
-// exp(x) = 2^m · 2^(j/64) · P(r), P the degree-5 Taylor polynomial (truncation < 4e-17); relative error
-// ≤ 1e-15 against Math.exp (tested).
-const EXP_INV = 64 / Math.LN2;
-const LN2_64_HI = Math.round((Math.LN2 / 64) * 2 ** 38) / 2 ** 38; // ~32 significant bits: k · HI is exact for |k| < 2^21
-// The rest of ln2/64, including ln2 − Math.LN2 = 2.3190468138462996e-17 (Math.LN2 is ln2 rounded).
-const LN2_64_LO = Math.LN2 / 64 - LN2_64_HI + 2.3190468138462996e-17 / 64;
-const EXP_FRAC = Float64Array.from({ length: 64 }, (_, j) => 2 ** (j / 64));
-const EXP_POW2 = Float64Array.from({ length: 1076 }, (_, m) => 2 ** -m);
+/**
+ * Σ over `rows` of the router entropy H = −Σ_d p_d ln p_d, p = softmax over the dynamic logits, per
+ * layer (nats): the part of the metrics that needs exps (D per token and layer, over half the time).
+ * Self-contained (no outer references) so that a Web Worker can run its source text; the same
+ * arithmetic as core.accumulate: H = ln S − Σ e_d (z_d − m) / S, e_d = exp(z_d − m).
+ */
+export function routerEntropySums(logits: readonly ArrayLike<number>[], E: number, dynCols: ArrayLike<number>, rows: ArrayLike<number>): Float64Array {
+  const D = dynCols.length;
+  const n = rows.length;
+  const out = new Float64Array(logits.length);
+  const zs = new Float64Array(D);
+  for (let l = 0; l < logits.length; l++) {
+    const z = logits[l]!;
+    let ent = 0;
+    for (let i = 0; i < n; i++) {
+      const base = rows[i]! * E;
+      let m = -Infinity;
+      for (let d = 0; d < D; d++) {
+        const v = z[base + dynCols[d]!]!;
+        zs[d] = v;
+        if (v > m) m = v;
+      }
+      if (m > -Infinity && m < Infinity) {
+        let S = 0;
+        let T = 0;
+        for (let d = 0; d < D; d++) {
+          const x = zs[d]! - m;
+          const e = Math.exp(x);
+          S += e;
+          if (e > 0) T += e * x;
+        }
+        ent += Math.log(S) - T / S;
+      }
+    }
+    out[l] = ent;
+  }
+  return out;
+}
 
-/** e^x for x ≤ 0 (and −∞ → 0, NaN → NaN); see above. */
-export function expNonPositive(x: number): number {
-  if (x < -745.1) return 0;
-  const k = -((-x * EXP_INV + 0.5) | 0);
-  const r = x - k * LN2_64_HI - k * LN2_64_LO;
-  const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120)))));
-  return EXP_FRAC[k & 63]! * p * EXP_POW2[-(k >> 6)]!;
+/** `m` with the entropy of each layer from `sums` (routerEntropySums over the same tokens). */
+export function withEntropy(m: RoutingMetrics, sums: ArrayLike<number>): RoutingMetrics {
+  const D = m.experts.dynamic.length;
+  return {
+    ...m,
+    layers: m.layers.map((l, i) => {
+      const entropy = m.tokens > 0 ? sums[i]! / m.tokens : 0;
+      return { ...l, entropy, entropyNormalized: D > 1 ? entropy / Math.log(D) : 0 };
+    }),
+  };
 }
 
 /**
- * Same sums and per-token top experts as core.accumulate (the reference), in one pass per layer with
- * the dynamic logits copied to a scratch row and the exps inlined. Counts and weight sums are
- * bit-identical; the entropy differs from the reference by rounding only (< 1e-12 relative).
+ * The counting half of core.accumulate (everything but the entropy): reads only the masks, weights and k,
+ * one pass per layer. Same sums and per-token top experts as the reference, bit for bit.
  */
-function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows: Int32Array, pairs: readonly LayerPair[]): Int32Array {
+function accumulateCounts(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows: Int32Array, pairs: readonly LayerPair[]): Int32Array {
   const { E, D, dynCols, dynIsNull, nullCols, sharedCols } = lay;
   const L = trace.layers.length;
   const n = rows.length;
   const top = new Int32Array(L * n);
   const list = new Int32Array(D);
-  const zs = new Float64Array(D);
   const NC = nullCols.length;
   const SC = sharedCols.length;
   sums.tokens += n;
@@ -343,14 +383,13 @@ function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows
     sums.byPhase[t.phase] = (sums.byPhase[t.phase] ?? 0) + 1;
   }
   for (let l = 0; l < L; l++) {
-    const { routerLogits: z, mask, weights: w, k } = trace.layers[l]!;
+    const { mask, weights: w, k } = trace.layers[l]!;
     const s = sums.layers[l]!;
     const { selections, kHist, coactivation: co, topCounts } = s;
     let nullTokens = 0;
     let nullOnly = 0;
     let nullW = 0;
     let sharedW = 0;
-    let ent = 0;
     const topOff = l * n;
     for (let i = 0; i < n; i++) {
       const r = rows[i]!;
@@ -358,9 +397,6 @@ function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows
       const kk = k[r]!;
       if (!(kk >= 0 && kk <= D)) throw new RangeError(`layer ${l}, token ${r}: k = ${kk} is outside 0..${D}`);
       kHist[kk]!++;
-      // Gather the dynamic logits and row max; then H = ln S − Σ e_d (z_d − m) / S, e_d = exp(z_d − m);
-      // with the selections, top expert and null use in the same loop over d.
-      let m = -Infinity;
       let cnt = 0;
       let best = -1;
       let bw = -Infinity;
@@ -368,9 +404,6 @@ function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows
       let hasReal = false;
       for (let d = 0; d < D; d++) {
         const c = base + dynCols[d]!;
-        const v = z[c]!;
-        zs[d] = v;
-        if (v > m) m = v;
         if (mask[c] !== 0) {
           selections[d]!++;
           list[cnt++] = d;
@@ -382,17 +415,6 @@ function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows
           if (dynIsNull[d]) hasNull = true;
           else hasReal = true;
         }
-      }
-      if (m > -Infinity && m < Infinity) {
-        let S = 0;
-        let T = 0;
-        for (let d = 0; d < D; d++) {
-          const x = zs[d]! - m;
-          const e = expNonPositive(x);
-          S += e;
-          if (e > 0) T += e * x;
-        }
-        ent += Math.log(S) - T / S;
       }
       if (best < 0 && cnt > 0) best = list[0]!; // all selected weights NaN: fall back to the first selected
       if (hasNull) {
@@ -418,7 +440,6 @@ function accumulateFast(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows
     s.nullOnlyTokens += nullOnly;
     s.nullWeight += nullW;
     s.sharedWeight += sharedW;
-    s.entropy += ent;
   }
   pairs.forEach(([from, to], p) => {
     const mat = sums.transitions[p]!;
@@ -460,8 +481,9 @@ export function computeMetrics(trace: RoutingTrace, options: MetricsOptions & { 
   const lay = expertLayout(trace.experts);
   const pairs = checkPairs(options.transitions ?? adjacentPairs(trace.layers.length), trace.layers.length);
   const rows = selectTokens(trace, options.filter);
-  if (!options.splitBy) return metricsOfRows(trace, lay, rows, pairs);
+  const entropy = options.entropy ?? true;
+  if (!options.splitBy) return metricsOfRows(trace, lay, rows, pairs, entropy);
   const out: Record<string, RoutingMetrics> = {};
-  for (const [key, g] of splitRows(trace, rows, options.splitBy)) out[key] = metricsOfRows(trace, lay, g, pairs);
+  for (const [key, g] of splitRows(trace, rows, options.splitBy)) out[key] = metricsOfRows(trace, lay, g, pairs, entropy);
   return out;
 }

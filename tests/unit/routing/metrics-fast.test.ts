@@ -1,9 +1,9 @@
 /**
- * The fast metrics path (computeMetrics: one pass, inlined exp) against the reference path
- * (computeMetricsReference: core.accumulate with Math.exp) on seeded random traces.
+ * The fast metrics path (computeMetrics: a counting pass plus the entropy kernel, which the inspector runs
+ * in a Web Worker) against the reference path (computeMetricsReference: core.accumulate) on seeded traces.
  */
 import { describe, expect, it } from "vitest";
-import { computeMetrics, computeMetricsReference, expNonPositive, type RoutingMetrics } from "../../../engine/routing/metrics";
+import { computeMetrics, computeMetricsReference, routerEntropySums, withEntropy, type RoutingMetrics } from "../../../engine/routing/metrics";
 import { mulberry32, syntheticTrace } from "../../../engine/routing/synthetic";
 import type { RoutingTrace } from "../../../engine/trace";
 
@@ -67,25 +67,41 @@ function permuteColumns(trace: RoutingTrace, seed: number): RoutingTrace {
   };
 }
 
-describe("expNonPositive (the inlined exp of the entropy)", () => {
-  it("matches Math.exp to 1e-15 relative on seeded x in [-700, 0]", () => {
-    const rnd = mulberry32(11);
-    let worst = 0;
-    for (let i = 0; i < 200_000; i++) {
-      const x = i < 100_000 ? -rnd() * 20 : -rnd() * 700;
-      const want = Math.exp(x);
-      worst = Math.max(worst, Math.abs(expNonPositive(x) - want) / want);
+describe("routerEntropySums + withEntropy (the entropy half, run in a Web Worker by the inspector)", () => {
+  const trace = syntheticTrace({ seed: 9, routed: 12, nulls: 1, shared: 2, layers: 3, tokens: 180 });
+  const lay = { E: trace.experts.length, dynCols: Int32Array.from(trace.experts.flatMap((e, c) => (e.role === "shared" ? [] : [c]))) };
+
+  it("computeMetrics({ entropy: false }) leaves the entropy NaN and everything else as the reference", () => {
+    const ref = computeMetricsReference(trace);
+    const m = computeMetrics(trace, { entropy: false });
+    for (const l of m.layers) {
+      expect(l.entropy).toBeNaN();
+      expect(l.entropyNormalized).toBeNaN();
     }
-    expect(worst).toBeLessThan(1e-15);
+    const strip = (x: RoutingMetrics) => ({ ...x, layers: x.layers.map((l) => ({ ...l, entropy: 0, entropyNormalized: 0 })) });
+    expectClose(strip(m), strip(ref));
   });
-  it("handles 0, −0, tiny, subnormal, −∞ and NaN", () => {
-    expect(expNonPositive(0)).toBe(1);
-    expect(expNonPositive(-0)).toBe(1);
-    expect(expNonPositive(-1e-300)).toBe(1);
-    expect(expNonPositive(-744)).toBe(Math.exp(-744)); // subnormal: 1e-323
-    expect(expNonPositive(-746)).toBe(0);
-    expect(expNonPositive(-Infinity)).toBe(0);
-    expect(expNonPositive(NaN)).toBeNaN();
+
+  it("filled in from the kernel's sums it equals the reference, also for a filtered set", () => {
+    for (const filter of [undefined, { modality: "audio" as const }, { indices: [5, 1, 170] }]) {
+      const ref = computeMetricsReference(trace, { filter });
+      const m = computeMetrics(trace, { filter, entropy: false });
+      const sums = routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, m.perToken!.tokenIndices);
+      expectClose(withEntropy(m, sums), ref);
+    }
+  });
+
+  it("is self-contained: its source text alone (as shipped to the worker) gives the same sums", () => {
+    const rows = Int32Array.from({ length: 180 }, (_, i) => i);
+    const logits = trace.layers.map((l) => l.routerLogits);
+    const fromSource = new Function(`return (${routerEntropySums.toString()})`)() as typeof routerEntropySums;
+    expect(Array.from(fromSource(logits, lay.E, lay.dynCols, rows))).toEqual(Array.from(routerEntropySums(logits, lay.E, lay.dynCols, rows)));
+  });
+
+  it("no tokens: entropy 0, as the reference", () => {
+    const m = computeMetrics(trace, { filter: { indices: [] }, entropy: false });
+    const filled = withEntropy(m, routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, new Int32Array()));
+    expect(filled.layers.map((l) => l.entropy)).toEqual([0, 0, 0]);
   });
 });
 
