@@ -390,7 +390,7 @@ export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promi
 
 /** <STUDIO_DATA_DIR or ./data>: where user datasets (`datasets/`) and batch results (`batch/`) live. */
 export function studioDataDir(): string {
-  return path.resolve(process.env.STUDIO_DATA_DIR ?? "data");
+  return path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATA_DIR ?? "data");
 }
 
 /** Where the batch RecordStore keeps per-record results. */
@@ -403,8 +403,8 @@ export const EXAMPLES_PREFIX = "examples/";
 /** Roots a workflow's Dataset node may read: the shipped samples and <data dir>/datasets (STUDIO_DATASETS_DIR). */
 export function datasetRoots(): { examples: string; user: string } {
   return {
-    examples: path.resolve(process.env.STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
-    user: path.resolve(process.env.STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
+    examples: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
+    user: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
   };
 }
 

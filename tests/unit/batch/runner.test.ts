@@ -86,6 +86,12 @@ const opts = (over: Partial<BatchOptions> = {}): BatchOptions => ({
   ...over,
 });
 
+/** Batch options for runSweep (whose onProgress also gets the value index). */
+const sweepOpts = (over: Partial<BatchOptions> = {}) => {
+  const { onProgress: _ignored, ...rest } = opts(over);
+  return rest;
+};
+
 /** The aggregate computed directly from the traces the fake model gives, in record order. */
 async function direct(n: number, P = 0.7) {
   const storageIds = await Promise.all([0, 1, 2].map(async (c) => (await import("node:fs/promises")).readFile(path.join(dir, "img", `${c}.png`)).then((b) => storage.write(b, "png"))));
@@ -188,7 +194,7 @@ describe("sweeps", () => {
   it("one batch per value, each its own cache, summaries that follow the swept param", async () => {
     const storeDir = path.join(dir, "sweep-store");
     const sweep = parseSweep("llm.P=0.3,0.6,0.95");
-    const r = await runSweep({ ...opts({ storeDir }), sweep });
+    const r = await runSweep({ ...sweepOpts({ storeDir }), sweep });
     expect(r.status).toBe("finished");
     expect(r.points.map((p) => p.records.ran)).toEqual([30, 30, 30]);
     const k = r.points.map((p) => p.summary!.all.meanK);
@@ -197,9 +203,9 @@ describe("sweeps", () => {
     const want = (await direct(30, 0.6)).metrics().layers.reduce((a, l) => a + l.meanK, 0) / 3;
     expect(k[1]).toBeCloseTo(want, 12);
     expect(Object.keys(r.points[0]!.summary!.byTask)).toEqual(["a", "b", "c"]);
-    const again = await runSweep({ ...opts({ storeDir }), sweep });
+    const again = await runSweep({ ...sweepOpts({ storeDir }), sweep });
     expect(again.points.map((p) => [p.records.ran, p.records.cached])).toEqual([[0, 30], [0, 30], [0, 30]]);
-    await expect(runSweep({ ...opts(), sweep: parseSweep("llm.nope=1,2") })).rejects.toThrow(/has no param "nope"/);
-    await expect(runSweep({ ...opts(), sweep: parseSweep("llm.P=0.5,7") })).rejects.toThrow(/7 is not a valid llm.P/);
+    await expect(runSweep({ ...sweepOpts(), sweep: parseSweep("llm.nope=1,2") })).rejects.toThrow(/has no param "nope"/);
+    await expect(runSweep({ ...sweepOpts(), sweep: parseSweep("llm.P=0.5,7") })).rejects.toThrow(/7 is not a valid llm.P/);
   });
 });
