@@ -113,7 +113,7 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
         const local = await dbMod.db().nodeRun.findMany({ where: { runId: id }, orderBy: { nodeId: "asc" } });
         const remote = await dbMod.db().nodeRun.findMany({ where: { runId: ids[i]! }, orderBy: { nodeId: "asc" } });
         expect(local.map((n) => n.outputs)).toEqual(remote.map((n) => n.outputs));
-        expect(local.map((n) => n.summary)).toEqual(remote.map((n) => n.summary));
+        // (summaries carry timings, e.g. tok/s, so they are not compared)
         const outputsOf = (list: RunEvent[]) => list.filter((e) => e.type === "node-outputs");
         const localEvents: RunEvent[] = [];
         embedded.subscribe(id, (e) => localEvents.push(e));

@@ -58,7 +58,8 @@ export interface WorkerProcess {
 
 /** `tsx app/server/worker.ts` as a child process with the given environment. */
 export function spawnWorker(env: Record<string, string>, name: string): WorkerProcess {
-  const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/worker.ts"], {
+  // `node --import tsx` (not the tsx CLI, which runs the script in a grandchild): a SIGKILL must hit the worker itself.
+  const child = spawn(process.execPath, ["--import", "tsx", "app/server/worker.ts"], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
