@@ -80,6 +80,7 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
   const FILE = "script.js";
   const MAX_STACK_TEXT = 4000;
   const MAX_LOG_LINE = 10_000;
+  const MAX_MESSAGE = 2000;
 
   const core = load("quickjs-emscripten-core") as typeof import("quickjs-emscripten-core");
   const variantModule = load("@jitl/quickjs-wasmfile-release-sync") as { default?: unknown };
@@ -158,7 +159,6 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
     const handles: QuickJSHandle[] = [];
     const keep = (h: QuickJSHandle): QuickJSHandle => (handles.push(h), h);
 
-
     /** Reads a thrown value and says what it was, in the host's terms. */
     const failureOf = (errHandle: QuickJSHandle, phase: "compile" | "run" | "output"): JobFailure => {
       if (stopped === "cancelled") return { kind: "cancelled", message: "cancelled" };
@@ -168,17 +168,14 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
         dumped = ctx!.dump(errHandle);
       } catch {
         // Reading the error failed: the runtime is in trouble, most likely out of memory.
-        state.retire = true;
         return { kind: "memory", message: "the error could not be read" };
       }
       const e = (dumped && typeof dumped === "object" ? dumped : { message: String(dumped) }) as { name?: unknown; message?: unknown; stack?: unknown };
       const name = typeof e.name === "string" ? e.name : "Error";
-      const message = typeof e.message === "string" ? e.message : typeof dumped === "string" ? dumped : JSON.stringify(dumped) ?? String(dumped);
+      const full = typeof e.message === "string" ? e.message : typeof dumped === "string" ? dumped : (JSON.stringify(dumped) ?? String(dumped));
+      const message = full.length > MAX_MESSAGE ? `${full.slice(0, MAX_MESSAGE)}… (${full.length} chars)` : full;
       const stack = typeof e.stack === "string" ? e.stack : undefined;
-      if (name === "InternalError" && message === "out of memory") {
-        state.retire = true; // give the grown WebAssembly memory back by replacing this worker
-        return { kind: "memory", message };
-      }
+      if (name === "InternalError" && message === "out of memory") return { kind: "memory", message };
       if (name === "InternalError" && message === "stack overflow") return { kind: "stack", message, ...userPosition(stack) };
       if (phase === "compile" && name === "SyntaxError") return { kind: "syntax", name, message, ...userPosition(stack) };
       if (phase === "output") return { kind: "output", name, message };

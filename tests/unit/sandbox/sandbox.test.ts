@@ -170,6 +170,20 @@ describe("limits", () => {
     expect(await run("const f = (n) => (n === 0 ? 0 : 1 + f(n - 1)); return f(1000)")).toBe(1000); // ordinary recursion is fine
   });
 
+  it("work inside built-ins is bounded too: deep nesting, catastrophic regex backtracking", async () => {
+    // QuickJS's JSON.stringify checks for cycles along the path (quadratic in depth) without polling
+    // the interrupt handler: the host's watchdog (time limit + 2 s) kills that worker. Either way it stops.
+    const t0 = performance.now();
+    const nested = await failure("let a = []; for (let i = 0; i < 1e5; i++) a = [a]; return a", { timeoutMs: 1000 });
+    expect(["ScriptStackOverflowError", "ScriptTimeoutError"]).toContain(nested.constructor.name);
+    expect(performance.now() - t0).toBeLessThan(1000 + 2000 + 1500);
+    const deepInput = JSON.parse("[".repeat(500) + "]".repeat(500)) as unknown;
+    expect((await runScript({ code: "let d = 0, x = inputs.a; while (Array.isArray(x) && x.length) { x = x[0]; d++ } return d", inputs: { a: deepInput } })).outputs).toBe(499);
+    const regex = await failure("return /^(a+)+$/.test('a'.repeat(40) + 'b')", { timeoutMs: 500 });
+    expect(regex).toBeInstanceOf(ScriptTimeoutError);
+    expect(await run("return 'fine'")).toBe("fine");
+  });
+
   it("cancel interrupts a running script promptly", async () => {
     const controller = new AbortController();
     const t0 = performance.now();
