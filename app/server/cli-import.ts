@@ -18,6 +18,7 @@ class ImportUsageError extends Error {}
 
 function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDtype; json: boolean } {
   let dir: string | undefined, name: string | undefined, dtype: string | undefined, json = false;
+  // --json on import: one JSON object per line (progress, then the result) for the Models page's import job
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -27,7 +28,7 @@ function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDty
     };
     if (argv[0] === "import" && a === "--name") name = value();
     else if (argv[0] === "import" && a === "--dtype") dtype = value();
-    else if (argv[0] === "inspect-checkpoint" && a === "--json") json = true;
+    else if (a === "--json") json = true;
     else if (a.startsWith("--")) throw new ImportUsageError(`unknown option ${a}`);
     else if (dir === undefined) dir = a;
     else throw new ImportUsageError(`unexpected argument "${a}"`);
@@ -59,6 +60,11 @@ function progressBar(): (p: ImportProgress) => void {
 
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
+  if (a.json) {
+    const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
+    console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed } }));
+    return 0;
+  }
   const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, onProgress: progressBar() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);

@@ -1,8 +1,102 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { expertColumns } from "@/models/config";
-import { listModels, resolveModel } from "@/models/moe-llm-model";
+import { architectureOf, conventionText } from "@/models/families/conventions";
+import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
+import { estimateFromConfig } from "@/models/import/memory";
+import { loadedSessions, releaseSessions } from "@/models/import/runtime";
+import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
+import { modelsDir } from "@/models/uni-moe-tiny";
 import { publicProcedure, router } from "../trpc";
+
+/**
+ * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
+ * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
+ */
+export function importRoots(): string[] {
+  const data = process.env.STUDIO_DATA_DIR ?? "data";
+  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(data, "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  return [...new Set(roots.map((r) => path.resolve(r)))];
+}
+
+function allowedCheckpoint(dir: string): string {
+  const abs = path.resolve(dir);
+  if (!importRoots().some((r) => abs === r || abs.startsWith(r + path.sep)))
+    throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${importRoots().join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
+  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
+  return abs;
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return total;
+}
+
+const DEFAULTS_FILE = () => path.join(modelsDir(), "defaults.json");
+/** Node types that take a model, and which kinds of model they accept. */
+const MODEL_NODE_TYPES = ["model.moe-llm"] as const;
+
+function readDefaults(): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(DEFAULTS_FILE(), "utf8")) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+interface ImportJob {
+  id: string;
+  dir: string;
+  name?: string;
+  state: "running" | "done" | "failed";
+  progress?: ImportProgress;
+  result?: { status: string; ref: string; unclaimed: string[] };
+  error?: string;
+  startedAt: number;
+}
+const jobs = new Map<string, ImportJob>();
+
+/** Runs `cli import --json` in a child process (the import never blocks the server) and follows its lines. */
+function startImport(dir: string, name: string | undefined, dtype: string): ImportJob {
+  const job: ImportJob = { id: randomUUID(), dir, name, state: "running", startedAt: Date.now() };
+  jobs.set(job.id, job);
+  const args = ["--import", "tsx", path.join(process.cwd(), "app/server/cli.ts"), "import", dir, "--dtype", dtype, "--json", ...(name ? ["--name", name] : [])];
+  const child = spawn(process.execPath, args, { cwd: process.cwd(), env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+  let buf = "", err = "";
+  child.stdout.on("data", (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        const msg = JSON.parse(line) as { progress?: ImportProgress; result?: ImportJob["result"] };
+        if (msg.progress) job.progress = msg.progress;
+        if (msg.result) job.result = msg.result;
+      } catch {
+        // not a JSON line (e.g. a warning): ignore
+      }
+    }
+  });
+  child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
+  child.on("close", (code) => {
+    if (code === 0 && job.result) job.state = "done";
+    else {
+      job.state = "failed";
+      job.error = err.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? (err.trim().split("\n").pop() || `import exited with status ${code}`);
+    }
+  });
+  return job;
+}
 
 export const modelsRouter = router({
   /** Models a node can use: the seeded reference family (built on first use) and model dirs in the models dir. */
@@ -18,4 +112,123 @@ export const modelsRouter = router({
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });
     }
   }),
+  /** Everything the Models page shows about each installed model (seeded ones are not built just to list them). */
+  installed: publicProcedure.query(async () => {
+    const root = modelsDir();
+    const defaults = readDefaults();
+    const rows = [];
+    for (const ref of listModels()) {
+      const seeded = ref.startsWith("uni-moe-tiny/");
+      const dir = path.join(root, ref);
+      const base = { ref, seeded, defaultFor: Object.entries(defaults).filter(([, r]) => r === ref).map(([t]) => t) };
+      if (!existsSync(path.join(dir, "config.json"))) {
+        rows.push({ ...base, family: "uni-moe-tiny", built: false, label: "seeded, untrained (built on first use)" });
+        continue;
+      }
+      try {
+        const m = openModelDir(dir, ref);
+        const manifest = readManifest(dir);
+        const counts = parameterCounts(m.config);
+        rows.push({
+          ...base,
+          built: true,
+          family: manifest?.family ?? String(m.config.model_type),
+          label: seeded ? "seeded, untrained" : manifest ? "imported" : "local",
+          parameters: counts.total,
+          activeParameters: counts.active,
+          dtype: manifest?.dtype ?? "fp32",
+          sizeOnDisk: dirBytes(dir),
+          source: manifest?.sourceDir ?? dir,
+          hash: manifest?.sourceHash ?? m.contentHash,
+          convention: conventionText(m.config),
+          routing: architectureOf(m.config).routing,
+          memoryToRun: estimateFromConfig(m.config).bytes,
+          sessions: await loadedSessions(dir),
+          unclaimed: manifest?.unclaimed ?? [],
+        });
+      } catch (err) {
+        rows.push({ ...base, built: false, family: "?", label: `unreadable: ${(err as Error).message}` });
+      }
+    }
+    return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
+  }),
+  /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
+  browse: publicProcedure.query(() => {
+    const found: { dir: string; modelType: string | null }[] = [];
+    const visit = (dir: string, depth: number) => {
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      if (entries.some((e) => e.name === "config.json")) {
+        let modelType: string | null = null;
+        try {
+          modelType = String((JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: string }).model_type ?? null);
+        } catch {
+          // unreadable config: listed, the inspection will say why
+        }
+        found.push({ dir, modelType });
+      }
+      if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
+    };
+    for (const r of importRoots()) visit(r, 2);
+    return found;
+  }),
+  /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
+  inspect: publicProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
+    const dir = allowedCheckpoint(input.dir);
+    try {
+      const map = inspectCheckpoint(dir);
+      return {
+        family: map.family.name,
+        title: map.family.title,
+        tensors: map.tensors.length,
+        unclaimed: map.unclaimed.map((t) => t.name),
+        missing: map.missing.map((m) => m.expected),
+        parameters: parameterCounts(map.config).total,
+        memoryToRun: estimateFromConfig(map.config).bytes,
+      };
+    } catch (err) {
+      throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
+    }
+  }),
+  import: publicProcedure
+    .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
+    .mutation(({ input }) => {
+      const dir = allowedCheckpoint(input.dir);
+      if ([...jobs.values()].some((j) => j.state === "running" && j.dir === dir)) throw new TRPCError({ code: "CONFLICT", message: `${input.dir} is already being imported` });
+      return { jobId: startImport(dir, input.name, input.dtype).id };
+    }),
+  importStatus: publicProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
+    const job = jobs.get(input.jobId);
+    if (!job) throw new TRPCError({ code: "NOT_FOUND", message: "no such import" });
+    return { state: job.state, progress: job.progress ?? null, result: job.result ?? null, error: job.error ?? null, seconds: (Date.now() - job.startedAt) / 1000 };
+  }),
+  delete: publicProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
+    try {
+      await releaseSessions(path.join(modelsDir(), input.ref));
+      deleteImportedModel(input.ref);
+    } catch (err) {
+      throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
+    }
+    const d = readDefaults();
+    for (const [t, r] of Object.entries(d)) if (r === input.ref) delete d[t];
+    writeFileSync(DEFAULTS_FILE(), JSON.stringify(d, null, 2));
+    return { ok: true };
+  }),
+  /** The default model per node type (stored in <models dir>/defaults.json). */
+  defaults: publicProcedure.query(() => readDefaults()),
+  setDefault: publicProcedure
+    .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable() }))
+    .mutation(({ input }) => {
+      if (input.ref !== null && !listModels().includes(input.ref)) throw new TRPCError({ code: "NOT_FOUND", message: `no model "${input.ref}"` });
+      const d = readDefaults();
+      if (input.ref === null) delete d[input.nodeType];
+      else d[input.nodeType] = input.ref;
+      mkdirSync(modelsDir(), { recursive: true });
+      writeFileSync(DEFAULTS_FILE(), JSON.stringify(d, null, 2));
+      return d;
+    }),
 });

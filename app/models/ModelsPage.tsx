@@ -1,0 +1,151 @@
+"use client";
+import Link from "next/link";
+import { useEffect, useState } from "react";
+import { trpc } from "../lib/trpc";
+
+const bytes = (b?: number) => (b === undefined ? "—" : b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(0)} kB`);
+const count = (n?: number) => (n === undefined ? "—" : n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n.toLocaleString());
+
+function ImportPanel({ onDone }: { onDone: () => void }) {
+  const browse = trpc.models.browse.useQuery();
+  const [dir, setDir] = useState("");
+  const [name, setName] = useState("");
+  const [dtype, setDtype] = useState<"fp32" | "fp16" | "bf16">("fp32");
+  const [jobId, setJobId] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const inspect = trpc.models.inspect.useQuery({ dir }, { enabled: dir !== "", retry: false });
+  const start = trpc.models.import.useMutation({ onSuccess: (r) => setJobId(r.jobId), onError: (e) => setError(e.message) });
+  const status = trpc.models.importStatus.useQuery({ jobId: jobId ?? "" }, { enabled: jobId !== null, refetchInterval: (q) => (q.state.data?.state === "running" ? 500 : false) });
+  const s = status.data;
+  useEffect(() => {
+    if (s && s.state !== "running") onDone();
+  }, [s?.state]); // eslint-disable-line react-hooks/exhaustive-deps
+  const frac = s?.progress && s.progress.totalBytes > 0 ? Math.min(1, s.progress.bytes / s.progress.totalBytes) : 0;
+  return (
+    <section className="import-panel" aria-label="Import a checkpoint">
+      <strong>Import a checkpoint</strong>
+      <span className="muted">
+        Put the downloaded folder (config.json, *.safetensors, tokenizer.json) in an import folder on the server: {browse.data ? "" : "…"}
+      </span>
+      <div className="row">
+        <select aria-label="Checkpoint folder" value={dir} onChange={(e) => { setDir(e.target.value); setJobId(null); setError(null); }}>
+          <option value="">{browse.data?.length ? "Pick a checkpoint folder…" : "No checkpoint folders found"}</option>
+          {browse.data?.map((c) => (
+            <option key={c.dir} value={c.dir}>
+              {c.dir} {c.modelType ? `(${c.modelType})` : ""}
+            </option>
+          ))}
+        </select>
+        <input type="text" aria-label="Model name" placeholder="name (default: folder name)" value={name} onChange={(e) => setName(e.target.value)} />
+        <select aria-label="Stored dtype" value={dtype} onChange={(e) => setDtype(e.target.value as typeof dtype)}>
+          <option value="fp32">fp32</option>
+          <option value="fp16">fp16</option>
+          <option value="bf16">bf16</option>
+        </select>
+        <button className="primary" disabled={!dir || start.isPending || s?.state === "running" || !!inspect.data?.missing.length} onClick={() => { setError(null); start.mutate({ dir, dtype, ...(name ? { name } : {}) }); }}>
+          Import
+        </button>
+      </div>
+      {inspect.data && (
+        <div className="muted" data-testid="inspect-summary">
+          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run
+          {inspect.data.unclaimed.length > 0 && <div>Unclaimed (not used): {inspect.data.unclaimed.join(", ")}</div>}
+          {inspect.data.missing.length > 0 && <div className="error-text">Missing: {inspect.data.missing.join(", ")}</div>}
+        </div>
+      )}
+      {inspect.error && <div className="error-text">{inspect.error.message}</div>}
+      {s && (
+        <div className="row" data-testid="import-status">
+          <div className="progress" role="progressbar" aria-valuenow={Math.round(frac * 100)} aria-valuemin={0} aria-valuemax={100}>
+            <div style={{ width: `${frac * 100}%` }} />
+          </div>
+          <span className="muted">
+            {s.state === "running" && (s.progress ? `${bytes(s.progress.bytes)} / ${bytes(s.progress.totalBytes)}${s.progress.etaSeconds !== undefined ? ` · ETA ${Math.ceil(s.progress.etaSeconds)} s` : ""}` : "starting…")}
+            {s.state === "done" && s.result && `${s.result.status === "unchanged" ? "Already imported (same files)" : "Imported"}: ${s.result.ref}`}
+          </span>
+        </div>
+      )}
+      {(error ?? s?.error) && <div className="banner error">{error ?? s?.error}</div>}
+    </section>
+  );
+}
+
+export function ModelsPage() {
+  const utils = trpc.useUtils();
+  const installed = trpc.models.installed.useQuery();
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => {
+    void utils.models.installed.invalidate();
+    void utils.models.list.invalidate();
+  };
+  const del = trpc.models.delete.useMutation({ onSuccess: refresh, onError: (e) => setError(e.message) });
+  const setDefault = trpc.models.setDefault.useMutation({ onSuccess: refresh, onError: (e) => setError(e.message) });
+  const data = installed.data;
+  return (
+    <main className="page" style={{ maxWidth: 1200 }}>
+      <p>
+        <Link href="/">← Workflows</Link>
+      </p>
+      <h1>Models</h1>
+      <p className="muted">
+        Seeded reference models show the mechanics (their weights are random, not trained). Import a real checkpoint to inspect its routing. Import folders: {data?.importRoots.join(", ") ?? "…"}
+      </p>
+      {error && <div className="banner error">{error}</div>}
+      <ImportPanel onDone={refresh} />
+      <table className="models-table" data-testid="models-table">
+        <thead>
+          <tr>
+            <th>Model</th>
+            <th>Family</th>
+            <th>Params</th>
+            <th>Active / token</th>
+            <th>dtype</th>
+            <th>On disk</th>
+            <th>Needs to run</th>
+            <th>Source · hash</th>
+            <th>Default for</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {data?.models.map((m) => (
+            <tr key={m.ref} data-ref={m.ref}>
+              <td>
+                <span className="ref">{m.ref}</span>
+                <span className={`tag ${m.seeded ? "seeded" : m.label === "imported" ? "imported" : ""}`}>{m.seeded ? "seeded, untrained" : m.label}</span>
+                {"convention" in m && <div className="sub">{m.convention}</div>}
+                {"sessions" in m && m.sessions && m.sessions.length > 0 && <div className="sub">loaded on {m.sessions.map((s) => `${s.provider} (+${bytes(s.memoryBytes)})`).join(", ")}</div>}
+              </td>
+              <td>{m.family}</td>
+              <td className="num">{"parameters" in m ? count(m.parameters) : "—"}</td>
+              <td className="num">{"activeParameters" in m ? count(m.activeParameters) : "—"}</td>
+              <td>{"dtype" in m ? m.dtype : "—"}</td>
+              <td className="num">{"sizeOnDisk" in m ? bytes(m.sizeOnDisk) : "—"}</td>
+              <td className="num">{"memoryToRun" in m ? bytes(m.memoryToRun) : "—"}</td>
+              <td>
+                {"source" in m ? <div className="sub">{m.source}</div> : <span className="muted">{m.label}</span>}
+                {"hash" in m && <div className="sub" title={m.hash}>{m.hash?.slice(0, 16)}</div>}
+              </td>
+              <td>
+                {data.nodeTypes.map((t) => (
+                  <label key={t} className="sub" style={{ display: "block" }}>
+                    <input type="checkbox" checked={m.defaultFor.includes(t)} onChange={(e) => setDefault.mutate({ nodeType: t, ref: e.target.checked ? m.ref : null })} /> {t}
+                  </label>
+                ))}
+              </td>
+              <td>
+                {m.label === "imported" && (
+                  <button className="danger" onClick={() => window.confirm(`Delete ${m.ref}? (the checkpoint folder is kept)`) && del.mutate({ ref: m.ref })}>
+                    Delete
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {installed.isLoading && <p className="muted">Loading…</p>}
+      {installed.error && <div className="banner error">{installed.error.message}</div>}
+    </main>
+  );
+}
