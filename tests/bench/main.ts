@@ -17,6 +17,7 @@ import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
 import { SessionPool } from "../../engine/runtime";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { benchMetrics } from "../../engine/routing/bench";
+import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchHeads } from "./heads";
 import { benchLlm } from "./llm";
 import { benchRender } from "./render";
@@ -255,6 +256,14 @@ async function main() {
       for (const p of e.pans) console.log(`  ${p.view.padEnd(6)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms (${p.frames} frames)`);
     }
     json.editor = e;
+  }
+  if (want("dataset")) {
+    console.log("\ndataset batches (engine/batch)");
+    json.dataset = await benchDataset((s) => console.log(`  ${s}`));
+  }
+  if (only.includes("dataset-rss")) {
+    console.log("\ndataset batch memory and resume (opt-in: several minutes)");
+    json.datasetRss = await benchDatasetRss((s) => console.log(`  ${s}`));
   }
   const out = path.join(process.cwd(), "data", "bench");
   mkdirSync(out, { recursive: true });
