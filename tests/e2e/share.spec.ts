@@ -74,7 +74,7 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
     if (await create.isVisible()) await create.click();
     await viewer.getByLabel("User name").fill(`viewer${stamp}`);
     await viewer.getByLabel("Password").fill(`pw-viewer${stamp}-12345`);
-    await viewer.getByRole("button", { name: /Create account|Log in/ }).click();
+    await viewer.locator("form").getByRole("button", { name: /^(Create account|Log in)$/ }).click();
   }
   await viewer.waitForURL(/\/w\/[\w-]+$/);
   await expect(viewer.getByLabel("Workflow name")).toHaveValue("Untitled workflow (fork)");
