@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
@@ -64,6 +64,17 @@ describe("JSONL datasets", () => {
     expect(scan.tasks).toEqual({ greet: 1, see: 1, "": 1 });
     expect(scan.modalities).toEqual({ text: 3, image: 1 });
     expect(scan.preview[1]!.media).toEqual({ image: "img/a.png" });
+  });
+
+  it("a symlink inside the folder that leads outside it is refused", async () => {
+    const outside = mkdtempSync(path.join(os.tmpdir(), "dataset-outside-"));
+    writeFileSync(path.join(outside, "secret.png"), png);
+    symlinkSync(path.join(outside, "secret.png"), path.join(dir, "img", "link.png"));
+    const file = path.join(dir, "link.jsonl");
+    writeFileSync(file, '{"text": "x", "image": "img/link.png"}\n');
+    const [r] = await rows(file);
+    expect(r!.ok).toBe(false);
+    expect((r as { error: { message: string } }).error.message).toMatch(/links outside the dataset's folder/);
   });
 
   it("the fingerprint follows the bytes", async () => {
