@@ -87,16 +87,26 @@ export default function ScriptField({ nodeId, value, onChange, label }: { nodeId
   };
 
   return (
-    <div className="script-field nodrag nowheel" data-testid={`script-editor-${nodeId}`} aria-label={label} style={{ width: 360, height: 200, border: "1px solid #334155" }}>
+    <div className="script-field nodrag nowheel" data-testid={`script-editor-${nodeId}`} aria-label={label} style={{ width: "100%", height: 180, border: "1px solid #334155" }}>
       <Editor
-        height="200px"
+        height="180px"
         defaultLanguage="javascript"
         path={`file:///script-node/${nodeId}/code.js`}
         value={value}
         theme="vs-dark"
         onMount={onMount}
         onChange={(v) => onChange(v ?? "")}
-        options={{ minimap: { enabled: false }, fontSize: 12, lineNumbersMinChars: 3, scrollBeyondLastLine: false, tabSize: 2, automaticLayout: true, fixedOverflowWidgets: true }}
+        options={{
+          minimap: { enabled: false },
+          fontSize: 12,
+          lineNumbersMinChars: 2,
+          lineDecorationsWidth: 4,
+          folding: false,
+          wordWrap: "on",
+          scrollBeyondLastLine: false,
+          tabSize: 2,
+          automaticLayout: true,
+        }}
       />
     </div>
   );
