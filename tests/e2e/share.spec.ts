@@ -1,4 +1,5 @@
 import { expect, test, type BrowserContext, type Page } from "@playwright/test";
+import sharp from "sharp";
 import * as helpers from "./helpers";
 import { addNode, drag } from "./helpers";
 
@@ -25,6 +26,10 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
   await newWorkflowAt(page);
   const text = await addNode(page, "input.text");
   const template = await addNode(page, "text.template");
+  const image = await addNode(page, "input.image");
+  const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 40, g: 160, b: 90 } } }).png().toBuffer();
+  await page.getByTestId(`file-${image}-file`).setInputFiles({ name: "green.png", mimeType: "image/png", buffer: png });
+  await expect(page.getByTestId(`node-${image}`).locator("img")).toBeVisible();
   await page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true }).fill("hello share");
   await page.getByTestId(`node-${template}`).getByLabel("Template", { exact: true }).fill("{a}!");
   await page.getByRole("button", { name: "Auto-layout" }).click();
@@ -35,6 +40,17 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
   await expect(page.getByTestId("version")).toHaveText("v2");
   await page.getByRole("button", { name: "▶ Run" }).click();
   await expect(page.getByTestId("run-status")).toHaveText("finished");
+  // A note (written in the notebook), saved with the document.
+  await page.getByRole("tab", { name: "Notebook" }).click();
+  await page.locator(`[data-node="${template}"]`).getByRole("button", { name: "+ Note" }).click();
+  const editor = page.getByTestId("note-editor").locator(".monaco-editor");
+  await expect(editor).toBeVisible();
+  await editor.click();
+  await page.keyboard.type("Greets whoever opens the link");
+  await page.getByTestId("note-cell").getByRole("button", { name: "Done" }).click();
+  await page.getByRole("tab", { name: "Canvas" }).click();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await expect(page.getByTestId("version")).toHaveText("v3");
 
   await page.getByRole("button", { name: "Share" }).click();
   const dialog = page.getByRole("dialog", { name: "Share" });
@@ -55,6 +71,11 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
   await expect(viewer.getByTestId(`shared-node-${text}`)).toContainText("hello share");
   await expect(viewer.getByTestId(`shared-outputs-${template}`)).toContainText("hello share!");
   await expect(viewer.locator(".react-flow__edge")).toHaveCount(1);
+  await expect(viewer.getByTestId("shared-note")).toContainText("Greets whoever opens the link");
+  // The run's image output, fetched with the share token by a browser that is not logged in.
+  const shot = viewer.getByTestId(`shared-outputs-${image}`).locator("img");
+  await expect(shot).toHaveAttribute("src", /\?share=/);
+  await expect.poll(() => shot.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(64);
   // Read-only: no param inputs, no run button.
   await expect(viewer.locator(".react-flow__node input, .react-flow__node textarea")).toHaveCount(0);
   await expect(viewer.getByRole("button", { name: "▶ Run" })).toHaveCount(0);

@@ -20,6 +20,8 @@ interface SharedNodeData extends Record<string, unknown> {
   linkedInputs: string[];
   linkedOutputs: string[];
   run?: SharedNodeOutputs;
+  /** Socket type → colour, as in the editor. */
+  colors: Record<string, string>;
 }
 
 type SharedFlowNode = Node<SharedNodeData, "shared">;
@@ -79,7 +81,7 @@ const SharedNode = memo(function SharedNode({ id, data }: NodeProps<SharedFlowNo
         <div>
           {inputs.map((s) => (
             <div key={s} className="pnode-socket">
-              <Handle id={s} type="target" position={Position.Left} className="socket" isConnectable={false} />
+              <Handle id={s} type="target" position={Position.Left} className="socket" isConnectable={false} style={{ background: data.colors[data.info?.inputs[s]?.type ?? ""] }} />
               {data.info?.inputs[s]?.label ?? s}
             </div>
           ))}
@@ -88,7 +90,7 @@ const SharedNode = memo(function SharedNode({ id, data }: NodeProps<SharedFlowNo
           {outputs.map((s) => (
             <div key={s} className="pnode-socket out">
               {data.info?.outputs[s]?.label ?? s}
-              <Handle id={s} type="source" position={Position.Right} className="socket" isConnectable={false} />
+              <Handle id={s} type="source" position={Position.Right} className="socket" isConnectable={false} style={{ background: data.colors[data.info?.outputs[s]?.type ?? ""] }} />
             </div>
           ))}
         </div>
@@ -109,7 +111,7 @@ const SharedNode = memo(function SharedNode({ id, data }: NodeProps<SharedFlowNo
 
 const nodeTypes = { shared: SharedNode };
 
-function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, runs: SharedNodeOutputs[]): { nodes: Node[]; edges: Edge[] } {
+function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, colors: Record<string, string>, runs: SharedNodeOutputs[]): { nodes: Node[]; edges: Edge[] } {
   const byNode = new Map(runs.map((r) => [r.nodeId, r]));
   const nodes: SharedFlowNode[] = doc.nodes.map((n) => ({
     id: n.id,
@@ -126,6 +128,7 @@ function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, runs: S
       linkedInputs: [...new Set(doc.edges.filter((e) => e.target === n.id).map((e) => e.targetSocket))],
       linkedOutputs: [...new Set(doc.edges.filter((e) => e.source === n.id).map((e) => e.sourceSocket))],
       run: byNode.get(n.id),
+      colors,
     },
   }));
   const edges: Edge[] = doc.edges.map((e) => ({ id: e.id, source: e.source, sourceHandle: e.sourceSocket, target: e.target, targetHandle: e.targetSocket, selectable: false }));
@@ -152,9 +155,13 @@ export default function SharedView({ token }: { token: string }) {
   const autoForked = useRef(false);
 
   const catalog = useMemo(() => new Map((catalogQuery.data?.nodes ?? []).map((n) => [n.type, n])), [catalogQuery.data]);
+  const colors = useMemo(
+    () => Object.fromEntries(Object.entries(catalogQuery.data?.sockets ?? {}).map(([type, spec]) => [type, spec.color])),
+    [catalogQuery.data],
+  );
   const flow = useMemo(
-    () => (shared.data?.document ? toSharedFlow(shared.data.document, catalog, shared.data.lastRun?.nodes ?? []) : null),
-    [shared.data, catalog],
+    () => (shared.data?.document ? toSharedFlow(shared.data.document, catalog, colors, shared.data.lastRun?.nodes ?? []) : null),
+    [shared.data, catalog, colors],
   );
   const fileUrl = useCallback((file: string) => `/api/files/${encodeURIComponent(file)}?share=${encodeURIComponent(token)}`, [token]);
 
