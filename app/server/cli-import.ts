@@ -96,6 +96,10 @@ function cmdInspect(argv: string[]): number {
 
 /** Runs `import` / `inspect-checkpoint`; returns the exit status (2 = bad usage, 1 = the checkpoint cannot be used). */
 export async function runImportCommand(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(`Usage: npm run cli -- <command> [options]\n\n${IMPORT_HELP}`);
+    return 0;
+  }
   try {
     return argv[0] === "import" ? await cmdImport(argv) : cmdInspect(argv);
   } catch (err) {
