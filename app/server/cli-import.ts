@@ -107,3 +107,15 @@ export async function runImportCommand(argv: string[]): Promise<number> {
     return err instanceof ImportUsageError ? 2 : 1;
   }
 }
+
+// Run directly (the Models page's import job does, so it does not load the rest of the CLI):
+//   node --import tsx app/server/cli-import.ts import <dir> --json
+if (process.argv[1] && /cli-import\.ts$/.test(process.argv[1])) {
+  runImportCommand(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -65,11 +65,11 @@ interface ImportJob {
 }
 const jobs = new Map<string, ImportJob>();
 
-/** Runs `cli import --json` in a child process (the import never blocks the server) and follows its lines. */
+/** Runs `cli-import.ts import --json` in a child process (the import never blocks the server) and follows its lines. */
 function startImport(dir: string, name: string | undefined, dtype: string): ImportJob {
   const job: ImportJob = { id: randomUUID(), dir, name, state: "running", startedAt: Date.now() };
   jobs.set(job.id, job);
-  const args = ["--import", "tsx", path.join(process.cwd(), "app/server/cli.ts"), "import", dir, "--dtype", dtype, "--json", ...(name ? ["--name", name] : [])];
+  const args = ["--import", "tsx", path.join(process.cwd(), "app/server/cli-import.ts"), "import", dir, "--dtype", dtype, "--json", ...(name ? ["--name", name] : [])];
   const child = spawn(process.execPath, args, { cwd: process.cwd(), env: process.env, stdio: ["ignore", "pipe", "pipe"] });
   let buf = "", err = "";
   child.stdout.on("data", (d: Buffer) => {
