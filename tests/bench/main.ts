@@ -23,6 +23,7 @@ import { benchLlm } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
+import { benchQueue } from "./queue";
 
 const nullStorage: Storage = {
   pathOf: (id) => id,
@@ -264,6 +265,12 @@ async function main() {
   if (only.includes("dataset-rss")) {
     console.log("\ndataset batch memory and resume (opt-in: several minutes)");
     json.datasetRss = await benchDatasetRss((s) => console.log(`  ${s}`));
+  }
+  if (want("queue")) {
+    console.log("\ndistributed queue: 200 runs through 2 worker processes (loopback)");
+    const q = await benchQueue({ log: (s) => console.log(`  ${s}`) });
+    if ("skipped" in q) console.log(`  skipped (${q.skipped})`);
+    json.queue = q;
   }
   const out = path.join(process.cwd(), "data", "bench");
   mkdirSync(out, { recursive: true });
