@@ -118,8 +118,13 @@ function toScriptError(f: JobFailure, req: Omit<JobRequest, "id">): ScriptError 
   }
 }
 
-/** Source of a worker: resolves the QuickJS packages from the app's node_modules, then runs the body. */
+/**
+ * Source of a worker: resolves the QuickJS packages from the app's node_modules, then runs the body.
+ * `__name` is the helper esbuild (tsx, the CLI's runner) inserts into functions to keep their names;
+ * the stringified body may call it, so the worker defines it.
+ */
 const WORKER_SOURCE = `
+function __name(fn) { return fn; }
 const { parentPort, workerData } = require("node:worker_threads");
 const load = require("node:module").createRequire(workerData.resolveFrom);
 (${sandboxWorkerMain.toString()})(load, parentPort, new Int32Array(workerData.cancel));
