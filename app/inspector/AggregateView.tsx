@@ -125,7 +125,7 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
     const c = agg.counts();
     return ["all", ...Object.keys(c.byModality).map((m) => `modality:${m}` as Facet), ...Object.keys(c.byPhase).map((p) => `phase:${p}` as Facet)];
   }, [agg]);
-  const cols = Math.min(4, Math.max(1, panels.length));
+  const cols = Math.min(5, Math.max(1, panels.length));
   return createPortal(
     <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
       <div className="inspector" role="dialog" aria-label="Dataset routing aggregate" data-testid="aggregate-view">
