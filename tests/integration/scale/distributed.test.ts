@@ -39,6 +39,7 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
   let dropDb: () => Promise<void>;
   let workers: WorkerProcess[] = [];
   let workerEnv: Record<string, string>;
+  let data: string;
   let mod: typeof import("@/app/server/runs");
   let dbMod: typeof import("@/app/server/db");
   let manager: InstanceType<typeof import("@/app/server/runs").RunManager>;
@@ -48,7 +49,7 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
     dropDb = pg.drop;
     const { migratePostgres } = await import("@/prisma/postgres/migrate");
     await migratePostgres(pg.url, () => {});
-    const data = tempDir("studio-scale-");
+    data = tempDir("studio-scale-");
     workerEnv = {
       DATABASE_URL: pg.url,
       STUDIO_QUEUE: pg.url,
@@ -148,4 +149,31 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
     expect(events.filter((e) => e.type === "started")).toHaveLength(2); // one per attempt
     expect(events.filter((e) => TERMINAL_EVENTS.has(e.type))).toHaveLength(1);
   }, 90_000);
+
+  it("a run whose worker dies twice is marked failed with the reason, never left running", async () => {
+    // Replace the worker killed above, so two are alive again.
+    const dead = workers.findIndex((w) => w.child.exitCode !== null || w.child.signalCode !== null);
+    if (dead >= 0) {
+      workers[dead] = spawnWorker({ ...workerEnv, STUDIO_DATA_DIR: path.join(data, `worker${dead}b`) }, `w${dead}b`);
+      await workers[dead]!.ready;
+    }
+    const id = await manager.start({ document: generation("an answer that never ends", 400) });
+    const t0 = Date.now();
+    const runningOn = (attempt: number) => () => {
+      const w = workers.find((x) => x.child.exitCode === null && x.child.signalCode === null && x.log.some((l) => l.includes(`run ${id}: started (attempt ${attempt})`)));
+      return w;
+    };
+    (await until(runningOn(1), 30_000, "attempt 1")).child.kill("SIGKILL");
+    (await until(runningOn(2), 60_000, "attempt 2 on the other worker")).child.kill("SIGKILL");
+    // A fresh worker's stalled-job check finds the run stalled a second time and BullMQ fails it.
+    workers.push(spawnWorker({ ...workerEnv, STUDIO_DATA_DIR: path.join(data, "worker-last") }, "w-last"));
+    const terminal = await manager.whenDone(id);
+    console.log(`worker lost twice: ${terminal.type} after ${Date.now() - t0} ms: ${terminal.type === "failed" ? terminal.message : ""}`);
+    expect(terminal.type).toBe("failed");
+    expect(terminal.type === "failed" && terminal.message).toMatch(/worker lost/);
+    const row = await dbMod.db().run.findUniqueOrThrow({ where: { id }, include: { nodeRuns: true } });
+    expect(row.status).toBe("failed");
+    expect(row.error).toMatch(/worker lost/);
+    expect(row.nodeRuns.filter((n) => n.status === "running")).toEqual([]);
+  }, 150_000);
 });
