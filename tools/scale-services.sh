@@ -5,8 +5,10 @@
 set -euo pipefail
 cmd=${1:-start}
 dir=${2:-$(mktemp -d /tmp/studio-scale-XXXXXX)}
-redis_port=${STUDIO_TEST_REDIS_PORT:-6391}
-pg_port=${STUDIO_TEST_PG_PORT:-5441}
+# The first free port from a default (another copy of the suite may hold one).
+free_port() { local p=$1; while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done; echo "$p"; }
+redis_port=${STUDIO_TEST_REDIS_PORT:-$(free_port 6391)}
+pg_port=${STUDIO_TEST_PG_PORT:-$(free_port 5441)}
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
