@@ -2,8 +2,9 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
-import { computeMetrics, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
+import { computeMetrics, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
+import { entropySumsInWorker } from "./entropy-worker";
 import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
 import type { EChartsOption } from "./echarts";
 
@@ -266,7 +267,11 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
   const pct = (v: number) => `${(v * 100).toFixed(1)}`;
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
-  useLayoutEffect(() => drawnRef.current?.("balance-table"), [m]);
+  // Drawn once the entropy column is filled (it comes from a worker; NaN until then).
+  const complete = m.layers.every((l) => !Number.isNaN(l.entropy));
+  useLayoutEffect(() => {
+    if (complete) drawnRef.current?.("balance-table");
+  }, [m, complete]);
   return (
     <table className="balance" data-testid="balance-table">
       <thead>
@@ -299,7 +304,7 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
             <td>{l.loadCV.toFixed(3)}</td>
             <td>{l.maxVio.toFixed(3)}</td>
             <td>{l.jain.toFixed(3)}</td>
-            <td>{l.entropyNormalized.toFixed(3)}</td>
+            <td>{Number.isNaN(l.entropyNormalized) ? "…" : l.entropyNormalized.toFixed(3)}</td>
           </tr>
         ))}
       </tbody>
@@ -332,9 +337,21 @@ function download(name: string, blob: Blob) {
 export function RoutingInspectorView({ trace, traceFile, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
-  const all = useMemo(() => (trace ? measured("routing-metrics", () => computeMetrics(trace)) : undefined), [trace]);
+  // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
+  // counting pass so the two run in parallel; the balance table shows it when it arrives.
+  const entropyJob = useMemo(() => (trace ? { facet, sums: entropySumsInWorker(trace, selectTokens(trace, filterOf(facet))) } : undefined), [trace, facet]);
+  const all = useMemo(() => (trace ? measured("routing-metrics", () => computeMetrics(trace, { entropy: false })) : undefined), [trace]);
   // "all tokens" is the unfiltered set: the same metrics, computed once.
-  const m = useMemo(() => (trace && facet !== "all" ? measured("routing-metrics", () => computeMetrics(trace, { filter: filterOf(facet) })) : all), [trace, facet, all]);
+  const m = useMemo(() => (trace && facet !== "all" ? measured("routing-metrics", () => computeMetrics(trace, { filter: filterOf(facet), entropy: false })) : all), [trace, facet, all]);
+  const [entropy, setEntropy] = useState<{ job: unknown; sums: Float64Array } | null>(null);
+  useEffect(() => {
+    let live = true;
+    entropyJob?.sums.then((sums) => live && setEntropy({ job: entropyJob, sums }));
+    return () => {
+      live = false;
+    };
+  }, [entropyJob]);
+  const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
   const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
@@ -412,7 +429,7 @@ export function RoutingInspectorView({ trace, traceFile, title, error, onClose, 
             </section>
             <section className="wide">
               <h3>Balance per layer</h3>
-              <BalanceTable m={m} onDrawn={onViewDrawn} />
+              <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} />
             </section>
           </div>
         )}
@@ -431,7 +448,7 @@ export default function RoutingInspector({ traceFile, title, onClose }: { traceF
 /** The expert-load heatmap in small, for the node on the canvas. */
 export function RoutingMini({ traceFile }: { traceFile: string }) {
   const { trace, error } = useTrace(traceFile);
-  const drawing = useMemo(() => (trace ? heatmapDrawing(computeMetrics(trace), { colorBar: false, compact: true }) : undefined), [trace]);
+  const drawing = useMemo(() => (trace ? heatmapDrawing(computeMetrics(trace, { entropy: false }), { colorBar: false, compact: true }) : undefined), [trace]);
   if (error) return <div className="error-text">{error}</div>;
   if (!drawing) return null;
   return <CanvasChart drawing={drawing} height={Math.min(200, 14 * trace!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;

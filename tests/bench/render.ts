@@ -63,15 +63,23 @@ export async function startServer(dataDir: string): Promise<{ base: string; stop
   const dist = process.env.NEXT_DIST_DIR ?? ".next";
   if (!existsSync(path.join(dist, "BUILD_ID"))) return { skipped: `no production build in ${dist}: run \`npm run build\` first` };
   const port = Number(process.env.BENCH_PORT ?? 3300 + Math.floor(Math.random() * 500));
-  const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore", env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+  // Its own process group: npx starts next-server as a child, which must go down with it.
+  const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore", detached: true, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+  const stop = () => {
+    try {
+      process.kill(-server.pid!, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  };
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitForServer(base);
   } catch (err) {
-    server.kill("SIGTERM");
+    stop();
     throw err;
   }
-  return { base, stop: () => server.kill("SIGTERM") };
+  return { base, stop };
 }
 
 export function launchChromium() {
