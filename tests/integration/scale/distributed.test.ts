@@ -125,6 +125,25 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
     }
   }, 120_000);
 
+  it("cancels a pending run (removed from the queue) and running ones (on their workers)", async () => {
+    const ids = await Promise.all(["x", "y", "z"].map((p) => manager.start({ document: generation(`cancel ${p}`, 400) })));
+    const running = await until(async () => {
+      const q = await manager.queue();
+      const r = q.filter((e) => e.status === "running").map((e) => e.id);
+      return r.length === 2 && q.some((e) => e.status === "queued" && ids.includes(e.id)) ? r : undefined;
+    }, 60_000, "two runs running and one pending");
+    const pending = ids.find((id) => !running.includes(id))!;
+    expect(await manager.cancel(pending)).toBe(true);
+    expect((await manager.whenDone(pending)).type).toBe("cancelled");
+    const t0 = Date.now();
+    for (const id of running) expect(await manager.cancel(id)).toBe(true);
+    const terminals = await Promise.all(running.map((id) => manager.whenDone(id)));
+    expect(terminals.map((t) => t.type)).toEqual(["cancelled", "cancelled"]);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const rows = await dbMod.db().run.findMany({ where: { id: { in: ids } } });
+    expect(rows.map((r) => r.status)).toEqual(["cancelled", "cancelled", "cancelled"]);
+  }, 90_000);
+
   it("a worker killed mid-run: the run is retried once on the other worker and finishes; nothing is lost", async () => {
     const id = await manager.start({ document: generation("a long answer", 400) });
     const events: RunEvent[] = [];
