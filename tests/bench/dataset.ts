@@ -67,7 +67,8 @@ interface RssPoint {
 
 function runCli(args: string[], env: NodeJS.ProcessEnv, killWhenDone?: number): Promise<{ points: RssPoint[]; startRss?: number; endRss?: number; out: string; killed: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], { cwd: root, env });
+    // tsx as a loader in this very process: tsx's CLI would run the script in a child that a kill misses.
+    const child = spawn(process.execPath, ["--import", "tsx", "app/server/cli.ts", ...args], { cwd: root, env });
     let out = "";
     const points: RssPoint[] = [];
     child.stdout.on("data", (b: Buffer) => {
@@ -100,15 +101,18 @@ export async function benchDatasetRss(log: (s: string) => void, records = 2000) 
   const t2 = performance.now();
   const pick = (pts: RssPoint[], frac: number) => pts[Math.min(pts.length - 1, Math.floor(frac * (pts.length - 1)))];
   const summary = /records: ran (\d+), cached (\d+), failed (\d+) of (\d+)/.exec(second.out);
+  const exported = JSON.parse(await readFile(path.join(tmp, "out", "aggregate.json"), "utf8")) as { aggregate: { traces: Record<string, number> } };
   const r = {
     records,
     killedAfter: first.points[first.points.length - 1]?.done ?? 0,
     firstProcess: { startRssMb: first.startRss, middle: pick(first.points, 0.5), last: pick(first.points, 1), seconds: (t1 - t0) / 1000, killed: first.killed },
+    recordsInAggregate: Object.values(exported.aggregate.traces).reduce((a, b) => a + b, 0),
     resumed: { ran: Number(summary?.[1]), cached: Number(summary?.[2]), failed: Number(summary?.[3]), startRssMb: second.startRss, first: second.points[0], middle: pick(second.points, 0.5), endRssMb: second.endRss, seconds: (t2 - t1) / 1000 },
   };
   log(`${records}-record text dataset on tiny via the CLI (2 new tokens per record), SIGKILL at ${r.killedAfter} records done, then resumed:`);
   log(`  first process: rss ${r.firstProcess.startRssMb} MB at start, ${r.firstProcess.middle?.rssMb} MB at ${r.firstProcess.middle?.done} records, ${r.firstProcess.last?.rssMb} MB at ${r.firstProcess.last?.done} (killed: ${r.firstProcess.killed}), ${r.firstProcess.seconds.toFixed(0)} s`);
   log(`  resumed: ran ${r.resumed.ran}, cached ${r.resumed.cached}, failed ${r.resumed.failed}; rss ${r.resumed.startRssMb} MB at start, ${r.resumed.first?.rssMb} MB at ${r.resumed.first?.done}, ${r.resumed.middle?.rssMb} MB at ${r.resumed.middle?.done}, ${r.resumed.endRssMb} MB at end, ${r.resumed.seconds.toFixed(0)} s`);
+  log(`  records in the final aggregate: ${r.recordsInAggregate} of ${records}`);
   if (!summary) log(`  the resumed run printed no summary:\n${second.out.slice(-2000)}`);
   return r;
 }
