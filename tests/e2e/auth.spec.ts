@@ -66,7 +66,7 @@ test("a wrong password is refused with a message", async ({ browser }) => {
   await page.getByLabel("User name").fill("alice");
   await page.getByLabel("Password").fill("not-her-password");
   await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page.getByRole("alert")).toHaveText("wrong user name or password");
+  await expect(page.locator(".login-card [role=alert]")).toHaveText("wrong user name or password");
   await page.getByLabel("Password").fill("alice-password");
   await page.getByRole("button", { name: "Log in" }).click();
   await expect(page.getByTestId("account-name")).toHaveText("alice");
