@@ -350,7 +350,8 @@ function topkRouting(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: str
   const chosen = o.and(o.less(order, k), allowed); // [N,D]
   const chosenF = o.cast(chosen, "float");
   const picked = o.mul(o.softmax(zA, 1), chosenF); // [N,D]
-  const wD = arch.routing === "softmax_topk" ? picked : o.div(picked, o.reduceSum(picked, [1]));
+  // (every routed column banned: nothing picked, weights stay 0 rather than 0/0)
+  const wD = arch.routing === "softmax_topk" ? picked : o.div(picked, o.max(o.reduceSum(picked, [1]), g.scalar(1e-30)));
   if (E === D) return { chosen, mask: chosenF, weights: wD, k };
   const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]
   const sharedMask = o.expand(sharedOn, o.concat([o.shape(z, 0, 1), g.ints([E - D])], 0)); // [N,SH]
