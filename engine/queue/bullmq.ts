@@ -259,6 +259,7 @@ export class BullRunWorker {
   private readonly peers = new Map<string, WorkerInfo>();
   private readonly controllers = new Map<string, AbortController>();
   private readonly lockLost = new Set<string>();
+  private announcing: Promise<void> = Promise.resolve();
   private readonly warm = new Map<string, number>(); // model id → last finished run using it
   private readonly heartbeat: NodeJS.Timeout;
   private readonly options: BullRunWorkerOptions;
@@ -274,8 +275,11 @@ export class BullRunWorker {
     this.relay = makeRelay(backend, name);
     this.relay.on("error", (err: Error) => console.error(`worker ${this.id}: relay: ${err.message}`));
     this.subscribed = this.relay.subscribe<WorkerInfo>(this.topic, (m) => {
+      const known = this.peers.has(m.data.id);
       if (m.data.running < 0) this.peers.delete(m.data.id); // a worker that left
       else this.peers.set(m.data.id, m.data);
+      // A newcomer has not heard us yet: answer at once rather than at the next heartbeat.
+      if (!known && m.data.id !== this.id && m.data.running >= 0) void this.announce();
     });
     this.worker = make<Worker<JobData>>(
       Worker,
@@ -324,12 +328,16 @@ export class BullRunWorker {
     };
   }
 
-  private async announce(running?: number): Promise<void> {
-    try {
-      await this.relay.publish(this.topic, { ...this.info(), ...(running === undefined ? {} : { running }) });
-    } catch (err) {
-      console.error(`worker ${this.id}: heartbeat failed:`, (err as Error).message);
-    }
+  /** Announcements are chained, so peers never hear an older state after a newer one. */
+  private announce(running?: number): Promise<void> {
+    this.announcing = this.announcing.then(async () => {
+      try {
+        await this.relay.publish(this.topic, { ...this.info(), ...(running === undefined ? {} : { running }) });
+      } catch (err) {
+        console.error(`worker ${this.id}: heartbeat failed:`, (err as Error).message);
+      }
+    });
+    return this.announcing;
   }
 
   /**
@@ -349,6 +357,7 @@ export class BullRunWorker {
     const { runId, models } = job.data;
     const handoffMs = this.options.warmHandoffMs ?? 300;
     if (handoffMs > 0 && this.wantsHandOff(job)) {
+      console.log(`worker ${this.id}: run ${runId} handed back for a worker that holds ${models.join(", ")} warm`);
       await job.updateData({ ...job.data, deferredBy: this.id });
       await job.moveToWait(token);
       await new Promise((r) => setTimeout(r, handoffMs));

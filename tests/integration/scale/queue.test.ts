@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BullRunQueue } from "@/engine/queue/bullmq";
+import { BullRunQueue, BullRunWorker } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
 import type { QueuedRun, RunQueue } from "@/engine/queue/types";
 import { POSTGRES_SCHEMA, postgresSchema, SQLITE_SCHEMA } from "@/prisma/postgres/generate";
-import { freshPostgres, ioredisInstalled, TEST_PG, TEST_REDIS } from "./services";
+import { freshPostgres, ioredisInstalled, TEST_PG, TEST_REDIS, until } from "./services";
 
 const run = (runId: string, priority = 0): QueuedRun => ({ runId, priority, models: [] });
 
@@ -66,6 +66,55 @@ describe("run queue contract", () => {
       await queue.enqueue(run("a")); // already queued: BullMQ keeps the one job with that id
       expect((await queue.pending()).filter((r) => r.runId === "a")).toHaveLength(1);
     });
+  });
+
+  describe.skipIf(!TEST_PG)("warm-model preference (BullMQ on PostgreSQL, two workers in this process)", () => {
+    it("a run goes to the worker that already ran its model, whichever worker fetched it", async () => {
+      const pg = await freshPostgres("warm");
+      const ran: Record<string, string[]> = { warm: [], cold: [] };
+      const make = (name: "warm" | "cold") =>
+        new BullRunWorker({
+          url: pg.url,
+          name: "warm",
+          concurrency: 1,
+          lockMs: 10_000,
+          warmHandoffMs: 400,
+          executionProvider: "cpu",
+          execute: async (r) => {
+            ran[name]!.push(r.runId);
+          },
+        });
+      const queue = new BullRunQueue({ url: pg.url, name: "warm" });
+      const warm = make("warm");
+      let cold: BullRunWorker | undefined;
+      try {
+        await queue.ready();
+        await warm.ready();
+        await queue.enqueue({ runId: "seed", priority: 0, models: ["m1"] }); // only "warm" exists: it runs m1
+        await until(() => ran.warm!.includes("seed"), 20_000, "the seed run");
+        cold = make("cold");
+        await cold.ready();
+        await new Promise((r) => setTimeout(r, 500)); // both announced on the relay
+        for (let i = 0; i < 6; i++) {
+          await queue.enqueue({ runId: `m1-${i}`, priority: 0, models: ["m1"] });
+          await until(() => [...ran.warm!, ...ran.cold!].includes(`m1-${i}`), 20_000, `run m1-${i}`);
+          // Best effort by design: a worker must have heard that the warm one is idle again.
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        await queue.enqueue({ runId: "other", priority: 0, models: [] }); // no model: no preference
+        await until(() => [...ran.warm!, ...ran.cold!].includes("other"), 20_000, "run other");
+        console.log(`warm preference: warm worker ran ${ran.warm!.join(", ")}; cold worker ran ${ran.cold!.join(", ") || "nothing"}`);
+        for (let i = 0; i < 6; i++) expect(ran.warm).toContain(`m1-${i}`);
+        // Every run executed exactly once.
+        const all = [...ran.warm!, ...ran.cold!].sort();
+        expect(all).toEqual([...new Set(all)]);
+      } finally {
+        await cold?.close();
+        await warm.close();
+        await queue.close();
+        await pg.drop();
+      }
+    }, 90_000);
   });
 
   describe.skipIf(!TEST_REDIS)("BullMQ on Redis", () => {
