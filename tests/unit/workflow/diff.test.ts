@@ -66,6 +66,13 @@ describe("diffWorkflows on hand-built documents", () => {
     expect(describeDiff(d)).toContain("~ node a: moved");
   });
 
+  it("a move along one axis is a move; the same position is not", () => {
+    const a = doc({ nodes: [node("x", {}, 10, 20)] });
+    expect(diffWorkflows(a, doc({ nodes: [node("x", {}, 10, 21)] })).nodes.changed[0]?.moved).toBe(true);
+    expect(diffWorkflows(a, doc({ nodes: [node("x", {}, 11, 20)] })).nodes.changed[0]?.moved).toBe(true);
+    expect(diffWorkflows(a, doc({ nodes: [node("x", {}, 10, 20)] })).nodes.changed).toEqual([]);
+  });
+
   it("counts duplicated links as often as they occur", () => {
     const a = doc({ nodes: [node("x"), node("y")], edges: [edge("1", "x", "y"), edge("2", "x", "y")] });
     const b = doc({ nodes: [node("x"), node("y")], edges: [edge("1", "x", "y")] });
@@ -179,7 +186,8 @@ function randomEdits(base: Workflow, r: () => number, steps: number): { next: Wo
     () => {
       const n = pick(editable());
       if (!n) return false;
-      n.position = { x: n.position.x + 1 + r() * 50, y: n.position.y - 1 - r() * 50 };
+      const axis = Math.floor(r() * 3); // x only, y only, or both
+      n.position = { x: axis === 1 ? n.position.x : n.position.x + 1 + r() * 50, y: axis === 0 ? n.position.y : n.position.y - 1 - r() * 50 };
       changedNodes.add(n.id);
       exp.moved.add(n.id);
       return true;
