@@ -39,7 +39,7 @@ export const script = defineNode({
       .meta({ widget: "textarea", language: "javascript", label: "Code", description: "The body of a function of `inputs`; return the result." }),
     timeoutMs: z.number().int().min(10).max(30_000).default(2000).meta({ label: "Time limit (ms)", step: 10 }),
     memoryMB: z.number().int().min(1).max(256).default(32).meta({ label: "Memory limit (MB)", step: 1 }),
-    seed: z.number().int().min(0).default(1).meta({ label: "Math.random seed" }),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).meta({ label: "Math.random seed" }),
   }),
   async execute({ inputs, params, ctx }) {
     try {
