@@ -25,6 +25,7 @@ test("with accounts on, one user's workflow is invisible to another", async ({ b
   const id = alice.url().split("/w/")[1]!;
   await alice.getByLabel("Workflow name").fill("Alice's secret plan");
   await save(alice);
+  await alice.screenshot({ path: "test-results/auth-editor.png" });
   await alice.goto("/");
   await expect(alice.getByRole("link", { name: "Alice's secret plan" })).toBeVisible();
   await alice.screenshot({ path: "test-results/auth-alice-list.png" });
