@@ -100,12 +100,16 @@ export async function runImportCommand(argv: string[]): Promise<number> {
     console.log(`Usage: npm run cli -- <command> [options]\n\n${IMPORT_HELP}`);
     return 0;
   }
+  let code: number;
   try {
-    return argv[0] === "import" ? await cmdImport(argv) : cmdInspect(argv);
+    code = argv[0] === "import" ? await cmdImport(argv) : cmdInspect(argv);
   } catch (err) {
     console.error(`error: ${(err as Error).message}${err instanceof ImportUsageError ? "\n(npm run cli -- --help lists the commands)" : ""}`);
-    return err instanceof ImportUsageError ? 2 : 1;
+    code = err instanceof ImportUsageError ? 2 : 1;
   }
+  // the caller exits the process right away: let a piped stdout (long tensor lists) drain first
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  return code;
 }
 
 // Run directly (the Models page's import job does, so it does not load the rest of the CLI):
