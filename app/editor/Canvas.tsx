@@ -86,7 +86,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
     <div
       style={{ position: "absolute", inset: 0 }}
       onDoubleClick={(e) => {
-        if (!(e.target as HTMLElement).classList.contains("react-flow__pane")) return;
+        if (diffView || !(e.target as HTMLElement).classList.contains("react-flow__pane")) return; // the diff picture is read-only
         setPlaceAt(screenToFlowPosition({ x: e.clientX, y: e.clientY }));
         setPaletteOpen(true);
       }}
