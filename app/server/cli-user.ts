@@ -3,14 +3,16 @@
  *   user add <name> [--password-stdin]   create an account (asks for the password twice, or reads one line from stdin)
  *   user list                            list accounts
  *   user remove <name>                   delete an account and its sessions (its workflows stay, owned by its id)
+ *   user adopt-local <name>              give the single-user install's workflows and runs (owner "local") to an account
  */
 import { createInterface } from "node:readline";
-import { AccountError, createUser } from "./auth";
+import { AccountError, createUser, LOCAL_USER } from "./auth";
 import { db } from "./db";
 
 export const USER_HELP = `  user add <name> [--password-stdin]       Create an account (for STUDIO_AUTH=on servers); the password is asked
                                             twice, or read from stdin with --password-stdin.
-  user list | user remove <name>            List accounts; delete one (and its sessions).`;
+  user list | user remove <name>            List accounts; delete one (and its sessions).
+  user adopt-local <name>                   Give the workflows and runs made before login was on to this account.`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -63,7 +65,19 @@ export async function userCommand(argv: string[]): Promise<number> {
     console.log(`removed user ${name}`);
     return 0;
   }
-  if (sub !== "add") return fail(`unknown user command "${sub ?? ""}"; use user add <name> [--password-stdin], user list or user remove <name>`);
+  if (sub === "adopt-local") {
+    const [name] = rest;
+    if (!name) return fail("user adopt-local <name>");
+    const user = await db().user.findUnique({ where: { name } });
+    if (!user) return fail(`there is no user "${name}"`);
+    const [workflows, runs] = await db().$transaction([
+      db().workflow.updateMany({ where: { ownerId: LOCAL_USER }, data: { ownerId: user.id } }),
+      db().run.updateMany({ where: { ownerId: LOCAL_USER }, data: { ownerId: user.id } }),
+    ]);
+    console.log(`${name} now owns ${workflows.count} workflow(s) and ${runs.count} run(s) of the single-user install`);
+    return 0;
+  }
+  if (sub !== "add") return fail(`unknown user command "${sub ?? ""}"; use user add <name> [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
   const fromStdin = rest.includes("--password-stdin");
   const unknown = rest.find((a) => a.startsWith("--") && a !== "--password-stdin");
   if (unknown) return fail(`unknown option ${unknown}`);
