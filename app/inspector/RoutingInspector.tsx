@@ -175,13 +175,26 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
     performance.mark("token-strip-layout-start");
     const ctx = document.createElement("canvas").getContext("2d")!;
     ctx.font = view.font;
-    const cache = new Map<string, number>();
+    // The strip's font is monospace: an ASCII token is the sum of its characters' widths (each measured
+    // once); anything else (wide or combined characters) is measured whole.
+    const ascii = new Float64Array(128).fill(-1);
+    const whole = new Map<string, number>();
+    const textWidth = (t: string) => {
+      let w = 0;
+      for (let j = 0; j < t.length; j++) {
+        const c = t.charCodeAt(j);
+        if (c >= 128) {
+          let v = whole.get(t);
+          if (v === undefined) whole.set(t, (v = ctx.measureText(t).width));
+          return v;
+        }
+        if (ascii[c]! < 0) ascii[c] = ctx.measureText(t[j]!).width;
+        w += ascii[c]!;
+      }
+      return w;
+    };
     const widths = new Float64Array(labels.length);
-    labels.forEach((t, i) => {
-      let w = cache.get(t);
-      if (w === undefined) cache.set(t, (w = Math.ceil(ctx.measureText(t).width) + 7)); // + padding 2 × 3 px, + 1 for rounding
-      widths[i] = w;
-    });
+    labels.forEach((t, i) => (widths[i] = Math.ceil(textWidth(t)) + 7)); // + padding 2 × 3 px, + 1 for rounding
     const out = breakLines(widths, view.width - 4);
     performance.measure("token-strip-layout", "token-strip-layout-start");
     return out;

@@ -71,6 +71,7 @@ async function recordFrames(page: Page, ms: number, drive: () => Promise<void>):
         };
         requestAnimationFrame(tick);
       });
+      setTimeout(done, duration + 20_000); // a page too busy to produce frames still answers
     });
   }, ms);
   await drive();
@@ -142,6 +143,7 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
     const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      page.on("crash", () => console.error("editor bench: the page crashed"));
       await page.goto(`${server.base}/w/${id}`);
       await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
       await page.waitForTimeout(1500); // fitView, fonts, catalog
