@@ -64,7 +64,9 @@ export function verifyPassword(passwordHash: string, password: string): Promise<
 export async function createUser(name: string, password: string): Promise<{ id: string; name: string }> {
   checkName(name);
   checkPassword(password);
-  if (await db().user.findUnique({ where: { name } })) throw new AccountError(`the name "${name}" is taken`, 409);
+  // Unique regardless of case, so nobody can make a look-alike of an existing name.
+  const taken = await db().$queryRaw<{ name: string }[]>`SELECT "name" FROM "User" WHERE lower("name") = lower(${name}) LIMIT 1`;
+  if (taken.length) throw new AccountError(`the name "${name}" is taken`, 409);
   const user = await db().user.create({ data: { id: newId(), name, passwordHash: await hashPassword(password) } });
   return { id: user.id, name: user.name };
 }

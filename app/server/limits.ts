@@ -52,21 +52,47 @@ export function maxUploadsPerHour(): number {
   return Math.floor(envNumber("STUDIO_MAX_UPLOADS_PER_HOUR", 300));
 }
 
-const uploadTimes = new Map<string, number[]>();
+/** Events per key within a sliding window (per server process: a restart forgets them). */
+export class SlidingWindow {
+  private readonly times = new Map<string, number[]>();
+  constructor(private readonly windowMs: number) {}
 
-/**
- * Counts an upload against the user's hourly quota; returns the minutes until the next one is
- * allowed when the quota is used up. (Per server process: a restart forgets the counts.)
- */
-export function takeUploadSlot(userId: string, now = Date.now()): { ok: true } | { ok: false; retryMinutes: number; limit: number } {
-  const hour = 60 * 60 * 1000;
-  const limit = maxUploadsPerHour();
-  const recent = (uploadTimes.get(userId) ?? []).filter((t) => now - t < hour);
-  if (recent.length >= limit) {
-    uploadTimes.set(userId, recent);
-    return { ok: false, retryMinutes: Math.max(1, Math.ceil((recent[0]! + hour - now) / 60_000)), limit };
+  private recent(key: string, now: number): number[] {
+    const kept = (this.times.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    if (kept.length) this.times.set(key, kept);
+    else this.times.delete(key);
+    return kept;
   }
-  recent.push(now);
-  uploadTimes.set(userId, recent);
+
+  count(key: string, now = Date.now()): number {
+    return this.recent(key, now).length;
+  }
+
+  add(key: string, now = Date.now()): void {
+    this.times.set(key, [...this.recent(key, now), now]);
+  }
+
+  /** Minutes until the oldest event in the window leaves it. */
+  minutesUntilFree(key: string, now = Date.now()): number {
+    const oldest = this.recent(key, now)[0];
+    return oldest === undefined ? 0 : Math.max(1, Math.ceil((oldest + this.windowMs - now) / 60_000));
+  }
+
+  clear(key: string): void {
+    this.times.delete(key);
+  }
+}
+
+const uploads = new SlidingWindow(60 * 60 * 1000);
+
+/** Counts an upload against the user's hourly quota; when it is used up, says when the next one is allowed. */
+export function takeUploadSlot(userId: string, now = Date.now()): { ok: true } | { ok: false; retryMinutes: number; limit: number } {
+  const limit = maxUploadsPerHour();
+  if (uploads.count(userId, now) >= limit) return { ok: false, retryMinutes: uploads.minutesUntilFree(userId, now), limit };
+  uploads.add(userId, now);
   return { ok: true };
 }
+
+/** Failed logins per account name before logins to it pause (argon2 makes each guess cost; this caps the guesses). */
+export const MAX_FAILED_LOGINS = 10;
+export const failedLogins = new SlidingWindow(15 * 60 * 1000);

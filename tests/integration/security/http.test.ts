@@ -89,6 +89,29 @@ describe("accounts over HTTP", () => {
     expect(await wrong.json()).toEqual(await unknown.json());
   });
 
+  it("after 10 failed logins for a name, logins to it pause with 429 (the right password too)", async () => {
+    process.env.STUDIO_SIGNUP = "open";
+    try {
+      expect((await signup.POST(post("/api/auth/signup", json({ name: "target", password: "target-password" })))).status).toBe(201);
+    } finally {
+      delete process.env.STUDIO_SIGNUP;
+    }
+    for (let i = 0; i < 10; i++) expect((await login.POST(post("/api/auth/login", json({ name: "target", password: `guess-${i}-xx` })))).status).toBe(401);
+    const paused = await login.POST(post("/api/auth/login", json({ name: "Target", password: "target-password" })));
+    expect(paused.status).toBe(429);
+    expect((await paused.json()).error).toMatch(/too many failed logins for "Target"; try again in 15 min/);
+    // Names are unique regardless of case, so "Target" cannot be made as a look-alike.
+    process.env.STUDIO_SIGNUP = "open";
+    try {
+      const lookalike = await signup.POST(post("/api/auth/signup", json({ name: "TARGET", password: "target-password" })));
+      expect(lookalike.status).toBe(409);
+    } finally {
+      delete process.env.STUDIO_SIGNUP;
+    }
+    // Other accounts are not affected.
+    expect((await login.POST(post("/api/auth/login", json({ name: "alice", password: "correct horse" })))).status).toBe(200);
+  });
+
   it("unauthenticated tRPC calls and uploads get 401", async () => {
     const res = await trpcQuery("workflow.list", {});
     expect(res.status).toBe(401);
