@@ -45,7 +45,10 @@ function progressBar(): (p: ImportProgress) => void {
   const tty = process.stdout.isTTY === true;
   let last = -1;
   return (p) => {
-    if (p.phase === "hashing") return void console.log(`hashing the checkpoint files…`);
+    if (p.phase === "hashing") {
+      if (p.bytes === p.totalBytes || !tty) return void (p.bytes === p.totalBytes && console.log(`hashed the checkpoint files (${gb(p.totalBytes)})`));
+      return void process.stdout.write(`\rhashing the checkpoint files: ${gb(p.bytes)} / ${gb(p.totalBytes)}${p.etaSeconds !== undefined ? `  ETA ${Math.ceil(p.etaSeconds)} s` : ""}`);
+    }
     const frac = p.totalBytes > 0 ? Math.min(1, p.bytes / p.totalBytes) : 1;
     const pct = Math.floor(frac * 100);
     if (pct === last && p.phase !== "done") return;

@@ -11,12 +11,13 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { hashModelFiles, removeStaleBuilds } from "../model-dir";
+import { removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
 import { paramNames } from "../config";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, type StorageDtype } from "./external-graph";
+import { hashFilesWithProgress } from "./hash";
 
 /** Bumped whenever an import's output changes for the same input. */
 export const IMPORT_VERSION = 1;
@@ -47,6 +48,7 @@ export interface ImportManifest {
 
 export interface ImportProgress {
   phase: "hashing" | "writing" | "done";
+  /** hashing: checkpoint bytes read of all its files; writing/done: graph data bytes written of the expected total */
   bytes: number;
   totalBytes: number;
   /** Seconds left at the current rate (undefined until some bytes are written). */
@@ -125,8 +127,11 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const shapes = moeLlmParamShapes(map.config);
     const bytesPer = dtype === "fp32" ? 4 : 2;
     const totalBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
-    opts.onProgress?.({ phase: "hashing", bytes: 0, totalBytes });
-    const sourceHash = hashModelFiles(srcDir, files);
+    const h0 = performance.now();
+    const sourceHash = hashFilesWithProgress(srcDir, files, (read, total) => {
+      const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
+      opts.onProgress?.({ phase: "hashing", bytes: read, totalBytes: total, etaSeconds: read > 0 ? (total - read) / rate : undefined });
+    });
     const existing = existsSync(dest) ? readManifest(dest) : undefined;
     if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
       opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });

@@ -42,3 +42,15 @@ it("delete removes only imported models inside the models dir", async () => {
   expect(existsSync(path.join(root, "mixtral", "m"))).toBe(false);
   expect(existsSync(path.join(root, "uni-moe-tiny", "tiny"))).toBe(true);
 });
+
+it("the import's content hash is the one models/model-dir.ts computes (variants check the source with it)", async () => {
+  const { hashModelFiles } = await import("@/models/model-dir");
+  const { hashFilesWithProgress } = await import("@/models/import/hash");
+  const { checkpointFiles } = await import("@/models/import/checkpoint");
+  const src = path.join(tmp, "hash-src");
+  await writeFamilyCheckpoint(src, "qwen2_moe", { shards: 2 });
+  const files = checkpointFiles(src);
+  const seen: number[] = [];
+  expect(hashFilesWithProgress(src, files, (read) => seen.push(read))).toBe(hashModelFiles(src, files));
+  expect(seen.at(-1)).toBeGreaterThan(0);
+});
