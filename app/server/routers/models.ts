@@ -12,7 +12,7 @@ import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
-import { publicProcedure, router } from "../trpc";
+import { protectedProcedure, publicProcedure, router } from "../trpc";
 
 /**
  * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
@@ -98,6 +98,7 @@ function startImport(dir: string, name: string | undefined, dtype: string): Impo
   return job;
 }
 
+/** Listing and inspecting server folders, importing and deleting need a logged-in user (anyone on a single-user install). */
 export const modelsRouter = router({
   /** Models a node can use: the seeded reference family (built on first use) and model dirs in the models dir. */
   list: publicProcedure.query(() =>
@@ -113,7 +114,7 @@ export const modelsRouter = router({
     }
   }),
   /** Everything the Models page shows about each installed model (seeded ones are not built just to list them). */
-  installed: publicProcedure.query(async () => {
+  installed: protectedProcedure.query(async () => {
     const root = modelsDir();
     const defaults = readDefaults();
     const rows = [];
@@ -153,7 +154,7 @@ export const modelsRouter = router({
     return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
   }),
   /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
-  browse: publicProcedure.query(() => {
+  browse: protectedProcedure.query(() => {
     const found: { dir: string; modelType: string | null }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
@@ -177,7 +178,7 @@ export const modelsRouter = router({
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
-  inspect: publicProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
+  inspect: protectedProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
       const map = inspectCheckpoint(dir);
@@ -194,19 +195,19 @@ export const modelsRouter = router({
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
   }),
-  import: publicProcedure
+  import: protectedProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
     .mutation(({ input }) => {
       const dir = allowedCheckpoint(input.dir);
       if ([...jobs.values()].some((j) => j.state === "running" && j.dir === dir)) throw new TRPCError({ code: "CONFLICT", message: `${input.dir} is already being imported` });
       return { jobId: startImport(dir, input.name, input.dtype).id };
     }),
-  importStatus: publicProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
+  importStatus: protectedProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
     const job = jobs.get(input.jobId);
     if (!job) throw new TRPCError({ code: "NOT_FOUND", message: "no such import" });
     return { state: job.state, progress: job.progress ?? null, result: job.result ?? null, error: job.error ?? null, seconds: (Date.now() - job.startedAt) / 1000 };
   }),
-  delete: publicProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
+  delete: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
     try {
       await releaseSessions(path.join(modelsDir(), input.ref));
       deleteImportedModel(input.ref);
@@ -219,8 +220,8 @@ export const modelsRouter = router({
     return { ok: true };
   }),
   /** The default model per node type (stored in <models dir>/defaults.json). */
-  defaults: publicProcedure.query(() => readDefaults()),
-  setDefault: publicProcedure
+  defaults: protectedProcedure.query(() => readDefaults()),
+  setDefault: protectedProcedure
     .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable() }))
     .mutation(({ input }) => {
       if (input.ref !== null && !listModels().includes(input.ref)) throw new TRPCError({ code: "NOT_FOUND", message: `no model "${input.ref}"` });
