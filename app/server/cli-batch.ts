@@ -135,7 +135,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     if (!sweep) {
       const batch = await runBatch({ ...base, doc, onProgress: progressPrinter() });
       if (process.stdout.isTTY) process.stdout.write("\n");
-      console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, store ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
+      console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, ledger ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
       for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
       if (batch.status === "cancelled") {
         console.error("cancelled");

@@ -82,7 +82,7 @@ export interface BatchResult {
   modelMs: number;
   /** Σ of the time spent turning traces into partial aggregates and merging them (in memory). */
   aggregateMs: number;
-  /** Σ of the time spent writing per-record results to the store (the resume ledger). */
+  /** Σ of the time spent serialising per-record results for the store (the resume ledger); the file writes themselves overlap the next record's run. */
   storeMs: number;
 }
 
@@ -238,6 +238,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
     progress(message);
   };
 
+  const writes = new Set<Promise<unknown>>();
   const runOne = async (rec: DatasetRecord, ordinal: number) => {
     let part: RoutingAggregate | null = null;
     try {
@@ -272,8 +273,15 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
       part = new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: opts.vocabulary }).add(trace, { group: recordGroup(resolved.task, resolved.label) });
       const t1 = performance.now();
       result.aggregateMs += t1 - t;
-      await store.put({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.toJSON() });
+      // The ledger write runs while the next record computes; a kill before it lands only re-runs this record.
+      const entry = JSON.stringify({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.toJSON() });
       result.storeMs += performance.now() - t1;
+      const write = store
+        .putText(resolved.hash, entry)
+        .catch((err: Error) => fail(`cannot write the batch store under ${store.dir}: ${err.message}`))
+        .finally(() => writes.delete(write));
+      writes.add(write);
+      if (writes.size > 2 * concurrency) await Promise.race(writes);
       result.ran++;
       progress();
     } catch (err) {
@@ -312,6 +320,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await rows.return(undefined);
+    await Promise.all(writes);
   }
   if (signal.aborted && result.status !== "failed") {
     result.status = "cancelled";

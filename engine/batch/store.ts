@@ -42,10 +42,15 @@ export class RecordStore {
   }
 
   async put(entry: RecordEntry): Promise<void> {
-    const file = this.file(entry.record);
+    await this.putText(entry.record, JSON.stringify(entry));
+  }
+
+  /** Writes an entry already serialised (JSON of a RecordEntry for `recordHash`). */
+  async putText(recordHash: string, text: string): Promise<void> {
+    const file = this.file(recordHash);
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, JSON.stringify(entry));
+    await writeFile(tmp, text);
     await rename(tmp, file);
   }
 
