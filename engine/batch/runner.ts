@@ -276,14 +276,19 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
       // The ledger write runs while the next record computes; a kill before it lands only re-runs this record.
       const entry = JSON.stringify({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.toJSON() });
       result.storeMs += performance.now() - t1;
+      // A record counts as ran once its entry is on disk, so the progress never claims more than a restart finds.
       const write = store
         .putText(resolved.hash, entry)
-        .catch((err: Error) => fail(`cannot write the batch store under ${store.dir}: ${err.message}`))
+        .then(
+          () => {
+            result.ran++;
+            progress();
+          },
+          (err: Error) => fail(`cannot write the batch store under ${store.dir}: ${err.message}`),
+        )
         .finally(() => writes.delete(write));
       writes.add(write);
       if (writes.size > 2 * concurrency) await Promise.race(writes);
-      result.ran++;
-      progress();
     } catch (err) {
       if (signal.aborted) return;
       recordFailed(rec, (err as Error).message);
