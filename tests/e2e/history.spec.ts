@@ -36,7 +36,7 @@ test("history: two saves with different params, the diff on the canvas and as a 
   await page.screenshot({ path: `${SHOTS}/history-diff.png` });
   // The picture is read-only: its fields are disabled and double-clicking the pane adds nothing.
   await expect(page.getByTestId(`diff-${text}`).getByLabel("Text", { exact: true })).toBeDisabled();
-  await page.locator(".react-flow__pane").dblclick({ position: { x: 40, y: 40 } });
+  await page.locator(".react-flow__pane").dblclick({ position: { x: 1000, y: 300 } }); // right of the History panel, clear of nodes
   await expect(page.getByPlaceholder("Add a node… (type to search)")).toHaveCount(0);
 
   // Compare v1 → v3 instead: both nodes are new there.
