@@ -39,8 +39,8 @@ test("with accounts on, one user's workflow is invisible to another", async ({ b
   const direct = await bob.request.get(`/api/trpc/workflow.get?input=${encodeURIComponent(JSON.stringify({ id }))}`);
   expect(direct.status()).toBe(404);
   // A cross-origin POST with bob's cookies is refused.
-  const forged = await bob.request.post("/api/trpc/workflow.rename", { headers: { origin: "https://evil.example", "content-type": "application/json" }, data: { id, name: "pwned" } });
-  expect(forged.status()).toBe(403);
+  const crossSite = await bob.request.post("/api/trpc/workflow.rename", { headers: { origin: "https://evil.example", "content-type": "application/json" }, data: { id, name: "pwned" } });
+  expect(crossSite.status()).toBe(403);
 
   // Alice still has it, unchanged.
   await alice.goto(`/w/${id}`);
@@ -52,6 +52,12 @@ test("with accounts on, one user's workflow is invisible to another", async ({ b
   await expect(anon).toHaveURL(new RegExp(`/login\\?next=%2Fw%2F${id}$`));
   await anon.screenshot({ path: "test-results/auth-login.png" });
   expect((await anon.request.get("/api/trpc/workflow.list?input=%7B%7D")).status()).toBe(401);
+  // A cookie that names no live session gets past the proxy's quick check, but not the layout's.
+  const forged = await browser.newContext({ baseURL: AUTH_BASE_URL });
+  await forged.addCookies([{ name: "studio_session", value: "forged-token", url: AUTH_BASE_URL }]);
+  const forgedPage = await forged.newPage();
+  await forgedPage.goto(`/w/${id}`);
+  await expect(forgedPage).toHaveURL(new RegExp(`/login\\?next=%2Fw%2F${id}$`));
 
   // Logging out ends the session.
   await alice.goto("/");
