@@ -6,18 +6,24 @@
 import { importCheckpoint, inspectCheckpoint, type ImportProgress } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
 import { estimateMemory } from "@/models/import/memory";
+import path from "node:path";
+import { detectFamily, FAMILIES } from "@/models/families/table";
+import { readConfigJson } from "@/models/import/checkpoint";
+import { SafetensorsWeights } from "@/models/safetensors";
 
 export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
                                             into the models dir as an ONNX graph with external data.
       --name N                                Model name (default: the folder's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
+      --family F                              Read it as family F whatever its model_type (a variant we do not know).
   inspect-checkpoint <checkpoint dir>       List every tensor (name, shape, dtype) and the mapping rule that claimed
-                                            it; report unclaimed and missing tensors. --json for machine output.`;
+                                            it; report unclaimed and missing tensors. --json for machine output;
+                                            --family F checks a checkpoint of an unknown model_type against F's table.`;
 
 class ImportUsageError extends Error {}
 
-function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDtype; json: boolean } {
-  let dir: string | undefined, name: string | undefined, dtype: string | undefined, json = false;
+function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDtype; json: boolean; family?: string } {
+  let dir: string | undefined, name: string | undefined, dtype: string | undefined, family: string | undefined, json = false;
   // --json on import: one JSON object per line (progress, then the result) for the Models page's import job
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
@@ -29,13 +35,14 @@ function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDty
     if (argv[0] === "import" && a === "--name") name = value();
     else if (argv[0] === "import" && a === "--dtype") dtype = value();
     else if (a === "--json") json = true;
+    else if (a === "--family") family = value();
     else if (a.startsWith("--")) throw new ImportUsageError(`unknown option ${a}`);
     else if (dir === undefined) dir = a;
     else throw new ImportUsageError(`unexpected argument "${a}"`);
   }
   if (!dir) throw new ImportUsageError(`which checkpoint? give its folder: npm run cli -- ${argv[0]} <dir>`);
   if (dtype !== undefined && !["fp32", "fp16", "bf16"].includes(dtype)) throw new ImportUsageError(`--dtype must be fp32, fp16 or bf16 (got "${dtype}")`);
-  return { dir, name, dtype: dtype as StorageDtype | undefined, json };
+  return { dir, name, dtype: dtype as StorageDtype | undefined, json, family };
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
@@ -64,11 +71,11 @@ function progressBar(): (p: ImportProgress) => void {
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
   if (a.json) {
-    const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
+    const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed } }));
     return 0;
   }
-  const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, onProgress: progressBar() });
+  const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: progressBar() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
   else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
@@ -78,9 +85,34 @@ async function cmdImport(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** A checkpoint of a model_type we do not know: list its tensors anyway, and how to read it as a known family. */
+function listUnknown(dir: string, why: string): number {
+  const w = new SafetensorsWeights(dir);
+  try {
+    const names = w.names().sort();
+    console.log(`${names.length} tensor(s), none claimed (no family chosen):`);
+    for (const n of names) {
+      const t = w.info(n);
+      console.log(`  ${n}  [${t.shape.join(", ")}] ${t.dtype}  ${path.basename(t.file)}`);
+    }
+  } finally {
+    w.close();
+  }
+  console.error(`error: ${why}\nIf it is a variant of a known family, check it against that family's table: --family ${FAMILIES.map((f) => f.name).join("|")}`);
+  return 1;
+}
+
 function cmdInspect(argv: string[]): number {
   const a = parse(argv);
-  const map = inspectCheckpoint(a.dir);
+  if (a.family === undefined) {
+    try {
+      detectFamily(readConfigJson(a.dir));
+    } catch (e) {
+      if (/is not a family MoE Studio imports/.test((e as Error).message)) return listUnknown(a.dir, (e as Error).message);
+      throw e;
+    }
+  }
+  const map = inspectCheckpoint(a.dir, a.family);
   if (a.json) {
     console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name) }, null, 2));
     return map.missing.length > 0 ? 1 : 0;

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
-import { detectFamily, type Family, type MappingRule } from "../families/table";
+import { detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
 import { moeLlmParamShapes } from "../moe-llm-graph";
 import { SafetensorsWeights } from "../safetensors";
 import type { Tensor32, WeightSource } from "../weights";
@@ -101,10 +101,21 @@ export function checkpointFiles(dir: string): string[] {
   return readdirSync(dir).filter((f) => keep.test(f)).sort();
 }
 
-/** Opens a checkpoint and maps every tensor through its family's table (headers only). */
-export function mapCheckpoint(dir: string, weights: SafetensorsWeights): CheckpointMap {
+/** The family to read a checkpoint as: the one named (for a model_type we do not know), else by model_type. */
+export function chooseFamily(raw: Record<string, unknown>, familyName?: string): Family {
+  if (familyName === undefined) return detectFamily(raw);
+  const f = familyByName(familyName);
+  if (!f) throw new Error(`unknown family "${familyName}" (known: ${FAMILIES.map((x) => x.name).join(", ")})`);
+  return f;
+}
+
+/**
+ * Opens a checkpoint and maps every tensor through its family's table (headers only). `familyName` reads a
+ * checkpoint whose model_type we do not know as that family (its config.json must have the family's fields).
+ */
+export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyName?: string): CheckpointMap {
   const raw = readConfigJson(dir);
-  const family = detectFamily(raw);
+  const family = chooseFamily(raw, familyName);
   const config = family.toConfig(raw);
   const rules = compiledRules(family);
   const needed = moeLlmParamShapes(config);

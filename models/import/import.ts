@@ -62,6 +62,8 @@ export interface ImportOptions {
   onProgress?: (p: ImportProgress) => void;
   /** Where models live (default: the studio's models dir). */
   root?: string;
+  /** Read the checkpoint as this family whatever its model_type says (see inspect-checkpoint --family). */
+  family?: string;
 }
 
 export interface ImportResult {
@@ -98,10 +100,10 @@ export function readManifest(dir: string): ImportManifest | undefined {
 }
 
 /** Reads and checks a checkpoint without writing anything (what `inspect-checkpoint` prints). */
-export function inspectCheckpoint(srcDir: string): CheckpointMap {
+export function inspectCheckpoint(srcDir: string, familyName?: string): CheckpointMap {
   const weights = new SafetensorsWeights(srcDir);
   try {
-    return mapCheckpoint(srcDir, weights);
+    return mapCheckpoint(srcDir, weights, familyName);
   } finally {
     weights.close();
   }
@@ -117,7 +119,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
 
   const weights = new SafetensorsWeights(srcDir);
   try {
-    const map = mapCheckpoint(srcDir, weights);
+    const map = mapCheckpoint(srcDir, weights, opts.family);
     assertComplete(map, srcDirIn);
     const root = opts.root ?? modelsDir();
     const familyDir = path.join(root, map.family.name);

@@ -46,7 +46,7 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   const weights = new SafetensorsWeights(src);
   const builder = new ExternalDataGraphBuilder("variant", path.join(tmp, DATA_FILE), manifest.dtype);
   try {
-    const map = mapCheckpoint(src, weights);
+    const map = mapCheckpoint(src, weights, manifest.family);
     writeFileSync(path.join(tmp, GRAPH_FILE), buildMoeLlmGraph(config, new MappedWeights(weights, map), options, builder));
     renameSync(tmp, variant);
   } catch (e) {

@@ -58,3 +58,22 @@ it("a model that will not fit the device is refused before loading, with the fig
   expect(() => checkFits("grin_qwen2_vl/omni", e, "cuda", 80e9)).toThrow(/needs about 120\.8 GB to run .* but the CUDA device has 80\.0 GB/);
   expect(() => checkFits("grin_qwen2_vl/omni", e, "cpu", 256e9)).not.toThrow();
 });
+
+it("a checkpoint of a model_type we have never seen: its tensors are listed with a hint; --family checks and imports it as that family", async () => {
+  const src = path.join(tmp, "custom");
+  await writeFamilyCheckpoint(src, "mixtral", { configOverride: { model_type: "my_mixtral_finetune" } });
+  const r = cli("inspect-checkpoint", src);
+  expect(r.code).toBe(1);
+  expect(r.out).toContain("none claimed (no family chosen)");
+  expect(r.out).toContain("model.layers.0.block_sparse_moe.experts.7.w2.weight  [32, 24] F32  model.safetensors");
+  expect(r.err).toContain('model_type "my_mixtral_finetune" is not a family');
+  expect(r.err).toContain("--family grin_qwen2_vl|qwen2_moe|qwen3_moe|olmoe|mixtral");
+  const asMixtral = cli("inspect-checkpoint", src, "--family", "mixtral");
+  expect(asMixtral.code).toBe(0);
+  expect(asMixtral.out).toContain("unclaimed: none");
+  expect(asMixtral.out).toContain("missing: none");
+  expect(cli("inspect-checkpoint", src, "--family", "qwen3_moe").err).toContain('config.json: "num_experts" must be a number');
+  const imp = cli("import", src, "--family", "mixtral", "--name", "custom");
+  expect(imp.code).toBe(0);
+  expect(imp.out).toContain("mixtral/custom: imported");
+});
