@@ -10,7 +10,7 @@ import {
   type IsValidConnection,
   type OnConnectStart,
 } from "@xyflow/react";
-import { useCallback, useState } from "react";
+import { useCallback, useRef, useState } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import { checkConnection } from "@/engine/workflow/connection";
 import { useCatalog } from "./catalog";
@@ -18,6 +18,7 @@ import { DiffNode } from "./HistoryPanel";
 import { Palette } from "./Palette";
 import { PipelineNode } from "./PipelineNode";
 import { useEditor } from "./store";
+import styles from "./canvas.module.css";
 
 const nodeTypes = { pipeline: PipelineNode, diff: DiffNode };
 
@@ -44,6 +45,10 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
   const { onNodesChange, onEdgesChange } = useEditor.getState();
   const { screenToFlowPosition } = useReactFlow();
   const [placeAt, setPlaceAt] = useState<{ x: number; y: number } | null>(null);
+  // Pan/zoom performance: the class is set on the DOM directly (no React render per move start/end).
+  const wrapper = useRef<HTMLDivElement>(null);
+  const onMoveStart = useCallback(() => wrapper.current?.classList.add(styles.moving!), []);
+  const onMoveEnd = useCallback(() => wrapper.current?.classList.remove(styles.moving!), []);
 
   const check = useCallback(
     (c: Connection | Edge) => {
@@ -84,6 +89,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
 
   return (
     <div
+      ref={wrapper}
       style={{ position: "absolute", inset: 0 }}
       onDoubleClick={(e) => {
         if (diffView || !(e.target as HTMLElement).classList.contains("react-flow__pane")) return; // the diff picture is read-only
@@ -110,6 +116,8 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
         onNodeDragStart={() => useEditor.getState().checkpoint()}
         onSelectionDragStart={() => useEditor.getState().checkpoint()}
         deleteKeyCode={diffView ? null : ["Delete", "Backspace"]}
+        onMoveStart={onMoveStart}
+        onMoveEnd={onMoveEnd}
         zoomOnDoubleClick={false}
         fitView
         fitViewOptions={{ maxZoom: 1 }}

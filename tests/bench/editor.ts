@@ -57,29 +57,28 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 
 /** Frame intervals (ms) recorded by requestAnimationFrame in the page for `ms`, while `drive` runs. */
 async function recordFrames(page: Page, ms: number, drive: () => Promise<void>): Promise<number[]> {
-  await page.evaluate((duration) => {
-    const w = window as unknown as { __frames: number[]; __framesDone: Promise<void> };
-    w.__frames = [];
-    w.__framesDone = new Promise<void>((done) => {
+  // A string, not a function: tsx's name helpers (__name) do not exist in the page.
+  await page.evaluate(`(() => {
+    const duration = ${ms};
+    window.__frames = [];
+    window.__framesDone = new Promise((done) => {
       requestAnimationFrame((start) => {
         let last = start;
-        const tick = (t: number) => {
-          w.__frames.push(t - last);
+        const tick = (t) => {
+          window.__frames.push(t - last);
           last = t;
           if (t - start < duration) requestAnimationFrame(tick);
           else done();
         };
         requestAnimationFrame(tick);
       });
-      setTimeout(done, duration + 20_000); // a page too busy to produce frames still answers
+      setTimeout(done, duration + 20000); // a page too busy to produce frames still answers
     });
-  }, ms);
+  })()`);
   await drive();
-  return page.evaluate(async () => {
-    const w = window as unknown as { __frames: number[]; __framesDone: Promise<void> };
-    await w.__framesDone;
-    return w.__frames;
-  });
+  const frames = (await page.evaluate("window.__framesDone.then(() => window.__frames)")) as number[];
+  if (frames.length < 2) throw new Error(`the page drew ${frames.length} frames in ${ms} ms`);
+  return frames;
 }
 
 const viewportTransform = (page: Page) => page.locator(".react-flow__viewport").evaluate((el) => getComputedStyle(el).transform);
