@@ -36,7 +36,16 @@ export function queueUrl(): string | undefined {
   return url && url !== "memory" ? url : undefined;
 }
 
-/** Model ids a document names (the `model` param of its nodes), for the warm-worker preference. */
+/**
+ * What a worker should hold warm to take this run best: the model ids its nodes name (their `model`
+ * param) and the saved workflow it belongs to ("workflow:<id>"; that worker's output cache has the
+ * nodes of its last run, so a re-run after a small change reuses them).
+ */
+export function affinityOf(document: Workflow, workflowId?: string): string[] {
+  return [...modelsOf(document), ...(workflowId ? [`workflow:${workflowId}`] : [])];
+}
+
+/** Model ids a document names (the `model` param of its nodes). */
 export function modelsOf(document: Workflow): string[] {
   const ids = new Set<string>();
   for (const n of document.nodes) {
@@ -265,7 +274,7 @@ export class RunManager {
     this.track(id);
     this.deliver(makeEvent("queued", id, {}));
     try {
-      await this.runQueue.enqueue({ runId: id, priority, models: modelsOf(input.document) });
+      await this.runQueue.enqueue({ runId: id, priority, models: affinityOf(input.document, input.workflowId) });
     } catch (err) {
       const message = `could not queue the run: ${(err as Error).message}`;
       await db().run.update({ where: { id }, data: { status: "failed", error: message, finishedAt: new Date() } });

@@ -6,6 +6,8 @@ import type { EventBus, LostRun, QueuedRun, RunQueue } from "./types";
 /** BullMQ orders prioritized jobs by ascending number in [1, 2^21]; our priorities run the other way. */
 const PRIORITY_ZERO = 1_000_000;
 const MAX_BULL_PRIORITY = 2 ** 21;
+/** Affinity keys a worker announces (the most recently used ones). */
+const MAX_WARM_KEYS = 64;
 
 export function toBullPriority(priority: number): number {
   return Math.min(MAX_BULL_PRIORITY, Math.max(1, PRIORITY_ZERO - Math.round(priority)));
@@ -222,7 +224,7 @@ export interface WorkerInfo {
   pid: number;
   concurrency: number;
   running: number;
-  /** Model ids of runs this worker finished recently (their sessions are likely still warm). */
+  /** Affinity keys (model ids, "workflow:<id>") of runs this worker finished recently: sessions and cached outputs it likely still holds. */
   warmModels: string[];
   executionProvider: string;
   at: number;
@@ -369,7 +371,14 @@ export class BullRunWorker {
     void this.announce();
     try {
       await this.options.execute({ runId, models, priority: fromBullPriority(job.priority), attempt: job.attemptsStarted }, controller.signal, () => !this.lockLost.has(runId));
-      for (const m of models) this.warm.set(m, Date.now());
+      for (const m of models) {
+        this.warm.delete(m); // re-insert: the map stays ordered from least to most recently used
+        this.warm.set(m, Date.now());
+      }
+      for (const oldest of this.warm.keys()) {
+        if (this.warm.size <= MAX_WARM_KEYS) break;
+        this.warm.delete(oldest);
+      }
     } finally {
       this.controllers.delete(runId);
       this.lockLost.delete(runId);

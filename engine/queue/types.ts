@@ -9,7 +9,10 @@ export interface QueuedRun {
   runId: string;
   /** Higher runs earlier; equal priorities run in the order they were queued. */
   priority: number;
-  /** Model ids the run's document uses, so a worker that holds them warm can be preferred. */
+  /**
+   * What a worker should already hold to take this run best (model ids, "workflow:<id>" for its output
+   * cache): a worker that ran runs with all of them is preferred.
+   */
   models: string[];
 }
 
