@@ -1,3 +1,4 @@
+import { conventionText } from "./families/conventions";
 import type { LayerTrace, Modality, RoutingTrace, TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
@@ -70,9 +71,6 @@ export class GenerationCancelled extends Error {
 
 /** Control tokens the generation heads read hidden states of (PAPER.md §5). */
 const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
-
-export const UNI_MOE_CONVENTION =
-  "Uni-MoE-2.0 dynamic capacity: softmax over routed+null logits, Top-P chooses k experts (GRIN multipliers), shared experts always on; weights renormalised over all chosen columns.";
 
 function toLayerTrace(t: GraphLayerTrace): LayerTrace {
   return { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
@@ -189,7 +187,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     newIds,
     text,
     stopReason,
-    trace: { kind: "routing-trace", model: prompt.modelName, convention: UNI_MOE_CONVENTION, experts: expertColumns(model.config), tokens, layers },
+    trace: { kind: "routing-trace", model: prompt.modelName, convention: conventionText(model.config), experts: expertColumns(model.config), tokens, layers },
     specialHidden,
     prefillMs,
     decodeMs: performance.now() - t0,

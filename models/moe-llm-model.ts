@@ -5,7 +5,6 @@ import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
-import { architectureOf, conventionText } from "./families/conventions";
 import { importedEmbeddingTable, importedGraphFile, importedSession, isImportedDir } from "./import/runtime";
 import { MoeLlmRunner } from "./moe-llm-session";
 import { SafetensorsWeights } from "./safetensors";
@@ -126,20 +125,9 @@ export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptio
   if (isImportedDir(model.dir)) {
     // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
     const handle = await importedSession(model.ref, file, model.config);
-    const result = await fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
-    return withFamilyConvention(result, model.config);
+    return fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
   }
   return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
-}
-
-/**
- * generate() writes the Uni-MoE convention into every trace; a result carrying a routing trace of another family
- * gets that family's convention text instead, so the Routing Inspector explains what it shows.
- */
-function withFamilyConvention<T>(result: T, config: MoeLlmConfig): T {
-  const trace = (result as { trace?: { kind?: string; convention?: string } } | undefined)?.trace;
-  if (trace?.kind === "routing-trace" && architectureOf(config).routing !== "uni_moe_top_p") trace.convention = conventionText(config);
-  return result;
 }
 
 const embeddingTables = new Map<string, Float32Array>();

@@ -32,8 +32,10 @@ async function uploadedBy(userId: string, fileId: string): Promise<boolean> {
 /** The ShareLink a token names, if it is neither revoked nor expired. */
 export async function activeShare(token: string, now = new Date()) {
   if (!token || token.length > 200) return null;
-  const link = await db().shareLink.findUnique({ where: { token } });
+  const link = await db().shareLink.findUnique({ where: { token }, include: { workflow: { select: { deletedAt: true } } } });
   if (!link || link.revokedAt || (link.expiresAt && link.expiresAt.getTime() <= now.getTime())) return null;
+  // A link to a workflow in the trash shares nothing (the share page says "not found" for it too).
+  if (link.workflow.deletedAt) return null;
   return link;
 }
 

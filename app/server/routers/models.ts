@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
@@ -12,7 +12,7 @@ import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
-import { protectedProcedure, publicProcedure, router } from "../trpc";
+import { protectedProcedure, router } from "../trpc";
 
 /**
  * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
@@ -21,11 +21,17 @@ import { protectedProcedure, publicProcedure, router } from "../trpc";
 export function importRoots(): string[] {
   const data = process.env.STUDIO_DATA_DIR ?? "data";
   const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(data, "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
-  return [...new Set(roots.map((r) => path.resolve(r)))];
+  return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
 }
 
 function allowedCheckpoint(dir: string): string {
-  const abs = path.resolve(dir);
+  // realpath: a symlink inside an import folder must not lead the importer outside it.
+  let abs: string;
+  try {
+    abs = realpathSync(path.resolve(dir));
+  } catch {
+    throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} does not exist` });
+  }
   if (!importRoots().some((r) => abs === r || abs.startsWith(r + path.sep)))
     throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${importRoots().join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
   if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
@@ -101,11 +107,11 @@ function startImport(dir: string, name: string | undefined, dtype: string): Impo
 /** Listing and inspecting server folders, importing and deleting need a logged-in user (anyone on a single-user install). */
 export const modelsRouter = router({
   /** Models a node can use: the seeded reference family (built on first use) and model dirs in the models dir. */
-  list: publicProcedure.query(() =>
+  list: protectedProcedure.query(() =>
     listModels().map((ref) => ({ ref, label: ref.startsWith("uni-moe-tiny/") ? "seeded, untrained" : undefined })),
   ),
   /** Layers and router columns of a model, for the intervention editor. */
-  info: publicProcedure.input(z.object({ ref: z.string().min(1).max(300) })).query(async ({ input }) => {
+  info: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).query(async ({ input }) => {
     try {
       const m = await resolveModel(input.ref);
       return { ref: m.ref, layers: m.config.num_hidden_layers, experts: expertColumns(m.config), label: m.label ?? null };
