@@ -2,6 +2,7 @@ import { z } from "zod";
 import { defaultParams, type NodeSignature } from "@/engine/node";
 import { SOCKET_TYPES } from "@/engine/sockets";
 import { catalogue } from "@/nodes";
+import { readDefaults } from "./routers/models";
 
 /** A node type as the browser sees it: signature, params as JSON Schema (with widget hints), defaults. */
 export interface NodeTypeInfo extends NodeSignature {
@@ -11,7 +12,17 @@ export interface NodeTypeInfo extends NodeSignature {
 
 let cached: { nodes: NodeTypeInfo[]; sockets: typeof SOCKET_TYPES } | undefined;
 
+/** The catalogue, with each model-taking node type's default model as set on the Models page (read per call). */
 export function catalogInfo() {
+  const modelDefaults = readDefaults();
+  const info = staticCatalogInfo();
+  return {
+    ...info,
+    nodes: info.nodes.map((n) => (typeof modelDefaults[n.type] === "string" && "model" in n.defaults ? { ...n, defaults: { ...n.defaults, model: modelDefaults[n.type] } } : n)),
+  };
+}
+
+function staticCatalogInfo() {
   cached ??= {
     sockets: SOCKET_TYPES,
     nodes: catalogue.list().map((def) => ({

@@ -51,7 +51,8 @@ const DEFAULTS_FILE = () => path.join(modelsDir(), "defaults.json");
 /** Node types that take a model, and which kinds of model they accept. */
 const MODEL_NODE_TYPES = ["model.moe-llm"] as const;
 
-function readDefaults(): Record<string, string> {
+/** The default model per node type, as set on the Models page. */
+export function readDefaults(): Record<string, string> {
   try {
     return JSON.parse(readFileSync(DEFAULTS_FILE(), "utf8")) as Record<string, string>;
   } catch {
