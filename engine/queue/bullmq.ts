@@ -240,7 +240,8 @@ export interface BullRunWorkerOptions extends BackendOptions {
   warmHandoffMs?: number;
   executionProvider: string;
   /**
-   * Executes one run; `attempt` is 2 when a previous worker died while running it. `owned()` turns false
+   * Executes one run; `attempt` is 2 when a previous worker died while running it (BullMQ's stalled
+   * counter; a warm hand-off does not count). `owned()` turns false
    * (and `signal` aborts) when this worker lost the run's lock (its event loop stalled past the lock time
    * and another worker took the run over): from then on it must write and publish nothing.
    */
@@ -370,7 +371,7 @@ export class BullRunWorker {
     this.lockLost.delete(runId);
     void this.announce();
     try {
-      await this.options.execute({ runId, models, priority: fromBullPriority(job.priority), attempt: job.attemptsStarted }, controller.signal, () => !this.lockLost.has(runId));
+      await this.options.execute({ runId, models, priority: fromBullPriority(job.priority), attempt: 1 + job.stalledCounter }, controller.signal, () => !this.lockLost.has(runId));
       for (const m of models) {
         this.warm.delete(m); // re-insert: the map stays ordered from least to most recently used
         this.warm.set(m, Date.now());
