@@ -5,7 +5,9 @@
  * canvas with the mouse (real input events through the DevTools protocol) for ~2 s, while a
  * requestAnimationFrame loop in the page records every frame interval. Measured twice: the whole graph in
  * view (the editor's fitted view when it opens) and at zoom 1 (a part in view, as when editing). The
- * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at.
+ * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at. Each
+ * view is panned "before" (the viewport's while-moving compositor layer switched off by an injected style)
+ * and "now", back to back, for a before/after on the same load.
  */
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -15,6 +17,8 @@ import { launchChromium, startServer } from "./render";
 
 export interface PanResult {
   view: "fit" | "zoom 1";
+  /** "now": as the editor ships; "before": the viewport's compositor layer switched off by a style (the editor before it). */
+  variant: "before" | "now";
   zoom: number;
   nodesInDom: number;
   frames: number;
@@ -95,7 +99,18 @@ async function panePoint(page: Page): Promise<{ x: number; y: number }> {
   return p;
 }
 
-async function pan(page: Page, view: PanResult["view"], ms = 2000): Promise<PanResult> {
+/** Runs `f` with the viewport's while-moving compositor layer switched off (the editor before it had one). */
+async function withoutViewportLayer<T>(page: Page, f: () => Promise<T>): Promise<T> {
+  const style = await page.addStyleTag({ content: ".react-flow__viewport { will-change: auto !important; }" });
+  try {
+    return await f();
+  } finally {
+    await style.evaluate((el) => (el as Element).remove());
+  }
+}
+
+async function pan(page: Page, view: PanResult["view"], variant: PanResult["variant"], ms = 2000): Promise<PanResult> {
+  if (variant === "before") return withoutViewportLayer(page, () => pan(page, view, "now", ms)).then((r) => ({ ...r, variant }));
   const start = await panePoint(page);
   const before = await viewportTransform(page);
   const frames = await recordFrames(page, ms, async () => {
@@ -117,6 +132,7 @@ async function pan(page: Page, view: PanResult["view"], ms = 2000): Promise<PanR
   const fps = frames.map((f) => 1000 / f);
   return {
     view,
+    variant,
     zoom,
     nodesInDom,
     frames: frames.length,
@@ -148,8 +164,8 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
       await page.waitForTimeout(1500); // fitView, fonts, catalog
       const idle = await recordFrames(page, 1000, async () => {});
       const pans: PanResult[] = [];
-      await pan(page, "fit", 600); // warm-up: code paths compiled
-      pans.push(await pan(page, "fit"));
+      await pan(page, "fit", "now", 600); // warm-up: code paths compiled
+      pans.push(await pan(page, "fit", "before"), await pan(page, "fit", "now"));
       // Zoom 1 around the graph's top-left, through the controls' zoom-in button (each click is ×1.2).
       for (let i = 0; i < 12; i++) {
         const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
@@ -157,7 +173,7 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
         await page.locator(".react-flow__controls-zoomin").click();
         await page.waitForTimeout(150);
       }
-      pans.push(await pan(page, "zoom 1"));
+      pans.push(await pan(page, "zoom 1", "before"), await pan(page, "zoom 1", "now"));
       return { nodes: doc.nodes.length, edges: doc.edges.length, idleFps: 1000 / median(idle), pans };
     } finally {
       await browser.close();
