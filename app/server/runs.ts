@@ -320,10 +320,18 @@ export class RunManager {
     return [...running, ...pending.map((r, i) => ({ id: r.runId, status: "queued" as const, position: i }))];
   }
 
-  /** Replays what happened so far, then streams live events. Returns undefined for runs no longer in memory. */
+  /**
+   * Replays what happened so far, then streams live events. Embedded: undefined for runs no longer in
+   * memory. Distributed: a run this process has not seen (queued by another web process, or before a
+   * restart) is followed from now on; its database row supplies the ending if it has already ended.
+   */
   subscribe(runId: string, listener: (e: RunEvent) => void): (() => void) | undefined {
-    const run = this.active.get(runId) ?? this.finished.find((r) => r.id === runId);
-    if (!run) return undefined;
+    let run = this.active.get(runId) ?? this.finished.find((r) => r.id === runId);
+    if (!run) {
+      if (!this.bus) return undefined;
+      run = this.track(runId);
+      void this.adopt(runId);
+    }
     for (const e of run.events) listener(e);
     if (TERMINAL_EVENTS.has(run.events.at(-1)?.type ?? "queued")) return () => {};
     run.listeners.add(listener);
@@ -351,6 +359,18 @@ export class RunManager {
     await this.runQueue.close();
     await this.bus?.close();
     await this.runtime.close();
+  }
+
+  /** Distributed: the ending of a run followed without its history, from its row (when it has ended). */
+  private async adopt(runId: string): Promise<void> {
+    const row = await db().run.findUnique({ where: { id: runId }, select: { status: true, error: true } }).catch(() => null);
+    const run = this.active.get(runId);
+    if (!run || run.events.length) return; // its events are arriving
+    if (!row) this.deliver(makeEvent("failed", runId, { message: `run ${runId} does not exist` }));
+    else if (row.status === "finished") this.deliver(makeEvent("finished", runId, { ms: 0 }));
+    else if (row.status === "cancelled") this.deliver(makeEvent("cancelled", runId, {}));
+    else if (row.status === "running") run.status = "running";
+    else if (row.status !== "queued") this.deliver(makeEvent("failed", runId, { message: row.error ?? row.status }));
   }
 
   private track(id: string): RunRecord {

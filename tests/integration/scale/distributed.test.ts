@@ -144,6 +144,27 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
     expect(rows.map((r) => r.status)).toEqual(["cancelled", "cancelled", "cancelled"]);
   }, 90_000);
 
+  it("another web process (or one restarted) follows runs it did not queue", async () => {
+    const ended = await manager.start({ document: generation("ended before", 4) });
+    await manager.whenDone(ended);
+    const live = await manager.start({ document: generation("still running", 48) });
+    await until(() => (manager.queue().then((q) => q.some((e) => e.id === live && e.status === "running"))), 30_000, "the run to start");
+    const other = new mod.RunManager({ recoverInterrupted: true });
+    try {
+      await other.ready;
+      const seen: RunEvent["type"][] = [];
+      other.subscribe(live, (e) => seen.push(e.type));
+      expect((await other.whenDone(live)).type).toBe("finished");
+      expect(seen).toContain("node-outputs"); // live events from the worker, not only the ending
+      expect((await other.whenDone(ended)).type).toBe("finished"); // from the database
+      expect((await other.whenDone("no-such-run")).type).toBe("failed");
+      // recoverInterrupted on a distributed web process leaves the workers' runs alone.
+      expect((await dbMod.db().run.findUniqueOrThrow({ where: { id: live } })).status).toBe("finished");
+    } finally {
+      await other.close();
+    }
+  }, 90_000);
+
   it("a worker killed mid-run: the run is retried once on the other worker and finishes; nothing is lost", async () => {
     const id = await manager.start({ document: generation("a long answer", 400) });
     const events: RunEvent[] = [];
