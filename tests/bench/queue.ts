@@ -1,14 +1,15 @@
 /**
  * Distributed queue load test (`npm run bench -- queue`), loopback only: 200 runs of a small workflow
  * (text → MoE-LLM, 2 greedy tokens on uni-moe-tiny/tiny, a distinct prompt each so nothing is cached)
- * queued at once through BullMQ to two worker processes; PostgreSQL holds the runs and the queue.
+ * queued at once through BullMQ (on Redis when STUDIO_TEST_REDIS_URL is set, else on PostgreSQL) to two worker
+ * processes; PostgreSQL holds the runs.
  * Reports throughput and p50/p95 latency (start() → "finished" event), and checks that no run was lost or
  * executed twice. Needs STUDIO_TEST_DATABASE_URL (tools/scale-services.sh starts one); skips without it.
  */
 import path from "node:path";
 import type { RunEvent } from "../../engine/events";
 import { emptyWorkflow, type Workflow } from "../../engine/workflow/schema";
-import { freshPostgres, spawnWorker, tempDir, TEST_PG, type WorkerProcess } from "../integration/scale/services";
+import { freshPostgres, ioredisInstalled, spawnWorker, tempDir, TEST_PG, TEST_REDIS, type WorkerProcess } from "../integration/scale/services";
 
 export interface QueueBenchResult {
   runs: number;
@@ -45,10 +46,18 @@ export async function benchQueue(options: { runs?: number; log?: (s: string) => 
   const pg = await freshPostgres("bench");
   const { migratePostgres } = await import("../../prisma/postgres/migrate");
   await migratePostgres(pg.url, () => {});
+  const onRedis = !!TEST_REDIS && ioredisInstalled();
+  if (onRedis) {
+    const { default: IORedis } = await import("ioredis");
+    const redis = new IORedis(TEST_REDIS!);
+    await redis.flushdb(); // a fresh queue
+    redis.disconnect();
+  }
+  const queueUrl = onRedis ? TEST_REDIS! : pg.url;
   const data = tempDir("studio-bench-queue-");
   const env = {
     DATABASE_URL: pg.url,
-    STUDIO_QUEUE: pg.url,
+    STUDIO_QUEUE: queueUrl,
     STUDIO_ARTIFACTS: path.join(data, "shared"),
     STUDIO_MODELS_DIR: path.join(data, "models"),
     STUDIO_WORKER_CONCURRENCY: "1",
@@ -109,7 +118,7 @@ export async function benchQueue(options: { runs?: number; log?: (s: string) => 
     const result: QueueBenchResult = {
       runs,
       workers: workers.length,
-      backend: "BullMQ on PostgreSQL",
+      backend: onRedis ? "BullMQ on Redis" : "BullMQ on PostgreSQL",
       finished,
       lost,
       duplicated,

@@ -2,10 +2,12 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
-import { freshPostgres, skipMessage, spawnWorker, tempDir, until, type WorkerProcess } from "./services";
+import { freshPostgres, ioredisInstalled, skipMessage, spawnWorker, tempDir, TEST_REDIS, until, type WorkerProcess } from "./services";
 
 // The distributed mode end to end: this process is the web side (RunManager on BullMQ), two
-// `npm run worker` processes execute, PostgreSQL holds runs and the queue, artifacts in a shared dir.
+// `npm run worker` processes execute, PostgreSQL holds the runs, the queue is BullMQ on Redis (on PostgreSQL
+// where no Redis could be started), artifacts in a shared dir.
+const QUEUE_ON_REDIS = !!TEST_REDIS && ioredisInstalled();
 const skip = skipMessage();
 if (skip) console.warn(skip);
 
@@ -35,7 +37,7 @@ function expectWellOrdered(events: RunEvent[]) {
   for (let i = 1; i < events.length; i++) expect(events[i]!.at).toBeGreaterThanOrEqual(events[i - 1]!.at);
 }
 
-describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker processes", () => {
+describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" : "PostgreSQL"}, data in PostgreSQL, two worker processes`, () => {
   let dropDb: () => Promise<void>;
   let workers: WorkerProcess[] = [];
   let workerEnv: Record<string, string>;
@@ -50,9 +52,16 @@ describe.skipIf(!!skip)("distributed runs: BullMQ on PostgreSQL, two worker proc
     const { migratePostgres } = await import("@/prisma/postgres/migrate");
     await migratePostgres(pg.url, () => {});
     data = tempDir("studio-scale-");
+    if (QUEUE_ON_REDIS) {
+      // a fresh queue: jobs of an earlier local run of this suite must not be picked up
+      const { default: IORedis } = await import("ioredis");
+      const redis = new IORedis(TEST_REDIS!);
+      await redis.flushdb();
+      redis.disconnect();
+    }
     workerEnv = {
       DATABASE_URL: pg.url,
-      STUDIO_QUEUE: pg.url,
+      STUDIO_QUEUE: QUEUE_ON_REDIS ? TEST_REDIS! : pg.url,
       STUDIO_ARTIFACTS: path.join(data, "shared-artifacts"),
       STUDIO_MODELS_DIR: path.join(data, "models"),
       STUDIO_WORKER_CONCURRENCY: "1",
