@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { traceToJSONString } from "../engine/routing/export";
-import { computeMetrics } from "../engine/routing/metrics";
+import { computeMetrics, metricsToJSON } from "../engine/routing/metrics";
 import { isRoutingTrace } from "../engine/trace";
 import "./params";
 
@@ -12,6 +12,12 @@ export interface RoutingReport {
   convention: string;
   /** JSON trace (engine/routing/export.ts format) in the file store, for the inspector views and export. */
   traceFile: string;
+  /**
+   * The "all tokens" metrics of the trace (engine/routing/metrics.ts metricsToJSON: counts, co-activation,
+   * transitions, balance incl. entropy) as a JSON file, so the inspector does not recompute them. Absent in
+   * reports written before it was added (the inspector then computes them itself).
+   */
+  metricsFile?: string;
   tokens: number;
   layers: number;
   experts: { name: string; role: string }[];
@@ -31,12 +37,16 @@ export const routingInspector = defineNode({
     const trace = inputs.trace;
     if (!isRoutingTrace(trace)) throw new Error("the input is not a routing trace");
     const metrics = computeMetrics(trace);
-    const traceFile = await ctx.storage.write(Buffer.from(traceToJSONString(trace)), "json");
+    const [traceFile, metricsFile] = await Promise.all([
+      ctx.storage.write(Buffer.from(traceToJSONString(trace)), "json"),
+      ctx.storage.write(Buffer.from(JSON.stringify(metricsToJSON(metrics))), "json"),
+    ]);
     const report: RoutingReport = {
       kind: "routing-report",
       model: trace.model,
       convention: trace.convention,
       traceFile,
+      metricsFile,
       tokens: metrics.tokens,
       layers: trace.layers.length,
       experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),

@@ -2,7 +2,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
-import { computeMetrics, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
+import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
 import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
@@ -11,9 +11,11 @@ import type { EChartsOption } from "./echarts";
 const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
 const NULL_COLOR = "#6b7280";
 
+/** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
 export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: string } {
   const [state, setState] = useState<{ trace?: RoutingTrace; error?: string }>({});
   useEffect(() => {
+    if (!traceFile) return;
     let live = true;
     fetch(`/api/files/${traceFile}`)
       .then(async (r) => {
@@ -27,6 +29,82 @@ export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: str
     };
   }, [traceFile]);
   return state;
+}
+
+/**
+ * The precomputed "all tokens" metrics of a report (its metricsFile), fetched alongside the trace. `done`
+ * once settled: `metrics` undefined when there is no file or it could not be read (the inspector then
+ * computes the metrics itself).
+ */
+export function usePrecomputedMetrics(metricsFile?: string): { done: boolean; metrics?: RoutingMetrics } {
+  const [state, setState] = useState<{ file?: string; metrics?: RoutingMetrics } | null>(null);
+  useEffect(() => {
+    if (!metricsFile) return;
+    let live = true;
+    fetch(`/api/files/${metricsFile}`)
+      .then(async (r) => {
+        if (!r.ok) throw new Error(`the metrics file is missing (${r.status})`);
+        return metricsFromJSON(await r.json());
+      })
+      .then((metrics) => live && setState({ file: metricsFile, metrics }))
+      .catch(() => live && setState({ file: metricsFile }));
+    return () => {
+      live = false;
+    };
+  }, [metricsFile]);
+  if (!metricsFile) return { done: true };
+  return state?.file === metricsFile ? { done: true, metrics: state.metrics } : { done: false };
+}
+
+/**
+ * Top expert (dynamic index, -1 = none) of each token of `rows` at one layer: the selected dynamic expert
+ * with the largest weight, ties to the lowest column, the first selected one if every weight is NaN — the
+ * rule of computeMetrics' perToken.topExpert, for metrics that come without per-token data.
+ */
+export function topExpertsAt(trace: RoutingTrace, dynCols: ArrayLike<number>, rows: ArrayLike<number>, layer: number): Int32Array {
+  const { mask, weights: w } = trace.layers[layer]!;
+  const E = trace.experts.length;
+  const D = dynCols.length;
+  const out = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const base = rows[i]! * E;
+    let best = -1;
+    let first = -1;
+    let bw = -Infinity;
+    for (let d = 0; d < D; d++) {
+      const c = base + dynCols[d]!;
+      if (mask[c] !== 0) {
+        if (first < 0) first = d;
+        if (w[c]! > bw) {
+          bw = w[c]!;
+          best = d;
+        }
+      }
+    }
+    out[i] = best >= 0 ? best : first;
+  }
+  return out;
+}
+
+/** Rows of the token set and a per-layer top-expert lookup: from m.perToken, or computed per layer on demand. */
+function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; topAt: (layer: number) => Int32Array } {
+  const per = m.perToken;
+  if (per) {
+    const N = per.tokenIndices.length;
+    return { rows: per.tokenIndices, topAt: (l) => per.topExpert.subarray(l * N, (l + 1) * N) };
+  }
+  const rows = selectTokens(trace);
+  if (rows.length !== m.tokens) throw new Error("per-token tops: the metrics are not of every token of the trace");
+  const dynCols = Int32Array.from(m.experts.dynamic, (e) => e.column);
+  const cache = new Map<number, Int32Array>();
+  return {
+    rows,
+    topAt: (l) => {
+      let t = cache.get(l);
+      if (!t) cache.set(l, (t = topExpertsAt(trace, dynCols, rows, l)));
+      return t;
+    },
+  };
 }
 
 function expertColor(m: RoutingMetrics, d: number): string {
@@ -158,7 +236,8 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
   const [hover, setHover] = useState<number | null>(null);
   const box = useRef<HTMLDivElement>(null);
   const [view, setView] = useState({ width: 0, font: "", top: 0, height: 200 });
-  const per = m.perToken!;
+  const tops = useMemo(() => tokenTops(trace, m), [trace, m]);
+  const per = { tokenIndices: tops.rows };
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
   useLayoutEffect(() => {
@@ -169,7 +248,7 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  const labels = useMemo(() => Array.from(per.tokenIndices, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, per]);
+  const labels = useMemo(() => Array.from(tops.rows, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, tops]);
   const starts = useMemo(() => {
     if (!view.width) return null;
     performance.mark("token-strip-layout-start");
@@ -224,7 +303,7 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
         <tbody>
           {trace.layers.map((l, li) => {
             const row = per.tokenIndices[hover]!;
-            const top = per.topExpert[li * N + hover]!;
+            const top = tops.topAt(li)[hover]!;
             const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
             return (
               <tr key={li}>
@@ -240,11 +319,12 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
     </div>
   );
   const rows = [];
+  const topsHere = tops.topAt(layer);
   for (let line = first; line < last && starts; line++) {
     const end = line + 1 < lines ? starts[line + 1]! : N;
     const spans = [];
     for (let n = starts[line]!; n < end; n++) {
-      const top = per.topExpert[layer * N + n]!;
+      const top = topsHere[n]!;
       const t = trace.tokens[per.tokenIndices[n]!]!;
       spans.push(
         <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
@@ -346,14 +426,18 @@ function download(name: string, blob: Blob) {
 /**
  * The inspector dialog for a trace in memory: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation,
  * transitions, balance table, exports. `onViewDrawn(name)` is called as each view is drawn (the render benchmark).
+ * `precomputed`: the "all tokens" metrics of `trace` with entropy (from the Routing Inspector node's
+ * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
  */
-export function RoutingInspectorView({ trace, traceFile, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
+export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
   // counting pass so the two run in parallel; the balance table shows it when it arrives.
-  const entropyJob = useMemo(() => (trace ? { facet, sums: entropySumsInWorker(trace, selectTokens(trace, filterOf(facet))) } : undefined), [trace, facet]);
-  const all = useMemo(() => (trace ? measured("routing-metrics", () => computeMetrics(trace, { entropy: false })) : undefined), [trace]);
+  // With precomputed metrics, "all tokens" needs neither.
+  const usePre = !!precomputed && !!trace;
+  const entropyJob = useMemo(() => (trace && !(usePre && facet === "all") ? { facet, sums: entropySumsInWorker(trace, selectTokens(trace, filterOf(facet))) } : undefined), [trace, facet, usePre]);
+  const all = useMemo(() => (trace ? (usePre ? precomputed : measured("routing-metrics", () => computeMetrics(trace, { entropy: false }))) : undefined), [trace, usePre, precomputed]);
   // "all tokens" is the unfiltered set: the same metrics, computed once.
   const m = useMemo(() => (trace && facet !== "all" ? measured("routing-metrics", () => computeMetrics(trace, { filter: filterOf(facet), entropy: false })) : all), [trace, facet, all]);
   const [entropy, setEntropy] = useState<{ job: unknown; sums: Float64Array } | null>(null);
@@ -453,16 +537,22 @@ export function RoutingInspectorView({ trace, traceFile, title, error, onClose, 
 }
 
 /** The full inspector for one trace file: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation, transitions, balance table. */
-export default function RoutingInspector({ traceFile, title, onClose }: { traceFile: string; title: string; onClose: () => void }) {
+export default function RoutingInspector({ traceFile, metricsFile, title, onClose }: { traceFile: string; metricsFile?: string; title: string; onClose: () => void }) {
+  // Both files are fetched in parallel; the views wait for the metrics (or their absence) so that they
+  // are not computed here in the meantime.
   const { trace, error } = useTrace(traceFile);
-  return <RoutingInspectorView trace={trace} traceFile={traceFile} title={title} error={error} onClose={onClose} />;
+  const pre = usePrecomputedMetrics(metricsFile);
+  return <RoutingInspectorView trace={pre.done ? trace : undefined} traceFile={traceFile} precomputed={pre.metrics} title={title} error={error} onClose={onClose} />;
 }
 
 /** The expert-load heatmap in small, for the node on the canvas. */
-export function RoutingMini({ traceFile }: { traceFile: string }) {
-  const { trace, error } = useTrace(traceFile);
-  const drawing = useMemo(() => (trace ? heatmapDrawing(computeMetrics(trace, { entropy: false }), { colorBar: false, compact: true }) : undefined), [trace]);
+export function RoutingMini({ traceFile, metricsFile }: { traceFile: string; metricsFile?: string }) {
+  // With precomputed metrics the heatmap needs no trace: it is not fetched.
+  const pre = usePrecomputedMetrics(metricsFile);
+  const { trace, error } = useTrace(pre.done && !pre.metrics ? traceFile : "");
+  const m = useMemo(() => pre.metrics ?? (trace ? computeMetrics(trace, { entropy: false }) : undefined), [pre.metrics, trace]);
+  const drawing = useMemo(() => (m ? heatmapDrawing(m, { colorBar: false, compact: true }) : undefined), [m]);
   if (error) return <div className="error-text">{error}</div>;
   if (!drawing) return null;
-  return <CanvasChart drawing={drawing} height={Math.min(200, 14 * trace!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
+  return <CanvasChart drawing={drawing} height={Math.min(200, 14 * m!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
 }

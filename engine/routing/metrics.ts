@@ -487,3 +487,114 @@ export function computeMetrics(trace: RoutingTrace, options: MetricsOptions & { 
   for (const [key, g] of splitRows(trace, rows, options.splitBy)) out[key] = metricsOfRows(trace, lay, g, pairs, entropy);
   return out;
 }
+
+/**
+ * RoutingMetrics as plain JSON for storage (the Routing Inspector node writes the "all tokens" metrics of
+ * its trace so the browser need not recompute them). Counts and scalars only: the shares and the routed
+ * load are derived again on reading (the same divisions as finalize), per-token results are left out.
+ */
+export interface MetricsJSON {
+  kind: "routing-metrics";
+  version: 1;
+  tokens: number;
+  byModality: Record<string, number>;
+  byPhase: Record<string, number>;
+  experts: RoutingMetrics["experts"];
+  layers: {
+    layer: number;
+    selectionCounts: number[];
+    kCounts: number[];
+    nullTokenShare: number;
+    nullOnlyShare: number;
+    nullWeightMass: number;
+    sharedWeightShare: number;
+    loadCV: number;
+    maxVio: number;
+    jain: number;
+    entropy: number;
+    /** [D × D] row-major. */
+    coactivation: number[];
+    topCounts: number[];
+  }[];
+  transitions: { from: number; to: number; counts: number[] }[];
+}
+
+export function metricsToJSON(m: RoutingMetrics): MetricsJSON {
+  return {
+    kind: "routing-metrics",
+    version: 1,
+    tokens: m.tokens,
+    byModality: { ...m.byModality },
+    byPhase: { ...m.byPhase },
+    experts: m.experts,
+    layers: m.layers.map((l) => ({
+      layer: l.layer,
+      selectionCounts: l.selectionCounts,
+      kCounts: l.kCounts,
+      nullTokenShare: l.nullTokenShare,
+      nullOnlyShare: l.nullOnlyShare,
+      nullWeightMass: l.nullWeightMass,
+      sharedWeightShare: l.sharedWeightShare,
+      loadCV: l.loadCV,
+      maxVio: l.maxVio,
+      jain: l.jain,
+      entropy: l.entropy,
+      coactivation: Array.from(l.coactivation),
+      topCounts: l.topCounts,
+    })),
+    transitions: m.transitions.map((t) => ({ from: t.from, to: t.to, counts: Array.from(t.counts) })),
+  };
+}
+
+/** The RoutingMetrics of metricsToJSON's output (perToken null); throws on anything else. */
+export function metricsFromJSON(input: unknown): RoutingMetrics {
+  const j = input as MetricsJSON;
+  if (!j || j.kind !== "routing-metrics" || j.version !== 1 || !Array.isArray(j.layers) || !Array.isArray(j.transitions)) throw new Error("not a routing-metrics file (version 1)");
+  const N = j.tokens;
+  const D = j.experts.dynamic.length;
+  const per = (x: number) => (N > 0 ? x / N : 0);
+  const layers = j.layers.map((l): LayerMetrics => {
+    const sel = l.selectionCounts;
+    if (sel.length !== D || l.coactivation.length !== D * D) throw new Error(`routing metrics, layer ${l.layer}: expected ${D} experts`);
+    const total = sel.reduce((a, b) => a + b, 0);
+    let kSum = 0;
+    l.kCounts.forEach((c, k) => (kSum += c * k));
+    const load = j.experts.routed.map((d) => sel[d]!);
+    const R = load.length;
+    const loadSum = load.reduce((a, b) => a + b, 0);
+    const hasLoad = R > 0 && loadSum > 0;
+    const entropy = l.entropy;
+    return {
+      layer: l.layer,
+      tokens: N,
+      selectionCounts: sel,
+      tokenShare: sel.map(per),
+      selectionShare: sel.map((c) => (total > 0 ? c / total : 0)),
+      totalSelections: total,
+      kCounts: l.kCounts,
+      kShare: l.kCounts.map(per),
+      meanK: per(kSum),
+      nullTokenShare: l.nullTokenShare,
+      nullOnlyShare: l.nullOnlyShare,
+      nullWeightMass: l.nullWeightMass,
+      sharedWeightShare: l.sharedWeightShare,
+      routedLoad: load,
+      hasLoad,
+      loadMean: hasLoad ? loadSum / R : 0,
+      loadCV: l.loadCV,
+      maxVio: l.maxVio,
+      jain: l.jain,
+      entropy,
+      entropyNormalized: D > 1 ? entropy / Math.log(D) : 0,
+      coactivation: Float64Array.from(l.coactivation),
+      topCounts: l.topCounts,
+    };
+  });
+  const transitions = j.transitions.map((t): TransitionMetrics => {
+    const counts = Float64Array.from(t.counts);
+    let tokens = 0;
+    for (let i = 0; i < counts.length; i++) tokens += counts[i]!;
+    return { from: t.from, to: t.to, counts, tokens };
+  });
+  return { tokens: N, byModality: { ...j.byModality }, byPhase: { ...j.byPhase }, experts: j.experts, layers, transitions, perToken: null };
+}

@@ -1,5 +1,6 @@
 "use client";
 import { useEffect, useMemo, useRef, useState } from "react";
+import { computeMetrics, metricsFromJSON, metricsToJSON } from "@/engine/routing/metrics";
 import { syntheticTrace } from "@/engine/routing/synthetic";
 import { INSPECTOR_VIEWS, RoutingInspectorView } from "@/app/inspector/RoutingInspector";
 import { BaselineInspectorView } from "./BaselineInspector";
@@ -24,16 +25,23 @@ interface Timing {
  * is drawn: heatmap, Fig. 7, Fig. 8, token strip, co-activation, transitions, balance table. Twice: the
  * first round is "cold" (a fresh page: code not yet compiled), the second opens a different trace in the
  * warm page, as when an inspector is opened in a running app. impl=baseline opens the frozen copy of the
- * inspector before the render work instead. Query: layers, experts, tokens (default 28 × 64 × 4,096), impl.
+ * inspector before the render work instead. impl=precomputed opens the current inspector with the "all
+ * tokens" metrics precomputed, as the Routing Inspector node writes them (its metricsFile): they are computed
+ * and serialised to JSON text before the round (the server's work, not timed); parsing that text
+ * (JSON.parse + metricsFromJSON, the "metrics-parse" measure) is timed inside the round. impl=current
+ * computes them in the page (counting on the main thread, entropy in a worker), as for an older report.
+ * Query: layers, experts, tokens (default 28 × 64 × 4,096), impl.
  */
 export default function Bench() {
   const q = new URLSearchParams(typeof location === "undefined" ? "" : location.search);
   const dims = { layers: Number(q.get("layers") ?? 28), routed: Number(q.get("experts") ?? 64), tokens: Number(q.get("tokens") ?? 4096) };
-  const impl = q.get("impl") === "baseline" ? "baseline" : "current";
+  const impl = q.get("impl") === "baseline" ? "baseline" : q.get("impl") === "precomputed" ? "precomputed" : "current";
   const traces = useMemo(
     () => [1, 2].map((seed) => syntheticTrace({ seed, layers: dims.layers, routed: dims.routed, nulls: 1, shared: 2, tokens: dims.tokens })),
     [dims.layers, dims.routed, dims.tokens],
   );
+  // The metrics file's text, as the server writes it (setup, before any round).
+  const metricsText = useMemo(() => (impl === "precomputed" ? traces.map((t) => JSON.stringify(metricsToJSON(computeMetrics(t)))) : null), [impl, traces]);
   const [round, setRound] = useState<{ index: number; t0: number } | null>(null);
   const [timings, setTimings] = useState<Timing[]>([]);
   const seen = useRef(new Map<string, number>());
@@ -54,8 +62,8 @@ export default function Bench() {
     void (async () => {
       // Effects run after the views' own layout effects and the charts' setOption: everything is drawn
       // unless a view is still pending, then wait for it.
-      if (impl === "current") while (INSPECTOR_VIEWS.some((v) => !seen.current.has(v))) await frame();
-      const drawnAt = impl === "current" ? Math.max(...seen.current.values()) : performance.now();
+      if (impl !== "baseline") while (INSPECTOR_VIEWS.some((v) => !seen.current.has(v))) await frame();
+      const drawnAt = impl !== "baseline" ? Math.max(...seen.current.values()) : performance.now();
       await frame();
       await frame();
       const totalMs = performance.now() - round.t0;
@@ -75,6 +83,13 @@ export default function Bench() {
   }, [round, impl]);
   const [cold, warm] = timings;
   const trace = round ? traces[round.index]! : null;
+  const precomputed = useMemo(() => {
+    if (!round || !metricsText) return undefined;
+    performance.mark("metrics-parse-start");
+    const m = metricsFromJSON(JSON.parse(metricsText[round.index]!));
+    performance.measure("metrics-parse", "metrics-parse-start");
+    return m;
+  }, [round, metricsText]);
   return (
     <main style={{ padding: 16 }}>
       <h1 style={{ fontSize: 16 }}>
@@ -93,8 +108,8 @@ export default function Bench() {
       >
         {warm && cold ? `warm: metrics ${warm.metricsMs.toFixed(1)} ms, all views drawn ${warm.drawnMs.toFixed(1)} ms, on screen ${warm.totalMs.toFixed(1)} ms; cold (first in a fresh page): ${cold.totalMs.toFixed(1)} ms` : "running…"}
       </p>
-      {trace && round && (impl === "current" ? (
-        <RoutingInspectorView key={round.index} trace={trace} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} />
+      {trace && round && (impl !== "baseline" ? (
+        <RoutingInspectorView key={round.index} trace={trace} precomputed={precomputed} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} />
       ) : (
         <BaselineInspectorView key={round.index} trace={trace} title="Routing Inspector (baseline)" onClose={() => {}} />
       ))}
