@@ -263,6 +263,9 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
       state.retire = true;
       if (stopped === "cancelled") return { ok: false, failure: { kind: "cancelled", message: "cancelled" } };
       if (stopped === "timeout") return { ok: false, failure: { kind: "timeout", message: "interrupted" } };
+      // Recursion inside a QuickJS built-in (e.g. JSON.stringify of a 1e5-deep array) can exhaust this
+      // thread's own stack before QuickJS's stack limit sees it: still the script's stack overflow.
+      if (err instanceof RangeError && /call stack/i.test(err.message)) return { ok: false, failure: { kind: "stack", message: "stack overflow (inside a built-in function)" } };
       return { ok: false, failure: { kind: "internal", message: err instanceof Error ? err.message : String(err) } };
     } finally {
       for (const h of handles) {
