@@ -95,7 +95,7 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
       return { type: "rope-report", headline: `3D positions of ${String(o.tokens)} tokens`, file: o.file };
     }
     if (o.kind === "routing-report" && typeof o.traceFile === "string") {
-      return { type: "routing-report", headline: `routing report: ${String(o.tokens)} tokens × ${String(o.layers)} layers`, traceFile: o.traceFile, model: o.model };
+      return { type: "routing-report", headline: `routing report: ${String(o.tokens)} tokens × ${String(o.layers)} layers`, traceFile: o.traceFile, model: o.model, ...(typeof o.metricsFile === "string" ? { metricsFile: o.metricsFile } : {}) };
     }
     if (o.kind === "routing-trace" && Array.isArray(o.layers) && Array.isArray(o.tokens) && Array.isArray(o.experts)) {
       return { type: "routing-trace", headline: `routing of ${o.tokens.length} tokens × ${o.layers.length} layers × ${o.experts.length} experts`, model: o.model };

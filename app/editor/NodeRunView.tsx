@@ -80,13 +80,13 @@ function RopeReportView({ file }: { file: string }) {
   );
 }
 
-function RoutingReportView({ traceFile }: { traceFile: string }) {
+function RoutingReportView({ traceFile, metricsFile }: { traceFile: string; metricsFile?: string }) {
   const [open, setOpen] = useState(false);
   return (
     <div className="report-mini nodrag">
-      <RoutingMini traceFile={traceFile} />
+      <RoutingMini traceFile={traceFile} metricsFile={metricsFile} />
       <button onClick={() => setOpen(true)}>Open inspector</button>
-      {open && <RoutingInspector traceFile={traceFile} title="Routing Inspector" onClose={() => setOpen(false)} />}
+      {open && <RoutingInspector traceFile={traceFile} metricsFile={metricsFile} title="Routing Inspector" onClose={() => setOpen(false)} />}
     </div>
   );
 }
@@ -102,7 +102,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       {file && type === "image" && <img className="thumb" src={`/api/files/${file}`} alt={`${socket} output`} />}
       {file && type === "audio" && <AudioView file={file} />}
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
-      {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} />}
+      {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} metricsFile={typeof value.metricsFile === "string" ? value.metricsFile : undefined} />}
       {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}
       {type === "compare-report" && typeof value.file === "string" && <CompareReportView file={value.file} />}
       {type === "routing-aggregate" && typeof value.file === "string" && <AggregateReportView report={value as never} />}

@@ -53,3 +53,41 @@ describe("Routing Inspector node: precomputed metrics", () => {
     expect(() => metricsFromJSON({ kind: "routing-trace" })).toThrow(/routing-metrics/);
   });
 });
+
+describe("Routing Inspector node: a dataset's aggregate", () => {
+  const aggregate = {
+    kind: "routing-aggregate-report",
+    type: "routing-aggregate",
+    headline: "aggregate of 3 records",
+    file: "0".repeat(64) + ".json",
+    csvFile: "1".repeat(64) + ".csv",
+    records: { total: 3, ran: 3, cached: 0, failed: 0, badRows: 0 },
+    failures: [],
+    tasks: ["a", "b"],
+    workflowFingerprint: "w",
+    datasetFingerprint: "d",
+  };
+
+  it("takes an aggregate as it takes a trace: the report is the aggregate, shown by the aggregate views", async () => {
+    const { ctx, dispose } = await makeCtx();
+    try {
+      const out = await routingInspector.execute({ inputs: { aggregate }, params: {}, ctx });
+      expect(out.report).toEqual(aggregate);
+      expect(routingInspector.summarize!(out)).toBe("aggregate of 3 records");
+    } finally {
+      await dispose();
+    }
+  });
+
+  it("names the cause when the inputs are wrong: neither, both, or something else on the aggregate socket", async () => {
+    const { ctx, dispose } = await makeCtx();
+    try {
+      const trace = syntheticTrace({ seed: 3, layers: 2, routed: 4, nulls: 1, shared: 1, tokens: 10 });
+      await expect(routingInspector.execute({ inputs: {}, params: {}, ctx })).rejects.toThrow(/connect a routing trace .* or an aggregate/);
+      await expect(routingInspector.execute({ inputs: { trace, aggregate }, params: {}, ctx })).rejects.toThrow(/not both/);
+      await expect(routingInspector.execute({ inputs: { aggregate: { kind: "something" } }, params: {}, ctx })).rejects.toThrow(/not a Routing Aggregate/);
+    } finally {
+      await dispose();
+    }
+  });
+});
