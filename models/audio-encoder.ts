@@ -6,7 +6,8 @@
  *
  *   input_features [B,M,F] ─conv1 k3 s1 p1→ GELU ─conv2 k3 s2 p1→ GELU → [B,d,E] → [B,E,d] + sinusoids [E,d]
  *   encoder: L pre-LN layers  x += out(MHA(LN(x)));  x += fc2(GELU(fc1(LN(x))))          then LN
- *   query former (Whisper-decoder-style, no causal mask): q = queries [Q,d] broadcast to [B,Q,d];
+ *   query former (Whisper-decoder-style; causal self-attention only when `qformer_causal`, as the real Whisper
+ *     decoder): q = queries [Q,d] broadcast to [B,Q,d];
  *     per layer  q += SelfAttn(LN(q));  q += CrossAttn(LN(q), enc);  q += fc2(GELU(fc1(LN(q))))   then LN
  *   projector: Linear d → O                                                             → features [B,Q,O]
  * Whisper's k_proj has no bias (self and cross attention alike); GELU is exact (erf).
@@ -16,6 +17,7 @@
  * returns, as its first output, float32 [B,Q,O].
  */
 import { z } from "zod";
+import type { GraphBuilder } from "./onnx/builder";
 import { EncoderGraph, type EncoderParamKind, type EncoderParamSpec } from "./vision-encoder";
 import type { WeightSource } from "./weights";
 
@@ -33,6 +35,11 @@ export const zAudioConfig = z.object({
   qformer_attention_heads: z.number().int().positive(),
   qformer_ffn_dim: z.number().int().positive(),
   layer_norm_eps: z.number().positive().default(1e-5),
+  /**
+   * Causal self-attention among the queries (query i sees queries 0..i), as in the real Whisper decoder that
+   * Uni-MoE-2.0 uses as its query former. Default false (the seeded reference's unmasked query former).
+   */
+  qformer_causal: z.boolean().default(false),
   out_dim: z.number().int().positive(),
   seeded_untrained: z.boolean().optional(),
 });
@@ -130,9 +137,9 @@ export function audioParamTable(c: AudioConfig): EncoderParamSpec[] {
 }
 
 /** ONNX bytes: input_features [B,M,F] → features [B,Q,O]. */
-export function buildAudioGraph(c: AudioConfig, weights: WeightSource): Uint8Array {
+export function buildAudioGraph(c: AudioConfig, weights: WeightSource, builder?: GraphBuilder): Uint8Array {
   checkAudioConfig(c);
-  const b = new EncoderGraph("whisper_qformer", weights);
+  const b = new EncoderGraph("whisper_qformer", weights, builder);
   const { g, ops } = b;
   const d = c.d_model;
   const E = c.max_source_positions;
@@ -154,12 +161,19 @@ export function buildAudioGraph(c: AudioConfig, weights: WeightSource): Uint8Arr
   const enc = b.layerNorm(x, audioNames.encNorm, d, eps); // [B,E,d]
 
   const batch = ops.shape(mel, 0, 1); // [1] = B
+  let causal: string | undefined;
+  if (c.qformer_causal) {
+    const Q = c.num_queries;
+    const m = new Float32Array(Q * Q);
+    for (let i = 0; i < Q; i++) for (let j = i + 1; j < Q; j++) m[i * Q + j] = -1e9;
+    causal = g.initializer("qformer.causal_mask", m, [Q, Q]);
+  }
   let q = ops.expand(ops.unsqueeze(b.param(audioNames.queries, [c.num_queries, d]), [0]), ops.concat([batch, g.ints([c.num_queries, d])], 0)); // [B,Q,d]
   for (let i = 0; i < c.qformer_layers; i++) {
     g.scope = `qf${i}/`;
     const p = (rest: string) => audioNames.qf(i, rest);
     const a = b.layerNorm(q, p("self_attn_layer_norm"), d, eps);
-    q = ops.add(q, b.attention(a, a, p("self_attn"), d, c.qformer_attention_heads, false));
+    q = ops.add(q, b.attention(a, a, p("self_attn"), d, c.qformer_attention_heads, false, causal));
     q = ops.add(q, b.attention(b.layerNorm(q, p("encoder_attn_layer_norm"), d, eps), enc, p("encoder_attn"), d, c.qformer_attention_heads, false));
     q = ops.add(q, b.linear(b.gelu(b.linear(b.layerNorm(q, p("final_layer_norm"), d, eps), p("fc1"), d, c.qformer_ffn_dim)), p("fc2"), c.qformer_ffn_dim, d));
   }

@@ -135,11 +135,13 @@ export class EncoderGraph {
   readonly g: GraphBuilder;
   readonly ops: Ops;
 
+  /** `builder`: where the graph goes (default an in-memory GraphBuilder; import passes an external-data one). */
   constructor(
     name: string,
     readonly w: WeightSource,
+    builder?: GraphBuilder,
   ) {
-    this.g = new GraphBuilder(name);
+    this.g = builder ?? new GraphBuilder(name);
     this.ops = new Ops(this.g);
   }
 
@@ -176,15 +178,17 @@ export class EncoderGraph {
   /**
    * Multi-head attention, no mask. xq: [B,Nq,D], xkv: [B,Nk,D] → [B,Nq,D].
    * Weights `${prefix}.{q,k,v,out}_proj.{weight,bias}`; `kBias` false for Whisper's bias-free k_proj.
+   * `mask`: an additive [Nq,Nk] score mask (0 or a large negative), e.g. the causal mask of a Whisper decoder.
    */
-  attention(xq: string, xkv: string, prefix: string, dim: number, heads: number, kBias = true): string {
+  attention(xq: string, xkv: string, prefix: string, dim: number, heads: number, kBias = true, mask?: string): string {
     const { ops, g } = this;
     const hd = dim / heads;
     const split = g.ints([0, 0, heads, hd]);
     const q = ops.transpose(ops.reshape(this.linear(xq, `${prefix}.q_proj`, dim, dim), split), [0, 2, 1, 3]); // [B,H,Nq,hd]
     const k = ops.transpose(ops.reshape(this.linear(xkv, `${prefix}.k_proj`, dim, dim, kBias), split), [0, 2, 3, 1]); // [B,H,hd,Nk]
     const v = ops.transpose(ops.reshape(this.linear(xkv, `${prefix}.v_proj`, dim, dim), split), [0, 2, 1, 3]); // [B,H,Nk,hd]
-    const probs = ops.softmax(ops.mul(ops.matmul(q, k), g.scalar(1 / Math.sqrt(hd))), -1); // [B,H,Nq,Nk]
+    const scores = ops.mul(ops.matmul(q, k), g.scalar(1 / Math.sqrt(hd))); // [B,H,Nq,Nk]
+    const probs = ops.softmax(mask ? ops.add(scores, mask) : scores, -1);
     const ctx = ops.reshape(ops.transpose(ops.matmul(probs, v), [0, 2, 1, 3]), g.ints([0, 0, dim])); // [B,Nq,D]
     return this.linear(ctx, `${prefix}.out_proj`, dim, dim);
   }
@@ -194,9 +198,9 @@ export class EncoderGraph {
 // The graph
 
 /** ONNX bytes: pixel_values [T,3,S,S] → features [T,N,O] (projected, not pooled). */
-export function buildVisionGraph(c: VisionConfig, weights: WeightSource): Uint8Array {
+export function buildVisionGraph(c: VisionConfig, weights: WeightSource, builder?: GraphBuilder): Uint8Array {
   checkVisionConfig(c);
-  const b = new EncoderGraph("siglip_vision", weights);
+  const b = new EncoderGraph("siglip_vision", weights, builder);
   const { g, ops } = b;
   const D = c.hidden_size;
   const I = c.intermediate_size;

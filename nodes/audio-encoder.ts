@@ -27,7 +27,7 @@ export const audioEncoder = defineNode({
       .string()
       .min(1)
       .default(DEFAULT_AUDIO_MODEL)
-      .meta({ label: "Audio model", description: "uni-moe-tiny/audio (seeded, untrained), or a folder in the models directory with config.json + model.safetensors or audio.onnx" }),
+      .meta({ label: "Audio model", description: "uni-moe-tiny/audio (seeded, untrained), an imported Uni-MoE-2.0-Omni tower (<family>/<name>/audio, e.g. grin_qwen2_vl/omni/audio), or a folder in the models directory with config.json + model.safetensors or audio.onnx" }),
     maxDurationSec: z.number().min(1).max(3600).default(120).meta({ label: "Max duration (s)", description: "Longer clips are refused" }),
   }),
   async fingerprint(params) {

@@ -26,7 +26,7 @@ export const visionEncoder = defineNode({
       .string()
       .min(1)
       .default(DEFAULT_VISION_MODEL)
-      .meta({ label: "Vision model", description: "uni-moe-tiny/vision (seeded, untrained), or a folder in the models directory with config.json + model.safetensors or vision.onnx" }),
+      .meta({ label: "Vision model", description: "uni-moe-tiny/vision (seeded, untrained), an imported Uni-MoE-2.0-Omni tower (<family>/<name>/vision, e.g. grin_qwen2_vl/omni/vision), or a folder in the models directory with config.json + model.safetensors or vision.onnx" }),
     grids: z
       .string()
       .max(1000)

@@ -10,6 +10,7 @@
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
 import { CONVENTION_TEXT, type QkNorm, type RoutingConvention } from "./conventions";
+import type { TowerKind } from "./towers";
 
 export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
 
@@ -29,6 +30,11 @@ export interface Family {
   /** Canonical config (zMoeLlmConfig plus the architecture switches of families/conventions.ts). */
   toConfig(raw: Record<string, unknown>): MoeLlmConfig;
   rules: MappingRule[];
+  /**
+   * Encoder towers the checkpoint may carry (canonical names `vision/…`, `audio/…`, see families/towers.ts).
+   * A tower is imported when any of its tensors is present; then all of them are required.
+   */
+  towers?: TowerKind[];
 }
 
 /** Canonical names (families/conventions.ts and config.ts paramNames, as patterns). */
@@ -66,6 +72,51 @@ function decoderRules(opts: { bias: boolean; qkNorm: boolean }): MappingRule[] {
 const hfExpertRules: MappingRule[] = [
   { from: "model.layers.{i}.mlp.gate.weight", to: C.router, part: 0 },
   ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.experts.{e}.${p}_proj.weight`, to: C.routed(p) })),
+];
+
+/**
+ * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/vision-encoder.ts (HF SigLIP names +
+ * `mm_projector.{0,2}`) and models/audio-encoder.ts (HF Whisper encoder names under `encoder.`, the query former
+ * under `qformer.`, `projector`). Sources, per prefix:
+ *  - `vision_tower.` / `vision_aligner.` / `audio_tower.` / `audio_aligner.`: attributes of
+ *    GrinQwen2VLForConditionalGeneration (Uni-MoE-2 uni_moe/model/modeling_qwen2vl.py), beside `model.` (LLM).
+ *  - `vision_tower.vision_tower.vision_model.…`: SigLipVisionTower keeps the HF SigLipVisionModel as its own
+ *    `vision_tower` (LLaVA-OneVision siglip_encoder, which Uni-MoE's visual_encoder follows).
+ *  - `vision_aligner.{0,2}.…`: NOT established from a source (Uni-MoE's visual_projector builder was not found);
+ *    read as LLaVA's mlp2x_gelu nn.Sequential (Linear, GELU, Linear), which matches PAPER.md §4's projector.
+ *  - `audio_tower.audio_tower.…`: WhisperAudioTower.audio_tower = WhisperModel(audio_config).encoder
+ *    (Uni-MoE-2 uni_moe/model/modeling_audio_module.py); HF WhisperEncoder names.
+ *  - `audio_aligner.decoder.audio_decoder.…`, `audio_aligner.query_tokens`, `audio_aligner.projector.…`:
+ *    WhisperAudioAligner (same file): decoder.audio_decoder = WhisperModel(audio_config).decoder; HF
+ *    WhisperDecoder names.
+ */
+const V_SRC = "vision_tower.vision_tower.vision_model.";
+const A_ENC = "audio_tower.audio_tower.";
+const A_DEC = "audio_aligner.decoder.audio_decoder.";
+const wb = (p: string) => [`${p}.weight`, `${p}.bias`];
+const whisperAttn = (p: string) => [...["q", "v", "out"].flatMap((x) => wb(`${p}.${x}_proj`)), `${p}.k_proj.weight`, ...wb(`${p}_layer_norm`)];
+const whisperMlp = [...wb("fc1"), ...wb("fc2"), ...wb("final_layer_norm")];
+const towerRules: MappingRule[] = [
+  ...["embeddings.patch_embedding.weight", "embeddings.patch_embedding.bias", "embeddings.position_embedding.weight"].map((r) => ({ from: V_SRC + r, to: `vision/vision_model.${r}` })),
+  ...[...wb("layer_norm1"), ...["q", "k", "v", "out"].flatMap((x) => wb(`self_attn.${x}_proj`)), ...wb("layer_norm2"), ...wb("mlp.fc1"), ...wb("mlp.fc2")].map((r) => ({
+    from: `${V_SRC}encoder.layers.{i}.${r}`,
+    to: `vision/vision_model.encoder.layers.{i}.${r}`,
+  })),
+  ...wb(`${V_SRC}post_layernorm`).map((from) => ({ from, to: null, note: "the tower's features are hidden_states[-1], before post_layernorm (LLaVA-OneVision)" })),
+  ...["probe", "attention.in_proj_weight", "attention.in_proj_bias", ...wb("attention.out_proj"), ...wb("layernorm"), ...wb("mlp.fc1"), ...wb("mlp.fc2")].map((r) => ({
+    from: `${V_SRC}head.${r}`,
+    to: null,
+    note: "SigLIP's pooling head is replaced by Identity in the tower",
+  })),
+  ...[0, 2].flatMap((k) => ["weight", "bias"].map((w) => ({ from: `vision_aligner.${k}.${w}`, to: `vision/mm_projector.${k}.${w}` }))),
+  ...[...wb("conv1"), ...wb("conv2"), "embed_positions.weight", ...wb("layer_norm")].map((r) => ({ from: A_ENC + r, to: `audio/encoder.${r}` })),
+  ...[...whisperAttn("self_attn"), ...whisperMlp].map((r) => ({ from: `${A_ENC}layers.{i}.${r}`, to: `audio/encoder.layers.{i}.${r}` })),
+  { from: `${A_DEC}embed_tokens.weight`, to: null, note: "the query former runs on the learned query tokens, not token ids" },
+  { from: `${A_DEC}embed_positions.weight`, to: "audio/qformer.embed_positions", note: "added to the query tokens (folded into qformer.queries)" },
+  ...[...whisperAttn("self_attn"), ...whisperAttn("encoder_attn"), ...whisperMlp].map((r) => ({ from: `${A_DEC}layers.{i}.${r}`, to: `audio/qformer.layers.{i}.${r}` })),
+  ...wb(`${A_DEC}layer_norm`).map((from, j) => ({ from, to: `audio/qformer.layer_norm.${j ? "bias" : "weight"}` })),
+  { from: "audio_aligner.query_tokens", to: "audio/qformer.queries" },
+  ...wb("audio_aligner.projector").map((from, j) => ({ from, to: `audio/projector.${j ? "bias" : "weight"}` })),
 ];
 
 type Raw = Record<string, unknown>;
@@ -151,7 +202,9 @@ export const FAMILIES: Family[] = [
       { from: C.router, to: C.router },
       ...["gate", "up", "down"].map((p) => ({ from: C.routed(p), to: C.routed(p) })),
       ...[0, 1, 2, 3].flatMap((s) => ["gate", "up", "down"].map((p) => ({ from: C.shared(s, p), to: C.shared(s, p) }))),
+      ...towerRules,
     ],
+    towers: ["vision", "audio"],
   },
   {
     name: "qwen2_moe",

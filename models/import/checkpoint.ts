@@ -7,6 +7,7 @@ import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
 import { moeLlmParamShapes } from "../moe-llm-graph";
+import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
 import type { Tensor32, WeightSource } from "../weights";
 
@@ -37,6 +38,8 @@ export interface CheckpointMap {
   missing: MissingTensor[];
   /** Claimed tensors whose canonical name this config does not use (e.g. a bias the architecture lacks). */
   unused: TensorClaim[];
+  /** Encoder towers present in the checkpoint (any of their tensors claimed), with their encoder configs. */
+  towers: TowerConfig[];
 }
 
 interface CompiledRule extends MappingRule {
@@ -137,7 +140,16 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
       };
     });
   const provided = new Set(tensors.map((t) => t.canonical).filter((c): c is string => c !== null));
-  const missing = [...needed.keys()].filter((c) => !provided.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) }));
+  const towers: TowerConfig[] = [];
+  const neededNames = new Set(needed.keys());
+  for (const kind of family.towers ?? []) {
+    if (!tensors.some((t) => t.canonical?.startsWith(`${kind}/`))) continue;
+    const shapeOf = (canonical: string) => tensors.find((t) => t.canonical === canonical)?.shape;
+    const tower = towerConfig(kind, raw, shapeOf, config.hidden_size);
+    towers.push(tower);
+    for (const n of towerNeeded(tower)) neededNames.add(n);
+  }
+  const missing = [...neededNames].filter((c) => !provided.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) }));
   // a multi-part canonical tensor (Qwen2-MoE router + shared gate) is missing if one of its parts is
   for (const rule of rules.filter((r) => r.part !== undefined && r.part > 0)) {
     const first = rules.find((r) => r.to === rule.to && (r.part ?? 0) === 0)!;
@@ -152,7 +164,8 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     tensors,
     unclaimed: tensors.filter((t) => t.rule === null),
     missing,
-    unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !needed.has(t.canonical)),
+    unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !neededNames.has(t.canonical)),
+    towers,
   };
 }
 

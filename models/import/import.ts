@@ -1,6 +1,7 @@
 /**
  * Import of a user's checkpoint folder into the models dir:
  *   <models dir>/<family>/<name>/{config.json (canonical), import.json (manifest), model.onnx, model.onnx.data, tokenizer files}
+ *   (+ vision/ and audio/ with vision.onnx / audio.onnx + .data when the checkpoint carries encoder towers, see families/towers.ts)
  * The graph is written with its weights as ONNX external data, one tensor at a time (memory stays bounded by the
  * largest tensor, not the model). The build happens in a hidden `.<name>.tmp-<pid>-…` folder renamed into place
  * at the end; an interrupted import leaves only that folder, which the next import removes. Importing the same
@@ -15,12 +16,15 @@ import { removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
 import { paramNames } from "../config";
+import { buildAudioGraph } from "../audio-encoder";
+import { buildVisionGraph, gridSide } from "../vision-encoder";
+import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, type StorageDtype } from "./external-graph";
 import { hashFilesWithProgress } from "./hash";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 1;
+export const IMPORT_VERSION = 2;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
@@ -42,6 +46,11 @@ export interface ImportManifest {
   bytesOnDisk: number;
   graph: { file: string; data: string; options: MoeGraphOptions };
   unclaimed: string[];
+  /**
+   * Encoder towers imported with the LLM: each a folder `<kind>/` beside model.onnx holding `<kind>.onnx` +
+   * `<kind>.onnx.data` and a config.json, selectable in the Vision/Audio Encoder nodes as `<ref>/<kind>`.
+   */
+  towers?: { kind: string; ref: string; parameters: number }[];
   importedAt: string;
   seconds: number;
 }
@@ -128,7 +137,8 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const files = checkpointFiles(srcDir);
     const shapes = moeLlmParamShapes(map.config);
     const bytesPer = dtype === "fp32" ? 4 : 2;
-    const totalBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
+    const llmBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
+    const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0);
     const h0 = performance.now();
     const sourceHash = hashFilesWithProgress(srcDir, files, (read, total) => {
       const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
@@ -151,8 +161,18 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
       opts.onProgress?.({ phase: "writing", bytes, totalBytes, etaSeconds: bytes > 0 ? Math.max(0, (totalBytes - bytes) / rate) : undefined });
     });
     try {
-      const graph = buildMoeLlmGraph(map.config, new MappedWeights(weights, map), IMPORT_GRAPH, builder);
+      const mapped = new MappedWeights(weights, map);
+      const graph = buildMoeLlmGraph(map.config, mapped, IMPORT_GRAPH, builder);
       writeFileSync(path.join(tmp, GRAPH_FILE), graph);
+      let towerBytes = 0;
+      for (const tower of map.towers) {
+        const written = writeTower(tmp, tower, new TowerWeights(mapped, tower), dtype, (bytes) => {
+          const done = builder.bytesWritten + towerBytes + bytes;
+          const rate = done / Math.max((performance.now() - t0) / 1000, 1e-3);
+          opts.onProgress?.({ phase: "writing", bytes: done, totalBytes, etaSeconds: Math.max(0, (totalBytes - done) / rate) });
+        });
+        towerBytes += written;
+      }
       writeFileSync(path.join(tmp, "config.json"), JSON.stringify(map.config, null, 2));
       for (const f of TOKENIZER_FILES) if (existsSync(path.join(srcDir, f))) copyFileSync(path.join(srcDir, f), path.join(tmp, f));
       const counts = parameterCounts(map.config);
@@ -167,9 +187,10 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
         dtype,
         parameters: counts.total,
         activeParameters: counts.active,
-        bytesOnDisk: statSync(path.join(tmp, DATA_FILE)).size + graph.byteLength,
+        bytesOnDisk: statSync(path.join(tmp, DATA_FILE)).size + graph.byteLength + towerBytes,
         graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
         unclaimed: map.unclaimed.map((t) => t.name),
+        ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
         importedAt: new Date().toISOString(),
         seconds: (performance.now() - t0) / 1000,
       };
@@ -192,6 +213,33 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
   } finally {
     weights.close();
   }
+}
+
+/**
+ * Writes one encoder tower into `<model dir>/<kind>/`: its graph with external data (as the LLM's) and a
+ * config.json that models/encoders-tiny.ts resolves as a ready ONNX export (zVisionOnnxConfig /
+ * zAudioOnnxConfig fields, plus the full encoder config for reference). Returns the bytes written.
+ */
+function writeTower(modelDir: string, tower: TowerConfig, weights: TowerWeights, dtype: StorageDtype, onWrite: (bytes: number) => void): number {
+  const dir = path.join(modelDir, tower.kind);
+  mkdirSync(dir);
+  const onnxFile = `${tower.kind}.onnx`;
+  const builder = new ExternalDataGraphBuilder(tower.kind === "vision" ? "siglip_vision" : "whisper_qformer", path.join(dir, `${onnxFile}.data`), dtype, onWrite);
+  let bytes: Uint8Array;
+  try {
+    bytes = tower.kind === "vision" ? buildVisionGraph(tower.config, weights, builder) : buildAudioGraph(tower.config, weights, builder);
+  } catch (e) {
+    builder.abort();
+    throw e;
+  }
+  writeFileSync(path.join(dir, onnxFile), bytes);
+  const c = tower.config;
+  const onnxConfig =
+    tower.kind === "vision"
+      ? { image_size: tower.config.image_size, patch_size: tower.config.patch_size, grid: gridSide(tower.config), out_dim: c.out_dim, pool: tower.config.pool, input_name: "pixel_values" }
+      : { num_mel_bins: tower.config.num_mel_bins, max_source_positions: tower.config.max_source_positions, num_queries: tower.config.num_queries, out_dim: c.out_dim, input_name: "input_features" };
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...c, ...onnxConfig, onnx_file: onnxFile, storage_dtype: dtype }, null, 2));
+  return builder.bytesWritten + bytes.byteLength;
 }
 
 /** Removes an imported model's folder (never a seeded reference model or anything outside the models dir). */
