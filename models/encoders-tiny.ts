@@ -238,6 +238,8 @@ interface ResolvedBase {
   source: "built" | "onnx";
   /** The ONNX file for source "onnx". */
   onnxFile?: string;
+  /** The ONNX file's weights are external data beside it (imported towers): its session is created from the path. */
+  externalData?: boolean;
   inputName: string;
 }
 
@@ -277,8 +279,10 @@ async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncod
   const bad = (e: unknown) => new Error(`${kind} encoder "${ref}": config.json does not describe a ${kind} encoder: ${(e as Error).message}`);
   if (fs.existsSync(path.join(dir, onnxName))) {
     if (path.basename(onnxName) !== onnxName) throw new Error(`${kind} encoder "${ref}": onnx_file must be a file name in the model directory`);
-    const contentHash = hashModelFiles(dir, ["config.json", onnxName]);
-    const base = { ref, dir, contentHash, label, source: "onnx" as const, onnxFile: path.join(dir, onnxName) };
+    // An imported tower keeps its weights as ONNX external data in `<onnx_file>.data` (models/import/import.ts).
+    const externalData = fs.existsSync(path.join(dir, `${onnxName}.data`));
+    const contentHash = hashModelFiles(dir, ["config.json", onnxName, ...(externalData ? [`${onnxName}.data`] : [])]);
+    const base = { ref, dir, contentHash, label, source: "onnx" as const, onnxFile: path.join(dir, onnxName), externalData };
     try {
       if (kind === "vision") {
         const c = zVisionOnnxConfig.parse(raw);
@@ -341,16 +345,42 @@ export async function withEncoder<T>(
   fn: (run: (input: Float32Array, dims: number[]) => Promise<{ data: Float32Array; dims: number[] }>) => Promise<T>,
 ): Promise<T> {
   const file = encoderGraphFile(model);
-  return runtime.withSession(file, undefined, (handle) =>
-    fn(async (input, dims) => {
-      const session = handle.session;
-      const feeds = { [model.inputName]: new ort.Tensor("float32", input, dims) };
-      const out = await session.run(feeds);
-      const first = out[session.outputNames[0]!]!;
-      if (first.type !== "float32") throw new Error(`${model.kind} encoder "${model.ref}": its output is ${first.type}, expected float32`);
-      const data = first.data as Float32Array;
-      for (const t of Object.values(out)) if (t !== first) t.dispose?.();
-      return { data, dims: [...first.dims] };
-    }),
-  );
+  if (model.externalData) {
+    const session = await externalDataSession(model, runtime);
+    return fn((input, dims) => runOnce(model, session, input, dims));
+  }
+  return runtime.withSession(file, undefined, (handle) => fn((input, dims) => runOnce(model, handle.session, input, dims)));
+}
+
+const externalSessions = new Map<string, { hash: string; session: Promise<ort.InferenceSession> }>();
+
+/**
+ * A session for a graph with external data, created from its path (ONNX Runtime resolves the `.data` file
+ * next to the .onnx only then; the pool loads models from bytes). One per file, replaced when the content changes.
+ */
+async function externalDataSession(model: ResolvedEncoder, runtime: Runtime): Promise<ort.InferenceSession> {
+  const file = model.onnxFile!;
+  const ep = await runtime.resolveExecutionProvider();
+  const key = `${file}|${ep}`;
+  const hit = externalSessions.get(key);
+  if (hit?.hash === model.contentHash) return hit.session;
+  if (hit) void hit.session.then((s) => s.release()).catch(() => undefined);
+  const session = ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+  externalSessions.set(key, { hash: model.contentHash, session });
+  session.catch(() => externalSessions.delete(key));
+  try {
+    return await session;
+  } catch (e) {
+    throw new Error(`${model.kind} encoder "${model.ref}": cannot load ${file} on ${ep}: ${(e as Error).message}`);
+  }
+}
+
+async function runOnce(model: ResolvedEncoder, session: ort.InferenceSession, input: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+  const feeds = { [model.inputName]: new ort.Tensor("float32", input, dims) };
+  const out = await session.run(feeds);
+  const first = out[session.outputNames[0]!]!;
+  if (first.type !== "float32") throw new Error(`${model.kind} encoder "${model.ref}": its output is ${first.type}, expected float32`);
+  const data = first.data as Float32Array;
+  for (const t of Object.values(out)) if (t !== first) t.dispose?.();
+  return { data, dims: [...first.dims] };
 }

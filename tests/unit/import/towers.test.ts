@@ -17,7 +17,16 @@ import { writeSafetensors } from "@/models/safetensors";
 import { SeededRandom } from "@/models/seeded-random";
 import { visionParamTable, zVisionConfig } from "@/models/vision-encoder";
 import type { Tensor32 } from "@/models/weights";
-import { attention, gelu, layerNorm, linear, refVisionTile } from "../encoders/reference";
+import sharp from "sharp";
+import type { FeaturesValue } from "@/engine/features";
+import { decodeWavMono } from "@/engine/media/wav";
+import { SessionPool } from "@/engine/runtime";
+import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "@/models/image-preprocess";
+import { chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "@/models/mel";
+import { audioEncoder } from "@/nodes/audio-encoder";
+import { visionEncoder } from "@/nodes/vision-encoder";
+import { makeCtx } from "../nodes/ctx";
+import { attention, gelu, layerNorm, linear, refAdaptivePool, refVisionTile } from "../encoders/reference";
 import { randomConfig, randomWeights } from "../../reference/random";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-towers-"));
@@ -34,7 +43,7 @@ const llm = randomConfig(31, { mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_
 const H = llm.hidden_size;
 // SigLipVisionConfig / WhisperConfig fields as they appear in the real config.json (tiny sizes).
 const visionConfigJson = { model_type: "siglip_vision_model", image_size: 70, patch_size: 14, hidden_size: 24, intermediate_size: 40, num_attention_heads: 3, num_hidden_layers: 3, layer_norm_eps: 1e-6, hidden_act: "gelu_pytorch_tanh" };
-const audioConfigJson = { model_type: "whisper", num_mel_bins: 16, max_source_positions: 25, max_target_positions: 12, d_model: 24, encoder_layers: 2, encoder_attention_heads: 3, encoder_ffn_dim: 40, decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 32, vocab_size: 50 };
+const audioConfigJson = { model_type: "whisper", num_mel_bins: 16, max_source_positions: 1500, max_target_positions: 12, d_model: 24, encoder_layers: 2, encoder_attention_heads: 3, encoder_ffn_dim: 40, decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 32, vocab_size: 50 };
 const Q = 10;
 const PROJ_HIDDEN = 20;
 
@@ -207,13 +216,13 @@ describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {
   it("the imported audio tower (grin_qwen2_vl/omni/audio: Whisper encoder + causal Whisper-decoder query former + projector) matches the reference within 1e-4", async () => {
     const model = await resolveEncoder("audio", "grin_qwen2_vl/omni/audio");
     expect(model.source).toBe("onnx");
-    expect(model.info).toEqual({ nMels: 16, frames: 50, queries: Q, outDim: H });
+    expect(model.info).toEqual({ nMels: 16, frames: 3000, queries: Q, outDim: H });
     const session = await ort.InferenceSession.create(model.onnxFile!, { intraOpNumThreads: 1, logSeverityLevel: 3 });
     sessions.push(session);
     const chunks = 2;
-    const per = 16 * 50;
+    const per = 16 * 3000;
     const mel = new SeededRandom(45).fillUniform(new Float32Array(chunks * per), -1.5, 1.5);
-    const out = (await session.run({ input_features: new ort.Tensor("float32", mel, [chunks, 16, 50]) })).features!;
+    const out = (await session.run({ input_features: new ort.Tensor("float32", mel, [chunks, 16, 3000]) })).features!;
     expect(out.dims).toEqual([chunks, Q, H]);
     const got = out.data as Float32Array;
     let diff = 0;
@@ -223,6 +232,73 @@ describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {
     expect(scale).toBeGreaterThan(0.1);
     expect(diff).toBeLessThan(1e-4);
   });
+
+  it("the Vision / Audio Encoder nodes run the imported towers (model grin_qwen2_vl/omni/vision|audio) and match the references on their own preprocessed inputs", async () => {
+    const pool = new SessionPool({ executionProvider: "cpu", intraOpNumThreads: 1 });
+    const env = await makeCtx();
+    const ctx = { ...env.ctx, runtime: pool };
+    try {
+      const W = 140, Hh = 70;
+      const raw = Buffer.alloc(W * Hh * 3);
+      for (let y = 0; y < Hh; y++) for (let x = 0; x < W; x++) raw.set([(x * 5) & 255, (y * 7) & 255, x < 70 ? 200 : 30], (y * W + x) * 3);
+      const png = await sharp(raw, { raw: { width: W, height: Hh, channels: 3 } }).png().toBuffer();
+      const image = { kind: "image" as const, file: await ctx.storage.write(png, "png"), mime: "image/png", width: W, height: Hh };
+      const vparams = { ...(visionEncoder.params.parse({}) as Record<string, unknown>), model: "grin_qwen2_vl/omni/vision", pool: 2 } as never;
+      const vf = (await visionEncoder.execute({ inputs: { image }, params: vparams, ctx })).features as FeaturesValue;
+      expect(vf).toMatchObject({ modality: "image", dim: H, encoder: "grin_qwen2_vl/omni/vision", image: { pool: 2 } });
+      const pre = await preprocessImage(png, { grids: parseGrids(DEFAULT_GRIDS_TEXT), tileSize: 70 });
+      expect(vf.n).toBe(pre.tiles.length * 4);
+      let vdiff = 0;
+      for (let t = 0; t < pre.tiles.length; t++) {
+        const ref = refAdaptivePool(refVisionTile({ ...vcFull, layers_run: 2 }, vision, pre.tiles[t]!), 5, H, 2);
+        vdiff = Math.max(vdiff, maxDiff(vf.data.subarray(t * 4 * H, (t + 1) * 4 * H), ref));
+      }
+
+      const rate = 16000;
+      const pcm = Float32Array.from({ length: 2.5 * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) + 0.1 * Math.sin((2 * Math.PI * 3100 * i) / rate));
+      const wav = Buffer.alloc(44 + pcm.length * 2);
+      wav.write("RIFF", 0);
+      wav.writeUInt32LE(36 + pcm.length * 2, 4);
+      wav.write("WAVEfmt ", 8);
+      wav.writeUInt32LE(16, 16);
+      wav.writeUInt16LE(1, 20);
+      wav.writeUInt16LE(1, 22);
+      wav.writeUInt32LE(rate, 24);
+      wav.writeUInt32LE(rate * 2, 28);
+      wav.writeUInt16LE(2, 32);
+      wav.writeUInt16LE(16, 34);
+      wav.write("data", 36);
+      wav.writeUInt32LE(pcm.length * 2, 40);
+      for (let i = 0; i < pcm.length; i++) wav.writeInt16LE(Math.round(pcm[i]! * 32767), 44 + 2 * i);
+      const audioValue = { kind: "audio" as const, file: await ctx.storage.write(wav, "wav"), mime: "audio/wav", sampleRate: rate, channels: 1, durationSec: 2.5 };
+      const aparams = { ...(audioEncoder.params.parse({}) as Record<string, unknown>), model: "grin_qwen2_vl/omni/audio" } as never;
+      const af = (await audioEncoder.execute({ inputs: { audio: audioValue }, params: aparams, ctx })).features as FeaturesValue;
+      expect(af).toMatchObject({ modality: "audio", n: Q, dim: H, encoder: "grin_qwen2_vl/omni/audio", audio: { chunks: 1 } });
+      const mel = logMelChunk(chunkSamples(resample(decodeWavMono(wav).samples, rate, SAMPLE_RATE))[0]!, 16);
+      const adiff = maxDiff(af.data, refWhisperQformer(mel));
+      console.log(`encode.vision on the imported tower vs reference: ${vdiff.toExponential(2)} (${pre.tiles.length} tiles, pooled 2×2); encode.audio: ${adiff.toExponential(2)}`);
+      expect(vdiff).toBeLessThan(1e-4);
+      expect(adiff).toBeLessThan(1e-4);
+    } finally {
+      await pool.close();
+      await env.dispose();
+    }
+  }, 60_000);
+
+  it("an fp16 import stores the towers in fp16 (Cast to fp32 in the graph) and still runs close to the reference", async () => {
+    const r = await importCheckpoint(src, { name: "omni16", dtype: "fp16" });
+    expect(JSON.parse(readFileSync(path.join(r.dir, "audio/config.json"), "utf8")).storage_dtype).toBe("fp16");
+    const model = await resolveEncoder("audio", "grin_qwen2_vl/omni16/audio");
+    const session = await ort.InferenceSession.create(model.onnxFile!, { intraOpNumThreads: 1, logSeverityLevel: 3 });
+    sessions.push(session);
+    const mel = new SeededRandom(46).fillUniform(new Float32Array(16 * 3000), -1.5, 1.5);
+    const got = (await session.run({ input_features: new ort.Tensor("float32", mel, [1, 16, 3000]) })).features!.data as Float32Array;
+    const ref = refWhisperQformer(mel);
+    const diff = maxDiff(got, ref);
+    const scale = Math.max(...Array.from(ref, Math.abs));
+    console.log(`fp16-stored audio tower: max |onnx − ref| = ${diff.toExponential(2)} (max |y| ${scale.toFixed(3)})`);
+    expect(diff).toBeLessThan(0.02 * scale);
+  }, 60_000);
 
   it("a checkpoint missing one tower tensor is refused, naming it", async () => {
     const bad = path.join(tmp, "bad");
