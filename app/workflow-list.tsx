@@ -1,4 +1,5 @@
 "use client";
+import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useRef, useState } from "react";
 import { trpc } from "./lib/trpc";
@@ -65,6 +66,9 @@ export function WorkflowList() {
         <button onClick={() => setTrash(!trash)} aria-pressed={trash}>
           {trash ? "← Back to workflows" : "Trash"}
         </button>
+        <Link className="button-like" href="/models">
+          Models
+        </Link>
       </div>
       {!trash && examples.data && examples.data.length > 0 && (
         <section className="examples" aria-label="Examples">
