@@ -113,16 +113,29 @@ function download(name: string, href: string) {
   a.click();
 }
 
-/** One canvas chart with a hover tooltip and PNG / SVG export. `onDrawn(testId)` fires after each paint. */
-export const CanvasChart = memo(function CanvasChart({ drawing, height, name, testId, onDrawn }: { drawing: ChartDrawing; height: number; name: string; testId: string; onDrawn?: (name: string) => void }) {
+/**
+ * One canvas chart with a hover tooltip and PNG / SVG export. `onDrawn(testId)` fires after each paint.
+ * `width`: the chart's width in CSS px when the parent already knows it (the inspector measures its columns
+ * once): the first paint then reads no layout. Without it the chart measures its box. Either way a
+ * ResizeObserver follows later resizes; its first report (it always reports on observe) is compared with the
+ * width already drawn, so an unchanged width costs no second render.
+ */
+export const CanvasChart = memo(function CanvasChart({ drawing, height, name, testId, onDrawn, width: knownWidth }: { drawing: ChartDrawing; height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
   const box = useRef<HTMLDivElement>(null);
   const canvas = useRef<HTMLCanvasElement>(null);
-  const [width, setWidth] = useState(0);
+  const [width, setWidth] = useState(knownWidth ?? 0);
+  const widthRef = useRef(width);
+  widthRef.current = width;
   const [tip, setTip] = useState<{ x: number; y: number; text: string } | null>(null);
   useLayoutEffect(() => {
     const el = box.current!;
-    setWidth(el.clientWidth);
-    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    if (!widthRef.current) setWidth((widthRef.current = el.clientWidth));
+    const ro = new ResizeObserver((entries) => {
+      // The observer's own size (no layout read); clientWidth is that width rounded.
+      const w = Math.round(entries[entries.length - 1]!.contentRect.width);
+      // 0: not laid out (a section the browser skips until it is scrolled near): keep the width drawn at.
+      if (w && w !== widthRef.current) setWidth((widthRef.current = w));
+    });
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
@@ -334,7 +347,7 @@ export function stackedBarDrawing(spec: StackedBarSpec): ChartDrawing {
 }
 
 /** Stacked bars with a legend whose entries switch a series off and on. */
-export function StackedBars({ categories, series, yMax, unit, height, name, testId, onDrawn }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void }) {
+export function StackedBars({ categories, series, yMax, unit, height, name, testId, onDrawn, width }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
   const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
   const drawing = useMemo(() => stackedBarDrawing({ categories, series, hidden, yMax, unit }), [categories, series, hidden, yMax, unit]);
   const toggle = (n: string) =>
@@ -352,7 +365,7 @@ export function StackedBars({ categories, series, yMax, unit, height, name, test
           </span>
         ))}
       </div>
-      <CanvasChart drawing={drawing} height={height} name={name} testId={testId} onDrawn={onDrawn} />
+      <CanvasChart drawing={drawing} height={height} name={name} testId={testId} onDrawn={onDrawn} width={width} />
     </div>
   );
 }

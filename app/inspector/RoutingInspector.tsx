@@ -232,19 +232,30 @@ export function breakLines(widths: ArrayLike<number>, width: number, gap = 2): I
  * Virtualised: token widths are measured on a canvas and broken into lines, and only the lines in the
  * strip's scroll window (plus a few) are in the DOM, so a 4,096-token trace costs ~30 rows, not 4,096 spans.
  */
-export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void }) {
+export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void; width?: number; font?: string }) {
   const [hover, setHover] = useState<number | null>(null);
   const box = useRef<HTMLDivElement>(null);
-  const [view, setView] = useState({ width: 0, font: "", top: 0, height: 200 });
+  // `width` and `font` (the strip's inner width and font, measured by the inspector once) let the first
+  // render break the lines without reading layout; the strip's height is its max-height until observed.
+  const [view, setView] = useState({ width: width ?? 0, font: font ?? "", top: 0, height: 200 });
+  const viewRef = useRef(view);
+  viewRef.current = view;
   const tops = useMemo(() => tokenTops(trace, m), [trace, m]);
   const per = { tokenIndices: tops.rows };
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
   useLayoutEffect(() => {
     const el = box.current!;
-    const measure = () => setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
-    measure();
-    const ro = new ResizeObserver(measure);
+    if (!viewRef.current.width) setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
+    // Later resizes; the first report (on observe) changes nothing when the size is the one drawn at.
+    const ro = new ResizeObserver((entries) => {
+      const r = entries[entries.length - 1]!.contentRect;
+      const w = Math.round(r.width);
+      const h = Math.round(r.height) || 200;
+      const v = viewRef.current;
+      // 0 wide: not laid out (skipped by content-visibility until scrolled near): keep the lines.
+      if (w && (w !== v.width || h !== v.height)) setView((v) => ({ ...v, width: w, height: h, font: v.font || getComputedStyle(el).font }));
+    });
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
@@ -340,7 +351,7 @@ export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; 
   }
   return (
     <div>
-      <div ref={box} className="token-strip" data-testid="token-strip" data-lines={lines} style={{ display: "block", position: "relative" }} onScroll={(e) => setView((v) => ({ ...v, top: e.currentTarget.scrollTop }))}>
+      <div ref={box} className="token-strip" data-testid="token-strip" data-lines={lines} style={{ display: "block", position: "relative", scrollbarGutter: "stable" }} onScroll={(e) => setView((v) => ({ ...v, top: e.currentTarget.scrollTop }))}>
         <div style={{ height: lines * STRIP_ROW + 4 }} />
         {rows}
       </div>
@@ -429,7 +440,7 @@ function download(name: string, blob: Blob) {
  * `precomputed`: the "all tokens" metrics of `trace` with entropy (from the Routing Inspector node's
  * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
  */
-export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
+export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn, lazyBelowFold = false }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void; lazyBelowFold?: boolean }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
@@ -454,6 +465,33 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
+  // Sizes, measured once: the views first mount as empty boxes of their final heights (a cheap layout), the
+  // inspector reads the width of a wide and a half column and the strip's font in one go, and the views
+  // then draw at those sizes without reading layout themselves (each reading it forced a layout of the
+  // whole dialog, and their resize observers then re-rendered). Later resizes: each view's own observer.
+  const ready = !!(trace && m && charts && coact && transitions);
+  const wideProbe = useRef<HTMLDivElement>(null);
+  const halfProbe = useRef<HTMLDivElement>(null);
+  const stripProbe = useRef<HTMLDivElement>(null);
+  const bodyRef = useRef<HTMLDivElement>(null);
+  const [sizes, setSizes] = useState<{ wide: number; half: number; strip: number; font: string; below: boolean[] } | null>(null);
+  useLayoutEffect(() => {
+    const body = bodyRef.current;
+    if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
+    // Sections starting below the visible part of the dialog (+ a quarter of it): read in the same layout.
+    const top = body.getBoundingClientRect().top;
+    const fold = top + body.clientHeight * 1.25;
+    const below = Array.from(body.querySelectorAll(":scope > section"), (s) => s.getBoundingClientRect().top > fold);
+    setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font, below });
+  }, [ready, sizes]);
+  // lazyBelowFold (off; measured by the render bench, impl=precomputed-lazy): sections below the fold when
+  // the dialog opens get content-visibility: auto, so the browser would lay them out and paint them when they
+  // are scrolled near. Measured in Chromium it does not pay at opening: the first frame still lays them out
+  // (style + layout grew from ~37 to ~70 ms in a trace), and with it on every section (in view too) a
+  // second long frame appeared.
+  const lazy = (i: number, height: number): React.CSSProperties | undefined => (lazyBelowFold && sizes?.below[i] ? { contentVisibility: "auto", containIntrinsicBlockSize: `auto ${height}px` } : undefined);
+  const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
+  const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
     <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
@@ -498,35 +536,37 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
         {error && <div className="banner error">{error}</div>}
         {!trace && !error && <p className="muted">Loading the trace…</p>}
         {trace && m && charts && coact && transitions && (
-          <div className="inspector-body">
+          // The empty boxes have the views' heights, so the dialog overflows (or not) as it will with the views.
+          // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
+          <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
-            <section className="wide">
+            <section className="wide" style={lazy(0, heatHeight + 50)}>
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
-              <CanvasChart drawing={charts.heatmap} height={Math.max(220, 22 * m.layers.length + 60)} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} />
+              {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
             </section>
-            <section>
+            <section style={lazy(1, 370)}>
               <h3>Expert share per layer (Fig. 7)</h3>
-              <StackedBars categories={charts.layers} series={charts.fig7} yMax={100} unit="%" height={260} name="fig7-expert-share" testId="fig7" onDrawn={onViewDrawn} />
+              {sizes ? <StackedBars categories={charts.layers} series={charts.fig7} yMax={100} unit="%" height={260} width={sizes.half} name="fig7-expert-share" testId="fig7" onDrawn={onViewDrawn} /> : box(330, halfProbe)}
             </section>
-            <section>
+            <section style={lazy(2, 370)}>
               <h3>Experts per token, k (Fig. 8)</h3>
-              <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} />
+              {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
-            <section className="wide">
+            <section className="wide" style={lazy(3, 340)}>
               <h3>Tokens coloured by their top expert at L{layer}</h3>
-              <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} />
+              {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
-            <section>
+            <section style={lazy(4, 300)}>
               <h3>Co-activation at L{layer} (all pairs)</h3>
-              <CanvasChart drawing={coact} height={240} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} />
+              {sizes ? <CanvasChart drawing={coact} height={240} width={sizes.half} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} /> : box(262)}
             </section>
-            <section>
+            <section style={lazy(5, 300)}>
               <h3>Top-expert transitions L{pair} → L{pair + 1}</h3>
-              <CanvasChart drawing={transitions} height={240} name={`transitions-L${layer}`} testId="transitions" onDrawn={onViewDrawn} />
+              {sizes ? <CanvasChart drawing={transitions} height={240} width={sizes.half} name={`transitions-L${layer}`} testId="transitions" onDrawn={onViewDrawn} /> : box(262)}
             </section>
-            <section className="wide">
+            <section className="wide" style={lazy(6, 22 * (m.layers.length + 1) + 30)}>
               <h3>Balance per layer</h3>
-              <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} />
+              {sizes ? <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
             </section>
           </div>
         )}

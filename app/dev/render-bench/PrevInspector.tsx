@@ -1,0 +1,563 @@
+"use client";
+/**
+ * A frozen copy of the routing inspector at commit 1666b53 (before the single width measurement, the first-frame
+ * ResizeObserver check and content-visibility of the views below the fold), so `npm run bench -- render`
+ * measures before and after that change side by side in one run (impl=precomputed-prev). Not used by the app.
+ */
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { createPortal } from "react-dom";
+import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
+import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
+import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
+import { entropySumsInWorker } from "@/app/inspector/entropy-worker";
+import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./PrevCanvasChart";
+import type { EChartsOption } from "@/app/inspector/echarts";
+
+const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
+const NULL_COLOR = "#6b7280";
+
+/** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
+export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: string } {
+  const [state, setState] = useState<{ trace?: RoutingTrace; error?: string }>({});
+  useEffect(() => {
+    if (!traceFile) return;
+    let live = true;
+    fetch(`/api/files/${traceFile}`)
+      .then(async (r) => {
+        if (!r.ok) throw new Error(`the trace file is missing (${r.status})`);
+        return traceFromJSON(await r.json(), { semantics: false });
+      })
+      .then((trace) => live && setState({ trace }))
+      .catch((err: Error) => live && setState({ error: err.message }));
+    return () => {
+      live = false;
+    };
+  }, [traceFile]);
+  return state;
+}
+
+/**
+ * The precomputed "all tokens" metrics of a report (its metricsFile), fetched alongside the trace. `done`
+ * once settled: `metrics` undefined when there is no file or it could not be read (the inspector then
+ * computes the metrics itself).
+ */
+export function usePrecomputedMetrics(metricsFile?: string): { done: boolean; metrics?: RoutingMetrics } {
+  const [state, setState] = useState<{ file?: string; metrics?: RoutingMetrics } | null>(null);
+  useEffect(() => {
+    if (!metricsFile) return;
+    let live = true;
+    fetch(`/api/files/${metricsFile}`)
+      .then(async (r) => {
+        if (!r.ok) throw new Error(`the metrics file is missing (${r.status})`);
+        return metricsFromJSON(await r.json());
+      })
+      .then((metrics) => live && setState({ file: metricsFile, metrics }))
+      .catch(() => live && setState({ file: metricsFile }));
+    return () => {
+      live = false;
+    };
+  }, [metricsFile]);
+  if (!metricsFile) return { done: true };
+  return state?.file === metricsFile ? { done: true, metrics: state.metrics } : { done: false };
+}
+
+/**
+ * Top expert (dynamic index, -1 = none) of each token of `rows` at one layer: the selected dynamic expert
+ * with the largest weight, ties to the lowest column, the first selected one if every weight is NaN — the
+ * rule of computeMetrics' perToken.topExpert, for metrics that come without per-token data.
+ */
+export function topExpertsAt(trace: RoutingTrace, dynCols: ArrayLike<number>, rows: ArrayLike<number>, layer: number): Int32Array {
+  const { mask, weights: w } = trace.layers[layer]!;
+  const E = trace.experts.length;
+  const D = dynCols.length;
+  const out = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const base = rows[i]! * E;
+    let best = -1;
+    let first = -1;
+    let bw = -Infinity;
+    for (let d = 0; d < D; d++) {
+      const c = base + dynCols[d]!;
+      if (mask[c] !== 0) {
+        if (first < 0) first = d;
+        if (w[c]! > bw) {
+          bw = w[c]!;
+          best = d;
+        }
+      }
+    }
+    out[i] = best >= 0 ? best : first;
+  }
+  return out;
+}
+
+/** Rows of the token set and a per-layer top-expert lookup: from m.perToken, or computed per layer on demand. */
+function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; topAt: (layer: number) => Int32Array } {
+  const per = m.perToken;
+  if (per) {
+    const N = per.tokenIndices.length;
+    return { rows: per.tokenIndices, topAt: (l) => per.topExpert.subarray(l * N, (l + 1) * N) };
+  }
+  const rows = selectTokens(trace);
+  if (rows.length !== m.tokens) throw new Error("per-token tops: the metrics are not of every token of the trace");
+  const dynCols = Int32Array.from(m.experts.dynamic, (e) => e.column);
+  const cache = new Map<number, Int32Array>();
+  return {
+    rows,
+    topAt: (l) => {
+      let t = cache.get(l);
+      if (!t) cache.set(l, (t = topExpertsAt(trace, dynCols, rows, l)));
+      return t;
+    },
+  };
+}
+
+function expertColor(m: RoutingMetrics, d: number): string {
+  return m.experts.dynamic[d]?.role === "null" ? NULL_COLOR : PALETTE[d % PALETTE.length]!;
+}
+
+const layerNames = (m: RoutingMetrics) => m.layers.map((l) => `L${l.layer}`);
+
+export function heatmapOption(m: RoutingMetrics): EChartsOption {
+  const dyn = m.experts.dynamic.map((e) => e.name);
+  const data: [number, number, number][] = [];
+  const shared: [number, number, number][] = [];
+  m.layers.forEach((l, y) => {
+    l.tokenShare.forEach((v, x) => data.push([x, y, v]));
+    shared.push([dyn.length, y, l.sharedWeightShare]);
+  });
+  return {
+    tooltip: { formatter: (p: { value: [number, number, number] }) => `${p.value[0] < dyn.length ? `${dyn[p.value[0]]}: ${(p.value[2] * 100).toFixed(1)} % of tokens` : `shared experts: ${(p.value[2] * 100).toFixed(1)} % of the weight`} at L${p.value[1]}` },
+    grid: { left: 50, right: 90, top: 10, bottom: 40 },
+    xAxis: { type: "category", data: [...dyn, "Shared (w)"], splitArea: { show: true } },
+    yAxis: { type: "category", data: layerNames(m), inverse: true },
+    visualMap: [
+      { seriesIndex: 0, min: 0, max: 1, calculable: true, orient: "vertical", right: 0, top: 10, itemHeight: 120, inRange: { color: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] }, text: ["tokens", ""] },
+      { seriesIndex: 1, min: 0, max: 1, show: false, inRange: { color: ["#111827", "#065f46", "#34d399"] } },
+    ],
+    series: [
+      { name: "routed + null", type: "heatmap", data, emphasis: { itemStyle: { borderColor: "#fff", borderWidth: 1 } } },
+      { name: "shared", type: "heatmap", data: shared },
+    ],
+  };
+}
+
+export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOption {
+  const D = m.experts.dynamic.length;
+  const series =
+    kind === "share"
+      ? m.experts.dynamic.map((e, d) => ({ name: e.name, type: "bar", stack: "all", itemStyle: { color: expertColor(m, d) }, data: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
+      : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+  return {
+    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
+    // A scrolling legend: with 64 experts a full legend costs more to lay out than the bars.
+    legend: { type: "scroll", top: 0, textStyle: { fontSize: 11 } },
+    grid: { left: 45, right: 10, top: 30, bottom: 25 },
+    xAxis: { type: "category", data: layerNames(m) },
+    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
+    series,
+  };
+}
+
+const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
+const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
+
+/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
+  const dyn = m.experts.dynamic.map((e) => e.name);
+  const C = dyn.length + 1;
+  const values = new Float64Array(m.layers.length * C);
+  m.layers.forEach((l, y) => {
+    for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
+    values[y * C + dyn.length] = l.sharedWeightShare;
+  });
+  return heatGridDrawing({
+    rows: layerNames(m),
+    cols: [...dyn, "Shared (w)"],
+    values,
+    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
+    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
+    colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
+    margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
+  });
+}
+
+/** Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. */
+export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
+  const D = m.experts.dynamic.length;
+  return kind === "share"
+    ? m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
+    : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, color: PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+}
+
+function matrixDrawing(names: string[], counts: Float64Array, label: string): ChartDrawing {
+  let max = 0;
+  for (let i = 0; i < counts.length; i++) max = Math.max(max, counts[i]!);
+  const scale: ColorScale = { min: 0, max: Math.max(1, max), stops: ["#111827", "#7c3aed", "#f0abfc"] };
+  const D = names.length;
+  return heatGridDrawing({
+    rows: names,
+    cols: names,
+    values: counts.length === D * D ? counts : new Float64Array(D * D),
+    scaleOf: () => scale,
+    tooltip: (a, b, v) => `${names[a]} → ${names[b]}: ${v} ${label}`,
+    cellLabel: D <= 12 ? (v) => String(v) : undefined,
+    margin: { left: 60, right: 20, top: 10, bottom: 30 },
+  });
+}
+
+/** Runs `f` between performance marks (`performance.getEntriesByName(name)` gives the durations). */
+function measured<T>(name: string, f: () => T): T {
+  performance.mark(`${name}-start`);
+  const out = f();
+  performance.measure(name, `${name}-start`);
+  return out;
+}
+
+const STRIP_ROW = 19; // a token is 15 px of text + 2 px padding, plus the 2 px gap
+const STRIP_OVERSCAN = 3; // rows drawn above and below the visible ones
+const tokenLabel = (text: string) => text.replace(/\n/g, "⏎") || "·";
+
+/** Greedy line breaks of tokens of the given widths into lines of `width` px (gap 2 px): start index of each line. */
+export function breakLines(widths: ArrayLike<number>, width: number, gap = 2): Int32Array {
+  const starts: number[] = [];
+  let x = Infinity;
+  for (let i = 0; i < widths.length; i++) {
+    const w = widths[i]!;
+    if (x + gap + w > width && x > 0) {
+      starts.push(i);
+      x = w;
+    } else x += gap + w;
+  }
+  return Int32Array.from(starts);
+}
+
+/**
+ * Tokens coloured by their top expert at `layer`, with every layer's choice, k and weights on hover.
+ * Virtualised: token widths are measured on a canvas and broken into lines, and only the lines in the
+ * strip's scroll window (plus a few) are in the DOM, so a 4,096-token trace costs ~30 rows, not 4,096 spans.
+ */
+export function TokenStrip({ trace, m, layer, onDrawn }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void }) {
+  const [hover, setHover] = useState<number | null>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState({ width: 0, font: "", top: 0, height: 200 });
+  const tops = useMemo(() => tokenTops(trace, m), [trace, m]);
+  const per = { tokenIndices: tops.rows };
+  const N = per.tokenIndices.length;
+  const E = trace.experts.length;
+  useLayoutEffect(() => {
+    const el = box.current!;
+    const measure = () => setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  const labels = useMemo(() => Array.from(tops.rows, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, tops]);
+  const starts = useMemo(() => {
+    if (!view.width) return null;
+    performance.mark("token-strip-layout-start");
+    const ctx = document.createElement("canvas").getContext("2d")!;
+    ctx.font = view.font;
+    // The strip's font is monospace: an ASCII token is the sum of its characters' widths (each measured
+    // once); anything else (wide or combined characters) is measured whole.
+    const ascii = new Float64Array(128).fill(-1);
+    const whole = new Map<string, number>();
+    const textWidth = (t: string) => {
+      let w = 0;
+      for (let j = 0; j < t.length; j++) {
+        const c = t.charCodeAt(j);
+        if (c >= 128) {
+          let v = whole.get(t);
+          if (v === undefined) whole.set(t, (v = ctx.measureText(t).width));
+          return v;
+        }
+        if (ascii[c]! < 0) ascii[c] = ctx.measureText(t[j]!).width;
+        w += ascii[c]!;
+      }
+      return w;
+    };
+    const widths = new Float64Array(labels.length);
+    labels.forEach((t, i) => (widths[i] = Math.ceil(textWidth(t)) + 7)); // + padding 2 × 3 px, + 1 for rounding
+    const out = breakLines(widths, view.width - 4);
+    performance.measure("token-strip-layout", "token-strip-layout-start");
+    return out;
+  }, [labels, view.width, view.font]);
+  const lines = starts ? starts.length : 0;
+  const first = Math.max(0, Math.floor(view.top / STRIP_ROW) - STRIP_OVERSCAN);
+  const last = Math.min(lines, Math.ceil((view.top + view.height) / STRIP_ROW) + STRIP_OVERSCAN);
+  const drawnRef = useRef(onDrawn);
+  drawnRef.current = onDrawn;
+  useLayoutEffect(() => {
+    if (starts) drawnRef.current?.("token-strip");
+  }, [starts, layer]);
+  const detail = hover === null ? null : (
+    <div className="token-detail" data-testid="token-detail">
+      <strong>
+        “{trace.tokens[per.tokenIndices[hover]!]!.text}” · token {per.tokenIndices[hover]} · {trace.tokens[per.tokenIndices[hover]!]!.modality} · {trace.tokens[per.tokenIndices[hover]!]!.phase}
+      </strong>
+      <table>
+        <thead>
+          <tr>
+            <th>layer</th>
+            <th>top</th>
+            <th>k</th>
+            <th>weights</th>
+          </tr>
+        </thead>
+        <tbody>
+          {trace.layers.map((l, li) => {
+            const row = per.tokenIndices[hover]!;
+            const top = tops.topAt(li)[hover]!;
+            const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
+            return (
+              <tr key={li}>
+                <td>L{li}</td>
+                <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
+                <td>{l.k[row]}</td>
+                <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+  const rows = [];
+  const topsHere = tops.topAt(layer);
+  for (let line = first; line < last && starts; line++) {
+    const end = line + 1 < lines ? starts[line + 1]! : N;
+    const spans = [];
+    for (let n = starts[line]!; n < end; n++) {
+      const top = topsHere[n]!;
+      const t = trace.tokens[per.tokenIndices[n]!]!;
+      spans.push(
+        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
+          {labels[n]}
+        </span>,
+      );
+    }
+    rows.push(
+      <div key={line} style={{ position: "absolute", top: line * STRIP_ROW + 2, left: 2, right: 2, display: "flex", gap: 2, whiteSpace: "nowrap" }}>
+        {spans}
+      </div>,
+    );
+  }
+  return (
+    <div>
+      <div ref={box} className="token-strip" data-testid="token-strip" data-lines={lines} style={{ display: "block", position: "relative" }} onScroll={(e) => setView((v) => ({ ...v, top: e.currentTarget.scrollTop }))}>
+        <div style={{ height: lines * STRIP_ROW + 4 }} />
+        {rows}
+      </div>
+      <div className="legend">
+        {m.experts.dynamic.map((e, d) => (
+          <span key={e.name}>
+            <i style={{ background: expertColor(m, d) }} /> {e.name}
+          </span>
+        ))}
+      </div>
+      {detail ?? <p className="muted">Hover a token to see every layer’s choice, k and weights ({N} tokens; scroll the strip for more).</p>}
+    </div>
+  );
+}
+
+function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: string) => void }) {
+  const pct = (v: number) => `${(v * 100).toFixed(1)}`;
+  const drawnRef = useRef(onDrawn);
+  drawnRef.current = onDrawn;
+  // Drawn once the entropy column is filled (it comes from a worker; NaN until then).
+  const complete = m.layers.every((l) => !Number.isNaN(l.entropy));
+  useLayoutEffect(() => {
+    if (complete) drawnRef.current?.("balance-table");
+  }, [m, complete]);
+  return (
+    <table className="balance" data-testid="balance-table">
+      <thead>
+        <tr>
+          <th>layer</th>
+          {m.experts.dynamic.map((e) => (
+            <th key={e.name}>{e.name} %</th>
+          ))}
+          <th>mean k</th>
+          <th>null %</th>
+          <th>shared w %</th>
+          <th>CV</th>
+          <th>MaxVio</th>
+          <th>Jain</th>
+          <th>entropy</th>
+        </tr>
+      </thead>
+      <tbody>
+        {m.layers.map((l) => (
+          <tr key={l.layer}>
+            <td>L{l.layer}</td>
+            {l.tokenShare.map((v, d) => (
+              <td key={d} data-testid={`share-L${l.layer}-${m.experts.dynamic[d]!.name}`}>
+                {pct(v)}
+              </td>
+            ))}
+            <td>{l.meanK.toFixed(2)}</td>
+            <td>{pct(l.nullTokenShare)}</td>
+            <td>{pct(l.sharedWeightShare)}</td>
+            <td>{l.loadCV.toFixed(3)}</td>
+            <td>{l.maxVio.toFixed(3)}</td>
+            <td>{l.jain.toFixed(3)}</td>
+            <td>{Number.isNaN(l.entropyNormalized) ? "…" : l.entropyNormalized.toFixed(3)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+type Facet = "all" | `modality:${Modality}` | `phase:${Phase}`;
+
+function filterOf(f: Facet): TokenFilter | undefined {
+  if (f === "all") return undefined;
+  const [key, value] = f.split(":") as ["modality" | "phase", string];
+  return key === "modality" ? { modality: value as Modality } : { phase: value as Phase };
+}
+
+/** The views drawn by the inspector; each reports through `onViewDrawn` once it is on screen. */
+export const INSPECTOR_VIEWS = ["heatmap", "fig7", "fig8", "token-strip", "coactivation", "transitions", "balance-table"] as const;
+
+function download(name: string, blob: Blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+}
+
+/**
+ * The inspector dialog for a trace in memory: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation,
+ * transitions, balance table, exports. `onViewDrawn(name)` is called as each view is drawn (the render benchmark).
+ * `precomputed`: the "all tokens" metrics of `trace` with entropy (from the Routing Inspector node's
+ * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
+ */
+export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
+  const [facet, setFacet] = useState<Facet>("all");
+  const [layer, setLayer] = useState(0);
+  // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
+  // counting pass so the two run in parallel; the balance table shows it when it arrives.
+  // With precomputed metrics, "all tokens" needs neither.
+  const usePre = !!precomputed && !!trace;
+  const entropyJob = useMemo(() => (trace && !(usePre && facet === "all") ? { facet, sums: entropySumsInWorker(trace, selectTokens(trace, filterOf(facet))) } : undefined), [trace, facet, usePre]);
+  const all = useMemo(() => (trace ? (usePre ? precomputed : measured("routing-metrics", () => computeMetrics(trace, { entropy: false }))) : undefined), [trace, usePre, precomputed]);
+  // "all tokens" is the unfiltered set: the same metrics, computed once.
+  const m = useMemo(() => (trace && facet !== "all" ? measured("routing-metrics", () => computeMetrics(trace, { filter: filterOf(facet), entropy: false })) : all), [trace, facet, all]);
+  const [entropy, setEntropy] = useState<{ job: unknown; sums: Float64Array } | null>(null);
+  useEffect(() => {
+    let live = true;
+    entropyJob?.sums.then((sums) => live && setEntropy({ job: entropyJob, sums }));
+    return () => {
+      live = false;
+    };
+  }, [entropyJob]);
+  const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
+  const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
+  const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
+  const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
+  // A portal: the node that opens it sits inside React Flow's transformed viewport.
+  return createPortal(
+    <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div className="inspector" role="dialog" aria-label="Routing Inspector">
+        <header>
+          <h2>{title}</h2>
+          {trace && (
+            <span className="muted">
+              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+            </span>
+          )}
+          <span className="spacer" />
+          {all && (
+            <select value={facet} onChange={(e) => setFacet(e.target.value as Facet)} aria-label="Tokens">
+              <option value="all">all tokens</option>
+              {Object.keys(all.byModality).map((k) => (
+                <option key={k} value={`modality:${k}`}>{k} tokens ({all.byModality[k]})</option>
+              ))}
+              {Object.keys(all.byPhase).map((k) => (
+                <option key={k} value={`phase:${k}`}>{k} ({all.byPhase[k]})</option>
+              ))}
+            </select>
+          )}
+          {trace && (
+            <label>
+              layer{" "}
+              <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer">
+                {trace.layers.map((_, i) => (
+                  <option key={i} value={i}>L{i}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          {traceFile ? (
+            <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
+          ) : (
+            <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
+          )}
+          <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
+          <button onClick={onClose} aria-label="Close inspector">×</button>
+        </header>
+        {error && <div className="banner error">{error}</div>}
+        {!trace && !error && <p className="muted">Loading the trace…</p>}
+        {trace && m && charts && coact && transitions && (
+          <div className="inspector-body">
+            <p className="muted convention">{trace.convention}</p>
+            <section className="wide">
+              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
+              <CanvasChart drawing={charts.heatmap} height={Math.max(220, 22 * m.layers.length + 60)} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} />
+            </section>
+            <section>
+              <h3>Expert share per layer (Fig. 7)</h3>
+              <StackedBars categories={charts.layers} series={charts.fig7} yMax={100} unit="%" height={260} name="fig7-expert-share" testId="fig7" onDrawn={onViewDrawn} />
+            </section>
+            <section>
+              <h3>Experts per token, k (Fig. 8)</h3>
+              <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} />
+            </section>
+            <section className="wide">
+              <h3>Tokens coloured by their top expert at L{layer}</h3>
+              <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} />
+            </section>
+            <section>
+              <h3>Co-activation at L{layer} (all pairs)</h3>
+              <CanvasChart drawing={coact} height={240} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} />
+            </section>
+            <section>
+              <h3>Top-expert transitions L{pair} → L{pair + 1}</h3>
+              <CanvasChart drawing={transitions} height={240} name={`transitions-L${layer}`} testId="transitions" onDrawn={onViewDrawn} />
+            </section>
+            <section className="wide">
+              <h3>Balance per layer</h3>
+              <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} />
+            </section>
+          </div>
+        )}
+      </div>
+    </div>,
+    document.body,
+  );
+}
+
+/** The full inspector for one trace file: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation, transitions, balance table. */
+export default function RoutingInspector({ traceFile, metricsFile, title, onClose }: { traceFile: string; metricsFile?: string; title: string; onClose: () => void }) {
+  // Both files are fetched in parallel; the views wait for the metrics (or their absence) so that they
+  // are not computed here in the meantime.
+  const { trace, error } = useTrace(traceFile);
+  const pre = usePrecomputedMetrics(metricsFile);
+  return <RoutingInspectorView trace={pre.done ? trace : undefined} traceFile={traceFile} precomputed={pre.metrics} title={title} error={error} onClose={onClose} />;
+}
+
+/** The expert-load heatmap in small, for the node on the canvas. */
+export function RoutingMini({ traceFile, metricsFile }: { traceFile: string; metricsFile?: string }) {
+  // With precomputed metrics the heatmap needs no trace: it is not fetched.
+  const pre = usePrecomputedMetrics(metricsFile);
+  const { trace, error } = useTrace(pre.done && !pre.metrics ? traceFile : "");
+  const m = useMemo(() => pre.metrics ?? (trace ? computeMetrics(trace, { entropy: false }) : undefined), [pre.metrics, trace]);
+  const drawing = useMemo(() => (m ? heatmapDrawing(m, { colorBar: false, compact: true }) : undefined), [m]);
+  if (error) return <div className="error-text">{error}</div>;
+  if (!drawing) return null;
+  return <CanvasChart drawing={drawing} height={Math.min(200, 14 * m!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
+}
