@@ -4,7 +4,8 @@ import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Storage } from "./node";
 
-const BLOB_ID = /^[0-9a-f]{64}(\.[a-z0-9]{1,8})?$/;
+/** A stored file's id: its sha256, then an optional extension. */
+export const BLOB_ID = /^[0-9a-f]{64}(\.[a-z0-9]{1,8})?$/;
 
 /**
  * Content-addressed blobs on local disk: `<root>/<aa>/<sha256>.<ext>`. Ids are validated before they

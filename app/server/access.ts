@@ -1,20 +1,19 @@
 import { appendFile, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { resolveInside } from "@/engine/paths";
+import { BLOB_ID } from "@/engine/storage";
 import { dataDir } from "@/prisma/url";
 import { authEnabled } from "./auth";
 import { db } from "./db";
 
-const FILE_ID = /^([0-9a-f]{64})(\.[a-z0-9]{1,8})?$/;
-
 function uploadersFile(fileId: string): string {
-  const hash = FILE_ID.exec(fileId)![1]!;
+  const hash = fileId.slice(0, 64);
   return resolveInside(path.join(dataDir(), "file-owners"), `${hash.slice(0, 2)}/${hash}`, "file id");
 }
 
 /** Remembers who uploaded a file (one user id per line next to the content-addressed store). */
 export async function recordUploader(userId: string, fileId: string): Promise<void> {
-  if (!FILE_ID.test(fileId)) throw new Error(`"${fileId}" is not a valid file id`);
+  if (!BLOB_ID.test(fileId)) throw new Error(`"${fileId}" is not a valid file id`);
   if (await uploadedBy(userId, fileId)) return;
   const file = uploadersFile(fileId);
   await mkdir(path.dirname(file), { recursive: true });
@@ -46,10 +45,9 @@ export async function activeShare(token: string, now = new Date()) {
  * an active share link to a workflow whose shared version or last run refers to it.
  */
 export async function canReadArtifact(userId: string | null, artifactId: string, shareToken?: string | null): Promise<boolean> {
-  const m = FILE_ID.exec(artifactId);
-  if (!m) return false;
+  if (!BLOB_ID.test(artifactId)) return false;
   if (!authEnabled()) return true;
-  const hash = m[1]!;
+  const hash = artifactId.slice(0, 64);
   if (userId) {
     if (await uploadedBy(userId, artifactId)) return true;
     const output = await db().nodeRun.findFirst({ where: { outputs: { contains: hash }, run: { ownerId: userId } }, select: { id: true } });
@@ -67,8 +65,7 @@ export async function canReadArtifact(userId: string | null, artifactId: string,
     const lastFinished = await db().run.findFirst({ where: { workflowId: link.workflowId, status: "finished" }, orderBy: { createdAt: "desc" }, select: { id: true } });
     const runIds = [...new Set([last?.id, lastFinished?.id].filter((id): id is string => !!id))];
     if (runIds.length && (await db().nodeRun.findFirst({ where: { runId: { in: runIds }, outputs: { contains: hash } }, select: { id: true } }))) return true;
-    const workflow = await db().workflow.findUnique({ where: { id: link.workflowId }, select: { latestVersion: true } });
-    const version = link.version ?? workflow?.latestVersion;
+    const version = link.version ?? (await db().workflow.findUnique({ where: { id: link.workflowId }, select: { latestVersion: true } }))?.latestVersion;
     if (version !== undefined) {
       const shared = await db().workflowVersion.findFirst({ where: { workflowId: link.workflowId, version, document: { contains: hash } }, select: { id: true } });
       if (shared) return true;

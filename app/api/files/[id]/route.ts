@@ -1,6 +1,7 @@
 import { canReadArtifact } from "@/app/server/access";
 import { authEnabled, requestUserId, singleUserHostRefused } from "@/app/server/auth";
 import { fileStorage } from "@/app/server/storage";
+import { BLOB_ID } from "@/engine/storage";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -11,8 +12,6 @@ const MIME: Record<string, string> = {
   mp4: "video/mp4", mov: "video/quicktime", webm: "video/webm", mkv: "video/x-matroska", avi: "video/x-msvideo",
   json: "application/json",
 };
-
-const FILE_ID = /^[0-9a-f]{64}(\.[a-z0-9]{1,8})?$/;
 
 function notFound(id: string): Response {
   return Response.json({ error: `file ${id.slice(0, 80)} does not exist` }, { status: 404 });
@@ -26,7 +25,7 @@ export async function GET(req: Request, { params }: { params: Promise<{ id: stri
   const badHost = singleUserHostRefused(req.headers.get("host"));
   if (badHost) return Response.json({ error: badHost }, { status: 403 });
   const { id } = await params;
-  if (!FILE_ID.test(id)) return Response.json({ error: `"${id.slice(0, 80)}" is not a valid file id` }, { status: 400 });
+  if (!BLOB_ID.test(id)) return Response.json({ error: `"${id.slice(0, 80)}" is not a valid file id` }, { status: 400 });
   const share = new URL(req.url).searchParams.get("share");
   if (!(await canReadArtifact(await requestUserId(req), id, share))) return notFound(id);
   let bytes: Buffer;
