@@ -440,7 +440,7 @@ function download(name: string, blob: Blob) {
  * `precomputed`: the "all tokens" metrics of `trace` with entropy (from the Routing Inspector node's
  * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
  */
-export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn, lazyBelowFold = false }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void; lazyBelowFold?: boolean }) {
+export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
@@ -474,22 +474,12 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   const halfProbe = useRef<HTMLDivElement>(null);
   const stripProbe = useRef<HTMLDivElement>(null);
   const bodyRef = useRef<HTMLDivElement>(null);
-  const [sizes, setSizes] = useState<{ wide: number; half: number; strip: number; font: string; below: boolean[] } | null>(null);
+  const [sizes, setSizes] = useState<{ wide: number; half: number; strip: number; font: string } | null>(null);
   useLayoutEffect(() => {
     const body = bodyRef.current;
     if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
-    // Sections starting below the visible part of the dialog (+ a quarter of it): read in the same layout.
-    const top = body.getBoundingClientRect().top;
-    const fold = top + body.clientHeight * 1.25;
-    const below = Array.from(body.querySelectorAll(":scope > section"), (s) => s.getBoundingClientRect().top > fold);
-    setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font, below });
+    setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font });
   }, [ready, sizes]);
-  // lazyBelowFold (off; measured by the render bench, impl=precomputed-lazy): sections below the fold when
-  // the dialog opens get content-visibility: auto, so the browser would lay them out and paint them when they
-  // are scrolled near. Measured in Chromium it does not pay at opening: the first frame still lays them out
-  // (style + layout grew from ~37 to ~70 ms in a trace), and with it on every section (in view too) a
-  // second long frame appeared.
-  const lazy = (i: number, height: number): React.CSSProperties | undefined => (lazyBelowFold && sizes?.below[i] ? { contentVisibility: "auto", containIntrinsicBlockSize: `auto ${height}px` } : undefined);
   const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
   const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
@@ -540,31 +530,31 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
-            <section className="wide" style={lazy(0, heatHeight + 50)}>
+            <section className="wide">
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
             </section>
-            <section style={lazy(1, 370)}>
+            <section>
               <h3>Expert share per layer (Fig. 7)</h3>
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig7} yMax={100} unit="%" height={260} width={sizes.half} name="fig7-expert-share" testId="fig7" onDrawn={onViewDrawn} /> : box(330, halfProbe)}
             </section>
-            <section style={lazy(2, 370)}>
+            <section>
               <h3>Experts per token, k (Fig. 8)</h3>
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
-            <section className="wide" style={lazy(3, 340)}>
+            <section className="wide">
               <h3>Tokens coloured by their top expert at L{layer}</h3>
               {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
-            <section style={lazy(4, 300)}>
+            <section>
               <h3>Co-activation at L{layer} (all pairs)</h3>
               {sizes ? <CanvasChart drawing={coact} height={240} width={sizes.half} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} /> : box(262)}
             </section>
-            <section style={lazy(5, 300)}>
+            <section>
               <h3>Top-expert transitions L{pair} → L{pair + 1}</h3>
               {sizes ? <CanvasChart drawing={transitions} height={240} width={sizes.half} name={`transitions-L${layer}`} testId="transitions" onDrawn={onViewDrawn} /> : box(262)}
             </section>
-            <section className="wide" style={lazy(6, 22 * (m.layers.length + 1) + 30)}>
+            <section className="wide">
               <h3>Balance per layer</h3>
               {sizes ? <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
             </section>

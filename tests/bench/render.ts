@@ -6,12 +6,7 @@
  * inspector (impl=baseline) is measured in the same run, interleaved, for a before/after on the same load,
  * and so is the product path for a new report (impl=precomputed: the "all tokens" metrics come from the
  * Routing Inspector node's metricsFile, only parsed in the page). The node's side of that path (computeMetrics
- * with entropy + metricsToJSON + JSON.stringify of the same trace) is timed here in Node. Two more variants of
- * the product path run in the same loop: precomputed-prev (the frozen inspector of commit 1666b53, where
- * every view measured its own width: the "before" of the single measurement) and precomputed-lazy (the
- * current inspector with content-visibility: auto on the sections below the fold, which are then in the DOM
- * and drawn to their canvases but laid out and painted by the browser when scrolled near; not the product
- * path, where "on screen" is the whole dialog laid out and painted, as in precomputed-prev).
+ * with entropy + metricsToJSON + JSON.stringify of the same trace) is timed here in Node.
  */
 import { performance } from "node:perf_hooks";
 import { spawn } from "node:child_process";
@@ -53,10 +48,6 @@ export interface RenderBenchResult {
   current: RenderImplResult;
   /** Metrics precomputed by the node (reports with a metricsFile): the product path. */
   precomputed: RenderImplResult;
-  /** The same path with the inspector of commit 1666b53 (before the single width measurement). */
-  precomputedPrev: RenderImplResult;
-  /** The product path with content-visibility: auto on the sections below the fold (not the product's setting). */
-  precomputedLazy: RenderImplResult;
   /** The node's work for that trace in Node (ms, median of `reps`), and the metrics file's size. */
   server: { computeMs: number; serialiseMs: number; bytes: number; reps: number };
   /** Kept for older readers of bench.json: the current inspector's figures. */
@@ -109,7 +100,7 @@ export function launchChromium() {
   });
 }
 
-const IMPLS = ["baseline", "current", "precomputed", "precomputed-prev", "precomputed-lazy"] as const;
+const IMPLS = ["baseline", "current", "precomputed"] as const;
 type Impl = (typeof IMPLS)[number];
 
 /** The Routing Inspector node's metric work on the bench trace (seed 1, as the page's first trace). */
@@ -170,7 +161,7 @@ export async function benchRender(reps = 5): Promise<RenderBenchResult | { skipp
   if ("skipped" in server) return server;
   try {
     const browser = await launchChromium();
-    const rounds: Record<Impl, RenderRound[]> = { baseline: [], current: [], precomputed: [], "precomputed-prev": [], "precomputed-lazy": [] };
+    const rounds: Record<Impl, RenderRound[]> = { baseline: [], current: [], precomputed: [] };
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       for (let r = 0; r < reps + 1; r++) {
@@ -188,14 +179,10 @@ export async function benchRender(reps = 5): Promise<RenderBenchResult | { skipp
     const ms = (x: number) => `${x.toFixed(0)} ms`;
     console.log(`\nrouting metrics precomputed by the Routing Inspector node (28 × 64 × 4,096, Node, median of ${node.reps}): computeMetrics with entropy ${ms(node.computeMs)}, metricsToJSON + JSON.stringify ${ms(node.serialiseMs)}, metrics file ${(node.bytes / 1024).toFixed(0)} KiB`);
     console.log("inspector in Chromium, same run, interleaved; warm = second trace in an open page, cold = first trace in a fresh page; opening → all views drawn (each view reported its paint, balance table with entropy) / + two frames (on screen):");
-    const precomputedPrev = summarise(rounds["precomputed-prev"]);
-    const precomputedLazy = summarise(rounds["precomputed-lazy"]);
     for (const [name, x] of [
       ["before (baseline)", summarise(rounds.baseline)],
       ["metrics in page", current],
-      ["precomputed, inspector of 1666b53 (each view measures itself)", precomputedPrev],
-      ["precomputed, now: one measurement, whole dialog laid out and painted", precomputed],
-      ["precomputed, now + content-visibility: sections below the fold laid out and painted on scroll", precomputedLazy],
+      ["metrics precomputed by the node (the product path)", precomputed],
     ] as const) {
       console.log(`  ${name}:\n    warm drawn ${ms(x.medianDrawnMs)}, on screen ${ms(x.medianTotalMs)}; cold on screen ${ms(x.medianColdMs)}; page metrics (main thread) ${ms(x.medianMetricsMs)}`);
     }
@@ -207,8 +194,6 @@ export async function benchRender(reps = 5): Promise<RenderBenchResult | { skipp
       baseline: summarise(rounds.baseline),
       current,
       precomputed,
-      precomputedPrev,
-      precomputedLazy,
       server: node,
       medianTotalMs: current.medianTotalMs,
       medianColdMs: current.medianColdMs,

@@ -4,7 +4,6 @@ import { computeMetrics, metricsFromJSON, metricsToJSON } from "@/engine/routing
 import { syntheticTrace } from "@/engine/routing/synthetic";
 import { INSPECTOR_VIEWS, RoutingInspectorView } from "@/app/inspector/RoutingInspector";
 import { BaselineInspectorView } from "./BaselineInspector";
-import { RoutingInspectorView as PrevInspectorView } from "./PrevInspector";
 
 const frame = () => new Promise<void>((r) => requestAnimationFrame(() => r()));
 
@@ -31,19 +30,14 @@ interface Timing {
  * and serialised to JSON text before the round (the server's work, not timed); parsing that text
  * (JSON.parse + metricsFromJSON, the "metrics-parse" measure) is timed inside the round. impl=current
  * computes them in the page (counting on the main thread, entropy in a worker), as for an older report.
- * impl=precomputed-prev: the same with the frozen inspector of commit 1666b53 (every view measured its own
- * width), the "before" of the single-measurement change. impl=precomputed-lazy: the current inspector with
- * lazyBelowFold on (content-visibility: auto on the sections below the fold: in the DOM and drawn to their
- * canvases, laid out and painted by the browser when scrolled near); the product path lays out and paints
- * the whole dialog, as precomputed-prev does.
  * Query: layers, experts, tokens (default 28 × 64 × 4,096), impl.
  */
 export default function Bench() {
   const q = new URLSearchParams(typeof location === "undefined" ? "" : location.search);
   const dims = { layers: Number(q.get("layers") ?? 28), routed: Number(q.get("experts") ?? 64), tokens: Number(q.get("tokens") ?? 4096) };
-  const IMPLS = ["baseline", "current", "precomputed", "precomputed-prev", "precomputed-lazy"] as const;
+  const IMPLS = ["baseline", "current", "precomputed"] as const;
   const impl = IMPLS.find((i) => i === q.get("impl")) ?? "current";
-  const pre = impl.startsWith("precomputed");
+  const pre = impl === "precomputed";
   const traces = useMemo(
     () => [1, 2].map((seed) => syntheticTrace({ seed, layers: dims.layers, routed: dims.routed, nulls: 1, shared: 2, tokens: dims.tokens })),
     [dims.layers, dims.routed, dims.tokens],
@@ -116,10 +110,8 @@ export default function Bench() {
       >
         {warm && cold ? `warm: metrics ${warm.metricsMs.toFixed(1)} ms, all views drawn ${warm.drawnMs.toFixed(1)} ms, on screen ${warm.totalMs.toFixed(1)} ms; cold (first in a fresh page): ${cold.totalMs.toFixed(1)} ms` : "running…"}
       </p>
-      {trace && round && (impl === "precomputed-prev" ? (
-        <PrevInspectorView key={round.index} trace={trace} precomputed={precomputed} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} />
-      ) : impl !== "baseline" ? (
-        <RoutingInspectorView key={round.index} trace={trace} precomputed={precomputed} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} lazyBelowFold={impl === "precomputed-lazy"} />
+      {trace && round && (impl !== "baseline" ? (
+        <RoutingInspectorView key={round.index} trace={trace} precomputed={precomputed} title="Routing Inspector (bench)" onClose={() => {}} onViewDrawn={onViewDrawn} />
       ) : (
         <BaselineInspectorView key={round.index} trace={trace} title="Routing Inspector (baseline)" onClose={() => {}} />
       ))}
