@@ -4,19 +4,12 @@ import { audioParamTable, buildAudioGraph, melFrames, whisperSinusoids, zAudioCo
 import { seedEncoderWeights, tinyAudioConfig } from "@/models/encoders-tiny";
 import { SeededRandom } from "@/models/seeded-random";
 import { MemoryWeights } from "@/models/weights";
-import { refAudioChunk } from "./reference";
+import { maxDiff, refAudioChunk } from "./reference";
 
 const sessions: ort.InferenceSession[] = [];
 afterAll(async () => {
   for (const s of sessions) await s.release();
 });
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 /** Graph vs reference on `chunks` seeded random log-mel inputs in Whisper's range ([-1.5, 1.5]). */
 async function compare(c: AudioConfig, seed: number, chunks: number, gain = 1) {

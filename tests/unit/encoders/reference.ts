@@ -3,6 +3,7 @@
  * builder, written from the architecture description (not from the graph code). Weights are read by their
  * HF names from a Map.
  */
+import { expect } from "vitest";
 import type { Tensor32 } from "@/models/weights";
 
 type W = Map<string, Tensor32>;
@@ -186,7 +187,7 @@ export interface RefAudioConfig {
 }
 
 /** conv1d, kernel 3, padding 1: x [Cin, L] → [Cout, floor((L − 1)/stride) + 1]. */
-function conv1d(x: Float64Array, Cin: number, L: number, weight: Float32Array, bias: Float32Array, Cout: number, stride: number): { y: Float64Array; L: number } {
+export function conv1d(x: Float64Array, Cin: number, L: number, weight: Float32Array, bias: Float32Array, Cout: number, stride: number): { y: Float64Array; L: number } {
   const Lo = Math.floor((L + 2 - 3) / stride) + 1;
   const y = new Float64Array(Cout * Lo);
   for (let o = 0; o < Cout; o++)
@@ -237,4 +238,12 @@ export function refAudioChunk(c: RefAudioConfig, w: W, mel: Float32Array): Float
     q = addInPlace(q, mlp(w, p, ln(q, Q, `${p}.final_layer_norm`), Q, d, c.qformer_ffn_dim, gelu));
   }
   return linear(ln(q, Q, "qformer.layer_norm"), Q, d, get(w, "projector.weight"), get(w, "projector.bias"), c.out_dim);
+}
+
+/** Largest |a − b|; the lengths must match (asserted). */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
 }

@@ -4,19 +4,12 @@ import { seedEncoderWeights, tinyVisionConfig } from "@/models/encoders-tiny";
 import { SeededRandom } from "@/models/seeded-random";
 import { adaptiveAvgPool2d, adaptiveBins, buildVisionGraph, gridSide, layersUsed, visionParamTable, zVisionConfig, type VisionConfig } from "@/models/vision-encoder";
 import { MemoryWeights } from "@/models/weights";
-import { refAdaptivePool, refVisionTile } from "./reference";
+import { maxDiff, refAdaptivePool, refVisionTile } from "./reference";
 
 const sessions: ort.InferenceSession[] = [];
 afterAll(async () => {
   for (const s of sessions) await s.release();
 });
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 /** Seeded weights; `gain` scales weights and embeddings (not norms) so activations are O(1) and the nonlinearities matter. */
 async function run(c: VisionConfig, seed: number, tiles: number, gain = 1) {

@@ -26,7 +26,7 @@ import { chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "@/models/mel";
 import { audioEncoder } from "@/nodes/audio-encoder";
 import { visionEncoder } from "@/nodes/vision-encoder";
 import { makeCtx } from "../nodes/ctx";
-import { attention, gelu, layerNorm, linear, refAdaptivePool, refVisionTile } from "../encoders/reference";
+import { attention, conv1d, gelu, layerNorm, linear, maxDiff, refAdaptivePool, refVisionTile } from "../encoders/reference";
 import { randomConfig, randomWeights } from "../../reference/random";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-towers-"));
@@ -95,30 +95,6 @@ async function writeCheckpoint(dir: string, omit: string[] = []): Promise<void> 
   writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   const raw = { ...llm, architectures: ["GrinQwen2VLOutForConditionalGeneration"], vision_config: visionConfigJson, audio_config: audioConfigJson, whisper_query_tokens_size: Q, whisper_projector_type: "linear", whisper_hidden_size: 24 };
   writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw));
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-/** conv1d, kernel 3, padding 1 (as reference.ts's, which is not exported). */
-function conv1d(x: Float64Array, Cin: number, L: number, w: Float32Array, b: Float32Array, Cout: number, stride: number): { y: Float64Array; L: number } {
-  const Lo = Math.floor((L - 1) / stride) + 1;
-  const y = new Float64Array(Cout * Lo);
-  for (let o = 0; o < Cout; o++)
-    for (let t = 0; t < Lo; t++) {
-      let s = b[o]!;
-      for (let ci = 0; ci < Cin; ci++)
-        for (let k = 0; k < 3; k++) {
-          const src = t * stride + k - 1;
-          if (src >= 0 && src < L) s += x[ci * L + src]! * w[(o * Cin + ci) * 3 + k]!;
-        }
-      y[o * Lo + t] = s;
-    }
-  return { y, L: Lo };
 }
 
 /**
