@@ -1,5 +1,5 @@
 import { NextResponse, type NextRequest } from "next/server";
-import { authEnabled, SESSION_COOKIE, singleUserHostRefused } from "@/app/server/auth-mode";
+import { authEnabled, isPublicPath, SESSION_COOKIE, singleUserHostRefused } from "@/app/server/auth-mode";
 
 /**
  * In front of every page and API request (not static assets):
@@ -15,16 +15,12 @@ export function proxy(request: NextRequest) {
   const { pathname, search } = request.nextUrl;
   const headers = new Headers(request.headers);
   headers.set("x-studio-path", `${pathname}${search}`);
-  if (authEnabled() && !pathname.startsWith("/api/") && !isPublicPage(pathname) && !request.cookies.get(SESSION_COOKIE)?.value) {
+  if (authEnabled() && !pathname.startsWith("/api/") && !isPublicPath(pathname) && !request.cookies.get(SESSION_COOKIE)?.value) {
     const login = new URL("/login", request.url);
     login.searchParams.set("next", `${pathname}${search}`);
     return NextResponse.redirect(login, 303);
   }
   return NextResponse.next({ request: { headers } });
-}
-
-function isPublicPage(pathname: string): boolean {
-  return pathname === "/login" || pathname.startsWith("/s/");
 }
 
 export const config = {

@@ -37,3 +37,8 @@ export function singleUserHostRefused(hostHeader: string | null): string | null 
   if (isLoopbackHost(hostname)) return null;
   return `this single-user MoE Studio answers only on 127.0.0.1/localhost (the request was for "${hostname}"); to serve other addresses, start it with HOST=<address> or STUDIO_AUTH=on so that it requires login`;
 }
+
+/** Paths anyone may open with accounts on: the login page and read-only share pages. */
+export function isPublicPath(pathname: string): boolean {
+  return pathname === "/login" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
+}

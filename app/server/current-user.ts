@@ -1,6 +1,8 @@
 import { cookies } from "next/headers";
 import { authEnabled, LOCAL_USER, SESSION_COOKIE, sessionUser } from "./auth";
 
+export { isPublicPath } from "./auth-mode";
+
 /** For server components: the logged-in user, { id: "local" } in single-user mode, or null. */
 export async function currentUser(): Promise<{ id: string; name: string } | null> {
   if (!authEnabled()) return { id: LOCAL_USER, name: LOCAL_USER };
@@ -11,9 +13,4 @@ export async function currentUser(): Promise<{ id: string; name: string } | null
 export function safeNext(next: unknown): string {
   if (typeof next !== "string" || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\") || next.length > 2000) return "/";
   return next.startsWith("/login") ? "/" : next;
-}
-
-/** Paths anyone may open with accounts on: the login page and read-only share pages. */
-export function isPublicPath(pathname: string): boolean {
-  return pathname === "/login" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
 }
