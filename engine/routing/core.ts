@@ -156,8 +156,9 @@ export function addSums(a: Sums, b: Sums): void {
 /**
  * Adds the tokens `rows` (trace row indices) of `trace` to `sums`. Returns the per-token top expert
  * [L × rows.length] (layer-major; dynamic index, -1 when the token selected no dynamic expert).
+ * `withEntropy: false` leaves the router entropy (the exps, over half the time) to the caller.
  */
-export function accumulate(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows: Int32Array, pairs: readonly LayerPair[]): Int32Array {
+export function accumulate(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows: Int32Array, pairs: readonly LayerPair[], withEntropy = true): Int32Array {
   const { E, D, dynCols, dynIsNull, nullCols, sharedCols } = lay;
   const L = trace.layers.length;
   const n = rows.length;
@@ -186,21 +187,23 @@ export function accumulate(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, r
       if (!(kk >= 0 && kk <= D)) throw new RangeError(`layer ${l}, token ${r}: k = ${kk} is outside 0..${D}`);
       kHist[kk]!++;
       // Router entropy over the dynamic logits: H = ln S − Σ e_d (z_d − m) / S, e_d = exp(z_d − m).
-      let m = -Infinity;
-      for (let d = 0; d < D; d++) {
-        const v = z[base + dynCols[d]!]!;
-        if (v > m) m = v;
-      }
-      if (m > -Infinity && m < Infinity) {
-        let S = 0;
-        let T = 0;
+      if (withEntropy) {
+        let m = -Infinity;
         for (let d = 0; d < D; d++) {
-          const x = z[base + dynCols[d]!]! - m;
-          const e = Math.exp(x);
-          S += e;
-          if (e > 0) T += e * x;
+          const v = z[base + dynCols[d]!]!;
+          if (v > m) m = v;
         }
-        ent += Math.log(S) - T / S;
+        if (m > -Infinity && m < Infinity) {
+          let S = 0;
+          let T = 0;
+          for (let d = 0; d < D; d++) {
+            const x = z[base + dynCols[d]!]! - m;
+            const e = Math.exp(x);
+            S += e;
+            if (e > 0) T += e * x;
+          }
+          ent += Math.log(S) - T / S;
+        }
       }
       // Selections, top expert, null use.
       let cnt = 0;

@@ -292,7 +292,7 @@ export function finalize(sums: Sums, experts: readonly ExpertInfo[], lay: Expert
 
 function metricsOfRows(trace: RoutingTrace, lay: ExpertLayout, rows: Int32Array, pairs: readonly LayerPair[], entropy: boolean): RoutingMetrics {
   const sums = emptySums(lay, trace.layers.length, pairs.length);
-  const top = accumulateCounts(sums, lay, trace, rows, pairs);
+  const top = accumulate(sums, lay, trace, rows, pairs, false);
   if (entropy) {
     const h = routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, rows);
     sums.layers.forEach((s, l) => (s.entropy = h[l]!));
@@ -364,97 +364,6 @@ export function withEntropy(m: RoutingMetrics, sums: ArrayLike<number>): Routing
   };
 }
 
-/**
- * The counting half of core.accumulate (everything but the entropy): reads only the masks, weights and k,
- * one pass per layer. Same sums and per-token top experts as the reference, bit for bit.
- */
-function accumulateCounts(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, rows: Int32Array, pairs: readonly LayerPair[]): Int32Array {
-  const { E, D, dynCols, dynIsNull, nullCols, sharedCols } = lay;
-  const L = trace.layers.length;
-  const n = rows.length;
-  const top = new Int32Array(L * n);
-  const list = new Int32Array(D);
-  const NC = nullCols.length;
-  const SC = sharedCols.length;
-  sums.tokens += n;
-  for (let i = 0; i < n; i++) {
-    const t = trace.tokens[rows[i]!]!;
-    sums.byModality[t.modality] = (sums.byModality[t.modality] ?? 0) + 1;
-    sums.byPhase[t.phase] = (sums.byPhase[t.phase] ?? 0) + 1;
-  }
-  for (let l = 0; l < L; l++) {
-    const { mask, weights: w, k } = trace.layers[l]!;
-    const s = sums.layers[l]!;
-    const { selections, kHist, coactivation: co, topCounts } = s;
-    let nullTokens = 0;
-    let nullOnly = 0;
-    let nullW = 0;
-    let sharedW = 0;
-    const topOff = l * n;
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      const base = r * E;
-      const kk = k[r]!;
-      if (!(kk >= 0 && kk <= D)) throw new RangeError(`layer ${l}, token ${r}: k = ${kk} is outside 0..${D}`);
-      kHist[kk]!++;
-      let cnt = 0;
-      let best = -1;
-      let bw = -Infinity;
-      let hasNull = false;
-      let hasReal = false;
-      for (let d = 0; d < D; d++) {
-        const c = base + dynCols[d]!;
-        if (mask[c] !== 0) {
-          selections[d]!++;
-          list[cnt++] = d;
-          const wv = w[c]!;
-          if (wv > bw) {
-            bw = wv;
-            best = d;
-          }
-          if (dynIsNull[d]) hasNull = true;
-          else hasReal = true;
-        }
-      }
-      if (best < 0 && cnt > 0) best = list[0]!; // all selected weights NaN: fall back to the first selected
-      if (hasNull) {
-        nullTokens++;
-        if (!hasReal) nullOnly++;
-      }
-      for (let j = 0; j < NC; j++) nullW += w[base + nullCols[j]!]!;
-      for (let j = 0; j < SC; j++) sharedW += w[base + sharedCols[j]!]!;
-      for (let a = 0; a < cnt; a++) {
-        const x = list[a]!;
-        const row = x * D;
-        co[row + x]!++;
-        for (let b = a + 1; b < cnt; b++) {
-          const y = list[b]!;
-          co[row + y]!++;
-          co[y * D + x]!++;
-        }
-      }
-      top[topOff + i] = best;
-      if (best >= 0) topCounts[best]!++;
-    }
-    s.nullTokens += nullTokens;
-    s.nullOnlyTokens += nullOnly;
-    s.nullWeight += nullW;
-    s.sharedWeight += sharedW;
-  }
-  pairs.forEach(([from, to], p) => {
-    const mat = sums.transitions[p]!;
-    const a0 = from * n;
-    const b0 = to * n;
-    for (let i = 0; i < n; i++) {
-      const a = top[a0 + i]!;
-      const b = top[b0 + i]!;
-      if (a >= 0 && b >= 0) mat[a * D + b]!++;
-    }
-  });
-  return top;
-}
-
-/** Groups of trace rows by modality or phase, in canonical order (only groups present). */
 export function splitRows(trace: RoutingTrace, rows: Int32Array, splitBy: SplitKey): Map<string, Int32Array> {
   const groups = new Map<string, number[]>();
   for (const r of rows) {
