@@ -18,7 +18,7 @@ import { cfgCombine, ditParamTable, ditParameterCount, latentSize, seedDitTensor
 import { buildDitGraph, DIT_GRAPH_VERSION } from "./dit-graph";
 import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { canonicalJson, hashValue } from "../engine/hash";
-import { removeStaleBuilds } from "./model-dir";
+import { removeStaleBuilds, swapIntoPlace } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, seedVaeTensor, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "./vae";
 import type { Tensor32, WeightSource } from "./weights";
@@ -146,23 +146,8 @@ async function ensureUncached(target: string, seed: number): Promise<DitModel> {
     fs.writeFileSync(path.join(tmp, "dit_config.json"), json(config));
     fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: marks a complete build
 
-    let old: string | null = null;
-    if (fs.existsSync(target)) {
-      old = path.join(parent, `.${base}.old-${process.pid}-${Date.now()}`);
-      fs.renameSync(target, old);
-    }
-    try {
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      // Another process may have put a complete model in place meanwhile; accept it if it matches.
-      if (old && !fs.existsSync(target)) fs.renameSync(old, target);
-      if (fs.existsSync(target) && staleReason(target, config, contentHash) === null) {
-        if (old) fs.rmSync(old, { recursive: true, force: true });
-        return { dir: target, config, manifest: readManifest(), built: false };
-      }
-      throw e;
-    }
-    if (old) fs.rmSync(old, { recursive: true, force: true });
+    // Another process may have put a complete model in place meanwhile; accept it if it matches.
+    if (!swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null)) return { dir: target, config, manifest: readManifest(), built: false };
     return { dir: target, config, manifest, built: true };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, z
 import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { canonicalJson, hashValue } from "../engine/hash";
-import { hashModelFiles } from "./model-dir";
+import { hashModelFiles, swapIntoPlace } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
@@ -185,23 +185,8 @@ async function ensureUncached(kind: EncoderKind, target: string, seed: number): 
     const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
     fs.writeFileSync(path.join(tmp, "config.json"), json(config));
     fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: marks a complete build
-    let old: string | null = null;
-    if (fs.existsSync(target)) {
-      old = path.join(parent, `.${base}.old-${process.pid}-${Date.now()}`);
-      fs.renameSync(target, old);
-    }
-    try {
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      if (old && !fs.existsSync(target)) fs.renameSync(old, target);
-      if (fs.existsSync(target) && staleReason(target, kind, config, contentHash) === null) {
-        if (old) fs.rmSync(old, { recursive: true, force: true });
-        return { dir: target, built: false };
-      }
-      throw e;
-    }
-    if (old) fs.rmSync(old, { recursive: true, force: true });
-    return { dir: target, built: true };
+    const built = swapIntoPlace(tmp, target, () => staleReason(target, kind, config, contentHash) === null);
+    return { dir: target, built };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

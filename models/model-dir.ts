@@ -61,3 +61,29 @@ export function removeStaleBuilds(parent: string, name: string): void {
     if (m && !pidAlive(Number(m[2]))) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
   }
 }
+
+/**
+ * Moves a finished build `tmp` (a sibling of `target`) into place, setting any existing `target` aside as
+ * `.<name>.old-<pid>-…` until the rename succeeds. If the rename fails (another process got there first), the
+ * old directory is put back when nothing took its place, and a `target` that `accept()` approves is kept:
+ * returns false then. Returns true when `tmp` is now `target`; rethrows otherwise.
+ */
+export function swapIntoPlace(tmp: string, target: string, accept: () => boolean): boolean {
+  let old: string | null = null;
+  if (fs.existsSync(target)) {
+    old = path.join(path.dirname(target), `.${path.basename(target)}.old-${process.pid}-${Date.now()}`);
+    fs.renameSync(target, old);
+  }
+  try {
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    if (old && !fs.existsSync(target)) fs.renameSync(old, target);
+    if (fs.existsSync(target) && accept()) {
+      if (old) fs.rmSync(old, { recursive: true, force: true });
+      return false;
+    }
+    throw e;
+  }
+  if (old) fs.rmSync(old, { recursive: true, force: true });
+  return true;
+}

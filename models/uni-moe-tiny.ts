@@ -16,7 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { canonicalJson, hashValue } from "../engine/hash";
 import { headDim, paramNames, zMoeLlmConfig, type MoeLlmConfig } from "./config";
-import { removeStaleBuilds } from "./model-dir";
+import { removeStaleBuilds, swapIntoPlace } from "./model-dir";
 import { readSafetensorsHeader, safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
@@ -305,24 +305,11 @@ async function ensureUncached(name: ReferenceModelName, target: string, opts: En
     fs.writeFileSync(path.join(tmp, "tokenizer_config.json"), json(byteTokenizer.tokenizerConfig()));
     fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: its presence marks a complete build
 
-    let old: string | null = null;
-    if (fs.existsSync(target)) {
-      old = path.join(parent, `.${base}.old-${process.pid}-${Date.now()}`);
-      fs.renameSync(target, old);
+    // Another process may have put a complete model in place meanwhile; accept it if it matches.
+    if (!swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null)) {
+      const m = JSON.parse(fs.readFileSync(path.join(target, "manifest.json"), "utf8")) as ReferenceManifest;
+      return { dir: target, built: false, config, manifest: m };
     }
-    try {
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      // Another process may have put a complete model in place meanwhile; accept it if it matches.
-      if (old && !fs.existsSync(target)) fs.renameSync(old, target);
-      if (fs.existsSync(target) && staleReason(target, config, contentHash) === null) {
-        const m = JSON.parse(fs.readFileSync(path.join(target, "manifest.json"), "utf8")) as ReferenceManifest;
-        if (old) fs.rmSync(old, { recursive: true, force: true });
-        return { dir: target, built: false, config, manifest: m };
-      }
-      throw e;
-    }
-    if (old) fs.rmSync(old, { recursive: true, force: true });
     return { dir: target, built: true, config, manifest, reason };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
