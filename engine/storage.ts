@@ -121,7 +121,6 @@ export class S3Storage implements Storage {
   }
 
   async read(id: string): Promise<Buffer> {
-    if (await this.local.exists(id)) return this.local.read(id);
     await this.fetch(id);
     return this.local.read(id);
   }
