@@ -28,10 +28,10 @@ async function uploadedBy(userId: string, fileId: string): Promise<boolean> {
   }
 }
 
-/** The ShareLink a token names, if it is neither revoked nor expired. */
+/** The ShareLink a token names, with its workflow, if it is neither revoked nor expired (nor its workflow in the trash). */
 export async function activeShare(token: string, now = new Date()) {
   if (!token || token.length > 200) return null;
-  const link = await db().shareLink.findUnique({ where: { token }, include: { workflow: { select: { deletedAt: true } } } });
+  const link = await db().shareLink.findUnique({ where: { token }, include: { workflow: true } });
   if (!link || link.revokedAt || (link.expiresAt && link.expiresAt.getTime() <= now.getTime())) return null;
   // A link to a workflow in the trash shares nothing (the share page says "not found" for it too).
   if (link.workflow.deletedAt) return null;
@@ -65,11 +65,9 @@ export async function canReadArtifact(userId: string | null, artifactId: string,
     const lastFinished = await db().run.findFirst({ where: { workflowId: link.workflowId, status: "finished" }, orderBy: { createdAt: "desc" }, select: { id: true } });
     const runIds = [...new Set([last?.id, lastFinished?.id].filter((id): id is string => !!id))];
     if (runIds.length && (await db().nodeRun.findFirst({ where: { runId: { in: runIds }, outputs: { contains: hash } }, select: { id: true } }))) return true;
-    const version = link.version ?? (await db().workflow.findUnique({ where: { id: link.workflowId }, select: { latestVersion: true } }))?.latestVersion;
-    if (version !== undefined) {
-      const shared = await db().workflowVersion.findFirst({ where: { workflowId: link.workflowId, version, document: { contains: hash } }, select: { id: true } });
-      if (shared) return true;
-    }
+    const version = link.version ?? link.workflow.latestVersion;
+    const shared = await db().workflowVersion.findFirst({ where: { workflowId: link.workflowId, version, document: { contains: hash } }, select: { id: true } });
+    if (shared) return true;
   }
   return false;
 }

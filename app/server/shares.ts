@@ -5,6 +5,7 @@ import { WorkflowParseError } from "@/engine/workflow/migrate";
 import type { Workflow, WorkflowNote } from "@/engine/workflow/schema";
 import type { Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
+import { activeShare } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser } from "./history";
 import { newId } from "./ids";
@@ -89,9 +90,8 @@ export async function revokeShare(userId: string | null, shareId: string): Promi
 
 /** The live link behind a token, with its workflow; anything else is the one NOT_FOUND. */
 async function liveLink(token: string) {
-  if (!TOKEN_SHAPE.test(token)) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
-  const link = await db().shareLink.findUnique({ where: { token }, include: { workflow: true } });
-  if (!link || !isLive(link) || link.workflow.deletedAt) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
+  const link = TOKEN_SHAPE.test(token) ? await activeShare(token) : null;
+  if (!link) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
   return link;
 }
 
