@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { removeStaleBuilds } from "../model-dir";
+import { hashFilesWithProgress, removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
 import { paramNames } from "../config";
@@ -21,7 +21,6 @@ import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, type StorageDtype } from "./external-graph";
-import { hashFilesWithProgress } from "./hash";
 
 /** Bumped whenever an import's output changes for the same input. */
 export const IMPORT_VERSION = 2;

@@ -44,8 +44,7 @@ it("delete removes only imported models inside the models dir", async () => {
 });
 
 it("the import's content hash is the one models/model-dir.ts computes (variants check the source with it)", async () => {
-  const { hashModelFiles } = await import("@/models/model-dir");
-  const { hashFilesWithProgress } = await import("@/models/import/hash");
+  const { hashFilesWithProgress, hashModelFiles } = await import("@/models/model-dir");
   const { checkpointFiles } = await import("@/models/import/checkpoint");
   const src = path.join(tmp, "hash-src");
   await writeFamilyCheckpoint(src, "qwen2_moe", { shards: 2 });
