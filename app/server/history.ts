@@ -48,7 +48,8 @@ export async function listHistory(userId: string | null, workflowId: string): Pr
   };
 }
 
-async function versionRow(workflowId: string, version: number) {
+/** A stored version of a workflow, or NOT_FOUND. */
+export async function versionRow(workflowId: string, version: number) {
   const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } } });
   if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${workflowId} has no version ${version}` });
   return row;

@@ -7,8 +7,9 @@ import type { Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { activeShare } from "./access";
 import { db } from "./db";
-import { ownedWorkflow, requireUser } from "./history";
+import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
+import { createWorkflowFor } from "./workflows";
 
 /** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
 export const NOT_SHARED = "link not found or no longer shared";
@@ -59,10 +60,7 @@ export async function createShare(userId: string | null, input: { workflowId: st
   const owner = requireUser(userId);
   const wf = await ownedWorkflow(owner, input.workflowId);
   if (wf.deletedAt) throw new TRPCError({ code: "PRECONDITION_FAILED", message: "a workflow in the trash cannot be shared" });
-  if (input.version !== undefined) {
-    const v = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: wf.id, version: input.version } } });
-    if (!v) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${wf.id} has no version ${input.version}` });
-  }
+  if (input.version !== undefined) await versionRow(wf.id, input.version);
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) {
     throw new TRPCError({ code: "BAD_REQUEST", message: "the expiry must be in the future" });
   }
@@ -181,22 +179,5 @@ export async function forkShare(userId: string | null, token: string): Promise<{
   const shared = await resolveShare(token);
   if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
   const document: Workflow = { ...shared.document, name: `${shared.document.name} (fork)`.slice(0, 200) };
-  const id = newId();
-  await db().$transaction([
-    db().workflow.create({
-      data: { id, name: document.name, description: document.description, tags: JSON.stringify(document.tags), latestVersion: 1, ownerId: owner },
-    }),
-    db().workflowVersion.create({
-      data: {
-        id: newId(),
-        workflowId: id,
-        version: 1,
-        schemaVersion: document.schemaVersion,
-        document: JSON.stringify(document),
-        message: `Forked from a shared link ("${shared.name}" version ${shared.version})`,
-        author: owner,
-      },
-    }),
-  ]);
-  return { id, version: 1 };
+  return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`);
 }
