@@ -122,26 +122,12 @@ export class Executor {
     };
 
     // 1. Validate, and choose the run set.
-    const problems = validateWorkflow(doc, this.catalogue);
+    const { problems, byId, inSet, blocking } = planRunSet(doc, this.catalogue, opts.targetNodeId);
     result.problems = problems;
-    const byId = new Map<string, WorkflowNode>();
-    for (const n of doc.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
     if (opts.targetNodeId !== undefined && !byId.has(opts.targetNodeId)) {
       return fail(`the run target "${opts.targetNodeId}" is not a node of this workflow`);
     }
-    const inSet = this.runSet(doc, byId, opts.targetNodeId);
-    const blocking: string[] = [];
-    for (const p of problems) {
-      if (p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId))) blocking.push(p.message);
-    }
-    for (const id of inSet) {
-      const n = byId.get(id)!;
-      if (!this.catalogue.get(n.type)) blocking.push(`node "${n.label ?? n.id}" has unknown type "${n.type}" and cannot run`);
-    }
-    if (blocking.length) {
-      const unique = [...new Set(blocking)];
-      return fail(`the workflow cannot run: ${unique.join("; ")}`);
-    }
+    if (blocking.length) return fail(`the workflow cannot run: ${blocking.join("; ")}`);
 
     // 2. Compile the plan (topological order, index lookups).
     const plan = this.compile(doc, byId, inSet);
@@ -241,29 +227,6 @@ export class Executor {
       emit(makeEvent("finished", runId, { ms: result.ms }));
     }
     return result;
-  }
-
-  /** All nodes, or the target and its ancestors. */
-  private runSet(doc: Workflow, byId: Map<string, WorkflowNode>, target?: string): Set<string> {
-    if (target === undefined) return new Set(byId.keys());
-    const parents = new Map<string, string[]>();
-    for (const e of doc.edges) {
-      if (!byId.has(e.source) || !byId.has(e.target)) continue;
-      let list = parents.get(e.target);
-      if (!list) parents.set(e.target, (list = []));
-      list.push(e.source);
-    }
-    const set = new Set<string>([target]);
-    const stack = [target];
-    while (stack.length) {
-      for (const p of parents.get(stack.pop()!) ?? []) {
-        if (!set.has(p)) {
-          set.add(p);
-          stack.push(p);
-        }
-      }
-    }
-    return set;
   }
 
   /** Kahn's algorithm over the run set; validation has already ruled out cycles and bad edges. */
@@ -434,4 +397,48 @@ function describe(v: unknown): string {
   const o = v as { dims?: unknown; type?: unknown };
   if (Array.isArray(o.dims) && typeof o.type === "string") return `${o.type}[${o.dims.join("×")}]`; // a tensor
   return "object";
+}
+
+/** All nodes, or the target and its ancestors. */
+function runSet(doc: Workflow, byId: Map<string, WorkflowNode>, target?: string): Set<string> {
+  if (target === undefined) return new Set(byId.keys());
+  const parents = new Map<string, string[]>();
+  for (const e of doc.edges) {
+    if (!byId.has(e.source) || !byId.has(e.target)) continue;
+    let list = parents.get(e.target);
+    if (!list) parents.set(e.target, (list = []));
+    list.push(e.source);
+  }
+  const set = new Set<string>([target]);
+  const stack = [target];
+  while (stack.length) {
+    for (const p of parents.get(stack.pop()!) ?? []) {
+      if (!set.has(p)) {
+        set.add(p);
+        stack.push(p);
+      }
+    }
+  }
+  return set;
+}
+
+/**
+ * The executor's pre-run rule, for it and for callers that refuse a run before queueing it: the nodes a
+ * run (to `target`, or whole) executes, and why it cannot start (errors in those nodes or of the whole
+ * graph, duplicate ids, unknown node types), deduplicated. A `target` that is not a node is the caller's to report.
+ */
+export function planRunSet(doc: Workflow, catalogue: NodeCatalogue, target?: string): { problems: Problem[]; byId: Map<string, WorkflowNode>; inSet: Set<string>; blocking: string[] } {
+  const problems = validateWorkflow(doc, catalogue);
+  const byId = new Map<string, WorkflowNode>();
+  for (const n of doc.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
+  const inSet = runSet(doc, byId, target);
+  const blocking: string[] = [];
+  for (const p of problems) {
+    if (p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId))) blocking.push(p.message);
+  }
+  for (const id of inSet) {
+    const n = byId.get(id);
+    if (n && !catalogue.get(n.type)) blocking.push(`node "${n.label ?? n.id}" has unknown type "${n.type}" and cannot run`);
+  }
+  return { problems, byId, inSet, blocking: [...new Set(blocking)] };
 }

@@ -1,8 +1,8 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
+import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
-import { validateWorkflow } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
@@ -27,22 +27,6 @@ async function ownedRun(ownerId: string, runId: string): Promise<void> {
   if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
 }
 
-/** The node and its ancestors (the nodes a run to `target` executes), or every node. */
-function runSet(doc: Workflow, target: string | undefined): Set<string> {
-  if (target === undefined) return new Set(doc.nodes.map((n) => n.id));
-  const parents = new Map<string, string[]>();
-  for (const e of doc.edges) parents.set(e.target, [...(parents.get(e.target) ?? []), e.source]);
-  const set = new Set<string>();
-  const todo = [target];
-  while (todo.length) {
-    const id = todo.pop()!;
-    if (set.has(id)) continue;
-    set.add(id);
-    todo.push(...(parents.get(id) ?? []));
-  }
-  return set;
-}
-
 /**
  * Refuses a run that could not start (the executor's own pre-run rule: errors in the nodes it would
  * run, duplicate ids, unknown node types) with BAD_REQUEST, before it takes a place in the queue.
@@ -51,14 +35,9 @@ function checkRunnable(doc: Workflow, target: string | undefined): void {
   if (target !== undefined && !doc.nodes.some((n) => n.id === target)) {
     throw new TRPCError({ code: "BAD_REQUEST", message: `node "${target}" is not in this workflow` });
   }
-  const inSet = runSet(doc, target);
-  const blocking = validateWorkflow(doc, catalogue)
-    .filter((p) => p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId)))
-    .map((p) => p.message);
-  for (const n of doc.nodes) if (inSet.has(n.id) && !catalogue.get(n.type)) blocking.push(`node "${n.label ?? n.id}" has unknown type "${n.type}" and cannot run`);
+  const { blocking } = planRunSet(doc, catalogue, target);
   if (blocking.length) {
-    const unique = [...new Set(blocking)];
-    throw new TRPCError({ code: "BAD_REQUEST", message: `the workflow cannot run: ${unique.slice(0, 5).join("; ")}${unique.length > 5 ? ` (and ${unique.length - 5} more)` : ""}` });
+    throw new TRPCError({ code: "BAD_REQUEST", message: `the workflow cannot run: ${blocking.slice(0, 5).join("; ")}${blocking.length > 5 ? ` (and ${blocking.length - 5} more)` : ""}` });
   }
 }
 
