@@ -16,9 +16,9 @@ import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
 import { cfgCombine, ditParamTable, ditParameterCount, latentSize, seedDitTensor, zDitConfig, type DitConditioning, type DitConfig } from "./dit";
 import { buildDitGraph, DIT_GRAPH_VERSION } from "./dit-graph";
-import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
-import { canonicalJson, hashValue } from "../engine/hash";
-import { removeStaleBuilds, swapIntoPlace } from "./model-dir";
+import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
+import { hashValue } from "../engine/hash";
+import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, seedVaeTensor, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "./vae";
 import type { Tensor32, WeightSource } from "./weights";
@@ -80,26 +80,7 @@ function entries(config: DitModelConfig, seed: number): SafetensorsEntry[] {
 }
 
 function staleReason(dir: string, config: DitModelConfig, contentHash: string): string | null {
-  let manifest: DitManifest;
-  try {
-    manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as DitManifest;
-  } catch {
-    return "no readable manifest.json";
-  }
-  if (manifest.contentHash !== contentHash) return "manifest is for another config, seed or generator version";
-  try {
-    if (canonicalJson(JSON.parse(fs.readFileSync(path.join(dir, "dit_config.json"), "utf8"))) !== canonicalJson(config)) return "dit_config.json was changed";
-  } catch {
-    return "no readable dit_config.json";
-  }
-  const st = path.join(dir, "model.safetensors");
-  try {
-    if (fs.statSync(st).size !== manifest.files["model.safetensors"]) return "model.safetensors has the wrong size";
-    if (readSafetensorsHeader(st).tensors.size !== entries(config, 0).length) return "model.safetensors has the wrong tensors";
-  } catch (e) {
-    return `model.safetensors is unreadable (${(e as Error).message})`;
-  }
-  return null;
+  return seededBuildStaleReason(dir, contentHash, "dit_config.json", config, () => entries(config, 0).length);
 }
 
 const inFlight = new Map<string, Promise<DitModel>>();

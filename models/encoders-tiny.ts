@@ -18,10 +18,10 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
 import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, zAudioConfig, zAudioOnnxConfig, type AudioConfig } from "./audio-encoder";
-import { readSafetensorsHeader, SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
+import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
-import { canonicalJson, hashValue } from "../engine/hash";
-import { hashModelFiles, swapIntoPlace } from "./model-dir";
+import { hashValue } from "../engine/hash";
+import { hashModelFiles, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
@@ -118,27 +118,7 @@ export function encoderReferenceDir(kind: EncoderKind, root = modelsDir()): stri
 }
 
 function staleReason(dir: string, kind: EncoderKind, config: object, contentHash: string): string | null {
-  const read = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
-  let manifest: EncoderManifest;
-  try {
-    manifest = read("manifest.json") as EncoderManifest;
-  } catch {
-    return "no readable manifest.json";
-  }
-  if (manifest.contentHash !== contentHash) return "manifest is for another config, seed or generator version";
-  try {
-    if (canonicalJson(read("config.json")) !== canonicalJson(config)) return "config.json was changed";
-  } catch {
-    return "no readable config.json";
-  }
-  const st = path.join(dir, "model.safetensors");
-  try {
-    if (fs.statSync(st).size !== manifest.files["model.safetensors"]) return "model.safetensors has the wrong size";
-    if (readSafetensorsHeader(st).tensors.size !== paramTableOf(kind, config as VisionConfig).length) return "model.safetensors has the wrong tensors";
-  } catch (e) {
-    return `model.safetensors is unreadable (${(e as Error).message})`;
-  }
-  return null;
+  return seededBuildStaleReason(dir, contentHash, "config.json", config, () => paramTableOf(kind, config as VisionConfig).length);
 }
 
 const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();

@@ -14,10 +14,10 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { canonicalJson, hashValue } from "../engine/hash";
+import { hashValue } from "../engine/hash";
 import { headDim, paramNames, zMoeLlmConfig, type MoeLlmConfig } from "./config";
-import { removeStaleBuilds, swapIntoPlace } from "./model-dir";
-import { readSafetensorsHeader, safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./safetensors";
+import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
+import { safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
 import type { Tensor32 } from "./weights";
@@ -209,26 +209,8 @@ export function referenceContentHash(config: MoeLlmConfig, seed: number): string
 
 /** Why an existing directory does not hold the expected model, or null if it does. */
 function staleReason(dir: string, config: MoeLlmConfig, contentHash: string): string | null {
-  const read = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
-  let manifest: ReferenceManifest;
-  try {
-    manifest = read("manifest.json") as ReferenceManifest;
-  } catch {
-    return "no readable manifest.json";
-  }
-  if (manifest.contentHash !== contentHash) return "manifest is for another config, seed or generator version";
-  try {
-    if (canonicalJson(read("config.json")) !== canonicalJson(config)) return "config.json was changed";
-  } catch {
-    return "no readable config.json";
-  }
-  const st = path.join(dir, "model.safetensors");
-  try {
-    if (fs.statSync(st).size !== manifest.files["model.safetensors"]) return "model.safetensors has the wrong size";
-    if (readSafetensorsHeader(st).tensors.size !== paramTable(config).length) return "model.safetensors has the wrong tensors";
-  } catch (e) {
-    return `model.safetensors is unreadable (${(e as Error).message})`;
-  }
+  const reason = seededBuildStaleReason(dir, contentHash, "config.json", config, () => paramTable(config).length);
+  if (reason !== null) return reason;
   if (!fs.existsSync(path.join(dir, "tokenizer_config.json"))) return "no tokenizer_config.json";
   return null;
 }
