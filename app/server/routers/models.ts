@@ -12,6 +12,7 @@ import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
+import { dataDir } from "@/prisma/url";
 import { protectedProcedure, router } from "../trpc";
 
 /**
@@ -19,8 +20,7 @@ import { protectedProcedure, router } from "../trpc";
  * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
  */
 export function importRoots(): string[] {
-  const data = process.env.STUDIO_DATA_DIR ?? "data";
-  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(data, "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
   return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
 }
 
@@ -32,8 +32,9 @@ function allowedCheckpoint(dir: string): string {
   } catch {
     throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} does not exist` });
   }
-  if (!importRoots().some((r) => abs === r || abs.startsWith(r + path.sep)))
-    throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${importRoots().join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
+  const roots = importRoots();
+  if (!roots.some((r) => abs === r || abs.startsWith(r + path.sep)))
+    throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${roots.join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
   if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
   return abs;
 }
