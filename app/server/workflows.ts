@@ -33,9 +33,6 @@ function summary(row: WorkflowRow): WorkflowSummary {
   };
 }
 
-/** Documents are checked (plain JSON, the schema) before they are stored; graph problems are allowed (work in progress). */
-const checkDocument = checkWorkflowDocument;
-
 /**
  * Every function that takes `ownerId` sees only that owner's workflows: another owner's workflow is
  * NOT_FOUND, exactly like a missing one, so ids cannot be probed. `ownerId` undefined (only where it
@@ -59,7 +56,8 @@ export async function listWorkflows(opts: { search?: string; trash?: boolean; ow
 }
 
 export async function createWorkflow(input: { name?: string; document?: unknown; message?: string; ownerId?: string }): Promise<{ id: string; version: number }> {
-  const document = checkDocument(input.document === undefined ? emptyWorkflow(input.name) : input.document);
+  // Documents are checked (plain JSON, the schema) before they are stored; graph problems are allowed (work in progress).
+  const document = checkWorkflowDocument(input.document === undefined ? emptyWorkflow(input.name) : input.document);
   if (input.name) document.name = input.name;
   const id = newId();
   const ownerId = input.ownerId ?? LOCAL_USER;
@@ -104,7 +102,7 @@ export async function getWorkflow(id: string, version?: number, ownerId?: string
  * refused with CONFLICT (never a silent overwrite); the client offers reload or save-as-copy.
  */
 export async function saveWorkflow(input: { id: string; baseVersion: number; document: unknown; message?: string; ownerId: string }): Promise<{ version: number }> {
-  const document = checkDocument(input.document);
+  const document = checkWorkflowDocument(input.document);
   const next = input.baseVersion + 1;
   return db().$transaction(async (tx) => {
     // Compare-and-set on latestVersion: only one of two concurrent saves on the same base can win.
