@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
-import { batchCatalogue } from "@/engine/batch/feeder";
+import { AGGREGATE_NODE_TYPE, batchCatalogue } from "@/engine/batch/feeder";
 import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
 import { aggregateCSV, aggregateExport, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
@@ -29,7 +29,7 @@ class BatchUsageError extends Error {}
 
 /** The trace to aggregate: the Routing Aggregate node's input, else the one ROUTING_TRACE output in the workflow. */
 function collectTarget(doc: Workflow): CollectTarget {
-  if (doc.nodes.some((n) => n.type === "inspect.routing-aggregate")) return findCollectTarget(doc);
+  if (doc.nodes.some((n) => n.type === AGGREGATE_NODE_TYPE)) return findCollectTarget(doc);
   const outs: CollectTarget[] = [];
   for (const n of doc.nodes) {
     for (const [socket, spec] of Object.entries(catalogue.get(n.type)?.outputs ?? {})) if (spec.type === "ROUTING_TRACE") outs.push({ nodeId: n.id, socket });
