@@ -399,12 +399,12 @@ function describe(v: unknown): string {
   return "object";
 }
 
-/** All nodes, or the target and its ancestors. */
-function runSet(doc: Workflow, byId: Map<string, WorkflowNode>, target?: string): Set<string> {
-  if (target === undefined) return new Set(byId.keys());
+/** `target` and every node it depends on, following the edges between nodes of `doc` (dangling edges are ignored). */
+export function ancestors(doc: Workflow, target: string): Set<string> {
+  const ids = new Set(doc.nodes.map((n) => n.id));
   const parents = new Map<string, string[]>();
   for (const e of doc.edges) {
-    if (!byId.has(e.source) || !byId.has(e.target)) continue;
+    if (!ids.has(e.source) || !ids.has(e.target)) continue;
     let list = parents.get(e.target);
     if (!list) parents.set(e.target, (list = []));
     list.push(e.source);
@@ -431,7 +431,7 @@ export function planRunSet(doc: Workflow, catalogue: NodeCatalogue, target?: str
   const problems = validateWorkflow(doc, catalogue);
   const byId = new Map<string, WorkflowNode>();
   for (const n of doc.nodes) if (!byId.has(n.id)) byId.set(n.id, n);
-  const inSet = runSet(doc, byId, target);
+  const inSet = target === undefined ? new Set(byId.keys()) : ancestors(doc, target);
   const blocking: string[] = [];
   for (const p of problems) {
     if (p.severity === "error" && (p.code === "duplicate-node-id" || p.nodeId === undefined || inSet.has(p.nodeId))) blocking.push(p.message);

@@ -11,7 +11,7 @@
  *   order (a small reorder buffer), so the result does not depend on concurrency or on what was cached.
  * - Memory: the running total, the in-flight records and the reorder buffer; never the traces.
  */
-import type { Executor } from "../executor";
+import { ancestors, type Executor } from "../executor";
 import { hashValue } from "../hash";
 import type { NodeCatalogue, Storage } from "../node";
 import { recordGroup, RoutingAggregate, type AggregateOptions } from "../routing/aggregate";
@@ -96,19 +96,6 @@ export function findCollectTarget(doc: Workflow): CollectTarget {
   const edge = doc.edges.find((e) => e.target === aggs[0]!.id && e.targetSocket === "trace");
   if (!edge) throw new Error(`the Routing Aggregate node "${aggs[0]!.id}" has no trace connected`);
   return { nodeId: edge.source, socket: edge.sourceSocket };
-}
-
-function ancestors(doc: Workflow, target: string): Set<string> {
-  const parents = new Map<string, string[]>();
-  for (const e of doc.edges) {
-    let list = parents.get(e.target);
-    if (!list) parents.set(e.target, (list = []));
-    list.push(e.source);
-  }
-  const set = new Set([target]);
-  const stack = [target];
-  while (stack.length) for (const p of parents.get(stack.pop()!) ?? []) if (!set.has(p)) (set.add(p), stack.push(p));
-  return set;
 }
 
 /** The sub-workflow a batch runs per record, and its Dataset node. */
