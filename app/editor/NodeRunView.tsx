@@ -2,6 +2,7 @@
 import dynamic from "next/dynamic";
 import { createContext, memo, useContext, useEffect, useState } from "react";
 import { AudioView } from "@/app/inspector/AudioView";
+import { useFileUrl } from "@/app/inspector/file-url";
 import { useRun, type NodeRunView } from "./run-store";
 
 /** Starts a run of the open document; with a node id, only that node and its ancestors. */
@@ -91,7 +92,13 @@ function RoutingReportView({ traceFile, metricsFile }: { traceFile: string; metr
   );
 }
 
-function OutputValue({ socket, value }: { socket: string; value: Record<string, unknown> }) {
+/**
+ * One output socket's preview as the run stored it (app/server/runs.ts previewOutputs): media, text and the
+ * report views. Nothing here changes the workflow or starts a run, so the shared page (/s/<token>) shows it
+ * too, with its token-carrying file addresses (FileUrlContext).
+ */
+export function OutputValue({ socket, value }: { socket: string; value: Record<string, unknown> }) {
+  const fileUrl = useFileUrl();
   const type = String(value.type ?? "");
   const file = typeof value.file === "string" ? value.file : undefined;
   return (
@@ -99,8 +106,9 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
       <div className="muted">
         {socket}: {String(value.headline ?? type)}
       </div>
-      {file && type === "image" && <img className="thumb" src={`/api/files/${file}`} alt={`${socket} output`} />}
+      {file && type === "image" && <img className="thumb" src={fileUrl(file)} alt={`${socket} output`} />}
       {file && type === "audio" && <AudioView file={file} />}
+      {file && type === "video" && <video controls src={fileUrl(file)} className="thumb" />}
       {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
       {type === "routing-report" && typeof value.traceFile === "string" && <RoutingReportView traceFile={value.traceFile} metricsFile={typeof value.metricsFile === "string" ? value.metricsFile : undefined} />}
       {type === "rope-report" && typeof value.file === "string" && <RopeReportView file={value.file} />}
@@ -113,6 +121,7 @@ function OutputValue({ socket, value }: { socket: string; value: Record<string, 
 
 export const RunOutputs = memo(function RunOutputs({ nodeId }: { nodeId: string }) {
   const run = useRun((s) => s.nodes[nodeId]);
+  const fileUrl = useFileUrl();
   if (!run) return null;
   return (
     <>
@@ -122,7 +131,7 @@ export const RunOutputs = memo(function RunOutputs({ nodeId }: { nodeId: string 
             <div style={{ width: `${Math.round((run.fraction ?? 0) * 100)}%` }} />
           </div>
           {run.message && <pre className="out-text stream nowheel" data-testid={`stream-${nodeId}`}>{run.message}</pre>}
-          {run.preview && <img className="thumb" src={`/api/files/${run.preview}`} alt="refining" data-testid={`preview-${nodeId}`} />}
+          {run.preview && <img className="thumb" src={fileUrl(run.preview)} alt="refining" data-testid={`preview-${nodeId}`} />}
         </>
       )}
       {run.error && <div className="node-error" data-testid={`error-${nodeId}`}>{run.error}</div>}

@@ -9,6 +9,7 @@ import { groupsBy, type GroupField } from "@/engine/routing/specialisation";
 import type { Modality, Phase } from "@/engine/trace";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
+import { useFileUrl } from "./file-url";
 import { VocabularyView } from "./VocabularyView";
 
 const SweepChart = dynamic(() => import("./SweepChart"), { ssr: false });
@@ -29,9 +30,10 @@ export interface AggregateReportValue {
 
 export function useAggregate(file: string): { doc?: AggregateExport; agg?: RoutingAggregate; error?: string } {
   const [state, setState] = useState<{ doc?: AggregateExport; agg?: RoutingAggregate; error?: string }>({});
+  const fileUrl = useFileUrl();
   useEffect(() => {
     let live = true;
-    fetch(`/api/files/${file}`)
+    fetch(fileUrl(file))
       .then(async (r) => {
         if (!r.ok) throw new Error(`the aggregate file is missing (${r.status})`);
         const doc = (await r.json()) as AggregateExport;
@@ -42,7 +44,7 @@ export function useAggregate(file: string): { doc?: AggregateExport; agg?: Routi
     return () => {
       live = false;
     };
-  }, [file]);
+  }, [file, fileUrl]);
   return state;
 }
 
@@ -100,6 +102,7 @@ const slug = (s: string) => s.replace(/[^a-zA-Z0-9_-]+/g, "_") || "none";
  */
 export default function AggregateView({ report, onClose }: { report: AggregateReportValue; onClose: () => void }) {
   const { doc, agg, error } = useAggregate(report.file);
+  const fileUrl = useFileUrl();
   const [field, setField] = useState<GroupField>("task");
   const [facet, setFacet] = useState<Facet>("all");
   const [tab, setTab] = useState<"figures" | "vocabulary" | "sweep">(report.sweepFile ? "sweep" : "figures");
@@ -144,8 +147,8 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
               Sweep
             </button>
           )}
-          <button onClick={() => download("routing-aggregate.json", `/api/files/${report.file}`)}>JSON</button>
-          <button onClick={() => download("routing-aggregate.csv", `/api/files/${report.csvFile}`)}>CSV</button>
+          <button onClick={() => download("routing-aggregate.json", fileUrl(report.file))}>JSON</button>
+          <button onClick={() => download("routing-aggregate.csv", fileUrl(report.csvFile))}>CSV</button>
           <button onClick={onClose} aria-label="Close aggregate">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}

@@ -1,5 +1,6 @@
 "use client";
 import { memo, useEffect, useRef, useState } from "react";
+import { useFileUrl } from "./file-url";
 
 /** In-place radix-2 FFT of (re, im), length a power of two. */
 function fft(re: Float32Array, im: Float32Array): void {
@@ -95,10 +96,11 @@ export const AudioView = memo(function AudioView({ file }: { file: string }) {
   const wave = useRef<HTMLCanvasElement>(null);
   const spec = useRef<HTMLCanvasElement>(null);
   const [error, setError] = useState<string | null>(null);
+  const fileUrl = useFileUrl();
   useEffect(() => {
     let live = true;
     (async () => {
-      const bytes = await (await fetch(`/api/files/${file}`)).arrayBuffer();
+      const bytes = await (await fetch(fileUrl(file))).arrayBuffer();
       const ac = new AudioContext();
       try {
         const audio = await ac.decodeAudioData(bytes);
@@ -113,10 +115,10 @@ export const AudioView = memo(function AudioView({ file }: { file: string }) {
     return () => {
       live = false;
     };
-  }, [file]);
+  }, [file, fileUrl]);
   return (
     <div className="audio-view" data-testid="audio-view">
-      <audio controls src={`/api/files/${file}`} style={{ width: "100%" }} />
+      <audio controls src={fileUrl(file)} style={{ width: "100%" }} />
       <canvas ref={wave} width={260} height={48} aria-label="waveform" data-testid="waveform" />
       <canvas ref={spec} width={260} height={64} aria-label="spectrogram" data-testid="spectrogram" />
       {error && <div className="error-text">{error}</div>}

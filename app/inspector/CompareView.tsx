@@ -4,6 +4,7 @@ import { createPortal } from "react-dom";
 import type { TraceComparison } from "@/engine/routing/compare";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
+import { useFileUrl } from "./file-url";
 
 type ComparisonFile = TraceComparison & { labelA: string; labelB: string };
 
@@ -30,12 +31,13 @@ function deltaHeatmap(c: ComparisonFile): EChartsOption {
 /** Two traces side by side: Δ token share per layer and expert, metric deltas, top-expert agreement. */
 export default function CompareView({ file, onClose }: { file: string; onClose: () => void }) {
   const [state, setState] = useState<{ c?: ComparisonFile; error?: string }>({});
+  const fileUrl = useFileUrl();
   useEffect(() => {
-    fetch(`/api/files/${file}`)
+    fetch(fileUrl(file))
       .then((r) => (r.ok ? (r.json() as Promise<ComparisonFile>) : Promise.reject(new Error(`the comparison file is missing (${r.status})`))))
       .then((c) => setState({ c }))
       .catch((err: Error) => setState({ error: err.message }));
-  }, [file]);
+  }, [file, fileUrl]);
   const c = state.c;
   const heat = useMemo(() => c && deltaHeatmap(c), [c]);
   const f = (v: number, d = 3) => (v > 0 ? `+${v.toFixed(d)}` : v.toFixed(d));

@@ -4,21 +4,23 @@ import { createPortal } from "react-dom";
 import type { RopeReportFile } from "@/nodes/rope-inspector";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
+import { useFileUrl } from "./file-url";
 
 const AXIS_COLORS = { t: "#f472b6", h: "#60a5fa", w: "#34d399" } as const;
 
 function useReport(file: string): { report?: RopeReportFile; error?: string } {
   const [state, setState] = useState<{ report?: RopeReportFile; error?: string }>({});
+  const fileUrl = useFileUrl();
   useEffect(() => {
     let live = true;
-    fetch(`/api/files/${file}`)
+    fetch(fileUrl(file))
       .then((r) => (r.ok ? (r.json() as Promise<RopeReportFile>) : Promise.reject(new Error(`the report file is missing (${r.status})`))))
       .then((report) => live && setState({ report }))
       .catch((err: Error) => live && setState({ error: err.message }));
     return () => {
       live = false;
     };
-  }, [file]);
+  }, [file, fileUrl]);
   return state;
 }
 

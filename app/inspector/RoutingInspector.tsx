@@ -7,6 +7,7 @@ import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
 import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
 import type { EChartsOption } from "./echarts";
+import { useFileUrl } from "./file-url";
 
 const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
 const NULL_COLOR = "#6b7280";
@@ -14,10 +15,11 @@ const NULL_COLOR = "#6b7280";
 /** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
 export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: string } {
   const [state, setState] = useState<{ trace?: RoutingTrace; error?: string }>({});
+  const fileUrl = useFileUrl();
   useEffect(() => {
     if (!traceFile) return;
     let live = true;
-    fetch(`/api/files/${traceFile}`)
+    fetch(fileUrl(traceFile))
       .then(async (r) => {
         if (!r.ok) throw new Error(`the trace file is missing (${r.status})`);
         return traceFromJSON(await r.json(), { semantics: false });
@@ -27,7 +29,7 @@ export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: str
     return () => {
       live = false;
     };
-  }, [traceFile]);
+  }, [traceFile, fileUrl]);
   return state;
 }
 
@@ -38,10 +40,11 @@ export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: str
  */
 export function usePrecomputedMetrics(metricsFile?: string): { done: boolean; metrics?: RoutingMetrics } {
   const [state, setState] = useState<{ file?: string; metrics?: RoutingMetrics } | null>(null);
+  const fileUrl = useFileUrl();
   useEffect(() => {
     if (!metricsFile) return;
     let live = true;
-    fetch(`/api/files/${metricsFile}`)
+    fetch(fileUrl(metricsFile))
       .then(async (r) => {
         if (!r.ok) throw new Error(`the metrics file is missing (${r.status})`);
         return metricsFromJSON(await r.json());
@@ -51,7 +54,7 @@ export function usePrecomputedMetrics(metricsFile?: string): { done: boolean; me
     return () => {
       live = false;
     };
-  }, [metricsFile]);
+  }, [metricsFile, fileUrl]);
   if (!metricsFile) return { done: true };
   return state?.file === metricsFile ? { done: true, metrics: state.metrics } : { done: false };
 }
@@ -443,6 +446,7 @@ function download(name: string, blob: Blob) {
 export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
+  const fileUrl = useFileUrl();
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
   // counting pass so the two run in parallel; the balance table shows it when it arrives.
   // With precomputed metrics, "all tokens" needs neither.
@@ -516,7 +520,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             </label>
           )}
           {traceFile ? (
-            <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
+            <a className="button-like" href={fileUrl(traceFile)} download="routing-trace.json">JSON</a>
           ) : (
             <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
           )}

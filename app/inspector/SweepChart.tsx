@@ -4,6 +4,7 @@ import { METRIC_LABELS, SUMMARY_METRICS, type SummaryMetric } from "@/engine/bat
 import type { SweepResult } from "@/engine/batch/sweep";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
+import { useFileUrl } from "./file-url";
 
 const PALETTE = ["#e2e8f0", "#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee"];
 
@@ -39,12 +40,13 @@ export function sweepOption(s: SweepResult, metric: SummaryMetric): EChartsOptio
 export default function SweepChart({ file }: { file: string }) {
   const [state, setState] = useState<{ s?: SweepResult; error?: string }>({});
   const [metric, setMetric] = useState<SummaryMetric>("meanK");
+  const fileUrl = useFileUrl();
   useEffect(() => {
-    fetch(`/api/files/${file}`)
+    fetch(fileUrl(file))
       .then((r) => (r.ok ? (r.json() as Promise<SweepResult>) : Promise.reject(new Error(`the sweep file is missing (${r.status})`))))
       .then((s) => setState({ s }))
       .catch((err: Error) => setState({ error: err.message }));
-  }, [file]);
+  }, [file, fileUrl]);
   const s = state.s;
   const option = useMemo(() => s && sweepOption(s, metric), [s, metric]);
   return (

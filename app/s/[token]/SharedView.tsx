@@ -1,15 +1,14 @@
 "use client";
 import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
 import { useRouter, useSearchParams } from "next/navigation";
-import { createContext, memo, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { OutputValue } from "@/app/editor/NodeRunView";
+import { FileUrlContext, sharedFileUrl } from "@/app/inspector/file-url";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import type { SharedNodeOutputs } from "@/app/server/shares";
 import type { Workflow } from "@/engine/workflow/schema";
 import { trpc } from "@/app/lib/trpc";
 import "../history-share.css";
-
-/** How shared files are fetched: the token goes along, so /api/files can check the link. */
-const FileUrl = createContext<(file: string) => string>((file) => `/api/files/${file}`);
 
 interface SharedNodeData extends Record<string, unknown> {
   nodeType: string;
@@ -32,34 +31,12 @@ function shortValue(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}…` : s;
 }
 
-function OutputView({ socket, value }: { socket: string; value: Record<string, unknown> }) {
-  const url = useContext(FileUrl);
-  const type = String(value.type ?? "");
-  const file = typeof value.file === "string" ? value.file : typeof value.traceFile === "string" ? value.traceFile : undefined;
-  return (
-    <div className="out-preview">
-      <div className="muted">
-        {socket}: {String(value.headline ?? type)}
-      </div>
-      {file && type === "image" && <img className="thumb" src={url(file)} alt={`${socket} output`} />}
-      {file && type === "audio" && <audio controls src={url(file)} style={{ width: "100%" }} />}
-      {file && type === "video" && <video controls src={url(file)} className="thumb" />}
-      {type === "text" && typeof value.text === "string" && <pre className="out-text nowheel">{value.text}</pre>}
-      {file && /-report$/.test(type) && (
-        <a href={url(file)} download>
-          Download the {type.replace(/-report$/, "")} data
-        </a>
-      )}
-    </div>
-  );
-}
-
 function NodeOutputs({ nodeId, run }: { nodeId: string; run: SharedNodeOutputs }) {
   if (!run.outputs || Object.keys(run.outputs).length === 0) return null;
   return (
     <div className="pnode-outputs nowheel" data-testid={`shared-outputs-${nodeId}`}>
       {Object.entries(run.outputs).map(([socket, value]) => (
-        <OutputView key={socket} socket={socket} value={value as Record<string, unknown>} />
+        <OutputValue key={socket} socket={socket} value={value as Record<string, unknown>} />
       ))}
     </div>
   );
@@ -163,7 +140,8 @@ export default function SharedView({ token }: { token: string }) {
     () => (shared.data?.document ? toSharedFlow(shared.data.document, catalog, colors, shared.data.lastRun?.nodes ?? []) : null),
     [shared.data, catalog, colors],
   );
-  const fileUrl = useCallback((file: string) => `/api/files/${encodeURIComponent(file)}?share=${encodeURIComponent(token)}`, [token]);
+  // Every output view fetches the run's files with the token, so /api/files can check them against the link.
+  const fileUrl = useMemo(() => sharedFileUrl(token), [token]);
 
   const doFork = useCallback(
     async (auto: boolean) => {
@@ -202,7 +180,7 @@ export default function SharedView({ token }: { token: string }) {
   const d = shared.data;
 
   return (
-    <FileUrl.Provider value={fileUrl}>
+    <FileUrlContext.Provider value={fileUrl}>
       <div className="shared-page">
         <header className="shared-header">
           <h1 data-testid="shared-name">{d.name}</h1>
@@ -291,6 +269,6 @@ export default function SharedView({ token }: { token: string }) {
           </aside>
         </div>
       </div>
-    </FileUrl.Provider>
+    </FileUrlContext.Provider>
   );
 }
