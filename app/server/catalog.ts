@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { defaultParams, type NodeSignature } from "@/engine/node";
 import { SOCKET_TYPES } from "@/engine/sockets";
+import { readDefaults } from "@/models/defaults";
 import { catalogue } from "@/nodes";
-import { readDefaults } from "./routers/models";
 
 /** A node type as the browser sees it: signature, params as JSON Schema (with widget hints), defaults. */
 export interface NodeTypeInfo extends NodeSignature {

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { expertColumns } from "@/models/config";
+import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
 import { estimateFromConfig } from "@/models/import/memory";
@@ -46,19 +47,6 @@ function dirBytes(dir: string): number {
     total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
   }
   return total;
-}
-
-const DEFAULTS_FILE = () => path.join(modelsDir(), "defaults.json");
-/** Node types that take a model, and which kinds of model they accept. */
-const MODEL_NODE_TYPES = ["model.moe-llm"] as const;
-
-/** The default model per node type, as set on the Models page. */
-export function readDefaults(): Record<string, string> {
-  try {
-    return JSON.parse(readFileSync(DEFAULTS_FILE(), "utf8")) as Record<string, string>;
-  } catch {
-    return {};
-  }
 }
 
 interface ImportJob {
@@ -224,7 +212,7 @@ export const modelsRouter = router({
     }
     const d = readDefaults();
     for (const [t, r] of Object.entries(d)) if (r === input.ref) delete d[t];
-    writeFileSync(DEFAULTS_FILE(), JSON.stringify(d, null, 2));
+    writeDefaults(d);
     return { ok: true };
   }),
   /** The default model per node type (stored in <models dir>/defaults.json). */
@@ -236,8 +224,7 @@ export const modelsRouter = router({
       const d = readDefaults();
       if (input.ref === null) delete d[input.nodeType];
       else d[input.nodeType] = input.ref;
-      mkdirSync(modelsDir(), { recursive: true });
-      writeFileSync(DEFAULTS_FILE(), JSON.stringify(d, null, 2));
+      writeDefaults(d);
       return d;
     }),
 });
