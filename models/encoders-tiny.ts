@@ -21,7 +21,7 @@ import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, z
 import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { hashValue } from "../engine/hash";
-import { hashModelFiles, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
+import { hashModelFiles, removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
 import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
@@ -144,6 +144,7 @@ async function ensureUncached(kind: EncoderKind, target: string, seed: number): 
   const parent = path.dirname(target);
   const base = path.basename(target);
   fs.mkdirSync(parent, { recursive: true });
+  removeStaleBuilds(parent, base);
   const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
   fs.chmodSync(tmp, 0o755);
   try {
