@@ -38,7 +38,8 @@ import type { Tensor32, WeightSource } from "./weights";
  * GRIN ratio: (m - z_j) / max(|z_j|, |m|) as in the released `allocation_expert` (clamp(min=|m|)); a 0/0
  * (both logits 0) is NaN, which does not exceed 2·jitter, so that column is kept, exactly as in torch.
  * Capacity token-drop (`token_drop`, PAPER.md §2 item 8): see `capacityDrop` below (off by default; never in decode).
- * Not done: padding masks (attention is causal only).
+ * Attention is causal, within a sliding window in the layers that have one (config sliding_window_per_layer, see
+ * "sliding-window bias" below). Not done: padding masks.
  */
 export interface MoeGraphOptions {
   /** "sparse": each routed expert runs only on the tokens that chose it; "dense": every expert on every token, masked. */
@@ -487,6 +488,28 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const qPos = o.range(scalar(pLen), scalar(o.add(pLen, sLen)), one); // [S]
   const kPos = o.range(g.const([0], [], "int64"), scalar(o.add(pLen, sLen)), one); // [T]
   const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
+  // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
+  // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
+  // That is transformers' rule: masking_utils.py sliding_window_causal_mask_function = sliding_window_overlay
+  // (`kv_idx > q_idx - sliding_window`) AND causal_mask_function (`kv_idx <= q_idx`), on cache positions (not on
+  // position_ids, so not on M-RoPE's t/h/w rows). Older eager masks (AttentionMaskConverter) agree; the old flash-attention
+  // path let W + 1 keys through (transformers issues #29623, #39408). The KV cache keeps every past key (present_* grows
+  // with the whole context): memory is NOT bounded by the window, the mask only hides the keys that fell out of it.
+  const windowBiases = new Map<number, string>();
+  const attentionBias = (layer: number): string => {
+    const W = arch.slidingWindows[layer];
+    if (W === null || W === undefined) return causal;
+    let bias = windowBiases.get(W);
+    if (!bias) {
+      const scope = g.scope;
+      g.scope = "";
+      const distance = o.sub(o.unsqueeze(qPos, [1]), o.unsqueeze(kPos, [0])); // int64 [S,T] = q - j
+      bias = o.where(o.greater(distance, g.const([W - 1], [], "int64")), g.scalar(-Infinity), causal);
+      g.scope = scope;
+      windowBiases.set(W, bias);
+    }
+    return bias;
+  };
   // capacity token-drop applies unless this call is a decode step (S = 1 with a non-empty past); see capacityKeep
   const dropActive = c.token_drop ? o.or(o.greater(sLen, g.ints([1])), o.equal(pLen, g.ints([0]))) : undefined; // bool [1]
   /** q, k, v projections fused into one Linear: rows [q; k; v] */
@@ -531,7 +554,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     }
     const q5 = o.reshape(o.mul(q, qScale), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
     const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
-    const probs = o.softmax(o.add(o.matmul(q5, kT), causal), -1); // [B,KVH,G,S,T]
+    const probs = o.softmax(o.add(o.matmul(q5, kT), attentionBias(i)), -1); // [B,KVH,G,S,T]
     const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
     const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
     x = o.add(x, o.linear(merged, w(paramNames.attn(i, "o", "weight"))));

@@ -20,6 +20,12 @@ export interface ArchitectureOptions {
   qkNorm: QkNorm;
   /** q/k/v projections have a bias (Qwen2 family). */
   attentionBias: boolean;
+  /**
+   * Sliding-window attention per layer (length num_hidden_layers): W = query i sees key j iff j <= i and i - j < W
+   * (itself and the W - 1 keys before it); null = full causal attention. From the canonical config's
+   * `sliding_window_per_layer` (absent = no window anywhere); the family tables fill it from config.json.
+   */
+  slidingWindows: (number | null)[];
 }
 
 const ROUTINGS: readonly RoutingConvention[] = ["uni_moe_top_p", "softmax_topk", "softmax_topk_renorm", "topk_softmax"];
@@ -32,7 +38,30 @@ export function architectureOf(c: MoeLlmConfig): ArchitectureOptions {
   const qkNorm = (raw.qk_norm ?? "none") as QkNorm;
   if (!ROUTINGS.includes(routing)) throw new Error(`config routing_convention "${String(routing)}" is not one of ${ROUTINGS.join(", ")}`);
   if (!QK_NORMS.includes(qkNorm)) throw new Error(`config qk_norm "${String(qkNorm)}" is not one of ${QK_NORMS.join(", ")}`);
-  return { routing, qkNorm, sharedExpertGate: raw.shared_expert_gate === true, attentionBias: raw.attention_bias !== false };
+  return { routing, qkNorm, sharedExpertGate: raw.shared_expert_gate === true, attentionBias: raw.attention_bias !== false, slidingWindows: slidingWindowsOf(c) };
+}
+
+/** Canonical config key of the per-layer sliding windows (see ArchitectureOptions.slidingWindows). */
+export const SLIDING_WINDOW_KEY = "sliding_window_per_layer";
+
+function slidingWindowsOf(c: MoeLlmConfig): (number | null)[] {
+  const L = c.num_hidden_layers;
+  const v = (c as Record<string, unknown>)[SLIDING_WINDOW_KEY];
+  if (v === undefined || v === null) return Array<number | null>(L).fill(null);
+  const ok = (w: unknown) => w === null || (typeof w === "number" && Number.isInteger(w) && w > 0);
+  if (!Array.isArray(v) || v.length !== L || !v.every(ok))
+    throw new Error(`config ${SLIDING_WINDOW_KEY} must list one window per layer (${L}), each a positive integer or null (got ${JSON.stringify(v)})`);
+  return v as (number | null)[];
+}
+
+/** "Sliding-window attention …" for a config with windows, "" without. */
+function windowText(windows: (number | null)[]): string {
+  const byWindow = new Map<number, number[]>();
+  windows.forEach((w, i) => w !== null && byWindow.set(w, [...(byWindow.get(w) ?? []), i]));
+  if (byWindow.size === 0) return "";
+  const parts = [...byWindow].map(([w, layers]) => `W = ${w} in ${layers.length === windows.length ? `all ${windows.length} layers` : `layer${layers.length > 1 ? "s" : ""} ${layers.join(", ")} of ${windows.length}`}`);
+  const rest = windows.some((w) => w === null) ? "; full causal attention in the other layers" : "";
+  return `Sliding-window attention (each token sees itself and the W - 1 tokens before it): ${parts.join("; ")}${rest}.`;
 }
 
 /** What the Routing Inspector shows under a trace: how to read its columns and weights. */
@@ -48,7 +77,9 @@ export const CONVENTION_TEXT: Record<RoutingConvention, string> = {
 export function conventionText(c: MoeLlmConfig): string {
   const a = architectureOf(c);
   const text = CONVENTION_TEXT[a.routing];
-  return a.sharedExpertGate && a.routing !== "softmax_topk" ? `${text} Shared expert always on, weight sigmoid(its gate logit).` : text;
+  const routing = a.sharedExpertGate && a.routing !== "softmax_topk" ? `${text} Shared expert always on, weight sigmoid(its gate logit).` : text;
+  const window = windowText(a.slidingWindows);
+  return window ? `${routing} ${window}` : routing;
 }
 
 /** Canonical names of the q/k norm weights (the Qwen3/OLMoE names). */

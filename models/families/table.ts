@@ -9,7 +9,7 @@
  * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import { CONVENTION_TEXT, type QkNorm, type RoutingConvention } from "./conventions";
+import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
 import type { TowerKind } from "./towers";
 
 export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
@@ -144,6 +144,55 @@ function unsupported(raw: Raw, family: string): void {
   if (raw.clip_qkv !== undefined && raw.clip_qkv !== null) throw new Error(`${family}: clip_qkv ${String(raw.clip_qkv)} is not supported`);
 }
 
+/** A sliding-window size from config.json: a positive integer, else an error naming the key. */
+function windowSize(raw: Raw, key: string, family: string, fallback?: number): number {
+  const v = raw[key] ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${family}: config.json "${key}" must be a positive integer (the sliding-window size in tokens), got ${JSON.stringify(raw[key])}`);
+  return v;
+}
+
+/*
+ * Which layers use sliding-window attention, per family, as Hugging Face transformers decides it (the window rule
+ * itself is in moe-llm-graph.ts, "sliding-window bias"). Read from transformers' sources (huggingface/transformers):
+ * - mixtral: every layer when `sliding_window` is not null (MixtralModel.forward: `mask_function = create_causal_mask if
+ *   self.config.sliding_window is None else create_sliding_window_causal_mask`, one mask for all layers). MixtralConfig
+ *   has no use_sliding_window; real Mixtral configs carry `"sliding_window": null`.
+ * - qwen3_moe: every layer when `use_sliding_window` (Qwen3MoeConfig.__post_init__: `sliding_window = sliding_window if
+ *   use_sliding_window else None`, default 4096; Qwen3MoeModel is MixtralModel, same global mask; Qwen3MoeAttention
+ *   deletes layer_type). max_window_layers is no longer a Qwen3MoeConfig field and is ignored.
+ * - qwen2_moe: only when `use_sliding_window` (sliding_window default 4096), in the layers config.layer_types marks
+ *   "sliding_attention" (Qwen2MoeAttention: `if config.layer_types[layer_idx] == "sliding_attention": self.sliding_window
+ *   = config.sliding_window`). Without layer_types in config.json the current Qwen2MoeConfig.__post_init__ derives them:
+ *   sliding iff `bool((i + 1) % 2) and i < max_window_layers and use_sliding_window` (even layers below
+ *   max_window_layers, default 28). Versions disagree: v4.4x's Qwen2MoeFlashAttention2 windowed the layers with
+ *   `layer_idx >= max_window_layers` (all of them, no parity), and the old config docstring said "the bottom layers use
+ *   SWA". We follow the current code. The released Qwen1.5-MoE / Qwen2-MoE configs set use_sliding_window false.
+ */
+function mixtralWindows(raw: Raw, layers: number): (number | null)[] | undefined {
+  if (raw.sliding_window === undefined || raw.sliding_window === null) return undefined;
+  return Array<number>(layers).fill(windowSize(raw, "sliding_window", "mixtral"));
+}
+
+function qwen3MoeWindows(raw: Raw, layers: number): (number | null)[] | undefined {
+  if (!bool(raw, "use_sliding_window", false) || raw.sliding_window === null) return undefined;
+  return Array<number>(layers).fill(windowSize(raw, "sliding_window", "qwen3_moe", 4096));
+}
+
+function qwen2MoeWindows(raw: Raw, layers: number): (number | null)[] | undefined {
+  const types = raw.layer_types;
+  if (types !== undefined && types !== null && (!Array.isArray(types) || types.length !== layers || !types.every((t) => t === "sliding_attention" || t === "full_attention")))
+    throw new Error(`qwen2_moe: config.json "layer_types" must list "sliding_attention" or "full_attention" for each of the ${layers} layers (got ${JSON.stringify(types)})`);
+  const use = bool(raw, "use_sliding_window", false);
+  if (!use) {
+    if (Array.isArray(types) && types.includes("sliding_attention"))
+      throw new Error(`qwen2_moe: config.json "layer_types" has sliding_attention layers but "use_sliding_window" is false (transformers would then give them a window of 0)`);
+    return undefined;
+  }
+  const W = windowSize(raw, "sliding_window", "qwen2_moe", 4096);
+  const maxWindowLayers = num(raw, "max_window_layers", 28);
+  return Array.from({ length: layers }, (_, i) => ((Array.isArray(types) ? types[i] === "sliding_attention" : i % 2 === 0 && i < maxWindowLayers) ? W : null));
+}
+
 interface TopkSpec {
   modelType: string;
   experts: number;
@@ -155,6 +204,8 @@ interface TopkSpec {
   shared?: { intermediate: number };
   ropeTheta: number;
   rmsEps: number;
+  /** Per-layer sliding window (null = full causal); absent = no window anywhere. */
+  slidingWindows?: (number | null)[];
 }
 
 /** Canonical config of a fixed top-k family: 1D RoPE is M-RoPE with one section (all three position rows equal). */
@@ -188,6 +239,7 @@ function topkConfig(raw: Raw, s: TopkSpec): MoeLlmConfig {
     attention_bias: s.attentionBias,
     eos_token_id: raw.eos_token_id,
     bos_token_id: raw.bos_token_id,
+    ...(s.slidingWindows?.some((w) => w !== null) ? { [SLIDING_WINDOW_KEY]: s.slidingWindows } : {}),
   });
 }
 
@@ -223,6 +275,7 @@ export const FAMILIES: Family[] = [
         shared: { intermediate: num(raw, "shared_expert_intermediate_size") },
         ropeTheta: 10000,
         rmsEps: 1e-6,
+        slidingWindows: qwen2MoeWindows(raw, num(raw, "num_hidden_layers")),
       });
     },
     rules: [
@@ -248,6 +301,7 @@ export const FAMILIES: Family[] = [
         attentionBias: bool(raw, "attention_bias", false),
         ropeTheta: 10000,
         rmsEps: 1e-6,
+        slidingWindows: qwen3MoeWindows(raw, num(raw, "num_hidden_layers")),
       });
     },
     rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules],
@@ -288,6 +342,7 @@ export const FAMILIES: Family[] = [
         attentionBias: false,
         ropeTheta: 1e6,
         rmsEps: 1e-5,
+        slidingWindows: mixtralWindows(raw, num(raw, "num_hidden_layers")),
       });
     },
     rules: [

@@ -3,7 +3,8 @@
  * modeling_qwen2_moe / modeling_qwen3_moe / modeling_olmoe / modeling_mixtral, reading the checkpoint's OWN tensor
  * names and config.json fields (nothing from models/families or the graph builder). Loops only, fp64 accumulation.
  *
- * One sequence, positions 0..S-1, causal attention, GQA, rotate-half RoPE.
+ * One sequence, positions 0..S-1, causal attention (within a sliding window where config.json asks for one, see
+ * `attentionWindows`), GQA, rotate-half RoPE.
  * Routing per layer: router logits [S, E] (Qwen2-MoE: the shared_expert_gate logit appended as the last column),
  * mask, weights and k as the graph's trace defines them.
  */
@@ -77,6 +78,29 @@ function rope(v: number[], pos: number, theta: number): number[] {
   return out;
 }
 
+/**
+ * Per layer, how many keys a query may see (itself included), from config.json as transformers reads it; null = all
+ * earlier keys. Query i sees key j iff j <= i and j > i - W (transformers masking_utils: sliding_window_overlay AND
+ * causal_mask_function). Mixtral: every layer when sliding_window is set. Qwen3-MoE: every layer when use_sliding_window
+ * (sliding_window defaults to 4096). Qwen2-MoE: when use_sliding_window, the layers layer_types calls
+ * "sliding_attention", or without layer_types the even layers below max_window_layers (default 28), as the current
+ * Qwen2MoeConfig derives them. OLMoE has no window.
+ */
+export function attentionWindows(family: Family, config: Cfg): (number | null)[] {
+  const layers = n(config, "num_hidden_layers");
+  const none = new Array<number | null>(layers).fill(null);
+  const use = config.use_sliding_window === true;
+  const W = (config.sliding_window ?? (family === "mixtral" ? null : 4096)) as number | null;
+  if (family === "mixtral") return W === null ? none : none.map(() => W);
+  if (family === "qwen3_moe") return use && W !== null ? none.map(() => W) : none;
+  if (family === "qwen2_moe" && use) {
+    const types = config.layer_types as string[] | undefined;
+    const maxWindowLayers = n(config, "max_window_layers", 28);
+    return none.map((_, l) => ((types ? types[l] === "sliding_attention" : l % 2 === 0 && l < maxWindowLayers) ? W : null));
+  }
+  return none;
+}
+
 export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: number[]): RefResult {
   const H = n(config, "hidden_size"), L = n(config, "num_hidden_layers"), NH = n(config, "num_attention_heads");
   const KVH = n(config, "num_key_value_heads", NH), Dh = n(config, "head_dim", H / NH), V = n(config, "vocab_size");
@@ -91,6 +115,7 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
   const emb = get(t, "model.embed_tokens.weight");
   let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
   const layers: RefLayerRouting[] = [];
+  const windows = attentionWindows(family, config);
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
     // ---- attention ----
@@ -118,9 +143,12 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
       const merged: number[] = [];
       for (let hh = 0; hh < NH; hh++) {
         const kv = Math.floor(hh / (NH / KVH));
-        const scores = Array.from({ length: s + 1 }, (_, j) => qs[s]![hh]!.reduce((a, v, d) => a + v * ks[j]![kv]![d]!, 0) / Math.sqrt(Dh));
+        const W = windows[l];
+        const first = W === null || W === undefined ? 0 : Math.max(0, s - W + 1); // the earliest key query s may see
+        const keys = Array.from({ length: s + 1 - first }, (_, k) => first + k);
+        const scores = keys.map((j) => qs[s]![hh]!.reduce((a, v, d) => a + v * ks[j]![kv]![d]!, 0) / Math.sqrt(Dh));
         const pr = softmax(scores);
-        for (let d = 0; d < Dh; d++) merged.push(pr.reduce((a, w, j) => a + w * vs[j]![kv]![d]!, 0));
+        for (let d = 0; d < Dh; d++) merged.push(pr.reduce((a, w, k) => a + w * vs[keys[k]!]![kv]![d]!, 0));
       }
       const o = linear(merged, get(t, `${p}self_attn.o_proj.weight`), H);
       return x.map((v, i) => v + o[i]!);

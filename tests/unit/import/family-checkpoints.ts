@@ -96,14 +96,26 @@ export interface WriteOptions {
   /** Extra tensors the family does not know. */
   extra?: Map<string, number[]>;
   configOverride?: Record<string, unknown>;
+  /**
+   * Sliding-window attention in the family's own config.json keys: mixtral `sliding_window`; qwen3_moe
+   * `use_sliding_window` + `sliding_window`; qwen2_moe those + `max_window_layers` (when given). OLMoE has none.
+   */
+  slidingWindow?: { size: number; maxWindowLayers?: number };
   /** Generate each tensor only while it is written and keep nothing (large checkpoints); `tensors` is then empty. */
   streaming?: boolean;
+}
+
+function windowKeys(family: Family, w: WriteOptions["slidingWindow"]): Record<string, unknown> {
+  if (!w) return {};
+  if (family === "mixtral") return { sliding_window: w.size };
+  if (family === "olmoe") throw new Error("OLMoE configs have no sliding window");
+  return { use_sliding_window: true, sliding_window: w.size, ...(w.maxWindowLayers !== undefined && family === "qwen2_moe" ? { max_window_layers: w.maxWindowLayers } : {}) };
 }
 
 /** Writes the checkpoint; returns its config and the tensors exactly as stored (bf16-rounded for BF16). */
 export async function writeFamilyCheckpoint(dir: string, family: Family, o: WriteOptions = {}): Promise<{ config: Record<string, unknown>; tensors: Tensors }> {
   mkdirSync(dir, { recursive: true });
-  const config = { ...FAMILY_CONFIGS[family], ...o.configOverride };
+  const config = { ...FAMILY_CONFIGS[family], ...windowKeys(family, o.slidingWindow), ...o.configOverride };
   const shapes = familyShapes(family, config);
   for (const [k, v] of o.extra ?? []) shapes.set(k, v);
   const rnd = prng(o.seed ?? 1);
