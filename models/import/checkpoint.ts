@@ -202,6 +202,13 @@ export class MappedWeights implements WeightSource {
     return this.parts.has(name);
   }
 
+  /** The shape `get(name)` returns, from the headers (nothing read). */
+  shape(name: string): number[] {
+    const parts = this.parts.get(name);
+    if (!parts) throw new Error(`weight "${name}" is missing from the checkpoint`);
+    return parts.length === 1 ? [...parts[0]!.shape] : [parts.reduce((a, p) => a + p.shape[0]!, 0), ...parts[0]!.shape.slice(1)];
+  }
+
   get(name: string): Tensor32 {
     const parts = this.parts.get(name);
     if (!parts) throw new Error(`weight "${name}" is missing from the checkpoint`);

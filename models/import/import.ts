@@ -3,9 +3,12 @@
  *   <models dir>/<family>/<name>/{config.json (canonical), import.json (manifest), model.onnx, model.onnx.data, tokenizer files}
  *   (+ vision/ and audio/ with vision.onnx / audio.onnx + .data when the checkpoint carries encoder towers, see families/towers.ts)
  * The graph is written with its weights as ONNX external data, one tensor at a time (memory stays bounded by the
- * largest tensor, not the model). The build happens in a hidden `.<name>.tmp-<pid>-…` folder renamed into place
- * at the end; an interrupted import leaves only that folder, which the next import removes. Importing the same
- * files again (same content hash, dtype and builder version) does nothing.
+ * largest tensor, not the model). The build happens in a hidden `.<name>.partial-<key>` folder (key: name, source
+ * content hash, dtype, family, IMPORT_VERSION; see resume.ts) renamed into place at the end. An interrupted import
+ * (Ctrl-C, kill, crash) leaves that folder with a journal per data file; the next import of the same files resumes
+ * there, skipping the tensors already written (external-graph.ts), and an import of anything else removes it.
+ * `.<name>.lock` keeps two imports of one model apart. Importing the same files again (same content hash, dtype
+ * and builder version) does nothing.
  */
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -20,7 +23,8 @@ import { buildAudioGraph } from "../audio-encoder";
 import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, type CheckpointMap } from "./checkpoint";
-import { ExternalDataGraphBuilder, type StorageDtype } from "./external-graph";
+import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
+import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 
 /** Bumped whenever an import's output changes for the same input. */
 export const IMPORT_VERSION = 2;
@@ -62,6 +66,8 @@ export interface ImportProgress {
   /** Seconds left at the current rate (undefined until some bytes are written). */
   etaSeconds?: number;
   tensor?: string;
+  /** writing/done: bytes an interrupted import of the same files had already written (the build resumed there; 0: fresh). */
+  resumedBytes?: number;
 }
 
 export interface ImportOptions {
@@ -80,6 +86,20 @@ export interface ImportResult {
   dir: string;
   manifest: ImportManifest;
   unclaimed: string[];
+  /** status "imported": what this run did. */
+  build?: BuildStats;
+}
+
+export interface BuildStats {
+  /** Graph data bytes (and tensors) found written by an interrupted import of the same files and kept. */
+  resumedBytes: number;
+  resumedTensors: number;
+  /** Journaled tensors at the end of the interrupted build whose bytes were missing or wrong (written again). */
+  tornTensors: number;
+  /** Tensor bytes written to the data files by this run. */
+  writtenBytes: number;
+  /** Checkpoint tensor bytes read by this run (the hash phase, which reads every file, not counted). */
+  sourceBytesRead: number;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -138,79 +158,132 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const bytesPer = dtype === "fp32" ? 4 : 2;
     const llmBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
     const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0);
-    const h0 = performance.now();
-    const sourceHash = hashFilesWithProgress(srcDir, files, (read, total) => {
-      const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
-      opts.onProgress?.({ phase: "hashing", bytes: read, totalBytes: total, etaSeconds: read > 0 ? (total - read) / rate : undefined });
-    });
-    const existing = existsSync(dest) ? readManifest(dest) : undefined;
-    if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
-      opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
-      return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };
-    }
-
     mkdirSync(familyDir, { recursive: true });
-    removeStaleBuilds(familyDir, name);
-    const tmp = path.join(familyDir, `.${name}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-    mkdirSync(tmp);
-    const t0 = performance.now();
-    const builder = new ExternalDataGraphBuilder(`${map.family.name}_decoder`, path.join(tmp, DATA_FILE), dtype, (bytes) => {
-      const secs = (performance.now() - t0) / 1000;
-      const rate = bytes / Math.max(secs, 1e-3);
-      opts.onProgress?.({ phase: "writing", bytes, totalBytes, etaSeconds: bytes > 0 ? Math.max(0, (totalBytes - bytes) / rate) : undefined });
-    });
+    const lock = acquireImportLock(path.join(familyDir, `.${name}.lock`), ref);
     try {
-      const mapped = new MappedWeights(weights, map);
-      const graph = buildMoeLlmGraph(map.config, mapped, IMPORT_GRAPH, builder);
-      writeFileSync(path.join(tmp, GRAPH_FILE), graph);
-      let towerBytes = 0;
-      for (const tower of map.towers) {
-        const written = writeTower(tmp, tower, new TowerWeights(mapped, tower), dtype, (bytes) => {
-          const done = builder.bytesWritten + towerBytes + bytes;
-          const rate = done / Math.max((performance.now() - t0) / 1000, 1e-3);
-          opts.onProgress?.({ phase: "writing", bytes: done, totalBytes, etaSeconds: Math.max(0, (totalBytes - done) / rate) });
-        });
-        towerBytes += written;
+      // the content hash re-reads every checkpoint file (its own "hashing" phase): it names the build to resume
+      const h0 = performance.now();
+      const sourceHash = hashFilesWithProgress(srcDir, files, (read, total) => {
+        const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
+        opts.onProgress?.({ phase: "hashing", bytes: read, totalBytes: total, etaSeconds: read > 0 ? (total - read) / rate : undefined });
+      });
+      const partial = partialDir(familyDir, name, { sourceHash, dtype, family: map.family.name, version: IMPORT_VERSION });
+      removeStaleBuilds(familyDir, name);
+      removeOtherPartials(familyDir, name, partial);
+      const existing = existsSync(dest) ? readManifest(dest) : undefined;
+      if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
+        opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
+        return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };
       }
-      writeFileSync(path.join(tmp, "config.json"), JSON.stringify(map.config, null, 2));
-      for (const f of TOKENIZER_FILES) if (existsSync(path.join(srcDir, f))) copyFileSync(path.join(srcDir, f), path.join(tmp, f));
-      const counts = parameterCounts(map.config);
-      const manifest: ImportManifest = {
-        version: IMPORT_VERSION,
-        family: map.family.name,
-        modelType: String(map.config.model_type),
-        name,
-        sourceDir: srcDir,
-        sourceHash,
-        sourceFiles: files,
-        dtype,
-        parameters: counts.total,
-        activeParameters: counts.active,
-        bytesOnDisk: statSync(path.join(tmp, DATA_FILE)).size + graph.byteLength + towerBytes,
-        graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
-        unclaimed: map.unclaimed.map((t) => t.name),
-        ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
-        importedAt: new Date().toISOString(),
-        seconds: (performance.now() - t0) / 1000,
-      };
-      writeFileSync(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
-      if (existsSync(dest)) {
-        const old = path.join(familyDir, `.${name}.old-${process.pid}-${randomBytes(4).toString("hex")}`);
-        renameSync(dest, old);
-        renameSync(tmp, dest);
-        rmSync(old, { recursive: true, force: true });
-      } else {
-        renameSync(tmp, dest);
-      }
-      opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
-      return { status: "imported", ref, dir: dest, manifest, unclaimed: manifest.unclaimed };
-    } catch (e) {
-      builder.abort();
-      rmSync(tmp, { recursive: true, force: true });
-      throw e;
+      return buildModel({ srcDir, name, ref, dest, partial, map, weights, dtype, sourceHash, files, totalBytes, onProgress: opts.onProgress });
+    } finally {
+      lock.release();
     }
   } finally {
     weights.close();
+  }
+}
+
+const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+
+interface BuildJob {
+  srcDir: string;
+  name: string;
+  ref: string;
+  dest: string;
+  /** The build folder (resumed if it exists). */
+  partial: string;
+  map: CheckpointMap;
+  weights: SafetensorsWeights;
+  dtype: StorageDtype;
+  sourceHash: string;
+  files: string[];
+  totalBytes: number;
+  onProgress?: (p: ImportProgress) => void;
+}
+
+const towerDataFile = (modelDir: string, kind: string) => path.join(modelDir, kind, `${kind}.onnx.data`);
+
+/** Writes the model into `job.partial` (resuming what an interrupted build left there), then moves it to `job.dest`. */
+function buildModel(job: BuildJob): ImportResult {
+  const { map, partial, dtype, totalBytes, ref, name } = job;
+  const dataFiles = [path.join(partial, DATA_FILE), ...map.towers.map((t) => towerDataFile(partial, t.kind))];
+  const resuming = existsSync(partial);
+  const recovered = new Map<string, RecoveredJournal>(dataFiles.map((f) => [f, resuming ? recoverJournal(f) : { entries: [], bytes: 0, torn: 0 }]));
+  mkdirSync(partial, { recursive: true });
+  const kept = [...recovered.values()];
+  const resumedBytes = kept.reduce((a, r) => a + r.bytes, 0);
+  const t0 = performance.now();
+  const report = (bytes: number) => {
+    const rate = (bytes - resumedBytes) / Math.max((performance.now() - t0) / 1000, 1e-3);
+    job.onProgress?.({ phase: "writing", bytes, totalBytes, etaSeconds: bytes > resumedBytes ? Math.max(0, (totalBytes - bytes) / rate) : undefined, resumedBytes });
+  };
+  report(resumedBytes);
+  const source = new SkipWrittenWeights(new MappedWeights(job.weights, map));
+  const builder = new ExternalDataGraphBuilder(`${map.family.name}_decoder`, dataFiles[0]!, dtype, report, recovered.get(dataFiles[0]!)!.entries);
+  source.builder = builder;
+  let writtenBytes = 0;
+  try {
+    const graph = buildMoeLlmGraph(map.config, source, IMPORT_GRAPH, builder);
+    writeFileSync(path.join(partial, GRAPH_FILE), graph);
+    writtenBytes += builder.newBytes;
+    let towerBytes = 0;
+    for (const [j, tower] of map.towers.entries()) {
+      const before = builder.bytesWritten + towerBytes;
+      const written = writeTower(partial, tower, source, dtype, (bytes) => report(before + bytes), recovered.get(dataFiles[j + 1]!)!);
+      towerBytes += written.bytes;
+      writtenBytes += written.newBytes;
+    }
+    for (const f of dataFiles) rmSync(journalFile(f), { force: true });
+    writeFileSync(path.join(partial, "config.json"), JSON.stringify(map.config, null, 2));
+    for (const f of TOKENIZER_FILES) if (existsSync(path.join(job.srcDir, f))) copyFileSync(path.join(job.srcDir, f), path.join(partial, f));
+    const counts = parameterCounts(map.config);
+    const manifest: ImportManifest = {
+      version: IMPORT_VERSION,
+      family: map.family.name,
+      modelType: String(map.config.model_type),
+      name,
+      sourceDir: job.srcDir,
+      sourceHash: job.sourceHash,
+      sourceFiles: job.files,
+      dtype,
+      parameters: counts.total,
+      activeParameters: counts.active,
+      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes,
+      graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
+      unclaimed: map.unclaimed.map((t) => t.name),
+      ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
+      importedAt: new Date().toISOString(),
+      seconds: (performance.now() - t0) / 1000,
+    };
+    writeFileSync(path.join(partial, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
+    const familyDir = path.dirname(job.dest);
+    if (existsSync(job.dest)) {
+      const old = path.join(familyDir, `.${name}.old-${process.pid}-${randomBytes(4).toString("hex")}`);
+      renameSync(job.dest, old);
+      renameSync(partial, job.dest);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(partial, job.dest);
+    }
+    job.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes, resumedBytes });
+    const build: BuildStats = {
+      resumedBytes,
+      resumedTensors: kept.reduce((a, r) => a + r.entries.length, 0),
+      tornTensors: kept.reduce((a, r) => a + r.torn, 0),
+      writtenBytes,
+      sourceBytesRead: job.weights.bytesRead,
+    };
+    return { status: "imported", ref, dir: job.dest, manifest, unclaimed: manifest.unclaimed, build };
+  } catch (e) {
+    builder.abort();
+    if (e instanceof ResumeMismatchError) {
+      rmSync(partial, { recursive: true, force: true });
+      throw new Error(`${e.message}: the interrupted build was removed; run the import again`);
+    }
+    const onDisk = resumedBytes + writtenBytes + builder.newBytes;
+    if (onDisk > 0 && e instanceof Error) e.message += ` (the ${gb(onDisk)} written so far are kept in ${partial}; importing these files again resumes there)`;
+    throw e;
   }
 }
 
@@ -219,11 +292,20 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
  * config.json that models/encoders-tiny.ts resolves as a ready ONNX export (zVisionOnnxConfig /
  * zAudioOnnxConfig fields, plus the full encoder config for reference). Returns the bytes written.
  */
-function writeTower(modelDir: string, tower: TowerConfig, weights: TowerWeights, dtype: StorageDtype, onWrite: (bytes: number) => void): number {
+function writeTower(
+  modelDir: string,
+  tower: TowerConfig,
+  source: SkipWrittenWeights,
+  dtype: StorageDtype,
+  onWrite: (bytes: number) => void,
+  resumed: RecoveredJournal,
+): { bytes: number; newBytes: number } {
   const dir = path.join(modelDir, tower.kind);
-  mkdirSync(dir);
+  mkdirSync(dir, { recursive: true });
   const onnxFile = `${tower.kind}.onnx`;
-  const builder = new ExternalDataGraphBuilder(tower.kind === "vision" ? "siglip_vision" : "whisper_qformer", path.join(dir, `${onnxFile}.data`), dtype, onWrite);
+  const builder = new ExternalDataGraphBuilder(tower.kind === "vision" ? "siglip_vision" : "whisper_qformer", towerDataFile(modelDir, tower.kind), dtype, onWrite, resumed.entries);
+  source.builder = builder;
+  const weights = new TowerWeights(source, tower);
   let bytes: Uint8Array;
   try {
     bytes = tower.kind === "vision" ? buildVisionGraph(tower.config, weights, builder) : buildAudioGraph(tower.config, weights, builder);
@@ -238,7 +320,7 @@ function writeTower(modelDir: string, tower: TowerConfig, weights: TowerWeights,
       ? { image_size: tower.config.image_size, patch_size: tower.config.patch_size, grid: gridSide(tower.config), out_dim: c.out_dim, pool: tower.config.pool, input_name: "pixel_values" }
       : { num_mel_bins: tower.config.num_mel_bins, max_source_positions: tower.config.max_source_positions, num_queries: tower.config.num_queries, out_dim: c.out_dim, input_name: "input_features" };
   writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...c, ...onnxConfig, onnx_file: onnxFile, storage_dtype: dtype }, null, 2));
-  return builder.bytesWritten + bytes.byteLength;
+  return { bytes: builder.bytesWritten + bytes.byteLength, newBytes: builder.newBytes };
 }
 
 /** Removes an imported model's folder (never a seeded reference model or anything outside the models dir). */
