@@ -111,9 +111,10 @@ export function swapIntoPlace(tmp: string, target: string, accept: () => boolean
 
 /**
  * Why `dir` does not hold a seeded reference build (manifest.json with this content hash, `configFile` equal to
- * `config`, model.safetensors of the manifest's size with `tensorCount()` tensors), or null if it does.
+ * `config`, model.safetensors of the manifest's size with `tensorCount()` tensors, and so each of `otherWeights`),
+ * or null if it does.
  */
-export function seededBuildStaleReason(dir: string, contentHash: string, configFile: string, config: unknown, tensorCount: () => number): string | null {
+export function seededBuildStaleReason(dir: string, contentHash: string, configFile: string, config: unknown, tensorCount: () => number, otherWeights: Record<string, () => number> = {}): string | null {
   const read = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
   let manifest: { contentHash: string; files: Record<string, number> };
   try {
@@ -127,12 +128,14 @@ export function seededBuildStaleReason(dir: string, contentHash: string, configF
   } catch {
     return `no readable ${configFile}`;
   }
-  const st = path.join(dir, "model.safetensors");
-  try {
-    if (fs.statSync(st).size !== manifest.files["model.safetensors"]) return "model.safetensors has the wrong size";
-    if (readSafetensorsHeader(st).tensors.size !== tensorCount()) return "model.safetensors has the wrong tensors";
-  } catch (e) {
-    return `model.safetensors is unreadable (${(e as Error).message})`;
+  for (const [name, count] of Object.entries({ "model.safetensors": tensorCount, ...otherWeights })) {
+    const file = path.join(dir, name);
+    try {
+      if (fs.statSync(file).size !== manifest.files[name]) return `${name} has the wrong size`;
+      if (readSafetensorsHeader(file).tensors.size !== count()) return `${name} has the wrong tensors`;
+    } catch (e) {
+      return `${name} is unreadable (${(e as Error).message})`;
+    }
   }
   return null;
 }

@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { codecParamTable } from "./codec";
+import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "./model-dir";
 import { writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
@@ -114,23 +115,8 @@ function contentHashOf(config: TtsConfig, seed: number): string {
   return createHash("sha256").update(JSON.stringify({ config, seed, generatorVersion: TTS_GENERATOR_VERSION })).digest("hex");
 }
 
-function staleReason(dir: string, contentHash: string): string | null {
-  let m: TtsManifest;
-  try {
-    m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as TtsManifest;
-  } catch {
-    return "no readable manifest.json";
-  }
-  if (m.contentHash !== contentHash) return "manifest is for another config, seed or generator version";
-  if (!fs.existsSync(path.join(dir, "config.json"))) return "no config.json";
-  for (const [f, size] of Object.entries(m.files)) {
-    try {
-      if (fs.statSync(path.join(dir, f)).size !== size) return `${f} has the wrong size`;
-    } catch {
-      return `${f} is missing`;
-    }
-  }
-  return null;
+function staleReason(dir: string, config: TtsConfig, contentHash: string): string | null {
+  return seededBuildStaleReason(dir, contentHash, "config.json", config, () => ttsParamTable(config).length, { "codec.safetensors": () => codecParamTable(config.codec).length });
 }
 
 const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
@@ -152,10 +138,12 @@ export function ensureTtsReferenceModel(dir?: string, seed = TTS_DEFAULT_SEED): 
 async function build(target: string, seed: number): Promise<{ dir: string; built: boolean }> {
   const config = ttsReferenceConfig();
   const contentHash = contentHashOf(config, seed);
-  if (fs.existsSync(target) && staleReason(target, contentHash) === null) return { dir: target, built: false };
+  if (fs.existsSync(target) && staleReason(target, config, contentHash) === null) return { dir: target, built: false };
   const parent = path.dirname(target);
+  const base = path.basename(target);
   fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-`));
+  removeStaleBuilds(parent, base);
+  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
   fs.chmodSync(tmp, 0o755);
   try {
     const metadata = { format: "pt", family: TTS_FAMILY, name: TTS_REFERENCE_NAME, seed: String(seed), generator_version: String(TTS_GENERATOR_VERSION), label: TTS_REFERENCE_LABEL };
@@ -178,23 +166,9 @@ async function build(target: string, seed: number): Promise<{ dir: string; built
     const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
     fs.writeFileSync(path.join(tmp, "config.json"), json(config));
     fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest));
-    let old: string | null = null;
-    if (fs.existsSync(target)) {
-      old = path.join(parent, `.${path.basename(target)}.old-${process.pid}-${Date.now()}`);
-      fs.renameSync(target, old);
-    }
-    try {
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      if (old && !fs.existsSync(target)) fs.renameSync(old, target);
-      if (fs.existsSync(target) && staleReason(target, contentHash) === null) {
-        if (old) fs.rmSync(old, { recursive: true, force: true });
-        return { dir: target, built: false };
-      }
-      throw e;
-    }
-    if (old) fs.rmSync(old, { recursive: true, force: true });
-    return { dir: target, built: true };
+    // Another process may have put a complete model in place meanwhile; accept it if it matches.
+    const built = swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null);
+    return { dir: target, built };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
