@@ -5,6 +5,18 @@
  * Every event carries the runId and `at`, a wall-clock timestamp in ms since the epoch. Events are plain
  * JSON, so a tRPC subscription can stream them unchanged.
  */
+/**
+ * Memory of the process that executed a run (engine/runtime/memory-sampler.ts): resident set size at the
+ * start and its sampled peak, and on CUDA the peak device memory this process used. Process-wide: runs
+ * executing at the same time in one process share these figures.
+ */
+export interface RunMemory {
+  startRssBytes: number;
+  peakRssBytes: number;
+  /** Absent when it could not be told (not CUDA, no nvidia-smi, or our pid not listed). */
+  peakDeviceBytes?: number;
+}
+
 interface EventBase {
   runId: string;
   /** Date.now() when the event was emitted. */
@@ -20,6 +32,8 @@ export interface StartedEvent extends EventBase {
   executionProvider: string;
   /** The nodes this run will visit, in topological order. */
   nodeIds: string[];
+  /** Resident set size of the executing process as the run starts (absent when memory is not measured). */
+  startRssBytes?: number;
 }
 export interface NodeStartEvent extends EventBase {
   type: "node-start";
@@ -44,6 +58,8 @@ export interface NodeDoneEvent extends EventBase {
   nodeId: string;
   summary: string;
   ms: number;
+  /** Highest resident set size of the process while the node executed (absent when memory is not measured). */
+  peakRssBytes?: number;
 }
 /** Emitted by the run host (not the executor) after node-done/node-cached: JSON previews of the outputs. */
 export interface NodeOutputsEvent extends EventBase {
@@ -56,17 +72,22 @@ export interface NodeErrorEvent extends EventBase {
   nodeId: string;
   /** `Node "<label or id>" (<type>): <cause>` */
   message: string;
+  peakRssBytes?: number;
 }
 export interface FinishedEvent extends EventBase {
   type: "finished";
   ms: number;
+  /** The run's memory; absent when it was not measured or the run ended before it started. */
+  memory?: RunMemory;
 }
 export interface FailedEvent extends EventBase {
   type: "failed";
   message: string;
+  memory?: RunMemory;
 }
 export interface CancelledEvent extends EventBase {
   type: "cancelled";
+  memory?: RunMemory;
 }
 
 export type RunEvent =

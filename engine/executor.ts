@@ -1,7 +1,8 @@
 import type { OutputCache } from "./cache";
-import { makeEvent, type RunEvent } from "./events";
+import { makeEvent, type RunEvent, type RunMemory } from "./events";
 import { hashValue } from "./hash";
 import type { AnyNodeDefinition, NodeCatalogue, Outputs, RunContext, Storage } from "./node";
+import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
 import type { Workflow, WorkflowNode } from "./workflow/schema";
 import { validateWorkflow, type Problem } from "./workflow/validate";
@@ -17,6 +18,13 @@ export interface ExecutorOptions {
   runtime?: Runtime;
   /** Receives ctx.log lines of nodes. */
   log?: (runId: string, nodeId: string, message: string) => void;
+  /**
+   * Measures each run's memory in this process: the probe for the run's execution provider (default: RSS,
+   * plus nvidia-smi on CUDA), or false for none.
+   */
+  memoryProbe?: ((executionProvider: string) => MemoryProbe) | false;
+  /** RSS sampling period while a run executes, besides node starts and ends (default 50 ms). */
+  memorySampleMs?: number;
 }
 
 export interface RunOptions {
@@ -43,6 +51,8 @@ export interface NodeRunInfo {
   cacheKey?: string;
   summary?: string;
   error?: string;
+  /** Highest RSS of the process while the node executed (nodes that executed, when memory is measured). */
+  peakRssBytes?: number;
 }
 
 export interface RunResult {
@@ -56,6 +66,8 @@ export interface RunResult {
   /** Problems found while validating (warnings included). */
   problems: Problem[];
   ms: number;
+  /** Memory of this process during the run (absent when not measured, or the run failed before it started). */
+  memory?: RunMemory;
 }
 
 /** One node of a compiled plan, with its lookups resolved to indices. */
@@ -86,6 +98,8 @@ export class Executor {
   private readonly concurrency: number;
   private readonly runtime?: Runtime;
   private readonly log: (runId: string, nodeId: string, message: string) => void;
+  private readonly memoryProbe: ((executionProvider: string) => MemoryProbe) | false;
+  private readonly memorySampleMs: number;
   /** Resolved once: the runtime's provider does not change within a process. */
   private executionProvider?: string;
 
@@ -96,6 +110,8 @@ export class Executor {
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 2));
     this.runtime = options.runtime;
     this.log = options.log ?? (() => {});
+    this.memoryProbe = options.memoryProbe ?? defaultMemoryProbe;
+    this.memorySampleMs = options.memorySampleMs ?? 50;
   }
 
   async run(doc: Workflow, opts: RunOptions): Promise<RunResult> {
@@ -148,7 +164,9 @@ export class Executor {
         return fail((err as Error).message);
       }
     }
-    emit(makeEvent("started", runId, { executionProvider, nodeIds }));
+    const memory = this.memoryProbe ? new MemorySampler(this.memoryProbe(executionProvider), { intervalMs: this.memorySampleMs }) : undefined;
+    const startRssBytes = memory?.start();
+    emit(makeEvent("started", runId, { executionProvider, nodeIds, ...(startRssBytes === undefined ? {} : { startRssBytes }) }));
 
     // A run-local controller: nodes see its signal; the caller's signal aborts it.
     const controller = new AbortController();
@@ -194,16 +212,21 @@ export class Executor {
         const i = ready.pop()!;
         state[i] = RUNNING;
         running++;
-        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc).then(
+        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc, memory).then(
           () => complete(i),
           () => complete(i),
         );
       }
       if (running === 0 && (ready.length === 0 || runSignal.aborted)) finish();
     };
-    pump();
-    await allDone;
-    signal?.removeEventListener("abort", onAbort);
+    try {
+      pump();
+      await allDone;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      // However the run ends, the sampler stops here (and the terminal event below carries its figures).
+      if (memory) result.memory = await memory.stop();
+    }
 
     // 3. Summarise.
     for (let i = 0; i < n; i++) {
@@ -216,15 +239,15 @@ export class Executor {
     if (runSignal.aborted) {
       result.status = "cancelled";
       result.error = "cancelled";
-      emit(makeEvent("cancelled", runId, {}));
+      emit(makeEvent("cancelled", runId, withMemory(result)));
     } else if (errors.length) {
       const skipped = infos.filter((x) => x.status === "skipped").length;
       const msg = `${errors.length} node${errors.length > 1 ? "s" : ""} failed: ${errors.join("; ")}` + (skipped ? `; ${skipped} dependent node${skipped > 1 ? "s" : ""} skipped` : "");
       result.status = "failed";
       result.error = msg;
-      emit(makeEvent("failed", runId, { message: msg }));
+      emit(makeEvent("failed", runId, { message: msg, ...withMemory(result) }));
     } else {
-      emit(makeEvent("finished", runId, { ms: result.ms }));
+      emit(makeEvent("finished", runId, { ms: result.ms, ...withMemory(result) }));
     }
     return result;
   }
@@ -282,11 +305,13 @@ export class Executor {
     errors: string[],
     onOutputs: RunOptions["onOutputs"],
     doc: Workflow,
+    memory: MemorySampler | undefined,
   ): Promise<void> {
     const p = plan[i]!;
     const { node, def } = p;
     const nodeId = node.id;
     let key: string | undefined;
+    let window: MemoryWindow | undefined;
     try {
       const params = def.params.parse(node.params) as Record<string, unknown>;
       const inputs: Record<string, unknown> = {};
@@ -335,9 +360,11 @@ export class Executor {
         },
         log: (message) => this.log(runId, nodeId, message),
       };
+      window = memory?.open();
       const t = performance.now();
       const out = await def.execute({ inputs, params, ctx });
       const ms = performance.now() - t;
+      const peakRssBytes = window?.close();
       // Whatever a node returns after the run was cancelled may be half-done: do not keep it.
       if (signal.aborted) throw new CancelledError();
       if (out === null || typeof out !== "object") throw new Error(`execute returned ${out === null ? "null" : typeof out}, not an outputs object`);
@@ -347,11 +374,12 @@ export class Executor {
       outputs[i] = out;
       if (key !== undefined) await this.cache!.set(key, out);
       const summary = summarize(def, out);
-      infos[i] = { status: "done", ms, cacheKey: key, summary };
-      emit(makeEvent("node-done", runId, { nodeId, summary, ms }));
+      infos[i] = { status: "done", ms, cacheKey: key, summary, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) };
+      emit(makeEvent("node-done", runId, { nodeId, summary, ms, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) }));
       notify(onOutputs, nodeId, out, "done");
     } catch (err) {
       outputs[i] = undefined;
+      const peakRssBytes = window?.close(); // closing twice returns the same figure
       if (signal.aborted) {
         infos[i] = { status: "cancelled", ms: 0, cacheKey: key };
         return;
@@ -359,10 +387,15 @@ export class Executor {
       const cause = err instanceof Error ? err.message : String(err);
       const message = `${p.name}: ${cause}`;
       errors.push(message);
-      infos[i] = { status: "error", ms: 0, cacheKey: key, error: message };
-      emit(makeEvent("node-error", runId, { nodeId, message }));
+      const peak = peakRssBytes === undefined ? {} : { peakRssBytes };
+      infos[i] = { status: "error", ms: 0, cacheKey: key, error: message, ...peak };
+      emit(makeEvent("node-error", runId, { nodeId, message, ...peak }));
     }
   }
+}
+
+function withMemory(result: RunResult): { memory?: RunMemory } {
+  return result.memory ? { memory: result.memory } : {};
 }
 
 function notify(cb: RunOptions["onOutputs"], nodeId: string, outputs: Outputs, status: "done" | "cached"): void {
