@@ -2,16 +2,28 @@
  * Tokenizers from a model directory's Hugging Face `tokenizer.json` (+ `tokenizer_config.json` when
  * present), through `@huggingface/tokenizers` (pure JS, no network: the files are read from disk here and
  * handed over as objects). Without a `tokenizer.json` the directory uses the byte tokenizer of the
- * reference family.
+ * reference family. Chat prompts use the directory's chat template (models/chat-template.ts) when it has
+ * one, else the built-in ChatML format.
  *
  * Conventions shared with `ByteTokenizer`: `encode` adds no BOS/EOS (the chat template writes the special
- * tokens it needs), special tokens written literally in text are single ids unless `allowSpecial: false`,
- * ids past the tokenizer decode as U+FFFD, and stream decoding never emits half a character.
+ * tokens it needs — a template's `{{ bos_token }}` is the token's text, which encodes to its single id),
+ * special tokens written literally in text are single ids unless `allowSpecial: false`, ids past the
+ * tokenizer decode as U+FFFD, and stream decoding never emits half a character.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import {
+  CHAT_TEMPLATE_JINJA_FILE,
+  CHAT_TEMPLATE_JSON_FILE,
+  CompiledChatTemplate,
+  findChatTemplate,
+  SPECIAL_TOKENS_MAP_FILE,
+  specialTokenVariables,
+  type ChatTemplateSource,
+} from "./chat-template";
+import {
+  BUILTIN_CHATML_LABEL,
   byteTokenizer,
   qwenChatTemplate,
   type ChatMessage,
@@ -84,8 +96,15 @@ function buildHf(file: string, json: Json, config: Json): HfTokenizer {
 export class JsonTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly specialTokens: readonly string[];
-  /** `chat_template` of `tokenizer_config.json` (informational: the Qwen format is what `applyChatTemplate` writes). */
+  /** The model's chat template source (null: none, prompts use the built-in ChatML format). */
   readonly chatTemplate: string | null;
+  /** File the chat template was read from (null without one). */
+  readonly chatTemplateFile: string | null;
+  /** The special tokens a chat template sees (bos_token, eos_token, …), as strings. */
+  readonly specialTokenMap: Readonly<Record<string, string | string[]>>;
+  /** Parsed once, on first use (a template that does not parse fails the prompt, not the tokenizer). */
+  private compiledTemplate: CompiledChatTemplate | null = null;
+  private readonly templateSource: ChatTemplateSource | null;
   private readonly hf: HfTokenizer;
   /** Same tokenizer without the special added tokens, for `allowSpecial: false` (built on first use). */
   private hfNoSpecial: HfTokenizer | null = null;
@@ -98,6 +117,7 @@ export class JsonTokenizer implements Tokenizer {
     readonly file: string,
     private readonly json: Json,
     private readonly config: Json = {},
+    extras: { chatTemplate?: ChatTemplateSource | null; specialTokensMap?: Json | null } = {},
   ) {
     const added = checkTokenizerJson(file, json);
     this.hf = buildHf(file, json, config);
@@ -109,7 +129,16 @@ export class JsonTokenizer implements Tokenizer {
     for (const id of this.hf.get_vocab(true).values()) if (id > max) max = id;
     this.vocabSize = max + 1;
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
-    this.chatTemplate = typeof config.chat_template === "string" ? config.chat_template : null;
+    this.templateSource = extras.chatTemplate !== undefined ? extras.chatTemplate : findChatTemplate(path.dirname(file), config);
+    this.chatTemplate = this.templateSource?.text ?? null;
+    this.chatTemplateFile = this.templateSource?.file ?? null;
+    this.specialTokenMap = specialTokenVariables(config, extras.specialTokensMap ?? null);
+  }
+
+  /** The eos token's text (tokenizer_config.json), or null. */
+  get eosToken(): string | null {
+    const eos = this.specialTokenMap.eos_token;
+    return typeof eos === "string" ? eos : null;
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -181,8 +210,27 @@ export class JsonTokenizer implements Tokenizer {
     return this.specialIds.has(id);
   }
 
+  /**
+   * The model's chat template (unless `template: "chatml"` or it has none), rendered as HF's
+   * apply_chat_template does. Throws a ChatTemplateError naming the file when the template does not parse
+   * or refuses the conversation (raise_exception).
+   */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    return qwenChatTemplate(messages, opts);
+    const compiled = this.template(opts);
+    if (!compiled) return qwenChatTemplate(messages, opts);
+    const withSystem =
+      opts.defaultSystem !== undefined && messages[0]?.role !== "system" ? [{ role: "system", content: opts.defaultSystem }, ...messages] : messages;
+    return compiled.render(withSystem, opts.addGenerationPrompt ?? false, this.specialTokenMap, opts.variables);
+  }
+
+  chatTemplateLabel(opts: ChatTemplateOptions = {}): string {
+    return opts.template === "chatml" || !this.templateSource ? BUILTIN_CHATML_LABEL : `chat template from ${this.templateSource.origin}`;
+  }
+
+  private template(opts: ChatTemplateOptions): CompiledChatTemplate | null {
+    if (opts.template === "chatml" || !this.templateSource) return null;
+    this.compiledTemplate ??= new CompiledChatTemplate(this.templateSource);
+    return this.compiledTemplate;
   }
 
   private noSpecial(): HfTokenizer {
@@ -208,18 +256,23 @@ function stamp(file: string): string {
 
 const cache = new Map<string, { key: string; tokenizer: JsonTokenizer }>();
 
-/** Reads `dir/tokenizer.json` (+ `tokenizer_config.json`), uncached. Throws, naming the file, when malformed. */
+/**
+ * Reads `dir/tokenizer.json` (+ `tokenizer_config.json`, `special_tokens_map.json` and the chat template
+ * files), uncached. Throws, naming the file, when malformed.
+ */
 export function readJsonTokenizer(dir: string): JsonTokenizer {
   const file = path.join(dir, TOKENIZER_FILE);
   const json = readJsonObject(file, "tokenizer.json");
   const configFile = path.join(dir, TOKENIZER_CONFIG_FILE);
   const config = existsSync(configFile) ? readJsonObject(configFile, "tokenizer_config.json") : {};
-  return new JsonTokenizer(file, json, config);
+  const mapFile = path.join(dir, SPECIAL_TOKENS_MAP_FILE);
+  const specialTokensMap = existsSync(mapFile) ? readJsonObject(mapFile, "special_tokens_map.json") : null;
+  return new JsonTokenizer(file, json, config, { chatTemplate: findChatTemplate(dir, config), specialTokensMap });
 }
 
 /**
  * The tokenizer of a model directory: its `tokenizer.json` when there is one, else the byte tokenizer.
- * Cached per directory until either file's mtime or size changes.
+ * Cached per directory until one of its files' mtime or size changes.
  */
 export function loadTokenizer(modelDir: string): Tokenizer {
   const dir = path.resolve(modelDir);
@@ -229,7 +282,7 @@ export function loadTokenizer(modelDir: string): Tokenizer {
     cache.delete(dir);
     return byteTokenizer;
   }
-  const key = `${main}:${stamp(path.join(dir, TOKENIZER_CONFIG_FILE))}`;
+  const key = [main, ...[TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, CHAT_TEMPLATE_JINJA_FILE, CHAT_TEMPLATE_JSON_FILE].map((f) => stamp(path.join(dir, f)))].join(":");
   const hit = cache.get(dir);
   if (hit && hit.key === key) return hit.tokenizer;
   const tokenizer = readJsonTokenizer(dir);

@@ -34,10 +34,14 @@ export interface ChatMessage {
 }
 
 export interface ChatTemplateOptions {
-  /** Append `<|im_start|>assistant\n` so the model continues as the assistant. */
+  /** Append the assistant's turn opener (`<|im_start|>assistant\n` in ChatML) so the model continues as the assistant. */
   addGenerationPrompt?: boolean;
   /** Inserted as a system message when the conversation does not start with one (none by default). */
   defaultSystem?: string;
+  /** "model" (default): the model's own chat template when it has one; "chatml": always the built-in ChatML format. */
+  template?: "model" | "chatml";
+  /** Extra template variables, as keyword arguments to HF's apply_chat_template (e.g. `enable_thinking`). */
+  variables?: Record<string, unknown>;
 }
 
 export interface EncodeOptions {
@@ -68,9 +72,13 @@ export interface Tokenizer {
   /** Id of a special token (or, for the byte tokenizer, of a single-byte string); throws if unknown. */
   tokenId(name: string): number;
   isSpecial(id: number): boolean;
-  /** Qwen-style chat prompt text: `<|im_start|>role\ncontent<|im_end|>\n` per message. */
+  /** Chat prompt text: the model's chat template, or the Qwen ChatML format `<|im_start|>role\ncontent<|im_end|>\n` per message. */
   applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): string;
+  /** Which format `applyChatTemplate` writes with these options, for run summaries ("built-in ChatML", "chat template from tokenizer_config.json"). */
+  chatTemplateLabel(opts?: ChatTemplateOptions): string;
 }
+
+export const BUILTIN_CHATML_LABEL = "built-in ChatML";
 
 /** The Qwen chat format, shared by every tokenizer that uses `<|im_start|>` / `<|im_end|>`. */
 export function qwenChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
@@ -156,6 +164,10 @@ export class ByteTokenizer implements Tokenizer {
 
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
     return qwenChatTemplate(messages, opts);
+  }
+
+  chatTemplateLabel(): string {
+    return BUILTIN_CHATML_LABEL;
   }
 
   /** The special tokens as `tokenizer_config.json` lists them (HF field names). */
