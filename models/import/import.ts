@@ -33,7 +33,7 @@ export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
 /** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see variants.ts). */
 export const IMPORT_GRAPH: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true };
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja", "chat_template.json"];
 
 export interface ImportManifest {
   version: number;
