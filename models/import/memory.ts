@@ -1,7 +1,8 @@
 /**
  * Memory a model needs to run, estimated from its config before anything is loaded, and the check that it fits.
- * The graphs compute in fp32 (fp16/bf16 storage is cast up once when ORT folds the Casts at load), so the weights
- * take 4 bytes per parameter at run time on either provider, plus the KV cache and a working margin.
+ * Weights take the bytes of the dtype the graph computes in, whatever the storage: 4 per parameter for the fp32
+ * graph (CPU by default; fp16/bf16 storage is cast up once when ORT folds the Casts at load), 2 for the fp16
+ * compute graph (CUDA by default, see fp16.ts); plus the KV cache (fp32 at the graph's interface) and a margin.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -9,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
 import { moeDims } from "../moe-llm-graph";
+import type { ComputeDtype } from "./fp16";
 import { parameterCounts } from "./import";
 
 export interface MemoryEstimate {
@@ -20,18 +22,19 @@ export interface MemoryEstimate {
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6).toFixed(1)} MB`);
 
-/** Weights (fp32 at run time) + KV cache for `contextTokens` (fp32, one sequence) + 15 % activations/workspace. */
-export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, bytesPerWeight = 4): MemoryEstimate {
+/** Weights (in the compute dtype) + KV cache for `contextTokens` (fp32, one sequence) + 15 % activations/workspace. */
+export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, compute: ComputeDtype = "fp32"): MemoryEstimate {
+  const bytesPerWeight = compute === "fp16" ? 2 : 4;
   const { L, KVH, Dh } = moeDims(config);
   const weights = parameterCounts(config).total * bytesPerWeight;
   const kvCache = L * 2 * KVH * Dh * contextTokens * 4;
   const bytes = Math.ceil((weights + kvCache) * 1.15);
-  return { bytes, weights, kvCache, explain: `weights ${gb(weights)} at ${bytesPerWeight} B/param + KV cache ${gb(kvCache)} for ${contextTokens} tokens + 15 %` };
+  return { bytes, weights, kvCache, explain: `weights ${gb(weights)} at ${bytesPerWeight} B/param (${compute} compute) + KV cache ${gb(kvCache)} for ${contextTokens} tokens + 15 %` };
 }
 
-export function estimateMemory(dir: string, contextTokens = 4096): MemoryEstimate {
+export function estimateMemory(dir: string, contextTokens = 4096, compute: ComputeDtype = "fp32"): MemoryEstimate {
   const config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));
-  return estimateFromConfig(config, contextTokens);
+  return estimateFromConfig(config, contextTokens, compute);
 }
 
 /** Total memory of the first CUDA device (nvidia-smi), or undefined when it cannot be asked. */

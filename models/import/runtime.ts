@@ -2,7 +2,9 @@
  * Running imported models: their graphs keep the weights as external data, which ONNX Runtime resolves next to
  * the .onnx file only when the session is created from the file's path (a model loaded from bytes may not read
  * files). So imported models get their sessions here, from the path, one per graph file, reused across runs;
- * each records the execution provider it runs on and the memory it took.
+ * each records the execution provider it runs on, the dtype it computes in and the memory it took.
+ * Compute dtype: fp16 on CUDA, fp32 on CPU (STUDIO_COMPUTE_DTYPE=fp32|fp16 overrides both); an fp16 session runs
+ * the fp16 compute graph built beside the graph file on first use (fp16.ts), with the same inputs and outputs.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +21,7 @@ import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors"
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
+import { ensureFp16Graph, type ComputeDtype } from "./fp16";
 import { checkFits, estimateFromConfig } from "./memory";
 
 export function isImportedDir(dir: string): boolean {
@@ -63,6 +66,23 @@ export interface ImportedSession extends SessionHandle {
   /** Resident memory the session added when it was created (bytes; CPU provider). */
   memoryBytes: number;
   loadMs: number;
+  /** The precision the graph computes in (matrix products; see fp16.ts for what stays fp32). */
+  computeDtype: ComputeDtype;
+  /** The graph file the session was created from (the fp16 compute graph for computeDtype fp16). */
+  graphFile: string;
+}
+
+/** Parses STUDIO_COMPUTE_DTYPE (fp32 | fp16; empty = follow the provider). */
+export function parseComputeDtype(setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype | undefined {
+  const v = (setting ?? "").trim().toLowerCase();
+  if (v === "" || v === "auto") return undefined;
+  if (v === "fp32" || v === "fp16") return v;
+  throw new Error(`STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "${setting}")`);
+}
+
+/** The dtype an imported model computes in on `provider`: fp16 on CUDA, fp32 on CPU, unless STUDIO_COMPUTE_DTYPE says otherwise. */
+export function computeDtypeFor(provider: ExecutionProvider, setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype {
+  return parseComputeDtype(setting) ?? (provider === "cuda" ? "fp16" : "fp32");
 }
 
 const sessions = new Map<string, Promise<ImportedSession>>();
@@ -81,15 +101,17 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
   const pref = parseEpPreference();
   if (pref === "cuda" && !cudaLibrariesPresent()) throw new Error("STUDIO_EP=cuda, but the CUDA provider libraries are not installed: run `npm run setup:gpu` on a machine with internet access");
   const order: ExecutionProvider[] = pref === "cpu" ? ["cpu"] : pref === "cuda" ? ["cuda"] : cudaLibrariesPresent() ? ["cuda", "cpu"] : ["cpu"];
-  const estimate = estimateFromConfig(config);
+  parseComputeDtype(); // a bad STUDIO_COMPUTE_DTYPE fails here, not as a provider fallback
   let lastError: unknown;
   for (const ep of order) {
     try {
-      checkFits(ref, estimate, ep);
+      const computeDtype = computeDtypeFor(ep);
+      checkFits(ref, estimateFromConfig(config, 4096, computeDtype), ep);
+      const graphFile = computeDtype === "fp16" ? ensureFp16Graph(file) : file;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
-      const session = await ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
-      return { session, executionProvider: ep, key: `${file}|${ep}`, memoryBytes: Math.max(0, process.memoryUsage().rss - rss0), loadMs: performance.now() - t0 };
+      const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+      return { session, executionProvider: ep, key: `${graphFile}|${ep}`, memoryBytes: Math.max(0, process.memoryUsage().rss - rss0), loadMs: performance.now() - t0, computeDtype, graphFile };
     } catch (e) {
       lastError = e;
       if (/needs about .* to run/.test((e as Error).message) && ep === order[order.length - 1]) throw e;
@@ -100,31 +122,33 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
 
 /** The (cached) session of an imported model's graph file. */
 export function importedSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
-  let s = sessions.get(file);
+  // one session per graph file and STUDIO_COMPUTE_DTYPE setting (keys start with the file: see loadedSessions)
+  const key = `${file}|${process.env.STUDIO_COMPUTE_DTYPE ?? ""}`;
+  let s = sessions.get(key);
   if (!s) {
     s = createSession(ref, file, config);
-    sessions.set(file, s);
-    s.catch(() => sessions.delete(file));
+    sessions.set(key, s);
+    s.catch(() => sessions.delete(key));
   }
   return s;
 }
 
-/** Provider and memory of the loaded sessions of a model dir (for the Models page). */
-export async function loadedSessions(dir: string): Promise<{ file: string; provider: ExecutionProvider; memoryBytes: number; loadMs: number }[]> {
+/** Provider, compute dtype and memory of the loaded sessions of a model dir (for the Models page). */
+export async function loadedSessions(dir: string): Promise<{ file: string; provider: ExecutionProvider; computeDtype: ComputeDtype; memoryBytes: number; loadMs: number }[]> {
   const out = [];
-  for (const [file, p] of sessions) {
-    if (!file.startsWith(dir + path.sep)) continue;
+  for (const [key, p] of sessions) {
+    if (!key.startsWith(dir + path.sep)) continue;
     const s = await p.catch(() => undefined);
-    if (s) out.push({ file: path.relative(dir, file), provider: s.executionProvider, memoryBytes: s.memoryBytes, loadMs: s.loadMs });
+    if (s) out.push({ file: path.relative(dir, s.graphFile), provider: s.executionProvider, computeDtype: s.computeDtype, memoryBytes: s.memoryBytes, loadMs: s.loadMs });
   }
   return out;
 }
 
 /** Releases the sessions of a model dir (before it is deleted or re-imported). */
 export async function releaseSessions(dir: string): Promise<void> {
-  for (const [file, p] of [...sessions]) {
-    if (!file.startsWith(dir + path.sep)) continue;
-    sessions.delete(file);
+  for (const [key, p] of [...sessions]) {
+    if (!key.startsWith(dir + path.sep)) continue;
+    sessions.delete(key);
     const s = await p.catch(() => undefined);
     await s?.session.release();
   }

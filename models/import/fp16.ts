@@ -1,0 +1,373 @@
+/**
+ * fp16 compute graphs (for CUDA): a transform of a built fp32 ONNX graph (the MoE-LLM decoder of moe-llm-graph.ts,
+ * or an encoder tower) into one whose matrix products run in half precision, with PyTorch autocast's rules:
+ * - "fp16" ops (MatMul, Gemm, Conv) take fp16 inputs and give fp16 outputs; every weight is stored FLOAT16.
+ * - "fp32" ops stay in float: the RMSNorm path (Pow, ReduceMean, Sqrt: real activations overflow fp16 when squared),
+ *   Softmax (attention and router), the routing arithmetic (TopK, CumSum, ReduceSum), RoPE angles (the Cast of int
+ *   positions to float, Cos, Sin: fp16 angles at position 4096 are off by ~2 rad) and Exp.
+ * - every other op "follows": it runs in the widest float type among its inputs (fp32 if any input is fp32), so
+ *   once a value was computed in fp32 it stays fp32 until the next matrix product casts it down. In practice the
+ *   residual stream after the first MoE block, the norms, attention scores + softmax, routing and the expert-weight
+ *   combine are fp32, and all matrix products (attention, experts, router, LM head) fp16.
+ * Graph inputs and outputs keep their declared types (keep_io_types: a Cast is added before an output computed in
+ * fp16), so the same feeds and result handling work on either graph (KV cache in/out stays fp32).
+ *
+ * Weights: external-data initializers become FLOAT16. When they are FLOAT16 already (an import with --dtype fp16),
+ * the fp16 graph references the SAME data file and the Cast-to-float after each weight is dropped; FLOAT/BFLOAT16
+ * data is converted into a new data file chunk by chunk (memory stays bounded whatever the model size). Small
+ * inline float constants adopt their consumer's type when they fit fp16 (|v| in [6.1e-5, 65504], 0 or ±inf);
+ * a constant that does not fit (e.g. the -1e30 masking value) keeps its op in fp32.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import path from "node:path";
+import { onnx } from "onnx-proto";
+import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../safetensors";
+
+export type ComputeDtype = "fp32" | "fp16";
+/** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
+export const FP16_CONVERTER_VERSION = 1;
+
+const T = onnx.TensorProto.DataType;
+const FLOAT = T.FLOAT, HALF = T.FLOAT16;
+const TYPE_NAME: Record<number, string> = { [T.FLOAT]: "float", [T.FLOAT16]: "float16", [T.BFLOAT16]: "bfloat16", [T.INT64]: "int64", [T.INT32]: "int32", [T.BOOL]: "bool" };
+const isFloat = (t: number) => t === FLOAT || t === HALF;
+
+/** Ops computed in fp16 (all float inputs cast down). */
+const FP16_OPS = new Set(["MatMul", "Gemm", "Conv"]);
+/** Numerically sensitive ops kept in fp32 (all float inputs cast up). */
+const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "LayerNormalization", "SimplifiedLayerNormalization"]);
+/** Ops that run in the widest float type of their inputs (or on non-float data as given). */
+const FOLLOW_OPS = new Set([
+  "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Sigmoid", "Tanh", "Erf", "Relu", "Ceil", "Floor", "Identity",
+  "Where", "Reshape", "Transpose", "Concat", "Split", "Slice", "Unsqueeze", "Squeeze", "Expand", "Range",
+  "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin",
+]);
+/** Ops whose outputs have a fixed type; their inputs are unified to one float type (comparisons) or left alone. */
+const BOOL_OUT = new Set(["Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Xor"]);
+const INT64_OUT = new Set(["Shape", "NonZero", "ArgMax", "ArgMin", "Size"]);
+
+export interface Fp16Result {
+  model: onnx.ModelProto;
+  /** External initializers whose data must be converted into the new data file (not FLOAT16 at the source). */
+  convert: { tensor: onnx.ITensorProto; source: { location: string; offset: number; length: number; dataType: number } }[];
+}
+
+function externalInfo(t: onnx.ITensorProto): { location: string; offset: number; length: number } {
+  const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
+  if (!kv.location) throw new Error(`initializer "${t.name}" has external data without a location`);
+  const count = (t.dims ?? []).reduce<number>((a, b) => a * Number(b), 1);
+  const width = t.dataType === FLOAT ? 4 : 2;
+  return { location: String(kv.location), offset: Number(kv.offset ?? 0), length: kv.length !== undefined ? Number(kv.length) : count * width };
+}
+
+const isExternal = (t: onnx.ITensorProto) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+
+/** Values of an inline FLOAT initializer. */
+function inlineFloats(t: onnx.ITensorProto): Float32Array {
+  if (t.rawData && t.rawData.length > 0) {
+    const raw = t.rawData;
+    const copy = new Uint8Array(raw.byteLength);
+    copy.set(raw);
+    return new Float32Array(copy.buffer);
+  }
+  return Float32Array.from(t.floatData ?? []);
+}
+
+/** Whether v survives a round trip through fp16 without overflow or underflow to zero/subnormal. */
+const fitsHalf = (v: number) => v === 0 || Number.isNaN(v) || v === Infinity || v === -Infinity || (Math.abs(v) >= 6.104e-5 && Math.abs(v) <= 65504);
+
+function halfBits(values: Float32Array, what: string): Uint8Array {
+  const out = new Uint8Array(values.length * 2);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (Number.isFinite(v) && Math.abs(v) > 65504) throw new Error(`${what}: value ${v} at index ${i} does not fit fp16 (|v| > 65504)`);
+    dv.setUint16(i * 2, f32ToF16Bits(v), true);
+  }
+  return out;
+}
+
+function attrInt(node: onnx.INodeProto, name: string): number | undefined {
+  const a = node.attribute?.find((x) => x.name === name);
+  return a ? Number(a.i) : undefined;
+}
+
+/**
+ * The fp16 compute version of `model` (see the file comment). Pure: returns the new ModelProto and the list of
+ * external tensors whose data still has to be converted (see ensureFp16Graph). Throws naming the node on an op it
+ * has no rule for, or on a graph that is not topologically sorted.
+ */
+export function convertToFp16(model: onnx.IModelProto): Fp16Result {
+  const graph = model.graph;
+  if (!graph) throw new Error("fp16: the model has no graph");
+  const types = new Map<string, number>();
+  const declaredOut = new Map<string, number>();
+  for (const v of graph.input ?? []) types.set(v.name!, v.type?.tensorType?.elemType ?? 0);
+  for (const v of graph.output ?? []) declaredOut.set(v.name!, v.type?.tensorType?.elemType ?? 0);
+
+  const inits = new Map<string, onnx.ITensorProto>();
+  /** Inline FLOAT initializers: constants that may adopt fp16 (values cached on first use). */
+  const constants = new Map<string, Float32Array | undefined>();
+  const weights = new Set<string>();
+  const newInits: onnx.ITensorProto[] = [];
+  const byName = new Map<string, onnx.ITensorProto>();
+  const addInit = (t: onnx.ITensorProto) => {
+    newInits.push(t);
+    byName.set(t.name!, t);
+  };
+  const convert: Fp16Result["convert"] = [];
+  for (const t of graph.initializer ?? []) {
+    const name = t.name!;
+    inits.set(name, t);
+    const dt = t.dataType ?? 0;
+    if (isExternal(t) && (dt === FLOAT || dt === HALF || dt === T.BFLOAT16)) {
+      weights.add(name);
+      types.set(name, HALF);
+      const src = externalInfo(t);
+      const converted: onnx.ITensorProto = { name, dims: t.dims, dataType: HALF, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: t.externalData };
+      if (dt !== HALF) convert.push({ tensor: converted, source: { ...src, dataType: dt } });
+      addInit(converted);
+      continue;
+    }
+    if (dt === FLOAT) constants.set(name, undefined);
+    types.set(name, dt === T.BFLOAT16 ? FLOAT : dt); // an inline bf16 tensor is converted to float below
+    addInit(dt === T.BFLOAT16 ? { name, dims: t.dims, dataType: FLOAT, rawData: bf16ToFloatBytes(t) } : t);
+    if (dt === T.BFLOAT16) constants.set(name, undefined);
+  }
+  const constValues = (name: string) => {
+    let v = constants.get(name);
+    if (!v) {
+      v = inlineFloats(byName.get(name)!);
+      constants.set(name, v);
+    }
+    return v;
+  };
+  const constFitsHalf = (name: string) => constValues(name).every(fitsHalf);
+
+  const used = new Set<string>([...types.keys()]);
+  for (const n of graph.node ?? []) for (const o of n.output ?? []) used.add(o);
+  let counter = 0;
+  const fresh = (base: string) => {
+    let name = `${base}/fp16_${counter++}`;
+    while (used.has(name)) name = `${base}/fp16_${counter++}`;
+    used.add(name);
+    return name;
+  };
+
+  const nodes: onnx.INodeProto[] = [];
+  const alias = new Map<string, string>();
+  const casts = new Map<string, string>();
+  const halfConsts = new Map<string, string>();
+  /** `name` as type `to`: the value itself, an fp16 copy of a constant, or a (shared) Cast node's output. */
+  const as = (name: string, to: number): string => {
+    const from = types.get(name)!;
+    if (from === to) return name;
+    if (constants.has(name) && to === HALF && constFitsHalf(name)) {
+      let copy = halfConsts.get(name);
+      if (!copy) {
+        copy = fresh(name);
+        addInit({ name: copy, dims: byName.get(name)!.dims, dataType: HALF, rawData: halfBits(constValues(name), `constant "${name}"`) });
+        types.set(copy, HALF);
+        halfConsts.set(name, copy);
+      }
+      return copy;
+    }
+    const key = `${name}|${to}`;
+    let out = casts.get(key);
+    if (!out) {
+      out = fresh(name);
+      nodes.push({ opType: "Cast", domain: "", input: [name], output: [out], name: fresh("node/Cast"), attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: to }] });
+      types.set(out, to);
+      casts.set(key, out);
+    }
+    return out;
+  };
+
+  for (const node of graph.node ?? []) {
+    const op = node.opType ?? "";
+    const where = `node "${node.name ?? op}" (${op})`;
+    if (node.domain && node.domain !== "" && node.domain !== "ai.onnx") throw new Error(`fp16: ${where} is in domain ${node.domain}, which the fp16 transform has no rule for`);
+    if (node.attribute?.some((a) => a.g || (a.graphs && a.graphs.length > 0))) throw new Error(`fp16: ${where} has a subgraph, which the fp16 transform does not handle`);
+    const inputs = (node.input ?? []).map((n) => alias.get(n) ?? n);
+    for (const n of inputs) if (n !== "" && !types.has(n)) throw new Error(`fp16: ${where} reads "${n}" before it is computed (graph not topologically sorted?)`);
+    const outs = [...(node.output ?? [])];
+
+    // the Cast-to-float after a stored fp16/bf16 weight: the fp16 graph reads the weight directly
+    if (op === "Cast" && weights.has(inputs[0]!) && attrInt(node, "to") === FLOAT) {
+      alias.set(outs[0]!, inputs[0]!);
+      continue;
+    }
+
+    let newInputs = inputs;
+    let outTypes: number[];
+    if (op === "Cast") {
+      const to = attrInt(node, "to")!;
+      outTypes = [to];
+    } else if (INT64_OUT.has(op)) {
+      outTypes = outs.map(() => T.INT64);
+    } else {
+      const floatIdx = inputs.map((n, i) => (n !== "" && isFloat(types.get(n)!) ? i : -1)).filter((i) => i >= 0);
+      let target: number | undefined;
+      if (FP16_OPS.has(op)) target = HALF;
+      else if (FP32_OPS.has(op)) target = floatIdx.length > 0 ? FLOAT : undefined;
+      else if (FOLLOW_OPS.has(op) || BOOL_OUT.has(op)) {
+        if (floatIdx.length > 0) {
+          // constants that fit fp16 do not decide the type; everything else does (fp32 wins)
+          // (only constants: computed as built, in fp32)
+          const deciding = floatIdx.filter((i) => !(constants.has(inputs[i]!) && constFitsHalf(inputs[i]!)));
+          target = deciding.length === 0 || deciding.some((i) => types.get(inputs[i]!) === FLOAT) ? FLOAT : HALF;
+        }
+      } else {
+        throw new Error(`fp16: ${where} has no fp16 rule (add it to models/import/fp16.ts)`);
+      }
+      if (target !== undefined) newInputs = inputs.map((n, i) => (floatIdx.includes(i) ? as(n, target!) : n));
+      const dataType = (i: number) => types.get(newInputs[i]!)!;
+      if (BOOL_OUT.has(op)) outTypes = outs.map(() => T.BOOL);
+      else if (op === "TopK") outTypes = [dataType(0), T.INT64];
+      else if (op === "Where") outTypes = [dataType(1)];
+      else if (op === "Range") outTypes = [dataType(0)];
+      else outTypes = outs.map(() => dataType(0));
+    }
+    const finalOuts = outs.map((o, i) => {
+      const declared = declaredOut.get(o);
+      if (declared === undefined || declared === outTypes[i] || !isFloat(outTypes[i]!)) return o;
+      return fresh(o);
+    });
+    nodes.push({ ...node, input: newInputs, output: finalOuts });
+    finalOuts.forEach((o, i) => types.set(o, outTypes[i]!));
+    // keep_io_types: an output computed in fp16 is cast to its declared type under its own name
+    outs.forEach((o, i) => {
+      if (finalOuts[i] === o) return;
+      nodes.push({ opType: "Cast", domain: "", input: [finalOuts[i]!], output: [o], name: fresh("node/Cast"), attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: declaredOut.get(o)! }] });
+      types.set(o, declaredOut.get(o)!);
+    });
+  }
+  for (const [name, declared] of declaredOut) {
+    const got = types.get(alias.get(name) ?? name);
+    if (got !== declared) throw new Error(`fp16: graph output "${name}" is ${TYPE_NAME[got ?? 0] ?? got}, declared ${TYPE_NAME[declared] ?? declared}`);
+  }
+
+  const read = new Set(nodes.flatMap((n) => n.input ?? []));
+  for (const o of graph.output ?? []) read.add(o.name!);
+  const out = onnx.ModelProto.create({
+    ...model,
+    graph: { ...graph, node: nodes, initializer: newInits.filter((t) => read.has(t.name!)).map((t) => onnx.TensorProto.create(t)), valueInfo: [] },
+    metadataProps: [...(model.metadataProps ?? []).filter((p) => p.key !== "moe_studio_compute_dtype"), { key: "moe_studio_compute_dtype", value: "fp16" }],
+  });
+  // the converted tensors' external data is rewritten in place (ensureFp16Graph): point at the model's own instances
+  const final = new Map((out.graph!.initializer ?? []).map((t) => [t.name!, t]));
+  return { model: out, convert: convert.filter((c) => final.has(c.tensor.name!)).map((c) => ({ ...c, tensor: final.get(c.tensor.name!)! })) };
+}
+
+function bf16ToFloatBytes(t: onnx.ITensorProto): Uint8Array {
+  const raw = t.rawData ?? new Uint8Array();
+  const out = new Float32Array(raw.byteLength / 2);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = bf16BitsToF32(dv.getUint16(i * 2, true));
+  return new Uint8Array(out.buffer);
+}
+
+/** Offsets of external tensors are aligned so ORT can map them directly (as external-graph.ts). */
+const ALIGN = 64;
+/** Values converted per read (bounded memory for tensors of any size). */
+const CHUNK_VALUES = 1 << 22;
+
+/** The fp16 graph's file name beside `file` (model.onnx → model.fp16.onnx). */
+export function fp16GraphPath(file: string): string {
+  return path.join(path.dirname(file), `${path.basename(file, ".onnx")}.fp16.onnx`);
+}
+
+function sourceKey(graphBytes: Uint8Array): string {
+  return createHash("sha256").update(graphBytes).update(`fp16-v${FP16_CONVERTER_VERSION}`).digest("hex");
+}
+
+/**
+ * The fp16 compute graph of the graph file `file` (fp32 compute, weights as external data or inline), written as
+ * `<name>.fp16.onnx` (+ `<name>.fp16.onnx.data` when weights had to be converted) beside it: built on first use
+ * and reused while the source graph is unchanged. Written to temporary names and renamed into place (the graph
+ * last), so an interrupted build leaves nothing that would be used.
+ */
+export function ensureFp16Graph(file: string): string {
+  const target = fp16GraphPath(file);
+  const srcBytes = readFileSync(file);
+  const key = sourceKey(srcBytes);
+  if (existsSync(target)) {
+    try {
+      const have = onnx.ModelProto.decode(readFileSync(target)).metadataProps?.find((p) => p.key === "moe_studio_fp16_source")?.value;
+      if (have === key) return target;
+    } catch {
+      // unreadable: rebuilt below
+    }
+  }
+  const { model, convert } = convertToFp16(onnx.ModelProto.decode(srcBytes));
+  model.metadataProps.push(onnx.StringStringEntryProto.create({ key: "moe_studio_fp16_source", value: key }));
+  const dir = path.dirname(file);
+  const suffix = `.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const dataName = `${path.basename(target)}.data`;
+  const tmpData = path.join(dir, `.${dataName}${suffix}`);
+  const tmpGraph = path.join(dir, `.${path.basename(target)}${suffix}`);
+  try {
+    if (convert.length > 0) writeConvertedData(dir, convert, tmpData, dataName);
+    writeFileSync(tmpGraph, onnx.ModelProto.encode(model).finish());
+    if (convert.length > 0) renameSync(tmpData, path.join(dir, dataName));
+    renameSync(tmpGraph, target);
+  } catch (e) {
+    rmSync(tmpData, { force: true });
+    rmSync(tmpGraph, { force: true });
+    throw new Error(`building the fp16 graph of ${file}: ${(e as Error).message}`);
+  }
+  return target;
+}
+
+/** Converts each listed external tensor to fp16 into `tmpData` (chunk by chunk) and points the tensors at `dataName`. */
+function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData: string, dataName: string): void {
+  const out = openSync(tmpData, "w");
+  const sources = new Map<string, number>();
+  let offset = 0;
+  try {
+    for (const { tensor, source } of convert) {
+      let fd = sources.get(source.location);
+      if (fd === undefined) {
+        const srcFile = path.resolve(dir, source.location);
+        if (!srcFile.startsWith(path.resolve(dir) + path.sep)) throw new Error(`tensor "${tensor.name}": external data location "${source.location}" is outside the model folder`);
+        fd = openSync(srcFile, "r");
+        sources.set(source.location, fd);
+      }
+      const width = source.dataType === FLOAT ? 4 : 2;
+      const count = source.length / width;
+      offset = Math.ceil(offset / ALIGN) * ALIGN;
+      const start = offset;
+      for (let done = 0; done < count; ) {
+        const n = Math.min(CHUNK_VALUES, count - done);
+        const bytes = Buffer.alloc(n * width);
+        for (let got = 0; got < bytes.length; ) {
+          const r = readSync(fd, bytes, got, bytes.length - got, source.offset + done * width + got);
+          if (r === 0) throw new Error(`tensor "${tensor.name}": ${source.location} ends before its data (offset ${source.offset}, length ${source.length})`);
+          got += r;
+        }
+        const values = new Float32Array(n);
+        if (width === 4) values.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+        else for (let i = 0; i < n; i++) values[i] = bf16BitsToF32(bytes.readUInt16LE(i * 2));
+        const half = halfBits(values, `weight "${tensor.name}"`);
+        for (let w = 0; w < half.length; ) w += writeSync(out, half, w, half.length - w, offset + w);
+        offset += half.length;
+        done += n;
+      }
+      tensor.externalData = [
+        { key: "location", value: dataName },
+        { key: "offset", value: String(start) },
+        { key: "length", value: String(offset - start) },
+      ];
+    }
+  } finally {
+    closeSync(out);
+    for (const fd of sources.values()) closeSync(fd);
+  }
+}
+
+/** fp16 bits of a FLOAT16 initializer back to float (for tests and tools). */
+export function halfValues(bytes: Uint8Array): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float32Array.from({ length: bytes.byteLength / 2 }, (_, i) => f16BitsToF32(dv.getUint16(i * 2, true)));
+}
