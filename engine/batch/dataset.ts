@@ -117,10 +117,15 @@ export async function* readRecords(source: string): AsyncGenerator<DatasetRecord
 
 /** One pass over the dataset: counts, errors, a preview and the fingerprint (memory bounded). */
 export async function scanDataset(source: string, previewRows = PREVIEW_ROWS): Promise<DatasetScan> {
+  return scanRows(source, readRows(source), await fingerprintDataset(source), previewRows);
+}
+
+/** scanDataset over `rows` of `source` being read by the caller, with the fingerprint it already has. */
+export async function scanRows(source: string, rows: AsyncIterable<RowResult>, fingerprint: string, previewRows = PREVIEW_ROWS): Promise<DatasetScan> {
   const kind = datasetKind(source);
   const root = kind === "folder" ? path.resolve(source) : path.dirname(path.resolve(source));
-  const scan: DatasetScan = { kind, source, count: 0, errorCount: 0, errors: [], preview: [], tasks: {}, modalities: {}, fingerprint: await fingerprintDataset(source) };
-  for await (const r of readRows(source)) {
+  const scan: DatasetScan = { kind, source, count: 0, errorCount: 0, errors: [], preview: [], tasks: {}, modalities: {}, fingerprint };
+  for await (const r of rows) {
     if (!r.ok) {
       scan.errorCount++;
       if (scan.errors.length < MAX_ERRORS_KEPT) scan.errors.push(r.error);
