@@ -51,7 +51,12 @@ const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ?
 function progressBar(): (p: ImportProgress) => void {
   const tty = process.stdout.isTTY === true;
   let last = -1;
+  let resumeShown = false;
   return (p) => {
+    if (p.phase === "writing" && !resumeShown) {
+      resumeShown = true;
+      if (p.resumedBytes) console.log(`resuming an interrupted import at ${gb(p.resumedBytes)} of ${gb(p.totalBytes)}`);
+    }
     if (p.phase === "hashing") {
       if (p.bytes === p.totalBytes || !tty) return void (p.bytes === p.totalBytes && console.log(`hashed the checkpoint files (${gb(p.totalBytes)})`));
       return void process.stdout.write(`\rhashing the checkpoint files: ${gb(p.bytes)} / ${gb(p.totalBytes)}${p.etaSeconds !== undefined ? `  ETA ${Math.ceil(p.etaSeconds)} s` : ""}`);
@@ -72,13 +77,16 @@ async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
   if (a.json) {
     const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
-    console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed } }));
+    console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
     return 0;
   }
   const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: progressBar() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
   else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
+  const b = r.build;
+  if (b && b.resumedBytes > 0)
+    console.log(`resumed: ${gb(b.resumedBytes)} (${b.resumedTensors} tensors) were already written by an interrupted import${b.tornTensors > 0 ? `, ${b.tornTensors} torn at its end written again` : ""}; this run wrote ${gb(b.writtenBytes)}`);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
   const mem = estimateMemory(r.dir);
   console.log(`memory to run: ~${gb(mem.bytes)} (${mem.explain})`);
