@@ -11,6 +11,7 @@ import { CatalogContext, makeClientCatalog } from "./catalog";
 import { HistoryPanel } from "./HistoryPanel";
 import { autoLayout } from "./layout";
 import { StartRunContext } from "./NodeRunView";
+import { RunMemoryTag } from "./RunMemory";
 import { RunPanel } from "./RunPanel";
 import { ShareDialog } from "./ShareDialog";
 import { useRun } from "./run-store";
@@ -265,6 +266,7 @@ function EditorInner({ id }: { id: string }) {
         <span className="ep-tag" title="ONNX Runtime execution provider" data-testid="ep">
           {executionProvider ?? runtime.data?.executionProvider ?? "…"}
         </span>
+        <RunMemoryTag />
         {runStatus === "queued" || runStatus === "running" ? (
           <button className="danger" onClick={() => runId && cancelRun.mutate({ runId })}>
             Cancel run

@@ -1,5 +1,6 @@
 "use client";
 import { trpc } from "@/app/lib/trpc";
+import { NodeMemoryTable, RunMemoryLine } from "./RunMemory";
 import { useRun } from "./run-store";
 
 function ago(iso: string): string {
@@ -39,6 +40,7 @@ export function RunPanel({ workflowId, onClose }: { workflowId: string; onClose:
                 <span className="muted" style={{ marginLeft: "auto" }}>{ago(r.createdAt)}</span>
               </div>
               {r.targetNodeId && <div className="muted">run to {r.targetNodeId}</div>}
+              <RunMemoryLine run={r} />
               {r.error && <div className="error-text">{r.error}</div>}
               <div className="row">
                 {!live && <button onClick={() => void open(r.id)}>Show outputs</button>}
@@ -51,6 +53,7 @@ export function RunPanel({ workflowId, onClose }: { workflowId: string; onClose:
                 )}
                 <span className="muted" style={{ marginLeft: "auto" }}>{r.id}</span>
               </div>
+              {r.id === currentRun && !live && <NodeMemoryTable />}
             </li>
           );
         })}

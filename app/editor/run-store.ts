@@ -1,6 +1,6 @@
 "use client";
 import { create } from "zustand";
-import type { RunEvent } from "@/engine/events";
+import type { RunEvent, RunMemory } from "@/engine/events";
 import type { Workflow } from "@/engine/workflow/schema";
 
 export type NodeRunStatus = "waiting" | "running" | "done" | "cached" | "error" | "skipped" | "cancelled" | "interrupted";
@@ -16,6 +16,8 @@ export interface NodeRunView {
   outputs?: Record<string, unknown>;
   /** Latest progress preview (a stored image id), while the node runs. */
   preview?: string;
+  /** Highest RSS of the executing process while this node ran (process-wide). */
+  peakRssBytes?: number;
 }
 
 export interface PastRun {
@@ -24,7 +26,11 @@ export interface PastRun {
   status: string;
   error: string | null;
   executionProvider: string | null;
-  nodes: { nodeId: string; status: string; summary: string | null; error: string | null; durationMs: number | null; outputs: Record<string, unknown> | null }[];
+  /** Null on runs recorded before memory was measured. */
+  startRssBytes?: number | null;
+  peakRssBytes?: number | null;
+  peakDeviceBytes?: number | null;
+  nodes: { nodeId: string; status: string; summary: string | null; error: string | null; durationMs: number | null; peakRssBytes?: number | null; outputs: Record<string, unknown> | null }[];
 }
 
 interface RunState {
@@ -34,6 +40,8 @@ interface RunState {
   status: "idle" | "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
   error?: string;
   executionProvider?: string;
+  /** Memory of the process that executed the run: the start figure as it starts, the rest when it ends. */
+  memory?: Partial<RunMemory>;
   nodes: Record<string, NodeRunView>;
   begin(runId: string, document?: Workflow): void;
   apply(e: RunEvent): void;
@@ -52,7 +60,7 @@ export const useRun = create<RunState>()((set, get) => ({
   status: "idle",
   nodes: {},
   begin(runId, document) {
-    set({ runId, runDocument: document ?? null, status: "queued", error: undefined, nodes: {} });
+    set({ runId, runDocument: document ?? null, status: "queued", error: undefined, memory: undefined, nodes: {} });
   },
   apply(e) {
     if (e.runId !== get().runId) return;
@@ -64,7 +72,7 @@ export const useRun = create<RunState>()((set, get) => ({
       case "started": {
         const planned: Record<string, NodeRunView> = {};
         for (const id of e.nodeIds) planned[id] = { status: "waiting" };
-        set({ status: "running", executionProvider: e.executionProvider, nodes: planned });
+        set({ status: "running", executionProvider: e.executionProvider, memory: e.startRssBytes === undefined ? undefined : { startRssBytes: e.startRssBytes }, nodes: planned });
         break;
       }
       case "node-start":
@@ -77,22 +85,22 @@ export const useRun = create<RunState>()((set, get) => ({
         set({ nodes: patch(nodes, e.nodeId, { status: "cached", summary: e.summary, ms: 0 }) });
         break;
       case "node-done":
-        set({ nodes: patch(nodes, e.nodeId, { status: "done", summary: e.summary, ms: e.ms, fraction: 1 }) });
+        set({ nodes: patch(nodes, e.nodeId, { status: "done", summary: e.summary, ms: e.ms, fraction: 1, peakRssBytes: e.peakRssBytes }) });
         break;
       case "node-outputs":
         set({ nodes: patch(nodes, e.nodeId, { outputs: e.outputs }) });
         break;
       case "node-error":
-        set({ nodes: patch(nodes, e.nodeId, { status: "error", error: e.message }) });
+        set({ nodes: patch(nodes, e.nodeId, { status: "error", error: e.message, peakRssBytes: e.peakRssBytes }) });
         break;
       case "finished":
-        set({ status: "finished" });
+        set({ status: "finished", ...(e.memory ? { memory: e.memory } : {}) });
         break;
       case "failed":
-        set({ status: "failed", error: e.message, nodes: settle(nodes, "skipped") });
+        set({ status: "failed", error: e.message, nodes: settle(nodes, "skipped"), ...(e.memory ? { memory: e.memory } : {}) });
         break;
       case "cancelled":
-        set({ status: "cancelled", nodes: settle(nodes, "cancelled") });
+        set({ status: "cancelled", nodes: settle(nodes, "cancelled"), ...(e.memory ? { memory: e.memory } : {}) });
         break;
     }
   },
@@ -104,13 +112,15 @@ export const useRun = create<RunState>()((set, get) => ({
         summary: n.summary ?? undefined,
         error: n.error ?? undefined,
         ms: n.durationMs ?? undefined,
+        peakRssBytes: n.peakRssBytes ?? undefined,
         outputs: n.outputs ?? undefined,
       };
     }
-    set({ runId: run.id, runDocument: run.document ?? null, status: run.status as RunState["status"], error: run.error ?? undefined, executionProvider: run.executionProvider ?? undefined, nodes });
+    const memory = run.peakRssBytes == null ? undefined : { peakRssBytes: run.peakRssBytes, startRssBytes: run.startRssBytes ?? undefined, peakDeviceBytes: run.peakDeviceBytes ?? undefined };
+    set({ runId: run.id, runDocument: run.document ?? null, status: run.status as RunState["status"], error: run.error ?? undefined, executionProvider: run.executionProvider ?? undefined, memory, nodes });
   },
   clear() {
-    set({ runId: null, status: "idle", error: undefined, nodes: {} });
+    set({ runId: null, status: "idle", error: undefined, memory: undefined, nodes: {} });
   },
 }));
 

@@ -8,6 +8,7 @@ import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
 import { SessionPool } from "@/engine/runtime";
+import { describeRunMemory } from "@/engine/runtime/memory-format";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { forwardJson, type PositionsJson } from "@/models/forward";
 import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm-model";
@@ -179,7 +180,21 @@ async function writeOutputs(dir: string, runId: string) {
   }
   await writeFile(
     path.join(dir, "run.json"),
-    JSON.stringify({ runId, status: run.status, error: run.error, executionProvider: run.executionProvider, nodes: run.nodeRuns.map((n) => ({ nodeId: n.nodeId, status: n.status, ms: n.durationMs, summary: n.summary, error: n.error })) }, null, 2),
+    JSON.stringify(
+      {
+        runId,
+        status: run.status,
+        error: run.error,
+        executionProvider: run.executionProvider,
+        // Memory of the process that executed the run, in bytes (null when not measured; device: CUDA only).
+        startRssBytes: run.startRssBytes,
+        peakRssBytes: run.peakRssBytes,
+        peakDeviceBytes: run.peakDeviceBytes,
+        nodes: run.nodeRuns.map((n) => ({ nodeId: n.nodeId, status: n.status, ms: n.durationMs, summary: n.summary, error: n.error, peakRssBytes: n.peakRssBytes })),
+      },
+      null,
+      2,
+    ),
   );
   return files;
 }
@@ -228,6 +243,8 @@ async function cmdRun(args: Args): Promise<number> {
     const files = await writeOutputs(args.out, runId);
     console.log(`wrote ${files.length} file(s) to ${args.out}`);
   }
+  const memory = "memory" in terminal && terminal.memory ? describeRunMemory(terminal.memory) : undefined;
+  if (memory) console.log(memory);
   if (terminal.type === "finished") {
     console.log(`finished in ${terminal.ms.toFixed(1)} ms`);
     return 0;

@@ -111,7 +111,9 @@ export async function executeRun(
   const record = (event: RunEvent) => {
     switch (event.type) {
       case "started":
-        write(() => db().run.update({ where: { id: run.id }, data: { status: "running", startedAt: new Date(event.at), executionProvider: event.executionProvider } }));
+        write(() =>
+          db().run.update({ where: { id: run.id }, data: { status: "running", startedAt: new Date(event.at), executionProvider: event.executionProvider, startRssBytes: event.startRssBytes ?? null } }),
+        );
         break;
       case "node-start":
         write(() =>
@@ -127,15 +129,18 @@ export async function executeRun(
         break;
       case "node-done":
         write(() =>
-          db().nodeRun.update({ where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } }, data: { status: "done", summary: event.summary, durationMs: event.ms, finishedAt: new Date(event.at) } }),
+          db().nodeRun.update({
+            where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } },
+            data: { status: "done", summary: event.summary, durationMs: event.ms, peakRssBytes: event.peakRssBytes ?? null, finishedAt: new Date(event.at) },
+          }),
         );
         break;
       case "node-error":
         write(() =>
           db().nodeRun.upsert({
             where: { runId_nodeId: { runId: run.id, nodeId: event.nodeId } },
-            create: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "error", error: event.message, finishedAt: new Date(event.at) },
-            update: { status: "error", error: event.message, finishedAt: new Date(event.at) },
+            create: { id: newId(), runId: run.id, nodeId: event.nodeId, nodeType: nodeType.get(event.nodeId) ?? "?", status: "error", error: event.message, peakRssBytes: event.peakRssBytes ?? null, finishedAt: new Date(event.at) },
+            update: { status: "error", error: event.message, peakRssBytes: event.peakRssBytes ?? null, finishedAt: new Date(event.at) },
           }),
         );
         break;
@@ -171,13 +176,26 @@ export async function executeRun(
         );
       }
     }
-    write(() => db().run.update({ where: { id: run.id }, data: { status: result.status, error: result.error ?? null, finishedAt: new Date() } }));
+    // Measured here, in the process that executed the run (a worker's own figures when distributed).
+    const memory = result.memory;
+    write(() =>
+      db().run.update({
+        where: { id: run.id },
+        data: {
+          status: result.status,
+          error: result.error ?? null,
+          finishedAt: new Date(),
+          ...(memory ? { startRssBytes: memory.startRssBytes, peakRssBytes: memory.peakRssBytes, peakDeviceBytes: memory.peakDeviceBytes ?? null } : {}),
+        },
+      }),
+    );
+    const withMemory = memory ? { memory } : {};
     terminal =
       result.status === "finished"
-        ? makeEvent("finished", run.id, { ms: result.ms })
+        ? makeEvent("finished", run.id, { ms: result.ms, ...withMemory })
         : result.status === "cancelled"
-          ? makeEvent("cancelled", run.id, {})
-          : makeEvent("failed", run.id, { message: result.error ?? "failed" });
+          ? makeEvent("cancelled", run.id, withMemory)
+          : makeEvent("failed", run.id, { message: result.error ?? "failed", ...withMemory });
   } catch (err) {
     // The executor reports node failures itself; reaching here is a bug or a broken host service.
     const message = `internal error: ${(err as Error).message}`;

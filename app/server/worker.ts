@@ -6,6 +6,7 @@
  */
 import type { RunEvent } from "@/engine/events";
 import { BullRunWorker, RelayEventBus } from "@/engine/queue/bullmq";
+import { describeRunMemory } from "@/engine/runtime/memory-format";
 import type { Workflow } from "@/engine/workflow/schema";
 import { db } from "./db";
 import { createExecutor, executeRun, queueUrl } from "./runs";
@@ -47,7 +48,9 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
         await db().nodeRun.deleteMany({ where: { runId: run.runId } });
       }
       const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish, owned);
-      console.log(`run ${run.runId}: ${owned() ? terminal.type : "abandoned (another worker took it over)"}`);
+      // The run's memory was measured in this process (executeRun writes it to the Run row and the terminal event).
+      const memory = "memory" in terminal && terminal.memory ? `, ${describeRunMemory(terminal.memory)}` : "";
+      console.log(`run ${run.runId}: ${owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)"}`);
     },
   });
   bus.onCancelRequest((runId) => {

@@ -1,3 +1,7 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { RunEvent } from "@/engine/events";
@@ -7,11 +11,31 @@ import { freshDataDir } from "./fresh-db";
 
 // The run host against a real SQLite database (Prisma), with test-only node types.
 process.env.STUDIO_DATA_DIR = freshDataDir();
+process.env.STUDIO_EP = "cpu"; // the provider a run records is asserted below
 const { db } = await import("@/app/server/db");
-const { RunManager } = await import("@/app/server/runs");
+const { RunManager, runManager } = await import("@/app/server/runs");
+const { appRouter } = await import("@/app/server/routers");
 
 const gates = new Map<string, () => void>();
+/** What test.alloc holds while it runs (released by the test). */
+let held: Float64Array | undefined;
 const catalogue = new NodeCatalogue([
+  defineNode({
+    type: "test.alloc",
+    typeVersion: 1,
+    title: "Alloc",
+    category: "Utility",
+    description: "Fills `mb` MB of memory and keeps it for 120 ms.",
+    inputs: {},
+    outputs: { text: { type: "TEXT" } },
+    params: z.object({ mb: z.number().default(64) }),
+    nondeterministic: true,
+    async execute({ params }) {
+      held = new Float64Array((params.mb * 1e6) / 8).fill(1); // filled: its pages are resident
+      await new Promise((r) => setTimeout(r, 120));
+      return { text: `${params.mb} MB` };
+    },
+  }),
   defineNode({
     type: "test.gate",
     typeVersion: 1,
@@ -111,5 +135,114 @@ describe("run host", () => {
     const seen: RunEvent["type"][] = [];
     manager.subscribe(id, (e) => seen.push(e.type));
     expect(seen).toEqual(["queued", "started", "node-start", "node-done", "node-outputs", "finished"]);
+  });
+});
+
+describe("run memory", () => {
+  let manager: InstanceType<typeof RunManager>;
+  beforeAll(() => {
+    manager = new RunManager({ recoverInterrupted: false, catalogue });
+  });
+  afterAll(async () => {
+    await manager.runtime.close();
+    await runManager().runtime.close();
+  });
+
+  it("a run records its provider, start and peak RSS, and each executed node's peak (a 64 MB node shows)", async () => {
+    const doc: Workflow = {
+      ...emptyWorkflow("alloc"),
+      nodes: [
+        { id: "small", type: "test.alloc", typeVersion: 1, params: { mb: 1 }, position: { x: 0, y: 0 } },
+        { id: "big", type: "test.alloc", typeVersion: 1, params: { mb: 64 }, position: { x: 0, y: 100 } },
+      ],
+      edges: [],
+    };
+    const id = await manager.start({ document: doc });
+    const terminal = await manager.whenDone(id);
+    held = undefined;
+    expect(terminal.type).toBe("finished");
+    const row = await db().run.findUniqueOrThrow({ where: { id }, include: { nodeRuns: true } });
+    expect(row.executionProvider).toBe("cpu");
+    expect(row.startRssBytes).toBeGreaterThan(0);
+    expect(row.peakRssBytes).toBeGreaterThanOrEqual(row.startRssBytes!);
+    expect(row.peakDeviceBytes).toBeNull(); // not CUDA: not recorded, never guessed
+    const big = row.nodeRuns.find((n) => n.nodeId === "big")!;
+    const small = row.nodeRuns.find((n) => n.nodeId === "small")!;
+    expect(small.peakRssBytes).toBeGreaterThan(0);
+    // 64 MB filled while the node ran: its peak is at least that above where the run started
+    // (concurrency 2: "small" may run alongside, which only adds).
+    expect(big.peakRssBytes! - row.startRssBytes!).toBeGreaterThanOrEqual(60e6);
+    expect(row.peakRssBytes).toBeGreaterThanOrEqual(big.peakRssBytes!);
+    console.log(`run: start ${(row.startRssBytes! / 1e6).toFixed(1)} MB, peak ${(row.peakRssBytes! / 1e6).toFixed(1)} MB; node big ${(big.peakRssBytes! / 1e6).toFixed(1)} MB, small ${(small.peakRssBytes! / 1e6).toFixed(1)} MB`);
+    // The terminal event carries the same figures as the row.
+    expect(terminal).toMatchObject({ memory: { startRssBytes: row.startRssBytes, peakRssBytes: row.peakRssBytes } });
+  });
+
+  it("run.get and run.list return the figures; an old-style row without them lists and opens fine", async () => {
+    const caller = appRouter.createCaller({ origin: null, host: null, userId: "local" });
+    const { runId } = await caller.run.start({
+      document: {
+        ...emptyWorkflow("text"),
+        nodes: [
+          { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hello" }, position: { x: 0, y: 0 } },
+          { id: "show", type: "output.preview", typeVersion: 1, params: {}, position: { x: 300, y: 0 } },
+        ],
+        edges: [{ id: "e1", source: "prompt", sourceSocket: "text", target: "show", targetSocket: "value" }],
+      },
+    });
+    expect((await runManager().whenDone(runId)).type).toBe("finished");
+    await db().run.create({ data: { id: "pre-memory", document: "{}", status: "finished", executionProvider: "cpu", createdAt: new Date(Date.now() - 60_000) } });
+    await db().nodeRun.create({ data: { id: "pre-memory-n", runId: "pre-memory", nodeId: "a", nodeType: "input.text", status: "done", durationMs: 1 } });
+
+    const list = await caller.run.list({});
+    const fresh = list.find((r) => r.id === runId)!;
+    expect(fresh.executionProvider).toBe("cpu");
+    expect(fresh.peakRssBytes).toBeGreaterThanOrEqual(fresh.startRssBytes!);
+    expect(fresh.peakDeviceBytes).toBeNull();
+    expect(list.find((r) => r.id === "pre-memory")).toMatchObject({ startRssBytes: null, peakRssBytes: null, peakDeviceBytes: null });
+
+    const got = await caller.run.get({ runId });
+    expect(got.peakRssBytes).toBe(fresh.peakRssBytes);
+    expect(got.nodes.every((n) => typeof n.peakRssBytes === "number" && n.peakRssBytes > 0)).toBe(true);
+    // What the browser receives: plain JSON (no tRPC transformer), numbers survive it.
+    expect(JSON.parse(JSON.stringify(got)).peakRssBytes).toBe(got.peakRssBytes);
+    const old = await caller.run.get({ runId: "pre-memory" });
+    expect(old).toMatchObject({ status: "finished", startRssBytes: null, peakRssBytes: null, peakDeviceBytes: null });
+    expect(old.nodes).toEqual([expect.objectContaining({ nodeId: "a", peakRssBytes: null })]);
+  });
+
+  it("cli run --out writes the figures into run.json next to executionProvider", () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-cli-mem-"));
+    const file = path.join(tmp, "wf.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        schemaVersion: 2,
+        name: "CLI memory",
+        nodes: [
+          { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hello" }, position: { x: 0, y: 0 } },
+          { id: "show", type: "output.preview", typeVersion: 1, params: {}, position: { x: 300, y: 0 } },
+        ],
+        edges: [{ id: "e1", source: "prompt", sourceSocket: "text", target: "show", targetSocket: "value" }],
+      }),
+    );
+    const root = path.join(__dirname, "../..");
+    const out = path.join(tmp, "out");
+    const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "run", file, "--out", out], {
+      cwd: root,
+      env: { ...process.env },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/peak RSS \d+(\.\d)? MB \(\+[\d.]+ (kB|MB) during the run\)/);
+    const run = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(Object.keys(run).slice(0, 4)).toEqual(["runId", "status", "error", "executionProvider"]); // existing keys unchanged
+    expect(run).toMatchObject({ status: "finished", executionProvider: "cpu", peakDeviceBytes: null });
+    expect(run.startRssBytes).toBeGreaterThan(0);
+    expect(run.peakRssBytes).toBeGreaterThanOrEqual(run.startRssBytes);
+    expect(run.nodes).toHaveLength(2);
+    for (const n of run.nodes) expect(n.peakRssBytes).toBeGreaterThan(0);
   });
 });

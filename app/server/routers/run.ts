@@ -90,7 +90,21 @@ export const runRouter = router({
       where: { ownerId: ctx.userId, ...(input.workflowId ? { workflowId: input.workflowId } : {}) },
       orderBy: { createdAt: "desc" },
       take: input.limit,
-      select: { id: true, workflowId: true, workflowVersion: true, status: true, targetNodeId: true, executionProvider: true, error: true, createdAt: true, startedAt: true, finishedAt: true },
+      select: {
+        id: true,
+        workflowId: true,
+        workflowVersion: true,
+        status: true,
+        targetNodeId: true,
+        executionProvider: true,
+        startRssBytes: true,
+        peakRssBytes: true,
+        peakDeviceBytes: true,
+        error: true,
+        createdAt: true,
+        startedAt: true,
+        finishedAt: true,
+      },
     });
     return rows.map((r) => ({
       ...r,
@@ -110,6 +124,10 @@ export const runRouter = router({
       status: run.status,
       error: run.error,
       executionProvider: run.executionProvider,
+      // Memory of the process that executed it (null on runs recorded before these were measured).
+      startRssBytes: run.startRssBytes,
+      peakRssBytes: run.peakRssBytes,
+      peakDeviceBytes: run.peakDeviceBytes,
       createdAt: run.createdAt.toISOString(),
       document: parseJson(run.document) as Workflow | null,
       nodes: run.nodeRuns.map((n) => ({
@@ -120,6 +138,7 @@ export const runRouter = router({
         summary: n.summary,
         error: n.error,
         durationMs: n.durationMs,
+        peakRssBytes: n.peakRssBytes,
         outputs: parseJson(n.outputs) as Record<string, unknown> | null,
       })),
     };
