@@ -60,8 +60,8 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
             <div style={{ width: `${frac * 100}%` }} />
           </div>
           <span className="muted">
-            {s.state === "running" && (s.progress ? `${s.progress.phase === "hashing" ? "hashing " : "writing "}${bytes(s.progress.bytes)} / ${bytes(s.progress.totalBytes)}${s.progress.etaSeconds !== undefined ? ` · ETA ${Math.ceil(s.progress.etaSeconds)} s` : ""}` : "starting…")}
-            {s.state === "done" && s.result && `${s.result.status === "unchanged" ? "Already imported (same files)" : "Imported"}: ${s.result.ref}`}
+            {s.state === "running" && (s.progress ? `${s.progress.phase === "hashing" ? "hashing " : "writing "}${bytes(s.progress.bytes)} / ${bytes(s.progress.totalBytes)}${s.progress.resumedBytes ? ` · resumed at ${bytes(s.progress.resumedBytes)}` : ""}${s.progress.etaSeconds !== undefined ? ` · ETA ${Math.ceil(s.progress.etaSeconds)} s` : ""}` : "starting…")}
+            {s.state === "done" && s.result && `${s.result.status === "unchanged" ? "Already imported (same files)" : s.result.build?.resumedBytes ? `Imported (resumed an interrupted import at ${bytes(s.result.build.resumedBytes)})` : "Imported"}: ${s.result.ref}`}
           </span>
         </div>
       )}

@@ -55,7 +55,8 @@ interface ImportJob {
   name?: string;
   state: "running" | "done" | "failed";
   progress?: ImportProgress;
-  result?: { status: string; ref: string; unclaimed: string[] };
+  /** `build`: what an import (not a no-op) did, e.g. the bytes it resumed from an interrupted import of the same files. */
+  result?: { status: string; ref: string; unclaimed: string[]; build?: { resumedBytes: number; writtenBytes: number } };
   error?: string;
   startedAt: number;
 }
