@@ -490,8 +490,9 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
   // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
   // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
-  // That is transformers' rule: masking_utils.py sliding_window_causal_mask_function = sliding_window_overlay
-  // (`kv_idx > q_idx - sliding_window`) AND causal_mask_function (`kv_idx <= q_idx`), on cache positions (not on
+  // That is transformers' rule: src/transformers/masking_utils.py (commit 00c4411c) sliding_window_causal_mask_function =
+  // sliding_window_overlay (~l.88-97, `kv_idx > q_idx - sliding_window`) AND causal_mask_function (~l.72-76,
+  // `kv_idx <= q_idx`), on cache positions (not on
   // position_ids, so not on M-RoPE's t/h/w rows). Older eager masks (AttentionMaskConverter) agree; the old flash-attention
   // path let W + 1 keys through (transformers issues #29623, #39408). The KV cache keeps every past key (present_* grows
   // with the whole context): memory is NOT bounded by the window, the mask only hides the keys that fell out of it.

@@ -158,15 +158,18 @@ function windowSize(raw: Raw, key: string, family: string, fallback?: number): n
  *   self.config.sliding_window is None else create_sliding_window_causal_mask`, one mask for all layers). MixtralConfig
  *   has no use_sliding_window; real Mixtral configs carry `"sliding_window": null`.
  * - qwen3_moe: every layer when `use_sliding_window` (Qwen3MoeConfig.__post_init__: `sliding_window = sliding_window if
- *   use_sliding_window else None`, default 4096; Qwen3MoeModel is MixtralModel, same global mask; Qwen3MoeAttention
- *   deletes layer_type). max_window_layers is no longer a Qwen3MoeConfig field and is ignored.
+ *   use_sliding_window else None`, default 4096; in modular_qwen3_moe.py (commit 00eb1166) Qwen3MoeModel is
+ *   MixtralModel, same global mask, and Qwen3MoeAttention deletes layer_type). max_window_layers is no longer a
+ *   Qwen3MoeConfig field and is ignored.
  * - qwen2_moe: only when `use_sliding_window` (sliding_window default 4096), in the layers config.layer_types marks
  *   "sliding_attention" (Qwen2MoeAttention: `if config.layer_types[layer_idx] == "sliding_attention": self.sliding_window
  *   = config.sliding_window`). Without layer_types in config.json the current Qwen2MoeConfig.__post_init__ derives them:
  *   sliding iff `bool((i + 1) % 2) and i < max_window_layers and use_sliding_window` (even layers below
- *   max_window_layers, default 28). Versions disagree: v4.4x's Qwen2MoeFlashAttention2 windowed the layers with
- *   `layer_idx >= max_window_layers` (all of them, no parity), and the old config docstring said "the bottom layers use
- *   SWA". We follow the current code. The released Qwen1.5-MoE / Qwen2-MoE configs set use_sliding_window false.
+ *   max_window_layers, default 28; the @strict dataclass configuration_qwen2_moe.py, modular_qwen2_moe.py commit
+ *   001f85b3). Versions disagree: the v4.4x Qwen2MoeFlashAttention2 (modeling_qwen2_moe.py commit 1c351314) windowed
+ *   the layers with `layer_idx >= max_window_layers` (no parity), while that era's config docstring said "the bottom
+ *   layers use SWA" (transformers issue #35896). We follow the current code. The released Qwen1.5-MoE / Qwen2-MoE
+ *   configs set use_sliding_window false.
  */
 function mixtralWindows(raw: Raw, layers: number): (number | null)[] | undefined {
   if (raw.sliding_window === undefined || raw.sliding_window === null) return undefined;
