@@ -23,15 +23,17 @@ afterEach(() => vi.restoreAllMocks());
 
 const doc = (previewRow: number) => wf([{ id: "ds", type: datasetNode.type, params: { source: "set/d.jsonl", previewRow } }], []);
 
-function counting() {
-  return { fingerprint: vi.spyOn(datasetReader, "fingerprint"), rows: vi.spyOn(datasetReader, "rows") };
+/** An executor of the Dataset node (with an output cache or without), and spies counting its dataset reads. */
+function setup(withCache: boolean) {
+  const storage = new MemoryStorage();
+  const cache = withCache ? new OutputCache({ maxBytes: 1 << 24, storage }) : undefined;
+  const executor = new Executor({ catalogue: new NodeCatalogue([datasetNode] as never[]), storage, cache });
+  return { executor, reads: { fingerprint: vi.spyOn(datasetReader, "fingerprint"), rows: vi.spyOn(datasetReader, "rows") } };
 }
 
 describe("Dataset node reads its dataset once per execution", () => {
   it("with a cache: one fingerprint and one pass over the rows on a miss, one fingerprint and no pass on a hit", async () => {
-    const storage = new MemoryStorage();
-    const executor = new Executor({ catalogue: new NodeCatalogue([datasetNode] as never[]), storage, cache: new OutputCache({ maxBytes: 1 << 24, storage }) });
-    const reads = counting();
+    const { executor, reads } = setup(true);
     const miss = await executor.run(doc(1), { runId: "r1" });
     expect(miss.nodes.get("ds")!.status).toBe("done");
     expect([reads.fingerprint.mock.calls.length, reads.rows.mock.calls.length]).toEqual([1, 1]);
@@ -48,16 +50,14 @@ describe("Dataset node reads its dataset once per execution", () => {
   });
 
   it("without a cache (no fingerprint hook call): execute fingerprints and reads once itself", async () => {
-    const executor = new Executor({ catalogue: new NodeCatalogue([datasetNode] as never[]), storage: new MemoryStorage() });
-    const reads = counting();
+    const { executor, reads } = setup(false);
     const run = await executor.run(doc(2), { runId: "r3" });
     expect(run.outputs.get("ds")!.text).toBe("third");
     expect([reads.fingerprint.mock.calls.length, reads.rows.mock.calls.length]).toEqual([1, 1]);
   });
 
   it("a preview row past the end fails after the one pass, naming the count", async () => {
-    const executor = new Executor({ catalogue: new NodeCatalogue([datasetNode] as never[]), storage: new MemoryStorage() });
-    const reads = counting();
+    const { executor, reads } = setup(false);
     const run = await executor.run(doc(3), { runId: "r4" });
     expect(run.status).toBe("failed");
     expect(run.error).toMatch(/record 3 does not exist: the dataset has 3 valid record\(s\)/);
