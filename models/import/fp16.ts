@@ -248,11 +248,15 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
     if (got !== declared) throw new Error(`fp16: graph output "${name}" is ${TYPE_NAME[got ?? 0] ?? got}, declared ${TYPE_NAME[declared] ?? declared}`);
   }
 
+  // every intermediate value gets its element type as value_info: ORT checks it against its own type inference
+  // when the session is created (a wrong annotation fails the load), and tools can read what runs in fp16
+  const io = new Set([...(graph.input ?? []), ...(graph.output ?? [])].map((v) => v.name!));
+  const valueInfo = nodes.flatMap((n) => n.output ?? []).filter((o) => o !== "" && !io.has(o)).map((o) => ({ name: o, type: { tensorType: { elemType: types.get(o)! } } }));
   const read = new Set(nodes.flatMap((n) => n.input ?? []));
   for (const o of graph.output ?? []) read.add(o.name!);
   const out = onnx.ModelProto.create({
     ...model,
-    graph: { ...graph, node: nodes, initializer: newInits.filter((t) => read.has(t.name!)).map((t) => onnx.TensorProto.create(t)), valueInfo: [] },
+    graph: { ...graph, node: nodes, initializer: newInits.filter((t) => read.has(t.name!)).map((t) => onnx.TensorProto.create(t)), valueInfo },
     metadataProps: [...(model.metadataProps ?? []).filter((p) => p.key !== "moe_studio_compute_dtype"), { key: "moe_studio_compute_dtype", value: "fp16" }],
   });
   // the converted tensors' external data is rewritten in place (ensureFp16Graph): point at the model's own instances

@@ -12,20 +12,27 @@
  * where the reference's own decision margin is below TIE (see `margin`); such a token, and every later one (they
  * attend to it), is left out of the logits comparison, and the count is printed.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
-import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { SessionPool } from "@/engine/runtime";
+import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
 import { convertToFp16, ensureFp16Graph, fp16GraphPath } from "@/models/import/fp16";
-import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint } from "@/models/import/import";
+import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
+import { estimateFromConfig } from "@/models/import/memory";
+import { computeDtypeFor, loadedSessions, parseComputeDtype, type ImportedSession } from "@/models/import/runtime";
+import { generate } from "@/models/generate";
+import { resolveModel, withMoeLlm } from "@/models/moe-llm-model";
 import { MoeLlmRunner, type ForwardOutput } from "@/models/moe-llm-session";
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "@/models/safetensors";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, writeSafetensors } from "@/models/safetensors";
+import { MemoryWeights, type Tensor32 } from "@/models/weights";
 import { referenceForward, type Family } from "../../reference/families/topk-moe";
-import { randomIds } from "../../reference/random";
+import { referenceForward as uniMoeReference } from "../../reference/moe-llm";
+import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-fp16-"));
@@ -132,5 +139,301 @@ describe("fp16 compute graphs vs the fp32 family references (CPU provider)", () 
   });
   it("mixtral (fp16 storage): top-2", async () => {
     await compareFamily("mixtral", "fp16", 34);
+  });
+});
+
+describe("fp16 compute graph of the Uni-MoE-2.0 LLM (grin_qwen2_vl: M-RoPE, Top-P, null + shared experts)", () => {
+  it("matches the Uni-MoE reference within the fp16 tolerances; routing agrees except near ties", async () => {
+    const config = randomConfig(41, { mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, tie_word_embeddings: false, model_type: "grin_qwen2_vl" });
+    const W = randomWeights(config, 42);
+    const src = path.join(tmp, "uni-moe");
+    mkdirSync(src);
+    await writeSafetensors(path.join(src, "model.safetensors"), W.names().map((n) => ({ name: n, shape: W.get(n).shape, data: W.get(n).data })));
+    writeFileSync(path.join(src, "config.json"), JSON.stringify(config));
+    const r = await importCheckpoint(src, { root, name: "uni", dtype: "fp32" });
+    const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(r.dir, "config.json"), "utf8")));
+    const S = 8;
+    const ids = randomIds(S, config.vocab_size, 43);
+    const positions = Array.from({ length: 3 * S }, (_, q) => (q < S ? q : q < 2 * S ? 2 * (q - S) + 1 : 7 - (q - 2 * S)));
+    const session = await ort.InferenceSession.create(ensureFp16Graph(path.join(r.dir, GRAPH_FILE)), { intraOpNumThreads: 1 });
+    const out = await MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session).forward({ batch: 1, seq: S, ids, positions });
+    await session.release();
+    const rounded = new MemoryWeights(new Map<string, Tensor32>(W.names().map((n) => [n, { shape: W.get(n).shape, data: W.get(n).data.map(half) }])));
+    const ref = uniMoeReference(config, rounded, { batch: 1, seq: S, ids, positions });
+    const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
+    const E = D + config.mlp_fixed_expert_num;
+    // near tie for Top-P routing: two dynamic logits within TIE (the order), or a cumulative probability within 0.01 of P
+    const nearTie = (z: number[]) => {
+      const zd = z.slice(0, D).sort((a, b) => b - a);
+      const m = Math.max(...zd);
+      const p = zd.map((v) => Math.exp(v - m));
+      const sum = p.reduce((a, b) => a + b, 0);
+      let cum = 0;
+      const cums = p.map((v) => (cum += v / sum));
+      return zd.some((v, j) => j > 0 && zd[j - 1]! - v < TIE) || cums.some((c) => Math.abs(c - config.mlp_dynamic_top_p) < 0.01);
+    };
+    let firstFlip = S, flips = 0, dz = 0, zScale = 0, dw = 0;
+    ref.trace.forEach((layer, l) => {
+      const t = out.trace![l]!;
+      for (let s = 0; s < S; s++) {
+        const z = Array.from(layer.routerLogits.slice(s * E, (s + 1) * E));
+        if (Array.from(t.mask.subarray(s * E, (s + 1) * E)).join() !== layer.mask.slice(s * E, (s + 1) * E).join()) {
+          flips++;
+          expect(nearTie(z), `layer ${l} token ${s}: Top-P routing differs away from a tie`).toBe(true);
+          firstFlip = Math.min(firstFlip, s);
+        }
+        if (s >= firstFlip) continue;
+        zScale = Math.max(zScale, maxAbs(z));
+        for (let e = 0; e < E; e++) {
+          dz = Math.max(dz, Math.abs(t.routerLogits[s * E + e]! - z[e]!));
+          dw = Math.max(dw, Math.abs(t.weights[s * E + e]! - layer.weights[s * E + e]!));
+        }
+      }
+    });
+    const V = config.vocab_size;
+    const refLogits = ref.logits.slice(0, firstFlip * V);
+    let dl = 0;
+    for (let i = 0; i < refLogits.length; i++) dl = Math.max(dl, Math.abs(out.logits[i]! - refLogits[i]!));
+    const scale = maxAbs(refLogits);
+    console.log(`fp16 grin_qwen2_vl: max |Δlogits| ${dl.toExponential(2)} of ${scale.toFixed(2)} (${(dl / scale).toExponential(2)}), max |Δrouter logits| ${dz.toExponential(2)} of ${zScale.toFixed(2)}, max |Δweights| ${dw.toExponential(2)}, near-tie flips ${flips}, tokens compared ${firstFlip}/${S}`);
+    expect(firstFlip).toBeGreaterThan(0);
+    expect(dl).toBeLessThan(REL_TOL * scale);
+    expect(dz).toBeLessThan(REL_TOL * zScale);
+    expect(dw).toBeLessThan(WEIGHT_TOL);
+  });
+});
+
+/** Element type of every value of a graph: inputs, initializers and the value_info the transform writes. */
+function valueTypes(model: onnx.IModelProto): Map<string, number> {
+  const g = model.graph!;
+  const types = new Map<string, number>();
+  for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.valueInfo ?? [])]) types.set(v.name!, v.type!.tensorType!.elemType!);
+  for (const t of g.initializer ?? []) types.set(t.name!, t.dataType!);
+  return types;
+}
+
+const decode = (file: string) => onnx.ModelProto.decode(readFileSync(file));
+const ioTypes = (m: onnx.IModelProto) => ({
+  inputs: m.graph!.input!.map((v) => `${v.name}:${v.type!.tensorType!.elemType}`),
+  outputs: m.graph!.output!.map((v) => `${v.name}:${v.type!.tensorType!.elemType}`),
+});
+
+describe("the converted graph really computes in fp16", () => {
+  it("MatMul/Gemm read FLOAT16, weights are FLOAT16 initializers, norm/softmax/routing/RoPE ops read FLOAT; ORT checks every annotation", async () => {
+    const { result } = await importFamily("qwen3_moe", "structure", "fp32", 51);
+    const src = decode(path.join(result.dir, GRAPH_FILE));
+    const model = decode(ensureFp16Graph(path.join(result.dir, GRAPH_FILE)));
+    const types = valueTypes(model);
+    const nodes = model.graph!.node!;
+    const inputTypes = (op: string) => nodes.filter((n) => n.opType === op).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));
+    const matmulInputs = [...inputTypes("MatMul"), ...inputTypes("Gemm")];
+    // attention 2 MatMul per layer; Gemm: qkv, o, router, shared/routed experts, LM head
+    expect(matmulInputs.length).toBeGreaterThan(20);
+    expect(new Set(matmulInputs)).toEqual(new Set([T.FLOAT16]));
+    const weights = model.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    expect(weights.length).toBe(src.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL).length);
+    expect(new Set(weights.map((t) => t.dataType))).toEqual(new Set([T.FLOAT16]));
+    const floatInputs = (op: string) => inputTypes(op).filter((t) => t === T.FLOAT || t === T.FLOAT16);
+    // qwen3: per layer 4 RMSNorms (input, post, q, k) + the final one
+    for (const op of ["Pow", "ReduceMean", "Sqrt"]) expect(floatInputs(op), op).toHaveLength(op === "Pow" ? 2 * 9 : 9);
+    for (const op of ["Pow", "ReduceMean", "Sqrt", "Softmax", "Cos", "Sin", "CumSum", "TopK", "ReduceSum"]) {
+      expect(floatInputs(op).length, op).toBeGreaterThan(0);
+      expect(new Set(floatInputs(op)), op).toEqual(new Set([T.FLOAT]));
+    }
+    // the RoPE angles: the Cast of the int64 positions to float feeds the angle product in fp32
+    const posCast = nodes.find((n) => n.opType === "Cast" && n.input![0] === "position_ids")!;
+    expect(types.get(posCast.output![0]!)).toBe(T.FLOAT);
+    expect(ioTypes(model)).toEqual(ioTypes(src));
+
+    // ORT's own type inference agrees with every annotation: one wrong element type and the session refuses to load
+    await (await ort.InferenceSession.create(fp16GraphPath(path.join(result.dir, GRAPH_FILE)))).release();
+    const gemmOut = nodes.find((n) => n.opType === "Gemm")!.output![0]!;
+    const wrong = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+    wrong.graph!.valueInfo!.find((v) => v.name === gemmOut)!.type!.tensorType!.elemType = T.FLOAT;
+    const wrongFile = path.join(result.dir, "wrong.onnx");
+    writeFileSync(wrongFile, onnx.ModelProto.encode(wrong).finish());
+    await expect(ort.InferenceSession.create(wrongFile)).rejects.toThrow();
+    rmSync(wrongFile);
+
+    // the fp16 graph's results differ from the fp32 graph's by fp16 rounding, not by float32 noise
+    const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
+    const ids = randomIds(6, 64, 5);
+    const a = await runGraph(path.join(result.dir, GRAPH_FILE), canonical, ids);
+    const b = await runGraph(fp16GraphPath(path.join(result.dir, GRAPH_FILE)), canonical, ids);
+    let d = 0;
+    for (let i = 0; i < a.logits.length; i++) d = Math.max(d, Math.abs(a.logits[i]! - b.logits[i]!));
+    console.log(`fp16 vs fp32 graph, same weights source: max |Δlogits| ${d.toExponential(2)}`);
+    expect(d).toBeGreaterThan(1e-5);
+  });
+
+  it("an fp16-stored import reuses model.onnx.data (no second data file, Cast-after-weight dropped); fp32 storage writes model.fp16.onnx.data", async () => {
+    const f16 = await importFamily("mixtral", "stored-fp16", "fp16", 52);
+    const graph16 = ensureFp16Graph(path.join(f16.result.dir, GRAPH_FILE));
+    expect(graph16).toBe(path.join(f16.result.dir, "model.fp16.onnx"));
+    expect(readdirSync(f16.result.dir).filter((f) => f.endsWith(".data"))).toEqual([DATA_FILE]);
+    const src = decode(path.join(f16.result.dir, GRAPH_FILE));
+    const m16 = decode(graph16);
+    const ext = (t: onnx.ITensorProto) => Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]));
+    const srcExternal = new Map(src.graph!.initializer!.filter((t) => t.externalData?.length).map((t) => [t.name!, ext(t)]));
+    const external = m16.graph!.initializer!.filter((t) => t.externalData?.length);
+    expect(external.length).toBe(srcExternal.size);
+    for (const t of external) expect(ext(t)).toEqual(srcExternal.get(t.name!)); // same file, same offsets
+    const weightCasts = (m: onnx.IModelProto) => m.graph!.node!.filter((n) => n.opType === "Cast" && srcExternal.has(n.input![0]!)).length;
+    expect(weightCasts(src)).toBe(srcExternal.size);
+    // left: casts of the tiny norm weights, which feed fp32 ops (RMSNorm's scale after the fp32 normalisation)
+    expect(weightCasts(m16)).toBe(2 * 2 + 1);
+
+    const f32 = await importFamily("mixtral", "stored-fp32", "fp32", 52);
+    const graph32 = ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
+    const data32 = path.join(f32.result.dir, "model.fp16.onnx.data");
+    expect(existsSync(data32)).toBe(true);
+    const m32 = decode(graph32);
+    for (const t of m32.graph!.initializer!.filter((x) => x.externalData?.length)) expect(ext(t).location).toBe("model.fp16.onnx.data");
+    // the same fp16 values as the fp16-stored import (both round the same fp32 checkpoint), half of the fp32 bytes
+    expect(Math.abs(statSync(data32).size - statSync(path.join(f16.result.dir, DATA_FILE)).size)).toBeLessThan(64 * external.length);
+    expect(statSync(data32).size).toBeLessThan(statSync(path.join(f32.result.dir, DATA_FILE)).size * 0.55);
+    const ids = randomIds(7, 64, 9);
+    const a = await runGraph(graph16, f16.canonical, ids);
+    const b = await runGraph(graph32, f32.canonical, ids);
+    expect(Array.from(b.logits)).toEqual(Array.from(a.logits));
+
+    // built once, then reused; a changed source graph is converted again
+    const mtime = statSync(graph32).mtimeMs;
+    expect(ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE))).toBe(graph32);
+    expect(statSync(graph32).mtimeMs).toBe(mtime);
+    const changed = decode(path.join(f32.result.dir, GRAPH_FILE));
+    changed.docString = "changed";
+    writeFileSync(path.join(f32.result.dir, GRAPH_FILE), onnx.ModelProto.encode(changed).finish());
+    ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
+    expect(statSync(graph32).mtimeMs).toBeGreaterThan(mtime);
+    expect(readdirSync(f32.result.dir).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("an op without an fp16 rule is refused naming the node", () => {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: {
+        name: "g",
+        input: [{ name: "x", type: { tensorType: { elemType: T.FLOAT } } }],
+        output: [{ name: "y", type: { tensorType: { elemType: T.FLOAT } } }],
+        node: [{ opType: "Einsum", name: "mix", input: ["x"], output: ["y"], attribute: [{ name: "equation", type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode("i->i") }] }],
+      },
+    });
+    expect(() => convertToFp16(model)).toThrow(/node "mix" \(Einsum\) has no fp16 rule/);
+  });
+});
+
+describe("activations beyond fp16's range in RMSNorm", () => {
+  it("embeddings scaled so x² > 65504: the fp16 graph stays finite and close (the norm squares in fp32)", async () => {
+    const src = path.join(tmp, "overflow");
+    const fixture = await writeFamilyCheckpoint(src, "mixtral", { seed: 61 });
+    const embed = fixture.tensors.get("model.embed_tokens.weight")!;
+    embed.data = embed.data.map((v) => v * 2000); // |x| up to ~600: x² up to ~3.6e5
+    await writeSafetensors(path.join(src, "model.safetensors"), [...fixture.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })));
+    const r = await importCheckpoint(src, { root, name: "overflow", dtype: "fp16" });
+    for (const t of fixture.tensors.values()) t.data = t.data.map(half);
+    const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(r.dir, "config.json"), "utf8")));
+    const ids = randomIds(8, 64, 62);
+    const H = 32;
+    const squares = ids.flatMap((id) => Array.from(embed.data.subarray(id * H, (id + 1) * H), (v) => v * v));
+    expect(Math.max(...squares)).toBeGreaterThan(65504);
+    const file = ensureFp16Graph(path.join(r.dir, GRAPH_FILE));
+    // ORT's CPU provider runs nodes that lack an fp16 kernel in float with casts around them (and drops cast pairs
+    // between such nodes), so on CPU an fp16 Pow would not overflow either: what keeps it from overflowing on CUDA
+    // is that the squaring reads float, checked here on the graph itself
+    const m = decode(file), types = valueTypes(m);
+    const pows = m.graph!.node!.filter((n) => n.opType === "Pow");
+    expect(pows).toHaveLength(2 * 2 + 1);
+    for (const n of pows) expect(types.get(n.input![0]!)).toBe(T.FLOAT);
+    const out = await runGraph(file, canonical, ids);
+    const ref = referenceForward("mixtral", fixture.config, fixture.tensors, ids);
+    expect(Array.from(out.logits).every(Number.isFinite)).toBe(true);
+    expect(Array.from(out.lastHidden).every(Number.isFinite)).toBe(true);
+    const flat = ref.logits.flat();
+    let d = 0;
+    for (let i = 0; i < flat.length; i++) d = Math.max(d, Math.abs(out.logits[i]! - flat[i]!));
+    const mismatched = ref.layers.reduce((a, layer, l) => a + layer.mask.filter((m, s) => m.join() !== Array.from(out.trace![l]!.mask.subarray(s * 8, (s + 1) * 8)).join()).length, 0);
+    console.log(`fp16 with max x² ${Math.max(...squares).toFixed(0)}: max |Δlogits| ${d.toExponential(2)} of ${maxAbs(flat).toFixed(2)}, routing differences ${mismatched}`);
+    expect(mismatched).toBe(0);
+    expect(d).toBeLessThan(REL_TOL * maxAbs(flat));
+  });
+});
+
+describe("choosing the compute dtype at run time", () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+  const saved = { models: process.env.STUDIO_MODELS_DIR, dtype: process.env.STUDIO_COMPUTE_DTYPE };
+  afterEach(() => {
+    for (const [k, v] of [["STUDIO_MODELS_DIR", saved.models], ["STUDIO_COMPUTE_DTYPE", saved.dtype]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  it("cuda → fp16, cpu → fp32, STUDIO_COMPUTE_DTYPE overrides; a bad value is named", () => {
+    expect(computeDtypeFor("cuda", "")).toBe("fp16");
+    expect(computeDtypeFor("cpu", undefined)).toBe("fp32");
+    expect(computeDtypeFor("cpu", "fp16")).toBe("fp16");
+    expect(computeDtypeFor("cuda", "FP32")).toBe("fp32");
+    expect(() => parseComputeDtype("half")).toThrow('STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "half")');
+  });
+
+  it("the memory estimate counts 2 bytes per weight for fp16 compute (Uni-MoE-2.0-Omni LLM: ~61 GB vs ~121 GB)", () => {
+    const c = zMoeLlmConfig.parse({
+      model_type: "grin_qwen2_vl", hidden_size: 3584, num_hidden_layers: 28, num_attention_heads: 28, num_key_value_heads: 4, head_dim: 128, vocab_size: 152064,
+      rope_scaling: { mrope_section: [16, 24, 24] }, mlp_dynamic_expert_num: 4, mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2,
+      dynamic_intermediate_size: 18944, shared_intermediate_size: 2368,
+    });
+    const fp16 = estimateFromConfig(c, 4096, "fp16"), fp32 = estimateFromConfig(c, 4096, "fp32");
+    expect(fp16.weights).toBe(parameterCounts(c).total * 2);
+    expect(fp32.weights).toBe(parameterCounts(c).total * 4);
+    expect(fp16.kvCache).toBe(fp32.kvCache);
+    expect(fp16.bytes / 1e9).toBeCloseTo(60.7, 1);
+    expect(fp16.explain).toContain("2 B/param (fp16 compute)");
+  });
+
+  it("STUDIO_COMPUTE_DTYPE=fp16 on CPU: the session runs model.fp16.onnx with the graph's own inputs/outputs, generates greedily, and decodes with the KV cache like fp32", async () => {
+    process.env.STUDIO_MODELS_DIR = path.join(tmp, "run-models");
+    await writeFamilyCheckpoint(path.join(tmp, "gen-src"), "qwen2_moe", { seed: 71, configOverride: { vocab_size: 320 } });
+    await importCheckpoint(path.join(tmp, "gen-src"), { name: "gen", dtype: "fp16" });
+    const model = await resolveModel("qwen2_moe/gen");
+    const run = (dtype: "fp16" | "fp32") => {
+      process.env.STUDIO_COMPUTE_DTYPE = dtype;
+      return withMoeLlm(model, IMPORT_GRAPH, pool, async ({ runner, tokenizer, handle }) => {
+        const h = handle as ImportedSession;
+        const g = await generate(runner, tokenizer, { ids: [3, 141, 59, 26, 5], modelName: model.ref }, { maxNewTokens: 5, temperature: 0, topK: 0, topP: 1, seed: 0, stopTokens: [] });
+        // prefill 6 tokens, then one decode step fed the present keys/values (fp32 at the interface)
+        const ids = [7, 300, 12, 99, 4, 250];
+        const pos = (from: number, n: number) => Array.from({ length: 3 * n }, (_, q) => from + (q % n));
+        const pre = await runner.forward({ batch: 1, seq: 6, ids, positions: pos(0, 6) });
+        const step = await runner.forward({ batch: 1, seq: 1, ids: [17], positions: pos(6, 1), past: pre.present });
+        return { h, g, pre, step, inputs: [...h.session.inputNames], outputs: [...h.session.outputNames] };
+      });
+    };
+    const a = await run("fp16");
+    const b = await run("fp32");
+    expect(a.h.computeDtype).toBe("fp16");
+    expect(path.basename(a.h.graphFile)).toBe("model.fp16.onnx");
+    expect(a.h.executionProvider).toBe("cpu");
+    expect(b.h.computeDtype).toBe("fp32");
+    expect(path.basename(b.h.graphFile)).toBe(GRAPH_FILE);
+    expect(a.inputs).toEqual(b.inputs);
+    expect(a.outputs).toEqual(b.outputs);
+    expect(ioTypes(decode(a.h.graphFile))).toEqual(ioTypes(decode(b.h.graphFile)));
+    expect(a.step.present!.keys[0]).toBeInstanceOf(Float32Array);
+    expect(a.g.newIds).toHaveLength(5);
+    const rel = (x: Float32Array, y: Float32Array) => {
+      let d = 0;
+      for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i]! - y[i]!));
+      return d / maxAbs(y);
+    };
+    const dPre = rel(a.pre.logits, b.pre.logits), dStep = rel(a.step.logits, b.step.logits), dKey = rel(a.step.present!.keys[1]!, b.step.present!.keys[1]!);
+    console.log(`fp16 vs fp32 session: greedy ${a.g.newIds.join(",")} vs ${b.g.newIds.join(",")}; relative max |Δlogits| prefill ${dPre.toExponential(2)}, decode step ${dStep.toExponential(2)}, |Δpresent keys| ${dKey.toExponential(2)}`);
+    expect(a.g.newIds).toEqual(b.g.newIds);
+    expect(dPre).toBeLessThan(REL_TOL);
+    expect(dStep).toBeLessThan(REL_TOL);
+    expect(dKey).toBeLessThan(REL_TOL);
+    const loaded = await loadedSessions(model.dir);
+    expect(loaded.map((s) => `${s.file}:${s.provider}:${s.computeDtype}`).sort()).toEqual(["model.fp16.onnx:cpu:fp16", "model.onnx:cpu:fp32"]);
   });
 });
