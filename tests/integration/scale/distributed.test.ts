@@ -1,6 +1,7 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
+import { describeRunMemory } from "@/engine/runtime/memory-format";
 import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
 import { freshPostgres, ioredisInstalled, skipMessage, spawnWorker, tempDir, TEST_REDIS, until, type WorkerProcess } from "./services";
 
@@ -114,6 +115,20 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
       expect(r.nodeRuns.map((n) => [n.nodeId, n.status]).sort()).toEqual([["llm", "done"], ["text", "done"]]);
     }
 
+    // Memory is measured by the worker that executed the run, in its own process: the row, the terminal
+    // event relayed to this process and the worker's own log line carry the same figures.
+    for (const [i, id] of ids.entries()) {
+      const r = rows.find((x) => x.id === id)!;
+      expect(r.executionProvider).toBe("cpu");
+      expect(r.startRssBytes).toBeGreaterThan(0);
+      expect(r.peakRssBytes).toBeGreaterThanOrEqual(r.startRssBytes!);
+      expect(r.peakDeviceBytes).toBeNull();
+      for (const n of r.nodeRuns) expect(n.peakRssBytes).toBeGreaterThan(0);
+      expect(terminals[i]).toMatchObject({ memory: { startRssBytes: r.startRssBytes, peakRssBytes: r.peakRssBytes } });
+      expect(workers[workerOf(id)]!.log.some((l) => l.includes(`run ${id}: finished, ${describeRunMemory(r)}`))).toBe(true);
+      console.log(`worker ${workerOf(id)} ran ${id}: ${describeRunMemory(r)}; nodes ${r.nodeRuns.map((n) => `${n.nodeId} ${(n.peakRssBytes! / 1e6).toFixed(0)} MB`).join(", ")}`);
+    }
+
     // The same documents in the embedded mode (this process, in-memory queue, its own caches).
     const embedded = new mod.RunManager({ recoverInterrupted: false, queueUrl: "memory" });
     try {
@@ -195,6 +210,8 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     const row = await dbMod.db().run.findUniqueOrThrow({ where: { id }, include: { nodeRuns: true } });
     expect(row.status).toBe("finished");
     expect(row.nodeRuns.map((n) => [n.nodeId, n.status]).sort()).toEqual([["llm", "done"], ["text", "done"]]);
+    // The memory recorded is the surviving worker's (attempt 2), not a mix with the lost attempt.
+    expect(survivor.log.some((l) => l.includes(`run ${id}: finished, ${describeRunMemory(row)}`))).toBe(true);
     expect(events.filter((e) => e.type === "started")).toHaveLength(2); // one per attempt
     expect(events.filter((e) => TERMINAL_EVENTS.has(e.type))).toHaveLength(1);
   }, 90_000);
