@@ -54,6 +54,9 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
   }
   const messages = [...(p.system ? [{ role: "system", content: p.system }] : []), { role: "user", content: user }];
   const full = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+  for (const kind of ["image", "video", "audio"] as const) {
+    if (media[kind] && !full.includes(`<${kind}>`)) throw new Error(`the ${tok.chatTemplateLabel()} dropped the <${kind}> placeholder of the user message`);
+  }
 
   // Split the templated text at the placeholders; text pieces are tokenised, media pieces become spans.
   const pieces = full.split(/(<image>|<video>|<audio>)/);
