@@ -97,6 +97,9 @@ function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, colors:
     draggable: false,
     selectable: false,
     connectable: false,
+    // React Flow turns pointer events off on a node that can be neither selected nor dragged; the output
+    // views on it (inspector buttons, audio players) need them.
+    style: { pointerEvents: "all" },
     data: {
       nodeType: n.type,
       ...(n.label !== undefined ? { label: n.label } : {}),
