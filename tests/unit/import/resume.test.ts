@@ -16,7 +16,12 @@ import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, IMPORT_VERSION, importCheckpoint, 
 import { acquireImportLock, partialDir } from "@/models/import/resume";
 import { MoeLlmRunner } from "@/models/moe-llm-session";
 import { referenceForward, type Tensors } from "../../reference/families/topk-moe";
-import { randomIds } from "../../reference/random";
+import { zAudioConfig } from "@/models/audio-encoder";
+import { seedEncoderWeights } from "@/models/encoders-tiny";
+import { writeSafetensors } from "@/models/safetensors";
+import { zVisionConfig } from "@/models/vision-encoder";
+import type { Tensor32 } from "@/models/weights";
+import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-resume-"));
@@ -221,6 +226,56 @@ it("another dtype or builder version is another build folder: an existing partia
   expect(again.status).toBe("imported");
   expect(again.build!.resumedBytes).toBe(0);
   expect(readdirSync(fd)).toEqual(["s"]);
+});
+
+/** A tiny Uni-MoE-2.0-Omni checkpoint with both encoder towers (the layout of tests/unit/import/towers.test.ts). */
+async function writeOmniCheckpoint(dir: string): Promise<void> {
+  const llm = randomConfig(31, { mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, tie_word_embeddings: false, model_type: "grin_qwen2_vl" });
+  const H = llm.hidden_size, Q = 10;
+  const visionJson = { model_type: "siglip_vision_model", image_size: 70, patch_size: 14, hidden_size: 24, intermediate_size: 40, num_attention_heads: 3, num_hidden_layers: 3, layer_norm_eps: 1e-6, hidden_act: "gelu_pytorch_tanh" };
+  const audioJson = { model_type: "whisper", num_mel_bins: 16, max_source_positions: 1500, max_target_positions: 12, d_model: 24, encoder_layers: 2, encoder_attention_heads: 3, encoder_ffn_dim: 40, decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 32, vocab_size: 50 };
+  const vision = seedEncoderWeights("vision", zVisionConfig.parse({ ...visionJson, projector_hidden_size: 20, out_dim: H }), 41);
+  const audio = seedEncoderWeights("audio", zAudioConfig.parse({ ...audioJson, num_queries: Q, qformer_layers: 2, qformer_attention_heads: 2, qformer_ffn_dim: 32, out_dim: H }), 42);
+  const W = randomWeights(llm, 32);
+  const out = new Map<string, Tensor32>(W.names().map((n) => [n, W.get(n)]));
+  for (const [name, t] of vision) out.set(name.startsWith("mm_projector.") ? name.replace("mm_projector.", "vision_aligner.") : `vision_tower.vision_tower.${name}`, t);
+  for (const [name, t] of audio) {
+    if (name === "qformer.queries") out.set("audio_aligner.query_tokens", { shape: [1, Q, 24], data: t.data });
+    else if (name.startsWith("encoder.")) out.set(`audio_tower.audio_tower.${name.slice("encoder.".length)}`, t);
+    else if (name.startsWith("qformer.")) out.set(`audio_aligner.decoder.audio_decoder.${name.slice("qformer.".length)}`, t);
+    else out.set(`audio_aligner.${name}`, t);
+  }
+  out.set("audio_aligner.decoder.audio_decoder.embed_positions.weight", { shape: [12, 24], data: Float32Array.from({ length: 12 * 24 }, (_, i) => Math.sin(i)) });
+  mkdirSync(dir, { recursive: true });
+  await writeSafetensors(path.join(dir, "model.safetensors"), [...out].map(([name, t]) => ({ name, shape: t.shape, data: t.data })));
+  const raw = { ...llm, architectures: ["GrinQwen2VLOutForConditionalGeneration"], vision_config: visionJson, audio_config: audioJson, whisper_query_tokens_size: Q, whisper_projector_type: "linear", whisper_hidden_size: 24 };
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw));
+}
+
+it("with encoder towers: an import stopped inside the LLM, the vision or the audio tower resumes to the clean import's files", async () => {
+  const omni = path.join(tmp, "omni-src");
+  await writeOmniCheckpoint(omni);
+  const ref = await importCheckpoint(omni, { root: path.join(tmp, "omni-clean"), name: "o" });
+  const files = ["model.onnx", "model.onnx.data", "vision/vision.onnx", "vision/vision.onnx.data", "audio/audio.onnx", "audio/audio.onnx.data"];
+  const llmBytes = statSync(path.join(ref.dir, DATA_FILE)).size;
+  const visionData = statSync(path.join(ref.dir, "vision/vision.onnx.data")).size;
+  const visionBytes = visionData + statSync(path.join(ref.dir, "vision/vision.onnx")).size;
+  // progress bytes: the LLM's data, then + the vision tower's (data + graph), then + the audio tower's
+  const stops = [["LLM", llmBytes / 2, llmBytes / 2], ["vision", llmBytes + 1, llmBytes + 1], ["audio", llmBytes + visionBytes + 1, llmBytes + visionData + 1]] as const;
+  for (const [where, at, minResumed] of stops) {
+    const root = path.join(tmp, `omni-${where}`);
+    const stop = (p: ImportProgress) => {
+      if (p.phase === "writing" && p.bytes >= at) throw new Error(`stopped in the ${where}`);
+    };
+    await expect(importCheckpoint(omni, { root, name: "o", onProgress: stop })).rejects.toThrow(new RegExp(`stopped in the ${where} \\(the .* written so far are kept in .*\\.o\\.partial-`));
+    const r = await importCheckpoint(omni, { root, name: "o" });
+    const b = r.build!;
+    expect(b.resumedBytes, where).toBeGreaterThanOrEqual(minResumed);
+    // every tensor written once over the two runs (resumedBytes also counts the ≤ 63 B alignment gaps)
+    expect(b.writtenBytes + b.resumedBytes, where).toBeGreaterThanOrEqual(ref.build!.writtenBytes);
+    expect(b.writtenBytes + b.resumedBytes, where).toBeLessThanOrEqual(ref.build!.writtenBytes + 64 * b.resumedTensors);
+    for (const f of files) expect(sha256(path.join(r.dir, f)), `${where}: ${f}`).toBe(sha256(path.join(ref.dir, f)));
+  }
 });
 
 describe("lock", () => {
