@@ -135,7 +135,7 @@ export class MemorySampler {
     if (this.deviceTimer !== undefined) this.clock.clearInterval(this.deviceTimer);
     if (!wasRunning) throw new Error("a MemorySampler that never started has nothing to report");
     for (const w of [...this.windows]) this.windows.delete(w); // nodes left open (a host error) no longer count
-    this.peak = Math.max(this.peak, this.read(true));
+    this.peak = Math.max(this.peak, this.read(false)); // a reading from the last node end (< reuseMs ago) will do
     const high = this.probe.maxRss?.();
     if (high !== undefined && this.maxRssAtStart !== undefined && high > this.maxRssAtStart) this.peak = Math.max(this.peak, high);
     if (this.probe.device) {
