@@ -16,6 +16,7 @@ export const IMPORT_HELP = `  import <checkpoint dir>                   Import a
       --name N                                Model name (default: the folder's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
+                                            Run again after an interruption (Ctrl-C, kill, crash): it resumes where it stopped.
   inspect-checkpoint <checkpoint dir>       List every tensor (name, shape, dtype) and the mapping rule that claimed
                                             it; report unclaimed and missing tensors. --json for machine output;
                                             --family F checks a checkpoint of an unknown model_type against F's table.`;
