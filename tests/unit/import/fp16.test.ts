@@ -22,7 +22,7 @@ import { SessionPool } from "@/engine/runtime";
 import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
 import { convertToFp16, ensureFp16Graph, fp16GraphPath } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
-import type { StorageDtype } from "@/models/import/external-graph";
+import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
 import { computeDtypeFor, loadedSessions, parseComputeDtype, type ImportedSession } from "@/models/import/runtime";
 import { generate } from "@/models/generate";
@@ -30,6 +30,10 @@ import { resolveModel, withMoeLlm } from "@/models/moe-llm-model";
 import { MoeLlmRunner, type ForwardOutput } from "@/models/moe-llm-session";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, writeSafetensors } from "@/models/safetensors";
 import { MemoryWeights, type Tensor32 } from "@/models/weights";
+import { audioParamTable, buildAudioGraph, zAudioConfig } from "@/models/audio-encoder";
+import { buildVisionGraph, visionParamTable, zVisionConfig } from "@/models/vision-encoder";
+import { seedEncoderWeights } from "@/models/encoders-tiny";
+import { SeededRandom } from "@/models/seeded-random";
 import { referenceForward, type Family } from "../../reference/families/topk-moe";
 import { referenceForward as uniMoeReference } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
@@ -436,4 +440,48 @@ describe("choosing the compute dtype at run time", () => {
     const loaded = await loadedSessions(model.dir);
     expect(loaded.map((s) => `${s.file}:${s.provider}:${s.computeDtype}`).sort()).toEqual(["model.fp16.onnx:cpu:fp16", "model.onnx:cpu:fp32"]);
   });
+});
+
+// Compared with the fp32 graph of the same (unrounded) weights: the difference includes the weights' fp16 rounding.
+describe("the same transform on the encoder towers (SigLIP vision, Whisper + query former audio)", () => {
+  const vc = zVisionConfig.parse({ model_type: "siglip_vision_model", image_size: 70, patch_size: 14, hidden_size: 24, intermediate_size: 40, num_attention_heads: 3, num_hidden_layers: 3, layer_norm_eps: 1e-6, hidden_act: "gelu_pytorch_tanh", projector_hidden_size: 20, out_dim: 32 });
+  const ac = zAudioConfig.parse({ model_type: "whisper", num_mel_bins: 16, max_source_positions: 1500, max_target_positions: 12, d_model: 24, encoder_layers: 2, encoder_attention_heads: 3, encoder_ffn_dim: 40, decoder_layers: 2, decoder_attention_heads: 2, decoder_ffn_dim: 32, vocab_size: 50, num_queries: 10, qformer_layers: 2, qformer_attention_heads: 2, qformer_ffn_dim: 32, out_dim: 32 });
+  // ×10 gain on Linear/embedding weights so activations are O(1) and the nonlinearities matter (as towers.test.ts)
+  const gained = (w: Map<string, Tensor32>, table: { name: string; kind: string }[]) => {
+    for (const p of table) if (p.kind === "linear" || p.kind === "embed") w.get(p.name)!.data.forEach((v, i, a) => (a[i] = v * 10));
+    return new MemoryWeights(w);
+  };
+  const cases = [
+    { kind: "vision" as const, input: "pixel_values", dims: [1, 3, 70, 70], build: (b: ExternalDataGraphBuilder) => buildVisionGraph(vc, gained(seedEncoderWeights("vision", vc, 81), visionParamTable(vc)), b) },
+    { kind: "audio" as const, input: "input_features", dims: [1, 16, 3000], build: (b: ExternalDataGraphBuilder) => buildAudioGraph(ac, gained(seedEncoderWeights("audio", ac, 82), audioParamTable(ac)), b) },
+  ];
+  for (const c of cases)
+    it(`${c.kind}: convolutions and matrix products in fp16, LayerNorm/softmax in fp32, output within 1e-2 of the fp32 graph`, async () => {
+      const dir = path.join(tmp, `tower-${c.kind}`);
+      mkdirSync(dir);
+      const builder = new ExternalDataGraphBuilder(c.kind, path.join(dir, `${c.kind}.onnx.data`), "fp32");
+      writeFileSync(path.join(dir, `${c.kind}.onnx`), c.build(builder));
+      const file16 = ensureFp16Graph(path.join(dir, `${c.kind}.onnx`));
+      expect(existsSync(path.join(dir, `${c.kind}.fp16.onnx.data`))).toBe(true);
+      const m = decode(file16), types = valueTypes(m);
+      const reads = (op: string) => m.graph!.node!.filter((n) => n.opType === op).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));
+      expect(new Set([...reads("Conv"), ...reads("MatMul")])).toEqual(new Set([T.FLOAT16]));
+      expect(new Set([...reads("LayerNormalization"), ...reads("Softmax")])).toEqual(new Set([T.FLOAT]));
+      const x = new SeededRandom(83).fillNormal(new Float32Array(c.dims.reduce((a, b) => a * b, 1)), 1, 0);
+      const run = async (file: string) => {
+        const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+        try {
+          const out = await session.run({ [c.input]: new ort.Tensor("float32", x, c.dims) });
+          return out[session.outputNames[0]!]!.data as Float32Array;
+        } finally {
+          await session.release();
+        }
+      };
+      const a = await run(path.join(dir, `${c.kind}.onnx`)), b = await run(file16);
+      let d = 0;
+      for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+      console.log(`fp16 ${c.kind} tower: max |Δ| ${d.toExponential(2)} of max |y| ${maxAbs(a).toFixed(2)}`);
+      expect(b.every(Number.isFinite)).toBe(true);
+      expect(d).toBeLessThan(REL_TOL * maxAbs(a));
+    });
 });
