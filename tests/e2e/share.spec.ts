@@ -1,4 +1,4 @@
-import { expect, test, type BrowserContext, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type BrowserContext, type Locator, type Page } from "@playwright/test";
 import sharp from "sharp";
 import * as helpers from "./helpers";
 import { addNode, drag } from "./helpers";
@@ -109,5 +109,117 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
   await expect(row).toHaveAttribute("data-status", "revoked");
   await viewer.goto(link);
   await expect(viewer.getByTestId("not-shared")).toBeVisible();
+  await guest.close();
+});
+
+/** A tRPC call over HTTP (no transformer: plain JSON in, `{ result: { data } }` out). */
+async function trpcCall<T>(request: APIRequestContext, path: string, input: unknown, method: "GET" | "POST"): Promise<T> {
+  const url = `${BASE}/api/trpc/${path}`;
+  const res = method === "GET" ? await request.get(`${url}?input=${encodeURIComponent(JSON.stringify(input))}`) : await request.post(url, { data: input });
+  expect(res.ok(), `${path}: ${res.status()} ${await res.text()}`).toBe(true);
+  return ((await res.json()) as { result: { data: T } }).result.data;
+}
+
+/** Counts canvas pixels that differ from the background (the chart drew something). */
+async function paintedPixels(canvas: Locator): Promise<number> {
+  return canvas.evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3]! > 0 && d[i]! + d[i + 1]! + d[i + 2]! > 60) n++;
+    return n;
+  });
+}
+
+test("share: the shared page shows the editor's output views (routing heatmap and inspector, RoPE positions, waveform), every file fetched with the token", async ({ page, browser }) => {
+  test.setTimeout(180_000);
+  const stamp = Date.now().toString(36);
+  if (AUTH_BASE_URL) await signUp(page.context(), `viewsowner${stamp}`);
+  const node = (id: string, type: string, x: number, y: number, params: Record<string, unknown> = {}) => ({ id, type, typeVersion: 1, params, position: { x, y } });
+  const edge = (source: string, sourceSocket: string, target: string, targetSocket: string) => ({ id: `${source}.${sourceSocket}:${target}.${targetSocket}`, source, sourceSocket, target, targetSocket });
+  const document = {
+    schemaVersion: 2,
+    name: `Shared views ${stamp}`,
+    nodes: [
+      node("question", "input.text", 0, 0, { text: "Which experts does this route to?" }),
+      node("prompt", "prompt.builder", 320, 0),
+      node("llm", "model.moe-llm", 640, 0, { maxNewTokens: 8 }),
+      node("rope", "inspect.rope", 960, 420),
+      node("routing", "inspect.routing", 960, 0),
+      node("tts", "generate.tts", 320, 320, { maxSeconds: 1 }),
+    ],
+    edges: [
+      edge("question", "text", "prompt", "text"),
+      edge("prompt", "sequence", "llm", "sequence"),
+      edge("prompt", "sequence", "rope", "sequence"),
+      edge("llm", "trace", "routing", "trace"),
+      edge("question", "text", "tts", "text"),
+    ],
+    notes: [],
+  };
+  const { id } = await trpcCall<{ id: string }>(page.request, "workflow.create", { document }, "POST");
+  await page.goto(`${BASE}/w/${id}`);
+  await expect(page.locator(".react-flow__node")).toHaveCount(6);
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 150_000 });
+  const share = await trpcCall<{ token: string; path: string }>(page.request, "share.create", { workflowId: id }, "POST");
+
+  const guest = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const viewer = await guest.newPage();
+  const fileResponses: { url: string; status: number }[] = [];
+  viewer.on("response", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/api/files/")) fileResponses.push({ url: r.url(), status: r.status() });
+  });
+  await viewer.goto(`${BASE}${share.path}`);
+  await expect(viewer.getByTestId("shared-name")).toHaveText(`Shared views ${stamp}`);
+
+  // The routing report: the small heatmap on the node, then the full inspector with its views.
+  const routing = viewer.getByTestId("shared-outputs-routing");
+  await expect(routing.getByTestId("heatmap-mini")).toBeVisible();
+  await expect.poll(() => paintedPixels(routing.getByTestId("heatmap-mini").locator("canvas").first())).toBeGreaterThan(100);
+  await routing.getByRole("button", { name: "Open inspector" }).click();
+  const inspector = viewer.getByRole("dialog", { name: "Routing Inspector" });
+  await expect(inspector.getByTestId("heatmap")).toBeVisible();
+  await expect.poll(() => paintedPixels(inspector.getByTestId("heatmap").locator("canvas").first())).toBeGreaterThan(500);
+  await expect.poll(() => paintedPixels(inspector.getByTestId("fig8").locator("canvas").first())).toBeGreaterThan(500);
+  await expect(inspector.getByRole("link", { name: "JSON" })).toHaveAttribute("href", /\?share=/);
+  await viewer.screenshot({ path: `${SHOTS}/shared-routing-inspector.png` });
+  await inspector.getByRole("button", { name: "Close inspector" }).click();
+
+  // The RoPE report: the (t, h, w) positions of every token.
+  await viewer.getByTestId("shared-outputs-rope").getByRole("button", { name: "Open RoPE inspector" }).click();
+  const rope = viewer.getByRole("dialog", { name: "RoPE Inspector" });
+  await expect(rope.getByTestId("rope-positions")).toBeVisible();
+  await expect(rope.getByTestId("rope-table").locator('[data-modality="text"]').first()).toBeVisible();
+  await viewer.screenshot({ path: `${SHOTS}/shared-rope-inspector.png` });
+  await rope.getByRole("button", { name: "Close inspector" }).click();
+
+  // The speech: a player and its waveform, decoded from the file fetched with the token.
+  const tts = viewer.getByTestId("shared-outputs-tts");
+  await expect(tts.locator("audio")).toHaveAttribute("src", /\?share=/);
+  await expect.poll(() => paintedPixels(tts.getByTestId("waveform"))).toBeGreaterThan(50);
+  // Read-only: no run buttons anywhere on the page.
+  await expect(viewer.getByRole("button", { name: /^(▶ Run|Run to)/ })).toHaveCount(0);
+  await viewer.screenshot({ path: `${SHOTS}/shared-views.png` });
+
+  // Every file the page asked for carried the token and was served.
+  expect(fileResponses.length).toBeGreaterThanOrEqual(4);
+  for (const r of fileResponses) {
+    expect(r.url, "a file fetched without the share token").toContain(`share=${share.token}`);
+    expect(r.status, `${r.url} answered ${r.status}`).toBeLessThan(400);
+  }
+
+  if (AUTH_BASE_URL) {
+    // The token opens the shared run's files only: not a file the owner uploaded elsewhere, and nothing without it.
+    const resolved = await trpcCall<{ lastRun: { nodes: { nodeId: string; outputs: Record<string, { file?: string }> | null }[] } }>(guest.request, "share.resolve", { token: share.token }, "GET");
+    const ropeFile = resolved.lastRun.nodes.find((n) => n.nodeId === "rope")!.outputs!.report!.file!;
+    expect((await guest.request.get(`${BASE}/api/files/${ropeFile}?share=${share.token}`)).status()).toBe(200);
+    expect((await guest.request.get(`${BASE}/api/files/${ropeFile}`)).status()).toBe(404);
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+    const upload = await page.request.post(`${BASE}/api/upload?kind=image&filename=private.png`, { data: png, headers: { "content-type": "image/png" } });
+    expect(upload.ok(), `upload: ${upload.status()}`).toBe(true);
+    const privateFile = ((await upload.json()) as { id: string }).id;
+    expect((await page.request.get(`${BASE}/api/files/${privateFile}`)).status()).toBe(200);
+    expect((await guest.request.get(`${BASE}/api/files/${privateFile}?share=${share.token}`)).status()).toBe(404);
+  }
   await guest.close();
 });
