@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { generate, GenerationCancelled } from "../models/generate";
@@ -5,6 +6,7 @@ import { compileInterventions } from "../models/interventions";
 import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
 import { isSequence } from "../engine/sequence";
 import type { Tokenizer } from "../models/tokenizer";
+import { JsonTokenizer, loadTokenizer } from "../models/tokenizer-json";
 import "./params";
 
 const GRAPH = { moe: "sparse", trace: true, kvCache: true } as const;
@@ -25,6 +27,23 @@ function controlTokens(tok: Tokenizer, emit: string): ((answer: string) => numbe
   };
 }
 
+/**
+ * Ids generation stops at: ChatML's end markers when the vocabulary has them as single tokens, and the
+ * eos token of tokenizer_config.json (`</s>` for Mixtral, `<|endoftext|>` for OLMoE).
+ */
+function stopTokenIds(tok: Tokenizer): number[] {
+  const names = ["<|im_end|>", "<|endoftext|>", ...(tok instanceof JsonTokenizer && tok.eosToken ? [tok.eosToken] : [])];
+  const ids = new Set<number>();
+  for (const name of names) {
+    try {
+      ids.add(tok.tokenId(name));
+    } catch {
+      // not a single token of this vocabulary
+    }
+  }
+  return [...ids];
+}
+
 /** An LLM's answer as it flows to the next node. */
 export interface LlmOutputValue {
   kind: "llm-output";
@@ -37,6 +56,10 @@ export interface LlmOutputValue {
   specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
   prefillMs: number;
   decodeMs: number;
+  /** The prompt as text (the chat template's output, or the Prompt Builder's sequence text). */
+  promptText?: string;
+  /** How the prompt was written: "chat template from tokenizer_config.json", "built-in ChatML", … */
+  promptFormat?: string;
 }
 
 export const moeLlm = defineNode({
@@ -50,6 +73,13 @@ export const moeLlm = defineNode({
   params: z.object({
     model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
     system: z.string().max(10_000).default("").meta({ widget: "textarea", label: "System prompt" }),
+    chatTemplate: z
+      .enum(["model", "chatml"])
+      .default("model")
+      .meta({
+        label: "Chat template",
+        description: "model: the checkpoint's own chat template (chat_template.jinja or tokenizer_config.json), ChatML when it has none; chatml: always the built-in ChatML format. Applies to the prompt input (a Prompt Builder sequence is already templated).",
+      }),
     maxNewTokens: z.number().int().min(1).max(2048).default(24).meta({ label: "Max new tokens", step: 1 }),
     temperature: z.number().min(0).max(2).default(0).meta({ label: "Temperature (0 = greedy)", step: 0.05 }),
     topK: z.number().int().min(0).max(1000).default(0).meta({ label: "Top-k (0 = off)" }),
@@ -70,7 +100,11 @@ export const moeLlm = defineNode({
       .meta({ widget: "interventions", label: "Interventions", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
   }),
   async fingerprint(params) {
-    return (await resolveModel(params.model)).contentHash;
+    const model = await resolveModel(params.model);
+    // The chat template shapes the prompt but is not part of the weights' content hash.
+    const tokenizer = loadTokenizer(model.dir);
+    const template = tokenizer instanceof JsonTokenizer ? tokenizer.chatTemplate : null;
+    return template ? `${model.contentHash}:${createHash("sha256").update(template).digest("hex").slice(0, 16)}` : model.contentHash;
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
@@ -84,7 +118,11 @@ export const moeLlm = defineNode({
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];
       let promptInput: Parameters<typeof generate>[2];
+      let promptText: string;
+      let promptFormat: string;
       if (sequence) {
+        promptText = sequence.text;
+        promptFormat = "sequence from the Prompt Builder";
         ids = sequence.ids;
         promptInput = {
           ids,
@@ -95,7 +133,10 @@ export const moeLlm = defineNode({
         };
       } else {
         const messages = [...(params.system ? [{ role: "system", content: params.system }] : []), { role: "user", content: prompt! }];
-        ids = tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+        const options = { addGenerationPrompt: true, template: params.chatTemplate };
+        promptText = tokenizer.applyChatTemplate(messages, options);
+        promptFormat = tokenizer.chatTemplateLabel(options);
+        ids = tokenizer.encode(promptText);
         promptInput = { ids, modelName: params.model };
       }
       let text = "";
@@ -110,7 +151,7 @@ export const moeLlm = defineNode({
             topK: params.topK,
             topP: params.topP,
             seed: params.seed,
-            stopTokens: [tokenizer.tokenId("<|im_end|>"), tokenizer.tokenId("<|endoftext|>")],
+            stopTokens: stopTokenIds(tokenizer),
             interventions,
             forceSuffix: controlTokens(tokenizer, params.emit),
             signal: ctx.signal,
@@ -130,6 +171,8 @@ export const moeLlm = defineNode({
           specialHidden: result.specialHidden,
           prefillMs: result.prefillMs,
           decodeMs: result.decodeMs,
+          promptText,
+          promptFormat,
         };
         return { output, trace: result.trace };
       } catch (err) {
@@ -142,6 +185,7 @@ export const moeLlm = defineNode({
     const o = outputs.output as LlmOutputValue | undefined;
     if (!o) return "no output";
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
-    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s`;
+    const format = o.promptFormat ? `; prompt: ${o.promptFormat}` : "";
+    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${format}`;
   },
 });

@@ -1,0 +1,127 @@
+/**
+ * The MoE-LLM node writes its prompt with the model's chat template: a seeded tiny model directory given a
+ * Mixtral-style tokenizer (tokenizer.json with <s>/</s> and Mixtral's tokenizer_config.json template).
+ */
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunContext } from "@/engine/node";
+import { SessionPool } from "@/engine/runtime";
+import { DiskStorage } from "@/engine/storage";
+import { loadWorkflow } from "@/engine/workflow/load";
+import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
+import { loadTokenizer } from "@/models/tokenizer-json";
+import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { catalogue } from "@/nodes";
+import { moeLlm, type LlmOutputValue } from "@/nodes/moe-llm";
+import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
+
+const root = mkdtempSync(path.join(tmpdir(), "moe-llm-chat-template-"));
+const saved = process.env.STUDIO_MODELS_DIR;
+const MODEL = "chat/mixtral-style";
+const modelDir = path.join(root, "models", MODEL);
+const mixtralTemplate = (JSON.parse(readFileSync(path.resolve(__dirname, "../../fixtures/chat-templates/templates.json"), "utf8")) as {
+  templates: Record<string, { template: string }>;
+}).templates.mixtral!.template;
+let pool: SessionPool;
+
+/** qwen2-mini's byte-level BPE plus Mixtral's special tokens <s>, </s>, <unk> (ids 272–274, inside the tiny model's 320-row vocab). */
+function mixtralStyleTokenizer(): Record<string, unknown> {
+  const { tokenizer } = makeQwen2Mini();
+  const added = tokenizer.added_tokens as { id: number; content: string }[];
+  const next = Math.max(...added.map((t) => t.id)) + 1;
+  const extra = ["<s>", "</s>", "<unk>"].map((content, i) => ({ id: next + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  return { ...tokenizer, added_tokens: [...added, ...extra] };
+}
+
+function writeConfig(config: Record<string, unknown>): void {
+  const file = path.join(modelDir, "tokenizer_config.json");
+  writeFileSync(file, JSON.stringify(config));
+  // a fresh mtime, so the tokenizer cache never serves the previous config within the same millisecond
+  const t = new Date(Date.now() + Math.random() * 1e6);
+  utimesSync(file, t, t);
+}
+
+beforeAll(async () => {
+  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
+  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+  await ensureReferenceModel("tiny", modelDir);
+  writeFileSync(path.join(modelDir, "tokenizer.json"), JSON.stringify(mixtralStyleTokenizer()));
+  writeConfig({ bos_token: { __type: "AddedToken", content: "<s>" }, eos_token: "</s>", unk_token: "<unk>", chat_template: mixtralTemplate });
+}, 120_000);
+afterAll(async () => {
+  await pool.close();
+  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
+  else process.env.STUDIO_MODELS_DIR = saved;
+  rmSync(root, { recursive: true, force: true });
+});
+
+function ctx(): RunContext {
+  return { runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} };
+}
+
+async function run(params: Record<string, unknown>, prompt = "hello") {
+  const out = await moeLlm.execute({ inputs: { prompt }, params: moeLlm.params.parse({ model: MODEL, maxNewTokens: 3, ...params }), ctx: ctx() });
+  return out.output as LlmOutputValue;
+}
+
+describe("MoE-LLM node + the model's chat template", () => {
+  it("a workflow saved before the chatTemplate param loads unchanged, with the model's template", () => {
+    const saved = { model: "uni-moe-tiny/tiny", system: "", maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, routingTopP: 0, emit: "none", interventions: "" };
+    const doc = {
+      schemaVersion: CURRENT_SCHEMA_VERSION,
+      name: "saved before chat templates",
+      nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: saved, position: { x: 0, y: 0 } }],
+      edges: [],
+      notes: [],
+    };
+    const { workflow, problems } = loadWorkflow(doc, catalogue);
+    expect(problems).toEqual([]);
+    expect(workflow.nodes[0]!.params).toEqual({ ...saved, chatTemplate: "model" });
+    expect(moeLlm.params.safeParse({ chatTemplate: "llama" }).success).toBe(false);
+  });
+
+  it("writes the prompt with Mixtral's [INST] template; <s> is the first id; the summary names the template", async () => {
+    const o = await run({});
+    expect(o.promptText).toBe("<s>[INST] hello [/INST]");
+    expect(o.promptFormat).toBe("chat template from tokenizer_config.json");
+    const tok = loadTokenizer(modelDir);
+    expect(o.promptIds).toEqual(tok.encode("<s>[INST] hello [/INST]"));
+    expect(o.promptIds[0]).toBe(tok.tokenId("<s>"));
+    expect(o.promptIds.filter((id) => id === tok.tokenId("<s>"))).toHaveLength(1);
+    expect(o.ids.length).toBeGreaterThan(0);
+    expect(moeLlm.summarize!({ output: o })).toMatch(/; prompt: chat template from tokenizer_config\.json$/);
+  });
+
+  it('chatTemplate: "chatml" forces the built-in ChatML format', async () => {
+    const o = await run({ chatTemplate: "chatml" });
+    expect(o.promptText).toBe("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n");
+    expect(o.promptFormat).toBe("built-in ChatML");
+    expect(moeLlm.summarize!({ output: o })).toMatch(/; prompt: built-in ChatML$/);
+  });
+
+  it("a template that refuses the conversation fails the node with the file and the template's message", async () => {
+    await expect(run({ system: "Be brief." })).rejects.toThrow(
+      `the chat template in ${path.join(modelDir, "tokenizer_config.json")} rejected the conversation: Conversation roles must alternate user/assistant/user/assistant/...`,
+    );
+    // the same conversation in ChatML is fine
+    expect((await run({ system: "Be brief.", chatTemplate: "chatml" })).promptText).toBe(
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n",
+    );
+  });
+
+  it("a template that does not parse fails the node naming the file; the fingerprint follows the template", async () => {
+    const storage = new DiskStorage(path.join(root, "files"));
+    const fingerprint = () => moeLlm.fingerprint!(moeLlm.params.parse({ model: MODEL }), storage);
+    const before = await fingerprint();
+    writeConfig({ eos_token: "</s>", chat_template: "{% for m in messages %}{{ m.content }" });
+    try {
+      await expect(run({})).rejects.toThrow(new RegExp(`the chat template in ${path.join(modelDir, "tokenizer_config.json").replace(/[.\\/]/g, "\\$&")} does not parse`));
+      expect(await fingerprint()).not.toBe(before);
+    } finally {
+      writeConfig({ bos_token: { __type: "AddedToken", content: "<s>" }, eos_token: "</s>", unk_token: "<unk>", chat_template: mixtralTemplate });
+    }
+    expect(await fingerprint()).toBe(before);
+  });
+});
