@@ -104,16 +104,21 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
   parseComputeDtype(); // a bad STUDIO_COMPUTE_DTYPE fails here, not as a provider fallback
   let lastError: unknown;
   for (const ep of order) {
+    let converting = false;
     try {
       const computeDtype = computeDtypeFor(ep);
       checkFits(ref, estimateFromConfig(config, 4096, computeDtype), ep);
-      const graphFile = computeDtype === "fp16" ? ensureFp16Graph(file) : file;
+      converting = computeDtype === "fp16";
+      const graphFile = converting ? ensureFp16Graph(file) : file;
+      converting = false;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
       const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
       return { session, executionProvider: ep, key: `${graphFile}|${ep}`, memoryBytes: Math.max(0, process.memoryUsage().rss - rss0), loadMs: performance.now() - t0, computeDtype, graphFile };
     } catch (e) {
       lastError = e;
+      // a graph that cannot be converted is not a provider problem: say so rather than fall back to another provider
+      if (converting) throw new Error(`cannot load model "${ref}" in fp16: ${(e as Error).message}`);
       if (/needs about .* to run/.test((e as Error).message) && ep === order[order.length - 1]) throw e;
     }
   }
