@@ -1,0 +1,77 @@
+import { randomBytes } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import { freshDataDir } from "../fresh-db";
+
+// GET /api/files/<id>?share=<token> (the route handler itself, accounts on): a share link opens the files of the
+// run its page shows, and nothing else of the owner's.
+process.env.STUDIO_DATA_DIR = freshDataDir();
+process.env.STUDIO_AUTH = "on";
+delete process.env.STUDIO_ARTIFACTS;
+const files = await import("@/app/api/files/[id]/route");
+const { appRouter } = await import("@/app/server/routers");
+const { db } = await import("@/app/server/db");
+const { createUser } = await import("@/app/server/auth");
+const { canReadArtifact, recordUploader } = await import("@/app/server/access");
+const { fileStorage } = await import("@/app/server/storage");
+
+const doc = {
+  schemaVersion: 2,
+  name: "Shared with outputs",
+  nodes: [{ id: "img", type: "input.image", typeVersion: 1, params: {}, position: { x: 0, y: 0 } }],
+  edges: [],
+};
+
+function fetchFile(id: string, share?: string): Promise<Response> {
+  const url = `http://studio.test:3000/api/files/${id}${share === undefined ? "" : `?share=${encodeURIComponent(share)}`}`;
+  return files.GET(new Request(url, { headers: { host: "studio.test:3000" } }), { params: Promise.resolve({ id }) });
+}
+
+/** A finished run of the workflow, created at `at`, whose node "img" output names `file`. */
+async function finishedRun(workflowId: string, ownerId: string, at: Date, file: string): Promise<void> {
+  const id = randomBytes(8).toString("hex");
+  await db().run.create({ data: { id, workflowId, workflowVersion: 1, ownerId, document: JSON.stringify(doc), status: "finished", createdAt: at, finishedAt: at } });
+  await db().nodeRun.create({ data: { id: `${id}-img`, runId: id, nodeId: "img", nodeType: "input.image", status: "done", outputs: JSON.stringify({ image: { type: "image", file } }) } });
+}
+
+describe("files behind a share link", () => {
+  const bytes = { older: Buffer.from("older run's image"), last: Buffer.from("last run's image"), upload: Buffer.from("an upload never used") };
+  let owner: string;
+  let token: string;
+  let olderOutput: string;
+  let lastOutput: string;
+  let upload: string;
+
+  beforeAll(async () => {
+    owner = (await createUser("owner", "owner-password")).id;
+    const wf = (await appRouter.createCaller({ origin: null, host: "studio.test", userId: owner }).workflow.create({ document: doc })).id;
+    const storage = fileStorage();
+    olderOutput = await storage.write(bytes.older, "png");
+    lastOutput = await storage.write(bytes.last, "png");
+    upload = await storage.write(bytes.upload, "png");
+    await recordUploader(owner, upload);
+    await finishedRun(wf, owner, new Date(Date.now() - 60_000), olderOutput);
+    await finishedRun(wf, owner, new Date(), lastOutput);
+    token = (await appRouter.createCaller({ origin: null, host: "studio.test", userId: owner }).share.create({ workflowId: wf })).token;
+  });
+
+  it("serves an output of the run the shared page shows, with the token only", async () => {
+    const res = await fetchFile(lastOutput, token);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes.last);
+    expect((await fetchFile(lastOutput)).status).toBe(404);
+    expect((await fetchFile(lastOutput, randomBytes(32).toString("base64url"))).status).toBe(404);
+  });
+
+  it("a valid token does not open files outside the shared run: an older run's output, an unused upload", async () => {
+    for (const id of [olderOutput, upload]) {
+      // Stored, and the owner's to read...
+      expect(await fileStorage().exists(id)).toBe(true);
+      expect(await canReadArtifact(owner, id)).toBe(true);
+      // ...but not the link's.
+      const res = await fetchFile(id, token);
+      expect(res.status, id).toBe(404);
+      // The same answer as for a file that does not exist.
+      expect(await res.json()).toEqual({ error: `file ${id} does not exist` });
+    }
+  });
+});
