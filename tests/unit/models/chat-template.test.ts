@@ -3,12 +3,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { importCheckpoint } from "@/models/import/import";
 import { ChatTemplateError, CompiledChatTemplate, specialTokenVariables, type ChatTemplateSource } from "@/models/chat-template";
 import { buildSequence } from "@/models/prompt";
 import { byteTokenizer, qwenChatTemplate, type ChatMessage } from "@/models/tokenizer";
 import { JsonTokenizer, loadTokenizer } from "@/models/tokenizer-json";
 import type { FeaturesValue } from "@/engine/features";
 import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
+import { writeFamilyCheckpoint } from "../import/family-checkpoints";
 
 const FIXTURES = path.resolve(__dirname, "../../fixtures/chat-templates");
 const RENDER_PY = path.join(FIXTURES, "render.py");
@@ -90,7 +92,7 @@ describe("chat templates rendered by @huggingface/jinja match Python jinja2 (tra
     const run = spawnSync("python3", [RENDER_PY], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     expect(run.status, run.stderr).toBe(0);
     expect((JSON.parse(run.stdout) as { cases: Case[] }).cases).toEqual(expected.cases);
-  });
+  }, 120_000);
 });
 
 describe("the built-in ChatML format is what the ChatML templates write", () => {
@@ -305,5 +307,24 @@ describe("prompt building keeps the media placeholders through the template", ()
     expect(() => buildSequence(tok, { template: "<image>\nWhat is this?", system: "", image, mode: "uni-moe" })).toThrow(
       "the chat template from tokenizer_config.json dropped the <image> placeholder of the user message",
     );
+  });
+});
+
+describe("imports carry the template files", () => {
+  it("chat_template.jinja and tokenizer_config.json are copied; the imported model prompts with the checkpoint's template", async () => {
+    const saved = process.env.STUDIO_MODELS_DIR;
+    process.env.STUDIO_MODELS_DIR = path.join(tmp, "models");
+    try {
+      const src = modelDir({ "tokenizer_config.json": mixtralConfig(), "chat_template.jinja": readFileSync(path.join(FIXTURES, "qwen3.jinja"), "utf8") }, ["<s>", "</s>"]);
+      await writeFamilyCheckpoint(src, "mixtral", { seed: 3, configOverride: { vocab_size: 320 } });
+      const result = await importCheckpoint(src, { name: "chat" });
+      for (const f of ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]) expect(readFileSync(path.join(result.dir, f), "utf8")).toBe(readFileSync(path.join(src, f), "utf8"));
+      const tok = loadTokenizer(result.dir);
+      expect(tok.chatTemplateLabel()).toBe("chat template from chat_template.jinja");
+      expect(tok.applyChatTemplate(hello, { addGenerationPrompt: true })).toBe("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n");
+    } finally {
+      if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
+      else process.env.STUDIO_MODELS_DIR = saved;
+    }
   });
 });
