@@ -102,7 +102,7 @@ export class JsonTokenizer implements Tokenizer {
   readonly chatTemplateFile: string | null;
   /** The special tokens a chat template sees (bos_token, eos_token, …), as strings. */
   readonly specialTokenMap: Readonly<Record<string, string | string[]>>;
-  /** Parsed once, on first use (a template that does not parse fails the prompt, not the tokenizer). */
+  /** Parsed once, on first use: a template that does not parse fails the prompts that use it, not the tokenizer. */
   private compiledTemplate: CompiledChatTemplate | null = null;
   private readonly templateSource: ChatTemplateSource | null;
   private readonly hf: HfTokenizer;
