@@ -106,7 +106,6 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   for (const v of graph.input ?? []) types.set(v.name!, v.type?.tensorType?.elemType ?? 0);
   for (const v of graph.output ?? []) declaredOut.set(v.name!, v.type?.tensorType?.elemType ?? 0);
 
-  const inits = new Map<string, onnx.ITensorProto>();
   /** Inline FLOAT initializers: constants that may adopt fp16 (values cached on first use). */
   const constants = new Map<string, Float32Array | undefined>();
   const weights = new Set<string>();
@@ -119,7 +118,6 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   const convert: Fp16Result["convert"] = [];
   for (const t of graph.initializer ?? []) {
     const name = t.name!;
-    inits.set(name, t);
     const dt = t.dataType ?? 0;
     if (isExternal(t) && (dt === FLOAT || dt === HALF || dt === T.BFLOAT16)) {
       weights.add(name);
@@ -130,10 +128,10 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
       addInit(converted);
       continue;
     }
+    if (dt === T.BFLOAT16 || dt === HALF) throw new Error(`fp16: inline ${TYPE_NAME[dt]} initializer "${name}" (the builders store weights as external data, constants as float)`);
     if (dt === FLOAT) constants.set(name, undefined);
-    types.set(name, dt === T.BFLOAT16 ? FLOAT : dt); // an inline bf16 tensor is converted to float below
-    addInit(dt === T.BFLOAT16 ? { name, dims: t.dims, dataType: FLOAT, rawData: bf16ToFloatBytes(t) } : t);
-    if (dt === T.BFLOAT16) constants.set(name, undefined);
+    types.set(name, dt);
+    addInit(t);
   }
   const constValues = (name: string) => {
     let v = constants.get(name);
@@ -226,7 +224,6 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
       if (BOOL_OUT.has(op)) outTypes = outs.map(() => T.BOOL);
       else if (op === "TopK") outTypes = [dataType(0), T.INT64];
       else if (op === "Where") outTypes = [dataType(1)];
-      else if (op === "Range") outTypes = [dataType(0)];
       else outTypes = outs.map(() => dataType(0));
     }
     const finalOuts = outs.map((o, i) => {
@@ -262,14 +259,6 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   // the converted tensors' external data is rewritten in place (ensureFp16Graph): point at the model's own instances
   const final = new Map((out.graph!.initializer ?? []).map((t) => [t.name!, t]));
   return { model: out, convert: convert.filter((c) => final.has(c.tensor.name!)).map((c) => ({ ...c, tensor: final.get(c.tensor.name!)! })) };
-}
-
-function bf16ToFloatBytes(t: onnx.ITensorProto): Uint8Array {
-  const raw = t.rawData ?? new Uint8Array();
-  const out = new Float32Array(raw.byteLength / 2);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = bf16BitsToF32(dv.getUint16(i * 2, true));
-  return new Uint8Array(out.buffer);
 }
 
 /** Offsets of external tensors are aligned so ORT can map them directly (as external-graph.ts). */
