@@ -4,10 +4,11 @@
  * process uses (nvidia-smi). RSS is process-wide: runs executing at the same time in one process share it.
  *
  * How the peak is found: RSS is read every `intervalMs` (a timer that never keeps the process alive) and at
- * node starts and ends (a reading younger than `reuseMs` is reused, so chains of tiny nodes stay cheap).
- * Readings only see what the event loop lets them see, so the OS's own high-water mark (getrusage's
- * ru_maxrss, which never decreases) closes the gap: when it rose while a run or node was open, that run or
- * node reached it, and it is its peak. Framework-free: no onnxruntime, no app code.
+ * node starts and ends (a reading younger than `reuseMs` is reused, so chains of tiny nodes stay cheap:
+ * per-node figures have that resolution). Readings only see what the event loop lets them see, so each
+ * reading also takes the OS's own high-water mark (getrusage's ru_maxrss, which never decreases): when it
+ * rose while a run or node was open, that run or node reached it, and it is its peak. Framework-free: no
+ * onnxruntime, no app code.
  */
 import { execFile } from "node:child_process";
 import type { RunMemory } from "../events";
@@ -73,6 +74,8 @@ export class MemorySampler {
   private state: "new" | "running" | "stopped" = "new";
   private startRss = 0;
   private maxRssAtStart: number | undefined;
+  /** The high-water mark at the last reading (undefined when the probe has none). */
+  private lastMax: number | undefined;
   private peak = 0;
   private peakDevice: number | undefined;
   private last = 0;
@@ -91,8 +94,8 @@ export class MemorySampler {
   start(): number {
     if (this.state !== "new") throw new Error("a MemorySampler starts once");
     this.state = "running";
-    this.maxRssAtStart = this.probe.maxRss?.();
     this.startRss = this.peak = this.read(true);
+    this.maxRssAtStart = this.lastMax;
     this.timer = this.clock.setInterval(() => this.read(true), this.intervalMs);
     if (this.probe.device) {
       this.readDevice();
@@ -103,14 +106,14 @@ export class MemorySampler {
 
   /** Opens a node's window (a reading at its start); close it when the node ends, however it ends. */
   open(): MemoryWindow {
-    const w: OpenWindow = { peak: this.read(false), maxRssAtOpen: this.probe.maxRss?.() };
+    const w: OpenWindow = { peak: this.read(false), maxRssAtOpen: this.lastMax };
     this.windows.add(w);
     return {
       close: () => {
         if (this.windows.has(w)) {
           this.read(false);
           this.windows.delete(w);
-          const high = this.probe.maxRss?.();
+          const high = this.lastMax;
           if (high !== undefined && w.maxRssAtOpen !== undefined && high > w.maxRssAtOpen) w.peak = Math.max(w.peak, high);
           this.peak = Math.max(this.peak, w.peak);
         }
@@ -136,7 +139,7 @@ export class MemorySampler {
     if (!wasRunning) throw new Error("a MemorySampler that never started has nothing to report");
     for (const w of [...this.windows]) this.windows.delete(w); // nodes left open (a host error) no longer count
     this.peak = Math.max(this.peak, this.read(false)); // a reading from the last node end (< reuseMs ago) will do
-    const high = this.probe.maxRss?.();
+    const high = this.lastMax;
     if (high !== undefined && this.maxRssAtStart !== undefined && high > this.maxRssAtStart) this.peak = Math.max(this.peak, high);
     if (this.probe.device) {
       await this.deviceReading;
@@ -146,11 +149,12 @@ export class MemorySampler {
     return { startRssBytes: this.startRss, peakRssBytes: this.peak, ...(this.peakDevice === undefined ? {} : { peakDeviceBytes: this.peakDevice }) };
   }
 
-  /** An RSS reading, counted towards the run's and every open window's peak. */
+  /** An RSS reading (with the high-water mark), counted towards the run's and every open window's peak. */
   private read(force: boolean): number {
     const at = this.clock.now();
     if (force || at - this.lastAt >= this.reuseMs) {
       this.last = this.probe.rss();
+      this.lastMax = this.probe.maxRss?.();
       this.lastAt = at;
       if (this.last > this.peak) this.peak = this.last;
       for (const w of this.windows) if (this.last > w.peak) w.peak = this.last;
