@@ -1,11 +1,14 @@
 import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
 import { defineNode, NodeCatalogue } from "@/engine/node";
-import { MemorySampler, parseComputeApps, processMemoryProbe, type MemoryProbe, type SamplerClock } from "@/engine/runtime/memory-sampler";
+import { MemorySampler, nvidiaSmiProcessMemory, parseComputeApps, processMemoryProbe, type MemoryProbe, type SamplerClock } from "@/engine/runtime/memory-sampler";
+import type { Runtime } from "@/engine/runtime/types";
 import { MemoryStorage, wf } from "./helpers";
 
 /** A manual clock: timers fire only when the test advances time. */
@@ -236,6 +239,55 @@ describe("parseComputeApps (nvidia-smi --query-compute-apps=pid,used_memory --fo
   });
 });
 
+/** A stand-in `nvidia-smi` on PATH (no GPU here): prints `body` as the shell script's output. */
+function withFakeNvidiaSmi(body: string): () => void {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fake-nvidia-smi-"));
+  const file = path.join(dir, "nvidia-smi");
+  writeFileSync(file, `#!/bin/sh\n${body}\n`);
+  chmodSync(file, 0o755);
+  const saved = process.env.PATH;
+  process.env.PATH = `${dir}${path.delimiter}${saved}`;
+  return () => {
+    process.env.PATH = saved;
+  };
+}
+
+describe("nvidiaSmiProcessMemory (a stand-in nvidia-smi on PATH)", () => {
+  it("asks for compute apps and reads our pid's MiB as bytes", async () => {
+    // $PPID of the script is the process that ran it: us. The arguments must be the documented query.
+    const restore = withFakeNvidiaSmi(`[ "$1" = "--query-compute-apps=pid,used_memory" ] && [ "$2" = "--format=csv,noheader,nounits" ] || exit 9\necho "1, 77"\necho "$PPID, 1234"`);
+    try {
+      expect(await nvidiaSmiProcessMemory(process.pid)).toBe(1234 * 1024 * 1024);
+      expect(await nvidiaSmiProcessMemory(process.pid + 1_000_000)).toBeUndefined(); // not listed
+    } finally {
+      restore();
+    }
+  });
+  it("is undefined when nvidia-smi fails, hangs past the timeout, or is missing", async () => {
+    let restore = withFakeNvidiaSmi("echo 'NVIDIA-SMI has failed' >&2; exit 9");
+    try {
+      expect(await nvidiaSmiProcessMemory(process.pid)).toBeUndefined();
+    } finally {
+      restore();
+    }
+    restore = withFakeNvidiaSmi("sleep 5");
+    const t = Date.now();
+    try {
+      expect(await nvidiaSmiProcessMemory(process.pid, 300)).toBeUndefined();
+      expect(Date.now() - t).toBeLessThan(3000);
+    } finally {
+      restore();
+    }
+    const saved = process.env.PATH;
+    process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "empty-path-"));
+    try {
+      expect(await nvidiaSmiProcessMemory(process.pid)).toBeUndefined();
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});
+
 describe("the executor measures memory per run and per node", () => {
   const catalogue = new NodeCatalogue([
     defineNode({
@@ -307,6 +359,22 @@ describe("the executor measures memory per run and per node", () => {
     expect(result.status).toBe("cancelled");
     expect(result.memory).toEqual({ startRssBytes: 100, peakRssBytes: 400 });
     expect(events.at(-1)).toMatchObject({ type: "cancelled", memory: { peakRssBytes: 400 } });
+  });
+
+  it("on CUDA (default probe) the run records the device memory nvidia-smi lists for this process; on CPU none", async () => {
+    const runtimeOn = (ep: "cuda" | "cpu") => ({ resolveExecutionProvider: async () => ep }) as unknown as Runtime;
+    const doc = wf([{ id: "a", type: "test.alloc", params: { rss: 1 } }], []);
+    const restore = withFakeNvidiaSmi(`echo "$PPID, 2048"`);
+    try {
+      const cuda = await new Executor({ catalogue, storage: new MemoryStorage(), runtime: runtimeOn("cuda") }).run(doc, { runId: "c" });
+      expect(cuda.memory!.peakDeviceBytes).toBe(2048 * 1024 * 1024);
+      expect(cuda.memory!.peakRssBytes).toBeGreaterThanOrEqual(cuda.memory!.startRssBytes);
+      const cpu = await new Executor({ catalogue, storage: new MemoryStorage(), runtime: runtimeOn("cpu") }).run(doc, { runId: "p" });
+      expect(cpu.memory).toBeDefined();
+      expect("peakDeviceBytes" in cpu.memory!).toBe(false);
+    } finally {
+      restore();
+    }
   });
 
   it("memoryProbe: false measures nothing", async () => {
