@@ -281,7 +281,7 @@ function buildModel(job: BuildJob): ImportResult {
       rmSync(partial, { recursive: true, force: true });
       throw new Error(`${e.message}: the interrupted build was removed; run the import again`);
     }
-    const onDisk = resumedBytes + writtenBytes + builder.newBytes;
+    const onDisk = dataFiles.reduce((a, f) => a + (existsSync(f) ? statSync(f).size : 0), 0);
     if (onDisk > 0 && e instanceof Error) e.message += ` (the ${gb(onDisk)} written so far are kept in ${partial}; importing these files again resumes there)`;
     throw e;
   }
@@ -290,7 +290,8 @@ function buildModel(job: BuildJob): ImportResult {
 /**
  * Writes one encoder tower into `<model dir>/<kind>/`: its graph with external data (as the LLM's) and a
  * config.json that models/encoders-tiny.ts resolves as a ready ONNX export (zVisionOnnxConfig /
- * zAudioOnnxConfig fields, plus the full encoder config for reference). Returns the bytes written.
+ * zAudioOnnxConfig fields, plus the full encoder config for reference). `resumed`: what an interrupted build of this
+ * tower left (recoverJournal). Returns the tower's bytes (data + graph) and the data bytes this run wrote.
  */
 function writeTower(
   modelDir: string,
