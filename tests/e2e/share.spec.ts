@@ -171,6 +171,7 @@ test("share: the shared page shows the editor's output views (routing heatmap an
   });
   await viewer.goto(`${BASE}${share.path}`);
   await expect(viewer.getByTestId("shared-name")).toHaveText(`Shared views ${stamp}`);
+  await expect(viewer.locator(".react-flow__minimap-node")).toHaveCount(6);
 
   // The routing report: the small heatmap on the node, then the full inspector with its views.
   const routing = viewer.getByTestId("shared-outputs-routing");

@@ -1,5 +1,5 @@
 "use client";
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
+import { applyNodeChanges, Background, Controls, Handle, MiniMap, Position, ReactFlow, type Edge, type Node, type NodeChange, type NodeProps } from "@xyflow/react";
 import { useRouter, useSearchParams } from "next/navigation";
 import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { OutputValue } from "@/app/editor/NodeRunView";
@@ -115,6 +115,37 @@ function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, colors:
   return { nodes, edges };
 }
 
+/**
+ * The read-only canvas. The nodes are kept in state so that React Flow's measured sizes reach them (the
+ * mini-map draws only measured nodes); they start over when the flow does (e.g. once the catalog loads).
+ */
+function SharedCanvas({ nodes: flowNodes, edges }: { nodes: Node[]; edges: Edge[] }) {
+  const [nodes, setNodes] = useState(flowNodes);
+  useEffect(() => setNodes(flowNodes), [flowNodes]);
+  const onNodesChange = useCallback((changes: NodeChange[]) => setNodes((ns) => applyNodeChanges(changes, ns)), []);
+  return (
+    <ReactFlow
+      nodes={nodes}
+      edges={edges}
+      onNodesChange={onNodesChange}
+      nodeTypes={nodeTypes}
+      nodesDraggable={false}
+      nodesConnectable={false}
+      elementsSelectable={false}
+      deleteKeyCode={null}
+      fitView
+      fitViewOptions={{ maxZoom: 1 }}
+      minZoom={0.1}
+      proOptions={{ hideAttribution: true }}
+      colorMode="dark"
+    >
+      <Background gap={20} />
+      <MiniMap pannable zoomable nodeStrokeWidth={3} />
+      <Controls showInteractive={false} />
+    </ReactFlow>
+  );
+}
+
 function NotShared() {
   return (
     <main className="not-shared" data-testid="not-shared">
@@ -205,24 +236,7 @@ export default function SharedView({ token }: { token: string }) {
         <div className="shared-body">
           <div className="shared-canvas">
             {flow ? (
-              <ReactFlow
-                nodes={flow.nodes}
-                edges={flow.edges}
-                nodeTypes={nodeTypes}
-                nodesDraggable={false}
-                nodesConnectable={false}
-                elementsSelectable={false}
-                deleteKeyCode={null}
-                fitView
-                fitViewOptions={{ maxZoom: 1 }}
-                minZoom={0.1}
-                proOptions={{ hideAttribution: true }}
-                colorMode="dark"
-              >
-                <Background gap={20} />
-                <MiniMap pannable zoomable nodeStrokeWidth={3} />
-                <Controls showInteractive={false} />
-              </ReactFlow>
+              <SharedCanvas nodes={flow.nodes} edges={flow.edges} />
             ) : (
               <div className="banner error" style={{ margin: 16 }}>
                 This shared workflow cannot be read: {d.readError}
