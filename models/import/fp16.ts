@@ -22,7 +22,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
-import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../safetensors";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
@@ -77,15 +76,48 @@ function inlineFloats(t: onnx.ITensorProto): Float32Array {
 /** Whether v survives a round trip through fp16 without overflow or underflow to zero/subnormal. */
 const fitsHalf = (v: number) => v === 0 || Number.isNaN(v) || v === Infinity || v === -Infinity || (Math.abs(v) >= 6.104e-5 && Math.abs(v) <= 65504);
 
-function halfBits(values: Float32Array, what: string): Uint8Array {
-  const out = new Uint8Array(values.length * 2);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (Number.isFinite(v) && Math.abs(v) > 65504) throw new Error(`${what}: value ${v} at index ${i} does not fit fp16 (|v| > 65504)`);
-    dv.setUint16(i * 2, f32ToF16Bits(v), true);
+/**
+ * fp16 bit patterns of fp32 bit patterns (round to nearest, ties to even; NaN stays NaN; the same results as
+ * safetensors.ts f32ToF16Bits, in one pass over typed arrays for weights of any size). Throws naming `what`
+ * and the index when a finite value does not fit fp16 (it would become ±inf).
+ */
+export function halfFromFloatBits(bits: Uint32Array, out: Uint16Array, what: string): void {
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    const sign = (b >>> 16) & 0x8000;
+    const exp = (b >>> 23) & 0xff;
+    const mant = b & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0);
+      continue;
+    }
+    const e = exp - 112; // rebias 127 → 15
+    let h: number;
+    if (e >= 0x1f) h = sign | 0x7c00;
+    else if (e <= 0) {
+      if (e < -10) h = sign;
+      else {
+        const full = mant | 0x800000, shift = 14 - e;
+        const m = full >>> shift, rem = full & ((1 << shift) - 1), half = 1 << (shift - 1);
+        h = sign | (rem > half || (rem === half && (m & 1) === 1) ? m + 1 : m);
+      }
+    } else {
+      const m = mant >>> 13, rem = mant & 0x1fff;
+      h = sign | (e << 10) | m;
+      if (rem > 0x1000 || (rem === 0x1000 && (m & 1) === 1)) h += 1;
+    }
+    if ((h & 0x7fff) === 0x7c00) {
+      const v = new Float32Array(bits.buffer, bits.byteOffset + i * 4, 1)[0];
+      throw new Error(`${what}: value ${v} at index ${i} does not fit fp16 (|v| > 65504)`);
+    }
+    out[i] = h;
   }
-  return out;
+}
+
+function halfBits(values: Float32Array, what: string): Uint8Array {
+  const out = new Uint16Array(values.length);
+  halfFromFloatBits(new Uint32Array(values.buffer, values.byteOffset, values.length), out, what);
+  return new Uint8Array(out.buffer);
 }
 
 function attrInt(node: onnx.INodeProto, name: string): number | undefined {
@@ -339,10 +371,12 @@ function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData
           if (r === 0) throw new Error(`tensor "${tensor.name}": ${source.location} ends before its data (offset ${source.offset}, length ${source.length})`);
           got += r;
         }
-        const values = new Float32Array(n);
-        if (width === 4) values.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-        else for (let i = 0; i < n; i++) values[i] = bf16BitsToF32(bytes.readUInt16LE(i * 2));
-        const half = halfBits(values, `weight "${tensor.name}"`);
+        const floatBits = new Uint32Array(n);
+        if (width === 4) floatBits.set(new Uint32Array(bytes.buffer, bytes.byteOffset, n));
+        else for (let i = 0; i < n; i++) floatBits[i] = bytes.readUInt16LE(i * 2) << 16; // bf16 = the top half of fp32
+        const halves = new Uint16Array(n);
+        halfFromFloatBits(floatBits, halves, `weight "${tensor.name}"`);
+        const half = new Uint8Array(halves.buffer);
         for (let w = 0; w < half.length; ) w += writeSync(out, half, w, half.length - w, offset + w);
         offset += half.length;
         done += n;
@@ -357,10 +391,4 @@ function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData
     closeSync(out);
     for (const fd of sources.values()) closeSync(fd);
   }
-}
-
-/** fp16 bits of a FLOAT16 initializer back to float (for tests and tools). */
-export function halfValues(bytes: Uint8Array): Float32Array {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Float32Array.from({ length: bytes.byteLength / 2 }, (_, i) => f16BitsToF32(dv.getUint16(i * 2, true)));
 }

@@ -20,7 +20,7 @@ import { onnx } from "onnx-proto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SessionPool } from "@/engine/runtime";
 import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
-import { convertToFp16, ensureFp16Graph, fp16GraphPath } from "@/models/import/fp16";
+import { convertToFp16, ensureFp16Graph, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
@@ -311,6 +311,17 @@ describe("the converted graph really computes in fp16", () => {
     ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
     expect(statSync(graph32).mtimeMs).toBeGreaterThan(mtime);
     expect(readdirSync(f32.result.dir).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("the bulk weight conversion rounds exactly as safetensors.ts f32ToF16Bits (ties to even, subnormals, NaN, ±inf) and refuses values past 65504", () => {
+    const rnd = new SeededRandom(91);
+    const special = [0, -0, 1, -1, 65504, -65504, 65519.99, 6.1035156e-5, 6.0e-8, 2.98e-8, 2.9e-8, 1e-10, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.1, Infinity, -Infinity, NaN];
+    const values = Float32Array.from([...special, ...Array.from({ length: 20000 }, (_, i) => rnd.fillNormal(new Float32Array(1), 1, 0)[0]! * 10 ** ((i % 12) - 8))]);
+    const out = new Uint16Array(values.length);
+    halfFromFloatBits(new Uint32Array(values.buffer), out, "test");
+    expect(Array.from(out)).toEqual(Array.from(values, (v) => f32ToF16Bits(v)));
+    expect(() => halfFromFloatBits(new Uint32Array(Float32Array.from([1, -70000]).buffer), new Uint16Array(2), 'weight "w"')).toThrow('weight "w": value -70000 at index 1 does not fit fp16');
+    expect(() => halfFromFloatBits(new Uint32Array(Float32Array.from([65520]).buffer), new Uint16Array(1), "w")).toThrow("does not fit fp16");
   });
 
   it("an op without an fp16 rule is refused naming the node", () => {
