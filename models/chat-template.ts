@@ -136,11 +136,6 @@ export class CompiledChatTemplate {
     }
   }
 
-  /** "chat template from tokenizer_config.json" (for run summaries). */
-  get label(): string {
-    return `chat template from ${this.source.origin}`;
-  }
-
   /** Renders with transformers' variables; `extra` (e.g. enable_thinking) is passed through as HF's kwargs. */
   render(
     messages: readonly { role: string; content: string }[],
