@@ -31,7 +31,7 @@ function controlTokens(tok: Tokenizer, emit: string): ((answer: string) => numbe
  * Ids generation stops at: ChatML's end markers when the vocabulary has them as single tokens, and the
  * eos token of tokenizer_config.json (`</s>` for Mixtral, `<|endoftext|>` for OLMoE).
  */
-function stopTokenIds(tok: Tokenizer): number[] {
+export function stopTokenIds(tok: Tokenizer): number[] {
   const names = ["<|im_end|>", "<|endoftext|>", ...(tok instanceof JsonTokenizer && tok.eosToken ? [tok.eosToken] : [])];
   const ids = new Set<number>();
   for (const name of names) {

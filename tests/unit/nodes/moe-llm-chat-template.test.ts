@@ -2,7 +2,7 @@
  * The MoE-LLM node writes its prompt with the model's chat template: a seeded tiny model directory given a
  * Mixtral-style tokenizer (tokenizer.json with <s>/</s> and Mixtral's tokenizer_config.json template).
  */
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,8 @@ import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
 import { loadTokenizer } from "@/models/tokenizer-json";
 import { ensureReferenceModel } from "@/models/uni-moe-tiny";
 import { catalogue } from "@/nodes";
-import { moeLlm, type LlmOutputValue } from "@/nodes/moe-llm";
+import { moeLlm, stopTokenIds, type LlmOutputValue } from "@/nodes/moe-llm";
+import { byteTokenizer } from "@/models/tokenizer";
 import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
 
 const root = mkdtempSync(path.join(tmpdir(), "moe-llm-chat-template-"));
@@ -92,6 +93,22 @@ describe("MoE-LLM node + the model's chat template", () => {
     expect(o.promptIds.filter((id) => id === tok.tokenId("<s>"))).toHaveLength(1);
     expect(o.ids.length).toBeGreaterThan(0);
     expect(moeLlm.summarize!({ output: o })).toMatch(/; prompt: chat template from tokenizer_config\.json$/);
+  });
+
+  it("generation stops at the tokenizer's eos (</s>) as well as ChatML's markers where the vocabulary has them", () => {
+    const tok = loadTokenizer(modelDir);
+    expect(new Set(stopTokenIds(tok))).toEqual(new Set([tok.tokenId("<|im_end|>"), tok.tokenId("<|endoftext|>"), tok.tokenId("</s>")]));
+    expect(stopTokenIds(byteTokenizer)).toEqual([byteTokenizer.tokenId("<|im_end|>"), byteTokenizer.tokenId("<|endoftext|>")]);
+    // a vocabulary without ChatML's markers (as Mixtral's): only its eos
+    const dir = path.join(root, "no-chatml");
+    const json = mixtralStyleTokenizer();
+    const added = (json.added_tokens as { content: string }[]).filter((t) => !["<|im_end|>", "<|endoftext|>", "<|im_start|>"].includes(t.content));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify({ ...json, added_tokens: added }));
+    writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ eos_token: "</s>" }));
+    const plain = loadTokenizer(dir);
+    expect(() => plain.tokenId("<|im_end|>")).toThrow();
+    expect(stopTokenIds(plain)).toEqual([plain.tokenId("</s>")]);
   });
 
   it('chatTemplate: "chatml" forces the built-in ChatML format', async () => {
