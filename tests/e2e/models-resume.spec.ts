@@ -9,7 +9,7 @@ const PORT = Number(process.env.E2E_PORT ?? 3100);
 const DATA = path.resolve(`test-results/e2e-data-${PORT}`);
 const CHECKPOINTS = path.join(DATA, "checkpoints");
 
-/** `npm run cli -- import <dir> --name N --json` into the server's models dir, SIGKILLed once 40 % of the bytes are written. */
+/** `npm run cli -- import <dir> --name N --json` into the server's models dir, SIGKILLed once 25 % of the bytes are written (past the first 16 MB journal batch). */
 function killedImport(dir: string, name: string): Promise<number> {
   const child = spawn(process.execPath, ["--import", "tsx", "app/server/cli.ts", "import", dir, "--name", name, "--json"], {
     env: { ...process.env, STUDIO_DATA_DIR: DATA },
@@ -22,7 +22,7 @@ function killedImport(dir: string, name: string): Promise<number> {
       const line = buf.slice(0, i);
       if (!line.startsWith("{")) continue;
       const p = (JSON.parse(line) as { progress?: { phase: string; bytes: number; totalBytes: number } }).progress;
-      if (p?.phase === "writing" && p.bytes >= 0.4 * p.totalBytes) {
+      if (p?.phase === "writing" && p.bytes >= 0.25 * p.totalBytes) {
         written = p.bytes;
         child.kill("SIGKILL");
       }

@@ -119,7 +119,8 @@ beforeAll(async () => {
   ({ config, tensors } = await writeFamilyCheckpoint(src, "mixtral", { seed: 7, configOverride: BIG }));
   clean = await importCheckpoint(src, { root: path.join(tmp, "clean"), name: "m" });
   expect(clean.build!.resumedBytes).toBe(0);
-  killed = await cliImport(killedRoot, { killWhen: (p) => p.phase === "writing" && p.bytes >= 0.4 * p.totalBytes });
+  // at 20 % (33 MB) the builder has journaled at least one 16 MB batch, and most of the import is still ahead
+  killed = await cliImport(killedRoot, { killWhen: (p) => p.phase === "writing" && p.bytes >= 0.2 * p.totalBytes });
 }, 300_000);
 
 /** A copy of the killed import's models dir (partial folder + its stale lock). */
