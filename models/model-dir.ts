@@ -56,7 +56,8 @@ export function hashFilesWithProgress(dir: string, files: readonly string[], onB
   return h.digest("hex");
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

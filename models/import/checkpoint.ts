@@ -100,7 +100,7 @@ export function readConfigJson(dir: string): Record<string, unknown> {
 
 /** The files of a checkpoint the import reads (and hashes). */
 export function checkpointFiles(dir: string): string[] {
-  const keep = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
+  const keep = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
   return readdirSync(dir).filter((f) => keep.test(f)).sort();
 }
 

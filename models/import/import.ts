@@ -27,7 +27,7 @@ import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchEr
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 2;
+export const IMPORT_VERSION = 3;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";

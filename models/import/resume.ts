@@ -11,6 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pidAlive } from "../model-dir";
 import type { Tensor32, WeightSource } from "../weights";
 import type { MappedWeights } from "./checkpoint";
 import type { ExternalDataGraphBuilder } from "./external-graph";
@@ -48,15 +49,6 @@ function processStart(pid: number): string | undefined {
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
   } catch {
     return undefined;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

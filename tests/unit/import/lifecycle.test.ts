@@ -31,6 +31,12 @@ it("an interrupted import's build folder (dead process) is removed by the next i
   expect(again.status).toBe("imported");
   expect(again.manifest.sourceHash).not.toBe(r.manifest.sourceHash);
   expect(readdirSync(path.join(root, "mixtral"))).toEqual(["m"]);
+  // the same files → a no-op; a changed chat template alone (copied with the model) → imported again
+  expect((await importCheckpoint(src, { root, name: "m" })).status).toBe("unchanged");
+  writeFileSync(path.join(src, "chat_template.jinja"), "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
+  const templated = await importCheckpoint(src, { root, name: "m" });
+  expect(templated.status).toBe("imported");
+  expect(existsSync(path.join(templated.dir, "chat_template.jinja"))).toBe(true);
 });
 
 it("delete removes only imported models inside the models dir", async () => {
