@@ -1,14 +1,15 @@
 /**
  * fp16 compute graphs (for CUDA): a transform of a built fp32 ONNX graph (the MoE-LLM decoder of moe-llm-graph.ts,
  * or an encoder tower) into one whose matrix products run in half precision, with PyTorch autocast's rules:
- * - "fp16" ops (MatMul, Gemm, Conv) take fp16 inputs and give fp16 outputs; every weight is stored FLOAT16.
+ * - "fp16" ops (MatMul, Gemm, Conv) take fp16 inputs and give fp16 outputs; every weight is stored FLOAT16. The one
+ *   exception is the router projection (FP32_PROJECTION), computed in fp32 from its fp16 weight.
  * - "fp32" ops stay in float: the RMSNorm path (Pow, ReduceMean, Sqrt: real activations overflow fp16 when squared),
  *   Softmax (attention and router), the routing arithmetic (TopK, CumSum, ReduceSum), RoPE angles (the Cast of int
  *   positions to float, Cos, Sin: fp16 angles at position 4096 are off by ~2 rad) and Exp.
  * - every other op "follows": it runs in the widest float type among its inputs (fp32 if any input is fp32), so
  *   once a value was computed in fp32 it stays fp32 until the next matrix product casts it down. In practice the
  *   residual stream after the first MoE block, the norms, attention scores + softmax, routing and the expert-weight
- *   combine are fp32, and all matrix products (attention, experts, router, LM head) fp16.
+ *   combine are fp32, and the matrix products of attention, experts and LM head fp16.
  * Graph inputs and outputs keep their declared types (keep_io_types: a Cast is added before an output computed in
  * fp16), so the same feeds and result handling work on either graph (KV cache in/out stays fp32).
  *
@@ -25,7 +26,7 @@ import { onnx } from "onnx-proto";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
-export const FP16_CONVERTER_VERSION = 1;
+export const FP16_CONVERTER_VERSION = 2;
 
 const T = onnx.TensorProto.DataType;
 const FLOAT = T.FLOAT, HALF = T.FLOAT16;
@@ -34,6 +35,12 @@ const isFloat = (t: number) => t === FLOAT || t === HALF;
 
 /** Ops computed in fp16 (all float inputs cast down). */
 const FP16_OPS = new Set(["MatMul", "Gemm", "Conv"]);
+/**
+ * Router projections (moe-llm-graph.ts: paramNames.router) run in fp32 from their fp16-stored weight: they are tiny
+ * (E × H), and router logits are large (tens, on random checkpoints hundreds), where an fp16 result is off by
+ * 0.03-0.06 per logit, which moves routing weights by percents and flips near-tie choices the Routing Inspector shows.
+ */
+export const FP32_PROJECTION = /^model\.layers\.\d+\.mlp\.gate\.weight$/;
 /** Numerically sensitive ops kept in fp32 (all float inputs cast up). */
 const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "LayerNormalization", "SimplifiedLayerNormalization"]);
 /** Ops that run in the widest float type of their inputs (or on non-float data as given). */
@@ -239,7 +246,7 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
     } else {
       const floatIdx = inputs.map((n, i) => (n !== "" && isFloat(types.get(n)!) ? i : -1)).filter((i) => i >= 0);
       let target: number | undefined;
-      if (FP16_OPS.has(op)) target = HALF;
+      if (FP16_OPS.has(op)) target = inputs.some((n) => weights.has(n) && FP32_PROJECTION.test(n)) ? FLOAT : HALF;
       else if (FP32_OPS.has(op)) target = floatIdx.length > 0 ? FLOAT : undefined;
       else if (FOLLOW_OPS.has(op) || BOOL_OUT.has(op)) {
         if (floatIdx.length > 0) {

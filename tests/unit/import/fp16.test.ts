@@ -20,7 +20,7 @@ import { onnx } from "onnx-proto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SessionPool } from "@/engine/runtime";
 import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
-import { convertToFp16, ensureFp16Graph, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
+import { convertToFp16, ensureFp16Graph, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
@@ -223,15 +223,22 @@ const ioTypes = (m: onnx.IModelProto) => ({
 });
 
 describe("the converted graph really computes in fp16", () => {
-  it("MatMul/Gemm read FLOAT16, weights are FLOAT16 initializers, norm/softmax/routing/RoPE ops read FLOAT; ORT checks every annotation", async () => {
+  it("MatMul/Gemm read FLOAT16 (router projections FLOAT), weights are FLOAT16 initializers, norm/softmax/routing/RoPE ops read FLOAT; ORT checks every annotation", async () => {
     const { result } = await importFamily("qwen3_moe", "structure", "fp32", 51);
     const src = decode(path.join(result.dir, GRAPH_FILE));
     const model = decode(ensureFp16Graph(path.join(result.dir, GRAPH_FILE)));
     const types = valueTypes(model);
     const nodes = model.graph!.node!;
     const inputTypes = (op: string) => nodes.filter((n) => n.opType === op).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));
-    const matmulInputs = [...inputTypes("MatMul"), ...inputTypes("Gemm")];
-    // attention 2 MatMul per layer; Gemm: qkv, o, router, shared/routed experts, LM head
+    // the router projections read their fp16 weight through a Cast and compute in fp32 (FP32_PROJECTION)
+    const castOf = new Map(nodes.filter((n) => n.opType === "Cast").map((n) => [n.output![0]!, n.input![0]!]));
+    const readsRouter = (n: onnx.INodeProto) => n.input!.some((x) => FP32_PROJECTION.test(castOf.get(x) ?? x));
+    const products = nodes.filter((n) => n.opType === "MatMul" || n.opType === "Gemm");
+    const routers = products.filter(readsRouter);
+    expect(routers).toHaveLength(2);
+    expect(new Set(routers.flatMap((n) => n.input!.map((x) => types.get(x))))).toEqual(new Set([T.FLOAT]));
+    const matmulInputs = products.filter((n) => !readsRouter(n)).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));
+    // attention 2 MatMul per layer; Gemm: qkv, o, experts, LM head
     expect(matmulInputs.length).toBeGreaterThan(20);
     expect(new Set(matmulInputs)).toEqual(new Set([T.FLOAT16]));
     const weights = model.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
@@ -284,8 +291,9 @@ describe("the converted graph really computes in fp16", () => {
     for (const t of external) expect(ext(t)).toEqual(srcExternal.get(t.name!)); // same file, same offsets
     const weightCasts = (m: onnx.IModelProto) => m.graph!.node!.filter((n) => n.opType === "Cast" && srcExternal.has(n.input![0]!)).length;
     expect(weightCasts(src)).toBe(srcExternal.size);
-    // left: casts of the tiny norm weights, which feed fp32 ops (RMSNorm's scale after the fp32 normalisation)
-    expect(weightCasts(m16)).toBe(2 * 2 + 1);
+    // left: casts of the tiny norm weights, which feed fp32 ops (RMSNorm's scale after the fp32 normalisation), and
+    // of the 2 router weights (their projection runs in fp32)
+    expect(weightCasts(m16)).toBe(2 * 2 + 1 + 2);
 
     const f32 = await importFamily("mixtral", "stored-fp32", "fp32", 52);
     const graph32 = ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
