@@ -23,6 +23,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
+import { removeStaleBuilds } from "../model-dir";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
@@ -318,7 +319,7 @@ function sourceKey(graphBytes: Uint8Array): string {
  * The fp16 compute graph of the graph file `file` (fp32 compute, weights as external data or inline), written as
  * `<name>.fp16.onnx` (+ `<name>.fp16.onnx.data` when weights had to be converted) beside it: built on first use
  * and reused while the source graph is unchanged. Written to temporary names and renamed into place (the graph
- * last), so an interrupted build leaves nothing that would be used.
+ * last), so an interrupted build leaves nothing that would be used (its temp files are removed by the next build).
  */
 export function ensureFp16Graph(file: string): string {
   const target = fp16GraphPath(file);
@@ -337,6 +338,8 @@ export function ensureFp16Graph(file: string): string {
   const dir = path.dirname(file);
   const suffix = `.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   const dataName = `${path.basename(target)}.data`;
+  removeStaleBuilds(dir, path.basename(target)); // temp files of a build whose process died
+  removeStaleBuilds(dir, dataName);
   const tmpData = path.join(dir, `.${dataName}${suffix}`);
   const tmpGraph = path.join(dir, `.${path.basename(target)}${suffix}`);
   try {
