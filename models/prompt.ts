@@ -13,6 +13,10 @@ export interface PromptParts {
   video?: FeaturesValue;
   audio?: FeaturesValue;
   mode: RopeMode;
+  /** "model" (default): the tokenizer's own chat template when it has one; "chatml": the built-in ChatML format. */
+  chatTemplate?: "model" | "chatml";
+  /** Whose tokenizer this is, for error messages (e.g. 'model "grin_qwen2_vl/omni"'). */
+  tokenizerName?: string;
 }
 
 const MARKERS = {
@@ -22,6 +26,23 @@ const MARKERS = {
 } as const;
 
 type MediaKind = keyof typeof MARKERS;
+
+/**
+ * The ids of a media kind's [start, pad, end] markers; a tokenizer without one of them as a single token
+ * cannot carry that medium, and the error says which marker and whose tokenizer.
+ */
+function markerIds(tok: Tokenizer, kind: MediaKind, who: string): [number, number, number] {
+  return MARKERS[kind].map((marker) => {
+    try {
+      return tok.tokenId(marker);
+    } catch {
+      throw new Error(
+        `${who} has no "${marker}" token, which marks ${kind} input (${MARKERS[kind].join(" … ")}, the Qwen2-VL / Uni-MoE-2.0 convention): ` +
+          `this model cannot take ${kind} here; pick a model whose tokenizer has these tokens or disconnect the ${kind} input`,
+      );
+    }
+  }) as [number, number, number];
+}
 
 function segmentOf(kind: MediaKind, f: FeaturesValue): Segment {
   if (kind === "image") {
@@ -52,10 +73,14 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
     if (!media[kind] && user.includes(`<${kind}>`)) throw new Error(`the prompt has <${kind}> but no ${kind} features are connected`);
     if ((user.split(`<${kind}>`).length - 1) > 1) throw new Error(`<${kind}> appears more than once; each input can be placed once`);
   }
+  const who = p.tokenizerName ? `the tokenizer of ${p.tokenizerName}` : "the tokenizer";
+  const markers: Partial<Record<MediaKind, [number, number, number]>> = {};
+  for (const kind of ["image", "video", "audio"] as const) if (media[kind]) markers[kind] = markerIds(tok, kind, who);
   const messages = [...(p.system ? [{ role: "system", content: p.system }] : []), { role: "user", content: user }];
-  const full = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+  const templateOptions = { addGenerationPrompt: true, template: p.chatTemplate ?? "model" } as const;
+  const full = tok.applyChatTemplate(messages, templateOptions);
   for (const kind of ["image", "video", "audio"] as const) {
-    if (media[kind] && !full.includes(`<${kind}>`)) throw new Error(`the ${tok.chatTemplateLabel()} dropped the <${kind}> placeholder of the user message`);
+    if (media[kind] && !full.includes(`<${kind}>`)) throw new Error(`the ${tok.chatTemplateLabel(templateOptions)} dropped the <${kind}> placeholder of the user message`);
   }
 
   // Split the templated text at the placeholders; text pieces are tokenised, media pieces become spans.
@@ -78,12 +103,12 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
     }
     const f = media[kind]!;
     if (hiddenSize !== undefined && f.dim !== hiddenSize) throw new Error(`the ${kind} features have ${f.dim} columns but the LLM's hidden size is ${hiddenSize}`);
-    pendingText.push(tok.tokenId(MARKERS[kind][0]));
+    pendingText.push(markers[kind]![0]);
     flushText();
     const seg = segmentOf(kind, f);
     layout.push(seg);
     chunks.push({ kind, f });
-    pendingText.push(tok.tokenId(MARKERS[kind][2]));
+    pendingText.push(markers[kind]![2]);
   }
   flushText();
 
@@ -107,7 +132,7 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
       ids.push(c.ids[info.index]!);
       modality.push("text");
     } else {
-      ids.push(tok.tokenId(MARKERS[c.kind][1]));
+      ids.push(markers[c.kind]![1]);
       modality.push(c.kind);
       at.push(ids.length - 1);
       rows.push(Array.from(c.f.data.subarray(info.index * c.f.dim, (info.index + 1) * c.f.dim)));

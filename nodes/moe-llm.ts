@@ -1,11 +1,14 @@
 import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { generate, GenerationCancelled } from "../models/generate";
 import { compileInterventions } from "../models/interventions";
 import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
-import { isSequence } from "../engine/sequence";
-import type { Tokenizer } from "../models/tokenizer";
+import { isSequence, type SequenceValue } from "../engine/sequence";
+import { tokenizerHash } from "../models/prompt-tokenizer";
+import { byteTokenizer, type Tokenizer } from "../models/tokenizer";
 import { JsonTokenizer, loadTokenizer } from "../models/tokenizer-json";
 import "./params";
 
@@ -27,11 +30,31 @@ function controlTokens(tok: Tokenizer, emit: string): ((answer: string) => numbe
   };
 }
 
+export const GENERATION_CONFIG_FILE = "generation_config.json";
+
+/** `eos_token_id` of a model directory's generation_config.json (a number or a list, as transformers reads it); [] when absent. */
+export function generationConfigEosIds(modelDir: string): number[] {
+  const file = path.join(modelDir, GENERATION_CONFIG_FILE);
+  if (!existsSync(file)) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
+  }
+  const eos = json !== null && typeof json === "object" ? (json as { eos_token_id?: unknown }).eos_token_id : undefined;
+  if (eos === undefined || eos === null) return [];
+  const ids = Array.isArray(eos) ? eos : [eos];
+  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) throw new Error(`${file}: eos_token_id must be a token id or a list of token ids (got ${JSON.stringify(eos)})`);
+  return ids as number[];
+}
+
 /**
- * Ids generation stops at: ChatML's end markers when the vocabulary has them as single tokens, and the
- * eos token of tokenizer_config.json (`</s>` for Mixtral, `<|endoftext|>` for OLMoE).
+ * Ids generation stops at: ChatML's end markers when the vocabulary has them as single tokens, the eos token
+ * of tokenizer_config.json (`</s>` for Mixtral, `<|endoftext|>` for OLMoE), and — when the model directory is
+ * given — every `eos_token_id` of its generation_config.json (what transformers' generate stops at).
  */
-export function stopTokenIds(tok: Tokenizer): number[] {
+export function stopTokenIds(tok: Tokenizer, modelDir?: string): number[] {
   const names = ["<|im_end|>", "<|endoftext|>", ...(tok instanceof JsonTokenizer && tok.eosToken ? [tok.eosToken] : [])];
   const ids = new Set<number>();
   for (const name of names) {
@@ -41,7 +64,29 @@ export function stopTokenIds(tok: Tokenizer): number[] {
       // not a single token of this vocabulary
     }
   }
+  if (modelDir !== undefined) for (const id of generationConfigEosIds(modelDir)) ids.add(id);
   return [...ids];
+}
+
+/**
+ * Refuses a Prompt Builder sequence whose ids belong to another tokenizer than the model's (they would index the
+ * wrong embeddings: silently wrong output), and ids past the model's vocabulary.
+ */
+export function checkSequenceTokenizer(sequence: SequenceValue, modelRef: string, tok: Tokenizer, vocabSize: number): void {
+  const hash = tokenizerHash(tok);
+  if (sequence.tokenizer) {
+    if (sequence.tokenizer.hash !== hash) {
+      throw new Error(
+        `the sequence was tokenised for ${sequence.tokenizer.model}'s tokenizer but this node runs ${modelRef}, whose tokenizer differs; set the Prompt Builder's model to ${modelRef}`,
+      );
+    }
+  } else if (tok !== byteTokenizer) {
+    throw new Error(
+      `the sequence records no tokenizer (it was built before Prompt Builders had a model, with the reference byte tokenizer) but ${modelRef} has its own tokenizer; set the Prompt Builder's model to ${modelRef} and run it again`,
+    );
+  }
+  const bad = sequence.ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+  if (bad >= 0) throw new Error(`the sequence's token ${bad} has id ${sequence.ids[bad]}, outside ${modelRef}'s vocabulary of ${vocabSize}`);
 }
 
 /** An LLM's answer as it flows to the next node. */
@@ -104,7 +149,11 @@ export const moeLlm = defineNode({
     // The chat template shapes the prompt but is not part of the weights' content hash.
     const tokenizer = loadTokenizer(model.dir);
     const template = tokenizer instanceof JsonTokenizer ? tokenizer.chatTemplate : null;
-    return template ? `${model.contentHash}:${createHash("sha256").update(template).digest("hex").slice(0, 16)}` : model.contentHash;
+    // generation_config.json decides where generation stops.
+    const generationFile = path.join(model.dir, GENERATION_CONFIG_FILE);
+    const extras = [template, existsSync(generationFile) ? readFileSync(generationFile, "utf8") : null];
+    if (extras.every((e) => e === null)) return model.contentHash;
+    return `${model.contentHash}:${createHash("sha256").update(JSON.stringify(extras)).digest("hex").slice(0, 16)}`;
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
@@ -114,6 +163,9 @@ export const moeLlm = defineNode({
     if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
     const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
+    // Checked before the session loads, so a mismatch fails fast.
+    if (sequence) checkSequenceTokenizer(sequence, params.model, loadTokenizer(model.dir), model.config.vocab_size);
+    const stopTokens = stopTokenIds(loadTokenizer(model.dir), model.dir);
     const graph = { ...GRAPH, embeds: !!sequence?.media };
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];
@@ -151,7 +203,7 @@ export const moeLlm = defineNode({
             topK: params.topK,
             topP: params.topP,
             seed: params.seed,
-            stopTokens: stopTokenIds(tokenizer),
+            stopTokens,
             interventions,
             forceSuffix: controlTokens(tokenizer, params.emit),
             signal: ctx.signal,

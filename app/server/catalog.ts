@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { defaultParams, type NodeSignature } from "@/engine/node";
 import { SOCKET_TYPES } from "@/engine/sockets";
-import { readDefaults } from "@/models/defaults";
+import { defaultModelFor, readDefaults } from "@/models/defaults";
 import { catalogue } from "@/nodes";
 
 /** A node type as the browser sees it: signature, params as JSON Schema (with widget hints), defaults. */
@@ -18,7 +18,10 @@ export function catalogInfo() {
   const info = staticCatalogInfo();
   return {
     ...info,
-    nodes: info.nodes.map((n) => (typeof modelDefaults[n.type] === "string" && "model" in n.defaults ? { ...n, defaults: { ...n.defaults, model: modelDefaults[n.type] } } : n)),
+    nodes: info.nodes.map((n) => {
+      const model = defaultModelFor(n.type, modelDefaults);
+      return model !== undefined && "model" in n.defaults ? { ...n, defaults: { ...n.defaults, model } } : n;
+    }),
   };
 }
 
