@@ -19,7 +19,8 @@ import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SessionPool } from "@/engine/runtime";
-import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
+import { SLIDING_WINDOW_KEY } from "@/models/families/conventions";
 import { convertToFp16, ensureFp16Graph, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
@@ -72,9 +73,9 @@ function margin(logits: number[], k: number, routed: number): number {
   return k < routed ? s[k - 1]! - s[k]! : Infinity;
 }
 
-async function importFamily(family: Family, label: string, dtype: StorageDtype, seed: number) {
+async function importFamily(family: Family, label: string, dtype: StorageDtype, seed: number, write: Parameters<typeof writeFamilyCheckpoint>[2] = {}) {
   const src = path.join(tmp, `${family}-${label}`);
-  const fixture = await writeFamilyCheckpoint(src, family, { seed });
+  const fixture = await writeFamilyCheckpoint(src, family, { seed, ...write });
   const result = await importCheckpoint(src, { root, name: label, dtype });
   const config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
   // the fp16 graph holds every weight rounded to fp16 (after the bf16 storage rounding): the reference gets the same weights
@@ -83,8 +84,9 @@ async function importFamily(family: Family, label: string, dtype: StorageDtype, 
   return { ...fixture, result, canonical: config };
 }
 
-async function compareFamily(family: Family, dtype: StorageDtype, seed: number) {
-  const { config, tensors, result, canonical } = await importFamily(family, `${family}-${dtype}`, dtype, seed);
+async function compareFamily(family: Family, dtype: StorageDtype, seed: number, write: Parameters<typeof writeFamilyCheckpoint>[2] = {}) {
+  const { config, tensors, result, canonical } = await importFamily(family, `${family}-${dtype}${write.slidingWindow ? "-window" : ""}`, dtype, seed, write);
+  if (write.slidingWindow) expect((canonical as Record<string, unknown>)[SLIDING_WINDOW_KEY]).toEqual(Array(canonical.num_hidden_layers).fill(write.slidingWindow.size));
   const file = ensureFp16Graph(path.join(result.dir, GRAPH_FILE));
   const S = 9;
   const ids = randomIds(S, config.vocab_size as number, seed + 100);
@@ -143,6 +145,9 @@ describe("fp16 compute graphs vs the fp32 family references (CPU provider)", () 
   });
   it("mixtral (fp16 storage): top-2", async () => {
     await compareFamily("mixtral", "fp16", 34);
+  });
+  it("mixtral with a sliding window of 4 over 9 tokens (fp32 storage)", async () => {
+    await compareFamily("mixtral", "fp32", 35, { slidingWindow: { size: 4 } });
   });
 });
 
