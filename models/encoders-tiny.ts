@@ -26,6 +26,7 @@ import { modelsDir } from "./uni-moe-tiny";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "./weights";
 import { resolveInside } from "@/engine/paths";
+import { computeDtypeFor, ensureFp16Graph } from "./import/fp16";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change. */
@@ -325,8 +326,9 @@ const externalSessions = new Map<string, { hash: string; session: Promise<ort.In
  * next to the .onnx only then; the pool loads models from bytes). One per file, replaced when the content changes.
  */
 async function externalDataSession(model: ResolvedEncoder, runtime: Runtime): Promise<ort.InferenceSession> {
-  const file = model.onnxFile!;
   const ep = await runtime.resolveExecutionProvider();
+  // On CUDA an imported tower runs its fp16 compute graph (models/import/fp16.ts), as the imported LLM does.
+  const file = computeDtypeFor(ep) === "fp16" ? await ensureFp16Graph(model.onnxFile!) : model.onnxFile!;
   const key = `${file}|${ep}`;
   const hit = externalSessions.get(key);
   if (hit?.hash === model.contentHash) return hit.session;

@@ -48,7 +48,7 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
       </div>
       {inspect.data && (
         <div className="muted" data-testid="inspect-summary">
-          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run
+          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
           {inspect.data.unclaimed.length > 0 && <div>Unclaimed (not used): {inspect.data.unclaimed.join(", ")}</div>}
           {inspect.data.missing.length > 0 && <div className="error-text">Missing: {inspect.data.missing.join(", ")}</div>}
         </div>
@@ -114,14 +114,23 @@ export function ModelsPage() {
                 <span className="ref">{m.ref}</span>
                 <span className={`tag ${m.seeded ? "seeded" : m.label === "imported" ? "imported" : ""}`}>{m.seeded ? "seeded, untrained" : m.label}</span>
                 {"convention" in m && <div className="sub">{m.convention}</div>}
-                {"sessions" in m && m.sessions && m.sessions.length > 0 && <div className="sub">loaded on {m.sessions.map((s) => `${s.provider} (+${bytes(s.memoryBytes)})`).join(", ")}</div>}
+                {"sessions" in m && m.sessions && m.sessions.length > 0 && <div className="sub">loaded on {m.sessions.map((s) => `${s.provider} ${s.computeDtype} (+${bytes(s.memoryBytes)})`).join(", ")}</div>}
               </td>
               <td>{m.family}</td>
               <td className="num">{"parameters" in m ? count(m.parameters) : "—"}</td>
               <td className="num">{"activeParameters" in m ? count(m.activeParameters) : "—"}</td>
               <td>{"dtype" in m ? m.dtype : "—"}</td>
               <td className="num">{"sizeOnDisk" in m ? bytes(m.sizeOnDisk) : "—"}</td>
-              <td className="num">{"memoryToRun" in m ? bytes(m.memoryToRun) : "—"}</td>
+              <td className="num" title="fp32 compute on CPU / fp16 compute on CUDA (weights + KV cache for 4,096 tokens + 15 %)">
+                {"memoryToRun" in m ? (
+                  <>
+                    {bytes(m.memoryToRun)} <span className="sub">CPU</span>
+                    <div className="sub">{bytes(m.memoryToRunFp16)} CUDA fp16</div>
+                  </>
+                ) : (
+                  "—"
+                )}
+              </td>
               <td>
                 {"source" in m ? <div className="sub">{m.source}</div> : <span className="muted">{m.label}</span>}
                 {"hash" in m && <div className="sub" title={m.hash}>{m.hash?.slice(0, 16)}</div>}

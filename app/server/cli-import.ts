@@ -90,7 +90,8 @@ async function cmdImport(argv: string[]): Promise<number> {
     console.log(`resumed: ${gb(b.resumedBytes)} (${b.resumedTensors} tensors) were already written by an interrupted import${b.tornTensors > 0 ? `, ${b.tornTensors} torn at its end written again` : ""}; this run wrote ${gb(b.writtenBytes)}`);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
   const mem = estimateMemory(r.dir);
-  console.log(`memory to run: ~${gb(mem.bytes)} (${mem.explain})`);
+  const mem16 = estimateMemory(r.dir, 4096, "fp16");
+  console.log(`memory to run: ~${gb(mem.bytes)} on CPU (fp32: ${mem.explain}); ~${gb(mem16.bytes)} on CUDA (fp16 compute: ${mem16.explain})`);
   return 0;
 }
 

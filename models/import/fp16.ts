@@ -23,6 +23,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
+import type { ExecutionProvider } from "@/engine/runtime/types";
 import { removeStaleBuilds } from "../model-dir";
 
 export type ComputeDtype = "fp32" | "fp16";
@@ -301,6 +302,19 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   return { model: out, convert: convert.filter((c) => final.has(c.tensor.name!)).map((c) => ({ ...c, tensor: final.get(c.tensor.name!)! })) };
 }
 
+/** Parses STUDIO_COMPUTE_DTYPE (fp32 | fp16; empty = follow the provider). */
+export function parseComputeDtype(setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype | undefined {
+  const v = (setting ?? "").trim().toLowerCase();
+  if (v === "" || v === "auto") return undefined;
+  if (v === "fp32" || v === "fp16") return v;
+  throw new Error(`STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "${setting}")`);
+}
+
+/** The dtype an imported model computes in on `provider`: fp16 on CUDA, fp32 on CPU, unless STUDIO_COMPUTE_DTYPE says otherwise. */
+export function computeDtypeFor(provider: ExecutionProvider, setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype {
+  return parseComputeDtype(setting) ?? (provider === "cuda" ? "fp16" : "fp32");
+}
+
 /** Offsets of external tensors are aligned so ORT can map them directly (as external-graph.ts). */
 const ALIGN = 64;
 /** Values converted per read (bounded memory for tensors of any size). */
@@ -321,7 +335,7 @@ function sourceKey(graphBytes: Uint8Array): string {
  * and reused while the source graph is unchanged. Written to temporary names and renamed into place (the graph
  * last), so an interrupted build leaves nothing that would be used (its temp files are removed by the next build).
  */
-export function ensureFp16Graph(file: string): string {
+export async function ensureFp16Graph(file: string): Promise<string> {
   const target = fp16GraphPath(file);
   const srcBytes = readFileSync(file);
   const key = sourceKey(srcBytes);
@@ -343,7 +357,7 @@ export function ensureFp16Graph(file: string): string {
   const tmpData = path.join(dir, `.${dataName}${suffix}`);
   const tmpGraph = path.join(dir, `.${path.basename(target)}${suffix}`);
   try {
-    if (convert.length > 0) writeConvertedData(dir, convert, tmpData, dataName);
+    if (convert.length > 0) await writeConvertedData(dir, convert, tmpData, dataName);
     writeFileSync(tmpGraph, onnx.ModelProto.encode(model).finish());
     if (convert.length > 0) renameSync(tmpData, path.join(dir, dataName));
     renameSync(tmpGraph, target);
@@ -355,8 +369,12 @@ export function ensureFp16Graph(file: string): string {
   return target;
 }
 
-/** Converts each listed external tensor to fp16 into `tmpData` (chunk by chunk) and points the tensors at `dataName`. */
-function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData: string, dataName: string): void {
+/**
+ * Converts each listed external tensor to fp16 into `tmpData` (chunk by chunk) and points the tensors at `dataName`.
+ * It yields to the event loop after every chunk: converting a large fp32 import takes minutes, and the server
+ * that asked for the session must keep answering meanwhile.
+ */
+async function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData: string, dataName: string): Promise<void> {
   const out = openSync(tmpData, "w");
   const sources = new Map<string, number>();
   let offset = 0;
@@ -390,6 +408,7 @@ function writeConvertedData(dir: string, convert: Fp16Result["convert"], tmpData
         for (let w = 0; w < half.length; ) w += writeSync(out, half, w, half.length - w, offset + w);
         offset += half.length;
         done += n;
+        await new Promise((resolve) => setImmediate(resolve));
       }
       tensor.externalData = [
         { key: "location", value: dataName },

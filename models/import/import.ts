@@ -24,6 +24,7 @@ import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
+import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 
 /** Bumped whenever an import's output changes for the same input. */
@@ -175,7 +176,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
         opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
         return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };
       }
-      return buildModel({ srcDir, name, ref, dest, partial, map, weights, dtype, sourceHash, files, totalBytes, onProgress: opts.onProgress });
+      return await buildModel({ srcDir, name, ref, dest, partial, map, weights, dtype, sourceHash, files, totalBytes, onProgress: opts.onProgress });
     } finally {
       lock.release();
     }
@@ -205,7 +206,7 @@ interface BuildJob {
 const towerDataFile = (modelDir: string, kind: string) => path.join(modelDir, kind, `${kind}.onnx.data`);
 
 /** Writes the model into `job.partial` (resuming what an interrupted build left there), then moves it to `job.dest`. */
-function buildModel(job: BuildJob): ImportResult {
+async function buildModel(job: BuildJob): Promise<ImportResult> {
   const { map, partial, dtype, totalBytes, ref, name } = job;
   const dataFiles = [path.join(partial, DATA_FILE), ...map.towers.map((t) => towerDataFile(partial, t.kind))];
   const resuming = existsSync(partial);
@@ -235,6 +236,8 @@ function buildModel(job: BuildJob): ImportResult {
       writtenBytes += written.newBytes;
     }
     for (const f of dataFiles) rmSync(journalFile(f), { force: true });
+    // fp16 storage: the fp16 compute graphs (CUDA) read the same data files, so they cost only the graph protos: write them now
+    if (dtype === "fp16") for (const g of [path.join(partial, GRAPH_FILE), ...map.towers.map((t) => path.join(partial, t.kind, `${t.kind}.onnx`))]) await ensureFp16Graph(g);
     writeFileSync(path.join(partial, "config.json"), JSON.stringify(map.config, null, 2));
     for (const f of TOKENIZER_FILES) if (existsSync(path.join(job.srcDir, f))) copyFileSync(path.join(job.srcDir, f), path.join(partial, f));
     const counts = parameterCounts(map.config);

@@ -21,7 +21,7 @@ import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors"
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
-import { ensureFp16Graph, type ComputeDtype } from "./fp16";
+import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype } from "./fp16";
 import { checkFits, estimateFromConfig } from "./memory";
 
 export function isImportedDir(dir: string): boolean {
@@ -72,19 +72,6 @@ export interface ImportedSession extends SessionHandle {
   graphFile: string;
 }
 
-/** Parses STUDIO_COMPUTE_DTYPE (fp32 | fp16; empty = follow the provider). */
-export function parseComputeDtype(setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype | undefined {
-  const v = (setting ?? "").trim().toLowerCase();
-  if (v === "" || v === "auto") return undefined;
-  if (v === "fp32" || v === "fp16") return v;
-  throw new Error(`STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "${setting}")`);
-}
-
-/** The dtype an imported model computes in on `provider`: fp16 on CUDA, fp32 on CPU, unless STUDIO_COMPUTE_DTYPE says otherwise. */
-export function computeDtypeFor(provider: ExecutionProvider, setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype {
-  return parseComputeDtype(setting) ?? (provider === "cuda" ? "fp16" : "fp32");
-}
-
 const sessions = new Map<string, Promise<ImportedSession>>();
 
 function cudaLibrariesPresent(): boolean {
@@ -109,7 +96,7 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
       const computeDtype = computeDtypeFor(ep);
       checkFits(ref, estimateFromConfig(config, 4096, computeDtype), ep);
       converting = computeDtype === "fp16";
-      const graphFile = converting ? ensureFp16Graph(file) : file;
+      const graphFile = converting ? await ensureFp16Graph(file) : file;
       converting = false;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();

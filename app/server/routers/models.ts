@@ -141,6 +141,7 @@ export const modelsRouter = router({
           convention: conventionText(m.config),
           routing: architectureOf(m.config).routing,
           memoryToRun: estimateFromConfig(m.config).bytes,
+          memoryToRunFp16: estimateFromConfig(m.config, 4096, "fp16").bytes,
           sessions: await loadedSessions(dir),
           unclaimed: manifest?.unclaimed ?? [],
         });
@@ -187,6 +188,7 @@ export const modelsRouter = router({
         missing: map.missing.map((m) => m.expected),
         parameters: parameterCounts(map.config).total,
         memoryToRun: estimateFromConfig(map.config).bytes,
+        memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
       };
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });

@@ -21,11 +21,11 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SessionPool } from "@/engine/runtime";
 import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
 import { SLIDING_WINDOW_KEY } from "@/models/families/conventions";
-import { convertToFp16, ensureFp16Graph, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
+import { computeDtypeFor, convertToFp16, ensureFp16Graph, parseComputeDtype, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
-import { computeDtypeFor, loadedSessions, parseComputeDtype, type ImportedSession } from "@/models/import/runtime";
+import { loadedSessions, type ImportedSession } from "@/models/import/runtime";
 import { generate } from "@/models/generate";
 import { resolveModel, withMoeLlm } from "@/models/moe-llm-model";
 import { MoeLlmRunner, type ForwardOutput } from "@/models/moe-llm-session";
@@ -87,7 +87,7 @@ async function importFamily(family: Family, label: string, dtype: StorageDtype, 
 async function compareFamily(family: Family, dtype: StorageDtype, seed: number, write: Parameters<typeof writeFamilyCheckpoint>[2] = {}) {
   const { config, tensors, result, canonical } = await importFamily(family, `${family}-${dtype}${write.slidingWindow ? "-window" : ""}`, dtype, seed, write);
   if (write.slidingWindow) expect((canonical as Record<string, unknown>)[SLIDING_WINDOW_KEY]).toEqual(Array(canonical.num_hidden_layers).fill(write.slidingWindow.size));
-  const file = ensureFp16Graph(path.join(result.dir, GRAPH_FILE));
+  const file = await ensureFp16Graph(path.join(result.dir, GRAPH_FILE));
   const S = 9;
   const ids = randomIds(S, config.vocab_size as number, seed + 100);
   const out = await runGraph(file, canonical, ids);
@@ -164,7 +164,7 @@ describe("fp16 compute graph of the Uni-MoE-2.0 LLM (grin_qwen2_vl: M-RoPE, Top-
     const S = 8;
     const ids = randomIds(S, config.vocab_size, 43);
     const positions = Array.from({ length: 3 * S }, (_, q) => (q < S ? q : q < 2 * S ? 2 * (q - S) + 1 : 7 - (q - 2 * S)));
-    const session = await ort.InferenceSession.create(ensureFp16Graph(path.join(r.dir, GRAPH_FILE)), { intraOpNumThreads: 1 });
+    const session = await ort.InferenceSession.create(await ensureFp16Graph(path.join(r.dir, GRAPH_FILE)), { intraOpNumThreads: 1 });
     const out = await MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session).forward({ batch: 1, seq: S, ids, positions });
     await session.release();
     const rounded = new MemoryWeights(new Map<string, Tensor32>(W.names().map((n) => [n, { shape: W.get(n).shape, data: W.get(n).data.map(half) }])));
@@ -231,7 +231,7 @@ describe("the converted graph really computes in fp16", () => {
   it("MatMul/Gemm read FLOAT16 (router projections FLOAT), weights are FLOAT16 initializers, norm/softmax/routing/RoPE ops read FLOAT; ORT checks every annotation", async () => {
     const { result } = await importFamily("qwen3_moe", "structure", "fp32", 51);
     const src = decode(path.join(result.dir, GRAPH_FILE));
-    const model = decode(ensureFp16Graph(path.join(result.dir, GRAPH_FILE)));
+    const model = decode(await ensureFp16Graph(path.join(result.dir, GRAPH_FILE)));
     const types = valueTypes(model);
     const nodes = model.graph!.node!;
     const inputTypes = (op: string) => nodes.filter((n) => n.opType === op).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));
@@ -284,7 +284,9 @@ describe("the converted graph really computes in fp16", () => {
 
   it("an fp16-stored import reuses model.onnx.data (no second data file, Cast-after-weight dropped); fp32 storage writes model.fp16.onnx.data", async () => {
     const f16 = await importFamily("mixtral", "stored-fp16", "fp16", 52);
-    const graph16 = ensureFp16Graph(path.join(f16.result.dir, GRAPH_FILE));
+    // fp16 storage: the import writes the fp16 compute graph itself (only a graph proto; no conversion on first CUDA use)
+    expect(existsSync(path.join(f16.result.dir, "model.fp16.onnx"))).toBe(true);
+    const graph16 = await ensureFp16Graph(path.join(f16.result.dir, GRAPH_FILE));
     expect(graph16).toBe(path.join(f16.result.dir, "model.fp16.onnx"));
     expect(readdirSync(f16.result.dir).filter((f) => f.endsWith(".data"))).toEqual([DATA_FILE]);
     const src = decode(path.join(f16.result.dir, GRAPH_FILE));
@@ -301,7 +303,8 @@ describe("the converted graph really computes in fp16", () => {
     expect(weightCasts(m16)).toBe(2 * 2 + 1 + 2);
 
     const f32 = await importFamily("mixtral", "stored-fp32", "fp32", 52);
-    const graph32 = ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
+    expect(existsSync(path.join(f32.result.dir, "model.fp16.onnx"))).toBe(false); // converted on first fp16 use only
+    const graph32 = await ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
     const data32 = path.join(f32.result.dir, "model.fp16.onnx.data");
     expect(existsSync(data32)).toBe(true);
     const m32 = decode(graph32);
@@ -316,7 +319,7 @@ describe("the converted graph really computes in fp16", () => {
 
     // built once, then reused; a changed source graph is converted again
     const mtime = statSync(graph32).mtimeMs;
-    expect(ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE))).toBe(graph32);
+    expect(await ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE))).toBe(graph32);
     expect(statSync(graph32).mtimeMs).toBe(mtime);
     // temp files of a build whose process died are removed by the next build
     const dead = path.join(f32.result.dir, ".model.fp16.onnx.data.tmp-999999999-dead");
@@ -324,7 +327,7 @@ describe("the converted graph really computes in fp16", () => {
     const changed = decode(path.join(f32.result.dir, GRAPH_FILE));
     changed.docString = "changed";
     writeFileSync(path.join(f32.result.dir, GRAPH_FILE), onnx.ModelProto.encode(changed).finish());
-    ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
+    await ensureFp16Graph(path.join(f32.result.dir, GRAPH_FILE));
     expect(statSync(graph32).mtimeMs).toBeGreaterThan(mtime);
     expect(readdirSync(f32.result.dir).filter((f) => f.startsWith("."))).toEqual([]);
   });
@@ -369,7 +372,7 @@ describe("activations beyond fp16's range in RMSNorm", () => {
     const H = 32;
     const squares = ids.flatMap((id) => Array.from(embed.data.subarray(id * H, (id + 1) * H), (v) => v * v));
     expect(Math.max(...squares)).toBeGreaterThan(65504);
-    const file = ensureFp16Graph(path.join(r.dir, GRAPH_FILE));
+    const file = await ensureFp16Graph(path.join(r.dir, GRAPH_FILE));
     // ORT's CPU provider runs nodes that lack an fp16 kernel in float with casts around them (and drops cast pairs
     // between such nodes), so on CPU an fp16 Pow would not overflow either: what keeps it from overflowing on CUDA
     // is that the squaring reads float, checked here on the graph itself
@@ -488,7 +491,7 @@ describe("the same transform on the encoder towers (SigLIP vision, Whisper + que
       mkdirSync(dir);
       const builder = new ExternalDataGraphBuilder(c.kind, path.join(dir, `${c.kind}.onnx.data`), "fp32");
       writeFileSync(path.join(dir, `${c.kind}.onnx`), c.build(builder));
-      const file16 = ensureFp16Graph(path.join(dir, `${c.kind}.onnx`));
+      const file16 = await ensureFp16Graph(path.join(dir, `${c.kind}.onnx`));
       expect(existsSync(path.join(dir, `${c.kind}.fp16.onnx.data`))).toBe(true);
       const m = decode(file16), types = valueTypes(m);
       const reads = (op: string) => m.graph!.node!.filter((n) => n.opType === op).flatMap((n) => n.input!.filter((x) => x !== "").map((x) => types.get(x)));

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
   const baseline = process.memoryUsage().rss;
   const t0 = performance.now();
-  ensureFp16Graph(graph);
+  await ensureFp16Graph(graph);
   const secs = (performance.now() - t0) / 1000;
   const peak = process.resourceUsage().maxRSS * 1024;
   const data = existsSync(`${target}.data`) ? statSync(`${target}.data`).size : 0;

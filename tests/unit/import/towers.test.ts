@@ -144,6 +144,26 @@ beforeAll(async () => {
   imported = await importCheckpoint(src, { name: "omni" });
 }, 60_000);
 
+/** 2.5 s of two sines as a 16-bit mono WAV. */
+function sineWav(rate: number): Buffer {
+  const pcm = Float32Array.from({ length: 2.5 * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) + 0.1 * Math.sin((2 * Math.PI * 3100 * i) / rate));
+  const wav = Buffer.alloc(44 + pcm.length * 2);
+  wav.write("RIFF", 0);
+  wav.writeUInt32LE(36 + pcm.length * 2, 4);
+  wav.write("WAVEfmt ", 8);
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20);
+  wav.writeUInt16LE(1, 22);
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write("data", 36);
+  wav.writeUInt32LE(pcm.length * 2, 40);
+  for (let i = 0; i < pcm.length; i++) wav.writeInt16LE(Math.round(pcm[i]! * 32767), 44 + 2 * i);
+  return wav;
+}
+
 describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {
   it("every tensor is claimed; both towers are detected with configs from config.json; the towers are written beside the LLM", () => {
     const map = inspectCheckpoint(src);
@@ -231,21 +251,7 @@ describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {
       }
 
       const rate = 16000;
-      const pcm = Float32Array.from({ length: 2.5 * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) + 0.1 * Math.sin((2 * Math.PI * 3100 * i) / rate));
-      const wav = Buffer.alloc(44 + pcm.length * 2);
-      wav.write("RIFF", 0);
-      wav.writeUInt32LE(36 + pcm.length * 2, 4);
-      wav.write("WAVEfmt ", 8);
-      wav.writeUInt32LE(16, 16);
-      wav.writeUInt16LE(1, 20);
-      wav.writeUInt16LE(1, 22);
-      wav.writeUInt32LE(rate, 24);
-      wav.writeUInt32LE(rate * 2, 28);
-      wav.writeUInt16LE(2, 32);
-      wav.writeUInt16LE(16, 34);
-      wav.write("data", 36);
-      wav.writeUInt32LE(pcm.length * 2, 40);
-      for (let i = 0; i < pcm.length; i++) wav.writeInt16LE(Math.round(pcm[i]! * 32767), 44 + 2 * i);
+      const wav = sineWav(rate);
       const audioValue = { kind: "audio" as const, file: await ctx.storage.write(wav, "wav"), mime: "audio/wav", sampleRate: rate, channels: 1, durationSec: 2.5 };
       const aparams = { ...(audioEncoder.params.parse({}) as Record<string, unknown>), model: "grin_qwen2_vl/omni/audio" } as never;
       const af = (await audioEncoder.execute({ inputs: { audio: audioValue }, params: aparams, ctx })).features as FeaturesValue;
@@ -274,6 +280,34 @@ describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {
     const scale = Math.max(...Array.from(ref, Math.abs));
     console.log(`fp16-stored audio tower: max |onnx − ref| = ${diff.toExponential(2)} (max |y| ${scale.toFixed(3)})`);
     expect(diff).toBeLessThan(0.02 * scale);
+
+    // fp16 compute (as on CUDA; STUDIO_COMPUTE_DTYPE forces it on CPU): the Audio Encoder node runs audio.fp16.onnx,
+    // written at import, and stays close to the fp32-compute graph of the same fp16 weights
+    expect(existsSync(path.join(r.dir, "audio", "audio.fp16.onnx"))).toBe(true);
+    const pool = new SessionPool({ executionProvider: "cpu", intraOpNumThreads: 1 });
+    const env = await makeCtx();
+    const ctx = { ...env.ctx, runtime: pool };
+    const before = process.env.STUDIO_COMPUTE_DTYPE;
+    try {
+      const rate = 16000;
+      const wav = sineWav(rate);
+      const audioValue = { kind: "audio" as const, file: await ctx.storage.write(wav, "wav"), mime: "audio/wav", sampleRate: rate, channels: 1, durationSec: 2.5 };
+      const aparams = { ...(audioEncoder.params.parse({}) as Record<string, unknown>), model: "grin_qwen2_vl/omni16/audio" } as never;
+      const features = async () => ((await audioEncoder.execute({ inputs: { audio: audioValue }, params: aparams, ctx })).features as FeaturesValue).data;
+      process.env.STUDIO_COMPUTE_DTYPE = "fp32";
+      const f32 = await features();
+      process.env.STUDIO_COMPUTE_DTYPE = "fp16";
+      const f16 = await features();
+      const d = maxDiff(f16, f32), y = Math.max(...Array.from(f32, Math.abs));
+      console.log(`Audio Encoder node, fp16 vs fp32 compute on the fp16-stored tower: max |Δ| ${d.toExponential(2)} of max |y| ${y.toFixed(3)}`);
+      expect(d).toBeGreaterThan(0); // a different graph ran
+      expect(d).toBeLessThan(1e-2 * y);
+    } finally {
+      if (before === undefined) delete process.env.STUDIO_COMPUTE_DTYPE;
+      else process.env.STUDIO_COMPUTE_DTYPE = before;
+      await pool.close();
+      await env.dispose();
+    }
   }, 60_000);
 
   it("a checkpoint missing one tower tensor is refused, naming it", async () => {
