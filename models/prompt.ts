@@ -102,7 +102,7 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
       continue;
     }
     const f = media[kind]!;
-    if (hiddenSize !== undefined && f.dim !== hiddenSize) throw new Error(`the ${kind} features have ${f.dim} columns but the LLM's hidden size is ${hiddenSize}`);
+    if (hiddenSize !== undefined && f.dim !== hiddenSize) throw new Error(`the ${kind} features have ${f.dim} columns but the LLM's hidden size is ${hiddenSize}${p.tokenizerName ? ` (${p.tokenizerName})` : ""}`);
     pendingText.push(markers[kind]![0]);
     flushText();
     const seg = segmentOf(kind, f);
