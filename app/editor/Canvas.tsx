@@ -13,6 +13,7 @@ import {
 import { useCallback, useRef, useState } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import { checkConnection } from "@/engine/workflow/connection";
+import { cullEnabled } from "./canvas-detail";
 import { useCatalog } from "./catalog";
 import { DiffNode } from "./HistoryPanel";
 import { Palette } from "./Palette";
@@ -119,6 +120,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
         onMoveStart={onMoveStart}
         onMoveEnd={onMoveEnd}
         zoomOnDoubleClick={false}
+        onlyRenderVisibleElements={cullEnabled()}
         fitView
         fitViewOptions={{ maxZoom: 1 }}
         minZoom={0.1}

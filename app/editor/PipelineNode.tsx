@@ -1,7 +1,8 @@
 "use client";
-import { Handle, Position, type NodeProps } from "@xyflow/react";
+import { Handle, Position, useStore, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
 import { socketsCompatible, type SocketType } from "@/engine/sockets";
+import { LOD_ZOOM, lodDisabled } from "./canvas-detail";
 import { useCatalog } from "./catalog";
 import type { FlowNode } from "./convert";
 import { ParamField, type ParamSchema } from "./ParamField";
@@ -65,9 +66,36 @@ function PipelineNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
     const mine = s.problems.filter((p) => p.nodeId === id);
     return mine.some((p) => p.severity === "error") ? "has-error" : mine.length ? "has-warning" : "";
   });
+  // A boolean selector: the node re-renders when the zoom crosses LOD_ZOOM, not on every pan or zoom step.
+  const outline = useStore((s) => s.transform[2] < LOD_ZOOM) && !lodDisabled();
   if (!def) return <UnknownNode id={id} data={data} />;
   const inputs = Object.entries(def.inputs);
   const outputs = Object.entries(def.outputs);
+  if (outline)
+    return (
+      <div className={`pnode outline ${selected ? "selected" : ""} ${severity}`} data-testid={`node-${id}`} data-node-type={data.nodeType} data-detail="outline">
+        <div className="pnode-head">
+          <span className="ptitle">{data.label ?? def.title}</span>
+          <RunBadge nodeId={id} />
+        </div>
+        <div className="pnode-sockets">
+          <div>
+            {inputs.map(([name, spec]) => (
+              <div key={name} className="pnode-socket" title={spec.label ?? name}>
+                <SocketHandle nodeId={id} socket={name} side="target" type={spec.type} />
+              </div>
+            ))}
+          </div>
+          <div>
+            {outputs.map(([name, spec]) => (
+              <div key={name} className="pnode-socket out" title={spec.label ?? name}>
+                <SocketHandle nodeId={id} socket={name} side="source" type={spec.type} />
+              </div>
+            ))}
+          </div>
+        </div>
+      </div>
+    );
   const properties = (def.paramsSchema.properties ?? {}) as Record<string, ParamSchema>;
   return (
     <div className={`pnode ${selected ? "selected" : ""} ${severity}`} data-testid={`node-${id}`} data-node-type={data.nodeType}>

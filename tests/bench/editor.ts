@@ -5,20 +5,24 @@
  * canvas with the mouse (real input events through the DevTools protocol) for ~2 s, while a
  * requestAnimationFrame loop in the page records every frame interval. Measured twice: the whole graph in
  * view (the editor's fitted view when it opens) and at zoom 1 (a part in view, as when editing). The
- * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at. Each
- * view is panned "before" (the viewport's while-moving compositor layer switched off by an injected style)
- * and "now", back to back, for a before/after on the same load.
+ * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at. The page
+ * is opened once per variant and round, alternating, so every variant sees the same machine load:
+ * "before" is the editor before level of detail (`?lod=off`: full nodes at every zoom, and node containment
+ * switched off by an injected style), "now" is the editor as it ships, "cull" is "now" with xyflow's
+ * onlyRenderVisibleElements (`?cull=on`). Each pan also reads Chromium's main-thread time (CDP
+ * Performance.getMetrics) to tell the page's own work (script, style, layout) from raster and compositing.
  */
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
-import type { Page } from "@playwright/test";
+import type { Browser, CDPSession, Page } from "@playwright/test";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { launchChromium, startServer } from "./render";
 
 export interface PanResult {
   view: "fit" | "zoom 1";
-  /** "now": as the editor ships; "before": the viewport's compositor layer switched off by a style (the editor before it). */
-  variant: "before" | "now";
+  /** "before": full nodes at every zoom, no node containment; "now": as the editor ships; "cull": "now" + onlyRenderVisibleElements. */
+  variant: Variant;
+  round: number;
   zoom: number;
   nodesInDom: number;
   frames: number;
@@ -26,7 +30,16 @@ export interface PanResult {
   meanFps: number;
   p95FrameMs: number;
   maxFrameMs: number;
+  /** Main-thread busy time per frame while panning (CDP TaskDuration), and the script and style + layout parts of it. */
+  mainMsPerFrame: number;
+  scriptMsPerFrame: number;
+  styleLayoutMsPerFrame: number;
 }
+
+export type Variant = "before" | "now" | "cull";
+const VARIANT_QUERY: Record<Variant, string> = { before: "?lod=off", now: "", cull: "?cull=on" };
+/** The node containment added with level of detail, switched off for "before". */
+const BEFORE_STYLE = ".pnode { contain: none !important; }";
 
 export interface EditorBenchResult {
   nodes: number;
@@ -99,19 +112,15 @@ async function panePoint(page: Page): Promise<{ x: number; y: number }> {
   return p;
 }
 
-/** Runs `f` with the viewport's while-moving compositor layer switched off (the editor before it had one). */
-async function withoutViewportLayer<T>(page: Page, f: () => Promise<T>): Promise<T> {
-  const style = await page.addStyleTag({ content: ".react-flow__viewport { will-change: auto !important; }" });
-  try {
-    return await f();
-  } finally {
-    await style.evaluate((el) => (el as Element).remove());
-  }
+async function mainThreadSeconds(cdp: CDPSession): Promise<{ task: number; script: number; styleLayout: number }> {
+  const { metrics } = (await cdp.send("Performance.getMetrics")) as { metrics: { name: string; value: number }[] };
+  const m = (name: string) => metrics.find((x) => x.name === name)?.value ?? 0;
+  return { task: m("TaskDuration"), script: m("ScriptDuration"), styleLayout: m("RecalcStyleDuration") + m("LayoutDuration") };
 }
 
-async function pan(page: Page, view: PanResult["view"], variant: PanResult["variant"], ms = 2000): Promise<PanResult> {
-  if (variant === "before") return withoutViewportLayer(page, () => pan(page, view, "now", ms)).then((r) => ({ ...r, variant }));
+async function pan(page: Page, cdp: CDPSession, view: PanResult["view"], variant: Variant, round: number, ms = 2000): Promise<PanResult> {
   const start = await panePoint(page);
+  const cpu0 = await mainThreadSeconds(cdp);
   const before = await viewportTransform(page);
   const frames = await recordFrames(page, ms, async () => {
     await page.mouse.move(start.x, start.y);
@@ -125,6 +134,7 @@ async function pan(page: Page, view: PanResult["view"], variant: PanResult["vari
     }
     await page.mouse.up();
   });
+  const cpu1 = await mainThreadSeconds(cdp);
   const after = await viewportTransform(page);
   if (after === before) throw new Error("the canvas did not pan (viewport transform unchanged)");
   const zoom = Number(/matrix\(([^,]+)/.exec(after)?.[1] ?? NaN);
@@ -133,6 +143,7 @@ async function pan(page: Page, view: PanResult["view"], variant: PanResult["vari
   return {
     view,
     variant,
+    round,
     zoom,
     nodesInDom,
     frames: frames.length,
@@ -140,7 +151,39 @@ async function pan(page: Page, view: PanResult["view"], variant: PanResult["vari
     meanFps: (frames.length * 1000) / frames.reduce((a, b) => a + b, 0),
     p95FrameMs: quantile(frames, 0.95),
     maxFrameMs: Math.max(...frames),
+    mainMsPerFrame: ((cpu1.task - cpu0.task) * 1000) / frames.length,
+    scriptMsPerFrame: ((cpu1.script - cpu0.script) * 1000) / frames.length,
+    styleLayoutMsPerFrame: ((cpu1.styleLayout - cpu0.styleLayout) * 1000) / frames.length,
   };
+}
+
+/** Opens the workflow in a fresh page as `variant` and pans it with the whole graph in view, then at zoom ~1. */
+async function panVariant(browser: Browser, url: string, variant: Variant, round: number): Promise<{ idle: number[]; pans: PanResult[] }> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  try {
+    page.on("crash", () => console.error("editor bench: the page crashed"));
+    await page.goto(url + VARIANT_QUERY[variant]);
+    if (variant === "before") await page.addStyleTag({ content: BEFORE_STYLE });
+    await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
+    await page.waitForTimeout(1500); // fitView, fonts, catalog
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Performance.enable");
+    const idle = await recordFrames(page, 1000, async () => {});
+    await pan(page, cdp, "fit", variant, round, 600); // warm-up: code paths compiled
+    const pans = [await pan(page, cdp, "fit", variant, round)];
+    // Zoom 1 around the graph's top-left, through the controls' zoom-in button (each click is ×1.2).
+    for (let i = 0; i < 12; i++) {
+      const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
+      if (z >= 0.99) break;
+      await page.locator(".react-flow__controls-zoomin").click();
+      await page.waitForTimeout(150);
+    }
+    await page.waitForTimeout(500); // nodes crossing the detail threshold re-render and re-measure
+    pans.push(await pan(page, cdp, "zoom 1", variant, round));
+    return { idle, pans };
+  } finally {
+    await page.close();
+  }
 }
 
 export async function benchEditor(): Promise<EditorBenchResult | { skipped: string }> {
@@ -157,23 +200,16 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
     if (!id) throw new Error(`could not save the 300-node workflow: ${JSON.stringify(body.error ?? body).slice(0, 300)}`);
     const browser = await launchChromium();
     try {
-      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-      page.on("crash", () => console.error("editor bench: the page crashed"));
-      await page.goto(`${server.base}/w/${id}`);
-      await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
-      await page.waitForTimeout(1500); // fitView, fonts, catalog
-      const idle = await recordFrames(page, 1000, async () => {});
+      const rounds = Number(process.env.BENCH_EDITOR_ROUNDS ?? 2);
+      const variants = (process.env.BENCH_EDITOR_VARIANTS ?? "before,now,cull").split(",") as Variant[];
+      const idle: number[] = [];
       const pans: PanResult[] = [];
-      await pan(page, "fit", "now", 600); // warm-up: code paths compiled
-      pans.push(await pan(page, "fit", "before"), await pan(page, "fit", "now"));
-      // Zoom 1 around the graph's top-left, through the controls' zoom-in button (each click is ×1.2).
-      for (let i = 0; i < 12; i++) {
-        const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
-        if (z >= 0.99) break;
-        await page.locator(".react-flow__controls-zoomin").click();
-        await page.waitForTimeout(150);
-      }
-      pans.push(await pan(page, "zoom 1", "before"), await pan(page, "zoom 1", "now"));
+      for (let round = 1; round <= rounds; round++)
+        for (const variant of variants) {
+          const r = await panVariant(browser, `${server.base}/w/${id}`, variant, round);
+          idle.push(...r.idle);
+          pans.push(...r.pans);
+        }
       return { nodes: doc.nodes.length, edges: doc.edges.length, idleFps: 1000 / median(idle), pans };
     } finally {
       await browser.close();
