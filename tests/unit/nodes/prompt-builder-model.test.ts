@@ -6,7 +6,7 @@
  * and the result is checked against the tokenizer, the RoPE rule and a direct MoeLlmRunner forward on embeddings
  * assembled here from the checkpoint's own embedding table.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
@@ -295,6 +295,41 @@ describe("Prompt Builder → MoE-LLM on an imported Uni-MoE-2.0-Omni checkpoint"
     } finally {
       await env.dispose();
     }
+  });
+
+  it("chatTemplate: chatml skips the model's template (same tokenizer); features of another width are refused naming the model", async () => {
+    const image = run.outputs.get("vision")!.features as FeaturesValue;
+    const env = await makeCtx();
+    try {
+      const params = promptBuilder.params.parse({ model: REF, chatTemplate: "chatml" });
+      const seq = (await promptBuilder.execute({ inputs: { image, text: "hi" }, params, ctx: env.ctx })).sequence as SequenceValue;
+      expect(seq.text).toBe("<|im_start|>user\n<image>\nhi<|im_end|>\n<|im_start|>assistant\n");
+      expect(seq.ids[0]).toBe(specialId("<|im_start|>"));
+      expect(seq.tokenizer!.model).toBe(REF);
+      const wide = { ...image, dim: H + 1, data: new Float32Array(image.n * (H + 1)) };
+      await expect(promptBuilder.execute({ inputs: { image: wide }, params, ctx: env.ctx })).rejects.toThrow(`the LLM's hidden size is ${H} (model "${REF}")`);
+    } finally {
+      await env.dispose();
+    }
+  });
+
+  it("the Prompt Builder's cache fingerprint follows the tokenizer file and the chat template", async () => {
+    const fp = (p: Record<string, unknown>) => promptBuilder.fingerprint!(promptBuilder.params.parse(p), storage);
+    expect(await fp({})).toBe(BYTE_TOKENIZER_HASH);
+    const withTemplate = await fp({ model: REF });
+    const chatml = await fp({ model: REF, chatTemplate: "chatml" });
+    expect(chatml).toMatch(/^json:[0-9a-f]{16}$/);
+    expect(withTemplate.startsWith(`${chatml}:`)).toBe(true);
+    const dir = path.join(tmp, "models", "plain", "retokenised");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "config.json"), JSON.stringify(llm));
+    writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerFiles(QWEN2_VL_SPECIALS).tokenizer));
+    expect(await fp({ model: "plain/retokenised", chatTemplate: "chatml" })).toBe(chatml);
+    writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerFiles([...QWEN2_VL_SPECIALS].reverse()).tokenizer));
+    // same size as before: a fresh mtime so no cache keyed on (mtime, size) can serve the old file within the same millisecond
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(path.join(dir, "tokenizer.json"), later, later);
+    expect(await fp({ model: "plain/retokenised", chatTemplate: "chatml" })).not.toBe(chatml);
   });
 
   it("generation_config.json's eos_token_id list stops generation at a sampled id", async () => {
