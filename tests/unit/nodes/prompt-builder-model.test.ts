@@ -340,6 +340,8 @@ describe("Prompt Builder → MoE-LLM on an imported Uni-MoE-2.0-Omni checkpoint"
     const params = moeLlm.params.parse({ model: REF, maxNewTokens: 8, temperature: 1.5, seed: 11 });
     try {
       rmSync(path.join(dir, "generation_config.json"), { force: true });
+      const fingerprint = () => moeLlm.fingerprint!(params, storage);
+      const before = await fingerprint();
       const free = (await moeLlm.execute({ inputs: { sequence }, params, ctx })).output as LlmOutputValue;
       // The first sampled id that does not occur earlier and is not already a stop token (ChatML's markers).
       const chatStops = [specialId("<|im_end|>"), specialId("<|endoftext|>")];
@@ -349,6 +351,7 @@ describe("Prompt Builder → MoE-LLM on an imported Uni-MoE-2.0-Omni checkpoint"
       const stopped = (await moeLlm.execute({ inputs: { sequence }, params, ctx })).output as LlmOutputValue;
       expect(stopped.ids).toEqual(free.ids.slice(0, k + 1));
       expect(stopped.stopReason).toBe("stop-token");
+      expect(await fingerprint()).not.toBe(before); // a cached answer is not reused across stop-token changes
       writeFileSync(path.join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: free.ids[k] }));
       expect(((await moeLlm.execute({ inputs: { sequence }, params, ctx })).output as LlmOutputValue).ids).toEqual(free.ids.slice(0, k + 1));
       writeFileSync(path.join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: "</s>" }));
