@@ -174,7 +174,7 @@ export const moeLlm = defineNode({
       let promptFormat: string;
       if (sequence) {
         promptText = sequence.text;
-        promptFormat = "sequence from the Prompt Builder";
+        promptFormat = sequence.tokenizer ? `sequence from the Prompt Builder, tokenised for ${sequence.tokenizer.model}` : "sequence from the Prompt Builder";
         ids = sequence.ids;
         promptInput = {
           ids,

@@ -212,6 +212,7 @@ describe("Prompt Builder → MoE-LLM on an imported Uni-MoE-2.0-Omni checkpoint"
     const out = run.outputs.get("llm")!.output as LlmOutputValue;
     expect(out.promptIds).toEqual(expectedIds);
     expect(out.promptText).toBe(full);
+    expect(out.promptFormat).toBe(`sequence from the Prompt Builder, tokenised for ${REF}`);
     expect(run.nodes.get("prompt")!.summary).toContain(`for ${REF}`);
   }, 180_000);
 
