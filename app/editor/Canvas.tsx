@@ -10,10 +10,10 @@ import {
   type IsValidConnection,
   type OnConnectStart,
 } from "@xyflow/react";
-import { useCallback, useRef, useState } from "react";
+import { useCallback, useRef, useState, type PointerEvent } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import { checkConnection } from "@/engine/workflow/connection";
-import { cullEnabled } from "./canvas-detail";
+import { canvasFeature } from "./canvas-detail";
 import { useCatalog } from "./catalog";
 import { DiffNode } from "./HistoryPanel";
 import { Palette } from "./Palette";
@@ -50,6 +50,12 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
   const wrapper = useRef<HTMLDivElement>(null);
   const onMoveStart = useCallback(() => wrapper.current?.classList.add(styles.moving!), []);
   const onMoveEnd = useCallback(() => wrapper.current?.classList.remove(styles.moving!), []);
+  // A pan starts on the pane; capturing the pointer there spares the browser a hit test of the whole graph
+  // on every mouse move of the drag (measured: ~5 ms per move with 300 nodes).
+  const capturePan = useCallback((e: PointerEvent) => {
+    const target = e.target as HTMLElement;
+    if (canvasFeature("capture") && target.classList.contains("react-flow__pane") && !target.hasPointerCapture(e.pointerId)) target.setPointerCapture(e.pointerId);
+  }, []);
 
   const check = useCallback(
     (c: Connection | Edge) => {
@@ -91,7 +97,9 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
   return (
     <div
       ref={wrapper}
+      className={styles.canvas}
       style={{ position: "absolute", inset: 0 }}
+      onPointerDown={capturePan}
       onDoubleClick={(e) => {
         if (diffView || !(e.target as HTMLElement).classList.contains("react-flow__pane")) return; // the diff picture is read-only
         setPlaceAt(screenToFlowPosition({ x: e.clientX, y: e.clientY }));
@@ -120,7 +128,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
         onMoveStart={onMoveStart}
         onMoveEnd={onMoveEnd}
         zoomOnDoubleClick={false}
-        onlyRenderVisibleElements={cullEnabled()}
+        onlyRenderVisibleElements={canvasFeature("cull")}
         fitView
         fitViewOptions={{ maxZoom: 1 }}
         minZoom={0.1}

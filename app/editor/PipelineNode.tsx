@@ -2,7 +2,7 @@
 import { Handle, Position, useStore, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
 import { socketsCompatible, type SocketType } from "@/engine/sockets";
-import { LOD_ZOOM, lodDisabled } from "./canvas-detail";
+import { LOD_ZOOM, canvasFeature } from "./canvas-detail";
 import { useCatalog } from "./catalog";
 import type { FlowNode } from "./convert";
 import { ParamField, type ParamSchema } from "./ParamField";
@@ -67,7 +67,7 @@ function PipelineNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
     return mine.some((p) => p.severity === "error") ? "has-error" : mine.length ? "has-warning" : "";
   });
   // A boolean selector: the node re-renders when the zoom crosses LOD_ZOOM, not on every pan or zoom step.
-  const outline = useStore((s) => s.transform[2] < LOD_ZOOM) && !lodDisabled();
+  const outline = useStore((s) => s.transform[2] < LOD_ZOOM) && canvasFeature("lod");
   if (!def) return <UnknownNode id={id} data={data} />;
   const inputs = Object.entries(def.inputs);
   const outputs = Object.entries(def.outputs);

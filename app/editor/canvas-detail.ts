@@ -1,23 +1,20 @@
 "use client";
 /**
- * Level of detail on the canvas. Below LOD_ZOOM a node's text is a few screen pixels tall and its widgets
- * cannot be used, so it draws as an outline (title, run status, socket dots) instead of its full body: a
- * zoomed-out 300-node graph then has a small DOM to paint and hit-test while it pans.
+ * Canvas performance switches (DESIGN.md: the editor pans a 300-node graph at 60 fps; tests/bench/editor.ts).
+ * Below LOD_ZOOM a node's text is a few screen pixels tall and its widgets cannot be used, so it draws as an
+ * outline (title, run status, socket dots) instead of its full body.
  */
 export const LOD_ZOOM = 0.4;
 
-let lodOff: boolean | undefined;
-/** `?lod=off` in the editor's URL draws full nodes at every zoom (the pan bench's "before"). */
-export function lodDisabled(): boolean {
-  if (typeof window === "undefined") return false;
-  lodOff ??= new URLSearchParams(window.location.search).get("lod") === "off";
-  return lodOff;
-}
+export type CanvasFeature = "lod" | "cull" | "capture";
 
-let cullOn: boolean | undefined;
-/** `?cull=on` renders only the nodes and links in view (xyflow's onlyRenderVisibleElements), for the bench to compare. */
-export function cullEnabled(): boolean {
-  if (typeof window === "undefined") return false;
-  cullOn ??= new URLSearchParams(window.location.search).get("cull") === "on";
-  return cullOn;
+const off = new Map<CanvasFeature, boolean>();
+/**
+ * `?lod=off`, `?cull=off`, `?capture=off` in the editor's URL switch off level of detail, rendering only what is
+ * in view, and pointer capture while panning: the pan bench's "before" and its per-feature comparisons.
+ */
+export function canvasFeature(name: CanvasFeature): boolean {
+  if (typeof window === "undefined") return true;
+  if (!off.has(name)) off.set(name, new URLSearchParams(window.location.search).get(name) === "off");
+  return !off.get(name);
 }

@@ -7,10 +7,12 @@
  * view (the editor's fitted view when it opens) and at zoom 1 (a part in view, as when editing). The
  * idle frame rate (no input) is measured first: the ceiling the headless browser paces frames at. The page
  * is opened once per variant and round, alternating, so every variant sees the same machine load:
- * "before" is the editor before level of detail (`?lod=off`: full nodes at every zoom, and node containment
- * switched off by an injected style), "now" is the editor as it ships, "cull" is "now" with xyflow's
- * onlyRenderVisibleElements (`?cull=on`). Each pan also reads Chromium's main-thread time (CDP
- * Performance.getMetrics) to tell the page's own work (script, style, layout) from raster and compositing.
+ * "now" is the editor as it ships; "before" is the editor before its canvas performance work, with all
+ * three switched off (app/editor/canvas-detail.ts): level of detail (`?lod=off`: full nodes at every
+ * zoom), rendering only the nodes and links in view (`?cull=off`), and the pan's pointer capture with the
+ * pane's user-select: none (`?capture=off` plus an injected style); "no lod", "no cull", "no capture" switch
+ * off one each. Each pan also reads Chromium's main-thread time (CDP Performance.getMetrics) to tell the
+ * page's script, style and layout from the rest (hit testing, paint, layerization).
  */
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -20,7 +22,7 @@ import { launchChromium, startServer } from "./render";
 
 export interface PanResult {
   view: "fit" | "zoom 1";
-  /** "before": full nodes at every zoom, no node containment; "now": as the editor ships; "cull": "now" + onlyRenderVisibleElements. */
+  /** "now": as the editor ships; "before": its canvas performance switches off; "no …": one switch off. */
   variant: Variant;
   round: number;
   zoom: number;
@@ -36,10 +38,10 @@ export interface PanResult {
   styleLayoutMsPerFrame: number;
 }
 
-export type Variant = "before" | "now" | "cull";
-const VARIANT_QUERY: Record<Variant, string> = { before: "?lod=off", now: "", cull: "?cull=on" };
-/** The node containment added with level of detail, switched off for "before". */
-const BEFORE_STYLE = ".pnode { contain: none !important; }";
+export type Variant = "before" | "now" | "no lod" | "no cull" | "no capture";
+const VARIANT_QUERY: Record<Variant, string> = { before: "?lod=off&cull=off&capture=off", now: "", "no lod": "?lod=off", "no cull": "?cull=off", "no capture": "?capture=off" };
+/** Without pointer capture, the pane's user-select: none goes too (the text-selection tracking it spares). */
+const NO_CAPTURE_STYLE = ".react-flow__pane { user-select: auto !important; }";
 
 export interface EditorBenchResult {
   nodes: number;
@@ -163,7 +165,7 @@ async function panVariant(browser: Browser, url: string, variant: Variant, round
   try {
     page.on("crash", () => console.error("editor bench: the page crashed"));
     await page.goto(url + VARIANT_QUERY[variant]);
-    if (variant === "before") await page.addStyleTag({ content: BEFORE_STYLE });
+    if (variant === "before" || variant === "no capture") await page.addStyleTag({ content: NO_CAPTURE_STYLE });
     await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
     await page.waitForTimeout(1500); // fitView, fonts, catalog
     const cdp = await page.context().newCDPSession(page);
@@ -201,7 +203,7 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
     const browser = await launchChromium();
     try {
       const rounds = Number(process.env.BENCH_EDITOR_ROUNDS ?? 2);
-      const variants = (process.env.BENCH_EDITOR_VARIANTS ?? "before,now,cull").split(",") as Variant[];
+      const variants = (process.env.BENCH_EDITOR_VARIANTS ?? "before,now,no lod,no cull,no capture").split(",") as Variant[];
       const idle: number[] = [];
       const pans: PanResult[] = [];
       for (let round = 1; round <= rounds; round++)
