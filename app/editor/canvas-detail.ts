@@ -4,7 +4,9 @@
  * Below LOD_ZOOM a node's text is a few screen pixels tall and its widgets cannot be used, so it draws as an
  * outline (title, run status, socket dots) instead of its full body.
  */
-export const LOD_ZOOM = 0.4;
+// 0.3, not higher: a fitted or auto-laid-out pipeline of a dozen nodes opens at ~0.35–0.4 and keeps its outputs
+// (previews, heatmaps) in view; a 300-node graph opens at ~0.2.
+export const LOD_ZOOM = 0.3;
 
 export type CanvasFeature = "lod" | "cull" | "capture";
 

@@ -2,7 +2,7 @@ import { expect, test, type Page } from "@playwright/test";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { drag, exportDocument, save } from "./helpers";
 
-// A text input and two templates far apart: the fitted view is zoomed out below LOD_ZOOM (0.4).
+// A text input and two templates far apart: the fitted view is zoomed out below LOD_ZOOM (0.3).
 const doc: Workflow = {
   schemaVersion: CURRENT_SCHEMA_VERSION,
   name: "canvas detail",
@@ -10,8 +10,8 @@ const doc: Workflow = {
   tags: [],
   nodes: [
     { id: "src", type: "input.text", typeVersion: 1, params: { text: "hello" }, position: { x: 0, y: 0 } },
-    { id: "far", type: "text.template", typeVersion: 1, params: { template: "{a}" }, position: { x: 3200, y: 0 } },
-    { id: "low", type: "text.template", typeVersion: 1, params: { template: "{a} {b}" }, position: { x: 1600, y: 1800 } },
+    { id: "far", type: "text.template", typeVersion: 1, params: { template: "{a}" }, position: { x: 5200, y: 0 } },
+    { id: "low", type: "text.template", typeVersion: 1, params: { template: "{a} {b}" }, position: { x: 2600, y: 2600 } },
   ],
   edges: [{ id: "e1", source: "src", sourceSocket: "text", target: "far", targetSocket: "a" }],
   notes: [],
@@ -57,7 +57,7 @@ async function panTo(page: Page, x: number, y: number): Promise<void> {
 
 test("zoomed out, nodes draw as outlines that still select, drag and connect; zoomed in, their widgets edit", async ({ page }) => {
   await open(page);
-  await expect.poll(() => zoomOf(page)).toBeLessThan(0.4);
+  await expect.poll(() => zoomOf(page)).toBeLessThan(0.3);
   await expect(page.locator('[data-detail="outline"]')).toHaveCount(3);
   await expect(page.locator(".react-flow__node textarea")).toHaveCount(0);
   await expect(page.getByTestId("node-far")).toContainText("Template");
@@ -81,7 +81,7 @@ test("zoomed out, nodes draw as outlines that still select, drag and connect; zo
   await expect.poll(() => nodeTranslate(page, "low")).not.toBe(before);
 
   // Zoom in past the threshold: full nodes with editable widgets again.
-  for (let i = 0; i < 10 && (await zoomOf(page)) < 0.45; i++) await page.locator(".react-flow__controls-zoomin").click();
+  for (let i = 0; i < 10 && (await zoomOf(page)) < 0.35; i++) await page.locator(".react-flow__controls-zoomin").click();
   await expect(page.locator('[data-detail="outline"]')).toHaveCount(0);
   await panTo(page, 100, 80); // zooming in kept the middle in view; the text input is at the top left
   await page.screenshot({ path: "test-results/canvas-detail-full.png" });
@@ -91,7 +91,7 @@ test("zoomed out, nodes draw as outlines that still select, drag and connect; zo
   const saved = (await exportDocument(page)) as unknown as Workflow;
   expect(saved.nodes.find((n) => n.id === "src")?.params.text).toBe("edited at full detail");
   expect(saved.edges.some((e) => e.source === "src" && e.target === "low" && e.targetSocket === "b")).toBe(true);
-  expect(saved.nodes.find((n) => n.id === "low")?.position).not.toEqual({ x: 1600, y: 1800 });
+  expect(saved.nodes.find((n) => n.id === "low")?.position).not.toEqual({ x: 2600, y: 2600 });
 });
 
 test("zoomed in, only the nodes in view are in the page; panning brings the others in, editable", async ({ page }) => {
@@ -101,7 +101,7 @@ test("zoomed in, only the nodes in view are in the page; panning brings the othe
   await expect(page.getByTestId("node-src")).toBeVisible();
   await expect(page.locator('.react-flow__node[data-id="far"]')).toHaveCount(0);
   await expect(page.locator('.react-flow__node[data-id="low"]')).toHaveCount(0);
-  await panTo(page, 3300, 80);
+  await panTo(page, 5300, 80);
   await expect(page.locator('.react-flow__node[data-id="src"]')).toHaveCount(0);
   const template = page.getByTestId("node-far").getByRole("textbox").first();
   await template.fill("{a}!");
