@@ -6,6 +6,7 @@
  * references (tests/unit/encoders/reference.ts) on seeded inputs; a missing tower tensor is named.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { encodeWav16 } from "@/models/wav-write";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -147,21 +148,7 @@ beforeAll(async () => {
 /** 2.5 s of two sines as a 16-bit mono WAV. */
 function sineWav(rate: number): Buffer {
   const pcm = Float32Array.from({ length: 2.5 * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) + 0.1 * Math.sin((2 * Math.PI * 3100 * i) / rate));
-  const wav = Buffer.alloc(44 + pcm.length * 2);
-  wav.write("RIFF", 0);
-  wav.writeUInt32LE(36 + pcm.length * 2, 4);
-  wav.write("WAVEfmt ", 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20);
-  wav.writeUInt16LE(1, 22);
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write("data", 36);
-  wav.writeUInt32LE(pcm.length * 2, 40);
-  for (let i = 0; i < pcm.length; i++) wav.writeInt16LE(Math.round(pcm[i]! * 32767), 44 + 2 * i);
-  return wav;
+  return Buffer.from(encodeWav16(pcm, { sampleRate: rate }));
 }
 
 describe("grin_qwen2_vl towers (Uni-MoE-2.0-Omni vision + audio)", () => {

@@ -7,6 +7,7 @@
  * assembled here from the checkpoint's own embedding table.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { encodeWav16 } from "@/models/wav-write";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
@@ -105,21 +106,7 @@ async function writeOmniCheckpoint(dir: string): Promise<void> {
 
 function wavBytes(seconds: number, rate = 16000): Buffer {
   const pcm = Float32Array.from({ length: seconds * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) + 0.1 * Math.sin((2 * Math.PI * 3100 * i) / rate));
-  const wav = Buffer.alloc(44 + pcm.length * 2);
-  wav.write("RIFF", 0);
-  wav.writeUInt32LE(36 + pcm.length * 2, 4);
-  wav.write("WAVEfmt ", 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20);
-  wav.writeUInt16LE(1, 22);
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write("data", 36);
-  wav.writeUInt32LE(pcm.length * 2, 40);
-  for (let i = 0; i < pcm.length; i++) wav.writeInt16LE(Math.round(pcm[i]! * 32767), 44 + 2 * i);
-  return wav;
+  return Buffer.from(encodeWav16(pcm, { sampleRate: rate }));
 }
 
 let storage: DiskStorage;
