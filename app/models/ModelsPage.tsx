@@ -38,9 +38,9 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
         </select>
         <input type="text" aria-label="Model name" placeholder="name (default: folder name)" value={name} onChange={(e) => setName(e.target.value)} />
         <select aria-label="Stored dtype" value={dtype} onChange={(e) => setDtype(e.target.value as typeof dtype)}>
-          <option value="fp32">fp32</option>
-          <option value="fp16">fp16</option>
-          <option value="bf16">bf16</option>
+          <option value="fp32">fp32 storage</option>
+          <option value="fp16">fp16 storage (half the disk; for CUDA, no second copy)</option>
+          <option value="bf16">bf16 storage (half the disk)</option>
         </select>
         <button className="primary" disabled={!dir || start.isPending || s?.state === "running" || !!inspect.data?.missing.length} onClick={() => { setError(null); start.mutate({ dir, dtype, ...(name ? { name } : {}) }); }}>
           Import
