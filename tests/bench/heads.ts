@@ -13,6 +13,7 @@ import { initialNoise, sampleEuler, seededConditioning } from "../../models/dit"
 import { ditReferenceConfig, withDit } from "../../models/dit-tiny";
 import { resolveTtsModel, synthesize, withTts } from "../../models/tts";
 import { TTS_REFERENCE_REF } from "../../models/tts-tiny";
+import { median } from "./stats";
 
 export interface HeadsBenchOptions {
   ttsSeconds?: number;
@@ -45,12 +46,6 @@ export interface HeadsBench {
     runs: number;
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export async function benchHeads(o: HeadsBenchOptions = {}): Promise<HeadsBench> {
   const log = o.log ?? (() => {});

@@ -24,6 +24,7 @@ import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
 import { benchQueue } from "./queue";
+import { median } from "./stats";
 
 const nullStorage: Storage = {
   pathOf: (id) => id,
@@ -83,12 +84,6 @@ function layered(workMs: number, layers = 20, width = 10): Workflow {
     }
   return { schemaVersion: CURRENT_SCHEMA_VERSION, name: "bench", description: "", tags: [], nodes, edges, notes: [] };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function timeRun(ex: Executor, doc: Workflow, runId: string): Promise<number> {
   const t = performance.now();

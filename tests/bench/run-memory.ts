@@ -7,6 +7,7 @@ import { z } from "zod";
 import { Executor } from "../../engine/executor";
 import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
+import { median } from "./stats";
 
 const storage: Storage = {
   pathOf: (id) => id,
@@ -48,12 +49,6 @@ function layered(layers = 20, width = 10): Workflow {
     }
   return { schemaVersion: CURRENT_SCHEMA_VERSION, name: "bench", description: "", tags: [], nodes, edges, notes: [] };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main() {
   const doc = layered();
