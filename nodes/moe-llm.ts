@@ -164,8 +164,9 @@ export const moeLlm = defineNode({
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
     const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
     // Checked before the session loads, so a mismatch fails fast.
-    if (sequence) checkSequenceTokenizer(sequence, params.model, loadTokenizer(model.dir), model.config.vocab_size);
-    const stopTokens = stopTokenIds(loadTokenizer(model.dir), model.dir);
+    const modelTokenizer = loadTokenizer(model.dir);
+    if (sequence) checkSequenceTokenizer(sequence, params.model, modelTokenizer, model.config.vocab_size);
+    const stopTokens = stopTokenIds(modelTokenizer, model.dir);
     const graph = { ...GRAPH, embeds: !!sequence?.media };
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];
