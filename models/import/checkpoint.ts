@@ -98,10 +98,13 @@ export function readConfigJson(dir: string): Record<string, unknown> {
   }
 }
 
-/** The files of a checkpoint the import reads (and hashes). */
+/** Tokenizer, chat-template and generation files an import copies beside the model. */
+export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja", "chat_template.json"];
+
+/** The files of a checkpoint the import reads (and hashes): config, weights and every file it copies. */
 export function checkpointFiles(dir: string): string[] {
-  const keep = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
-  return readdirSync(dir).filter((f) => keep.test(f)).sort();
+  const keep = new Set(["config.json", "model.safetensors.index.json", ...TOKENIZER_FILES]);
+  return readdirSync(dir).filter((f) => keep.has(f) || f.endsWith(".safetensors")).sort();
 }
 
 /** The family to read a checkpoint as: the one named (for a model_type we do not know), else by model_type. */
