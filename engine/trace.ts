@@ -18,6 +18,8 @@ export interface TraceToken {
   /** (t, h, w) rotary position. */
   position: [number, number, number];
   phase: Phase;
+  /** Teacher-forced negative log-likelihood of this token given the ones before it (nats), when scored. */
+  nll?: number;
 }
 
 export interface LayerTrace {
@@ -39,13 +41,25 @@ export interface RoutingTrace {
   experts: ExpertInfo[];
   tokens: TraceToken[];
   layers: LayerTrace[];
+  /** The logit lens of every token, when the run asked for it. */
+  lens?: LogitLens;
+}
+
+/**
+ * The logit lens (models/logit-lens.ts): the residual stream after each layer through the final norm and LM
+ * head. Per layer, row-major per token: the top-`k` next-token ids and their log-probabilities, the rank of the
+ * model's final prediction (0 = it is already the top) and KL(final ‖ this layer) in nats.
+ */
+export interface LogitLens {
+  k: number;
+  layers: { topIds: Int32Array; topLogprobs: Float32Array; finalRank: Int32Array; kl: Float32Array }[];
 }
 
 export function isRoutingTrace(v: unknown): v is RoutingTrace {
   return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "routing-trace";
 }
 
-/** Appends rows (e.g. one decode step) to a trace, layer by layer. */
+/** Appends rows (e.g. one decode step) to a trace, layer by layer (without the logit lens, which covered only the old rows). */
 export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: LayerTrace[]): RoutingTrace {
   if (layers.length !== trace.layers.length) throw new Error(`trace has ${trace.layers.length} layers, the step has ${layers.length}`);
   const cat = <T extends Float32Array | Uint8Array | Int32Array>(a: T, b: T): T => {
@@ -54,8 +68,10 @@ export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: L
     out.set(b, a.length);
     return out;
   };
+  // A logit lens covers the tokens it was computed for: the longer trace has none.
+  const { lens: _lens, ...rest } = trace;
   return {
-    ...trace,
+    ...rest,
     tokens: [...trace.tokens, ...tokens],
     layers: trace.layers.map((l, i) => {
       const s = layers[i]!;

@@ -20,6 +20,7 @@ import type { Tensor32, WeightSource } from "./weights";
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
  *          router_logits_{i} [N,E], mask_{i} [N,E] (0/1), weights_{i} [N,E], k_{i} int64 [N]   (trace)
+ *          hidden_{i} [B,S,H] residual stream after layer i, before the final norm   (lens)
  *
  * Interventions (neutral value = no change; `router_logits_{i}` reports the logits after the bias):
  * - router_bias is added to the router logits before anything else (Top-P, GRIN, g all see it).
@@ -50,6 +51,8 @@ export interface MoeGraphOptions {
   kvCache: boolean;
   /** Takes inputs_embeds [B,S,H] instead of input_ids [B,S]. */
   embeds?: boolean;
+  /** Adds hidden_{i} [B,S,H]: the residual stream after layer i, before the final norm (the logit lens reads it: models/logit-lens.ts). */
+  lens?: boolean;
 }
 
 /** Graph input/output names. */
@@ -71,6 +74,7 @@ export const io = {
   mask: (i: number) => `mask_${i}`,
   weights: (i: number) => `weights_${i}`,
   k: (i: number) => `k_${i}`,
+  hidden: (i: number) => `hidden_${i}`,
 };
 
 /** Sizes derived from a config. */
@@ -528,6 +532,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const headsShape = (n: number) => o.concat([bsShape, g.ints([n, Dh])], 0); // [B,S,n,Dh]
   const qScale = g.scalar(1 / Math.sqrt(Dh));
 
+  const residuals: string[] = [];
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
     const bias = o.slice(routerBias, [i], [i + 1], [0]); // [1,E]
@@ -564,6 +569,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     const h2 = o.rmsNorm(x, w(paramNames.postNorm(i)), c.rms_norm_eps);
     const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe, dropActive);
     x = o.add(x, moe.y);
+    residuals.push(x);
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
       g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
@@ -579,6 +585,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
   const head = c.tie_word_embeddings ? embed! : w(paramNames.lmHead);
   g.output(o.reshape(o.linear(hn, head), bsh), io.logits, "float", ["batch", "seq", V]);
+  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bsh), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }
 

@@ -55,6 +55,8 @@ export interface ForwardOutput {
   present?: KvCache;
   /** with trace: per layer */
   trace?: LayerTrace[];
+  /** with lens: per layer, the residual stream after it [B*S*H] (before the final norm) */
+  hidden?: Float32Array[];
 }
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
@@ -132,6 +134,7 @@ export class MoeLlmRunner {
         weights: f32(io.weights(i)),
         k: out[io.k(i)]!.data as BigInt64Array,
       }));
+    if (this.options.lens) result.hidden = Array.from({ length: L }, (_, i) => f32(io.hidden(i)));
     return result;
   }
 

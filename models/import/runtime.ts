@@ -28,7 +28,7 @@ export function isImportedDir(dir: string): boolean {
   return existsSync(path.join(dir, "import.json"));
 }
 
-const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds;
+const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds && !!a.lens === !!b.lens;
 
 /**
  * The graph file of an imported model for these options: the one written at import, or a variant built on first
@@ -37,7 +37,7 @@ const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe 
 export function importedGraphFile(dir: string, config: MoeLlmConfig, options: MoeGraphOptions): string {
   if (sameOptions(options, IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
   const manifest = readManifest(dir)!;
-  const key = createHash("sha256").update(JSON.stringify({ moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds })).digest("hex").slice(0, 16);
+  const key = createHash("sha256").update(JSON.stringify({ moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds, ...(options.lens ? { lens: true } : {}) })).digest("hex").slice(0, 16);
   const variant = path.join(dir, "variants", key);
   const file = path.join(variant, GRAPH_FILE);
   if (existsSync(file)) return file;

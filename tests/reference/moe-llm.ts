@@ -217,6 +217,8 @@ export interface RefForwardOutput {
   /** [B*S*H] after the final norm */
   lastHidden: Float64Array;
   trace: RefLayerTrace[];
+  /** [L] residual stream after each layer [B*S*H], before the final norm (the logit lens's input) */
+  hidden: Float64Array[];
 }
 
 /** out[n, o] = Σ_i x[n, i] W[o, i] (+ b[o]); W in PyTorch [out, in] layout. */
@@ -303,6 +305,7 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
   };
 
   const trace: RefLayerTrace[] = [];
+  const hidden: Float64Array[] = [];
   for (let l = 0; l < L; l++) {
     // attention
     const h = rmsNorm(x, N, H, w(paramNames.inputNorm(l)), c.rms_norm_eps);
@@ -374,9 +377,10 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
       for (let i = 0; i < H; i++) x[n * H + i] = x[n * H + i]! + out[i]!;
     }
     trace.push(t);
+    hidden.push(x.slice());
   }
   const lastHidden = rmsNorm(x, N, H, w(paramNames.finalNorm), c.rms_norm_eps);
   const head = c.tie_word_embeddings ? w(paramNames.embed) : w(paramNames.lmHead);
   const logits = linear(lastHidden, N, H, head, V);
-  return { logits, lastHidden, trace };
+  return { logits, lastHidden, trace, hidden };
 }
