@@ -139,8 +139,8 @@ export async function workflowFingerprint(plan: { doc: Workflow; datasetNodeId: 
 }
 
 /** The per-record document: the record in the Dataset node, missing-media branches pruned. */
-export function recordDocument(plan: { doc: Workflow; datasetNodeId: string }, catalogue: NodeCatalogue, record: { image?: unknown; audio?: unknown; video?: unknown }, extraParams: Record<string, unknown>): { doc: Workflow; removed: string[] } {
-  const present = new Set(["text", "record", "dataset", ...(["image", "audio", "video"] as const).filter((m) => record[m] !== undefined)]);
+export function recordDocument(plan: { doc: Workflow; datasetNodeId: string }, catalogue: NodeCatalogue, record: { image?: unknown; audio?: unknown; video?: unknown; answer?: string }, extraParams: Record<string, unknown>): { doc: Workflow; removed: string[] } {
+  const present = new Set(["text", "record", "dataset", ...(["image", "audio", "video"] as const).filter((m) => record[m] !== undefined), ...(record.answer ? ["answer"] : [])]);
   let edges: WorkflowEdge[] = plan.doc.edges.filter((e) => e.source !== plan.datasetNodeId || present.has(e.sourceSocket));
   const nodes = new Map(plan.doc.nodes.map((n) => [n.id, n]));
   const removed: string[] = [];

@@ -12,7 +12,10 @@
  *                 "mask": (0|1)[],            // N·E row-major
  *                 "weights": number[],        // N·E row-major, finite
  *                 "k": int[] }]               // N, each in 0..D (D = routed + null experts)
+ *   "lens"?: { "k": K, "layers": [{ "topIds": int[], "topLogprobs": number[],   // N·K row-major, per layer
+ *                                   "finalRank": int[], "kl": number[] }] }     // N (engine/trace.ts LogitLens)
  * }
+ * A token may carry "nll": its teacher-forced negative log-likelihood (nats) when the run scored it.
  * Float32 values are written as the shortest decimal that reads back to the same float32, so a
  * round trip is exact.
  *
@@ -67,8 +70,9 @@ export interface TraceJSON {
   model: string;
   convention: string;
   experts: { name: string; role: "routed" | "null" | "shared" }[];
-  tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
+  tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode"; nll?: number }[];
   layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[] }[];
+  lens?: { k: number; layers: { topIds: number[]; topLogprobs: number[]; finalRank: number[]; kl: number[] }[] };
 }
 
 /** The trace as a JSON-ready object (typed arrays → plain arrays). */
@@ -81,13 +85,21 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     model: trace.model,
     convention: trace.convention,
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
-    tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
+    tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase, ...(t.nll === undefined ? {} : { nll: t.nll }) })),
     layers: trace.layers.map((l) => ({
       routerLogits: Array.from(l.routerLogits, logit),
       mask: Array.from(l.mask),
       weights: Array.from(l.weights, float32Shortest),
       k: Array.from(l.k),
     })),
+    ...(trace.lens
+      ? {
+          lens: {
+            k: trace.lens.k,
+            layers: trace.lens.layers.map((l) => ({ topIds: Array.from(l.topIds), topLogprobs: Array.from(l.topLogprobs, float32Shortest), finalRank: Array.from(l.finalRank), kl: Array.from(l.kl, float32Shortest) })),
+          },
+        }
+      : {}),
   };
 }
 
@@ -127,6 +139,7 @@ const traceSchema = z.object({
       modality: z.enum(["text", "image", "video", "audio", "speech"]),
       position: z.tuple([z.number(), z.number(), z.number()]),
       phase: z.enum(["prefill", "decode"]),
+      nll: z.number().finite().optional(),
     }),
   ),
   layers: z.array(
@@ -137,6 +150,19 @@ const traceSchema = z.object({
       k: valuesArray("a non-negative integer", isCount),
     }),
   ),
+  lens: z
+    .object({
+      k: z.number().int().min(1),
+      layers: z.array(
+        z.object({
+          topIds: valuesArray("a non-negative integer", isCount),
+          topLogprobs: valuesArray("a finite number", isFiniteNum),
+          finalRank: valuesArray("a non-negative integer", isCount),
+          kl: valuesArray("a finite number", isFiniteNum),
+        }),
+      ),
+    })
+    .optional(),
 });
 
 export interface TraceCheckOptions {
@@ -161,6 +187,14 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
   const E = trace.experts.length;
   const lay = expertLayout(trace.experts);
   const report = (m: string) => out.length < max && out.push(m);
+  if (trace.lens) {
+    const K = trace.lens.k;
+    if (trace.lens.layers.length !== trace.layers.length) report(`lens: ${trace.lens.layers.length} layers, the trace has ${trace.layers.length}`);
+    trace.lens.layers.forEach((l, li) => {
+      for (const [name, got, want] of [["topIds", l.topIds.length, N * K], ["topLogprobs", l.topLogprobs.length, N * K], ["finalRank", l.finalRank.length, N], ["kl", l.kl.length, N]] as const)
+        if (got !== want) report(`lens.layers[${li}].${name}: expected ${want} values, got ${got}`);
+    });
+  }
   trace.layers.forEach((l, li) => {
     if (out.length >= max) return;
     const lens: [string, number, number][] = [
@@ -224,6 +258,19 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,
+    ...(j.lens
+      ? {
+          lens: {
+            k: j.lens.k,
+            layers: j.lens.layers.map((l) => ({
+              topIds: Int32Array.from(l.topIds as number[]),
+              topLogprobs: Float32Array.from(l.topLogprobs as number[]),
+              finalRank: Int32Array.from(l.finalRank as number[]),
+              kl: Float32Array.from(l.kl as number[]),
+            })),
+          },
+        }
+      : {}),
   };
   const problems = traceProblems(trace, { ...options, max: 5 });
   if (problems.length) throw new Error(`invalid routing trace: ${problems.join("; ")}`);
