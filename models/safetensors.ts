@@ -561,3 +561,20 @@ export async function writeSafetensors(file: string, entries: readonly Safetenso
 export function writeSafetensorsFromMap(file: string, tensors: Map<string, Tensor32>, opts: WriteOptions = {}): Promise<{ bytes: number }> {
   return writeSafetensors(file, [...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })), opts);
 }
+
+/** A whole safetensors file in memory (small tensors, e.g. an exported table); same layout as writeSafetensors. */
+export function safetensorsBytes(entries: readonly SafetensorsEntry[], opts: Pick<WriteOptions, "metadata" | "dtype"> = {}): Uint8Array {
+  const resolved = entries.map((e) => ({ ...e, dtype: e.dtype ?? opts.dtype ?? "F32" }));
+  const { header, dataBytes } = buildHeader(resolved, opts.metadata);
+  const out = new Uint8Array(header.byteLength + dataBytes);
+  out.set(header);
+  let at = header.byteLength;
+  for (const e of resolved) {
+    const data = typeof e.data === "function" ? e.data() : e.data;
+    if (data.length !== numel(e.shape)) throw new SafetensorsError(`tensor "${e.name}" has ${data.length} values but shape ${JSON.stringify(e.shape)} needs ${numel(e.shape)}`);
+    const bytes = encodeFromF32(data, e.dtype);
+    out.set(bytes, at);
+    at += bytes.byteLength;
+  }
+  return out;
+}

@@ -284,7 +284,8 @@ export interface CsvOptions {
   eol?: string;
 }
 
-function csvField(s: string, escapeFormulas: boolean): string {
+/** One CSV field: RFC 4180 quoting, and (escapeFormulas) a leading ' on text a spreadsheet would run as a formula. */
+export function csvField(s: string, escapeFormulas = true): string {
   let v = s;
   if (escapeFormulas && /^[=+\-@\t\r]/.test(v)) v = `'${v}`;
   return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
