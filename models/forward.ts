@@ -1,11 +1,16 @@
 import type { Runtime } from "@/engine/runtime/types";
 import { expertColumns } from "./config";
-import { withMoeLlm, type ResolvedModel } from "./moe-llm-model";
+import { logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 
-/** The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. */
+/**
+ * The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes; only added to.
+ * `lens` (with --logit-lens, issue 23): per layer, for every position, the 5 most likely next tokens and their
+ * log-probabilities of the residual stream after that layer through the final norm and LM head (models/logit-lens.ts).
+ */
 export interface ForwardJson {
   logits: number[];
   layers: { router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
+  lens?: { layer: number; top_ids: number[][]; top_logprobs: number[][] }[];
 }
 
 export interface PositionsJson {
@@ -23,7 +28,7 @@ export async function forwardJson(
   model: ResolvedModel,
   runtime: Runtime,
   ids: number[],
-  opts: { positions?: PositionsJson; dense?: boolean; topP?: number },
+  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; logitLens?: boolean },
 ): Promise<ForwardJson> {
   const n = ids.length;
   const V = model.config.vocab_size;
@@ -35,9 +40,10 @@ export async function forwardJson(
     if (!Array.isArray(p[axis]) || p[axis].length !== n || !p[axis].every((v) => Number.isInteger(v))) throw new Error(`positions.${axis} must be ${n} integers`);
   }
   const E = expertColumns(model.config).length;
-  return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false }, runtime, async ({ runner }) => {
+  const graph = { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, ...(opts.logitLens ? { lens: true } : {}) } as const;
+  const result = await withMoeLlm(model, graph, runtime, async ({ runner }) => {
     const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions: opts.topP ? { topP: opts.topP } : undefined });
-    return {
+    const json: ForwardJson = {
       logits: Array.from(out.logits.subarray((n - 1) * V, n * V)),
       layers: out.trace!.map((l) => ({
         router_logits: rows(l.routerLogits, n, E),
@@ -46,5 +52,12 @@ export async function forwardJson(
         weights: rows(l.weights, n, E),
       })),
     };
+    return { json, hidden: out.hidden };
   });
+  if (!opts.logitLens) return result.json;
+  const lens = await logitLens(model, runtime, result.hidden!, n);
+  return {
+    ...result.json,
+    lens: lens.layers.map((l, layer) => ({ layer, top_ids: rows(l.topIds, n, lens.k), top_logprobs: rows(l.topLogprobs, n, lens.k) })),
+  };
 }

@@ -37,6 +37,12 @@ Commands:
                                               <data dir>/batch). Killed, it resumes from the last finished record.
       --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
       --concurrency N                         With --dataset: records run at once (default 1).
+      --ablate experts|layer-experts|subset:L3.E1,L5.E2,*.E3,k=1,no-null
+                                              With --dataset: expert ablation of the MoE-LLM (mode score-answer or
+                                              score-text): the baseline, then each expert banned in turn; writes
+                                              ablation.json/.csv/.safetensors (ΔNLL per task, fingerprints). Resumable.
+      --max-ablations N                       With --ablate: only the first N ablations.
+      --max-records N                         With --ablate: only the first N records.
   validate <workflow.json | saved id>       Check a workflow and list its problems.
   list                                      List saved workflows.
   rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
@@ -49,6 +55,9 @@ Commands:
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
       --top-p X                               Override the model's routing Top-P threshold.
+      --logit-lens                            Also write "lens": per layer { layer, top_ids, top_logprobs } with one
+                                              row of the 5 most likely next tokens per position (the residual stream
+                                              after that layer through the final norm and LM head).
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
@@ -73,6 +82,10 @@ interface Args {
   dataset?: string;
   sweeps: string[];
   concurrency?: number;
+  ablate?: string;
+  maxAblations?: number;
+  maxRecords?: number;
+  logitLens?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -92,6 +105,9 @@ function parseArgs(argv: string[]): Args {
     else if (args.command === "run" && a === "--dataset") args.dataset = value();
     else if (args.command === "run" && a === "--sweep") args.sweeps.push(value());
     else if (args.command === "run" && a === "--concurrency") args.concurrency = Number(value());
+    else if (args.command === "run" && a === "--ablate") args.ablate = value();
+    else if (args.command === "run" && a === "--max-ablations") args.maxAblations = Number(value());
+    else if (args.command === "run" && a === "--max-records") args.maxRecords = Number(value());
     else if (args.command === "rope" && a === "--layout") args.layout = value();
     else if (args.command === "rope" && a === "--mode") args.mode = value();
     else if (args.command === "forward" && a === "--model") args.model = value();
@@ -99,6 +115,7 @@ function parseArgs(argv: string[]): Args {
     else if (args.command === "forward" && a === "--positions") args.positions = value();
     else if (args.command === "forward" && a === "--dense") args.dense = true;
     else if (args.command === "forward" && a === "--top-p") args.topP = Number(value());
+    else if (args.command === "forward" && a === "--logit-lens") args.logitLens = true;
     else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
     else if (args.target === undefined) args.target = a;
     else throw new UsageError(`unexpected argument "${a}"`);
@@ -203,7 +220,8 @@ async function cmdRun(args: Args): Promise<number> {
   const loaded = await loadTarget(args.target, args.version);
   const doc = applySets(loaded.doc, args.sets);
   if (args.to && !doc.nodes.some((n) => n.id === args.to)) throw new UsageError(`--to: there is no node "${args.to}"`);
-  if (args.dataset !== undefined || args.sweeps.length) return runBatchCli(doc, { dataset: args.dataset, sweeps: args.sweeps, out: args.out, concurrency: args.concurrency });
+  if (args.dataset !== undefined || args.sweeps.length || args.ablate !== undefined)
+    return runBatchCli(doc, { dataset: args.dataset, sweeps: args.sweeps, out: args.out, concurrency: args.concurrency, ablate: args.ablate, maxAblations: args.maxAblations, maxRecords: args.maxRecords });
   const manager = new RunManager({ recoverInterrupted: false });
   const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: args.to });
   const tty = process.stdout.isTTY;
@@ -289,9 +307,9 @@ async function cmdForward(args: Args): Promise<number> {
   }
   const pool = new SessionPool();
   try {
-    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP });
+    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP, logitLens: args.logitLens });
     await writeFile(args.out, JSON.stringify(result));
-    console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
+    console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens${result.lens ? ", the logit lens" : ""}`);
     return 0;
   } catch (err) {
     throw new UsageError((err as Error).message);
