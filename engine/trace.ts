@@ -53,6 +53,8 @@ export interface RoutingTrace {
 export interface LogitLens {
   k: number;
   layers: { topIds: Int32Array; topLogprobs: Float32Array; finalRank: Int32Array; kl: Float32Array }[];
+  /** The text of every id in topIds (decoded by the model's tokenizer), for the views. */
+  texts?: Record<number, string>;
 }
 
 export function isRoutingTrace(v: unknown): v is RoutingTrace {

@@ -222,7 +222,11 @@ export const moeLlm = defineNode({
     const withLens = async <T extends { trace: RoutingTrace }>(out: T, hidden: Float32Array[] | undefined): Promise<T> => {
       if (!params.logitLens) return out;
       if (!hidden) throw new Error("internal: the logit-lens graph returned no residual states");
-      return { ...out, trace: { ...out.trace, lens: await logitLens(model, runtime, hidden, out.trace.tokens.length) } };
+      const lens = await logitLens(model, runtime, hidden, out.trace.tokens.length);
+      const tok = loadTokenizer(model.dir);
+      const texts: Record<number, string> = {};
+      for (const l of lens.layers) for (const id of l.topIds) texts[id] ??= tok.decode([id]);
+      return { ...out, trace: { ...out.trace, lens: { ...lens, texts } } };
     };
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];

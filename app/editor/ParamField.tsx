@@ -2,6 +2,7 @@
 import dynamic from "next/dynamic";
 import { memo, useState } from "react";
 import { trpc } from "@/app/lib/trpc";
+import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
 import { useEditor } from "./store";
 
@@ -14,7 +15,7 @@ export interface ParamSchema {
   minimum?: number;
   maximum?: number;
   default?: unknown;
-  widget?: "textarea" | "file" | "slider" | "model" | "interventions";
+  widget?: "textarea" | "file" | "slider" | "model" | "interventions" | "ablation-plan";
   accept?: string;
   step?: number;
   label?: string;
@@ -105,12 +106,19 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
   } else if (schema.enum) {
     control = (
-      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))}>
+      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))} aria-label={schema.widget === "ablation-plan" ? label : undefined}>
         {schema.enum.map((o) => (
           <option key={String(o)} value={String(o)}>{String(o)}</option>
         ))}
       </select>
     );
+    if (schema.widget === "ablation-plan")
+      control = (
+        <>
+          {control}
+          <AblationCost nodeId={nodeId} />
+        </>
+      );
   } else if (type === "boolean") {
     control = <input className="nodrag" type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />;
   } else if (type === "number" || type === "integer") {
@@ -132,7 +140,7 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   }
   // Composite widgets get a plain wrapper: a <label> would name its first button or select.
-  const Wrapper = schema.widget === "interventions" || schema.language ? "div" : "label";
+  const Wrapper = schema.widget === "interventions" || schema.widget === "ablation-plan" || schema.language ? "div" : "label";
   return (
     <Wrapper className="param" title={schema.description}>
       <span>{label}</span>

@@ -13,7 +13,8 @@
  *                 "weights": number[],        // N·E row-major, finite
  *                 "k": int[] }]               // N, each in 0..D (D = routed + null experts)
  *   "lens"?: { "k": K, "layers": [{ "topIds": int[], "topLogprobs": number[],   // N·K row-major, per layer
- *                                   "finalRank": int[], "kl": number[] }] }     // N (engine/trace.ts LogitLens)
+ *                                   "finalRank": int[], "kl": number[] }],       // N (engine/trace.ts LogitLens)
+ *               "texts"?: { "<id>": string } }                                   // the text of each top id
  * }
  * A token may carry "nll": its teacher-forced negative log-likelihood (nats) when the run scored it.
  * Float32 values are written as the shortest decimal that reads back to the same float32, so a
@@ -72,7 +73,7 @@ export interface TraceJSON {
   experts: { name: string; role: "routed" | "null" | "shared" }[];
   tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode"; nll?: number }[];
   layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[] }[];
-  lens?: { k: number; layers: { topIds: number[]; topLogprobs: number[]; finalRank: number[]; kl: number[] }[] };
+  lens?: { k: number; layers: { topIds: number[]; topLogprobs: number[]; finalRank: number[]; kl: number[] }[]; texts?: Record<string, string> };
 }
 
 /** The trace as a JSON-ready object (typed arrays → plain arrays). */
@@ -97,6 +98,7 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
           lens: {
             k: trace.lens.k,
             layers: trace.lens.layers.map((l) => ({ topIds: Array.from(l.topIds), topLogprobs: Array.from(l.topLogprobs, float32Shortest), finalRank: Array.from(l.finalRank), kl: Array.from(l.kl, float32Shortest) })),
+            ...(trace.lens.texts ? { texts: trace.lens.texts } : {}),
           },
         }
       : {}),
@@ -161,6 +163,7 @@ const traceSchema = z.object({
           kl: valuesArray("a finite number", isFiniteNum),
         }),
       ),
+      texts: z.record(z.string().regex(/^\d+$/), z.string()).optional(),
     })
     .optional(),
 });
@@ -268,6 +271,7 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
               finalRank: Int32Array.from(l.finalRank as number[]),
               kl: Float32Array.from(l.kl as number[]),
             })),
+            ...(j.lens.texts ? { texts: Object.fromEntries(Object.entries(j.lens.texts).map(([id, t]) => [Number(id), t])) } : {}),
           },
         }
       : {}),

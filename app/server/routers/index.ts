@@ -1,5 +1,6 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { ablationRouter } from "./ablation";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
@@ -15,6 +16,7 @@ export const appRouter = router({
   provenance: provenanceRouter,
   history: historyRouter,
   share: shareRouter,
+  ablation: ablationRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -95,6 +95,7 @@ describe("JSON export: NLL and logit lens", () => {
           finalRank: Int32Array.from({ length: N }, (_, i) => (i + l) % 3),
           kl: Float32Array.from({ length: N }, (_, i) => 0.01 * i * l),
         })),
+        texts: { 3: "a", 10: "<b>" },
       },
     };
     const back = traceFromJSON(traceToJSONString(scored));
@@ -108,6 +109,7 @@ describe("JSON export: NLL and logit lens", () => {
       expect(Array.from(l.finalRank)).toEqual(Array.from(a.finalRank));
       expect(Array.from(l.kl)).toEqual(Array.from(a.kl));
     });
+    expect(back.lens!.texts).toEqual({ 3: "a", 10: "<b>" });
     expect(traceToJSON(t).lens).toBeUndefined(); // no lens, no key
     const short = { ...scored, lens: { k: K, layers: scored.lens!.layers.map((l) => ({ ...l, kl: l.kl.subarray(1) })) } };
     expect(traceProblems(short)).toContain(`lens.layers[0].kl: expected ${N} values, got ${N - 1}`);
