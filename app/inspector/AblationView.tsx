@@ -153,7 +153,7 @@ export default function AblationView({ report, onClose }: { report: AblationRepo
                 {maps.map((m) => (
                   <div key={m.task}>
                     <div className="muted">{taskName(m.task)} (baseline NLL {t.baseline.nll[m.task]?.mean.toFixed(3)})</div>
-                    {m.g.rows.length > 0 && <CanvasChart drawing={m.drawing} height={gridHeight} name={`ablation-${slug(m.task)}`} testId={`ablation-map-${slug(m.task)}`} />}
+                    {m.g.rows.length > 0 && <CanvasChart drawing={m.drawing} height={gridHeight} name={`ablation-${slug(taskName(m.task))}`} testId={`ablation-map-${slug(taskName(m.task))}`} />}
                     {m.globals.length > 0 && (
                       <table className="balance">
                         <tbody>
