@@ -9,7 +9,7 @@ import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
 import { AGGREGATE_NODE_TYPE, batchCatalogue } from "@/engine/batch/feeder";
 import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
-import { aggregateCSV, aggregateExport, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
+import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
 import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
 import { Executor } from "@/engine/executor";
@@ -79,14 +79,7 @@ function printSummary(s: MetricsSummary, indent = "  ") {
 }
 
 async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc: Workflow, sweep?: { nodeId: string; param: string; value: unknown }) {
-  const meta = {
-    workflowFingerprint: batch.workflowFingerprint,
-    datasetFingerprint: batch.scan.fingerprint,
-    dataset: { source: batch.scan.source, count: batch.scan.count, errorCount: batch.scan.errorCount },
-    records: { ran: batch.ran, cached: batch.cached, failed: batch.failed },
-    workflow: doc,
-    ...(sweep ? { sweep } : {}),
-  };
+  const meta = batchExportMeta(batch, { workflow: doc, sweep });
   await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
   await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
 }
