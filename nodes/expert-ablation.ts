@@ -80,13 +80,16 @@ export async function estimateAblation(o: { source: string; modelRef: string; sp
   const model = { experts: expertColumns(m.config), numLayers: m.config.num_hidden_layers, dynamicCapacity: architectureOf(m.config).routing === "uni_moe_top_p" };
   const all = planAblations(parseAblate(o.spec), model);
   const plan = o.maxAblations ? all.slice(0, o.maxAblations) : all;
-  const scan = await scanDataset(o.source);
-  const records = o.maxRecords ? Math.min(o.maxRecords, scan.count) : scan.count;
+  // One pass: every valid record counted (up to the limit), the first ESTIMATE_RECORDS tokenised.
   const tok = loadTokenizer(m.dir);
+  const limit = o.maxRecords || Infinity;
+  let records = 0;
   let seen = 0;
   let tokens = 0;
   for await (const rec of readRecords(o.source)) {
-    if (seen >= Math.min(records, ESTIMATE_RECORDS)) break;
+    if (records >= limit) break;
+    records++;
+    if (seen >= ESTIMATE_RECORDS) continue;
     const prompt = o.scoreText ? rec.text : tok.applyChatTemplate([{ role: "user", content: rec.text }], { addGenerationPrompt: true });
     tokens += tok.encode(prompt).length + (rec.answer ? tok.encode(rec.answer, { allowSpecial: false }).length : 0);
     seen++;
