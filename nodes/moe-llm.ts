@@ -147,7 +147,7 @@ export const moeLlm = defineNode({
   typeVersion: 1,
   title: "MoE-LLM",
   category: "Models",
-  description: "Uni-MoE-2.0 decoder: generates text and records every routing decision.",
+  description: "Uni-MoE-2.0 decoder: generates text (or scores a reference answer, teacher-forced) and records every routing decision; optional logit lens.",
   inputs: {
     prompt: { type: "TEXT", optional: true, label: "prompt" },
     sequence: { type: "SEQUENCE", optional: true, label: "sequence" },
