@@ -7,6 +7,7 @@
  * Models go to <models dir>/uni-moe-tiny/<name> (STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models).
  * A model that is already there and matches its manifest is left alone.
  */
+import "@/app/server/load-env";
 import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "./uni-moe-tiny";
 
 function mb(bytes: number): string {

@@ -21,6 +21,7 @@ import { safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
 import type { Tensor32 } from "./weights";
+import { config } from "@/engine/config";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change (init, PRNG, table order, config). */
@@ -196,7 +197,8 @@ export interface ReferenceManifest {
 
 /** STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models. */
 export function modelsDir(): string {
-  return path.resolve(process.env.STUDIO_MODELS_DIR ?? path.join(process.env.STUDIO_DATA_DIR ?? "data", "models"));
+  const c = config();
+  return path.resolve(/*turbopackIgnore: true*/ c.STUDIO_MODELS_DIR ?? path.join(c.STUDIO_DATA_DIR ?? "data", "models"));
 }
 
 export function referenceModelDir(name: ReferenceModelName, root = modelsDir()): string {

@@ -1,4 +1,5 @@
-// Dependency-free, so the request proxy (proxy.ts) can use it without pulling in the database.
+// Free of the database, so the request proxy (proxy.ts) can use it.
+import { config } from "@/engine/config";
 
 /** The cookie that carries a login session's token. */
 export const SESSION_COOKIE = "studio_session";
@@ -14,10 +15,8 @@ export function isLoopbackHost(hostname: string): boolean {
  * (HOST, as `npm start` passes it to `next start -H`). STUDIO_AUTH=off forces single-user mode.
  */
 export function authEnabled(): boolean {
-  const setting = process.env.STUDIO_AUTH?.trim().toLowerCase();
-  if (setting === "on" || setting === "1" || setting === "true") return true;
-  if (setting === "off" || setting === "0" || setting === "false") return false;
-  const host = process.env.HOST?.trim();
+  const { STUDIO_AUTH: setting, HOST: host } = config();
+  if (setting) return setting === "on";
   return !!host && !isLoopbackHost(host);
 }
 

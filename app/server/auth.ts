@@ -3,6 +3,7 @@ import { hash, verify } from "@node-rs/argon2";
 import { db } from "./db";
 import { authEnabled, SESSION_COOKIE } from "./auth-mode";
 import { newId } from "./ids";
+import { config } from "@/engine/config";
 
 export { authEnabled, isLoopbackHost, SESSION_COOKIE, singleUserHostRefused } from "./auth-mode";
 
@@ -13,13 +14,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Self sign-up: the first account may always be created; more only with STUDIO_SIGNUP=open. */
 export async function signupAllowed(): Promise<boolean> {
-  if (process.env.STUDIO_SIGNUP?.trim().toLowerCase() === "open") return true;
+  if (config().STUDIO_SIGNUP === "open") return true;
   return (await db().user.count()) === 0;
 }
 
 export function sessionDays(): number {
-  const days = Number(process.env.STUDIO_SESSION_DAYS ?? 30);
-  return Number.isFinite(days) && days > 0 ? days : 30;
+  return config().STUDIO_SESSION_DAYS;
 }
 
 // --- accounts -------------------------------------------------------------------------------------

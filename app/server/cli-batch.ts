@@ -16,7 +16,7 @@ import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { fileStorage } from "./storage";
-import { dataDir } from "@/prisma/url";
+import { modelsDir } from "@/models/uni-moe-tiny";
 
 export interface BatchCliOptions {
   dataset?: string;
@@ -119,7 +119,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   console.log(`rss ${rssMb()} MB at start`);
 
   const storage = fileStorage();
-  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const runtime = new SessionPool({ modelsDir: modelsDir() });
   const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
   const controller = new AbortController();
   const stop = (sig: string) => () => {

@@ -3,6 +3,7 @@
  *   import <checkpoint dir> [--name N] [--dtype fp32|fp16|bf16]
  *   inspect-checkpoint <checkpoint dir> [--json]
  */
+import "./load-env";
 import { importCheckpoint, inspectCheckpoint, type ImportProgress } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
 import { estimateMemory } from "@/models/import/memory";

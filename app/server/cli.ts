@@ -2,6 +2,7 @@
  * Headless CLI: the same engine, run queue and run history as the web app.
  *   npm run cli -- --help
  */
+import "./load-env";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";

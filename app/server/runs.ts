@@ -1,4 +1,3 @@
-import path from "node:path";
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
@@ -10,10 +9,11 @@ import { ortTensorCodec, SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { describeValue } from "@/nodes/preview";
-import { dataDir } from "@/prisma/url";
 import { db } from "./db";
 import { newId } from "./ids";
 import { fileStorage, prefetchFiles } from "./storage";
+import { config } from "@/engine/config";
+import { modelsDir } from "@/models/uni-moe-tiny";
 
 export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
 
@@ -32,7 +32,7 @@ const KEEP_FINISHED = 50;
 
 /** STUDIO_QUEUE: unset or "memory" = the embedded in-process queue; redis://… or postgresql://… = BullMQ. */
 export function queueUrl(): string | undefined {
-  const url = process.env.STUDIO_QUEUE?.trim();
+  const url = config().STUDIO_QUEUE;
   return url && url !== "memory" ? url : undefined;
 }
 
@@ -70,17 +70,17 @@ export function previewOutputs(outputs: Outputs): Record<string, unknown> {
 export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { executor: Executor; cache: OutputCache; runtime: SessionPool } {
   const storage = fileStorage();
   const cache = new OutputCache({
-    maxBytes: Number(process.env.STUDIO_CACHE_MB ?? 512) * MB,
+    maxBytes: config().STUDIO_CACHE_MB * MB,
     storage,
     codecs: [ortTensorCodec, typedArrayCodec],
   });
-  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const runtime = new SessionPool({ modelsDir: modelsDir() });
   const executor = new Executor({
     catalogue: options.catalogue ?? catalogue,
     storage,
     cache,
     runtime,
-    concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
+    concurrency: config().STUDIO_NODE_CONCURRENCY,
     log: (runId, nodeId, message) => console.log(`[run ${runId}] ${nodeId}: ${message}`),
   });
   return { executor, cache, runtime };
@@ -245,7 +245,7 @@ export class RunManager {
       this.ready = Promise.all([queue.ready(), bus.ready()]).then(() => (options.recoverInterrupted ? this.reconcile(queue) : undefined));
     } else {
       this.mode = "embedded";
-      this.runQueue = new MemoryRunQueue((run) => this.executeHere(run.runId), Math.max(1, Number(process.env.STUDIO_MAX_RUNS ?? 1)));
+      this.runQueue = new MemoryRunQueue((run) => this.executeHere(run.runId), config().STUDIO_MAX_RUNS);
       this.ready = options.recoverInterrupted ? this.markInterrupted() : Promise.resolve();
     }
   }

@@ -4,20 +4,15 @@
  * (STUDIO_EP: auto tries CUDA, then CPU). STUDIO_WORKER_CONCURRENCY runs at once (default 1);
  * STUDIO_WORKER_LOCK_MS is how long a silent worker keeps its runs before another takes them over.
  */
+import "./load-env";
 import type { RunEvent } from "@/engine/events";
 import { BullRunWorker, RelayEventBus } from "@/engine/queue/bullmq";
 import { describeRunMemory } from "@/engine/runtime/memory-format";
 import type { Workflow } from "@/engine/workflow/schema";
 import { db } from "./db";
 import { createExecutor, executeRun, queueUrl } from "./runs";
+import { config } from "@/engine/config";
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
-  return n;
-}
 
 export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () => Promise<void> }> {
   const url = queueUrl();
@@ -32,10 +27,10 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
 
   const worker = new BullRunWorker({
     url,
-    concurrency: positiveInt("STUDIO_WORKER_CONCURRENCY", 1),
-    lockMs: positiveInt("STUDIO_WORKER_LOCK_MS", 30_000),
-    stalledCheckMs: process.env.STUDIO_WORKER_STALLED_CHECK_MS ? positiveInt("STUDIO_WORKER_STALLED_CHECK_MS", 1) : undefined,
-    warmHandoffMs: process.env.STUDIO_WORKER_HANDOFF_MS !== undefined ? Number(process.env.STUDIO_WORKER_HANDOFF_MS) : undefined,
+    concurrency: config().STUDIO_WORKER_CONCURRENCY,
+    lockMs: config().STUDIO_WORKER_LOCK_MS,
+    stalledCheckMs: config().STUDIO_WORKER_STALLED_CHECK_MS,
+    warmHandoffMs: config().STUDIO_WORKER_HANDOFF_MS,
     executionProvider,
     async execute(run, signal, owned) {
       const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });

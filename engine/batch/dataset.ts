@@ -18,6 +18,7 @@ import { createReadStream, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { config } from "../config";
 import { hashValue } from "../hash";
 import { PathEscapeError, resolveInside } from "../paths";
 import type { Storage } from "../node";
@@ -395,7 +396,7 @@ export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promi
 
 /** <STUDIO_DATA_DIR or ./data>: where user datasets (`datasets/`) and batch results (`batch/`) live. */
 export function studioDataDir(): string {
-  return path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATA_DIR ?? "data");
+  return path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
 }
 
 /** Where the batch RecordStore keeps per-record results. */
@@ -408,8 +409,8 @@ export const EXAMPLES_PREFIX = "examples/";
 /** Roots a workflow's Dataset node may read: the shipped samples and <data dir>/datasets (STUDIO_DATASETS_DIR). */
 export function datasetRoots(): { examples: string; user: string } {
   return {
-    examples: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
-    user: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
+    examples: path.resolve(/*turbopackIgnore: true*/ config().STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
+    user: path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
   };
 }
 

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import { config } from "../config";
 
 export class MediaDecodeError extends Error {
   constructor(message: string) {
@@ -20,8 +21,8 @@ let cachedPath: string | undefined;
 
 /** The ffmpeg executable: env STUDIO_FFMPEG, else the binary from @ffmpeg-installer/ffmpeg. */
 export function ffmpegPath(): string {
-  const override = process.env.STUDIO_FFMPEG;
-  if (override) return override;
+  const override = config().STUDIO_FFMPEG;
+  if (override !== "auto" && override !== "bundled") return override;
   if (cachedPath) return cachedPath;
   try {
     // Resolved from the project root at run time (as engine/runtime/pool.ts does), not through the bundler.

@@ -115,7 +115,7 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
 /** The (cached) session of an imported model's graph file. */
 export function importedSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
   // one session per graph file and STUDIO_COMPUTE_DTYPE setting (keys start with the file: see loadedSessions)
-  const key = `${file}|${process.env.STUDIO_COMPUTE_DTYPE ?? ""}`;
+  const key = `${file}|${parseComputeDtype() ?? ""}`;
   let s = sessions.get(key);
   if (!s) {
     s = createSession(ref, file, config);

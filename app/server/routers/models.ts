@@ -15,13 +15,14 @@ import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
 import { dataDir } from "@/prisma/url";
 import { protectedProcedure, router } from "../trpc";
+import { config } from "@/engine/config";
 
 /**
  * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
  * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
  */
 export function importRoots(): string[] {
-  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  const roots = [config().STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(config().STUDIO_IMPORT_ROOTS ?? [])];
   return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
 }
 
