@@ -3,6 +3,7 @@ import { hash, verify } from "@node-rs/argon2";
 import { db } from "./db";
 import { authEnabled, SESSION_COOKIE } from "./auth-mode";
 import { newId } from "./ids";
+import { bearerToken, tokenOwner } from "./tokens";
 import { config } from "@/engine/config";
 
 export { authEnabled, isLoopbackHost, SESSION_COOKIE, singleUserHostRefused } from "./auth-mode";
@@ -142,8 +143,19 @@ export function clearedSessionCookie(req: Request): string {
   return [`${SESSION_COOKIE}=`, "Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=0", ...(isHttps(req) ? ["Secure"] : [])].join("; ");
 }
 
-/** Who is asking: LOCAL_USER in single-user mode, the session's user id when logged in, null otherwise. */
+/**
+ * Who is asking: with an `Authorization: Bearer` API token, its owner (null when the token is not valid);
+ * otherwise LOCAL_USER in single-user mode, the session's user id when logged in, null when not.
+ */
 export async function requestUserId(req: Request): Promise<string | null> {
+  const bearer = bearerToken(req);
+  if (bearer !== undefined) {
+    const owner = await tokenOwner(bearer);
+    if (!owner) return null;
+    if (!authEnabled()) return LOCAL_USER;
+    // With accounts on, a token acts only for an account that still exists (not for the single-user owner).
+    return owner !== LOCAL_USER && (await db().user.findUnique({ where: { id: owner }, select: { id: true } })) ? owner : null;
+  }
   if (!authEnabled()) return LOCAL_USER;
   const user = await sessionUser(readCookie(req.headers.get("cookie"), SESSION_COOKIE));
   return user?.id ?? null;

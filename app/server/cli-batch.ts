@@ -15,6 +15,7 @@ import { Executor } from "@/engine/executor";
 import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { progressBar } from "@/engine/progress-bar";
 import { fileStorage } from "./storage";
 import { modelsDir } from "@/models/uni-moe-tiny";
 
@@ -38,31 +39,17 @@ function collectTarget(doc: Workflow): CollectTarget {
   return outs[0]!;
 }
 
-function bar(fraction: number, width = 24): string {
-  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
-  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
-}
-
 const rssMb = () => Math.round(process.memoryUsage().rss / (1024 * 1024));
 
-function progressPrinter(prefix = "") {
-  const tty = process.stdout.isTTY;
-  let lastLine = -1;
-  return (p: BatchProgress) => {
+/** Logs (not a terminal) get about twenty lines per batch. */
+function progressPrinter(prefix?: string): ((p: BatchProgress) => void) & { done(): void } {
+  const progress = progressBar({ prefix, steps: 20 });
+  const onProgress = (p: BatchProgress) => {
     const eta = p.etaMs === null ? "" : ` ETA ${Math.round(p.etaMs / 1000)} s`;
-    const line = `${prefix}${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`;
-    if (tty) process.stdout.write(`\r${line}`.padEnd(110));
-    else {
-      // Logs: about twenty lines per batch, plus the last.
-      const step = Math.max(1, Math.floor(p.total / 20));
-      const bucket = Math.floor(p.done / step);
-      if (bucket !== lastLine || p.done === p.total) {
-        lastLine = bucket;
-        console.log(line);
-      }
-    }
-    if (p.lastError) console.error(`${tty ? "\n" : ""}  record failed: ${p.lastError}`);
+    progress.update(p.done / Math.max(1, p.total), `${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`);
+    if (p.lastError) progress.line(`  record failed: ${p.lastError}`, process.stderr);
   };
+  return Object.assign(onProgress, { done: () => progress.done() });
 }
 
 function printSummary(s: MetricsSummary, indent = "  ") {
@@ -133,8 +120,9 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, signal: controller.signal, vocabulary: true, runId: "cli" };
   try {
     if (!sweep) {
-      const batch = await runBatch({ ...base, doc, onProgress: progressPrinter() });
-      if (process.stdout.isTTY) process.stdout.write("\n");
+      const printer = progressPrinter();
+      const batch = await runBatch({ ...base, doc, onProgress: printer });
+      printer.done();
       console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, ledger ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
       for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
       if (batch.status === "cancelled") {
@@ -157,14 +145,15 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `sweep-${scan.fingerprint.slice(0, 12)}`));
     await mkdir(outDir, { recursive: true });
     let result: Awaited<ReturnType<typeof runSweep>>;
+    const printers: ReturnType<typeof progressPrinter>[] = [];
     try {
       result = await runSweep({
         ...base,
         doc,
         sweep,
-        onProgress: (i, p) => progressPrinter(`${sweep!.param}=${JSON.stringify(sweep!.values[i])} `)(p),
+        onProgress: (i, p) => (printers[i] ??= progressPrinter(`${sweep!.param}=${JSON.stringify(sweep!.values[i])}`))(p),
         onPoint: async (point, batch) => {
-          if (process.stdout.isTTY) process.stdout.write("\n");
+          for (const pr of printers) pr?.done();
           console.log(`${sweep!.nodeId}.${sweep!.param} = ${JSON.stringify(point.value)}: ${point.status}, ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed}`);
           if (point.summary) printSummary(point.summary.all, "    ");
           if (batch.aggregate) await writeBatch(outDir, `aggregate-${sweepIndex(sweep!, point.value)}`, batch, doc, { nodeId: sweep!.nodeId, param: sweep!.param, value: point.value });

@@ -16,7 +16,7 @@ import { parseEpPreference } from "@/engine/runtime/providers";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { hashModelFiles } from "../model-dir";
+import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder } from "./external-graph";
@@ -43,7 +43,7 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   if (existsSync(file)) return file;
   const src = manifest.sourceDir;
   if (!existsSync(src)) throw new Error(`this graph variant is built from the checkpoint the model was imported from, and ${src} is gone; import it again`);
-  if (hashModelFiles(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
+  if (sourceHash(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
   const tmp = path.join(dir, "variants", `.${key}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   mkdirSync(tmp, { recursive: true });
   const weights = new SafetensorsWeights(src);

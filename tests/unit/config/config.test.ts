@@ -14,7 +14,7 @@ function runEntry(file: string, args: string[], env: Record<string, string>, cwd
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in CONFIG)));
   return spawnSync(process.execPath, ["--import", TSX, path.join(ROOT, file), ...args], {
     cwd,
-    env: { ...clean, TSX_TSCONFIG_PATH: path.join(ROOT, "tsconfig.json"), ...env },
+    env: { ...clean, TSX_TSCONFIG_PATH: path.join(ROOT, "tsconfig.json"), ...env } as unknown as NodeJS.ProcessEnv,
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -110,7 +110,7 @@ describe("entry points check the configuration at start-up", () => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in CONFIG)));
     const web = spawnSync(process.execPath, ["--import", TSX, "-e", 'import("./instrumentation.ts").then((m) => (m.register ?? m.default.register)())'], {
       cwd: ROOT,
-      env: { ...clean, NEXT_RUNTIME: "nodejs", STUDIO_MAX_RUNS: "0" },
+      env: { ...clean, NEXT_RUNTIME: "nodejs", STUDIO_MAX_RUNS: "0" } as unknown as NodeJS.ProcessEnv,
       encoding: "utf8",
       timeout: 60_000,
     });
