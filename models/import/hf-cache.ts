@@ -72,7 +72,7 @@ function snapshotFiles(dir: string): string[] {
   return out.sort();
 }
 
-/** Every model snapshot in the cache that holds a config.json (checkpoint-looking or not), newest ref first. */
+/** Every model snapshot in the cache that holds a config.json, by repo id; `main` first, then other refs, then the rest. */
 export function listHfCache(root = hfCacheDir()): CachedCheckpoint[] {
   if (config().STUDIO_HF_CACHE === "off" || !existsSync(root)) return [];
   const out: CachedCheckpoint[] = [];
@@ -108,7 +108,8 @@ export function listHfCache(root = hfCacheDir()): CachedCheckpoint[] {
       out.push({ repoId: `${m[1]}/${m[2]}`, revision, refs: refs.get(revision) ?? [], dir, modelType, missing, bytes });
     }
   }
-  return out.sort((a, b) => a.repoId.localeCompare(b.repoId) || Number(b.refs.length > 0) - Number(a.refs.length > 0) || a.revision.localeCompare(b.revision));
+  const rank = (c: CachedCheckpoint) => (c.refs.includes("main") ? 0 : c.refs.length ? 1 : 2);
+  return out.sort((a, b) => a.repoId.localeCompare(b.repoId) || rank(a) - rank(b) || a.revision.localeCompare(b.revision));
 }
 
 /**
