@@ -16,6 +16,7 @@ import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { progressBar } from "@/engine/progress-bar";
+import { toCSV } from "@/engine/csv";
 import { fileStorage } from "./storage";
 import { modelsDir } from "@/models/uni-moe-tiny";
 
@@ -163,9 +164,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       throw new BatchUsageError((err as Error).message);
     }
     await writeFile(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
-    const header = ["value", "status", ...SUMMARY_METRICS].join(",");
-    const rows = result.points.map((p) => [JSON.stringify(p.value).replace(/,/g, ";"), p.status, ...SUMMARY_METRICS.map((k) => (p.summary ? String(p.summary.all[k]) : ""))].join(","));
-    await writeFile(path.join(outDir, "sweep.csv"), `# dataset_fingerprint=${result.datasetFingerprint}\n${header}\n${rows.join("\n")}\n`);
+    const rows = result.points.map((p) => [typeof p.value === "number" || typeof p.value === "string" ? p.value : JSON.stringify(p.value), p.status, ...SUMMARY_METRICS.map((k) => p.summary?.all[k])]);
+    await writeFile(path.join(outDir, "sweep.csv"), toCSV([["value", "status", ...SUMMARY_METRICS], ...rows], { comments: [`dataset_fingerprint=${result.datasetFingerprint}`] }));
     console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv and one aggregate-<i>.json/.csv per value`);
     if (result.status === "cancelled") return 130;
     return result.status === "finished" ? 0 : 1;
