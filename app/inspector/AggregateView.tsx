@@ -4,6 +4,7 @@ import { useEffect, useMemo, useState } from "react";
 import { createPortal } from "react-dom";
 import type { AggregateExport } from "@/engine/batch/summary";
 import { RoutingAggregate, type AggregateQuery } from "@/engine/routing/aggregate";
+import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import type { RoutingMetrics } from "@/engine/routing/metrics";
 import { groupsBy, type GroupField } from "@/engine/routing/specialisation";
 import type { Modality, Phase } from "@/engine/trace";
@@ -149,6 +150,18 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
           )}
           <button onClick={() => download("routing-aggregate.json", fileUrl(report.file))}>JSON</button>
           <button onClick={() => download("routing-aggregate.csv", fileUrl(report.csvFile))}>CSV</button>
+          <button
+            disabled={!agg || !doc}
+            title="selection and k counts per task and layer, for safetensors.numpy.load_file"
+            onClick={() => {
+              if (!agg || !doc) return;
+              const url = URL.createObjectURL(new Blob([aggregateToSafetensors(agg, doc) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
+              download("routing-aggregate.safetensors", url);
+              setTimeout(() => URL.revokeObjectURL(url), 10_000);
+            }}
+          >
+            safetensors
+          </button>
           <button onClick={onClose} aria-label="Close aggregate">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}

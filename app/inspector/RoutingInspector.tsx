@@ -2,6 +2,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
+import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
@@ -525,6 +526,9 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
           )}
           <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
+          <button onClick={() => trace && download("routing-trace.safetensors", new Blob([traceToSafetensors(trace) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }))} disabled={!trace} title="router_logits, mask, weights, k per layer, for safetensors.numpy.load_file">
+            safetensors
+          </button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}

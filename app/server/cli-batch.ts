@@ -17,6 +17,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { progressBar } from "@/engine/progress-bar";
 import { toCSV } from "@/engine/csv";
+import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import { fileStorage } from "./storage";
 import { modelsDir } from "@/models/uni-moe-tiny";
 
@@ -68,6 +69,7 @@ async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc:
   };
   await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
   await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
+  await writeFile(path.join(outDir, `${stem}.safetensors`), aggregateToSafetensors(batch.aggregate!, meta));
 }
 
 export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise<number> {
@@ -140,7 +142,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       const c = batch.aggregate.counts();
       console.log(`aggregate of ${c.tokens} tokens over ${Object.keys(c.traces).length} group(s):`);
       printSummary(summarizeAggregate(batch.aggregate).all);
-      console.log(`wrote ${path.join(outDir, "aggregate.json")} and aggregate.csv (workflow ${batch.workflowFingerprint.slice(0, 12)}, dataset ${scan.fingerprint.slice(0, 12)})`);
+      console.log(`wrote ${path.join(outDir, "aggregate.json")}, aggregate.csv and aggregate.safetensors (workflow ${batch.workflowFingerprint.slice(0, 12)}, dataset ${scan.fingerprint.slice(0, 12)})`);
       return 0;
     }
     const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `sweep-${scan.fingerprint.slice(0, 12)}`));
