@@ -23,6 +23,8 @@ import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
 import { userCli } from "./cli-user";
 import { db } from "./db";
+import { convertExport, exportSource } from "./exports";
+import { applyOverrides, OverrideError, parseSet } from "./overrides";
 import { RunManager } from "./runs";
 import { fileStorage } from "./storage";
 import { getWorkflow, listWorkflows } from "./workflows";
@@ -50,28 +52,6 @@ async function loadTarget(target: string, version?: number): Promise<{ doc: Work
   }
 }
 
-/** `--set node.param=value`: the value is JSON when it parses (numbers, booleans, arrays), otherwise text. */
-function applySets(doc: Workflow, sets: string[]): Workflow {
-  const out = structuredClone(doc);
-  for (const s of sets) {
-    const m = /^([^.=]+)\.([^=]+)=(.*)$/s.exec(s);
-    if (!m) throw new UsageError(`--set "${s}" is not nodeId.param=value`);
-    const [, nodeId, param, raw] = m as unknown as [string, string, string, string];
-    const node = out.nodes.find((n) => n.id === nodeId);
-    if (!node) throw new UsageError(`--set: there is no node "${nodeId}" (nodes: ${out.nodes.map((n) => n.id).join(", ")})`);
-    const def = catalogue.get(node.type);
-    if (def && !(param in def.params.shape)) throw new UsageError(`--set: node "${nodeId}" (${node.type}) has no param "${param}" (params: ${Object.keys(def.params.shape).join(", ")})`);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // plain text
-    }
-    node.params = { ...node.params, [param]: value };
-  }
-  return out;
-}
-
 function printProblems(problems: Problem[]) {
   for (const p of problems) console.error(`  ${p.severity}: ${p.message}`);
 }
@@ -91,6 +71,14 @@ async function writeOutputs(dir: string, runId: string) {
         await copyFile(fileStorage().pathOf(value.file), path.join(dir, name));
         files.push(name);
       }
+    }
+    // Routing traces and aggregates also as safetensors, for Python (README "Traces into Python").
+    for (const kind of ["trace", "aggregate"] as const) {
+      const source = exportSource(outputs, kind);
+      if (!source) continue;
+      const name = `${n.nodeId}.${kind}.safetensors`;
+      await writeFile(path.join(dir, name), (await convertExport(kind, source, "safetensors", JSON.parse(run.document) as Workflow)).body);
+      files.push(name);
     }
   }
   await writeFile(
@@ -141,7 +129,13 @@ const runCommand: CliCommand = {
     const version = numberOption(values.version, "--version", { integer: true, min: 1 });
     const concurrency = numberOption(values.concurrency, "--concurrency", { integer: true, min: 1, max: 16 });
     const loaded = await loadTarget(onePositional(positionals, "workflow? give a .json file or a saved workflow id"), version);
-    const doc = applySets(loaded.doc, values.set ?? []);
+    let doc: Workflow;
+    try {
+      doc = applyOverrides(loaded.doc, (values.set ?? []).map(parseSet));
+    } catch (err) {
+      if (err instanceof OverrideError) throw new UsageError(`--set: ${err.message}`);
+      throw err;
+    }
     if (values.to && !doc.nodes.some((n) => n.id === values.to)) throw new UsageError(`--to: there is no node "${values.to}"`);
     if (values.dataset !== undefined || values.sweep?.length) return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency });
     return runOnce(doc, loaded, values.to, values.out);
