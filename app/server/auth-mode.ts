@@ -37,7 +37,7 @@ export function singleUserHostRefused(hostHeader: string | null): string | null 
   return `this single-user MoE Studio answers only on 127.0.0.1/localhost (the request was for "${hostname}"); to serve other addresses, start it with HOST=<address> or STUDIO_AUTH=on so that it requires login`;
 }
 
-/** Paths anyone may open with accounts on: the login page and read-only share pages. */
+/** Paths anyone may open with accounts on: the login page, read-only share pages and /metrics (STUDIO_METRICS_TOKEN guards it). */
 export function isPublicPath(pathname: string): boolean {
-  return pathname === "/login" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
+  return pathname === "/login" || pathname === "/metrics" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
 }

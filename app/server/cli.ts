@@ -16,6 +16,7 @@ import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
+import { logToStderr } from "@/engine/log";
 import { bar, progressBar } from "@/engine/progress-bar";
 import { numberOption, onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
@@ -336,6 +337,7 @@ ${COMMANDS.map((c) => c.help).join("\n")}
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.`;
 
 export async function main(argv: string[]): Promise<number> {
+  logToStderr();
   const [name = "--help", ...rest] = argv;
   try {
     if (name === "--help" || name === "-h" || name === "help") {

@@ -12,6 +12,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { db } from "./db";
 import { createExecutor, executeRun, queueUrl } from "./runs";
 import { config } from "@/engine/config";
+import { log } from "@/engine/log";
 
 
 export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () => Promise<void> }> {
@@ -22,7 +23,7 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
   const bus = new RelayEventBus({ url });
   await bus.ready();
   const publish = (event: RunEvent) => {
-    bus.publish(event).catch((err: unknown) => console.error(`run ${event.runId}: could not publish ${event.type}:`, (err as Error).message));
+    bus.publish(event).catch((err: unknown) => log().error({ runId: event.runId, event: event.type, error: (err as Error).message }, "could not publish an event"));
   };
 
   const worker = new BullRunWorker({
@@ -36,23 +37,23 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
       const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
       if (!row) throw new Error(`run ${run.runId} is not in the database`);
       if (row.status !== "queued" && row.status !== "running") return; // cancelled (or ended) before it reached us
-      console.log(`run ${run.runId}: started (attempt ${run.attempt})`);
+      log().info({ runId: run.runId, attempt: run.attempt }, "run taken");
       if (run.attempt > 1) {
         // The previous worker died mid-run: start over from a clean slate (cached outputs are still reused).
-        console.log(`run ${run.runId}: retrying (attempt ${run.attempt}) after its worker was lost`);
+        log().warn({ runId: run.runId, attempt: run.attempt }, "retrying after its worker was lost");
         await db().nodeRun.deleteMany({ where: { runId: run.runId } });
       }
       const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish, owned);
       // The run's memory was measured in this process (executeRun writes it to the Run row and the terminal event).
       const memory = "memory" in terminal && terminal.memory ? `, ${describeRunMemory(terminal.memory)}` : "";
-      console.log(`run ${run.runId}: ${owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)"}`);
+      log().info({ runId: run.runId }, owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)");
     },
   });
   bus.onCancelRequest((runId) => {
-    if (worker.cancel(runId)) console.log(`run ${runId}: cancel requested`);
+    if (worker.cancel(runId)) log().info({ runId }, "cancel requested");
   });
   await worker.ready();
-  console.log(`worker ${worker.id}: taking runs from ${new URL(url).protocol}//${new URL(url).host} on ${executionProvider}, concurrency ${worker.info().concurrency}`);
+  log().info({ worker: worker.id, queue: `${new URL(url).protocol}//${new URL(url).host}`, executionProvider, concurrency: worker.info().concurrency }, "worker taking runs");
 
   const stop = async () => {
     await worker.close();
@@ -70,14 +71,14 @@ if (process.argv[1] && /worker\.ts$/.test(process.argv[1])) {
       const onSignal = (signal: string) => {
         if (stopping) process.exit(1);
         stopping = true;
-        console.log(`${signal}: finishing running runs, then stopping`);
+        log().info({ signal }, "finishing running runs, then stopping");
         stop().then(() => process.exit(0), () => process.exit(1));
       };
       process.on("SIGINT", () => onSignal("SIGINT"));
       process.on("SIGTERM", () => onSignal("SIGTERM"));
     },
     (err: unknown) => {
-      console.error(`worker: ${(err as Error).message}`);
+      log().fatal({ error: (err as Error).message }, "worker could not start");
       process.exit(1);
     },
   );
