@@ -242,7 +242,7 @@ const inFlight = new Map<string, Promise<EnsureResult>>();
  * temporary sibling directory and renames it into place, so an interrupted build never leaves half a model.
  */
 export function ensureReferenceModel(name: ReferenceModelName, dir?: string, opts: EnsureOptions = {}): Promise<EnsureResult> {
-  const target = path.resolve(dir ?? referenceModelDir(name));
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? referenceModelDir(name));
   const running = inFlight.get(target);
   if (running) return running;
   const p = ensureUncached(name, target, opts).finally(() => inFlight.delete(target));

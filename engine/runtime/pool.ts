@@ -64,7 +64,7 @@ export class SessionPool implements Runtime {
     this.intraOpNumThreads = options.intraOpNumThreads ?? defaultIntraOpThreads();
     this.budgetBytes = options.memoryBudgetBytes ?? 2 * 1024 ** 3;
     this.estimate = options.estimateSessionBytes ?? ((n) => Math.ceil(n * 1.5));
-    this.modelsDir = options.modelsDir ? path.resolve(options.modelsDir) : undefined;
+    this.modelsDir = options.modelsDir ? path.resolve(/*turbopackIgnore: true*/ options.modelsDir) : undefined;
   }
 
   async resolveExecutionProvider(): Promise<ExecutionProvider> {

@@ -153,8 +153,8 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const map = mapCheckpoint(srcDir, weights, opts.family);
     assertComplete(map, srcDirIn);
     const root = opts.root ?? modelsDir();
-    const familyDir = path.join(root, map.family.name);
-    const dest = path.join(familyDir, name);
+    const familyDir = path.join(/*turbopackIgnore: true*/ root, map.family.name);
+    const dest = path.join(/*turbopackIgnore: true*/ familyDir, name);
     const ref = `${map.family.name}/${name}`;
     const files = checkpointFiles(srcDir);
     const shapes = moeLlmParamShapes(map.config);
@@ -173,7 +173,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
       const partial = partialDir(familyDir, name, { sourceHash, dtype, family: map.family.name, version: IMPORT_VERSION });
       removeStaleBuilds(familyDir, name);
       removeOtherPartials(familyDir, name, partial);
-      const existing = existsSync(dest) ? readManifest(dest) : undefined;
+      const existing = existsSync(/*turbopackIgnore: true*/ dest) ? readManifest(dest) : undefined;
       if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
         opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
         return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };

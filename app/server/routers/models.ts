@@ -134,7 +134,8 @@ export const modelsRouter = router({
         rows.push({
           ...base,
           built: true,
-          family: manifest?.family ?? String(m.config.model_type),
+          // The folder the model lives in names its family, the same spelling the model ref and the node lists use.
+          family: ref.split("/")[0]!,
           label: seeded ? "seeded, untrained" : manifest ? "imported" : "local",
           parameters: counts.total,
           activeParameters: counts.active,
