@@ -97,7 +97,7 @@ function runTool(tool: MediaTool, args: readonly string[], opts: RunOptions): Pr
       return;
     }
     const bin = toolPath(tool);
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
+    const child = spawn(/*turbopackIgnore: true*/ bin, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
     const out: Buffer[] = [];
     let outBytes = 0;
     let stderr = "";

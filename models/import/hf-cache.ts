@@ -74,9 +74,9 @@ function snapshotFiles(dir: string): string[] {
 
 /** Every model snapshot in the cache that holds a config.json, by repo id; `main` first, then other refs, then the rest. */
 export function listHfCache(root = hfCacheDir()): CachedCheckpoint[] {
-  if (config().STUDIO_HF_CACHE === "off" || !existsSync(root)) return [];
+  if (config().STUDIO_HF_CACHE === "off" || !existsSync(/*turbopackIgnore: true*/ root)) return [];
   const out: CachedCheckpoint[] = [];
-  for (const repo of readdirSync(root, { withFileTypes: true })) {
+  for (const repo of readdirSync(/*turbopackIgnore: true*/ root, { withFileTypes: true })) {
     const m = REPO_DIR.exec(repo.name);
     if (!m || !repo.isDirectory()) continue;
     const repoDir = path.join(root, repo.name);
