@@ -42,7 +42,7 @@ describe("structured logs (pino)", () => {
     });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    const runId = /run (\w+):/.exec(r.stdout)![1];
+    const runId = /run ([\w-]+):/.exec(r.stdout)![1];
     expect(lines.length).toBeGreaterThanOrEqual(4);
     for (const l of lines) expect(l.runId).toBe(runId);
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["run started", "node output", "node done", "run finished"]));
