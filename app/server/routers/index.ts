@@ -1,5 +1,7 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { apiRouter } from "./api";
+import { tokensRouter } from "./tokens";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
@@ -15,6 +17,8 @@ export const appRouter = router({
   provenance: provenanceRouter,
   history: historyRouter,
   share: shareRouter,
+  api: apiRouter,
+  tokens: tokensRouter,
 });
 
 export type AppRouter = typeof appRouter;

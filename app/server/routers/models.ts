@@ -9,19 +9,23 @@ import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
+import { hfCacheDir, listHfCache } from "@/models/import/hf-cache";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
 import { dataDir } from "@/prisma/url";
 import { protectedProcedure, router } from "../trpc";
+import { config } from "@/engine/config";
 
 /**
- * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
- * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
+ * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR), any in
+ * STUDIO_IMPORT_ROOTS (":"-separated) and the Hugging Face cache (unless STUDIO_HF_CACHE=off). Nothing
+ * outside them is read or listed.
  */
 export function importRoots(): string[] {
-  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  const hf = config().STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? [hfCacheDir()] : [];
+  const roots = [config().STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(config().STUDIO_IMPORT_ROOTS ?? []), ...hf];
   return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
 }
 
@@ -130,7 +134,8 @@ export const modelsRouter = router({
         rows.push({
           ...base,
           built: true,
-          family: manifest?.family ?? String(m.config.model_type),
+          // The folder the model lives in names its family, the same spelling the model ref and the node lists use.
+          family: ref.split("/")[0]!,
           label: seeded ? "seeded, untrained" : manifest ? "imported" : "local",
           parameters: counts.total,
           activeParameters: counts.active,
@@ -151,9 +156,12 @@ export const modelsRouter = router({
     }
     return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
   }),
-  /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
+  /**
+   * Checkpoint folders (with a config.json) inside the import folders, up to two levels deep, then the
+   * Hugging Face cache's snapshots by repo id and revision (complete ones only).
+   */
   browse: protectedProcedure.query(() => {
-    const found: { dir: string; modelType: string | null }[] = [];
+    const found: { dir: string; modelType: string | null; repoId?: string; revision?: string; refs?: string[] }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
       try {
@@ -172,7 +180,9 @@ export const modelsRouter = router({
       }
       if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
     };
-    for (const r of importRoots()) visit(r, 2);
+    const hf = config().STUDIO_HF_CACHE === "on" ? hfCacheDir() : undefined;
+    for (const r of importRoots()) if (r !== hf) visit(r, 2);
+    for (const c of listHfCache()) if (!c.missing.length) found.push({ dir: c.dir, modelType: c.modelType, repoId: c.repoId, revision: c.revision, refs: c.refs });
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
