@@ -107,7 +107,7 @@ export function referenceSpeechForward(c: SpeechGenConfig, W: Map<string, Tensor
         for (let j = 0; j < S; j++) {
           const p = (sc[j]! / sum) * (o.keep ? o.keep[((l * NH + hd) * S + i) * S + j]! : 1);
           if (p === 0) continue;
-          for (let t = 0; t < Dh; t++) att[(i * NH + hd) * Dh + t] += p * v[(j * KVH + kv) * Dh + t]!;
+          for (let t = 0; t < Dh; t++) att[(i * NH + hd) * Dh + t] = att[(i * NH + hd) * Dh + t]! + p * v[(j * KVH + kv) * Dh + t]!;
         }
       }
     }
@@ -140,13 +140,15 @@ export function referenceSpeechForward(c: SpeechGenConfig, W: Map<string, Tensor
       r.selected.push(e1, e2);
     }
     const count1 = new Array<number>(E).fill(0);
-    for (const e of e1s) count1[e]++;
+    for (const e of e1s) count1[e] = count1[e]! + 1;
     const seen1 = new Array<number>(E).fill(0), seen2 = new Array<number>(E).fill(0);
     const y = new Float64Array(S * d);
     for (let s = 0; s < S; s++) {
       const e1 = e1s[s]!, e2 = e2s[s]!;
-      const loc1 = seen1[e1]++;
-      const loc2 = count1[e2]! + seen2[e2]++;
+      const loc1 = seen1[e1]!;
+      seen1[e1] = loc1 + 1;
+      const loc2 = count1[e2]! + seen2[e2]!;
+      seen2[e2] = seen2[e2]! + 1;
       const keep1 = loc1 < o.cap, keep2 = loc2 < o.cap;
       const g1 = keep1 ? gates[s * E + e1]! : 0, g2 = keep2 ? gates[s * E + e2]! : 0;
       const den = Math.max(g1 + g2, 1.1920928955078125e-7);
@@ -162,7 +164,7 @@ export function referenceSpeechForward(c: SpeechGenConfig, W: Map<string, Tensor
         const up = lin(hrow, 1, d, get(n.expert(l, e, "up")));
         const act = gp.map((a, j) => (a / (1 + Math.exp(-a))) * up[j]!);
         const down = lin(act, 1, I, get(n.expert(l, e, "down")));
-        for (let j = 0; j < d; j++) y[s * d + j] += (g / den) * down[j]!;
+        for (let j = 0; j < d; j++) y[s * d + j] = y[s * d + j]! + (g / den) * down[j]!;
       }
     }
     x = x.map((val, idx) => val + y[idx]!);
@@ -212,17 +214,17 @@ export function seedSpeechWeights(c: SpeechGenConfig, seed: number): Map<string,
     else if (p.kind === "bias") rng.fillNormal(data, 0.05);
     else if (p.kind === "embed" && p.name === n.audioEmbed) {
       rng.fillNormal(data, 0.7);
-      for (let r = 0; r < p.shape[0]!; r++) for (let j = 0; j < d; j++) data[r * d + j] += u[j]!;
+      for (let r = 0; r < p.shape[0]!; r++) for (let j = 0; j < d; j++) data[r * d + j] = data[r * d + j]! + u[j]!;
     } else if (p.kind === "router") {
       rng.fillNormal(data, 1.5 / Math.sqrt(d));
-      for (let j = 0; j < d; j++) data[j] += (1.2 * u[j]!) / d;
-      for (let e = 1; e < E; e++) for (let j = 0; j < d; j++) data[e * d + j] -= (0.3 * e * u[j]!) / d;
+      for (let j = 0; j < d; j++) data[j] = data[j]! + (1.2 * u[j]!) / d;
+      for (let e = 1; e < E; e++) for (let j = 0; j < d; j++) data[e * d + j] = data[e * d + j]! - (0.3 * e * u[j]!) / d;
     } else rng.fillNormal(data, 1 / Math.sqrt(fanIn));
     out.set(p.name, { shape: [...p.shape], data });
   }
   // text rows (in_fnn of the table) carry u as well: in_fnn.bias along u
   const bias = out.get(n.inFnn("bias"))!.data;
-  for (let j = 0; j < d; j++) bias[j] += u[j]!;
+  for (let j = 0; j < d; j++) bias[j] = bias[j]! + u[j]!;
   return out;
 }
 
