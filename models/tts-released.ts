@@ -110,6 +110,21 @@ export const speechParamNames = {
 
 export type SpeechParamKind = "embed" | "linear" | "bias" | "norm" | "router";
 
+/** Canonical-name prefix of the speech generator's tensors in an Omni checkpoint map (models/import/checkpoint.ts). */
+export const SPEECH_CANONICAL = "speech/";
+
+/** Import rules claiming `speech_generator.*` of an Omni checkpoint (patterns with {i} layer, {e} expert). */
+export function speechClaimRules(): { from: string; to: string }[] {
+  const n = speechParamNames;
+  const names = [
+    n.textEmbed, n.inFnn("weight"), n.inFnn("bias"), n.audioEmbed, n.norm, n.outFnn("weight"), n.outFnn("bias"),
+    ...[n.inputNorm, n.postNorm, n.gate].map((f) => f(-1)),
+    ...(["q", "k", "v"] as const).flatMap((p) => [n.attn(-1, p, "weight"), n.attn(-1, p, "bias")]), n.attn(-1, "o", "weight"),
+    ...(["gate", "up", "down"] as const).map((p) => n.expert(-1, -2, p)),
+  ].map((x) => x.replace("layers.-1.", "layers.{i}.").replace("experts.-2.", "experts.{e}."));
+  return names.map((x) => ({ from: `speech_generator.${x}`, to: `${SPEECH_CANONICAL}${x}` }));
+}
+
 /** Every tensor with its PyTorch shape (Linear [out, in]), in file order: 22 per layer + 7. */
 export function speechParamTable(c: SpeechGenConfig): { name: string; shape: number[]; kind: SpeechParamKind; layer?: number }[] {
   const { d, NH, KVH, Dh, L, I, E, Vo, idim, Vt } = speechDims(c);

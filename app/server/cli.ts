@@ -16,6 +16,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { runBatchCli } from "./cli-batch";
+import { TTS_FORWARD_HELP } from "./cli-tts";
 import { db } from "./db";
 import { userCommand } from "./cli-user";
 import { RunManager } from "./runs";
@@ -49,6 +50,7 @@ Commands:
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
       --top-p X                               Override the model's routing Top-P threshold.
+${TTS_FORWARD_HELP}
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
@@ -349,6 +351,7 @@ async function cmdList(): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "import" || argv[0] === "inspect-checkpoint") return (await import("./cli-import")).runImportCommand(argv);
+  if (argv[0] === "tts-forward") return (await import("./cli-tts")).runTtsForward(argv);
   try {
     if (argv[0] === "user") return await userCommand(argv.slice(1));
     const args = parseArgs(argv);
