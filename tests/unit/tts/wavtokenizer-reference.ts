@@ -94,7 +94,7 @@ export function referenceWavDecode(c: WavTokenizerConfig, W: Map<string, Tensor3
       const m = Math.max(...s);
       const e = s.map((z) => Math.exp(z - m));
       const sum = e.reduce((a, b) => a + b, 0);
-      for (let ch = 0; ch < C; ch++) for (let j = 0; j < T; j++) o[ch * T + i] += v![ch * T + j]! * (e[j]! / sum);
+      for (let ch = 0; ch < C; ch++) for (let j = 0; j < T; j++) o[ch * T + i] = o[ch * T + i]! + v![ch * T + j]! * (e[j]! / sum);
     }
     const p = conv1d(o, C, T, get(n.attn("proj_out", "weight")), get(n.attn("proj_out", "bias")));
     x = x.map((val, i) => val + p[i]!);
@@ -117,7 +117,7 @@ export function referenceWavDecode(c: WavTokenizerConfig, W: Map<string, Tensor3
       for (let ch = 0; ch < C; ch++) {
         let a = b2.data[ch]!;
         for (let i = 0; i < I; i++) a += w2.data[ch * I + i]! * hid[i]!;
-        x[ch * T + t] += gamma.data[ch]! * a;
+        x[ch * T + t] = x[ch * T + t]! + gamma.data[ch]! * a;
       }
     }
   }
@@ -148,8 +148,8 @@ export function referenceWavDecode(c: WavTokenizerConfig, W: Map<string, Tensor3
         const a = (2 * Math.PI * kk * s) / N;
         acc += re[kk]! * Math.cos(a) - im[kk]! * Math.sin(a);
       }
-      y[t * hop + s] += (acc / N) * win[s]!;
-      env[t * hop + s] += win[s]! ** 2;
+      y[t * hop + s] = y[t * hop + s]! + (acc / N) * win[s]!;
+      env[t * hop + s] = env[t * hop + s]! + win[s]! ** 2;
     }
   }
   const pad = (N - hop) / 2;
