@@ -10,9 +10,16 @@ import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/safetensors";
+import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { existsSync } from "node:fs";
+
+/** A folder with a WavTokenizer checkpoint and no config.json (the codec of the released MoE-TTS) imports as a codec. */
+const isCodecFolder = (dir: string) => !existsSync(path.join(dir, "config.json")) && wavTokenizerSource(dir) !== undefined;
 
 export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
-                                            into the models dir as an ONNX graph with external data.
+                                            into the models dir as an ONNX graph with external data. A folder with a
+                                            WavTokenizer .ckpt (+ its yaml) and no config.json imports as a codec
+                                            (wavtokenizer/<name>, the MoE-TTS's codec; the pickle is read, never run).
       --name N                                Model name (default: the folder's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
@@ -76,6 +83,12 @@ function progressBar(): (p: ImportProgress) => void {
 
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
+  if (isCodecFolder(a.dir)) {
+    const r = await importWavTokenizer(a.dir, { name: a.name });
+    if (a.json) console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: [] } }));
+    else console.log(`${r.ref}: ${r.status === "unchanged" ? "already imported from these files" : "imported"} (WavTokenizer decoder, ${count(r.parameters)} params, ${r.config.codebook_size} codes, hop ${r.config.hop_length} at ${r.config.sample_rate} Hz) -> ${r.dir}`);
+    return 0;
+  }
   if (a.json) {
     const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
@@ -114,6 +127,12 @@ function listUnknown(dir: string, why: string): number {
 
 function cmdInspect(argv: string[]): number {
   const a = parse(argv);
+  if (isCodecFolder(a.dir)) {
+    const r = inspectWavTokenizer(a.dir);
+    if (a.json) console.log(JSON.stringify(r, null, 2));
+    else console.log(`WavTokenizer checkpoint ${r.source}: ${r.tensors} tensors, ${r.unused} not on the decode path (encoder, discriminators, …); decoder ${JSON.stringify(r.config)}; missing: ${r.missing.length ? r.missing.join(", ") : "none"}`);
+    return r.missing.length > 0 ? 1 : 0;
+  }
   if (a.family === undefined) {
     try {
       detectFamily(readConfigJson(a.dir));
