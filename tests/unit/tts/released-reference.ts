@@ -222,6 +222,9 @@ export function seedSpeechWeights(c: SpeechGenConfig, seed: number): Map<string,
     } else rng.fillNormal(data, 1 / Math.sqrt(fanIn));
     out.set(p.name, { shape: [...p.shape], data });
   }
+  // the seeded model would often stop at once: EOS is made unlikely, so it speaks until its budget
+  const outBias = out.get(n.outFnn("bias"))!.data;
+  outBias[speechCodes(c).EOS] = -8;
   // text rows (in_fnn of the table) carry u as well: in_fnn.bias along u
   const bias = out.get(n.inFnn("bias"))!.data;
   for (let j = 0; j < d; j++) bias[j] = bias[j]! + u[j]!;
