@@ -8,6 +8,7 @@ import { speechCodes, speechDims, speechParamNames as n, speechParamTable, zSpee
 import type { SpeechAttention, SpeechRow } from "@/models/tts-released-run";
 import { SeededRandom } from "@/models/seeded-random";
 import type { Tensor32 } from "@/models/weights";
+import { linear as lin, rmsNorm as rms } from "./reference";
 
 export interface RefRouting {
   logits: Float64Array;
@@ -16,29 +17,6 @@ export interface RefRouting {
   mask: Uint8Array;
   weights: Float64Array;
   dropped: Uint8Array;
-}
-
-function lin(x: Float64Array, S: number, In: number, w: Tensor32, b?: Tensor32): Float64Array {
-  const Out = w.shape[0]!;
-  const y = new Float64Array(S * Out);
-  for (let s = 0; s < S; s++)
-    for (let o = 0; o < Out; o++) {
-      let acc = b ? b.data[o]! : 0;
-      for (let i = 0; i < In; i++) acc += x[s * In + i]! * w.data[o * In + i]!;
-      y[s * Out + o] = acc;
-    }
-  return y;
-}
-
-function rms(x: Float64Array, S: number, H: number, w: Tensor32, eps: number): Float64Array {
-  const y = new Float64Array(S * H);
-  for (let s = 0; s < S; s++) {
-    let ms = 0;
-    for (let h = 0; h < H; h++) ms += x[s * H + h]! ** 2;
-    const r = 1 / Math.sqrt(ms / H + eps);
-    for (let h = 0; h < H; h++) y[s * H + h] = x[s * H + h]! * r * w.data[h]!;
-  }
-  return y;
 }
 
 /** May row i see row j (C conditioning rows)? */
