@@ -62,7 +62,7 @@ test("released MoE-TTS: import a generated Omni checkpoint with a speech generat
   const out = page.getByTestId(`outputs-${tts}`);
   await expect(out).toContainText("release mode");
   const summary = (await out.innerText()).replace(/\s+/g, " ");
-  const codes = Number(/\((\d+) codec tokens\)/.exec(summary)?.[1]);
+  const codes = Number(/(\d+) codes, release mode/.exec(summary)?.[1]);
   const drops = Number(/(\d+) choice\(s\) dropped by capacity/.exec(summary)?.[1]);
   expect(codes).toBeGreaterThan(0);
   expect(codes).toBeLessThanOrEqual(80);
