@@ -9,7 +9,7 @@
  * and run from their path (models/import/runtime.ts importedSession), one session per file.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { resolveInside } from "@/engine/paths";
 import { PrefixedWeights } from "./dit-tiny";
@@ -20,7 +20,9 @@ import { hashModelFiles } from "./model-dir";
 import { SafetensorsWeights } from "./safetensors";
 import { loadTokenizer } from "./tokenizer-json";
 import type { Tokenizer } from "./tokenizer";
-import { buildSpeechGraph, checkSpeechGenConfig, speechConfigFromOmni, speechDims, speechParameters, SPEECH_MODEL_TYPE, zSpeechGenConfig, type SpeechGenConfig, type SpeechGraphOptions } from "./tts-released";
+import { buildSpeechGraph, checkSpeechGenConfig, speechConfigFromOmni, speechConfigFromShapes, speechDims, speechParameters, speechParamTable, SPEECH_MODEL_TYPE, zSpeechGenConfig, type SpeechGenConfig, type SpeechGraphOptions } from "./tts-released";
+import { TorchCheckpoint } from "./import/torch-zip";
+import { writeSafetensors } from "./safetensors";
 import { SpeechRunner } from "./tts-released-run";
 import { modelsDir } from "./uni-moe-tiny";
 import type { WeightSource } from "./weights";
@@ -72,7 +74,7 @@ export function openSpeechDir(dir: string, ref = dir): ResolvedSpeech {
     dtype: (raw.storage_dtype as StorageDtype | undefined) ?? "fp32",
     graphDir: path.join(dir, "graphs"),
     openWeights: () => prefixed(new SafetensorsWeights(path.join(dir, SPEECH_WEIGHTS_FILE)), ""),
-    tokenizerDir: existsSync(path.join(parent, "config.json")) && path.basename(dir) === "speech" ? parent : undefined,
+    tokenizerDir: existsSync(path.join(dir, "tokenizer.json")) ? dir : existsSync(path.join(parent, "config.json")) && path.basename(dir) === "speech" ? parent : undefined,
   };
 }
 
@@ -178,3 +180,46 @@ export function speechTokenizer(model: ResolvedSpeech): Tokenizer | undefined {
 }
 
 export { speechDims };
+
+/** The standalone Uni-MoE-TTS's weights file in a folder (speech_gen_ep2.bin, a torch.save zip of speech_generator.*). */
+export function standaloneSpeechFile(dir: string): string | undefined {
+  try {
+    const f = readdirSync(dir).find((x) => /^speech_gen.*\.(bin|pt|pth)$/.test(x));
+    return f ? path.join(dir, f) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Imports the standalone Uni-MoE-TTS layout (speech_gen_ep2.bin; its config is hard-coded in load_moetts, sizes read
+ * from the tensors, head size 64) into <models dir>/uni_moe_tts/<name>/, with the Qwen tokenizer of qwen_pp/ when there.
+ */
+export async function importStandaloneSpeech(srcDir: string, opts: { name?: string; root?: string } = {}): Promise<{ ref: string; dir: string; config: SpeechGenConfig }> {
+  const file = standaloneSpeechFile(srcDir);
+  if (!file) throw new Error(`${srcDir}: no speech_gen*.bin`);
+  const name = opts.name ?? (path.basename(path.resolve(srcDir)).replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "tts");
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new Error(`model name "${name}" may use letters, digits, ".", "_" and "-" only`);
+  const ck = new TorchCheckpoint(file);
+  try {
+    const shapeOf = (n: string) => (ck.has(SPEECH_PREFIX + n) ? ck.info(SPEECH_PREFIX + n).shape : undefined);
+    let layers = 0;
+    while (shapeOf(`layers.${layers}.input_layernorm.weight`)) layers++;
+    const config = speechConfigFromShapes(shapeOf, layers);
+    const table = speechParamTable(config);
+    const missing = table.filter((p) => !ck.has(SPEECH_PREFIX + p.name)).map((p) => SPEECH_PREFIX + p.name);
+    if (missing.length) throw new Error(`${file} lacks ${missing.length} speech generator tensor(s): ${missing.slice(0, 10).join(", ")}`);
+    const dest = path.join(opts.root ?? modelsDir(), "uni_moe_tts", name);
+    const tmp = `${dest}.partial-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    await writeSafetensors(path.join(tmp, SPEECH_WEIGHTS_FILE), table.map((p) => ({ name: p.name, shape: p.shape, data: () => ck.get(SPEECH_PREFIX + p.name).data })), { metadata: { format: "pt", source: path.basename(file) } });
+    writeFileSync(path.join(tmp, "config.json"), JSON.stringify({ ...config, storage_dtype: "fp32" }, null, 2));
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) for (const from of [path.join(srcDir, "qwen_pp", f), path.join(srcDir, f)]) if (existsSync(from)) copyFileSync(from, path.join(tmp, f));
+    rmSync(dest, { recursive: true, force: true });
+    renameSync(tmp, dest);
+    return { ref: `uni_moe_tts/${name}`, dir: dest, config };
+  } finally {
+    ck.close();
+  }
+}

@@ -11,6 +11,7 @@ import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { importStandaloneSpeech, standaloneSpeechFile } from "@/models/tts-released-model";
 import { existsSync } from "node:fs";
 
 /** A folder with a WavTokenizer checkpoint and no config.json (the codec of the released MoE-TTS) imports as a codec. */
@@ -19,7 +20,8 @@ const isCodecFolder = (dir: string) => !existsSync(path.join(dir, "config.json")
 export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
                                             into the models dir as an ONNX graph with external data. A folder with a
                                             WavTokenizer .ckpt (+ its yaml) and no config.json imports as a codec
-                                            (wavtokenizer/<name>, the MoE-TTS's codec; the pickle is read, never run).
+                                            (wavtokenizer/<name>, the MoE-TTS's codec; the pickle is read, never run);
+                                            one with speech_gen_ep2.bin as the standalone Uni-MoE-TTS (uni_moe_tts/<name>).
       --name N                                Model name (default: the folder's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
@@ -83,6 +85,14 @@ function progressBar(): (p: ImportProgress) => void {
 
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
+  if (!existsSync(path.join(a.dir, "config.json")) && standaloneSpeechFile(a.dir)) {
+    // the standalone Uni-MoE-TTS folder: speech_gen_ep2.bin (+ its WavTokenizer beside it)
+    const s = await importStandaloneSpeech(a.dir, { name: a.name });
+    const codec = wavTokenizerSource(a.dir) ? await importWavTokenizer(a.dir, { name: a.name }) : undefined;
+    if (a.json) console.log(JSON.stringify({ result: { status: "imported", ref: s.ref, unclaimed: [], ...(codec ? { codec: codec.ref } : {}) } }));
+    else console.log(`${s.ref}: imported the standalone Uni-MoE-TTS (${s.config.transformer_num_blocks} layers)${codec ? `, and its codec as ${codec.ref}` : ""}`);
+    return 0;
+  }
   if (isCodecFolder(a.dir)) {
     const r = await importWavTokenizer(a.dir, { name: a.name });
     if (a.json) console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: [] } }));

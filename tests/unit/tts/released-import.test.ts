@@ -3,7 +3,7 @@
  * unclaimed, unused or missing; the speech generator lands in `<ref>/speech` and its graph (built from the imported
  * speech.safetensors with external data) matches the plain-TS reference; a missing speech tensor is named.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -85,4 +85,30 @@ describe("Omni checkpoint with speech_generator.*", () => {
     writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
     expect(() => inspectCheckpoint(dir)).toThrow(/transformer_kv_heads/);
   });
+});
+
+describe("standalone Uni-MoE-TTS layout (speech_gen_ep2.bin)", () => {
+  it("imports from a torch.save state_dict with speech_generator.* keys (sizes from the tensors, head size 64) and matches the reference", async () => {
+    const { writeTorchCheckpoint } = await import("./torch-ckpt-writer");
+    const { importStandaloneSpeech, openSpeechDir } = await import("@/models/tts-released-model");
+    const { smallSpeechConfig } = await import("./released-reference");
+    const cfg = smallSpeechConfig({ source_layout: "standalone", transformer_attention_dim: 128, encoder_output_dim: 128, transformer_attention_heads: 2, transformer_kv_heads: 1, speech_start_token_id: 151668, speech_end_token_id: 151669, speech_prompt_token_id: 151670, speech_split_token_id: 151671, llm_vocab_size: 151936 });
+    const W = seedSpeechWeights(cfg, 23);
+    const dir = path.join(tmp, "Uni-MoE-TTS");
+    mkdirSync(dir, { recursive: true });
+    writeTorchCheckpoint(path.join(dir, "speech_gen_ep2.bin"), { dict: [...W].map(([n, t]) => [`speech_generator.${n}`, { tensor: t }]) as never, ordered: true }, "speech_gen_ep2");
+    const r = await importStandaloneSpeech(dir, { name: "tts" });
+    expect(r.ref).toBe("uni_moe_tts/tts");
+    expect(r.config).toMatchObject({ transformer_attention_heads: 2, transformer_kv_heads: 1, transformer_num_blocks: 2, odim: 64, source_layout: "standalone" });
+    expect(listSpeechModels()).toContain("uni_moe_tts/tts");
+    const model = openSpeechDir(r.dir, r.ref);
+    const out = await teacherForced(await speechRunner(model, { kvCache: false, dropout: false }), { text_ids: [1, 2, 3], prompt_ids: [4], prefix_codes: null, codes: [5, 6], mode: { attention: "none", steps: "single", capacity: "train" } });
+    const cond = conditioningRows(r.config, [1, 2, 3], [4], null);
+    const rows = [...cond, { kind: "audio" as const, id: speechCodes(r.config).SOS }, { kind: "audio" as const, id: 5 }, { kind: "audio" as const, id: 6 }];
+    const ref = referenceSpeechForward(r.config, W, rows, cond.length, { attention: "none", cap: speechCapacity(r.config, rows.length, "train") });
+    const { Vo } = speechDims(r.config);
+    let d = 0;
+    out.logits.forEach((row, t) => row.forEach((v, j) => (d = Math.max(d, Math.abs(v - ref.logits[(cond.length + t) * Vo + j]!)))));
+    expect(d).toBeLessThanOrEqual(1e-4);
+  }, 60_000);
 });
