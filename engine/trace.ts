@@ -29,6 +29,8 @@ export interface LayerTrace {
   weights: Float32Array;
   /** [N] number of dynamic experts chosen (Top-P k, null included). */
   k: Int32Array;
+  /** [N × E] 1 where the expert was selected before capacity and dropped (absent: nothing was dropped by capacity). */
+  dropped?: Uint8Array;
 }
 
 export interface RoutingTrace {
@@ -59,7 +61,9 @@ export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: L
     tokens: [...trace.tokens, ...tokens],
     layers: trace.layers.map((l, i) => {
       const s = layers[i]!;
-      return { routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
+      const merged: LayerTrace = { routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
+      if (l.dropped || s.dropped) merged.dropped = cat(l.dropped ?? new Uint8Array(l.mask.length), s.dropped ?? new Uint8Array(s.mask.length));
+      return merged;
     }),
   };
 }

@@ -51,7 +51,12 @@ export interface SpecialHidden {
   hidden: Float32Array;
 }
 
+/** How many of the last fed-back generated tokens' final hidden states a generation keeps (the release's 64 [IMG] + 3 [TASK]). */
+export const TAIL_HIDDEN = 67;
+
 export interface GenerateResult {
+  /** Final hidden states (after the last norm) of the last TAIL_HIDDEN generated tokens that were fed back, oldest first. */
+  tailHidden: Float32Array[];
   promptIds: number[];
   newIds: number[];
   text: string;
@@ -128,6 +133,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
 
   const newIds: number[] = [];
   const specialHidden: SpecialHidden[] = [];
+  const tailHidden: Float32Array[] = [];
   let text = "";
   let stopReason: GenerateResult["stopReason"] = "max-tokens";
   t0 = performance.now();
@@ -140,6 +146,8 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
     layers = concatLayers(layers, out.trace!.map(toLayerTrace));
     if (isHead(id)) specialHidden.push({ token: tokenizer.decode([id]), id, index: newIds.lastIndexOf(id), hidden: out.lastHidden.slice(0, H) });
+    tailHidden.push(out.lastHidden.slice(0, H));
+    if (tailHidden.length > TAIL_HIDDEN) tailHidden.shift();
     cache = out.present!;
     logits = out.logits;
     nextPos++;
@@ -183,6 +191,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   if (stopToken !== null) emit(newIds.length, stopToken);
   text += decoder.flush();
   return {
+    tailHidden,
     promptIds: prompt.ids,
     newIds,
     text,

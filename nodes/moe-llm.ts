@@ -99,6 +99,8 @@ export interface LlmOutputValue {
   stopReason: string;
   /** Final hidden states of generated special tokens ([IMG*], [TASK*], speech markers), for the generation heads. */
   specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
+  /** Final hidden states of the last generated tokens that were fed back (up to 67, oldest first): what the released DiT path reads. Absent in outputs of older runs. */
+  tailHidden?: Float32Array[];
   prefillMs: number;
   decodeMs: number;
   /** The prompt as text (the chat template's output, or the Prompt Builder's sequence text). */
@@ -222,6 +224,7 @@ export const moeLlm = defineNode({
           ids: result.newIds,
           stopReason: result.stopReason,
           specialHidden: result.specialHidden,
+          tailHidden: result.tailHidden,
           prefillMs: result.prefillMs,
           decodeMs: result.decodeMs,
           promptText,

@@ -12,13 +12,22 @@ import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { findCachedCheckpoint, hfCacheDir, listHfCache } from "@/models/import/hf-cache";
+import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { importStandaloneSpeech, standaloneSpeechFile } from "@/models/tts-released-model";
 import { progressBar } from "@/engine/progress-bar";
 import { existsSync } from "node:fs";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
+/** A folder with a WavTokenizer checkpoint and no config.json (the codec of the released MoE-TTS) imports as a codec. */
+const isCodecFolder = (dir: string) => !existsSync(path.join(dir, "config.json")) && wavTokenizerSource(dir) !== undefined;
+
 const IMPORT_HELP = `  import <checkpoint dir | org/name[@rev]>  Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
                                             into the models dir as an ONNX graph with external data. A repo id
-                                            names a snapshot in the Hugging Face cache (see import --list).
+                                            names a snapshot in the Hugging Face cache (see import --list). A folder
+                                            with a WavTokenizer .ckpt (+ its yaml) and no config.json imports as a
+                                            codec (wavtokenizer/<name>, the MoE-TTS's codec; the pickle is read, never
+                                            run); one with speech_gen_ep2.bin as the standalone Uni-MoE-TTS
+                                            (uni_moe_tts/<name>).
       --name N                                Model name (default: the folder's, or the repo's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
@@ -103,6 +112,20 @@ async function cmdImport(argv: string[]): Promise<number> {
   if (a.list) return listCache();
   if (!a.dir) throw new UsageError("which checkpoint? give its folder (or --from <dir>), or a repo id from the Hugging Face cache: npm run cli -- import <dir | org/name>");
   const dir = checkpointDir(a.dir);
+  if (!existsSync(path.join(dir, "config.json")) && standaloneSpeechFile(dir)) {
+    // the standalone Uni-MoE-TTS folder: speech_gen_ep2.bin (+ its WavTokenizer beside it)
+    const s = await importStandaloneSpeech(dir, { name: a.name });
+    const codec = wavTokenizerSource(dir) ? await importWavTokenizer(dir, { name: a.name }) : undefined;
+    if (a.json) console.log(JSON.stringify({ result: { status: "imported", ref: s.ref, unclaimed: [], ...(codec ? { codec: codec.ref } : {}) } }));
+    else console.log(`${s.ref}: imported the standalone Uni-MoE-TTS (${s.config.transformer_num_blocks} layers)${codec ? `, and its codec as ${codec.ref}` : ""}`);
+    return 0;
+  }
+  if (isCodecFolder(dir)) {
+    const r = await importWavTokenizer(dir, { name: a.name });
+    if (a.json) console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: [] } }));
+    else console.log(`${r.ref}: ${r.status === "unchanged" ? "already imported from these files" : "imported"} (WavTokenizer decoder, ${count(r.parameters)} params, ${r.config.codebook_size} codes, hop ${r.config.hop_length} at ${r.config.sample_rate} Hz) -> ${r.dir}`);
+    return 0;
+  }
   if (a.json) {
     const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
@@ -143,6 +166,12 @@ function cmdInspect(argv: string[]): number {
   const a = parse("inspect-checkpoint", argv);
   if (!a.dir) throw new UsageError("which checkpoint? give its folder: npm run cli -- inspect-checkpoint <dir | org/name>");
   a.dir = checkpointDir(a.dir);
+  if (isCodecFolder(a.dir)) {
+    const r = inspectWavTokenizer(a.dir);
+    if (a.json) console.log(JSON.stringify(r, null, 2));
+    else console.log(`WavTokenizer checkpoint ${r.source}: ${r.tensors} tensors, ${r.unused} not on the decode path (encoder, discriminators, …); decoder ${JSON.stringify(r.config)}; missing: ${r.missing.length ? r.missing.join(", ") : "none"}`);
+    return r.missing.length > 0 ? 1 : 0;
+  }
   if (a.family === undefined) {
     try {
       detectFamily(readConfigJson(a.dir));

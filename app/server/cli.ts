@@ -22,6 +22,7 @@ import { numberOption, onePositional, parseCommand, UsageError, type CliCommand 
 import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
+import { ttsForwardCommand } from "./cli-tts";
 import { userCli } from "./cli-user";
 import { db } from "./db";
 import { convertExport, exportSource } from "./exports";
@@ -324,7 +325,7 @@ const ropeCommand: CliCommand = {
 };
 
 /** The commands, in the order `--help` lists them. A new command is one more entry here. */
-export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
+export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ttsForwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
 
 export const HELP = `MoE Studio CLI
 

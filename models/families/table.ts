@@ -11,6 +11,7 @@
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
 import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
 import type { TowerKind } from "./towers";
+import { speechClaimRules } from "../tts-released";
 
 export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
 
@@ -258,6 +259,7 @@ export const FAMILIES: Family[] = [
       ...["gate", "up", "down"].map((p) => ({ from: C.routed(p), to: C.routed(p) })),
       ...[0, 1, 2, 3].flatMap((s) => ["gate", "up", "down"].map((p) => ({ from: C.shared(s, p), to: C.shared(s, p) }))),
       ...towerRules,
+      ...speechClaimRules(), // the MoE-TTS, written beside the LLM as speech/ (import.ts)
     ],
     towers: ["vision", "audio"],
   },

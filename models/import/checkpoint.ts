@@ -10,6 +10,7 @@ import { moeLlmParamShapes } from "../moe-llm-graph";
 import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
 import type { Tensor32, WeightSource } from "../weights";
+import { SPEECH_CANONICAL, speechConfigFromOmni, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 export interface TensorClaim {
   name: string;
@@ -40,6 +41,8 @@ export interface CheckpointMap {
   unused: TensorClaim[];
   /** Encoder towers present in the checkpoint (any of their tensors claimed), with their encoder configs. */
   towers: TowerConfig[];
+  /** The MoE-TTS (`speech_generator.*`, canonical `speech/…`) when the checkpoint has it; then all its tensors are required. */
+  speech?: SpeechGenConfig;
 }
 
 interface CompiledRule extends MappingRule {
@@ -152,6 +155,13 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     towers.push(tower);
     for (const n of towerNeeded(tower)) neededNames.add(n);
   }
+  let speech: SpeechGenConfig | undefined;
+  const table = tensors.find((t) => t.canonical === `${SPEECH_CANONICAL}qwenvl_embed_tokens.weight`);
+  if (tensors.some((t) => t.canonical?.startsWith(SPEECH_CANONICAL))) {
+    if (!table) throw new Error(`${dir}: the checkpoint has speech_generator.* tensors but no speech_generator.qwenvl_embed_tokens.weight`);
+    speech = speechConfigFromOmni(raw, table.shape);
+    for (const p of speechParamTable(speech)) neededNames.add(SPEECH_CANONICAL + p.name);
+  }
   const missing = [...neededNames].filter((c) => !provided.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) }));
   // a multi-part canonical tensor (Qwen2-MoE router + shared gate) is missing if one of its parts is
   for (const rule of rules.filter((r) => r.part !== undefined && r.part > 0)) {
@@ -169,6 +179,7 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     missing,
     unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !neededNames.has(t.canonical)),
     towers,
+    ...(speech ? { speech } : {}),
   };
 }
 

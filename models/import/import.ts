@@ -27,9 +27,11 @@ import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, TOKENIZE
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
 import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
+import { writeSafetensors } from "../safetensors";
+import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 3;
+export const IMPORT_VERSION = 4;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
@@ -55,6 +57,8 @@ export interface ImportManifest {
    * `<kind>.onnx.data` and a config.json, selectable in the Vision/Audio Encoder nodes as `<ref>/<kind>`.
    */
   towers?: { kind: string; ref: string; parameters: number }[];
+  /** The MoE-TTS imported with the LLM (`speech/`: config.json + speech.safetensors), selectable in the MoE-TTS node as `<ref>/speech`. */
+  speech?: { ref: string; parameters: number };
   importedAt: string;
   seconds: number;
 }
@@ -160,7 +164,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const shapes = moeLlmParamShapes(map.config);
     const bytesPer = dtype === "fp32" ? 4 : 2;
     const llmBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
-    const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0);
+    const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0) + (map.speech ? speechParameters(map.speech).total * bytesPer : 0);
     mkdirSync(familyDir, { recursive: true });
     const lock = acquireImportLock(path.join(familyDir, `.${name}.lock`), ref);
     try {
@@ -238,6 +242,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       writtenBytes += written.newBytes;
     }
     for (const f of dataFiles) rmSync(journalFile(f), { force: true });
+    const speechBytes = map.speech ? await writeSpeech(partial, map.speech, new MappedWeights(job.weights, map), dtype, (bytes) => report(builder.bytesWritten + towerBytes + bytes)) : 0;
     // fp16 storage: the fp16 compute graphs (CUDA) read the same data files, so they cost only the graph protos: write them now
     if (dtype === "fp16") for (const g of [path.join(partial, GRAPH_FILE), ...map.towers.map((t) => path.join(partial, t.kind, `${t.kind}.onnx`))]) await ensureFp16Graph(g);
     writeFileSync(path.join(partial, "config.json"), JSON.stringify(map.config, null, 2));
@@ -254,10 +259,11 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       dtype,
       parameters: counts.total,
       activeParameters: counts.active,
-      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes,
+      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes + speechBytes,
       graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
       unclaimed: map.unclaimed.map((t) => t.name),
       ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
+      ...(map.speech ? { speech: { ref: `${ref}/speech`, parameters: speechParameters(map.speech).total } } : {}),
       importedAt: new Date().toISOString(),
       seconds: (performance.now() - t0) / 1000,
     };
@@ -327,6 +333,21 @@ function writeTower(
       : { num_mel_bins: tower.config.num_mel_bins, max_source_positions: tower.config.max_source_positions, num_queries: tower.config.num_queries, out_dim: c.out_dim, input_name: "input_features" };
   writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...c, ...onnxConfig, onnx_file: onnxFile, storage_dtype: dtype }, null, 2));
   return { bytes: builder.bytesWritten + bytes.byteLength, newBytes: builder.newBytes };
+}
+
+/**
+ * Writes the MoE-TTS of an Omni checkpoint into `<model dir>/speech/`: config.json (zSpeechGenConfig + storage_dtype)
+ * and speech.safetensors (its tensors without the prefix, in the import's dtype); graphs are built from them on first
+ * use (models/tts-released-model.ts). Returns the bytes written.
+ */
+async function writeSpeech(modelDir: string, config: SpeechGenConfig, weights: MappedWeights, dtype: StorageDtype, onWrite: (bytes: number) => void): Promise<number> {
+  const dir = path.join(modelDir, "speech");
+  mkdirSync(dir, { recursive: true });
+  const stored = ({ fp32: "F32", fp16: "F16", bf16: "BF16" } as const)[dtype];
+  const entries = speechParamTable(config).map((p) => ({ name: p.name, shape: p.shape, data: () => weights.get(SPEECH_CANONICAL + p.name).data }));
+  const { bytes } = await writeSafetensors(path.join(dir, "speech.safetensors"), entries, { dtype: stored, metadata: { format: "pt" }, onProgress: (written) => onWrite(written) });
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, storage_dtype: dtype }, null, 2));
+  return bytes;
 }
 
 /** Removes an imported model's folder (never a seeded reference model or anything outside the models dir). */

@@ -14,6 +14,14 @@ import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
+import { inspectWavTokenizer, listCodecs, resolveCodec, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { listSpeechModels, resolveSpeechRef } from "@/models/tts-released-model";
+import { speechParameters } from "@/models/tts-released";
+import { TTS_REFERENCE_REF } from "@/models/tts-tiny";
+
+/** Defaults the Models page sets for new MoE-TTS nodes (defaults.json keys). */
+const TTS_MODEL_KEY = "generate.tts";
+const TTS_CODEC_KEY = "generate.tts.codec";
 import { dataDir } from "@/prisma/url";
 import { protectedProcedure, router } from "../trpc";
 import { config } from "@/engine/config";
@@ -40,7 +48,7 @@ function allowedCheckpoint(dir: string): string {
   const roots = importRoots();
   if (!roots.some((r) => abs === r || abs.startsWith(r + path.sep)))
     throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${roots.join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
-  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
+  if (!existsSync(path.join(abs, "config.json")) && !wavTokenizerSource(abs)) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json and no WavTokenizer .ckpt (is it a checkpoint folder?)` });
   return abs;
 }
 
@@ -169,6 +177,7 @@ export const modelsRouter = router({
       } catch {
         return;
       }
+      if (!entries.some((e) => e.name === "config.json") && wavTokenizerSource(dir)) found.push({ dir, modelType: "wavtokenizer" });
       if (entries.some((e) => e.name === "config.json")) {
         let modelType: string | null = null;
         try {
@@ -189,6 +198,11 @@ export const modelsRouter = router({
   inspect: protectedProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
+      if (!existsSync(path.join(dir, "config.json"))) {
+        const c = inspectWavTokenizer(dir);
+        const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+      }
       const map = inspectCheckpoint(dir);
       return {
         family: map.family.name,
@@ -199,10 +213,38 @@ export const modelsRouter = router({
         parameters: parameterCounts(map.config).total,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
+        speech: map.speech ? { parameters: speechParameters(map.speech).total, layers: map.speech.transformer_num_blocks } : null,
       };
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
+  }),
+  /** MoE-TTS models (seeded and imported released ones) and codecs, with the defaults for new MoE-TTS nodes. */
+  tts: protectedProcedure.query(() => {
+    const d = readDefaults();
+    const speech = listSpeechModels().map((ref) => {
+      const m = resolveSpeechRef(ref)!;
+      return { ref, parameters: speechParameters(m.config).total, layers: m.config.transformer_num_blocks, source: m.config.source_layout };
+    });
+    const codecs = listCodecs().map((ref) => {
+      const c = resolveCodec(ref);
+      return { ref, codes: c.config.codebook_size, sampleRate: c.config.sample_rate, codesPerSecond: c.config.sample_rate / c.config.hop_length };
+    });
+    return { models: [{ ref: TTS_REFERENCE_REF, parameters: 0, layers: 0, source: "seeded" }, ...speech], codecs, model: d[TTS_MODEL_KEY] ?? TTS_REFERENCE_REF, codec: d[TTS_CODEC_KEY] ?? null };
+  }),
+  setTtsDefaults: protectedProcedure.input(z.object({ model: z.string().min(1).max(300).optional(), codec: z.string().min(1).max(300).nullable().optional() })).mutation(({ input }) => {
+    const d = readDefaults();
+    if (input.model !== undefined) {
+      if (input.model !== TTS_REFERENCE_REF && !listSpeechModels().includes(input.model)) throw new TRPCError({ code: "NOT_FOUND", message: `no MoE-TTS "${input.model}"` });
+      d[TTS_MODEL_KEY] = input.model;
+    }
+    if (input.codec !== undefined) {
+      if (input.codec === null) delete d[TTS_CODEC_KEY];
+      else if (!listCodecs().includes(input.codec)) throw new TRPCError({ code: "NOT_FOUND", message: `no codec "${input.codec}"` });
+      else d[TTS_CODEC_KEY] = input.codec;
+    }
+    writeDefaults(d);
+    return d;
   }),
   import: protectedProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
