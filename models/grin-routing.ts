@@ -42,7 +42,7 @@ import type { Ops } from "./onnx/ops";
  *
  * Interventions (MoE Studio's own; neutral inputs leave the release's routing untouched):
  * - ban: a banned dynamic column leaves the softmax, is never chosen, and caps the chosen count at the allowed
- *   columns; a banned shared column gets mask 0.
+ *   columns (every dynamic column banned: k = 0, shared experts only); a banned shared column gets mask 0.
  * - force: the chosen set is the union of the model's own choice and the forced columns (forced taken first by GRIN,
  *   k reported = own k + forced columns outside it); a token whose own k is above D keeps only the forced columns and
  *   reports its own k.
@@ -135,7 +135,8 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const below = o.cast(o.not(o.greaterOrEqual(cum, rb(P))), "float");
   const kTopP = o.where(o.greaterOrEqual(topPIn, g.scalar(1)), nAllowed, o.add(o.reduceSum(below, [1]), g.scalar(1))); // [N,1]
   const kModel = o.where(o.greater(P, g.scalar(0)), kTopP, g.scalar(Math.trunc(c.mlp_dynamic_top_k))); // [N,1]
-  const hasOwn = o.not(o.greater(kModel, g.scalar(D))); // k > D: no dynamic expert of its own
+  // k > D: no dynamic expert of its own (with every dynamic column banned, k is 0 instead)
+  const hasOwn = o.or(o.not(o.greater(kModel, g.scalar(D))), o.less(nAllowed, g.scalar(0.5)));
 
   // The model's own choice is the kOwn largest allowed logits (ties: lower index, as torch's max); rank[j] = place of
   // column j in the descending order. Forced columns outside it are added.

@@ -119,7 +119,8 @@ export function releasedRouting(c: MoeLlmConfig, rows: ArrayLike<number>[], o: R
     const zd = z[n]!.slice(0, D);
     // dynamic_expert_selection
     let kModel: number;
-    if (P > 0) {
+    if (nAllowed === 0) kModel = 0;
+    else if (P > 0) {
       if (override && P >= 1) kModel = nAllowed;
       else {
         const probs = softmax(zd, allowed).map(r);
