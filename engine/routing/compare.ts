@@ -4,7 +4,7 @@
  * the metric defined in metrics.ts, each trace measured over ALL its own tokens:
  *
  *   tokenShare[d]      Δ share of tokens selecting dynamic expert d (routed and null), d in A's dynamic order
- *   kShare[k]          Δ share of tokens with k = 0..D
+ *   kShare[k]          Δ share of tokens with k = 0..D, and k > D (the last entry)
  *   meanK              Δ mean k
  *   nullTokenShare     Δ share of tokens selecting at least one null expert
  *   sharedWeightShare  Δ mean shared-column weight
@@ -35,7 +35,7 @@ export interface LayerDelta {
   layer: number;
   /** [D] b − a, indexed by A's dynamic index (see `experts.dynamic`). */
   tokenShare: number[];
-  /** [D + 1] b − a for k = 0..D. */
+  /** [D + 2] b − a for k = 0..D and k > D. */
   kShare: number[];
   meanK: number;
   nullTokenShare: number;
@@ -136,7 +136,7 @@ export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison
     return {
       layer: l,
       tokenShare: toB.map((db, da) => lb.tokenShare[db]! - la.tokenShare[da]!),
-      kShare: Array.from({ length: D + 1 }, (_, k) => (lb.kShare[k] ?? 0) - (la.kShare[k] ?? 0)),
+      kShare: Array.from({ length: D + 2 }, (_, k) => (lb.kShare[k] ?? 0) - (la.kShare[k] ?? 0)),
       meanK: d("meanK"),
       nullTokenShare: d("nullTokenShare"),
       sharedWeightShare: d("sharedWeightShare"),

@@ -89,7 +89,7 @@ describe("compareTraces on hand-made traces (A = fixtures handTrace, B above)", 
     // A: shares [2/3, 1/3, 2/3], kShare [0, 2/3, 0, 1/3], meanK 5/3, null 2/3, shared .4, load [2, 1]
     // B: shares [2/4, 3/4, 1/4], kShare [0, 2/4, 2/4, 0], meanK 3/2, null 1/4, shared .4, load [2, 3]
     close(d0.tokenShare, [0.5 - 2 / 3, 0.75 - 1 / 3, 0.25 - 2 / 3]); // [−1/6, 5/12, −5/12]
-    close(d0.kShare, [0, 0.5 - 2 / 3, 0.5, -1 / 3]);
+    close(d0.kShare, [0, 0.5 - 2 / 3, 0.5, -1 / 3, 0]);
     expect(d0.meanK).toBeCloseTo(1.5 - 5 / 3, 9);
     expect(d0.nullTokenShare).toBeCloseTo(0.25 - 2 / 3, 9);
     expect(d0.sharedWeightShare).toBeCloseTo(0, 6);
@@ -104,7 +104,7 @@ describe("compareTraces on hand-made traces (A = fixtures handTrace, B above)", 
     // A: shares [1/3, 1, 1/3], kShare [0, 1/3, 2/3, 0], meanK 5/3, null 1/3, shared .85/3, load [1, 3]
     // B: shares [2/4, 2/4, 1/4], kShare [0, 3/4, 1/4, 0], meanK 5/4, null 1/4, shared 1.4/4, load [2, 2]
     close(d1.tokenShare, [0.5 - 1 / 3, 0.5 - 1, 0.25 - 1 / 3]); // [1/6, −1/2, −1/12]
-    close(d1.kShare, [0, 0.75 - 1 / 3, 0.25 - 2 / 3, 0]);
+    close(d1.kShare, [0, 0.75 - 1 / 3, 0.25 - 2 / 3, 0, 0]);
     expect(d1.meanK).toBeCloseTo(1.25 - 5 / 3, 9);
     expect(d1.nullTokenShare).toBeCloseTo(0.25 - 1 / 3, 9);
     expect(d1.sharedWeightShare).toBeCloseTo(0.35 - 0.85 / 3, 6); // 1/15
@@ -184,7 +184,7 @@ describe("compareTraces edge cases", () => {
     expect(c.a.tokens).toBe(0);
     const d0 = c.perLayer[0]!;
     close(d0.tokenShare, [0.5, 0.75, 0.25]);
-    close(d0.kShare, [0, 0.5, 0.5, 0]);
+    close(d0.kShare, [0, 0.5, 0.5, 0, 0]);
     expect(d0.meanK).toBeCloseTo(1.5, 9);
     expect(d0.nullTokenShare).toBeCloseTo(0.25, 9);
     expect(d0.sharedWeightShare).toBeCloseTo(0.4, 6);
