@@ -49,6 +49,9 @@ Commands:
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
       --top-p X                               Override the model's routing Top-P threshold.
+      --routing-precision fp32|bf16           Arithmetic of the Uni-MoE routing (default: bf16 for Uni-MoE-2.0
+                                              imports, as its released inference; fp32 otherwise). k is reported
+                                              before capacity drops, mask and weights after them.
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
@@ -70,6 +73,7 @@ interface Args {
   positions?: string;
   dense?: boolean;
   topP?: number;
+  routingPrecision?: string;
   dataset?: string;
   sweeps: string[];
   concurrency?: number;
@@ -99,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     else if (args.command === "forward" && a === "--positions") args.positions = value();
     else if (args.command === "forward" && a === "--dense") args.dense = true;
     else if (args.command === "forward" && a === "--top-p") args.topP = Number(value());
+    else if (args.command === "forward" && a === "--routing-precision") args.routingPrecision = value();
     else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
     else if (args.target === undefined) args.target = a;
     else throw new UsageError(`unexpected argument "${a}"`);
@@ -271,6 +276,8 @@ async function cmdForward(args: Args): Promise<number> {
   if (!args.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
   if (!args.out) throw new UsageError("forward needs --out <result.json>");
   if (args.topP !== undefined && !(args.topP > 0 && args.topP <= 1)) throw new UsageError("--top-p must be in (0, 1]");
+  const routingPrecision = args.routingPrecision;
+  if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);
   const ids = args.ids.split(",").map((s) => Number(s.trim()));
   if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${args.ids}")`);
   let positions: PositionsJson | undefined;
@@ -289,7 +296,7 @@ async function cmdForward(args: Args): Promise<number> {
   }
   const pool = new SessionPool();
   try {
-    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP });
+    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP, routingPrecision });
     await writeFile(args.out, JSON.stringify(result));
     console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
     return 0;

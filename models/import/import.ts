@@ -15,6 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import { defaultRoutingPrecision } from "../grin-routing";
 import { hashFilesWithProgress, removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
@@ -28,12 +29,14 @@ import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 3;
+export const IMPORT_VERSION = 4;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
-/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see variants.ts). */
+/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see runtime.ts). */
 export const IMPORT_GRAPH: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true };
+/** IMPORT_GRAPH in the model's default routing precision (bf16 for Uni-MoE-2.0, as released). */
+export const importGraphOptions = (config: MoeLlmConfig): MoeGraphOptions => ({ ...IMPORT_GRAPH, routingPrecision: defaultRoutingPrecision(config) });
 
 export interface ImportManifest {
   version: number;
@@ -224,7 +227,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
   source.builder = builder;
   let writtenBytes = 0;
   try {
-    const graph = buildMoeLlmGraph(map.config, source, IMPORT_GRAPH, builder);
+    const graph = buildMoeLlmGraph(map.config, source, importGraphOptions(map.config), builder);
     writeFileSync(path.join(partial, GRAPH_FILE), graph);
     writtenBytes += builder.newBytes;
     let towerBytes = 0;
@@ -252,7 +255,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       parameters: counts.total,
       activeParameters: counts.active,
       bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes,
-      graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
+      graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
       unclaimed: map.unclaimed.map((t) => t.name),
       ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
       importedAt: new Date().toISOString(),
