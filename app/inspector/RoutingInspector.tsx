@@ -1,6 +1,7 @@
 "use client";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
+import { dropCounts, droppedExperts, type LayerDrops } from "@/engine/routing/drops";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
@@ -159,33 +160,50 @@ export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOp
 
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
+const DROP_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#7f1d1d", "#f87171"] };
 
-/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
+/**
+ * The expert-load heatmap on a canvas: dynamic experts (token share), a shared-experts lane (weight share) and, for a
+ * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer).
+ */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}, drops?: LayerDrops[] | null): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
-  const C = dyn.length + 1;
+  const lanes = drops ? 2 : 1;
+  const C = dyn.length + lanes;
   const values = new Float64Array(m.layers.length * C);
   m.layers.forEach((l, y) => {
     for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
     values[y * C + dyn.length] = l.sharedWeightShare;
+    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[y]!.tokens / m.tokens : 0;
   });
+  const tip = (y: number, x: number, v: number) => {
+    if (x < dyn.length) return `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens`;
+    if (x === dyn.length) return `shared experts: ${(v * 100).toFixed(1)} % of the weight`;
+    const d = drops![y]!;
+    return `dropped over capacity: ${d.assignments} assignment${d.assignments === 1 ? "" : "s"}, ${d.tokens} token${d.tokens === 1 ? "" : "s"} (${(v * 100).toFixed(1)} %)`;
+  };
   return heatGridDrawing({
     rows: layerNames(m),
-    cols: [...dyn, "Shared (w)"],
+    cols: [...dyn, "Shared (w)", ...(drops ? ["Dropped"] : [])],
     values,
-    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
-    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
+    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : c === dyn.length ? SHARED_SCALE : DROP_SCALE),
+    tooltip: (y, x, v) => `${tip(y, x, v)} at L${y}`,
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
+    lanes,
   });
 }
 
-/** Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. */
+/**
+ * Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. Fig. 8 adds
+ * "k > D (none)" when some token's Top-P never reached P (Uni-MoE as released: k = D + 1, no dynamic expert).
+ */
 export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
   const D = m.experts.dynamic.length;
-  return kind === "share"
-    ? m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
-    : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, color: PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+  if (kind === "share") return m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }));
+  const ks = Array.from({ length: D }, (_, i) => i + 1);
+  if (m.layers.some((l) => (l.kCounts[D + 1] ?? 0) > 0)) ks.push(D + 1);
+  return ks.map((k) => ({ name: k > D ? `k > ${D} (none)` : `k = ${k}`, color: k > D ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
 }
 
 function matrixDrawing(names: string[], counts: Float64Array, label: string): ChartDrawing {
@@ -247,6 +265,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
   const per = { tokenIndices: tops.rows };
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
+  const hasDrops = trace.layers.some((l) => l.dropped);
   useLayoutEffect(() => {
     const el = box.current!;
     if (!viewRef.current.width) setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
@@ -312,6 +331,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
             <th>top</th>
             <th>k</th>
             <th>weights</th>
+            {hasDrops && <th>dropped</th>}
           </tr>
         </thead>
         <tbody>
@@ -325,6 +345,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
+                {hasDrops && <td data-testid="token-dropped">{droppedExperts(trace, li, row).join(" · ")}</td>}
               </tr>
             );
           })}
@@ -370,7 +391,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
   );
 }
 
-function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: string) => void }) {
+function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerDrops[] | null; onDrawn?: (name: string) => void }) {
   const pct = (v: number) => `${(v * 100).toFixed(1)}`;
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
@@ -394,6 +415,7 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
           <th>MaxVio</th>
           <th>Jain</th>
           <th>entropy</th>
+          {drops && <th title="assignments dropped over capacity (tokens that lost an expert)">dropped</th>}
         </tr>
       </thead>
       <tbody>
@@ -412,6 +434,11 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
             <td>{l.maxVio.toFixed(3)}</td>
             <td>{l.jain.toFixed(3)}</td>
             <td>{Number.isNaN(l.entropyNormalized) ? "…" : l.entropyNormalized.toFixed(3)}</td>
+            {drops && (
+              <td data-testid={`dropped-L${l.layer}`}>
+                {drops[l.layer]!.assignments} ({drops[l.layer]!.tokens})
+              </td>
+            )}
           </tr>
         ))}
       </tbody>
@@ -465,7 +492,10 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   }, [entropyJob]);
   const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  // capacity drops of the tokens shown (null when the trace records none)
+  const drops = useMemo(() => (trace && m ? dropCounts(trace, m.perToken?.tokenIndices ?? selectTokens(trace, filterOf(facet))) : null), [trace, m, facet]);
+  const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, {}, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -495,6 +525,13 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           {trace && (
             <span className="muted">
               {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
+              {drops && (
+                <span data-testid="dropped-count">
+                  {" "}
+                  · {dropTotal} assignment{dropTotal === 1 ? "" : "s"} dropped over capacity{facet === "all" ? "" : " (these tokens)"}
+                </span>
+              )}
             </span>
           )}
           <span className="spacer" />
@@ -535,7 +572,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
             <section className="wide">
-              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
+              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share{drops ? "; dropped: share of tokens that lost an expert over capacity" : ""})</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
             </section>
             <section>
@@ -560,7 +597,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             </section>
             <section className="wide">
               <h3>Balance per layer</h3>
-              {sizes ? <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
+              {sizes ? <BalanceTable m={balance ?? m} drops={drops} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
             </section>
           </div>
         )}
