@@ -46,6 +46,8 @@ export interface RoutingTrace {
   convention: string;
   /** The arithmetic the routing was computed in (Uni-MoE as released: bf16); absent = fp32. */
   routingPrecision?: "fp32" | "bf16";
+  /** The model's parameter counts (models/parameters.ts), for the active parameters per token of these tokens. */
+  parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: ExpertInfo[];
   tokens: TraceToken[];
   layers: LayerTrace[];

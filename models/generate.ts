@@ -3,6 +3,7 @@ import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, t
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
 import type { RoutingPrecision } from "./onnx/bf16";
+import { parameterCounts } from "./parameters";
 import { sampleToken, type SamplingOptions } from "./sampling";
 import { SeededRandom } from "./seeded-random";
 import type { Tokenizer } from "./tokenizer";
@@ -70,6 +71,12 @@ export class GenerationCancelled extends Error {
     super("cancelled");
     this.name = "GenerationCancelled";
   }
+}
+
+/** The counts a trace carries for its active-parameters expectation (engine/routing/active.ts). */
+function tracedParameters(c: MoeLlmConfig): RoutingTrace["parameters"] {
+  const p = parameterCounts(c);
+  return { total: p.total, fixed: p.fixed, perRoutedExpert: p.perRoutedExpert };
 }
 
 /** Control tokens the generation heads read hidden states of (PAPER.md §5). */
@@ -187,6 +194,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       model: prompt.modelName,
       convention: conventionText(model.config),
       ...(model.options?.routingPrecision ? { routingPrecision: model.options.routingPrecision } : {}),
+      parameters: tracedParameters(model.config),
       experts: expertColumns(model.config),
       tokens,
       layers,

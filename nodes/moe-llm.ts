@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { defineNode } from "../engine/node";
+import { activeParameters } from "../engine/routing/active";
 import { generate, GenerationCancelled } from "../models/generate";
 import { compileInterventions } from "../models/interventions";
 import { defaultRoutingPrecision } from "../models/grin-routing";
@@ -109,6 +110,8 @@ export interface LlmOutputValue {
   promptFormat?: string;
   /** The arithmetic the routing ran in. */
   routingPrecision?: RoutingPrecision;
+  /** Parameters active per token, averaged over the tokens of this run (engine/routing/active.ts). */
+  activeParameters?: number;
 }
 
 export const moeLlm = defineNode({
@@ -240,6 +243,7 @@ export const moeLlm = defineNode({
           promptText,
           promptFormat,
           routingPrecision,
+          activeParameters: activeParameters(result.trace)?.expected,
         };
         return { output, trace: result.trace };
       } catch (err) {
@@ -254,6 +258,7 @@ export const moeLlm = defineNode({
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
     const format = o.promptFormat ? `; prompt: ${o.promptFormat}` : "";
     const routing = o.routingPrecision === "bf16" ? "; routing in bf16 (as released)" : "";
-    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${routing}${format}`;
+    const active = o.activeParameters === undefined ? "" : `, ≈${o.activeParameters >= 1e9 ? `${(o.activeParameters / 1e9).toFixed(2)} B` : `${(o.activeParameters / 1e6).toFixed(2)} M`} active params/token`;
+    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${active}${routing}${format}`;
   },
 });

@@ -1,6 +1,7 @@
 "use client";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
+import { activeParameters } from "@/engine/routing/active";
 import { dropCounts, droppedExperts, type LayerDrops } from "@/engine/routing/drops";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
@@ -229,6 +230,8 @@ function measured<T>(name: string, f: () => T): T {
   performance.measure(name, `${name}-start`);
   return out;
 }
+
+const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n)}`);
 
 const STRIP_ROW = 19; // a token is 15 px of text + 2 px padding, plus the 2 px gap
 const STRIP_OVERSCAN = 3; // rows drawn above and below the visible ones
@@ -492,8 +495,10 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   }, [entropyJob]);
   const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
-  // capacity drops of the tokens shown (null when the trace records none)
-  const drops = useMemo(() => (trace && m ? dropCounts(trace, m.perToken?.tokenIndices ?? selectTokens(trace, filterOf(facet))) : null), [trace, m, facet]);
+  const rows = useMemo(() => (trace && m ? (m.perToken?.tokenIndices ?? selectTokens(trace, filterOf(facet))) : null), [trace, m, facet]);
+  // capacity drops of the tokens shown (null when the trace records none), and the parameters they ran
+  const drops = useMemo(() => (trace && rows ? dropCounts(trace, rows) : null), [trace, rows]);
+  const active = useMemo(() => (trace && rows ? activeParameters(trace, rows) : null), [trace, rows]);
   const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
   const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, {}, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
@@ -526,6 +531,12 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <span className="muted">
               {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
               {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
+              {active && (
+                <span data-testid="active-parameters" title={`mean k ${active.meanK.toFixed(2)}, ${active.routedPerLayer.toFixed(2)} routed experts per layer run on average`}>
+                  {" "}
+                  · ≈{billions(active.expected)} of {billions(active.total)} parameters active per token
+                </span>
+              )}
               {drops && (
                 <span data-testid="dropped-count">
                   {" "}

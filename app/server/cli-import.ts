@@ -9,6 +9,7 @@ import { estimateMemory } from "@/models/import/memory";
 import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
+import type { PartReport } from "@/models/families/parts";
 import { SafetensorsWeights } from "@/models/safetensors";
 
 export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
@@ -47,6 +48,9 @@ function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDty
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+/** Active parameters per token: exact, or the range Top-P routing spans (the expectation needs a routing trace). */
+const activeText = (a: number | { min: number; max: number }) =>
+  typeof a === "number" || a.min === a.max ? count(typeof a === "number" ? a : a.min) : `${count(a.min)}–${count(a.max)} (Top-P: the routed experts per token vary; a routing trace gives the expectation)`;
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`);
 
 function progressBar(): (p: ImportProgress) => void {
@@ -74,6 +78,11 @@ function progressBar(): (p: ImportProgress) => void {
   };
 }
 
+function printParts(parts: readonly PartReport[]): void {
+  console.log("parts:");
+  for (const p of parts) console.log(`  ${p.title}: ${p.tensors} tensor(s), ${count(p.parameters)} params${p.unclaimed ? `, ${p.unclaimed} unclaimed` : ""} — ${p.what}`);
+}
+
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse(argv);
   if (a.json) {
@@ -84,11 +93,13 @@ async function cmdImport(argv: string[]): Promise<number> {
   const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: progressBar() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
-  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
+  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${activeText(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
   const b = r.build;
   if (b && b.resumedBytes > 0)
     console.log(`resumed: ${gb(b.resumedBytes)} (${b.resumedTensors} tensors) were already written by an interrupted import${b.tornTensors > 0 ? `, ${b.tornTensors} torn at its end written again` : ""}; this run wrote ${gb(b.writtenBytes)}`);
+  if (m.parts) printParts(m.parts);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
+  if (m.unusedConfig?.length) console.log(`note: config.json fields not used: ${m.unusedConfig.map((f) => f.key).join(", ")} (inspect-checkpoint says what each is)`);
   const mem = estimateMemory(r.dir);
   const mem16 = estimateMemory(r.dir, 4096, "fp16");
   console.log(`memory to run: ~${gb(mem.bytes)} on CPU (fp32: ${mem.explain}); ~${gb(mem16.bytes)} on CUDA (fp16 compute: ${mem16.explain})`);
@@ -124,7 +135,7 @@ function cmdInspect(argv: string[]): number {
   }
   const map = inspectCheckpoint(a.dir, a.family);
   if (a.json) {
-    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name) }, null, 2));
+    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name), parts: map.parts, unusedConfig: map.unusedConfig }, null, 2));
     return map.missing.length > 0 ? 1 : 0;
   }
   console.log(`family: ${map.family.name} — ${map.family.title}`);
@@ -136,6 +147,11 @@ function cmdInspect(argv: string[]): number {
   console.log(map.unclaimed.length === 0 ? "unclaimed: none" : `unclaimed (${map.unclaimed.length}): ${map.unclaimed.map((t) => t.name).join(", ")}`);
   if (map.unused.length > 0) console.log(`claimed but not used by this config (${map.unused.length}): ${map.unused.map((t) => t.name).join(", ")}`);
   console.log(map.missing.length === 0 ? "missing: none" : `missing (${map.missing.length}): ${map.missing.map((m) => m.expected).join(", ")}`);
+  printParts(map.parts);
+  if (map.unusedConfig.length > 0) {
+    console.log(`config.json fields not used (${map.unusedConfig.length}):`);
+    for (const f of map.unusedConfig) console.log(`  ${f.key}: ${f.note}`);
+  }
   return map.missing.length > 0 ? 1 : 0;
 }
 

@@ -5,6 +5,7 @@
  * {
  *   "kind": "routing-trace", "version": 1, "model": string, "convention": string,
  *   "routingPrecision"?: "fp32" | "bf16",                                             // absent = fp32
+ *   "parameters"?: { "total": int, "fixed": int, "perRoutedExpert": int },            // the model's parameter counts
  *   "experts": [{ "name": string, "role": "routed" | "null" | "shared" }],          // E, router column order
  *   "tokens":  [{ "id": int, "text": string, "modality": "text"|"image"|"video"|"audio"|"speech",
  *                 "position": [t, h, w], "phase": "prefill" | "decode" }],          // N
@@ -70,6 +71,7 @@ export interface TraceJSON {
   model: string;
   convention: string;
   routingPrecision?: "fp32" | "bf16";
+  parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: { name: string; role: "routed" | "null" | "shared" }[];
   tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
   layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[] }[];
@@ -85,6 +87,7 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     model: trace.model,
     convention: trace.convention,
     ...(trace.routingPrecision ? { routingPrecision: trace.routingPrecision } : {}),
+    ...(trace.parameters ? { parameters: { ...trace.parameters } } : {}),
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
     tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
     layers: trace.layers.map((l) => ({
@@ -126,6 +129,7 @@ const traceSchema = z.object({
   model: z.string(),
   convention: z.string(),
   routingPrecision: z.enum(["fp32", "bf16"]).optional(),
+  parameters: z.object({ total: z.number().nonnegative(), fixed: z.number().nonnegative(), perRoutedExpert: z.number().nonnegative() }).optional(),
   experts: z.array(z.object({ name: z.string(), role: z.enum(["routed", "null", "shared"]) })),
   tokens: z.array(
     z.object({
@@ -238,6 +242,7 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
     model: j.model,
     convention: j.convention,
     ...(j.routingPrecision ? { routingPrecision: j.routingPrecision } : {}),
+    ...(j.parameters ? { parameters: j.parameters } : {}),
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,

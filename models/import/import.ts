@@ -14,15 +14,16 @@ import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
-import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import { moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
 import { defaultRoutingPrecision } from "../grin-routing";
 import { hashFilesWithProgress, removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
-import { paramNames } from "../config";
+import { parameterCounts } from "../parameters";
 import { buildAudioGraph } from "../audio-encoder";
 import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
+import type { PartReport } from "../families/parts";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, TOKENIZER_FILES, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
 import { ensureFp16Graph } from "./fp16";
@@ -48,10 +49,15 @@ export interface ImportManifest {
   sourceFiles: string[];
   dtype: StorageDtype;
   parameters: number;
-  activeParameters: number;
+  /** Active per token: a number (imports before routing precisions: top_k routed experts) or the min–max range. */
+  activeParameters: number | { min: number; max: number };
   bytesOnDisk: number;
   graph: { file: string; data: string; options: MoeGraphOptions };
   unclaimed: string[];
+  /** Every part of the checkpoint and what the import did with it (absent in manifests before parts were listed). */
+  parts?: PartReport[];
+  /** config.json fields MoE Studio does not read, with what they are. */
+  unusedConfig?: { key: string; note: string }[];
   /**
    * Encoder towers imported with the LLM: each a folder `<kind>/` beside model.onnx holding `<kind>.onnx` +
    * `<kind>.onnx.data` and a config.json, selectable in the Vision/Audio Encoder nodes as `<ref>/<kind>`.
@@ -112,17 +118,7 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-/** Parameters in total and per token (every non-expert weight, top_k routed experts and the shared experts). */
-export function parameterCounts(config: MoeLlmConfig): { total: number; active: number } {
-  const shapes = moeLlmParamShapes(config);
-  const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  let total = 0;
-  for (const s of shapes.values()) total += numel(s);
-  const { R, L } = moeDims(config);
-  const perExpert = numel(shapes.get(paramNames.routed(0, 0, "gate"))!) * 3;
-  const active = total - L * R * perExpert + L * Math.min(R, config.mlp_dynamic_top_k) * perExpert;
-  return { total, active };
-}
+export { parameterCounts, type ParameterCounts } from "../parameters";
 
 export function readManifest(dir: string): ImportManifest | undefined {
   const file = path.join(dir, MANIFEST_FILE);
@@ -257,6 +253,8 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes,
       graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
       unclaimed: map.unclaimed.map((t) => t.name),
+      parts: map.parts,
+      unusedConfig: map.unusedConfig,
       ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
       importedAt: new Date().toISOString(),
       seconds: (performance.now() - t0) / 1000,
