@@ -27,14 +27,14 @@ export const OMNI_PARTS: PartSpec[] = [
     id: "vision",
     title: "Vision tower (SigLIP) + aligner",
     prefixes: ["vision_tower.", "vision_aligner."],
-    imported: "imported into vision/vision.onnx: the Vision Encoder node's model <ref>/vision",
+    imported: "imported into vision/vision.onnx: pick <model>/vision in the Vision Encoder node",
     notImported: "not imported (no tensors of the tower, or none the importer maps)",
   },
   {
     id: "audio",
     title: "Audio tower (Whisper encoder) + query former + projector",
     prefixes: ["audio_tower.", "audio_aligner."],
-    imported: "imported into audio/audio.onnx: the Audio Encoder node's model <ref>/audio",
+    imported: "imported into audio/audio.onnx: pick <model>/audio in the Audio Encoder node",
     notImported: "not imported (no tensors of the tower, or none the importer maps)",
   },
   {
