@@ -72,7 +72,7 @@ export function fig7Option(m: RoutingMetrics, title: string, subtext: string): E
 /** Paper Fig. 8: share of tokens by number of experts chosen (k), per layer. */
 export function fig8Option(m: RoutingMetrics, title: string, subtext: string): EChartsOption {
   const D = m.experts.dynamic.length;
-  const ks = Array.from({ length: D + 1 }, (_, k) => k).filter((k) => m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
+  const ks = Array.from({ length: D + 2 }, (_, k) => k).filter((k) => m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
   return {
     title: { text: title, subtext, left: 0, top: 0, textStyle: { fontSize: 12 }, subtextStyle: { fontSize: 9 } },
     tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
@@ -80,7 +80,7 @@ export function fig8Option(m: RoutingMetrics, title: string, subtext: string): E
     grid: { left: 42, right: 8, top: 62, bottom: 22 },
     xAxis: { type: "category", data: m.layers.map((l) => `L${l.layer}`) },
     yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
-    series: ks.map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: k === 0 ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) })),
+    series: ks.map((k) => ({ name: k > D ? `k > ${D} (none)` : `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: k === 0 || k > D ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) })),
   };
 }
 
