@@ -49,8 +49,30 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
       {inspect.data && (
         <div className="muted" data-testid="inspect-summary">
           {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
+          {inspect.data.activeParameters.min === inspect.data.activeParameters.max
+            ? ` · ${count(inspect.data.activeParameters.min)} active per token`
+            : ` · ${count(inspect.data.activeParameters.min)} – ${count(inspect.data.activeParameters.max)} active per token (Top-P: varies per token)`}
           {inspect.data.speech && <div>+ MoE-TTS (speech_generator.*, {inspect.data.speech.layers} layers, {count(inspect.data.speech.parameters)} params): imported as …/speech for the MoE-TTS node</div>}
+          <ul className="parts" data-testid="checkpoint-parts">
+            {inspect.data.parts.map((p) => (
+              <li key={p.id} data-part={p.id} data-imported={p.imported}>
+                <strong>{p.title}</strong>: {p.tensors} tensors, {count(p.parameters)} params{p.unclaimed ? `, ${p.unclaimed} unclaimed` : ""} — {p.what}
+              </li>
+            ))}
+          </ul>
           {inspect.data.unclaimed.length > 0 && <div>Unclaimed (not used): {inspect.data.unclaimed.join(", ")}</div>}
+          {inspect.data.unusedConfig.length > 0 && (
+            <details data-testid="unused-config">
+              <summary>{inspect.data.unusedConfig.length} config.json fields not used (listed, not a problem)</summary>
+              <ul>
+                {inspect.data.unusedConfig.map((f) => (
+                  <li key={f.key}>
+                    <code>{f.key}</code>: {f.note}
+                  </li>
+                ))}
+              </ul>
+            </details>
+          )}
           {inspect.data.missing.length > 0 && <div className="error-text">Missing: {inspect.data.missing.join(", ")}</div>}
         </div>
       )}
@@ -160,7 +182,9 @@ export function ModelsPage() {
               </td>
               <td>{m.family}</td>
               <td className="num">{"parameters" in m ? count(m.parameters) : "—"}</td>
-              <td className="num">{"activeParameters" in m ? count(m.activeParameters) : "—"}</td>
+              <td className="num" data-testid="active-parameters" title={"activeParameters" in m && m.activeParameters.min !== m.activeParameters.max ? "Top-P routing: a token runs a varying number of routed experts. The Routing Inspector gives the expectation for a trace." : undefined}>
+                {"activeParameters" in m ? (m.activeParameters.min === m.activeParameters.max ? count(m.activeParameters.min) : `${count(m.activeParameters.min)} – ${count(m.activeParameters.max)}`) : "—"}
+              </td>
               <td>{"dtype" in m ? m.dtype : "—"}</td>
               <td className="num">{"sizeOnDisk" in m ? bytes(m.sizeOnDisk) : "—"}</td>
               <td className="num" title="fp32 compute on CPU / fp16 compute on CUDA (weights + KV cache for 4,096 tokens + 15 %)">

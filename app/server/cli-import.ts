@@ -10,6 +10,7 @@ import { estimateMemory } from "@/models/import/memory";
 import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
+import type { PartReport } from "@/models/families/parts";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { findCachedCheckpoint, hfCacheDir, listHfCache } from "@/models/import/hf-cache";
 import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
@@ -59,6 +60,9 @@ function parse(command: "import" | "inspect-checkpoint", argv: string[]) {
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+/** Active parameters per token: exact, or the range Top-P routing spans (the expectation needs a routing trace). */
+const activeText = (a: number | { min: number; max: number }) =>
+  typeof a === "number" || a.min === a.max ? count(typeof a === "number" ? a : a.min) : `${count(a.min)}–${count(a.max)} (Top-P: the routed experts per token vary; a routing trace gives the expectation)`;
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`);
 
 function importProgress(): (p: ImportProgress) => void {
@@ -107,6 +111,11 @@ function checkpointDir(spec: string): string {
   return c.dir;
 }
 
+function printParts(parts: readonly PartReport[]): void {
+  console.log("parts:");
+  for (const p of parts) console.log(`  ${p.title}: ${p.tensors} tensor(s), ${count(p.parameters)} params${p.unclaimed ? `, ${p.unclaimed} unclaimed` : ""} — ${p.what}`);
+}
+
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse("import", argv);
   if (a.list) return listCache();
@@ -134,11 +143,13 @@ async function cmdImport(argv: string[]): Promise<number> {
   const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: importProgress() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
-  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
+  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${activeText(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
   const b = r.build;
   if (b && b.resumedBytes > 0)
     console.log(`resumed: ${gb(b.resumedBytes)} (${b.resumedTensors} tensors) were already written by an interrupted import${b.tornTensors > 0 ? `, ${b.tornTensors} torn at its end written again` : ""}; this run wrote ${gb(b.writtenBytes)}`);
+  if (m.parts) printParts(m.parts);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
+  if (m.unusedConfig?.length) console.log(`note: config.json fields not used: ${m.unusedConfig.map((f) => f.key).join(", ")} (inspect-checkpoint says what each is)`);
   const mem = estimateMemory(r.dir);
   const mem16 = estimateMemory(r.dir, 4096, "fp16");
   console.log(`memory to run: ~${gb(mem.bytes)} on CPU (fp32: ${mem.explain}); ~${gb(mem16.bytes)} on CUDA (fp16 compute: ${mem16.explain})`);
@@ -182,7 +193,7 @@ function cmdInspect(argv: string[]): number {
   }
   const map = inspectCheckpoint(a.dir, a.family);
   if (a.json) {
-    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name) }, null, 2));
+    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name), parts: map.parts, unusedConfig: map.unusedConfig }, null, 2));
     return map.missing.length > 0 ? 1 : 0;
   }
   console.log(`family: ${map.family.name} — ${map.family.title}`);
@@ -194,6 +205,11 @@ function cmdInspect(argv: string[]): number {
   console.log(map.unclaimed.length === 0 ? "unclaimed: none" : `unclaimed (${map.unclaimed.length}): ${map.unclaimed.map((t) => t.name).join(", ")}`);
   if (map.unused.length > 0) console.log(`claimed but not used by this config (${map.unused.length}): ${map.unused.map((t) => t.name).join(", ")}`);
   console.log(map.missing.length === 0 ? "missing: none" : `missing (${map.missing.length}): ${map.missing.map((m) => m.expected).join(", ")}`);
+  printParts(map.parts);
+  if (map.unusedConfig.length > 0) {
+    console.log(`config.json fields not used (${map.unusedConfig.length}):`);
+    for (const f of map.unusedConfig) console.log(`  ${f.key}: ${f.note}`);
+  }
   return map.missing.length > 0 ? 1 : 0;
 }
 

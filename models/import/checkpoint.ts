@@ -5,7 +5,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
-import { detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
+import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
+import { checkpointParts, DECODER_PARTS, type PartReport } from "../families/parts";
 import { moeLlmParamShapes } from "../moe-llm-graph";
 import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
@@ -43,6 +44,10 @@ export interface CheckpointMap {
   towers: TowerConfig[];
   /** The MoE-TTS (`speech_generator.*`, canonical `speech/…`) when the checkpoint has it; then all its tensors are required. */
   speech?: SpeechGenConfig;
+  /** Every part of the checkpoint (LLM, towers, generation heads, …) and what MoE Studio does with it. */
+  parts: PartReport[];
+  /** config.json fields MoE Studio does not read (listed, never fatal), each with what it is. */
+  unusedConfig: { key: string; note: string }[];
 }
 
 interface CompiledRule extends MappingRule {
@@ -50,9 +55,11 @@ interface CompiledRule extends MappingRule {
   keys: string[];
 }
 
+/** `{i}`, `{e}`: a decimal index (captured); `{*}`: any rest of the name (rules claiming a whole part). */
 function compile(pattern: string): { re: RegExp; keys: string[] } {
   const keys: string[] = [];
-  const src = pattern.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(\w+)\}/g, (_, k: string) => {
+  const src = pattern.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(\w+|\\\*)\}/g, (_, k: string) => {
+    if (k === "\\*") return ".+";
     keys.push(k);
     return "(\\d+)";
   });
@@ -125,7 +132,7 @@ export function chooseFamily(raw: Record<string, unknown>, familyName?: string):
 export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyName?: string): CheckpointMap {
   const raw = readConfigJson(dir);
   const family = chooseFamily(raw, familyName);
-  const config = family.toConfig(raw);
+  const { config, read } = readConfig(family, raw);
   const rules = compiledRules(family);
   const needed = moeLlmParamShapes(config);
   const tensors: TensorClaim[] = weights
@@ -180,7 +187,25 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !neededNames.has(t.canonical)),
     towers,
     ...(speech ? { speech } : {}),
+    parts: checkpointParts(family.parts ?? DECODER_PARTS, tensors),
+    unusedConfig: Object.keys(raw)
+      .filter((k) => k !== "model_type" && !read.has(k))
+      .sort()
+      .map((key) => ({ key, note: CONFIG_FIELD_NOTES[key] ?? "not used by MoE Studio" })),
   };
+}
+
+/** The family's canonical config and the config.json keys it read (family.configKeys, else recorded while it runs). */
+function readConfig(family: Family, raw: Record<string, unknown>): { config: MoeLlmConfig; read: Set<string> } {
+  if (family.configKeys) return { config: family.toConfig(raw), read: new Set(family.configKeys) };
+  const read = new Set<string>();
+  const watched = new Proxy(raw, {
+    get(target, key, receiver) {
+      if (typeof key === "string") read.add(key);
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { config: family.toConfig(watched), read };
 }
 
 /** Throws one clear error listing every tensor the model needs and the checkpoint lacks. */

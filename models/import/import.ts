@@ -15,14 +15,16 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import { defaultRoutingPrecision } from "../grin-routing";
 import { removeStaleBuilds } from "../model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
-import { paramNames } from "../config";
+import { parameterCounts } from "../parameters";
 import { buildAudioGraph } from "../audio-encoder";
 import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
+import type { PartReport } from "../families/parts";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, TOKENIZER_FILES, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
 import { ensureFp16Graph } from "./fp16";
@@ -35,8 +37,10 @@ export const IMPORT_VERSION = 4;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
-/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see variants.ts). */
+/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see runtime.ts). */
 export const IMPORT_GRAPH: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true };
+/** IMPORT_GRAPH in the model's default routing precision (bf16 for Uni-MoE-2.0, as released). */
+export const importGraphOptions = (config: MoeLlmConfig): MoeGraphOptions => ({ ...IMPORT_GRAPH, routingPrecision: defaultRoutingPrecision(config) });
 
 export interface ImportManifest {
   version: number;
@@ -48,10 +52,15 @@ export interface ImportManifest {
   sourceFiles: string[];
   dtype: StorageDtype;
   parameters: number;
-  activeParameters: number;
+  /** Active per token: a number (imports before routing precisions: top_k routed experts) or the min–max range. */
+  activeParameters: number | { min: number; max: number };
   bytesOnDisk: number;
   graph: { file: string; data: string; options: MoeGraphOptions };
   unclaimed: string[];
+  /** Every part of the checkpoint and what the import did with it (absent in manifests before parts were listed). */
+  parts?: PartReport[];
+  /** config.json fields MoE Studio does not read, with what they are. */
+  unusedConfig?: { key: string; note: string }[];
   /**
    * Encoder towers imported with the LLM: each a folder `<kind>/` beside model.onnx holding `<kind>.onnx` +
    * `<kind>.onnx.data` and a config.json, selectable in the Vision/Audio Encoder nodes as `<ref>/<kind>`.
@@ -116,17 +125,7 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-/** Parameters in total and per token (every non-expert weight, top_k routed experts and the shared experts). */
-export function parameterCounts(config: MoeLlmConfig): { total: number; active: number } {
-  const shapes = moeLlmParamShapes(config);
-  const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  let total = 0;
-  for (const s of shapes.values()) total += numel(s);
-  const { R, L } = moeDims(config);
-  const perExpert = numel(shapes.get(paramNames.routed(0, 0, "gate"))!) * 3;
-  const active = total - L * R * perExpert + L * Math.min(R, config.mlp_dynamic_top_k) * perExpert;
-  return { total, active };
-}
+export { parameterCounts, type ParameterCounts } from "../parameters";
 
 export function readManifest(dir: string): ImportManifest | undefined {
   const file = path.join(dir, MANIFEST_FILE);
@@ -231,7 +230,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
   source.builder = builder;
   let writtenBytes = 0;
   try {
-    const graph = buildMoeLlmGraph(map.config, source, IMPORT_GRAPH, builder);
+    const graph = buildMoeLlmGraph(map.config, source, importGraphOptions(map.config), builder);
     writeFileSync(path.join(partial, GRAPH_FILE), graph);
     writtenBytes += builder.newBytes;
     let towerBytes = 0;
@@ -260,8 +259,10 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       parameters: counts.total,
       activeParameters: counts.active,
       bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes + speechBytes,
-      graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
+      graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
       unclaimed: map.unclaimed.map((t) => t.name),
+      parts: map.parts,
+      unusedConfig: map.unusedConfig,
       ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
       ...(map.speech ? { speech: { ref: `${ref}/speech`, parameters: speechParameters(map.speech).total } } : {}),
       importedAt: new Date().toISOString(),

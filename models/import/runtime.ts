@@ -28,16 +28,19 @@ export function isImportedDir(dir: string): boolean {
   return existsSync(path.join(dir, "import.json"));
 }
 
-const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds;
+const precisionOf = (o: MoeGraphOptions) => o.routingPrecision ?? "fp32";
+const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds && precisionOf(a) === precisionOf(b);
 
 /**
  * The graph file of an imported model for these options: the one written at import, or a variant built on first
  * use from the source checkpoint (still in the folder it was imported from, with the same content hash).
  */
 export function importedGraphFile(dir: string, config: MoeLlmConfig, options: MoeGraphOptions): string {
-  if (sameOptions(options, IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
   const manifest = readManifest(dir)!;
-  const key = createHash("sha256").update(JSON.stringify({ moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds })).digest("hex").slice(0, 16);
+  // model.onnx has the options its manifest records (imports before routing precisions: IMPORT_GRAPH, fp32 routing)
+  if (sameOptions(options, manifest.graph.options ?? IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
+  const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds };
+  const key = createHash("sha256").update(JSON.stringify(precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) })).digest("hex").slice(0, 16);
   const variant = path.join(dir, "variants", key);
   const file = path.join(variant, GRAPH_FILE);
   if (existsSync(file)) return file;

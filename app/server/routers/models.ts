@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import type { PartReport } from "@/models/families/parts";
 import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
@@ -201,7 +202,7 @@ export const modelsRouter = router({
       if (!existsSync(path.join(dir, "config.json"))) {
         const c = inspectWavTokenizer(dir);
         const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
-        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], memoryToRun: 0, memoryToRunFp16: 0, speech: null };
       }
       const map = inspectCheckpoint(dir);
       return {
@@ -210,6 +211,9 @@ export const modelsRouter = router({
         tensors: map.tensors.length,
         unclaimed: map.unclaimed.map((t) => t.name),
         missing: map.missing.map((m) => m.expected),
+        parts: map.parts,
+        unusedConfig: map.unusedConfig,
+        activeParameters: parameterCounts(map.config).active,
         parameters: parameterCounts(map.config).total,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,

@@ -25,33 +25,25 @@ export function omniSpeechConfig(vocab: number): SpeechGenConfig {
   });
 }
 
+/** The `speech_generator.*` tensors of a generated MoE-TTS and its config.json fields (RELEASED.md §1.2). */
+export function omniSpeechPart(vocab: number, seed: number): { speech: SpeechGenConfig; tensors: { name: string; shape: number[]; data: Float32Array }[]; fields: Record<string, unknown> } {
+  const speech = omniSpeechConfig(vocab);
+  const tensors = [...seedSpeechWeights(speech, seed)].map(([n, t]) => ({ name: `speech_generator.${n}`, shape: t.shape, data: t.data }));
+  const fields = Object.fromEntries(
+    ["idim", "odim", "transformer_attention_dim", "transformer_linear_units", "transformer_num_blocks", "transformer_attention_heads", "transformer_kv_heads", "transformer_dropout_rate", "encoder_output_dim", "speech_start_token_id", "speech_end_token_id", "speech_prompt_token_id", "speech_split_token_id"].map((k) => [k, speech[k as keyof SpeechGenConfig]]),
+  );
+  return { speech, tensors, fields: { speech_generator_type: "ar_ori_v2_new", llm_vocab_size: vocab, encoder_pre_norm_type: "ln", encoder_drop_rate: 0.1, encoder_criterion: "ce", encoder_upsample_rate: 9, ...fields } };
+}
+
 export async function writeOmniSpeechCheckpoint(dir: string, seed = 17): Promise<{ speech: SpeechGenConfig; vocab: number }> {
   mkdirSync(dir, { recursive: true });
   const vocab = Math.ceil(byteTokenizer.vocabSize / 64) * 64;
   const llm = randomConfig(seed, { model_type: "grin_qwen2_vl", vocab_size: vocab, mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, tie_word_embeddings: false });
   const W = randomWeights(llm, seed + 1);
-  const speech = omniSpeechConfig(vocab);
-  const S = seedSpeechWeights(speech, seed + 2);
-  const entries = [
-    ...W.names().map((n) => ({ name: n, shape: W.get(n).shape, data: W.get(n).data })),
-    ...[...S].map(([n, t]) => ({ name: `speech_generator.${n}`, shape: t.shape, data: t.data })),
-  ];
+  const { speech, tensors, fields } = omniSpeechPart(vocab, seed + 2);
+  const entries = [...W.names().map((n) => ({ name: n, shape: W.get(n).shape, data: W.get(n).data })), ...tensors];
   await writeSafetensors(path.join(dir, "model.safetensors"), entries, { metadata: { format: "pt" } });
-  const { model_type: _t, source_layout: _l, text_vocab_size: _v, codebook_size: _c, codec_rate: _r, ...fields } = speech;
-  const omniFields = Object.fromEntries(
-    ["idim", "odim", "transformer_attention_dim", "transformer_linear_units", "transformer_num_blocks", "transformer_attention_heads", "transformer_kv_heads", "transformer_dropout_rate", "encoder_output_dim", "speech_start_token_id", "speech_end_token_id", "speech_prompt_token_id", "speech_split_token_id"].map((k) => [k, fields[k as keyof typeof fields]]),
-  );
-  const config = {
-    ...llm,
-    architectures: ["GrinQwen2VLOutForConditionalGeneration"],
-    speech_generator_type: "ar_ori_v2_new",
-    llm_vocab_size: vocab,
-    encoder_pre_norm_type: "ln",
-    encoder_drop_rate: 0.1,
-    encoder_criterion: "ce",
-    encoder_upsample_rate: 9,
-    ...omniFields,
-  };
+  const config = { ...llm, architectures: ["GrinQwen2VLOutForConditionalGeneration"], ...fields };
   writeFileSync(path.join(dir, "config.json"), JSON.stringify(config, null, 2));
   return { speech, vocab };
 }
