@@ -9,17 +9,36 @@
  * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
+import type { Tensor32 } from "../weights";
 import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
 import type { TowerKind } from "./towers";
 
-export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
+export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral" | "deepseek_v2" | "deepseek_v3" | "phimoe" | "gpt_oss";
+
+/** A layout change from a checkpoint tensor (or one expert's slice of it) to its canonical tensor. */
+export interface Take {
+  /** What the canonical tensor's shape is, given the source's (without reading anything). */
+  shape(source: number[]): number[];
+  apply(t: Tensor32): Tensor32;
+}
 
 export interface MappingRule {
   from: string;
   to: string | null;
   part?: number;
-  /** Why a claimed tensor is not used (for `to: null`). */
+  /** Why a claimed tensor is not used (for `to: null`), or how it is read. */
   note?: string;
+  /**
+   * `from` stacks the experts along its first dimension and `to` has `{e}`: one canonical tensor per slice, each read
+   * alone (gpt-oss `mlp.experts.gate_up_proj` [E, H, 2I]).
+   */
+  stacked?: boolean;
+  /** Turns the tensor (or its expert slice) as read, fp32, into the canonical layout. */
+  take?: Take;
+  /** More canonical tensors from the same source tensor (e.g. gate and up from a fused gate_up). */
+  also?: { to: string; take: Take }[];
+  /** MXFP4: `from` holds the uint8 blocks, this pattern (same `{i}`) the exponents; dequantised on read (import/dequant.ts). */
+  mxfp4Scales?: string;
 }
 
 export interface Family {
