@@ -567,7 +567,7 @@ export async function writeSafetensors(file: string, entries: readonly Safetenso
       if (float !== data instanceof Float32Array) throw new SafetensorsError(`${file}: tensor "${e.name}" is ${e.dtype}: give ${float ? "fp32 values" : "its bytes (Uint8Array)"}`);
       const want = float ? numel(e.shape) : numel(e.shape) * (DTYPE_BYTES[e.dtype] ?? 0);
       if (data.length !== want) {
-        throw new SafetensorsError(`${file}: tensor "${e.name}" has ${data.length} ${float ? "values" : "bytes"} but ${e.dtype}${JSON.stringify(e.shape)} needs ${want}`);
+        throw new SafetensorsError(`${file}: tensor "${e.name}" has ${data.length} ${float ? "values" : "bytes"} but shape ${JSON.stringify(e.shape)} needs ${want}${float ? "" : ` (${e.dtype})`}`);
       }
       await writeAll(float ? encodeFromF32(data as Float32Array, e.dtype as FloatDtype) : (data as Uint8Array));
       opts.onProgress?.(pos, total);
