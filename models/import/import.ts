@@ -19,6 +19,7 @@ import { hashFilesWithProgress, removeStaleBuilds } from "../model-dir";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
 import { paramNames } from "../config";
+import { moeLayerIndices } from "../families/conventions";
 import { buildAudioGraph } from "../audio-encoder";
 import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
@@ -109,15 +110,20 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-/** Parameters in total and per token (every non-expert weight, top_k routed experts and the shared experts). */
+/**
+ * Parameters in total and per token: every non-expert weight, the top_k routed experts of each MoE layer (dense
+ * layers' MLPs are all active) and the shared experts.
+ */
 export function parameterCounts(config: MoeLlmConfig): { total: number; active: number } {
   const shapes = moeLlmParamShapes(config);
-  const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  const numel = (s: number[] | undefined) => (s ?? []).reduce((a, b) => a * b, s ? 1 : 0);
   let total = 0;
   for (const s of shapes.values()) total += numel(s);
-  const { R, L } = moeDims(config);
-  const perExpert = numel(shapes.get(paramNames.routed(0, 0, "gate"))!) * 3;
-  const active = total - L * R * perExpert + L * Math.min(R, config.mlp_dynamic_top_k) * perExpert;
+  const { R } = moeDims(config);
+  const moe = moeLayerIndices(config);
+  const kinds = [["gate", "weight"], ["up", "weight"], ["down", "weight"], ["gate", "bias"], ["up", "bias"], ["down", "bias"]] as const;
+  const perExpert = kinds.reduce((a, [p, k]) => a + numel(shapes.get(paramNames.routed(moe[0]!, 0, p, k))), 0);
+  const active = total - moe.length * (R - Math.min(R, config.mlp_dynamic_top_k)) * perExpert;
   return { total, active };
 }
 
