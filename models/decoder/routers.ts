@@ -163,8 +163,9 @@ export function deepseekSigmoidRouting(o: Ops, c: MoeLlmConfig, z: string, corre
  * Phi-3.5-MoE's sparsemixer at inference (modeling_phimoe.py `sparsemixer`, training=False), top-2, on z (bias
  * intervention added). Step 1: m = the largest logit, e its expert; the experts j with (m - z_j) / max(|z_j|, m) >
  * 2·router_jitter_noise are masked (-inf); e's weight = softmax over the rest, at e. Step 2: the same with e masked
- * out, m = the largest remaining logit. (The factor clamps |z_j| at m, not at |m| as Uni-MoE's GRIN does; a 0/0 ratio
- * is NaN, which does not exceed the threshold, so that expert stays, as in torch.) Weights are the two multipliers,
+ * out, m = the largest remaining logit. (transformers clamps |z_j| at m where Uni-MoE's GRIN clamps at |m|; the two
+ * agree, as every candidate has z_j <= m. A 0/0 ratio is NaN, which does not exceed the threshold, so that expert
+ * stays, as in torch.) Weights are the two multipliers,
  * not renormalised. Forced columns are taken first (k = 2 + forced outside the model's two), each step's m being the
  * taken column's logit.
  */
