@@ -71,3 +71,25 @@ describe("checkpoint problems are named", () => {
     expect(() => inspectCheckpoint(src)).toThrow(/model_type "jamba" is not a family .*known: grin_qwen2_vl/);
   });
 });
+
+describe("dense layers between MoE layers (Qwen2-MoE / Qwen3-MoE) and YaRN", () => {
+  it("qwen2_moe mlp_only_layers + decoder_sparse_step: dense rows in the config, MoE layers only in the trace", async () => {
+    // layers 0..3: 0 in mlp_only_layers; decoder_sparse_step 2 makes the even layers dense → MoE layers 1 and 3
+    const { result, ref } = await importAndCompare("qwen2_moe", { seed: 8, configOverride: { num_hidden_layers: 4, mlp_only_layers: [0], decoder_sparse_step: 2 } }, "q2-dense");
+    expect(ref.layers.map((l) => l.layer)).toEqual([1, 3]);
+    expect(result.manifest.activeParameters).toBeLessThan(result.manifest.parameters);
+  });
+  it("qwen3_moe with YaRN rope_scaling (factor 4, original 2048 of 8192)", async () => {
+    await importAndCompare("qwen3_moe", { seed: 9, configOverride: { max_position_embeddings: 8192, rope_scaling: { rope_type: "yarn", factor: 4.0, original_max_position_embeddings: 2048 } } }, "q3-yarn");
+  });
+  it("other RoPE scalings are refused naming the type and the reason", async () => {
+    const src = path.join(tmp, "q3-linear");
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { rope_scaling: { rope_type: "linear", factor: 2 } } });
+    expect(() => inspectCheckpoint(src)).toThrow('qwen3_moe: rope_scaling type "linear" is not supported (only YaRN (and Phi-3.5-MoE\'s LongRoPE short factors) are implemented)');
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { rope_scaling: { rope_type: "dynamic", factor: 2 } } });
+    expect(() => inspectCheckpoint(src)).toThrow("its frequencies change with the sequence length at run time");
+    // Qwen3's documented YaRN edit keeps max_position_embeddings 40960 with factor 4 of 32768: transformers versions disagree
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { max_position_embeddings: 40960, rope_scaling: { rope_type: "yarn", factor: 4.0, original_max_position_embeddings: 32768 } } });
+    expect(() => inspectCheckpoint(src)).toThrow("transformers versions disagree on which one applies");
+  });
+});

@@ -10,7 +10,7 @@ import path from "node:path";
 import { bf16BitsToF32, f32ToBf16Bits, writeSafetensors, type FloatDtype } from "@/models/safetensors";
 import { prng } from "../../reference/random";
 import type { Tensors } from "../../reference/families/ops";
-import type { Family as TopkFamily } from "../../reference/families/topk-moe";
+import { qwenDense, type Family as TopkFamily } from "../../reference/families/topk-moe";
 import { quantFp8Blocks, quantMxfp4 } from "../../reference/quant";
 
 export type Family = TopkFamily | "deepseek_v2" | "deepseek_v3" | "phimoe" | "gpt_oss";
@@ -206,6 +206,13 @@ function topkShapes(family: TopkFamily, c: Record<string, unknown>): Map<string,
     if (family === "olmoe") {
       m.set(`${p}self_attn.q_norm.weight`, [NH * Dh]);
       m.set(`${p}self_attn.k_norm.weight`, [KVH * Dh]);
+    }
+    if ((family === "qwen2_moe" || family === "qwen3_moe") && qwenDense(c, l)) {
+      const Id = g("intermediate_size");
+      m.set(`${p}mlp.gate_proj.weight`, [Id, H]);
+      m.set(`${p}mlp.up_proj.weight`, [Id, H]);
+      m.set(`${p}mlp.down_proj.weight`, [H, Id]);
+      continue;
     }
     if (family === "mixtral") {
       m.set(`${p}block_sparse_moe.gate.weight`, [E, H]);
