@@ -1,4 +1,4 @@
-import { conventionText } from "./families/conventions";
+import { conventionText, layerRules } from "./families/conventions";
 import type { LayerTrace, Modality, RoutingTrace, TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
@@ -73,7 +73,7 @@ export class GenerationCancelled extends Error {
 const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
 
 function toLayerTrace(t: GraphLayerTrace): LayerTrace {
-  return { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+  return { layer: t.layer, routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)), ...(t.scores ? { scores: t.scores } : {}) };
 }
 
 function concatLayers(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
@@ -83,7 +83,14 @@ function concatLayers(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
     out.set(y, x.length);
     return out;
   };
-  return a.map((l, i) => ({ routerLogits: cat(l.routerLogits, b[i]!.routerLogits), mask: cat(l.mask, b[i]!.mask), weights: cat(l.weights, b[i]!.weights), k: cat(l.k, b[i]!.k) }));
+  return a.map((l, i) => ({
+    layer: l.layer,
+    routerLogits: cat(l.routerLogits, b[i]!.routerLogits),
+    mask: cat(l.mask, b[i]!.mask),
+    weights: cat(l.weights, b[i]!.weights),
+    k: cat(l.k, b[i]!.k),
+    ...(l.scores && b[i]!.scores ? { scores: cat(l.scores, b[i]!.scores) } : {}),
+  }));
 }
 
 /**
@@ -187,7 +194,15 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     newIds,
     text,
     stopReason,
-    trace: { kind: "routing-trace", model: prompt.modelName, convention: conventionText(model.config), experts: expertColumns(model.config), tokens, layers },
+    trace: {
+      kind: "routing-trace",
+      model: prompt.modelName,
+      convention: conventionText(model.config),
+      experts: expertColumns(model.config),
+      tokens,
+      layers,
+      layerInfo: layerRules(model.config, { topP: o.interventions?.topP, topK: o.interventions?.topK }),
+    },
     specialHidden,
     prefillMs,
     decodeMs: performance.now() - t0,

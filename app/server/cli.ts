@@ -44,11 +44,13 @@ Commands:
       --out <ids.json>                        Where to write the ids (default: print them).
   forward --model <dir> --ids <1,2,3> --out <result.json>
                                             One forward pass of an MoE-LLM; writes the last position's logits and
-                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
-                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
+                                            every MoE layer's routing: { "logits": [...], "layers": [{ "layer",
+                                            "router_logits", "k", "mask", "weights" }] } (MoE layers only, in order;
+                                            "layer" = decoder index; expert columns: routed, null, shared).
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
-      --top-p X                               Override the model's routing Top-P threshold.
+      --top-p X                               Override the model's routing Top-P threshold (dynamic-capacity routers).
+      --top-k K                               Override the experts per token (fixed top-k routers).
   --help                                    Show this help.
 
 Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
@@ -70,6 +72,7 @@ interface Args {
   positions?: string;
   dense?: boolean;
   topP?: number;
+  topK?: number;
   dataset?: string;
   sweeps: string[];
   concurrency?: number;
@@ -99,6 +102,7 @@ function parseArgs(argv: string[]): Args {
     else if (args.command === "forward" && a === "--positions") args.positions = value();
     else if (args.command === "forward" && a === "--dense") args.dense = true;
     else if (args.command === "forward" && a === "--top-p") args.topP = Number(value());
+    else if (args.command === "forward" && a === "--top-k") args.topK = Number(value());
     else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
     else if (args.target === undefined) args.target = a;
     else throw new UsageError(`unexpected argument "${a}"`);
@@ -271,6 +275,7 @@ async function cmdForward(args: Args): Promise<number> {
   if (!args.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
   if (!args.out) throw new UsageError("forward needs --out <result.json>");
   if (args.topP !== undefined && !(args.topP > 0 && args.topP <= 1)) throw new UsageError("--top-p must be in (0, 1]");
+  if (args.topK !== undefined && !(Number.isInteger(args.topK) && args.topK >= 1)) throw new UsageError("--top-k must be a positive integer");
   const ids = args.ids.split(",").map((s) => Number(s.trim()));
   if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${args.ids}")`);
   let positions: PositionsJson | undefined;
@@ -289,7 +294,7 @@ async function cmdForward(args: Args): Promise<number> {
   }
   const pool = new SessionPool();
   try {
-    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP });
+    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP, topK: args.topK });
     await writeFile(args.out, JSON.stringify(result));
     console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
     return 0;

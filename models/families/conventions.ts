@@ -206,15 +206,15 @@ export const CONVENTION_TEXT: Record<RoutingConvention, string> = {
   uni_moe_top_p:
     "Uni-MoE-2.0 dynamic capacity: softmax over routed+null logits, Top-P chooses k experts (GRIN multipliers), shared experts always on; weights renormalised over all chosen columns.",
   softmax_topk:
-    "Top-k over softmax(router logits) of the routed experts, weights = those probabilities without renormalisation (they sum to < 1); a shared expert, when present, is always on with weight sigmoid(its gate logit) (Qwen2-MoE).",
+    "Top-k over softmax(router logits) of the routed experts, weights = those probabilities without renormalisation (they sum to < 1: weights need not sum to 1); a shared expert, when present, is always on with weight sigmoid(its gate logit) (Qwen2-MoE).",
   softmax_topk_renorm: "Top-k over softmax(router logits) of the routed experts, the k probabilities renormalised to sum to 1 (norm_topk_prob).",
   topk_softmax: "Top-k router logits, weights = softmax over the k chosen logits (Mixtral); they sum to 1.",
   deepseek_softmax:
-    "DeepSeek-V2: p = softmax(router logits); top-k of p (greedy, or group-limited: only the topk_group groups with the largest p compete); weights = p × routed_scaling_factor, not renormalised; the shared experts are always on with weight 1.",
+    "DeepSeek-V2: p = softmax(router logits); top-k of p (greedy, or group-limited: only the topk_group groups with the largest p compete); weights = p × routed_scaling_factor, not renormalised (weights need not sum to 1); the shared experts are always on with weight 1.",
   deepseek_sigmoid:
-    "DeepSeek-V3: s = sigmoid(router logits); experts are selected on s + e_score_correction_bias (group score = sum of its two largest, the topk_group best groups compete, then top-k); weights = the unbiased s of the chosen experts (renormalised when norm_topk_prob) × routed_scaling_factor; the shared experts are always on with weight 1. The trace keeps the raw logits and the bias-corrected selection scores.",
+    "DeepSeek-V3: s = sigmoid(router logits); experts are selected on s + e_score_correction_bias (group score = sum of its two largest, the topk_group best groups compete, then top-k); weights = the unbiased s of the chosen experts (renormalised when norm_topk_prob) × routed_scaling_factor (weights need not sum to 1); the shared experts are always on with weight 1. The trace keeps the raw logits and the bias-corrected selection scores.",
   sparsemixer:
-    "Phi-3.5-MoE sparsemixer (top-2, inference): the largest logit's expert first, its weight = softmax over the experts whose logit is within 2·router_jitter_noise (relative) of it; then the same among the rest for the second; the two weights are not renormalised.",
+    "Phi-3.5-MoE sparsemixer (top-2, inference): the largest logit's expert first, its weight = softmax over the experts whose logit is within 2·router_jitter_noise (relative) of it; then the same among the rest for the second; the two weights are not renormalised (weights need not sum to 1).",
 };
 
 /** The rule's parameters as the inspector names them for an MoE layer, e.g. "sigmoid + correction bias, 8 groups keep 4, top-8, × 2.5". */
@@ -269,7 +269,7 @@ function attentionText(a: ArchitectureOptions): string {
 export function conventionText(c: MoeLlmConfig): string {
   const a = architectureOf(c);
   const text = CONVENTION_TEXT[a.routing];
-  const routing = a.sharedExpertGate && a.routing !== "softmax_topk" ? `${text} Shared expert always on, weight sigmoid(its gate logit).` : text;
+  const routing = a.sharedExpertGate && a.routing !== "softmax_topk" ? `${text} Shared expert always on, weight sigmoid(its gate logit) (weights need not sum to 1).` : text;
   const dense = a.denseLayers.some(Boolean) ? `Dense MLP layers (no router): ${a.denseLayers.flatMap((d, i) => (d ? [i] : [])).join(", ")}.` : "";
   return [routing, dense, attentionText(a), windowText(a.slidingWindows)].filter(Boolean).join(" ");
 }
