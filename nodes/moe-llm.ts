@@ -135,7 +135,7 @@ export const moeLlm = defineNode({
       .min(0)
       .max(1)
       .default(0)
-      .meta({ label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
+      .meta({ widget: "routing-override", override: "topP", label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
     // optional (no default): nodes that never set it keep their cache keys
     routingTopK: z
       .number()
@@ -143,7 +143,7 @@ export const moeLlm = defineNode({
       .min(0)
       .max(1024)
       .optional()
-      .meta({ label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
+      .meta({ widget: "routing-override", override: "topK", label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
     emit: z
       .enum(["none", "speech", "image", "speech+image"])
       .default("none")

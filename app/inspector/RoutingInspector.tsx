@@ -160,6 +160,32 @@ export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOp
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
 
+const denseCount = (trace: RoutingTrace) => trace.layerInfo?.filter((l) => l.kind === "dense").length ?? 0;
+
+/** Every decoder layer with its routing rule; dense layers (no router) are rows of their own, never a gap. */
+function LayerRules({ info }: { info: NonNullable<RoutingTrace["layerInfo"]> }) {
+  // consecutive layers with the same rule share a row
+  const runs: { from: number; to: number; kind: string; rule: string }[] = [];
+  for (const l of info) {
+    const last = runs.at(-1);
+    if (last && last.rule === l.rule && last.kind === l.kind && last.to === l.layer - 1) last.to = l.layer;
+    else runs.push({ from: l.layer, to: l.layer, kind: l.kind, rule: l.rule });
+  }
+  return (
+    <table className="layer-rules" data-testid="layer-rules">
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.from} className={r.kind} data-kind={r.kind}>
+            <td>{r.from === r.to ? `L${r.from}` : `L${r.from}–L${r.to}`}</td>
+            <td>{r.kind === "dense" ? "dense (no routing)" : "MoE"}</td>
+            <td>{r.rule}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 /** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
 export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
@@ -174,7 +200,7 @@ export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = f
     cols: [...dyn, "Shared (w)"],
     values,
     scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
-    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
+    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${m.layers[y]?.layer ?? y}`,
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
   });
@@ -321,7 +347,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
             const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
             return (
               <tr key={li}>
-                <td>L{li}</td>
+                <td>L{l.layer ?? li}</td>
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
@@ -494,7 +520,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <h2>{title}</h2>
           {trace && (
             <span className="muted">
-              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers{denseCount(trace) ? ` with a router (+ ${denseCount(trace)} dense)` : ""} · {trace.experts.length} experts
             </span>
           )}
           <span className="spacer" />
@@ -513,8 +539,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <label>
               layer{" "}
               <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer">
-                {trace.layers.map((_, i) => (
-                  <option key={i} value={i}>L{i}</option>
+                {trace.layers.map((l, i) => (
+                  <option key={i} value={i}>L{l.layer ?? i}</option>
                 ))}
               </select>
             </label>
@@ -534,6 +560,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
+            {trace.layerInfo && <LayerRules info={trace.layerInfo} />}
             <section className="wide">
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}

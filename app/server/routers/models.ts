@@ -7,7 +7,8 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
-import { architectureOf, conventionText } from "@/models/families/conventions";
+import { architectureOf, conventionText, routingRuleText } from "@/models/families/conventions";
+import { routingControls } from "@/models/interventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
@@ -105,7 +106,17 @@ export const modelsRouter = router({
   info: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).query(async ({ input }) => {
     try {
       const m = await resolveModel(input.ref);
-      return { ref: m.ref, layers: m.config.num_hidden_layers, experts: expertColumns(m.config), label: m.label ?? null };
+      const dense = architectureOf(m.config).denseLayers;
+      return {
+        ref: m.ref,
+        layers: m.config.num_hidden_layers,
+        /** Decoder indices of the layers with a router (interventions apply to these). */
+        moeLayers: dense.flatMap((d, i) => (d ? [] : [i])),
+        experts: expertColumns(m.config),
+        label: m.label ?? null,
+        routing: routingRuleText(m.config),
+        controls: routingControls(m.config),
+      };
     } catch (err) {
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });
     }
