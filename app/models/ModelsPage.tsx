@@ -48,7 +48,9 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
       </div>
       {inspect.data && (
         <div className="muted" data-testid="inspect-summary">
-          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
+          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params ({count(inspect.data.activeParameters)} active per token) · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
+          {inspect.data.quantization && <div>{inspect.data.quantization}</div>}
+          <div className="sub">{inspect.data.convention}</div>
           {inspect.data.unclaimed.length > 0 && <div>Unclaimed (not used): {inspect.data.unclaimed.join(", ")}</div>}
           {inspect.data.missing.length > 0 && <div className="error-text">Missing: {inspect.data.missing.join(", ")}</div>}
         </div>

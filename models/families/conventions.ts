@@ -208,7 +208,7 @@ export const CONVENTION_TEXT: Record<RoutingConvention, string> = {
   softmax_topk:
     "Top-k over softmax(router logits) of the routed experts, weights = those probabilities without renormalisation (they sum to < 1: weights need not sum to 1); a shared expert, when present, is always on with weight sigmoid(its gate logit) (Qwen2-MoE).",
   softmax_topk_renorm: "Top-k over softmax(router logits) of the routed experts, the k probabilities renormalised to sum to 1 (norm_topk_prob).",
-  topk_softmax: "Top-k router logits, weights = softmax over the k chosen logits (Mixtral); they sum to 1.",
+  topk_softmax: "Top-k router logits, weights = softmax over the k chosen logits (Mixtral, gpt-oss); they sum to 1.",
   deepseek_softmax:
     "DeepSeek-V2: p = softmax(router logits); top-k of p (greedy, or group-limited: only the topk_group groups with the largest p compete); weights = p × routed_scaling_factor, not renormalised (weights need not sum to 1); the shared experts are always on with weight 1.",
   deepseek_sigmoid:
@@ -263,6 +263,8 @@ function attentionText(a: ArchitectureOptions): string {
   if (a.attention === "mla" && a.mla)
     parts.push(`Multi-head latent attention (kv_lora_rank ${a.mla.kvLoraRank}, rope dims ${a.mla.rope}${a.mla.qLoraRank ? `, q_lora_rank ${a.mla.qLoraRank}` : ""}; the KV cache holds the compressed latent).`);
   if (a.sinks) parts.push("Attention sinks: a learned logit per head in every softmax row.");
+  if (a.router.bias) parts.push("The router Linear has a bias (part of the logits shown).");
+  if (a.expertActivation === "clamped_swiglu") parts.push(`Experts: SwiGLU clamped at ±${a.swiglu.limit} with biases.`);
   return parts.join(" ");
 }
 

@@ -198,6 +198,9 @@ export const modelsRouter = router({
         unclaimed: map.unclaimed.map((t) => t.name),
         missing: map.missing.map((m) => m.expected),
         parameters: parameterCounts(map.config).total,
+        activeParameters: parameterCounts(map.config).active,
+        convention: conventionText(map.config),
+        quantization: map.fp8Block ? `fp8 (E4M3, ${map.fp8Block.join("×")} block scales), dequantised at import` : map.tensors.some((t) => t.name.endsWith("_blocks") && t.dtype === "U8") ? "MXFP4 experts, dequantised at import" : null,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
       };
