@@ -414,6 +414,7 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
             <th key={e.name}>{e.name} %</th>
           ))}
           <th>mean k</th>
+          <th>k distribution</th>
           <th>null %</th>
           <th>shared w %</th>
           <th>CV</th>
@@ -432,6 +433,13 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
               </td>
             ))}
             <td>{l.meanK.toFixed(2)}</td>
+            <td data-testid={`kdist-L${l.layer}`}>
+              {l.kShare
+                .map((v, k) => ({ v, k }))
+                .filter((x) => x.v > 0)
+                .map((x) => `k=${x.k}: ${pct(x.v)}%`)
+                .join(" · ")}
+            </td>
             <td>{pct(l.nullTokenShare)}</td>
             <td>{pct(l.sharedWeightShare)}</td>
             <td>{l.loadCV.toFixed(3)}</td>
