@@ -186,21 +186,29 @@ function LayerRules({ info }: { info: NonNullable<RoutingTrace["layerInfo"]> }) 
   );
 }
 
-/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
+/**
+ * The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share); with the
+ * trace's `layerInfo`, one row per decoder layer, a dense layer's row empty (no routing) and labelled so.
+ */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false, layerInfo }: { colorBar?: boolean; compact?: boolean; layerInfo?: RoutingTrace["layerInfo"] } = {}): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
   const C = dyn.length + 1;
-  const values = new Float64Array(m.layers.length * C);
-  m.layers.forEach((l, y) => {
+  const byLayer = new Map(m.layers.map((l) => [l.layer, l]));
+  const rows = layerInfo ? layerInfo.map((i) => i.layer) : m.layers.map((l) => l.layer);
+  const values = new Float64Array(rows.length * C).fill(NaN);
+  rows.forEach((layer, y) => {
+    const l = byLayer.get(layer);
+    if (!l) return;
     for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
     values[y * C + dyn.length] = l.sharedWeightShare;
   });
   return heatGridDrawing({
-    rows: layerNames(m),
+    rows: rows.map((layer) => (byLayer.has(layer) ? `L${layer}` : `L${layer} dense`)),
     cols: [...dyn, "Shared (w)"],
     values,
     scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
-    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${m.layers[y]?.layer ?? y}`,
+    tooltip: (y, x, v) =>
+      !byLayer.has(rows[y]!) ? `L${rows[y]}: dense MLP layer, no routing` : `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${rows[y]}`,
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
   });
@@ -499,7 +507,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   }, [entropyJob]);
   const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, { layerInfo: trace?.layerInfo }), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, trace]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -518,7 +526,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
     if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
     setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font });
   }, [ready, sizes]);
-  const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
+  const heatHeight = m ? Math.max(220, 22 * (trace?.layerInfo?.length ?? m.layers.length) + 60) : 0;
   const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
@@ -582,7 +590,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
             <section className="wide">
-              <h3>Tokens coloured by their top expert at L{layer}</h3>
+              <h3>Tokens coloured by their top expert at L{trace.layers[layer]?.layer ?? layer}</h3>
               {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
             <section>

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
 import { byteTokenizer } from "@/models/tokenizer";
@@ -92,8 +93,10 @@ test("a top-k override on a Mixtral changes its k histogram to the chosen k", as
 test("a Routing Top-P sweep over a top-k model is refused with the reason, before any record runs", async ({ page }) => {
   test.setTimeout(240_000);
   const ref = await importOnModelsPage(page, "mixtral", "e2e-mixtral", { seed: 8 });
+  // the shipped text-only dataset workflow (Dataset → MoE-LLM → Routing Aggregate), imported on the start page
   await page.goto("/");
-  await page.getByRole("button", { name: /Dataset → routing per task/ }).click();
+  const workflow = readFileSync(path.resolve("app/examples/datasets/text-workflow.json"));
+  await page.getByTestId("import-input").setInputFiles({ name: "text-workflow.json", mimeType: "application/json", buffer: workflow });
   await page.waitForURL(/\/w\//);
   await page.getByTestId("node-llm").getByLabel("Model", { exact: true }).selectOption(ref);
   await page.getByTestId("node-aggregate").getByLabel("Sweep (optional)").fill("llm.routingTopP=0.4,0.9");
