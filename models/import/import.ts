@@ -29,7 +29,7 @@ import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 3;
+export const IMPORT_VERSION = 4;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
