@@ -6,7 +6,7 @@
  * tests/reference/quant.ts. One sequence, positions 0..S-1, loops only, fp64.
  */
 import { refDequantFp8 } from "../quant";
-import { attention, get, heads, linear, mlp, n, order, rmsNorm, sigmoid, softmax, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
+import { attention, embed, get, heads, linear, mlp, n, order, rmsNorm, sigmoid, softmax, recordRow, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
 import { refRope, rotateHalf, type RefRope } from "./rope";
 
 /** A weight as values: fp32, or F8_E4M3 bytes × their `_scale_inv` blocks. */
@@ -52,8 +52,7 @@ export function referenceDeepseek(family: "deepseek_v2" | "deepseek_v3", config:
   const shared = (config.n_shared_experts as number | null | undefined) ?? 0;
   const rsf = n(config, "routed_scaling_factor", v3 ? 2.5 : 1);
   const b = (name: string) => (bias ? get(t, name) : undefined);
-  const emb = get(t, "model.embed_tokens.weight");
-  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
@@ -122,14 +121,11 @@ export function referenceDeepseek(family: "deepseek_v2" | "deepseek_v3", config:
         mask.push(1);
         w.push(1);
       }
-      routing.routerLogits.push(rl);
-      routing.mask.push(mask);
-      routing.weights.push(w);
-      routing.k.push(K);
+      recordRow(routing, { logits: rl, mask: mask, weights: w, k: K });
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
   }
-  const head = config.tie_word_embeddings === true ? emb : get(t, "lm_head.weight");
+  const head = config.tie_word_embeddings === true ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   return { logits: xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V)), layers };
 }

@@ -6,7 +6,7 @@
  * convert_moe_packed_tensors does. Loops only, fp64.
  */
 import { refDequantMxfp4 } from "../quant";
-import { attention, get, heads, linear, n, order, rmsNorm, sigmoid, softmax, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
+import { attention, embed, get, heads, linear, n, order, rmsNorm, sigmoid, softmax, recordRow, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
 import { refRope, rotateHalf } from "./rope";
 
 /** Expert e of a stacked parameter [E, rows, cols] (x @ W layout), from the bf16 tensor or the MXFP4 blocks. */
@@ -34,8 +34,7 @@ export function referenceGptOss(config: Cfg, t: Tensors, ids: number[]): RefResu
   const types = (config.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, i) => (i % 2 === 0 ? "sliding_attention" : "full_attention"));
   const bias = config.attention_bias !== false;
   const b = (name: string) => (bias ? get(t, name) : undefined);
-  const emb = get(t, "model.embed_tokens.weight");
-  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
@@ -75,10 +74,7 @@ export function referenceGptOss(config: Cfg, t: Tensors, ids: number[]): RefResu
         });
         for (let c = 0; c < H; c++) y[c]! += w[e]! * (act.reduce((a, v, r) => a + v * dn[e]!.at(r, c), 0) + dnBias[e * H + c]!);
       }
-      routing.routerLogits.push(logits);
-      routing.mask.push(w.map((_, e) => (chosen.includes(e) ? 1 : 0)));
-      routing.weights.push(w);
-      routing.k.push(K);
+      recordRow(routing, { logits: logits, mask: w.map((_, e) => (chosen.includes(e) ? 1 : 0)), weights: w, k: K });
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);

@@ -101,3 +101,17 @@ export function attention(q: number[][][], k: number[][][], v: number[][][], sca
 
 /** Splits a flat vector into `heads` rows of `dim`. */
 export const heads = (a: number[], count: number, dim: number) => Array.from({ length: count }, (_, h) => a.slice(h * dim, (h + 1) * dim));
+
+/** The token embeddings of `ids`: one row of model.embed_tokens.weight each. */
+export function embed(t: Tensors, ids: number[], H: number): number[][] {
+  const emb = get(t, "model.embed_tokens.weight");
+  return ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+}
+
+/** Appends one token's routing row to a layer's record. */
+export function recordRow(r: RefLayerRouting, row: { logits: number[]; mask: number[]; weights: number[]; k: number }): void {
+  r.routerLogits.push(row.logits);
+  r.mask.push(row.mask);
+  r.weights.push(row.weights);
+  r.k.push(row.k);
+}

@@ -3,7 +3,7 @@
  * (PhimoeAttention, PhimoeRotaryEmbedding with LongRoPE's short factors, `sparsemixer` in eval mode,
  * PhimoeSparseMoeBlock, LayerNorm layers, lm_head bias), on the checkpoint's own names. Loops only, fp64.
  */
-import { attention, get, heads, layerNorm, linear, mlp, n, softmax, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
+import { attention, embed, get, heads, layerNorm, linear, mlp, n, softmax, recordRow, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
 import { refRope, rotateHalf } from "./rope";
 
 /**
@@ -35,8 +35,7 @@ export function referencePhimoe(config: Cfg, t: Tensors, ids: number[]): RefResu
   const bias = config.attention_bias === true;
   const b = (name: string) => (bias ? get(t, name) : undefined);
   const ln = (x: number[], name: string) => layerNorm(x, get(t, `${name}.weight`), get(t, `${name}.bias`), eps);
-  const emb = get(t, "model.embed_tokens.weight");
-  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
@@ -64,15 +63,12 @@ export function referencePhimoe(config: Cfg, t: Tensors, ids: number[]): RefResu
         const ex = `${p}block_sparse_moe.experts.${e}.`;
         mlp(h, get(t, `${ex}w1.weight`), get(t, `${ex}w3.weight`), get(t, `${ex}w2.weight`), I).forEach((v, i) => (y[i]! += mult * v));
       }
-      routing.routerLogits.push(logits);
-      routing.mask.push(w.map((v) => (v > 0 ? 1 : 0)));
-      routing.weights.push(w);
-      routing.k.push(2);
+      recordRow(routing, { logits: logits, mask: w.map((v) => (v > 0 ? 1 : 0)), weights: w, k: 2 });
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
   }
-  const head = config.tie_word_embeddings === true ? emb : get(t, "lm_head.weight");
+  const head = config.tie_word_embeddings === true ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   const headBias = config.lm_head_bias === true ? get(t, "lm_head.bias") : undefined;
   return { logits: xs.map((x) => linear(ln(x, "model.norm"), head, V, headBias)), layers };
 }

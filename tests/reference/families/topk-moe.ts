@@ -11,7 +11,7 @@
 export type { Tensors, RefLayerRouting, RefResult } from "./ops";
 export type Family = "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
 
-import { attention, get, heads, linear, mlp, n, order, rmsNorm, sigmoid, softmax, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
+import { attention, embed, get, heads, linear, mlp, n, order, rmsNorm, sigmoid, softmax, recordRow, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
 import { refRope, rotateHalf } from "./rope";
 /**
  * Per layer, how many keys a query may see (itself included), from config.json as transformers reads it; null = all
@@ -52,8 +52,7 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
   const I = family === "olmoe" || family === "mixtral" ? n(config, "intermediate_size") : n(config, "moe_intermediate_size");
   const renorm = family === "mixtral" ? true : ((config.norm_topk_prob as boolean | undefined) ?? false);
   const bias = family === "qwen2_moe" ? true : family === "mixtral" ? false : ((config.attention_bias as boolean | undefined) ?? false);
-  const emb = get(t, "model.embed_tokens.weight");
-  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   const windows = attentionWindows(family, config);
   for (let l = 0; l < L; l++) {
@@ -121,15 +120,12 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
         mask.push(1);
         w.push(sigmoid(sg));
       }
-      routing.routerLogits.push(rl);
-      routing.mask.push(mask);
-      routing.weights.push(w);
-      routing.k.push(K);
+      recordRow(routing, { logits: rl, mask: mask, weights: w, k: K });
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
   }
-  const head = (config.tie_word_embeddings as boolean | undefined) ? emb : get(t, "lm_head.weight");
+  const head = (config.tie_word_embeddings as boolean | undefined) ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   const logits = xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V));
   return { logits, layers };
 }

@@ -62,3 +62,17 @@ export async function compareImported(family: Family, config: Record<string, unk
   return { result, ref, logitDiff };
 }
 
+
+/**
+ * Writes `family`'s checkpoint under `tmp/label`, imports it into `root` and opens a runner on the graph written at
+ * import (its session is pushed to `sessions`, for the caller to release).
+ */
+export async function openImported(tmp: string, root: string, family: Family, label: string, opts: WriteOptions, sessions: ort.InferenceSession[]) {
+  const src = path.join(tmp, label);
+  const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
+  const result = await importCheckpoint(src, { root, name: label });
+  const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
+  const session = await ort.InferenceSession.create(path.join(result.dir, GRAPH_FILE), { intraOpNumThreads: 1 });
+  sessions.push(session);
+  return { config, tensors, canonical, runner: MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session) };
+}

@@ -1,16 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
 import { kvCacheDims } from "@/models/decoder/attention";
-import { GRAPH_FILE, IMPORT_GRAPH, importCheckpoint } from "@/models/import/import";
-import { type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
+import type { KvCache } from "@/models/moe-llm-session";
 import { familyReference } from "../../reference/families";
 import { randomIds } from "../../reference/random";
-import { maxAbs } from "./compare-imported";
-import { writeFamilyCheckpoint, type Family, type WriteOptions } from "./family-checkpoints";
+import { maxAbs, openImported } from "./compare-imported";
+import type { Family, WriteOptions } from "./family-checkpoints";
 
 /**
  * KV-cache generation of the new families: prefill, then one token per call, every step's logits and routing vs the
@@ -28,15 +26,7 @@ afterAll(async () => {
 
 const positions = (from: number, count: number) => Array.from({ length: 3 * count }, (_, q) => from + (q % count));
 
-async function imported(family: Family, label: string, opts: WriteOptions) {
-  const src = path.join(tmp, label);
-  const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
-  const result = await importCheckpoint(src, { root, name: label });
-  const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
-  const session = await ort.InferenceSession.create(path.join(result.dir, GRAPH_FILE), { intraOpNumThreads: 1 });
-  sessions.push(session);
-  return { config, tensors, canonical, runner: MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session) };
-}
+const imported = (family: Family, label: string, opts: WriteOptions) => openImported(tmp, root, family, label, opts, sessions);
 
 async function generate(family: Family, opts: WriteOptions, total = 10, prompt = 4) {
   const m = await imported(family, `${family}-gen`, opts);
