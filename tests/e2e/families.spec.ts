@@ -15,7 +15,9 @@ const VOCAB = Math.ceil(byteTokenizer.vocabSize / 64) * 64;
 async function importOnModelsPage(page: Page, family: Family, name: string, opts: WriteOptions): Promise<string> {
   const ref = `${family}/${name}`;
   await page.goto("/models");
-  const row = page.getByTestId("models-table").locator(`tr[data-ref="${ref}"]`);
+  const table = page.getByTestId("models-table");
+  const row = table.locator(`tr[data-ref="${ref}"]`);
+  await expect(table.locator('tr[data-ref="uni-moe-tiny/tiny"]')).toBeVisible(); // the list has loaded
   if ((await row.count()) > 0) return ref;
   const dir = path.join(CHECKPOINTS, `tiny-${name}`);
   await writeFamilyCheckpoint(dir, family, { ...opts, configOverride: { vocab_size: VOCAB, ...opts.configOverride } });
