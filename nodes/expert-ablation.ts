@@ -12,7 +12,7 @@ import type { Workflow } from "../engine/workflow/schema";
 import { expertColumns } from "../models/config";
 import { architectureOf } from "../models/families/conventions";
 import { resolveModel } from "../models/moe-llm-model";
-import { safetensorsBytes } from "../models/safetensors";
+import { encodeSafetensors } from "../engine/safetensors";
 import { loadTokenizer } from "../models/tokenizer-json";
 import "./params";
 
@@ -39,7 +39,7 @@ export interface AblationReport {
 /** The three files of a table (the JSON carries the workflow it came from, when given). */
 export function ablationFiles(table: AblationTable, workflow?: Workflow): { json: string; csv: string; safetensors: Uint8Array } {
   const { entries, metadata } = ablationTensors(table);
-  return { json: JSON.stringify({ ...table, ...(workflow ? { workflow } : {}) }), csv: ablationCSV(table), safetensors: safetensorsBytes(entries, { metadata }) };
+  return { json: JSON.stringify({ ...table, ...(workflow ? { workflow } : {}) }), csv: ablationCSV(table), safetensors: encodeSafetensors(entries, metadata) };
 }
 
 /**

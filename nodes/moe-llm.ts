@@ -3,9 +3,12 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { defineNode } from "../engine/node";
+import { activeParameters } from "../engine/routing/active";
 import { generate, GenerationCancelled } from "../models/generate";
-import { compileInterventions } from "../models/interventions";
+import { checkRoutingOverrides, compileInterventions } from "../models/interventions";
+import { defaultRoutingPrecision } from "../models/grin-routing";
 import { logitLens, promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import type { RoutingPrecision } from "../models/onnx/bf16";
 import { continuePositions, scoredSequence, scoreSequence, type NllSummary } from "../models/scoring";
 import { isSequence, type SequenceValue } from "../engine/sequence";
 import type { RoutingTrace } from "../engine/trace";
@@ -113,12 +116,18 @@ export interface LlmOutputValue {
   stopReason: string;
   /** Final hidden states of generated special tokens ([IMG*], [TASK*], speech markers), for the generation heads. */
   specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
+  /** Final hidden states of the last generated tokens that were fed back (up to 67, oldest first): what the released DiT path reads. Absent in outputs of older runs. */
+  tailHidden?: Float32Array[];
   prefillMs: number;
   decodeMs: number;
   /** The prompt as text (the chat template's output, or the Prompt Builder's sequence text). */
   promptText?: string;
   /** How the prompt was written: "chat template from tokenizer_config.json", "built-in ChatML", … */
   promptFormat?: string;
+  /** The arithmetic the routing ran in. */
+  routingPrecision?: RoutingPrecision;
+  /** Parameters active per token, averaged over the tokens of this run (engine/routing/active.ts). */
+  activeParameters?: number;
 }
 
 /** What a scoring run (mode score-answer / score-text) outputs on `score`; the trace's tokens carry the same NLL. */
@@ -178,7 +187,28 @@ export const moeLlm = defineNode({
     topK: z.number().int().min(0).max(1000).default(0).meta({ label: "Top-k (0 = off)" }),
     topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
-    routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    routingTopP: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
+    // optional (no default): nodes that never set it keep their cache keys
+    routingTopK: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024)
+      .optional()
+      .meta({ widget: "routing-override", routingControl: "topK", label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
+    routingPrecision: z
+      .enum(["model", "fp32", "bf16"])
+      .default("model")
+      .meta({
+        label: "Routing precision",
+        description:
+          "The arithmetic of the Uni-MoE routing (gate, Top-P softmax and cumsum, GRIN multipliers, weights). bf16: as Uni-MoE-2.0's released inference computes it, rounding where it rounds; fp32: the same rules in float32. model: bf16 for imported Uni-MoE-2.0 checkpoints (grin_qwen2_vl), fp32 for the seeded uni-moe-tiny models and the top-k families.",
+      }),
     emit: z
       .enum(["none", "speech", "image", "speech+image"])
       .default("none")
@@ -203,6 +233,9 @@ export const moeLlm = defineNode({
     if (extras.every((e) => e === null)) return model.contentHash;
     return `${model.contentHash}:${createHash("sha256").update(JSON.stringify(extras)).digest("hex").slice(0, 16)}`;
   },
+  async checkParams(params) {
+    checkRoutingOverrides((await resolveModel(params.model)).config, { topP: params.routingTopP, topK: params.routingTopK });
+  },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     const prompt = typeof inputs.prompt === "string" ? inputs.prompt : undefined;
@@ -210,12 +243,13 @@ export const moeLlm = defineNode({
     if (prompt === undefined && !sequence) throw new Error("connect a prompt (TEXT) or a sequence from a Prompt Builder");
     if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
-    const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
+    const interventions = compileInterventions(model.config, params.interventions, { topP: params.routingTopP, topK: params.routingTopK });
     // Checked before the session loads, so a mismatch fails fast.
     const modelTokenizer = loadTokenizer(model.dir);
     if (sequence) checkSequenceTokenizer(sequence, params.model, modelTokenizer, model.config.vocab_size);
     const stopTokens = stopTokenIds(modelTokenizer, model.dir);
-    const graph = { ...GRAPH, embeds: !!sequence?.media, ...(params.logitLens ? { lens: true } : {}) };
+    const routingPrecision: RoutingPrecision = params.routingPrecision === "model" ? defaultRoutingPrecision(model.config) : params.routingPrecision;
+    const graph = { ...GRAPH, embeds: !!sequence?.media, routingPrecision, ...(params.logitLens ? { lens: true } : {}) };
     const answer = typeof inputs.answer === "string" ? inputs.answer : undefined;
     if (params.mode === "score-answer" && !answer?.trim()) throw new Error("mode score-answer needs a reference answer: connect the answer input (a Dataset's answer column or a Text node); none arrived");
     const runtime = ctx.runtime;
@@ -322,10 +356,13 @@ export const moeLlm = defineNode({
           ids: result.newIds,
           stopReason: result.stopReason,
           specialHidden: result.specialHidden,
+          tailHidden: result.tailHidden,
           prefillMs: result.prefillMs,
           decodeMs: result.decodeMs,
           promptText,
           promptFormat,
+          routingPrecision,
+          activeParameters: activeParameters(result.trace)?.expected,
         };
         return await withLens({ output, trace: result.trace }, result.hidden);
       } catch (err) {
@@ -341,6 +378,8 @@ export const moeLlm = defineNode({
     if (!o) return "no output";
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
     const format = o.promptFormat ? `; prompt: ${o.promptFormat}` : "";
-    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${format}`;
+    const routing = o.routingPrecision === "bf16" ? "; routing in bf16 (as released)" : "";
+    const active = o.activeParameters === undefined ? "" : `, ≈${o.activeParameters >= 1e9 ? `${(o.activeParameters / 1e9).toFixed(2)} B` : `${(o.activeParameters / 1e6).toFixed(2)} M`} active params/token`;
+    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${active}${routing}${format}`;
   },
 });

@@ -4,6 +4,7 @@
  * then applies the migrations of the database DATABASE_URL names (SQLite: `prisma migrate deploy`;
  * PostgreSQL: prisma/postgres/migrate.ts, see there why).
  */
+import "../app/server/load-env";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { POSTGRES_SCHEMA, postgresSchema, SQLITE_SCHEMA } from "./postgres/generate";

@@ -226,7 +226,11 @@ export interface HeatGridSpec {
   /** A colour bar on the right for this scale. */
   colorBar?: { scale: ColorScale; label: string };
   margin?: { left: number; right: number; top: number; bottom: number };
+  /** The last `lanes` columns (e.g. "Shared (w)", "Dropped") are always labelled; default 1. */
+  lanes?: number;
 }
+
+const NO_VALUE = "#262833";
 
 export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
   const { rows, cols, values } = spec;
@@ -250,7 +254,11 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let c = 0; c < cols.length; c++) {
         const color = colorAt(c);
         const x = m.left + c * cw;
-        for (let r = 0; r < rows.length; r++) p.rect(x, m.top + r * ch, cw - gap, ch - gap, color(values[r * cols.length + c]!));
+        // NaN: a cell with no value (e.g. a dense layer's row: no routing), drawn as the empty background
+        for (let r = 0; r < rows.length; r++) {
+          const v = values[r * cols.length + c]!;
+          p.rect(x, m.top + r * ch, cw - gap, ch - gap, Number.isNaN(v) ? NO_VALUE : color(v));
+        }
       }
       if (spec.cellLabel && cw >= 18 && ch >= 12)
         for (let r = 0; r < rows.length; r++)
@@ -260,13 +268,13 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let r = 0; r < rows.length; r += rowStep) p.text(m.left - 6, m.top + (r + 0.5) * ch, rows[r]!, { align: "right", baseline: "middle" });
       const longest = cols.reduce((a, s) => Math.max(a, s.length), 0);
       const colStep = Math.max(1, Math.ceil((longest * 6.5 + 6) / cw));
-      // Every colStep-th column, and always the last (a lane such as "Shared (w)" must stay named).
+      // Every colStep-th column, and always the last `lanes` (a lane such as "Shared (w)" must stay named).
+      const lanes = Math.min(spec.lanes ?? 1, cols.length);
+      const first = cols.length - lanes;
       const labelled: number[] = [];
-      for (let c = 0; c < cols.length; c += colStep) labelled.push(c);
-      if (cols.length && labelled.at(-1) !== cols.length - 1) {
-        if (cols.length - 1 - labelled.at(-1)! < colStep) labelled.pop();
-        labelled.push(cols.length - 1);
-      }
+      for (let c = 0; c < first; c += colStep) labelled.push(c);
+      while (labelled.length && first - labelled.at(-1)! < colStep) labelled.pop();
+      for (let c = first; c < cols.length; c++) labelled.push(c);
       for (const c of labelled) p.text(m.left + (c + 0.5) * cw, height - m.bottom + 6, cols[c]!, { align: "center", baseline: "top" });
       if (spec.colorBar) {
         const { scale, label } = spec.colorBar;
@@ -304,16 +312,21 @@ export interface StackedBarSpec {
   hidden?: ReadonlySet<string>;
   yMax: number;
   unit: string;
+  /** Drawn above the bars, so PNG/SVG exports carry them (the aggregate view puts its fingerprints here). */
+  title?: string;
+  subtitle?: string;
 }
 
 const STACK_MARGIN = { left: 45, right: 10, top: 10, bottom: 25 };
 
 export function stackedBarDrawing(spec: StackedBarSpec): ChartDrawing {
-  const m = STACK_MARGIN;
+  const m = spec.title || spec.subtitle ? { ...STACK_MARGIN, top: STACK_MARGIN.top + 30 } : STACK_MARGIN;
   const shown = spec.series.filter((s) => !spec.hidden?.has(s.name));
   const band = (width: number) => Math.max(1, width - m.left - m.right) / Math.max(1, spec.categories.length);
   return {
     paint(p, width, height) {
+      if (spec.title) p.text(4, 2, spec.title, { baseline: "top", size: 12 });
+      if (spec.subtitle) p.text(4, 20, spec.subtitle, { baseline: "top", size: 9 });
       const h = Math.max(1, height - m.top - m.bottom);
       const bw = band(width);
       const y0 = m.top + h;
@@ -350,9 +363,9 @@ export function stackedBarDrawing(spec: StackedBarSpec): ChartDrawing {
 }
 
 /** Stacked bars with a legend whose entries switch a series off and on. */
-export function StackedBars({ categories, series, yMax, unit, height, name, testId, onDrawn, width }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
+export function StackedBars({ categories, series, yMax, unit, title, subtitle, height, name, testId, onDrawn, width }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
   const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
-  const drawing = useMemo(() => stackedBarDrawing({ categories, series, hidden, yMax, unit }), [categories, series, hidden, yMax, unit]);
+  const drawing = useMemo(() => stackedBarDrawing({ categories, series, hidden, yMax, unit, title, subtitle }), [categories, series, hidden, yMax, unit, title, subtitle]);
   const toggle = (n: string) =>
     setHidden((h) => {
       const next = new Set(h);

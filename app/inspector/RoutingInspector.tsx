@@ -1,17 +1,22 @@
 "use client";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
+import { activeParameters } from "@/engine/routing/active";
+import { dropCounts, droppedExperts, type LayerDrops } from "@/engine/routing/drops";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
+import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
-import { CanvasChart, colorOf, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
+import { CanvasChart, colorOf, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
+import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figures";
+
+export { stackedSeries };
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
+import { useEscape } from "@/app/lib/use-escape";
 import { LensView } from "./LensView";
 
-const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
-const NULL_COLOR = "#6b7280";
 
 /** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
 export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: string } {
@@ -111,12 +116,6 @@ function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; 
   };
 }
 
-function expertColor(m: RoutingMetrics, d: number): string {
-  return m.experts.dynamic[d]?.role === "null" ? NULL_COLOR : PALETTE[d % PALETTE.length]!;
-}
-
-const layerNames = (m: RoutingMetrics) => m.layers.map((l) => `L${l.layer}`);
-
 export function heatmapOption(m: RoutingMetrics): EChartsOption {
   const dyn = m.experts.dynamic.map((e) => e.name);
   const data: [number, number, number][] = [];
@@ -160,33 +159,70 @@ export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOp
 
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
+const DROP_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#7f1d1d", "#f87171"] };
 
-/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
-  const dyn = m.experts.dynamic.map((e) => e.name);
-  const C = dyn.length + 1;
-  const values = new Float64Array(m.layers.length * C);
-  m.layers.forEach((l, y) => {
-    for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
-    values[y * C + dyn.length] = l.sharedWeightShare;
-  });
-  return heatGridDrawing({
-    rows: layerNames(m),
-    cols: [...dyn, "Shared (w)"],
-    values,
-    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
-    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
-    colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
-    margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
-  });
+const denseCount = (trace: RoutingTrace) => trace.layerInfo?.filter((l) => l.kind === "dense").length ?? 0;
+
+/** Every decoder layer with its routing rule; dense layers (no router) are rows of their own, never a gap. */
+function LayerRules({ info }: { info: NonNullable<RoutingTrace["layerInfo"]> }) {
+  // consecutive layers with the same rule share a row
+  const runs: { from: number; to: number; kind: string; rule: string }[] = [];
+  for (const l of info) {
+    const last = runs.at(-1);
+    if (last && last.rule === l.rule && last.kind === l.kind && last.to === l.layer - 1) last.to = l.layer;
+    else runs.push({ from: l.layer, to: l.layer, kind: l.kind, rule: l.rule });
+  }
+  return (
+    <table className="layer-rules" data-testid="layer-rules">
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.from} className={r.kind} data-kind={r.kind}>
+            <td>{r.from === r.to ? `L${r.from}` : `L${r.from}–L${r.to}`}</td>
+            <td>{r.kind === "dense" ? "dense (no routing)" : "MoE"}</td>
+            <td>{r.rule}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
 }
 
-/** Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. */
-export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
-  const D = m.experts.dynamic.length;
-  return kind === "share"
-    ? m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
-    : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, color: PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+/**
+ * The expert-load heatmap on a canvas: dynamic experts (token share), a shared-experts lane (weight share) and, for a
+ * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer); with
+ * the trace's `layerInfo`, one row per decoder layer, a dense layer's row empty (no routing) and labelled so.
+ */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false, layerInfo }: { colorBar?: boolean; compact?: boolean; layerInfo?: RoutingTrace["layerInfo"] } = {}, drops?: LayerDrops[] | null): ChartDrawing {
+  const dyn = m.experts.dynamic.map((e) => e.name);
+  const lanes = drops ? 2 : 1;
+  const C = dyn.length + lanes;
+  const indexOf = new Map(m.layers.map((l, j) => [l.layer, j]));
+  const rows = layerInfo ? layerInfo.map((i) => i.layer) : m.layers.map((l) => l.layer);
+  const values = new Float64Array(rows.length * C).fill(NaN);
+  rows.forEach((layer, y) => {
+    const j = indexOf.get(layer);
+    if (j === undefined) return;
+    const l = m.layers[j]!;
+    for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
+    values[y * C + dyn.length] = l.sharedWeightShare;
+    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[j]!.tokens / m.tokens : 0;
+  });
+  const tip = (y: number, x: number, v: number) => {
+    if (x < dyn.length) return `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens`;
+    if (x === dyn.length) return `shared experts: ${(v * 100).toFixed(1)} % of the weight`;
+    const d = drops![indexOf.get(rows[y]!)!]!;
+    return `dropped over capacity: ${d.assignments} assignment${d.assignments === 1 ? "" : "s"}, ${d.tokens} token${d.tokens === 1 ? "" : "s"} (${(v * 100).toFixed(1)} %)`;
+  };
+  return heatGridDrawing({
+    rows: rows.map((layer) => (indexOf.has(layer) ? `L${layer}` : `L${layer} dense`)),
+    cols: [...dyn, "Shared (w)", ...(drops ? ["Dropped"] : [])],
+    values,
+    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : c === dyn.length ? SHARED_SCALE : DROP_SCALE),
+    tooltip: (y, x, v) => (indexOf.has(rows[y]!) ? `${tip(y, x, v)} at L${rows[y]}` : `L${rows[y]}: dense MLP layer, no routing`),
+    colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
+    margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
+    lanes,
+  });
 }
 
 function matrixDrawing(names: string[], counts: Float64Array, label: string): ChartDrawing {
@@ -212,6 +248,8 @@ function measured<T>(name: string, f: () => T): T {
   performance.measure(name, `${name}-start`);
   return out;
 }
+
+const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n)}`);
 
 const STRIP_ROW = 19; // a token is 15 px of text + 2 px padding, plus the 2 px gap
 const STRIP_OVERSCAN = 3; // rows drawn above and below the visible ones
@@ -248,6 +286,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font, colorBy = "e
   const per = { tokenIndices: tops.rows };
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
+  const hasDrops = trace.layers.some((l) => l.dropped);
   useLayoutEffect(() => {
     const el = box.current!;
     if (!viewRef.current.width) setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
@@ -315,6 +354,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font, colorBy = "e
             <th>top</th>
             <th>k</th>
             <th>weights</th>
+            {hasDrops && <th>dropped</th>}
           </tr>
         </thead>
         <tbody>
@@ -324,10 +364,11 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font, colorBy = "e
             const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
             return (
               <tr key={li}>
-                <td>L{li}</td>
+                <td>L{l.layer ?? li}</td>
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
+                {hasDrops && <td data-testid="token-dropped">{droppedExperts(trace, li, row).join(" · ")}</td>}
               </tr>
             );
           })}
@@ -390,7 +431,7 @@ function nllColors(trace: RoutingTrace): { max: number; color: (v: number | unde
   return { max, color: (v) => (v === undefined ? "#3a3d4a" : scale(v)) };
 }
 
-function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: string) => void }) {
+function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerDrops[] | null; onDrawn?: (name: string) => void }) {
   const pct = (v: number) => `${(v * 100).toFixed(1)}`;
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
@@ -408,12 +449,14 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
             <th key={e.name}>{e.name} %</th>
           ))}
           <th>mean k</th>
+          <th>k distribution</th>
           <th>null %</th>
           <th>shared w %</th>
           <th>CV</th>
           <th>MaxVio</th>
           <th>Jain</th>
           <th>entropy</th>
+          {drops && <th title="assignments dropped over capacity (tokens that lost an expert)">dropped</th>}
         </tr>
       </thead>
       <tbody>
@@ -426,12 +469,24 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
               </td>
             ))}
             <td>{l.meanK.toFixed(2)}</td>
+            <td data-testid={`kdist-L${l.layer}`}>
+              {l.kShare
+                .map((v, k) => ({ v, k }))
+                .filter((x) => x.v > 0)
+                .map((x) => `k=${x.k}: ${pct(x.v)}%`)
+                .join(" · ")}
+            </td>
             <td>{pct(l.nullTokenShare)}</td>
             <td>{pct(l.sharedWeightShare)}</td>
             <td>{l.loadCV.toFixed(3)}</td>
             <td>{l.maxVio.toFixed(3)}</td>
             <td>{l.jain.toFixed(3)}</td>
             <td>{Number.isNaN(l.entropyNormalized) ? "…" : l.entropyNormalized.toFixed(3)}</td>
+            {drops && (
+              <td data-testid={`dropped-L${l.layer}`}>
+                {drops[l.layer]!.assignments} ({drops[l.layer]!.tokens})
+              </td>
+            )}
           </tr>
         ))}
       </tbody>
@@ -464,6 +519,7 @@ function download(name: string, blob: Blob) {
  * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
  */
 export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
+  useEscape(onClose);
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
   const scored = useMemo(() => !!trace?.tokens.some((t) => t.nll !== undefined), [trace]);
@@ -487,7 +543,12 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   }, [entropyJob]);
   const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  const rows = useMemo(() => (trace && m ? (m.perToken?.tokenIndices ?? selectTokens(trace, filterOf(facet))) : null), [trace, m, facet]);
+  // capacity drops of the tokens shown (null when the trace records none), and the parameters they ran
+  const drops = useMemo(() => (trace && rows ? dropCounts(trace, rows) : null), [trace, rows]);
+  const active = useMemo(() => (trace && rows ? activeParameters(trace, rows) : null), [trace, rows]);
+  const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, { layerInfo: trace?.layerInfo }, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, trace, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -506,7 +567,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
     if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
     setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font });
   }, [ready, sizes]);
-  const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
+  const heatHeight = m ? Math.max(220, 22 * (trace?.layerInfo?.length ?? m.layers.length) + 60) : 0;
   const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
@@ -516,7 +577,20 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <h2>{title}</h2>
           {trace && (
             <span className="muted">
-              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers{denseCount(trace) ? ` with a router (+ ${denseCount(trace)} dense)` : ""} · {trace.experts.length} experts
+              {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
+              {active && (
+                <span data-testid="active-parameters" title={`mean k ${active.meanK.toFixed(2)}, ${active.routedPerLayer.toFixed(2)} routed experts per layer run on average`}>
+                  {" "}
+                  · ≈{billions(active.expected)} of {billions(active.total)} parameters active per token
+                </span>
+              )}
+              {drops && (
+                <span data-testid="dropped-count">
+                  {" "}
+                  · {dropTotal} assignment{dropTotal === 1 ? "" : "s"} dropped over capacity{facet === "all" ? "" : " (these tokens)"}
+                </span>
+              )}
             </span>
           )}
           <span className="spacer" />
@@ -535,8 +609,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <label>
               layer{" "}
               <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer">
-                {trace.layers.map((_, i) => (
-                  <option key={i} value={i}>L{i}</option>
+                {trace.layers.map((l, i) => (
+                  <option key={i} value={i}>L{l.layer ?? i}</option>
                 ))}
               </select>
             </label>
@@ -547,6 +621,9 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
           )}
           <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
+          <button onClick={() => trace && download("routing-trace.safetensors", new Blob([traceToSafetensors(trace) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }))} disabled={!trace} title="router_logits, mask, weights, k per layer, for safetensors.numpy.load_file">
+            safetensors
+          </button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}
@@ -556,8 +633,9 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
+            {trace.layerInfo && <LayerRules info={trace.layerInfo} />}
             <section className="wide">
-              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
+              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share{drops ? "; dropped: share of tokens that lost an expert over capacity" : ""})</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
             </section>
             <section>
@@ -570,7 +648,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             </section>
             <section className="wide">
               <h3>
-                {colorBy === "nll" ? "Tokens coloured by their teacher-forced NLL" : `Tokens coloured by their top expert at L${layer}`}
+                {colorBy === "nll" ? "Tokens coloured by their teacher-forced NLL" : `Tokens coloured by their top expert at L${trace.layers[layer]?.layer ?? layer}`}
                 {scored && (
                   <>
                     {" "}
@@ -599,7 +677,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             </section>
             <section className="wide">
               <h3>Balance per layer</h3>
-              {sizes ? <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
+              {sizes ? <BalanceTable m={balance ?? m} drops={drops} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
             </section>
           </div>
         )}

@@ -1,4 +1,5 @@
 import { initTRPC, TRPCError } from "@trpc/server";
+import type { OpenApiMeta } from "trpc-to-openapi";
 
 export interface Context {
   origin: string | null;
@@ -7,7 +8,8 @@ export interface Context {
   userId: string | null;
 }
 
-const t = initTRPC.context<Context>().create();
+// Procedures with `meta({ openapi })` are also served as the REST API under /api/v1 (routers/api.ts).
+const t = initTRPC.context<Context>().meta<OpenApiMeta>().create();
 
 export const router = t.router;
 export const publicProcedure = t.procedure;

@@ -10,7 +10,7 @@
  *   delta_nll_all_layers [T,R]    the every-layer bans (present when the table has any)
  * Metadata (strings): format, spec, ablations/tasks/routed_experts/dynamic_experts (JSON lists), the fingerprints.
  */
-import { csvField } from "../routing/export";
+import { toCSV, type CsvCell } from "../csv";
 import type { AblationTable } from "./ablation";
 
 export interface TensorEntry {
@@ -19,22 +19,17 @@ export interface TensorEntry {
   data: Float32Array;
 }
 
-const num = (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? "" : String(v));
+const num = (v: number | null | undefined): CsvCell => (v === null || v === undefined || Number.isNaN(v) ? null : v);
 
 export function ablationCSV(t: AblationTable): string {
-  const lines = [
-    `# workflow_fingerprint=${t.baseline.workflowFingerprint}`,
-    `# dataset_fingerprint=${t.datasetFingerprint}`,
-    `# spec=${csvField(t.spec)}`,
-    "ablation,kind,layer,expert,task,records,tokens,mean_nll,baseline_nll,delta_nll,routing_share,status,workflow_fingerprint",
-  ];
+  const header = ["ablation", "kind", "layer", "expert", "task", "records", "tokens", "mean_nll", "baseline_nll", "delta_nll", "routing_share", "status", "workflow_fingerprint"];
+  const rows: CsvCell[][] = [];
   for (const r of t.rows)
     for (const task of t.tasks) {
       const n = r.nll[task];
-      const cells = [csvField(r.id), r.kind, r.layer === null ? "" : String(r.layer), r.expert ?? "", csvField(task), num(n?.records), num(n?.tokens), num(n?.mean), num(t.baseline.nll[task]?.mean), num(r.delta[task]), num(r.share[task]), r.status, r.workflowFingerprint];
-      lines.push(cells.join(","));
+      rows.push([r.id, r.kind, r.layer === null ? null : r.layer === "*" ? "*" : r.layer, r.expert ?? null, task, num(n?.records), num(n?.tokens), num(n?.mean), num(t.baseline.nll[task]?.mean), num(r.delta[task]), num(r.share[task]), r.status, r.workflowFingerprint]);
     }
-  return lines.join("\n") + "\n";
+  return toCSV([header, ...rows], { comments: [`workflow_fingerprint=${t.baseline.workflowFingerprint}`, `dataset_fingerprint=${t.datasetFingerprint}`, `spec=${t.spec}`] });
 }
 
 export function ablationTensors(t: AblationTable): { entries: TensorEntry[]; metadata: Record<string, string> } {

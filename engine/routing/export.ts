@@ -4,6 +4,8 @@
  * JSON schema ("routing-trace" version 1), N tokens, E experts, L layers:
  * {
  *   "kind": "routing-trace", "version": 1, "model": string, "convention": string,
+ *   "routingPrecision"?: "fp32" | "bf16",                                             // absent = fp32
+ *   "parameters"?: { "total": int, "fixed": int, "perRoutedExpert": int },            // the model's parameter counts
  *   "experts": [{ "name": string, "role": "routed" | "null" | "shared" }],          // E, router column order
  *   "tokens":  [{ "id": int, "text": string, "modality": "text"|"image"|"video"|"audio"|"speech",
  *                 "position": [t, h, w], "phase": "prefill" | "decode" }],          // N
@@ -11,8 +13,10 @@
  *                                             // strings "Infinity", "-Infinity", "NaN" (JSON has none)
  *                 "mask": (0|1)[],            // N·E row-major
  *                 "weights": number[],        // N·E row-major, finite
- *                 "k": int[] }]               // N, each in 0..D (D = routed + null experts)
- *   "lens"?: { "k": K, "layers": [{ "topIds": int[], "topLogprobs": number[],   // N·K row-major, per layer
+ *                 "k": int[],                 // N, >= 0: the model's k before capacity drops (D = routed + null
+ *                                             // experts; k > D: no dynamic expert, Uni-MoE's release can report D + 1)
+ *                 "dropped"?: (0|1)[] }]      // N·E row-major: selected, then dropped over capacity (mask 0, weight 0)
+ *   "lens"?: { "k": K, "layers": [{ "topIds": int[], "topLogprobs": number[],   // N·K row-major, per decoder layer
  *                                   "finalRank": int[], "kl": number[] }],       // N (engine/trace.ts LogitLens)
  *               "texts"?: { "<id>": string } }                                   // the text of each top id
  * }
@@ -22,15 +26,17 @@
  *
  * CSV: one row per token × layer (token-major), header
  *   token,text,modality,phase,layer,k,top_expert,w:<expert name>… (one weight column per expert, column order)
- * top_expert = name of the selected dynamic expert with the largest weight (empty if none). Fields with
- * a comma, quote, CR or LF are quoted (RFC 4180); text starting with = + - @ TAB or CR gets a leading '
- * so spreadsheets do not run it as a formula (option `escapeFormulas`, default on).
+ * top_expert = name of the selected dynamic expert with the largest weight (empty if none). Written with
+ * csv-stringify (engine/csv.ts): fields with a comma, quote, CR or LF are quoted (RFC 4180); text starting
+ * with = + - @ TAB or CR gets a leading ' so spreadsheets do not run it as a formula (option
+ * `escapeFormulas`, default on).
  */
 import { z } from "zod";
 import type { LayerTrace, RoutingTrace } from "../trace";
 import { expertLayout } from "./core";
 import { checkShapes } from "./metrics";
 import { formatIssues, parseJSON } from "./json";
+import { toCSV, type CsvCell } from "../csv";
 
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact doubles
 
@@ -59,10 +65,6 @@ export function float32Shortest(v: number): number {
   return Number(v.toPrecision(9));
 }
 
-function float32Text(v: number): string {
-  return String(float32Shortest(v));
-}
-
 type JsonLogit = number | "Infinity" | "-Infinity" | "NaN";
 
 export interface TraceJSON {
@@ -70,9 +72,13 @@ export interface TraceJSON {
   version: 1;
   model: string;
   convention: string;
+  routingPrecision?: "fp32" | "bf16";
+  parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: { name: string; role: "routed" | "null" | "shared" }[];
   tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode"; nll?: number }[];
-  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[] }[];
+  layers: { layer?: number; routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[]; scores?: number[] }[];
+  /** Every decoder layer (dense ones included), when the model has dense layers. */
+  layerInfo?: { layer: number; kind: "moe" | "dense"; rule: string }[];
   lens?: { k: number; layers: { topIds: number[]; topLogprobs: number[]; finalRank: number[]; kl: number[] }[]; texts?: Record<string, string> };
 }
 
@@ -85,14 +91,20 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     version: 1,
     model: trace.model,
     convention: trace.convention,
+    ...(trace.routingPrecision ? { routingPrecision: trace.routingPrecision } : {}),
+    ...(trace.parameters ? { parameters: { ...trace.parameters } } : {}),
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
     tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase, ...(t.nll === undefined ? {} : { nll: t.nll }) })),
     layers: trace.layers.map((l) => ({
+      ...(l.layer !== undefined ? { layer: l.layer } : {}),
       routerLogits: Array.from(l.routerLogits, logit),
       mask: Array.from(l.mask),
       weights: Array.from(l.weights, float32Shortest),
       k: Array.from(l.k),
+      ...(l.dropped ? { dropped: Array.from(l.dropped) } : {}),
+      ...(l.scores ? { scores: Array.from(l.scores, float32Shortest) } : {}),
     })),
+    ...(trace.layerInfo ? { layerInfo: trace.layerInfo.map((i) => ({ ...i })) } : {}),
     ...(trace.lens
       ? {
           lens: {
@@ -133,6 +145,8 @@ const traceSchema = z.object({
   version: z.literal(1),
   model: z.string(),
   convention: z.string(),
+  routingPrecision: z.enum(["fp32", "bf16"]).optional(),
+  parameters: z.object({ total: z.number().nonnegative(), fixed: z.number().nonnegative(), perRoutedExpert: z.number().nonnegative() }).optional(),
   experts: z.array(z.object({ name: z.string(), role: z.enum(["routed", "null", "shared"]) })),
   tokens: z.array(
     z.object({
@@ -146,12 +160,16 @@ const traceSchema = z.object({
   ),
   layers: z.array(
     z.object({
+      layer: z.number().int().nonnegative().optional(),
       routerLogits: valuesArray('a number or "Infinity" / "-Infinity" / "NaN"', isLogit),
       mask: valuesArray("0 or 1", isBit),
       weights: valuesArray("a finite number", isFiniteNum),
       k: valuesArray("a non-negative integer", isCount),
+      dropped: valuesArray("0 or 1", isBit).optional(),
+      scores: valuesArray("a finite number", isFiniteNum).optional(),
     }),
   ),
+  layerInfo: z.array(z.object({ layer: z.number().int().nonnegative(), kind: z.enum(["moe", "dense"]), rule: z.string().max(1000) })).optional(),
   lens: z
     .object({
       k: z.number().int().min(1),
@@ -170,21 +188,23 @@ const traceSchema = z.object({
 
 export interface TraceCheckOptions {
   /**
-   * Also check the routing semantics (default true): every k equals the number of selected dynamic
-   * experts, unselected columns have weight 0, each weight row sums to 1 (± `tolerance`).
+   * Also check the routing semantics (default true): every k up to D equals the number of selected plus dropped
+   * dynamic experts (a k above D selects none), unselected and dropped columns have weight 0, each weight row sums
+   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16) unless the trace's
+   * convention says its weights "need not sum to 1" (Qwen2-MoE's are < 1, DeepSeek's × routed_scaling_factor).
    */
   semantics?: boolean;
   tolerance?: number;
 }
 
 /**
- * Problems of an in-memory trace (empty when valid): array lengths N·E / N, mask 0/1, k in 0..D,
+ * Problems of an in-memory trace (empty when valid): array lengths N·E / N, mask and dropped 0/1, k a non-negative integer,
  * finite weights, no NaN logits; with `semantics`, the rules above. At most `max` messages.
  */
 export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & { max?: number } = {}): string[] {
   const out: string[] = [];
   const max = options.max ?? 10;
-  const tol = options.tolerance ?? 1e-3;
+  const tol = options.tolerance ?? (trace.routingPrecision === "bf16" ? 2e-2 : 1e-3);
   const semantics = options.semantics ?? true;
   const N = trace.tokens.length;
   const E = trace.experts.length;
@@ -192,12 +212,14 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
   const report = (m: string) => out.length < max && out.push(m);
   if (trace.lens) {
     const K = trace.lens.k;
-    if (trace.lens.layers.length !== trace.layers.length) report(`lens: ${trace.lens.layers.length} layers, the trace has ${trace.layers.length}`);
+    const decoderLayers = trace.layerInfo?.length ?? trace.layers.length;
+    if (trace.lens.layers.length !== decoderLayers) report(`lens: ${trace.lens.layers.length} layers, the model has ${decoderLayers}`);
     trace.lens.layers.forEach((l, li) => {
       for (const [name, got, want] of [["topIds", l.topIds.length, N * K], ["topLogprobs", l.topLogprobs.length, N * K], ["finalRank", l.finalRank.length, N], ["kl", l.kl.length, N]] as const)
         if (got !== want) report(`lens.layers[${li}].${name}: expected ${want} values, got ${got}`);
     });
   }
+  const sumsToOne = !/need not sum to 1/.test(trace.convention);
   trace.layers.forEach((l, li) => {
     if (out.length >= max) return;
     const lens: [string, number, number][] = [
@@ -205,6 +227,7 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
       ["mask", l.mask.length, N * E],
       ["weights", l.weights.length, N * E],
       ["k", l.k.length, N],
+      ...(l.dropped ? ([["dropped", l.dropped.length, N * E]] as [string, number, number][]) : []),
     ];
     let bad = false;
     for (const [name, got, want] of lens) {
@@ -217,8 +240,9 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
     for (let n = 0; n < N && out.length < max; n++) {
       const b = n * E;
       const kk = l.k[n]!;
-      if (!(kk >= 0 && kk <= lay.D)) report(`layers[${li}].k[${n}] = ${kk} is outside 0..${lay.D}`);
+      if (!(Number.isInteger(kk) && kk >= 0)) report(`layers[${li}].k[${n}] = ${kk} is not a non-negative integer`);
       let chosen = 0;
+      let lost = 0;
       let sum = 0;
       for (let c = 0; c < E; c++) {
         const m = l.mask[b + c]!;
@@ -226,12 +250,16 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
         if (m !== 0 && m !== 1) report(`layers[${li}].mask[${b + c}] = ${m} (token ${n}, expert ${c}) is not 0 or 1`);
         if (!Number.isFinite(w)) report(`layers[${li}].weights[${b + c}] = ${w} (token ${n}, expert ${c}) is not finite`);
         if (Number.isNaN(l.routerLogits[b + c]!)) report(`layers[${li}].routerLogits[${b + c}] (token ${n}, expert ${c}) is NaN`);
+        const d = l.dropped?.[b + c] ?? 0;
         if (m && lay.dynOfCol[c]! >= 0) chosen++;
+        if (d && lay.dynOfCol[c]! >= 0) lost++;
+        if (semantics && d && m) report(`layers[${li}] token ${n}: expert ${c} (${trace.experts[c]!.name}) is both selected and dropped`);
         if (semantics && !m && w !== 0) report(`layers[${li}] token ${n}: expert ${c} (${trace.experts[c]!.name}) is not selected but has weight ${w}`);
         sum += w;
       }
-      if (semantics && chosen !== kk) report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected`);
-      if (semantics && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
+      if (semantics && (kk <= lay.D ? chosen + lost !== kk : chosen + lost > lay.D))
+        report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected${lost ? ` and ${lost} dropped` : ""}`);
+      if (semantics && sumsToOne && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
     }
   });
   return out;
@@ -249,18 +277,24 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
   const j = parsed.data;
   const logit = (v: JsonLogit) => (typeof v === "number" ? v : v === "NaN" ? NaN : v === "Infinity" ? Infinity : -Infinity);
   const layers: LayerTrace[] = j.layers.map((l) => ({
+    ...(l.layer !== undefined ? { layer: l.layer } : {}),
     routerLogits: Float32Array.from(l.routerLogits as JsonLogit[], logit),
     mask: Uint8Array.from(l.mask as number[]),
     weights: Float32Array.from(l.weights as number[]),
     k: Int32Array.from(l.k as number[]),
+    ...(l.dropped ? { dropped: Uint8Array.from(l.dropped as number[]) } : {}),
+    ...(l.scores ? { scores: Float32Array.from(l.scores as number[]) } : {}),
   }));
   const trace: RoutingTrace = {
     kind: "routing-trace",
     model: j.model,
     convention: j.convention,
+    ...(j.routingPrecision ? { routingPrecision: j.routingPrecision } : {}),
+    ...(j.parameters ? { parameters: j.parameters } : {}),
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,
+    ...(j.layerInfo ? { layerInfo: j.layerInfo } : {}),
     ...(j.lens
       ? {
           lens: {
@@ -288,24 +322,13 @@ export interface CsvOptions {
   eol?: string;
 }
 
-/** One CSV field: RFC 4180 quoting, and (escapeFormulas) a leading ' on text a spreadsheet would run as a formula. */
-export function csvField(s: string, escapeFormulas = true): string {
-  let v = s;
-  if (escapeFormulas && /^[=+\-@\t\r]/.test(v)) v = `'${v}`;
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
 /** One CSV row per token × layer (token-major), see the header comment for the columns. */
 export function traceToCSV(trace: RoutingTrace, options: CsvOptions = {}): string {
   checkShapes(trace);
-  const esc = options.escapeFormulas ?? true;
-  const eol = options.eol ?? "\n";
   const E = trace.experts.length;
   const lay = expertLayout(trace.experts);
-  const names = trace.experts.map((e) => csvField(e.name, esc));
-  const lines: string[] = [["token", "text", "modality", "phase", "layer", "k", "top_expert", ...trace.experts.map((e) => csvField(`w:${e.name}`, esc))].join(",")];
+  const rows: CsvCell[][] = [["token", "text", "modality", "phase", "layer", "k", "top_expert", ...trace.experts.map((e) => `w:${e.name}`)]];
   trace.tokens.forEach((t, n) => {
-    const head = `${n},${csvField(t.text, esc)},${csvField(t.modality, esc)},${csvField(t.phase, esc)}`;
     trace.layers.forEach((l, li) => {
       const b = n * E;
       let best = -1;
@@ -317,10 +340,10 @@ export function traceToCSV(trace: RoutingTrace, options: CsvOptions = {}): strin
           best = c;
         }
       }
-      const ws: string[] = new Array(E);
-      for (let c = 0; c < E; c++) ws[c] = float32Text(l.weights[b + c]!);
-      lines.push(`${head},${li},${l.k[n]},${best >= 0 ? names[best] : ""},${ws.join(",")}`);
+      const row: CsvCell[] = [n, t.text, t.modality, t.phase, li, l.k[n]!, best >= 0 ? trace.experts[best]!.name : ""];
+      for (let c = 0; c < E; c++) row.push(float32Shortest(l.weights[b + c]!));
+      rows.push(row);
     });
   });
-  return lines.join(eol) + eol;
+  return toCSV(rows, { defuseText: options.escapeFormulas ?? true, eol: options.eol });
 }

@@ -14,8 +14,10 @@
  *                         the entries sum to the mean k, not to 1.
  *   selectionShare[d]   = selectionCounts[d] / Σ_d selectionCounts — the share of all dynamic SELECTIONS
  *                         (Σ_d selectionCounts = Σ_tokens k for a valid trace); sums to 1.
- *   kCounts[k], kShare[k] (k = 0..D) = #tokens with that k, and / N (Fig. 8). k = 0 only for padding or
- *                         dropped tokens; Σ kShare = 1. meanK = Σ k / N.
+ *   kCounts[k], kShare[k] (k = 0..D + 1) = #tokens with that k, and / N (Fig. 8); k is the model's k before
+ *                         capacity drops; the last bucket holds k > D (no dynamic expert: Uni-MoE's release reports
+ *                         D + 1 when Top-P is never reached). k = 0 only when every dynamic expert is banned (or a
+ *                         fixed top_k of 0); Σ kShare = 1. meanK = Σ k / N (a k above D + 1 counts as D + 1).
  *   nullTokenShare      = #tokens selecting at least one null expert / N.
  *   nullOnlyShare       = #tokens whose selected dynamic experts are all null (≥ 1) / N.
  *   nullWeightMass      = mean over tokens of Σ null-column weights.
@@ -46,7 +48,7 @@
  *     expert is the null column.
  *   - Logits that are all −∞ give entropy 0 for that token; −∞ entries get p = 0.
  */
-import type { ExpertInfo, Modality, Phase, RoutingTrace } from "../trace";
+import { layerIds, type ExpertInfo, type Modality, type Phase, type RoutingTrace } from "../trace";
 import {
   MODALITY_ORDER,
   PHASE_ORDER,
@@ -297,7 +299,7 @@ function metricsOfRows(trace: RoutingTrace, lay: ExpertLayout, rows: Int32Array,
     const h = routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, rows);
     sums.layers.forEach((s, l) => (s.entropy = h[l]!));
   }
-  const m = finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  const m = labelLayers(finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top }), trace);
   if (!entropy) for (const l of m.layers) l.entropy = l.entropyNormalized = NaN;
   return m;
 }
@@ -310,7 +312,14 @@ export function computeMetricsReference(trace: RoutingTrace, options: MetricsOpt
   const rows = selectTokens(trace, options.filter);
   const sums = emptySums(lay, trace.layers.length, pairs.length);
   const top = accumulate(sums, lay, trace, rows, pairs);
-  return finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  return labelLayers(finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top }), trace);
+}
+
+/** Metrics name each layer by its decoder index (a model with dense layers has gaps: DeepSeek's MoE layers start at 1…). */
+function labelLayers(m: RoutingMetrics, trace: RoutingTrace): RoutingMetrics {
+  const ids = layerIds(trace);
+  m.layers.forEach((l, i) => (l.layer = ids[i]!));
+  return m;
 }
 
 /**

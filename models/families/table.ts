@@ -9,18 +9,19 @@
  * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
+import { bool, C, canonicalConfig, decoderRules, hfExpertRules, num, qwenDenseLayers, same, windowSize, type MappingRule, type Raw } from "./common";
+import { CONVENTION_TEXT, SLIDING_WINDOW_KEY } from "./conventions";
+import { RELEASED_MODEL_TYPES } from "../grin-routing";
+import { deepseekV2, deepseekV3 } from "./deepseek";
+import { gptOss } from "./gpt-oss";
+import { phimoe } from "./phimoe";
 import type { TowerKind } from "./towers";
+import { speechClaimRules } from "../tts-released";
+import { DECODER_PARTS, OMNI_PARTS, type PartSpec } from "./parts";
 
-export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
+export type { MappingRule, Take } from "./common";
 
-export interface MappingRule {
-  from: string;
-  to: string | null;
-  part?: number;
-  /** Why a claimed tensor is not used (for `to: null`). */
-  note?: string;
-}
+export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral" | "deepseek_v2" | "deepseek_v3" | "phimoe" | "gpt_oss";
 
 export interface Family {
   name: FamilyName;
@@ -35,44 +36,14 @@ export interface Family {
    * A tower is imported when any of its tensors is present; then all of them are required.
    */
   towers?: TowerKind[];
+  /** The parts a checkpoint of this family may hold (families/parts.ts); default: the decoder only. */
+  parts?: PartSpec[];
+  /**
+   * config.json keys the importer reads, when toConfig cannot tell (it passes the whole config through);
+   * other families' reads are recorded while toConfig runs. The rest is listed as not used (configFieldNotes).
+   */
+  configKeys?: string[];
 }
-
-/** Canonical names (families/conventions.ts and config.ts paramNames, as patterns). */
-const C = {
-  embed: "model.embed_tokens.weight",
-  norm: "model.norm.weight",
-  lmHead: "lm_head.weight",
-  inNorm: "model.layers.{i}.input_layernorm.weight",
-  postNorm: "model.layers.{i}.post_attention_layernorm.weight",
-  attn: (p: string, kind = "weight") => `model.layers.{i}.self_attn.${p}_proj.${kind}`,
-  qNorm: "model.layers.{i}.self_attn.q_norm.weight",
-  kNorm: "model.layers.{i}.self_attn.k_norm.weight",
-  router: "model.layers.{i}.mlp.gate.weight",
-  routed: (p: string) => `model.layers.{i}.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.{e}.${p}_proj.weight`,
-  shared: (s: number, p: string) => `model.layers.{i}.mlp.fixed_real_moe.${s}.${p}_proj.weight`,
-};
-
-/** Rules every Llama-style decoder shares (embeddings, norms, attention projections). */
-function decoderRules(opts: { bias: boolean; qkNorm: boolean }): MappingRule[] {
-  const r: MappingRule[] = [
-    { from: C.embed, to: C.embed },
-    { from: C.norm, to: C.norm },
-    { from: C.lmHead, to: C.lmHead },
-    { from: C.inNorm, to: C.inNorm },
-    { from: C.postNorm, to: C.postNorm },
-    ...["q", "k", "v", "o"].map((p) => ({ from: C.attn(p), to: C.attn(p) })),
-    { from: "model.layers.{i}.self_attn.rotary_emb.inv_freq", to: null, note: "recomputed from rope_theta" },
-  ];
-  if (opts.bias) r.push(...["q", "k", "v"].map((p) => ({ from: C.attn(p, "bias"), to: C.attn(p, "bias") })));
-  if (opts.qkNorm) r.push({ from: C.qNorm, to: C.qNorm }, { from: C.kNorm, to: C.kNorm });
-  return r;
-}
-
-/** HF-style `mlp.experts.{e}.{gate,up,down}_proj` experts and an `mlp.gate` router. */
-const hfExpertRules: MappingRule[] = [
-  { from: "model.layers.{i}.mlp.gate.weight", to: C.router, part: 0 },
-  ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.experts.{e}.${p}_proj.weight`, to: C.routed(p) })),
-];
 
 /**
  * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/vision-encoder.ts (HF SigLIP names +
@@ -119,37 +90,15 @@ const towerRules: MappingRule[] = [
   ...wb("audio_aligner.projector").map((from, j) => ({ from, to: `audio/projector.${j ? "bias" : "weight"}` })),
 ];
 
-type Raw = Record<string, unknown>;
-
-function num(raw: Raw, key: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`config.json: "${key}" must be a number (got ${JSON.stringify(raw[key])})`);
-  return v;
-}
-
-function bool(raw: Raw, key: string, fallback: boolean): boolean {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "boolean") throw new Error(`config.json: "${key}" must be true or false (got ${JSON.stringify(raw[key])})`);
-  return v;
-}
-
-/** Refuses config features the graph does not implement, naming them. */
+/** Refuses config features the graph does not implement, naming them (RoPE scaling: families/rope.ts). */
 function unsupported(raw: Raw, family: string): void {
-  const rs = raw.rope_scaling as Raw | null | undefined;
-  if (rs && typeof rs === "object" && (rs.type ?? rs.rope_type ?? "default") !== "default")
-    throw new Error(`${family}: rope_scaling ${JSON.stringify(rs)} is not supported (only plain RoPE)`);
-  const only = raw.mlp_only_layers;
-  if (Array.isArray(only) && only.length > 0) throw new Error(`${family}: dense MLP layers (mlp_only_layers ${JSON.stringify(only)}) are not supported`);
-  if ((raw.decoder_sparse_step ?? 1) !== 1) throw new Error(`${family}: decoder_sparse_step ${String(raw.decoder_sparse_step)} (dense layers between MoE layers) is not supported`);
   if (raw.clip_qkv !== undefined && raw.clip_qkv !== null) throw new Error(`${family}: clip_qkv ${String(raw.clip_qkv)} is not supported`);
+  const act = raw.hidden_act ?? "silu";
+  if (act !== "silu") throw new Error(`${family}: hidden_act "${String(act)}" is not supported (the experts are SwiGLU with silu)`);
 }
 
-/** A sliding-window size from config.json: a positive integer, else an error naming the key. */
-function windowSize(raw: Raw, key: string, family: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${family}: config.json "${key}" must be a positive integer (the sliding-window size in tokens), got ${JSON.stringify(raw[key])}`);
-  return v;
-}
+/** A dense layer's MLP (Qwen2MoeMLP / Qwen3MoeMLP / DeepseekV2MLP / DeepseekV3MLP: the canonical names are the HF ones). */
+const denseRules: MappingRule[] = same(...["gate", "up", "down"].map((p) => `model.layers.{i}.mlp.${p}_proj.weight`));
 
 /*
  * Which layers use sliding-window attention, per family, as Hugging Face transformers decides it (the window rule
@@ -196,70 +145,28 @@ function qwen2MoeWindows(raw: Raw, layers: number): (number | null)[] | undefine
   return Array.from({ length: layers }, (_, i) => ((Array.isArray(types) ? types[i] === "sliding_attention" : i % 2 === 0 && i < maxWindowLayers) ? W : null));
 }
 
-interface TopkSpec {
-  modelType: string;
-  experts: number;
-  topK: number;
-  expertIntermediate: number;
-  routing: RoutingConvention;
-  qkNorm: QkNorm;
-  attentionBias: boolean;
-  shared?: { intermediate: number };
-  ropeTheta: number;
-  rmsEps: number;
-  /** Per-layer sliding window (null = full causal); absent = no window anywhere. */
-  slidingWindows?: (number | null)[];
-}
-
-/** Canonical config of a fixed top-k family: 1D RoPE is M-RoPE with one section (all three position rows equal). */
-function topkConfig(raw: Raw, s: TopkSpec): MoeLlmConfig {
-  const H = num(raw, "hidden_size"), NH = num(raw, "num_attention_heads");
-  const Dh = num(raw, "head_dim", H / NH);
-  return zMoeLlmConfig.parse({
-    model_type: s.modelType,
-    hidden_size: H,
-    num_hidden_layers: num(raw, "num_hidden_layers"),
-    num_attention_heads: NH,
-    num_key_value_heads: num(raw, "num_key_value_heads", NH),
-    head_dim: Dh,
-    vocab_size: num(raw, "vocab_size"),
-    rms_norm_eps: num(raw, "rms_norm_eps", s.rmsEps),
-    rope_theta: num(raw, "rope_theta", s.ropeTheta),
-    rope_scaling: { type: "default", mrope_section: [Dh / 2, 0, 0] },
-    mlp_dynamic_expert_num: s.experts,
-    mlp_dynamic_null_expert_num: 0,
-    mlp_fixed_expert_num: s.shared ? 1 : 0,
-    dynamic_intermediate_size: s.expertIntermediate,
-    shared_intermediate_size: s.shared?.intermediate ?? 1,
-    mlp_dynamic_top_p: 0,
-    mlp_dynamic_top_k: s.topK,
-    router_jitter_noise: 0,
-    token_drop: false,
-    tie_word_embeddings: bool(raw, "tie_word_embeddings", false),
-    routing_convention: s.routing,
-    shared_expert_gate: !!s.shared,
-    qk_norm: s.qkNorm,
-    attention_bias: s.attentionBias,
-    eos_token_id: raw.eos_token_id,
-    bos_token_id: raw.bos_token_id,
-    ...(s.slidingWindows?.some((w) => w !== null) ? { [SLIDING_WINDOW_KEY]: s.slidingWindows } : {}),
-  });
-}
-
 export const FAMILIES: Family[] = [
   {
     name: "grin_qwen2_vl",
-    modelTypes: ["grin_qwen2_vl", "uni_moe_tiny"],
+    // grin_qwen2_vl: the saved Uni-MoE-2.0 model; grin_qwen2_vl_out: its output-head config class (modeling_out.py)
+    modelTypes: ["grin_qwen2_vl", "grin_qwen2_vl_out", "uni_moe_tiny"],
     title: "Uni-MoE-2.0 (GRIN-MoE on Qwen2.5, M-RoPE, dynamic-capacity Top-P routing)",
-    toConfig: (raw) => zMoeLlmConfig.parse(raw),
+    toConfig: grinConfig,
     rules: [
       ...decoderRules({ bias: true, qkNorm: false }),
       { from: C.router, to: C.router },
       ...["gate", "up", "down"].map((p) => ({ from: C.routed(p), to: C.routed(p) })),
       ...[0, 1, 2, 3].flatMap((s) => ["gate", "up", "down"].map((p) => ({ from: C.shared(s, p), to: C.shared(s, p) }))),
       ...towerRules,
+      ...speechClaimRules(), // the MoE-TTS, written beside the LLM as speech/ (import.ts)
+      // the generation heads not imported: claimed whole and not used (a head's own rules, like the MoE-TTS's above, go first)
+      ...OMNI_PARTS.filter((p) => ["image_generator", "image_projectors"].includes(p.id)).flatMap((p) =>
+        p.prefixes.map((prefix) => ({ from: `${prefix}{*}`, to: null, note: `${p.title}: ${p.notImported}` })),
+      ),
     ],
     towers: ["vision", "audio"],
+    parts: OMNI_PARTS,
+    configKeys: [...Object.keys(zMoeLlmConfig.shape), "vision_config", "audio_config", "whisper_query_tokens_size", "whisper_projector_type", "vision_spatial_pool_stride", "drop_policy", "routing_convention", "qk_norm", "attention_bias", "shared_expert_gate", SLIDING_WINDOW_KEY],
   },
   {
     name: "qwen2_moe",
@@ -267,18 +174,19 @@ export const FAMILIES: Family[] = [
     title: "Qwen2-MoE / Qwen1.5-MoE (top-k softmax, shared expert with a sigmoid gate)",
     toConfig(raw) {
       unsupported(raw, "qwen2_moe");
-      return topkConfig(raw, {
-        modelType: "qwen2_moe",
+      return canonicalConfig(raw, {
+        family: "qwen2_moe",
         experts: num(raw, "num_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "moe_intermediate_size"),
         routing: bool(raw, "norm_topk_prob", false) ? "softmax_topk_renorm" : "softmax_topk",
         qkNorm: "none",
         attentionBias: true,
-        shared: { intermediate: num(raw, "shared_expert_intermediate_size") },
+        shared: { intermediate: num(raw, "shared_expert_intermediate_size"), gated: true },
         ropeTheta: 10000,
         rmsEps: 1e-6,
         slidingWindows: qwen2MoeWindows(raw, num(raw, "num_hidden_layers")),
+        dense: qwenDenseLayers(raw, "qwen2_moe"),
       });
     },
     rules: [
@@ -286,6 +194,7 @@ export const FAMILIES: Family[] = [
       ...hfExpertRules,
       ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.shared_expert.${p}_proj.weight`, to: C.shared(0, p) })),
       { from: "model.layers.{i}.mlp.shared_expert_gate.weight", to: C.router, part: 1 },
+      ...denseRules,
     ],
   },
   {
@@ -294,8 +203,8 @@ export const FAMILIES: Family[] = [
     title: "Qwen3-MoE (top-k softmax renormalised, per-head q/k RMSNorm)",
     toConfig(raw) {
       unsupported(raw, "qwen3_moe");
-      return topkConfig(raw, {
-        modelType: "qwen3_moe",
+      return canonicalConfig(raw, {
+        family: "qwen3_moe",
         experts: num(raw, "num_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "moe_intermediate_size"),
@@ -305,9 +214,10 @@ export const FAMILIES: Family[] = [
         ropeTheta: 10000,
         rmsEps: 1e-6,
         slidingWindows: qwen3MoeWindows(raw, num(raw, "num_hidden_layers")),
+        dense: qwenDenseLayers(raw, "qwen3_moe"),
       });
     },
-    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules],
+    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules, ...denseRules],
   },
   {
     name: "olmoe",
@@ -315,8 +225,8 @@ export const FAMILIES: Family[] = [
     title: "OLMoE (top-8 of 64 softmax, q/k RMSNorm over the whole projection)",
     toConfig(raw) {
       unsupported(raw, "olmoe");
-      return topkConfig(raw, {
-        modelType: "olmoe",
+      return canonicalConfig(raw, {
+        family: "olmoe",
         experts: num(raw, "num_experts", 64),
         topK: num(raw, "num_experts_per_tok", 8),
         expertIntermediate: num(raw, "intermediate_size"),
@@ -335,8 +245,8 @@ export const FAMILIES: Family[] = [
     title: "Mixtral (top-2, softmax over the chosen logits)",
     toConfig(raw) {
       unsupported(raw, "mixtral");
-      return topkConfig(raw, {
-        modelType: "mixtral",
+      return canonicalConfig(raw, {
+        family: "mixtral",
         experts: num(raw, "num_local_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "intermediate_size"),
@@ -356,7 +266,69 @@ export const FAMILIES: Family[] = [
       { from: "model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight", to: C.routed("down") },
     ],
   },
+  deepseekV2,
+  deepseekV3,
+  phimoe,
+  gptOss,
 ];
+
+/**
+ * Uni-MoE-2.0's config.json as the release writes it. A field the release's GrinQwen2VLConfig sets by default may be
+ * absent; it then takes the release's default (mlp_dynamic_null_expert_num 0 there, where PAPER.md's real model
+ * has 1 — real configs write it). The seeded uni_moe_tiny configs keep our own defaults.
+ */
+function grinConfig(raw: Raw): MoeLlmConfig {
+  const released = RELEASED_MODEL_TYPES.includes(String(raw.model_type));
+  return zMoeLlmConfig.parse(released ? { ...GRIN_RELEASE_DEFAULTS, ...raw } : raw);
+}
+
+/** GrinQwen2VLConfig.__init__ defaults (grin:176-205) that differ from zMoeLlmConfig's. */
+const GRIN_RELEASE_DEFAULTS = { mlp_dynamic_null_expert_num: 0, dynamic_intermediate_size: 8960, shared_intermediate_size: 8960 };
+
+/**
+ * What the config.json fields MoE Studio does not read are, for the "not used" list: the released Uni-MoE-2.0 config's
+ * training and parallelism settings (grin:176-205, RELEASED.md §5 item 6), its generation heads' settings, and
+ * transformers' bookkeeping. A field not named here is "not used by MoE Studio".
+ */
+export const CONFIG_FIELD_NOTES: Record<string, string> = {
+  ignore_differentiable_router: "training: GRIN's gradient estimator (inference routes in eval mode)",
+  enable_expert_tensor_parallelism: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  ep_size: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  fixed_ep_size: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  input_jitter_noise: "training only (input jitter)",
+  fp32_gate: "training only: the gate runs in fp32 when training; inference routes in bf16 (the MoE-LLM node's Routing precision)",
+  avg_hidden_states_last: "multi-GPU inference: averages expert-parallel outputs",
+  drop_token_num_print: "logging of dropped tokens",
+  l_aux_weight: "training: load-balancing loss weight",
+  min_l_aux_weight: "training: load-balancing loss weight",
+  l_aux_weight_decay_steps: "training: load-balancing loss schedule",
+  visual_aligner_type: "ignored by the release's builder too: the aligner's shape comes from its tensors",
+  speech_generator_type: "MoE-TTS head (see the parts)",
+  tune_speech_generator_only: "training: which modules trained",
+  tune_image_generator: "image-generation head (see the parts)",
+  mm_use_im_start_end: "prompt format of the training data",
+  image_aspect_ratio: "image preprocessing of the release's processor (MoE Studio tiles any-resolution 384² crops)",
+  use_sliding_window: "Qwen2-VL attention option; the release's attention is full causal",
+  sliding_window: "Qwen2-VL attention option; the release's attention is full causal",
+  max_window_layers: "Qwen2-VL attention option; the release's attention is full causal",
+  max_position_embeddings: "no limit is imposed (RoPE is computed for any position)",
+  hidden_act: "SwiGLU with SiLU is built in",
+  initializer_range: "training: weight initialisation",
+  attention_dropout: "training only",
+  use_cache: "transformers generation option (the node always uses its KV cache)",
+  architectures: "transformers bookkeeping",
+  transformers_version: "transformers bookkeeping",
+  torch_dtype: "the dtype the weights were saved in (the import reads each tensor's own dtype)",
+  _name_or_path: "transformers bookkeeping",
+  vision_start_token_id: "prompt tokens come from the tokenizer",
+  vision_end_token_id: "prompt tokens come from the tokenizer",
+  vision_token_id: "prompt tokens come from the tokenizer",
+  image_token_id: "prompt tokens come from the tokenizer",
+  video_token_id: "prompt tokens come from the tokenizer",
+  bos_token_id: "generation stops at the tokenizer's and generation_config.json's end tokens",
+  eos_token_id: "generation stops at the tokenizer's and generation_config.json's end tokens",
+  pad_token_id: "no padding (one sequence per call)",
+};
 
 /** The family of a config.json (by model_type); throws listing the known ones. */
 export function detectFamily(raw: Raw): Family {
@@ -370,4 +342,4 @@ export function familyByName(name: string): Family | undefined {
   return FAMILIES.find((f) => f.name === name);
 }
 
-export { CONVENTION_TEXT };
+export { CONVENTION_TEXT, denseRules };

@@ -20,7 +20,7 @@ import { benchMetrics } from "../../engine/routing/bench";
 import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchHeads } from "./heads";
 import { benchLens } from "./lens";
-import { benchLlm } from "./llm";
+import { benchLlm, benchRoutingPrecision } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
@@ -217,6 +217,7 @@ async function main() {
     }
     console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
     json.llm = rows;
+    json.llmRoutingPrecision = await benchRoutingPrecision((s) => console.log(s));
   }
   if (want("lens")) {
     console.log("\nlogit lens on uni-moe-tiny/tiny: off (graph option unset / false) vs on (separate head vs in-graph), side by side");

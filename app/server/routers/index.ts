@@ -1,5 +1,7 @@
 import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
+import { apiRouter } from "./api";
+import { tokensRouter } from "./tokens";
 import { ablationRouter } from "./ablation";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
@@ -16,6 +18,8 @@ export const appRouter = router({
   provenance: provenanceRouter,
   history: historyRouter,
   share: shareRouter,
+  api: apiRouter,
+  tokens: tokensRouter,
   ablation: ablationRouter,
 });
 

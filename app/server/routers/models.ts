@@ -5,23 +5,37 @@ import os from "node:os";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import type { PartReport } from "@/models/families/parts";
 import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
-import { architectureOf, conventionText } from "@/models/families/conventions";
+import { architectureOf, conventionText, routingRuleText } from "@/models/families/conventions";
+import { routingControls } from "@/models/interventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
+import { hfCacheDir, listHfCache } from "@/models/import/hf-cache";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
+import { inspectWavTokenizer, listCodecs, resolveCodec, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { listSpeechModels, resolveSpeechRef } from "@/models/tts-released-model";
+import { speechParameters } from "@/models/tts-released";
+import { TTS_REFERENCE_REF } from "@/models/tts-tiny";
+
+/** Defaults the Models page sets for new MoE-TTS nodes (defaults.json keys). */
+const TTS_MODEL_KEY = "generate.tts";
+const TTS_CODEC_KEY = "generate.tts.codec";
 import { dataDir } from "@/prisma/url";
 import { protectedProcedure, router } from "../trpc";
+import { config } from "@/engine/config";
 
 /**
- * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
- * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
+ * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR), any in
+ * STUDIO_IMPORT_ROOTS (":"-separated) and the Hugging Face cache (unless STUDIO_HF_CACHE=off). Nothing
+ * outside them is read or listed.
  */
 export function importRoots(): string[] {
-  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  const hf = config().STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? [hfCacheDir()] : [];
+  const roots = [config().STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(config().STUDIO_IMPORT_ROOTS ?? []), ...hf];
   return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
 }
 
@@ -36,7 +50,7 @@ function allowedCheckpoint(dir: string): string {
   const roots = importRoots();
   if (!roots.some((r) => abs === r || abs.startsWith(r + path.sep)))
     throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${roots.join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
-  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
+  if (!existsSync(path.join(abs, "config.json")) && !wavTokenizerSource(abs)) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json and no WavTokenizer .ckpt (is it a checkpoint folder?)` });
   return abs;
 }
 
@@ -105,7 +119,17 @@ export const modelsRouter = router({
   info: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).query(async ({ input }) => {
     try {
       const m = await resolveModel(input.ref);
-      return { ref: m.ref, layers: m.config.num_hidden_layers, experts: expertColumns(m.config), label: m.label ?? null };
+      const dense = architectureOf(m.config).denseLayers;
+      return {
+        ref: m.ref,
+        layers: m.config.num_hidden_layers,
+        /** Decoder indices of the layers with a router (interventions apply to these). */
+        moeLayers: dense.flatMap((d, i) => (d ? [] : [i])),
+        experts: expertColumns(m.config),
+        label: m.label ?? null,
+        routing: routingRuleText(m.config),
+        controls: routingControls(m.config),
+      };
     } catch (err) {
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });
     }
@@ -130,7 +154,8 @@ export const modelsRouter = router({
         rows.push({
           ...base,
           built: true,
-          family: manifest?.family ?? String(m.config.model_type),
+          // The folder the model lives in names its family, the same spelling the model ref and the node lists use.
+          family: ref.split("/")[0]!,
           label: seeded ? "seeded, untrained" : manifest ? "imported" : "local",
           parameters: counts.total,
           activeParameters: counts.active,
@@ -151,9 +176,12 @@ export const modelsRouter = router({
     }
     return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
   }),
-  /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
+  /**
+   * Checkpoint folders (with a config.json) inside the import folders, up to two levels deep, then the
+   * Hugging Face cache's snapshots by repo id and revision (complete ones only).
+   */
   browse: protectedProcedure.query(() => {
-    const found: { dir: string; modelType: string | null }[] = [];
+    const found: { dir: string; modelType: string | null; repoId?: string; revision?: string; refs?: string[] }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
       try {
@@ -161,6 +189,7 @@ export const modelsRouter = router({
       } catch {
         return;
       }
+      if (!entries.some((e) => e.name === "config.json") && wavTokenizerSource(dir)) found.push({ dir, modelType: "wavtokenizer" });
       if (entries.some((e) => e.name === "config.json")) {
         let modelType: string | null = null;
         try {
@@ -172,13 +201,20 @@ export const modelsRouter = router({
       }
       if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
     };
-    for (const r of importRoots()) visit(r, 2);
+    const hf = config().STUDIO_HF_CACHE === "on" ? hfCacheDir() : undefined;
+    for (const r of importRoots()) if (r !== hf) visit(r, 2);
+    for (const c of listHfCache()) if (!c.missing.length) found.push({ dir: c.dir, modelType: c.modelType, repoId: c.repoId, revision: c.revision, refs: c.refs });
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
   inspect: protectedProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
+      if (!existsSync(path.join(dir, "config.json"))) {
+        const c = inspectWavTokenizer(dir);
+        const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], convention: "", quantization: null, memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+      }
       const map = inspectCheckpoint(dir);
       return {
         family: map.family.name,
@@ -186,13 +222,46 @@ export const modelsRouter = router({
         tensors: map.tensors.length,
         unclaimed: map.unclaimed.map((t) => t.name),
         missing: map.missing.map((m) => m.expected),
+        parts: map.parts,
+        unusedConfig: map.unusedConfig,
+        activeParameters: parameterCounts(map.config).active,
         parameters: parameterCounts(map.config).total,
+        convention: conventionText(map.config),
+        quantization: map.fp8Block ? `fp8 (E4M3, ${map.fp8Block.join("×")} block scales), dequantised at import` : map.tensors.some((t) => t.name.endsWith("_blocks") && t.dtype === "U8") ? "MXFP4 experts, dequantised at import" : null,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
+        speech: map.speech ? { parameters: speechParameters(map.speech).total, layers: map.speech.transformer_num_blocks } : null,
       };
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
+  }),
+  /** MoE-TTS models (seeded and imported released ones) and codecs, with the defaults for new MoE-TTS nodes. */
+  tts: protectedProcedure.query(() => {
+    const d = readDefaults();
+    const speech = listSpeechModels().map((ref) => {
+      const m = resolveSpeechRef(ref)!;
+      return { ref, parameters: speechParameters(m.config).total, layers: m.config.transformer_num_blocks, source: m.config.source_layout };
+    });
+    const codecs = listCodecs().map((ref) => {
+      const c = resolveCodec(ref);
+      return { ref, codes: c.config.codebook_size, sampleRate: c.config.sample_rate, codesPerSecond: c.config.sample_rate / c.config.hop_length };
+    });
+    return { models: [{ ref: TTS_REFERENCE_REF, parameters: 0, layers: 0, source: "seeded" }, ...speech], codecs, model: d[TTS_MODEL_KEY] ?? TTS_REFERENCE_REF, codec: d[TTS_CODEC_KEY] ?? null };
+  }),
+  setTtsDefaults: protectedProcedure.input(z.object({ model: z.string().min(1).max(300).optional(), codec: z.string().min(1).max(300).nullable().optional() })).mutation(({ input }) => {
+    const d = readDefaults();
+    if (input.model !== undefined) {
+      if (input.model !== TTS_REFERENCE_REF && !listSpeechModels().includes(input.model)) throw new TRPCError({ code: "NOT_FOUND", message: `no MoE-TTS "${input.model}"` });
+      d[TTS_MODEL_KEY] = input.model;
+    }
+    if (input.codec !== undefined) {
+      if (input.codec === null) delete d[TTS_CODEC_KEY];
+      else if (!listCodecs().includes(input.codec)) throw new TRPCError({ code: "NOT_FOUND", message: `no codec "${input.codec}"` });
+      else d[TTS_CODEC_KEY] = input.codec;
+    }
+    writeDefaults(d);
+    return d;
   }),
   import: protectedProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))

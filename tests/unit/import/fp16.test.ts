@@ -22,7 +22,7 @@ import { SessionPool } from "@/engine/runtime";
 import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
 import { SLIDING_WINDOW_KEY } from "@/models/families/conventions";
 import { computeDtypeFor, convertToFp16, ensureFp16Graph, parseComputeDtype, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
-import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
+import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts, readManifest } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, type ImportedSession } from "@/models/import/runtime";
@@ -35,10 +35,11 @@ import { audioParamTable, buildAudioGraph, zAudioConfig } from "@/models/audio-e
 import { buildVisionGraph, visionParamTable, zVisionConfig } from "@/models/vision-encoder";
 import { seedEncoderWeights } from "@/models/encoders-tiny";
 import { SeededRandom } from "@/models/seeded-random";
-import { referenceForward, type Family } from "../../reference/families/topk-moe";
+import { familyReference } from "../../reference/families";
+import { referenceForward } from "../../reference/families/topk-moe";
 import { referenceForward as uniMoeReference } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { writeFamilyCheckpoint, type Family } from "./family-checkpoints";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-fp16-"));
 const root = path.join(tmp, "models");
@@ -91,9 +92,9 @@ async function compareFamily(family: Family, dtype: StorageDtype, seed: number, 
   const S = 9;
   const ids = randomIds(S, config.vocab_size as number, seed + 100);
   const out = await runGraph(file, canonical, ids);
-  const ref = referenceForward(family, config, tensors, ids);
+  const ref = familyReference(family, config, tensors, ids);
   const K = config.num_experts_per_tok as number;
-  const R = ref.layers[0]!.mask[0]!.length - (family === "qwen2_moe" ? 1 : 0);
+  const R = ref.layers[0]!.mask[0]!.length - (family === "qwen2_moe" || (family.startsWith("deepseek") && config.n_shared_experts) ? 1 : 0);
   let firstFlip = S, flips = 0, routerDiff = 0, routerScale = 0, weightDiff = 0;
   ref.layers.forEach((layer, l) => {
     const t = out.trace![l]!;
@@ -109,7 +110,7 @@ async function compareFamily(family: Family, dtype: StorageDtype, seed: number, 
       }
       if (got.join() !== layer.mask[s]!.join()) {
         flips++;
-        const m = margin(layer.routerLogits[s]!, K, R);
+        const m = margin((layer.scores ?? layer.routerLogits)[s]!, K, R);
         expect(m, `${family} layer ${l} token ${s}: routing differs with a reference margin of ${m}`).toBeLessThan(TIE);
         firstFlip = Math.min(firstFlip, s);
       }
@@ -149,6 +150,18 @@ describe("fp16 compute graphs vs the fp32 family references (CPU provider)", () 
   it("mixtral with a sliding window of 4 over 9 tokens (fp32 storage)", async () => {
     await compareFamily("mixtral", "fp32", 35, { slidingWindow: { size: 4 } });
   });
+  it("deepseek_v2 (fp32 storage): MLA, softmax top-k × scaling, dense first layer", async () => {
+    await compareFamily("deepseek_v2", "fp32", 36);
+  });
+  it("deepseek_v3 (bf16 storage): MLA, sigmoid + correction bias, groups", async () => {
+    await compareFamily("deepseek_v3", "bf16", 37);
+  });
+  it("phimoe (fp16 storage): LayerNorm, sparsemixer, biases", async () => {
+    await compareFamily("phimoe", "fp16", 38);
+  });
+  it("gpt_oss (fp32 storage, MXFP4 source): sinks, clamped SwiGLU, router bias", async () => {
+    await compareFamily("gpt_oss", "fp32", 39, { mxfp4: true });
+  });
 });
 
 describe("fp16 compute graph of the Uni-MoE-2.0 LLM (grin_qwen2_vl: M-RoPE, Top-P, null + shared experts)", () => {
@@ -168,7 +181,9 @@ describe("fp16 compute graph of the Uni-MoE-2.0 LLM (grin_qwen2_vl: M-RoPE, Top-
     const out = await MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session).forward({ batch: 1, seq: S, ids, positions });
     await session.release();
     const rounded = new MemoryWeights(new Map<string, Tensor32>(W.names().map((n) => [n, { shape: W.get(n).shape, data: W.get(n).data.map(half) }])));
-    const ref = uniMoeReference(config, rounded, { batch: 1, seq: S, ids, positions });
+    // the import routes in bf16, as the release: so does the reference (the fp16 transform keeps the bf16 rounding casts)
+    expect(readManifest(r.dir)!.graph.options.routingPrecision).toBe("bf16");
+    const ref = uniMoeReference(config, rounded, { batch: 1, seq: S, ids, positions, routingPrecision: "bf16" });
     const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
     const E = D + config.mlp_fixed_expert_num;
     // near tie for Top-P routing: two dynamic logits within TIE (the order), or a cumulative probability within 0.01 of P
@@ -409,7 +424,7 @@ describe("choosing the compute dtype at run time", () => {
     expect(computeDtypeFor("cpu", undefined)).toBe("fp32");
     expect(computeDtypeFor("cpu", "fp16")).toBe("fp16");
     expect(computeDtypeFor("cuda", "FP32")).toBe("fp32");
-    expect(() => parseComputeDtype("half")).toThrow('STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "half")');
+    expect(() => parseComputeDtype("half")).toThrow('STUDIO_COMPUTE_DTYPE: "half" is not one of auto, fp32, fp16');
   });
 
   it("the memory estimate counts 2 bytes per weight for fp16 compute (Uni-MoE-2.0-Omni LLM: ~61 GB vs ~121 GB)", () => {
