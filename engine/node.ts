@@ -31,6 +31,8 @@ export interface RunContext {
   runtime?: Runtime;
   /** The document being run, when the host passes it (nodes embed it in the files they write: engine/provenance.ts). */
   workflow?: Workflow;
+  /** The node types this host runs: a node that runs a sub-workflow (a dataset batch) runs it with these. */
+  catalogue?: NodeCatalogue;
 }
 
 /** Content-addressed file storage (uploads and artifacts), rooted in the data directory. */

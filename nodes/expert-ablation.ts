@@ -140,7 +140,8 @@ export const expertAblation = defineNode({
     const limits = { maxAblations: params.maxAblations || undefined, maxRecords: params.maxRecords || undefined };
     const cost = await estimateAblation({ source, modelRef: subject.modelRef, spec, ...limits, scoreText: (doc.nodes.find((n) => n.id === collect.nodeId)!.params as { mode?: string }).mode === "score-text" });
     ctx.log(`cost: ${cost.records} records × ${cost.passes} passes (baseline + ${cost.ablations} ablations) × ≈${fmt(cost.tokensPerPass)} tokens per pass = ≈${fmt(cost.tokens)} tokens`);
-    const { catalogue } = await import("./index"); // the catalogue lists this node: import it lazily
+    const catalogue = ctx.catalogue;
+    if (!catalogue) throw new Error("this host did not pass its node catalogue, so the node cannot run the dataset");
     // An in-memory cache, so the nodes before the model (encoders, Prompt Builder) run once per record, not once per pass.
     const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage: ctx.storage, runtime: ctx.runtime, concurrency: 1, cache: new OutputCache({ maxBytes: 256 * 1024 * 1024 }) });
     const scan = await scanDataset(source);

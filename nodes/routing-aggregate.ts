@@ -81,7 +81,8 @@ export const routingAggregate = defineNode({
     const plan = batchPlan(doc, collect);
     const dsNode = plan.doc.nodes.find((n) => n.id === plan.datasetNodeId)!;
     const source = resolveDatasetSource(String((dsNode.params as { source?: unknown }).source ?? ""));
-    const { catalogue } = await import("./index"); // the catalogue lists this node: import it lazily
+    const catalogue = ctx.catalogue;
+    if (!catalogue) throw new Error("this host did not pass its node catalogue, so the node cannot run the dataset");
     const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage: ctx.storage, runtime: ctx.runtime, concurrency: 1 });
     const scan = await scanDataset(source);
     const base = { catalogue, executor, storage: ctx.storage, source, scan, storeDir: batchStoreDir(), collect, concurrency: params.concurrency, signal: ctx.signal, stopOnError: params.stopOnError, vocabulary: true, runId: ctx.runId };
