@@ -2,6 +2,7 @@ import path from "node:path";
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
+import { runLogLine } from "@/engine/log-line";
 import type { NodeCatalogue, Outputs } from "@/engine/node";
 import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
@@ -81,7 +82,7 @@ export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { e
     cache,
     runtime,
     concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
-    log: (runId, nodeId, message) => console.log(`[run ${runId}] ${nodeId}: ${message}`),
+    log: (runId, nodeId, message) => console.log(runLogLine(runId, nodeId, message)),
   });
   return { executor, cache, runtime };
 }
