@@ -1,6 +1,7 @@
 /**
  * `npm run cli -- user ...`: accounts for a server with login on (the admin's way in when sign-up is closed).
- *   user add <name> [--password-stdin]   create an account (asks for the password twice, or reads one line from stdin)
+ *   user add <name> [--admin] [--password-stdin]   create an account (asks for the password twice, or reads one line
+ *                                        from stdin); --admin makes it an admin (the first account always is one)
  *   user list                            list accounts
  *   user remove <name>                   delete an account and its sessions (its workflows stay, owned by its id)
  *   user adopt-local <name>              give the single-user install's workflows and runs (owner "local") to an account
@@ -9,8 +10,11 @@ import { createInterface } from "node:readline";
 import { AccountError, createUser, LOCAL_USER } from "./auth";
 import { db } from "./db";
 
-export const USER_HELP = `  user add <name> [--password-stdin]       Create an account (for STUDIO_AUTH=on servers); the password is asked
-                                            twice, or read from stdin with --password-stdin.
+export const USER_HELP = `  user add <name> [--admin] [--password-stdin]
+                                            Create an account (for STUDIO_AUTH=on servers); the password is asked
+                                            twice, or read from stdin with --password-stdin. --admin: the account
+                                            may import, delete and set the server's default models (the first
+                                            account is always an admin).
   user list | user remove <name>            List accounts; delete one (and its sessions).
   user adopt-local <name>                   Give the workflows and runs made before login was on to this account.`;
 
@@ -52,8 +56,8 @@ export async function userCommand(argv: string[]): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub === "list") {
-    const users = await db().user.findMany({ orderBy: { createdAt: "asc" }, select: { name: true, createdAt: true, _count: { select: { sessions: true } } } });
-    for (const u of users) console.log(`${u.name}  created ${u.createdAt.toISOString()}  ${u._count.sessions} session(s)`);
+    const users = await db().user.findMany({ orderBy: { createdAt: "asc" }, select: { name: true, role: true, createdAt: true, _count: { select: { sessions: true } } } });
+    for (const u of users) console.log(`${u.name}  ${u.role}  created ${u.createdAt.toISOString()}  ${u._count.sessions} session(s)`);
     if (!users.length) console.log("no accounts yet");
     return 0;
   }
@@ -77,12 +81,13 @@ export async function userCommand(argv: string[]): Promise<number> {
     console.log(`${name} now owns ${workflows.count} workflow(s) and ${runs.count} run(s) of the single-user install`);
     return 0;
   }
-  if (sub !== "add") return fail(`unknown user command "${sub ?? ""}"; use user add <name> [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
+  if (sub !== "add") return fail(`unknown user command "${sub ?? ""}"; use user add <name> [--admin] [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
   const fromStdin = rest.includes("--password-stdin");
-  const unknown = rest.find((a) => a.startsWith("--") && a !== "--password-stdin");
+  const admin = rest.includes("--admin");
+  const unknown = rest.find((a) => a.startsWith("--") && a !== "--password-stdin" && a !== "--admin");
   if (unknown) return fail(`unknown option ${unknown}`);
   const name = rest.find((a) => !a.startsWith("--"));
-  if (!name) return fail("user add <name> [--password-stdin]");
+  if (!name) return fail("user add <name> [--admin] [--password-stdin]");
   let password: string;
   if (fromStdin) {
     password = await readStdin();
@@ -92,11 +97,12 @@ export async function userCommand(argv: string[]): Promise<number> {
     if ((await askHidden("Again: ")) !== password) return fail("the two passwords differ");
   }
   try {
-    await createUser(name, password);
+    await createUser(name, password, { admin });
   } catch (err) {
     if (err instanceof AccountError) return fail(err.message);
     throw err;
   }
-  console.log(`created user ${name}`);
+  const role = (await db().user.findUnique({ where: { name }, select: { role: true } }))?.role;
+  console.log(`created user ${name}${role === "admin" ? " (admin)" : ""}`);
   return 0;
 }
