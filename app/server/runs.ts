@@ -14,6 +14,7 @@ import { describeValue } from "@/nodes/preview";
 import { dataDir } from "@/prisma/url";
 import { db } from "./db";
 import { newId } from "./ids";
+import { redactPaths } from "./redact";
 import { fileStorage, prefetchFiles } from "./storage";
 
 export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
@@ -54,6 +55,11 @@ export function modelsOf(document: Workflow): string[] {
     if (typeof model === "string" && model) ids.add(model);
   }
   return [...ids].sort();
+}
+
+/** Run messages go to browsers (events, run rows): without the server's absolute paths (a model file ORT could not read…). */
+function withoutServerPaths(event: RunEvent): RunEvent {
+  return "message" in event && typeof event.message === "string" ? ({ ...event, message: redactPaths(event.message) } as RunEvent) : event;
 }
 
 /** JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI. */
@@ -156,7 +162,8 @@ export async function executeRun(
       runId: run.id,
       targetNodeId: run.targetNodeId,
       signal,
-      onEvent: (event) => {
+      onEvent: (raw) => {
+        const event = withoutServerPaths(raw);
         record(event);
         if (!TERMINAL_EVENTS.has(event.type)) publish(event);
       },
@@ -184,7 +191,7 @@ export async function executeRun(
         where: { id: run.id },
         data: {
           status: result.status,
-          error: result.error ?? null,
+          error: result.error === undefined ? null : redactPaths(result.error),
           finishedAt: new Date(),
           ...(memory ? { startRssBytes: memory.startRssBytes, peakRssBytes: memory.peakRssBytes, peakDeviceBytes: memory.peakDeviceBytes ?? null } : {}),
         },
@@ -196,10 +203,10 @@ export async function executeRun(
         ? makeEvent("finished", run.id, { ms: result.ms, ...withMemory })
         : result.status === "cancelled"
           ? makeEvent("cancelled", run.id, withMemory)
-          : makeEvent("failed", run.id, { message: result.error ?? "failed", ...withMemory });
+          : makeEvent("failed", run.id, { message: redactPaths(result.error ?? "failed"), ...withMemory });
   } catch (err) {
     // The executor reports node failures itself; reaching here is a bug or a broken host service.
-    const message = `internal error: ${(err as Error).message}`;
+    const message = redactPaths(`internal error: ${(err as Error).message}`);
     console.error(`run ${run.id}:`, err);
     write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
     terminal = makeEvent("failed", run.id, { message });

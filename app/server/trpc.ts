@@ -1,4 +1,6 @@
 import { initTRPC, TRPCError } from "@trpc/server";
+import { isAdmin } from "./auth";
+import { redactPaths } from "./redact";
 
 export interface Context {
   origin: string | null;
@@ -7,7 +9,10 @@ export interface Context {
   userId: string | null;
 }
 
-const t = initTRPC.context<Context>().create();
+const t = initTRPC.context<Context>().create({
+  // Every error message leaves without the server's absolute paths (and without a stack).
+  errorFormatter: ({ shape }) => ({ ...shape, message: redactPaths(shape.message), data: { ...shape.data, stack: undefined } }),
+});
 
 export const router = t.router;
 export const publicProcedure = t.procedure;
@@ -16,4 +21,10 @@ export const publicProcedure = t.procedure;
 export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
   if (!ctx.userId) throw new TRPCError({ code: "UNAUTHORIZED", message: "log in to use MoE Studio" });
   return next({ ctx: { ...ctx, userId: ctx.userId } });
+});
+
+/** What changes things every user shares (installed models, the server's defaults): admins only (everyone on a single-user install). */
+export const adminProcedure = protectedProcedure.use(async ({ ctx, next }) => {
+  if (!(await isAdmin(ctx.userId))) throw new TRPCError({ code: "FORBIDDEN", message: "only an admin of this server can do this (the first account is one; `npm run cli -- user add <name> --admin` makes more)" });
+  return next();
 });

@@ -3,6 +3,7 @@ import { recordUploader } from "@/app/server/access";
 import { requestUserId, singleUserHostRefused } from "@/app/server/auth";
 import { readBodyLimited, takeUploadSlot } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
+import { redactPaths } from "@/app/server/redact";
 import { fileStorage } from "@/app/server/storage";
 
 export const runtime = "nodejs";
@@ -45,6 +46,6 @@ export async function POST(req: Request): Promise<Response> {
   } catch (err) {
     if (err instanceof UploadError) return fail(err.code === "too-large" ? 413 : 422, err.message);
     console.error("upload failed", err);
-    return fail(500, `could not store ${filename}: ${(err as Error).message}`);
+    return fail(500, redactPaths(`could not store ${filename}: ${(err as Error).message}`));
   }
 }

@@ -6,37 +6,34 @@ import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { expertColumns } from "@/models/config";
-import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
+import { MODEL_NODE_TYPES } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
-import { dataDir } from "@/prisma/url";
-import { protectedProcedure, router } from "../trpc";
+import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defaults";
+import { displayPath, importRoots, redactPaths } from "../redact";
+import { authEnabled, isAdmin } from "../auth";
+import { adminProcedure, protectedProcedure, router } from "../trpc";
 
 /**
- * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) plus any in
- * STUDIO_IMPORT_ROOTS (":"-separated). Nothing outside them is read or listed.
+ * A checkpoint folder named as the Models page names it: `<import folder label>/<path inside it>` (never
+ * a server path). Nothing outside the import folders is read; a symbolic link leading out is refused.
  */
-export function importRoots(): string[] {
-  const roots = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
-  return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
-}
-
-function allowedCheckpoint(dir: string): string {
-  // realpath: a symlink inside an import folder must not lead the importer outside it.
+function allowedCheckpoint(id: string): string {
+  const [label, ...rest] = id.split("/");
+  const root = importRoots().find((r) => r.label === label);
+  if (!root) throw new TRPCError({ code: "BAD_REQUEST", message: `"${id}" is not in an import folder (${importRoots().map((r) => r.label).join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
   let abs: string;
   try {
-    abs = realpathSync(path.resolve(dir));
+    abs = realpathSync(path.join(root.dir, ...rest));
   } catch {
-    throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} does not exist` });
+    throw new TRPCError({ code: "BAD_REQUEST", message: `${id} does not exist` });
   }
-  const roots = importRoots();
-  if (!roots.some((r) => abs === r || abs.startsWith(r + path.sep)))
-    throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${roots.join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
-  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json (is it a checkpoint folder?)` });
+  if (abs !== root.dir && !abs.startsWith(root.dir + path.sep)) throw new TRPCError({ code: "FORBIDDEN", message: `${id} leads outside its import folder` });
+  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${id} has no config.json (is it a checkpoint folder?)` });
   return abs;
 }
 
@@ -89,13 +86,17 @@ function startImport(dir: string, name: string | undefined, dtype: string): Impo
     if (code === 0 && job.result) job.state = "done";
     else {
       job.state = "failed";
-      job.error = err.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? (err.trim().split("\n").pop() || `import exited with status ${code}`);
+      job.error = redactPaths(err.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? (err.trim().split("\n").pop() || `import exited with status ${code}`));
     }
   });
   return job;
 }
 
-/** Listing and inspecting server folders, importing and deleting need a logged-in user (anyone on a single-user install). */
+/**
+ * Listing models needs a logged-in user; listing and inspecting server folders, importing, deleting and
+ * the server's defaults need an admin (the one user of a single-user install is one). No answer carries a
+ * server path: folders are named by their import folder's label.
+ */
 export const modelsRouter = router({
   /** Models a node can use: the seeded reference family (built on first use) and model dirs in the models dir. */
   list: protectedProcedure.query(() =>
@@ -111,9 +112,9 @@ export const modelsRouter = router({
     }
   }),
   /** Everything the Models page shows about each installed model (seeded ones are not built just to list them). */
-  installed: protectedProcedure.query(async () => {
+  installed: protectedProcedure.query(async ({ ctx }) => {
     const root = modelsDir();
-    const defaults = readDefaults();
+    const { defaults, own } = await effectiveDefaults(ctx.userId);
     const rows = [];
     for (const ref of listModels()) {
       const seeded = ref.startsWith("uni-moe-tiny/");
@@ -136,7 +137,7 @@ export const modelsRouter = router({
           activeParameters: counts.active,
           dtype: manifest?.dtype ?? "fp32",
           sizeOnDisk: dirBytes(dir),
-          source: manifest?.sourceDir ?? dir,
+          source: displayPath(manifest?.sourceDir ?? dir),
           hash: manifest?.sourceHash ?? m.contentHash,
           convention: conventionText(m.config),
           routing: architectureOf(m.config).routing,
@@ -146,13 +147,13 @@ export const modelsRouter = router({
           unclaimed: manifest?.unclaimed ?? [],
         });
       } catch (err) {
-        rows.push({ ...base, built: false, family: "?", label: `unreadable: ${(err as Error).message}` });
+        rows.push({ ...base, built: false, family: "?", label: `unreadable: ${redactPaths((err as Error).message)}` });
       }
     }
-    return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
+    return { models: rows, importRoots: importRoots().map((r) => r.label), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem(), admin: await isAdmin(ctx.userId), ownDefaults: own };
   }),
   /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
-  browse: protectedProcedure.query(() => {
+  browse: adminProcedure.query(() => {
     const found: { dir: string; modelType: string | null }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
@@ -168,15 +169,15 @@ export const modelsRouter = router({
         } catch {
           // unreadable config: listed, the inspection will say why
         }
-        found.push({ dir, modelType });
+        found.push({ dir: displayPath(dir), modelType });
       }
       if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
     };
-    for (const r of importRoots()) visit(r, 2);
+    for (const r of importRoots()) visit(r.dir, 2);
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
-  inspect: protectedProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
+  inspect: adminProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
       const map = inspectCheckpoint(dir);
@@ -194,40 +195,43 @@ export const modelsRouter = router({
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
   }),
-  import: protectedProcedure
+  import: adminProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
     .mutation(({ input }) => {
       const dir = allowedCheckpoint(input.dir);
       if ([...jobs.values()].some((j) => j.state === "running" && j.dir === dir)) throw new TRPCError({ code: "CONFLICT", message: `${input.dir} is already being imported` });
       return { jobId: startImport(dir, input.name, input.dtype).id };
     }),
-  importStatus: protectedProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
+  importStatus: adminProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
     const job = jobs.get(input.jobId);
     if (!job) throw new TRPCError({ code: "NOT_FOUND", message: "no such import" });
     return { state: job.state, progress: job.progress ?? null, result: job.result ?? null, error: job.error ?? null, seconds: (Date.now() - job.startedAt) / 1000 };
   }),
-  delete: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
+  delete: adminProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
     try {
       await releaseSessions(path.join(modelsDir(), input.ref));
       deleteImportedModel(input.ref);
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
-    const d = readDefaults();
-    for (const [t, r] of Object.entries(d)) if (r === input.ref) delete d[t];
-    writeDefaults(d);
+    await forgetDefaultsFor(input.ref);
     return { ok: true };
   }),
-  /** The default model per node type (stored in <models dir>/defaults.json). */
-  defaults: protectedProcedure.query(() => readDefaults()),
+  /** This user's default model per node type: their own where set, else the server's (<models dir>/defaults.json). */
+  defaults: protectedProcedure.query(async ({ ctx }) => (await effectiveDefaults(ctx.userId)).defaults),
+  /**
+   * Sets the default model of a node type: an admin sets the server's (everybody's, unless they chose
+   * their own), anyone else their own. `scope: "server"` needs an admin.
+   */
   setDefault: protectedProcedure
-    .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable() }))
-    .mutation(({ input }) => {
+    .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable(), scope: z.enum(["server", "own"]).optional() }))
+    .mutation(async ({ input, ctx }) => {
       if (input.ref !== null && !listModels().includes(input.ref)) throw new TRPCError({ code: "NOT_FOUND", message: `no model "${input.ref}"` });
-      const d = readDefaults();
-      if (input.ref === null) delete d[input.nodeType];
-      else d[input.nodeType] = input.ref;
-      writeDefaults(d);
-      return d;
+      const admin = await isAdmin(ctx.userId);
+      // The single user's defaults are the server's.
+      const scope = !authEnabled() ? "server" : (input.scope ?? (admin ? "server" : "own"));
+      if (scope === "server" && !admin) throw new TRPCError({ code: "FORBIDDEN", message: "only an admin of this server can set the server's default models; your own default is set with scope \"own\"" });
+      await setDefault(scope, ctx.userId, input.nodeType, input.ref);
+      return (await effectiveDefaults(ctx.userId)).defaults;
     }),
 });
