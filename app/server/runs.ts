@@ -3,7 +3,7 @@ import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
 import { runLogLine } from "@/engine/log-line";
-import type { NodeCatalogue, Outputs } from "@/engine/node";
+import { recordingWrites, type NodeCatalogue, type Outputs } from "@/engine/node";
 import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
 import type { EventBus, LostRun, RunQueue } from "@/engine/queue/types";
@@ -14,6 +14,7 @@ import { describeValue } from "@/nodes/preview";
 import { dataDir } from "@/prisma/url";
 import { db } from "./db";
 import { newId } from "./ids";
+import { fileRefs, grantFiles } from "./access";
 import { redactPaths } from "./redact";
 import { fileStorage, prefetchFiles } from "./storage";
 
@@ -158,18 +159,26 @@ export async function executeRun(
   let terminal: RunEvent;
   try {
     await prefetchFiles(run.document);
+    // What the run may show to its owner (and a share link of it): its input files, and the files its
+    // nodes write, granted before a node can hand their ids on (a preview fetched at once finds it).
+    await grantFiles(fileRefs(run.document).map((r) => r.fileId), { runId: run.id });
+    const storage = recordingWrites(executor.storage, (id) => grantFiles([id], { runId: run.id }));
     const result = await executor.run(run.document, {
       runId: run.id,
       targetNodeId: run.targetNodeId,
       signal,
+      storage,
       onEvent: (raw) => {
         const event = withoutServerPaths(raw);
         record(event);
         if (!TERMINAL_EVENTS.has(event.type)) publish(event);
       },
-      onOutputs: (nodeId, outputs) => {
+      onOutputs: (nodeId, outputs, status, files) => {
         const preview = previewOutputs(outputs);
-        publish(makeEvent("node-outputs", run.id, { nodeId, outputs: preview }));
+        const event = makeEvent("node-outputs", run.id, { nodeId, outputs: preview });
+        // Outputs from the cache name files written by an earlier run: granted to this one before they are shown.
+        if (status === "cached" && files.length) write(() => grantFiles(files, { runId: run.id }).then(() => publish(event)));
+        else publish(event);
         write(() => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
       },
     });

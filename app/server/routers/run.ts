@@ -4,6 +4,7 @@ import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { canReadArtifact, fileRefs } from "../access";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
 import { maxRunsPerUser } from "../limits";
@@ -60,6 +61,10 @@ export const runRouter = router({
     .mutation(async ({ input, ctx }) => {
       const document = checkWorkflowDocument(input.document);
       checkRunnable(document, input.targetNodeId);
+      // A run reads only files its owner may read; any other file id is "does not exist", as a missing one.
+      for (const ref of fileRefs(document)) {
+        if (!(await canReadArtifact(ctx.userId, ref.fileId))) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${ref.label}": the file ${ref.fileId.slice(0, 80)} does not exist; upload it again` });
+      }
       if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId: ctx.userId }, select: { id: true } }))) {
         throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
       }
