@@ -3,7 +3,7 @@ const nextConfig = {
   // A separate build dir lets several checkouts/agents build side by side (NEXT_DIST_DIR=.next-foo).
   distDir: process.env.NEXT_DIST_DIR || ".next",
   // Native and heavy server packages stay outside the server bundle.
-  serverExternalPackages: ["better-sqlite3", "@prisma/adapter-better-sqlite3", "onnxruntime-node", "sharp", "@node-rs/argon2", "quickjs-emscripten-core", "@jitl/quickjs-wasmfile-release-sync", "bullmq", "pg", "@prisma/adapter-pg", "@aws-sdk/client-s3"],
+  serverExternalPackages: ["better-sqlite3", "@prisma/adapter-better-sqlite3", "onnxruntime-node", "sharp", "@node-rs/argon2", "quickjs-emscripten-core", "@jitl/quickjs-wasmfile-release-sync", "bullmq", "pg", "@prisma/adapter-pg", "@aws-sdk/client-s3", "pino", "pino-pretty", "prom-client"],
   typedRoutes: false,
   poweredByHeader: false,
   experimental: { serverActions: { bodySizeLimit: "2mb" } },

@@ -29,7 +29,7 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `rm -rf ${DATA} && STUDIO_DATA_DIR=${DATA} npx prisma migrate deploy && STUDIO_DATA_DIR=${DATA} npx next start -H 127.0.0.1 -p ${PORT}`,
+      command: `rm -rf ${DATA} && STUDIO_DATA_DIR=${DATA} npx prisma migrate deploy && LOG_LEVEL=warn STUDIO_DATA_DIR=${DATA} npx next start -H 127.0.0.1 -p ${PORT}`,
       url: `http://127.0.0.1:${PORT}/api/health`,
       timeout: 120_000,
       reuseExistingServer: false,
@@ -37,7 +37,7 @@ export default defineConfig({
       stderr: "pipe",
     },
     {
-      command: `rm -rf ${AUTH_DATA} && STUDIO_DATA_DIR=${AUTH_DATA} npx prisma migrate deploy && STUDIO_AUTH=on STUDIO_SIGNUP=open STUDIO_DATA_DIR=${AUTH_DATA} npx next start -H 127.0.0.1 -p ${AUTH_PORT}`,
+      command: `rm -rf ${AUTH_DATA} && STUDIO_DATA_DIR=${AUTH_DATA} npx prisma migrate deploy && LOG_LEVEL=warn STUDIO_AUTH=on STUDIO_SIGNUP=open STUDIO_DATA_DIR=${AUTH_DATA} npx next start -H 127.0.0.1 -p ${AUTH_PORT}`,
       url: `http://127.0.0.1:${AUTH_PORT}/api/health`,
       timeout: 120_000,
       reuseExistingServer: false,

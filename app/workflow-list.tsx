@@ -69,6 +69,9 @@ export function WorkflowList() {
         <Link className="button-like" href="/models">
           Models
         </Link>
+        <Link className="button-like" href="/account">
+          API tokens
+        </Link>
       </div>
       {!trash && examples.data && examples.data.length > 0 && (
         <section className="examples" aria-label="Examples">

@@ -51,11 +51,14 @@ export interface ProgressEvent extends EventBase {
 export interface NodeCachedEvent extends EventBase {
   type: "node-cached";
   nodeId: string;
+  /** The node's type (e.g. model.moe-llm), for metrics by type. */
+  nodeType?: string;
   summary: string;
 }
 export interface NodeDoneEvent extends EventBase {
   type: "node-done";
   nodeId: string;
+  nodeType?: string;
   summary: string;
   ms: number;
   /** Highest resident set size of the process while the node executed (absent when memory is not measured). */

@@ -344,7 +344,7 @@ export class Executor {
           outputs[i] = hit;
           const summary = summarize(def, hit);
           infos[i] = { status: "cached", ms: 0, cacheKey: key, summary };
-          emit(makeEvent("node-cached", runId, { nodeId, summary }));
+          emit(makeEvent("node-cached", runId, { nodeId, nodeType: def.type, summary }));
           notify(onOutputs, nodeId, hit, "cached", this.cache!.filesOf(key));
           return;
         }
@@ -381,7 +381,7 @@ export class Executor {
       if (key !== undefined) await this.cache!.set(key, out, written);
       const summary = summarize(def, out);
       infos[i] = { status: "done", ms, cacheKey: key, summary, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) };
-      emit(makeEvent("node-done", runId, { nodeId, summary, ms, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) }));
+      emit(makeEvent("node-done", runId, { nodeId, nodeType: def.type, summary, ms, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) }));
       notify(onOutputs, nodeId, out, "done", written);
     } catch (err) {
       outputs[i] = undefined;

@@ -16,6 +16,7 @@ import { once } from "node:events";
 import path from "node:path";
 import { SNIFF_BYTES } from "./media/sniff";
 import type { Storage } from "./node";
+import { config, parseSetting } from "./config";
 
 export type { MediaKind } from "./media/sniff";
 
@@ -54,25 +55,8 @@ const KINDS: readonly MediaKind[] = ["image", "audio", "video"];
  * values ("image=50,audio=200,video=1024"; kinds left out keep their defaults). Throws on a bad value,
  * because a silently ignored limit is worse than a loud misconfiguration.
  */
-export function envUploadLimits(value: string | undefined = process.env.STUDIO_MAX_UPLOAD_MB): Partial<Record<MediaKind, number>> {
-  if (value === undefined || value.trim() === "") return {};
-  const mb = (s: string): number => {
-    const n = Number(s.trim());
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`STUDIO_MAX_UPLOAD_MB: "${s.trim()}" is not a positive number of megabytes`);
-    return Math.floor(n * MB);
-  };
-  if (!value.includes("=")) {
-    const n = mb(value);
-    return { image: n, audio: n, video: n };
-  }
-  const out: Partial<Record<MediaKind, number>> = {};
-  for (const part of value.split(",")) {
-    const [k = "", v = ""] = part.split("=");
-    const kind = k.trim() as MediaKind;
-    if (!KINDS.includes(kind)) throw new Error(`STUDIO_MAX_UPLOAD_MB: unknown kind "${k.trim()}" (use image, audio or video)`);
-    out[kind] = mb(v);
-  }
-  return out;
+export function envUploadLimits(value?: string): Partial<Record<MediaKind, number>> {
+  return (value === undefined ? config().STUDIO_MAX_UPLOAD_MB : parseSetting("STUDIO_MAX_UPLOAD_MB", value)) ?? {};
 }
 
 /** The size limit in bytes for a kind (or, without a kind, the largest of them: useful to cap a request body). */

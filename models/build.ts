@@ -7,36 +7,12 @@
  * Models go to <models dir>/uni-moe-tiny/<name> (STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models).
  * A model that is already there and matches its manifest is left alone.
  */
+import "@/app/server/load-env";
+import { progressBar } from "@/engine/progress-bar";
 import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "./uni-moe-tiny";
 
 function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
-function progressPrinter(name: string): { update: (written: number, total: number) => void; done: () => void } {
-  const tty = process.stdout.isTTY === true;
-  const width = 30;
-  let lastPct = -1;
-  let printed = false;
-  return {
-    update(written, total) {
-      const frac = total > 0 ? written / total : 1;
-      const pct = Math.floor(frac * 100);
-      if (pct === lastPct) return;
-      lastPct = pct;
-      const filled = Math.round(frac * width);
-      const line = `${name.padEnd(6)} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(pct).padStart(3)}%  ${mb(written)} / ${mb(total)}`;
-      if (tty) {
-        process.stdout.write(`\r${line}`);
-        printed = true;
-      } else if (pct % 10 === 0) {
-        process.stdout.write(`${line}\n`);
-      }
-    },
-    done() {
-      if (tty && printed) process.stdout.write("\n");
-    },
-  };
 }
 
 async function main(): Promise<void> {
@@ -49,9 +25,9 @@ async function main(): Promise<void> {
   const names = (args.length > 0 ? args : [...REFERENCE_MODEL_NAMES]) as ReferenceModelName[];
   console.log(`models dir: ${modelsDir()}`);
   for (const name of names) {
-    const bar = progressPrinter(name);
+    const bar = progressBar({ prefix: name.padEnd(6), width: 30 });
     const t0 = performance.now();
-    const r = await ensureReferenceModel(name, undefined, { onProgress: bar.update });
+    const r = await ensureReferenceModel(name, undefined, { onProgress: (written, total) => bar.update(total > 0 ? written / total : 1, `${mb(written)} / ${mb(total)}`) });
     bar.done();
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     const size = mb(r.manifest.files["model.safetensors"] ?? 0);

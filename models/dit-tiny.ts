@@ -90,7 +90,7 @@ const inFlight = new Map<string, Promise<DitModel>>();
  * temporary sibling and renames it into place, so an interrupted build never leaves half a model.
  */
 export function ensureDitModel(dir?: string, opts: { seed?: number } = {}): Promise<DitModel> {
-  const target = path.resolve(dir ?? ditModelDir());
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? ditModelDir());
   const running = inFlight.get(target);
   if (running) return running;
   const p = ensureUncached(target, opts.seed ?? DIT_DEFAULT_SEED).finally(() => inFlight.delete(target));

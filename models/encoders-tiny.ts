@@ -129,7 +129,7 @@ const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
  * in a temporary sibling directory and renames it into place when missing or stale.
  */
 export function ensureEncoderModel(kind: EncoderKind, dir?: string, seed = DEFAULT_ENCODER_SEED): Promise<{ dir: string; built: boolean }> {
-  const target = path.resolve(dir ?? encoderReferenceDir(kind));
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? encoderReferenceDir(kind));
   const running = inFlight.get(target);
   if (running) return running;
   const p = ensureUncached(kind, target, seed).finally(() => inFlight.delete(target));

@@ -14,16 +14,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Tensor32, WeightSource } from "./weights";
+import { buildHeader, DTYPE_BYTES, numel, SafetensorsError } from "@/engine/safetensors";
 
 export type FloatDtype = "F32" | "F16" | "BF16";
 
-/** Bytes per element of every dtype the format defines (used to validate headers). */
-const DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
-};
 
 /** Largest header we accept (the reference implementation's limit is 100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -49,12 +43,7 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SafetensorsError";
-  }
-}
+export { SafetensorsError, buildHeader };
 
 // ---------------------------------------------------------------------------------------------
 // fp16 / bf16 <-> fp32 conversion (round to nearest, ties to even; NaN stays NaN, sign kept)
@@ -179,11 +168,6 @@ export function encodeFromF32(data: Float32Array, dtype: FloatDtype): Uint8Array
 // ---------------------------------------------------------------------------------------------
 // Header parsing and validation
 
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 /** Reads exactly `length` bytes at `position`, in chunks; throws if the file ends first. */
 function readExact(fd: number, target: Uint8Array, position: number, what: () => string): void {
@@ -487,31 +471,6 @@ export interface WriteOptions {
   dtype?: FloatDtype;
   /** Called after each tensor with bytes written so far (including the header) and the file's total size. */
   onProgress?: (written: number, total: number) => void;
-}
-
-/** Builds the header bytes (padded with spaces to a multiple of 8) for the given entries. */
-export function buildHeader(entries: readonly { name: string; shape: number[]; dtype: FloatDtype }[], metadata?: Record<string, string>): { header: Uint8Array; dataBytes: number } {
-  const obj: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== "string") throw new SafetensorsError(`metadata "${k}" must be a string`);
-    obj.__metadata__ = metadata;
-  }
-  let offset = 0;
-  for (const e of entries) {
-    if (!e.name || e.name === "__metadata__") throw new SafetensorsError(`invalid tensor name ${JSON.stringify(e.name)}`);
-    if (Object.prototype.hasOwnProperty.call(obj, e.name)) throw new SafetensorsError(`tensor "${e.name}" is listed twice`);
-    if (!e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`tensor "${e.name}": invalid shape ${JSON.stringify(e.shape)}`);
-    if (!(e.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor "${e.name}": unknown dtype ${e.dtype}`);
-    const bytes = numel(e.shape) * DTYPE_BYTES[e.dtype]!;
-    obj[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(obj));
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  const header = new Uint8Array(8 + padded).fill(0x20, 8);
-  new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
-  header.set(json, 8);
-  return { header, dataBytes: offset };
 }
 
 /** Total file size for the given entries, without writing anything. */

@@ -282,7 +282,7 @@ export function loadTokenizer(modelDir: string): Tokenizer {
     cache.delete(dir);
     return byteTokenizer;
   }
-  const key = [main, ...[TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, CHAT_TEMPLATE_JINJA_FILE, CHAT_TEMPLATE_JSON_FILE].map((f) => stamp(path.join(dir, f)))].join(":");
+  const key = [main, ...[TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, CHAT_TEMPLATE_JINJA_FILE, CHAT_TEMPLATE_JSON_FILE].map((f) => stamp(path.join(/*turbopackIgnore: true*/ dir, f)))].join(":");
   const hit = cache.get(dir);
   if (hit && hit.key === key) return hit.tokenizer;
   const tokenizer = readJsonTokenizer(dir);

@@ -127,7 +127,7 @@ const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
  * a build racing another process accepts the other's complete model.
  */
 export function ensureTtsReferenceModel(dir?: string, seed = TTS_DEFAULT_SEED): Promise<{ dir: string; built: boolean }> {
-  const target = path.resolve(dir ?? ttsReferenceDir());
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? ttsReferenceDir());
   const running = inFlight.get(target);
   if (running) return running;
   const p = build(target, seed).finally(() => inFlight.delete(target));

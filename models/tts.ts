@@ -477,7 +477,7 @@ export function openTtsDir(dir: string, ref = dir, label?: string): ResolvedTts 
     throw new Error(`model "${ref}": config.json is not a valid MoE-TTS config: ${(err as Error).message}`);
   }
   if (config.text_vocab_size !== byteTokenizer.vocabSize) throw new Error(`model "${ref}": its text vocabulary (${config.text_vocab_size}) is not the byte tokenizer's (${byteTokenizer.vocabSize}); only byte-tokenizer TTS models are supported`);
-  for (const f of ["model.safetensors", "codec.safetensors"]) if (!existsSync(path.join(dir, f))) throw new Error(`TTS model "${ref}": ${f} is missing`);
+  for (const f of ["model.safetensors", "codec.safetensors"]) if (!existsSync(/*turbopackIgnore: true*/ path.join(/*turbopackIgnore: true*/ dir, f))) throw new Error(`TTS model "${ref}": ${f} is missing`);
   return { ref, dir, config, contentHash: hashDir(dir), label };
 }
 

@@ -21,6 +21,7 @@ import { safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "./
 import { SeededRandom, deriveSeed } from "./seeded-random";
 import { byteTokenizer } from "./tokenizer";
 import type { Tensor32 } from "./weights";
+import { config } from "@/engine/config";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change (init, PRNG, table order, config). */
@@ -196,7 +197,8 @@ export interface ReferenceManifest {
 
 /** STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models. */
 export function modelsDir(): string {
-  return path.resolve(process.env.STUDIO_MODELS_DIR ?? path.join(process.env.STUDIO_DATA_DIR ?? "data", "models"));
+  const c = config();
+  return path.resolve(/*turbopackIgnore: true*/ c.STUDIO_MODELS_DIR ?? path.join(c.STUDIO_DATA_DIR ?? "data", "models"));
 }
 
 export function referenceModelDir(name: ReferenceModelName, root = modelsDir()): string {
@@ -240,7 +242,7 @@ const inFlight = new Map<string, Promise<EnsureResult>>();
  * temporary sibling directory and renames it into place, so an interrupted build never leaves half a model.
  */
 export function ensureReferenceModel(name: ReferenceModelName, dir?: string, opts: EnsureOptions = {}): Promise<EnsureResult> {
-  const target = path.resolve(dir ?? referenceModelDir(name));
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? referenceModelDir(name));
   const running = inFlight.get(target);
   if (running) return running;
   const p = ensureUncached(name, target, opts).finally(() => inFlight.delete(target));

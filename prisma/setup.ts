@@ -5,6 +5,7 @@
  * PostgreSQL: prisma/postgres/migrate.ts, see there why), then gives data from before stored files had
  * grants its grants.
  */
+import "../app/server/load-env";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { POSTGRES_SCHEMA, postgresSchema, SQLITE_SCHEMA } from "./postgres/generate";

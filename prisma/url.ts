@@ -1,16 +1,17 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
+import { config } from "../engine/config";
 
 /** The data directory (uploads, artifacts, the SQLite file): STUDIO_DATA_DIR or ./data. */
 export function dataDir(): string {
-  const dir = path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATA_DIR ?? "data");
+  const dir = path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
   mkdirSync(dir, { recursive: true });
   return dir;
 }
 
 /** DATABASE_URL, or a SQLite file in the data directory. */
 export function databaseUrl(): string {
-  return process.env.DATABASE_URL ?? `file:${path.join(dataDir(), "studio.db")}`;
+  return config().DATABASE_URL ?? `file:${path.join(dataDir(), "studio.db")}`;
 }
 
 /** postgresql://… (or postgres://…) selects PostgreSQL; anything else is a SQLite file. */

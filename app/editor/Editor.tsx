@@ -3,6 +3,8 @@ import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import dynamic from "next/dynamic";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useEscape } from "../lib/use-escape";
+import { ShortcutSheet } from "./ShortcutSheet";
 import type { Workflow } from "@/engine/workflow/schema";
 import { trpc } from "@/app/lib/trpc";
 import { Canvas } from "./Canvas";
@@ -55,6 +57,8 @@ function EditorInner({ id }: { id: string }) {
   const [runsOpen, setRunsOpen] = useState(false);
   const [historyOpen, setHistoryOpen] = useState(false);
   const [shareOpen, setShareOpen] = useState(false);
+  const [shortcutsOpen, setShortcutsOpen] = useState(false);
+  useEscape(() => setConflict(null), conflict !== null);
   const startRunMutation = trpc.run.start.useMutation();
   const cancelRun = trpc.run.cancel.useMutation();
   const runId = useRun((s) => s.runId);
@@ -214,7 +218,13 @@ function EditorInner({ id }: { id: string }) {
         void startRun();
         return;
       }
-      if (isTyping(e.target) || tab !== "canvas") return;
+      if (isTyping(e.target)) return;
+      if (e.key === "?" && !mod) {
+        e.preventDefault();
+        setShortcutsOpen((o) => !o);
+        return;
+      }
+      if (tab !== "canvas") return;
       const s = useEditor.getState();
       if (mod && key === "z" && !e.shiftKey) s.undo();
       else if ((mod && key === "z" && e.shiftKey) || (mod && key === "y")) s.redo();
@@ -390,6 +400,7 @@ function EditorInner({ id }: { id: string }) {
           ))
         )}
       </footer>
+      {shortcutsOpen && <ShortcutSheet onClose={() => setShortcutsOpen(false)} />}
       {shareOpen && <ShareDialog workflowId={id} version={baseVersion} dirty={dirty} onClose={() => setShareOpen(false)} />}
       {conflict && (
         <div className="dialog-backdrop">

@@ -8,6 +8,7 @@ import "@/app/s/history-share.css";
 import { toFlow, type FlowEdge, type FlowNode, type PipelineNodeData } from "./convert";
 import { PipelineNode } from "./PipelineNode";
 import { isDirty, useEditor } from "./store";
+import { useEscape } from "@/app/lib/use-escape";
 
 type DiffMark = "added" | "removed" | "changed" | "same";
 
@@ -113,6 +114,7 @@ function lineClass(line: string): string {
 
 /** Versions of the open workflow; pick two to see what changed (as a list and on the canvas); restore any. */
 export function HistoryPanel({ workflowId, onClose, onRestored }: { workflowId: string; onClose: () => void; onRestored: (version: number, from: number) => void }) {
+  useEscape(onClose);
   const history = trpc.history.list.useQuery({ workflowId }, { staleTime: 0 });
   const restore = trpc.history.restore.useMutation();
   const baseVersion = useEditor((s) => s.baseVersion);

@@ -2,6 +2,7 @@
 import { trpc } from "@/app/lib/trpc";
 import { NodeMemoryTable, RunMemoryLine } from "./RunMemory";
 import { useRun } from "./run-store";
+import { useEscape } from "@/app/lib/use-escape";
 
 function ago(iso: string): string {
   const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
@@ -12,6 +13,7 @@ function ago(iso: string): string {
 
 /** Queued, running and past runs of this workflow: cancel, re-order pending runs, reopen a past run's outputs. */
 export function RunPanel({ workflowId, onClose }: { workflowId: string; onClose: () => void }) {
+  useEscape(onClose);
   const utils = trpc.useUtils();
   const currentRun = useRun((s) => s.runId);
   const runStatus = useRun((s) => s.status);

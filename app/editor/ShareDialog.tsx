@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { trpc } from "@/app/lib/trpc";
 import "@/app/s/history-share.css";
+import { useEscape } from "@/app/lib/use-escape";
 
 const EXPIRY: { label: string; hours: number | null }[] = [
   { label: "Never", hours: null },
@@ -17,6 +18,7 @@ function absolute(path: string): string {
 
 /** Create, copy, list and revoke read-only links to the open workflow. */
 export function ShareDialog({ workflowId, version, dirty, onClose }: { workflowId: string; version: number; dirty: boolean; onClose: () => void }) {
+  useEscape(onClose);
   const utils = trpc.useUtils();
   const links = trpc.share.list.useQuery({ workflowId }, { staleTime: 0 });
   const create = trpc.share.create.useMutation({ onSuccess: () => utils.share.list.invalidate({ workflowId }) });

@@ -4,18 +4,18 @@ import { useEffect, useMemo, useState } from "react";
 import { createPortal } from "react-dom";
 import type { AggregateExport } from "@/engine/batch/summary";
 import { RoutingAggregate, type AggregateQuery } from "@/engine/routing/aggregate";
+import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import type { RoutingMetrics } from "@/engine/routing/metrics";
 import { groupsBy, type GroupField } from "@/engine/routing/specialisation";
 import type { Modality, Phase } from "@/engine/trace";
-import { Chart } from "./Chart";
-import type { EChartsOption } from "./echarts";
+import { StackedBars } from "./CanvasChart";
+import { layerNames, stackedSeries } from "./routing-figures";
 import { useFileUrl } from "./file-url";
 import { VocabularyView } from "./VocabularyView";
+import { useEscape } from "@/app/lib/use-escape";
 
 const SweepChart = dynamic(() => import("./SweepChart"), { ssr: false });
 
-const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
-const NULL_COLOR = "#6b7280";
 
 /** The report the Routing Aggregate node outputs (nodes/routing-aggregate.ts), as the editor receives it. */
 export interface AggregateReportValue {
@@ -50,40 +50,6 @@ export function useAggregate(file: string): { doc?: AggregateExport; agg?: Routi
 
 const short = (h: string) => (h ? h.slice(0, 12) : "—");
 
-/** Paper Fig. 7: share of expert selections per layer, stacked per dynamic expert. */
-export function fig7Option(m: RoutingMetrics, title: string, subtext: string): EChartsOption {
-  return {
-    title: { text: title, subtext, left: 0, top: 0, textStyle: { fontSize: 12 }, subtextStyle: { fontSize: 9 } },
-    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
-    legend: { type: "scroll", top: 36, textStyle: { fontSize: 10 } },
-    grid: { left: 42, right: 8, top: 62, bottom: 22 },
-    xAxis: { type: "category", data: m.layers.map((l) => `L${l.layer}`) },
-    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
-    series: m.experts.dynamic.map((e, d) => ({
-      name: e.name,
-      type: "bar",
-      stack: "all",
-      itemStyle: { color: e.role === "null" ? NULL_COLOR : PALETTE[d % PALETTE.length] },
-      data: m.layers.map((l) => +((l.selectionShare[d] ?? 0) * 100).toFixed(2)),
-    })),
-  };
-}
-
-/** Paper Fig. 8: share of tokens by number of experts chosen (k), per layer. */
-export function fig8Option(m: RoutingMetrics, title: string, subtext: string): EChartsOption {
-  const D = m.experts.dynamic.length;
-  const ks = Array.from({ length: D + 1 }, (_, k) => k).filter((k) => m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
-  return {
-    title: { text: title, subtext, left: 0, top: 0, textStyle: { fontSize: 12 }, subtextStyle: { fontSize: 9 } },
-    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
-    legend: { top: 36, textStyle: { fontSize: 10 } },
-    grid: { left: 42, right: 8, top: 62, bottom: 22 },
-    xAxis: { type: "category", data: m.layers.map((l) => `L${l.layer}`) },
-    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
-    series: ks.map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: k === 0 ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) })),
-  };
-}
-
 type Facet = "all" | `modality:${Modality}` | `phase:${Phase}`;
 
 function download(name: string, href: string) {
@@ -101,6 +67,7 @@ const slug = (s: string) => s.replace(/[^a-zA-Z0-9_-]+/g, "_") || "none";
  * figures carry the workflow and dataset fingerprints in their subtitle, so PNG and SVG keep them).
  */
 export default function AggregateView({ report, onClose }: { report: AggregateReportValue; onClose: () => void }) {
+  useEscape(onClose);
   const { doc, agg, error } = useAggregate(report.file);
   const fileUrl = useFileUrl();
   const [field, setField] = useState<GroupField>("task");
@@ -119,7 +86,7 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
     return scopes
       .map(([name, gs]) => {
         const m = agg.metrics({ ...facetQuery, ...(gs ? { group: gs } : {}) });
-        return { name, m, fig7: fig7Option(m, `Fig. 7 · ${name} (${m.tokens} tokens)`, sub), fig8: fig8Option(m, `Fig. 8 · ${name}`, sub) };
+        return { name, m, sub, layers: layerNames(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k") };
       })
       .filter((p) => p.m.tokens > 0);
   }, [agg, doc, groups, facetQuery]);
@@ -149,6 +116,18 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
           )}
           <button onClick={() => download("routing-aggregate.json", fileUrl(report.file))}>JSON</button>
           <button onClick={() => download("routing-aggregate.csv", fileUrl(report.csvFile))}>CSV</button>
+          <button
+            disabled={!agg || !doc}
+            title="selection and k counts per task and layer, for safetensors.numpy.load_file"
+            onClick={() => {
+              if (!agg || !doc) return;
+              const url = URL.createObjectURL(new Blob([aggregateToSafetensors(agg, doc) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
+              download("routing-aggregate.safetensors", url);
+              setTimeout(() => URL.revokeObjectURL(url), 10_000);
+            }}
+          >
+            safetensors
+          </button>
           <button onClick={onClose} aria-label="Close aggregate">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}
@@ -182,7 +161,7 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
               <h3>Fig. 7 — share of expert selections per layer, per {field}</h3>
               <div style={{ display: "grid", gridTemplateColumns: `repeat(${cols}, minmax(0, 1fr))`, gap: 8 }}>
                 {panels.map((p) => (
-                  <Chart key={p.name} option={p.fig7} height={260} name={`fig7-${slug(p.name)}`} testId={`agg-fig7-${slug(p.name)}`} />
+                  <StackedBars key={p.name} categories={p.layers} series={p.fig7} yMax={100} unit="%" title={`Fig. 7 · ${p.name} (${p.m.tokens} tokens)`} subtitle={p.sub} height={290} name={`fig7-${slug(p.name)}`} testId={`agg-fig7-${slug(p.name)}`} />
                 ))}
               </div>
             </section>
@@ -190,7 +169,7 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
               <h3>Fig. 8 — share of tokens by number of experts chosen (k), per {field}</h3>
               <div style={{ display: "grid", gridTemplateColumns: `repeat(${cols}, minmax(0, 1fr))`, gap: 8 }}>
                 {panels.map((p) => (
-                  <Chart key={p.name} option={p.fig8} height={260} name={`fig8-${slug(p.name)}`} testId={`agg-fig8-${slug(p.name)}`} />
+                  <StackedBars key={p.name} categories={p.layers} series={p.fig8} yMax={100} unit="%" title={`Fig. 8 · ${p.name}`} subtitle={p.sub} height={290} name={`fig8-${slug(p.name)}`} testId={`agg-fig8-${slug(p.name)}`} />
                 ))}
               </div>
             </section>

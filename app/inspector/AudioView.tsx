@@ -1,33 +1,38 @@
 "use client";
 import { memo, useEffect, useRef, useState } from "react";
 import { useFileUrl } from "./file-url";
+import { spectrogramDb, type Spectrogram } from "./spectrogram";
 
-/** In-place radix-2 FFT of (re, im), length a power of two. */
-function fft(re: Float32Array, im: Float32Array): void {
-  const n = re.length;
-  for (let i = 1, j = 0; i < n; i++) {
-    let bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) {
-      [re[i], re[j]] = [re[j]!, re[i]!];
-      [im[i], im[j]] = [im[j]!, im[i]!];
+let worker: Worker | null | undefined;
+let nextId = 1;
+const pending = new Map<number, { samples: Float32Array; resolve: (s: Spectrogram) => void }>();
+
+/** The spectrogram from the worker (spectrogram-worker.ts); on the main thread where workers are unavailable. */
+function spectrogramOf(x: Float32Array): Promise<Spectrogram> {
+  if (worker === undefined) {
+    try {
+      worker = new Worker(new URL("./spectrogram-worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (e: MessageEvent<Spectrogram & { id: number }>) => {
+        pending.get(e.data.id)?.resolve(e.data);
+        pending.delete(e.data.id);
+      };
+      worker.onerror = () => {
+        worker = null;
+        // The worker failed to load or crashed: compute what it was asked for here.
+        for (const { samples, resolve } of pending.values()) resolve(spectrogramDb(samples));
+        pending.clear();
+      };
+    } catch {
+      worker = null;
     }
   }
-  for (let len = 2; len <= n; len <<= 1) {
-    const ang = (-2 * Math.PI) / len;
-    for (let i = 0; i < n; i += len) {
-      for (let k = 0; k < len / 2; k++) {
-        const wr = Math.cos(ang * k), wi = Math.sin(ang * k);
-        const a = i + k, b = a + len / 2;
-        const xr = re[b]! * wr - im[b]! * wi, xi = re[b]! * wi + im[b]! * wr;
-        re[b] = re[a]! - xr;
-        im[b] = im[a]! - xi;
-        re[a]! += xr;
-        im[a]! += xi;
-      }
-    }
-  }
+  if (!worker) return Promise.resolve(spectrogramDb(x));
+  const id = nextId++;
+  return new Promise((resolve) => {
+    const samples = x.slice();
+    pending.set(id, { samples, resolve });
+    worker!.postMessage({ id, samples });
+  });
 }
 
 function drawWaveform(canvas: HTMLCanvasElement, x: Float32Array) {
@@ -51,26 +56,8 @@ function drawWaveform(canvas: HTMLCanvasElement, x: Float32Array) {
   ctx.stroke();
 }
 
-/** Log-magnitude STFT (Hann window 512, hop 256), low frequencies at the bottom. */
-function drawSpectrogram(canvas: HTMLCanvasElement, x: Float32Array) {
-  const N = 512, hop = 256;
-  const frames = Math.max(1, Math.floor((x.length - N) / hop) + 1);
-  const bins = N / 2;
-  const db = new Float32Array(frames * bins);
-  const re = new Float32Array(N), im = new Float32Array(N);
-  let max = -Infinity;
-  for (let f = 0; f < frames; f++) {
-    for (let i = 0; i < N; i++) {
-      re[i] = (x[f * hop + i] ?? 0) * (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / N));
-      im[i] = 0;
-    }
-    fft(re, im);
-    for (let b = 0; b < bins; b++) {
-      const v = 10 * Math.log10(re[b]! ** 2 + im[b]! ** 2 + 1e-10);
-      db[f * bins + b] = v;
-      max = Math.max(max, v);
-    }
-  }
+/** The log-power STFT (spectrogram.ts) as an image, low frequencies at the bottom. */
+function drawSpectrogram(canvas: HTMLCanvasElement, { db, frames, bins, max }: Spectrogram) {
   const ctx = canvas.getContext("2d")!;
   const img = ctx.createImageData(frames, bins);
   for (let f = 0; f < frames; f++) {
@@ -107,7 +94,8 @@ export const AudioView = memo(function AudioView({ file }: { file: string }) {
         if (!live || !wave.current || !spec.current) return;
         const x = audio.getChannelData(0);
         drawWaveform(wave.current, x);
-        drawSpectrogram(spec.current, x);
+        const spectrogram = await spectrogramOf(x);
+        if (live && spec.current) drawSpectrogram(spec.current, spectrogram);
       } finally {
         void ac.close();
       }

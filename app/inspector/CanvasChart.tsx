@@ -301,16 +301,21 @@ export interface StackedBarSpec {
   hidden?: ReadonlySet<string>;
   yMax: number;
   unit: string;
+  /** Drawn above the bars, so PNG/SVG exports carry them (the aggregate view puts its fingerprints here). */
+  title?: string;
+  subtitle?: string;
 }
 
 const STACK_MARGIN = { left: 45, right: 10, top: 10, bottom: 25 };
 
 export function stackedBarDrawing(spec: StackedBarSpec): ChartDrawing {
-  const m = STACK_MARGIN;
+  const m = spec.title || spec.subtitle ? { ...STACK_MARGIN, top: STACK_MARGIN.top + 30 } : STACK_MARGIN;
   const shown = spec.series.filter((s) => !spec.hidden?.has(s.name));
   const band = (width: number) => Math.max(1, width - m.left - m.right) / Math.max(1, spec.categories.length);
   return {
     paint(p, width, height) {
+      if (spec.title) p.text(4, 2, spec.title, { baseline: "top", size: 12 });
+      if (spec.subtitle) p.text(4, 20, spec.subtitle, { baseline: "top", size: 9 });
       const h = Math.max(1, height - m.top - m.bottom);
       const bw = band(width);
       const y0 = m.top + h;
@@ -347,9 +352,9 @@ export function stackedBarDrawing(spec: StackedBarSpec): ChartDrawing {
 }
 
 /** Stacked bars with a legend whose entries switch a series off and on. */
-export function StackedBars({ categories, series, yMax, unit, height, name, testId, onDrawn, width }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
+export function StackedBars({ categories, series, yMax, unit, title, subtitle, height, name, testId, onDrawn, width }: Omit<StackedBarSpec, "hidden"> & { height: number; name: string; testId: string; onDrawn?: (name: string) => void; width?: number }) {
   const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
-  const drawing = useMemo(() => stackedBarDrawing({ categories, series, hidden, yMax, unit }), [categories, series, hidden, yMax, unit]);
+  const drawing = useMemo(() => stackedBarDrawing({ categories, series, hidden, yMax, unit, title, subtitle }), [categories, series, hidden, yMax, unit, title, subtitle]);
   const toggle = (n: string) =>
     setHidden((h) => {
       const next = new Set(h);

@@ -5,6 +5,7 @@ import type { TraceComparison } from "@/engine/routing/compare";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
+import { useEscape } from "@/app/lib/use-escape";
 
 type ComparisonFile = TraceComparison & { labelA: string; labelB: string };
 
@@ -30,6 +31,7 @@ function deltaHeatmap(c: ComparisonFile): EChartsOption {
 
 /** Two traces side by side: Δ token share per layer and expert, metric deltas, top-expert agreement. */
 export default function CompareView({ file, onClose }: { file: string; onClose: () => void }) {
+  useEscape(onClose);
   const [state, setState] = useState<{ c?: ComparisonFile; error?: string }>({});
   const fileUrl = useFileUrl();
   useEffect(() => {

@@ -5,6 +5,7 @@ import type { RopeReportFile } from "@/nodes/rope-inspector";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
+import { useEscape } from "@/app/lib/use-escape";
 
 const AXIS_COLORS = { t: "#f472b6", h: "#60a5fa", w: "#34d399" } as const;
 
@@ -166,6 +167,7 @@ function PositionTable({ r }: { r: RopeReportFile }) {
 }
 
 export default function RopeInspector({ file, onClose }: { file: string; onClose: () => void }) {
+  useEscape(onClose);
   const { report: r, error } = useReport(file);
   const opts = useMemo(() => r && { positions: positionsOption(r), time: timeAxisOption(r), h: tileGridOption(r, "h"), w: tileGridOption(r, "w"), freq: frequencyOption(r) }, [r]);
   return createPortal(

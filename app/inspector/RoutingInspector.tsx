@@ -2,14 +2,17 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
+import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
-import { CanvasChart, heatGridDrawing, StackedBars, type BarSeries, type ChartDrawing, type ColorScale } from "./CanvasChart";
-import { useFileUrl } from "./file-url";
+import { CanvasChart, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
+import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figures";
 
-const PALETTE = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#fb923c", "#22d3ee", "#f87171", "#a3e635", "#e879f9"];
-const NULL_COLOR = "#6b7280";
+export { stackedSeries };
+import { useFileUrl } from "./file-url";
+import { useEscape } from "@/app/lib/use-escape";
+
 
 /** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
 export function useTrace(traceFile: string): { trace?: RoutingTrace; error?: string } {
@@ -109,11 +112,6 @@ function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; 
   };
 }
 
-function expertColor(m: RoutingMetrics, d: number): string {
-  return m.experts.dynamic[d]?.role === "null" ? NULL_COLOR : PALETTE[d % PALETTE.length]!;
-}
-
-const layerNames = (m: RoutingMetrics) => m.layers.map((l) => `L${l.layer}`);
 
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
@@ -136,14 +134,6 @@ export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = f
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
   });
-}
-
-/** Fig. 7 (share of selections per expert) or Fig. 8 (share of tokens per k) as stacked-bar series, in %. */
-export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
-  const D = m.experts.dynamic.length;
-  return kind === "share"
-    ? m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
-    : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, color: PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
 }
 
 function matrixDrawing(names: string[], counts: Float64Array, label: string): ChartDrawing {
@@ -402,6 +392,7 @@ function download(name: string, blob: Blob) {
  * metricsFile); used as they are for "all tokens", so only the other token sets are computed here.
  */
 export function RoutingInspectorView({ trace, traceFile, precomputed, title, error, onClose, onViewDrawn }: { trace?: RoutingTrace; traceFile?: string; precomputed?: RoutingMetrics; title: string; error?: string; onClose: () => void; onViewDrawn?: (name: string) => void }) {
+  useEscape(onClose);
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
   const fileUrl = useFileUrl();
@@ -483,6 +474,9 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
           )}
           <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
+          <button onClick={() => trace && download("routing-trace.safetensors", new Blob([traceToSafetensors(trace) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }))} disabled={!trace} title="router_logits, mask, weights, k per layer, for safetensors.numpy.load_file">
+            safetensors
+          </button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>
         {error && <div className="banner error">{error}</div>}

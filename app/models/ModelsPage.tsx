@@ -25,18 +25,18 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
     <section className="import-panel" aria-label="Import a checkpoint">
       <strong>Import a checkpoint</strong>
       <span className="muted">
-        Put the downloaded folder (config.json, *.safetensors, tokenizer.json) in an import folder on the server{browse.data ? "" : " …"}
+        Put the downloaded folder (config.json, *.safetensors, tokenizer.json) in an import folder on the server; models already in the Hugging Face cache are listed by repo id {browse.data ? "" : "…"}
       </span>
       <div className="row">
         <select aria-label="Checkpoint folder" value={dir} onChange={(e) => { setDir(e.target.value); setJobId(null); setError(null); }}>
           <option value="">{browse.data?.length ? "Pick a checkpoint folder…" : "No checkpoint folders found"}</option>
           {browse.data?.map((c) => (
             <option key={c.dir} value={c.dir}>
-              {c.dir} {c.modelType ? `(${c.modelType})` : ""}
+              {c.repoId ? `${c.repoId} @ ${c.revision!.slice(0, 12)}${c.refs?.length ? ` (${c.refs.join(", ")})` : ""} · Hugging Face cache` : c.dir} {c.modelType ? `(${c.modelType})` : ""}
             </option>
           ))}
         </select>
-        <input type="text" aria-label="Model name" placeholder="name (default: folder name)" value={name} onChange={(e) => setName(e.target.value)} />
+        <input type="text" aria-label="Model name" placeholder="name (default: folder or repo name)" value={name} onChange={(e) => setName(e.target.value)} />
         <select aria-label="Stored dtype" value={dtype} onChange={(e) => setDtype(e.target.value as typeof dtype)}>
           <option value="fp32">fp32 storage</option>
           <option value="fp16">fp16 storage (half the disk; for CUDA, no second copy)</option>

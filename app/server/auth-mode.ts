@@ -1,4 +1,5 @@
-// Dependency-free, so the request proxy (proxy.ts) can use it without pulling in the database.
+// Free of the database, so the request proxy (proxy.ts) can use it.
+import { config } from "@/engine/config";
 
 /** The cookie that carries a login session's token. */
 export const SESSION_COOKIE = "studio_session";
@@ -14,10 +15,8 @@ export function isLoopbackHost(hostname: string): boolean {
  * (HOST, as `npm start` passes it to `next start -H`). STUDIO_AUTH=off forces single-user mode.
  */
 export function authEnabled(): boolean {
-  const setting = process.env.STUDIO_AUTH?.trim().toLowerCase();
-  if (setting === "on" || setting === "1" || setting === "true") return true;
-  if (setting === "off" || setting === "0" || setting === "false") return false;
-  const host = process.env.HOST?.trim();
+  const { STUDIO_AUTH: setting, HOST: host } = config();
+  if (setting) return setting === "on";
   return !!host && !isLoopbackHost(host);
 }
 
@@ -38,7 +37,7 @@ export function singleUserHostRefused(hostHeader: string | null): string | null 
   return `this single-user MoE Studio answers only on 127.0.0.1/localhost (the request was for "${hostname}"); to serve other addresses, start it with HOST=<address> or STUDIO_AUTH=on so that it requires login`;
 }
 
-/** Paths anyone may open with accounts on: the login page and read-only share pages. */
+/** Paths anyone may open with accounts on: the login page, read-only share pages and /metrics (STUDIO_METRICS_TOKEN guards it). */
 export function isPublicPath(pathname: string): boolean {
-  return pathname === "/login" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
+  return pathname === "/login" || pathname === "/metrics" || pathname.startsWith("/login/") || pathname.startsWith("/s/");
 }

@@ -3,6 +3,8 @@ import { hash, verify } from "@node-rs/argon2";
 import { db, isConflict } from "./db";
 import { authEnabled, SESSION_COOKIE } from "./auth-mode";
 import { newId } from "./ids";
+import { bearerToken, tokenOwner } from "./tokens";
+import { config } from "@/engine/config";
 
 export { authEnabled, isLoopbackHost, SESSION_COOKIE, singleUserHostRefused } from "./auth-mode";
 
@@ -13,7 +15,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** STUDIO_SIGNUP=open: anyone may create an account on /login. */
 export function openSignup(): boolean {
-  return process.env.STUDIO_SIGNUP?.trim().toLowerCase() === "open";
+  return config().STUDIO_SIGNUP === "open";
 }
 
 /** Self sign-up: the first account may always be created; more only with STUDIO_SIGNUP=open. */
@@ -22,8 +24,7 @@ export async function signupAllowed(): Promise<boolean> {
 }
 
 export function sessionDays(): number {
-  const days = Number(process.env.STUDIO_SESSION_DAYS ?? 30);
-  return Number.isFinite(days) && days > 0 ? days : 30;
+  return config().STUDIO_SESSION_DAYS;
 }
 
 // --- accounts -------------------------------------------------------------------------------------
@@ -179,8 +180,19 @@ export function clearedSessionCookie(req: Request): string {
   return [`${SESSION_COOKIE}=`, "Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=0", ...(isHttps(req) ? ["Secure"] : [])].join("; ");
 }
 
-/** Who is asking: LOCAL_USER in single-user mode, the session's user id when logged in, null otherwise. */
+/**
+ * Who is asking: with an `Authorization: Bearer` API token, its owner (null when the token is not valid);
+ * otherwise LOCAL_USER in single-user mode, the session's user id when logged in, null when not.
+ */
 export async function requestUserId(req: Request): Promise<string | null> {
+  const bearer = bearerToken(req);
+  if (bearer !== undefined) {
+    const owner = await tokenOwner(bearer);
+    if (!owner) return null;
+    if (!authEnabled()) return LOCAL_USER;
+    // With accounts on, a token acts only for an account that still exists (not for the single-user owner).
+    return owner !== LOCAL_USER && (await db().user.findUnique({ where: { id: owner }, select: { id: true } })) ? owner : null;
+  }
   if (!authEnabled()) return LOCAL_USER;
   const user = await sessionUser(readCookie(req.headers.get("cookie"), SESSION_COOKIE));
   return user?.id ?? null;

@@ -15,8 +15,11 @@ import { Executor } from "@/engine/executor";
 import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { progressBar } from "@/engine/progress-bar";
+import { toCSV } from "@/engine/csv";
+import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import { fileStorage } from "./storage";
-import { dataDir } from "@/prisma/url";
+import { modelsDir } from "@/models/uni-moe-tiny";
 
 export interface BatchCliOptions {
   dataset?: string;
@@ -38,31 +41,17 @@ function collectTarget(doc: Workflow): CollectTarget {
   return outs[0]!;
 }
 
-function bar(fraction: number, width = 24): string {
-  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
-  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
-}
-
 const rssMb = () => Math.round(process.memoryUsage().rss / (1024 * 1024));
 
-function progressPrinter(prefix = "") {
-  const tty = process.stdout.isTTY;
-  let lastLine = -1;
-  return (p: BatchProgress) => {
+/** Logs (not a terminal) get about twenty lines per batch. */
+function progressPrinter(prefix?: string): ((p: BatchProgress) => void) & { done(): void } {
+  const progress = progressBar({ prefix, steps: 20 });
+  const onProgress = (p: BatchProgress) => {
     const eta = p.etaMs === null ? "" : ` ETA ${Math.round(p.etaMs / 1000)} s`;
-    const line = `${prefix}${bar(p.done / Math.max(1, p.total))} ${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`;
-    if (tty) process.stdout.write(`\r${line}`.padEnd(110));
-    else {
-      // Logs: about twenty lines per batch, plus the last.
-      const step = Math.max(1, Math.floor(p.total / 20));
-      const bucket = Math.floor(p.done / step);
-      if (bucket !== lastLine || p.done === p.total) {
-        lastLine = bucket;
-        console.log(line);
-      }
-    }
-    if (p.lastError) console.error(`${tty ? "\n" : ""}  record failed: ${p.lastError}`);
+    progress.update(p.done / Math.max(1, p.total), `${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`);
+    if (p.lastError) progress.line(`  record failed: ${p.lastError}`, process.stderr);
   };
+  return Object.assign(onProgress, { done: () => progress.done() });
 }
 
 function printSummary(s: MetricsSummary, indent = "  ") {
@@ -80,6 +69,7 @@ async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc:
   };
   await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
   await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
+  await writeFile(path.join(outDir, `${stem}.safetensors`), aggregateToSafetensors(batch.aggregate!, meta));
 }
 
 export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise<number> {
@@ -119,7 +109,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   console.log(`rss ${rssMb()} MB at start`);
 
   const storage = fileStorage();
-  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const runtime = new SessionPool({ modelsDir: modelsDir() });
   const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
   const controller = new AbortController();
   const stop = (sig: string) => () => {
@@ -133,8 +123,9 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, signal: controller.signal, vocabulary: true, runId: "cli" };
   try {
     if (!sweep) {
-      const batch = await runBatch({ ...base, doc, onProgress: progressPrinter() });
-      if (process.stdout.isTTY) process.stdout.write("\n");
+      const printer = progressPrinter();
+      const batch = await runBatch({ ...base, doc, onProgress: printer });
+      printer.done();
       console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, ledger ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
       for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
       if (batch.status === "cancelled") {
@@ -151,20 +142,21 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       const c = batch.aggregate.counts();
       console.log(`aggregate of ${c.tokens} tokens over ${Object.keys(c.traces).length} group(s):`);
       printSummary(summarizeAggregate(batch.aggregate).all);
-      console.log(`wrote ${path.join(outDir, "aggregate.json")} and aggregate.csv (workflow ${batch.workflowFingerprint.slice(0, 12)}, dataset ${scan.fingerprint.slice(0, 12)})`);
+      console.log(`wrote ${path.join(outDir, "aggregate.json")}, aggregate.csv and aggregate.safetensors (workflow ${batch.workflowFingerprint.slice(0, 12)}, dataset ${scan.fingerprint.slice(0, 12)})`);
       return 0;
     }
     const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `sweep-${scan.fingerprint.slice(0, 12)}`));
     await mkdir(outDir, { recursive: true });
     let result: Awaited<ReturnType<typeof runSweep>>;
+    const printers: ReturnType<typeof progressPrinter>[] = [];
     try {
       result = await runSweep({
         ...base,
         doc,
         sweep,
-        onProgress: (i, p) => progressPrinter(`${sweep!.param}=${JSON.stringify(sweep!.values[i])} `)(p),
+        onProgress: (i, p) => (printers[i] ??= progressPrinter(`${sweep!.param}=${JSON.stringify(sweep!.values[i])}`))(p),
         onPoint: async (point, batch) => {
-          if (process.stdout.isTTY) process.stdout.write("\n");
+          for (const pr of printers) pr?.done();
           console.log(`${sweep!.nodeId}.${sweep!.param} = ${JSON.stringify(point.value)}: ${point.status}, ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed}`);
           if (point.summary) printSummary(point.summary.all, "    ");
           if (batch.aggregate) await writeBatch(outDir, `aggregate-${sweepIndex(sweep!, point.value)}`, batch, doc, { nodeId: sweep!.nodeId, param: sweep!.param, value: point.value });
@@ -174,9 +166,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       throw new BatchUsageError((err as Error).message);
     }
     await writeFile(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
-    const header = ["value", "status", ...SUMMARY_METRICS].join(",");
-    const rows = result.points.map((p) => [JSON.stringify(p.value).replace(/,/g, ";"), p.status, ...SUMMARY_METRICS.map((k) => (p.summary ? String(p.summary.all[k]) : ""))].join(","));
-    await writeFile(path.join(outDir, "sweep.csv"), `# dataset_fingerprint=${result.datasetFingerprint}\n${header}\n${rows.join("\n")}\n`);
+    const rows = result.points.map((p) => [typeof p.value === "number" || typeof p.value === "string" ? p.value : JSON.stringify(p.value), p.status, ...SUMMARY_METRICS.map((k) => p.summary?.all[k])]);
+    await writeFile(path.join(outDir, "sweep.csv"), toCSV([["value", "status", ...SUMMARY_METRICS], ...rows], { comments: [`dataset_fingerprint=${result.datasetFingerprint}`] }));
     console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv and one aggregate-<i>.json/.csv per value`);
     if (result.status === "cancelled") return 130;
     return result.status === "finished" ? 0 : 1;

@@ -1,8 +1,9 @@
 /**
  * CLI commands for real checkpoints (dispatched from cli.ts):
- *   import <checkpoint dir> [--name N] [--dtype fp32|fp16|bf16]
+ *   import <checkpoint dir | org/name[@rev]> [--name N] [--dtype fp32|fp16|bf16] [--from DIR] [--list]
  *   inspect-checkpoint <checkpoint dir> [--json]
  */
+import "./load-env";
 import { importCheckpoint, inspectCheckpoint, type ImportProgress } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
 import { estimateMemory } from "@/models/import/memory";
@@ -10,78 +11,104 @@ import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/safetensors";
+import { findCachedCheckpoint, hfCacheDir, listHfCache } from "@/models/import/hf-cache";
+import { progressBar } from "@/engine/progress-bar";
+import { existsSync } from "node:fs";
+import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
-export const IMPORT_HELP = `  import <checkpoint dir>                   Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
-                                            into the models dir as an ONNX graph with external data.
-      --name N                                Model name (default: the folder's name); the model is <family>/N.
+const IMPORT_HELP = `  import <checkpoint dir | org/name[@rev]>  Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
+                                            into the models dir as an ONNX graph with external data. A repo id
+                                            names a snapshot in the Hugging Face cache (see import --list).
+      --name N                                Model name (default: the folder's, or the repo's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
-                                            Run again after an interruption (Ctrl-C, kill, crash): it resumes where it stopped.
-  inspect-checkpoint <checkpoint dir>       List every tensor (name, shape, dtype) and the mapping rule that claimed
+      --from <dir>                            The checkpoint folder (the same as giving it first).
+      --list                                  List the checkpoints in the Hugging Face cache (repo id, revision, files).
+                                            Run again after an interruption (Ctrl-C, kill, crash): it resumes where it stopped.`;
+
+const INSPECT_HELP = `  inspect-checkpoint <checkpoint dir>       List every tensor (name, shape, dtype) and the mapping rule that claimed
                                             it; report unclaimed and missing tensors. --json for machine output;
                                             --family F checks a checkpoint of an unknown model_type against F's table.`;
 
-class ImportUsageError extends Error {}
+const IMPORT_OPTIONS = {
+  name: { type: "string" },
+  dtype: { type: "string" },
+  family: { type: "string" },
+  from: { type: "string" },
+  list: { type: "boolean" },
+  // one JSON object per line (progress, then the result), for the Models page's import job
+  json: { type: "boolean" },
+} as const;
 
-function parse(argv: string[]): { dir: string; name?: string; dtype?: StorageDtype; json: boolean; family?: string } {
-  let dir: string | undefined, name: string | undefined, dtype: string | undefined, family: string | undefined, json = false;
-  // --json on import: one JSON object per line (progress, then the result) for the Models page's import job
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new ImportUsageError(`${a} needs a value`);
-      return v;
-    };
-    if (argv[0] === "import" && a === "--name") name = value();
-    else if (argv[0] === "import" && a === "--dtype") dtype = value();
-    else if (a === "--json") json = true;
-    else if (a === "--family") family = value();
-    else if (a.startsWith("--")) throw new ImportUsageError(`unknown option ${a}`);
-    else if (dir === undefined) dir = a;
-    else throw new ImportUsageError(`unexpected argument "${a}"`);
-  }
-  if (!dir) throw new ImportUsageError(`which checkpoint? give its folder: npm run cli -- ${argv[0]} <dir>`);
-  if (dtype !== undefined && !["fp32", "fp16", "bf16"].includes(dtype)) throw new ImportUsageError(`--dtype must be fp32, fp16 or bf16 (got "${dtype}")`);
-  return { dir, name, dtype: dtype as StorageDtype | undefined, json, family };
+function parse(command: "import" | "inspect-checkpoint", argv: string[]) {
+  const { values, positionals } = parseCommand(command, argv, command === "import" ? IMPORT_OPTIONS : { json: IMPORT_OPTIONS.json, family: IMPORT_OPTIONS.family });
+  const v = values as { name?: string; dtype?: string; family?: string; from?: string; list?: boolean; json?: boolean };
+  if (positionals.length > 1 || (v.from !== undefined && positionals.length > 0)) throw new UsageError(`unexpected argument "${positionals[v.from !== undefined ? 0 : 1]}"`);
+  const dir = v.from ?? positionals[0];
+  if (v.dtype !== undefined && !["fp32", "fp16", "bf16"].includes(v.dtype)) throw new UsageError(`--dtype must be fp32, fp16 or bf16 (got "${v.dtype}")`);
+  return { dir, name: v.name, dtype: v.dtype as StorageDtype | undefined, json: v.json === true, family: v.family, list: v.list === true };
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`);
 
-function progressBar(): (p: ImportProgress) => void {
-  const tty = process.stdout.isTTY === true;
-  let last = -1;
+function importProgress(): (p: ImportProgress) => void {
+  const hashing = progressBar({ prefix: "hashing", width: 30 });
+  const writing = progressBar({ prefix: "writing", width: 30 });
   let resumeShown = false;
   return (p) => {
+    const eta = p.etaSeconds !== undefined && p.phase !== "done" ? `  ETA ${Math.ceil(p.etaSeconds)} s` : "";
+    const frac = p.totalBytes > 0 ? p.bytes / p.totalBytes : 1;
+    if (p.phase === "hashing") {
+      hashing.update(frac, `${gb(p.bytes)} / ${gb(p.totalBytes)}${eta}`);
+      if (p.bytes === p.totalBytes) hashing.done();
+      return;
+    }
     if (p.phase === "writing" && !resumeShown) {
       resumeShown = true;
-      if (p.resumedBytes) console.log(`resuming an interrupted import at ${gb(p.resumedBytes)} of ${gb(p.totalBytes)}`);
+      if (p.resumedBytes) writing.line(`resuming an interrupted import at ${gb(p.resumedBytes)} of ${gb(p.totalBytes)}`);
     }
-    if (p.phase === "hashing") {
-      if (p.bytes === p.totalBytes || !tty) return void (p.bytes === p.totalBytes && console.log(`hashed the checkpoint files (${gb(p.totalBytes)})`));
-      return void process.stdout.write(`\rhashing the checkpoint files: ${gb(p.bytes)} / ${gb(p.totalBytes)}${p.etaSeconds !== undefined ? `  ETA ${Math.ceil(p.etaSeconds)} s` : ""}`);
-    }
-    const frac = p.totalBytes > 0 ? Math.min(1, p.bytes / p.totalBytes) : 1;
-    const pct = Math.floor(frac * 100);
-    if (pct === last && p.phase !== "done") return;
-    last = pct;
-    const width = 30, filled = Math.round(frac * width);
-    const eta = p.etaSeconds !== undefined && p.phase === "writing" ? `  ETA ${Math.ceil(p.etaSeconds)} s` : "";
-    const line = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(pct).padStart(3)}%  ${gb(p.bytes)} / ${gb(p.totalBytes)}${eta}`;
-    if (tty) process.stdout.write(`\r${line}${p.phase === "done" ? "\n" : ""}`);
-    else if (pct % 10 === 0 || p.phase === "done") console.log(line);
+    writing.update(frac, `${gb(p.bytes)} / ${gb(p.totalBytes)}${eta}`);
+    if (p.phase === "done") writing.done();
   };
 }
 
+/** `import --list`: the checkpoints in the Hugging Face cache. */
+function listCache(): number {
+  const root = hfCacheDir();
+  const found = listHfCache(root);
+  if (!found.length) {
+    console.log(`no checkpoints in the Hugging Face cache (${root}; HF_HUB_CACHE or HF_HOME set it)`);
+    return 0;
+  }
+  console.log(`Hugging Face cache ${root}:`);
+  for (const c of found) {
+    const state = c.missing.length ? `  INCOMPLETE (${c.missing.length} file(s) missing)` : "";
+    console.log(`  ${c.repoId}@${c.revision.slice(0, 12)}${c.refs.length ? ` (${c.refs.join(", ")})` : ""}  ${c.modelType ?? "?"}  ${gb(c.bytes)}${state}`);
+  }
+  console.log("import one with: npm run cli -- import <org/name>[@revision]");
+  return 0;
+}
+
+/** A folder as given, else a repo id ("org/name[@rev]") looked up in the Hugging Face cache. */
+function checkpointDir(spec: string): string {
+  if (existsSync(spec) || !/^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return spec;
+  const c = findCachedCheckpoint(spec);
+  console.error(`${c.repoId}@${c.revision.slice(0, 12)} from the Hugging Face cache: ${c.dir}`);
+  return c.dir;
+}
+
 async function cmdImport(argv: string[]): Promise<number> {
-  const a = parse(argv);
+  const a = parse("import", argv);
+  if (a.list) return listCache();
+  if (!a.dir) throw new UsageError("which checkpoint? give its folder (or --from <dir>), or a repo id from the Hugging Face cache: npm run cli -- import <dir | org/name>");
+  const dir = checkpointDir(a.dir);
   if (a.json) {
-    const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
+    const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
     return 0;
   }
-  const r = await importCheckpoint(a.dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: progressBar() });
+  const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: importProgress() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
   else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
@@ -113,7 +140,9 @@ function listUnknown(dir: string, why: string): number {
 }
 
 function cmdInspect(argv: string[]): number {
-  const a = parse(argv);
+  const a = parse("inspect-checkpoint", argv);
+  if (!a.dir) throw new UsageError("which checkpoint? give its folder: npm run cli -- inspect-checkpoint <dir | org/name>");
+  a.dir = checkpointDir(a.dir);
   if (a.family === undefined) {
     try {
       detectFamily(readConfigJson(a.dir));
@@ -139,23 +168,25 @@ function cmdInspect(argv: string[]): number {
   return map.missing.length > 0 ? 1 : 0;
 }
 
-/** Runs `import` / `inspect-checkpoint`; returns the exit status (2 = bad usage, 1 = the checkpoint cannot be used). */
+/** Runs `import` / `inspect-checkpoint` (argv starts with the command); returns the exit status (2 = bad usage, 1 = the checkpoint cannot be used). */
 export async function runImportCommand(argv: string[]): Promise<number> {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    console.log(`Usage: npm run cli -- <command> [options]\n\n${IMPORT_HELP}`);
-    return 0;
-  }
+  const [command, ...rest] = argv;
   let code: number;
   try {
-    code = argv[0] === "import" ? await cmdImport(argv) : cmdInspect(argv);
+    code = command === "import" ? await cmdImport(rest) : cmdInspect(rest);
   } catch (err) {
-    console.error(`error: ${(err as Error).message}${err instanceof ImportUsageError ? "\n(npm run cli -- --help lists the commands)" : ""}`);
-    code = err instanceof ImportUsageError ? 2 : 1;
+    console.error(`error: ${(err as Error).message}${err instanceof UsageError ? "\n(npm run cli -- --help lists the commands)" : ""}`);
+    code = err instanceof UsageError ? 2 : 1;
   }
   // the caller exits the process right away: let a piped stdout (long tensor lists) drain first
   await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   return code;
 }
+
+export const IMPORT_COMMANDS: CliCommand[] = [
+  { name: "import", help: IMPORT_HELP, run: (argv) => runImportCommand(["import", ...argv]) },
+  { name: "inspect-checkpoint", help: INSPECT_HELP, run: (argv) => runImportCommand(["inspect-checkpoint", ...argv]) },
+];
 
 // Run directly (the Models page's import job does, so it does not load the rest of the CLI):
 //   node --import tsx app/server/cli-import.ts import <dir> --json

@@ -8,9 +8,10 @@
  */
 import { createInterface } from "node:readline";
 import { AccountError, createUser, LOCAL_USER } from "./auth";
+import { onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { db } from "./db";
 
-export const USER_HELP = `  user add <name> [--admin] [--password-stdin]
+const USER_HELP = `  user add <name> [--admin] [--password-stdin]
                                             Create an account (for STUDIO_AUTH=on servers); the password is asked
                                             twice, or read from stdin with --password-stdin. --admin: the account
                                             may import, delete and set the server's default models (the first
@@ -44,17 +45,10 @@ function askHidden(question: string): Promise<string> {
   });
 }
 
-/** Runs a `user` subcommand; returns the exit status (2 for bad usage or input). */
-export async function userCommand(argv: string[]): Promise<number> {
+async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const fail = (message: string) => {
-    console.error(`error: ${message}`);
-    return 2;
-  };
-  if (sub === undefined || sub === "--help" || sub === "help") {
-    console.log(`Accounts (npm run cli -- user ...):\n${USER_HELP}`);
-    return sub === undefined ? 2 : 0;
-  }
+  const { values, positionals } = parseCommand(`user ${sub ?? ""}`.trim(), rest, { "password-stdin": { type: "boolean" }, admin: { type: "boolean" } });
+  const name = () => onePositional(positionals, `user? user ${sub} <name>`);
   if (sub === "list") {
     const users = await db().user.findMany({ orderBy: { createdAt: "asc" }, select: { name: true, role: true, createdAt: true, _count: { select: { sessions: true } } } });
     for (const u of users) console.log(`${u.name}  ${u.role}  created ${u.createdAt.toISOString()}  ${u._count.sessions} session(s)`);
@@ -62,47 +56,40 @@ export async function userCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub === "remove") {
-    const [name] = rest;
-    if (!name) return fail("user remove <name>");
-    const { count } = await db().user.deleteMany({ where: { name } });
-    if (!count) return fail(`there is no user "${name}"`);
-    console.log(`removed user ${name}`);
+    const user = await db().user.findUnique({ where: { name: name() }, select: { id: true } });
+    if (!user) throw new UsageError(`there is no user "${name()}"`);
+    await db().$transaction([db().apiToken.deleteMany({ where: { ownerId: user.id } }), db().user.delete({ where: { id: user.id } })]);
+    console.log(`removed user ${name()}`);
     return 0;
   }
   if (sub === "adopt-local") {
-    const [name] = rest;
-    if (!name) return fail("user adopt-local <name>");
-    const user = await db().user.findUnique({ where: { name } });
-    if (!user) return fail(`there is no user "${name}"`);
+    const user = await db().user.findUnique({ where: { name: name() } });
+    if (!user) throw new UsageError(`there is no user "${name()}"`);
     const [workflows, runs] = await db().$transaction([
       db().workflow.updateMany({ where: { ownerId: LOCAL_USER }, data: { ownerId: user.id } }),
       db().run.updateMany({ where: { ownerId: LOCAL_USER }, data: { ownerId: user.id } }),
     ]);
-    console.log(`${name} now owns ${workflows.count} workflow(s) and ${runs.count} run(s) of the single-user install`);
+    console.log(`${name()} now owns ${workflows.count} workflow(s) and ${runs.count} run(s) of the single-user install`);
     return 0;
   }
-  if (sub !== "add") return fail(`unknown user command "${sub ?? ""}"; use user add <name> [--admin] [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
-  const fromStdin = rest.includes("--password-stdin");
-  const admin = rest.includes("--admin");
-  const unknown = rest.find((a) => a.startsWith("--") && a !== "--password-stdin" && a !== "--admin");
-  if (unknown) return fail(`unknown option ${unknown}`);
-  const name = rest.find((a) => !a.startsWith("--"));
-  if (!name) return fail("user add <name> [--admin] [--password-stdin]");
+  if (sub !== "add") throw new UsageError(`unknown user command "${sub ?? ""}"; use user add <name> [--admin] [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
   let password: string;
-  if (fromStdin) {
+  if (values["password-stdin"]) {
     password = await readStdin();
   } else {
-    if (!process.stdin.isTTY) return fail("no terminal to ask for the password: pipe it in with --password-stdin");
-    password = await askHidden(`Password for ${name}: `);
-    if ((await askHidden("Again: ")) !== password) return fail("the two passwords differ");
+    if (!process.stdin.isTTY) throw new UsageError("no terminal to ask for the password: pipe it in with --password-stdin");
+    password = await askHidden(`Password for ${name()}: `);
+    if ((await askHidden("Again: ")) !== password) throw new UsageError("the two passwords differ");
   }
   try {
-    await createUser(name, password, { admin });
+    await createUser(name(), password, { admin: values.admin === true });
   } catch (err) {
-    if (err instanceof AccountError) return fail(err.message);
+    if (err instanceof AccountError) throw new UsageError(err.message);
     throw err;
   }
-  const role = (await db().user.findUnique({ where: { name }, select: { role: true } }))?.role;
-  console.log(`created user ${name}${role === "admin" ? " (admin)" : ""}`);
+  const role = (await db().user.findUnique({ where: { name: name() }, select: { role: true } }))?.role;
+  console.log(`created user ${name()}${role === "admin" ? " (admin)" : ""}`);
   return 0;
 }
+
+export const userCli: CliCommand = { name: "user", help: USER_HELP, run };

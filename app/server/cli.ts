@@ -2,6 +2,7 @@
  * Headless CLI: the same engine, run queue and run history as the web app.
  *   npm run cli -- --help
  */
+import "./load-env";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -15,99 +16,21 @@ import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
+import { logToStderr } from "@/engine/log";
+import { bar, progressBar } from "@/engine/progress-bar";
+import { numberOption, onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
+import { IMPORT_COMMANDS } from "./cli-import";
+import { tokenCli } from "./cli-token";
+import { userCli } from "./cli-user";
 import { db } from "./db";
-import { userCommand } from "./cli-user";
+import { convertExport, exportSource } from "./exports";
+import { applyOverrides, OverrideError, parseSet } from "./overrides";
 import { RunManager } from "./runs";
 import { fileStorage } from "./storage";
 import { getWorkflow, listWorkflows } from "./workflows";
 
-const HELP = `MoE Studio CLI
-
-Usage: npm run cli -- <command> [options]
-
-Commands:
-  run <workflow.json | saved workflow id>   Run a workflow with the same engine as the app.
-      --set nodeId.param=value                Override a param (repeatable; value is JSON, or text).
-      --to nodeId                             Run only this node and its ancestors.
-      --version N                             Run version N of a saved workflow (default: latest).
-      --out DIR                               Write each node's outputs (JSON previews and files) to DIR.
-      --dataset <file.jsonl|file.csv|dir>     Run once per dataset record and write the routing aggregate
-                                              (JSON + CSV, with fingerprints) to --out (default: under
-                                              <data dir>/batch). Killed, it resumes from the last finished record.
-      --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
-      --concurrency N                         With --dataset: records run at once (default 1).
-  validate <workflow.json | saved id>       Check a workflow and list its problems.
-  list                                      List saved workflows.
-  rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
-      --mode uni-moe|uni-moe-released|qwen2-vl|qwen2.5-omni|1d   Position-id rule (default: uni-moe).
-      --out <ids.json>                        Where to write the ids (default: print them).
-  forward --model <dir> --ids <1,2,3> --out <result.json>
-                                            One forward pass of an MoE-LLM; writes the last position's logits and
-                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
-                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
-      --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
-      --dense                                 Compute every expert for every token (masked), to compare.
-      --top-p X                               Override the model's routing Top-P threshold.
-  --help                                    Show this help.
-
-Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.
-Later issues add: import.`;
-
-class UsageError extends Error {}
-
-interface Args {
-  command: string;
-  target?: string;
-  sets: string[];
-  to?: string;
-  version?: number;
-  out?: string;
-  layout?: string;
-  mode?: string;
-  model?: string;
-  ids?: string;
-  positions?: string;
-  dense?: boolean;
-  topP?: number;
-  dataset?: string;
-  sweeps: string[];
-  concurrency?: number;
-}
-
-function parseArgs(argv: string[]): Args {
-  const args: Args = { command: argv[0] ?? "--help", sets: [], sweeps: [] };
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--set") args.sets.push(value());
-    else if (a.startsWith("--set=")) args.sets.push(a.slice(6));
-    else if (a === "--to") args.to = value();
-    else if (a === "--out") args.out = value();
-    else if (a === "--version") args.version = Number(value());
-    else if (args.command === "run" && a === "--dataset") args.dataset = value();
-    else if (args.command === "run" && a === "--sweep") args.sweeps.push(value());
-    else if (args.command === "run" && a === "--concurrency") args.concurrency = Number(value());
-    else if (args.command === "rope" && a === "--layout") args.layout = value();
-    else if (args.command === "rope" && a === "--mode") args.mode = value();
-    else if (args.command === "forward" && a === "--model") args.model = value();
-    else if (args.command === "forward" && a === "--ids") args.ids = value();
-    else if (args.command === "forward" && a === "--positions") args.positions = value();
-    else if (args.command === "forward" && a === "--dense") args.dense = true;
-    else if (args.command === "forward" && a === "--top-p") args.topP = Number(value());
-    else if (a.startsWith("--")) throw new UsageError(`unknown option ${a}`);
-    else if (args.target === undefined) args.target = a;
-    else throw new UsageError(`unexpected argument "${a}"`);
-  }
-  return args;
-}
-
-async function loadTarget(target: string | undefined, version?: number): Promise<{ doc: Workflow; problems: Problem[]; workflowId?: string; workflowVersion?: number }> {
-  if (!target) throw new UsageError("which workflow? give a .json file or a saved workflow id");
+async function loadTarget(target: string, version?: number): Promise<{ doc: Workflow; problems: Problem[]; workflowId?: string; workflowVersion?: number }> {
   if (target.endsWith(".json")) {
     let text: string;
     try {
@@ -130,35 +53,8 @@ async function loadTarget(target: string | undefined, version?: number): Promise
   }
 }
 
-/** `--set node.param=value`: the value is JSON when it parses (numbers, booleans, arrays), otherwise text. */
-function applySets(doc: Workflow, sets: string[]): Workflow {
-  const out = structuredClone(doc);
-  for (const s of sets) {
-    const m = /^([^.=]+)\.([^=]+)=(.*)$/s.exec(s);
-    if (!m) throw new UsageError(`--set "${s}" is not nodeId.param=value`);
-    const [, nodeId, param, raw] = m as unknown as [string, string, string, string];
-    const node = out.nodes.find((n) => n.id === nodeId);
-    if (!node) throw new UsageError(`--set: there is no node "${nodeId}" (nodes: ${out.nodes.map((n) => n.id).join(", ")})`);
-    const def = catalogue.get(node.type);
-    if (def && !(param in def.params.shape)) throw new UsageError(`--set: node "${nodeId}" (${node.type}) has no param "${param}" (params: ${Object.keys(def.params.shape).join(", ")})`);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // plain text
-    }
-    node.params = { ...node.params, [param]: value };
-  }
-  return out;
-}
-
 function printProblems(problems: Problem[]) {
   for (const p of problems) console.error(`  ${p.severity}: ${p.message}`);
-}
-
-function bar(fraction: number, width = 20): string {
-  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
-  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
 }
 
 async function writeOutputs(dir: string, runId: string) {
@@ -176,6 +72,14 @@ async function writeOutputs(dir: string, runId: string) {
         await copyFile(fileStorage().pathOf(value.file), path.join(dir, name));
         files.push(name);
       }
+    }
+    // Routing traces and aggregates also as safetensors, for Python (README "Traces into Python").
+    for (const kind of ["trace", "aggregate"] as const) {
+      const source = exportSource(outputs, kind);
+      if (!source) continue;
+      const name = `${n.nodeId}.${kind}.safetensors`;
+      await writeFile(path.join(dir, name), (await convertExport(kind, source, "safetensors", JSON.parse(run.document) as Workflow)).body);
+      files.push(name);
     }
   }
   await writeFile(
@@ -199,18 +103,54 @@ async function writeOutputs(dir: string, runId: string) {
   return files;
 }
 
-async function cmdRun(args: Args): Promise<number> {
-  const loaded = await loadTarget(args.target, args.version);
-  const doc = applySets(loaded.doc, args.sets);
-  if (args.to && !doc.nodes.some((n) => n.id === args.to)) throw new UsageError(`--to: there is no node "${args.to}"`);
-  if (args.dataset !== undefined || args.sweeps.length) return runBatchCli(doc, { dataset: args.dataset, sweeps: args.sweeps, out: args.out, concurrency: args.concurrency });
+const RUN_HELP = `  run <workflow.json | saved workflow id>   Run a workflow with the same engine as the app.
+      --set nodeId.param=value                Override a param (repeatable; value is JSON, or text).
+      --to nodeId                             Run only this node and its ancestors.
+      --version N                             Run version N of a saved workflow (default: latest).
+      --out DIR                               Write each node's outputs (JSON previews and files) to DIR.
+      --dataset <file.jsonl|file.csv|dir>     Run once per dataset record and write the routing aggregate
+                                              (JSON + CSV, with fingerprints) to --out (default: under
+                                              <data dir>/batch). Killed, it resumes from the last finished record.
+      --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
+      --concurrency N                         With --dataset: records run at once (default 1).`;
+
+const runCommand: CliCommand = {
+  name: "run",
+  help: RUN_HELP,
+  async run(argv) {
+    const { values, positionals } = parseCommand("run", argv, {
+      set: { type: "string", multiple: true },
+      to: { type: "string" },
+      version: { type: "string" },
+      out: { type: "string" },
+      dataset: { type: "string" },
+      sweep: { type: "string", multiple: true },
+      concurrency: { type: "string" },
+    });
+    const version = numberOption(values.version, "--version", { integer: true, min: 1 });
+    const concurrency = numberOption(values.concurrency, "--concurrency", { integer: true, min: 1, max: 16 });
+    const loaded = await loadTarget(onePositional(positionals, "workflow? give a .json file or a saved workflow id"), version);
+    let doc: Workflow;
+    try {
+      doc = applyOverrides(loaded.doc, (values.set ?? []).map(parseSet));
+    } catch (err) {
+      if (err instanceof OverrideError) throw new UsageError(`--set: ${err.message}`);
+      throw err;
+    }
+    if (values.to && !doc.nodes.some((n) => n.id === values.to)) throw new UsageError(`--to: there is no node "${values.to}"`);
+    if (values.dataset !== undefined || values.sweep?.length) return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency });
+    return runOnce(doc, loaded, values.to, values.out);
+  },
+};
+
+async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVersion?: number }, to: string | undefined, out: string | undefined): Promise<number> {
   const manager = new RunManager({ recoverInterrupted: false });
-  const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: args.to });
-  const tty = process.stdout.isTTY;
+  const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: to });
+  const progress = progressBar({ steps: 4 });
   let total = 0;
   let finishedNodes = 0;
   const onSigint = () => {
-    console.error("\ncancelling…");
+    progress.line("cancelling…", process.stderr);
     void manager.cancel(runId);
   };
   process.on("SIGINT", onSigint);
@@ -222,26 +162,25 @@ async function cmdRun(args: Args): Promise<number> {
           console.log(`run ${runId}: ${total} node(s) on ${e.executionProvider}`);
           break;
         case "progress":
-          if (tty) process.stdout.write(`\r  ${e.nodeId} ${bar(e.fraction)} ${Math.round(e.fraction * 100)}% ${e.message ?? ""}`.padEnd(70));
+          progress.update(e.fraction, `${e.nodeId} ${e.message ?? ""}`);
           break;
         case "node-done":
         case "node-cached":
           finishedNodes++;
-          if (tty) process.stdout.write("\r".padEnd(72) + "\r");
-          console.log(`${bar(finishedNodes / Math.max(1, total))} ${e.nodeId}: ${e.type === "node-cached" ? "cached" : `done in ${e.ms.toFixed(1)} ms`}: ${e.summary}`);
+          progress.line(`${bar(finishedNodes / Math.max(1, total), 20)} ${e.nodeId}: ${e.type === "node-cached" ? "cached" : `done in ${e.ms.toFixed(1)} ms`}: ${e.summary}`);
           break;
         case "node-error":
-          if (tty) process.stdout.write("\r".padEnd(72) + "\r");
-          console.error(`error: ${e.message}`);
+          progress.line(`error: ${e.message}`, process.stderr);
           break;
       }
       if (TERMINAL_EVENTS.has(e.type)) resolve(e);
     });
   });
+  progress.done();
   process.off("SIGINT", onSigint);
-  if (args.out) {
-    const files = await writeOutputs(args.out, runId);
-    console.log(`wrote ${files.length} file(s) to ${args.out}`);
+  if (out) {
+    const files = await writeOutputs(out, runId);
+    console.log(`wrote ${files.length} file(s) to ${out}`);
   }
   const memory = "memory" in terminal && terminal.memory ? describeRunMemory(terminal.memory) : undefined;
   if (memory) console.log(memory);
@@ -257,120 +196,161 @@ async function cmdRun(args: Args): Promise<number> {
   return 1;
 }
 
-async function cmdValidate(args: Args): Promise<number> {
-  const { doc, problems } = await loadTarget(args.target, args.version);
-  console.log(`${doc.name}: ${doc.nodes.length} node(s), ${doc.edges.length} edge(s)`);
-  if (!problems.length) console.log("no problems");
-  printProblems(problems);
-  return hasErrors(problems) ? 1 : 0;
-}
+const validateCommand: CliCommand = {
+  name: "validate",
+  help: "  validate <workflow.json | saved id>       Check a workflow and list its problems (--version N for a saved one).",
+  async run(argv) {
+    const { values, positionals } = parseCommand("validate", argv, { version: { type: "string" } });
+    const { doc, problems } = await loadTarget(onePositional(positionals, "workflow? give a .json file or a saved workflow id"), numberOption(values.version, "--version", { integer: true, min: 1 }));
+    console.log(`${doc.name}: ${doc.nodes.length} node(s), ${doc.edges.length} edge(s)`);
+    if (!problems.length) console.log("no problems");
+    printProblems(problems);
+    return hasErrors(problems) ? 1 : 0;
+  },
+};
+
+const listCommand: CliCommand = {
+  name: "list",
+  help: "  list                                      List saved workflows.",
+  async run(argv) {
+    const { positionals } = parseCommand("list", argv, {});
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    for (const w of await listWorkflows({})) console.log(`${w.id}  v${w.latestVersion}  ${w.name}`);
+    return 0;
+  },
+};
 
 /** `forward`: one pass of a model directory; the output shape is a scripting contract (models/forward.ts). */
-async function cmdForward(args: Args): Promise<number> {
-  if (!args.model) throw new UsageError("forward needs --model <dir>");
-  if (!args.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
-  if (!args.out) throw new UsageError("forward needs --out <result.json>");
-  if (args.topP !== undefined && !(args.topP > 0 && args.topP <= 1)) throw new UsageError("--top-p must be in (0, 1]");
-  const ids = args.ids.split(",").map((s) => Number(s.trim()));
-  if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${args.ids}")`);
-  let positions: PositionsJson | undefined;
-  if (args.positions) {
-    try {
-      positions = JSON.parse(await readFile(args.positions, "utf8")) as PositionsJson;
-    } catch (err) {
-      throw new UsageError(`cannot read --positions ${args.positions}: ${(err as Error).message}`);
+const forwardCommand: CliCommand = {
+  name: "forward",
+  help: `  forward --model <dir> --ids <1,2,3> --out <result.json>
+                                            One forward pass of an MoE-LLM; writes the last position's logits and
+                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
+                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
+      --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
+      --dense                                 Compute every expert for every token (masked), to compare.
+      --top-p X                               Override the model's routing Top-P threshold.`,
+  async run(argv) {
+    const { values: a, positionals } = parseCommand("forward", argv, {
+      model: { type: "string" },
+      ids: { type: "string" },
+      out: { type: "string" },
+      positions: { type: "string" },
+      dense: { type: "boolean" },
+      "top-p": { type: "string" },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!a.model) throw new UsageError("forward needs --model <dir>");
+    if (!a.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
+    if (!a.out) throw new UsageError("forward needs --out <result.json>");
+    const topP = numberOption(a["top-p"], "--top-p", { min: Number.MIN_VALUE, max: 1 });
+    const ids = a.ids.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
+    if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${a.ids}")`);
+    let positions: PositionsJson | undefined;
+    if (a.positions) {
+      try {
+        positions = JSON.parse(await readFile(a.positions, "utf8")) as PositionsJson;
+      } catch (err) {
+        throw new UsageError(`cannot read --positions ${a.positions}: ${(err as Error).message}`);
+      }
     }
-  }
-  let model: ResolvedModel;
-  try {
-    model = existsSync(args.model) ? openModelDir(path.resolve(args.model), args.model) : await resolveModel(args.model);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const pool = new SessionPool();
-  try {
-    const result = await forwardJson(model, pool, ids, { positions, dense: args.dense, topP: args.topP });
-    await writeFile(args.out, JSON.stringify(result));
-    console.log(`wrote ${args.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
-    return 0;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  } finally {
-    await pool.close();
-  }
-}
+    let model: ResolvedModel;
+    try {
+      model = existsSync(a.model) ? openModelDir(path.resolve(a.model), a.model) : await resolveModel(a.model);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const pool = new SessionPool();
+    try {
+      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP });
+      await writeFile(a.out, JSON.stringify(result));
+      console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
+      return 0;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    } finally {
+      await pool.close();
+    }
+  },
+};
 
 /** `rope`: position ids for a layout file (engine/rope/positions.ts documents the layout and the modes). */
-async function cmdRope(args: Args): Promise<number> {
-  const file = args.layout ?? args.target;
-  if (!file) throw new UsageError("rope needs --layout <layout.json>");
-  if (args.sets.length || args.to !== undefined || args.version !== undefined) throw new UsageError("rope takes only --layout, --mode and --out");
-  const mode = zRopeMode.safeParse(args.mode ?? "uni-moe");
-  if (!mode.success) throw new UsageError(`--mode must be one of ${ROPE_MODES.join(", ")} (got "${args.mode}")`);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
-  }
-  let layout: unknown;
-  try {
-    layout = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
-  }
-  let ids: PositionIds;
-  try {
-    ids = computePositionIds(parseLayout(layout), mode.data);
-  } catch (err) {
-    if (err instanceof LayoutError) throw new UsageError(`${file}: ${err.message}`);
-    throw err;
-  }
-  for (const w of ids.warnings) console.error(`warning: ${w}`);
-  const json = JSON.stringify({ t: ids.t, h: ids.h, w: ids.w }) + "\n";
-  if (!args.out) {
-    process.stdout.write(json);
+const ropeCommand: CliCommand = {
+  name: "rope",
+  help: `  rope --layout <layout.json>               Write 3D RoPE position ids { "t": [...], "h": [...], "w": [...] } for a prompt layout.
+      --mode ${ROPE_MODES.join("|")}   Position-id rule (default: uni-moe).
+      --out <ids.json>                        Where to write the ids (default: print them).`,
+  async run(argv) {
+    const { values: a, positionals } = parseCommand("rope", argv, { layout: { type: "string" }, mode: { type: "string" }, out: { type: "string" } });
+    const file = a.layout ?? positionals[0];
+    if (!file) throw new UsageError("rope needs --layout <layout.json>");
+    if (positionals.length > (a.layout ? 0 : 1)) throw new UsageError("rope takes only --layout, --mode and --out");
+    const mode = zRopeMode.safeParse(a.mode ?? "uni-moe");
+    if (!mode.success) throw new UsageError(`--mode must be one of ${ROPE_MODES.join(", ")} (got "${a.mode}")`);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+    }
+    let layout: unknown;
+    try {
+      layout = JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
+    }
+    let ids: PositionIds;
+    try {
+      ids = computePositionIds(parseLayout(layout), mode.data);
+    } catch (err) {
+      if (err instanceof LayoutError) throw new UsageError(`${file}: ${err.message}`);
+      throw err;
+    }
+    for (const w of ids.warnings) console.error(`warning: ${w}`);
+    const json = JSON.stringify({ t: ids.t, h: ids.h, w: ids.w }) + "\n";
+    if (!a.out) {
+      process.stdout.write(json);
+      return 0;
+    }
+    try {
+      await writeFile(a.out, json);
+    } catch (err) {
+      throw new UsageError(`cannot write ${a.out}: ${(err as Error).message}`);
+    }
+    const max = ids.t.length ? Math.max(...ids.spans.map((s) => s.max)) : -1;
+    console.log(`wrote ${ids.t.length} position id(s) (mode ${ids.mode}${ids.appliedMode !== ids.mode ? ` → ${ids.appliedMode}` : ""}, max id ${max}) to ${a.out}`);
     return 0;
-  }
-  try {
-    await writeFile(args.out, json);
-  } catch (err) {
-    throw new UsageError(`cannot write ${args.out}: ${(err as Error).message}`);
-  }
-  const max = ids.t.length ? Math.max(...ids.spans.map((s) => s.max)) : -1;
-  console.log(`wrote ${ids.t.length} position id(s) (mode ${ids.mode}${ids.appliedMode !== ids.mode ? ` → ${ids.appliedMode}` : ""}, max id ${max}) to ${args.out}`);
-  return 0;
-}
+  },
+};
 
-async function cmdList(): Promise<number> {
-  for (const w of await listWorkflows({})) console.log(`${w.id}  v${w.latestVersion}  ${w.name}`);
-  return 0;
-}
+/** The commands, in the order `--help` lists them. A new command is one more entry here. */
+export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
+
+export const HELP = `MoE Studio CLI
+
+Usage: npm run cli -- <command> [options]      (--opt value and --opt=value both work)
+
+Commands:
+${COMMANDS.map((c) => c.help).join("\n")}
+  --help                                    Show this help (<command> --help: that command's).
+
+Exit status: 0 finished, 1 failed (the message names the node), 2 bad usage or input, 130 cancelled.`;
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "import" || argv[0] === "inspect-checkpoint") return (await import("./cli-import")).runImportCommand(argv);
+  logToStderr();
+  const [name = "--help", ...rest] = argv;
   try {
-    if (argv[0] === "user") return await userCommand(argv.slice(1));
-    const args = parseArgs(argv);
-    switch (args.command) {
-      case "--help":
-      case "-h":
-      case "help":
-        console.log(HELP);
-        return 0;
-      case "run":
-        return await cmdRun(args);
-      case "validate":
-        return await cmdValidate(args);
-      case "list":
-        return await cmdList();
-      case "rope":
-        return await cmdRope(args);
-      case "forward":
-        return await cmdForward(args);
-      default:
-        throw new UsageError(`unknown command "${args.command}"`);
+    if (name === "--help" || name === "-h" || name === "help") {
+      console.log(HELP);
+      return 0;
     }
+    const command = COMMANDS.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${name}"`);
+    if (rest.includes("--help") || rest.includes("-h")) {
+      console.log(`Usage: npm run cli -- ${command.help.trimStart()}`);
+      return 0;
+    }
+    return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`error: ${err.message}\n(npm run cli -- --help lists the commands)`);
@@ -382,6 +362,9 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     throw err;
+  } finally {
+    // the caller exits the process right away: let a piped stdout (long lists) drain first
+    await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   }
 }
 

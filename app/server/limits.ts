@@ -1,20 +1,16 @@
 /** Request limits shared by the tRPC route and the upload route. */
+import { config } from "@/engine/config";
 import { db, isConflict } from "./db";
 
 const MB = 1024 * 1024;
 
-function envNumber(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
 
 /** Procedures that carry a whole media file as base64 (reading a workflow out of a PNG/WAV). */
 const MEDIA_PROCEDURES = new Set(["provenance.fromMedia"]);
 
 /** The body limit of a tRPC request (a batch gets the largest limit of its procedures). */
 export function bodyLimitFor(procedures: string[]): { bytes: number; label: string } {
-  const mediaMb = envNumber("STUDIO_MAX_MEDIA_BODY_MB", 96);
-  const jsonMb = envNumber("STUDIO_MAX_BODY_MB", 16);
+  const { STUDIO_MAX_MEDIA_BODY_MB: mediaMb, STUDIO_MAX_BODY_MB: jsonMb } = config();
   const mb = procedures.some((p) => MEDIA_PROCEDURES.has(p)) ? mediaMb : jsonMb;
   return { bytes: mb * MB, label: `${mb} MB` };
 }
@@ -45,12 +41,12 @@ export async function readBodyLimited(req: Request, limit: number): Promise<{ ok
 
 /** Concurrent runs (queued + running) one user may have. */
 export function maxRunsPerUser(): number {
-  return Math.floor(envNumber("STUDIO_MAX_RUNS_PER_USER", 4));
+  return config().STUDIO_MAX_RUNS_PER_USER;
 }
 
 /** Uploads one user may store per hour (each upload request carries exactly one file). */
 export function maxUploadsPerHour(): number {
-  return Math.floor(envNumber("STUDIO_MAX_UPLOADS_PER_HOUR", 300));
+  return config().STUDIO_MAX_UPLOADS_PER_HOUR;
 }
 
 /** Events per key within a sliding window (per server process: a restart forgets them). */

@@ -1,16 +1,21 @@
 import { existsSync, realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { config } from "@/engine/config";
+import { hfCacheDir } from "@/models/import/hf-cache";
 import { modelsDir } from "@/models/uni-moe-tiny";
 import { dataDir } from "@/prisma/url";
 
 /**
  * The server's folders an import may read from, each with the short name the browser sees instead of
- * its path: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR) and each STUDIO_IMPORT_ROOTS entry, named by
- * their folder names ("checkpoints", "ckpts", "ckpts-2" for a second folder of that name).
+ * its path: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR), each STUDIO_IMPORT_ROOTS entry and the
+ * Hugging Face cache (unless STUDIO_HF_CACHE=off), named by their folder names ("checkpoints", "ckpts",
+ * "ckpts-2" for a second folder of that name, "hub").
  */
 export function importRoots(): { label: string; dir: string }[] {
-  const dirs = [process.env.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(process.env.STUDIO_IMPORT_ROOTS ?? "").split(":").filter(Boolean)];
+  const c = config();
+  const hf = c.STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? [hfCacheDir()] : [];
+  const dirs = [c.STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(c.STUDIO_IMPORT_ROOTS ?? []), ...hf];
   const unique = [...new Set(dirs.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
   const used = new Map<string, number>();
   return unique.map((dir) => {
@@ -22,7 +27,8 @@ export function importRoots(): { label: string; dir: string }[] {
 }
 
 /** A path as the browser may see it: `<root label>/<relative>` inside an import folder, else its last part. */
-export function displayPath(abs: string): string {
+export function displayPath(dir: string): string {
+  const abs = existsSync(dir) ? realpathSync(dir) : dir;
   for (const r of importRoots()) {
     if (abs === r.dir) return r.label;
     if (abs.startsWith(r.dir + path.sep)) return `${r.label}/${path.relative(r.dir, abs).split(path.sep).join("/")}`;

@@ -1,8 +1,6 @@
-import path from "node:path";
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
-import { runLogLine } from "@/engine/log-line";
 import { recordingWrites, type NodeCatalogue, type Outputs } from "@/engine/node";
 import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
@@ -11,12 +9,15 @@ import { ortTensorCodec, SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { describeValue } from "@/nodes/preview";
-import { dataDir } from "@/prisma/url";
 import { db } from "./db";
 import { newId } from "./ids";
 import { fileRefs, grantFiles } from "./access";
 import { redactPaths } from "./redact";
 import { fileStorage, prefetchFiles } from "./storage";
+import { config } from "@/engine/config";
+import { log, nodeOutput } from "@/engine/log";
+import { observeEvent } from "./metrics";
+import { modelsDir } from "@/models/uni-moe-tiny";
 
 export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
 
@@ -35,7 +36,7 @@ const KEEP_FINISHED = 50;
 
 /** STUDIO_QUEUE: unset or "memory" = the embedded in-process queue; redis://… or postgresql://… = BullMQ. */
 export function queueUrl(): string | undefined {
-  const url = process.env.STUDIO_QUEUE?.trim();
+  const url = config().STUDIO_QUEUE;
   return url && url !== "memory" ? url : undefined;
 }
 
@@ -78,20 +79,41 @@ export function previewOutputs(outputs: Outputs): Record<string, unknown> {
 export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { executor: Executor; cache: OutputCache; runtime: SessionPool } {
   const storage = fileStorage();
   const cache = new OutputCache({
-    maxBytes: Number(process.env.STUDIO_CACHE_MB ?? 512) * MB,
+    maxBytes: config().STUDIO_CACHE_MB * MB,
     storage,
     codecs: [ortTensorCodec, typedArrayCodec],
   });
-  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(dataDir(), "models") });
+  const runtime = new SessionPool({ modelsDir: modelsDir() });
   const executor = new Executor({
     catalogue: options.catalogue ?? catalogue,
     storage,
     cache,
     runtime,
-    concurrency: Number(process.env.STUDIO_NODE_CONCURRENCY ?? 2),
-    log: (runId, nodeId, message) => console.log(runLogLine(runId, nodeId, message)),
+    concurrency: config().STUDIO_NODE_CONCURRENCY,
+    log: (runId, nodeId, message) => nodeOutput(log(), runId, nodeId, message),
   });
   return { executor, cache, runtime };
+}
+
+/** One log line per run and node milestone (in the process that executes the run), with the run's and node's ids as fields. */
+function logEvent(e: RunEvent): void {
+  const ids = { runId: e.runId, ...("nodeId" in e ? { nodeId: e.nodeId } : {}) };
+  switch (e.type) {
+    case "started":
+      return log().info({ ...ids, nodes: e.nodeIds.length, executionProvider: e.executionProvider }, "run started");
+    case "node-done":
+      return log().info({ ...ids, ms: Math.round(e.ms * 10) / 10 }, "node done");
+    case "node-cached":
+      return log().info(ids, "node cached");
+    case "node-error":
+      return log().warn({ ...ids, error: e.message }, "node failed");
+    case "finished":
+      return log().info({ ...ids, ms: Math.round(e.ms) }, "run finished");
+    case "failed":
+      return log().warn({ ...ids, error: e.message }, "run failed");
+    case "cancelled":
+      return log().info(ids, "run cancelled");
+  }
 }
 
 /**
@@ -113,10 +135,11 @@ export async function executeRun(
   };
   const write = (op: () => Promise<unknown>) => {
     if (!owned()) return;
-    writes = writes.then(op).catch((err: unknown) => console.error(`run ${run.id}: could not record an event:`, err));
+    writes = writes.then(op).catch((err: unknown) => log().error({ runId: run.id, err }, "could not record an event"));
   };
   const nodeType = new Map(run.document.nodes.map((n) => [n.id, n.type]));
   const record = (event: RunEvent) => {
+    logEvent(event);
     switch (event.type) {
       case "started":
         write(() =>
@@ -216,7 +239,7 @@ export async function executeRun(
   } catch (err) {
     // The executor reports node failures itself; reaching here is a bug or a broken host service.
     const message = redactPaths(`internal error: ${(err as Error).message}`);
-    console.error(`run ${run.id}:`, err);
+    log().error({ runId: run.id, err }, "the run failed inside the host");
     write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
     terminal = makeEvent("failed", run.id, { message });
   }
@@ -237,6 +260,7 @@ export class RunManager {
   readonly cache: OutputCache;
   readonly runtime: SessionPool;
   readonly mode: "embedded" | "distributed";
+  private readonly queueUrl?: string;
   private readonly runQueue: RunQueue;
   private readonly bus?: EventBus;
   private readonly active = new Map<string, RunRecord>();
@@ -252,6 +276,7 @@ export class RunManager {
     ({ executor: this.executor, cache: this.cache, runtime: this.runtime } = createExecutor({ catalogue: options.catalogue }));
     // queueUrl "memory" forces the embedded queue whatever STUDIO_QUEUE says.
     const url = options.queueUrl === undefined ? queueUrl() : options.queueUrl === "memory" ? undefined : options.queueUrl;
+    this.queueUrl = url;
     if (url) {
       this.mode = "distributed";
       const queue = new BullRunQueue({ url, onFailed: (lost) => void this.onLost(lost) });
@@ -262,7 +287,7 @@ export class RunManager {
       this.ready = Promise.all([queue.ready(), bus.ready()]).then(() => (options.recoverInterrupted ? this.reconcile(queue) : undefined));
     } else {
       this.mode = "embedded";
-      this.runQueue = new MemoryRunQueue((run) => this.executeHere(run.runId), Math.max(1, Number(process.env.STUDIO_MAX_RUNS ?? 1)));
+      this.runQueue = new MemoryRunQueue((run) => this.executeHere(run.runId), config().STUDIO_MAX_RUNS);
       this.ready = options.recoverInterrupted ? this.markInterrupted() : Promise.resolve();
     }
   }
@@ -317,6 +342,22 @@ export class RunManager {
       throw new Error(message);
     }
     return id;
+  }
+
+  /**
+   * For /api/health: embedded, nothing to check; distributed, whether the queue's datastore answers
+   * (within 3 s) and which workers announced themselves recently.
+   */
+  async queueHealth(): Promise<{ mode: "embedded" } | { mode: "distributed"; ok: boolean; backend: string; error?: string; workers: { id: string; host: string; executionProvider: string; running: number; concurrency: number }[] }> {
+    if (!this.bus || !(this.bus instanceof RelayEventBus)) return { mode: "embedded" };
+    const backend = this.queueUrl!.startsWith("redis") ? "redis" : "postgresql";
+    const workers = this.bus.liveWorkers().map((w) => ({ id: w.id, host: w.host, executionProvider: w.executionProvider, running: w.running, concurrency: w.concurrency }));
+    try {
+      await Promise.race([this.bus.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 3 s")), 3000).unref())]);
+      return { mode: "distributed", ok: true, backend, workers };
+    } catch (err) {
+      return { mode: "distributed", ok: false, backend, error: (err as Error).message, workers };
+    }
   }
 
   /** Cancels a queued run at once, or a running one at its next check (between nodes or inside a loop). */
@@ -421,6 +462,7 @@ export class RunManager {
   private deliver(event: RunEvent) {
     // Distributed: events of runs other processes queued arrive too; a retired run's stragglers are dropped.
     if (!this.active.has(event.runId) && this.finished.some((r) => r.id === event.runId)) return;
+    observeEvent(event);
     const run = this.track(event.runId);
     if (event.type === "started") run.status = "running";
     run.events.push(event);

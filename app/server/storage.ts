@@ -2,6 +2,7 @@ import path from "node:path";
 import { fileIdsIn, DiskStorage, parseS3Url, S3Storage } from "@/engine/storage";
 import type { FileAdoptingStorage } from "@/engine/uploads";
 import { dataDir } from "@/prisma/url";
+import { config } from "@/engine/config";
 
 let storage: DiskStorage | S3Storage | undefined;
 
@@ -11,7 +12,7 @@ let storage: DiskStorage | S3Storage | undefined;
  * region from the environment as the AWS SDK reads them; STUDIO_S3_ENDPOINT for an S3-compatible server).
  */
 export function fileStorage(): FileAdoptingStorage {
-  storage ??= makeStorage(process.env.STUDIO_ARTIFACTS?.trim());
+  storage ??= makeStorage(config().STUDIO_ARTIFACTS);
   return storage;
 }
 
@@ -22,7 +23,7 @@ function makeStorage(where: string | undefined): DiskStorage | S3Storage {
   // Loaded only when configured: most installs never touch S3.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const s3 = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
-  const endpoint = process.env.STUDIO_S3_ENDPOINT;
+  const endpoint = config().STUDIO_S3_ENDPOINT;
   const client = new s3.S3Client({ ...(endpoint ? { endpoint, forcePathStyle: true } : {}), region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1" });
   return new S3Storage(client, s3, bucket, prefix, path.join(dataDir(), "s3-cache"));
 }

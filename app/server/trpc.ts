@@ -1,4 +1,5 @@
 import { initTRPC, TRPCError } from "@trpc/server";
+import type { OpenApiMeta } from "trpc-to-openapi";
 import { isAdmin } from "./auth";
 import { redactPaths } from "./redact";
 
@@ -9,7 +10,8 @@ export interface Context {
   userId: string | null;
 }
 
-const t = initTRPC.context<Context>().create({
+// Procedures with `meta({ openapi })` are also served as the REST API under /api/v1 (routers/api.ts).
+const t = initTRPC.context<Context>().meta<OpenApiMeta>().create({
   // Every error message leaves without the server's absolute paths (and without a stack).
   errorFormatter: ({ shape }) => ({ ...shape, message: redactPaths(shape.message), data: { ...shape.data, stack: undefined } }),
 });

@@ -4,20 +4,16 @@
  * (STUDIO_EP: auto tries CUDA, then CPU). STUDIO_WORKER_CONCURRENCY runs at once (default 1);
  * STUDIO_WORKER_LOCK_MS is how long a silent worker keeps its runs before another takes them over.
  */
+import "./load-env";
 import type { RunEvent } from "@/engine/events";
 import { BullRunWorker, RelayEventBus } from "@/engine/queue/bullmq";
 import { describeRunMemory } from "@/engine/runtime/memory-format";
 import type { Workflow } from "@/engine/workflow/schema";
 import { db } from "./db";
 import { createExecutor, executeRun, queueUrl } from "./runs";
+import { config } from "@/engine/config";
+import { log } from "@/engine/log";
 
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
-  return n;
-}
 
 export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () => Promise<void> }> {
   const url = queueUrl();
@@ -27,37 +23,37 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
   const bus = new RelayEventBus({ url });
   await bus.ready();
   const publish = (event: RunEvent) => {
-    bus.publish(event).catch((err: unknown) => console.error(`run ${event.runId}: could not publish ${event.type}:`, (err as Error).message));
+    bus.publish(event).catch((err: unknown) => log().error({ runId: event.runId, event: event.type, error: (err as Error).message }, "could not publish an event"));
   };
 
   const worker = new BullRunWorker({
     url,
-    concurrency: positiveInt("STUDIO_WORKER_CONCURRENCY", 1),
-    lockMs: positiveInt("STUDIO_WORKER_LOCK_MS", 30_000),
-    stalledCheckMs: process.env.STUDIO_WORKER_STALLED_CHECK_MS ? positiveInt("STUDIO_WORKER_STALLED_CHECK_MS", 1) : undefined,
-    warmHandoffMs: process.env.STUDIO_WORKER_HANDOFF_MS !== undefined ? Number(process.env.STUDIO_WORKER_HANDOFF_MS) : undefined,
+    concurrency: config().STUDIO_WORKER_CONCURRENCY,
+    lockMs: config().STUDIO_WORKER_LOCK_MS,
+    stalledCheckMs: config().STUDIO_WORKER_STALLED_CHECK_MS,
+    warmHandoffMs: config().STUDIO_WORKER_HANDOFF_MS,
     executionProvider,
     async execute(run, signal, owned) {
       const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
       if (!row) throw new Error(`run ${run.runId} is not in the database`);
       if (row.status !== "queued" && row.status !== "running") return; // cancelled (or ended) before it reached us
-      console.log(`run ${run.runId}: started (attempt ${run.attempt})`);
+      log().info({ runId: run.runId, attempt: run.attempt }, "run taken");
       if (run.attempt > 1) {
         // The previous worker died mid-run: start over from a clean slate (cached outputs are still reused).
-        console.log(`run ${run.runId}: retrying (attempt ${run.attempt}) after its worker was lost`);
+        log().warn({ runId: run.runId, attempt: run.attempt }, "retrying after its worker was lost");
         await db().nodeRun.deleteMany({ where: { runId: run.runId } });
       }
       const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish, owned);
       // The run's memory was measured in this process (executeRun writes it to the Run row and the terminal event).
       const memory = "memory" in terminal && terminal.memory ? `, ${describeRunMemory(terminal.memory)}` : "";
-      console.log(`run ${run.runId}: ${owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)"}`);
+      log().info({ runId: run.runId }, owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)");
     },
   });
   bus.onCancelRequest((runId) => {
-    if (worker.cancel(runId)) console.log(`run ${runId}: cancel requested`);
+    if (worker.cancel(runId)) log().info({ runId }, "cancel requested");
   });
   await worker.ready();
-  console.log(`worker ${worker.id}: taking runs from ${new URL(url).protocol}//${new URL(url).host} on ${executionProvider}, concurrency ${worker.info().concurrency}`);
+  log().info({ worker: worker.id, queue: `${new URL(url).protocol}//${new URL(url).host}`, executionProvider, concurrency: worker.info().concurrency }, "worker taking runs");
 
   const stop = async () => {
     await worker.close();
@@ -75,14 +71,14 @@ if (process.argv[1] && /worker\.ts$/.test(process.argv[1])) {
       const onSignal = (signal: string) => {
         if (stopping) process.exit(1);
         stopping = true;
-        console.log(`${signal}: finishing running runs, then stopping`);
+        log().info({ signal }, "finishing running runs, then stopping");
         stop().then(() => process.exit(0), () => process.exit(1));
       };
       process.on("SIGINT", () => onSignal("SIGINT"));
       process.on("SIGTERM", () => onSignal("SIGTERM"));
     },
     (err: unknown) => {
-      console.error(`worker: ${(err as Error).message}`);
+      log().fatal({ error: (err as Error).message }, "worker could not start");
       process.exit(1);
     },
   );

@@ -1,7 +1,8 @@
 /**
  * Datasets: a set of inputs from a local folder or from a JSONL/CSV file, read as a stream of records.
  *
- * JSONL: one object per line. CSV: a header row, then one record per row (RFC 4180 quoting). Columns:
+ * JSONL: one object per line. CSV: a header row, then one record per row (RFC 4180 quoting, engine/csv-read.ts);
+ * either may start with a UTF-8 BOM. Columns:
  *   text (or prompt)      the prompt text
  *   image, audio, video   media paths relative to the file (never absolute, never outside its folder)
  *   task, label           optional grouping values
@@ -18,6 +19,8 @@ import { createReadStream, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { config } from "../config";
+import { readCSV } from "../csv-read";
 import { hashValue } from "../hash";
 import { PathEscapeError, resolveInside } from "../paths";
 import type { Storage } from "../node";
@@ -262,8 +265,9 @@ async function* jsonlRows(source: string): AsyncGenerator<RowResult> {
   const lines = createInterface({ input: createReadStream(source, "utf8"), crlfDelay: Infinity });
   let line = 0;
   let index = 0;
-  for await (const raw of lines) {
+  for await (const text of lines) {
     line++;
+    const raw = line === 1 ? text.replace(/^\uFEFF/, "") : text; // a UTF-8 BOM (Windows editors write one)
     if (raw.trim() === "") continue;
     let value: unknown;
     try {
@@ -280,59 +284,11 @@ async function* jsonlRows(source: string): AsyncGenerator<RowResult> {
   }
 }
 
-/** RFC 4180 rows from a stream of lines (quoted fields may hold commas, quotes "" and newlines). */
-async function* csvRecords(source: string): AsyncGenerator<{ line: number; cells: string[]; error?: string }> {
-  const lines = createInterface({ input: createReadStream(source, "utf8"), crlfDelay: Infinity });
-  let cells: string[] = [];
-  let cell = "";
-  let quoted = false;
-  let startLine = 0;
-  let line = 0;
-  let afterQuote = false;
-  let error: string | undefined;
-  for await (const raw of lines) {
-    line++;
-    if (!quoted) {
-      if (raw.trim() === "" ) continue;
-      startLine = line;
-      cells = [];
-      cell = "";
-      afterQuote = false;
-      error = undefined;
-    } else cell += "\n";
-    for (let i = 0; i < raw.length; i++) {
-      const ch = raw[i]!;
-      if (quoted) {
-        if (ch === '"') {
-          if (raw[i + 1] === '"') {
-            cell += '"';
-            i++;
-          } else {
-            quoted = false;
-            afterQuote = true;
-          }
-        } else cell += ch;
-      } else if (ch === ",") {
-        cells.push(cell);
-        cell = "";
-        afterQuote = false;
-      } else if (ch === '"' && cell === "" && !afterQuote) quoted = true;
-      else if (afterQuote) error ??= `unexpected text after a closing quote`;
-      else cell += ch;
-    }
-    if (!quoted) {
-      cells.push(cell);
-      yield { line: startLine, cells, ...(error ? { error } : {}) };
-    }
-  }
-  if (quoted) yield { line: startLine, cells: [], error: "a quoted field is never closed" };
-}
-
 async function* csvRows(source: string): AsyncGenerator<RowResult> {
   const baseDir = path.dirname(path.resolve(source));
   let header: string[] | undefined;
   let index = 0;
-  for await (const row of csvRecords(source)) {
+  for await (const row of readCSV(source)) {
     if (!header) {
       if (row.error) throw new DatasetError(`${source}: the header row is malformed (${row.error})`);
       header = row.cells.map((c) => c.trim().toLowerCase());
@@ -395,7 +351,7 @@ export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promi
 
 /** <STUDIO_DATA_DIR or ./data>: where user datasets (`datasets/`) and batch results (`batch/`) live. */
 export function studioDataDir(): string {
-  return path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATA_DIR ?? "data");
+  return path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
 }
 
 /** Where the batch RecordStore keeps per-record results. */
@@ -408,8 +364,8 @@ export const EXAMPLES_PREFIX = "examples/";
 /** Roots a workflow's Dataset node may read: the shipped samples and <data dir>/datasets (STUDIO_DATASETS_DIR). */
 export function datasetRoots(): { examples: string; user: string } {
   return {
-    examples: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
-    user: path.resolve(/*turbopackIgnore: true*/ process.env.STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
+    examples: path.resolve(/*turbopackIgnore: true*/ config().STUDIO_EXAMPLE_DATASETS_DIR ?? "app/examples/datasets"),
+    user: path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATASETS_DIR ?? path.join(studioDataDir(), "datasets")),
   };
 }
 

@@ -5,6 +5,7 @@ import type { RoutingMetrics } from "../routing/metrics";
 import { parseRecordGroup, type RoutingAggregate } from "../routing/aggregate";
 import { groupsBy } from "../routing/specialisation";
 import type { Workflow } from "../workflow/schema";
+import { toCSV, type CsvCell } from "../csv";
 
 export const SUMMARY_METRICS = ["meanK", "nullTokenShare", "sharedWeightShare", "loadCV", "maxVio", "jain", "entropy"] as const;
 export type SummaryMetric = (typeof SUMMARY_METRICS)[number];
@@ -72,23 +73,22 @@ export function aggregateExport(agg: RoutingAggregate, meta: ExportMeta) {
 }
 export type AggregateExport = ReturnType<typeof aggregateExport>;
 
-const csvCell = (v: string | number) => (typeof v === "number" ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-
 /**
  * Long-format CSV: per task ("*" = all records) and layer, each dynamic expert's selections and token
- * share (Fig. 7), then each k's token count and share (Fig. 8). Fingerprints in leading # lines.
+ * share (Fig. 7), then each k's token count and share (Fig. 8). Fingerprints in leading # lines. Task
+ * names are the dataset's text: defused like every text cell (engine/csv.ts).
  */
 export function aggregateCSV(agg: RoutingAggregate, meta: Pick<ExportMeta, "workflowFingerprint" | "datasetFingerprint">): string {
-  const lines = [`# workflow_fingerprint=${meta.workflowFingerprint}`, `# dataset_fingerprint=${meta.datasetFingerprint}`, "task,layer,figure,key,role,count,share"];
+  const rows: CsvCell[][] = [["task", "layer", "figure", "key", "role", "count", "share"]];
   const scopes: [string, RoutingMetrics][] = [["*", agg.metrics()]];
   for (const [task, groups] of groupsBy(agg, "task")) scopes.push([task, agg.metrics({ group: groups })]);
   for (const [task, m] of scopes) {
     for (const l of m.layers) {
-      m.experts.dynamic.forEach((e, d) => lines.push([task, l.layer, "expert-share", e.name, e.role, l.selectionCounts[d]!, l.tokenShare[d]!].map(csvCell).join(",")));
-      l.kCounts.forEach((n, k) => lines.push([task, l.layer, "k", String(k), "", n, l.kShare[k]!].map(csvCell).join(",")));
+      m.experts.dynamic.forEach((e, d) => rows.push([task, l.layer, "expert-share", e.name, e.role, l.selectionCounts[d]!, l.tokenShare[d]!]));
+      l.kCounts.forEach((n, k) => rows.push([task, l.layer, "k", k, "", n, l.kShare[k]!]));
     }
   }
-  return lines.join("\n") + "\n";
+  return toCSV(rows, { comments: [`workflow_fingerprint=${meta.workflowFingerprint}`, `dataset_fingerprint=${meta.datasetFingerprint}`] });
 }
 
 export { parseRecordGroup };

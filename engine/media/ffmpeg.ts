@@ -1,13 +1,16 @@
 /**
  * ffmpeg as a subprocess: audio decoding to 16 kHz mono float32, video probing and 1-fps frame sampling
- * (PAPER.md §3–4). The binary is the static build shipped inside @ffmpeg-installer/ffmpeg (no download at
- * install time); env STUDIO_FFMPEG overrides it. Always spawned with an argument array (never a shell),
+ * (PAPER.md §3–4); probing with ffprobe's JSON output. The binaries are the system's on PATH when there,
+ * else the static builds shipped inside @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (no
+ * download at install time); STUDIO_FFMPEG / STUDIO_FFPROBE choose (toolPath). Always spawned with an argument array (never a shell),
  * with a timeout, stderr captured into the error, and killed when the AbortSignal fires.
  */
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
+import { accessSync, constants, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import { config } from "../config";
 
 export class MediaDecodeError extends Error {
   constructor(message: string) {
@@ -16,21 +19,53 @@ export class MediaDecodeError extends Error {
   }
 }
 
-let cachedPath: string | undefined;
+export type MediaTool = "ffmpeg" | "ffprobe";
 
-/** The ffmpeg executable: env STUDIO_FFMPEG, else the binary from @ffmpeg-installer/ffmpeg. */
-export function ffmpegPath(): string {
-  const override = process.env.STUDIO_FFMPEG;
-  if (override) return override;
-  if (cachedPath) return cachedPath;
+const PACKAGE: Record<MediaTool, string> = { ffmpeg: "@ffmpeg-installer/ffmpeg", ffprobe: "@ffprobe-installer/ffprobe" };
+const resolved = new Map<string, string>();
+
+/** An executable named `name` on PATH, or undefined. */
+export function onPath(name: string, pathVar = process.env.PATH ?? ""): string | undefined {
+  for (const dir of pathVar.split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      if (statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function bundled(tool: MediaTool): string {
   try {
     // Resolved from the project root at run time (as engine/runtime/pool.ts does), not through the bundler.
     const req = createRequire(path.join(process.cwd(), "index.js"));
-    cachedPath = (req("@ffmpeg-installer/ffmpeg") as { path: string }).path;
+    return (req(PACKAGE[tool]) as { path: string }).path;
   } catch (err) {
-    throw new Error(`ffmpeg is not available: install @ffmpeg-installer/ffmpeg or set STUDIO_FFMPEG (${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`${tool} is not available: install it (e.g. apt-get install ffmpeg) or ${PACKAGE[tool]}, or set STUDIO_${tool.toUpperCase()} (${err instanceof Error ? err.message : String(err)})`);
   }
-  return cachedPath;
+}
+
+/**
+ * The executable for `tool`, from STUDIO_FFMPEG / STUDIO_FFPROBE: `auto` (default) = the system's on
+ * PATH (a current build, with the system's codecs), else the one shipped in the npm package (a static
+ * build, always there); `bundled` = the npm one; anything else = that path.
+ */
+export function toolPath(tool: MediaTool): string {
+  const setting = tool === "ffmpeg" ? config().STUDIO_FFMPEG : config().STUDIO_FFPROBE;
+  if (setting !== "auto" && setting !== "bundled") return setting;
+  const key = `${tool}|${setting}|${process.env.PATH ?? ""}`;
+  let found = resolved.get(key);
+  if (!found) resolved.set(key, (found = (setting === "auto" ? onPath(tool) : undefined) ?? bundled(tool)));
+  return found;
+}
+
+/** The ffmpeg executable (see toolPath). */
+export function ffmpegPath(): string {
+  return toolPath("ffmpeg");
 }
 
 export interface RunOptions {
@@ -51,14 +86,18 @@ const STDERR_KEEP = 64 * 1024;
 
 /** Runs ffmpeg with `args`; resolves whatever the exit code (callers judge), rejects on spawn failure, timeout or abort. */
 export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return runTool("ffmpeg", ["-nostdin", "-hide_banner", ...args], opts);
+}
+
+function runTool(tool: MediaTool, args: readonly string[], opts: RunOptions): Promise<RunResult> {
   const { signal, timeoutMs = 120_000, maxStdoutBytes = 1 << 30 } = opts;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason instanceof Error ? signal.reason : new Error("cancelled"));
       return;
     }
-    const bin = ffmpegPath();
-    const child = spawn(bin, ["-nostdin", "-hide_banner", ...args], { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
+    const bin = toolPath(tool);
+    const child = spawn(/*turbopackIgnore: true*/ bin, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
     const out: Buffer[] = [];
     let outBytes = 0;
     let stderr = "";
@@ -68,7 +107,7 @@ export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promi
       if (!failure) failure = why;
       child.kill("SIGKILL");
     };
-    const timer = setTimeout(() => kill(new MediaDecodeError(`ffmpeg took longer than ${Math.round(timeoutMs / 1000)} s and was stopped`)), timeoutMs);
+    const timer = setTimeout(() => kill(new MediaDecodeError(`${tool} took longer than ${Math.round(timeoutMs / 1000)} s and was stopped`)), timeoutMs);
     const onAbort = () => kill(signal!.reason instanceof Error ? signal!.reason : new Error("cancelled"));
     signal?.addEventListener("abort", onAbort, { once: true });
     const finish = (fn: () => void) => {
@@ -80,7 +119,7 @@ export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promi
     };
     child.stdout.on("data", (chunk: Buffer) => {
       outBytes += chunk.length;
-      if (outBytes > maxStdoutBytes) kill(new MediaDecodeError(`ffmpeg produced more than ${maxStdoutBytes} bytes; refusing`));
+      if (outBytes > maxStdoutBytes) kill(new MediaDecodeError(`${tool} produced more than ${maxStdoutBytes} bytes; refusing`));
       else out.push(chunk);
     });
     child.stderr.on("data", (chunk: Buffer) => {
@@ -89,7 +128,7 @@ export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promi
     });
     child.on("error", (err: NodeJS.ErrnoException) => {
       finish(() =>
-        reject(err.code === "ENOENT" ? new Error(`ffmpeg was not found at ${bin} (set STUDIO_FFMPEG or install @ffmpeg-installer/ffmpeg)`) : err),
+        reject(err.code === "ENOENT" ? new Error(`${tool} was not found at ${bin} (set STUDIO_${tool.toUpperCase()} or install ${PACKAGE[tool]})`) : err),
       );
     });
     child.on("close", (code) => {
@@ -156,51 +195,46 @@ export interface VideoProbe {
   hasAudio: boolean;
 }
 
-function parseClock(s: string): number {
-  const m = /^(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(s);
-  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : NaN;
+/** The parts of `ffprobe -print_format json -show_format -show_streams` read here. */
+export interface FfprobeJson {
+  format?: { duration?: string };
+  streams?: { codec_type?: string; width?: number; height?: number; duration?: string; disposition?: { attached_pic?: number } }[];
 }
 
-/** Parses `ffmpeg -i` stderr (no ffprobe needed). Exported for tests. */
-export function parseProbe(stderr: string): { durationSec: number | null; width: number; height: number; hasVideo: boolean; hasAudio: boolean } {
-  const dur = /Duration:\s*([0-9:.]+|N\/A)/.exec(stderr);
-  const d = dur && dur[1] !== "N/A" ? parseClock(dur[1]!) : NaN;
-  let width = 0;
-  let height = 0;
-  let hasVideo = false;
-  let hasAudio = false;
-  for (const line of stderr.split(/\r?\n/)) {
-    if (!/^\s*Stream #/.test(line)) continue;
-    if (/:\s*Video:/.test(line) && !/attached pic/.test(line)) {
-      if (!hasVideo) {
-        const size = /\b(\d{2,5})x(\d{2,5})\b/.exec(line.replace(/\b0x[0-9a-f]+/gi, ""));
-        if (size) {
-          width = Number(size[1]);
-          height = Number(size[2]);
-        }
-      }
-      hasVideo = true;
-    } else if (/:\s*Audio:/.test(line)) hasAudio = true;
+/** Duration, size and audio presence from ffprobe's JSON (a cover picture is not a video stream). Exported for tests. */
+export function parseProbe(json: FfprobeJson): { durationSec: number | null; width: number; height: number; hasVideo: boolean; hasAudio: boolean } {
+  const streams = json.streams ?? [];
+  const video = streams.find((st) => st.codec_type === "video" && !st.disposition?.attached_pic);
+  const seconds = (v: string | undefined) => (v !== undefined && Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : null);
+  return {
+    durationSec: seconds(json.format?.duration) ?? seconds(video?.duration),
+    width: video?.width ?? 0,
+    height: video?.height ?? 0,
+    hasVideo: !!video,
+    hasAudio: streams.some((st) => st.codec_type === "audio"),
+  };
+}
+
+async function ffprobe(file: string, args: string[], opts: RunOptions): Promise<unknown> {
+  const r = await runTool("ffprobe", ["-v", "error", "-print_format", "json", ...args, file], { timeoutMs: 30_000, ...opts });
+  if (r.code !== 0) throw new MediaDecodeError(`the video could not be decoded: ${ffmpegReason(r.stderr)}`);
+  try {
+    return JSON.parse(r.stdout.toString("utf8"));
+  } catch {
+    throw new MediaDecodeError("the video could not be decoded: ffprobe gave no readable description");
   }
-  return { durationSec: Number.isFinite(d) ? d : null, width, height, hasVideo, hasAudio };
 }
 
-/** Duration, size and whether there is an audio track; clear error for corrupt or video-less files. */
+/** Duration, size and whether there is an audio track (ffprobe's JSON); clear error for corrupt or video-less files. */
 export async function probeVideo(file: string, opts: RunOptions = {}): Promise<VideoProbe> {
   await checkFile(file, "video");
-  const r = await runFfmpeg(["-i", file], { timeoutMs: 30_000, ...opts });
-  // `ffmpeg -i` alone always exits 1 ("At least one output file must be specified"); judge by the text.
-  const p = parseProbe(r.stderr);
-  if (!/Input #0/.test(r.stderr) || !p.hasVideo) {
-    const reason = /Input #0/.test(r.stderr) ? "it has no video stream" : ffmpegReason(r.stderr);
-    throw new MediaDecodeError(`the video could not be decoded: ${reason}`);
-  }
+  const p = parseProbe((await ffprobe(file, ["-show_format", "-show_streams"], opts)) as FfprobeJson);
+  if (!p.hasVideo) throw new MediaDecodeError("the video could not be decoded: it has no video stream");
   let durationSec = p.durationSec;
-  if (durationSec === null || durationSec <= 0) {
-    // No duration in the container (e.g. some WebM): decode through and read the last time=.
-    const full = await runFfmpeg(["-i", file, "-map", "0:v:0", "-f", "null", "-"], { timeoutMs: 300_000, ...opts });
-    const times = [...full.stderr.matchAll(/time=\s*([0-9:.]+)/g)].map((m) => parseClock(m[1]!)).filter(Number.isFinite);
-    durationSec = times.length ? times[times.length - 1]! : 0;
+  if (durationSec === null) {
+    // No duration in the container or stream (e.g. some WebM): the end of the last video packet.
+    const packets = ((await ffprobe(file, ["-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time"], { timeoutMs: 300_000, ...opts })) as { packets?: { pts_time?: string; duration_time?: string }[] }).packets ?? [];
+    durationSec = packets.reduce((end, k) => Math.max(end, Number(k.pts_time ?? 0) + Number(k.duration_time ?? 0)), 0);
   }
   if (!(durationSec > 0)) throw new MediaDecodeError("the video could not be decoded: it has zero length");
   if (!(p.width > 0 && p.height > 0)) throw new MediaDecodeError("the video could not be decoded: its frame size is unknown");

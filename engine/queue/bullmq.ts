@@ -1,4 +1,5 @@
 import os from "node:os";
+import { log } from "../log";
 import { createPostgresBackend, createPostgresRelayBackend, Queue, QueueEvents, Relay, WaitingError, Worker, type Job } from "bullmq";
 import type { RunEvent } from "../events";
 import type { EventBus, LostRun, QueuedRun, RunQueue } from "./types";
@@ -166,6 +167,7 @@ export class RelayEventBus implements EventBus {
   private readonly topic: string;
   private readonly eventListeners = new Set<(e: RunEvent) => void>();
   private readonly cancelListeners = new Set<(runId: string) => void>();
+  private readonly workers = new Map<string, WorkerInfo & { seenAt: number }>();
   private readonly subscribed: Promise<unknown>;
   private sending: Promise<unknown> = Promise.resolve();
 
@@ -173,13 +175,18 @@ export class RelayEventBus implements EventBus {
     const name = options.name ?? "studio-runs";
     this.topic = name;
     this.relay = makeRelay(queueBackend(options.url), name);
-    this.relay.on("error", (err: Error) => console.error(`run events: ${err.message}`));
+    this.relay.on("error", (err: Error) => log().error({ error: err.message }, "run events relay"));
     this.subscribed = Promise.all([
       this.relay.subscribe<RunEvent>(`${name}.events`, (m) => {
         for (const l of this.eventListeners) l(m.data);
       }),
       this.relay.subscribe<string>(`${name}.cancel`, (m) => {
         for (const l of this.cancelListeners) l(m.data);
+      }),
+      // Workers announce themselves at half their lock period (BullRunWorker.announce); running < 0 = leaving.
+      this.relay.subscribe<WorkerInfo>(`${name}.workers`, (m) => {
+        if (m.data.running < 0) this.workers.delete(m.data.id);
+        else this.workers.set(m.data.id, { ...m.data, seenAt: Date.now() });
       }),
     ]);
   }
@@ -203,6 +210,16 @@ export class RelayEventBus implements EventBus {
 
   async requestCancel(runId: string): Promise<void> {
     await this.relay.publish(`${this.topic}.cancel`, runId);
+  }
+
+  /** Workers heard from within `maxAgeMs` (their announcements come every half lock period, 15 s by default). */
+  liveWorkers(maxAgeMs = 45_000, now = Date.now()): WorkerInfo[] {
+    return [...this.workers.values()].filter((w) => now - w.seenAt <= maxAgeMs).map(({ seenAt: _, ...w }) => w);
+  }
+
+  /** Round trip to the queue's datastore (Redis or PostgreSQL), for health checks; throws when it is unreachable. */
+  async ping(): Promise<void> {
+    await this.relay.publish(`${this.topic}.ping`, Date.now());
   }
 
   onCancelRequest(listener: (runId: string) => void): () => void {
@@ -276,7 +293,7 @@ export class BullRunWorker {
     this.lockMs = options.lockMs ?? 30_000;
     this.topic = `${name}.workers`;
     this.relay = makeRelay(backend, name);
-    this.relay.on("error", (err: Error) => console.error(`worker ${this.id}: relay: ${err.message}`));
+    this.relay.on("error", (err: Error) => log().error({ worker: this.id, error: err.message }, "relay"));
     this.subscribed = this.relay.subscribe<WorkerInfo>(this.topic, (m) => {
       const known = this.peers.has(m.data.id);
       if (m.data.running < 0) this.peers.delete(m.data.id); // a worker that left
@@ -295,7 +312,7 @@ export class BullRunWorker {
         maxStalledCount: 1,
       }),
     );
-    this.worker.on("error", (err) => console.error(`worker ${this.id}:`, err.message));
+    this.worker.on("error", (err) => log().error({ worker: this.id, error: err.message }, "worker error"));
     this.worker.on("lockRenewalFailed", (jobIds: string[]) => {
       for (const id of jobIds) {
         this.lockLost.add(id);
@@ -337,7 +354,7 @@ export class BullRunWorker {
       try {
         await this.relay.publish(this.topic, { ...this.info(), ...(running === undefined ? {} : { running }) });
       } catch (err) {
-        console.error(`worker ${this.id}: heartbeat failed:`, (err as Error).message);
+        log().error({ worker: this.id, error: (err as Error).message }, "heartbeat failed");
       }
     });
     return this.announcing;
@@ -360,7 +377,7 @@ export class BullRunWorker {
     const { runId, models } = job.data;
     const handoffMs = this.options.warmHandoffMs ?? 300;
     if (handoffMs > 0 && this.wantsHandOff(job)) {
-      console.log(`worker ${this.id}: run ${runId} handed back for a worker that holds ${models.join(", ")} warm`);
+      log().info({ worker: this.id, runId, models }, "run handed back for a worker that holds its models warm");
       await job.updateData({ ...job.data, deferredBy: this.id });
       await job.moveToWait(token);
       await new Promise((r) => setTimeout(r, handoffMs));

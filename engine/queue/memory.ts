@@ -1,3 +1,4 @@
+import { log } from "../log";
 import { byQueueOrder, type QueuedRun, type RunQueue } from "./types";
 
 interface Entry extends QueuedRun {
@@ -65,7 +66,7 @@ export class MemoryRunQueue implements RunQueue {
       const { runId, priority, models } = this.entries.shift()!;
       this.running++;
       void this.execute({ runId, priority, models })
-        .catch((err: unknown) => console.error(`run ${runId}: the queue's executor threw:`, err))
+        .catch((err: unknown) => log().error({ runId, err }, "the queue's executor threw"))
         .finally(() => {
           this.running--;
           this.pump();

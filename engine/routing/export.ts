@@ -18,15 +18,17 @@
  *
  * CSV: one row per token × layer (token-major), header
  *   token,text,modality,phase,layer,k,top_expert,w:<expert name>… (one weight column per expert, column order)
- * top_expert = name of the selected dynamic expert with the largest weight (empty if none). Fields with
- * a comma, quote, CR or LF are quoted (RFC 4180); text starting with = + - @ TAB or CR gets a leading '
- * so spreadsheets do not run it as a formula (option `escapeFormulas`, default on).
+ * top_expert = name of the selected dynamic expert with the largest weight (empty if none). Written with
+ * csv-stringify (engine/csv.ts): fields with a comma, quote, CR or LF are quoted (RFC 4180); text starting
+ * with = + - @ TAB or CR gets a leading ' so spreadsheets do not run it as a formula (option
+ * `escapeFormulas`, default on).
  */
 import { z } from "zod";
 import type { LayerTrace, RoutingTrace } from "../trace";
 import { expertLayout } from "./core";
 import { checkShapes } from "./metrics";
 import { formatIssues, parseJSON } from "./json";
+import { toCSV, type CsvCell } from "../csv";
 
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact doubles
 
@@ -53,10 +55,6 @@ export function float32Shortest(v: number): number {
     if (Math.fround(r) === v) return r;
   }
   return Number(v.toPrecision(9));
-}
-
-function float32Text(v: number): string {
-  return String(float32Shortest(v));
 }
 
 type JsonLogit = number | "Infinity" | "-Infinity" | "NaN";
@@ -237,23 +235,13 @@ export interface CsvOptions {
   eol?: string;
 }
 
-function csvField(s: string, escapeFormulas: boolean): string {
-  let v = s;
-  if (escapeFormulas && /^[=+\-@\t\r]/.test(v)) v = `'${v}`;
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
 /** One CSV row per token × layer (token-major), see the header comment for the columns. */
 export function traceToCSV(trace: RoutingTrace, options: CsvOptions = {}): string {
   checkShapes(trace);
-  const esc = options.escapeFormulas ?? true;
-  const eol = options.eol ?? "\n";
   const E = trace.experts.length;
   const lay = expertLayout(trace.experts);
-  const names = trace.experts.map((e) => csvField(e.name, esc));
-  const lines: string[] = [["token", "text", "modality", "phase", "layer", "k", "top_expert", ...trace.experts.map((e) => csvField(`w:${e.name}`, esc))].join(",")];
+  const rows: CsvCell[][] = [["token", "text", "modality", "phase", "layer", "k", "top_expert", ...trace.experts.map((e) => `w:${e.name}`)]];
   trace.tokens.forEach((t, n) => {
-    const head = `${n},${csvField(t.text, esc)},${csvField(t.modality, esc)},${csvField(t.phase, esc)}`;
     trace.layers.forEach((l, li) => {
       const b = n * E;
       let best = -1;
@@ -265,10 +253,10 @@ export function traceToCSV(trace: RoutingTrace, options: CsvOptions = {}): strin
           best = c;
         }
       }
-      const ws: string[] = new Array(E);
-      for (let c = 0; c < E; c++) ws[c] = float32Text(l.weights[b + c]!);
-      lines.push(`${head},${li},${l.k[n]},${best >= 0 ? names[best] : ""},${ws.join(",")}`);
+      const row: CsvCell[] = [n, t.text, t.modality, t.phase, li, l.k[n]!, best >= 0 ? trace.experts[best]!.name : ""];
+      for (let c = 0; c < E; c++) row.push(float32Shortest(l.weights[b + c]!));
+      rows.push(row);
     });
   });
-  return lines.join(eol) + eol;
+  return toCSV(rows, { defuseText: options.escapeFormulas ?? true, eol: options.eol });
 }

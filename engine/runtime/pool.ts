@@ -60,11 +60,11 @@ export class SessionPool implements Runtime {
   private readonly byProvider: Record<ExecutionProvider, number> = { cuda: 0, cpu: 0 };
 
   constructor(options: SessionPoolOptions = {}) {
-    this.preference = parseEpPreference(options.executionProvider ?? process.env.STUDIO_EP);
+    this.preference = parseEpPreference(options.executionProvider);
     this.intraOpNumThreads = options.intraOpNumThreads ?? defaultIntraOpThreads();
     this.budgetBytes = options.memoryBudgetBytes ?? 2 * 1024 ** 3;
     this.estimate = options.estimateSessionBytes ?? ((n) => Math.ceil(n * 1.5));
-    this.modelsDir = options.modelsDir ? path.resolve(options.modelsDir) : undefined;
+    this.modelsDir = options.modelsDir ? path.resolve(/*turbopackIgnore: true*/ options.modelsDir) : undefined;
   }
 
   async resolveExecutionProvider(): Promise<ExecutionProvider> {

@@ -23,6 +23,7 @@ import {
 } from "./errors";
 import { inputsToJson, parseOutputJson } from "./marshal";
 import { sandboxWorkerMain, type JobFailure, type JobReply, type JobRequest, type WorkerMessage } from "./worker-main";
+import { config } from "../config";
 
 export * from "./errors";
 
@@ -82,6 +83,7 @@ export async function runScript(options: RunScriptOptions): Promise<RunScriptRes
     maxLogChars: MAX_LOG_CHARS,
     seed: options.seed ?? 1,
   };
+  const pool = sandboxPool();
   const worker = await pool.acquire(signal);
   let reply: JobReply;
   try {
@@ -307,4 +309,6 @@ class SandboxPool {
   }
 }
 
-const pool = new SandboxPool(Math.max(1, Number(process.env.STUDIO_SCRIPT_WORKERS ?? 2)));
+let shared: SandboxPool | undefined;
+/** Created on first use, so the setting is read after start-up has loaded and checked the environment. */
+const sandboxPool = () => (shared ??= new SandboxPool(config().STUDIO_SCRIPT_WORKERS));

@@ -20,6 +20,7 @@
  * a constant that does not fit (e.g. the -1e30 masking value) keeps its op in fp32.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { config, parseSetting } from "@/engine/config";
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
@@ -302,16 +303,14 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   return { model: out, convert: convert.filter((c) => final.has(c.tensor.name!)).map((c) => ({ ...c, tensor: final.get(c.tensor.name!)! })) };
 }
 
-/** Parses STUDIO_COMPUTE_DTYPE (fp32 | fp16; empty = follow the provider). */
-export function parseComputeDtype(setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype | undefined {
-  const v = (setting ?? "").trim().toLowerCase();
-  if (v === "" || v === "auto") return undefined;
-  if (v === "fp32" || v === "fp16") return v;
-  throw new Error(`STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "${setting}")`);
+/** STUDIO_COMPUTE_DTYPE (fp32 | fp16; empty or auto = follow the provider): the given setting, else the environment's. */
+export function parseComputeDtype(setting?: string): ComputeDtype | undefined {
+  const v = setting === undefined ? config().STUDIO_COMPUTE_DTYPE : parseSetting("STUDIO_COMPUTE_DTYPE", setting);
+  return v === "auto" ? undefined : v;
 }
 
 /** The dtype an imported model computes in on `provider`: fp16 on CUDA, fp32 on CPU, unless STUDIO_COMPUTE_DTYPE says otherwise. */
-export function computeDtypeFor(provider: ExecutionProvider, setting: string | undefined = process.env.STUDIO_COMPUTE_DTYPE): ComputeDtype {
+export function computeDtypeFor(provider: ExecutionProvider, setting?: string): ComputeDtype {
   return parseComputeDtype(setting) ?? (provider === "cuda" ? "fp16" : "fp32");
 }
 

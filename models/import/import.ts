@@ -15,7 +15,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { hashFilesWithProgress, removeStaleBuilds } from "../model-dir";
+import { removeStaleBuilds } from "../model-dir";
+import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
 import { paramNames } from "../config";
@@ -104,8 +105,10 @@ export interface BuildStats {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
+/** The folder's name; for a Hugging Face cache snapshot, the repo's name (not the commit hash). */
 function defaultName(srcDir: string): string {
-  const base = path.basename(path.resolve(srcDir)).replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+  const snapshot = snapshotOf(srcDir);
+  const base = (snapshot ? snapshot.repoId.split("/")[1]! : path.basename(path.resolve(srcDir))).replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
   return base || "model";
 }
 
@@ -150,8 +153,8 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const map = mapCheckpoint(srcDir, weights, opts.family);
     assertComplete(map, srcDirIn);
     const root = opts.root ?? modelsDir();
-    const familyDir = path.join(root, map.family.name);
-    const dest = path.join(familyDir, name);
+    const familyDir = path.join(/*turbopackIgnore: true*/ root, map.family.name);
+    const dest = path.join(/*turbopackIgnore: true*/ familyDir, name);
     const ref = `${map.family.name}/${name}`;
     const files = checkpointFiles(srcDir);
     const shapes = moeLlmParamShapes(map.config);
@@ -163,14 +166,14 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     try {
       // the content hash re-reads every checkpoint file (its own "hashing" phase): it names the build to resume
       const h0 = performance.now();
-      const sourceHash = hashFilesWithProgress(srcDir, files, (read, total) => {
+      const sourceHash = checkpointSourceHash(srcDir, files, (read, total) => {
         const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
         opts.onProgress?.({ phase: "hashing", bytes: read, totalBytes: total, etaSeconds: read > 0 ? (total - read) / rate : undefined });
       });
       const partial = partialDir(familyDir, name, { sourceHash, dtype, family: map.family.name, version: IMPORT_VERSION });
       removeStaleBuilds(familyDir, name);
       removeOtherPartials(familyDir, name, partial);
-      const existing = existsSync(dest) ? readManifest(dest) : undefined;
+      const existing = existsSync(/*turbopackIgnore: true*/ dest) ? readManifest(dest) : undefined;
       if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
         opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
         return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };

@@ -16,7 +16,7 @@ import { parseEpPreference } from "@/engine/runtime/providers";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { hashModelFiles } from "../model-dir";
+import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder } from "./external-graph";
@@ -43,7 +43,7 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   if (existsSync(file)) return file;
   const src = manifest.sourceDir;
   if (!existsSync(src)) throw new Error(`this graph variant is built from the checkpoint the model was imported from, and ${src} is gone; import it again`);
-  if (hashModelFiles(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
+  if (sourceHash(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
   const tmp = path.join(dir, "variants", `.${key}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   mkdirSync(tmp, { recursive: true });
   const weights = new SafetensorsWeights(src);
@@ -115,7 +115,7 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
 /** The (cached) session of an imported model's graph file. */
 export function importedSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
   // one session per graph file and STUDIO_COMPUTE_DTYPE setting (keys start with the file: see loadedSessions)
-  const key = `${file}|${process.env.STUDIO_COMPUTE_DTYPE ?? ""}`;
+  const key = `${file}|${parseComputeDtype() ?? ""}`;
   let s = sessions.get(key);
   if (!s) {
     s = createSession(ref, file, config);

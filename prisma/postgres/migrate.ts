@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Client } from "pg";
+import { config } from "../../engine/config";
 
 export const POSTGRES_MIGRATIONS = path.join(__dirname, "migrations");
 
@@ -45,7 +46,7 @@ export async function migratePostgres(url: string, log: (line: string) => void =
 }
 
 if (require.main === module) {
-  const url = process.env.DATABASE_URL;
+  const url = config().DATABASE_URL;
   if (!url) {
     console.error("set DATABASE_URL=postgresql://…");
     process.exit(1);

@@ -1,22 +1,7 @@
 import { expect, test, type Browser, type Page } from "@playwright/test";
-import { AUTH_BASE_URL, save } from "./helpers";
+import { AUTH_BASE_URL, save, signUp } from "./helpers";
 
 // Against the second server (accounts on, sign-up open): two people in two browser contexts.
-
-async function signUp(browser: Browser, name: string, password: string): Promise<Page> {
-  const context = await browser.newContext({ baseURL: AUTH_BASE_URL });
-  const page = await context.newPage();
-  await page.goto("/");
-  await expect(page).toHaveURL(/\/login\?next=%2F$/);
-  const create = page.getByRole("button", { name: "Create an account" });
-  if (await create.isVisible()) await create.click(); // not shown for the very first account
-  await page.getByLabel("User name").fill(name);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(`${AUTH_BASE_URL}/`);
-  await expect(page.getByTestId("account-name")).toHaveText(name);
-  return page;
-}
 
 test("with accounts on, one user's workflow is invisible to another", async ({ browser }) => {
   const alice = await signUp(browser, "alice", "alice-password");

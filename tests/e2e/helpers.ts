@@ -1,4 +1,4 @@
-import { expect, type Page } from "@playwright/test";
+import { expect, type Browser, type Page } from "@playwright/test";
 
 /** The second e2e server: accounts on (STUDIO_AUTH=on), self sign-up open, its own data dir. */
 export const AUTH_BASE_URL = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3100) + 1}`;
@@ -57,4 +57,20 @@ export async function exportDocument(page: Page): Promise<Record<string, unknown
 
 export async function save(page: Page): Promise<void> {
   await page.getByRole("button", { name: "Save", exact: true }).click();
+}
+
+/** Creates an account on the accounts-on server in a fresh browser context; returns its logged-in page. */
+export async function signUp(browser: Browser, name: string, password: string): Promise<Page> {
+  const context = await browser.newContext({ baseURL: AUTH_BASE_URL });
+  const page = await context.newPage();
+  await page.goto("/");
+  await expect(page).toHaveURL(/\/login\?next=%2F$/);
+  const create = page.getByRole("button", { name: "Create an account" });
+  if (await create.isVisible()) await create.click(); // not shown for the very first account
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(`${AUTH_BASE_URL}/`);
+  await expect(page.getByTestId("account-name")).toHaveText(name);
+  return page;
 }

@@ -34,7 +34,8 @@ test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token ho
   // The routed experts carry load at layer 3 before the intervention.
   const before = Number(await dialog.getByTestId("share-L3-E1").textContent());
   expect(before).toBeGreaterThan(0);
-  await dialog.getByRole("button", { name: "Close inspector" }).click();
+  await page.keyboard.press("Escape"); // closes the inspector, as every dialog
+  await expect(dialog).toHaveCount(0);
 
   // Ban E1 at layer 3 and re-run: only the LLM and the inspector run again; E1’s share at L3 is zero.
   const rules = page.getByTestId("node-llm").getByTestId("interventions");

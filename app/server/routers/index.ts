@@ -1,6 +1,8 @@
 import { catalogInfo } from "../catalog";
 import { effectiveDefaults } from "../model-defaults";
 import { publicProcedure, router } from "../trpc";
+import { apiRouter } from "./api";
+import { tokensRouter } from "./tokens";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
@@ -16,6 +18,8 @@ export const appRouter = router({
   provenance: provenanceRouter,
   history: historyRouter,
   share: shareRouter,
+  api: apiRouter,
+  tokens: tokensRouter,
 });
 
 export type AppRouter = typeof appRouter;

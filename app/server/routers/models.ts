@@ -9,6 +9,7 @@ import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
+import { hfCacheDir, listHfCache } from "@/models/import/hf-cache";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
@@ -17,6 +18,7 @@ import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defau
 import { displayPath, importRoots, redactPaths } from "../redact";
 import { authEnabled, isAdmin } from "../auth";
 import { adminProcedure, protectedProcedure, router } from "../trpc";
+import { config } from "@/engine/config";
 
 /**
  * A checkpoint folder named as the Models page names it: `<import folder label>/<path inside it>` (never
@@ -131,7 +133,8 @@ export const modelsRouter = router({
         rows.push({
           ...base,
           built: true,
-          family: manifest?.family ?? String(m.config.model_type),
+          // The folder the model lives in names its family, the same spelling the model ref and the node lists use.
+          family: ref.split("/")[0]!,
           label: seeded ? "seeded, untrained" : manifest ? "imported" : "local",
           parameters: counts.total,
           activeParameters: counts.active,
@@ -152,9 +155,12 @@ export const modelsRouter = router({
     }
     return { models: rows, importRoots: importRoots().map((r) => r.label), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem(), admin: await isAdmin(ctx.userId), ownDefaults: own };
   }),
-  /** Checkpoint folders (with a config.json) inside the import folders, up to two levels deep. */
+  /**
+   * Checkpoint folders (with a config.json) inside the import folders, up to two levels deep, then the
+   * Hugging Face cache's snapshots by repo id and revision (complete ones only).
+   */
   browse: adminProcedure.query(() => {
-    const found: { dir: string; modelType: string | null }[] = [];
+    const found: { dir: string; modelType: string | null; repoId?: string; revision?: string; refs?: string[] }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
       try {
@@ -173,7 +179,9 @@ export const modelsRouter = router({
       }
       if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
     };
-    for (const r of importRoots()) visit(r.dir, 2);
+    const hf = config().STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? realpathSync(hfCacheDir()) : undefined;
+    for (const r of importRoots()) if (r.dir !== hf) visit(r.dir, 2);
+    for (const c of listHfCache()) if (!c.missing.length) found.push({ dir: displayPath(c.dir), modelType: c.modelType, repoId: c.repoId, revision: c.revision, refs: c.refs });
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */

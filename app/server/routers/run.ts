@@ -23,7 +23,7 @@ function parseJson(text: string | null): unknown {
 }
 
 /** A run of this owner; someone else's run is NOT_FOUND, the same as a missing one. */
-async function ownedRun(ownerId: string, runId: string): Promise<void> {
+export async function ownedRun(ownerId: string, runId: string): Promise<void> {
   const run = await db().run.findFirst({ where: { id: runId, ownerId }, select: { id: true } });
   if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
 }
@@ -55,32 +55,111 @@ function serialised<T>(key: string, task: () => Promise<T>): Promise<T> {
   return result;
 }
 
+/**
+ * Checks and queues a run for `ownerId` (the run.start procedure and the HTTP API): the document must be
+ * runnable, its files readable by the owner, the workflow (if named) the owner's, and the owner under
+ * their cap of active runs.
+ */
+export async function startRun(ownerId: string, input: { document: unknown; workflowId?: string; workflowVersion?: number; targetNodeId?: string }): Promise<string> {
+  const document = checkWorkflowDocument(input.document);
+  checkRunnable(document, input.targetNodeId);
+  // A run reads only files its owner may read; any other file id is "does not exist", as a missing one.
+  for (const ref of fileRefs(document)) {
+    if (!(await canReadArtifact(ownerId, ref.fileId))) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${ref.label}": the file ${ref.fileId.slice(0, 80)} does not exist; upload it again` });
+  }
+  if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId }, select: { id: true } }))) {
+    throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
+  }
+  return serialised(ownerId, async () => {
+    const cap = maxRunsPerUser();
+    const active = await db().run.count({ where: { ownerId, status: { in: ["queued", "running"] } } });
+    if (active >= cap) {
+      throw new TRPCError({
+        code: "TOO_MANY_REQUESTS",
+        message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
+      });
+    }
+    return runManager().start({ ...input, document, ownerId });
+  });
+}
+
+/** A run of this owner with every node's status and output previews; NOT_FOUND for anyone else's. */
+export async function runDetails(ownerId: string, runId: string) {
+  const run = await db().run.findFirst({ where: { id: runId, ownerId }, include: { nodeRuns: true } });
+  if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
+  return {
+    id: run.id,
+    workflowId: run.workflowId,
+    workflowVersion: run.workflowVersion,
+    status: run.status,
+    error: run.error,
+    executionProvider: run.executionProvider,
+    // Memory of the process that executed it (null on runs recorded before these were measured).
+    startRssBytes: run.startRssBytes,
+    peakRssBytes: run.peakRssBytes,
+    peakDeviceBytes: run.peakDeviceBytes,
+    createdAt: run.createdAt.toISOString(),
+    startedAt: run.startedAt?.toISOString() ?? null,
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    document: parseJson(run.document) as Workflow | null,
+    nodes: run.nodeRuns.map((n) => ({
+      nodeId: n.nodeId,
+      nodeType: n.nodeType,
+      status: n.status,
+      cacheHit: n.cacheHit,
+      summary: n.summary,
+      error: n.error,
+      durationMs: n.durationMs,
+      peakRssBytes: n.peakRssBytes,
+      outputs: parseJson(n.outputs) as Record<string, unknown> | null,
+    })),
+  };
+}
+
+/** The events of one of the owner's runs: what happened so far, then each as it happens, up to the terminal one. */
+export async function* runEvents(ownerId: string, runId: string, signal?: AbortSignal): AsyncGenerator<RunEvent> {
+  await ownedRun(ownerId, runId);
+  const queue: RunEvent[] = [];
+  let wake: (() => void) | undefined;
+  const unsubscribe = runManager().subscribe(runId, (e) => {
+    queue.push(e);
+    wake?.();
+  });
+  if (!unsubscribe) {
+    const row = await db().run.findUnique({ where: { id: runId }, select: { status: true, error: true } });
+    if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
+    const at = Date.now();
+    if (row.status === "finished") yield { type: "finished", runId, at, ms: 0 } as RunEvent;
+    else if (row.status === "cancelled") yield { type: "cancelled", runId, at } as RunEvent;
+    else yield { type: "failed", runId, at, message: row.error ?? row.status } as RunEvent;
+    return;
+  }
+  // One abort listener for the whole subscription (not one per wait, which would pile up).
+  const onAbort = () => wake?.();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    while (!signal?.aborted) {
+      while (queue.length) {
+        const e = queue.shift()!;
+        yield e;
+        if (TERMINAL_EVENTS.has(e.type)) return;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (signal?.aborted) resolve();
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    unsubscribe();
+  }
+}
+
 export const runRouter = router({
   start: protectedProcedure
     .input(z.object({ document: z.unknown(), workflowId: zId.optional(), workflowVersion: z.number().int().min(0).optional(), targetNodeId: zId.optional() }))
-    .mutation(async ({ input, ctx }) => {
-      const document = checkWorkflowDocument(input.document);
-      checkRunnable(document, input.targetNodeId);
-      // A run reads only files its owner may read; any other file id is "does not exist", as a missing one.
-      for (const ref of fileRefs(document)) {
-        if (!(await canReadArtifact(ctx.userId, ref.fileId))) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${ref.label}": the file ${ref.fileId.slice(0, 80)} does not exist; upload it again` });
-      }
-      if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId: ctx.userId }, select: { id: true } }))) {
-        throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
-      }
-      const runId = await serialised(ctx.userId, async () => {
-        const cap = maxRunsPerUser();
-        const active = await db().run.count({ where: { ownerId: ctx.userId, status: { in: ["queued", "running"] } } });
-        if (active >= cap) {
-          throw new TRPCError({
-            code: "TOO_MANY_REQUESTS",
-            message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
-          });
-        }
-        return runManager().start({ ...input, document, ownerId: ctx.userId });
-      });
-      return { runId };
-    }),
+    .mutation(async ({ input, ctx }) => ({ runId: await startRun(ctx.userId, input) })),
   cancel: protectedProcedure.input(z.object({ runId: zId })).mutation(async ({ input, ctx }) => {
     await ownedRun(ctx.userId, input.runId);
     return { cancelled: await runManager().cancel(input.runId) };
@@ -120,73 +199,9 @@ export const runRouter = router({
     }));
   }),
   /** A run with every node's status and output previews (also for runs of past server processes). */
-  get: protectedProcedure.input(z.object({ runId: zId })).query(async ({ input, ctx }) => {
-    const run = await db().run.findFirst({ where: { id: input.runId, ownerId: ctx.userId }, include: { nodeRuns: true } });
-    if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${input.runId} does not exist` });
-    return {
-      id: run.id,
-      workflowId: run.workflowId,
-      status: run.status,
-      error: run.error,
-      executionProvider: run.executionProvider,
-      // Memory of the process that executed it (null on runs recorded before these were measured).
-      startRssBytes: run.startRssBytes,
-      peakRssBytes: run.peakRssBytes,
-      peakDeviceBytes: run.peakDeviceBytes,
-      createdAt: run.createdAt.toISOString(),
-      document: parseJson(run.document) as Workflow | null,
-      nodes: run.nodeRuns.map((n) => ({
-        nodeId: n.nodeId,
-        nodeType: n.nodeType,
-        status: n.status,
-        cacheHit: n.cacheHit,
-        summary: n.summary,
-        error: n.error,
-        durationMs: n.durationMs,
-        peakRssBytes: n.peakRssBytes,
-        outputs: parseJson(n.outputs) as Record<string, unknown> | null,
-      })),
-    };
-  }),
+  get: protectedProcedure.input(z.object({ runId: zId })).query(({ input, ctx }) => runDetails(ctx.userId, input.runId)),
   /** Live events of one run over SSE: what happened so far, then each event as it happens. */
-  events: protectedProcedure.input(z.object({ runId: zId })).subscription(async function* ({ input, ctx, signal }) {
-    await ownedRun(ctx.userId, input.runId);
-    const queue: RunEvent[] = [];
-    let wake: (() => void) | undefined;
-    const unsubscribe = runManager().subscribe(input.runId, (e) => {
-      queue.push(e);
-      wake?.();
-    });
-    if (!unsubscribe) {
-      const row = await db().run.findUnique({ where: { id: input.runId }, select: { status: true, error: true } });
-      if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `run ${input.runId} does not exist` });
-      const at = Date.now();
-      if (row.status === "finished") yield { type: "finished", runId: input.runId, at, ms: 0 } as RunEvent;
-      else if (row.status === "cancelled") yield { type: "cancelled", runId: input.runId, at } as RunEvent;
-      else yield { type: "failed", runId: input.runId, at, message: row.error ?? row.status } as RunEvent;
-      return;
-    }
-    // One abort listener for the whole subscription (not one per wait, which would pile up).
-    const onAbort = () => wake?.();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      while (!signal?.aborted) {
-        while (queue.length) {
-          const e = queue.shift()!;
-          yield e;
-          if (TERMINAL_EVENTS.has(e.type)) return;
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          if (signal?.aborted) resolve();
-        });
-        wake = undefined;
-      }
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      unsubscribe();
-    }
-  }),
+  events: protectedProcedure.input(z.object({ runId: zId })).subscription(({ input, ctx, signal }) => runEvents(ctx.userId, input.runId, signal)),
   runtime: protectedProcedure.query(async () => {
     const m = runManager();
     return { executionProvider: await m.runtime.resolveExecutionProvider(), preference: m.runtime.preference, cache: m.cache.stats(), sessions: m.runtime.stats() };

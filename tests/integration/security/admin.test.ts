@@ -16,7 +16,7 @@ const { appRouter } = await import("@/app/server/routers");
 const { createSession, createUser } = await import("@/app/server/auth");
 const trpcRoute = await import("@/app/api/trpc/[trpc]/route");
 const { db } = await import("@/app/server/db");
-const { userCommand } = await import("@/app/server/cli-user");
+const { userCli } = await import("@/app/server/cli-user");
 const { importCheckpoint } = await import("@/models/import/import");
 const { runManager } = await import("@/app/server/runs");
 
@@ -65,7 +65,7 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     const stdin = process.stdin;
     try {
       Object.defineProperty(process, "stdin", { value: (async function* () { yield Buffer.from("carol's password\n"); })(), configurable: true });
-      expect(await userCommand(["add", "carol", "--admin", "--password-stdin"])).toBe(0);
+      expect(await userCli.run(["add", "carol", "--admin", "--password-stdin"])).toBe(0);
     } finally {
       Object.defineProperty(process, "stdin", { value: stdin, configurable: true });
       vi.restoreAllMocks();

@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from "vitest";
 import { freshDataDir } from "../fresh-db";
 
 process.env.STUDIO_DATA_DIR = freshDataDir();
-const { userCommand } = await import("@/app/server/cli-user");
+const { main } = await import("@/app/server/cli");
+const userCommand = (argv: string[]) => main(["user", ...argv]);
 const { createUser, checkCredentials } = await import("@/app/server/auth");
 const { db } = await import("@/app/server/db");
 

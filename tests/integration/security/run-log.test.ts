@@ -1,37 +1,52 @@
-import { afterAll, describe, expect, it, vi } from "vitest";
-import { quoteLogText, runLogLine } from "@/engine/log-line";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { escapeLogControls } from "@/engine/log";
 import { freshDataDir } from "../fresh-db";
 
-// What a Script prints reaches the server log through the executor's log (app/server/runs.ts createExecutor).
-process.env.STUDIO_DATA_DIR = freshDataDir();
-const { createExecutor } = await import("@/app/server/runs");
+// What a Script prints reaches the server log through the executor's log (app/server/runs.ts createExecutor
+// → engine/log.ts nodeOutput). Run for real through the CLI, in both log formats.
+const PRINTED = "ok\n[run 00000000] admin: password reset\r\u001b[2Jcleared\u2028next\u009b2J\u202edesrever";
+const NODE = "s";
+
+function runScript(format: "json" | "pretty"): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "run-log-"));
+  const file = path.join(dir, "wf.json");
+  const code = `console.log(${JSON.stringify(PRINTED)}); return 1;`;
+  writeFileSync(file, JSON.stringify({ schemaVersion: 2, name: "log", nodes: [{ id: NODE, type: "utility.script", typeVersion: 1, params: { code }, position: { x: 0, y: 0 } }], edges: [] }));
+  const r = spawnSync(process.execPath, ["--import", "tsx", "app/server/cli.ts", "run", file], {
+    encoding: "utf8",
+    env: { ...process.env, LOG_FORMAT: format, LOG_LEVEL: "info", STUDIO_DATA_DIR: freshDataDir(), STUDIO_MODELS_DIR: path.join(dir, "models") },
+    timeout: 120_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stderr;
+}
 
 describe("node output in the server log", () => {
-  const { executor, runtime } = createExecutor();
-  afterAll(() => runtime.close());
+  it("a Script's console.log with newlines, escapes, separators and overrides is one record, nothing raw (JSON)", () => {
+    const out = runScript("json");
+    expect(out).not.toMatch(/[\r\u001b\u2028\u009b\u202e]/);
+    const records = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const printed = records.filter((r) => r.msg === "node output");
+    expect(printed).toHaveLength(1);
+    expect(printed[0]).toMatchObject({ nodeId: NODE, output: "ok\n[run 00000000] admin: password reset\r\u001b[2Jcleared\\u2028next\\u009b2J\\u202edesrever" });
+  }, 120_000);
 
-  it("a Script's console.log with newlines, escapes and separators is one quoted record per line it logged", async () => {
-    const lines: string[] = [];
-    const spy = vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
-    try {
-      const code = 'console.log("ok\\n[run 00000000] admin: password reset\\r\\x1b[2Jcleared\\u2028next"); return 1';
-      const doc = { schemaVersion: 2 as const, name: "log", description: "", tags: [], nodes: [{ id: "s\nforged", type: "utility.script", typeVersion: 1, params: { code }, position: { x: 0, y: 0 } }], edges: [] };
-      const result = await executor.run(doc, { runId: "run-log-test" });
-      expect(result.status).toBe("finished");
-    } finally {
-      spy.mockRestore();
-    }
-    const mine = lines.filter((l) => l.includes("run-log-test"));
-    expect(mine).toEqual(['[run run-log-test] "s\\nforged": "ok\\n[run 00000000] admin: password reset\\r\\u001b[2Jcleared\\u2028next"']);
-    for (const l of mine) expect(l).not.toMatch(/[\n\r\u001b\u2028]/);
-  });
+  it("the same in the terminal form: one line, no control character reaches the terminal", () => {
+    const out = runScript("pretty");
+    expect(out).not.toMatch(/[\r\u001b\u2028\u009b\u202e]/);
+    const lines = out.trimEnd().split("\n").filter((l) => l.includes("node output"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("admin: password reset");
+    expect(out.split("\n").filter((l) => l.startsWith("[run 00000000]"))).toEqual([]);
+  }, 120_000);
 
-  it("quoteLogText is JSON with the separators and controls JSON leaves alone escaped too", () => {
-    expect(quoteLogText('plain "text"')).toBe('"plain \\"text\\""');
-    expect(quoteLogText("a\u0085b\u007fc\u202ed")).toBe('"a\\u0085b\\u007fc\\u202ed"');
-    expect(runLogLine("r", "n", "x\ny")).toBe('[run r] "n": "x\\ny"');
-    // Whatever it is given, it reads back as the same text.
-    const s = "\u0000\u0001\n\t\u2029é😀";
-    expect(JSON.parse(quoteLogText(s))).toBe(s);
+  it("escapeLogControls writes only what JSON leaves alone as \\u escapes, and nothing else changes", () => {
+    expect(escapeLogControls("plain \"text\"\n")).toBe('plain "text"\n');
+    expect(escapeLogControls("a\u0085b\u007fc\u202ed\u2066")).toBe("a\\u0085b\\u007fc\\u202ed\\u2066");
+    expect(escapeLogControls("é😀")).toBe("é😀");
   });
 });

@@ -409,7 +409,7 @@ describe("choosing the compute dtype at run time", () => {
     expect(computeDtypeFor("cpu", undefined)).toBe("fp32");
     expect(computeDtypeFor("cpu", "fp16")).toBe("fp16");
     expect(computeDtypeFor("cuda", "FP32")).toBe("fp32");
-    expect(() => parseComputeDtype("half")).toThrow('STUDIO_COMPUTE_DTYPE must be "fp32" or "fp16" (got "half")');
+    expect(() => parseComputeDtype("half")).toThrow('STUDIO_COMPUTE_DTYPE: "half" is not one of auto, fp32, fp16');
   });
 
   it("the memory estimate counts 2 bytes per weight for fp16 compute (Uni-MoE-2.0-Omni LLM: ~61 GB vs ~121 GB)", () => {

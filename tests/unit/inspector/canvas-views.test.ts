@@ -7,6 +7,7 @@ import { colorOf, drawingToSvg, heatGridDrawing, stackedBarDrawing, type Painter
 import { breakLines, heatmapDrawing, stackedSeries } from "../../../app/inspector/RoutingInspector";
 import { computeMetrics } from "../../../engine/routing/metrics";
 import { syntheticTrace } from "../../../engine/routing/synthetic";
+import { RoutingAggregate } from "../../../engine/routing/aggregate";
 
 interface Rect { x: number; y: number; w: number; h: number; fill: string }
 
@@ -87,6 +88,17 @@ describe("Fig. 7 / Fig. 8 stacked bars", () => {
     const ks = m.layers[2]!.kShare.map((v, k) => [k, v] as const).filter(([k, v]) => k > 0 && +(v * 100).toFixed(2) > 0);
     expect(tip.split("\n").length).toBe(1 + Math.min(16, ks.length) + (ks.length > 16 ? 1 : 0));
     expect(tip).toContain(`k = ${ks[0]![0]}: ${+(ks[0]![1] * 100).toFixed(2)} %`);
+  });
+});
+
+describe("one Fig. 7 / Fig. 8 for the inspector and the aggregate view", () => {
+  it("an aggregate of one trace gives the inspector's series; a titled chart paints its title and fingerprints", () => {
+    const agg = new RoutingAggregate(trace.experts, trace.layers.length).add(trace);
+    for (const kind of ["share", "k"] as const) expect(stackedSeries(agg.metrics(), kind)).toEqual(stackedSeries(m, kind));
+    const p = record();
+    stackedBarDrawing({ categories: m.layers.map((l) => `L${l.layer}`), series: stackedSeries(m, "share"), yMax: 100, unit: "%", title: "Fig. 7 · all records", subtitle: "workflow abc · dataset def" }).paint(p, 600, 265);
+    expect(p.texts).toEqual(expect.arrayContaining(["Fig. 7 · all records", "workflow abc · dataset def"]));
+    expect(Math.min(...p.rects.map((r) => r.y))).toBeGreaterThanOrEqual(40); // bars start below the title
   });
 });
 

@@ -84,7 +84,7 @@ describe("cli rope", () => {
   it("help lists rope; --layout stays unknown to other commands", () => {
     const h = cli("--help");
     expect(h.out).toContain("rope --layout <layout.json>");
-    expect(h.out.trim().split("\n").at(-1)).toBe("Later issues add: import.");
+    expect(h.out).not.toContain("Later issues");
     expect(cli("validate", file, "--layout", file).err).toContain("unknown option --layout");
   });
 });

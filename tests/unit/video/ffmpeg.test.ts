@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeAudio, extractAudio, ffmpegPath, parseProbe, planFrames, probeVideo, sampleFrames } from "@/engine/media/ffmpeg";
+import { decodeAudio, extractAudio, ffmpegPath, onPath, parseProbe, planFrames, probeVideo, sampleFrames, toolPath } from "@/engine/media/ffmpeg";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "video-ffmpeg-"));
 const at = (name: string) => path.join(dir, name);
@@ -67,9 +67,42 @@ describe("probeVideo", () => {
     expect(p).toMatchObject({ width: 320, height: 240, hasAudio: true });
     expect((await probeVideo(at("v20.mp4"))).hasAudio).toBe(false);
   });
-  it("parses stderr lines (hex codec tags are not sizes)", () => {
-    const p = parseProbe("Input #0, mov\n  Duration: 00:01:02.50, start: 0.0\n    Stream #0:0(und): Video: mpeg4 (mp4v / 0x7634706D), yuv420p, 640x360 [SAR 1:1]\n    Stream #0:1: Audio: aac\n");
+  it("reads ffprobe's JSON: a cover picture is not the video stream; the stream's duration when the container has none", () => {
+    const p = parseProbe({
+      format: { duration: "62.500000" },
+      streams: [
+        { codec_type: "video", width: 600, height: 600, disposition: { attached_pic: 1 } },
+        { codec_type: "video", width: 640, height: 360, disposition: { attached_pic: 0 } },
+        { codec_type: "audio" },
+      ],
+    });
     expect(p).toEqual({ durationSec: 62.5, width: 640, height: 360, hasVideo: true, hasAudio: true });
+    expect(parseProbe({ format: {}, streams: [{ codec_type: "video", width: 2, height: 2, duration: "1.5" }] })).toMatchObject({ durationSec: 1.5, hasAudio: false });
+    expect(parseProbe({ format: { duration: "N/A" }, streams: [{ codec_type: "audio" }] })).toMatchObject({ durationSec: null, hasVideo: false });
+  });
+  it("STUDIO_FFMPEG / STUDIO_FFPROBE: auto prefers the tool on PATH, bundled takes the npm build, a path is taken as it is", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tools-"));
+    const fake = path.join(dir, "ffprobe");
+    fs.writeFileSync(fake, "#!/bin/sh\necho fake\n");
+    fs.chmodSync(fake, 0o755);
+    const saved = { PATH: process.env.PATH, STUDIO_FFPROBE: process.env.STUDIO_FFPROBE };
+    try {
+      process.env.PATH = `${dir}${path.delimiter}${saved.PATH}`;
+      delete process.env.STUDIO_FFPROBE;
+      expect(toolPath("ffprobe")).toBe(fake);
+      process.env.STUDIO_FFPROBE = "bundled";
+      expect(toolPath("ffprobe")).toMatch(/@ffprobe-installer\/linux-x64\/ffprobe$/);
+      process.env.STUDIO_FFPROBE = "/opt/ffmpeg/bin/ffprobe";
+      expect(toolPath("ffprobe")).toBe("/opt/ffmpeg/bin/ffprobe");
+      process.env.PATH = dir.replace(/.*/, "/nonexistent");
+      delete process.env.STUDIO_FFPROBE;
+      expect(toolPath("ffprobe")).toMatch(/@ffprobe-installer/); // nothing on PATH: the npm build
+      expect(onPath("ffprobe", `/nonexistent${path.delimiter}${dir}`)).toBe(fake);
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.STUDIO_FFPROBE === undefined) delete process.env.STUDIO_FFPROBE;
+      else process.env.STUDIO_FFPROBE = saved.STUDIO_FFPROBE;
+    }
   });
   it("zero-length and garbage files → clear errors", async () => {
     await expect(probeVideo(at("empty.mp4"))).rejects.toThrow(/the video could not be decoded: the file is empty/);

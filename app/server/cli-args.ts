@@ -1,0 +1,49 @@
+/**
+ * What every CLI command is made of: its help text, its options for node:util `parseArgs` (so `--out DIR`
+ * and `--out=DIR` both work, unknown options are refused) and a `run` that returns the exit status.
+ * cli.ts lists the commands; adding one is one more entry in that list.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** Bad usage or input: the CLI prints the message and exits with status 2. */
+export class UsageError extends Error {}
+
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+export interface CliCommand {
+  name: string;
+  /** Lines for `--help`, starting with the command's usage. */
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Parses `argv` (the words after the command name) against `options`; a parse error is a UsageError. */
+export function parseCommand<O extends Options>(command: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const message = (err as Error).message
+      .replace(/\. To specify a positional argument.*$/s, "")
+      .replace(/^Unknown option '([^']+)'.*$/s, "unknown option $1")
+      .replace(/^Option '(-[^' ]+)(?: <value>)?' argument missing$/, "$1 needs a value");
+    throw new UsageError(`${command}: ${message}`);
+  }
+}
+
+/** A number option: undefined when absent, else a finite number in [min, max] (an integer with `integer`), or a UsageError. */
+export function numberOption(value: string | undefined, name: string, range: { min?: number; max?: number; integer?: boolean } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === "" ? NaN : Number(value);
+  const { min = -Infinity, max = Infinity, integer = false } = range;
+  const kind = integer ? "an integer" : "a number";
+  const bounds = Number.isFinite(min) && Number.isFinite(max) ? ` in ${min}..${max}` : Number.isFinite(min) ? ` ≥ ${min}` : Number.isFinite(max) ? ` ≤ ${max}` : "";
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) throw new UsageError(`${name} must be ${kind}${bounds} (got "${value}")`);
+  return n;
+}
+
+/** The one positional argument a command takes (or a UsageError naming what is missing or extra). */
+export function onePositional(positionals: string[], what: string): string {
+  if (positionals.length === 0) throw new UsageError(`which ${what}?`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  return positionals[0]!;
+}

@@ -1,0 +1,76 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { numberOption, parseCommand, UsageError } from "@/app/server/cli-args";
+import { freshDataDir } from "../../integration/fresh-db";
+
+process.env.STUDIO_DATA_DIR = freshDataDir();
+const { COMMANDS, HELP, main } = await import("@/app/server/cli");
+
+/** Runs the CLI in-process, capturing what it prints. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "", err = "";
+  const log = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void (out += `${a.join(" ")}\n`));
+  const error = vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void (err += `${a.join(" ")}\n`));
+  const write = vi.spyOn(process.stdout, "write").mockImplementation(((s: string | Uint8Array, cb?: unknown) => {
+    out += String(s);
+    if (typeof cb === "function") (cb as () => void)();
+    return true;
+  }) as typeof process.stdout.write);
+  try {
+    return { code: await main(argv), out, err };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}
+
+describe("the CLI's arguments (node:util parseArgs)", () => {
+  it("--help lists every command, from the one command list", async () => {
+    for (const name of ["run", "validate", "list", "rope", "forward", "import", "inspect-checkpoint", "user", "token"]) {
+      expect(COMMANDS.map((c) => c.name)).toContain(name);
+      expect(HELP).toMatch(new RegExp(`^  ${name}\\b`, "m"));
+    }
+    expect(HELP).not.toContain("Later issues");
+    const r = await cli("--help");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("import <checkpoint dir | org/name[@rev]>");
+    expect((await cli("token", "--help")).out).toContain("token add <name>");
+  });
+
+  it("--opt=value works like --opt value (--out=DIR, --layout=FILE)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cli-args-"));
+    const layout = path.join(dir, "layout.json");
+    writeFileSync(layout, JSON.stringify([{ kind: "text", tokens: 3 }]));
+    const r = await cli("rope", `--layout=${layout}`, `--out=${path.join(dir, "ids.json")}`, "--mode=1d");
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(dir, "ids.json"), "utf8"))).toEqual({ t: [0, 1, 2], h: [0, 1, 2], w: [0, 1, 2] });
+  });
+
+  it("refuses bad numbers and unknown options with exit 2 and a message naming them", async () => {
+    const v = await cli("run", "x.json", "--version", "x");
+    expect(v.code).toBe(2);
+    expect(v.err).toContain('--version must be an integer ≥ 1 (got "x")');
+    const c = await cli("run", "x.json", "--concurrency=0", "--dataset", "d.jsonl");
+    expect(c.code).toBe(2);
+    expect(c.err).toContain('--concurrency must be an integer in 1..16 (got "0")');
+    const t = await cli("forward", "--model", "m", "--ids", "1", "--out", "o.json", "--top-p", "lots");
+    expect(t.err).toContain('--top-p must be a number');
+    const u = await cli("list", "--bogus");
+    expect(u.code).toBe(2);
+    expect(u.err).toContain("list: unknown option --bogus");
+    const missing = await cli("rope", "--layout");
+    expect(missing.err).toContain("--layout needs a value");
+  });
+
+  it("numberOption and parseCommand on their own", () => {
+    expect(numberOption(undefined, "--n")).toBeUndefined();
+    expect(numberOption("2.5", "--n", { min: 0 })).toBe(2.5);
+    expect(() => numberOption("", "--n")).toThrow(UsageError);
+    expect(() => numberOption("3.5", "--n", { integer: true })).toThrow("--n must be an integer");
+    expect(() => numberOption("Infinity", "--n")).toThrow("--n must be a number");
+    expect(parseCommand("x", ["--out=a=b", "p"], { out: { type: "string" } })).toMatchObject({ values: { out: "a=b" }, positionals: ["p"] });
+  });
+});
