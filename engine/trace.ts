@@ -27,8 +27,16 @@ export interface LayerTrace {
   mask: Uint8Array;
   /** [N × E] final mixing weights; each row sums to 1. */
   weights: Float32Array;
-  /** [N] number of dynamic experts chosen (Top-P k, null included). */
+  /**
+   * [N] number of dynamic experts chosen (Top-P k, null included), as the model reports it: before capacity drops,
+   * and for Uni-MoE as released possibly D + 1 (Top-P never reached: no dynamic expert).
+   */
   k: Int32Array;
+  /**
+   * [N × E] 1 where the expert was selected before capacity and dropped (token drop / capacity factor): such an
+   * entry has mask 0 and weight 0. Absent when the model drops nothing by design.
+   */
+  dropped?: Uint8Array;
 }
 
 export interface RoutingTrace {
@@ -36,6 +44,10 @@ export interface RoutingTrace {
   model: string;
   /** How this family routes, in words, so the inspector can explain what it shows. */
   convention: string;
+  /** The arithmetic the routing was computed in (Uni-MoE as released: bf16); absent = fp32. */
+  routingPrecision?: "fp32" | "bf16";
+  /** The model's parameter counts (models/parameters.ts), for the active parameters per token of these tokens. */
+  parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: ExpertInfo[];
   tokens: TraceToken[];
   layers: LayerTrace[];
@@ -45,21 +57,24 @@ export function isRoutingTrace(v: unknown): v is RoutingTrace {
   return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "routing-trace";
 }
 
-/** Appends rows (e.g. one decode step) to a trace, layer by layer. */
-export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: LayerTrace[]): RoutingTrace {
-  if (layers.length !== trace.layers.length) throw new Error(`trace has ${trace.layers.length} layers, the step has ${layers.length}`);
-  const cat = <T extends Float32Array | Uint8Array | Int32Array>(a: T, b: T): T => {
-    const out = new (a.constructor as new (n: number) => T)(a.length + b.length);
-    out.set(a);
-    out.set(b, a.length);
+/** Layer traces of the same layers, rows of `b` after rows of `a` (a `dropped` on one side only is padded with zeros). */
+export function concatLayerTraces(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
+  if (a.length !== b.length) throw new Error(`trace has ${a.length} layers, the step has ${b.length}`);
+  const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
+    const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
     return out;
   };
-  return {
-    ...trace,
-    tokens: [...trace.tokens, ...tokens],
-    layers: trace.layers.map((l, i) => {
-      const s = layers[i]!;
-      return { routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
-    }),
-  };
+  return a.map((l, i) => {
+    const s = b[i]!;
+    const out: LayerTrace = { routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
+    if (l.dropped || s.dropped) out.dropped = cat(l.dropped ?? new Uint8Array(l.mask.length), s.dropped ?? new Uint8Array(s.mask.length));
+    return out;
+  });
+}
+
+/** Appends rows (e.g. one decode step) to a trace, layer by layer. */
+export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: LayerTrace[]): RoutingTrace {
+  return { ...trace, tokens: [...trace.tokens, ...tokens], layers: concatLayerTraces(trace.layers, layers) };
 }

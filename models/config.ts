@@ -23,10 +23,14 @@ export const zMoeLlmConfig = z.object({
   shared_intermediate_size: z.number().int().positive(),
   /** Top-P threshold; 0 means fixed top-k (mlp_dynamic_top_k). */
   mlp_dynamic_top_p: z.number().min(0).max(1).default(0.7),
-  mlp_dynamic_top_k: z.number().int().positive().default(2),
+  /**
+   * Experts per token when Top-P is 0, truncated to an integer as the release does (grin:566); 0 or above the
+   * dynamic columns routes no dynamic expert. Release configs may hold 0 or 0.0 (read only when Top-P is 0).
+   */
+  mlp_dynamic_top_k: z.number().min(0).default(2),
   router_jitter_noise: z.number().min(0).default(0.01),
   token_drop: z.boolean().default(false),
-  capacity_factor: z.number().positive().default(1),
+  capacity_factor: z.number().min(0).default(1),
   min_capacity: z.number().int().nonnegative().default(8),
   tie_word_embeddings: z.boolean().default(false),
   /** Our own additions (absent in real configs are fine). */

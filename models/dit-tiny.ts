@@ -14,7 +14,7 @@ import path from "node:path";
 import type { InferenceSession } from "onnxruntime-node";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
-import { cfgCombine, ditParamTable, ditParameterCount, latentSize, seedDitTensor, zDitConfig, type DitConditioning, type DitConfig } from "./dit";
+import { cfgCombine, releasedGuidance, ditParamTable, ditParameterCount, latentSize, seedDitTensor, zDitConfig, type DitConditioning, type DitConfig } from "./dit";
 import { buildDitGraph, DIT_GRAPH_VERSION } from "./dit-graph";
 import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "./safetensors";
 import { hashValue } from "../engine/hash";
@@ -243,6 +243,31 @@ export class DitRunner {
       batch: 2,
     });
     return cfgCombine(v.subarray(n), v.subarray(0, n), guidance);
+  }
+
+  /**
+   * The release's guided velocity (RELEASED.md §2.5, on the tiny DiT): one batch of 3 branches — 0: the [IMG] states,
+   * task = [TASK0]; 1: no caption (zeros), task = [TASK1]; 2: no caption, task = [TASK2], and the initial noise
+   * `noise` as its input-image latent — combined by releasedGuidance. The tiny task projector averages its K rows,
+   * so branch b's task input repeats [TASK b].
+   */
+  async releasedVelocity(x: Float32Array, t: number, cond: Pick<DitConditioning, "img" | "task">, text: number, image: number, noise: Float32Array, source?: Float32Array): Promise<Float32Array> {
+    const c = this.config.dit;
+    const n = latentSize(c), { K, L } = { K: c.taskTokens, L: c.llmHidden };
+    const src = source ?? new Float32Array(n);
+    const cat = (xs: Float32Array[]) => {
+      const o = new Float32Array(xs.reduce((a, y) => a + y.length, 0));
+      let off = 0;
+      for (const y of xs) {
+        o.set(y, off);
+        off += y.length;
+      }
+      return o;
+    };
+    const taskRow = (b: number) => cat(Array.from({ length: K }, () => cond.task.subarray(b * L, (b + 1) * L)));
+    const blank = new Float32Array(cond.img.length);
+    const v = await this.forward({ x: cat([x, x, x]), source: cat([src, src, noise]), t: Float32Array.of(t, t, t), img: cat([cond.img, blank, blank]), task: cat([taskRow(0), taskRow(1), taskRow(2)]), batch: 3 });
+    return releasedGuidance(c, v.subarray(0, n), v.subarray(n, 2 * n), v.subarray(2 * n), text, image);
   }
 
   /** z [C, s, s] → image [3, R, R] in [−1, 1]. */

@@ -242,6 +242,35 @@ export function conditioningFromLlm(c: DitConfig, special: readonly SpecialHidde
 }
 
 /**
+ * [IMG]/[TASK] states as the release takes them (RELEASED.md §2.1, scaled to the tiny DiT's M and K): when the
+ * output has an [IMG0] or [TASK0], the LAST M fed-back generated states (whatever their tokens) are the image
+ * states and the K before them the task states. `tail`: the final hidden states of the last fed-back tokens, oldest first.
+ */
+export function conditioningAsReleased(c: DitConfig, hasMarker: boolean, tail: readonly ArrayLike<number>[]): DitConditioning | { missing: string } {
+  const { M, K, L } = ditDims(c);
+  if (!hasMarker) return { missing: "the LLM output has no [IMG0] or [TASK0]" };
+  if (tail.length < M + K) return { missing: `the release takes the last ${M} + ${K} fed-back states; the LLM output has ${tail.length}` };
+  const rows = tail.slice(tail.length - M - K);
+  if (rows.some((r) => r.length !== L)) return { missing: `the LLM's hidden size is not the DiT projectors' ${L}` };
+  const task = new Float32Array(K * L), img = new Float32Array(M * L);
+  rows.forEach((r, i) => (i < K ? task : img).set(Array.from(r), (i < K ? i : i - K) * L));
+  return { img, task, source: "llm", note: `the last ${M} fed-back states as [IMG] and the ${K} before as [TASK] (as released)` };
+}
+
+/** The released sampler (§2.5): 59 Euler steps on a 60-point grid; guidance 3 branches on the first ⌊3C/4⌋ channels. */
+export const RELEASED_STEPS = 59;
+export const guidedChannels = (c: DitConfig) => Math.floor((3 * c.latentChannels) / 4);
+
+/**
+ * The release's 3-branch guidance on velocities [C, S, S] (branch 0 conditional, 1 image-only, 2 null): the first
+ * ⌊3C/4⌋ channels get v2 + image·(v1 − v2) + text·(v0 − v1); the other channels keep branch 0's.
+ */
+export function releasedGuidance(c: DitConfig, v0: Float32Array, v1: Float32Array, v2: Float32Array, text: number, image: number): Float32Array {
+  const plane = c.latentSize * c.latentSize, guided = guidedChannels(c) * plane;
+  return Float32Array.from(v0, (x, i) => (i < guided ? v2[i]! + image * (v1[i]! - v2[i]!) + text * (x - v1[i]!) : x));
+}
+
+/**
  * The deterministic fallback: M + K vectors of N(0, 1) (the scale of RMS-normalised final hidden states)
  * seeded by an FNV-1a hash of the LLM's generated text and token ids. Same LLM output → same vectors.
  */

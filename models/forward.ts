@@ -1,8 +1,13 @@
 import type { Runtime } from "@/engine/runtime/types";
 import { expertColumns } from "./config";
+import { defaultRoutingPrecision } from "./grin-routing";
 import { withMoeLlm, type ResolvedModel } from "./moe-llm-model";
+import type { RoutingPrecision } from "./onnx/bf16";
 
-/** The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. */
+/**
+ * The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. `k` is the model's k as
+ * the release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops.
+ */
 export interface ForwardJson {
   logits: number[];
   layers: { router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
@@ -23,7 +28,7 @@ export async function forwardJson(
   model: ResolvedModel,
   runtime: Runtime,
   ids: number[],
-  opts: { positions?: PositionsJson; dense?: boolean; topP?: number },
+  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; routingPrecision?: RoutingPrecision },
 ): Promise<ForwardJson> {
   const n = ids.length;
   const V = model.config.vocab_size;
@@ -35,7 +40,8 @@ export async function forwardJson(
     if (!Array.isArray(p[axis]) || p[axis].length !== n || !p[axis].every((v) => Number.isInteger(v))) throw new Error(`positions.${axis} must be ${n} integers`);
   }
   const E = expertColumns(model.config).length;
-  return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false }, runtime, async ({ runner }) => {
+  const routingPrecision = opts.routingPrecision ?? defaultRoutingPrecision(model.config);
+  return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, routingPrecision }, runtime, async ({ runner }) => {
     const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions: opts.topP ? { topP: opts.topP } : undefined });
     return {
       logits: Array.from(out.logits.subarray((n - 1) * V, n * V)),

@@ -1,7 +1,9 @@
 import { conventionText } from "./families/conventions";
-import type { LayerTrace, Modality, RoutingTrace, TraceToken } from "@/engine/trace";
+import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
+import type { RoutingPrecision } from "./onnx/bf16";
+import { parameterCounts } from "./parameters";
 import { sampleToken, type SamplingOptions } from "./sampling";
 import { SeededRandom } from "./seeded-random";
 import type { Tokenizer } from "./tokenizer";
@@ -9,6 +11,8 @@ import type { Tokenizer } from "./tokenizer";
 /** The part of MoeLlmRunner generation needs (a KV-cache graph, with trace outputs when tracing). */
 export interface DecoderModel {
   readonly config: MoeLlmConfig;
+  /** The graph's options; `routingPrecision` is recorded in the trace. */
+  readonly options?: { routingPrecision?: RoutingPrecision };
   forward(input: ForwardInput): Promise<ForwardOutput>;
 }
 
@@ -51,7 +55,12 @@ export interface SpecialHidden {
   hidden: Float32Array;
 }
 
+/** How many of the last fed-back generated tokens' final hidden states a generation keeps (the release's 64 [IMG] + 3 [TASK]). */
+export const TAIL_HIDDEN = 67;
+
 export interface GenerateResult {
+  /** Final hidden states (after the last norm) of the last TAIL_HIDDEN generated tokens that were fed back, oldest first. */
+  tailHidden: Float32Array[];
   promptIds: number[];
   newIds: number[];
   text: string;
@@ -69,21 +78,19 @@ export class GenerationCancelled extends Error {
   }
 }
 
+/** The counts a trace carries for its active-parameters expectation (engine/routing/active.ts). */
+function tracedParameters(c: MoeLlmConfig): RoutingTrace["parameters"] {
+  const p = parameterCounts(c);
+  return { total: p.total, fixed: p.fixed, perRoutedExpert: p.perRoutedExpert };
+}
+
 /** Control tokens the generation heads read hidden states of (PAPER.md §5). */
 const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
 
 function toLayerTrace(t: GraphLayerTrace): LayerTrace {
-  return { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
-}
-
-function concatLayers(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
-  const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
-    const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
-    out.set(x);
-    out.set(y, x.length);
-    return out;
-  };
-  return a.map((l, i) => ({ routerLogits: cat(l.routerLogits, b[i]!.routerLogits), mask: cat(l.mask, b[i]!.mask), weights: cat(l.weights, b[i]!.weights), k: cat(l.k, b[i]!.k) }));
+  const out: LayerTrace = { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+  if (t.dropped) out.dropped = Uint8Array.from(t.dropped);
+  return out;
 }
 
 /**
@@ -128,6 +135,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
 
   const newIds: number[] = [];
   const specialHidden: SpecialHidden[] = [];
+  const tailHidden: Float32Array[] = [];
   let text = "";
   let stopReason: GenerateResult["stopReason"] = "max-tokens";
   t0 = performance.now();
@@ -138,8 +146,10 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     const input = prompt.embeds ? { embeds: prompt.embeds.token(id) } : { ids: [id] };
     const out = await model.forward({ batch: 1, seq: 1, ...input, positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
-    layers = concatLayers(layers, out.trace!.map(toLayerTrace));
+    layers = concatLayerTraces(layers, out.trace!.map(toLayerTrace));
     if (isHead(id)) specialHidden.push({ token: tokenizer.decode([id]), id, index: newIds.lastIndexOf(id), hidden: out.lastHidden.slice(0, H) });
+    tailHidden.push(out.lastHidden.slice(0, H));
+    if (tailHidden.length > TAIL_HIDDEN) tailHidden.shift();
     cache = out.present!;
     logits = out.logits;
     nextPos++;
@@ -183,11 +193,21 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   if (stopToken !== null) emit(newIds.length, stopToken);
   text += decoder.flush();
   return {
+    tailHidden,
     promptIds: prompt.ids,
     newIds,
     text,
     stopReason,
-    trace: { kind: "routing-trace", model: prompt.modelName, convention: conventionText(model.config), experts: expertColumns(model.config), tokens, layers },
+    trace: {
+      kind: "routing-trace",
+      model: prompt.modelName,
+      convention: conventionText(model.config),
+      ...(model.options?.routingPrecision ? { routingPrecision: model.options.routingPrecision } : {}),
+      parameters: tracedParameters(model.config),
+      experts: expertColumns(model.config),
+      tokens,
+      layers,
+    },
     specialHidden,
     prefillMs,
     decodeMs: performance.now() - t0,

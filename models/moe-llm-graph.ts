@@ -1,5 +1,7 @@
 import { type MoeLlmConfig, headDim, paramNames } from "./config";
 import { architectureOf, qkNormNames } from "./families/conventions";
+import { checkRoutingPrecision, dropPolicy, grinRouterLogits, grinRouting } from "./grin-routing";
+import { bf16Values, roundBf16, type RoutingPrecision } from "./onnx/bf16";
 import { GraphBuilder } from "./onnx/builder";
 import { Ops } from "./onnx/ops";
 import type { Tensor32, WeightSource } from "./weights";
@@ -20,6 +22,7 @@ import type { Tensor32, WeightSource } from "./weights";
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
  *          router_logits_{i} [N,E], mask_{i} [N,E] (0/1), weights_{i} [N,E], k_{i} int64 [N]   (trace)
+ *          dropped_{i} [N,E] (0/1: selected, then dropped over capacity)                  (trace, config.token_drop)
  *
  * Interventions (neutral value = no change; `router_logits_{i}` reports the logits after the bias):
  * - router_bias is added to the router logits before anything else (Top-P, GRIN, g all see it).
@@ -32,12 +35,10 @@ import type { Tensor32, WeightSource } from "./weights";
  *   the forced columns first (by logit), then continue by logit; a step's m is the chosen column's logit.
  *   Ban wins over force. Force on a shared column changes nothing (shared columns are always on).
  * - top_p > 0 overrides the config's P for this run; top_p <= 0 keeps the config (where P = 0 means the
- *   fixed mlp_dynamic_top_k). P >= 1 selects all allowed dynamic columns (no float-rounding cut-off).
- * Rounding edge: if the float32 cumulative sum never reaches P, the released code gets k = D + 1 and then
- * gives that token no dynamic expert at all; here k is capped at the allowed dynamic columns (D).
- * GRIN ratio: (m - z_j) / max(|z_j|, |m|) as in the released `allocation_expert` (clamp(min=|m|)); a 0/0
- * (both logits 0) is NaN, which does not exceed 2·jitter, so that column is kept, exactly as in torch.
- * Capacity token-drop (`token_drop`, PAPER.md §2 item 8): see `capacityDrop` below (off by default; never in decode).
+ *   fixed mlp_dynamic_top_k). An override P >= 1 selects all allowed dynamic columns (no rounding cut-off).
+ * The Uni-MoE routing itself (Top-P k, GRIN multipliers, capacity token drop, in fp32 or bf16 as the release computes
+ * it) is models/grin-routing.ts: k is reported as the release reports it (D + 1 when the cumsum never reaches P, before
+ * drops), and with `token_drop` every call drops, decode steps included (outputs dropped_{i} with the trace).
  * Attention is causal, within a sliding window in the layers that have one (config sliding_window_per_layer, see
  * "sliding-window bias" below). Not done: padding masks.
  */
@@ -50,6 +51,8 @@ export interface MoeGraphOptions {
   kvCache: boolean;
   /** Takes inputs_embeds [B,S,H] instead of input_ids [B,S]. */
   embeds?: boolean;
+  /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
+  routingPrecision?: RoutingPrecision;
 }
 
 /** Graph input/output names. */
@@ -71,6 +74,7 @@ export const io = {
   mask: (i: number) => `mask_${i}`,
   weights: (i: number) => `weights_${i}`,
   k: (i: number) => `k_${i}`,
+  dropped: (i: number) => `dropped_${i}`,
 };
 
 /** Sizes derived from a config. */
@@ -128,7 +132,7 @@ function checkConfig(c: MoeLlmConfig): void {
   const arch = architectureOf(c);
   if (arch.routing !== "uni_moe_top_p" && c.mlp_dynamic_null_expert_num !== 0) throw new Error(`routing_convention ${arch.routing} has no null experts (mlp_dynamic_null_expert_num must be 0)`);
   if (arch.sharedExpertGate && c.mlp_fixed_expert_num !== 1) throw new Error("shared_expert_gate needs exactly one shared expert (mlp_fixed_expert_num 1)");
-  if ((c.mlp_dynamic_top_p === 0 || arch.routing !== "uni_moe_top_p") && c.mlp_dynamic_top_k > D) throw new Error(`mlp_dynamic_top_k ${c.mlp_dynamic_top_k} exceeds the ${D} dynamic columns`);
+  if (arch.routing !== "uni_moe_top_p" && c.mlp_dynamic_top_k > D) throw new Error(`mlp_dynamic_top_k ${c.mlp_dynamic_top_k} exceeds the ${D} dynamic columns`);
 }
 
 /** Reads a weight and checks its shape against the table. */
@@ -159,73 +163,6 @@ function catRows(ts: Float32Array[]): Float32Array {
 /** A finite stand-in for -inf in softmax inputs (keeps all-masked rows finite instead of NaN). */
 const NEG = -1e30;
 
-/**
- * Capacity-based token dropping (PAPER.md §2 item 8), as in the released Uni-MoE GRIN block
- * (`GRINMoESparseMoeBlock.forward`, "token drop" section, published with UniMoE-Audio / Uni-MoE-2.0; the released
- * configs set token_drop false, drop_policy "probs", capacity_factor 6, min_capacity 8). Built only when
- * `config.token_drop` is true; with it false the graph is exactly the graph without this feature.
- *
- * When: only while processing a prefill / full sequence, never while decoding. The KV-cache graph serves both, so the
- *   rule is data-dependent: a forward call is a *decode step* iff it has exactly one new token per row (S = 1) AND a
- *   non-empty past (P > 0). Every other call drops: prefill (P = 0, any S, a one-token prompt included), a chunked
- *   prefill or multi-token step with a past (S > 1), and every call of a graph without a KV cache (P = 0; it always
- *   recomputes the full sequence). The routing-only and single-layer graphs treat their N tokens as one sequence.
- *   The capacity group is the whole forward call: N = B*S tokens, flattened batch-major (n = b*S + s).
- *   (The released code drops on every call, decode included; with the default min_capacity 8 a decode step with
- *   B <= 8 rows can never overflow there, so this only differs for tiny min_capacity or large decode batches.)
- * Capacity: C = max(min_capacity, ceil(f32(f32(N / D) * capacity_factor))), D = routed + null columns (the released
- *   `_capacity(B*S, mlp_dynamic_expert_num + mlp_dynamic_null_expert_num, ...)`, float32 like torch).
- * Which selections survive, per dynamic column (routed AND null: the null columns have a capacity too, since the
- *   released code caps every dynamic column; shared columns are never capped), chosen by `drop_policy`
- *   (config.json field, absent → "probs", the released default):
- *   - "probs": the C chosen tokens with the largest router logit z[n, e] for that column (the raw logit after
- *     router_bias, as the released code ranks `dynamic_router_logits`, not probabilities); ties → lower token index
- *     (ONNX TopK; torch.topk leaves ties unspecified). C is clamped to N, as the released code does.
- *   - "position": the first C chosen tokens in token order (cumsum(mask over tokens) - 1 < C), i.e. batch row 0's
- *     tokens before row 1's. (The released "position" branch also runs the cumsum over the shared columns, which
- *     would strip the shared experts from tokens past C; we keep shared experts always on, as PAPER.md §2.)
- *   Capacity applies after the interventions: forced selections compete for capacity like any other; banned columns
- *   are never chosen, so they use none.
- * After a drop (as the released code): the dropped (token, column) pairs leave the mask; the routing weights are
- *   re-masked and renormalised over the surviving dynamic columns, rw' = rw·keep / (Σ rw·keep + 1e-6) (applied to
- *   every token of a dropping call, as the released code does, so a token with nothing dropped moves by ~1e-6);
- *   g is recomputed from the reduced mask, so the weights still sum to 1 (to the shared experts alone when all of a
- *   token's dynamic selections are dropped; its dynamic share is then carried by the residual only).
- * Trace: a dropped selection shows as not selected (mask 0, weight 0) and k_{i} counts the surviving dynamic
- *   selections (k = Σ mask over the dynamic columns; the released code keeps reporting the pre-drop Top-P k).
- *   The pre-drop k is not in the trace (no `dropped_{i}` output); tests/reference/moe-llm.ts reports per-token drops.
- */
-export type DropPolicy = "probs" | "position";
-
-/** The `drop_policy` of a config (absent → "probs"); throws on an unknown value. */
-export function dropPolicy(c: MoeLlmConfig): DropPolicy {
-  const p = (c as Record<string, unknown>).drop_policy ?? "probs";
-  if (p !== "probs" && p !== "position") throw new Error(`drop_policy "${String(p)}" is not "probs" or "position"`);
-  return p;
-}
-
-/**
- * Capacity keep-mask (see above). chosen: bool [N,D]; zD: float [N,D] dynamic logits (after the bias).
- * Returns bool [N,D] = chosen selections that fit in their column's capacity.
- */
-function capacityKeep(o: Ops, c: MoeLlmConfig, chosen: string, zD: string): string {
-  const g = o.g;
-  const { D } = moeDims(c);
-  const nTok = o.shape(zD, 0, 1); // int64 [1] = N
-  const raw = g.op("Ceil", [o.mul(o.div(o.cast(nTok, "float"), g.scalar(D)), g.scalar(c.capacity_factor))]); // [1]
-  const cap = o.cast(o.max(raw, g.scalar(c.min_capacity)), "int64"); // int64 [1] = C
-  if (dropPolicy(c) === "position") {
-    const loc = o.sub(o.cumsum(o.cast(chosen, "float"), 0), g.scalar(1)); // [N,D] place in the column's queue
-    return o.and(chosen, o.less(loc, o.cast(cap, "float")));
-  }
-  // "probs": per column, the min(C, N) largest logits among the chosen tokens (others at NEG never qualify)
-  const ranked = o.where(chosen, zD, g.scalar(NEG));
-  const [, top] = o.topk(ranked, o.min(cap, nTok), 0); // [min(C,N), D] token indices
-  const ones = o.expand(g.scalar(1), o.shape(top));
-  const inCap = o.scatterElements(o.expand(g.scalar(0), o.shape(zD)), top, ones, 0); // [N,D] 1 = within capacity
-  return o.and(chosen, o.greater(inCap, g.scalar(0.5)));
-}
-
 /** Routing tensors of one layer (all [N, ...]). */
 interface Routing {
   /** bool [N,D] chosen dynamic columns */
@@ -236,88 +173,17 @@ interface Routing {
   weights: string;
   /** float [N,1] dynamic k */
   k: string;
+  /** float [N,E] 1 where a selection was dropped over capacity (config.token_drop) */
+  dropped?: string;
 }
 
 /**
- * PAPER.md §2 dynamic-capacity routing on logits z: [N,E] (bias already added).
- * ban, force: float [1,E] rows; topP: float [1] effective P (<= 0 → fixed top-k).
- * dropActive: bool [1], whether this call drops over capacity (only used when config.token_drop; see capacityKeep).
+ * The routing of one layer on logits z: [N,E] (bias already added). ban, force: float [1,E] rows; topP: the float [1]
+ * top_p input (> 0 overrides the config's P). The Uni-MoE routing is grin-routing.ts, in `precision`.
  */
-function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string, dropActive?: string): Routing {
+function routing(o: Ops, c: MoeLlmConfig, z: string, ban: string, force: string, topP: string, precision: RoutingPrecision): Routing {
   if (architectureOf(c).routing !== "uni_moe_top_p") return topkRouting(o, c, z, ban, force);
-  const g = o.g;
-  const { D, E } = moeDims(c);
-  const zD = o.slice(z, [0], [D], [1]); // [N,D]
-  const allowed = o.not(o.greater(o.slice(ban, [0], [D], [1]), g.scalar(0.5))); // [1,D]
-  const forced = o.and(o.greater(o.slice(force, [0], [D], [1]), g.scalar(0.5)), allowed); // [1,D]
-  const neg = g.scalar(NEG);
-  const zA = o.where(allowed, zD, neg); // [N,D], banned → NEG
-  const nAllowed = o.reduceSum(o.cast(allowed, "float"), [1]); // [1,1]
-
-  // 1-2. k from Top-P over p = softmax(z[0:D]) (or fixed top-k when P = 0)
-  const p = o.softmax(zA, 1);
-  const [sorted] = o.topk(p, g.ints([D]), 1);
-  const cum = o.cumsum(sorted, 1);
-  const notReached = o.cast(o.not(o.greaterOrEqual(cum, topP)), "float");
-  let kTopP = o.add(o.reduceSum(notReached, [1]), g.scalar(1)); // [N,1]
-  kTopP = o.where(o.greaterOrEqual(topP, g.scalar(1)), g.scalar(D), kTopP);
-  const kBase = o.where(o.greater(topP, g.scalar(0)), kTopP, g.scalar(c.mlp_dynamic_top_k)); // [N,1]
-
-  // The model's own choice is the kBase largest allowed logits (ties: lower index, as torch's argmax), so
-  // rank[j] = position of column j in the descending order; TopK sorts ties to the lower index.
-  const [, idx] = o.topk(zA, g.ints([D]), 1); // [N,D] columns in descending logit order
-  const pos = o.expand(g.const(Array.from({ length: D }, (_, s) => s), [1, D]), o.shape(idx)); // [N,D] 0..D-1
-  const zeros = o.expand(g.scalar(0), o.shape(idx));
-  const rank = o.scatterElements(zeros, idx, pos, 1); // [N,D]
-  // forced columns the model did not choose are added to k
-  const forcedF = o.cast(forced, "float"); // [1,D]
-  const extra = o.reduceSum(o.mul(forcedF, o.cast(o.greaterOrEqual(rank, kBase), "float")), [1]); // [N,1]
-  const k = o.min(o.add(kBase, extra), nAllowed); // [N,1]
-
-  // 3. repeated argmax with the GRIN near-tie rule. The argmax sequence is the order "forced first, then by
-  // logit, ties to the lower index" (banned last): step s takes the column whose order is s. All steps
-  // s < max k are evaluated at once as a batch [N, step, column]; steps >= a token's k do nothing.
-  const fs = o.gatherElements(o.expand(forcedF, o.shape(idx)), idx, 1); // [N,D] forced flags in sorted order
-  const before = o.sub(o.cumsum(fs, 1), fs); // forced columns ahead in the sorted order
-  const nForced = o.reduceSum(forcedF, [1]); // [1,1]
-  const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(nForced, o.sub(pos, before)));
-  const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D] step at which each column is taken
-  const nSteps = o.max(o.reduceMax(k, [0, 1], 0), g.scalar(1)); // scalar: max k over tokens (>= 1)
-  const steps = o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1])); // [1,S,1]
-  const orderJ = o.unsqueeze(order, [1]); // [N,1,D]
-  const zj = o.unsqueeze(zD, [1]); // [N,1,D]
-  const pick = o.equal(orderJ, steps); // [N,S,D] one-hot: column e taken at step s
-  const m = o.reduceMax(o.where(pick, zj, neg), [2]); // [N,S,1] logit of e
-  const avail = o.and(o.unsqueeze(allowed, [1]), o.greaterOrEqual(orderJ, steps)); // [N,S,D] not yet taken
-  const ratio = o.div(o.sub(m, zj), o.max(o.abs(zj), o.abs(m))); // NaN (0/0) counts as kept, as in torch
-  const kept = o.and(avail, o.not(o.greater(ratio, g.scalar(2 * c.router_jitter_noise))));
-  const gates = o.softmax(o.where(kept, zj, neg), 2); // [N,S,D]
-  const multStep = o.reduceSum(o.mul(gates, o.cast(pick, "float")), [2]); // [N,S,1] softmax at e
-  const active = o.less(steps, o.unsqueeze(k, [2])); // [N,S,1]
-  const mult = o.reduceSum(o.where(o.and(pick, active), multStep, g.scalar(0)), [1], 0); // [N,D]
-  let chosen = o.and(o.less(order, k), allowed); // [N,D]
-
-  // 4. routing weights over the chosen dynamic columns
-  let rw = o.div(mult, o.add(o.reduceSum(mult, [1]), g.scalar(1e-6))); // [N,D]
-  let kOut = k;
-  // 4b. capacity token-drop (config.token_drop; only when dropActive): drop, re-mask and renormalise rw
-  if (c.token_drop) {
-    const on = dropActive ?? g.const([1], [1], "bool");
-    chosen = o.or(capacityKeep(o, c, chosen, zD), o.and(chosen, o.not(on))); // (ORT has no bool Where)
-    const kept = o.mul(rw, o.cast(chosen, "float"));
-    rw = o.where(on, o.div(kept, o.add(o.reduceSum(kept, [1]), g.scalar(1e-6))), rw);
-    kOut = o.reduceSum(o.cast(chosen, "float"), [1]); // [N,1] surviving dynamic selections (= k without drops)
-  }
-  // 5. mask = chosen dynamic + allowed shared
-  const chosenF = o.cast(chosen, "float");
-  const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]
-  const sharedMask = o.expand(sharedOn, o.concat([o.shape(z, 0, 1), g.ints([E - D])], 0)); // [N,SH]
-  const mask = o.concat([chosenF, sharedMask], 1); // [N,E]
-  // 6. g = softmax(z, -inf where mask = 0); dynamic weight = rw * Σ g(chosen dynamic); shared weight = g
-  const gw = o.mul(o.softmax(o.where(o.greater(mask, g.scalar(0.5)), z, neg), 1), mask);
-  const gDyn = o.reduceSum(o.slice(gw, [0], [D], [1]), [1]); // [N,1]
-  const weights = o.concat([o.mul(rw, gDyn), o.slice(gw, [D], [E], [1])], 1); // [N,E]
-  return { chosen, mask, weights, k: kOut };
+  return grinRouting(o, c, { z, ban, force, topP }, precision);
 }
 
 /**
@@ -389,13 +255,14 @@ function swigluAct(o: Ops, gu: string, I: number, axis: number): string {
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing for the trace). */
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense", dropActive?: string) {
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, bias: string, ban: string, force: string, topP: string, mode: "sparse" | "dense", precision: RoutingPrecision) {
   const g = o.g;
   const { R, SH, D } = moeDims(c);
   const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
-  const router = g.initializer(paramNames.router(i), weight(ws, shapes, paramNames.router(i)).data, shapes.get(paramNames.router(i))!);
-  const z = o.add(o.linear(x, router), bias); // [N,E]
-  const r = routing(o, c, z, ban, force, topP, dropActive);
+  const W = weight(ws, shapes, paramNames.router(i)).data;
+  const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W) : W, shapes.get(paramNames.router(i))!);
+  const z = grinRouterLogits(o, x, router, bias, precision); // [N,E]
+  const r = routing(o, c, z, ban, force, topP, precision);
   const ex = expertInitializers(g, ws, shapes, c, i, mode);
 
   // shared experts: Σ_s w_s · down_s(act_s)  =  down_cat(concat_s(w_s · act_s)); none → y starts at 0
@@ -435,6 +302,8 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
 export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, builder?: GraphBuilder): Uint8Array {
   checkConfig(config);
   const c = config;
+  const precision = options.routingPrecision ?? "fp32";
+  checkRoutingPrecision(c, precision);
   const { H, L, V, NH, KVH, G, Dh, E } = moeDims(c);
   const arch = architectureOf(c);
   const shapes = moeLlmParamShapes(c);
@@ -462,8 +331,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const routerBias = g.input(io.routerBias, "float", [L, E]);
   const banMask = g.input(io.ban, "float", [L, E]);
   const forceMask = g.input(io.force, "float", [L, E]);
-  const topPIn = g.input(io.topP, "float", [1]);
-  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(c.mlp_dynamic_top_p)); // [1]
+  const topP = g.input(io.topP, "float", [1]);
 
   // ---- M-RoPE tables: cos, sin [B,1,S,Dh] ----
   const half = Dh / 2;
@@ -511,8 +379,6 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     }
     return bias;
   };
-  // capacity token-drop applies unless this call is a decode step (S = 1 with a non-empty past); see capacityKeep
-  const dropActive = c.token_drop ? o.or(o.greater(sLen, g.ints([1])), o.equal(pLen, g.ints([0]))) : undefined; // bool [1]
   /** q, k, v projections fused into one Linear: rows [q; k; v] */
   const qkvWeight = (i: number, kind: "weight" | "bias") => {
     const parts = (["q", "k", "v"] as const).map((p) => weight(weights, shapes, paramNames.attn(i, p, kind)));
@@ -562,13 +428,14 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 
     // MoE: x [N,H] → [N,H]
     const h2 = o.rmsNorm(x, w(paramNames.postNorm(i)), c.rms_norm_eps);
-    const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe, dropActive);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, bias, ban, force, topP, options.moe, precision);
     x = o.add(x, moe.y);
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
       g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
       g.output(moe.routing.weights, io.weights(i), "float", ["tokens", E]);
       g.output(o.reshape(o.cast(moe.routing.k, "int64"), g.ints([-1])), io.k(i), "int64", ["tokens"]);
+      if (moe.routing.dropped) g.output(moe.routing.dropped, io.dropped(i), "float", ["tokens", E]);
     }
   }
   g.scope = "";
@@ -583,24 +450,27 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 }
 
 /**
- * Only the routing of PAPER.md §2 as a graph, for tests and tools (with token_drop, the N rows are one sequence):
- * inputs router_logits [N,E], ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
- * outputs mask [N,E], weights [N,E], k int64 [N].
+ * Only the routing as a graph, for tests and tools (the N rows are one forward call, e.g. for the capacity):
+ * inputs router_logits [N,E] (rounded to bf16 first under bf16: what the release's bf16 gate would give),
+ * ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
+ * outputs mask [N,E], weights [N,E], k int64 [N], and with token_drop dropped [N,E].
  */
-export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
+export function buildRoutingGraph(config: MoeLlmConfig, precision: RoutingPrecision = "fp32"): Uint8Array {
   if (config.token_drop) dropPolicy(config);
+  checkRoutingPrecision(config, precision);
   const { E } = moeDims(config);
   const g = new GraphBuilder("uni_moe_routing");
   const o = new Ops(g);
-  const z = g.input("router_logits", "float", ["tokens", E]);
+  const zIn = g.input("router_logits", "float", ["tokens", E]);
+  const z = precision === "bf16" ? roundBf16(o, zIn) : zIn;
   const ban = g.input(io.ban, "float", [1, E]);
   const force = g.input(io.force, "float", [1, E]);
-  const topPIn = g.input(io.topP, "float", [1]);
-  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(config.mlp_dynamic_top_p));
-  const r = routing(o, config, z, ban, force, topP);
+  const topP = g.input(io.topP, "float", [1]);
+  const r = routing(o, config, z, ban, force, topP, precision);
   g.output(r.mask, "mask", "float", ["tokens", E]);
   g.output(r.weights, "weights", "float", ["tokens", E]);
   g.output(o.reshape(o.cast(r.k, "int64"), g.ints([-1])), "k", "int64", ["tokens"]);
+  if (r.dropped) g.output(r.dropped, "dropped", "float", ["tokens", E]);
   return g.toBytes();
 }
 
@@ -610,7 +480,7 @@ export function buildRoutingGraph(config: MoeLlmConfig): Uint8Array {
  * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E], top_p [1] (zeros = neutral);
  * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
  */
-export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace">): Uint8Array {
+export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace" | "routingPrecision">): Uint8Array {
   checkConfig(config);
   const { H, E } = moeDims(config);
   const g = new GraphBuilder("uni_moe_layer");
@@ -619,15 +489,15 @@ export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, 
   const bias = g.input(io.routerBias, "float", [1, E]);
   const ban = g.input(io.ban, "float", [1, E]);
   const force = g.input(io.force, "float", [1, E]);
-  const topPIn = g.input(io.topP, "float", [1]);
-  const topP = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(config.mlp_dynamic_top_p));
-  const moe = moeLayer(o, config, weights, moeLlmParamShapes(config), layer, x, bias, ban, force, topP, options.moe);
+  const topP = g.input(io.topP, "float", [1]);
+  const moe = moeLayer(o, config, weights, moeLlmParamShapes(config), layer, x, bias, ban, force, topP, options.moe, options.routingPrecision ?? "fp32");
   g.output(moe.y, "y", "float", ["tokens", H]);
   if (options.trace) {
     g.output(moe.z, "router_logits", "float", ["tokens", E]);
     g.output(moe.routing.mask, "mask", "float", ["tokens", E]);
     g.output(moe.routing.weights, "weights", "float", ["tokens", E]);
     g.output(o.reshape(o.cast(moe.routing.k, "int64"), g.ints([-1])), "k", "int64", ["tokens"]);
+    if (moe.routing.dropped) g.output(moe.routing.dropped, "dropped", "float", ["tokens", E]);
   }
   return g.toBytes();
 }

@@ -1,5 +1,6 @@
 import * as ort from "onnxruntime-node";
 import type { MoeLlmConfig } from "./config";
+import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
 import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-graph";
 import type { WeightSource } from "./weights";
 
@@ -28,8 +29,10 @@ export interface LayerTrace {
   mask: Float32Array;
   /** [N*E] final expert weights (sum to 1 per token) */
   weights: Float32Array;
-  /** [N] dynamic k per token */
+  /** [N] dynamic k per token, as the release reports it (before capacity drops) */
   k: BigInt64Array;
+  /** [N*E] 1 where a selection was dropped over capacity (config.token_drop) */
+  dropped?: Float32Array;
 }
 
 export interface ForwardInput {
@@ -131,8 +134,18 @@ export class MoeLlmRunner {
         mask: f32(io.mask(i)),
         weights: f32(io.weights(i)),
         k: out[io.k(i)]!.data as BigInt64Array,
+        ...(out[io.dropped(i)] ? { dropped: f32(io.dropped(i)) } : {}),
       }));
+    this.refuseNoColumn(result, B * S);
     return result;
+  }
+
+  /** "position" token drop can leave a token with no expert; the release raises there, and so does this (grin-routing.ts). */
+  private refuseNoColumn(result: ForwardOutput, n: number): void {
+    const c = this.config;
+    if (!c.token_drop || c.mlp_fixed_expert_num === 0 || dropPolicy(c) !== "position") return;
+    if (result.trace) result.trace.forEach((t, i) => checkNoColumn(c, i, t.mask, n));
+    else if (result.logits.some(Number.isNaN)) throw new Error(noColumnMessage(c, n, "a token of this call"));
   }
 
   async release(): Promise<void> {

@@ -231,12 +231,53 @@ function moeTopK(o: Ops, c: TtsConfig, ws: WeightSource, i: number, h: string) {
   return { y, z, mask, weights, k };
 }
 
+/**
+ * Half-split ("rotate_half") RoPE with positions `pos` int64 [B,S]: returns t [B,heads,S,Dh] → rotated, using
+ * cos/sin of cat(freqs, freqs) with inv_freq_j = 1/θ^(2j/Dh) (Qwen2 / Llama).
+ */
+export function halfSplitRope(o: Ops, pos: string, Dh: number, theta: number): (t: string) => string {
+  const g = o.g;
+  const half = Dh / 2;
+  const invFreq = Array.from({ length: half }, (_, j) => 1 / Math.pow(theta, (2 * j) / Dh));
+  const f = o.mul(o.unsqueeze(o.cast(pos, "float"), [2]), g.const(invFreq, [half])); // [B,S,half]
+  const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dh]
+  const cos = o.cos(emb), sin = o.sin(emb);
+  return (t) => o.add(o.mul(t, cos), o.mul(o.concat([o.neg(o.slice(t, [half], [Dh], [3])), o.slice(t, [0], [half], [3])], 3), sin));
+}
+
+/**
+ * Qwen2 GQA self-attention of one layer: h [N,H] (normed) → out [N,H] (o_proj applied, no bias). q/k/v come from
+ * one packed projection qkvW [(NH+2KVH)·Dh, H] + qkvB; query head h reads KV head ⌊h/(NH/KVH)⌋ (repeat_interleave).
+ * scores = q·kᵀ/√Dh + bias [S,T], softmax, then × keep [1,NH,S,T] when given (attention dropout), · v.
+ * Returns the layer's keys/values [B,KVH,T,Dh] (past ‖ new) for a KV cache.
+ */
+export function gqaAttention(
+  o: Ops,
+  a: { h: string; bsShape: string; qkvW: string; qkvB: string; oW: string; NH: number; KVH: number; Dh: number; rope: (t: string) => string; bias: string; past?: { key: string; value: string }; keep?: string },
+): { out: string; key: string; value: string } {
+  const g = o.g;
+  const { NH, KVH, Dh } = a;
+  const G = NH / KVH;
+  const proj = o.linear(a.h, a.qkvW, a.qkvB); // [N,(NH+2KVH)*Dh]
+  const heads = o.transpose(o.reshape(proj, o.concat([a.bsShape, g.ints([NH + 2 * KVH, Dh])], 0)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
+  const [qk, v0] = o.split(heads, [NH + KVH, KVH], 1) as [string, string];
+  const [q, k0] = o.split(a.rope(qk), [NH, KVH], 1) as [string, string]; // [B,NH,S,Dh], [B,KVH,S,Dh]
+  const k = a.past ? o.concat([a.past.key, k0], 2) : k0; // [B,KVH,T,Dh]
+  const v = a.past ? o.concat([a.past.value, v0], 2) : v0;
+  const q5 = o.reshape(o.mul(q, g.scalar(1 / Math.sqrt(Dh))), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
+  const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
+  let probs = o.softmax(o.add(o.matmul(q5, kT), a.bias), -1); // [B,KVH,G,S,T]
+  if (a.keep) probs = o.mul(probs, o.reshape(a.keep, o.concat([g.ints([1, KVH, G]), o.shape(a.keep, 2, 4)], 0)));
+  const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
+  const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
+  return { out: o.linear(merged, a.oW), key: k, value: v };
+}
+
 /** Builds the TTS decoder graph; returns a serialized ONNX ModelProto. */
 export function buildTtsGraph(config: TtsConfig, weights: WeightSource, options: TtsGraphOptions): Uint8Array {
   checkTtsConfig(config);
   const c = config;
   const H = c.hidden_size, L = c.num_hidden_layers, V = c.vocab_size, NH = c.num_attention_heads, KVH = c.num_key_value_heads, Dh = c.head_dim, X = c.num_experts;
-  const G = NH / KVH;
   const n = ttsParamNames;
   const shapes = new Map(ttsParamTable(c).map((p) => [p.name, p.shape]));
   const g = new GraphBuilder("uni_moe_tts_decoder");
@@ -249,13 +290,7 @@ export function buildTtsGraph(config: TtsConfig, weights: WeightSource, options:
   let x = o.gather(w(n.embed), o.reshape(ids, g.ints([-1])));
   const pos = g.input(ttsIo.positions, "int64", ["batch", "seq"]);
 
-  // ---- 1D RoPE tables: cos, sin [B,1,S,Dh] ----
-  const half = Dh / 2;
-  const invFreq = Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / Dh));
-  const f = o.mul(o.unsqueeze(o.cast(pos, "float"), [2]), g.const(invFreq, [half])); // [B,S,half]
-  const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dh]
-  const cos = o.cos(emb), sin = o.sin(emb);
-  const rope = (t: string) => o.add(o.mul(t, cos), o.mul(o.concat([o.neg(o.slice(t, [half], [Dh], [3])), o.slice(t, [0], [half], [3])], 3), sin));
+  const rope = halfSplitRope(o, pos, Dh, c.rope_theta);
 
   // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
   const sLen = o.slice(bsShape, [1], [2], [0]);
@@ -265,7 +300,6 @@ export function buildTtsGraph(config: TtsConfig, weights: WeightSource, options:
   const qPos = o.range(sc(pLen), sc(o.add(pLen, sLen)), one); // [S]
   const kPos = o.range(g.const([0], [], "int64"), sc(o.add(pLen, sLen)), one); // [T]
   const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
-  const qScale = g.scalar(1 / Math.sqrt(Dh));
   const qkv = (i: number, kind: "weight" | "bias") => {
     const parts = (["q", "k", "v"] as const).map((p) => checkedWeight(weights, n.attn(i, p, kind), shapes.get(n.attn(i, p, kind))!));
     const rows = parts.reduce((a, t) => a + t.shape[0]!, 0);
@@ -275,26 +309,15 @@ export function buildTtsGraph(config: TtsConfig, weights: WeightSource, options:
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
     // attention: x [N,H] → [N,H]
-    const h = o.rmsNorm(x, w(n.inputNorm(i)), c.rms_norm_eps);
-    const proj = o.linear(h, qkv(i, "weight"), qkv(i, "bias")); // [N,(NH+2KVH)*Dh]
-    const heads = o.transpose(o.reshape(proj, o.concat([bsShape, g.ints([NH + 2 * KVH, Dh])], 0)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
-    const [qk, v0] = o.split(heads, [NH + KVH, KVH], 1) as [string, string];
-    const [q, k0] = o.split(rope(qk), [NH, KVH], 1) as [string, string]; // [B,NH,S,Dh], [B,KVH,S,Dh]
-    let k = k0, v = v0;
+    const past = options.kvCache
+      ? { key: i === 0 ? ttsIo.pastKey(0) : g.input(ttsIo.pastKey(i), "float", ["batch", KVH, "past", Dh]), value: g.input(ttsIo.pastValue(i), "float", ["batch", KVH, "past", Dh]) }
+      : undefined;
+    const att = gqaAttention(o, { h: o.rmsNorm(x, w(n.inputNorm(i)), c.rms_norm_eps), bsShape, qkvW: qkv(i, "weight"), qkvB: qkv(i, "bias"), oW: w(n.attn(i, "o", "weight")), NH, KVH, Dh, rope, bias: causal, past });
     if (options.kvCache) {
-      const pk = i === 0 ? ttsIo.pastKey(0) : g.input(ttsIo.pastKey(i), "float", ["batch", KVH, "past", Dh]);
-      const pv = g.input(ttsIo.pastValue(i), "float", ["batch", KVH, "past", Dh]);
-      k = o.concat([pk, k], 2); // [B,KVH,T,Dh]
-      v = o.concat([pv, v], 2);
-      g.output(k, ttsIo.presentKey(i), "float", ["batch", KVH, "total", Dh]);
-      g.output(v, ttsIo.presentValue(i), "float", ["batch", KVH, "total", Dh]);
+      g.output(att.key, ttsIo.presentKey(i), "float", ["batch", KVH, "total", Dh]);
+      g.output(att.value, ttsIo.presentValue(i), "float", ["batch", KVH, "total", Dh]);
     }
-    const q5 = o.reshape(o.mul(q, qScale), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
-    const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
-    const probs = o.softmax(o.add(o.matmul(q5, kT), causal), -1); // [B,KVH,G,S,T]
-    const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
-    const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
-    x = o.add(x, o.linear(merged, w(n.attn(i, "o", "weight"))));
+    x = o.add(x, att.out);
 
     // MoE: x [N,H] → [N,H]
     const moe = moeTopK(o, c, weights, i, o.rmsNorm(x, w(n.postNorm(i)), c.rms_norm_eps));

@@ -29,7 +29,7 @@ export const compareTracesNode = defineNode({
   typeVersion: 1,
   title: "Compare Traces",
   category: "Inspect",
-  description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, and how often the top expert per layer is unchanged on their common tokens.",
+  description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, how often the top expert per layer is unchanged on their common tokens, and which of those tokens are routed differently (k or expert set), side by side — e.g. the same input routed in fp32 and in bf16.",
   inputs: { a: { type: "ROUTING_TRACE", label: "trace A" }, b: { type: "ROUTING_TRACE", label: "trace B" } },
   outputs: { report: { type: "JSON" } },
   params: z.object({ labelA: label("A", "trace A"), labelB: label("B", "trace B") }),
@@ -55,6 +55,7 @@ export const compareTracesNode = defineNode({
     const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
     const share = s.layer === null ? "no expert shares" : `max |Δ share| ${pct(s.maxAbsShareDelta)} (${s.shareDelta >= 0 ? "+" : "−"}, layer ${s.layer}, ${s.expert})`;
     const agree = s.meanTopAgreement === null ? "no common tokens" : `top expert unchanged ${pct(s.meanTopAgreement)} over ${s.commonPrefix} common tokens`;
-    return `${r.labelB} vs ${r.labelA}: ${share}; ${agree}`;
+    const routed = s.routedDifferently ? `; k or experts differ on ${s.routedDifferently} token-layers` : "";
+    return `${r.labelB} vs ${r.labelA}: ${share}; ${agree}${routed}`;
   },
 });

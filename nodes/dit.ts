@@ -2,7 +2,7 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { embedWorkflowInPng } from "../engine/provenance";
 import { zImageValue, type ImageValue } from "../engine/media/values";
-import { conditioningFromLlm, initialNoise, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit";
+import { conditioningAsReleased, conditioningFromLlm, initialNoise, RELEASED_STEPS, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit";
 import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit-tiny";
 import { decodeToRgb, encodePng, rgbToTensor, tensorToRgb, vaeImageSize } from "../models/vae";
 import type { LlmOutputValue } from "./moe-llm";
@@ -17,6 +17,10 @@ export interface GenerateImageInfo {
   conditioningNote: string;
   steps: number;
   guidance: number;
+  /** "released": 59 Euler steps, 3-branch guidance on 3 of 4 channels; "paper": CFG over all channels, `steps` steps. */
+  sampler: "paper" | "released";
+  /** "released": the last 32 + 3 fed-back states; "tokens": the [IMG*]/[TASK*] tokens' own states. */
+  llmStates: "tokens" | "released";
   seed: number;
   ms: number;
 }
@@ -26,9 +30,10 @@ export interface GenerateImageInfo {
  * "llm-or-seeded" mode, when they are missing (the seeded LLM never writes them) — 35 vectors seeded by
  * a hash of the LLM's text and token ids (models/dit.ts seededConditioning). "llm" mode throws instead.
  */
-export function pickConditioning(llm: LlmOutputValue, mode: "llm" | "llm-or-seeded"): DitConditioning {
+export function pickConditioning(llm: LlmOutputValue, mode: "llm" | "llm-or-seeded", states: "tokens" | "released" = "tokens"): DitConditioning {
   const c = ditReferenceConfig().dit;
-  const got = conditioningFromLlm(c, llm.specialHidden ?? []);
+  const marker = /\[(IMG|TASK)0\]/.test(llm.text);
+  const got = states === "released" ? conditioningAsReleased(c, marker, llm.tailHidden ?? []) : conditioningFromLlm(c, llm.specialHidden ?? []);
   if (!("missing" in got)) return got;
   if (mode === "llm") throw new Error(`${got.missing}. Set "Conditioning" to "llm-or-seeded" to fall back to vectors seeded from the LLM text.`);
   return seededConditioning(c, llm.text, llm.ids ?? [], got.missing);
@@ -40,7 +45,7 @@ function isLlmOutput(v: unknown): v is LlmOutputValue {
 
 export const generateImage = defineNode({
   type: "generate.image",
-  typeVersion: 1,
+  typeVersion: 2,
   title: "Task-aware DiT",
   category: "Generate",
   description:
@@ -61,7 +66,27 @@ export const generateImage = defineNode({
         label: "Conditioning",
         description: "llm: require [IMG0..31] and [TASK0..2] from the LLM. llm-or-seeded: when they are missing, use vectors seeded from a hash of the LLM text.",
       }),
+    sampler: z
+      .enum(["released", "paper"])
+      .default("released")
+      .meta({
+        label: "Sampler",
+        description:
+          "released (RELEASED.md §2.5): 59 Euler steps on a 60-point grid (Steps is ignored); 3 branches (conditional / image-only / null, whose input-image latent is the initial noise) combined as null + image·(image-only − null) + CFG·(conditional − image-only) on 3 of the 4 latent channels, the 4th keeps the conditional one. paper: Steps steps, CFG over all channels with zeroed LLM states (documents saved before v2 use this).",
+      }),
+    imageGuidance: z.number().min(0).max(20).default(1).meta({ label: "Image guidance (released sampler)", step: 0.5 }),
+    llmStates: z
+      .enum(["released", "tokens"])
+      .default("released")
+      .meta({
+        label: "LLM states",
+        description: "released (§2.1): the last 32 fed-back generated states as [IMG] and the 3 before as [TASK], whatever their tokens. tokens: each [IMG*]/[TASK*] token's own state (documents saved before v2 use this).",
+      }),
   }),
+  migrateParams(params, fromVersion) {
+    // v1 documents keep their behaviour: the paper's sampler and the tokens' own states
+    return fromVersion < 2 ? { sampler: "paper", llmStates: "tokens", ...params } : params;
+  },
   async fingerprint() {
     return ditContentHash(ditReferenceConfig(), DIT_DEFAULT_SEED);
   },
@@ -69,7 +94,9 @@ export const generateImage = defineNode({
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     if (!isLlmOutput(inputs.llm)) throw new Error("connect an LLM output (LLM_OUTPUT)");
     const t0 = performance.now();
-    const cond = pickConditioning(inputs.llm, params.conditioning);
+    const cond = pickConditioning(inputs.llm, params.conditioning, params.llmStates);
+    const released = params.sampler === "released";
+    const steps = released ? RELEASED_STEPS : params.steps;
     let source: ImageValue | undefined;
     if (inputs.source !== undefined && inputs.source !== null) {
       const parsed = zImageValue.safeParse(inputs.source);
@@ -78,27 +105,28 @@ export const generateImage = defineNode({
     }
     const cfg = ditReferenceConfig();
     const R = vaeImageSize(cfg.vae);
-    const total = params.steps + (source ? 2 : 1);
-    ctx.progress(0, source ? "encoding the source image" : `step 0/${params.steps}`);
+    const total = steps + (source ? 2 : 1);
+    ctx.progress(0, source ? "encoding the source image" : `step 0/${steps}`);
 
     return withDit(ctx.runtime, { withEncoder: source !== undefined }, async (runner) => {
       let srcLatent: Float32Array | undefined;
       if (source) {
         const rgb = await decodeToRgb(await ctx.storage.read(source.file), R);
         srcLatent = await runner.encode(rgbToTensor(rgb, R, R));
-        ctx.progress(1 / total, `step 0/${params.steps}`);
+        ctx.progress(1 / total, `step 0/${steps}`);
       }
       const done = source ? 1 : 0;
       // The image refines live: a decoded estimate of the final image every few steps (at most ~12).
-      const previewEvery = Math.max(1, Math.ceil(params.steps / 12));
+      const previewEvery = Math.max(1, Math.ceil(steps / 12));
       let x0: Float32Array | undefined;
       let z: Float32Array;
       try {
+        const noise = initialNoise(cfg.dit, params.seed);
         z = await sampleEuler({
-          steps: params.steps,
-          noise: initialNoise(cfg.dit, params.seed),
+          steps,
+          noise,
           velocity: async (x, t) => {
-            const v = await runner.guidedVelocity(x, t, cond, params.guidance, srcLatent);
+            const v = released ? await runner.releasedVelocity(x, t, cond, params.guidance, params.imageGuidance, noise, srcLatent) : await runner.guidedVelocity(x, t, cond, params.guidance, srcLatent);
             // Rectified flow: x_t = (1 − t)·x0 + t·noise and v = noise − x0, so x0 ≈ x_t − t·v.
             x0 = Float32Array.from(x, (xi, j) => xi - t * v[j]!);
             return v;
@@ -116,7 +144,7 @@ export const generateImage = defineNode({
         if (err instanceof SamplingCancelled) throw ctx.signal.reason ?? err;
         throw err;
       }
-      if (ctx.signal.aborted) throw ctx.signal.reason ?? new SamplingCancelled(params.steps);
+      if (ctx.signal.aborted) throw ctx.signal.reason ?? new SamplingCancelled(steps);
       const pixels = tensorToRgb(await runner.decode(z), R, R);
       const png = await encodePng(pixels, R, R);
       // The file says which workflow made it (so its content id differs per workflow, by design).
@@ -129,8 +157,10 @@ export const generateImage = defineNode({
         mode: source ? "edit" : "text-to-image",
         conditioning: cond.source,
         conditioningNote: cond.note,
-        steps: params.steps,
+        steps,
         guidance: params.guidance,
+        sampler: params.sampler,
+        llmStates: params.llmStates,
         seed: params.seed,
         ms: performance.now() - t0,
       };
@@ -142,6 +172,7 @@ export const generateImage = defineNode({
     const info = outputs.info as GenerateImageInfo | undefined;
     if (!img || !info) return "no image";
     const cond = info.conditioning === "llm" ? "conditioned on the LLM's [IMG*]/[TASK*] hidden states" : `conditioning ${info.conditioningNote}`;
-    return `${info.mode === "edit" ? "edited" : "generated"} ${img.width}×${img.height} PNG (${info.model}, ${info.label}), ${info.steps} steps, CFG ${info.guidance}, seed ${info.seed}; ${cond}`;
+    const how = info.sampler === "released" ? `released sampler (${info.steps} Euler steps, 3-branch guidance on 3 of 4 channels)` : `paper sampler (${info.steps} steps)`;
+    return `${info.mode === "edit" ? "edited" : "generated"} ${img.width}×${img.height} PNG (${info.model}, ${info.label}), ${how}, CFG ${info.guidance}, seed ${info.seed}; ${cond}${info.llmStates === "released" ? " (states taken as released)" : ""}`;
   },
 });

@@ -3,9 +3,12 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { defineNode } from "../engine/node";
+import { activeParameters } from "../engine/routing/active";
 import { generate, GenerationCancelled } from "../models/generate";
 import { compileInterventions } from "../models/interventions";
+import { defaultRoutingPrecision } from "../models/grin-routing";
 import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import type { RoutingPrecision } from "../models/onnx/bf16";
 import { isSequence, type SequenceValue } from "../engine/sequence";
 import { tokenizerHash } from "../models/prompt-tokenizer";
 import { byteTokenizer, type Tokenizer } from "../models/tokenizer";
@@ -99,12 +102,18 @@ export interface LlmOutputValue {
   stopReason: string;
   /** Final hidden states of generated special tokens ([IMG*], [TASK*], speech markers), for the generation heads. */
   specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
+  /** Final hidden states of the last generated tokens that were fed back (up to 67, oldest first): what the released DiT path reads. Absent in outputs of older runs. */
+  tailHidden?: Float32Array[];
   prefillMs: number;
   decodeMs: number;
   /** The prompt as text (the chat template's output, or the Prompt Builder's sequence text). */
   promptText?: string;
   /** How the prompt was written: "chat template from tokenizer_config.json", "built-in ChatML", … */
   promptFormat?: string;
+  /** The arithmetic the routing ran in. */
+  routingPrecision?: RoutingPrecision;
+  /** Parameters active per token, averaged over the tokens of this run (engine/routing/active.ts). */
+  activeParameters?: number;
 }
 
 export const moeLlm = defineNode({
@@ -131,6 +140,14 @@ export const moeLlm = defineNode({
     topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
     routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    routingPrecision: z
+      .enum(["model", "fp32", "bf16"])
+      .default("model")
+      .meta({
+        label: "Routing precision",
+        description:
+          "The arithmetic of the Uni-MoE routing (gate, Top-P softmax and cumsum, GRIN multipliers, weights). bf16: as Uni-MoE-2.0's released inference computes it, rounding where it rounds; fp32: the same rules in float32. model: bf16 for imported Uni-MoE-2.0 checkpoints (grin_qwen2_vl), fp32 for the seeded uni-moe-tiny models and the top-k families.",
+      }),
     emit: z
       .enum(["none", "speech", "image", "speech+image"])
       .default("none")
@@ -167,7 +184,8 @@ export const moeLlm = defineNode({
     const modelTokenizer = loadTokenizer(model.dir);
     if (sequence) checkSequenceTokenizer(sequence, params.model, modelTokenizer, model.config.vocab_size);
     const stopTokens = stopTokenIds(modelTokenizer, model.dir);
-    const graph = { ...GRAPH, embeds: !!sequence?.media };
+    const routingPrecision: RoutingPrecision = params.routingPrecision === "model" ? defaultRoutingPrecision(model.config) : params.routingPrecision;
+    const graph = { ...GRAPH, embeds: !!sequence?.media, routingPrecision };
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];
       let promptInput: Parameters<typeof generate>[2];
@@ -222,10 +240,13 @@ export const moeLlm = defineNode({
           ids: result.newIds,
           stopReason: result.stopReason,
           specialHidden: result.specialHidden,
+          tailHidden: result.tailHidden,
           prefillMs: result.prefillMs,
           decodeMs: result.decodeMs,
           promptText,
           promptFormat,
+          routingPrecision,
+          activeParameters: activeParameters(result.trace)?.expected,
         };
         return { output, trace: result.trace };
       } catch (err) {
@@ -239,6 +260,8 @@ export const moeLlm = defineNode({
     if (!o) return "no output";
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
     const format = o.promptFormat ? `; prompt: ${o.promptFormat}` : "";
-    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${format}`;
+    const routing = o.routingPrecision === "bf16" ? "; routing in bf16 (as released)" : "";
+    const active = o.activeParameters === undefined ? "" : `, ≈${o.activeParameters >= 1e9 ? `${(o.activeParameters / 1e9).toFixed(2)} B` : `${(o.activeParameters / 1e6).toFixed(2)} M`} active params/token`;
+    return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${active}${routing}${format}`;
   },
 });

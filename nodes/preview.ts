@@ -66,7 +66,10 @@ export function describeValue(value: unknown, depth = 0): PreviewSummary {
     }
     if (o.kind === "audio" && typeof o.file === "string") {
       const secs = typeof o.durationSec === "number" ? `, ${o.durationSec.toFixed(2)} s` : "";
-      return { type: "audio", headline: `audio (${o.mime})${secs}`, ...pick(o, ["file", "mime", "sampleRate", "channels", "durationSec"]) };
+      // a released MoE-TTS's speech says how it was made (tts.ts SpeechValue)
+      const codes = Array.isArray(o.chunks) ? (o.chunks as { codes?: number }[]).reduce((a, c) => a + (c.codes ?? 0), 0) : 0;
+      const made = typeof o.mode === "string" ? `; ${codes} codes, ${o.mode} mode${o.mode === "cached" ? " (differs from the release)" : ""}, codec ${String(o.codec)}, ${String(o.drops)} choice(s) dropped by capacity` : "";
+      return { type: "audio", headline: `audio (${o.mime})${secs}${made}`, ...pick(o, ["file", "mime", "sampleRate", "channels", "durationSec"]) };
     }
     if (o.kind === "video" && typeof o.file === "string") {
       return { type: "video", headline: `video (${o.mime}), ${typeof o.bytes === "number" ? (o.bytes / (1024 * 1024)).toFixed(1) : "?"} MB`, ...pick(o, ["file", "mime", "bytes"]) };

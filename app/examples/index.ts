@@ -119,6 +119,33 @@ export const EXAMPLES: Example[] = [
     },
   },
   {
+    id: "routing-precision",
+    title: "Routing in fp32 vs bf16 (as released)",
+    description:
+      "The same prompt routed twice: in fp32, and in bf16 as Uni-MoE-2.0's released inference computes it. Compare Traces lists, per layer, the tokens whose k or experts differ (near the Top-P threshold and GRIN's near ties). Pick an imported Uni-MoE-2.0 model in both nodes to see it on real weights.",
+    document: {
+      schemaVersion: 2,
+      name: "Routing in fp32 vs bf16",
+      description: "Two MoE-LLM nodes on one prompt, identical but for their routing precision; Compare Traces shows the tokens routed differently side by side.",
+      tags: ["example"],
+      nodes: [
+        node("prompt", "input.text", 0, 80, { text: "Explain in two sentences why the sky is blue, then why sunsets are red." }, "Prompt"),
+        node("fp32", "model.moe-llm", 320, -120, { maxNewTokens: 24, routingPrecision: "fp32" }, "fp32 routing"),
+        node("bf16", "model.moe-llm", 320, 300, { maxNewTokens: 24, routingPrecision: "bf16" }, "bf16 routing (as released)"),
+        node("bf16Routing", "inspect.routing", 720, 300, {}, "bf16 routing"),
+        node("compare", "inspect.compare-traces", 720, 90, { labelA: "fp32", labelB: "bf16" }, "Compare"),
+      ],
+      edges: [
+        edge("prompt", "text", "fp32", "prompt"),
+        edge("prompt", "text", "bf16", "prompt"),
+        edge("bf16", "trace", "bf16Routing", "trace"),
+        edge("fp32", "trace", "compare", "a"),
+        edge("bf16", "trace", "compare", "b"),
+      ],
+      notes: [],
+    },
+  },
+  {
     id: "dataset-routing",
     title: "Dataset → routing per task (Fig. 7/8), vocabularies, sweeps",
     description: "A shipped sample of 36 records (text and images, 4 tasks) runs through uni-moe-tiny once per record; the Routing Aggregate sums the routing and shows Fig. 7 and 8 per task side by side, each expert's tokens and the experts each task over-uses. Set its Sweep to e.g. llm.routingTopP=0.5,0.7,0.9 to plot metrics against Top-P.",

@@ -223,6 +223,8 @@ export interface HeatGridSpec {
   /** A colour bar on the right for this scale. */
   colorBar?: { scale: ColorScale; label: string };
   margin?: { left: number; right: number; top: number; bottom: number };
+  /** The last `lanes` columns (e.g. "Shared (w)", "Dropped") are always labelled; default 1. */
+  lanes?: number;
 }
 
 export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
@@ -257,13 +259,13 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let r = 0; r < rows.length; r += rowStep) p.text(m.left - 6, m.top + (r + 0.5) * ch, rows[r]!, { align: "right", baseline: "middle" });
       const longest = cols.reduce((a, s) => Math.max(a, s.length), 0);
       const colStep = Math.max(1, Math.ceil((longest * 6.5 + 6) / cw));
-      // Every colStep-th column, and always the last (a lane such as "Shared (w)" must stay named).
+      // Every colStep-th column, and always the last `lanes` (a lane such as "Shared (w)" must stay named).
+      const lanes = Math.min(spec.lanes ?? 1, cols.length);
+      const first = cols.length - lanes;
       const labelled: number[] = [];
-      for (let c = 0; c < cols.length; c += colStep) labelled.push(c);
-      if (cols.length && labelled.at(-1) !== cols.length - 1) {
-        if (cols.length - 1 - labelled.at(-1)! < colStep) labelled.pop();
-        labelled.push(cols.length - 1);
-      }
+      for (let c = 0; c < first; c += colStep) labelled.push(c);
+      while (labelled.length && first - labelled.at(-1)! < colStep) labelled.pop();
+      for (let c = first; c < cols.length; c++) labelled.push(c);
       for (const c of labelled) p.text(m.left + (c + 0.5) * cw, height - m.bottom + 6, cols[c]!, { align: "center", baseline: "top" });
       if (spec.colorBar) {
         const { scale, label } = spec.colorBar;

@@ -1,7 +1,7 @@
 "use client";
 import { useEffect, useMemo, useState } from "react";
 import { createPortal } from "react-dom";
-import type { TraceComparison } from "@/engine/routing/compare";
+import type { TokenRouting, TraceComparison } from "@/engine/routing/compare";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
@@ -29,7 +29,56 @@ function deltaHeatmap(c: ComparisonFile): EChartsOption {
   };
 }
 
-/** Two traces side by side: Δ token share per layer and expert, metric deltas, top-expert agreement. */
+const routingText = (r: TokenRouting) => `k ${r.k}: ${r.experts.join(" · ") || "—"}${r.dropped.length ? ` (dropped ${r.dropped.join(" · ")})` : ""}`;
+
+/** Tokens of one layer whose k or expert set differs between the traces, A and B side by side. */
+function RoutingDiffTable({ c }: { c: ComparisonFile }) {
+  const diff = c.routingDiff!;
+  const [layer, setLayer] = useState(() => Math.max(0, diff.findIndex((l) => l.differs > 0)));
+  const l = diff[layer]!;
+  const total = diff.reduce((a, x) => a + x.differs, 0);
+  const side = (label: string, p?: string) => `${label}${p ? ` (${p})` : ""}`;
+  return (
+    <>
+      <p className="muted" data-testid="routing-diff-summary">
+        {total} token-layer{total === 1 ? "" : "s"} of the {c.agreement?.commonPrefix ?? 0} common tokens × {c.layers} layers routed differently (k or experts).{" "}
+        <label>
+          layer{" "}
+          <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer of the routing differences">
+            {diff.map((x) => (
+              <option key={x.layer} value={x.layer}>
+                L{x.layer} ({x.differs})
+              </option>
+            ))}
+          </select>
+        </label>
+      </p>
+      <table className="balance" data-testid="routing-diff">
+        <thead>
+          <tr>
+            <th>token</th>
+            <th>text</th>
+            <th>{side(c.labelA, c.a.routingPrecision)}</th>
+            <th>{side(c.labelB, c.b.routingPrecision)}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {l.tokens.map((t) => (
+            <tr key={t.token}>
+              <td>{t.token}</td>
+              <td>{t.text.replace(/\n/g, "⏎")}</td>
+              <td>{routingText(t.a)}</td>
+              <td>{routingText(t.b)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {l.differs > l.tokens.length && <p className="muted">… and {l.differs - l.tokens.length} more at L{l.layer}.</p>}
+    </>
+  );
+}
+
+/** Two traces side by side: Δ token share per layer and expert, metric deltas, top-expert agreement, tokens routed differently. */
 export default function CompareView({ file, onClose }: { file: string; onClose: () => void }) {
   useEscape(onClose);
   const [state, setState] = useState<{ c?: ComparisonFile; error?: string }>({});
@@ -50,7 +99,7 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
           <h2>Compare traces</h2>
           {c && (
             <span className="muted">
-              {c.labelB} ({c.b.tokens} tokens) − {c.labelA} ({c.a.tokens} tokens) · {c.layers} layers
+              {c.labelB} ({c.b.tokens} tokens{c.b.routingPrecision ? `, ${c.b.routingPrecision} routing` : ""}) − {c.labelA} ({c.a.tokens} tokens{c.a.routingPrecision ? `, ${c.a.routingPrecision} routing` : ""}) · {c.layers} layers
               {c.agreement && c.agreement.mean !== null ? ` · top expert unchanged for ${(c.agreement.mean * 100).toFixed(1)} % of the ${c.agreement.commonPrefix} common tokens` : ""}
             </span>
           )}
@@ -78,6 +127,8 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
                     <th>Δ Jain</th>
                     <th>Δ entropy</th>
                     {c.agreement && <th>top expert unchanged</th>}
+                    {c.routingDiff && <th>k differs</th>}
+                    {c.routingDiff && <th>experts differ</th>}
                   </tr>
                 </thead>
                 <tbody>
@@ -92,11 +143,19 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
                       <td>{f(l.jain)}</td>
                       <td>{f(l.entropy)}</td>
                       {c.agreement && <td>{((c.agreement.perLayer[i] ?? 0) * 100).toFixed(1)} %</td>}
+                      {c.routingDiff && <td>{c.routingDiff[i]!.kDiffers}</td>}
+                      {c.routingDiff && <td>{c.routingDiff[i]!.setDiffers}</td>}
                     </tr>
                   ))}
                 </tbody>
               </table>
             </section>
+            {c.routingDiff && (
+              <section className="wide">
+                <h3>Tokens routed differently (same token, same layer)</h3>
+                <RoutingDiffTable c={c} />
+              </section>
+            )}
           </div>
         )}
       </div>

@@ -1,6 +1,8 @@
 "use client";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { createPortal } from "react-dom";
+import { activeParameters } from "@/engine/routing/active";
+import { dropCounts, droppedExperts, type LayerDrops } from "@/engine/routing/drops";
 import { traceFromJSON, traceToCSV, traceToJSONString } from "@/engine/routing/export";
 import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
@@ -115,24 +117,37 @@ function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; 
 
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
+const DROP_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#7f1d1d", "#f87171"] };
 
-/** The expert-load heatmap on a canvas: dynamic experts (token share) plus a shared-experts lane (weight share). */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}): ChartDrawing {
+/**
+ * The expert-load heatmap on a canvas: dynamic experts (token share), a shared-experts lane (weight share) and, for a
+ * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer).
+ */
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}, drops?: LayerDrops[] | null): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
-  const C = dyn.length + 1;
+  const lanes = drops ? 2 : 1;
+  const C = dyn.length + lanes;
   const values = new Float64Array(m.layers.length * C);
   m.layers.forEach((l, y) => {
     for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
     values[y * C + dyn.length] = l.sharedWeightShare;
+    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[y]!.tokens / m.tokens : 0;
   });
+  const tip = (y: number, x: number, v: number) => {
+    if (x < dyn.length) return `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens`;
+    if (x === dyn.length) return `shared experts: ${(v * 100).toFixed(1)} % of the weight`;
+    const d = drops![y]!;
+    return `dropped over capacity: ${d.assignments} assignment${d.assignments === 1 ? "" : "s"}, ${d.tokens} token${d.tokens === 1 ? "" : "s"} (${(v * 100).toFixed(1)} %)`;
+  };
   return heatGridDrawing({
     rows: layerNames(m),
-    cols: [...dyn, "Shared (w)"],
+    cols: [...dyn, "Shared (w)", ...(drops ? ["Dropped"] : [])],
     values,
-    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : SHARED_SCALE),
-    tooltip: (y, x, v) => `${x < dyn.length ? `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens` : `shared experts: ${(v * 100).toFixed(1)} % of the weight`} at L${y}`,
+    scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : c === dyn.length ? SHARED_SCALE : DROP_SCALE),
+    tooltip: (y, x, v) => `${tip(y, x, v)} at L${y}`,
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
+    lanes,
   });
 }
 
@@ -159,6 +174,8 @@ function measured<T>(name: string, f: () => T): T {
   performance.measure(name, `${name}-start`);
   return out;
 }
+
+const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n)}`);
 
 const STRIP_ROW = 19; // a token is 15 px of text + 2 px padding, plus the 2 px gap
 const STRIP_OVERSCAN = 3; // rows drawn above and below the visible ones
@@ -195,6 +212,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
   const per = { tokenIndices: tops.rows };
   const N = per.tokenIndices.length;
   const E = trace.experts.length;
+  const hasDrops = trace.layers.some((l) => l.dropped);
   useLayoutEffect(() => {
     const el = box.current!;
     if (!viewRef.current.width) setView((v) => ({ ...v, width: el.clientWidth, font: getComputedStyle(el).font, height: el.clientHeight || 200 }));
@@ -260,6 +278,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
             <th>top</th>
             <th>k</th>
             <th>weights</th>
+            {hasDrops && <th>dropped</th>}
           </tr>
         </thead>
         <tbody>
@@ -273,6 +292,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
+                {hasDrops && <td data-testid="token-dropped">{droppedExperts(trace, li, row).join(" · ")}</td>}
               </tr>
             );
           })}
@@ -318,7 +338,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
   );
 }
 
-function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: string) => void }) {
+function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerDrops[] | null; onDrawn?: (name: string) => void }) {
   const pct = (v: number) => `${(v * 100).toFixed(1)}`;
   const drawnRef = useRef(onDrawn);
   drawnRef.current = onDrawn;
@@ -342,6 +362,7 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
           <th>MaxVio</th>
           <th>Jain</th>
           <th>entropy</th>
+          {drops && <th title="assignments dropped over capacity (tokens that lost an expert)">dropped</th>}
         </tr>
       </thead>
       <tbody>
@@ -360,6 +381,11 @@ function BalanceTable({ m, onDrawn }: { m: RoutingMetrics; onDrawn?: (name: stri
             <td>{l.maxVio.toFixed(3)}</td>
             <td>{l.jain.toFixed(3)}</td>
             <td>{Number.isNaN(l.entropyNormalized) ? "…" : l.entropyNormalized.toFixed(3)}</td>
+            {drops && (
+              <td data-testid={`dropped-L${l.layer}`}>
+                {drops[l.layer]!.assignments} ({drops[l.layer]!.tokens})
+              </td>
+            )}
           </tr>
         ))}
       </tbody>
@@ -414,7 +440,12 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   }, [entropyJob]);
   const balance = useMemo(() => (m && entropy && entropy.job === entropyJob ? withEntropy(m, entropy.sums) : m), [m, entropy, entropyJob]);
   const names = useMemo(() => m?.experts.dynamic.map((e) => e.name) ?? [], [m]);
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m]);
+  const rows = useMemo(() => (trace && m ? (m.perToken?.tokenIndices ?? selectTokens(trace, filterOf(facet))) : null), [trace, m, facet]);
+  // capacity drops of the tokens shown (null when the trace records none), and the parameters they ran
+  const drops = useMemo(() => (trace && rows ? dropCounts(trace, rows) : null), [trace, rows]);
+  const active = useMemo(() => (trace && rows ? activeParameters(trace, rows) : null), [trace, rows]);
+  const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, {}, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -444,6 +475,19 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           {trace && (
             <span className="muted">
               {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
+              {active && (
+                <span data-testid="active-parameters" title={`mean k ${active.meanK.toFixed(2)}, ${active.routedPerLayer.toFixed(2)} routed experts per layer run on average`}>
+                  {" "}
+                  · ≈{billions(active.expected)} of {billions(active.total)} parameters active per token
+                </span>
+              )}
+              {drops && (
+                <span data-testid="dropped-count">
+                  {" "}
+                  · {dropTotal} assignment{dropTotal === 1 ? "" : "s"} dropped over capacity{facet === "all" ? "" : " (these tokens)"}
+                </span>
+              )}
             </span>
           )}
           <span className="spacer" />
@@ -487,7 +531,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
             <section className="wide">
-              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share)</h3>
+              <h3>Expert load: share of tokens per layer and expert (shared experts: weight share{drops ? "; dropped: share of tokens that lost an expert over capacity" : ""})</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
             </section>
             <section>
@@ -512,7 +556,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             </section>
             <section className="wide">
               <h3>Balance per layer</h3>
-              {sizes ? <BalanceTable m={balance ?? m} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
+              {sizes ? <BalanceTable m={balance ?? m} drops={drops} onDrawn={onViewDrawn} /> : box(22 * (m.layers.length + 1))}
             </section>
           </div>
         )}

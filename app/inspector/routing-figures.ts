@@ -16,12 +16,17 @@ export const layerNames = (m: RoutingMetrics) => m.layers.map((l) => `L${l.layer
 
 /**
  * Fig. 7 ("share": each dynamic expert's share of the selections per layer) or Fig. 8 ("k": share of
- * tokens by the number of experts they chose, k = 1..D, and k = 0 when padding or dropped tokens have
- * it), in %.
+ * tokens by the number of experts they chose, k = 1..D; k = 0 when padding or dropped tokens have it; and
+ * "k > D (none)" when some token's Top-P never reached P — Uni-MoE as released reports k = D + 1 with no
+ * dynamic expert), in %.
  */
 export function stackedSeries(m: RoutingMetrics, kind: "share" | "k"): BarSeries[] {
   const D = m.experts.dynamic.length;
   if (kind === "share") return m.experts.dynamic.map((e, d) => ({ name: e.name, color: expertColor(m, d), values: m.layers.map((l) => +((l.selectionShare[d] ?? 0) * 100).toFixed(2)) }));
-  const ks = Array.from({ length: D + 1 }, (_, k) => k).filter((k) => k > 0 || m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
-  return ks.map((k) => ({ name: `k = ${k}`, color: k === 0 ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length]!, values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
+  const ks = Array.from({ length: D + 2 }, (_, k) => k).filter((k) => (k > 0 && k <= D) || m.layers.some((l) => (l.kCounts[k] ?? 0) > 0));
+  return ks.map((k) => ({
+    name: k > D ? `k > ${D} (none)` : `k = ${k}`,
+    color: k === 0 || k > D ? NULL_COLOR : PALETTE[(k - 1) % PALETTE.length]!,
+    values: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)),
+  }));
 }

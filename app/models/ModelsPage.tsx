@@ -49,7 +49,30 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
       {inspect.data && (
         <div className="muted" data-testid="inspect-summary">
           {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
+          {inspect.data.activeParameters.min === inspect.data.activeParameters.max
+            ? ` · ${count(inspect.data.activeParameters.min)} active per token`
+            : ` · ${count(inspect.data.activeParameters.min)} – ${count(inspect.data.activeParameters.max)} active per token (Top-P: varies per token)`}
+          {inspect.data.speech && <div>+ MoE-TTS (speech_generator.*, {inspect.data.speech.layers} layers, {count(inspect.data.speech.parameters)} params): imported as …/speech for the MoE-TTS node</div>}
+          <ul className="parts" data-testid="checkpoint-parts">
+            {inspect.data.parts.map((p) => (
+              <li key={p.id} data-part={p.id} data-imported={p.imported}>
+                <strong>{p.title}</strong>: {p.tensors} tensors, {count(p.parameters)} params{p.unclaimed ? `, ${p.unclaimed} unclaimed` : ""} — {p.what}
+              </li>
+            ))}
+          </ul>
           {inspect.data.unclaimed.length > 0 && <div>Unclaimed (not used): {inspect.data.unclaimed.join(", ")}</div>}
+          {inspect.data.unusedConfig.length > 0 && (
+            <details data-testid="unused-config">
+              <summary>{inspect.data.unusedConfig.length} config.json fields not used (listed, not a problem)</summary>
+              <ul>
+                {inspect.data.unusedConfig.map((f) => (
+                  <li key={f.key}>
+                    <code>{f.key}</code>: {f.note}
+                  </li>
+                ))}
+              </ul>
+            </details>
+          )}
           {inspect.data.missing.length > 0 && <div className="error-text">Missing: {inspect.data.missing.join(", ")}</div>}
         </div>
       )}
@@ -70,6 +93,45 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
   );
 }
 
+/** The MoE-TTS defaults for new nodes: which speech generator, and which codec turns its codes into audio. */
+function TtsPanel() {
+  const utils = trpc.useUtils();
+  const tts = trpc.models.tts.useQuery();
+  const [error, setError] = useState<string | null>(null);
+  const save = trpc.models.setTtsDefaults.useMutation({ onSuccess: () => void utils.models.tts.invalidate(), onError: (e) => setError(e.message) });
+  const d = tts.data;
+  return (
+    <section className="import-panel" aria-label="MoE-TTS" data-testid="tts-panel">
+      <strong>MoE-TTS</strong>
+      <span className="muted">New MoE-TTS nodes start on these. A released MoE-TTS (imported with an Omni checkpoint as …/speech) needs a codec: import a WavTokenizer folder (its .ckpt + yaml) above.</span>
+      <div className="row">
+        <label>
+          TTS model{" "}
+          <select aria-label="MoE-TTS model" value={d?.model ?? ""} onChange={(e) => save.mutate({ model: e.target.value })}>
+            {d?.models.map((m) => (
+              <option key={m.ref} value={m.ref}>
+                {m.ref} {m.source === "seeded" ? "(seeded, untrained)" : `(${m.layers} layers, ${count(m.parameters)} params)`}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Codec{" "}
+          <select aria-label="MoE-TTS codec" value={d?.codec ?? ""} onChange={(e) => save.mutate({ codec: e.target.value || null })}>
+            <option value="">{d?.codecs.length ? "none chosen (the seeded TTS uses its own)" : "no codec imported"}</option>
+            {d?.codecs.map((c) => (
+              <option key={c.ref} value={c.ref}>
+                {c.ref} ({c.codes} codes, {c.codesPerSecond}/s, {c.sampleRate} Hz)
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {error && <div className="banner error">{error}</div>}
+    </section>
+  );
+}
+
 export function ModelsPage() {
   const utils = trpc.useUtils();
   const installed = trpc.models.installed.useQuery();
@@ -77,6 +139,7 @@ export function ModelsPage() {
   const refresh = () => {
     void utils.models.installed.invalidate();
     void utils.models.list.invalidate();
+    void utils.models.tts.invalidate();
   };
   const del = trpc.models.delete.useMutation({ onSuccess: refresh, onError: (e) => setError(e.message) });
   const setDefault = trpc.models.setDefault.useMutation({ onSuccess: refresh, onError: (e) => setError(e.message) });
@@ -97,6 +160,7 @@ export function ModelsPage() {
           Only an admin of this server imports and deletes models and sets everybody&apos;s defaults; the defaults you tick here are yours alone.
         </p>
       )}
+      <TtsPanel />
       <table className="models-table" data-testid="models-table">
         <thead>
           <tr>
@@ -123,7 +187,9 @@ export function ModelsPage() {
               </td>
               <td>{m.family}</td>
               <td className="num">{"parameters" in m ? count(m.parameters) : "—"}</td>
-              <td className="num">{"activeParameters" in m ? count(m.activeParameters) : "—"}</td>
+              <td className="num" data-testid="active-parameters" title={"activeParameters" in m && m.activeParameters.min !== m.activeParameters.max ? "Top-P routing: a token runs a varying number of routed experts. The Routing Inspector gives the expectation for a trace." : undefined}>
+                {"activeParameters" in m ? (m.activeParameters.min === m.activeParameters.max ? count(m.activeParameters.min) : `${count(m.activeParameters.min)} – ${count(m.activeParameters.max)}`) : "—"}
+              </td>
               <td>{"dtype" in m ? m.dtype : "—"}</td>
               <td className="num">{"sizeOnDisk" in m ? bytes(m.sizeOnDisk) : "—"}</td>
               <td className="num" title="fp32 compute on CPU / fp16 compute on CUDA (weights + KV cache for 4,096 tokens + 15 %)">

@@ -22,7 +22,9 @@ export function catalogInfo(modelDefaults: Record<string, string> = readDefaults
     ...info,
     nodes: info.nodes.map((n) => {
       const model = defaultModelFor(n.type, modelDefaults);
-      return model !== undefined && "model" in n.defaults ? { ...n, defaults: { ...n.defaults, model } } : n;
+      const codec = modelDefaults[`${n.type}.codec`]; // the MoE-TTS codec chosen on the Models page
+      const withModel = model !== undefined && "model" in n.defaults ? { ...n, defaults: { ...n.defaults, model } } : n;
+      return codec !== undefined && "codec" in n.defaults ? { ...withModel, defaults: { ...withModel.defaults, codec } } : withModel;
     }),
   };
 }

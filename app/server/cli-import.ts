@@ -10,15 +10,25 @@ import { estimateMemory } from "@/models/import/memory";
 import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
+import type { PartReport } from "@/models/families/parts";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { findCachedCheckpoint, hfCacheDir, listHfCache } from "@/models/import/hf-cache";
+import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { importStandaloneSpeech, standaloneSpeechFile } from "@/models/tts-released-model";
 import { progressBar } from "@/engine/progress-bar";
 import { existsSync } from "node:fs";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
+/** A folder with a WavTokenizer checkpoint and no config.json (the codec of the released MoE-TTS) imports as a codec. */
+const isCodecFolder = (dir: string) => !existsSync(path.join(dir, "config.json")) && wavTokenizerSource(dir) !== undefined;
+
 const IMPORT_HELP = `  import <checkpoint dir | org/name[@rev]>  Import a downloaded checkpoint (config.json + safetensors + tokenizer.json)
                                             into the models dir as an ONNX graph with external data. A repo id
-                                            names a snapshot in the Hugging Face cache (see import --list).
+                                            names a snapshot in the Hugging Face cache (see import --list). A folder
+                                            with a WavTokenizer .ckpt (+ its yaml) and no config.json imports as a
+                                            codec (wavtokenizer/<name>, the MoE-TTS's codec; the pickle is read, never
+                                            run); one with speech_gen_ep2.bin as the standalone Uni-MoE-TTS
+                                            (uni_moe_tts/<name>).
       --name N                                Model name (default: the folder's, or the repo's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
@@ -50,6 +60,9 @@ function parse(command: "import" | "inspect-checkpoint", argv: string[]) {
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+/** Active parameters per token: exact, or the range Top-P routing spans (the expectation needs a routing trace). */
+const activeText = (a: number | { min: number; max: number }) =>
+  typeof a === "number" || a.min === a.max ? count(typeof a === "number" ? a : a.min) : `${count(a.min)}–${count(a.max)} (Top-P: the routed experts per token vary; a routing trace gives the expectation)`;
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${n}`);
 
 function importProgress(): (p: ImportProgress) => void {
@@ -98,11 +111,30 @@ function checkpointDir(spec: string): string {
   return c.dir;
 }
 
+function printParts(parts: readonly PartReport[]): void {
+  console.log("parts:");
+  for (const p of parts) console.log(`  ${p.title}: ${p.tensors} tensor(s), ${count(p.parameters)} params${p.unclaimed ? `, ${p.unclaimed} unclaimed` : ""} — ${p.what}`);
+}
+
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse("import", argv);
   if (a.list) return listCache();
   if (!a.dir) throw new UsageError("which checkpoint? give its folder (or --from <dir>), or a repo id from the Hugging Face cache: npm run cli -- import <dir | org/name>");
   const dir = checkpointDir(a.dir);
+  if (!existsSync(path.join(dir, "config.json")) && standaloneSpeechFile(dir)) {
+    // the standalone Uni-MoE-TTS folder: speech_gen_ep2.bin (+ its WavTokenizer beside it)
+    const s = await importStandaloneSpeech(dir, { name: a.name });
+    const codec = wavTokenizerSource(dir) ? await importWavTokenizer(dir, { name: a.name }) : undefined;
+    if (a.json) console.log(JSON.stringify({ result: { status: "imported", ref: s.ref, unclaimed: [], ...(codec ? { codec: codec.ref } : {}) } }));
+    else console.log(`${s.ref}: imported the standalone Uni-MoE-TTS (${s.config.transformer_num_blocks} layers)${codec ? `, and its codec as ${codec.ref}` : ""}`);
+    return 0;
+  }
+  if (isCodecFolder(dir)) {
+    const r = await importWavTokenizer(dir, { name: a.name });
+    if (a.json) console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: [] } }));
+    else console.log(`${r.ref}: ${r.status === "unchanged" ? "already imported from these files" : "imported"} (WavTokenizer decoder, ${count(r.parameters)} params, ${r.config.codebook_size} codes, hop ${r.config.hop_length} at ${r.config.sample_rate} Hz) -> ${r.dir}`);
+    return 0;
+  }
   if (a.json) {
     const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
@@ -111,11 +143,13 @@ async function cmdImport(argv: string[]): Promise<number> {
   const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: importProgress() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
-  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${count(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
+  else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${activeText(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
   const b = r.build;
   if (b && b.resumedBytes > 0)
     console.log(`resumed: ${gb(b.resumedBytes)} (${b.resumedTensors} tensors) were already written by an interrupted import${b.tornTensors > 0 ? `, ${b.tornTensors} torn at its end written again` : ""}; this run wrote ${gb(b.writtenBytes)}`);
+  if (m.parts) printParts(m.parts);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
+  if (m.unusedConfig?.length) console.log(`note: config.json fields not used: ${m.unusedConfig.map((f) => f.key).join(", ")} (inspect-checkpoint says what each is)`);
   const mem = estimateMemory(r.dir);
   const mem16 = estimateMemory(r.dir, 4096, "fp16");
   console.log(`memory to run: ~${gb(mem.bytes)} on CPU (fp32: ${mem.explain}); ~${gb(mem16.bytes)} on CUDA (fp16 compute: ${mem16.explain})`);
@@ -143,6 +177,12 @@ function cmdInspect(argv: string[]): number {
   const a = parse("inspect-checkpoint", argv);
   if (!a.dir) throw new UsageError("which checkpoint? give its folder: npm run cli -- inspect-checkpoint <dir | org/name>");
   a.dir = checkpointDir(a.dir);
+  if (isCodecFolder(a.dir)) {
+    const r = inspectWavTokenizer(a.dir);
+    if (a.json) console.log(JSON.stringify(r, null, 2));
+    else console.log(`WavTokenizer checkpoint ${r.source}: ${r.tensors} tensors, ${r.unused} not on the decode path (encoder, discriminators, …); decoder ${JSON.stringify(r.config)}; missing: ${r.missing.length ? r.missing.join(", ") : "none"}`);
+    return r.missing.length > 0 ? 1 : 0;
+  }
   if (a.family === undefined) {
     try {
       detectFamily(readConfigJson(a.dir));
@@ -153,7 +193,7 @@ function cmdInspect(argv: string[]): number {
   }
   const map = inspectCheckpoint(a.dir, a.family);
   if (a.json) {
-    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name) }, null, 2));
+    console.log(JSON.stringify({ family: map.family.name, tensors: map.tensors, unclaimed: map.unclaimed.map((t) => t.name), missing: map.missing, unused: map.unused.map((t) => t.name), parts: map.parts, unusedConfig: map.unusedConfig }, null, 2));
     return map.missing.length > 0 ? 1 : 0;
   }
   console.log(`family: ${map.family.name} — ${map.family.title}`);
@@ -165,6 +205,11 @@ function cmdInspect(argv: string[]): number {
   console.log(map.unclaimed.length === 0 ? "unclaimed: none" : `unclaimed (${map.unclaimed.length}): ${map.unclaimed.map((t) => t.name).join(", ")}`);
   if (map.unused.length > 0) console.log(`claimed but not used by this config (${map.unused.length}): ${map.unused.map((t) => t.name).join(", ")}`);
   console.log(map.missing.length === 0 ? "missing: none" : `missing (${map.missing.length}): ${map.missing.map((m) => m.expected).join(", ")}`);
+  printParts(map.parts);
+  if (map.unusedConfig.length > 0) {
+    console.log(`config.json fields not used (${map.unusedConfig.length}):`);
+    for (const f of map.unusedConfig) console.log(`  ${f.key}: ${f.note}`);
+  }
   return map.missing.length > 0 ? 1 : 0;
 }
 

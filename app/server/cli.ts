@@ -22,6 +22,7 @@ import { numberOption, onePositional, parseCommand, UsageError, type CliCommand 
 import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
+import { ttsForwardCommand } from "./cli-tts";
 import { userCli } from "./cli-user";
 import { db } from "./db";
 import { convertExport, exportSource } from "./exports";
@@ -229,7 +230,10 @@ const forwardCommand: CliCommand = {
                                             "k", "mask", "weights" }] } (expert columns: routed, null, shared).
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
-      --top-p X                               Override the model's routing Top-P threshold.`,
+      --top-p X                               Override the model's routing Top-P threshold.
+      --routing-precision fp32|bf16           Arithmetic of the Uni-MoE routing (default: bf16 for Uni-MoE-2.0
+                                              imports, as its released inference; fp32 otherwise). k is reported
+                                              before capacity drops, mask and weights after them.`,
   async run(argv) {
     const { values: a, positionals } = parseCommand("forward", argv, {
       model: { type: "string" },
@@ -238,12 +242,15 @@ const forwardCommand: CliCommand = {
       positions: { type: "string" },
       dense: { type: "boolean" },
       "top-p": { type: "string" },
+      "routing-precision": { type: "string" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!a.model) throw new UsageError("forward needs --model <dir>");
     if (!a.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
     if (!a.out) throw new UsageError("forward needs --out <result.json>");
     const topP = numberOption(a["top-p"], "--top-p", { min: Number.MIN_VALUE, max: 1 });
+    const routingPrecision = a["routing-precision"];
+    if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);
     const ids = a.ids.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
     if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${a.ids}")`);
     let positions: PositionsJson | undefined;
@@ -262,7 +269,7 @@ const forwardCommand: CliCommand = {
     }
     const pool = new SessionPool();
     try {
-      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP });
+      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, routingPrecision });
       await writeFile(a.out, JSON.stringify(result));
       console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
       return 0;
@@ -324,7 +331,7 @@ const ropeCommand: CliCommand = {
 };
 
 /** The commands, in the order `--help` lists them. A new command is one more entry here. */
-export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
+export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ttsForwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
 
 export const HELP = `MoE Studio CLI
 

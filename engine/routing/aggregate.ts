@@ -266,6 +266,8 @@ export class RoutingAggregate {
       if (a.length !== n) throw new Error(`invalid routing aggregate: ${where} has ${a.length} values, expected ${n}`);
       return Float64Array.from(a);
     };
+    // k histograms: D + 2 buckets (k > D last); aggregates written before that bucket existed have D + 1
+    const kBuckets = (h: Float64Array) => (h.length === D + 2 ? h : Float64Array.from({ length: D + 2 }, (_, k) => h[k] ?? 0));
     j.buckets.forEach((b, bi) => {
       if (b.layers.length !== j.numLayers) throw new Error(`invalid routing aggregate: buckets[${bi}] has ${b.layers.length} layers, expected ${j.numLayers}`);
       if (b.transitions.length !== agg.pairs.length) throw new Error(`invalid routing aggregate: buckets[${bi}] has ${b.transitions.length} transition matrices, expected ${agg.pairs.length}`);
@@ -278,7 +280,7 @@ export class RoutingAggregate {
         const w = `buckets[${bi}].layers[${li}]`;
         return {
           selections: len(`${w}.selections`, l.selections, D),
-          kHist: len(`${w}.kHist`, l.kHist, D + 1),
+          kHist: kBuckets(len(`${w}.kHist`, l.kHist, l.kHist.length === D + 1 ? D + 1 : D + 2)),
           nullTokens: l.nullTokens,
           nullOnlyTokens: l.nullOnlyTokens,
           nullWeight: l.nullWeight,

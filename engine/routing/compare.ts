@@ -4,7 +4,7 @@
  * the metric defined in metrics.ts, each trace measured over ALL its own tokens:
  *
  *   tokenShare[d]      Δ share of tokens selecting dynamic expert d (routed and null), d in A's dynamic order
- *   kShare[k]          Δ share of tokens with k = 0..D
+ *   kShare[k]          Δ share of tokens with k = 0..D, and k > D (the last entry)
  *   meanK              Δ mean k
  *   nullTokenShare     Δ share of tokens selecting at least one null expert
  *   sharedWeightShare  Δ mean shared-column weight
@@ -20,6 +20,10 @@
  * in A and B, / P. Two tokens that both selected no dynamic expert count as agreeing. With P = 0 (no
  * common prefix, or an empty trace) `agreement` is null. `meanAgreement` is the mean over layers (null
  * when there are no layers or no common prefix).
+ *
+ * Routing differences (e.g. the same input routed in fp32 and in bf16): over the same P common tokens, per layer, the
+ * tokens whose k differs and those whose set of selected experts (mask, after any capacity drops; matched by name)
+ * differs, with the first MAX_LISTED of them side by side (k, selected and dropped experts in A and in B).
  */
 import type { ExpertRole, RoutingTrace } from "../trace";
 import { computeMetrics, type LayerMetrics, type RoutingMetrics } from "./metrics";
@@ -35,7 +39,7 @@ export interface LayerDelta {
   layer: number;
   /** [D] b − a, indexed by A's dynamic index (see `experts.dynamic`). */
   tokenShare: number[];
-  /** [D + 1] b − a for k = 0..D. */
+  /** [D + 2] b − a for k = 0..D and k > D. */
   kShare: number[];
   meanK: number;
   nullTokenShare: number;
@@ -57,9 +61,31 @@ export interface TopExpertAgreement {
   mean: number | null;
 }
 
+/** One token whose routing differs at a layer: what each trace did. */
+export interface TokenRouting {
+  k: number;
+  /** Selected experts (mask 1), by name, in column order. */
+  experts: string[];
+  /** Experts dropped over capacity. */
+  dropped: string[];
+}
+
+export interface LayerRoutingDiff {
+  layer: number;
+  /** Common tokens whose k differs / whose expert set differs / either. */
+  kDiffers: number;
+  setDiffers: number;
+  differs: number;
+  /** Tokens differing in either, at most MAX_LISTED, in token order. */
+  tokens: { token: number; text: string; a: TokenRouting; b: TokenRouting }[];
+}
+
+/** How many differing tokens per layer a comparison lists. */
+export const MAX_LISTED = 200;
+
 export interface TraceComparison {
-  a: { model: string; tokens: number };
-  b: { model: string; tokens: number };
+  a: { model: string; tokens: number; routingPrecision?: "fp32" | "bf16" };
+  b: { model: string; tokens: number; routingPrecision?: "fp32" | "bf16" };
   layers: number;
   experts: {
     /** Dynamic experts in A's order: the index of every per-expert delta. */
@@ -70,6 +96,8 @@ export interface TraceComparison {
   perLayer: LayerDelta[];
   /** null when the traces have no common token prefix. */
   agreement: TopExpertAgreement | null;
+  /** Tokens routed differently (k or expert set) per layer, over the common prefix; null without one. */
+  routingDiff: LayerRoutingDiff[] | null;
 }
 
 export interface ComparisonSummary {
@@ -82,6 +110,8 @@ export interface ComparisonSummary {
   /** Mean over layers of the top-expert agreement; null without a common prefix. */
   meanTopAgreement: number | null;
   commonPrefix: number;
+  /** (token, layer) pairs of the common prefix whose k or expert set differs; null without a common prefix. */
+  routedDifferently: number | null;
 }
 
 function checkExperts(a: RoutingTrace, b: RoutingTrace): Map<string, number> {
@@ -136,7 +166,7 @@ export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison
     return {
       layer: l,
       tokenShare: toB.map((db, da) => lb.tokenShare[db]! - la.tokenShare[da]!),
-      kShare: Array.from({ length: D + 1 }, (_, k) => (lb.kShare[k] ?? 0) - (la.kShare[k] ?? 0)),
+      kShare: Array.from({ length: D + 2 }, (_, k) => (lb.kShare[k] ?? 0) - (la.kShare[k] ?? 0)),
       meanK: d("meanK"),
       nullTokenShare: d("nullTokenShare"),
       sharedWeightShare: d("sharedWeightShare"),
@@ -147,17 +177,51 @@ export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison
     };
   });
 
+  const P = commonTokenPrefix(a, b);
+  const side = (t: RoutingTrace) => ({ model: t.model, tokens: t.tokens.length, ...(t.routingPrecision ? { routingPrecision: t.routingPrecision } : {}) });
   return {
-    a: { model: a.model, tokens: a.tokens.length },
-    b: { model: b.model, tokens: b.tokens.length },
+    a: side(a),
+    b: side(b),
     layers: L,
     experts: {
       dynamic: ma.experts.dynamic.map((e) => ({ index: e.index, name: e.name, role: e.role })),
       shared: ma.experts.shared.map((s) => s.name),
     },
     perLayer,
-    agreement: agreement(ma, mb, toB, commonTokenPrefix(a, b), L),
+    agreement: agreement(ma, mb, toB, P, L),
+    routingDiff: P === 0 ? null : routingDiff(a, b, P),
   };
+}
+
+function routingDiff(a: RoutingTrace, b: RoutingTrace, P: number): LayerRoutingDiff[] {
+  const Ea = a.experts.length, Eb = b.experts.length;
+  const colB = new Map(b.experts.map((e, c) => [e.name, c]));
+  const toB = a.experts.map((e) => colB.get(e.name)!);
+  const routingOf = (t: RoutingTrace, l: number, n: number, cols: number[]): TokenRouting => {
+    const layer = t.layers[l]!;
+    const E = t.experts.length;
+    return {
+      k: layer.k[n]!,
+      experts: cols.filter((c) => layer.mask[n * E + c]).map((c) => t.experts[c]!.name),
+      dropped: cols.filter((c) => layer.dropped?.[n * E + c]).map((c) => t.experts[c]!.name),
+    };
+  };
+  const aCols = a.experts.map((_, c) => c);
+  return a.layers.map((la, l) => {
+    const lb = b.layers[l]!;
+    let kDiffers = 0, setDiffers = 0, differs = 0;
+    const tokens: LayerRoutingDiff["tokens"] = [];
+    for (let n = 0; n < P; n++) {
+      const k = la.k[n] !== lb.k[n];
+      let set = false;
+      for (let c = 0; c < Ea && !set; c++) set = la.mask[n * Ea + c] !== lb.mask[n * Eb + toB[c]!];
+      if (k) kDiffers++;
+      if (set) setDiffers++;
+      if (k || set) differs++;
+      if ((k || set) && tokens.length < MAX_LISTED) tokens.push({ token: n, text: a.tokens[n]!.text, a: routingOf(a, l, n, aCols), b: routingOf(b, l, n, toB) });
+    }
+    return { layer: l, kDiffers, setDiffers, differs, tokens };
+  });
 }
 
 function agreement(ma: RoutingMetrics, mb: RoutingMetrics, toB: number[], P: number, L: number): TopExpertAgreement | null {
@@ -199,5 +263,6 @@ export function summarizeComparison(c: TraceComparison): ComparisonSummary {
     expert,
     meanTopAgreement: c.agreement?.mean ?? null,
     commonPrefix: c.agreement?.commonPrefix ?? 0,
+    routedDifferently: c.routingDiff ? c.routingDiff.reduce((s, l) => s + l.differs, 0) : null,
   };
 }

@@ -64,7 +64,7 @@ export function expertLayout(experts: readonly ExpertInfo[]): ExpertLayout {
 export interface LayerSums {
   /** [D] tokens whose mask selects dynamic expert d. */
   selections: Float64Array;
-  /** [D + 1] tokens with k = 0..D (from `LayerTrace.k`). */
+  /** [D + 2] tokens with k = 0..D, and k > D (no dynamic expert: Uni-MoE's release can report D + 1) in the last (from `LayerTrace.k`). */
   kHist: Float64Array;
   /** Tokens whose mask selects at least one null expert. */
   nullTokens: number;
@@ -115,7 +115,7 @@ export function emptySums(lay: ExpertLayout, numLayers: number, numPairs: number
   for (let l = 0; l < numLayers; l++) {
     layers.push({
       selections: new Float64Array(D),
-      kHist: new Float64Array(D + 1),
+      kHist: new Float64Array(D + 2),
       nullTokens: 0,
       nullOnlyTokens: 0,
       nullWeight: 0,
@@ -184,8 +184,8 @@ export function accumulate(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, r
       const r = rows[i]!;
       const base = r * E;
       const kk = k[r]!;
-      if (!(kk >= 0 && kk <= D)) throw new RangeError(`layer ${l}, token ${r}: k = ${kk} is outside 0..${D}`);
-      kHist[kk]!++;
+      if (!(kk >= 0)) throw new RangeError(`layer ${l}, token ${r}: k = ${kk} is negative`);
+      kHist[Math.min(kk, D + 1)]!++;
       // Router entropy over the dynamic logits: H = ln S − Σ e_d (z_d − m) / S, e_d = exp(z_d − m).
       if (withEntropy) {
         let m = -Infinity;

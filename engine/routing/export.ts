@@ -4,6 +4,8 @@
  * JSON schema ("routing-trace" version 1), N tokens, E experts, L layers:
  * {
  *   "kind": "routing-trace", "version": 1, "model": string, "convention": string,
+ *   "routingPrecision"?: "fp32" | "bf16",                                             // absent = fp32
+ *   "parameters"?: { "total": int, "fixed": int, "perRoutedExpert": int },            // the model's parameter counts
  *   "experts": [{ "name": string, "role": "routed" | "null" | "shared" }],          // E, router column order
  *   "tokens":  [{ "id": int, "text": string, "modality": "text"|"image"|"video"|"audio"|"speech",
  *                 "position": [t, h, w], "phase": "prefill" | "decode" }],          // N
@@ -11,7 +13,9 @@
  *                                             // strings "Infinity", "-Infinity", "NaN" (JSON has none)
  *                 "mask": (0|1)[],            // N·E row-major
  *                 "weights": number[],        // N·E row-major, finite
- *                 "k": int[] }]               // N, each in 0..D (D = routed + null experts)
+ *                 "k": int[],                 // N, >= 0: the model's k before capacity drops (D = routed + null
+ *                                             // experts; k > D: no dynamic expert, Uni-MoE's release can report D + 1)
+ *                 "dropped"?: (0|1)[] }]      // N·E row-major: selected, then dropped over capacity (mask 0, weight 0)
  * }
  * Float32 values are written as the shortest decimal that reads back to the same float32, so a
  * round trip is exact.
@@ -64,9 +68,11 @@ export interface TraceJSON {
   version: 1;
   model: string;
   convention: string;
+  routingPrecision?: "fp32" | "bf16";
+  parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: { name: string; role: "routed" | "null" | "shared" }[];
   tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
-  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[] }[];
+  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[] }[];
 }
 
 /** The trace as a JSON-ready object (typed arrays → plain arrays). */
@@ -78,6 +84,8 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     version: 1,
     model: trace.model,
     convention: trace.convention,
+    ...(trace.routingPrecision ? { routingPrecision: trace.routingPrecision } : {}),
+    ...(trace.parameters ? { parameters: { ...trace.parameters } } : {}),
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
     tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
     layers: trace.layers.map((l) => ({
@@ -85,6 +93,7 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
       mask: Array.from(l.mask),
       weights: Array.from(l.weights, float32Shortest),
       k: Array.from(l.k),
+      ...(l.dropped ? { dropped: Array.from(l.dropped) } : {}),
     })),
   };
 }
@@ -117,6 +126,8 @@ const traceSchema = z.object({
   version: z.literal(1),
   model: z.string(),
   convention: z.string(),
+  routingPrecision: z.enum(["fp32", "bf16"]).optional(),
+  parameters: z.object({ total: z.number().nonnegative(), fixed: z.number().nonnegative(), perRoutedExpert: z.number().nonnegative() }).optional(),
   experts: z.array(z.object({ name: z.string(), role: z.enum(["routed", "null", "shared"]) })),
   tokens: z.array(
     z.object({
@@ -133,27 +144,29 @@ const traceSchema = z.object({
       mask: valuesArray("0 or 1", isBit),
       weights: valuesArray("a finite number", isFiniteNum),
       k: valuesArray("a non-negative integer", isCount),
+      dropped: valuesArray("0 or 1", isBit).optional(),
     }),
   ),
 });
 
 export interface TraceCheckOptions {
   /**
-   * Also check the routing semantics (default true): every k equals the number of selected dynamic
-   * experts, unselected columns have weight 0, each weight row sums to 1 (± `tolerance`).
+   * Also check the routing semantics (default true): every k up to D equals the number of selected plus dropped
+   * dynamic experts (a k above D selects none), unselected and dropped columns have weight 0, each weight row sums
+   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16).
    */
   semantics?: boolean;
   tolerance?: number;
 }
 
 /**
- * Problems of an in-memory trace (empty when valid): array lengths N·E / N, mask 0/1, k in 0..D,
+ * Problems of an in-memory trace (empty when valid): array lengths N·E / N, mask and dropped 0/1, k a non-negative integer,
  * finite weights, no NaN logits; with `semantics`, the rules above. At most `max` messages.
  */
 export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & { max?: number } = {}): string[] {
   const out: string[] = [];
   const max = options.max ?? 10;
-  const tol = options.tolerance ?? 1e-3;
+  const tol = options.tolerance ?? (trace.routingPrecision === "bf16" ? 2e-2 : 1e-3);
   const semantics = options.semantics ?? true;
   const N = trace.tokens.length;
   const E = trace.experts.length;
@@ -166,6 +179,7 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
       ["mask", l.mask.length, N * E],
       ["weights", l.weights.length, N * E],
       ["k", l.k.length, N],
+      ...(l.dropped ? ([["dropped", l.dropped.length, N * E]] as [string, number, number][]) : []),
     ];
     let bad = false;
     for (const [name, got, want] of lens) {
@@ -178,8 +192,9 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
     for (let n = 0; n < N && out.length < max; n++) {
       const b = n * E;
       const kk = l.k[n]!;
-      if (!(kk >= 0 && kk <= lay.D)) report(`layers[${li}].k[${n}] = ${kk} is outside 0..${lay.D}`);
+      if (!(Number.isInteger(kk) && kk >= 0)) report(`layers[${li}].k[${n}] = ${kk} is not a non-negative integer`);
       let chosen = 0;
+      let lost = 0;
       let sum = 0;
       for (let c = 0; c < E; c++) {
         const m = l.mask[b + c]!;
@@ -187,11 +202,15 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
         if (m !== 0 && m !== 1) report(`layers[${li}].mask[${b + c}] = ${m} (token ${n}, expert ${c}) is not 0 or 1`);
         if (!Number.isFinite(w)) report(`layers[${li}].weights[${b + c}] = ${w} (token ${n}, expert ${c}) is not finite`);
         if (Number.isNaN(l.routerLogits[b + c]!)) report(`layers[${li}].routerLogits[${b + c}] (token ${n}, expert ${c}) is NaN`);
+        const d = l.dropped?.[b + c] ?? 0;
         if (m && lay.dynOfCol[c]! >= 0) chosen++;
+        if (d && lay.dynOfCol[c]! >= 0) lost++;
+        if (semantics && d && m) report(`layers[${li}] token ${n}: expert ${c} (${trace.experts[c]!.name}) is both selected and dropped`);
         if (semantics && !m && w !== 0) report(`layers[${li}] token ${n}: expert ${c} (${trace.experts[c]!.name}) is not selected but has weight ${w}`);
         sum += w;
       }
-      if (semantics && chosen !== kk) report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected`);
+      if (semantics && (kk <= lay.D ? chosen + lost !== kk : chosen + lost > lay.D))
+        report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected${lost ? ` and ${lost} dropped` : ""}`);
       if (semantics && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
     }
   });
@@ -214,11 +233,14 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
     mask: Uint8Array.from(l.mask as number[]),
     weights: Float32Array.from(l.weights as number[]),
     k: Int32Array.from(l.k as number[]),
+    ...(l.dropped ? { dropped: Uint8Array.from(l.dropped as number[]) } : {}),
   }));
   const trace: RoutingTrace = {
     kind: "routing-trace",
     model: j.model,
     convention: j.convention,
+    ...(j.routingPrecision ? { routingPrecision: j.routingPrecision } : {}),
+    ...(j.parameters ? { parameters: j.parameters } : {}),
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,

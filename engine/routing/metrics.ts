@@ -14,8 +14,10 @@
  *                         the entries sum to the mean k, not to 1.
  *   selectionShare[d]   = selectionCounts[d] / Σ_d selectionCounts — the share of all dynamic SELECTIONS
  *                         (Σ_d selectionCounts = Σ_tokens k for a valid trace); sums to 1.
- *   kCounts[k], kShare[k] (k = 0..D) = #tokens with that k, and / N (Fig. 8). k = 0 only for padding or
- *                         dropped tokens; Σ kShare = 1. meanK = Σ k / N.
+ *   kCounts[k], kShare[k] (k = 0..D + 1) = #tokens with that k, and / N (Fig. 8); k is the model's k before
+ *                         capacity drops; the last bucket holds k > D (no dynamic expert: Uni-MoE's release reports
+ *                         D + 1 when Top-P is never reached). k = 0 only when every dynamic expert is banned (or a
+ *                         fixed top_k of 0); Σ kShare = 1. meanK = Σ k / N (a k above D + 1 counts as D + 1).
  *   nullTokenShare      = #tokens selecting at least one null expert / N.
  *   nullOnlyShare       = #tokens whose selected dynamic experts are all null (≥ 1) / N.
  *   nullWeightMass      = mean over tokens of Σ null-column weights.

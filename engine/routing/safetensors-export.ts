@@ -15,7 +15,7 @@
  * Aggregate (G = 1 + tasks: index 0 is every record, then the tasks in `tasks` order; D dynamic experts):
  *   selection_counts F64 [G, L, D]    tokens that selected each dynamic expert (Fig. 7 numerators)
  *   tokens           F64 [G]          tokens per group
- *   k_counts         F64 [G, L, D+1]  tokens by k = 0..D (Fig. 8)
+ *   k_counts         F64 [G, L, D+2]  tokens by k = 0..D+1 (Fig. 8; D+1: Top-P never reached, Uni-MoE as released)
  * __metadata__: format "moe-studio/routing-aggregate", version "1", experts (JSON, the dynamic ones),
  *   tasks (JSON, G − 1 names), workflow_fingerprint, dataset_fingerprint.
  */
@@ -74,20 +74,20 @@ export function aggregateToSafetensors(agg: RoutingAggregate, meta: { workflowFi
   const L = m0.layers.length;
   const D = m0.experts.dynamic.length;
   const selections = new Float64Array(G * L * D);
-  const kCounts = new Float64Array(G * L * (D + 1));
+  const kCounts = new Float64Array(G * L * (D + 2));
   const tokens = new Float64Array(G);
   scopes.forEach(([, m], g) => {
     tokens[g] = m.tokens;
     m.layers.forEach((l, li) => {
       for (let d = 0; d < D; d++) selections[(g * L + li) * D + d] = l.selectionCounts[d] ?? 0;
-      for (let k = 0; k <= D; k++) kCounts[(g * L + li) * (D + 1) + k] = l.kCounts[k] ?? 0;
+      for (let k = 0; k <= D + 1; k++) kCounts[(g * L + li) * (D + 2) + k] = l.kCounts[k] ?? 0;
     });
   });
   return encodeSafetensors(
     [
       { name: "selection_counts", shape: [G, L, D], data: selections },
       { name: "tokens", shape: [G], data: tokens },
-      { name: "k_counts", shape: [G, L, D + 1], data: kCounts },
+      { name: "k_counts", shape: [G, L, D + 2], data: kCounts },
     ],
     {
       format: AGGREGATE_FORMAT,

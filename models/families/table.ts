@@ -10,7 +10,10 @@
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
 import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
+import { RELEASED_MODEL_TYPES } from "../grin-routing";
 import type { TowerKind } from "./towers";
+import { speechClaimRules } from "../tts-released";
+import { DECODER_PARTS, OMNI_PARTS, type PartSpec } from "./parts";
 
 export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
 
@@ -35,6 +38,13 @@ export interface Family {
    * A tower is imported when any of its tensors is present; then all of them are required.
    */
   towers?: TowerKind[];
+  /** The parts a checkpoint of this family may hold (families/parts.ts); default: the decoder only. */
+  parts?: PartSpec[];
+  /**
+   * config.json keys the importer reads, when toConfig cannot tell (it passes the whole config through);
+   * other families' reads are recorded while toConfig runs. The rest is listed as not used (configFieldNotes).
+   */
+  configKeys?: string[];
 }
 
 /** Canonical names (families/conventions.ts and config.ts paramNames, as patterns). */
@@ -249,17 +259,25 @@ function topkConfig(raw: Raw, s: TopkSpec): MoeLlmConfig {
 export const FAMILIES: Family[] = [
   {
     name: "grin_qwen2_vl",
-    modelTypes: ["grin_qwen2_vl", "uni_moe_tiny"],
+    // grin_qwen2_vl: the saved Uni-MoE-2.0 model; grin_qwen2_vl_out: its output-head config class (modeling_out.py)
+    modelTypes: ["grin_qwen2_vl", "grin_qwen2_vl_out", "uni_moe_tiny"],
     title: "Uni-MoE-2.0 (GRIN-MoE on Qwen2.5, M-RoPE, dynamic-capacity Top-P routing)",
-    toConfig: (raw) => zMoeLlmConfig.parse(raw),
+    toConfig: grinConfig,
     rules: [
       ...decoderRules({ bias: true, qkNorm: false }),
       { from: C.router, to: C.router },
       ...["gate", "up", "down"].map((p) => ({ from: C.routed(p), to: C.routed(p) })),
       ...[0, 1, 2, 3].flatMap((s) => ["gate", "up", "down"].map((p) => ({ from: C.shared(s, p), to: C.shared(s, p) }))),
       ...towerRules,
+      ...speechClaimRules(), // the MoE-TTS, written beside the LLM as speech/ (import.ts)
+      // the generation heads not imported: claimed whole and not used (a head's own rules, like the MoE-TTS's above, go first)
+      ...OMNI_PARTS.filter((p) => ["image_generator", "image_projectors"].includes(p.id)).flatMap((p) =>
+        p.prefixes.map((prefix) => ({ from: `${prefix}{*}`, to: null, note: `${p.title}: ${p.notImported}` })),
+      ),
     ],
     towers: ["vision", "audio"],
+    parts: OMNI_PARTS,
+    configKeys: [...Object.keys(zMoeLlmConfig.shape), "vision_config", "audio_config", "whisper_query_tokens_size", "whisper_projector_type", "vision_spatial_pool_stride", "drop_policy", "routing_convention", "qk_norm", "attention_bias", "shared_expert_gate", SLIDING_WINDOW_KEY],
   },
   {
     name: "qwen2_moe",
@@ -357,6 +375,64 @@ export const FAMILIES: Family[] = [
     ],
   },
 ];
+
+/**
+ * Uni-MoE-2.0's config.json as the release writes it. A field the release's GrinQwen2VLConfig sets by default may be
+ * absent; it then takes the release's default (mlp_dynamic_null_expert_num 0 there, where PAPER.md's real model
+ * has 1 — real configs write it). The seeded uni_moe_tiny configs keep our own defaults.
+ */
+function grinConfig(raw: Raw): MoeLlmConfig {
+  const released = RELEASED_MODEL_TYPES.includes(String(raw.model_type));
+  return zMoeLlmConfig.parse(released ? { ...GRIN_RELEASE_DEFAULTS, ...raw } : raw);
+}
+
+/** GrinQwen2VLConfig.__init__ defaults (grin:176-205) that differ from zMoeLlmConfig's. */
+const GRIN_RELEASE_DEFAULTS = { mlp_dynamic_null_expert_num: 0, dynamic_intermediate_size: 8960, shared_intermediate_size: 8960 };
+
+/**
+ * What the config.json fields MoE Studio does not read are, for the "not used" list: the released Uni-MoE-2.0 config's
+ * training and parallelism settings (grin:176-205, RELEASED.md §5 item 6), its generation heads' settings, and
+ * transformers' bookkeeping. A field not named here is "not used by MoE Studio".
+ */
+export const CONFIG_FIELD_NOTES: Record<string, string> = {
+  ignore_differentiable_router: "training: GRIN's gradient estimator (inference routes in eval mode)",
+  enable_expert_tensor_parallelism: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  ep_size: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  fixed_ep_size: "DeepSpeed expert parallelism (how training spread experts over GPUs)",
+  input_jitter_noise: "training only (input jitter)",
+  fp32_gate: "training only: the gate runs in fp32 when training; inference routes in bf16 (the MoE-LLM node's Routing precision)",
+  avg_hidden_states_last: "multi-GPU inference: averages expert-parallel outputs",
+  drop_token_num_print: "logging of dropped tokens",
+  l_aux_weight: "training: load-balancing loss weight",
+  min_l_aux_weight: "training: load-balancing loss weight",
+  l_aux_weight_decay_steps: "training: load-balancing loss schedule",
+  visual_aligner_type: "ignored by the release's builder too: the aligner's shape comes from its tensors",
+  speech_generator_type: "MoE-TTS head (see the parts)",
+  tune_speech_generator_only: "training: which modules trained",
+  tune_image_generator: "image-generation head (see the parts)",
+  mm_use_im_start_end: "prompt format of the training data",
+  image_aspect_ratio: "image preprocessing of the release's processor (MoE Studio tiles any-resolution 384² crops)",
+  use_sliding_window: "Qwen2-VL attention option; the release's attention is full causal",
+  sliding_window: "Qwen2-VL attention option; the release's attention is full causal",
+  max_window_layers: "Qwen2-VL attention option; the release's attention is full causal",
+  max_position_embeddings: "no limit is imposed (RoPE is computed for any position)",
+  hidden_act: "SwiGLU with SiLU is built in",
+  initializer_range: "training: weight initialisation",
+  attention_dropout: "training only",
+  use_cache: "transformers generation option (the node always uses its KV cache)",
+  architectures: "transformers bookkeeping",
+  transformers_version: "transformers bookkeeping",
+  torch_dtype: "the dtype the weights were saved in (the import reads each tensor's own dtype)",
+  _name_or_path: "transformers bookkeeping",
+  vision_start_token_id: "prompt tokens come from the tokenizer",
+  vision_end_token_id: "prompt tokens come from the tokenizer",
+  vision_token_id: "prompt tokens come from the tokenizer",
+  image_token_id: "prompt tokens come from the tokenizer",
+  video_token_id: "prompt tokens come from the tokenizer",
+  bos_token_id: "generation stops at the tokenizer's and generation_config.json's end tokens",
+  eos_token_id: "generation stops at the tokenizer's and generation_config.json's end tokens",
+  pad_token_id: "no padding (one sequence per call)",
+};
 
 /** The family of a config.json (by model_type); throws listing the known ones. */
 export function detectFamily(raw: Raw): Family {

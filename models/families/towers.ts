@@ -41,6 +41,11 @@ function sub(raw: Raw, key: string, kind: TowerKind): Raw {
   return v as Raw;
 }
 
+function poolSide(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new Error(`config.json: "vision_spatial_pool_stride" must be a positive integer (the pooled side of a tile), got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function n(obj: Raw, key: string, fallback: number, where: string): number {
   const v = obj[key] ?? fallback;
   if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`config.json ${where}: "${key}" must be a number (got ${JSON.stringify(obj[key])})`);
@@ -52,7 +57,8 @@ function n(obj: Raw, key: string, fallback: number, where: string): number {
  * 384 px, patch 14, 1152 wide). The real tower drops its last layer, so `num_hidden_layers − 1` layers run and
  * only those are required (a stored last layer is claimed but unused). The aligner is read as LLaVA's
  * mlp2x_gelu (Linear → GELU → Linear): its hidden width comes from the stored first Linear, its output is the
- * LLM's hidden size. Pool side: our default (PAPER.md: s unconfirmed).
+ * LLM's hidden size. Pool side s (s × s tokens per tile): config.json's `vision_spatial_pool_stride`, the side the
+ * release pools each tile to (grin:2225, 2260); our default when absent.
  */
 export function visionTowerConfig(raw: Raw, shapeOf: ShapeOf, llmHidden: number): VisionConfig {
   const vc = sub(raw, "vision_config", "vision");
@@ -73,6 +79,7 @@ export function visionTowerConfig(raw: Raw, shapeOf: ShapeOf, llmHidden: number)
     hidden_act: vc.hidden_act ?? "gelu_pytorch_tanh",
     projector_hidden_size: proj0?.[0] ?? llmHidden,
     out_dim: llmHidden,
+    ...(raw.vision_spatial_pool_stride === undefined ? {} : { pool: poolSide(raw.vision_spatial_pool_stride) }),
   });
 }
 

@@ -5,11 +5,13 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
-import { detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
+import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
+import { checkpointParts, DECODER_PARTS, type PartReport } from "../families/parts";
 import { moeLlmParamShapes } from "../moe-llm-graph";
 import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
 import type { Tensor32, WeightSource } from "../weights";
+import { SPEECH_CANONICAL, speechConfigFromOmni, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 export interface TensorClaim {
   name: string;
@@ -40,6 +42,12 @@ export interface CheckpointMap {
   unused: TensorClaim[];
   /** Encoder towers present in the checkpoint (any of their tensors claimed), with their encoder configs. */
   towers: TowerConfig[];
+  /** The MoE-TTS (`speech_generator.*`, canonical `speech/…`) when the checkpoint has it; then all its tensors are required. */
+  speech?: SpeechGenConfig;
+  /** Every part of the checkpoint (LLM, towers, generation heads, …) and what MoE Studio does with it. */
+  parts: PartReport[];
+  /** config.json fields MoE Studio does not read (listed, never fatal), each with what it is. */
+  unusedConfig: { key: string; note: string }[];
 }
 
 interface CompiledRule extends MappingRule {
@@ -47,9 +55,11 @@ interface CompiledRule extends MappingRule {
   keys: string[];
 }
 
+/** `{i}`, `{e}`: a decimal index (captured); `{*}`: any rest of the name (rules claiming a whole part). */
 function compile(pattern: string): { re: RegExp; keys: string[] } {
   const keys: string[] = [];
-  const src = pattern.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(\w+)\}/g, (_, k: string) => {
+  const src = pattern.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(\w+|\\\*)\}/g, (_, k: string) => {
+    if (k === "\\*") return ".+";
     keys.push(k);
     return "(\\d+)";
   });
@@ -122,7 +132,7 @@ export function chooseFamily(raw: Record<string, unknown>, familyName?: string):
 export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyName?: string): CheckpointMap {
   const raw = readConfigJson(dir);
   const family = chooseFamily(raw, familyName);
-  const config = family.toConfig(raw);
+  const { config, read } = readConfig(family, raw);
   const rules = compiledRules(family);
   const needed = moeLlmParamShapes(config);
   const tensors: TensorClaim[] = weights
@@ -152,6 +162,13 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     towers.push(tower);
     for (const n of towerNeeded(tower)) neededNames.add(n);
   }
+  let speech: SpeechGenConfig | undefined;
+  const table = tensors.find((t) => t.canonical === `${SPEECH_CANONICAL}qwenvl_embed_tokens.weight`);
+  if (tensors.some((t) => t.canonical?.startsWith(SPEECH_CANONICAL))) {
+    if (!table) throw new Error(`${dir}: the checkpoint has speech_generator.* tensors but no speech_generator.qwenvl_embed_tokens.weight`);
+    speech = speechConfigFromOmni(raw, table.shape);
+    for (const p of speechParamTable(speech)) neededNames.add(SPEECH_CANONICAL + p.name);
+  }
   const missing = [...neededNames].filter((c) => !provided.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) }));
   // a multi-part canonical tensor (Qwen2-MoE router + shared gate) is missing if one of its parts is
   for (const rule of rules.filter((r) => r.part !== undefined && r.part > 0)) {
@@ -169,7 +186,26 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     missing,
     unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !neededNames.has(t.canonical)),
     towers,
+    ...(speech ? { speech } : {}),
+    parts: checkpointParts(family.parts ?? DECODER_PARTS, tensors),
+    unusedConfig: Object.keys(raw)
+      .filter((k) => k !== "model_type" && !read.has(k))
+      .sort()
+      .map((key) => ({ key, note: CONFIG_FIELD_NOTES[key] ?? "not used by MoE Studio" })),
   };
+}
+
+/** The family's canonical config and the config.json keys it read (family.configKeys, else recorded while it runs). */
+function readConfig(family: Family, raw: Record<string, unknown>): { config: MoeLlmConfig; read: Set<string> } {
+  if (family.configKeys) return { config: family.toConfig(raw), read: new Set(family.configKeys) };
+  const read = new Set<string>();
+  const watched = new Proxy(raw, {
+    get(target, key, receiver) {
+      if (typeof key === "string") read.add(key);
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { config: family.toConfig(watched), read };
 }
 
 /** Throws one clear error listing every tensor the model needs and the checkpoint lacks. */

@@ -15,26 +15,32 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import { defaultRoutingPrecision } from "../grin-routing";
 import { removeStaleBuilds } from "../model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
 import { SafetensorsWeights } from "../safetensors";
 import { modelsDir } from "../uni-moe-tiny";
-import { paramNames } from "../config";
+import { parameterCounts } from "../parameters";
 import { buildAudioGraph } from "../audio-encoder";
 import { buildVisionGraph, gridSide } from "../vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
+import type { PartReport } from "../families/parts";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, TOKENIZER_FILES, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
 import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
+import { writeSafetensors } from "../safetensors";
+import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 3;
+export const IMPORT_VERSION = 4;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";
-/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see variants.ts). */
+/** The graph written at import: what the MoE-LLM node runs (other option sets are built on demand, see runtime.ts). */
 export const IMPORT_GRAPH: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true };
+/** IMPORT_GRAPH in the model's default routing precision (bf16 for Uni-MoE-2.0, as released). */
+export const importGraphOptions = (config: MoeLlmConfig): MoeGraphOptions => ({ ...IMPORT_GRAPH, routingPrecision: defaultRoutingPrecision(config) });
 
 export interface ImportManifest {
   version: number;
@@ -46,15 +52,22 @@ export interface ImportManifest {
   sourceFiles: string[];
   dtype: StorageDtype;
   parameters: number;
-  activeParameters: number;
+  /** Active per token: a number (imports before routing precisions: top_k routed experts) or the min–max range. */
+  activeParameters: number | { min: number; max: number };
   bytesOnDisk: number;
   graph: { file: string; data: string; options: MoeGraphOptions };
   unclaimed: string[];
+  /** Every part of the checkpoint and what the import did with it (absent in manifests before parts were listed). */
+  parts?: PartReport[];
+  /** config.json fields MoE Studio does not read, with what they are. */
+  unusedConfig?: { key: string; note: string }[];
   /**
    * Encoder towers imported with the LLM: each a folder `<kind>/` beside model.onnx holding `<kind>.onnx` +
    * `<kind>.onnx.data` and a config.json, selectable in the Vision/Audio Encoder nodes as `<ref>/<kind>`.
    */
   towers?: { kind: string; ref: string; parameters: number }[];
+  /** The MoE-TTS imported with the LLM (`speech/`: config.json + speech.safetensors), selectable in the MoE-TTS node as `<ref>/speech`. */
+  speech?: { ref: string; parameters: number };
   importedAt: string;
   seconds: number;
 }
@@ -112,17 +125,7 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-/** Parameters in total and per token (every non-expert weight, top_k routed experts and the shared experts). */
-export function parameterCounts(config: MoeLlmConfig): { total: number; active: number } {
-  const shapes = moeLlmParamShapes(config);
-  const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  let total = 0;
-  for (const s of shapes.values()) total += numel(s);
-  const { R, L } = moeDims(config);
-  const perExpert = numel(shapes.get(paramNames.routed(0, 0, "gate"))!) * 3;
-  const active = total - L * R * perExpert + L * Math.min(R, config.mlp_dynamic_top_k) * perExpert;
-  return { total, active };
-}
+export { parameterCounts, type ParameterCounts } from "../parameters";
 
 export function readManifest(dir: string): ImportManifest | undefined {
   const file = path.join(dir, MANIFEST_FILE);
@@ -160,7 +163,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
     const shapes = moeLlmParamShapes(map.config);
     const bytesPer = dtype === "fp32" ? 4 : 2;
     const llmBytes = [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * bytesPer, 0);
-    const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0);
+    const totalBytes = llmBytes + map.towers.reduce((a, t) => a + towerParameters(t) * bytesPer, 0) + (map.speech ? speechParameters(map.speech).total * bytesPer : 0);
     mkdirSync(familyDir, { recursive: true });
     const lock = acquireImportLock(path.join(familyDir, `.${name}.lock`), ref);
     try {
@@ -227,7 +230,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
   source.builder = builder;
   let writtenBytes = 0;
   try {
-    const graph = buildMoeLlmGraph(map.config, source, IMPORT_GRAPH, builder);
+    const graph = buildMoeLlmGraph(map.config, source, importGraphOptions(map.config), builder);
     writeFileSync(path.join(partial, GRAPH_FILE), graph);
     writtenBytes += builder.newBytes;
     let towerBytes = 0;
@@ -238,6 +241,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       writtenBytes += written.newBytes;
     }
     for (const f of dataFiles) rmSync(journalFile(f), { force: true });
+    const speechBytes = map.speech ? await writeSpeech(partial, map.speech, new MappedWeights(job.weights, map), dtype, (bytes) => report(builder.bytesWritten + towerBytes + bytes)) : 0;
     // fp16 storage: the fp16 compute graphs (CUDA) read the same data files, so they cost only the graph protos: write them now
     if (dtype === "fp16") for (const g of [path.join(partial, GRAPH_FILE), ...map.towers.map((t) => path.join(partial, t.kind, `${t.kind}.onnx`))]) await ensureFp16Graph(g);
     writeFileSync(path.join(partial, "config.json"), JSON.stringify(map.config, null, 2));
@@ -254,10 +258,13 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       dtype,
       parameters: counts.total,
       activeParameters: counts.active,
-      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes,
-      graph: { file: GRAPH_FILE, data: DATA_FILE, options: IMPORT_GRAPH },
+      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes + speechBytes,
+      graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
       unclaimed: map.unclaimed.map((t) => t.name),
+      parts: map.parts,
+      unusedConfig: map.unusedConfig,
       ...(map.towers.length ? { towers: map.towers.map((t) => ({ kind: t.kind, ref: `${ref}/${t.kind}`, parameters: towerParameters(t) })) } : {}),
+      ...(map.speech ? { speech: { ref: `${ref}/speech`, parameters: speechParameters(map.speech).total } } : {}),
       importedAt: new Date().toISOString(),
       seconds: (performance.now() - t0) / 1000,
     };
@@ -327,6 +334,21 @@ function writeTower(
       : { num_mel_bins: tower.config.num_mel_bins, max_source_positions: tower.config.max_source_positions, num_queries: tower.config.num_queries, out_dim: c.out_dim, input_name: "input_features" };
   writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...c, ...onnxConfig, onnx_file: onnxFile, storage_dtype: dtype }, null, 2));
   return { bytes: builder.bytesWritten + bytes.byteLength, newBytes: builder.newBytes };
+}
+
+/**
+ * Writes the MoE-TTS of an Omni checkpoint into `<model dir>/speech/`: config.json (zSpeechGenConfig + storage_dtype)
+ * and speech.safetensors (its tensors without the prefix, in the import's dtype); graphs are built from them on first
+ * use (models/tts-released-model.ts). Returns the bytes written.
+ */
+async function writeSpeech(modelDir: string, config: SpeechGenConfig, weights: MappedWeights, dtype: StorageDtype, onWrite: (bytes: number) => void): Promise<number> {
+  const dir = path.join(modelDir, "speech");
+  mkdirSync(dir, { recursive: true });
+  const stored = ({ fp32: "F32", fp16: "F16", bf16: "BF16" } as const)[dtype];
+  const entries = speechParamTable(config).map((p) => ({ name: p.name, shape: p.shape, data: () => weights.get(SPEECH_CANONICAL + p.name).data }));
+  const { bytes } = await writeSafetensors(path.join(dir, "speech.safetensors"), entries, { dtype: stored, metadata: { format: "pt" }, onProgress: (written) => onWrite(written) });
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, storage_dtype: dtype }, null, 2));
+  return bytes;
 }
 
 /** Removes an imported model's folder (never a seeded reference model or anything outside the models dir). */

@@ -22,22 +22,25 @@ import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
 import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype } from "./fp16";
-import { checkFits, estimateFromConfig } from "./memory";
+import { checkFits, estimateFromConfig, type MemoryEstimate } from "./memory";
 
 export function isImportedDir(dir: string): boolean {
   return existsSync(path.join(dir, "import.json"));
 }
 
-const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds;
+const precisionOf = (o: MoeGraphOptions) => o.routingPrecision ?? "fp32";
+const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds && precisionOf(a) === precisionOf(b);
 
 /**
  * The graph file of an imported model for these options: the one written at import, or a variant built on first
  * use from the source checkpoint (still in the folder it was imported from, with the same content hash).
  */
 export function importedGraphFile(dir: string, config: MoeLlmConfig, options: MoeGraphOptions): string {
-  if (sameOptions(options, IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
   const manifest = readManifest(dir)!;
-  const key = createHash("sha256").update(JSON.stringify({ moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds })).digest("hex").slice(0, 16);
+  // model.onnx has the options its manifest records (imports before routing precisions: IMPORT_GRAPH, fp32 routing)
+  if (sameOptions(options, manifest.graph.options ?? IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
+  const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds };
+  const key = createHash("sha256").update(JSON.stringify(precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) })).digest("hex").slice(0, 16);
   const variant = path.join(dir, "variants", key);
   const file = path.join(variant, GRAPH_FILE);
   if (existsSync(file)) return file;
@@ -84,7 +87,10 @@ function cudaLibrariesPresent(): boolean {
   }
 }
 
-async function createSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
+/** What a graph needs in memory for a compute dtype: an LLM's config, or an estimator (other heads). */
+export type MemoryNeed = MoeLlmConfig | ((compute: ComputeDtype) => MemoryEstimate);
+
+async function createSession(ref: string, file: string, need: MemoryNeed): Promise<ImportedSession> {
   const pref = parseEpPreference();
   if (pref === "cuda" && !cudaLibrariesPresent()) throw new Error("STUDIO_EP=cuda, but the CUDA provider libraries are not installed: run `npm run setup:gpu` on a machine with internet access");
   const order: ExecutionProvider[] = pref === "cpu" ? ["cpu"] : pref === "cuda" ? ["cuda"] : cudaLibrariesPresent() ? ["cuda", "cpu"] : ["cpu"];
@@ -94,7 +100,7 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
     let converting = false;
     try {
       const computeDtype = computeDtypeFor(ep);
-      checkFits(ref, estimateFromConfig(config, 4096, computeDtype), ep);
+      checkFits(ref, typeof need === "function" ? need(computeDtype) : estimateFromConfig(need, 4096, computeDtype), ep);
       converting = computeDtype === "fp16";
       const graphFile = converting ? await ensureFp16Graph(file) : file;
       converting = false;
@@ -113,12 +119,12 @@ async function createSession(ref: string, file: string, config: MoeLlmConfig): P
 }
 
 /** The (cached) session of an imported model's graph file. */
-export function importedSession(ref: string, file: string, config: MoeLlmConfig): Promise<ImportedSession> {
+export function importedSession(ref: string, file: string, need: MemoryNeed): Promise<ImportedSession> {
   // one session per graph file and STUDIO_COMPUTE_DTYPE setting (keys start with the file: see loadedSessions)
   const key = `${file}|${parseComputeDtype() ?? ""}`;
   let s = sessions.get(key);
   if (!s) {
-    s = createSession(ref, file, config);
+    s = createSession(ref, file, need);
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));
   }

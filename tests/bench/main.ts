@@ -19,7 +19,7 @@ import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/sch
 import { benchMetrics } from "../../engine/routing/bench";
 import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchHeads } from "./heads";
-import { benchLlm } from "./llm";
+import { benchLlm, benchRoutingPrecision } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
@@ -216,6 +216,7 @@ async function main() {
     }
     console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
     json.llm = rows;
+    json.llmRoutingPrecision = await benchRoutingPrecision((s) => console.log(s));
   }
   if (want("heads")) {
     console.log("\ngeneration heads (seeded, untrained reference models, greedy TTS, CFG DiT)");

@@ -75,6 +75,57 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     for (const l of JSON.parse(readFileSync(all, "utf8")).layers) expect(l.k.every((k: number) => k === D)).toBe(true);
   });
 
+  it("--routing-precision bf16 routes as the release (reference in bf16), same output shape; k before drops, mask and weights after", async () => {
+    const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
+    const ids = [256, 72, 105, 33, 257, 300, 10, 44, 45];
+    const n = ids.length;
+    const out = path.join(tmp, "bf16.json");
+    const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--routing-precision", "bf16", "--out", out);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const result = JSON.parse(readFileSync(out, "utf8"));
+    expect(Object.keys(result).sort()).toEqual(["layers", "logits"]);
+    for (const l of result.layers) expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+    const weights = new SafetensorsWeights(dir);
+    const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
+    const ref = referenceForward(config, weights, { batch: 1, seq: n, ids, positions, routingPrecision: "bf16" });
+    // the same model with token drop (probs) and a capacity that drops
+    const dropDir = path.join(tmp, "models", "local", "tiny-drop");
+    const { cpSync } = await import("node:fs");
+    cpSync(dir, dropDir, { recursive: true });
+    const dropConfig = { ...config, token_drop: true, drop_policy: "probs", capacity_factor: 0.5, min_capacity: 1 };
+    writeFileSync(path.join(dropDir, "config.json"), JSON.stringify(dropConfig));
+    const refDrop = referenceForward(dropConfig, weights, { batch: 1, seq: n, ids, positions, routingPrecision: "bf16" });
+    weights.close();
+    const V = config.vocab_size;
+    const check = (res: typeof result, rf: typeof ref) => {
+      let dl = 0;
+      for (let v = 0; v < V; v++) dl = Math.max(dl, Math.abs(res.logits[v] - rf.logits[(n - 1) * V + v]!));
+      res.layers.forEach((l: { k: number[]; mask: number[][]; router_logits: number[][] }, i: number) => {
+        expect(l.k).toEqual(rf.trace[i]!.k);
+        expect(l.mask.flat()).toEqual(rf.trace[i]!.mask);
+        expect(l.router_logits.flat()).toEqual(rf.trace[i]!.routerLogits);
+      });
+      expect(dl).toBeLessThan(1e-4);
+      return dl;
+    };
+    const dl = check(result, ref);
+    const dropOut = path.join(tmp, "bf16-drop.json");
+    expect(cli("forward", "--model", dropDir, "--ids", ids.join(","), "--routing-precision", "bf16", "--out", dropOut).code).toBe(0);
+    const drop = JSON.parse(readFileSync(dropOut, "utf8"));
+    const dlDrop = check(drop, refDrop);
+    const dropped = refDrop.trace.reduce((a, t) => a + t.dropped.reduce((x, y) => x + y, 0), 0);
+    // k counts the dropped selections: the mask holds fewer dynamic experts than k
+    const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
+    const shortfall = drop.layers.reduce((a: number, l: { k: number[]; mask: number[][] }) => a + l.k.reduce((x, k, t) => x + k - l.mask[t]!.slice(0, D).reduce((p, q) => p + q, 0), 0), 0);
+    console.log(`cli forward --routing-precision bf16 vs reference: |Δlogit| ${dl.toExponential(2)}; with token drop ${dlDrop.toExponential(2)}, ${dropped} dropped = ${shortfall} (k − selected)`);
+    expect(dropped).toBeGreaterThan(0);
+    expect(shortfall).toBe(dropped);
+    const bad = cli("forward", "--model", dir, "--ids", "1", "--routing-precision", "fp16", "--out", path.join(tmp, "x.json"));
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--routing-precision must be fp32 or bf16 (got "fp16")');
+  });
+
   it("bad input is exit 2 with the cause", () => {
     expect(cli("forward", "--model", path.join(tmp, "nope"), "--ids", "1", "--out", path.join(tmp, "x.json"))).toMatchObject({ code: 2 });
     const r = cli("forward", "--model", path.join(tmp, "models", "uni-moe-tiny", "tiny"), "--ids", "1,99999", "--out", path.join(tmp, "x.json"));

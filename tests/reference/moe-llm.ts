@@ -6,6 +6,7 @@
  */
 import { type MoeLlmConfig, paramNames } from "@/models/config";
 import type { WeightSource } from "@/models/weights";
+import { releasedRouting, toBf16, type Precision } from "./grin-routing";
 
 export interface RefInterventions {
   /** [L*E] added to router logits */
@@ -29,168 +30,19 @@ export interface RefLayerTrace {
   routerLogits: number[];
   mask: number[];
   weights: number[];
-  /** [N] (after capacity drops: the surviving dynamic selections) */
+  /** [N] as the release reports it (before capacity drops) */
   k: number[];
-  /** [N] dynamic selections dropped over capacity (config.token_drop), 0 otherwise */
+  /** [N*E] 1 = selected, then dropped over capacity (config.token_drop) */
   dropped: number[];
 }
 
-const f32 = Math.fround;
-
 /**
- * Routing of one token with logits z [E] (PAPER.md §2, eval mode), plus the interventions as documented in
- * moe-llm-graph.ts (ban = -inf for all dynamic routing; force = union with the model's own choice, forced first).
- * No capacity drop (that needs the other tokens: see referenceRouteTokens).
+ * Routing of one token with logits z [E] as released (grin-routing.ts; reference: ./grin-routing.ts), fp32, no
+ * capacity drop (that needs the other tokens of the call: releasedRouting).
  */
 export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topPOverride = 0): RefRoute {
-  const sel = selectExperts(c, z, ban, force, topPOverride);
-  return { ...finishRoute(c, z, sel.chosen, sel.rw, ban), k: sel.k };
-}
-
-/** Steps 1-4 of §2 for one token: the chosen dynamic columns, their routing weights rw [D] and k. */
-function selectExperts(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number>, force: ArrayLike<number>, topPOverride: number): { chosen: boolean[]; rw: number[]; k: number } {
-  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
-  const allowed: boolean[] = [];
-  const forced: boolean[] = [];
-  for (let j = 0; j < D; j++) {
-    allowed.push(!((ban[j] ?? 0) > 0.5));
-    forced.push(allowed[j]! && (force[j] ?? 0) > 0.5);
-  }
-  const nAllowed = allowed.filter(Boolean).length;
-  const P = topPOverride > 0 ? topPOverride : c.mlp_dynamic_top_p;
-
-  // k: smallest k whose sorted cumulative p reaches P (p over the allowed dynamic columns)
-  let kModel: number;
-  if (P <= 0) kModel = c.mlp_dynamic_top_k;
-  else if (P >= 1) kModel = D;
-  else {
-    let mx = -Infinity;
-    for (let j = 0; j < D; j++) if (allowed[j]) mx = Math.max(mx, z[j]!);
-    const p: number[] = [];
-    let sum = 0;
-    for (let j = 0; j < D; j++) {
-      const v = allowed[j] ? Math.exp(z[j]! - mx) : 0;
-      p.push(v);
-      sum += v;
-    }
-    const sorted = p.map((v) => v / sum).sort((a, b) => b - a);
-    kModel = D + 1;
-    let cum = 0;
-    for (let i = 0; i < D; i++) {
-      cum = f32(cum + f32(sorted[i]!));
-      if (cum >= f32(P)) { kModel = i + 1; break; }
-    }
-  }
-  // the model's own choice = the kModel largest allowed logits (ties: lower index first)
-  const order = [...Array(D).keys()].filter((j) => allowed[j]).sort((a, b) => z[b]! - z[a]! || a - b);
-  const own = new Set(order.slice(0, kModel));
-  let extra = 0;
-  for (let j = 0; j < D; j++) if (forced[j] && !own.has(j)) extra++;
-  const k = Math.min(kModel + extra, nAllowed);
-
-  // GRIN: repeated argmax with the near-tie rule (float32 arithmetic for the ratio, like the graph and torch)
-  const chosen = new Array<boolean>(D).fill(false);
-  const mult = new Array<number>(D).fill(0);
-  const thr = f32(2 * c.router_jitter_noise);
-  for (let step = 0; step < k; step++) {
-    const anyForced = forced.some((f, j) => f && !chosen[j]);
-    let e = -1;
-    for (let j = 0; j < D; j++) {
-      if (!allowed[j] || chosen[j] || (anyForced && !forced[j])) continue;
-      if (e < 0 || z[j]! > z[e]!) e = j;
-    }
-    const m = z[e]!;
-    const kept: number[] = [];
-    for (let j = 0; j < D; j++) {
-      if (!allowed[j] || chosen[j]) continue;
-      const ratio = f32(f32(m - z[j]!) / f32(Math.max(Math.abs(z[j]!), Math.abs(m))));
-      if (!(ratio > thr)) kept.push(j);
-    }
-    let mx = -Infinity;
-    for (const j of kept) mx = Math.max(mx, z[j]!);
-    let den = 0;
-    for (const j of kept) den += Math.exp(z[j]! - mx);
-    mult[e] = Math.exp(m - mx) / den;
-    chosen[e] = true;
-  }
-  let msum = 0;
-  for (let j = 0; j < D; j++) msum += mult[j]!;
-  return { chosen, rw: mult.map((m) => m / (msum + 1e-6)), k };
-}
-
-/** Steps 5-6 of §2 for one token: mask and weights from the chosen dynamic columns and their rw. */
-function finishRoute(c: MoeLlmConfig, z: ArrayLike<number>, chosen: boolean[], rw: number[], ban: ArrayLike<number>): { mask: number[]; weights: number[] } {
-  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
-  const E = D + c.mlp_fixed_expert_num;
-  const mask: number[] = [];
-  for (let j = 0; j < E; j++) mask.push(j < D ? (chosen[j] ? 1 : 0) : (ban[j] ?? 0) > 0.5 ? 0 : 1);
-  let gmx = -Infinity;
-  for (let j = 0; j < E; j++) if (mask[j]) gmx = Math.max(gmx, z[j]!);
-  const gexp: number[] = [];
-  let gsum = 0;
-  for (let j = 0; j < E; j++) {
-    const v = mask[j] ? Math.exp(z[j]! - gmx) : 0;
-    gexp.push(v);
-    gsum += v;
-  }
-  let gDyn = 0;
-  for (let j = 0; j < D; j++) gDyn += gsum > 0 ? gexp[j]! / gsum : 0;
-  const weights: number[] = [];
-  for (let j = 0; j < E; j++) weights.push(j < D ? rw[j]! * gDyn : gsum > 0 ? gexp[j]! / gsum : 0);
-  return { mask, weights };
-}
-
-/** Capacity C for a group of n tokens (float32 arithmetic as torch's `_capacity`). */
-export function referenceCapacity(c: MoeLlmConfig, n: number): number {
-  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
-  return Math.max(c.min_capacity, Math.ceil(f32(f32(n / D) * f32(c.capacity_factor))));
-}
-
-export interface RefRoutedTokens {
-  routes: RefRoute[];
-  /** [N] dynamic selections dropped over capacity per token */
-  dropped: number[];
-  /** the capacity used (undefined when nothing was capped) */
-  capacity?: number;
-}
-
-/**
- * Routing of a group of tokens (rows of logits [E], in token order n = b*S + s) including the capacity
- * token-drop of PAPER.md §2 item 8 when `config.token_drop` and `drop` (the group is one prefill / full-sequence
- * call; pass drop = false for a decode step). Written from the rule documented in moe-llm-graph.ts
- * (`capacityKeep`), with plain loops: per dynamic column keep the C chosen tokens with the largest logit
- * (drop_policy "probs"; ties → lower token) or the first C chosen tokens (drop_policy "position"); then the
- * routing weights are re-masked and renormalised (+1e-6) and g is recomputed from the reduced mask.
- */
-export function referenceRouteTokens(c: MoeLlmConfig, rows: ArrayLike<number>[], ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topPOverride = 0, drop = true): RefRoutedTokens {
-  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
-  const N = rows.length;
-  const sels = rows.map((z) => selectExperts(c, z, ban, force, topPOverride));
-  if (!c.token_drop || !drop)
-    return { routes: rows.map((z, n) => ({ ...finishRoute(c, z, sels[n]!.chosen, sels[n]!.rw, ban), k: sels[n]!.k })), dropped: new Array<number>(N).fill(0) };
-  const policy = (c as Record<string, unknown>).drop_policy ?? "probs";
-  const C = referenceCapacity(c, N);
-  const keep = sels.map((s) => s.chosen.slice());
-  for (let j = 0; j < D; j++) {
-    const users = [...Array(N).keys()].filter((n) => sels[n]!.chosen[j]);
-    let ranked: number[];
-    if (policy === "position") ranked = users;
-    else if (policy === "probs") ranked = users.sort((a, b) => f32(rows[b]![j]!) - f32(rows[a]![j]!) || a - b);
-    else throw new Error(`unknown drop_policy ${String(policy)}`);
-    for (const n of ranked.slice(Math.min(C, N))) keep[n]![j] = false;
-  }
-  const routes: RefRoute[] = [];
-  const dropped: number[] = [];
-  rows.forEach((z, n) => {
-    const kept = sels[n]!.rw.map((w, j) => (keep[n]![j] ? w : 0));
-    let sum = 0;
-    for (const w of kept) sum += w;
-    const rw = kept.map((w) => w / (sum + 1e-6));
-    const k = keep[n]!.filter(Boolean).length;
-    routes.push({ ...finishRoute(c, z, keep[n]!, rw, ban), k });
-    dropped.push(sels[n]!.k - k);
-  });
-  return { routes, dropped, capacity: C };
+  const r = releasedRouting(c, [z], { precision: "fp32", ban, force, topP: topPOverride, drop: false });
+  return { mask: r.mask[0]!, weights: r.weights[0]!, k: r.k[0]! };
 }
 
 export interface RefForwardInput {
@@ -204,11 +56,14 @@ export interface RefForwardInput {
   positions: ArrayLike<number>;
   interventions?: RefInterventions;
   /**
-   * With config.token_drop: the first `prefillLength` positions of every row form the prefill call whose tokens
-   * share the capacity (N = batch * prefillLength, order b * prefillLength + s); the later positions are one-token
-   * decode steps with a KV cache and never drop. Default: seq (the whole input is one call).
+   * The forward calls the routing sees (capacity and the bf16 scan depend on a call's tokens): the first
+   * `prefillLength` positions of every row form the prefill call (N = batch * prefillLength, order
+   * b * prefillLength + s); each later position is one decode step of `batch` tokens (a KV-cache graph's call).
+   * Default: seq (the whole input is one call).
    */
   prefillLength?: number;
+  /** Routing arithmetic (default fp32): bf16 routes as the release's bf16 inference (gate included). */
+  routingPrecision?: Precision;
 }
 
 export interface RefForwardOutput {
@@ -262,13 +117,69 @@ function swiglu(x: Float64Array, off: number, H: number, gate: Float32Array, up:
   return y;
 }
 
+/**
+ * One MoE feed-forward block (layer l) on normalised hidden states h [N*H]: router logits (in bf16 as
+ * z = bf16(h_bf · W_bf) under bf16), the released routing per forward call (`calls`: token indices of each call), and
+ * the weighted sum of the chosen routed experts and the shared experts. Returns the block output [N*H] (no residual).
+ */
+export function referenceMoeBlock(c: MoeLlmConfig, W: WeightSource, l: number, h: Float64Array, calls: number[][], precision: Precision, iv: RefInterventions = {}): { out: Float64Array; trace: RefLayerTrace } {
+  const H = c.hidden_size;
+  const N = h.length / H;
+  const R = c.mlp_dynamic_expert_num, D = R + c.mlp_dynamic_null_expert_num, SH = c.mlp_fixed_expert_num, E = D + SH;
+  const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
+  const w = (n: string) => W.get(n).data;
+  const row = (a: ArrayLike<number> | undefined) => Array.from({ length: E }, (_, j) => (a ? a[l * E + j]! : 0));
+  const bias = row(iv.routerBias), ban = row(iv.ban), force = row(iv.force);
+  const Wr = w(paramNames.router(l));
+  const zs = Array.from({ length: N }, (_, n) =>
+    Array.from({ length: E }, (_, j) => {
+      let acc = 0;
+      if (precision === "bf16") {
+        for (let i = 0; i < H; i++) acc += toBf16(h[n * H + i]!) * toBf16(Wr[j * H + i]!);
+        return toBf16(toBf16(acc) + bias[j]!); // + bias: one more bf16 op
+      }
+      for (let i = 0; i < H; i++) acc += h[n * H + i]! * Wr[j * H + i]!;
+      return acc + bias[j]!;
+    }),
+  );
+  const routes: RefRoute[] = new Array(N);
+  const dropped: number[][] = new Array(N);
+  for (const call of calls) {
+    const r = releasedRouting(c, call.map((n) => zs[n]!), { precision, ban, force, topP: iv.topP ?? 0 });
+    if (r.refused !== undefined) throw new Error(`reference: token ${call[r.refused]} of layer ${l} is left with no expert by "position" token drop (the release raises)`);
+    call.forEach((n, q) => {
+      routes[n] = { mask: r.mask[q]!, weights: r.weights[q]!, k: r.k[q]! };
+      dropped[n] = r.dropped[q]!;
+      zs[n] = r.z[q]!;
+    });
+  }
+  const t: RefLayerTrace = { routerLogits: [], mask: [], weights: [], k: [], dropped: [] };
+  const out = new Float64Array(N * H);
+  for (let n = 0; n < N; n++) {
+    const r = routes[n]!;
+    t.dropped.push(...dropped[n]!);
+    t.routerLogits.push(...zs[n]!);
+    t.mask.push(...r.mask);
+    t.weights.push(...r.weights);
+    t.k.push(r.k);
+    for (let e = 0; e < R; e++) {
+      if (!r.mask[e]) continue;
+      const y = swiglu(h, n * H, H, w(paramNames.routed(l, e, "gate")), w(paramNames.routed(l, e, "up")), w(paramNames.routed(l, e, "down")), I);
+      for (let i = 0; i < H; i++) out[n * H + i] = out[n * H + i]! + r.weights[e]! * y[i]!;
+    }
+    for (let s = 0; s < SH; s++) {
+      const y = swiglu(h, n * H, H, w(paramNames.shared(l, s, "gate")), w(paramNames.shared(l, s, "up")), w(paramNames.shared(l, s, "down")), Is);
+      for (let i = 0; i < H; i++) out[n * H + i] = out[n * H + i]! + r.weights[D + s]! * y[i]!;
+    }
+  }
+  return { out, trace: t };
+}
+
 /** Full forward: embeddings → L × (RMSNorm, GQA attention with M-RoPE, causal; RMSNorm, MoE) → norm → LM head. */
 export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwardInput): RefForwardOutput {
   const B = inp.batch, S = inp.seq, N = B * S;
   const H = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   const NH = c.num_attention_heads, KVH = c.num_key_value_heads, Dh = c.head_dim ?? H / NH;
-  const R = c.mlp_dynamic_expert_num, D = R + c.mlp_dynamic_null_expert_num, SH = c.mlp_fixed_expert_num, E = D + SH;
-  const I = c.dynamic_intermediate_size, Is = c.shared_intermediate_size;
   const w = (n: string) => W.get(n).data;
   const iv = inp.interventions ?? {};
 
@@ -339,41 +250,13 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
 
     // MoE
     const h2 = rmsNorm(x, N, H, w(paramNames.postNorm(l)), c.rms_norm_eps);
-    const z = linear(h2, N, H, w(paramNames.router(l)), E);
-    const t: RefLayerTrace = { routerLogits: [], mask: [], weights: [], k: [], dropped: [] };
-    const row = (a: ArrayLike<number> | undefined) => Array.from({ length: E }, (_, j) => (a ? a[l * E + j]! : 0));
-    const bias = row(iv.routerBias), ban = row(iv.ban), force = row(iv.force);
-    const zs = Array.from({ length: N }, (_, n) => Array.from({ length: E }, (_, j) => z[n * E + j]! + bias[j]!));
-    // the prefill call (positions < S0 of every row, in its own token order) shares the capacity
+    // the forward calls: the prefill (positions < S0 of every row), then one call per decode position
     const S0 = Math.min(inp.prefillLength ?? S, S);
-    const prefillIdx: number[] = [];
-    for (let b = 0; b < B; b++) for (let s = 0; s < S0; s++) prefillIdx.push(b * S + s);
-    const routes: RefRoute[] = new Array(N);
-    const droppedN = new Array<number>(N).fill(0);
-    const pre = referenceRouteTokens(c, prefillIdx.map((n) => zs[n]!), ban, force, iv.topP ?? 0, true);
-    prefillIdx.forEach((n, q) => { routes[n] = pre.routes[q]!; droppedN[n] = pre.dropped[q]!; });
-    for (let n = 0; n < N; n++) if (!routes[n]) routes[n] = referenceRouteTokens(c, [zs[n]!], ban, force, iv.topP ?? 0, false).routes[0]!;
-    for (let n = 0; n < N; n++) {
-      const zn = zs[n]!;
-      const r = routes[n]!;
-      t.dropped.push(droppedN[n]!);
-      t.routerLogits.push(...zn);
-      t.mask.push(...r.mask);
-      t.weights.push(...r.weights);
-      t.k.push(r.k);
-      const out = new Float64Array(H);
-      for (let e = 0; e < R; e++) {
-        if (!r.mask[e]) continue;
-        const y = swiglu(h2, n * H, H, w(paramNames.routed(l, e, "gate")), w(paramNames.routed(l, e, "up")), w(paramNames.routed(l, e, "down")), I);
-        for (let i = 0; i < H; i++) out[i] = out[i]! + r.weights[e]! * y[i]!;
-      }
-      for (let s = 0; s < SH; s++) {
-        const y = swiglu(h2, n * H, H, w(paramNames.shared(l, s, "gate")), w(paramNames.shared(l, s, "up")), w(paramNames.shared(l, s, "down")), Is);
-        for (let i = 0; i < H; i++) out[i] = out[i]! + r.weights[D + s]! * y[i]!;
-      }
-      for (let i = 0; i < H; i++) x[n * H + i] = x[n * H + i]! + out[i]!;
-    }
-    trace.push(t);
+    const calls = [Array.from({ length: B * S0 }, (_, q) => Math.floor(q / S0) * S + (q % S0))];
+    for (let s = S0; s < S; s++) calls.push(Array.from({ length: B }, (_, b) => b * S + s));
+    const moe = referenceMoeBlock(c, W, l, h2, calls, inp.routingPrecision ?? "fp32", iv);
+    for (let i = 0; i < N * H; i++) x[i] = x[i]! + moe.out[i]!;
+    trace.push(moe.trace);
   }
   const lastHidden = rmsNorm(x, N, H, w(paramNames.finalNorm), c.rms_norm_eps);
   const head = c.tie_word_embeddings ? w(paramNames.embed) : w(paramNames.lmHead);

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import type { PartReport } from "@/models/families/parts";
 import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES } from "@/models/defaults";
 import { architectureOf, conventionText } from "@/models/families/conventions";
@@ -18,7 +19,26 @@ import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defau
 import { displayPath, importRoots, redactPaths } from "../redact";
 import { authEnabled, isAdmin } from "../auth";
 import { adminProcedure, protectedProcedure, router } from "../trpc";
+import { inspectWavTokenizer, listCodecs, resolveCodec, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
+import { listSpeechModels, resolveSpeechRef } from "@/models/tts-released-model";
+import { speechParameters } from "@/models/tts-released";
+import { TTS_REFERENCE_REF } from "@/models/tts-tiny";
 import { config } from "@/engine/config";
+
+/** Defaults the Models page sets for new MoE-TTS nodes (defaults.json keys). */
+const TTS_MODEL_KEY = "generate.tts";
+const TTS_CODEC_KEY = "generate.tts.codec";
+
+/**
+ * Whose default a change sets: an admin sets the server's (everybody's, unless they chose their own),
+ * anyone else their own; the single user's are the server's. `scope: "server"` needs an admin.
+ */
+async function defaultScope(userId: string | null, requested: "server" | "own" | undefined): Promise<"server" | "own"> {
+  const admin = await isAdmin(userId);
+  const scope = !authEnabled() ? "server" : (requested ?? (admin ? "server" : "own"));
+  if (scope === "server" && !admin) throw new TRPCError({ code: "FORBIDDEN", message: 'only an admin of this server can set the server\'s default models; your own default is set with scope "own"' });
+  return scope;
+}
 
 /**
  * A checkpoint folder named as the Models page names it: `<import folder label>/<path inside it>` (never
@@ -35,7 +55,7 @@ function allowedCheckpoint(id: string): string {
     throw new TRPCError({ code: "BAD_REQUEST", message: `${id} does not exist` });
   }
   if (abs !== root.dir && !abs.startsWith(root.dir + path.sep)) throw new TRPCError({ code: "FORBIDDEN", message: `${id} leads outside its import folder` });
-  if (!existsSync(path.join(abs, "config.json"))) throw new TRPCError({ code: "BAD_REQUEST", message: `${id} has no config.json (is it a checkpoint folder?)` });
+  if (!existsSync(path.join(abs, "config.json")) && !wavTokenizerSource(abs)) throw new TRPCError({ code: "BAD_REQUEST", message: `${id} has no config.json and no WavTokenizer .ckpt (is it a checkpoint folder?)` });
   return abs;
 }
 
@@ -168,6 +188,7 @@ export const modelsRouter = router({
       } catch {
         return;
       }
+      if (!entries.some((e) => e.name === "config.json") && wavTokenizerSource(dir)) found.push({ dir, modelType: "wavtokenizer" });
       if (entries.some((e) => e.name === "config.json")) {
         let modelType: string | null = null;
         try {
@@ -188,6 +209,11 @@ export const modelsRouter = router({
   inspect: adminProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
+      if (!existsSync(path.join(dir, "config.json"))) {
+        const c = inspectWavTokenizer(dir);
+        const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+      }
       const map = inspectCheckpoint(dir);
       return {
         family: map.family.name,
@@ -195,14 +221,42 @@ export const modelsRouter = router({
         tensors: map.tensors.length,
         unclaimed: map.unclaimed.map((t) => t.name),
         missing: map.missing.map((m) => m.expected),
+        parts: map.parts,
+        unusedConfig: map.unusedConfig,
+        activeParameters: parameterCounts(map.config).active,
         parameters: parameterCounts(map.config).total,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
+        speech: map.speech ? { parameters: speechParameters(map.speech).total, layers: map.speech.transformer_num_blocks } : null,
       };
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
   }),
+  /** MoE-TTS models (seeded and imported released ones) and codecs, with this user's defaults for new MoE-TTS nodes. */
+  tts: protectedProcedure.query(async ({ ctx }) => {
+    const { defaults: d } = await effectiveDefaults(ctx.userId);
+    const speech = listSpeechModels().map((ref) => {
+      const m = resolveSpeechRef(ref)!;
+      return { ref, parameters: speechParameters(m.config).total, layers: m.config.transformer_num_blocks, source: m.config.source_layout };
+    });
+    const codecs = listCodecs().map((ref) => {
+      const c = resolveCodec(ref);
+      return { ref, codes: c.config.codebook_size, sampleRate: c.config.sample_rate, codesPerSecond: c.config.sample_rate / c.config.hop_length };
+    });
+    return { models: [{ ref: TTS_REFERENCE_REF, parameters: 0, layers: 0, source: "seeded" }, ...speech], codecs, model: d[TTS_MODEL_KEY] ?? TTS_REFERENCE_REF, codec: d[TTS_CODEC_KEY] ?? null };
+  }),
+  /** The MoE-TTS model and codec for new nodes: the server's (an admin) or this user's own, as setDefault. */
+  setTtsDefaults: protectedProcedure
+    .input(z.object({ model: z.string().min(1).max(300).optional(), codec: z.string().min(1).max(300).nullable().optional(), scope: z.enum(["server", "own"]).optional() }))
+    .mutation(async ({ input, ctx }) => {
+      if (input.model !== undefined && input.model !== TTS_REFERENCE_REF && !listSpeechModels().includes(input.model)) throw new TRPCError({ code: "NOT_FOUND", message: `no MoE-TTS "${input.model}"` });
+      if (input.codec && !listCodecs().includes(input.codec)) throw new TRPCError({ code: "NOT_FOUND", message: `no codec "${input.codec}"` });
+      const scope = await defaultScope(ctx.userId, input.scope);
+      if (input.model !== undefined) await setDefault(scope, ctx.userId, TTS_MODEL_KEY, input.model);
+      if (input.codec !== undefined) await setDefault(scope, ctx.userId, TTS_CODEC_KEY, input.codec);
+      return (await effectiveDefaults(ctx.userId)).defaults;
+    }),
   import: adminProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
     .mutation(({ input }) => {
@@ -235,11 +289,7 @@ export const modelsRouter = router({
     .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable(), scope: z.enum(["server", "own"]).optional() }))
     .mutation(async ({ input, ctx }) => {
       if (input.ref !== null && !listModels().includes(input.ref)) throw new TRPCError({ code: "NOT_FOUND", message: `no model "${input.ref}"` });
-      const admin = await isAdmin(ctx.userId);
-      // The single user's defaults are the server's.
-      const scope = !authEnabled() ? "server" : (input.scope ?? (admin ? "server" : "own"));
-      if (scope === "server" && !admin) throw new TRPCError({ code: "FORBIDDEN", message: "only an admin of this server can set the server's default models; your own default is set with scope \"own\"" });
-      await setDefault(scope, ctx.userId, input.nodeType, input.ref);
+      await setDefault(await defaultScope(ctx.userId, input.scope), ctx.userId, input.nodeType, input.ref);
       return (await effectiveDefaults(ctx.userId)).defaults;
     }),
 });

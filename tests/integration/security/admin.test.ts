@@ -131,6 +131,18 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     expect((await bob.models.installed()).ownDefaults).toEqual([]);
   });
 
+  it("the MoE-TTS model and codec for new nodes follow the same rule: a user sets their own, only an admin the server's", async () => {
+    const file = path.join(DATA, "models", "defaults.json");
+    const tts = (await bob.models.tts()).model;
+    expect(await code(bob.models.setTtsDefaults({ model: tts, scope: "server" }))).toBe("FORBIDDEN");
+    const before = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, string>) : {};
+    await bob.models.setTtsDefaults({ model: tts });
+    expect(existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {}).toEqual(before);
+    expect((await bob.models.installed()).ownDefaults).toEqual(["generate.tts"]);
+    await admin.models.setTtsDefaults({ model: tts });
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ "generate.tts": tts });
+  });
+
   it("a run's errors reach the browser without server paths", async () => {
     const doc = {
       schemaVersion: 2,

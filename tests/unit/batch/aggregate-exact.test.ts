@@ -29,7 +29,7 @@ function reference(recs: { trace: RoutingTrace; task: string; label: string }[],
   const dyn = experts.map((e, c) => [e, c] as const).filter(([e]) => e.role !== "shared").map(([, c]) => c);
   const D = dyn.length;
   const L = recs[0]!.trace.layers.length;
-  const out = Array.from({ length: L }, () => ({ sel: new Array(D).fill(0), k: new Array(D + 1).fill(0), co: new Array(D * D).fill(0), tokens: 0 }));
+  const out = Array.from({ length: L }, () => ({ sel: new Array(D).fill(0), k: new Array(D + 2).fill(0), co: new Array(D * D).fill(0), tokens: 0 }));
   for (const r of recs) {
     if (!keep(r)) continue;
     const E = experts.length;

@@ -31,7 +31,7 @@ describe("aggregate summaries and exports", () => {
     const lines = aggregateCSV(g, meta).trim().split("\n");
     expect(lines.slice(0, 3)).toEqual([`# workflow_fingerprint=${"w".repeat(64)}`, `# dataset_fingerprint=${"d".repeat(64)}`, "task,layer,figure,key,role,count,share"]);
     // 3 scopes (*, x, y) × 3 layers × (5 dynamic experts + k = 0..5)
-    expect(lines.length - 3).toBe(3 * 3 * (5 + 6));
+    expect(lines.length - 3).toBe(3 * 3 * (5 + 7)); // D = 5 experts, k = 0..D and k > D
     const m = g.metrics({ group: [recordGroup("x", "p")] });
     expect(lines).toContain(`x,1,expert-share,E2,routed,${m.layers[1]!.selectionCounts[1]},${m.layers[1]!.tokenShare[1]}`);
   });

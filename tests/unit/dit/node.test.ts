@@ -45,7 +45,7 @@ function ctxWith(over: Partial<RunContext> = {}): RunContext & { events: [number
 }
 
 type Params = Parameters<typeof generateImage.execute>[0]["params"];
-const params = (p: Partial<Params> = {}): Params => ({ ...generateImage.params.parse({}), ...p });
+const params = (p: Partial<Params> = {}): Params => ({ ...generateImage.params.parse({ sampler: "paper", llmStates: "tokens" }), ...p });
 
 async function run(inputs: Record<string, unknown>, p: Partial<Params> = {}, ctx = ctxWith()) {
   const out = await generateImage.execute({ inputs, params: params(p), ctx });

@@ -22,7 +22,7 @@ import { SessionPool } from "@/engine/runtime";
 import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
 import { SLIDING_WINDOW_KEY } from "@/models/families/conventions";
 import { computeDtypeFor, convertToFp16, ensureFp16Graph, parseComputeDtype, FP32_PROJECTION, fp16GraphPath, halfFromFloatBits } from "@/models/import/fp16";
-import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts } from "@/models/import/import";
+import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, parameterCounts, readManifest } from "@/models/import/import";
 import { ExternalDataGraphBuilder, type StorageDtype } from "@/models/import/external-graph";
 import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, type ImportedSession } from "@/models/import/runtime";
@@ -168,7 +168,9 @@ describe("fp16 compute graph of the Uni-MoE-2.0 LLM (grin_qwen2_vl: M-RoPE, Top-
     const out = await MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session).forward({ batch: 1, seq: S, ids, positions });
     await session.release();
     const rounded = new MemoryWeights(new Map<string, Tensor32>(W.names().map((n) => [n, { shape: W.get(n).shape, data: W.get(n).data.map(half) }])));
-    const ref = uniMoeReference(config, rounded, { batch: 1, seq: S, ids, positions });
+    // the import routes in bf16, as the release: so does the reference (the fp16 transform keeps the bf16 rounding casts)
+    expect(readManifest(r.dir)!.graph.options.routingPrecision).toBe("bf16");
+    const ref = uniMoeReference(config, rounded, { batch: 1, seq: S, ids, positions, routingPrecision: "bf16" });
     const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
     const E = D + config.mlp_fixed_expert_num;
     // near tie for Top-P routing: two dynamic logits within TIE (the order), or a cumulative probability within 0.01 of P

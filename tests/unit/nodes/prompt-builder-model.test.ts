@@ -220,7 +220,9 @@ describe("Prompt Builder → MoE-LLM on an imported Uni-MoE-2.0-Omni checkpoint"
         row++;
       }
     });
-    const runner = await MoeLlmRunner.create(llm, W, { moe: "sparse", trace: true, kvCache: true, embeds: true }, { intraOpNumThreads: 1 });
+    // the node routes an imported Uni-MoE-2.0 checkpoint in bf16, as the release (its Routing precision "model")
+    expect((run.outputs.get("llm")!.trace as RoutingTrace).routingPrecision).toBe("bf16");
+    const runner = await MoeLlmRunner.create(llm, W, { moe: "sparse", trace: true, kvCache: true, embeds: true, routingPrecision: "bf16" }, { intraOpNumThreads: 1 });
     try {
       const n = seq.ids.length;
       const direct = await runner.forward({ batch: 1, seq: n, embeds, positions: [...seq.positions.t, ...seq.positions.h, ...seq.positions.w] });

@@ -89,7 +89,7 @@ describe("compareTraces on hand-made traces (A = fixtures handTrace, B above)", 
     // A: shares [2/3, 1/3, 2/3], kShare [0, 2/3, 0, 1/3], meanK 5/3, null 2/3, shared .4, load [2, 1]
     // B: shares [2/4, 3/4, 1/4], kShare [0, 2/4, 2/4, 0], meanK 3/2, null 1/4, shared .4, load [2, 3]
     close(d0.tokenShare, [0.5 - 2 / 3, 0.75 - 1 / 3, 0.25 - 2 / 3]); // [−1/6, 5/12, −5/12]
-    close(d0.kShare, [0, 0.5 - 2 / 3, 0.5, -1 / 3]);
+    close(d0.kShare, [0, 0.5 - 2 / 3, 0.5, -1 / 3, 0]);
     expect(d0.meanK).toBeCloseTo(1.5 - 5 / 3, 9);
     expect(d0.nullTokenShare).toBeCloseTo(0.25 - 2 / 3, 9);
     expect(d0.sharedWeightShare).toBeCloseTo(0, 6);
@@ -104,7 +104,7 @@ describe("compareTraces on hand-made traces (A = fixtures handTrace, B above)", 
     // A: shares [1/3, 1, 1/3], kShare [0, 1/3, 2/3, 0], meanK 5/3, null 1/3, shared .85/3, load [1, 3]
     // B: shares [2/4, 2/4, 1/4], kShare [0, 3/4, 1/4, 0], meanK 5/4, null 1/4, shared 1.4/4, load [2, 2]
     close(d1.tokenShare, [0.5 - 1 / 3, 0.5 - 1, 0.25 - 1 / 3]); // [1/6, −1/2, −1/12]
-    close(d1.kShare, [0, 0.75 - 1 / 3, 0.25 - 2 / 3, 0]);
+    close(d1.kShare, [0, 0.75 - 1 / 3, 0.25 - 2 / 3, 0, 0]);
     expect(d1.meanK).toBeCloseTo(1.25 - 5 / 3, 9);
     expect(d1.nullTokenShare).toBeCloseTo(0.25 - 1 / 3, 9);
     expect(d1.sharedWeightShare).toBeCloseTo(0.35 - 0.85 / 3, 6); // 1/15
@@ -119,6 +119,30 @@ describe("compareTraces on hand-made traces (A = fixtures handTrace, B above)", 
     // A tops: layer 0 [R0, R1, N], layer 1 [R1, R1, R0]; B tops: layer 0 [R0, R1, …], layer 1 [R1, N, …]
     expect(commonTokenPrefix(handTrace(), traceB())).toBe(2);
     expect(c.agreement).toEqual({ commonPrefix: 2, perLayer: [1, 0.5], agreeing: [2, 1], mean: 0.75 });
+  });
+
+  it("tokens routed differently over the common prefix, side by side (experts by name in A's order)", () => {
+    // layer 0: t0 {R0} in both; t1 {R0, R1, N} k 3 in A, {R1, R0} k 2 in B
+    // layer 1: t0 {R1, N} k 2 vs {R1} k 1; t1 {R1} vs {N} (k 1 in both)
+    expect(c.routingDiff).toEqual([
+      { layer: 0, kDiffers: 1, setDiffers: 1, differs: 1, tokens: [{ token: 1, text: "<img>", a: { k: 3, experts: ["R0", "R1", "N", "S"], dropped: [] }, b: { k: 2, experts: ["R0", "R1", "S"], dropped: [] } }] },
+      {
+        layer: 1, kDiffers: 1, setDiffers: 2, differs: 2,
+        tokens: [
+          { token: 0, text: "Hi", a: { k: 2, experts: ["R1", "N", "S"], dropped: [] }, b: { k: 1, experts: ["R1", "S"], dropped: [] } },
+          { token: 1, text: "<img>", a: { k: 1, experts: ["R1", "S"], dropped: [] }, b: { k: 1, experts: ["N", "S"], dropped: [] } },
+        ],
+      },
+    ]);
+    expect(summarizeComparison(c).routedDifferently).toBe(3);
+    // a trace against itself: nothing differs; dropped experts are listed
+    const h = handTrace();
+    h.layers[0]!.dropped = new Uint8Array(12);
+    h.layers[0]!.dropped[4 + 1] = 1;
+    h.layers[0]!.mask[4 + 1] = 0;
+    const self = compareTraces(handTrace(), h);
+    expect(self.routingDiff![0]!.tokens).toEqual([{ token: 1, text: "<img>", a: { k: 3, experts: ["R0", "R1", "N", "S"], dropped: [] }, b: { k: 3, experts: ["R0", "N", "S"], dropped: ["R1"] } }]);
+    expect(compareTraces(h, h).routingDiff!.every((l) => l.differs === 0)).toBe(true);
   });
 
   it("summary: largest |Δ share| is R1 at layer 1 (−1/2); mean agreement 0.75", () => {
@@ -184,7 +208,7 @@ describe("compareTraces edge cases", () => {
     expect(c.a.tokens).toBe(0);
     const d0 = c.perLayer[0]!;
     close(d0.tokenShare, [0.5, 0.75, 0.25]);
-    close(d0.kShare, [0, 0.5, 0.5, 0]);
+    close(d0.kShare, [0, 0.5, 0.5, 0, 0]);
     expect(d0.meanK).toBeCloseTo(1.5, 9);
     expect(d0.nullTokenShare).toBeCloseTo(0.25, 9);
     expect(d0.sharedWeightShare).toBeCloseTo(0.4, 6);
@@ -257,7 +281,7 @@ describe("inspect.compare-traces node", () => {
       expect(Array.isArray(file.perLayer[0]!.tokenShare)).toBe(true);
       expect(file.perLayer[1]!.tokenShare[1]).toBeCloseTo(-0.5, 9);
       expect(file.agreement).toEqual({ commonPrefix: 2, perLayer: [1, 0.5], agreeing: [2, 1], mean: 0.75 });
-      expect(compareTracesNode.summarize!(out)).toBe("ban R1 vs baseline: max |Δ share| 50.0 % (−, layer 1, R1); top expert unchanged 75.0 % over 2 common tokens");
+      expect(compareTracesNode.summarize!(out)).toBe("ban R1 vs baseline: max |Δ share| 50.0 % (−, layer 1, R1); top expert unchanged 75.0 % over 2 common tokens; k or experts differ on 3 token-layers");
     } finally {
       await env.dispose();
     }

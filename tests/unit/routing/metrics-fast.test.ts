@@ -158,10 +158,16 @@ describe("computeMetrics (fast path) = computeMetricsReference (core.accumulate)
     expect(Number.isFinite(fast.layers[0]!.entropy)).toBe(true);
   });
 
-  it("reports the same bad k as the reference", () => {
+  it("reports the same bad k as the reference; a k above D goes to the last bucket", () => {
     const trace = syntheticTrace({ seed: 8, routed: 4, nulls: 1, shared: 1, layers: 2, tokens: 10 });
-    trace.layers[1]!.k[4] = 9;
-    expect(() => computeMetrics(trace)).toThrow("layer 1, token 4: k = 9 is outside 0..5");
-    expect(() => computeMetricsReference(trace)).toThrow("layer 1, token 4: k = 9 is outside 0..5");
+    trace.layers[1]!.k[4] = -1;
+    expect(() => computeMetrics(trace)).toThrow("layer 1, token 4: k = -1 is negative");
+    expect(() => computeMetricsReference(trace)).toThrow("layer 1, token 4: k = -1 is negative");
+    trace.layers[1]!.k[4] = 6; // D + 1: Top-P never reached (the release's rounding edge)
+    trace.layers[1]!.k[5] = 9; // a fixed top_k above D
+    const m = computeMetrics(trace);
+    expect(m.layers[1]!.kCounts.length).toBe(7);
+    expect(m.layers[1]!.kCounts[6]).toBe(2);
+    expectSameCounts(m, computeMetricsReference(trace));
   });
 });

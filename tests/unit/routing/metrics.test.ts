@@ -43,8 +43,8 @@ describe("computeMetrics on the hand-written trace (3 tokens × 2 layers × [R0,
     expect(l0.totalSelections).toBe(5);
     close(l0.tokenShare, [2 / 3, 1 / 3, 2 / 3]);
     close(l0.selectionShare, [0.4, 0.2, 0.4]);
-    expect(l0.kCounts).toEqual([0, 2, 0, 1]); // k = 0, 1, 2, 3
-    close(l0.kShare, [0, 2 / 3, 0, 1 / 3]);
+    expect(l0.kCounts).toEqual([0, 2, 0, 1, 0]); // k = 0, 1, 2, 3 and k > D
+    close(l0.kShare, [0, 2 / 3, 0, 1 / 3, 0]);
     expect(l0.meanK).toBeCloseTo(5 / 3, 12);
     expect(l0.nullTokenShare).toBeCloseTo(2 / 3, 12); // t1, t2
     expect(l0.nullOnlyShare).toBeCloseTo(1 / 3, 12); // t2
@@ -65,8 +65,8 @@ describe("computeMetrics on the hand-written trace (3 tokens × 2 layers × [R0,
     expect(l1.selectionCounts).toEqual([1, 3, 1]);
     close(l1.tokenShare, [1 / 3, 1, 1 / 3]);
     close(l1.selectionShare, [0.2, 0.6, 0.2]);
-    expect(l1.kCounts).toEqual([0, 1, 2, 0]);
-    close(l1.kShare, [0, 1 / 3, 2 / 3, 0]);
+    expect(l1.kCounts).toEqual([0, 1, 2, 0, 0]);
+    close(l1.kShare, [0, 1 / 3, 2 / 3, 0, 0]);
     expect(l1.nullTokenShare).toBeCloseTo(1 / 3, 12);
     expect(l1.nullOnlyShare).toBe(0);
     expect(l1.nullWeightMass).toBeCloseTo(0.25 / 3, 6);
@@ -141,7 +141,7 @@ describe("filters and splits", () => {
     expect(t0.tokens).toBe(2);
     expect(t0.selectionCounts).toEqual([1, 0, 1]);
     close(t0.tokenShare, [0.5, 0, 0.5]);
-    expect(t0.kCounts).toEqual([0, 2, 0, 0]);
+    expect(t0.kCounts).toEqual([0, 2, 0, 0, 0]);
     expect(t0.nullTokenShare).toBe(0.5);
     expect(t0.nullOnlyShare).toBe(0.5);
     expect(t0.routedLoad).toEqual([1, 0]);
@@ -152,7 +152,7 @@ describe("filters and splits", () => {
     expect(s.text!.layers[1]!.entropy).toBeCloseTo((H.z000 + H.z300) / 2, 6);
     const img = s.image!.layers[0]!;
     expect(img.tokens).toBe(1);
-    expect(img.kCounts).toEqual([0, 0, 0, 1]);
+    expect(img.kCounts).toEqual([0, 0, 0, 1, 0]);
     expect(Array.from(img.coactivation)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1]);
     expect(Array.from(s.image!.perToken!.topExpert)).toEqual([1, 1]);
   });
@@ -190,7 +190,7 @@ describe("edge cases", () => {
         expect(l.tokens).toBe(0);
         expect(l.tokenShare).toEqual([0, 0, 0]);
         expect(l.selectionShare).toEqual([0, 0, 0]);
-        expect(l.kShare).toEqual([0, 0, 0, 0]);
+        expect(l.kShare).toEqual([0, 0, 0, 0, 0]);
         expect([l.meanK, l.nullTokenShare, l.nullOnlyShare, l.nullWeightMass, l.sharedWeightShare, l.entropy, l.entropyNormalized]).toEqual([0, 0, 0, 0, 0, 0, 0]);
         expect([l.hasLoad, l.loadMean, l.loadCV, l.maxVio, l.jain]).toEqual([false, 0, 0, 0, 1]);
         expect(Array.from(l.coactivation)).toEqual(new Array(9).fill(0));
@@ -210,7 +210,7 @@ describe("edge cases", () => {
     expect(l.maxVio).toBeCloseTo(3, 12);
     expect(l.jain).toBeCloseTo(0.25, 12);
     expect(l.tokenShare).toEqual([0, 0, 1, 0, 0]);
-    expect(l.kShare).toEqual([0, 1, 0, 0, 0, 0]);
+    expect(l.kShare).toEqual([0, 1, 0, 0, 0, 0, 0]);
     expect(l.sharedWeightShare).toBe(0); // no shared experts
     expect(computeMetrics(t).transitions).toEqual([]); // one layer: no adjacent pair
   });
@@ -244,7 +244,7 @@ describe("edge cases", () => {
     const pad = { z: [0, 0, 0, 0], m: [0, 0, 0, 1], w: [0, 0, 0, 1], k: 0 };
     const sel = { z: [1, 0, 0, 0], m: [1, 0, 0, 1], w: [0.5, 0, 0, 0.5], k: 1 };
     const m = computeMetrics(trace1([tok(0, "p", "text", "prefill"), tok(1, "q", "text", "prefill")], [layer([pad, sel]), layer([sel, sel])]));
-    expect(m.layers[0]!.kCounts).toEqual([1, 1, 0, 0]);
+    expect(m.layers[0]!.kCounts).toEqual([1, 1, 0, 0, 0]);
     expect(Array.from(m.perToken!.topExpert)).toEqual([-1, 0, 0, 0]);
     expect(m.transitions[0]!.tokens).toBe(1);
   });
@@ -256,10 +256,10 @@ describe("edge cases", () => {
     expectFinite(m);
   });
 
-  it("rejects k outside 0..D and arrays of the wrong length", () => {
+  it("rejects a negative k and arrays of the wrong length", () => {
     const t = handTrace();
-    t.layers[0]!.k[1] = 4;
-    expect(() => computeMetrics(t)).toThrow(/k = 4 is outside 0..3/);
+    t.layers[0]!.k[1] = -2;
+    expect(() => computeMetrics(t)).toThrow(/k = -2 is negative/);
     const u = handTrace();
     u.layers[1]!.mask = new Uint8Array(11);
     expect(() => computeMetrics(u)).toThrow(/layer 1: mask has 11 values, expected 12/);

@@ -76,7 +76,7 @@ describe("routing traces as safetensors", () => {
     expect(Array.from(tensors.get("tokens")!.data)).toEqual([29, ...tasks.map((t) => (t === "math" ? 20 : 9))]);
     const m = agg.metrics();
     expect(Array.from(tensors.get("selection_counts")!.data.subarray(D, 2 * D))).toEqual(m.layers[1]!.selectionCounts);
-    expect(Array.from(tensors.get("k_counts")!.data.subarray(0, D + 1))).toEqual(m.layers[0]!.kCounts);
+    expect(Array.from(tensors.get("k_counts")!.data.subarray(0, D + 2))).toEqual(m.layers[0]!.kCounts);
     expect(metadata).toMatchObject({ format: "moe-studio/routing-aggregate", workflow_fingerprint: "w", dataset_fingerprint: "d" });
   });
 

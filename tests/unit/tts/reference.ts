@@ -14,7 +14,7 @@ export interface RefLayerRouting {
 }
 
 /** x: [S,In], w: [Out,In] (PyTorch Linear), b?: [Out] → [S,Out] */
-function linear(x: Float64Array, S: number, In: number, w: Tensor32, b?: Tensor32): Float64Array {
+export function linear(x: Float64Array, S: number, In: number, w: Tensor32, b?: Tensor32): Float64Array {
   const Out = w.shape[0]!;
   const y = new Float64Array(S * Out);
   for (let s = 0; s < S; s++)
@@ -27,7 +27,7 @@ function linear(x: Float64Array, S: number, In: number, w: Tensor32, b?: Tensor3
 }
 
 /** x: [S,H] → x / sqrt(mean(x²) + eps) * w */
-function rmsNorm(x: Float64Array, S: number, H: number, w: Tensor32, eps: number): Float64Array {
+export function rmsNorm(x: Float64Array, S: number, H: number, w: Tensor32, eps: number): Float64Array {
   const y = new Float64Array(S * H);
   for (let s = 0; s < S; s++) {
     let ms = 0;
