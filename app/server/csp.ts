@@ -18,9 +18,9 @@ export function contentSecurityPolicy(nonce: string, dev = process.env.NODE_ENV 
     `script-src 'self' 'nonce-${nonce}' 'strict-dynamic'${dev ? " 'unsafe-eval'" : ""}`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' blob: data:",
-    "media-src 'self' blob:",
+    "media-src 'self' blob: data:",
     "font-src 'self' data:",
-    "connect-src 'self'",
+    `connect-src 'self'${dev ? " ws: wss:" : ""}`, // dev: the hot-reload socket
     "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'self'",

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
 import sharp from "sharp";
-import { addNode, newWorkflow } from "./helpers";
+import { addNode, AUTH_BASE_URL, newWorkflow } from "./helpers";
 
 // Untrusted text stays text: a payload in every string a user can put into a workflow must never run, in
 // the editor, the inspectors (their tooltips hovered) or on the share page. Two lines of defence are
@@ -12,7 +12,9 @@ import { addNode, newWorkflow } from "./helpers";
 
 const PORT = Number(process.env.E2E_PORT ?? 3100);
 const DATA = path.resolve(`test-results/e2e-data-${PORT}`);
-const P = `"'><img src=x onerror="window.__xss=1;window.pwned('img')"><svg onload="window.__xss=2;window.pwned('svg')"></svg>`;
+const P = `"'><img src=x onerror="window.__xss=1;window.pwned('img')"><svg onload="window.__xss=2;window.pwned('svg')"></svg><script>window.__xss=4;window.pwned('script')</script><a href="javascript:window.pwned('url')">j</a>`;
+/** As a whole value where a URL or file id might be expected. */
+const URL_P = "javascript:window.__xss=5;window.pwned('url')";
 /** Shorter, and without "/": for a file name (uploads keep only a path's last part) and trace labels (80 characters at most). */
 const FILE_P = `"'><img src=x onerror="window.__xss=3;window.pwned('file')">`;
 
@@ -26,6 +28,14 @@ declare global {
 async function guard(page: Page): Promise<string[]> {
   const calls: string[] = [];
   await page.exposeBinding("pwned", (_source, what: string) => void calls.push(what));
+  page.on("dialog", (d) => {
+    calls.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  // Violations in workers (Monaco's, the entropy and spectrogram workers) reach the console, not the document.
+  page.on("console", (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) calls.push(`console: ${m.text().slice(0, 300)}`);
+  });
   await page.addInitScript(() => {
     window.__csp = [];
     document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`));
@@ -40,6 +50,7 @@ async function inert(page: Page, calls: string[], where: string): Promise<void> 
   expect(await page.evaluate(() => window.__csp), where).toEqual([]);
   expect(await page.locator("[onerror], [onload]").count(), `${where}: elements with event-handler attributes`).toBe(0);
   expect(await page.locator('img[src="x"]').count(), where).toBe(0);
+  expect(await page.locator('a[href^="javascript:" i], [src^="javascript:" i]').count(), `${where}: javascript: links`).toBe(0);
 }
 
 async function trpc(request: APIRequestContext, proc: string, input: unknown, method: "GET" | "POST" = "POST"): Promise<unknown> {
@@ -69,7 +80,7 @@ test("a payload in every user string of a workflow runs nowhere: editor, inspect
   const doc = ((await trpc(request, "workflow.get", { id }, "GET")) as { document: Doc }).document;
   doc.name = `XSS ${P}`;
   doc.description = P;
-  doc.tags = [P.slice(0, 50)];
+  doc.tags = [P.slice(0, 50), URL_P];
   for (const n of doc.nodes) n.label = `${n.id} ${P}`;
   doc.nodes.find((n) => n.id === "prompt")!.params.text = `Sea ${P}`;
   Object.assign(doc.nodes.find((n) => n.id === "compare")!.params, { labelA: `A ${FILE_P}`, labelB: `B ${FILE_P}` });
@@ -163,4 +174,104 @@ test("a payload as a file name, and as a dataset's task, label and text, runs no
   await view.getByRole("button", { name: "Vocabulary & specialisation" }).click();
   await expect(view.getByTestId("vocab-table")).toBeVisible();
   await inert(page, calls, "vocabulary view");
+});
+
+test("every page carries a Content-Security-Policy (fresh nonce, no inline script, framed only by this origin); API answers too", async ({ request }) => {
+  const { id } = (await trpc(request, "workflow.createFromExample", { exampleId: "moe-llm-routing" })) as { id: string };
+  const { token } = (await trpc(request, "share.create", { workflowId: id })) as { token: string };
+  const nonces = new Set<string>();
+  for (const url of ["/", `/w/${id}`, `/s/${token}`, "/models", "/account", `${AUTH_BASE_URL}/login`, "/no-such-page"]) {
+    const res = await request.get(url);
+    const csp = res.headers()["content-security-policy"] ?? "";
+    const script = /script-src ([^;]*)/.exec(csp)?.[1] ?? "";
+    expect(script, url).toMatch(/'nonce-[^']+'/);
+    expect(script, url).not.toMatch(/unsafe-inline|unsafe-eval/);
+    expect(csp, url).toContain("frame-ancestors 'self'");
+    expect(csp, url).toContain("object-src 'none'");
+    expect(res.headers()["x-frame-options"], url).toBe("SAMEORIGIN");
+    nonces.add(/'nonce-([^']+)'/.exec(script)![1]!);
+    // Next put this response's nonce on its scripts, and there is no script without it.
+    const html = await res.text();
+    const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
+    expect(scripts.length, url).toBeGreaterThan(0);
+    for (const tag of scripts) expect(tag, url).toContain(`nonce="${/'nonce-([^']+)'/.exec(script)![1]}"`);
+  }
+  expect(nonces.size).toBe(7);
+  for (const url of ["/api/health", `/api/trpc/workflow.list`]) {
+    const res = await request.get(url);
+    expect(res.headers()["content-security-policy"], url).toContain("frame-ancestors 'self'");
+    expect(res.headers()["x-frame-options"], url).toBe("SAMEORIGIN");
+  }
+});
+
+test("the app refuses to be framed by another site (clickjacking)", async ({ page, baseURL }) => {
+  // Another origin's page that frames the editor's home page.
+  await page.route("http://evil.test/**", (route) => route.fulfill({ contentType: "text/html", body: `<h1>win a prize</h1><iframe id="f" src="${baseURL}/" width="800" height="600"></iframe>` }));
+  const blocked = page.waitForEvent("console", { predicate: (m) => /frame-ancestors|X-Frame-Options/i.test(m.text()), timeout: 15_000 });
+  await page.goto("http://evil.test/");
+  await blocked;
+  const frame = page.frames().find((f) => f !== page.mainFrame())!;
+  expect(frame.url()).not.toBe(`${baseURL}/`);
+  expect(await frame.locator("text=New workflow").count()).toBe(0);
+  // The app may still frame itself.
+  await page.goto("/");
+  const same = await page.evaluate(
+    (src) =>
+      new Promise<boolean>((resolve) => {
+        const f = document.createElement("iframe");
+        f.src = src;
+        f.onload = () => resolve(!!f.contentDocument?.body?.textContent?.includes("New workflow"));
+        document.body.append(f);
+      }),
+    `${baseURL}/`,
+  );
+  expect(same).toBe(true);
+});
+
+test("no page reports a Content-Security-Policy violation: home, models, account, login, the omni example run (media, workers), RoPE and routing inspectors, Script and JSON editors", async ({ page, browser }) => {
+  test.setTimeout(300_000);
+  const calls = await guard(page);
+  for (const url of ["/", "/models", "/account"]) {
+    await page.goto(url);
+    await page.waitForLoadState("networkidle");
+    await inert(page, calls, url);
+  }
+  const login = await browser.newPage();
+  const loginCalls = await guard(login);
+  await login.goto(`${AUTH_BASE_URL}/login`);
+  await expect(login.getByRole("button", { name: /log in/i }).first()).toBeVisible();
+  await inert(login, loginCalls, "login");
+  await login.close();
+
+  await page.goto("/");
+  await page.getByRole("button", { name: /Image \+ audio → MoE-LLM/ }).click();
+  await page.waitForURL(/\/w\//);
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 200_000 });
+  await expect(page.getByTestId("outputs-tts").getByTestId("spectrogram")).toBeVisible();
+  await expect(page.getByTestId("outputs-dit").locator("img")).toBeVisible();
+  await inert(page, calls, "omni run: audio, spectrogram worker, images");
+  await page.getByRole("button", { name: "Open RoPE inspector" }).click();
+  await expect(page.getByRole("dialog", { name: "RoPE Inspector" }).getByTestId("rope-grid-h")).toBeVisible();
+  await hoverAll(page, "rope-grid-h");
+  await page.keyboard.press("Escape");
+  await page.getByTestId("node-routing").getByRole("button", { name: "Open inspector" }).dispatchEvent("click");
+  await expect(page.getByRole("dialog", { name: "Routing Inspector" }).getByTestId("heatmap")).toBeVisible();
+  await page.waitForTimeout(1000); // the entropy worker
+  await inert(page, calls, "RoPE and routing inspectors");
+  await page.keyboard.press("Escape");
+  await page.getByRole("tab", { name: "JSON" }).click();
+  await expect(page.locator(".monaco-editor").first()).toBeVisible();
+  await page.locator(".monaco-editor").first().click();
+  await page.keyboard.type(" ");
+  await page.waitForTimeout(1500); // the JSON language worker answers
+  await inert(page, calls, "JSON editor (Monaco and its worker)");
+
+  await newWorkflow(page);
+  const script = await addNode(page, "utility.script");
+  await expect(page.getByTestId(`node-${script}`).locator(".monaco-editor")).toBeVisible();
+  await page.getByTestId(`node-${script}`).locator(".monaco-editor").click();
+  await page.keyboard.type("const x = 1;");
+  await page.waitForTimeout(1500); // the TypeScript worker answers
+  await inert(page, calls, "Script editor (Monaco's TypeScript worker)");
 });

@@ -273,7 +273,7 @@ export function BaselineInspectorView({ trace, title, onClose }: { trace: Routin
               </select>
             </label>
           )}
-          <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
+          <a className="button-like" href={`/api/files/${encodeURIComponent(traceFile)}`} download="routing-trace.json">JSON</a>
           <button onClick={downloadCsv} disabled={!trace}>CSV</button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>

@@ -35,6 +35,26 @@ describe("textTooltips (every ECharts option passes it)", () => {
     expect(fmt((option as unknown as { tooltip: unknown }).tooltip)({ name: "A" })).toBe(`A vs ${PAYLOAD}`);
   });
 
+  it("escapes component tooltips (legend, axes) and what an asynchronous formatter hands its callback", () => {
+    const shown: unknown[] = [];
+    const option = {
+      legend: { tooltip: { show: true, formatter: () => PAYLOAD } },
+      xAxis: [{ type: "category", tooltip: { formatter: () => PAYLOAD } }],
+      tooltip: { formatter: (_p: unknown, ticket: unknown, cb: (t: unknown, html: string) => void) => (cb(ticket, PAYLOAD), "loading") },
+    } as unknown as EChartsOption;
+    const safe = textTooltips(option) as unknown as { legend: { tooltip: unknown }; xAxis: { tooltip: unknown }[]; tooltip: unknown };
+    expect(fmt(safe.legend.tooltip)()).toBe(ESCAPED);
+    expect(fmt(safe.xAxis[0]!.tooltip)()).toBe(ESCAPED);
+    expect(fmt(safe.tooltip)({}, "t1", (t: unknown, html: unknown) => shown.push(t, html))).toBe("loading");
+    expect(shown).toEqual(["t1", ESCAPED]);
+  });
+
+  it("passes a DOM node a formatter built through unchanged", () => {
+    const node = { nodeType: 1, textContent: PAYLOAD };
+    const safe = textTooltips({ tooltip: { formatter: () => node } } as unknown as EChartsOption) as unknown as { tooltip: unknown };
+    expect(fmt(safe.tooltip)()).toBe(node);
+  });
+
   it("leaves template-string formatters (ECharts escapes what it fills in) and options without tooltips alone", () => {
     const option = { tooltip: { formatter: "{b}: {c}" }, xAxis: { type: "category" } } as EChartsOption;
     expect(textTooltips(option)).toEqual(option);
