@@ -1,16 +1,18 @@
 import type { Runtime } from "@/engine/runtime/types";
 import { expertColumns } from "./config";
 import { defaultRoutingPrecision } from "./grin-routing";
+import { compileInterventions } from "./interventions";
 import { withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 import type { RoutingPrecision } from "./onnx/bf16";
 
 /**
- * The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. `k` is the model's k as
- * the release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops.
+ * The `cli forward` result: a contract scripts rely on (issue 4), so it only ever grows. `k` is the model's k as the
+ * release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops. `layers` lists
+ * the MoE layers (those with a router) in order; `layer` is each one's decoder index (issue 20: dense layers have no entry).
  */
 export interface ForwardJson {
   logits: number[];
-  layers: { router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
+  layers: { layer: number; router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
 }
 
 export interface PositionsJson {
@@ -28,7 +30,7 @@ export async function forwardJson(
   model: ResolvedModel,
   runtime: Runtime,
   ids: number[],
-  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; routingPrecision?: RoutingPrecision },
+  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; topK?: number; routingPrecision?: RoutingPrecision },
 ): Promise<ForwardJson> {
   const n = ids.length;
   const V = model.config.vocab_size;
@@ -41,11 +43,13 @@ export async function forwardJson(
   }
   const E = expertColumns(model.config).length;
   const routingPrecision = opts.routingPrecision ?? defaultRoutingPrecision(model.config);
+  const interventions = compileInterventions(model.config, "", { topP: opts.topP, topK: opts.topK });
   return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, routingPrecision }, runtime, async ({ runner }) => {
-    const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions: opts.topP ? { topP: opts.topP } : undefined });
+    const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions });
     return {
       logits: Array.from(out.logits.subarray((n - 1) * V, n * V)),
       layers: out.trace!.map((l) => ({
+        layer: l.layer,
         router_logits: rows(l.routerLogits, n, E),
         k: Array.from(l.k, (v) => Number(v)),
         mask: rows(l.mask, n, E, (v) => (v ? 1 : 0)),

@@ -1,4 +1,4 @@
-import { conventionText } from "./families/conventions";
+import { conventionText, layerRules } from "./families/conventions";
 import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
@@ -88,7 +88,8 @@ function tracedParameters(c: MoeLlmConfig): RoutingTrace["parameters"] {
 const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
 
 function toLayerTrace(t: GraphLayerTrace): LayerTrace {
-  const out: LayerTrace = { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+  const out: LayerTrace = { layer: t.layer, routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+  if (t.scores) out.scores = t.scores;
   if (t.dropped) out.dropped = Uint8Array.from(t.dropped);
   return out;
 }
@@ -207,6 +208,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       experts: expertColumns(model.config),
       tokens,
       layers,
+      layerInfo: layerRules(model.config, { topP: o.interventions?.topP, topK: o.interventions?.topK }),
     },
     specialHidden,
     prefillMs,

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { activeParameters } from "../engine/routing/active";
 import { generate, GenerationCancelled } from "../models/generate";
-import { compileInterventions } from "../models/interventions";
+import { checkRoutingOverrides, compileInterventions } from "../models/interventions";
 import { defaultRoutingPrecision } from "../models/grin-routing";
 import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
 import type { RoutingPrecision } from "../models/onnx/bf16";
@@ -139,7 +139,20 @@ export const moeLlm = defineNode({
     topK: z.number().int().min(0).max(1000).default(0).meta({ label: "Top-k (0 = off)" }),
     topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
-    routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    routingTopP: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
+    // optional (no default): nodes that never set it keep their cache keys
+    routingTopK: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024)
+      .optional()
+      .meta({ widget: "routing-override", routingControl: "topK", label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
     routingPrecision: z
       .enum(["model", "fp32", "bf16"])
       .default("model")
@@ -172,6 +185,9 @@ export const moeLlm = defineNode({
     if (extras.every((e) => e === null)) return model.contentHash;
     return `${model.contentHash}:${createHash("sha256").update(JSON.stringify(extras)).digest("hex").slice(0, 16)}`;
   },
+  async checkParams(params) {
+    checkRoutingOverrides((await resolveModel(params.model)).config, { topP: params.routingTopP, topK: params.routingTopK });
+  },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     const prompt = typeof inputs.prompt === "string" ? inputs.prompt : undefined;
@@ -179,7 +195,7 @@ export const moeLlm = defineNode({
     if (prompt === undefined && !sequence) throw new Error("connect a prompt (TEXT) or a sequence from a Prompt Builder");
     if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
-    const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
+    const interventions = compileInterventions(model.config, params.interventions, { topP: params.routingTopP, topK: params.routingTopK });
     // Checked before the session loads, so a mismatch fails fast.
     const modelTokenizer = loadTokenizer(model.dir);
     if (sequence) checkSequenceTokenizer(sequence, params.model, modelTokenizer, model.config.vocab_size);

@@ -2,7 +2,7 @@
  * The param meta convention the editor's form generator reads (through zod's global registry, so it
  * also appears in `z.toJSONSchema(def.params)`). Put `.meta({...})` last, after `.default(...)`.
  */
-export type ParamWidget = "textarea" | "file" | "slider" | "model" | "interventions";
+export type ParamWidget = "textarea" | "file" | "slider" | "model" | "interventions" | "routing-override";
 
 export interface ParamMeta {
   /** How to edit the value; without it the form picks by type (text box, number box, checkbox, select for enums). */
@@ -15,6 +15,8 @@ export interface ParamMeta {
   description?: string;
   /** For numbers: slider step (a number with .min(), .max() and a step is drawn as a slider). */
   step?: number;
+  /** For widget "routing-override": which override of the node's model's router it is (shown only where it applies). */
+  override?: "topP" | "topK";
 }
 
 declare module "zod" {

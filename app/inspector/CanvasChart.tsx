@@ -227,6 +227,8 @@ export interface HeatGridSpec {
   lanes?: number;
 }
 
+const NO_VALUE = "#262833";
+
 export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
   const { rows, cols, values } = spec;
   const m = spec.margin ?? { left: 50, right: spec.colorBar ? 90 : 20, top: 10, bottom: 30 };
@@ -249,7 +251,11 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let c = 0; c < cols.length; c++) {
         const color = colorAt(c);
         const x = m.left + c * cw;
-        for (let r = 0; r < rows.length; r++) p.rect(x, m.top + r * ch, cw - gap, ch - gap, color(values[r * cols.length + c]!));
+        // NaN: a cell with no value (e.g. a dense layer's row: no routing), drawn as the empty background
+        for (let r = 0; r < rows.length; r++) {
+          const v = values[r * cols.length + c]!;
+          p.rect(x, m.top + r * ch, cw - gap, ch - gap, Number.isNaN(v) ? NO_VALUE : color(v));
+        }
       }
       if (spec.cellLabel && cw >= 18 && ch >= 12)
         for (let r = 0; r < rows.length; r++)

@@ -119,32 +119,64 @@ const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
 const DROP_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#7f1d1d", "#f87171"] };
 
+const denseCount = (trace: RoutingTrace) => trace.layerInfo?.filter((l) => l.kind === "dense").length ?? 0;
+
+/** Every decoder layer with its routing rule; dense layers (no router) are rows of their own, never a gap. */
+function LayerRules({ info }: { info: NonNullable<RoutingTrace["layerInfo"]> }) {
+  // consecutive layers with the same rule share a row
+  const runs: { from: number; to: number; kind: string; rule: string }[] = [];
+  for (const l of info) {
+    const last = runs.at(-1);
+    if (last && last.rule === l.rule && last.kind === l.kind && last.to === l.layer - 1) last.to = l.layer;
+    else runs.push({ from: l.layer, to: l.layer, kind: l.kind, rule: l.rule });
+  }
+  return (
+    <table className="layer-rules" data-testid="layer-rules">
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.from} className={r.kind} data-kind={r.kind}>
+            <td>{r.from === r.to ? `L${r.from}` : `L${r.from}–L${r.to}`}</td>
+            <td>{r.kind === "dense" ? "dense (no routing)" : "MoE"}</td>
+            <td>{r.rule}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 /**
  * The expert-load heatmap on a canvas: dynamic experts (token share), a shared-experts lane (weight share) and, for a
- * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer).
+ * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer); with
+ * the trace's `layerInfo`, one row per decoder layer, a dense layer's row empty (no routing) and labelled so.
  */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}, drops?: LayerDrops[] | null): ChartDrawing {
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false, layerInfo }: { colorBar?: boolean; compact?: boolean; layerInfo?: RoutingTrace["layerInfo"] } = {}, drops?: LayerDrops[] | null): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
   const lanes = drops ? 2 : 1;
   const C = dyn.length + lanes;
-  const values = new Float64Array(m.layers.length * C);
-  m.layers.forEach((l, y) => {
+  const indexOf = new Map(m.layers.map((l, j) => [l.layer, j]));
+  const rows = layerInfo ? layerInfo.map((i) => i.layer) : m.layers.map((l) => l.layer);
+  const values = new Float64Array(rows.length * C).fill(NaN);
+  rows.forEach((layer, y) => {
+    const j = indexOf.get(layer);
+    if (j === undefined) return;
+    const l = m.layers[j]!;
     for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
     values[y * C + dyn.length] = l.sharedWeightShare;
-    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[y]!.tokens / m.tokens : 0;
+    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[j]!.tokens / m.tokens : 0;
   });
   const tip = (y: number, x: number, v: number) => {
     if (x < dyn.length) return `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens`;
     if (x === dyn.length) return `shared experts: ${(v * 100).toFixed(1)} % of the weight`;
-    const d = drops![y]!;
+    const d = drops![indexOf.get(rows[y]!)!]!;
     return `dropped over capacity: ${d.assignments} assignment${d.assignments === 1 ? "" : "s"}, ${d.tokens} token${d.tokens === 1 ? "" : "s"} (${(v * 100).toFixed(1)} %)`;
   };
   return heatGridDrawing({
-    rows: layerNames(m),
+    rows: rows.map((layer) => (indexOf.has(layer) ? `L${layer}` : `L${layer} dense`)),
     cols: [...dyn, "Shared (w)", ...(drops ? ["Dropped"] : [])],
     values,
     scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : c === dyn.length ? SHARED_SCALE : DROP_SCALE),
-    tooltip: (y, x, v) => `${tip(y, x, v)} at L${y}`,
+    tooltip: (y, x, v) => (indexOf.has(rows[y]!) ? `${tip(y, x, v)} at L${rows[y]}` : `L${rows[y]}: dense MLP layer, no routing`),
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
     lanes,
@@ -288,7 +320,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
             const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
             return (
               <tr key={li}>
-                <td>L{li}</td>
+                <td>L{l.layer ?? li}</td>
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
@@ -356,6 +388,7 @@ function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerD
             <th key={e.name}>{e.name} %</th>
           ))}
           <th>mean k</th>
+          <th>k distribution</th>
           <th>null %</th>
           <th>shared w %</th>
           <th>CV</th>
@@ -375,6 +408,13 @@ function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerD
               </td>
             ))}
             <td>{l.meanK.toFixed(2)}</td>
+            <td data-testid={`kdist-L${l.layer}`}>
+              {l.kShare
+                .map((v, k) => ({ v, k }))
+                .filter((x) => x.v > 0)
+                .map((x) => `k=${x.k}: ${pct(x.v)}%`)
+                .join(" · ")}
+            </td>
             <td>{pct(l.nullTokenShare)}</td>
             <td>{pct(l.sharedWeightShare)}</td>
             <td>{l.loadCV.toFixed(3)}</td>
@@ -445,7 +485,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   const drops = useMemo(() => (trace && rows ? dropCounts(trace, rows) : null), [trace, rows]);
   const active = useMemo(() => (trace && rows ? activeParameters(trace, rows) : null), [trace, rows]);
   const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, {}, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, drops]);
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, { layerInfo: trace?.layerInfo }, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, trace, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -464,7 +504,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
     if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
     setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font });
   }, [ready, sizes]);
-  const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
+  const heatHeight = m ? Math.max(220, 22 * (trace?.layerInfo?.length ?? m.layers.length) + 60) : 0;
   const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
@@ -474,7 +514,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <h2>{title}</h2>
           {trace && (
             <span className="muted">
-              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers{denseCount(trace) ? ` with a router (+ ${denseCount(trace)} dense)` : ""} · {trace.experts.length} experts
               {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
               {active && (
                 <span data-testid="active-parameters" title={`mean k ${active.meanK.toFixed(2)}, ${active.routedPerLayer.toFixed(2)} routed experts per layer run on average`}>
@@ -506,8 +546,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <label>
               layer{" "}
               <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer">
-                {trace.layers.map((_, i) => (
-                  <option key={i} value={i}>L{i}</option>
+                {trace.layers.map((l, i) => (
+                  <option key={i} value={i}>L{l.layer ?? i}</option>
                 ))}
               </select>
             </label>
@@ -530,6 +570,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
+            {trace.layerInfo && <LayerRules info={trace.layerInfo} />}
             <section className="wide">
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share{drops ? "; dropped: share of tokens that lost an expert over capacity" : ""})</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
@@ -543,7 +584,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
             <section className="wide">
-              <h3>Tokens coloured by their top expert at L{layer}</h3>
+              <h3>Tokens coloured by their top expert at L{trace.layers[layer]?.layer ?? layer}</h3>
               {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
             <section>

@@ -226,11 +226,13 @@ const forwardCommand: CliCommand = {
   name: "forward",
   help: `  forward --model <dir> --ids <1,2,3> --out <result.json>
                                             One forward pass of an MoE-LLM; writes the last position's logits and
-                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
-                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
+                                            every MoE layer's routing: { "logits": [...], "layers": [{ "layer",
+                                            "router_logits", "k", "mask", "weights" }] } (MoE layers only, in order;
+                                            "layer" = decoder index; expert columns: routed, null, shared).
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
-      --top-p X                               Override the model's routing Top-P threshold.
+      --top-p X                               Override the model's routing Top-P threshold (dynamic-capacity routers).
+      --top-k K                               Override the experts per token (fixed top-k routers).
       --routing-precision fp32|bf16           Arithmetic of the Uni-MoE routing (default: bf16 for Uni-MoE-2.0
                                               imports, as its released inference; fp32 otherwise). k is reported
                                               before capacity drops, mask and weights after them.`,
@@ -242,6 +244,7 @@ const forwardCommand: CliCommand = {
       positions: { type: "string" },
       dense: { type: "boolean" },
       "top-p": { type: "string" },
+      "top-k": { type: "string" },
       "routing-precision": { type: "string" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -249,6 +252,7 @@ const forwardCommand: CliCommand = {
     if (!a.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
     if (!a.out) throw new UsageError("forward needs --out <result.json>");
     const topP = numberOption(a["top-p"], "--top-p", { min: Number.MIN_VALUE, max: 1 });
+    const topK = numberOption(a["top-k"], "--top-k", { integer: true, min: 1 });
     const routingPrecision = a["routing-precision"];
     if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);
     const ids = a.ids.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
@@ -269,7 +273,7 @@ const forwardCommand: CliCommand = {
     }
     const pool = new SessionPool();
     try {
-      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, routingPrecision });
+      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, topK, routingPrecision });
       await writeFile(a.out, JSON.stringify(result));
       console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
       return 0;

@@ -72,7 +72,9 @@ export interface TraceJSON {
   parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: { name: string; role: "routed" | "null" | "shared" }[];
   tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
-  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[] }[];
+  layers: { layer?: number; routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[]; scores?: number[] }[];
+  /** Every decoder layer (dense ones included), when the model has dense layers. */
+  layerInfo?: { layer: number; kind: "moe" | "dense"; rule: string }[];
 }
 
 /** The trace as a JSON-ready object (typed arrays → plain arrays). */
@@ -89,12 +91,15 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
     tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
     layers: trace.layers.map((l) => ({
+      ...(l.layer !== undefined ? { layer: l.layer } : {}),
       routerLogits: Array.from(l.routerLogits, logit),
       mask: Array.from(l.mask),
       weights: Array.from(l.weights, float32Shortest),
       k: Array.from(l.k),
       ...(l.dropped ? { dropped: Array.from(l.dropped) } : {}),
+      ...(l.scores ? { scores: Array.from(l.scores, float32Shortest) } : {}),
     })),
+    ...(trace.layerInfo ? { layerInfo: trace.layerInfo.map((i) => ({ ...i })) } : {}),
   };
 }
 
@@ -140,20 +145,24 @@ const traceSchema = z.object({
   ),
   layers: z.array(
     z.object({
+      layer: z.number().int().nonnegative().optional(),
       routerLogits: valuesArray('a number or "Infinity" / "-Infinity" / "NaN"', isLogit),
       mask: valuesArray("0 or 1", isBit),
       weights: valuesArray("a finite number", isFiniteNum),
       k: valuesArray("a non-negative integer", isCount),
       dropped: valuesArray("0 or 1", isBit).optional(),
+      scores: valuesArray("a finite number", isFiniteNum).optional(),
     }),
   ),
+  layerInfo: z.array(z.object({ layer: z.number().int().nonnegative(), kind: z.enum(["moe", "dense"]), rule: z.string().max(1000) })).optional(),
 });
 
 export interface TraceCheckOptions {
   /**
    * Also check the routing semantics (default true): every k up to D equals the number of selected plus dropped
    * dynamic experts (a k above D selects none), unselected and dropped columns have weight 0, each weight row sums
-   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16).
+   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16) unless the trace's
+   * convention says its weights "need not sum to 1" (Qwen2-MoE's are < 1, DeepSeek's × routed_scaling_factor).
    */
   semantics?: boolean;
   tolerance?: number;
@@ -172,6 +181,7 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
   const E = trace.experts.length;
   const lay = expertLayout(trace.experts);
   const report = (m: string) => out.length < max && out.push(m);
+  const sumsToOne = !/need not sum to 1/.test(trace.convention);
   trace.layers.forEach((l, li) => {
     if (out.length >= max) return;
     const lens: [string, number, number][] = [
@@ -211,7 +221,7 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
       }
       if (semantics && (kk <= lay.D ? chosen + lost !== kk : chosen + lost > lay.D))
         report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected${lost ? ` and ${lost} dropped` : ""}`);
-      if (semantics && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
+      if (semantics && sumsToOne && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
     }
   });
   return out;
@@ -229,11 +239,13 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
   const j = parsed.data;
   const logit = (v: JsonLogit) => (typeof v === "number" ? v : v === "NaN" ? NaN : v === "Infinity" ? Infinity : -Infinity);
   const layers: LayerTrace[] = j.layers.map((l) => ({
+    ...(l.layer !== undefined ? { layer: l.layer } : {}),
     routerLogits: Float32Array.from(l.routerLogits as JsonLogit[], logit),
     mask: Uint8Array.from(l.mask as number[]),
     weights: Float32Array.from(l.weights as number[]),
     k: Int32Array.from(l.k as number[]),
     ...(l.dropped ? { dropped: Uint8Array.from(l.dropped as number[]) } : {}),
+    ...(l.scores ? { scores: Float32Array.from(l.scores as number[]) } : {}),
   }));
   const trace: RoutingTrace = {
     kind: "routing-trace",
@@ -244,6 +256,7 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,
+    ...(j.layerInfo ? { layerInfo: j.layerInfo } : {}),
   };
   const problems = traceProblems(trace, { ...options, max: 5 });
   if (problems.length) throw new Error(`invalid routing trace: ${problems.join("; ")}`);

@@ -140,6 +140,10 @@ export class Ops {
     const ms = this.reduceMean(this.g.op("Pow", [x, this.g.scalar(2)]), [-1]);
     return this.mul(this.div(x, this.sqrt(this.add(ms, this.g.scalar(eps)))), w);
   }
+  /** LayerNormalization over the last axis: (x - mean) / sqrt(var + eps) * w + b; x: [..., H], w, b: [H] */
+  layerNormalization(x: string, w: string, b: string, eps: number): string {
+    return this.g.op("LayerNormalization", [x, w, b], { axis: -1, epsilon: { f: eps } });
+  }
   /** x: [N, H], gate/up: [I, H], down: [H, I] → [N, H] = down(silu(gate x) * up x) */
   swiglu(x: string, gate: string, up: string, down: string): string {
     return this.linear(this.mul(this.silu(this.linear(x, gate)), this.linear(x, up)), down);

@@ -23,7 +23,7 @@ function cli(...args: string[]) {
 }
 
 describe("cli forward on uni-moe-tiny/tiny", () => {
-  it("writes exactly { logits, layers[{router_logits, k, mask, weights}] } matching the reference", async () => {
+  it("writes exactly { logits, layers[{layer, router_logits, k, mask, weights}] } matching the reference", async () => {
     const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
     const ids = [256, 72, 105, 33, 257, 300, 10];
     const n = ids.length;
@@ -39,8 +39,10 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     const E = expertColumns(config).length;
     expect(result.logits).toHaveLength(config.vocab_size);
     expect(result.layers).toHaveLength(config.num_hidden_layers);
-    for (const l of result.layers) {
-      expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+    for (const [i, l] of result.layers.entries()) {
+      // issue 20 added `layer` (the decoder index; every layer of uni-moe-tiny is an MoE layer)
+      expect(Object.keys(l).sort()).toEqual(["k", "layer", "mask", "router_logits", "weights"]);
+      expect(l.layer).toBe(i);
       expect(l.router_logits).toHaveLength(n);
       expect(l.router_logits[0]).toHaveLength(E);
       expect(l.k).toHaveLength(n);
