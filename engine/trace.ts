@@ -18,6 +18,8 @@ export interface TraceToken {
   /** (t, h, w) rotary position. */
   position: [number, number, number];
   phase: Phase;
+  /** Teacher-forced negative log-likelihood of this token given the ones before it (nats), when scored. */
+  nll?: number;
 }
 
 /** One MoE layer's routing (dense, router-less layers have none: see RoutingTrace.layerInfo). */
@@ -66,6 +68,20 @@ export interface RoutingTrace {
   layers: LayerTrace[];
   /** Every decoder layer (absent: all are MoE layers); its "moe" entries are `layers`, in order. */
   layerInfo?: LayerInfo[];
+  /** The logit lens of every token, when the run asked for it. */
+  lens?: LogitLens;
+}
+
+/**
+ * The logit lens (models/logit-lens.ts): the residual stream after each decoder layer through the final norm and LM
+ * head. Per layer, row-major per token: the top-`k` next-token ids and their log-probabilities, the rank of the
+ * model's final prediction (0 = it is already the top) and KL(final ‖ this layer) in nats.
+ */
+export interface LogitLens {
+  k: number;
+  layers: { topIds: Int32Array; topLogprobs: Float32Array; finalRank: Int32Array; kl: Float32Array }[];
+  /** The text of every id in topIds (decoded by the model's tokenizer), for the views. */
+  texts?: Record<number, string>;
 }
 
 /** The decoder index of each entry of `trace.layers`. */
@@ -95,7 +111,8 @@ export function concatLayerTraces(a: LayerTrace[], b: LayerTrace[]): LayerTrace[
   });
 }
 
-/** Appends rows (e.g. one decode step) to a trace, layer by layer. */
+/** Appends rows (e.g. one decode step) to a trace, layer by layer (without the logit lens, which covered only the old rows). */
 export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: LayerTrace[]): RoutingTrace {
-  return { ...trace, tokens: [...trace.tokens, ...tokens], layers: concatLayerTraces(trace.layers, layers) };
+  const { lens: _lens, ...rest } = trace;
+  return { ...rest, tokens: [...trace.tokens, ...tokens], layers: concatLayerTraces(trace.layers, layers) };
 }

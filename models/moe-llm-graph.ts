@@ -37,6 +37,7 @@ import { norm, weight, type DecoderContext } from "./decoder/tensors";
  *          router_logits_{i} [N,E], mask_{i} [N,E] (0/1), weights_{i} [N,E], k_{i} int64 [N],
  *          scores_{i} [N,R] (deepseek_sigmoid: the selection scores)
  *          dropped_{i} [N,E] (0/1: selected, then dropped over capacity; Uni-MoE with config.token_drop)
+ *          hidden_{i} [B,S,H] residual stream after layer i (every decoder layer), before the final norm   (lens)
  *
  * Interventions (neutral value = no change; `router_logits_{i}` reports the logits after the bias):
  * - router_bias is added to the router logits before anything else (Top-P, GRIN, g all see it). DeepSeek-V3 is the
@@ -216,6 +217,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   };
   const attention: AttentionInputs = { bsShape, kvCache: options.kvCache, rope: ropeTables(ctx, pos), mask: layerMask };
 
+  const residuals: string[] = [];
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
     const h = norm(ctx, x, paramNames.inputNorm(i));
@@ -223,11 +225,13 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     const h2 = norm(ctx, x, paramNames.postNorm(i));
     if (arch.denseLayers[i]) {
       x = o.add(x, denseMlp(ctx, i, h2));
+      residuals.push(x);
       continue;
     }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
     const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK }, options.moe, precision);
     x = o.add(x, moe.y);
+    residuals.push(x);
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
       g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
@@ -245,6 +249,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
   const head = c.tie_word_embeddings ? embed! : w(paramNames.lmHead);
   g.output(o.reshape(o.linear(hn, head, arch.lmHeadBias ? w(paramNames.lmHeadBias) : undefined), bsh), io.logits, "float", ["batch", "seq", V]);
+  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bsh), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }
 

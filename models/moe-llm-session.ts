@@ -67,6 +67,8 @@ export interface ForwardOutput {
   present?: KvCache;
   /** with trace: per MoE layer, in decoder order */
   trace?: LayerTrace[];
+  /** with lens: per layer, the residual stream after it [B*S*H] (before the final norm) */
+  hidden?: Float32Array[];
 }
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
@@ -157,6 +159,7 @@ export class MoeLlmRunner {
         ...(out[io.scores(i)] ? { scores: f32(io.scores(i)) } : {}),
       }));
     this.refuseNoColumn(result, B * S);
+    if (this.options.lens) result.hidden = Array.from({ length: L }, (_, i) => f32(io.hidden(i)));
     return result;
   }
 

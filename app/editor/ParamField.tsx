@@ -3,6 +3,7 @@ import dynamic from "next/dynamic";
 import { memo, useState } from "react";
 import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
+import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
 import { useEditor } from "./store";
 
@@ -15,7 +16,7 @@ export interface ParamSchema {
   minimum?: number;
   maximum?: number;
   default?: unknown;
-  widget?: "textarea" | "file" | "slider" | "model" | "interventions" | "routing-override";
+  widget?: "textarea" | "file" | "slider" | "model" | "interventions" | "routing-override" | "ablation-plan";
   /** widget "routing-override": Top-P or top-k override of the node's model's router */
   routingControl?: "topP" | "topK";
   accept?: string;
@@ -137,12 +138,19 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
   } else if (schema.enum) {
     control = (
-      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))}>
+      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))} aria-label={schema.widget === "ablation-plan" ? label : undefined}>
         {schema.enum.map((o) => (
           <option key={String(o)} value={String(o)}>{String(o)}</option>
         ))}
       </select>
     );
+    if (schema.widget === "ablation-plan")
+      control = (
+        <>
+          {control}
+          <AblationCost nodeId={nodeId} />
+        </>
+      );
   } else if (type === "boolean") {
     control = <input className="nodrag" type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />;
   } else if (type === "number" || type === "integer") {
@@ -169,7 +177,7 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   }
   // Composite widgets get a plain wrapper: a <label> would name its first button or select.
-  const Wrapper = schema.widget === "interventions" || schema.language ? "div" : "label";
+  const Wrapper = schema.widget === "interventions" || schema.widget === "ablation-plan" || schema.language ? "div" : "label";
   return (
     <Wrapper className="param" title={schema.description}>
       <span>{label}</span>

@@ -193,7 +193,10 @@ export interface ColorScale {
 
 const hexRgb = (h: string) => [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), parseInt(h.slice(5, 7), 16)] as const;
 
-/** A function value → "rgb(...)" interpolating the stops linearly (256 levels). */
+/** Colour of a missing value (NaN): a cell that has no number, e.g. an ablation not run. */
+export const MISSING_COLOR = "#2a2d38";
+
+/** A function value → "rgb(...)" interpolating the stops linearly (256 levels); NaN → MISSING_COLOR. */
 export function colorOf(scale: ColorScale): (v: number) => string {
   const rgb = scale.stops.map(hexRgb);
   const lut: string[] = [];
@@ -205,7 +208,7 @@ export function colorOf(scale: ColorScale): (v: number) => string {
     lut.push(`rgb(${c[0]},${c[1]},${c[2]})`);
   }
   const span = scale.max - scale.min || 1;
-  return (v) => lut[Math.max(0, Math.min(255, Math.round(((v - scale.min) / span) * 255)))] ?? lut[0]!;
+  return (v) => (Number.isNaN(v) ? MISSING_COLOR : (lut[Math.max(0, Math.min(255, Math.round(((v - scale.min) / span) * 255)))] ?? lut[0]!));
 }
 
 // ---- heatmap ----

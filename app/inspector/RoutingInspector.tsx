@@ -8,12 +8,13 @@ import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
-import { CanvasChart, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
+import { CanvasChart, colorOf, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
 import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figures";
 
 export { stackedSeries };
 import { useFileUrl } from "./file-url";
 import { useEscape } from "@/app/lib/use-escape";
+import { LensView } from "./LensView";
 
 
 /** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
@@ -232,7 +233,7 @@ export function breakLines(widths: ArrayLike<number>, width: number, gap = 2): I
  * Virtualised: token widths are measured on a canvas and broken into lines, and only the lines in the
  * strip's scroll window (plus a few) are in the DOM, so a 4,096-token trace costs ~30 rows, not 4,096 spans.
  */
-export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void; width?: number; font?: string }) {
+export function TokenStrip({ trace, m, layer, onDrawn, width, font, colorBy = "expert" }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void; width?: number; font?: string; colorBy?: "expert" | "nll" }) {
   const [hover, setHover] = useState<number | null>(null);
   const box = useRef<HTMLDivElement>(null);
   // `width` and `font` (the strip's inner width and font, measured by the inspector once) let the first
@@ -261,6 +262,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
     return () => ro.disconnect();
   }, []);
   const labels = useMemo(() => Array.from(tops.rows, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, tops]);
+  const nll = useMemo(() => nllColors(trace), [trace]);
   const starts = useMemo(() => {
     if (!view.width) return null;
     performance.mark("token-strip-layout-start");
@@ -302,6 +304,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
     <div className="token-detail" data-testid="token-detail">
       <strong>
         “{trace.tokens[per.tokenIndices[hover]!]!.text}” · token {per.tokenIndices[hover]} · {trace.tokens[per.tokenIndices[hover]!]!.modality} · {trace.tokens[per.tokenIndices[hover]!]!.phase}
+        {trace.tokens[per.tokenIndices[hover]!]!.nll !== undefined && ` · NLL ${trace.tokens[per.tokenIndices[hover]!]!.nll!.toFixed(3)} nats`}
       </strong>
       <table>
         <thead>
@@ -341,7 +344,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
       const top = topsHere[n]!;
       const t = trace.tokens[per.tokenIndices[n]!]!;
       spans.push(
-        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
+        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: colorBy === "nll" ? nll.color(t.nll) : top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
           {labels[n]}
         </span>,
       );
@@ -358,16 +361,33 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
         <div style={{ height: lines * STRIP_ROW + 4 }} />
         {rows}
       </div>
-      <div className="legend">
-        {m.experts.dynamic.map((e, d) => (
-          <span key={e.name}>
-            <i style={{ background: expertColor(m, d) }} /> {e.name}
-          </span>
-        ))}
-      </div>
+      {colorBy === "nll" ? (
+        <div className="legend" data-testid="nll-legend">
+          <span><i style={{ background: nll.color(0) }} /> NLL 0</span>
+          <span><i style={{ background: nll.color(nll.max / 2) }} /> {(nll.max / 2).toFixed(2)}</span>
+          <span><i style={{ background: nll.color(nll.max) }} /> {nll.max.toFixed(2)} nats</span>
+          <span><i style={{ background: nll.color(undefined) }} /> not scored</span>
+        </div>
+      ) : (
+        <div className="legend">
+          {m.experts.dynamic.map((e, d) => (
+            <span key={e.name}>
+              <i style={{ background: expertColor(m, d) }} /> {e.name}
+            </span>
+          ))}
+        </div>
+      )}
       {detail ?? <p className="muted">Hover a token to see every layer’s choice, k and weights ({N} tokens; scroll the strip for more).</p>}
     </div>
   );
+}
+
+/** Token colours by teacher-forced NLL: 0 green → the trace's largest NLL red; tokens without one grey. */
+function nllColors(trace: RoutingTrace): { max: number; color: (v: number | undefined) => string } {
+  let max = 0;
+  for (const t of trace.tokens) if (t.nll !== undefined) max = Math.max(max, t.nll);
+  const scale = colorOf({ min: 0, max: max || 1, stops: ["#15803d", "#ca8a04", "#b91c1c"] });
+  return { max, color: (v) => (v === undefined ? "#3a3d4a" : scale(v)) };
 }
 
 function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerDrops[] | null; onDrawn?: (name: string) => void }) {
@@ -461,6 +481,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   useEscape(onClose);
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
+  const scored = useMemo(() => !!trace?.tokens.some((t) => t.nll !== undefined), [trace]);
+  const [colorBy, setColorBy] = useState<"expert" | "nll">("expert");
   const fileUrl = useFileUrl();
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
   // counting pass so the two run in parallel; the balance table shows it when it arrives.
@@ -584,9 +606,26 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
             <section className="wide">
-              <h3>Tokens coloured by their top expert at L{trace.layers[layer]?.layer ?? layer}</h3>
-              {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
+              <h3>
+                {colorBy === "nll" ? "Tokens coloured by their teacher-forced NLL" : `Tokens coloured by their top expert at L${trace.layers[layer]?.layer ?? layer}`}
+                {scored && (
+                  <>
+                    {" "}
+                    <select value={colorBy} onChange={(e) => setColorBy(e.target.value as "expert" | "nll")} aria-label="Colour tokens by">
+                      <option value="expert">colour by top expert</option>
+                      <option value="nll">colour by NLL</option>
+                    </select>
+                  </>
+                )}
+              </h3>
+              {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} colorBy={colorBy} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
+            {trace.lens && (
+              <section className="wide">
+                <h3>Logit lens: what each layer would predict next (residual stream → final norm → LM head)</h3>
+                <LensView trace={trace} />
+              </section>
+            )}
             <section>
               <h3>Co-activation at L{layer} (all pairs)</h3>
               {sizes ? <CanvasChart drawing={coact} height={240} width={sizes.half} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} /> : box(262)}

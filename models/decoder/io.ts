@@ -10,6 +10,8 @@ export interface MoeGraphOptions {
   kvCache: boolean;
   /** Takes inputs_embeds [B,S,H] instead of input_ids [B,S]. */
   embeds?: boolean;
+  /** Adds hidden_{i} [B,S,H]: the residual stream after layer i, before the final norm (the logit lens reads it: models/logit-lens.ts). */
+  lens?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }
@@ -37,6 +39,8 @@ export const io = {
   k: (i: number) => `k_${i}`,
   /** DeepSeek-V3: the bias-corrected selection scores [N, routed] */
   scores: (i: number) => `scores_${i}`,
+  /** with `lens`: the residual stream after layer i [B,S,H] */
+  hidden: (i: number) => `hidden_${i}`,
   /** Uni-MoE with token_drop: 1 where a selection was dropped over capacity [N,E] */
   dropped: (i: number) => `dropped_${i}`,
 };

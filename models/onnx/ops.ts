@@ -124,6 +124,8 @@ export class Ops {
   reduceMean(x: string, axes: number[], keepdims = 1): string { return this.g.op("ReduceMean", [x], { axes, keepdims }); }
   /** softmax along axis */
   softmax(x: string, axis = -1): string { return this.g.op("Softmax", [x], { axis }); }
+  /** log softmax along axis */
+  logSoftmax(x: string, axis = -1): string { return this.g.op("LogSoftmax", [x], { axis }); }
   /** x: [N, D] → int64 [N, 1] index of the first maximum along axis */
   argmax(x: string, axis = -1): string { return this.g.op("ArgMax", [x], { axis, keepdims: 1, select_last_index: 0 }); }
   /** x: [N, D], k: int64 [1] → values [N, k], indices [N, k] (largest, sorted) */

@@ -3,6 +3,7 @@ import { effectiveDefaults } from "../model-defaults";
 import { publicProcedure, router } from "../trpc";
 import { apiRouter } from "./api";
 import { tokensRouter } from "./tokens";
+import { ablationRouter } from "./ablation";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
@@ -20,6 +21,7 @@ export const appRouter = router({
   share: shareRouter,
   api: apiRouter,
   tokens: tokensRouter,
+  ablation: ablationRouter,
 });
 
 export type AppRouter = typeof appRouter;
