@@ -7,6 +7,13 @@ const nextConfig = {
   typedRoutes: false,
   poweredByHeader: false,
   experimental: { serverActions: { bodySizeLimit: "2mb" } },
+  // Pages get their Content-Security-Policy (with a nonce) from proxy.ts; these hold for every response.
+  async headers() {
+    return [
+      { source: "/:path*", headers: [{ key: "X-Frame-Options", value: "SAMEORIGIN" }, { key: "X-Content-Type-Options", value: "nosniff" }, { key: "Referrer-Policy", value: "same-origin" }] },
+      { source: "/api/:path*", headers: [{ key: "Content-Security-Policy", value: "default-src 'none'; frame-ancestors 'self'; sandbox" }] },
+    ];
+  },
 };
 
 module.exports = nextConfig;

@@ -1,13 +1,20 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { authEnabled, isPublicPath, SESSION_COOKIE, singleUserHostRefused } from "@/app/server/auth-mode";
+import { contentSecurityPolicy, newNonce } from "@/app/server/csp";
 
 /**
- * In front of every page and API request (not static assets):
+ * In front of every page request (not static assets, not /api/):
  * - single-user mode answers only loopback Host names;
  * - with accounts on, a page request without a session cookie goes to /login?next=… at once. The
  *   session itself is checked against the database where it is used: the root layout (pages), tRPC,
- *   and each API route, which answer 401/404 on their own. /login, /s/<token> and /api/* pass.
+ *   and each API route, which answer 401/404 on their own. /login and /s/<token> pass.
+ * - every page gets a Content-Security-Policy with a fresh nonce (app/server/csp.ts); Next reads the
+ *   nonce from the request's copy of the header and puts it on its scripts (so pages render per request).
  * The path is handed on in x-studio-path for the layout's redirect.
+ *
+ * /api/ is not matched: for every request the proxy runs on, Next clones the body and buffers it, cut
+ * at experimental.proxyClientMaxBodySize (10 MB), so uploads and large tRPC bodies arrived truncated.
+ * API routes check the Host, origin and session themselves and read their bodies as they stream.
  */
 export function proxy(request: NextRequest) {
   const refused = singleUserHostRefused(request.headers.get("host"));
@@ -15,14 +22,18 @@ export function proxy(request: NextRequest) {
   const { pathname, search } = request.nextUrl;
   const headers = new Headers(request.headers);
   headers.set("x-studio-path", `${pathname}${search}`);
+  const csp = contentSecurityPolicy(newNonce());
+  headers.set("content-security-policy", csp);
   if (authEnabled() && !pathname.startsWith("/api/") && !isPublicPath(pathname) && !request.cookies.get(SESSION_COOKIE)?.value) {
     const login = new URL("/login", request.url);
     login.searchParams.set("next", `${pathname}${search}`);
     return NextResponse.redirect(login, 303);
   }
-  return NextResponse.next({ request: { headers } });
+  const response = NextResponse.next({ request: { headers } });
+  response.headers.set("content-security-policy", csp);
+  return response;
 }
 
 export const config = {
-  matcher: ["/((?!_next/static|_next/image|favicon.ico|.*\\.(?:png|jpg|jpeg|gif|svg|ico|woff2?|css|js|map)$).*)"],
+  matcher: ["/((?!api/|_next/static|_next/image|favicon.ico|.*\\.(?:png|jpg|jpeg|gif|svg|ico|woff2?|css|js|map)$).*)"],
 };

@@ -127,6 +127,8 @@ class Spilled {
 
 interface Entry {
   outputs: Outputs;
+  /** Stored files written while computing these outputs. */
+  files: readonly string[];
   bytes: number;
   spilled: number;
   spilledBytes: number;
@@ -192,8 +194,16 @@ export class OutputCache {
     }
   }
 
-  /** Stores outputs under `key`, spilling large values, then evicts LRU entries until within maxBytes. */
-  async set(key: string, outputs: Outputs): Promise<void> {
+  /** The stored files written while the outputs under `key` were computed (none for an unknown key). */
+  filesOf(key: string): readonly string[] {
+    return this.entries.get(key)?.files ?? [];
+  }
+
+  /**
+   * Stores outputs under `key` (with the stored files written while computing them), spilling large
+   * values, then evicts LRU entries until within maxBytes.
+   */
+  async set(key: string, outputs: Outputs, files: readonly string[] = []): Promise<void> {
     let bytes = ENTRY_OVERHEAD + key.length * 2;
     let spilled = 0;
     let spilledBytes = 0;
@@ -215,7 +225,7 @@ export class OutputCache {
     }
     this.delete(key);
     if (bytes > this.maxBytes) return; // would not fit even alone
-    this.entries.set(key, { outputs: stored, bytes, spilled, spilledBytes });
+    this.entries.set(key, { outputs: stored, files, bytes, spilled, spilledBytes });
     this.bytes += bytes;
     this.spilledValues += spilled;
     this.spilledBytes += spilledBytes;

@@ -1,7 +1,7 @@
 import type { OutputCache } from "./cache";
 import { makeEvent, type RunEvent, type RunMemory } from "./events";
 import { hashValue } from "./hash";
-import type { AnyNodeDefinition, NodeCatalogue, Outputs, RunContext, Storage } from "./node";
+import { recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
 import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
 import type { Workflow, WorkflowNode } from "./workflow/schema";
@@ -37,8 +37,12 @@ export interface RunOptions {
   /**
    * Called with a node's outputs as soon as they exist (just after its node-done or node-cached event),
    * e.g. to store previews. Outputs are shared with the cache: read, never mutate. Exceptions are ignored.
+   * `files`: the stored files the node wrote while computing these outputs (on a cache hit, those written
+   * when they were computed), so a host can tell its artifacts from file ids that merely appear in values.
    */
-  onOutputs?: (nodeId: string, outputs: Outputs, status: "done" | "cached") => void;
+  onOutputs?: (nodeId: string, outputs: Outputs, status: "done" | "cached", files: readonly string[]) => void;
+  /** The storage this run's nodes see (default: the executor's), e.g. one that records who wrote what. */
+  storage?: Storage;
 }
 
 export type NodeRunStatus = "done" | "cached" | "error" | "skipped" | "cancelled";
@@ -93,7 +97,7 @@ class CancelledError extends Error {}
  */
 export class Executor {
   private readonly catalogue: NodeCatalogue;
-  private readonly storage: Storage;
+  readonly storage: Storage;
   private readonly cache?: OutputCache;
   private readonly concurrency: number;
   private readonly runtime?: Runtime;
@@ -212,7 +216,7 @@ export class Executor {
         const i = ready.pop()!;
         state[i] = RUNNING;
         running++;
-        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc, memory).then(
+        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc, memory, opts.storage ?? this.storage).then(
           () => complete(i),
           () => complete(i),
         );
@@ -306,6 +310,7 @@ export class Executor {
     onOutputs: RunOptions["onOutputs"],
     doc: Workflow,
     memory: MemorySampler | undefined,
+    storage: Storage,
   ): Promise<void> {
     const p = plan[i]!;
     const { node, def } = p;
@@ -326,7 +331,7 @@ export class Executor {
 
       if (cacheable) {
         try {
-          const fingerprint = def.fingerprint ? await def.fingerprint(params as never, this.storage) : null;
+          const fingerprint = def.fingerprint ? await def.fingerprint(params as never, storage) : null;
           key = hashValue([def.type, def.typeVersion, params, inputKeys, fingerprint]);
         } catch {
           key = undefined; // unhashable params or a failing fingerprint: never a hit, always run
@@ -340,18 +345,19 @@ export class Executor {
           const summary = summarize(def, hit);
           infos[i] = { status: "cached", ms: 0, cacheKey: key, summary };
           emit(makeEvent("node-cached", runId, { nodeId, nodeType: def.type, summary }));
-          notify(onOutputs, nodeId, hit, "cached");
+          notify(onOutputs, nodeId, hit, "cached", this.cache!.filesOf(key));
           return;
         }
       }
       if (signal.aborted) throw new CancelledError();
 
       emit(makeEvent("node-start", runId, { nodeId }));
+      const written: string[] = [];
       const ctx: RunContext = {
         runId,
         nodeId,
         signal,
-        storage: this.storage,
+        storage: recordingWrites(storage, (id) => void written.push(id)),
         runtime: this.runtime,
         workflow: doc,
         catalogue: this.catalogue,
@@ -373,11 +379,11 @@ export class Executor {
         if (out[socket] === undefined) throw new Error(`output "${socket}" is missing from what execute returned`);
       }
       outputs[i] = out;
-      if (key !== undefined) await this.cache!.set(key, out);
+      if (key !== undefined) await this.cache!.set(key, out, written);
       const summary = summarize(def, out);
       infos[i] = { status: "done", ms, cacheKey: key, summary, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) };
       emit(makeEvent("node-done", runId, { nodeId, nodeType: def.type, summary, ms, ...(peakRssBytes === undefined ? {} : { peakRssBytes }) }));
-      notify(onOutputs, nodeId, out, "done");
+      notify(onOutputs, nodeId, out, "done", written);
     } catch (err) {
       outputs[i] = undefined;
       const peakRssBytes = window?.close(); // closing twice returns the same figure
@@ -399,10 +405,10 @@ function withMemory(result: RunResult): { memory?: RunMemory } {
   return result.memory ? { memory: result.memory } : {};
 }
 
-function notify(cb: RunOptions["onOutputs"], nodeId: string, outputs: Outputs, status: "done" | "cached"): void {
+function notify(cb: RunOptions["onOutputs"], nodeId: string, outputs: Outputs, status: "done" | "cached", files: readonly string[]): void {
   if (!cb) return;
   try {
-    cb(nodeId, outputs, status);
+    cb(nodeId, outputs, status, files);
   } catch {
     /* a listener's failure must not break the run */
   }

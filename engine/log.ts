@@ -37,7 +37,15 @@ export function loggerTo(stream: NodeJS.WritableStream, format: "json" | "pretty
   return makeLogger(stream, format);
 }
 
+/**
+ * Text with the characters JSON leaves alone but logs and terminals treat specially (DEL, C1 controls
+ * such as the 8-bit CSI, U+2028/U+2029, bidirectional overrides) written as \uXXXX escapes.
+ */
+export function escapeLogControls(text: string): string {
+  return text.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** What a node wrote (a Script's console.log, a TTS warning): one escaped field, with the run and node ids. */
 export function nodeOutput(logger: Logger, runId: string, nodeId: string, output: string): void {
-  logger.info({ runId, nodeId, output }, "node output");
+  logger.info({ runId, nodeId: escapeLogControls(nodeId), output: escapeLogControls(output) }, "node output");
 }

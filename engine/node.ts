@@ -45,6 +45,20 @@ export interface Storage {
   exists(id: string): Promise<boolean>;
 }
 
+/** The same storage, telling `onWrite` the id of every file written through it (a write returns once onWrite is done). */
+export function recordingWrites(base: Storage, onWrite: (id: string) => void | Promise<void>): Storage {
+  return {
+    pathOf: (id) => base.pathOf(id),
+    read: (id) => base.read(id),
+    exists: (id) => base.exists(id),
+    write: async (bytes, ext) => {
+      const id = await base.write(bytes, ext);
+      await onWrite(id);
+      return id;
+    },
+  };
+}
+
 export type Outputs = Record<string, unknown>;
 
 export interface ExecuteArgs<P> {

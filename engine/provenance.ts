@@ -24,6 +24,7 @@
  * workflow, and throw ProvenanceError for damaged files (bad signature, truncation, bad CRC, bad JSON).
  */
 import type { Workflow } from "./workflow/schema";
+import { jsonTextProblem } from "./json-limits";
 
 export const PNG_WORKFLOW_KEYWORD = "moe-studio-workflow";
 export const WAV_WORKFLOW_ELEMENT = "MOE_STUDIO_WORKFLOW";
@@ -69,6 +70,8 @@ function workflowJson(doc: Workflow): string {
 }
 
 function parseJson(text: string, where: string): unknown {
+  const problem = jsonTextProblem(text);
+  if (problem) throw new ProvenanceError(`the workflow embedded in this ${where} is refused: ${problem}`);
   try {
     return JSON.parse(text);
   } catch (err) {

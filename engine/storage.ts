@@ -1,6 +1,7 @@
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import type { Readable } from "node:stream";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Storage } from "./node";
 
@@ -51,6 +52,25 @@ export class DiskStorage implements Storage {
     await rename(tmp, file);
     return id;
   }
+
+  /** A new path for an upload being received, inside the root (so adopting it is a rename). */
+  incomingPath(): string {
+    return path.join(this.root, ".incoming", `${randomUUID()}.part`);
+  }
+
+  /** Moves a finished file (under incomingPath) into the store as `<sha256>.<ext>`; a copy already there wins. */
+  async adopt(file: string, ext: string, sha256: string): Promise<string> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error("adopt: not a sha256");
+    const id = ext ? `${sha256}.${ext}` : sha256;
+    const target = this.pathOf(id);
+    if (await this.exists(id)) {
+      await rm(file, { force: true });
+      return id;
+    }
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(file, target);
+    return id;
+  }
 }
 
 /** Where S3 blobs live: `s3://bucket/prefix` (prefix optional). */
@@ -77,7 +97,7 @@ export class S3Storage implements Storage {
     private readonly client: S3Like,
     private readonly commands: {
       GetObjectCommand: new (input: { Bucket: string; Key: string }) => unknown;
-      PutObjectCommand: new (input: { Bucket: string; Key: string; Body: Uint8Array; ContentType?: string }) => unknown;
+      PutObjectCommand: new (input: { Bucket: string; Key: string; Body: Uint8Array | Readable; ContentLength?: number; ContentType?: string }) => unknown;
       HeadObjectCommand: new (input: { Bucket: string; Key: string }) => unknown;
     },
     readonly bucket: string,
@@ -127,6 +147,19 @@ export class S3Storage implements Storage {
 
   async exists(id: string): Promise<boolean> {
     return (await this.local.exists(id)) || (await this.remoteHas(id));
+  }
+
+  incomingPath(): string {
+    return this.local.incomingPath();
+  }
+
+  async adopt(file: string, ext: string, sha256: string): Promise<string> {
+    const id = await this.local.adopt(file, ext, sha256);
+    if (!(await this.remoteHas(id))) {
+      const size = (await stat(this.local.pathOf(id))).size;
+      await this.client.send(new this.commands.PutObjectCommand({ Bucket: this.bucket, Key: this.key(id), Body: createReadStream(this.local.pathOf(id)), ContentLength: size }));
+    }
+    return id;
   }
 
   async write(bytes: Uint8Array, ext: string): Promise<string> {

@@ -9,7 +9,11 @@
 import { DEFAULT_MAX_IMAGE_PIXELS, ImageError, readImageInfo, type ImageInfo } from "./media/image";
 import { claimedFormat, describeKind, describeType, sniff, SUPPORTED_FORMATS, type FileType, type MediaKind } from "./media/sniff";
 import { parseWav, WavError, type WavEncoding } from "./media/wav";
-import { open } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { once } from "node:events";
+import path from "node:path";
 import { SNIFF_BYTES } from "./media/sniff";
 import type { Storage } from "./node";
 import { config, parseSetting } from "./config";
@@ -204,18 +208,8 @@ export async function storeUpload(
   return { ...media, id, filename };
 }
 
-/**
- * Inspects a file already in storage (as input nodes do at run time). Images and WAV are read whole
- * and decoded; for other audio and for video only the head is read, so a 1 GB video costs one read
- * of a few kilobytes. Size limits do not apply: the file was accepted when it was uploaded.
- */
-export async function inspectStored(
-  storage: Storage,
-  id: string,
-  opts: { expectedKind?: MediaKind; name?: string } = {},
-): Promise<InspectedMedia> {
-  const file = storage.pathOf(id);
-  if (!(await storage.exists(id))) throw new Error(`file ${id} is missing from the data directory; upload it again`);
+/** Inspects media in a file: images and WAV are read whole and decoded, other audio and video only by their head. */
+async function inspectFile(file: string, opts: InspectOptions & { name: string }): Promise<InspectedMedia> {
   let head: Uint8Array;
   let total: number;
   const handle = await open(file, "r");
@@ -228,7 +222,81 @@ export async function inspectStored(
     await handle.close();
   }
   const sniffed = sniff(head);
-  const whole = sniffed.ok && (sniffed.kind === "image" || sniffed.format === "WAV");
-  const bytes = whole ? await storage.read(id) : head;
-  return inspectMedia(bytes, { name: opts.name ?? "the chosen file", expectedKind: opts.expectedKind, totalBytes: whole ? bytes.length : total, skipSizeLimit: true });
+  const whole = sniffed.ok && (sniffed.kind === "image" || sniffed.format === "WAV") && !(total > uploadLimitBytes(sniffed.kind, opts.limits) && !opts.skipSizeLimit);
+  const bytes = whole ? await readFile(file) : head;
+  return inspectMedia(bytes, { ...opts, totalBytes: whole ? bytes.length : total });
+}
+
+/**
+ * Inspects a file already in storage (as input nodes do at run time). Images and WAV are read whole
+ * and decoded; for other audio and for video only the head is read, so a 1 GB video costs one read
+ * of a few kilobytes. Size limits do not apply: the file was accepted when it was uploaded.
+ */
+export async function inspectStored(
+  storage: Storage,
+  id: string,
+  opts: { expectedKind?: MediaKind; name?: string } = {},
+): Promise<InspectedMedia> {
+  const file = storage.pathOf(id);
+  if (!(await storage.exists(id))) throw new Error(`file ${id} is missing from the data directory; upload it again`);
+  return inspectFile(file, { name: opts.name ?? "the chosen file", expectedKind: opts.expectedKind, skipSizeLimit: true });
+}
+
+/** A store that can take a finished file whole (a rename on disk), so an upload is never held in memory. */
+export interface FileAdoptingStorage extends Storage {
+  /** Where an upload being received is written: a new path in the store's own filesystem. */
+  incomingPath(): string;
+  /** Moves a received file into the store under its content hash (computed while it was received); returns its id. */
+  adopt(file: string, ext: string, sha256: string): Promise<string>;
+}
+
+/**
+ * Receives an upload body into `file` as it streams: counted (refused with "too-large" as soon as it
+ * passes `limit`, the rest never read) and hashed on the way, so the body is never buffered whole.
+ */
+export async function receiveToFile(body: ReadableStream<Uint8Array> | null, file: string, limit: number, name: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  await mkdir(path.dirname(file), { recursive: true });
+  const out = createWriteStream(file, { flags: "wx" });
+  const done = new Promise<void>((resolve, reject) => {
+    out.once("finish", resolve);
+    out.once("error", reject);
+  });
+  const reader = body?.getReader();
+  try {
+    for (;;) {
+      const chunk = reader ? await reader.read() : { done: true as const, value: undefined };
+      if (chunk.done) break;
+      bytes += chunk.value.byteLength;
+      if (bytes > limit) {
+        await reader!.cancel();
+        throw new UploadError(`${name} is larger than the ${formatSize(limit)} limit for this kind of upload (the server's STUDIO_MAX_UPLOAD_MB sets it)`, "too-large");
+      }
+      hash.update(chunk.value);
+      if (!out.write(chunk.value)) await once(out, "drain");
+    }
+  } finally {
+    out.end();
+    await done.catch(() => undefined);
+  }
+  await done;
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * Checks an upload already received into a file (see `receiveToFile`) like `storeUpload` checks bytes,
+ * then moves it into the store. The stored file must have the received size and hash, or it is refused.
+ */
+export async function storeUploadedFile(
+  storage: FileAdoptingStorage,
+  file: string,
+  opts: { filename: string; expectedKind?: MediaKind; limits?: UploadLimits; bytes: number; sha256: string },
+): Promise<StoredUpload> {
+  const filename = cleanFilename(opts.filename);
+  const media = await inspectFile(file, { name: filename, expectedKind: opts.expectedKind, limits: opts.limits });
+  const id = await storage.adopt(file, media.ext, opts.sha256);
+  const stored = (await stat(storage.pathOf(id))).size;
+  if (stored !== opts.bytes || media.bytes !== opts.bytes) throw new Error(`${filename} was stored with ${stored} bytes but ${opts.bytes} were received`);
+  return { ...media, id, filename };
 }

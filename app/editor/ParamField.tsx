@@ -1,6 +1,7 @@
 "use client";
 import dynamic from "next/dynamic";
 import { memo, useState } from "react";
+import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
 import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
@@ -35,6 +36,7 @@ function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
 function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: string; value: string; schema: ParamSchema }) {
   const setParam = useEditor((s) => s.setParam);
   const [status, setStatus] = useState<{ busy?: boolean; error?: string }>({});
+  const fileUrl = useFileUrl();
   const kind = uploadKind(schema.accept);
   async function upload(file: File) {
     setStatus({ busy: true });
@@ -68,9 +70,9 @@ function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: str
         </label>
       </div>
       {status.error && <div className="error-text">{status.error}</div>}
-      {value && kind === "image" && <img className="thumb" src={`/api/files/${value}`} alt="uploaded image" />}
-      {value && kind === "audio" && <audio controls src={`/api/files/${value}`} style={{ width: "100%" }} />}
-      {value && kind === "video" && <video controls src={`/api/files/${value}`} className="thumb" />}
+      {value && kind === "image" && <img className="thumb" src={fileUrl(value)} alt="uploaded image" />}
+      {value && kind === "audio" && <audio controls src={fileUrl(value)} style={{ width: "100%" }} />}
+      {value && kind === "video" && <video controls src={fileUrl(value)} className="thumb" />}
     </div>
   );
 }

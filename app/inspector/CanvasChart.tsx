@@ -6,6 +6,7 @@
  * drawing.
  */
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { escapeHtml } from "@/app/lib/escape-html";
 
 export interface TextStyle {
   align?: "left" | "center" | "right";
@@ -64,7 +65,6 @@ class CanvasPainter implements Painter {
   }
 }
 
-const escapeXml = (s: string) => s.replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]!);
 const r2 = (v: number) => Math.round(v * 100) / 100;
 
 class SvgPainter implements Painter {
@@ -76,7 +76,7 @@ class SvgPainter implements Painter {
   text(x: number, y: number, s: string, o: TextStyle = {}) {
     const anchor = { left: "start", center: "middle", right: "end" }[o.align ?? "left"];
     const baseline = { top: "hanging", middle: "central", bottom: "text-after-edge" }[o.baseline ?? "bottom"] ?? "auto";
-    this.parts.push(`<text x="${r2(x)}" y="${r2(y)}" font-family="${FONT}" font-size="${o.size ?? 11}" fill="${o.color ?? AXIS_COLOR}" text-anchor="${anchor}" dominant-baseline="${o.baseline ? baseline : "auto"}">${escapeXml(s)}</text>`);
+    this.parts.push(`<text x="${r2(x)}" y="${r2(y)}" font-family="${FONT}" font-size="${o.size ?? 11}" fill="${o.color ?? AXIS_COLOR}" text-anchor="${anchor}" dominant-baseline="${o.baseline ? baseline : "auto"}">${escapeHtml(s)}</text>`);
   }
   line(x1: number, y1: number, x2: number, y2: number, stroke: string) {
     this.parts.push(`<line x1="${r2(x1)}" y1="${r2(y1)}" x2="${r2(x2)}" y2="${r2(y2)}" stroke="${stroke}" stroke-width="1"/>`);

@@ -1,5 +1,6 @@
 "use client";
 import { memo, useEffect, useRef } from "react";
+import { textTooltips } from "./chart-option";
 import { echarts, type EChartsOption } from "./echarts";
 
 function download(name: string, href: string) {
@@ -9,7 +10,7 @@ function download(name: string, href: string) {
   a.click();
 }
 
-/** One ECharts chart on a canvas, with PNG and SVG export. */
+/** One ECharts chart on a canvas, with PNG and SVG export. Tooltip formatters' results are shown as text (chart-option.ts). */
 export const Chart = memo(function Chart({ option, height, name, testId }: { option: EChartsOption; height: number; name: string; testId: string }) {
   const el = useRef<HTMLDivElement>(null);
   const chart = useRef<echarts.ECharts | null>(null);
@@ -27,13 +28,13 @@ export const Chart = memo(function Chart({ option, height, name, testId }: { opt
   }, []);
   useEffect(() => {
     performance.mark(`chart-${name}-start`);
-    chart.current?.setOption({ backgroundColor: "transparent", animation: false, ...option }, true);
+    chart.current?.setOption({ backgroundColor: "transparent", animation: false, ...textTooltips(option) }, true);
     performance.measure(`chart-${name}`, `chart-${name}-start`);
   }, [option, name]);
   function exportSvg() {
     const width = el.current?.clientWidth ?? 800;
     const svg = echarts.init(null, "dark", { renderer: "svg", ssr: true, width, height });
-    svg.setOption({ animation: false, ...option });
+    svg.setOption({ animation: false, ...textTooltips(option) });
     const text = svg.renderToSVGString();
     svg.dispose();
     download(`${name}.svg`, URL.createObjectURL(new Blob([text], { type: "image/svg+xml" })));

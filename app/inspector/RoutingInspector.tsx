@@ -12,7 +12,6 @@ import { CanvasChart, colorOf, heatGridDrawing, StackedBars, type ChartDrawing, 
 import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figures";
 
 export { stackedSeries };
-import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
 import { useEscape } from "@/app/lib/use-escape";
 import { LensView } from "./LensView";
@@ -116,46 +115,6 @@ function tokenTops(trace: RoutingTrace, m: RoutingMetrics): { rows: Int32Array; 
   };
 }
 
-export function heatmapOption(m: RoutingMetrics): EChartsOption {
-  const dyn = m.experts.dynamic.map((e) => e.name);
-  const data: [number, number, number][] = [];
-  const shared: [number, number, number][] = [];
-  m.layers.forEach((l, y) => {
-    l.tokenShare.forEach((v, x) => data.push([x, y, v]));
-    shared.push([dyn.length, y, l.sharedWeightShare]);
-  });
-  return {
-    tooltip: { formatter: (p: { value: [number, number, number] }) => `${p.value[0] < dyn.length ? `${dyn[p.value[0]]}: ${(p.value[2] * 100).toFixed(1)} % of tokens` : `shared experts: ${(p.value[2] * 100).toFixed(1)} % of the weight`} at L${p.value[1]}` },
-    grid: { left: 50, right: 90, top: 10, bottom: 40 },
-    xAxis: { type: "category", data: [...dyn, "Shared (w)"], splitArea: { show: true } },
-    yAxis: { type: "category", data: layerNames(m), inverse: true },
-    visualMap: [
-      { seriesIndex: 0, min: 0, max: 1, calculable: true, orient: "vertical", right: 0, top: 10, itemHeight: 120, inRange: { color: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] }, text: ["tokens", ""] },
-      { seriesIndex: 1, min: 0, max: 1, show: false, inRange: { color: ["#111827", "#065f46", "#34d399"] } },
-    ],
-    series: [
-      { name: "routed + null", type: "heatmap", data, emphasis: { itemStyle: { borderColor: "#fff", borderWidth: 1 } } },
-      { name: "shared", type: "heatmap", data: shared },
-    ],
-  };
-}
-
-export function stackedOption(m: RoutingMetrics, kind: "share" | "k"): EChartsOption {
-  const D = m.experts.dynamic.length;
-  const series =
-    kind === "share"
-      ? m.experts.dynamic.map((e, d) => ({ name: e.name, type: "bar", stack: "all", itemStyle: { color: expertColor(m, d) }, data: m.layers.map((l) => +(l.selectionShare[d]! * 100).toFixed(2)) }))
-      : Array.from({ length: D }, (_, i) => i + 1).map((k) => ({ name: `k = ${k}`, type: "bar", stack: "all", itemStyle: { color: PALETTE[(k - 1) % PALETTE.length] }, data: m.layers.map((l) => +((l.kShare[k] ?? 0) * 100).toFixed(2)) }));
-  return {
-    tooltip: { trigger: "axis", valueFormatter: (v: number) => `${v} %` },
-    // A scrolling legend: with 64 experts a full legend costs more to lay out than the bars.
-    legend: { type: "scroll", top: 0, textStyle: { fontSize: 11 } },
-    grid: { left: 45, right: 10, top: 30, bottom: 25 },
-    xAxis: { type: "category", data: layerNames(m) },
-    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value} %" } },
-    series,
-  };
-}
 
 const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "#60a5fa", "#fde68a"] };
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };

@@ -156,7 +156,12 @@ export function ModelsPage() {
         Seeded reference models show the mechanics (their weights are random, not trained). Import a real checkpoint to inspect its routing. Import folders: {data?.importRoots.join(", ") ?? "…"}
       </p>
       {error && <div className="banner error">{error}</div>}
-      <ImportPanel onDone={refresh} />
+      {data?.admin && <ImportPanel onDone={refresh} />}
+      {data && !data.admin && (
+        <p className="muted" data-testid="models-not-admin">
+          Only an admin of this server imports and deletes models and sets everybody&apos;s defaults; the defaults you tick here are yours alone.
+        </p>
+      )}
       <TtsPanel />
       <table className="models-table" data-testid="models-table">
         <thead>
@@ -207,11 +212,12 @@ export function ModelsPage() {
                 {data.nodeTypes.map((t) => (
                   <label key={t} className="sub" style={{ display: "block" }}>
                     <input type="checkbox" checked={m.defaultFor.includes(t)} onChange={(e) => setDefault.mutate({ nodeType: t, ref: e.target.checked ? m.ref : null })} /> {t}
+                    {m.defaultFor.includes(t) && data.ownDefaults.includes(t) && " (yours)"}
                   </label>
                 ))}
               </td>
               <td>
-                {m.label === "imported" && (
+                {m.label === "imported" && data.admin && (
                   <button className="danger" onClick={() => window.confirm(`Delete ${m.ref}? (the checkpoint folder is kept)`) && del.mutate({ ref: m.ref })}>
                     Delete
                   </button>

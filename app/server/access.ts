@@ -1,31 +1,60 @@
-import { appendFile, mkdir, readFile } from "node:fs/promises";
-import path from "node:path";
-import { resolveInside } from "@/engine/paths";
+import { createHash } from "node:crypto";
 import { BLOB_ID } from "@/engine/storage";
-import { dataDir } from "@/prisma/url";
+import type { Workflow } from "@/engine/workflow/schema";
 import { authEnabled } from "./auth";
-import { db } from "./db";
+import { catalogInfo } from "./catalog";
+import { db, isConflict } from "./db";
 
-function uploadersFile(fileId: string): string {
-  const hash = fileId.slice(0, 64);
-  return resolveInside(path.join(dataDir(), "file-owners"), `${hash.slice(0, 2)}/${hash}`, "file id");
+/**
+ * Who may read a stored file follows where it came from, as the server saw it happen (FileGrant rows):
+ * the user who uploaded it; a run that wrote it or took it as an input; a saved version that uses it.
+ * Never the text of a document: a file id typed into a workflow opens nothing.
+ */
+type Subject = { userId: string } | { runId: string } | { versionId: string };
+
+function subjectKey(s: Subject): string {
+  return "userId" in s ? `user:${s.userId}` : "runId" in s ? `run:${s.runId}` : `version:${s.versionId}`;
 }
 
-/** Remembers who uploaded a file (one user id per line next to the content-addressed store). */
-export async function recordUploader(userId: string, fileId: string): Promise<void> {
-  if (!BLOB_ID.test(fileId)) throw new Error(`"${fileId}" is not a valid file id`);
-  if (await uploadedBy(userId, fileId)) return;
-  const file = uploadersFile(fileId);
-  await mkdir(path.dirname(file), { recursive: true });
-  await appendFile(file, `${userId}\n`);
-}
-
-async function uploadedBy(userId: string, fileId: string): Promise<boolean> {
-  try {
-    return (await readFile(uploadersFile(fileId), "utf8")).split("\n").includes(userId);
-  } catch {
-    return false;
+/** Records that `subject` may read these files (idempotent: one row per file and subject). */
+export async function grantFiles(fileIds: Iterable<string>, subject: Subject): Promise<void> {
+  const key = subjectKey(subject);
+  for (const fileId of new Set(fileIds)) {
+    if (!BLOB_ID.test(fileId)) continue;
+    const id = createHash("sha256").update(`${fileId}|${key}`).digest("hex");
+    try {
+      await db().fileGrant.create({ data: { id, fileId, ...subject } });
+    } catch (err) {
+      if (!isConflict(err)) throw err; // granted already
+    }
   }
+}
+
+/** Remembers who uploaded a file (or was handed it, like the example media). */
+export function recordUploader(userId: string, fileId: string): Promise<void> {
+  if (!BLOB_ID.test(fileId)) throw new Error(`"${fileId}" is not a valid file id`);
+  return grantFiles([fileId], { userId });
+}
+
+/** Params that name a stored file, per node type (the catalogue's `widget: "file"` params). */
+let fileParams: Map<string, string[]> | undefined;
+
+/** The stored files a document's nodes name in their file params (what its input nodes read). */
+export function fileRefs(doc: Pick<Workflow, "nodes">): { nodeId: string; label: string; fileId: string }[] {
+  fileParams ??= new Map(
+    catalogInfo({}).nodes.map((n) => {
+      const props = (n.paramsSchema.properties ?? {}) as Record<string, { widget?: unknown }>;
+      return [n.type, Object.keys(props).filter((k) => props[k]!.widget === "file")];
+    }),
+  );
+  const refs: { nodeId: string; label: string; fileId: string }[] = [];
+  for (const n of doc.nodes) {
+    for (const param of fileParams.get(n.type) ?? []) {
+      const value = (n.params as Record<string, unknown> | undefined)?.[param];
+      if (typeof value === "string" && value !== "") refs.push({ nodeId: n.id, label: n.label ?? n.id, fileId: value });
+    }
+  }
+  return refs;
 }
 
 /** The ShareLink a token names, with its workflow, if it is neither revoked nor expired (nor its workflow in the trash). */
@@ -38,36 +67,55 @@ export async function activeShare(token: string, now = new Date()) {
   return link;
 }
 
+type Link = { workflowId: string; version: number | null; workflow: { ownerId: string; latestVersion: number } };
+
+/**
+ * The run a share link shows: the owner's last finished run of the workflow; for a link pinned to a
+ * version, the last finished run of that version (or none). The share page and file access both use it.
+ */
+export function sharedRunQuery(link: Link) {
+  return {
+    where: { workflowId: link.workflowId, ownerId: link.workflow.ownerId, status: "finished", ...(link.version === null ? {} : { workflowVersion: link.version }) },
+    orderBy: { createdAt: "desc" as const },
+  };
+}
+
 /**
  * May this user (or a holder of this share token) read a stored file? With accounts off, the one user
- * reads everything. Otherwise: its uploader; the owner of a workflow whose document refers to it (for
- * inputs and example media); the owner of a run whose outputs or document refer to it; and anyone with
- * an active share link to a workflow whose shared version or last run refers to it.
+ * reads everything. Otherwise: its uploader; the owner of a run that wrote it or took it as an input; the
+ * owner of a workflow whose saved version uses it; and, while a share link is active, anyone holding it for
+ * the files of the shared version and of the run the share page shows.
  */
 export async function canReadArtifact(userId: string | null, artifactId: string, shareToken?: string | null): Promise<boolean> {
   if (!BLOB_ID.test(artifactId)) return false;
   if (!authEnabled()) return true;
-  const hash = artifactId.slice(0, 64);
   if (userId) {
-    if (await uploadedBy(userId, artifactId)) return true;
-    const output = await db().nodeRun.findFirst({ where: { outputs: { contains: hash }, run: { ownerId: userId } }, select: { id: true } });
-    if (output) return true;
-    const runDoc = await db().run.findFirst({ where: { ownerId: userId, document: { contains: hash } }, select: { id: true } });
-    if (runDoc) return true;
-    const version = await db().workflowVersion.findFirst({ where: { document: { contains: hash }, workflow: { ownerId: userId } }, select: { id: true } });
-    if (version) return true;
+    const own = await db().fileGrant.findFirst({
+      where: { fileId: artifactId, OR: [{ userId }, { run: { ownerId: userId } }, { version: { workflow: { ownerId: userId } } }] },
+      select: { id: true },
+    });
+    if (own) return true;
   }
   if (shareToken) {
     const link = await activeShare(shareToken);
     if (!link) return false;
-    // The last run, and the last finished one (what a share page shows while a newer run is going).
-    const last = await db().run.findFirst({ where: { workflowId: link.workflowId }, orderBy: { createdAt: "desc" }, select: { id: true } });
-    const lastFinished = await db().run.findFirst({ where: { workflowId: link.workflowId, status: "finished" }, orderBy: { createdAt: "desc" }, select: { id: true } });
-    const runIds = [...new Set([last?.id, lastFinished?.id].filter((id): id is string => !!id))];
-    if (runIds.length && (await db().nodeRun.findFirst({ where: { runId: { in: runIds }, outputs: { contains: hash } }, select: { id: true } }))) return true;
-    const version = link.version ?? link.workflow.latestVersion;
-    const shared = await db().workflowVersion.findFirst({ where: { workflowId: link.workflowId, version, document: { contains: hash } }, select: { id: true } });
-    if (shared) return true;
+    const [version, run] = await Promise.all([
+      db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: link.workflowId, version: link.version ?? link.workflow.latestVersion } }, select: { id: true } }),
+      db().run.findFirst({ ...sharedRunQuery(link), select: { id: true } }),
+    ]);
+    const subjects = [...(version ? [{ versionId: version.id }] : []), ...(run ? [{ runId: run.id }] : [])];
+    if (subjects.length && (await db().fileGrant.findFirst({ where: { fileId: artifactId, OR: subjects }, select: { id: true } }))) return true;
   }
   return false;
+}
+
+/**
+ * A saved version may use the files its author may read (uploads, outputs of their runs, files of their
+ * other versions, or of a share they forked from: `shareToken`); those become readable through it. Other
+ * file ids in it (typed in, or from another server) open nothing: their nodes find no file.
+ */
+export async function grantVersionFiles(versionId: string, authorId: string, doc: Pick<Workflow, "nodes">, shareToken?: string): Promise<void> {
+  const readable: string[] = [];
+  for (const { fileId } of fileRefs(doc)) if (await canReadArtifact(authorId, fileId, shareToken)) readable.push(fileId);
+  await grantFiles(readable, { versionId });
 }

@@ -1,6 +1,7 @@
 /** What every /api/v1 route checks first: the Host (single-user mode), the Origin (state changes), who is asking. */
 import { requestUserId, singleUserHostRefused } from "./auth";
 import { checkOrigin } from "./origin";
+import { redactPaths } from "./redact";
 import { log } from "@/engine/log";
 
 export async function apiCaller(req: Request): Promise<{ userId: string } | Response> {
@@ -18,5 +19,5 @@ export function errorResponse(err: unknown): Response {
   const code = (err as { code?: string }).code;
   const status = code === "NOT_FOUND" ? 404 : code === "BAD_REQUEST" ? 400 : code === "UNAUTHORIZED" ? 401 : code === "FORBIDDEN" ? 403 : 500;
   if (status === 500) log().error({ err }, "API request failed");
-  return Response.json({ message: status === 500 ? "internal error" : (err as Error).message, code: code ?? "INTERNAL_SERVER_ERROR" }, { status });
+  return Response.json({ message: status === 500 ? "internal error" : redactPaths((err as Error).message), code: code ?? "INTERNAL_SERVER_ERROR" }, { status });
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
-import { db } from "./db";
+import { db, isConflict } from "./db";
 import { authEnabled, SESSION_COOKIE } from "./auth-mode";
 import { newId } from "./ids";
 import { bearerToken, tokenOwner } from "./tokens";
@@ -13,10 +13,14 @@ export const LOCAL_USER = "local";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** STUDIO_SIGNUP=open: anyone may create an account on /login. */
+export function openSignup(): boolean {
+  return config().STUDIO_SIGNUP === "open";
+}
+
 /** Self sign-up: the first account may always be created; more only with STUDIO_SIGNUP=open. */
 export async function signupAllowed(): Promise<boolean> {
-  if (config().STUDIO_SIGNUP === "open") return true;
-  return (await db().user.count()) === 0;
+  return openSignup() || (await db().user.count()) === 0;
 }
 
 export function sessionDays(): number {
@@ -62,14 +66,47 @@ export function verifyPassword(passwordHash: string, password: string): Promise<
   return verify(passwordHash, password).catch(() => false);
 }
 
-export async function createUser(name: string, password: string): Promise<{ id: string; name: string }> {
+export type Role = "admin" | "user";
+
+/**
+ * Creates an account. Names are unique regardless of case: the database holds the lower-cased name under
+ * a unique index, so of two concurrent sign-ups for "dave" and "Dave" exactly one succeeds. The first
+ * account of the server is its admin (decided in the same serializable transaction as the insert, so two
+ * concurrent first sign-ups cannot both be first); `admin: true` makes a later one an admin too.
+ * `onlyFirst`: refuse unless no account exists yet (self sign-up while sign-up is closed).
+ */
+export async function createUser(name: string, password: string, opts: { admin?: boolean; onlyFirst?: boolean } = {}): Promise<{ id: string; name: string }> {
   checkName(name);
   checkPassword(password);
-  // Unique regardless of case, so nobody can make a look-alike of an existing name.
-  const taken = await db().$queryRaw<{ name: string }[]>`SELECT "name" FROM "User" WHERE lower("name") = lower(${name}) LIMIT 1`;
-  if (taken.length) throw new AccountError(`the name "${name}" is taken`, 409);
-  const user = await db().user.create({ data: { id: newId(), name, passwordHash: await hashPassword(password) } });
-  return { id: user.id, name: user.name };
+  const passwordHash = await hashPassword(password);
+  try {
+    const user = await db().$transaction(
+      async (tx) => {
+        const first = (await tx.user.count()) === 0;
+        if (opts.onlyFirst && !first) throw new AccountError(SIGNUP_CLOSED, 403);
+        const role: Role = first || opts.admin ? "admin" : "user";
+        return tx.user.create({ data: { id: newId(), name, nameKey: name.toLowerCase(), passwordHash, role } });
+      },
+      { isolationLevel: "Serializable" },
+    );
+    return { id: user.id, name: user.name };
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+    // Lost a race: to the same name in any case, or (with onlyFirst) to another first account.
+    const taken = await db().user.findUnique({ where: { nameKey: name.toLowerCase() }, select: { id: true } });
+    if (taken) throw new AccountError(`the name "${name}" is taken`, 409);
+    if (opts.onlyFirst) throw new AccountError(SIGNUP_CLOSED, 403);
+    throw err;
+  }
+}
+
+export const SIGNUP_CLOSED = "sign-up is closed on this server; ask its admin for an account (npm run cli -- user add <name>)";
+
+/** Admins manage what every user shares: the installed models and the server's defaults. Single-user: the one user. */
+export async function isAdmin(userId: string | null): Promise<boolean> {
+  if (!authEnabled()) return true;
+  if (!userId) return false;
+  return (await db().user.findUnique({ where: { id: userId }, select: { role: true } }))?.role === "admin";
 }
 
 // Verified against when the name is unknown, so a wrong name takes as long as a wrong password.

@@ -12,9 +12,11 @@ export interface NodeTypeInfo extends NodeSignature {
 
 let cached: { nodes: NodeTypeInfo[]; sockets: typeof SOCKET_TYPES } | undefined;
 
-/** The catalogue, with each model-taking node type's default model as set on the Models page (read per call). */
-export function catalogInfo() {
-  const modelDefaults = readDefaults();
+/**
+ * The catalogue, with each model-taking node type's default model as set on the Models page (read per
+ * call): the server's, or those given (a user's own over the server's, app/server/model-defaults.ts).
+ */
+export function catalogInfo(modelDefaults: Record<string, string> = readDefaults()) {
   const info = staticCatalogInfo();
   return {
     ...info,

@@ -1,6 +1,7 @@
 /**
  * `npm run cli -- user ...`: accounts for a server with login on (the admin's way in when sign-up is closed).
- *   user add <name> [--password-stdin]   create an account (asks for the password twice, or reads one line from stdin)
+ *   user add <name> [--admin] [--password-stdin]   create an account (asks for the password twice, or reads one line
+ *                                        from stdin); --admin makes it an admin (the first account always is one)
  *   user list                            list accounts
  *   user remove <name>                   delete an account and its sessions (its workflows stay, owned by its id)
  *   user adopt-local <name>              give the single-user install's workflows and runs (owner "local") to an account
@@ -10,8 +11,11 @@ import { AccountError, createUser, LOCAL_USER } from "./auth";
 import { onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { db } from "./db";
 
-const USER_HELP = `  user add <name> [--password-stdin]       Create an account (for STUDIO_AUTH=on servers); the password is asked
-                                            twice, or read from stdin with --password-stdin.
+const USER_HELP = `  user add <name> [--admin] [--password-stdin]
+                                            Create an account (for STUDIO_AUTH=on servers); the password is asked
+                                            twice, or read from stdin with --password-stdin. --admin: the account
+                                            may import, delete and set the server's default models (the first
+                                            account is always an admin).
   user list | user remove <name>            List accounts; delete one (and its sessions).
   user adopt-local <name>                   Give the workflows and runs made before login was on to this account.`;
 
@@ -43,11 +47,11 @@ function askHidden(question: string): Promise<string> {
 
 async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseCommand(`user ${sub ?? ""}`.trim(), rest, { "password-stdin": { type: "boolean" } });
+  const { values, positionals } = parseCommand(`user ${sub ?? ""}`.trim(), rest, { "password-stdin": { type: "boolean" }, admin: { type: "boolean" } });
   const name = () => onePositional(positionals, `user? user ${sub} <name>`);
   if (sub === "list") {
-    const users = await db().user.findMany({ orderBy: { createdAt: "asc" }, select: { name: true, createdAt: true, _count: { select: { sessions: true } } } });
-    for (const u of users) console.log(`${u.name}  created ${u.createdAt.toISOString()}  ${u._count.sessions} session(s)`);
+    const users = await db().user.findMany({ orderBy: { createdAt: "asc" }, select: { name: true, role: true, createdAt: true, _count: { select: { sessions: true } } } });
+    for (const u of users) console.log(`${u.name}  ${u.role}  created ${u.createdAt.toISOString()}  ${u._count.sessions} session(s)`);
     if (!users.length) console.log("no accounts yet");
     return 0;
   }
@@ -68,7 +72,7 @@ async function run(argv: string[]): Promise<number> {
     console.log(`${name()} now owns ${workflows.count} workflow(s) and ${runs.count} run(s) of the single-user install`);
     return 0;
   }
-  if (sub !== "add") throw new UsageError(`unknown user command "${sub ?? ""}"; use user add <name> [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
+  if (sub !== "add") throw new UsageError(`unknown user command "${sub ?? ""}"; use user add <name> [--admin] [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
   let password: string;
   if (values["password-stdin"]) {
     password = await readStdin();
@@ -78,12 +82,13 @@ async function run(argv: string[]): Promise<number> {
     if ((await askHidden("Again: ")) !== password) throw new UsageError("the two passwords differ");
   }
   try {
-    await createUser(name(), password);
+    await createUser(name(), password, { admin: values.admin === true });
   } catch (err) {
     if (err instanceof AccountError) throw new UsageError(err.message);
     throw err;
   }
-  console.log(`created user ${name()}`);
+  const role = (await db().user.findUnique({ where: { name: name() }, select: { role: true } }))?.role;
+  console.log(`created user ${name()}${role === "admin" ? " (admin)" : ""}`);
   return 0;
 }
 

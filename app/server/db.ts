@@ -21,3 +21,12 @@ function createClient(url: string): PrismaClient {
   if (isPostgresUrl(url)) return new PostgresPrismaClient({ adapter: new PrismaPg({ connectionString: url }) }) as unknown as PrismaClient;
   return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
 }
+
+/**
+ * Whether a database error is a unique-constraint violation (Prisma P2002) or a serializable transaction's
+ * write conflict (Prisma P2034; PostgreSQL's driver adapter reports it as kind TransactionWriteConflict).
+ */
+export function isConflict(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { kind?: unknown } };
+  return e.code === "P2002" || e.code === "P2034" || e.cause?.kind === "TransactionWriteConflict" || e.cause?.kind === "UniqueConstraintViolation";
+}

@@ -6,6 +6,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import type { Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { db } from "./db";
+import { grantVersionFiles } from "./access";
 import { newId } from "./ids";
 
 /** The asking user, or UNAUTHORIZED when auth is on and nobody is logged in. */
@@ -100,7 +101,8 @@ export async function restoreVersion(userId: string | null, workflowId: string, 
   }
   const base = row.latestVersion;
   const next = base + 1;
-  return db().$transaction(async (tx) => {
+  const versionId = newId();
+  const restored = await db().$transaction(async (tx) => {
     const updated = await tx.workflow.updateMany({
       where: { id: workflowId, ownerId: owner, latestVersion: base, deletedAt: null },
       data: { latestVersion: next, name: document.name, description: document.description, tags: JSON.stringify(document.tags) },
@@ -110,7 +112,7 @@ export async function restoreVersion(userId: string | null, workflowId: string, 
     }
     await tx.workflowVersion.create({
       data: {
-        id: newId(),
+        id: versionId,
         workflowId,
         version: next,
         schemaVersion: document.schemaVersion,
@@ -121,4 +123,6 @@ export async function restoreVersion(userId: string | null, workflowId: string, 
     });
     return { version: next };
   });
+  await grantVersionFiles(versionId, owner, document);
+  return restored;
 }

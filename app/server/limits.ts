@@ -1,5 +1,6 @@
 /** Request limits shared by the tRPC route and the upload route. */
 import { config } from "@/engine/config";
+import { db, isConflict } from "./db";
 
 const MB = 1024 * 1024;
 
@@ -91,4 +92,31 @@ export function takeUploadSlot(userId: string, now = Date.now()): { ok: true } |
 
 /** Failed logins per account name before logins to it pause (argon2 makes each guess cost; this caps the guesses). */
 export const MAX_FAILED_LOGINS = 10;
-export const failedLogins = new SlidingWindow(15 * 60 * 1000);
+const LOGIN_WINDOW_MS = 15 * 60 * 1000;
+
+/**
+ * Takes one of an account name's login attempts before its password is checked (case-insensitive; in the
+ * database, so every web process counts together). The slot is taken by one conditional UPDATE (failures
+ * below the cap → +1), so 25 parallel attempts get exactly 10 password checks, never more. The window
+ * starts at the first failure and lasts 15 minutes; `loginSucceeded` frees the name again.
+ */
+export async function takeLoginAttempt(name: string, now = new Date()): Promise<{ ok: true } | { ok: false; retryMinutes: number }> {
+  const key = name.toLowerCase();
+  const expired = new Date(now.getTime() - LOGIN_WINDOW_MS);
+  await db().loginThrottle.deleteMany({ where: { windowStart: { lt: expired } } });
+  try {
+    await db().loginThrottle.create({ data: { key, failures: 0, windowStart: now } });
+  } catch (err) {
+    if (!isConflict(err)) throw err; // otherwise: already counting
+  }
+  const taken = await db().loginThrottle.updateMany({ where: { key, failures: { lt: MAX_FAILED_LOGINS } }, data: { failures: { increment: 1 } } });
+  if (taken.count === 1) return { ok: true };
+  const row = await db().loginThrottle.findUnique({ where: { key } });
+  const left = row ? row.windowStart.getTime() + LOGIN_WINDOW_MS - now.getTime() : 0;
+  return { ok: false, retryMinutes: Math.max(1, Math.ceil(left / 60_000)) };
+}
+
+/** A correct password: the name's failures are forgotten. */
+export async function loginSucceeded(name: string): Promise<void> {
+  await db().loginThrottle.deleteMany({ where: { key: name.toLowerCase() } });
+}

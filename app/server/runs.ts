@@ -1,7 +1,7 @@
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
-import type { NodeCatalogue, Outputs } from "@/engine/node";
+import { recordingWrites, type NodeCatalogue, type Outputs } from "@/engine/node";
 import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
 import type { EventBus, LostRun, RunQueue } from "@/engine/queue/types";
@@ -11,6 +11,8 @@ import { catalogue } from "@/nodes";
 import { describeValue } from "@/nodes/preview";
 import { db } from "./db";
 import { newId } from "./ids";
+import { fileRefs, grantFiles } from "./access";
+import { redactPaths } from "./redact";
 import { fileStorage, prefetchFiles } from "./storage";
 import { config } from "@/engine/config";
 import { log, nodeOutput } from "@/engine/log";
@@ -55,6 +57,11 @@ export function modelsOf(document: Workflow): string[] {
     if (typeof model === "string" && model) ids.add(model);
   }
   return [...ids].sort();
+}
+
+/** Run messages go to browsers (events, run rows): without the server's absolute paths (a model file ORT could not read…). */
+function withoutServerPaths(event: RunEvent): RunEvent {
+  return "message" in event && typeof event.message === "string" ? ({ ...event, message: redactPaths(event.message) } as RunEvent) : event;
 }
 
 /** JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI. */
@@ -175,17 +182,26 @@ export async function executeRun(
   let terminal: RunEvent;
   try {
     await prefetchFiles(run.document);
+    // What the run may show to its owner (and a share link of it): its input files, and the files its
+    // nodes write, granted before a node can hand their ids on (a preview fetched at once finds it).
+    await grantFiles(fileRefs(run.document).map((r) => r.fileId), { runId: run.id });
+    const storage = recordingWrites(executor.storage, (id) => grantFiles([id], { runId: run.id }));
     const result = await executor.run(run.document, {
       runId: run.id,
       targetNodeId: run.targetNodeId,
       signal,
-      onEvent: (event) => {
+      storage,
+      onEvent: (raw) => {
+        const event = withoutServerPaths(raw);
         record(event);
         if (!TERMINAL_EVENTS.has(event.type)) publish(event);
       },
-      onOutputs: (nodeId, outputs) => {
+      onOutputs: (nodeId, outputs, status, files) => {
         const preview = previewOutputs(outputs);
-        publish(makeEvent("node-outputs", run.id, { nodeId, outputs: preview }));
+        const event = makeEvent("node-outputs", run.id, { nodeId, outputs: preview });
+        // Outputs from the cache name files written by an earlier run: granted to this one before they are shown.
+        if (status === "cached" && files.length) write(() => grantFiles(files, { runId: run.id }).then(() => publish(event)));
+        else publish(event);
         write(() => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
       },
     });
@@ -207,7 +223,7 @@ export async function executeRun(
         where: { id: run.id },
         data: {
           status: result.status,
-          error: result.error ?? null,
+          error: result.error === undefined ? null : redactPaths(result.error),
           finishedAt: new Date(),
           ...(memory ? { startRssBytes: memory.startRssBytes, peakRssBytes: memory.peakRssBytes, peakDeviceBytes: memory.peakDeviceBytes ?? null } : {}),
         },
@@ -219,10 +235,10 @@ export async function executeRun(
         ? makeEvent("finished", run.id, { ms: result.ms, ...withMemory })
         : result.status === "cancelled"
           ? makeEvent("cancelled", run.id, withMemory)
-          : makeEvent("failed", run.id, { message: result.error ?? "failed", ...withMemory });
+          : makeEvent("failed", run.id, { message: redactPaths(result.error ?? "failed"), ...withMemory });
   } catch (err) {
     // The executor reports node failures itself; reaching here is a bug or a broken host service.
-    const message = `internal error: ${(err as Error).message}`;
+    const message = redactPaths(`internal error: ${(err as Error).message}`);
     log().error({ runId: run.id, err }, "the run failed inside the host");
     write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
     terminal = makeEvent("failed", run.id, { message });

@@ -5,7 +5,7 @@ import { WorkflowParseError } from "@/engine/workflow/migrate";
 import type { Workflow, WorkflowNote } from "@/engine/workflow/schema";
 import type { Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
-import { activeShare } from "./access";
+import { activeShare, sharedRunQuery } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
@@ -126,18 +126,10 @@ function parseJson(text: string | null): Record<string, unknown> | null {
   }
 }
 
-/** The owner's last finished run of the workflow (the same run app/server/access.ts lets share-token holders read files of). */
-async function lastFinishedRun(workflowId: string, ownerId: string) {
-  return db().run.findFirst({
-    where: { workflowId, ownerId, status: "finished" },
-    orderBy: { createdAt: "desc" },
-    include: { nodeRuns: true },
-  });
-}
-
 /**
  * What a share link shows, read-only: the graph (validated like any import: a broken document shows its
- * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run.
+ * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run
+ * (of the pinned version, for a pinned link: pinned means pinned).
  */
 export async function resolveShare(token: string): Promise<SharedWorkflow> {
   const link = await liveLink(token);
@@ -153,7 +145,7 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
     if (!(err instanceof WorkflowParseError)) throw err;
     readError = err.message;
   }
-  const run = await lastFinishedRun(link.workflowId, link.workflow.ownerId);
+  const run = await db().run.findFirst({ ...sharedRunQuery(link), include: { nodeRuns: true } });
   return {
     name: document?.name ?? link.workflow.name,
     description: document?.description ?? link.workflow.description,
@@ -179,5 +171,6 @@ export async function forkShare(userId: string | null, token: string): Promise<{
   const shared = await resolveShare(token);
   if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
   const document: Workflow = { ...shared.document, name: `${shared.document.name} (fork)`.slice(0, 200) };
-  return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`);
+  // The fork may use the files the link let the viewer read.
+  return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`, token);
 }

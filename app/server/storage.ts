@@ -1,6 +1,6 @@
 import path from "node:path";
 import { fileIdsIn, DiskStorage, parseS3Url, S3Storage } from "@/engine/storage";
-import type { Storage } from "@/engine/node";
+import type { FileAdoptingStorage } from "@/engine/uploads";
 import { dataDir } from "@/prisma/url";
 import { config } from "@/engine/config";
 
@@ -11,7 +11,7 @@ let storage: DiskStorage | S3Storage | undefined;
  * a directory (e.g. a shared mount every worker sees), or s3://bucket/prefix (AWS_* credentials and
  * region from the environment as the AWS SDK reads them; STUDIO_S3_ENDPOINT for an S3-compatible server).
  */
-export function fileStorage(): Storage & { pathOf(id: string): string } {
+export function fileStorage(): FileAdoptingStorage {
   storage ??= makeStorage(config().STUDIO_ARTIFACTS);
   return storage;
 }

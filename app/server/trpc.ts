@@ -1,5 +1,7 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { OpenApiMeta } from "trpc-to-openapi";
+import { isAdmin } from "./auth";
+import { redactPaths } from "./redact";
 
 export interface Context {
   origin: string | null;
@@ -9,7 +11,10 @@ export interface Context {
 }
 
 // Procedures with `meta({ openapi })` are also served as the REST API under /api/v1 (routers/api.ts).
-const t = initTRPC.context<Context>().meta<OpenApiMeta>().create();
+const t = initTRPC.context<Context>().meta<OpenApiMeta>().create({
+  // Every error message leaves without the server's absolute paths (and without a stack).
+  errorFormatter: ({ shape }) => ({ ...shape, message: redactPaths(shape.message), data: { ...shape.data, stack: undefined } }),
+});
 
 export const router = t.router;
 export const publicProcedure = t.procedure;
@@ -18,4 +23,10 @@ export const publicProcedure = t.procedure;
 export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
   if (!ctx.userId) throw new TRPCError({ code: "UNAUTHORIZED", message: "log in to use MoE Studio" });
   return next({ ctx: { ...ctx, userId: ctx.userId } });
+});
+
+/** What changes things every user shares (installed models, the server's defaults): admins only (everyone on a single-user install). */
+export const adminProcedure = protectedProcedure.use(async ({ ctx, next }) => {
+  if (!(await isAdmin(ctx.userId))) throw new TRPCError({ code: "FORBIDDEN", message: "only an admin of this server can do this (the first account is one; `npm run cli -- user add <name> --admin` makes more)" });
+  return next();
 });

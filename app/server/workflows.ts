@@ -7,6 +7,7 @@ import { catalogue } from "@/nodes";
 import { LOCAL_USER } from "./auth";
 import { db } from "./db";
 import { checkWorkflowDocument } from "./document-guard";
+import { grantVersionFiles } from "./access";
 import { newId } from "./ids";
 
 export interface WorkflowSummary {
@@ -55,26 +56,29 @@ export async function listWorkflows(opts: { search?: string; trash?: boolean; ow
   return rows.map(summary);
 }
 
-export async function createWorkflow(input: { name?: string; document?: unknown; message?: string; ownerId?: string }): Promise<{ id: string; version: number }> {
+/** `shareToken`: the document came through this share link (a fork), whose files it may keep using. */
+export async function createWorkflow(input: { name?: string; document?: unknown; message?: string; ownerId?: string; shareToken?: string }): Promise<{ id: string; version: number }> {
   // Documents are checked (plain JSON, the schema) before they are stored; graph problems are allowed (work in progress).
   const document = checkWorkflowDocument(input.document === undefined ? emptyWorkflow(input.name) : input.document);
   if (input.name) document.name = input.name;
   const id = newId();
   const ownerId = input.ownerId ?? LOCAL_USER;
+  const versionId = newId();
   await db().$transaction([
     db().workflow.create({
       data: { id, name: document.name, description: document.description, tags: JSON.stringify(document.tags), latestVersion: 1, ownerId },
     }),
     db().workflowVersion.create({
-      data: { id: newId(), workflowId: id, version: 1, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "Created", author: ownerId },
+      data: { id: versionId, workflowId: id, version: 1, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "Created", author: ownerId },
     }),
   ]);
+  await grantVersionFiles(versionId, ownerId, document, input.shareToken);
   return { id, version: 1 };
 }
 
 /** A new workflow owned by `ownerId` (for forks and imports made on someone's behalf). */
-export function createWorkflowFor(ownerId: string, document: unknown, name?: string, message?: string): Promise<{ id: string; version: number }> {
-  return createWorkflow({ ownerId, document, name, message });
+export function createWorkflowFor(ownerId: string, document: unknown, name?: string, message?: string, shareToken?: string): Promise<{ id: string; version: number }> {
+  return createWorkflow({ ownerId, document, name, message, shareToken });
 }
 
 async function requireWorkflow(id: string, ownerId: string | undefined): Promise<WorkflowRow> {
@@ -104,7 +108,8 @@ export async function getWorkflow(id: string, version?: number, ownerId?: string
 export async function saveWorkflow(input: { id: string; baseVersion: number; document: unknown; message?: string; ownerId: string }): Promise<{ version: number }> {
   const document = checkWorkflowDocument(input.document);
   const next = input.baseVersion + 1;
-  return db().$transaction(async (tx) => {
+  const versionId = newId();
+  const saved = await db().$transaction(async (tx) => {
     // Compare-and-set on latestVersion: only one of two concurrent saves on the same base can win.
     const updated = await tx.workflow.updateMany({
       where: { id: input.id, ownerId: input.ownerId, latestVersion: input.baseVersion, deletedAt: null },
@@ -120,10 +125,12 @@ export async function saveWorkflow(input: { id: string; baseVersion: number; doc
       });
     }
     await tx.workflowVersion.create({
-      data: { id: newId(), workflowId: input.id, version: next, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "", author: input.ownerId },
+      data: { id: versionId, workflowId: input.id, version: next, schemaVersion: document.schemaVersion, document: JSON.stringify(document), message: input.message ?? "", author: input.ownerId },
     });
     return { version: next };
   });
+  await grantVersionFiles(versionId, input.ownerId, document);
+  return saved;
 }
 
 export async function renameWorkflow(ownerId: string, id: string, name: string): Promise<{ version: number }> {

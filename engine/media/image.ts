@@ -1,4 +1,5 @@
 import sharp, { type Metadata, type SharpOptions } from "sharp";
+import { pngStructureProblem } from "./png";
 import type { FileType } from "./sniff";
 
 export interface ImageInfo {
@@ -35,6 +36,7 @@ function cause(err: unknown): string {
   if (/corrupt header/i.test(msg)) return "its header is damaged";
   if (/unsupported image format/i.test(msg)) return "no image decoder recognises its contents";
   if (/premature end|truncat|read error|unexpected end/i.test(msg)) return `the pixel data is truncated or damaged (${msg})`;
+  if (/^unknown error$/i.test(msg)) return "the decoder refused it without saying why (the file is damaged or not really this format)";
   return msg;
 }
 
@@ -57,6 +59,10 @@ export async function readImageInfo(
   if (type.kind !== "image" || !expected) throw new ImageError(`${name} is not a supported image (${type.format})`, "unsupported");
   const unreadable = (why: string) => new ImageError(`${name} is not a readable ${type.format} image: ${why}`, "corrupt");
 
+  if (type.format === "PNG") {
+    const problem = pngStructureProblem(bytes);
+    if (problem) throw unreadable(problem);
+  }
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // failOn "error": refuse truncated or damaged pixel data, tolerate harmless warnings (e.g. odd EXIF).
   const options: SharpOptions = { failOn: "error", limitInputPixels: false, animated: false };

@@ -92,9 +92,9 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
   const BASE_PAGES = 256;
 
   // Compiled once per worker; every job gets a fresh instance with its own linear memory, capped at
-  // the job's limit. The cap is what really bounds memory: this QuickJS build cannot measure the size
-  // of its allocations (no malloc_usable_size), so JS_SetMemoryLimit alone only rejects single
-  // allocations larger than the limit, not many smaller ones.
+  // the job's limit. The cap is what bounds memory. JS_SetMemoryLimit is not used: this QuickJS build
+  // cannot measure its allocations (no malloc_usable_size), so that limit counts 8 bytes per live
+  // allocation, and when it trips QuickJS cannot even allocate its "out of memory" error.
   let compiled: WebAssembly.Module | undefined;
   WebAssembly.compile(fs.readFileSync(resolve("@jitl/quickjs-wasmfile-release-sync/wasm"))).then(
     (m) => {
@@ -108,16 +108,41 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
   port.on("message", (req) => {
     queue = queue.then(() =>
       instantiate(req.memoryBytes).then(
-        (qjs) => port.postMessage(runJob(qjs, req)),
+        (instance) => port.postMessage(runJob(instance, req)),
         (err: unknown) =>
           port.postMessage({ id: req.id, ok: false, failure: { kind: "internal", message: `QuickJS could not start: ${err instanceof Error ? err.message : String(err)}` }, logs: [], ms: 0, retire: true }),
       ),
     );
   });
 
-  function instantiate(memoryBytes: number): Promise<QuickJSWASMModule> {
-    const wasmMemory = new WebAssembly.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + Math.ceil(memoryBytes / PAGE) });
-    return core.newQuickJSWASMModuleFromVariant(core.newVariant(variant, { wasmModule: compiled!, wasmMemory }));
+  /** What a job leaves besides its outcome: reuse this worker? was it interrupted? */
+  type JobState = { retire: boolean; stopped?: "timeout" | "cancelled" };
+
+  /** One job's QuickJS module, and whether its heap ran out (see instantiate). */
+  type Instance = { qjs: QuickJSWASMModule; heap: { exhausted: boolean } };
+
+  /**
+   * The linear memory is allocated at its cap from the start and never grows. quickjs-emscripten reads
+   * results through typed-array views it made before calling into QuickJS (e.g. the context pointer in
+   * executePendingJobs); when a job grows the memory, those views are detached and read as undefined, the
+   * library then wraps a brand-new JSContext that nobody disposes, and freeing the runtime aborts with
+   * "Assertion failed: list_empty(&rt->gc_obj_list)" (quickjs-emscripten issue #240). Pages not yet
+   * touched take no resident memory.
+   *
+   * Since the memory is already at its cap, the allocator asks to grow it only when an allocation does
+   * not fit: that request is recorded as `heap.exhausted`. Out of memory, QuickJS cannot always build its
+   * error object (a promise is then rejected with null) nor the glue its reply (a failed job then reads
+   * as "0 jobs run"); the flag tells those apart from a script that threw null or really waits forever.
+   */
+  function instantiate(memoryBytes: number): Promise<Instance> {
+    const pages = BASE_PAGES + Math.ceil(memoryBytes / PAGE);
+    const wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const heap = { exhausted: false };
+    wasmMemory.grow = () => {
+      heap.exhausted = true;
+      throw new RangeError("the sandbox's memory is at its limit");
+    };
+    return core.newQuickJSWASMModuleFromVariant(core.newVariant(variant, { wasmModule: compiled!, wasmMemory })).then((qjs) => ({ qjs, heap }));
   }
 
   /** `script.js:L:C` positions in the user's coordinates (the wrapper's first line removed). */
@@ -139,20 +164,30 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
     return text.length > MAX_STACK_TEXT ? `${text.slice(0, MAX_STACK_TEXT)}…` : text;
   }
 
-  function runJob(qjs: QuickJSWASMModule, req: JobRequest): JobReply {
+  function runJob(instance: Instance, req: JobRequest): JobReply {
     const t0 = Date.now();
-    const state = { retire: false };
+    const state: JobState = { retire: false };
     const logs: string[] = [];
-    const outcome = attempt(qjs, req, state, logs);
+    let outcome = attempt(instance, req, state, logs);
+    // Once interrupted, the job is over whatever happened next: an async function turns the interrupt
+    // into a rejection that the script could catch (and go on), or that a later job could lose.
+    if (state.stopped) outcome = { ok: false, failure: { kind: state.stopped, message: state.stopped === "timeout" ? "interrupted" : "cancelled" } };
     return { id: req.id, ...outcome, logs, ms: Date.now() - t0, retire: state.retire } as JobReply;
   }
 
-  /** Runs one job in a fresh runtime; sets `state.retire` when this worker should not be reused. */
-  function attempt(qjs: QuickJSWASMModule, req: JobRequest, state: { retire: boolean }, logs: string[]): Outcome {
+  /**
+   * Runs one job in a fresh instance (runtime + context in their own linear memory). The runtime is freed
+   * afterwards, unless a host-side exception (e.g. this thread's stack overflowing inside a QuickJS
+   * built-in) unwound through QuickJS's C frames: its heap is then inconsistent, freeing it would trip
+   * QuickJS's leak assertion, and the instance is dropped whole instead (it is this job's alone).
+   * Sets `state.retire` when this worker should not be reused.
+   */
+  function attempt({ qjs, heap }: Instance, req: JobRequest, state: JobState, logs: string[]): Outcome {
     let logChars = 0;
     let logsFull = false;
-    let stopped: "timeout" | "cancelled" | undefined;
+    let unwound = false;
     const deadline = Date.now() + req.timeoutMs;
+    const outOfMemory = (): JobFailure => ({ kind: "memory", message: "out of memory" });
 
     let runtime: QuickJSRuntime | undefined;
     let ctx: QuickJSContext | undefined;
@@ -161,8 +196,6 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
 
     /** Reads a thrown value and says what it was, in the host's terms. */
     const failureOf = (errHandle: QuickJSHandle, phase: "compile" | "run" | "output"): JobFailure => {
-      if (stopped === "cancelled") return { kind: "cancelled", message: "cancelled" };
-      if (stopped === "timeout") return { kind: "timeout", message: "interrupted" };
       let dumped: unknown;
       try {
         dumped = ctx!.dump(errHandle);
@@ -170,7 +203,11 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
         // Reading the error failed: the runtime is in trouble, most likely out of memory.
         return { kind: "memory", message: "the error could not be read" };
       }
-      const e = (dumped && typeof dumped === "object" ? dumped : { message: String(dumped) }) as { name?: unknown; message?: unknown; stack?: unknown };
+      if (dumped === null || dumped === undefined) {
+        if (heap.exhausted) return outOfMemory();
+        return { kind: "runtime", name: "Error", message: `the script threw ${String(dumped)} (not an Error)` };
+      }
+      const e = (typeof dumped === "object" ? dumped : { message: String(dumped) }) as { name?: unknown; message?: unknown; stack?: unknown };
       const name = typeof e.name === "string" ? e.name : "Error";
       const full = typeof e.message === "string" ? e.message : typeof dumped === "string" ? dumped : (JSON.stringify(dumped) ?? String(dumped));
       const message = full.length > MAX_MESSAGE ? `${full.slice(0, MAX_MESSAGE)}… (${full.length} chars)` : full;
@@ -184,12 +221,11 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
 
     try {
       runtime = qjs.newRuntime();
-      runtime.setMemoryLimit(req.memoryBytes);
       runtime.setMaxStackSize(req.maxStackBytes);
       runtime.setInterruptHandler(() => {
-        if (Atomics.load(cancelFlag, 0) !== 0) stopped = "cancelled";
-        else if (Date.now() > deadline) stopped = "timeout";
-        return stopped !== undefined;
+        if (Atomics.load(cancelFlag, 0) !== 0) state.stopped = "cancelled";
+        else if (Date.now() > deadline) state.stopped = "timeout";
+        return state.stopped !== undefined;
       });
       const vm = (ctx = runtime.newContext());
 
@@ -240,9 +276,12 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
             break;
           }
           if (settled.type === "rejected") return { ok: false, failure: failureOf(keep(settled.error), "run") };
+          const hadJobs = runtime.hasPendingJob();
           const jobs = runtime.executePendingJobs();
           if (jobs.error) return { ok: false, failure: failureOf(keep(jobs.error), "run") };
           if (jobs.value === 0) {
+            // A job was there but none reported as run: its result could not even be allocated.
+            if (hadJobs || heap.exhausted) return { ok: false, failure: outOfMemory() };
             return { ok: false, failure: { kind: "runtime", name: "Error", message: "the script's promise never settles (the sandbox has no timers or I/O to wait for)" } };
           }
         }
@@ -259,27 +298,26 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
       }
       return { ok: true, outputJson: vm.getString(jsonHandle) };
     } catch (err) {
-      // A host-side failure (e.g. the WebAssembly module trapped): this worker cannot be trusted again.
-      state.retire = true;
-      if (stopped === "cancelled") return { ok: false, failure: { kind: "cancelled", message: "cancelled" } };
-      if (stopped === "timeout") return { ok: false, failure: { kind: "timeout", message: "interrupted" } };
+      // A host-side exception (e.g. the WebAssembly module trapped) left QuickJS's own state half-done.
+      unwound = true;
+      if (state.stopped) return { ok: false, failure: { kind: state.stopped, message: state.stopped } };
       // Recursion inside a QuickJS built-in (e.g. JSON.stringify of a 1e5-deep array) can exhaust this
       // thread's own stack before QuickJS's stack limit sees it: still the script's stack overflow.
       if (err instanceof RangeError && /call stack/i.test(err.message)) return { ok: false, failure: { kind: "stack", message: "stack overflow (inside a built-in function)" } };
+      // Anything else is unexplained: this worker is not reused.
+      state.retire = true;
       return { ok: false, failure: { kind: "internal", message: err instanceof Error ? err.message : String(err) } };
     } finally {
-      for (const h of handles) {
+      if (!unwound) {
         try {
-          if (h.alive) h.dispose();
+          for (const h of handles) if (h.alive) h.dispose();
+          ctx?.dispose();
+          runtime?.dispose();
         } catch {
+          // Freeing failed (a QuickJS abort): nothing of this worker's own state is shared with the
+          // instance, but a worker that saw it is not reused.
           state.retire = true;
         }
-      }
-      try {
-        ctx?.dispose();
-        runtime?.dispose();
-      } catch {
-        state.retire = true;
       }
     }
   }

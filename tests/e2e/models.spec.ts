@@ -25,7 +25,7 @@ test("Models page: import a generated Qwen2-MoE checkpoint, run it in the MoE-LL
   await page.goto("/models");
   const table = page.getByTestId("models-table");
   await expect(table.locator('tr[data-ref="uni-moe-tiny/tiny"]')).toContainText("seeded, untrained");
-  await page.getByLabel("Checkpoint folder").selectOption(path.join(CHECKPOINTS, "tiny-qwen2-moe"));
+  await page.getByLabel("Checkpoint folder").selectOption("checkpoints/tiny-qwen2-moe");
   await expect(page.getByTestId("inspect-summary")).toContainText("qwen2_moe");
   await expect(page.getByTestId("inspect-summary")).not.toContainText("Missing");
   await page.getByLabel("Model name").fill("e2e-q2");
@@ -65,7 +65,7 @@ test("Models page: import a generated Qwen2-MoE checkpoint, run it in the MoE-LL
 test("Models page: a checkpoint with a missing tensor is named and cannot be imported", async ({ page }) => {
   await writeFamilyCheckpoint(path.join(CHECKPOINTS, "broken-mixtral"), "mixtral", { omit: ["model.layers.1.block_sparse_moe.experts.2.w3.weight"] });
   await page.goto("/models");
-  await page.getByLabel("Checkpoint folder").selectOption(path.join(CHECKPOINTS, "broken-mixtral"));
+  await page.getByLabel("Checkpoint folder").selectOption("checkpoints/broken-mixtral");
   await expect(page.getByTestId("inspect-summary")).toContainText("Missing: model.layers.1.block_sparse_moe.experts.2.w3.weight");
   await expect(page.getByRole("button", { name: "Import", exact: true })).toBeDisabled();
 });

@@ -1,4 +1,6 @@
+import { singleUserHostRefused } from "@/app/server/auth-mode";
 import { db } from "@/app/server/db";
+import { redactPaths } from "@/app/server/redact";
 import { runManager } from "@/app/server/runs";
 
 export const dynamic = "force-dynamic";
@@ -8,13 +10,15 @@ export const dynamic = "force-dynamic";
  * (STUDIO_QUEUE) the queue's Redis or PostgreSQL and the workers heard from recently. 503 when the
  * database or the queue does not answer; no workers is reported, not an error (runs wait for one).
  */
-export async function GET(): Promise<Response> {
+export async function GET(req?: Request): Promise<Response> {
+  const badHost = req && singleUserHostRefused(req.headers.get("host"));
+  if (badHost) return Response.json({ ok: false, error: badHost }, { status: 403 });
   let database: { ok: boolean; error?: string };
   try {
     await db().$queryRawUnsafe("SELECT 1");
     database = { ok: true };
   } catch (err) {
-    database = { ok: false, error: (err as Error).message };
+    database = { ok: false, error: redactPaths((err as Error).message) };
   }
   const queue = await runManager()
     .queueHealth()

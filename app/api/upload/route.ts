@@ -1,8 +1,10 @@
-import { storeUpload, UploadError, uploadLimitBytes } from "@/engine/uploads";
+import { rm } from "node:fs/promises";
+import { receiveToFile, storeUploadedFile, UploadError, uploadLimitBytes } from "@/engine/uploads";
 import { recordUploader } from "@/app/server/access";
 import { requestUserId, singleUserHostRefused } from "@/app/server/auth";
-import { readBodyLimited, takeUploadSlot } from "@/app/server/limits";
+import { takeUploadSlot } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
+import { redactPaths } from "@/app/server/redact";
 import { fileStorage } from "@/app/server/storage";
 
 export const runtime = "nodejs";
@@ -15,7 +17,12 @@ function fail(status: number, error: string): Response {
   return Response.json({ error }, { status });
 }
 
-/** POST /api/upload?kind=image&filename=cat.png with the raw file (exactly one) as the body. */
+/**
+ * POST /api/upload?kind=image&filename=cat.png with the raw file (exactly one) as the body. The body
+ * streams straight to a file in the store's own folder (counted, and refused with 413 as soon as it
+ * passes the limit; hashed on the way), is checked there, and is moved into the store: nothing in
+ * between buffers it (proxy.ts does not run for /api/, see there).
+ */
 export async function POST(req: Request): Promise<Response> {
   const refused = checkOrigin(req);
   if (refused) return refused;
@@ -36,15 +43,19 @@ export async function POST(req: Request): Promise<Response> {
   }
   const slot = takeUploadSlot(userId);
   if (!slot.ok) return fail(429, `you have uploaded ${slot.limit} files in the last hour, the limit; try again in ${slot.retryMinutes} min`);
-  const body = await readBodyLimited(req, limit);
-  if (!body.ok) return fail(413, `${filename} is larger than the ${mb(limit)} limit for ${kind} uploads`);
+  const store = fileStorage();
+  const incoming = store.incomingPath();
   try {
-    const stored = await storeUpload(fileStorage(), body.bytes, { filename, expectedKind: kind });
+    const received = await receiveToFile(req.body, incoming, limit, filename);
+    if (Number.isFinite(declared) && received.bytes !== declared) return fail(400, `${filename} arrived cut short: ${received.bytes} of the ${declared} bytes announced`);
+    const stored = await storeUploadedFile(store, incoming, { filename, expectedKind: kind, ...received });
     await recordUploader(userId, stored.id);
     return Response.json(stored);
   } catch (err) {
     if (err instanceof UploadError) return fail(err.code === "too-large" ? 413 : 422, err.message);
     console.error("upload failed", err);
-    return fail(500, `could not store ${filename}: ${(err as Error).message}`);
+    return fail(500, redactPaths(`could not store ${filename}: ${(err as Error).message}`));
+  } finally {
+    await rm(incoming, { force: true });
   }
 }

@@ -38,7 +38,12 @@ function heatmapOption(m: RoutingMetrics): EChartsOption {
     shared.push([dyn.length, y, l.sharedWeightShare]);
   });
   return {
-    tooltip: { formatter: (p: { value: [number, number, number] }) => `${p.value[0] < dyn.length ? `${dyn[p.value[0]]}: ${(p.value[2] * 100).toFixed(1)} % of tokens` : `shared experts: ${(p.value[2] * 100).toFixed(1)} % of the weight`} at L${p.value[1]}` },
+    tooltip: {
+      formatter: (p: { value: [number, number, number] }) => {
+        const what = p.value[0] >= dyn.length ? `shared experts: ${(p.value[2] * 100).toFixed(1)} % of the weight` : `${dyn[p.value[0]]}: ${(p.value[2] * 100).toFixed(1)} % of tokens`;
+        return `${what} at L${p.value[1]}`;
+      },
+    },
     grid: { left: 50, right: 90, top: 10, bottom: 40 },
     xAxis: { type: "category", data: [...dyn, "Shared (w)"], splitArea: { show: true } },
     yAxis: { type: "category", data: layerNames(m), inverse: true },
@@ -268,7 +273,7 @@ export function BaselineInspectorView({ trace, title, onClose }: { trace: Routin
               </select>
             </label>
           )}
-          <a className="button-like" href={`/api/files/${traceFile}`} download="routing-trace.json">JSON</a>
+          <a className="button-like" href={`/api/files/${encodeURIComponent(traceFile)}`} download="routing-trace.json">JSON</a>
           <button onClick={downloadCsv} disabled={!trace}>CSV</button>
           <button onClick={onClose} aria-label="Close inspector">×</button>
         </header>

@@ -1,4 +1,5 @@
 import { catalogInfo } from "../catalog";
+import { effectiveDefaults } from "../model-defaults";
 import { publicProcedure, router } from "../trpc";
 import { apiRouter } from "./api";
 import { tokensRouter } from "./tokens";
@@ -11,7 +12,7 @@ import { shareRouter } from "./share";
 import { workflowRouter } from "./workflow";
 
 export const appRouter = router({
-  catalog: publicProcedure.query(() => catalogInfo()),
+  catalog: publicProcedure.query(async ({ ctx }) => catalogInfo((await effectiveDefaults(ctx.userId)).defaults)),
   workflow: workflowRouter,
   run: runRouter,
   models: modelsRouter,

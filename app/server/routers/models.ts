@@ -7,7 +7,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { PartReport } from "@/models/families/parts";
 import { expertColumns } from "@/models/config";
-import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
+import { MODEL_NODE_TYPES } from "@/models/defaults";
 import { architectureOf, conventionText, routingRuleText } from "@/models/families/conventions";
 import { routingControls } from "@/models/interventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
@@ -16,41 +16,47 @@ import { estimateFromConfig } from "@/models/import/memory";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
+import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defaults";
+import { displayPath, importRoots, redactPaths } from "../redact";
+import { authEnabled, isAdmin } from "../auth";
+import { adminProcedure, protectedProcedure, router } from "../trpc";
 import { inspectWavTokenizer, listCodecs, resolveCodec, wavTokenizerSource } from "@/models/codec-wavtokenizer-model";
 import { listSpeechModels, resolveSpeechRef } from "@/models/tts-released-model";
 import { speechParameters } from "@/models/tts-released";
 import { TTS_REFERENCE_REF } from "@/models/tts-tiny";
+import { config } from "@/engine/config";
 
 /** Defaults the Models page sets for new MoE-TTS nodes (defaults.json keys). */
 const TTS_MODEL_KEY = "generate.tts";
 const TTS_CODEC_KEY = "generate.tts.codec";
-import { dataDir } from "@/prisma/url";
-import { protectedProcedure, router } from "../trpc";
-import { config } from "@/engine/config";
 
 /**
- * Folders the Models page may import from: <data dir>/checkpoints (STUDIO_CHECKPOINTS_DIR), any in
- * STUDIO_IMPORT_ROOTS (":"-separated) and the Hugging Face cache (unless STUDIO_HF_CACHE=off). Nothing
- * outside them is read or listed.
+ * Whose default a change sets: an admin sets the server's (everybody's, unless they chose their own),
+ * anyone else their own; the single user's are the server's. `scope: "server"` needs an admin.
  */
-export function importRoots(): string[] {
-  const hf = config().STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? [hfCacheDir()] : [];
-  const roots = [config().STUDIO_CHECKPOINTS_DIR ?? path.join(dataDir(), "checkpoints"), ...(config().STUDIO_IMPORT_ROOTS ?? []), ...hf];
-  return [...new Set(roots.map((r) => (existsSync(r) ? realpathSync(r) : path.resolve(r))))];
+async function defaultScope(userId: string | null, requested: "server" | "own" | undefined): Promise<"server" | "own"> {
+  const admin = await isAdmin(userId);
+  const scope = !authEnabled() ? "server" : (requested ?? (admin ? "server" : "own"));
+  if (scope === "server" && !admin) throw new TRPCError({ code: "FORBIDDEN", message: 'only an admin of this server can set the server\'s default models; your own default is set with scope "own"' });
+  return scope;
 }
 
-function allowedCheckpoint(dir: string): string {
-  // realpath: a symlink inside an import folder must not lead the importer outside it.
+/**
+ * A checkpoint folder named as the Models page names it: `<import folder label>/<path inside it>` (never
+ * a server path). Nothing outside the import folders is read; a symbolic link leading out is refused.
+ */
+function allowedCheckpoint(id: string): string {
+  const [label, ...rest] = id.split("/");
+  const root = importRoots().find((r) => r.label === label);
+  if (!root) throw new TRPCError({ code: "BAD_REQUEST", message: `"${id}" is not in an import folder (${importRoots().map((r) => r.label).join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
   let abs: string;
   try {
-    abs = realpathSync(path.resolve(dir));
+    abs = realpathSync(path.join(root.dir, ...rest));
   } catch {
-    throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} does not exist` });
+    throw new TRPCError({ code: "BAD_REQUEST", message: `${id} does not exist` });
   }
-  const roots = importRoots();
-  if (!roots.some((r) => abs === r || abs.startsWith(r + path.sep)))
-    throw new TRPCError({ code: "FORBIDDEN", message: `${dir} is outside the import folders (${roots.join(", ")}); put the checkpoint there or add its parent to STUDIO_IMPORT_ROOTS` });
-  if (!existsSync(path.join(abs, "config.json")) && !wavTokenizerSource(abs)) throw new TRPCError({ code: "BAD_REQUEST", message: `${dir} has no config.json and no WavTokenizer .ckpt (is it a checkpoint folder?)` });
+  if (abs !== root.dir && !abs.startsWith(root.dir + path.sep)) throw new TRPCError({ code: "FORBIDDEN", message: `${id} leads outside its import folder` });
+  if (!existsSync(path.join(abs, "config.json")) && !wavTokenizerSource(abs)) throw new TRPCError({ code: "BAD_REQUEST", message: `${id} has no config.json and no WavTokenizer .ckpt (is it a checkpoint folder?)` });
   return abs;
 }
 
@@ -103,13 +109,17 @@ function startImport(dir: string, name: string | undefined, dtype: string): Impo
     if (code === 0 && job.result) job.state = "done";
     else {
       job.state = "failed";
-      job.error = err.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? (err.trim().split("\n").pop() || `import exited with status ${code}`);
+      job.error = redactPaths(err.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? (err.trim().split("\n").pop() || `import exited with status ${code}`));
     }
   });
   return job;
 }
 
-/** Listing and inspecting server folders, importing and deleting need a logged-in user (anyone on a single-user install). */
+/**
+ * Listing models needs a logged-in user; listing and inspecting server folders, importing, deleting and
+ * the server's defaults need an admin (the one user of a single-user install is one). No answer carries a
+ * server path: folders are named by their import folder's label.
+ */
 export const modelsRouter = router({
   /** Models a node can use: the seeded reference family (built on first use) and model dirs in the models dir. */
   list: protectedProcedure.query(() =>
@@ -135,9 +145,9 @@ export const modelsRouter = router({
     }
   }),
   /** Everything the Models page shows about each installed model (seeded ones are not built just to list them). */
-  installed: protectedProcedure.query(async () => {
+  installed: protectedProcedure.query(async ({ ctx }) => {
     const root = modelsDir();
-    const defaults = readDefaults();
+    const { defaults, own } = await effectiveDefaults(ctx.userId);
     const rows = [];
     for (const ref of listModels()) {
       const seeded = ref.startsWith("uni-moe-tiny/");
@@ -161,7 +171,7 @@ export const modelsRouter = router({
           activeParameters: counts.active,
           dtype: manifest?.dtype ?? "fp32",
           sizeOnDisk: dirBytes(dir),
-          source: manifest?.sourceDir ?? dir,
+          source: displayPath(manifest?.sourceDir ?? dir),
           hash: manifest?.sourceHash ?? m.contentHash,
           convention: conventionText(m.config),
           routing: architectureOf(m.config).routing,
@@ -171,16 +181,16 @@ export const modelsRouter = router({
           unclaimed: manifest?.unclaimed ?? [],
         });
       } catch (err) {
-        rows.push({ ...base, built: false, family: "?", label: `unreadable: ${(err as Error).message}` });
+        rows.push({ ...base, built: false, family: "?", label: `unreadable: ${redactPaths((err as Error).message)}` });
       }
     }
-    return { models: rows, importRoots: importRoots(), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem() };
+    return { models: rows, importRoots: importRoots().map((r) => r.label), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem(), admin: await isAdmin(ctx.userId), ownDefaults: own };
   }),
   /**
    * Checkpoint folders (with a config.json) inside the import folders, up to two levels deep, then the
    * Hugging Face cache's snapshots by repo id and revision (complete ones only).
    */
-  browse: protectedProcedure.query(() => {
+  browse: adminProcedure.query(() => {
     const found: { dir: string; modelType: string | null; repoId?: string; revision?: string; refs?: string[] }[] = [];
     const visit = (dir: string, depth: number) => {
       let entries;
@@ -197,17 +207,17 @@ export const modelsRouter = router({
         } catch {
           // unreadable config: listed, the inspection will say why
         }
-        found.push({ dir, modelType });
+        found.push({ dir: displayPath(dir), modelType });
       }
       if (depth > 0) for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) visit(path.join(dir, e.name), depth - 1);
     };
-    const hf = config().STUDIO_HF_CACHE === "on" ? hfCacheDir() : undefined;
-    for (const r of importRoots()) if (r !== hf) visit(r, 2);
-    for (const c of listHfCache()) if (!c.missing.length) found.push({ dir: c.dir, modelType: c.modelType, repoId: c.repoId, revision: c.revision, refs: c.refs });
+    const hf = config().STUDIO_HF_CACHE === "on" && existsSync(hfCacheDir()) ? realpathSync(hfCacheDir()) : undefined;
+    for (const r of importRoots()) if (r.dir !== hf) visit(r.dir, 2);
+    for (const c of listHfCache()) if (!c.missing.length) found.push({ dir: displayPath(c.dir), modelType: c.modelType, repoId: c.repoId, revision: c.revision, refs: c.refs });
     return found;
   }),
   /** inspect-checkpoint for a folder: family, tensors claimed, unclaimed and missing. */
-  inspect: protectedProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
+  inspect: adminProcedure.input(z.object({ dir: z.string().min(1).max(1000) })).query(({ input }) => {
     const dir = allowedCheckpoint(input.dir);
     try {
       if (!existsSync(path.join(dir, "config.json"))) {
@@ -236,9 +246,9 @@ export const modelsRouter = router({
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
   }),
-  /** MoE-TTS models (seeded and imported released ones) and codecs, with the defaults for new MoE-TTS nodes. */
-  tts: protectedProcedure.query(() => {
-    const d = readDefaults();
+  /** MoE-TTS models (seeded and imported released ones) and codecs, with this user's defaults for new MoE-TTS nodes. */
+  tts: protectedProcedure.query(async ({ ctx }) => {
+    const { defaults: d } = await effectiveDefaults(ctx.userId);
     const speech = listSpeechModels().map((ref) => {
       const m = resolveSpeechRef(ref)!;
       return { ref, parameters: speechParameters(m.config).total, layers: m.config.transformer_num_blocks, source: m.config.source_layout };
@@ -249,54 +259,50 @@ export const modelsRouter = router({
     });
     return { models: [{ ref: TTS_REFERENCE_REF, parameters: 0, layers: 0, source: "seeded" }, ...speech], codecs, model: d[TTS_MODEL_KEY] ?? TTS_REFERENCE_REF, codec: d[TTS_CODEC_KEY] ?? null };
   }),
-  setTtsDefaults: protectedProcedure.input(z.object({ model: z.string().min(1).max(300).optional(), codec: z.string().min(1).max(300).nullable().optional() })).mutation(({ input }) => {
-    const d = readDefaults();
-    if (input.model !== undefined) {
-      if (input.model !== TTS_REFERENCE_REF && !listSpeechModels().includes(input.model)) throw new TRPCError({ code: "NOT_FOUND", message: `no MoE-TTS "${input.model}"` });
-      d[TTS_MODEL_KEY] = input.model;
-    }
-    if (input.codec !== undefined) {
-      if (input.codec === null) delete d[TTS_CODEC_KEY];
-      else if (!listCodecs().includes(input.codec)) throw new TRPCError({ code: "NOT_FOUND", message: `no codec "${input.codec}"` });
-      else d[TTS_CODEC_KEY] = input.codec;
-    }
-    writeDefaults(d);
-    return d;
-  }),
-  import: protectedProcedure
+  /** The MoE-TTS model and codec for new nodes: the server's (an admin) or this user's own, as setDefault. */
+  setTtsDefaults: protectedProcedure
+    .input(z.object({ model: z.string().min(1).max(300).optional(), codec: z.string().min(1).max(300).nullable().optional(), scope: z.enum(["server", "own"]).optional() }))
+    .mutation(async ({ input, ctx }) => {
+      if (input.model !== undefined && input.model !== TTS_REFERENCE_REF && !listSpeechModels().includes(input.model)) throw new TRPCError({ code: "NOT_FOUND", message: `no MoE-TTS "${input.model}"` });
+      if (input.codec && !listCodecs().includes(input.codec)) throw new TRPCError({ code: "NOT_FOUND", message: `no codec "${input.codec}"` });
+      const scope = await defaultScope(ctx.userId, input.scope);
+      if (input.model !== undefined) await setDefault(scope, ctx.userId, TTS_MODEL_KEY, input.model);
+      if (input.codec !== undefined) await setDefault(scope, ctx.userId, TTS_CODEC_KEY, input.codec);
+      return (await effectiveDefaults(ctx.userId)).defaults;
+    }),
+  import: adminProcedure
     .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
     .mutation(({ input }) => {
       const dir = allowedCheckpoint(input.dir);
       if ([...jobs.values()].some((j) => j.state === "running" && j.dir === dir)) throw new TRPCError({ code: "CONFLICT", message: `${input.dir} is already being imported` });
       return { jobId: startImport(dir, input.name, input.dtype).id };
     }),
-  importStatus: protectedProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
+  importStatus: adminProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
     const job = jobs.get(input.jobId);
     if (!job) throw new TRPCError({ code: "NOT_FOUND", message: "no such import" });
     return { state: job.state, progress: job.progress ?? null, result: job.result ?? null, error: job.error ?? null, seconds: (Date.now() - job.startedAt) / 1000 };
   }),
-  delete: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
+  delete: adminProcedure.input(z.object({ ref: z.string().min(1).max(300) })).mutation(async ({ input }) => {
     try {
       await releaseSessions(path.join(modelsDir(), input.ref));
       deleteImportedModel(input.ref);
     } catch (err) {
       throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
     }
-    const d = readDefaults();
-    for (const [t, r] of Object.entries(d)) if (r === input.ref) delete d[t];
-    writeDefaults(d);
+    await forgetDefaultsFor(input.ref);
     return { ok: true };
   }),
-  /** The default model per node type (stored in <models dir>/defaults.json). */
-  defaults: protectedProcedure.query(() => readDefaults()),
+  /** This user's default model per node type: their own where set, else the server's (<models dir>/defaults.json). */
+  defaults: protectedProcedure.query(async ({ ctx }) => (await effectiveDefaults(ctx.userId)).defaults),
+  /**
+   * Sets the default model of a node type: an admin sets the server's (everybody's, unless they chose
+   * their own), anyone else their own. `scope: "server"` needs an admin.
+   */
   setDefault: protectedProcedure
-    .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable() }))
-    .mutation(({ input }) => {
+    .input(z.object({ nodeType: z.enum(MODEL_NODE_TYPES), ref: z.string().min(1).max(300).nullable(), scope: z.enum(["server", "own"]).optional() }))
+    .mutation(async ({ input, ctx }) => {
       if (input.ref !== null && !listModels().includes(input.ref)) throw new TRPCError({ code: "NOT_FOUND", message: `no model "${input.ref}"` });
-      const d = readDefaults();
-      if (input.ref === null) delete d[input.nodeType];
-      else d[input.nodeType] = input.ref;
-      writeDefaults(d);
-      return d;
+      await setDefault(await defaultScope(ctx.userId, input.scope), ctx.userId, input.nodeType, input.ref);
+      return (await effectiveDefaults(ctx.userId)).defaults;
     }),
 });

@@ -4,6 +4,7 @@ import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { canReadArtifact, fileRefs } from "../access";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
 import { maxRunsPerUser } from "../limits";
@@ -56,11 +57,16 @@ function serialised<T>(key: string, task: () => Promise<T>): Promise<T> {
 
 /**
  * Checks and queues a run for `ownerId` (the run.start procedure and the HTTP API): the document must be
- * runnable, the workflow (if named) the owner's, and the owner under their cap of active runs.
+ * runnable, its files readable by the owner, the workflow (if named) the owner's, and the owner under
+ * their cap of active runs.
  */
 export async function startRun(ownerId: string, input: { document: unknown; workflowId?: string; workflowVersion?: number; targetNodeId?: string }): Promise<string> {
   const document = checkWorkflowDocument(input.document);
   checkRunnable(document, input.targetNodeId);
+  // A run reads only files its owner may read; any other file id is "does not exist", as a missing one.
+  for (const ref of fileRefs(document)) {
+    if (!(await canReadArtifact(ownerId, ref.fileId))) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${ref.label}": the file ${ref.fileId.slice(0, 80)} does not exist; upload it again` });
+  }
   if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId }, select: { id: true } }))) {
     throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
   }

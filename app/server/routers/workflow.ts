@@ -5,6 +5,7 @@ import { WorkflowParseError } from "@/engine/workflow/migrate";
 import { readImportedDocument } from "../document-guard";
 import { EXAMPLES } from "@/app/examples";
 import { storeSampleMedia } from "@/app/examples/media";
+import { recordUploader } from "../access";
 import { fileStorage } from "../storage";
 import { catalogue } from "@/nodes";
 import { protectedProcedure, publicProcedure, router } from "../trpc";
@@ -38,6 +39,8 @@ export const workflowRouter = router({
     const document = structuredClone(example.document);
     if (example.sampleMedia?.length) {
       const media = await storeSampleMedia(fileStorage());
+      // The sample media are handed to the user, as if uploaded.
+      for (const id of Object.values(media)) await recordUploader(ctx.userId, id);
       for (const m of example.sampleMedia) {
         const n = document.nodes.find((x) => x.id === m.node);
         if (n) n.params = { ...n.params, [m.param]: media[m.media] };

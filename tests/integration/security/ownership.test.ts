@@ -10,7 +10,7 @@ const { appRouter } = await import("@/app/server/routers");
 const { db } = await import("@/app/server/db");
 const { runManager } = await import("@/app/server/runs");
 const { createUser } = await import("@/app/server/auth");
-const { canReadArtifact, recordUploader } = await import("@/app/server/access");
+const { canReadArtifact, grantFiles, recordUploader } = await import("@/app/server/access");
 
 const doc = {
   schemaVersion: 2,
@@ -53,8 +53,9 @@ describe("another user's things are not found", () => {
     wf = (await a.workflow.create({ document: doc })).id;
     runId = (await a.run.start({ document: doc, workflowId: wf, workflowVersion: 1 })).runId;
     await runManager().whenDone(runId);
-    // A finished run of A's whose outputs name an artifact.
+    // A finished run of A's that wrote an artifact (as the run host records it while the run writes).
     await db().nodeRun.create({ data: { id: "nr-art", runId, nodeId: "img", nodeType: "x", status: "done", outputs: JSON.stringify({ image: { file: artifact } }) } });
+    await grantFiles([artifact], { runId });
   });
   afterAll(async () => {
     await runManager().runtime.close();

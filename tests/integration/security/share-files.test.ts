@@ -11,7 +11,7 @@ const files = await import("@/app/api/files/[id]/route");
 const { appRouter } = await import("@/app/server/routers");
 const { db } = await import("@/app/server/db");
 const { createUser } = await import("@/app/server/auth");
-const { canReadArtifact, recordUploader } = await import("@/app/server/access");
+const { canReadArtifact, grantFiles, recordUploader } = await import("@/app/server/access");
 const { fileStorage } = await import("@/app/server/storage");
 
 const doc = {
@@ -26,11 +26,12 @@ function fetchFile(id: string, share?: string): Promise<Response> {
   return files.GET(new Request(url, { headers: { host: "studio.test:3000" } }), { params: Promise.resolve({ id }) });
 }
 
-/** A finished run of the workflow, created at `at`, whose node "img" output names `file`. */
+/** A finished run of the workflow, created at `at`, whose node "img" wrote `file` (granted as the run host does). */
 async function finishedRun(workflowId: string, ownerId: string, at: Date, file: string): Promise<void> {
   const id = randomBytes(8).toString("hex");
   await db().run.create({ data: { id, workflowId, workflowVersion: 1, ownerId, document: JSON.stringify(doc), status: "finished", createdAt: at, finishedAt: at } });
   await db().nodeRun.create({ data: { id: `${id}-img`, runId: id, nodeId: "img", nodeType: "input.image", status: "done", outputs: JSON.stringify({ image: { type: "image", file } }) } });
+  await grantFiles([file], { runId: id });
 }
 
 describe("files behind a share link", () => {

@@ -2,6 +2,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { OutputCache } from "@/engine/cache";
 import type { RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
+import { defineNode, NodeCatalogue, recordingWrites } from "@/engine/node";
+import { z } from "zod";
 import { catalogue, MemoryStorage, probe, resetProbe, runs, wf } from "./helpers";
 
 function setup(concurrency = 2) {
@@ -276,5 +278,37 @@ describe("Executor.onOutputs", () => {
     await executor.run(chain(), { runId: "r2", onOutputs: (id, _o, status) => seen.push(`${id}:${status}`) });
     expect(seen.every((s) => s.endsWith(":cached"))).toBe(true);
     expect(seen).toHaveLength(5);
+  });
+});
+
+describe("files a node writes", () => {
+  // Writes a file with its value in it and outputs the file's id.
+  const writer = defineNode({
+    type: "test.writer",
+    typeVersion: 1,
+    title: "Writer",
+    category: "Utility",
+    description: "stores its value",
+    inputs: {},
+    outputs: { out: { type: "JSON" } },
+    params: z.object({ value: z.string().default("x") }),
+    async execute({ params, ctx }) {
+      return { out: { kind: "note", file: await ctx.storage.write(Buffer.from(params.value), "txt") } };
+    },
+  });
+
+  it("are reported with its outputs, and again with the cached outputs, through the run's own storage", async () => {
+    const base = new MemoryStorage();
+    const cache = new OutputCache({ maxBytes: 1 << 20, storage: base });
+    const executor = new Executor({ catalogue: new NodeCatalogue([writer] as never[]), storage: base, cache });
+    const doc = wf([{ id: "w", type: "test.writer", params: { value: "hello" } }], []);
+    const seen: [string, readonly string[]][] = [];
+    const throughRun: string[] = [];
+    const storage = recordingWrites(base, (written) => void throughRun.push(written));
+    await executor.run(doc, { runId: "r1", storage, onOutputs: (_id, _o, status, files) => seen.push([status, files]) });
+    const id = [...base.blobs.keys()].find((k) => k.endsWith(".txt"))!;
+    expect(throughRun).toEqual([id]);
+    await executor.run(doc, { runId: "r2", onOutputs: (_id, _o, status, files) => seen.push([status, files]) });
+    expect(seen).toEqual([["done", [id]], ["cached", [id]]]);
   });
 });

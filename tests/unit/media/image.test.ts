@@ -51,3 +51,32 @@ describe("readImageInfo", () => {
     expect(e.message).toMatch(/200×150/);
   });
 });
+
+describe("damaged PNG chunks are named (libvips says only 'Unknown error')", () => {
+  /** The PNG with one byte of a chunk's CRC (or contents) flipped. */
+  async function damaged(chunk: string, where: "crc" | "data"): Promise<Uint8Array> {
+    const png = Buffer.from(await makeImage("png", 64, 48));
+    let o = 8;
+    while (o < png.length) {
+      const len = png.readUInt32BE(o);
+      if (png.toString("latin1", o + 4, o + 8) === chunk) {
+        const at = where === "crc" ? o + 8 + len : o + 8;
+        png[at] = png[at]! ^ 0xff;
+        return png;
+      }
+      o += 12 + len;
+    }
+    throw new Error(`no ${chunk} chunk`);
+  }
+
+  it.each(["IHDR", "IDAT", "IEND"])("a bad CRC on %s says which chunk and what is wrong", async (chunk) => {
+    const e = await imageError(await damaged(chunk, "crc"), { name: "bad-crc.png" });
+    expect(e.code).toBe("corrupt");
+    expect(e.message).toBe(`bad-crc.png is not a readable PNG image: its ${chunk} chunk is damaged (its CRC checksum does not match its contents)`);
+  });
+
+  it("damaged contents of a critical chunk are caught the same way; a whole PNG still reads", async () => {
+    expect((await imageError(await damaged("IHDR", "data"))).message).toMatch(/its IHDR chunk is damaged/);
+    expect((await readImageInfo(await makeImage("png", 64, 48), typeOf(await makeImage("png", 64, 48)))).width).toBe(64);
+  });
+});

@@ -1,9 +1,10 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DiskStorage } from "../../../engine/storage";
-import { cleanFilename, envUploadLimits, inspectStored, storeUpload, UploadError, uploadLimitBytes } from "../../../engine/uploads";
+import { cleanFilename, envUploadLimits, inspectStored, receiveToFile, storeUpload, storeUploadedFile, UploadError, uploadLimitBytes } from "../../../engine/uploads";
 import { heads, makeImage, makeWav, sine } from "../../fixtures/media/make";
 
 let dir: string;
@@ -164,5 +165,53 @@ describe("inspectStored", () => {
     await expect(inspectStored(storage, "0".repeat(64) + ".png")).rejects.toThrow(/missing/);
     const id = await storage.write(await makeImage("png"), "png");
     await expect(inspectStored(storage, id, { expectedKind: "audio" })).rejects.toThrow(/^the chosen file is not an audio file: it looks like a PNG image$/);
+  });
+});
+
+describe("uploads received as a stream", () => {
+  /** A body that arrives in chunks of `chunk` bytes, `count` of them, counting how many were pulled. */
+  function body(bytes: Uint8Array, chunk: number): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+    let at = 0;
+    let n = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (at >= bytes.length) return c.close();
+        n++;
+        c.enqueue(bytes.subarray(at, (at += chunk)));
+      },
+    });
+    return { stream, pulled: () => n };
+  }
+
+  it("go to a file in the store's folder, hashed on the way, and are moved into the store whole", async () => {
+    const png = await makeImage("png", 300, 200);
+    const file = storage.incomingPath();
+    const received = await receiveToFile(body(png, 1000).stream, file, 1 << 20, "a.png");
+    expect(received).toEqual({ bytes: png.length, sha256: createHash("sha256").update(png).digest("hex") });
+    const stored = await storeUploadedFile(storage, file, { filename: "a.png", expectedKind: "image", ...received });
+    expect(stored.id).toBe(`${received.sha256}.png`);
+    expect(stored.meta).toMatchObject({ width: 300, height: 200 });
+    expect((await readFile(storage.pathOf(stored.id))).equals(Buffer.from(png))).toBe(true);
+    await expect(stat(file)).rejects.toThrow(); // moved, not copied
+  });
+
+  it("past the limit they are refused at once (too-large), without reading the rest", async () => {
+    const big = new Uint8Array(4 << 20);
+    const b = body(big, 64 * 1024);
+    const file = storage.incomingPath();
+    const e = await refused(receiveToFile(b.stream, file, 1 << 20, "big.mp4"));
+    expect(e.code).toBe("too-large");
+    expect(e.message).toMatch(/^big\.mp4 is larger than the 1 MB limit/);
+    expect(b.pulled()).toBeLessThanOrEqual(18);
+    await rm(file, { force: true });
+  });
+
+  it("a damaged upload is refused from the file like one in memory", async () => {
+    const png = Buffer.from(await makeImage("png", 64, 64));
+    const file = storage.incomingPath();
+    const received = await receiveToFile(body(png.subarray(0, png.length - 40), 512).stream, file, 1 << 20, "cut.png");
+    const e = await refused(storeUploadedFile(storage, file, { filename: "cut.png", expectedKind: "image", ...received }));
+    expect(e.code).toBe("corrupt");
+    await rm(file, { force: true });
   });
 });

@@ -1,5 +1,5 @@
 import { checkCredentials } from "@/app/server/auth";
-import { failedLogins, MAX_FAILED_LOGINS } from "@/app/server/limits";
+import { loginSucceeded, takeLoginAttempt } from "@/app/server/limits";
 import { loggedIn, readCredentials } from "../session";
 
 export const runtime = "nodejs";
@@ -10,15 +10,10 @@ export async function POST(req: Request): Promise<Response> {
   const creds = await readCredentials(req);
   if (creds instanceof Response) return creds;
   const name = String(creds.name ?? "").slice(0, 64);
-  const key = name.toLowerCase();
-  if (failedLogins.count(key) >= MAX_FAILED_LOGINS) {
-    return Response.json({ error: `too many failed logins for "${name}"; try again in ${failedLogins.minutesUntilFree(key)} min` }, { status: 429 });
-  }
+  const attempt = await takeLoginAttempt(name);
+  if (!attempt.ok) return Response.json({ error: `too many failed logins for "${name}"; try again in ${attempt.retryMinutes} min` }, { status: 429 });
   const user = await checkCredentials(name, typeof creds.password === "string" ? creds.password : "");
-  if (!user) {
-    failedLogins.add(key);
-    return Response.json({ error: "wrong user name or password" }, { status: 401 });
-  }
-  failedLogins.clear(key);
+  if (!user) return Response.json({ error: "wrong user name or password" }, { status: 401 });
+  await loginSucceeded(name);
   return loggedIn(req, user);
 }

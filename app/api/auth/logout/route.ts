@@ -1,4 +1,4 @@
-import { clearedSessionCookie, readCookie, revokeSession, SESSION_COOKIE } from "@/app/server/auth";
+import { clearedSessionCookie, readCookie, revokeSession, SESSION_COOKIE, singleUserHostRefused } from "@/app/server/auth";
 import { checkOrigin } from "@/app/server/origin";
 
 export const runtime = "nodejs";
@@ -8,6 +8,8 @@ export const dynamic = "force-dynamic";
 export async function POST(req: Request): Promise<Response> {
   const refused = checkOrigin(req);
   if (refused) return refused;
+  const badHost = singleUserHostRefused(req.headers.get("host"));
+  if (badHost) return Response.json({ error: badHost }, { status: 403 });
   await revokeSession(readCookie(req.headers.get("cookie"), SESSION_COOKIE));
   const headers = new Headers({ "set-cookie": clearedSessionCookie(req), "cache-control": "no-store" });
   if ((req.headers.get("accept") ?? "").includes("application/json")) return Response.json({ ok: true }, { headers });

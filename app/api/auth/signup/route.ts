@@ -1,4 +1,4 @@
-import { createUser, signupAllowed } from "@/app/server/auth";
+import { createUser, openSignup } from "@/app/server/auth";
 import { accountError, loggedIn, readCredentials } from "../session";
 
 export const runtime = "nodejs";
@@ -8,11 +8,9 @@ export const dynamic = "force-dynamic";
 export async function POST(req: Request): Promise<Response> {
   const creds = await readCredentials(req);
   if (creds instanceof Response) return creds;
-  if (!(await signupAllowed())) {
-    return Response.json({ error: "sign-up is closed on this server; ask its admin for an account (npm run cli -- user add <name>)" }, { status: 403 });
-  }
   try {
-    const user = await createUser(creds.name as string, creds.password as string);
+    // Closed sign-up still lets the first account in: decided with the insert, so only one can be first.
+    const user = await createUser(creds.name as string, creds.password as string, { onlyFirst: !openSignup() });
     return await loggedIn(req, user, 201);
   } catch (err) {
     return accountError(err);

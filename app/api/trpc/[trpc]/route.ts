@@ -3,6 +3,11 @@ import { appRouter } from "@/app/server/routers";
 import { requestUserId, singleUserHostRefused } from "@/app/server/auth";
 import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
+import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
+import { jsonTextProblem } from "@/engine/json-limits";
+
+// A batch wraps each input ({"0": {"document": …}}): the document's own depth limit plus these levels.
+const TRPC_WRAPPER_DEPTH = 4;
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -19,6 +24,9 @@ async function handler(req: Request) {
     const limit = bodyLimitFor(path.split(","));
     const body = await readBodyLimited(req, limit.bytes);
     if (!body.ok) return Response.json({ error: `the request body is ${body.declared ? `${body.declared} bytes` : "too large"}; the limit for ${path || "this request"} is ${limit.label}` }, { status: 413 });
+    // Counted before anything parses it: JSON.parse of a 3-million-element array would block every request.
+    const problem = jsonTextProblem(new TextDecoder().decode(body.bytes), DOCUMENT_LIMITS, TRPC_WRAPPER_DEPTH);
+    if (problem) return Response.json({ error: `the request body is refused: ${problem}` }, { status: 413 });
     request = new Request(req.url, { method: "POST", headers: req.headers, body: body.bytes, signal: req.signal });
   }
   const userId = await requestUserId(req);

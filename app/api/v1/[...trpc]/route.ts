@@ -1,7 +1,12 @@
 import { createOpenApiFetchHandler } from "trpc-to-openapi";
 import { apiCaller } from "@/app/server/api-http";
+import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
 import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { appRouter } from "@/app/server/routers";
+import { jsonTextProblem } from "@/engine/json-limits";
+
+// A body holds a document one level down ({"document": …}), with room for a wrapper or two.
+const API_WRAPPER_DEPTH = 2;
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -15,6 +20,9 @@ async function handler(req: Request): Promise<Response> {
     const limit = bodyLimitFor([]);
     const body = await readBodyLimited(req, limit.bytes);
     if (!body.ok) return Response.json({ message: `the request body is too large; the limit is ${limit.label}`, code: "PAYLOAD_TOO_LARGE" }, { status: 413 });
+    // Counted before anything parses it, as on /api/trpc (a huge array would block every request).
+    const problem = jsonTextProblem(new TextDecoder().decode(body.bytes), DOCUMENT_LIMITS, API_WRAPPER_DEPTH);
+    if (problem) return Response.json({ message: `the request body is refused: ${problem}`, code: "PAYLOAD_TOO_LARGE" }, { status: 413 });
     request = new Request(req.url, { method: req.method, headers: req.headers, body: body.bytes, signal: req.signal });
   }
   return createOpenApiFetchHandler({
