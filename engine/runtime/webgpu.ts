@@ -155,7 +155,7 @@ export function providerLabel(ep: string): string {
  * is installed (a manifest in the loader's standard folders that is not a software driver), or the user named
  * drivers; `auto` never picks a software adapter, so it need not start a probe to find SwiftShader.
  */
-export function mayHaveHardwareAdapter(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): boolean {
+export function mayHaveHardwareAdapter(platform: NodeJS.Platform = process.platform, env: Record<string, string | undefined> = process.env): boolean {
   if (platform !== "linux") return true;
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES) return true;
   const dataDirs = (env.XDG_DATA_DIRS || "/usr/local/share:/usr/share").split(":");
