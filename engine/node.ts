@@ -69,6 +69,11 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
   migrateParams?(params: Record<string, unknown>, fromVersion: number): Record<string, unknown>;
   /** Extra cache-key material, e.g. hashes of the files the node reads. */
   fingerprint?(params: z.infer<P>, storage: Storage): Promise<string>;
+  /**
+   * Throws the reason when params cannot mean anything for this node as configured (e.g. a routing override the chosen
+   * model's router ignores). Sweeps call it for every value before anything runs; `execute` must refuse the same.
+   */
+  checkParams?(params: z.infer<P>): Promise<void>;
   /** One-line summary of outputs for events, previews and the CLI. */
   summarize?(outputs: Outputs): string;
 }

@@ -18,14 +18,19 @@ export interface TraceToken {
   /** (t, h, w) rotary position. */
   position: [number, number, number];
   phase: Phase;
+  /** Teacher-forced negative log-likelihood of this token given the ones before it (nats), when scored. */
+  nll?: number;
 }
 
+/** One MoE layer's routing (dense, router-less layers have none: see RoutingTrace.layerInfo). */
 export interface LayerTrace {
+  /** Decoder index of this layer (absent: its position in `layers`, every layer being an MoE layer). */
+  layer?: number;
   /** [N × E] router logits (after any intervention bias). */
   routerLogits: Float32Array;
   /** [N × E] 1 where the expert was used (chosen dynamic experts and the shared ones). */
   mask: Uint8Array;
-  /** [N × E] final mixing weights; each row sums to 1. */
+  /** [N × E] final mixing weights (sum to 1 for Uni-MoE; per family otherwise, e.g. × routed_scaling_factor for DeepSeek). */
   weights: Float32Array;
   /**
    * [N] number of dynamic experts chosen (Top-P k, null included), as the model reports it: before capacity drops,
@@ -37,6 +42,15 @@ export interface LayerTrace {
    * entry has mask 0 and weight 0. Absent when the model drops nothing by design.
    */
   dropped?: Uint8Array;
+  /** DeepSeek-V3: [N × routed] the scores experts were selected on (sigmoid + correction bias + bias intervention). */
+  scores?: Float32Array;
+}
+
+/** One decoder layer as the inspector lists it: an MoE layer names its routing rule, a dense layer has no router. */
+export interface LayerInfo {
+  layer: number;
+  kind: "moe" | "dense";
+  rule: string;
 }
 
 export interface RoutingTrace {
@@ -50,7 +64,29 @@ export interface RoutingTrace {
   parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: ExpertInfo[];
   tokens: TraceToken[];
+  /** The MoE layers, in decoder order. */
   layers: LayerTrace[];
+  /** Every decoder layer (absent: all are MoE layers); its "moe" entries are `layers`, in order. */
+  layerInfo?: LayerInfo[];
+  /** The logit lens of every token, when the run asked for it. */
+  lens?: LogitLens;
+}
+
+/**
+ * The logit lens (models/logit-lens.ts): the residual stream after each decoder layer through the final norm and LM
+ * head. Per layer, row-major per token: the top-`k` next-token ids and their log-probabilities, the rank of the
+ * model's final prediction (0 = it is already the top) and KL(final ‖ this layer) in nats.
+ */
+export interface LogitLens {
+  k: number;
+  layers: { topIds: Int32Array; topLogprobs: Float32Array; finalRank: Int32Array; kl: Float32Array }[];
+  /** The text of every id in topIds (decoded by the model's tokenizer), for the views. */
+  texts?: Record<number, string>;
+}
+
+/** The decoder index of each entry of `trace.layers`. */
+export function layerIds(trace: Pick<RoutingTrace, "layers">): number[] {
+  return trace.layers.map((l, i) => l.layer ?? i);
 }
 
 export function isRoutingTrace(v: unknown): v is RoutingTrace {
@@ -68,13 +104,15 @@ export function concatLayerTraces(a: LayerTrace[], b: LayerTrace[]): LayerTrace[
   };
   return a.map((l, i) => {
     const s = b[i]!;
-    const out: LayerTrace = { routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
+    const out: LayerTrace = { ...(l.layer !== undefined ? { layer: l.layer } : {}), routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };
+    if (l.scores && s.scores) out.scores = cat(l.scores, s.scores);
     if (l.dropped || s.dropped) out.dropped = cat(l.dropped ?? new Uint8Array(l.mask.length), s.dropped ?? new Uint8Array(s.mask.length));
     return out;
   });
 }
 
-/** Appends rows (e.g. one decode step) to a trace, layer by layer. */
+/** Appends rows (e.g. one decode step) to a trace, layer by layer (without the logit lens, which covered only the old rows). */
 export function appendTrace(trace: RoutingTrace, tokens: TraceToken[], layers: LayerTrace[]): RoutingTrace {
-  return { ...trace, tokens: [...trace.tokens, ...tokens], layers: concatLayerTraces(trace.layers, layers) };
+  const { lens: _lens, ...rest } = trace;
+  return { ...rest, tokens: [...trace.tokens, ...tokens], layers: concatLayerTraces(trace.layers, layers) };
 }

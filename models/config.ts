@@ -52,15 +52,30 @@ export function expertColumns(c: MoeLlmConfig): { name: string; role: "routed" |
   return cols;
 }
 
-/** Parameter names in the real Uni-MoE-2.0 layout. */
+/** Parameter names in the real Uni-MoE-2.0 layout (and the HF names the other families' extra tensors keep). */
 export const paramNames = {
   embed: "model.embed_tokens.weight",
   finalNorm: "model.norm.weight",
+  /** LayerNorm families (Phi-3.5-MoE) */
+  finalNormBias: "model.norm.bias",
   lmHead: "lm_head.weight",
+  lmHeadBias: "lm_head.bias",
   inputNorm: (i: number) => `model.layers.${i}.input_layernorm.weight`,
   postNorm: (i: number) => `model.layers.${i}.post_attention_layernorm.weight`,
+  /** The bias of a LayerNorm weight name. */
+  normBias: (weightName: string) => weightName.replace(/\.weight$/, ".bias"),
   attn: (i: number, p: "q" | "k" | "v" | "o", kind: "weight" | "bias") => `model.layers.${i}.self_attn.${p}_proj.${kind}`,
+  /** gpt-oss: one learned sink logit per head */
+  sinks: (i: number) => `model.layers.${i}.self_attn.sinks`,
+  /** DeepSeek multi-head latent attention (HF names) */
+  mla: (i: number, p: "q_a_proj" | "q_b_proj" | "kv_a_proj_with_mqa" | "kv_b_proj" | "q_a_layernorm" | "kv_a_layernorm", kind: "weight" | "bias" = "weight") => `model.layers.${i}.self_attn.${p}.${kind}`,
   router: (i: number) => `model.layers.${i}.mlp.gate.weight`,
+  /** gpt-oss router bias */
+  routerBias: (i: number) => `model.layers.${i}.mlp.gate.bias`,
+  /** DeepSeek-V3 selection bias */
+  scoreCorrection: (i: number) => `model.layers.${i}.mlp.gate.e_score_correction_bias`,
+  /** A dense (router-less) layer's MLP (HF names) */
+  dense: (i: number, p: "gate" | "up" | "down") => `model.layers.${i}.mlp.${p}_proj.weight`,
   shared: (i: number, s: number, p: "gate" | "up" | "down") => `model.layers.${i}.mlp.fixed_real_moe.${s}.${p}_proj.weight`,
-  routed: (i: number, e: number, p: "gate" | "up" | "down") => `model.layers.${i}.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.${e}.${p}_proj.weight`,
+  routed: (i: number, e: number, p: "gate" | "up" | "down", kind: "weight" | "bias" = "weight") => `model.layers.${i}.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.${e}.${p}_proj.${kind}`,
 };

@@ -1,16 +1,21 @@
 import type { Runtime } from "@/engine/runtime/types";
 import { expertColumns } from "./config";
 import { defaultRoutingPrecision } from "./grin-routing";
-import { withMoeLlm, type ResolvedModel } from "./moe-llm-model";
+import { compileInterventions } from "./interventions";
+import { logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 import type { RoutingPrecision } from "./onnx/bf16";
 
 /**
- * The `cli forward` result: a contract scripts rely on (issue 4), so its shape never changes. `k` is the model's k as
- * the release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops.
+ * The `cli forward` result: a contract scripts rely on (issue 4), so it only ever grows. `k` is the model's k as the
+ * release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops. `layers` lists
+ * the MoE layers (those with a router) in order; `layer` is each one's decoder index (issue 20: dense layers have no entry).
+ * `lens` (with --logit-lens, issue 23): per decoder layer, for every position, the 5 most likely next tokens and their
+ * log-probabilities of the residual stream after that layer through the final norm and LM head (models/logit-lens.ts).
  */
 export interface ForwardJson {
   logits: number[];
-  layers: { router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
+  layers: { layer: number; router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
+  lens?: { layer: number; top_ids: number[][]; top_logprobs: number[][] }[];
 }
 
 export interface PositionsJson {
@@ -28,7 +33,7 @@ export async function forwardJson(
   model: ResolvedModel,
   runtime: Runtime,
   ids: number[],
-  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; routingPrecision?: RoutingPrecision },
+  opts: { positions?: PositionsJson; dense?: boolean; topP?: number; topK?: number; routingPrecision?: RoutingPrecision; logitLens?: boolean },
 ): Promise<ForwardJson> {
   const n = ids.length;
   const V = model.config.vocab_size;
@@ -41,16 +46,26 @@ export async function forwardJson(
   }
   const E = expertColumns(model.config).length;
   const routingPrecision = opts.routingPrecision ?? defaultRoutingPrecision(model.config);
-  return withMoeLlm(model, { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, routingPrecision }, runtime, async ({ runner }) => {
-    const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions: opts.topP ? { topP: opts.topP } : undefined });
-    return {
+  const interventions = compileInterventions(model.config, "", { topP: opts.topP, topK: opts.topK });
+  const graph = { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, routingPrecision, ...(opts.logitLens ? { lens: true } : {}) } as const;
+  const result = await withMoeLlm(model, graph, runtime, async ({ runner }) => {
+    const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions });
+    const json: ForwardJson = {
       logits: Array.from(out.logits.subarray((n - 1) * V, n * V)),
       layers: out.trace!.map((l) => ({
+        layer: l.layer,
         router_logits: rows(l.routerLogits, n, E),
         k: Array.from(l.k, (v) => Number(v)),
         mask: rows(l.mask, n, E, (v) => (v ? 1 : 0)),
         weights: rows(l.weights, n, E),
       })),
     };
+    return { json, hidden: out.hidden };
   });
+  if (!opts.logitLens) return result.json;
+  const lens = await logitLens(model, runtime, result.hidden!, n);
+  return {
+    ...result.json,
+    lens: lens.layers.map((l, layer) => ({ layer, top_ids: rows(l.topIds, n, lens.k), top_logprobs: rows(l.topLogprobs, n, lens.k) })),
+  };
 }

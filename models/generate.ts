@@ -1,4 +1,4 @@
-import { conventionText } from "./families/conventions";
+import { conventionText, layerRules } from "./families/conventions";
 import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
@@ -69,6 +69,8 @@ export interface GenerateResult {
   specialHidden: SpecialHidden[];
   prefillMs: number;
   decodeMs: number;
+  /** With a `lens` graph: per layer, the residual stream of every traced token [N*H] (models/logit-lens.ts). */
+  hidden?: Float32Array[];
 }
 
 export class GenerationCancelled extends Error {
@@ -87,10 +89,23 @@ function tracedParameters(c: MoeLlmConfig): RoutingTrace["parameters"] {
 /** Control tokens the generation heads read hidden states of (PAPER.md §5). */
 const HEAD_TOKEN = /^(\[(IMG|TASK)\d+\]|<\|speech_(start|prompt|end|split)\|>)$/;
 
-function toLayerTrace(t: GraphLayerTrace): LayerTrace {
-  const out: LayerTrace = { routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+export function toLayerTrace(t: GraphLayerTrace): LayerTrace {
+  const out: LayerTrace = { layer: t.layer, routerLogits: t.routerLogits, mask: Uint8Array.from(t.mask), weights: t.weights, k: Int32Array.from(t.k, (v) => Number(v)) };
+  if (t.scores) out.scores = t.scores;
   if (t.dropped) out.dropped = Uint8Array.from(t.dropped);
   return out;
+}
+
+const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
+  const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
+  out.set(x);
+  out.set(y, x.length);
+  return out;
+};
+
+/** The trace rows of prompt tokens read in one call (phase "prefill"). */
+export function promptTraceTokens(tokenizer: Tokenizer, ids: readonly number[], pos: { t: number[]; h: number[]; w: number[] }, modalities?: readonly Modality[]): TraceToken[] {
+  return ids.map((id, i) => ({ id, text: tokenizer.decode([id]), modality: modalities?.[i] ?? "text", position: [pos.t[i]!, pos.h[i]!, pos.w[i]!], phase: "prefill" }));
 }
 
 /**
@@ -114,13 +129,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     if (o.signal?.aborted) throw new GenerationCancelled();
   };
 
-  const tokens: TraceToken[] = prompt.ids.map((id, i) => ({
-    id,
-    text: tokenizer.decode([id]),
-    modality: prompt.modalities?.[i] ?? "text",
-    position: [pos.t[i]!, pos.h[i]!, pos.w[i]!],
-    phase: "prefill",
-  }));
+  const tokens = promptTraceTokens(tokenizer, prompt.ids, pos, prompt.modalities);
 
   checkCancel();
   let t0 = performance.now();
@@ -129,6 +138,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   const prefillMs = performance.now() - t0;
   if (!first.trace || !first.present) throw new Error("the model was built without trace outputs or KV cache");
   let layers = first.trace.map(toLayerTrace);
+  let hidden = first.hidden;
   let cache: KvCache = first.present;
   let logits = first.logits.subarray((n - 1) * vocab, n * vocab);
   let nextPos = Math.max(...pos.t, ...pos.h, ...pos.w) + 1;
@@ -147,6 +157,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     const out = await model.forward({ batch: 1, seq: 1, ...input, positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
     layers = concatLayerTraces(layers, out.trace!.map(toLayerTrace));
+    if (hidden && out.hidden) hidden = hidden.map((h, l) => cat(h, out.hidden![l]!));
     if (isHead(id)) specialHidden.push({ token: tokenizer.decode([id]), id, index: newIds.lastIndexOf(id), hidden: out.lastHidden.slice(0, H) });
     tailHidden.push(out.lastHidden.slice(0, H));
     if (tailHidden.length > TAIL_HIDDEN) tailHidden.shift();
@@ -207,9 +218,11 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       experts: expertColumns(model.config),
       tokens,
       layers,
+      layerInfo: layerRules(model.config, { topP: o.interventions?.topP, topK: o.interventions?.topK }),
     },
     specialHidden,
     prefillMs,
     decodeMs: performance.now() - t0,
+    ...(hidden ? { hidden } : {}),
   };
 }

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import path from "node:path";
 import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
+import type { LogitLens } from "@/engine/trace";
+import { buildLensHeadGraph, LENS_TOP_K, runLogitLens } from "./logit-lens";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
 import { importedEmbeddingTable, importedGraphFile, importedSession, isImportedDir } from "./import/runtime";
@@ -93,16 +95,18 @@ export function openModelDir(dir: string, ref = dir, label?: string): ResolvedMo
 /** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */
 export function graphFile(model: ResolvedModel, options: MoeGraphOptions): string {
   if (isImportedDir(model.dir)) return importedGraphFile(model.dir, model.config, options);
-  const key = createHash("sha256")
-    .update(JSON.stringify({ hash: model.contentHash, options, v: GRAPH_BUILDER_VERSION }))
-    .digest("hex");
+  return cachedGraph(model, { hash: model.contentHash, options, v: GRAPH_BUILDER_VERSION }, (weights) => buildMoeLlmGraph(model.config, weights, options));
+}
+
+/** A graph built from the model's weights, cached in `<models dir>/.graphs` under a hash of `key`. */
+function cachedGraph(model: ResolvedModel, key: unknown, build: (weights: SafetensorsWeights) => Uint8Array): string {
   const dir = path.join(modelsDir(), ".graphs");
-  const file = path.join(dir, `${key}.onnx`);
+  const file = path.join(dir, `${createHash("sha256").update(JSON.stringify(key)).digest("hex")}.onnx`);
   if (existsSync(file)) return file;
   mkdirSync(dir, { recursive: true });
   const weights = new SafetensorsWeights(model.dir);
   try {
-    const bytes = buildMoeLlmGraph(model.config, weights, options);
+    const bytes = build(weights);
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, bytes);
     renameSync(tmp, file);
@@ -110,6 +114,17 @@ export function graphFile(model: ResolvedModel, options: MoeGraphOptions): strin
     weights.close();
   }
   return file;
+}
+
+/** The logit-lens head graph of a model (models/logit-lens.ts), cached like its decoder graphs. */
+export function lensHeadFile(model: ResolvedModel): string {
+  if (isImportedDir(model.dir)) throw new Error(`the logit lens is not available for imported models yet (${model.ref}): it runs on models stored as safetensors, e.g. the uni-moe-tiny family`);
+  return cachedGraph(model, { hash: model.contentHash, lensHead: LENS_TOP_K, v: GRAPH_BUILDER_VERSION }, (weights) => buildLensHeadGraph(model.config, weights));
+}
+
+/** The logit lens of N traced tokens from their per-layer residual states (a `lens` decoder graph's hidden_{i}). */
+export function logitLens(model: ResolvedModel, runtime: Runtime, hidden: readonly Float32Array[], N: number): Promise<LogitLens> {
+  return runtime.withSession(lensHeadFile(model), undefined, (handle) => runLogitLens(handle.session, model.config, hidden, N));
 }
 
 export interface LoadedModel {

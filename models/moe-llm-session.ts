@@ -2,9 +2,11 @@ import * as ort from "onnxruntime-node";
 import type { MoeLlmConfig } from "./config";
 import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
 import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-graph";
+import { kvCacheDims } from "./decoder/attention";
+import { architectureOf, moeLayerIndices } from "./families/conventions";
 import type { WeightSource } from "./weights";
 
-/** Per-layer keys and values, each [B, KVH, length, Dh] row-major. */
+/** Per-layer keys and values, each [B, KVH, length, Dh] row-major (MLA: the latent and the rope key, see kvCacheDims). */
 export interface KvCache {
   length: number;
   keys: Float32Array[];
@@ -18,12 +20,17 @@ export interface Interventions {
   ban?: Float32Array;
   /** 1 = forced */
   force?: Float32Array;
-  /** > 0 overrides the config's Top-P threshold */
+  /** > 0 overrides the config's Top-P threshold (dynamic-capacity routers) */
   topP?: number;
+  /** > 0 overrides the number of experts per token (fixed-k routers) */
+  topK?: number;
 }
 
+/** The routing of one MoE layer (dense layers have none). */
 export interface LayerTrace {
-  /** [N*E] router logits after the bias intervention */
+  /** Decoder index of the layer. */
+  layer: number;
+  /** [N*E] router logits after the bias intervention (DeepSeek-V3: raw) */
   routerLogits: Float32Array;
   /** [N*E] 0/1 */
   mask: Float32Array;
@@ -33,6 +40,8 @@ export interface LayerTrace {
   k: BigInt64Array;
   /** [N*E] 1 where a selection was dropped over capacity (config.token_drop) */
   dropped?: Float32Array;
+  /** DeepSeek-V3: [N*R] the selection scores (sigmoid + correction bias + bias intervention) */
+  scores?: Float32Array;
 }
 
 export interface ForwardInput {
@@ -56,8 +65,10 @@ export interface ForwardOutput {
   lastHidden: Float32Array;
   /** with kvCache: the cache after this step (length P + S) */
   present?: KvCache;
-  /** with trace: per layer */
+  /** with trace: per MoE layer, in decoder order */
   trace?: LayerTrace[];
+  /** with lens: per layer, the residual stream after it [B*S*H] (before the final norm) */
+  hidden?: Float32Array[];
 }
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
@@ -91,8 +102,15 @@ export class MoeLlmRunner {
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
-    const { L, E, H, V, KVH, Dh } = moeDims(this.config);
+    const { L, E, H, V } = moeDims(this.config);
+    const cache = kvCacheDims(this.config);
+    const arch = architectureOf(this.config);
     const { batch: B, seq: S } = input;
+    const context = (input.past?.length ?? 0) + S;
+    if (arch.maxContext !== null && context > arch.maxContext)
+      throw new Error(
+        `${this.config.model_type}: ${context} tokens exceed the ${arch.maxContext} its RoPE is built for (LongRoPE's short factors; the long factors, used past original_max_position_embeddings, are not implemented)`,
+      );
     const feeds: Record<string, ort.Tensor> = {};
     if (this.options.embeds) {
       if (!input.embeds || input.embeds.length !== B * S * H) throw new Error(`forward: embeds must be [${B}*${S}*${H}]`);
@@ -113,11 +131,13 @@ export class MoeLlmRunner {
     feeds[io.ban] = le(iv.ban, "ban");
     feeds[io.force] = le(iv.force, "force");
     feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP ?? 0]), [1]);
+    if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([iv.topK ?? 0]), [1]);
+    else if (iv.topK) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
     if (this.options.kvCache) {
       const past = input.past ?? this.emptyCache(B);
       for (let i = 0; i < L; i++) {
-        feeds[io.pastKey(i)] = new ort.Tensor("float32", past.keys[i]!, [B, KVH, past.length, Dh]);
-        feeds[io.pastValue(i)] = new ort.Tensor("float32", past.values[i]!, [B, KVH, past.length, Dh]);
+        feeds[io.pastKey(i)] = new ort.Tensor("float32", past.keys[i]!, [B, cache.key[0], past.length, cache.key[1]]);
+        feeds[io.pastValue(i)] = new ort.Tensor("float32", past.values[i]!, [B, cache.value[0], past.length, cache.value[1]]);
       }
     }
     const out = await this.session.run(feeds);
@@ -129,14 +149,17 @@ export class MoeLlmRunner {
       result.present = { length, keys: Array.from({ length: L }, (_, i) => f32(io.presentKey(i))), values: Array.from({ length: L }, (_, i) => f32(io.presentValue(i))) };
     }
     if (this.options.trace)
-      result.trace = Array.from({ length: L }, (_, i) => ({
+      result.trace = moeLayerIndices(this.config).map((i) => ({
+        layer: i,
         routerLogits: f32(io.routerLogits(i)),
         mask: f32(io.mask(i)),
         weights: f32(io.weights(i)),
         k: out[io.k(i)]!.data as BigInt64Array,
         ...(out[io.dropped(i)] ? { dropped: f32(io.dropped(i)) } : {}),
+        ...(out[io.scores(i)] ? { scores: f32(io.scores(i)) } : {}),
       }));
     this.refuseNoColumn(result, B * S);
+    if (this.options.lens) result.hidden = Array.from({ length: L }, (_, i) => f32(io.hidden(i)));
     return result;
   }
 

@@ -310,23 +310,31 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** The tensor's raw little-endian bytes, read from disk now. */
-  readBytes(name: string): Uint8Array {
+  /**
+   * The tensor's raw little-endian bytes, read from disk now: all of it, or `count` slices along its first dimension
+   * from `first` on (e.g. one expert of a stacked [E, ...] tensor), read without the rest.
+   */
+  readBytes(name: string, first = 0, count?: number): Uint8Array {
     const t = this.info(name);
     if (this.fd === null) throw new SafetensorsError(`${this.file}: file is closed (reading tensor "${name}")`);
-    const out = new Uint8Array(t.end - t.begin);
-    readExact(this.fd, out, this.header.dataStart + t.begin, () => `${this.file}: tensor "${name}"`);
+    const rows = t.shape[0] ?? 1;
+    const n = count ?? rows - first;
+    if (!Number.isInteger(first) || !Number.isInteger(n) || first < 0 || n < 0 || first + n > rows) throw new SafetensorsError(`${this.file}: tensor "${name}" has ${rows} slices, cannot read ${n} from ${first}`);
+    const per = t.shape.length === 0 ? t.end - t.begin : (t.end - t.begin) / rows;
+    const out = new Uint8Array(per * n);
+    readExact(this.fd, out, this.header.dataStart + t.begin + per * first, () => `${this.file}: tensor "${name}"`);
     this.bytesRead += out.byteLength;
     return out;
   }
 
-  /** The tensor as fp32 (F16/BF16 converted). */
-  read(name: string): Tensor32 {
+  /** The tensor as fp32 (F16/BF16 converted), whole or `count` slices along its first dimension from `first`. */
+  read(name: string, first?: number, count?: number): Tensor32 {
     const t = this.info(name);
     if (t.dtype !== "F32" && t.dtype !== "F16" && t.dtype !== "BF16") {
       throw new SafetensorsError(`${this.file}: tensor "${name}" has dtype ${t.dtype}; only F32, F16 and BF16 can be read as fp32`);
     }
-    return { shape: [...t.shape], data: decodeToF32(this.readBytes(name), t.dtype) };
+    const shape = first === undefined ? [...t.shape] : [count ?? t.shape[0]! - first, ...t.shape.slice(1)];
+    return { shape, data: decodeToF32(this.readBytes(name, first, count), t.dtype) };
   }
 
   close(): void {
@@ -438,6 +446,16 @@ export class SafetensorsWeights implements WeightSource {
     return this.fileOf(name).read(name);
   }
 
+  /** `count` slices of a tensor along its first dimension (e.g. expert e of a stacked [E, ...] tensor) as fp32. */
+  getSlices(name: string, first: number, count = 1): Tensor32 {
+    return this.fileOf(name).read(name, first, count);
+  }
+
+  /** A tensor's raw bytes (any dtype; e.g. uint8 MXFP4 blocks, F8_E4M3 weights), whole or `count` slices from `first`. */
+  rawBytes(name: string, first?: number, count?: number): Uint8Array {
+    return this.fileOf(name).readBytes(name, first, count);
+  }
+
   /** Tensor data bytes read so far over all files. */
   get bytesRead(): number {
     return this.files.reduce((s, f) => s + f.bytesRead, 0);
@@ -459,10 +477,10 @@ export class SafetensorsWeights implements WeightSource {
 export interface SafetensorsEntry {
   name: string;
   shape: number[];
-  /** Stored dtype (default: the writer's `dtype` option, itself F32 by default). */
-  dtype?: FloatDtype;
-  /** fp32 values in row-major order, or a function producing them when the tensor is written. */
-  data: Float32Array | (() => Float32Array);
+  /** Stored dtype (default: the writer's `dtype` option, itself F32 by default); raw dtypes (U8, F8_E4M3, …) take bytes. */
+  dtype?: string;
+  /** fp32 values in row-major order (float dtypes) or the stored bytes (other dtypes), or a function producing them when written. */
+  data: Float32Array | Uint8Array | (() => Float32Array | Uint8Array);
 }
 
 export interface WriteOptions {
@@ -474,7 +492,7 @@ export interface WriteOptions {
 }
 
 /** Total file size for the given entries, without writing anything. */
-export function safetensorsFileSize(entries: readonly { name: string; shape: number[]; dtype?: FloatDtype }[], opts: Pick<WriteOptions, "metadata" | "dtype"> = {}): number {
+export function safetensorsFileSize(entries: readonly { name: string; shape: number[]; dtype?: string }[], opts: Pick<WriteOptions, "metadata" | "dtype"> = {}): number {
   const { header, dataBytes } = buildHeader(entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype ?? opts.dtype ?? "F32" })), opts.metadata);
   return header.byteLength + dataBytes;
 }
@@ -504,10 +522,13 @@ export async function writeSafetensors(file: string, entries: readonly Safetenso
     opts.onProgress?.(pos, total);
     for (const e of resolved) {
       const data = typeof e.data === "function" ? e.data() : e.data;
-      if (data.length !== numel(e.shape)) {
-        throw new SafetensorsError(`${file}: tensor "${e.name}" has ${data.length} values but shape ${JSON.stringify(e.shape)} needs ${numel(e.shape)}`);
+      const float = e.dtype === "F32" || e.dtype === "F16" || e.dtype === "BF16";
+      if (float !== data instanceof Float32Array) throw new SafetensorsError(`${file}: tensor "${e.name}" is ${e.dtype}: give ${float ? "fp32 values" : "its bytes (Uint8Array)"}`);
+      const want = float ? numel(e.shape) : numel(e.shape) * (DTYPE_BYTES[e.dtype] ?? 0);
+      if (data.length !== want) {
+        throw new SafetensorsError(`${file}: tensor "${e.name}" has ${data.length} ${float ? "values" : "bytes"} but shape ${JSON.stringify(e.shape)} needs ${want}${float ? "" : ` (${e.dtype})`}`);
       }
-      await writeAll(encodeFromF32(data, e.dtype));
+      await writeAll(float ? encodeFromF32(data as Float32Array, e.dtype as FloatDtype) : (data as Uint8Array));
       opts.onProgress?.(pos, total);
     }
   } finally {

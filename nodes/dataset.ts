@@ -46,7 +46,7 @@ export const datasetNode = defineNode({
   typeVersion: 1,
   title: "Dataset",
   category: "Inputs",
-  description: "Records (prompt text, image/audio/video, task, label) from a JSONL/CSV file or a folder. Emits one record here; a Routing Aggregate downstream runs every record.",
+  description: "Records (prompt text, image/audio/video, task, label, reference answer) from a JSONL/CSV file or a folder. Emits one record here; a Routing Aggregate downstream runs every record.",
   inputs: {},
   outputs: DATASET_OUTPUTS,
   params: z.object({
@@ -82,7 +82,7 @@ export const datasetNode = defineNode({
     const out = recordOutputs(resolved, { ...scan, kind: "dataset", type: "dataset", headline: headline(scan), format: scan.kind, previewRow: params.previewRow } satisfies DatasetSummary);
     // A single run needs the media the workflow uses; in a batch, absent media prune their branch instead.
     const used = new Set((ctx.workflow?.edges ?? []).filter((e) => e.source === ctx.nodeId).map((e) => e.sourceSocket));
-    const lacking = ["image", "audio", "video"].filter((m) => used.has(m) && out[m] === undefined);
+    const lacking = ["image", "audio", "video", "answer"].filter((m) => used.has(m) && out[m] === undefined);
     if (lacking.length) throw new Error(`record ${params.previewRow} (${rec.id}) has no ${lacking.join("/")}, which this workflow uses: pick a preview row that has it (a batch run simply leaves that branch out for such records)`);
     return out;
   },

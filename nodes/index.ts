@@ -10,6 +10,7 @@ import { audioEncoder } from "./audio-encoder";
 import { audioInput } from "./audio-input";
 import { compareTracesNode } from "./compare-traces";
 import { datasetNode } from "./dataset";
+import { expertAblation } from "./expert-ablation";
 import { generateImage } from "./dit";
 import { imageInput } from "./image-input";
 import { moeLlm } from "./moe-llm";
@@ -43,6 +44,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   moeLlm,
   routingInspector,
   routingAggregate,
+  expertAblation,
   compareTracesNode,
   ropeInspector,
   tts,

@@ -5,11 +5,13 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { activeParameters } from "../engine/routing/active";
 import { generate, GenerationCancelled } from "../models/generate";
-import { compileInterventions } from "../models/interventions";
+import { checkRoutingOverrides, compileInterventions } from "../models/interventions";
 import { defaultRoutingPrecision } from "../models/grin-routing";
-import { promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
+import { logitLens, promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
 import type { RoutingPrecision } from "../models/onnx/bf16";
+import { continuePositions, scoredSequence, scoreSequence, type NllSummary } from "../models/scoring";
 import { isSequence, type SequenceValue } from "../engine/sequence";
+import type { RoutingTrace } from "../engine/trace";
 import { tokenizerHash } from "../models/prompt-tokenizer";
 import { byteTokenizer, type Tokenizer } from "../models/tokenizer";
 import { JsonTokenizer, loadTokenizer } from "../models/tokenizer-json";
@@ -31,6 +33,18 @@ function controlTokens(tok: Tokenizer, emit: string): ((answer: string) => numbe
     if (emit.includes("image")) ids.push(...tok.encode(`${[0, 1, 2].map((i) => `[TASK${i}]`).join("")}${Array.from({ length: 32 }, (_, i) => `[IMG${i}]`).join("")}`));
     return ids;
   };
+}
+
+/** `rows` ([n × H] row-major) with more rows appended. */
+function appendRows(rows: Float32Array, more: Float32Array[]): Float32Array {
+  const out = new Float32Array(rows.length + more.reduce((a, r) => a + r.length, 0));
+  out.set(rows);
+  let at = rows.length;
+  for (const r of more) {
+    out.set(r, at);
+    at += r.length;
+  }
+  return out;
 }
 
 export const GENERATION_CONFIG_FILE = "generation_config.json";
@@ -116,16 +130,50 @@ export interface LlmOutputValue {
   activeParameters?: number;
 }
 
+/** What a scoring run (mode score-answer / score-text) outputs on `score`; the trace's tokens carry the same NLL. */
+export interface ScoreValue {
+  kind: "nll-score";
+  /** `type` + `headline` make it its own preview in the editor. */
+  type: "score";
+  headline: string;
+  mode: "answer" | "text";
+  model: string;
+  tokens: number;
+  sumNll: number;
+  meanNll: number;
+  perplexity: number;
+  /** Per scored token, in order: its text and NLL (nats). */
+  perToken: { text: string; nll: number }[];
+  forwardMs: number;
+}
+
+function scoreHeadline(s: NllSummary, mode: "answer" | "text"): string {
+  return `${s.tokens} ${mode === "answer" ? "answer" : "text"} token(s): mean NLL ${s.mean.toFixed(3)} nats · perplexity ${s.perplexity.toPrecision(4)}`;
+}
+
 export const moeLlm = defineNode({
   type: "model.moe-llm",
   typeVersion: 1,
   title: "MoE-LLM",
   category: "Models",
-  description: "Uni-MoE-2.0 decoder: generates text and records every routing decision.",
-  inputs: { prompt: { type: "TEXT", optional: true, label: "prompt" }, sequence: { type: "SEQUENCE", optional: true, label: "sequence" } },
-  outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" } },
+  description: "Uni-MoE-2.0 decoder: generates text (or scores a reference answer, teacher-forced) and records every routing decision; optional logit lens.",
+  inputs: {
+    prompt: { type: "TEXT", optional: true, label: "prompt" },
+    sequence: { type: "SEQUENCE", optional: true, label: "sequence" },
+    answer: { type: "TEXT", optional: true, label: "answer (to score)" },
+  },
+  outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" }, score: { type: "JSON", label: "score (NLL)" } },
   params: z.object({
     model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),
+    mode: z
+      .enum(["generate", "score-answer", "score-text"])
+      .default("generate")
+      .meta({
+        label: "Mode",
+        description:
+          "generate: write an answer. score-answer: the negative log-likelihood of the answer input given the prompt (teacher-forced, one forward pass, no generation). score-text: language-model scoring of the input itself (every text token after the first; a plain prompt is read without the chat template).",
+      }),
+    logitLens: z.boolean().default(false).meta({ label: "Logit lens", description: "Also pass the residual stream after each layer through the final norm and LM head: top-5 predictions per layer and token, shown by the Routing Inspector. Off: the graph has no extra outputs." }),
     system: z.string().max(10_000).default("").meta({ widget: "textarea", label: "System prompt" }),
     chatTemplate: z
       .enum(["model", "chatml"])
@@ -139,7 +187,20 @@ export const moeLlm = defineNode({
     topK: z.number().int().min(0).max(1000).default(0).meta({ label: "Top-k (0 = off)" }),
     topP: z.number().min(0.01).max(1).default(1).meta({ label: "Top-p sampling", step: 0.01 }),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
-    routingTopP: z.number().min(0).max(1).default(0).meta({ label: "Routing Top-P override (0 = model's)", step: 0.05 }),
+    routingTopP: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
+    // optional (no default): nodes that never set it keep their cache keys
+    routingTopK: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024)
+      .optional()
+      .meta({ widget: "routing-override", routingControl: "topK", label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
     routingPrecision: z
       .enum(["model", "fp32", "bf16"])
       .default("model")
@@ -172,6 +233,9 @@ export const moeLlm = defineNode({
     if (extras.every((e) => e === null)) return model.contentHash;
     return `${model.contentHash}:${createHash("sha256").update(JSON.stringify(extras)).digest("hex").slice(0, 16)}`;
   },
+  async checkParams(params) {
+    checkRoutingOverrides((await resolveModel(params.model)).config, { topP: params.routingTopP, topK: params.routingTopK });
+  },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
     const prompt = typeof inputs.prompt === "string" ? inputs.prompt : undefined;
@@ -179,13 +243,25 @@ export const moeLlm = defineNode({
     if (prompt === undefined && !sequence) throw new Error("connect a prompt (TEXT) or a sequence from a Prompt Builder");
     if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
-    const interventions = compileInterventions(model.config, params.interventions, params.routingTopP);
+    const interventions = compileInterventions(model.config, params.interventions, { topP: params.routingTopP, topK: params.routingTopK });
     // Checked before the session loads, so a mismatch fails fast.
     const modelTokenizer = loadTokenizer(model.dir);
     if (sequence) checkSequenceTokenizer(sequence, params.model, modelTokenizer, model.config.vocab_size);
     const stopTokens = stopTokenIds(modelTokenizer, model.dir);
     const routingPrecision: RoutingPrecision = params.routingPrecision === "model" ? defaultRoutingPrecision(model.config) : params.routingPrecision;
-    const graph = { ...GRAPH, embeds: !!sequence?.media, routingPrecision };
+    const graph = { ...GRAPH, embeds: !!sequence?.media, routingPrecision, ...(params.logitLens ? { lens: true } : {}) };
+    const answer = typeof inputs.answer === "string" ? inputs.answer : undefined;
+    if (params.mode === "score-answer" && !answer?.trim()) throw new Error("mode score-answer needs a reference answer: connect the answer input (a Dataset's answer column or a Text node); none arrived");
+    const runtime = ctx.runtime;
+    const withLens = async <T extends { trace: RoutingTrace }>(out: T, hidden: Float32Array[] | undefined): Promise<T> => {
+      if (!params.logitLens) return out;
+      if (!hidden) throw new Error("internal: the logit-lens graph returned no residual states");
+      const lens = await logitLens(model, runtime, hidden, out.trace.tokens.length);
+      const tok = loadTokenizer(model.dir);
+      const texts: Record<number, string> = {};
+      for (const l of lens.layers) for (const id of l.topIds) texts[id] ??= tok.decode([id]);
+      return { ...out, trace: { ...out.trace, lens: { ...lens, texts } } };
+    };
     return withMoeLlm(model, graph, ctx.runtime, async ({ runner, tokenizer }) => {
       let ids: number[];
       let promptInput: Parameters<typeof generate>[2];
@@ -202,6 +278,11 @@ export const moeLlm = defineNode({
           modelName: params.model,
           ...(sequence.media ? { embeds: promptEmbeddings(model, ids, sequence.media) } : {}),
         };
+      } else if (params.mode === "score-text") {
+        promptText = prompt!;
+        promptFormat = "the prompt as it is (language-model scoring, no chat template)";
+        ids = tokenizer.encode(promptText);
+        promptInput = { ids, modelName: params.model };
       } else {
         const messages = [...(params.system ? [{ role: "system", content: params.system }] : []), { role: "user", content: prompt! }];
         const options = { addGenerationPrompt: true, template: params.chatTemplate };
@@ -209,6 +290,41 @@ export const moeLlm = defineNode({
         promptFormat = tokenizer.chatTemplateLabel(options);
         ids = tokenizer.encode(promptText);
         promptInput = { ids, modelName: params.model };
+      }
+      if (params.mode !== "generate") {
+        ctx.progress(0.5, "scoring (one forward pass)");
+        const answerIds = params.mode === "score-answer" ? tokenizer.encode(answer!, { allowSpecial: false }) : null;
+        const seq = scoredSequence(ids, answerIds);
+        const extra = seq.ids.length - ids.length;
+        const scored = await scoreSequence(
+          runner,
+          tokenizer,
+          {
+            ...seq,
+            modelName: params.model,
+            ...(promptInput.positions ? { positions: continuePositions(promptInput.positions, extra) } : {}),
+            ...(promptInput.modalities ? { modalities: [...promptInput.modalities, ...Array<"text">(extra).fill("text")] } : {}),
+            ...(promptInput.embeds ? { embeds: appendRows(promptInput.embeds.prompt, seq.ids.slice(ids.length).map(promptInput.embeds.token)) } : {}),
+          },
+          interventions,
+        );
+        const mode = params.mode === "score-answer" ? "answer" : "text";
+        const perToken = scored.trace.tokens.filter((t) => t.nll !== undefined).map((t) => ({ text: t.text, nll: t.nll! }));
+        const score: ScoreValue = {
+          kind: "nll-score",
+          type: "score",
+          headline: scoreHeadline(scored.summary, mode),
+          mode,
+          model: params.model,
+          tokens: scored.summary.tokens,
+          sumNll: scored.summary.sum,
+          meanNll: scored.summary.mean,
+          perplexity: scored.summary.perplexity,
+          perToken,
+          forwardMs: scored.ms,
+        };
+        const output: LlmOutputValue = { kind: "llm-output", model: params.model, text: answer ?? "", promptIds: ids, ids: answerIds ?? [], stopReason: "scored (teacher-forced)", specialHidden: [], prefillMs: scored.ms, decodeMs: 0, promptText, promptFormat };
+        return withLens({ output, trace: scored.trace, score }, scored.hidden);
       }
       let text = "";
       try {
@@ -248,7 +364,7 @@ export const moeLlm = defineNode({
           routingPrecision,
           activeParameters: activeParameters(result.trace)?.expected,
         };
-        return { output, trace: result.trace };
+        return await withLens({ output, trace: result.trace }, result.hidden);
       } catch (err) {
         if (err instanceof GenerationCancelled) throw ctx.signal.reason ?? err;
         throw err;
@@ -256,6 +372,8 @@ export const moeLlm = defineNode({
     });
   },
   summarize(outputs) {
+    const score = outputs.score as ScoreValue | undefined;
+    if (score) return `${score.headline} (one forward pass, ${score.forwardMs.toFixed(1)} ms)`;
     const o = outputs.output as LlmOutputValue | undefined;
     if (!o) return "no output";
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);

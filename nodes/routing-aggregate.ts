@@ -2,7 +2,8 @@ import { z } from "zod";
 import { batchStoreDir, resolveDatasetSource, scanDataset } from "../engine/batch/dataset";
 import { AGGREGATE_NODE_TYPE, batchCatalogue, DATASET_NODE_TYPE } from "../engine/batch/feeder";
 import { batchPlan, runBatch, type BatchProgress, type BatchResult } from "../engine/batch/runner";
-import { aggregateCSV, aggregateExport } from "../engine/batch/summary";
+import { addNll, traceNll, type NllTotals } from "../engine/batch/scores";
+import { aggregateCSV, aggregateExport, batchExportMeta } from "../engine/batch/summary";
 import { parseSweep, runSweep, type SweepPoint } from "../engine/batch/sweep";
 import { Executor } from "../engine/executor";
 import { defineNode, type RunContext } from "../engine/node";
@@ -38,15 +39,8 @@ function progressLine(p: BatchProgress, prefix = ""): string {
   return `${prefix}${p.done}/${p.total} records (${p.cached} cached)${p.failed ? ` · ${p.failed} failed` : ""}${formatEta(p.etaMs)}`;
 }
 
-async function storeExport(ctx: RunContext, agg: RoutingAggregate, batch: Pick<BatchResult, "workflowFingerprint" | "ran" | "cached" | "failed" | "scan">, sweep?: { nodeId: string; param: string; value: unknown }) {
-  const meta = {
-    workflowFingerprint: batch.workflowFingerprint,
-    datasetFingerprint: batch.scan.fingerprint,
-    dataset: { source: batch.scan.source, count: batch.scan.count, errorCount: batch.scan.errorCount },
-    records: { ran: batch.ran, cached: batch.cached, failed: batch.failed },
-    ...(ctx.workflow ? { workflow: ctx.workflow } : {}),
-    ...(sweep ? { sweep } : {}),
-  };
+async function storeExport(ctx: RunContext, agg: RoutingAggregate, batch: Pick<BatchResult, "workflowFingerprint" | "ran" | "cached" | "failed" | "scan" | "nll">, sweep?: { nodeId: string; param: string; value: unknown }) {
+  const meta = batchExportMeta(batch, { workflow: ctx.workflow, sweep });
   const file = await ctx.storage.write(Buffer.from(JSON.stringify(aggregateExport(agg, meta))), "json");
   const csvFile = await ctx.storage.write(Buffer.from(aggregateCSV(agg, meta)), "csv");
   return { file, csvFile };
@@ -73,7 +67,10 @@ export const routingAggregate = defineNode({
       const rec = inputs.record as { task?: string; label?: string } | undefined;
       const agg = new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: true }).add(trace, { group: recordGroup(rec?.task, rec?.label) });
       const scan = { source: "(one record)", count: 1, errorCount: 0, errors: [], preview: [], tasks: {}, modalities: {}, fingerprint: "", kind: "jsonl" as const };
-      const { file, csvFile } = await storeExport(ctx, agg, { workflowFingerprint: "", ran: 1, cached: 0, failed: 0, scan });
+      const score = traceNll(trace);
+      const nll: NllTotals = {};
+      if (score) addNll(nll, recordGroup(rec?.task, rec?.label), score);
+      const { file, csvFile } = await storeExport(ctx, agg, { workflowFingerprint: "", ran: 1, cached: 0, failed: 0, scan, nll });
       return { aggregate: report({ file, csvFile, records: { total: 1, ran: 1, cached: 0, failed: 0, badRows: 0 }, failures: [], agg, workflowFingerprint: "", datasetFingerprint: "" }) };
     }
     const doc = ctx.workflow;

@@ -35,8 +35,8 @@ export function InterventionsField({ value, onChange, modelRef, label }: { value
       {rules.map((r, i) => (
         <div key={i} className="row">
           <select value={String(r.layer)} onChange={(e) => set(rules.map((x, j) => (j === i ? { ...x, layer: e.target.value === "*" ? "*" : Number(e.target.value) } : x)))} aria-label="Layer">
-            <option value="*">all layers</option>
-            {Array.from({ length: info.data.layers }, (_, l) => (
+            <option value="*">all MoE layers</option>
+            {info.data.moeLayers.map((l) => (
               <option key={l} value={l}>L{l}</option>
             ))}
           </select>

@@ -69,6 +69,7 @@ function CompareReportView({ file }: { file: string }) {
 const RopeInspector = dynamic(() => import("@/app/inspector/RopeInspector"), { ssr: false });
 
 const AggregateReportView = dynamic(() => import("@/app/inspector/AggregateView").then((m) => m.AggregateReportView), { ssr: false });
+const AblationReportView = dynamic(() => import("@/app/inspector/AblationView").then((m) => m.AblationReportView), { ssr: false });
 const DatasetPreview = dynamic(() => import("@/app/inspector/DatasetPreview").then((m) => m.DatasetPreview), { ssr: false });
 
 function RopeReportView({ file }: { file: string }) {
@@ -115,6 +116,7 @@ export function OutputValue({ socket, value }: { socket: string; value: Record<s
       {type === "compare-report" && typeof value.file === "string" && <CompareReportView file={value.file} />}
       {type === "routing-aggregate" && typeof value.file === "string" && <AggregateReportView report={value as never} />}
       {type === "dataset" && Array.isArray(value.preview) && <DatasetPreview summary={value as never} />}
+      {type === "expert-ablation" && typeof value.file === "string" && <AblationReportView report={value as never} />}
     </div>
   );
 }

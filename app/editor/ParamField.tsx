@@ -2,6 +2,7 @@
 import dynamic from "next/dynamic";
 import { memo, useState } from "react";
 import { trpc } from "@/app/lib/trpc";
+import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
 import { useEditor } from "./store";
 
@@ -14,7 +15,9 @@ export interface ParamSchema {
   minimum?: number;
   maximum?: number;
   default?: unknown;
-  widget?: "textarea" | "file" | "slider" | "model" | "interventions";
+  widget?: "textarea" | "file" | "slider" | "model" | "interventions" | "routing-override" | "ablation-plan";
+  /** widget "routing-override": Top-P or top-k override of the node's model's router */
+  routingControl?: "topP" | "topK";
   accept?: string;
   step?: number;
   label?: string;
@@ -89,10 +92,38 @@ function ModelPicker({ value, onChange, label }: { value: string; onChange: (v: 
   );
 }
 
+/**
+ * A routing override (Top-P or top-k) shown only when the node's model's router understands it; a value set for a
+ * model that ignores it (e.g. after switching models) stays visible with the reason and a reset, since the node
+ * refuses to run with it.
+ */
+function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown; modelRef: string; onChange: (v: unknown) => void; numberInput: (max?: number) => React.ReactNode }) {
+  const info = trpc.models.info.useQuery({ ref: p.modelRef }, { staleTime: 60_000, retry: false });
+  if (!info.data) return null;
+  const c = p.schema.routingControl === "topK" ? info.data.controls.topK : info.data.controls.topP;
+  const set = typeof p.value === "number" && p.value > 0;
+  if (!c.ok && !set) return null;
+  return (
+    <div className="param" title={p.schema.description}>
+      <span>{p.label}</span>
+      {c.ok ? (
+        p.numberInput((c as { max?: number }).max)
+      ) : (
+        <div className="nodrag" data-testid={`refused-${p.schema.routingControl}`}>
+          <span className="error-text">
+            {String(p.value)} is not used by {p.modelRef}: {c.reason}
+          </span>{" "}
+          <button onClick={() => p.onChange(0)}>reset</button>
+        </div>
+      )}
+    </div>
+  );
+}
+
 function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
   const setParam = useEditor((s) => s.setParam);
-  // The intervention editor needs the node's model (its layers and experts).
-  const modelRef = useEditor((s) => (schema.widget === "interventions" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
+  // The intervention editor and the routing overrides need the node's model (its layers, experts and router).
+  const modelRef = useEditor((s) => (schema.widget === "interventions" || schema.widget === "routing-override" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
   const label = schema.label ?? name;
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   const onChange = (v: unknown) => setParam(nodeId, name, v);
@@ -105,25 +136,37 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <FilePicker nodeId={nodeId} name={name} value={typeof value === "string" ? value : ""} schema={schema} />;
   } else if (schema.enum) {
     control = (
-      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))}>
+      <select className="nodrag" value={String(value)} onChange={(e) => onChange(schema.enum!.find((o) => String(o) === e.target.value))} aria-label={schema.widget === "ablation-plan" ? label : undefined}>
         {schema.enum.map((o) => (
           <option key={String(o)} value={String(o)}>{String(o)}</option>
         ))}
       </select>
     );
+    if (schema.widget === "ablation-plan")
+      control = (
+        <>
+          {control}
+          <AblationCost nodeId={nodeId} />
+        </>
+      );
   } else if (type === "boolean") {
     control = <input className="nodrag" type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />;
   } else if (type === "number" || type === "integer") {
     const num = typeof value === "number" ? value : Number(schema.default ?? 0);
     const step = schema.step ?? (type === "integer" ? 1 : 0.01);
     const parse = (s: string) => (type === "integer" ? parseInt(s, 10) : parseFloat(s));
-    const hasRange = schema.minimum !== undefined && schema.maximum !== undefined;
-    control = (
-      <div className="row nodrag">
-        {hasRange && <input type="range" min={schema.minimum} max={schema.maximum} step={step} value={num} onChange={(e) => onChange(parse(e.target.value))} aria-label={`${label} slider`} />}
-        <input type="number" min={schema.minimum} max={schema.maximum} step={step} value={num} onChange={(e) => e.target.value !== "" && onChange(parse(e.target.value))} aria-label={label} />
-      </div>
-    );
+    const numberInput = (maxOverride?: number) => {
+      const max = maxOverride ?? schema.maximum;
+      const hasRange = schema.minimum !== undefined && max !== undefined;
+      return (
+        <div className="row nodrag">
+          {hasRange && <input type="range" min={schema.minimum} max={max} step={step} value={num} onChange={(e) => onChange(parse(e.target.value))} aria-label={`${label} slider`} />}
+          <input type="number" min={schema.minimum} max={max} step={step} value={num} onChange={(e) => e.target.value !== "" && onChange(parse(e.target.value))} aria-label={label} />
+        </div>
+      );
+    };
+    if (schema.widget === "routing-override") return <RoutingOverride schema={schema} label={label} value={value} modelRef={modelRef} onChange={onChange} numberInput={numberInput} />;
+    control = numberInput();
   } else if (schema.widget === "textarea" && schema.language === "javascript") {
     control = <ScriptField nodeId={nodeId} value={String(value ?? "")} onChange={onChange} label={label} />;
   } else if (schema.widget === "textarea") {
@@ -132,7 +175,7 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
     control = <input className="nodrag" type="text" value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} aria-label={label} />;
   }
   // Composite widgets get a plain wrapper: a <label> would name its first button or select.
-  const Wrapper = schema.widget === "interventions" || schema.language ? "div" : "label";
+  const Wrapper = schema.widget === "interventions" || schema.widget === "ablation-plan" || schema.language ? "div" : "label";
   return (
     <Wrapper className="param" title={schema.description}>
       <span>{label}</span>

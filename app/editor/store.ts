@@ -26,7 +26,7 @@ export interface Fragment {
 const HISTORY_LIMIT = 200;
 const CLIPBOARD_KEY = "moe-studio:clipboard";
 
-interface EditorState {
+export interface EditorState {
   workflowId: string | null;
   baseVersion: number;
   savedJson: string;

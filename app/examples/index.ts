@@ -172,4 +172,32 @@ export const EXAMPLES: Example[] = [
       notes: [],
     },
   },
+  {
+    id: "dataset-ablation",
+    title: "Dataset → expert ablation: ΔNLL per task beside routing share",
+    description: "The same 36 records with reference answers: the MoE-LLM scores each answer (teacher-forced NLL), the Expert Ablation bans each expert in turn (plus k = 1 and no null expert) and shows the ΔNLL heatmap per task, the most important experts per task, and each expert's importance beside how often it is chosen. The seeded model's answers mean nothing; the mechanics are real.",
+    document: {
+      schemaVersion: 2,
+      name: "Expert ablation over a dataset",
+      description: "Dataset (examples/sample/records.jsonl, with answers) → Vision encoder → Prompt Builder → MoE-LLM (mode score-answer) → Expert Ablation. Every pass is a resumable batch: a re-run costs only what is missing.",
+      tags: ["example", "dataset", "ablation"],
+      nodes: [
+        node("data", "input.dataset", 0, 120, { source: "examples/sample/records.jsonl", previewRow: 0 }, "Dataset"),
+        node("vision", "encode.vision", 340, 0, {}),
+        node("prompt", "prompt.builder", 660, 120, {}),
+        node("llm", "model.moe-llm", 980, 120, { mode: "score-answer" }),
+        node("ablation", "inspect.expert-ablation", 1340, 120, { ablate: "experts" }, "Expert Ablation"),
+      ],
+      edges: [
+        edge("data", "text", "prompt", "text"),
+        edge("data", "image", "vision", "image"),
+        edge("vision", "features", "prompt", "image"),
+        edge("prompt", "sequence", "llm", "sequence"),
+        edge("data", "answer", "llm", "answer"),
+        edge("llm", "trace", "ablation", "trace"),
+        edge("data", "record", "ablation", "record"),
+      ],
+      notes: [],
+    },
+  },
 ];

@@ -6,6 +6,7 @@ import type { AggregateExport } from "@/engine/batch/summary";
 import { RoutingAggregate, type AggregateQuery } from "@/engine/routing/aggregate";
 import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import type { RoutingMetrics } from "@/engine/routing/metrics";
+import { meanNll, nllAll, nllBy } from "@/engine/batch/scores";
 import { groupsBy, type GroupField } from "@/engine/routing/specialisation";
 import type { Modality, Phase } from "@/engine/trace";
 import { StackedBars } from "./CanvasChart";
@@ -96,6 +97,12 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
     return ["all", ...Object.keys(c.byModality).map((m) => `modality:${m}` as Facet), ...Object.keys(c.byPhase).map((p) => `phase:${p}` as Facet)];
   }, [agg]);
   const cols = Math.min(5, Math.max(1, panels.length));
+  // Mean teacher-forced NLL per panel, when the traces were scored (MoE-LLM mode score-answer / score-text).
+  const nllOf = useMemo(() => {
+    if (!doc?.nll) return null;
+    const by = nllBy(doc.nll, field);
+    return (name: string) => (name === "all records" ? nllAll(doc.nll!) : by.get(name === "(none)" ? "" : name));
+  }, [doc, field]);
   return createPortal(
     <div className="inspector-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
       <div className="inspector" role="dialog" aria-label="Dataset routing aggregate" data-testid="aggregate-view">
@@ -186,6 +193,8 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
                     <th>CV</th>
                     <th>Jain</th>
                     <th>entropy</th>
+                    {nllOf && <th>mean NLL</th>}
+                    {nllOf && <th>perplexity</th>}
                   </tr>
                 </thead>
                 <tbody>
@@ -201,6 +210,8 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
                         <td>{mean((l) => l.loadCV).toFixed(3)}</td>
                         <td>{mean((l) => l.jain).toFixed(3)}</td>
                         <td>{mean((l) => l.entropy).toFixed(3)}</td>
+                        {nllOf && <td data-testid="aggregate-nll">{meanNll(nllOf(name)).toFixed(3)}</td>}
+                        {nllOf && <td>{Math.exp(meanNll(nllOf(name))).toPrecision(4)}</td>}
                       </tr>
                     );
                   })}

@@ -193,7 +193,10 @@ export interface ColorScale {
 
 const hexRgb = (h: string) => [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), parseInt(h.slice(5, 7), 16)] as const;
 
-/** A function value → "rgb(...)" interpolating the stops linearly (256 levels). */
+/** Colour of a missing value (NaN): a cell that has no number, e.g. an ablation not run. */
+export const MISSING_COLOR = "#2a2d38";
+
+/** A function value → "rgb(...)" interpolating the stops linearly (256 levels); NaN → MISSING_COLOR. */
 export function colorOf(scale: ColorScale): (v: number) => string {
   const rgb = scale.stops.map(hexRgb);
   const lut: string[] = [];
@@ -205,7 +208,7 @@ export function colorOf(scale: ColorScale): (v: number) => string {
     lut.push(`rgb(${c[0]},${c[1]},${c[2]})`);
   }
   const span = scale.max - scale.min || 1;
-  return (v) => lut[Math.max(0, Math.min(255, Math.round(((v - scale.min) / span) * 255)))] ?? lut[0]!;
+  return (v) => (Number.isNaN(v) ? MISSING_COLOR : (lut[Math.max(0, Math.min(255, Math.round(((v - scale.min) / span) * 255)))] ?? lut[0]!));
 }
 
 // ---- heatmap ----
@@ -226,6 +229,8 @@ export interface HeatGridSpec {
   /** The last `lanes` columns (e.g. "Shared (w)", "Dropped") are always labelled; default 1. */
   lanes?: number;
 }
+
+const NO_VALUE = "#262833";
 
 export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
   const { rows, cols, values } = spec;
@@ -249,7 +254,11 @@ export function heatGridDrawing(spec: HeatGridSpec): ChartDrawing {
       for (let c = 0; c < cols.length; c++) {
         const color = colorAt(c);
         const x = m.left + c * cw;
-        for (let r = 0; r < rows.length; r++) p.rect(x, m.top + r * ch, cw - gap, ch - gap, color(values[r * cols.length + c]!));
+        // NaN: a cell with no value (e.g. a dense layer's row: no routing), drawn as the empty background
+        for (let r = 0; r < rows.length; r++) {
+          const v = values[r * cols.length + c]!;
+          p.rect(x, m.top + r * ch, cw - gap, ch - gap, Number.isNaN(v) ? NO_VALUE : color(v));
+        }
       }
       if (spec.cellLabel && cw >= 18 && ch >= 12)
         for (let r = 0; r < rows.length; r++)

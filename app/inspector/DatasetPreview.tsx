@@ -5,6 +5,8 @@ import type { DatasetSummary } from "@/nodes/dataset";
 export function DatasetPreview({ summary }: { summary: Partial<DatasetSummary> }) {
   const rows = summary.preview ?? [];
   const errors = summary.errors ?? [];
+  const answers = rows.some((r) => r.answer);
+  const clip = (s: string) => (s.length > 40 ? `${s.slice(0, 39)}…` : s);
   return (
     <div className="report-mini nodrag nowheel" data-testid="dataset-preview" style={{ maxHeight: 220, overflow: "auto" }}>
       <table className="balance">
@@ -14,6 +16,7 @@ export function DatasetPreview({ summary }: { summary: Partial<DatasetSummary> }
             <th>task</th>
             <th>label</th>
             <th>text</th>
+            {answers && <th>answer</th>}
             <th>media</th>
           </tr>
         </thead>
@@ -23,7 +26,8 @@ export function DatasetPreview({ summary }: { summary: Partial<DatasetSummary> }
               <td>{r.index}</td>
               <td>{r.task}</td>
               <td>{r.label}</td>
-              <td>{r.text.length > 40 ? `${r.text.slice(0, 39)}…` : r.text}</td>
+              <td>{clip(r.text)}</td>
+              {answers && <td>{clip(r.answer ?? "")}</td>}
               <td>{Object.entries(r.media).map(([k, v]) => `${k}: ${v}`).join(", ")}</td>
             </tr>
           ))}

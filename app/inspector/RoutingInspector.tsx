@@ -8,13 +8,14 @@ import { traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { computeMetrics, metricsFromJSON, selectTokens, withEntropy, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { entropySumsInWorker } from "./entropy-worker";
-import { CanvasChart, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
+import { CanvasChart, colorOf, heatGridDrawing, StackedBars, type ChartDrawing, type ColorScale } from "./CanvasChart";
 import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figures";
 
 export { stackedSeries };
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
 import { useEscape } from "@/app/lib/use-escape";
+import { LensView } from "./LensView";
 
 
 /** Fetches and parses a trace file ("" = none yet: nothing is fetched). */
@@ -160,32 +161,64 @@ const LOAD_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#1d4ed8", "
 const SHARED_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#065f46", "#34d399"] };
 const DROP_SCALE: ColorScale = { min: 0, max: 1, stops: ["#111827", "#7f1d1d", "#f87171"] };
 
+const denseCount = (trace: RoutingTrace) => trace.layerInfo?.filter((l) => l.kind === "dense").length ?? 0;
+
+/** Every decoder layer with its routing rule; dense layers (no router) are rows of their own, never a gap. */
+function LayerRules({ info }: { info: NonNullable<RoutingTrace["layerInfo"]> }) {
+  // consecutive layers with the same rule share a row
+  const runs: { from: number; to: number; kind: string; rule: string }[] = [];
+  for (const l of info) {
+    const last = runs.at(-1);
+    if (last && last.rule === l.rule && last.kind === l.kind && last.to === l.layer - 1) last.to = l.layer;
+    else runs.push({ from: l.layer, to: l.layer, kind: l.kind, rule: l.rule });
+  }
+  return (
+    <table className="layer-rules" data-testid="layer-rules">
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.from} className={r.kind} data-kind={r.kind}>
+            <td>{r.from === r.to ? `L${r.from}` : `L${r.from}–L${r.to}`}</td>
+            <td>{r.kind === "dense" ? "dense (no routing)" : "MoE"}</td>
+            <td>{r.rule}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 /**
  * The expert-load heatmap on a canvas: dynamic experts (token share), a shared-experts lane (weight share) and, for a
- * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer).
+ * trace with capacity drops, a "Dropped" lane (share of tokens that lost an expert over capacity at that layer); with
+ * the trace's `layerInfo`, one row per decoder layer, a dense layer's row empty (no routing) and labelled so.
  */
-export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false } = {}, drops?: LayerDrops[] | null): ChartDrawing {
+export function heatmapDrawing(m: RoutingMetrics, { colorBar = true, compact = false, layerInfo }: { colorBar?: boolean; compact?: boolean; layerInfo?: RoutingTrace["layerInfo"] } = {}, drops?: LayerDrops[] | null): ChartDrawing {
   const dyn = m.experts.dynamic.map((e) => e.name);
   const lanes = drops ? 2 : 1;
   const C = dyn.length + lanes;
-  const values = new Float64Array(m.layers.length * C);
-  m.layers.forEach((l, y) => {
+  const indexOf = new Map(m.layers.map((l, j) => [l.layer, j]));
+  const rows = layerInfo ? layerInfo.map((i) => i.layer) : m.layers.map((l) => l.layer);
+  const values = new Float64Array(rows.length * C).fill(NaN);
+  rows.forEach((layer, y) => {
+    const j = indexOf.get(layer);
+    if (j === undefined) return;
+    const l = m.layers[j]!;
     for (let x = 0; x < dyn.length; x++) values[y * C + x] = l.tokenShare[x]!;
     values[y * C + dyn.length] = l.sharedWeightShare;
-    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[y]!.tokens / m.tokens : 0;
+    if (drops) values[y * C + dyn.length + 1] = m.tokens > 0 ? drops[j]!.tokens / m.tokens : 0;
   });
   const tip = (y: number, x: number, v: number) => {
     if (x < dyn.length) return `${dyn[x]}: ${(v * 100).toFixed(1)} % of tokens`;
     if (x === dyn.length) return `shared experts: ${(v * 100).toFixed(1)} % of the weight`;
-    const d = drops![y]!;
+    const d = drops![indexOf.get(rows[y]!)!]!;
     return `dropped over capacity: ${d.assignments} assignment${d.assignments === 1 ? "" : "s"}, ${d.tokens} token${d.tokens === 1 ? "" : "s"} (${(v * 100).toFixed(1)} %)`;
   };
   return heatGridDrawing({
-    rows: layerNames(m),
+    rows: rows.map((layer) => (indexOf.has(layer) ? `L${layer}` : `L${layer} dense`)),
     cols: [...dyn, "Shared (w)", ...(drops ? ["Dropped"] : [])],
     values,
     scaleOf: (c) => (c < dyn.length ? LOAD_SCALE : c === dyn.length ? SHARED_SCALE : DROP_SCALE),
-    tooltip: (y, x, v) => `${tip(y, x, v)} at L${y}`,
+    tooltip: (y, x, v) => (indexOf.has(rows[y]!) ? `${tip(y, x, v)} at L${rows[y]}` : `L${rows[y]}: dense MLP layer, no routing`),
     colorBar: colorBar ? { scale: LOAD_SCALE, label: "tokens" } : undefined,
     margin: compact ? { left: 32, right: 6, top: 4, bottom: 18 } : { left: 50, right: 90, top: 10, bottom: 40 },
     lanes,
@@ -241,7 +274,7 @@ export function breakLines(widths: ArrayLike<number>, width: number, gap = 2): I
  * Virtualised: token widths are measured on a canvas and broken into lines, and only the lines in the
  * strip's scroll window (plus a few) are in the DOM, so a 4,096-token trace costs ~30 rows, not 4,096 spans.
  */
-export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void; width?: number; font?: string }) {
+export function TokenStrip({ trace, m, layer, onDrawn, width, font, colorBy = "expert" }: { trace: RoutingTrace; m: RoutingMetrics; layer: number; onDrawn?: (name: string) => void; width?: number; font?: string; colorBy?: "expert" | "nll" }) {
   const [hover, setHover] = useState<number | null>(null);
   const box = useRef<HTMLDivElement>(null);
   // `width` and `font` (the strip's inner width and font, measured by the inspector once) let the first
@@ -270,6 +303,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
     return () => ro.disconnect();
   }, []);
   const labels = useMemo(() => Array.from(tops.rows, (r) => tokenLabel(trace.tokens[r]!.text)), [trace, tops]);
+  const nll = useMemo(() => nllColors(trace), [trace]);
   const starts = useMemo(() => {
     if (!view.width) return null;
     performance.mark("token-strip-layout-start");
@@ -311,6 +345,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
     <div className="token-detail" data-testid="token-detail">
       <strong>
         “{trace.tokens[per.tokenIndices[hover]!]!.text}” · token {per.tokenIndices[hover]} · {trace.tokens[per.tokenIndices[hover]!]!.modality} · {trace.tokens[per.tokenIndices[hover]!]!.phase}
+        {trace.tokens[per.tokenIndices[hover]!]!.nll !== undefined && ` · NLL ${trace.tokens[per.tokenIndices[hover]!]!.nll!.toFixed(3)} nats`}
       </strong>
       <table>
         <thead>
@@ -329,7 +364,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
             const ws = trace.experts.map((e, j) => ({ e, w: l.weights[row * E + j]!, on: l.mask[row * E + j] === 1 })).filter((x) => x.on);
             return (
               <tr key={li}>
-                <td>L{li}</td>
+                <td>L{l.layer ?? li}</td>
                 <td>{top >= 0 ? m.experts.dynamic[top]!.name : "—"}</td>
                 <td>{l.k[row]}</td>
                 <td>{ws.map((x) => `${x.e.name} ${x.w.toFixed(3)}`).join(" · ")}</td>
@@ -350,7 +385,7 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
       const top = topsHere[n]!;
       const t = trace.tokens[per.tokenIndices[n]!]!;
       spans.push(
-        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
+        <span key={n} className={`tok ${t.phase === "decode" ? "decode" : ""}`} style={{ background: colorBy === "nll" ? nll.color(t.nll) : top >= 0 ? expertColor(m, top) : "#333", lineHeight: "15px" }} onMouseEnter={() => setHover(n)} data-testid="token">
           {labels[n]}
         </span>,
       );
@@ -367,16 +402,33 @@ export function TokenStrip({ trace, m, layer, onDrawn, width, font }: { trace: R
         <div style={{ height: lines * STRIP_ROW + 4 }} />
         {rows}
       </div>
-      <div className="legend">
-        {m.experts.dynamic.map((e, d) => (
-          <span key={e.name}>
-            <i style={{ background: expertColor(m, d) }} /> {e.name}
-          </span>
-        ))}
-      </div>
+      {colorBy === "nll" ? (
+        <div className="legend" data-testid="nll-legend">
+          <span><i style={{ background: nll.color(0) }} /> NLL 0</span>
+          <span><i style={{ background: nll.color(nll.max / 2) }} /> {(nll.max / 2).toFixed(2)}</span>
+          <span><i style={{ background: nll.color(nll.max) }} /> {nll.max.toFixed(2)} nats</span>
+          <span><i style={{ background: nll.color(undefined) }} /> not scored</span>
+        </div>
+      ) : (
+        <div className="legend">
+          {m.experts.dynamic.map((e, d) => (
+            <span key={e.name}>
+              <i style={{ background: expertColor(m, d) }} /> {e.name}
+            </span>
+          ))}
+        </div>
+      )}
       {detail ?? <p className="muted">Hover a token to see every layer’s choice, k and weights ({N} tokens; scroll the strip for more).</p>}
     </div>
   );
+}
+
+/** Token colours by teacher-forced NLL: 0 green → the trace's largest NLL red; tokens without one grey. */
+function nllColors(trace: RoutingTrace): { max: number; color: (v: number | undefined) => string } {
+  let max = 0;
+  for (const t of trace.tokens) if (t.nll !== undefined) max = Math.max(max, t.nll);
+  const scale = colorOf({ min: 0, max: max || 1, stops: ["#15803d", "#ca8a04", "#b91c1c"] });
+  return { max, color: (v) => (v === undefined ? "#3a3d4a" : scale(v)) };
 }
 
 function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerDrops[] | null; onDrawn?: (name: string) => void }) {
@@ -397,6 +449,7 @@ function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerD
             <th key={e.name}>{e.name} %</th>
           ))}
           <th>mean k</th>
+          <th>k distribution</th>
           <th>null %</th>
           <th>shared w %</th>
           <th>CV</th>
@@ -416,6 +469,13 @@ function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerD
               </td>
             ))}
             <td>{l.meanK.toFixed(2)}</td>
+            <td data-testid={`kdist-L${l.layer}`}>
+              {l.kShare
+                .map((v, k) => ({ v, k }))
+                .filter((x) => x.v > 0)
+                .map((x) => `k=${x.k}: ${pct(x.v)}%`)
+                .join(" · ")}
+            </td>
             <td>{pct(l.nullTokenShare)}</td>
             <td>{pct(l.sharedWeightShare)}</td>
             <td>{l.loadCV.toFixed(3)}</td>
@@ -462,6 +522,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   useEscape(onClose);
   const [facet, setFacet] = useState<Facet>("all");
   const [layer, setLayer] = useState(0);
+  const scored = useMemo(() => !!trace?.tokens.some((t) => t.nll !== undefined), [trace]);
+  const [colorBy, setColorBy] = useState<"expert" | "nll">("expert");
   const fileUrl = useFileUrl();
   // The router entropy (over half the metrics time) is computed in a Web Worker, started here before the
   // counting pass so the two run in parallel; the balance table shows it when it arrives.
@@ -486,7 +548,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
   const drops = useMemo(() => (trace && rows ? dropCounts(trace, rows) : null), [trace, rows]);
   const active = useMemo(() => (trace && rows ? activeParameters(trace, rows) : null), [trace, rows]);
   const dropTotal = drops?.reduce((a, d) => a + d.assignments, 0) ?? 0;
-  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, {}, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, drops]);
+  const charts = useMemo(() => m && { heatmap: heatmapDrawing(m, { layerInfo: trace?.layerInfo }, drops), fig7: stackedSeries(m, "share"), fig8: stackedSeries(m, "k"), layers: layerNames(m) }, [m, trace, drops]);
   const pair = m ? Math.min(layer, m.transitions.length - 1) : 0;
   const coact = useMemo(() => m && matrixDrawing(names, m.layers[layer]?.coactivation ?? new Float64Array(), "tokens chose both"), [m, names, layer]);
   const transitions = useMemo(() => m && matrixDrawing(names, m.transitions[pair]?.counts ?? new Float64Array(), "tokens"), [m, names, pair]);
@@ -505,7 +567,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
     if (!ready || sizes || !body || !wideProbe.current || !halfProbe.current || !stripProbe.current) return;
     setSizes({ wide: wideProbe.current.clientWidth, half: halfProbe.current.clientWidth, strip: stripProbe.current.clientWidth, font: getComputedStyle(stripProbe.current).font });
   }, [ready, sizes]);
-  const heatHeight = m ? Math.max(220, 22 * m.layers.length + 60) : 0;
+  const heatHeight = m ? Math.max(220, 22 * (trace?.layerInfo?.length ?? m.layers.length) + 60) : 0;
   const box = (height: number, ref?: React.RefObject<HTMLDivElement | null>) => <div ref={ref} style={{ height }} />;
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(
@@ -515,7 +577,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           <h2>{title}</h2>
           {trace && (
             <span className="muted">
-              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers · {trace.experts.length} experts
+              {trace.model} · {trace.tokens.length} tokens · {trace.layers.length} layers{denseCount(trace) ? ` with a router (+ ${denseCount(trace)} dense)` : ""} · {trace.experts.length} experts
               {trace.routingPrecision === "bf16" && " · routing in bf16 (as released)"}
               {active && (
                 <span data-testid="active-parameters" title={`mean k ${active.meanK.toFixed(2)}, ${active.routedPerLayer.toFixed(2)} routed experts per layer run on average`}>
@@ -547,8 +609,8 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
             <label>
               layer{" "}
               <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Layer">
-                {trace.layers.map((_, i) => (
-                  <option key={i} value={i}>L{i}</option>
+                {trace.layers.map((l, i) => (
+                  <option key={i} value={i}>L{l.layer ?? i}</option>
                 ))}
               </select>
             </label>
@@ -571,6 +633,7 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           // The strip's scrollbar gutter is stable: its empty box measures the width the filled strip has.
           <div ref={bodyRef} className="inspector-body">
             <p className="muted convention">{trace.convention}</p>
+            {trace.layerInfo && <LayerRules info={trace.layerInfo} />}
             <section className="wide">
               <h3>Expert load: share of tokens per layer and expert (shared experts: weight share{drops ? "; dropped: share of tokens that lost an expert over capacity" : ""})</h3>
               {sizes ? <CanvasChart drawing={charts.heatmap} height={heatHeight} width={sizes.wide} name="expert-load-heatmap" testId="heatmap" onDrawn={onViewDrawn} /> : box(heatHeight, wideProbe)}
@@ -584,9 +647,26 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
               {sizes ? <StackedBars categories={charts.layers} series={charts.fig8} yMax={100} unit="%" height={260} width={sizes.half} name="fig8-k" testId="fig8" onDrawn={onViewDrawn} /> : box(330)}
             </section>
             <section className="wide">
-              <h3>Tokens coloured by their top expert at L{layer}</h3>
-              {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
+              <h3>
+                {colorBy === "nll" ? "Tokens coloured by their teacher-forced NLL" : `Tokens coloured by their top expert at L${trace.layers[layer]?.layer ?? layer}`}
+                {scored && (
+                  <>
+                    {" "}
+                    <select value={colorBy} onChange={(e) => setColorBy(e.target.value as "expert" | "nll")} aria-label="Colour tokens by">
+                      <option value="expert">colour by top expert</option>
+                      <option value="nll">colour by NLL</option>
+                    </select>
+                  </>
+                )}
+              </h3>
+              {sizes ? <TokenStrip trace={trace} m={m} layer={layer} onDrawn={onViewDrawn} width={sizes.strip} font={sizes.font} colorBy={colorBy} /> : <div ref={stripProbe} className="token-strip" style={{ display: "block", height: 200, scrollbarGutter: "stable" }} />}
             </section>
+            {trace.lens && (
+              <section className="wide">
+                <h3>Logit lens: what each layer would predict next (residual stream → final norm → LM head)</h3>
+                <LensView trace={trace} />
+              </section>
+            )}
             <section>
               <h3>Co-activation at L{layer} (all pairs)</h3>
               {sizes ? <CanvasChart drawing={coact} height={240} width={sizes.half} name={`coactivation-L${layer}`} testId="coactivation" onDrawn={onViewDrawn} /> : box(262)}

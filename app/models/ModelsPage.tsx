@@ -53,6 +53,8 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
             ? ` · ${count(inspect.data.activeParameters.min)} active per token`
             : ` · ${count(inspect.data.activeParameters.min)} – ${count(inspect.data.activeParameters.max)} active per token (Top-P: varies per token)`}
           {inspect.data.speech && <div>+ MoE-TTS (speech_generator.*, {inspect.data.speech.layers} layers, {count(inspect.data.speech.parameters)} params): imported as …/speech for the MoE-TTS node</div>}
+          {inspect.data.quantization && <div>{inspect.data.quantization}</div>}
+          {inspect.data.convention && <div className="sub">{inspect.data.convention}</div>}
           <ul className="parts" data-testid="checkpoint-parts">
             {inspect.data.parts.map((p) => (
               <li key={p.id} data-part={p.id} data-imported={p.imported}>

@@ -1,5 +1,5 @@
 /**
- * `npm run cli -- run <workflow> --dataset <file|dir> [--sweep nodeId.param=v1,v2,...] [--out DIR]`:
+ * `npm run cli -- run <workflow> --dataset <file|dir> [--sweep nodeId.param=v1,v2,... | --ablate experts|layer-experts|subset:…] [--out DIR]`:
  * the workflow once per dataset record (engine/batch), a progress bar, the aggregate written as JSON and
  * CSV with the workflow and dataset fingerprints. Killed or interrupted, it resumes from the last
  * finished record on the next identical call (per-record results live under <data dir>/batch).
@@ -9,12 +9,14 @@ import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
 import { AGGREGATE_NODE_TYPE, batchCatalogue } from "@/engine/batch/feeder";
 import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
-import { aggregateCSV, aggregateExport, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
+import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
+import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
 import { Executor } from "@/engine/executor";
 import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { ABLATION_NODE_TYPE, ablationFiles, ablationSubject, estimateAblation } from "@/nodes/expert-ablation";
 import { progressBar } from "@/engine/progress-bar";
 import { toCSV } from "@/engine/csv";
 import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
@@ -26,12 +28,19 @@ export interface BatchCliOptions {
   sweeps: string[];
   out?: string;
   concurrency?: number;
+  /** experts | layer-experts | subset:L3.E1,… (engine/batch/ablation.ts) */
+  ablate?: string;
+  maxAblations?: number;
+  maxRecords?: number;
 }
 
 class BatchUsageError extends Error {}
 
-/** The trace to aggregate: the Routing Aggregate node's input, else the one ROUTING_TRACE output in the workflow. */
+/** The trace to aggregate: an Expert Ablation's or the Routing Aggregate node's input, else the one ROUTING_TRACE output in the workflow. */
 function collectTarget(doc: Workflow): CollectTarget {
+  const abl = doc.nodes.find((n) => n.type === ABLATION_NODE_TYPE);
+  const e = abl && doc.edges.find((x) => x.target === abl.id && x.targetSocket === "trace");
+  if (e) return { nodeId: e.source, socket: e.sourceSocket };
   if (doc.nodes.some((n) => n.type === AGGREGATE_NODE_TYPE)) return findCollectTarget(doc);
   const outs: CollectTarget[] = [];
   for (const n of doc.nodes) {
@@ -59,14 +68,7 @@ function printSummary(s: MetricsSummary, indent = "  ") {
 }
 
 async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc: Workflow, sweep?: { nodeId: string; param: string; value: unknown }) {
-  const meta = {
-    workflowFingerprint: batch.workflowFingerprint,
-    datasetFingerprint: batch.scan.fingerprint,
-    dataset: { source: batch.scan.source, count: batch.scan.count, errorCount: batch.scan.errorCount },
-    records: { ran: batch.ran, cached: batch.cached, failed: batch.failed },
-    workflow: doc,
-    ...(sweep ? { sweep } : {}),
-  };
+  const meta = batchExportMeta(batch, { workflow: doc, sweep });
   await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
   await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
   await writeFile(path.join(outDir, `${stem}.safetensors`), aggregateToSafetensors(batch.aggregate!, meta));
@@ -85,8 +87,11 @@ export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise
 }
 
 async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
-  if (!opts.dataset) throw new BatchUsageError("--sweep needs --dataset <file|dir>");
+  if (!opts.dataset) throw new BatchUsageError(`${opts.ablate !== undefined ? "--ablate" : "--sweep"} needs --dataset <file|dir>`);
   if (opts.sweeps.length > 1) throw new BatchUsageError("one --sweep per run (a sweep has one swept param)");
+  if (opts.ablate !== undefined && opts.sweeps.length) throw new BatchUsageError("--ablate and --sweep do not go together (an ablation is a sweep of its own)");
+  for (const [flag, v] of [["--max-ablations", opts.maxAblations], ["--max-records", opts.maxRecords]] as const)
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new BatchUsageError(`${flag} must be a positive integer`);
   const concurrency = opts.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) throw new BatchUsageError("--concurrency must be an integer 1..16");
   let sweep: SweepSpec | undefined;
@@ -122,6 +127,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   process.on("SIGTERM", onTerm);
   const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, signal: controller.signal, vocabulary: true, runId: "cli" };
   try {
+    if (opts.ablate !== undefined) return await ablationCli(doc, opts, { ...base, maxRecords: opts.maxRecords });
     if (!sweep) {
       const printer = progressPrinter();
       const batch = await runBatch({ ...base, doc, onProgress: printer });
@@ -176,6 +182,58 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     process.off("SIGTERM", onTerm);
     await runtime.close();
   }
+}
+
+/** `--ablate`: the baseline and each ablation as resumable batches; writes ablation.json/.csv/.safetensors. */
+async function ablationCli(doc: Workflow, opts: BatchCliOptions, base: Omit<AblationOptions, "doc" | "spec" | "target" | "model">): Promise<number> {
+  const spec = opts.ablate!;
+  let subject: Awaited<ReturnType<typeof ablationSubject>>;
+  let cost: Awaited<ReturnType<typeof estimateAblation>>;
+  try {
+    subject = await ablationSubject(doc, base.collect!.nodeId);
+    const mode = (doc.nodes.find((n) => n.id === base.collect!.nodeId)!.params as { mode?: string }).mode;
+    cost = await estimateAblation({ source: base.source, modelRef: subject.modelRef, spec, maxAblations: opts.maxAblations, maxRecords: opts.maxRecords, scoreText: mode === "score-text" });
+  } catch (err) {
+    throw new BatchUsageError((err as Error).message);
+  }
+  const n = (v: number) => v.toLocaleString("en-US");
+  console.log(`ablation ${spec} of "${base.collect!.nodeId}" (${subject.modelRef}): ${cost.ablations} ablation(s) (${cost.ids.slice(0, 8).join(", ")}${cost.ids.length > 8 ? ", …" : ""})`);
+  console.log(`cost: ${cost.records} records × ${cost.passes} passes (baseline + ${cost.ablations}) × ≈${n(cost.tokensPerPass)} text tokens per pass = ≈${n(cost.tokens)} tokens (records already in the ledger are not run again)`);
+  const printers = new Map<number, ReturnType<typeof progressPrinter>>();
+  const table = await runAblation({
+    ...base,
+    doc,
+    spec,
+    ...subject,
+    maxAblations: opts.maxAblations,
+    onProgress: (step, steps, label, p) => {
+      let print = printers.get(step);
+      if (!print) {
+        if (process.stdout.isTTY && step > 0) process.stdout.write("\n");
+        console.log(`[${step}/${steps - 1}] ${label}`);
+        printers.set(step, (print = progressPrinter("  ")));
+      }
+      print(p);
+    },
+  });
+  if (process.stdout.isTTY) process.stdout.write("\n");
+  const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `ablation-${table.datasetFingerprint.slice(0, 12)}`));
+  await mkdir(outDir, { recursive: true });
+  const files = ablationFiles(table, doc);
+  await writeFile(path.join(outDir, "ablation.json"), files.json);
+  await writeFile(path.join(outDir, "ablation.csv"), files.csv);
+  await writeFile(path.join(outDir, "ablation.safetensors"), files.safetensors);
+  const base0 = table.baseline.nll["*"];
+  console.log(`baseline: mean NLL ${base0?.mean.toFixed(4)} over ${base0?.tokens} scored tokens of ${base0?.records} records; ran ${table.baseline.records.ran}, cached ${table.baseline.records.cached}, failed ${table.baseline.records.failed}`);
+  const ranked = table.rows.filter((r) => Number.isFinite(r.delta["*"])).sort((a, b) => b.delta["*"]! - a.delta["*"]!);
+  for (const r of ranked.slice(0, 10)) console.log(`  ${r.id.padEnd(10)} ΔNLL ${r.delta["*"]! >= 0 ? "+" : ""}${r.delta["*"]!.toFixed(4)}${r.share["*"] === null ? "" : `  routing share ${(r.share["*"]! * 100).toFixed(1)} %`}`);
+  console.log(`wrote ${path.join(outDir, "ablation.json")}, ablation.csv and ablation.safetensors (workflow ${table.baseline.workflowFingerprint.slice(0, 12)}, dataset ${table.datasetFingerprint.slice(0, 12)})`);
+  if (table.status === "cancelled") return 130;
+  if (table.status === "failed") {
+    console.error(`failed: ${table.error}`);
+    return 1;
+  }
+  return 0;
 }
 
 function sweepIndex(spec: SweepSpec, value: unknown): number {

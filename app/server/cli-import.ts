@@ -4,9 +4,10 @@
  *   inspect-checkpoint <checkpoint dir> [--json]
  */
 import "./load-env";
-import { importCheckpoint, inspectCheckpoint, type ImportProgress } from "@/models/import/import";
+import { importCheckpoint, inspectCheckpoint, parameterCounts, type ImportProgress } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
-import { estimateMemory } from "@/models/import/memory";
+import { estimateFromConfig, estimateMemory } from "@/models/import/memory";
+import { conventionText } from "@/models/families/conventions";
 import path from "node:path";
 import { detectFamily, FAMILIES } from "@/models/families/table";
 import { readConfigJson } from "@/models/import/checkpoint";
@@ -197,9 +198,15 @@ function cmdInspect(argv: string[]): number {
     return map.missing.length > 0 ? 1 : 0;
   }
   console.log(`family: ${map.family.name} — ${map.family.title}`);
+  const counts = parameterCounts(map.config);
+  const mem = estimateFromConfig(map.config);
+  console.log(`parameters: ${counts.total.toLocaleString("en")} (${activeText(counts.active)} active per token); memory to run: ~${(mem.bytes / 1e9).toFixed(2)} GB on CPU (${mem.explain})`);
+  console.log(`routing: ${conventionText(map.config)}`);
+  if (map.fp8Block) console.log(`fp8 weights (F8_E4M3, ${map.fp8Block.join("×")} block scales) are dequantised at import`);
   console.log(`${map.tensors.length} tensor(s):`);
   for (const t of map.tensors) {
-    const claim = t.rule === null ? "UNCLAIMED" : t.canonical === null ? `${t.rule} (not used: ${t.note ?? "no canonical tensor"})` : t.rule;
+    const readWith = t.note !== undefined && /^(fp8 block scales|MXFP4 exponents)/.test(t.note);
+    const claim = t.rule === null ? "UNCLAIMED" : t.canonical === null ? `${t.rule} (${readWith ? t.note : `not used: ${t.note ?? "no canonical tensor"}`})` : t.rule;
     console.log(`  ${t.name}  [${t.shape.join(", ")}] ${t.dtype}  ${t.file}  <- ${claim}`);
   }
   console.log(map.unclaimed.length === 0 ? "unclaimed: none" : `unclaimed (${map.unclaimed.length}): ${map.unclaimed.map((t) => t.name).join(", ")}`);

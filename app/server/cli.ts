@@ -114,7 +114,13 @@ const RUN_HELP = `  run <workflow.json | saved workflow id>   Run a workflow wit
                                               (JSON + CSV, with fingerprints) to --out (default: under
                                               <data dir>/batch). Killed, it resumes from the last finished record.
       --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
-      --concurrency N                         With --dataset: records run at once (default 1).`;
+      --concurrency N                         With --dataset: records run at once (default 1).
+      --ablate experts|layer-experts|subset:L3.E1,L5.E2,*.E3,k=1,no-null
+                                              With --dataset: expert ablation of the MoE-LLM (mode score-answer or
+                                              score-text): the baseline, then each expert banned in turn; writes
+                                              ablation.json/.csv/.safetensors (ΔNLL per task, fingerprints). Resumable.
+      --max-ablations N                       With --ablate: only the first N ablations.
+      --max-records N                         With --ablate: only the first N records.`;
 
 const runCommand: CliCommand = {
   name: "run",
@@ -128,6 +134,9 @@ const runCommand: CliCommand = {
       dataset: { type: "string" },
       sweep: { type: "string", multiple: true },
       concurrency: { type: "string" },
+      ablate: { type: "string" },
+      "max-ablations": { type: "string" },
+      "max-records": { type: "string" },
     });
     const version = numberOption(values.version, "--version", { integer: true, min: 1 });
     const concurrency = numberOption(values.concurrency, "--concurrency", { integer: true, min: 1, max: 16 });
@@ -140,7 +149,10 @@ const runCommand: CliCommand = {
       throw err;
     }
     if (values.to && !doc.nodes.some((n) => n.id === values.to)) throw new UsageError(`--to: there is no node "${values.to}"`);
-    if (values.dataset !== undefined || values.sweep?.length) return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency });
+    const maxAblations = numberOption(values["max-ablations"], "--max-ablations", { integer: true, min: 1 });
+    const maxRecords = numberOption(values["max-records"], "--max-records", { integer: true, min: 1 });
+    if (values.dataset !== undefined || values.sweep?.length || values.ablate !== undefined)
+      return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency, ablate: values.ablate, maxAblations, maxRecords });
     return runOnce(doc, loaded, values.to, values.out);
   },
 };
@@ -227,11 +239,16 @@ const forwardCommand: CliCommand = {
   name: "forward",
   help: `  forward --model <dir> --ids <1,2,3> --out <result.json>
                                             One forward pass of an MoE-LLM; writes the last position's logits and
-                                            every layer's routing: { "logits": [...], "layers": [{ "router_logits",
-                                            "k", "mask", "weights" }] } (expert columns: routed, null, shared).
+                                            every MoE layer's routing: { "logits": [...], "layers": [{ "layer",
+                                            "router_logits", "k", "mask", "weights" }] } (MoE layers only, in order;
+                                            "layer" = decoder index; expert columns: routed, null, shared).
       --positions <file.json>                 { "t": [...], "h": [...], "w": [...] } (default 0..n-1 on all axes)
       --dense                                 Compute every expert for every token (masked), to compare.
-      --top-p X                               Override the model's routing Top-P threshold.
+      --top-p X                               Override the model's routing Top-P threshold (dynamic-capacity routers).
+      --top-k K                               Override the experts per token (fixed top-k routers).
+      --logit-lens                            Also write "lens": per decoder layer { layer, top_ids, top_logprobs } with
+                                              one row of the 5 most likely next tokens per position (the residual
+                                              stream after that layer through the final norm and LM head).
       --routing-precision fp32|bf16           Arithmetic of the Uni-MoE routing (default: bf16 for Uni-MoE-2.0
                                               imports, as its released inference; fp32 otherwise). k is reported
                                               before capacity drops, mask and weights after them.`,
@@ -243,13 +260,16 @@ const forwardCommand: CliCommand = {
       positions: { type: "string" },
       dense: { type: "boolean" },
       "top-p": { type: "string" },
+      "top-k": { type: "string" },
       "routing-precision": { type: "string" },
+      "logit-lens": { type: "boolean" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!a.model) throw new UsageError("forward needs --model <dir>");
     if (!a.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
     if (!a.out) throw new UsageError("forward needs --out <result.json>");
     const topP = numberOption(a["top-p"], "--top-p", { min: Number.MIN_VALUE, max: 1 });
+    const topK = numberOption(a["top-k"], "--top-k", { integer: true, min: 1 });
     const routingPrecision = a["routing-precision"];
     if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);
     const ids = a.ids.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
@@ -270,10 +290,10 @@ const forwardCommand: CliCommand = {
     }
     const pool = new SessionPool();
     try {
-      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, routingPrecision });
+      const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, topK, routingPrecision, logitLens: a["logit-lens"] });
       await writeFile(a.out, JSON.stringify(result));
       console.error(`on ${providerLabel(await pool.resolveExecutionProvider())}`);
-      console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens`);
+      console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens${result.lens ? ", the logit lens" : ""}`);
       return 0;
     } catch (err) {
       throw new UsageError((err as Error).message);

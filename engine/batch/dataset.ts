@@ -6,6 +6,7 @@
  *   text (or prompt)      the prompt text
  *   image, audio, video   media paths relative to the file (never absolute, never outside its folder)
  *   task, label           optional grouping values
+ *   answer                optional reference answer (teacher-forced scoring: its NLL given the prompt)
  *   id                    optional record id (default: the row number)
  * A record needs text or at least one media path.
  *
@@ -41,6 +42,8 @@ export interface DatasetRecord {
   media: Partial<Record<MediaField, string>>;
   task: string;
   label: string;
+  /** Reference answer ("" when the row has none). */
+  answer: string;
 }
 
 export interface RowError {
@@ -61,6 +64,7 @@ export interface PreviewRow {
   task: string;
   label: string;
   media: Partial<Record<MediaField, string>>;
+  answer?: string;
 }
 
 export interface DatasetScan {
@@ -147,7 +151,8 @@ export async function scanRows(source: string, rows: AsyncIterable<RowResult>, f
 export function previewOf(rec: DatasetRecord, root: string): PreviewRow {
   const media: PreviewRow["media"] = {};
   for (const m of MEDIA_FIELDS) if (rec.media[m]) media[m] = path.relative(root, rec.media[m]!);
-  return { index: rec.index, id: rec.id, text: rec.text.length > 200 ? `${rec.text.slice(0, 199)}…` : rec.text, task: rec.task, label: rec.label, media };
+  const clip = (s: string) => (s.length > 200 ? `${s.slice(0, 199)}…` : s);
+  return { index: rec.index, id: rec.id, text: clip(rec.text), task: rec.task, label: rec.label, media, ...(rec.answer ? { answer: clip(rec.answer) } : {}) };
 }
 
 export async function fingerprintDataset(source: string): Promise<string> {
@@ -212,7 +217,7 @@ async function* folderRows(source: string): AsyncGenerator<RowResult> {
       media[kind] = path.join(root, rel);
     }
     const slash = stem.indexOf("/");
-    yield bad ? fail(bad) : { ok: true, record: { index, line, id: stem, text, media, task: slash > 0 ? stem.slice(0, slash) : "", label: "" } };
+    yield bad ? fail(bad) : { ok: true, record: { index, line, id: stem, text, media, task: slash > 0 ? stem.slice(0, slash) : "", label: "", answer: "" } };
     index++;
   }
 }
@@ -228,7 +233,7 @@ export function recordFromFields(fields: Record<string, unknown>, index: number,
     return new Error(`"${name}" must be text, got ${Array.isArray(v) ? "a list" : typeof v}`);
   };
   const values: Record<string, string | undefined> = {};
-  for (const name of ["text", "prompt", "image", "audio", "video", "task", "label", "id"]) {
+  for (const name of ["text", "prompt", "image", "audio", "video", "task", "label", "id", "answer"]) {
     const v = str(name);
     if (v instanceof Error) return fail(v.message);
     values[name] = v;
@@ -257,7 +262,7 @@ export function recordFromFields(fields: Record<string, unknown>, index: number,
     media[m] = abs;
   }
   if (text.trim() === "" && Object.keys(media).length === 0) return fail("the record has no text and no media");
-  return { ok: true, record: { index, line, id: values.id ?? String(index + 1), text, media, task: values.task ?? "", label: values.label ?? "" } };
+  return { ok: true, record: { index, line, id: values.id ?? String(index + 1), text, media, task: values.task ?? "", label: values.label ?? "", answer: values.answer ?? "" } };
 }
 
 async function* jsonlRows(source: string): AsyncGenerator<RowResult> {
@@ -316,6 +321,8 @@ export interface ResolvedRecord {
   text: string;
   task: string;
   label: string;
+  /** Reference answer ("" when none). */
+  answer: string;
   image?: ImageValue;
   audio?: AudioValue;
   video?: VideoValue;
@@ -327,7 +334,7 @@ const KIND_OF: Record<MediaField, MediaKind> = { image: "image", audio: "audio",
 
 /** Stores the record's media and checks it decodes; throws a message naming the record on bad media. */
 export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promise<ResolvedRecord> {
-  const out: ResolvedRecord = { index: rec.index, id: rec.id, text: rec.text, task: rec.task, label: rec.label, hash: "" };
+  const out: ResolvedRecord = { index: rec.index, id: rec.id, text: rec.text, task: rec.task, label: rec.label, answer: rec.answer, hash: "" };
   for (const m of MEDIA_FIELDS) {
     const file = rec.media[m];
     if (!file) continue;
@@ -345,7 +352,8 @@ export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promi
       out.audio = { kind: "audio", file: stored.id, mime: stored.mime, ...(meta.sampleRate ? { sampleRate: meta.sampleRate, channels: meta.channels, durationSec: meta.durationSec } : {}) };
     } else out.video = { kind: "video", file: stored.id, mime: stored.mime, bytes: stored.bytes };
   }
-  out.hash = hashValue({ text: out.text, task: out.task, label: out.label, image: out.image?.file ?? null, audio: out.audio?.file ?? null, video: out.video?.file ?? null });
+  // The answer is hashed only when there is one, so records without answers keep the hashes they had before answers existed.
+  out.hash = hashValue({ text: out.text, task: out.task, label: out.label, image: out.image?.file ?? null, audio: out.audio?.file ?? null, video: out.video?.file ?? null, ...(out.answer ? { answer: out.answer } : {}) });
   return out;
 }
 

@@ -12,6 +12,7 @@ export const AGGREGATE_NODE_TYPE = "inspect.routing-aggregate";
 
 export const DATASET_OUTPUTS = {
   text: { type: "TEXT", label: "text" },
+  answer: { type: "TEXT", label: "answer (reference, for scoring)" },
   image: { type: "IMAGE", label: "image" },
   audio: { type: "AUDIO", label: "audio" },
   video: { type: "VIDEO", label: "video" },
@@ -33,10 +34,11 @@ export function recordInfo(r: ResolvedRecord): RecordInfo {
   return { kind: "dataset-record", index: r.index, id: r.id, task: r.task, label: r.label, hash: r.hash };
 }
 
-/** Outputs of one record; media the record lacks are absent (the batch runner prunes their branches). */
+/** Outputs of one record; media and an answer the record lacks are absent (the batch runner prunes their branches). */
 export function recordOutputs(r: ResolvedRecord, dataset: unknown = null): Record<string, unknown> {
   return {
     text: r.text,
+    ...(r.answer ? { answer: r.answer } : {}),
     ...(r.image ? { image: r.image } : {}),
     ...(r.audio ? { audio: r.audio } : {}),
     ...(r.video ? { video: r.video } : {}),

@@ -19,6 +19,7 @@ import { isRoutingTrace } from "../trace";
 import type { Workflow, WorkflowEdge } from "../workflow/schema";
 import { readRows, resolveRecord, scanDataset, type DatasetRecord, type DatasetScan, type RowError } from "./dataset";
 import { AGGREGATE_NODE_TYPE, DATASET_NODE_TYPE } from "./feeder";
+import { addNll, traceNll, type NllTotals } from "./scores";
 import { RecordStore } from "./store";
 
 export interface CollectTarget {
@@ -62,12 +63,16 @@ export interface BatchOptions {
   scan?: DatasetScan;
   /** Prefix of the executor run ids. */
   runId?: string;
+  /** Run only the first N valid records (default: all). */
+  maxRecords?: number;
 }
 
 export interface BatchResult {
   status: "finished" | "failed" | "cancelled";
   error?: string;
   aggregate: RoutingAggregate | null;
+  /** Teacher-forced NLL per record group, when the collected traces were scored (models/scoring.ts); else empty. */
+  nll: NllTotals;
   total: number;
   ran: number;
   cached: number;
@@ -139,8 +144,8 @@ export async function workflowFingerprint(plan: { doc: Workflow; datasetNodeId: 
 }
 
 /** The per-record document: the record in the Dataset node, missing-media branches pruned. */
-export function recordDocument(plan: { doc: Workflow; datasetNodeId: string }, catalogue: NodeCatalogue, record: { image?: unknown; audio?: unknown; video?: unknown }, extraParams: Record<string, unknown>): { doc: Workflow; removed: string[] } {
-  const present = new Set(["text", "record", "dataset", ...(["image", "audio", "video"] as const).filter((m) => record[m] !== undefined)]);
+export function recordDocument(plan: { doc: Workflow; datasetNodeId: string }, catalogue: NodeCatalogue, record: { image?: unknown; audio?: unknown; video?: unknown; answer?: string }, extraParams: Record<string, unknown>): { doc: Workflow; removed: string[] } {
+  const present = new Set(["text", "record", "dataset", ...(["image", "audio", "video"] as const).filter((m) => record[m] !== undefined), ...(record.answer ? ["answer"] : [])]);
   let edges: WorkflowEdge[] = plan.doc.edges.filter((e) => e.source !== plan.datasetNodeId || present.has(e.sourceSocket));
   const nodes = new Map(plan.doc.nodes.map((n) => [n.id, n]));
   const removed: string[] = [];
@@ -173,7 +178,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const fp = await workflowFingerprint(plan, collect, opts.catalogue, opts.storage, opts.vocabulary);
   const store = new RecordStore(opts.storeDir, fp);
   const concurrency = Math.max(1, Math.min(16, Math.floor(opts.concurrency ?? 1)));
-  const result: BatchResult = { status: "finished", aggregate: null, total: scan.count, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0 };
+  const limit = opts.maxRecords === undefined ? scan.count : Math.max(0, Math.min(scan.count, Math.floor(opts.maxRecords)));
+  const result: BatchResult = { status: "finished", aggregate: null, nll: {}, total: limit, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0 };
   const fail = (message: string) => {
     result.status = "failed";
     result.error ??= message;
@@ -191,13 +197,16 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const signal = controller.signal;
 
   // Reorder buffer: partials are merged in record order (ordinal among valid records).
-  const ready = new Map<number, RoutingAggregate | null>();
+  type Part = { agg: RoutingAggregate; group: string; score?: { sum: number; tokens: number } };
+  const ready = new Map<number, Part | null>();
   let nextToMerge = 0;
   const mergeReady = () => {
     while (ready.has(nextToMerge)) {
-      const part = ready.get(nextToMerge)!;
+      const item = ready.get(nextToMerge)!;
       ready.delete(nextToMerge++);
-      if (!part) continue;
+      if (!item) continue;
+      const part = item.agg;
+      if (item.score) addNll(result.nll, item.group, item.score);
       const t = performance.now();
       if (!result.aggregate) result.aggregate = part.emptyLike();
       result.aggregate.merge(part);
@@ -208,7 +217,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
     const elapsedMs = performance.now() - t0;
     const done = result.ran + result.cached + result.failed;
     const perRecord = result.ran > 0 ? result.modelMs / result.ran / concurrency : null;
-    const p: BatchProgress = { total: scan.count, done, ran: result.ran, cached: result.cached, failed: result.failed, elapsedMs, etaMs: perRecord === null ? null : perRecord * Math.max(0, scan.count - done), ...(lastError ? { lastError } : {}) };
+    const p: BatchProgress = { total: limit, done, ran: result.ran, cached: result.cached, failed: result.failed, elapsedMs, etaMs: perRecord === null ? null : perRecord * Math.max(0, limit - done), ...(lastError ? { lastError } : {}) };
     try {
       opts.onProgress?.(p);
     } catch {
@@ -227,13 +236,14 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
 
   const writes = new Set<Promise<unknown>>();
   const runOne = async (rec: DatasetRecord, ordinal: number) => {
-    let part: RoutingAggregate | null = null;
+    let part: Part | null = null;
     try {
       const resolved = await resolveRecord(rec, opts.storage);
+      const group = recordGroup(resolved.task, resolved.label);
       const cached = await store.get(resolved.hash);
       if (cached) {
         const t = performance.now();
-        part = RoutingAggregate.fromJSON(cached.aggregate);
+        part = { agg: RoutingAggregate.fromJSON(cached.aggregate), group, ...(cached.score ? { score: cached.score } : {}) };
         result.aggregateMs += performance.now() - t;
         result.cached++;
         progress();
@@ -257,11 +267,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
         return;
       }
       const t = performance.now();
-      part = new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: opts.vocabulary }).add(trace, { group: recordGroup(resolved.task, resolved.label) });
+      const score = traceNll(trace);
+      part = { agg: new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: opts.vocabulary }).add(trace, { group }), group, ...(score ? { score } : {}) };
       const t1 = performance.now();
       result.aggregateMs += t1 - t;
       // The ledger write runs while the next record computes; a kill before it lands only re-runs this record.
-      const entry = JSON.stringify({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.toJSON() });
+      const entry = JSON.stringify({ v: 1, record: resolved.hash, ms: run.ms, aggregate: part.agg.toJSON(), ...(score ? { score } : {}) });
       result.storeMs += performance.now() - t1;
       // A record counts as ran once its entry is on disk, so the progress never claims more than a restart finds.
       const write = store
@@ -295,6 +306,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   let ordinal = 0;
   const next = async (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
     for (;;) {
+      if (ordinal >= limit) return null;
       const r = await rows.next();
       if (r.done) return null;
       if (r.value.ok) return { rec: r.value.record, ordinal: ordinal++ };

@@ -14,6 +14,8 @@ export interface RecordEntry {
   /** Wall time of the record's run when it executed. */
   ms: number;
   aggregate: AggregateJSON;
+  /** Teacher-forced NLL of the record's scored tokens (Σ nats, count), when its trace was scored. */
+  score?: { sum: number; tokens: number };
 }
 
 const HASH = /^[0-9a-f]{64}$/;

@@ -57,6 +57,24 @@ export function applySweepValue(doc: Workflow, catalogue: NodeCatalogue, spec: S
   return { ...doc, nodes: doc.nodes.map((n) => (n.id === spec.nodeId ? { ...n, params } : n)) };
 }
 
+/**
+ * Each value's params through the node's own check (NodeDefinition.checkParams), before anything runs: a value the node
+ * would refuse (e.g. a routing Top-P on a model whose router has no Top-P) refuses the whole sweep with its reason,
+ * instead of running N batches that fail, or N identical ones.
+ */
+export async function checkSweptParams(docs: Workflow[], catalogue: NodeCatalogue, spec: SweepSpec): Promise<void> {
+  for (const [i, doc] of docs.entries()) {
+    const node = doc.nodes.find((n) => n.id === spec.nodeId)!;
+    const def = catalogue.get(node.type)!;
+    if (!def.checkParams) return;
+    try {
+      await def.checkParams(def.params.parse(node.params));
+    } catch (err) {
+      throw new Error(`sweep of ${spec.nodeId}.${spec.param} refused at ${JSON.stringify(spec.values[i])}: ${(err as Error).message}`);
+    }
+  }
+}
+
 export interface SweepPoint {
   value: unknown;
   status: BatchResult["status"];
@@ -79,6 +97,7 @@ export async function runSweep(
   opts: Omit<BatchOptions, "onProgress"> & { sweep: SweepSpec; onProgress?: (valueIndex: number, p: BatchProgress) => void; onPoint?: (point: SweepPoint, batch: BatchResult) => void | Promise<void> },
 ): Promise<SweepResult> {
   const docs = opts.sweep.values.map((v) => applySweepValue(opts.doc, opts.catalogue, opts.sweep, v)); // all checked before any runs
+  await checkSweptParams(docs, opts.catalogue, opts.sweep);
   const out: SweepResult = { kind: "routing-sweep", nodeId: opts.sweep.nodeId, param: opts.sweep.param, datasetFingerprint: "", points: [], status: "finished" };
   for (let i = 0; i < docs.length; i++) {
     const batch = await runBatch({ ...opts, doc: docs[i]!, onProgress: (p) => opts.onProgress?.(i, p), runId: `${opts.runId ?? "sweep"}-${i}` });

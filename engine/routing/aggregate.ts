@@ -7,7 +7,7 @@
  * the float sums (entropy, null/shared weight) up to summation order.
  */
 import { z } from "zod";
-import type { ExpertInfo, Modality, Phase, RoutingTrace } from "../trace";
+import { layerIds, type ExpertInfo, type Modality, type Phase, type RoutingTrace } from "../trace";
 import {
   MODALITY_ORDER,
   PHASE_ORDER,
@@ -88,6 +88,8 @@ export class RoutingAggregate {
   private readonly tracesByGroup = new Map<string, number>();
   /** Per-token-id expert counts, when asked for (options.vocabulary). */
   readonly vocabulary: VocabularyCounts | null;
+  /** Decoder index of each layer (from the traces: a model with dense layers has gaps); null = 0..numLayers-1. */
+  private layerIdsOf: number[] | null = null;
 
   /** `transitions`: layer pairs whose top-expert transitions are counted (default every (i, i + 1)). */
   constructor(experts: readonly ExpertInfo[], numLayers: number, transitions?: readonly LayerPair[], options: AggregateOptions = {}) {
@@ -102,7 +104,21 @@ export class RoutingAggregate {
 
   /** An empty aggregate with the same experts, layers, transition pairs and vocabulary setting. */
   emptyLike(): RoutingAggregate {
-    return new RoutingAggregate(this.experts, this.numLayers, this.pairs, { vocabulary: this.vocabulary ? { maxTokens: this.vocabulary.maxTokens } : false });
+    const out = new RoutingAggregate(this.experts, this.numLayers, this.pairs, { vocabulary: this.vocabulary ? { maxTokens: this.vocabulary.maxTokens } : false });
+    out.layerIdsOf = this.layerIdsOf;
+    return out;
+  }
+
+  /** Keeps the traces' decoder indices (they must agree) so the metrics name layers as the traces do. */
+  private takeLayerIds(ids: number[] | null, what: string): void {
+    if (ids === null || ids.every((v, i) => v === i)) ids = null;
+    if (this.layerIdsOf === null && this.tracesByGroup.size === 0) this.layerIdsOf = ids;
+    else if ((this.layerIdsOf ?? []).join() !== (ids ?? []).join()) throw new Error(`${what} has layers [${ids ?? "0.."}], the aggregate [${this.layerIdsOf ?? "0.."}]`);
+  }
+
+  private labelled(m: RoutingMetrics): RoutingMetrics {
+    if (this.layerIdsOf) m.layers.forEach((l, i) => (l.layer = this.layerIdsOf![i]!));
+    return m;
   }
 
   /** Dynamic experts (routed + null) in the column order the sums use. */
@@ -135,6 +151,7 @@ export class RoutingAggregate {
   add(trace: RoutingTrace, options: AddOptions = {}): this {
     this.checkCompatible(trace.experts, trace.layers.length, "the trace");
     checkShapes(trace);
+    this.takeLayerIds(layerIds(trace), "the trace");
     const group = options.group ?? DEFAULT_GROUP;
     const rows = selectTokens(trace, options.filter);
     const parts = new Map<string, { m: string; p: string; rows: number[] }>();
@@ -160,6 +177,7 @@ export class RoutingAggregate {
     this.checkCompatible(other.experts, other.numLayers, "the other aggregate");
     const samePairs = other.pairs.length === this.pairs.length && other.pairs.every(([i, j], p) => i === this.pairs[p]![0] && j === this.pairs[p]![1]);
     if (!samePairs) throw new Error("the other aggregate counts transitions over different layer pairs");
+    if (other.tracesByGroup.size > 0) this.takeLayerIds(other.layerIdsOf, "the other aggregate");
     for (const b of other.buckets.values()) {
       const mine = this.bucket(b.group, b.modality, b.phase);
       addSums(mine.sums, b.sums);
@@ -205,7 +223,7 @@ export class RoutingAggregate {
   /** Metrics of all tokens added, of one group (string) or of any combination of groups/modalities/phases. */
   metrics(query?: string | AggregateQuery): RoutingMetrics {
     const q = typeof query === "string" ? { group: query } : (query ?? {});
-    return finalize(this.matching(q), this.experts, this.lay, this.pairs, null);
+    return this.labelled(finalize(this.matching(q), this.experts, this.lay, this.pairs, null));
   }
 
   /** One RoutingMetrics per modality or phase present (within `query`), in canonical order. */
@@ -217,7 +235,7 @@ export class RoutingAggregate {
     const out: Record<string, RoutingMetrics> = {};
     for (const k of orderKeys(present, order)) {
       const sub = this.matching({ ...q, [splitBy]: k });
-      if (sub.tokens > 0) out[k] = finalize(sub, this.experts, this.lay, this.pairs, null);
+      if (sub.tokens > 0) out[k] = this.labelled(finalize(sub, this.experts, this.lay, this.pairs, null));
     }
     return out;
   }
@@ -229,6 +247,7 @@ export class RoutingAggregate {
       version: 1,
       experts: this.experts,
       numLayers: this.numLayers,
+      ...(this.layerIdsOf ? { layerIds: [...this.layerIdsOf] } : {}),
       transitionPairs: this.pairs.map(([i, j]) => [i, j]),
       traces: Object.fromEntries(this.tracesByGroup),
       buckets: [...this.buckets.values()].map((b) => ({
@@ -293,6 +312,10 @@ export class RoutingAggregate {
       mine.sums.transitions = b.transitions.map((t, p) => len(`buckets[${bi}].transitions[${p}]`, t, D * D));
     });
     for (const [g, n] of Object.entries(j.traces)) agg.tracesByGroup.set(g, n);
+    if (j.layerIds) {
+      if (j.layerIds.length !== j.numLayers) throw new Error(`invalid routing aggregate: layerIds has ${j.layerIds.length} values, expected ${j.numLayers}`);
+      agg.layerIdsOf = j.layerIds;
+    }
     if (j.vocabulary) agg.vocabulary!.load(j.vocabulary);
     return agg;
   }
@@ -304,6 +327,7 @@ const aggregateSchema = z.object({
   version: z.literal(1),
   experts: z.array(z.object({ name: z.string(), role: z.enum(["routed", "null", "shared"]) })),
   numLayers: z.number().int().nonnegative(),
+  layerIds: z.array(z.number().int().nonnegative()).optional(),
   transitionPairs: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])),
   traces: z.record(z.string(), z.number().int().nonnegative()),
   buckets: z.array(

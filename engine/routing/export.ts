@@ -16,7 +16,11 @@
  *                 "k": int[],                 // N, >= 0: the model's k before capacity drops (D = routed + null
  *                                             // experts; k > D: no dynamic expert, Uni-MoE's release can report D + 1)
  *                 "dropped"?: (0|1)[] }]      // N·E row-major: selected, then dropped over capacity (mask 0, weight 0)
+ *   "lens"?: { "k": K, "layers": [{ "topIds": int[], "topLogprobs": number[],   // N·K row-major, per decoder layer
+ *                                   "finalRank": int[], "kl": number[] }],       // N (engine/trace.ts LogitLens)
+ *               "texts"?: { "<id>": string } }                                   // the text of each top id
  * }
+ * A token may carry "nll": its teacher-forced negative log-likelihood (nats) when the run scored it.
  * Float32 values are written as the shortest decimal that reads back to the same float32, so a
  * round trip is exact.
  *
@@ -71,8 +75,11 @@ export interface TraceJSON {
   routingPrecision?: "fp32" | "bf16";
   parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: { name: string; role: "routed" | "null" | "shared" }[];
-  tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode" }[];
-  layers: { routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[] }[];
+  tokens: { id: number; text: string; modality: "text" | "image" | "video" | "audio" | "speech"; position: [number, number, number]; phase: "prefill" | "decode"; nll?: number }[];
+  layers: { layer?: number; routerLogits: JsonLogit[]; mask: number[]; weights: number[]; k: number[]; dropped?: number[]; scores?: number[] }[];
+  /** Every decoder layer (dense ones included), when the model has dense layers. */
+  layerInfo?: { layer: number; kind: "moe" | "dense"; rule: string }[];
+  lens?: { k: number; layers: { topIds: number[]; topLogprobs: number[]; finalRank: number[]; kl: number[] }[]; texts?: Record<string, string> };
 }
 
 /** The trace as a JSON-ready object (typed arrays → plain arrays). */
@@ -87,14 +94,26 @@ export function traceToJSON(trace: RoutingTrace): TraceJSON {
     ...(trace.routingPrecision ? { routingPrecision: trace.routingPrecision } : {}),
     ...(trace.parameters ? { parameters: { ...trace.parameters } } : {}),
     experts: trace.experts.map((e) => ({ name: e.name, role: e.role })),
-    tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase })),
+    tokens: trace.tokens.map((t) => ({ id: t.id, text: t.text, modality: t.modality, position: [t.position[0], t.position[1], t.position[2]], phase: t.phase, ...(t.nll === undefined ? {} : { nll: t.nll }) })),
     layers: trace.layers.map((l) => ({
+      ...(l.layer !== undefined ? { layer: l.layer } : {}),
       routerLogits: Array.from(l.routerLogits, logit),
       mask: Array.from(l.mask),
       weights: Array.from(l.weights, float32Shortest),
       k: Array.from(l.k),
       ...(l.dropped ? { dropped: Array.from(l.dropped) } : {}),
+      ...(l.scores ? { scores: Array.from(l.scores, float32Shortest) } : {}),
     })),
+    ...(trace.layerInfo ? { layerInfo: trace.layerInfo.map((i) => ({ ...i })) } : {}),
+    ...(trace.lens
+      ? {
+          lens: {
+            k: trace.lens.k,
+            layers: trace.lens.layers.map((l) => ({ topIds: Array.from(l.topIds), topLogprobs: Array.from(l.topLogprobs, float32Shortest), finalRank: Array.from(l.finalRank), kl: Array.from(l.kl, float32Shortest) })),
+            ...(trace.lens.texts ? { texts: trace.lens.texts } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -136,24 +155,43 @@ const traceSchema = z.object({
       modality: z.enum(["text", "image", "video", "audio", "speech"]),
       position: z.tuple([z.number(), z.number(), z.number()]),
       phase: z.enum(["prefill", "decode"]),
+      nll: z.number().finite().optional(),
     }),
   ),
   layers: z.array(
     z.object({
+      layer: z.number().int().nonnegative().optional(),
       routerLogits: valuesArray('a number or "Infinity" / "-Infinity" / "NaN"', isLogit),
       mask: valuesArray("0 or 1", isBit),
       weights: valuesArray("a finite number", isFiniteNum),
       k: valuesArray("a non-negative integer", isCount),
       dropped: valuesArray("0 or 1", isBit).optional(),
+      scores: valuesArray("a finite number", isFiniteNum).optional(),
     }),
   ),
+  layerInfo: z.array(z.object({ layer: z.number().int().nonnegative(), kind: z.enum(["moe", "dense"]), rule: z.string().max(1000) })).optional(),
+  lens: z
+    .object({
+      k: z.number().int().min(1),
+      layers: z.array(
+        z.object({
+          topIds: valuesArray("a non-negative integer", isCount),
+          topLogprobs: valuesArray("a finite number", isFiniteNum),
+          finalRank: valuesArray("a non-negative integer", isCount),
+          kl: valuesArray("a finite number", isFiniteNum),
+        }),
+      ),
+      texts: z.record(z.string().regex(/^\d+$/), z.string()).optional(),
+    })
+    .optional(),
 });
 
 export interface TraceCheckOptions {
   /**
    * Also check the routing semantics (default true): every k up to D equals the number of selected plus dropped
    * dynamic experts (a k above D selects none), unselected and dropped columns have weight 0, each weight row sums
-   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16).
+   * to 1 (± `tolerance`, default 1e-3; 2e-2 for a bf16 trace, whose weights are rounded to bf16) unless the trace's
+   * convention says its weights "need not sum to 1" (Qwen2-MoE's are < 1, DeepSeek's × routed_scaling_factor).
    */
   semantics?: boolean;
   tolerance?: number;
@@ -172,6 +210,16 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
   const E = trace.experts.length;
   const lay = expertLayout(trace.experts);
   const report = (m: string) => out.length < max && out.push(m);
+  if (trace.lens) {
+    const K = trace.lens.k;
+    const decoderLayers = trace.layerInfo?.length ?? trace.layers.length;
+    if (trace.lens.layers.length !== decoderLayers) report(`lens: ${trace.lens.layers.length} layers, the model has ${decoderLayers}`);
+    trace.lens.layers.forEach((l, li) => {
+      for (const [name, got, want] of [["topIds", l.topIds.length, N * K], ["topLogprobs", l.topLogprobs.length, N * K], ["finalRank", l.finalRank.length, N], ["kl", l.kl.length, N]] as const)
+        if (got !== want) report(`lens.layers[${li}].${name}: expected ${want} values, got ${got}`);
+    });
+  }
+  const sumsToOne = !/need not sum to 1/.test(trace.convention);
   trace.layers.forEach((l, li) => {
     if (out.length >= max) return;
     const lens: [string, number, number][] = [
@@ -211,7 +259,7 @@ export function traceProblems(trace: RoutingTrace, options: TraceCheckOptions & 
       }
       if (semantics && (kk <= lay.D ? chosen + lost !== kk : chosen + lost > lay.D))
         report(`layers[${li}] token ${n}: k = ${kk} but ${chosen} dynamic experts are selected${lost ? ` and ${lost} dropped` : ""}`);
-      if (semantics && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
+      if (semantics && sumsToOne && E > 0 && Math.abs(sum - 1) > tol) report(`layers[${li}] token ${n}: weights sum to ${Number(sum.toPrecision(6))}, expected 1 (± ${tol})`);
     }
   });
   return out;
@@ -229,11 +277,13 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
   const j = parsed.data;
   const logit = (v: JsonLogit) => (typeof v === "number" ? v : v === "NaN" ? NaN : v === "Infinity" ? Infinity : -Infinity);
   const layers: LayerTrace[] = j.layers.map((l) => ({
+    ...(l.layer !== undefined ? { layer: l.layer } : {}),
     routerLogits: Float32Array.from(l.routerLogits as JsonLogit[], logit),
     mask: Uint8Array.from(l.mask as number[]),
     weights: Float32Array.from(l.weights as number[]),
     k: Int32Array.from(l.k as number[]),
     ...(l.dropped ? { dropped: Uint8Array.from(l.dropped as number[]) } : {}),
+    ...(l.scores ? { scores: Float32Array.from(l.scores as number[]) } : {}),
   }));
   const trace: RoutingTrace = {
     kind: "routing-trace",
@@ -244,6 +294,21 @@ export function traceFromJSON(input: unknown, options: TraceCheckOptions = {}): 
     experts: j.experts,
     tokens: j.tokens.map((t) => ({ ...t, position: [t.position[0], t.position[1], t.position[2]] })),
     layers,
+    ...(j.layerInfo ? { layerInfo: j.layerInfo } : {}),
+    ...(j.lens
+      ? {
+          lens: {
+            k: j.lens.k,
+            layers: j.lens.layers.map((l) => ({
+              topIds: Int32Array.from(l.topIds as number[]),
+              topLogprobs: Float32Array.from(l.topLogprobs as number[]),
+              finalRank: Int32Array.from(l.finalRank as number[]),
+              kl: Float32Array.from(l.kl as number[]),
+            })),
+            ...(j.lens.texts ? { texts: Object.fromEntries(Object.entries(j.lens.texts).map(([id, t]) => [Number(id), t])) } : {}),
+          },
+        }
+      : {}),
   };
   const problems = traceProblems(trace, { ...options, max: 5 });
   if (problems.length) throw new Error(`invalid routing trace: ${problems.join("; ")}`);

@@ -48,7 +48,7 @@
  *     expert is the null column.
  *   - Logits that are all −∞ give entropy 0 for that token; −∞ entries get p = 0.
  */
-import type { ExpertInfo, Modality, Phase, RoutingTrace } from "../trace";
+import { layerIds, type ExpertInfo, type Modality, type Phase, type RoutingTrace } from "../trace";
 import {
   MODALITY_ORDER,
   PHASE_ORDER,
@@ -299,7 +299,7 @@ function metricsOfRows(trace: RoutingTrace, lay: ExpertLayout, rows: Int32Array,
     const h = routerEntropySums(trace.layers.map((l) => l.routerLogits), lay.E, lay.dynCols, rows);
     sums.layers.forEach((s, l) => (s.entropy = h[l]!));
   }
-  const m = finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  const m = labelLayers(finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top }), trace);
   if (!entropy) for (const l of m.layers) l.entropy = l.entropyNormalized = NaN;
   return m;
 }
@@ -312,7 +312,14 @@ export function computeMetricsReference(trace: RoutingTrace, options: MetricsOpt
   const rows = selectTokens(trace, options.filter);
   const sums = emptySums(lay, trace.layers.length, pairs.length);
   const top = accumulate(sums, lay, trace, rows, pairs);
-  return finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top });
+  return labelLayers(finalize(sums, trace.experts, lay, pairs, { tokenIndices: rows, topExpert: top }), trace);
+}
+
+/** Metrics name each layer by its decoder index (a model with dense layers has gaps: DeepSeek's MoE layers start at 1…). */
+function labelLayers(m: RoutingMetrics, trace: RoutingTrace): RoutingMetrics {
+  const ids = layerIds(trace);
+  m.layers.forEach((l, i) => (l.layer = ids[i]!));
+  return m;
 }
 
 /**

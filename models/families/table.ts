@@ -9,21 +9,19 @@
  * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
  */
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import { CONVENTION_TEXT, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
+import { bool, C, canonicalConfig, decoderRules, hfExpertRules, num, qwenDenseLayers, same, windowSize, type MappingRule, type Raw } from "./common";
+import { CONVENTION_TEXT, SLIDING_WINDOW_KEY } from "./conventions";
 import { RELEASED_MODEL_TYPES } from "../grin-routing";
+import { deepseekV2, deepseekV3 } from "./deepseek";
+import { gptOss } from "./gpt-oss";
+import { phimoe } from "./phimoe";
 import type { TowerKind } from "./towers";
 import { speechClaimRules } from "../tts-released";
 import { DECODER_PARTS, OMNI_PARTS, type PartSpec } from "./parts";
 
-export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
+export type { MappingRule, Take } from "./common";
 
-export interface MappingRule {
-  from: string;
-  to: string | null;
-  part?: number;
-  /** Why a claimed tensor is not used (for `to: null`). */
-  note?: string;
-}
+export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral" | "deepseek_v2" | "deepseek_v3" | "phimoe" | "gpt_oss";
 
 export interface Family {
   name: FamilyName;
@@ -46,43 +44,6 @@ export interface Family {
    */
   configKeys?: string[];
 }
-
-/** Canonical names (families/conventions.ts and config.ts paramNames, as patterns). */
-const C = {
-  embed: "model.embed_tokens.weight",
-  norm: "model.norm.weight",
-  lmHead: "lm_head.weight",
-  inNorm: "model.layers.{i}.input_layernorm.weight",
-  postNorm: "model.layers.{i}.post_attention_layernorm.weight",
-  attn: (p: string, kind = "weight") => `model.layers.{i}.self_attn.${p}_proj.${kind}`,
-  qNorm: "model.layers.{i}.self_attn.q_norm.weight",
-  kNorm: "model.layers.{i}.self_attn.k_norm.weight",
-  router: "model.layers.{i}.mlp.gate.weight",
-  routed: (p: string) => `model.layers.{i}.mlp.dynamic_real_moe.deepspeed_moe.experts.deepspeed_experts.{e}.${p}_proj.weight`,
-  shared: (s: number, p: string) => `model.layers.{i}.mlp.fixed_real_moe.${s}.${p}_proj.weight`,
-};
-
-/** Rules every Llama-style decoder shares (embeddings, norms, attention projections). */
-function decoderRules(opts: { bias: boolean; qkNorm: boolean }): MappingRule[] {
-  const r: MappingRule[] = [
-    { from: C.embed, to: C.embed },
-    { from: C.norm, to: C.norm },
-    { from: C.lmHead, to: C.lmHead },
-    { from: C.inNorm, to: C.inNorm },
-    { from: C.postNorm, to: C.postNorm },
-    ...["q", "k", "v", "o"].map((p) => ({ from: C.attn(p), to: C.attn(p) })),
-    { from: "model.layers.{i}.self_attn.rotary_emb.inv_freq", to: null, note: "recomputed from rope_theta" },
-  ];
-  if (opts.bias) r.push(...["q", "k", "v"].map((p) => ({ from: C.attn(p, "bias"), to: C.attn(p, "bias") })));
-  if (opts.qkNorm) r.push({ from: C.qNorm, to: C.qNorm }, { from: C.kNorm, to: C.kNorm });
-  return r;
-}
-
-/** HF-style `mlp.experts.{e}.{gate,up,down}_proj` experts and an `mlp.gate` router. */
-const hfExpertRules: MappingRule[] = [
-  { from: "model.layers.{i}.mlp.gate.weight", to: C.router, part: 0 },
-  ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.experts.{e}.${p}_proj.weight`, to: C.routed(p) })),
-];
 
 /**
  * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/vision-encoder.ts (HF SigLIP names +
@@ -129,37 +90,15 @@ const towerRules: MappingRule[] = [
   ...wb("audio_aligner.projector").map((from, j) => ({ from, to: `audio/projector.${j ? "bias" : "weight"}` })),
 ];
 
-type Raw = Record<string, unknown>;
-
-function num(raw: Raw, key: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`config.json: "${key}" must be a number (got ${JSON.stringify(raw[key])})`);
-  return v;
-}
-
-function bool(raw: Raw, key: string, fallback: boolean): boolean {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "boolean") throw new Error(`config.json: "${key}" must be true or false (got ${JSON.stringify(raw[key])})`);
-  return v;
-}
-
-/** Refuses config features the graph does not implement, naming them. */
+/** Refuses config features the graph does not implement, naming them (RoPE scaling: families/rope.ts). */
 function unsupported(raw: Raw, family: string): void {
-  const rs = raw.rope_scaling as Raw | null | undefined;
-  if (rs && typeof rs === "object" && (rs.type ?? rs.rope_type ?? "default") !== "default")
-    throw new Error(`${family}: rope_scaling ${JSON.stringify(rs)} is not supported (only plain RoPE)`);
-  const only = raw.mlp_only_layers;
-  if (Array.isArray(only) && only.length > 0) throw new Error(`${family}: dense MLP layers (mlp_only_layers ${JSON.stringify(only)}) are not supported`);
-  if ((raw.decoder_sparse_step ?? 1) !== 1) throw new Error(`${family}: decoder_sparse_step ${String(raw.decoder_sparse_step)} (dense layers between MoE layers) is not supported`);
   if (raw.clip_qkv !== undefined && raw.clip_qkv !== null) throw new Error(`${family}: clip_qkv ${String(raw.clip_qkv)} is not supported`);
+  const act = raw.hidden_act ?? "silu";
+  if (act !== "silu") throw new Error(`${family}: hidden_act "${String(act)}" is not supported (the experts are SwiGLU with silu)`);
 }
 
-/** A sliding-window size from config.json: a positive integer, else an error naming the key. */
-function windowSize(raw: Raw, key: string, family: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new Error(`${family}: config.json "${key}" must be a positive integer (the sliding-window size in tokens), got ${JSON.stringify(raw[key])}`);
-  return v;
-}
+/** A dense layer's MLP (Qwen2MoeMLP / Qwen3MoeMLP / DeepseekV2MLP / DeepseekV3MLP: the canonical names are the HF ones). */
+const denseRules: MappingRule[] = same(...["gate", "up", "down"].map((p) => `model.layers.{i}.mlp.${p}_proj.weight`));
 
 /*
  * Which layers use sliding-window attention, per family, as Hugging Face transformers decides it (the window rule
@@ -206,56 +145,6 @@ function qwen2MoeWindows(raw: Raw, layers: number): (number | null)[] | undefine
   return Array.from({ length: layers }, (_, i) => ((Array.isArray(types) ? types[i] === "sliding_attention" : i % 2 === 0 && i < maxWindowLayers) ? W : null));
 }
 
-interface TopkSpec {
-  modelType: string;
-  experts: number;
-  topK: number;
-  expertIntermediate: number;
-  routing: RoutingConvention;
-  qkNorm: QkNorm;
-  attentionBias: boolean;
-  shared?: { intermediate: number };
-  ropeTheta: number;
-  rmsEps: number;
-  /** Per-layer sliding window (null = full causal); absent = no window anywhere. */
-  slidingWindows?: (number | null)[];
-}
-
-/** Canonical config of a fixed top-k family: 1D RoPE is M-RoPE with one section (all three position rows equal). */
-function topkConfig(raw: Raw, s: TopkSpec): MoeLlmConfig {
-  const H = num(raw, "hidden_size"), NH = num(raw, "num_attention_heads");
-  const Dh = num(raw, "head_dim", H / NH);
-  return zMoeLlmConfig.parse({
-    model_type: s.modelType,
-    hidden_size: H,
-    num_hidden_layers: num(raw, "num_hidden_layers"),
-    num_attention_heads: NH,
-    num_key_value_heads: num(raw, "num_key_value_heads", NH),
-    head_dim: Dh,
-    vocab_size: num(raw, "vocab_size"),
-    rms_norm_eps: num(raw, "rms_norm_eps", s.rmsEps),
-    rope_theta: num(raw, "rope_theta", s.ropeTheta),
-    rope_scaling: { type: "default", mrope_section: [Dh / 2, 0, 0] },
-    mlp_dynamic_expert_num: s.experts,
-    mlp_dynamic_null_expert_num: 0,
-    mlp_fixed_expert_num: s.shared ? 1 : 0,
-    dynamic_intermediate_size: s.expertIntermediate,
-    shared_intermediate_size: s.shared?.intermediate ?? 1,
-    mlp_dynamic_top_p: 0,
-    mlp_dynamic_top_k: s.topK,
-    router_jitter_noise: 0,
-    token_drop: false,
-    tie_word_embeddings: bool(raw, "tie_word_embeddings", false),
-    routing_convention: s.routing,
-    shared_expert_gate: !!s.shared,
-    qk_norm: s.qkNorm,
-    attention_bias: s.attentionBias,
-    eos_token_id: raw.eos_token_id,
-    bos_token_id: raw.bos_token_id,
-    ...(s.slidingWindows?.some((w) => w !== null) ? { [SLIDING_WINDOW_KEY]: s.slidingWindows } : {}),
-  });
-}
-
 export const FAMILIES: Family[] = [
   {
     name: "grin_qwen2_vl",
@@ -285,18 +174,19 @@ export const FAMILIES: Family[] = [
     title: "Qwen2-MoE / Qwen1.5-MoE (top-k softmax, shared expert with a sigmoid gate)",
     toConfig(raw) {
       unsupported(raw, "qwen2_moe");
-      return topkConfig(raw, {
-        modelType: "qwen2_moe",
+      return canonicalConfig(raw, {
+        family: "qwen2_moe",
         experts: num(raw, "num_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "moe_intermediate_size"),
         routing: bool(raw, "norm_topk_prob", false) ? "softmax_topk_renorm" : "softmax_topk",
         qkNorm: "none",
         attentionBias: true,
-        shared: { intermediate: num(raw, "shared_expert_intermediate_size") },
+        shared: { intermediate: num(raw, "shared_expert_intermediate_size"), gated: true },
         ropeTheta: 10000,
         rmsEps: 1e-6,
         slidingWindows: qwen2MoeWindows(raw, num(raw, "num_hidden_layers")),
+        dense: qwenDenseLayers(raw, "qwen2_moe"),
       });
     },
     rules: [
@@ -304,6 +194,7 @@ export const FAMILIES: Family[] = [
       ...hfExpertRules,
       ...["gate", "up", "down"].map((p) => ({ from: `model.layers.{i}.mlp.shared_expert.${p}_proj.weight`, to: C.shared(0, p) })),
       { from: "model.layers.{i}.mlp.shared_expert_gate.weight", to: C.router, part: 1 },
+      ...denseRules,
     ],
   },
   {
@@ -312,8 +203,8 @@ export const FAMILIES: Family[] = [
     title: "Qwen3-MoE (top-k softmax renormalised, per-head q/k RMSNorm)",
     toConfig(raw) {
       unsupported(raw, "qwen3_moe");
-      return topkConfig(raw, {
-        modelType: "qwen3_moe",
+      return canonicalConfig(raw, {
+        family: "qwen3_moe",
         experts: num(raw, "num_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "moe_intermediate_size"),
@@ -323,9 +214,10 @@ export const FAMILIES: Family[] = [
         ropeTheta: 10000,
         rmsEps: 1e-6,
         slidingWindows: qwen3MoeWindows(raw, num(raw, "num_hidden_layers")),
+        dense: qwenDenseLayers(raw, "qwen3_moe"),
       });
     },
-    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules],
+    rules: [...decoderRules({ bias: true, qkNorm: true }), ...hfExpertRules, ...denseRules],
   },
   {
     name: "olmoe",
@@ -333,8 +225,8 @@ export const FAMILIES: Family[] = [
     title: "OLMoE (top-8 of 64 softmax, q/k RMSNorm over the whole projection)",
     toConfig(raw) {
       unsupported(raw, "olmoe");
-      return topkConfig(raw, {
-        modelType: "olmoe",
+      return canonicalConfig(raw, {
+        family: "olmoe",
         experts: num(raw, "num_experts", 64),
         topK: num(raw, "num_experts_per_tok", 8),
         expertIntermediate: num(raw, "intermediate_size"),
@@ -353,8 +245,8 @@ export const FAMILIES: Family[] = [
     title: "Mixtral (top-2, softmax over the chosen logits)",
     toConfig(raw) {
       unsupported(raw, "mixtral");
-      return topkConfig(raw, {
-        modelType: "mixtral",
+      return canonicalConfig(raw, {
+        family: "mixtral",
         experts: num(raw, "num_local_experts"),
         topK: num(raw, "num_experts_per_tok"),
         expertIntermediate: num(raw, "intermediate_size"),
@@ -374,6 +266,10 @@ export const FAMILIES: Family[] = [
       { from: "model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight", to: C.routed("down") },
     ],
   },
+  deepseekV2,
+  deepseekV3,
+  phimoe,
+  gptOss,
 ];
 
 /**
@@ -446,4 +342,4 @@ export function familyByName(name: string): Family | undefined {
   return FAMILIES.find((f) => f.name === name);
 }
 
-export { CONVENTION_TEXT };
+export { CONVENTION_TEXT, denseRules };

@@ -5,8 +5,9 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
-import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule } from "../families/table";
+import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule, type Take } from "../families/table";
 import { checkpointParts, DECODER_PARTS, type PartReport } from "../families/parts";
+import { dequantFp8Blocks, dequantMxfp4 } from "./dequant";
 import { moeLlmParamShapes } from "../moe-llm-graph";
 import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
@@ -20,7 +21,7 @@ export interface TensorClaim {
   file: string;
   /** The rule's `from` pattern, or null when no rule matched (unclaimed). */
   rule: string | null;
-  /** Canonical name it feeds (null: claimed but not used, or unclaimed). */
+  /** Canonical name it feeds (null: claimed but not used, or unclaimed); a stacked tensor's keeps `{e}`. */
   canonical: string | null;
   part: number;
   note?: string;
@@ -48,7 +49,16 @@ export interface CheckpointMap {
   parts: PartReport[];
   /** config.json fields MoE Studio does not read (listed, never fatal), each with what it is. */
   unusedConfig: { key: string; note: string }[];
+  /** How each canonical tensor is read from the checkpoint (see MappedWeights). */
+  sources: Map<string, CanonicalSource>;
+  /** fp8 block size of the checkpoint's quantization_config (DeepSeek-V3), when it has fp8 weights. */
+  fp8Block?: [number, number];
 }
+
+/** Where a canonical tensor comes from: checkpoint tensors joined by rows, or one expert's slice of a stacked tensor. */
+export type CanonicalSource =
+  | { kind: "parts"; parts: TensorClaim[] }
+  | { kind: "slice"; tensor: TensorClaim; index: number; take?: Take; mxfp4Scales?: string };
 
 interface CompiledRule extends MappingRule {
   re: RegExp;
@@ -74,24 +84,26 @@ function compiledRules(family: Family): CompiledRule[] {
   return family.rules.map((r) => ({ ...r, ...compile(r.from) }));
 }
 
-/** Which rule claims `name`, and the canonical name it maps to. */
-function claim(rules: CompiledRule[], name: string): { rule: CompiledRule; canonical: string | null } | undefined {
+/** Which rule claims `name`, and the canonical name it maps to (a stacked rule's keeps `{e}`). */
+function claim(rules: CompiledRule[], name: string): { rule: CompiledRule; canonical: string | null; values: Record<string, string> } | undefined {
   for (const rule of rules) {
     const m = rule.re.exec(name);
     if (!m) continue;
     const values = Object.fromEntries(rule.keys.map((k, j) => [k, m[j + 1]!]));
-    return { rule, canonical: rule.to === null ? null : fill(rule.to, values) };
+    return { rule, canonical: rule.to === null ? null : fill(rule.to, values), values };
   }
   return undefined;
 }
 
-/** The checkpoint name a canonical name is expected under (first rule whose `to` matches). */
+/** The checkpoint name a canonical name is expected under (first rule whose `to` — or an `also` target — matches). */
 function expectedName(rules: CompiledRule[], canonical: string): string {
   for (const rule of rules) {
-    if (rule.to === null) continue;
-    const { re, keys } = compile(rule.to);
-    const m = re.exec(canonical);
-    if (m) return fill(rule.from, Object.fromEntries(keys.map((k, j) => [k, m[j + 1]!])));
+    for (const to of [rule.to, ...(rule.also ?? []).map((a) => a.to)]) {
+      if (to === null) continue;
+      const { re, keys } = compile(to);
+      const m = re.exec(canonical);
+      if (m) return fill(rule.from, Object.fromEntries(keys.map((k, j) => [k, m[j + 1]!])));
+    }
   }
   return canonical;
 }
@@ -125,6 +137,27 @@ export function chooseFamily(raw: Record<string, unknown>, familyName?: string):
   return f;
 }
 
+/** Suffix of DeepSeek-V3's fp8 block scales: `<w>.weight` (F8_E4M3) + `<w>.weight_scale_inv` (F32). */
+const FP8_SCALES = "_scale_inv";
+
+/**
+ * The fp8 block size of a checkpoint with F8_E4M3 weights (quantization_config as DeepSeek-V3 ships it:
+ * quant_method "fp8", fmt "e4m3", weight_block_size [128, 128]); other quantisation methods are refused naming them.
+ */
+function quantization(raw: Record<string, unknown>, dtypes: Set<string>, family: string): [number, number] | undefined {
+  const q = raw.quantization_config as Record<string, unknown> | undefined;
+  const method = q?.quant_method;
+  for (const d of ["F8_E5M2", "I8", "I16", "I32", "I64", "U16", "U32", "U64", "F64", "BOOL"])
+    if (dtypes.has(d)) throw new Error(`${family}: the checkpoint stores ${d} tensors, which MoE Studio cannot read (F32, F16, BF16, F8_E4M3 with block scales, MXFP4 uint8 blocks)`);
+  if (method !== undefined && method !== "fp8" && method !== "mxfp4")
+    throw new Error(`${family}: quantization_config.quant_method "${String(method)}" is not supported (only DeepSeek-V3's fp8 blocks and gpt-oss's MXFP4 experts are dequantised at import)`);
+  if (!dtypes.has("F8_E4M3")) return undefined;
+  if (method !== "fp8") throw new Error(`${family}: the checkpoint has F8_E4M3 tensors but its quantization_config is ${JSON.stringify(q ?? null)} (expected quant_method "fp8" with weight_block_size)`);
+  const block = q!.weight_block_size ?? [128, 128];
+  if (!Array.isArray(block) || block.length !== 2 || !block.every((b) => Number.isInteger(b) && b > 0)) throw new Error(`${family}: quantization_config.weight_block_size must be two positive integers (got ${JSON.stringify(block)})`);
+  return block as [number, number];
+}
+
 /**
  * Opens a checkpoint and maps every tensor through its family's table (headers only). `familyName` reads a
  * checkpoint whose model_type we do not know as that family (its config.json must have the family's fields).
@@ -135,24 +168,38 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
   const { config, read } = readConfig(family, raw);
   const rules = compiledRules(family);
   const needed = moeLlmParamShapes(config);
-  const tensors: TensorClaim[] = weights
-    .names()
-    .sort()
-    .map((name) => {
-      const info = weights.info(name);
-      const c = claim(rules, name);
-      return {
-        name,
-        shape: info.shape,
-        dtype: info.dtype,
-        file: path.basename(info.file),
-        rule: c ? c.rule.from : null,
-        canonical: c?.canonical ?? null,
-        part: c?.rule.part ?? 0,
-        ...(c?.rule.note ? { note: c.rule.note } : {}),
-      };
-    });
-  const provided = new Set(tensors.map((t) => t.canonical).filter((c): c is string => c !== null));
+  const names = weights.names().sort();
+  const info = new Map(names.map((n) => [n, weights.info(n)]));
+  const fp8Block = quantization(raw, new Set([...info.values()].map((i) => i.dtype)), family.name);
+  const sources = new Map<string, CanonicalSource>();
+  const tensors: TensorClaim[] = names.map((name) => {
+    const t = info.get(name)!;
+    const base: Omit<TensorClaim, "rule" | "canonical" | "part"> = { name, shape: t.shape, dtype: t.dtype, file: path.basename(t.file) };
+    const scaled = name.endsWith(FP8_SCALES) ? name.slice(0, -FP8_SCALES.length) : undefined;
+    if (scaled !== undefined && info.get(scaled)?.dtype === "F8_E4M3") return { ...base, rule: `<weight>${FP8_SCALES}`, canonical: null, part: 0, note: `fp8 block scales of ${scaled}, applied when it is read` };
+    const c = claim(rules, name);
+    return { ...base, rule: c ? c.rule.from : null, canonical: c?.canonical ?? null, part: c?.rule.part ?? 0, ...(c?.rule.note ? { note: c.rule.note } : {}) };
+  });
+  const missing: MissingTensor[] = [];
+  for (const t of tensors) {
+    if (t.rule === null || t.canonical === null) continue;
+    const rule = rules.find((r) => r.from === t.rule)!;
+    if (t.dtype === "F8_E4M3" && !info.has(t.name + FP8_SCALES)) throw new Error(`${family.name}: "${t.name}" is F8_E4M3 without "${t.name}${FP8_SCALES}" (only block-scaled fp8 can be dequantised)`);
+    if (!rule.stacked) {
+      const s = sources.get(t.canonical);
+      if (s?.kind === "parts") s.parts.push(t), s.parts.sort((a, b) => a.part - b.part);
+      else sources.set(t.canonical, { kind: "parts", parts: [t] });
+      continue;
+    }
+    const scales = rule.mxfp4Scales ? fill(rule.mxfp4Scales, claim([rule], t.name)!.values) : undefined;
+    if (scales !== undefined && !info.has(scales)) missing.push({ canonical: t.canonical, expected: scales });
+    for (let e = 0; e < (t.shape[0] ?? 0); e++) {
+      const index = e;
+      const at = (to: string) => to.replace("{e}", String(index));
+      sources.set(at(t.canonical), { kind: "slice", tensor: t, index, ...(rule.take ? { take: rule.take } : {}), ...(scales ? { mxfp4Scales: scales } : {}) });
+      for (const a of rule.also ?? []) sources.set(at(fill(a.to, claim([rule], t.name)!.values)), { kind: "slice", tensor: t, index, take: a.take, ...(scales ? { mxfp4Scales: scales } : {}) });
+    }
+  }
   const towers: TowerConfig[] = [];
   const neededNames = new Set(needed.keys());
   for (const kind of family.towers ?? []) {
@@ -169,7 +216,7 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
     speech = speechConfigFromOmni(raw, table.shape);
     for (const p of speechParamTable(speech)) neededNames.add(SPEECH_CANONICAL + p.name);
   }
-  const missing = [...neededNames].filter((c) => !provided.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) }));
+  missing.push(...[...neededNames].filter((c) => !sources.has(c)).map((canonical) => ({ canonical, expected: expectedName(rules, canonical) })));
   // a multi-part canonical tensor (Qwen2-MoE router + shared gate) is missing if one of its parts is
   for (const rule of rules.filter((r) => r.part !== undefined && r.part > 0)) {
     const first = rules.find((r) => r.to === rule.to && (r.part ?? 0) === 0)!;
@@ -178,13 +225,14 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
       if (partName && !tensors.some((x) => x.name === partName)) missing.push({ canonical: t.canonical!, expected: partName });
     }
   }
+  const usedBy = (t: TensorClaim) => [...sources].some(([name, s]) => neededNames.has(name) && (s.kind === "parts" ? s.parts.includes(t) : s.tensor === t || s.mxfp4Scales === t.name));
   return {
     family,
     config,
     tensors,
     unclaimed: tensors.filter((t) => t.rule === null),
     missing,
-    unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !neededNames.has(t.canonical)),
+    unused: tensors.filter((t) => t.rule !== null && t.canonical !== null && !usedBy(t)),
     towers,
     ...(speech ? { speech } : {}),
     parts: checkpointParts(family.parts ?? DECODER_PARTS, tensors),
@@ -192,6 +240,8 @@ export function mapCheckpoint(dir: string, weights: SafetensorsWeights, familyNa
       .filter((k) => k !== "model_type" && !read.has(k))
       .sort()
       .map((key) => ({ key, note: CONFIG_FIELD_NOTES[key] ?? "not used by MoE Studio" })),
+    sources,
+    ...(fp8Block ? { fp8Block } : {}),
   };
 }
 
@@ -217,42 +267,63 @@ export function assertComplete(map: CheckpointMap, dir: string): void {
 }
 
 /**
- * The checkpoint's tensors under canonical names (what the graph builder reads), converted to fp32 on read.
- * Multi-part canonical tensors are the parts' rows concatenated in part order.
+ * The checkpoint's tensors under canonical names (what the graph builder reads), converted to fp32 on read:
+ * multi-part canonical tensors are the parts' rows concatenated in part order; a stacked tensor's expert slice is read
+ * alone (MXFP4 blocks dequantised with their scales); F8_E4M3 weights are multiplied by their block scales.
  */
 export class MappedWeights implements WeightSource {
-  private readonly parts = new Map<string, TensorClaim[]>();
-
-  constructor(private readonly source: SafetensorsWeights, map: CheckpointMap) {
-    for (const t of map.tensors) {
-      if (!t.canonical) continue;
-      const list = this.parts.get(t.canonical) ?? [];
-      list.push(t);
-      list.sort((a, b) => a.part - b.part);
-      this.parts.set(t.canonical, list);
-    }
-  }
+  constructor(private readonly source: SafetensorsWeights, private readonly map: Pick<CheckpointMap, "sources" | "fp8Block">) {}
 
   names(): string[] {
-    return [...this.parts.keys()];
+    return [...this.map.sources.keys()];
   }
 
   has(name: string): boolean {
-    return this.parts.has(name);
+    return this.map.sources.has(name);
+  }
+
+  private sourceOf(name: string): CanonicalSource {
+    const s = this.map.sources.get(name);
+    if (!s) throw new Error(`weight "${name}" is missing from the checkpoint`);
+    return s;
   }
 
   /** The shape `get(name)` returns, from the headers (nothing read). */
   shape(name: string): number[] {
-    const parts = this.parts.get(name);
-    if (!parts) throw new Error(`weight "${name}" is missing from the checkpoint`);
+    const s = this.sourceOf(name);
+    if (s.kind === "slice") {
+      const slice = s.tensor.shape.slice(1);
+      const read = s.mxfp4Scales ? [slice[0]!, slice[1]! * 32] : slice;
+      return s.take ? s.take.shape(read) : read;
+    }
+    const parts = s.parts;
     return parts.length === 1 ? [...parts[0]!.shape] : [parts.reduce((a, p) => a + p.shape[0]!, 0), ...parts[0]!.shape.slice(1)];
   }
 
+  /** One checkpoint tensor as fp32 (fp8 with block scales dequantised). */
+  private read(t: TensorClaim): Tensor32 {
+    if (t.dtype !== "F8_E4M3") return this.source.get(t.name);
+    const [rows, cols] = t.shape as [number, number];
+    const scales = this.source.get(t.name + FP8_SCALES);
+    return { shape: [rows, cols], data: dequantFp8Blocks(this.source.rawBytes(t.name), scales.data, rows, cols, this.map.fp8Block ?? [128, 128]) };
+  }
+
   get(name: string): Tensor32 {
-    const parts = this.parts.get(name);
-    if (!parts) throw new Error(`weight "${name}" is missing from the checkpoint`);
-    if (parts.length === 1) return this.source.get(parts[0]!.name);
-    const read = parts.map((p) => this.source.get(p.name));
+    const s = this.sourceOf(name);
+    if (s.kind === "slice") {
+      const shape = s.tensor.shape.slice(1);
+      let t: Tensor32;
+      if (s.mxfp4Scales) {
+        const [rows, groups] = shape as [number, number];
+        t = { shape: [rows, groups * 32], data: dequantMxfp4(this.source.rawBytes(s.tensor.name, s.index, 1), this.source.rawBytes(s.mxfp4Scales, s.index, 1), rows, groups) };
+      } else {
+        t = { shape, data: this.source.getSlices(s.tensor.name, s.index).data };
+      }
+      return s.take ? s.take.apply(t) : t;
+    }
+    const parts = s.parts;
+    if (parts.length === 1) return this.read(parts[0]!);
+    const read = parts.map((p) => this.read(p));
     const cols = read[0]!.shape.slice(1);
     for (const [j, t] of read.entries())
       if (t.shape.slice(1).join() !== cols.join()) throw new Error(`"${parts[j]!.name}" has shape [${t.shape}], its rows cannot join "${parts[0]!.name}" [${read[0]!.shape}]`);

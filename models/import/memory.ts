@@ -3,14 +3,15 @@ import type { ExecutionProvider } from "@/engine/runtime/types";
  * Memory a model needs to run, estimated from its config before anything is loaded, and the check that it fits.
  * Weights take the bytes of the dtype the graph computes in, whatever the storage: 4 per parameter for the fp32
  * graph (CPU by default; fp16/bf16 storage is cast up once when ORT folds the Casts at load), 2 for the fp16
- * compute graph (CUDA by default, see fp16.ts); plus the KV cache (fp32 at the graph's interface) and a margin.
+ * compute graph (CUDA by default, see fp16.ts); plus the KV cache (fp32 at the graph's interface; MLA: the latent, see
+ * decoder/attention.ts kvCacheDims) and a margin.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import { moeDims } from "../moe-llm-graph";
+import { kvCacheDims } from "../decoder/attention";
 import type { ComputeDtype } from "./fp16";
 import { parameterCounts } from "./import";
 
@@ -26,9 +27,9 @@ const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6
 /** Weights (in the compute dtype) + KV cache for `contextTokens` (fp32, one sequence) + 15 % activations/workspace. */
 export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, compute: ComputeDtype = "fp32"): MemoryEstimate {
   const bytesPerWeight = compute === "fp16" ? 2 : 4;
-  const { L, KVH, Dh } = moeDims(config);
+  const { key, value } = kvCacheDims(config);
   const weights = parameterCounts(config).total * bytesPerWeight;
-  const kvCache = L * 2 * KVH * Dh * contextTokens * 4;
+  const kvCache = config.num_hidden_layers * (key[0] * key[1] + value[0] * value[1]) * contextTokens * 4;
   const bytes = Math.ceil((weights + kvCache) * 1.15);
   return { bytes, weights, kvCache, explain: `weights ${gb(weights)} at ${bytesPerWeight} B/param (${compute} compute) + KV cache ${gb(kvCache)} for ${contextTokens} tokens + 15 %` };
 }

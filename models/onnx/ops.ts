@@ -124,6 +124,8 @@ export class Ops {
   reduceMean(x: string, axes: number[], keepdims = 1): string { return this.g.op("ReduceMean", [x], { axes, keepdims }); }
   /** softmax along axis */
   softmax(x: string, axis = -1): string { return this.g.op("Softmax", [x], { axis }); }
+  /** log softmax along axis */
+  logSoftmax(x: string, axis = -1): string { return this.g.op("LogSoftmax", [x], { axis }); }
   /** x: [N, D] → int64 [N, 1] index of the first maximum along axis */
   argmax(x: string, axis = -1): string { return this.g.op("ArgMax", [x], { axis, keepdims: 1, select_last_index: 0 }); }
   /** x: [N, D], k: int64 [1] → values [N, k], indices [N, k] (largest, sorted) */
@@ -139,6 +141,10 @@ export class Ops {
   rmsNorm(x: string, w: string, eps: number): string {
     const ms = this.reduceMean(this.g.op("Pow", [x, this.g.scalar(2)]), [-1]);
     return this.mul(this.div(x, this.sqrt(this.add(ms, this.g.scalar(eps)))), w);
+  }
+  /** LayerNormalization over the last axis: (x - mean) / sqrt(var + eps) * w + b; x: [..., H], w, b: [H] */
+  layerNormalization(x: string, w: string, b: string, eps: number): string {
+    return this.g.op("LayerNormalization", [x, w, b], { axis: -1, epsilon: { f: eps } });
   }
   /** x: [N, H], gate/up: [I, H], down: [H, I] → [N, H] = down(silu(gate x) * up x) */
   swiglu(x: string, gate: string, up: string, down: string): string {

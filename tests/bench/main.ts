@@ -3,7 +3,7 @@
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
  * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
  * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
- * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm heads metrics render editor` picks parts (`gpu`, tests/bench/gpu.ts, only when named) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts; `gpu`, tests/bench/gpu.ts, only when named). Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -20,6 +20,7 @@ import { benchMetrics } from "../../engine/routing/bench";
 import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchGpu } from "./gpu";
 import { benchHeads } from "./heads";
+import { benchLens } from "./lens";
 import { benchLlm, benchRoutingPrecision } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor } from "./editor";
@@ -218,6 +219,10 @@ async function main() {
     console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
     json.llm = rows;
     json.llmRoutingPrecision = await benchRoutingPrecision((s) => console.log(s));
+  }
+  if (want("lens")) {
+    console.log("\nlogit lens on uni-moe-tiny/tiny: off (graph option unset / false) vs on (separate head vs in-graph), side by side");
+    json.lens = await benchLens((s) => console.log(`  ${s}`));
   }
   if (want("heads")) {
     console.log("\ngeneration heads (seeded, untrained reference models, greedy TTS, CFG DiT)");

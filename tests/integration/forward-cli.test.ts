@@ -23,7 +23,7 @@ function cli(...args: string[]) {
 }
 
 describe("cli forward on uni-moe-tiny/tiny", () => {
-  it("writes exactly { logits, layers[{router_logits, k, mask, weights}] } matching the reference", async () => {
+  it("writes exactly { logits, layers[{layer, router_logits, k, mask, weights}] } matching the reference", async () => {
     const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
     const ids = [256, 72, 105, 33, 257, 300, 10];
     const n = ids.length;
@@ -39,8 +39,10 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     const E = expertColumns(config).length;
     expect(result.logits).toHaveLength(config.vocab_size);
     expect(result.layers).toHaveLength(config.num_hidden_layers);
-    for (const l of result.layers) {
-      expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+    for (const [i, l] of result.layers.entries()) {
+      // issue 20 added `layer` (the decoder index; every layer of uni-moe-tiny is an MoE layer)
+      expect(Object.keys(l).sort()).toEqual(["k", "layer", "mask", "router_logits", "weights"]);
+      expect(l.layer).toBe(i);
       expect(l.router_logits).toHaveLength(n);
       expect(l.router_logits[0]).toHaveLength(E);
       expect(l.k).toHaveLength(n);
@@ -73,7 +75,44 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--top-p", "1", "--out", all).code).toBe(0);
     const D = config.mlp_dynamic_expert_num + config.mlp_dynamic_null_expert_num;
     for (const l of JSON.parse(readFileSync(all, "utf8")).layers) expect(l.k.every((k: number) => k === D)).toBe(true);
-  });
+  }, 180_000);
+
+  it("--logit-lens adds lens: [{ layer, top_ids, top_logprobs }] (rows per position) and changes no existing field; the last layer's lens is the model's own prediction", async () => {
+    const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
+    const ids = [256, 72, 105, 33, 257, 300, 10];
+    const n = ids.length;
+    const plainFile = path.join(tmp, "plain.json");
+    const lensFile = path.join(tmp, "lens.json");
+    expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--out", plainFile).code).toBe(0);
+    const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--logit-lens", "--out", lensFile);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const plain = JSON.parse(readFileSync(plainFile, "utf8"));
+    const { lens, ...rest } = JSON.parse(readFileSync(lensFile, "utf8"));
+    expect(rest).toEqual(plain);
+    expect(Object.keys(plain).sort()).toEqual(["layers", "logits"]);
+    expect(lens).toHaveLength(config.num_hidden_layers);
+    lens.forEach((l: { layer: number; top_ids: number[][]; top_logprobs: number[][] }, i: number) => {
+      expect(Object.keys(l).sort()).toEqual(["layer", "top_ids", "top_logprobs"]);
+      expect(l.layer).toBe(i);
+      expect(l.top_ids).toHaveLength(n);
+      expect(l.top_logprobs).toHaveLength(n);
+      for (const row of l.top_logprobs) {
+        expect(row).toHaveLength(5);
+        for (let j = 1; j < 5; j++) expect(row[j]!).toBeLessThanOrEqual(row[j - 1]!);
+      }
+    });
+    // logits are the last position's: the last layer's lens at that position is their log-softmax top-5
+    const logits: number[] = plain.logits;
+    const mx = Math.max(...logits);
+    const lse = mx + Math.log(logits.reduce((a, v) => a + Math.exp(v - mx), 0));
+    const top = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);
+    const last = lens[config.num_hidden_layers - 1];
+    expect(last.top_ids[n - 1]).toEqual(top);
+    const d = Math.max(...top.map((v, j) => Math.abs(logits[v]! - lse - last.top_logprobs[n - 1][j])));
+    console.log(`cli forward --logit-lens: last layer vs the model's own log-probabilities max |Δ| ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5);
+  }, 180_000);
 
   it("--routing-precision bf16 routes as the release (reference in bf16), same output shape; k before drops, mask and weights after", async () => {
     const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
@@ -85,7 +124,7 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(readFileSync(out, "utf8"));
     expect(Object.keys(result).sort()).toEqual(["layers", "logits"]);
-    for (const l of result.layers) expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+    for (const l of result.layers) expect(Object.keys(l).sort()).toEqual(["k", "layer", "mask", "router_logits", "weights"]);
     const weights = new SafetensorsWeights(dir);
     const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
     const ref = referenceForward(config, weights, { batch: 1, seq: n, ids, positions, routingPrecision: "bf16" });

@@ -72,6 +72,8 @@ export interface RefForwardOutput {
   /** [B*S*H] after the final norm */
   lastHidden: Float64Array;
   trace: RefLayerTrace[];
+  /** [L] residual stream after each layer [B*S*H], before the final norm (the logit lens's input) */
+  hidden: Float64Array[];
 }
 
 /** out[n, o] = Σ_i x[n, i] W[o, i] (+ b[o]); W in PyTorch [out, in] layout. */
@@ -214,6 +216,7 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
   };
 
   const trace: RefLayerTrace[] = [];
+  const hidden: Float64Array[] = [];
   for (let l = 0; l < L; l++) {
     // attention
     const h = rmsNorm(x, N, H, w(paramNames.inputNorm(l)), c.rms_norm_eps);
@@ -257,9 +260,10 @@ export function referenceForward(c: MoeLlmConfig, W: WeightSource, inp: RefForwa
     const moe = referenceMoeBlock(c, W, l, h2, calls, inp.routingPrecision ?? "fp32", iv);
     for (let i = 0; i < N * H; i++) x[i] = x[i]! + moe.out[i]!;
     trace.push(moe.trace);
+    hidden.push(x.slice());
   }
   const lastHidden = rmsNorm(x, N, H, w(paramNames.finalNorm), c.rms_norm_eps);
   const head = c.tie_word_embeddings ? w(paramNames.embed) : w(paramNames.lmHead);
   const logits = linear(lastHidden, N, H, head, V);
-  return { logits, lastHidden, trace };
+  return { logits, lastHidden, trace, hidden };
 }

@@ -2,6 +2,7 @@ import { catalogInfo } from "../catalog";
 import { publicProcedure, router } from "../trpc";
 import { apiRouter } from "./api";
 import { tokensRouter } from "./tokens";
+import { ablationRouter } from "./ablation";
 import { historyRouter } from "./history";
 import { modelsRouter } from "./models";
 import { provenanceRouter } from "./provenance";
@@ -19,6 +20,7 @@ export const appRouter = router({
   share: shareRouter,
   api: apiRouter,
   tokens: tokensRouter,
+  ablation: ablationRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -8,7 +8,8 @@ import { z } from "zod";
 import type { PartReport } from "@/models/families/parts";
 import { expertColumns } from "@/models/config";
 import { MODEL_NODE_TYPES, readDefaults, writeDefaults } from "@/models/defaults";
-import { architectureOf, conventionText } from "@/models/families/conventions";
+import { architectureOf, conventionText, routingRuleText } from "@/models/families/conventions";
+import { routingControls } from "@/models/interventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
 import { hfCacheDir, listHfCache } from "@/models/import/hf-cache";
 import { estimateFromConfig } from "@/models/import/memory";
@@ -121,7 +122,17 @@ export const modelsRouter = router({
   info: protectedProcedure.input(z.object({ ref: z.string().min(1).max(300) })).query(async ({ input }) => {
     try {
       const m = await resolveModel(input.ref);
-      return { ref: m.ref, layers: m.config.num_hidden_layers, experts: expertColumns(m.config), label: m.label ?? null };
+      const dense = architectureOf(m.config).denseLayers;
+      return {
+        ref: m.ref,
+        layers: m.config.num_hidden_layers,
+        /** Decoder indices of the layers with a router (interventions apply to these). */
+        moeLayers: dense.flatMap((d, i) => (d ? [] : [i])),
+        experts: expertColumns(m.config),
+        label: m.label ?? null,
+        routing: routingRuleText(m.config),
+        controls: routingControls(m.config),
+      };
     } catch (err) {
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });
     }
@@ -220,7 +231,7 @@ export const modelsRouter = router({
       if (!existsSync(path.join(dir, "config.json"))) {
         const c = inspectWavTokenizer(dir);
         const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
-        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], convention: "", quantization: null, memoryToRun: 0, memoryToRunFp16: 0, speech: null };
       }
       const map = inspectCheckpoint(dir);
       return {
@@ -233,6 +244,8 @@ export const modelsRouter = router({
         unusedConfig: map.unusedConfig,
         activeParameters: parameterCounts(map.config).active,
         parameters: parameterCounts(map.config).total,
+        convention: conventionText(map.config),
+        quantization: map.fp8Block ? `fp8 (E4M3, ${map.fp8Block.join("×")} block scales), dequantised at import` : map.tensors.some((t) => t.name.endsWith("_blocks") && t.dtype === "U8") ? "MXFP4 experts, dequantised at import" : null,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
         speech: map.speech ? { parameters: speechParameters(map.speech).total, layers: map.speech.transformer_num_blocks } : null,

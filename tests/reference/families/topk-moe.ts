@@ -8,76 +8,11 @@
  * Routing per layer: router logits [S, E] (Qwen2-MoE: the shared_expert_gate logit appended as the last column),
  * mask, weights and k as the graph's trace defines them.
  */
-export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
+export type { Tensors, RefLayerRouting, RefResult } from "./ops";
 export type Family = "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral";
 
-export interface RefLayerRouting {
-  routerLogits: number[][];
-  mask: number[][];
-  weights: number[][];
-  k: number[];
-}
-
-export interface RefResult {
-  /** [S][V] */
-  logits: number[][];
-  layers: RefLayerRouting[];
-}
-
-type Cfg = Record<string, unknown>;
-const n = (c: Cfg, k: string, d?: number) => (c[k] ?? d) as number;
-
-function get(t: Tensors, name: string): Float32Array {
-  const v = t.get(name);
-  if (!v) throw new Error(`reference: tensor ${name} missing`);
-  return v.data;
-}
-
-/** y[o] = Σ_i W[o,i] x[i] (+ b[o]); W is [out,in] row-major. */
-function linear(x: number[], w: Float32Array, out: number, bias?: Float32Array): number[] {
-  const inn = x.length;
-  const y = new Array<number>(out).fill(0);
-  for (let o = 0; o < out; o++) {
-    let s = bias ? bias[o]! : 0;
-    for (let i = 0; i < inn; i++) s += w[o * inn + i]! * x[i]!;
-    y[o] = s;
-  }
-  return y;
-}
-
-function rmsNorm(x: number[], w: Float32Array, eps: number): number[] {
-  const ms = x.reduce((a, v) => a + v * v, 0) / x.length;
-  const r = 1 / Math.sqrt(ms + eps);
-  return x.map((v, i) => v * r * w[i]!);
-}
-
-const silu = (v: number) => v / (1 + Math.exp(-v));
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
-function softmax(x: number[]): number[] {
-  const m = Math.max(...x);
-  const e = x.map((v) => Math.exp(v - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
-}
-
-function mlp(x: number[], gate: Float32Array, up: Float32Array, down: Float32Array, I: number): number[] {
-  const g = linear(x, gate, I), u = linear(x, up, I);
-  return linear(g.map((v, i) => silu(v) * u[i]!), down, x.length);
-}
-
-function rope(v: number[], pos: number, theta: number): number[] {
-  const D = v.length, half = D / 2;
-  const out = new Array<number>(D);
-  for (let j = 0; j < half; j++) {
-    const a = pos / Math.pow(theta, (2 * j) / D);
-    const c = Math.cos(a), s = Math.sin(a);
-    out[j] = v[j]! * c - v[j + half]! * s;
-    out[j + half] = v[j + half]! * c + v[j]! * s;
-  }
-  return out;
-}
-
+import { attention, embed, get, heads, linear, mlp, n, order, rmsNorm, sigmoid, softmax, recordRow, type Cfg, type RefLayerRouting, type RefResult, type Tensors } from "./ops";
+import { refRope, rotateHalf } from "./rope";
 /**
  * Per layer, how many keys a query may see (itself included), from config.json as transformers reads it; null = all
  * earlier keys. Query i sees key j iff j <= i and j > i - W (transformers masking_utils: sliding_window_overlay AND
@@ -101,19 +36,23 @@ export function attentionWindows(family: Family, config: Cfg): (number | null)[]
   return none;
 }
 
+/** Qwen2-MoE / Qwen3-MoE decoder layers with a dense MLP (intermediate_size): in mlp_only_layers, or (l + 1) not a multiple of decoder_sparse_step. */
+export function qwenDense(config: Cfg, l: number): boolean {
+  const only = (config.mlp_only_layers as number[] | undefined) ?? [];
+  return only.includes(l) || (l + 1) % n(config, "decoder_sparse_step", 1) !== 0;
+}
+
 export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: number[]): RefResult {
   const H = n(config, "hidden_size"), L = n(config, "num_hidden_layers"), NH = n(config, "num_attention_heads");
   const KVH = n(config, "num_key_value_heads", NH), Dh = n(config, "head_dim", H / NH), V = n(config, "vocab_size");
   const eps = n(config, "rms_norm_eps", family === "olmoe" || family === "mixtral" ? 1e-5 : 1e-6);
-  const theta = n(config, "rope_theta", family === "mixtral" ? 1e6 : 10000);
+  const rope = refRope(config, Dh, family === "mixtral" ? 1e6 : 10000);
   const E = family === "mixtral" ? n(config, "num_local_experts") : n(config, "num_experts");
   const K = n(config, "num_experts_per_tok");
   const I = family === "olmoe" || family === "mixtral" ? n(config, "intermediate_size") : n(config, "moe_intermediate_size");
   const renorm = family === "mixtral" ? true : ((config.norm_topk_prob as boolean | undefined) ?? false);
   const bias = family === "qwen2_moe" ? true : family === "mixtral" ? false : ((config.attention_bias as boolean | undefined) ?? false);
-  const S = ids.length;
-  const emb = get(t, "model.embed_tokens.weight");
-  let xs = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   const windows = attentionWindows(family, config);
   for (let l = 0; l < L; l++) {
@@ -129,39 +68,36 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
         q = rmsNorm(q, get(t, `${p}self_attn.q_norm.weight`), eps);
         k = rmsNorm(k, get(t, `${p}self_attn.k_norm.weight`), eps);
       }
-      const split = (a: number[], heads: number) => Array.from({ length: heads }, (_, hh) => a.slice(hh * Dh, (hh + 1) * Dh));
-      let qh = split(q, NH), kh = split(k, KVH);
+      let qh = heads(q, NH, Dh), kh = heads(k, KVH, Dh);
       if (family === "qwen3_moe") {
         qh = qh.map((r) => rmsNorm(r, get(t, `${p}self_attn.q_norm.weight`), eps));
         kh = kh.map((r) => rmsNorm(r, get(t, `${p}self_attn.k_norm.weight`), eps));
       }
-      qs.push(qh.map((r) => rope(r, s, theta)));
-      ks.push(kh.map((r) => rope(r, s, theta)));
-      vs.push(split(v, KVH));
+      qs.push(qh.map((r) => rotateHalf(r, s, rope)));
+      ks.push(kh.map((r) => rotateHalf(r, s, rope)));
+      vs.push(heads(v, KVH, Dh));
     });
+    const att = attention(qs, ks, vs, 1 / Math.sqrt(Dh), windows[l] ?? null);
     xs = xs.map((x, s) => {
-      const merged: number[] = [];
-      for (let hh = 0; hh < NH; hh++) {
-        const kv = Math.floor(hh / (NH / KVH));
-        const W = windows[l];
-        const first = W === null || W === undefined ? 0 : Math.max(0, s - W + 1); // the earliest key query s may see
-        const keys = Array.from({ length: s + 1 - first }, (_, k) => first + k);
-        const scores = keys.map((j) => qs[s]![hh]!.reduce((a, v, d) => a + v * ks[j]![kv]![d]!, 0) / Math.sqrt(Dh));
-        const pr = softmax(scores);
-        for (let d = 0; d < Dh; d++) merged.push(pr.reduce((a, w, k) => a + w * vs[keys[k]!]![kv]![d]!, 0));
-      }
-      const o = linear(merged, get(t, `${p}self_attn.o_proj.weight`), H);
+      const o = linear(att[s]!, get(t, `${p}self_attn.o_proj.weight`), H);
       return x.map((v, i) => v + o[i]!);
     });
-    // ---- MoE ----
-    const routing: RefLayerRouting = { routerLogits: [], mask: [], weights: [], k: [] };
+    // ---- MoE (or a dense MLP) ----
+    if ((family === "qwen2_moe" || family === "qwen3_moe") && qwenDense(config, l)) {
+      xs = xs.map((x) => {
+        const h = rmsNorm(x, get(t, `${p}post_attention_layernorm.weight`), eps);
+        const y = mlp(h, get(t, `${p}mlp.gate_proj.weight`), get(t, `${p}mlp.up_proj.weight`), get(t, `${p}mlp.down_proj.weight`), n(config, "intermediate_size"));
+        return x.map((v, i) => v + y[i]!);
+      });
+      continue;
+    }
+    const routing: RefLayerRouting = { layer: l, routerLogits: [], mask: [], weights: [], k: [] };
     xs = xs.map((x) => {
       const h = rmsNorm(x, get(t, `${p}post_attention_layernorm.weight`), eps);
       const gateName = family === "mixtral" ? `${p}block_sparse_moe.gate.weight` : `${p}mlp.gate.weight`;
       const logits = linear(h, get(t, gateName), E);
       const probs = softmax(logits);
-      const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]! || a - b);
-      const chosen = order.slice(0, K);
+      const chosen = order(logits).slice(0, K);
       const sum = chosen.reduce((a, e) => a + probs[e]!, 0);
       const w = new Array<number>(E).fill(0);
       for (const e of chosen) w[e] = renorm ? probs[e]! / sum : probs[e]!;
@@ -184,15 +120,12 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
         mask.push(1);
         w.push(sigmoid(sg));
       }
-      routing.routerLogits.push(rl);
-      routing.mask.push(mask);
-      routing.weights.push(w);
-      routing.k.push(K);
+      recordRow(routing, { logits: rl, mask: mask, weights: w, k: K });
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
   }
-  const head = (config.tie_word_embeddings as boolean | undefined) ? emb : get(t, "lm_head.weight");
+  const head = (config.tie_word_embeddings as boolean | undefined) ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   const logits = xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V));
   return { logits, layers };
 }

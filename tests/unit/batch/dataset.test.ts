@@ -4,6 +4,7 @@ import path from "node:path";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { fingerprintDataset, readRows, resolveDatasetSource, resolveRecord, scanDataset, type RowResult } from "../../../engine/batch/dataset";
+import { hashValue } from "../../../engine/hash";
 import { DiskStorage } from "../../../engine/storage";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "dataset-test-"));
@@ -64,6 +65,20 @@ describe("JSONL datasets", () => {
     expect(scan.tasks).toEqual({ greet: 1, see: 1, "": 1 });
     expect(scan.modalities).toEqual({ text: 3, image: 1 });
     expect(scan.preview[1]!.media).toEqual({ image: "img/a.png" });
+  });
+
+  it("an answer column (JSONL and CSV) is the record's reference answer; a non-text answer is a row error", async () => {
+    const jsonl = path.join(dir, "answers.jsonl");
+    writeFileSync(jsonl, ['{"text": "2+2?", "answer": "4", "task": "math"}', '{"text": "no answer"}', '{"text": "x", "answer": {"a": 1}}'].join("\n"));
+    const r = await rows(jsonl);
+    const ok = r.filter((x) => x.ok).map((x) => (x as { record: { answer: string } }).record.answer);
+    expect(ok).toEqual(["4", ""]);
+    expect((r[2] as { error: { message: string } }).error.message).toMatch(/"answer" must be text/);
+    const csv = path.join(dir, "answers.csv");
+    writeFileSync(csv, 'text,answer\n"Say hi, please",hi there\n');
+    const c = await rows(csv);
+    expect((c[0] as { record: { text: string; answer: string } }).record).toMatchObject({ text: "Say hi, please", answer: "hi there" });
+    expect((await scanDataset(jsonl)).preview.map((p) => p.answer)).toEqual(["4", undefined]);
   });
 
   it("a symlink inside the folder that leads outside it is refused", async () => {
@@ -138,13 +153,16 @@ describe("folder datasets", () => {
 describe("resolving records and sources", () => {
   it("stores media content-addressed; the record hash follows text, task and media bytes; bad media names the record", async () => {
     const storage = new DiskStorage(path.join(dir, "files"));
-    const base = { index: 0, line: 1, id: "r1", text: "t", task: "a", label: "", media: { image: path.join(dir, "img", "a.png") } };
+    const base = { index: 0, line: 1, id: "r1", text: "t", task: "a", label: "", answer: "", media: { image: path.join(dir, "img", "a.png") } };
     const a = await resolveRecord(base, storage);
     expect(a.image).toMatchObject({ kind: "image", width: 8, height: 8, mime: "image/png" });
     expect(await storage.exists(a.image!.file)).toBe(true);
     expect((await resolveRecord({ ...base, id: "other", index: 5 }, storage)).hash).toBe(a.hash);
     expect((await resolveRecord({ ...base, task: "b" }, storage)).hash).not.toBe(a.hash);
     expect((await resolveRecord({ ...base, text: "u" }, storage)).hash).not.toBe(a.hash);
+    // An answer is hashed when there is one; without one the hash is the one records had before answers existed.
+    expect((await resolveRecord({ ...base, answer: "42" }, storage)).hash).not.toBe(a.hash);
+    expect(a.hash).toBe(hashValue({ text: "t", task: "a", label: "", image: a.image!.file, audio: null, video: null }));
     await expect(resolveRecord({ ...base, media: { image: path.join(dir, "img", "fake.png") } }, storage)).rejects.toThrow(/record r1: .*fake.png/);
   });
 

@@ -49,6 +49,16 @@ const aggNode = defineNode({
   },
 });
 const catalogue = new NodeCatalogue([datasetNode as never, encode, model, aggNode]);
+// The same fake model, scoring: the trace's last token carries an NLL of text.length / 10.
+const scoredModel = defineNode({
+  ...model,
+  async execute(args) {
+    const out = (await model.execute(args)) as { trace: ReturnType<typeof fakeTrace> };
+    const tokens = out.trace.tokens.map((t, i, all) => (i === all.length - 1 ? { ...t, nll: (args.inputs.text as string).length / 10 } : t));
+    return { trace: { ...out.trace, tokens } };
+  },
+});
+const scoredCatalogue = new NodeCatalogue([datasetNode as never, encode, scoredModel, aggNode]);
 
 const node = (id: string, type: string, params: Record<string, unknown> = {}) => ({ id, type, typeVersion: 1, params, position: { x: 0, y: 0 } });
 const edge = (s: string, ss: string, t: string, ts: string) => ({ id: `${s}.${ss}-${t}.${ts}`, source: s, sourceSocket: ss, target: t, targetSocket: ts });
@@ -119,6 +129,31 @@ describe("runBatch", () => {
     expect(r.aggregate!.counts()).toEqual(want.counts());
     expect(r.aggregate!.vocabulary!.toJSON()).toEqual(want.vocabulary!.toJSON());
     expect(r.aggregate!.metrics().layers[0]!.entropy).toBeCloseTo(want.metrics().layers[0]!.entropy, 12);
+  });
+
+  it("sums the teacher-forced NLL of scored traces per record group, the same from the ledger as from the runs; maxRecords limits the batch", async () => {
+    const storeDir = path.join(dir, "nll-store");
+    const first = await runBatch(opts({ storeDir, catalogue: scoredCatalogue, executor: new Executor({ catalogue: batchCatalogue(scoredCatalogue), storage, concurrency: 1 }) }));
+    const want: Record<string, { sum: number; tokens: number; records: number }> = {};
+    for (let i = 0; i < 30; i++) {
+      const text = `record number ${i} ${"x".repeat(i % 7)}`;
+      const g = (want[recordGroup(TASKS[i % 3], i % 2 ? "odd" : "even")] ??= { sum: 0, tokens: 0, records: 0 });
+      g.sum += text.length / 10;
+      g.tokens += 1;
+      g.records++;
+    }
+    expect(Object.keys(first.nll).sort()).toEqual(Object.keys(want).sort());
+    for (const [k, v] of Object.entries(want)) {
+      expect(first.nll[k]!.tokens).toBe(v.tokens);
+      expect(first.nll[k]!.records).toBe(v.records);
+      expect(first.nll[k]!.sum).toBeCloseTo(v.sum, 12);
+    }
+    const again = await runBatch(opts({ storeDir, catalogue: scoredCatalogue, executor: new Executor({ catalogue: batchCatalogue(scoredCatalogue), storage, concurrency: 1 }) }));
+    expect(again.cached).toBe(30);
+    expect(again.nll).toEqual(first.nll);
+    expect((await runBatch(opts())).nll).toEqual({}); // traces without NLL
+    const limited = await runBatch(opts({ maxRecords: 7 }));
+    expect([limited.total, limited.ran + limited.cached]).toEqual([7, 7]);
   });
 
   it("resumes after a cancel from the last finished record; the result equals an uninterrupted run bit for bit", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { aggregateCSV, aggregateExport, summarizeAggregate, summarizeMetrics } from "../../../engine/batch/summary";
+import { aggregateCSV, aggregateExport, batchExportMeta, summarizeAggregate, summarizeMetrics } from "../../../engine/batch/summary";
 import { recordGroup, RoutingAggregate } from "../../../engine/routing/aggregate";
 import { syntheticTrace } from "../../../engine/routing/synthetic";
 
@@ -34,5 +34,16 @@ describe("aggregate summaries and exports", () => {
     expect(lines.length - 3).toBe(3 * 3 * (5 + 7)); // D = 5 experts, k = 0..D and k > D
     const m = g.metrics({ group: [recordGroup("x", "p")] });
     expect(lines).toContain(`x,1,expert-share,E2,routed,${m.layers[1]!.selectionCounts[1]},${m.layers[1]!.tokenShare[1]}`);
+  });
+
+  it("scored batches: the export carries the NLL sums per group and the CSV a mean NLL per task", () => {
+    const g = agg();
+    const nll = { [recordGroup("x", "p")]: { sum: 6, tokens: 4, records: 1 }, [recordGroup("y", "")]: { sum: 3, tokens: 2, records: 1 } };
+    const batch = { workflowFingerprint: "w".repeat(64), ran: 2, cached: 0, failed: 0, nll, scan: { source: "s", count: 2, errorCount: 0, fingerprint: "d".repeat(64) } as never };
+    const meta = batchExportMeta(batch);
+    expect(JSON.parse(JSON.stringify(aggregateExport(g, meta))).nll).toEqual(nll);
+    const lines = aggregateCSV(g, meta).trim().split("\n");
+    expect(lines.slice(-3)).toEqual([`*,"",nll,mean_nll,"",6,1.5`, `x,"",nll,mean_nll,"",4,1.5`, `y,"",nll,mean_nll,"",2,1.5`]);
+    expect(aggregateExport(g, batchExportMeta({ ...batch, nll: {} }))).not.toHaveProperty("nll");
   });
 });

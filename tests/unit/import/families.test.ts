@@ -1,63 +1,17 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
-import { conventionText } from "@/models/families/conventions";
-import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, inspectCheckpoint } from "@/models/import/import";
+import { DATA_FILE, importCheckpoint, inspectCheckpoint } from "@/models/import/import";
 import type { StorageDtype } from "@/models/import/external-graph";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
-import { f16BitsToF32, f32ToF16Bits } from "@/models/safetensors";
-import { referenceForward, type Family } from "../../reference/families/topk-moe";
-import { randomIds } from "../../reference/random";
-import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { importAndCompareIn } from "./compare-imported";
+import { writeFamilyCheckpoint, type Family, type WriteOptions } from "./family-checkpoints";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-families-"));
 const root = path.join(tmp, "models");
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-
-/** Imports a checkpoint, runs the imported graph (from its file path, external data beside it) and compares with the reference. */
-async function importAndCompare(family: Family, opts: Parameters<typeof writeFamilyCheckpoint>[2], label: string, dtype?: StorageDtype) {
-  const src = path.join(tmp, `${family}-${label}`);
-  const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
-  const result = await importCheckpoint(src, { root, name: label, dtype });
-  // fp16 storage: the graph computes with the fp16-rounded weights, so the reference gets them too
-  if (dtype === "fp16") for (const t of tensors.values()) t.data = t.data.map((v) => f16BitsToF32(f32ToF16Bits(v)));
-  expect(result.status).toBe("imported");
-  expect(result.ref).toBe(`${family}/${label}`);
-  expect(existsSync(path.join(result.dir, DATA_FILE))).toBe(true);
-  const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
-  const session = await ort.InferenceSession.create(path.join(result.dir, GRAPH_FILE), { intraOpNumThreads: 1 });
-  const runner = MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session);
-  const S = 7;
-  const ids = randomIds(S, config.vocab_size as number, 11);
-  const out = await runner.forward({ batch: 1, seq: S, ids, positions: Array.from({ length: 3 * S }, (_, q) => q % S) });
-  const ref = referenceForward(family, config, tensors, ids);
-  const logitDiff = maxAbs(out.logits, ref.logits.flat());
-  let routeDiff = 0;
-  let selections = 0;
-  ref.layers.forEach((layer, l) => {
-    const t = out.trace![l]!;
-    routeDiff = Math.max(routeDiff, maxAbs(t.routerLogits, layer.routerLogits.flat()), maxAbs(t.weights, layer.weights.flat()));
-    expect(Array.from(t.mask)).toEqual(layer.mask.flat());
-    expect(Array.from(t.k, Number)).toEqual(layer.k);
-    selections += layer.mask.flat().reduce((a, b) => a + b, 0);
-  });
-  console.log(`${family} (${label}): max |Δlogits| ${logitDiff.toExponential(2)}, max |Δrouting| ${routeDiff.toExponential(2)}, ${selections} selections`);
-  expect(logitDiff).toBeLessThan(1e-4);
-  expect(routeDiff).toBeLessThan(1e-4);
-  expect(conventionText(canonical).length).toBeGreaterThan(20);
-  await session.release();
-  return { src, result };
-}
+const importAndCompare = (family: Family, opts: WriteOptions, label: string, dtype?: StorageDtype) => importAndCompareIn(tmp, root, family, opts, label, dtype);
 
 describe("import of tiny random checkpoints, per family, vs the plain-TS reference (fp32, 1e-4)", () => {
   it("qwen2_moe: sharded with model.safetensors.index.json; shared expert with sigmoid gate; re-import is a no-op", async () => {
@@ -113,7 +67,30 @@ describe("checkpoint problems are named", () => {
   });
   it("an unknown model_type is refused naming the known families", async () => {
     const src = path.join(tmp, "unknown");
-    await writeFamilyCheckpoint(src, "mixtral", { configOverride: { model_type: "deepseek_v3" } });
-    expect(() => inspectCheckpoint(src)).toThrow(/model_type "deepseek_v3" is not a family .*known: grin_qwen2_vl/);
+    await writeFamilyCheckpoint(src, "mixtral", { configOverride: { model_type: "jamba" } });
+    expect(() => inspectCheckpoint(src)).toThrow(/model_type "jamba" is not a family .*known: grin_qwen2_vl/);
+  });
+});
+
+describe("dense layers between MoE layers (Qwen2-MoE / Qwen3-MoE) and YaRN", () => {
+  it("qwen2_moe mlp_only_layers + decoder_sparse_step: dense rows in the config, MoE layers only in the trace", async () => {
+    // layers 0..3: 0 in mlp_only_layers; decoder_sparse_step 2 makes the even layers dense → MoE layers 1 and 3
+    const { result, ref } = await importAndCompare("qwen2_moe", { seed: 8, configOverride: { num_hidden_layers: 4, mlp_only_layers: [0], decoder_sparse_step: 2 } }, "q2-dense");
+    expect(ref.layers.map((l) => l.layer)).toEqual([1, 3]);
+    const active = result.manifest.activeParameters;
+    expect(typeof active === "number" ? active : active.max).toBeLessThan(result.manifest.parameters);
+  });
+  it("qwen3_moe with YaRN rope_scaling (factor 4, original 2048 of 8192)", async () => {
+    await importAndCompare("qwen3_moe", { seed: 9, configOverride: { max_position_embeddings: 8192, rope_scaling: { rope_type: "yarn", factor: 4.0, original_max_position_embeddings: 2048 } } }, "q3-yarn");
+  });
+  it("other RoPE scalings are refused naming the type and the reason", async () => {
+    const src = path.join(tmp, "q3-linear");
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { rope_scaling: { rope_type: "linear", factor: 2 } } });
+    expect(() => inspectCheckpoint(src)).toThrow('qwen3_moe: rope_scaling type "linear" is not supported (only YaRN (and Phi-3.5-MoE\'s LongRoPE short factors) are implemented)');
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { rope_scaling: { rope_type: "dynamic", factor: 2 } } });
+    expect(() => inspectCheckpoint(src)).toThrow("its frequencies change with the sequence length at run time");
+    // Qwen3's documented YaRN edit keeps max_position_embeddings 40960 with factor 4 of 32768: transformers versions disagree
+    await writeFamilyCheckpoint(src, "qwen3_moe", { configOverride: { max_position_embeddings: 40960, rope_scaling: { rope_type: "yarn", factor: 4.0, original_max_position_embeddings: 32768 } } });
+    expect(() => inspectCheckpoint(src)).toThrow("transformers versions disagree on which one applies");
   });
 });

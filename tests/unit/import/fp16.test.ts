@@ -35,10 +35,11 @@ import { audioParamTable, buildAudioGraph, zAudioConfig } from "@/models/audio-e
 import { buildVisionGraph, visionParamTable, zVisionConfig } from "@/models/vision-encoder";
 import { seedEncoderWeights } from "@/models/encoders-tiny";
 import { SeededRandom } from "@/models/seeded-random";
-import { referenceForward, type Family } from "../../reference/families/topk-moe";
+import { familyReference } from "../../reference/families";
+import { referenceForward } from "../../reference/families/topk-moe";
 import { referenceForward as uniMoeReference } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { writeFamilyCheckpoint, type Family } from "./family-checkpoints";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-fp16-"));
 const root = path.join(tmp, "models");
@@ -91,9 +92,9 @@ async function compareFamily(family: Family, dtype: StorageDtype, seed: number, 
   const S = 9;
   const ids = randomIds(S, config.vocab_size as number, seed + 100);
   const out = await runGraph(file, canonical, ids);
-  const ref = referenceForward(family, config, tensors, ids);
+  const ref = familyReference(family, config, tensors, ids);
   const K = config.num_experts_per_tok as number;
-  const R = ref.layers[0]!.mask[0]!.length - (family === "qwen2_moe" ? 1 : 0);
+  const R = ref.layers[0]!.mask[0]!.length - (family === "qwen2_moe" || (family.startsWith("deepseek") && config.n_shared_experts) ? 1 : 0);
   let firstFlip = S, flips = 0, routerDiff = 0, routerScale = 0, weightDiff = 0;
   ref.layers.forEach((layer, l) => {
     const t = out.trace![l]!;
@@ -109,7 +110,7 @@ async function compareFamily(family: Family, dtype: StorageDtype, seed: number, 
       }
       if (got.join() !== layer.mask[s]!.join()) {
         flips++;
-        const m = margin(layer.routerLogits[s]!, K, R);
+        const m = margin((layer.scores ?? layer.routerLogits)[s]!, K, R);
         expect(m, `${family} layer ${l} token ${s}: routing differs with a reference margin of ${m}`).toBeLessThan(TIE);
         firstFlip = Math.min(firstFlip, s);
       }
@@ -148,6 +149,18 @@ describe("fp16 compute graphs vs the fp32 family references (CPU provider)", () 
   });
   it("mixtral with a sliding window of 4 over 9 tokens (fp32 storage)", async () => {
     await compareFamily("mixtral", "fp32", 35, { slidingWindow: { size: 4 } });
+  });
+  it("deepseek_v2 (fp32 storage): MLA, softmax top-k × scaling, dense first layer", async () => {
+    await compareFamily("deepseek_v2", "fp32", 36);
+  });
+  it("deepseek_v3 (bf16 storage): MLA, sigmoid + correction bias, groups", async () => {
+    await compareFamily("deepseek_v3", "bf16", 37);
+  });
+  it("phimoe (fp16 storage): LayerNorm, sparsemixer, biases", async () => {
+    await compareFamily("phimoe", "fp16", 38);
+  });
+  it("gpt_oss (fp32 storage, MXFP4 source): sinks, clamped SwiGLU, router bias", async () => {
+    await compareFamily("gpt_oss", "fp32", 39, { mxfp4: true });
   });
 });
 

@@ -9,6 +9,7 @@ import { generate } from "@/models/generate";
 import { importCheckpoint } from "@/models/import/import";
 import { loadedSessions } from "@/models/import/runtime";
 import { embeddingTable, listModels, resolveModel, withMoeLlm } from "@/models/moe-llm-model";
+import { familyReference } from "../../reference/families";
 import { referenceForward } from "../../reference/families/topk-moe";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
 
@@ -52,5 +53,21 @@ describe("an imported model runs where the reference models run", () => {
     expect(result.trace.convention).toBe(CONVENTION_TEXT.softmax_topk);
     const loaded = await loadedSessions(model.dir);
     expect(loaded.map((s) => s.provider)).toContain("cpu");
+  });
+  it("`cli forward` on a model with a dense first layer lists the MoE layers only, each with its decoder index (deepseek_v3)", async () => {
+    const src = await writeFamilyCheckpoint(path.join(tmp, "v3"), "deepseek_v3", { seed: 10, configOverride: { vocab_size: 320 } });
+    await importCheckpoint(path.join(tmp, "v3"), { name: "v3" });
+    const model = await resolveModel("deepseek_v3/v3");
+    const ids = [5, 17, 300, 2, 99];
+    const got = await forwardJson(model, pool, ids, {});
+    const ref = familyReference("deepseek_v3", src.config, src.tensors, ids);
+    expect(got.layers.map((l) => l.layer)).toEqual([1, 2]);
+    expect(Object.keys(got.layers[0]!)).toEqual(["layer", "router_logits", "k", "mask", "weights"]);
+    got.layers.forEach((l, j) => expect(l.mask).toEqual(ref.layers[j]!.mask));
+    expect(Math.max(...got.logits.map((v, i) => Math.abs(v - ref.logits[ids.length - 1]![i]!)))).toBeLessThan(1e-4);
+    // a top-k override changes every token's k; a Top-P override is refused: this router has none
+    const k2 = await forwardJson(model, pool, ids, { topK: 2 });
+    expect(k2.layers.every((l) => l.k.every((k) => k === 2))).toBe(true);
+    await expect(forwardJson(model, pool, ids, { topP: 0.5 })).rejects.toThrow("Routing Top-P override 0.5: deepseek_v3's router picks a fixed number of experts per token (top-4); it has no Top-P threshold");
   });
 });

@@ -1,17 +1,18 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/config";
 import { conventionText, SLIDING_WINDOW_KEY } from "@/models/families/conventions";
-import { GRAPH_FILE, IMPORT_GRAPH, importCheckpoint } from "@/models/import/import";
+import { importCheckpoint } from "@/models/import/import";
 import { buildMoeLlmGraph } from "@/models/moe-llm-graph";
-import { type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
+import type { KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
 import { referenceConfig, seedWeights } from "@/models/uni-moe-tiny";
 import { MemoryWeights } from "@/models/weights";
 import { referenceForward, type Family, type RefResult } from "../../reference/families/topk-moe";
 import { randomIds } from "../../reference/random";
+import { openImported } from "./compare-imported";
 import { writeFamilyCheckpoint, type WriteOptions } from "./family-checkpoints";
 
 /**
@@ -45,15 +46,7 @@ afterAll(async () => {
   for (const s of sessions) await s.release();
 });
 
-async function importFamily(family: Family, label: string, opts: WriteOptions): Promise<Imported> {
-  const src = path.join(tmp, label);
-  const { config, tensors } = await writeFamilyCheckpoint(src, family, opts);
-  const result = await importCheckpoint(src, { root, name: label });
-  const canonical = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(result.dir, "config.json"), "utf8")));
-  const session = await ort.InferenceSession.create(path.join(result.dir, GRAPH_FILE), { intraOpNumThreads: 1 });
-  sessions.push(session);
-  return { config, tensors, canonical, runner: MoeLlmRunner.fromSession(canonical, IMPORT_GRAPH, session) };
-}
+const importFamily = (family: Family, label: string, opts: WriteOptions): Promise<Imported> => openImported(tmp, root, family, label, opts, sessions);
 
 const positions = (from: number, count: number) => Array.from({ length: 3 * count }, (_, q) => from + (q % count));
 

@@ -8,7 +8,7 @@ import { prng } from "../../reference/random";
 /**
  * The top-k conventions with interventions, written from their documented rule (moe-llm-graph.ts topkRouting):
  * ban removes a column from the softmax and the choice; the chosen set is the forced columns first, then by logit;
- * k = top_k + forced columns outside the model's own top-k, capped at the allowed columns.
+ * k = top_k (or the top_k override) + forced columns outside the model's own top-k, capped at the allowed columns.
  */
 function reference(z: number[], R: number, topK: number, conv: RoutingConvention, gate: boolean, ban: number[], force: number[]) {
   const allowed = z.slice(0, R).map((_, e) => ban[e]! < 0.5);
@@ -40,7 +40,7 @@ const cases: { conv: RoutingConvention; R: number; topK: number; shared: boolean
   { conv: "topk_softmax", R: 8, topK: 2, shared: false },
 ];
 
-describe("top-k routing graph with ban / force vs the documented rule", () => {
+describe("top-k routing graph with ban / force / top-k override vs the documented rule", () => {
   for (const c of cases)
     it(`${c.conv}, ${c.R} experts, top-${c.topK}${c.shared ? ", gated shared expert" : ""}`, async () => {
       const config = zMoeLlmConfig.parse({
@@ -59,14 +59,17 @@ describe("top-k routing graph with ban / force vs the documented rule", () => {
         // trial 0: no intervention; then random bans and forces (force on a banned column is ignored: ban wins)
         const ban = Array.from({ length: E }, (_, e) => (trial === 11 ? (e < c.R ? 1 : 0) : trial > 0 && rnd() < 0.2 ? 1 : 0)); // trial 11: every routed column banned
         const force = Array.from({ length: E }, () => (trial > 0 && rnd() < 0.15 ? 1 : 0));
+        // odd trials: a top-k override between 1 and R
+        const override = trial % 2 === 1 ? 1 + Math.floor(rnd() * c.R) : 0;
         const out = await session.run({
           router_logits: new ort.Tensor("float32", Float32Array.from(z), [N, E]),
           ban_mask: new ort.Tensor("float32", Float32Array.from(ban), [1, E]),
           force_mask: new ort.Tensor("float32", Float32Array.from(force), [1, E]),
           top_p: new ort.Tensor("float32", new Float32Array([0]), [1]),
+          top_k: new ort.Tensor("float32", new Float32Array([override]), [1]),
         });
         for (let n = 0; n < N; n++) {
-          const ref = reference(z.slice(n * E, (n + 1) * E), c.R, c.topK, c.conv, c.shared, ban, force);
+          const ref = reference(z.slice(n * E, (n + 1) * E), c.R, override || c.topK, c.conv, c.shared, ban, force);
           expect(Array.from((out.mask!.data as Float32Array).slice(n * E, (n + 1) * E))).toEqual(ref.mask);
           expect(Number((out.k!.data as BigInt64Array)[n])).toBe(ref.k);
           const w = (out.weights!.data as Float32Array).slice(n * E, (n + 1) * E);

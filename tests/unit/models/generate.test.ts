@@ -58,7 +58,7 @@ function scripted(ids: number[], H = 4, V = 320): DecoderModel & { calls: Forwar
       const lastHidden = new Float32Array(input.seq * H).fill(step);
       step++;
       const E = 7;
-      const layer = { routerLogits: new Float32Array(input.seq * E), mask: new Float32Array(input.seq * E), weights: new Float32Array(input.seq * E), k: new BigInt64Array(input.seq) };
+      const layer = { layer: 0, routerLogits: new Float32Array(input.seq * E), mask: new Float32Array(input.seq * E), weights: new Float32Array(input.seq * E), k: new BigInt64Array(input.seq) };
       return { logits, lastHidden, present: { length: 0, keys: [], values: [] }, trace: [layer] };
     },
   };

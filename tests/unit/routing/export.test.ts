@@ -119,6 +119,43 @@ describe("JSON export", () => {
   });
 });
 
+describe("JSON export: NLL and logit lens", () => {
+  it("round-trips per-token NLL and the lens exactly; a lens of the wrong size is reported", () => {
+    const t = handTrace();
+    const N = t.tokens.length;
+    const K = 2;
+    const scored: RoutingTrace = {
+      ...t,
+      tokens: t.tokens.map((tok, i) => (i > 0 ? { ...tok, nll: Math.fround(0.1 * i + 1 / 3) } : tok)),
+      lens: {
+        k: K,
+        layers: t.layers.map((_, l) => ({
+          topIds: Int32Array.from({ length: N * K }, (_, i) => (i * 7 + l) % 11),
+          topLogprobs: Float32Array.from({ length: N * K }, (_, i) => -0.37 * (i + 1) - l),
+          finalRank: Int32Array.from({ length: N }, (_, i) => (i + l) % 3),
+          kl: Float32Array.from({ length: N }, (_, i) => 0.01 * i * l),
+        })),
+        texts: { 3: "a", 10: "<b>" },
+      },
+    };
+    const back = traceFromJSON(traceToJSONString(scored));
+    expectSameTrace(scored, back);
+    expect(back.tokens[1]!.nll).toBe(scored.tokens[1]!.nll);
+    expect(back.tokens[0]!.nll).toBeUndefined();
+    back.lens!.layers.forEach((l, i) => {
+      const a = scored.lens!.layers[i]!;
+      expect(Array.from(l.topIds)).toEqual(Array.from(a.topIds));
+      expect(Array.from(l.topLogprobs)).toEqual(Array.from(a.topLogprobs));
+      expect(Array.from(l.finalRank)).toEqual(Array.from(a.finalRank));
+      expect(Array.from(l.kl)).toEqual(Array.from(a.kl));
+    });
+    expect(back.lens!.texts).toEqual({ 3: "a", 10: "<b>" });
+    expect(traceToJSON(t).lens).toBeUndefined(); // no lens, no key
+    const short = { ...scored, lens: { k: K, layers: scored.lens!.layers.map((l) => ({ ...l, kl: l.kl.subarray(1) })) } };
+    expect(traceProblems(short)).toContain(`lens.layers[0].kl: expected ${N} values, got ${N - 1}`);
+  });
+});
+
 describe("CSV export", () => {
   it("one row per token × layer with k, top expert and one weight column per expert", () => {
     const csv = traceToCSV(handTrace());
