@@ -292,7 +292,6 @@ const forwardCommand: CliCommand = {
     try {
       const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, topK, routingPrecision, logitLens: a["logit-lens"] });
       await writeFile(a.out, JSON.stringify(result));
-      console.error(`on ${providerLabel(await pool.resolveExecutionProvider())}`);
       console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens${result.lens ? ", the logit lens" : ""}`);
       return 0;
     } catch (err) {

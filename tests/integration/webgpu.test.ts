@@ -211,12 +211,12 @@ describe.skipIf(!probe.ok)("every graph family on WebGPU matches the CPU provide
 });
 
 describe.skipIf(!probe.ok)("placement report (ONNX Runtime's own session log)", () => {
-  const graph = (nodes: { op: string; input: string[]; output: string[] }[], dtype: number, outputType = dtype) => {
+  const graph = (nodes: { op: string; input: string[]; output: string[]; to?: number }[], dtype: number, outputType = dtype) => {
     const vi = (name: string, t: number) => ({ name, type: { tensorType: { elemType: t, shape: { dim: [{ dimValue: 6 }] } } } });
     return onnx.ModelProto.encode({
       irVersion: 8,
       opsetImport: [{ domain: "", version: 17 }],
-      graph: { name: "g", node: nodes.map((n) => ({ opType: n.op, input: n.input, output: n.output })), input: [vi("x", dtype)], output: [{ name: "y", type: { tensorType: { elemType: outputType } } }] },
+      graph: { name: "g", node: nodes.map((n) => ({ name: `${n.op}_${n.output[0]}`, opType: n.op, input: n.input, output: n.output, attribute: n.to ? [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: n.to }] : [] })), input: [vi("x", dtype)], output: [{ name: "y", type: { tensorType: { elemType: outputType } } }] },
     }).finish();
   };
   const file = (name: string, bytes: Uint8Array) => {
@@ -233,7 +233,7 @@ describe.skipIf(!probe.ok)("placement report (ONNX Runtime's own session log)", 
     expect(describePlacement(pure)).toBe("2 nodes on WebGpuExecutionProvider; no Memcpy node");
 
     // Relu (GPU) → NonZero (no WebGPU kernel: CPU) → Cast → Neg (GPU): a copy to the host before NonZero, one back after it
-    const mixed = await placementOf(file("mixed.onnx", graph([{ op: "Relu", input: ["x"], output: ["r"] }, { op: "NonZero", input: ["r"], output: ["nz"] }, { op: "Cast", input: ["nz"], output: ["c"] }, { op: "Neg", input: ["c"], output: ["y"] }], F, I64)), "webgpu");
+    const mixed = await placementOf(file("mixed.onnx", graph([{ op: "Relu", input: ["x"], output: ["r"] }, { op: "NonZero", input: ["r"], output: ["nz"] }, { op: "Cast", input: ["nz"], output: ["c"], to: F }, { op: "Neg", input: ["c"], output: ["y"] }], F)), "webgpu");
     console.log(`placement, Relu → NonZero → Cast → Neg: ${describePlacement(mixed)}`);
     expect(allOnProvider(mixed)).toBe(false);
     expect(mixed.cpuFallbacks.find((f) => f.op === "NonZero")).toMatchObject({ nodes: 1, noKernel: 1 });
