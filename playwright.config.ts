@@ -5,6 +5,9 @@ const DATA = `test-results/e2e-data-${PORT}`;
 // A second server with accounts on (sign-up open) for the account and sharing specs; see AUTH_BASE_URL.
 const AUTH_PORT = PORT + 1;
 const AUTH_DATA = `test-results/e2e-data-auth-${PORT}`;
+// A third server on ONNX Runtime's WebGPU provider (a software GPU in CI: SwiftShader) for omni-webgpu.spec.ts; see GPU_BASE_URL.
+const GPU_PORT = PORT + 2;
+const GPU_DATA = `test-results/e2e-data-gpu-${PORT}`;
 
 // Debian's Chromium (never a downloaded browser); the app is the production build on a fresh data dir.
 export default defineConfig({
@@ -39,6 +42,14 @@ export default defineConfig({
     {
       command: `rm -rf ${AUTH_DATA} && STUDIO_DATA_DIR=${AUTH_DATA} npx prisma migrate deploy && LOG_LEVEL=warn STUDIO_AUTH=on STUDIO_SIGNUP=open STUDIO_DATA_DIR=${AUTH_DATA} npx next start -H 127.0.0.1 -p ${AUTH_PORT}`,
       url: `http://127.0.0.1:${AUTH_PORT}/api/health`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      command: `rm -rf ${GPU_DATA} && STUDIO_DATA_DIR=${GPU_DATA} npx prisma migrate deploy && LOG_LEVEL=warn STUDIO_EP=webgpu STUDIO_DATA_DIR=${GPU_DATA} npx next start -H 127.0.0.1 -p ${GPU_PORT}`,
+      url: `http://127.0.0.1:${GPU_PORT}/api/health`,
       timeout: 120_000,
       reuseExistingServer: false,
       stdout: "pipe",

@@ -76,8 +76,10 @@ export function buildCodecGraph(c: CodecConfig, weights: WeightSource): Uint8Arr
     x = o.add(x, conv(leaky(x), n.res(j, "weight"), n.res(j, "bias"), 3));
   });
   g.scope = "";
-  // tanh bounds the amplitude; the Clip guards against ORT's fast tanh returning 1 + 1 ulp
-  const y = g.op("Clip", [g.op("Tanh", [conv(leaky(x), n.convOut("weight"), n.convOut("bias"), 7)]), g.scalar(-1), g.scalar(1)]); // [1,1,T·600]
+  // tanh bounds the amplitude; Max/Min guard against ORT's fast tanh returning 1 + 1 ulp. Not Clip: ORT's WebGPU
+  // provider fuses Conv → Tanh → Clip into one Conv whose activation is the Clip alone, dropping the tanh.
+  const bound = (t: string) => g.op("Min", [g.op("Max", [t, g.scalar(-1)]), g.scalar(1)]);
+  const y = bound(g.op("Tanh", [conv(leaky(x), n.convOut("weight"), n.convOut("bias"), 7)])); // [1,1,T·600]
   g.output(o.reshape(y, g.ints([-1])), codecIo.waveform, "float", ["samples"]);
   return g.toBytes();
 }

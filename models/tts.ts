@@ -432,7 +432,7 @@ export async function synthesize(tts: TtsRunner, codec: CodecRunner, segments: r
 // Models on disk, graph cache, sessions
 
 /** Bumped whenever the graph builders' output changes, so cached graphs are rebuilt. */
-const TTS_GRAPH_VERSION = 1;
+const TTS_GRAPH_VERSION = 2; // 2: the codec bounds its tanh with Max/Min (WebGPU)
 export const TTS_GRAPH: TtsGraphOptions = { kvCache: true, trace: true };
 
 export interface ResolvedTts {

@@ -274,7 +274,7 @@ function EditorInner({ id }: { id: string }) {
         </div>
         <span className="spacer" />
         <span className="ep-tag" title="ONNX Runtime execution provider" data-testid="ep">
-          {executionProvider ?? runtime.data?.executionProvider ?? "…"}
+          {(executionProvider ?? runtime.data?.executionProvider) === "webgpu" && runtime.data?.label ? runtime.data.label : (executionProvider ?? runtime.data?.executionProvider ?? "…")}
         </span>
         <RunMemoryTag />
         {runStatus === "queued" || runStatus === "running" ? (

@@ -134,6 +134,105 @@ function TtsPanel() {
   );
 }
 
+type Provider = "webgpu" | "cuda" | "cpu";
+type Placement = NonNullable<ReturnType<typeof trpc.models.placement.useMutation>["data"]>;
+
+function PlacementRow({ id, family, model, provider }: { id: string; family: string; model: string; provider: Provider }) {
+  const [reports, setReports] = useState<Partial<Record<Provider, Placement>>>({});
+  const run = trpc.models.placement.useMutation({ onSuccess: (r) => setReports((x) => ({ ...x, [r.provider]: r })) });
+  const r = reports[provider];
+  const copies = r ? r.memcpy.fromHost + r.memcpy.toHost : 0;
+  return (
+    <tr data-graph={id}>
+      <td>{family}</td>
+      <td className="ref">{model}</td>
+      <td>
+        <button disabled={run.isPending} onClick={() => run.mutate({ graph: id, provider })}>
+          {run.isPending ? "Checking…" : `Check on ${provider}`}
+        </button>
+      </td>
+      <td data-testid="placement-result">
+        {run.error && <span className="banner error">{run.error.message}</span>}
+        {r && (
+          <>
+            <div data-testid="placement-summary" data-memcpy={copies} data-providers={r.byProvider.length}>
+              {r.byProvider.map((p) => `${p.nodes} on ${p.provider.replace("ExecutionProvider", "")}`).join(" · ")} ·{" "}
+              <strong className={copies ? "warn" : ""}>{copies ? `${r.memcpy.fromHost} MemcpyFromHost, ${r.memcpy.toHost} MemcpyToHost inside the graph` : "no Memcpy inside the graph"}</strong>
+            </div>
+            {r.adapter && <div className="sub">adapter: {r.adapter}</div>}
+            {r.cpuFallbacks.length > 0 && (
+              <details>
+                <summary className="sub">on the CPU: {r.cpuFallbacks.map((f) => `${f.op} ×${f.nodes}`).join(", ")}</summary>
+                <table className="models-table">
+                  <thead>
+                    <tr>
+                      <th>op</th>
+                      <th>nodes</th>
+                      <th>no {provider} kernel</th>
+                      <th>kept on CPU by ORT</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {r.cpuFallbacks.map((f) => (
+                      <tr key={f.op}>
+                        <td>{f.op}</td>
+                        <td className="num">{f.nodes}</td>
+                        <td className="num">{f.noKernel}</td>
+                        <td className="num">{f.preferredOnCpu}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+                {copies > 0 && <div className="sub">copies at: {r.memcpy.sites.slice(0, 12).map((c) => `${c.kind === "MemcpyFromHost" ? "→GPU after" : "→CPU before"} ${c.tensor}`).join(", ")}{r.memcpy.sites.length > 12 ? ", …" : ""}</div>}
+              </details>
+            )}
+          </>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+/** Placement report: where ONNX Runtime puts each graph's nodes on a provider, from its own session log. */
+function PlacementPanel() {
+  const graphs = trpc.models.graphs.useQuery();
+  const [provider, setProvider] = useState<Provider>("webgpu");
+  return (
+    <section className="import-panel" aria-label="Placement" data-testid="placement-panel">
+      <strong>Graphs and providers</strong>
+      <span className="muted">
+        Runs here use <span className="ep-tag" data-testid="models-ep">{graphs.data?.executionProvider ?? "…"}</span> (STUDIO_EP={graphs.data?.preference ?? "…"}
+        {graphs.data?.stats.webgpuUnavailable ? `; WebGPU not used by auto: ${graphs.data.stats.webgpuUnavailable}` : ""}). A check creates a session of the graph on the provider and reads ONNX Runtime&apos;s log: nodes per
+        provider, and the Memcpy nodes it inserts where a node falls back to the CPU (the first check on a software GPU takes a few seconds).
+      </span>
+      <label className="row">
+        Provider{" "}
+        <select aria-label="Placement provider" value={provider} onChange={(e) => setProvider(e.target.value as Provider)}>
+          <option value="webgpu">webgpu</option>
+          <option value="cuda">cuda</option>
+          <option value="cpu">cpu</option>
+        </select>
+      </label>
+      <table className="models-table" data-testid="placement-table">
+        <thead>
+          <tr>
+            <th>Graph</th>
+            <th>Model</th>
+            <th />
+            <th>Placement</th>
+          </tr>
+        </thead>
+        <tbody>
+          {graphs.data?.graphs.map((g) => (
+            <PlacementRow key={g.id} {...g} provider={provider} />
+          ))}
+        </tbody>
+      </table>
+      {graphs.error && <div className="banner error">{graphs.error.message}</div>}
+    </section>
+  );
+}
+
 export function ModelsPage() {
   const utils = trpc.useUtils();
   const installed = trpc.models.installed.useQuery();
@@ -163,6 +262,7 @@ export function ModelsPage() {
         </p>
       )}
       <TtsPanel />
+      <PlacementPanel />
       <table className="models-table" data-testid="models-table">
         <thead>
           <tr>

@@ -8,7 +8,7 @@ import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
-import { SessionPool } from "@/engine/runtime";
+import { providerLabel, SessionPool } from "@/engine/runtime";
 import { describeRunMemory } from "@/engine/runtime/memory-format";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { forwardJson, type PositionsJson } from "@/models/forward";
@@ -23,6 +23,7 @@ import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
 import { ttsForwardCommand } from "./cli-tts";
+import { providersCommand } from "./cli-providers";
 import { userCli } from "./cli-user";
 import { db } from "./db";
 import { convertExport, exportSource } from "./exports";
@@ -172,7 +173,7 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
       switch (e.type) {
         case "started":
           total = e.nodeIds.length;
-          console.log(`run ${runId}: ${total} node(s) on ${e.executionProvider}`);
+          console.log(`run ${runId}: ${total} node(s) on ${providerLabel(e.executionProvider)}`);
           break;
         case "progress":
           progress.update(e.fraction, `${e.nodeId} ${e.message ?? ""}`);
@@ -351,7 +352,7 @@ const ropeCommand: CliCommand = {
 };
 
 /** The commands, in the order `--help` lists them. A new command is one more entry here. */
-export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ttsForwardCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
+export const COMMANDS: CliCommand[] = [runCommand, validateCommand, listCommand, ropeCommand, forwardCommand, ttsForwardCommand, providersCommand, ...IMPORT_COMMANDS, userCli, tokenCli];
 
 export const HELP = `MoE Studio CLI
 

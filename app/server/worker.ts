@@ -1,7 +1,7 @@
 /**
  * `npm run worker`: takes runs from the BullMQ queue (STUDIO_QUEUE=redis://… or postgresql://…) and
  * executes them with the same executor as the web process, on this host's execution provider
- * (STUDIO_EP: auto tries CUDA, then CPU). STUDIO_WORKER_CONCURRENCY runs at once (default 1);
+ * (STUDIO_EP: auto tries CUDA, then WebGPU on a hardware adapter, then CPU). STUDIO_WORKER_CONCURRENCY runs at once (default 1);
  * STUDIO_WORKER_LOCK_MS is how long a silent worker keeps its runs before another takes them over.
  */
 import "./load-env";
@@ -13,6 +13,7 @@ import { db } from "./db";
 import { createExecutor, executeRun, queueUrl } from "./runs";
 import { config } from "@/engine/config";
 import { log } from "@/engine/log";
+import { providerLabel } from "@/engine/runtime/webgpu";
 
 
 export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () => Promise<void> }> {
@@ -32,7 +33,7 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
     lockMs: config().STUDIO_WORKER_LOCK_MS,
     stalledCheckMs: config().STUDIO_WORKER_STALLED_CHECK_MS,
     warmHandoffMs: config().STUDIO_WORKER_HANDOFF_MS,
-    executionProvider,
+    executionProvider: providerLabel(executionProvider),
     async execute(run, signal, owned) {
       const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
       if (!row) throw new Error(`run ${run.runId} is not in the database`);
@@ -53,7 +54,7 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
     if (worker.cancel(runId)) log().info({ runId }, "cancel requested");
   });
   await worker.ready();
-  log().info({ worker: worker.id, queue: `${new URL(url).protocol}//${new URL(url).host}`, executionProvider, concurrency: worker.info().concurrency }, "worker taking runs");
+  log().info({ worker: worker.id, queue: `${new URL(url).protocol}//${new URL(url).host}`, executionProvider: providerLabel(executionProvider), concurrency: worker.info().concurrency }, "worker taking runs");
 
   const stop = async () => {
     await worker.close();

@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { onnx } from "onnx-proto";
 import { sha256Hex } from "../hash";
 import { defaultIntraOpThreads, parseEpPreference } from "./providers";
+import { chooseProviders, type ProviderChoice } from "./select";
+import { adapterLabel, webGpuProbed } from "./webgpu";
 import type { EpPreference, ExecutionProvider, Runtime, SessionHandle, SessionPoolStats, SessionRequest } from "./types";
 
 export interface SessionPoolOptions {
@@ -38,8 +38,9 @@ interface ModelSource {
 
 /**
  * ONNX Runtime sessions, loaded once per (model content, provider preference, options) and reused
- * across nodes and runs. Under `auto` CUDA is probed once; a CUDA failure falls back to CPU and the
- * handle records which provider ran. A memory budget releases least recently used, unpinned sessions.
+ * across nodes and runs. Under `auto` CUDA and WebGPU are probed once (select.ts); a session that cannot be
+ * created on the chosen provider falls back to CPU and the handle records which provider ran. A memory
+ * budget releases least recently used, unpinned sessions.
  */
 export class SessionPool implements Runtime {
   readonly preference: EpPreference;
@@ -50,14 +51,14 @@ export class SessionPool implements Runtime {
   private readonly entries = new Map<string, PoolEntry>();
   private readonly fileShas = new Map<string, { size: number; mtimeMs: number; sha: string }>();
   private readonly byteShas = new WeakMap<Uint8Array, string>();
-  private cudaProbe?: Promise<string | undefined>;
-  private cudaUnavailable?: string;
+  private readonly choices = new Map<EpPreference, Promise<ProviderChoice>>();
+  private skipped: ProviderChoice["skipped"] = {};
   private bytes = 0;
   private loads = 0;
   private hits = 0;
   private evictions = 0;
   private fallbacks = 0;
-  private readonly byProvider: Record<ExecutionProvider, number> = { cuda: 0, cpu: 0 };
+  private readonly byProvider: Record<ExecutionProvider, number> = { cuda: 0, webgpu: 0, cpu: 0 };
 
   constructor(options: SessionPoolOptions = {}) {
     this.preference = parseEpPreference(options.executionProvider);
@@ -68,7 +69,7 @@ export class SessionPool implements Runtime {
   }
 
   async resolveExecutionProvider(): Promise<ExecutionProvider> {
-    return this.providerFor(this.preference);
+    return (await this.choice(this.preference)).order[0]!;
   }
 
   async getSession(model: string | Uint8Array, options: SessionRequest = {}): Promise<SessionHandle> {
@@ -89,6 +90,7 @@ export class SessionPool implements Runtime {
   }
 
   stats(): SessionPoolStats {
+    const probe = webGpuProbed();
     return {
       sessions: this.entries.size,
       bytes: this.bytes,
@@ -98,7 +100,9 @@ export class SessionPool implements Runtime {
       evictions: this.evictions,
       fallbacks: this.fallbacks,
       byProvider: { ...this.byProvider },
-      ...(this.cudaUnavailable ? { cudaUnavailable: this.cudaUnavailable } : {}),
+      ...(this.skipped.cuda ? { cudaUnavailable: this.skipped.cuda } : {}),
+      ...(this.skipped.webgpu ? { webgpuUnavailable: this.skipped.webgpu } : {}),
+      ...(this.byProvider.webgpu > 0 && probe?.ok ? { adapter: adapterLabel(probe.adapter) } : {}),
     };
   }
 
@@ -180,22 +184,21 @@ export class SessionPool implements Runtime {
     return { sha, size: st.size, load: () => bytes ?? readFileSync(file), name: file };
   }
 
-  private async providerFor(pref: EpPreference): Promise<ExecutionProvider> {
-    if (pref === "cpu") return "cpu";
-    const reason = await this.probeCuda();
-    if (!reason) return "cuda";
-    if (pref === "cuda") throw new Error(`STUDIO_EP=cuda, but the CUDA execution provider is unavailable: ${reason}`);
-    return "cpu";
-  }
-
-  private async probeCuda(): Promise<string | undefined> {
-    this.cudaProbe ??= probeCudaOnce();
-    this.cudaUnavailable = await this.cudaProbe;
-    return this.cudaUnavailable;
+  private choice(pref: EpPreference): Promise<ProviderChoice> {
+    let c = this.choices.get(pref);
+    if (!c) {
+      c = chooseProviders(pref).then((r) => {
+        this.skipped = { ...this.skipped, ...r.skipped };
+        return r;
+      });
+      this.choices.set(pref, c);
+      c.catch(() => this.choices.delete(pref));
+    }
+    return c;
   }
 
   private async load(source: ModelSource, key: string, pref: EpPreference, intra: number, options: SessionRequest): Promise<SessionHandle> {
-    const first = await this.providerFor(pref);
+    const { order } = await this.choice(pref);
     const bytes = source.load();
     const sessionOptions = (ep: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
       executionProviders: [ep],
@@ -203,26 +206,20 @@ export class SessionPool implements Runtime {
       ...(options.interOpNumThreads ? { interOpNumThreads: options.interOpNumThreads } : {}),
       graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
     });
-    let session: ort.InferenceSession;
-    let ep: ExecutionProvider = first;
-    try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions(first));
-    } catch (err) {
-      if (first === "cuda" && pref === "auto") {
-        try {
-          session = await ort.InferenceSession.create(bytes, sessionOptions("cpu"));
-        } catch (cpuErr) {
-          throw new Error(`cannot load model ${source.name}: ${(cpuErr as Error).message}`);
-        }
-        ep = "cpu";
-        this.fallbacks++;
-      } else {
-        throw new Error(`cannot load model ${source.name} on ${first}: ${(err as Error).message}`);
+    let lastError: unknown;
+    for (const [i, ep] of order.entries()) {
+      try {
+        const session = await ort.InferenceSession.create(bytes, sessionOptions(ep));
+        if (i > 0) this.fallbacks++;
+        this.loads++;
+        this.byProvider[ep]++;
+        return { session, executionProvider: ep, key };
+      } catch (err) {
+        lastError = err;
       }
     }
-    this.loads++;
-    this.byProvider[ep]++;
-    return { session, executionProvider: ep, key };
+    const ep = order.length === 1 ? ` on ${order[0]}` : "";
+    throw new Error(`cannot load model ${source.name}${ep}: ${(lastError as Error).message}`);
   }
 
   private evictToFit(keep?: PoolEntry): void {
@@ -240,45 +237,3 @@ export class SessionPool implements Runtime {
   }
 }
 
-let cudaProbe: Promise<string | undefined> | undefined;
-/** Creates a one-op session on CUDA, once per process; resolves to undefined when CUDA works, else the reason. */
-function probeCudaOnce(): Promise<string | undefined> {
-  cudaProbe ??= (async () => {
-    // The CUDA provider libraries sit next to the ORT binding when installed; without them, creating a
-    // CUDA session only prints a native error line. Skip the attempt and give the reason instead.
-    const bindingDir = ortBindingDir();
-    if (bindingDir && !existsSync(path.join(bindingDir, "libonnxruntime_providers_cuda.so")) && !existsSync(path.join(bindingDir, "onnxruntime_providers_cuda.dll"))) {
-      return `the CUDA provider libraries are not installed in ${bindingDir} (onnxruntime-node's install step fetches them on a machine with internet access)`;
-    }
-    try {
-      const s = await ort.InferenceSession.create(probeModel(), { executionProviders: ["cuda"], logSeverityLevel: 4 });
-      await s.release();
-      return undefined;
-    } catch (err) {
-      return (err as Error).message;
-    }
-  })();
-  return cudaProbe;
-}
-
-function ortBindingDir(): string | undefined {
-  try {
-    const entry = createRequire(path.join(process.cwd(), "index.js")).resolve("onnxruntime-node");
-    return path.join(path.dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);
-  } catch {
-    return undefined;
-  }
-}
-
-let probeBytes: Uint8Array | undefined;
-/** A one-node Identity model, built in memory, used to check whether a provider loads. */
-function probeModel(): Uint8Array {
-  const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string) => ({ name, type: { tensorType: { elemType: F, shape: { dim: [{ dimValue: 1 }] } } } });
-  probeBytes ??= onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: "", version: 17 }],
-    graph: { name: "probe", node: [{ opType: "Identity", input: ["x"], output: ["y"] }], input: [vi("x")], output: [vi("y")] },
-  }).finish();
-  return probeBytes;
-}

@@ -4,10 +4,10 @@
  */
 import type { InferenceSession } from "onnxruntime-node";
 
-/** The STUDIO_EP setting: `auto` tries CUDA and falls back to CPU. */
-export type EpPreference = "auto" | "cuda" | "cpu";
+/** The STUDIO_EP setting: `auto` tries CUDA, then WebGPU on a hardware adapter, then CPU (engine/runtime/select.ts). */
+export type EpPreference = "auto" | "cuda" | "webgpu" | "cpu";
 /** An execution provider that actually ran a session. */
-export type ExecutionProvider = "cuda" | "cpu";
+export type ExecutionProvider = "cuda" | "webgpu" | "cpu";
 
 export interface SessionRequest {
   /** Overrides the pool's preference for this session. */
@@ -37,16 +37,20 @@ export interface SessionPoolStats {
   hits: number;
   /** Sessions released to stay within the budget. */
   evictions: number;
-  /** Sessions that wanted CUDA (auto) but were created on CPU. */
+  /** Sessions that wanted CUDA or WebGPU (auto) but were created on CPU. */
   fallbacks: number;
   byProvider: Record<ExecutionProvider, number>;
   /** Why CUDA is unavailable, once a probe has found out. */
   cudaUnavailable?: string;
+  /** Why `auto` does not use WebGPU, once a probe has found out. */
+  webgpuUnavailable?: string;
+  /** The WebGPU adapter sessions run on (once one has), e.g. "SwiftShader Device (Subzero) (Vulkan, software)". */
+  adapter?: string;
 }
 
 /** The ONNX Runtime layer as nodes see it (ctx.runtime). */
 export interface Runtime {
-  /** The provider sessions will run on by default: probes CUDA once under `auto`. */
+  /** The provider sessions will run on by default: probes CUDA and WebGPU once under `auto`. */
   resolveExecutionProvider(): Promise<ExecutionProvider>;
   /** A pooled session: loaded once per (model content, provider, options), then reused. */
   getSession(model: string | Uint8Array, options?: SessionRequest): Promise<SessionHandle>;

@@ -25,6 +25,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rm
 import path from "node:path";
 import { onnx } from "onnx-proto";
 import type { ExecutionProvider } from "@/engine/runtime/types";
+import { webGpuShaderF16 } from "@/engine/runtime/webgpu";
 import { removeStaleBuilds } from "../model-dir";
 
 export type ComputeDtype = "fp32" | "fp16";
@@ -310,8 +311,11 @@ export function parseComputeDtype(setting?: string): ComputeDtype | undefined {
 }
 
 /** The dtype an imported model computes in on `provider`: fp16 on CUDA, fp32 on CPU, unless STUDIO_COMPUTE_DTYPE says otherwise. */
-export function computeDtypeFor(provider: ExecutionProvider, setting?: string): ComputeDtype {
-  return parseComputeDtype(setting) ?? (provider === "cuda" ? "fp16" : "fp32");
+/** `shaderF16`: whether the WebGPU adapter has `shader-f16` (webgpu.ts probes it); fp16 on WebGPU needs it. */
+export function computeDtypeFor(provider: ExecutionProvider, setting?: string, shaderF16 = webGpuShaderF16()): ComputeDtype {
+  const chosen = parseComputeDtype(setting) ?? (provider === "cuda" || (provider === "webgpu" && shaderF16) ? "fp16" : "fp32");
+  if (chosen === "fp16" && provider === "webgpu" && !shaderF16) throw new Error("STUDIO_COMPUTE_DTYPE=fp16, but the WebGPU adapter has no shader-f16 feature (fp16 graphs cannot run on it): use fp32 or auto");
+  return chosen;
 }
 
 /** Offsets of external tensors are aligned so ORT can map them directly (as external-graph.ts). */

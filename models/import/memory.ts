@@ -1,3 +1,4 @@
+import type { ExecutionProvider } from "@/engine/runtime/types";
 /**
  * Memory a model needs to run, estimated from its config before anything is loaded, and the check that it fits.
  * Weights take the bytes of the dtype the graph computes in, whatever the storage: 4 per parameter for the fp32
@@ -46,7 +47,8 @@ export function cudaDeviceMemory(): number | undefined {
 }
 
 /** Throws a clear error when the model will not fit the device (checked before the session is created). */
-export function checkFits(ref: string, estimate: MemoryEstimate, provider: "cpu" | "cuda", available = provider === "cuda" ? cudaDeviceMemory() : os.totalmem()): void {
+/** On WebGPU the device's memory cannot be read (ONNX Runtime does not report it), so nothing is checked there. */
+export function checkFits(ref: string, estimate: MemoryEstimate, provider: ExecutionProvider, available = provider === "cuda" ? cudaDeviceMemory() : provider === "webgpu" ? undefined : os.totalmem()): void {
   if (available === undefined || estimate.bytes <= available) return;
   throw new Error(`model "${ref}" needs about ${gb(estimate.bytes)} to run (${estimate.explain}), but the ${provider === "cuda" ? "CUDA device" : "machine"} has ${gb(available)}`);
 }

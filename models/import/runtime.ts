@@ -3,7 +3,7 @@
  * the .onnx file only when the session is created from the file's path (a model loaded from bytes may not read
  * files). So imported models get their sessions here, from the path, one per graph file, reused across runs;
  * each records the execution provider it runs on, the dtype it computes in and the memory it took.
- * Compute dtype: fp16 on CUDA, fp32 on CPU (STUDIO_COMPUTE_DTYPE=fp32|fp16 overrides both); an fp16 session runs
+ * Compute dtype: fp16 on CUDA and on WebGPU adapters with shader-f16, fp32 on CPU (STUDIO_COMPUTE_DTYPE=fp32|fp16 overrides); an fp16 session runs
  * the fp16 compute graph built beside the graph file on first use (fp16.ts), with the same inputs and outputs.
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -13,6 +13,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
 import { parseEpPreference } from "@/engine/runtime/providers";
+import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../config";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
@@ -77,23 +78,11 @@ export interface ImportedSession extends SessionHandle {
 
 const sessions = new Map<string, Promise<ImportedSession>>();
 
-function cudaLibrariesPresent(): boolean {
-  try {
-    const entry = createRequire(path.join(process.cwd(), "index.js")).resolve("onnxruntime-node");
-    const dir = path.join(path.dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);
-    return existsSync(path.join(dir, "libonnxruntime_providers_cuda.so")) || existsSync(path.join(dir, "onnxruntime_providers_cuda.dll"));
-  } catch {
-    return false;
-  }
-}
-
 /** What a graph needs in memory for a compute dtype: an LLM's config, or an estimator (other heads). */
 export type MemoryNeed = MoeLlmConfig | ((compute: ComputeDtype) => MemoryEstimate);
 
 async function createSession(ref: string, file: string, need: MemoryNeed): Promise<ImportedSession> {
-  const pref = parseEpPreference();
-  if (pref === "cuda" && !cudaLibrariesPresent()) throw new Error("STUDIO_EP=cuda, but the CUDA provider libraries are not installed: run `npm run setup:gpu` on a machine with internet access");
-  const order: ExecutionProvider[] = pref === "cpu" ? ["cpu"] : pref === "cuda" ? ["cuda"] : cudaLibrariesPresent() ? ["cuda", "cpu"] : ["cpu"];
+  const { order } = await chooseProviders(parseEpPreference());
   parseComputeDtype(); // a bad STUDIO_COMPUTE_DTYPE fails here, not as a provider fallback
   let lastError: unknown;
   for (const ep of order) {

@@ -3,7 +3,7 @@
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
  * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
  * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
- * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts; `gpu`, tests/bench/gpu.ts, only when named). Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -18,6 +18,7 @@ import { SessionPool } from "../../engine/runtime";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { benchMetrics } from "../../engine/routing/bench";
 import { benchDataset, benchDatasetRss } from "./dataset";
+import { benchGpu } from "./gpu";
 import { benchHeads } from "./heads";
 import { benchLens } from "./lens";
 import { benchLlm, benchRoutingPrecision } from "./llm";
@@ -266,6 +267,10 @@ async function main() {
   if (only.includes("dataset-rss")) {
     console.log("\ndataset batch memory and resume (opt-in: several minutes)");
     json.datasetRss = await benchDatasetRss((s) => console.log(`  ${s}`));
+  }
+  if (only.includes("gpu")) {
+    console.log("\nGPU providers (opt-in: npm run bench -- gpu): uni-moe-tiny/tiny and the DiT on WebGPU / CUDA beside CPU");
+    json.gpu = await benchGpu((s) => console.log(`  ${s}`));
   }
   if (want("queue")) {
     console.log("\ndistributed queue: 200 runs through 2 worker processes (loopback)");

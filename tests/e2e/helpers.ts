@@ -2,6 +2,8 @@ import { expect, type Browser, type Page } from "@playwright/test";
 
 /** The second e2e server: accounts on (STUDIO_AUTH=on), self sign-up open, its own data dir. */
 export const AUTH_BASE_URL = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3100) + 1}`;
+/** The server on ONNX Runtime's WebGPU provider (STUDIO_EP=webgpu; SwiftShader in CI), started by playwright.config.ts. */
+export const GPU_BASE_URL = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3100) + 2}`;
 
 export async function newWorkflow(page: Page): Promise<string> {
   await page.goto("/");

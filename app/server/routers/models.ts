@@ -25,6 +25,9 @@ import { listSpeechModels, resolveSpeechRef } from "@/models/tts-released-model"
 import { speechParameters } from "@/models/tts-released";
 import { TTS_REFERENCE_REF } from "@/models/tts-tiny";
 import { config } from "@/engine/config";
+import { graphPlacement, listAppGraphs } from "@/models/graphs";
+import { runManager } from "../runs";
+import { providerLabel } from "@/engine/runtime/webgpu";
 
 /** Defaults the Models page sets for new MoE-TTS nodes (defaults.json keys). */
 const TTS_MODEL_KEY = "generate.tts";
@@ -185,6 +188,21 @@ export const modelsRouter = router({
       }
     }
     return { models: rows, importRoots: importRoots().map((r) => r.label), nodeTypes: [...MODEL_NODE_TYPES], machineMemory: os.totalmem(), admin: await isAdmin(ctx.userId), ownDefaults: own };
+  }),
+  /** The graphs the app builds (placement reports are made per graph and provider) and the provider runs use here. */
+  graphs: protectedProcedure.query(async () => {
+    const runtime = runManager().runtime;
+    const ep = await runtime.resolveExecutionProvider();
+    return { graphs: listAppGraphs(), executionProvider: providerLabel(ep), preference: runtime.preference, stats: runtime.stats() };
+  }),
+  /** Where ONNX Runtime places the nodes of one graph on a provider, and the Memcpy nodes it inserts (from its own log). */
+  placement: protectedProcedure.input(z.object({ graph: z.string().min(1).max(400), provider: z.enum(["webgpu", "cuda", "cpu"]) })).mutation(async ({ input }) => {
+    try {
+      const r = await graphPlacement(input.graph, input.provider);
+      return { ...r, memcpy: { ...r.memcpy, sites: r.memcpy.sites.slice(0, 50) } };
+    } catch (err) {
+      throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
+    }
   }),
   /**
    * Checkpoint folders (with a config.json) inside the import folders, up to two levels deep, then the

@@ -1,5 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { providerLabel } from "@/engine/runtime/webgpu";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
@@ -204,6 +205,7 @@ export const runRouter = router({
   events: protectedProcedure.input(z.object({ runId: zId })).subscription(({ input, ctx, signal }) => runEvents(ctx.userId, input.runId, signal)),
   runtime: protectedProcedure.query(async () => {
     const m = runManager();
-    return { executionProvider: await m.runtime.resolveExecutionProvider(), preference: m.runtime.preference, cache: m.cache.stats(), sessions: m.runtime.stats() };
+    const executionProvider = await m.runtime.resolveExecutionProvider();
+    return { executionProvider, label: providerLabel(executionProvider), preference: m.runtime.preference, cache: m.cache.stats(), sessions: m.runtime.stats() };
   }),
 });

@@ -103,7 +103,7 @@ describe("entry points check the configuration at start-up", () => {
   it("npm run setup, the worker and the web server's start-up hook stop the same way", () => {
     const setup = runEntry("prisma/setup.ts", [], { STUDIO_EP: "tpu" });
     expect(setup.status).toBe(2);
-    expect(setup.stderr).toContain('STUDIO_EP: "tpu" is not one of auto, cuda, cpu');
+    expect(setup.stderr).toContain('STUDIO_EP: "tpu" is not one of auto, cuda, webgpu, cpu');
     const worker = runEntry("app/server/worker.ts", [], { STUDIO_WORKER_LOCK_MS: "soon" });
     expect(worker.status).toBe(2);
     expect(worker.stderr).toContain("STUDIO_WORKER_LOCK_MS");

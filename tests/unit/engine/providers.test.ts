@@ -3,11 +3,12 @@ import { defaultIntraOpThreads, parseEpPreference, selectExecutionProviders } fr
 
 describe("execution provider selection", () => {
   it("maps STUDIO_EP to providers to try", () => {
-    expect(selectExecutionProviders(undefined)).toEqual(["cuda", "cpu"]);
-    expect(selectExecutionProviders("auto")).toEqual(["cuda", "cpu"]);
+    expect(selectExecutionProviders(undefined)).toEqual(["cuda", "webgpu", "cpu"]);
+    expect(selectExecutionProviders("auto")).toEqual(["cuda", "webgpu", "cpu"]);
+    expect(selectExecutionProviders("WebGPU")).toEqual(["webgpu"]);
     expect(selectExecutionProviders("CPU")).toEqual(["cpu"]);
     expect(selectExecutionProviders("cuda")).toEqual(["cuda"]);
-    expect(() => parseEpPreference("tpu")).toThrow(/STUDIO_EP: "tpu" is not one of auto, cuda, cpu/);
+    expect(() => parseEpPreference("tpu")).toThrow(/STUDIO_EP: "tpu" is not one of auto, cuda, webgpu, cpu/);
   });
 
   it("reads STUDIO_THREADS", () => {

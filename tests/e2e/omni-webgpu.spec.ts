@@ -1,0 +1,36 @@
+import { expect, test } from "@playwright/test";
+import { GPU_BASE_URL } from "./helpers";
+
+// The omni example on a server with STUDIO_EP=webgpu: every node runs its ONNX graphs on ONNX Runtime's WebGPU
+// provider (in CI a software GPU, SwiftShader, so this is slow: correctness, not speed). The editor's provider tag
+// names the adapter, and the Models page's placement check shows the decoder's nodes per provider.
+test.use({ baseURL: GPU_BASE_URL });
+
+test("the omni example runs on WebGPU; the provider tag names the adapter; the Models page reports placement", async ({ page }) => {
+  test.setTimeout(900_000);
+  await page.goto("/");
+  await page.getByRole("button", { name: /Image \+ audio → MoE-LLM/ }).click();
+  await page.waitForURL(/\/w\//);
+  await expect(page.getByTestId("ep")).toContainText(/^webgpu · .+ \((Vulkan|Metal|D3D12)(, software)?\)$/, { timeout: 60_000 });
+  await page.getByRole("button", { name: "▶ Run" }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 840_000 });
+  for (const id of ["vision", "hearing", "prompt", "llm", "rope", "routing", "tts", "dit"]) await expect(page.getByTestId(`status-${id}`)).toHaveAttribute("data-status", "done");
+  await expect(page.getByTestId("ep")).toContainText("webgpu · ");
+  await expect(page.getByTestId("outputs-tts").locator("audio")).toBeVisible();
+  await expect(page.getByTestId("outputs-dit").locator("img")).toBeVisible();
+  await expect(page.getByTestId("outputs-routing").getByTestId("heatmap-mini")).toBeVisible();
+
+  await page.goto("/models");
+  await expect(page.getByTestId("models-ep")).toContainText("webgpu · ");
+  const row = page.getByTestId("placement-table").locator('tr[data-graph="decoder:uni-moe-tiny/tiny"]');
+  await row.getByRole("button", { name: "Check on webgpu" }).click();
+  const summary = row.getByTestId("placement-summary");
+  await expect(summary).toContainText("on WebGpu", { timeout: 120_000 });
+  // Today's decoder falls back to the CPU for NonZero and shape arithmetic: ONNX Runtime inserts copies (issue 18's fused graph removes them).
+  await expect(summary).toContainText("MemcpyFromHost");
+  await expect(row).toContainText("NonZero");
+  const vae = page.getByTestId("placement-table").locator('tr[data-graph="VAE decoder:uni-moe-tiny/dit"]');
+  await vae.getByRole("button", { name: "Check on webgpu" }).click();
+  await expect(vae.getByTestId("placement-summary")).toHaveAttribute("data-memcpy", "0", { timeout: 120_000 });
+  await expect(vae.getByTestId("placement-summary")).toContainText("no Memcpy inside the graph");
+});
