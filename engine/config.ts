@@ -152,8 +152,9 @@ export type ConfigName = keyof typeof CONFIG;
 type ValueOf<E> = E extends Entry<infer T> ? (E extends { fallback: undefined } ? T | undefined : undefined extends E["fallback"] ? T | undefined : Exclude<T, undefined>) : never;
 export type StudioConfig = { [K in ConfigName]: ValueOf<(typeof CONFIG)[K]> };
 
-/** Names MoE Studio itself sets or only its tests read: not typos. */
-const INTERNAL = new Set(["STUDIO_PRISMA_TARGET", "STUDIO_TEST_DATABASE_URL", "STUDIO_TEST_REDIS_URL"]);
+/** Names MoE Studio itself sets, and the STUDIO_TEST_* family only its tests and CI read: not typos. */
+const INTERNAL = new Set(["STUDIO_PRISMA_TARGET"]);
+const isInternal = (k: string) => INTERNAL.has(k) || k.startsWith("STUDIO_TEST_");
 const NAMES = Object.keys(CONFIG) as ConfigName[];
 
 export class ConfigError extends Error {
@@ -197,7 +198,7 @@ export function config(): StudioConfig {
 
 /** STUDIO_* variables that are set but that no part of MoE Studio reads (most likely typos). */
 export function unknownStudioVariables(env: Record<string, string | undefined> = process.env): string[] {
-  return Object.keys(env).filter((k) => k.startsWith("STUDIO_") && !(k in CONFIG) && !INTERNAL.has(k)).sort();
+  return Object.keys(env).filter((k) => k.startsWith("STUDIO_") && !(k in CONFIG) && !isInternal(k)).sort();
 }
 
 /**
@@ -224,7 +225,10 @@ export function configTable(section: ConfigSection): string {
 /** The start-up check of an entry point: prints the warnings; a bad value prints the error and exits with status 2. */
 export function checkConfigOrExit(): void {
   try {
-    for (const warning of checkConfig().warnings) console.error(`warning: ${warning}`);
+    const { config: value, warnings } = checkConfig();
+    // As the logger would print them (engine/log.ts imports this module, so not through it): JSON lines stay parseable.
+    const json = (value.LOG_FORMAT ?? (process.stderr.isTTY ? "pretty" : "json")) === "json";
+    for (const warning of warnings) console.error(json ? JSON.stringify({ level: 40, time: new Date().toISOString(), pid: process.pid, msg: warning }) : `warning: ${warning}`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`error: ${err.message}`);

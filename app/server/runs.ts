@@ -108,9 +108,9 @@ function logEvent(e: RunEvent): void {
     case "node-error":
       return log().warn({ ...ids, error: e.message }, "node failed");
     case "finished":
-      return log().info({ ...ids, ms: Math.round(e.ms) }, "run finished");
+      return log().info({ ...ids, ms: Math.round(e.ms), ...e.memory }, "run finished");
     case "failed":
-      return log().warn({ ...ids, error: e.message }, "run failed");
+      return log().warn({ ...ids, error: e.message, ...e.memory }, "run failed");
     case "cancelled":
       return log().info(ids, "run cancelled");
   }

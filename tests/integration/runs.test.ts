@@ -169,9 +169,9 @@ describe("run memory", () => {
     const big = row.nodeRuns.find((n) => n.nodeId === "big")!;
     const small = row.nodeRuns.find((n) => n.nodeId === "small")!;
     expect(small.peakRssBytes).toBeGreaterThan(0);
-    // 64 MB filled while the node ran: its peak is at least that above where the run started
-    // (concurrency 2: "small" may run alongside, which only adds).
-    expect(big.peakRssBytes! - row.startRssBytes!).toBeGreaterThanOrEqual(60e6);
+    // 64 MB filled while the node ran: its peak is well above where the run started (concurrency 2:
+    // "small" may run alongside, which only adds; a GC of unrelated garbage meanwhile can take a few MB off).
+    expect(big.peakRssBytes! - row.startRssBytes!).toBeGreaterThanOrEqual(48e6);
     expect(row.peakRssBytes).toBeGreaterThanOrEqual(big.peakRssBytes!);
     console.log(`run: start ${(row.startRssBytes! / 1e6).toFixed(1)} MB, peak ${(row.peakRssBytes! / 1e6).toFixed(1)} MB; node big ${(big.peakRssBytes! / 1e6).toFixed(1)} MB, small ${(small.peakRssBytes! / 1e6).toFixed(1)} MB`);
     // The terminal event carries the same figures as the row.

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { describeRunMemory } from "@/engine/runtime/memory-format";
 import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
-import { freshPostgres, ioredisInstalled, skipMessage, spawnWorker, tempDir, TEST_REDIS, until, type WorkerProcess } from "./services";
+import { freshPostgres, ioredisInstalled, logged, skipMessage, spawnWorker, tempDir, TEST_REDIS, until, type WorkerProcess } from "./services";
 
 // The distributed mode end to end: this process is the web side (RunManager on BullMQ), two
 // `npm run worker` processes execute, PostgreSQL holds the runs, the queue is BullMQ on Redis (on PostgreSQL
@@ -94,7 +94,7 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     await dropDb?.();
   }, 60_000);
 
-  const workerOf = (runId: string) => workers.findIndex((w) => w.log.some((l) => l.includes(`run ${runId}: finished`)));
+  const workerOf = (runId: string) => workers.findIndex((w) => logged(w, "run finished", runId));
 
   it("two workers execute concurrently; events arrive in order; results equal the embedded mode's bit for bit", async () => {
     const docs = [generation("first prompt", 24), generation("second prompt", 24)];
@@ -125,7 +125,7 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
       expect(r.peakDeviceBytes).toBeNull();
       for (const n of r.nodeRuns) expect(n.peakRssBytes).toBeGreaterThan(0);
       expect(terminals[i]).toMatchObject({ memory: { startRssBytes: r.startRssBytes, peakRssBytes: r.peakRssBytes } });
-      expect(workers[workerOf(id)]!.log.some((l) => l.includes(`run ${id}: finished, ${describeRunMemory(r)}`))).toBe(true);
+      expect(logged(workers[workerOf(id)]!, "run finished", id, { startRssBytes: r.startRssBytes, peakRssBytes: r.peakRssBytes })).toBe(true);
       console.log(`worker ${workerOf(id)} ran ${id}: ${describeRunMemory(r)}; nodes ${r.nodeRuns.map((n) => `${n.nodeId} ${(n.peakRssBytes! / 1e6).toFixed(0)} MB`).join(", ")}`);
     }
 
@@ -194,7 +194,7 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     const events: RunEvent[] = [];
     manager.subscribe(id, (e) => events.push(e));
     const victim = await until(() => {
-      const i = workers.findIndex((w) => w.log.some((l) => l.includes(`run ${id}: started (attempt 1)`)));
+      const i = workers.findIndex((w) => logged(w, "run taken", id, { attempt: 1 }));
       return i >= 0 && events.some((e) => e.type === "progress" && e.nodeId === "llm") ? i + 1 : undefined;
     }, 30_000, "the run to be generating on a worker");
     const killed = workers[victim - 1]!;
@@ -206,12 +206,12 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     console.log(`worker killed mid-run: ${terminal.type} after ${ms} ms (lock 15 s, stalled check 1 s)`);
     expect(terminal.type).toBe("finished");
     expect(ms).toBeLessThan(60_000);
-    expect(survivor.log.some((l) => l.includes(`run ${id}: started (attempt 2)`)), [...killed.log, "---", ...survivor.log].join("\n")).toBe(true);
+    expect(logged(survivor, "run taken", id, { attempt: 2 }), [...killed.log, "---", ...survivor.log].join("\n")).toBe(true);
     const row = await dbMod.db().run.findUniqueOrThrow({ where: { id }, include: { nodeRuns: true } });
     expect(row.status).toBe("finished");
     expect(row.nodeRuns.map((n) => [n.nodeId, n.status]).sort()).toEqual([["llm", "done"], ["text", "done"]]);
     // The memory recorded is the surviving worker's (attempt 2), not a mix with the lost attempt.
-    expect(survivor.log.some((l) => l.includes(`run ${id}: finished, ${describeRunMemory(row)}`))).toBe(true);
+    expect(logged(survivor, "run finished", id, { startRssBytes: row.startRssBytes, peakRssBytes: row.peakRssBytes })).toBe(true);
     expect(events.filter((e) => e.type === "started")).toHaveLength(2); // one per attempt
     expect(events.filter((e) => TERMINAL_EVENTS.has(e.type))).toHaveLength(1);
   }, 90_000);
@@ -226,7 +226,7 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     const id = await manager.start({ document: generation("an answer that never ends", 400) });
     const t0 = Date.now();
     const runningOn = (attempt: number) => () => {
-      const w = workers.find((x) => x.child.exitCode === null && x.child.signalCode === null && x.log.some((l) => l.includes(`run ${id}: started (attempt ${attempt})`)));
+      const w = workers.find((x) => x.child.exitCode === null && x.child.signalCode === null && logged(x, "run taken", id, { attempt }));
       return w;
     };
     (await until(runningOn(1), 30_000, "attempt 1")).child.kill("SIGKILL");

@@ -48,9 +48,22 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+export interface LogEntry {
+  msg?: string;
+  runId?: string;
+  [field: string]: unknown;
+}
+
+/** Whether the worker logged `msg` about run `runId` (with these fields, if given). */
+export function logged(w: WorkerProcess, msg: string, runId: string, fields: Record<string, unknown> = {}): boolean {
+  return w.entries.some((e) => e.msg === msg && e.runId === runId && Object.entries(fields).every(([k, v]) => e[k] === v));
+}
+
 export interface WorkerProcess {
   child: ChildProcess;
   log: string[];
+  /** The worker's log lines that are JSON objects (its logs are pino JSON lines: LOG_FORMAT=json). */
+  entries: LogEntry[];
   /** Resolves once the worker says it takes runs. */
   ready: Promise<void>;
   exited: Promise<number | null>;
@@ -61,10 +74,11 @@ export function spawnWorker(env: Record<string, string>, name: string): WorkerPr
   // `node --import tsx` (not the tsx CLI, which runs the script in a grandchild): a SIGKILL must hit the worker itself.
   const child = spawn(process.execPath, ["--import", "tsx", "app/server/worker.ts"], {
     cwd: root,
-    env: { ...process.env, ...env },
+    env: { ...process.env, LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log: string[] = [];
+  const entries: LogEntry[] = [];
   let onReady: () => void;
   let onFail: (e: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
@@ -75,6 +89,12 @@ export function spawnWorker(env: Record<string, string>, name: string): WorkerPr
     for (const line of chunk.toString().split("\n")) {
       if (!line) continue;
       log.push(line);
+      try {
+        const entry = JSON.parse(line) as unknown;
+        if (entry && typeof entry === "object") entries.push(entry as LogEntry);
+      } catch {
+        // not a log line (a library writing plain text)
+      }
       if (line.includes("taking runs")) onReady();
     }
   };
@@ -84,7 +104,7 @@ export function spawnWorker(env: Record<string, string>, name: string): WorkerPr
     onFail(new Error(`worker ${name} exited (${code}) before it was ready:\n${log.join("\n")}`));
     resolve(code);
   }));
-  return { child, log, ready, exited };
+  return { child, log, entries, ready, exited };
 }
 
 export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string): Promise<T> {

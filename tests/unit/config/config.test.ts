@@ -65,7 +65,7 @@ describe("the configuration schema", () => {
   });
 
   it("reports STUDIO_* names nothing reads (typos), not the internal ones", () => {
-    expect(unknownStudioVariables({ STUDIO_CACHE_MV: "1", STUDIO_CACHE_MB: "1", STUDIO_PRISMA_TARGET: "sqlite", PATH: "/bin" })).toEqual(["STUDIO_CACHE_MV"]);
+    expect(unknownStudioVariables({ STUDIO_CACHE_MV: "1", STUDIO_CACHE_MB: "1", STUDIO_PRISMA_TARGET: "sqlite", STUDIO_TEST_SERVICES_DIR: "/tmp/x", PATH: "/bin" })).toEqual(["STUDIO_CACHE_MV"]);
   });
 
   it("every STUDIO_* variable the code reads is in the schema", () => {
@@ -98,6 +98,16 @@ describe("entry points check the configuration at start-up", () => {
     // A variable already set wins over .env (as in Next).
     const overridden = runEntry("app/server/cli.ts", ["--help"], { STUDIO_NODE_CONCURRENCY: "3" }, dir);
     expect(overridden.status).toBe(0);
+  });
+
+  it("an unknown STUDIO_* name is a warning (exit 0): a JSON line when logs are JSON, a readable line when pretty", () => {
+    const json = runEntry("app/server/cli.ts", ["--help"], { STUDIO_CACHE_MV: "1", LOG_FORMAT: "json" });
+    expect(json.status).toBe(0);
+    const lines = json.stderr.trim().split("\n").map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: "STUDIO_CACHE_MV is set but MoE Studio does not read it (a typo?)" })]);
+    const pretty = runEntry("app/server/cli.ts", ["--help"], { STUDIO_CACHE_MV: "1", LOG_FORMAT: "pretty" });
+    expect(pretty.stderr.trim()).toBe("warning: STUDIO_CACHE_MV is set but MoE Studio does not read it (a typo?)");
+    expect(runEntry("app/server/cli.ts", ["--help"], { STUDIO_TEST_ANYTHING: "1", LOG_FORMAT: "pretty" }).stderr).toBe("");
   });
 
   it("npm run setup, the worker and the web server's start-up hook stop the same way", () => {
