@@ -2,6 +2,7 @@ import type { MoeLlmConfig } from "./config";
 import { architectureOf } from "./families/conventions";
 import { cumsumBf16, MAX_SCAN_COLUMNS, rounding, roundBf16, scalarAt, type RoutingPrecision } from "./onnx/bf16";
 import type { Ops } from "./onnx/ops";
+import { stepsUpTo } from "./decoder/routers";
 
 /**
  * Uni-MoE-2.0's dynamic-capacity routing as its released inference computes it (RELEASED.md §5; `grin` =
@@ -88,6 +89,8 @@ export interface GrinRoutingInput {
   force: string;
   /** float [1]: the top_p graph input (> 0 overrides the config's P, <= 0 keeps it). */
   topP: string;
+  /** Fixed shapes only (the fused graph): all D sparsemixer steps instead of up to the call's largest k (same result). */
+  staticShapes?: boolean;
 }
 
 export interface GrinRouting {
@@ -156,8 +159,7 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const before = o.sub(o.cumsum(fs, 1), fs);
   const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(o.reduceSum(forcedF, [1]), o.sub(pos, before)));
   const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D] step at which each column is taken
-  const nSteps = o.max(o.reduceMax(nChosen, [0, 1], 0), g.scalar(1)); // scalar >= 1
-  const steps = o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1])); // [1,S,1]
+  const steps = stepsUpTo(o, nChosen, D, !!inp.staticShapes); // [1,S,1]
   const orderJ = o.unsqueeze(order, [1]); // [N,1,D]
   const zj = o.unsqueeze(zD, [1]); // [N,1,D]
   const pick = o.equal(orderJ, steps); // [N,S,D]

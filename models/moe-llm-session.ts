@@ -111,6 +111,8 @@ export class MoeLlmRunner {
       throw new Error(
         `${this.config.model_type}: ${context} tokens exceed the ${arch.maxContext} its RoPE is built for (LongRoPE's short factors; the long factors, used past original_max_position_embeddings, are not implemented)`,
       );
+    if (!this.options.unfused && B > 1 && S > 1 && (input.past?.length ?? 0) > 0 && arch.attention !== "mla")
+      throw new Error(`forward: the fused decoder graph continues a cached prompt of several tokens for one sequence at a time (GroupQueryAttention); got ${B} sequences of ${S} tokens after ${input.past!.length} cached`);
     const feeds: Record<string, ort.Tensor> = {};
     if (this.options.embeds) {
       if (!input.embeds || input.embeds.length !== B * S * H) throw new Error(`forward: embeds must be [${B}*${S}*${H}]`);

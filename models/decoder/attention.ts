@@ -76,15 +76,22 @@ export interface Rope {
   dim: number;
 }
 
-export function ropeTables(ctx: DecoderContext, pos: string): Rope {
-  const { o, g, c, arch } = ctx;
+/** The rotary frequencies (Dr/2 of them) and the [3, Dr/2] 0/1 table saying which position axis each one reads. */
+export function ropeFrequencies(ctx: DecoderContext): { invFreq: number[]; select: number[] } {
+  const { c, arch } = ctx;
   const sec = c.rope_scaling.mrope_section;
   const half = sec[0]! + sec[1]! + sec[2]!;
-  const dim = 2 * half;
-  const invFreq = arch.ropeInvFreq ?? Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / dim));
+  const invFreq = arch.ropeInvFreq ?? Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / (2 * half)));
   if (invFreq.length !== half) throw new Error(`rope_inv_freq has ${invFreq.length} frequencies, the rotary dims need ${half}`);
   const axisOf = (j: number) => (j < sec[0]! ? 0 : j < sec[0]! + sec[1]! ? 1 : 2);
-  const select = Array.from({ length: 3 * half }, (_, q) => (axisOf(q % half) === Math.floor(q / half) ? 1 : 0));
+  return { invFreq, select: Array.from({ length: 3 * half }, (_, q) => (axisOf(q % half) === Math.floor(q / half) ? 1 : 0)) };
+}
+
+export function ropeTables(ctx: DecoderContext, pos: string): Rope {
+  const { o, g, arch } = ctx;
+  const { invFreq, select } = ropeFrequencies(ctx);
+  const half = invFreq.length;
+  const dim = 2 * half;
   const freqs = o.mul(o.unsqueeze(o.cast(pos, "float"), [3]), g.const(invFreq, [half])); // [3,B,S,half]
   const f = o.reduceSum(o.mul(freqs, g.const(select, [3, 1, 1, half])), [0], 0); // [B,S,half]
   const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dr]

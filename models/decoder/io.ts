@@ -12,6 +12,8 @@ export interface MoeGraphOptions {
   embeds?: boolean;
   /** Adds hidden_{i} [B,S,H]: the residual stream after layer i, before the final norm (the logit lens reads it: models/logit-lens.ts). */
   lens?: boolean;
+  /** The reference graph of plain ONNX ops instead of the fused one (decoder/fused.ts); absent = fused. */
+  unfused?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }
