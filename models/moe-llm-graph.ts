@@ -186,6 +186,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
   const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
 
+  const embedded = x; // [N,H]
   // ---- lengths: S new tokens, P past, T = P + S ----
   const sLen = o.slice(bsShape, [1], [2], [0]); // [1]
   const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
@@ -244,7 +245,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   };
   const fusedAttention = once((): FusedAttentionInputs => {
     const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
-    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: "" };
+    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: "" };
   });
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);

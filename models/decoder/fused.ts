@@ -52,11 +52,11 @@ export interface FusedAttentionInputs {
 }
 
 /**
- * Per-token cos/sin [N, Dr/2] from position_ids [3,B,S] and the rotary frequencies (as ropeTables: section j of the
+ * Per-token cos/sin [N, Dr/2] from position_ids [3,B,S] (nTokens: int64 scalar N) and the rotary frequencies (as ropeTables: section j of the
  * frequency pairs takes axis t, h or w; cos and sin × rope_attention_factor). RotaryEmbedding's rotate-half form
  * (interleaved 0) is transformers' apply_rotary_pos_emb with emb = cat(freqs, freqs).
  */
-export function fusedRopeTables(ctx: DecoderContext, pos: string): FusedRope {
+export function fusedRopeTables(ctx: DecoderContext, pos: string, nTokens: string): FusedRope {
   const { o, g, arch } = ctx;
   const { invFreq, select } = ropeFrequencies(ctx);
   const half = invFreq.length;
@@ -64,9 +64,7 @@ export function fusedRopeTables(ctx: DecoderContext, pos: string): FusedRope {
   const f = o.reshape(o.reduceSum(o.mul(freqs, g.const(select, [3, 1, 1, half])), [0], 0), g.ints([-1, half])); // [N,half]
   const factor = arch.ropeAttentionFactor;
   const scaled = (t: string) => (factor === 1 ? t : o.mul(t, g.scalar(factor)));
-  const bs = o.shape(pos, 1, 3); // [B,S]
-  const n = o.squeeze(g.op("ReduceProd", [bs], { keepdims: 1 }), [0]);
-  const rows = o.reshape(o.range(g.const([0], [], "int64"), n, g.const([1], [], "int64")), bs);
+  const rows = o.reshape(o.range(g.const([0], [], "int64"), nTokens, g.const([1], [], "int64")), o.shape(pos, 1, 3)); // [B,S]
   return { cos: scaled(o.cos(f)), sin: scaled(o.sin(f)), rows };
 }
 

@@ -50,7 +50,7 @@ const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", 
 const FOLLOW_OPS = new Set([
   "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Sigmoid", "Tanh", "Erf", "Relu", "Ceil", "Floor", "Identity",
   "Where", "Reshape", "Transpose", "Concat", "Split", "Slice", "Unsqueeze", "Squeeze", "Expand", "Range",
-  "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin", "GatherND", "QuickGelu", "Clip", "ReduceProd",
+  "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin", "GatherND", "QuickGelu", "Clip",
 ]);
 /** The com.microsoft contrib ops of the fused decoder (moe-llm-graph.ts) the rules above cover. */
 const CONTRIB_OPS = new Set(["GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization", "QuickGelu"]);

@@ -394,7 +394,7 @@ describe("activations beyond fp16's range in RMSNorm", () => {
     // between such nodes), so on CPU an fp16 Pow would not overflow either: what keeps it from overflowing on CUDA
     // is that the squaring reads float, checked here on the graph itself
     const m = decode(file), types = valueTypes(m);
-    const norms = m.graph!.node!.filter((n) => n.opType.endsWith("SimplifiedLayerNormalization"));
+    const norms = m.graph!.node!.filter((n) => (n.opType ?? "").endsWith("SimplifiedLayerNormalization"));
     expect(norms).toHaveLength(2 * 2 + 1);
     for (const n of norms) expect(types.get(n.input![0]!)).toBe(T.FLOAT);
     const out = await runGraph(file, canonical, ids);
