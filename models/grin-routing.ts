@@ -49,7 +49,8 @@ import { stepsUpTo } from "./decoder/routers";
  *   reports its own k.
  * - top_p input > 0 overrides the config's P (cast to the precision like the config's); top_p >= 1 chooses every
  *   allowed column (no rounding cut-off). The config's own P is applied exactly as released, P = 1.0 included.
- * Not emulated: padding tokens (grin:623-630; MoE Studio has no padding), the release's f32 summation order inside
+ * Padding (grin:623-630, `valid`): a padded token's dynamic columns are cleared after sparsemixer (its k is still reported;
+ * batched graphs refuse token_drop, whose capacity would count padding). Not emulated: the release's f32 summation order inside
  * matmul/softmax (cuBLAS/CUDA vs ONNX Runtime: an f32 ulp, which moves a bf16 rounding only when it lands on a tie).
  */
 
@@ -91,6 +92,8 @@ export interface GrinRoutingInput {
   topP: string;
   /** Fixed shapes only (the fused graph): all D sparsemixer steps instead of up to the call's largest k (same result). */
   staticShapes?: boolean;
+  /** bool [N,1]: false for padding, which gets no dynamic expert and keeps the shared ones (grin:623-630). */
+  valid?: string;
 }
 
 export interface GrinRouting {
@@ -173,6 +176,10 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const mult = o.reduceSum(o.where(o.and(pick, active), multStep, g.scalar(0)), [1], 0); // [N,D]
   let chosen = o.and(o.less(order, nChosen), allowed); // [N,D]
   let rw = normalise(mult);
+  if (inp.valid) {
+    chosen = o.and(chosen, inp.valid);
+    rw = o.mul(rw, o.cast(inp.valid, "float"));
+  }
 
   // mask: chosen dynamic + allowed shared
   const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]

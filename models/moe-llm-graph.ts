@@ -5,7 +5,7 @@ import { bf16Values, roundBf16, type RoutingPrecision } from "./onnx/bf16";
 import { GraphBuilder } from "./onnx/builder";
 import { Ops } from "./onnx/ops";
 import type { WeightSource } from "./weights";
-import { attentionParamShapes, declarePastKey0, gqaAttention, mlaAttention, ropeTables, type AttentionInputs } from "./decoder/attention";
+import { attentionParamShapes, declarePastKey0, gqaAttention, mlaAttention, PAD_BIAS, ropeTables, type AttentionInputs } from "./decoder/attention";
 import { denseMlp, expertsOutput, ffnParamShapes } from "./decoder/ffn";
 import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
@@ -58,7 +58,9 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  * it) is models/grin-routing.ts: k is reported as the release reports it (D + 1 when the cumsum never reaches P, before
  * drops), and with `token_drop` every call drops, decode steps included (outputs dropped_{i} with the trace).
  * Attention is causal, within a sliding window in the layers that have one (config sliding_window_per_layer, see
- * "sliding-window bias" below). Not done: padding masks.
+ * "sliding-window bias" below). With `padding`, attention_mask int64 [B,T] (1 real, 0 padding; T = past + new) hides padded
+ * keys from every query (additive PAD_BIAS) and takes padded tokens out of Uni-MoE's dynamic routing, as the release does;
+ * MoeLlmRunner.forwardBatch pads records left or right and returns each record's own rows.
  */
 export { io, type MoeGraphOptions } from "./decoder/io";
 
@@ -117,6 +119,8 @@ function checkConfig(c: MoeLlmConfig): void {
 /** The per-layer routing inputs: bias/ban/force [1,E] rows, top_p [1] (Uni-MoE), top_k [1] (fixed-k routers). */
 interface LayerRouting extends RouterInputs {
   topP: string;
+  /** bool [N,1], with padding: false for padded tokens (Uni-MoE routing excludes them) */
+  valid?: string;
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing and the reported router logits for the trace). */
@@ -134,7 +138,7 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
     const W = weight(ws, shapes, paramNames.router(i));
     const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W.data) : W.data, W.shape);
     reported = grinRouterLogits(o, x, router, r.bias, precision); // [N,E]
-    routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP, staticShapes: r.staticShapes }, precision);
+    routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP, staticShapes: r.staticShapes, valid: r.valid }, precision);
   } else {
     let z = o.linear(x, init(paramNames.router(i)), arch.router.bias ? init(paramNames.routerBias(i)) : undefined); // [N, router rows]
     const rows = shapes.get(paramNames.router(i))![0]!;
@@ -234,6 +238,11 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     return windowBiases.get(W)!();
   };
   const fused = !options.unfused;
+  // ---- padding (batched prefill): attention_mask [B,T] hides padded keys; padded tokens leave Uni-MoE's dynamic routing
+  if (options.padding && c.token_drop) throw new Error("batched prefill with padding is not supported with token_drop: the capacity would count the padding");
+  const attentionMask = options.padding ? g.input(io.attentionMask, "int64", ["batch", "total"]) : "";
+  const padKeys = once(() => o.unsqueeze(o.where(o.greater(attentionMask, g.const([0], [], "int64")), g.scalar(0), g.scalar(PAD_BIAS)), [1, 2])); // [B,1,1,T]
+  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, pLen, tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
   const rope = once(() => ropeTables(ctx, pos));
   const attention: AttentionInputs = {
     bsShape,
@@ -242,10 +251,13 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return rope();
     },
     mask: layerMask,
+    get pad() {
+      return options.padding ? padKeys() : undefined;
+    },
   };
   const fusedAttention = once((): FusedAttentionInputs => {
     const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
-    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: "" };
+    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   });
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
@@ -276,7 +288,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       continue;
     }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
-    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused }, options.moe, precision, fused ? ctx : undefined);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, options.moe, precision, fused ? ctx : undefined);
     pending = moe.y;
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
