@@ -22,10 +22,14 @@ import { catRows, weight, type DecoderContext } from "./tensors";
  * Every ONNX Runtime contrib op used is in com.microsoft (SimplifiedLayerNormalization is in the ONNX domain in ORT).
  *
  * Weights that carry a projection are Gemm nodes (transB = 1, PyTorch [out, in] layout) whose B input is an
- * initializer named after what it holds (int8/int4 weight-only quantisation swaps exactly these for MatMulNBits):
- * `l{i}.qkv_proj.weight`, `model.layers.{i}.self_attn.o_proj.weight`, `l{i}.experts.gate_up`, `l{i}.experts.down`
- * (dense), `l{i}.shared.gate_up`, `l{i}.shared.down`, `l{i}.routed{e}.gate_up`, `l{i}.routed{e}.down` (sparse), the
- * dense layers' `model.layers.{i}.mlp.{gate,up,down}_proj.weight` and `lm_head.weight`; routers stay full precision.
+ * initializer named after what it holds (int8/int4 weight-only quantisation can swap exactly these for MatMulNBits):
+ * `l{i}.qkv_proj.weight`, `model.layers.{i}.self_attn.o_proj.weight`, `l{i}.experts.gate_up` [2M,H] and
+ * `l{i}.experts.down` [H,M] (dense), `l{i}.shared.gate_up`, `l{i}.shared.down`, `l{i}.routed{e}.gate_up` and the
+ * routed experts' canonical `model.layers.{i}.mlp.….down_proj.weight` (sparse), the dense layers'
+ * `model.layers.{i}.mlp.{gate,up,down}_proj.weight` and `lm_head.weight`. Not weights: the router
+ * (`model.layers.{i}.mlp.gate.weight`, full precision) and the MatMul constants `l{i}/l{i}.experts.spread`,
+ * `l{i}/l{i}.shared.spread` (0/1 matrices spreading the routing weights over the columns) and `….down_bias`.
+ * Imported graphs store weights as external data (fp16/bf16 storage: followed by a Cast to float).
  */
 
 const MS = "com.microsoft";
