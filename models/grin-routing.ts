@@ -2,6 +2,7 @@ import type { MoeLlmConfig } from "./config";
 import { architectureOf } from "./families/conventions";
 import { cumsumBf16, MAX_SCAN_COLUMNS, rounding, roundBf16, scalarAt, type RoutingPrecision } from "./onnx/bf16";
 import type { Ops } from "./onnx/ops";
+import { stepsUpTo } from "./decoder/routers";
 
 /**
  * Uni-MoE-2.0's dynamic-capacity routing as its released inference computes it (RELEASED.md §5; `grin` =
@@ -48,7 +49,8 @@ import type { Ops } from "./onnx/ops";
  *   reports its own k.
  * - top_p input > 0 overrides the config's P (cast to the precision like the config's); top_p >= 1 chooses every
  *   allowed column (no rounding cut-off). The config's own P is applied exactly as released, P = 1.0 included.
- * Not emulated: padding tokens (grin:623-630; MoE Studio has no padding), the release's f32 summation order inside
+ * Padding (grin:623-630, `valid`): a padded token's dynamic columns are cleared after sparsemixer (its k is still reported;
+ * batched graphs refuse token_drop, whose capacity would count padding). Not emulated: the release's f32 summation order inside
  * matmul/softmax (cuBLAS/CUDA vs ONNX Runtime: an f32 ulp, which moves a bf16 rounding only when it lands on a tie).
  */
 
@@ -88,6 +90,10 @@ export interface GrinRoutingInput {
   force: string;
   /** float [1]: the top_p graph input (> 0 overrides the config's P, <= 0 keeps it). */
   topP: string;
+  /** Fixed shapes only (the fused graph): all D sparsemixer steps instead of up to the call's largest k (same result). */
+  staticShapes?: boolean;
+  /** bool [N,1]: false for padding, which gets no dynamic expert and keeps the shared ones (grin:623-630). */
+  valid?: string;
 }
 
 export interface GrinRouting {
@@ -156,8 +162,7 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const before = o.sub(o.cumsum(fs, 1), fs);
   const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(o.reduceSum(forcedF, [1]), o.sub(pos, before)));
   const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D] step at which each column is taken
-  const nSteps = o.max(o.reduceMax(nChosen, [0, 1], 0), g.scalar(1)); // scalar >= 1
-  const steps = o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1])); // [1,S,1]
+  const steps = stepsUpTo(o, nChosen, D, !!inp.staticShapes); // [1,S,1]
   const orderJ = o.unsqueeze(order, [1]); // [N,1,D]
   const zj = o.unsqueeze(zD, [1]); // [N,1,D]
   const pick = o.equal(orderJ, steps); // [N,S,D]
@@ -171,6 +176,10 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const mult = o.reduceSum(o.where(o.and(pick, active), multStep, g.scalar(0)), [1], 0); // [N,D]
   let chosen = o.and(o.less(order, nChosen), allowed); // [N,D]
   let rw = normalise(mult);
+  if (inp.valid) {
+    chosen = o.and(chosen, inp.valid);
+    rw = o.mul(rw, o.cast(inp.valid, "float"));
+  }
 
   // mask: chosen dynamic + allowed shared
   const sharedOn = o.cast(o.not(o.greater(o.slice(ban, [D], [E], [1]), g.scalar(0.5))), "float"); // [1,SH]

@@ -5,11 +5,12 @@ import { bf16Values, roundBf16, type RoutingPrecision } from "./onnx/bf16";
 import { GraphBuilder } from "./onnx/builder";
 import { Ops } from "./onnx/ops";
 import type { WeightSource } from "./weights";
-import { attentionParamShapes, declarePastKey0, gqaAttention, mlaAttention, ropeTables, type AttentionInputs } from "./decoder/attention";
+import { attentionParamShapes, declarePastKey0, gqaAttention, mlaAttention, PAD_BIAS, ropeTables, type AttentionInputs } from "./decoder/attention";
 import { denseMlp, expertsOutput, ffnParamShapes } from "./decoder/ffn";
 import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
+import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
  * The MoE-LLM decoder as an ONNX graph: Uni-MoE-2.0 (Qwen2 attention with M-RoPE + dynamic-capacity MoE, PAPER.md
@@ -57,7 +58,9 @@ import { norm, weight, type DecoderContext } from "./decoder/tensors";
  * it) is models/grin-routing.ts: k is reported as the release reports it (D + 1 when the cumsum never reaches P, before
  * drops), and with `token_drop` every call drops, decode steps included (outputs dropped_{i} with the trace).
  * Attention is causal, within a sliding window in the layers that have one (config sliding_window_per_layer, see
- * "sliding-window bias" below). Not done: padding masks.
+ * "sliding-window bias" below). With `padding`, attention_mask int64 [B,T] (1 real, 0 padding; T = past + new) hides padded
+ * keys from every query (additive PAD_BIAS) and takes padded tokens out of Uni-MoE's dynamic routing, as the release does;
+ * MoeLlmRunner.forwardBatch pads records left or right and returns each record's own rows.
  */
 export { io, type MoeGraphOptions } from "./decoder/io";
 
@@ -116,10 +119,12 @@ function checkConfig(c: MoeLlmConfig): void {
 /** The per-layer routing inputs: bias/ban/force [1,E] rows, top_p [1] (Uni-MoE), top_k [1] (fixed-k routers). */
 interface LayerRouting extends RouterInputs {
   topP: string;
+  /** bool [N,1], with padding: false for padded tokens (Uni-MoE routing excludes them) */
+  valid?: string;
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing and the reported router logits for the trace). */
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision) {
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext) {
   const g = o.g;
   const arch = architectureOf(c);
   const { E } = moeDims(c);
@@ -133,7 +138,7 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
     const W = weight(ws, shapes, paramNames.router(i));
     const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W.data) : W.data, W.shape);
     reported = grinRouterLogits(o, x, router, r.bias, precision); // [N,E]
-    routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP }, precision);
+    routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP, staticShapes: r.staticShapes, valid: r.valid }, precision);
   } else {
     let z = o.linear(x, init(paramNames.router(i)), arch.router.bias ? init(paramNames.routerBias(i)) : undefined); // [N, router rows]
     const rows = shapes.get(paramNames.router(i))![0]!;
@@ -143,7 +148,8 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
     routed = familyRouting(o, c, z, r, correction);
     reported = routed.logits!;
   }
-  return { y: expertsOutput(o, c, ws, shapes, i, x, routed, mode), routing: routed, z: reported };
+  const y = fusedCtx ? fusedExperts(fusedCtx, i, x, routed, mode) : expertsOutput(o, c, ws, shapes, i, x, routed, mode);
+  return { y, routing: routed, z: reported };
 }
 
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
@@ -184,14 +190,29 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
   const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
 
-  // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
+  const embedded = x; // [N,H]
+  // ---- lengths: S new tokens, P past, T = P + S ----
   const sLen = o.slice(bsShape, [1], [2], [0]); // [1]
   const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
+  const tLen = o.add(pLen, sLen); // [1]
   const scalar = (t: string) => o.squeeze(t, [0]);
   const one = g.const([1], [], "int64");
-  const qPos = o.range(scalar(pLen), scalar(o.add(pLen, sLen)), one); // [S]
-  const kPos = o.range(g.const([0], [], "int64"), scalar(o.add(pLen, sLen)), one); // [T]
-  const causal = o.where(o.greater(o.unsqueeze(kPos, [0]), o.unsqueeze(qPos, [1])), g.scalar(-Infinity), g.scalar(0)); // [S,T]
+  /** Values shared by all layers are built once, outside any layer's scope. */
+  const once = <T>(make: () => T): (() => T) => {
+    let v: T | undefined;
+    return () => {
+      if (v === undefined) {
+        const scope = g.scope;
+        g.scope = "";
+        v = make();
+        g.scope = scope;
+      }
+      return v;
+    };
+  };
+  // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
+  const positions = once(() => ({ qPos: o.range(scalar(pLen), scalar(tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(tLen), one) })); // [S], [T]
+  const causal = once(() => o.where(o.greater(o.unsqueeze(positions().kPos, [0]), o.unsqueeze(positions().qPos, [1])), g.scalar(-Infinity), g.scalar(0))); // [S,T]
   // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
   // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
   // That is transformers' rule: src/transformers/masking_utils.py (commit 00c4411c) sliding_window_causal_mask_function =
@@ -200,38 +221,75 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // position_ids, so not on M-RoPE's t/h/w rows). Older eager masks (AttentionMaskConverter) agree; the old flash-attention
   // path let W + 1 keys through (transformers issues #29623, #39408). The KV cache keeps every past key (present_* grows
   // with the whole context): memory is NOT bounded by the window, the mask only hides the keys that fell out of it.
-  const windowBiases = new Map<number, string>();
+  // (The fused graph's GroupQueryAttention applies the same rule with local_window_size = W on ONNX Runtime's CPU
+  // kernel, as tests/unit/models/fused-decoder.test.ts checks on gpt-oss's window-4 layers.)
+  const windowBiases = new Map<number, () => string>();
   const layerMask = (layer: number): string => {
     const W = arch.slidingWindows[layer];
-    if (W === null || W === undefined) return causal;
-    let bias = windowBiases.get(W);
-    if (!bias) {
-      const scope = g.scope;
-      g.scope = "";
-      const distance = o.sub(o.unsqueeze(qPos, [1]), o.unsqueeze(kPos, [0])); // int64 [S,T] = q - j
-      bias = o.where(o.greater(distance, g.const([W - 1], [], "int64")), g.scalar(-Infinity), causal);
-      g.scope = scope;
-      windowBiases.set(W, bias);
-    }
-    return bias;
+    if (W === null || W === undefined) return causal();
+    if (!windowBiases.has(W))
+      windowBiases.set(
+        W,
+        once(() => {
+          const distance = o.sub(o.unsqueeze(positions().qPos, [1]), o.unsqueeze(positions().kPos, [0])); // int64 [S,T] = q - j
+          return o.where(o.greater(distance, g.const([W - 1], [], "int64")), g.scalar(-Infinity), causal());
+        }),
+      );
+    return windowBiases.get(W)!();
   };
-  const attention: AttentionInputs = { bsShape, kvCache: options.kvCache, rope: ropeTables(ctx, pos), mask: layerMask };
+  const fused = !options.unfused;
+  // ---- padding (batched prefill): attention_mask [B,T] hides padded keys; padded tokens leave Uni-MoE's dynamic routing
+  if (options.padding && c.token_drop) throw new Error("batched prefill with padding is not supported with token_drop: the capacity would count the padding");
+  const attentionMask = options.padding ? g.input(io.attentionMask, "int64", ["batch", "total"]) : "";
+  const padKeys = once(() => o.unsqueeze(o.where(o.greater(attentionMask, g.const([0], [], "int64")), g.scalar(0), g.scalar(PAD_BIAS)), [1, 2])); // [B,1,1,T]
+  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, pLen, tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
+  const rope = once(() => ropeTables(ctx, pos));
+  const attention: AttentionInputs = {
+    bsShape,
+    kvCache: options.kvCache,
+    get rope() {
+      return rope();
+    },
+    mask: layerMask,
+    get pad() {
+      return options.padding ? padKeys() : undefined;
+    },
+  };
+  const fusedAttention = once((): FusedAttentionInputs => {
+    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
+    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
+  });
+  const attend = (i: number, h: string) => {
+    if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
+    return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);
+  };
 
   const residuals: string[] = [];
+  // fused: the residual add is folded into the next norm (SkipSimplifiedLayerNormalization); `pending` is the sublayer
+  // output still to be added to x
+  let pending: string | undefined;
+  const addAndNorm = (sub: string | undefined, weightName: string): string => {
+    if (!fused) {
+      if (sub !== undefined) x = o.add(x, sub);
+      return norm(ctx, x, weightName);
+    }
+    if (sub === undefined) return fusedNorm(ctx, x, weightName);
+    const [n, sum] = fusedSkipNorm(ctx, x, sub, weightName);
+    x = sum;
+    return n;
+  };
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
-    const h = norm(ctx, x, paramNames.inputNorm(i));
-    x = o.add(x, arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h));
-    const h2 = norm(ctx, x, paramNames.postNorm(i));
+    const h = addAndNorm(pending, paramNames.inputNorm(i));
+    if (pending !== undefined) residuals.push(x);
+    const h2 = addAndNorm(attend(i, h), paramNames.postNorm(i));
     if (arch.denseLayers[i]) {
-      x = o.add(x, denseMlp(ctx, i, h2));
-      residuals.push(x);
+      pending = denseMlp(ctx, i, h2);
       continue;
     }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
-    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK }, options.moe, precision);
-    x = o.add(x, moe.y);
-    residuals.push(x);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, options.moe, precision, fused ? ctx : undefined);
+    pending = moe.y;
     if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
       g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
@@ -244,7 +302,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   g.scope = "";
 
   // ---- head ----
-  const hn = norm(ctx, x, paramNames.finalNorm); // [N,H]
+  const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]
+  residuals.push(x);
   const bsh = o.concat([bsShape, g.ints([-1])], 0);
   g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
   const head = c.tie_word_embeddings ? embed! : w(paramNames.lmHead);

@@ -56,6 +56,16 @@ export interface ForwardInput {
   /** required when the graph has a KV cache; omitted = empty */
   past?: KvCache;
   interventions?: Interventions;
+  /** [B*T] 1 = real token, 0 = padding (graphs built with `padding`; omitted = all real) */
+  attentionMask?: ArrayLike<number>;
+}
+
+/** One record of a padded batch (forwardBatch): its tokens and its [3*len] (t..., h..., w...) positions. */
+export interface BatchRecord {
+  ids?: ArrayLike<number>;
+  /** [len*H] (graph built with `embeds`) */
+  embeds?: Float32Array;
+  positions: ArrayLike<number>;
 }
 
 export interface ForwardOutput {
@@ -111,6 +121,8 @@ export class MoeLlmRunner {
       throw new Error(
         `${this.config.model_type}: ${context} tokens exceed the ${arch.maxContext} its RoPE is built for (LongRoPE's short factors; the long factors, used past original_max_position_embeddings, are not implemented)`,
       );
+    if (!this.options.unfused && B > 1 && S > 1 && (input.past?.length ?? 0) > 0 && arch.attention !== "mla")
+      throw new Error(`forward: the fused decoder graph continues a cached prompt of several tokens for one sequence at a time (GroupQueryAttention); got ${B} sequences of ${S} tokens after ${input.past!.length} cached`);
     const feeds: Record<string, ort.Tensor> = {};
     if (this.options.embeds) {
       if (!input.embeds || input.embeds.length !== B * S * H) throw new Error(`forward: embeds must be [${B}*${S}*${H}]`);
@@ -140,6 +152,11 @@ export class MoeLlmRunner {
         feeds[io.pastValue(i)] = new ort.Tensor("float32", past.values[i]!, [B, cache.value[0], past.length, cache.value[1]]);
       }
     }
+    if (this.options.padding) {
+      const T = (input.past?.length ?? 0) + S;
+      if (input.attentionMask && input.attentionMask.length !== B * T) throw new Error(`forward: attentionMask must be [${B}*${T}]`);
+      feeds[io.attentionMask] = new ort.Tensor("int64", input.attentionMask ? toI64(input.attentionMask) : new BigInt64Array(B * T).fill(1n), [B, T]);
+    } else if (input.attentionMask) throw new Error("forward: this graph was built without padding (no attention_mask input)");
     const out = await this.session.run(feeds);
     const f32 = (name: string) => out[name]!.data as Float32Array;
     const result: ForwardOutput = { logits: f32(io.logits), lastHidden: f32(io.lastHidden) };
@@ -161,6 +178,58 @@ export class MoeLlmRunner {
     this.refuseNoColumn(result, B * S);
     if (this.options.lens) result.hidden = Array.from({ length: L }, (_, i) => f32(io.hidden(i)));
     return result;
+  }
+
+  /**
+   * Several records in one forward (no cache): padded to the longest on the right or the left, padding hidden from
+   * attention and from Uni-MoE's dynamic routing (graph built with `padding`). Returns each record's own rows, as its
+   * forward alone would: logits, last hidden, trace and residual streams of its real tokens (no KV cache).
+   */
+  async forwardBatch(records: BatchRecord[], o: { padding?: "left" | "right"; interventions?: Interventions } = {}): Promise<ForwardOutput[]> {
+    if (!this.options.padding) throw new Error("forwardBatch: the graph was built without padding (MoeGraphOptions.padding)");
+    const { H, V } = moeDims(this.config);
+    const lens = records.map((r) => r.positions.length / 3);
+    if (lens.some((n) => !Number.isInteger(n) || n < 1)) throw new Error("forwardBatch: every record needs [3*len] positions, len >= 1");
+    const B = records.length, S = Math.max(...lens);
+    const left = o.padding === "left";
+    const at = (r: number, s: number) => r * S + (left ? S - lens[r]! : 0) + s; // row of token s of record r
+    const ids = new BigInt64Array(B * S), positions = new BigInt64Array(3 * B * S), mask = new Int32Array(B * S);
+    const embeds = this.options.embeds ? new Float32Array(B * S * H) : undefined;
+    records.forEach((rec, r) => {
+      const n = lens[r]!;
+      for (let s = 0; s < n; s++) {
+        const q = at(r, s);
+        mask[q] = 1;
+        for (let a = 0; a < 3; a++) positions[a * B * S + q] = BigInt(rec.positions[a * n + s]!);
+        if (embeds) embeds.set(rec.embeds!.subarray(s * H, (s + 1) * H), q * H);
+        else ids[q] = BigInt(rec.ids![s]!);
+      }
+    });
+    const out = await this.forward({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, interventions: o.interventions, attentionMask: mask, past: this.options.kvCache ? this.emptyCache(B) : undefined });
+    const rows = <T extends Float32Array | BigInt64Array>(a: T, width: number, r: number): T => {
+      const n = lens[r]!, first = at(r, 0);
+      return a.slice(first * width, (first + n) * width) as T;
+    };
+    return records.map((_, r) => ({
+      logits: rows(out.logits, V, r),
+      lastHidden: rows(out.lastHidden, H, r),
+      ...(out.trace
+        ? {
+            trace: out.trace.map((t) => {
+              const E = t.mask.length / (B * S);
+              return {
+                layer: t.layer,
+                routerLogits: rows(t.routerLogits, E, r),
+                mask: rows(t.mask, E, r),
+                weights: rows(t.weights, E, r),
+                k: rows(t.k, 1, r),
+                ...(t.scores ? { scores: rows(t.scores, t.scores.length / (B * S), r) } : {}),
+              };
+            }),
+          }
+        : {}),
+      ...(out.hidden ? { hidden: out.hidden.map((h) => rows(h, H, r)) } : {}),
+    }));
   }
 
   /** "position" token drop can leave a token with no expert; the release raises there, and so does this (grin-routing.ts). */

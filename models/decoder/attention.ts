@@ -62,6 +62,22 @@ export interface AttentionInputs {
   rope: Rope;
   /** The additive [S, T] mask of a layer (causal, or causal within its sliding window). */
   mask(layer: number): string;
+  /** Batched prefill with padding: float [B,1,1,T], PAD_BIAS at padded keys, 0 elsewhere (absent: no padding). */
+  pad?: string;
+}
+
+/**
+ * The additive bias of a padded key. Finite, so a query row whose keys are all padding (a left-padded row's own pads)
+ * stays finite, and small enough for fp16 graphs; exp of it underflows to exactly 0 next to any real score.
+ */
+export const PAD_BIAS = -30000;
+
+/** scores [B, ..., S, T] + the layer's mask (+ the padding bias [B,1,1,T] broadcast over the middle dims). */
+function masked(ctx: DecoderContext, inputs: AttentionInputs, i: number, scores: string, rank: number): string {
+  const { o, g } = ctx;
+  const s = o.add(scores, inputs.mask(i));
+  if (!inputs.pad) return s;
+  return o.add(s, rank === 5 ? o.unsqueeze(inputs.pad, [1]) : inputs.pad);
 }
 
 /**
@@ -76,15 +92,22 @@ export interface Rope {
   dim: number;
 }
 
-export function ropeTables(ctx: DecoderContext, pos: string): Rope {
-  const { o, g, c, arch } = ctx;
+/** The rotary frequencies (Dr/2 of them) and the [3, Dr/2] 0/1 table saying which position axis each one reads. */
+export function ropeFrequencies(ctx: DecoderContext): { invFreq: number[]; select: number[] } {
+  const { c, arch } = ctx;
   const sec = c.rope_scaling.mrope_section;
   const half = sec[0]! + sec[1]! + sec[2]!;
-  const dim = 2 * half;
-  const invFreq = arch.ropeInvFreq ?? Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / dim));
+  const invFreq = arch.ropeInvFreq ?? Array.from({ length: half }, (_, j) => 1 / Math.pow(c.rope_theta, (2 * j) / (2 * half)));
   if (invFreq.length !== half) throw new Error(`rope_inv_freq has ${invFreq.length} frequencies, the rotary dims need ${half}`);
   const axisOf = (j: number) => (j < sec[0]! ? 0 : j < sec[0]! + sec[1]! ? 1 : 2);
-  const select = Array.from({ length: 3 * half }, (_, q) => (axisOf(q % half) === Math.floor(q / half) ? 1 : 0));
+  return { invFreq, select: Array.from({ length: 3 * half }, (_, q) => (axisOf(q % half) === Math.floor(q / half) ? 1 : 0)) };
+}
+
+export function ropeTables(ctx: DecoderContext, pos: string): Rope {
+  const { o, g, arch } = ctx;
+  const { invFreq, select } = ropeFrequencies(ctx);
+  const half = invFreq.length;
+  const dim = 2 * half;
   const freqs = o.mul(o.unsqueeze(o.cast(pos, "float"), [3]), g.const(invFreq, [half])); // [3,B,S,half]
   const f = o.reduceSum(o.mul(freqs, g.const(select, [3, 1, 1, half])), [0], 0); // [B,S,half]
   const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dr]
@@ -160,7 +183,7 @@ export function gqaAttention(ctx: DecoderContext, inputs: AttentionInputs, i: nu
   const scale = arch.attentionScale ?? 1 / Math.sqrt(Dh);
   const q5 = o.reshape(o.mul(q, g.scalar(scale)), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
   const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
-  const probs = attentionProbs(ctx, i, o.add(o.matmul(q5, kT), inputs.mask(i)), [KVH, G]); // [B,KVH,G,S,T]
+  const probs = attentionProbs(ctx, i, masked(ctx, inputs, i, o.matmul(q5, kT), 5), [KVH, G]); // [B,KVH,G,S,T]
   const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
   const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
   return o.linear(merged, ctx.w(paramNames.attn(i, "o", "weight")), arch.outputBias ? ctx.w(paramNames.attn(i, "o", "bias")) : undefined);
@@ -238,7 +261,7 @@ export function mlaAttention(ctx: DecoderContext, inputs: AttentionInputs, i: nu
   const scale = arch.attentionScale ?? 1 / Math.sqrt(dn + dr);
   const qCat = o.mul(o.concat([o.matmul(qNope, wUK), applyRope(ctx, inputs.rope, qPe)], 3), g.scalar(scale)); // [B,NH,S,R+dr]
   const kCatT = o.transpose(o.concat([latent, kPe], 3), [0, 1, 3, 2]); // [B,1,R+dr,T]
-  const probs = o.softmax(o.add(o.matmul(qCat, kCatT), inputs.mask(i)), -1); // [B,NH,S,T]
+  const probs = o.softmax(masked(ctx, inputs, i, o.matmul(qCat, kCatT), 4), -1); // [B,NH,S,T]
   const ctxV = o.matmul(o.matmul(probs, latent), wUVT); // [B,NH,S,dv]
   const merged = o.reshape(o.transpose(ctxV, [0, 2, 1, 3]), g.ints([-1, NH * dv])); // [N,NH*dv]
   return o.linear(merged, ctx.w(paramNames.attn(i, "o", "weight")), arch.outputBias ? ctx.w(paramNames.attn(i, "o", "bias")) : undefined);

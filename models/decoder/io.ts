@@ -12,6 +12,13 @@ export interface MoeGraphOptions {
   embeds?: boolean;
   /** Adds hidden_{i} [B,S,H]: the residual stream after layer i, before the final norm (the logit lens reads it: models/logit-lens.ts). */
   lens?: boolean;
+  /**
+   * Batched prefill with padding: adds attention_mask int64 [B, T] (1 = real token, 0 = padding; T = past + new).
+   * Padded keys are hidden from every query; padded tokens get no dynamic expert in Uni-MoE routing (as released).
+   */
+  padding?: boolean;
+  /** The reference graph of plain ONNX ops instead of the fused one (decoder/fused.ts); absent = fused. */
+  unfused?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }
@@ -21,6 +28,7 @@ export const io = {
   ids: "input_ids",
   embeds: "inputs_embeds",
   positions: "position_ids",
+  attentionMask: "attention_mask",
   routerBias: "router_bias",
   ban: "ban_mask",
   force: "force_mask",

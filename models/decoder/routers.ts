@@ -36,6 +36,8 @@ export interface RouterInputs {
   ban: string;
   force: string;
   topK: string;
+  /** Fixed shapes only (no step count read from the data): the fused graph's routing. */
+  staticShapes?: boolean;
 }
 
 interface Selection {
@@ -66,6 +68,17 @@ function selectByOrder(o: Ops, score: string, ban: string, force: string, kBase:
   const orderSorted = o.where(o.greater(fs, g.scalar(0.5)), before, o.add(o.reduceSum(forcedF, [1]), o.sub(pos, before)));
   const order = o.scatterElements(zeros, idx, orderSorted, 1); // [N,D]
   return { chosen: o.and(o.less(order, k), allowed), k, order, allowed };
+}
+
+/**
+ * The steps [1,S,1] (0, 1, ...) of a repeated-argmax router: up to the largest k of the call, or all D steps with
+ * `fixed` (the same result: steps at or past a token's k contribute exact zeros), so the shape does not depend on data.
+ */
+export function stepsUpTo(o: Ops, k: string, D: number, fixed: boolean): string {
+  const g = o.g;
+  if (fixed) return g.const(Array.from({ length: D }, (_, s) => s), [1, D, 1]);
+  const nSteps = o.max(o.reduceMax(k, [0, 1], 0), g.scalar(1)); // scalar >= 1
+  return o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1]));
 }
 
 /** The model's k, or the top_k override when it is > 0. */
@@ -179,8 +192,7 @@ export function sparsemixerRouting(o: Ops, c: MoeLlmConfig, z: string, r: Router
   const allowed = o.not(o.greater(o.slice(r.ban, [0], [D], [1]), g.scalar(0.5)));
   const sel = selectByOrder(o, o.where(allowed, zD, g.scalar(NEG)), r.ban, r.force, g.scalar(c.mlp_dynamic_top_k), D);
   // all steps s < max k at once: [N, step, column]
-  const nSteps = o.max(o.reduceMax(sel.k, [0, 1], 0), g.scalar(1));
-  const steps = o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1])); // [1,S,1]
+  const steps = stepsUpTo(o, sel.k, D, !!r.staticShapes); // [1,S,1]
   const orderJ = o.unsqueeze(sel.order, [1]); // [N,1,D]
   const zj = o.unsqueeze(zD, [1]); // [N,1,D]
   const pick = o.equal(orderJ, steps); // [N,S,D]

@@ -30,7 +30,7 @@ import { removeStaleBuilds } from "../model-dir";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
-export const FP16_CONVERTER_VERSION = 2;
+export const FP16_CONVERTER_VERSION = 3;
 
 const T = onnx.TensorProto.DataType;
 const FLOAT = T.FLOAT, HALF = T.FLOAT16;
@@ -38,7 +38,7 @@ const TYPE_NAME: Record<number, string> = { [T.FLOAT]: "float", [T.FLOAT16]: "fl
 const isFloat = (t: number) => t === FLOAT || t === HALF;
 
 /** Ops computed in fp16 (all float inputs cast down). */
-const FP16_OPS = new Set(["MatMul", "Gemm", "Conv"]);
+const FP16_OPS = new Set(["MatMul", "Gemm", "Conv", "GroupQueryAttention", "RotaryEmbedding"]);
 /**
  * Router projections (moe-llm-graph.ts: paramNames.router) run in fp32 from their fp16-stored weight: they are tiny
  * (E × H), and router logits are large (tens, on random checkpoints hundreds), where an fp16 result is off by
@@ -46,13 +46,15 @@ const FP16_OPS = new Set(["MatMul", "Gemm", "Conv"]);
  */
 export const FP32_PROJECTION = /^model\.layers\.\d+\.mlp\.gate\.weight$/;
 /** Numerically sensitive ops kept in fp32 (all float inputs cast up). */
-const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "LayerNormalization", "SimplifiedLayerNormalization"]);
+const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "LayerNormalization", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization"]);
 /** Ops that run in the widest float type of their inputs (or on non-float data as given). */
 const FOLLOW_OPS = new Set([
   "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Sigmoid", "Tanh", "Erf", "Relu", "Ceil", "Floor", "Identity",
   "Where", "Reshape", "Transpose", "Concat", "Split", "Slice", "Unsqueeze", "Squeeze", "Expand", "Range",
-  "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin",
+  "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin", "GatherND", "QuickGelu", "Clip",
 ]);
+/** The com.microsoft contrib ops of the fused decoder (moe-llm-graph.ts) the rules above cover. */
+const CONTRIB_OPS = new Set(["GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization", "QuickGelu"]);
 /** Ops whose outputs have a fixed type; their inputs are unified to one float type (comparisons) or left alone. */
 const BOOL_OUT = new Set(["Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Xor"]);
 const INT64_OUT = new Set(["Shape", "NonZero", "ArgMax", "ArgMin", "Size"]);
@@ -228,7 +230,7 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   for (const node of graph.node ?? []) {
     const op = node.opType ?? "";
     const where = `node "${node.name ?? op}" (${op})`;
-    if (node.domain && node.domain !== "" && node.domain !== "ai.onnx") throw new Error(`fp16: ${where} is in domain ${node.domain}, which the fp16 transform has no rule for`);
+    if (node.domain && node.domain !== "" && node.domain !== "ai.onnx" && !(node.domain === "com.microsoft" && CONTRIB_OPS.has(op))) throw new Error(`fp16: ${where} is in domain ${node.domain}, which the fp16 transform has no rule for`);
     if (node.attribute?.some((a) => a.g || (a.graphs && a.graphs.length > 0))) throw new Error(`fp16: ${where} has a subgraph, which the fp16 transform does not handle`);
     const inputs = (node.input ?? []).map((n) => alias.get(n) ?? n);
     for (const n of inputs) if (n !== "" && !types.has(n)) throw new Error(`fp16: ${where} reads "${n}" before it is computed (graph not topologically sorted?)`);
@@ -263,6 +265,16 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
         throw new Error(`fp16: ${where} has no fp16 rule (add it to models/import/fp16.ts)`);
       }
       if (target !== undefined) newInputs = inputs.map((n, i) => (floatIdx.includes(i) ? as(n, target!) : n));
+      // GroupQueryAttention may write present_key/value in place of past_key/value (its past-present buffer sharing);
+      // ORT's planner then reuses a converted past (a Cast output read only here) for the longer present and fails
+      // ("Shape mismatch attempting to re-use buffer"). A second reader of each converted past keeps its buffer apart.
+      if (op === "GroupQueryAttention")
+        for (const i of [3, 4])
+          if (newInputs[i] && newInputs[i] !== inputs[i]) {
+            const shape = fresh(`${newInputs[i]}_shape`);
+            nodes.push({ opType: "Shape", domain: "", input: [newInputs[i]!], output: [shape], name: fresh("node/Shape") });
+            types.set(shape, T.INT64);
+          }
       const dataType = (i: number) => types.get(newInputs[i]!)!;
       if (BOOL_OUT.has(op)) outTypes = outs.map(() => T.BOOL);
       else if (op === "TopK") outTypes = [dataType(0), T.INT64];

@@ -33,7 +33,7 @@ import { writeSafetensors } from "../safetensors";
 import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 /** Bumped whenever an import's output changes for the same input. */
-export const IMPORT_VERSION = 4;
+export const IMPORT_VERSION = 5;
 export const MANIFEST_FILE = "import.json";
 export const GRAPH_FILE = "model.onnx";
 export const DATA_FILE = "model.onnx.data";

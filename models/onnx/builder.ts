@@ -84,6 +84,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Declares `name`, the output of a node built with `opts.outputs`, as a graph output. */
+  declareOutput(name: string, dtype: DType, dims: Dim[]): string {
+    this.claim(name);
+    this.outputs.push(valueInfo(name, dtype, dims));
+    return name;
+  }
+
   /** A named weight stored in the model. */
   initializer(name: string, data: Float32Array | BigInt64Array | Int32Array, dims: number[]): string {
     this.inits.push(tensorProto(this.claim(name), data, dims));

@@ -3,8 +3,15 @@
  * `tiny` and `small` (seeded, untrained; built on first use), through the same graph cache and session
  * pool the MoE-LLM node uses.
  */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { onnx } from "onnx-proto";
 import { SessionPool } from "../../engine/runtime";
+import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm-graph";
 import { resolveModel, withMoeLlm } from "../../models/moe-llm-model";
+import { MoeLlmRunner } from "../../models/moe-llm-session";
+import { SafetensorsWeights } from "../../models/safetensors";
+import { byteTokenizer } from "../../models/tokenizer";
 
 export interface LlmBenchRow {
   model: string;
@@ -92,4 +99,98 @@ export async function benchRoutingPrecision(log: (s: string) => void = console.l
   const rows = (["fp32", "bf16"] as const).map((precision) => ({ precision, prefillMs: median(times[precision].prefill), decodeMsPerToken: median(times[precision].decode) }));
   log(`  tiny routing bf16 / fp32 (interleaved): prefill ${rows[1]!.prefillMs.toFixed(1)} / ${rows[0]!.prefillMs.toFixed(1)} ms = ${(rows[1]!.prefillMs / rows[0]!.prefillMs).toFixed(2)}, decode ${rows[1]!.decodeMsPerToken.toFixed(2)} / ${rows[0]!.decodeMsPerToken.toFixed(2)} ms = ${(rows[1]!.decodeMsPerToken / rows[0]!.decodeMsPerToken).toFixed(2)}`);
   return rows;
+}
+
+export interface FusedBenchResult {
+  /** ONNX nodes in one decoder layer (layer 1; layer 0 also holds the first norm) */
+  nodesPerLayer: Record<string, number>;
+  /** per thread count: medians per graph, and fused / unfused ratios */
+  threads: { threads: number; prefillMs: Record<string, number>; decodeMs: Record<string, number>; ratios: Record<string, { prefill: number; decode: number }> }[];
+  batched: { records: number; batch: number; oneByOneMs: number; batchedMs: number; speedup: number; padding: "right" | "left" };
+}
+
+const GRAPHS = { unfused: { moe: "sparse", unfused: true }, "fused sparse": { moe: "sparse" }, "fused dense": { moe: "dense" } } as const;
+
+/**
+ * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
+ * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the three graphs interleaved
+ * round by round so the ratios are side by side; then batched prefill (forwardBatch, 8 records per forward) vs one
+ * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
+ * routing and the expert-count aggregate are identical.
+ */
+export async function benchFused(log: (s: string) => void = console.log): Promise<FusedBenchResult> {
+  const model = await resolveModel("uni-moe-tiny/tiny");
+  const ws = new SafetensorsWeights(model.dir);
+  const nodesPerLayer: Record<string, number> = {};
+  for (const [name, o] of Object.entries(GRAPHS)) {
+    const m = onnx.ModelProto.decode(buildMoeLlmGraph(model.config, ws, { trace: true, kvCache: true, ...o }));
+    nodesPerLayer[name] = m.graph!.node!.filter((n) => (n.name ?? "").startsWith("l1/")).length;
+  }
+  log(`  nodes per decoder layer (tiny, trace on): ${Object.entries(nodesPerLayer).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  const P = 512;
+  const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
+  const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
+  const threads: FusedBenchResult["threads"] = [];
+  for (const n of [1, 2]) {
+    const runners = await Promise.all(Object.entries(GRAPHS).map(async ([name, o]) => [name, await MoeLlmRunner.create(model.config, ws, { trace: true, kvCache: true, ...o }, { intraOpNumThreads: n, interOpNumThreads: 1 })] as const));
+    const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
+    for (let r = 0; r < 7; r++)
+      for (const [name, runner] of runners) {
+        let t = performance.now();
+        let cache = (await runner.forward({ batch: 1, seq: P, ids, positions })).present!;
+        if (r >= 2) (pre[name] ??= []).push(performance.now() - t);
+        for (let step = 0; step < 16; step++) {
+          const p = P + step;
+          t = performance.now();
+          cache = (await runner.forward({ batch: 1, seq: 1, ids: [step % 256], positions: [p, p, p], past: cache })).present!;
+          if (step >= 2) (dec[name] ??= []).push(performance.now() - t);
+        }
+      }
+    for (const [, runner] of runners) await runner.release();
+    const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
+    const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
+    const ratios = Object.fromEntries(["fused sparse", "fused dense"].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
+    threads.push({ threads: n, prefillMs, decodeMs, ratios });
+    log(`  ${n} thread(s): ${Object.keys(GRAPHS).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
+    log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)}`).join("; ")}`);
+  }
+
+  // batched prefill over the sample dataset's prompts
+  const file = path.join(__dirname, "../../app/examples/datasets/sample/records.jsonl");
+  const prompts = readFileSync(file, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { text: string }).text);
+  const records = prompts.map((text) => {
+    const t = byteTokenizer.encode(text);
+    const pos = [...t.keys()];
+    return { ids: t, positions: [...pos, ...pos, ...pos] };
+  });
+  const runner = await MoeLlmRunner.create(model.config, ws, { moe: "sparse", trace: true, kvCache: false, padding: true }, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const B = 8;
+  const { E } = moeDims(model.config);
+  /** selections per (layer, router column) over all records */
+  const counts = (outs: { trace?: { mask: Float32Array }[] }[]) => {
+    const total = new Float64Array(outs[0]!.trace!.length * E);
+    for (const o of outs) o.trace!.forEach((t, l) => t.mask.forEach((v, q) => (total[l * E + (q % E)]! += v)));
+    return Array.from(total);
+  };
+  const time: { one: number[]; batch: number[] } = { one: [], batch: [] };
+  let one: Awaited<ReturnType<typeof runner.forwardBatch>> = [], batched: typeof one = [];
+  for (let r = 0; r < 5; r++) {
+    let t = performance.now();
+    one = [];
+    for (const rec of records) one.push(...(await runner.forwardBatch([rec])));
+    if (r) time.one.push(performance.now() - t);
+    t = performance.now();
+    batched = [];
+    for (let i = 0; i < records.length; i += B) batched.push(...(await runner.forwardBatch(records.slice(i, i + B), { padding: "right" })));
+    if (r) time.batch.push(performance.now() - t);
+  }
+  await runner.release();
+  ws.close();
+  one.forEach((o, i) => o.trace!.forEach((t, l) => {
+    if (t.mask.join() !== batched[i]!.trace![l]!.mask.join()) throw new Error(`batched prefill: record ${i} layer ${l} routes differently from its forward alone`);
+  }));
+  if (counts(one).join() !== counts(batched).join()) throw new Error("batched prefill: the expert-count aggregate differs from one record per forward");
+  const batchedRes = { records: records.length, batch: B, oneByOneMs: median(time.one), batchedMs: median(time.batch), speedup: median(time.one) / median(time.batch), padding: "right" as const };
+  log(`  prefill of the ${records.length} sample prompts: one per forward ${batchedRes.oneByOneMs.toFixed(1)} ms, ${B} per forward ${batchedRes.batchedMs.toFixed(1)} ms = ${batchedRes.speedup.toFixed(2)}× the records/s (routing and aggregate identical)`);
+  return { nodesPerLayer, threads, batched: batchedRes };
 }

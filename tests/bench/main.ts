@@ -21,7 +21,7 @@ import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchGpu } from "./gpu";
 import { benchHeads } from "./heads";
 import { benchLens } from "./lens";
-import { benchLlm, benchRoutingPrecision } from "./llm";
+import { benchFused, benchLlm, benchRoutingPrecision } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
@@ -219,6 +219,8 @@ async function main() {
     console.log("  targets for tiny: prefill ≤ 75 ms, decode ≤ 2.5 ms/token");
     json.llm = rows;
     json.llmRoutingPrecision = await benchRoutingPrecision((s) => console.log(s));
+    console.log("\nfused decoder graph vs the unfused reference (tiny, same checkpoint, interleaved); batched prefill");
+    json.llmFused = await benchFused((s) => console.log(s));
   }
   if (want("lens")) {
     console.log("\nlogit lens on uni-moe-tiny/tiny: off (graph option unset / false) vs on (separate head vs in-graph), side by side");
