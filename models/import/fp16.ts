@@ -26,6 +26,7 @@ import path from "node:path";
 import { onnx } from "onnx-proto";
 import type { ExecutionProvider } from "@/engine/runtime/types";
 import { removeStaleBuilds } from "../model-dir";
+import { externalInfo } from "./external-graph";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
@@ -36,8 +37,8 @@ const FLOAT = T.FLOAT, HALF = T.FLOAT16;
 const TYPE_NAME: Record<number, string> = { [T.FLOAT]: "float", [T.FLOAT16]: "float16", [T.BFLOAT16]: "bfloat16", [T.INT64]: "int64", [T.INT32]: "int32", [T.BOOL]: "bool" };
 const isFloat = (t: number) => t === FLOAT || t === HALF;
 
-/** Ops computed in fp16 (all float inputs cast down). */
-const FP16_OPS = new Set(["MatMul", "Gemm", "Conv"]);
+/** Ops computed in fp16 (all float inputs cast down; MatMulNBits: A, its scales and bias, its packed weights stay uint8). */
+const FP16_OPS = new Set(["MatMul", "Gemm", "Conv", "MatMulNBits"]);
 /**
  * Router projections (moe-llm-graph.ts: paramNames.router) run in fp32 from their fp16-stored weight: they are tiny
  * (E × H), and router logits are large (tens, on random checkpoints hundreds), where an fp16 result is off by
@@ -60,14 +61,6 @@ export interface Fp16Result {
   model: onnx.ModelProto;
   /** External initializers whose data must be converted into the new data file (not FLOAT16 at the source). */
   convert: { tensor: onnx.ITensorProto; source: { location: string; offset: number; length: number; dataType: number } }[];
-}
-
-function externalInfo(t: onnx.ITensorProto): { location: string; offset: number; length: number } {
-  const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
-  if (!kv.location) throw new Error(`initializer "${t.name}" has external data without a location`);
-  const count = (t.dims ?? []).reduce<number>((a, b) => a * Number(b), 1);
-  const width = t.dataType === FLOAT ? 4 : 2;
-  return { location: String(kv.location), offset: Number(kv.offset ?? 0), length: kv.length !== undefined ? Number(kv.length) : count * width };
 }
 
 const isExternal = (t: onnx.ITensorProto) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
@@ -227,7 +220,8 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
   for (const node of graph.node ?? []) {
     const op = node.opType ?? "";
     const where = `node "${node.name ?? op}" (${op})`;
-    if (node.domain && node.domain !== "" && node.domain !== "ai.onnx") throw new Error(`fp16: ${where} is in domain ${node.domain}, which the fp16 transform has no rule for`);
+    if (node.domain && node.domain !== "" && node.domain !== "ai.onnx" && !(node.domain === "com.microsoft" && op === "MatMulNBits"))
+      throw new Error(`fp16: ${where} is in domain ${node.domain}, which the fp16 transform has no rule for`);
     if (node.attribute?.some((a) => a.g || (a.graphs && a.graphs.length > 0))) throw new Error(`fp16: ${where} has a subgraph, which the fp16 transform does not handle`);
     const inputs = (node.input ?? []).map((n) => alias.get(n) ?? n);
     for (const n of inputs) if (n !== "" && !types.has(n)) throw new Error(`fp16: ${where} reads "${n}" before it is computed (graph not topologically sorted?)`);

@@ -347,3 +347,34 @@ export function quantizeModelBytes(bytes: Uint8Array, opts: QuantizeGraphOptions
   }
   return { bytes: onnx.ModelProto.encode(plan.model).finish(), summary: summarizePlan(plan, opts) };
 }
+
+/** What a user asks for (`cli import --quant`, the Models page); resolveQuant fills in the defaults. */
+export interface QuantChoice {
+  kind: "int4" | "int8";
+  blockSize?: QuantBlockSize;
+  symmetric?: boolean;
+  /** How MatMulNBits computes: "fp32" (accuracy_level 0) or "int8" (4: activations quantised to int8 per block). */
+  compute?: "fp32" | "int8";
+  lmHead?: boolean;
+}
+
+/**
+ * Defaults, from the measurements in the README (this 2-core x86 machine, onnxruntime 1.30): int4 → block 32, fp32
+ * compute (MLAS has a fast 4-bit fp32 kernel, exact against the dequantised weights); int8 → block 128, int8 compute
+ * (8-bit weights have no fp32 kernel in MLAS here: ORT dequantises the whole matrix on every call, 10-100× slower).
+ * Both symmetric (no zero points).
+ */
+export function resolveQuant(c: QuantChoice): QuantizeGraphOptions {
+  if (c.kind !== "int4" && c.kind !== "int8") throw new Error(`--quant must be int8 or int4 (got "${c.kind}")`);
+  const bits: QuantBits = c.kind === "int4" ? 4 : 8;
+  const compute = c.compute ?? (bits === 4 ? "fp32" : "int8");
+  if (compute !== "fp32" && compute !== "int8") throw new Error(`quantised compute must be fp32 or int8 (got "${compute}")`);
+  const scheme: QuantScheme = { bits, blockSize: c.blockSize ?? (bits === 4 ? 32 : 128), symmetric: c.symmetric ?? true, accuracyLevel: compute === "int8" ? 4 : 0 };
+  checkScheme(scheme);
+  return { scheme, lmHead: !!c.lmHead };
+}
+
+/** The options a recorded summary was made with (to quantise another graph of the same model the same way). */
+export const optionsOf = (q: QuantSummary): QuantizeGraphOptions => ({ scheme: { bits: q.bits, blockSize: q.blockSize, symmetric: q.symmetric, accuracyLevel: q.accuracyLevel }, lmHead: q.lmHead });
+/** A key naming the options (equal options, equal keys; "" for none). */
+export const quantKey = (o: QuantizeGraphOptions | undefined) => (o ? `int${o.scheme.bits}-b${o.scheme.blockSize}-${o.scheme.symmetric ? "sym" : "asym"}-acc${o.scheme.accuracyLevel ?? 0}${o.lmHead ? "-head" : ""}` : "");

@@ -87,8 +87,8 @@ describe("quantise → dequantise (reference dequantiser)", () => {
     const N = 8, K = 64;
     const w = randomMatrix(7, N, K);
     for (const bits of [4, 8] as const) {
-      const sym = refDequantNBits({ N, K, bits, blockSize: 32, ...quantizeMatrix(w, N, K, { bits, blockSize: 32, symmetric: true }) });
-      const asym = refDequantNBits({ N, K, bits, blockSize: 32, ...quantizeMatrix(w, N, K, { bits, blockSize: 32, symmetric: false }) });
+      const sym = refDequantNBits({ bits, blockSize: 32, ...quantizeMatrix(w, N, K, { bits, blockSize: 32, symmetric: true }) });
+      const asym = refDequantNBits({ bits, blockSize: 32, ...quantizeMatrix(w, N, K, { bits, blockSize: 32, symmetric: false }) });
       for (let n = 0; n < N; n++)
         for (let b = 0; b < 2; b++) {
           let at = b * 32;
@@ -232,7 +232,7 @@ describe("the graph transform", () => {
     const positions = Array.from({ length: 3 * ids.length }, (_, q) => q % ids.length);
     for (const scheme of [{ bits: 4, blockSize: 32, symmetric: true }, { bits: 8, blockSize: 128, symmetric: false }] as QuantScheme[]) {
       const plan = planQuantization(onnx.ModelProto.decode(src), { scheme });
-      const kinds = plan.jobs.map((j) => j.source.name);
+      const kinds = plan.jobs.map((j) => j.source.name!);
       expect(kinds.some((n) => n.includes("routed"))).toBe(true);
       expect(kinds.some((n) => n.includes("shared"))).toBe(true);
       expect(kinds.some((n) => /self_attn\.o_proj|qkv/.test(n))).toBe(true);
