@@ -3,7 +3,7 @@
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
  * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
  * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
- * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts; `-- quant` (never by default: ~14 GB on disk, tens of minutes) the int8/int4 OLMoE-1B-7B-shaped bench (tests/bench/quant.ts) (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -25,6 +25,7 @@ import { benchRender } from "./render";
 import { benchEditor } from "./editor";
 import { benchMoe } from "./moe";
 import { benchQueue } from "./queue";
+import { benchQuant } from "./quant";
 import { median } from "./stats";
 
 const nullStorage: Storage = {
@@ -267,6 +268,8 @@ async function main() {
     console.log("\ndataset batch memory and resume (opt-in: several minutes)");
     json.datasetRss = await benchDatasetRss((s) => console.log(`  ${s}`));
   }
+  // only when named: it writes a 13.8 GB checkpoint and two imports (tests/bench/quant.ts)
+  if (only.includes("quant")) json.quant = await benchQuant();
   if (want("queue")) {
     console.log("\ndistributed queue: 200 runs through 2 worker processes (loopback)");
     const q = await benchQueue({ log: (s) => console.log(`  ${s}`) });
