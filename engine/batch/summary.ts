@@ -109,7 +109,7 @@ export function aggregateCSV(agg: RoutingAggregate, meta: Pick<ExportMeta, "work
   }
   if (meta.nll) {
     const all = nllAll(meta.nll);
-    for (const [task, s] of [["*", all] as const, ...nllBy(meta.nll, "task")]) rows.push([task, "", "nll", "mean_nll", "", s.tokens, meanNll(s)]);
+    for (const [task, s] of [["*", all] as const, ...nllBy(meta.nll, "task")]) rows.push([task, null, "nll", "mean_nll", null, s.tokens, meanNll(s)]);
   }
   return toCSV(rows, { comments: [`workflow_fingerprint=${meta.workflowFingerprint}`, `dataset_fingerprint=${meta.datasetFingerprint}`] });
 }

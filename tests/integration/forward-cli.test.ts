@@ -124,7 +124,7 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(readFileSync(out, "utf8"));
     expect(Object.keys(result).sort()).toEqual(["layers", "logits"]);
-    for (const l of result.layers) expect(Object.keys(l).sort()).toEqual(["k", "mask", "router_logits", "weights"]);
+    for (const l of result.layers) expect(Object.keys(l).sort()).toEqual(["k", "layer", "mask", "router_logits", "weights"]);
     const weights = new SafetensorsWeights(dir);
     const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
     const ref = referenceForward(config, weights, { batch: 1, seq: n, ids, positions, routingPrecision: "bf16" });

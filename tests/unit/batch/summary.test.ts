@@ -43,7 +43,7 @@ describe("aggregate summaries and exports", () => {
     const meta = batchExportMeta(batch);
     expect(JSON.parse(JSON.stringify(aggregateExport(g, meta))).nll).toEqual(nll);
     const lines = aggregateCSV(g, meta).trim().split("\n");
-    expect(lines.slice(-3)).toEqual(["*,,nll,mean_nll,,6,1.5", "x,,nll,mean_nll,,4,1.5", "y,,nll,mean_nll,,2,1.5"]);
+    expect(lines.slice(-3)).toEqual([`*,"",nll,mean_nll,"",6,1.5`, `x,"",nll,mean_nll,"",4,1.5`, `y,"",nll,mean_nll,"",2,1.5`]);
     expect(aggregateExport(g, batchExportMeta({ ...batch, nll: {} }))).not.toHaveProperty("nll");
   });
 });

@@ -63,7 +63,7 @@ describe("MoE-LLM node: routing precision", () => {
     const { workflow, problems } = loadWorkflow(doc, catalogue);
     expect(problems).toEqual([]);
     expect(workflow.nodes[0]!.typeVersion).toBe(1);
-    expect(workflow.nodes[0]!.params).toEqual({ ...before, routingPrecision: "model" });
+    expect(workflow.nodes[0]!.params).toEqual({ ...before, routingPrecision: "model", mode: "generate", logitLens: false });
     expect(moeLlm.params.safeParse({ routingPrecision: "fp16" }).success).toBe(false);
   });
 
