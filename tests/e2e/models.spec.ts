@@ -62,7 +62,7 @@ test("Models page: import a generated Qwen2-MoE checkpoint, run it in the MoE-LL
   await expect(row).toHaveCount(0);
 });
 
-test("Models page: import as int4 weights; the table shows the quantisation and the smaller memory to run", async ({ page }) => {
+test("Models page: the import panel estimates int8/int4 memory; import as int4 weights; the table shows the quantisation", async ({ page }) => {
   const vocab = Math.ceil(byteTokenizer.vocabSize / 64) * 64;
   await writeFamilyCheckpoint(path.join(CHECKPOINTS, "tiny-olmoe-q"), "olmoe", { seed: 4, configOverride: { vocab_size: vocab, hidden_size: 64, intermediate_size: 32 } });
   await page.goto("/models");
