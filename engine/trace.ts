@@ -2,6 +2,8 @@
  * The routing trace: one schema for every MoE in the product (the LLM now, the TTS later).
  * Per layer, row-major [tokens × experts] arrays; per token, what it is and where it sits.
  */
+import type { LogitSketch } from "./routing/logits";
+
 export type ExpertRole = "routed" | "null" | "shared";
 export type Phase = "prefill" | "decode";
 export type Modality = "text" | "image" | "video" | "audio" | "speech";
@@ -70,6 +72,20 @@ export interface RoutingTrace {
   layerInfo?: LayerInfo[];
   /** The logit lens of every token, when the run asked for it. */
   lens?: LogitLens;
+  /** Each token's next-token logits in brief (engine/routing/logits.ts), for comparing runs; absent in older traces. */
+  logits?: LogitSketch;
+  /** The model's weight-only quantisation (an int8/int4 import), absent for full precision. */
+  quantization?: TraceQuantization;
+}
+
+export interface TraceQuantization {
+  bits: 4 | 8;
+  blockSize: number;
+  symmetric: boolean;
+  /** How the quantised products computed: fp32 activations, or int8 (MatMulNBits accuracy level 4). */
+  compute: "fp32" | "int8";
+  /** e.g. "int4 (block 32, symmetric)" */
+  label: string;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { appendSketch, sketchLogits } from "@/engine/routing/logits";
 import { conventionText, layerRules } from "./families/conventions";
 import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
@@ -141,6 +142,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   let hidden = first.hidden;
   let cache: KvCache = first.present;
   let logits = first.logits.subarray((n - 1) * vocab, n * vocab);
+  let sketch = sketchLogits(first.logits, vocab, n);
   let nextPos = Math.max(...pos.t, ...pos.h, ...pos.w) + 1;
 
   const newIds: number[] = [];
@@ -163,6 +165,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     if (tailHidden.length > TAIL_HIDDEN) tailHidden.shift();
     cache = out.present!;
     logits = out.logits;
+    sketch = appendSketch(sketch, sketchLogits(logits, vocab, 1));
     nextPos++;
   };
   const emit = (step: number, id: number) => {
@@ -219,6 +222,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       tokens,
       layers,
       layerInfo: layerRules(model.config, { topP: o.interventions?.topP, topK: o.interventions?.topK }),
+      logits: sketch,
     },
     specialHidden,
     prefillMs,

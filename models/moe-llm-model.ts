@@ -8,7 +8,10 @@ import { buildLensHeadGraph, LENS_TOP_K, runLogitLens } from "./logit-lens";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
 import { importedEmbeddingTable, importedGraphFile, importedSession, isImportedDir } from "./import/runtime";
+import { readManifest } from "./import/import";
+import { estimateFromConfig } from "./import/memory";
 import { MoeLlmRunner } from "./moe-llm-session";
+import type { QuantSummary } from "./onnx/quantize";
 import { SafetensorsWeights } from "./safetensors";
 import { type Tokenizer } from "./tokenizer";
 import { loadTokenizer } from "./tokenizer-json";
@@ -27,6 +30,8 @@ export interface ResolvedModel {
   contentHash: string;
   /** "seeded, untrained" for the reference family. */
   label?: string;
+  /** An imported model's weight-only quantisation (its manifest's), absent for full precision. */
+  quantization?: QuantSummary;
 }
 
 const REFERENCE_PREFIX = "uni-moe-tiny/";
@@ -89,7 +94,8 @@ export function openModelDir(dir: string, ref = dir, label?: string): ResolvedMo
     throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
   }
   const files = readdirSync(dir).filter((f) => f === "config.json" || f === "import.json" || f.endsWith(".safetensors"));
-  return { ref, dir, config, contentHash: hashModelFiles(dir, files), label };
+  const quantization = isImportedDir(dir) ? readManifest(dir)?.quant : undefined;
+  return { ref, dir, config, contentHash: hashModelFiles(dir, files), label, ...(quantization ? { quantization } : {}) };
 }
 
 /** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */
@@ -139,7 +145,8 @@ export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptio
   const file = graphFile(model, options);
   if (isImportedDir(model.dir)) {
     // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
-    const handle = await importedSession(model.ref, file, model.config);
+    const quant = model.quantization;
+    const handle = await importedSession(model.ref, file, quant ? (compute) => estimateFromConfig(model.config, 4096, compute, quant) : model.config);
     return fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
   }
   return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));

@@ -158,6 +158,16 @@ export function encodeFromF32(data: Float32Array, dtype: FloatDtype): Uint8Array
     for (let i = 0; i < n; i++) dv.setFloat32(i * 4, data[i]!, true);
     return out;
   }
+  if (dtype === "BF16" && LITTLE_ENDIAN) {
+    // f32ToBf16Bits over typed arrays (this is every weight of a bf16 import: keep it a tight loop)
+    const src = new Uint32Array(data.buffer, data.byteOffset, n);
+    const half = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const b = src[i]!;
+      half[i] = (b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    }
+    return new Uint8Array(half.buffer);
+  }
   const out = new Uint8Array(n * 2);
   const dv = new DataView(out.buffer);
   const conv = dtype === "F16" ? f32ToF16Bits : f32ToBf16Bits;

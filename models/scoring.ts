@@ -8,6 +8,7 @@
  * scored: an answer after a prompt (the answer's tokens), or a text itself (language-model scoring: every text
  * token after the first). Mean NLL is over scored tokens; perplexity = exp(mean NLL).
  */
+import { sketchLogits } from "@/engine/routing/logits";
 import { conventionText } from "./families/conventions";
 import type { Modality, RoutingTrace } from "@/engine/trace";
 import { expertColumns } from "./config";
@@ -122,6 +123,6 @@ export async function scoreSequence(model: DecoderModel, tokenizer: Tokenizer, i
   nll.forEach((v, t) => {
     if (!Number.isNaN(v)) tokens[t]!.nll = v;
   });
-  const trace: RoutingTrace = { kind: "routing-trace", model: input.modelName, convention: conventionText(model.config), experts: expertColumns(model.config), tokens, layers: out.trace.map(toLayerTrace) };
+  const trace: RoutingTrace = { kind: "routing-trace", model: input.modelName, convention: conventionText(model.config), experts: expertColumns(model.config), tokens, layers: out.trace.map(toLayerTrace), logits: sketchLogits(out.logits, V, n) };
   return { trace, nll, summary: summarizeNll(nll), ms, ...(out.hidden ? { hidden: out.hidden } : {}) };
 }

@@ -29,7 +29,7 @@ export const compareTracesNode = defineNode({
   typeVersion: 1,
   title: "Compare Traces",
   category: "Inspect",
-  description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, how often the top expert per layer is unchanged on their common tokens, and which of those tokens are routed differently (k or expert set), side by side — e.g. the same input routed in fp32 and in bf16.",
+  description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, how often the top expert and the whole expert set per layer are unchanged on their common tokens (routing agreement), which of those tokens are routed differently, side by side, and how their next-token logits differ — e.g. the same input routed in fp32 and in bf16, or a quantised model against its full-precision twin.",
   inputs: { a: { type: "ROUTING_TRACE", label: "trace A" }, b: { type: "ROUTING_TRACE", label: "trace B" } },
   outputs: { report: { type: "JSON" } },
   params: z.object({ labelA: label("A", "trace A"), labelB: label("B", "trace B") }),
@@ -56,6 +56,8 @@ export const compareTracesNode = defineNode({
     const share = s.layer === null ? "no expert shares" : `max |Δ share| ${pct(s.maxAbsShareDelta)} (${s.shareDelta >= 0 ? "+" : "−"}, layer ${s.layer}, ${s.expert})`;
     const agree = s.meanTopAgreement === null ? "no common tokens" : `top expert unchanged ${pct(s.meanTopAgreement)} over ${s.commonPrefix} common tokens`;
     const routed = s.routedDifferently ? `; k or experts differ on ${s.routedDifferently} token-layers` : "";
-    return `${r.labelB} vs ${r.labelA}: ${share}; ${agree}${routed}`;
+    const sets = s.meanSetAgreement === null || s.meanSetAgreement === undefined ? "" : `; same expert set ${pct(s.meanSetAgreement)}`;
+    const logits = s.maxAbsLogitDelta === null || s.maxAbsLogitDelta === undefined ? "" : `; max |Δ logit| ${s.maxAbsLogitDelta.toPrecision(3)}`;
+    return `${r.labelB} vs ${r.labelA}: ${share}; ${agree}${sets}${routed}${logits}`;
   },
 });

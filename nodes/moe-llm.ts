@@ -9,9 +9,10 @@ import { checkRoutingOverrides, compileInterventions } from "../models/intervent
 import { defaultRoutingPrecision } from "../models/grin-routing";
 import { logitLens, promptEmbeddings, resolveModel, withMoeLlm } from "../models/moe-llm-model";
 import type { RoutingPrecision } from "../models/onnx/bf16";
+import { quantLabel } from "../models/onnx/quantize";
 import { continuePositions, scoredSequence, scoreSequence, type NllSummary } from "../models/scoring";
 import { isSequence, type SequenceValue } from "../engine/sequence";
-import type { RoutingTrace } from "../engine/trace";
+import type { RoutingTrace, TraceQuantization } from "../engine/trace";
 import { tokenizerHash } from "../models/prompt-tokenizer";
 import { byteTokenizer, type Tokenizer } from "../models/tokenizer";
 import { JsonTokenizer, loadTokenizer } from "../models/tokenizer-json";
@@ -128,6 +129,8 @@ export interface LlmOutputValue {
   routingPrecision?: RoutingPrecision;
   /** Parameters active per token, averaged over the tokens of this run (engine/routing/active.ts). */
   activeParameters?: number;
+  /** The model's weight-only quantisation (an int8/int4 import); absent: full precision. */
+  quantization?: TraceQuantization;
 }
 
 /** What a scoring run (mode score-answer / score-text) outputs on `score`; the trace's tokens carry the same NLL. */
@@ -253,7 +256,11 @@ export const moeLlm = defineNode({
     const answer = typeof inputs.answer === "string" ? inputs.answer : undefined;
     if (params.mode === "score-answer" && !answer?.trim()) throw new Error("mode score-answer needs a reference answer: connect the answer input (a Dataset's answer column or a Text node); none arrived");
     const runtime = ctx.runtime;
-    const withLens = async <T extends { trace: RoutingTrace }>(out: T, hidden: Float32Array[] | undefined): Promise<T> => {
+    const q = model.quantization;
+    const quantization: TraceQuantization | undefined = q && { bits: q.bits, blockSize: q.blockSize, symmetric: q.symmetric, compute: q.accuracyLevel === 4 ? "int8" : "fp32", label: quantLabel(q) };
+    const withLens = async <T extends { trace: RoutingTrace }>(out0: T, hidden: Float32Array[] | undefined): Promise<T> => {
+      // every run records the weights it ran with (trace and output)
+      const out = quantization ? { ...out0, trace: { ...out0.trace, quantization }, ...("output" in out0 ? { output: { ...(out0.output as LlmOutputValue), quantization } } : {}) } : out0;
       if (!params.logitLens) return out;
       if (!hidden) throw new Error("internal: the logit-lens graph returned no residual states");
       const lens = await logitLens(model, runtime, hidden, out.trace.tokens.length);
@@ -378,7 +385,7 @@ export const moeLlm = defineNode({
     if (!o) return "no output";
     const tps = o.ids.length / Math.max(1e-9, o.decodeMs / 1000);
     const format = o.promptFormat ? `; prompt: ${o.promptFormat}` : "";
-    const routing = o.routingPrecision === "bf16" ? "; routing in bf16 (as released)" : "";
+    const routing = (o.routingPrecision === "bf16" ? "; routing in bf16 (as released)" : "") + (o.quantization ? `; weights ${o.quantization.label}` : "");
     const active = o.activeParameters === undefined ? "" : `, ≈${o.activeParameters >= 1e9 ? `${(o.activeParameters / 1e9).toFixed(2)} B` : `${(o.activeParameters / 1e6).toFixed(2)} M`} active params/token`;
     return `${o.ids.length} tokens (${o.stopReason}), prefill ${o.prefillMs.toFixed(1)} ms, ${tps.toFixed(0)} tok/s${active}${routing}${format}`;
   },

@@ -1,13 +1,48 @@
 "use client";
 import { useEffect, useMemo, useState } from "react";
 import { createPortal } from "react-dom";
-import type { TokenRouting, TraceComparison } from "@/engine/routing/compare";
+import type { TokenRouting, TraceComparison, TraceSide } from "@/engine/routing/compare";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
 import { useEscape } from "@/app/lib/use-escape";
 
-type ComparisonFile = TraceComparison & { labelA: string; labelB: string };
+/** Files written before routing agreement and logits were compared lack those fields. */
+type ComparisonFile = Omit<TraceComparison, "setAgreement" | "logits"> & Partial<Pick<TraceComparison, "setAgreement" | "logits">> & { labelA: string; labelB: string };
+
+const sideText = (label: string, s: TraceSide) => `${label} (${s.tokens} tokens${s.routingPrecision ? `, ${s.routingPrecision} routing` : ""}${s.quantization ? `, ${s.quantization} weights` : ""})`;
+
+/** How the two runs' next-token logits differ on their common tokens (text only: labels are user text). */
+function LogitsSummary({ c }: { c: ComparisonFile }) {
+  const l = c.logits;
+  if (!l) return <p className="muted" data-testid="compare-logits">{c.logitsNote ?? "These traces were compared before logits were kept in traces."}</p>;
+  return (
+    <table className="balance" data-testid="compare-logits">
+      <tbody>
+        <tr>
+          <td>tokens compared</td>
+          <td>{l.rows} (the common prefix), {l.sampled} vocabulary ids each, spread evenly over the vocabulary</td>
+        </tr>
+        <tr>
+          <td>|Δ logit| max / mean</td>
+          <td>
+            {l.maxAbsLogit.toPrecision(3)} / {l.meanAbsLogit.toPrecision(3)} (largest |logit| of {c.labelA}: {l.maxAbsLogitA.toPrecision(3)})
+          </td>
+        </tr>
+        <tr>
+          <td>|Δ log-probability| max / mean</td>
+          <td>
+            {l.maxAbsLogprob.toPrecision(3)} / {l.meanAbsLogprob.toPrecision(3)} nats
+          </td>
+        </tr>
+        <tr>
+          <td>same next-token argmax</td>
+          <td>{(l.top1Agreement * 100).toFixed(1)} %</td>
+        </tr>
+      </tbody>
+    </table>
+  );
+}
 
 function deltaHeatmap(c: ComparisonFile): EChartsOption {
   const names = c.experts.dynamic.map((e) => e.name);
@@ -99,8 +134,9 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
           <h2>Compare traces</h2>
           {c && (
             <span className="muted">
-              {c.labelB} ({c.b.tokens} tokens{c.b.routingPrecision ? `, ${c.b.routingPrecision} routing` : ""}) − {c.labelA} ({c.a.tokens} tokens{c.a.routingPrecision ? `, ${c.a.routingPrecision} routing` : ""}) · {c.layers} layers
+              {sideText(c.labelB, c.b)} − {sideText(c.labelA, c.a)} · {c.layers} layers
               {c.agreement && c.agreement.mean !== null ? ` · top expert unchanged for ${(c.agreement.mean * 100).toFixed(1)} % of the ${c.agreement.commonPrefix} common tokens` : ""}
+              {c.setAgreement && c.setAgreement.mean !== null ? ` · same expert set for ${(c.setAgreement.mean * 100).toFixed(1)} %` : ""}
             </span>
           )}
           <span className="spacer" />
@@ -127,6 +163,7 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
                     <th>Δ Jain</th>
                     <th>Δ entropy</th>
                     {c.agreement && <th>top expert unchanged</th>}
+                    {c.setAgreement && <th>same expert set</th>}
                     {c.routingDiff && <th>k differs</th>}
                     {c.routingDiff && <th>experts differ</th>}
                   </tr>
@@ -143,12 +180,17 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
                       <td>{f(l.jain)}</td>
                       <td>{f(l.entropy)}</td>
                       {c.agreement && <td>{((c.agreement.perLayer[i] ?? 0) * 100).toFixed(1)} %</td>}
+                      {c.setAgreement && <td data-testid="set-agreement">{((c.setAgreement.perLayer[i] ?? 0) * 100).toFixed(1)} %</td>}
                       {c.routingDiff && <td>{c.routingDiff[i]!.kDiffers}</td>}
                       {c.routingDiff && <td>{c.routingDiff[i]!.setDiffers}</td>}
                     </tr>
                   ))}
                 </tbody>
               </table>
+            </section>
+            <section className="wide">
+              <h3>Next-token logits on the common tokens ({c.labelB} − {c.labelA})</h3>
+              <LogitsSummary c={c} />
             </section>
             {c.routingDiff && (
               <section className="wide">

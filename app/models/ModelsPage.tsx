@@ -11,6 +11,8 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
   const [dir, setDir] = useState("");
   const [name, setName] = useState("");
   const [dtype, setDtype] = useState<"fp32" | "fp16" | "bf16">("fp32");
+  const [quant, setQuant] = useState<"none" | "int8" | "int4">("none");
+  const [block, setBlock] = useState<"auto" | "16" | "32" | "64" | "128">("auto");
   const [jobId, setJobId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const inspect = trpc.models.inspect.useQuery({ dir }, { enabled: dir !== "", retry: false });
@@ -42,13 +44,36 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
           <option value="fp16">fp16 storage (half the disk; for CUDA, no second copy)</option>
           <option value="bf16">bf16 storage (half the disk)</option>
         </select>
-        <button className="primary" disabled={!dir || start.isPending || s?.state === "running" || !!inspect.data?.missing.length} onClick={() => { setError(null); start.mutate({ dir, dtype, ...(name ? { name } : {}) }); }}>
+        <select aria-label="Quantisation" value={quant} onChange={(e) => setQuant(e.target.value as typeof quant)} title="Weight-only quantisation of attention, experts and MLPs (ONNX Runtime MatMulNBits); routers, norms, embeddings and the LM head stay in the stored dtype">
+          <option value="none">full-precision weights</option>
+          <option value="int8">int8 weights</option>
+          <option value="int4">int4 weights</option>
+        </select>
+        {quant !== "none" && (
+          <select aria-label="Quantisation block" value={block} onChange={(e) => setBlock(e.target.value as typeof block)}>
+            <option value="auto">block {quant === "int4" ? 32 : 128} (default)</option>
+            {(["16", "32", "64", "128"] as const).map((b) => (
+              <option key={b} value={b}>
+                block {b}
+              </option>
+            ))}
+          </select>
+        )}
+        <button
+          className="primary"
+          disabled={!dir || start.isPending || s?.state === "running" || !!inspect.data?.missing.length}
+          onClick={() => {
+            setError(null);
+            const q = quant === "none" ? {} : { quant: { kind: quant, ...(block !== "auto" ? { blockSize: Number(block) as 16 | 32 | 64 | 128 } : {}) } };
+            start.mutate({ dir, dtype, ...q, ...(name ? { name } : {}) });
+          }}
+        >
           Import
         </button>
       </div>
       {inspect.data && (
         <div className="muted" data-testid="inspect-summary">
-          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16)
+          {inspect.data.family}: {inspect.data.title} · {inspect.data.tensors} tensors · {count(inspect.data.parameters)} params · needs ~{bytes(inspect.data.memoryToRun)} to run on CPU, ~{bytes(inspect.data.memoryToRunFp16)} on CUDA (fp16); as int8 ~{bytes(inspect.data.memoryToRunInt8)}, as int4 ~{bytes(inspect.data.memoryToRunInt4)} on CPU
           {inspect.data.activeParameters.min === inspect.data.activeParameters.max
             ? ` · ${count(inspect.data.activeParameters.min)} active per token`
             : ` · ${count(inspect.data.activeParameters.min)} – ${count(inspect.data.activeParameters.max)} active per token (Top-P: varies per token)`}
@@ -85,7 +110,7 @@ function ImportPanel({ onDone }: { onDone: () => void }) {
             <div style={{ width: `${frac * 100}%` }} />
           </div>
           <span className="muted">
-            {s.state === "running" && (s.progress ? `${s.progress.phase === "hashing" ? "hashing " : "writing "}${bytes(s.progress.bytes)} / ${bytes(s.progress.totalBytes)}${s.progress.resumedBytes ? ` · resumed at ${bytes(s.progress.resumedBytes)}` : ""}${s.progress.etaSeconds !== undefined ? ` · ETA ${Math.ceil(s.progress.etaSeconds)} s` : ""}` : "starting…")}
+            {s.state === "running" && (s.progress ? `${s.progress.phase === "hashing" ? "hashing " : s.progress.phase === "quantising" ? "quantising " : "writing "}${bytes(s.progress.bytes)} / ${bytes(s.progress.totalBytes)}${s.progress.resumedBytes ? ` · resumed at ${bytes(s.progress.resumedBytes)}` : ""}${s.progress.etaSeconds !== undefined ? ` · ETA ${Math.ceil(s.progress.etaSeconds)} s` : ""}` : "starting…")}
             {s.state === "done" && s.result && `${s.result.status === "unchanged" ? "Already imported (same files)" : s.result.build?.resumedBytes ? `Imported (resumed an interrupted import at ${bytes(s.result.build.resumedBytes)})` : "Imported"}: ${s.result.ref}`}
           </span>
         </div>
@@ -292,7 +317,14 @@ export function ModelsPage() {
               <td className="num" data-testid="active-parameters" title={"activeParameters" in m && m.activeParameters.min !== m.activeParameters.max ? "Top-P routing: a token runs a varying number of routed experts. The Routing Inspector gives the expectation for a trace." : undefined}>
                 {"activeParameters" in m ? (m.activeParameters.min === m.activeParameters.max ? count(m.activeParameters.min) : `${count(m.activeParameters.min)} – ${count(m.activeParameters.max)}`) : "—"}
               </td>
-              <td>{"dtype" in m ? m.dtype : "—"}</td>
+              <td data-testid="model-dtype">
+                {"dtype" in m ? m.dtype : "—"}
+                {"quantization" in m && m.quantization && (
+                  <div className="sub" title={`${m.quantization.matrices} matrices (${count(m.quantization.parameters)} params) run as MatMulNBits with ${m.quantization.compute} compute; routers, norms, embeddings and the LM head keep ${m.dtype}`}>
+                    {m.quantization.label}
+                  </div>
+                )}
+              </td>
               <td className="num">{"sizeOnDisk" in m ? bytes(m.sizeOnDisk) : "—"}</td>
               <td className="num" title="fp32 compute on CPU / fp16 compute on CUDA (weights + KV cache for 4,096 tokens + 15 %)">
                 {"memoryToRun" in m ? (

@@ -1,6 +1,7 @@
 /**
  * CLI commands for real checkpoints (dispatched from cli.ts):
- *   import <checkpoint dir | org/name[@rev]> [--name N] [--dtype fp32|fp16|bf16] [--from DIR] [--list]
+ *   import <checkpoint dir | org/name[@rev]> [--name N] [--dtype fp32|fp16|bf16] [--quant int8|int4 [--quant-block 16|32|64|128]
+ *          [--quant-asym] [--quant-compute fp32|int8] [--quant-lm-head]] [--from DIR] [--list]
  *   inspect-checkpoint <checkpoint dir> [--json]
  */
 import "./load-env";
@@ -18,6 +19,7 @@ import { importWavTokenizer, inspectWavTokenizer, wavTokenizerSource } from "@/m
 import { importStandaloneSpeech, standaloneSpeechFile } from "@/models/tts-released-model";
 import { progressBar } from "@/engine/progress-bar";
 import { existsSync } from "node:fs";
+import { QUANT_BLOCK_SIZES, quantLabel, type QuantBlockSize, type QuantChoice } from "@/models/onnx/quantize";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
 /** A folder with a WavTokenizer checkpoint and no config.json (the codec of the released MoE-TTS) imports as a codec. */
@@ -32,6 +34,14 @@ const IMPORT_HELP = `  import <checkpoint dir | org/name[@rev]>  Import a downlo
                                             (uni_moe_tts/<name>).
       --name N                                Model name (default: the folder's, or the repo's name); the model is <family>/N.
       --dtype fp32|fp16|bf16                  Stored weight type (default fp32; compute is fp32).
+      --quant int8|int4                       Weight-only quantisation of the LLM's matrices (attention, experts, shared
+                                            experts, dense MLPs) to ONNX Runtime's MatMulNBits; routers, norms,
+                                            embeddings and the LM head stay in --dtype. Default: full precision.
+      --quant-block 16|32|64|128              Quantisation block along the input dimension (default 32 for int4, 128 for int8).
+      --quant-asym                            Asymmetric blocks (a zero point per block); default symmetric.
+      --quant-compute fp32|int8               fp32: activations stay fp32 (default for int4); int8: MatMulNBits quantises
+                                            them per block (default for int8: its only fast CPU kernel).
+      --quant-lm-head                         Quantise the LM head too.
       --family F                              Read it as family F whatever its model_type (a variant we do not know).
       --from <dir>                            The checkpoint folder (the same as giving it first).
       --list                                  List the checkpoints in the Hugging Face cache (repo id, revision, files).
@@ -44,6 +54,11 @@ const INSPECT_HELP = `  inspect-checkpoint <checkpoint dir>       List every ten
 const IMPORT_OPTIONS = {
   name: { type: "string" },
   dtype: { type: "string" },
+  quant: { type: "string" },
+  "quant-block": { type: "string" },
+  "quant-asym": { type: "boolean" },
+  "quant-compute": { type: "string" },
+  "quant-lm-head": { type: "boolean" },
   family: { type: "string" },
   from: { type: "string" },
   list: { type: "boolean" },
@@ -53,11 +68,34 @@ const IMPORT_OPTIONS = {
 
 function parse(command: "import" | "inspect-checkpoint", argv: string[]) {
   const { values, positionals } = parseCommand(command, argv, command === "import" ? IMPORT_OPTIONS : { json: IMPORT_OPTIONS.json, family: IMPORT_OPTIONS.family });
-  const v = values as { name?: string; dtype?: string; family?: string; from?: string; list?: boolean; json?: boolean };
+  const v = values as { name?: string; dtype?: string; family?: string; from?: string; list?: boolean; json?: boolean } & QuantFlags;
   if (positionals.length > 1 || (v.from !== undefined && positionals.length > 0)) throw new UsageError(`unexpected argument "${positionals[v.from !== undefined ? 0 : 1]}"`);
   const dir = v.from ?? positionals[0];
   if (v.dtype !== undefined && !["fp32", "fp16", "bf16"].includes(v.dtype)) throw new UsageError(`--dtype must be fp32, fp16 or bf16 (got "${v.dtype}")`);
-  return { dir, name: v.name, dtype: v.dtype as StorageDtype | undefined, json: v.json === true, family: v.family, list: v.list === true };
+  return { dir, name: v.name, dtype: v.dtype as StorageDtype | undefined, json: v.json === true, family: v.family, list: v.list === true, quant: quantChoice(v) };
+}
+
+interface QuantFlags {
+  quant?: string;
+  "quant-block"?: string;
+  "quant-asym"?: boolean;
+  "quant-compute"?: string;
+  "quant-lm-head"?: boolean;
+}
+
+/** --quant and its options → the import's QuantChoice (checked here so bad usage exits 2). */
+function quantChoice(v: QuantFlags): QuantChoice | undefined {
+  const extra = (["quant-block", "quant-asym", "quant-compute", "quant-lm-head"] as const).find((k) => v[k] !== undefined);
+  if (v.quant === undefined) {
+    if (extra) throw new UsageError(`--${extra} needs --quant int8|int4`);
+    return undefined;
+  }
+  if (v.quant !== "int8" && v.quant !== "int4") throw new UsageError(`--quant must be int8 or int4 (got "${v.quant}")`);
+  const block = v["quant-block"] === undefined ? undefined : Number(v["quant-block"]);
+  if (block !== undefined && !QUANT_BLOCK_SIZES.includes(block as QuantBlockSize)) throw new UsageError(`--quant-block must be one of ${QUANT_BLOCK_SIZES.join(", ")} (got "${v["quant-block"]}")`);
+  const compute = v["quant-compute"];
+  if (compute !== undefined && compute !== "fp32" && compute !== "int8") throw new UsageError(`--quant-compute must be fp32 or int8 (got "${compute}")`);
+  return { kind: v.quant, ...(block ? { blockSize: block as QuantBlockSize } : {}), ...(v["quant-asym"] ? { symmetric: false } : {}), ...(compute ? { compute } : {}), ...(v["quant-lm-head"] ? { lmHead: true } : {}) };
 }
 
 const gb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
@@ -69,7 +107,9 @@ const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ?
 function importProgress(): (p: ImportProgress) => void {
   const hashing = progressBar({ prefix: "hashing", width: 30 });
   const writing = progressBar({ prefix: "writing", width: 30 });
+  const quantising = progressBar({ prefix: "quantising", width: 30 });
   let resumeShown = false;
+  let quantStarted = false;
   return (p) => {
     const eta = p.etaSeconds !== undefined && p.phase !== "done" ? `  ETA ${Math.ceil(p.etaSeconds)} s` : "";
     const frac = p.totalBytes > 0 ? p.bytes / p.totalBytes : 1;
@@ -78,10 +118,18 @@ function importProgress(): (p: ImportProgress) => void {
       if (p.bytes === p.totalBytes) hashing.done();
       return;
     }
+    if (p.phase === "quantising") {
+      if (!quantStarted) writing.done();
+      quantStarted = true;
+      quantising.update(frac, `${gb(p.bytes)} / ${gb(p.totalBytes)}`);
+      if (p.bytes === p.totalBytes) quantising.done();
+      return;
+    }
     if (p.phase === "writing" && !resumeShown) {
       resumeShown = true;
       if (p.resumedBytes) writing.line(`resuming an interrupted import at ${gb(p.resumedBytes)} of ${gb(p.totalBytes)}`);
     }
+    if (p.phase === "done" && quantStarted) return;
     writing.update(frac, `${gb(p.bytes)} / ${gb(p.totalBytes)}${eta}`);
     if (p.phase === "done") writing.done();
   };
@@ -137,11 +185,11 @@ async function cmdImport(argv: string[]): Promise<number> {
     return 0;
   }
   if (a.json) {
-    const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
+    const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, quant: a.quant, onProgress: (p) => console.log(JSON.stringify({ progress: p })) });
     console.log(JSON.stringify({ result: { status: r.status, ref: r.ref, unclaimed: r.unclaimed, ...(r.build ? { build: r.build } : {}) } }));
     return 0;
   }
-  const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, onProgress: importProgress() });
+  const r = await importCheckpoint(dir, { name: a.name, dtype: a.dtype, family: a.family, quant: a.quant, onProgress: importProgress() });
   const m = r.manifest;
   if (r.status === "unchanged") console.log(`${r.ref}: already imported from these files (hash ${m.sourceHash.slice(0, 12)}), nothing to do -> ${r.dir}`);
   else console.log(`${r.ref}: imported in ${m.seconds.toFixed(1)} s (${m.family}, ${count(m.parameters)} params, ${activeText(m.activeParameters)} active per token, ${m.dtype}, ${gb(m.bytesOnDisk)}) -> ${r.dir}`);
@@ -151,6 +199,7 @@ async function cmdImport(argv: string[]): Promise<number> {
   if (m.parts) printParts(m.parts);
   if (r.unclaimed.length > 0) console.log(`note: ${r.unclaimed.length} tensor(s) of the checkpoint are not used: ${r.unclaimed.slice(0, 10).join(", ")}${r.unclaimed.length > 10 ? ", …" : ""} (inspect-checkpoint lists them)`);
   if (m.unusedConfig?.length) console.log(`note: config.json fields not used: ${m.unusedConfig.map((f) => f.key).join(", ")} (inspect-checkpoint says what each is)`);
+  if (m.quant) console.log(`quantised: ${quantLabel(m.quant)}, ${m.quant.matrices} matrices (${count(m.quant.parameters)} params) → MatMulNBits with ${m.quant.accuracyLevel === 4 ? "int8" : "fp32"} compute${m.quant.lmHead ? ", LM head included" : "; routers, norms, embeddings and LM head in full precision"}; size on disk ${gb(m.bytesOnDisk)}`);
   const mem = estimateMemory(r.dir);
   const mem16 = estimateMemory(r.dir, 4096, "fp16");
   console.log(`memory to run: ~${gb(mem.bytes)} on CPU (fp32: ${mem.explain}); ~${gb(mem16.bytes)} on CUDA (fp16 compute: ${mem16.explain})`);

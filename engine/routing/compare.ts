@@ -24,9 +24,15 @@
  * Routing differences (e.g. the same input routed in fp32 and in bf16): over the same P common tokens, per layer, the
  * tokens whose k differs and those whose set of selected experts (mask, after any capacity drops; matched by name)
  * differs, with the first MAX_LISTED of them side by side (k, selected and dropped experts in A and in B).
+ * Routing agreement (`setAgreement`, e.g. a quantised model against its full-precision twin): per layer, the share of
+ * the P common tokens whose expert set is identical (1 − setDiffers / P); `mean` over layers.
+ *
+ * Logits (`logits`): when both traces keep their next-token logits in brief (engine/routing/logits.ts), the
+ * difference over the P common rows; otherwise null with `logitsNote` saying why.
  */
 import type { ExpertRole, RoutingTrace } from "../trace";
 import { computeMetrics, type LayerMetrics, type RoutingMetrics } from "./metrics";
+import { compareLogits, logitsUncomparable, type LogitComparison } from "./logits";
 
 export class TraceMismatchError extends Error {
   constructor(message: string) {
@@ -83,9 +89,17 @@ export interface LayerRoutingDiff {
 /** How many differing tokens per layer a comparison lists. */
 export const MAX_LISTED = 200;
 
+export interface TraceSide {
+  model: string;
+  tokens: number;
+  routingPrecision?: "fp32" | "bf16";
+  /** The model's weight-only quantisation label (e.g. "int4 (block 32, symmetric)"), absent for full precision. */
+  quantization?: string;
+}
+
 export interface TraceComparison {
-  a: { model: string; tokens: number; routingPrecision?: "fp32" | "bf16" };
-  b: { model: string; tokens: number; routingPrecision?: "fp32" | "bf16" };
+  a: TraceSide;
+  b: TraceSide;
   layers: number;
   experts: {
     /** Dynamic experts in A's order: the index of every per-expert delta. */
@@ -98,6 +112,11 @@ export interface TraceComparison {
   agreement: TopExpertAgreement | null;
   /** Tokens routed differently (k or expert set) per layer, over the common prefix; null without one. */
   routingDiff: LayerRoutingDiff[] | null;
+  /** Share of the common tokens with the identical expert set, per layer; null without a common prefix. */
+  setAgreement: { perLayer: number[]; mean: number | null } | null;
+  /** Next-token logits over the common tokens; null (with logitsNote) when they cannot be compared. */
+  logits: LogitComparison | null;
+  logitsNote?: string;
 }
 
 export interface ComparisonSummary {
@@ -112,6 +131,10 @@ export interface ComparisonSummary {
   commonPrefix: number;
   /** (token, layer) pairs of the common prefix whose k or expert set differs; null without a common prefix. */
   routedDifferently: number | null;
+  /** Mean over layers of the share of common tokens with the identical expert set; null without a common prefix. */
+  meanSetAgreement: number | null;
+  /** Largest |Δ logit| over the common tokens' sampled ids; null when the logits cannot be compared. */
+  maxAbsLogitDelta: number | null;
 }
 
 function checkExperts(a: RoutingTrace, b: RoutingTrace): Map<string, number> {
@@ -178,7 +201,15 @@ export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison
   });
 
   const P = commonTokenPrefix(a, b);
-  const side = (t: RoutingTrace) => ({ model: t.model, tokens: t.tokens.length, ...(t.routingPrecision ? { routingPrecision: t.routingPrecision } : {}) });
+  const side = (t: RoutingTrace): TraceSide => ({
+    model: t.model,
+    tokens: t.tokens.length,
+    ...(t.routingPrecision ? { routingPrecision: t.routingPrecision } : {}),
+    ...(t.quantization ? { quantization: t.quantization.label } : {}),
+  });
+  const diff = P === 0 ? null : routingDiff(a, b, P);
+  const setShare = diff?.map((l) => 1 - l.setDiffers / P);
+  const logitsNote = logitsUncomparable(a.logits, b.logits, P);
   return {
     a: side(a),
     b: side(b),
@@ -189,7 +220,10 @@ export function compareTraces(a: RoutingTrace, b: RoutingTrace): TraceComparison
     },
     perLayer,
     agreement: agreement(ma, mb, toB, P, L),
-    routingDiff: P === 0 ? null : routingDiff(a, b, P),
+    routingDiff: diff,
+    setAgreement: setShare ? { perLayer: setShare, mean: L > 0 ? setShare.reduce((x, y) => x + y, 0) / L : null } : null,
+    logits: logitsNote === null ? compareLogits(a.logits!, b.logits!, P) : null,
+    ...(logitsNote === null ? {} : { logitsNote }),
   };
 }
 
@@ -264,5 +298,7 @@ export function summarizeComparison(c: TraceComparison): ComparisonSummary {
     meanTopAgreement: c.agreement?.mean ?? null,
     commonPrefix: c.agreement?.commonPrefix ?? 0,
     routedDifferently: c.routingDiff ? c.routingDiff.reduce((s, l) => s + l.differs, 0) : null,
+    meanSetAgreement: c.setAgreement?.mean ?? null,
+    maxAbsLogitDelta: c.logits?.maxAbsLogit ?? null,
   };
 }

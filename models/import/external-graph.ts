@@ -261,3 +261,33 @@ export class ExternalDataGraphBuilder extends GraphBuilder {
 
 /** An interrupted build's journal does not describe the graph being built (a bug, or a changed builder). */
 export class ResumeMismatchError extends Error {}
+
+/** Where an external initializer's bytes are: its data file (relative to the graph's folder), offset and length. */
+export function externalInfo(t: onnx.ITensorProto): { location: string; offset: number; length: number } {
+  const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
+  if (!kv.location) throw new Error(`initializer "${t.name}" has external data without a location`);
+  const count = (t.dims ?? []).reduce<number>((a, b) => a * Number(b), 1);
+  const width = t.dataType === onnx.TensorProto.DataType.FLOAT ? 4 : t.dataType === onnx.TensorProto.DataType.UINT8 ? 1 : 2;
+  return { location: String(kv.location), offset: Number(kv.offset ?? 0), length: kv.length !== undefined ? Number(kv.length) : count * width };
+}
+
+export const externalLocation = (t: onnx.ITensorProto) => externalInfo(t).location;
+
+/** The stored bytes of an external initializer of a graph in `dir` (its data file must be inside `dir`). */
+export function readExternalBytes(dir: string, t: onnx.ITensorProto): Uint8Array {
+  const { location, offset, length } = externalInfo(t);
+  const file = path.resolve(dir, location);
+  if (!file.startsWith(path.resolve(dir) + path.sep)) throw new Error(`tensor "${t.name}": external data location "${location}" is outside the model folder`);
+  const bytes = Buffer.alloc(length);
+  const fd = fs.openSync(file, "r");
+  try {
+    for (let done = 0; done < length; ) {
+      const n = fs.readSync(fd, bytes, done, length - done, offset + done);
+      if (n === 0) throw new Error(`tensor "${t.name}": ${location} ends before its data (offset ${offset}, length ${length})`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, length);
+}

@@ -27,6 +27,7 @@ import { onnx } from "onnx-proto";
 import type { ExecutionProvider } from "@/engine/runtime/types";
 import { webGpuShaderF16 } from "@/engine/runtime/webgpu";
 import { removeStaleBuilds } from "../model-dir";
+import { externalInfo } from "./external-graph";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
@@ -37,8 +38,8 @@ const FLOAT = T.FLOAT, HALF = T.FLOAT16;
 const TYPE_NAME: Record<number, string> = { [T.FLOAT]: "float", [T.FLOAT16]: "float16", [T.BFLOAT16]: "bfloat16", [T.INT64]: "int64", [T.INT32]: "int32", [T.BOOL]: "bool" };
 const isFloat = (t: number) => t === FLOAT || t === HALF;
 
-/** Ops computed in fp16 (all float inputs cast down). */
-const FP16_OPS = new Set(["MatMul", "Gemm", "Conv", "GroupQueryAttention", "RotaryEmbedding"]);
+/** Ops computed in fp16 (all float inputs cast down; MatMulNBits: A, its scales and bias, its packed weights stay uint8). */
+const FP16_OPS = new Set(["MatMul", "Gemm", "Conv", "GroupQueryAttention", "RotaryEmbedding", "MatMulNBits"]);
 /**
  * Router projections (moe-llm-graph.ts: paramNames.router) run in fp32 from their fp16-stored weight: they are tiny
  * (E × H), and router logits are large (tens, on random checkpoints hundreds), where an fp16 result is off by
@@ -54,7 +55,7 @@ const FOLLOW_OPS = new Set([
   "Gather", "GatherElements", "ScatterElements", "ScatterND", "ReduceMax", "ReduceMin", "GatherND", "QuickGelu", "Clip",
 ]);
 /** The com.microsoft contrib ops of the fused decoder (moe-llm-graph.ts) the rules above cover. */
-const CONTRIB_OPS = new Set(["GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization", "QuickGelu"]);
+const CONTRIB_OPS = new Set(["GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization", "QuickGelu", "MatMulNBits"]);
 /** Ops whose outputs have a fixed type; their inputs are unified to one float type (comparisons) or left alone. */
 const BOOL_OUT = new Set(["Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Xor"]);
 const INT64_OUT = new Set(["Shape", "NonZero", "ArgMax", "ArgMin", "Size"]);
@@ -63,14 +64,6 @@ export interface Fp16Result {
   model: onnx.ModelProto;
   /** External initializers whose data must be converted into the new data file (not FLOAT16 at the source). */
   convert: { tensor: onnx.ITensorProto; source: { location: string; offset: number; length: number; dataType: number } }[];
-}
-
-function externalInfo(t: onnx.ITensorProto): { location: string; offset: number; length: number } {
-  const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
-  if (!kv.location) throw new Error(`initializer "${t.name}" has external data without a location`);
-  const count = (t.dims ?? []).reduce<number>((a, b) => a * Number(b), 1);
-  const width = t.dataType === FLOAT ? 4 : 2;
-  return { location: String(kv.location), offset: Number(kv.offset ?? 0), length: kv.length !== undefined ? Number(kv.length) : count * width };
 }
 
 const isExternal = (t: onnx.ITensorProto) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;

@@ -30,6 +30,8 @@ import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchEr
 import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
 import { writeSafetensors } from "../safetensors";
+import { optionsOf, quantKey, resolveQuant, type QuantChoice, type QuantizeGraphOptions, type QuantSummary } from "../onnx/quantize";
+import { quantizeGraphFile } from "./quantize-file";
 import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts-released";
 
 /** Bumped whenever an import's output changes for the same input. */
@@ -56,6 +58,8 @@ export interface ImportManifest {
   activeParameters: number | { min: number; max: number };
   bytesOnDisk: number;
   graph: { file: string; data: string; options: MoeGraphOptions };
+  /** Weight-only quantisation of the LLM graph (absent: full precision). The towers and the MoE-TTS are not quantised. */
+  quant?: QuantSummary;
   unclaimed: string[];
   /** Every part of the checkpoint and what the import did with it (absent in manifests before parts were listed). */
   parts?: PartReport[];
@@ -73,8 +77,8 @@ export interface ImportManifest {
 }
 
 export interface ImportProgress {
-  phase: "hashing" | "writing" | "done";
-  /** hashing: checkpoint bytes read of all its files; writing/done: graph data bytes written of the expected total */
+  phase: "hashing" | "writing" | "quantising" | "done";
+  /** hashing: checkpoint bytes read of all its files; writing/done: graph data bytes written of the expected total; quantising: graph data bytes processed */
   bytes: number;
   totalBytes: number;
   /** Seconds left at the current rate (undefined until some bytes are written). */
@@ -92,6 +96,8 @@ export interface ImportOptions {
   root?: string;
   /** Read the checkpoint as this family whatever its model_type says (see inspect-checkpoint --family). */
   family?: string;
+  /** Weight-only int8/int4 quantisation of the LLM's matrices (models/onnx/quantize.ts). */
+  quant?: QuantChoice;
 }
 
 export interface ImportResult {
@@ -148,6 +154,7 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
   if (!existsSync(srcDir) || !statSync(srcDir).isDirectory()) throw new Error(`${srcDirIn}: no such checkpoint folder`);
   const dtype = opts.dtype ?? "fp32";
   if (!["fp32", "fp16", "bf16"].includes(dtype)) throw new Error(`--dtype must be fp32, fp16 or bf16 (got "${dtype}")`);
+  const quant = opts.quant ? resolveQuant(opts.quant) : undefined;
   const name = opts.name ?? defaultName(srcDir);
   if (!NAME.test(name)) throw new Error(`model name "${name}" may use letters, digits, ".", "_" and "-" only (up to 100)`);
 
@@ -173,15 +180,16 @@ export async function importCheckpoint(srcDirIn: string, opts: ImportOptions = {
         const rate = read / Math.max((performance.now() - h0) / 1000, 1e-3);
         opts.onProgress?.({ phase: "hashing", bytes: read, totalBytes: total, etaSeconds: read > 0 ? (total - read) / rate : undefined });
       });
-      const partial = partialDir(familyDir, name, { sourceHash, dtype, family: map.family.name, version: IMPORT_VERSION });
+      const partial = partialDir(familyDir, name, { sourceHash, dtype, family: map.family.name, version: IMPORT_VERSION, ...(quant ? { quant: quantKey(quant) } : {}) });
       removeStaleBuilds(familyDir, name);
       removeOtherPartials(familyDir, name, partial);
       const existing = existsSync(/*turbopackIgnore: true*/ dest) ? readManifest(dest) : undefined;
-      if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
+      const sameQuant = quantKey(existing?.quant && optionsOf(existing.quant)) === quantKey(quant);
+      if (existing && existing.sourceHash === sourceHash && existing.dtype === dtype && sameQuant && existing.version === IMPORT_VERSION && existsSync(path.join(dest, DATA_FILE))) {
         opts.onProgress?.({ phase: "done", bytes: totalBytes, totalBytes });
         return { status: "unchanged", ref, dir: dest, manifest: existing, unclaimed: existing.unclaimed };
       }
-      return await buildModel({ srcDir, name, ref, dest, partial, map, weights, dtype, sourceHash, files, totalBytes, onProgress: opts.onProgress });
+      return await buildModel({ srcDir, name, ref, dest, partial, map, weights, dtype, quant, sourceHash, files, totalBytes, onProgress: opts.onProgress });
     } finally {
       lock.release();
     }
@@ -202,6 +210,7 @@ interface BuildJob {
   map: CheckpointMap;
   weights: SafetensorsWeights;
   dtype: StorageDtype;
+  quant?: QuantizeGraphOptions;
   sourceHash: string;
   files: string[];
   totalBytes: number;
@@ -241,6 +250,12 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       writtenBytes += written.newBytes;
     }
     for (const f of dataFiles) rmSync(journalFile(f), { force: true });
+    // quantised in place: model.onnx(.data) are replaced by the quantised graph and its data (not resumable: an
+    // interruption here makes the next import build the graph again)
+    const quant = job.quant
+      ? quantizeGraphFile(path.join(partial, GRAPH_FILE), path.join(partial, GRAPH_FILE), job.quant, (p) => job.onProgress?.({ phase: "quantising", bytes: p.bytes, totalBytes: p.totalBytes, tensor: p.tensor }))
+      : undefined;
+    const graphBytes = statSync(path.join(partial, GRAPH_FILE)).size;
     const speechBytes = map.speech ? await writeSpeech(partial, map.speech, new MappedWeights(job.weights, map), dtype, (bytes) => report(builder.bytesWritten + towerBytes + bytes)) : 0;
     // fp16 storage: the fp16 compute graphs (CUDA) read the same data files, so they cost only the graph protos: write them now
     if (dtype === "fp16") for (const g of [path.join(partial, GRAPH_FILE), ...map.towers.map((t) => path.join(partial, t.kind, `${t.kind}.onnx`))]) await ensureFp16Graph(g);
@@ -258,8 +273,9 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       dtype,
       parameters: counts.total,
       activeParameters: counts.active,
-      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graph.byteLength + towerBytes + speechBytes,
+      bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graphBytes + towerBytes + speechBytes,
       graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
+      ...(quant ? { quant } : {}),
       unclaimed: map.unclaimed.map((t) => t.name),
       parts: map.parts,
       unusedConfig: map.unusedConfig,

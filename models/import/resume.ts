@@ -1,7 +1,7 @@
 /**
  * What makes an interrupted import resumable (used by import.ts):
  *   - the build folder is named from what is built (`.<name>.partial-<key>`, key = hash of name, source content
- *     hash, dtype, family and IMPORT_VERSION), so the next import of the same files finds it and anything else
+ *     hash, dtype, family, IMPORT_VERSION and the quantisation), so the next import of the same files finds it and anything else
  *     removes it;
  *   - a lock file `.<name>.lock` (pid, host, process start time) keeps two imports of one model out of one folder;
  *   - SkipWrittenWeights hands the graph builder placeholders instead of reading weights the journal says are
@@ -19,8 +19,8 @@ import type { ExternalDataGraphBuilder } from "./external-graph";
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The build folder for one (name, source hash, dtype, family, builder version): the same inputs give the same folder. */
-export function partialDir(familyDir: string, name: string, parts: { sourceHash: string; dtype: string; family: string; version: number }): string {
-  const key = createHash("sha256").update(JSON.stringify([name, parts.sourceHash, parts.dtype, parts.family, parts.version])).digest("hex").slice(0, 16);
+export function partialDir(familyDir: string, name: string, parts: { sourceHash: string; dtype: string; family: string; version: number; quant?: string }): string {
+  const key = createHash("sha256").update(JSON.stringify([name, parts.sourceHash, parts.dtype, parts.family, parts.version, ...(parts.quant ? [parts.quant] : [])])).digest("hex").slice(0, 16);
   return path.join(familyDir, `.${name}.partial-${key}`);
 }
 

@@ -20,10 +20,12 @@ import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
 import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
-import { ExternalDataGraphBuilder } from "./external-graph";
+import { ExternalDataGraphBuilder, readExternalBytes } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
 import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype } from "./fp16";
 import { checkFits, estimateFromConfig, type MemoryEstimate } from "./memory";
+import { optionsOf } from "../onnx/quantize";
+import { quantizeGraphFile } from "./quantize-file";
 
 export function isImportedDir(dir: string): boolean {
   return existsSync(path.join(dir, "import.json"));
@@ -55,6 +57,8 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   try {
     const map = mapCheckpoint(src, weights, manifest.family);
     writeFileSync(path.join(tmp, GRAPH_FILE), buildMoeLlmGraph(config, new MappedWeights(weights, map), options, builder));
+    // a quantised import's variants are quantised the same way
+    if (manifest.quant) quantizeGraphFile(path.join(tmp, GRAPH_FILE), path.join(tmp, GRAPH_FILE), optionsOf(manifest.quant));
     renameSync(tmp, variant);
   } catch (e) {
     builder.abort();
@@ -146,15 +150,8 @@ export function importedEmbeddingTable(dir: string): Float32Array {
   const model = onnx.ModelProto.decode(readFileSync(path.join(dir, GRAPH_FILE)));
   const t = model.graph?.initializer?.find((x) => x.name === "model.embed_tokens.weight");
   if (!t) throw new Error(`${dir}: the graph has no model.embed_tokens.weight`);
-  const ext = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
-  const offset = Number(ext.offset ?? 0), length = Number(ext.length);
-  const bytes = Buffer.alloc(length);
-  const fd = openSync(path.join(dir, String(ext.location)), "r");
-  try {
-    for (let done = 0; done < length; ) done += readSync(fd, bytes, done, length - done, offset + done);
-  } finally {
-    closeSync(fd);
-  }
+  const bytes = readExternalBytes(dir, t);
+  const length = bytes.length;
   const T = onnx.TensorProto.DataType;
   if (t.dataType === T.FLOAT) return new Float32Array(bytes.buffer, bytes.byteOffset, length / 4).slice();
   const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, length / 2);

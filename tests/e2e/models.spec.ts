@@ -62,6 +62,25 @@ test("Models page: import a generated Qwen2-MoE checkpoint, run it in the MoE-LL
   await expect(row).toHaveCount(0);
 });
 
+test("Models page: the import panel estimates int8/int4 memory; import as int4 weights; the table shows the quantisation", async ({ page }) => {
+  const vocab = Math.ceil(byteTokenizer.vocabSize / 64) * 64;
+  await writeFamilyCheckpoint(path.join(CHECKPOINTS, "tiny-olmoe-q"), "olmoe", { seed: 4, configOverride: { vocab_size: vocab, hidden_size: 64, intermediate_size: 32 } });
+  await page.goto("/models");
+  await page.getByLabel("Checkpoint folder").selectOption(path.join(CHECKPOINTS, "tiny-olmoe-q"));
+  await expect(page.getByTestId("inspect-summary")).toContainText(/as int8 ~[\d.]+ [kMG]B, as int4 ~[\d.]+ [kMG]B on CPU/);
+  await page.getByLabel("Model name").fill("e2e-q4");
+  await page.getByLabel("Quantisation", { exact: true }).selectOption("int4");
+  await expect(page.getByLabel("Quantisation block")).toHaveValue("auto");
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.getByTestId("import-status")).toContainText("Imported: olmoe/e2e-q4", { timeout: 90_000 });
+  const row = page.getByTestId("models-table").locator('tr[data-ref="olmoe/e2e-q4"]');
+  await expect(row.getByTestId("model-dtype")).toContainText("int4 (block 32, symmetric)");
+  await page.screenshot({ path: `${SHOTS}/models-quantised.png`, fullPage: true });
+  page.once("dialog", (d) => void d.accept());
+  await row.getByRole("button", { name: "Delete" }).click();
+  await expect(row).toHaveCount(0);
+});
+
 test("Models page: a checkpoint with a missing tensor is named and cannot be imported", async ({ page }) => {
   await writeFamilyCheckpoint(path.join(CHECKPOINTS, "broken-mixtral"), "mixtral", { omit: ["model.layers.1.block_sparse_moe.experts.2.w3.weight"] });
   await page.goto("/models");

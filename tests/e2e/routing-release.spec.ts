@@ -80,5 +80,9 @@ test("example: the same prompt routed in fp32 and in bf16 — Compare Traces lis
   await expect(dialog).toContainText("fp32 routing");
   await expect(dialog.getByTestId("routing-diff-summary")).toContainText(/[1-9]\d* token-layers? of the \d+ common tokens/);
   await expect(dialog.getByTestId("routing-diff").locator("tbody tr").first()).toContainText("k ");
+  // routing agreement per layer and the next-token logits of the common tokens (the same prompt: every token in common)
+  await expect(dialog.getByTestId("set-agreement").first()).toHaveText(/^\d+\.\d %$/);
+  await expect(dialog.getByTestId("compare-logits")).toContainText("same next-token argmax");
+  await expect(dialog.getByTestId("compare-logits")).toContainText(/\|Δ logit\| max \/ mean\s*\d/);
   await page.screenshot({ path: `${SHOTS}/compare-precision.png`, fullPage: true });
 });

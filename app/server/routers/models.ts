@@ -12,7 +12,8 @@ import { architectureOf, conventionText, routingRuleText } from "@/models/famili
 import { routingControls } from "@/models/interventions";
 import { deleteImportedModel, inspectCheckpoint, parameterCounts, readManifest, type ImportProgress } from "@/models/import/import";
 import { hfCacheDir, listHfCache } from "@/models/import/hf-cache";
-import { estimateFromConfig } from "@/models/import/memory";
+import { estimateFromConfig, quantizedShare } from "@/models/import/memory";
+import { quantLabel, resolveQuant } from "@/models/onnx/quantize";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm-model";
 import { modelsDir } from "@/models/uni-moe-tiny";
@@ -86,10 +87,11 @@ interface ImportJob {
 const jobs = new Map<string, ImportJob>();
 
 /** Runs `cli-import.ts import --json` in a child process (the import never blocks the server) and follows its lines. */
-function startImport(dir: string, name: string | undefined, dtype: string): ImportJob {
+function startImport(dir: string, name: string | undefined, dtype: string, quant?: { kind: "int8" | "int4"; blockSize?: number; asymmetric?: boolean }): ImportJob {
   const job: ImportJob = { id: randomUUID(), dir, name, state: "running", startedAt: Date.now() };
   jobs.set(job.id, job);
-  const args = ["--import", "tsx", path.join(process.cwd(), "app/server/cli-import.ts"), "import", dir, "--dtype", dtype, "--json", ...(name ? ["--name", name] : [])];
+  const quantArgs = quant ? ["--quant", quant.kind, ...(quant.blockSize ? ["--quant-block", String(quant.blockSize)] : []), ...(quant.asymmetric ? ["--quant-asym"] : [])] : [];
+  const args = ["--import", "tsx", path.join(process.cwd(), "app/server/cli-import.ts"), "import", dir, "--dtype", dtype, "--json", ...quantArgs, ...(name ? ["--name", name] : [])];
   const child = spawn(process.execPath, args, { cwd: process.cwd(), env: process.env, stdio: ["ignore", "pipe", "pipe"] });
   let buf = "", err = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -173,13 +175,14 @@ export const modelsRouter = router({
           parameters: counts.total,
           activeParameters: counts.active,
           dtype: manifest?.dtype ?? "fp32",
+          quantization: manifest?.quant ? { label: quantLabel(manifest.quant), matrices: manifest.quant.matrices, parameters: manifest.quant.parameters, compute: manifest.quant.accuracyLevel === 4 ? "int8" : "fp32" } : null,
           sizeOnDisk: dirBytes(dir),
           source: displayPath(manifest?.sourceDir ?? dir),
           hash: manifest?.sourceHash ?? m.contentHash,
           convention: conventionText(m.config),
           routing: architectureOf(m.config).routing,
-          memoryToRun: estimateFromConfig(m.config).bytes,
-          memoryToRunFp16: estimateFromConfig(m.config, 4096, "fp16").bytes,
+          memoryToRun: estimateFromConfig(m.config, 4096, "fp32", manifest?.quant).bytes,
+          memoryToRunFp16: estimateFromConfig(m.config, 4096, "fp16", manifest?.quant).bytes,
           sessions: await loadedSessions(dir),
           unclaimed: manifest?.unclaimed ?? [],
         });
@@ -241,7 +244,7 @@ export const modelsRouter = router({
       if (!existsSync(path.join(dir, "config.json"))) {
         const c = inspectWavTokenizer(dir);
         const parameters = c.config.codebook_size * c.config.codebook_dim; // plus the backbone, counted on import
-        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], convention: "", quantization: null, memoryToRun: 0, memoryToRunFp16: 0, speech: null };
+        return { family: "wavtokenizer", title: `WavTokenizer decoder (the MoE-TTS codec: ${c.config.codebook_size} codes, ${c.config.sample_rate / c.config.hop_length} codes/s, ${c.config.sample_rate} Hz; ${c.unused} tensors off the decode path are not read)`, tensors: c.tensors, unclaimed: [], missing: c.missing, parameters, activeParameters: { min: parameters, max: parameters }, parts: [] as PartReport[], unusedConfig: [] as { key: string; note: string }[], convention: "", quantization: null, memoryToRun: 0, memoryToRunFp16: 0, memoryToRunInt8: 0, memoryToRunInt4: 0, speech: null };
       }
       const map = inspectCheckpoint(dir);
       return {
@@ -258,6 +261,9 @@ export const modelsRouter = router({
         quantization: map.fp8Block ? `fp8 (E4M3, ${map.fp8Block.join("×")} block scales), dequantised at import` : map.tensors.some((t) => t.name.endsWith("_blocks") && t.dtype === "U8") ? "MXFP4 experts, dequantised at import" : null,
         memoryToRun: estimateFromConfig(map.config).bytes,
         memoryToRunFp16: estimateFromConfig(map.config, 4096, "fp16").bytes,
+        // CPU memory with each quantisation at its default block size (the import records the exact figure)
+        memoryToRunInt8: estimateFromConfig(map.config, 4096, "fp32", quantizedShare(map.config, resolveQuant({ kind: "int8" }))).bytes,
+        memoryToRunInt4: estimateFromConfig(map.config, 4096, "fp32", quantizedShare(map.config, resolveQuant({ kind: "int4" }))).bytes,
         speech: map.speech ? { parameters: speechParameters(map.speech).total, layers: map.speech.transformer_num_blocks } : null,
       };
     } catch (err) {
@@ -289,11 +295,19 @@ export const modelsRouter = router({
       return (await effectiveDefaults(ctx.userId)).defaults;
     }),
   import: adminProcedure
-    .input(z.object({ dir: z.string().min(1).max(1000), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(), dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32") }))
+    .input(
+      z.object({
+        dir: z.string().min(1).max(1000),
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/).optional(),
+        dtype: z.enum(["fp32", "fp16", "bf16"]).default("fp32"),
+        /** Weight-only quantisation (cli import --quant); block size default per kind (models/onnx/quantize.ts resolveQuant). */
+        quant: z.object({ kind: z.enum(["int8", "int4"]), blockSize: z.union([z.literal(16), z.literal(32), z.literal(64), z.literal(128)]).optional(), asymmetric: z.boolean().optional() }).optional(),
+      }),
+    )
     .mutation(({ input }) => {
       const dir = allowedCheckpoint(input.dir);
       if ([...jobs.values()].some((j) => j.state === "running" && j.dir === dir)) throw new TRPCError({ code: "CONFLICT", message: `${input.dir} is already being imported` });
-      return { jobId: startImport(dir, input.name, input.dtype).id };
+      return { jobId: startImport(dir, input.name, input.dtype, input.quant).id };
     }),
   importStatus: adminProcedure.input(z.object({ jobId: z.string() })).query(({ input }) => {
     const job = jobs.get(input.jobId);

@@ -281,7 +281,7 @@ describe("inspect.compare-traces node", () => {
       expect(Array.isArray(file.perLayer[0]!.tokenShare)).toBe(true);
       expect(file.perLayer[1]!.tokenShare[1]).toBeCloseTo(-0.5, 9);
       expect(file.agreement).toEqual({ commonPrefix: 2, perLayer: [1, 0.5], agreeing: [2, 1], mean: 0.75 });
-      expect(compareTracesNode.summarize!(out)).toBe("ban R1 vs baseline: max |Δ share| 50.0 % (−, layer 1, R1); top expert unchanged 75.0 % over 2 common tokens; k or experts differ on 3 token-layers");
+      expect(compareTracesNode.summarize!(out)).toBe("ban R1 vs baseline: max |Δ share| 50.0 % (−, layer 1, R1); top expert unchanged 75.0 % over 2 common tokens; same expert set 25.0 %; k or experts differ on 3 token-layers");
     } finally {
       await env.dispose();
     }
