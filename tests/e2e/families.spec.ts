@@ -22,7 +22,7 @@ async function importOnModelsPage(page: Page, family: Family, name: string, opts
   const dir = path.join(CHECKPOINTS, `tiny-${name}`);
   await writeFamilyCheckpoint(dir, family, { ...opts, configOverride: { vocab_size: VOCAB, ...opts.configOverride } });
   await page.reload();
-  await page.getByLabel("Checkpoint folder").selectOption(dir);
+  await page.getByLabel("Checkpoint folder").selectOption(`checkpoints/${path.basename(dir)}`); // named by its import folder, never by server path
   await expect(page.getByTestId("inspect-summary")).toContainText(family);
   await expect(page.getByTestId("inspect-summary")).toContainText("active per token");
   await expect(page.getByTestId("inspect-summary")).not.toContainText("Missing");

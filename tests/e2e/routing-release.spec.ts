@@ -25,7 +25,7 @@ test("a released-layout Omni checkpoint: parts and unused config fields on the M
   await writeSafetensors(path.join(dir, "model.safetensors"), omniTensors(), { dtype: "BF16" });
 
   await page.goto("/models");
-  await page.getByLabel("Checkpoint folder").selectOption(dir);
+  await page.getByLabel("Checkpoint folder").selectOption(`checkpoints/${path.basename(dir)}`); // named by its import folder, never by server path
   const summary = page.getByTestId("inspect-summary");
   await expect(summary).toContainText("grin_qwen2_vl");
   await expect(summary).toContainText("active per token (Top-P: varies per token)");

@@ -20,13 +20,13 @@ test("released MoE-TTS: import a generated Omni checkpoint with a speech generat
   writeFileSync(path.join(codecDir, "wavtokenizer_smalldata_frame40_3s_nq1_code4096_dim512_kmeans200_attn.yaml"), "model:\n  init_args:\n    sample_rate: 4000\n    head:\n      init_args: { dim: 64, n_fft: 400, hop_length: 100, padding: same }\n");
 
   await page.goto("/models");
-  await page.getByLabel("Checkpoint folder").selectOption(path.join(CHECKPOINTS, "omni-speech"));
+  await page.getByLabel("Checkpoint folder").selectOption("checkpoints/omni-speech");
   await expect(page.getByTestId("inspect-summary")).toContainText("+ MoE-TTS (speech_generator.*, 2 layers");
   await expect(page.getByTestId("inspect-summary")).not.toContainText("Unclaimed");
   await page.getByLabel("Model name").fill("e2e-omni");
   await page.getByRole("button", { name: "Import", exact: true }).click();
   await expect(page.getByTestId("import-status")).toContainText("Imported: grin_qwen2_vl/e2e-omni", { timeout: 90_000 });
-  await page.getByLabel("Checkpoint folder").selectOption(path.join(CHECKPOINTS, "speech_gen"));
+  await page.getByLabel("Checkpoint folder").selectOption("checkpoints/speech_gen");
   await expect(page.getByTestId("inspect-summary")).toContainText("WavTokenizer decoder");
   await page.getByLabel("Model name").fill("wt");
   await page.getByRole("button", { name: "Import", exact: true }).click();
