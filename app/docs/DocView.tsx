@@ -1,0 +1,52 @@
+import Link from "next/link";
+import Markdown, { defaultUrlTransform } from "react-markdown";
+import rehypeSlug from "rehype-slug";
+import remarkGfm from "remark-gfm";
+import { docHref, docPageNames, type DocPage } from "./pages";
+
+/**
+ * One documentation page as React elements (react-markdown: no HTML string, no dangerouslySetInnerHTML).
+ * Raw HTML in the markdown is dropped (`skipHtml`; no rehype-raw), URLs pass react-markdown's safe-protocol
+ * filter, and links between the pages point at their /docs routes.
+ */
+export function DocMarkdown({ page }: { page: DocPage }) {
+  return (
+    <Markdown
+      remarkPlugins={[remarkGfm]}
+      rehypePlugins={[rehypeSlug]}
+      skipHtml
+      urlTransform={(url, key) => (key === "href" ? defaultUrlTransform(docHref(url, page.name) ?? "") || undefined : defaultUrlTransform(url))}
+    >
+      {page.markdown}
+    </Markdown>
+  );
+}
+
+/** The page with the list of all pages beside it. */
+export function DocView({ page }: { page: DocPage }) {
+  const names = docPageNames();
+  return (
+    <main className="page docs-page">
+      <nav className="docs-nav" aria-label="Documentation pages">
+        <Link href="/">← Workflows</Link>
+        <ul>
+          <li>
+            <Link href="/docs" aria-current={page.name === null ? "page" : undefined}>
+              Start (README)
+            </Link>
+          </li>
+          {names.map((n) => (
+            <li key={n}>
+              <Link href={`/docs/${n}`} aria-current={page.name === n ? "page" : undefined}>
+                {n}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <article className="docs-body" data-testid="docs-body">
+        <DocMarkdown page={page} />
+      </article>
+    </main>
+  );
+}
