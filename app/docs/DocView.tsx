@@ -1,8 +1,11 @@
 import Link from "next/link";
-import Markdown, { defaultUrlTransform } from "react-markdown";
+import Markdown, { defaultUrlTransform, type Options } from "react-markdown";
 import rehypeSlug from "rehype-slug";
 import remarkGfm from "remark-gfm";
 import { docHref, docPageNames, type DocPage } from "./pages";
+
+/** How the pages are parsed (GitHub-flavoured, headings get GitHub's ids); tests/unit/docs checks links with the same. */
+export const MARKDOWN: Options = { remarkPlugins: [remarkGfm], rehypePlugins: [rehypeSlug], skipHtml: true };
 
 /**
  * One documentation page as React elements (react-markdown: no HTML string, no dangerouslySetInnerHTML).
@@ -12,9 +15,7 @@ import { docHref, docPageNames, type DocPage } from "./pages";
 export function DocMarkdown({ page }: { page: DocPage }) {
   return (
     <Markdown
-      remarkPlugins={[remarkGfm]}
-      rehypePlugins={[rehypeSlug]}
-      skipHtml
+      {...MARKDOWN}
       urlTransform={(url, key) => (key === "href" ? defaultUrlTransform(docHref(url, page.name) ?? "") || undefined : defaultUrlTransform(url))}
     >
       {page.markdown}
