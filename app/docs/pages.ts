@@ -6,12 +6,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-const ROOT = process.cwd();
-const DOCS_DIR = path.join(ROOT, "docs");
-
 /** The names of the docs pages (docs/<name>.md), sorted. */
 export function docPageNames(): string[] {
-  return readdirSync(DOCS_DIR)
+  return readdirSync(path.join(process.cwd(), "docs"))
     .filter((f) => /^[a-z0-9-]+\.md$/.test(f))
     .map((f) => f.slice(0, -3))
     .sort();
@@ -26,14 +23,14 @@ export interface DocPage {
 
 /** The README (name null) or one docs page; null for any other name. */
 export function readDocPage(name: string | null): DocPage | null {
-  let file: string;
-  if (name === null) file = path.join(ROOT, "README.md");
+  let markdown: string;
+  if (name === null) markdown = readFileSync(path.join(process.cwd(), "README.md"), "utf8");
   else {
     const known = docPageNames().find((n) => n === name);
     if (known === undefined) return null;
-    file = path.join(DOCS_DIR, `${known}.md`);
+    // Paths spelled out from process.cwd() so the build traces docs/ only (not the whole project).
+    markdown = readFileSync(path.join(process.cwd(), "docs", `${known}.md`), "utf8");
   }
-  const markdown = readFileSync(file, "utf8");
   const title = /^# (.+)$/m.exec(markdown)?.[1]?.trim() ?? name ?? "MoE Studio";
   return { name, title, markdown };
 }
