@@ -2,7 +2,7 @@ import Link from "next/link";
 import Markdown, { defaultUrlTransform, type Options } from "react-markdown";
 import rehypeSlug from "rehype-slug";
 import remarkGfm from "remark-gfm";
-import { docHref, docPageNames, type DocPage } from "./pages";
+import { docHref, docPageNames, docSrc, type DocPage } from "./pages";
 
 /** How the pages are parsed (GitHub-flavoured, headings get GitHub's ids); tests/unit/docs checks links with the same. */
 export const MARKDOWN: Options = { remarkPlugins: [remarkGfm], rehypePlugins: [rehypeSlug], skipHtml: true };
@@ -10,13 +10,13 @@ export const MARKDOWN: Options = { remarkPlugins: [remarkGfm], rehypePlugins: [r
 /**
  * One documentation page as React elements (react-markdown: no HTML string, no dangerouslySetInnerHTML).
  * Raw HTML in the markdown is dropped (`skipHtml`; no rehype-raw), URLs pass react-markdown's safe-protocol
- * filter, and links between the pages point at their /docs routes.
+ * filter, links between the pages point at their /docs routes and images at public/ files.
  */
 export function DocMarkdown({ page }: { page: DocPage }) {
   return (
     <Markdown
       {...MARKDOWN}
-      urlTransform={(url, key) => (key === "href" ? defaultUrlTransform(docHref(url, page.name) ?? "") || undefined : defaultUrlTransform(url))}
+      urlTransform={(url, key) => defaultUrlTransform((key === "href" ? docHref(url, page.name) : key === "src" ? docSrc(url, page.name) : undefined) ?? "") || undefined}
     >
       {page.markdown}
     </Markdown>

@@ -35,6 +35,12 @@ export function readDocPage(name: string | null): DocPage | null {
   return { name, title, markdown };
 }
 
+/** Where an image of a page is served: files under public/ at their path below it; anything else gets no source. */
+export function docSrc(src: string, from: string | null): string | undefined {
+  const resolved = path.posix.normalize(path.posix.join(from === null ? "." : "docs", src));
+  return /^public\/[\w/.-]+\.(?:png|jpg|svg)$/.test(resolved) && !resolved.includes("..") ? `/${resolved.slice("public/".length)}` : undefined;
+}
+
 /**
  * Where a link in a page goes in the app: README.md → /docs, docs/<name>.md → /docs/<name> (with its #anchor),
  * "#anchor" and absolute URLs unchanged; undefined for a link to another file of the repository (shown as text).

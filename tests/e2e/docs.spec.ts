@@ -32,6 +32,10 @@ test("the editor's help links open the docs pages the app serves; pages link to 
   await expect(docs).toHaveURL(/\/docs$/);
   await expect(docs.getByRole("heading", { level: 2, name: "A five-minute tour" })).toBeVisible();
   await expect(docs.getByTestId("docs-body").locator("table td").first()).toBeVisible(); // GitHub tables render as tables
+  // The screenshot is served from public/ (the image's own /docs/editor.png, not a docs page).
+  const shot = docs.getByTestId("docs-body").getByRole("img").first();
+  await expect(shot).toHaveAttribute("src", "/docs/editor.png");
+  await expect.poll(() => shot.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBeGreaterThan(1000);
   await docs.getByTestId("docs-body").getByRole("link", { name: "Accounts and security" }).click();
   await expect(docs).toHaveURL(/\/docs\/security$/);
   // The config table markers are HTML comments in the markdown: skipped, never shown.

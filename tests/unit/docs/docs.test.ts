@@ -11,7 +11,7 @@ import { renderToStaticMarkup } from "react-dom/server";
 import Markdown from "react-markdown";
 import { describe, expect, it } from "vitest";
 import { DocMarkdown, MARKDOWN } from "@/app/docs/DocView";
-import { docHref, docPageNames, readDocPage } from "@/app/docs/pages";
+import { docHref, docPageNames, docSrc, readDocPage } from "@/app/docs/pages";
 import { freshDataDir } from "../../integration/fresh-db";
 
 process.env.STUDIO_DATA_DIR = freshDataDir();
@@ -81,6 +81,9 @@ describe("links between the pages", () => {
     for (const [href, from] of [["../package.json", "editor"], ["../../etc/passwd", "editor"], ["docs/../package.json", null], ["engine/config.ts", null], ["docs/sub/x.md", null]] as const) {
       expect(docHref(href, from), href).toBeUndefined();
     }
+    expect(docSrc("public/docs/editor.png", null)).toBe("/docs/editor.png");
+    expect(docSrc("../public/docs/editor.png", "editor")).toBe("/docs/editor.png");
+    for (const src of ["../package.json", "docs/x.png", "public/../package.json", "https://example.org/x.png"]) expect(docSrc(src, null), src).toBeUndefined();
     for (const file of FILES) {
       const from = file === "README.md" ? null : path.basename(file, ".md");
       for (const url of PARSED[file]!.urls.filter((u) => /\.md(#|$)/.test(u))) expect(docHref(url, from), `${file}: ${url}`).toMatch(/^\/docs(\/[a-z0-9-]+)?(#[^#]+)?$/);
@@ -165,6 +168,8 @@ describe("the /docs route", () => {
     expect(html).toContain('<h1 id="t">T</h1>');
     expect(html).toContain('<a href="/docs/models#x">b</a>');
     expect(html).toContain("<a>c</a>");
+    const images = renderToStaticMarkup(createElement(DocMarkdown, { page: { name: null, title: "x", markdown: "![s](public/docs/editor.png) ![t](docs/x.png)" } }));
+    expect(images).toContain('<p><img src="/docs/editor.png" alt="s"/> <img alt="t"/></p>');
     expect(html).toContain("<td><code>&lt;b&gt;</code></td>");
   });
 });
