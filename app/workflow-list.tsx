@@ -72,6 +72,9 @@ export function WorkflowList() {
         <Link className="button-like" href="/account">
           API tokens
         </Link>
+        <Link className="button-like" href="/docs">
+          Docs
+        </Link>
       </div>
       {!trash && examples.data && examples.data.length > 0 && (
         <section className="examples" aria-label="Examples">

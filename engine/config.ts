@@ -3,7 +3,7 @@
  * instrumentation.ts, CLI, worker, `npm run setup`) load `.env` files the way Next does and call
  * `checkConfig()` at start-up, so a bad value stops the process with a message naming the variable.
  * Code reads settings through `config()` (parsed again only when the environment changed, so tests may
- * set variables at run time). The README's configuration tables are rendered from `CONFIG` (`configTable`).
+ * set variables at run time). The configuration tables of docs/ (configuration, security, scaling-and-deploy) are rendered from `CONFIG` (`configTable`).
  */
 import os from "node:os";
 import { z } from "zod";
@@ -12,7 +12,7 @@ export type ConfigSection = "general" | "accounts" | "scale";
 
 interface Doc {
   section: ConfigSection;
-  /** The default as the README shows it. */
+  /** The default as the docs show it. */
   default: string;
   meaning: string;
 }
@@ -99,7 +99,7 @@ const uploadLimits = z.string().transform((raw, ctx): Partial<Record<MediaLimitK
 
 const onOff = oneOf(["on", "off"], { "1": "on", true: "on", yes: "on", "0": "off", false: "off", no: "off" });
 
-/** The schema: one entry per variable, in the order the README lists them. */
+/** The schema: one entry per variable, in the order the docs list them. */
 export const CONFIG = {
   // --- general ---
   STUDIO_DATA_DIR: entry(text, { section: "general", default: "`./data`", meaning: "SQLite file, uploads and artifacts" }),
@@ -216,7 +216,7 @@ export function intraOpThreads(): number {
   return config().STUDIO_THREADS ?? Math.max(1, os.availableParallelism());
 }
 
-/** The README's table of one section, rendered from CONFIG (tests/unit/config/config.test.ts keeps them equal). */
+/** The docs' table of one section, rendered from CONFIG (tests/unit/config/config.test.ts keeps them equal). */
 export function configTable(section: ConfigSection): string {
   const rows = NAMES.filter((n) => CONFIG[n].doc.section === section).map((n) => `| \`${n}\` | ${CONFIG[n].doc.default} | ${CONFIG[n].doc.meaning} |`);
   return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");

@@ -18,7 +18,7 @@ function prisma(args: string[], env: Record<string, string> = {}): void {
 }
 
 if (readFileSync(POSTGRES_SCHEMA, "utf8") !== postgresSchema(readFileSync(SQLITE_SCHEMA, "utf8"))) {
-  console.error("prisma/postgres/schema.prisma is out of date with prisma/schema.prisma: run `npx tsx prisma/postgres/generate.ts` and add a PostgreSQL migration (README: Scaling out)");
+  console.error("prisma/postgres/schema.prisma is out of date with prisma/schema.prisma: run `npx tsx prisma/postgres/generate.ts` and add a PostgreSQL migration (docs/scaling-and-deploy.md)");
   process.exit(1);
 }
 // generate never connects; a DATABASE_URL of the other provider makes it try to download engines, so each gets its own kind.

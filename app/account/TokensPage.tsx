@@ -3,7 +3,7 @@ import Link from "next/link";
 import { useState } from "react";
 import { trpc } from "../lib/trpc";
 
-/** Personal API tokens: create (shown once), list, revoke. README "HTTP API" says how scripts use them. */
+/** Personal API tokens: create (shown once), list, revoke. docs/cli-and-api.md "HTTP API" says how scripts use them. */
 export function TokensPage() {
   const utils = trpc.useUtils();
   const tokens = trpc.tokens.list.useQuery();
@@ -26,7 +26,8 @@ export function TokensPage() {
       <h1>Account: API tokens</h1>
       <p className="muted">
         A personal API token lets a script act as you through the HTTP API (<a href="/api/v1/openapi.json">OpenAPI document</a>): send it as{" "}
-        <code>Authorization: Bearer mst_…</code>. It is shown once; the server keeps only its SHA-256. Revoke a token you no longer use.
+        <code>Authorization: Bearer mst_…</code>. It is shown once; the server keeps only its SHA-256. Revoke a token you no longer use. The endpoints,
+        with a Python example: <Link href="/docs/cli-and-api#http-api-scripts-and-notebooks">HTTP API</Link>.
       </p>
       <form
         className="row import-panel"

@@ -326,6 +326,9 @@ function EditorInner({ id }: { id: string }) {
         <button className="primary" onClick={() => void doSave()} disabled={save.isPending} title="Save (Ctrl+S)">
           {save.isPending ? "Saving…" : "Save"}
         </button>
+        <button onClick={() => setShortcutsOpen(true)} title="Keyboard shortcuts and documentation (?)" aria-label="Help">
+          ?
+        </button>
       </header>
       <div
         className="editor-body"

@@ -1,7 +1,7 @@
 "use client";
 import { useEscape } from "../lib/use-escape";
 
-/** Every keyboard shortcut of the editor (opened with ?). README "Using it" lists the same. */
+/** Every keyboard shortcut of the editor (opened with ? or the header's ? button). docs/editor.md lists the same. */
 export const SHORTCUTS: [keys: string, what: string][] = [
   ["Ctrl+K · Shift+A · double-click", "add a node (palette)"],
   ["Ctrl+Enter", "run the workflow"],
@@ -12,6 +12,14 @@ export const SHORTCUTS: [keys: string, what: string][] = [
   ["Delete · Backspace", "remove the selection"],
   ["Escape", "close the open dialog, inspector or panel"],
   ["?", "this list"],
+];
+
+/** The docs pages (served at /docs/<page>) the editor's help links to; they open in a new tab, so unsaved work stays. */
+const HELP_PAGES: [page: string, title: string][] = [
+  ["editor", "Using the editor"],
+  ["models", "Models and import"],
+  ["datasets-and-analysis", "Datasets and analysis"],
+  ["cli-and-api", "CLI and HTTP API"],
 ];
 
 export function ShortcutSheet({ onClose }: { onClose: () => void }) {
@@ -33,6 +41,21 @@ export function ShortcutSheet({ onClose }: { onClose: () => void }) {
           </tbody>
         </table>
         <p className="muted">On a Mac, ⌘ works wherever Ctrl does.</p>
+        <h2>Documentation</h2>
+        <ul className="help-links" data-testid="help-links">
+          {HELP_PAGES.map(([page, title]) => (
+            <li key={page}>
+              <a href={`/docs/${page}`} target="_blank" rel="noopener">
+                {title}
+              </a>
+            </li>
+          ))}
+          <li>
+            <a href="/docs" target="_blank" rel="noopener">
+              All pages
+            </a>
+          </li>
+        </ul>
         <div className="buttons">
           <button onClick={onClose}>Close</button>
         </div>

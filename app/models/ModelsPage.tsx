@@ -279,6 +279,10 @@ export function ModelsPage() {
       <p className="muted">
         Seeded reference models show the mechanics (their weights are random, not trained). Import a real checkpoint to inspect its routing. Import folders: {data?.importRoots.join(", ") ?? "…"}
       </p>
+      <p className="muted">
+        How to bring a checkpoint and what the import does: <Link href="/docs/models#run-a-real-model">Models and import</Link>; CPU, WebGPU and CUDA:{" "}
+        <Link href="/docs/gpu-providers">GPU providers</Link>.
+      </p>
       {error && <div className="banner error">{error}</div>}
       {data?.admin && <ImportPanel onDone={refresh} />}
       {data && !data.admin && (

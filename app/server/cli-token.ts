@@ -1,5 +1,5 @@
 /**
- * `npm run cli -- token ...`: personal API tokens for scripts (README "HTTP API").
+ * `npm run cli -- token ...`: personal API tokens for scripts (docs/cli-and-api.md "HTTP API").
  *   token add <name> [--user NAME] [--days N]   print a new token (once; only its hash is stored)
  *   token list [--user NAME]                    the tokens and when they were last used
  *   token revoke <id | name> [--user NAME]      delete one

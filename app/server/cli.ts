@@ -75,7 +75,7 @@ async function writeOutputs(dir: string, runId: string) {
         files.push(name);
       }
     }
-    // Routing traces and aggregates also as safetensors, for Python (README "Traces into Python").
+    // Routing traces and aggregates also as safetensors, for Python (docs/datasets-and-analysis.md "Traces into Python").
     for (const kind of ["trace", "aggregate"] as const) {
       const source = exportSource(outputs, kind);
       if (!source) continue;

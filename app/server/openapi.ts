@@ -46,7 +46,7 @@ export function openApiDocument(baseUrl: string) {
           security,
           requestParams: {
             path: z.object({ runId: zRunId, nodeId: z.string().min(1).max(200), kind: z.enum(["trace", "aggregate"]) }),
-            query: z.object({ format: z.enum(EXPORT_FORMATS).default("json").describe("safetensors: load with safetensors.numpy.load_file (README: Traces into Python)") }),
+            query: z.object({ format: z.enum(EXPORT_FORMATS).default("json").describe("safetensors: load with safetensors.numpy.load_file (docs/datasets-and-analysis.md: Traces into Python)") }),
           },
           responses: {
             "200": {

@@ -3,7 +3,7 @@
  * variant from it (provider and client output swapped, nothing else), so the two can never drift:
  *   tsx prisma/postgres/generate.ts          writes prisma/postgres/schema.prisma
  *   tsx prisma/postgres/generate.ts --check  exits 1 when the file is out of date
- * A schema change then needs a migration for each database: see README "Scaling out".
+ * A schema change then needs a migration for each database: see docs/scaling-and-deploy.md.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";

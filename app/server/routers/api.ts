@@ -1,5 +1,5 @@
 /**
- * The HTTP API for scripts (README "HTTP API"): tRPC procedures that trpc-to-openapi also serves as
+ * The HTTP API for scripts (docs/cli-and-api.md "HTTP API"): tRPC procedures that trpc-to-openapi also serves as
  * REST under /api/v1 and describes in /api/v1/openapi.json from these same zod schemas. Authenticated by
  * a personal API token (`Authorization: Bearer …`) or a session, scoped to that user. Run events (SSE)
  * and file downloads are plain routes beside them (app/api/v1/runs/…), described in the same document.

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CONFIG, ConfigError, configTable, parseConfig, unknownStudioVariables } from "@/engine/config";
-import { renderBlocks, SECTIONS } from "@/tools/config-docs";
+import { docFiles, renderBlocks, SECTIONS } from "@/tools/config-docs";
 
 const ROOT = path.resolve(__dirname, "../../..");
 const TSX = path.join(ROOT, "node_modules/tsx/dist/loader.mjs");
@@ -76,11 +76,18 @@ describe("the configuration schema", () => {
     expect(missing).toEqual([]);
   });
 
-  it("the README's tables are the ones rendered from the schema", () => {
-    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
-    const { text, found } = renderBlocks(readme);
+  it("the docs' tables are the ones rendered from the schema, each section on exactly one page", () => {
+    const found: string[] = [];
+    const pages: Record<string, string> = {};
+    for (const file of docFiles(ROOT)) {
+      const doc = readFileSync(path.join(ROOT, file), "utf8");
+      const r = renderBlocks(doc);
+      expect(r.text, file).toBe(doc); // else: npx tsx tools/config-docs.ts --write
+      found.push(...r.found);
+      for (const s of r.found) pages[s] = file;
+    }
     expect(found.sort()).toEqual([...SECTIONS].sort());
-    expect(text).toBe(readme); // else: npx tsx tools/config-docs.ts --write
+    expect(pages).toEqual({ general: "docs/configuration.md", accounts: "docs/security.md", scale: "docs/scaling-and-deploy.md" });
     for (const s of SECTIONS) expect(configTable(s)).toMatch(/^\| variable \| default \| meaning \|/);
   });
 });

@@ -11,7 +11,7 @@ const API_WRAPPER_DEPTH = 2;
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
-/** The REST API (README "HTTP API"; /api/v1/openapi.json describes it): the procedures of routers/api.ts. */
+/** The REST API (docs/cli-and-api.md "HTTP API"; /api/v1/openapi.json describes it): the procedures of routers/api.ts. */
 async function handler(req: Request): Promise<Response> {
   const caller = await apiCaller(req);
   if (caller instanceof Response) return caller;
