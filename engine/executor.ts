@@ -86,6 +86,25 @@ interface PlanNode {
   usedOutputs: string[];
 }
 
+/** What the nodes of one run share: made once per `Executor.run`, read and filled in by `runNode`. */
+interface RunState {
+  runId: string;
+  doc: Workflow;
+  plan: PlanNode[];
+  /** Per plan index: the node's outputs once done or cached, its cache key, what happened to it. */
+  outputs: (Outputs | undefined)[];
+  keys: (string | undefined)[];
+  infos: NodeRunInfo[];
+  /** The run-local signal (aborted by the caller's, or by cancel). */
+  signal: AbortSignal;
+  emit: (e: RunEvent) => void;
+  /** Messages of the nodes that failed, for the run's summary. */
+  errors: string[];
+  onOutputs: RunOptions["onOutputs"];
+  memory: MemorySampler | undefined;
+  storage: Storage;
+}
+
 const PENDING = 0, RUNNING = 1, DONE = 2;
 
 class CancelledError extends Error {}
@@ -182,6 +201,7 @@ export class Executor {
     const runSignal = controller.signal;
 
     const errors: string[] = [];
+    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage };
     const ready: number[] = [];
     for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
     let running = 0;
@@ -216,7 +236,7 @@ export class Executor {
         const i = ready.pop()!;
         state[i] = RUNNING;
         running++;
-        this.runNode(i, plan, outputs, keys, infos, runId, runSignal, emit, errors, onOutputs, doc, memory, opts.storage ?? this.storage).then(
+        this.runNode(i, run).then(
           () => complete(i),
           () => complete(i),
         );
@@ -297,21 +317,8 @@ export class Executor {
     });
   }
 
-  private async runNode(
-    i: number,
-    plan: PlanNode[],
-    outputs: (Outputs | undefined)[],
-    keys: (string | undefined)[],
-    infos: NodeRunInfo[],
-    runId: string,
-    signal: AbortSignal,
-    emit: (e: RunEvent) => void,
-    errors: string[],
-    onOutputs: RunOptions["onOutputs"],
-    doc: Workflow,
-    memory: MemorySampler | undefined,
-    storage: Storage,
-  ): Promise<void> {
+  private async runNode(i: number, run: RunState): Promise<void> {
+    const { plan, outputs, keys, infos, runId, signal, emit, errors, onOutputs, doc, memory, storage } = run;
     const p = plan[i]!;
     const { node, def } = p;
     const nodeId = node.id;

@@ -18,6 +18,7 @@ import { RunPanel } from "./RunPanel";
 import { ShareDialog } from "./ShareDialog";
 import { useRun } from "./run-store";
 import { isDirty, useEditor } from "./store";
+import { downloadBlob } from "@/app/lib/download";
 
 const JsonView = dynamic(() => import("./JsonView"), { ssr: false, loading: () => <p className="muted" style={{ padding: 12 }}>Loading editor…</p> });
 
@@ -28,13 +29,8 @@ function isTyping(target: EventTarget | null): boolean {
   return !!el?.closest?.("input, textarea, select, [contenteditable='true'], .monaco-editor");
 }
 
-function download(doc: Workflow) {
-  const blob = new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" });
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = `${doc.name.replace(/[^\w.-]+/g, "_") || "workflow"}.json`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+function exportDocument(doc: Workflow) {
+  downloadBlob(`${doc.name.replace(/[^\w.-]+/g, "_") || "workflow"}.json`, new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" }));
 }
 
 function EditorInner({ id }: { id: string }) {
@@ -308,7 +304,7 @@ function EditorInner({ id }: { id: string }) {
         >
           Auto-layout
         </button>
-        <button onClick={() => download(useEditor.getState().document())}>Export</button>
+        <button onClick={() => exportDocument(useEditor.getState().document())}>Export</button>
         <button onClick={() => importInput.current?.click()}>Import</button>
         <input
           ref={importInput}

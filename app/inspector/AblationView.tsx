@@ -6,6 +6,7 @@ import { CanvasChart, heatGridDrawing, type ColorScale } from "./CanvasChart";
 import { Chart } from "./Chart";
 import type { EChartsOption } from "./echarts";
 import { useFileUrl } from "./file-url";
+import { downloadUrl } from "@/app/lib/download";
 
 /** The report the Expert Ablation node outputs (nodes/expert-ablation.ts), as the editor receives it. */
 export interface AblationReportValue {
@@ -76,13 +77,6 @@ function shareVsImportance(t: AblationTable, task: string): EChartsOption {
 const sign = (v: number) => (Number.isNaN(v) ? "—" : `${v >= 0 ? "+" : ""}${v.toFixed(4)}`);
 const pct = (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? "—" : `${(v * 100).toFixed(1)} %`);
 
-function download(name: string, href: string) {
-  const a = document.createElement("a");
-  a.href = href;
-  a.download = name;
-  a.click();
-}
-
 /** The ablation table: ΔNLL maps per task on one scale, the most important experts of a task, importance beside routing share. */
 export default function AblationView({ report, onClose }: { report: AblationReportValue; onClose: () => void }) {
   const fileUrl = useFileUrl();
@@ -136,9 +130,9 @@ export default function AblationView({ report, onClose }: { report: AblationRepo
             </span>
           )}
           <span className="spacer" />
-          <button onClick={() => download("expert-ablation.json", fileUrl(report.file))}>JSON</button>
-          <button onClick={() => download("expert-ablation.csv", fileUrl(report.csvFile))}>CSV</button>
-          <button onClick={() => download("expert-ablation.safetensors", fileUrl(report.safetensorsFile))}>safetensors</button>
+          <button onClick={() => downloadUrl("expert-ablation.json", fileUrl(report.file))}>JSON</button>
+          <button onClick={() => downloadUrl("expert-ablation.csv", fileUrl(report.csvFile))}>CSV</button>
+          <button onClick={() => downloadUrl("expert-ablation.safetensors", fileUrl(report.safetensorsFile))}>safetensors</button>
           <button onClick={onClose} aria-label="Close ablation">×</button>
         </header>
         {state.error && <div className="banner error">{state.error}</div>}

@@ -14,6 +14,7 @@ import { layerNames, stackedSeries } from "./routing-figures";
 import { useFileUrl } from "./file-url";
 import { VocabularyView } from "./VocabularyView";
 import { useEscape } from "@/app/lib/use-escape";
+import { downloadBlob, downloadUrl } from "@/app/lib/download";
 
 const SweepChart = dynamic(() => import("./SweepChart"), { ssr: false });
 
@@ -52,13 +53,6 @@ export function useAggregate(file: string): { doc?: AggregateExport; agg?: Routi
 const short = (h: string) => (h ? h.slice(0, 12) : "—");
 
 type Facet = "all" | `modality:${Modality}` | `phase:${Phase}`;
-
-function download(name: string, href: string) {
-  const a = document.createElement("a");
-  a.href = href;
-  a.download = name;
-  a.click();
-}
 
 const slug = (s: string) => s.replace(/[^a-zA-Z0-9_-]+/g, "_") || "none";
 
@@ -121,16 +115,14 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
               Sweep
             </button>
           )}
-          <button onClick={() => download("routing-aggregate.json", fileUrl(report.file))}>JSON</button>
-          <button onClick={() => download("routing-aggregate.csv", fileUrl(report.csvFile))}>CSV</button>
+          <button onClick={() => downloadUrl("routing-aggregate.json", fileUrl(report.file))}>JSON</button>
+          <button onClick={() => downloadUrl("routing-aggregate.csv", fileUrl(report.csvFile))}>CSV</button>
           <button
             disabled={!agg || !doc}
             title="selection and k counts per task and layer, for safetensors.numpy.load_file"
             onClick={() => {
               if (!agg || !doc) return;
-              const url = URL.createObjectURL(new Blob([aggregateToSafetensors(agg, doc) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
-              download("routing-aggregate.safetensors", url);
-              setTimeout(() => URL.revokeObjectURL(url), 10_000);
+              downloadBlob("routing-aggregate.safetensors", new Blob([aggregateToSafetensors(agg, doc) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
             }}
           >
             safetensors

@@ -7,6 +7,7 @@
  */
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { escapeHtml } from "@/app/lib/escape-html";
+import { downloadBlob, downloadUrl } from "@/app/lib/download";
 
 export interface TextStyle {
   align?: "left" | "center" | "right";
@@ -106,13 +107,6 @@ function paintCanvas(canvas: HTMLCanvasElement, d: ChartDrawing, width: number, 
   d.paint(new CanvasPainter(ctx), width, height);
 }
 
-function download(name: string, href: string) {
-  const a = document.createElement("a");
-  a.href = href;
-  a.download = name;
-  a.click();
-}
-
 /**
  * One canvas chart with a hover tooltip and PNG / SVG export. `onDrawn(testId)` fires after each paint.
  * `width`: the chart's width in CSS px when the parent already knows it (the inspector measures its columns
@@ -159,10 +153,10 @@ export const CanvasChart = memo(function CanvasChart({ drawing, height, name, te
   function exportPng() {
     const c = document.createElement("canvas");
     paintCanvas(c, drawing, width, height, 2, EXPORT_BACKGROUND);
-    download(`${name}.png`, c.toDataURL("image/png"));
+    downloadUrl(`${name}.png`, c.toDataURL("image/png"));
   }
   function exportSvg() {
-    download(`${name}.svg`, URL.createObjectURL(new Blob([drawingToSvg(drawing, width, height)], { type: "image/svg+xml" })));
+    downloadBlob(`${name}.svg`, new Blob([drawingToSvg(drawing, width, height)], { type: "image/svg+xml" }));
   }
   return (
     <figure className="chart">

@@ -2,13 +2,7 @@
 import { memo, useEffect, useRef } from "react";
 import { textTooltips } from "./chart-option";
 import { echarts, type EChartsOption } from "./echarts";
-
-function download(name: string, href: string) {
-  const a = document.createElement("a");
-  a.href = href;
-  a.download = name;
-  a.click();
-}
+import { downloadBlob, downloadUrl } from "@/app/lib/download";
 
 /** One ECharts chart on a canvas, with PNG and SVG export. Tooltip formatters' results are shown as text (chart-option.ts). */
 export const Chart = memo(function Chart({ option, height, name, testId }: { option: EChartsOption; height: number; name: string; testId: string }) {
@@ -37,13 +31,13 @@ export const Chart = memo(function Chart({ option, height, name, testId }: { opt
     svg.setOption({ animation: false, ...textTooltips(option) });
     const text = svg.renderToSVGString();
     svg.dispose();
-    download(`${name}.svg`, URL.createObjectURL(new Blob([text], { type: "image/svg+xml" })));
+    downloadBlob(`${name}.svg`, new Blob([text], { type: "image/svg+xml" }));
   }
   return (
     <figure className="chart">
       <div ref={el} style={{ height }} data-testid={testId} />
       <figcaption>
-        <button onClick={() => chart.current && download(`${name}.png`, chart.current.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#171a23" }))}>PNG</button>
+        <button onClick={() => chart.current && downloadUrl(`${name}.png`, chart.current.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#171a23" }))}>PNG</button>
         <button onClick={exportSvg}>SVG</button>
       </figcaption>
     </figure>

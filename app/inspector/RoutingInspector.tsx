@@ -14,6 +14,7 @@ import { expertColor, layerNames, PALETTE, stackedSeries } from "./routing-figur
 export { stackedSeries };
 import { useFileUrl } from "./file-url";
 import { useEscape } from "@/app/lib/use-escape";
+import { downloadBlob } from "@/app/lib/download";
 import { LensView } from "./LensView";
 
 
@@ -464,13 +465,6 @@ function filterOf(f: Facet): TokenFilter | undefined {
 /** The views drawn by the inspector; each reports through `onViewDrawn` once it is on screen. */
 export const INSPECTOR_VIEWS = ["heatmap", "fig7", "fig8", "token-strip", "coactivation", "transitions", "balance-table"] as const;
 
-function download(name: string, blob: Blob) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  a.click();
-}
-
 /**
  * The inspector dialog for a trace in memory: heatmap, Fig. 7 and Fig. 8 bars, token strip, co-activation,
  * transitions, balance table, exports. `onViewDrawn(name)` is called as each view is drawn (the render benchmark).
@@ -577,10 +571,10 @@ export function RoutingInspectorView({ trace, traceFile, precomputed, title, err
           {traceFile ? (
             <a className="button-like" href={fileUrl(traceFile)} download="routing-trace.json">JSON</a>
           ) : (
-            <button onClick={() => trace && download("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
+            <button onClick={() => trace && downloadBlob("routing-trace.json", new Blob([traceToJSONString(trace)], { type: "application/json" }))} disabled={!trace}>JSON</button>
           )}
-          <button onClick={() => trace && download("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
-          <button onClick={() => trace && download("routing-trace.safetensors", new Blob([traceToSafetensors(trace) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }))} disabled={!trace} title="router_logits, mask, weights, k per layer, for safetensors.numpy.load_file">
+          <button onClick={() => trace && downloadBlob("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }))} disabled={!trace}>CSV</button>
+          <button onClick={() => trace && downloadBlob("routing-trace.safetensors", new Blob([traceToSafetensors(trace) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }))} disabled={!trace} title="router_logits, mask, weights, k per layer, for safetensors.numpy.load_file">
             safetensors
           </button>
           <button onClick={onClose} aria-label="Close inspector">×</button>

@@ -7,6 +7,20 @@ import type { Tensor32 } from "../weights";
 import { DENSE_LAYERS_KEY, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
 import { ropeSpec } from "./rope";
 
+/** A checkpoint tensor and the rule of its family that claimed it (inspect-checkpoint lists these). */
+export interface TensorClaim {
+  name: string;
+  shape: number[];
+  dtype: string;
+  file: string;
+  /** The rule's `from` pattern, or null when no rule matched (unclaimed). */
+  rule: string | null;
+  /** Canonical name it feeds (null: claimed but not used, or unclaimed); a stacked tensor's keeps `{e}`. */
+  canonical: string | null;
+  part: number;
+  note?: string;
+}
+
 /** A layout change from a checkpoint tensor (or one expert's slice of it) to its canonical tensor. */
 export interface Take {
   /** What the canonical tensor's shape is, given the source's (without reading anything). */

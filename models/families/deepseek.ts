@@ -33,7 +33,7 @@
 import type { MoeLlmConfig } from "../config";
 import { bool, C, canonicalConfig, decoderRules, num, same, type MappingRule, type Raw } from "./common";
 import { ropeScalingOf, yarnMscale } from "./rope";
-import type { Family } from "./table";
+import type { Family } from "./family";
 
 function str(raw: Raw, key: string, fallback: string): string {
   const v = raw[key] ?? fallback;

@@ -18,7 +18,7 @@
  *   [E, H, 2I] parameter, so before the transpose row r is output column r (import/dequant.ts).
  */
 import { bool, C, canonicalConfig, decoderRules, num, same, takes, windowSize, type MappingRule } from "./common";
-import type { Family } from "./table";
+import type { Family } from "./family";
 
 const E = "model.layers.{i}.mlp.experts.";
 const bias = (p: string) => C.routed(p).replace(/\.weight$/, ".bias");

@@ -5,7 +5,7 @@
  * part becomes "imported" by adding its rules (and, for a new head, its builder) — the texts below say what happens
  * either way.
  */
-import type { TensorClaim } from "../import/checkpoint";
+import type { TensorClaim } from "./common";
 
 export type PartId = "llm" | "vision" | "audio" | "speech_generator" | "image_generator" | "image_projectors" | "other";
 

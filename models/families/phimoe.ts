@@ -14,7 +14,7 @@
  * - `PhimoeForCausalLM.lm_head`: bias when lm_head_bias.
  */
 import { bool, C, canonicalConfig, decoderRules, num, same, windowSize } from "./common";
-import type { Family } from "./table";
+import type { Family } from "./family";
 
 export const phimoe: Family = {
   name: "phimoe",

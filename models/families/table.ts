@@ -15,35 +15,12 @@ import { RELEASED_MODEL_TYPES } from "../grin-routing";
 import { deepseekV2, deepseekV3 } from "./deepseek";
 import { gptOss } from "./gpt-oss";
 import { phimoe } from "./phimoe";
-import type { TowerKind } from "./towers";
 import { speechClaimRules } from "../tts-released";
-import { DECODER_PARTS, OMNI_PARTS, type PartSpec } from "./parts";
+import { DECODER_PARTS, OMNI_PARTS } from "./parts";
+import type { Family } from "./family";
 
 export type { MappingRule, Take } from "./common";
-
-export type FamilyName = "grin_qwen2_vl" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "mixtral" | "deepseek_v2" | "deepseek_v3" | "phimoe" | "gpt_oss";
-
-export interface Family {
-  name: FamilyName;
-  /** config.json model_type values of this family. */
-  modelTypes: string[];
-  title: string;
-  /** Canonical config (zMoeLlmConfig plus the architecture switches of families/conventions.ts). */
-  toConfig(raw: Record<string, unknown>): MoeLlmConfig;
-  rules: MappingRule[];
-  /**
-   * Encoder towers the checkpoint may carry (canonical names `vision/…`, `audio/…`, see families/towers.ts).
-   * A tower is imported when any of its tensors is present; then all of them are required.
-   */
-  towers?: TowerKind[];
-  /** The parts a checkpoint of this family may hold (families/parts.ts); default: the decoder only. */
-  parts?: PartSpec[];
-  /**
-   * config.json keys the importer reads, when toConfig cannot tell (it passes the whole config through);
-   * other families' reads are recorded while toConfig runs. The rest is listed as not used (configFieldNotes).
-   */
-  configKeys?: string[];
-}
+export type { Family, FamilyName } from "./family";
 
 /**
  * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/vision-encoder.ts (HF SigLIP names +

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../config";
 import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule, type Take } from "../families/table";
+import type { TensorClaim } from "../families/common";
 import { checkpointParts, DECODER_PARTS, type PartReport } from "../families/parts";
 import { dequantFp8Blocks, dequantMxfp4 } from "./dequant";
 import { moeLlmParamShapes } from "../moe-llm-graph";
@@ -13,19 +14,6 @@ import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
 import { SafetensorsWeights } from "../safetensors";
 import type { Tensor32, WeightSource } from "../weights";
 import { SPEECH_CANONICAL, speechConfigFromOmni, speechParamTable, type SpeechGenConfig } from "../tts-released";
-
-export interface TensorClaim {
-  name: string;
-  shape: number[];
-  dtype: string;
-  file: string;
-  /** The rule's `from` pattern, or null when no rule matched (unclaimed). */
-  rule: string | null;
-  /** Canonical name it feeds (null: claimed but not used, or unclaimed); a stacked tensor's keeps `{e}`. */
-  canonical: string | null;
-  part: number;
-  note?: string;
-}
 
 export interface MissingTensor {
   canonical: string;

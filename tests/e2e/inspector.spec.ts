@@ -13,6 +13,13 @@ async function paintedPixels(page: Page, testId: string): Promise<number> {
   });
 }
 
+async function downloaded(page: Page, click: () => Promise<void>): Promise<{ name: string; text: string }> {
+  const [download] = await Promise.all([page.waitForEvent("download"), click()]);
+  const chunks: Buffer[] = [];
+  for await (const c of await download.createReadStream()) chunks.push(c as Buffer);
+  return { name: download.suggestedFilename(), text: Buffer.concat(chunks).toString("utf8") };
+}
+
 test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token hover, ban an expert", async ({ page }) => {
   await page.goto("/");
   await page.getByRole("button", { name: /Text → MoE-LLM → routing/ }).click();
@@ -31,6 +38,13 @@ test("example: text → MoE-LLM → Routing Inspector; heatmap, Fig. 8, token ho
   await dialog.getByTestId("token").nth(3).hover();
   await expect(dialog.getByTestId("token-detail")).toContainText("L7");
   await page.screenshot({ path: `${SHOTS}/inspector.png`, fullPage: true });
+  // Files made in the page (app/lib/download.ts) arrive whole: the trace as CSV, the heatmap as SVG.
+  const csv = await downloaded(page, () => dialog.getByRole("button", { name: "CSV" }).click());
+  expect(csv.name).toBe("routing-trace.csv");
+  expect(csv.text.split("\n")[0]).toMatch(/^token,text,modality,phase,layer,k,top_expert,w:/);
+  const svg = await downloaded(page, () => dialog.getByTestId("heatmap").locator("xpath=..").getByRole("button", { name: "SVG" }).click());
+  expect(svg.name).toBe("expert-load-heatmap.svg");
+  expect(svg.text).toMatch(/^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   // The routed experts carry load at layer 3 before the intervention.
   const before = Number(await dialog.getByTestId("share-L3-E1").textContent());
   expect(before).toBeGreaterThan(0);

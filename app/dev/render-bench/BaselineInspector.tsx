@@ -10,6 +10,7 @@ import { traceToCSV } from "@/engine/routing/export";
 import { computeMetricsReference, type RoutingMetrics, type TokenFilter } from "@/engine/routing/metrics";
 import type { Modality, Phase, RoutingTrace } from "@/engine/trace";
 import { Chart } from "@/app/inspector/Chart";
+import { downloadBlob } from "@/app/lib/download";
 import type { EChartsOption } from "@/app/inspector/echarts";
 
 /** Metrics time shows as the "routing-metrics" performance measure, as in the current inspector. */
@@ -235,10 +236,7 @@ export function BaselineInspectorView({ trace, title, onClose }: { trace: Routin
   );
   function downloadCsv() {
     if (!trace) return;
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(new Blob([traceToCSV(trace)], { type: "text/csv" }));
-    a.download = "routing-trace.csv";
-    a.click();
+    downloadBlob("routing-trace.csv", new Blob([traceToCSV(trace)], { type: "text/csv" }));
   }
   // A portal: the node that opens it sits inside React Flow's transformed viewport.
   return createPortal(

@@ -7,9 +7,9 @@
  * Models go to <models dir>/uni-moe-tiny/<name> (STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models).
  * A model that is already there and matches its manifest is left alone.
  */
-import "@/app/server/load-env";
+import "./load-env";
 import { progressBar } from "@/engine/progress-bar";
-import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "./uni-moe-tiny";
+import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "@/models/uni-moe-tiny";
 
 function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
