@@ -4,9 +4,14 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { expertColumns } from "@/models/config";
+import { importCheckpoint } from "@/models/import/import";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { familyReference } from "../reference/families";
+import { get } from "../reference/families/ops";
+import { referenceLens } from "../reference/lens";
 import { referenceForward } from "../reference/moe-llm";
+import { writeFamilyCheckpoint } from "../unit/import/family-checkpoints";
 
 // `cli forward` is a scripting contract: exact shape, and numbers that agree with the plain-TS reference.
 const root = path.join(__dirname, "../..");
@@ -171,4 +176,55 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("outside the vocabulary");
   });
+});
+
+describe("cli forward --logit-lens on an imported model", () => {
+  it("phimoe (LayerNorm with bias, lm_head bias): the same contract; the last layer is the model's prediction, an intermediate layer the plain-TS lens of the reference's residual stream", async () => {
+    const src = path.join(tmp, "phimoe-src");
+    const { config, tensors } = await writeFamilyCheckpoint(src, "phimoe", { seed: 41 });
+    const { dir } = await importCheckpoint(src, { root: path.join(tmp, "models"), name: "phi" });
+    const ids = [3, 17, 60, 2, 41, 9];
+    const n = ids.length, V = config.vocab_size as number, H = config.hidden_size as number;
+    const plainFile = path.join(tmp, "phi-plain.json");
+    const lensFile = path.join(tmp, "phi-lens.json");
+    expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--out", plainFile).code).toBe(0);
+    const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--logit-lens", "--out", lensFile);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const plain = JSON.parse(readFileSync(plainFile, "utf8"));
+    const { lens, ...rest } = JSON.parse(readFileSync(lensFile, "utf8"));
+    expect(rest).toEqual(plain);
+    expect(lens).toHaveLength(config.num_hidden_layers as number);
+    lens.forEach((l: { layer: number; top_ids: number[][]; top_logprobs: number[][] }, i: number) => {
+      expect(Object.keys(l).sort()).toEqual(["layer", "top_ids", "top_logprobs"]);
+      expect(l.layer).toBe(i);
+      expect(l.top_ids).toHaveLength(n);
+      expect(l.top_logprobs.every((row) => row.length === 5)).toBe(true);
+    });
+    const ref = familyReference("phimoe", config, tensors, ids);
+    const logSoftmax = (row: number[]) => {
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0));
+      return row.map((v) => v - lse);
+    };
+    const lp = logSoftmax(plain.logits);
+    const top = [...lp.keys()].sort((a, b) => lp[b]! - lp[a]!).slice(0, 5);
+    const last = lens[lens.length - 1];
+    expect(last.top_ids[n - 1]).toEqual(top);
+    const dLast = Math.max(...top.map((v, j) => Math.abs(lp[v]! - last.top_logprobs[n - 1][j])));
+    // layer 0 through LayerNorm(model.norm) and lm_head with its bias, in float64 on the reference's residual stream
+    const want = referenceLens(
+      { norm: get(tensors, "model.norm.weight"), normBias: get(tensors, "model.norm.bias"), eps: config.rms_norm_eps as number, head: get(tensors, "lm_head.weight"), headBias: get(tensors, "lm_head.bias") },
+      ref.hidden.map((h) => h.flat()),
+      n, H, V, 5,
+    );
+    let dMid = 0;
+    want[0]!.forEach((cell, t) => {
+      expect(lens[0].top_ids[t]).toEqual(cell.ids);
+      cell.logprobs.forEach((v, j) => (dMid = Math.max(dMid, Math.abs(v - lens[0].top_logprobs[t][j]))));
+    });
+    console.log(`cli forward --logit-lens, imported phimoe: last layer vs its own log-probabilities max |Δ| ${dLast.toExponential(2)}; layer 0 vs the plain-TS lens max |Δ| ${dMid.toExponential(2)}`);
+    expect(dLast).toBeLessThan(1e-4);
+    expect(dMid).toBeLessThan(1e-4);
+  }, 180_000);
 });
