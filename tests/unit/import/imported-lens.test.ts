@@ -9,8 +9,8 @@
  *  - every layer's lens equals the plain-TS lens (tests/reference/lens.ts: the family's final norm, RMSNorm or
  *    LayerNorm with bias, and its head, lm_head or the tied embedding, with its bias) on that layer's residual
  *    states (ids and ranks exact, log-probabilities and KL within 1e-4).
- * Quantised imports get a lens head quantised like the decoder (int4 LM head → MatMulNBits), so the last layer is
- * still the model's own prediction.
+ * Quantised imports get a lens head quantised like the decoder (int4 LM head → MatMulNBits), fp16 compute an fp16
+ * lens head, so the last layer is still the model's own prediction.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -24,6 +24,7 @@ import type { LogitLens, RoutingTrace } from "@/engine/trace";
 import { paramNames } from "@/models/config";
 import { defaultRoutingPrecision } from "@/models/grin-routing";
 import { importCheckpoint } from "@/models/import/import";
+import { loadedSessions } from "@/models/import/runtime";
 import { LENS_TOP_K } from "@/models/logit-lens";
 import { graphFile, lensHeadFile, logitLens, resolveModel, withMoeLlm, type ResolvedModel } from "@/models/moe-llm-model";
 import { SafetensorsWeights, writeSafetensors } from "@/models/safetensors";
@@ -211,6 +212,28 @@ describe("logit lens on imported models", () => {
     console.log(`${family} ${label}: lens head ${headQuantised ? "int4 (MatMulNBits)" : "full precision"}; last layer vs own log-softmax ${last.dLp.toExponential(2)}, |KL| ${last.kl.toExponential(2)}`);
     expect(last.dLp).toBeLessThan(1e-4);
     expect(last.kl).toBeLessThan(1e-5);
+  });
+
+  it("fp16 compute (STUDIO_COMPUTE_DTYPE=fp16, the CUDA default): the lens head gets an fp16 compute graph like the decoder; the last layer is still the model's own prediction", async () => {
+    const src = path.join(tmp, "src", "phi-fp16");
+    await writeFamilyCheckpoint(src, "phimoe", { seed: 35 });
+    await importCheckpoint(src, { name: "phi-fp16" });
+    const model = await resolveModel("phimoe/phi-fp16");
+    const saved = process.env.STUDIO_COMPUTE_DTYPE;
+    process.env.STUDIO_COMPUTE_DTYPE = "fp16";
+    try {
+      const V = model.config.vocab_size;
+      const { out, lens } = await forwardWithLens(model, randomIds(S, V, 19), Array.from({ length: 3 * S }, (_, q) => q % S));
+      const fp16 = (await loadedSessions(model.dir)).filter((s) => s.computeDtype === "fp16").map((s) => s.file);
+      expect(fp16).toContain(path.relative(model.dir, lensHeadFile(model)).replace(/\.onnx$/, ".fp16.onnx"));
+      const last = checkLastLayer(lens, out.logits, S, V);
+      console.log(`phimoe, fp16 compute: last layer vs own log-softmax ${last.dLp.toExponential(2)}, |KL| ${last.kl.toExponential(2)}`);
+      expect(last.dLp).toBeLessThan(1e-4);
+      expect(last.kl).toBeLessThan(1e-5);
+    } finally {
+      if (saved === undefined) delete process.env.STUDIO_COMPUTE_DTYPE;
+      else process.env.STUDIO_COMPUTE_DTYPE = saved;
+    }
   });
 
   it("the lens head variant is built once and needs the source checkpoint like every variant", async () => {
