@@ -25,10 +25,11 @@ import { paramNames } from "@/models/config";
 import { defaultRoutingPrecision } from "@/models/grin-routing";
 import { importCheckpoint } from "@/models/import/import";
 import { loadedSessions } from "@/models/import/runtime";
-import { LENS_TOP_K } from "@/models/logit-lens";
+import { CHUNK_BYTES, LENS_TOP_K } from "@/models/logit-lens";
+import { estimateLensHead } from "@/models/import/memory";
 import { graphFile, lensHeadFile, logitLens, resolveModel, withMoeLlm, type ResolvedModel } from "@/models/moe-llm-model";
 import { SafetensorsWeights, writeSafetensors } from "@/models/safetensors";
-import type { QuantChoice } from "@/models/onnx/quantize";
+import { quantizedBytes, type QuantChoice } from "@/models/onnx/quantize";
 import { moeLlm } from "@/nodes/moe-llm";
 import { familyReference } from "../../reference/families";
 import { get, type Tensors } from "../../reference/families/ops";
@@ -243,6 +244,22 @@ describe("logit lens on imported models", () => {
     const model = await resolveModel("mixtral/gone");
     rmSync(src, { recursive: true, force: true });
     expect(() => lensHeadFile(model)).toThrow(/is built from the checkpoint the model was imported from, and .* is gone; import it again/);
+  });
+});
+
+describe("the lens head's memory estimate (checked before its session loads)", () => {
+  it("counts the LM head in the compute dtype, at its quantised bytes when the import quantised it, and a tied embedding in full", () => {
+    const c = randomConfig(3, { hidden_size: 64, vocab_size: 1000, tie_word_embeddings: false });
+    const q = { bits: 4, blockSize: 32, symmetric: true, lmHead: true } as const;
+    const norm = 3 * 64 * 4;
+    expect(estimateLensHead(c, "fp32").weights).toBe(1000 * 64 * 4 + norm);
+    expect(estimateLensHead(c, "fp16").weights).toBe(1000 * 64 * 2 + norm);
+    expect(estimateLensHead(c, "fp32", q).weights).toBe(quantizedBytes(1000, 64, q) + norm);
+    expect(estimateLensHead(c, "fp32", { ...q, lmHead: false }).weights).toBe(1000 * 64 * 4 + norm);
+    expect(estimateLensHead({ ...c, tie_word_embeddings: true }, "fp32", q).weights).toBe(1000 * 64 * 4 + norm);
+    const e = estimateLensHead(c, "fp32");
+    expect(e.bytes).toBe(Math.ceil((e.weights + CHUNK_BYTES) * 1.15));
+    expect(e.explain).toMatch(/^LM head .* \+ lens chunk .* \+ 15 %$/);
   });
 });
 
