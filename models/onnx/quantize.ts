@@ -5,10 +5,10 @@
  * the Cast-to-float an fp16/bf16-stored weight has) and replaces it by MatMulNBits with the weight quantised block-wise
  * along K. It relies on nothing the builder names but three canonical parameter names: the routers
  * (`model.layers.{i}.mlp.gate.weight`, kept in full precision: their logits decide routing), `lm_head.weight`
- * (optional) and `model.embed_tokens.weight` (below). Norm weights, embeddings (Gather), biases and computed matrices
- * are never a MatMul/Gemm initializer weight, so they stay as they are. A weight that anything but such a MatMul/Gemm reads (a tied embedding) is kept;
- * so is `model.embed_tokens.weight` where the tied head is its only reader (the decoder fed inputs_embeds, the logit
- * lens head), so that every graph of a model computes the same logits.
+ * (optional) and `model.embed_tokens.weight` (never quantised). Norm weights, embeddings (Gather), biases and
+ * computed matrices are never a MatMul/Gemm initializer weight, so they stay as they are. A weight that anything but
+ * such a MatMul/Gemm reads (a tied embedding) is kept; so is the embedding where a tied head is its only reader (the
+ * decoder fed inputs_embeds, the logit-lens head), so that every graph of a model computes the same logits.
  *
  * MatMulNBits (ContribOperators.md, onnxruntime 1.30): Y = A · dequant(B)ᵀ (+ bias), A [..., K], dequant(B) [N, K]:
  *   B           uint8 [N, n_blocks, blob_size], n_blocks = ceil(K / block_size), blob_size = block_size · bits / 8;
