@@ -1,7 +1,9 @@
 /**
  * The logit lens (nostalgebraist 2020; TransformerLens' accumulated residual through the final norm and the
  * unembedding): what the model would predict if it stopped after layer i — the residual stream after layer i
- * passed through the final RMSNorm and the LM head.
+ * passed through exactly what the decoder applies after its last layer: the family's final norm (RMSNorm, or
+ * LayerNorm with bias) and its LM head (lm_head or the tied embedding, with the family's bias), built by the
+ * decoder's own helpers (moe-llm-graph.ts decoderContext / lmHead, decoder/fused.ts fusedNorm).
  *
  * Contract with the decoder graph (all a decoder must provide, however it is built — e.g. a fused graph):
  *   MoeGraphOptions.lens adds the outputs hidden_{i} float [B,S,H], i = 0..L-1: the residual stream after layer i
@@ -21,8 +23,10 @@ import type { InferenceSession } from "onnxruntime-node";
 import * as ort from "onnxruntime-node";
 import type { LogitLens } from "@/engine/trace";
 import { paramNames, type MoeLlmConfig } from "./config";
+import { fusedNorm } from "./decoder/fused";
+import { decoderContext, lmHead } from "./moe-llm-graph";
 import { GraphBuilder } from "./onnx/builder";
-import { Ops } from "./onnx/ops";
+import type { Ops } from "./onnx/ops";
 import type { WeightSource } from "./weights";
 
 /** Next-token candidates kept per layer and token. */
@@ -30,17 +34,19 @@ export const LENS_TOP_K = 5;
 
 export const lensIo = { hidden: "hidden", topIds: "top_ids", topLogprobs: "top_logprobs", finalRank: "final_rank", kl: "kl" } as const;
 
+/** Bumped whenever the lens head graph changes, so cached lens heads are rebuilt. */
+export const LENS_HEAD_VERSION = 2;
+
 /**
- * The lens head on `hidden` [G, M, H] (last slice = final layer): final norm, head, log-softmax, top-K, the rank of
- * the final prediction and KL(final ‖ slice). `norm` [H] and `head` [V, H] are initializers of the graph.
+ * The lens head on `hidden` [G, M, H] (last slice = final layer): `logits` (rows [G*M, H] → [G*M, V], the decoder's
+ * final norm and head), log-softmax, top-K, the rank of the final prediction and KL(final ‖ slice).
  */
-export function lensHead(o: Ops, hidden: string, norm: string, head: string, eps: number, V: number, K: number) {
+export function lensHead(o: Ops, hidden: string, logits: (rows: string) => string, V: number, K: number) {
   const g = o.g;
   const H = o.shape(hidden, 2, 3);
   const rows = o.reshape(hidden, o.concat([g.ints([-1]), H], 0)); // [G*M, H]
-  const logits = o.linear(o.rmsNorm(rows, norm, eps), head); // [G*M, V]
   const gm = o.shape(hidden, 0, 2); // [G, M]
-  const logp = o.logSoftmax(o.reshape(logits, o.concat([gm, g.ints([V])], 0)), -1); // [G, M, V]
+  const logp = o.logSoftmax(o.reshape(logits(rows), o.concat([gm, g.ints([V])], 0)), -1); // [G, M, V]
   const [topLogprobs, topIds] = o.topk(logp, g.ints([K]), -1); // [G, M, K]
   const G = o.shape(hidden, 0, 1);
   const final = o.slice(logp, o.sub(G, g.ints([1])), G, [0]); // [1, M, V]
@@ -51,21 +57,17 @@ export function lensHead(o: Ops, hidden: string, norm: string, head: string, eps
   return { topIds, topLogprobs, finalRank, kl };
 }
 
-/** The lens head as its own graph (see the file comment for inputs and outputs). */
-export function buildLensHeadGraph(config: MoeLlmConfig, weights: WeightSource, k = LENS_TOP_K): Uint8Array {
+/**
+ * The lens head as its own graph (see the file comment for inputs and outputs), on the canonical weights of any
+ * family. `builder` lets a caller store the weights elsewhere (imported models: ONNX external data).
+ */
+export function buildLensHeadGraph(config: MoeLlmConfig, weights: WeightSource, k = LENS_TOP_K, builder = new GraphBuilder("logit_lens_head")): Uint8Array {
   const H = config.hidden_size, V = config.vocab_size;
   const K = Math.min(k, V);
-  const g = new GraphBuilder("logit_lens_head");
-  const o = new Ops(g);
-  const take = (name: string, shape: number[]) => {
-    const t = weights.get(name);
-    if (t.shape.join() !== shape.join()) throw new Error(`weight "${name}" has shape [${t.shape}], expected [${shape}]`);
-    return g.initializer(name, t.data, shape);
-  };
-  const norm = take(paramNames.finalNorm, [H]);
-  const head = take(config.tie_word_embeddings ? paramNames.embed : paramNames.lmHead, [V, H]);
+  const ctx = decoderContext(config, weights, builder);
+  const g = ctx.g;
   const hidden = g.input(lensIo.hidden, "float", ["slices", "tokens", H]);
-  const out = lensHead(o, hidden, norm, head, config.rms_norm_eps, V, K);
+  const out = lensHead(ctx.o, hidden, (rows) => lmHead(ctx, fusedNorm(ctx, rows, paramNames.finalNorm)), V, K);
   g.output(out.topIds, lensIo.topIds, "int64", ["slices", "tokens", K]);
   g.output(out.topLogprobs, lensIo.topLogprobs, "float", ["slices", "tokens", K]);
   g.output(out.finalRank, lensIo.finalRank, "int64", ["slices", "tokens"]);
@@ -74,7 +76,7 @@ export function buildLensHeadGraph(config: MoeLlmConfig, weights: WeightSource, 
 }
 
 /** Default budget for one chunk's [G, M, V] float tensors (the head keeps about three of them alive). */
-const CHUNK_BYTES = 48 * 1024 * 1024;
+export const CHUNK_BYTES = 48 * 1024 * 1024;
 
 /**
  * Runs the lens head session over the residual states of N tokens (`hidden[l]` = [N*H] after layer l, the last

@@ -152,6 +152,28 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
   return { y, routing: routed, z: reported };
 }
 
+/** The context the decoder's builders share, on `g`; `w` adds each canonical weight once (shape-checked). */
+export function decoderContext(c: MoeLlmConfig, weights: WeightSource, g: GraphBuilder): DecoderContext {
+  const shapes = moeLlmParamShapes(c);
+  const declared = new Map<string, string>();
+  const w = (name: string) => {
+    let v = declared.get(name);
+    if (v === undefined) {
+      const t = weight(weights, shapes, name);
+      v = g.initializer(name, t.data, t.shape);
+      declared.set(name, v);
+    }
+    return v;
+  };
+  return { o: new Ops(g), g, c, arch: architectureOf(c), shapes, ws: weights, w };
+}
+
+/** The LM head on final-normed rows hn [N,H] → logits [N,V]: lm_head (or the tied embedding), plus the family's bias. */
+export function lmHead(ctx: DecoderContext, hn: string): string {
+  const head = ctx.w(ctx.c.tie_word_embeddings ? paramNames.embed : paramNames.lmHead);
+  return ctx.o.linear(hn, head, ctx.arch.lmHeadBias ? ctx.w(paramNames.lmHeadBias) : undefined);
+}
+
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
 /** `builder` lets a caller store the initializers elsewhere (models/import writes them as ONNX external data). */
 export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, builder?: GraphBuilder): Uint8Array {
@@ -160,15 +182,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const precision = options.routingPrecision ?? "fp32";
   checkRoutingPrecision(c, precision);
   const { H, L, V, E, D } = moeDims(c);
-  const arch = architectureOf(c);
-  const shapes = moeLlmParamShapes(c);
-  const g = builder ?? new GraphBuilder("uni_moe_decoder");
-  const o = new Ops(g);
-  const w = (name: string) => {
-    const t = weight(weights, shapes, name);
-    return g.initializer(name, t.data, t.shape);
-  };
-  const ctx: DecoderContext = { o, g, c, arch, shapes, ws: weights, w };
+  const ctx = decoderContext(c, weights, builder ?? new GraphBuilder("uni_moe_decoder"));
+  const { o, g, arch, shapes, w } = ctx;
 
   // ---- inputs ----
   let x: string; // [N,H]
@@ -306,8 +321,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   residuals.push(x);
   const bsh = o.concat([bsShape, g.ints([-1])], 0);
   g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
-  const head = c.tie_word_embeddings ? embed! : w(paramNames.lmHead);
-  g.output(o.reshape(o.linear(hn, head, arch.lmHeadBias ? w(paramNames.lmHeadBias) : undefined), bsh), io.logits, "float", ["batch", "seq", V]);
+  g.output(o.reshape(lmHead(ctx, hn), bsh), io.logits, "float", ["batch", "seq", V]);
   if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bsh), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }

@@ -4,12 +4,12 @@ import path from "node:path";
 import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
-import { buildLensHeadGraph, LENS_TOP_K, runLogitLens } from "./logit-lens";
+import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
-import { importedEmbeddingTable, importedGraphFile, importedSession, isImportedDir } from "./import/runtime";
+import { importedEmbeddingTable, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "./import/runtime";
 import { readManifest } from "./import/import";
-import { estimateFromConfig } from "./import/memory";
+import { estimateFromConfig, estimateLensHead } from "./import/memory";
 import { MoeLlmRunner } from "./moe-llm-session";
 import type { QuantSummary } from "./onnx/quantize";
 import { SafetensorsWeights } from "./safetensors";
@@ -124,13 +124,19 @@ function cachedGraph(model: ResolvedModel, key: unknown, build: (weights: Safete
 
 /** The logit-lens head graph of a model (models/logit-lens.ts), cached like its decoder graphs. */
 export function lensHeadFile(model: ResolvedModel): string {
-  if (isImportedDir(model.dir)) throw new Error(`the logit lens is not available for imported models yet (${model.ref}): it runs on models stored as safetensors, e.g. the uni-moe-tiny family`);
-  return cachedGraph(model, { hash: model.contentHash, lensHead: LENS_TOP_K, v: GRAPH_BUILDER_VERSION }, (weights) => buildLensHeadGraph(model.config, weights));
+  if (isImportedDir(model.dir)) return importedLensHeadFile(model.dir, model.config);
+  return cachedGraph(model, { hash: model.contentHash, lensHead: LENS_TOP_K, v: GRAPH_BUILDER_VERSION, lens: LENS_HEAD_VERSION }, (weights) => buildLensHeadGraph(model.config, weights));
 }
 
 /** The logit lens of N traced tokens from their per-layer residual states (a `lens` decoder graph's hidden_{i}). */
-export function logitLens(model: ResolvedModel, runtime: Runtime, hidden: readonly Float32Array[], N: number): Promise<LogitLens> {
-  return runtime.withSession(lensHeadFile(model), undefined, (handle) => runLogitLens(handle.session, model.config, hidden, N));
+export async function logitLens(model: ResolvedModel, runtime: Runtime, hidden: readonly Float32Array[], N: number): Promise<LogitLens> {
+  const file = lensHeadFile(model);
+  if (isImportedDir(model.dir)) {
+    // external data: loaded from its path, outside the pool, like the imported decoder (withMoeLlm)
+    const handle = await importedSession(model.ref, file, (compute) => estimateLensHead(model.config, compute, model.quantization));
+    return runLogitLens(handle.session, model.config, hidden, N);
+  }
+  return runtime.withSession(file, undefined, (handle) => runLogitLens(handle.session, model.config, hidden, N));
 }
 
 export interface LoadedModel {

@@ -15,6 +15,7 @@ import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "../config";
 import { kvCacheDims } from "../decoder/attention";
 import type { ComputeDtype } from "./fp16";
 import { parameterCounts, readManifest } from "./import";
+import { CHUNK_BYTES as LENS_CHUNK_BYTES } from "../logit-lens";
 import { moeLlmParamShapes } from "../moe-llm-graph";
 import { quantizedBytes, ROUTER_WEIGHT, type QuantizeGraphOptions, type QuantSummary } from "../onnx/quantize";
 
@@ -40,6 +41,19 @@ export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, c
     ? `weights ${gb(weights)} (${gb(quant.bytes)} int${quant.bits} for ${(quant.parameters / 1e6).toFixed(1)} M quantised params + ${gb(full)} for the rest at ${bytesPerWeight} B/param, ${compute} compute)`
     : `weights ${gb(weights)} at ${bytesPerWeight} B/param (${compute} compute)`;
   return { bytes, weights, kvCache, explain: `${what} + KV cache ${gb(kvCache)} for ${contextTokens} tokens + 15 %` };
+}
+
+/**
+ * The logit-lens head of a model (models/logit-lens.ts): the final norm and the LM head [V, H] in the compute dtype
+ * (at its quantised bytes when the import quantised the head; a tied embedding never is), plus the chunk of
+ * log-probabilities runLogitLens keeps alive, + 15 %.
+ */
+export function estimateLensHead(config: MoeLlmConfig, compute: ComputeDtype = "fp32", quant?: Pick<QuantSummary, "bits" | "blockSize" | "symmetric" | "lmHead">): MemoryEstimate {
+  const V = config.vocab_size, H = config.hidden_size;
+  const quantised = !!quant?.lmHead && !config.tie_word_embeddings;
+  const weights = (quantised ? quantizedBytes(V, H, quant) : V * H * (compute === "fp16" ? 2 : 4)) + 3 * H * 4;
+  const bytes = Math.ceil((weights + LENS_CHUNK_BYTES) * 1.15);
+  return { bytes, weights, kvCache: 0, explain: `LM head ${gb(weights)} (${quantised ? `int${quant.bits}` : `${compute} compute`}) + lens chunk ${gb(LENS_CHUNK_BYTES)} + 15 %` };
 }
 
 /**

@@ -16,7 +16,9 @@ import { parseEpPreference } from "@/engine/runtime/providers";
 import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../config";
+import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K } from "../logit-lens";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
+import type { WeightSource } from "../weights";
 import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
@@ -43,20 +45,35 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   // model.onnx has the options its manifest records (imports before routing precisions: IMPORT_GRAPH, fp32 routing)
   if (sameOptions(options, manifest.graph.options ?? IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
   const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds, ...(options.lens ? { lens: true } : {}), ...(options.unfused ? { unfused: true } : {}) };
-  const key = createHash("sha256").update(JSON.stringify(precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) })).digest("hex").slice(0, 16);
-  const variant = path.join(dir, "variants", key);
+  return variantFile(dir, precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) }, "variant", (weights, builder) => buildMoeLlmGraph(config, weights, options, builder));
+}
+
+/** The logit-lens head of an imported model (models/logit-lens.ts), a variant built like the decoder's. */
+export function importedLensHeadFile(dir: string, config: MoeLlmConfig): string {
+  return variantFile(dir, { lensHead: LENS_TOP_K, v: LENS_HEAD_VERSION }, "logit_lens_head", (weights, builder) => buildLensHeadGraph(config, weights, LENS_TOP_K, builder));
+}
+
+/**
+ * `<dir>/variants/<hash of key>/model.onnx`: built once from the source checkpoint (refused when it is gone or
+ * changed), its weights as external data in the import's storage dtype, quantised like the import, and renamed into
+ * place only when complete.
+ */
+function variantFile(dir: string, key: unknown, name: string, build: (weights: WeightSource, builder: ExternalDataGraphBuilder) => Uint8Array): string {
+  const manifest = readManifest(dir)!;
+  const hash = createHash("sha256").update(JSON.stringify(key)).digest("hex").slice(0, 16);
+  const variant = path.join(dir, "variants", hash);
   const file = path.join(variant, GRAPH_FILE);
   if (existsSync(file)) return file;
   const src = manifest.sourceDir;
   if (!existsSync(src)) throw new Error(`this graph variant is built from the checkpoint the model was imported from, and ${src} is gone; import it again`);
   if (sourceHash(src, manifest.sourceFiles) !== manifest.sourceHash) throw new Error(`the checkpoint in ${src} changed since it was imported; import it again`);
-  const tmp = path.join(dir, "variants", `.${key}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const tmp = path.join(dir, "variants", `.${hash}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   mkdirSync(tmp, { recursive: true });
   const weights = new SafetensorsWeights(src);
-  const builder = new ExternalDataGraphBuilder("variant", path.join(tmp, DATA_FILE), manifest.dtype);
+  const builder = new ExternalDataGraphBuilder(name, path.join(tmp, DATA_FILE), manifest.dtype);
   try {
     const map = mapCheckpoint(src, weights, manifest.family);
-    writeFileSync(path.join(tmp, GRAPH_FILE), buildMoeLlmGraph(config, new MappedWeights(weights, map), options, builder));
+    writeFileSync(path.join(tmp, GRAPH_FILE), build(new MappedWeights(weights, map), builder));
     // a quantised import's variants are quantised the same way
     if (manifest.quant) quantizeGraphFile(path.join(tmp, GRAPH_FILE), path.join(tmp, GRAPH_FILE), optionsOf(manifest.quant));
     renameSync(tmp, variant);

@@ -3,10 +3,12 @@
  *
  * A post-build transform: it finds every MatMul / Gemm whose weight input is a float initializer (directly, or through
  * the Cast-to-float an fp16/bf16-stored weight has) and replaces it by MatMulNBits with the weight quantised block-wise
- * along K. It relies on nothing the builder names but two canonical parameter names: the routers
- * (`model.layers.{i}.mlp.gate.weight`, kept in full precision: their logits decide routing) and `lm_head.weight`
- * (optional). Norm weights, embeddings (Gather), biases and computed matrices are never a MatMul/Gemm initializer
- * weight, so they stay as they are. A weight that anything but such a MatMul/Gemm reads (a tied embedding) is kept.
+ * along K. It relies on nothing the builder names but three canonical parameter names: the routers
+ * (`model.layers.{i}.mlp.gate.weight`, kept in full precision: their logits decide routing), `lm_head.weight`
+ * (optional) and `model.embed_tokens.weight` (never quantised). Norm weights, embeddings (Gather), biases and
+ * computed matrices are never a MatMul/Gemm initializer weight, so they stay as they are. A weight that anything but
+ * such a MatMul/Gemm reads (a tied embedding) is kept; so is the embedding where a tied head is its only reader (the
+ * decoder fed inputs_embeds, the logit-lens head), so that every graph of a model computes the same logits.
  *
  * MatMulNBits (ContribOperators.md, onnxruntime 1.30): Y = A · dequant(B)ᵀ (+ bias), A [..., K], dequant(B) [N, K]:
  *   B           uint8 [N, n_blocks, blob_size], n_blocks = ceil(K / block_size), blob_size = block_size · bits / 8;
@@ -121,6 +123,7 @@ export function quantizedBytes(N: number, K: number, s: Pick<QuantScheme, "bits"
 /** A router weight (kept in full precision: its logits decide routing). */
 export const ROUTER_WEIGHT = /^model\.layers\.\d+\.mlp\.gate\.weight$/;
 export const LM_HEAD_WEIGHT = "lm_head.weight";
+export const EMBED_WEIGHT = "model.embed_tokens.weight";
 /**
  * The fused decoder's routing constants (models/decoder/fused.ts): 0/1 matrices spreading routing weights over
  * expert columns and the per-expert down biases, multiplied by routing weights. MatMul right-hand sides, but not
@@ -195,7 +198,7 @@ export function planQuantization(model: onnx.IModelProto, opts: QuantizeGraphOpt
   for (const node of graph.node ?? []) (node.input ?? []).forEach((name, index) => name && consumers.set(name, [...(consumers.get(name) ?? []), { node, index }]));
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name!));
   const bits = opts.scheme.bits, bs = opts.scheme.blockSize;
-  const eligibleWeight = (name: string) => !ROUTER_WEIGHT.test(name) && !ROUTING_CONSTANT.test(name) && (opts.lmHead || name !== LM_HEAD_WEIGHT);
+  const eligibleWeight = (name: string) => !ROUTER_WEIGHT.test(name) && !ROUTING_CONSTANT.test(name) && name !== EMBED_WEIGHT && (opts.lmHead || name !== LM_HEAD_WEIGHT);
 
   /** The weight layout a consumer reads a [r, c] initializer in, or undefined when it cannot become MatMulNBits. */
   const readsAs = (c: { node: onnx.INodeProto; index: number }): "nk" | "kn" | undefined => {

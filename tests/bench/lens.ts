@@ -14,11 +14,11 @@
 import * as ort from "onnxruntime-node";
 import { paramNames } from "../../models/config";
 import { buildLensHeadGraph, lensHead, LENS_TOP_K, runLogitLens } from "../../models/logit-lens";
-import { buildMoeLlmGraph, io, type MoeGraphOptions } from "../../models/moe-llm-graph";
+import { fusedNorm } from "../../models/decoder/fused";
+import { buildMoeLlmGraph, decoderContext, io, lmHead, type MoeGraphOptions } from "../../models/moe-llm-graph";
 import { resolveModel } from "../../models/moe-llm-model";
 import { MoeLlmRunner, type KvCache } from "../../models/moe-llm-session";
 import { GraphBuilder } from "../../models/onnx/builder";
-import { Ops } from "../../models/onnx/ops";
 import { SafetensorsWeights } from "../../models/safetensors";
 import { median } from "./stats";
 
@@ -35,9 +35,11 @@ export async function benchLens(log: (s: string) => void = console.log) {
   // in-graph: the lens head on the stacked residual outputs, inside the decoder
   const g = new GraphBuilder("uni_moe_decoder");
   buildMoeLlmGraph(c, w, { ...BASE, lens: true }, g);
-  const o = new Ops(g);
+  // the decoder already holds the final norm and head weights under their canonical names
+  const ctx = { ...decoderContext(c, w, g), w: (name: string) => name };
+  const o = ctx.o;
   const stacked = o.reshape(o.concat(Array.from({ length: L }, (_, i) => o.unsqueeze(io.hidden(i), [0])), 0), g.ints([L, -1, H]));
-  const head = lensHead(o, stacked, paramNames.finalNorm, c.tie_word_embeddings ? paramNames.embed : paramNames.lmHead, c.rms_norm_eps, V, LENS_TOP_K);
+  const head = lensHead(o, stacked, (rows) => lmHead(ctx, fusedNorm(ctx, rows, paramNames.finalNorm)), V, LENS_TOP_K);
   g.output(head.topIds, "lens_top_ids", "int64", [L, "tokens", LENS_TOP_K]);
   g.output(head.topLogprobs, "lens_top_logprobs", "float", [L, "tokens", LENS_TOP_K]);
   g.output(head.finalRank, "lens_final_rank", "int64", [L, "tokens"]);

@@ -4,9 +4,14 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { expertColumns } from "@/models/config";
+import { importCheckpoint } from "@/models/import/import";
 import { SafetensorsWeights } from "@/models/safetensors";
 import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { familyReference } from "../reference/families";
+import { get } from "../reference/families/ops";
+import { referenceLens } from "../reference/lens";
 import { referenceForward } from "../reference/moe-llm";
+import { writeFamilyCheckpoint } from "../unit/import/family-checkpoints";
 
 // `cli forward` is a scripting contract: exact shape, and numbers that agree with the plain-TS reference.
 const root = path.join(__dirname, "../..");
@@ -20,6 +25,46 @@ function cli(...args: string[]) {
     timeout: 120_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+type LensJson = { layer: number; top_ids: number[][]; top_logprobs: number[][] }[];
+
+/**
+ * `cli forward` with and without --logit-lens: the lens output is the plain one plus `lens` (one entry per decoder
+ * layer, a row of 5 descending log-probabilities per position); returns both and how far the last layer's lens at the
+ * last position is from the log-softmax of the logits (whose top-5 ids it must be).
+ */
+function forwardWithLens(dir: string, ids: number[], layers: number, label: string) {
+  const n = ids.length;
+  const plainFile = path.join(tmp, `${label}-plain.json`);
+  const lensFile = path.join(tmp, `${label}-lens.json`);
+  expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--out", plainFile).code).toBe(0);
+  const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--logit-lens", "--out", lensFile);
+  expect(r.err).toBe("");
+  expect(r.code).toBe(0);
+  const plain = JSON.parse(readFileSync(plainFile, "utf8"));
+  const { lens, ...rest } = JSON.parse(readFileSync(lensFile, "utf8")) as { lens: LensJson };
+  expect(rest).toEqual(plain);
+  expect(Object.keys(plain).sort()).toEqual(["layers", "logits"]);
+  expect(lens).toHaveLength(layers);
+  lens.forEach((l, i) => {
+    expect(Object.keys(l).sort()).toEqual(["layer", "top_ids", "top_logprobs"]);
+    expect(l.layer).toBe(i);
+    expect(l.top_ids).toHaveLength(n);
+    expect(l.top_logprobs).toHaveLength(n);
+    for (const row of l.top_logprobs) {
+      expect(row).toHaveLength(5);
+      for (let j = 1; j < 5; j++) expect(row[j]!).toBeLessThanOrEqual(row[j - 1]!);
+    }
+  });
+  // logits are the last position's: the last layer's lens at that position is their log-softmax top-5
+  const logits: number[] = plain.logits;
+  const mx = Math.max(...logits);
+  const lse = mx + Math.log(logits.reduce((a, v) => a + Math.exp(v - mx), 0));
+  const top = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);
+  const last = lens[layers - 1]!;
+  expect(last.top_ids[n - 1]).toEqual(top);
+  return { plain, lens, dLast: Math.max(...top.map((v, j) => Math.abs(logits[v]! - lse - last.top_logprobs[n - 1]![j]!))) };
 }
 
 describe("cli forward on uni-moe-tiny/tiny", () => {
@@ -79,39 +124,9 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
 
   it("--logit-lens adds lens: [{ layer, top_ids, top_logprobs }] (rows per position) and changes no existing field; the last layer's lens is the model's own prediction", async () => {
     const { dir, config } = await ensureReferenceModel("tiny", path.join(tmp, "models", "uni-moe-tiny", "tiny"));
-    const ids = [256, 72, 105, 33, 257, 300, 10];
-    const n = ids.length;
-    const plainFile = path.join(tmp, "plain.json");
-    const lensFile = path.join(tmp, "lens.json");
-    expect(cli("forward", "--model", dir, "--ids", ids.join(","), "--out", plainFile).code).toBe(0);
-    const r = cli("forward", "--model", dir, "--ids", ids.join(","), "--logit-lens", "--out", lensFile);
-    expect(r.err).toBe("");
-    expect(r.code).toBe(0);
-    const plain = JSON.parse(readFileSync(plainFile, "utf8"));
-    const { lens, ...rest } = JSON.parse(readFileSync(lensFile, "utf8"));
-    expect(rest).toEqual(plain);
-    expect(Object.keys(plain).sort()).toEqual(["layers", "logits"]);
-    expect(lens).toHaveLength(config.num_hidden_layers);
-    lens.forEach((l: { layer: number; top_ids: number[][]; top_logprobs: number[][] }, i: number) => {
-      expect(Object.keys(l).sort()).toEqual(["layer", "top_ids", "top_logprobs"]);
-      expect(l.layer).toBe(i);
-      expect(l.top_ids).toHaveLength(n);
-      expect(l.top_logprobs).toHaveLength(n);
-      for (const row of l.top_logprobs) {
-        expect(row).toHaveLength(5);
-        for (let j = 1; j < 5; j++) expect(row[j]!).toBeLessThanOrEqual(row[j - 1]!);
-      }
-    });
-    // logits are the last position's: the last layer's lens at that position is their log-softmax top-5
-    const logits: number[] = plain.logits;
-    const mx = Math.max(...logits);
-    const lse = mx + Math.log(logits.reduce((a, v) => a + Math.exp(v - mx), 0));
-    const top = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);
-    const last = lens[config.num_hidden_layers - 1];
-    expect(last.top_ids[n - 1]).toEqual(top);
-    const d = Math.max(...top.map((v, j) => Math.abs(logits[v]! - lse - last.top_logprobs[n - 1][j])));
-    console.log(`cli forward --logit-lens: last layer vs the model's own log-probabilities max |Δ| ${d.toExponential(2)}`);
-    expect(d).toBeLessThan(1e-5);
+    const { dLast } = forwardWithLens(dir, [256, 72, 105, 33, 257, 300, 10], config.num_hidden_layers, "tiny");
+    console.log(`cli forward --logit-lens: last layer vs the model's own log-probabilities max |Δ| ${dLast.toExponential(2)}`);
+    expect(dLast).toBeLessThan(1e-5);
   }, 180_000);
 
   it("--routing-precision bf16 routes as the release (reference in bf16), same output shape; k before drops, mask and weights after", async () => {
@@ -171,4 +186,30 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("outside the vocabulary");
   });
+});
+
+describe("cli forward --logit-lens on an imported model", () => {
+  it("phimoe (LayerNorm with bias, lm_head bias): the same contract; the last layer is the model's prediction, an intermediate layer the plain-TS lens of the reference's residual stream", async () => {
+    const src = path.join(tmp, "phimoe-src");
+    const { config, tensors } = await writeFamilyCheckpoint(src, "phimoe", { seed: 41 });
+    const { dir } = await importCheckpoint(src, { root: path.join(tmp, "models"), name: "phi" });
+    const ids = [3, 17, 60, 2, 41, 9];
+    const n = ids.length, V = config.vocab_size as number, H = config.hidden_size as number;
+    const { lens, dLast } = forwardWithLens(dir, ids, config.num_hidden_layers as number, "phi");
+    // layer 0 through LayerNorm(model.norm) and lm_head with its bias, in float64 on the reference's residual stream
+    const ref = familyReference("phimoe", config, tensors, ids);
+    const want = referenceLens(
+      { norm: get(tensors, "model.norm.weight"), normBias: get(tensors, "model.norm.bias"), eps: config.rms_norm_eps as number, head: get(tensors, "lm_head.weight"), headBias: get(tensors, "lm_head.bias") },
+      ref.hidden.map((h) => h.flat()),
+      n, H, V, 5,
+    );
+    let dMid = 0;
+    want[0]!.forEach((cell, t) => {
+      expect(lens[0]!.top_ids[t]).toEqual(cell.ids);
+      cell.logprobs.forEach((v, j) => (dMid = Math.max(dMid, Math.abs(v - lens[0]!.top_logprobs[t]![j]!))));
+    });
+    console.log(`cli forward --logit-lens, imported phimoe: last layer vs its own log-probabilities max |Δ| ${dLast.toExponential(2)}; layer 0 vs the plain-TS lens max |Δ| ${dMid.toExponential(2)}`);
+    expect(dLast).toBeLessThan(1e-4);
+    expect(dMid).toBeLessThan(1e-4);
+  }, 180_000);
 });

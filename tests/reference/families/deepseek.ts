@@ -52,6 +52,7 @@ export function referenceDeepseek(family: "deepseek_v2" | "deepseek_v3", config:
   const shared = (config.n_shared_experts as number | null | undefined) ?? 0;
   const rsf = n(config, "routed_scaling_factor", v3 ? 2.5 : 1);
   const b = (name: string) => (bias ? get(t, name) : undefined);
+  const hidden: number[][][] = [];
   let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
@@ -82,6 +83,7 @@ export function referenceDeepseek(family: "deepseek_v2" | "deepseek_v3", config:
         const y = mlp(h, W(`${p}mlp.gate_proj.weight`), W(`${p}mlp.up_proj.weight`), W(`${p}mlp.down_proj.weight`), n(config, "intermediate_size"));
         return x.map((v, i) => v + y[i]!);
       });
+      hidden.push(xs);
       continue;
     }
     const routing: RefLayerRouting = { layer: l, routerLogits: [], mask: [], weights: [], k: [], ...(v3 ? { scores: [] } : {}) };
@@ -125,7 +127,8 @@ export function referenceDeepseek(family: "deepseek_v2" | "deepseek_v3", config:
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
+    hidden.push(xs);
   }
   const head = config.tie_word_embeddings === true ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
-  return { logits: xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V)), layers };
+  return { logits: xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V)), layers, hidden };
 }

@@ -34,6 +34,7 @@ export function referenceGptOss(config: Cfg, t: Tensors, ids: number[]): RefResu
   const types = (config.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, i) => (i % 2 === 0 ? "sliding_attention" : "full_attention"));
   const bias = config.attention_bias !== false;
   const b = (name: string) => (bias ? get(t, name) : undefined);
+  const hidden: number[][][] = [];
   let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
@@ -78,6 +79,7 @@ export function referenceGptOss(config: Cfg, t: Tensors, ids: number[]): RefResu
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
+    hidden.push(xs);
   }
-  return { logits: xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), get(t, "lm_head.weight"), V)), layers };
+  return { logits: xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), get(t, "lm_head.weight"), V)), layers, hidden };
 }

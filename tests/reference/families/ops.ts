@@ -22,6 +22,8 @@ export interface RefResult {
   logits: number[][];
   /** MoE layers only, in order */
   layers: RefLayerRouting[];
+  /** [L][S][H] the residual stream after each decoder layer (dense layers included), before the final norm */
+  hidden: number[][][];
 }
 
 export type Cfg = Record<string, unknown>;

@@ -35,6 +35,7 @@ export function referencePhimoe(config: Cfg, t: Tensors, ids: number[]): RefResu
   const bias = config.attention_bias === true;
   const b = (name: string) => (bias ? get(t, name) : undefined);
   const ln = (x: number[], name: string) => layerNorm(x, get(t, `${name}.weight`), get(t, `${name}.bias`), eps);
+  const hidden: number[][][] = [];
   let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
@@ -67,8 +68,9 @@ export function referencePhimoe(config: Cfg, t: Tensors, ids: number[]): RefResu
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
+    hidden.push(xs);
   }
   const head = config.tie_word_embeddings === true ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   const headBias = config.lm_head_bias === true ? get(t, "lm_head.bias") : undefined;
-  return { logits: xs.map((x) => linear(ln(x, "model.norm"), head, V, headBias)), layers };
+  return { logits: xs.map((x) => linear(ln(x, "model.norm"), head, V, headBias)), layers, hidden };
 }

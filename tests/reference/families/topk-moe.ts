@@ -52,6 +52,7 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
   const I = family === "olmoe" || family === "mixtral" ? n(config, "intermediate_size") : n(config, "moe_intermediate_size");
   const renorm = family === "mixtral" ? true : ((config.norm_topk_prob as boolean | undefined) ?? false);
   const bias = family === "qwen2_moe" ? true : family === "mixtral" ? false : ((config.attention_bias as boolean | undefined) ?? false);
+  const hidden: number[][][] = [];
   let xs = embed(t, ids, H);
   const layers: RefLayerRouting[] = [];
   const windows = attentionWindows(family, config);
@@ -89,6 +90,7 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
         const y = mlp(h, get(t, `${p}mlp.gate_proj.weight`), get(t, `${p}mlp.up_proj.weight`), get(t, `${p}mlp.down_proj.weight`), n(config, "intermediate_size"));
         return x.map((v, i) => v + y[i]!);
       });
+      hidden.push(xs);
       continue;
     }
     const routing: RefLayerRouting = { layer: l, routerLogits: [], mask: [], weights: [], k: [] };
@@ -124,8 +126,9 @@ export function referenceForward(family: Family, config: Cfg, t: Tensors, ids: n
       return x.map((v, i) => v + y[i]!);
     });
     layers.push(routing);
+    hidden.push(xs);
   }
   const head = (config.tie_word_embeddings as boolean | undefined) ? get(t, "model.embed_tokens.weight") : get(t, "lm_head.weight");
   const logits = xs.map((x) => linear(rmsNorm(x, get(t, "model.norm.weight"), eps), head, V));
-  return { logits, layers };
+  return { logits, layers, hidden };
 }

@@ -224,6 +224,16 @@ describe("the graph transform", () => {
   });
 
   const GRAPH: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: false };
+  it("a tied embedding stays in full precision in every graph of the model, also where the head is its only reader (inputs_embeds)", () => {
+    const c = randomConfig(4, { hidden_size: 64, tie_word_embeddings: true });
+    const w = randomWeights(c, 4);
+    for (const embeds of [false, true])
+      for (const lmHead of [false, true]) {
+        const plan = planQuantization(onnx.ModelProto.decode(buildMoeLlmGraph(c, w, { ...GRAPH, embeds })), { scheme: { bits: 4, blockSize: 32, symmetric: true }, lmHead });
+        expect(plan.jobs.length).toBeGreaterThan(0);
+        expect(plan.jobs.map((j) => j.source.name), `embeds ${embeds}, lmHead ${lmHead}`).not.toContain(paramNames.embed);
+      }
+  });
   it.each([1, 2, 3])("seed %i: the decoder the builder emits, quantised int4/int8, equals its dequantised fp32 twin (logits ≤ 1e-4 rel., routing exact)", async (seed) => {
     const c = randomConfig(seed, { hidden_size: 64 });
     const w = randomWeights(c, seed);

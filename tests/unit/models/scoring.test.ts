@@ -7,6 +7,7 @@ import { MoeLlmRunner } from "@/models/moe-llm-session";
 import { continuePositions, scoredSequence, scoreSequence, summarizeNll, tokenNll } from "@/models/scoring";
 import { byteTokenizer } from "@/models/tokenizer";
 import type { WeightSource } from "@/models/weights";
+import { referenceLens } from "../../reference/lens";
 import { referenceForward } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 
@@ -108,44 +109,6 @@ describe("teacher-forced NLL vs the plain-TS reference", () => {
   });
 });
 
-/** The lens of the reference's residual states, with plain loops in float64. */
-function referenceLens(c: MoeLlmConfig, w: WeightSource, hidden: Float64Array[], N: number, K: number) {
-  const H = c.hidden_size, V = c.vocab_size;
-  const norm = w.get(paramNames.finalNorm).data;
-  const head = w.get(c.tie_word_embeddings ? paramNames.embed : paramNames.lmHead).data;
-  const logp = hidden.map((x) => {
-    const out: number[][] = [];
-    for (let n = 0; n < N; n++) {
-      let ss = 0;
-      for (let i = 0; i < H; i++) ss += x[n * H + i]! ** 2;
-      const inv = 1 / Math.sqrt(ss / H + c.rms_norm_eps);
-      const row: number[] = [];
-      for (let v = 0; v < V; v++) {
-        let s = 0;
-        for (let i = 0; i < H; i++) s += x[n * H + i]! * inv * norm[i]! * head[v * H + i]!;
-        row.push(s);
-      }
-      const mx = Math.max(...row);
-      const lse = mx + Math.log(row.reduce((a, b) => a + Math.exp(b - mx), 0));
-      out.push(row.map((v) => v - lse));
-    }
-    return out;
-  });
-  const final = logp[logp.length - 1]!;
-  return logp.map((lp) =>
-    lp.map((row, n) => {
-      const order = [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
-      const fTop = final[n]!.indexOf(Math.max(...final[n]!));
-      return {
-        ids: order.slice(0, K),
-        logprobs: order.slice(0, K).map((v) => row[v]!),
-        rank: row.filter((v) => v > row[fTop]!).length,
-        kl: final[n]!.reduce((a, f, v) => a + Math.exp(f) * (f - row[v]!), 0),
-      };
-    }),
-  );
-}
-
 describe("logit lens", () => {
   it("off: the decoder graph is byte-identical to one built without the option; on: the same logits and routing", async () => {
     const c = randomConfig(3);
@@ -183,7 +146,8 @@ describe("logit lens", () => {
     const lens = await runLogitLens(session, c, out.hidden!, N, 3 * L * V * 4 * 3);
     const K = Math.min(LENS_TOP_K, V);
     expect(lens.k).toBe(K);
-    const want = referenceLens(c, w, ref.hidden, N, K);
+    const head = { norm: w.get(paramNames.finalNorm).data, eps: c.rms_norm_eps, head: w.get(c.tie_word_embeddings ? paramNames.embed : paramNames.lmHead).data };
+    const want = referenceLens(head, ref.hidden, N, H, V, K);
     let dLp = 0, dKl = 0;
     for (let l = 0; l < L; l++)
       for (let n = 0; n < N; n++) {
