@@ -91,14 +91,8 @@ describe("links between the pages", () => {
   });
 });
 
-/**
- * Files the docs name that a clean clone lacks, each with why. tests/unit/models/cuda-kernels.test.ts reads this
- * table, but .gitignore's `data/` (meant for the app's ./data) also ignores tests/unit/models/data/, so it was never
- * committed and that test cannot pass on a clean clone either.
- */
-const KNOWN_MISSING: Record<string, string> = {
-  "tests/unit/models/data/ort-cuda-kernels.json": "git-ignored by the data/ pattern; never committed",
-};
+/** Files the docs name that a clean clone lacks, each with why (none today). */
+const KNOWN_MISSING: Record<string, string> = {};
 
 describe("the commands the pages show (docs-snippet check)", () => {
   const scripts = Object.keys((JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts);
