@@ -26,6 +26,8 @@ test("released MoE-TTS: import a generated Omni checkpoint with a speech generat
   await page.getByLabel("Model name").fill("e2e-omni");
   await page.getByRole("button", { name: "Import", exact: true }).click();
   await expect(page.getByTestId("import-status")).toContainText("Imported: grin_qwen2_vl/e2e-omni", { timeout: 90_000 });
+  // every folder, a codec folder too, is named by its import folder: never the server's path
+  await expect(page.getByLabel("Checkpoint folder")).not.toContainText(CHECKPOINTS);
   await page.getByLabel("Checkpoint folder").selectOption("checkpoints/speech_gen");
   await expect(page.getByTestId("inspect-summary")).toContainText("WavTokenizer decoder");
   await page.getByLabel("Model name").fill("wt");

@@ -204,7 +204,7 @@ export const modelsRouter = router({
       const r = await graphPlacement(input.graph, input.provider);
       return { ...r, memcpy: { ...r.memcpy, sites: r.memcpy.sites.slice(0, 50) } };
     } catch (err) {
-      throw new TRPCError({ code: "BAD_REQUEST", message: (err as Error).message });
+      throw new TRPCError({ code: "BAD_REQUEST", message: redactPaths((err as Error).message) });
     }
   }),
   /**
@@ -220,7 +220,7 @@ export const modelsRouter = router({
       } catch {
         return;
       }
-      if (!entries.some((e) => e.name === "config.json") && wavTokenizerSource(dir)) found.push({ dir, modelType: "wavtokenizer" });
+      if (!entries.some((e) => e.name === "config.json") && wavTokenizerSource(dir)) found.push({ dir: displayPath(dir), modelType: "wavtokenizer" });
       if (entries.some((e) => e.name === "config.json")) {
         let modelType: string | null = null;
         try {
