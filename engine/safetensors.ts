@@ -2,7 +2,7 @@
  * The safetensors format itself (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
  * length, a JSON header `{ name: { dtype, shape, data_offsets }, "__metadata__": { string: string } }`
  * padded with spaces to 8 bytes, then the tensors' bytes (little-endian, row-major). Framework-free and
- * browser-safe: models/safetensors.ts adds file I/O and float conversion on top; routing exports encode
+ * browser-safe: models/io/safetensors.ts adds file I/O and float conversion on top; routing exports encode
  * in memory with `encodeSafetensors`.
  */
 
@@ -66,7 +66,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
  * A whole safetensors file in memory, each tensor stored in its typed array's dtype (F32, F64, I32, U8).
  * For exports of modest size (a routing trace, an aggregate); large weights go through
- * models/safetensors.ts writeSafetensors, which streams to disk.
+ * models/io/safetensors.ts writeSafetensors, which streams to disk.
  */
 export function encodeSafetensors(tensors: readonly { name: string; shape: number[]; data: TypedTensorData }[], metadata?: Record<string, string>): Uint8Array {
   if (!LITTLE_ENDIAN) throw new SafetensorsError("writing safetensors on a big-endian machine is not supported");

@@ -62,7 +62,7 @@ export interface RoutingTrace {
   convention: string;
   /** The arithmetic the routing was computed in (Uni-MoE as released: bf16); absent = fp32. */
   routingPrecision?: "fp32" | "bf16";
-  /** The model's parameter counts (models/parameters.ts), for the active parameters per token of these tokens. */
+  /** The model's parameter counts (models/io/parameters.ts), for the active parameters per token of these tokens. */
   parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: ExpertInfo[];
   tokens: TraceToken[];
@@ -89,7 +89,7 @@ export interface TraceQuantization {
 }
 
 /**
- * The logit lens (models/logit-lens.ts): the residual stream after each decoder layer through the final norm and LM
+ * The logit lens (models/moe-llm/logit-lens.ts): the residual stream after each decoder layer through the final norm and LM
  * head. Per layer, row-major per token: the top-`k` next-token ids and their log-probabilities, the rank of the
  * model's final prediction (0 = it is already the top) and KL(final ‖ this layer) in nats.
  */

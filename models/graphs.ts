@@ -9,13 +9,13 @@ import { placementOf, type PlacementReport } from "@/engine/runtime/placement";
 import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider } from "@/engine/runtime/types";
 import { adapterLabel, probeWebGpu } from "@/engine/runtime/webgpu";
-import { listCodecs, codecGraphFile, resolveCodec } from "./codec-wavtokenizer-model";
-import { DIT_REF, ditGraphFile, ensureDitModel, type DitGraphKind } from "./dit-tiny";
-import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, encoderGraphFile, resolveEncoder } from "./encoders-tiny";
-import { graphFile, listModels, resolveModel } from "./moe-llm-model";
-import { listSpeechModels, resolveSpeechRef, speechGraphFile } from "./tts-released-model";
-import { TTS_REFERENCE_REF } from "./tts-tiny";
-import { resolveTtsModel, ttsGraphFiles } from "./tts";
+import { listCodecs, codecGraphFile, resolveCodec } from "./tts/codec-wavtokenizer-model";
+import { DIT_REF, ditGraphFile, ensureDitModel, type DitGraphKind } from "./dit/dit-tiny";
+import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, encoderGraphFile, resolveEncoder } from "./encoders/encoders-tiny";
+import { graphFile, listModels, resolveModel } from "./moe-llm/moe-llm-model";
+import { listSpeechModels, resolveSpeechRef, speechGraphFile } from "./tts/tts-released-model";
+import { TTS_REFERENCE_REF } from "./tts/tts-tiny";
+import { resolveTtsModel, ttsGraphFiles } from "./tts/tts";
 
 export type GraphFamily = "decoder" | "vision encoder" | "audio encoder" | "TTS" | "TTS codec" | "DiT" | "VAE decoder" | "VAE encoder" | "codec";
 

@@ -3,8 +3,8 @@ import type { FeaturesValue } from "../engine/features";
 import { decodeAudio, MediaDecodeError } from "../engine/media/ffmpeg";
 import { decodeWavMono, parseWav, WavError } from "../engine/media/wav";
 import { defineNode } from "../engine/node";
-import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders-tiny";
-import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "../models/mel";
+import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
+import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "../models/encoders/mel";
 import "./params";
 
 const WAV_MIMES = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"]);

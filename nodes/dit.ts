@@ -2,9 +2,9 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { embedWorkflowInPng } from "../engine/provenance";
 import { zImageValue, type ImageValue } from "../engine/media/values";
-import { conditioningAsReleased, conditioningFromLlm, initialNoise, RELEASED_STEPS, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit";
-import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit-tiny";
-import { decodeToRgb, encodePng, rgbToTensor, tensorToRgb, vaeImageSize } from "../models/vae";
+import { conditioningAsReleased, conditioningFromLlm, initialNoise, RELEASED_STEPS, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit/dit";
+import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit/dit-tiny";
+import { decodeToRgb, encodePng, rgbToTensor, tensorToRgb, vaeImageSize } from "../models/dit/vae";
 import type { LlmOutputValue } from "./moe-llm";
 import "./params";
 

@@ -9,11 +9,11 @@ import { Executor } from "../engine/executor";
 import { defineNode } from "../engine/node";
 import { isRoutingTrace } from "../engine/trace";
 import type { Workflow } from "../engine/workflow/schema";
-import { expertColumns } from "../models/config";
+import { expertColumns } from "../models/moe-llm/config";
 import { architectureOf } from "../models/families/conventions";
-import { resolveModel } from "../models/moe-llm-model";
+import { resolveModel } from "../models/moe-llm/moe-llm-model";
 import { encodeSafetensors } from "../engine/safetensors";
-import { loadTokenizer } from "../models/tokenizer-json";
+import { loadTokenizer } from "../models/text/tokenizer-json";
 import "./params";
 
 export const ABLATION_NODE_TYPE = "inspect.expert-ablation";

@@ -4,9 +4,9 @@ import { defineNode } from "../engine/node";
 import { ROPE_MODES } from "../engine/rope/positions";
 import type { SequenceValue } from "../engine/sequence";
 import { createHash } from "node:crypto";
-import { buildSequence } from "../models/prompt";
-import { modelTokenizer } from "../models/prompt-tokenizer";
-import { JsonTokenizer } from "../models/tokenizer-json";
+import { buildSequence } from "../models/text/prompt";
+import { modelTokenizer } from "../models/text/prompt-tokenizer";
+import { JsonTokenizer } from "../models/text/tokenizer-json";
 import "./params";
 
 function features(v: unknown, kind: string): FeaturesValue | undefined {

@@ -3,9 +3,9 @@ import { defineNode } from "../engine/node";
 import { rotaryFrequencies } from "../engine/rope/frequencies";
 import { computePositionIds, ROPE_MODES } from "../engine/rope/positions";
 import { isSequence } from "../engine/sequence";
-import { headDim } from "../models/config";
-import { resolveModel } from "../models/moe-llm-model";
-import { byteTokenizer } from "../models/tokenizer";
+import { headDim } from "../models/moe-llm/config";
+import { resolveModel } from "../models/moe-llm/moe-llm-model";
+import { byteTokenizer } from "../models/text/tokenizer";
 import "./params";
 
 /** What the RoPE Inspector view reads (stored as a JSON file; sequences can be long). */

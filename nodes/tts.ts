@@ -2,15 +2,15 @@ import { z } from "zod";
 import { defineNode, type RunContext } from "../engine/node";
 import { embedWorkflowInWav } from "../engine/provenance";
 import type { RoutingTrace } from "../engine/trace";
-import { extractSpeechSpans, resolveTtsModel, synthesize, TtsCancelled, withTts, type SpeechSegment } from "../models/tts";
-import { TTS_REFERENCE_REF } from "../models/tts-tiny";
-import { encodeWav16 } from "../models/wav-write";
-import { resolveCodec, withCodec } from "../models/codec-wavtokenizer-model";
+import { extractSpeechSpans, resolveTtsModel, synthesize, TtsCancelled, withTts, type SpeechSegment } from "../models/tts/tts";
+import { TTS_REFERENCE_REF } from "../models/tts/tts-tiny";
+import { encodeWav16 } from "../models/io/wav-write";
+import { resolveCodec, withCodec } from "../models/tts/codec-wavtokenizer-model";
 import { readDefaults } from "../models/defaults";
-import { resolveSpeechRef, speechRunner, speechTokenizer, type ResolvedSpeech } from "../models/tts-released-model";
-import { releasedChunks, synthesizeReleased } from "../models/tts-released-synth";
-import { SpeechCancelled } from "../models/tts-released-run";
-import { byteTokenizer } from "../models/tokenizer";
+import { resolveSpeechRef, speechRunner, speechTokenizer, type ResolvedSpeech } from "../models/tts/tts-released-model";
+import { releasedChunks, synthesizeReleased } from "../models/tts/tts-released-synth";
+import { SpeechCancelled } from "../models/tts/tts-released-run";
+import { byteTokenizer } from "../models/text/tokenizer";
 import "./params";
 
 /** The Models page's codec for MoE-TTS nodes (defaults.json key). */

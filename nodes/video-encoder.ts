@@ -3,10 +3,10 @@ import type { FeaturesValue } from "../engine/features";
 import { extractAudio, MediaDecodeError, probeVideo, sampleFrames } from "../engine/media/ffmpeg";
 import { zVideoValue } from "../engine/media/values";
 import { defineNode } from "../engine/node";
-import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders-tiny";
-import { tilesFromRgb } from "../models/image-preprocess";
-import { CHUNK_FRAMES, chunkSamples, logMelChunk } from "../models/mel";
-import { adaptiveAvgPool2d } from "../models/vision-encoder";
+import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
+import { tilesFromRgb } from "../models/encoders/image-preprocess";
+import { CHUNK_FRAMES, chunkSamples, logMelChunk } from "../models/encoders/mel";
+import { adaptiveAvgPool2d } from "../models/encoders/vision-encoder";
 import "./params";
 
 /**

@@ -3,9 +3,9 @@ import type { FeaturesValue } from "../engine/features";
 import { zImageValue } from "../engine/media/values";
 import { defineNode } from "../engine/node";
 import { inspectStored, UploadError } from "../engine/uploads";
-import { DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders-tiny";
-import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "../models/image-preprocess";
-import { adaptiveAvgPool2d } from "../models/vision-encoder";
+import { DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
+import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "../models/encoders/image-preprocess";
+import { adaptiveAvgPool2d } from "../models/encoders/vision-encoder";
 import "./params";
 
 /**

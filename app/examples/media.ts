@@ -1,7 +1,7 @@
 import sharp from "sharp";
 import type { Storage } from "@/engine/node";
 import { storeUpload } from "@/engine/uploads";
-import { encodeWav16 } from "@/models/wav-write";
+import { encodeWav16 } from "@/models/io/wav-write";
 
 /** A 768×384 picture (two tiles wide): sky, sea, a sun and a boat, drawn from SVG (nothing downloaded). */
 async function samplePng(): Promise<Uint8Array> {

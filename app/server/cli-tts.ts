@@ -1,6 +1,6 @@
 /**
  * `tts-forward`: a teacher-forced forward of the released MoE-TTS (one entry of cli.ts's COMMANDS). The input and output
- * formats are a scripting contract (issue 17, RELEASED.md §1.12); see models/tts-released-run.ts teacherForced.
+ * formats are a scripting contract (issue 17, RELEASED.md §1.12); see models/tts/tts-released-run.ts teacherForced.
  *   npm run cli -- tts-forward --model <dir or ref> --input input.json --out result.json
  */
 import { existsSync, statSync } from "node:fs";
@@ -8,8 +8,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { float32Shortest } from "@/engine/routing/export";
-import { isSpeechDir, openOmniCheckpointSpeech, openSpeechDir, resolveSpeechRef, speechRunner, type ResolvedSpeech } from "@/models/tts-released-model";
-import { teacherForced } from "@/models/tts-released-run";
+import { isSpeechDir, openOmniCheckpointSpeech, openSpeechDir, resolveSpeechRef, speechRunner, type ResolvedSpeech } from "@/models/tts/tts-released-model";
+import { teacherForced } from "@/models/tts/tts-released-run";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
 export const TTS_FORWARD_HELP = `  tts-forward --model <dir or ref> --input <input.json> --out <result.json>

@@ -11,8 +11,8 @@ import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, ty
 import { providerLabel, SessionPool } from "@/engine/runtime";
 import { describeRunMemory } from "@/engine/runtime/memory-format";
 import { loadWorkflow } from "@/engine/workflow/load";
-import { forwardJson, type PositionsJson } from "@/models/forward";
-import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm-model";
+import { forwardJson, type PositionsJson } from "@/models/moe-llm/forward";
+import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm/moe-llm-model";
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
@@ -234,7 +234,7 @@ const listCommand: CliCommand = {
   },
 };
 
-/** `forward`: one pass of a model directory; the output shape is a scripting contract (models/forward.ts). */
+/** `forward`: one pass of a model directory; the output shape is a scripting contract (models/moe-llm/forward.ts). */
 const forwardCommand: CliCommand = {
   name: "forward",
   help: `  forward --model <dir> --ids <1,2,3> --out <result.json>

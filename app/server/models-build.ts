@@ -9,7 +9,7 @@
  */
 import "./load-env";
 import { progressBar } from "@/engine/progress-bar";
-import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "@/models/uni-moe-tiny";
+import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "@/models/moe-llm/uni-moe-tiny";
 
 function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;

@@ -3,7 +3,7 @@
  *
  * CSV (long format, one row per ablation × task; "*" = all records), fingerprints in leading # lines:
  *   ablation,kind,layer,expert,task,records,tokens,mean_nll,baseline_nll,delta_nll,routing_share,status,workflow_fingerprint
- * Tensors (float32, safetensors via models/safetensors.ts; NaN where a value does not exist), A ablations in
+ * Tensors (float32, safetensors via models/io/safetensors.ts; NaN where a value does not exist), A ablations in
  * table order, T tasks in `tasks` order ("*" first), L layers, R routed experts, D dynamic experts:
  *   delta_nll [A,T]  mean_nll [A,T]  tokens [A,T]  baseline_nll [T]  routing_share [T,L,D]
  *   delta_nll_map [T,L,R]         the per-(layer, expert) bans (present when the table has any)

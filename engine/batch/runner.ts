@@ -71,7 +71,7 @@ export interface BatchResult {
   status: "finished" | "failed" | "cancelled";
   error?: string;
   aggregate: RoutingAggregate | null;
-  /** Teacher-forced NLL per record group, when the collected traces were scored (models/scoring.ts); else empty. */
+  /** Teacher-forced NLL per record group, when the collected traces were scored (models/moe-llm/scoring.ts); else empty. */
   nll: NllTotals;
   total: number;
   ran: number;

@@ -1,5 +1,5 @@
 /**
- * Teacher-forced NLL over a batch: the per-token `nll` of scored traces (models/scoring.ts) summed per record
+ * Teacher-forced NLL over a batch: the per-token `nll` of scored traces (models/moe-llm/scoring.ts) summed per record
  * group (task + label, as the routing aggregate groups), so mean NLL and perplexity per task or label are exact
  * whatever the order or caching of records. Sums only; a record contributes (Σ nll, scored tokens).
  */

@@ -2,8 +2,8 @@
  * What the family tables (table.ts, deepseek.ts, phimoe.ts, gpt-oss.ts) share: mapping-rule types, the canonical
  * tensor-name patterns, config.json readers and the canonical config of a fixed-k family.
  */
-import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import type { Tensor32 } from "../weights";
+import { zMoeLlmConfig, type MoeLlmConfig } from "../moe-llm/config";
+import type { Tensor32 } from "../io/weights";
 import { DENSE_LAYERS_KEY, SLIDING_WINDOW_KEY, type QkNorm, type RoutingConvention } from "./conventions";
 import { ropeSpec } from "./rope";
 

@@ -1,4 +1,4 @@
-import type { MoeLlmConfig } from "../config";
+import type { MoeLlmConfig } from "../moe-llm/config";
 
 /**
  * How a family's router turns logits into expert weights. Stored in the canonical config.json of an

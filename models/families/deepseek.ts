@@ -8,7 +8,7 @@
  *   q_proj when q_lora_rank is null, else q_a_proj (+ bias when attention_bias) → q_a_layernorm → q_b_proj;
  *   kv_a_proj_with_mqa (+ bias) → [kv latent | k_pe]; kv_a_layernorm; kv_b_proj → [k_nope | v] per head; o_proj
  *   (+ bias). The two RMSNorms use their class default eps 1e-6 (`DeepseekV2RMSNorm(config.q_lora_rank)`), not
- *   rms_norm_eps. See models/decoder/attention.ts mlaAttention for the graph and its KV cache.
+ *   rms_norm_eps. See models/moe-llm/decoder/attention.ts mlaAttention for the graph and its KV cache.
  * - RoPE over qk_rope_head_dim (the configs set `head_dim = qk_rope_head_dim`): V2 rotates consecutive pairs as complex
  *   numbers (`apply_rotary_emb`: view_as_complex, freqs_cis = polar(1, freqs) × attention_scaling); V3 with
  *   `rope_interleave` (default true) de-interleaves then rotates halves (`apply_rotary_pos_emb_interleave`), without
@@ -30,7 +30,7 @@
  * - The checkpoint's `model.layers.{num_hidden_layers}.*` (V3's multi-token-prediction layer) is not part of the
  *   model (`DeepseekV3Model._keys_to_ignore_on_load_unexpected`): claimed and listed as unused.
  */
-import type { MoeLlmConfig } from "../config";
+import type { MoeLlmConfig } from "../moe-llm/config";
 import { bool, C, canonicalConfig, decoderRules, num, same, type MappingRule, type Raw } from "./common";
 import { ropeScalingOf, yarnMscale } from "./rope";
 import type { Family } from "./family";

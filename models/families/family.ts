@@ -1,5 +1,5 @@
 /** What one checkpoint family is (families/table.ts lists them; deepseek.ts, phimoe.ts, gpt-oss.ts define some). */
-import type { MoeLlmConfig } from "../config";
+import type { MoeLlmConfig } from "../moe-llm/config";
 import type { MappingRule } from "./common";
 import type { PartSpec } from "./parts";
 import type { TowerKind } from "./towers";

@@ -9,7 +9,7 @@
  *   mscale) while the context (cache_position[-1] + 1) is at most original_max_position_embeddings; longer contexts
  *   would switch every position to the long factors, which are not implemented: such inputs are refused.
  * - `PhimoeSparseMoeBlock` + `sparsemixer(training=False)`: top-2 sparsemixer on the router logits with
- *   jitter_eps = router_jitter_noise (models/decoder/routers.ts sparsemixerRouting); experts w1/w3/w2 SwiGLU;
+ *   jitter_eps = router_jitter_noise (models/moe-llm/decoder/routers.ts sparsemixerRouting); experts w1/w3/w2 SwiGLU;
  *   input_jitter_noise applies in training only.
  * - `PhimoeForCausalLM.lm_head`: bias when lm_head_bias.
  */

@@ -8,14 +8,14 @@
  * use (e.g. rotary inv_freq buffers). `part` concatenates several checkpoint tensors along rows into one
  * canonical tensor, in part order (Qwen2-MoE's shared_expert_gate becomes the last router row).
  */
-import { zMoeLlmConfig, type MoeLlmConfig } from "../config";
+import { zMoeLlmConfig, type MoeLlmConfig } from "../moe-llm/config";
 import { bool, C, canonicalConfig, decoderRules, hfExpertRules, num, qwenDenseLayers, same, windowSize, type MappingRule, type Raw } from "./common";
 import { CONVENTION_TEXT, SLIDING_WINDOW_KEY } from "./conventions";
-import { RELEASED_MODEL_TYPES } from "../grin-routing";
+import { RELEASED_MODEL_TYPES } from "../moe-llm/grin-routing";
 import { deepseekV2, deepseekV3 } from "./deepseek";
 import { gptOss } from "./gpt-oss";
 import { phimoe } from "./phimoe";
-import { speechClaimRules } from "../tts-released";
+import { speechClaimRules } from "../tts/tts-released";
 import { DECODER_PARTS, OMNI_PARTS } from "./parts";
 import type { Family } from "./family";
 
@@ -23,8 +23,8 @@ export type { MappingRule, Take } from "./common";
 export type { Family, FamilyName } from "./family";
 
 /**
- * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/vision-encoder.ts (HF SigLIP names +
- * `mm_projector.{0,2}`) and models/audio-encoder.ts (HF Whisper encoder names under `encoder.`, the query former
+ * Uni-MoE-2.0-Omni's encoder towers, onto the parameter names of models/encoders/vision-encoder.ts (HF SigLIP names +
+ * `mm_projector.{0,2}`) and models/encoders/audio-encoder.ts (HF Whisper encoder names under `encoder.`, the query former
  * under `qformer.`, `projector`). Sources, per prefix:
  *  - `vision_tower.` / `vision_aligner.` / `audio_tower.` / `audio_aligner.`: attributes of
  *    GrinQwen2VLForConditionalGeneration (Uni-MoE-2 uni_moe/model/modeling_qwen2vl.py), beside `model.` (LLM).

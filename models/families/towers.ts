@@ -2,7 +2,7 @@
  * The encoder towers a family's checkpoint may carry next to its LLM (Uni-MoE-2.0-Omni: SigLIP vision tower +
  * MLP aligner; Whisper encoder + Whisper-decoder query former + linear projector). Their tensor-name rules are
  * in families/table.ts (canonical names `vision/<name>` and `audio/<name>`, where <name> is the parameter name
- * models/vision-encoder.ts and models/audio-encoder.ts read); this file derives each tower's encoder config from
+ * models/encoders/vision-encoder.ts and models/encoders/audio-encoder.ts read); this file derives each tower's encoder config from
  * config.json and the stored shapes, lists the canonical tensors a present tower needs, and adapts the mapped
  * checkpoint to the encoder graph builders.
  *
@@ -16,11 +16,11 @@
  *    deleted, the head is Identity, features are hidden_states[-1] (no post_layernorm).
  *  - Hugging Face WhisperDecoder: hidden = inputs_embeds + embed_positions[0:Q]; causal self-attention.
  */
-import type { AudioConfig } from "../audio-encoder";
-import { audioParamTable, zAudioConfig } from "../audio-encoder";
-import type { VisionConfig } from "../vision-encoder";
-import { visionParamTable, zVisionConfig } from "../vision-encoder";
-import type { Tensor32, WeightSource } from "../weights";
+import type { AudioConfig } from "../encoders/audio-encoder";
+import { audioParamTable, zAudioConfig } from "../encoders/audio-encoder";
+import type { VisionConfig } from "../encoders/vision-encoder";
+import { visionParamTable, zVisionConfig } from "../encoders/vision-encoder";
+import type { Tensor32, WeightSource } from "../io/weights";
 
 export type TowerKind = "vision" | "audio";
 export const TOWER_KINDS: readonly TowerKind[] = ["vision", "audio"];

@@ -4,16 +4,16 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { MoeLlmConfig } from "../config";
+import type { MoeLlmConfig } from "../moe-llm/config";
 import { CONFIG_FIELD_NOTES, detectFamily, familyByName, FAMILIES, type Family, type MappingRule, type Take } from "../families/table";
 import type { TensorClaim } from "../families/common";
 import { checkpointParts, DECODER_PARTS, type PartReport } from "../families/parts";
 import { dequantFp8Blocks, dequantMxfp4 } from "./dequant";
-import { moeLlmParamShapes } from "../moe-llm-graph";
+import { moeLlmParamShapes } from "../moe-llm/moe-llm-graph";
 import { towerConfig, towerNeeded, type TowerConfig } from "../families/towers";
-import { SafetensorsWeights } from "../safetensors";
-import type { Tensor32, WeightSource } from "../weights";
-import { SPEECH_CANONICAL, speechConfigFromOmni, speechParamTable, type SpeechGenConfig } from "../tts-released";
+import { SafetensorsWeights } from "../io/safetensors";
+import type { Tensor32, WeightSource } from "../io/weights";
+import { SPEECH_CANONICAL, speechConfigFromOmni, speechParamTable, type SpeechGenConfig } from "../tts/tts-released";
 
 export interface MissingTensor {
   canonical: string;

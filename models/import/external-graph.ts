@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
 import { GraphBuilder } from "../onnx/builder";
-import { encodeFromF32 } from "../safetensors";
+import { encodeFromF32 } from "../io/safetensors";
 
 export type StorageDtype = "fp32" | "fp16" | "bf16";
 

@@ -26,7 +26,7 @@ import path from "node:path";
 import { onnx } from "onnx-proto";
 import type { ExecutionProvider } from "@/engine/runtime/types";
 import { webGpuShaderF16 } from "@/engine/runtime/webgpu";
-import { removeStaleBuilds } from "../model-dir";
+import { removeStaleBuilds } from "../io/model-dir";
 import { externalInfo } from "./external-graph";
 
 export type ComputeDtype = "fp32" | "fp16";

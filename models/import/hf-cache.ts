@@ -10,7 +10,7 @@ import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, 
 import os from "node:os";
 import path from "node:path";
 import { config } from "@/engine/config";
-import { hashFilesWithProgress } from "../model-dir";
+import { hashFilesWithProgress } from "../io/model-dir";
 
 export interface CachedCheckpoint {
   /** "org/name". */
@@ -163,7 +163,7 @@ export function blobSha256(dir: string, file: string): string | null {
 
 /**
  * A checkpoint's content hash. A plain folder: sha256 over each file's name and bytes, in name order
- * (models/model-dir.ts hashFilesWithProgress). A cache snapshot whose weights are LFS blobs: sha256 over
+ * (models/io/model-dir.ts hashFilesWithProgress). A cache snapshot whose weights are LFS blobs: sha256 over
  * each file's name and sha256, taking the sha256 from the blob's name instead of reading gigabytes again
  * (only the small files are read). `onBytes` reports the bytes actually read.
  */

@@ -13,26 +13,26 @@
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { MoeLlmConfig } from "../config";
-import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import { defaultRoutingPrecision } from "../grin-routing";
-import { removeStaleBuilds } from "../model-dir";
+import type { MoeLlmConfig } from "../moe-llm/config";
+import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
+import { defaultRoutingPrecision } from "../moe-llm/grin-routing";
+import { removeStaleBuilds } from "../io/model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
-import { SafetensorsWeights } from "../safetensors";
-import { modelsDir } from "../uni-moe-tiny";
-import { parameterCounts } from "../parameters";
-import { buildAudioGraph } from "../audio-encoder";
-import { buildVisionGraph, gridSide } from "../vision-encoder";
+import { SafetensorsWeights } from "../io/safetensors";
+import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { parameterCounts } from "../io/parameters";
+import { buildAudioGraph } from "../encoders/audio-encoder";
+import { buildVisionGraph, gridSide } from "../encoders/vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
 import type { PartReport } from "../families/parts";
 import { assertComplete, checkpointFiles, mapCheckpoint, MappedWeights, TOKENIZER_FILES, type CheckpointMap } from "./checkpoint";
 import { ExternalDataGraphBuilder, journalFile, recoverJournal, ResumeMismatchError, type RecoveredJournal, type StorageDtype } from "./external-graph";
 import { ensureFp16Graph } from "./fp16";
 import { acquireImportLock, partialDir, removeOtherPartials, SkipWrittenWeights } from "./resume";
-import { writeSafetensors } from "../safetensors";
+import { writeSafetensors } from "../io/safetensors";
 import { optionsOf, quantKey, resolveQuant, type QuantChoice, type QuantizeGraphOptions, type QuantSummary } from "../onnx/quantize";
 import { quantizeGraphFile } from "./quantize-file";
-import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts-released";
+import { SPEECH_CANONICAL, speechParameters, speechParamTable, type SpeechGenConfig } from "../tts/tts-released";
 
 /** Bumped whenever an import's output changes for the same input. */
 export const IMPORT_VERSION = 5;
@@ -131,7 +131,7 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-export { parameterCounts, type ParameterCounts } from "../parameters";
+export { parameterCounts, type ParameterCounts } from "../io/parameters";
 
 export function readManifest(dir: string): ImportManifest | undefined {
   const file = path.join(dir, MANIFEST_FILE);
@@ -317,7 +317,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
 
 /**
  * Writes one encoder tower into `<model dir>/<kind>/`: its graph with external data (as the LLM's) and a
- * config.json that models/encoders-tiny.ts resolves as a ready ONNX export (zVisionOnnxConfig /
+ * config.json that models/encoders/encoders-tiny.ts resolves as a ready ONNX export (zVisionOnnxConfig /
  * zAudioOnnxConfig fields, plus the full encoder config for reference). `resumed`: what an interrupted build of this
  * tower left (recoverJournal). Returns the tower's bytes (data + graph) and the data bytes this run wrote.
  */
@@ -355,7 +355,7 @@ function writeTower(
 /**
  * Writes the MoE-TTS of an Omni checkpoint into `<model dir>/speech/`: config.json (zSpeechGenConfig + storage_dtype)
  * and speech.safetensors (its tensors without the prefix, in the import's dtype); graphs are built from them on first
- * use (models/tts-released-model.ts). Returns the bytes written.
+ * use (models/tts/tts-released-model.ts). Returns the bytes written.
  */
 async function writeSpeech(modelDir: string, config: SpeechGenConfig, weights: MappedWeights, dtype: StorageDtype, onWrite: (bytes: number) => void): Promise<number> {
   const dir = path.join(modelDir, "speech");

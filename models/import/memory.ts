@@ -11,12 +11,12 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "../config";
-import { kvCacheDims } from "../decoder/attention";
+import { paramNames, zMoeLlmConfig, type MoeLlmConfig } from "../moe-llm/config";
+import { kvCacheDims } from "../moe-llm/decoder/attention";
 import type { ComputeDtype } from "./fp16";
 import { parameterCounts, readManifest } from "./import";
-import { CHUNK_BYTES as LENS_CHUNK_BYTES } from "../logit-lens";
-import { moeLlmParamShapes } from "../moe-llm-graph";
+import { CHUNK_BYTES as LENS_CHUNK_BYTES } from "../moe-llm/logit-lens";
+import { moeLlmParamShapes } from "../moe-llm/moe-llm-graph";
 import { quantizedBytes, ROUTER_WEIGHT, type QuantizeGraphOptions, type QuantSummary } from "../onnx/quantize";
 
 export interface MemoryEstimate {
@@ -44,7 +44,7 @@ export function estimateFromConfig(config: MoeLlmConfig, contextTokens = 4096, c
 }
 
 /**
- * The logit-lens head of a model (models/logit-lens.ts): the final norm and the LM head [V, H] in the compute dtype
+ * The logit-lens head of a model (models/moe-llm/logit-lens.ts): the final norm and the LM head [V, H] in the compute dtype
  * (at its quantised bytes when the import quantised the head; a tied embedding never is), plus the chunk of
  * log-probabilities runLogitLens keeps alive, + 15 %.
  */

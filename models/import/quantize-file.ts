@@ -11,7 +11,7 @@ import path from "node:path";
 import { onnx } from "onnx-proto";
 import { inlineFloatValues, planQuantization, quantizeJob, summarizePlan, type QuantizeGraphOptions, type QuantSummary } from "../onnx/quantize";
 import { externalLocation, readExternalBytes } from "./external-graph";
-import { decodeToF32 } from "../safetensors";
+import { decodeToF32 } from "../io/safetensors";
 
 const T = onnx.TensorProto.DataType;
 /** Offsets of external tensors are aligned so ORT can map them directly (as external-graph.ts). */

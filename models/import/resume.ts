@@ -11,8 +11,8 @@ import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pidAlive } from "../model-dir";
-import type { Tensor32, WeightSource } from "../weights";
+import { pidAlive } from "../io/model-dir";
+import type { Tensor32, WeightSource } from "../io/weights";
 import type { MappedWeights } from "./checkpoint";
 import type { ExternalDataGraphBuilder } from "./external-graph";
 

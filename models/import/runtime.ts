@@ -15,12 +15,12 @@ import { onnx } from "onnx-proto";
 import { parseEpPreference } from "@/engine/runtime/providers";
 import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
-import type { MoeLlmConfig } from "../config";
-import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K } from "../logit-lens";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm-graph";
-import type { WeightSource } from "../weights";
+import type { MoeLlmConfig } from "../moe-llm/config";
+import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K } from "../moe-llm/logit-lens";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
+import type { WeightSource } from "../io/weights";
 import { sourceHash } from "./hf-cache";
-import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../safetensors";
+import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../io/safetensors";
 import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder, readExternalBytes } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
@@ -48,7 +48,7 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   return variantFile(dir, precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) }, "variant", (weights, builder) => buildMoeLlmGraph(config, weights, options, builder));
 }
 
-/** The logit-lens head of an imported model (models/logit-lens.ts), a variant built like the decoder's. */
+/** The logit-lens head of an imported model (models/moe-llm/logit-lens.ts), a variant built like the decoder's. */
 export function importedLensHeadFile(dir: string, config: MoeLlmConfig): string {
   return variantFile(dir, { lensHead: LENS_TOP_K, v: LENS_HEAD_VERSION }, "logit_lens_head", (weights, builder) => buildLensHeadGraph(config, weights, LENS_TOP_K, builder));
 }

@@ -11,8 +11,8 @@
  * WavTokenizer's .ckpt), else the top-level dict itself (a plain state_dict, e.g. Uni-MoE-TTS's speech_gen_ep2.bin).
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { bf16BitsToF32, f16BitsToF32 } from "../safetensors";
-import type { Tensor32, WeightSource } from "../weights";
+import { bf16BitsToF32, f16BitsToF32 } from "../io/safetensors";
+import type { Tensor32, WeightSource } from "../io/weights";
 
 // ---------------------------------------------------------------------------------------------
 // zip (central directory, zip64; stored entries only)

@@ -1,4 +1,4 @@
-import { bf16BitsToF32, f32ToBf16Bits } from "../safetensors";
+import { bf16BitsToF32, f32ToBf16Bits } from "../io/safetensors";
 import type { Ops } from "./ops";
 
 /**

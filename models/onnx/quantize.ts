@@ -22,7 +22,7 @@
  * zero point = round(-min / scale) (0 is exact). A block of zeros gets scale 0.
  */
 import { onnx } from "onnx-proto";
-import { f16BitsToF32 } from "../safetensors";
+import { f16BitsToF32 } from "../io/safetensors";
 
 export type QuantBits = 4 | 8;
 export const QUANT_BLOCK_SIZES = [16, 32, 64, 128] as const;
@@ -125,7 +125,7 @@ export const ROUTER_WEIGHT = /^model\.layers\.\d+\.mlp\.gate\.weight$/;
 export const LM_HEAD_WEIGHT = "lm_head.weight";
 export const EMBED_WEIGHT = "model.embed_tokens.weight";
 /**
- * The fused decoder's routing constants (models/decoder/fused.ts): 0/1 matrices spreading routing weights over
+ * The fused decoder's routing constants (models/moe-llm/decoder/fused.ts): 0/1 matrices spreading routing weights over
  * expert columns and the per-expert down biases, multiplied by routing weights. MatMul right-hand sides, but not
  * weights: quantising them would only add error and kernels.
  */

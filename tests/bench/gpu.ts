@@ -9,9 +9,9 @@ import { probeCuda } from "../../engine/runtime/select";
 import { SessionPool } from "../../engine/runtime";
 import type { ExecutionProvider } from "../../engine/runtime/types";
 import { adapterLabel, probeWebGpu, type WebGpuAdapter } from "../../engine/runtime/webgpu";
-import { initialNoise, seededConditioning } from "../../models/dit";
-import { ditReferenceConfig, withDit } from "../../models/dit-tiny";
-import { resolveModel, withMoeLlm } from "../../models/moe-llm-model";
+import { initialNoise, seededConditioning } from "../../models/dit/dit";
+import { ditReferenceConfig, withDit } from "../../models/dit/dit-tiny";
+import { resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
 import { median } from "./stats";
 
 export interface GpuBenchRow {

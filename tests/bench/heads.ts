@@ -9,10 +9,10 @@
  *     `ditRuns` samplings of `ditSteps` steps after one warm-up sampling. The VAE decode is timed apart.
  */
 import { SessionPool } from "../../engine/runtime";
-import { initialNoise, sampleEuler, seededConditioning } from "../../models/dit";
-import { ditReferenceConfig, withDit } from "../../models/dit-tiny";
-import { resolveTtsModel, synthesize, withTts } from "../../models/tts";
-import { TTS_REFERENCE_REF } from "../../models/tts-tiny";
+import { initialNoise, sampleEuler, seededConditioning } from "../../models/dit/dit";
+import { ditReferenceConfig, withDit } from "../../models/dit/dit-tiny";
+import { resolveTtsModel, synthesize, withTts } from "../../models/tts/tts";
+import { TTS_REFERENCE_REF } from "../../models/tts/tts-tiny";
 import { median } from "./stats";
 
 export interface HeadsBenchOptions {

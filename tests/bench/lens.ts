@@ -1,5 +1,5 @@
 /**
- * The cost of the logit lens (models/logit-lens.ts) on uni-moe-tiny, side by side in one process (interleaved
+ * The cost of the logit lens (models/moe-llm/logit-lens.ts) on uni-moe-tiny, side by side in one process (interleaved
  * rounds in rotating order; ratios are medians of the per-round ratios), prefill of 512 tokens and KV-cache decode:
  *   before     the decoder graph the MoE-LLM node builds (no lens option)
  *   off        the graph built with lens: false (byte-identical: the cost of the option when off is the cost of
@@ -12,14 +12,14 @@
  * [L, N, V] at once (28 × 4,096 × 152,064 floats = 70 GB for a 4,096-token prompt of the real model).
  */
 import * as ort from "onnxruntime-node";
-import { paramNames } from "../../models/config";
-import { buildLensHeadGraph, lensHead, LENS_TOP_K, runLogitLens } from "../../models/logit-lens";
-import { fusedNorm } from "../../models/decoder/fused";
-import { buildMoeLlmGraph, decoderContext, io, lmHead, type MoeGraphOptions } from "../../models/moe-llm-graph";
-import { resolveModel } from "../../models/moe-llm-model";
-import { MoeLlmRunner, type KvCache } from "../../models/moe-llm-session";
+import { paramNames } from "../../models/moe-llm/config";
+import { buildLensHeadGraph, lensHead, LENS_TOP_K, runLogitLens } from "../../models/moe-llm/logit-lens";
+import { fusedNorm } from "../../models/moe-llm/decoder/fused";
+import { buildMoeLlmGraph, decoderContext, io, lmHead, type MoeGraphOptions } from "../../models/moe-llm/moe-llm-graph";
+import { resolveModel } from "../../models/moe-llm/moe-llm-model";
+import { MoeLlmRunner, type KvCache } from "../../models/moe-llm/moe-llm-session";
 import { GraphBuilder } from "../../models/onnx/builder";
-import { SafetensorsWeights } from "../../models/safetensors";
+import { SafetensorsWeights } from "../../models/io/safetensors";
 import { median } from "./stats";
 
 const BASE: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true };

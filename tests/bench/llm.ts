@@ -7,11 +7,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
 import { SessionPool } from "../../engine/runtime";
-import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm-graph";
-import { resolveModel, withMoeLlm } from "../../models/moe-llm-model";
-import { MoeLlmRunner } from "../../models/moe-llm-session";
-import { SafetensorsWeights } from "../../models/safetensors";
-import { byteTokenizer } from "../../models/tokenizer";
+import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm/moe-llm-graph";
+import { resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
+import { MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
+import { SafetensorsWeights } from "../../models/io/safetensors";
+import { byteTokenizer } from "../../models/text/tokenizer";
 
 export interface LlmBenchRow {
   model: string;

@@ -7,9 +7,9 @@
  * Run alone: npx tsx -e "import('./tests/bench/moe.ts').then((m) => (m.benchMoe ?? m.default.benchMoe)())"
  */
 import * as ort from "onnxruntime-node";
-import { type MoeLlmConfig, zMoeLlmConfig } from "../../models/config";
-import { buildMoeLayerGraph, io, moeDims } from "../../models/moe-llm-graph";
-import { MoeLlmRunner } from "../../models/moe-llm-session";
+import { type MoeLlmConfig, zMoeLlmConfig } from "../../models/moe-llm/config";
+import { buildMoeLayerGraph, io, moeDims } from "../../models/moe-llm/moe-llm-graph";
+import { MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
 import { randomIds, randomWeights } from "../reference/random";
 
 export interface MoeBenchResult {

@@ -6,8 +6,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { writeSafetensors } from "@/models/safetensors";
-import { hashString32 } from "@/models/seeded-random";
+import { writeSafetensors } from "@/models/io/safetensors";
+import { hashString32 } from "@/models/io/seeded-random";
 import { familyShapes, FAMILY_CONFIGS } from "../unit/import/family-checkpoints";
 
 /** OLMoE-1B-7B-0924's config.json shape fields (16 layers, hidden 2048, 64 experts top-8 of 1024, vocab 50304, 16 heads). */

@@ -7,10 +7,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import v8 from "node:v8";
 import { SessionPool } from "@/engine/runtime";
-import { generate } from "@/models/generate";
+import { generate } from "@/models/moe-llm/generate";
 import { importCheckpoint } from "@/models/import/import";
-import { resolveModel, withMoeLlm } from "@/models/moe-llm-model";
-import { scoreSequence } from "@/models/scoring";
+import { resolveModel, withMoeLlm } from "@/models/moe-llm/moe-llm-model";
+import { scoreSequence } from "@/models/moe-llm/scoring";
 
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
 

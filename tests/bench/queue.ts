@@ -67,7 +67,7 @@ export async function benchQueue(options: { runs?: number; log?: (s: string) => 
   Object.assign(process.env, env, { STUDIO_DATA_DIR: path.join(data, "web") });
   const { RunManager } = await import("../../app/server/runs");
   const { db } = await import("../../app/server/db");
-  const { resolveModel } = await import("../../models/moe-llm-model");
+  const { resolveModel } = await import("../../models/moe-llm/moe-llm-model");
   await resolveModel("uni-moe-tiny/tiny");
   const workers: WorkerProcess[] = [0, 1].map((i) => spawnWorker({ ...env, STUDIO_DATA_DIR: path.join(data, `w${i}`) }, `w${i}`));
   const manager = new RunManager({ recoverInterrupted: true });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
-import { byteTokenizer } from "@/models/tokenizer";
+import { byteTokenizer } from "@/models/text/tokenizer";
 import { writeFamilyCheckpoint, type Family, type WriteOptions } from "../unit/import/family-checkpoints";
 
 const SHOTS = "test-results/screens";

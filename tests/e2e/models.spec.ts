@@ -1,6 +1,6 @@
 import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
-import { byteTokenizer } from "@/models/tokenizer";
+import { byteTokenizer } from "@/models/text/tokenizer";
 import { writeFamilyCheckpoint } from "../unit/import/family-checkpoints";
 
 const SHOTS = "test-results/screens";

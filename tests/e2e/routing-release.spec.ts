@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
-import { writeSafetensors } from "@/models/safetensors";
+import { writeSafetensors } from "@/models/io/safetensors";
 import { omniTensors, releaseConfigText } from "../unit/import/omni-checkpoint";
 
 const SHOTS = "test-results/screens";

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { speechDims } from "@/models/tts-released";
-import { conditioningRows, speechCapacity, type SpeechMode } from "@/models/tts-released-run";
+import { speechDims } from "@/models/tts/tts-released";
+import { conditioningRows, speechCapacity, type SpeechMode } from "@/models/tts/tts-released-run";
 import { referenceSpeechForward, seedSpeechWeights, speechCodes } from "../unit/tts/released-reference";
 import { writeOmniSpeechCheckpoint } from "../unit/tts/omni-speech";
 

@@ -2,15 +2,15 @@
  * Plain-TS reference of Uni-MoE-2.0's routing as the released inference computes it (RELEASED.md §5; grin =
  * modeling_qwen_grin_moe.py), for one forward call of N tokens, in fp32 or in bf16. Written from the release's code
  * (dynamic_expert_selection, sparsemixer in eval mode, the token-drop block, cal_global_weight), with loops; it shares
- * nothing with models/grin-routing.ts or models/onnx/bf16.ts:
+ * nothing with models/moe-llm/grin-routing.ts or models/onnx/bf16.ts:
  * - bf16 rounding is done on the float32 bit pattern here (round to nearest, ties to even), not with a Cast;
  * - each bf16 op is computed in float64 and rounded (the release computes in float32 and rounds: the same bf16 value
  *   unless the float32 result sits within an ulp of a bf16 tie);
  * - the CUDA cumsum is simulated thread by thread as ATen's tensor_kernel_scan_innermost_dim runs it (one block of
  *   2 × 16 slots), and as a sequential scan for a single row (cub).
- * Interventions (ban/force/top_p override) follow the rules documented in models/grin-routing.ts.
+ * Interventions (ban/force/top_p override) follow the rules documented in models/moe-llm/grin-routing.ts.
  */
-import type { MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
 
 export type Precision = "fp32" | "bf16";
 

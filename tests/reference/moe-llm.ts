@@ -1,11 +1,11 @@
 /**
  * An independent plain-TS forward of the Uni-MoE-2.0 decoder (PAPER.md §2-3), written with loops and float64
- * arithmetic. It shares no code with models/moe-llm-graph.ts; it only reads the config and the weight names.
+ * arithmetic. It shares no code with models/moe-llm/moe-llm-graph.ts; it only reads the config and the weight names.
  * No KV cache (it always recomputes the whole sequence): the graph's incremental decoding is checked against
  * the graph's own full recomputation and this reference.
  */
-import { type MoeLlmConfig, paramNames } from "@/models/config";
-import type { WeightSource } from "@/models/weights";
+import { type MoeLlmConfig, paramNames } from "@/models/moe-llm/config";
+import type { WeightSource } from "@/models/io/weights";
 import { releasedRouting, toBf16, type Precision } from "./grin-routing";
 
 export interface RefInterventions {

@@ -1,5 +1,5 @@
-import { type MoeLlmConfig, paramNames, zMoeLlmConfig } from "@/models/config";
-import { MemoryWeights, type Tensor32 } from "@/models/weights";
+import { type MoeLlmConfig, paramNames, zMoeLlmConfig } from "@/models/moe-llm/config";
+import { MemoryWeights, type Tensor32 } from "@/models/io/weights";
 
 /** mulberry32: a small seeded PRNG, values in [0, 1). */
 export function prng(seed: number): () => number {

@@ -4,7 +4,7 @@
  * (4 routed + 1 null + 2 shared). All values are bf16 numbers, so fp32 and bf16 routing see the same logits and differ
  * only by their arithmetic.
  */
-import type { MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { prng } from "./random";
 import { releasedRouting, toBf16 } from "./grin-routing";
 

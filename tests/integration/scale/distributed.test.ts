@@ -75,7 +75,7 @@ describe.skipIf(!!skip)(`distributed runs: BullMQ on ${QUEUE_ON_REDIS ? "Redis" 
     mod = await import("@/app/server/runs");
     dbMod = await import("@/app/server/db");
     // Build the reference model once, before two workers would race to build it.
-    const { resolveModel } = await import("@/models/moe-llm-model");
+    const { resolveModel } = await import("@/models/moe-llm/moe-llm-model");
     await resolveModel("uni-moe-tiny/tiny");
     workers = [0, 1].map((i) => spawnWorker({ ...workerEnv, STUDIO_DATA_DIR: path.join(data, `worker${i}`) }, `w${i}`));
     await Promise.all(workers.map((w) => w.ready));

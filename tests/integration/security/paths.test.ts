@@ -10,7 +10,7 @@ const data = freshDataDir();
 process.env.STUDIO_DATA_DIR = data;
 process.env.STUDIO_MODELS_DIR = path.join(data, "models");
 process.env.STUDIO_DATASETS_DIR = path.join(data, "datasets");
-const { resolveModel } = await import("@/models/moe-llm-model");
+const { resolveModel } = await import("@/models/moe-llm/moe-llm-model");
 const { resolveDatasetSource, DatasetError } = await import("@/engine/batch/dataset");
 const { fileStorage } = await import("@/app/server/storage");
 

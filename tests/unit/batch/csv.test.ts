@@ -8,7 +8,7 @@ import { readRows, type RowResult } from "@/engine/batch/dataset";
 import { aggregateCSV } from "@/engine/batch/summary";
 import { RoutingAggregate, recordGroup } from "@/engine/routing/aggregate";
 import { syntheticTrace } from "@/engine/routing/synthetic";
-import { SeededRandom } from "@/models/seeded-random";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "csv-"));
 const collect = async <T>(g: AsyncIterable<T>) => {

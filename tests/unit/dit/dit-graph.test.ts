@@ -1,10 +1,10 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { ditParamTable, ditParameterCount, seedDitWeights, zDitConfig, type DitConfig } from "@/models/dit";
-import { buildDitGraph } from "@/models/dit-graph";
-import { ditReferenceConfig } from "@/models/dit-tiny";
-import { SeededRandom } from "@/models/seeded-random";
-import { MemoryWeights } from "@/models/weights";
+import { ditParamTable, ditParameterCount, seedDitWeights, zDitConfig, type DitConfig } from "@/models/dit/dit";
+import { buildDitGraph } from "@/models/dit/dit-graph";
+import { ditReferenceConfig } from "@/models/dit/dit-tiny";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { MemoryWeights } from "@/models/io/weights";
 import { refDitForward } from "./reference";
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {

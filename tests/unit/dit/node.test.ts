@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunContext } from "@/engine/node";
 import { SessionPool } from "@/engine/runtime/pool";
 import { DiskStorage } from "@/engine/storage";
-import { ditReferenceConfig, ensureDitModel, withDit, DIT_LABEL } from "@/models/dit-tiny";
-import { initialNoise, latentSize, seededConditioning } from "@/models/dit";
-import { SeededRandom } from "@/models/seeded-random";
+import { ditReferenceConfig, ensureDitModel, withDit, DIT_LABEL } from "@/models/dit/dit-tiny";
+import { initialNoise, latentSize, seededConditioning } from "@/models/dit/dit";
+import { SeededRandom } from "@/models/io/seeded-random";
 import { generateImage, pickConditioning, type GenerateImageInfo } from "@/nodes/dit";
 import type { LlmOutputValue } from "@/nodes/moe-llm";
 

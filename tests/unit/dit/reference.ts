@@ -1,11 +1,11 @@
 /**
  * Independent plain-TS references (float64 loops, no graph builder, no shared helpers) of the DiT
- * forward and the VAE convolutions, following the conventions documented in models/dit.ts and
- * models/dit-graph.ts.
+ * forward and the VAE convolutions, following the conventions documented in models/dit/dit.ts and
+ * models/dit/dit-graph.ts.
  */
-import type { DitConfig } from "@/models/dit";
-import type { VaeConfig } from "@/models/vae";
-import type { Tensor32 } from "@/models/weights";
+import type { DitConfig } from "@/models/dit/dit";
+import type { VaeConfig } from "@/models/dit/vae";
+import type { Tensor32 } from "@/models/io/weights";
 
 type W = Map<string, Tensor32>;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cfgCombine, conditioningFromLlm, initialNoise, sampleEuler, SamplingCancelled, seededConditioning, timeGrid, zDitConfig } from "@/models/dit";
-import { SeededRandom } from "@/models/seeded-random";
+import { cfgCombine, conditioningFromLlm, initialNoise, sampleEuler, SamplingCancelled, seededConditioning, timeGrid, zDitConfig } from "@/models/dit/dit";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let m = 0;

@@ -1,10 +1,10 @@
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { ditReferenceConfig } from "@/models/dit-tiny";
-import { SeededRandom } from "@/models/seeded-random";
-import { buildVaeDecoderGraph, buildVaeEncoderGraph, decodeToRgb, encodePng, rgbToTensor, seedVaeWeights, tensorToRgb, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "@/models/vae";
-import { MemoryWeights } from "@/models/weights";
+import { ditReferenceConfig } from "@/models/dit/dit-tiny";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { buildVaeDecoderGraph, buildVaeEncoderGraph, decodeToRgb, encodePng, rgbToTensor, seedVaeWeights, tensorToRgb, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "@/models/dit/vae";
+import { MemoryWeights } from "@/models/io/weights";
 import { refVaeDecode, refVaeEncode } from "./reference";
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {

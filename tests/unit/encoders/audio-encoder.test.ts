@@ -1,9 +1,9 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { audioParamTable, buildAudioGraph, melFrames, whisperSinusoids, zAudioConfig, type AudioConfig } from "@/models/audio-encoder";
-import { seedEncoderWeights, tinyAudioConfig } from "@/models/encoders-tiny";
-import { SeededRandom } from "@/models/seeded-random";
-import { MemoryWeights } from "@/models/weights";
+import { audioParamTable, buildAudioGraph, melFrames, whisperSinusoids, zAudioConfig, type AudioConfig } from "@/models/encoders/audio-encoder";
+import { seedEncoderWeights, tinyAudioConfig } from "@/models/encoders/encoders-tiny";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { MemoryWeights } from "@/models/io/weights";
 import { maxDiff, refAudioChunk } from "./reference";
 
 const sessions: ort.InferenceSession[] = [];

@@ -1,6 +1,6 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_GRIDS, fitInside, parseGrids, preprocessImage, selectGrid, tilesFromRgb } from "@/models/image-preprocess";
+import { DEFAULT_GRIDS, fitInside, parseGrids, preprocessImage, selectGrid, tilesFromRgb } from "@/models/encoders/image-preprocess";
 
 /** A solid or split-colour PNG made with sharp. */
 async function png(width: number, height: number, fill: (x: number, y: number) => [number, number, number]): Promise<Uint8Array> {

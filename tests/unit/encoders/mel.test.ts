@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, powerSpectrum, resample } from "@/models/mel";
+import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, powerSpectrum, resample } from "@/models/encoders/mel";
 
 const SR = 16000;
 const sine = (f: number, seconds: number, rate = SR, amp = 0.5) => Float32Array.from({ length: Math.round(seconds * rate) }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / rate));

@@ -7,9 +7,9 @@ import type { FeaturesValue } from "@/engine/features";
 import type { AudioValue, ImageValue } from "@/engine/media/values";
 import type { RunContext } from "@/engine/node";
 import { SessionPool } from "@/engine/runtime";
-import { encoderReferenceDir, resolveEncoder, seedEncoderWeights, tinyVisionConfig } from "@/models/encoders-tiny";
-import { preprocessImage } from "@/models/image-preprocess";
-import { layersUsed } from "@/models/vision-encoder";
+import { encoderReferenceDir, resolveEncoder, seedEncoderWeights, tinyVisionConfig } from "@/models/encoders/encoders-tiny";
+import { preprocessImage } from "@/models/encoders/image-preprocess";
+import { layersUsed } from "@/models/encoders/vision-encoder";
 import { audioEncoder } from "@/nodes/audio-encoder";
 import { visionEncoder } from "@/nodes/vision-encoder";
 import { makeCtx } from "../nodes/ctx";
@@ -125,7 +125,7 @@ describe("encode.vision", () => {
 
   it("runs a plugged-in vision.onnx (a copy of the built graph) the same way", async () => {
     const built = await resolveEncoder("vision", "uni-moe-tiny/vision");
-    const { encoderGraphFile } = await import("@/models/encoders-tiny");
+    const { encoderGraphFile } = await import("@/models/encoders/encoders-tiny");
     const dir = path.join(modelsRoot, "local", "siglip-export");
     fs.mkdirSync(dir, { recursive: true });
     fs.copyFileSync(encoderGraphFile(built), path.join(dir, "vision.onnx"));

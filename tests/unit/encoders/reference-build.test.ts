@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { ensureEncoderModel } from "@/models/encoders-tiny";
+import { ensureEncoderModel } from "@/models/encoders/encoders-tiny";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "encoder-build-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

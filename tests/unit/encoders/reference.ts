@@ -4,7 +4,7 @@
  * HF names from a Map.
  */
 import { expect } from "vitest";
-import type { Tensor32 } from "@/models/weights";
+import type { Tensor32 } from "@/models/io/weights";
 
 type W = Map<string, Tensor32>;
 const get = (w: W, name: string): Float32Array => {

@@ -1,9 +1,9 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { seedEncoderWeights, tinyVisionConfig } from "@/models/encoders-tiny";
-import { SeededRandom } from "@/models/seeded-random";
-import { adaptiveAvgPool2d, adaptiveBins, buildVisionGraph, gridSide, layersUsed, visionParamTable, zVisionConfig, type VisionConfig } from "@/models/vision-encoder";
-import { MemoryWeights } from "@/models/weights";
+import { seedEncoderWeights, tinyVisionConfig } from "@/models/encoders/encoders-tiny";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { adaptiveAvgPool2d, adaptiveBins, buildVisionGraph, gridSide, layersUsed, visionParamTable, zVisionConfig, type VisionConfig } from "@/models/encoders/vision-encoder";
+import { MemoryWeights } from "@/models/io/weights";
 import { maxDiff, refAdaptivePool, refVisionTile } from "./reference";
 
 const sessions: ort.InferenceSession[] = [];

@@ -6,10 +6,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { IMPORT_GRAPH } from "@/models/import/import";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
-import { SafetensorsWeights } from "@/models/safetensors";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { SafetensorsWeights } from "@/models/io/safetensors";
 import { referenceForward, type Family, type Tensors } from "../../reference/families/topk-moe";
 
 async function main(): Promise<void> {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { checkFits, estimateFromConfig } from "@/models/import/memory";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
 

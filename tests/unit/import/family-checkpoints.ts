@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { bf16BitsToF32, f32ToBf16Bits, writeSafetensors, type FloatDtype } from "@/models/safetensors";
+import { bf16BitsToF32, f32ToBf16Bits, writeSafetensors, type FloatDtype } from "@/models/io/safetensors";
 import { prng } from "../../reference/random";
 import type { Tensors } from "../../reference/families/ops";
 import { qwenDense, type Family as TopkFamily } from "../../reference/families/topk-moe";

@@ -1,7 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
-import { buildRoutingGraph } from "@/models/moe-llm-graph";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
+import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
 import { order, sigmoid, softmax } from "../../reference/families/ops";
 import { refSparsemixer } from "../../reference/families/phimoe";
 import { prng } from "../../reference/random";

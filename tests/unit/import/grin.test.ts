@@ -3,11 +3,11 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, inspectCheckpoint, readManifest } from "@/models/import/import";
 import { importedGraphFile } from "@/models/import/runtime";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
-import { writeSafetensors } from "@/models/safetensors";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { writeSafetensors } from "@/models/io/safetensors";
 import { referenceForward } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 
@@ -33,7 +33,7 @@ it("grin_qwen2_vl (Uni-MoE-2.0 LLM): imported onto the reference graph, routing 
   const ids = randomIds(S, config.vocab_size, 5);
   const positions = Array.from({ length: 3 * S }, (_, q) => (q < S ? q : q < 2 * S ? 2 * (q - S) + 1 : 5 - (q - 2 * S)));
   // the reference reads the bf16-rounded weights, exactly as stored
-  const { SafetensorsWeights } = await import("@/models/safetensors");
+  const { SafetensorsWeights } = await import("@/models/io/safetensors");
   const stored = new SafetensorsWeights(src);
   for (const routingPrecision of ["bf16", "fp32"] as const) {
     const ref = referenceForward(config, stored, { batch: 1, seq: S, ids, positions, routingPrecision });

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, 
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashFilesWithProgress } from "@/models/model-dir";
+import { hashFilesWithProgress } from "@/models/io/model-dir";
 import { blobSha256, checkpointHash, findCachedCheckpoint, hfCacheDir, listHfCache, snapshotOf, sourceHash } from "@/models/import/hf-cache";
 import { checkpointFiles } from "@/models/import/checkpoint";
 import { writeFamilyCheckpoint } from "./family-checkpoints";

@@ -49,8 +49,8 @@ it("delete removes only imported models inside the models dir", async () => {
   expect(existsSync(path.join(root, "uni-moe-tiny", "tiny"))).toBe(true);
 });
 
-it("the import's content hash is the one models/model-dir.ts computes (variants check the source with it)", async () => {
-  const { hashFilesWithProgress, hashModelFiles } = await import("@/models/model-dir");
+it("the import's content hash is the one models/io/model-dir.ts computes (variants check the source with it)", async () => {
+  const { hashFilesWithProgress, hashModelFiles } = await import("@/models/io/model-dir");
   const { checkpointFiles } = await import("@/models/import/checkpoint");
   const src = path.join(tmp, "hash-src");
   await writeFamilyCheckpoint(src, "qwen2_moe", { shards: 2 });

@@ -12,8 +12,8 @@
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { zMoeLlmConfig } from "@/models/config";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { ensureFp16Graph, fp16GraphPath } from "@/models/import/fp16";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH } from "@/models/import/import";
 

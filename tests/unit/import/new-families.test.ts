@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { architectureOf, conventionText } from "@/models/families/conventions";
 import { importCheckpoint, inspectCheckpoint } from "@/models/import/import";
 import { importAndCompareIn } from "./compare-imported";

@@ -2,9 +2,9 @@
  * A tiny Uni-MoE-2.0-Omni checkpoint in the released layout (config.json as save_pretrained writes it, every part of
  * the safetensors), for the import tests and the Models-page e2e.
  */
-import { seedEncoderWeights } from "@/models/encoders-tiny";
-import { zVisionConfig } from "@/models/vision-encoder";
-import type { Tensor32 } from "@/models/weights";
+import { seedEncoderWeights } from "@/models/encoders/encoders-tiny";
+import { zVisionConfig } from "@/models/encoders/vision-encoder";
+import type { Tensor32 } from "@/models/io/weights";
 import { randomConfig, randomWeights } from "../../reference/random";
 import { omniSpeechPart } from "../tts/omni-speech";
 

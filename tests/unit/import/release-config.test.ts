@@ -10,12 +10,12 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { detectFamily } from "@/models/families/table";
 import { GRAPH_FILE, IMPORT_GRAPH, importCheckpoint, inspectCheckpoint, parameterCounts, readManifest } from "@/models/import/import";
-import { moeDims } from "@/models/moe-llm-graph";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
-import { writeSafetensors } from "@/models/safetensors";
+import { moeDims } from "@/models/moe-llm/moe-llm-graph";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { writeSafetensors } from "@/models/io/safetensors";
 import { randomIds } from "../../reference/random";
 import { omniLlmConfig, omniSpeech, omniTensors, releaseConfigText } from "./omni-checkpoint";
 

@@ -1,8 +1,8 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { zMoeLlmConfig } from "@/models/config";
+import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import type { RoutingConvention } from "@/models/families/conventions";
-import { buildRoutingGraph } from "@/models/moe-llm-graph";
+import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
 import { prng } from "../../reference/random";
 
 /**

@@ -6,24 +6,24 @@
  * references (tests/unit/encoders/reference.ts) on seeded inputs; a missing tower tensor is named.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { encodeWav16 } from "@/models/wav-write";
+import { encodeWav16 } from "@/models/io/wav-write";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { audioParamTable, whisperSinusoids, zAudioConfig } from "@/models/audio-encoder";
-import { resolveEncoder, seedEncoderWeights } from "@/models/encoders-tiny";
+import { audioParamTable, whisperSinusoids, zAudioConfig } from "@/models/encoders/audio-encoder";
+import { resolveEncoder, seedEncoderWeights } from "@/models/encoders/encoders-tiny";
 import { importCheckpoint, inspectCheckpoint } from "@/models/import/import";
-import { writeSafetensors } from "@/models/safetensors";
-import { SeededRandom } from "@/models/seeded-random";
-import { visionParamTable, zVisionConfig } from "@/models/vision-encoder";
-import type { Tensor32 } from "@/models/weights";
+import { writeSafetensors } from "@/models/io/safetensors";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { visionParamTable, zVisionConfig } from "@/models/encoders/vision-encoder";
+import type { Tensor32 } from "@/models/io/weights";
 import sharp from "sharp";
 import type { FeaturesValue } from "@/engine/features";
 import { decodeWavMono } from "@/engine/media/wav";
 import { SessionPool } from "@/engine/runtime";
-import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "@/models/image-preprocess";
-import { chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "@/models/mel";
+import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "@/models/encoders/image-preprocess";
+import { chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "@/models/encoders/mel";
 import { audioEncoder } from "@/nodes/audio-encoder";
 import { visionEncoder } from "@/nodes/vision-encoder";
 import { makeCtx } from "../nodes/ctx";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { spectrogramDb } from "@/app/inspector/spectrogram";
-import { SeededRandom } from "@/models/seeded-random";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 /** Plain reference: Hann-windowed DFT by its definition, in float64 (no FFT). */
 function referenceDb(x: Float32Array, N: number, hop: number): Float64Array {

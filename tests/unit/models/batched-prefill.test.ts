@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm-graph";
-import { type ForwardOutput, MoeLlmRunner } from "@/models/moe-llm-session";
-import { SafetensorsWeights } from "@/models/safetensors";
-import type { WeightSource } from "@/models/weights";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { type ForwardOutput, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { SafetensorsWeights } from "@/models/io/safetensors";
+import type { WeightSource } from "@/models/io/weights";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
 

@@ -3,12 +3,12 @@ import os from "node:os";
 import path from "node:path";
 import { onnx } from "onnx-proto";
 import { afterAll, describe, expect, it } from "vitest";
-import type { MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { convertToFp16 } from "@/models/import/fp16";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm-graph";
-import { SafetensorsWeights } from "@/models/safetensors";
-import type { WeightSource } from "@/models/weights";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { SafetensorsWeights } from "@/models/io/safetensors";
+import type { WeightSource } from "@/models/io/weights";
 import { randomConfig, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
 

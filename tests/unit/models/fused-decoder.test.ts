@@ -2,18 +2,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { MoeLlmConfig } from "@/models/config";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { architectureOf } from "@/models/families/conventions";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
-import type { MoeGraphOptions } from "@/models/moe-llm-graph";
-import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
-import { SafetensorsWeights } from "@/models/safetensors";
-import type { WeightSource } from "@/models/weights";
+import type { MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { SafetensorsWeights } from "@/models/io/safetensors";
+import type { WeightSource } from "@/models/io/weights";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
 
 /**
- * The fused decoder graph (the default, models/decoder/fused.ts) against the unfused reference graph of plain ONNX ops
+ * The fused decoder graph (the default, models/moe-llm/decoder/fused.ts) against the unfused reference graph of plain ONNX ops
  * (`unfused: true`, itself tested against the plain-TS references): on seeded configs of every family, a prefill of a
  * 2-sequence batch then decode steps with the KV cache; logits and last hidden within 1e-4, routing exact (router
  * logits and weights within 1e-4, masks, k and drops identical), residual streams (lens) within 1e-4.

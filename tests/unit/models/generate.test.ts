@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { generate, GenerationCancelled, type DecoderModel } from "@/models/generate";
-import { MoeLlmRunner, type ForwardInput, type ForwardOutput } from "@/models/moe-llm-session";
-import { argmax } from "@/models/sampling";
-import { byteTokenizer } from "@/models/tokenizer";
+import { generate, GenerationCancelled, type DecoderModel } from "@/models/moe-llm/generate";
+import { MoeLlmRunner, type ForwardInput, type ForwardOutput } from "@/models/moe-llm/moe-llm-session";
+import { argmax } from "@/models/text/sampling";
+import { byteTokenizer } from "@/models/text/tokenizer";
 import { randomConfig, randomWeights } from "../../reference/random";
 
 const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0 };

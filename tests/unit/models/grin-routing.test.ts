@@ -1,7 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { type MoeLlmConfig } from "@/models/config";
-import { buildRoutingGraph, moeDims } from "@/models/moe-llm-graph";
+import { type MoeLlmConfig } from "@/models/moe-llm/config";
+import { buildRoutingGraph, moeDims } from "@/models/moe-llm/moe-llm-graph";
 import { cumsumBf16, roundBf16, type RoutingPrecision } from "@/models/onnx/bf16";
 import { GraphBuilder } from "@/models/onnx/builder";
 import { Ops } from "@/models/onnx/ops";
@@ -10,7 +10,7 @@ import { prng, randomConfig } from "../../reference/random";
 import { bf16Step, describeRows, nearThresholdRows, nearTieRows } from "../../reference/routing-rows";
 
 /**
- * The routing block of models/grin-routing.ts (through buildRoutingGraph) against the plain-TS reference of the
+ * The routing block of models/moe-llm/grin-routing.ts (through buildRoutingGraph) against the plain-TS reference of the
  * released rules (tests/reference/grin-routing.ts), in fp32 and bf16: k, masks and drops exact, weights within
  * tolerance, on random rows and on rows built to sit on the Top-P threshold and on GRIN's 2·jitter near-tie rule.
  */

@@ -1,10 +1,10 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { paramNames, type MoeLlmConfig } from "@/models/config";
-import { buildMoeLayerGraph, io, moeDims } from "@/models/moe-llm-graph";
-import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
+import { paramNames, type MoeLlmConfig } from "@/models/moe-llm/config";
+import { buildMoeLayerGraph, io, moeDims } from "@/models/moe-llm/moe-llm-graph";
+import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { RoutingPrecision } from "@/models/onnx/bf16";
-import { MemoryWeights, type Tensor32, type WeightSource } from "@/models/weights";
+import { MemoryWeights, type Tensor32, type WeightSource } from "@/models/io/weights";
 import { releasedRouting, toBf16 } from "../../reference/grin-routing";
 import { referenceForward, referenceMoeBlock } from "../../reference/moe-llm";
 import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";

@@ -1,15 +1,15 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { type MoeLlmConfig } from "@/models/config";
-import { buildMoeLlmGraph, type MoeGraphOptions, moeDims } from "@/models/moe-llm-graph";
-import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
-import type { WeightSource } from "@/models/weights";
+import { type MoeLlmConfig } from "@/models/moe-llm/config";
+import { buildMoeLlmGraph, type MoeGraphOptions, moeDims } from "@/models/moe-llm/moe-llm-graph";
+import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import type { WeightSource } from "@/models/io/weights";
 import { capacityOf, releasedRouting } from "../../reference/grin-routing";
 import { referenceForward, type RefForwardInput, type RefForwardOutput } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 
 /**
  * Capacity-based token dropping as the release does it (RELEASED.md §5 item 4; the rules are documented in
- * models/grin-routing.ts): the decoder graph (sparse and dense, with and without KV cache) vs the plain-TS reference,
+ * models/moe-llm/grin-routing.ts): the decoder graph (sparse and dense, with and without KV cache) vs the plain-TS reference,
  * drops on every call (decode steps included), k reported before drops, "position" capping the shared experts and
  * refused when it leaves a token with no expert. The routing block alone is tested in grin-routing.test.ts.
  */

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { type MoeLlmConfig, paramNames } from "@/models/config";
-import { moeDims, type MoeGraphOptions } from "@/models/moe-llm-graph";
-import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm-session";
-import type { WeightSource } from "@/models/weights";
+import { type MoeLlmConfig, paramNames } from "@/models/moe-llm/config";
+import { moeDims, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import type { WeightSource } from "@/models/io/weights";
 import { referenceForward, type RefForwardOutput, type RefInterventions } from "../../reference/moe-llm";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 
@@ -238,7 +238,7 @@ describe("Uni-MoE decoder graph vs the plain-TS reference", () => {
     await expect(MoeLlmRunner.create(bad, w, { moe: "sparse", trace: false, kvCache: false })).rejects.toThrow(/mrope_section/);
     const wrong = new Map(w.names().map((n) => [n, w.get(n)] as const));
     wrong.set(paramNames.router(0), { shape: [3, c.hidden_size], data: new Float32Array(3 * c.hidden_size) });
-    const { MemoryWeights } = await import("@/models/weights");
+    const { MemoryWeights } = await import("@/models/io/weights");
     await expect(MoeLlmRunner.create(c, new MemoryWeights(wrong), { moe: "sparse", trace: false, kvCache: false })).rejects.toThrow(/model\.layers\.0\.mlp\.gate\.weight.*shape/);
   });
 });

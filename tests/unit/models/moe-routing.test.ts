@@ -1,7 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { type MoeLlmConfig } from "@/models/config";
-import { buildRoutingGraph } from "@/models/moe-llm-graph";
+import { type MoeLlmConfig } from "@/models/moe-llm/config";
+import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
 import { referenceRoute } from "../../reference/moe-llm";
 import { randomConfig } from "../../reference/random";
 

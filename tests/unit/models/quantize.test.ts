@@ -7,11 +7,11 @@
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
-import { paramNames } from "@/models/config";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm-graph";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
+import { paramNames } from "@/models/moe-llm/config";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { GraphBuilder } from "@/models/onnx/builder";
-import { f32ToBf16Bits } from "@/models/safetensors";
+import { f32ToBf16Bits } from "@/models/io/safetensors";
 import { planQuantization, quantizeMatrix, quantizeModelBytes, inlineFloatValues, type QuantScheme, type QuantBits, type QuantBlockSize } from "@/models/onnx/quantize";
 import { refDequantNBits, refLinear } from "../../reference/matmul-nbits";
 import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";

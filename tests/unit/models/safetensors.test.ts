@@ -11,8 +11,8 @@ import {
   safetensorsFileSize,
   writeSafetensors,
   type FloatDtype,
-} from "@/models/safetensors";
-import { SeededRandom } from "@/models/seeded-random";
+} from "@/models/io/safetensors";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "safetensors-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

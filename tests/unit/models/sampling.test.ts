@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { argmax, sampleToken, samplingDistribution } from "@/models/sampling";
-import { SeededRandom } from "@/models/seeded-random";
+import { argmax, sampleToken, samplingDistribution } from "@/models/text/sampling";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 /** Independent reference: the same filtering written with sorted [p, id] pairs. */
 function reference(logits: number[], T: number, topK: number, topP: number): Map<number, number> {

@@ -2,9 +2,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { JsonTokenizer, loadTokenizer, readJsonTokenizer } from "@/models/tokenizer-json";
-import { byteTokenizer } from "@/models/tokenizer";
-import { SeededRandom } from "@/models/seeded-random";
+import { JsonTokenizer, loadTokenizer, readJsonTokenizer } from "@/models/text/tokenizer-json";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import { SeededRandom } from "@/models/io/seeded-random";
 import { byteSymbols, makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
 
 const FIXTURE = path.resolve(__dirname, "../../fixtures/tokenizers/qwen2-mini");

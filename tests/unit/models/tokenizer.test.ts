@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SPECIAL_TOKENS, byteTokenizer as tok } from "@/models/tokenizer";
-import { SeededRandom } from "@/models/seeded-random";
+import { SPECIAL_TOKENS, byteTokenizer as tok } from "@/models/text/tokenizer";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 /** Random well-formed unicode: ASCII, Latin, CJK, emoji (astral), combining marks, controls, BOM. */
 function randomText(rng: SeededRandom, n: number): string {

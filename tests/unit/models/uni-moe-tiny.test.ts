@@ -2,9 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/config";
-import { SafetensorsWeights } from "@/models/safetensors";
-import { byteTokenizer } from "@/models/tokenizer";
+import { zMoeLlmConfig, type MoeLlmConfig } from "@/models/moe-llm/config";
+import { SafetensorsWeights } from "@/models/io/safetensors";
+import { byteTokenizer } from "@/models/text/tokenizer";
 import {
   DEFAULT_SEED,
   REFERENCE_VOCAB_SIZE,
@@ -15,8 +15,8 @@ import {
   referenceModelDir,
   seedTensor,
   seedWeights,
-} from "@/models/uni-moe-tiny";
-import { SeededRandom } from "@/models/seeded-random";
+} from "@/models/moe-llm/uni-moe-tiny";
+import { SeededRandom } from "@/models/io/seeded-random";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "uni-moe-tiny-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

@@ -11,11 +11,11 @@ import { SessionPool } from "@/engine/runtime";
 import { DiskStorage } from "@/engine/storage";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
-import { loadTokenizer } from "@/models/tokenizer-json";
-import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { loadTokenizer } from "@/models/text/tokenizer-json";
+import { ensureReferenceModel } from "@/models/moe-llm/uni-moe-tiny";
 import { catalogue } from "@/nodes";
 import { moeLlm, stopTokenIds, type LlmOutputValue } from "@/nodes/moe-llm";
-import { byteTokenizer } from "@/models/tokenizer";
+import { byteTokenizer } from "@/models/text/tokenizer";
 import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
 
 const root = mkdtempSync(path.join(tmpdir(), "moe-llm-chat-template-"));

@@ -14,7 +14,7 @@ import type { RoutingTrace } from "@/engine/trace";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
 import { importCheckpoint } from "@/models/import/import";
-import { writeSafetensors } from "@/models/safetensors";
+import { writeSafetensors } from "@/models/io/safetensors";
 import { catalogue } from "@/nodes";
 import { moeLlm, type LlmOutputValue } from "@/nodes/moe-llm";
 import { randomConfig, randomWeights } from "../../reference/random";

@@ -10,9 +10,9 @@ import type { RunContext } from "@/engine/node";
 import { SessionPool } from "@/engine/runtime";
 import { DiskStorage } from "@/engine/storage";
 import type { RoutingTrace } from "@/engine/trace";
-import { SafetensorsWeights } from "@/models/safetensors";
-import { byteTokenizer } from "@/models/tokenizer";
-import { ensureReferenceModel } from "@/models/uni-moe-tiny";
+import { SafetensorsWeights } from "@/models/io/safetensors";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import { ensureReferenceModel } from "@/models/moe-llm/uni-moe-tiny";
 import { moeLlm, type LlmOutputValue, type ScoreValue } from "@/nodes/moe-llm";
 import { referenceForward } from "../../reference/moe-llm";
 

@@ -7,7 +7,7 @@
  * assembled here from the checkpoint's own embedding table.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { encodeWav16 } from "@/models/wav-write";
+import { encodeWav16 } from "@/models/io/wav-write";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
@@ -23,17 +23,17 @@ import type { RoutingTrace } from "@/engine/trace";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "@/engine/workflow/schema";
 import { writeDefaults } from "@/models/defaults";
-import { audioParamTable, zAudioConfig } from "@/models/audio-encoder";
-import { seedEncoderWeights } from "@/models/encoders-tiny";
+import { audioParamTable, zAudioConfig } from "@/models/encoders/audio-encoder";
+import { seedEncoderWeights } from "@/models/encoders/encoders-tiny";
 import { importCheckpoint } from "@/models/import/import";
-import { MoeLlmRunner } from "@/models/moe-llm-session";
-import { buildSequence } from "@/models/prompt";
-import { BYTE_TOKENIZER_HASH } from "@/models/prompt-tokenizer";
-import { writeSafetensors } from "@/models/safetensors";
-import { byteTokenizer } from "@/models/tokenizer";
-import { loadTokenizer } from "@/models/tokenizer-json";
-import { visionParamTable, zVisionConfig } from "@/models/vision-encoder";
-import type { Tensor32 } from "@/models/weights";
+import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { buildSequence } from "@/models/text/prompt";
+import { BYTE_TOKENIZER_HASH } from "@/models/text/prompt-tokenizer";
+import { writeSafetensors } from "@/models/io/safetensors";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import { loadTokenizer } from "@/models/text/tokenizer-json";
+import { visionParamTable, zVisionConfig } from "@/models/encoders/vision-encoder";
+import type { Tensor32 } from "@/models/io/weights";
 import { catalogue } from "@/nodes";
 import { checkSequenceTokenizer, moeLlm, type LlmOutputValue } from "@/nodes/moe-llm";
 import { promptBuilder } from "@/nodes/prompt-builder";

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { FeaturesValue } from "@/engine/features";
 import { computePositionIds } from "@/engine/rope/positions";
-import { buildSequence } from "@/models/prompt";
-import { byteTokenizer as tok } from "@/models/tokenizer";
+import { buildSequence } from "@/models/text/prompt";
+import { byteTokenizer as tok } from "@/models/text/tokenizer";
 
 function feats(modality: FeaturesValue["modality"], n: number, dim: number, extra: Partial<FeaturesValue>): FeaturesValue {
   // Row r is filled with the value r + 1 so we can see where each row lands.

@@ -2,7 +2,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { provenanceRouter } from "@/app/server/routers/provenance";
 import { embedWorkflowInPng, embedWorkflowInWav } from "@/engine/provenance";
-import { encodeWav16 } from "@/models/wav-write";
+import { encodeWav16 } from "@/models/io/wav-write";
 import { trickyWorkflow } from "./fixtures";
 
 const caller = provenanceRouter.createCaller({ origin: null, host: null, userId: "local" });

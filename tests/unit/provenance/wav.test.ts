@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeWavMono, parseWav } from "@/engine/media/wav";
 import { embedWorkflowInWav, ProvenanceError, readWorkflowFromMedia, readWorkflowFromWav, sniffMedia, WAV_INFO_NOTE } from "@/engine/provenance";
-import { encodeWav16 } from "@/models/wav-write";
+import { encodeWav16 } from "@/models/io/wav-write";
 import { trickyWorkflow } from "./fixtures";
 
 function tone(n = 2401): Float32Array {

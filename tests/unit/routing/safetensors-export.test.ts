@@ -9,7 +9,7 @@ import { computeMetrics } from "@/engine/routing/metrics";
 import { RoutingAggregate, recordGroup } from "@/engine/routing/aggregate";
 import { aggregateToSafetensors, traceToSafetensors } from "@/engine/routing/safetensors-export";
 import { syntheticTrace } from "@/engine/routing/synthetic";
-import { readSafetensorsHeader, SafetensorsFile } from "@/models/safetensors";
+import { readSafetensorsHeader, SafetensorsFile } from "@/models/io/safetensors";
 
 const ROOT = path.resolve(__dirname, "../../..");
 const dir = mkdtempSync(path.join(os.tmpdir(), "trace-st-"));

@@ -8,7 +8,7 @@ import { traceProblems } from "@/engine/routing/export";
 import { SessionPool } from "@/engine/runtime";
 import { DiskStorage } from "@/engine/storage";
 import { isRoutingTrace, type RoutingTrace } from "@/engine/trace";
-import { ensureTtsReferenceModel, ttsReferenceDir } from "@/models/tts-tiny";
+import { ensureTtsReferenceModel, ttsReferenceDir } from "@/models/tts/tts-tiny";
 import { describeValue } from "@/nodes/preview";
 import { catalogue } from "@/nodes/index";
 import { routingInspector, type RoutingReport } from "@/nodes/routing-inspector";

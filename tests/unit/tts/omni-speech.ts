@@ -8,9 +8,9 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { writeSafetensors } from "@/models/safetensors";
-import { byteTokenizer } from "@/models/tokenizer";
-import type { SpeechGenConfig } from "@/models/tts-released";
+import { writeSafetensors } from "@/models/io/safetensors";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import type { SpeechGenConfig } from "@/models/tts/tts-released";
 import { randomConfig, randomWeights } from "../../reference/random";
 import { seedSpeechWeights, smallSpeechConfig } from "./released-reference";
 

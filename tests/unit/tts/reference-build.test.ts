@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { ensureTtsReferenceModel } from "@/models/tts-tiny";
+import { ensureTtsReferenceModel } from "@/models/tts/tts-tiny";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "tts-build-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -2,8 +2,8 @@
  * Plain-TS reference of the MoE-TTS decoder (loops, float64 accumulation; no graph builder), for
  * checking the ONNX graph. One full forward over a sequence (batch 1, no cache, causal attention).
  */
-import { ttsParamNames as n, type TtsConfig } from "@/models/tts-graph";
-import type { Tensor32 } from "@/models/weights";
+import { ttsParamNames as n, type TtsConfig } from "@/models/tts/tts-graph";
+import type { Tensor32 } from "@/models/io/weights";
 
 export interface RefLayerRouting {
   /** [S*X] */

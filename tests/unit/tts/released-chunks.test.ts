@@ -1,6 +1,6 @@
 /** The release's speech-span cutting (§1.9) on hand-worked id sequences. */
 import { describe, expect, it } from "vitest";
-import { selectSplit, speechChunkIds, truncateUnclosed, type SpeechTokenIds } from "@/models/tts-released-chunks";
+import { selectSplit, speechChunkIds, truncateUnclosed, type SpeechTokenIds } from "@/models/tts/tts-released-chunks";
 
 const t: SpeechTokenIds = { start: 100, prompt: 101, end: 102, imEnd: 103, dot: 9, split: new Set([9, 11]), digits: new Set([20]) };
 

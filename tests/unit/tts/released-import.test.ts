@@ -8,10 +8,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importCheckpoint, inspectCheckpoint } from "@/models/import/import";
-import { SafetensorsWeights, writeSafetensors } from "@/models/safetensors";
-import { speechDims } from "@/models/tts-released";
-import { listSpeechModels, resolveSpeechRef, speechRunner } from "@/models/tts-released-model";
-import { conditioningRows, speechCapacity, teacherForced } from "@/models/tts-released-run";
+import { SafetensorsWeights, writeSafetensors } from "@/models/io/safetensors";
+import { speechDims } from "@/models/tts/tts-released";
+import { listSpeechModels, resolveSpeechRef, speechRunner } from "@/models/tts/tts-released-model";
+import { conditioningRows, speechCapacity, teacherForced } from "@/models/tts/tts-released-run";
 import { referenceSpeechForward, seedSpeechWeights, speechCodes } from "./released-reference";
 import { writeOmniSpeechCheckpoint } from "./omni-speech";
 
@@ -90,7 +90,7 @@ describe("Omni checkpoint with speech_generator.*", () => {
 describe("standalone Uni-MoE-TTS layout (speech_gen_ep2.bin)", () => {
   it("imports from a torch.save state_dict with speech_generator.* keys (sizes from the tensors, head size 64) and matches the reference", async () => {
     const { writeTorchCheckpoint } = await import("./torch-ckpt-writer");
-    const { importStandaloneSpeech, openSpeechDir } = await import("@/models/tts-released-model");
+    const { importStandaloneSpeech, openSpeechDir } = await import("@/models/tts/tts-released-model");
     const { smallSpeechConfig } = await import("./released-reference");
     const cfg = smallSpeechConfig({ source_layout: "standalone", transformer_attention_dim: 128, encoder_output_dim: 128, transformer_attention_heads: 2, transformer_kv_heads: 1, speech_start_token_id: 151668, speech_end_token_id: 151669, speech_prompt_token_id: 151670, speech_split_token_id: 151671, llm_vocab_size: 151936 });
     const W = seedSpeechWeights(cfg, 23);

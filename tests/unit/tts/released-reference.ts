@@ -4,10 +4,10 @@
  * visibility rule and the DeepSpeed top-2 gate with capacity → RMSNorm → out_fnn. Plus a seeded generator of a
  * speech generator in the released tensor layout.
  */
-import { speechCodes, speechDims, speechParamNames as n, speechParamTable, zSpeechGenConfig, type SpeechGenConfig } from "@/models/tts-released";
-import type { SpeechAttention, SpeechRow } from "@/models/tts-released-run";
-import { SeededRandom } from "@/models/seeded-random";
-import type { Tensor32 } from "@/models/weights";
+import { speechCodes, speechDims, speechParamNames as n, speechParamTable, zSpeechGenConfig, type SpeechGenConfig } from "@/models/tts/tts-released";
+import type { SpeechAttention, SpeechRow } from "@/models/tts/tts-released-run";
+import { SeededRandom } from "@/models/io/seeded-random";
+import type { Tensor32 } from "@/models/io/weights";
 import { linear as lin, rmsNorm as rms } from "./reference";
 
 export interface RefRouting {

@@ -1,15 +1,15 @@
 /**
- * The released MoE-TTS graph (models/tts-released.ts) against the plain-TS reference (released-reference.ts) on
+ * The released MoE-TTS graph (models/tts/tts-released.ts) against the plain-TS reference (released-reference.ts) on
  * seeded generated weights in the released tensor layout: every attention mode × capacity mode, Gumbel second-expert
  * sampling and attention dropout fed the same noise, KV-cache ("cached") decoding and release-mode decoding, and the
  * teacher-forced forward of `cli tts-forward`. Logits within 1e-4, selections, masks and capacity drops exact.
  */
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SeededRandom } from "@/models/seeded-random";
-import { buildSpeechGraph, speechDims, type SpeechGenConfig } from "@/models/tts-released";
-import { attentionBias, conditioningRows, decodeSpeechChunk, speechCapacity, SpeechRunner, teacherForced, type SpeechAttention, type SpeechCapacity, type SpeechRow } from "@/models/tts-released-run";
-import { MemoryWeights } from "@/models/weights";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { buildSpeechGraph, speechDims, type SpeechGenConfig } from "@/models/tts/tts-released";
+import { attentionBias, conditioningRows, decodeSpeechChunk, speechCapacity, SpeechRunner, teacherForced, type SpeechAttention, type SpeechCapacity, type SpeechRow } from "@/models/tts/tts-released-run";
+import { MemoryWeights } from "@/models/io/weights";
 import { referenceSpeechForward, seedSpeechWeights, smallSpeechConfig, speechCodes } from "./released-reference";
 
 const c: SpeechGenConfig = smallSpeechConfig();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extractSpeechSpans, parseStylePrompt, splitTextForSpeech } from "@/models/tts";
+import { extractSpeechSpans, parseStylePrompt, splitTextForSpeech } from "@/models/tts/tts";
 import { NO_SPAN_MESSAGE, speechSegments } from "@/nodes/tts";
 
 describe("speech spans in LLM text", () => {

@@ -7,8 +7,8 @@
  * GLOBAL torch FloatStorage, key, 'cpu', numel), offset, size, stride, requires_grad False, OrderedDict()) REDUCE.
  */
 import { writeFileSync } from "node:fs";
-import { f32ToBf16Bits, f32ToF16Bits } from "@/models/safetensors";
-import type { Tensor32 } from "@/models/weights";
+import { f32ToBf16Bits, f32ToF16Bits } from "@/models/io/safetensors";
+import type { Tensor32 } from "@/models/io/weights";
 
 export type PyValue = null | boolean | number | string | PyValue[] | { tuple: PyValue[] } | { dict: [PyValue, PyValue][]; ordered?: boolean } | { tensor: Tensor32; dtype?: "F32" | "F16" | "BF16" } | { global: [string, string]; args: PyValue[] };
 

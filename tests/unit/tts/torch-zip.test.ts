@@ -11,9 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TorchCheckpoint, unpickle } from "@/models/import/torch-zip";
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "@/models/safetensors";
-import { SeededRandom } from "@/models/seeded-random";
-import type { Tensor32 } from "@/models/weights";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "@/models/io/safetensors";
+import { SeededRandom } from "@/models/io/seeded-random";
+import type { Tensor32 } from "@/models/io/weights";
 import { lightningCheckpoint, writeTorchCheckpoint } from "./torch-ckpt-writer";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "torch-zip-"));

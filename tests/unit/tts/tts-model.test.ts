@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { traceProblems } from "@/engine/routing/export";
-import { CodecRunner } from "@/models/codec";
-import { SeededRandom } from "@/models/seeded-random";
-import { byteTokenizer } from "@/models/tokenizer";
-import { codecLogits, conditioningIds, decodeChunk, pickCodecOrEos, synthesize, TtsRunner, ttsTokenText } from "@/models/tts";
-import { checkTtsConfig, ttsIds, ttsParamTable, type TtsConfig } from "@/models/tts-graph";
-import { seedTtsWeights, ttsReferenceConfig } from "@/models/tts-tiny";
-import { MemoryWeights } from "@/models/weights";
+import { CodecRunner } from "@/models/tts/codec";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import { codecLogits, conditioningIds, decodeChunk, pickCodecOrEos, synthesize, TtsRunner, ttsTokenText } from "@/models/tts/tts";
+import { checkTtsConfig, ttsIds, ttsParamTable, type TtsConfig } from "@/models/tts/tts-graph";
+import { seedTtsWeights, ttsReferenceConfig } from "@/models/tts/tts-tiny";
+import { MemoryWeights } from "@/models/io/weights";
 import { maxAbsDiff, referenceForward } from "./reference";
 
 const config = ttsReferenceConfig();

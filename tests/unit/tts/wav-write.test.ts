@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeWavMono, parseWav } from "@/engine/media/wav";
-import { SeededRandom } from "@/models/seeded-random";
-import { encodeWav16 } from "@/models/wav-write";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { encodeWav16 } from "@/models/io/wav-write";
 
 describe("16-bit PCM WAV writer", () => {
   it("round-trips through parseWav / decodeWavMono within one 16-bit step (half a step below +1)", () => {

@@ -3,9 +3,9 @@
  * heads.py and spectral_ops.py: no graph builder, and the inverse FFT as a full complex DFT of the Hermitian-completed
  * spectrum (independent of the graph's cos/sin bases), overlap-add and the window envelope as torch's fold does.
  */
-import { wavParamNames as n, wavParamTable, zWavTokenizerConfig, type WavTokenizerConfig } from "@/models/codec-wavtokenizer";
-import { SeededRandom } from "@/models/seeded-random";
-import type { Tensor32 } from "@/models/weights";
+import { wavParamNames as n, wavParamTable, zWavTokenizerConfig, type WavTokenizerConfig } from "@/models/tts/codec-wavtokenizer";
+import { SeededRandom } from "@/models/io/seeded-random";
+import type { Tensor32 } from "@/models/io/weights";
 
 /** x [Ci, T] → [Co, T], weight [Co, Ci/groups, k], zero padding (k−1)/2. */
 function conv1d(x: Float64Array, Ci: number, T: number, w: Tensor32, b: Tensor32, groups = 1): Float64Array {

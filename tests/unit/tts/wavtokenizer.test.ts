@@ -1,9 +1,9 @@
 /** The WavTokenizer decoder graph against the plain-TS reference (incl. the iSTFT) on seeded weights in the real layout. */
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { buildWavTokenizerGraph, WavTokenizerRunner } from "@/models/codec-wavtokenizer";
-import { SeededRandom } from "@/models/seeded-random";
-import { MemoryWeights } from "@/models/weights";
+import { buildWavTokenizerGraph, WavTokenizerRunner } from "@/models/tts/codec-wavtokenizer";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { MemoryWeights } from "@/models/io/weights";
 import { referenceWavDecode, seedWavWeights, smallWavConfig } from "./wavtokenizer-reference";
 
 describe("WavTokenizer decoder graph vs reference", () => {
@@ -36,7 +36,7 @@ describe("WavTokenizer import from a generated .ckpt (torch zip, Lightning layou
     const os = await import("node:os");
     const path = await import("node:path");
     const { writeTorchCheckpoint, lightningCheckpoint } = await import("./torch-ckpt-writer");
-    const { importWavTokenizer, resolveCodec, codecGraphFile, listCodecs } = await import("@/models/codec-wavtokenizer-model");
+    const { importWavTokenizer, resolveCodec, codecGraphFile, listCodecs } = await import("@/models/tts/codec-wavtokenizer-model");
     const tmp = mkdtempSync(path.join(os.tmpdir(), "wavtok-"));
     const saved = process.env.STUDIO_MODELS_DIR;
     process.env.STUDIO_MODELS_DIR = path.join(tmp, "models");
@@ -60,7 +60,7 @@ describe("WavTokenizer import from a generated .ckpt (torch zip, Lightning layou
       const codes = [1, 60, 33, 2, 2, 9];
       const got = await runner.decode(codes);
       // the checkpoint stored bf16: the reference reads the same rounded weights back from the import
-      const { SafetensorsWeights } = await import("@/models/safetensors");
+      const { SafetensorsWeights } = await import("@/models/io/safetensors");
       const sw = new SafetensorsWeights(path.join(codec.dir, "codec.safetensors"));
       const Wr = new Map(sw.names().map((n) => [n, sw.get(n)]));
       sw.close();

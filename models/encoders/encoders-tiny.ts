@@ -1,0 +1,354 @@
+/**
+ * The seeded reference encoders "uni-moe-tiny/vision" and "uni-moe-tiny/audio" (SEEDED, UNTRAINED), how
+ * encoder models are found (reference, a model directory with safetensors, or a directory with a ready
+ * ONNX export), their ONNX graphs cached on disk by content hash, and running them through the pooled
+ * runtime.
+ *
+ * On-disk layout, as the LLM family (models/moe-llm/uni-moe-tiny.ts): <models dir>/uni-moe-tiny/<vision|audio>/
+ * with config.json, model.safetensors (fp32) and manifest.json (written last), built in a temporary
+ * sibling directory and renamed into place. Graphs: <models dir>/.graphs/<sha256>.onnx.
+ *
+ * Init per tensor, from deriveSeed(seed, parameter name): Linear/conv weights, biases, embeddings
+ * (positions, queries): N(0, 0.02²); LayerNorm weights 1 + N(0, 0.02²), LayerNorm biases N(0, 0.02²);
+ * Whisper's positions: the fixed sinusoids.
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import type { Runtime } from "@/engine/runtime/types";
+import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, zAudioConfig, zAudioOnnxConfig, type AudioConfig } from "./audio-encoder";
+import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
+import { SeededRandom, deriveSeed } from "../io/seeded-random";
+import { hashValue } from "../../engine/hash";
+import { hashModelFiles, removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "../io/model-dir";
+import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
+import type { Tensor32 } from "../io/weights";
+import { resolveInside } from "@/engine/paths";
+import { computeDtypeFor, ensureFp16Graph } from "../import/fp16";
+
+export const FAMILY = "uni-moe-tiny";
+/** Bump whenever generated weights or written files would change. */
+export const ENCODER_GENERATOR_VERSION = 1;
+/** Bump whenever the graph builders' output changes, so cached graphs are rebuilt. */
+export const ENCODER_GRAPH_VERSION = 1;
+export const DEFAULT_ENCODER_SEED = 2511;
+export const INIT_STD = 0.02;
+export const REFERENCE_LABEL = "seeded, untrained";
+
+export type EncoderKind = "vision" | "audio";
+export const ENCODER_KINDS: readonly EncoderKind[] = ["vision", "audio"];
+export const DEFAULT_VISION_MODEL = "uni-moe-tiny/vision";
+export const DEFAULT_AUDIO_MODEL = "uni-moe-tiny/audio";
+
+/** Tiny configs sized for uni-moe-tiny "tiny" (hidden 128). The vision tower stores 3 layers and runs 2 (as the real model drops its last). */
+export const tinyVisionConfig: VisionConfig = zVisionConfig.parse({
+  model_type: "siglip_vision_tiny",
+  image_size: 384,
+  patch_size: 14,
+  hidden_size: 64,
+  intermediate_size: 256,
+  num_attention_heads: 4,
+  num_hidden_layers: 3,
+  num_layers_used: 2,
+  layer_norm_eps: 1e-6,
+  hidden_act: "gelu_pytorch_tanh",
+  projector_hidden_size: 128,
+  out_dim: 128,
+  pool: 4,
+  seeded_untrained: true,
+});
+
+export const tinyAudioConfig: AudioConfig = zAudioConfig.parse({
+  model_type: "whisper_qformer_tiny",
+  num_mel_bins: 128,
+  max_source_positions: 1500,
+  d_model: 64,
+  encoder_layers: 2,
+  encoder_attention_heads: 4,
+  encoder_ffn_dim: 256,
+  num_queries: 200,
+  qformer_layers: 1,
+  qformer_attention_heads: 4,
+  qformer_ffn_dim: 256,
+  layer_norm_eps: 1e-5,
+  out_dim: 128,
+  seeded_untrained: true,
+});
+
+export function paramTableOf(kind: EncoderKind, config: VisionConfig | AudioConfig): EncoderParamSpec[] {
+  return kind === "vision" ? visionParamTable(config as VisionConfig) : audioParamTable(config as AudioConfig);
+}
+
+/** One seeded parameter; depends only on (spec, seed). */
+export function seedEncoderTensor(spec: EncoderParamSpec, seed: number): Tensor32 {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  if (spec.kind === "sinusoid") {
+    data.set(whisperSinusoids(spec.shape[0]!, spec.shape[1]!));
+  } else {
+    new SeededRandom(deriveSeed(seed, spec.name)).fillNormal(data, INIT_STD, spec.kind === "norm" ? 1 : 0);
+  }
+  return { shape: [...spec.shape], data };
+}
+
+export function seedEncoderWeights(kind: EncoderKind, config: VisionConfig | AudioConfig, seed = DEFAULT_ENCODER_SEED): Map<string, Tensor32> {
+  return new Map(paramTableOf(kind, config).map((p) => [p.name, seedEncoderTensor(p, seed)]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference models on disk
+
+export interface EncoderManifest {
+  family: typeof FAMILY;
+  name: EncoderKind;
+  seed: number;
+  generatorVersion: number;
+  label: typeof REFERENCE_LABEL;
+  contentHash: string;
+  files: Record<string, number>;
+  parameters: number;
+  createdAt: string;
+}
+
+const referenceConfigOf = (kind: EncoderKind) => structuredClone(kind === "vision" ? tinyVisionConfig : tinyAudioConfig);
+
+export function encoderReferenceDir(kind: EncoderKind, root = modelsDir()): string {
+  return path.join(root, FAMILY, kind);
+}
+
+function staleReason(dir: string, kind: EncoderKind, config: object, contentHash: string): string | null {
+  return seededBuildStaleReason(dir, contentHash, "config.json", config, () => paramTableOf(kind, config as VisionConfig).length);
+}
+
+const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
+
+/**
+ * Makes sure `dir` (default <models dir>/uni-moe-tiny/<kind>) holds the seeded reference encoder; builds it
+ * in a temporary sibling directory and renames it into place when missing or stale.
+ */
+export function ensureEncoderModel(kind: EncoderKind, dir?: string, seed = DEFAULT_ENCODER_SEED): Promise<{ dir: string; built: boolean }> {
+  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? encoderReferenceDir(kind));
+  const running = inFlight.get(target);
+  if (running) return running;
+  const p = ensureUncached(kind, target, seed).finally(() => inFlight.delete(target));
+  inFlight.set(target, p);
+  return p;
+}
+
+async function ensureUncached(kind: EncoderKind, target: string, seed: number): Promise<{ dir: string; built: boolean }> {
+  const config = referenceConfigOf(kind);
+  const contentHash = hashValue({ kind, config, seed, generatorVersion: ENCODER_GENERATOR_VERSION });
+  if (fs.existsSync(target) && staleReason(target, kind, config, contentHash) === null) return { dir: target, built: false };
+
+  const parent = path.dirname(target);
+  const base = path.basename(target);
+  fs.mkdirSync(parent, { recursive: true });
+  removeStaleBuilds(parent, base);
+  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
+  fs.chmodSync(tmp, 0o755);
+  try {
+    const table = paramTableOf(kind, config);
+    const entries: SafetensorsEntry[] = table.map((p) => ({ name: p.name, shape: p.shape, data: () => seedEncoderTensor(p, seed).data }));
+    const metadata = { format: "pt", family: FAMILY, name: kind, seed: String(seed), generator_version: String(ENCODER_GENERATOR_VERSION), label: REFERENCE_LABEL };
+    const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries, { metadata });
+    const manifest: EncoderManifest = {
+      family: FAMILY,
+      name: kind,
+      seed,
+      generatorVersion: ENCODER_GENERATOR_VERSION,
+      label: REFERENCE_LABEL,
+      contentHash,
+      files: { "model.safetensors": bytes },
+      parameters: table.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
+      createdAt: new Date().toISOString(),
+    };
+    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+    fs.writeFileSync(path.join(tmp, "config.json"), json(config));
+    fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: marks a complete build
+    const built = swapIntoPlace(tmp, target, () => staleReason(target, kind, config, contentHash) === null);
+    return { dir: target, built };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolving encoder models
+
+/** What the node needs to know about a vision model, whichever way it is stored. */
+export interface VisionModelInfo {
+  imageSize: number;
+  patchSize: number;
+  /** Patches per side G (27). */
+  grid: number;
+  outDim: number;
+  pool: number;
+}
+
+export interface AudioModelInfo {
+  nMels: number;
+  /** Mel frames per chunk the encoder takes (3000). */
+  frames: number;
+  queries: number;
+  outDim: number;
+}
+
+interface ResolvedBase {
+  ref: string;
+  dir: string;
+  /** sha256 of config.json + weights or the ONNX file (cache keys, graph cache). */
+  contentHash: string;
+  label?: string;
+  /** "built": graph from config + safetensors; "onnx": a ready ONNX file in the directory. */
+  source: "built" | "onnx";
+  /** The ONNX file for source "onnx". */
+  onnxFile?: string;
+  /** The ONNX file's weights are external data beside it (imported towers): its session is created from the path. */
+  externalData?: boolean;
+  inputName: string;
+}
+
+export type ResolvedEncoder =
+  | (ResolvedBase & { kind: "vision"; info: VisionModelInfo; config?: VisionConfig })
+  | (ResolvedBase & { kind: "audio"; info: AudioModelInfo; config?: AudioConfig });
+
+/**
+ * Finds an encoder by reference: "uni-moe-tiny/vision" / "uni-moe-tiny/audio" build the seeded reference
+ * on first use; anything else must be a directory inside the models dir holding config.json plus either
+ * model.safetensors or a ready ONNX file (vision.onnx / audio.onnx, or config `onnx_file`).
+ */
+export async function resolveEncoder<K extends EncoderKind>(kind: K, ref: string): Promise<Extract<ResolvedEncoder, { kind: K }>> {
+  return (await resolveAny(kind, ref)) as Extract<ResolvedEncoder, { kind: K }>;
+}
+
+async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncoder> {
+  const root = modelsDir();
+  let dir: string;
+  let label: string | undefined;
+  if (ref === `${FAMILY}/${kind}`) {
+    dir = (await ensureEncoderModel(kind)).dir;
+    label = REFERENCE_LABEL;
+  } else {
+    if (ENCODER_KINDS.some((k) => ref === `${FAMILY}/${k}`)) throw new Error(`model "${ref}" is a ${ref.split("/")[1]} encoder, not a ${kind} encoder`);
+    dir = resolveInside(root, ref, "model", "the models directory");
+  }
+  const cfgFile = path.join(dir, "config.json");
+  if (!fs.existsSync(cfgFile)) throw new Error(`${kind} encoder "${ref}" not found: no config.json in ${dir}`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${kind} encoder "${ref}": config.json is not valid JSON (${(e as Error).message})`);
+  }
+  const onnxName = typeof raw.onnx_file === "string" ? raw.onnx_file : `${kind}.onnx`;
+  const bad = (e: unknown) => new Error(`${kind} encoder "${ref}": config.json does not describe a ${kind} encoder: ${(e as Error).message}`);
+  if (fs.existsSync(path.join(dir, onnxName))) {
+    if (path.basename(onnxName) !== onnxName) throw new Error(`${kind} encoder "${ref}": onnx_file must be a file name in the model directory`);
+    // An imported tower keeps its weights as ONNX external data in `<onnx_file>.data` (models/import/import.ts).
+    const externalData = fs.existsSync(path.join(dir, `${onnxName}.data`));
+    const contentHash = hashModelFiles(dir, ["config.json", onnxName, ...(externalData ? [`${onnxName}.data`] : [])]);
+    const base = { ref, dir, contentHash, label, source: "onnx" as const, onnxFile: path.join(dir, onnxName), externalData };
+    try {
+      if (kind === "vision") {
+        const c = zVisionOnnxConfig.parse(raw);
+        const info = { imageSize: c.image_size, patchSize: c.patch_size, grid: gridSide(c), outDim: c.out_dim, pool: c.pool };
+        return { ...base, kind, info, inputName: c.input_name };
+      }
+      const c = zAudioOnnxConfig.parse(raw);
+      return { ...base, kind, info: { nMels: c.num_mel_bins, frames: 2 * c.max_source_positions, queries: c.num_queries, outDim: c.out_dim }, inputName: c.input_name };
+    } catch (e) {
+      throw bad(e);
+    }
+  }
+  const weights = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors"));
+  if (weights.length === 0) throw new Error(`${kind} encoder "${ref}": no ${onnxName} and no .safetensors weights in ${dir}`);
+  const contentHash = hashModelFiles(dir, ["config.json", ...weights]);
+  const base = { ref, dir, contentHash, label, source: "built" as const };
+  try {
+    if (kind === "vision") {
+      const config = zVisionConfig.parse(raw);
+      checkVisionConfig(config);
+      const info = { imageSize: config.image_size, patchSize: config.patch_size, grid: gridSide(config), outDim: config.out_dim, pool: config.pool };
+      return { ...base, kind, info, config, inputName: "pixel_values" };
+    }
+    const config = zAudioConfig.parse(raw);
+    checkAudioConfig(config);
+    const info = { nMels: config.num_mel_bins, frames: 2 * config.max_source_positions, queries: config.num_queries, outDim: config.out_dim };
+    return { ...base, kind, info, config, inputName: "input_features" };
+  } catch (e) {
+    throw bad(e);
+  }
+}
+
+/** The ONNX file to run: the model's own, or the graph built once from config + weights and cached by content hash. */
+export function encoderGraphFile(model: ResolvedEncoder): string {
+  if (model.source === "onnx") return model.onnxFile!;
+  const key = createHash("sha256").update(JSON.stringify({ kind: model.kind, hash: model.contentHash, v: ENCODER_GRAPH_VERSION })).digest("hex");
+  const dir = path.join(modelsDir(), ".graphs");
+  const file = path.join(dir, `${key}.onnx`);
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(dir, { recursive: true });
+  const weights = new SafetensorsWeights(model.dir);
+  try {
+    const bytes = model.kind === "vision" ? buildVisionGraph(model.config!, weights) : buildAudioGraph(model.config!, weights);
+    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } finally {
+    weights.close();
+  }
+  return file;
+}
+
+/**
+ * Runs an encoder on one batch: `input` of shape `dims` → the first output's data and dims
+ * (the session comes from the runtime's pool and stays pinned while `fn` runs).
+ */
+export async function withEncoder<T>(
+  model: ResolvedEncoder,
+  runtime: Runtime,
+  fn: (run: (input: Float32Array, dims: number[]) => Promise<{ data: Float32Array; dims: number[] }>) => Promise<T>,
+): Promise<T> {
+  const file = encoderGraphFile(model);
+  if (model.externalData) {
+    const session = await externalDataSession(model, runtime);
+    return fn((input, dims) => runOnce(model, session, input, dims));
+  }
+  return runtime.withSession(file, undefined, (handle) => fn((input, dims) => runOnce(model, handle.session, input, dims)));
+}
+
+const externalSessions = new Map<string, { hash: string; session: Promise<ort.InferenceSession> }>();
+
+/**
+ * A session for a graph with external data, created from its path (ONNX Runtime resolves the `.data` file
+ * next to the .onnx only then; the pool loads models from bytes). One per file, replaced when the content changes.
+ */
+async function externalDataSession(model: ResolvedEncoder, runtime: Runtime): Promise<ort.InferenceSession> {
+  const ep = await runtime.resolveExecutionProvider();
+  // On CUDA an imported tower runs its fp16 compute graph (models/import/fp16.ts), as the imported LLM does.
+  const file = computeDtypeFor(ep) === "fp16" ? await ensureFp16Graph(model.onnxFile!) : model.onnxFile!;
+  const key = `${file}|${ep}`;
+  const hit = externalSessions.get(key);
+  if (hit?.hash === model.contentHash) return hit.session;
+  if (hit) void hit.session.then((s) => s.release()).catch(() => undefined);
+  const session = ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+  externalSessions.set(key, { hash: model.contentHash, session });
+  session.catch(() => externalSessions.delete(key));
+  try {
+    return await session;
+  } catch (e) {
+    throw new Error(`${model.kind} encoder "${model.ref}": cannot load ${file} on ${ep}: ${(e as Error).message}`);
+  }
+}
+
+async function runOnce(model: ResolvedEncoder, session: ort.InferenceSession, input: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+  const feeds = { [model.inputName]: new ort.Tensor("float32", input, dims) };
+  const out = await session.run(feeds);
+  const first = out[session.outputNames[0]!]!;
+  if (first.type !== "float32") throw new Error(`${model.kind} encoder "${model.ref}": its output is ${first.type}, expected float32`);
+  const data = first.data as Float32Array;
+  for (const t of Object.values(out)) if (t !== first) t.dispose?.();
+  return { data, dims: [...first.dims] };
+}

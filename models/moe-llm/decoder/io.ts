@@ -1,0 +1,55 @@
+import type { RoutingPrecision } from "../../onnx/bf16";
+
+/** Options and input/output names of the decoder graph (moe-llm-graph.ts documents them). */
+export interface MoeGraphOptions {
+  /** "sparse": each routed expert runs only on the tokens that chose it; "dense": every expert on every token, masked. */
+  moe: "sparse" | "dense";
+  /** Adds the per-layer routing outputs. */
+  trace: boolean;
+  /** Adds past_key/value inputs and present_key/value outputs. */
+  kvCache: boolean;
+  /** Takes inputs_embeds [B,S,H] instead of input_ids [B,S]. */
+  embeds?: boolean;
+  /** Adds hidden_{i} [B,S,H]: the residual stream after layer i, before the final norm (the logit lens reads it: models/logit-lens.ts). */
+  lens?: boolean;
+  /**
+   * Batched prefill with padding: adds attention_mask int64 [B, T] (1 = real token, 0 = padding; T = past + new).
+   * Padded keys are hidden from every query; padded tokens get no dynamic expert in Uni-MoE routing (as released).
+   */
+  padding?: boolean;
+  /** The reference graph of plain ONNX ops instead of the fused one (decoder/fused.ts); absent = fused. */
+  unfused?: boolean;
+  /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
+  routingPrecision?: RoutingPrecision;
+}
+
+/** Graph input/output names. */
+export const io = {
+  ids: "input_ids",
+  embeds: "inputs_embeds",
+  positions: "position_ids",
+  attentionMask: "attention_mask",
+  routerBias: "router_bias",
+  ban: "ban_mask",
+  force: "force_mask",
+  topP: "top_p",
+  /** top-k override (float [1]; <= 0 keeps the config's k); top-k routers only */
+  topK: "top_k",
+  pastKey: (i: number) => `past_key_${i}`,
+  pastValue: (i: number) => `past_value_${i}`,
+  presentKey: (i: number) => `present_key_${i}`,
+  presentValue: (i: number) => `present_value_${i}`,
+  logits: "logits",
+  lastHidden: "last_hidden",
+  routerLogits: (i: number) => `router_logits_${i}`,
+  mask: (i: number) => `mask_${i}`,
+  weights: (i: number) => `weights_${i}`,
+  k: (i: number) => `k_${i}`,
+  /** DeepSeek-V3: the bias-corrected selection scores [N, routed] */
+  scores: (i: number) => `scores_${i}`,
+  /** with `lens`: the residual stream after layer i [B,S,H] */
+  hidden: (i: number) => `hidden_${i}`,
+  /** Uni-MoE with token_drop: 1 where a selection was dropped over capacity [N,E] */
+  dropped: (i: number) => `dropped_${i}`,
+};
+

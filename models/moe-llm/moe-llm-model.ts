@@ -1,0 +1,192 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { Runtime, SessionHandle } from "@/engine/runtime/types";
+import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
+import type { LogitLens } from "@/engine/trace";
+import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
+import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
+import { hashModelFiles } from "../io/model-dir";
+import { importedEmbeddingTable, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
+import { readManifest } from "../import/import";
+import { estimateFromConfig, estimateLensHead } from "../import/memory";
+import { MoeLlmRunner } from "./moe-llm-session";
+import type { QuantSummary } from "../onnx/quantize";
+import { SafetensorsWeights } from "../io/safetensors";
+import { type Tokenizer } from "../text/tokenizer";
+import { loadTokenizer } from "../text/tokenizer-json";
+import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
+import { resolveInside } from "@/engine/paths";
+
+/** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
+const GRAPH_BUILDER_VERSION = 3;
+
+export interface ResolvedModel {
+  /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
+  ref: string;
+  dir: string;
+  config: MoeLlmConfig;
+  /** Content hash of config + weights (cache keys, graph cache). */
+  contentHash: string;
+  /** "seeded, untrained" for the reference family. */
+  label?: string;
+  /** An imported model's weight-only quantisation (its manifest's), absent for full precision. */
+  quantization?: QuantSummary;
+}
+
+const REFERENCE_PREFIX = "uni-moe-tiny/";
+
+/** The models a user can pick: the reference family plus every model directory under the models dir. */
+export function listModels(): string[] {
+  const found = REFERENCE_MODEL_NAMES.map((n) => `${REFERENCE_PREFIX}${n}`);
+  const root = modelsDir();
+  if (!existsSync(root)) return found;
+  for (const family of readdirSync(root, { withFileTypes: true })) {
+    if (!family.isDirectory() || family.name.startsWith(".")) continue;
+    for (const m of readdirSync(path.join(root, family.name), { withFileTypes: true })) {
+      const ref = `${family.name}/${m.name}`;
+      if (m.isDirectory() && !found.includes(ref) && isLlmDir(path.join(root, family.name, m.name))) found.push(ref);
+    }
+  }
+  return found;
+}
+
+/** Encoders, TTS and DiT models live beside the LLMs; only decoder LLM configs are offered as LLMs. */
+const NOT_LLM = /^(uni_moe_tts|siglip|whisper|dit|vae)/;
+
+function isLlmDir(dir: string): boolean {
+  try {
+    const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")) as { model_type?: string };
+    return !NOT_LLM.test(config.model_type ?? "") && zMoeLlmConfig.safeParse(config).success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds a model by reference. "uni-moe-tiny/<name>" builds the seeded reference model on first use;
+ * anything else must be a directory inside the models dir (no path may reach outside it).
+ */
+export async function resolveModel(ref: string, onProgress?: (fraction: number, message: string) => void): Promise<ResolvedModel> {
+  const root = modelsDir();
+  let dir: string;
+  let label: string | undefined;
+  if (ref.startsWith(REFERENCE_PREFIX) && REFERENCE_MODEL_NAMES.includes(ref.slice(REFERENCE_PREFIX.length) as ReferenceModelName)) {
+    const name = ref.slice(REFERENCE_PREFIX.length) as ReferenceModelName;
+    const built = await ensureReferenceModel(name, undefined, {
+      onProgress: onProgress ? (written, total) => onProgress(written / Math.max(1, total), `building the seeded ${name} model`) : undefined,
+    });
+    dir = built.dir;
+    label = "seeded, untrained";
+  } else {
+    dir = resolveInside(root, ref, "model", "the models directory");
+  }
+  return openModelDir(dir, ref, label);
+}
+
+/** Reads a model directory (config.json + safetensors) wherever it is; callers decide what paths to allow. */
+export function openModelDir(dir: string, ref = dir, label?: string): ResolvedModel {
+  if (!existsSync(path.join(dir, "config.json"))) throw new Error(`model "${ref}" not found: no config.json in ${dir}`);
+  let config: MoeLlmConfig;
+  try {
+    config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));
+  } catch (err) {
+    throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
+  }
+  const files = readdirSync(dir).filter((f) => f === "config.json" || f === "import.json" || f.endsWith(".safetensors"));
+  const quantization = isImportedDir(dir) ? readManifest(dir)?.quant : undefined;
+  return { ref, dir, config, contentHash: hashModelFiles(dir, files), label, ...(quantization ? { quantization } : {}) };
+}
+
+/** Builds (once, cached on disk by content hash) the ONNX graph of a model with the given options. */
+export function graphFile(model: ResolvedModel, options: MoeGraphOptions): string {
+  if (isImportedDir(model.dir)) return importedGraphFile(model.dir, model.config, options);
+  return cachedGraph(model, { hash: model.contentHash, options, v: GRAPH_BUILDER_VERSION }, (weights) => buildMoeLlmGraph(model.config, weights, options));
+}
+
+/** A graph built from the model's weights, cached in `<models dir>/.graphs` under a hash of `key`. */
+function cachedGraph(model: ResolvedModel, key: unknown, build: (weights: SafetensorsWeights) => Uint8Array): string {
+  const dir = path.join(modelsDir(), ".graphs");
+  const file = path.join(dir, `${createHash("sha256").update(JSON.stringify(key)).digest("hex")}.onnx`);
+  if (existsSync(file)) return file;
+  mkdirSync(dir, { recursive: true });
+  const weights = new SafetensorsWeights(model.dir);
+  try {
+    const bytes = build(weights);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } finally {
+    weights.close();
+  }
+  return file;
+}
+
+/** The logit-lens head graph of a model (models/moe-llm/logit-lens.ts), cached like its decoder graphs. */
+export function lensHeadFile(model: ResolvedModel): string {
+  if (isImportedDir(model.dir)) return importedLensHeadFile(model.dir, model.config);
+  return cachedGraph(model, { hash: model.contentHash, lensHead: LENS_TOP_K, v: GRAPH_BUILDER_VERSION, lens: LENS_HEAD_VERSION }, (weights) => buildLensHeadGraph(model.config, weights));
+}
+
+/** The logit lens of N traced tokens from their per-layer residual states (a `lens` decoder graph's hidden_{i}). */
+export async function logitLens(model: ResolvedModel, runtime: Runtime, hidden: readonly Float32Array[], N: number): Promise<LogitLens> {
+  const file = lensHeadFile(model);
+  if (isImportedDir(model.dir)) {
+    // external data: loaded from its path, outside the pool, like the imported decoder (withMoeLlm)
+    const handle = await importedSession(model.ref, file, (compute) => estimateLensHead(model.config, compute, model.quantization));
+    return runLogitLens(handle.session, model.config, hidden, N);
+  }
+  return runtime.withSession(file, undefined, (handle) => runLogitLens(handle.session, model.config, hidden, N));
+}
+
+export interface LoadedModel {
+  model: ResolvedModel;
+  runner: MoeLlmRunner;
+  handle: SessionHandle;
+  tokenizer: Tokenizer;
+}
+
+/** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
+export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+  const file = graphFile(model, options);
+  if (isImportedDir(model.dir)) {
+    // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
+    const quant = model.quantization;
+    const handle = await importedSession(model.ref, file, quant ? (compute) => estimateFromConfig(model.config, 4096, compute, quant) : model.config);
+    return fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
+  }
+  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
+}
+
+const embeddingTables = new Map<string, Float32Array>();
+
+/** The token embedding table [vocab × hidden] of a model (read once per content hash). */
+export function embeddingTable(model: ResolvedModel): Float32Array {
+  let table = embeddingTables.get(model.contentHash);
+  if (!table && isImportedDir(model.dir)) {
+    table = importedEmbeddingTable(model.dir);
+    embeddingTables.set(model.contentHash, table);
+  }
+  if (!table) {
+    const weights = new SafetensorsWeights(model.dir);
+    try {
+      table = weights.get("model.embed_tokens.weight").data;
+    } finally {
+      weights.close();
+    }
+    embeddingTables.set(model.contentHash, table);
+  }
+  return table;
+}
+
+/** Input embeddings for a prompt: token embeddings, with the media rows placed at their positions. */
+export function promptEmbeddings(model: ResolvedModel, ids: number[], media: { at: Int32Array; rows: Float32Array; dim: number }): { prompt: Float32Array; token: (id: number) => Float32Array } {
+  const H = model.config.hidden_size;
+  if (media.dim !== H) throw new Error(`media rows have ${media.dim} columns but ${model.ref} has hidden size ${H}`);
+  const table = embeddingTable(model);
+  const token = (id: number) => table.slice(id * H, (id + 1) * H);
+  const prompt = new Float32Array(ids.length * H);
+  ids.forEach((id, i) => prompt.set(table.subarray(id * H, (id + 1) * H), i * H));
+  media.at.forEach((pos, r) => prompt.set(media.rows.subarray(r * H, (r + 1) * H), pos * H));
+  return { prompt, token };
+}
