@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
+import { gqaAttention, halfSplitRope } from "../onnx/attention";
 import type { Tensor32, WeightSource } from "../io/weights";
 
 /**
@@ -229,48 +230,6 @@ function moeTopK(o: Ops, c: TtsConfig, ws: WeightSource, i: number, h: string) {
     y = o.scatterAddRows(y, idx, o.mul(he, we));
   }
   return { y, z, mask, weights, k };
-}
-
-/**
- * Half-split ("rotate_half") RoPE with positions `pos` int64 [B,S]: returns t [B,heads,S,Dh] → rotated, using
- * cos/sin of cat(freqs, freqs) with inv_freq_j = 1/θ^(2j/Dh) (Qwen2 / Llama).
- */
-export function halfSplitRope(o: Ops, pos: string, Dh: number, theta: number): (t: string) => string {
-  const g = o.g;
-  const half = Dh / 2;
-  const invFreq = Array.from({ length: half }, (_, j) => 1 / Math.pow(theta, (2 * j) / Dh));
-  const f = o.mul(o.unsqueeze(o.cast(pos, "float"), [2]), g.const(invFreq, [half])); // [B,S,half]
-  const emb = o.unsqueeze(o.concat([f, f], 2), [1]); // [B,1,S,Dh]
-  const cos = o.cos(emb), sin = o.sin(emb);
-  return (t) => o.add(o.mul(t, cos), o.mul(o.concat([o.neg(o.slice(t, [half], [Dh], [3])), o.slice(t, [0], [half], [3])], 3), sin));
-}
-
-/**
- * Qwen2 GQA self-attention of one layer: h [N,H] (normed) → out [N,H] (o_proj applied, no bias). q/k/v come from
- * one packed projection qkvW [(NH+2KVH)·Dh, H] + qkvB; query head h reads KV head ⌊h/(NH/KVH)⌋ (repeat_interleave).
- * scores = q·kᵀ/√Dh + bias [S,T], softmax, then × keep [1,NH,S,T] when given (attention dropout), · v.
- * Returns the layer's keys/values [B,KVH,T,Dh] (past ‖ new) for a KV cache.
- */
-export function gqaAttention(
-  o: Ops,
-  a: { h: string; bsShape: string; qkvW: string; qkvB: string; oW: string; NH: number; KVH: number; Dh: number; rope: (t: string) => string; bias: string; past?: { key: string; value: string }; keep?: string },
-): { out: string; key: string; value: string } {
-  const g = o.g;
-  const { NH, KVH, Dh } = a;
-  const G = NH / KVH;
-  const proj = o.linear(a.h, a.qkvW, a.qkvB); // [N,(NH+2KVH)*Dh]
-  const heads = o.transpose(o.reshape(proj, o.concat([a.bsShape, g.ints([NH + 2 * KVH, Dh])], 0)), [0, 2, 1, 3]); // [B,NH+2KVH,S,Dh]
-  const [qk, v0] = o.split(heads, [NH + KVH, KVH], 1) as [string, string];
-  const [q, k0] = o.split(a.rope(qk), [NH, KVH], 1) as [string, string]; // [B,NH,S,Dh], [B,KVH,S,Dh]
-  const k = a.past ? o.concat([a.past.key, k0], 2) : k0; // [B,KVH,T,Dh]
-  const v = a.past ? o.concat([a.past.value, v0], 2) : v0;
-  const q5 = o.reshape(o.mul(q, g.scalar(1 / Math.sqrt(Dh))), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
-  const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
-  let probs = o.softmax(o.add(o.matmul(q5, kT), a.bias), -1); // [B,KVH,G,S,T]
-  if (a.keep) probs = o.mul(probs, o.reshape(a.keep, o.concat([g.ints([1, KVH, G]), o.shape(a.keep, 2, 4)], 0)));
-  const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
-  const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
-  return { out: o.linear(merged, a.oW), key: k, value: v };
 }
 
 /** Builds the TTS decoder graph; returns a serialized ONNX ModelProto. */

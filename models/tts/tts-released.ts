@@ -31,7 +31,8 @@
 import { z } from "zod";
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
-import { checkedWeight, gqaAttention, halfSplitRope } from "./tts-graph";
+import { checkedWeight } from "./tts-graph";
+import { gqaAttention, halfSplitRope } from "../onnx/attention";
 import type { WeightSource } from "../io/weights";
 
 export const SPEECH_MODEL_TYPE = "uni_moe_speech_generator";
