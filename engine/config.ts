@@ -6,6 +6,7 @@
  * set variables at run time). The configuration tables of docs/ (configuration, security, scaling-and-deploy) are rendered from `CONFIG` (`configTable`).
  */
 import os from "node:os";
+import path from "node:path";
 import { z } from "zod";
 
 export type ConfigSection = "general" | "accounts" | "scale";
@@ -209,6 +210,17 @@ export function checkConfig(env: Record<string, string | undefined> = process.en
   const value = parseConfig(env);
   const warnings = unknownStudioVariables(env).map((k) => `${k} is set but MoE Studio does not read it (a typo?)`);
   return { config: value, warnings };
+}
+
+/** The data directory (database file, uploads, artifacts, datasets): STUDIO_DATA_DIR, else ./data; absolute, not created. */
+export function dataDir(): string {
+  return path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
+}
+
+/** Where model directories live (graphs are cached in its `.graphs`): STUDIO_MODELS_DIR, else <data dir>/models; absolute. */
+export function modelsDir(): string {
+  const dir = config().STUDIO_MODELS_DIR;
+  return dir !== undefined ? path.resolve(/*turbopackIgnore: true*/ dir) : path.join(dataDir(), "models");
 }
 
 /** Intra-op threads: STUDIO_THREADS, else the machine's available parallelism. */

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { modelsDir } from "./moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 /** Node types that take a model (each may have a default set on the Models page). */
 export const MODEL_NODE_TYPES = ["model.moe-llm"] as const;

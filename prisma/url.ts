@@ -1,10 +1,10 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { config } from "../engine/config";
+import { config, dataDir as configDataDir } from "../engine/config";
 
 /** The data directory (uploads, artifacts, the SQLite file): STUDIO_DATA_DIR or ./data. */
 export function dataDir(): string {
-  const dir = path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
+  const dir = configDataDir();
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -21,7 +21,7 @@ import { progressBar } from "@/engine/progress-bar";
 import { toCSV } from "@/engine/csv";
 import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import { fileStorage } from "./storage";
-import { modelsDir } from "@/models/moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 export interface BatchCliOptions {
   dataset?: string;

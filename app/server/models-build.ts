@@ -9,7 +9,8 @@
  */
 import "./load-env";
 import { progressBar } from "@/engine/progress-bar";
-import { REFERENCE_MODEL_NAMES, ensureReferenceModel, modelsDir, type ReferenceModelName } from "@/models/moe-llm/uni-moe-tiny";
+import { REFERENCE_MODEL_NAMES, ensureReferenceModel, type ReferenceModelName } from "@/models/moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { config } from "@/engine/config";
 import { hfCacheDir } from "@/models/import/hf-cache";
-import { modelsDir } from "@/models/moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import { dataDir } from "@/prisma/url";
 
 /**

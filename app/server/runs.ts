@@ -17,7 +17,7 @@ import { fileStorage, prefetchFiles } from "./storage";
 import { config } from "@/engine/config";
 import { log, nodeOutput } from "@/engine/log";
 import { observeEvent } from "./metrics";
-import { modelsDir } from "@/models/moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelled" | "interrupted";
 

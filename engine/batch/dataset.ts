@@ -20,7 +20,7 @@ import { createReadStream, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { config } from "../config";
+import { config, dataDir } from "../config";
 import { readCSV } from "../csv-read";
 import { hashValue } from "../hash";
 import { PathEscapeError, resolveInside } from "../paths";
@@ -359,7 +359,7 @@ export async function resolveRecord(rec: DatasetRecord, storage: Storage): Promi
 
 /** <STUDIO_DATA_DIR or ./data>: where user datasets (`datasets/`) and batch results (`batch/`) live. */
 export function studioDataDir(): string {
-  return path.resolve(/*turbopackIgnore: true*/ config().STUDIO_DATA_DIR ?? "data");
+  return dataDir();
 }
 
 /** Where the batch RecordStore keeps per-record results. */

@@ -8,8 +8,6 @@
  *   manifest.json     written last; contentHash = sha256(config, seed, generator version)
  * ONNX graphs (DiT, VAE decoder, VAE encoder) are cached by content hash in <models dir>/.graphs.
  */
-import { createHash } from "node:crypto";
-import fs from "node:fs";
 import path from "node:path";
 import type { InferenceSession } from "onnxruntime-node";
 import * as ort from "onnxruntime-node";
@@ -18,10 +16,11 @@ import { cfgCombine, releasedGuidance, ditParamTable, ditParameterCount, latentS
 import { buildDitGraph, DIT_GRAPH_VERSION } from "./dit-graph";
 import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { hashValue } from "../../engine/hash";
-import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "../io/model-dir";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { ensureSeededModel } from "../io/seeded-store";
+import { modelsDir } from "@/engine/config";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, seedVaeTensor, vaeImageSize, vaeParamTable, zVaeConfig, type VaeConfig } from "./vae";
 import type { Tensor32, WeightSource } from "../io/weights";
+import { cachedGraphFile } from "../onnx/graph-cache";
 
 export const DIT_REF = "uni-moe-tiny/dit";
 export const DIT_LABEL = "seeded, untrained";
@@ -79,60 +78,37 @@ function entries(config: DitModelConfig, seed: number): SafetensorsEntry[] {
   ];
 }
 
-function staleReason(dir: string, config: DitModelConfig, contentHash: string): string | null {
-  return seededBuildStaleReason(dir, contentHash, "dit_config.json", config, () => entries(config, 0).length);
-}
-
-const inFlight = new Map<string, Promise<DitModel>>();
-
 /**
  * Makes sure `dir` (default <models dir>/uni-moe-tiny/dit) holds the seeded DiT + VAE. Builds it in a
- * temporary sibling and renames it into place, so an interrupted build never leaves half a model.
+ * temporary sibling and renames it into place, so an interrupted build never leaves half a model
+ * (models/io/seeded-store.ts).
  */
 export function ensureDitModel(dir?: string, opts: { seed?: number } = {}): Promise<DitModel> {
-  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? ditModelDir());
-  const running = inFlight.get(target);
-  if (running) return running;
-  const p = ensureUncached(target, opts.seed ?? DIT_DEFAULT_SEED).finally(() => inFlight.delete(target));
-  inFlight.set(target, p);
-  return p;
-}
-
-async function ensureUncached(target: string, seed: number): Promise<DitModel> {
   const config = ditReferenceConfig();
+  const seed = opts.seed ?? DIT_DEFAULT_SEED;
   const contentHash = ditContentHash(config, seed);
-  const readManifest = () => JSON.parse(fs.readFileSync(path.join(target, "manifest.json"), "utf8")) as DitManifest;
-  if (fs.existsSync(target) && staleReason(target, config, contentHash) === null) return { dir: target, config, manifest: readManifest(), built: false };
-
-  const parent = path.dirname(target);
-  const base = path.basename(target);
-  fs.mkdirSync(parent, { recursive: true });
-  removeStaleBuilds(parent, base);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
-  fs.chmodSync(tmp, 0o755);
-  try {
-    const metadata = { format: "pt", ref: DIT_REF, seed: String(seed), generator_version: String(DIT_GENERATOR_VERSION), label: DIT_LABEL };
-    const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries(config, seed), { metadata });
-    const manifest: DitManifest = {
-      ref: DIT_REF,
-      seed,
-      generatorVersion: DIT_GENERATOR_VERSION,
-      label: DIT_LABEL,
-      contentHash,
-      files: { "model.safetensors": bytes },
-      parameters: { dit: ditParameterCount(config.dit), vae: vaeParamTable(config.vae).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0) },
-      createdAt: new Date().toISOString(),
-    };
-    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
-    fs.writeFileSync(path.join(tmp, "dit_config.json"), json(config));
-    fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: marks a complete build
-
-    // Another process may have put a complete model in place meanwhile; accept it if it matches.
-    if (!swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null)) return { dir: target, config, manifest: readManifest(), built: false };
-    return { dir: target, config, manifest, built: true };
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  return ensureSeededModel<DitManifest, DitModel>({
+    dir: dir ?? ditModelDir(),
+    contentHash,
+    configFile: "dit_config.json",
+    config,
+    weights: { "model.safetensors": () => entries(config, 0).length },
+    async write(tmp) {
+      const metadata = { format: "pt", ref: DIT_REF, seed: String(seed), generator_version: String(DIT_GENERATOR_VERSION), label: DIT_LABEL };
+      const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries(config, seed), { metadata });
+      return {
+        ref: DIT_REF,
+        seed,
+        generatorVersion: DIT_GENERATOR_VERSION,
+        label: DIT_LABEL,
+        contentHash,
+        files: { "model.safetensors": bytes },
+        parameters: { dit: ditParameterCount(config.dit), vae: vaeParamTable(config.vae).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0) },
+        createdAt: new Date().toISOString(),
+      };
+    },
+    result: ({ dir, built, manifest }) => ({ dir, config, manifest, built }),
+  });
 }
 
 /** A WeightSource view of the tensors under `prefix` (names without it). */
@@ -156,26 +132,18 @@ export type DitGraphKind = "dit" | "vae-decoder" | "vae-encoder";
 
 /** The cached ONNX file of one of the model's graphs (built once per content hash). */
 export function ditGraphFile(model: DitModel, kind: DitGraphKind): string {
-  const key = createHash("sha256").update(JSON.stringify({ hash: model.manifest.contentHash, kind, v: DIT_GRAPH_VERSION })).digest("hex");
-  const dir = path.join(modelsDir(), ".graphs");
-  const file = path.join(dir, `${key}.onnx`);
-  if (fs.existsSync(file)) return file;
-  fs.mkdirSync(dir, { recursive: true });
-  const weights = new SafetensorsWeights(model.dir);
-  try {
-    const bytes =
-      kind === "dit"
+  return cachedGraphFile({ hash: model.manifest.contentHash, kind, v: DIT_GRAPH_VERSION }, () => {
+    const weights = new SafetensorsWeights(model.dir);
+    try {
+      return kind === "dit"
         ? buildDitGraph(model.config.dit, new PrefixedWeights(weights, "dit."))
         : kind === "vae-decoder"
           ? buildVaeDecoderGraph(model.config.vae, new PrefixedWeights(weights, "vae."))
           : buildVaeEncoderGraph(model.config.vae, new PrefixedWeights(weights, "vae."));
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } finally {
-    weights.close();
-  }
-  return file;
+    } finally {
+      weights.close();
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

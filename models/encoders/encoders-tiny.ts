@@ -12,7 +12,6 @@
  * (positions, queries): N(0, 0.02²); LayerNorm weights 1 + N(0, 0.02²), LayerNorm biases N(0, 0.02²);
  * Whisper's positions: the fixed sinusoids.
  */
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -21,12 +20,15 @@ import { audioParamTable, buildAudioGraph, checkAudioConfig, whisperSinusoids, z
 import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { hashValue } from "../../engine/hash";
-import { hashModelFiles, removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "../io/model-dir";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { hashModelFiles } from "../io/model-dir";
+import { ensureSeededModel } from "../io/seeded-store";
+import { KeyedCache } from "../io/keyed-cache";
+import { modelsDir } from "@/engine/config";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "../io/weights";
 import { resolveInside } from "@/engine/paths";
 import { computeDtypeFor, ensureFp16Graph } from "../import/fp16";
+import { cachedGraphFile } from "../onnx/graph-cache";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change. */
@@ -118,60 +120,38 @@ export function encoderReferenceDir(kind: EncoderKind, root = modelsDir()): stri
   return path.join(root, FAMILY, kind);
 }
 
-function staleReason(dir: string, kind: EncoderKind, config: object, contentHash: string): string | null {
-  return seededBuildStaleReason(dir, contentHash, "config.json", config, () => paramTableOf(kind, config as VisionConfig).length);
-}
-
-const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
-
 /**
  * Makes sure `dir` (default <models dir>/uni-moe-tiny/<kind>) holds the seeded reference encoder; builds it
- * in a temporary sibling directory and renames it into place when missing or stale.
+ * in a temporary sibling directory and renames it into place when missing or stale (models/io/seeded-store.ts).
  */
 export function ensureEncoderModel(kind: EncoderKind, dir?: string, seed = DEFAULT_ENCODER_SEED): Promise<{ dir: string; built: boolean }> {
-  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? encoderReferenceDir(kind));
-  const running = inFlight.get(target);
-  if (running) return running;
-  const p = ensureUncached(kind, target, seed).finally(() => inFlight.delete(target));
-  inFlight.set(target, p);
-  return p;
-}
-
-async function ensureUncached(kind: EncoderKind, target: string, seed: number): Promise<{ dir: string; built: boolean }> {
   const config = referenceConfigOf(kind);
   const contentHash = hashValue({ kind, config, seed, generatorVersion: ENCODER_GENERATOR_VERSION });
-  if (fs.existsSync(target) && staleReason(target, kind, config, contentHash) === null) return { dir: target, built: false };
-
-  const parent = path.dirname(target);
-  const base = path.basename(target);
-  fs.mkdirSync(parent, { recursive: true });
-  removeStaleBuilds(parent, base);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
-  fs.chmodSync(tmp, 0o755);
-  try {
-    const table = paramTableOf(kind, config);
-    const entries: SafetensorsEntry[] = table.map((p) => ({ name: p.name, shape: p.shape, data: () => seedEncoderTensor(p, seed).data }));
-    const metadata = { format: "pt", family: FAMILY, name: kind, seed: String(seed), generator_version: String(ENCODER_GENERATOR_VERSION), label: REFERENCE_LABEL };
-    const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries, { metadata });
-    const manifest: EncoderManifest = {
-      family: FAMILY,
-      name: kind,
-      seed,
-      generatorVersion: ENCODER_GENERATOR_VERSION,
-      label: REFERENCE_LABEL,
-      contentHash,
-      files: { "model.safetensors": bytes },
-      parameters: table.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
-      createdAt: new Date().toISOString(),
-    };
-    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
-    fs.writeFileSync(path.join(tmp, "config.json"), json(config));
-    fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: marks a complete build
-    const built = swapIntoPlace(tmp, target, () => staleReason(target, kind, config, contentHash) === null);
-    return { dir: target, built };
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  return ensureSeededModel<EncoderManifest, { dir: string; built: boolean }>({
+    dir: dir ?? encoderReferenceDir(kind),
+    contentHash,
+    configFile: "config.json",
+    config,
+    weights: { "model.safetensors": () => paramTableOf(kind, config).length },
+    async write(tmp) {
+      const table = paramTableOf(kind, config);
+      const entries: SafetensorsEntry[] = table.map((p) => ({ name: p.name, shape: p.shape, data: () => seedEncoderTensor(p, seed).data }));
+      const metadata = { format: "pt", family: FAMILY, name: kind, seed: String(seed), generator_version: String(ENCODER_GENERATOR_VERSION), label: REFERENCE_LABEL };
+      const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries, { metadata });
+      return {
+        family: FAMILY,
+        name: kind,
+        seed,
+        generatorVersion: ENCODER_GENERATOR_VERSION,
+        label: REFERENCE_LABEL,
+        contentHash,
+        files: { "model.safetensors": bytes },
+        parameters: table.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
+        createdAt: new Date().toISOString(),
+      };
+    },
+    result: ({ dir, built }) => ({ dir, built }),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,21 +265,14 @@ async function resolveAny(kind: EncoderKind, ref: string): Promise<ResolvedEncod
 /** The ONNX file to run: the model's own, or the graph built once from config + weights and cached by content hash. */
 export function encoderGraphFile(model: ResolvedEncoder): string {
   if (model.source === "onnx") return model.onnxFile!;
-  const key = createHash("sha256").update(JSON.stringify({ kind: model.kind, hash: model.contentHash, v: ENCODER_GRAPH_VERSION })).digest("hex");
-  const dir = path.join(modelsDir(), ".graphs");
-  const file = path.join(dir, `${key}.onnx`);
-  if (fs.existsSync(file)) return file;
-  fs.mkdirSync(dir, { recursive: true });
-  const weights = new SafetensorsWeights(model.dir);
-  try {
-    const bytes = model.kind === "vision" ? buildVisionGraph(model.config!, weights) : buildAudioGraph(model.config!, weights);
-    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } finally {
-    weights.close();
-  }
-  return file;
+  return cachedGraphFile({ kind: model.kind, hash: model.contentHash, v: ENCODER_GRAPH_VERSION }, () => {
+    const weights = new SafetensorsWeights(model.dir);
+    try {
+      return model.kind === "vision" ? buildVisionGraph(model.config!, weights) : buildAudioGraph(model.config!, weights);
+    } finally {
+      weights.close();
+    }
+  });
 }
 
 /**
@@ -319,7 +292,8 @@ export async function withEncoder<T>(
   return runtime.withSession(file, undefined, (handle) => fn((input, dims) => runOnce(model, handle.session, input, dims)));
 }
 
-const externalSessions = new Map<string, { hash: string; session: Promise<ort.InferenceSession> }>();
+/** Sessions of graphs with external data, by file and provider; one made from an older content hash is released. */
+const externalSessions = new KeyedCache<string, ort.InferenceSession>({ onReplace: (old) => void old.then((s) => s.release()).catch(() => undefined) });
 
 /**
  * A session for a graph with external data, created from its path (ONNX Runtime resolves the `.data` file
@@ -329,13 +303,7 @@ async function externalDataSession(model: ResolvedEncoder, runtime: Runtime): Pr
   const ep = await runtime.resolveExecutionProvider();
   // On CUDA an imported tower runs its fp16 compute graph (models/import/fp16.ts), as the imported LLM does.
   const file = computeDtypeFor(ep) === "fp16" ? await ensureFp16Graph(model.onnxFile!) : model.onnxFile!;
-  const key = `${file}|${ep}`;
-  const hit = externalSessions.get(key);
-  if (hit?.hash === model.contentHash) return hit.session;
-  if (hit) void hit.session.then((s) => s.release()).catch(() => undefined);
-  const session = ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
-  externalSessions.set(key, { hash: model.contentHash, session });
-  session.catch(() => externalSessions.delete(key));
+  const session = externalSessions.get(`${file}|${ep}`, () => ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 }), model.contentHash);
   try {
     return await session;
   } catch (e) {

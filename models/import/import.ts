@@ -19,7 +19,7 @@ import { defaultRoutingPrecision } from "../moe-llm/grin-routing";
 import { removeStaleBuilds } from "../io/model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
 import { SafetensorsWeights } from "../io/safetensors";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import { parameterCounts } from "../io/parameters";
 import { buildAudioGraph } from "../encoders/audio-encoder";
 import { buildVisionGraph, gridSide } from "../encoders/vision-encoder";

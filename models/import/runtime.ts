@@ -28,6 +28,7 @@ import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype 
 import { checkFits, estimateFromConfig, type MemoryEstimate } from "./memory";
 import { optionsOf } from "../onnx/quantize";
 import { quantizeGraphFile } from "./quantize-file";
+import { KeyedCache } from "../io/keyed-cache";
 
 export function isImportedDir(dir: string): boolean {
   return existsSync(path.join(dir, "import.json"));
@@ -97,7 +98,7 @@ export interface ImportedSession extends SessionHandle {
   graphFile: string;
 }
 
-const sessions = new Map<string, Promise<ImportedSession>>();
+const sessions = new KeyedCache<string, ImportedSession>();
 
 /** What a graph needs in memory for a compute dtype: an LLM's config, or an estimator (other heads). */
 export type MemoryNeed = MoeLlmConfig | ((compute: ComputeDtype) => MemoryEstimate);
@@ -131,20 +132,13 @@ async function createSession(ref: string, file: string, need: MemoryNeed): Promi
 /** The (cached) session of an imported model's graph file. */
 export function importedSession(ref: string, file: string, need: MemoryNeed): Promise<ImportedSession> {
   // one session per graph file and STUDIO_COMPUTE_DTYPE setting (keys start with the file: see loadedSessions)
-  const key = `${file}|${parseComputeDtype() ?? ""}`;
-  let s = sessions.get(key);
-  if (!s) {
-    s = createSession(ref, file, need);
-    sessions.set(key, s);
-    s.catch(() => sessions.delete(key));
-  }
-  return s;
+  return sessions.get(`${file}|${parseComputeDtype() ?? ""}`, () => createSession(ref, file, need));
 }
 
 /** Provider, compute dtype and memory of the loaded sessions of a model dir (for the Models page). */
 export async function loadedSessions(dir: string): Promise<{ file: string; provider: ExecutionProvider; computeDtype: ComputeDtype; memoryBytes: number; loadMs: number }[]> {
   const out = [];
-  for (const [key, p] of sessions) {
+  for (const [key, p] of sessions.list()) {
     if (!key.startsWith(dir + path.sep)) continue;
     const s = await p.catch(() => undefined);
     if (s) out.push({ file: path.relative(dir, s.graphFile), provider: s.executionProvider, computeDtype: s.computeDtype, memoryBytes: s.memoryBytes, loadMs: s.loadMs });
@@ -154,7 +148,7 @@ export async function loadedSessions(dir: string): Promise<{ file: string; provi
 
 /** Releases the sessions of a model dir (before it is deleted or re-imported). */
 export async function releaseSessions(dir: string): Promise<void> {
-  for (const [key, p] of [...sessions]) {
+  for (const [key, p] of sessions.list()) {
     if (!key.startsWith(dir + path.sep)) continue;
     sessions.delete(key);
     const s = await p.catch(() => undefined);

@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { canonicalJson } from "../../engine/hash";
-import { readSafetensorsHeader } from "./safetensors";
 
 const hashCache = new Map<string, { stamp: string; hash: string }>();
 
@@ -108,35 +106,4 @@ export function swapIntoPlace(tmp: string, target: string, accept: () => boolean
   }
   if (old) fs.rmSync(old, { recursive: true, force: true });
   return true;
-}
-
-/**
- * Why `dir` does not hold a seeded reference build (manifest.json with this content hash, `configFile` equal to
- * `config`, model.safetensors of the manifest's size with `tensorCount()` tensors, and so each of `otherWeights`),
- * or null if it does.
- */
-export function seededBuildStaleReason(dir: string, contentHash: string, configFile: string, config: unknown, tensorCount: () => number, otherWeights: Record<string, () => number> = {}): string | null {
-  const read = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
-  let manifest: { contentHash: string; files: Record<string, number> };
-  try {
-    manifest = read("manifest.json") as typeof manifest;
-  } catch {
-    return "no readable manifest.json";
-  }
-  if (manifest.contentHash !== contentHash) return "manifest is for another config, seed or generator version";
-  try {
-    if (canonicalJson(read(configFile)) !== canonicalJson(config)) return `${configFile} was changed`;
-  } catch {
-    return `no readable ${configFile}`;
-  }
-  for (const [name, count] of Object.entries({ "model.safetensors": tensorCount, ...otherWeights })) {
-    const file = path.join(dir, name);
-    try {
-      if (fs.statSync(file).size !== manifest.files[name]) return `${name} has the wrong size`;
-      if (readSafetensorsHeader(file).tensors.size !== count()) return `${name} has the wrong tensors`;
-    } catch (e) {
-      return `${name} is unreadable (${(e as Error).message})`;
-    }
-  }
-  return null;
 }

@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
@@ -15,8 +14,10 @@ import type { QuantSummary } from "../onnx/quantize";
 import { SafetensorsWeights } from "../io/safetensors";
 import { type Tokenizer } from "../text/tokenizer";
 import { loadTokenizer } from "../text/tokenizer-json";
-import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
+import { ensureReferenceModel, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import { resolveInside } from "@/engine/paths";
+import { cachedGraphFile } from "../onnx/graph-cache";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
 const GRAPH_BUILDER_VERSION = 3;
@@ -106,20 +107,14 @@ export function graphFile(model: ResolvedModel, options: MoeGraphOptions): strin
 
 /** A graph built from the model's weights, cached in `<models dir>/.graphs` under a hash of `key`. */
 function cachedGraph(model: ResolvedModel, key: unknown, build: (weights: SafetensorsWeights) => Uint8Array): string {
-  const dir = path.join(modelsDir(), ".graphs");
-  const file = path.join(dir, `${createHash("sha256").update(JSON.stringify(key)).digest("hex")}.onnx`);
-  if (existsSync(file)) return file;
-  mkdirSync(dir, { recursive: true });
-  const weights = new SafetensorsWeights(model.dir);
-  try {
-    const bytes = build(weights);
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, file);
-  } finally {
-    weights.close();
-  }
-  return file;
+  return cachedGraphFile(key, () => {
+    const weights = new SafetensorsWeights(model.dir);
+    try {
+      return build(weights);
+    } finally {
+      weights.close();
+    }
+  });
 }
 
 /** The logit-lens head graph of a model (models/moe-llm/logit-lens.ts), cached like its decoder graphs. */

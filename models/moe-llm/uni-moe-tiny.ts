@@ -11,17 +11,16 @@
  *     route almost uniformly (k = 4 for nearly every token); logit std 0.8–2 gives a mix of k = 1, 2, 3
  *     that also differs from layer to layer, which is what the routing views are for.
  */
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { hashValue } from "../../engine/hash";
 import { headDim, paramNames, zMoeLlmConfig, type MoeLlmConfig } from "./config";
-import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "../io/model-dir";
+import { ensureSeededModel } from "../io/seeded-store";
 import { safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { byteTokenizer } from "../text/tokenizer";
 import type { Tensor32 } from "../io/weights";
-import { config } from "@/engine/config";
+import { modelsDir } from "@/engine/config";
 
 export const FAMILY = "uni-moe-tiny";
 /** Bump whenever generated weights or written files would change (init, PRNG, table order, config). */
@@ -195,26 +194,12 @@ export interface ReferenceManifest {
   createdAt: string;
 }
 
-/** STUDIO_MODELS_DIR, else <STUDIO_DATA_DIR or ./data>/models. */
-export function modelsDir(): string {
-  const c = config();
-  return path.resolve(/*turbopackIgnore: true*/ c.STUDIO_MODELS_DIR ?? path.join(c.STUDIO_DATA_DIR ?? "data", "models"));
-}
-
 export function referenceModelDir(name: ReferenceModelName, root = modelsDir()): string {
   return path.join(root, FAMILY, name);
 }
 
 export function referenceContentHash(config: MoeLlmConfig, seed: number): string {
   return hashValue({ config, seed, generatorVersion: GENERATOR_VERSION });
-}
-
-/** Why an existing directory does not hold the expected model, or null if it does. */
-function staleReason(dir: string, config: MoeLlmConfig, contentHash: string): string | null {
-  const reason = seededBuildStaleReason(dir, contentHash, "config.json", config, () => paramTable(config).length);
-  if (reason !== null) return reason;
-  if (!fs.existsSync(path.join(dir, "tokenizer_config.json"))) return "no tokenizer_config.json";
-  return null;
 }
 
 export interface EnsureOptions {
@@ -233,69 +218,44 @@ export interface EnsureResult {
   reason?: string;
 }
 
-const inFlight = new Map<string, Promise<EnsureResult>>();
-
 /**
  * Makes sure `dir` (default: <models dir>/uni-moe-tiny/<name>) holds the seeded reference model:
  * config.json, model.safetensors (fp32), manifest.json and tokenizer_config.json. Does nothing when a
  * manifest with the same content hash is there and the files check out; otherwise builds the model in a
- * temporary sibling directory and renames it into place, so an interrupted build never leaves half a model.
+ * temporary sibling directory and renames it into place, so an interrupted build never leaves half a model
+ * (the seeded-model store, models/io/seeded-store.ts).
  */
 export function ensureReferenceModel(name: ReferenceModelName, dir?: string, opts: EnsureOptions = {}): Promise<EnsureResult> {
-  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? referenceModelDir(name));
-  const running = inFlight.get(target);
-  if (running) return running;
-  const p = ensureUncached(name, target, opts).finally(() => inFlight.delete(target));
-  inFlight.set(target, p);
-  return p;
-}
-
-async function ensureUncached(name: ReferenceModelName, target: string, opts: EnsureOptions): Promise<EnsureResult> {
   const config = referenceConfig(name);
   const seed = opts.seed ?? DEFAULT_SEED;
   const contentHash = referenceContentHash(config, seed);
-  const reason = fs.existsSync(target) ? staleReason(target, config, contentHash) : "not built yet";
-  if (reason === null) {
-    const manifest = JSON.parse(fs.readFileSync(path.join(target, "manifest.json"), "utf8")) as ReferenceManifest;
-    return { dir: target, built: false, config, manifest };
-  }
-
-  const parent = path.dirname(target);
-  const base = path.basename(target);
-  fs.mkdirSync(parent, { recursive: true });
-  removeStaleBuilds(parent, base);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
-  fs.chmodSync(tmp, 0o755); // mkdtemp makes it private; the model dir should not be
-  try {
-    const table = paramTable(config);
-    const entries: SafetensorsEntry[] = table.map((p) => ({ name: p.name, shape: p.shape, data: () => seedTensor(config, p, seed).data }));
-    const metadata = { format: "pt", family: FAMILY, name, seed: String(seed), generator_version: String(GENERATOR_VERSION), label: REFERENCE_LABEL };
-    const expectedBytes = safetensorsFileSize(entries, { metadata });
-    const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries, { metadata, onProgress: opts.onProgress });
-    if (bytes !== expectedBytes) throw new Error(`internal: wrote ${bytes} bytes, expected ${expectedBytes}`);
-    const manifest: ReferenceManifest = {
-      family: FAMILY,
-      name,
-      seed,
-      generatorVersion: GENERATOR_VERSION,
-      label: REFERENCE_LABEL,
-      contentHash,
-      files: { "model.safetensors": bytes },
-      parameters: parameterCount(config),
-      createdAt: new Date().toISOString(),
-    };
-    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
-    fs.writeFileSync(path.join(tmp, "config.json"), json(config));
-    fs.writeFileSync(path.join(tmp, "tokenizer_config.json"), json(byteTokenizer.tokenizerConfig()));
-    fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest)); // last: its presence marks a complete build
-
-    // Another process may have put a complete model in place meanwhile; accept it if it matches.
-    if (!swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null)) {
-      const m = JSON.parse(fs.readFileSync(path.join(target, "manifest.json"), "utf8")) as ReferenceManifest;
-      return { dir: target, built: false, config, manifest: m };
-    }
-    return { dir: target, built: true, config, manifest, reason };
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  return ensureSeededModel<ReferenceManifest, EnsureResult>({
+    dir: dir ?? referenceModelDir(name),
+    contentHash,
+    configFile: "config.json",
+    config,
+    weights: { "model.safetensors": () => paramTable(config).length },
+    otherFiles: ["tokenizer_config.json"],
+    async write(tmp) {
+      const table = paramTable(config);
+      const entries: SafetensorsEntry[] = table.map((p) => ({ name: p.name, shape: p.shape, data: () => seedTensor(config, p, seed).data }));
+      const metadata = { format: "pt", family: FAMILY, name, seed: String(seed), generator_version: String(GENERATOR_VERSION), label: REFERENCE_LABEL };
+      const expectedBytes = safetensorsFileSize(entries, { metadata });
+      const { bytes } = await writeSafetensors(path.join(tmp, "model.safetensors"), entries, { metadata, onProgress: opts.onProgress });
+      if (bytes !== expectedBytes) throw new Error(`internal: wrote ${bytes} bytes, expected ${expectedBytes}`);
+      fs.writeFileSync(path.join(tmp, "tokenizer_config.json"), `${JSON.stringify(byteTokenizer.tokenizerConfig(), null, 2)}\n`);
+      return {
+        family: FAMILY,
+        name,
+        seed,
+        generatorVersion: GENERATOR_VERSION,
+        label: REFERENCE_LABEL,
+        contentHash,
+        files: { "model.safetensors": bytes },
+        parameters: parameterCount(config),
+        createdAt: new Date().toISOString(),
+      };
+    },
+    result: ({ dir, built, manifest, reason }) => ({ dir, built, config, manifest, ...(reason === undefined ? {} : { reason }) }),
+  });
 }

@@ -14,7 +14,8 @@ import { resolveInside } from "@/engine/paths";
 import type { SequenceTokenizer } from "@/engine/sequence";
 import { byteTokenizer, SPECIAL_TOKENS, type Tokenizer } from "./tokenizer";
 import { JsonTokenizer, loadTokenizer } from "./tokenizer-json";
-import { modelsDir, REFERENCE_MODEL_NAMES } from "../moe-llm/uni-moe-tiny";
+import { REFERENCE_MODEL_NAMES } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 export const BYTE_TOKENIZER_HASH = `byte:${createHash("sha256").update(SPECIAL_TOKENS.join("\n")).digest("hex").slice(0, 16)}`;
 

@@ -7,8 +7,7 @@
  * content hash and runs on the engine's session pool. Only the decode path is read from the checkpoint; the EnCodec
  * encoder, discriminators and optimizer state are left unread.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { Runtime } from "@/engine/runtime/types";
@@ -17,8 +16,9 @@ import { buildWavTokenizerGraph, checkWavTokenizerConfig, wavConfigFromShapes, w
 import { TorchCheckpoint } from "../import/torch-zip";
 import { hashFilesWithProgress, hashModelFiles } from "../io/model-dir";
 import { SafetensorsWeights, writeSafetensors } from "../io/safetensors";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import type { WeightSource } from "../io/weights";
+import { cachedGraphFile } from "../onnx/graph-cache";
 
 export const CODEC_FAMILY = "wavtokenizer";
 const CODEC_FILE = "codec.safetensors";
@@ -147,20 +147,14 @@ export function listCodecs(): string[] {
 
 /** The codec's graph, cached by content hash. */
 export function codecGraphFile(codec: ResolvedCodec): string {
-  const key = createHash("sha256").update(JSON.stringify({ kind: "wavtokenizer", hash: codec.contentHash, v: CODEC_GRAPH_VERSION })).digest("hex");
-  const dir = path.join(modelsDir(), ".graphs");
-  const file = path.join(dir, `${key}.onnx`);
-  if (existsSync(file) && statSync(file).size > 0) return file;
-  mkdirSync(dir, { recursive: true });
-  const w = new SafetensorsWeights(path.join(codec.dir, CODEC_FILE));
-  try {
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, buildWavTokenizerGraph(codec.config, w));
-    renameSync(tmp, file);
-  } finally {
-    w.close();
-  }
-  return file;
+  return cachedGraphFile({ kind: "wavtokenizer", hash: codec.contentHash, v: CODEC_GRAPH_VERSION }, () => {
+    const w = new SafetensorsWeights(path.join(codec.dir, CODEC_FILE));
+    try {
+      return buildWavTokenizerGraph(codec.config, w);
+    } finally {
+      w.close();
+    }
+  });
 }
 
 /** A runner on a pooled session, pinned while `fn` runs. */

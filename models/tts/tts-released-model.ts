@@ -24,8 +24,9 @@ import { buildSpeechGraph, checkSpeechGenConfig, speechConfigFromOmni, speechCon
 import { TorchCheckpoint } from "../import/torch-zip";
 import { writeSafetensors } from "../io/safetensors";
 import { SpeechRunner } from "./tts-released-run";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import type { WeightSource } from "../io/weights";
+import { graphsDir } from "../onnx/graph-cache";
 
 /** Bumped whenever buildSpeechGraph's output changes (graph cache keys include it). */
 const SPEECH_GRAPH_VERSION = 1;
@@ -100,7 +101,7 @@ export function openOmniCheckpointSpeech(dir: string): ResolvedSpeech {
     config,
     contentHash,
     dtype: "fp32",
-    graphDir: path.join(modelsDir(), ".graphs", `speech-${contentHash.slice(0, 24)}`),
+    graphDir: path.join(graphsDir(), `speech-${contentHash.slice(0, 24)}`),
     openWeights: () => prefixed(new SafetensorsWeights(dir), SPEECH_PREFIX),
     tokenizerDir: dir,
   };

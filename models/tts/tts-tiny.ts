@@ -15,15 +15,14 @@
  *   codec biases N(0, 0.02²).
  */
 import { createHash } from "node:crypto";
-import fs from "node:fs";
 import path from "node:path";
 import { codecParamTable } from "./codec";
-import { removeStaleBuilds, seededBuildStaleReason, swapIntoPlace } from "../io/model-dir";
+import { ensureSeededModel } from "../io/seeded-store";
 import { writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { byteTokenizer } from "../text/tokenizer";
 import { TTS_CONTROL_TOKENS, checkTtsConfig, ttsParamTable, zTtsConfig, type TtsConfig } from "./tts-graph";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 
 export const TTS_FAMILY = "uni-moe-tiny";
 export const TTS_REFERENCE_NAME = "tts";
@@ -115,61 +114,39 @@ function contentHashOf(config: TtsConfig, seed: number): string {
   return createHash("sha256").update(JSON.stringify({ config, seed, generatorVersion: TTS_GENERATOR_VERSION })).digest("hex");
 }
 
-function staleReason(dir: string, config: TtsConfig, contentHash: string): string | null {
-  return seededBuildStaleReason(dir, contentHash, "config.json", config, () => ttsParamTable(config).length, { "codec.safetensors": () => codecParamTable(config.codec).length });
-}
-
-const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
-
 /**
  * Makes sure `dir` (default <models dir>/uni-moe-tiny/tts) holds the seeded reference TTS; builds it
  * atomically (temp dir + rename) when missing or stale. Concurrent calls in one process share a build;
- * a build racing another process accepts the other's complete model.
+ * a build racing another process accepts the other's complete model (models/io/seeded-store.ts).
  */
 export function ensureTtsReferenceModel(dir?: string, seed = TTS_DEFAULT_SEED): Promise<{ dir: string; built: boolean }> {
-  const target = path.resolve(/*turbopackIgnore: true*/ dir ?? ttsReferenceDir());
-  const running = inFlight.get(target);
-  if (running) return running;
-  const p = build(target, seed).finally(() => inFlight.delete(target));
-  inFlight.set(target, p);
-  return p;
-}
-
-async function build(target: string, seed: number): Promise<{ dir: string; built: boolean }> {
   const config = ttsReferenceConfig();
   const contentHash = contentHashOf(config, seed);
-  if (fs.existsSync(target) && staleReason(target, config, contentHash) === null) return { dir: target, built: false };
-  const parent = path.dirname(target);
-  const base = path.basename(target);
-  fs.mkdirSync(parent, { recursive: true });
-  removeStaleBuilds(parent, base);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${base}.tmp-${process.pid}-`));
-  fs.chmodSync(tmp, 0o755);
-  try {
-    const metadata = { format: "pt", family: TTS_FAMILY, name: TTS_REFERENCE_NAME, seed: String(seed), generator_version: String(TTS_GENERATOR_VERSION), label: TTS_REFERENCE_LABEL };
-    const dec: SafetensorsEntry[] = ttsParamTable(config).map((p) => ({ name: p.name, shape: p.shape, data: () => seedDecoderTensor(config, p, seed) }));
-    const cod: SafetensorsEntry[] = codecParamTable(config.codec).map((p) => ({ name: p.name, shape: p.shape, data: () => seedCodecTensor(p, seed) }));
-    const a = await writeSafetensors(path.join(tmp, "model.safetensors"), dec, { metadata });
-    const b = await writeSafetensors(path.join(tmp, "codec.safetensors"), cod, { metadata });
-    const count = (t: { shape: number[] }[]) => t.reduce((s, p) => s + p.shape.reduce((x, y) => x * y, 1), 0);
-    const manifest: TtsManifest = {
-      family: TTS_FAMILY,
-      name: TTS_REFERENCE_NAME,
-      seed,
-      generatorVersion: TTS_GENERATOR_VERSION,
-      label: TTS_REFERENCE_LABEL,
-      contentHash,
-      files: { "model.safetensors": a.bytes, "codec.safetensors": b.bytes },
-      parameters: { decoder: count(dec), codec: count(cod) },
-      createdAt: new Date().toISOString(),
-    };
-    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
-    fs.writeFileSync(path.join(tmp, "config.json"), json(config));
-    fs.writeFileSync(path.join(tmp, "manifest.json"), json(manifest));
-    // Another process may have put a complete model in place meanwhile; accept it if it matches.
-    const built = swapIntoPlace(tmp, target, () => staleReason(target, config, contentHash) === null);
-    return { dir: target, built };
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  return ensureSeededModel<TtsManifest, { dir: string; built: boolean }>({
+    dir: dir ?? ttsReferenceDir(),
+    contentHash,
+    configFile: "config.json",
+    config,
+    weights: { "model.safetensors": () => ttsParamTable(config).length, "codec.safetensors": () => codecParamTable(config.codec).length },
+    async write(tmp) {
+      const metadata = { format: "pt", family: TTS_FAMILY, name: TTS_REFERENCE_NAME, seed: String(seed), generator_version: String(TTS_GENERATOR_VERSION), label: TTS_REFERENCE_LABEL };
+      const dec: SafetensorsEntry[] = ttsParamTable(config).map((p) => ({ name: p.name, shape: p.shape, data: () => seedDecoderTensor(config, p, seed) }));
+      const cod: SafetensorsEntry[] = codecParamTable(config.codec).map((p) => ({ name: p.name, shape: p.shape, data: () => seedCodecTensor(p, seed) }));
+      const a = await writeSafetensors(path.join(tmp, "model.safetensors"), dec, { metadata });
+      const b = await writeSafetensors(path.join(tmp, "codec.safetensors"), cod, { metadata });
+      const count = (t: { shape: number[] }[]) => t.reduce((s, p) => s + p.shape.reduce((x, y) => x * y, 1), 0);
+      return {
+        family: TTS_FAMILY,
+        name: TTS_REFERENCE_NAME,
+        seed,
+        generatorVersion: TTS_GENERATOR_VERSION,
+        label: TTS_REFERENCE_LABEL,
+        contentHash,
+        files: { "model.safetensors": a.bytes, "codec.safetensors": b.bytes },
+        parameters: { decoder: count(dec), codec: count(cod) },
+        createdAt: new Date().toISOString(),
+      };
+    },
+    result: ({ dir, built }) => ({ dir, built }),
+  });
 }

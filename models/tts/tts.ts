@@ -15,8 +15,7 @@
  *                 modality "speech"); position = (p, p, p) with p the 1D position inside the chunk.
  *                 [EOS] is not fed back, so it has no routing row.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
@@ -29,9 +28,10 @@ import { SeededRandom } from "../io/seeded-random";
 import { byteTokenizer } from "../text/tokenizer";
 import { buildTtsGraph, checkTtsConfig, TTS_CONTROL_TOKENS, ttsIds, ttsIo, zTtsConfig, type TtsConfig, type TtsGraphOptions } from "./tts-graph";
 import { ensureTtsReferenceModel, TTS_REFERENCE_LABEL, TTS_REFERENCE_REF } from "./tts-tiny";
-import { modelsDir } from "../moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import type { WeightSource } from "../io/weights";
 import { resolveInside } from "@/engine/paths";
+import { cachedGraphFile } from "../onnx/graph-cache";
 
 /** The trace convention text, e.g. "MoE-TTS: softmax top-2 over 4 experts (…)". */
 export function ttsConvention(c: TtsConfig): string {
@@ -483,17 +483,7 @@ export function openTtsDir(dir: string, ref = dir, label?: string): ResolvedTts 
 
 /** The decoder and codec ONNX graphs of a model, built once and cached in <models dir>/.graphs by content hash. */
 export function ttsGraphFiles(model: ResolvedTts, options: TtsGraphOptions = TTS_GRAPH): { decoder: string; codec: string } {
-  const dir = path.join(modelsDir(), ".graphs");
-  const file = (kind: string, extra: unknown, build: () => Uint8Array) => {
-    const key = createHash("sha256").update(JSON.stringify({ kind, hash: model.contentHash, extra, v: TTS_GRAPH_VERSION })).digest("hex");
-    const f = path.join(dir, `${key}.onnx`);
-    if (existsSync(f)) return f;
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${f}.${process.pid}.tmp`;
-    writeFileSync(tmp, build());
-    renameSync(tmp, f);
-    return f;
-  };
+  const file = (kind: string, extra: unknown, build: () => Uint8Array) => cachedGraphFile({ kind, hash: model.contentHash, extra, v: TTS_GRAPH_VERSION }, build);
   const withWeights = (name: string, fn: (w: SafetensorsWeights) => Uint8Array) => () => {
     const w = new SafetensorsWeights(path.join(model.dir, name));
     try {

@@ -16,7 +16,7 @@ import { estimateFromConfig, quantizedShare } from "@/models/import/memory";
 import { quantLabel, resolveQuant } from "@/models/onnx/quantize";
 import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm/moe-llm-model";
-import { modelsDir } from "@/models/moe-llm/uni-moe-tiny";
+import { modelsDir } from "@/engine/config";
 import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defaults";
 import { displayPath, importRoots, redactPaths } from "../redact";
 import { authEnabled, isAdmin } from "../auth";

@@ -9,7 +9,6 @@ import {
   DEFAULT_SEED,
   REFERENCE_VOCAB_SIZE,
   ensureReferenceModel,
-  modelsDir,
   paramTable,
   referenceConfig,
   referenceModelDir,
@@ -17,6 +16,7 @@ import {
   seedWeights,
 } from "@/models/moe-llm/uni-moe-tiny";
 import { SeededRandom } from "@/models/io/seeded-random";
+import { modelsDir } from "@/engine/config";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "uni-moe-tiny-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
