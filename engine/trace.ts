@@ -62,7 +62,7 @@ export interface RoutingTrace {
   convention: string;
   /** The arithmetic the routing was computed in (Uni-MoE as released: bf16); absent = fp32. */
   routingPrecision?: "fp32" | "bf16";
-  /** The model's parameter counts (models/io/parameters.ts), for the active parameters per token of these tokens. */
+  /** The model's parameter counts (models/moe-llm/parameters.ts), for the active parameters per token of these tokens. */
   parameters?: { total: number; fixed: number; perRoutedExpert: number };
   experts: ExpertInfo[];
   tokens: TraceToken[];

@@ -1,6 +1,6 @@
 /**
  * Active parameters per token as an expectation over a trace's tokens: under Top-P routing the routed experts a token
- * runs vary, so a model's "active parameters" is a range (models/io/parameters.ts); a trace says what these tokens ran.
+ * runs vary, so a model's "active parameters" is a range (models/moe-llm/parameters.ts); a trace says what these tokens ran.
  *   expected = fixed + perRoutedExpert × Σ_layers (mean over the tokens of the routed experts selected, after drops)
  * Null experts have no parameters; shared experts are in `fixed`.
  */

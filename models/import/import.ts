@@ -20,7 +20,7 @@ import { removeStaleBuilds } from "../io/model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
 import { SafetensorsWeights } from "../io/safetensors";
 import { modelsDir } from "@/engine/config";
-import { parameterCounts } from "../io/parameters";
+import { parameterCounts } from "../moe-llm/parameters";
 import { buildAudioGraph } from "../encoders/audio-encoder";
 import { buildVisionGraph, gridSide } from "../encoders/vision-encoder";
 import { TowerWeights, towerParameters, type TowerConfig } from "../families/towers";
@@ -131,7 +131,7 @@ function defaultName(srcDir: string): string {
   return base || "model";
 }
 
-export { parameterCounts, type ParameterCounts } from "../io/parameters";
+export { parameterCounts, type ParameterCounts } from "../moe-llm/parameters";
 
 export function readManifest(dir: string): ImportManifest | undefined {
   const file = path.join(dir, MANIFEST_FILE);

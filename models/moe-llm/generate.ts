@@ -4,7 +4,7 @@ import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, t
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
 import type { RoutingPrecision } from "../onnx/bf16";
-import { parameterCounts } from "../io/parameters";
+import { parameterCounts } from "./parameters";
 import { sampleToken, type SamplingOptions } from "../text/sampling";
 import { SeededRandom } from "../io/seeded-random";
 import type { Tokenizer } from "../text/tokenizer";

@@ -1,6 +1,6 @@
-import { paramNames, type MoeLlmConfig } from "../moe-llm/config";
+import { paramNames, type MoeLlmConfig } from "./config";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
-import { moeDims, moeLlmParamShapes } from "../moe-llm/moe-llm-graph";
+import { moeDims, moeLlmParamShapes } from "./moe-llm-graph";
 
 export interface ParameterCounts {
   total: number;
