@@ -331,7 +331,7 @@ async function startBuildIn(dir: string, dataDir: string): Promise<{ base: strin
   rmSync(dataDir, { recursive: true, force: true });
   execFileSync("npx", ["prisma", "migrate", "deploy"], { cwd: dir, env: { ...process.env, STUDIO_DATA_DIR: dataDir }, stdio: "ignore" });
   const port = 3300 + Math.floor(Math.random() * 500);
-  const env: Record<string, string | undefined> = { ...process.env, STUDIO_DATA_DIR: dataDir, NEXT_DIST_DIR: undefined };
+  const env: NodeJS.ProcessEnv = { ...process.env, STUDIO_DATA_DIR: dataDir, NEXT_DIST_DIR: "" }; // "": its own .next
   const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { cwd: dir, stdio: "ignore", detached: true, env });
   const stop = () => {
     try {
