@@ -44,7 +44,6 @@ export interface EditorState {
   future: Snapshot[];
   /** Coalesces a burst of edits to one param into one undo step. */
   lastEditKey: string | null;
-  connecting: Connecting | null;
   problems: Problem[];
   /** A read-only picture the canvas shows instead of the document (the History panel's diff); null = edit the document. */
   diffView: { nodes: FlowNode[]; edges: FlowEdge[] } | null;
@@ -85,6 +84,29 @@ function prefixOf(type: string): string {
   return type.split(".").pop()!.replace(/[^a-z0-9]/gi, "_");
 }
 
+export type Severity = "has-error" | "has-warning";
+
+/**
+ * What the canvas's nodes draw besides their own data: the outline of a node with problems, and which
+ * handles can take the link being dragged. A store of its own: each node keeps a few selectors on it
+ * (one per handle and one for the outline, ~1,200 in a 300-node graph), and a drag frame, a change of
+ * `useEditor`, runs none of them.
+ */
+export interface CanvasHints {
+  /** The link being dragged, with the type of the node it starts from. */
+  connecting: (Connecting & { nodeType?: string }) | null;
+  severity: ReadonlyMap<string, Severity>;
+}
+
+export const useCanvasHints = create<CanvasHints>()(() => ({ connecting: null, severity: new Map() }));
+const setHints = (patch: Partial<CanvasHints>) => useCanvasHints.setState(patch);
+
+function severityByNode(problems: Problem[]): Map<string, Severity> {
+  const out = new Map<string, Severity>();
+  for (const p of problems) if (p.nodeId && out.get(p.nodeId) !== "has-error") out.set(p.nodeId, p.severity === "error" ? "has-error" : "has-warning");
+  return out;
+}
+
 /** Node changes that leave the structure as it is: selection and measured sizes (not in the document), and moves (in the document: an unsaved change, but no problem can come of one). */
 const NON_STRUCTURAL_NODE_CHANGES = new Set<NodeChange["type"]>(["select", "dimensions", "position"]);
 
@@ -99,13 +121,13 @@ export const useEditor = create<EditorState>()((set, get) => ({
   past: [],
   future: [],
   lastEditKey: null,
-  connecting: null,
   problems: [],
   diffView: null,
 
   load(workflowId, version, doc) {
     const flow = toFlow(doc);
     set({ workflowId, baseVersion: version, ...flow, saved: flow, structRev: get().structRev + 1, past: [], future: [], lastEditKey: null, problems: [] });
+    setHints({ connecting: null, severity: severityByNode([]) });
   },
   markSaved(version) {
     const { nodes, edges, meta } = get();
@@ -245,10 +267,12 @@ export const useEditor = create<EditorState>()((set, get) => ({
   },
 
   setConnecting(connecting) {
-    set({ connecting });
+    const nodeType = connecting ? get().nodes.find((n) => n.id === connecting.nodeId)?.data.nodeType : undefined;
+    setHints({ connecting: connecting && { ...connecting, nodeType } });
   },
   setProblems(problems) {
     set({ problems });
+    setHints({ severity: severityByNode(problems) });
   },
   selectOnly(nodeId) {
     set({ nodes: get().nodes.map((n) => ({ ...n, selected: n.id === nodeId })) });

@@ -33,6 +33,8 @@ export interface PanResult {
   view: "fit" | "zoom 1";
   /** "now": as the editor ships; "before": its canvas performance switches off; "no …": one switch off. */
   variant: Variant;
+  /** "this": the build in .next; "baseline": the build in BENCH_EDITOR_BASELINE (variant "now" only). */
+  build: "this" | "baseline";
   round: number;
   zoom: number;
   nodesInDom: number;
@@ -176,6 +178,7 @@ async function pan(page: Page, cdp: CDPSession, view: PanResult["view"], variant
   return {
     view,
     variant,
+    build: "this",
     round,
     zoom,
     nodesInDom,
@@ -385,12 +388,17 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
       const pans: PanResult[] = [];
       const drags: DragResult[] = [];
       for (let round = 1; round <= rounds; round++) {
-        if (parts.includes("pan"))
+        if (parts.includes("pan")) {
           for (const variant of variants) {
             const r = await panVariant(browser, `${server.base}/w/${id}`, variant, round);
             idle.push(...r.idle);
             pans.push(...r.pans);
           }
+          if (baseline) {
+            const r = await panVariant(browser, `${baseline.base}/w/${baselineId}`, "now", round);
+            pans.push(...r.pans.map((p) => ({ ...p, build: "baseline" as const })));
+          }
+        }
         if (parts.includes("drag")) {
           // Alternate which build goes first, so neither always follows the other.
           const builds: [DragResult["build"], string][] = [["this", `${server.base}/w/${id}`]];
@@ -412,8 +420,8 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
 export function editorReport(e: EditorBenchResult): string[] {
   const lines: string[] = [];
   if (e.pans.length) {
-    lines.push(`editor pan in Chromium, ${e.nodes} nodes / ${e.edges} links, mouse drag ~2 s (target 60 fps; idle page paces at ${e.idleFps.toFixed(0)} fps):`);
-    for (const p of e.pans) lines.push(`  ${p.view.padEnd(6)} ${p.variant.padEnd(6)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms (${p.frames} frames)`);
+    lines.push(`editor pan in Chromium, ${e.nodes} nodes / ${e.edges} links, mouse drag ~2 s (target 60 fps; idle page paces at ${e.idleFps.toFixed(0)} fps; "baseline": "now" on the BENCH_EDITOR_BASELINE build):`);
+    for (const p of e.pans) lines.push(`  ${p.view.padEnd(6)} ${(p.build === "baseline" ? "baseline" : p.variant).padEnd(8)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms, main ${p.mainMsPerFrame.toFixed(1)} / script ${p.scriptMsPerFrame.toFixed(1)} ms per frame (${p.frames} frames)`);
   }
   if (e.drags.length) {
     lines.push(`editor node drag in Chromium, ${e.nodes} nodes / ${e.edges} links, one node dragged ~2 s:`);

@@ -1,7 +1,7 @@
 import type { NodeChange } from "@xyflow/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { toDocument, type FlowNode } from "../../../app/editor/convert";
-import { isDirty, useEditor } from "../../../app/editor/store";
+import { isDirty, useCanvasHints, useEditor } from "../../../app/editor/store";
 import type { Workflow } from "../../../engine/workflow/schema";
 
 function doc(): Workflow {
@@ -132,5 +132,31 @@ describe("editor store: unsaved changes and the structural revision", () => {
       if (isDirty(s()) !== serialisedDirty()) disagreements++;
     }
     expect(disagreements).toBe(0);
+  });
+});
+
+describe("editor store: canvas hints (a store of their own, untouched by drags)", () => {
+  it("problems give each node its worst severity; loading clears them", () => {
+    s().setProblems([
+      { severity: "warning", message: "w", nodeId: "t" },
+      { severity: "error", message: "e", nodeId: "t" },
+      { severity: "warning", message: "w", nodeId: "u" },
+      { severity: "error", message: "whole graph" },
+    ] as Parameters<ReturnType<typeof s>["setProblems"]>[0]);
+    expect(useCanvasHints.getState().severity.get("t")).toBe("has-error");
+    expect(useCanvasHints.getState().severity.get("u")).toBe("has-warning");
+    expect(useCanvasHints.getState().severity.has("p")).toBe(false);
+    s().load("w1", 1, doc());
+    expect(useCanvasHints.getState().severity.size).toBe(0);
+  });
+
+  it("the link being dragged carries its node's type; a drag frame does not touch the hints", () => {
+    s().setConnecting({ nodeId: "u", socket: "text", handleType: "source" });
+    expect(useCanvasHints.getState().connecting).toEqual({ nodeId: "u", socket: "text", handleType: "source", nodeType: "text.template" });
+    const hints = useCanvasHints.getState();
+    s().onNodesChange(move("t", 50, 50));
+    expect(useCanvasHints.getState()).toBe(hints);
+    s().setConnecting(null);
+    expect(useCanvasHints.getState().connecting).toBeNull();
   });
 });
