@@ -19,6 +19,7 @@ import { DiffNode } from "./HistoryPanel";
 import { Palette } from "./Palette";
 import { PipelineNode } from "./PipelineNode";
 import { useEditor } from "./store";
+import { setUi, showToast, useEditorUi } from "./ui-store";
 import styles from "./canvas.module.css";
 
 const nodeTypes = { pipeline: PipelineNode, diff: DiffNode };
@@ -37,8 +38,13 @@ function freeSpot(p: { x: number; y: number }): { x: number; y: number } {
   return p;
 }
 
-export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen: boolean; setPaletteOpen: (open: boolean) => void; onRefused: (reason: string) => void }) {
+const setPaletteOpen = (paletteOpen: boolean) => setUi({ paletteOpen });
+const onRefused = (reason: string) => showToast(`Link refused: ${reason}`, true);
+
+/** The graph. It follows the nodes and links (React Flow draws them from the store) and the palette's state. */
+export function Canvas() {
   const catalog = useCatalog();
+  const paletteOpen = useEditorUi((s) => s.paletteOpen);
   const nodes = useEditor((s) => s.nodes);
   const edges = useEditor((s) => s.edges);
   // While the History panel shows a diff, the canvas draws that read-only picture instead of the document.
@@ -59,9 +65,9 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
 
   const check = useCallback(
     (c: Connection | Edge) => {
-      const s = useEditor.getState();
+      const { nodes, edges } = useEditor.getState().document();
       return checkConnection(
-        { nodes: s.document().nodes, edges: s.document().edges },
+        { nodes, edges },
         catalog,
         { source: c.source, sourceSocket: c.sourceHandle ?? "", target: c.target, targetSocket: c.targetHandle ?? "" },
         { replaceExistingInput: true },
@@ -77,7 +83,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
       if (!result.ok) return onRefused(result.reason);
       useEditor.getState().connect({ source: c.source, sourceHandle: c.sourceHandle ?? "", target: c.target, targetHandle: c.targetHandle ?? "" });
     },
-    [check, onRefused],
+    [check],
   );
   const onConnectStart: OnConnectStart = useCallback((_e, p) => {
     if (p.nodeId && p.handleId && p.handleType) useEditor.getState().setConnecting({ nodeId: p.nodeId, socket: p.handleId, handleType: p.handleType });
@@ -91,7 +97,7 @@ export function Canvas({ paletteOpen, setPaletteOpen, onRefused }: { paletteOpen
       setPaletteOpen(false);
       setPlaceAt(null);
     },
-    [placeAt, screenToFlowPosition, setPaletteOpen],
+    [placeAt, screenToFlowPosition],
   );
 
   return (

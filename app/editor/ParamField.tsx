@@ -34,7 +34,7 @@ function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
 }
 
 function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: string; value: string; schema: ParamSchema }) {
-  const setParam = useEditor((s) => s.setParam);
+  const setParam = useEditor.getState().setParam; // an action: no subscription
   const [status, setStatus] = useState<{ busy?: boolean; error?: string }>({});
   const fileUrl = useFileUrl();
   const kind = uploadKind(schema.accept);
@@ -123,7 +123,7 @@ function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown
 }
 
 function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
-  const setParam = useEditor((s) => s.setParam);
+  const setParam = useEditor.getState().setParam; // an action: no subscription
   // The intervention editor and the routing overrides need the node's model (its layers, experts and router).
   const modelRef = useEditor((s) => (schema.widget === "interventions" || schema.widget === "routing-override" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
   const label = schema.label ?? name;

@@ -7,17 +7,16 @@ import { useCatalog } from "./catalog";
 import type { FlowNode } from "./convert";
 import { ParamField, type ParamSchema } from "./ParamField";
 import { RunBadge, RunOutputs } from "./NodeRunView";
-import { useEditor, type Connecting } from "./store";
+import { useCanvasHints, useEditor } from "./store";
 
 /** Is this handle a possible end of the link being dragged? Returns undefined when nothing is dragged. */
 function useHandleState(nodeId: string, socket: string, side: "source" | "target", type: SocketType): string {
   const catalog = useCatalog();
-  return useEditor((s) => {
-    const c: Connecting | null = s.connecting;
+  return useCanvasHints((s) => {
+    const c = s.connecting;
     if (!c) return "";
     if (c.nodeId === nodeId || c.handleType === side) return "dimmed";
-    const from = s.nodes.find((n) => n.id === c.nodeId);
-    const fromDef = from && catalog.get(from.data.nodeType);
+    const fromDef = c.nodeType !== undefined ? catalog.get(c.nodeType) : undefined;
     const fromSpec = fromDef && (c.handleType === "source" ? fromDef.outputs[c.socket] : fromDef.inputs[c.socket]);
     if (!fromSpec) return "dimmed";
     const ok = c.handleType === "source" ? socketsCompatible(fromSpec.type, type) : socketsCompatible(type, fromSpec.type);
@@ -62,10 +61,7 @@ function UnknownNode({ id, data }: { id: string; data: FlowNode["data"] }) {
 function PipelineNodeImpl({ id, data, selected }: NodeProps<FlowNode>) {
   const catalog = useCatalog();
   const def = catalog.get(data.nodeType);
-  const severity = useEditor((s) => {
-    const mine = s.problems.filter((p) => p.nodeId === id);
-    return mine.some((p) => p.severity === "error") ? "has-error" : mine.length ? "has-warning" : "";
-  });
+  const severity = useCanvasHints((s) => s.severity.get(id) ?? "");
   // A boolean selector: the node re-renders when the zoom crosses LOD_ZOOM, not on every pan or zoom step.
   const outline = useStore((s) => s.transform[2] < LOD_ZOOM) && canvasFeature("lod");
   if (!def) return <UnknownNode id={id} data={data} />;

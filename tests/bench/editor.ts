@@ -13,9 +13,18 @@
  * pane's user-select: none (`?capture=off` plus an injected style); "no lod", "no cull", "no capture" switch
  * off one each. Each pan also reads Chromium's main-thread time (CDP Performance.getMetrics) to tell the
  * page's script, style and layout from the rest (hit testing, paint, layerization).
+ *
+ * The node drag (`BENCH_EDITOR_PARTS=drag`, on by default) drags one node of the same graph in a circle for
+ * ~2 s, with the whole graph in view and at zoom 1, and reads the frames, the main thread's script time per
+ * frame, the page's `JSON.stringify` calls (every call, and those at least half the document's size: the
+ * document serialised), the `workflow.check` requests from the press until 1.5 s after the release (the
+ * check is debounced by 300 ms), and whether the editor shows the move as an unsaved change. It runs on the
+ * build in `.next` ("this") and, when `BENCH_EDITOR_BASELINE` names the folder of another checkout with a
+ * production build (e.g. an export of the main branch), on that build too ("baseline"), alternating pages.
  */
-import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import path from "node:path";
 import type { Browser, CDPSession, Page } from "@playwright/test";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { launchChromium, startServer } from "./render";
@@ -24,6 +33,8 @@ export interface PanResult {
   view: "fit" | "zoom 1";
   /** "now": as the editor ships; "before": its canvas performance switches off; "no …": one switch off. */
   variant: Variant;
+  /** "this": the build in .next; "baseline": the build in BENCH_EDITOR_BASELINE (variant "now" only). */
+  build: "this" | "baseline";
   round: number;
   zoom: number;
   nodesInDom: number;
@@ -43,11 +54,33 @@ const VARIANT_QUERY: Record<Variant, string> = { before: "?lod=off&cull=off&capt
 /** Without pointer capture, the pane's user-select: none goes too (the text-selection tracking it spares). */
 const NO_CAPTURE_STYLE = ".react-flow__pane { user-select: auto !important; }";
 
+export interface DragResult {
+  view: "fit" | "zoom 1";
+  /** "this": the build in .next; "baseline": the build in BENCH_EDITOR_BASELINE. */
+  build: "this" | "baseline";
+  round: number;
+  zoom: number;
+  node: string;
+  frames: number;
+  meanFps: number;
+  p95FrameMs: number;
+  mainMsPerFrame: number;
+  scriptMsPerFrame: number;
+  /** JSON.stringify calls in the page during the drag, and those at least half the document's JSON size. */
+  stringifyCalls: number;
+  documentSerialisations: number;
+  /** workflow.check requests from the press to 1.5 s after the release. */
+  checkRequests: number;
+  /** The editor shows the move as an unsaved change afterwards. */
+  dirtyAfter: boolean;
+}
+
 export interface EditorBenchResult {
   nodes: number;
   edges: number;
   idleFps: number;
   pans: PanResult[];
+  drags: DragResult[];
 }
 
 const COLS = 20;
@@ -145,6 +178,7 @@ async function pan(page: Page, cdp: CDPSession, view: PanResult["view"], variant
   return {
     view,
     variant,
+    build: "this",
     round,
     zoom,
     nodesInDom,
@@ -173,19 +207,162 @@ async function panVariant(browser: Browser, url: string, variant: Variant, round
     const idle = await recordFrames(page, 1000, async () => {});
     await pan(page, cdp, "fit", variant, round, 600); // warm-up: code paths compiled
     const pans = [await pan(page, cdp, "fit", variant, round)];
-    // Zoom 1 around the graph's top-left, through the controls' zoom-in button (each click is ×1.2).
-    for (let i = 0; i < 12; i++) {
-      const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
-      if (z >= 0.99) break;
-      await page.locator(".react-flow__controls-zoomin").click();
-      await page.waitForTimeout(150);
-    }
-    await page.waitForTimeout(500); // nodes crossing the detail threshold re-render and re-measure
+    await zoomToOne(page); // around the graph's top-left
     pans.push(await pan(page, cdp, "zoom 1", variant, round));
     return { idle, pans };
   } finally {
     await page.close();
   }
+}
+
+/** Counts the page's JSON.stringify calls while `window.__serOn` is set (installed before the app loads). */
+const COUNT_STRINGIFY = `(() => {
+  const stringify = JSON.stringify;
+  window.__ser = { calls: 0, big: 0, threshold: Infinity };
+  JSON.stringify = function (...args) {
+    const out = stringify.apply(this, args);
+    if (window.__serOn) {
+      window.__ser.calls++;
+      if (typeof out === "string" && out.length >= window.__ser.threshold) window.__ser.big++;
+    }
+    return out;
+  };
+})()`;
+
+/** The node whose box is nearest the middle of the canvas and wholly in it. */
+async function nodeNearCentre(page: Page): Promise<string> {
+  const id = await page.evaluate(() => {
+    const pane = document.querySelector(".react-flow__pane")!.getBoundingClientRect();
+    const cx = pane.x + pane.width / 2;
+    const cy = pane.y + pane.height / 2;
+    let best: { id: string; d: number } | null = null;
+    for (const el of document.querySelectorAll<HTMLElement>(".react-flow__node")) {
+      const r = el.getBoundingClientRect();
+      if (r.left < pane.left + 10 || r.top < pane.top + 10 || r.right > pane.right - 10 || r.bottom > pane.bottom - 10) continue;
+      const d = Math.hypot(r.x + r.width / 2 - cx, r.y + r.height / 2 - cy);
+      if (!best || d < best.d) best = { id: el.dataset.id ?? "", d };
+    }
+    return best?.id ?? null;
+  });
+  if (!id) throw new Error("no node wholly in view to drag");
+  return id;
+}
+
+async function dragNode(page: Page, cdp: CDPSession, view: DragResult["view"], build: DragResult["build"], round: number, docChars: number, ms = 2000): Promise<DragResult> {
+  const node = await nodeNearCentre(page);
+  const el = page.locator(`.react-flow__node[data-id="${node}"]`);
+  const head = (await el.locator(".pnode-head").boundingBox())!;
+  const start = { x: head.x + head.width / 2, y: head.y + head.height / 2 };
+  const before = await el.evaluate((e) => e.style.transform);
+  const checks: number[] = [];
+  const onRequest = (r: { url(): string }) => {
+    if (r.url().includes("workflow.check")) checks.push(Date.now());
+  };
+  page.on("request", onRequest);
+  await page.evaluate(`window.__ser.calls = 0; window.__ser.big = 0; window.__ser.threshold = ${Math.floor(docChars / 2)}; window.__serOn = true;`);
+  const cpu0 = await mainThreadSeconds(cdp);
+  const frames = await recordFrames(page, ms, async () => {
+    await page.mouse.move(start.x, start.y);
+    await page.mouse.down();
+    const t0 = Date.now();
+    let i = 0;
+    while (Date.now() - t0 < ms) {
+      const a = (i++ / 60) * Math.PI;
+      await page.mouse.move(start.x + 150 * Math.sin(a), start.y + 150 * (1 - Math.cos(a)));
+    }
+    await page.mouse.up();
+  });
+  const cpu1 = await mainThreadSeconds(cdp);
+  await page.waitForTimeout(1500); // the debounced check, if a drag sends one
+  const ser = (await page.evaluate("window.__serOn = false; window.__ser")) as { calls: number; big: number };
+  page.off("request", onRequest);
+  const after = await el.evaluate((e) => e.style.transform);
+  if (after === before) throw new Error(`node ${node} did not move`);
+  const zoom = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? NaN);
+  return {
+    view,
+    build,
+    round,
+    zoom,
+    node,
+    frames: frames.length,
+    meanFps: (frames.length * 1000) / frames.reduce((a, b) => a + b, 0),
+    p95FrameMs: quantile(frames, 0.95),
+    mainMsPerFrame: ((cpu1.task - cpu0.task) * 1000) / frames.length,
+    scriptMsPerFrame: ((cpu1.script - cpu0.script) * 1000) / frames.length,
+    stringifyCalls: ser.calls,
+    documentSerialisations: ser.big,
+    checkRequests: checks.length,
+    dirtyAfter: (await page.getByTestId("dirty").count()) > 0,
+  };
+}
+
+async function zoomToOne(page: Page) {
+  // Through the controls' zoom-in button (each click is ×1.2).
+  for (let i = 0; i < 12; i++) {
+    const z = Number(/matrix\(([^,]+)/.exec(await viewportTransform(page))?.[1] ?? 1);
+    if (z >= 0.99) break;
+    await page.locator(".react-flow__controls-zoomin").click();
+    await page.waitForTimeout(150);
+  }
+  await page.waitForTimeout(500); // nodes crossing the detail threshold re-render and re-measure
+}
+
+/** Opens the workflow in a fresh page of `build` and drags a node with the whole graph in view, then at zoom ~1. */
+async function dragVariant(browser: Browser, url: string, build: DragResult["build"], round: number, docChars: number): Promise<DragResult[]> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  try {
+    await page.addInitScript(COUNT_STRINGIFY);
+    await page.goto(url);
+    await page.locator('[data-testid="node-n0_0"]').waitFor({ timeout: 60_000 });
+    await page.waitForTimeout(2000); // fitView, fonts, catalog, the first check
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Performance.enable");
+    await dragNode(page, cdp, "fit", build, round, docChars, 600); // warm-up
+    const drags = [await dragNode(page, cdp, "fit", build, round, docChars)];
+    await zoomToOne(page);
+    drags.push(await dragNode(page, cdp, "zoom 1", build, round, docChars));
+    return drags;
+  } finally {
+    await page.close();
+  }
+}
+
+/** `next start` on the production build of the checkout in `dir` (its own .next), on a fresh data dir. */
+async function startBuildIn(dir: string, dataDir: string): Promise<{ base: string; stop: () => void }> {
+  if (!existsSync(path.join(dir, ".next", "BUILD_ID"))) throw new Error(`BENCH_EDITOR_BASELINE: no production build in ${dir}/.next`);
+  rmSync(dataDir, { recursive: true, force: true });
+  execFileSync("npx", ["prisma", "migrate", "deploy"], { cwd: dir, env: { ...process.env, STUDIO_DATA_DIR: dataDir }, stdio: "ignore" });
+  const port = 3300 + Math.floor(Math.random() * 500);
+  const env: NodeJS.ProcessEnv = { ...process.env, STUDIO_DATA_DIR: dataDir, NEXT_DIST_DIR: "" }; // "": its own .next
+  const server = spawn("npx", ["next", "start", "-H", "127.0.0.1", "-p", String(port)], { cwd: dir, stdio: "ignore", detached: true, env });
+  const stop = () => {
+    try {
+      process.kill(-server.pid!, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  };
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/api/health`)).ok) return { base, stop };
+    } catch {
+      if (i > 240) {
+        stop();
+        throw new Error(`the baseline server in ${dir} did not start`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function saveGrid(base: string, doc: Workflow): Promise<string> {
+  const res = await fetch(`${base}/api/trpc/workflow.create`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: doc.name, document: doc }) });
+  const body = (await res.json()) as { result?: { data?: { id?: string } }; error?: unknown };
+  const id = body.result?.data?.id;
+  if (!id) throw new Error(`could not save the 300-node workflow: ${JSON.stringify(body.error ?? body).slice(0, 300)}`);
+  return id;
 }
 
 export async function benchEditor(): Promise<EditorBenchResult | { skipped: string }> {
@@ -194,29 +371,65 @@ export async function benchEditor(): Promise<EditorBenchResult | { skipped: stri
   execFileSync("npx", ["prisma", "migrate", "deploy"], { env: { ...process.env, STUDIO_DATA_DIR: dataDir }, stdio: "ignore" });
   const server = await startServer(dataDir);
   if ("skipped" in server) return server;
+  const baselineDir = process.env.BENCH_EDITOR_BASELINE;
+  let baseline: { base: string; stop: () => void } | null = null;
   try {
     const doc = gridWorkflow();
-    const res = await fetch(`${server.base}/api/trpc/workflow.create`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: doc.name, document: doc }) });
-    const body = (await res.json()) as { result?: { data?: { id?: string } }; error?: unknown };
-    const id = body.result?.data?.id;
-    if (!id) throw new Error(`could not save the 300-node workflow: ${JSON.stringify(body.error ?? body).slice(0, 300)}`);
+    const docChars = JSON.stringify(doc).length;
+    const id = await saveGrid(server.base, doc);
+    if (baselineDir) baseline = await startBuildIn(path.resolve(baselineDir), path.resolve("data/bench/editor-data-baseline"));
+    const baselineId = baseline ? await saveGrid(baseline.base, doc) : null;
     const browser = await launchChromium();
     try {
       const rounds = Number(process.env.BENCH_EDITOR_ROUNDS ?? 2);
+      const parts = (process.env.BENCH_EDITOR_PARTS ?? "pan,drag").split(",");
       const variants = (process.env.BENCH_EDITOR_VARIANTS ?? "before,now,no lod,no cull,no capture").split(",") as Variant[];
       const idle: number[] = [];
       const pans: PanResult[] = [];
-      for (let round = 1; round <= rounds; round++)
-        for (const variant of variants) {
-          const r = await panVariant(browser, `${server.base}/w/${id}`, variant, round);
-          idle.push(...r.idle);
-          pans.push(...r.pans);
+      const drags: DragResult[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        if (parts.includes("pan")) {
+          for (const variant of variants) {
+            const r = await panVariant(browser, `${server.base}/w/${id}`, variant, round);
+            idle.push(...r.idle);
+            pans.push(...r.pans);
+          }
+          if (baseline) {
+            const r = await panVariant(browser, `${baseline.base}/w/${baselineId}`, "now", round);
+            pans.push(...r.pans.map((p) => ({ ...p, build: "baseline" as const })));
+          }
         }
-      return { nodes: doc.nodes.length, edges: doc.edges.length, idleFps: 1000 / median(idle), pans };
+        if (parts.includes("drag")) {
+          // Alternate which build goes first, so neither always follows the other.
+          const builds: [DragResult["build"], string][] = [["this", `${server.base}/w/${id}`]];
+          if (baseline) builds[round % 2 ? "push" : "unshift"](["baseline", `${baseline.base}/w/${baselineId}`]);
+          for (const [build, url] of builds) drags.push(...(await dragVariant(browser, url, build, round, docChars)));
+        }
+      }
+      return { nodes: doc.nodes.length, edges: doc.edges.length, idleFps: idle.length ? 1000 / median(idle) : NaN, pans, drags };
     } finally {
       await browser.close();
     }
   } finally {
     server.stop();
+    baseline?.stop();
   }
+}
+
+/** The bench's report lines (npm run bench -- editor). */
+export function editorReport(e: EditorBenchResult): string[] {
+  const lines: string[] = [];
+  if (e.pans.length) {
+    lines.push(`editor pan in Chromium, ${e.nodes} nodes / ${e.edges} links, mouse drag ~2 s (target 60 fps; idle page paces at ${e.idleFps.toFixed(0)} fps; "baseline": "now" on the BENCH_EDITOR_BASELINE build):`);
+    for (const p of e.pans) lines.push(`  ${p.view.padEnd(6)} ${(p.build === "baseline" ? "baseline" : p.variant).padEnd(8)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms, main ${p.mainMsPerFrame.toFixed(1)} / script ${p.scriptMsPerFrame.toFixed(1)} ms per frame (${p.frames} frames)`);
+  }
+  if (e.drags.length) {
+    lines.push(`editor node drag in Chromium, ${e.nodes} nodes / ${e.edges} links, one node dragged ~2 s:`);
+    for (const d of e.drags)
+      lines.push(
+        `  ${d.view.padEnd(6)} ${d.build.padEnd(8)} r${d.round} (zoom ${d.zoom.toFixed(2)}, ${d.node}): mean ${d.meanFps.toFixed(0)} fps, p95 frame ${d.p95FrameMs.toFixed(1)} ms, main ${d.mainMsPerFrame.toFixed(1)} ms/frame, script ${d.scriptMsPerFrame.toFixed(1)} ms/frame (${d.frames} frames); ` +
+          `JSON.stringify ${d.stringifyCalls} calls, ${d.documentSerialisations} of the document; ${d.checkRequests} check requests; ${d.dirtyAfter ? "unsaved change shown" : "NOT shown as unsaved"}`,
+      );
+  }
+  return lines;
 }

@@ -23,7 +23,7 @@ import { benchHeads } from "./heads";
 import { benchLens } from "./lens";
 import { benchFused, benchLlm, benchRoutingPrecision } from "./llm";
 import { benchRender } from "./render";
-import { benchEditor } from "./editor";
+import { benchEditor, editorReport } from "./editor";
 import { benchMoe } from "./moe";
 import { benchQueue } from "./queue";
 import { benchQuant } from "./quant";
@@ -258,8 +258,7 @@ async function main() {
     const e = await benchEditor();
     if ("skipped" in e) console.log(`\neditor: skipped (${e.skipped})`);
     else {
-      console.log(`\neditor pan in Chromium, ${e.nodes} nodes / ${e.edges} links, mouse drag ~2 s (target 60 fps; idle page paces at ${e.idleFps.toFixed(0)} fps):`);
-      for (const p of e.pans) console.log(`  ${p.view.padEnd(6)} ${p.variant.padEnd(6)} (zoom ${p.zoom.toFixed(2)}, ${p.nodesInDom} nodes in the DOM): median ${p.medianFps.toFixed(0)} fps, mean ${p.meanFps.toFixed(0)} fps, p95 frame ${p.p95FrameMs.toFixed(1)} ms, worst ${p.maxFrameMs.toFixed(0)} ms (${p.frames} frames)`);
+      console.log(`\n${editorReport(e).join("\n")}`);
     }
     json.editor = e;
   }

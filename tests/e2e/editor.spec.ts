@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { addNode, drag, exportDocument, newWorkflow, save } from "./helpers";
+import { addNode, drag, exportDocument, moveNode, newWorkflow, save } from "./helpers";
 
 const SHOTS = "test-results/screens";
 
@@ -147,4 +147,42 @@ test("bad input gets a clear message and loses nothing", async ({ page }) => {
   await page.getByTestId(`file-${image}-file`).setInputFiles({ name: "fake.png", mimeType: "image/png", buffer: Buffer.from("this is not an image at all") });
   await expect(page.getByTestId(`node-${image}`)).toContainText(/not|unsupported|recognised/i);
   await page.screenshot({ path: `${SHOTS}/bad-input.png` });
+});
+
+test("moving a node is an unsaved change that sends no check; an edit sends one", async ({ page }) => {
+  await newWorkflow(page);
+  const text = await addNode(page, "input.text");
+  const preview = await addNode(page, "output.preview");
+  await drag(page, `handle-${text}-out-text`, `handle-${preview}-in-value`);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+  await save(page);
+  await expect(page.getByTestId("dirty")).toHaveCount(0);
+  await page.waitForTimeout(1000); // the check after the last edit has gone
+
+  const checks: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("workflow.check")) checks.push(r.url());
+  });
+  const node = page.getByTestId(`node-${preview}`).locator("xpath=..");
+  const before = await node.evaluate((e) => e.style.transform);
+  await moveNode(page, preview, 120, 60);
+  expect(await node.evaluate((e) => e.style.transform)).not.toBe(before);
+  await expect(page.getByTestId("dirty")).toBeVisible();
+  await page.waitForTimeout(1200); // four times the check's debounce
+  expect(checks).toHaveLength(0);
+  // Selecting is no edit either.
+  await page.getByTestId(`node-${text}`).locator(".pnode-head").click();
+  await page.waitForTimeout(800);
+  expect(checks).toHaveLength(0);
+
+  // Undoing the move is clean again.
+  await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("Control+z");
+  await expect(page.getByTestId("dirty")).toHaveCount(0);
+  expect(await node.evaluate((e) => e.style.transform)).toBe(before);
+
+  // A param edit is checked on the server (the counter does see checks).
+  await page.getByTestId(`node-${text}`).getByLabel("Text", { exact: true }).fill("checked");
+  await expect.poll(() => checks.length, { timeout: 5000 }).toBeGreaterThan(0);
+  await expect(page.getByTestId("dirty")).toBeVisible();
 });
