@@ -3,7 +3,7 @@
  * engine overhead around one ONNX Runtime run. Medians; ratios are measured side by side in one process.
  * Then the MoE layer/decoder (tests/bench/moe.ts), the reference models (tests/bench/llm.ts), the
  * generation heads (tests/bench/heads.ts: TTS real-time factor, DiT seconds per step) and the routing
- * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan: tests/bench/editor.ts). Only when named: `gpu` (tests/bench/gpu.ts) and `quant` (tests/bench/quant.ts: the int8/int4 OLMoE-1B-7B-shaped bench, ~14 GB on disk, tens of minutes). Writes data/bench/bench.json; the same JSON is the last stdout line.
+ * metrics (engine/routing/bench.ts). `npm run bench -- engine moe llm lens heads metrics render editor` picks parts (lens: tests/bench/lens.ts) (render: tests/bench/render.ts, editor pan and node drag: tests/bench/editor.ts). Only when named: `gpu` (tests/bench/gpu.ts) and `quant` (tests/bench/quant.ts: the int8/int4 OLMoE-1B-7B-shaped bench, ~14 GB on disk, tens of minutes). Writes data/bench/bench.json; the same JSON is the last stdout line.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
