@@ -5,6 +5,7 @@ import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-g
 import { kvCacheDims } from "./decoder/attention";
 import { architectureOf, moeLayerIndices } from "./families/conventions";
 import type { WeightSource } from "./weights";
+import type { BatchWindow } from "@/engine/batch/window";
 
 /** Per-layer keys and values, each [B, KVH, length, Dh] row-major (MLA: the latent and the rope key, see kvCacheDims). */
 export interface KvCache {
@@ -83,6 +84,21 @@ export interface ForwardOutput {
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
 
+/** A key for "same interventions" (requests with different ones cannot share a forward). */
+function interventionsKey(iv: Interventions | undefined): string {
+  if (!iv) return "";
+  const arr = (a: Float32Array | undefined) => (a && a.some((v) => v !== 0) ? Array.from(a).join(",") : "");
+  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), iv.topP ?? 0, iv.topK ?? 0].join("|");
+}
+
+const sessionIds = new WeakMap<object, number>();
+let nextSessionId = 0;
+const sessionId = (s: object) => {
+  let id = sessionIds.get(s);
+  if (id === undefined) sessionIds.set(s, (id = nextSessionId++));
+  return id;
+};
+
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 export class MoeLlmRunner {
   private constructor(
@@ -91,6 +107,8 @@ export class MoeLlmRunner {
     readonly session: ort.InferenceSession,
     /** the serialized model (e.g. to cache on disk by content hash) */
     readonly model: Uint8Array,
+    /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
+    readonly window?: BatchWindow,
   ) {}
 
   static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
@@ -100,8 +118,9 @@ export class MoeLlmRunner {
   }
 
   /** Wraps a session made elsewhere (e.g. the engine's session pool) from a graph built with `options`. */
-  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array()): MoeLlmRunner {
-    return new MoeLlmRunner(config, options, session, model);
+  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), window?: BatchWindow): MoeLlmRunner {
+    if (window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
+    return new MoeLlmRunner(config, options, session, model, window);
   }
 
   /** An empty cache for `batch` sequences. */
@@ -111,7 +130,109 @@ export class MoeLlmRunner {
     return { length: 0, keys: Array.from({ length: L }, () => new Float32Array(0)), values: Array.from({ length: L }, () => new Float32Array(0)) };
   }
 
+  /**
+   * One forward. With a batch window, a one-record prefill (no past) or one-token decode step (with past) is queued
+   * and run with the other records' requests of the same kind as ONE padded forward (forwardPadded); the result is
+   * this record's own, as its forward alone would give (routing exact, logits within float32 rounding).
+   */
   async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const past = input.past?.length ?? 0;
+    if (this.window && input.batch === 1 && !input.attentionMask && (past === 0 || input.seq === 1) && (past === 0 || this.options.kvCache)) {
+      const kind = past === 0 ? "prefill" : "decode";
+      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions)}`;
+      return this.window.submit(key, input, past + input.seq, (inputs: ForwardInput[]) => this.forwardPadded(inputs));
+    }
+    return this.forwardDirect(input);
+  }
+
+  /**
+   * Several one-record requests (batch 1; each a prompt with no past, or tokens after its own cache) as ONE forward
+   * (graph built with `padding`, same interventions for all): the caches are padded to the longest past and the new
+   * tokens to the longest request, on the right, and the attention mask hides every pad. Record r's keys are laid
+   * out as [its past | pads | its new tokens | pads]; its outputs are its own rows and its present cache is its past
+   * and new rows (no pads): what its forward alone returns.
+   */
+  async forwardPadded(inputs: ForwardInput[]): Promise<ForwardOutput[]> {
+    if (inputs.length === 1) return [await this.forwardDirect(inputs[0]!)];
+    if (!this.options.padding) throw new Error("forwardPadded: the graph was built without padding (MoeGraphOptions.padding)");
+    const { L, H, V } = moeDims(this.config);
+    const dims = kvCacheDims(this.config);
+    const B = inputs.length;
+    for (const x of inputs) if (x.batch !== 1 || x.attentionMask) throw new Error("forwardPadded: every request is one record without its own mask");
+    const lens = inputs.map((x) => x.seq), pasts = inputs.map((x) => x.past?.length ?? 0);
+    const S = Math.max(...lens), P = Math.max(...pasts), T = P + S;
+    if (P > 0 && !this.options.kvCache) throw new Error("forwardPadded: a past cache needs a kvCache graph");
+    const embeds = this.options.embeds ? new Float32Array(B * S * H) : undefined;
+    const ids = embeds ? undefined : new BigInt64Array(B * S);
+    const positions = new BigInt64Array(3 * B * S), mask = new Int32Array(B * T);
+    inputs.forEach((x, r) => {
+      const n = lens[r]!;
+      if (x.positions.length !== 3 * n) throw new Error(`forward: positions must be [3*1*${n}]`);
+      if (embeds) {
+        if (!x.embeds || x.embeds.length !== n * H) throw new Error(`forward: embeds must be [1*${n}*${H}]`);
+        embeds.set(x.embeds, r * S * H);
+      } else {
+        if (!x.ids || x.ids.length !== n) throw new Error(`forward: ids must be [1*${n}]`);
+        ids!.set(toI64(x.ids), r * S);
+      }
+      const pos = toI64(x.positions);
+      for (let a = 0; a < 3; a++) positions.set(pos.subarray(a * n, (a + 1) * n), a * B * S + r * S);
+      mask.fill(1, r * T, r * T + pasts[r]!);
+      mask.fill(1, r * T + P, r * T + P + n);
+    });
+    let past: KvCache | undefined;
+    if (this.options.kvCache) {
+      // [B, heads, P, dim]: each record's past at the start of its rows, pads after it
+      const pad = (which: "keys" | "values", i: number) => {
+        const [heads, dim] = which === "keys" ? dims.key : dims.value;
+        const out = new Float32Array(B * heads * P * dim);
+        inputs.forEach((x, r) => {
+          const p = pasts[r]!;
+          if (p === 0) return;
+          const src = x.past![which][i]!;
+          if (src.length !== heads * p * dim) throw new Error(`forward: past ${which} of layer ${i} must be [1*${heads}*${p}*${dim}]`);
+          for (let h = 0; h < heads; h++) out.set(src.subarray(h * p * dim, (h + 1) * p * dim), ((r * heads + h) * P) * dim);
+        });
+        return out;
+      };
+      past = { length: P, keys: Array.from({ length: L }, (_, i) => pad("keys", i)), values: Array.from({ length: L }, (_, i) => pad("values", i)) };
+    }
+    const out = await this.forwardDirect({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, past, interventions: inputs[0]!.interventions, attentionMask: mask });
+    const rows = <A extends Float32Array | BigInt64Array>(a: A, width: number, r: number): A => a.slice(r * S * width, (r * S + lens[r]!) * width) as A;
+    return inputs.map((_, r) => {
+      const res: ForwardOutput = { logits: rows(out.logits, V, r), lastHidden: rows(out.lastHidden, H, r) };
+      if (out.present) {
+        const p = pasts[r]!, n = lens[r]!;
+        const own = (a: Float32Array, heads: number, dim: number) => {
+          const o = new Float32Array(heads * (p + n) * dim);
+          for (let h = 0; h < heads; h++) {
+            const base = (r * heads + h) * T * dim;
+            o.set(a.subarray(base, base + p * dim), h * (p + n) * dim);
+            o.set(a.subarray(base + P * dim, base + (P + n) * dim), (h * (p + n) + p) * dim);
+          }
+          return o;
+        };
+        res.present = { length: p + n, keys: out.present.keys.map((k) => own(k, dims.key[0], dims.key[1])), values: out.present.values.map((v) => own(v, dims.value[0], dims.value[1])) };
+      }
+      if (out.trace)
+        res.trace = out.trace.map((t) => {
+          const E = t.mask.length / (B * S);
+          return {
+            layer: t.layer,
+            routerLogits: rows(t.routerLogits, E, r),
+            mask: rows(t.mask, E, r),
+            weights: rows(t.weights, E, r),
+            k: rows(t.k, 1, r),
+            ...(t.scores ? { scores: rows(t.scores, t.scores.length / (B * S), r) } : {}),
+          };
+        });
+      if (out.hidden) res.hidden = out.hidden.map((h) => rows(h, H, r));
+      return res;
+    });
+  }
+
+  /** One forward as given (no coalescing). */
+  async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
@@ -205,7 +326,7 @@ export class MoeLlmRunner {
         else ids[q] = BigInt(rec.ids![s]!);
       }
     });
-    const out = await this.forward({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, interventions: o.interventions, attentionMask: mask, past: this.options.kvCache ? this.emptyCache(B) : undefined });
+    const out = await this.forwardDirect({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, interventions: o.interventions, attentionMask: mask, past: this.options.kvCache ? this.emptyCache(B) : undefined });
     const rows = <T extends Float32Array | BigInt64Array>(a: T, width: number, r: number): T => {
       const n = lens[r]!, first = at(r, 0);
       return a.slice(first * width, (first + n) * width) as T;

@@ -13,16 +13,60 @@ import os from "node:os";
 import path from "node:path";
 import { scanDataset } from "../../engine/batch/dataset";
 import { batchCatalogue } from "../../engine/batch/feeder";
-import { runBatch } from "../../engine/batch/runner";
+import { runBatch, type BatchResult } from "../../engine/batch/runner";
 import { Executor } from "../../engine/executor";
 import { SessionPool } from "../../engine/runtime";
 import { DiskStorage } from "../../engine/storage";
 import type { Workflow } from "../../engine/workflow/schema";
 import { catalogue } from "../../nodes";
+import { median } from "./stats";
 
 const root = path.join(__dirname, "../..");
 
-export async function benchDataset(log: (s: string) => void) {
+/**
+ * Compares two aggregate exports: every count (integers) exactly; the float sums (null/shared weight, entropy) within
+ * `tol` relative, since a padded forward's expert weights differ from the record's forward alone by float32 rounding.
+ * Returns the first difference (or null) and the largest relative difference of the float sums.
+ */
+export function compareAggregates(a: unknown, b: unknown, tol = 1e-6): { diff: string | null; maxFloatRel: number } {
+  let maxFloatRel = 0;
+  const walk = (x: unknown, y: unknown, where: string): string | null => {
+    if (typeof x === "number" && typeof y === "number") {
+      if (Number.isInteger(x) && Number.isInteger(y)) return x === y ? null : `${where}: ${x} vs ${y}`;
+      const rel = Math.abs(x - y) / Math.max(1, Math.abs(x), Math.abs(y));
+      maxFloatRel = Math.max(maxFloatRel, rel);
+      return rel <= tol ? null : `${where}: ${x} vs ${y}`;
+    }
+    if (Array.isArray(x) && Array.isArray(y)) {
+      if (x.length !== y.length) return `${where}: length ${x.length} vs ${y.length}`;
+      for (let i = 0; i < x.length; i++) {
+        const d = walk(x[i], y[i], `${where}[${i}]`);
+        if (d) return d;
+      }
+      return null;
+    }
+    if (x && y && typeof x === "object" && typeof y === "object") {
+      const kx = Object.keys(x).sort(), ky = Object.keys(y).sort();
+      if (kx.join() !== ky.join()) return `${where}: keys ${kx.join()} vs ${ky.join()}`;
+      for (const k of kx) {
+        const d = walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], `${where}.${k}`);
+        if (d) return d;
+      }
+      return null;
+    }
+    return x === y ? null : `${where}: ${JSON.stringify(x)} vs ${JSON.stringify(y)}`;
+  };
+  const diff = walk(a, b, "aggregate");
+  return { diff, maxFloatRel };
+}
+
+/**
+ * The shipped sample workflow through the real runner (runBatch), `batch` 1 (one record per forward) and `batch` 8
+ * (the MoE-LLM forwards of 8 records coalesced into one padded forward, engine/batch/window.ts) side by side: both
+ * warmed, then `rounds` rounds alternating the two on fresh stores; medians. Asserts the two aggregates agree
+ * (compareAggregates: counts exactly, float sums to 1e-6 relative). Then the batch-1 run's aggregation/store overheads and the all-cached re-run.
+ */
+export async function benchDataset(log: (s: string) => void, rounds = 3) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "bench-dataset-"));
   const doc = JSON.parse(await readFile(path.join(root, "app/examples/datasets/sample/workflow.json"), "utf8")) as Workflow;
   const source = path.join(root, "app/examples/datasets/sample/records.jsonl");
@@ -31,17 +75,46 @@ export async function benchDataset(log: (s: string) => void) {
   const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
   const scan = await scanDataset(source);
   const base = { doc, catalogue, executor, storage, source, scan, vocabulary: true };
+  const B = 8;
+  let store = 0;
+  let lastOneStore = "";
+  const run = (batch: number) => {
+    const storeDir = path.join(tmp, `store-${store++}`);
+    if (batch === 1) lastOneStore = storeDir;
+    return runBatch({ ...base, batch, storeDir, signal: AbortSignal.timeout(300_000) });
+  };
   try {
-    // Warm the sessions on a throwaway store so the timed run measures steady state.
-    await runBatch({ ...base, storeDir: path.join(tmp, "warm"), signal: AbortSignal.timeout(60_000), concurrency: 1 });
-    const cold = await runBatch({ ...base, storeDir: path.join(tmp, "store") });
-    const cached = await runBatch({ ...base, storeDir: path.join(tmp, "store") });
+    // Warm both graphs (the batched one has an attention mask) so the timed runs measure steady state.
+    await run(1);
+    await run(B);
+    const ms: Record<"one" | "batched", number[]> = { one: [], batched: [] };
+    let one: BatchResult | undefined, batched: BatchResult | undefined;
+    for (let r = 0; r < rounds; r++) {
+      one = await run(1);
+      batched = await run(B);
+      for (const res of [one, batched]) if (res.status !== "finished" || res.failed) throw new Error(`bench dataset: batch ${res.batch} run ${res.status}, ${res.failed} failed: ${res.error ?? res.failures[0]?.message}`);
+      ms.one.push(one.ms);
+      ms.batched.push(batched.ms);
+    }
+    const cmp = compareAggregates(one!.aggregate!.toJSON(), batched!.aggregate!.toJSON());
+    if (cmp.diff) throw new Error(`bench dataset: the batch-${B} aggregate differs from one record per forward: ${cmp.diff}`);
+    const cold = one!;
+    const cached = await runBatch({ ...base, batch: 1, storeDir: lastOneStore });
+    const oneMs = median(ms.one), batchedMs = median(ms.batched);
     const r = {
       records: cold.total,
       ran: cold.ran,
       failed: cold.failed,
-      ms: cold.ms,
-      recordsPerSecond: cold.total / (cold.ms / 1000),
+      ms: oneMs,
+      recordsPerSecond: cold.total / (oneMs / 1000),
+      batch: B,
+      batchedMs,
+      batchedRecordsPerSecond: cold.total / (batchedMs / 1000),
+      speedup: oneMs / batchedMs,
+      rounds,
+      forwards: batched!.batching,
+      aggregateCountsIdentical: true,
+      aggregateFloatMaxRel: cmp.maxFloatRel,
       modelMs: cold.modelMs,
       aggregateMs: cold.aggregateMs,
       storeMs: cold.storeMs,
@@ -51,9 +124,11 @@ export async function benchDataset(log: (s: string) => void) {
       cachedRerunMs: cached.ms,
       cachedRecords: cached.cached,
     };
-    log(`sample workflow (Dataset → Vision → Prompt Builder → MoE-LLM tiny, 4 new tokens → Routing Aggregate), ${r.records} records (text + image), concurrency 1:`);
-    log(`  ${r.recordsPerSecond.toFixed(2)} records/s (${(r.ms / 1000).toFixed(2)} s; model runs ${(r.modelMs / 1000).toFixed(2)} s)`);
-    log(`  aggregation (one-record partial + merge) ${r.aggregateMs.toFixed(1)} ms = ${(r.aggregateOverhead * 100).toFixed(2)} % of model time; ledger serialisation ${r.storeMs.toFixed(1)} ms = ${(r.storeOverhead * 100).toFixed(2)} % (file writes overlap the next record)`);
+    log(`sample workflow (Dataset → Vision → Prompt Builder → MoE-LLM tiny, 4 new tokens → Routing Aggregate), ${r.records} records (text + image), runBatch, ${rounds} rounds alternating, medians:`);
+    log(`  batch 1 (one record per forward): ${r.recordsPerSecond.toFixed(2)} records/s (${(oneMs / 1000).toFixed(2)} s)`);
+    log(`  batch ${B} (one padded forward per step of up to ${B} records): ${r.batchedRecordsPerSecond.toFixed(2)} records/s (${(batchedMs / 1000).toFixed(2)} s; ${r.forwards?.calls} MoE-LLM forwards for ${r.forwards?.requests} record steps) = ${r.speedup.toFixed(2)}× the records/s`);
+    log(`  aggregates: every count identical; float sums (null/shared weight, entropy) within ${cmp.maxFloatRel.toExponential(1)} relative`);
+    log(`  batch 1 run: aggregation (one-record partial + merge) ${r.aggregateMs.toFixed(1)} ms = ${(r.aggregateOverhead * 100).toFixed(2)} % of model time; ledger serialisation ${r.storeMs.toFixed(1)} ms = ${(r.storeOverhead * 100).toFixed(2)} % (file writes overlap the next record)`);
     log(`  everything outside the model runs (reading + storing media, hashing, cache look-ups, aggregation, ledger): ${r.outsideModelMs.toFixed(0)} ms = ${((r.outsideModelMs / r.modelMs) * 100).toFixed(1)} % of model time`);
     log(`  re-run with every record cached: ${r.cachedRerunMs.toFixed(0)} ms (${r.cachedRecords} cached)`);
     return r;
