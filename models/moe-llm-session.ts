@@ -99,6 +99,50 @@ const sessionId = (s: object) => {
   return id;
 };
 
+/**
+ * The KV cache of one padded forward, shared by its records: [B, heads, T, dim] per layer and the mask [B*T] that
+ * says which of each row's keys are real. A record's own cache (PaddedKvView) is this plus its row; the next padded
+ * step of the same records feeds it back as it is (no copy), the mask extended by their new tokens.
+ */
+interface PaddedCache {
+  cache: KvCache;
+  mask: Int32Array;
+  batch: number;
+}
+
+/** One record's cache inside a PaddedCache; its own [1, heads, length, dim] arrays are built only if asked for. */
+class PaddedKvView implements KvCache {
+  private own?: { keys: Float32Array[]; values: Float32Array[] };
+  constructor(
+    readonly shared: PaddedCache,
+    readonly row: number,
+    readonly length: number,
+    private readonly dims: { key: [number, number]; value: [number, number] },
+  ) {}
+  get keys(): Float32Array[] {
+    return this.materialize().keys;
+  }
+  get values(): Float32Array[] {
+    return this.materialize().values;
+  }
+  private materialize() {
+    if (this.own) return this.own;
+    const { cache, mask, batch } = this.shared;
+    const T = cache.length, r = this.row;
+    const real: number[] = [];
+    for (let t = 0; t < T; t++) if (mask[r * T + t]) real.push(t);
+    if (real.length !== this.length) throw new Error(`internal: padded cache row ${r} has ${real.length} real keys, expected ${this.length}`);
+    const pick = (a: Float32Array, heads: number, dim: number) => {
+      if (a.length !== batch * heads * T * dim) throw new Error("internal: padded cache size");
+      const o = new Float32Array(heads * real.length * dim);
+      for (let h = 0; h < heads; h++) real.forEach((t, j) => o.set(a.subarray(((r * heads + h) * T + t) * dim, ((r * heads + h) * T + t + 1) * dim), (h * real.length + j) * dim));
+      return o;
+    };
+    this.own = { keys: cache.keys.map((k) => pick(k, ...this.dims.key)), values: cache.values.map((v) => pick(v, ...this.dims.value)) };
+    return this.own;
+  }
+}
+
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 export class MoeLlmRunner {
   private constructor(
@@ -149,84 +193,83 @@ export class MoeLlmRunner {
    * Several one-record requests (batch 1; each a prompt with no past, or tokens after its own cache) as ONE forward
    * (graph built with `padding`, same interventions for all): the caches are padded to the longest past and the new
    * tokens to the longest request, on the right, and the attention mask hides every pad. Record r's keys are laid
-   * out as [its past | pads | its new tokens | pads]; its outputs are its own rows and its present cache is its past
-   * and new rows (no pads): what its forward alone returns.
+   * out as [its past | pads | its new tokens | pads]; its outputs are its own rows, and its present cache is a view of
+   * the batch's (PaddedKvView: its real rows, copied out only if read), so the next step of the same records feeds
+   * the batch's cache back without copying. What each record gets is what its forward alone returns.
    */
   async forwardPadded(inputs: ForwardInput[]): Promise<ForwardOutput[]> {
-    if (inputs.length === 1) return [await this.forwardDirect(inputs[0]!)];
+    if (inputs.length === 1 && !(inputs[0]!.past instanceof PaddedKvView)) return [await this.forwardDirect(inputs[0]!)];
     if (!this.options.padding) throw new Error("forwardPadded: the graph was built without padding (MoeGraphOptions.padding)");
     const { L, H, V } = moeDims(this.config);
     const dims = kvCacheDims(this.config);
     const B = inputs.length;
     for (const x of inputs) if (x.batch !== 1 || x.attentionMask) throw new Error("forwardPadded: every request is one record without its own mask");
     const lens = inputs.map((x) => x.seq), pasts = inputs.map((x) => x.past?.length ?? 0);
-    const S = Math.max(...lens), P = Math.max(...pasts), T = P + S;
-    if (P > 0 && !this.options.kvCache) throw new Error("forwardPadded: a past cache needs a kvCache graph");
+    const S = Math.max(...lens);
+    if (pasts.some((p) => p > 0) && !this.options.kvCache) throw new Error("forwardPadded: a past cache needs a kvCache graph");
+    // The same records as the previous padded step, each once: its cache is fed back as it is (row r of the request
+    // in row[r]); otherwise each record's cache is copied in after its past: [past | pads].
+    const views = inputs.map((x) => (x.past instanceof PaddedKvView ? x.past : undefined));
+    const shared = views[0]?.shared;
+    const reuse = shared !== undefined && shared.batch === B && views.every((v) => v?.shared === shared) && new Set(views.map((v) => v!.row)).size === B;
+    const row = reuse ? views.map((v) => v!.row) : inputs.map((_, r) => r);
+    const P = reuse ? shared!.cache.length : Math.max(...pasts), T = P + S;
     const embeds = this.options.embeds ? new Float32Array(B * S * H) : undefined;
     const ids = embeds ? undefined : new BigInt64Array(B * S);
     const positions = new BigInt64Array(3 * B * S), mask = new Int32Array(B * T);
-    inputs.forEach((x, r) => {
-      const n = lens[r]!;
+    inputs.forEach((x, i) => {
+      const n = lens[i]!, r = row[i]!;
       if (x.positions.length !== 3 * n) throw new Error(`forward: positions must be [3*1*${n}]`);
       if (embeds) {
         if (!x.embeds || x.embeds.length !== n * H) throw new Error(`forward: embeds must be [1*${n}*${H}]`);
         embeds.set(x.embeds, r * S * H);
       } else {
         if (!x.ids || x.ids.length !== n) throw new Error(`forward: ids must be [1*${n}]`);
-        ids!.set(toI64(x.ids), r * S);
+        const xi = x.ids;
+        for (let s = 0; s < n; s++) ids![r * S + s] = typeof xi[s] === "bigint" ? (xi[s] as bigint) : BigInt(xi[s] as number);
       }
-      const pos = toI64(x.positions);
-      for (let a = 0; a < 3; a++) positions.set(pos.subarray(a * n, (a + 1) * n), a * B * S + r * S);
-      mask.fill(1, r * T, r * T + pasts[r]!);
+      for (let a = 0; a < 3; a++) for (let s = 0; s < n; s++) positions[a * B * S + r * S + s] = BigInt(x.positions[a * n + s]!);
+      if (reuse) mask.set(shared!.mask.subarray(r * P, (r + 1) * P), r * T);
+      else mask.fill(1, r * T, r * T + pasts[i]!);
       mask.fill(1, r * T + P, r * T + P + n);
     });
     let past: KvCache | undefined;
-    if (this.options.kvCache) {
-      // [B, heads, P, dim]: each record's past at the start of its rows, pads after it
-      const pad = (which: "keys" | "values", i: number) => {
+    if (reuse) past = shared!.cache;
+    else if (this.options.kvCache) {
+      // [B, heads, P, dim]: each record's past at the start of its row, pads after it
+      const pad = (which: "keys" | "values", l: number) => {
         const [heads, dim] = which === "keys" ? dims.key : dims.value;
         const out = new Float32Array(B * heads * P * dim);
         inputs.forEach((x, r) => {
           const p = pasts[r]!;
           if (p === 0) return;
-          const src = x.past![which][i]!;
-          if (src.length !== heads * p * dim) throw new Error(`forward: past ${which} of layer ${i} must be [1*${heads}*${p}*${dim}]`);
-          for (let h = 0; h < heads; h++) out.set(src.subarray(h * p * dim, (h + 1) * p * dim), ((r * heads + h) * P) * dim);
+          const src = x.past![which][l]!;
+          if (src.length !== heads * p * dim) throw new Error(`forward: past ${which} of layer ${l} must be [1*${heads}*${p}*${dim}]`);
+          for (let h = 0; h < heads; h++) out.set(src.subarray(h * p * dim, (h + 1) * p * dim), (r * heads + h) * P * dim);
         });
         return out;
       };
-      past = { length: P, keys: Array.from({ length: L }, (_, i) => pad("keys", i)), values: Array.from({ length: L }, (_, i) => pad("values", i)) };
+      past = { length: P, keys: Array.from({ length: L }, (_, l) => pad("keys", l)), values: Array.from({ length: L }, (_, l) => pad("values", l)) };
     }
     const out = await this.forwardDirect({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, past, interventions: inputs[0]!.interventions, attentionMask: mask });
-    const rows = <A extends Float32Array | BigInt64Array>(a: A, width: number, r: number): A => a.slice(r * S * width, (r * S + lens[r]!) * width) as A;
-    return inputs.map((_, r) => {
-      const res: ForwardOutput = { logits: rows(out.logits, V, r), lastHidden: rows(out.lastHidden, H, r) };
-      if (out.present) {
-        const p = pasts[r]!, n = lens[r]!;
-        const own = (a: Float32Array, heads: number, dim: number) => {
-          const o = new Float32Array(heads * (p + n) * dim);
-          for (let h = 0; h < heads; h++) {
-            const base = (r * heads + h) * T * dim;
-            o.set(a.subarray(base, base + p * dim), h * (p + n) * dim);
-            o.set(a.subarray(base + P * dim, base + (P + n) * dim), (h * (p + n) + p) * dim);
-          }
-          return o;
-        };
-        res.present = { length: p + n, keys: out.present.keys.map((k) => own(k, dims.key[0], dims.key[1])), values: out.present.values.map((v) => own(v, dims.value[0], dims.value[1])) };
-      }
+    const next: PaddedCache | undefined = out.present ? { cache: out.present, mask, batch: B } : undefined;
+    const rows = <A extends Float32Array | BigInt64Array>(a: A, width: number, i: number): A => a.slice(row[i]! * S * width, (row[i]! * S + lens[i]!) * width) as A;
+    return inputs.map((_, i) => {
+      const res: ForwardOutput = { logits: rows(out.logits, V, i), lastHidden: rows(out.lastHidden, H, i) };
+      if (next) res.present = new PaddedKvView(next, row[i]!, pasts[i]! + lens[i]!, dims);
       if (out.trace)
         res.trace = out.trace.map((t) => {
           const E = t.mask.length / (B * S);
           return {
             layer: t.layer,
-            routerLogits: rows(t.routerLogits, E, r),
-            mask: rows(t.mask, E, r),
-            weights: rows(t.weights, E, r),
-            k: rows(t.k, 1, r),
-            ...(t.scores ? { scores: rows(t.scores, t.scores.length / (B * S), r) } : {}),
+            routerLogits: rows(t.routerLogits, E, i),
+            mask: rows(t.mask, E, i),
+            weights: rows(t.weights, E, i),
+            k: rows(t.k, 1, i),
+            ...(t.scores ? { scores: rows(t.scores, t.scores.length / (B * S), i) } : {}),
           };
         });
-      if (out.hidden) res.hidden = out.hidden.map((h) => rows(h, H, r));
+      if (out.hidden) res.hidden = out.hidden.map((h) => rows(h, H, i));
       return res;
     });
   }

@@ -200,7 +200,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const store = new RecordStore(opts.storeDir, fp);
   const batch = Math.max(1, Math.min(64, Math.floor(opts.batch ?? DEFAULT_BATCH)));
   const window = batch > 1 ? new BatchWindow({ maxBatch: batch, maxTokens: Math.max(1, Math.floor(opts.batchTokens ?? DEFAULT_BATCH_TOKENS)) }) : undefined;
-  const concurrency = Math.max(batch, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));
+  // Batched: two waves of records, one in the model while the other prepares its inputs (window.ts).
+  const concurrency = Math.max(batch > 1 ? Number(process.env.XWAVES ?? 2) * batch : 1, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));
   const limit = opts.maxRecords === undefined ? scan.count : Math.max(0, Math.min(scan.count, Math.floor(opts.maxRecords)));
   const result: BatchResult = { status: "finished", aggregate: null, nll: {}, total: limit, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0, batch, ...(window ? { batching: window.stats } : {}) };
   const fail = (message: string) => {
@@ -327,13 +328,20 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
 
   const rows = readRows(opts.source);
   let ordinal = 0;
-  const next = async (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
+  const read = async (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
     for (;;) {
       if (ordinal >= limit) return null;
       const r = await rows.next();
       if (r.done) return null;
       if (r.value.ok) return { rec: r.value.record, ordinal: ordinal++ };
     }
+  };
+  // One reader at a time: concurrent workers would all pass the limit check before any ordinal is taken.
+  let reading: Promise<unknown> = Promise.resolve();
+  const next = (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
+    const p = reading.then(read);
+    reading = p.catch(() => undefined);
+    return p;
   };
   const worker = async () => {
     while (!signal.aborted) {

@@ -4,10 +4,10 @@
  * The batch runner runs each record's workflow inside `window.participate(...)`. Model code that can serve several
  * requests with one call (the MoE-LLM: one padded forward, models/moe-llm-session.ts) finds the window of the record
  * it is running for with `currentBatchWindow()` and `submit`s its request under a key (same session, graph options,
- * step kind and interventions). The window runs what is pending when every participant is waiting on it (no
- * timers: a record still busy elsewhere, e.g. in the vision encoder, is waited for; a record that finishes or fails
- * leaves), one group at a time, in chunks of at most `maxBatch` requests and `maxTokens` padded tokens (requests
- * sorted by length, longest first, so a chunk pads little).
+ * step kind and interventions). The window runs a group's requests as soon as they fill a call (`maxBatch`), and
+ * everything pending when every participant is waiting on it (no timers: a record still busy elsewhere, e.g. in the
+ * vision encoder, is waited for; a record that finishes or fails leaves); one call at a time, each of at most
+ * `maxBatch` requests and `maxTokens` padded tokens (requests sorted by length, longest first, so a call pads little).
  *
  * A chunk that fails is retried one request at a time, so a bad record fails alone and its batch-mates get their
  * own results. Requests made outside any participant (or of another window) run at once, alone.
@@ -30,6 +30,8 @@ export interface BatchWindowStats {
   largest: number;
   /** Chunks that failed as a whole and were retried one request at a time. */
   retried: number;
+  /** Σ of the calls' durations (ms). */
+  ms: number;
 }
 
 interface Item {
@@ -74,7 +76,7 @@ export class BatchWindow {
   private waiting = 0;
   private busy = false;
   private readonly pending = new Map<string, Group>();
-  readonly stats: BatchWindowStats = { calls: 0, requests: 0, largest: 0, retried: 0 };
+  readonly stats: BatchWindowStats = { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 };
 
   constructor(readonly limits: BatchLimits) {
     if (!(limits.maxBatch >= 1 && limits.maxTokens >= 1)) throw new Error("a batch window needs maxBatch >= 1 and maxTokens >= 1");
@@ -109,17 +111,33 @@ export class BatchWindow {
     });
   }
 
+  /**
+   * Runs what is pending when every participant is waiting; before that, a group that already holds a full call
+   * (`maxBatch` requests) runs its full calls, so one wave of records can be in the model while the others still
+   * prepare their inputs (read media, encode images). One call at a time.
+   */
   private maybeFlush(): void {
-    if (this.busy || this.pending.size === 0 || this.waiting < this.active) return;
+    if (this.busy || this.pending.size === 0) return;
+    const all = this.waiting >= this.active;
+    const calls: [Group, Item[]][] = [];
+    for (const [key, group] of this.pending) {
+      if (!all && group.items.length < this.limits.maxBatch) continue;
+      const chunks = chunkRequests(group.items, this.limits);
+      const take = all ? chunks : chunks.filter((c) => c.length >= this.limits.maxBatch);
+      if (take.length === 0) continue;
+      for (const c of take) calls.push([group, c]);
+      const taken = new Set(take.flat());
+      group.items = group.items.filter((it) => !taken.has(it));
+      if (group.items.length === 0) this.pending.delete(key);
+    }
+    if (calls.length === 0) return;
     this.busy = true;
-    void this.flush();
+    void this.flush(calls);
   }
 
-  private async flush(): Promise<void> {
+  private async flush(calls: [Group, Item[]][]): Promise<void> {
     try {
-      const groups = [...this.pending.values()];
-      this.pending.clear();
-      for (const group of groups) for (const chunk of chunkRequests(group.items, this.limits)) await this.serve(group, chunk);
+      for (const [group, chunk] of calls) await this.serve(group, chunk);
     } finally {
       this.busy = false;
       this.maybeFlush();
@@ -136,8 +154,10 @@ export class BatchWindow {
     this.stats.requests += chunk.length;
     this.stats.largest = Math.max(this.stats.largest, chunk.length);
     let results: unknown[] | undefined;
+    const t0 = performance.now();
     try {
       results = await group.run(chunk.map((it) => it.payload));
+      this.stats.ms += performance.now() - t0;
       if (results.length !== chunk.length) throw new Error(`internal: ${results.length} results for ${chunk.length} requests`);
     } catch (err) {
       if (chunk.length === 1) return settle(chunk[0]!, false, err);

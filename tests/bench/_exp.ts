@@ -1,0 +1,32 @@
+import { mkdtempSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { scanDataset } from "../../engine/batch/dataset";
+import { batchCatalogue } from "../../engine/batch/feeder";
+import { runBatch } from "../../engine/batch/runner";
+import { Executor } from "../../engine/executor";
+import { SessionPool } from "../../engine/runtime";
+import { DiskStorage } from "../../engine/storage";
+import { catalogue } from "../../nodes";
+const root = path.join(__dirname, "../..");
+(async () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "exp-"));
+  const doc = JSON.parse(await readFile(path.join(root, process.env.WF ?? "app/examples/datasets/sample/workflow.json"), "utf8"));
+  const source = path.join(root, "app/examples/datasets/sample/records.jsonl");
+  const storage = new DiskStorage(path.join(tmp, "files"));
+  const runtime = new SessionPool({ modelsDir: path.join(root, "data", "models") });
+  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
+  const scan = await scanDataset(source);
+  const base = { doc, catalogue, executor, storage, source, scan, vocabulary: true };
+  const configs = (process.env.CONFIGS ?? "1:1,8:1,8:2").split(",").map((c) => c.split(":").map(Number) as [number, number]);
+  let i = 0;
+  const run = async ([b, w]: [number, number]) => { process.env.XWAVES = String(w); const r = await runBatch({ ...base, batch: b, storeDir: path.join(tmp, `s${i++}`) }); if (r.failed) throw new Error(r.failures[0]?.message); return r; };
+  for (const c of configs) await run(c);
+  const t: Record<string, number[]> = {};
+  for (let round = 0; round < Number(process.env.ROUNDS ?? 3); round++) for (const c of configs) { const r = await run(c); (t[c.join(":")] ??= []).push(r.ms); }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  const b1 = med(t[configs[0]!.join(":")]!);
+  for (const [k, v] of Object.entries(t)) console.log(k, med(v).toFixed(0), "ms", (b1 / med(v)).toFixed(2) + "x", v.map((x) => x.toFixed(0)).join(" "));
+  await runtime.close();
+})();
