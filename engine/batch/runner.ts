@@ -200,8 +200,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const store = new RecordStore(opts.storeDir, fp);
   const batch = Math.max(1, Math.min(64, Math.floor(opts.batch ?? DEFAULT_BATCH)));
   const window = batch > 1 ? new BatchWindow({ maxBatch: batch, maxTokens: Math.max(1, Math.floor(opts.batchTokens ?? DEFAULT_BATCH_TOKENS)) }) : undefined;
-  // Batched: two waves of records, one in the model while the other prepares its inputs (window.ts).
-  const concurrency = Math.max(batch > 1 ? Number(process.env.XWAVES ?? 2) * batch : 1, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));
+  // Batched: `batch` records at once (onnxruntime-node runs a session on the main thread, so a second wave preparing
+  // its inputs would not overlap the model; measured: docs/benchmarks.md).
+  const concurrency = Math.max(batch > 1 ? batch : 1, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));
   const limit = opts.maxRecords === undefined ? scan.count : Math.max(0, Math.min(scan.count, Math.floor(opts.maxRecords)));
   const result: BatchResult = { status: "finished", aggregate: null, nll: {}, total: limit, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0, batch, ...(window ? { batching: window.stats } : {}) };
   const fail = (message: string) => {

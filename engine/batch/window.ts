@@ -75,6 +75,7 @@ export class BatchWindow {
   private active = 0;
   private waiting = 0;
   private busy = false;
+  private checkScheduled = false;
   private readonly pending = new Map<string, Group>();
   readonly stats: BatchWindowStats = { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 };
 
@@ -117,6 +118,16 @@ export class BatchWindow {
    * prepare their inputs (read media, encode images). One call at a time.
    */
   private maybeFlush(): void {
+    // Decided on the next turn of the event loop, so records joining in the same synchronous stretch are counted.
+    if (this.checkScheduled) return;
+    this.checkScheduled = true;
+    setImmediate(() => {
+      this.checkScheduled = false;
+      this.flushIfReady();
+    });
+  }
+
+  private flushIfReady(): void {
     if (this.busy || this.pending.size === 0) return;
     const all = this.waiting >= this.active;
     const calls: [Group, Item[]][] = [];
