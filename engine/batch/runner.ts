@@ -15,6 +15,7 @@
  *   as alone. `batch` 1 runs one record per forward.
  * - Memory: the running total, the in-flight records and the reorder buffer; never the traces.
  */
+import { setMaxListeners } from "node:events";
 import { ancestors, type Executor } from "../executor";
 import { hashValue } from "../hash";
 import type { NodeCatalogue, Storage } from "../node";
@@ -220,6 +221,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   if (opts.signal?.aborted) controller.abort(opts.signal.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const signal = controller.signal;
+  setMaxListeners(Math.max(10, 4 * concurrency), signal); // each record in flight listens (its executor run, its nodes)
 
   // Reorder buffer: partials are merged in record order (ordinal among valid records).
   type Part = { agg: RoutingAggregate; group: string; score?: { sum: number; tokens: number } };
