@@ -117,7 +117,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
 
   const storage = fileStorage();
   const runtime = new SessionPool({ modelsDir: modelsDir() });
-  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
+  // per-record runs: the batch reports no per-record memory, so no RSS sampling per record
+  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1, memoryProbe: false });
   const controller = new AbortController();
   const stop = (sig: string) => () => {
     console.error(`\n${sig}: stopping after the records in flight; run the same command again to resume`);
