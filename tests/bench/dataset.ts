@@ -30,7 +30,7 @@ const root = path.join(__dirname, "../..");
  * warmed, then `rounds` rounds alternating the two on fresh stores; medians. Asserts the two aggregates agree
  * (compareAggregates: counts exactly, float sums to 1e-6 relative). Then the batch-1 run's aggregation/store overheads and the all-cached re-run.
  */
-export async function benchDataset(log: (s: string) => void, rounds = 3) {
+export async function benchDataset(log: (s: string) => void, rounds = 5) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "bench-dataset-"));
   const doc = JSON.parse(await readFile(path.join(root, "app/examples/datasets/sample/workflow.json"), "utf8")) as Workflow;
   const source = path.join(root, "app/examples/datasets/sample/records.jsonl");
