@@ -118,7 +118,7 @@ const RUN_HELP = `  run <workflow.json | saved workflow id>   Run a workflow wit
       --batch N                               With --dataset: records per model forward (default 8): the MoE-LLM
                                               steps (prompt, each generated token) of N records run as one padded
                                               forward; every record's result is its own, as run alone. 1 = one
-                                              record per forward.
+                                              record per forward (the default with --ablate).
       --ablate experts|layer-experts|subset:L3.E1,L5.E2,*.E3,k=1,no-null
                                               With --dataset: expert ablation of the MoE-LLM (mode score-answer or
                                               score-text): the baseline, then each expert banned in turn; writes
