@@ -83,7 +83,7 @@ export const routingAggregate = defineNode({
     const source = resolveDatasetSource(String((dsNode.params as { source?: unknown }).source ?? ""));
     const catalogue = ctx.catalogue;
     if (!catalogue) throw new Error("this host did not pass its node catalogue, so the node cannot run the dataset");
-    const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage: ctx.storage, runtime: ctx.runtime, concurrency: 1 });
+    const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage: ctx.storage, runtime: ctx.runtime, concurrency: 1, memoryProbe: false }); // the node run itself measures memory
     const scan = await scanDataset(source);
     const base = { catalogue, executor, storage: ctx.storage, source, scan, storeDir: batchStoreDir(), collect, concurrency: params.concurrency, signal: ctx.signal, stopOnError: params.stopOnError, vocabulary: true, runId: ctx.runId };
 

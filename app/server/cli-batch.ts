@@ -1,5 +1,5 @@
 /**
- * `npm run cli -- run <workflow> --dataset <file|dir> [--sweep nodeId.param=v1,v2,... | --ablate experts|layer-experts|subset:…] [--out DIR]`:
+ * `npm run cli -- run <workflow> --dataset <file|dir> [--sweep nodeId.param=v1,v2,... | --ablate experts|layer-experts|subset:…] [--batch N] [--out DIR]`:
  * the workflow once per dataset record (engine/batch), a progress bar, the aggregate written as JSON and
  * CSV with the workflow and dataset fingerprints. Killed or interrupted, it resumes from the last
  * finished record on the next identical call (per-record results live under <data dir>/batch).
@@ -28,6 +28,8 @@ export interface BatchCliOptions {
   sweeps: string[];
   out?: string;
   concurrency?: number;
+  /** Records per padded model forward (engine/batch/runner.ts; default DEFAULT_BATCH, 1 = unbatched). */
+  batch?: number;
   /** experts | layer-experts | subset:L3.E1,… (engine/batch/ablation.ts) */
   ablate?: string;
   maxAblations?: number;
@@ -115,7 +117,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
 
   const storage = fileStorage();
   const runtime = new SessionPool({ modelsDir: modelsDir() });
-  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1 });
+  // per-record runs: the batch reports no per-record memory, so no RSS sampling per record
+  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1, memoryProbe: false });
   const controller = new AbortController();
   const stop = (sig: string) => () => {
     console.error(`\n${sig}: stopping after the records in flight; run the same command again to resume`);
@@ -125,7 +128,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   const onTerm = stop("SIGTERM");
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
-  const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, signal: controller.signal, vocabulary: true, runId: "cli" };
+  const base = { catalogue, executor, storage, source, scan, storeDir: batchStoreDir(), collect, concurrency, batch: opts.batch, signal: controller.signal, vocabulary: true, runId: "cli" };
   try {
     if (opts.ablate !== undefined) return await ablationCli(doc, opts, { ...base, maxRecords: opts.maxRecords });
     if (!sweep) {
@@ -133,6 +136,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       const batch = await runBatch({ ...base, doc, onProgress: printer });
       printer.done();
       console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, ledger ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
+      if (batch.batching?.calls) console.log(`batched: up to ${batch.batch} records per forward; ${batch.batching.calls} model forwards for ${batch.batching.requests} record steps`);
       for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
       if (batch.status === "cancelled") {
         console.error("cancelled");

@@ -114,7 +114,11 @@ const RUN_HELP = `  run <workflow.json | saved workflow id>   Run a workflow wit
                                               (JSON + CSV, with fingerprints) to --out (default: under
                                               <data dir>/batch). Killed, it resumes from the last finished record.
       --sweep nodeId.param=v1,v2,...          With --dataset: one batch per value; writes sweep.json/.csv.
-      --concurrency N                         With --dataset: records run at once (default 1).
+      --concurrency N                         With --dataset: records run at once (default 1; at least --batch).
+      --batch N                               With --dataset: records per model forward (default 8): the MoE-LLM
+                                              steps (prompt, each generated token) of N records run as one padded
+                                              forward; every record's result is its own, as run alone. 1 = one
+                                              record per forward (the default with --ablate).
       --ablate experts|layer-experts|subset:L3.E1,L5.E2,*.E3,k=1,no-null
                                               With --dataset: expert ablation of the MoE-LLM (mode score-answer or
                                               score-text): the baseline, then each expert banned in turn; writes
@@ -134,12 +138,15 @@ const runCommand: CliCommand = {
       dataset: { type: "string" },
       sweep: { type: "string", multiple: true },
       concurrency: { type: "string" },
+      batch: { type: "string" },
       ablate: { type: "string" },
       "max-ablations": { type: "string" },
       "max-records": { type: "string" },
     });
     const version = numberOption(values.version, "--version", { integer: true, min: 1 });
     const concurrency = numberOption(values.concurrency, "--concurrency", { integer: true, min: 1, max: 16 });
+    const batch = numberOption(values.batch, "--batch", { integer: true, min: 1, max: 64 });
+    if (batch !== undefined && values.dataset === undefined) throw new UsageError("--batch needs --dataset <file|dir>");
     const loaded = await loadTarget(onePositional(positionals, "workflow? give a .json file or a saved workflow id"), version);
     let doc: Workflow;
     try {
@@ -152,7 +159,7 @@ const runCommand: CliCommand = {
     const maxAblations = numberOption(values["max-ablations"], "--max-ablations", { integer: true, min: 1 });
     const maxRecords = numberOption(values["max-records"], "--max-records", { integer: true, min: 1 });
     if (values.dataset !== undefined || values.sweep?.length || values.ablate !== undefined)
-      return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency, ablate: values.ablate, maxAblations, maxRecords });
+      return runBatchCli(doc, { dataset: values.dataset, sweeps: values.sweep ?? [], out: values.out, concurrency, batch, ablate: values.ablate, maxAblations, maxRecords });
     return runOnce(doc, loaded, values.to, values.out);
   },
 };

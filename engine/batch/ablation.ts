@@ -239,6 +239,11 @@ export interface AblationOptions extends Omit<BatchOptions, "onProgress" | "doc"
   model: AblationModel;
   /** Run only the first N ablations of the plan (the baseline always runs). */
   maxAblations?: number;
+  /**
+   * Records per forward (runner.ts `batch`); default 1 here, so a resumed ablation gives the uninterrupted table
+   * byte for byte (batched, a record's NLL depends on its batch-mates in the last float32 bits: ~1e-8 here).
+   */
+  batch?: number;
   /** step 0 = the baseline, then 1..ablations. */
   onProgress?: (step: number, steps: number, label: string, p: BatchProgress) => void;
   /** Called after each step with the table so far (rows not run yet have status "not run"). */
@@ -253,7 +258,7 @@ export async function runAblation(opts: AblationOptions): Promise<AblationTable>
   const docs = plan.map((a) => ablatedDocument(opts.doc, opts.catalogue, opts.target, a, opts.model)); // all checked before anything runs
   const steps = plan.length + 1;
   const run = (doc: Workflow, step: number, label: string) =>
-    runBatch({ ...opts, doc, runId: `${opts.runId ?? "ablation"}-${step}`, onProgress: (p) => opts.onProgress?.(step, steps, label, p) });
+    runBatch({ ...opts, batch: opts.batch ?? 1, doc, runId: `${opts.runId ?? "ablation"}-${step}`, onProgress: (p) => opts.onProgress?.(step, steps, label, p) });
 
   const base = await run(opts.doc, 0, "baseline");
   const dynamic = base.aggregate ? base.aggregate.dynamicExperts().map((e) => e.name) : opts.model.experts.filter((e) => e.role !== "shared").map((e) => e.name);

@@ -9,8 +9,13 @@
  * - Records run `concurrency` at a time; each record's trace becomes a one-record RoutingAggregate that is
  *   written to the RecordStore (resume ledger + per-record cache) and merged into the total in record
  *   order (a small reorder buffer), so the result does not depend on concurrency or on what was cached.
+ * - Batching (`batch` > 1, the default: DEFAULT_BATCH): `batch` records run at once inside one batch window
+ *   (window.ts), so the MoE-LLM forwards they make at the same step (prefill, each decode step) run as ONE padded
+ *   forward of up to `batch` records and `batchTokens` padded tokens; each record still gets its own result, the same
+ *   as alone. `batch` 1 runs one record per forward.
  * - Memory: the running total, the in-flight records and the reorder buffer; never the traces.
  */
+import { setMaxListeners } from "node:events";
 import { ancestors, type Executor } from "../executor";
 import { hashValue } from "../hash";
 import type { NodeCatalogue, Storage } from "../node";
@@ -21,6 +26,15 @@ import { readRows, resolveRecord, scanDataset, type DatasetRecord, type DatasetS
 import { AGGREGATE_NODE_TYPE, DATASET_NODE_TYPE } from "./feeder";
 import { addNll, traceNll, type NllTotals } from "./scores";
 import { RecordStore } from "./store";
+import { BatchWindow, type BatchWindowStats } from "./window";
+
+/**
+ * Records per padded forward and padded tokens per forward when a batch does not say (measured on tiny, 2 cores:
+ * docs/benchmarks.md "Batched datasets"): more records per forward stop paying once a forward holds about
+ * DEFAULT_BATCH_TOKENS tokens, and past 8 records the records waiting for the slowest step cost more than they save.
+ */
+export const DEFAULT_BATCH = 8;
+export const DEFAULT_BATCH_TOKENS = 2048;
 
 export interface CollectTarget {
   nodeId: string;
@@ -54,6 +68,10 @@ export interface BatchOptions {
   /** Which trace to aggregate; default: the input of the Routing Aggregate node. */
   collect?: CollectTarget;
   concurrency?: number;
+  /** Records per padded model forward (1 = one record per forward); default DEFAULT_BATCH. Runs at least this many records at once. */
+  batch?: number;
+  /** Padded tokens per forward (records × longest); default DEFAULT_BATCH_TOKENS. */
+  batchTokens?: number;
   signal?: AbortSignal;
   /** Stop at the first bad row or failed record (default: report and skip). */
   stopOnError?: boolean;
@@ -89,6 +107,10 @@ export interface BatchResult {
   aggregateMs: number;
   /** Σ of the time spent serialising per-record results for the store (the resume ledger); the file writes themselves overlap the next record's run. */
   storeMs: number;
+  /** Records per forward asked for (1: unbatched). */
+  batch: number;
+  /** What the batch window did (absent when `batch` is 1). */
+  batching?: BatchWindowStats;
 }
 
 export const STORE_FORMAT = 1;
@@ -177,9 +199,13 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const scan = opts.scan ?? (await scanDataset(opts.source));
   const fp = await workflowFingerprint(plan, collect, opts.catalogue, opts.storage, opts.vocabulary);
   const store = new RecordStore(opts.storeDir, fp);
-  const concurrency = Math.max(1, Math.min(16, Math.floor(opts.concurrency ?? 1)));
+  const batch = Math.max(1, Math.min(64, Math.floor(opts.batch ?? DEFAULT_BATCH)));
+  const window = batch > 1 ? new BatchWindow({ maxBatch: batch, maxTokens: Math.max(1, Math.floor(opts.batchTokens ?? DEFAULT_BATCH_TOKENS)) }) : undefined;
+  // Batched: `batch` records at once (onnxruntime-node runs a session on the main thread, so a second wave preparing
+  // its inputs would not overlap the model; measured: docs/benchmarks.md).
+  const concurrency = Math.max(batch > 1 ? batch : 1, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));
   const limit = opts.maxRecords === undefined ? scan.count : Math.max(0, Math.min(scan.count, Math.floor(opts.maxRecords)));
-  const result: BatchResult = { status: "finished", aggregate: null, nll: {}, total: limit, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0 };
+  const result: BatchResult = { status: "finished", aggregate: null, nll: {}, total: limit, ran: 0, cached: 0, failed: 0, failures: [], scan, workflowFingerprint: fp, storeDir: store.dir, ms: 0, modelMs: 0, aggregateMs: 0, storeMs: 0, batch, ...(window ? { batching: window.stats } : {}) };
   const fail = (message: string) => {
     result.status = "failed";
     result.error ??= message;
@@ -195,6 +221,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   if (opts.signal?.aborted) controller.abort(opts.signal.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const signal = controller.signal;
+  setMaxListeners(Math.max(10, 4 * concurrency), signal); // each record in flight listens (its executor run, its nodes)
 
   // Reorder buffer: partials are merged in record order (ordinal among valid records).
   type Part = { agg: RoutingAggregate; group: string; score?: { sum: number; tokens: number } };
@@ -304,13 +331,20 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
 
   const rows = readRows(opts.source);
   let ordinal = 0;
-  const next = async (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
+  const read = async (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
     for (;;) {
       if (ordinal >= limit) return null;
       const r = await rows.next();
       if (r.done) return null;
       if (r.value.ok) return { rec: r.value.record, ordinal: ordinal++ };
     }
+  };
+  // One reader at a time: concurrent workers would all pass the limit check before any ordinal is taken.
+  let reading: Promise<unknown> = Promise.resolve();
+  const next = (): Promise<{ rec: DatasetRecord; ordinal: number } | null> => {
+    const p = reading.then(read);
+    reading = p.catch(() => undefined);
+    return p;
   };
   const worker = async () => {
     while (!signal.aborted) {
@@ -320,7 +354,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
     }
   };
   try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
+    // Each worker is one participant of the window for its whole life (also while it reads its next record), so a
+    // forward waits for every worker that may still join it; a worker with nothing left leaves.
+    await Promise.all(Array.from({ length: concurrency }, () => (window ? window.participate(worker) : worker())));
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await rows.return(undefined);

@@ -35,7 +35,7 @@ export function isImportedDir(dir: string): boolean {
 }
 
 const precisionOf = (o: MoeGraphOptions) => o.routingPrecision ?? "fp32";
-const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds && !!a.lens === !!b.lens && precisionOf(a) === precisionOf(b) && !!a.unfused === !!b.unfused;
+const sameOptions = (a: MoeGraphOptions, b: MoeGraphOptions) => a.moe === b.moe && a.trace === b.trace && a.kvCache === b.kvCache && !!a.embeds === !!b.embeds && !!a.lens === !!b.lens && precisionOf(a) === precisionOf(b) && !!a.unfused === !!b.unfused && !!a.padding === !!b.padding;
 
 /**
  * The graph file of an imported model for these options: the one written at import, or a variant built on first
@@ -45,7 +45,7 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   const manifest = readManifest(dir)!;
   // model.onnx has the options its manifest records (imports before routing precisions: IMPORT_GRAPH, fp32 routing)
   if (sameOptions(options, manifest.graph.options ?? IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
-  const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds, ...(options.lens ? { lens: true } : {}), ...(options.unfused ? { unfused: true } : {}) };
+  const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds, ...(options.lens ? { lens: true } : {}), ...(options.unfused ? { unfused: true } : {}), ...(options.padding ? { padding: true } : {}) };
   return variantFile(dir, precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) }, "variant", (weights, builder) => buildMoeLlmGraph(config, weights, options, builder));
 }
 

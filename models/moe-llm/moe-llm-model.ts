@@ -18,6 +18,7 @@ import { ensureReferenceModel, REFERENCE_MODEL_NAMES, type ReferenceModelName } 
 import { modelsDir } from "@/engine/config";
 import { resolveInside } from "@/engine/paths";
 import { cachedGraphFile } from "../onnx/graph-cache";
+import { currentBatchWindow } from "@/engine/batch/window";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
 const GRAPH_BUILDER_VERSION = 3;
@@ -142,15 +143,20 @@ export interface LoadedModel {
 }
 
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
-export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+export async function withMoeLlm<T>(model: ResolvedModel, options0: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+  // Inside a dataset batch (engine/batch/window.ts) the runner coalesces this record's forwards with its batch-mates'
+  // into padded forwards, so it needs the graph with an attention mask (token_drop models cannot pad: one at a time).
+  const window = model.config.token_drop ? undefined : currentBatchWindow();
+  const options = window ? { ...options0, padding: true } : options0;
   const file = graphFile(model, options);
+  const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, window);
   if (isImportedDir(model.dir)) {
     // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
     const quant = model.quantization;
     const handle = await importedSession(model.ref, file, quant ? (compute) => estimateFromConfig(model.config, 4096, compute, quant) : model.config);
-    return fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) });
+    return fn({ model, handle, runner: runner(handle.session), tokenizer: loadTokenizer(model.dir) });
   }
-  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: MoeLlmRunner.fromSession(model.config, options, handle.session), tokenizer: loadTokenizer(model.dir) }));
+  return runtime.withSession(file, undefined, (handle) => fn({ model, handle, runner: runner(handle.session), tokenizer: loadTokenizer(model.dir) }));
 }
 
 const embeddingTables = new Map<string, Float32Array>();

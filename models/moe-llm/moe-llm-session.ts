@@ -5,6 +5,7 @@ import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-g
 import { kvCacheDims } from "./decoder/attention";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { WeightSource } from "../io/weights";
+import type { BatchWindow } from "@/engine/batch/window";
 
 /** Per-layer keys and values, each [B, KVH, length, Dh] row-major (MLA: the latent and the rope key, see kvCacheDims). */
 export interface KvCache {
@@ -83,6 +84,65 @@ export interface ForwardOutput {
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
 
+/** A key for "same interventions" (requests with different ones cannot share a forward). */
+function interventionsKey(iv: Interventions | undefined): string {
+  if (!iv) return "";
+  const arr = (a: Float32Array | undefined) => (a && a.some((v) => v !== 0) ? Array.from(a).join(",") : "");
+  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), iv.topP ?? 0, iv.topK ?? 0].join("|");
+}
+
+const sessionIds = new WeakMap<object, number>();
+let nextSessionId = 0;
+const sessionId = (s: object) => {
+  let id = sessionIds.get(s);
+  if (id === undefined) sessionIds.set(s, (id = nextSessionId++));
+  return id;
+};
+
+/**
+ * The KV cache of one padded forward, shared by its records: [B, heads, T, dim] per layer and the mask [B*T] that
+ * says which of each row's keys are real. A record's own cache (PaddedKvView) is this plus its row; the next padded
+ * step of the same records feeds it back as it is (no copy), the mask extended by their new tokens.
+ */
+interface PaddedCache {
+  cache: KvCache;
+  mask: Int32Array;
+  batch: number;
+}
+
+/** One record's cache inside a PaddedCache; its own [1, heads, length, dim] arrays are built only if asked for. */
+class PaddedKvView implements KvCache {
+  private own?: { keys: Float32Array[]; values: Float32Array[] };
+  constructor(
+    readonly shared: PaddedCache,
+    readonly row: number,
+    readonly length: number,
+    private readonly dims: { key: [number, number]; value: [number, number] },
+  ) {}
+  get keys(): Float32Array[] {
+    return this.materialize().keys;
+  }
+  get values(): Float32Array[] {
+    return this.materialize().values;
+  }
+  private materialize() {
+    if (this.own) return this.own;
+    const { cache, mask, batch } = this.shared;
+    const T = cache.length, r = this.row;
+    const real: number[] = [];
+    for (let t = 0; t < T; t++) if (mask[r * T + t]) real.push(t);
+    if (real.length !== this.length) throw new Error(`internal: padded cache row ${r} has ${real.length} real keys, expected ${this.length}`);
+    const pick = (a: Float32Array, heads: number, dim: number) => {
+      if (a.length !== batch * heads * T * dim) throw new Error("internal: padded cache size");
+      const o = new Float32Array(heads * real.length * dim);
+      for (let h = 0; h < heads; h++) real.forEach((t, j) => o.set(a.subarray(((r * heads + h) * T + t) * dim, ((r * heads + h) * T + t + 1) * dim), (h * real.length + j) * dim));
+      return o;
+    };
+    this.own = { keys: cache.keys.map((k) => pick(k, ...this.dims.key)), values: cache.values.map((v) => pick(v, ...this.dims.value)) };
+    return this.own;
+  }
+}
+
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 export class MoeLlmRunner {
   private constructor(
@@ -91,6 +151,8 @@ export class MoeLlmRunner {
     readonly session: ort.InferenceSession,
     /** the serialized model (e.g. to cache on disk by content hash) */
     readonly model: Uint8Array,
+    /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
+    readonly window?: BatchWindow,
   ) {}
 
   static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
@@ -100,8 +162,9 @@ export class MoeLlmRunner {
   }
 
   /** Wraps a session made elsewhere (e.g. the engine's session pool) from a graph built with `options`. */
-  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array()): MoeLlmRunner {
-    return new MoeLlmRunner(config, options, session, model);
+  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), window?: BatchWindow): MoeLlmRunner {
+    if (window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
+    return new MoeLlmRunner(config, options, session, model, window);
   }
 
   /** An empty cache for `batch` sequences. */
@@ -111,7 +174,108 @@ export class MoeLlmRunner {
     return { length: 0, keys: Array.from({ length: L }, () => new Float32Array(0)), values: Array.from({ length: L }, () => new Float32Array(0)) };
   }
 
+  /**
+   * One forward. With a batch window, a one-record prefill (no past) or one-token decode step (with past) is queued
+   * and run with the other records' requests of the same kind as ONE padded forward (forwardPadded); the result is
+   * this record's own, as its forward alone would give (routing exact, logits within float32 rounding).
+   */
   async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const past = input.past?.length ?? 0;
+    if (this.window && input.batch === 1 && !input.attentionMask && (past === 0 || input.seq === 1) && (past === 0 || this.options.kvCache)) {
+      const kind = past === 0 ? "prefill" : "decode";
+      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions)}`;
+      return this.window.submit(key, input, past + input.seq, (inputs: ForwardInput[]) => this.forwardPadded(inputs));
+    }
+    return this.forwardDirect(input);
+  }
+
+  /**
+   * Several one-record requests (batch 1; each a prompt with no past, or tokens after its own cache) as ONE forward
+   * (graph built with `padding`, same interventions for all): the caches are padded to the longest past and the new
+   * tokens to the longest request, on the right, and the attention mask hides every pad. Record r's keys are laid
+   * out as [its past | pads | its new tokens | pads]; its outputs are its own rows, and its present cache is a view of
+   * the batch's (PaddedKvView: its real rows, copied out only if read), so the next step of the same records feeds
+   * the batch's cache back without copying. What each record gets is what its forward alone returns.
+   */
+  async forwardPadded(inputs: ForwardInput[]): Promise<ForwardOutput[]> {
+    if (inputs.length === 1 && !(inputs[0]!.past instanceof PaddedKvView)) return [await this.forwardDirect(inputs[0]!)];
+    if (!this.options.padding) throw new Error("forwardPadded: the graph was built without padding (MoeGraphOptions.padding)");
+    const { L, H, V } = moeDims(this.config);
+    const dims = kvCacheDims(this.config);
+    const B = inputs.length;
+    for (const x of inputs) if (x.batch !== 1 || x.attentionMask) throw new Error("forwardPadded: every request is one record without its own mask");
+    const lens = inputs.map((x) => x.seq), pasts = inputs.map((x) => x.past?.length ?? 0);
+    const S = Math.max(...lens);
+    if (pasts.some((p) => p > 0) && !this.options.kvCache) throw new Error("forwardPadded: a past cache needs a kvCache graph");
+    // The same records as the previous padded step, each once: its cache is fed back as it is (row r of the request
+    // in row[r]); otherwise each record's cache is copied in after its past: [past | pads].
+    const views = inputs.map((x) => (x.past instanceof PaddedKvView ? x.past : undefined));
+    const shared = views[0]?.shared;
+    const reuse = shared !== undefined && shared.batch === B && views.every((v) => v?.shared === shared) && new Set(views.map((v) => v!.row)).size === B;
+    const row = reuse ? views.map((v) => v!.row) : inputs.map((_, r) => r);
+    const P = reuse ? shared!.cache.length : Math.max(...pasts), T = P + S;
+    const embeds = this.options.embeds ? new Float32Array(B * S * H) : undefined;
+    const ids = embeds ? undefined : new BigInt64Array(B * S);
+    const positions = new BigInt64Array(3 * B * S), mask = new Int32Array(B * T);
+    inputs.forEach((x, i) => {
+      const n = lens[i]!, r = row[i]!;
+      if (x.positions.length !== 3 * n) throw new Error(`forward: positions must be [3*1*${n}]`);
+      if (embeds) {
+        if (!x.embeds || x.embeds.length !== n * H) throw new Error(`forward: embeds must be [1*${n}*${H}]`);
+        embeds.set(x.embeds, r * S * H);
+      } else {
+        if (!x.ids || x.ids.length !== n) throw new Error(`forward: ids must be [1*${n}]`);
+        const xi = x.ids;
+        for (let s = 0; s < n; s++) ids![r * S + s] = typeof xi[s] === "bigint" ? (xi[s] as bigint) : BigInt(xi[s] as number);
+      }
+      for (let a = 0; a < 3; a++) for (let s = 0; s < n; s++) positions[a * B * S + r * S + s] = BigInt(x.positions[a * n + s]!);
+      if (reuse) mask.set(shared!.mask.subarray(r * P, (r + 1) * P), r * T);
+      else mask.fill(1, r * T, r * T + pasts[i]!);
+      mask.fill(1, r * T + P, r * T + P + n);
+    });
+    let past: KvCache | undefined;
+    if (reuse) past = shared!.cache;
+    else if (this.options.kvCache) {
+      // [B, heads, P, dim]: each record's past at the start of its row, pads after it
+      const pad = (which: "keys" | "values", l: number) => {
+        const [heads, dim] = which === "keys" ? dims.key : dims.value;
+        const out = new Float32Array(B * heads * P * dim);
+        inputs.forEach((x, r) => {
+          const p = pasts[r]!;
+          if (p === 0) return;
+          const src = x.past![which][l]!;
+          if (src.length !== heads * p * dim) throw new Error(`forward: past ${which} of layer ${l} must be [1*${heads}*${p}*${dim}]`);
+          for (let h = 0; h < heads; h++) out.set(src.subarray(h * p * dim, (h + 1) * p * dim), (r * heads + h) * P * dim);
+        });
+        return out;
+      };
+      past = { length: P, keys: Array.from({ length: L }, (_, l) => pad("keys", l)), values: Array.from({ length: L }, (_, l) => pad("values", l)) };
+    }
+    const out = await this.forwardDirect({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, past, interventions: inputs[0]!.interventions, attentionMask: mask });
+    const next: PaddedCache | undefined = out.present ? { cache: out.present, mask, batch: B } : undefined;
+    const rows = <A extends Float32Array | BigInt64Array>(a: A, width: number, i: number): A => a.slice(row[i]! * S * width, (row[i]! * S + lens[i]!) * width) as A;
+    return inputs.map((_, i) => {
+      const res: ForwardOutput = { logits: rows(out.logits, V, i), lastHidden: rows(out.lastHidden, H, i) };
+      if (next) res.present = new PaddedKvView(next, row[i]!, pasts[i]! + lens[i]!, dims);
+      if (out.trace)
+        res.trace = out.trace.map((t) => {
+          const E = t.mask.length / (B * S);
+          return {
+            layer: t.layer,
+            routerLogits: rows(t.routerLogits, E, i),
+            mask: rows(t.mask, E, i),
+            weights: rows(t.weights, E, i),
+            k: rows(t.k, 1, i),
+            ...(t.scores ? { scores: rows(t.scores, t.scores.length / (B * S), i) } : {}),
+          };
+        });
+      if (out.hidden) res.hidden = out.hidden.map((h) => rows(h, H, i));
+      return res;
+    });
+  }
+
+  /** One forward as given (no coalescing). */
+  async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
@@ -205,7 +369,7 @@ export class MoeLlmRunner {
         else ids[q] = BigInt(rec.ids![s]!);
       }
     });
-    const out = await this.forward({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, interventions: o.interventions, attentionMask: mask, past: this.options.kvCache ? this.emptyCache(B) : undefined });
+    const out = await this.forwardDirect({ batch: B, seq: S, ...(embeds ? { embeds } : { ids }), positions, interventions: o.interventions, attentionMask: mask, past: this.options.kvCache ? this.emptyCache(B) : undefined });
     const rows = <T extends Float32Array | BigInt64Array>(a: T, width: number, r: number): T => {
       const n = lens[r]!, first = at(r, 0);
       return a.slice(first * width, (first + n) * width) as T;

@@ -160,7 +160,8 @@ describe("runBatch", () => {
     const storeDir = path.join(dir, "resume-store");
     const controller = new AbortController();
     executions.model = 0;
-    const first = await runBatch(opts({ storeDir, signal: controller.signal, onProgress: (p) => p.ran === 12 && controller.abort() }));
+    // one record at a time, so the cancel lands after exactly 12 (batched cancels: tests/unit/batch/batched.test.ts)
+    const first = await runBatch(opts({ storeDir, batch: 1, signal: controller.signal, onProgress: (p) => p.ran === 12 && controller.abort() }));
     expect(first.status).toBe("cancelled");
     expect(first.ran).toBe(12);
     executions.model = 0;
