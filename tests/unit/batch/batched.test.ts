@@ -8,13 +8,13 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { BatchWindow, chunkRequests, currentBatchWindow } from "@/engine/batch/window";
-import type { MoeLlmConfig } from "@/models/config";
-import { generate, type GenerateResult } from "@/models/generate";
-import { MoeLlmRunner, type ForwardInput } from "@/models/moe-llm-session";
-import type { MoeGraphOptions } from "@/models/moe-llm-graph";
-import { scoreSequence } from "@/models/scoring";
-import { byteTokenizer } from "@/models/tokenizer";
-import type { WeightSource } from "@/models/weights";
+import type { MoeLlmConfig } from "@/models/moe-llm/config";
+import { generate, type GenerateResult } from "@/models/moe-llm/generate";
+import { MoeLlmRunner, type ForwardInput } from "@/models/moe-llm/moe-llm-session";
+import type { MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { scoreSequence } from "@/models/moe-llm/scoring";
+import { byteTokenizer } from "@/models/text/tokenizer";
+import type { WeightSource } from "@/models/io/weights";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 
 const runners: MoeLlmRunner[] = [];
