@@ -10,6 +10,7 @@ import { denseMlp, expertsOutput, ffnParamShapes } from "./decoder/ffn";
 import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
+import { compactGrinFits, compactGrinRouting, compactGrinRows, type CompactGrinNames, type CompactGrinRows } from "./decoder/grin-compact";
 import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
@@ -124,7 +125,15 @@ interface LayerRouting extends RouterInputs {
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing and the reported router logits for the trace). */
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext) {
+/** The fused graph's compact Uni-MoE routing block (decoder/grin-compact.ts): the layer's rows, P, and output names. */
+interface CompactRouting {
+  rows: CompactGrinRows;
+  P: string;
+  trace: boolean;
+  names?: CompactGrinNames;
+}
+
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext, compact?: CompactRouting) {
   const g = o.g;
   const arch = architectureOf(c);
   const { E } = moeDims(c);
@@ -137,6 +146,11 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
   if (arch.routing === "uni_moe_top_p") {
     const W = weight(ws, shapes, paramNames.router(i));
     const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W.data) : W.data, W.shape);
+    if (compact) {
+      routed = compactGrinRouting(o, c, x, router, compact.rows, compact.P, { trace: compact.trace, valid: r.valid, names: compact.names });
+      const y = fusedExperts(fusedCtx!, i, x, routed, mode);
+      return { y, routing: routed, z: routed.logits! };
+    }
     reported = grinRouterLogits(o, x, router, r.bias, precision); // [N,E]
     routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP, staticShapes: r.staticShapes, valid: r.valid }, precision);
   } else {
@@ -270,14 +284,19 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return options.padding ? padKeys() : undefined;
     },
   };
+  const bsh = once(() => o.concat([bsShape, g.ints([-1])], 0)); // int64 [3] = [B,S,-1]
   const fusedAttention = once((): FusedAttentionInputs => {
     const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
-    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
+    return { bsFlat: bsh(), kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   });
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
     return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);
   };
+
+  // the fused graph's compact Uni-MoE routing: its per-layer rows are built once per forward, outside the layers
+  const useCompact = fused && arch.routing === "uni_moe_top_p" && compactGrinFits(c, precision);
+  const compactRows = once(() => compactGrinRows(o, c, routerBias, banMask, forceMask, topP, options.trace));
 
   const residuals: string[] = [];
   // fused: the residual add is folded into the next norm (SkipSimplifiedLayerNormalization); `pending` is the sublayer
@@ -302,6 +321,22 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       pending = denseMlp(ctx, i, h2);
       continue;
     }
+    if (useCompact) {
+      const { P, rows } = compactRows();
+      const names = options.trace ? { logits: io.routerLogits(i), mask: io.mask(i), weights: io.weights(i) } : undefined;
+      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, options.moe, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names });
+      pending = moe.y;
+      if (options.trace) {
+        // written to the output names directly (no Identity nodes); k as int64 [N] (reshaped in float, then cast)
+        g.declareOutput(io.routerLogits(i), "float", ["tokens", E]);
+        void moe.routing.mask;
+        g.declareOutput(io.mask(i), "float", ["tokens", E]);
+        g.declareOutput(io.weights(i), "float", ["tokens", E]);
+        g.node("Cast", [moe.routing.k], { to: 7 }, { outputs: [io.k(i)] });
+        g.declareOutput(io.k(i), "int64", ["tokens"]);
+      }
+      continue;
+    }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
     const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, options.moe, precision, fused ? ctx : undefined);
     pending = moe.y;
@@ -319,10 +354,10 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // ---- head ----
   const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]
   residuals.push(x);
-  const bsh = o.concat([bsShape, g.ints([-1])], 0);
-  g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
-  g.output(o.reshape(lmHead(ctx, hn), bsh), io.logits, "float", ["batch", "seq", V]);
-  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bsh), io.hidden(i), "float", ["batch", "seq", H]));
+  const bshHead = bsh();
+  g.output(o.reshape(hn, bshHead), io.lastHidden, "float", ["batch", "seq", H]);
+  g.output(o.reshape(lmHead(ctx, hn), bshHead), io.logits, "float", ["batch", "seq", V]);
+  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bshHead), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }
 

@@ -44,7 +44,8 @@ export interface FusedRope {
 
 /** Shared by every layer of one forward: lengths for GroupQueryAttention and the optional padding bias. */
 export interface FusedAttentionInputs {
-  bsShape: string;
+  /** int64 [3] = [B, S, -1] (built once per forward) */
+  bsFlat: string;
   kvCache: boolean;
   rope: FusedRope;
   /** int32 [B]: total length − 1 per sequence */
@@ -110,7 +111,7 @@ export function fusedGqaAttention(ctx: DecoderContext, inputs: FusedAttentionInp
   const qkv = o.linear(h, fused("weight"), arch.attentionBias ? fused("bias") : undefined); // [N,(NH+2KVH)*Dh]
   const normEps = { f: c.rms_norm_eps };
   const sln = (x: string, w: string) => g.op("SimplifiedLayerNormalization", [x, w], { axis: -1, epsilon: normEps, stash_type: 1 });
-  let [q, k, v] = o.split(o.reshape(qkv, o.concat([inputs.bsShape, g.ints([-1])], 0)), [NH * Dh, KVH * Dh, KVH * Dh], 2) as [string, string, string]; // [B,S,*]
+  let [q, k, v] = o.split(o.reshape(qkv, inputs.bsFlat), [NH * Dh, KVH * Dh, KVH * Dh], 2) as [string, string, string]; // [B,S,*]
   if (arch.qkNorm === "full") {
     q = sln(q, ctx.w(qkNormNames.q(i)));
     k = sln(k, ctx.w(qkNormNames.k(i)));
