@@ -1,6 +1,7 @@
 import type { MoeLlmConfig } from "../config";
 import type { RoutingPrecision } from "../onnx/bf16";
-import type { Ops } from "../onnx/ops";
+import { GraphBuilder } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
 import type { Routing } from "./routers";
 import { NEG } from "./tensors";
 
@@ -18,8 +19,7 @@ import { NEG } from "./tensors";
  *   for them.
  * - One TopK over the dynamic columns; everything else happens in that sorted space and is scattered back once.
  *   Sorted position s holds the column of rank s (ties: lower column, as ONNX TopK and the reference).
- *   · Top-P: p = softmax of the sorted logits (the reference sorts softmax(z); same values up to the float sum order),
- *     cumsum, flags cum < P; k = 1 + Σ flags. A Gemm with weights [1,…,1,−D] gives kOwn directly: 0 when the cumsum
+ *   · Top-P: p = softmax(z) gathered in sorted order (the reference's sorted p, bit for bit), cumsum, flags cum < P; k = 1 + Σ flags. A Gemm with weights [1,…,1,−D] gives kOwn directly: 0 when the cumsum
  *     never reaches P (k = D + 1, no dynamic expert), else k; its second column gives the trace's correction to k.
  *     Fixed top-k (P = 0) and top_p ≥ 1 are the same Gemm with zero weights and the right constant.
  *   · The chosen set: key_s = s − D·forced + 4D·banned; chosen ⟺ key < kOwn (forced columns have negative keys,
@@ -30,7 +30,7 @@ import { NEG } from "./tensors";
  *     ((v_s − v_t) / max(|v_s|, |v_t|) > 2·jitter), evaluated at s: one [N,D,D] pairwise block, ReduceLogSumExp,
  *     exp(v_s − lse_s).
  *   · Global weights: the logits with the unchosen dynamic columns set to −3e30 are scattered into z (banned shared
- *     columns already −1e30): their softmax is the reference's g; the mask is where they are finite.
+ *     columns already −3e30): their softmax is the reference's g; the mask is where they are finite.
  * Node counts and speed: docs/benchmarks.md (npm run bench -- llm).
  */
 
@@ -47,7 +47,7 @@ export function compactGrinFits(c: MoeLlmConfig, precision: RoutingPrecision): b
 export interface CompactGrinRows {
   /** float [1,E]: the router_bias intervention row (the router Gemm's C) */
   bias: string;
-  /** float [1,E]: NEG where banned (dynamic or shared), 0 elsewhere */
+  /** float [1,E]: where banned NEG (dynamic columns) or NEG2 (shared columns), 0 elsewhere */
   pen: string;
   /** float [D]: D·forced − 4D·banned (key_s = s − fKey[column at s]) */
   fKey: string;
@@ -65,7 +65,9 @@ export function compactGrinRows(o: Ops, c: MoeLlmConfig, routerBias: string, ban
   const L = c.num_hidden_layers, D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num;
   const K = trace ? 2 : 1;
   const banned = o.cast(o.greater(ban, g.scalar(0.5)), "float"); // [L,E]
-  const pen = o.mul(banned, g.scalar(NEG)); // [L,E]
+  // banned dynamic columns NEG, banned shared columns NEG2 (= an unchosen dynamic column's value in the global softmax,
+  // so a token with no active column gets the reference's uniform softmax)
+  const pen = o.mul(banned, g.const(Array.from({ length: E }, (_, j) => (j < D ? NEG : NEG2)), [1, E])); // [L,E]
   const banD = E === D ? banned : o.slice(banned, [0], [D], [1]); // [L,D]
   const forceD = E === D ? force : o.slice(force, [0], [D], [1]);
   const forced = o.mul(o.cast(o.greater(forceD, g.scalar(0.5)), "float"), o.sub(g.scalar(1), banD)); // [L,D]
@@ -125,7 +127,9 @@ export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: s
   const zD = SH === 0 ? zP : o.slice(zP, [0], [D], [1]); // [N,D]
   const [v, idx] = o.topk(zD, g.ints([D]), 1); // [N,D] sorted logits and their columns
   // Top-P flags → kOwn (and the reported k's correction u)
-  const flags = o.cast(o.less(o.cumsum(o.softmax(v, 1), 1), P), "float"); // [N,D]
+  // the reference's sorted p: softmax over the columns, then sorted (softmax of the sorted logits would sum in another
+  // order, and P = 1 is decided by the last float bit of the sum)
+  const flags = o.cast(o.less(o.cumsum(o.gatherElements(o.softmax(zD, 1), idx, 1), 1), P), "float"); // [N,D]
   const ku = g.op("Gemm", [flags, rows.kW, rows.kC]); // [N,K]
   let kOwn = ku, u = "";
   if (opts.trace) [kOwn, u] = o.split(ku, [1, 1], 1) as [string, string];
@@ -175,4 +179,29 @@ export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: s
     },
     logits: z,
   };
+}
+
+/**
+ * The compact block alone, with the interface of moe-llm-graph.ts buildRoutingGraph (fp32): inputs router_logits
+ * [N,E], ban_mask / force_mask [1,E], top_p [1]; outputs mask [N,E], weights [N,E], k int64 [N]. The router is an
+ * identity Gemm (z · I + 0 = z exactly), so both graphs see the same logits: tests compare the two blocks on crafted
+ * logits (exact ties, one-ulp near-ties, zeros) that a whole decoder cannot produce on purpose.
+ */
+export function buildCompactRoutingGraph(config: MoeLlmConfig): Uint8Array {
+  if (!compactGrinFits(config, "fp32")) throw new Error("the compact routing block computes fp32 routing without token drop");
+  const c = { ...config, num_hidden_layers: 1 };
+  const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num;
+  const g = new GraphBuilder("uni_moe_routing_compact");
+  const o = new Ops(g);
+  const z = g.input("router_logits", "float", ["tokens", E]);
+  const ban = g.input("ban_mask", "float", [1, E]);
+  const force = g.input("force_mask", "float", [1, E]);
+  const topP = g.input("top_p", "float", [1]);
+  const { P, rows } = compactGrinRows(o, c, g.const(Array(E).fill(0), [1, E]), ban, force, topP, true);
+  const eye = g.const(Array.from({ length: E * E }, (_, q) => (Math.floor(q / E) === q % E ? 1 : 0)), [E, E]);
+  const r = compactGrinRouting(o, c, z, eye, rows[0]!, P, { trace: true });
+  g.output(r.mask, "mask", "float", ["tokens", E]);
+  g.output(r.weights, "weights", "float", ["tokens", E]);
+  g.output(o.cast(r.k, "int64"), "k", "int64", ["tokens"]);
+  return g.toBytes();
 }
