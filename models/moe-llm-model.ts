@@ -19,7 +19,7 @@ import { ensureReferenceModel, modelsDir, REFERENCE_MODEL_NAMES, type ReferenceM
 import { resolveInside } from "@/engine/paths";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
-const GRAPH_BUILDER_VERSION = 3;
+const GRAPH_BUILDER_VERSION = 4;
 
 export interface ResolvedModel {
   /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
