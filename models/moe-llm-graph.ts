@@ -199,33 +199,6 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const ctx = decoderContext(c, weights, builder ?? new GraphBuilder("uni_moe_decoder"));
   const { o, g, arch, shapes, w } = ctx;
 
-  // ---- inputs ----
-  let x: string; // [N,H]
-  let bsShape: string; // int64 [2] = [B,S]
-  const embed = options.embeds && c.tie_word_embeddings === false ? undefined : w(paramNames.embed);
-  if (options.embeds) {
-    const e = g.input(io.embeds, "float", ["batch", "seq", H]);
-    bsShape = o.shape(e, 0, 2);
-    x = o.reshape(e, g.ints([-1, H]));
-  } else {
-    const ids = g.input(io.ids, "int64", ["batch", "seq"]);
-    bsShape = o.shape(ids);
-    x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
-  }
-  const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
-  const routerBias = g.input(io.routerBias, "float", [L, E]);
-  const banMask = g.input(io.ban, "float", [L, E]);
-  const forceMask = g.input(io.force, "float", [L, E]);
-  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
-  const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
-
-  const embedded = x; // [N,H]
-  // ---- lengths: S new tokens, P past, T = P + S ----
-  const sLen = o.slice(bsShape, [1], [2], [0]); // [1]
-  const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
-  const tLen = o.add(pLen, sLen); // [1]
-  const scalar = (t: string) => o.squeeze(t, [0]);
-  const one = g.const([1], [], "int64");
   /** Values shared by all layers are built once, outside any layer's scope. */
   const once = <T>(make: () => T): (() => T) => {
     let v: T | undefined;
@@ -239,8 +212,61 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return v;
     };
   };
+  const fused = !options.unfused;
+  // the device-resident variant (WebGPU): no int64 shape arithmetic, which GPU providers leave on the CPU
+  const gpu = !!options.gpu;
+  if (gpu && (!fused || options.padding || !fusedAttentionFits(c) || arch.denseLayers.some(Boolean)))
+    throw new Error("the device-resident decoder graph (gpu) is the fused graph of a GroupQueryAttention family without padding or dense layers");
+
+  // ---- inputs ----
+  let x: string; // [N,H]
+  let x3: string; // [B,S,H]
+  const embed = options.embeds && c.tie_word_embeddings === false ? undefined : w(paramNames.embed);
+  let ids = "";
+  if (options.embeds) {
+    x3 = g.input(io.embeds, "float", ["batch", "seq", H]);
+    x = o.reshape(x3, g.ints([-1, H]));
+  } else {
+    ids = g.input(io.ids, "int64", ["batch", "seq"]);
+    if (gpu) {
+      x3 = o.gather(embed!, ids); // [B,S,H]: no int64 Reshape
+      x = o.reshape(x3, g.ints([-1, H]));
+    } else {
+      x3 = "";
+      x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
+    }
+  }
+  const bsShape = once(() => (options.embeds ? o.shape(x3, 0, 2) : o.shape(ids))); // int64 [2] = [B,S]
+  const bsh = once(() => o.concat([bsShape(), g.ints([-1])], 0)); // int64 [3] = [B,S,-1]
+  const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
+  const routerBias = g.input(io.routerBias, "float", [L, E]);
+  const banMask = g.input(io.ban, "float", [L, E]);
+  const forceMask = g.input(io.force, "float", [L, E]);
+  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
+  const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
+
+  const embedded = x; // [N,H]
+  // ---- lengths: S new tokens, P past, T = P + S ----
+  const lengths = once(() => {
+    const sLen = o.slice(bsShape(), [1], [2], [0]); // [1]
+    const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
+    return { sLen, pLen, tLen: o.add(pLen, sLen) }; // [1] each
+  });
+  if (!gpu) lengths();
+  else if (options.kvCache) declarePastKey0(ctx);
+  const scalar = (t: string) => o.squeeze(t, [0]);
+  const one = g.const([1], [], "int64");
+  /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device */
+  const tokenRows = once(() => {
+    const ones = o.add(o.mul(o.slice(x3, [0], [1], [2]), g.scalar(0)), g.scalar(1)); // [B,S,1]
+    const within = o.sub(o.cumsum(ones, 1), g.scalar(1)); // s
+    const before = g.op("CumSum", [o.reduceSum(ones, [1]), g.const([0], [], "int64")], { exclusive: 1 }); // [B,1,1] b·S
+    return o.cast(o.squeeze(o.add(within, before), [2]), "int64"); // [B,S]
+  });
+  /** [N,F] → [B,S,F] */
+  const toBS = (t: string) => (gpu ? o.gather(t, tokenRows()) : o.reshape(t, bsh()));
   // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
-  const positions = once(() => ({ qPos: o.range(scalar(pLen), scalar(tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(tLen), one) })); // [S], [T]
+  const positions = once(() => ({ qPos: o.range(scalar(lengths().pLen), scalar(lengths().tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(lengths().tLen), one) })); // [S], [T]
   const causal = once(() => o.where(o.greater(o.unsqueeze(positions().kPos, [0]), o.unsqueeze(positions().qPos, [1])), g.scalar(-Infinity), g.scalar(0))); // [S,T]
   // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
   // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
@@ -266,15 +292,16 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       );
     return windowBiases.get(W)!();
   };
-  const fused = !options.unfused;
   // ---- padding (batched prefill): attention_mask [B,T] hides padded keys; padded tokens leave Uni-MoE's dynamic routing
   if (options.padding && c.token_drop) throw new Error("batched prefill with padding is not supported with token_drop: the capacity would count the padding");
   const attentionMask = options.padding ? g.input(io.attentionMask, "int64", ["batch", "total"]) : "";
   const padKeys = once(() => o.unsqueeze(o.where(o.greater(attentionMask, g.const([0], [], "int64")), g.scalar(0), g.scalar(PAD_BIAS)), [1, 2])); // [B,1,1,T]
-  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, pLen, tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
+  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, lengths().pLen, lengths().tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
   const rope = once(() => ropeTables(ctx, pos));
   const attention: AttentionInputs = {
-    bsShape,
+    get bsShape() {
+      return bsShape();
+    },
     kvCache: options.kvCache,
     get rope() {
       return rope();
@@ -284,10 +311,17 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return options.padding ? padKeys() : undefined;
     },
   };
-  const bsh = once(() => o.concat([bsShape, g.ints([-1])], 0)); // int64 [3] = [B,S,-1]
   const fusedAttention = once((): FusedAttentionInputs => {
-    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
-    return { bsFlat: bsh(), kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
+    if (gpu) {
+      // lengths come in as inputs (GroupQueryAttention reads total_sequence_length from host memory; MoeLlmRunner feeds
+      // both), rotary angles from position_ids through a float table (no int64 → float Cast on the device)
+      const seqlensK = g.input(io.seqlensK, "int32", ["batch"]);
+      const totalLength = g.input(io.totalLength, "int32", []);
+      return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, "", { rows: tokenRows() }), seqlensK, totalLength, bias: "" };
+    }
+    const { sLen, tLen } = lengths();
+    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
+    return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   });
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
@@ -354,10 +388,9 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // ---- head ----
   const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]
   residuals.push(x);
-  const bshHead = bsh();
-  g.output(o.reshape(hn, bshHead), io.lastHidden, "float", ["batch", "seq", H]);
-  g.output(o.reshape(lmHead(ctx, hn), bshHead), io.logits, "float", ["batch", "seq", V]);
-  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bshHead), io.hidden(i), "float", ["batch", "seq", H]));
+  g.output(toBS(hn), io.lastHidden, "float", ["batch", "seq", H]);
+  g.output(toBS(lmHead(ctx, hn)), io.logits, "float", ["batch", "seq", V]);
+  if (options.lens) residuals.forEach((r, i) => g.output(toBS(r), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }
 
