@@ -144,7 +144,7 @@ export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: s
   const cand = o.where(o.greater(ratio, g.scalar(2 * c.router_jitter_noise)), g.scalar(NEG), o.where(notBefore, vt, g.scalar(NEG))); // [N,D,D]
   const lse = g.op("ReduceLogSumExp", [cand], { axes: [2], keepdims: 0 }); // [N,D]
   const mult = o.exp(o.sub(upd, lse)); // [N,D] multipliers of the chosen columns, 0 elsewhere
-  const denom = g.op("Gemm", [mult, g.const(Array(D).fill(1), [D, 1], "float", "routing.sum"), g.scalar(1e-6)]); // [N,1] Σ + 1e-6
+  const denom = g.op("Gemm", [mult, g.const(Array(D).fill(1), [D, 1], "float", "routing.sum"), g.const([1e-6], [1])]); // [N,1] Σ + 1e-6 (C of shape [1]: a 0-d C aborts ONNX Runtime 1.30's WebGPU Gemm beyond 8 rows)
   // global weights (SH > 0): softmax over the chosen dynamic and the allowed shared columns of z
   let zg: string | undefined;
   const zgOf = () => (zg ??= o.scatterElements(zP, idx, upd, 1)); // [N,E]
