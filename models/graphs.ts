@@ -13,6 +13,8 @@ import { listCodecs, codecGraphFile, resolveCodec } from "./codec-wavtokenizer-m
 import { DIT_REF, ditGraphFile, ensureDitModel, type DitGraphKind } from "./dit-tiny";
 import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, encoderGraphFile, resolveEncoder } from "./encoders-tiny";
 import { graphFile, listModels, resolveModel } from "./moe-llm-model";
+import { deviceGraphOptions } from "./moe-llm-graph";
+import { isImportedDir } from "./import/runtime";
 import { listSpeechModels, resolveSpeechRef, speechGraphFile } from "./tts-released-model";
 import { TTS_REFERENCE_REF } from "./tts-tiny";
 import { resolveTtsModel, ttsGraphFiles } from "./tts";
@@ -46,13 +48,15 @@ export function listAppGraphs(): AppGraph[] {
   ];
 }
 
-/** The ONNX file of a listed graph, built on first use. */
-export async function appGraphFile(id: string): Promise<string> {
+/** The ONNX file of a listed graph, built on first use; `provider`: the decoder variant sessions on it run (moe-llm-model.ts withMoeLlm). */
+export async function appGraphFile(id: string, provider: ExecutionProvider = "cpu"): Promise<string> {
   const g = listAppGraphs().find((x) => x.id === id);
   if (!g) throw new Error(`unknown graph "${id}"`);
   switch (g.family) {
-    case "decoder":
-      return graphFile(await resolveModel(g.model), DECODER_GRAPH);
+    case "decoder": {
+      const model = await resolveModel(g.model);
+      return graphFile(model, isImportedDir(model.dir) ? DECODER_GRAPH : deviceGraphOptions(model.config, DECODER_GRAPH, provider));
+    }
     case "vision encoder":
       return encoderGraphFile(await resolveEncoder("vision", g.model));
     case "audio encoder":
@@ -91,6 +95,6 @@ export async function graphPlacement(id: string, provider: ExecutionProvider): P
     const p = await probeWebGpu();
     if (p.ok) adapter = adapterLabel(p.adapter);
   }
-  const report = await placementOf(await appGraphFile(id), provider);
+  const report = await placementOf(await appGraphFile(id, provider), provider);
   return { ...report, graph, ...(adapter ? { adapter } : {}) };
 }

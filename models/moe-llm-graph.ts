@@ -188,6 +188,22 @@ export function lmHead(ctx: DecoderContext, hn: string): string {
   return ctx.o.linear(hn, head, ctx.arch.lmHeadBias ? ctx.w(paramNames.lmHeadBias) : undefined);
 }
 
+/** Whether the device-resident variant (MoeGraphOptions.gpu) can be built for this config and these options. */
+export function deviceGraphFits(c: MoeLlmConfig, options: MoeGraphOptions): boolean {
+  return !options.unfused && !options.padding && fusedAttentionFits(c) && !architectureOf(c).denseLayers.some(Boolean);
+}
+
+/**
+ * The graph a decoder session on `provider` runs for the options asked: on WebGPU the device-resident variant with
+ * dense dispatch (no NonZero, no int64 shape arithmetic: every node on the GPU, no Memcpy node inside, which
+ * tests/integration/webgpu.test.ts checks); on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's
+ * default, docs/benchmarks.md has the measured rule).
+ */
+export function deviceGraphOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions {
+  if (provider !== "webgpu" || options.gpu || !deviceGraphFits(c, options)) return options;
+  return { ...options, moe: "dense", gpu: true };
+}
+
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
 /** `builder` lets a caller store the initializers elsewhere (models/import writes them as ONNX external data). */
 export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, builder?: GraphBuilder): Uint8Array {

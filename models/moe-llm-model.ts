@@ -5,7 +5,7 @@ import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
+import { buildMoeLlmGraph, deviceGraphOptions, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "./model-dir";
 import { importedEmbeddingTable, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "./import/runtime";
 import { readManifest } from "./import/import";
@@ -147,7 +147,10 @@ export interface LoadedModel {
 }
 
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
-export async function withMoeLlm<T>(model: ResolvedModel, options: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+  // on WebGPU the seeded models run the device-resident graph (every node on the GPU, no Memcpy node inside); imported
+  // models keep the graph their import wrote (a variant is built from the source checkpoint, which may be gone)
+  const options = isImportedDir(model.dir) ? asked : deviceGraphOptions(model.config, asked, await runtime.resolveExecutionProvider());
   const file = graphFile(model, options);
   if (isImportedDir(model.dir)) {
     // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)

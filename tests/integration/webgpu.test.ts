@@ -250,12 +250,18 @@ describe.skipIf(!probe.ok)("placement report (ONNX Runtime's own session log)", 
     expect(allOnProvider(cpu)).toBe(true);
   });
 
-  it("today's MoE-LLM decoder on WebGPU: NonZero and int64 shape arithmetic on the CPU, Memcpy nodes inside (the fused graph of issue 18 is to pass allOnProvider)", { timeout: SLOW }, async () => {
-    const r = await placementOf(await appGraphFile("decoder:uni-moe-tiny/tiny"), "webgpu");
-    console.log(`decoder uni-moe-tiny/tiny on WebGPU: ${describePlacement(r)}; on the CPU: ${r.cpuFallbacks.map((f) => `${f.op} ×${f.nodes}`).join(", ")}`);
-    expect(r.byProvider[0]!.provider).toBe("WebGpuExecutionProvider");
-    expect(r.cpuFallbacks.find((f) => f.op === "NonZero")?.noKernel).toBe(8 * 4); // 8 layers × 4 routed experts
-    expect(r.memcpy.fromHost).toBeGreaterThan(0);
-    expect(allOnProvider(r)).toBe(false);
+  it("the MoE-LLM decoder WebGPU sessions run (device-resident graph, dense dispatch): every node on WebGPU, no Memcpy node inside; the CPU's sparse graph would leave NonZero and shape arithmetic on the CPU", { timeout: SLOW }, async () => {
+    const r = await placementOf(await appGraphFile("decoder:uni-moe-tiny/tiny", "webgpu"), "webgpu");
+    console.log(`decoder uni-moe-tiny/tiny, the WebGPU variant: ${describePlacement(r)}`);
+    expect(r.byProvider.map((p) => p.provider)).toEqual(["WebGpuExecutionProvider"]);
+    expect(r.memcpy).toEqual({ fromHost: 0, toHost: 0, sites: [] });
+    expect(r.cpuFallbacks).toEqual([]);
+    expect(allOnProvider(r)).toBe(true);
+    expect(r.nodes).toBeGreaterThan(400); // the whole decoder (8 layers), not an empty report
+
+    const sparse = await placementOf(await appGraphFile("decoder:uni-moe-tiny/tiny", "cpu"), "webgpu");
+    console.log(`decoder uni-moe-tiny/tiny, the CPU's sparse graph on WebGPU: ${describePlacement(sparse)}; on the CPU: ${sparse.cpuFallbacks.map((f) => `${f.op} ×${f.nodes}`).join(", ")}`);
+    expect(sparse.cpuFallbacks.find((f) => f.op === "NonZero")?.noKernel).toBe(8 * 4); // 8 layers × 4 routed experts
+    expect(allOnProvider(sparse)).toBe(false);
   });
 });
