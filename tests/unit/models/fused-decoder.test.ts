@@ -242,4 +242,36 @@ describe("fused decoder graph vs the unfused reference graph", () => {
       }
     console.log(`compact routing block: ${cases} cases of 48 tokens identical to the reference block (masks, k; weights within 1e-5)`);
   });
+
+  it("the device-resident graph (gpu: what WebGPU sessions run) equals the fused dense graph on the CPU: ids and embeds, lens, KV-cache decode, interventions", async () => {
+    const c = randomConfig(4);
+    const w = randomWeights(c, 4);
+    const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num, L = c.num_hidden_layers;
+    const interventions: Interventions = { force: Float32Array.from({ length: L * E }, (_, q) => (q % E === 1 ? 1 : 0)), topP: 0.6 };
+    for (const embeds of [false, true]) {
+      const make = (gpu: boolean) => MoeLlmRunner.create(c, w, { moe: "dense", trace: true, kvCache: true, lens: true, embeds, gpu }, { intraOpNumThreads: 1 });
+      const [dev, ref] = [await make(true), await make(false)];
+      runners.push(dev, ref);
+      const table = w.get(paramNames.embed).data;
+      const input = (n: number, tokens: number[]) => (embeds ? { embeds: Float32Array.from({ length: n * c.hidden_size }, (_, q) => table[tokens[Math.floor(q / c.hidden_size)]! * c.hidden_size + (q % c.hidden_size)]!) } : { ids: tokens });
+      for (const B of [1, 2]) {
+        const S = 5;
+        const ids = randomIds(B * S, c.vocab_size, 7);
+        const positions = Array.from({ length: 3 * B * S }, (_, q) => (q % S) + Math.floor(q / (B * S)));
+        let a = await dev.forward({ batch: B, seq: S, ...input(B * S, ids), positions, interventions });
+        let b = await ref.forward({ batch: B, seq: S, ...input(B * S, ids), positions, interventions });
+        const d: Diff = { logits: 0, hidden: 0, routing: 0 };
+        compare(a, b, d, `gpu variant, B ${B}, embeds ${embeds}: prefill`);
+        const next = randomIds(B, c.vocab_size, 9);
+        const p = Array.from({ length: 3 * B }, () => S + 4);
+        a = await dev.forward({ batch: B, seq: 1, ...input(B, next), positions: p, past: a.present, interventions });
+        b = await ref.forward({ batch: B, seq: 1, ...input(B, next), positions: p, past: b.present, interventions });
+        compare(a, b, d, `gpu variant, B ${B}, embeds ${embeds}: decode`);
+        expect(d.logits).toBe(0); // the same ops on the same values: bit for bit
+        expect(d.hidden).toBe(0);
+        expect(d.routing).toBe(0);
+      }
+      await expect(dev.forward({ batch: 1, seq: 1, ...input(1, [1]), positions: [40000, 40000, 40000] })).rejects.toThrow("rotary table");
+    }
+  });
 });
