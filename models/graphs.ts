@@ -16,6 +16,8 @@ import { graphFile, listModels, resolveModel } from "./moe-llm/moe-llm-model";
 import { listSpeechModels, resolveSpeechRef, speechGraphFile } from "./tts/tts-released-model";
 import { TTS_REFERENCE_REF } from "./tts/tts-tiny";
 import { resolveTtsModel, ttsGraphFiles } from "./tts/tts";
+import { deviceGraphOptions } from "./moe-llm/moe-llm-graph";
+import { isImportedDir } from "./import/runtime";
 
 export type GraphFamily = "decoder" | "vision encoder" | "audio encoder" | "TTS" | "TTS codec" | "DiT" | "VAE decoder" | "VAE encoder" | "codec";
 
@@ -46,13 +48,15 @@ export function listAppGraphs(): AppGraph[] {
   ];
 }
 
-/** The ONNX file of a listed graph, built on first use. */
-export async function appGraphFile(id: string): Promise<string> {
+/** The ONNX file of a listed graph, built on first use; `provider`: the decoder variant sessions on it run (moe-llm-model.ts withMoeLlm). */
+export async function appGraphFile(id: string, provider: ExecutionProvider = "cpu"): Promise<string> {
   const g = listAppGraphs().find((x) => x.id === id);
   if (!g) throw new Error(`unknown graph "${id}"`);
   switch (g.family) {
-    case "decoder":
-      return graphFile(await resolveModel(g.model), DECODER_GRAPH);
+    case "decoder": {
+      const model = await resolveModel(g.model);
+      return graphFile(model, isImportedDir(model.dir) ? DECODER_GRAPH : deviceGraphOptions(model.config, DECODER_GRAPH, provider));
+    }
     case "vision encoder":
       return encoderGraphFile(await resolveEncoder("vision", g.model));
     case "audio encoder":
@@ -91,6 +95,6 @@ export async function graphPlacement(id: string, provider: ExecutionProvider): P
     const p = await probeWebGpu();
     if (p.ok) adapter = adapterLabel(p.adapter);
   }
-  const report = await placementOf(await appGraphFile(id), provider);
+  const report = await placementOf(await appGraphFile(id, provider), provider);
   return { ...report, graph, ...(adapter ? { adapter } : {}) };
 }

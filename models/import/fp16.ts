@@ -31,7 +31,7 @@ import { externalInfo } from "./external-graph";
 
 export type ComputeDtype = "fp32" | "fp16";
 /** Bumped whenever the transform's output changes for the same input graph (fp16 graphs on disk are rebuilt). */
-export const FP16_CONVERTER_VERSION = 3;
+export const FP16_CONVERTER_VERSION = 4;
 
 const T = onnx.TensorProto.DataType;
 const FLOAT = T.FLOAT, HALF = T.FLOAT16;
@@ -46,8 +46,10 @@ const FP16_OPS = new Set(["MatMul", "Gemm", "Conv", "GroupQueryAttention", "Rota
  * 0.03-0.06 per logit, which moves routing weights by percents and flips near-tie choices the Routing Inspector shows.
  */
 export const FP32_PROJECTION = /^model\.layers\.\d+\.mlp\.gate\.weight$/;
+/** The compact routing block's sums (decoder/grin-compact.ts: constants named `routing.*`) also stay fp32. */
+const FP32_ROUTING_CONST = /(^|\/)routing\.\w+$/;
 /** Numerically sensitive ops kept in fp32 (all float inputs cast up). */
-const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "LayerNormalization", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization"]);
+const FP32_OPS = new Set(["Pow", "ReduceMean", "Sqrt", "Softmax", "LogSoftmax", "TopK", "CumSum", "ReduceSum", "Cos", "Sin", "Exp", "Log", "ReduceLogSumExp", "LayerNormalization", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "SkipLayerNormalization"]);
 /** Ops that run in the widest float type of their inputs (or on non-float data as given). */
 const FOLLOW_OPS = new Set([
   "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Sigmoid", "Tanh", "Erf", "Relu", "Ceil", "Floor", "Identity",
@@ -245,7 +247,7 @@ export function convertToFp16(model: onnx.IModelProto): Fp16Result {
     } else {
       const floatIdx = inputs.map((n, i) => (n !== "" && isFloat(types.get(n)!) ? i : -1)).filter((i) => i >= 0);
       let target: number | undefined;
-      if (FP16_OPS.has(op)) target = inputs.some((n) => weights.has(n) && FP32_PROJECTION.test(n)) ? FLOAT : HALF;
+      if (FP16_OPS.has(op)) target = inputs.some((n) => (weights.has(n) && FP32_PROJECTION.test(n)) || (constants.has(n) && FP32_ROUTING_CONST.test(n))) ? FLOAT : HALF;
       else if (FP32_OPS.has(op)) target = floatIdx.length > 0 ? FLOAT : undefined;
       else if (FOLLOW_OPS.has(op) || BOOL_OUT.has(op)) {
         if (floatIdx.length > 0) {

@@ -10,6 +10,7 @@ import { denseMlp, expertsOutput, ffnParamShapes } from "./decoder/ffn";
 import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
+import { compactGrinFits, compactGrinRouting, compactGrinRows, type CompactGrinNames, type CompactGrinRows } from "./decoder/grin-compact";
 import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
@@ -124,7 +125,15 @@ interface LayerRouting extends RouterInputs {
 }
 
 /** The MoE feed-forward of one layer: x [N,H] → [N,H] (+ routing and the reported router logits for the trace). */
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext) {
+/** The fused graph's compact Uni-MoE routing block (decoder/grin-compact.ts): the layer's rows, P, and output names. */
+interface CompactRouting {
+  rows: CompactGrinRows;
+  P: string;
+  trace: boolean;
+  names?: CompactGrinNames;
+}
+
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext, compact?: CompactRouting) {
   const g = o.g;
   const arch = architectureOf(c);
   const { E } = moeDims(c);
@@ -137,6 +146,11 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
   if (arch.routing === "uni_moe_top_p") {
     const W = weight(ws, shapes, paramNames.router(i));
     const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W.data) : W.data, W.shape);
+    if (compact) {
+      routed = compactGrinRouting(o, c, x, router, compact.rows, compact.P, { trace: compact.trace, valid: r.valid, names: compact.names });
+      const y = fusedExperts(fusedCtx!, i, x, routed, mode);
+      return { y, routing: routed, z: routed.logits! };
+    }
     reported = grinRouterLogits(o, x, router, r.bias, precision); // [N,E]
     routed = grinRouting(o, c, { z: reported, ban: r.ban, force: r.force, topP: r.topP, staticShapes: r.staticShapes, valid: r.valid }, precision);
   } else {
@@ -174,6 +188,22 @@ export function lmHead(ctx: DecoderContext, hn: string): string {
   return ctx.o.linear(hn, head, ctx.arch.lmHeadBias ? ctx.w(paramNames.lmHeadBias) : undefined);
 }
 
+/** Whether the device-resident variant (MoeGraphOptions.gpu) can be built for this config and these options. */
+export function deviceGraphFits(c: MoeLlmConfig, options: MoeGraphOptions): boolean {
+  return !options.unfused && !options.padding && fusedAttentionFits(c) && !architectureOf(c).denseLayers.some(Boolean);
+}
+
+/**
+ * The graph a decoder session on `provider` runs for the options asked: on WebGPU the device-resident variant with
+ * dense dispatch (no NonZero, no int64 shape arithmetic: every node on the GPU, no Memcpy node inside, which
+ * tests/integration/webgpu.test.ts checks); on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's
+ * default, docs/benchmarks.md has the measured rule).
+ */
+export function deviceGraphOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions {
+  if (provider !== "webgpu" || options.gpu || !deviceGraphFits(c, options)) return options;
+  return { ...options, moe: "dense", gpu: true };
+}
+
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
 /** `builder` lets a caller store the initializers elsewhere (models/import writes them as ONNX external data). */
 export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, builder?: GraphBuilder): Uint8Array {
@@ -185,33 +215,6 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const ctx = decoderContext(c, weights, builder ?? new GraphBuilder("uni_moe_decoder"));
   const { o, g, arch, shapes, w } = ctx;
 
-  // ---- inputs ----
-  let x: string; // [N,H]
-  let bsShape: string; // int64 [2] = [B,S]
-  const embed = options.embeds && c.tie_word_embeddings === false ? undefined : w(paramNames.embed);
-  if (options.embeds) {
-    const e = g.input(io.embeds, "float", ["batch", "seq", H]);
-    bsShape = o.shape(e, 0, 2);
-    x = o.reshape(e, g.ints([-1, H]));
-  } else {
-    const ids = g.input(io.ids, "int64", ["batch", "seq"]);
-    bsShape = o.shape(ids);
-    x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
-  }
-  const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
-  const routerBias = g.input(io.routerBias, "float", [L, E]);
-  const banMask = g.input(io.ban, "float", [L, E]);
-  const forceMask = g.input(io.force, "float", [L, E]);
-  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
-  const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
-
-  const embedded = x; // [N,H]
-  // ---- lengths: S new tokens, P past, T = P + S ----
-  const sLen = o.slice(bsShape, [1], [2], [0]); // [1]
-  const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
-  const tLen = o.add(pLen, sLen); // [1]
-  const scalar = (t: string) => o.squeeze(t, [0]);
-  const one = g.const([1], [], "int64");
   /** Values shared by all layers are built once, outside any layer's scope. */
   const once = <T>(make: () => T): (() => T) => {
     let v: T | undefined;
@@ -225,8 +228,61 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return v;
     };
   };
+  const fused = !options.unfused;
+  // the device-resident variant (WebGPU): no int64 shape arithmetic, which GPU providers leave on the CPU
+  const gpu = !!options.gpu;
+  if (gpu && (!fused || options.padding || !fusedAttentionFits(c) || arch.denseLayers.some(Boolean)))
+    throw new Error("the device-resident decoder graph (gpu) is the fused graph of a GroupQueryAttention family without padding or dense layers");
+
+  // ---- inputs ----
+  let x: string; // [N,H]
+  let x3: string; // [B,S,H]
+  const embed = options.embeds && c.tie_word_embeddings === false ? undefined : w(paramNames.embed);
+  let ids = "";
+  if (options.embeds) {
+    x3 = g.input(io.embeds, "float", ["batch", "seq", H]);
+    x = o.reshape(x3, g.ints([-1, H]));
+  } else {
+    ids = g.input(io.ids, "int64", ["batch", "seq"]);
+    if (gpu) {
+      x3 = o.gather(embed!, ids); // [B,S,H]: no int64 Reshape
+      x = o.reshape(x3, g.ints([-1, H]));
+    } else {
+      x3 = "";
+      x = o.gather(embed!, o.reshape(ids, g.ints([-1])));
+    }
+  }
+  const bsShape = once(() => (options.embeds ? o.shape(x3, 0, 2) : o.shape(ids))); // int64 [2] = [B,S]
+  const bsh = once(() => o.concat([bsShape(), g.ints([-1])], 0)); // int64 [3] = [B,S,-1]
+  const pos = g.input(io.positions, "int64", [3, "batch", "seq"]);
+  const routerBias = g.input(io.routerBias, "float", [L, E]);
+  const banMask = g.input(io.ban, "float", [L, E]);
+  const forceMask = g.input(io.force, "float", [L, E]);
+  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
+  const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
+
+  const embedded = x; // [N,H]
+  // ---- lengths: S new tokens, P past, T = P + S ----
+  const lengths = once(() => {
+    const sLen = o.slice(bsShape(), [1], [2], [0]); // [1]
+    const pLen = options.kvCache ? o.shape(declarePastKey0(ctx), 2, 3) : g.ints([0]);
+    return { sLen, pLen, tLen: o.add(pLen, sLen) }; // [1] each
+  });
+  if (!gpu) lengths();
+  else if (options.kvCache) declarePastKey0(ctx);
+  const scalar = (t: string) => o.squeeze(t, [0]);
+  const one = g.const([1], [], "int64");
+  /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device */
+  const tokenRows = once(() => {
+    const ones = o.add(o.mul(o.slice(x3, [0], [1], [2]), g.scalar(0)), g.scalar(1)); // [B,S,1]
+    const within = o.sub(o.cumsum(ones, 1), g.scalar(1)); // s
+    const before = g.op("CumSum", [o.reduceSum(ones, [1]), g.const([0], [], "int64")], { exclusive: 1 }); // [B,1,1] b·S
+    return o.cast(o.squeeze(o.add(within, before), [2]), "int64"); // [B,S]
+  });
+  /** [N,F] → [B,S,F] */
+  const toBS = (t: string) => (gpu ? o.gather(t, tokenRows()) : o.reshape(t, bsh()));
   // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
-  const positions = once(() => ({ qPos: o.range(scalar(pLen), scalar(tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(tLen), one) })); // [S], [T]
+  const positions = once(() => ({ qPos: o.range(scalar(lengths().pLen), scalar(lengths().tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(lengths().tLen), one) })); // [S], [T]
   const causal = once(() => o.where(o.greater(o.unsqueeze(positions().kPos, [0]), o.unsqueeze(positions().qPos, [1])), g.scalar(-Infinity), g.scalar(0))); // [S,T]
   // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
   // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
@@ -252,15 +308,16 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       );
     return windowBiases.get(W)!();
   };
-  const fused = !options.unfused;
   // ---- padding (batched prefill): attention_mask [B,T] hides padded keys; padded tokens leave Uni-MoE's dynamic routing
   if (options.padding && c.token_drop) throw new Error("batched prefill with padding is not supported with token_drop: the capacity would count the padding");
   const attentionMask = options.padding ? g.input(io.attentionMask, "int64", ["batch", "total"]) : "";
   const padKeys = once(() => o.unsqueeze(o.where(o.greater(attentionMask, g.const([0], [], "int64")), g.scalar(0), g.scalar(PAD_BIAS)), [1, 2])); // [B,1,1,T]
-  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, pLen, tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
+  const valid = once(() => o.greater(o.reshape(o.slice(attentionMask, lengths().pLen, lengths().tLen, [1]), g.ints([-1, 1])), g.const([0], [], "int64"))); // bool [N,1]
   const rope = once(() => ropeTables(ctx, pos));
   const attention: AttentionInputs = {
-    bsShape,
+    get bsShape() {
+      return bsShape();
+    },
     kvCache: options.kvCache,
     get rope() {
       return rope();
@@ -271,13 +328,25 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     },
   };
   const fusedAttention = once((): FusedAttentionInputs => {
-    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape, [0], [1], [0])), "int32"); // [B]
-    return { bsShape, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape, [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
+    if (gpu) {
+      // lengths come in as inputs (GroupQueryAttention reads total_sequence_length from host memory; MoeLlmRunner feeds
+      // both), rotary angles from position_ids through a float table (no int64 → float Cast on the device)
+      const seqlensK = g.input(io.seqlensK, "int32", ["batch"]);
+      const totalLength = g.input(io.totalLength, "int32", []);
+      return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, "", { rows: tokenRows() }), seqlensK, totalLength, bias: "" };
+    }
+    const { sLen, tLen } = lengths();
+    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
+    return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   });
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
     return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);
   };
+
+  // the fused graph's compact Uni-MoE routing: its per-layer rows are built once per forward, outside the layers
+  const useCompact = fused && arch.routing === "uni_moe_top_p" && compactGrinFits(c, precision);
+  const compactRows = once(() => compactGrinRows(o, c, routerBias, banMask, forceMask, topP, options.trace));
 
   const residuals: string[] = [];
   // fused: the residual add is folded into the next norm (SkipSimplifiedLayerNormalization); `pending` is the sublayer
@@ -302,6 +371,22 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       pending = denseMlp(ctx, i, h2);
       continue;
     }
+    if (useCompact) {
+      const { P, rows } = compactRows();
+      const names = options.trace ? { logits: io.routerLogits(i), mask: io.mask(i), weights: io.weights(i) } : undefined;
+      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, options.moe, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names });
+      pending = moe.y;
+      if (options.trace) {
+        // written to the output names directly (no Identity nodes); k as int64 [N] (reshaped in float, then cast)
+        g.declareOutput(io.routerLogits(i), "float", ["tokens", E]);
+        void moe.routing.mask;
+        g.declareOutput(io.mask(i), "float", ["tokens", E]);
+        g.declareOutput(io.weights(i), "float", ["tokens", E]);
+        g.node("Cast", [moe.routing.k], { to: 7 }, { outputs: [io.k(i)] });
+        g.declareOutput(io.k(i), "int64", ["tokens"]);
+      }
+      continue;
+    }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
     const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, options.moe, precision, fused ? ctx : undefined);
     pending = moe.y;
@@ -319,10 +404,9 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // ---- head ----
   const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]
   residuals.push(x);
-  const bsh = o.concat([bsShape, g.ints([-1])], 0);
-  g.output(o.reshape(hn, bsh), io.lastHidden, "float", ["batch", "seq", H]);
-  g.output(o.reshape(lmHead(ctx, hn), bsh), io.logits, "float", ["batch", "seq", V]);
-  if (options.lens) residuals.forEach((r, i) => g.output(o.reshape(r, bsh), io.hidden(i), "float", ["batch", "seq", H]));
+  g.output(toBS(hn), io.lastHidden, "float", ["batch", "seq", H]);
+  g.output(toBS(lmHead(ctx, hn)), io.logits, "float", ["batch", "seq", V]);
+  if (options.lens) residuals.forEach((r, i) => g.output(toBS(r), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }
 

@@ -4,7 +4,7 @@ import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "./moe-llm-graph";
+import { buildMoeLlmGraph, deviceGraphOptions, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "../io/model-dir";
 import { importedEmbeddingTable, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
 import { readManifest } from "../import/import";
@@ -21,7 +21,7 @@ import { cachedGraphFile } from "../onnx/graph-cache";
 import { currentBatchWindow } from "@/engine/batch/window";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
-const GRAPH_BUILDER_VERSION = 3;
+const GRAPH_BUILDER_VERSION = 4;
 
 export interface ResolvedModel {
   /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
@@ -143,11 +143,16 @@ export interface LoadedModel {
 }
 
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
-export async function withMoeLlm<T>(model: ResolvedModel, options0: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+  const provider = await runtime.resolveExecutionProvider();
+  // on WebGPU the seeded models run the device-resident graph (every node on the GPU, no Memcpy node inside); imported
+  // models keep the graph their import wrote (a variant is built from the source checkpoint, which may be gone)
+  const device = isImportedDir(model.dir) ? asked : deviceGraphOptions(model.config, asked, provider);
   // Inside a dataset batch (engine/batch/window.ts) the runner coalesces this record's forwards with its batch-mates'
   // into padded forwards, so it needs the graph with an attention mask (token_drop models cannot pad: one at a time).
-  const window = model.config.token_drop ? undefined : currentBatchWindow();
-  const options = window ? { ...options0, padding: true } : options0;
+  // Not on WebGPU: ONNX Runtime 1.30's GroupQueryAttention aborts the process on a prefill of more than one sequence there.
+  const window = model.config.token_drop || provider === "webgpu" ? undefined : currentBatchWindow();
+  const options = window ? { ...device, padding: true } : device;
   const file = graphFile(model, options);
   const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, window);
   if (isImportedDir(model.dir)) {

@@ -3,6 +3,7 @@ import type { MoeLlmConfig } from "./config";
 import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
 import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-graph";
 import { kvCacheDims } from "./decoder/attention";
+import { ropeTableSize } from "./decoder/fused";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { WeightSource } from "../io/weights";
 import type { BatchWindow } from "@/engine/batch/window";
@@ -309,6 +310,14 @@ export class MoeLlmRunner {
     feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP ?? 0]), [1]);
     if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([iv.topK ?? 0]), [1]);
     else if (iv.topK) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
+    if (this.session.inputNames.includes(io.totalLength)) {
+      // the device-resident graph (MoeGraphOptions.gpu): lengths as inputs, positions within its float table
+      const T = (input.past?.length ?? 0) + S;
+      feeds[io.totalLength] = new ort.Tensor("int32", Int32Array.of(T), []);
+      feeds[io.seqlensK] = new ort.Tensor("int32", new Int32Array(B).fill(T - 1), [B]);
+      const limit = ropeTableSize(this.config);
+      for (const p of Array.from(input.positions as ArrayLike<number | bigint>)) if (Number(p) < 0 || Number(p) >= limit) throw new Error(`forward: position ${p} is outside 0…${limit - 1}, the device-resident graph's rotary table`);
+    }
     if (this.options.kvCache) {
       const past = input.past ?? this.emptyCache(B);
       for (let i = 0; i < L; i++) {

@@ -44,7 +44,8 @@ export interface FusedRope {
 
 /** Shared by every layer of one forward: lengths for GroupQueryAttention and the optional padding bias. */
 export interface FusedAttentionInputs {
-  bsShape: string;
+  /** [N,F] → [B,S,F] (a Reshape by [B,S,-1], or in the device-resident graph a Gather of each token's row) */
+  toBS: (t: string) => string;
   kvCache: boolean;
   rope: FusedRope;
   /** int32 [B]: total length − 1 per sequence */
@@ -60,16 +61,25 @@ export interface FusedAttentionInputs {
  * frequency pairs takes axis t, h or w; cos and sin × rope_attention_factor). RotaryEmbedding's rotate-half form
  * (interleaved 0) is transformers' apply_rotary_pos_emb with emb = cat(freqs, freqs).
  */
-export function fusedRopeTables(ctx: DecoderContext, pos: string, nTokens: string): FusedRope {
-  const { o, g, arch } = ctx;
+export function fusedRopeTables(ctx: DecoderContext, pos: string, nTokens: string, device?: { rows: string }): FusedRope {
+  const { o, g, arch, c } = ctx;
   const { invFreq, select } = ropeFrequencies(ctx);
   const half = invFreq.length;
-  const freqs = o.mul(o.unsqueeze(o.cast(pos, "float"), [3]), g.const(invFreq, [half])); // [3,B,S,half]
+  // positions as float: a Cast, or (device-resident graph: GPU providers have no int64 → float Cast) a Gather from the
+  // table 0, 1, 2, … (exact: the same float values the Cast gives)
+  const posF = device ? o.gather(g.const(Float32Array.from({ length: ropeTableSize(c) }, (_, p) => p), [ropeTableSize(c)], "float", "rope.positions"), pos) : o.cast(pos, "float");
+  const freqs = o.mul(o.unsqueeze(posF, [3]), g.const(invFreq, [half])); // [3,B,S,half]
   const f = o.reshape(o.reduceSum(o.mul(freqs, g.const(select, [3, 1, 1, half])), [0], 0), g.ints([-1, half])); // [N,half]
   const factor = arch.ropeAttentionFactor;
   const scaled = (t: string) => (factor === 1 ? t : o.mul(t, g.scalar(factor)));
-  const rows = o.reshape(o.range(g.const([0], [], "int64"), nTokens, g.const([1], [], "int64")), o.shape(pos, 1, 3)); // [B,S]
+  const rows = device ? device.rows : o.reshape(o.range(g.const([0], [], "int64"), nTokens, g.const([1], [], "int64")), o.shape(pos, 1, 3)); // [B,S]
   return { cos: scaled(o.cos(f)), sin: scaled(o.sin(f)), rows };
+}
+
+/** Positions the device-resident graph's float position table covers (0 … size − 1): the config's context, at least 32768. */
+export function ropeTableSize(c: MoeLlmConfig): number {
+  const m = Number((c as Record<string, unknown>).max_position_embeddings ?? 0);
+  return Math.min(Math.max(Number.isFinite(m) ? m : 0, 32768), 1 << 20);
 }
 
 /** Whether layer i's attention can be GroupQueryAttention (else the reference attention is used for it). */
@@ -110,7 +120,7 @@ export function fusedGqaAttention(ctx: DecoderContext, inputs: FusedAttentionInp
   const qkv = o.linear(h, fused("weight"), arch.attentionBias ? fused("bias") : undefined); // [N,(NH+2KVH)*Dh]
   const normEps = { f: c.rms_norm_eps };
   const sln = (x: string, w: string) => g.op("SimplifiedLayerNormalization", [x, w], { axis: -1, epsilon: normEps, stash_type: 1 });
-  let [q, k, v] = o.split(o.reshape(qkv, o.concat([inputs.bsShape, g.ints([-1])], 0)), [NH * Dh, KVH * Dh, KVH * Dh], 2) as [string, string, string]; // [B,S,*]
+  let [q, k, v] = o.split(inputs.toBS(qkv), [NH * Dh, KVH * Dh, KVH * Dh], 2) as [string, string, string]; // [B,S,*]
   if (arch.qkNorm === "full") {
     q = sln(q, ctx.w(qkNormNames.q(i)));
     k = sln(k, ctx.w(qkNormNames.k(i)));

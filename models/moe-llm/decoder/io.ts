@@ -19,6 +19,13 @@ export interface MoeGraphOptions {
   padding?: boolean;
   /** The reference graph of plain ONNX ops instead of the fused one (decoder/fused.ts); absent = fused. */
   unfused?: boolean;
+  /**
+   * The device-resident variant of the fused graph (WebGPU): every node has a kernel on the GPU providers and no int64
+   * shape arithmetic is left for the CPU (token rows from float counts, rotary positions through a float table, lengths
+   * as the inputs seqlens_k / total_sequence_length, which MoeLlmRunner feeds). GroupQueryAttention families without
+   * padding or dense layers.
+   */
+  gpu?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }
@@ -35,6 +42,9 @@ export const io = {
   topP: "top_p",
   /** top-k override (float [1]; <= 0 keeps the config's k); top-k routers only */
   topK: "top_k",
+  /** device-resident graph (gpu): int32 [B] total length − 1 per sequence, and int32 [] total length (past + new) */
+  seqlensK: "seqlens_k",
+  totalLength: "total_sequence_length",
   pastKey: (i: number) => `past_key_${i}`,
   pastValue: (i: number) => `past_value_${i}`,
   presentKey: (i: number) => `present_key_${i}`,

@@ -6,9 +6,16 @@ import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { architectureOf } from "@/models/families/conventions";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import type { MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
-import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { type ForwardOutput, type Interventions, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { SafetensorsWeights } from "@/models/io/safetensors";
-import type { WeightSource } from "@/models/io/weights";
+import { MemoryWeights, type WeightSource } from "@/models/io/weights";
+import { paramNames } from "@/models/moe-llm/config";
+import * as ort from "onnxruntime-node";
+import { buildCompactRoutingGraph } from "@/models/moe-llm/decoder/grin-compact";
+import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
+import { buildMoeLlmGraph } from "@/models/moe-llm/moe-llm-graph";
+import { SeededRandom } from "@/models/io/seeded-random";
+import { onnx } from "onnx-proto";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
 
@@ -65,21 +72,21 @@ function compare(a: ForwardOutput, b: ForwardOutput, d: Diff, what: string) {
 }
 
 /** Prefill of B sequences of S tokens (positions: t/h/w apart when 3D), then `steps` decode steps; returns the diffs. */
-async function prefillAndDecode(c: MoeLlmConfig, w: WeightSource, seed: number, o: Partial<MoeGraphOptions> = {}, B = 2, S = 6, steps = 3, threeD = true): Promise<Diff> {
+async function prefillAndDecode(c: MoeLlmConfig, w: WeightSource, seed: number, o: Partial<MoeGraphOptions> = {}, B = 2, S = 6, steps = 3, threeD = true, interventions?: Interventions): Promise<Diff> {
   const { fused, unfused } = await pair(c, w, o);
   const ids = randomIds(B * S, c.vocab_size, seed + 100);
   const positions: number[] = [];
   for (let a = 0; a < 3; a++) for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) positions.push(threeD ? (a === 0 ? s : a === 1 ? 2 * s + b : 7 - s) : s);
   const d: Diff = { logits: 0, hidden: 0, routing: 0 };
-  let a = await fused.forward({ batch: B, seq: S, ids, positions });
-  let b = await unfused.forward({ batch: B, seq: S, ids, positions });
+  let a = await fused.forward({ batch: B, seq: S, ids, positions, interventions });
+  let b = await unfused.forward({ batch: B, seq: S, ids, positions, interventions });
   compare(a, b, d, "prefill");
   let pa: KvCache = a.present!, pb: KvCache = b.present!;
   for (let step = 0; step < steps; step++) {
     const next = randomIds(B, c.vocab_size, seed + 200 + step);
     const p = Array.from({ length: 3 * B }, () => S + 3 + step);
-    a = await fused.forward({ batch: B, seq: 1, ids: next, positions: p, past: pa });
-    b = await unfused.forward({ batch: B, seq: 1, ids: next, positions: p, past: pb });
+    a = await fused.forward({ batch: B, seq: 1, ids: next, positions: p, past: pa, interventions });
+    b = await unfused.forward({ batch: B, seq: 1, ids: next, positions: p, past: pb, interventions });
     compare(a, b, d, `decode ${step}`);
     pa = a.present!;
     pb = b.present!;
@@ -92,7 +99,7 @@ async function prefillAndDecode(c: MoeLlmConfig, w: WeightSource, seed: number, 
   }
   const more = randomIds(B * 3, c.vocab_size, seed + 300);
   const p3 = Array.from({ length: 3 * B * 3 }, (_, q) => S + 3 + steps + (q % 3));
-  compare(await fused.forward({ batch: B, seq: 3, ids: more, positions: p3, past: pa }), await unfused.forward({ batch: B, seq: 3, ids: more, positions: p3, past: pb }), d, "continued prompt");
+  compare(await fused.forward({ batch: B, seq: 3, ids: more, positions: p3, past: pa, interventions }), await unfused.forward({ batch: B, seq: 3, ids: more, positions: p3, past: pb, interventions }), d, "continued prompt");
   return check(d);
 }
 
@@ -135,5 +142,136 @@ describe("fused decoder graph vs the unfused reference graph", () => {
     const single = await prefillAndDecode(map.config, w, 62, { moe: "sparse" }, 1, 9, 2, false);
     const dense = await prefillAndDecode(map.config, w, 61, { moe: "dense" }, 2, 7, 3, false);
     console.log(`${family}: sparse ${fmt(sparse)}; one sequence ${fmt(single)}; dense ${fmt(dense)}`);
+  });
+
+  // The compact Uni-MoE routing block of the fused graph (models/decoder/grin-compact.ts) on what neutral inputs never
+  // reach: bans (one layer with every dynamic column banned, banned shared columns), forced columns, the top_p override
+  // (< 1 and >= 1), fixed top-k (P = 0) at and above D, a wide jitter, exact ties (duplicated router rows), router bias.
+  // The config's P = 1 (where the float sum decides whether the cumsum reaches P: k = D + 1) and one-ulp near-ties are
+  // checked on the block alone (next test): in a whole decoder the fused graph's hidden states differ from the
+  // reference's by ~1e-6, which decides those.
+  const variants: { name: string; over: Partial<MoeLlmConfig>; ties: boolean; iv: (L: number, E: number, D: number, r: () => number) => Interventions }[] = [
+    { name: "bans, forced columns, router bias", over: {}, ties: false, iv: (L, E, D, r) => ({ routerBias: Float32Array.from({ length: L * E }, () => r() - 0.5), ban: Float32Array.from({ length: L * E }, (_, q) => (q < E ? (q % E < D ? 1 : 0) : r() < 0.25 ? 1 : 0)), force: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
+    { name: "top_p override 0.3, forced columns, exact ties", over: {}, ties: true, iv: (L, E, _D, r) => ({ topP: 0.3, force: Float32Array.from({ length: L * E }, () => (r() < 0.2 ? 1 : 0)) }) },
+    { name: "top_p override >= 1 with bans", over: {}, ties: true, iv: (L, E, _D, r) => ({ topP: 1.5, ban: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
+    { name: "config P = 0.95, jitter 0.2", over: { mlp_dynamic_top_p: 0.95, router_jitter_noise: 0.2 }, ties: false, iv: (L, E, _D, r) => ({ force: Float32Array.from({ length: L * E }, () => (r() < 0.15 ? 1 : 0)) }) },
+    { name: "fixed top-k 2 (P = 0), bans and forced columns", over: { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 2 }, ties: true, iv: (L, E, _D, r) => ({ ban: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)), force: Float32Array.from({ length: L * E }, () => (r() < 0.2 ? 1 : 0)) }) },
+    { name: "fixed top-k above D (no dynamic expert of its own), forced columns", over: { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 20 }, ties: false, iv: (L, E, _D, r) => ({ force: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
+  ];
+  it.each(variants.map((v, i) => [i, v.name] as const))("compact Uni-MoE routing %i: %s", async (i) => {
+    const v = variants[i]!;
+    for (const seed of [11 + i, 21 + i]) {
+      const c = randomConfig(seed, v.over);
+      const base = randomWeights(c, seed);
+      const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num, H = c.hidden_size;
+      let w: WeightSource = base;
+      if (v.ties) {
+        const map = new Map<string, { shape: number[]; data: Float32Array }>();
+        for (const name of base.names()) map.set(name, base.get(name));
+        for (let l = 0; l < c.num_hidden_layers; l++) {
+          const t = base.get(paramNames.router(l));
+          const data = Float32Array.from(t.data);
+          data.copyWithin(1 * H, 0, H); // column 1 = column 0: exact ties
+          map.set(paramNames.router(l), { shape: t.shape, data });
+        }
+        w = new MemoryWeights(map);
+      }
+      let s = seed * 31 + 7;
+      const r = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+      const iv = v.iv(c.num_hidden_layers, E, D, r);
+      const sparse = await prefillAndDecode(c, w, seed, { moe: "sparse" }, 2, 6, 3, true, iv);
+      const dense = await prefillAndDecode(c, w, seed, { moe: "dense" }, 1, 7, 3, true, iv);
+      console.log(`compact routing, ${v.name}, seed ${seed}: sparse ${fmt(sparse)}; dense ${fmt(dense)}`);
+    }
+  });
+
+  it("uni-moe tiny-shaped fused layer: at most 60 ONNX nodes with the trace (the unfused reference layer has ~240)", () => {
+    const c = randomConfig(3, { num_hidden_layers: 2, mlp_dynamic_expert_num: 4, mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, rope_scaling: { type: "mrope", mrope_section: [2, 3, 3] } });
+    const w = randomWeights(c, 3);
+    const count = (o: Partial<MoeGraphOptions>) => onnx.ModelProto.decode(buildMoeLlmGraph(c, w, { moe: "dense", trace: true, kvCache: true, ...o })).graph!.node!.filter((n) => (n.name ?? "").startsWith("l1/")).length;
+    const fused = count({}), unfused = count({ unfused: true, moe: "sparse" });
+    console.log(`nodes in layer 1: fused dense ${fused}, fused dense without trace ${count({ trace: false })}, unfused ${unfused}`);
+    expect(fused).toBeLessThanOrEqual(60);
+    expect(unfused).toBeGreaterThan(200);
+  });
+
+  it("compact Uni-MoE routing block == the reference block on the same logits: exact ties, one-ulp near-ties, zeros, every mode and intervention", async () => {
+    const next = (x: number, dir: number) => {
+      const f = new Float32Array([x]);
+      const u = new Int32Array(f.buffer);
+      u[0]! += (x >= 0) === dir > 0 ? 1 : -1;
+      return f[0]!;
+    };
+    const configs: Partial<MoeLlmConfig>[] = [{}, { mlp_dynamic_top_p: 1 }, { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 2 }, { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 20 }, { router_jitter_noise: 0.2, mlp_dynamic_top_p: 0.9 }];
+    let cases = 0;
+    for (let ci = 0; ci < configs.length; ci++)
+      for (const seed of [1, 2, 3]) {
+        const c = randomConfig(seed * 10 + ci, configs[ci]);
+        const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num;
+        const [ref, compact] = await Promise.all([buildRoutingGraph(c), buildCompactRoutingGraph(c)].map((m) => ort.InferenceSession.create(m, { intraOpNumThreads: 1 })));
+        const r = new SeededRandom(seed * 100 + ci);
+        const N = 48;
+        const z = new Float32Array(N * E);
+        for (let n = 0; n < N; n++) {
+          const scale = [0.3, 1, 4][n % 3]!;
+          for (let j = 0; j < E; j++) z[n * E + j] = (r.uniform() * 2 - 1) * scale;
+          const a = r.int(D), b = r.int(D);
+          if (n % 4 === 1) z[n * E + b] = z[n * E + a]!; // exact tie
+          if (n % 4 === 2) z[n * E + b] = next(z[n * E + a]!, r.uniform() < 0.5 ? 1 : -1); // one ulp apart
+          if (n % 4 === 3) z[n * E + a] = 0; // 0/0 in GRIN's ratio when it is taken
+          if (n % 8 === 5) for (let j = 0; j < D; j++) z[n * E + j] = 0.125 * (j % 2); // many exact ties
+        }
+        for (const topP of [0, 0.3, 1, 1.5])
+          for (const iv of ["none", "ban", "force", "both", "all"] as const) {
+            const ban = new Float32Array(E), force = new Float32Array(E);
+            for (let j = 0; j < E; j++) {
+              if (iv === "all") ban[j] = j < D ? 1 : r.uniform() < 0.5 ? 1 : 0;
+              if (iv === "ban" || iv === "both") ban[j] = r.uniform() < 0.3 ? 1 : 0;
+              if (iv === "force" || iv === "both") force[j] = r.uniform() < 0.3 ? 1 : 0;
+            }
+            const feeds = { router_logits: new ort.Tensor("float32", z, [N, E]), ban_mask: new ort.Tensor("float32", ban, [1, E]), force_mask: new ort.Tensor("float32", force, [1, E]), top_p: new ort.Tensor("float32", Float32Array.of(topP), [1]) };
+            const [a, b] = [await ref!.run(feeds), await compact!.run(feeds)];
+            const what = `config ${ci} seed ${seed} top_p ${topP} ${iv}`;
+            expect(Array.from(b.mask!.data as Float32Array), `${what}: mask`).toEqual(Array.from(a.mask!.data as Float32Array));
+            expect(Array.from(b.k!.data as BigInt64Array), `${what}: k`).toEqual(Array.from(a.k!.data as BigInt64Array));
+            expect(maxAbs(b.weights!.data as Float32Array, a.weights!.data as Float32Array), `${what}: weights`).toBeLessThan(1e-5);
+            cases++;
+          }
+        await ref!.release();
+        await compact!.release();
+      }
+    console.log(`compact routing block: ${cases} cases of 48 tokens identical to the reference block (masks, k; weights within 1e-5)`);
+  });
+
+  it("the device-resident graph (gpu: what WebGPU sessions run) equals the fused dense graph on the CPU: ids and embeds, lens, KV-cache decode, interventions", async () => {
+    const c = randomConfig(4);
+    const w = randomWeights(c, 4);
+    const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, E = D + c.mlp_fixed_expert_num, L = c.num_hidden_layers;
+    const interventions: Interventions = { force: Float32Array.from({ length: L * E }, (_, q) => (q % E === 1 ? 1 : 0)), topP: 0.6 };
+    for (const embeds of [false, true]) {
+      const make = (gpu: boolean) => MoeLlmRunner.create(c, w, { moe: "dense", trace: true, kvCache: true, lens: true, embeds, gpu }, { intraOpNumThreads: 1 });
+      const [dev, ref] = [await make(true), await make(false)];
+      runners.push(dev, ref);
+      const table = w.get(paramNames.embed).data;
+      const input = (n: number, tokens: number[]) => (embeds ? { embeds: Float32Array.from({ length: n * c.hidden_size }, (_, q) => table[tokens[Math.floor(q / c.hidden_size)]! * c.hidden_size + (q % c.hidden_size)]!) } : { ids: tokens });
+      for (const B of [1, 2]) {
+        const S = 5;
+        const ids = randomIds(B * S, c.vocab_size, 7);
+        const positions = Array.from({ length: 3 * B * S }, (_, q) => (q % S) + Math.floor(q / (B * S)));
+        let a = await dev.forward({ batch: B, seq: S, ...input(B * S, ids), positions, interventions });
+        let b = await ref.forward({ batch: B, seq: S, ...input(B * S, ids), positions, interventions });
+        const d: Diff = { logits: 0, hidden: 0, routing: 0 };
+        compare(a, b, d, `gpu variant, B ${B}, embeds ${embeds}: prefill`);
+        const next = randomIds(B, c.vocab_size, 9);
+        const p = Array.from({ length: 3 * B }, () => S + 4);
+        a = await dev.forward({ batch: B, seq: 1, ...input(B, next), positions: p, past: a.present, interventions });
+        b = await ref.forward({ batch: B, seq: 1, ...input(B, next), positions: p, past: b.present, interventions });
+        compare(a, b, d, `gpu variant, B ${B}, embeds ${embeds}: decode`);
+        expect(d.logits).toBe(0); // the same ops on the same values: bit for bit
+        expect(d.hidden).toBe(0);
+        expect(d.routing).toBe(0);
+      }
+      await expect(dev.forward({ batch: 1, seq: 1, ...input(1, [1]), positions: [40000, 40000, 40000] })).rejects.toThrow("rotary table");
+    }
   });
 });
