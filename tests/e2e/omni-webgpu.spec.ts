@@ -3,7 +3,7 @@ import { GPU_BASE_URL } from "./helpers";
 
 // The omni example on a server with STUDIO_EP=webgpu: every node runs its ONNX graphs on ONNX Runtime's WebGPU
 // provider (in CI a software GPU, SwiftShader, so this is slow: correctness, not speed). The editor's provider tag
-// names the adapter, and the Models page's placement check shows the decoder's nodes per provider.
+// names the adapter, and the Models page's placement check shows the decoder entirely on WebGPU.
 test.use({ baseURL: GPU_BASE_URL });
 
 test("the omni example runs on WebGPU; the provider tag names the adapter; the Models page reports placement", async ({ page }) => {
@@ -26,9 +26,11 @@ test("the omni example runs on WebGPU; the provider tag names the adapter; the M
   await row.getByRole("button", { name: "Check on webgpu" }).click();
   const summary = row.getByTestId("placement-summary");
   await expect(summary).toContainText("on WebGpu", { timeout: 120_000 });
-  // Today's decoder falls back to the CPU for NonZero and shape arithmetic: ONNX Runtime inserts copies (issue 18's fused graph removes them).
-  await expect(summary).toContainText("MemcpyFromHost");
-  await expect(row).toContainText("NonZero");
+  // On WebGPU the decoder is the device-resident graph: every node on the GPU, no Memcpy node inside it.
+  await expect(summary).toHaveAttribute("data-memcpy", "0");
+  await expect(summary).toHaveAttribute("data-providers", "1");
+  await expect(summary).toContainText("no Memcpy inside the graph");
+  await expect(row).not.toContainText("NonZero");
   const vae = page.getByTestId("placement-table").locator('tr[data-graph="VAE decoder:uni-moe-tiny/dit"]');
   await vae.getByRole("button", { name: "Check on webgpu" }).click();
   await expect(vae.getByTestId("placement-summary")).toHaveAttribute("data-memcpy", "0", { timeout: 120_000 });
