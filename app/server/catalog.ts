@@ -39,7 +39,7 @@ function staticCatalogInfo() {
       category: def.category,
       description: def.description,
       inputs: def.inputs,
-      outputs: def.outputs,
+      outputs: Object.fromEntries(Object.entries(def.outputs).map(([name, { kind: _kind, ...spec }]) => [name, spec])), // a kind's schema stays on the server
       paramsSchema: z.toJSONSchema(def.params, { io: "input", unrepresentable: "any" }) as Record<string, unknown>,
       defaults: defaultParams(def),
     })),

@@ -64,7 +64,7 @@ let ortInput: ort.Tensor;
 const ortNode = defineNode({
   type: "bench.ort", typeVersion: 1, title: "ORT", category: "Models", description: "one session run",
   nondeterministic: true, // executes on every run
-  inputs: {}, outputs: { y: { type: "FEATURES" } },
+  inputs: {}, outputs: { y: { type: "JSON" } }, // an ort.Tensor: no socket kind is a tensor
   params: z.object({ model: z.string().default("") }),
   async execute({ params, ctx }) {
     return ctx.runtime!.withSession(params.model, undefined, async ({ session }) => ({ y: (await session.run({ x: ortInput })).y! }));
