@@ -142,9 +142,9 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
   return {
     ...spec,
     // The inputs are what the specs say (checked here), so the node's own code reads them typed.
-    execute: (args) => {
+    execute: async (args) => {
       for (const [name, s] of inputs) checkInput(name, s, args.inputs[name]);
-      return run(args as never) as Promise<Outputs>;
+      return (await run(args as never)) as Outputs;
     },
     ...(summarize ? { summarize: (outputs: Outputs) => summarize(outputs as never) } : {}),
   };

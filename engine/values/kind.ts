@@ -55,3 +55,16 @@ export function tagged(value: unknown, tag: string): value is Record<string, unk
 export function ownPreview<T extends { type: string; headline: string }>(value: T): PreviewSummary {
   return value;
 }
+
+/** A socket that carries a value of one of several kinds (e.g. the Routing Inspector hands on either report): the first whose schema matches describes it. */
+export function oneOfKinds<A, B>(a: ValueKind<A>, b: ValueKind<B>): ValueKind<A | B> {
+  return {
+    name: `${a.name}|${b.name}`,
+    noun: `${a.noun} or ${b.noun}`,
+    schema: a.schema.or(b.schema),
+    describe: (value) => {
+      const k = (a.schema.safeParse(value).success ? a : b) as ValueKind<A | B>;
+      return k.describe ? k.describe(value) : { type: "object", headline: k.noun };
+    },
+  };
+}
