@@ -9,6 +9,8 @@ export interface InputSpec<S extends SocketType = SocketType> {
   label?: string;
   /** An optional input may be left unconnected. */
   optional?: boolean;
+  /** What a JSON input must be, when more specific (as an output spec's `kind`): checked, and typed for execute. */
+  kind?: ValueKind<unknown>;
 }
 
 export interface OutputSpec<S extends SocketType = SocketType> {
@@ -20,8 +22,11 @@ export interface OutputSpec<S extends SocketType = SocketType> {
 
 /** The values a node's execute receives, typed by its input specs (an optional input may be absent or null). */
 export type InputValues<I extends Record<string, InputSpec>> = {
-  -readonly [K in keyof I]: I[K] extends { optional: true } ? SocketValue<I[K]["type"]> | null | undefined : SocketValue<I[K]["type"]>;
+  -readonly [K in keyof I]: I[K] extends { optional: true } ? InputValue<I[K]> | null | undefined : InputValue<I[K]>;
 };
+
+/** The TypeScript type of an input socket's value: its `kind`'s, else its socket type's. */
+export type InputValue<S extends InputSpec> = S extends { kind: ValueKind<infer T> } ? T : SocketValue<S["type"]>;
 
 /** The TypeScript type of an output socket's value: its `kind`'s, else its socket type's. */
 export type OutputValue<S extends OutputSpec> = S extends { kind: ValueKind<infer T> } ? T : SocketValue<S["type"]>;
@@ -129,6 +134,9 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
     if (!/^[a-zA-Z][a-zA-Z0-9_]*$/.test(name)) throw new Error(`${where}: bad socket name "${name}"`);
     if (!isSocketType(s.type)) throw new Error(`${where}: socket "${name}" has unknown type "${s.type}"`);
   }
+  for (const [name, s] of Object.entries(spec.inputs)) {
+    if (s.kind !== undefined && s.type !== "JSON") throw new Error(`${where}: input "${name}" names a kind; only a JSON socket carries one`);
+  }
   for (const [name, s] of Object.entries(spec.outputs)) {
     if (s.type === "ANY") throw new Error(`${where}: output "${name}" cannot be ANY`);
     if (s.kind !== undefined && s.type !== "JSON") throw new Error(`${where}: output "${name}" names a kind; only a JSON socket carries one`);
@@ -151,13 +159,13 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
 }
 
 function checkInput(name: string, spec: InputSpec, value: unknown): void {
-  if (spec.type === "ANY" || spec.type === "JSON") return;
-  const kind = SOCKET_KINDS[spec.type];
+  if (spec.type === "ANY" || (spec.type === "JSON" && !spec.kind)) return;
+  const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
   if (value === undefined || value === null) {
     if (spec.optional) return;
-    throw new Error(`input ${name} is missing: connect ${kind.noun} (${spec.type})`);
+    throw new Error(`input ${name} is missing: connect ${kind.noun} (${kind.name})`);
   }
-  if (!kind.schema.safeParse(value).success) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${spec.type})`);
+  if (!kind.schema.safeParse(value).success) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
 }
 
 /** Throws, naming the socket, when an output is not a value of its kind (`spec.kind`, else its socket type). Shallow and cheap. */
@@ -177,7 +185,7 @@ export function defaultParams(def: NodeDefinition): Record<string, unknown> {
 }
 
 /** What the editor and the connection check need to know about a node type (no code). */
-export type NodeSignature = Pick<NodeDefinition, "type" | "typeVersion" | "title" | "category" | "description" | "inputs"> & { outputs: Record<string, Omit<OutputSpec, "kind">> };
+export type NodeSignature = Pick<NodeDefinition, "type" | "typeVersion" | "title" | "category" | "description"> & { inputs: Record<string, Omit<InputSpec, "kind">>; outputs: Record<string, Omit<OutputSpec, "kind">> };
 
 export type AnyNodeDefinition = NodeDefinition<z.ZodObject<z.ZodRawShape>>;
 

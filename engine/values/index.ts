@@ -6,6 +6,7 @@
 import { SOCKET_KINDS } from "../sockets";
 import { compareReport } from "./compare-report";
 import { dataset } from "./dataset";
+import { datasetRecord } from "./dataset-record";
 import { expertAblation } from "./expert-ablation";
 import type { PreviewSummary, ValueKind } from "./kind";
 import { MAX_TEXT } from "./kind";
@@ -18,7 +19,7 @@ import { routingReport } from "./routing-report";
 export type { PreviewSummary, ValueKind } from "./kind";
 
 /** Kinds that travel on JSON sockets, named by an output spec's `kind`. */
-export const REPORT_KINDS: readonly ValueKind<unknown>[] = [compareReport, ropeReport, routingReport, routingAggregate, expertAblation, dataset, nllScore, preview];
+export const REPORT_KINDS: readonly ValueKind<unknown>[] = [compareReport, ropeReport, routingReport, routingAggregate, expertAblation, dataset, datasetRecord, nllScore, preview];
 
 export const VALUE_KINDS: readonly ValueKind<unknown>[] = [...Object.values(SOCKET_KINDS), ...REPORT_KINDS];
 
