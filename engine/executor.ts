@@ -117,7 +117,8 @@ class CancelledError extends Error {}
  * runs); all per-run state lives inside `run`.
  */
 export class Executor {
-  private readonly catalogue: NodeCatalogue;
+  /** The node types it runs (hosts read their output specs, e.g. to preview outputs by kind). */
+  readonly catalogue: NodeCatalogue;
   readonly storage: Storage;
   private readonly cache?: OutputCache;
   private readonly concurrency: number;
