@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { isSocketType, SOCKET_KINDS, type SocketType, type SocketValue } from "./sockets";
-import type { ValueKind } from "./values/kind";
+import { matchesKind, type ValueKind } from "./values/kind";
 import type { Runtime } from "./runtime/types";
 import type { Workflow } from "./workflow/schema";
 
@@ -165,13 +165,14 @@ function checkInput(name: string, spec: InputSpec, value: unknown): void {
     if (spec.optional) return;
     throw new Error(`input ${name} is missing: connect ${kind.noun} (${kind.name})`);
   }
-  if (!kind.schema.safeParse(value).success) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
+  if (!matchesKind(kind, value)) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
 }
 
 /** Throws, naming the socket, when an output is not a value of its kind (`spec.kind`, else its socket type). Shallow and cheap. */
 export function checkOutput(name: string, spec: OutputSpec, value: unknown): void {
   if (value === undefined || value === null) return;
   const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
+  if (matchesKind(kind, value)) return;
   const r = kind.schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];

@@ -22,6 +22,7 @@ import { routingInspector } from "./routing-inspector";
 import { script } from "./script";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
+import { textStatsNode } from "./text-stats";
 import { tts } from "./tts";
 import { videoEncoder } from "./video-encoder";
 import { videoInput } from "./video-input";
@@ -39,6 +40,7 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   audioEncoder,
   videoEncoder,
   textTemplate,
+  textStatsNode,
   script,
   promptBuilder,
   moeLlm,

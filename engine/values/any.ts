@@ -7,4 +7,5 @@ export const any = defineValueKind<unknown>({
   noun: "a value",
   socket: { color: "#ffffff", description: "Any value." },
   schema: z.unknown(),
+  is: () => true,
 });

@@ -7,4 +7,5 @@ export const json = defineValueKind<unknown>({
   noun: "a JSON value",
   socket: { color: "#cbd5e1", description: "A small JSON value." },
   schema: z.unknown(),
+  is: () => true,
 });

@@ -23,10 +23,17 @@ export interface ValueKind<T = unknown> {
   tag?: string;
   /** A cheap, shallow structural check (tags, field types, `z.instanceof` for typed arrays; no walk over big arrays). */
   schema: z.ZodType;
+  /** A faster test equivalent to `schema` (for primitives: `typeof`); the schema still words the error. */
+  is?(value: unknown): boolean;
   /** Type-level only: the TypeScript type of a value of this kind (never set). */
   readonly __value?: T;
   /** The preview of a value of this kind; absent: the generic description by JavaScript type. */
   describe?(value: T): PreviewSummary;
+}
+
+/** Is `value` a value of `kind`? (its fast test when it has one, else its schema) */
+export function matchesKind(kind: ValueKind<unknown>, value: unknown): boolean {
+  return kind.is ? kind.is(value) : kind.schema.safeParse(value).success;
 }
 
 /** Declares a value kind (one file per kind in engine/values/, one line in engine/values/index.ts). */

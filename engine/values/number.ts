@@ -7,5 +7,6 @@ export const number = defineValueKind<number>({
   noun: "a number",
   socket: { color: "#94a3b8", description: "A number." },
   schema: z.number(),
+  is: (v) => typeof v === "number",
   describe: (value) => ({ type: "number", headline: String(value), value: Number.isFinite(value) ? value : String(value) }),
 });

@@ -7,6 +7,7 @@ export const text = defineValueKind<string>({
   noun: "text",
   socket: { color: "#e2e8f0", description: "A string of text." },
   schema: z.string(),
+  is: (v) => typeof v === "string",
   describe(value) {
     const oneLine = value.replace(/\s+/g, " ").trim();
     const headline = value === "" ? "empty text" : `text, ${value.length} chars: "${oneLine.length > 60 ? `${oneLine.slice(0, 59)}…` : oneLine}"`;
