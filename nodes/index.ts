@@ -22,7 +22,6 @@ import { routingInspector } from "./routing-inspector";
 import { script } from "./script";
 import { textInput } from "./text-input";
 import { textTemplate } from "./text-template";
-import { textStatsNode } from "./text-stats";
 import { tts } from "./tts";
 import { videoEncoder } from "./video-encoder";
 import { videoInput } from "./video-input";
@@ -40,7 +39,6 @@ export const allNodes: readonly AnyNodeDefinition[] = [
   audioEncoder,
   videoEncoder,
   textTemplate,
-  textStatsNode,
   script,
   promptBuilder,
   moeLlm,

@@ -22,6 +22,5 @@ export const VIEWS: Record<string, ComponentType<OutputViewProps>> = {
   "compare-report": lazy(() => import("./CompareView").then((m) => m.CompareReportView)),
   "routing-aggregate": lazy(() => import("./AggregateView").then((m) => m.AggregateReportView)),
   dataset: lazy(() => import("./DatasetPreview").then((m) => m.DatasetPreview)),
-  "text-stats": lazy(() => import("./TextStatsView").then((m) => m.TextStatsView)),
   "expert-ablation": lazy(() => import("./AblationView").then((m) => m.AblationReportView)),
 };

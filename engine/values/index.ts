@@ -15,12 +15,11 @@ import { preview } from "./preview";
 import { ropeReport } from "./rope-report";
 import { routingAggregate } from "./routing-aggregate";
 import { routingReport } from "./routing-report";
-import { textStats } from "./text-stats";
 
 export type { PreviewSummary, ValueKind } from "./kind";
 
 /** Kinds that travel on JSON sockets, named by an output spec's `kind`. */
-export const REPORT_KINDS: readonly ValueKind<unknown>[] = [compareReport, ropeReport, routingReport, routingAggregate, expertAblation, dataset, datasetRecord, nllScore, preview, textStats];
+export const REPORT_KINDS: readonly ValueKind<unknown>[] = [compareReport, ropeReport, routingReport, routingAggregate, expertAblation, dataset, datasetRecord, nllScore, preview];
 
 export const VALUE_KINDS: readonly ValueKind<unknown>[] = [...Object.values(SOCKET_KINDS), ...REPORT_KINDS];
 
