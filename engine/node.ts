@@ -150,9 +150,13 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
   return {
     ...spec,
     // The inputs are what the specs say (checked here), so the node's own code reads them typed.
-    execute: async (args) => {
-      for (const [name, s] of inputs) checkInput(name, s, args.inputs[name]);
-      return (await run(args as never)) as Outputs;
+    execute: (args) => {
+      try {
+        for (const [name, s] of inputs) checkInput(name, s, args.inputs[name]);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(args as never) as Promise<Outputs>;
     },
     ...(summarize ? { summarize: (outputs: Outputs) => summarize(outputs as never) } : {}),
   };
