@@ -1,7 +1,7 @@
 import type { OutputCache } from "./cache";
 import { makeEvent, type RunEvent, type RunMemory } from "./events";
 import { hashValue } from "./hash";
-import { recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
+import { checkOutput, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
 import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
 import type { Workflow, WorkflowNode } from "./workflow/schema";
@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   memoryProbe?: ((executionProvider: string) => MemoryProbe) | false;
   /** RSS sampling period while a run executes, besides node starts and ends (default 50 ms). */
   memorySampleMs?: number;
+  /** Check each output against its kind as it leaves a node (default true; false only to measure what the check costs: tests/bench/main.ts). */
+  checkOutputs?: boolean;
 }
 
 export interface RunOptions {
@@ -115,7 +117,8 @@ class CancelledError extends Error {}
  * runs); all per-run state lives inside `run`.
  */
 export class Executor {
-  private readonly catalogue: NodeCatalogue;
+  /** The node types it runs (hosts read their output specs, e.g. to preview outputs by kind). */
+  readonly catalogue: NodeCatalogue;
   readonly storage: Storage;
   private readonly cache?: OutputCache;
   private readonly concurrency: number;
@@ -123,6 +126,7 @@ export class Executor {
   private readonly log: (runId: string, nodeId: string, message: string) => void;
   private readonly memoryProbe: ((executionProvider: string) => MemoryProbe) | false;
   private readonly memorySampleMs: number;
+  private readonly checkOutputs: boolean;
   /** Resolved once: the runtime's provider does not change within a process. */
   private executionProvider?: string;
 
@@ -135,6 +139,7 @@ export class Executor {
     this.log = options.log ?? (() => {});
     this.memoryProbe = options.memoryProbe ?? defaultMemoryProbe;
     this.memorySampleMs = options.memorySampleMs ?? 50;
+    this.checkOutputs = options.checkOutputs ?? true;
   }
 
   async run(doc: Workflow, opts: RunOptions): Promise<RunResult> {
@@ -385,6 +390,8 @@ export class Executor {
       for (const socket of p.usedOutputs) {
         if (out[socket] === undefined) throw new Error(`output "${socket}" is missing from what execute returned`);
       }
+      // Each output is a value of its kind where it leaves the node (engine/values/), so the next node can trust it.
+      if (this.checkOutputs) for (const socket in def.outputs) checkOutput(socket, def.outputs[socket]!, out[socket]);
       outputs[i] = out;
       if (key !== undefined) await this.cache!.set(key, out, written);
       const summary = summarize(def, out);

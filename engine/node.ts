@@ -1,19 +1,38 @@
 import { z } from "zod";
-import { isSocketType, type SocketType } from "./sockets";
+import { isSocketType, SOCKET_KINDS, type SocketType, type SocketValue } from "./sockets";
+import { matchesKind, type ValueKind } from "./values/kind";
 import type { Runtime } from "./runtime/types";
 import type { Workflow } from "./workflow/schema";
 
-export interface InputSpec {
-  type: SocketType;
+export interface InputSpec<S extends SocketType = SocketType> {
+  type: S;
   label?: string;
   /** An optional input may be left unconnected. */
   optional?: boolean;
+  /** What a JSON input must be, when more specific (as an output spec's `kind`): checked, and typed for execute. */
+  kind?: ValueKind<unknown>;
 }
 
-export interface OutputSpec {
-  type: SocketType;
+export interface OutputSpec<S extends SocketType = SocketType> {
+  type: S;
   label?: string;
+  /** What the value on this socket is, when more specific than its socket type (a report on a JSON socket): its schema, TypeScript type and preview. */
+  kind?: ValueKind<unknown>;
 }
+
+/** The values a node's execute receives, typed by its input specs (an optional input may be absent or null). */
+export type InputValues<I extends Record<string, InputSpec>> = {
+  -readonly [K in keyof I]: I[K] extends { optional: true } ? InputValue<I[K]> | null | undefined : InputValue<I[K]>;
+};
+
+/** The TypeScript type of an input socket's value: its `kind`'s, else its socket type's. */
+export type InputValue<S extends InputSpec> = S extends { kind: ValueKind<infer T> } ? T : SocketValue<S["type"]>;
+
+/** The TypeScript type of an output socket's value: its `kind`'s, else its socket type's. */
+export type OutputValue<S extends OutputSpec> = S extends { kind: ValueKind<infer T> } ? T : SocketValue<S["type"]>;
+
+/** What execute returns, typed by the output specs (a socket no dependent reads may be left out). */
+export type OutputValues<O extends Record<string, OutputSpec>> = { -readonly [K in keyof O]?: OutputValue<O[K]> | null };
 
 export type Category = "Inputs" | "Encoders" | "Prompt" | "Models" | "Inspect" | "Generate" | "Utility" | "Outputs";
 
@@ -67,6 +86,16 @@ export interface ExecuteArgs<P> {
   ctx: RunContext;
 }
 
+/** What a node file writes: `defineNode` checks it and types `execute`'s inputs and outputs from the specs. */
+export interface NodeSpec<P extends z.ZodObject<z.ZodRawShape>, I extends Record<string, InputSpec>, O extends Record<string, OutputSpec>>
+  extends Omit<NodeDefinition<P>, "inputs" | "outputs" | "execute" | "summarize"> {
+  inputs: I;
+  outputs: O;
+  execute(args: { inputs: InputValues<I>; params: z.infer<P>; ctx: RunContext }): Promise<OutputValues<O>>;
+  /** One-line summary of outputs for events, previews and the CLI. */
+  summarize?(outputs: OutputValues<O>): string;
+}
+
 export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObject<z.ZodRawShape>> {
   type: string;
   /** Bumped when params or behaviour change; `migrateParams` upgrades older params. */
@@ -79,7 +108,7 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
   params: P;
   /** Outputs differ between calls with equal inputs: the node is never served from the cache (nor its dependents). */
   nondeterministic?: boolean;
-  /** Random nodes must take a `seed` param so their cache key changes with it. */
+  /** Random nodes must take a `seed` param so their cache key changes with it. Checks each input against its socket kind first. */
   execute(args: ExecuteArgs<z.infer<P>>): Promise<Outputs>;
   /** Upgrades params saved by an older typeVersion. */
   migrateParams?(params: Record<string, unknown>, fromVersion: number): Record<string, unknown>;
@@ -97,21 +126,62 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
 const TYPE_NAME = /^[a-z][a-z0-9]*(\.[a-z][a-z0-9-]*)+$/;
 
 /** Declares a node type; malformed definitions fail here, at registration, not at run time. */
-export function defineNode<P extends z.ZodObject<z.ZodRawShape>>(def: NodeDefinition<P>): NodeDefinition<P> {
-  const where = `node definition "${def.type}"`;
-  if (!TYPE_NAME.test(def.type)) throw new Error(`${where}: type must look like "category.name"`);
-  if (!Number.isInteger(def.typeVersion) || def.typeVersion < 1) throw new Error(`${where}: typeVersion must be a positive integer`);
-  for (const [name, spec] of [...Object.entries(def.inputs), ...Object.entries(def.outputs)]) {
+export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends Record<string, InputSpec>, const O extends Record<string, OutputSpec>>(spec: NodeSpec<P, I, O>): NodeDefinition<P> {
+  const where = `node definition "${spec.type}"`;
+  if (!TYPE_NAME.test(spec.type)) throw new Error(`${where}: type must look like "category.name"`);
+  if (!Number.isInteger(spec.typeVersion) || spec.typeVersion < 1) throw new Error(`${where}: typeVersion must be a positive integer`);
+  for (const [name, s] of [...Object.entries(spec.inputs), ...Object.entries(spec.outputs)]) {
     if (!/^[a-zA-Z][a-zA-Z0-9_]*$/.test(name)) throw new Error(`${where}: bad socket name "${name}"`);
-    if (!isSocketType(spec.type)) throw new Error(`${where}: socket "${name}" has unknown type "${spec.type}"`);
+    if (!isSocketType(s.type)) throw new Error(`${where}: socket "${name}" has unknown type "${s.type}"`);
   }
-  for (const [name, spec] of Object.entries(def.outputs)) {
-    if (spec.type === "ANY") throw new Error(`${where}: output "${name}" cannot be ANY`);
+  for (const [name, s] of Object.entries(spec.inputs)) {
+    if (s.kind !== undefined && s.type !== "JSON") throw new Error(`${where}: input "${name}" names a kind; only a JSON socket carries one`);
   }
-  if (typeof def.execute !== "function") throw new Error(`${where}: execute is missing`);
-  const defaults = def.params.safeParse({});
+  for (const [name, s] of Object.entries(spec.outputs)) {
+    if (s.type === "ANY") throw new Error(`${where}: output "${name}" cannot be ANY`);
+    if (s.kind !== undefined && s.type !== "JSON") throw new Error(`${where}: output "${name}" names a kind; only a JSON socket carries one`);
+  }
+  if (typeof spec.execute !== "function") throw new Error(`${where}: execute is missing`);
+  const defaults = spec.params.safeParse({});
   if (!defaults.success) throw new Error(`${where}: every param needs a default (${defaults.error.issues[0]?.message})`);
-  return def;
+  const inputs = Object.entries(spec.inputs);
+  const run = spec.execute.bind(spec);
+  const summarize = spec.summarize?.bind(spec);
+  return {
+    ...spec,
+    // The inputs are what the specs say (checked here), so the node's own code reads them typed.
+    execute: (args) => {
+      try {
+        for (const [name, s] of inputs) checkInput(name, s, args.inputs[name]);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(args as never) as Promise<Outputs>;
+    },
+    ...(summarize ? { summarize: (outputs: Outputs) => summarize(outputs as never) } : {}),
+  };
+}
+
+function checkInput(name: string, spec: InputSpec, value: unknown): void {
+  if (spec.type === "ANY" || (spec.type === "JSON" && !spec.kind)) return;
+  const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
+  if (value === undefined || value === null) {
+    if (spec.optional) return;
+    throw new Error(`input ${name} is missing: connect ${kind.noun} (${kind.name})`);
+  }
+  if (!matchesKind(kind, value)) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
+}
+
+/** Throws, naming the socket, when an output is not a value of its kind (`spec.kind`, else its socket type). Shallow and cheap. */
+export function checkOutput(name: string, spec: OutputSpec, value: unknown): void {
+  if (value === undefined || value === null) return;
+  const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
+  if (matchesKind(kind, value)) return;
+  const r = kind.schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`output "${name}" is not ${kind.noun} (${kind.name})${issue ? `: ${issue.path.length ? `${issue.path.join(".")}: ` : ""}${issue.message}` : ""}`);
+  }
 }
 
 /** Default params of a node type (every param has a default). */
@@ -120,7 +190,7 @@ export function defaultParams(def: NodeDefinition): Record<string, unknown> {
 }
 
 /** What the editor and the connection check need to know about a node type (no code). */
-export type NodeSignature = Pick<NodeDefinition, "type" | "typeVersion" | "title" | "category" | "description" | "inputs" | "outputs">;
+export type NodeSignature = Pick<NodeDefinition, "type" | "typeVersion" | "title" | "category" | "description"> & { inputs: Record<string, Omit<InputSpec, "kind">>; outputs: Record<string, Omit<OutputSpec, "kind">> };
 
 export type AnyNodeDefinition = NodeDefinition<z.ZodObject<z.ZodRawShape>>;
 

@@ -1,29 +1,49 @@
 /**
- * The socket-type registry: one place that says which kinds of value flow along edges,
- * what colour the editor draws them in, and which links are allowed.
+ * The socket-type registry: which kinds of value flow along edges (one file per kind in engine/values/, with its
+ * colour, words, schema and preview), and which links are allowed. A new socket kind is one line in SOCKET_KINDS.
  */
-export const SOCKET_TYPES = {
-  TEXT: { color: "#e2e8f0", description: "A string of text." },
-  IMAGE: { color: "#38bdf8", description: "A decoded image (stored as an artifact)." },
-  AUDIO: { color: "#a78bfa", description: "An audio clip (stored as an artifact)." },
-  VIDEO: { color: "#f472b6", description: "A video clip (stored as an artifact)." },
-  FEATURES: { color: "#fb923c", description: "Modality-tagged [N, D] encoder features." },
-  SEQUENCE: { color: "#facc15", description: "Multimodal token sequence with (t, h, w) position ids." },
-  LLM_OUTPUT: { color: "#4ade80", description: "Generated text, token ids and special-token hidden states." },
-  ROUTING_TRACE: { color: "#f87171", description: "Per-layer routing decisions of an MoE." },
-  SPEECH: { color: "#c084fc", description: "A synthesised waveform." },
-  GENERATED_IMAGE: { color: "#22d3ee", description: "An image produced by a generator." },
-  NUMBER: { color: "#94a3b8", description: "A number." },
-  JSON: { color: "#cbd5e1", description: "A small JSON value." },
-  /** Accepts anything; only valid on inputs (e.g. Preview). */
-  ANY: { color: "#ffffff", description: "Any value." },
-} as const;
+import { any } from "./values/any";
+import { audio } from "./values/audio";
+import { features } from "./values/features";
+import { generatedImage } from "./values/generated-image";
+import { image } from "./values/image";
+import { json } from "./values/json";
+import type { ValueKind } from "./values/kind";
+import { llmOutput } from "./values/llm-output";
+import { number } from "./values/number";
+import { routingTrace } from "./values/routing-trace";
+import { sequence } from "./values/sequence";
+import { speech } from "./values/speech";
+import { text } from "./values/text";
+import { video } from "./values/video";
 
-export type SocketType = keyof typeof SOCKET_TYPES;
-export const SOCKET_TYPE_NAMES = Object.keys(SOCKET_TYPES) as SocketType[];
+export const SOCKET_KINDS = {
+  TEXT: text,
+  IMAGE: image,
+  AUDIO: audio,
+  VIDEO: video,
+  FEATURES: features,
+  SEQUENCE: sequence,
+  LLM_OUTPUT: llmOutput,
+  ROUTING_TRACE: routingTrace,
+  SPEECH: speech,
+  GENERATED_IMAGE: generatedImage,
+  NUMBER: number,
+  JSON: json,
+  /** Accepts anything; only valid on inputs (e.g. Preview). */
+  ANY: any,
+};
+
+export type SocketType = keyof typeof SOCKET_KINDS;
+/** The TypeScript type of the values a socket type carries. */
+export type SocketValue<S extends SocketType> = (typeof SOCKET_KINDS)[S] extends ValueKind<infer T> ? T : never;
+export const SOCKET_TYPE_NAMES = Object.keys(SOCKET_KINDS) as SocketType[];
+
+/** Colour and words of every socket type (what the editor draws; plain JSON, sent to the browser). */
+export const SOCKET_TYPES = Object.fromEntries(SOCKET_TYPE_NAMES.map((name) => [name, SOCKET_KINDS[name].socket!])) as Record<SocketType, { color: string; description: string }>;
 
 export function isSocketType(name: string): name is SocketType {
-  return Object.prototype.hasOwnProperty.call(SOCKET_TYPES, name);
+  return Object.prototype.hasOwnProperty.call(SOCKET_KINDS, name);
 }
 
 /** May a value of type `from` (an output) flow into an input of type `to`? */

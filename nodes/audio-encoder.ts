@@ -35,8 +35,7 @@ export const audioEncoder = defineNode({
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
-    const audio = inputs.audio as { kind?: unknown; file?: unknown; mime?: unknown } | undefined;
-    if (!audio || typeof audio.file !== "string" || typeof audio.mime !== "string") throw new Error("connect an audio clip");
+    const audio = inputs.audio;
     ctx.progress(0, "loading the audio model");
     const model = await resolveEncoder("audio", params.model);
     const { nMels, frames, queries, outDim } = model.info;
@@ -111,7 +110,7 @@ export const audioEncoder = defineNode({
     return { features };
   },
   summarize(outputs) {
-    const f = outputs.features as FeaturesValue | undefined;
+    const f = outputs.features;
     if (!f?.audio) return "no features";
     return `${f.n} audio tokens × ${f.dim} (${f.audio.chunks} chunk(s), ${f.audio.durationSec.toFixed(2)} s)`;
   },

@@ -32,7 +32,7 @@ export const audioInput = defineNode({
     return params.file;
   },
   summarize(outputs) {
-    const v = outputs.audio as AudioValue | undefined;
+    const v = outputs.audio;
     if (!v) return "no audio";
     const format = v.mime.replace(/^audio\//, "").replace(/^mpeg$/, "mp3").replace(/^mp4$/, "m4a").toUpperCase();
     if (v.sampleRate === undefined) return `${format} audio`;

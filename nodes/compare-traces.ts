@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { defineNode } from "../engine/node";
-import { compareTraces, summarizeComparison, type ComparisonSummary, type TraceComparison } from "../engine/routing/compare";
-import { isRoutingTrace } from "../engine/trace";
+import { compareTraces, summarizeComparison, type TraceComparison } from "../engine/routing/compare";
+import { compareReport, type CompareReport } from "../engine/values/compare-report";
 import "./params";
 
 /** The stored comparison (JSON file in the store): engine/routing/compare.ts TraceComparison plus the labels. */
@@ -12,15 +12,7 @@ export interface CompareFile extends TraceComparison {
   labelB: string;
 }
 
-/** What the node outputs: the labels, the comparison file for the UI, and the headline figures. */
-export interface CompareReport {
-  kind: "compare-report";
-  labelA: string;
-  labelB: string;
-  /** CompareFile as JSON in the file store. */
-  file: string;
-  summary: ComparisonSummary & { tokensA: number; tokensB: number; layers: number };
-}
+export type { CompareReport };
 
 const label = (def: string, what: string) => z.string().trim().min(1).max(80).default(def).meta({ label: `Label of ${what}` });
 
@@ -31,11 +23,9 @@ export const compareTracesNode = defineNode({
   category: "Inspect",
   description: "Per-layer differences (B − A) of expert share, k distribution, null share, shared weight and balance metrics of two routing traces, how often the top expert and the whole expert set per layer are unchanged on their common tokens (routing agreement), which of those tokens are routed differently, side by side, and how their next-token logits differ — e.g. the same input routed in fp32 and in bf16, or a quantised model against its full-precision twin.",
   inputs: { a: { type: "ROUTING_TRACE", label: "trace A" }, b: { type: "ROUTING_TRACE", label: "trace B" } },
-  outputs: { report: { type: "JSON" } },
+  outputs: { report: { type: "JSON", kind: compareReport } },
   params: z.object({ labelA: label("A", "trace A"), labelB: label("B", "trace B") }),
   async execute({ inputs, params, ctx }) {
-    if (!isRoutingTrace(inputs.a)) throw new Error("input a is not a routing trace");
-    if (!isRoutingTrace(inputs.b)) throw new Error("input b is not a routing trace");
     const cmp = compareTraces(inputs.a, inputs.b);
     const body: CompareFile = { kind: "trace-comparison", version: 1, labelA: params.labelA, labelB: params.labelB, ...cmp };
     const file = await ctx.storage.write(Buffer.from(JSON.stringify(body)), "json");
@@ -49,7 +39,7 @@ export const compareTracesNode = defineNode({
     return { report };
   },
   summarize(outputs) {
-    const r = outputs.report as CompareReport | undefined;
+    const r = outputs.report;
     if (!r) return "no comparison";
     const s = r.summary;
     const pct = (x: number) => `${(x * 100).toFixed(1)} %`;

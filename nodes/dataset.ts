@@ -2,11 +2,10 @@ import { z } from "zod";
 import { DatasetError, fingerprintDataset, readRows, resolveDatasetSource, resolveRecord, scanRows, type DatasetRecord, type DatasetScan, type RowResult } from "../engine/batch/dataset";
 import { DATASET_NODE_TYPE, DATASET_OUTPUTS, recordOutputs } from "../engine/batch/feeder";
 import { defineNode } from "../engine/node";
+import { dataset as datasetKind, type DatasetSummary } from "../engine/values/dataset";
 import "./params";
 
-/** What the `dataset` output carries: the scan (count, per-row errors, first rows). */
-/** `type` + `headline` make it its own preview in the editor (a table of the first rows and the bad rows). */
-export type DatasetSummary = Omit<DatasetScan, "kind"> & { kind: "dataset"; type: "dataset"; headline: string; format: DatasetScan["kind"]; previewRow: number };
+export type { DatasetSummary };
 
 function headline(scan: DatasetScan): string {
   const tasks = Object.keys(scan.tasks).filter((t) => t !== "");
@@ -48,7 +47,7 @@ export const datasetNode = defineNode({
   category: "Inputs",
   description: "Records (prompt text, image/audio/video, task, label, reference answer) from a JSONL/CSV file or a folder. Emits one record here; a Routing Aggregate downstream runs every record.",
   inputs: {},
-  outputs: DATASET_OUTPUTS,
+  outputs: { ...DATASET_OUTPUTS, dataset: { ...DATASET_OUTPUTS.dataset, kind: datasetKind } },
   params: z.object({
     source: z
       .string()
@@ -87,7 +86,7 @@ export const datasetNode = defineNode({
     return out;
   },
   summarize(outputs) {
-    const d = outputs.dataset as DatasetSummary | undefined;
+    const d = outputs.dataset;
     if (!d) return "no dataset";
     const tasks = Object.keys(d.tasks).filter((t) => t !== "");
     return `${d.count} records${d.errorCount ? `, ${d.errorCount} bad row(s) skipped` : ""}${tasks.length ? `, ${tasks.length} task(s)` : ""}; showing record ${d.previewRow}`;

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { embedWorkflowInPng } from "../engine/provenance";
-import { zImageValue, type ImageValue } from "../engine/media/values";
+import type { ImageValue } from "../engine/media/values";
+import { defineValueKind } from "../engine/values/kind";
 import { conditioningAsReleased, conditioningFromLlm, initialNoise, RELEASED_STEPS, sampleEuler, seededConditioning, SamplingCancelled, type DitConditioning } from "../models/dit/dit";
 import { DIT_LABEL, DIT_REF, ditContentHash, ditReferenceConfig, DIT_DEFAULT_SEED, withDit } from "../models/dit/dit-tiny";
 import { decodeToRgb, encodePng, rgbToTensor, tensorToRgb, vaeImageSize } from "../models/dit/vae";
-import type { LlmOutputValue } from "./moe-llm";
+import type { LlmOutputValue } from "../engine/values/llm-output";
 import "./params";
 
 /** What the node did, on its `info` output (and in its summary). */
@@ -39,9 +40,12 @@ export function pickConditioning(llm: LlmOutputValue, mode: "llm" | "llm-or-seed
   return seededConditioning(c, llm.text, llm.ids ?? [], got.missing);
 }
 
-function isLlmOutput(v: unknown): v is LlmOutputValue {
-  return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "llm-output" && typeof (v as { text?: unknown }).text === "string";
-}
+/** The `info` output's kind: a shape of this node's own (no view of its own; previews describe it generically). */
+const imageInfo = defineValueKind<GenerateImageInfo>({
+  name: "image-info",
+  noun: "image generation info",
+  schema: z.object({ model: z.string(), mode: z.enum(["text-to-image", "edit"]), steps: z.number(), guidance: z.number(), seed: z.number() }),
+});
 
 export const generateImage = defineNode({
   type: "generate.image",
@@ -54,7 +58,7 @@ export const generateImage = defineNode({
     llm: { type: "LLM_OUTPUT", label: "LLM output" },
     source: { type: "IMAGE", optional: true, label: "source image (edit)" },
   },
-  outputs: { image: { type: "GENERATED_IMAGE" }, info: { type: "JSON" } },
+  outputs: { image: { type: "GENERATED_IMAGE" }, info: { type: "JSON", kind: imageInfo } },
   params: z.object({
     steps: z.number().int().min(1).max(100).default(8).meta({ label: "Steps", step: 1 }),
     guidance: z.number().min(0).max(20).default(4).meta({ label: "Guidance (CFG)", step: 0.5 }),
@@ -92,17 +96,11 @@ export const generateImage = defineNode({
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
-    if (!isLlmOutput(inputs.llm)) throw new Error("connect an LLM output (LLM_OUTPUT)");
     const t0 = performance.now();
     const cond = pickConditioning(inputs.llm, params.conditioning, params.llmStates);
     const released = params.sampler === "released";
     const steps = released ? RELEASED_STEPS : params.steps;
-    let source: ImageValue | undefined;
-    if (inputs.source !== undefined && inputs.source !== null) {
-      const parsed = zImageValue.safeParse(inputs.source);
-      if (!parsed.success) throw new Error("the source input is not an image");
-      source = parsed.data;
-    }
+    const source = inputs.source ?? undefined;
     const cfg = ditReferenceConfig();
     const R = vaeImageSize(cfg.vae);
     const total = steps + (source ? 2 : 1);
@@ -168,8 +166,8 @@ export const generateImage = defineNode({
     });
   },
   summarize(outputs) {
-    const img = outputs.image as ImageValue | undefined;
-    const info = outputs.info as GenerateImageInfo | undefined;
+    const img = outputs.image;
+    const info = outputs.info;
     if (!img || !info) return "no image";
     const cond = info.conditioning === "llm" ? "conditioned on the LLM's [IMG*]/[TASK*] hidden states" : `conditioning ${info.conditioningNote}`;
     const how = info.sampler === "released" ? `released sampler (${info.steps} Euler steps, 3-branch guidance on 3 of 4 channels)` : `paper sampler (${info.steps} steps)`;

@@ -7,7 +7,8 @@ import { batchPlan } from "../engine/batch/runner";
 import { OutputCache } from "../engine/cache";
 import { Executor } from "../engine/executor";
 import { defineNode } from "../engine/node";
-import { isRoutingTrace } from "../engine/trace";
+import { expertAblation as ablationKind, type AblationReport } from "../engine/values/expert-ablation";
+import { datasetRecord } from "../engine/values/dataset-record";
 import type { Workflow } from "../engine/workflow/schema";
 import { expertColumns } from "../models/moe-llm/config";
 import { architectureOf } from "../models/families/conventions";
@@ -19,22 +20,7 @@ import "./params";
 export const ABLATION_NODE_TYPE = "inspect.expert-ablation";
 const MODEL_NODE_TYPE = "model.moe-llm";
 
-/** What the node hands on: the table as JSON, CSV and safetensors files (engine/batch/ablation-export.ts layouts). */
-export interface AblationReport {
-  kind: "expert-ablation-report";
-  /** `type` + `headline` make it its own preview in the editor. */
-  type: "expert-ablation";
-  headline: string;
-  file: string;
-  csvFile: string;
-  safetensorsFile: string;
-  status: AblationTable["status"];
-  ablations: number;
-  tasks: string[];
-  records: { total: number; failed: number };
-  workflowFingerprint: string;
-  datasetFingerprint: string;
-}
+export type { AblationReport };
 
 /** The three files of a table (the JSON carries the workflow it came from, when given). */
 export function ablationFiles(table: AblationTable, workflow?: Workflow): { json: string; csv: string; safetensors: Uint8Array } {
@@ -112,8 +98,8 @@ export const expertAblation = defineNode({
   category: "Inspect",
   description:
     "Bans each expert in turn (per expert across layers, per layer and expert, or a chosen subset) and measures the teacher-forced NLL per task of the Dataset upstream against the unablated run: ΔNLL heatmaps beside each expert's routing share. Connect the trace of an MoE-LLM in a scoring mode. Resumable; finished records are cached.",
-  inputs: { trace: { type: "ROUTING_TRACE" }, record: { type: "JSON", optional: true, label: "record (task/label)" } },
-  outputs: { ablation: { type: "JSON" } },
+  inputs: { trace: { type: "ROUTING_TRACE" }, record: { type: "JSON", optional: true, label: "record (task/label)", kind: datasetRecord } },
+  outputs: { ablation: { type: "JSON", kind: ablationKind } },
   params: z.object({
     ablate: z
       .enum(["experts", "layer-experts", "subset"])
@@ -125,7 +111,6 @@ export const expertAblation = defineNode({
     concurrency: z.number().int().min(1).max(4).default(1).meta({ label: "Records at once" }),
   }),
   async execute({ inputs, params, ctx }) {
-    if (!isRoutingTrace(inputs.trace)) throw new Error("the trace input is not a routing trace");
     const doc = ctx.workflow;
     if (!doc) throw new Error("this host did not pass the workflow to the node, so it cannot run the dataset");
     const edge = doc.edges.find((e) => e.target === ctx.nodeId && e.targetSocket === "trace");
@@ -189,6 +174,6 @@ export const expertAblation = defineNode({
     return { ablation: report };
   },
   summarize(outputs) {
-    return (outputs.ablation as AblationReport | undefined)?.headline ?? "no ablation";
+    return outputs.ablation?.headline ?? "no ablation";
   },
 });

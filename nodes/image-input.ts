@@ -28,7 +28,7 @@ export const imageInput = defineNode({
     return params.file;
   },
   summarize(outputs) {
-    const v = outputs.image as ImageValue | undefined;
+    const v = outputs.image;
     return v ? `${v.mime.replace(/^image\//, "").toUpperCase()} image, ${v.width}×${v.height}` : "no image";
   },
 });

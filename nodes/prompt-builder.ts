@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isFeatures, type FeaturesValue } from "../engine/features";
+import type { FeaturesValue } from "../engine/features";
 import { defineNode } from "../engine/node";
 import { ROPE_MODES } from "../engine/rope/positions";
 import type { SequenceValue } from "../engine/sequence";
@@ -9,9 +9,8 @@ import { modelTokenizer } from "../models/text/prompt-tokenizer";
 import { JsonTokenizer } from "../models/text/tokenizer-json";
 import "./params";
 
-function features(v: unknown, kind: string): FeaturesValue | undefined {
-  if (v === undefined) return undefined;
-  if (!isFeatures(v)) throw new Error(`the ${kind} input is not encoder features`);
+function features(v: FeaturesValue | null | undefined, kind: string): FeaturesValue | undefined {
+  if (v === undefined || v === null) return undefined;
   if (v.modality !== kind) throw new Error(`the ${kind} input carries ${v.modality} features`);
   return v;
 }
@@ -64,7 +63,7 @@ export const promptBuilder = defineNode({
     const parts = {
       template,
       system: params.system,
-      text: typeof inputs.text === "string" ? inputs.text : "",
+      text: inputs.text ?? "",
       image,
       video,
       audio,
@@ -77,7 +76,7 @@ export const promptBuilder = defineNode({
     return { sequence };
   },
   summarize(outputs) {
-    const s = outputs.sequence as SequenceValue | undefined;
+    const s = outputs.sequence;
     if (!s) return "no sequence";
     const media = s.modality.filter((m) => m !== "text").length;
     const model = s.tokenizer ? ` for ${s.tokenizer.model}` : "";

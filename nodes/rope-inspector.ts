@@ -2,7 +2,7 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import { rotaryFrequencies } from "../engine/rope/frequencies";
 import { computePositionIds, ROPE_MODES } from "../engine/rope/positions";
-import { isSequence } from "../engine/sequence";
+import { ropeReport } from "../engine/values/rope-report";
 import { headDim } from "../models/moe-llm/config";
 import { resolveModel } from "../models/moe-llm/moe-llm-model";
 import { byteTokenizer } from "../models/text/tokenizer";
@@ -29,14 +29,13 @@ export const ropeInspector = defineNode({
   category: "Inspect",
   description: "Per-token (t, h, w) positions: table, time axis, image tile grids, span starts, the rotary frequency split, two modes side by side.",
   inputs: { sequence: { type: "SEQUENCE" } },
-  outputs: { report: { type: "JSON" } },
+  outputs: { report: { type: "JSON", kind: ropeReport } },
   params: z.object({
     compareMode: z.enum(["none", ...ROPE_MODES]).default("qwen2-vl").meta({ label: "Compare with" }),
     model: z.string().default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Rotary config from model" }),
   }),
   async execute({ inputs, params, ctx }) {
     const s = inputs.sequence;
-    if (!isSequence(s)) throw new Error("the input is not a sequence");
     const config = (await resolveModel(params.model)).config;
     const rotary = { headDim: headDim(config), theta: config.rope_theta, sections: config.rope_scaling.mrope_section };
     let compare: RopeReportFile["compare"] = null;
@@ -66,7 +65,7 @@ export const ropeInspector = defineNode({
     return { report: { kind: "rope-report", file: id, tokens: s.ids.length, mode: s.mode, compareMode: file.compareMode } };
   },
   summarize(outputs) {
-    const r = outputs.report as { tokens: number; mode: string; compareMode: string | null } | undefined;
+    const r = outputs.report;
     return r ? `${r.tokens} tokens, ${r.mode}${r.compareMode ? ` vs ${r.compareMode}` : ""}` : "no report";
   },
 });

@@ -8,26 +8,11 @@ import { parseSweep, runSweep, type SweepPoint } from "../engine/batch/sweep";
 import { Executor } from "../engine/executor";
 import { defineNode, type RunContext } from "../engine/node";
 import { parseRecordGroup, recordGroup, RoutingAggregate } from "../engine/routing/aggregate";
-import { isRoutingTrace } from "../engine/trace";
+import { datasetRecord } from "../engine/values/dataset-record";
+import { routingAggregate as aggregateKind, type AggregateReport } from "../engine/values/routing-aggregate";
 import "./params";
 
-/**
- * What the node hands on. `type` + `headline` make it its own preview (the editor shows it as it is);
- * `file` is the aggregate export (engine/batch/summary.ts) in the file store, `sweepFile` the sweep.
- */
-export interface AggregateReport {
-  kind: "routing-aggregate-report";
-  type: "routing-aggregate";
-  headline: string;
-  file: string;
-  csvFile: string;
-  sweepFile?: string;
-  records: { total: number; ran: number; cached: number; failed: number; badRows: number };
-  failures: { line: number; message: string }[];
-  tasks: string[];
-  workflowFingerprint: string;
-  datasetFingerprint: string;
-}
+export type { AggregateReport };
 
 function formatEta(ms: number | null): string {
   if (ms === null) return "";
@@ -52,8 +37,8 @@ export const routingAggregate = defineNode({
   title: "Routing Aggregate",
   category: "Inspect",
   description: "Runs the workflow once per record of the Dataset upstream and sums the routing: Fig. 7/8 per task, expert vocabularies, specialisation, sweeps. Resumable; finished records are cached.",
-  inputs: { trace: { type: "ROUTING_TRACE" }, record: { type: "JSON", optional: true, label: "record (task/label)" } },
-  outputs: { aggregate: { type: "JSON" } },
+  inputs: { trace: { type: "ROUTING_TRACE" }, record: { type: "JSON", optional: true, label: "record (task/label)", kind: datasetRecord } },
+  outputs: { aggregate: { type: "JSON", kind: aggregateKind } },
   params: z.object({
     scope: z.enum(["dataset", "this record"]).default("dataset").meta({ label: "Aggregate over", description: "dataset: every record of the Dataset node upstream; this record: only the trace on the input." }),
     concurrency: z.number().int().min(1).max(4).default(1).meta({ label: "Records at once" }),
@@ -62,9 +47,8 @@ export const routingAggregate = defineNode({
   }),
   async execute({ inputs, params, ctx }) {
     const trace = inputs.trace;
-    if (!isRoutingTrace(trace)) throw new Error("the trace input is not a routing trace");
     if (params.scope === "this record") {
-      const rec = inputs.record as { task?: string; label?: string } | undefined;
+      const rec = inputs.record;
       const agg = new RoutingAggregate(trace.experts, trace.layers.length, undefined, { vocabulary: true }).add(trace, { group: recordGroup(rec?.task, rec?.label) });
       const scan = { source: "(one record)", count: 1, errorCount: 0, errors: [], preview: [], tasks: {}, modalities: {}, fingerprint: "", kind: "jsonl" as const };
       const score = traceNll(trace);
@@ -125,7 +109,7 @@ export const routingAggregate = defineNode({
     };
   },
   summarize(outputs) {
-    return (outputs.aggregate as AggregateReport | undefined)?.headline ?? "no aggregate";
+    return outputs.aggregate?.headline ?? "no aggregate";
   },
 });
 

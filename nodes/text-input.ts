@@ -18,7 +18,7 @@ export const textInput = defineNode({
     return { text: params.text };
   },
   summarize(outputs) {
-    const text = typeof outputs.text === "string" ? outputs.text : "";
+    const text = outputs.text ?? "";
     if (text === "") return "empty text";
     const oneLine = text.replace(/\s+/g, " ").trim();
     const shown = oneLine.length > 60 ? `${oneLine.slice(0, 59)}…` : oneLine;

@@ -15,12 +15,12 @@ export const textTemplate = defineNode({
     template: z.string().max(100_000).default("{a}").meta({ widget: "textarea", label: "Template", description: "{a} and {b} are replaced by the inputs." }),
   }),
   async execute({ inputs, params }) {
-    const a = typeof inputs.a === "string" ? inputs.a : "";
-    const b = typeof inputs.b === "string" ? inputs.b : "";
+    const a = inputs.a;
+    const b = inputs.b ?? "";
     return { text: params.template.replaceAll("{a}", a).replaceAll("{b}", b) };
   },
   summarize(outputs) {
-    const text = String(outputs.text ?? "");
+    const text = outputs.text ?? "";
     return `${text.length} chars`;
   },
 });

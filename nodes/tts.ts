@@ -2,6 +2,8 @@ import { z } from "zod";
 import { defineNode, type RunContext } from "../engine/node";
 import { embedWorkflowInWav } from "../engine/provenance";
 import type { RoutingTrace } from "../engine/trace";
+import type { LlmOutputValue } from "../engine/values/llm-output";
+import type { SpeechValue } from "../engine/values/speech";
 import { extractSpeechSpans, resolveTtsModel, synthesize, TtsCancelled, withTts, type SpeechSegment } from "../models/tts/tts";
 import { TTS_REFERENCE_REF } from "../models/tts/tts-tiny";
 import { encodeWav16 } from "../models/io/wav-write";
@@ -16,24 +18,7 @@ import "./params";
 /** The Models page's codec for MoE-TTS nodes (defaults.json key). */
 export const TTS_CODEC_DEFAULT_KEY = "generate.tts.codec";
 
-/** A synthesised clip as it flows to the next node (the preview shows it with an <audio> player). */
-export interface SpeechValue {
-  kind: "audio";
-  /** WAV in the file store (16-bit PCM, mono). */
-  file: string;
-  mime: "audio/wav";
-  sampleRate: number;
-  channels: 1;
-  durationSec: number;
-  model: string;
-  /** What was spoken, chunk by chunk, with the codec codes' count and why each chunk stopped. */
-  chunks: { style: string; text: string; codes: number; stopReason: "eos" | "max-tokens" }[];
-  skippedChunks: number;
-  /** Released MoE-TTS only: the mode it ran in, the codec, and the choices capacity dropped (all layers). */
-  mode?: "release" | "cached";
-  codec?: string;
-  drops?: number;
-}
+export type { SpeechValue };
 
 export const NO_SPAN_MESSAGE = "the LLM output has no <|speech_start|> … <|speech_end|> span; connect TEXT instead, or prompt the model to speak";
 
@@ -41,11 +26,9 @@ export const NO_SPAN_MESSAGE = "the LLM output has no <|speech_start|> … <|spe
  * What to speak: the LLM output's speech spans when it has any (their style prompt, or `voice` when a
  * span has none); otherwise the TEXT input with `voice`. An LLM output without a span and no TEXT fails.
  */
-export function speechSegments(llm: unknown, text: unknown, voice: string, log?: (m: string) => void): SpeechSegment[] {
-  const llmText = typeof llm === "object" && llm !== null && typeof (llm as { text?: unknown }).text === "string" ? (llm as { text: string }).text : undefined;
-  if (llm !== undefined && llm !== null && llmText === undefined) throw new Error("the llm input is not an LLM output (it has no text)");
-  const plain = typeof text === "string" ? text : undefined;
-  if (text !== undefined && text !== null && plain === undefined) throw new Error("the text input is not text");
+export function speechSegments(llm: Pick<LlmOutputValue, "text"> | null | undefined, text: string | null | undefined, voice: string, log?: (m: string) => void): SpeechSegment[] {
+  const llmText = llm?.text;
+  const plain = text ?? undefined;
   if (llmText === undefined && plain === undefined) throw new Error("connect an LLM output (with a speech span) or a TEXT input");
   if (llmText !== undefined) {
     const spans = extractSpeechSpans(llmText);
@@ -142,7 +125,7 @@ export const tts = defineNode({
     }
   },
   summarize(outputs) {
-    const s = outputs.speech as SpeechValue | undefined;
+    const s = outputs.speech;
     if (!s) return "no speech";
     const released = s.mode ? `; ${s.mode} mode${s.mode === "cached" ? " (differs from the release)" : ""}, codec ${s.codec}, ${s.drops} choice(s) dropped by capacity` : "";
     return `${s.durationSec.toFixed(2)} s of speech in ${s.chunks.length} chunk(s) (${s.chunks.reduce((a, c) => a + c.codes, 0)} codec tokens)${released}`;
@@ -158,11 +141,11 @@ function codecRef(param: string): string {
 
 
 /** The released MoE-TTS path (models/tts-released-synth.ts). */
-async function executeReleased(model: ResolvedSpeech, inputs: Record<string, unknown>, params: TtsParams, ctx: RunContext): Promise<{ speech: SpeechValue; trace: RoutingTrace }> {
+async function executeReleased(model: ResolvedSpeech, inputs: { llm?: LlmOutputValue | null; text?: string | null }, params: TtsParams, ctx: RunContext): Promise<{ speech: SpeechValue; trace: RoutingTrace }> {
   const codec = resolveCodec(codecRef(params.codec));
   const tok = speechTokenizer(model) ?? byteTokenizer;
-  const llm = inputs.llm as { ids?: unknown; stopReason?: string; text?: unknown } | undefined | null;
-  let chunks = llm && Array.isArray(llm.ids) ? releasedChunks(model.config, tok, { ids: llm.ids as number[], stopReason: llm.stopReason }) : [];
+  const llm = inputs.llm;
+  let chunks = llm ? releasedChunks(model.config, tok, { ids: llm.ids, stopReason: llm.stopReason }) : [];
   if (chunks.length === 0) {
     if (typeof inputs.text !== "string") throw new Error(llm ? NO_SPAN_MESSAGE : "connect an LLM output (with a speech span) or a TEXT input");
     if (llm) ctx.log("the LLM output has no speech span; speaking the TEXT input");

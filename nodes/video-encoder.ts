@@ -1,7 +1,6 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
 import { extractAudio, MediaDecodeError, probeVideo, sampleFrames } from "../engine/media/ffmpeg";
-import { zVideoValue } from "../engine/media/values";
 import { defineNode } from "../engine/node";
 import { DEFAULT_AUDIO_MODEL, DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
 import { tilesFromRgb } from "../models/encoders/image-preprocess";
@@ -50,9 +49,7 @@ export const videoEncoder = defineNode({
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
-    const parsed = zVideoValue.safeParse(inputs.video);
-    if (!parsed.success) throw new Error("connect a video");
-    const file = ctx.storage.pathOf(parsed.data.file);
+    const file = ctx.storage.pathOf(inputs.video.file);
     const signal = ctx.signal;
 
     ctx.progress(0, "loading the vision model");
@@ -142,10 +139,10 @@ export const videoEncoder = defineNode({
     return { features, audio };
   },
   summarize(outputs) {
-    const f = outputs.features as FeaturesValue | undefined;
+    const f = outputs.features;
     if (!f?.video) return "no features";
     const { frames, secondsPerFrame, pool } = f.video;
-    const a = outputs.audio as FeaturesValue | null | undefined;
+    const a = outputs.audio;
     const audioPart = a?.audio ? `; ${a.n} audio tokens (${a.audio.durationSec.toFixed(2)} s)` : "; audio: null (off or no audio track)";
     return `${f.n} video tokens × ${f.dim} (${frames} frames, ${secondsPerFrame.toFixed(3)} s/frame, ${pool}×${pool} each)${audioPart}`;
   },

@@ -26,7 +26,7 @@ export const videoInput = defineNode({
     return params.file;
   },
   summarize(outputs) {
-    const v = outputs.video as VideoValue | undefined;
+    const v = outputs.video;
     if (!v) return "no video";
     const format = { "video/mp4": "MP4", "video/quicktime": "MOV", "video/webm": "WebM", "video/x-matroska": "MKV", "video/x-msvideo": "AVI" }[v.mime] ?? v.mime;
     return `${format} video, ${(v.bytes / (1024 * 1024)).toFixed(1)} MB`;

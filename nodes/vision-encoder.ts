@@ -1,6 +1,5 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
-import { zImageValue } from "../engine/media/values";
 import { defineNode } from "../engine/node";
 import { inspectStored, UploadError } from "../engine/uploads";
 import { DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
@@ -39,9 +38,7 @@ export const visionEncoder = defineNode({
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");
-    const parsed = zImageValue.safeParse(inputs.image);
-    if (!parsed.success) throw new Error("connect an image");
-    const image = parsed.data;
+    const image = inputs.image;
     const grids = parseGrids(params.grids);
     ctx.progress(0, "loading the vision model");
     const model = await resolveEncoder("vision", params.model);
@@ -85,7 +82,7 @@ export const visionEncoder = defineNode({
     return { features };
   },
   summarize(outputs) {
-    const f = outputs.features as FeaturesValue | undefined;
+    const f = outputs.features;
     if (!f?.image) return "no features";
     const { rows, cols, pool } = f.image;
     return `${f.n} image tokens × ${f.dim} (${rows}×${cols} tiles, ${pool}×${pool} each)`;

@@ -217,8 +217,10 @@ export default function AblationView({ report, onClose }: { report: AblationRepo
 }
 
 /** What the Expert Ablation node shows in the editor: its headline and a button to open the maps. */
-export function AblationReportView({ report }: { report: AblationReportValue }) {
+export function AblationReportView({ value }: { value: Record<string, unknown> }) {
   const [open, setOpen] = useState(false);
+  if (typeof value.file !== "string") return null;
+  const report = value as unknown as AblationReportValue; // the stored preview of an expert-ablation report (engine/values/expert-ablation.ts)
   return (
     <div className="report-mini nodrag" data-testid="ablation-report">
       <button onClick={() => setOpen(true)}>Open ablation maps</button>

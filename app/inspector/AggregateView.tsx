@@ -221,8 +221,10 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
 }
 
 /** What the Routing Aggregate node shows in the editor: its headline and a button to open the views. */
-export function AggregateReportView({ report }: { report: AggregateReportValue }) {
+export function AggregateReportView({ value }: { value: Record<string, unknown> }) {
   const [open, setOpen] = useState(false);
+  if (typeof value.file !== "string") return null;
+  const report = value as unknown as AggregateReportValue; // the stored preview of a routing-aggregate report (engine/values/routing-aggregate.ts)
   return (
     <div className="report-mini nodrag" data-testid="aggregate-report">
       {report.records && (

@@ -205,3 +205,15 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
     document.body,
   );
 }
+
+/** A Compare Traces output in the node (app/inspector/views.tsx "compare-report"): a button that opens the comparison. */
+export function CompareReportView({ value }: { value: Record<string, unknown> }) {
+  const [open, setOpen] = useState(false);
+  if (typeof value.file !== "string") return null;
+  return (
+    <div className="report-mini nodrag">
+      <button onClick={() => setOpen(true)}>Open comparison</button>
+      {open && <CompareView file={value.file} onClose={() => setOpen(false)} />}
+    </div>
+  );
+}

@@ -1,8 +1,10 @@
 "use client";
-import type { DatasetSummary } from "@/nodes/dataset";
+import type { DatasetSummary } from "@/engine/values/dataset";
 
 /** The Dataset node's preview: count, tasks, modalities, the first rows and the bad rows with their line. */
-export function DatasetPreview({ summary }: { summary: Partial<DatasetSummary> }) {
+export function DatasetPreview({ value }: { value: Record<string, unknown> }) {
+  if (!Array.isArray(value.preview)) return null;
+  const summary = value as Partial<DatasetSummary>; // the stored preview of a dataset summary (engine/values/dataset.ts)
   const rows = summary.preview ?? [];
   const errors = summary.errors ?? [];
   const answers = rows.some((r) => r.answer);

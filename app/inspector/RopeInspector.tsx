@@ -225,3 +225,15 @@ export default function RopeInspector({ file, onClose }: { file: string; onClose
     document.body,
   );
 }
+
+/** A RoPE Inspector output in the node (app/inspector/views.tsx "rope-report"): a button that opens the inspector. */
+export function RopeReportView({ value }: { value: Record<string, unknown> }) {
+  const [open, setOpen] = useState(false);
+  if (typeof value.file !== "string") return null;
+  return (
+    <div className="report-mini nodrag">
+      <button onClick={() => setOpen(true)}>Open RoPE inspector</button>
+      {open && <RopeInspector file={value.file} onClose={() => setOpen(false)} />}
+    </div>
+  );
+}

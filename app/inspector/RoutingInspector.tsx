@@ -660,3 +660,17 @@ export function RoutingMini({ traceFile, metricsFile }: { traceFile: string; met
   if (!drawing) return null;
   return <CanvasChart drawing={drawing} height={Math.min(200, 14 * m!.layers.length + 30)} name="expert-load-mini" testId="heatmap-mini" />;
 }
+
+/** A Routing Inspector output in the node (app/inspector/views.tsx "routing-report"): the mini heatmap and a button that opens the inspector. */
+export function RoutingReportView({ value }: { value: Record<string, unknown> }) {
+  const [open, setOpen] = useState(false);
+  if (typeof value.traceFile !== "string") return null;
+  const metricsFile = typeof value.metricsFile === "string" ? value.metricsFile : undefined;
+  return (
+    <div className="report-mini nodrag">
+      <RoutingMini traceFile={value.traceFile} metricsFile={metricsFile} />
+      <button onClick={() => setOpen(true)}>Open inspector</button>
+      {open && <RoutingInspector traceFile={value.traceFile} metricsFile={metricsFile} title="Routing Inspector" onClose={() => setOpen(false)} />}
+    </div>
+  );
+}

@@ -38,8 +38,8 @@ function staticCatalogInfo() {
       title: def.title,
       category: def.category,
       description: def.description,
-      inputs: def.inputs,
-      outputs: def.outputs,
+      inputs: Object.fromEntries(Object.entries(def.inputs).map(([name, { kind: _kind, ...spec }]) => [name, spec])),
+      outputs: Object.fromEntries(Object.entries(def.outputs).map(([name, { kind: _kind, ...spec }]) => [name, spec])), // a kind's schema stays on the server
       paramsSchema: z.toJSONSchema(def.params, { io: "input", unrepresentable: "any" }) as Record<string, unknown>,
       defaults: defaultParams(def),
     })),

@@ -1,14 +1,15 @@
 import { OutputCache, typedArrayCodec } from "@/engine/cache";
 import { makeEvent, TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { Executor } from "@/engine/executor";
-import { recordingWrites, type NodeCatalogue, type Outputs } from "@/engine/node";
+import { recordingWrites, type NodeCatalogue, type OutputSpec, type Outputs } from "@/engine/node";
 import { BullRunQueue, RelayEventBus } from "@/engine/queue/bullmq";
 import { MemoryRunQueue } from "@/engine/queue/memory";
 import type { EventBus, LostRun, RunQueue } from "@/engine/queue/types";
 import { ortTensorCodec, SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
-import { describeValue } from "@/nodes/preview";
+import { describeAs } from "@/engine/values";
+import { SOCKET_KINDS } from "@/engine/sockets";
 import { db } from "./db";
 import { newId } from "./ids";
 import { fileRefs, grantFiles } from "./access";
@@ -64,13 +65,15 @@ function withoutServerPaths(event: RunEvent): RunEvent {
   return "message" in event && typeof event.message === "string" ? ({ ...event, message: redactPaths(event.message) } as RunEvent) : event;
 }
 
-/** JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI. */
-export function previewOutputs(outputs: Outputs): Record<string, unknown> {
+/**
+ * JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI: each by the
+ * kind its output spec names (engine/values/: a report's `kind`, else the socket type's), else by what the value is.
+ */
+export function previewOutputs(outputs: Outputs, specs: Record<string, OutputSpec> = {}): Record<string, unknown> {
   const preview: Record<string, unknown> = {};
   for (const [socket, value] of Object.entries(outputs)) {
-    // A Preview node's output is already a description: show it as it is.
-    const described = typeof value === "object" && value !== null && typeof (value as { headline?: unknown }).headline === "string";
-    preview[socket] = described ? value : describeValue(value);
+    const spec = Object.prototype.hasOwnProperty.call(specs, socket) ? specs[socket] : undefined;
+    preview[socket] = describeAs(spec ? (spec.kind ?? SOCKET_KINDS[spec.type]) : undefined, value);
   }
   return preview;
 }
@@ -197,7 +200,8 @@ export async function executeRun(
         if (!TERMINAL_EVENTS.has(event.type)) publish(event);
       },
       onOutputs: (nodeId, outputs, status, files) => {
-        const preview = previewOutputs(outputs);
+        const type = run.document.nodes.find((n) => n.id === nodeId)?.type;
+        const preview = previewOutputs(outputs, (type && executor.catalogue.get(type)?.outputs) || {});
         const event = makeEvent("node-outputs", run.id, { nodeId, outputs: preview });
         // Outputs from the cache name files written by an earlier run: granted to this one before they are shown.
         if (status === "cached" && files.length) write(() => grantFiles(files, { runId: run.id }).then(() => publish(event)));

@@ -13,7 +13,8 @@ import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import { OutputCache } from "../../engine/cache";
 import { Executor } from "../../engine/executor";
-import { defineNode, NodeCatalogue, type Storage } from "../../engine/node";
+import { checkOutput, defineNode, NodeCatalogue, type Storage } from "../../engine/node";
+import { syntheticTrace } from "../../engine/routing/synthetic";
 import { SessionPool } from "../../engine/runtime";
 import { CURRENT_SCHEMA_VERSION, type Workflow } from "../../engine/workflow/schema";
 import { benchMetrics } from "../../engine/routing/bench";
@@ -41,30 +42,34 @@ function busy(ms: number): void {
   while (performance.now() < end) { /* spin */ }
 }
 
-const sourceNode = defineNode({
+const sourceSpec = {
   type: "bench.source", typeVersion: 1, title: "Source", category: "Utility", description: "a number",
   inputs: {}, outputs: { out: { type: "NUMBER" } },
   params: z.object({ value: z.number().default(0), workMs: z.number().default(0) }),
-  async execute({ params }) {
+  async execute({ params }: { params: { value: number; workMs: number } }) {
     if (params.workMs) busy(params.workMs);
     return { out: params.value };
   },
-});
-const addNode = defineNode({
+};
+const addSpec = {
   type: "bench.add", typeVersion: 1, title: "Add", category: "Utility", description: "a + b + k",
   inputs: { a: { type: "NUMBER" }, b: { type: "NUMBER", optional: true } }, outputs: { out: { type: "NUMBER" } },
   params: z.object({ k: z.number().default(0), workMs: z.number().default(0) }),
-  async execute({ inputs, params }) {
+  async execute({ inputs, params }: { inputs: Record<string, unknown>; params: { k: number; workMs: number } }) {
     if (params.workMs) busy(params.workMs);
     return { out: (inputs.a as number) + ((inputs.b as number | undefined) ?? 0) + params.k };
   },
-});
+};
+const sourceNode = defineNode(sourceSpec as never);
+const addNode = defineNode(addSpec as never);
+/** The same two nodes as they were before values were checked: not wrapped by defineNode (no input check). */
+const uncheckedCatalogue = new NodeCatalogue([sourceSpec, addSpec] as never[]);
 
 let ortInput: ort.Tensor;
 const ortNode = defineNode({
   type: "bench.ort", typeVersion: 1, title: "ORT", category: "Models", description: "one session run",
   nondeterministic: true, // executes on every run
-  inputs: {}, outputs: { y: { type: "FEATURES" } },
+  inputs: {}, outputs: { y: { type: "JSON" } }, // an ort.Tensor: no socket kind is a tensor
   params: z.object({ model: z.string().default("") }),
   async execute({ params, ctx }) {
     return ctx.runtime!.withSession(params.model, undefined, async ({ session }) => ({ y: (await session.run({ x: ortInput })).y! }));
@@ -102,20 +107,41 @@ async function executorOverhead() {
   const cache = new OutputCache({ maxBytes: 64 << 20 });
   const cached = new Executor({ catalogue, storage: nullStorage, cache, concurrency: 2 });
   const uncached = new Executor({ catalogue, storage: nullStorage, concurrency: 2 });
-  for (let k = 0; k < 30; k++) { cache.clear(); await timeRun(cached, doc, "warm"); await timeRun(cached, doc, "warm"); await timeRun(uncached, doc, "warm"); }
-  const cold: number[] = [], hit: number[] = [], none: number[] = [];
+  // before/after of the value checks (inputs in defineNode, outputs in the executor), side by side
+  const unchecked = new Executor({ catalogue: uncheckedCatalogue, storage: nullStorage, concurrency: 2, checkOutputs: false });
+  for (let k = 0; k < 30; k++) { cache.clear(); await timeRun(cached, doc, "warm"); await timeRun(cached, doc, "warm"); await timeRun(uncached, doc, "warm"); await timeRun(unchecked, doc, "warm"); }
+  const cold: number[] = [], hit: number[] = [], none: number[] = [], noCheck: number[] = [];
   for (let k = 0; k < 100; k++) {
     cache.clear();
     cold.push(await timeRun(cached, doc, `cold${k}`));
     hit.push(await timeRun(cached, doc, `hit${k}`));
     none.push(await timeRun(uncached, doc, `none${k}`));
+    noCheck.push(await timeRun(unchecked, doc, `nocheck${k}`));
   }
   return {
     nodes: n,
     coldUsPerNode: (median(cold) * 1000) / n,
     cacheHitUsPerNode: (median(hit) * 1000) / n,
     noCacheUsPerNode: (median(none) * 1000) / n,
+    noCacheUncheckedUsPerNode: (median(noCheck) * 1000) / n,
+    checkUs: valueCheckCost(),
   };
+}
+
+/** What the output check costs on real-sized values: a 512-token × 24-layer routing trace and an LLM output with 67 hidden states (µs per check, median). */
+function valueCheckCost() {
+  const trace = syntheticTrace({ seed: 1, layers: 24, tokens: 512, routed: 8, nulls: 1, shared: 1, P: 0.7, modalities: ["text"] });
+  const llm = { kind: "llm-output", model: "m", text: "x".repeat(2000), promptIds: new Array(512).fill(1), ids: new Array(256).fill(2), stopReason: "eos", specialHidden: [], tailHidden: Array.from({ length: 67 }, () => new Float32Array(1024)), prefillMs: 1, decodeMs: 1 };
+  const time = (spec: { type: "ROUTING_TRACE" | "LLM_OUTPUT" }, v: unknown) => {
+    const runs: number[] = [];
+    for (let k = 0; k < 2000; k++) {
+      const t = performance.now();
+      checkOutput("x", spec, v);
+      runs.push(performance.now() - t);
+    }
+    return median(runs.slice(200)) * 1000;
+  };
+  return { routingTraceUs: time({ type: "ROUTING_TRACE" }, trace), llmOutputUs: time({ type: "LLM_OUTPUT" }, llm) };
 }
 
 async function rerunRatio() {
@@ -297,6 +323,8 @@ async function engineBench() {
     [`executor, cold run (${overhead.nodes} trivial nodes)`, `${f(overhead.coldUsPerNode)} µs/node`, "< 50 µs/node"],
     [`executor, cache-hit run (${overhead.nodes} nodes)`, `${f(overhead.cacheHitUsPerNode)} µs/node`, "< 50 µs/node"],
     [`executor, no cache (${overhead.nodes} nodes)`, `${f(overhead.noCacheUsPerNode)} µs/node`, "—"],
+    [`executor, no cache, values unchecked (before; same run)`, `${f(overhead.noCacheUncheckedUsPerNode)} µs/node`, "—"],
+    [`output check: routing trace 512 tok × 24 layers / LLM output`, `${f(overhead.checkUs.routingTraceUs, 2)} / ${f(overhead.checkUs.llmOutputUs, 2)} µs`, "—"],
     [`unchanged re-run / full run (${rerun.nodes} × ${rerun.workMsPerNode} ms)`, `${f(rerun.rerunMs)} / ${f(rerun.fullMs, 1)} ms = ${f(rerun.ratio * 100)} %`, "< 2 %"],
     [`engine around one ORT run (${ortRun.executionProvider}, ${f(ortRun.mflop, 0)} MFLOP)`, `+${f(ortRun.overheadUs, 1)} µs on ${f(ortRun.directMs)} ms = ${f(ortRun.overheadRatio * 100)} %`, "< 2 %"],
   ];

@@ -76,7 +76,7 @@ const inputNode = defineNode({
   category: "Inputs",
   description: "Seeded random [B, IN] float32 tensor.",
   inputs: {},
-  outputs: { x: { type: "FEATURES" } },
+  outputs: { x: { type: "JSON" } }, // an ort.Tensor: no socket kind is a tensor
   params: z.object({ seed: z.number().int().default(0) }),
   async execute({ params }) {
     return { x: new ort.Tensor("float32", randn(B * IN, params.seed), [B, IN]) };
@@ -89,8 +89,8 @@ const mlpNode = defineNode({
   title: "MLP (ONNX)",
   category: "Models",
   description: "Runs the test model through the session pool.",
-  inputs: { x: { type: "FEATURES" } },
-  outputs: { y: { type: "FEATURES" } },
+  inputs: { x: { type: "JSON" } },
+  outputs: { y: { type: "JSON" } },
   params: z.object({ model: z.string().default("") }),
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer attached");

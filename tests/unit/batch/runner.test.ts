@@ -24,7 +24,7 @@ function fakeTrace(text: string, image: string | null, P: number) {
 }
 const encode = defineNode({
   type: "test.encode", typeVersion: 1, title: "Encode", category: "Encoders", description: "image → features",
-  inputs: { image: { type: "IMAGE" } }, outputs: { features: { type: "FEATURES" } }, params: z.object({}),
+  inputs: { image: { type: "IMAGE" } }, outputs: { features: { type: "JSON" } }, params: z.object({}),
   async execute({ inputs }) {
     executions.encode++;
     return { features: { file: (inputs.image as { file: string }).file } };
@@ -32,7 +32,7 @@ const encode = defineNode({
 });
 const model = defineNode({
   type: "test.model", typeVersion: 1, title: "Model", category: "Models", description: "fake MoE",
-  inputs: { text: { type: "TEXT" }, features: { type: "FEATURES", optional: true } }, outputs: { trace: { type: "ROUTING_TRACE" } },
+  inputs: { text: { type: "TEXT" }, features: { type: "JSON", optional: true } }, outputs: { trace: { type: "ROUTING_TRACE" } },
   params: z.object({ P: z.number().min(0.1).max(1).default(0.7) }),
   async execute({ inputs, params }) {
     executions.model++;

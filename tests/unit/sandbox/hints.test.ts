@@ -13,7 +13,7 @@ describe("type hints for a script's inputs", () => {
     expect(typeFromPreview(describeValue(new Float32Array(4)))).toBe("number[]");
     expect(typeFromPreview(describeValue({ sum: 1, "odd key": 2 }))).toBe('{ sum: any; "odd key": any; }');
     expect(typeFromPreview(describeValue(null))).toBe("null");
-    expect(typeFromPreview(describeValue({ kind: "image", file: "a.png", width: 1, height: 1 }))).toBeUndefined();
+    expect(typeFromPreview(describeValue({ kind: "image", file: "a.png", mime: "image/png", width: 1, height: 1 }))).toBeUndefined();
   });
 
   it("falls back to the socket type, and marks unconnected inputs", () => {

@@ -14,6 +14,8 @@ import { catalogue } from "@/nodes/index";
 import { routingInspector, type RoutingReport } from "@/nodes/routing-inspector";
 import { tts, type SpeechValue } from "@/nodes/tts";
 
+const LLM_OUTPUT = { kind: "llm-output", model: "uni-moe-tiny/tiny", text: "", promptIds: [], ids: [], stopReason: "eos", specialHidden: [], prefillMs: 0, decodeMs: 0 };
+
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "tts-node-"));
 const prevModels = process.env.STUDIO_MODELS_DIR;
 let pool: SessionPool;
@@ -47,7 +49,8 @@ describe("generate.tts node", () => {
 
   it("speaks an LLM span into a playable WAV of the expected duration, with a routing trace", async () => {
     const { ctx, storage, progress, logs } = makeCtx();
-    const llm = { kind: "llm-output", text: "Sure!<|speech_start|>Language: English; Speaker: A;<|speech_prompt|>Hello there. Bye!<|speech_end|><|im_end|>", ids: [] };
+    // a whole LLM output (the node refuses what is not one: engine/values/llm-output.ts)
+    const llm = { ...LLM_OUTPUT, text: "Sure!<|speech_start|>Language: English; Speaker: A;<|speech_prompt|>Hello there. Bye!<|speech_end|><|im_end|>" };
     const params = tts.params.parse({ maxSeconds: 1 });
     const out = await tts.execute({ inputs: { llm }, params, ctx });
     const speech = out.speech as SpeechValue;
@@ -111,7 +114,7 @@ describe("generate.tts node", () => {
 
   it("explains an LLM output without a speech span, and stops when cancelled", async () => {
     const { ctx } = makeCtx();
-    await expect(tts.execute({ inputs: { llm: { kind: "llm-output", text: "no span", ids: [] } }, params: tts.params.parse({}), ctx })).rejects.toThrow(
+    await expect(tts.execute({ inputs: { llm: { ...LLM_OUTPUT, text: "no span" } }, params: tts.params.parse({}), ctx })).rejects.toThrow(
       "the LLM output has no <|speech_start|> … <|speech_end|> span; connect TEXT instead, or prompt the model to speak",
     );
     const ac = new AbortController();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { extractSpeechSpans, parseStylePrompt, splitTextForSpeech } from "@/models/tts/tts";
-import { NO_SPAN_MESSAGE, speechSegments } from "@/nodes/tts";
+import { NO_SPAN_MESSAGE, speechSegments, tts } from "@/nodes/tts";
 
 describe("speech spans in LLM text", () => {
   it("finds style and text of a span", () => {
@@ -49,10 +49,11 @@ describe("node input choice", () => {
     expect(() => speechSegments(llm("no span here"), undefined, "V;")).toThrow(NO_SPAN_MESSAGE);
     expect(NO_SPAN_MESSAGE).toBe("the LLM output has no <|speech_start|> … <|speech_end|> span; connect TEXT instead, or prompt the model to speak");
   });
-  it("takes text-only input, and needs one of the two", () => {
+  it("takes text-only input, and needs one of the two", async () => {
     expect(speechSegments(undefined, "Only text.", "V;")).toEqual([{ style: "V;", text: "Only text." }]);
     expect(() => speechSegments(undefined, undefined, "V;")).toThrow(/connect an LLM output/);
-    expect(() => speechSegments({ kind: "x" }, undefined, "V;")).toThrow(/not an LLM output/);
+    // what is not an LLM output is refused where it enters the node (engine/node.ts checks each input against its kind)
+    await expect(tts.execute({ inputs: { llm: { kind: "x" } }, params: tts.params.parse({}), ctx: {} as never })).rejects.toThrow(/not an LLM output/);
   });
 });
 
