@@ -14,7 +14,8 @@ export { GENERATION_CONFIG_FILE, generationConfigEosIds, stopTokenIds } from "..
 
 export const moeLlm = defineNode({
   type: "model.moe-llm",
-  typeVersion: 1,
+  // 2: routingTopP null = the model's P (version 1 wrote 0 for it; migrateParams keeps those documents' meaning)
+  typeVersion: 2,
   title: "MoE-LLM",
   category: "Models",
   description: "Uni-MoE-2.0 decoder: generates text (or scores a reference answer, teacher-forced) and records every routing decision; optional logit lens.",
@@ -50,10 +51,11 @@ export const moeLlm = defineNode({
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0).meta({ label: "Seed" }),
     routingTopP: z
       .number()
-      .min(0)
+      .gt(0)
       .max(1)
-      .default(0)
-      .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override (0 = model's)", step: 0.05, description: "Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
+      .nullable()
+      .default(null)
+      .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override", step: 0.05, description: "Empty (null) = the model's own P. Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
     // optional (no default): nodes that never set it keep their cache keys
     routingTopK: z
       .number()
@@ -83,6 +85,10 @@ export const moeLlm = defineNode({
       .default("")
       .meta({ widget: "interventions", label: "Interventions", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
   }),
+  migrateParams(params, fromVersion) {
+    // version 1 wrote routingTopP 0 for "the model's P"
+    return fromVersion < 2 && params.routingTopP === 0 ? { ...params, routingTopP: null } : params;
+  },
   async fingerprint(params) {
     // The chat template and generation_config.json shape the prompt and the stop, beside the weights.
     return promptFilesFingerprint(await resolveModel(params.model));
@@ -97,7 +103,7 @@ export const moeLlm = defineNode({
     if (prompt === undefined && !sequence) throw new Error("connect a prompt (TEXT) or a sequence from a Prompt Builder");
     if (prompt !== undefined && sequence) throw new Error("connect either a prompt or a sequence, not both");
     const model = await resolveModel(params.model, (f, m) => ctx.progress(f * 0.1, m));
-    const interventions = compileInterventions(model.config, params.interventions, { topP: params.routingTopP, topK: params.routingTopK });
+    const interventions = { ...compileInterventions(model.config, params.interventions), ...checkRoutingOverrides(model.config, { topP: params.routingTopP, topK: params.routingTopK }) };
     const answer = inputs.answer ?? undefined;
     if (params.mode === "score-answer" && !answer?.trim()) throw new Error("mode score-answer needs a reference answer: connect the answer input (a Dataset's answer column or a Text node); none arrived");
     return runMoeLlm(model, ctx.runtime, { ...params, modelRef: params.model }, { prompt, sequence, answer }, interventions, ctx);

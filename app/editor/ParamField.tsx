@@ -25,6 +25,21 @@ export interface ParamSchema {
   description?: string;
   /** With widget "textarea": the text is code in this language, edited in Monaco (ScriptField). */
   language?: string;
+  /** zod's `.nullable()`: the value's own schema and `{ type: "null" }` (see `nullableNumber`). */
+  anyOf?: ParamSchema[];
+  exclusiveMinimum?: number;
+}
+
+/** A nullable number param (`z.number().nullable()`) as the number form control reads it, or null for any other schema. */
+function nullableNumber(schema: ParamSchema): ParamSchema | null {
+  const branches = schema.anyOf;
+  if (!branches || branches.length !== 2 || !branches.some((b) => b.type === "null")) return null;
+  const num = branches.find((b) => b.type === "number" || b.type === "integer");
+  if (!num) return null;
+  const { anyOf: _, ...rest } = schema;
+  // an exclusive minimum (e.g. Top-P > 0): the slider starts one step above it
+  const minimum = num.minimum ?? (num.exclusiveMinimum !== undefined ? num.exclusiveMinimum + (rest.step ?? 0.01) : undefined);
+  return { ...rest, ...num, minimum };
 }
 
 function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
@@ -99,30 +114,44 @@ function ModelPicker({ value, onChange, label }: { value: string; onChange: (v: 
  * model that ignores it (e.g. after switching models) stays visible with the reason and a reset, since the node
  * refuses to run with it.
  */
-function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown; modelRef: string; onChange: (v: unknown) => void; numberInput: (max?: number) => React.ReactNode }) {
+function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown; modelRef: string; onChange: (v: unknown) => void; numberInput: (max?: number) => React.ReactNode; nullable: boolean }) {
   const info = trpc.models.info.useQuery({ ref: p.modelRef }, { staleTime: 60_000, retry: false });
   if (!info.data) return null;
   const c = p.schema.routingControl === "topK" ? info.data.controls.topK : info.data.controls.topP;
+  // null (Top-P) and 0 (top-k) both mean "the model's own"
   const set = typeof p.value === "number" && p.value > 0;
   if (!c.ok && !set) return null;
+  const modelsOwn = p.schema.routingControl === "topP" ? info.data.topP : null;
   return (
     <div className="param" title={p.schema.description}>
       <span>{p.label}</span>
       {c.ok ? (
-        p.numberInput((c as { max?: number }).max)
+        p.nullable ? (
+          <>
+            <label className="row nodrag">
+              <input type="checkbox" checked={p.value === null || p.value === undefined} onChange={(e) => p.onChange(e.target.checked ? null : modelsOwn !== null && modelsOwn > 0 ? modelsOwn : 1)} />
+              <span>the model&apos;s{modelsOwn !== null ? ` (${modelsOwn})` : ""}</span>
+            </label>
+            {set && p.numberInput((c as { max?: number }).max)}
+          </>
+        ) : (
+          p.numberInput((c as { max?: number }).max)
+        )
       ) : (
         <div className="nodrag" data-testid={`refused-${p.schema.routingControl}`}>
           <span className="error-text">
             {String(p.value)} is not used by {p.modelRef}: {c.reason}
           </span>{" "}
-          <button onClick={() => p.onChange(0)}>reset</button>
+          <button onClick={() => p.onChange(p.nullable ? null : 0)}>reset</button>
         </div>
       )}
     </div>
   );
 }
 
-function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
+function ParamFieldImpl({ nodeId, name, schema: given, value }: { nodeId: string; name: string; schema: ParamSchema; value: unknown }) {
+  const nullable = nullableNumber(given);
+  const schema = nullable ?? given;
   const setParam = useEditor.getState().setParam; // an action: no subscription
   // The intervention editor and the routing overrides need the node's model (its layers, experts and router).
   const modelRef = useEditor((s) => (schema.widget === "interventions" || schema.widget === "routing-override" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
@@ -167,7 +196,7 @@ function ParamFieldImpl({ nodeId, name, schema, value }: { nodeId: string; name:
         </div>
       );
     };
-    if (schema.widget === "routing-override") return <RoutingOverride schema={schema} label={label} value={value} modelRef={modelRef} onChange={onChange} numberInput={numberInput} />;
+    if (schema.widget === "routing-override") return <RoutingOverride schema={schema} label={label} value={value} modelRef={modelRef} onChange={onChange} numberInput={numberInput} nullable={nullable !== null} />;
     control = numberInput();
   } else if (schema.widget === "textarea" && schema.language === "javascript") {
     control = <ScriptField nodeId={nodeId} value={String(value ?? "")} onChange={onChange} label={label} />;

@@ -1,4 +1,4 @@
-import type { MoeLlmConfig } from "../moe-llm/config";
+import { resolveTopP, type MoeLlmConfig } from "../moe-llm/config";
 
 /**
  * How a family's router turns logits into expert weights. Stored in the canonical config.json of an
@@ -226,7 +226,7 @@ export function routingRuleText(c: MoeLlmConfig, override: { topK?: number; topP
   const scale = a.router.routedScaling !== 1 ? `, × ${a.router.routedScaling}` : "";
   switch (a.routing) {
     case "uni_moe_top_p": {
-      const P = override.topP ?? c.mlp_dynamic_top_p;
+      const P = resolveTopP(c, override.topP);
       return P > 0 ? `Top-P ${P}${override.topP !== undefined ? " (override)" : ""} over ${R} routed + ${c.mlp_dynamic_null_expert_num} null, GRIN jitter ${c.router_jitter_noise}` : `top-${c.mlp_dynamic_top_k} (Top-P 0), GRIN jitter ${c.router_jitter_noise}`;
     }
     case "softmax_topk":

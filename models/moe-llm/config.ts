@@ -39,6 +39,14 @@ export const zMoeLlmConfig = z.object({
 
 export type MoeLlmConfig = z.infer<typeof zMoeLlmConfig>;
 
+/**
+ * The routing Top-P of a run (dynamic-capacity routers): the override, else the model's own P. Resolved here once; the
+ * node and the CLI pass the override as given (null/absent = the model's P).
+ */
+export function resolveTopP(c: MoeLlmConfig, override: number | null | undefined): number {
+  return override ?? c.mlp_dynamic_top_p;
+}
+
 export function headDim(c: MoeLlmConfig): number {
   return c.head_dim ?? c.hidden_size / c.num_attention_heads;
 }

@@ -1,7 +1,7 @@
 import type { Runtime } from "@/engine/runtime/types";
 import { expertColumns } from "./config";
 import { defaultRoutingPrecision } from "./grin-routing";
-import { compileInterventions } from "./interventions";
+import { checkRoutingOverrides } from "./interventions";
 import { logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 import type { RoutingPrecision } from "../onnx/bf16";
 
@@ -46,7 +46,7 @@ export async function forwardJson(
   }
   const E = expertColumns(model.config).length;
   const routingPrecision = opts.routingPrecision ?? defaultRoutingPrecision(model.config);
-  const interventions = compileInterventions(model.config, "", { topP: opts.topP, topK: opts.topK });
+  const interventions = checkRoutingOverrides(model.config, { topP: opts.topP, topK: opts.topK });
   const graph = { moe: opts.dense ? "dense" : "sparse", trace: true, kvCache: false, routingPrecision, ...(opts.logitLens ? { lens: true } : {}) } as const;
   const result = await withMoeLlm(model, graph, runtime, async ({ runner }) => {
     const out = await runner.forward({ batch: 1, seq: n, ids, positions: [...p.t, ...p.h, ...p.w], interventions });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { expertColumns, type MoeLlmConfig } from "./config";
+export { resolveTopP } from "./config";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { Interventions } from "./moe-llm-session";
 
@@ -37,12 +38,22 @@ export function routingControls(config: MoeLlmConfig): RoutingControls {
   return { topP: noTopP, topK: { ok: true, max: config.mlp_dynamic_expert_num } };
 }
 
-/** Throws the reason when an override (> 0) does not apply to this model's router; returns the overrides in force. */
-export function checkRoutingOverrides(config: MoeLlmConfig, o: { topP?: number; topK?: number }): { topP?: number; topK?: number } {
+/** The routing overrides of a run: Top-P null (or absent) = the model's own P; top-k 0 (or absent) = the model's k. */
+export interface RoutingOverrides {
+  topP?: number | null;
+  topK?: number;
+}
+
+/**
+ * Throws the reason when an override does not apply to this model's router (or is out of range); returns the overrides
+ * in force, to merge with the compiled rules (`{ ...compileInterventions(config, rules), ...checkRoutingOverrides(config, o) }`).
+ */
+export function checkRoutingOverrides(config: MoeLlmConfig, o: RoutingOverrides): { topP?: number; topK?: number } {
   const c = routingControls(config);
   const out: { topP?: number; topK?: number } = {};
-  if (o.topP !== undefined && o.topP > 0) {
+  if (o.topP !== undefined && o.topP !== null) {
     if (!c.topP.ok) throw new Error(`Routing Top-P override ${o.topP}: ${c.topP.reason}`);
+    if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`Routing Top-P override ${o.topP}: must be above 0 and at most 1 (none = the model's P, ${config.mlp_dynamic_top_p})`);
     out.topP = o.topP;
   }
   if (o.topK !== undefined && o.topK > 0) {
@@ -54,16 +65,17 @@ export function checkRoutingOverrides(config: MoeLlmConfig, o: { topP?: number; 
 }
 
 /**
- * Parses the rules (JSON text or value) into the graph's [L*E] arrays, with the routing overrides; errors name the
- * rule. Rules apply to MoE layers: "*" means every MoE layer, a dense (router-less) layer is refused.
+ * Parses the rules (JSON text or value) into the graph's [L*E] arrays; errors name the rule. Rules apply to MoE
+ * layers: "*" means every MoE layer, a dense (router-less) layer is refused. The routing overrides are not rules: the
+ * caller merges `checkRoutingOverrides`.
  */
-export function compileInterventions(config: MoeLlmConfig, rules: unknown, overrides: { topP?: number; topK?: number } = {}): Interventions {
+export function compileInterventions(config: MoeLlmConfig, rules: unknown): Interventions {
   const parsed = zInterventionRules.safeParse(typeof rules === "string" ? (rules.trim() ? JSON.parse(rules) : []) : rules ?? []);
   if (!parsed.success) throw new Error(`interventions: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
   const cols = expertColumns(config);
   const L = config.num_hidden_layers;
   const E = cols.length;
-  const out: Interventions = { ...checkRoutingOverrides(config, overrides) };
+  const out: Interventions = {};
   const moe = moeLayerIndices(config);
   parsed.data.forEach((rule, i) => {
     const col = typeof rule.expert === "number" ? rule.expert : cols.findIndex((c) => c.name.toLowerCase() === String(rule.expert).toLowerCase());

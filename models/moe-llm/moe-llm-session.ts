@@ -22,7 +22,12 @@ export interface Interventions {
   ban?: Float32Array;
   /** 1 = forced */
   force?: Float32Array;
-  /** > 0 overrides the config's Top-P threshold (dynamic-capacity routers) */
+  /**
+   * The routing Top-P override in (0, 1] (dynamic-capacity routers); absent = the model's own P (`resolveTopP` in
+   * config.ts names the P in force). Fed as the graph's top_p; absent feeds 0, which the graph reads as "the config's P
+   * as released" — not the same as feeding that P when it is 1.0 (grin-routing.ts: an explicit P >= 1 takes every
+   * allowed column, the config's P = 1.0 keeps the release's cumsum cut-off).
+   */
   topP?: number;
   /** > 0 overrides the number of experts per token (fixed-k routers) */
   topK?: number;

@@ -144,6 +144,8 @@ export const modelsRouter = router({
         label: m.label ?? null,
         routing: routingRuleText(m.config),
         controls: routingControls(m.config),
+        /** The model's own routing Top-P (what a null Routing Top-P override means). */
+        topP: m.config.mlp_dynamic_top_p,
       };
     } catch (err) {
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });

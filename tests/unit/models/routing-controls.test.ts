@@ -7,7 +7,7 @@ import { NodeCatalogue } from "@/engine/node";
 import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { layerRules } from "@/models/families/conventions";
 import { importCheckpoint } from "@/models/import/import";
-import { compileInterventions, routingControls } from "@/models/moe-llm/interventions";
+import { checkRoutingOverrides, compileInterventions, resolveTopP, routingControls } from "@/models/moe-llm/interventions";
 import { referenceConfig } from "@/models/moe-llm/uni-moe-tiny";
 import { moeLlm } from "@/nodes/moe-llm";
 import type { Workflow } from "@/engine/workflow/schema";
@@ -42,12 +42,19 @@ describe("routing overrides per routing kind", () => {
     expect(phi.topK).toMatchObject({ ok: false, reason: "phimoe's sparsemixer is defined for top-2 only (transformers raises for any other top_k)" });
     expect(phi.topP.ok).toBe(false);
   });
-  it("compileInterventions refuses what the router ignores, keeps what it understands", () => {
-    expect(() => compileInterventions(canonical("mixtral"), "", { topP: 0.7 })).toThrow("Routing Top-P override 0.7: mixtral's router picks a fixed number of experts per token (top-2); it has no Top-P threshold (use the top-k override)");
-    expect(() => compileInterventions(referenceConfig("tiny"), "", { topK: 2 })).toThrow("Routing top-k override 2: uni_moe_tiny routes by dynamic capacity");
-    expect(() => compileInterventions(canonical("mixtral"), "", { topK: 9 })).toThrow("must be a whole number from 1 to 8");
-    expect(compileInterventions(canonical("mixtral"), "", { topK: 3, topP: 0 })).toEqual({ topK: 3 });
-    expect(compileInterventions(referenceConfig("tiny"), "", { topP: 0.5, topK: 0 })).toEqual({ topP: 0.5 });
+  it("checkRoutingOverrides refuses what the router ignores, keeps what it understands", () => {
+    expect(() => checkRoutingOverrides(canonical("mixtral"), { topP: 0.7 })).toThrow("Routing Top-P override 0.7: mixtral's router picks a fixed number of experts per token (top-2); it has no Top-P threshold (use the top-k override)");
+    expect(() => checkRoutingOverrides(referenceConfig("tiny"), { topK: 2 })).toThrow("Routing top-k override 2: uni_moe_tiny routes by dynamic capacity");
+    expect(() => checkRoutingOverrides(canonical("mixtral"), { topK: 9 })).toThrow("must be a whole number from 1 to 8");
+    expect(checkRoutingOverrides(canonical("mixtral"), { topK: 3, topP: null })).toEqual({ topK: 3 });
+    expect(checkRoutingOverrides(referenceConfig("tiny"), { topP: 0.5, topK: 0 })).toEqual({ topP: 0.5 });
+    // null (or absent) is the model's own P; an explicit P must be in (0, 1]
+    expect(checkRoutingOverrides(referenceConfig("tiny"), { topP: null })).toEqual({});
+    expect(() => checkRoutingOverrides(referenceConfig("tiny"), { topP: 0 })).toThrow("Routing Top-P override 0: must be above 0 and at most 1 (none = the model's P, 0.7)");
+    expect(resolveTopP(referenceConfig("tiny"), null)).toBe(0.7);
+    expect(resolveTopP(referenceConfig("tiny"), 0.4)).toBe(0.4);
+    // the rules alone: the overrides are not rules
+    expect(compileInterventions(referenceConfig("tiny"), "")).toEqual({});
   });
   it("rules apply to MoE layers: '*' skips DeepSeek's dense first layer, naming it is refused", () => {
     const c = canonical("deepseek_v3");
