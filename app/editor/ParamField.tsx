@@ -5,6 +5,7 @@ import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
 import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
+import { nullableNumber } from "./param-schema";
 import { useEditor } from "./store";
 
 const ScriptField = dynamic(() => import("./ScriptField"), { ssr: false, loading: () => <p className="muted">Loading editor…</p> });
@@ -28,18 +29,6 @@ export interface ParamSchema {
   /** zod's `.nullable()`: the value's own schema and `{ type: "null" }` (see `nullableNumber`). */
   anyOf?: ParamSchema[];
   exclusiveMinimum?: number;
-}
-
-/** A nullable number param (`z.number().nullable()`) as the number form control reads it, or null for any other schema. */
-function nullableNumber(schema: ParamSchema): ParamSchema | null {
-  const branches = schema.anyOf;
-  if (!branches || branches.length !== 2 || !branches.some((b) => b.type === "null")) return null;
-  const num = branches.find((b) => b.type === "number" || b.type === "integer");
-  if (!num) return null;
-  const { anyOf: _, ...rest } = schema;
-  // an exclusive minimum (e.g. Top-P > 0): the slider starts one step above it
-  const minimum = num.minimum ?? (num.exclusiveMinimum !== undefined ? num.exclusiveMinimum + (rest.step ?? 0.01) : undefined);
-  return { ...rest, ...num, minimum };
 }
 
 function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
@@ -129,7 +118,7 @@ function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown
         p.nullable ? (
           <>
             <label className="row nodrag">
-              <input type="checkbox" checked={p.value === null || p.value === undefined} onChange={(e) => p.onChange(e.target.checked ? null : modelsOwn !== null && modelsOwn > 0 ? modelsOwn : 1)} />
+              <input type="checkbox" aria-label={`${p.label}: the model's`} checked={p.value === null || p.value === undefined} onChange={(e) => p.onChange(e.target.checked ? null : modelsOwn !== null && modelsOwn > 0 ? modelsOwn : 1)} />
               <span>the model&apos;s{modelsOwn !== null ? ` (${modelsOwn})` : ""}</span>
             </label>
             {set && p.numberInput((c as { max?: number }).max)}

@@ -60,7 +60,7 @@ test("a generated DeepSeek-V3 checkpoint: import on the Models page, run in the 
   // a top-k router: the top-k override is offered, the Top-P override is not
   const llm = page.getByTestId("node-llm");
   await expect(llm.getByLabel("Routing top-k override (0 = model's)", { exact: true })).toBeVisible();
-  await expect(llm.getByLabel("Routing Top-P override (0 = model's)", { exact: true })).toHaveCount(0);
+  await expect(llm.getByLabel("Routing Top-P override: the model's", { exact: true })).toHaveCount(0);
   const dialog = await runAndOpenInspector(page);
   await expect(dialog).toContainText(/deepseek_v3\/e2e-v3 · \d+ tokens · 2 layers with a router \(\+ 1 dense\) · 17 experts/); // 16 routed + the shared MLP
   await expect(dialog.locator(".convention")).toContainText("e_score_correction_bias");

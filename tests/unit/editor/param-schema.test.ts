@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { nullableNumber } from "@/app/editor/param-schema";
+import type { ParamSchema } from "@/app/editor/ParamField";
+import { moeLlm } from "@/nodes/moe-llm";
+
+/** The param form reads a nullable number (the MoE-LLM's routingTopP: null = the model's P) from the node's JSON Schema as the catalogue sends it. */
+describe("param form: nullable numbers", () => {
+  const props = (z.toJSONSchema(moeLlm.params, { io: "input", unrepresentable: "any" }) as { properties: Record<string, ParamSchema> }).properties;
+
+  it("routingTopP: a number in (0, 1] whose slider starts one step above 0, default null, with its widget hints", () => {
+    expect(nullableNumber(props.routingTopP!)).toEqual({
+      type: "number",
+      exclusiveMinimum: 0,
+      minimum: 0.05,
+      maximum: 1,
+      default: null,
+      widget: "routing-override",
+      routingControl: "topP",
+      label: "Routing Top-P override",
+      step: 0.05,
+      description: expect.stringContaining("the model's own P"),
+    });
+  });
+
+  it("other params are not nullable numbers", () => {
+    expect(nullableNumber(props.temperature!)).toBeNull();
+    expect(nullableNumber(props.routingTopK!)).toBeNull();
+    expect(nullableNumber({ anyOf: [{ type: "string" }, { type: "null" }] })).toBeNull();
+    expect(nullableNumber({ anyOf: [{ type: "number", minimum: 1 }, { type: "null" }] })).toMatchObject({ type: "number", minimum: 1 });
+  });
+});
