@@ -5,31 +5,12 @@ import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
 import { AblationCost } from "./AblationPlanField";
 import { InterventionsField } from "./InterventionsField";
-import { nullableNumber } from "./param-schema";
+import { nullableNumber, type ParamSchema } from "./param-schema";
 import { useEditor } from "./store";
 
 const ScriptField = dynamic(() => import("./ScriptField"), { ssr: false, loading: () => <p className="muted">Loading editor…</p> });
 
-/** The slice of a param's JSON Schema (from zod's toJSONSchema, with our .meta() hints) the form reads. */
-export interface ParamSchema {
-  type?: string | string[];
-  enum?: unknown[];
-  minimum?: number;
-  maximum?: number;
-  default?: unknown;
-  widget?: "textarea" | "file" | "slider" | "model" | "interventions" | "routing-override" | "ablation-plan";
-  /** widget "routing-override": Top-P or top-k override of the node's model's router */
-  routingControl?: "topP" | "topK";
-  accept?: string;
-  step?: number;
-  label?: string;
-  description?: string;
-  /** With widget "textarea": the text is code in this language, edited in Monaco (ScriptField). */
-  language?: string;
-  /** zod's `.nullable()`: the value's own schema and `{ type: "null" }` (see `nullableNumber`). */
-  anyOf?: ParamSchema[];
-  exclusiveMinimum?: number;
-}
+export type { ParamSchema };
 
 function uploadKind(accept: string | undefined): "image" | "audio" | "video" {
   if (accept?.startsWith("audio")) return "audio";

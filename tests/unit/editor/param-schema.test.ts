@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { nullableNumber } from "@/app/editor/param-schema";
-import type { ParamSchema } from "@/app/editor/ParamField";
+import type { ParamSchema } from "@/app/editor/param-schema";
 import { moeLlm } from "@/nodes/moe-llm";
 
 /** The param form reads a nullable number (the MoE-LLM's routingTopP: null = the model's P) from the node's JSON Schema as the catalogue sends it. */
