@@ -2,6 +2,7 @@ import { headDim, paramNames, type MoeLlmConfig } from "../config";
 import { architectureOf, qkNormNames } from "../../families/conventions";
 import { catRows, weight, type DecoderContext } from "./tensors";
 import { io } from "./io";
+import { groupedQueryAttention } from "../../onnx/attention";
 
 /**
  * The attention variants of the decoder, each one self-contained function over a DecoderContext:
@@ -181,11 +182,8 @@ export function gqaAttention(ctx: DecoderContext, inputs: AttentionInputs, i: nu
   const k = withCache(ctx, inputs, i, "key", k0);
   const v = withCache(ctx, inputs, i, "value", v0);
   const scale = arch.attentionScale ?? 1 / Math.sqrt(Dh);
-  const q5 = o.reshape(o.mul(q, g.scalar(scale)), g.ints([0, KVH, G, -1, Dh])); // [B,KVH,G,S,Dh]
-  const kT = o.unsqueeze(o.transpose(k, [0, 1, 3, 2]), [2]); // [B,KVH,1,Dh,T]
-  const probs = attentionProbs(ctx, i, masked(ctx, inputs, i, o.matmul(q5, kT), 5), [KVH, G]); // [B,KVH,G,S,T]
-  const att = o.matmul(probs, o.unsqueeze(v, [2])); // [B,KVH,G,S,Dh]
-  const merged = o.reshape(o.transpose(o.reshape(att, g.ints([0, NH, -1, Dh])), [0, 2, 1, 3]), g.ints([-1, NH * Dh])); // [N,NH*Dh]
+  const probs = (scores: string) => attentionProbs(ctx, i, masked(ctx, inputs, i, scores, 5), [KVH, G]); // [B,KVH,G,S,T]
+  const merged = groupedQueryAttention(o, { q, k, v, NH, KVH, Dh, scale, probs }); // [N,NH*Dh]
   return o.linear(merged, ctx.w(paramNames.attn(i, "o", "weight")), arch.outputBias ? ctx.w(paramNames.attn(i, "o", "bias")) : undefined);
 }
 
