@@ -21,6 +21,14 @@
  *   dataset-ablation: the Expert Ablation node's own limits, maxRecords 2 and maxAblations 2 (baseline + *.E1, *.E2).
  * The webgpu pool is asked for `webgpu` only (no CPU fallback exists for that preference); the test also checks that
  * every session it loaded ran on WebGPU.
+ *
+ * KNOWN BUG (found by this suite; every shipped example hits it, so those cases are `it.fails` until it is fixed, and
+ * turn red when it is): on WebGPU (ONNX Runtime 1.30, SwiftShader) a decoder prefill of 32 or more tokens of
+ * uni-moe-tiny/tiny diverges from the CPU provider from position 4 on (logits Δ ≈ 0.1 at peak ≈ 0.6, router logits
+ * Δ up to 0.9 in layer 0, masks and k differ), in the device-resident graph and in the sparse graph alike; 24
+ * tokens or fewer match within 2e-6 (positions 0–3 always match). Not a near-tie: the first layer's router logits
+ * already differ by 0.5. The shipped prompts are 56 tokens (moe-llm-routing) to 307 (omni). The two short-prompt
+ * cases below run the same workflows end to end under that length and must match.
  * Without an adapter the suite is skipped with the reason printed; in CI (CI=true) a missing adapter fails.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -238,13 +246,17 @@ async function runBoth(id: string, sets: Record<string, unknown>) {
   return results;
 }
 
+/** Set to false when the long-prefill bug above is fixed: the shipped examples must then match as they are. */
+const LONG_PREFILL_BUG = true;
+const shipped = LONG_PREFILL_BUG ? it.fails : it;
+
 const COVERED = ["omni", "moe-llm-routing", "ban-and-compare", "routing-precision", "dataset-routing", "dataset-ablation"];
 it("this suite has a case for every example of the start page", () => {
   expect(EXAMPLES.map((e) => e.id).sort()).toEqual([...COVERED].sort());
 });
 
 describe.skipIf(!probe.ok)("every example workflow on WebGPU matches the CPU provider", () => {
-  it("omni: image + audio → encoders → Prompt Builder → MoE-LLM → Routing/RoPE Inspectors, MoE-TTS, DiT", { timeout: SLOW }, async () => {
+  shipped("omni: image + audio → encoders → Prompt Builder → MoE-LLM → Routing/RoPE Inspectors, MoE-TTS, DiT", { timeout: SLOW }, async () => {
     const [cpu] = await runBoth("omni", { "llm.maxNewTokens": 4, "tts.maxSeconds": 0.5, "dit.sampler": "paper", "dit.steps": 2 });
     // not an empty comparison: the run generated tokens, speech and an image
     const out = cpu!.outputs;
@@ -253,11 +265,14 @@ describe.skipIf(!probe.ok)("every example workflow on WebGPU matches the CPU pro
     expect((out.get("dit")!.image as { file: string }).file).toMatch(/\.png$/);
   });
 
-  it("moe-llm-routing: text → MoE-LLM → routing", { timeout: SLOW }, () => runBoth("moe-llm-routing", { "llm.maxNewTokens": 4 }));
-  it("ban-and-compare: baseline and E1 banned, Compare Traces", { timeout: SLOW }, () => runBoth("ban-and-compare", { "base.maxNewTokens": 4, "banned.maxNewTokens": 4 }));
-  it("routing-precision: fp32 and bf16 routing, Compare Traces", { timeout: SLOW }, () => runBoth("routing-precision", { "fp32.maxNewTokens": 4, "bf16.maxNewTokens": 4 }));
+  shipped("moe-llm-routing: text → MoE-LLM → routing", { timeout: SLOW }, () => runBoth("moe-llm-routing", { "llm.maxNewTokens": 4 }));
+  shipped("ban-and-compare: baseline and E1 banned, Compare Traces", { timeout: SLOW }, () => runBoth("ban-and-compare", { "base.maxNewTokens": 4, "banned.maxNewTokens": 4 }));
+  // the same workflows with a prompt short enough (≤ 24 tokens with the chat template) to stay clear of the bug
+  it("moe-llm-routing with a short prompt: the whole workflow matches", { timeout: SLOW }, () => runBoth("moe-llm-routing", { "prompt.text": "Hi.", "llm.maxNewTokens": 4 }));
+  it("ban-and-compare with a short prompt: the whole workflow matches", { timeout: SLOW }, () => runBoth("ban-and-compare", { "prompt.text": "Sea.", "base.maxNewTokens": 4, "banned.maxNewTokens": 4 }));
+  shipped("routing-precision: fp32 and bf16 routing, Compare Traces", { timeout: SLOW }, () => runBoth("routing-precision", { "fp32.maxNewTokens": 4, "bf16.maxNewTokens": 4 }));
 
-  it("dataset-routing: the batch runner (as `cli run --dataset`) over the first 3 records; aggregates compared", { timeout: SLOW }, async () => {
+  shipped("dataset-routing: the batch runner (as `cli run --dataset`) over the first 3 records; aggregates compared", { timeout: SLOW }, async () => {
     const doc = await exampleDoc("dataset-routing", {});
     const dataNode = doc.nodes.find((n) => n.type === "input.dataset")!;
     const source = resolveDatasetSource((dataNode.params as { source: string }).source);
@@ -283,7 +298,7 @@ describe.skipIf(!probe.ok)("every example workflow on WebGPU matches the CPU pro
     expect(out[0]!.aggregate!.counts().tokens).toBeGreaterThan(0);
   });
 
-  it("dataset-ablation: Expert Ablation over 2 records, baseline + 2 ablations; ΔNLL table and routing shares compared", { timeout: SLOW }, async () => {
+  shipped("dataset-ablation: Expert Ablation over 2 records, baseline + 2 ablations; ΔNLL table and routing shares compared", { timeout: SLOW }, async () => {
     const [cpu] = await runBoth("dataset-ablation", { "ablation.maxRecords": 2, "ablation.maxAblations": 2 });
     expect(JSON.stringify(cpu!.outputs.get("ablation"))).toContain("E1");
   });
