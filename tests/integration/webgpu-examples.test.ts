@@ -52,8 +52,13 @@ import { BLOB_ID, DiskStorage } from "@/engine/storage";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 
-const probe = await probeWebGpu();
-if (!probe.ok) {
+// Opt-in (STUDIO_TEST_WEBGPU_EXAMPLES=1) until the long-prefill divergence below is fixed: today it documents that bug
+// with it.fails cases and costs ~4.5 min of SwiftShader time, and an it.fails that depends on the host CPU's rounding
+// must not decide CI. The per-family suite (webgpu.test.ts) runs in CI.
+const OPT_IN = process.env.STUDIO_TEST_WEBGPU_EXAMPLES === "1";
+const probe = OPT_IN ? await probeWebGpu() : { ok: false as const, reason: "opt-in: set STUDIO_TEST_WEBGPU_EXAMPLES=1" };
+if (!OPT_IN) console.log("WebGPU example suite skipped (opt-in: STUDIO_TEST_WEBGPU_EXAMPLES=1)");
+else if (!probe.ok) {
   const why = `WebGPU example suite skipped: no WebGPU adapter could be created (${probe.reason}). ${noAdapterHelp()}`;
   if (process.env.CI === "true") throw new Error(`${why} — CI must run it (.ci/run installs libvulkan1 and chromium)`);
   console.warn(why);
