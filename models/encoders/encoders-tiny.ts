@@ -21,7 +21,7 @@ import { SafetensorsWeights, writeSafetensors, type SafetensorsEntry } from "../
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { hashValue } from "../../engine/hash";
 import { hashModelFiles } from "../io/model-dir";
-import { ensureSeededModel } from "../io/seeded-store";
+import { ensureSeededModel, type SeededModelManifest } from "../io/seeded-store";
 import { KeyedCache } from "../io/keyed-cache";
 import { modelsDir } from "@/engine/config";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
@@ -102,17 +102,7 @@ export function seedEncoderWeights(kind: EncoderKind, config: VisionConfig | Aud
 // ---------------------------------------------------------------------------------------------
 // The reference models on disk
 
-export interface EncoderManifest {
-  family: typeof FAMILY;
-  name: EncoderKind;
-  seed: number;
-  generatorVersion: number;
-  label: typeof REFERENCE_LABEL;
-  contentHash: string;
-  files: Record<string, number>;
-  parameters: number;
-  createdAt: string;
-}
+export type EncoderManifest = SeededModelManifest<EncoderKind>;
 
 const referenceConfigOf = (kind: EncoderKind) => structuredClone(kind === "vision" ? tinyVisionConfig : tinyAudioConfig);
 

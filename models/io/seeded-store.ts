@@ -24,6 +24,17 @@ export interface SeededManifest {
   files: Record<string, number>;
 }
 
+/** The manifest.json of a seeded `uni-moe-tiny/<name>` model (decoder, encoders, TTS): who it is and how it was made. */
+export interface SeededModelManifest<Name extends string, Parameters = number> extends SeededManifest {
+  family: "uni-moe-tiny";
+  name: Name;
+  seed: number;
+  generatorVersion: number;
+  label: "seeded, untrained";
+  parameters: Parameters;
+  createdAt: string;
+}
+
 export interface SeededOutcome<M extends SeededManifest> {
   dir: string;
   /** false when a matching model was already there (or another process built it meanwhile). */

@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { hashValue } from "../../engine/hash";
 import { headDim, paramNames, zMoeLlmConfig, type MoeLlmConfig } from "./config";
-import { ensureSeededModel } from "../io/seeded-store";
+import { ensureSeededModel, type SeededModelManifest } from "../io/seeded-store";
 import { safetensorsFileSize, writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { byteTokenizer } from "../text/tokenizer";
@@ -181,18 +181,8 @@ export const seed_weights = seedWeights;
 // ---------------------------------------------------------------------------------------------
 // On-disk reference models
 
-export interface ReferenceManifest {
-  family: typeof FAMILY;
-  name: ReferenceModelName;
-  seed: number;
-  generatorVersion: number;
-  label: typeof REFERENCE_LABEL;
-  /** sha256 of (canonical config JSON, seed, generator version). */
-  contentHash: string;
-  files: Record<string, number>;
-  parameters: number;
-  createdAt: string;
-}
+/** contentHash: sha256 of (canonical config JSON, seed, generator version). */
+export type ReferenceManifest = SeededModelManifest<ReferenceModelName>;
 
 export function referenceModelDir(name: ReferenceModelName, root = modelsDir()): string {
   return path.join(root, FAMILY, name);

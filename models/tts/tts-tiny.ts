@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { codecParamTable } from "./codec";
-import { ensureSeededModel } from "../io/seeded-store";
+import { ensureSeededModel, type SeededModelManifest } from "../io/seeded-store";
 import { writeSafetensors, type SafetensorsEntry } from "../io/safetensors";
 import { SeededRandom, deriveSeed } from "../io/seeded-random";
 import { byteTokenizer } from "../text/tokenizer";
@@ -94,17 +94,7 @@ export function seedTtsWeights(config: TtsConfig, seed = TTS_DEFAULT_SEED): { de
   };
 }
 
-export interface TtsManifest {
-  family: typeof TTS_FAMILY;
-  name: typeof TTS_REFERENCE_NAME;
-  seed: number;
-  generatorVersion: number;
-  label: typeof TTS_REFERENCE_LABEL;
-  contentHash: string;
-  files: Record<string, number>;
-  parameters: { decoder: number; codec: number };
-  createdAt: string;
-}
+export type TtsManifest = SeededModelManifest<typeof TTS_REFERENCE_NAME, { decoder: number; codec: number }>;
 
 export function ttsReferenceDir(root = modelsDir()): string {
   return path.join(root, TTS_FAMILY, TTS_REFERENCE_NAME);
