@@ -109,15 +109,21 @@ export function isRoutingTrace(v: unknown): v is RoutingTrace {
   return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "routing-trace";
 }
 
+/** Typed arrays of one type, one after another. */
+export function concatTyped<T extends Float32Array | Uint8Array | Int32Array>(xs: T[]): T {
+  const out = new (xs[0]!.constructor as new (n: number) => T)(xs.reduce((a, x) => a + x.length, 0));
+  let o = 0;
+  for (const x of xs) {
+    out.set(x, o);
+    o += x.length;
+  }
+  return out;
+}
+
 /** Layer traces of the same layers, rows of `b` after rows of `a` (a `dropped` on one side only is padded with zeros). */
 export function concatLayerTraces(a: LayerTrace[], b: LayerTrace[]): LayerTrace[] {
   if (a.length !== b.length) throw new Error(`trace has ${a.length} layers, the step has ${b.length}`);
-  const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
-    const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
-    out.set(x);
-    out.set(y, x.length);
-    return out;
-  };
+  const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => concatTyped([x, y]);
   return a.map((l, i) => {
     const s = b[i]!;
     const out: LayerTrace = { ...(l.layer !== undefined ? { layer: l.layer } : {}), routerLogits: cat(l.routerLogits, s.routerLogits), mask: cat(l.mask, s.mask), weights: cat(l.weights, s.weights), k: cat(l.k, s.k) };

@@ -15,6 +15,7 @@
  * cache and no capacity (equal to prefix_causal / single / off; it differs from the release).
  */
 import * as ort from "onnxruntime-node";
+import { concatTyped } from "@/engine/trace";
 import { SeededRandom } from "../io/seeded-random";
 import { speechCodes, speechDims, speechIo, type SpeechGenConfig, type SpeechGraphOptions } from "./tts-released";
 
@@ -269,21 +270,12 @@ function argmax(a: Float32Array, from: number, to: number): number {
 
 /** Concatenates per-layer routing of consecutive row ranges. */
 export function concatRouting(parts: SpeechLayerRouting[][]): SpeechLayerRouting[] {
-  const cat = <T extends Float32Array | Uint8Array | Int32Array>(xs: T[]): T => {
-    const out = new (xs[0]!.constructor as new (n: number) => T)(xs.reduce((a, x) => a + x.length, 0));
-    let o = 0;
-    for (const x of xs) {
-      out.set(x, o);
-      o += x.length;
-    }
-    return out;
-  };
   return parts[0]!.map((_, i) => ({
-    routerLogits: cat(parts.map((p) => p[i]!.routerLogits)),
-    selected: cat(parts.map((p) => p[i]!.selected)),
-    mask: cat(parts.map((p) => p[i]!.mask)),
-    weights: cat(parts.map((p) => p[i]!.weights)),
-    dropped: cat(parts.map((p) => p[i]!.dropped)),
+    routerLogits: concatTyped(parts.map((p) => p[i]!.routerLogits)),
+    selected: concatTyped(parts.map((p) => p[i]!.selected)),
+    mask: concatTyped(parts.map((p) => p[i]!.mask)),
+    weights: concatTyped(parts.map((p) => p[i]!.weights)),
+    dropped: concatTyped(parts.map((p) => p[i]!.dropped)),
   }));
 }
 

@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
-import type { LayerTrace, RoutingTrace, TraceToken } from "@/engine/trace";
+import { concatTyped, type LayerTrace, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { buildCodecGraph, CodecRunner } from "./codec";
 import { hashModelFiles } from "../io/model-dir";
 import { SafetensorsWeights } from "../io/safetensors";
@@ -334,20 +334,11 @@ export async function decodeChunk(tts: TtsRunner, style: string, text: string, m
 }
 
 function concatLayerParts(parts: LayerTrace[][], L: number): LayerTrace[] {
-  const cat = <T extends Float32Array | Uint8Array | Int32Array>(xs: T[]): T => {
-    const out = new (xs[0]!.constructor as new (n: number) => T)(xs.reduce((a, x) => a + x.length, 0));
-    let o = 0;
-    for (const x of xs) {
-      out.set(x, o);
-      o += x.length;
-    }
-    return out;
-  };
   return Array.from({ length: L }, (_, i) => ({
-    routerLogits: cat(parts.map((p) => p[i]!.routerLogits)),
-    mask: cat(parts.map((p) => p[i]!.mask)),
-    weights: cat(parts.map((p) => p[i]!.weights)),
-    k: cat(parts.map((p) => p[i]!.k)),
+    routerLogits: concatTyped(parts.map((p) => p[i]!.routerLogits)),
+    mask: concatTyped(parts.map((p) => p[i]!.mask)),
+    weights: concatTyped(parts.map((p) => p[i]!.weights)),
+    k: concatTyped(parts.map((p) => p[i]!.k)),
   }));
 }
 
