@@ -159,6 +159,8 @@ export class MoeLlmRunner {
     readonly model: Uint8Array,
     /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
     readonly window?: BatchWindow,
+    /** With a decode twin: one-token steps of one sequence after a cache run on it (see withDecodeTwin). */
+    readonly decodeTwin?: MoeLlmRunner,
   ) {}
 
   static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
@@ -171,6 +173,22 @@ export class MoeLlmRunner {
   static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), window?: BatchWindow): MoeLlmRunner {
     if (window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
     return new MoeLlmRunner(config, options, session, model, window);
+  }
+
+  /**
+   * This runner with a decode twin: a runner of the same model whose graph differs only in the expert dispatch
+   * (`moe: "dense"`, see decodeTwinOptions in moe-llm-model.ts). Every decode step of ONE sequence (batch 1, one new
+   * token after a non-empty cache, no attention mask) runs on the twin; everything else (prefill, padded batches)
+   * on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
+   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/decode-twin.test.ts).
+   * The twin's session is not released by this runner.
+   */
+  withDecodeTwin(twin: MoeLlmRunner): MoeLlmRunner {
+    const a = this.options as unknown as Record<string, unknown>, b = twin.options as unknown as Record<string, unknown>;
+    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && a[k] !== b[k]);
+    if (!this.options.kvCache || differ || twin.config !== this.config)
+      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe`");
+    return new MoeLlmRunner(this.config, this.options, this.session, this.model, this.window, twin);
   }
 
   /** An empty cache for `batch` sequences. */
@@ -282,6 +300,7 @@ export class MoeLlmRunner {
 
   /** One forward as given (no coalescing). */
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
+    if (this.decodeTwin && input.batch === 1 && input.seq === 1 && (input.past?.length ?? 0) > 0 && !input.attentionMask) return this.decodeTwin.forwardDirect(input);
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
