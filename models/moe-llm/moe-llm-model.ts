@@ -178,7 +178,8 @@ export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions
   const options = window ? { ...device, padding: true } : device;
   const file = graphFile(model, options);
   const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, window);
-  const twin = isImportedDir(model.dir) ? undefined : decodeTwinOptions(model.config, options, provider);
+  // not inside a dataset batch: its decode steps are padded forwards of several records, which stay on one graph
+  const twin = isImportedDir(model.dir) || window ? undefined : decodeTwinOptions(model.config, options, provider);
   if (twin) {
     const twinFile = graphFile(model, twin);
     return runtime.withSession(file, undefined, (handle) =>

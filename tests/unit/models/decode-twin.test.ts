@@ -1,11 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generate, type DecoderModel, type GenerateOptions, type PromptInput } from "@/models/moe-llm/generate";
 import { paramNames, type MoeLlmConfig } from "@/models/moe-llm/config";
 import type { MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
-import { decodeTwinOptions, DECODE_TWIN_MAX_ROUTED_PARAMS } from "@/models/moe-llm/moe-llm-model";
+import { decodeTwinOptions, DECODE_TWIN_MAX_ROUTED_PARAMS, openModelDir, withMoeLlm } from "@/models/moe-llm/moe-llm-model";
+import { SessionPool } from "@/engine/runtime";
+import { writeSafetensorsFromMap } from "@/models/io/safetensors";
 import { type ForwardInput, type ForwardOutput, type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { referenceConfigs } from "@/models/moe-llm/uni-moe-tiny";
 import { parameterCounts } from "@/models/moe-llm/parameters";
@@ -215,6 +217,38 @@ describe("decode twin: when it is used", () => {
     } finally {
       if (before === undefined) delete process.env.STUDIO_DECODE_TWIN;
       else process.env.STUDIO_DECODE_TWIN = before;
+    }
+  });
+  it("withMoeLlm gives a small model's CPU runner its twin (both sessions from the pool), and generation through it equals STUDIO_DECODE_TWIN=off", async () => {
+    const c = randomConfig(9, { vocab_size: 320 });
+    const dir = path.join(tmp, "models", "seeded", "m9");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "config.json"), JSON.stringify(c));
+    const w = randomWeights(c, 9);
+    await writeSafetensorsFromMap(path.join(dir, "model.safetensors"), new Map(w.names().map((n) => [n, w.get(n)])));
+    const model = openModelDir(dir);
+    const pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+    const before = process.env.STUDIO_DECODE_TWIN, modelsBefore = process.env.STUDIO_MODELS_DIR;
+    process.env.STUDIO_MODELS_DIR = path.join(tmp, "models"); // the graph cache (.graphs) goes there
+    const run = () =>
+      withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
+        const r = await generate(runner, byteTokenizer, { ids: randomIds(6, 256, 9), modelName: "m9" }, { temperature: 0.8, topK: 0, topP: 1, seed: 9, maxNewTokens: 6, stopTokens: [] });
+        return { twin: runner.decodeTwin?.options.moe, ids: r.newIds, masks: r.trace.layers.map((l) => Array.from(l.mask)) };
+      });
+    try {
+      const on = await run();
+      process.env.STUDIO_DECODE_TWIN = "off";
+      const off = await run();
+      expect(on.twin).toBe("dense");
+      expect(off.twin).toBeUndefined();
+      expect(on.ids).toEqual(off.ids);
+      expect(on.masks).toEqual(off.masks);
+    } finally {
+      if (before === undefined) delete process.env.STUDIO_DECODE_TWIN;
+      else process.env.STUDIO_DECODE_TWIN = before;
+      if (modelsBefore === undefined) delete process.env.STUDIO_MODELS_DIR;
+      else process.env.STUDIO_MODELS_DIR = modelsBefore;
+      await pool.close();
     }
   });
 });
