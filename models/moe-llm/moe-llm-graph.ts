@@ -29,10 +29,10 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  *          past_key_{i}, past_value_{i} float [B,KVH,P,Dh]    (kvCache; MLA: [B,1,P,kv_lora_rank] and [B,1,P,rope dims],
  *                                                                 see attention.ts kvCacheDims)
  *          router_bias float [L,E], ban_mask float [L,E], force_mask float [L,E], top_p float [1],
- *          top_k float [1] (fixed-k routers only: <= 0 keeps the config's k)
+ *          top_k float [1] (fixed-k routers only: the k in force, exactly — resolveTopK)
  *            — required inputs (onnxruntime-node ignores feeds for overridable initializers); the neutral
- *            values are zeros for the masks and bias, the config's P for top_p (resolveTopP); MoeLlmRunner feeds them
- *            when omitted.
+ *            values are zeros for the masks and bias, the config's P and k for top_p and top_k (resolveTopP,
+ *            resolveTopK); MoeLlmRunner feeds them when omitted.
  *            Rows of dense (router-less) layers are ignored.
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
@@ -70,7 +70,7 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
 export { io, type MoeGraphOptions } from "./decoder/io";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt (imports record it: import.ts). */
-export const GRAPH_BUILDER_VERSION = 5;
+export const GRAPH_BUILDER_VERSION = 6;
 /** The first builder version whose top_p input is exactly the P in force (before: top_p <= 0 = the config's P). */
 export const TOP_P_EXACT_SINCE = 5;
 
@@ -423,7 +423,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
  * Only the routing as a graph, for tests and tools (the N rows are one forward call, e.g. for the capacity):
  * inputs router_logits [N,E] (rounded to bf16 first under bf16: what the release's bf16 gate would give),
  * ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P in force: feed the config's for its own routing);
- * fixed-k routers also take top_k [1] (0 = the config's k)
+ * fixed-k routers also take top_k [1] (the k in force: feed the config's for its own routing)
  * and DeepSeek-V3's e_score_correction_bias [1,R];
  * outputs mask [N,E], weights [N,E], k int64 [N] (DeepSeek-V3: and scores [N,R]; Uni-MoE with token_drop: and dropped [N,E]).
  */
@@ -458,7 +458,7 @@ export function buildRoutingGraph(config: MoeLlmConfig, precision: RoutingPrecis
  * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools
  * (with token_drop, the N rows are one sequence):
  * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P
- * in force; top_k [1] for fixed-k routers, 0 = the config's k);
+ * in force; top_k [1] for fixed-k routers, the k in force);
  * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
  */
 export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace" | "routingPrecision">): Uint8Array {

@@ -1,5 +1,5 @@
 import * as ort from "onnxruntime-node";
-import { resolveTopP, type MoeLlmConfig } from "./config";
+import { resolveTopK, resolveTopP, type MoeLlmConfig } from "./config";
 import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
 import { buildMoeLlmGraph, GRAPH_BUILDER_VERSION, io, type MoeGraphOptions, moeDims, TOP_P_EXACT_SINCE } from "./moe-llm-graph";
 import { kvCacheDims } from "./decoder/attention";
@@ -27,7 +27,7 @@ export interface Interventions {
    * fed the P in force (`resolveTopP`, config.ts) — an override equal to the model's P routes exactly as none.
    */
   topP?: number;
-  /** > 0 overrides the number of experts per token (fixed-k routers) */
+  /** The top-k override (fixed-k routers); absent = the model's k. The graph's top_k is fed the k in force (`resolveTopK`). */
   topK?: number;
 }
 
@@ -88,10 +88,10 @@ export interface ForwardOutput {
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
 
-/** A key for "same interventions" (requests with different ones cannot share a forward); topP: the value fed. */
-function interventionsKey(iv: Interventions = {}, topP: number): string {
+/** A key for "same interventions" (requests with different ones cannot share a forward); topP, topK: the values fed. */
+function interventionsKey(iv: Interventions = {}, topP: number, topK: number): string {
   const arr = (a: Float32Array | undefined) => (a && a.some((v) => v !== 0) ? Array.from(a).join(",") : "");
-  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), topP, iv.topK ?? 0].join("|");
+  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), topP, topK].join("|");
 }
 
 const sessionIds = new WeakMap<object, number>();
@@ -196,7 +196,7 @@ export class MoeLlmRunner {
     const past = input.past?.length ?? 0;
     if (this.window && input.batch === 1 && !input.attentionMask && (past === 0 || input.seq === 1) && (past === 0 || this.options.kvCache)) {
       const kind = past === 0 ? "prefill" : "decode";
-      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions, this.topPFeed(input.interventions?.topP))}`;
+      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions, this.topPFeed(input.interventions?.topP), resolveTopK(this.config, input.interventions?.topK))}`;
       return this.window.submit(key, input, past + input.seq, (inputs: ForwardInput[]) => this.forwardPadded(inputs));
     }
     return this.forwardDirect(input);
@@ -320,8 +320,9 @@ export class MoeLlmRunner {
     feeds[io.ban] = le(iv.ban, "ban");
     feeds[io.force] = le(iv.force, "force");
     feeds[io.topP] = new ort.Tensor("float32", new Float32Array([this.topPFeed(iv.topP)]), [1]);
-    if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([iv.topK ?? 0]), [1]);
-    else if (iv.topK) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
+    // any graph takes the k in force: those before top_k meant exactly k read an override equal to the model's k as none
+    if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([resolveTopK(this.config, iv.topK)]), [1]);
+    else if (iv.topK !== undefined) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
     if (this.session.inputNames.includes(io.totalLength)) {
       // the device-resident graph (MoeGraphOptions.gpu): lengths as inputs, positions within its float table
       const T = (input.past?.length ?? 0) + S;
