@@ -17,7 +17,7 @@ import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../moe-llm/config";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K } from "../moe-llm/logit-lens";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
+import { buildMoeLlmGraph, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
 import type { WeightSource } from "../io/weights";
 import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../io/safetensors";
@@ -49,6 +49,21 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   return variantFile(dir, precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) }, "variant", (weights, builder) => buildMoeLlmGraph(config, weights, options, builder));
 }
 
+/** The GRAPH_BUILDER_VERSION a graph was built with, when neither the manifest nor the variant recorded it. */
+const UNRECORDED_BUILDER_VERSION = 4;
+/** Beside a variant's model.onnx: { builderVersion } (variants built before it was written have none). */
+const VARIANT_BUILD_FILE = "build.json";
+
+/**
+ * The GRAPH_BUILDER_VERSION of an imported model's decoder graph file (importedGraphFile's): an import's graph and its
+ * variants were built by the code of their day, and keep its input conventions (e.g. top_p: MoeLlmRunner.topPFeed).
+ */
+export function importedGraphBuilderVersion(dir: string, file: string): number {
+  if (path.resolve(file) === path.resolve(dir, GRAPH_FILE)) return readManifest(dir)!.graph.builderVersion ?? UNRECORDED_BUILDER_VERSION;
+  const build = path.join(path.dirname(file), VARIANT_BUILD_FILE);
+  return existsSync(build) ? (JSON.parse(readFileSync(build, "utf8")) as { builderVersion: number }).builderVersion : UNRECORDED_BUILDER_VERSION;
+}
+
 /** The logit-lens head of an imported model (models/moe-llm/logit-lens.ts), a variant built like the decoder's. */
 export function importedLensHeadFile(dir: string, config: MoeLlmConfig): string {
   return variantFile(dir, { lensHead: LENS_TOP_K, v: LENS_HEAD_VERSION }, "logit_lens_head", (weights, builder) => buildLensHeadGraph(config, weights, LENS_TOP_K, builder));
@@ -77,6 +92,7 @@ function variantFile(dir: string, key: unknown, name: string, build: (weights: W
     writeFileSync(path.join(tmp, GRAPH_FILE), build(new MappedWeights(weights, map), builder));
     // a quantised import's variants are quantised the same way
     if (manifest.quant) quantizeGraphFile(path.join(tmp, GRAPH_FILE), path.join(tmp, GRAPH_FILE), optionsOf(manifest.quant));
+    writeFileSync(path.join(tmp, VARIANT_BUILD_FILE), JSON.stringify({ builderVersion: GRAPH_BUILDER_VERSION }));
     renameSync(tmp, variant);
   } catch (e) {
     builder.abort();

@@ -29,9 +29,10 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  *          past_key_{i}, past_value_{i} float [B,KVH,P,Dh]    (kvCache; MLA: [B,1,P,kv_lora_rank] and [B,1,P,rope dims],
  *                                                                 see attention.ts kvCacheDims)
  *          router_bias float [L,E], ban_mask float [L,E], force_mask float [L,E], top_p float [1],
- *          top_k float [1] (fixed-k routers only: <= 0 keeps the config's k)
+ *          top_k float [1] (fixed-k routers only: the k in force, exactly — resolveTopK)
  *            — required inputs (onnxruntime-node ignores feeds for overridable initializers); the neutral
- *            values are all zeros (top_p 0 → "use the config"); MoeLlmRunner feeds them when omitted.
+ *            values are zeros for the masks and bias, the config's P and k for top_p and top_k (resolveTopP,
+ *            resolveTopK); MoeLlmRunner feeds them when omitted.
  *            Rows of dense (router-less) layers are ignored.
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
@@ -53,8 +54,11 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  *   and the forced columns, so k = k_model + (forced columns the model did not choose). The GRIN steps take
  *   the forced columns first (by logit), then continue by logit; a step's m is the chosen column's logit.
  *   Ban wins over force. Force on a shared column changes nothing (shared columns are always on).
- * - top_p > 0 overrides the config's P for this run; top_p <= 0 keeps the config (where P = 0 means the
- *   fixed mlp_dynamic_top_k). An override P >= 1 selects all allowed dynamic columns (no rounding cut-off).
+ * - top_p is the P in force, exactly (MoeLlmRunner feeds resolveTopP: the override, else the config's P); P = 0 means
+ *   the fixed mlp_dynamic_top_k. P >= 1 in fp32 routing selects all allowed dynamic columns (no rounding cut-off);
+ *   bf16 routing (the release's emulation) keeps the released cut-off for P = 1.0 too (grin-routing.ts).
+ *   Graphs of GRAPH_BUILDER_VERSION < TOP_P_EXACT_SINCE read top_p <= 0 as "the config's P" (imports written then:
+ *   MoeLlmRunner's `legacyTopP`).
  * The Uni-MoE routing itself (Top-P k, GRIN multipliers, capacity token drop, in fp32 or bf16 as the release computes
  * it) is models/moe-llm/grin-routing.ts: k is reported as the release reports it (D + 1 when the cumsum never reaches P, before
  * drops), and with `token_drop` every call drops, decode steps included (outputs dropped_{i} with the trace).
@@ -64,6 +68,11 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  * MoeLlmRunner.forwardBatch pads records left or right and returns each record's own rows.
  */
 export { io, type MoeGraphOptions } from "./decoder/io";
+
+/** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt (imports record it: import.ts). */
+export const GRAPH_BUILDER_VERSION = 6;
+/** The first builder version whose top_p input is exactly the P in force (before: top_p <= 0 = the config's P). */
+export const TOP_P_EXACT_SINCE = 5;
 
 /** Sizes derived from a config. */
 export function moeDims(c: MoeLlmConfig) {
@@ -258,7 +267,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const routerBias = g.input(io.routerBias, "float", [L, E]);
   const banMask = g.input(io.ban, "float", [L, E]);
   const forceMask = g.input(io.force, "float", [L, E]);
-  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
+  const topP = g.input(io.topP, "float", [1]); // the P in force (grin-routing.ts)
   const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
 
   const embedded = x; // [N,H]
@@ -413,7 +422,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 /**
  * Only the routing as a graph, for tests and tools (the N rows are one forward call, e.g. for the capacity):
  * inputs router_logits [N,E] (rounded to bf16 first under bf16: what the release's bf16 gate would give),
- * ban_mask/force_mask [1,E], top_p [1] (zeros = neutral); fixed-k routers also take top_k [1] (0 = the config's k)
+ * ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P in force: feed the config's for its own routing);
+ * fixed-k routers also take top_k [1] (the k in force: feed the config's for its own routing)
  * and DeepSeek-V3's e_score_correction_bias [1,R];
  * outputs mask [N,E], weights [N,E], k int64 [N] (DeepSeek-V3: and scores [N,R]; Uni-MoE with token_drop: and dropped [N,E]).
  */
@@ -447,8 +457,8 @@ export function buildRoutingGraph(config: MoeLlmConfig, precision: RoutingPrecis
 /**
  * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools
  * (with token_drop, the N rows are one sequence):
- * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E], top_p [1] (top_k [1] for fixed-k
- * routers; zeros = neutral);
+ * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P
+ * in force; top_k [1] for fixed-k routers, the k in force);
  * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
  */
 export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace" | "routingPrecision">): Uint8Array {
