@@ -1,6 +1,6 @@
-import { appendSketch, sketchLogits } from "@/engine/routing/logits";
+import { sketchLogits, type LogitSketch } from "@/engine/routing/logits";
 import { conventionText, layerRules } from "../families/conventions";
-import { concatLayerTraces, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
+import { concatTyped, type LayerTrace, type Modality, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { expertColumns, type MoeLlmConfig } from "./config";
 import type { ForwardInput, ForwardOutput, Interventions, KvCache, LayerTrace as GraphLayerTrace } from "./moe-llm-session";
 import type { RoutingPrecision } from "../onnx/bf16";
@@ -97,12 +97,23 @@ export function toLayerTrace(t: GraphLayerTrace): LayerTrace {
   return out;
 }
 
-const cat = <T extends Float32Array | Uint8Array | Int32Array>(x: T, y: T): T => {
-  const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
-  out.set(x);
-  out.set(y, x.length);
-  return out;
-};
+/** The layer traces of consecutive calls (prefill, then each decode step) as one, each array copied once. */
+function joinLayerTraces(parts: LayerTrace[][]): LayerTrace[] {
+  if (parts.length === 1) return parts[0]!;
+  return parts[0]!.map((first, l) => {
+    const rows = parts.map((p) => p[l]!);
+    const out: LayerTrace = { ...(first.layer !== undefined ? { layer: first.layer } : {}), routerLogits: concatTyped(rows.map((r) => r.routerLogits)), mask: concatTyped(rows.map((r) => r.mask)), weights: concatTyped(rows.map((r) => r.weights)), k: concatTyped(rows.map((r) => r.k)) };
+    if (rows.every((r) => r.scores)) out.scores = concatTyped(rows.map((r) => r.scores!));
+    if (rows.some((r) => r.dropped)) out.dropped = concatTyped(rows.map((r) => r.dropped ?? new Uint8Array(r.mask.length)));
+    return out;
+  });
+}
+
+function joinSketches(parts: LogitSketch[]): LogitSketch {
+  if (parts.length === 1) return parts[0]!;
+  const [a] = parts as [LogitSketch];
+  return { vocab: a.vocab, ids: a.ids, values: concatTyped(parts.map((p) => p.values)), top: concatTyped(parts.map((p) => p.top)), topLogit: concatTyped(parts.map((p) => p.topLogit)), lse: concatTyped(parts.map((p) => p.lse)) };
+}
 
 /** The trace rows of prompt tokens read in one call (phase "prefill"). */
 export function promptTraceTokens(tokenizer: Tokenizer, ids: readonly number[], pos: { t: number[]; h: number[]; w: number[] }, modalities?: readonly Modality[]): TraceToken[] {
@@ -138,11 +149,12 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   const first = await model.forward({ batch: 1, seq: n, ...(prompt.embeds ? { embeds: prompt.embeds.prompt } : { ids: prompt.ids }), positions, interventions: o.interventions });
   const prefillMs = performance.now() - t0;
   if (!first.trace || !first.present) throw new Error("the model was built without trace outputs or KV cache");
-  let layers = first.trace.map(toLayerTrace);
-  let hidden = first.hidden;
+  // per call (prompt, then each fed-back token): joined once at the end, not copied at every step
+  const layerParts = [first.trace.map(toLayerTrace)];
+  const hiddenParts = first.hidden ? [first.hidden] : undefined;
   let cache: KvCache = first.present;
   let logits = first.logits.subarray((n - 1) * vocab, n * vocab);
-  let sketch = sketchLogits(first.logits, vocab, n);
+  const sketches = [sketchLogits(first.logits, vocab, n)];
   let nextPos = Math.max(...pos.t, ...pos.h, ...pos.w) + 1;
 
   const newIds: number[] = [];
@@ -158,14 +170,14 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     const input = prompt.embeds ? { embeds: prompt.embeds.token(id) } : { ids: [id] };
     const out = await model.forward({ batch: 1, seq: 1, ...input, positions: [nextPos, nextPos, nextPos], past: cache, interventions: o.interventions });
     tokens.push({ id, text: tokenizer.decode([id]), modality: "text", position: [nextPos, nextPos, nextPos], phase: "decode" });
-    layers = concatLayerTraces(layers, out.trace!.map(toLayerTrace));
-    if (hidden && out.hidden) hidden = hidden.map((h, l) => cat(h, out.hidden![l]!));
+    layerParts.push(out.trace!.map(toLayerTrace));
+    if (hiddenParts && out.hidden) hiddenParts.push(out.hidden);
     if (isHead(id)) specialHidden.push({ token: tokenizer.decode([id]), id, index: newIds.lastIndexOf(id), hidden: out.lastHidden.slice(0, H) });
     tailHidden.push(out.lastHidden.slice(0, H));
     if (tailHidden.length > TAIL_HIDDEN) tailHidden.shift();
     cache = out.present!;
     logits = out.logits;
-    sketch = appendSketch(sketch, sketchLogits(logits, vocab, 1));
+    sketches.push(sketchLogits(logits, vocab, 1));
     nextPos++;
   };
   const emit = (step: number, id: number) => {
@@ -206,6 +218,9 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   if (unfed !== null && isHead(unfed)) await feed(unfed);
   if (stopToken !== null) emit(newIds.length, stopToken);
   text += decoder.flush();
+  const layers = joinLayerTraces(layerParts), logitSketch = joinSketches(sketches);
+  const hidden = hiddenParts?.[0]!.map((_, l) => concatTyped(hiddenParts.map((h) => h[l]!)));
+  const decodeMs = performance.now() - t0;
   return {
     tailHidden,
     promptIds: prompt.ids,
@@ -222,11 +237,11 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
       tokens,
       layers,
       layerInfo: layerRules(model.config, { topP: o.interventions?.topP, topK: o.interventions?.topK }),
-      logits: sketch,
+      logits: logitSketch,
     },
     specialHidden,
     prefillMs,
-    decodeMs: performance.now() - t0,
+    decodeMs,
     ...(hidden ? { hidden } : {}),
   };
 }

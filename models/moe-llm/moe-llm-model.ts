@@ -15,7 +15,8 @@ import { SafetensorsWeights } from "../io/safetensors";
 import { type Tokenizer } from "../text/tokenizer";
 import { loadTokenizer } from "../text/tokenizer-json";
 import { ensureReferenceModel, REFERENCE_MODEL_NAMES, type ReferenceModelName } from "./uni-moe-tiny";
-import { modelsDir } from "@/engine/config";
+import { config as studioConfig, modelsDir } from "@/engine/config";
+import { parameterCounts } from "./parameters";
 import { resolveInside } from "@/engine/paths";
 import { cachedGraphFile } from "../onnx/graph-cache";
 import { currentBatchWindow } from "@/engine/batch/window";
@@ -139,6 +140,28 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
 }
 
+/**
+ * Routed-expert parameters (all MoE layers) up to which a decode twin pays: its dense dispatch computes every
+ * routed expert for the one new token, so its cost grows with them, while what it saves (the sparse dispatch's
+ * shape ops) is per node. uni-moe-tiny `tiny` has 3.1 M (twin faster), `small` 88 M (docs/benchmarks.md).
+ */
+export const DECODE_TWIN_MAX_ROUTED_PARAMS = 16_000_000;
+
+/**
+ * The decode twin's graph options for a CPU session of `options`, or undefined when decode steps stay on the same
+ * graph: the twin is the fused graph with dense dispatch, used for one-token steps of one sequence
+ * (MoeLlmRunner.withDecodeTwin), when the prefill graph is the fused sparse one with a KV cache, the provider is the
+ * CPU, the routed experts are small enough (DECODE_TWIN_MAX_ROUTED_PARAMS; the second session also holds a second
+ * copy of the weights) and STUDIO_DECODE_TWIN is not `off`.
+ */
+export function decodeTwinOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions | undefined {
+  if (provider !== "cpu" || !options.kvCache || options.moe !== "sparse" || options.unfused || options.gpu) return undefined;
+  if (studioConfig().STUDIO_DECODE_TWIN === "off") return undefined;
+  const p = parameterCounts(c);
+  if (p.layers * c.mlp_dynamic_expert_num * p.perRoutedExpert > DECODE_TWIN_MAX_ROUTED_PARAMS) return undefined;
+  return { ...options, moe: "dense" };
+}
+
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
 export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
   const provider = await runtime.resolveExecutionProvider();
@@ -152,7 +175,17 @@ export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions
   const options = window ? { ...device, padding: true } : device;
   const file = graphFile(model, options);
   const builderVersion = isImportedDir(model.dir) ? importedGraphBuilderVersion(model.dir, file) : GRAPH_BUILDER_VERSION;
-  const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, window, builderVersion);
+  const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, { window, builderVersion });
+  // not inside a dataset batch: its decode steps are padded forwards of several records, which stay on one graph
+  const twin = isImportedDir(model.dir) || window ? undefined : decodeTwinOptions(model.config, options, provider);
+  if (twin) {
+    const twinFile = graphFile(model, twin);
+    return runtime.withSession(file, undefined, (handle) =>
+      runtime.withSession(twinFile, undefined, (twinHandle) =>
+        fn({ model, handle, runner: runner(handle.session).withDecodeTwin(MoeLlmRunner.fromSession(model.config, twin, twinHandle.session)), tokenizer: loadTokenizer(model.dir) }),
+      ),
+    );
+  }
   if (isImportedDir(model.dir)) {
     // external-data graphs load from their path, outside the pool (see models/import/runtime.ts)
     const quant = model.quantization;

@@ -147,6 +147,16 @@ class PaddedKvView implements KvCache {
 }
 
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
+/** What a runner may have besides its graph. */
+export interface RunnerExtras {
+  /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
+  window?: BatchWindow;
+  /** The GRAPH_BUILDER_VERSION the graph was built with (an import records its own; default: this build's). */
+  builderVersion?: number;
+  /** With a decode twin: one-token steps of one sequence after a cache run on it (see withDecodeTwin). */
+  decodeTwin?: MoeLlmRunner;
+}
+
 export class MoeLlmRunner {
   private constructor(
     readonly config: MoeLlmConfig,
@@ -154,10 +164,8 @@ export class MoeLlmRunner {
     readonly session: ort.InferenceSession,
     /** the serialized model (e.g. to cache on disk by content hash) */
     readonly model: Uint8Array,
-    /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
-    readonly window?: BatchWindow,
-    /** The GRAPH_BUILDER_VERSION the graph was built with (an import records its own): decides how top_p is fed. */
-    readonly builderVersion = GRAPH_BUILDER_VERSION,
+    /** What a runner may have besides its graph: see RunnerExtras. */
+    readonly extras: RunnerExtras = {},
   ) {}
 
   /**
@@ -175,9 +183,34 @@ export class MoeLlmRunner {
   }
 
   /** Wraps a session made elsewhere (e.g. the engine's session pool) from a graph built with `options`. */
-  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), window?: BatchWindow, builderVersion = GRAPH_BUILDER_VERSION): MoeLlmRunner {
-    if (window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
-    return new MoeLlmRunner(config, options, session, model, window, builderVersion);
+  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), extras: RunnerExtras = {}): MoeLlmRunner {
+    if (extras.window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
+    return new MoeLlmRunner(config, options, session, model, extras);
+  }
+
+  private get window(): BatchWindow | undefined {
+    return this.extras.window;
+  }
+
+  /** The GRAPH_BUILDER_VERSION the graph was built with (an import records its own): decides how top_p is fed. */
+  get builderVersion(): number {
+    return this.extras.builderVersion ?? GRAPH_BUILDER_VERSION;
+  }
+
+  /**
+   * This runner with a decode twin: a runner of the same model whose graph differs only in the expert dispatch
+   * (`moe: "dense"`, see decodeTwinOptions in moe-llm-model.ts). Every decode step of ONE sequence (batch 1, one new
+   * token after a non-empty cache, no attention mask) runs on the twin; everything else (prefill, padded batches)
+   * on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
+   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/decode-twin.test.ts).
+   * The twin's session is not released by this runner.
+   */
+  withDecodeTwin(twin: MoeLlmRunner): MoeLlmRunner {
+    const a = this.options as unknown as Record<string, unknown>, b = twin.options as unknown as Record<string, unknown>;
+    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && a[k] !== b[k]);
+    if (!this.options.kvCache || differ || twin.config !== this.config)
+      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe`");
+    return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin: twin });
   }
 
   /** An empty cache for `batch` sequences. */
@@ -289,6 +322,8 @@ export class MoeLlmRunner {
 
   /** One forward as given (no coalescing). */
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
+    const twin = this.extras.decodeTwin;
+    if (twin && input.batch === 1 && input.seq === 1 && (input.past?.length ?? 0) > 0 && !input.attentionMask) return twin.forwardDirect(input);
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);

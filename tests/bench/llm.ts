@@ -9,7 +9,7 @@ import { onnx } from "onnx-proto";
 import { SessionPool } from "../../engine/runtime";
 import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm/moe-llm-graph";
 import { resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
-import { MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
+import { type KvCache, MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
 import { SafetensorsWeights } from "../../models/io/safetensors";
 import { byteTokenizer } from "../../models/text/tokenizer";
 
@@ -32,7 +32,7 @@ export async function benchLlm(names: ("tiny" | "small")[] = ["tiny", "small"], 
     const t0 = performance.now();
     const model = await resolveModel(`uni-moe-tiny/${name}`);
     await withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
-      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? "the dense decode twin" : "the prefill's graph"}`);
       const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
       const pos = [...ids.keys()];
       const positions = [...pos, ...pos, ...pos];
@@ -110,11 +110,14 @@ export interface FusedBenchResult {
 }
 
 const GRAPHS = { unfused: { moe: "sparse", unfused: true }, "fused sparse": { moe: "sparse" }, "fused dense": { moe: "dense" } } as const;
+/** The CPU default for small models: prefill on the fused sparse graph, decode steps on its dense twin (withDecodeTwin). */
+const TWIN = "fused sparse + dense decode twin";
 
 /**
  * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
- * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the three graphs interleaved
- * round by round so the ratios are side by side; then batched prefill (forwardBatch, 8 records per forward) vs one
+ * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the graphs interleaved
+ * (prefills round by round, decode steps step by step, each graph on its own cache) so the ratios are side by side;
+ * the decode twin (the CPU default for `tiny`: sparse prefill, dense decode steps) runs as a graph of its own; then batched prefill (forwardBatch, 8 records per forward) vs one
  * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
  * routing and the expert-count aggregate are identical.
  */
@@ -132,26 +135,34 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
   const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
   const threads: FusedBenchResult["threads"] = [];
   for (const n of [1, 2]) {
-    const runners = await Promise.all(Object.entries(GRAPHS).map(async ([name, o]) => [name, await MoeLlmRunner.create(model.config, ws, { trace: true, kvCache: true, ...o }, { intraOpNumThreads: n, interOpNumThreads: 1 })] as const));
+    const own = await Promise.all(Object.entries(GRAPHS).map(async ([name, o]) => [name, await MoeLlmRunner.create(model.config, ws, { trace: true, kvCache: true, ...o }, { intraOpNumThreads: n, interOpNumThreads: 1 })] as const));
+    const byName = Object.fromEntries(own);
+    // the twin runs on the sparse and dense runners' sessions (as withMoeLlm does with the pool's), on its own cache
+    const runners = [...own, [TWIN, byName["fused sparse"]!.withDecodeTwin(byName["fused dense"]!)] as const];
     const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
-    for (let r = 0; r < 7; r++)
+    for (let r = 0; r < 7; r++) {
+      const caches: KvCache[] = [];
       for (const [name, runner] of runners) {
-        let t = performance.now();
-        let cache = (await runner.forward({ batch: 1, seq: P, ids, positions })).present!;
+        const t = performance.now();
+        caches.push((await runner.forward({ batch: 1, seq: P, ids, positions })).present!);
         if (r >= 2) (pre[name] ??= []).push(performance.now() - t);
-        for (let step = 0; step < 16; step++) {
+      }
+      for (let step = 0; step < 16; step++)
+        for (let j = 0; j < runners.length; j++) {
+          const g = (j + step) % runners.length; // rotate which graph goes first
+          const [name, runner] = runners[g]!;
           const p = P + step;
-          t = performance.now();
-          cache = (await runner.forward({ batch: 1, seq: 1, ids: [step % 256], positions: [p, p, p], past: cache })).present!;
+          const t = performance.now();
+          caches[g] = (await runner.forward({ batch: 1, seq: 1, ids: [step % 256], positions: [p, p, p], past: caches[g] })).present!;
           if (step >= 2) (dec[name] ??= []).push(performance.now() - t);
         }
-      }
-    for (const [, runner] of runners) await runner.release();
+    }
+    for (const [, runner] of own) await runner.release();
     const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
     const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
-    const ratios = Object.fromEntries(["fused sparse", "fused dense"].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
+    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
     threads.push({ threads: n, prefillMs, decodeMs, ratios });
-    log(`  ${n} thread(s): ${Object.keys(GRAPHS).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
+    log(`  ${n} thread(s): ${Object.keys(prefillMs).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
     log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)}`).join("; ")}`);
   }
 

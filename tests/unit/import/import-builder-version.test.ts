@@ -86,7 +86,7 @@ describe("imported graphs keep the top_p convention of the builder that wrote th
     const input = { batch: 1, seq: S, ids: randomIds(S, canonical.vocab_size, 3), positions: Array.from({ length: 3 * S }, (_, q) => q % S) };
     const options = readManifest(dir)!.graph.options;
     for (const version of [GRAPH_BUILDER_VERSION, 4]) {
-      const runner = MoeLlmRunner.fromSession(canonical, options, spy, undefined, undefined, version);
+      const runner = MoeLlmRunner.fromSession(canonical, options, spy, undefined, { builderVersion: version });
       await runner.forward(input);
       await runner.forward({ ...input, interventions: { topP: 0.4 } });
     }
