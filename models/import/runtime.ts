@@ -5,6 +5,7 @@
  * each records the execution provider it runs on, the dtype it computes in and the memory it took.
  * Compute dtype: fp16 on CUDA and on WebGPU adapters with shader-f16, fp32 on CPU (STUDIO_COMPUTE_DTYPE=fp32|fp16 overrides); an fp16 session runs
  * the fp16 compute graph built beside the graph file on first use (fp16.ts), with the same inputs and outputs.
+ * On WebGPU the session loads the graph's WebGPU variant (webgpu-graph.ts: GroupQueryAttention off its flash path).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -25,6 +26,7 @@ import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder, readExternalBytes } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
 import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype } from "./fp16";
+import { ensureWebGpuGraph } from "./webgpu-graph";
 import { checkFits, estimateFromConfig, type MemoryEstimate } from "./memory";
 import { optionsOf } from "../onnx/quantize";
 import { quantizeGraphFile } from "./quantize-file";
@@ -129,8 +131,9 @@ async function createSession(ref: string, file: string, need: MemoryNeed): Promi
       const computeDtype = computeDtypeFor(ep);
       checkFits(ref, typeof need === "function" ? need(computeDtype) : estimateFromConfig(need, 4096, computeDtype), ep);
       converting = computeDtype === "fp16";
-      const graphFile = converting ? await ensureFp16Graph(file) : file;
+      const computeFile = converting ? await ensureFp16Graph(file) : file;
       converting = false;
+      const graphFile = ep === "webgpu" ? ensureWebGpuGraph(computeFile) : computeFile;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
       const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });

@@ -11,7 +11,7 @@ import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
 import { compactGrinFits, compactGrinRouting, compactGrinRows, type CompactGrinNames, type CompactGrinRows } from "./decoder/grin-compact";
-import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, type FusedAttentionInputs } from "./decoder/fused";
+import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, nullSinkInput, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
  * The MoE-LLM decoder as an ONNX graph: Uni-MoE-2.0 (Qwen2 attention with M-RoPE + dynamic-capacity MoE, PAPER.md
@@ -205,12 +205,15 @@ export function deviceGraphFits(c: MoeLlmConfig, options: MoeGraphOptions): bool
 /**
  * The graph a decoder session on `provider` runs for the options asked: on WebGPU the device-resident variant with
  * dense dispatch (no NonZero, no int64 shape arithmetic: every node on the GPU, no Memcpy node inside, which
- * tests/integration/webgpu.test.ts checks); on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's
- * default, docs/benchmarks.md has the measured rule).
+ * tests/integration/webgpu.test.ts checks) where it fits, and always the WebGPU attention (MoeGraphOptions.webgpu);
+ * on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's default, docs/benchmarks.md has the
+ * measured rule).
  */
 export function deviceGraphOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions {
-  if (provider !== "webgpu" || options.gpu || !deviceGraphFits(c, options)) return options;
-  return { ...options, moe: "dense", gpu: true };
+  if (provider !== "webgpu") return options;
+  const webgpu = { ...options, webgpu: true };
+  if (options.gpu || !deviceGraphFits(c, options)) return webgpu;
+  return { ...webgpu, moe: "dense", gpu: true };
 }
 
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
@@ -336,7 +339,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return options.padding ? padKeys() : undefined;
     },
   };
-  const fusedAttention = once((): FusedAttentionInputs => {
+  const fusedAttention = once((): FusedAttentionInputs => ({ ...fusedLengths(), ...(options.webgpu ? { webgpu: { nullSink: nullSinkInput(g, c.num_attention_heads) } } : {}) }));
+  const fusedLengths = (): FusedAttentionInputs => {
     if (gpu) {
       // lengths come in as inputs (GroupQueryAttention reads total_sequence_length from host memory; MoeLlmRunner feeds
       // both), rotary angles from position_ids through a float table (no int64 → float Cast on the device)
@@ -347,7 +351,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     const { sLen, tLen } = lengths();
     const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
     return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
-  });
+  };
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
     return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);

@@ -312,4 +312,37 @@ describe("fused decoder graph vs the unfused reference graph", () => {
       await expect(dev.forward({ batch: 1, seq: 1, ...input(1, [1]), positions: [40000, 40000, 40000] })).rejects.toThrow("rotary table");
     }
   });
+
+  // MoeGraphOptions.webgpu: GroupQueryAttention with smooth_softmax and a null head_sink (decoder/fused.ts NULL_SINK) for
+  // ONNX Runtime's WebGPU kernel; on the CPU it must compute what the plain softmax does (gpt-oss keeps its own sinks)
+  it("the WebGPU attention (smooth_softmax, null head_sink) computes the same values on the CPU: Uni-MoE device graph, gpt-oss with its sinks", async () => {
+    const cases: { what: string; c: MoeLlmConfig; w: WeightSource; o: Partial<MoeGraphOptions> }[] = [];
+    const c = randomConfig(4);
+    cases.push({ what: "uni-moe seed 4, device-resident graph", c, w: randomWeights(c, 4), o: { moe: "dense", gpu: true } });
+    const src = path.join(tmp, "gpt_oss-webgpu");
+    await writeFamilyCheckpoint(src, "gpt_oss", { seed: 63 });
+    const st = new SafetensorsWeights(src);
+    closers.push(() => st.close());
+    const map = mapCheckpoint(src, st, "gpt_oss");
+    cases.push({ what: "gpt_oss, sparse graph", c: map.config, w: new MappedWeights(st, map), o: { moe: "sparse" } });
+    for (const k of cases) {
+      const make = (webgpu: boolean) => MoeLlmRunner.create(k.c, k.w, { moe: "sparse", trace: true, kvCache: true, ...k.o, webgpu }, { intraOpNumThreads: 1 });
+      const [web, ref] = [await make(true), await make(false)];
+      runners.push(web, ref);
+      const S = 40;
+      const ids = randomIds(S, k.c.vocab_size, 5);
+      const positions = Array.from({ length: 3 * S }, (_, q) => q % S);
+      let a = await web.forward({ batch: 1, seq: S, ids, positions });
+      let b = await ref.forward({ batch: 1, seq: S, ids, positions });
+      const d: Diff = { logits: 0, hidden: 0, routing: 0 };
+      compare(a, b, d, `${k.what}: prefill`);
+      a = await web.forward({ batch: 1, seq: 1, ids: [3], positions: [S, S, S], past: a.present });
+      b = await ref.forward({ batch: 1, seq: 1, ids: [3], positions: [S, S, S], past: b.present });
+      compare(a, b, d, `${k.what}: decode`);
+      const peak = Math.max(1, ...Array.from(b.logits, Math.abs));
+      console.log(`webgpu attention on the CPU, ${k.what}: ${fmt(d)}`);
+      expect(d.logits).toBeLessThanOrEqual(1e-5 * peak);
+      expect(d.hidden).toBeLessThanOrEqual(1e-5 * peak);
+    }
+  });
 });
