@@ -305,7 +305,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // path let W + 1 keys through (transformers issues #29623, #39408). The KV cache keeps every past key (present_* grows
   // with the whole context): memory is NOT bounded by the window, the mask only hides the keys that fell out of it.
   // (The fused graph's GroupQueryAttention applies the same rule with local_window_size = W on ONNX Runtime's CPU
-  // kernel, as tests/unit/models/fused-decoder.test.ts checks on gpt-oss's window-4 layers.)
+  // kernel, as tests/unit/models/moe-llm/fused-decoder.test.ts checks on gpt-oss's window-4 layers.)
   const windowBiases = new Map<number, () => string>();
   const layerMask = (layer: number): string => {
     const W = arch.slidingWindows[layer];

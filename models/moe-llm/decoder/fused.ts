@@ -10,7 +10,7 @@ import { catRows, weight, type DecoderContext } from "./tensors";
 
 /**
  * The fused decoder's building blocks (moe-llm-graph.ts builds the fused graph by default; `unfused: true` gives the
- * reference graph of plain ONNX ops these are tested against, tests/unit/models/fused-decoder.test.ts):
+ * reference graph of plain ONNX ops these are tested against, tests/unit/models/moe-llm/fused-decoder.test.ts):
  * - norms: SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization (RMSNorm, the residual add fused in),
  *   SkipLayerNormalization for LayerNorm families;
  * - attention (the GQA families): one QKV Gemm, RotaryEmbedding on q and k from per-token cos/sin tables computed once

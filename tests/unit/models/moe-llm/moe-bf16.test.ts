@@ -5,10 +5,10 @@ import { buildMoeLayerGraph, io, moeDims } from "@/models/moe-llm/moe-llm-graph"
 import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { RoutingPrecision } from "@/models/onnx/bf16";
 import { MemoryWeights, type Tensor32, type WeightSource } from "@/models/io/weights";
-import { releasedRouting, toBf16 } from "../../reference/grin-routing";
-import { referenceForward, referenceMoeBlock } from "../../reference/moe-llm";
-import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { nearThresholdRows, nearTieRows } from "../../reference/routing-rows";
+import { releasedRouting, toBf16 } from "../../../reference/grin-routing";
+import { referenceForward, referenceMoeBlock } from "../../../reference/moe-llm";
+import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { nearThresholdRows, nearTieRows } from "../../../reference/routing-rows";
 
 /**
  * Routing precision through whole graphs: one MoE layer fed hidden states whose router logits are the constructed

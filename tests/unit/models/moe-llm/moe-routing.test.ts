@@ -2,8 +2,8 @@ import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { resolveTopP, type MoeLlmConfig } from "@/models/moe-llm/config";
 import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
-import { referenceRoute } from "../../reference/moe-llm";
-import { randomConfig } from "../../reference/random";
+import { referenceRoute } from "../../../reference/moe-llm";
+import { randomConfig } from "../../../reference/random";
 
 /** Real-model layout: 4 routed, 1 null, 2 shared → D = 5, E = 7; P = 0.7, jitter 0.01. */
 const real: MoeLlmConfig = randomConfig(1, { mlp_dynamic_expert_num: 4, mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, mlp_dynamic_top_p: 0.7, router_jitter_noise: 0.01 });

@@ -5,9 +5,9 @@ import { buildRoutingGraph, moeDims } from "@/models/moe-llm/moe-llm-graph";
 import { cumsumBf16, roundBf16, type RoutingPrecision } from "@/models/onnx/bf16";
 import { GraphBuilder } from "@/models/onnx/builder";
 import { Ops } from "@/models/onnx/ops";
-import { capacityOf, releasedRouting, toBf16, type ReleasedRoute } from "../../reference/grin-routing";
-import { prng, randomConfig } from "../../reference/random";
-import { bf16Step, describeRows, nearThresholdRows, nearTieRows } from "../../reference/routing-rows";
+import { capacityOf, releasedRouting, toBf16, type ReleasedRoute } from "../../../reference/grin-routing";
+import { prng, randomConfig } from "../../../reference/random";
+import { bf16Step, describeRows, nearThresholdRows, nearTieRows } from "../../../reference/routing-rows";
 
 /**
  * The routing block of models/moe-llm/grin-routing.ts (through buildRoutingGraph) against the plain-TS reference of the

@@ -16,8 +16,8 @@ import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
 import { buildMoeLlmGraph } from "@/models/moe-llm/moe-llm-graph";
 import { SeededRandom } from "@/models/io/seeded-random";
 import { onnx } from "onnx-proto";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * The fused decoder graph (the default, models/moe-llm/decoder/fused.ts) against the unfused reference graph of plain ONNX ops

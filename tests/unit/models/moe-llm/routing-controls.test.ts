@@ -11,7 +11,7 @@ import { checkRoutingOverrides, compileInterventions, resolveTopK, resolveTopP, 
 import { referenceConfig } from "@/models/moe-llm/uni-moe-tiny";
 import { moeLlm } from "@/nodes/moe-llm";
 import type { Workflow } from "@/engine/workflow/schema";
-import { writeFamilyCheckpoint } from "../import/family-checkpoints";
+import { writeFamilyCheckpoint } from "../../import/family-checkpoints";
 
 /** Routing overrides per routing kind (issue 20 item 2): what each router understands, refusals with their reasons. */
 const tmp = mkdtempSync(path.join(os.tmpdir(), "routing-controls-"));
