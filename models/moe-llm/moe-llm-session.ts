@@ -198,18 +198,18 @@ export class MoeLlmRunner {
   }
 
   /**
-   * This runner with a decode twin: a runner of the same model whose graph differs only in the expert dispatch
-   * (`moe: "dense"`, see decodeTwinOptions in moe-llm-model.ts). Every decode step of ONE sequence (batch 1, one new
-   * token after a non-empty cache, no attention mask) runs on the twin; everything else (prefill, padded batches)
-   * on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
-   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/decode-twin.test.ts).
+   * This runner with a decode twin: a runner of the same model whose graph differs only in the expert dispatch and
+   * the device-resident form (`moe: "dense"`, `gpu`; see decodeTwinOptions in moe-llm-model.ts). Every decode step of
+   * ONE sequence (batch 1, one new token after a non-empty cache, no attention mask; with `gpu`, a position inside its
+   * rotary table) runs on the twin; everything else (prefill, padded batches) on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
+   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/moe-llm/decode-twin.test.ts).
    * The twin's session is not released by this runner.
    */
   withDecodeTwin(twin: MoeLlmRunner): MoeLlmRunner {
     const a = this.options as unknown as Record<string, unknown>, b = twin.options as unknown as Record<string, unknown>;
-    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && a[k] !== b[k]);
+    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && k !== "gpu" && a[k] !== b[k]);
     if (!this.options.kvCache || differ || twin.config !== this.config)
-      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe`");
+      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe` and `gpu`");
     return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin: twin });
   }
 
@@ -322,8 +322,7 @@ export class MoeLlmRunner {
 
   /** One forward as given (no coalescing). */
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
-    const twin = this.extras.decodeTwin;
-    if (twin && input.batch === 1 && input.seq === 1 && (input.past?.length ?? 0) > 0 && !input.attentionMask) return twin.forwardDirect(input);
+    if (this.twinTakes(input)) return this.extras.decodeTwin!.forwardDirect(input);
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
@@ -399,6 +398,13 @@ export class MoeLlmRunner {
     this.refuseNoColumn(result, B * S);
     if (this.options.lens) result.hidden = Array.from({ length: L }, (_, i) => f32(io.hidden(i)));
     return result;
+  }
+
+  private twinTakes(input: ForwardInput): boolean {
+    const twin = this.extras.decodeTwin;
+    if (!twin || input.batch !== 1 || input.seq !== 1 || !input.past?.length || input.attentionMask) return false;
+    const limit = ropeTableSize(this.config);
+    return !twin.options.gpu || Array.from(input.positions as ArrayLike<number | bigint>).every((p) => Number(p) >= 0 && Number(p) < limit);
   }
 
   /**

@@ -8,7 +8,7 @@ import path from "node:path";
 import { onnx } from "onnx-proto";
 import { SessionPool } from "../../engine/runtime";
 import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm/moe-llm-graph";
-import { resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
+import { decodeTwinOptions, resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
 import { type KvCache, MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
 import { SafetensorsWeights } from "../../models/io/safetensors";
 import { byteTokenizer } from "../../models/text/tokenizer";
@@ -32,7 +32,7 @@ export async function benchLlm(names: ("tiny" | "small")[] = ["tiny", "small"], 
     const t0 = performance.now();
     const model = await resolveModel(`uni-moe-tiny/${name}`);
     await withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
-      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? "the dense decode twin" : "the prefill's graph"}`);
+      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? `the decode twin (${runner.extras.decodeTwin.options.moe}${runner.extras.decodeTwin.options.gpu ? ", device-resident form" : ""})` : "the prefill's graph"}`);
       const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
       const pos = [...ids.keys()];
       const positions = [...pos, ...pos, ...pos];
@@ -110,14 +110,14 @@ export interface FusedBenchResult {
 }
 
 const GRAPHS = { unfused: { moe: "sparse", unfused: true }, "fused sparse": { moe: "sparse" }, "fused dense": { moe: "dense" } } as const;
-/** The CPU default for small models: prefill on the fused sparse graph, decode steps on its dense twin (withDecodeTwin). */
-const TWIN = "fused sparse + dense decode twin";
+/** The CPU default for small models: prefill on the fused sparse graph, decode steps on its twin (decodeTwinOptions: dense, device-resident form). */
+const TWIN = "fused sparse + decode twin";
 
 /**
  * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
  * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the graphs interleaved
  * (prefills round by round, decode steps step by step, each graph on its own cache) so the ratios are side by side;
- * the decode twin (the CPU default for `tiny`: sparse prefill, dense decode steps) runs as a graph of its own; then batched prefill (forwardBatch, 8 records per forward) vs one
+ * the decode twin (the CPU default for `tiny`: sparse prefill, decode steps on decodeTwinOptions' graph) runs as a graph of its own; then batched prefill (forwardBatch, 8 records per forward) vs one
  * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
  * routing and the expert-count aggregate are identical.
  */
@@ -125,9 +125,11 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
   const model = await resolveModel("uni-moe-tiny/tiny");
   const ws = new SafetensorsWeights(model.dir);
   const nodesPerLayer: Record<string, number> = {};
-  for (const [name, o] of Object.entries(GRAPHS)) {
+  const twinGraph = decodeTwinOptions(model.config, { moe: "sparse", trace: true, kvCache: true }, "cpu");
+  for (const [name, o] of [...Object.entries(GRAPHS), ...(twinGraph ? [["decode twin", twinGraph] as const] : [])]) {
     const m = onnx.ModelProto.decode(buildMoeLlmGraph(model.config, ws, { trace: true, kvCache: true, ...o }));
     nodesPerLayer[name] = m.graph!.node!.filter((n) => (n.name ?? "").startsWith("l1/")).length;
+    if (name === "fused dense" || name === "decode twin") nodesPerLayer[`${name}, whole graph`] = m.graph!.node!.length;
   }
   log(`  nodes per decoder layer (tiny, trace on): ${Object.entries(nodesPerLayer).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   const P = 512;
@@ -136,9 +138,12 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
   const threads: FusedBenchResult["threads"] = [];
   for (const n of [1, 2]) {
     const own = await Promise.all(Object.entries(GRAPHS).map(async ([name, o]) => [name, await MoeLlmRunner.create(model.config, ws, { trace: true, kvCache: true, ...o }, { intraOpNumThreads: n, interOpNumThreads: 1 })] as const));
-    const byName = Object.fromEntries(own);
-    // the twin runs on the sparse and dense runners' sessions (as withMoeLlm does with the pool's), on its own cache
-    const runners = [...own, [TWIN, byName["fused sparse"]!.withDecodeTwin(byName["fused dense"]!)] as const];
+    const sparse = own.find(([name]) => name === "fused sparse")![1];
+    // the twin prefills on the sparse runner's session (as withMoeLlm does with the pool's), on its own cache
+    const twinOptions = decodeTwinOptions(model.config, sparse.options, "cpu");
+    if (!twinOptions) throw new Error("bench: tiny has no decode twin (STUDIO_DECODE_TWIN=off?)");
+    const twin = await MoeLlmRunner.create(model.config, ws, twinOptions, { intraOpNumThreads: n, interOpNumThreads: 1 });
+    const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const];
     const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
     for (let r = 0; r < 7; r++) {
       const caches: KvCache[] = [];
@@ -158,6 +163,7 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
         }
     }
     for (const [, runner] of own) await runner.release();
+    await twin.release();
     const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
     const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
     const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));

@@ -10,13 +10,14 @@ import { SessionPool } from "@/engine/runtime";
 import { writeSafetensorsFromMap } from "@/models/io/safetensors";
 import { type ForwardInput, type ForwardOutput, type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { referenceConfigs } from "@/models/moe-llm/uni-moe-tiny";
+import { ropeTableSize } from "@/models/moe-llm/decoder/fused";
 import { parameterCounts } from "@/models/moe-llm/parameters";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import { MemoryWeights, type WeightSource } from "@/models/io/weights";
 import { byteTokenizer } from "@/models/text/tokenizer";
-import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * The decode twin (MoeLlmRunner.withDecodeTwin): a generation whose one-token decode steps run on the fused DENSE
@@ -66,19 +67,25 @@ function recording(runner: MoeLlmRunner) {
   return { model, logits, twin };
 }
 
+/** The sparse runner alone, and with the twin the product picks for it (decodeTwinOptions on the CPU). */
 async function runnersFor(c: MoeLlmConfig, w: WeightSource, o: Partial<MoeGraphOptions> = {}) {
-  const make = async (moe: "sparse" | "dense") => {
-    const r = await MoeLlmRunner.create(c, w, { moe, trace: true, kvCache: true, ...o }, { intraOpNumThreads: 1 });
+  const make = async (options: MoeGraphOptions) => {
+    const r = await MoeLlmRunner.create(c, w, options, { intraOpNumThreads: 1 });
     runners.push(r);
     return r;
   };
-  const sparse = await make("sparse");
-  return { alone: sparse, twinned: sparse.withDecodeTwin(await make("dense")) };
+  const base: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true, ...o };
+  const sparse = await make(base);
+  const twin = decodeTwinOptions(c, base, "cpu");
+  if (!twin) throw new Error("internal: no twin for this config");
+  return { alone: sparse, twinned: sparse.withDecodeTwin(await make(twin)), twin };
 }
 
 /** Generates with and without the twin; asserts they agree; returns the largest logit and routing differences. */
-async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o: Partial<MoeGraphOptions> = {}, interventions?: Interventions, maxNewTokens = 10) {
-  const { alone, twinned } = await runnersFor(c, w, o);
+async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o: Partial<MoeGraphOptions> = {}, interventions?: Interventions, maxNewTokens = 10, gpu = true) {
+  const { alone, twinned, twin } = await runnersFor(c, w, o);
+  expect(twin.moe).toBe("dense");
+  expect(!!twin.gpu, "the twin's device-resident form").toBe(gpu);
   const H = c.hidden_size;
   const ids = randomIds(7, Math.min(c.vocab_size, 256), seed);
   const table = o.embeds ? Float32Array.from({ length: c.vocab_size * H }, prng(seed + 5)).map((x) => x * 2 - 1) : undefined;
@@ -159,18 +166,19 @@ describe("decode twin: sparse prefill + dense decode steps = the sparse graph al
     console.log(`uni-moe token drop bf16 ${fmt(drop)}; top-k 2 ${fmt(topk)}`);
   });
 
-  const families: Family[] = ["qwen2_moe", "mixtral"];
+  const families: Family[] = ["qwen2_moe", "mixtral", "deepseek_v2"];
   it.each(families)("%s (seeded checkpoint with near-tied routers), plain and with a top-k override", async (family) => {
+    const gpu = family !== "deepseek_v2"; // MLA attention: the twin is the plain dense graph
     const src = path.join(tmp, family);
     await writeFamilyCheckpoint(src, family, { seed: 61, nearTies: true });
     const st = new SafetensorsWeights(src);
     closers.push(() => st.close());
     const map = mapCheckpoint(src, st, family);
     const w = new MappedWeights(st, map);
-    const plain = await sameGeneration(map.config, w, 61);
+    const plain = await sameGeneration(map.config, w, 61, {}, undefined, 10, gpu);
     const E = map.config.mlp_dynamic_expert_num + map.config.mlp_fixed_expert_num;
     const r = prng(62);
-    const steered = await sameGeneration(map.config, w, 62, {}, { topK: 3, ban: Float32Array.from({ length: map.config.num_hidden_layers * E }, () => (r() < 0.2 ? 1 : 0)) });
+    const steered = await sameGeneration(map.config, w, 62, {}, { topK: 3, ban: Float32Array.from({ length: map.config.num_hidden_layers * E }, () => (r() < 0.2 ? 1 : 0)) }, 10, gpu);
     console.log(`${family}: ${fmt(plain)}; top-k 3 with bans ${fmt(steered)}`);
   });
 });
@@ -188,6 +196,12 @@ describe("decode twin: when it is used", () => {
     expect(twin.calls).toBe(0);
     await twinned.forward({ batch: 1, seq: 1, ids: [7], positions: [4, 4, 4], past: one.present });
     expect(twin.calls).toBe(1);
+    // a position past the device-resident twin's rotary table: the sparse graph takes the step
+    const far = ropeTableSize(c);
+    expect(twinned.extras.decodeTwin!.options.gpu).toBe(true);
+    const alone = await twinned.forward({ batch: 1, seq: 1, ids: [7], positions: [far, far, far], past: one.present });
+    expect(twin.calls).toBe(1);
+    expect(alone.logits.every(Number.isFinite)).toBe(true);
   });
 
   it("a twin must be a KV-cache graph of the same model differing only in the dispatch", async () => {
@@ -196,13 +210,13 @@ describe("decode twin: when it is used", () => {
     const sparse = await MoeLlmRunner.create(c, w, { moe: "sparse", trace: true, kvCache: true }, { intraOpNumThreads: 1 });
     const noTrace = await MoeLlmRunner.create(c, w, { moe: "dense", trace: false, kvCache: true }, { intraOpNumThreads: 1 });
     runners.push(sparse, noTrace);
-    expect(() => sparse.withDecodeTwin(noTrace)).toThrow(/differ only in `moe`/);
+    expect(() => sparse.withDecodeTwin(noTrace)).toThrow(/differ only in `moe` and `gpu`/);
   });
 
   it("decodeTwinOptions: the CPU's fused sparse KV-cache graph of a small model gets a dense twin; STUDIO_DECODE_TWIN=off, other providers, the unfused graph and large experts do not", () => {
     const tiny = referenceConfigs.tiny, small = referenceConfigs.small;
     const o: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true, embeds: true };
-    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual({ ...o, moe: "dense" });
+    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual({ ...o, moe: "dense", gpu: true });
     expect(decodeTwinOptions(tiny, o, "webgpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, kvCache: false }, "cpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, unfused: true }, "cpu")).toBeUndefined();
@@ -233,13 +247,13 @@ describe("decode twin: when it is used", () => {
     const run = () =>
       withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
         const r = await generate(runner, byteTokenizer, { ids: randomIds(6, 256, 9), modelName: "m9" }, { temperature: 0.8, topK: 0, topP: 1, seed: 9, maxNewTokens: 6, stopTokens: [] });
-        return { twin: runner.extras.decodeTwin?.options.moe, ids: r.newIds, masks: r.trace.layers.map((l) => Array.from(l.mask)) };
+        return { twin: runner.extras.decodeTwin && `${runner.extras.decodeTwin.options.moe}${runner.extras.decodeTwin.options.gpu ? " gpu" : ""}`, ids: r.newIds, masks: r.trace.layers.map((l) => Array.from(l.mask)) };
       });
     try {
       const on = await run();
       process.env.STUDIO_DECODE_TWIN = "off";
       const off = await run();
-      expect(on.twin).toBe("dense");
+      expect(on.twin).toBe("dense gpu");
       expect(off.twin).toBeUndefined();
       expect(on.ids).toEqual(off.ids);
       expect(on.masks).toEqual(off.masks);
