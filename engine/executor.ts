@@ -1,7 +1,7 @@
 import type { OutputCache } from "./cache";
 import { makeEvent, type RunEvent, type RunMemory } from "./events";
 import { hashValue } from "./hash";
-import { checkOutput, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
+import { checkOutputs, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
 import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
 import type { Workflow, WorkflowNode } from "./workflow/schema";
@@ -391,7 +391,7 @@ export class Executor {
         if (out[socket] === undefined) throw new Error(`output "${socket}" is missing from what execute returned`);
       }
       // Each output is a value of its kind where it leaves the node (engine/values/), so the next node can trust it.
-      if (this.checkOutputs) for (const socket in def.outputs) checkOutput(socket, def.outputs[socket]!, out[socket]);
+      if (this.checkOutputs) checkOutputs(def.outputs, out);
       outputs[i] = out;
       if (key !== undefined) await this.cache!.set(key, out, written);
       const summary = summarize(def, out);

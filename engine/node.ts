@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { isSocketType, SOCKET_KINDS, type SocketType, type SocketValue } from "./sockets";
-import { matchesKind, type ValueKind } from "./values/kind";
+import { kindTest, matchesKind, type ValueKind } from "./values/kind";
 import type { Runtime } from "./runtime/types";
 import type { Workflow } from "./workflow/schema";
 
@@ -144,44 +144,77 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
   if (typeof spec.execute !== "function") throw new Error(`${where}: execute is missing`);
   const defaults = spec.params.safeParse({});
   if (!defaults.success) throw new Error(`${where}: every param needs a default (${defaults.error.issues[0]?.message})`);
-  const inputs = Object.entries(spec.inputs);
-  const run = spec.execute.bind(spec);
+  // each input's check compiled once (ANY and plain JSON inputs have none)
+  const inputNames: string[] = [];
+  const inputChecks: ((value: unknown) => void)[] = [];
+  for (const [name, s] of Object.entries(spec.inputs)) {
+    const check = inputCheck(name, s);
+    if (check) inputNames.push(name), inputChecks.push(check);
+  }
   const summarize = spec.summarize?.bind(spec);
   return {
     ...spec,
     // The inputs are what the specs say (checked here), so the node's own code reads them typed.
     execute: (args) => {
       try {
-        for (const [name, s] of inputs) checkInput(name, s, args.inputs[name]);
+        for (let i = 0; i < inputChecks.length; i++) inputChecks[i]!(args.inputs[inputNames[i]!]);
       } catch (err) {
         return Promise.reject(err);
       }
-      return run(args as never) as Promise<Outputs>;
+      return spec.execute(args as never) as Promise<Outputs>;
     },
     ...(summarize ? { summarize: (outputs: Outputs) => summarize(outputs as never) } : {}),
   };
 }
 
-function checkInput(name: string, spec: InputSpec, value: unknown): void {
-  if (spec.type === "ANY" || (spec.type === "JSON" && !spec.kind)) return;
+/** An input's check (throws naming the input), or none for ANY and plain JSON inputs. */
+function inputCheck(name: string, spec: InputSpec): ((value: unknown) => void) | undefined {
+  if (spec.type === "ANY" || (spec.type === "JSON" && !spec.kind)) return undefined;
   const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
-  if (value === undefined || value === null) {
-    if (spec.optional) return;
-    throw new Error(`input ${name} is missing: connect ${kind.noun} (${kind.name})`);
-  }
-  if (!matchesKind(kind, value)) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
+  const test = kindTest(kind);
+  return (value) => {
+    if (value === undefined || value === null) {
+      if (spec.optional) return;
+      throw new Error(`input ${name} is missing: connect ${kind.noun} (${kind.name})`);
+    }
+    if (!test(value) && !kind.schema.safeParse(value).success) throw new Error(`input ${name} is not ${kind.noun}: connect ${kind.noun} (${kind.name})`);
+  };
 }
 
 /** Throws, naming the socket, when an output is not a value of its kind (`spec.kind`, else its socket type). Shallow and cheap. */
 export function checkOutput(name: string, spec: OutputSpec, value: unknown): void {
   if (value === undefined || value === null) return;
   const kind: ValueKind<unknown> = spec.kind ?? SOCKET_KINDS[spec.type];
-  if (matchesKind(kind, value)) return;
+  if (!matchesKind(kind, value)) outputMismatch(name, kind, value);
+}
+
+/** The fast test said no: zod's parse words the error (and has the last say). */
+function outputMismatch(name: string, kind: ValueKind<unknown>, value: unknown): void {
   const r = kind.schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
     throw new Error(`output "${name}" is not ${kind.noun} (${kind.name})${issue ? `: ${issue.path.length ? `${issue.path.join(".")}: ` : ""}${issue.message}` : ""}`);
   }
+}
+
+const outputCheckers = new WeakMap<Record<string, OutputSpec>, (outputs: Outputs) => void>();
+
+/** checkOutput for every output socket of a node, its kinds' tests looked up once per node type (the executor's hot path). */
+export function checkOutputs(specs: Record<string, OutputSpec>, outputs: Outputs): void {
+  let check = outputCheckers.get(specs);
+  if (!check) {
+    const names = Object.keys(specs);
+    const kinds = names.map((n) => specs[n]!.kind ?? SOCKET_KINDS[specs[n]!.type]);
+    const tests = kinds.map(kindTest);
+    check = (out) => {
+      for (let i = 0; i < names.length; i++) {
+        const value = out[names[i]!];
+        if (value !== undefined && value !== null && !tests[i]!(value)) outputMismatch(names[i]!, kinds[i]!, value);
+      }
+    };
+    outputCheckers.set(specs, check);
+  }
+  check(outputs);
 }
 
 /** Default params of a node type (every param has a default). */

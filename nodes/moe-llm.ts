@@ -14,8 +14,9 @@ export { GENERATION_CONFIG_FILE, generationConfigEosIds, stopTokenIds } from "..
 
 export const moeLlm = defineNode({
   type: "model.moe-llm",
-  // 2: routingTopP null = the model's P (version 1 wrote 0 for it; migrateParams keeps those documents' meaning)
-  typeVersion: 2,
+  // 2: routingTopP null = the model's P (version 1 wrote 0 for it); 3: routingTopK likewise null = the model's k (version 2
+  // wrote 0 or nothing). migrateParams keeps those documents' meaning.
+  typeVersion: 3,
   title: "MoE-LLM",
   category: "Models",
   description: "Uni-MoE-2.0 decoder: generates text (or scores a reference answer, teacher-forced) and records every routing decision; optional logit lens.",
@@ -56,14 +57,14 @@ export const moeLlm = defineNode({
       .nullable()
       .default(null)
       .meta({ widget: "routing-override", routingControl: "topP", label: "Routing Top-P override", step: 0.05, description: "Empty (null) = the model's own P. Dynamic-capacity routers (Uni-MoE-2.0) only; refused for a model whose router has no Top-P." }),
-    // optional (no default): nodes that never set it keep their cache keys
     routingTopK: z
       .number()
       .int()
-      .min(0)
+      .min(1)
       .max(1024)
-      .optional()
-      .meta({ widget: "routing-override", routingControl: "topK", label: "Routing top-k override (0 = model's)", step: 1, description: "Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
+      .nullable()
+      .default(null)
+      .meta({ widget: "routing-override", routingControl: "topK", label: "Routing top-k override", step: 1, description: "Empty (null) = the model's own k. Experts per token for fixed top-k routers (1 … routed experts); refused for dynamic-capacity and sparsemixer routers." }),
     routingPrecision: z
       .enum(["model", "fp32", "bf16"])
       .default("model")
@@ -86,8 +87,11 @@ export const moeLlm = defineNode({
       .meta({ widget: "interventions", label: "Interventions", description: 'e.g. [{"layer": "*", "expert": "E2", "action": "ban"}]; actions: ban, force, bias (with value)' }),
   }),
   migrateParams(params, fromVersion) {
-    // version 1 wrote routingTopP 0 for "the model's P"
-    return fromVersion < 2 && params.routingTopP === 0 ? { ...params, routingTopP: null } : params;
+    // version 1 wrote routingTopP 0 for "the model's P", versions 1-2 routingTopK 0 for "the model's k"
+    const out = { ...params };
+    if (fromVersion < 2 && out.routingTopP === 0) out.routingTopP = null;
+    if (fromVersion < 3 && out.routingTopK === 0) out.routingTopK = null;
+    return out;
   },
   async fingerprint(params) {
     // The chat template and generation_config.json shape the prompt and the stop, beside the weights.

@@ -88,10 +88,10 @@ function RoutingOverride(p: { schema: ParamSchema; label: string; value: unknown
   const info = trpc.models.info.useQuery({ ref: p.modelRef }, { staleTime: 60_000, retry: false });
   if (!info.data) return null;
   const c = p.schema.routingControl === "topK" ? info.data.controls.topK : info.data.controls.topP;
-  // null (Top-P) and 0 (top-k) both mean "the model's own"
+  // null means "the model's own"
   const set = typeof p.value === "number" && p.value > 0;
   if (!c.ok && !set) return null;
-  const modelsOwn = p.schema.routingControl === "topP" ? info.data.topP : null;
+  const modelsOwn = p.schema.routingControl === "topP" ? info.data.topP : info.data.topK;
   return (
     <div className="param" title={p.schema.description}>
       <span>{p.label}</span>

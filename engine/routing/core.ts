@@ -82,6 +82,9 @@ export interface LayerSums {
   topCounts: Float64Array;
 }
 
+/** Relative difference below which two selected experts' weights tie for the top expert (metrics.ts). */
+export const TOP_TIE = 1e-5;
+
 /** Sums over a set of tokens, all layers. */
 export interface Sums {
   tokens: number;
@@ -226,6 +229,16 @@ export function accumulate(sums: Sums, lay: ExpertLayout, trace: RoutingTrace, r
         }
       }
       if (best < 0 && cnt > 0) best = list[0]!; // all selected weights NaN: fall back to the first selected
+      else if (cnt > 1) {
+        // weights within TOP_TIE of the largest are a tie, won by the lowest column: equal weights (Uni-MoE's GRIN often
+        // gives each chosen expert the same one) come out a float ulp apart on another provider or summation order
+        for (let a = 0; a < cnt; a++) {
+          if (w[base + dynCols[list[a]!]!]! >= bw - TOP_TIE * Math.abs(bw)) {
+            best = list[a]!;
+            break;
+          }
+        }
+      }
       if (hasNull) {
         nullTokens++;
         if (!hasReal) nullOnly++;

@@ -30,7 +30,8 @@
  *   coactivation        = [D × D] symmetric counts over ALL pairs of selected dynamic experts of a token
  *                         ([a, b] += 1 and [b, a] += 1 for every a ≠ b both selected: a token with k = 3
  *                         adds 3 pairs); diagonal [d, d] = selectionCounts[d]. Row-major Float64Array.
- *   top expert          = the selected dynamic expert with the largest weight (ties: lowest column);
+ *   top expert          = the selected dynamic expert with the largest weight (ties: lowest column; weights within
+ *                         TOP_TIE = 1e-5 relative of the largest tie, so float noise does not pick among equal weights);
  *                         -1 when the token selected no dynamic expert. topCounts[d] = #tokens whose top is d.
  *   transitions         = for each layer pair (from → to) (default every (i, i + 1)): [D × D] counts,
  *                         [a, b] = #tokens with top a at `from` and top b at `to` (tokens with -1 at either

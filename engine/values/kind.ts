@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { compileCheck } from "./fast-check";
 
 /**
  * What a value looks like in an event, the database and the UI: always `type` (which view shows it,
@@ -23,7 +24,10 @@ export interface ValueKind<T = unknown> {
   tag?: string;
   /** A cheap, shallow structural check (tags, field types, `z.instanceof` for typed arrays; no walk over big arrays). */
   schema: z.ZodType;
-  /** A faster test equivalent to `schema` (for primitives: `typeof`); the schema still words the error. */
+  /**
+   * A faster test equivalent to `schema` (for primitives: `typeof`); the schema still words the error. defineValueKind
+   * compiles one from the schema when none is given (fast-check.ts).
+   */
   is?(value: unknown): boolean;
   /** Type-level only: the TypeScript type of a value of this kind (never set). */
   readonly __value?: T;
@@ -36,10 +40,15 @@ export function matchesKind(kind: ValueKind<unknown>, value: unknown): boolean {
   return kind.is ? kind.is(value) : kind.schema.safeParse(value).success;
 }
 
+/** The test of a kind as one plain function (its `is`, else its schema compiled once: fast-check.ts). */
+export function kindTest(kind: ValueKind<unknown>): (value: unknown) => boolean {
+  return kind.is ?? compileCheck(kind.schema);
+}
+
 /** Declares a value kind (one file per kind in engine/values/, one line in engine/values/index.ts). */
 export function defineValueKind<T>(kind: ValueKind<T>): ValueKind<T> {
   if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(kind.name)) throw new Error(`value kind "${kind.name}": bad name`);
-  return kind;
+  return kind.is ? kind : { ...kind, is: compileCheck(kind.schema) };
 }
 
 export const MAX_TEXT = 2000;
@@ -65,12 +74,14 @@ export function ownPreview<T extends { type: string; headline: string }>(value: 
 
 /** A socket that carries a value of one of several kinds (e.g. the Routing Inspector hands on either report): the first whose schema matches describes it. */
 export function oneOfKinds<A, B>(a: ValueKind<A>, b: ValueKind<B>): ValueKind<A | B> {
+  const isA = kindTest(a as ValueKind<unknown>), isB = kindTest(b as ValueKind<unknown>);
   return {
     name: `${a.name}|${b.name}`,
     noun: `${a.noun} or ${b.noun}`,
     schema: a.schema.or(b.schema),
+    is: (value) => isA(value) || isB(value),
     describe: (value) => {
-      const k = (a.schema.safeParse(value).success ? a : b) as ValueKind<A | B>;
+      const k = (isA(value) ? a : b) as ValueKind<A | B>;
       return k.describe ? k.describe(value) : { type: "object", headline: k.noun };
     },
   };

@@ -1,4 +1,4 @@
-import { resolveTopP, type MoeLlmConfig } from "../moe-llm/config";
+import { resolveTopK, resolveTopP, type MoeLlmConfig } from "../moe-llm/config";
 
 /**
  * How a family's router turns logits into expert weights. Stored in the canonical config.json of an
@@ -221,7 +221,7 @@ export const CONVENTION_TEXT: Record<RoutingConvention, string> = {
 export function routingRuleText(c: MoeLlmConfig, override: { topK?: number; topP?: number } = {}): string {
   const a = architectureOf(c);
   const R = c.mlp_dynamic_expert_num;
-  const k = override.topK ?? c.mlp_dynamic_top_k;
+  const k = resolveTopK(c, override.topK);
   const kText = `top-${k} of ${R}${override.topK !== undefined ? " (override)" : ""}`;
   const scale = a.router.routedScaling !== 1 ? `, × ${a.router.routedScaling}` : "";
   switch (a.routing) {

@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { MoeLlmConfig } from "../moe-llm/config";
-import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
+import { moeDims, moeLlmParamShapes, buildMoeLlmGraph, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
 import { defaultRoutingPrecision } from "../moe-llm/grin-routing";
 import { removeStaleBuilds } from "../io/model-dir";
 import { snapshotOf, sourceHash as checkpointSourceHash } from "./hf-cache";
@@ -57,7 +57,8 @@ export interface ImportManifest {
   /** Active per token: a number (imports before routing precisions: top_k routed experts) or the min–max range. */
   activeParameters: number | { min: number; max: number };
   bytesOnDisk: number;
-  graph: { file: string; data: string; options: MoeGraphOptions };
+  /** builderVersion: the GRAPH_BUILDER_VERSION model.onnx was built with (absent: written before it was recorded, 4). */
+  graph: { file: string; data: string; options: MoeGraphOptions; builderVersion?: number };
   /** Weight-only quantisation of the LLM graph (absent: full precision). The towers and the MoE-TTS are not quantised. */
   quant?: QuantSummary;
   unclaimed: string[];
@@ -274,7 +275,7 @@ async function buildModel(job: BuildJob): Promise<ImportResult> {
       parameters: counts.total,
       activeParameters: counts.active,
       bytesOnDisk: statSync(path.join(partial, DATA_FILE)).size + graphBytes + towerBytes + speechBytes,
-      graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config) },
+      graph: { file: GRAPH_FILE, data: DATA_FILE, options: importGraphOptions(map.config), builderVersion: GRAPH_BUILDER_VERSION },
       ...(quant ? { quant } : {}),
       unclaimed: map.unclaimed.map((t) => t.name),
       parts: map.parts,

@@ -5,6 +5,7 @@
  * each records the execution provider it runs on, the dtype it computes in and the memory it took.
  * Compute dtype: fp16 on CUDA and on WebGPU adapters with shader-f16, fp32 on CPU (STUDIO_COMPUTE_DTYPE=fp32|fp16 overrides); an fp16 session runs
  * the fp16 compute graph built beside the graph file on first use (fp16.ts), with the same inputs and outputs.
+ * On WebGPU the session loads the graph's WebGPU variant (webgpu-graph.ts: GroupQueryAttention off its flash path).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -17,7 +18,7 @@ import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../moe-llm/config";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K } from "../moe-llm/logit-lens";
-import { buildMoeLlmGraph, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
+import { buildMoeLlmGraph, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "../moe-llm/moe-llm-graph";
 import type { WeightSource } from "../io/weights";
 import { sourceHash } from "./hf-cache";
 import { bf16BitsToF32, f16BitsToF32, SafetensorsWeights } from "../io/safetensors";
@@ -25,6 +26,7 @@ import { mapCheckpoint, MappedWeights } from "./checkpoint";
 import { ExternalDataGraphBuilder, readExternalBytes } from "./external-graph";
 import { DATA_FILE, GRAPH_FILE, IMPORT_GRAPH, readManifest } from "./import";
 import { computeDtypeFor, ensureFp16Graph, parseComputeDtype, type ComputeDtype } from "./fp16";
+import { ensureWebGpuGraph } from "./webgpu-graph";
 import { checkFits, estimateFromConfig, type MemoryEstimate } from "./memory";
 import { optionsOf } from "../onnx/quantize";
 import { quantizeGraphFile } from "./quantize-file";
@@ -47,6 +49,21 @@ export function importedGraphFile(dir: string, config: MoeLlmConfig, options: Mo
   if (sameOptions(options, manifest.graph.options ?? IMPORT_GRAPH)) return path.join(dir, GRAPH_FILE);
   const variant0 = { moe: options.moe, trace: options.trace, kvCache: options.kvCache, embeds: !!options.embeds, ...(options.lens ? { lens: true } : {}), ...(options.unfused ? { unfused: true } : {}), ...(options.padding ? { padding: true } : {}) };
   return variantFile(dir, precisionOf(options) === "fp32" ? variant0 : { ...variant0, routingPrecision: precisionOf(options) }, "variant", (weights, builder) => buildMoeLlmGraph(config, weights, options, builder));
+}
+
+/** The GRAPH_BUILDER_VERSION a graph was built with, when neither the manifest nor the variant recorded it. */
+const UNRECORDED_BUILDER_VERSION = 4;
+/** Beside a variant's model.onnx: { builderVersion } (variants built before it was written have none). */
+const VARIANT_BUILD_FILE = "build.json";
+
+/**
+ * The GRAPH_BUILDER_VERSION of an imported model's decoder graph file (importedGraphFile's): an import's graph and its
+ * variants were built by the code of their day, and keep its input conventions (e.g. top_p: MoeLlmRunner.topPFeed).
+ */
+export function importedGraphBuilderVersion(dir: string, file: string): number {
+  if (path.resolve(file) === path.resolve(dir, GRAPH_FILE)) return readManifest(dir)!.graph.builderVersion ?? UNRECORDED_BUILDER_VERSION;
+  const build = path.join(path.dirname(file), VARIANT_BUILD_FILE);
+  return existsSync(build) ? (JSON.parse(readFileSync(build, "utf8")) as { builderVersion: number }).builderVersion : UNRECORDED_BUILDER_VERSION;
 }
 
 /** The logit-lens head of an imported model (models/moe-llm/logit-lens.ts), a variant built like the decoder's. */
@@ -77,6 +94,7 @@ function variantFile(dir: string, key: unknown, name: string, build: (weights: W
     writeFileSync(path.join(tmp, GRAPH_FILE), build(new MappedWeights(weights, map), builder));
     // a quantised import's variants are quantised the same way
     if (manifest.quant) quantizeGraphFile(path.join(tmp, GRAPH_FILE), path.join(tmp, GRAPH_FILE), optionsOf(manifest.quant));
+    writeFileSync(path.join(tmp, VARIANT_BUILD_FILE), JSON.stringify({ builderVersion: GRAPH_BUILDER_VERSION }));
     renameSync(tmp, variant);
   } catch (e) {
     builder.abort();
@@ -113,8 +131,9 @@ async function createSession(ref: string, file: string, need: MemoryNeed): Promi
       const computeDtype = computeDtypeFor(ep);
       checkFits(ref, typeof need === "function" ? need(computeDtype) : estimateFromConfig(need, 4096, computeDtype), ep);
       converting = computeDtype === "fp16";
-      const graphFile = converting ? await ensureFp16Graph(file) : file;
+      const computeFile = converting ? await ensureFp16Graph(file) : file;
       converting = false;
+      const graphFile = ep === "webgpu" ? ensureWebGpuGraph(computeFile) : computeFile;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
       const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });

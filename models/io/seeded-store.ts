@@ -100,11 +100,39 @@ export function ensureSeededModel<M extends SeededManifest, R>(spec: SeededModel
   return building.get(target, () => ensureUncached({ ...spec, dir: target })) as Promise<R>;
 }
 
+/**
+ * The files' identities (size, mtime, ctime, inode) when a directory last checked out, by directory: a model is
+ * resolved once per run and per dataset record, and re-reading its manifest, config and weights headers each time
+ * cost more than the tiny model's forward. Any rewrite, replacement or removal of one of these files changes its
+ * stamp, so the full check runs again.
+ */
+const checkedOut = new Map<string, { contentHash: string; stamp: string; manifest: SeededManifest }>();
+
+function filesStamp(dir: string, spec: Pick<SeededModelSpec<SeededManifest, unknown>, "configFile" | "weights" | "otherFiles">): string | null {
+  const names = ["manifest.json", spec.configFile, ...Object.keys(spec.weights), ...(spec.otherFiles ?? [])];
+  try {
+    return names.map((name) => {
+      const st = fs.statSync(path.join(dir, name), { bigint: true });
+      return `${name}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`;
+    }).join("|");
+  } catch {
+    return null;
+  }
+}
+
 async function ensureUncached<M extends SeededManifest, R>(spec: SeededModelSpec<M, R>): Promise<R> {
   const target = spec.dir;
   const readManifest = () => readJson(path.join(target, "manifest.json")) as M;
+  const stamp = filesStamp(target, spec);
+  const known = checkedOut.get(target);
+  if (stamp !== null && known && known.stamp === stamp && known.contentHash === spec.contentHash) return spec.result({ dir: target, built: false, manifest: known.manifest as M });
   const reason = fs.existsSync(target) ? seededStaleReason(target, spec) : "not built yet";
-  if (reason === null) return spec.result({ dir: target, built: false, manifest: readManifest() });
+  if (reason === null) {
+    const manifest = readManifest();
+    if (stamp !== null) checkedOut.set(target, { contentHash: spec.contentHash, stamp, manifest });
+    return spec.result({ dir: target, built: false, manifest });
+  }
+  checkedOut.delete(target);
 
   const parent = path.dirname(target);
   const base = path.basename(target);

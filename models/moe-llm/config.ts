@@ -47,6 +47,11 @@ export function resolveTopP(c: MoeLlmConfig, override: number | null | undefined
   return override ?? c.mlp_dynamic_top_p;
 }
 
+/** The experts per token of a run (fixed top-k routers): the override, else the model's k. Resolved here once, like Top-P. */
+export function resolveTopK(c: MoeLlmConfig, override: number | null | undefined): number {
+  return override ?? c.mlp_dynamic_top_k;
+}
+
 export function headDim(c: MoeLlmConfig): number {
   return c.head_dim ?? c.hidden_size / c.num_attention_heads;
 }

@@ -47,8 +47,12 @@ import { stepsUpTo } from "./decoder/routers";
  * - force: the chosen set is the union of the model's own choice and the forced columns (forced taken first by GRIN,
  *   k reported = own k + forced columns outside it); a token whose own k is above D keeps only the forced columns and
  *   reports its own k.
- * - top_p input > 0 overrides the config's P (cast to the precision like the config's); top_p >= 1 chooses every
- *   allowed column (no rounding cut-off). The config's own P is applied exactly as released, P = 1.0 included.
+ * - top_p input: the P in force, exactly (the session resolves it once: the Top-P override, else the config's P;
+ *   `resolveTopP`, config.ts); P = 0 is the fixed top-k, as the config's 0. P >= 1 depends on the precision: fp32
+ *   chooses every allowed column (the float32 cumsum's last ulp would otherwise decide whether it reaches 1.0);
+ *   bf16, the release's emulation, keeps the released cut-off for every P, 1.0 included (k = D + 1 where it falls short).
+ *   Graphs before GRAPH_BUILDER_VERSION 5 (moe-llm-graph.ts) read top_p <= 0 as "the config's P" and any top_p >= 1
+ *   as every column; MoeLlmRunner feeds those the old way.
  * Padding (grin:623-630, `valid`): a padded token's dynamic columns are cleared after sparsemixer (its k is still reported;
  * batched graphs refuse token_drop, whose capacity would count padding). Not emulated: the release's f32 summation order inside
  * matmul/softmax (cuBLAS/CUDA vs ONNX Runtime: an f32 ulp, which moves a bf16 rounding only when it lands on a tie).
@@ -88,7 +92,7 @@ export interface GrinRoutingInput {
   /** float [1,E]: > 0.5 bans / forces a column. */
   ban: string;
   force: string;
-  /** float [1]: the top_p graph input (> 0 overrides the config's P, <= 0 keeps it). */
+  /** float [1]: the top_p graph input, the P in force (0: the fixed top-k; see the header's interventions). */
   topP: string;
   /** Fixed shapes only (the fused graph): all D sparsemixer steps instead of up to the call's largest k (same result). */
   staticShapes?: boolean;
@@ -134,12 +138,13 @@ export function grinRouting(o: Ops, c: MoeLlmConfig, inp: GrinRoutingInput, prec
   const normalise = (w: string) => rb(o.div(w, rb(o.add(rb(o.reduceSum(w, [1])), at(1e-6)))));
 
   // 1. k: Top-P over p = softmax(z[0:D]), or the fixed top-k when P = 0
-  const P = o.where(o.greater(topPIn, g.scalar(0)), topPIn, g.scalar(c.mlp_dynamic_top_p)); // [1]
+  const P = topPIn; // [1]
   const p = rb(o.softmax(zA, 1));
   const [sorted] = o.topk(p, g.ints([D]), 1);
   const cum = precision === "bf16" ? cumsumBf16(o, sorted, D) : o.cumsum(sorted, 1);
   const below = o.cast(o.not(o.greaterOrEqual(cum, rb(P))), "float");
-  const kTopP = o.where(o.greaterOrEqual(topPIn, g.scalar(1)), nAllowed, o.add(o.reduceSum(below, [1]), g.scalar(1))); // [N,1]
+  const kCut = o.add(o.reduceSum(below, [1]), g.scalar(1)); // [N,1]
+  const kTopP = precision === "fp32" ? o.where(o.greaterOrEqual(P, g.scalar(1)), nAllowed, kCut) : kCut; // [N,1]
   const kModel = o.where(o.greater(P, g.scalar(0)), kTopP, g.scalar(Math.trunc(c.mlp_dynamic_top_k))); // [N,1]
   // k > D: no dynamic expert of its own (with every dynamic column banned, k is 0 instead)
   const hasOwn = o.or(o.not(o.greater(kModel, g.scalar(D))), o.less(nAllowed, g.scalar(0.5)));

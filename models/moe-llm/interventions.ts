@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { expertColumns, type MoeLlmConfig } from "./config";
-export { resolveTopP } from "./config";
+export { resolveTopK, resolveTopP } from "./config";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { Interventions } from "./moe-llm-session";
 
@@ -38,10 +38,10 @@ export function routingControls(config: MoeLlmConfig): RoutingControls {
   return { topP: noTopP, topK: { ok: true, max: config.mlp_dynamic_expert_num } };
 }
 
-/** The routing overrides of a run: Top-P null (or absent) = the model's own P; top-k 0 (or absent) = the model's k. */
+/** The routing overrides of a run: null (or absent) = the model's own (Top-P: its P, top-k: its k). */
 export interface RoutingOverrides {
   topP?: number | null;
-  topK?: number;
+  topK?: number | null;
 }
 
 /**
@@ -56,9 +56,9 @@ export function checkRoutingOverrides(config: MoeLlmConfig, o: RoutingOverrides)
     if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`Routing Top-P override ${o.topP}: must be above 0 and at most 1 (none = the model's P, ${config.mlp_dynamic_top_p})`);
     out.topP = o.topP;
   }
-  if (o.topK !== undefined && o.topK > 0) {
+  if (o.topK !== undefined && o.topK !== null) {
     if (!c.topK.ok) throw new Error(`Routing top-k override ${o.topK}: ${c.topK.reason}`);
-    if (!Number.isInteger(o.topK) || o.topK > c.topK.max) throw new Error(`Routing top-k override ${o.topK}: must be a whole number from 1 to ${c.topK.max} (the routed experts)`);
+    if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > c.topK.max) throw new Error(`Routing top-k override ${o.topK}: must be a whole number from 1 to ${c.topK.max} (the routed experts; none = the model's k, ${config.mlp_dynamic_top_k})`);
     out.topK = o.topK;
   }
   return out;

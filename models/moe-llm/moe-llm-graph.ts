@@ -11,7 +11,7 @@ import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
 import { compactGrinFits, compactGrinRouting, compactGrinRows, type CompactGrinNames, type CompactGrinRows } from "./decoder/grin-compact";
-import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, type FusedAttentionInputs } from "./decoder/fused";
+import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, nullSinkInput, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
  * The MoE-LLM decoder as an ONNX graph: Uni-MoE-2.0 (Qwen2 attention with M-RoPE + dynamic-capacity MoE, PAPER.md
@@ -29,9 +29,10 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  *          past_key_{i}, past_value_{i} float [B,KVH,P,Dh]    (kvCache; MLA: [B,1,P,kv_lora_rank] and [B,1,P,rope dims],
  *                                                                 see attention.ts kvCacheDims)
  *          router_bias float [L,E], ban_mask float [L,E], force_mask float [L,E], top_p float [1],
- *          top_k float [1] (fixed-k routers only: <= 0 keeps the config's k)
+ *          top_k float [1] (fixed-k routers only: the k in force, exactly — resolveTopK)
  *            — required inputs (onnxruntime-node ignores feeds for overridable initializers); the neutral
- *            values are all zeros (top_p 0 → "use the config"); MoeLlmRunner feeds them when omitted.
+ *            values are zeros for the masks and bias, the config's P and k for top_p and top_k (resolveTopP,
+ *            resolveTopK); MoeLlmRunner feeds them when omitted.
  *            Rows of dense (router-less) layers are ignored.
  * Outputs: logits [B,S,V], last_hidden [B,S,H] (after the final norm),
  *          present_key_{i}, present_value_{i} [B,KVH,T,Dh]                  (kvCache)
@@ -53,8 +54,11 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  *   and the forced columns, so k = k_model + (forced columns the model did not choose). The GRIN steps take
  *   the forced columns first (by logit), then continue by logit; a step's m is the chosen column's logit.
  *   Ban wins over force. Force on a shared column changes nothing (shared columns are always on).
- * - top_p > 0 overrides the config's P for this run; top_p <= 0 keeps the config (where P = 0 means the
- *   fixed mlp_dynamic_top_k). An override P >= 1 selects all allowed dynamic columns (no rounding cut-off).
+ * - top_p is the P in force, exactly (MoeLlmRunner feeds resolveTopP: the override, else the config's P); P = 0 means
+ *   the fixed mlp_dynamic_top_k. P >= 1 in fp32 routing selects all allowed dynamic columns (no rounding cut-off);
+ *   bf16 routing (the release's emulation) keeps the released cut-off for P = 1.0 too (grin-routing.ts).
+ *   Graphs of GRAPH_BUILDER_VERSION < TOP_P_EXACT_SINCE read top_p <= 0 as "the config's P" (imports written then:
+ *   MoeLlmRunner's `legacyTopP`).
  * The Uni-MoE routing itself (Top-P k, GRIN multipliers, capacity token drop, in fp32 or bf16 as the release computes
  * it) is models/moe-llm/grin-routing.ts: k is reported as the release reports it (D + 1 when the cumsum never reaches P, before
  * drops), and with `token_drop` every call drops, decode steps included (outputs dropped_{i} with the trace).
@@ -64,6 +68,11 @@ import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRo
  * MoeLlmRunner.forwardBatch pads records left or right and returns each record's own rows.
  */
 export { io, type MoeGraphOptions } from "./decoder/io";
+
+/** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt (imports record it: import.ts). */
+export const GRAPH_BUILDER_VERSION = 6;
+/** The first builder version whose top_p input is exactly the P in force (before: top_p <= 0 = the config's P). */
+export const TOP_P_EXACT_SINCE = 5;
 
 /** Sizes derived from a config. */
 export function moeDims(c: MoeLlmConfig) {
@@ -196,12 +205,15 @@ export function deviceGraphFits(c: MoeLlmConfig, options: MoeGraphOptions): bool
 /**
  * The graph a decoder session on `provider` runs for the options asked: on WebGPU the device-resident variant with
  * dense dispatch (no NonZero, no int64 shape arithmetic: every node on the GPU, no Memcpy node inside, which
- * tests/integration/webgpu.test.ts checks); on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's
- * default, docs/benchmarks.md has the measured rule).
+ * tests/integration/webgpu.test.ts checks) where it fits, and always the WebGPU attention (MoeGraphOptions.webgpu);
+ * on the CPU (and CUDA) the options as asked (sparse dispatch is the CPU's default, docs/benchmarks.md has the
+ * measured rule).
  */
 export function deviceGraphOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions {
-  if (provider !== "webgpu" || options.gpu || !deviceGraphFits(c, options)) return options;
-  return { ...options, moe: "dense", gpu: true };
+  if (provider !== "webgpu") return options;
+  const webgpu = { ...options, webgpu: true };
+  if (options.gpu || !deviceGraphFits(c, options)) return webgpu;
+  return { ...webgpu, moe: "dense", gpu: true };
 }
 
 /** Builds the decoder graph; returns a serialized ONNX ModelProto. */
@@ -258,7 +270,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   const routerBias = g.input(io.routerBias, "float", [L, E]);
   const banMask = g.input(io.ban, "float", [L, E]);
   const forceMask = g.input(io.force, "float", [L, E]);
-  const topP = g.input(io.topP, "float", [1]); // > 0 overrides the config's P (grin-routing.ts)
+  const topP = g.input(io.topP, "float", [1]); // the P in force (grin-routing.ts)
   const topK = arch.routing === "uni_moe_top_p" ? "" : g.input(io.topK, "float", [1]);
 
   const embedded = x; // [N,H]
@@ -293,7 +305,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   // path let W + 1 keys through (transformers issues #29623, #39408). The KV cache keeps every past key (present_* grows
   // with the whole context): memory is NOT bounded by the window, the mask only hides the keys that fell out of it.
   // (The fused graph's GroupQueryAttention applies the same rule with local_window_size = W on ONNX Runtime's CPU
-  // kernel, as tests/unit/models/fused-decoder.test.ts checks on gpt-oss's window-4 layers.)
+  // kernel, as tests/unit/models/moe-llm/fused-decoder.test.ts checks on gpt-oss's window-4 layers.)
   const windowBiases = new Map<number, () => string>();
   const layerMask = (layer: number): string => {
     const W = arch.slidingWindows[layer];
@@ -327,7 +339,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return options.padding ? padKeys() : undefined;
     },
   };
-  const fusedAttention = once((): FusedAttentionInputs => {
+  const fusedAttention = once((): FusedAttentionInputs => ({ ...fusedLengths(), ...(options.webgpu ? { webgpu: { nullSink: nullSinkInput(g, c.num_attention_heads) } } : {}) }));
+  const fusedLengths = (): FusedAttentionInputs => {
     if (gpu) {
       // lengths come in as inputs (GroupQueryAttention reads total_sequence_length from host memory; MoeLlmRunner feeds
       // both), rotary angles from position_ids through a float table (no int64 → float Cast on the device)
@@ -338,7 +351,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     const { sLen, tLen } = lengths();
     const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
     return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
-  });
+  };
   const attend = (i: number, h: string) => {
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
     return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);
@@ -413,7 +426,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
 /**
  * Only the routing as a graph, for tests and tools (the N rows are one forward call, e.g. for the capacity):
  * inputs router_logits [N,E] (rounded to bf16 first under bf16: what the release's bf16 gate would give),
- * ban_mask/force_mask [1,E], top_p [1] (zeros = neutral); fixed-k routers also take top_k [1] (0 = the config's k)
+ * ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P in force: feed the config's for its own routing);
+ * fixed-k routers also take top_k [1] (the k in force: feed the config's for its own routing)
  * and DeepSeek-V3's e_score_correction_bias [1,R];
  * outputs mask [N,E], weights [N,E], k int64 [N] (DeepSeek-V3: and scores [N,R]; Uni-MoE with token_drop: and dropped [N,E]).
  */
@@ -447,8 +461,8 @@ export function buildRoutingGraph(config: MoeLlmConfig, precision: RoutingPrecis
 /**
  * One MoE feed-forward block (layer `layer`'s router and experts) as a graph, for benchmarks and tools
  * (with token_drop, the N rows are one sequence):
- * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E], top_p [1] (top_k [1] for fixed-k
- * routers; zeros = neutral);
+ * inputs hidden [N,H] (already normalised), router_bias/ban_mask/force_mask [1,E] (zeros = neutral), top_p [1] (the P
+ * in force; top_k [1] for fixed-k routers, the k in force);
  * outputs y [N,H] (without the residual) and, with `trace`, router_logits/mask/weights [N,E] and k int64 [N].
  */
 export function buildMoeLayerGraph(config: MoeLlmConfig, weights: WeightSource, layer: number, options: Pick<MoeGraphOptions, "moe" | "trace" | "routingPrecision">): Uint8Array {

@@ -4,9 +4,9 @@ import type { Runtime, SessionHandle } from "@/engine/runtime/types";
 import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
-import { buildMoeLlmGraph, deviceGraphFits, deviceGraphOptions, type MoeGraphOptions } from "./moe-llm-graph";
+import { buildMoeLlmGraph, deviceGraphFits, deviceGraphOptions, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "./moe-llm-graph";
 import { hashModelFiles } from "../io/model-dir";
-import { importedEmbeddingTable, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
+import { importedEmbeddingTable, importedGraphBuilderVersion, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
 import { readManifest } from "../import/import";
 import { estimateFromConfig, estimateLensHead } from "../import/memory";
 import { MoeLlmRunner } from "./moe-llm-session";
@@ -20,9 +20,6 @@ import { parameterCounts } from "./parameters";
 import { resolveInside } from "@/engine/paths";
 import { cachedGraphFile } from "../onnx/graph-cache";
 import { currentBatchWindow } from "@/engine/batch/window";
-
-/** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt. */
-const GRAPH_BUILDER_VERSION = 4;
 
 export interface ResolvedModel {
   /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
@@ -179,7 +176,8 @@ export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions
   const window = model.config.token_drop || provider === "webgpu" ? undefined : currentBatchWindow();
   const options = window ? { ...device, padding: true } : device;
   const file = graphFile(model, options);
-  const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, window);
+  const builderVersion = isImportedDir(model.dir) ? importedGraphBuilderVersion(model.dir, file) : GRAPH_BUILDER_VERSION;
+  const runner = (session: LoadedModel["handle"]["session"]) => MoeLlmRunner.fromSession(model.config, options, session, undefined, { window, builderVersion });
   // not inside a dataset batch: its decode steps are padded forwards of several records, which stay on one graph
   const twin = isImportedDir(model.dir) || window ? undefined : decodeTwinOptions(model.config, options, provider);
   if (twin) {

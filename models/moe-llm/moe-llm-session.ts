@@ -1,7 +1,7 @@
 import * as ort from "onnxruntime-node";
-import type { MoeLlmConfig } from "./config";
+import { resolveTopK, resolveTopP, type MoeLlmConfig } from "./config";
 import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
-import { buildMoeLlmGraph, io, type MoeGraphOptions, moeDims } from "./moe-llm-graph";
+import { buildMoeLlmGraph, GRAPH_BUILDER_VERSION, io, type MoeGraphOptions, moeDims, TOP_P_EXACT_SINCE } from "./moe-llm-graph";
 import { kvCacheDims } from "./decoder/attention";
 import { ropeTableSize } from "./decoder/fused";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
@@ -23,13 +23,11 @@ export interface Interventions {
   /** 1 = forced */
   force?: Float32Array;
   /**
-   * The routing Top-P override in (0, 1] (dynamic-capacity routers); absent = the model's own P (`resolveTopP` in
-   * config.ts names the P in force). Fed as the graph's top_p; absent feeds 0, which the graph reads as "the config's P
-   * as released" — not the same as feeding that P when it is 1.0 (grin-routing.ts: an explicit P >= 1 takes every
-   * allowed column, the config's P = 1.0 keeps the release's cumsum cut-off).
+   * The routing Top-P override in (0, 1] (dynamic-capacity routers); absent = the model's own P. The graph's top_p is
+   * fed the P in force (`resolveTopP`, config.ts) — an override equal to the model's P routes exactly as none.
    */
   topP?: number;
-  /** > 0 overrides the number of experts per token (fixed-k routers) */
+  /** The top-k override (fixed-k routers); absent = the model's k. The graph's top_k is fed the k in force (`resolveTopK`). */
   topK?: number;
 }
 
@@ -90,11 +88,10 @@ export interface ForwardOutput {
 
 const toI64 = (a: BigInt64Array | ArrayLike<number>) => (a instanceof BigInt64Array ? a : BigInt64Array.from(Array.from(a), (v) => BigInt(v)));
 
-/** A key for "same interventions" (requests with different ones cannot share a forward). */
-function interventionsKey(iv: Interventions | undefined): string {
-  if (!iv) return "";
+/** A key for "same interventions" (requests with different ones cannot share a forward); topP, topK: the values fed. */
+function interventionsKey(iv: Interventions = {}, topP: number, topK: number): string {
   const arr = (a: Float32Array | undefined) => (a && a.some((v) => v !== 0) ? Array.from(a).join(",") : "");
-  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), iv.topP ?? 0, iv.topK ?? 0].join("|");
+  return [arr(iv.routerBias), arr(iv.ban), arr(iv.force), topP, topK].join("|");
 }
 
 const sessionIds = new WeakMap<object, number>();
@@ -150,6 +147,16 @@ class PaddedKvView implements KvCache {
 }
 
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
+/** What a runner may have besides its graph. */
+export interface RunnerExtras {
+  /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
+  window?: BatchWindow;
+  /** The GRAPH_BUILDER_VERSION the graph was built with (an import records its own; default: this build's). */
+  builderVersion?: number;
+  /** With a decode twin: one-token steps of one sequence after a cache run on it (see withDecodeTwin). */
+  decodeTwin?: MoeLlmRunner;
+}
+
 export class MoeLlmRunner {
   private constructor(
     readonly config: MoeLlmConfig,
@@ -157,11 +164,17 @@ export class MoeLlmRunner {
     readonly session: ort.InferenceSession,
     /** the serialized model (e.g. to cache on disk by content hash) */
     readonly model: Uint8Array,
-    /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
-    readonly window?: BatchWindow,
-    /** With a decode twin: one-token steps of one sequence after a cache run on it (see withDecodeTwin). */
-    readonly decodeTwin?: MoeLlmRunner,
+    /** What a runner may have besides its graph: see RunnerExtras. */
+    readonly extras: RunnerExtras = {},
   ) {}
+
+  /**
+   * The graph's top_p feed: the P in force; a graph built before TOP_P_EXACT_SINCE (an older import) reads 0 as the
+   * config's P and is fed as it was then, so it routes exactly as before.
+   */
+  topPFeed(override: number | undefined): number {
+    return this.builderVersion < TOP_P_EXACT_SINCE ? (override ?? 0) : resolveTopP(this.config, override);
+  }
 
   static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
     const model = buildMoeLlmGraph(config, weights, options);
@@ -170,9 +183,18 @@ export class MoeLlmRunner {
   }
 
   /** Wraps a session made elsewhere (e.g. the engine's session pool) from a graph built with `options`. */
-  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), window?: BatchWindow): MoeLlmRunner {
-    if (window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
-    return new MoeLlmRunner(config, options, session, model, window);
+  static fromSession(config: MoeLlmConfig, options: MoeGraphOptions, session: ort.InferenceSession, model: Uint8Array = new Uint8Array(), extras: RunnerExtras = {}): MoeLlmRunner {
+    if (extras.window && !options.padding) throw new Error("MoeLlmRunner: coalescing forwards needs a graph built with padding");
+    return new MoeLlmRunner(config, options, session, model, extras);
+  }
+
+  private get window(): BatchWindow | undefined {
+    return this.extras.window;
+  }
+
+  /** The GRAPH_BUILDER_VERSION the graph was built with (an import records its own): decides how top_p is fed. */
+  get builderVersion(): number {
+    return this.extras.builderVersion ?? GRAPH_BUILDER_VERSION;
   }
 
   /**
@@ -180,7 +202,7 @@ export class MoeLlmRunner {
    * the device-resident form (`moe: "dense"`, `gpu`; see decodeTwinOptions in moe-llm-model.ts). Every decode step of
    * ONE sequence (batch 1, one new token after a non-empty cache, no attention mask; with `gpu`, a position inside its
    * rotary table) runs on the twin; everything else (prefill, padded batches) on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
-   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/decode-twin.test.ts).
+   * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/moe-llm/decode-twin.test.ts).
    * The twin's session is not released by this runner.
    */
   withDecodeTwin(twin: MoeLlmRunner): MoeLlmRunner {
@@ -188,7 +210,7 @@ export class MoeLlmRunner {
     const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && k !== "gpu" && a[k] !== b[k]);
     if (!this.options.kvCache || differ || twin.config !== this.config)
       throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe` and `gpu`");
-    return new MoeLlmRunner(this.config, this.options, this.session, this.model, this.window, twin);
+    return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin: twin });
   }
 
   /** An empty cache for `batch` sequences. */
@@ -207,7 +229,7 @@ export class MoeLlmRunner {
     const past = input.past?.length ?? 0;
     if (this.window && input.batch === 1 && !input.attentionMask && (past === 0 || input.seq === 1) && (past === 0 || this.options.kvCache)) {
       const kind = past === 0 ? "prefill" : "decode";
-      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions)}`;
+      const key = `${sessionId(this.session)}|${JSON.stringify(this.options)}|${kind}|${interventionsKey(input.interventions, this.topPFeed(input.interventions?.topP), resolveTopK(this.config, input.interventions?.topK))}`;
       return this.window.submit(key, input, past + input.seq, (inputs: ForwardInput[]) => this.forwardPadded(inputs));
     }
     return this.forwardDirect(input);
@@ -300,7 +322,7 @@ export class MoeLlmRunner {
 
   /** One forward as given (no coalescing). */
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
-    if (this.twinTakes(input)) return this.decodeTwin!.forwardDirect(input);
+    if (this.twinTakes(input)) return this.extras.decodeTwin!.forwardDirect(input);
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
@@ -331,9 +353,10 @@ export class MoeLlmRunner {
     feeds[io.routerBias] = le(iv.routerBias, "routerBias");
     feeds[io.ban] = le(iv.ban, "ban");
     feeds[io.force] = le(iv.force, "force");
-    feeds[io.topP] = new ort.Tensor("float32", new Float32Array([iv.topP ?? 0]), [1]);
-    if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([iv.topK ?? 0]), [1]);
-    else if (iv.topK) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
+    feeds[io.topP] = new ort.Tensor("float32", new Float32Array([this.topPFeed(iv.topP)]), [1]);
+    // any graph takes the k in force: those before top_k meant exactly k read an override equal to the model's k as none
+    if (this.session.inputNames.includes(io.topK)) feeds[io.topK] = new ort.Tensor("float32", new Float32Array([resolveTopK(this.config, iv.topK)]), [1]);
+    else if (iv.topK !== undefined) throw new Error(`${this.config.model_type}: this graph has no top-k input (${arch.routing === "uni_moe_top_p" ? "a dynamic-capacity router chooses k by Top-P" : "it was built before top-k overrides existed; import the model again"})`);
     if (this.session.inputNames.includes(io.totalLength)) {
       // the device-resident graph (MoeGraphOptions.gpu): lengths as inputs, positions within its float table
       const T = (input.past?.length ?? 0) + S;
@@ -378,7 +401,7 @@ export class MoeLlmRunner {
   }
 
   private twinTakes(input: ForwardInput): boolean {
-    const twin = this.decodeTwin;
+    const twin = this.extras.decodeTwin;
     if (!twin || input.batch !== 1 || input.seq !== 1 || !input.past?.length || input.attentionMask) return false;
     const limit = ropeTableSize(this.config);
     return !twin.options.gpu || Array.from(input.positions as ArrayLike<number | bigint>).every((p) => Number(p) >= 0 && Number(p) < limit);

@@ -8,7 +8,7 @@ import type { Ops } from "./ops";
  * GPU kernel with float accumulation does.
  *
  * The rounding is a Cast to BFLOAT16 and back (ONNX Runtime's CPU and CUDA Cast kernels round to nearest even; checked
- * against bit-level rounding in tests/unit/models/grin-routing.test.ts). The pair is not folded away by ORT's graph
+ * against bit-level rounding in tests/unit/models/moe-llm/grin-routing.test.ts). The pair is not folded away by ORT's graph
  * optimisations: its lossy CastChainElimination is off unless a session option turns it on.
  */
 export type RoutingPrecision = "fp32" | "bf16";

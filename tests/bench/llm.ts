@@ -32,7 +32,7 @@ export async function benchLlm(names: ("tiny" | "small")[] = ["tiny", "small"], 
     const t0 = performance.now();
     const model = await resolveModel(`uni-moe-tiny/${name}`);
     await withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
-      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.decodeTwin ? `the decode twin (${runner.decodeTwin.options.moe}${runner.decodeTwin.options.gpu ? ", device-resident form" : ""})` : "the prefill's graph"}`);
+      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? `the decode twin (${runner.extras.decodeTwin.options.moe}${runner.extras.decodeTwin.options.gpu ? ", device-resident form" : ""})` : "the prefill's graph"}`);
       const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
       const pos = [...ids.keys()];
       const positions = [...pos, ...pos, ...pos];

@@ -59,7 +59,8 @@ test("a generated DeepSeek-V3 checkpoint: import on the Models page, run in the 
   await openRoutingExample(page, ref);
   // a top-k router: the top-k override is offered, the Top-P override is not
   const llm = page.getByTestId("node-llm");
-  await expect(llm.getByLabel("Routing top-k override (0 = model's)", { exact: true })).toBeVisible();
+  await expect(llm.getByLabel("Routing top-k override: the model's", { exact: true })).toBeChecked();
+  await expect(llm).toContainText("the model's (4)");
   await expect(llm.getByLabel("Routing Top-P override: the model's", { exact: true })).toHaveCount(0);
   const dialog = await runAndOpenInspector(page);
   await expect(dialog).toContainText(/deepseek_v3\/e2e-v3 · \d+ tokens · 2 layers with a router \(\+ 1 dense\) · 17 experts/); // 16 routed + the shared MLP
@@ -84,7 +85,10 @@ test("a top-k override on a Mixtral changes its k histogram to the chosen k", as
   await expect(dialog.getByTestId("kdist-L0")).toHaveText("k=2: 100.0%");
   await dialog.getByRole("button", { name: "Close inspector" }).click();
 
-  await page.getByTestId("node-llm").getByLabel("Routing top-k override (0 = model's)", { exact: true }).fill("5");
+  const llm = page.getByTestId("node-llm");
+  await llm.getByLabel("Routing top-k override: the model's", { exact: true }).uncheck();
+  await expect(llm.getByLabel("Routing top-k override", { exact: true })).toHaveValue("2");
+  await llm.getByLabel("Routing top-k override", { exact: true }).fill("5");
   dialog = await runAndOpenInspector(page);
   await expect(dialog.getByTestId("kdist-L0")).toHaveText("k=5: 100.0%");
   await expect(dialog.getByTestId("kdist-L1")).toHaveText("k=5: 100.0%");

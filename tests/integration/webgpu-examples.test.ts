@@ -199,6 +199,91 @@ class Diff {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------------
+// Routing near-ties. A routing decision (a token's chosen experts and k in one layer) is a step function of that
+// token's router logits; two providers whose logits agree to float noise can still decide differently where the logits
+// sit on a decision boundary (two experts' logits equal to 1e-6, a Top-P cumsum on P, GRIN's 2·jitter ratio). Such a
+// flip then changes everything that depends on that token's layer output: later layers of the same and later tokens.
+// So where the decisions of the two runs differ, the comparison is: every ROOT flip (a differing decision that is not
+// downstream of another one) must be a near-tie, i.e. the two providers' router logits of that token differ by at most
+// NEAR_TIE · max(1, peak |logit| of the row) — a flip under so small a change of its input proves the CPU's logits lie
+// that close to a decision boundary; and every decision and value NOT downstream of a root flip must match as usual
+// (masks and k exactly, router logits and weights within the decoder tolerance). Downstream of (layer l, token t):
+// layers > l at tokens >= t, and every token after the first whose id differs. Any other divergence fails.
+
+/** Router logits of a flipped token may differ by at most this · max(1, peak) (20× under the decoder tolerance). */
+const NEAR_TIE = 1e-4;
+
+/** One bf16 rounding step (ulp) at magnitude x: 8 significant bits. */
+const bf16Step = (x: number) => (x === 0 ? 0 : 2 ** (Math.floor(Math.log2(x)) - 7));
+
+interface TraceLike {
+  routingPrecision?: "fp32" | "bf16";
+  tokens: { id: number }[];
+  layers: { layer?: number; routerLogits: Float32Array; mask: Uint8Array; weights: Float32Array; k: Int32Array }[];
+}
+interface RootFlip {
+  /** index in `layers`, and the decoder layer it is */
+  index: number;
+  layer: number;
+  token: number;
+  /** max |Δ router logit| of the token's row between the providers, and the row's peak |logit| */
+  delta: number;
+  peak: number;
+  cpu: number[];
+  webgpu: number[];
+}
+
+function routingDivergence(what: string, a: TraceLike, b: TraceLike) {
+  const failures: string[] = [];
+  const bf16 = a.routingPrecision === "bf16";
+  const N = Math.min(a.tokens.length, b.tokens.length);
+  if (a.tokens.length !== b.tokens.length || a.layers.length !== b.layers.length) failures.push(`${what}: ${a.tokens.length} tokens × ${a.layers.length} layers (cpu) vs ${b.tokens.length} × ${b.layers.length} (webgpu)`);
+  let firstId = N;
+  for (let t = 0; t < N; t++) if (a.tokens[t]!.id !== b.tokens[t]!.id) (firstId = Math.min(firstId, t));
+  const roots: RootFlip[] = [];
+  const downstream = (l: number, t: number) => t >= firstId || roots.some((r) => l > r.index && t >= r.token);
+  const E = (l: number) => a.layers[l]!.mask.length / a.tokens.length;
+  const row = <T extends ArrayLike<number>>(x: T, l: number, t: number) => Array.from(x as ArrayLike<number>).slice(t * E(l), (t + 1) * E(l));
+  const L = Math.min(a.layers.length, b.layers.length);
+  const tolOf = (l: number, key: "routerLogits" | "weights") => DECODER_TOL * (a.layers[l]![key] as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+  const maxDiff = (l: number, key: "routerLogits" | "weights", t: number) => row(a.layers[l]![key], l, t).reduce((m, v, e) => Math.max(m, Math.abs(v - b.layers[l]![key][t * E(l) + e]!)), 0);
+  for (let l = 0; l < L; l++) {
+    const [x, y] = [a.layers[l]!, b.layers[l]!];
+    const [tolZ, tolW] = [tolOf(l, "routerLogits"), tolOf(l, "weights")];
+    for (let t = 0; t < N; t++) {
+      const same = row(x.mask, l, t).every((v, e) => v === y.mask[t * E(l) + e]) && x.k[t] === y.k[t] && maxDiff(l, "routerLogits", t) <= tolZ && maxDiff(l, "weights", t) <= tolW;
+      if (same || downstream(l, t)) continue;
+      const za = row(x.routerLogits, l, t), zb = row(y.routerLogits, l, t);
+      const delta = za.reduce((m, v, e) => Math.max(m, Math.abs(v - zb[e]!)), 0);
+      const peak = za.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      // bf16 routing: a logit within float noise of a bf16 rounding boundary rounds one bf16 step apart
+      const tie = (v: number, e: number) => Math.abs(v - zb[e]!) <= Math.max(NEAR_TIE * Math.max(1, peak), bf16 ? bf16Step(Math.max(Math.abs(v), Math.abs(zb[e]!))) : 0);
+      const chosen = (m: Uint8Array) => row(m, l, t).flatMap((v, e) => (v ? [e] : []));
+      roots.push({ index: l, layer: x.layer ?? l, token: t, delta, peak, cpu: chosen(x.mask), webgpu: chosen(y.mask) });
+      if (!za.every(tie)) failures.push(`${what}: layer ${x.layer ?? l} token ${t}: routing differs (experts ${chosen(x.mask)} k ${x.k[t]} on cpu, ${chosen(y.mask)} k ${y.k[t]} on webgpu; router logits Δ ${delta.toExponential(2)}, weights Δ ${maxDiff(l, "weights", t).toExponential(2)}) and the router logits are not within ${NEAR_TIE} · max(1, ${peak.toFixed(2)})${bf16 ? " or one bf16 step" : ""} of each other: not a near-tie`);
+    }
+  }
+  if (firstId < N && !roots.some((r) => r.token < firstId)) failures.push(`${what}: token ${firstId} differs (${a.tokens[firstId]!.id} on cpu, ${b.tokens[firstId]!.id} on webgpu) with no routing near-tie before it`);
+  // everything not downstream of a root flip: router logits and weights within the decoder tolerance (masks and k are
+  // equal there by construction)
+  let worst = 0;
+  for (let l = 0; l < L; l++) {
+    const x = a.layers[l]!;
+    for (const key of ["routerLogits", "weights"] as const) {
+      const tol = tolOf(l, key);
+      for (let t = 0; t < N; t++) {
+        if (downstream(l, t) || roots.some((r) => r.index === l && r.token === t)) continue;
+        const d = maxDiff(l, key, t);
+        worst = Math.max(worst, d / tol);
+        if (!(d <= tol)) failures.push(`${what}: layer ${x.layer ?? l} token ${t} ${key}: max |Δ| ${d.toExponential(2)} > ${tol.toExponential(2)}, not downstream of a near-tie`);
+      }
+    }
+  }
+  const report = roots.length === 0 ? `${what}: routing identical in ${a.layers.length} layers × ${N} tokens` : `${what}: ${roots.length} routing near-tie(s)${bf16 ? " (bf16 routing)" : ""}: ${roots.slice(0, 8).map((r) => `layer ${r.layer} token ${r.token} (cpu experts ${r.cpu}, webgpu ${r.webgpu}; router logits Δ ${r.delta.toExponential(2)} at peak ${r.peak.toFixed(2)})`).join("; ")}${roots.length > 8 ? "; …" : ""}; everything not downstream of them within tolerance (worst Δ/tol ${worst.toFixed(3)})`;
+  return { roots, failures, report };
+}
+
 /** The nodes at or downstream of a decoder (MoE-LLM, MoE-TTS): compared at the decoder tolerance. */
 function decoderDownstream(doc: Workflow): Set<string> {
   const out = new Set(doc.nodes.filter((n) => n.type === "model.moe-llm" || n.type === "generate.tts").map((n) => n.id));
@@ -220,6 +305,21 @@ async function exampleDoc(id: string, sets: Record<string, unknown>): Promise<Wo
   return applyOverrides(doc, Object.entries(sets).map(([k, value]) => ({ nodeId: k.slice(0, k.indexOf(".")), param: k.slice(k.indexOf(".") + 1), value })));
 }
 
+/** Runs `fn` with STUDIO_DATA_DIR = dir (the models dir stays where it is). */
+async function withDataDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const saved = { data: process.env.STUDIO_DATA_DIR, models: process.env.STUDIO_MODELS_DIR };
+  process.env.STUDIO_MODELS_DIR = modelsDir();
+  process.env.STUDIO_DATA_DIR = dir;
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of [["STUDIO_DATA_DIR", saved.data], ["STUDIO_MODELS_DIR", saved.models]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 /** `cli run <workflow>` without --dataset: one Executor run per provider, every node's outputs compared. */
 async function runBoth(id: string, sets: Record<string, unknown>) {
   const doc = await exampleDoc(id, sets);
@@ -227,7 +327,9 @@ async function runBoth(id: string, sets: Record<string, unknown>) {
   for (const ep of EPS) {
     const p = pool(ep);
     const t0 = performance.now();
-    const r = await new Executor({ catalogue, storage, runtime: p, concurrency: 1, memoryProbe: false }).run(doc, { runId: `${id}-${ep}` });
+    // a data dir per provider: the Expert Ablation node's per-record results (<data dir>/batch) would otherwise be
+    // found cached by the second run, which would compare the CPU's results with themselves
+    const r = await withDataDir(path.join(tmp, `data-${id}-${ep}`), () => new Executor({ catalogue, storage, runtime: p, concurrency: 1, memoryProbe: false }).run(doc, { runId: `${id}-${ep}` }));
     console.log(`${id} on ${ep}: ${r.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     expect(r.status, `${id} on ${ep}: ${r.error}`).toBe("finished");
     expectAllOn(p, ep);
@@ -236,6 +338,17 @@ async function runBoth(id: string, sets: Record<string, unknown>) {
   }
   const downstream = decoderDownstream(doc);
   const failures: string[] = [];
+  // each MoE-LLM's routing: near-tie roots and everything before them (see routingDivergence)
+  let nearTies = 0;
+  for (const n of doc.nodes.filter((x) => x.type === "model.moe-llm")) {
+    const [a, b] = results.map((r) => r.outputs.get(n.id)?.trace as TraceLike | undefined);
+    if (!a || !b) continue;
+    const r = routingDivergence(`${id} ${n.id}`, a, b);
+    console.log(r.report);
+    nearTies += r.roots.length;
+    failures.push(...r.failures);
+  }
+  const notAsserted: string[] = [];
   for (const n of doc.nodes) {
     const d = new Diff(downstream.has(n.id) ? DECODER_TOL : OTHER_TOL);
     const [a, b] = results.map((r) => r.outputs.get(n.id));
@@ -244,15 +357,17 @@ async function runBoth(id: string, sets: Record<string, unknown>) {
     try {
       d.report(`${id} ${n.id} (${n.type}, tolerance ${downstream.has(n.id) ? DECODER_TOL : OTHER_TOL} of peak)`);
     } catch {
-      failures.push(...d.failures);
+      // with a routing near-tie (checked above), what depends on the decoder may differ: reported, not asserted
+      (nearTies > 0 && downstream.has(n.id) ? notAsserted : failures).push(...d.failures);
     }
   }
+  if (notAsserted.length > 0) console.log(`${id}: ${notAsserted.length} differences downstream of the routing near-tie(s) above (not asserted):\n${notAsserted.map((f) => `  ${f.slice(0, 240)}`).join("\n")}`);
   expect(failures, `${id}: webgpu differs from cpu`).toEqual([]);
   return results;
 }
 
 /** Set to false when the long-prefill bug above is fixed: the shipped examples must then match as they are. */
-const LONG_PREFILL_BUG = true;
+const LONG_PREFILL_BUG = false;
 const shipped = LONG_PREFILL_BUG ? it.fails : it;
 
 const COVERED = ["omni", "moe-llm-routing", "ban-and-compare", "routing-precision", "dataset-routing", "dataset-ablation"];

@@ -34,7 +34,7 @@ export interface ReleasedOptions {
   /** [E] > 0.5 bans / forces. */
   ban?: ArrayLike<number>;
   force?: ArrayLike<number>;
-  /** > 0 overrides the config's Top-P. */
+  /** The P in force (absent: the config's); 0 = the fixed top-k. P >= 1 takes every allowed column in fp32, and keeps the cut-off in bf16. */
   topP?: number;
   /** Apply the capacity drop of config.token_drop (default: whenever token_drop is on, as the release does). */
   drop?: boolean;
@@ -104,8 +104,7 @@ export function releasedRouting(c: MoeLlmConfig, rows: ArrayLike<number>[], o: R
   const forced = Array.from({ length: D }, (_, j) => allowed[j]! && (force[j] ?? 0) > 0.5);
   const nAllowed = allowed.filter(Boolean).length;
   const z = rows.map((row) => Array.from({ length: E }, (_, j) => r(row[j]!)));
-  const override = (o.topP ?? 0) > 0;
-  const P = override ? o.topP! : c.mlp_dynamic_top_p;
+  const P = o.topP ?? c.mlp_dynamic_top_p;
   const eps = r(1e-6);
   const normalise = (w: number[]) => {
     const den = r(r(w.reduce((a, b) => a + b, 0)) + eps);
@@ -121,7 +120,7 @@ export function releasedRouting(c: MoeLlmConfig, rows: ArrayLike<number>[], o: R
     let kModel: number;
     if (nAllowed === 0) kModel = 0;
     else if (P > 0) {
-      if (override && P >= 1) kModel = nAllowed;
+      if (p === "fp32" && P >= 1) kModel = nAllowed;
       else {
         const probs = softmax(zd, allowed).map(r);
         const sorted = [...probs].sort((a, b) => b - a);

@@ -15,7 +15,7 @@ export interface RefInterventions {
   ban?: ArrayLike<number>;
   /** [L*E] > 0.5 forces */
   force?: ArrayLike<number>;
-  /** > 0 overrides the config's Top-P */
+  /** the routing Top-P override (absent: the config's P) */
   topP?: number;
 }
 
@@ -40,8 +40,8 @@ export interface RefLayerTrace {
  * Routing of one token with logits z [E] as released (grin-routing.ts; reference: ./grin-routing.ts), fp32, no
  * capacity drop (that needs the other tokens of the call: releasedRouting).
  */
-export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topPOverride = 0): RefRoute {
-  const r = releasedRouting(c, [z], { precision: "fp32", ban, force, topP: topPOverride, drop: false });
+export function referenceRoute(c: MoeLlmConfig, z: ArrayLike<number>, ban: ArrayLike<number> = [], force: ArrayLike<number> = [], topP?: number): RefRoute {
+  const r = releasedRouting(c, [z], { precision: "fp32", ban, force, topP, drop: false });
   return { mask: r.mask[0]!, weights: r.weights[0]!, k: r.k[0]! };
 }
 
@@ -147,7 +147,7 @@ export function referenceMoeBlock(c: MoeLlmConfig, W: WeightSource, l: number, h
   const routes: RefRoute[] = new Array(N);
   const dropped: number[][] = new Array(N);
   for (const call of calls) {
-    const r = releasedRouting(c, call.map((n) => zs[n]!), { precision, ban, force, topP: iv.topP ?? 0 });
+    const r = releasedRouting(c, call.map((n) => zs[n]!), { precision, ban, force, topP: iv.topP });
     if (r.refused !== undefined) throw new Error(`reference: token ${call[r.refused]} of layer ${l} is left with no expert by "position" token drop (the release raises)`);
     call.forEach((n, q) => {
       routes[n] = { mask: r.mask[q]!, weights: r.weights[q]!, k: r.k[q]! };

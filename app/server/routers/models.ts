@@ -144,8 +144,9 @@ export const modelsRouter = router({
         label: m.label ?? null,
         routing: routingRuleText(m.config),
         controls: routingControls(m.config),
-        /** The model's own routing Top-P (what a null Routing Top-P override means). */
+        /** The model's own routing Top-P and top-k (what a null Routing Top-P / top-k override means). */
         topP: m.config.mlp_dynamic_top_p,
+        topK: m.config.mlp_dynamic_top_k,
       };
     } catch (err) {
       throw new TRPCError({ code: "NOT_FOUND", message: (err as Error).message });

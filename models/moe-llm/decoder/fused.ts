@@ -10,7 +10,7 @@ import { catRows, weight, type DecoderContext } from "./tensors";
 
 /**
  * The fused decoder's building blocks (moe-llm-graph.ts builds the fused graph by default; `unfused: true` gives the
- * reference graph of plain ONNX ops these are tested against, tests/unit/models/fused-decoder.test.ts):
+ * reference graph of plain ONNX ops these are tested against, tests/unit/models/moe-llm/fused-decoder.test.ts):
  * - norms: SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization (RMSNorm, the residual add fused in),
  *   SkipLayerNormalization for LayerNorm families;
  * - attention (the GQA families): one QKV Gemm, RotaryEmbedding on q and k from per-token cos/sin tables computed once
@@ -54,6 +54,22 @@ export interface FusedAttentionInputs {
   totalLength: string;
   /** float [B,1,S,T] additive bias (padding), or "" */
   bias: string;
+  /** Graphs for WebGPU (MoeGraphOptions.webgpu): float [NH] of NULL_SINK, the head_sink of layers without sinks. */
+  webgpu?: { nullSink: string };
+}
+
+/**
+ * A head_sink logit that takes no attention weight: exp(NULL_SINK − max) is exactly 0 in float32 for any row maximum
+ * above −1e9 + 104, so smooth_softmax with it is the plain softmax. Graphs for WebGPU give every GroupQueryAttention
+ * smooth_softmax = 1 (with this sink where the family has none) because that keeps ONNX Runtime 1.30's WebGPU kernel
+ * off its FlashAttention path, which on SwiftShader (4-lane subgroups) gave wrong rows from position 4 on once a
+ * prefill had 32+ tokens (tests/integration/webgpu.test.ts); the CPU provider computes the same values either way.
+ */
+export const NULL_SINK = -1e9;
+
+/** The shared head_sink of the WebGPU graph's GroupQueryAttention nodes (see NULL_SINK). */
+export function nullSinkInput(g: GraphBuilder, numHeads: number): string {
+  return g.const(new Float32Array(numHeads).fill(NULL_SINK), [numHeads], "float", "attention.null_sink");
 }
 
 /**
@@ -141,7 +157,8 @@ export function fusedGqaAttention(ctx: DecoderContext, inputs: FusedAttentionInp
   const W = arch.slidingWindows[i];
   const attrs: Record<string, number | { f: number }> = { num_heads: NH, kv_num_heads: KVH, scale: { f: arch.attentionScale ?? 1 / Math.sqrt(Dh) } };
   if (W !== null && W !== undefined) attrs.local_window_size = W;
-  const sinks = arch.sinks ? ctx.w(paramNames.sinks(i)) : "";
+  if (inputs.webgpu) attrs.smooth_softmax = 1;
+  const sinks = arch.sinks ? ctx.w(paramNames.sinks(i)) : (inputs.webgpu?.nullSink ?? "");
   const ins = [rot(q, NH), rot(k, KVH), v, pk, pv, inputs.seqlensK, inputs.totalLength, "", "", "", inputs.bias, sinks];
   while (ins[ins.length - 1] === "") ins.pop();
   const presentNames = inputs.kvCache ? { outputs: [g.fresh("attn"), io.presentKey(i), io.presentValue(i)] } : { nOutputs: 3 };

@@ -21,7 +21,7 @@ import { NEG } from "./tensors";
  *   Sorted position s holds the column of rank s (ties: lower column, as ONNX TopK and the reference).
  *   · Top-P: p = softmax(z) gathered in sorted order (the reference's sorted p, bit for bit), cumsum, flags cum < P; k = 1 + Σ flags. A Gemm with weights [1,…,1,−D] gives kOwn directly: 0 when the cumsum
  *     never reaches P (k = D + 1, no dynamic expert), else k; its second column gives the trace's correction to k.
- *     Fixed top-k (P = 0) and top_p ≥ 1 are the same Gemm with zero weights and the right constant.
+ *     Fixed top-k (P = 0) and P ≥ 1 are the same Gemm with zero weights and the right constant.
  *   · The chosen set: key_s = s − D·forced + 4D·banned; chosen ⟺ key < kOwn (forced columns have negative keys,
  *     banned columns never qualify, so the cap at the allowed columns is implicit). This is the reference's
  *     forced ∪ (own top-kOwn).
@@ -57,8 +57,8 @@ export interface CompactGrinRows {
 }
 
 /**
- * The rows of every layer from the graph inputs router_bias, ban_mask, force_mask [L,E] and top_p [1], once per
- * forward (call it outside the layers' scope). Returns P [1] (the Top-P threshold in use) and each layer's rows.
+ * The rows of every layer from the graph inputs router_bias, ban_mask, force_mask [L,E] and top_p [1] (the P in force,
+ * exactly), once per forward (call it outside the layers' scope). Returns P [1] and each layer's rows.
  */
 export function compactGrinRows(o: Ops, c: MoeLlmConfig, routerBias: string, ban: string, force: string, topP: string, trace: boolean): { P: string; rows: CompactGrinRows[] } {
   const g = o.g;
@@ -72,10 +72,10 @@ export function compactGrinRows(o: Ops, c: MoeLlmConfig, routerBias: string, ban
   const forceD = E === D ? force : o.slice(force, [0], [D], [1]);
   const forced = o.mul(o.cast(o.greater(forceD, g.scalar(0.5)), "float"), o.sub(g.scalar(1), banD)); // [L,D]
   const fKey = o.sub(o.mul(forced, g.scalar(D)), o.mul(banD, g.scalar(4 * D))); // [L,D]
-  // modes (grin-routing.ts step 1): P = top_p > 0 ? top_p : config P; top_p >= 1 → every allowed column;
-  // P <= 0 → the fixed top-k T. a, b, m ∈ {0,1}: Top-P counting, top_p >= 1, fixed k.
-  const P = o.where(o.greater(topP, g.scalar(0)), topP, g.scalar(c.mlp_dynamic_top_p)); // [1]
-  const b = o.cast(o.greaterOrEqual(topP, g.scalar(1)), "float"); // [1]
+  // modes (grin-routing.ts step 1, fp32: the only precision of this block): P = top_p exactly; P >= 1 → every allowed
+  // column; P <= 0 → the fixed top-k T. a, b, m ∈ {0,1}: Top-P counting, P >= 1, fixed k.
+  const P = topP; // [1]
+  const b = o.cast(o.greaterOrEqual(P, g.scalar(1)), "float"); // [1]
   const pPos = o.cast(o.greater(P, g.scalar(0)), "float");
   const a = o.mul(pPos, o.sub(g.scalar(1), b));
   const m = o.sub(g.scalar(1), pPos);

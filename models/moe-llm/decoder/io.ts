@@ -26,6 +26,11 @@ export interface MoeGraphOptions {
    * padding or dense layers.
    */
   gpu?: boolean;
+  /**
+   * Built for ONNX Runtime's WebGPU provider: every GroupQueryAttention computes its softmax as smooth_softmax with a
+   * head_sink that takes no weight (decoder/fused.ts NULL_SINK: the same values, another kernel path). Absent on the CPU.
+   */
+  webgpu?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }

@@ -30,7 +30,7 @@ export interface Routing {
   dropped?: string;
 }
 
-/** The per-layer intervention rows: ban, force float [1,E]; user bias [1,E]; topK float [1] (<= 0 = the config's k). */
+/** The per-layer intervention rows: ban, force float [1,E]; user bias [1,E]; topK float [1]: the k in force, exactly (MoeLlmRunner feeds resolveTopK: the override, else the model's k). */
 export interface RouterInputs {
   bias: string;
   ban: string;
@@ -81,11 +81,6 @@ export function stepsUpTo(o: Ops, k: string, D: number, fixed: boolean): string 
   return o.reshape(o.range(g.scalar(0), nSteps, g.scalar(1)), g.ints([1, -1, 1]));
 }
 
-/** The model's k, or the top_k override when it is > 0. */
-function kOf(o: Ops, c: MoeLlmConfig, topK: string): string {
-  return o.where(o.greater(topK, o.g.scalar(0)), topK, o.g.scalar(c.mlp_dynamic_top_k));
-}
-
 /** The shared columns after the routed ones: always on unless banned, weight 1 or (Qwen2-MoE) sigmoid(gate logit). */
 function withShared(o: Ops, c: MoeLlmConfig, z: string, ban: string, chosen: string, wD: string, k: string): Routing {
   const g = o.g;
@@ -109,7 +104,7 @@ export function topkRouting(o: Ops, c: MoeLlmConfig, z: string, r: RouterInputs)
   const zb = o.add(z, r.bias);
   const allowed = o.not(o.greater(o.slice(r.ban, [0], [D], [1]), g.scalar(0.5)));
   const zA = o.where(allowed, o.slice(zb, [0], [D], [1]), g.scalar(NEG)); // [N,D]
-  const sel = selectByOrder(o, zA, r.ban, r.force, kOf(o, c, r.topK), D);
+  const sel = selectByOrder(o, zA, r.ban, r.force, r.topK, D);
   const picked = o.mul(o.softmax(zA, 1), o.cast(sel.chosen, "float")); // [N,D]
   // (every routed column banned: nothing picked, weights stay 0 rather than 0/0)
   const wD = architectureOf(c).routing === "softmax_topk" ? picked : o.div(picked, o.max(o.reduceSum(picked, [1]), g.scalar(1e-30)));
@@ -145,7 +140,7 @@ export function deepseekSoftmaxRouting(o: Ops, c: MoeLlmConfig, z: string, r: Ro
   const allowed = o.not(o.greater(o.slice(r.ban, [0], [D], [1]), g.scalar(0.5)));
   const p = o.softmax(o.where(allowed, o.slice(zb, [0], [D], [1]), g.scalar(NEG)), 1); // [N,D]
   const masked = a.router.topkMethod === "group_limited_greedy" ? o.mul(p, groupMask(o, c, p, "max")) : p;
-  const sel = selectByOrder(o, o.where(allowed, masked, g.scalar(NEG)), r.ban, r.force, kOf(o, c, r.topK), D);
+  const sel = selectByOrder(o, o.where(allowed, masked, g.scalar(NEG)), r.ban, r.force, r.topK, D);
   const wD = o.mul(o.mul(p, o.cast(sel.chosen, "float")), g.scalar(a.router.routedScaling));
   return withShared(o, c, zb, r.ban, sel.chosen, wD, sel.k);
 }
@@ -167,7 +162,7 @@ export function deepseekSigmoidRouting(o: Ops, c: MoeLlmConfig, z: string, corre
   const scores = o.add(o.add(s, correction), o.slice(r.bias, [0], [D], [1])); // [N,D]
   const scoresA = o.where(allowed, scores, g.scalar(NEG));
   const masked = o.where(o.greater(groupMask(o, c, scoresA, "top2"), g.scalar(0.5)), scoresA, g.scalar(0));
-  const sel = selectByOrder(o, o.where(allowed, masked, g.scalar(NEG)), r.ban, r.force, kOf(o, c, r.topK), D);
+  const sel = selectByOrder(o, o.where(allowed, masked, g.scalar(NEG)), r.ban, r.force, r.topK, D);
   let wD = o.mul(s, o.cast(sel.chosen, "float"));
   if (a.router.normTopk) wD = o.div(wD, o.add(o.reduceSum(wD, [1]), g.scalar(1e-20)));
   wD = o.mul(wD, g.scalar(a.router.routedScaling));

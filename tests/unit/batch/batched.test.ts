@@ -35,7 +35,7 @@ async function pair(c: MoeLlmConfig, w: WeightSource, window: BatchWindow, o: Pa
   const plain = await MoeLlmRunner.create(c, w, graph, { intraOpNumThreads: 1 });
   const padded0 = await MoeLlmRunner.create(c, w, { ...graph, padding: true }, { intraOpNumThreads: 1 });
   runners.push(plain, padded0);
-  return { plain, padded: MoeLlmRunner.fromSession(c, padded0.options, padded0.session, undefined, window) };
+  return { plain, padded: MoeLlmRunner.fromSession(c, padded0.options, padded0.session, undefined, { window }) };
 }
 
 /** Prompts of different lengths with 3D positions (h, w differ from t), and how many tokens each generates. */

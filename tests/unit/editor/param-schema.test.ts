@@ -23,9 +23,22 @@ describe("param form: nullable numbers", () => {
     });
   });
 
+  it("routingTopK: a whole number from 1, default null (the model's k), with its widget hints", () => {
+    expect(nullableNumber(props.routingTopK!)).toMatchObject({
+      type: "integer",
+      minimum: 1,
+      maximum: 1024,
+      default: null,
+      widget: "routing-override",
+      routingControl: "topK",
+      label: "Routing top-k override",
+      description: expect.stringContaining("the model's own k"),
+    });
+  });
+
   it("other params are not nullable numbers", () => {
     expect(nullableNumber(props.temperature!)).toBeNull();
-    expect(nullableNumber(props.routingTopK!)).toBeNull();
+    expect(nullableNumber(props.topK!)).toBeNull();
     expect(nullableNumber({ anyOf: [{ type: "string" }, { type: "null" }] })).toBeNull();
     expect(nullableNumber({ anyOf: [{ type: "number", minimum: 1 }, { type: "null" }] })).toMatchObject({ type: "number", minimum: 1 });
   });

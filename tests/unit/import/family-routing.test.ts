@@ -133,7 +133,7 @@ describe("fixed-k router kinds as graphs vs their rules (random, all-negative ro
           ban_mask: new ort.Tensor("float32", Float32Array.from(ban, Number), [1, E]),
           force_mask: new ort.Tensor("float32", Float32Array.from(force, Number), [1, E]),
           top_p: new ort.Tensor("float32", new Float32Array([0]), [1]),
-          top_k: new ort.Tensor("float32", new Float32Array([override]), [1]),
+          top_k: new ort.Tensor("float32", new Float32Array([override || c.k]), [1]), // the k in force, as MoeLlmRunner feeds it
         };
         if (c.kind === "deepseek_sigmoid") feeds.e_score_correction_bias = new ort.Tensor("float32", Float32Array.from(correction), [1, c.R]);
         const out = await session.run(feeds);

@@ -1,7 +1,7 @@
 /**
  * `cli import --quant`: the quantised graph with external data (models/import/quantize-file.ts), what the manifest and
  * the memory estimate record, graph variants built from the checkpoint quantised the same way, the fp16 compute graph of
- * a quantised import, and runs recording the quantisation. The numerics of MatMulNBits are in tests/unit/models/quantize.test.ts.
+ * a quantised import, and runs recording the quantisation. The numerics of MatMulNBits are in tests/unit/models/onnx/quantize.test.ts.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";

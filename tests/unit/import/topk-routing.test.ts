@@ -66,7 +66,7 @@ describe("top-k routing graph with ban / force / top-k override vs the documente
           ban_mask: new ort.Tensor("float32", Float32Array.from(ban), [1, E]),
           force_mask: new ort.Tensor("float32", Float32Array.from(force), [1, E]),
           top_p: new ort.Tensor("float32", new Float32Array([0]), [1]),
-          top_k: new ort.Tensor("float32", new Float32Array([override]), [1]),
+          top_k: new ort.Tensor("float32", new Float32Array([override || c.topK]), [1]), // the k in force, as MoeLlmRunner feeds it
         });
         for (let n = 0; n < N; n++) {
           const ref = reference(z.slice(n * E, (n + 1) * E), c.R, override || c.topK, c.conv, c.shared, ban, force);

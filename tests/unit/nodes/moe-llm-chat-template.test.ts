@@ -79,7 +79,7 @@ describe("MoE-LLM node + the model's chat template", () => {
     };
     const { workflow, problems } = loadWorkflow(doc, catalogue);
     expect(problems).toEqual([]);
-    expect(workflow.nodes[0]!.params).toEqual({ ...saved, routingTopP: null, chatTemplate: "model", mode: "generate", logitLens: false, routingPrecision: "model" });
+    expect(workflow.nodes[0]!.params).toEqual({ ...saved, routingTopP: null, routingTopK: null, chatTemplate: "model", mode: "generate", logitLens: false, routingPrecision: "model" });
     expect(moeLlm.params.safeParse({ chatTemplate: "llama" }).success).toBe(false);
   });
 

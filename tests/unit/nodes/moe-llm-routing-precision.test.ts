@@ -62,9 +62,10 @@ describe("MoE-LLM node: routing precision", () => {
     const doc = { schemaVersion: CURRENT_SCHEMA_VERSION, name: "saved before routing precisions", nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: before, position: { x: 0, y: 0 } }], edges: [], notes: [] };
     const { workflow, problems } = loadWorkflow(doc, catalogue);
     expect(problems).toEqual([]);
-    expect(workflow.nodes[0]!.typeVersion).toBe(2);
-    // typeVersion 1's routingTopP 0 ("the model's P") is null since typeVersion 2 (moe-llm-routing-top-p.test.ts)
-    expect(workflow.nodes[0]!.params).toEqual({ ...before, routingTopP: null, routingPrecision: "model", mode: "generate", logitLens: false });
+    expect(workflow.nodes[0]!.typeVersion).toBe(3);
+    // typeVersion 1's routingTopP 0 ("the model's P") is null since typeVersion 2 (moe-llm-routing-top-p.test.ts), an
+    // unset routingTopK the model's k (null) since typeVersion 3 (moe-llm-routing-top-k.test.ts)
+    expect(workflow.nodes[0]!.params).toEqual({ ...before, routingTopP: null, routingTopK: null, routingPrecision: "model", mode: "generate", logitLens: false });
     expect(moeLlm.params.safeParse({ routingPrecision: "fp16" }).success).toBe(false);
   });
 

@@ -65,8 +65,8 @@ describe("MoE-LLM routingTopP: null = the model's P", () => {
     const v1 = { model: "uni-moe-tiny/tiny", system: "", maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, routingTopP: 0, emit: "none", interventions: "" };
     const { workflow, problems } = loadWorkflow(docWith(1, v1), catalogue);
     expect(problems).toEqual([]);
-    expect(workflow.nodes[0]!.typeVersion).toBe(2);
-    expect(workflow.nodes[0]!.params).toEqual({ ...v1, routingTopP: null, chatTemplate: "model", mode: "generate", logitLens: false, routingPrecision: "model" });
+    expect(workflow.nodes[0]!.typeVersion).toBe(3);
+    expect(workflow.nodes[0]!.params).toEqual({ ...v1, routingTopP: null, routingTopK: null, chatTemplate: "model", mode: "generate", logitLens: false, routingPrecision: "model" });
 
     const explicit = loadWorkflow(docWith(1, { ...v1, routingTopP: 0.4 }), catalogue).workflow.nodes[0]!.params;
     expect(explicit.routingTopP).toBe(0.4);

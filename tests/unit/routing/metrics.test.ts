@@ -240,6 +240,19 @@ describe("edge cases", () => {
     expectFinite(m);
   });
 
+  it("weights a float ulp apart tie for the top expert (lowest column); 1e-4 apart do not", () => {
+    // Uni-MoE's GRIN often gives every chosen expert the same weight; another provider computes it an ulp apart
+    const w = 0.17824731767177582;
+    const rows = [
+      { z: [1, 1, 0, 0], m: [1, 1, 0, 1], w: [w, w, 0, 0.5], k: 2 },
+      { z: [1, 1, 0, 0], m: [1, 1, 0, 1], w: [w, w * (1 + 4e-7), 0, 0.5], k: 2 },
+      { z: [1, 1, 1, 0], m: [0, 1, 1, 1], w: [0, w * (1 - 3e-7), w, 0.5], k: 2 },
+      { z: [1, 1, 0, 0], m: [1, 1, 0, 1], w: [w, w * (1 + 1e-4), 0, 0.5], k: 2 },
+    ];
+    const m = computeMetrics(trace1(rows.map((_, i) => tok(i, "t", "text", "prefill")), [layer(rows)]));
+    expect(Array.from(m.perToken!.topExpert)).toEqual([0, 0, 1, 1]);
+  });
+
   it("k = 0 (padding: no dynamic expert) has top −1 and stays out of the transitions", () => {
     const pad = { z: [0, 0, 0, 0], m: [0, 0, 0, 1], w: [0, 0, 0, 1], k: 0 };
     const sel = { z: [1, 0, 0, 0], m: [1, 0, 0, 1], w: [0.5, 0, 0, 0.5], k: 1 };

@@ -3,7 +3,7 @@ import { generate, GenerationCancelled, type DecoderModel } from "@/models/moe-l
 import { MoeLlmRunner, type ForwardInput, type ForwardOutput } from "@/models/moe-llm/moe-llm-session";
 import { argmax } from "@/models/text/sampling";
 import { byteTokenizer } from "@/models/text/tokenizer";
-import { randomConfig, randomWeights } from "../../reference/random";
+import { randomConfig, randomWeights } from "../../../reference/random";
 
 const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 

@@ -9,8 +9,8 @@ import { convertToFp16 } from "@/models/import/fp16";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import type { WeightSource } from "@/models/io/weights";
-import { randomConfig, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { randomConfig, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * Every op of the fused decoder graph (all families, both dispatch modes, trace/lens/KV cache, fp32 and bf16 routing,

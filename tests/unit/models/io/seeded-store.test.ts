@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { KeyedCache } from "@/models/io/keyed-cache";
 import { writeSafetensors } from "@/models/io/safetensors";
 import { ensureSeededModel, seededStaleReason, type SeededManifest } from "@/models/io/seeded-store";
@@ -86,6 +86,38 @@ describe("seeded-model store (models/io/seeded-store.ts)", () => {
     expect((await ensureSeededModel(spec(dir, 2))).reason).toBe("no readable manifest.json");
     expect(seededStaleReason(dir, spec(dir, 2))).toBeNull();
     expect(siblings(dir)).toEqual([]);
+  });
+
+  it("a model that checked out is not re-read on the next call, but any edit to one of its files is seen (same size too)", async () => {
+    const dir = path.join(tmpRoot, "c2", "m");
+    await ensureSeededModel(spec(dir, 3)); // built
+    await ensureSeededModel(spec(dir, 3)); // checked out
+    const reads = vi.spyOn(fs, "readFileSync");
+    const opens = vi.spyOn(fs, "openSync");
+    expect((await ensureSeededModel(spec(dir, 3))).built).toBe(false); // checked out: remembered, nothing read
+    expect(reads.mock.calls.length + opens.mock.calls.length).toBe(0);
+    reads.mockRestore();
+    opens.mockRestore();
+    const config = path.join(dir, "config.json");
+    const text = fs.readFileSync(config, "utf8");
+    fs.writeFileSync(config, text.replace('"seed": 3', '"seed": 4')); // same length, other content
+    expect(fs.readFileSync(config, "utf8").length).toBe(text.length);
+    expect((await ensureSeededModel(spec(dir, 3))).reason).toBe("config.json was changed");
+    expect((await ensureSeededModel(spec(dir, 3))).built).toBe(false);
+
+    const weights = path.join(dir, "model.safetensors");
+    const bytes = fs.readFileSync(weights);
+    bytes.writeBigUInt64LE(BigInt(bytes.length), 0); // a header length past the end: same size, unreadable
+    fs.writeFileSync(weights, bytes);
+    expect((await ensureSeededModel(spec(dir, 3))).reason).toMatch(/^model\.safetensors is unreadable/);
+
+    expect((await ensureSeededModel(spec(dir, 3))).built).toBe(false);
+    const other = path.join(dir, "extra.txt");
+    fs.rmSync(other);
+    fs.writeFileSync(other, "x"); // replaced by an identical file: a new inode, checked again (and fine)
+    expect((await ensureSeededModel(spec(dir, 3))).built).toBe(false);
+    fs.rmSync(path.join(dir, "manifest.json"));
+    expect((await ensureSeededModel(spec(dir, 3))).reason).toBe("no readable manifest.json");
   });
 
   it("a build that fails midway leaves no half model: a fresh dir stays absent, an existing model stays intact", async () => {

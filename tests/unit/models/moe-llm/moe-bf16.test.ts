@@ -5,10 +5,10 @@ import { buildMoeLayerGraph, io, moeDims } from "@/models/moe-llm/moe-llm-graph"
 import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { RoutingPrecision } from "@/models/onnx/bf16";
 import { MemoryWeights, type Tensor32, type WeightSource } from "@/models/io/weights";
-import { releasedRouting, toBf16 } from "../../reference/grin-routing";
-import { referenceForward, referenceMoeBlock } from "../../reference/moe-llm";
-import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { nearThresholdRows, nearTieRows } from "../../reference/routing-rows";
+import { releasedRouting, toBf16 } from "../../../reference/grin-routing";
+import { referenceForward, referenceMoeBlock } from "../../../reference/moe-llm";
+import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { nearThresholdRows, nearTieRows } from "../../../reference/routing-rows";
 
 /**
  * Routing precision through whole graphs: one MoE layer fed hidden states whose router logits are the constructed
@@ -58,7 +58,7 @@ describe("one MoE layer whose router logits are the constructed rows", () => {
         for (const moe of ["sparse", "dense"] as const) {
           const s = await ort.InferenceSession.create(buildMoeLayerGraph(c, w, 0, { moe, trace: true, routingPrecision: precision }), { intraOpNumThreads: 1 });
           const zeros = new ort.Tensor("float32", new Float32Array(E), [1, E]);
-          const o = await s.run({ hidden: new ort.Tensor("float32", Float32Array.from(x), [N, H]), [io.routerBias]: zeros, [io.ban]: zeros, [io.force]: zeros, [io.topP]: new ort.Tensor("float32", new Float32Array(1), [1]) });
+          const o = await s.run({ hidden: new ort.Tensor("float32", Float32Array.from(x), [N, H]), [io.routerBias]: zeros, [io.ban]: zeros, [io.force]: zeros, [io.topP]: new ort.Tensor("float32", Float32Array.of(c.mlp_dynamic_top_p), [1]) });
           await s.release();
           const z = o.router_logits!.data as Float32Array;
           expect(Array.from(z)).toEqual(rows.flat()); // the identity router gives the rows exactly

@@ -3,8 +3,8 @@ import { type MoeLlmConfig, paramNames } from "@/models/moe-llm/config";
 import { moeDims, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
 import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { WeightSource } from "@/models/io/weights";
-import { referenceForward, type RefForwardOutput, type RefInterventions } from "../../reference/moe-llm";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
+import { referenceForward, type RefForwardOutput, type RefInterventions } from "../../../reference/moe-llm";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
 
 const runners: MoeLlmRunner[] = [];
 afterAll(async () => {

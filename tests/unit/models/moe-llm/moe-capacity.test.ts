@@ -3,9 +3,9 @@ import { type MoeLlmConfig } from "@/models/moe-llm/config";
 import { buildMoeLlmGraph, type MoeGraphOptions, moeDims } from "@/models/moe-llm/moe-llm-graph";
 import { type ForwardOutput, type KvCache, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { WeightSource } from "@/models/io/weights";
-import { capacityOf, releasedRouting } from "../../reference/grin-routing";
-import { referenceForward, type RefForwardInput, type RefForwardOutput } from "../../reference/moe-llm";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
+import { capacityOf, releasedRouting } from "../../../reference/grin-routing";
+import { referenceForward, type RefForwardInput, type RefForwardOutput } from "../../../reference/moe-llm";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
 
 /**
  * Capacity-based token dropping as the release does it (RELEASED.md §5 item 4; the rules are documented in

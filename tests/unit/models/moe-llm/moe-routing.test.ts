@@ -1,9 +1,9 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { type MoeLlmConfig } from "@/models/moe-llm/config";
+import { resolveTopP, type MoeLlmConfig } from "@/models/moe-llm/config";
 import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
-import { referenceRoute } from "../../reference/moe-llm";
-import { randomConfig } from "../../reference/random";
+import { referenceRoute } from "../../../reference/moe-llm";
+import { randomConfig } from "../../../reference/random";
 
 /** Real-model layout: 4 routed, 1 null, 2 shared → D = 5, E = 7; P = 0.7, jitter 0.01. */
 const real: MoeLlmConfig = randomConfig(1, { mlp_dynamic_expert_num: 4, mlp_dynamic_null_expert_num: 1, mlp_fixed_expert_num: 2, mlp_dynamic_top_p: 0.7, router_jitter_noise: 0.01 });
@@ -17,7 +17,7 @@ async function route(c: MoeLlmConfig, rows: number[][], iv: { ban?: number[]; fo
   const feeds: Record<string, ort.Tensor> = { router_logits: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, e]) };
   feeds.ban_mask = new ort.Tensor("float32", iv.ban ? Float32Array.from(iv.ban) : new Float32Array(e), [1, e]);
   feeds.force_mask = new ort.Tensor("float32", iv.force ? Float32Array.from(iv.force) : new Float32Array(e), [1, e]);
-  feeds.top_p = new ort.Tensor("float32", Float32Array.from([iv.topP ?? 0]), [1]);
+  feeds.top_p = new ort.Tensor("float32", Float32Array.from([resolveTopP(c, iv.topP)]), [1]); // as MoeLlmRunner feeds it
   const out = await s.run(feeds);
   await s.release();
   return { mask: out.mask!.data as Float32Array, weights: out.weights!.data as Float32Array, k: out.k!.data as BigInt64Array };
@@ -28,7 +28,7 @@ function compare(c: MoeLlmConfig, rows: number[][], got: Run, iv: { ban?: number
   const e = rows[0]!.length;
   let maxDiff = 0;
   rows.forEach((row, n) => {
-    const ref = referenceRoute(c, Float32Array.from(row), iv.ban, iv.force, iv.topP ?? 0);
+    const ref = referenceRoute(c, Float32Array.from(row), iv.ban, iv.force, iv.topP);
     expect(Number(got.k[n]), `k of row ${n} [${row}]`).toBe(ref.k);
     expect(Array.from(got.mask.slice(n * e, (n + 1) * e)), `mask of row ${n} [${row}]`).toEqual(ref.mask);
     for (let j = 0; j < e; j++) maxDiff = Math.max(maxDiff, Math.abs(got.weights[n * e + j]! - ref.weights[j]!));
@@ -75,8 +75,11 @@ describe("dynamic-capacity routing (PAPER.md §2) — routing graph vs reference
     const one = await route(real, rows, { topP: 0.01 });
     compare(real, rows, one, { topP: 0.01 });
     expect(Array.from(one.k, Number)).toEqual([1, 1, 1, 1]);
-    const neutral = await route(real, rows, { topP: 0 });
+    const neutral = await route(real, rows);
     compare(real, rows, neutral);
+    // an override equal to the config's P is fed as none is: the same routing
+    const same = await route(real, rows, { topP: real.mlp_dynamic_top_p });
+    expect([Array.from(same.k), Array.from(same.mask), Array.from(same.weights)]).toEqual([Array.from(neutral.k), Array.from(neutral.mask), Array.from(neutral.weights)]);
     const fixed = { ...real, mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 3 };
     const topk = await route(fixed, rows);
     compare(fixed, rows, topk);

@@ -10,9 +10,9 @@ import { byteTokenizer, qwenChatTemplate, type ChatMessage } from "@/models/text
 import { JsonTokenizer, loadTokenizer } from "@/models/text/tokenizer-json";
 import type { FeaturesValue } from "@/engine/features";
 import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
-import { writeFamilyCheckpoint } from "../import/family-checkpoints";
+import { writeFamilyCheckpoint } from "../../import/family-checkpoints";
 
-const FIXTURES = path.resolve(__dirname, "../../fixtures/chat-templates");
+const FIXTURES = path.resolve(__dirname, "../../../fixtures/chat-templates");
 const RENDER_PY = path.join(FIXTURES, "render.py");
 
 interface TemplateEntry {

@@ -13,8 +13,8 @@ import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { GraphBuilder } from "@/models/onnx/builder";
 import { f32ToBf16Bits } from "@/models/io/safetensors";
 import { planQuantization, quantizeMatrix, quantizeModelBytes, inlineFloatValues, type QuantScheme, type QuantBits, type QuantBlockSize } from "@/models/onnx/quantize";
-import { refDequantNBits, refLinear } from "../../reference/matmul-nbits";
-import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";
+import { refDequantNBits, refLinear } from "../../../reference/matmul-nbits";
+import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
 
 const SCHEMES: QuantScheme[] = ([4, 8] as QuantBits[]).flatMap((bits) => ([32, 128] as QuantBlockSize[]).flatMap((blockSize) => [true, false].map((symmetric) => ({ bits, blockSize, symmetric }))));
 const name = (s: QuantScheme) => `int${s.bits} block ${s.blockSize} ${s.symmetric ? "sym" : "asym"}`;

@@ -1,13 +1,13 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { type MoeLlmConfig } from "@/models/moe-llm/config";
+import { resolveTopP, type MoeLlmConfig } from "@/models/moe-llm/config";
 import { buildRoutingGraph, moeDims } from "@/models/moe-llm/moe-llm-graph";
 import { cumsumBf16, roundBf16, type RoutingPrecision } from "@/models/onnx/bf16";
 import { GraphBuilder } from "@/models/onnx/builder";
 import { Ops } from "@/models/onnx/ops";
-import { capacityOf, releasedRouting, toBf16, type ReleasedRoute } from "../../reference/grin-routing";
-import { prng, randomConfig } from "../../reference/random";
-import { bf16Step, describeRows, nearThresholdRows, nearTieRows } from "../../reference/routing-rows";
+import { capacityOf, releasedRouting, toBf16, type ReleasedRoute } from "../../../reference/grin-routing";
+import { prng, randomConfig } from "../../../reference/random";
+import { bf16Step, describeRows, nearThresholdRows, nearTieRows } from "../../../reference/routing-rows";
 
 /**
  * The routing block of models/moe-llm/grin-routing.ts (through buildRoutingGraph) against the plain-TS reference of the
@@ -24,6 +24,7 @@ afterAll(async () => {
 });
 
 interface Run { mask: Float32Array; weights: Float32Array; k: BigInt64Array; dropped?: Float32Array }
+/** topP: the routing Top-P override (absent: the config's P, fed as MoeLlmRunner feeds it — resolveTopP) */
 interface Iv { ban?: number[]; force?: number[]; topP?: number }
 
 async function route(c: MoeLlmConfig, precision: RoutingPrecision, rows: number[][], iv: Iv = {}): Promise<Run> {
@@ -35,7 +36,7 @@ async function route(c: MoeLlmConfig, precision: RoutingPrecision, rows: number[
     router_logits: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, E]),
     ban_mask: new ort.Tensor("float32", Float32Array.from(iv.ban ?? new Array<number>(E).fill(0)), [1, E]),
     force_mask: new ort.Tensor("float32", Float32Array.from(iv.force ?? new Array<number>(E).fill(0)), [1, E]),
-    top_p: new ort.Tensor("float32", Float32Array.from([iv.topP ?? 0]), [1]),
+    top_p: new ort.Tensor("float32", Float32Array.from([resolveTopP(c, iv.topP)]), [1]),
   });
   return { mask: out.mask!.data as Float32Array, weights: out.weights!.data as Float32Array, k: out.k!.data as BigInt64Array, dropped: out.dropped?.data as Float32Array | undefined };
 }
@@ -184,29 +185,28 @@ describe("released routing: graph == reference", () => {
     expect(weightsDiffer).toBeGreaterThan(40);
   });
 
-  it("P = 1.0 in the config: k = D + 1 and no dynamic expert where the cumsum falls short, as released; an override P = 1 takes all", async () => {
+  it("P = 1.0 (configured or overridden, the same feed): bf16 keeps the released cut-off (k = D + 1 where the cumsum falls short), fp32 takes every allowed column", async () => {
     const c = { ...real, mlp_dynamic_top_p: 1 };
     const rows = randomRows(c, 21, 64);
-    // bf16: exact (the cumsum lands on bf16 values, 1.0 or just below)
-    const { ref } = await check(c, "bf16", rows, "P = 1");
+    // bf16: exact (the cumsum lands on bf16 values, 1.0 or just below), configured P = 1.0 and an override 1 alike
+    const { ref, got } = await check(c, "bf16", rows, "P = 1");
     const short = ref.k.filter((k) => k === 6).length;
     expect(short).toBeGreaterThan(0);
     ref.k.forEach((k, n) => k === 6 && expect(ref.mask[n]!.slice(0, 5)).toEqual([0, 0, 0, 0, 0]));
-    // fp32: whether the float32 sum of the softmax reaches 1.0 is decided by its last ulp (ONNX Runtime's exp and the
-    // release's CUDA exp differ there): k is D or D + 1, and the mask follows k
-    const got = await route(c, "fp32", rows);
-    let fpShort = 0;
-    rows.forEach((_, n) => {
-      const k = Number(got.k[n]);
-      expect([5, 6]).toContain(k);
-      expect(Array.from(got.mask.slice(n * 7, n * 7 + 5))).toEqual(new Array(5).fill(k === 5 ? 1 : 0));
-      if (k === 6) fpShort++;
-    });
-    console.log(`P = 1.0: k = D + 1 (no dynamic expert) for ${short} of ${rows.length} tokens in bf16, ${fpShort} in fp32`);
-    for (const precision of ["fp32", "bf16"] as const) {
-      const all = await check(real, precision, rows, "override P = 1", { topP: 1 });
-      expect(all.ref.k.every((k) => k === 5)).toBe(true);
+    const over = await check(real, "bf16", rows, "override P = 1", { topP: 1 });
+    expect(Array.from(over.got.k)).toEqual(Array.from(got.k));
+    expect(Array.from(over.got.mask)).toEqual(Array.from(got.mask));
+    expect(Array.from(over.got.weights)).toEqual(Array.from(got.weights));
+    // fp32: whether the float32 sum of the softmax reaches 1.0 would be decided by its last ulp (ONNX Runtime's exp and
+    // the release's CUDA exp differ there): P >= 1 takes every allowed column instead, configured or overridden
+    const cases: [MoeLlmConfig, Iv][] = [[c, {}], [real, { topP: 1 }], [real, { topP: 1, ban: [0, 1, 0, 0, 0, 0, 0] }]];
+    for (const [cfg, iv] of cases) {
+      const all = await check(cfg, "fp32", rows, `fp32 P = 1 ${JSON.stringify(iv)}`, iv);
+      const allowed = iv.ban ? 4 : 5;
+      expect(all.ref.k.every((k) => k === allowed)).toBe(true);
+      rows.forEach((_, n) => expect(Array.from(all.got.mask.slice(n * 7, n * 7 + 5)).reduce((a, b) => a + b, 0)).toBe(allowed));
     }
+    console.log(`P = 1.0: k = D + 1 (no dynamic expert) for ${short} of ${rows.length} tokens in bf16; fp32 takes all D`);
   });
 
   it("fixed top-k (P = 0): top_k 0 and top_k above D route no dynamic expert; 2.0 is 2", async () => {

@@ -16,8 +16,8 @@ import { buildRoutingGraph } from "@/models/moe-llm/moe-llm-graph";
 import { buildMoeLlmGraph } from "@/models/moe-llm/moe-llm-graph";
 import { SeededRandom } from "@/models/io/seeded-random";
 import { onnx } from "onnx-proto";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * The fused decoder graph (the default, models/moe-llm/decoder/fused.ts) against the unfused reference graph of plain ONNX ops
@@ -147,13 +147,13 @@ describe("fused decoder graph vs the unfused reference graph", () => {
   // The compact Uni-MoE routing block of the fused graph (models/decoder/grin-compact.ts) on what neutral inputs never
   // reach: bans (one layer with every dynamic column banned, banned shared columns), forced columns, the top_p override
   // (< 1 and >= 1), fixed top-k (P = 0) at and above D, a wide jitter, exact ties (duplicated router rows), router bias.
-  // The config's P = 1 (where the float sum decides whether the cumsum reaches P: k = D + 1) and one-ulp near-ties are
-  // checked on the block alone (next test): in a whole decoder the fused graph's hidden states differ from the
-  // reference's by ~1e-6, which decides those.
+  // One-ulp near-ties are checked on the block alone (next test): in a whole decoder the fused graph's hidden states
+  // differ from the reference's by ~1e-6, which decides those. P = 1 (fp32: every allowed column) is whole-decoder safe.
   const variants: { name: string; over: Partial<MoeLlmConfig>; ties: boolean; iv: (L: number, E: number, D: number, r: () => number) => Interventions }[] = [
     { name: "bans, forced columns, router bias", over: {}, ties: false, iv: (L, E, D, r) => ({ routerBias: Float32Array.from({ length: L * E }, () => r() - 0.5), ban: Float32Array.from({ length: L * E }, (_, q) => (q < E ? (q % E < D ? 1 : 0) : r() < 0.25 ? 1 : 0)), force: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
     { name: "top_p override 0.3, forced columns, exact ties", over: {}, ties: true, iv: (L, E, _D, r) => ({ topP: 0.3, force: Float32Array.from({ length: L * E }, () => (r() < 0.2 ? 1 : 0)) }) },
     { name: "top_p override >= 1 with bans", over: {}, ties: true, iv: (L, E, _D, r) => ({ topP: 1.5, ban: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
+    { name: "config P = 1 (fp32: every allowed column), bans", over: { mlp_dynamic_top_p: 1 }, ties: false, iv: (L, E, _D, r) => ({ ban: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
     { name: "config P = 0.95, jitter 0.2", over: { mlp_dynamic_top_p: 0.95, router_jitter_noise: 0.2 }, ties: false, iv: (L, E, _D, r) => ({ force: Float32Array.from({ length: L * E }, () => (r() < 0.15 ? 1 : 0)) }) },
     { name: "fixed top-k 2 (P = 0), bans and forced columns", over: { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 2 }, ties: true, iv: (L, E, _D, r) => ({ ban: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)), force: Float32Array.from({ length: L * E }, () => (r() < 0.2 ? 1 : 0)) }) },
     { name: "fixed top-k above D (no dynamic expert of its own), forced columns", over: { mlp_dynamic_top_p: 0, mlp_dynamic_top_k: 20 }, ties: false, iv: (L, E, _D, r) => ({ force: Float32Array.from({ length: L * E }, () => (r() < 0.3 ? 1 : 0)) }) },
@@ -183,6 +183,43 @@ describe("fused decoder graph vs the unfused reference graph", () => {
       const dense = await prefillAndDecode(c, w, seed, { moe: "dense" }, 1, 7, 3, true, iv);
       console.log(`compact routing, ${v.name}, seed ${seed}: sparse ${fmt(sparse)}; dense ${fmt(dense)}`);
     }
+  });
+
+  it("the top_p fed is the P in force: an override equal to the config's P routes as none; P = 1 takes every column in fp32 and keeps the released cut-off in bf16", async () => {
+    const D = (c: MoeLlmConfig) => c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num;
+    const run = async (c: MoeLlmConfig, w: WeightSource, o: Partial<MoeGraphOptions>, interventions?: Interventions) => {
+      const r = await MoeLlmRunner.create(c, w, { moe: "sparse", trace: true, kvCache: true, ...o }, { intraOpNumThreads: 1 });
+      runners.push(r);
+      const S = 9;
+      return r.forward({ batch: 1, seq: S, ids: randomIds(S, c.vocab_size, 5), positions: Array.from({ length: 3 * S }, (_, q) => q % S), interventions });
+    };
+    const same = (a: ForwardOutput, b: ForwardOutput, what: string) => {
+      expect(Array.from(a.logits), `${what}: logits`).toEqual(Array.from(b.logits));
+      a.trace!.forEach((t, l) => expect([Array.from(t.k), Array.from(t.mask), Array.from(t.weights)], `${what}: layer ${t.layer}`).toEqual([Array.from(b.trace![l]!.k), Array.from(b.trace![l]!.mask), Array.from(b.trace![l]!.weights)]));
+    };
+    const shortBf16: number[] = [];
+    for (const seed of [31, 32]) {
+      const c07 = randomConfig(seed, { mlp_dynamic_top_p: 0.7 });
+      const c1 = { ...c07, mlp_dynamic_top_p: 1 };
+      const w = randomWeights(c07, seed);
+      for (const precision of ["fp32", "bf16"] as const)
+        for (const unfused of [false, true]) {
+          const o = { routingPrecision: precision, unfused };
+          const what = `seed ${seed} ${precision}${unfused ? " unfused" : " fused"}`;
+          same(await run(c07, w, o, { topP: 0.7 }), await run(c07, w, o), `${what}: override 0.7 vs the config's 0.7`);
+          const configured = await run(c1, w, o);
+          same(await run(c07, w, o, { topP: 1 }), configured, `${what}: override 1 vs the config's 1`);
+          const ks = configured.trace!.flatMap((t) => Array.from(t.k, Number));
+          if (precision === "fp32") expect(ks.every((k) => k === D(c1)), `${what}: fp32 P = 1 takes all D`).toBe(true);
+          else {
+            // the bf16 cumsum may reach 1.0 early (k < D) or fall short (k = D + 1: no dynamic expert)
+            expect(ks.every((k) => k >= 1 && k <= D(c1) + 1), `${what}: bf16 P = 1 cut-off`).toBe(true);
+            if (!unfused) shortBf16.push(ks.filter((k) => k !== D(c1)).length);
+          }
+        }
+    }
+    expect(shortBf16.reduce((a, b) => a + b, 0), "bf16 P = 1 keeps the cut-off (not every column)").toBeGreaterThan(0);
+    console.log(`P = 1 in bf16: tokens×layers with k ≠ D (the released cut-off) per seed: ${shortBf16.join(", ")}`);
   });
 
   it("uni-moe tiny-shaped fused layer: at most 60 ONNX nodes with the trace (the unfused reference layer has ~240)", () => {
@@ -221,7 +258,8 @@ describe("fused decoder graph vs the unfused reference graph", () => {
           if (n % 4 === 3) z[n * E + a] = 0; // 0/0 in GRIN's ratio when it is taken
           if (n % 8 === 5) for (let j = 0; j < D; j++) z[n * E + j] = 0.125 * (j % 2); // many exact ties
         }
-        for (const topP of [0, 0.3, 1, 1.5])
+        // top_p is fed exactly (the P in force): 0 = fixed top-k, the config's own P, an override below and at/above 1
+        for (const topP of [0, 0.3, c.mlp_dynamic_top_p, 1, 1.5])
           for (const iv of ["none", "ban", "force", "both", "all"] as const) {
             const ban = new Float32Array(E), force = new Float32Array(E);
             for (let j = 0; j < E; j++) {
@@ -272,6 +310,39 @@ describe("fused decoder graph vs the unfused reference graph", () => {
         expect(d.routing).toBe(0);
       }
       await expect(dev.forward({ batch: 1, seq: 1, ...input(1, [1]), positions: [40000, 40000, 40000] })).rejects.toThrow("rotary table");
+    }
+  });
+
+  // MoeGraphOptions.webgpu: GroupQueryAttention with smooth_softmax and a null head_sink (decoder/fused.ts NULL_SINK) for
+  // ONNX Runtime's WebGPU kernel; on the CPU it must compute what the plain softmax does (gpt-oss keeps its own sinks)
+  it("the WebGPU attention (smooth_softmax, null head_sink) computes the same values on the CPU: Uni-MoE device graph, gpt-oss with its sinks", async () => {
+    const cases: { what: string; c: MoeLlmConfig; w: WeightSource; o: Partial<MoeGraphOptions> }[] = [];
+    const c = randomConfig(4);
+    cases.push({ what: "uni-moe seed 4, device-resident graph", c, w: randomWeights(c, 4), o: { moe: "dense", gpu: true } });
+    const src = path.join(tmp, "gpt_oss-webgpu");
+    await writeFamilyCheckpoint(src, "gpt_oss", { seed: 63 });
+    const st = new SafetensorsWeights(src);
+    closers.push(() => st.close());
+    const map = mapCheckpoint(src, st, "gpt_oss");
+    cases.push({ what: "gpt_oss, sparse graph", c: map.config, w: new MappedWeights(st, map), o: { moe: "sparse" } });
+    for (const k of cases) {
+      const make = (webgpu: boolean) => MoeLlmRunner.create(k.c, k.w, { moe: "sparse", trace: true, kvCache: true, ...k.o, webgpu }, { intraOpNumThreads: 1 });
+      const [web, ref] = [await make(true), await make(false)];
+      runners.push(web, ref);
+      const S = 40;
+      const ids = randomIds(S, k.c.vocab_size, 5);
+      const positions = Array.from({ length: 3 * S }, (_, q) => q % S);
+      let a = await web.forward({ batch: 1, seq: S, ids, positions });
+      let b = await ref.forward({ batch: 1, seq: S, ids, positions });
+      const d: Diff = { logits: 0, hidden: 0, routing: 0 };
+      compare(a, b, d, `${k.what}: prefill`);
+      a = await web.forward({ batch: 1, seq: 1, ids: [3], positions: [S, S, S], past: a.present });
+      b = await ref.forward({ batch: 1, seq: 1, ids: [3], positions: [S, S, S], past: b.present });
+      compare(a, b, d, `${k.what}: decode`);
+      const peak = Math.max(1, ...Array.from(b.logits, Math.abs));
+      console.log(`webgpu attention on the CPU, ${k.what}: ${fmt(d)}`);
+      expect(d.logits).toBeLessThanOrEqual(1e-5 * peak);
+      expect(d.hidden).toBeLessThanOrEqual(1e-5 * peak);
     }
   });
 });

@@ -7,9 +7,9 @@ import { MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { continuePositions, scoredSequence, scoreSequence, summarizeNll, tokenNll } from "@/models/moe-llm/scoring";
 import { byteTokenizer } from "@/models/text/tokenizer";
 import type { WeightSource } from "@/models/io/weights";
-import { referenceLens } from "../../reference/lens";
-import { referenceForward } from "../../reference/moe-llm";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
+import { referenceLens } from "../../../reference/lens";
+import { referenceForward } from "../../../reference/moe-llm";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
 
 const runners: MoeLlmRunner[] = [];
 const sessions: ort.InferenceSession[] = [];

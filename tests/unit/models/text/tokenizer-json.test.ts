@@ -7,7 +7,7 @@ import { byteTokenizer } from "@/models/text/tokenizer";
 import { SeededRandom } from "@/models/io/seeded-random";
 import { byteSymbols, makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
 
-const FIXTURE = path.resolve(__dirname, "../../fixtures/tokenizers/qwen2-mini");
+const FIXTURE = path.resolve(__dirname, "../../../fixtures/tokenizers/qwen2-mini");
 const tmp = mkdtempSync(path.join(tmpdir(), "tokenizer-json-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;

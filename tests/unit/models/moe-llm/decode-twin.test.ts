@@ -16,8 +16,8 @@ import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import { MemoryWeights, type WeightSource } from "@/models/io/weights";
 import { byteTokenizer } from "@/models/text/tokenizer";
-import { prng, randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * The decode twin (MoeLlmRunner.withDecodeTwin): a generation whose one-token decode steps run on the fused DENSE
@@ -46,8 +46,8 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 function recording(runner: MoeLlmRunner) {
   const logits: Float32Array[] = [];
   const twin = { calls: 0 };
-  if (runner.decodeTwin) {
-    const t = runner.decodeTwin;
+  if (runner.extras.decodeTwin) {
+    const t = runner.extras.decodeTwin;
     const direct = t.forwardDirect.bind(t);
     t.forwardDirect = (input: ForwardInput) => {
       twin.calls++;
@@ -198,7 +198,7 @@ describe("decode twin: when it is used", () => {
     expect(twin.calls).toBe(1);
     // a position past the device-resident twin's rotary table: the sparse graph takes the step
     const far = ropeTableSize(c);
-    expect(twinned.decodeTwin!.options.gpu).toBe(true);
+    expect(twinned.extras.decodeTwin!.options.gpu).toBe(true);
     const alone = await twinned.forward({ batch: 1, seq: 1, ids: [7], positions: [far, far, far], past: one.present });
     expect(twin.calls).toBe(1);
     expect(alone.logits.every(Number.isFinite)).toBe(true);
@@ -247,7 +247,7 @@ describe("decode twin: when it is used", () => {
     const run = () =>
       withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
         const r = await generate(runner, byteTokenizer, { ids: randomIds(6, 256, 9), modelName: "m9" }, { temperature: 0.8, topK: 0, topP: 1, seed: 9, maxNewTokens: 6, stopTokens: [] });
-        return { twin: runner.decodeTwin && `${runner.decodeTwin.options.moe}${runner.decodeTwin.options.gpu ? " gpu" : ""}`, ids: r.newIds, masks: r.trace.layers.map((l) => Array.from(l.mask)) };
+        return { twin: runner.extras.decodeTwin && `${runner.extras.decodeTwin.options.moe}${runner.extras.decodeTwin.options.gpu ? " gpu" : ""}`, ids: r.newIds, masks: r.trace.layers.map((l) => Array.from(l.mask)) };
       });
     try {
       const on = await run();

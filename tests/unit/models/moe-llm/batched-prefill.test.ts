@@ -8,8 +8,8 @@ import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm
 import { type ForwardOutput, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import type { WeightSource } from "@/models/io/weights";
-import { randomConfig, randomIds, randomWeights } from "../../reference/random";
-import { writeFamilyCheckpoint, type Family } from "../import/family-checkpoints";
+import { randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
 
 /**
  * Batched prefill (MoeLlmRunner.forwardBatch, graphs built with `padding`): records of different lengths padded on the

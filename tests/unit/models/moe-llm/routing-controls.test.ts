@@ -7,11 +7,11 @@ import { NodeCatalogue } from "@/engine/node";
 import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { layerRules } from "@/models/families/conventions";
 import { importCheckpoint } from "@/models/import/import";
-import { checkRoutingOverrides, compileInterventions, resolveTopP, routingControls } from "@/models/moe-llm/interventions";
+import { checkRoutingOverrides, compileInterventions, resolveTopK, resolveTopP, routingControls } from "@/models/moe-llm/interventions";
 import { referenceConfig } from "@/models/moe-llm/uni-moe-tiny";
 import { moeLlm } from "@/nodes/moe-llm";
 import type { Workflow } from "@/engine/workflow/schema";
-import { writeFamilyCheckpoint } from "../import/family-checkpoints";
+import { writeFamilyCheckpoint } from "../../import/family-checkpoints";
 
 /** Routing overrides per routing kind (issue 20 item 2): what each router understands, refusals with their reasons. */
 const tmp = mkdtempSync(path.join(os.tmpdir(), "routing-controls-"));
@@ -47,7 +47,11 @@ describe("routing overrides per routing kind", () => {
     expect(() => checkRoutingOverrides(referenceConfig("tiny"), { topK: 2 })).toThrow("Routing top-k override 2: uni_moe_tiny routes by dynamic capacity");
     expect(() => checkRoutingOverrides(canonical("mixtral"), { topK: 9 })).toThrow("must be a whole number from 1 to 8");
     expect(checkRoutingOverrides(canonical("mixtral"), { topK: 3, topP: null })).toEqual({ topK: 3 });
-    expect(checkRoutingOverrides(referenceConfig("tiny"), { topP: 0.5, topK: 0 })).toEqual({ topP: 0.5 });
+    expect(checkRoutingOverrides(referenceConfig("tiny"), { topP: 0.5, topK: null })).toEqual({ topP: 0.5 });
+    // null (or absent) is the model's own k; an explicit k must be 1 … routed experts
+    expect(() => checkRoutingOverrides(canonical("mixtral"), { topK: 0 })).toThrow("Routing top-k override 0: must be a whole number from 1 to 8 (the routed experts; none = the model's k, 2)");
+    expect(resolveTopK(canonical("mixtral"), null)).toBe(2);
+    expect(resolveTopK(canonical("mixtral"), 5)).toBe(5);
     // null (or absent) is the model's own P; an explicit P must be in (0, 1]
     expect(checkRoutingOverrides(referenceConfig("tiny"), { topP: null })).toEqual({});
     expect(() => checkRoutingOverrides(referenceConfig("tiny"), { topP: 0 })).toThrow("Routing Top-P override 0: must be above 0 and at most 1 (none = the model's P, 0.7)");
