@@ -146,6 +146,83 @@ class PaddedKvView implements KvCache {
   }
 }
 
+/**
+ * Tokens a KV store grows by when full. Not doubling: onnxruntime-node copies every fetched output, the shared present
+ * included, into a new JS buffer, so each step pays for the whole capacity (docs/benchmarks.md, "Decode twin").
+ */
+export const KV_STORE_GROWTH = 64;
+
+/**
+ * Capacity buffers [1, heads, capacity, dim] per layer for one sequence's in-place decode steps. `tip` is the length
+ * of the newest cache written into it: a step may only continue the cache that ends there (claimKvStore).
+ */
+interface KvStore {
+  keys: Float32Array[];
+  values: Float32Array[];
+  capacity: number;
+  tip: number;
+}
+
+/**
+ * The cache after an in-place decode step: the first `length` positions of a KvStore. Later steps write only positions
+ * at or past their past's length, so this view stays valid; its compact [1, heads, length, dim] arrays are copied out
+ * only if read (e.g. by a graph that is not the twin).
+ */
+export class InPlaceKvCache implements KvCache {
+  private own?: { keys: Float32Array[]; values: Float32Array[] };
+  constructor(
+    readonly store: KvStore,
+    readonly length: number,
+    private readonly dims: { key: [number, number]; value: [number, number] },
+  ) {}
+  get keys(): Float32Array[] {
+    return this.compact().keys;
+  }
+  get values(): Float32Array[] {
+    return this.compact().values;
+  }
+  private compact() {
+    const { store, length: n } = this;
+    const pick = (a: Float32Array, [heads, dim]: [number, number]) => {
+      const o = new Float32Array(heads * n * dim);
+      for (let h = 0; h < heads; h++) o.set(a.subarray(h * store.capacity * dim, (h * store.capacity + n) * dim), h * n * dim);
+      return o;
+    };
+    return (this.own ??= { keys: store.keys.map((k) => pick(k, this.dims.key)), values: store.values.map((v) => pick(v, this.dims.value)) });
+  }
+}
+
+/**
+ * The store a one-token step after `past` writes into, claimed for that step (its tip moves to past.length + 1 before
+ * the run, so a second step from the same past, even a concurrent one, branches instead of overwriting): the past's
+ * own store when it ends there and has room; otherwise a new one with the past copied in (a prefill's cache, a branch
+ * from an older cache, or a full store).
+ */
+function claimKvStore(past: KvCache, dims: { key: [number, number]; value: [number, number] }): KvStore {
+  const n = past.length;
+  let store: KvStore;
+  if (past instanceof InPlaceKvCache && past.store.tip === n && past.store.capacity > n) store = past.store;
+  else {
+    const capacity = n + KV_STORE_GROWTH;
+    const copy = (which: "keys" | "values", [heads, dim]: [number, number]) =>
+      Array.from({ length: past instanceof InPlaceKvCache ? past.store.keys.length : past.keys.length }, (_, l) => {
+        const o = new Float32Array(heads * capacity * dim);
+        if (past instanceof InPlaceKvCache) {
+          const src = past.store[which][l]!, from = past.store.capacity;
+          for (let h = 0; h < heads; h++) o.set(src.subarray(h * from * dim, (h * from + n) * dim), h * capacity * dim);
+        } else {
+          const src = past[which][l]!;
+          if (src.length !== heads * n * dim) throw new Error(`forward: past ${which} of layer ${l} must be [1*${heads}*${n}*${dim}]`);
+          for (let h = 0; h < heads; h++) o.set(src.subarray(h * n * dim, (h + 1) * n * dim), h * capacity * dim);
+        }
+        return o;
+      });
+    store = { keys: copy("keys", dims.key), values: copy("values", dims.value), capacity, tip: n };
+  }
+  store.tip = n + 1;
+  return store;
+}
+
 /** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 /** What a runner may have besides its graph. */
 export interface RunnerExtras {
@@ -155,6 +232,11 @@ export interface RunnerExtras {
   builderVersion?: number;
   /** With a decode twin: one-token steps of one sequence after a cache run on it (see withDecodeTwin). */
   decodeTwin?: MoeLlmRunner;
+  /**
+   * A decode twin's device-resident graph on the CPU: one-token steps of one sequence update the KV cache in place
+   * (InPlaceKvCache). Set by withDecodeTwin.
+   */
+  kvInPlace?: boolean;
 }
 
 export class MoeLlmRunner {
@@ -203,14 +285,17 @@ export class MoeLlmRunner {
    * ONE sequence (batch 1, one new token after a non-empty cache, no attention mask; with `gpu`, a position inside its
    * rotary table) runs on the twin; everything else (prefill, padded batches) on this runner. The KV-cache layout and the routing block are the same, so a generation's ids and routing are
    * those of this runner alone and its logits agree within float32 rounding (tests/unit/models/moe-llm/decode-twin.test.ts).
-   * The twin's session is not released by this runner.
+   * The twin's session is not released by this runner. When the twin is the device-resident form (lengths as inputs),
+   * its steps update the KV cache in place (InPlaceKvCache) unless `kvInPlace` is false.
    */
-  withDecodeTwin(twin: MoeLlmRunner): MoeLlmRunner {
+  withDecodeTwin(twin: MoeLlmRunner, o: { kvInPlace?: boolean } = {}): MoeLlmRunner {
     const a = this.options as unknown as Record<string, unknown>, b = twin.options as unknown as Record<string, unknown>;
     const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && k !== "gpu" && a[k] !== b[k]);
     if (!this.options.kvCache || differ || twin.config !== this.config)
       throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe` and `gpu`");
-    return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin: twin });
+    const inPlace = o.kvInPlace !== false && !!twin.options.gpu;
+    const decodeTwin = new MoeLlmRunner(twin.config, twin.options, twin.session, twin.model, { ...twin.extras, kvInPlace: inPlace });
+    return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin });
   }
 
   /** An empty cache for `batch` sequences. */
@@ -323,6 +408,12 @@ export class MoeLlmRunner {
   /** One forward as given (no coalescing). */
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
     if (this.twinTakes(input)) return this.extras.decodeTwin!.forwardDirect(input);
+    const inPlace = this.extras.kvInPlace && input.batch === 1 && input.seq === 1 && !input.attentionMask && (input.past?.length ?? 0) > 0;
+    return this.run(input, inPlace ? claimKvStore(input.past!, kvCacheDims(this.config)) : undefined);
+  }
+
+  /** The forward; with `store`, a one-token step whose past is the store's first past.length positions, written in place. */
+  private async run(input: ForwardInput, store?: KvStore): Promise<ForwardOutput> {
     const { L, E, H, V } = moeDims(this.config);
     const cache = kvCacheDims(this.config);
     const arch = architectureOf(this.config);
@@ -365,7 +456,18 @@ export class MoeLlmRunner {
       const limit = ropeTableSize(this.config);
       for (const p of Array.from(input.positions as ArrayLike<number | bigint>)) if (Number(p) < 0 || Number(p) >= limit) throw new Error(`forward: position ${p} is outside 0…${limit - 1}, the device-resident graph's rotary table`);
     }
-    if (this.options.kvCache) {
+    // with a store: past and present are the same capacity buffers, which GroupQueryAttention then shares (it writes
+    // only the new token's keys; lengths come from seqlens_k / total_sequence_length); every other output is fetched
+    let fetches: Record<string, ort.Tensor | null> | undefined;
+    if (store) {
+      fetches = Object.fromEntries(this.session.outputNames.map((n) => [n, null]));
+      for (let i = 0; i < L; i++) {
+        const key = new ort.Tensor("float32", store.keys[i]!, [1, cache.key[0], store.capacity, cache.key[1]]);
+        const value = new ort.Tensor("float32", store.values[i]!, [1, cache.value[0], store.capacity, cache.value[1]]);
+        feeds[io.pastKey(i)] = fetches[io.presentKey(i)] = key;
+        feeds[io.pastValue(i)] = fetches[io.presentValue(i)] = value;
+      }
+    } else if (this.options.kvCache) {
       const past = input.past ?? this.emptyCache(B);
       for (let i = 0; i < L; i++) {
         feeds[io.pastKey(i)] = new ort.Tensor("float32", past.keys[i]!, [B, cache.key[0], past.length, cache.key[1]]);
@@ -377,11 +479,12 @@ export class MoeLlmRunner {
       if (input.attentionMask && input.attentionMask.length !== B * T) throw new Error(`forward: attentionMask must be [${B}*${T}]`);
       feeds[io.attentionMask] = new ort.Tensor("int64", input.attentionMask ? toI64(input.attentionMask) : new BigInt64Array(B * T).fill(1n), [B, T]);
     } else if (input.attentionMask) throw new Error("forward: this graph was built without padding (no attention_mask input)");
-    const out = await this.session.run(feeds);
+    const out = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
     const f32 = (name: string) => out[name]!.data as Float32Array;
     const result: ForwardOutput = { logits: f32(io.logits), lastHidden: f32(io.lastHidden) };
     if (result.logits.length !== B * S * V) throw new Error("forward: unexpected logits size");
-    if (this.options.kvCache) {
+    if (store) result.present = new InPlaceKvCache(store, input.past!.length + S, cache);
+    else if (this.options.kvCache) {
       const length = (input.past?.length ?? 0) + S;
       result.present = { length, keys: Array.from({ length: L }, (_, i) => f32(io.presentKey(i))), values: Array.from({ length: L }, (_, i) => f32(io.presentValue(i))) };
     }
