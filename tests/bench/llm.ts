@@ -112,12 +112,15 @@ export interface FusedBenchResult {
 const GRAPHS = { unfused: { moe: "sparse", unfused: true }, "fused sparse": { moe: "sparse" }, "fused dense": { moe: "dense" } } as const;
 /** The CPU default for small models: prefill on the fused sparse graph, decode steps on its twin (decodeTwinOptions: dense, device-resident form). */
 const TWIN = "fused sparse + decode twin";
+/** The same twin copying its KV cache every step (before the cache was updated in place: `kvInPlace: false`). */
+const TWIN_COPYING = "decode twin, cache copied";
 
 /**
  * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
  * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the graphs interleaved
  * (prefills round by round, decode steps step by step, each graph on its own cache) so the ratios are side by side;
- * the decode twin (the CPU default for `tiny`: sparse prefill, decode steps on decodeTwinOptions' graph) runs as a graph of its own; then batched prefill (forwardBatch, 8 records per forward) vs one
+ * the decode twin (the CPU default for `tiny`: sparse prefill, decode steps on decodeTwinOptions' graph, KV cache
+ * updated in place) runs as a graph of its own, and beside it the same twin copying its cache; then batched prefill (forwardBatch, 8 records per forward) vs one
  * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
  * routing and the expert-count aggregate are identical.
  */
@@ -143,7 +146,7 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
     const twinOptions = decodeTwinOptions(model.config, sparse.options, "cpu");
     if (!twinOptions) throw new Error("bench: tiny has no decode twin (STUDIO_DECODE_TWIN=off?)");
     const twin = await MoeLlmRunner.create(model.config, ws, twinOptions, { intraOpNumThreads: n, interOpNumThreads: 1 });
-    const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const];
+    const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const, [TWIN_COPYING, sparse.withDecodeTwin(twin, { kvInPlace: false })] as const];
     const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
     for (let r = 0; r < 7; r++) {
       const caches: KvCache[] = [];
@@ -154,7 +157,9 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
       }
       for (let step = 0; step < 16; step++)
         for (let j = 0; j < runners.length; j++) {
-          const g = (j + step) % runners.length; // rotate which graph goes first
+          // rotate which graph goes first, forwards on even steps and backwards on odd ones: the two twins share a
+          // session, and the one run right after the other finds its weights in the CPU caches as often as the other
+          const k = (j + step) % runners.length, g = step % 2 ? runners.length - 1 - k : k;
           const [name, runner] = runners[g]!;
           const p = P + step;
           const t = performance.now();
@@ -166,10 +171,11 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
     await twin.release();
     const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
     const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
-    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
+    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN, TWIN_COPYING].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
     threads.push({ threads: n, prefillMs, decodeMs, ratios });
     log(`  ${n} thread(s): ${Object.keys(prefillMs).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
     log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)}`).join("; ")}`);
+    log(`    decode twin, cache in place / copied: ${(decodeMs[TWIN]! / decodeMs[TWIN_COPYING]!).toFixed(3)}`);
   }
 
   // batched prefill over the sample dataset's prompts
