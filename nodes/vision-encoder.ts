@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
 import { defineNode } from "../engine/node";
-import { inspectStored, UploadError } from "../engine/uploads";
+import { inspectMedia, UploadError } from "../engine/uploads";
 import { currentBatchWindow } from "../engine/batch/window";
 import { DEFAULT_VISION_MODEL, encodeVisionTiles, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
 import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "../models/encoders/image-preprocess";
@@ -47,15 +47,18 @@ export const visionEncoder = defineNode({
     const pool = params.pool || model.info.pool;
     if (pool > grid) throw new Error(`pool ${pool} is larger than the model's ${grid}×${grid} patch grid`);
 
-    // Decode-check first: a damaged stored file gets the same clear message as at upload.
+    // Decode-check first: a damaged stored file gets the same clear message as at upload (inspectStored's check,
+    // on bytes read once for both the check and the preprocessing).
+    if (!(await ctx.storage.exists(image.file))) throw new Error(`file ${image.file} is missing from the data directory; upload it again`);
+    const bytes = await ctx.storage.read(image.file);
     try {
-      await inspectStored(ctx.storage, image.file, { expectedKind: "image", name: "the input image" });
+      await inspectMedia(bytes, { expectedKind: "image", name: "the input image", skipSizeLimit: true });
     } catch (err) {
       if (err instanceof UploadError) throw new Error(err.message);
       throw err;
     }
     ctx.signal.throwIfAborted();
-    const pre = await preprocessImage(await ctx.storage.read(image.file), { grids, tileSize: imageSize, name: "the input image" });
+    const pre = await preprocessImage(bytes, { grids, tileSize: imageSize, name: "the input image" });
     const tiles = pre.tiles.length;
     const perTile = pool * pool * outDim;
     const data = new Float32Array(tiles * perTile);
