@@ -14,7 +14,10 @@ import type { FeaturesValue } from "@/engine/features";
 import type { ImageValue } from "@/engine/media/values";
 import type { RunContext } from "@/engine/node";
 import { SessionPool } from "@/engine/runtime";
-import { encodeVisionTiles, encoderGraphFile, hasDynamicBatch, resolveEncoder } from "@/models/encoders/encoders-tiny";
+import { encodeVisionTiles, encoderGraphFile, hasDynamicBatch, resolveEncoder, seedEncoderWeights, tinyVisionConfig } from "@/models/encoders/encoders-tiny";
+import { buildVisionGraph } from "@/models/encoders/vision-encoder";
+import { GraphBuilder, type Dim } from "@/models/onnx/builder";
+import { MemoryWeights } from "@/models/io/weights";
 import { SeededRandom } from "@/models/io/seeded-random";
 import { visionEncoder } from "@/nodes/vision-encoder";
 import { makeCtx } from "../nodes/ctx";
@@ -97,5 +100,29 @@ describe("vision encoder, tiles of several images per run", () => {
       console.log(`node record ${i}: ${alone[i]!.n} tokens, batched vs alone max diff ${d.toExponential(2)}`);
       expect(d).toBeLessThanOrEqual(1e-6);
     }
+  });
+
+  it("a plugged-in vision.onnx with a fixed batch of 1 runs one tile per session run, with the same features", async () => {
+    /** The seeded tower's graph with the batch dimension fixed at 1 (as some exports are). */
+    class FixedBatch extends GraphBuilder {
+      override input(name: string, dtype: Parameters<GraphBuilder["input"]>[1], dims: Dim[]): string {
+        return super.input(name, dtype, dims.map((d) => (d === "tiles" ? 1 : d)));
+      }
+    }
+    const dir = path.join(modelsRoot, "local", "fixed-batch");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "vision.onnx"), buildVisionGraph(tinyVisionConfig, new MemoryWeights(seedEncoderWeights("vision", tinyVisionConfig)), new FixedBatch("siglip_vision")));
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ image_size: 384, patch_size: 14, out_dim: 128, pool: 4 }));
+    const fixed = await resolveEncoder("vision", "local/fixed-batch");
+    const session = await ort.InferenceSession.create(fixed.onnxFile!, { logSeverityLevel: 3 });
+    expect(hasDynamicBatch(session, fixed.inputName)).toBe(false);
+    await session.release();
+    const S = fixed.info.imageSize;
+    const images = [2, 1].map((n, i) => Array.from({ length: n }, (_, t) => new SeededRandom(70 + 3 * i + t).fillUniform(new Float32Array(3 * S * S), -1, 1)));
+    const got = await encodeVisionTiles(fixed, pool, images, 8); // would fail if it put 3 tiles into the fixed-batch input
+    const ref = await encodeVisionTiles(await resolveEncoder("vision", "uni-moe-tiny/vision"), pool, images, 8);
+    let diff = 0;
+    got.forEach((img, i) => img.forEach((tile, t) => (diff = Math.max(diff, maxDiff(tile, ref[i]![t]!)))));
+    expect(diff).toBeLessThanOrEqual(1e-6);
   });
 });
