@@ -1,8 +1,9 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
 import { defineNode } from "../engine/node";
-import { inspectStored, UploadError } from "../engine/uploads";
-import { DEFAULT_VISION_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
+import { inspectMedia, UploadError } from "../engine/uploads";
+import { currentBatchWindow } from "../engine/batch/window";
+import { DEFAULT_VISION_MODEL, encodeVisionTiles, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
 import { DEFAULT_GRIDS_TEXT, parseGrids, preprocessImage } from "../models/encoders/image-preprocess";
 import { adaptiveAvgPool2d } from "../models/encoders/vision-encoder";
 import "./params";
@@ -46,29 +47,42 @@ export const visionEncoder = defineNode({
     const pool = params.pool || model.info.pool;
     if (pool > grid) throw new Error(`pool ${pool} is larger than the model's ${grid}×${grid} patch grid`);
 
-    // Decode-check first: a damaged stored file gets the same clear message as at upload.
+    // Decode-check first: a damaged stored file gets the same clear message as at upload (inspectStored's check,
+    // on bytes read once for both the check and the preprocessing).
+    if (!(await ctx.storage.exists(image.file))) throw new Error(`file ${image.file} is missing from the data directory; upload it again`);
+    const bytes = await ctx.storage.read(image.file);
     try {
-      await inspectStored(ctx.storage, image.file, { expectedKind: "image", name: "the input image" });
+      await inspectMedia(bytes, { expectedKind: "image", name: "the input image", skipSizeLimit: true });
     } catch (err) {
       if (err instanceof UploadError) throw new Error(err.message);
       throw err;
     }
     ctx.signal.throwIfAborted();
-    const pre = await preprocessImage(await ctx.storage.read(image.file), { grids, tileSize: imageSize, name: "the input image" });
+    const pre = await preprocessImage(bytes, { grids, tileSize: imageSize, name: "the input image" });
     const tiles = pre.tiles.length;
     const perTile = pool * pool * outDim;
     const data = new Float32Array(tiles * perTile);
-    await withEncoder(model, ctx.runtime, async (run) => {
-      for (let t = 0; t < tiles; t++) {
-        ctx.signal.throwIfAborted();
-        ctx.progress(t / tiles, `tile ${t + 1}/${tiles} (${pre.rows}×${pre.cols} grid)`);
-        const out = await run(pre.tiles[t]!, [1, 3, imageSize, imageSize]);
-        if (out.dims.join(",") !== `1,${grid * grid},${outDim}`) {
-          throw new Error(`vision model "${params.model}" returned [${out.dims}], expected [1, ${grid * grid}, ${outDim}]`);
+    const window = currentBatchWindow();
+    if (window) {
+      // A dataset batch: this image's tiles run together with the other records' images (one session run per up
+      // to MAX_TILES_PER_RUN tiles), each tile's result the same as alone.
+      ctx.progress(0, `${tiles} tile(s) (${pre.rows}×${pre.cols} grid), encoded with the batch's other images`);
+      const runtime = ctx.runtime;
+      const outs = await window.submit(`encode.vision\0${model.ref}\0${model.contentHash}`, pre.tiles, tiles, (images: Float32Array[][]) => encodeVisionTiles(model, runtime, images), { stats: "vision encoder", early: true });
+      outs.forEach((out, t) => data.set(adaptiveAvgPool2d(out, 1, grid, outDim, pool), t * perTile));
+    } else {
+      await withEncoder(model, ctx.runtime, async (run) => {
+        for (let t = 0; t < tiles; t++) {
+          ctx.signal.throwIfAborted();
+          ctx.progress(t / tiles, `tile ${t + 1}/${tiles} (${pre.rows}×${pre.cols} grid)`);
+          const out = await run(pre.tiles[t]!, [1, 3, imageSize, imageSize]);
+          if (out.dims.join(",") !== `1,${grid * grid},${outDim}`) {
+            throw new Error(`vision model "${params.model}" returned [${out.dims}], expected [1, ${grid * grid}, ${outDim}]`);
+          }
+          data.set(adaptiveAvgPool2d(out.data, 1, grid, outDim, pool), t * perTile);
         }
-        data.set(adaptiveAvgPool2d(out.data, 1, grid, outDim, pool), t * perTile);
-      }
-    });
+      });
+    }
     ctx.progress(1, `${tiles} tile(s) → ${tiles * pool * pool} tokens`);
     const features: FeaturesValue = {
       kind: "features",

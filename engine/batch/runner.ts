@@ -26,7 +26,7 @@ import { readRows, resolveRecord, scanDataset, type DatasetRecord, type DatasetS
 import { AGGREGATE_NODE_TYPE, DATASET_NODE_TYPE } from "./feeder";
 import { addNll, traceNll, type NllTotals } from "./scores";
 import { RecordStore } from "./store";
-import { BatchWindow, type BatchWindowStats } from "./window";
+import { BatchWindow, type BatchWindowTotals } from "./window";
 
 /**
  * Records per padded forward and padded tokens per forward when a batch does not say (measured on tiny, 2 cores:
@@ -110,7 +110,7 @@ export interface BatchResult {
   /** Records per forward asked for (1: unbatched). */
   batch: number;
   /** What the batch window did (absent when `batch` is 1). */
-  batching?: BatchWindowStats;
+  batching?: BatchWindowTotals;
 }
 
 export const STORE_FORMAT = 1;

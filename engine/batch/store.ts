@@ -50,10 +50,27 @@ export class RecordStore {
   /** Writes an entry already serialised (JSON of a RecordEntry for `recordHash`). */
   async putText(recordHash: string, text: string): Promise<void> {
     const file = this.file(recordHash);
-    await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, text);
+    await this.writeInShard(path.dirname(file), tmp, text);
     await rename(tmp, file);
+  }
+
+  /** Shard directories made by this store: each is created once, not once per record. */
+  private readonly shards = new Set<string>();
+
+  private async writeInShard(dir: string, tmp: string, text: string): Promise<void> {
+    if (!this.shards.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.shards.add(dir);
+    }
+    try {
+      await writeFile(tmp, text);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      // The directory went away meanwhile (e.g. the store was cleared): make it again.
+      await mkdir(dir, { recursive: true });
+      await writeFile(tmp, text);
+    }
   }
 
   /** Writes a file beside the records (e.g. the last aggregate), atomically. */

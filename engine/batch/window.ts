@@ -9,6 +9,9 @@
  * vision encoder, is waited for; a record that finishes or fails leaves); one call at a time, each of at most
  * `maxBatch` requests and `maxTokens` padded tokens (requests sorted by length, longest first, so a call pads little).
  *
+ * The vision encoder (nodes/vision-encoder.ts) submits its tiles the same way, as "early" requests: they run first
+ * and alone when everyone waits, so the image records they free reach the same LLM step as their batch-mates.
+ *
  * A chunk that fails is retried one request at a time, so a bad record fails alone and its batch-mates get their
  * own results. Requests made outside any participant (or of another window) run at once, alone.
  */
@@ -34,6 +37,12 @@ export interface BatchWindowStats {
   ms: number;
 }
 
+/** The window's counts: the model forwards (requests submitted without a `stats` name), and apart from them each named kind. */
+export interface BatchWindowTotals extends BatchWindowStats {
+  /** Requests submitted with a `stats` name (e.g. "vision encoder"), counted here rather than above. */
+  others?: Record<string, BatchWindowStats>;
+}
+
 interface Item {
   payload: unknown;
   tokens: number;
@@ -44,6 +53,8 @@ interface Item {
 interface Group {
   items: Item[];
   run: (payloads: unknown[]) => Promise<unknown[]>;
+  stats: BatchWindowStats;
+  early: boolean;
 }
 
 const scope = new AsyncLocalStorage<BatchWindow>();
@@ -77,7 +88,7 @@ export class BatchWindow {
   private busy = false;
   private checkScheduled = false;
   private readonly pending = new Map<string, Group>();
-  readonly stats: BatchWindowStats = { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 };
+  readonly stats: BatchWindowTotals = { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 };
 
   constructor(readonly limits: BatchLimits) {
     if (!(limits.maxBatch >= 1 && limits.maxTokens >= 1)) throw new Error("a batch window needs maxBatch >= 1 and maxTokens >= 1");
@@ -96,14 +107,17 @@ export class BatchWindow {
 
   /**
    * Queues one request; `runMany` serves several requests of the same `key` with one call, returning one result per
-   * payload in order. `tokens` is the request's length (for the token limit).
+   * payload in order. `tokens` is the request's length (for the token limit). `opts.stats`: count these requests
+   * under `stats.others[name]` instead of with the model forwards. `opts.early`: requests whose results the records
+   * need before their model forwards (an encoder in front of the LLM): when every participant waits, early groups
+   * run first and alone, so the records they free reach the same model step as their batch-mates.
    */
-  submit<P, R>(key: string, payload: P, tokens: number, runMany: (payloads: P[]) => Promise<R[]>): Promise<R> {
+  submit<P, R>(key: string, payload: P, tokens: number, runMany: (payloads: P[]) => Promise<R[]>, opts: { stats?: string; early?: boolean } = {}): Promise<R> {
     if (scope.getStore() !== this) return runMany([payload]).then((r) => r[0]!);
     return new Promise<R>((resolve, reject) => {
       let group = this.pending.get(key);
       if (!group) {
-        group = { items: [], run: runMany as (payloads: unknown[]) => Promise<unknown[]> };
+        group = { items: [], run: runMany as (payloads: unknown[]) => Promise<unknown[]>, stats: this.statsFor(opts.stats), early: opts.early ?? false };
         this.pending.set(key, group);
       }
       group.items.push({ payload, tokens, resolve: resolve as (v: unknown) => void, reject });
@@ -130,8 +144,10 @@ export class BatchWindow {
   private flushIfReady(): void {
     if (this.busy || this.pending.size === 0) return;
     const all = this.waiting >= this.active;
+    const earlyOnly = all && [...this.pending.values()].some((g) => g.early);
     const calls: [Group, Item[]][] = [];
     for (const [key, group] of this.pending) {
+      if (earlyOnly && !group.early) continue;
       if (!all && group.items.length < this.limits.maxBatch) continue;
       const chunks = chunkRequests(group.items, this.limits);
       const take = all ? chunks : chunks.filter((c) => c.length >= this.limits.maxBatch);
@@ -155,20 +171,27 @@ export class BatchWindow {
     }
   }
 
+  private statsFor(name: string | undefined): BatchWindowStats {
+    if (name === undefined) return this.stats;
+    const others = (this.stats.others ??= {});
+    return (others[name] ??= { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 });
+  }
+
   private async serve(group: Group, chunk: Item[]): Promise<void> {
+    const stats = group.stats;
     const settle = (it: Item, ok: boolean, value: unknown) => {
       this.waiting--;
       if (ok) it.resolve(value);
       else it.reject(value);
     };
-    this.stats.calls++;
-    this.stats.requests += chunk.length;
-    this.stats.largest = Math.max(this.stats.largest, chunk.length);
+    stats.calls++;
+    stats.requests += chunk.length;
+    stats.largest = Math.max(stats.largest, chunk.length);
     let results: unknown[] | undefined;
     const t0 = performance.now();
     try {
       results = await group.run(chunk.map((it) => it.payload));
-      this.stats.ms += performance.now() - t0;
+      stats.ms += performance.now() - t0;
       if (results.length !== chunk.length) throw new Error(`internal: ${results.length} results for ${chunk.length} requests`);
     } catch (err) {
       if (chunk.length === 1) return settle(chunk[0]!, false, err);
@@ -179,9 +202,9 @@ export class BatchWindow {
       return;
     }
     // One bad request must not fail its batch-mates: each alone, with its own result or error.
-    this.stats.retried++;
+    stats.retried++;
     for (const it of chunk) {
-      this.stats.calls++;
+      stats.calls++;
       try {
         settle(it, true, (await group.run([it.payload]))[0]);
       } catch (err) {

@@ -272,14 +272,56 @@ export function encoderGraphFile(model: ResolvedEncoder): string {
 export async function withEncoder<T>(
   model: ResolvedEncoder,
   runtime: Runtime,
-  fn: (run: (input: Float32Array, dims: number[]) => Promise<{ data: Float32Array; dims: number[] }>) => Promise<T>,
+  fn: (run: (input: Float32Array, dims: number[]) => Promise<{ data: Float32Array; dims: number[] }>, graph: { dynamicBatch: boolean }) => Promise<T>,
 ): Promise<T> {
   const file = encoderGraphFile(model);
   if (model.externalData) {
     const session = await externalDataSession(model, runtime);
-    return fn((input, dims) => runOnce(model, session, input, dims));
+    return fn((input, dims) => runOnce(model, session, input, dims), { dynamicBatch: hasDynamicBatch(session, model.inputName) });
   }
-  return runtime.withSession(file, undefined, (handle) => fn((input, dims) => runOnce(model, handle.session, input, dims)));
+  return runtime.withSession(file, undefined, (handle) => fn((input, dims) => runOnce(model, handle.session, input, dims), { dynamicBatch: hasDynamicBatch(handle.session, model.inputName) }));
+}
+
+/** Whether the graph's input takes any first dimension (a symbolic or free dim), so several items can go in one run. */
+export function hasDynamicBatch(session: ort.InferenceSession, inputName: string): boolean {
+  const meta = session.inputMetadata.find((m) => m.name === inputName);
+  if (!meta?.isTensor || meta.shape.length === 0) return false;
+  const first = meta.shape[0];
+  return typeof first === "string" || (typeof first === "number" && first < 0);
+}
+
+/** Tiles per vision-encoder session run when tiles of several images run together (bounds the run's activations). */
+export const MAX_TILES_PER_RUN = 8;
+
+/**
+ * The vision encoder on the tiles of several images (one list of normalised [3,S,S] tiles per image): the tiles of all
+ * of them in runs of up to `maxPerRun` ([k,3,S,S]) when the graph has a dynamic batch dim, else one tile per run.
+ * Returns, per image, one output per tile: its [N·O] projected patch features (before pooling), the same as the
+ * tile run alone (each tile is an independent item of the batch).
+ */
+export async function encodeVisionTiles(model: Extract<ResolvedEncoder, { kind: "vision" }>, runtime: Runtime, images: readonly (readonly Float32Array[])[], maxPerRun = MAX_TILES_PER_RUN): Promise<Float32Array[][]> {
+  const { imageSize: S, grid, outDim } = model.info;
+  const plane = 3 * S * S;
+  const perTile = grid * grid * outDim;
+  const tiles = images.flat();
+  for (const t of tiles) if (t.length !== plane) throw new Error(`vision encoder "${model.ref}": a tile has ${t.length} values, expected 3×${S}×${S}`);
+  const outs: Float32Array[] = [];
+  await withEncoder(model, runtime, async (run, { dynamicBatch }) => {
+    const step = dynamicBatch ? Math.max(1, maxPerRun) : 1;
+    for (let i = 0; i < tiles.length; i += step) {
+      const k = Math.min(step, tiles.length - i);
+      let input = tiles[i]!;
+      if (k > 1) {
+        input = new Float32Array(k * plane);
+        for (let j = 0; j < k; j++) input.set(tiles[i + j]!, j * plane);
+      }
+      const out = await run(input, [k, 3, S, S]);
+      if (out.dims.join(",") !== `${k},${grid * grid},${outDim}`) throw new Error(`vision model "${model.ref}" returned [${out.dims}], expected [${k}, ${grid * grid}, ${outDim}]`);
+      for (let j = 0; j < k; j++) outs.push(out.data.subarray(j * perTile, (j + 1) * perTile));
+    }
+  });
+  let next = 0;
+  return images.map((img) => outs.slice(next, (next += img.length)));
 }
 
 /** Sessions of graphs with external data, by file and provider; one made from an older content hash is released. */

@@ -26,7 +26,8 @@ const root = path.join(__dirname, "../..");
 
 /**
  * The shipped sample workflow through the real runner (runBatch), `batch` 1 (one record per forward) and `batch` 8
- * (the MoE-LLM forwards of 8 records coalesced into one padded forward, engine/batch/window.ts) side by side: both
+ * (the MoE-LLM forwards of 8 records coalesced into one padded forward, and the vision encoder's tiles of their images
+ * in one session run, engine/batch/window.ts) side by side: both
  * warmed, then `rounds` rounds alternating the two on fresh stores; medians. Asserts the two aggregates agree
  * (compareAggregates: counts exactly, float sums to 1e-6 relative). Then the batch-1 run's aggregation/store overheads and the all-cached re-run.
  */
@@ -105,17 +106,21 @@ export async function benchDataset(log: (s: string) => void, rounds = 5) {
       cachedRerunMs: cached.ms,
       cachedRecords: cached.cached,
       batchedForwardMs: batched!.batching?.ms,
+      batchedVision: batched!.batching?.others?.["vision encoder"],
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
       text,
     };
     log(`sample workflow (Dataset → Vision → Prompt Builder → MoE-LLM tiny, 4 new tokens → Routing Aggregate), ${r.records} records (text + image), runBatch, ${rounds} rounds alternating, medians:`);
     log(`  batch 1 (one record per forward): ${r.recordsPerSecond.toFixed(2)} records/s (${(oneMs / 1000).toFixed(2)} s)`);
     log(`  batch ${B} (one padded forward per step of up to ${B} records): ${r.batchedRecordsPerSecond.toFixed(2)} records/s (${(batchedMs / 1000).toFixed(2)} s; ${r.forwards?.calls} MoE-LLM forwards for ${r.forwards?.requests} record steps) = ${r.speedup.toFixed(2)}× the records/s`);
     log(`  aggregates: every count identical; float sums (null/shared weight, entropy) within ${cmp.maxFloatRel.toExponential(1)} relative`);
-    log(`  batch ${B}, last round: the padded MoE-LLM forwards take ${(r.batchedForwardMs! / 1000).toFixed(2)} s of its ${(batched!.ms / 1000).toFixed(2)} s; the rest is per-record work outside them (media, vision encoder, prompt builder, traces, ledger)`);
+    const vision = r.batchedVision;
+    log(`  batch ${B}, last round: the padded MoE-LLM forwards take ${(r.batchedForwardMs! / 1000).toFixed(2)} s of its ${(batched!.ms / 1000).toFixed(2)} s${vision ? `, the vision encoder ${(vision.ms / 1000).toFixed(2)} s (${vision.requests} images in ${vision.calls} session runs)` : ""}; the rest is per-record work outside them (media, prompt builder, traces, ledger)`);
     log(`  text workflow (Dataset → MoE-LLM tiny, 2 new tokens → Routing Aggregate), same records: batch 1 ${(text.oneMs / 1000).toFixed(2)} s, batch ${B} ${(text.batchedMs / 1000).toFixed(2)} s (${text.forwards?.calls} forwards for ${text.forwards?.requests} record steps) = ${text.speedup.toFixed(2)}×; aggregate counts identical, floats within ${text.aggregateFloatMaxRel.toExponential(1)}`);
     log(`  batch 1 run: aggregation (one-record partial + merge) ${r.aggregateMs.toFixed(1)} ms = ${(r.aggregateOverhead * 100).toFixed(2)} % of model time; ledger serialisation ${r.storeMs.toFixed(1)} ms = ${(r.storeOverhead * 100).toFixed(2)} % (file writes overlap the next record)`);
     log(`  everything outside the model runs (reading + storing media, hashing, cache look-ups, aggregation, ledger): ${r.outsideModelMs.toFixed(0)} ms = ${((r.outsideModelMs / r.modelMs) * 100).toFixed(1)} % of model time`);
     log(`  re-run with every record cached: ${r.cachedRerunMs.toFixed(0)} ms (${r.cachedRecords} cached)`);
+    log(`  load average at the end (1, 5, 15 min): ${r.loadAverage.join(", ")} on ${os.cpus().length} cores`);
     return r;
   } finally {
     await runtime.close();

@@ -85,7 +85,11 @@ describe("batched dataset runs == one record per forward (sample dataset, tiny)"
     expect(eight.batching!.largest).toBe(8);
     expect(eight.batching!.requests).toBe(36 * 4);
     expect(eight.batching!.calls).toBeLessThanOrEqual(6 * 4);
-    console.log(`sample: ${eight.batching!.requests} record steps in ${eight.batching!.calls} forwards; aggregate float sums within ${rel.toExponential(1)}`);
+    // The 12 image records' tiles (1 each) run through the vision encoder several images per session run.
+    const vision = eight.batching!.others!["vision encoder"]!;
+    expect(vision.requests).toBe(12);
+    expect(vision.largest).toBeGreaterThan(1);
+    console.log(`sample: ${eight.batching!.requests} record steps in ${eight.batching!.calls} forwards, ${vision.requests} images in ${vision.calls} vision-encoder runs; aggregate float sums within ${rel.toExponential(1)}`);
   }, 300_000);
 
   it("score-answer: every record's NLL within 1e-5 of its unbatched score, same token counts", async () => {

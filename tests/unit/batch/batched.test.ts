@@ -190,4 +190,19 @@ describe("batch window", () => {
     expect(await late).toBe("z");
     expect(calls).toEqual([["x", "y"], ["z"]]);
   });
+
+  it("early requests (an encoder before the model) run first and alone, so their records join the same model call; counted apart", async () => {
+    const window = new BatchWindow({ maxBatch: 8, maxTokens: 100 });
+    const calls: string[][] = [];
+    const runMany = (tag: string) => async (ps: string[]) => (calls.push([tag, ...ps]), ps);
+    const text = window.participate(() => window.submit("model", "t", 1, runMany("model")));
+    const image = window.participate(async () => {
+      const features = await window.submit("encoder", "i", 1, runMany("encoder"), { stats: "encoder", early: true });
+      return window.submit("model", `${features}+prompt`, 2, runMany("model"));
+    });
+    expect(await Promise.all([text, image])).toEqual(["t", "i+prompt"]);
+    expect(calls).toEqual([["encoder", "i"], ["model", "i+prompt", "t"]]);
+    expect(window.stats).toMatchObject({ calls: 1, requests: 2, largest: 2 });
+    expect(window.stats.others?.encoder).toMatchObject({ calls: 1, requests: 1, largest: 1 });
+  });
 });
