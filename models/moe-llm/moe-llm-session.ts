@@ -223,7 +223,6 @@ function claimKvStore(past: KvCache, dims: { key: [number, number]; value: [numb
   return store;
 }
 
-/** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 /** What a runner may have besides its graph. */
 export interface RunnerExtras {
   /** With a window (graph built with `padding`): one-record forwards are coalesced with other records' (see forward). */
@@ -239,6 +238,7 @@ export interface RunnerExtras {
   kvInPlace?: boolean;
 }
 
+/** Runs the decoder graph with onnxruntime-node (CPU unless other providers are passed in `sessionOptions`). */
 export class MoeLlmRunner {
   private constructor(
     readonly config: MoeLlmConfig,
