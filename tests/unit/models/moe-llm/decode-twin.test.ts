@@ -2,13 +2,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { generate, type DecoderModel, type GenerateOptions, type PromptInput } from "@/models/moe-llm/generate";
+import { generate, type GenerateOptions, type PromptInput } from "@/models/moe-llm/generate";
 import { paramNames, type MoeLlmConfig } from "@/models/moe-llm/config";
 import type { MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
 import { decodeTwinOptions, DECODE_TWIN_MAX_ROUTED_PARAMS, openModelDir, withMoeLlm } from "@/models/moe-llm/moe-llm-model";
 import { SessionPool } from "@/engine/runtime";
 import { writeSafetensorsFromMap } from "@/models/io/safetensors";
-import { type ForwardInput, type ForwardOutput, type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import { referenceConfigs } from "@/models/moe-llm/uni-moe-tiny";
 import { ropeTableSize } from "@/models/moe-llm/decoder/fused";
 import { parameterCounts } from "@/models/moe-llm/parameters";
@@ -18,6 +18,7 @@ import { MemoryWeights, type WeightSource } from "@/models/io/weights";
 import { byteTokenizer } from "@/models/text/tokenizer";
 import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
 import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoints";
+import { maxAbs, recording } from "./recording";
 
 /**
  * The decode twin (MoeLlmRunner.withDecodeTwin): a generation whose one-token decode steps run on the fused DENSE
@@ -34,38 +35,6 @@ afterAll(async () => {
   for (const c of closers) c();
   rmSync(tmp, { recursive: true, force: true });
 });
-
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-
-/** The runner as a DecoderModel that keeps every forward's logits; counts the forwards its twin ran. */
-function recording(runner: MoeLlmRunner) {
-  const logits: Float32Array[] = [];
-  const twin = { calls: 0 };
-  if (runner.extras.decodeTwin) {
-    const t = runner.extras.decodeTwin;
-    const direct = t.forwardDirect.bind(t);
-    t.forwardDirect = (input: ForwardInput) => {
-      twin.calls++;
-      expect(input.batch === 1 && input.seq === 1 && (input.past?.length ?? 0) > 0).toBe(true);
-      return direct(input);
-    };
-  }
-  const model: DecoderModel = {
-    config: runner.config,
-    options: runner.options,
-    async forward(input: ForwardInput): Promise<ForwardOutput> {
-      const out = await runner.forward(input);
-      logits.push(out.logits.slice());
-      return out;
-    },
-  };
-  return { model, logits, twin };
-}
 
 /** The sparse runner alone, and with the twin the product picks for it (decodeTwinOptions on the CPU). */
 async function runnersFor(c: MoeLlmConfig, w: WeightSource, o: Partial<MoeGraphOptions> = {}) {
@@ -97,7 +66,7 @@ async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o:
   };
   // sampled (not greedy) so the generated ids depend on the logits' values, not only on their argmax
   const go: GenerateOptions = { temperature: 0.8, topK: 0, topP: 1, seed, maxNewTokens, stopTokens: [], interventions };
-  const a = recording(alone), b = recording(twinned);
+  const a = recording(alone, { countTwin: true }), b = recording(twinned, { countTwin: true });
   const ra = await generate(a.model, byteTokenizer, prompt, go);
   const rb = await generate(b.model, byteTokenizer, prompt, go);
   expect(b.twin.calls, "decode steps on the twin").toBe(maxNewTokens - 1);
@@ -187,7 +156,7 @@ describe("decode twin: when it is used", () => {
   it("only for a one-token step of one sequence after a cache; a prompt and a batch of sequences stay on the sparse graph", async () => {
     const c = randomConfig(4, { vocab_size: 320 });
     const { twinned } = await runnersFor(c, randomWeights(c, 4));
-    const { twin } = recording(twinned);
+    const { twin } = recording(twinned, { countTwin: true });
     const ids = randomIds(8, 256, 4), pos = (n: number, from = 0) => Array.from({ length: 3 * n }, (_, q) => from + (q % n));
     const one = await twinned.forward({ batch: 1, seq: 4, ids: ids.slice(0, 4), positions: pos(4) });
     await twinned.forward({ batch: 1, seq: 2, ids: ids.slice(4, 6), positions: pos(2, 4), past: one.present });

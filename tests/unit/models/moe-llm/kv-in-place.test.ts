@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { generate, type DecoderModel, type GenerateOptions, type PromptInput } from "@/models/moe-llm/generate";
+import { generate, type GenerateOptions, type PromptInput } from "@/models/moe-llm/generate";
 import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { decodeTwinOptions } from "@/models/moe-llm/moe-llm-model";
-import { type ForwardInput, type ForwardOutput, type Interventions, InPlaceKvCache, type KvCache, KV_STORE_GROWTH, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
+import { type Interventions, InPlaceKvCache, type KvCache, KV_STORE_GROWTH, MoeLlmRunner } from "@/models/moe-llm/moe-llm-session";
 import type { WeightSource } from "@/models/io/weights";
 import { byteTokenizer } from "@/models/text/tokenizer";
 import { prng, randomConfig, randomIds, randomWeights } from "../../../reference/random";
+import { maxAbs, recording } from "./recording";
 
 /**
  * The decode twin's KV cache updated in place (InPlaceKvCache: GroupQueryAttention's past and present are the same
@@ -17,13 +18,6 @@ const runners: MoeLlmRunner[] = [];
 afterAll(async () => {
   for (const r of runners) await r.release();
 });
-
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** The sparse runner with its device-resident dense twin, updating the cache in place and copying it. */
 async function twins(c: MoeLlmConfig, w: WeightSource) {
@@ -37,22 +31,6 @@ async function twins(c: MoeLlmConfig, w: WeightSource) {
   expect(twinOptions?.gpu, "the device-resident twin").toBe(true);
   const twin = await make(twinOptions!);
   return { inPlace: sparse.withDecodeTwin(twin), copying: sparse.withDecodeTwin(twin, { kvInPlace: false }) };
-}
-
-/** The runner as a DecoderModel that keeps every forward's logits and present cache. */
-function recording(runner: MoeLlmRunner) {
-  const logits: Float32Array[] = [], presents: KvCache[] = [];
-  const model: DecoderModel = {
-    config: runner.config,
-    options: runner.options,
-    async forward(input: ForwardInput): Promise<ForwardOutput> {
-      const out = await runner.forward(input);
-      logits.push(out.logits.slice());
-      presents.push(out.present!);
-      return out;
-    },
-  };
-  return { model, logits, presents };
 }
 
 async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, maxNewTokens: number, interventions?: Interventions) {
