@@ -3,57 +3,19 @@
  * saved by typeVersions 1-2 wrote 0 (or nothing) for it; they load with null (migrateParams) and run with the model's k,
  * exactly as an explicit k equal to the model's routes; 0 itself is no longer a value of the param.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunContext } from "@/engine/node";
-import { SessionPool } from "@/engine/runtime";
-import { DiskStorage } from "@/engine/storage";
+import { describe, expect, it } from "vitest";
 import type { RoutingTrace } from "@/engine/trace";
 import { loadWorkflow } from "@/engine/workflow/load";
-import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
-import { importCheckpoint } from "@/models/import/import";
 import { resolveTopK } from "@/models/moe-llm/config";
 import { resolveModel } from "@/models/moe-llm/moe-llm-model";
 import { catalogue } from "@/nodes";
 import { moeLlm } from "@/nodes/moe-llm";
 import { writeFamilyCheckpoint } from "../import/family-checkpoints";
+import { moeLlmFixture } from "./moe-llm-fixture";
 
-const root = mkdtempSync(path.join(tmpdir(), "moe-llm-top-k-"));
-const saved = process.env.STUDIO_MODELS_DIR;
-let pool: SessionPool;
-let model = "";
-
-beforeAll(async () => {
-  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
-  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
-  await writeFamilyCheckpoint(path.join(root, "src"), "mixtral", { seed: 12, configOverride: { vocab_size: 320 } });
-  model = (await importCheckpoint(path.join(root, "src"), { root: path.join(root, "models"), name: "top-k" })).ref;
-}, 120_000);
-afterAll(async () => {
-  await pool.close();
-  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
-  else process.env.STUDIO_MODELS_DIR = saved;
-  rmSync(root, { recursive: true, force: true });
+const { model: modelRef, docWith, trace } = moeLlmFixture("top-k", async (src) => {
+  await writeFamilyCheckpoint(src, "mixtral", { seed: 12, configOverride: { vocab_size: 320 } });
 });
-
-const docWith = (typeVersion: number, params: Record<string, unknown>) => ({
-  schemaVersion: CURRENT_SCHEMA_VERSION,
-  name: "routing top-k",
-  nodes: [{ id: "llm", type: "model.moe-llm", typeVersion, params, position: { x: 0, y: 0 } }],
-  edges: [],
-  notes: [],
-});
-
-function ctx(): RunContext {
-  return { runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} };
-}
-
-async function trace(params: Record<string, unknown>): Promise<RoutingTrace> {
-  const out = await moeLlm.execute({ inputs: { prompt: "the routing of a saved document" }, params: moeLlm.params.parse(params), ctx: ctx() });
-  return out.trace as RoutingTrace;
-}
 
 describe("MoE-LLM routingTopK: null = the model's k", () => {
   it("a typeVersion 2 document with routingTopK 0 (or none) loads as null; an explicit k is kept; 0 is refused in a current document", () => {
@@ -74,8 +36,8 @@ describe("MoE-LLM routingTopK: null = the model's k", () => {
   });
 
   it("the migrated document runs with the model's k: the routing of an explicit k = the model's, unlike another k", async () => {
-    const migrated = loadWorkflow(docWith(2, { model, maxNewTokens: 3, routingTopK: 0 }), catalogue).workflow.nodes[0]!.params;
-    const config = (await resolveModel(model)).config;
+    const migrated = loadWorkflow(docWith(2, { model: modelRef(), maxNewTokens: 3, routingTopK: 0 }), catalogue).workflow.nodes[0]!.params;
+    const config = (await resolveModel(modelRef())).config;
     const k = resolveTopK(config, null);
     expect(k).toBe(config.mlp_dynamic_top_k);
     const own = await trace(migrated);

@@ -3,62 +3,24 @@
  * for it; they load with null (migrateParams) and run with the model's P, exactly as an explicit P equal to the
  * model's routes; 0 itself is no longer a value of the param.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunContext } from "@/engine/node";
-import { SessionPool } from "@/engine/runtime";
-import { DiskStorage } from "@/engine/storage";
+import { describe, expect, it } from "vitest";
 import type { RoutingTrace } from "@/engine/trace";
 import { loadWorkflow } from "@/engine/workflow/load";
-import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
-import { importCheckpoint } from "@/models/import/import";
 import { writeSafetensors } from "@/models/io/safetensors";
 import { catalogue } from "@/nodes";
 import { moeLlm } from "@/nodes/moe-llm";
 import { randomConfig, randomWeights } from "../../reference/random";
+import { moeLlmFixture } from "./moe-llm-fixture";
 
-const root = mkdtempSync(path.join(tmpdir(), "moe-llm-top-p-"));
-const saved = process.env.STUDIO_MODELS_DIR;
-let pool: SessionPool;
-let model = "";
-
-beforeAll(async () => {
-  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
-  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+const { model: modelRef, docWith, trace } = moeLlmFixture("top-p", async (src) => {
   const config = randomConfig(5, { vocab_size: 320, model_type: "uni_moe_tiny", mlp_dynamic_top_p: 0.7, mlp_dynamic_expert_num: 4, mlp_dynamic_null_expert_num: 1 });
   const W = randomWeights(config, 6);
-  const src = path.join(root, "src");
   mkdirSync(src, { recursive: true });
   await writeSafetensors(path.join(src, "model.safetensors"), W.names().map((n) => ({ name: n, shape: W.get(n).shape, data: W.get(n).data })));
   writeFileSync(path.join(src, "config.json"), JSON.stringify(config));
-  model = (await importCheckpoint(src, { root: path.join(root, "models"), name: "top-p" })).ref;
-}, 120_000);
-afterAll(async () => {
-  await pool.close();
-  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
-  else process.env.STUDIO_MODELS_DIR = saved;
-  rmSync(root, { recursive: true, force: true });
 });
-
-const docWith = (typeVersion: number, params: Record<string, unknown>) => ({
-  schemaVersion: CURRENT_SCHEMA_VERSION,
-  name: "routing Top-P",
-  nodes: [{ id: "llm", type: "model.moe-llm", typeVersion, params, position: { x: 0, y: 0 } }],
-  edges: [],
-  notes: [],
-});
-
-function ctx(): RunContext {
-  return { runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} };
-}
-
-/** Runs the node as the executor does: the document's params through the node's schema. */
-async function trace(params: Record<string, unknown>): Promise<RoutingTrace> {
-  const out = await moeLlm.execute({ inputs: { prompt: "the routing of a saved document" }, params: moeLlm.params.parse(params), ctx: ctx() });
-  return out.trace as RoutingTrace;
-}
 
 describe("MoE-LLM routingTopP: null = the model's P", () => {
   it("a typeVersion 1 document with routingTopP 0 loads as null; an explicit P is kept; 0 is refused in a current document", () => {
@@ -80,7 +42,7 @@ describe("MoE-LLM routingTopP: null = the model's P", () => {
   });
 
   it("the migrated document runs with the model's P: the routing of an explicit P = the model's, unlike another P", async () => {
-    const v1 = { model, maxNewTokens: 3, routingTopP: 0 };
+    const v1 = { model: modelRef(), maxNewTokens: 3, routingTopP: 0 };
     const migrated = loadWorkflow(docWith(1, v1), catalogue).workflow.nodes[0]!.params;
     const own = await trace(migrated);
     const same = await trace({ ...migrated, routingTopP: 0.7 });
