@@ -113,23 +113,35 @@ interface PaddedCache {
   batch: number;
 }
 
-/** One record's cache inside a PaddedCache; its own [1, heads, length, dim] arrays are built only if asked for. */
-class PaddedKvView implements KvCache {
+type KvDims = { key: [number, number]; value: [number, number] };
+
+/** A cache that is a view of a larger buffer: its own compact [1, heads, length, dim] arrays are built once, if read. */
+abstract class KvView implements KvCache {
   private own?: { keys: Float32Array[]; values: Float32Array[] };
+  constructor(
+    readonly length: number,
+    protected readonly dims: KvDims,
+  ) {}
+  get keys(): Float32Array[] {
+    return (this.own ??= this.compact()).keys;
+  }
+  get values(): Float32Array[] {
+    return (this.own ??= this.compact()).values;
+  }
+  protected abstract compact(): { keys: Float32Array[]; values: Float32Array[] };
+}
+
+/** One record's cache inside a PaddedCache. */
+class PaddedKvView extends KvView {
   constructor(
     readonly shared: PaddedCache,
     readonly row: number,
-    readonly length: number,
-    private readonly dims: { key: [number, number]; value: [number, number] },
-  ) {}
-  get keys(): Float32Array[] {
-    return this.materialize().keys;
+    length: number,
+    dims: KvDims,
+  ) {
+    super(length, dims);
   }
-  get values(): Float32Array[] {
-    return this.materialize().values;
-  }
-  private materialize() {
-    if (this.own) return this.own;
+  protected compact() {
     const { cache, mask, batch } = this.shared;
     const T = cache.length, r = this.row;
     const real: number[] = [];
@@ -141,8 +153,7 @@ class PaddedKvView implements KvCache {
       for (let h = 0; h < heads; h++) real.forEach((t, j) => o.set(a.subarray(((r * heads + h) * T + t) * dim, ((r * heads + h) * T + t + 1) * dim), (h * real.length + j) * dim));
       return o;
     };
-    this.own = { keys: cache.keys.map((k) => pick(k, ...this.dims.key)), values: cache.values.map((v) => pick(v, ...this.dims.value)) };
-    return this.own;
+    return { keys: cache.keys.map((k) => pick(k, ...this.dims.key)), values: cache.values.map((v) => pick(v, ...this.dims.value)) };
   }
 }
 
@@ -168,27 +179,22 @@ interface KvStore {
  * at or past their past's length, so this view stays valid; its compact [1, heads, length, dim] arrays are copied out
  * only if read (e.g. by a graph that is not the twin).
  */
-export class InPlaceKvCache implements KvCache {
-  private own?: { keys: Float32Array[]; values: Float32Array[] };
+export class InPlaceKvCache extends KvView {
   constructor(
     readonly store: KvStore,
-    readonly length: number,
-    private readonly dims: { key: [number, number]; value: [number, number] },
-  ) {}
-  get keys(): Float32Array[] {
-    return this.compact().keys;
+    length: number,
+    dims: KvDims,
+  ) {
+    super(length, dims);
   }
-  get values(): Float32Array[] {
-    return this.compact().values;
-  }
-  private compact() {
+  protected compact() {
     const { store, length: n } = this;
     const pick = (a: Float32Array, [heads, dim]: [number, number]) => {
       const o = new Float32Array(heads * n * dim);
       for (let h = 0; h < heads; h++) o.set(a.subarray(h * store.capacity * dim, (h * store.capacity + n) * dim), h * n * dim);
       return o;
     };
-    return (this.own ??= { keys: store.keys.map((k) => pick(k, this.dims.key)), values: store.values.map((v) => pick(v, this.dims.value)) });
+    return { keys: store.keys.map((k) => pick(k, this.dims.key)), values: store.values.map((v) => pick(v, this.dims.value)) };
   }
 }
 
@@ -198,7 +204,7 @@ export class InPlaceKvCache implements KvCache {
  * own store when it ends there and has room; otherwise a new one with the past copied in (a prefill's cache, a branch
  * from an older cache, or a full store).
  */
-function claimKvStore(past: KvCache, dims: { key: [number, number]; value: [number, number] }): KvStore {
+function claimKvStore(past: KvCache, dims: KvDims): KvStore {
   const n = past.length;
   let store: KvStore;
   if (past instanceof InPlaceKvCache && past.store.tip === n && past.store.capacity > n) store = past.store;
