@@ -2,16 +2,16 @@ import { type MoeLlmConfig, headDim, paramNames } from "./config";
 import { architectureOf } from "../families/conventions";
 import { checkRoutingPrecision, dropPolicy, grinRouterLogits, grinRouting } from "./grin-routing";
 import { bf16Values, roundBf16, type RoutingPrecision } from "../onnx/bf16";
-import { GraphBuilder } from "../onnx/builder";
+import { GraphBuilder, type Dim } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import type { WeightSource } from "../io/weights";
-import { attentionParamShapes, declarePastKey0, gqaAttention, mlaAttention, PAD_BIAS, ropeTables, type AttentionInputs } from "./decoder/attention";
+import { attentionParamShapes, declarePastKey0, kvCacheDims, gqaAttention, mlaAttention, PAD_BIAS, ropeTables, type AttentionInputs } from "./decoder/attention";
 import { denseMlp, expertsOutput, ffnParamShapes } from "./decoder/ffn";
 import { io, type MoeGraphOptions } from "./decoder/io";
 import { familyRouting, type Routing, type RouterInputs } from "./decoder/routers";
 import { norm, weight, type DecoderContext } from "./decoder/tensors";
 import { compactGrinFits, compactGrinRouting, compactGrinRows, type CompactGrinNames, type CompactGrinRows } from "./decoder/grin-compact";
-import { fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, nullSinkInput, type FusedAttentionInputs } from "./decoder/fused";
+import { decodeStepAttention, decodeStepAttentionFits, fusedAttentionFits, fusedExperts, fusedGqaAttention, fusedNorm, fusedRopeTables, fusedSkipNorm, nullSinkInput, type FusedAttentionInputs } from "./decoder/fused";
 
 /**
  * The MoE-LLM decoder as an ONNX graph: Uni-MoE-2.0 (Qwen2 attention with M-RoPE + dynamic-capacity MoE, PAPER.md
@@ -142,7 +142,7 @@ interface CompactRouting {
   names?: CompactGrinNames;
 }
 
-function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense", precision: RoutingPrecision, fusedCtx?: DecoderContext, compact?: CompactRouting) {
+function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense" | "op", precision: RoutingPrecision, fusedCtx?: DecoderContext, compact?: CompactRouting) {
   const g = o.g;
   const arch = architectureOf(c);
   const { E } = moeDims(c);
@@ -171,7 +171,7 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
     routed = familyRouting(o, c, z, r, correction);
     reported = routed.logits!;
   }
-  const y = fusedCtx ? fusedExperts(fusedCtx, i, x, routed, mode) : expertsOutput(o, c, ws, shapes, i, x, routed, mode);
+  const y = fusedCtx ? fusedExperts(fusedCtx, i, x, routed, mode) : expertsOutput(o, c, ws, shapes, i, x, routed, mode === "op" ? "dense" : mode);
   return { y, routing: routed, z: reported };
 }
 
@@ -241,10 +241,17 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     };
   };
   const fused = !options.unfused;
+  const expertsMode = fused && options.expertsOp ? "op" : options.moe;
   // the device-resident variant (WebGPU): no int64 shape arithmetic, which GPU providers leave on the CPU
   const gpu = !!options.gpu;
   if (gpu && (!fused || options.padding || !fusedAttentionFits(c) || arch.denseLayers.some(Boolean)))
     throw new Error("the device-resident decoder graph (gpu) is the fused graph of a GroupQueryAttention family without padding or dense layers");
+  // the decode-step form: one token of one sequence, KV cache read in place and the new keys/values and trace packed
+  const step = !!options.decodeStep;
+  if (step && (!gpu || !options.kvCache || !decodeStepAttentionFits(c)))
+    throw new Error("the decode-step graph is the device-resident graph with a KV cache, for attention without windows or sinks");
+  /** per-layer key/value rows (decode step) and trace tensors, packed into one output each after the last layer */
+  const packed = { keys: [] as string[], values: [] as string[], logits: [] as string[], mask: [] as string[], weights: [] as string[], k: [] as string[] };
 
   // ---- inputs ----
   let x: string; // [N,H]
@@ -281,7 +288,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     return { sLen, pLen, tLen: o.add(pLen, sLen) }; // [1] each
   });
   if (!gpu) lengths();
-  else if (options.kvCache) declarePastKey0(ctx);
+  else if (options.kvCache && !step) declarePastKey0(ctx);
   const scalar = (t: string) => o.squeeze(t, [0]);
   const one = g.const([1], [], "int64");
   /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device */
@@ -341,6 +348,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   };
   const fusedAttention = once((): FusedAttentionInputs => ({ ...fusedLengths(), ...(options.webgpu ? { webgpu: { nullSink: nullSinkInput(g, c.num_attention_heads) } } : {}) }));
   const fusedLengths = (): FusedAttentionInputs => {
+    if (step) return { toBS, kvCache: true, rope: fusedRopeTables(ctx, pos, "", { rows: tokenRows() }), seqlensK: "", totalLength: "", bias: "" };
     if (gpu) {
       // lengths come in as inputs (GroupQueryAttention reads total_sequence_length from host memory; MoeLlmRunner feeds
       // both), rotary angles from position_ids through a float table (no int64 → float Cast on the device)
@@ -353,6 +361,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   };
   const attend = (i: number, h: string) => {
+    if (step) {
+      const { out, key, value } = decodeStepAttention(ctx, fusedAttention(), i, h);
+      packed.keys.push(key);
+      packed.values.push(value);
+      return out;
+    }
     if (fused && fusedAttentionFits(c)) return fusedGqaAttention(ctx, fusedAttention(), i, h);
     return arch.attention === "mla" ? mlaAttention(ctx, attention, i, h) : gqaAttention(ctx, attention, i, h);
   };
@@ -375,6 +389,13 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     x = sum;
     return n;
   };
+  /** decode step: one layer's trace rows (one token: [1,E], k [1]), packed after the last layer */
+  const traced = (z: string, mask: string, w: string, k: string) => {
+    packed.logits.push(z);
+    packed.mask.push(mask);
+    packed.weights.push(w);
+    packed.k.push(o.reshape(k, g.ints([1])));
+  };
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
     const h = addAndNorm(pending, paramNames.inputNorm(i));
@@ -387,9 +408,10 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     if (useCompact) {
       const { P, rows } = compactRows();
       const names = options.trace ? { logits: io.routerLogits(i), mask: io.mask(i), weights: io.weights(i) } : undefined;
-      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, options.moe, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names });
+      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, expertsMode, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names });
       pending = moe.y;
-      if (options.trace) {
+      if (options.trace && step) traced(moe.routing.logits!, moe.routing.mask, moe.routing.weights, moe.routing.k);
+      else if (options.trace) {
         // written to the output names directly (no Identity nodes); k as int64 [N] (reshaped in float, then cast)
         g.declareOutput(io.routerLogits(i), "float", ["tokens", E]);
         void moe.routing.mask;
@@ -401,9 +423,13 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       continue;
     }
     const row = (t: string) => o.slice(t, [i], [i + 1], [0]); // [1,E]
-    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, options.moe, precision, fused ? ctx : undefined);
+    const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: row(routerBias), ban: row(banMask), force: row(forceMask), topP, topK, staticShapes: fused, valid: options.padding ? valid() : undefined }, expertsMode, precision, fused ? ctx : undefined);
     pending = moe.y;
-    if (options.trace) {
+    if (options.trace && step) {
+      traced(moe.z, moe.routing.mask, moe.routing.weights, moe.routing.k);
+      if (moe.routing.scores) g.output(moe.routing.scores, io.scores(i), "float", ["tokens", D]);
+      if (moe.routing.dropped) g.output(moe.routing.dropped, io.dropped(i), "float", ["tokens", E]);
+    } else if (options.trace) {
       g.output(moe.z, io.routerLogits(i), "float", ["tokens", E]);
       g.output(moe.routing.mask, io.mask(i), "float", ["tokens", E]);
       g.output(moe.routing.weights, io.weights(i), "float", ["tokens", E]);
@@ -413,6 +439,20 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     }
   }
   g.scope = "";
+
+  if (step) {
+    const pack = (parts: string[], name: string, dims: Dim[], dtype: "float" | "int64" = "float") => g.output(parts.length === 1 ? o.g.op("Identity", parts) : o.concat(parts, 0), name, dtype, dims);
+    const [heads, dim] = kvCacheDims(c).key;
+    pack(packed.keys, io.newKeys, [L, heads * dim]);
+    pack(packed.values, io.newValues, [L, heads * dim]);
+    if (options.trace) {
+      const M = packed.logits.length;
+      pack(packed.logits, io.packedTrace.routerLogits, [M, E]);
+      pack(packed.mask, io.packedTrace.mask, [M, E]);
+      pack(packed.weights, io.packedTrace.weights, [M, E]);
+      pack(packed.k.map((k) => o.cast(k, "int64")), io.packedTrace.k, [M], "int64");
+    }
+  }
 
   // ---- head ----
   const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]

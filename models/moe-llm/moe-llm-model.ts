@@ -5,6 +5,7 @@ import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
 import { buildMoeLlmGraph, deviceGraphFits, deviceGraphOptions, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "./moe-llm-graph";
+import { decodeStepAttentionFits } from "./decoder/fused";
 import { hashModelFiles } from "../io/model-dir";
 import { importedEmbeddingTable, importedGraphBuilderVersion, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
 import { readManifest } from "../import/import";
@@ -150,7 +151,8 @@ export const DECODE_TWIN_MAX_ROUTED_PARAMS = 16_000_000;
 /**
  * The decode twin's graph options for a CPU session of `options`, or undefined when decode steps stay on the same
  * graph: the twin is the fused graph with dense dispatch, in its device-resident form where that fits (no int64 shape
- * arithmetic, lengths as inputs: 4–8 % faster on the CPU, same logits bit for bit), used for one-token steps of one
+ * arithmetic, lengths as inputs: 4–8 % faster on the CPU, same logits bit for bit) and, for attention without windows or
+ * sinks, in its decode-step form (KV cache read in place, no present outputs for onnxruntime-node to copy back), used for one-token steps of one
  * sequence (MoeLlmRunner.withDecodeTwin), when the prefill graph is the fused sparse one with a KV cache, the provider is the
  * CPU, the routed experts are small enough (DECODE_TWIN_MAX_ROUTED_PARAMS; the second session also holds a second
  * copy of the weights) and STUDIO_DECODE_TWIN is not `off`.
@@ -161,7 +163,8 @@ export function decodeTwinOptions(c: MoeLlmConfig, options: MoeGraphOptions, pro
   const p = parameterCounts(c);
   if (p.layers * c.mlp_dynamic_expert_num * p.perRoutedExpert > DECODE_TWIN_MAX_ROUTED_PARAMS) return undefined;
   const dense: MoeGraphOptions = { ...options, moe: "dense" };
-  return deviceGraphFits(c, dense) ? { ...dense, gpu: true } : dense;
+  if (!deviceGraphFits(c, dense)) return dense;
+  return decodeStepAttentionFits(c) ? { ...dense, gpu: true, decodeStep: true } : { ...dense, gpu: true };
 }
 
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */

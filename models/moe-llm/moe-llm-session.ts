@@ -164,14 +164,24 @@ class PaddedKvView extends KvView {
 export const KV_STORE_GROWTH = 64;
 
 /**
- * Capacity buffers [1, heads, capacity, dim] per layer for one sequence's in-place decode steps. `tip` is the length
- * of the newest cache written into it: a step may only continue the cache that ends there (claimKvStore).
+ * Capacity buffers per layer for one sequence's in-place decode steps: [1, heads, capacity, dim] ("heads": the
+ * GroupQueryAttention twin shares them as past and present) or [capacity, heads·dim] ("positions": the decode-step
+ * graph reads the first rows as its past and the runner appends each new token's row). `tip` is the length of the
+ * newest cache written into it: a step may only continue the cache that ends there (claimKvStore).
  */
 interface KvStore {
   keys: Float32Array[];
   values: Float32Array[];
   capacity: number;
   tip: number;
+  layout: KvLayout;
+}
+
+type KvLayout = "heads" | "positions";
+
+/** Position t of head h in a store buffer (index of its first element). */
+function storeOffset(layout: KvLayout, capacity: number, heads: number, dim: number, h: number, t: number): number {
+  return layout === "heads" ? (h * capacity + t) * dim : (t * heads + h) * dim;
 }
 
 /**
@@ -191,7 +201,8 @@ export class InPlaceKvCache extends KvView {
     const { store, length: n } = this;
     const pick = (a: Float32Array, [heads, dim]: [number, number]) => {
       const o = new Float32Array(heads * n * dim);
-      for (let h = 0; h < heads; h++) o.set(a.subarray(h * store.capacity * dim, (h * store.capacity + n) * dim), h * n * dim);
+      if (store.layout === "heads") for (let h = 0; h < heads; h++) o.set(a.subarray(h * store.capacity * dim, (h * store.capacity + n) * dim), h * n * dim);
+      else for (let h = 0; h < heads; h++) for (let t = 0; t < n; t++) o.set(a.subarray((t * heads + h) * dim, (t * heads + h + 1) * dim), (h * n + t) * dim);
       return o;
     };
     return { keys: store.keys.map((k) => pick(k, this.dims.key)), values: store.values.map((v) => pick(v, this.dims.value)) };
@@ -204,26 +215,31 @@ export class InPlaceKvCache extends KvView {
  * own store when it ends there and has room; otherwise a new one with the past copied in (a prefill's cache, a branch
  * from an older cache, or a full store).
  */
-function claimKvStore(past: KvCache, dims: KvDims): KvStore {
+function claimKvStore(past: KvCache, dims: KvDims, layout: KvLayout): KvStore {
   const n = past.length;
   let store: KvStore;
-  if (past instanceof InPlaceKvCache && past.store.tip === n && past.store.capacity > n) store = past.store;
+  const from = past instanceof InPlaceKvCache ? past.store : undefined;
+  if (from && from.layout === layout && from.tip === n && from.capacity > n) store = from;
   else {
     const capacity = n + KV_STORE_GROWTH;
     const copy = (which: "keys" | "values", [heads, dim]: [number, number]) =>
       Array.from({ length: past instanceof InPlaceKvCache ? past.store.keys.length : past.keys.length }, (_, l) => {
         const o = new Float32Array(heads * capacity * dim);
-        if (past instanceof InPlaceKvCache) {
-          const src = past.store[which][l]!, from = past.store.capacity;
-          for (let h = 0; h < heads; h++) o.set(src.subarray(h * from * dim, (h * from + n) * dim), h * capacity * dim);
-        } else {
-          const src = past[which][l]!;
-          if (src.length !== heads * n * dim) throw new Error(`forward: past ${which} of layer ${l} must be [1*${heads}*${n}*${dim}]`);
-          for (let h = 0; h < heads; h++) o.set(src.subarray(h * n * dim, (h + 1) * n * dim), h * capacity * dim);
-        }
+        // the source: a store (its own layout and capacity) or a compact [1, heads, n, dim] cache
+        const src = from ? from[which][l]! : past[which][l]!;
+        const [srcLayout, srcCapacity] = from ? [from.layout, from.capacity] : (["heads", n] as const);
+        if (!from && src.length !== heads * n * dim) throw new Error(`forward: past ${which} of layer ${l} must be [1*${heads}*${n}*${dim}]`);
+        if (srcLayout === layout && layout === "heads") for (let h = 0; h < heads; h++) o.set(src.subarray(h * srcCapacity * dim, (h * srcCapacity + n) * dim), h * capacity * dim);
+        else if (srcLayout === layout) o.set(src.subarray(0, n * heads * dim));
+        else
+          for (let h = 0; h < heads; h++)
+            for (let t = 0; t < n; t++) {
+              const at = storeOffset(srcLayout, srcCapacity, heads, dim, h, t);
+              o.set(src.subarray(at, at + dim), storeOffset(layout, capacity, heads, dim, h, t));
+            }
         return o;
       });
-    store = { keys: copy("keys", dims.key), values: copy("values", dims.value), capacity, tip: n };
+    store = { keys: copy("keys", dims.key), values: copy("values", dims.value), capacity, tip: n, layout };
   }
   store.tip = n + 1;
   return store;
@@ -296,10 +312,12 @@ export class MoeLlmRunner {
    */
   withDecodeTwin(twin: MoeLlmRunner, o: { kvInPlace?: boolean } = {}): MoeLlmRunner {
     const a = this.options as unknown as Record<string, unknown>, b = twin.options as unknown as Record<string, unknown>;
-    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => k !== "moe" && k !== "gpu" && a[k] !== b[k]);
+    const own = new Set(["moe", "gpu", "decodeStep", "expertsOp"]);
+    const differ = [...new Set([...Object.keys(a), ...Object.keys(b)])].some((k) => !own.has(k) && a[k] !== b[k]);
     if (!this.options.kvCache || differ || twin.config !== this.config)
-      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe` and `gpu`");
+      throw new Error("withDecodeTwin: the twin must be a KV-cache graph of the same model whose options differ only in `moe`, `gpu`, `decodeStep` and `expertsOp`");
     const inPlace = o.kvInPlace !== false && !!twin.options.gpu;
+    if (twin.options.decodeStep && !inPlace) throw new Error("withDecodeTwin: a decode-step twin keeps its cache in place (kvInPlace)");
     const decodeTwin = new MoeLlmRunner(twin.config, twin.options, twin.session, twin.model, { ...twin.extras, kvInPlace: inPlace });
     return new MoeLlmRunner(this.config, this.options, this.session, this.model, { ...this.extras, decodeTwin });
   }
@@ -415,7 +433,7 @@ export class MoeLlmRunner {
   async forwardDirect(input: ForwardInput): Promise<ForwardOutput> {
     if (this.twinTakes(input)) return this.extras.decodeTwin!.forwardDirect(input);
     const inPlace = this.extras.kvInPlace && input.batch === 1 && input.seq === 1 && !input.attentionMask && (input.past?.length ?? 0) > 0;
-    return this.run(input, inPlace ? claimKvStore(input.past!, kvCacheDims(this.config)) : undefined);
+    return this.run(input, inPlace ? claimKvStore(input.past!, kvCacheDims(this.config), this.options.decodeStep ? "positions" : "heads") : undefined);
   }
 
   /** The forward; with `store`, a one-token step whose past is the store's first past.length positions, written in place. */
@@ -465,7 +483,16 @@ export class MoeLlmRunner {
     // with a store: past and present are the same capacity buffers, which GroupQueryAttention then shares (it writes
     // only the new token's keys; lengths come from seqlens_k / total_sequence_length); every other output is fetched
     let fetches: Record<string, ort.Tensor | null> | undefined;
-    if (store) {
+    const step = this.options.decodeStep;
+    if (step && (!store || B !== 1 || S !== 1)) throw new Error("forward: the decode-step graph takes one new token of one sequence after a cache held in place");
+    if (step) {
+      // the past is the first rows of the store, wrapped (not copied); the new token's row is appended after the run
+      const n = input.past!.length;
+      for (let i = 0; i < L; i++) {
+        feeds[io.pastKey(i)] = new ort.Tensor("float32", store!.keys[i]!.subarray(0, n * cache.key[0] * cache.key[1]), [n, cache.key[0] * cache.key[1]]);
+        feeds[io.pastValue(i)] = new ort.Tensor("float32", store!.values[i]!.subarray(0, n * cache.value[0] * cache.value[1]), [n, cache.value[0] * cache.value[1]]);
+      }
+    } else if (store) {
       fetches = Object.fromEntries(this.session.outputNames.map((n) => [n, null]));
       for (let i = 0; i < L; i++) {
         const key = new ort.Tensor("float32", store.keys[i]!, [1, cache.key[0], store.capacity, cache.key[1]]);
@@ -489,12 +516,31 @@ export class MoeLlmRunner {
     const f32 = (name: string) => out[name]!.data as Float32Array;
     const result: ForwardOutput = { logits: f32(io.logits), lastHidden: f32(io.lastHidden) };
     if (result.logits.length !== B * S * V) throw new Error("forward: unexpected logits size");
+    if (step) {
+      const n = input.past!.length, keys = f32(io.newKeys), values = f32(io.newValues);
+      const kw = cache.key[0] * cache.key[1], vw = cache.value[0] * cache.value[1];
+      for (let i = 0; i < L; i++) {
+        store!.keys[i]!.set(keys.subarray(i * kw, (i + 1) * kw), n * kw);
+        store!.values[i]!.set(values.subarray(i * vw, (i + 1) * vw), n * vw);
+      }
+    }
     if (store) result.present = new InPlaceKvCache(store, input.past!.length + S, cache);
     else if (this.options.kvCache) {
       const length = (input.past?.length ?? 0) + S;
       result.present = { length, keys: Array.from({ length: L }, (_, i) => f32(io.presentKey(i))), values: Array.from({ length: L }, (_, i) => f32(io.presentValue(i))) };
     }
-    if (this.options.trace)
+    if (this.options.trace && step) {
+      const logits = f32(io.packedTrace.routerLogits), mask = f32(io.packedTrace.mask), weights = f32(io.packedTrace.weights), k = out[io.packedTrace.k]!.data as BigInt64Array;
+      result.trace = moeLayerIndices(this.config).map((i, j) => ({
+        layer: i,
+        routerLogits: logits.slice(j * E, (j + 1) * E),
+        mask: mask.slice(j * E, (j + 1) * E),
+        weights: weights.slice(j * E, (j + 1) * E),
+        k: k.slice(j, j + 1),
+        ...(out[io.dropped(i)] ? { dropped: f32(io.dropped(i)) } : {}),
+        ...(out[io.scores(i)] ? { scores: f32(io.scores(i)) } : {}),
+      }));
+    } else if (this.options.trace)
       result.trace = moeLayerIndices(this.config).map((i) => ({
         layer: i,
         routerLogits: f32(io.routerLogits(i)),

@@ -127,6 +127,79 @@ export function fusedSkipNorm(ctx: DecoderContext, x: string, skip: string, weig
 /** The additive mask input of a GroupQueryAttention is only needed for padding; causal and windows are its own. */
 export function fusedGqaAttention(ctx: DecoderContext, inputs: FusedAttentionInputs, i: number, h: string): string {
   const { o, g, c, arch } = ctx;
+  const NH = c.num_attention_heads, KVH = c.num_key_value_heads, Dh = headDim(c);
+  const { q, k, v } = rotatedQkv(ctx, inputs, i, h);
+  const [keys, values] = [kvCacheDims(c).key, kvCacheDims(c).value];
+  const past = (which: "key" | "value") => {
+    if (!inputs.kvCache) return "";
+    const [heads, dim] = which === "key" ? keys : values;
+    if (which === "key" && i === 0) return io.pastKey(0);
+    return g.input(which === "key" ? io.pastKey(i) : io.pastValue(i), "float", ["batch", heads, "past", dim]);
+  };
+  const pk = past("key"), pv = past("value");
+  const W = arch.slidingWindows[i];
+  const attrs: Record<string, number | { f: number }> = { num_heads: NH, kv_num_heads: KVH, scale: { f: attentionScale(ctx) } };
+  if (W !== null && W !== undefined) attrs.local_window_size = W;
+  if (inputs.webgpu) attrs.smooth_softmax = 1;
+  const sinks = arch.sinks ? ctx.w(paramNames.sinks(i)) : (inputs.webgpu?.nullSink ?? "");
+  const ins = [q, k, v, pk, pv, inputs.seqlensK, inputs.totalLength, "", "", "", inputs.bias, sinks];
+  while (ins[ins.length - 1] === "") ins.pop();
+  const presentNames = inputs.kvCache ? { outputs: [g.fresh("attn"), io.presentKey(i), io.presentValue(i)] } : { nOutputs: 3 };
+  const [att] = g.node("GroupQueryAttention", ins, attrs, { domain: MS, ...presentNames });
+  if (inputs.kvCache) {
+    g.declareOutput(io.presentKey(i), "float", ["batch", keys[0], "total", keys[1]]);
+    g.declareOutput(io.presentValue(i), "float", ["batch", values[0], "total", values[1]]);
+  }
+  return outProjection(ctx, i, o.reshape(att!, g.ints([-1, NH * Dh]))); // [N,NH*Dh]
+}
+
+function attentionScale(ctx: DecoderContext): number {
+  return ctx.arch.attentionScale ?? 1 / Math.sqrt(headDim(ctx.c));
+}
+
+function outProjection(ctx: DecoderContext, i: number, merged: string): string {
+  const { o, arch } = ctx;
+  return o.linear(merged, ctx.w(paramNames.attn(i, "o", "weight")), arch.outputBias ? ctx.w(paramNames.attn(i, "o", "bias")) : undefined);
+}
+
+/** Whether the decode-step graph's attention (decodeStepAttention) computes this config's attention. */
+export function decodeStepAttentionFits(c: MoeLlmConfig): boolean {
+  const a = architectureOf(c);
+  return fusedAttentionFits(c) && !a.sinks && a.slidingWindows.every((w) => w === null || w === undefined);
+}
+
+/**
+ * The attention of the decode-step graph (MoeGraphOptions.decodeStep): ONE new token of ONE sequence, whose past keys
+ * and values are read where the runner keeps them — past_key_i / past_value_i [past, kvH·D], position-major, the first
+ * `past` rows of its store, wrapped without a copy — and whose rotated key and value are returned for the runner to
+ * append (GroupQueryAttention would need its present outputs fetched, and onnxruntime-node copies every fetched output
+ * into a new JS buffer, the whole cache every step). Same math as GroupQueryAttention for one query (every cached key
+ * visible; no window, no sink: decodeStepAttentionFits): the query of head h, tiled over the kv heads and kept (×scale)
+ * only in its own kv head's block [NH, kvH·D], scores every head against every cached key with one Gemm; softmax over
+ * the past and the token itself; the values of both weighted likewise, then each head's own block picked.
+ */
+export function decodeStepAttention(ctx: DecoderContext, inputs: FusedAttentionInputs, i: number, h: string): { out: string; key: string; value: string } {
+  const { o, g, c } = ctx;
+  const NH = c.num_attention_heads, KVH = c.num_key_value_heads, D = headDim(c), group = NH / KVH;
+  const { q, k, v } = rotatedQkv(ctx, inputs, i, h); // [1,1,NH·D], [1,1,KVH·D], [1,1,KVH·D]
+  const pastK = g.input(io.pastKey(i), "float", ["past", KVH * D]);
+  const pastV = g.input(io.pastValue(i), "float", ["past", KVH * D]);
+  const scale = attentionScale(ctx);
+  const block = g.const(Array.from({ length: NH * KVH * D }, (_, j) => (Math.floor(j / D) % KVH === Math.floor(Math.floor(j / (KVH * D)) / group) ? scale : 0)), [NH, KVH * D], "float", "attention.query_blocks");
+  const qb = o.mul(g.op("Tile", [o.reshape(q, g.ints([NH, D])), g.ints([1, KVH])]), block); // [NH, KVH·D]
+  const key = o.reshape(k, g.ints([1, KVH * D])), value = o.reshape(v, g.ints([1, KVH * D]));
+  const scores = o.concat([g.op("Gemm", [qb, pastK], { transB: 1 }), g.op("Gemm", [qb, key], { transB: 1 })], 1); // [NH, past + 1]
+  const p = o.softmax(scores, 1);
+  const pPast = o.slice(p, [0], [-1], [1]), pNew = o.slice(p, [-1], [Number.MAX_SAFE_INTEGER], [1]);
+  const mixed = g.op("Gemm", [pPast, pastV, g.op("Gemm", [pNew, value])]); // [NH, KVH·D]: every kv head's values under each head's weights
+  const own = g.const(Array.from({ length: NH * D }, (_, j) => Math.floor(Math.floor(j / D) / group)), [NH, 1, D], "int64", "attention.own_block");
+  const att = o.gatherElements(o.reshape(mixed, g.ints([NH, KVH, D])), own, 1); // [NH,1,D]
+  return { out: outProjection(ctx, i, o.reshape(att, g.ints([1, NH * D]))), key, value };
+}
+
+/** The layer's q, k, v [B,S,*] from one QKV Gemm, q/k normalised where the family does, q and k rotated. */
+function rotatedQkv(ctx: DecoderContext, inputs: FusedAttentionInputs, i: number, h: string): { q: string; k: string; v: string } {
+  const { o, g, c, arch } = ctx;
   const H = c.hidden_size, NH = c.num_attention_heads, KVH = c.num_key_value_heads, Dh = headDim(c);
   const fused = (kind: "weight" | "bias") => {
     const parts = (["q", "k", "v"] as const).map((p) => weight(ctx.ws, ctx.shapes, paramNames.attn(i, p, kind)));
@@ -146,29 +219,7 @@ export function fusedGqaAttention(ctx: DecoderContext, inputs: FusedAttentionInp
     k = perHead(k, KVH, ctx.w(qkNormNames.k(i)));
   }
   const rot = (t: string, heads: number) => g.op("RotaryEmbedding", [t, inputs.rope.rows, inputs.rope.cos, inputs.rope.sin], { interleaved: 0, num_heads: heads }, MS);
-  const [keys, values] = [kvCacheDims(c).key, kvCacheDims(c).value];
-  const past = (which: "key" | "value") => {
-    if (!inputs.kvCache) return "";
-    const [heads, dim] = which === "key" ? keys : values;
-    if (which === "key" && i === 0) return io.pastKey(0);
-    return g.input(which === "key" ? io.pastKey(i) : io.pastValue(i), "float", ["batch", heads, "past", dim]);
-  };
-  const pk = past("key"), pv = past("value");
-  const W = arch.slidingWindows[i];
-  const attrs: Record<string, number | { f: number }> = { num_heads: NH, kv_num_heads: KVH, scale: { f: arch.attentionScale ?? 1 / Math.sqrt(Dh) } };
-  if (W !== null && W !== undefined) attrs.local_window_size = W;
-  if (inputs.webgpu) attrs.smooth_softmax = 1;
-  const sinks = arch.sinks ? ctx.w(paramNames.sinks(i)) : (inputs.webgpu?.nullSink ?? "");
-  const ins = [rot(q, NH), rot(k, KVH), v, pk, pv, inputs.seqlensK, inputs.totalLength, "", "", "", inputs.bias, sinks];
-  while (ins[ins.length - 1] === "") ins.pop();
-  const presentNames = inputs.kvCache ? { outputs: [g.fresh("attn"), io.presentKey(i), io.presentValue(i)] } : { nOutputs: 3 };
-  const [att] = g.node("GroupQueryAttention", ins, attrs, { domain: MS, ...presentNames });
-  if (inputs.kvCache) {
-    g.declareOutput(io.presentKey(i), "float", ["batch", keys[0], "total", keys[1]]);
-    g.declareOutput(io.presentValue(i), "float", ["batch", values[0], "total", values[1]]);
-  }
-  const merged = o.reshape(att!, g.ints([-1, NH * Dh])); // [N,NH*Dh]
-  return o.linear(merged, ctx.w(paramNames.attn(i, "o", "weight")), arch.outputBias ? ctx.w(paramNames.attn(i, "o", "bias")) : undefined);
+  return { q: rot(q, NH), k: rot(k, KVH), v };
 }
 
 /** silu(gate) · up of a [.., 2M] projection whose first M columns are gates (QuickGelu with alpha 1 is x·sigmoid(x)). */
@@ -229,7 +280,7 @@ function spreadMatrix(sizes: number[], cols: number[], E: number): Float32Array 
  * one wide MLP, fixed shapes (no NonZero, no device→host sync); "sparse": the shared experts as one wide MLP, each
  * routed expert on the tokens that chose it (NonZero/GatherND/ScatterND: CPU-fast, data-dependent shapes).
  */
-export function fusedExperts(ctx: DecoderContext, i: number, x: string, r: Routing, mode: "sparse" | "dense"): string {
+export function fusedExperts(ctx: DecoderContext, i: number, x: string, r: Routing, mode: "sparse" | "dense" | "op"): string {
   const { o, g, c, ws, shapes, arch } = ctx;
   const R = c.mlp_dynamic_expert_num, SH = c.mlp_fixed_expert_num, D = R + c.mlp_dynamic_null_expert_num, E = D + SH;
   const clamped = arch.expertActivation === "clamped_swiglu";
@@ -256,6 +307,7 @@ export function fusedExperts(ctx: DecoderContext, i: number, x: string, r: Routi
     return y;
   };
   const sharedCols = Array.from({ length: SH }, (_, s) => D + s);
+  if (mode === "op") return expertsOp(ctx, i, x, r, SH > 0 ? wide(`l${i}.shared`, Array.from({ length: SH }, (_, s) => shared(s)), sharedCols) : undefined);
   if (mode === "dense") {
     const parts = [...Array.from({ length: R }, (_, e) => routed(e)), ...Array.from({ length: SH }, (_, s) => shared(s))];
     return wide(`l${i}.experts`, parts, [...Array.from({ length: R }, (_, e) => e), ...sharedCols]);
@@ -277,4 +329,41 @@ export function fusedExperts(ctx: DecoderContext, i: number, x: string, r: Routi
     y = o.scatterAddRows(y, idx, o.mul(he, we));
   }
   return y;
+}
+
+/**
+ * The routed experts of layer i as one com.microsoft MoE node, plus `sharedY` (the shared experts' weighted output).
+ * The operator routes by softmax(router_probs) over its top k; fed log(w) of the routed columns with k = R it takes
+ * exactly the columns with w > 0 (log 0 = −inf: weight 0, skipped) at weights w / Σw, so its output × Σw is
+ * Σ_e w_e · expert_e(x). fc1 holds each expert's gate and up rows interleaved (swiglu_fusion 1), fc2 its down [H, I].
+ */
+function expertsOp(ctx: DecoderContext, i: number, x: string, r: Routing, sharedY: string | undefined): string {
+  const { o, g, c, ws, shapes, arch } = ctx;
+  const R = c.mlp_dynamic_expert_num, H = c.hidden_size;
+  const I = shapes.get(paramNames.routed(i, 0, "gate"))![0]!;
+  const fc1 = new Float32Array(R * 2 * I * H), fc2 = new Float32Array(R * H * I);
+  for (let e = 0; e < R; e++) {
+    const gate = weight(ws, shapes, paramNames.routed(i, e, "gate")).data, up = weight(ws, shapes, paramNames.routed(i, e, "up")).data;
+    for (let j = 0; j < I; j++) {
+      fc1.set(gate.subarray(j * H, (j + 1) * H), (e * 2 * I + 2 * j) * H);
+      fc1.set(up.subarray(j * H, (j + 1) * H), (e * 2 * I + 2 * j + 1) * H);
+    }
+    fc2.set(weight(ws, shapes, paramNames.routed(i, e, "down")).data, e * H * I);
+  }
+  const swiglu: Record<string, { f: number }> = arch.expertActivation === "clamped_swiglu" ? { activation_alpha: { f: arch.swiglu.alpha }, activation_beta: { f: 1 }, swiglu_limit: { f: arch.swiglu.limit } } : { activation_alpha: { f: 1 }, activation_beta: { f: 0 } };
+  let fc1Bias = "", fc2Bias = "";
+  if (arch.expertBias) {
+    const b1 = new Float32Array(R * 2 * I), b2 = new Float32Array(R * H);
+    for (let e = 0; e < R; e++) {
+      const gb = weight(ws, shapes, paramNames.routed(i, e, "gate", "bias")).data, ub = weight(ws, shapes, paramNames.routed(i, e, "up", "bias")).data;
+      for (let j = 0; j < I; j++) [b1[e * 2 * I + 2 * j], b1[e * 2 * I + 2 * j + 1]] = [gb[j]!, ub[j]!];
+      b2.set(weight(ws, shapes, paramNames.routed(i, e, "down", "bias")).data, e * H);
+    }
+    fc1Bias = g.initializer(`l${i}.experts_op.fc1_bias`, b1, [R, 2 * I]);
+    fc2Bias = g.initializer(`l${i}.experts_op.fc2_bias`, b2, [R, H]);
+  }
+  const wR = o.slice(r.weights, [0], [R], [1]); // [N,R]
+  const [y] = g.node("MoE", [x, o.g.op("Log", [wR]), g.initializer(`l${i}.experts_op.fc1`, fc1, [R, 2 * I, H]), fc1Bias, g.initializer(`l${i}.experts_op.fc2`, fc2, [R, H, I]), fc2Bias], { k: R, activation_type: "swiglu", swiglu_fusion: 1, normalize_routing_weights: 0, ...swiglu }, { domain: MS, nOutputs: 1 });
+  const routed = o.mul(y!, o.reduceSum(wR, [1])); // [N,H]
+  return sharedY ? o.add(sharedY, routed) : routed;
 }

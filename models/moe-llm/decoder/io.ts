@@ -31,6 +31,20 @@ export interface MoeGraphOptions {
    * head_sink that takes no weight (decoder/fused.ts NULL_SINK: the same values, another kernel path). Absent on the CPU.
    */
   webgpu?: boolean;
+  /**
+   * The routed experts of the fused graph as ONE com.microsoft MoE node (ONNX Runtime's MoE operator, fed the routing
+   * weights as log-probabilities: it runs each token through only the experts with a non-zero weight). Fixed shapes;
+   * SwiGLU experts of one size. Absent = `moe` decides.
+   */
+  expertsOp?: boolean;
+  /**
+   * The decode-step form of the device-resident graph (the CPU decode twin): one new token of one sequence. Its past
+   * keys/values are read in place (past_key_i / past_value_i [past, kvH·D], position-major: the first rows of the
+   * runner's store); there are no present outputs: the token's own keys/values come back packed as new_keys /
+   * new_values [L, kvH·D], and the trace packed by MoE layer (router_logits, mask, weights [M,E], k [M]).
+   * GroupQueryAttention families without windows or sinks (decoder/fused.ts decodeStepAttention).
+   */
+  decodeStep?: boolean;
   /** Arithmetic of the Uni-MoE routing (grin-routing.ts); absent = "fp32". */
   routingPrecision?: RoutingPrecision;
 }
@@ -62,6 +76,11 @@ export const io = {
   k: (i: number) => `k_${i}`,
   /** DeepSeek-V3: the bias-corrected selection scores [N, routed] */
   scores: (i: number) => `scores_${i}`,
+  /** decode step (MoeGraphOptions.decodeStep): the new token's keys / values of every layer [L, kvH·D] */
+  newKeys: "new_keys",
+  newValues: "new_values",
+  /** decode step: the trace of every MoE layer, one row each (router_logits / mask / weights [M,E], k int64 [M]) */
+  packedTrace: { routerLogits: "router_logits", mask: "mask", weights: "weights", k: "k" },
   /** with `lens`: the residual stream after layer i [B,S,H] */
   hidden: (i: number) => `hidden_${i}`,
   /** Uni-MoE with token_drop: 1 where a selection was dropped over capacity [N,E] */

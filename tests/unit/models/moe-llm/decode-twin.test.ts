@@ -12,6 +12,7 @@ import { type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-sessi
 import { referenceConfigs } from "@/models/moe-llm/uni-moe-tiny";
 import { ropeTableSize } from "@/models/moe-llm/decoder/fused";
 import { parameterCounts } from "@/models/moe-llm/parameters";
+import { architectureOf } from "@/models/families/conventions";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import { MemoryWeights, type WeightSource } from "@/models/io/weights";
@@ -22,9 +23,9 @@ import { maxAbs, recording } from "./recording";
 
 /**
  * The decode twin (MoeLlmRunner.withDecodeTwin): a generation whose one-token decode steps run on the fused DENSE
- * graph after a prefill on the fused sparse graph equals the same generation on the sparse graph alone: generated
- * ids identical, routing identical (masks, k and drops exact; router logits and weights within 1e-5), every step's
- * logits within 1e-4 — on seeded Uni-MoE configs (interventions, top_p override, exact ties, token drop, bf16
+ * graph (in its decode-step form where it fits: KV cache read in place) after a prefill on the fused sparse graph equals the same generation on the sparse graph alone: generated
+ * ids identical, routing identical (masks, k and drops exact; weights within 1e-5, router logits within 1e-5 or 1e-6
+ * of their largest magnitude), every step's logits within 1e-4 — on seeded Uni-MoE configs (interventions, top_p override, exact ties, token drop, bf16
  * routing, input embeddings) and two imported families with near-tied routers.
  */
 const runners: MoeLlmRunner[] = [];
@@ -55,6 +56,7 @@ async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o:
   const { alone, twinned, twin } = await runnersFor(c, w, o);
   expect(twin.moe).toBe("dense");
   expect(!!twin.gpu, "the twin's device-resident form").toBe(gpu);
+  expect(!!twin.decodeStep, "the twin's decode-step form").toBe(gpu && !architectureOf(c).sinks && architectureOf(c).slidingWindows.every((w) => w == null));
   const H = c.hidden_size;
   const ids = randomIds(7, Math.min(c.vocab_size, 256), seed);
   const table = o.embeds ? Float32Array.from({ length: c.vocab_size * H }, prng(seed + 5)).map((x) => x * 2 - 1) : undefined;
@@ -72,7 +74,7 @@ async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o:
   expect(b.twin.calls, "decode steps on the twin").toBe(maxNewTokens - 1);
   expect(rb.newIds).toEqual(ra.newIds);
   expect(rb.trace.tokens).toEqual(ra.trace.tokens);
-  let logits = 0, routing = 0;
+  let logits = 0, routing = 0, routerLogits = 0, peak = 0;
   a.logits.forEach((l, i) => (logits = Math.max(logits, maxAbs(l, b.logits[i]!))));
   ra.trace.layers.forEach((la, i) => {
     const lb = rb.trace.layers[i]!;
@@ -80,11 +82,16 @@ async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, o:
     expect(Array.from(lb.mask), `mask of layer ${la.layer}`).toEqual(Array.from(la.mask));
     expect(Array.from(lb.k), `k of layer ${la.layer}`).toEqual(Array.from(la.k));
     if (la.dropped) expect(Array.from(lb.dropped!), `dropped of layer ${la.layer}`).toEqual(Array.from(la.dropped));
-    routing = Math.max(routing, maxAbs(la.routerLogits, lb.routerLogits), maxAbs(la.weights, lb.weights), la.scores ? maxAbs(la.scores, lb.scores!) : 0);
+    routing = Math.max(routing, maxAbs(la.weights, lb.weights), la.scores ? maxAbs(la.scores, lb.scores!) : 0);
+    routerLogits = Math.max(routerLogits, maxAbs(la.routerLogits, lb.routerLogits));
+    peak = Math.max(peak, ...Array.from(la.routerLogits, Math.abs));
   });
   expect(logits).toBeLessThanOrEqual(1e-4);
   expect(routing).toBeLessThanOrEqual(1e-5);
-  return { logits, routing };
+  // router logits: float32 rounding of a different summation order, so relative to their size (near-tied routers
+  // reach |z| ≈ 27, where 1e-6 relative is 8 float32 steps)
+  expect(routerLogits).toBeLessThanOrEqual(Math.max(1e-5, 1e-6 * peak));
+  return { logits, routing: Math.max(routing, routerLogits) };
 }
 
 /** Router row 1 := row 0 in every layer: exact ties between two dynamic columns. */
@@ -179,13 +186,13 @@ describe("decode twin: when it is used", () => {
     const sparse = await MoeLlmRunner.create(c, w, { moe: "sparse", trace: true, kvCache: true }, { intraOpNumThreads: 1 });
     const noTrace = await MoeLlmRunner.create(c, w, { moe: "dense", trace: false, kvCache: true }, { intraOpNumThreads: 1 });
     runners.push(sparse, noTrace);
-    expect(() => sparse.withDecodeTwin(noTrace)).toThrow(/differ only in `moe` and `gpu`/);
+    expect(() => sparse.withDecodeTwin(noTrace)).toThrow(/differ only in `moe`, `gpu`, `decodeStep` and `expertsOp`/);
   });
 
   it("decodeTwinOptions: the CPU's fused sparse KV-cache graph of a small model gets a dense twin; STUDIO_DECODE_TWIN=off, other providers, the unfused graph and large experts do not", () => {
     const tiny = referenceConfigs.tiny, small = referenceConfigs.small;
     const o: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true, embeds: true };
-    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual({ ...o, moe: "dense", gpu: true });
+    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual({ ...o, moe: "dense", gpu: true, decodeStep: true });
     expect(decodeTwinOptions(tiny, o, "webgpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, kvCache: false }, "cpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, unfused: true }, "cpu")).toBeUndefined();

@@ -9,18 +9,23 @@ import { prng, randomConfig, randomIds, randomWeights } from "../../../reference
 import { maxAbs, recording } from "./recording";
 
 /**
- * The decode twin's KV cache updated in place (InPlaceKvCache: GroupQueryAttention's past and present are the same
- * capacity buffers) against the same twin copying its cache every step: generated ids, routing and every step's
- * logits identical within 1e-5, across a store that fills up and grows, and for callers that branch from an older
- * cache or hand an in-place cache to the prefill graph.
+ * The decode twin's KV cache held in place (InPlaceKvCache) against the GroupQueryAttention twin copying its cache every
+ * step: generated ids, routing and every step's logits identical within 1e-5, across a store that fills up and grows,
+ * and for callers that branch from an older cache or hand an in-place cache to the prefill graph — for both in-place
+ * forms: the decode-step graph (the default: it reads the first rows of a position-major store and the runner appends
+ * the new token's keys) and GroupQueryAttention sharing one head-major capacity buffer as past and present (the form
+ * for attention with windows or sinks).
  */
 const runners: MoeLlmRunner[] = [];
 afterAll(async () => {
   for (const r of runners) await r.release();
 });
 
-/** The sparse runner with its device-resident dense twin, updating the cache in place and copying it. */
-async function twins(c: MoeLlmConfig, w: WeightSource) {
+type InPlaceForm = "decode step" | "GroupQueryAttention";
+const forms: InPlaceForm[] = ["decode step", "GroupQueryAttention"];
+
+/** The sparse runner with its device-resident dense twin holding the cache in place (in `form`), and the GQA twin copying it. */
+async function twins(c: MoeLlmConfig, w: WeightSource, form: InPlaceForm) {
   const make = async (o: Parameters<typeof MoeLlmRunner.create>[2]) => {
     const r = await MoeLlmRunner.create(c, w, o, { intraOpNumThreads: 1 });
     runners.push(r);
@@ -29,12 +34,14 @@ async function twins(c: MoeLlmConfig, w: WeightSource) {
   const sparse = await make({ moe: "sparse", trace: true, kvCache: true });
   const twinOptions = decodeTwinOptions(c, sparse.options, "cpu");
   expect(twinOptions?.gpu, "the device-resident twin").toBe(true);
-  const twin = await make(twinOptions!);
-  return { inPlace: sparse.withDecodeTwin(twin), copying: sparse.withDecodeTwin(twin, { kvInPlace: false }) };
+  expect(twinOptions?.decodeStep, "the decode-step twin").toBe(true);
+  const gqa = await make({ ...twinOptions!, decodeStep: false });
+  const inPlace = form === "decode step" ? await make(twinOptions!) : gqa;
+  return { inPlace: sparse.withDecodeTwin(inPlace), copying: sparse.withDecodeTwin(gqa, { kvInPlace: false }) };
 }
 
-async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, maxNewTokens: number, interventions?: Interventions) {
-  const { inPlace, copying } = await twins(c, w);
+async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, maxNewTokens: number, form: InPlaceForm, interventions?: Interventions) {
+  const { inPlace, copying } = await twins(c, w, form);
   const ids = randomIds(7, 256, seed);
   const prompt: PromptInput = { ids, modelName: "seeded", positions: { t: [...ids.keys()], h: ids.map((_, i) => (i * 2) % 5), w: ids.map((_, i) => 6 - i) } };
   const go: GenerateOptions = { temperature: 0.8, topK: 0, topP: 1, seed, maxNewTokens, stopTokens: [], interventions };
@@ -68,23 +75,23 @@ async function sameGeneration(c: MoeLlmConfig, w: WeightSource, seed: number, ma
 
 const step = (r: MoeLlmRunner, past: KvCache, id: number) => r.forward({ batch: 1, seq: 1, ids: [id], positions: [past.length, past.length, past.length], past });
 
-describe("KV cache updated in place on the decode twin = the twin copying it", () => {
+describe.each(forms)("KV cache held in place on the decode twin (%s) = the twin copying it", (form) => {
   it.each([3, 5])("Uni-MoE seed %i: 80 sampled tokens (the store fills and grows), plain and with interventions", async (seed) => {
     const c = randomConfig(seed, { vocab_size: 320 });
     const w = randomWeights(c, seed);
-    const plain = await sameGeneration(c, w, seed, 80);
+    const plain = await sameGeneration(c, w, seed, 80, form);
     expect(plain.stores).toBe(2);
     const r = prng(seed + 9);
     const E = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num + c.mlp_fixed_expert_num;
     const n = c.num_hidden_layers * E;
     const iv: Interventions = { routerBias: Float32Array.from({ length: n }, () => r() - 0.5), ban: Float32Array.from({ length: n }, () => (r() < 0.25 ? 1 : 0)) };
-    const steered = await sameGeneration(c, w, seed + 1, 12, iv);
-    console.log(`in-place seed ${seed}: logits ${plain.logits.toExponential(1)}, routing ${plain.routing.toExponential(1)}, cache ${plain.cache.toExponential(1)}; interventions logits ${steered.logits.toExponential(1)}`);
+    const steered = await sameGeneration(c, w, seed + 1, 12, form, iv);
+    console.log(`in-place (${form}) seed ${seed}: logits ${plain.logits.toExponential(1)}, routing ${plain.routing.toExponential(1)}, cache ${plain.cache.toExponential(1)}; interventions logits ${steered.logits.toExponential(1)}`);
   });
 
   it("the buffers are written in place; a step from an older cache (a branch) copies it and leaves the newer cache intact", async () => {
     const c = randomConfig(6, { vocab_size: 320 });
-    const { inPlace, copying } = await twins(c, randomWeights(c, 6));
+    const { inPlace, copying } = await twins(c, randomWeights(c, 6), form);
     const ids = randomIds(5, 256, 6), pos = [...ids.keys()];
     const prefill = (r: MoeLlmRunner) => r.forward({ batch: 1, seq: 5, ids, positions: [...pos, ...pos, ...pos] });
     const [p0, q0] = [(await prefill(inPlace)).present!, (await prefill(copying)).present!];
