@@ -5,7 +5,7 @@ import { zMoeLlmConfig, type MoeLlmConfig } from "./config";
 import type { LogitLens } from "@/engine/trace";
 import { buildLensHeadGraph, LENS_HEAD_VERSION, LENS_TOP_K, runLogitLens } from "./logit-lens";
 import { buildMoeLlmGraph, deviceGraphFits, deviceGraphOptions, GRAPH_BUILDER_VERSION, type MoeGraphOptions } from "./moe-llm-graph";
-import { decodeStepAttentionFits } from "./decoder/fused";
+import { decodeStepAttentionFits, expertsOpFits } from "./decoder/fused";
 import { hashModelFiles } from "../io/model-dir";
 import { importedEmbeddingTable, importedGraphBuilderVersion, importedGraphFile, importedLensHeadFile, importedSession, isImportedDir } from "../import/runtime";
 import { readManifest } from "../import/import";
@@ -142,9 +142,10 @@ export interface LoadedModel {
 }
 
 /**
- * Routed-expert parameters (all MoE layers) up to which a decode twin pays: its dense dispatch computes every
- * routed expert for the one new token, so its cost grows with them, while what it saves (the sparse dispatch's
- * shape ops) is per node. uni-moe-tiny `tiny` has 3.1 M (twin faster), `small` 88 M (docs/benchmarks.md).
+ * Routed-expert parameters (all MoE layers) up to which a dense decode twin pays (the form for attention with windows
+ * or sinks): its dense dispatch computes every routed expert for the one new token, so its cost grows with them, while
+ * what it saves (the sparse dispatch's shape ops) is per node. uni-moe-tiny `tiny` has 3.1 M (twin faster), `small`
+ * 88 M (docs/benchmarks.md). The decode-step twin runs its experts through the MoE operator and has no such limit.
  */
 export const DECODE_TWIN_MAX_ROUTED_PARAMS = 16_000_000;
 
@@ -152,19 +153,21 @@ export const DECODE_TWIN_MAX_ROUTED_PARAMS = 16_000_000;
  * The decode twin's graph options for a CPU session of `options`, or undefined when decode steps stay on the same
  * graph: the twin is the fused graph with dense dispatch, in its device-resident form where that fits (no int64 shape
  * arithmetic, lengths as inputs: 4–8 % faster on the CPU, same logits bit for bit) and, for attention without windows or
- * sinks, in its decode-step form (KV cache read in place, no present outputs for onnxruntime-node to copy back), used for one-token steps of one
+ * sinks, in its decode-step form (KV cache read in place, no present outputs for onnxruntime-node to copy back; the
+ * routed experts through ONNX Runtime's MoE operator, which runs only the chosen ones), used for one-token steps of one
  * sequence (MoeLlmRunner.withDecodeTwin), when the prefill graph is the fused sparse one with a KV cache, the provider is the
- * CPU, the routed experts are small enough (DECODE_TWIN_MAX_ROUTED_PARAMS; the second session also holds a second
- * copy of the weights) and STUDIO_DECODE_TWIN is not `off`.
+ * CPU, the routed experts are small enough where the twin is dense (DECODE_TWIN_MAX_ROUTED_PARAMS) and STUDIO_DECODE_TWIN
+ * is not `off`. The second session holds a second copy of the weights.
  */
 export function decodeTwinOptions(c: MoeLlmConfig, options: MoeGraphOptions, provider: string): MoeGraphOptions | undefined {
   if (provider !== "cpu" || !options.kvCache || options.moe !== "sparse" || options.unfused || options.gpu) return undefined;
   if (studioConfig().STUDIO_DECODE_TWIN === "off") return undefined;
+  const dense: MoeGraphOptions = { ...options, moe: "dense" };
+  // the decode-step form with the MoE operator runs only the experts a token chose: it pays at any size
+  if (deviceGraphFits(c, dense) && decodeStepAttentionFits(c) && expertsOpFits(c)) return { ...dense, gpu: true, decodeStep: true, expertsOp: true };
   const p = parameterCounts(c);
   if (p.layers * c.mlp_dynamic_expert_num * p.perRoutedExpert > DECODE_TWIN_MAX_ROUTED_PARAMS) return undefined;
-  const dense: MoeGraphOptions = { ...options, moe: "dense" };
-  if (!deviceGraphFits(c, dense)) return dense;
-  return decodeStepAttentionFits(c) ? { ...dense, gpu: true, decodeStep: true } : { ...dense, gpu: true };
+  return deviceGraphFits(c, dense) ? { ...dense, gpu: true } : dense;
 }
 
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */

@@ -110,17 +110,17 @@ export interface FusedBenchResult {
 }
 
 const GRAPHS = { unfused: { moe: "sparse", unfused: true }, "fused sparse": { moe: "sparse" }, "fused dense": { moe: "dense" } } as const;
-/** The CPU default for small models: prefill on the fused sparse graph, decode steps on its twin (decodeTwinOptions: dense, device-resident form). */
+/** The CPU default: prefill on the fused sparse graph, decode steps on its twin (decodeTwinOptions: the decode-step form, experts through the MoE operator). */
 const TWIN = "fused sparse + decode twin";
-/** The same twin copying its KV cache every step (before the cache was updated in place: `kvInPlace: false`). */
-const TWIN_COPYING = "decode twin, cache copied";
+/** The twin before its decode-step form: GroupQueryAttention sharing a capacity buffer as past and present, dense experts (the form for windows/sinks). */
+const TWIN_GQA = "GQA dense twin, cache in place";
 
 /**
  * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
  * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the graphs interleaved
  * (prefills round by round, decode steps step by step, each graph on its own cache) so the ratios are side by side;
- * the decode twin (the CPU default for `tiny`: sparse prefill, decode steps on decodeTwinOptions' graph, KV cache
- * updated in place) runs as a graph of its own, and beside it the same twin copying its cache; then batched prefill (forwardBatch, 8 records per forward) vs one
+ * the decode twin (the CPU default: sparse prefill, decode steps on decodeTwinOptions' graph, the decode-step form)
+ * runs as a graph of its own, and beside it the GroupQueryAttention dense twin it replaced; then batched prefill (forwardBatch, 8 records per forward) vs one
  * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
  * routing and the expert-count aggregate are identical.
  */
@@ -144,9 +144,10 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
     const sparse = own.find(([name]) => name === "fused sparse")![1];
     // the twin prefills on the sparse runner's session (as withMoeLlm does with the pool's), on its own cache
     const twinOptions = decodeTwinOptions(model.config, sparse.options, "cpu");
-    if (!twinOptions) throw new Error("bench: tiny has no decode twin (STUDIO_DECODE_TWIN=off?)");
+    if (!twinOptions?.decodeStep) throw new Error("bench: tiny has no decode-step twin (STUDIO_DECODE_TWIN=off?)");
     const twin = await MoeLlmRunner.create(model.config, ws, twinOptions, { intraOpNumThreads: n, interOpNumThreads: 1 });
-    const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const, [TWIN_COPYING, sparse.withDecodeTwin(twin, { kvInPlace: false })] as const];
+    const gqaTwin = await MoeLlmRunner.create(model.config, ws, { ...twinOptions, decodeStep: false, expertsOp: false }, { intraOpNumThreads: n, interOpNumThreads: 1 });
+    const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const, [TWIN_GQA, sparse.withDecodeTwin(gqaTwin)] as const];
     const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
     for (let r = 0; r < 7; r++) {
       const caches: KvCache[] = [];
@@ -169,13 +170,14 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
     }
     for (const [, runner] of own) await runner.release();
     await twin.release();
+    await gqaTwin.release();
     const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
     const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
-    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN, TWIN_COPYING].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
+    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN, TWIN_GQA].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
     threads.push({ threads: n, prefillMs, decodeMs, ratios });
     log(`  ${n} thread(s): ${Object.keys(prefillMs).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
     log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)}`).join("; ")}`);
-    log(`    decode twin, cache in place / copied: ${(decodeMs[TWIN]! / decodeMs[TWIN_COPYING]!).toFixed(3)}`);
+    log(`    decode twin, decode-step form / GQA dense form: ${(decodeMs[TWIN]! / decodeMs[TWIN_GQA]!).toFixed(3)}`);
   }
 
   // batched prefill over the sample dataset's prompts
@@ -216,4 +218,41 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
   const batchedRes = { records: records.length, batch: B, oneByOneMs: median(time.one), batchedMs: median(time.batch), speedup: median(time.one) / median(time.batch), padding: "right" as const };
   log(`  prefill of the ${records.length} sample prompts: one per forward ${batchedRes.oneByOneMs.toFixed(1)} ms, ${B} per forward ${batchedRes.batchedMs.toFixed(1)} ms = ${batchedRes.speedup.toFixed(2)}× the records/s (routing and aggregate identical)`);
   return { nodesPerLayer, threads, batched: batchedRes };
+}
+
+/**
+ * `small` (28 layers, 8 routed experts): decode on the fused sparse graph alone vs with its decode twin (the
+ * decode-step form, experts through the MoE operator; the dense twin was slower than sparse at this size), interleaved
+ * step by step after a 256-token prefill, 1 thread.
+ */
+export async function benchSmallTwin(log: (s: string) => void = console.log): Promise<{ sparseMs: number; twinMs: number; ratio: number }> {
+  const model = await resolveModel("uni-moe-tiny/small");
+  const ws = new SafetensorsWeights(model.dir);
+  const so = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+  const sparse = await MoeLlmRunner.create(model.config, ws, { moe: "sparse", trace: true, kvCache: true }, so);
+  const twinOptions = decodeTwinOptions(model.config, sparse.options, "cpu");
+  if (!twinOptions) throw new Error("bench: small has no decode twin (STUDIO_DECODE_TWIN=off?)");
+  const twin = await MoeLlmRunner.create(model.config, ws, twinOptions, so);
+  const runners = [sparse, sparse.withDecodeTwin(twin)];
+  const P = 256;
+  const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
+  const positions = [...ids.keys(), ...ids.keys(), ...ids.keys()];
+  const times: number[][] = [[], []];
+  for (let round = 0; round < 3; round++) {
+    const caches: KvCache[] = [];
+    for (const r of runners) caches.push((await r.forward({ batch: 1, seq: P, ids, positions })).present!);
+    for (let step = 0; step < 24; step++)
+      for (let j = 0; j < 2; j++) {
+        const g = (j + step) % 2, p = P + step;
+        const t = performance.now();
+        caches[g] = (await runners[g]!.forward({ batch: 1, seq: 1, ids: [step % 256], positions: [p, p, p], past: caches[g] })).present!;
+        if (step >= 2) times[g]!.push(performance.now() - t);
+      }
+  }
+  await sparse.release();
+  await twin.release();
+  ws.close();
+  const [sparseMs, twinMs] = times.map(median) as [number, number];
+  log(`  small, decode after 256 tokens (1 thread, interleaved): fused sparse alone ${sparseMs.toFixed(2)} ms/token, with the decode twin ${twinMs.toFixed(2)} ms/token = ${(twinMs / sparseMs).toFixed(2)}`);
+  return { sparseMs, twinMs, ratio: twinMs / sparseMs };
 }

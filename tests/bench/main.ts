@@ -22,7 +22,7 @@ import { benchDataset, benchDatasetRss } from "./dataset";
 import { benchGpu } from "./gpu";
 import { benchHeads } from "./heads";
 import { benchLens } from "./lens";
-import { benchFused, benchLlm, benchRoutingPrecision } from "./llm";
+import { benchFused, benchLlm, benchRoutingPrecision, benchSmallTwin } from "./llm";
 import { benchRender } from "./render";
 import { benchEditor, editorReport } from "./editor";
 import { benchMoe } from "./moe";
@@ -248,6 +248,7 @@ async function main() {
     json.llmRoutingPrecision = await benchRoutingPrecision((s) => console.log(s));
     console.log("\nfused decoder graph vs the unfused reference (tiny, same checkpoint, interleaved); batched prefill");
     json.llmFused = await benchFused((s) => console.log(s));
+    json.llmSmallTwin = await benchSmallTwin((s) => console.log(s));
   }
   if (want("lens")) {
     console.log("\nlogit lens on uni-moe-tiny/tiny: off (graph option unset / false) vs on (separate head vs in-graph), side by side");

@@ -331,6 +331,11 @@ export function fusedExperts(ctx: DecoderContext, i: number, x: string, r: Routi
   return y;
 }
 
+/** Whether the routed experts can be one MoE node (expertsOp): SwiGLU experts (plain or gpt-oss's clamped form), at least one. */
+export function expertsOpFits(c: MoeLlmConfig): boolean {
+  return c.mlp_dynamic_expert_num >= 1 && ["swiglu", "clamped_swiglu"].includes(architectureOf(c).expertActivation);
+}
+
 /**
  * The routed experts of layer i as one com.microsoft MoE node, plus `sharedY` (the shared experts' weighted output).
  * The operator routes by softmax(router_probs) over its top k; fed log(w) of the routed columns with k = R it takes

@@ -12,7 +12,7 @@ import { type Interventions, MoeLlmRunner } from "@/models/moe-llm/moe-llm-sessi
 import { referenceConfigs } from "@/models/moe-llm/uni-moe-tiny";
 import { ropeTableSize } from "@/models/moe-llm/decoder/fused";
 import { parameterCounts } from "@/models/moe-llm/parameters";
-import { architectureOf } from "@/models/families/conventions";
+import { architectureOf, SLIDING_WINDOW_KEY } from "@/models/families/conventions";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import { MemoryWeights, type WeightSource } from "@/models/io/weights";
@@ -189,17 +189,21 @@ describe("decode twin: when it is used", () => {
     expect(() => sparse.withDecodeTwin(noTrace)).toThrow(/differ only in `moe`, `gpu`, `decodeStep` and `expertsOp`/);
   });
 
-  it("decodeTwinOptions: the CPU's fused sparse KV-cache graph of a small model gets a dense twin; STUDIO_DECODE_TWIN=off, other providers, the unfused graph and large experts do not", () => {
+  it("decodeTwinOptions: the CPU's fused sparse KV-cache graph gets a decode-step twin (a dense one for windowed attention of a small model); STUDIO_DECODE_TWIN=off, other providers, the unfused graph and large dense twins do not", () => {
     const tiny = referenceConfigs.tiny, small = referenceConfigs.small;
     const o: MoeGraphOptions = { moe: "sparse", trace: true, kvCache: true, embeds: true };
-    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual({ ...o, moe: "dense", gpu: true, decodeStep: true });
+    const step = { ...o, moe: "dense", gpu: true, decodeStep: true, expertsOp: true };
+    expect(decodeTwinOptions(tiny, o, "cpu")).toEqual(step);
+    expect(decodeTwinOptions(small, o, "cpu")).toEqual(step); // the MoE operator runs only the chosen experts: no size limit
+    const windowed = (c: MoeLlmConfig) => ({ ...c, [SLIDING_WINDOW_KEY]: Array(c.num_hidden_layers).fill(16) }) as MoeLlmConfig;
+    expect(decodeTwinOptions(windowed(tiny), o, "cpu")).toEqual({ ...o, moe: "dense", gpu: true });
     expect(decodeTwinOptions(tiny, o, "webgpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, kvCache: false }, "cpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, unfused: true }, "cpu")).toBeUndefined();
     expect(decodeTwinOptions(tiny, { ...o, moe: "dense" }, "cpu")).toBeUndefined();
     const p = parameterCounts(small);
     expect(p.layers * small.mlp_dynamic_expert_num * p.perRoutedExpert).toBeGreaterThan(DECODE_TWIN_MAX_ROUTED_PARAMS);
-    expect(decodeTwinOptions(small, o, "cpu")).toBeUndefined();
+    expect(decodeTwinOptions(windowed(small), o, "cpu")).toBeUndefined();
     const before = process.env.STUDIO_DECODE_TWIN;
     try {
       process.env.STUDIO_DECODE_TWIN = "off";

@@ -113,13 +113,14 @@ function check(d: Diff): Diff {
 const fmt = (d: Diff) => `|Δlogits| ${d.logits.toExponential(2)}, |Δhidden/kv| ${d.hidden.toExponential(2)}, |Δrouting| ${d.routing.toExponential(2)}`;
 
 describe("fused decoder graph vs the unfused reference graph", () => {
-  it.each([1, 2, 3, 4, 5, 6])("Uni-MoE seed %i: sparse and dense dispatch, fp32 routing", async (seed) => {
+  it.each([1, 2, 3, 4, 5, 6])("Uni-MoE seed %i: sparse and dense dispatch and the MoE operator, fp32 routing", async (seed) => {
     const c = randomConfig(seed);
     const w = randomWeights(c, seed);
     const sparse = await prefillAndDecode(c, w, seed, { moe: "sparse" });
     const single = await prefillAndDecode(c, w, seed, { moe: "sparse" }, 1);
     const dense = await prefillAndDecode(c, w, seed, { moe: "dense" });
-    console.log(`uni-moe seed ${seed}: sparse ${fmt(sparse)}; one sequence ${fmt(single)}; dense ${fmt(dense)}`);
+    const op = await prefillAndDecode(c, w, seed, { moe: "dense", expertsOp: true });
+    console.log(`uni-moe seed ${seed}: sparse ${fmt(sparse)}; one sequence ${fmt(single)}; dense ${fmt(dense)}; MoE operator ${fmt(op)}`);
   });
 
   it.each([7, 8])("Uni-MoE seed %i: token drop (capacity 2), routing in bf16 as released and in fp32", async (seed) => {
@@ -141,7 +142,8 @@ describe("fused decoder graph vs the unfused reference graph", () => {
     const sparse = await prefillAndDecode(map.config, w, 61, { moe: "sparse" }, 2, 7, 3, false);
     const single = await prefillAndDecode(map.config, w, 62, { moe: "sparse" }, 1, 9, 2, false);
     const dense = await prefillAndDecode(map.config, w, 61, { moe: "dense" }, 2, 7, 3, false);
-    console.log(`${family}: sparse ${fmt(sparse)}; one sequence ${fmt(single)}; dense ${fmt(dense)}`);
+    const op = await prefillAndDecode(map.config, w, 61, { moe: "dense", expertsOp: true }, 2, 7, 3, false);
+    console.log(`${family}: sparse ${fmt(sparse)}; one sequence ${fmt(single)}; dense ${fmt(dense)}; MoE operator ${fmt(op)}`);
   });
 
   // The compact Uni-MoE routing block of the fused graph (models/decoder/grin-compact.ts) on what neutral inputs never

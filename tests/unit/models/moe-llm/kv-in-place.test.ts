@@ -35,7 +35,7 @@ async function twins(c: MoeLlmConfig, w: WeightSource, form: InPlaceForm) {
   const twinOptions = decodeTwinOptions(c, sparse.options, "cpu");
   expect(twinOptions?.gpu, "the device-resident twin").toBe(true);
   expect(twinOptions?.decodeStep, "the decode-step twin").toBe(true);
-  const gqa = await make({ ...twinOptions!, decodeStep: false });
+  const gqa = await make({ ...twinOptions!, decodeStep: false, expertsOp: false }); // the form for attention with windows or sinks
   const inPlace = form === "decode step" ? await make(twinOptions!) : gqa;
   return { inPlace: sparse.withDecodeTwin(inPlace), copying: sparse.withDecodeTwin(gqa, { kvInPlace: false }) };
 }

@@ -7,6 +7,7 @@ import type { MoeLlmConfig } from "@/models/moe-llm/config";
 import { mapCheckpoint, MappedWeights } from "@/models/import/checkpoint";
 import { convertToFp16 } from "@/models/import/fp16";
 import { buildMoeLlmGraph, type MoeGraphOptions } from "@/models/moe-llm/moe-llm-graph";
+import { decodeTwinOptions } from "@/models/moe-llm/moe-llm-model";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import type { WeightSource } from "@/models/io/weights";
 import { randomConfig, randomWeights } from "../../../reference/random";
@@ -14,7 +15,7 @@ import { writeFamilyCheckpoint, type Family } from "../../import/family-checkpoi
 
 /**
  * Every op of the fused decoder graph (all families, both dispatch modes, trace/lens/KV cache, fp32 and bf16 routing,
- * token drop) has a CUDA kernel in ONNX Runtime's kernel table (data/ort-cuda-kernels.json, derived from
+ * token drop, and the CPU decode twin's forms) has a CUDA kernel in ONNX Runtime's kernel table (data/ort-cuda-kernels.json, derived from
  * OperatorKernels.md, source recorded there); GroupQueryAttention's CUDA kernel is fp16/bf16 only, so it must compute in
  * fp16 in the fp16 compute graph CUDA sessions run (models/import/fp16.ts); the fixed-shape ("dense") dispatch has no
  * data-dependent shape in the layers (no NonZero).
@@ -66,6 +67,13 @@ describe("the fused decoder's ops on CUDA", () => {
               expect(types.get(n.input![0]!), `${label}: GroupQueryAttention query type in the fp16 graph`).toBe(onnx.TensorProto.DataType.FLOAT16);
           }
         }
+    // the CPU decode twin's graphs too (decodeTwinOptions: the decode-step form with the MoE operator, or the dense one)
+    for (const { label, config, weights } of await graphs()) {
+      const twin = decodeTwinOptions(config, { moe: "sparse", trace: true, kvCache: true, lens: true }, "cpu");
+      if (!twin) continue;
+      for (const op of opsOf(onnx.ModelProto.decode(buildMoeLlmGraph(config, weights, twin)))) (used.get(op) ?? used.set(op, new Set()).get(op)!).add(`${label} (decode twin)`);
+    }
+    expect([...used.keys()], "the decode-step twin's MoE operator is among the ops checked").toContain("com.microsoft:MoE");
     const missing = [...used.keys()].filter((op) => !table.kernels[op]);
     console.log(`${used.size} ops across the decoder graphs: ${[...used.keys()].sort().join(", ")}`);
     expect(missing, "ops without a CUDA kernel").toEqual([]);
