@@ -114,7 +114,7 @@ export const CONFIG = {
   STUDIO_NODE_CONCURRENCY: entry(positiveInt, { section: "general", default: "`2`", meaning: "nodes of one run executing at once" }, 2),
   STUDIO_MAX_RUNS: entry(positiveInt, { section: "general", default: "`1`", meaning: "runs executing at once (others wait in the queue)" }, 1),
   STUDIO_SCRIPT_WORKERS: entry(positiveInt, { section: "general", default: "`2`", meaning: "Script nodes running at once (one worker thread each)" }, 2),
-  STUDIO_DECODE_TWIN: entry(onOff, { section: "general", default: "`on`", meaning: "`off`: decode steps on the CPU run the same (sparse) decoder graph as the prefill instead of its dense twin (docs/benchmarks.md)" }, "on"),
+  STUDIO_DECODE_TWIN: entry(onOff, { section: "general", default: "`on`", meaning: "`off`: decode steps on the CPU run the same (sparse) decoder graph as the prefill instead of its decode twin (docs/benchmarks.md)" }, "on"),
   STUDIO_MODELS_DIR: entry(text, { section: "general", default: "`<data dir>/models`", meaning: "where model directories live (graphs are cached in `.graphs` there)" }),
   STUDIO_CHECKPOINTS_DIR: entry(text, { section: "general", default: "`<data dir>/checkpoints`", meaning: "folders the Models page may import from" }),
   STUDIO_IMPORT_ROOTS: entry(

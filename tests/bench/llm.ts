@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { onnx } from "onnx-proto";
 import { SessionPool } from "../../engine/runtime";
-import { buildMoeLlmGraph, moeDims } from "../../models/moe-llm/moe-llm-graph";
+import { buildMoeLlmGraph, moeDims, type MoeGraphOptions } from "../../models/moe-llm/moe-llm-graph";
 import { decodeTwinOptions, resolveModel, withMoeLlm } from "../../models/moe-llm/moe-llm-model";
 import { type KvCache, MoeLlmRunner } from "../../models/moe-llm/moe-llm-session";
 import { SafetensorsWeights } from "../../models/io/safetensors";
@@ -22,6 +22,9 @@ export interface LlmBenchRow {
   decodeTokPerS: number;
 }
 
+/** How a decode twin's graph is built, in words. */
+const twinForm = (o: MoeGraphOptions) => (o.decodeStep ? `decode-step form${o.expertsOp ? ", experts through the MoE operator" : ""}` : `${o.moe}${o.gpu ? ", device-resident form" : ""}`);
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function benchLlm(names: ("tiny" | "small")[] = ["tiny", "small"], log: (s: string) => void = console.log): Promise<LlmBenchRow[]> {
@@ -32,7 +35,7 @@ export async function benchLlm(names: ("tiny" | "small")[] = ["tiny", "small"], 
     const t0 = performance.now();
     const model = await resolveModel(`uni-moe-tiny/${name}`);
     await withMoeLlm(model, { moe: "sparse", trace: true, kvCache: true }, pool, async ({ runner }) => {
-      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? `the decode twin (${runner.extras.decodeTwin.options.moe}${runner.extras.decodeTwin.options.gpu ? ", device-resident form" : ""})` : "the prefill's graph"}`);
+      log(`  ${name}: model + graph + session ready in ${((performance.now() - t0) / 1000).toFixed(1)} s; decode steps on ${runner.extras.decodeTwin ? `the decode twin (${twinForm(runner.extras.decodeTwin.options)})` : "the prefill's graph"}`);
       const ids = Array.from({ length: P }, (_, i) => (i * 37) % 256);
       const pos = [...ids.keys()];
       const positions = [...pos, ...pos, ...pos];
@@ -105,7 +108,7 @@ export interface FusedBenchResult {
   /** ONNX nodes in one decoder layer (layer 1; layer 0 also holds the first norm) */
   nodesPerLayer: Record<string, number>;
   /** per thread count: medians per graph, and fused / unfused ratios */
-  threads: { threads: number; prefillMs: Record<string, number>; decodeMs: Record<string, number>; ratios: Record<string, { prefill: number; decode: number }> }[];
+  threads: { threads: number; prefillMs: Record<string, number>; decodeMs: Record<string, number>; decodeBlockMs: Record<string, number>; ratios: Record<string, { prefill: number; decode: number; decodeInBlocks: number }> }[];
   batched: { records: number; batch: number; oneByOneMs: number; batchedMs: number; speedup: number; padding: "right" | "left" };
 }
 
@@ -118,7 +121,8 @@ const TWIN_GQA = "GQA dense twin, cache in place";
 /**
  * The fused decoder graph vs the unfused reference graph on the same checkpoint (uni-moe-tiny `tiny`): nodes per
  * decoder layer; prefill of 512 tokens and KV-cache decode at 1 and 2 intra-op threads, the graphs interleaved
- * (prefills round by round, decode steps step by step, each graph on its own cache) so the ratios are side by side;
+ * (prefills round by round; decode steps step by step, and then in blocks of 8 consecutive steps per graph, as a
+ * generation runs, the graphs taking turns; each graph on its own cache) so the ratios are side by side;
  * the decode twin (the CPU default: sparse prefill, decode steps on decodeTwinOptions' graph, the decode-step form)
  * runs as a graph of its own, and beside it the GroupQueryAttention dense twin it replaced; then batched prefill (forwardBatch, 8 records per forward) vs one
  * record per forward over the 36 prompts of the sample dataset (text only, byte tokens), asserting the per-record
@@ -148,7 +152,7 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
     const twin = await MoeLlmRunner.create(model.config, ws, twinOptions, { intraOpNumThreads: n, interOpNumThreads: 1 });
     const gqaTwin = await MoeLlmRunner.create(model.config, ws, { ...twinOptions, decodeStep: false, expertsOp: false }, { intraOpNumThreads: n, interOpNumThreads: 1 });
     const runners = [...own, [TWIN, sparse.withDecodeTwin(twin)] as const, [TWIN_GQA, sparse.withDecodeTwin(gqaTwin)] as const];
-    const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {};
+    const pre: Record<string, number[]> = {}, dec: Record<string, number[]> = {}, blocks: Record<string, number[]> = {};
     for (let r = 0; r < 7; r++) {
       const caches: KvCache[] = [];
       for (const [name, runner] of runners) {
@@ -156,28 +160,38 @@ export async function benchFused(log: (s: string) => void = console.log): Promis
         caches.push((await runner.forward({ batch: 1, seq: P, ids, positions })).present!);
         if (r >= 2) (pre[name] ??= []).push(performance.now() - t);
       }
-      for (let step = 0; step < 16; step++)
+      const step = async (g: number, s: number, into: Record<string, number[]>, keep: boolean) => {
+        const [name, runner] = runners[g]!;
+        const p = P + s;
+        const t = performance.now();
+        caches[g] = (await runner.forward({ batch: 1, seq: 1, ids: [s % 256], positions: [p, p, p], past: caches[g] })).present!;
+        if (keep) (into[name] ??= []).push(performance.now() - t);
+      };
+      // by step: every graph's step runs right after the others' (their weights push its own out of the CPU caches)
+      for (let s = 0; s < 16; s++)
         for (let j = 0; j < runners.length; j++) {
           // rotate which graph goes first, forwards on even steps and backwards on odd ones: the two twins share a
           // session, and the one run right after the other finds its weights in the CPU caches as often as the other
-          const k = (j + step) % runners.length, g = step % 2 ? runners.length - 1 - k : k;
-          const [name, runner] = runners[g]!;
-          const p = P + step;
-          const t = performance.now();
-          caches[g] = (await runner.forward({ batch: 1, seq: 1, ids: [step % 256], positions: [p, p, p], past: caches[g] })).present!;
-          if (step >= 2) (dec[name] ??= []).push(performance.now() - t);
+          const k = (j + s) % runners.length, g = s % 2 ? runners.length - 1 - k : k;
+          await step(g, s, dec, s >= 2);
         }
+      // in blocks: 8 consecutive steps of one graph, as a generation runs, the graphs taking turns (rotated per round)
+      for (let j = 0; j < runners.length; j++) {
+        const g = (j + r) % runners.length;
+        for (let s = 16; s < 24; s++) await step(g, s, blocks, s > 16);
+      }
     }
     for (const [, runner] of own) await runner.release();
     await twin.release();
     await gqaTwin.release();
     const prefillMs = Object.fromEntries(Object.entries(pre).map(([k, v]) => [k, median(v)]));
     const decodeMs = Object.fromEntries(Object.entries(dec).map(([k, v]) => [k, median(v)]));
-    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN, TWIN_GQA].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused! }]));
-    threads.push({ threads: n, prefillMs, decodeMs, ratios });
-    log(`  ${n} thread(s): ${Object.keys(prefillMs).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token`).join("; ")}`);
-    log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)}`).join("; ")}`);
-    log(`    decode twin, decode-step form / GQA dense form: ${(decodeMs[TWIN]! / decodeMs[TWIN_GQA]!).toFixed(3)}`);
+    const decodeBlockMs = Object.fromEntries(Object.entries(blocks).map(([k, v]) => [k, median(v)]));
+    const ratios = Object.fromEntries(["fused sparse", "fused dense", TWIN, TWIN_GQA].map((k) => [k, { prefill: prefillMs[k]! / prefillMs.unfused!, decode: decodeMs[k]! / decodeMs.unfused!, decodeInBlocks: decodeBlockMs[k]! / decodeBlockMs.unfused! }]));
+    threads.push({ threads: n, prefillMs, decodeMs, decodeBlockMs, ratios });
+    log(`  ${n} thread(s): ${Object.keys(prefillMs).map((k) => `${k} prefill ${prefillMs[k]!.toFixed(1)} ms, decode ${decodeMs[k]!.toFixed(2)} ms/token (in blocks ${decodeBlockMs[k]!.toFixed(2)})`).join("; ")}`);
+    log(`    fused / unfused: ${Object.entries(ratios).map(([k, r]) => `${k} prefill ${r.prefill.toFixed(2)}, decode ${r.decode.toFixed(2)} (in blocks ${r.decodeInBlocks.toFixed(2)})`).join("; ")}`);
+    log(`    decode twin, decode-step form / GQA dense form: ${(decodeMs[TWIN]! / decodeMs[TWIN_GQA]!).toFixed(3)} (in blocks ${(decodeBlockMs[TWIN]! / decodeBlockMs[TWIN_GQA]!).toFixed(3)})`);
   }
 
   // batched prefill over the sample dataset's prompts
