@@ -18,7 +18,10 @@ import { catRows, weight, type DecoderContext } from "./tensors";
  *   the scale, sliding windows (local_window_size), gpt-oss's sinks (head_sink) and an additive padding bias;
  * - feed-forward: every expert (routed and shared) of a layer as ONE wide SwiGLU MLP ("dense": fixed shapes, one
  *   gate/up and one down projection, the per-expert weights spread over their columns by a 0/1 matrix), or the shared
- *   experts as one wide MLP plus each routed expert on the tokens that chose it ("sparse", data-dependent shapes).
+ *   experts as one wide MLP plus each routed expert on the tokens that chose it ("sparse", data-dependent shapes), or
+ *   plus the routed experts as one com.microsoft MoE node (`expertsOp`, the CPU decode twin: `l{i}.experts_op.fc1/fc2`);
+ * - the decode-step form (`decodeStep`, the CPU decode twin): one token's attention over a KV cache read in place
+ *   (decodeStepAttention).
  * Every ONNX Runtime contrib op used is in com.microsoft (SimplifiedLayerNormalization is in the ONNX domain in ORT).
  *
  * Weights that carry a projection are Gemm nodes (transB = 1, PyTorch [out, in] layout) whose B input is an
@@ -368,7 +371,7 @@ function expertsOp(ctx: DecoderContext, i: number, x: string, r: Routing, shared
     fc2Bias = g.initializer(`l${i}.experts_op.fc2_bias`, b2, [R, H]);
   }
   const wR = o.slice(r.weights, [0], [R], [1]); // [N,R]
-  const [y] = g.node("MoE", [x, o.g.op("Log", [wR]), g.initializer(`l${i}.experts_op.fc1`, fc1, [R, 2 * I, H]), fc1Bias, g.initializer(`l${i}.experts_op.fc2`, fc2, [R, H, I]), fc2Bias], { k: R, activation_type: "swiglu", swiglu_fusion: 1, normalize_routing_weights: 0, ...swiglu }, { domain: MS, nOutputs: 1 });
+  const [y] = g.node("MoE", [x, g.op("Log", [wR]), g.initializer(`l${i}.experts_op.fc1`, fc1, [R, 2 * I, H]), fc1Bias, g.initializer(`l${i}.experts_op.fc2`, fc2, [R, H, I]), fc2Bias], { k: R, activation_type: "swiglu", swiglu_fusion: 1, normalize_routing_weights: 0, ...swiglu }, { domain: MS, nOutputs: 1 });
   const routed = o.mul(y!, o.reduceSum(wR, [1])); // [N,H]
   return sharedY ? o.add(sharedY, routed) : routed;
 }
