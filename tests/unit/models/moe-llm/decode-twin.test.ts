@@ -159,6 +159,43 @@ describe("decode twin: sparse prefill + dense decode steps = the sparse graph al
   });
 });
 
+describe("decode-step twin: one step equals the sparse graph's", () => {
+  it("logits, trace, residual streams (lens) and the cache it leaves, from ids and from input embeddings, across a store that grows", async () => {
+    const c = randomConfig(11, { vocab_size: 320 });
+    const w = randomWeights(c, 11);
+    for (const embeds of [false, true]) {
+      const { alone, twinned, twin } = await runnersFor(c, w, { lens: true, embeds });
+      expect(twin.decodeStep).toBe(true);
+      const H = c.hidden_size;
+      const table = Float32Array.from({ length: c.vocab_size * H }, prng(12)).map((x) => x * 2 - 1);
+      const input = (ids: number[], from: number) => {
+        const pos = ids.map((_, i) => from + i);
+        return { batch: 1, seq: ids.length, positions: [...pos, ...pos.map((p) => p + 1), ...pos.map((p) => 2 * p)], ...(embeds ? { embeds: Float32Array.from(ids.flatMap((id) => Array.from(table.subarray(id * H, (id + 1) * H)))) } : { ids }) };
+      };
+      const prompt = randomIds(5, 256, 11);
+      let a = (await alone.forward(input(prompt, 0))).present!, b = (await twinned.forward(input(prompt, 0))).present!;
+      let worst = 0;
+      for (let s = 0; s < 70; s++) {
+        const x = input([(s * 37) % 256], 5 + s);
+        const [oa, ob] = [await alone.forward({ ...x, past: a }), await twinned.forward({ ...x, past: b })];
+        worst = Math.max(worst, maxAbs(oa.logits, ob.logits), maxAbs(oa.lastHidden, ob.lastHidden), ...oa.hidden!.map((h, l) => maxAbs(h, ob.hidden![l]!)));
+        oa.trace!.forEach((t, l) => {
+          const u = ob.trace![l]!;
+          expect(u.layer).toBe(t.layer);
+          expect(Array.from(u.mask)).toEqual(Array.from(t.mask));
+          expect(Array.from(u.k)).toEqual(Array.from(t.k));
+          worst = Math.max(worst, maxAbs(t.weights, u.weights), maxAbs(t.routerLogits, u.routerLogits));
+        });
+        [a, b] = [oa.present!, ob.present!];
+      }
+      // the cache the twin leaves, read out compactly, is the sparse graph's
+      expect(b.length).toBe(a.length);
+      a.keys.forEach((k, l) => (worst = Math.max(worst, maxAbs(k, b.keys[l]!), maxAbs(a.values[l]!, b.values[l]!))));
+      expect(worst, embeds ? "from embeddings" : "from ids").toBeLessThanOrEqual(1e-5);
+    }
+  });
+});
+
 describe("decode twin: when it is used", () => {
   it("only for a one-token step of one sequence after a cache; a prompt and a batch of sequences stay on the sparse graph", async () => {
     const c = randomConfig(4, { vocab_size: 320 });
