@@ -441,7 +441,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   g.scope = "";
 
   if (step) {
-    const pack = (parts: string[], name: string, dims: Dim[], dtype: "float" | "int64" = "float") => g.output(parts.length === 1 ? o.g.op("Identity", parts) : o.concat(parts, 0), name, dtype, dims);
+    const join = (parts: string[]) => (parts.length === 1 ? g.op("Identity", parts) : o.concat(parts, 0));
+    const pack = (parts: string[], name: string, dims: Dim[]) => g.output(join(parts), name, "float", dims);
     const [heads, dim] = kvCacheDims(c).key;
     pack(packed.keys, io.newKeys, [L, heads * dim]);
     pack(packed.values, io.newValues, [L, heads * dim]);
@@ -450,7 +451,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       pack(packed.logits, io.packedTrace.routerLogits, [M, E]);
       pack(packed.mask, io.packedTrace.mask, [M, E]);
       pack(packed.weights, io.packedTrace.weights, [M, E]);
-      pack(packed.k.map((k) => o.cast(k, "int64")), io.packedTrace.k, [M], "int64");
+      g.output(o.cast(join(packed.k), "int64"), io.packedTrace.k, "int64", [M]);
     }
   }
 
