@@ -2,12 +2,9 @@
  * The MoE-LLM node writes its prompt with the model's chat template: a seeded tiny model directory given a
  * Mixtral-style tokenizer (tokenizer.json with <s>/</s> and Mixtral's tokenizer_config.json template).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunContext } from "@/engine/node";
-import { SessionPool } from "@/engine/runtime";
+import { describe, expect, it } from "vitest";
 import { DiskStorage } from "@/engine/storage";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
@@ -17,15 +14,12 @@ import { catalogue } from "@/nodes";
 import { moeLlm, stopTokenIds, type LlmOutputValue } from "@/nodes/moe-llm";
 import { byteTokenizer } from "@/models/text/tokenizer";
 import { makeQwen2Mini } from "@/tests/fixtures/tokenizers/make-qwen2-mini";
+import { moeLlmWorld } from "./moe-llm-fixture";
 
-const root = mkdtempSync(path.join(tmpdir(), "moe-llm-chat-template-"));
-const saved = process.env.STUDIO_MODELS_DIR;
 const MODEL = "chat/mixtral-style";
-const modelDir = path.join(root, "models", MODEL);
 const mixtralTemplate = (JSON.parse(readFileSync(path.resolve(__dirname, "../../fixtures/chat-templates/templates.json"), "utf8")) as {
   templates: Record<string, { template: string }>;
 }).templates.mixtral!.template;
-let pool: SessionPool;
 
 /** qwen2-mini's byte-level BPE plus Mixtral's special tokens <s>, </s>, <unk> (ids 272–274, inside the tiny model's 320-row vocab). */
 function mixtralStyleTokenizer(): Record<string, unknown> {
@@ -44,23 +38,12 @@ function writeConfig(config: Record<string, unknown>): void {
   utimesSync(file, t, t);
 }
 
-beforeAll(async () => {
-  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
-  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+const { root, ctx } = moeLlmWorld("chat-template", async () => {
   await ensureReferenceModel("tiny", modelDir);
   writeFileSync(path.join(modelDir, "tokenizer.json"), JSON.stringify(mixtralStyleTokenizer()));
   writeConfig({ bos_token: { __type: "AddedToken", content: "<s>" }, eos_token: "</s>", unk_token: "<unk>", chat_template: mixtralTemplate });
-}, 120_000);
-afterAll(async () => {
-  await pool.close();
-  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
-  else process.env.STUDIO_MODELS_DIR = saved;
-  rmSync(root, { recursive: true, force: true });
 });
-
-function ctx(): RunContext {
-  return { runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} };
-}
+const modelDir = path.join(root, "models", MODEL);
 
 async function run(params: Record<string, unknown>, prompt = "hello") {
   const out = await moeLlm.execute({ inputs: { prompt }, params: moeLlm.params.parse({ model: MODEL, maxNewTokens: 3, ...params }), ctx: ctx() });

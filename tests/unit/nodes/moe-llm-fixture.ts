@@ -11,20 +11,18 @@ import { importCheckpoint } from "@/models/import/import";
 import { moeLlm } from "@/nodes/moe-llm";
 
 /**
- * A MoE-LLM node test's world: a models dir of its own (STUDIO_MODELS_DIR, restored after), a CPU session pool, and one
- * checkpoint that `writeSource(dir)` writes and the suite imports as `name` (its ref in `model()`, after beforeAll).
+ * A MoE-LLM node test's world: a models dir of its own (STUDIO_MODELS_DIR, restored after), a CPU session pool, and a
+ * run context on them; `setup(root)` runs once they exist (before the suite's tests), and `root` is removed after.
  */
-export function moeLlmFixture(name: string, writeSource: (dir: string) => Promise<void>) {
+export function moeLlmWorld(name: string, setup: (root: string) => Promise<void> = async () => {}) {
   const root = mkdtempSync(path.join(tmpdir(), `moe-llm-${name}-`));
   const saved = process.env.STUDIO_MODELS_DIR;
   let pool: SessionPool;
-  let ref = "";
 
   beforeAll(async () => {
     process.env.STUDIO_MODELS_DIR = path.join(root, "models");
     pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
-    await writeSource(path.join(root, "src"));
-    ref = (await importCheckpoint(path.join(root, "src"), { root: path.join(root, "models"), name })).ref;
+    await setup(root);
   }, 120_000);
   afterAll(async () => {
     await pool.close();
@@ -33,7 +31,19 @@ export function moeLlmFixture(name: string, writeSource: (dir: string) => Promis
     rmSync(root, { recursive: true, force: true });
   });
 
-  const ctx = (): RunContext => ({ runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} });
+  return { root, ctx: (): RunContext => ({ runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} }) };
+}
+
+/**
+ * moeLlmWorld with one checkpoint that `writeSource(dir)` writes and the suite imports as `name` (its ref in `model()`,
+ * after beforeAll).
+ */
+export function moeLlmFixture(name: string, writeSource: (dir: string) => Promise<void>) {
+  let ref = "";
+  const { ctx } = moeLlmWorld(name, async (root) => {
+    await writeSource(path.join(root, "src"));
+    ref = (await importCheckpoint(path.join(root, "src"), { root: path.join(root, "models"), name })).ref;
+  });
   return {
     model: () => ref,
     /** A one-node document of the MoE-LLM at `typeVersion` with `params`, as a saved file has it. */

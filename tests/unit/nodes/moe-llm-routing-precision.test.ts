@@ -3,13 +3,9 @@
  * its released inference computes) and fp32 for the seeded family; the trace records it; documents saved before the
  * param load unchanged (the param defaults to "model"); bf16 on a top-k family is refused naming the cause.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunContext } from "@/engine/node";
-import { SessionPool } from "@/engine/runtime";
-import { DiskStorage } from "@/engine/storage";
+import { describe, expect, it } from "vitest";
 import type { RoutingTrace } from "@/engine/trace";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { CURRENT_SCHEMA_VERSION } from "@/engine/workflow/schema";
@@ -17,11 +13,14 @@ import { importCheckpoint } from "@/models/import/import";
 import { writeSafetensors } from "@/models/io/safetensors";
 import { catalogue } from "@/nodes";
 import { moeLlm, type LlmOutputValue } from "@/nodes/moe-llm";
+import { moeLlmWorld } from "./moe-llm-fixture";
 import { randomConfig, randomWeights } from "../../reference/random";
 
-const root = mkdtempSync(path.join(tmpdir(), "moe-llm-precision-"));
-const saved = process.env.STUDIO_MODELS_DIR;
-let pool: SessionPool;
+let grin = "", tiny = "";
+const { root, ctx } = moeLlmWorld("precision", async () => {
+  grin = await importGenerated("omni", { model_type: "grin_qwen2_vl" });
+  tiny = await importGenerated("tiny-like", { model_type: "uni_moe_tiny" });
+});
 
 async function importGenerated(name: string, over: Record<string, unknown>): Promise<string> {
   const config = randomConfig(3, { vocab_size: 320, ...over });
@@ -31,24 +30,6 @@ async function importGenerated(name: string, over: Record<string, unknown>): Pro
   await writeSafetensors(path.join(src, "model.safetensors"), W.names().map((n) => ({ name: n, shape: W.get(n).shape, data: W.get(n).data })), { dtype: "BF16" });
   writeFileSync(path.join(src, "config.json"), JSON.stringify(config));
   return (await importCheckpoint(src, { root: path.join(root, "models"), name })).ref;
-}
-
-let grin = "", tiny = "";
-beforeAll(async () => {
-  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
-  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
-  grin = await importGenerated("omni", { model_type: "grin_qwen2_vl" });
-  tiny = await importGenerated("tiny-like", { model_type: "uni_moe_tiny" });
-}, 120_000);
-afterAll(async () => {
-  await pool.close();
-  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
-  else process.env.STUDIO_MODELS_DIR = saved;
-  rmSync(root, { recursive: true, force: true });
-});
-
-function ctx(): RunContext {
-  return { runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} };
 }
 
 async function run(params: Record<string, unknown>) {

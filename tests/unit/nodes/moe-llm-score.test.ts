@@ -2,38 +2,19 @@
  * The MoE-LLM node's scoring modes and logit lens on the seeded uni-moe-tiny/tiny model, with a real ONNX
  * Runtime session: the NLL it reports agrees with the plain-TS reference forward of the same weights.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunContext } from "@/engine/node";
-import { SessionPool } from "@/engine/runtime";
-import { DiskStorage } from "@/engine/storage";
+import { describe, expect, it } from "vitest";
 import type { RoutingTrace } from "@/engine/trace";
 import { SafetensorsWeights } from "@/models/io/safetensors";
 import { byteTokenizer } from "@/models/text/tokenizer";
 import { ensureReferenceModel } from "@/models/moe-llm/uni-moe-tiny";
 import { moeLlm, type LlmOutputValue, type ScoreValue } from "@/nodes/moe-llm";
+import { moeLlmWorld } from "./moe-llm-fixture";
 import { referenceForward } from "../../reference/moe-llm";
 
-const root = mkdtempSync(path.join(tmpdir(), "moe-llm-score-"));
-const saved = process.env.STUDIO_MODELS_DIR;
-let pool: SessionPool;
 let dir: string;
-
-beforeAll(async () => {
-  process.env.STUDIO_MODELS_DIR = path.join(root, "models");
-  pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
+const { ctx } = moeLlmWorld("score", async () => {
   dir = (await ensureReferenceModel("tiny")).dir;
-}, 120_000);
-afterAll(async () => {
-  await pool.close();
-  if (saved === undefined) delete process.env.STUDIO_MODELS_DIR;
-  else process.env.STUDIO_MODELS_DIR = saved;
-  rmSync(root, { recursive: true, force: true });
 });
-
-const ctx = (): RunContext => ({ runId: "r", nodeId: "llm", signal: new AbortController().signal, storage: new DiskStorage(path.join(root, "files")), runtime: pool, progress: () => {}, log: () => {} });
 
 async function run(params: Record<string, unknown>, inputs: Record<string, unknown>) {
   const out = await moeLlm.execute({ inputs, params: moeLlm.params.parse({ maxNewTokens: 3, ...params }), ctx: ctx() });
