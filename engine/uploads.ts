@@ -115,6 +115,11 @@ export interface InspectOptions {
   totalBytes?: number;
   /** Skip the size limit (for files already in storage, accepted under whatever limit held then). */
   skipSizeLimit?: boolean;
+  /**
+   * false: check an image's header, size and pixel limit but not that all its pixels decode — for a caller that
+   * decodes every pixel right after and reports a failure itself (the vision encoder). Default true.
+   */
+  decodePixels?: boolean;
 }
 
 function formatSize(n: number): string {
@@ -169,7 +174,7 @@ export async function inspectMedia(bytes: Uint8Array, opts: InspectOptions = {})
 
   if (type.kind === "image") {
     try {
-      const meta = await readImageInfo(bytes, type, { name, maxPixels: limits.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS });
+      const meta = await readImageInfo(bytes, type, { name, maxPixels: limits.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS, decodePixels: opts.decodePixels });
       return { ...common, kind: "image", meta };
     } catch (err) {
       if (err instanceof ImageError) throw new UploadError(err.message, err.code);

@@ -47,12 +47,12 @@ export const visionEncoder = defineNode({
     const pool = params.pool || model.info.pool;
     if (pool > grid) throw new Error(`pool ${pool} is larger than the model's ${grid}×${grid} patch grid`);
 
-    // Decode-check first: a damaged stored file gets the same clear message as at upload (inspectStored's check,
-    // on bytes read once for both the check and the preprocessing).
+    // Check first: a damaged stored file gets the same clear message as at upload (the header, format and pixel
+    // limit; the pixels themselves are decoded once, by the preprocessing, which names a failure the same way).
     if (!(await ctx.storage.exists(image.file))) throw new Error(`file ${image.file} is missing from the data directory; upload it again`);
     const bytes = await ctx.storage.read(image.file);
     try {
-      await inspectMedia(bytes, { expectedKind: "image", name: "the input image", skipSizeLimit: true });
+      await inspectMedia(bytes, { expectedKind: "image", name: "the input image", skipSizeLimit: true, decodePixels: false });
     } catch (err) {
       if (err instanceof UploadError) throw new Error(err.message);
       throw err;

@@ -47,11 +47,12 @@ function cause(err: unknown): string {
  *
  * @param type  the sniffed type of `bytes` (must be an image)
  * @param name  how to call the file in messages ("photo.png"); default "the file"
+ * @param decodePixels  false: skip the thumbnail decode (the caller decodes every pixel next); default true
  */
 export async function readImageInfo(
   bytes: Uint8Array,
   type: FileType,
-  opts: { maxPixels?: number; name?: string } = {},
+  opts: { maxPixels?: number; name?: string; decodePixels?: boolean } = {},
 ): Promise<ImageInfo> {
   const name = opts.name ?? "the file";
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
@@ -82,10 +83,12 @@ export async function readImageInfo(
       "too-large",
     );
   }
-  try {
-    await sharp(input, { ...options, limitInputPixels: maxPixels }).resize(32, 32, { fit: "inside" }).raw().toBuffer();
-  } catch (err) {
-    throw unreadable(cause(err));
+  if (opts.decodePixels !== false) {
+    try {
+      await sharp(input, { ...options, limitInputPixels: maxPixels }).resize(32, 32, { fit: "inside" }).raw().toBuffer();
+    } catch (err) {
+      throw unreadable(cause(err));
+    }
   }
   return {
     width,

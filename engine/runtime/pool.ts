@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { sha256Hex } from "../hash";
-import { defaultIntraOpThreads, parseEpPreference } from "./providers";
+import { defaultIntraOpThreads, parseEpPreference, SESSION_CONFIG_ENTRIES } from "./providers";
 import { chooseProviders, type ProviderChoice } from "./select";
 import { adapterLabel, webGpuProbed } from "./webgpu";
 import type { EpPreference, ExecutionProvider, Runtime, SessionHandle, SessionPoolStats, SessionRequest } from "./types";
@@ -18,6 +18,8 @@ export interface SessionPoolOptions {
   estimateSessionBytes?: (modelBytes: number) => number;
   /** When set, model paths must resolve inside this directory. */
   modelsDir?: string;
+  /** Session config entries (SessionOptions.extra); default SESSION_CONFIG_ENTRIES ({}: ONNX Runtime's defaults, for benchmarks). */
+  configEntries?: Record<string, unknown>;
 }
 
 interface PoolEntry {
@@ -48,6 +50,7 @@ export class SessionPool implements Runtime {
   readonly budgetBytes: number;
   private readonly estimate: (n: number) => number;
   private readonly modelsDir?: string;
+  private readonly configEntries: Record<string, unknown>;
   private readonly entries = new Map<string, PoolEntry>();
   private readonly fileShas = new Map<string, { size: number; mtimeMs: number; sha: string }>();
   private readonly byteShas = new WeakMap<Uint8Array, string>();
@@ -66,6 +69,7 @@ export class SessionPool implements Runtime {
     this.budgetBytes = options.memoryBudgetBytes ?? 2 * 1024 ** 3;
     this.estimate = options.estimateSessionBytes ?? ((n) => Math.ceil(n * 1.5));
     this.modelsDir = options.modelsDir ? path.resolve(/*turbopackIgnore: true*/ options.modelsDir) : undefined;
+    this.configEntries = options.configEntries ?? SESSION_CONFIG_ENTRIES;
   }
 
   async resolveExecutionProvider(): Promise<ExecutionProvider> {
@@ -205,6 +209,7 @@ export class SessionPool implements Runtime {
       intraOpNumThreads: intra,
       ...(options.interOpNumThreads ? { interOpNumThreads: options.interOpNumThreads } : {}),
       graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
+      extra: this.configEntries,
     });
     let lastError: unknown;
     for (const [i, ep] of order.entries()) {

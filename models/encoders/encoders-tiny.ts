@@ -24,6 +24,7 @@ import { hashModelFiles } from "../io/model-dir";
 import { ensureSeededModel, type SeededModelManifest } from "../io/seeded-store";
 import { KeyedCache } from "../io/keyed-cache";
 import { modelsDir } from "@/engine/config";
+import { SESSION_CONFIG_ENTRIES } from "@/engine/runtime/providers";
 import { buildVisionGraph, checkVisionConfig, gridSide, visionParamTable, zVisionConfig, zVisionOnnxConfig, type EncoderParamSpec, type VisionConfig } from "./vision-encoder";
 import type { Tensor32 } from "../io/weights";
 import { resolveInside } from "@/engine/paths";
@@ -335,7 +336,7 @@ async function externalDataSession(model: ResolvedEncoder, runtime: Runtime): Pr
   const ep = await runtime.resolveExecutionProvider();
   // On CUDA an imported tower runs its fp16 compute graph (models/import/fp16.ts), as the imported LLM does.
   const file = computeDtypeFor(ep) === "fp16" ? await ensureFp16Graph(model.onnxFile!) : model.onnxFile!;
-  const session = externalSessions.get(`${file}|${ep}`, () => ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 }), model.contentHash);
+  const session = externalSessions.get(`${file}|${ep}`, () => ort.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3, extra: SESSION_CONFIG_ENTRIES }), model.contentHash);
   try {
     return await session;
   } catch (e) {

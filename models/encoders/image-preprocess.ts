@@ -113,20 +113,19 @@ export function tilesFromRgb(rgb: Uint8Array, rows: number, cols: number, tile =
   const cw = cols * tile;
   if (rgb.length !== rows * tile * cw * 3) throw new Error(`tilesFromRgb: ${rgb.length} bytes for a ${rows}×${cols} grid of ${tile}-px tiles`);
   // Lookup table per channel: byte → (b/255 − mean)/std.
-  const lut = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, b) => (b / 255 - IMAGE_MEAN[c]!) / IMAGE_STD[c]!));
+  const [l0, l1, l2] = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, b) => (b / 255 - IMAGE_MEAN[c]!) / IMAGE_STD[c]!)) as [Float32Array, Float32Array, Float32Array];
   const plane = tile * tile;
   const tiles: Float32Array[] = [];
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const out = new Float32Array(3 * plane);
+      const green = out.subarray(plane, 2 * plane), blue = out.subarray(2 * plane);
       for (let y = 0; y < tile; y++) {
-        const src = ((r * tile + y) * cw + c * tile) * 3;
-        for (let x = 0; x < tile; x++) {
-          const s = src + x * 3;
-          const d = y * tile + x;
-          out[d] = lut[0]![rgb[s]!]!;
-          out[plane + d] = lut[1]![rgb[s + 1]!]!;
-          out[2 * plane + d] = lut[2]![rgb[s + 2]!]!;
+        let s = ((r * tile + y) * cw + c * tile) * 3;
+        for (let d = y * tile, end = d + tile; d < end; d++, s += 3) {
+          out[d] = l0[rgb[s]!]!;
+          green[d] = l1[rgb[s + 1]!]!;
+          blue[d] = l2[rgb[s + 2]!]!;
         }
       }
       tiles.push(out);

@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
-import { parseEpPreference } from "@/engine/runtime/providers";
+import { parseEpPreference, SESSION_CONFIG_ENTRIES } from "@/engine/runtime/providers";
 import { chooseProviders } from "@/engine/runtime/select";
 import type { ExecutionProvider, SessionHandle } from "@/engine/runtime/types";
 import type { MoeLlmConfig } from "../moe-llm/config";
@@ -136,7 +136,7 @@ async function createSession(ref: string, file: string, need: MemoryNeed): Promi
       const graphFile = ep === "webgpu" ? ensureWebGpuGraph(computeFile) : computeFile;
       const rss0 = process.memoryUsage().rss;
       const t0 = performance.now();
-      const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+      const session = await ort.InferenceSession.create(graphFile, { executionProviders: [ep], graphOptimizationLevel: "all", logSeverityLevel: 3, extra: SESSION_CONFIG_ENTRIES });
       return { session, executionProvider: ep, key: `${graphFile}|${ep}`, memoryBytes: Math.max(0, process.memoryUsage().rss - rss0), loadMs: performance.now() - t0, computeDtype, graphFile };
     } catch (e) {
       lastError = e;

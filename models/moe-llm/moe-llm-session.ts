@@ -7,6 +7,7 @@ import { ropeTableSize } from "./decoder/fused";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { WeightSource } from "../io/weights";
 import type { BatchWindow } from "@/engine/batch/window";
+import { SESSION_CONFIG_ENTRIES } from "@/engine/runtime/providers";
 
 /** Per-layer keys and values, each [B, KVH, length, Dh] row-major (MLA: the latent and the rope key, see kvCacheDims). */
 export interface KvCache {
@@ -282,7 +283,7 @@ export class MoeLlmRunner {
 
   static async create(config: MoeLlmConfig, weights: WeightSource, options: MoeGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<MoeLlmRunner> {
     const model = buildMoeLlmGraph(config, weights, options);
-    const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: "all", logSeverityLevel: 3, ...sessionOptions });
+    const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: "all", logSeverityLevel: 3, extra: SESSION_CONFIG_ENTRIES, ...sessionOptions });
     return new MoeLlmRunner(config, options, session, model);
   }
 

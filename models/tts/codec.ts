@@ -3,6 +3,7 @@ import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import { checkedWeight, type CodecConfig } from "./tts-graph";
 import type { WeightSource } from "../io/weights";
+import { SESSION_CONFIG_ENTRIES } from "@/engine/runtime/providers";
 
 /**
  * Codec decoder, WavTokenizer-shaped (one codebook, 40 codes/s, 24 kHz) but tiny: instead of
@@ -92,7 +93,7 @@ export class CodecRunner {
   ) {}
 
   static async create(config: CodecConfig, weights: WeightSource, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<CodecRunner> {
-    const session = await ort.InferenceSession.create(buildCodecGraph(config, weights), { graphOptimizationLevel: "all", logSeverityLevel: 3, ...sessionOptions });
+    const session = await ort.InferenceSession.create(buildCodecGraph(config, weights), { graphOptimizationLevel: "all", logSeverityLevel: 3, extra: SESSION_CONFIG_ENTRIES, ...sessionOptions });
     return new CodecRunner(config, session);
   }
 

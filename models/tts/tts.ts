@@ -19,6 +19,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Runtime } from "@/engine/runtime/types";
+import { SESSION_CONFIG_ENTRIES } from "@/engine/runtime/providers";
 import { concatTyped, type LayerTrace, type RoutingTrace, type TraceToken } from "@/engine/trace";
 import { buildCodecGraph, CodecRunner } from "./codec";
 import { hashModelFiles } from "../io/model-dir";
@@ -71,7 +72,7 @@ export class TtsRunner {
   ) {}
 
   static async create(config: TtsConfig, weights: WeightSource, options: TtsGraphOptions, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<TtsRunner> {
-    const session = await ort.InferenceSession.create(buildTtsGraph(config, weights, options), { graphOptimizationLevel: "all", logSeverityLevel: 3, ...sessionOptions });
+    const session = await ort.InferenceSession.create(buildTtsGraph(config, weights, options), { graphOptimizationLevel: "all", logSeverityLevel: 3, extra: SESSION_CONFIG_ENTRIES, ...sessionOptions });
     return new TtsRunner(config, options, session);
   }
 

@@ -114,6 +114,10 @@ describe("encode.vision", () => {
     const bytes = await ctx.storage.read(good.file);
     const cut: ImageValue = { ...good, file: await ctx.storage.write(bytes.subarray(0, Math.floor(bytes.length * 0.6)), "png") };
     await expect(visionEncoder.execute({ inputs: { image: cut }, params: defaults(visionEncoder), ctx })).rejects.toThrow(/the input image is not a readable PNG image/);
+    // a JPEG cut in its pixel data: the header check passes, the one full decode (the preprocessing) names the failure
+    const jpeg = await sharp(Buffer.from(bytes)).jpeg().toBuffer();
+    const cutJpeg: ImageValue = { ...good, mime: "image/jpeg", file: await ctx.storage.write(jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), "jpg") };
+    await expect(visionEncoder.execute({ inputs: { image: cutJpeg }, params: defaults(visionEncoder), ctx })).rejects.toThrow(/the input image could not be decoded: .+/);
     await expect(visionEncoder.execute({ inputs: { image: good }, params: defaults(visionEncoder, { grids: "2 by 2" }), ctx })).rejects.toThrow(/rows x cols/);
     await expect(visionEncoder.execute({ inputs: {}, params: defaults(visionEncoder), ctx })).rejects.toThrow(/connect an image/);
     await expect(visionEncoder.execute({ inputs: { image: good }, params: defaults(visionEncoder, { model: "uni-moe-tiny/audio" }), ctx })).rejects.toThrow(/not a vision encoder/);

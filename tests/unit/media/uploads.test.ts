@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DiskStorage } from "../../../engine/storage";
-import { cleanFilename, envUploadLimits, inspectStored, receiveToFile, storeUpload, storeUploadedFile, UploadError, uploadLimitBytes } from "../../../engine/uploads";
+import { cleanFilename, envUploadLimits, inspectMedia, inspectStored, receiveToFile, storeUpload, storeUploadedFile, UploadError, uploadLimitBytes } from "../../../engine/uploads";
 import { heads, makeImage, makeWav, sine } from "../../fixtures/media/make";
 
 let dir: string;
@@ -86,6 +86,19 @@ describe("storeUpload: refusals", () => {
     expect(e2.code).toBe("corrupt");
     const { createHash } = await import("node:crypto");
     expect(await storage.exists(`${createHash("sha256").update(half).digest("hex")}.png`)).toBe(false);
+  });
+
+  it("decodePixels false checks the header and the pixel limit only (for a caller that decodes every pixel next)", async () => {
+    const jpeg = await makeImage("jpeg", 200, 150);
+    const cut = jpeg.subarray(0, Math.floor(jpeg.length * 0.6)); // header intact, pixel data cut
+    const e = await refused(inspectMedia(cut, { name: "cut.jpg", expectedKind: "image" }));
+    expect(e.code).toBe("corrupt");
+    expect(e.message).toMatch(/^cut\.jpg is not a readable JPEG image: /);
+    expect(await inspectMedia(cut, { name: "cut.jpg", expectedKind: "image", decodePixels: false })).toMatchObject({ kind: "image", meta: { width: 200, height: 150 } });
+    const big = await refused(inspectMedia(jpeg, { name: "big.jpg", decodePixels: false, limits: { maxImagePixels: 100 * 100 } }));
+    expect(big.code).toBe("too-large");
+    const png = await makeImage("png", 200, 150);
+    expect((await refused(inspectMedia(png.subarray(0, png.length >> 1), { name: "half.png", decodePixels: false }))).message).toMatch(/^half\.png is not a readable PNG image: /);
   });
 
   it("the wrong kind is refused with what the file looks like", async () => {
