@@ -22,7 +22,7 @@ export function defaultIntraOpThreads(setting?: string): number {
  * workers stop spinning when a Run returns (`session.force_spinning_stop`). They still spin inside a run, between its
  * ops. Spinning on after it (ORT's default), an idle session's workers hold the cores the next session, sharp's
  * image work and the file system's threads need — and pipelines alternate sessions all the time (the MoE-LLM's prefill
- * graph and its decode twin, the encoders). On 2 cores the dataset sample ran 1.8× faster one record per forward and
- * 1.25× faster batched (docs/benchmarks.md, "Spinning").
+ * graph and its decode twin, the encoders). On 2 cores the dataset sample ran 1.6–1.7× faster one record per forward and
+ * 1.1–1.2× faster batched (docs/benchmarks.md, "Batched datasets").
  */
 export const SESSION_CONFIG_ENTRIES: Record<string, unknown> = { session: { force_spinning_stop: "1" } };
