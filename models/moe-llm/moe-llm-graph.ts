@@ -140,6 +140,8 @@ interface CompactRouting {
   P: string;
   trace: boolean;
   names?: CompactGrinNames;
+  /** the decode-step graph: one token */
+  oneToken?: boolean;
 }
 
 function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string, number[]>, i: number, x: string, r: LayerRouting, mode: "sparse" | "dense" | "op", precision: RoutingPrecision, fusedCtx?: DecoderContext, compact?: CompactRouting) {
@@ -156,7 +158,7 @@ function moeLayer(o: Ops, c: MoeLlmConfig, ws: WeightSource, shapes: Map<string,
     const W = weight(ws, shapes, paramNames.router(i));
     const router = g.initializer(paramNames.router(i), precision === "bf16" ? bf16Values(W.data) : W.data, W.shape);
     if (compact) {
-      routed = compactGrinRouting(o, c, x, router, compact.rows, compact.P, { trace: compact.trace, valid: r.valid, names: compact.names });
+      routed = compactGrinRouting(o, c, x, router, compact.rows, compact.P, { trace: compact.trace, valid: r.valid, names: compact.names, oneToken: compact.oneToken });
       const y = fusedExperts(fusedCtx!, i, x, routed, mode);
       return { y, routing: routed, z: routed.logits! };
     }
@@ -291,15 +293,16 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   else if (options.kvCache && !step) declarePastKey0(ctx);
   const scalar = (t: string) => o.squeeze(t, [0]);
   const one = g.const([1], [], "int64");
-  /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device */
+  /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device; the decode step's one token: [[0]] */
   const tokenRows = once(() => {
+    if (step) return g.const([0], [1, 1], "int64");
     const ones = o.add(o.mul(o.slice(x3, [0], [1], [2]), g.scalar(0)), g.scalar(1)); // [B,S,1]
     const within = o.sub(o.cumsum(ones, 1), g.scalar(1)); // s
     const before = g.op("CumSum", [o.reduceSum(ones, [1]), g.const([0], [], "int64")], { exclusive: 1 }); // [B,1,1] b·S
     return o.cast(o.squeeze(o.add(within, before), [2]), "int64"); // [B,S]
   });
-  /** [N,F] → [B,S,F] */
-  const toBS = (t: string) => (gpu ? o.gather(t, tokenRows()) : o.reshape(t, bsh()));
+  /** [N,F] → [B,S,F] (the decode step: [1,F] → [1,1,F]; RotaryEmbedding refuses anything but one token against its [1,1] rows) */
+  const toBS = (t: string) => (step ? o.unsqueeze(t, [0]) : gpu ? o.gather(t, tokenRows()) : o.reshape(t, bsh()));
   // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
   const positions = once(() => ({ qPos: o.range(scalar(lengths().pLen), scalar(lengths().tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(lengths().tLen), one) })); // [S], [T]
   const causal = once(() => o.where(o.greater(o.unsqueeze(positions().kPos, [0]), o.unsqueeze(positions().qPos, [1])), g.scalar(-Infinity), g.scalar(0))); // [S,T]
@@ -408,7 +411,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     if (useCompact) {
       const { P, rows } = compactRows();
       const names = options.trace ? { logits: io.routerLogits(i), mask: io.mask(i), weights: io.weights(i) } : undefined;
-      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, expertsMode, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names });
+      const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, expertsMode, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names, oneToken: step });
       pending = moe.y;
       if (options.trace && step) traced(moe.routing.logits!, moe.routing.mask, moe.routing.weights, moe.routing.k);
       else if (options.trace) {
@@ -441,8 +444,8 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   g.scope = "";
 
   if (step) {
-    const join = (parts: string[]) => (parts.length === 1 ? g.op("Identity", parts) : o.concat(parts, 0));
-    const pack = (parts: string[], name: string, dims: Dim[]) => g.output(join(parts), name, "float", dims);
+    const join = (parts: string[], name?: string) => g.node(parts.length === 1 ? "Identity" : "Concat", parts, parts.length === 1 ? {} : { axis: 0 }, name ? { outputs: [name] } : {})[0]!;
+    const pack = (parts: string[], name: string, dims: Dim[]) => g.declareOutput(join(parts, name), "float", dims);
     const [heads, dim] = kvCacheDims(c).key;
     pack(packed.keys, io.newKeys, [L, heads * dim]);
     pack(packed.values, io.newValues, [L, heads * dim]);
@@ -451,15 +454,18 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       pack(packed.logits, io.packedTrace.routerLogits, [M, E]);
       pack(packed.mask, io.packedTrace.mask, [M, E]);
       pack(packed.weights, io.packedTrace.weights, [M, E]);
-      g.output(o.cast(join(packed.k), "int64"), io.packedTrace.k, "int64", [M]);
+      g.declareOutput(g.node("Cast", [join(packed.k)], { to: 7 }, { outputs: [io.packedTrace.k] })[0]!, "int64", [M]);
     }
   }
 
   // ---- head ----
   const hn = addAndNorm(pending, paramNames.finalNorm); // [N,H]
   residuals.push(x);
-  g.output(toBS(hn), io.lastHidden, "float", ["batch", "seq", H]);
-  g.output(toBS(lmHead(ctx, hn)), io.logits, "float", ["batch", "seq", V]);
+  /** [N,F] → the graph output `name` [B,S,F] (the decode step names the Unsqueeze's output: no Identity node) */
+  const headOutput = (t: string, name: string, F: number) =>
+    step ? g.declareOutput(g.node("Unsqueeze", [t, g.ints([0])], {}, { outputs: [name] })[0]!, "float", ["batch", "seq", F]) : g.output(toBS(t), name, "float", ["batch", "seq", F]);
+  headOutput(hn, io.lastHidden, H);
+  headOutput(lmHead(ctx, hn), io.logits, V);
   if (options.lens) residuals.forEach((r, i) => g.output(toBS(r), io.hidden(i), "float", ["batch", "seq", H]));
   return g.toBytes();
 }

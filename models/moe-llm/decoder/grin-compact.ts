@@ -115,9 +115,11 @@ export interface CompactGrinNames {
  * One layer's routing: x [N,H] (normalised hidden states), router [E,H] → the Routing of grinRouting (chosen, mask,
  * weights, k; logits = the router logits after the bias intervention). `valid` bool [N,1] (padding: false) clears a
  * padded token's dynamic columns after the sparsemixer and keeps its reported k, as the reference does.
+ * `oneToken` (N = 1, the decode-step graph): the pairwise block's candidate side is the [1,D] row itself, which
+ * broadcasts as [1,1,D] (two Unsqueeze nodes fewer).
  * mask, k and chosen are built on first use (a graph without the trace has none of their nodes).
  */
-export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: string, rows: CompactGrinRows, P: string, opts: { trace: boolean; valid?: string; names?: CompactGrinNames }): Routing {
+export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: string, rows: CompactGrinRows, P: string, opts: { trace: boolean; valid?: string; names?: CompactGrinNames; oneToken?: boolean }): Routing {
   const g = o.g;
   const D = c.mlp_dynamic_expert_num + c.mlp_dynamic_null_expert_num, SH = c.mlp_fixed_expert_num, E = D + SH;
   const names: Partial<CompactGrinNames> = opts.names ?? {};
@@ -138,9 +140,10 @@ export function compactGrinRouting(o: Ops, c: MoeLlmConfig, x: string, router: s
   const chosenS = opts.valid ? o.and(chosenOwn, opts.valid) : chosenOwn;
   const upd = o.where(chosenS, v, g.scalar(NEG2)); // chosen logits, else NEG2
   // sparsemixer: rows s (the column taken), columns t (candidates)
-  const vs = o.unsqueeze(v, [2]), vt = o.unsqueeze(v, [1]); // [N,D,1], [N,1,D]
+  const candidate = (t: string) => (opts.oneToken ? t : o.unsqueeze(t, [1])); // [N,1,D] (one token: [1,D] broadcasts so)
+  const vs = o.unsqueeze(v, [2]), vt = candidate(v); // [N,D,1], [N,1,D]
   const ratio = o.div(o.sub(vs, vt), o.max(o.abs(vs), o.abs(vt))); // 0/0 = NaN is kept, as in the reference
-  const notBefore = o.greaterOrEqual(o.unsqueeze(key, [1]), o.unsqueeze(key, [2])); // key_t >= key_s
+  const notBefore = o.greaterOrEqual(candidate(key), o.unsqueeze(key, [2])); // key_t >= key_s
   const cand = o.where(o.greater(ratio, g.scalar(2 * c.router_jitter_noise)), g.scalar(NEG), o.where(notBefore, vt, g.scalar(NEG))); // [N,D,D]
   const lse = g.op("ReduceLogSumExp", [cand], { axes: [2], keepdims: 0 }); // [N,D]
   const mult = o.exp(o.sub(upd, lse)); // [N,D] multipliers of the chosen columns, 0 elsewhere
