@@ -392,12 +392,12 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
     x = sum;
     return n;
   };
-  /** decode step: one layer's trace rows (one token: [1,E], k [1]), packed after the last layer */
-  const traced = (z: string, mask: string, w: string, k: string) => {
+  /** decode step: one layer's trace rows (one token: [1,E], k [1]; `kRow`: k is already [1]), packed after the last layer */
+  const traced = (z: string, mask: string, w: string, k: string, kRow = false) => {
     packed.logits.push(z);
     packed.mask.push(mask);
     packed.weights.push(w);
-    packed.k.push(o.reshape(k, g.ints([1])));
+    packed.k.push(kRow ? k : o.reshape(k, g.ints([1])));
   };
   for (let i = 0; i < L; i++) {
     g.scope = `l${i}/`;
@@ -413,7 +413,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       const names = options.trace ? { logits: io.routerLogits(i), mask: io.mask(i), weights: io.weights(i) } : undefined;
       const moe = moeLayer(o, c, weights, shapes, i, h2, { bias: "", ban: "", force: "", topP, topK, valid: options.padding ? valid() : undefined }, expertsMode, precision, ctx, { rows: rows[i]!, P, trace: options.trace, names, oneToken: step });
       pending = moe.y;
-      if (options.trace && step) traced(moe.routing.logits!, moe.routing.mask, moe.routing.weights, moe.routing.k);
+      if (options.trace && step) traced(moe.routing.logits!, moe.routing.mask, moe.routing.weights, moe.routing.k, true); // the compact block's k is [N]
       else if (options.trace) {
         // written to the output names directly (no Identity nodes); k as int64 [N] (reshaped in float, then cast)
         g.declareOutput(io.routerLogits(i), "float", ["tokens", E]);
