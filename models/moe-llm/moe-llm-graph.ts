@@ -70,7 +70,7 @@ import { decodeStepAttention, decodeStepAttentionFits, fusedAttentionFits, fused
 export { io, type MoeGraphOptions } from "./decoder/io";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt (imports record it: import.ts). */
-export const GRAPH_BUILDER_VERSION = 6;
+export const GRAPH_BUILDER_VERSION = 7;
 /** The first builder version whose top_p input is exactly the P in force (before: top_p <= 0 = the config's P). */
 export const TOP_P_EXACT_SINCE = 5;
 
