@@ -36,13 +36,15 @@ export async function benchDataset(log: (s: string) => void, rounds = 5) {
   const doc = JSON.parse(await readFile(path.join(root, "app/examples/datasets/sample/workflow.json"), "utf8")) as Workflow;
   const source = path.join(root, "app/examples/datasets/sample/records.jsonl");
   const storage = new DiskStorage(path.join(tmp, "files"));
-  const runtime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(root, "data", "models") });
+  const modelsDir = process.env.STUDIO_MODELS_DIR ?? path.join(root, "data", "models");
   // per-record runs: the batch reports no per-record memory, so no RSS sampling per record
-  const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1, memoryProbe: false });
+  const executorOn = (runtime: SessionPool) => new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime, concurrency: 1, memoryProbe: false });
+  const runtime = new SessionPool({ modelsDir });
+  const executor = executorOn(runtime);
   // The same with ONNX Runtime's default session config (intra-op workers spin on after each run; the engine stops
   // them, SESSION_CONFIG_ENTRIES), measured in the same rounds.
-  const spinningRuntime = new SessionPool({ modelsDir: process.env.STUDIO_MODELS_DIR ?? path.join(root, "data", "models"), configEntries: {} });
-  const spinningExecutor = new Executor({ catalogue: batchCatalogue(catalogue), storage, runtime: spinningRuntime, concurrency: 1, memoryProbe: false });
+  const spinningRuntime = new SessionPool({ modelsDir, configEntries: {} });
+  const spinningExecutor = executorOn(spinningRuntime);
   const scan = await scanDataset(source);
   const base = { doc, catalogue, executor, storage, source, scan, vocabulary: true };
   const B = 8;
