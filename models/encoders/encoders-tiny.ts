@@ -295,6 +295,22 @@ export function hasDynamicBatch(session: ort.InferenceSession, inputName: string
 export const MAX_TILES_PER_RUN = 8;
 
 /**
+ * Staging arrays for runs of several tiles, reused (the two largest are kept, each lent to one run at a time): a fresh
+ * 8-tile array is 14 MB of new pages, ~40 ms of page faults on a 2-core VM, against ~2 ms to copy into one already
+ * mapped (docs/benchmarks.md "Batched datasets").
+ */
+const stagingFree: Float32Array[] = [];
+function takeStaging(n: number): Float32Array {
+  const i = stagingFree.findIndex((b) => b.length >= n);
+  return i >= 0 ? stagingFree.splice(i, 1)[0]!.subarray(0, n) : new Float32Array(n);
+}
+function giveStaging(view: Float32Array): void {
+  stagingFree.push(new Float32Array(view.buffer));
+  stagingFree.sort((a, b) => a.length - b.length);
+  if (stagingFree.length > 2) stagingFree.shift();
+}
+
+/**
  * The vision encoder on the tiles of several images (one list of normalised [3,S,S] tiles per image): the tiles of all
  * of them in runs of up to `maxPerRun` ([k,3,S,S]) when the graph has a dynamic batch dim, else one tile per run.
  * Returns, per image, one output per tile: its [N·O] projected patch features (before pooling), the same as the
@@ -311,12 +327,14 @@ export async function encodeVisionTiles(model: Extract<ResolvedEncoder, { kind: 
     const step = dynamicBatch ? Math.max(1, maxPerRun) : 1;
     for (let i = 0; i < tiles.length; i += step) {
       const k = Math.min(step, tiles.length - i);
-      let input = tiles[i]!;
-      if (k > 1) {
-        input = new Float32Array(k * plane);
-        for (let j = 0; j < k; j++) input.set(tiles[i + j]!, j * plane);
+      const staging = k > 1 ? takeStaging(k * plane) : undefined;
+      let out;
+      try {
+        if (staging) for (let j = 0; j < k; j++) staging.set(tiles[i + j]!, j * plane);
+        out = await run(staging ?? tiles[i]!, [k, 3, S, S]);
+      } finally {
+        if (staging) giveStaging(staging);
       }
-      const out = await run(input, [k, 3, S, S]);
       if (out.dims.join(",") !== `${k},${grid * grid},${outDim}`) throw new Error(`vision model "${model.ref}" returned [${out.dims}], expected [${k}, ${grid * grid}, ${outDim}]`);
       for (let j = 0; j < k; j++) outs.push(out.data.subarray(j * perTile, (j + 1) * perTile));
     }

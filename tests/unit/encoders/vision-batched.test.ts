@@ -77,6 +77,21 @@ describe("vision encoder, tiles of several images per run", () => {
     expect(maxDiff(batched[1]![0]!, batched[1]![1]!)).toBeGreaterThan(1e-3);
   });
 
+  it("runs in flight at the same time each fill their own staging array, and a reused one holds only its run's tiles", async () => {
+    const model = await resolveEncoder("vision", "uni-moe-tiny/vision");
+    const S = model.info.imageSize;
+    const tiles = (seed: number, n: number) => [Array.from({ length: n }, (_, t) => new SeededRandom(seed + t).fillUniform(new Float32Array(3 * S * S), -1, 1))];
+    const a = tiles(100, 4), b = tiles(200, 4), c = tiles(300, 3);
+    const alone = await Promise.all([a, b, c].map((img) => encodeVisionTiles(model, pool, img, 1)));
+    // two calls in flight (their copies happen before either run); then a shorter run in an array the longer ones used
+    const together = await Promise.all([encodeVisionTiles(model, pool, a, 4), encodeVisionTiles(model, pool, b, 4)]);
+    const after = await encodeVisionTiles(model, pool, c, 4);
+    let diff = 0;
+    [...together, after].forEach((got, i) => got[0]!.forEach((tile, t) => (diff = Math.max(diff, maxDiff(tile, alone[i]![0]![t]!)))));
+    expect(diff).toBeLessThanOrEqual(1e-6);
+    expect(maxDiff(together[0]![0]![0]!, together[1]![0]![0]!)).toBeGreaterThan(1e-3);
+  });
+
   it("the node inside a batch window: 3 records' images (1×1, 1×2, 2×2 grids) in one call, features as outside any window", async () => {
     const images = await Promise.all([
       storeImage(300, 300, 1),
