@@ -70,7 +70,7 @@ import { decodeStepAttention, decodeStepAttentionFits, fusedAttentionFits, fused
 export { io, type MoeGraphOptions } from "./decoder/io";
 
 /** Bumped whenever the graph builder's output changes, so cached graphs are rebuilt (imports record it: import.ts). */
-export const GRAPH_BUILDER_VERSION = 7;
+export const GRAPH_BUILDER_VERSION = 8;
 /** The first builder version whose top_p input is exactly the P in force (before: top_p <= 0 = the config's P). */
 export const TOP_P_EXACT_SINCE = 5;
 
@@ -292,7 +292,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   if (!gpu) lengths();
   else if (options.kvCache && !step) declarePastKey0(ctx);
   const scalar = (t: string) => o.squeeze(t, [0]);
-  const one = g.const([1], [], "int64");
+  const one = once(() => g.const([1], [], "int64")); // not every form counts (the device-resident forms do not)
   /** gpu: each token's row b·S + s (int64 [B,S]), from float counts (CumSum) and a float→int64 Cast, both on the device; the decode step's one token: [[0]] */
   const tokenRows = once(() => {
     if (step) return g.const([0], [1, 1], "int64");
@@ -304,7 +304,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
   /** [N,F] → [B,S,F] (the decode step: [1,F] → [1,1,F]; RotaryEmbedding refuses anything but one token against its [1,1] rows) */
   const toBS = (t: string) => (step ? o.unsqueeze(t, [0]) : gpu ? o.gather(t, tokenRows()) : o.reshape(t, bsh()));
   // ---- causal bias [S,T]: key j visible to query i iff j <= P + i ----
-  const positions = once(() => ({ qPos: o.range(scalar(lengths().pLen), scalar(lengths().tLen), one), kPos: o.range(g.const([0], [], "int64"), scalar(lengths().tLen), one) })); // [S], [T]
+  const positions = once(() => ({ qPos: o.range(scalar(lengths().pLen), scalar(lengths().tLen), one()), kPos: o.range(g.const([0], [], "int64"), scalar(lengths().tLen), one()) })); // [S], [T]
   const causal = once(() => o.where(o.greater(o.unsqueeze(positions().kPos, [0]), o.unsqueeze(positions().qPos, [1])), g.scalar(-Infinity), g.scalar(0))); // [S,T]
   // ---- sliding-window bias [S,T] (only for layers with a window W): the causal bias, and key j also hidden from query
   // position q = P + i when q - j >= W, i.e. visible iff j <= q and q - j < W (itself and the W - 1 keys before it).
@@ -360,7 +360,7 @@ export function buildMoeLlmGraph(config: MoeLlmConfig, weights: WeightSource, op
       return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, "", { rows: tokenRows() }), seqlensK, totalLength, bias: "" };
     }
     const { sLen, tLen } = lengths();
-    const seqlensK = o.cast(o.expand(o.sub(tLen, one), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
+    const seqlensK = o.cast(o.expand(o.sub(tLen, one()), o.slice(bsShape(), [0], [1], [0])), "int32"); // [B]
     return { toBS, kvCache: options.kvCache, rope: fusedRopeTables(ctx, pos, scalar(o.shape(embedded, 0, 1))), seqlensK, totalLength: scalar(o.cast(tLen, "int32")), bias: options.padding ? o.expand(padKeys(), o.concat([o.slice(bsShape(), [0], [1], [0]), g.ints([1]), sLen, tLen], 0)) : "" };
   };
   const attend = (i: number, h: string) => {
