@@ -4,6 +4,9 @@ import { GPU_BASE_URL } from "./helpers";
 // The omni example on a server with STUDIO_EP=webgpu: every node runs its ONNX graphs on ONNX Runtime's WebGPU
 // provider (in CI a software GPU, SwiftShader, so this is slow: correctness, not speed). The editor's provider tag
 // names the adapter, and the Models page's placement check shows the decoder entirely on WebGPU.
+// Cut for CI time, set in the nodes as a user would (as tests/integration/webgpu-examples.test.ts cuts the same
+// workflow, whose outputs it compares with the CPU's): MoE-LLM 4 new tokens, MoE-TTS 0.5 s, the DiT's paper sampler
+// with 2 steps (the released sampler runs 59 steps × 3 branches whatever Steps says). As shipped it took 7.6 min.
 test.use({ baseURL: GPU_BASE_URL });
 
 test("the omni example runs on WebGPU; the provider tag names the adapter; the Models page reports placement", async ({ page }) => {
@@ -12,6 +15,12 @@ test("the omni example runs on WebGPU; the provider tag names the adapter; the M
   await page.getByRole("button", { name: /Image \+ audio → MoE-LLM/ }).click();
   await page.waitForURL(/\/w\//);
   await expect(page.getByTestId("ep")).toContainText(/^webgpu · .+ \((Vulkan|Metal|D3D12)(, software)?\)$/, { timeout: 60_000 });
+  const node = (id: string) => page.getByTestId(`node-${id}`);
+  await node("llm").getByRole("spinbutton", { name: "Max new tokens", exact: true }).fill("4");
+  await node("tts").getByRole("spinbutton", { name: "Max seconds", exact: true }).fill("0.5");
+  await node("dit").getByRole("combobox", { name: "Sampler", exact: true }).selectOption("paper");
+  await node("dit").getByRole("spinbutton", { name: "Steps", exact: true }).fill("2");
+  await expect(node("dit").getByRole("spinbutton", { name: "Steps", exact: true })).toHaveValue("2");
   await page.getByRole("button", { name: "▶ Run" }).click();
   await expect(page.getByTestId("run-status")).toHaveText("finished", { timeout: 840_000 });
   for (const id of ["vision", "hearing", "prompt", "llm", "rope", "routing", "tts", "dit"]) await expect(page.getByTestId(`status-${id}`)).toHaveAttribute("data-status", "done");
