@@ -22,7 +22,7 @@ import type { NodeCatalogue, Storage } from "../node";
 import { recordGroup, RoutingAggregate, type AggregateOptions } from "../routing/aggregate";
 import { isRoutingTrace } from "../trace";
 import type { Workflow, WorkflowEdge } from "../workflow/schema";
-import { readRows, resolveRecord, scanDataset, type DatasetRecord, type DatasetScan, type RowError } from "./dataset";
+import { MEDIA_FIELDS, readRows, resolveRecord, scanDataset, type DatasetRecord, type DatasetScan, type RowError } from "./dataset";
 import { AGGREGATE_NODE_TYPE, DATASET_NODE_TYPE } from "./feeder";
 import { addNll, traceNll, type NllTotals } from "./scores";
 import { RecordStore } from "./store";
@@ -200,7 +200,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchResult> {
   const fp = await workflowFingerprint(plan, collect, opts.catalogue, opts.storage, opts.vocabulary);
   const store = new RecordStore(opts.storeDir, fp);
   const batch = Math.max(1, Math.min(64, Math.floor(opts.batch ?? DEFAULT_BATCH)));
-  const window = batch > 1 ? new BatchWindow({ maxBatch: batch, maxTokens: Math.max(1, Math.floor(opts.batchTokens ?? DEFAULT_BATCH_TOKENS)) }) : undefined;
+  const limits = { maxBatch: batch, maxTokens: Math.max(1, Math.floor(opts.batchTokens ?? DEFAULT_BATCH_TOKENS)) };
+  const window = batch > 1 ? new BatchWindow(limits, { feedEmbeddings: MEDIA_FIELDS.some((m) => (scan.modalities[m] ?? 0) > 0) }) : undefined;
   // Batched: `batch` records at once (onnxruntime-node runs a session on the main thread, so a second wave preparing
   // its inputs would not overlap the model; measured: docs/benchmarks.md).
   const concurrency = Math.max(batch > 1 ? batch : 1, Math.min(16, Math.max(1, Math.floor(opts.concurrency ?? 1))));

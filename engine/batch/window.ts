@@ -11,6 +11,9 @@
  *
  * The vision encoder (nodes/vision-encoder.ts) submits its tiles the same way, as "early" requests: they run first
  * and alone when everyone waits, so the image records they free reach the same LLM step as their batch-mates.
+ * In a dataset with media the window asks for input embeddings from every record (`feedEmbeddings`): the forwards of a
+ * record with an image feed embeddings, and a text-only record feeding token ids would need another graph, so another
+ * key (a mixed batch would run as two forwards at every step, on two sessions each holding the weights).
  *
  * A chunk that fails is retried one request at a time, so a bad record fails alone and its batch-mates get their
  * own results. Requests made outside any participant (or of another window) run at once, alone.
@@ -82,6 +85,11 @@ export function chunkRequests<T extends { tokens: number }>(items: readonly T[],
   return chunks;
 }
 
+export interface BatchWindowOptions {
+  /** The MoE-LLM forwards of every record feed input embeddings, with media or not (one graph for a mixed batch). */
+  feedEmbeddings?: boolean;
+}
+
 export class BatchWindow {
   private active = 0;
   private waiting = 0;
@@ -89,8 +97,13 @@ export class BatchWindow {
   private checkScheduled = false;
   private readonly pending = new Map<string, Group>();
   readonly stats: BatchWindowTotals = { calls: 0, requests: 0, largest: 0, retried: 0, ms: 0 };
+  readonly feedEmbeddings: boolean;
 
-  constructor(readonly limits: BatchLimits) {
+  constructor(
+    readonly limits: BatchLimits,
+    options: BatchWindowOptions = {},
+  ) {
+    this.feedEmbeddings = options.feedEmbeddings ?? false;
     if (!(limits.maxBatch >= 1 && limits.maxTokens >= 1)) throw new Error("a batch window needs maxBatch >= 1 and maxTokens >= 1");
   }
 

@@ -20,7 +20,7 @@ import { config as studioConfig, modelsDir } from "@/engine/config";
 import { parameterCounts } from "./parameters";
 import { resolveInside } from "@/engine/paths";
 import { cachedGraphFile } from "../onnx/graph-cache";
-import { currentBatchWindow } from "@/engine/batch/window";
+import { currentBatchWindow, type BatchWindow } from "@/engine/batch/window";
 
 export interface ResolvedModel {
   /** As the user picked it, e.g. "uni-moe-tiny/tiny". */
@@ -170,16 +170,24 @@ export function decodeTwinOptions(c: MoeLlmConfig, options: MoeGraphOptions, pro
   return deviceGraphFits(c, dense) ? { ...dense, gpu: true } : dense;
 }
 
+/**
+ * The batch window (engine/batch/window.ts) whose padded forwards this record's MoE-LLM forwards join, inside a dataset
+ * batch. None for token_drop models (they cannot pad: one at a time) nor on WebGPU (ONNX Runtime 1.30's
+ * GroupQueryAttention aborts the process on a prefill of more than one sequence there).
+ */
+export function batchWindowFor(model: ResolvedModel, provider: string): BatchWindow | undefined {
+  return model.config.token_drop || provider === "webgpu" ? undefined : currentBatchWindow();
+}
+
 /** A runner whose session comes from the engine's pool (loaded once, reused across runs). */
 export async function withMoeLlm<T>(model: ResolvedModel, asked: MoeGraphOptions, runtime: Runtime, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
   const provider = await runtime.resolveExecutionProvider();
   // on WebGPU the seeded models run the device-resident graph (every node on the GPU, no Memcpy node inside); imported
   // models keep the graph their import wrote (a variant is built from the source checkpoint, which may be gone)
   const device = isImportedDir(model.dir) ? asked : deviceGraphOptions(model.config, asked, provider);
-  // Inside a dataset batch (engine/batch/window.ts) the runner coalesces this record's forwards with its batch-mates'
-  // into padded forwards, so it needs the graph with an attention mask (token_drop models cannot pad: one at a time).
-  // Not on WebGPU: ONNX Runtime 1.30's GroupQueryAttention aborts the process on a prefill of more than one sequence there.
-  const window = model.config.token_drop || provider === "webgpu" ? undefined : currentBatchWindow();
+  // inside a dataset batch the runner coalesces this record's forwards with its batch-mates' into padded forwards, so
+  // it needs the graph with an attention mask
+  const window = batchWindowFor(model, provider);
   const options = window ? { ...device, padding: true } : device;
   const file = graphFile(model, options);
   const builderVersion = isImportedDir(model.dir) ? importedGraphBuilderVersion(model.dir, file) : GRAPH_BUILDER_VERSION;

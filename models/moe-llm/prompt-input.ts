@@ -56,17 +56,26 @@ export interface BuiltPrompt {
 /**
  * A Prompt Builder's sequence as it is; a plain prompt as it is for language-model scoring (score-text); otherwise
  * the prompt (after `system`) through the chat template (`template`: the model's own, or the built-in ChatML).
+ * With `embeds` (an `embeds` graph) the input carries the prompt's embedding rows, also when it has no media.
  */
 export function buildPrompt(
   model: ResolvedModel,
   tokenizer: Tokenizer,
   modelRef: string,
-  o: { sequence?: SequenceValue; prompt?: string; scoreText: boolean; system: string; chatTemplate: "model" | "chatml" },
+  o: { sequence?: SequenceValue; prompt?: string; scoreText: boolean; system: string; chatTemplate: "model" | "chatml"; embeds?: boolean },
 ): BuiltPrompt {
+  const built = promptOf(tokenizer, modelRef, o);
+  const media = o.sequence?.media;
+  if (!media && !o.embeds) return built;
+  const rows = media ?? { at: new Int32Array(0), rows: new Float32Array(0), dim: model.config.hidden_size };
+  return { ...built, input: { ...built.input, embeds: promptEmbeddings(model, built.ids, rows) } };
+}
+
+function promptOf(tokenizer: Tokenizer, modelRef: string, o: { sequence?: SequenceValue; prompt?: string; scoreText: boolean; system: string; chatTemplate: "model" | "chatml" }): BuiltPrompt {
   const { sequence } = o;
   if (sequence) {
     const ids = sequence.ids;
-    const input: PromptInput = { ids, positions: sequence.positions, modalities: sequence.modality, modelName: modelRef, ...(sequence.media ? { embeds: promptEmbeddings(model, ids, sequence.media) } : {}) };
+    const input: PromptInput = { ids, positions: sequence.positions, modalities: sequence.modality, modelName: modelRef };
     return { ids, input, text: sequence.text, format: sequence.tokenizer ? `sequence from the Prompt Builder, tokenised for ${sequence.tokenizer.model}` : "sequence from the Prompt Builder" };
   }
   const prompt = o.prompt ?? "";

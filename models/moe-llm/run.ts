@@ -6,7 +6,7 @@ import type { LlmOutputValue } from "../../engine/values/llm-output";
 import type { ScoreValue } from "../../engine/values/nll-score";
 import { generate, GenerationCancelled } from "./generate";
 import { defaultRoutingPrecision } from "./grin-routing";
-import { logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
+import { batchWindowFor, logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 import type { Interventions } from "./moe-llm-session";
 import type { RoutingPrecision } from "../onnx/bf16";
 import { quantLabel } from "../onnx/quantize";
@@ -66,7 +66,9 @@ export async function runMoeLlm(
   if (sequence) checkSequenceTokenizer(sequence, o.modelRef, modelTokenizer, model.config.vocab_size);
   const stopTokens = stopTokenIds(modelTokenizer, model.dir);
   const routingPrecision: RoutingPrecision = o.routingPrecision === "model" ? defaultRoutingPrecision(model.config) : o.routingPrecision;
-  const graph = { ...GRAPH, embeds: !!sequence?.media, routingPrecision, ...(o.logitLens ? { lens: true } : {}) };
+  // a record without media feeds embeddings too where its batch-mates may have media (BatchWindow.feedEmbeddings)
+  const window = batchWindowFor(model, await runtime.resolveExecutionProvider());
+  const graph = { ...GRAPH, embeds: !!sequence?.media || !!window?.feedEmbeddings, routingPrecision, ...(o.logitLens ? { lens: true } : {}) };
   const q = model.quantization;
   const quantization: TraceQuantization | undefined = q && { bits: q.bits, blockSize: q.blockSize, symmetric: q.symmetric, compute: q.accuracyLevel === 4 ? "int8" : "fp32", label: quantLabel(q) };
   // every run records the weights it ran with (trace and output), and the lens when asked
@@ -80,7 +82,7 @@ export async function runMoeLlm(
     return { ...out, trace: { ...out.trace, lens: { ...lens, texts } } };
   };
   return withMoeLlm(model, graph, runtime, async ({ runner, tokenizer }) => {
-    const prompt = buildPrompt(model, tokenizer, o.modelRef, { sequence, prompt: inputs.prompt, scoreText: o.mode === "score-text", system: o.system, chatTemplate: o.chatTemplate });
+    const prompt = buildPrompt(model, tokenizer, o.modelRef, { embeds: graph.embeds, sequence, prompt: inputs.prompt, scoreText: o.mode === "score-text", system: o.system, chatTemplate: o.chatTemplate });
     const base = { kind: "llm-output", model: o.modelRef, promptIds: prompt.ids, promptText: prompt.text, promptFormat: prompt.format } as const;
     if (o.mode !== "generate") {
       ctx.progress(0.5, "scoring (one forward pass)");
