@@ -9,6 +9,7 @@ import { RoutingAggregate } from "@/engine/routing/aggregate";
 import { traceFromJSON, traceToCSV } from "@/engine/routing/export";
 import { aggregateToSafetensors, traceToSafetensors } from "@/engine/routing/safetensors-export";
 import type { Workflow } from "@/engine/workflow/schema";
+import { canReadArtifact } from "./access";
 import { db } from "./db";
 import { fileStorage } from "./storage";
 
@@ -65,5 +66,9 @@ export async function runExport(ownerId: string, runId: string, nodeId: string, 
   const outputs = run.nodeRuns[0]?.outputs ? (JSON.parse(run.nodeRuns[0].outputs) as Record<string, unknown>) : null;
   const source = exportSource(outputs, kind);
   if (!source) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} has no ${kind === "trace" ? "routing trace (a Routing Inspector node stores one)" : "aggregate (a Routing Aggregate node makes one)"}` });
+  // The outputs are not proof: a Script node's JSON may name any file id. Only what the owner may read is served.
+  for (const id of [source.file, ...(source.csvFile ? [source.csvFile] : [])]) {
+    if (!(await canReadArtifact(ownerId, id))) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} names file ${id}, which does not exist` });
+  }
   return convertExport(kind, source, format, JSON.parse(run.document) as Workflow);
 }
