@@ -174,11 +174,18 @@ export interface DecodeAudioOptions extends RunOptions {
   what?: string;
 }
 
+/**
+ * Input options of every read: only the demuxers of the formats uploads may have (engine/media/sniff.ts; mov covers
+ * MP4/M4A, matroska WebM/MKV). Without them ffmpeg probes the content whatever the file claims, and a playlist (HLS,
+ * concat) would make it open the files the upload lists, e.g. another user's stored audio.
+ */
+const MEDIA_DEMUXERS = ["-format_whitelist", "wav,mp3,ogg,flac,mov,matroska,avi"] as const;
+
 /** Any audio (or the audio track of a video) → mono float32 PCM at `sampleRate` (default 16 kHz). */
 export async function decodeAudio(file: string, opts: DecodeAudioOptions = {}): Promise<Float32Array> {
   const { sampleRate = 16_000, maxSeconds, what = "audio", ...run } = opts;
   await checkFile(file, what);
-  const args = ["-i", file, "-vn", "-sn", "-dn", "-map", "0:a:0"];
+  const args = [...MEDIA_DEMUXERS, "-i", file, "-vn", "-sn", "-dn", "-map", "0:a:0"];
   if (maxSeconds !== undefined) args.push("-t", String(maxSeconds));
   args.push("-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", String(sampleRate), "pipe:1");
   const r = await runFfmpeg(args, run);
@@ -216,7 +223,7 @@ export function parseProbe(json: FfprobeJson): { durationSec: number | null; wid
 }
 
 async function ffprobe(file: string, args: string[], opts: RunOptions): Promise<unknown> {
-  const r = await runTool("ffprobe", ["-v", "error", "-print_format", "json", ...args, file], { timeoutMs: 30_000, ...opts });
+  const r = await runTool("ffprobe", ["-v", "error", "-print_format", "json", ...args, ...MEDIA_DEMUXERS, file], { timeoutMs: 30_000, ...opts });
   if (r.code !== 0) throw new MediaDecodeError(`the video could not be decoded: ${ffmpegReason(r.stderr)}`);
   try {
     return JSON.parse(r.stdout.toString("utf8"));
@@ -297,7 +304,7 @@ export async function sampleFrames(file: string, opts: SampleFramesOptions = {})
   const rate = 1 / plan.secondsPerFrame;
   const frameBytes = size * size * 3;
   const args = [
-    "-i", file,
+    ...MEDIA_DEMUXERS, "-i", file,
     "-map", "0:v:0", "-an", "-sn", "-dn",
     "-vf", `fps=${rate.toFixed(6)}:round=near,scale=${size}:${size}:flags=bicubic`,
     "-frames:v", String(plan.count),

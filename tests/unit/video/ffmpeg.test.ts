@@ -151,3 +151,25 @@ describe("audio", () => {
     await expect(decodeAudio(at("v20.mp4"))).rejects.toThrow(/could not be decoded/);
   });
 });
+
+describe("only media demuxers read an input (an upload must not make ffmpeg open other files)", () => {
+  // An HLS playlist behind an ID3 tag: sniffed as MP3 at upload; ffmpeg's probe skips the tag, finds #EXTM3U and
+  // (without a demuxer whitelist) opens every file the playlist lists, e.g. another user's stored audio.
+  const victim = at("victim.wav");
+  const playlist = (tag: boolean) => Buffer.concat([tag ? Buffer.from([0x49, 0x44, 0x33, 4, 0, 0, 0, 0, 0, 0]) : Buffer.alloc(0), Buffer.from(`#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n${victim}\n#EXT-X-ENDLIST\n`)]);
+  beforeAll(() => {
+    execFileSync(ffmpegPath(), ["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "1", victim]);
+    fs.writeFileSync(at("playlist.mp3"), playlist(true));
+    fs.writeFileSync(at("playlist.mp4"), playlist(false));
+  });
+  it("decodeAudio refuses a playlist dressed as MP3 (the listed file decodes on its own)", async () => {
+    expect((await decodeAudio(victim)).length).toBe(16000);
+    await expect(decodeAudio(at("playlist.mp3"), { what: "input audio (mp3)" })).rejects.toThrow(/the input audio \(mp3\) could not be decoded/);
+  });
+  it("probeVideo and sampleFrames refuse a playlist", async () => {
+    await expect(probeVideo(at("playlist.mp4"))).rejects.toThrow(/the video could not be decoded/);
+    const probe = { durationSec: 1, width: 320, height: 240, hasAudio: true };
+    await expect(sampleFrames(at("playlist.mp4"), { probe, size: 32 })).rejects.toThrow(/the video could not be decoded/);
+    await expect(extractAudio(at("playlist.mp4"), { probe })).rejects.toThrow(/could not be decoded/);
+  });
+});
