@@ -45,6 +45,14 @@ export function escapeLogControls(text: string): string {
   return text.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/**
+ * Text from a workflow (an error, a node's summary) as one inert terminal line: escapeLogControls, and the C0 controls
+ * (newline, carriage return, escape, …) written as JSON writes them.
+ */
+export function terminalLine(text: string): string {
+  return escapeLogControls(text).replace(/[\u0000-\u001f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 /** What a node wrote (a Script's console.log, a TTS warning): one escaped field, with the run and node ids. */
 export function nodeOutput(logger: Logger, runId: string, nodeId: string, output: string): void {
   logger.info({ runId, nodeId: escapeLogControls(nodeId), output: escapeLogControls(output) }, "node output");

@@ -19,6 +19,7 @@ import { catalogue } from "@/nodes";
 import { ABLATION_NODE_TYPE, ablationFiles, ablationSubject, estimateAblation } from "@/nodes/expert-ablation";
 import { progressBar } from "@/engine/progress-bar";
 import { toCSV } from "@/engine/csv";
+import { terminalLine } from "@/engine/log";
 import { aggregateToSafetensors } from "@/engine/routing/safetensors-export";
 import { fileStorage } from "./storage";
 import { modelsDir } from "@/engine/config";
@@ -60,7 +61,7 @@ function progressPrinter(prefix?: string): ((p: BatchProgress) => void) & { done
   const onProgress = (p: BatchProgress) => {
     const eta = p.etaMs === null ? "" : ` ETA ${Math.round(p.etaMs / 1000)} s`;
     progress.update(p.done / Math.max(1, p.total), `${p.done}/${p.total} records (ran ${p.ran}, cached ${p.cached}, failed ${p.failed})${eta} rss ${rssMb()} MB`);
-    if (p.lastError) progress.line(`  record failed: ${p.lastError}`, process.stderr);
+    if (p.lastError) progress.line(`  record failed: ${terminalLine(p.lastError)}`, process.stderr);
   };
   return Object.assign(onProgress, { done: () => progress.done() });
 }
@@ -137,13 +138,13 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
       printer.done();
       console.log(`records: ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed} of ${batch.total} in ${(batch.ms / 1000).toFixed(1)} s (model ${(batch.modelMs / 1000).toFixed(1)} s, aggregation ${(batch.aggregateMs / 1000).toFixed(2)} s, ledger ${(batch.storeMs / 1000).toFixed(2)} s); rss ${rssMb()} MB at end`);
       if (batch.batching?.calls) console.log(`batched: up to ${batch.batch} records per forward; ${batch.batching.calls} model forwards for ${batch.batching.requests} record steps`);
-      for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${f.message}`);
+      for (const f of batch.failures.slice(0, 10)) console.error(`  line ${f.line}: ${terminalLine(f.message)}`);
       if (batch.status === "cancelled") {
         console.error("cancelled");
         return 130;
       }
       if (batch.status === "failed" || !batch.aggregate) {
-        console.error(`failed: ${batch.error ?? "no record produced a trace"}`);
+        console.error(`failed: ${terminalLine(batch.error ?? "no record produced a trace")}`);
         return 1;
       }
       const outDir = path.resolve(opts.out ?? batch.storeDir);
@@ -234,7 +235,7 @@ async function ablationCli(doc: Workflow, opts: BatchCliOptions, base: Omit<Abla
   console.log(`wrote ${path.join(outDir, "ablation.json")}, ablation.csv and ablation.safetensors (workflow ${table.baseline.workflowFingerprint.slice(0, 12)}, dataset ${table.datasetFingerprint.slice(0, 12)})`);
   if (table.status === "cancelled") return 130;
   if (table.status === "failed") {
-    console.error(`failed: ${table.error}`);
+    console.error(`failed: ${terminalLine(table.error ?? "")}`);
     return 1;
   }
   return 0;

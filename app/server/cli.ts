@@ -16,7 +16,7 @@ import { openModelDir, resolveModel, type ResolvedModel } from "@/models/moe-llm
 import type { Workflow } from "@/engine/workflow/schema";
 import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
-import { logToStderr } from "@/engine/log";
+import { logToStderr, terminalLine } from "@/engine/log";
 import { bar, progressBar } from "@/engine/progress-bar";
 import { numberOption, onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
@@ -183,15 +183,15 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
           console.log(`run ${runId}: ${total} node(s) on ${providerLabel(e.executionProvider)}`);
           break;
         case "progress":
-          progress.update(e.fraction, `${e.nodeId} ${e.message ?? ""}`);
+          progress.update(e.fraction, terminalLine(`${e.nodeId} ${e.message ?? ""}`));
           break;
         case "node-done":
         case "node-cached":
           finishedNodes++;
-          progress.line(`${bar(finishedNodes / Math.max(1, total), 20)} ${e.nodeId}: ${e.type === "node-cached" ? "cached" : `done in ${e.ms.toFixed(1)} ms`}: ${e.summary}`);
+          progress.line(`${bar(finishedNodes / Math.max(1, total), 20)} ${terminalLine(`${e.nodeId}: ${e.type === "node-cached" ? "cached" : `done in ${e.ms.toFixed(1)} ms`}: ${e.summary}`)}`);
           break;
         case "node-error":
-          progress.line(`error: ${e.message}`, process.stderr);
+          progress.line(`error: ${terminalLine(e.message)}`, process.stderr);
           break;
       }
       if (TERMINAL_EVENTS.has(e.type)) resolve(e);
@@ -213,7 +213,7 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
     console.error("cancelled");
     return 130;
   }
-  console.error(`failed: ${terminal.type === "failed" ? terminal.message : ""}`);
+  console.error(`failed: ${terminal.type === "failed" ? terminalLine(terminal.message) : ""}`);
   return 1;
 }
 

@@ -16,7 +16,7 @@ import { fileRefs, grantFiles } from "./access";
 import { redactPaths } from "./redact";
 import { fileStorage, prefetchFiles } from "./storage";
 import { config } from "@/engine/config";
-import { log, nodeOutput } from "@/engine/log";
+import { escapeLogControls, log, nodeOutput } from "@/engine/log";
 import { observeEvent } from "./metrics";
 import { modelsDir } from "@/engine/config";
 
@@ -100,7 +100,7 @@ export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { e
 
 /** One log line per run and node milestone (in the process that executes the run), with the run's and node's ids as fields. */
 function logEvent(e: RunEvent): void {
-  const ids = { runId: e.runId, ...("nodeId" in e ? { nodeId: e.nodeId } : {}) };
+  const ids = { runId: e.runId, ...("nodeId" in e ? { nodeId: escapeLogControls(e.nodeId) } : {}) };
   switch (e.type) {
     case "started":
       return log().info({ ...ids, nodes: e.nodeIds.length, executionProvider: e.executionProvider }, "run started");
@@ -109,11 +109,11 @@ function logEvent(e: RunEvent): void {
     case "node-cached":
       return log().info(ids, "node cached");
     case "node-error":
-      return log().warn({ ...ids, error: e.message }, "node failed");
+      return log().warn({ ...ids, error: escapeLogControls(e.message) }, "node failed");
     case "finished":
       return log().info({ ...ids, ms: Math.round(e.ms), ...e.memory }, "run finished");
     case "failed":
-      return log().warn({ ...ids, error: e.message, ...e.memory }, "run failed");
+      return log().warn({ ...ids, error: escapeLogControls(e.message), ...e.memory }, "run failed");
     case "cancelled":
       return log().info(ids, "run cancelled");
   }
