@@ -70,12 +70,13 @@ export async function activeShare(token: string, now = new Date()) {
 type Link = { workflowId: string; version: number | null; workflow: { ownerId: string; latestVersion: number } };
 
 /**
- * The run a share link shows: the owner's last finished run of the workflow; for a link pinned to a
- * version, the last finished run of that version (or none). The share page and file access both use it.
+ * The run a share link shows: the owner's last finished run of a saved version of the workflow (a run of unsaved
+ * edits has none: routers/run.ts runVersion); for a link pinned to a version, the last finished run of that version
+ * (or none). The share page and file access both use it.
  */
 export function sharedRunQuery(link: Link) {
   return {
-    where: { workflowId: link.workflowId, ownerId: link.workflow.ownerId, status: "finished", ...(link.version === null ? {} : { workflowVersion: link.version }) },
+    where: { workflowId: link.workflowId, ownerId: link.workflow.ownerId, status: "finished", workflowVersion: link.version ?? { not: null } },
     orderBy: { createdAt: "desc" as const },
   };
 }

@@ -156,6 +156,34 @@ describe("share links", () => {
     expect(await rejects(anonymous.share.resolve({ token: follow.token }))).toMatchObject({ code: "NOT_FOUND", message: NOT_SHARED });
   });
 
+  it("a run of unsaved edits is not the version's: a link pinned to it (or to none) does not show its outputs", async () => {
+    const { id } = await alice.workflow.create({ document: textDoc("public text") });
+    const pinned = await alice.share.create({ workflowId: id, version: 1 });
+    const latest = await alice.share.create({ workflowId: id });
+    const finished = async (runId: string) => {
+      for (let i = 0; i < 600; i++) {
+        const r = await alice.run.get({ runId });
+        if (r.status === "finished") return r;
+        if (r.status === "failed" || r.status === "cancelled") throw new Error(`run ${runId}: ${r.status}`);
+        await new Promise((ok) => setTimeout(ok, 50));
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    // the saved version as it is, its nodes moved (layout is not what runs): a run of version 1
+    const moved = textDoc("public text");
+    moved.nodes = moved.nodes.map((n) => ({ ...n, position: { x: n.position.x + 40, y: 7 } }));
+    const saved = await finished((await alice.run.start({ document: moved, workflowId: id, workflowVersion: 1 })).runId);
+    expect(saved.workflowVersion).toBe(1);
+    // then an unsaved edit (a private text in place of the public one), run from the editor still based on version 1
+    const edited = await finished((await alice.run.start({ document: textDoc("PRIVATE draft"), workflowId: id, workflowVersion: 1 })).runId);
+    expect(edited.workflowVersion).toBeNull();
+    for (const token of [pinned.token, latest.token]) {
+      const shared = await anonymous.share.resolve({ token });
+      expect(shared.lastRun?.id).toBe(saved.id);
+      expect(JSON.stringify(shared)).not.toContain("PRIVATE");
+    }
+  });
+
   it("a shared document is validated like an import: problems are listed, an unreadable one never crashes", async () => {
     const broken = textDoc("x");
     broken.nodes.push({ id: "mystery", type: "no.such.node", typeVersion: 1, params: {}, position: { x: 0, y: 300 } });

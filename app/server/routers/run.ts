@@ -3,11 +3,13 @@ import { z } from "zod";
 import { providerLabel } from "@/engine/runtime/webgpu";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
+import { loadWorkflow } from "@/engine/workflow/load";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { canReadArtifact, fileRefs } from "../access";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
+import { documentFingerprint } from "../exports";
 import { maxRunsPerUser } from "../limits";
 import { runManager } from "../runs";
 import { protectedProcedure, router } from "../trpc";
@@ -71,6 +73,7 @@ export async function startRun(ownerId: string, input: { document: unknown; work
   if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId }, select: { id: true } }))) {
     throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
   }
+  const workflowVersion = await runVersion(input.workflowId, input.workflowVersion, document);
   return serialised(ownerId, async () => {
     const cap = maxRunsPerUser();
     const active = await db().run.count({ where: { ownerId, status: { in: ["queued", "running"] } } });
@@ -80,8 +83,26 @@ export async function startRun(ownerId: string, input: { document: unknown; work
         message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
       });
     }
-    return runManager().start({ ...input, document, ownerId });
+    return runManager().start({ ...input, workflowVersion, document, ownerId });
   });
+}
+
+/**
+ * The saved version a run is of: the one named, if the document is that version's computation (documentFingerprint:
+ * positions and names aside); else none (an edited, unsaved document). A share link pinned to a version shows that
+ * version's runs only, so the outputs of unsaved edits (a private image swapped in) are not shown as the version's.
+ */
+async function runVersion(workflowId: string | undefined, version: number | undefined, document: Workflow): Promise<number | undefined> {
+  if (!workflowId || version === undefined) return undefined;
+  const saved = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } }, select: { document: true } });
+  if (!saved) return undefined;
+  // both as the editor opens them (migrated, params upgraded): a version saved before an upgrade is still itself
+  const computation = (text: string) => documentFingerprint(loadWorkflow(text, catalogue).workflow);
+  try {
+    return computation(saved.document) === computation(JSON.stringify(document)) ? version : undefined;
+  } catch {
+    return undefined; // a version that no longer reads is not what ran
+  }
 }
 
 /** A run of this owner with every node's status and output previews; NOT_FOUND for anyone else's. */
