@@ -20,7 +20,7 @@ export const textInput = defineNode({
   summarize(outputs) {
     const text = outputs.text ?? "";
     if (text === "") return "empty text";
-    const oneLine = text.replace(/\s+/g, " ").trim();
+    const oneLine = text.trimStart().slice(0, 1000).replace(/\s+/g, " ").trim(); // the headline shows 60 characters; a long text is not copied whole
     const shown = oneLine.length > 60 ? `${oneLine.slice(0, 59)}…` : oneLine;
     return `${text.length} character${text.length === 1 ? "" : "s"}: "${shown}"`;
   },

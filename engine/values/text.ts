@@ -9,7 +9,7 @@ export const text = defineValueKind<string>({
   schema: z.string(),
   is: (v) => typeof v === "string",
   describe(value) {
-    const oneLine = value.replace(/\s+/g, " ").trim();
+    const oneLine = value.trimStart().slice(0, 1000).replace(/\s+/g, " ").trim(); // the headline shows 60 characters; a long text is not copied whole
     const headline = value === "" ? "empty text" : `text, ${value.length} chars: "${oneLine.length > 60 ? `${oneLine.slice(0, 59)}…` : oneLine}"`;
     return { type: "text", headline, text: value.slice(0, MAX_TEXT), length: value.length };
   },
