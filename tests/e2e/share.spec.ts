@@ -103,6 +103,11 @@ test("share: a read-only link opened by someone else shows graph, notes and outp
   await expect(viewer.getByTestId("run-status")).toHaveText("finished");
   await expect(viewer.getByTestId(`outputs-${template}`)).toContainText("hello share!");
   await viewer.screenshot({ path: `${SHOTS}/fork-run.png` });
+  // A link that only carries ?fork=1 (not this tab's own Fork before logging in) copies nothing into the viewer's workspace.
+  await viewer.goto(`${link}?fork=1`);
+  await expect(viewer.getByTestId("shared-name")).toHaveText("Untitled workflow");
+  await viewer.waitForTimeout(1500);
+  expect(new URL(viewer.url()).pathname).toMatch(/^\/s\//);
 
   // The owner revokes the link: the viewer's copy of the address is now the not-found page.
   await row.getByRole("button", { name: "Revoke" }).click();

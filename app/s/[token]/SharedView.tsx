@@ -87,6 +87,8 @@ const SharedNode = memo(function SharedNode({ id, data }: NodeProps<SharedFlowNo
 });
 
 const nodeTypes = { shared: SharedNode };
+/** sessionStorage: the share token whose Fork sent this tab to log in (the fork finishes when it comes back). */
+const FORK_AFTER_LOGIN = "studio.forkAfterLogin";
 
 function toSharedFlow(doc: Workflow, catalog: Map<string, NodeTypeInfo>, colors: Record<string, string>, runs: SharedNodeOutputs[]): { nodes: Node[]; edges: Edge[] } {
   const byNode = new Map(runs.map((r) => [r.nodeId, r]));
@@ -187,7 +189,10 @@ export default function SharedView({ token }: { token: string }) {
         const e = err as { message: string; data?: { code?: string } };
         if (e.data?.code === "UNAUTHORIZED") {
           // Log in (or sign up) first; the login page sends the viewer back here to finish the fork.
-          if (!auto) window.location.href = `/login?next=${encodeURIComponent(`/s/${token}?fork=1`)}`;
+          if (!auto) {
+            sessionStorage.setItem(FORK_AFTER_LOGIN, token);
+            window.location.href = `/login?next=${encodeURIComponent(`/s/${token}?fork=1`)}`;
+          }
           else setError("Log in to fork this workflow.");
         } else setError(`Could not fork: ${e.message}`);
       }
@@ -198,9 +203,12 @@ export default function SharedView({ token }: { token: string }) {
   useEffect(() => {
     if (search.get("fork") === "1" && shared.data?.document && !autoForked.current) {
       autoForked.current = true;
+      // only the fork this tab asked for before logging in: a link with ?fork=1 alone must not copy anything
+      if (sessionStorage.getItem(FORK_AFTER_LOGIN) !== token) return;
+      sessionStorage.removeItem(FORK_AFTER_LOGIN);
       void doFork(true);
     }
-  }, [search, shared.data, doFork]);
+  }, [search, shared.data, doFork, token]);
 
   if (shared.error) {
     if (shared.error.data?.code === "NOT_FOUND") return <NotShared />;
