@@ -386,8 +386,17 @@ export class RunManager {
     return false;
   }
 
-  /** Moves a queued run one place earlier or later in the queue (it takes the priority of a run it passes). */
+  /**
+   * Moves a queued run one place earlier or later in the queue (it takes the priority of a run it passes), past a run
+   * of the same owner only: passing someone else's queued run would be jumping the queue.
+   */
   async move(runId: string, direction: "up" | "down"): Promise<boolean> {
+    const pending = await this.runQueue.pending();
+    const i = pending.findIndex((r) => r.runId === runId);
+    const neighbour = i < 0 ? undefined : pending[direction === "up" ? i - 1 : i + 1];
+    if (!neighbour) return false;
+    const owners = await db().run.findMany({ where: { id: { in: [runId, neighbour.runId] } }, select: { ownerId: true } });
+    if (owners.length !== 2 || owners[0]!.ownerId !== owners[1]!.ownerId) return false;
     const priority = await this.runQueue.move(runId, direction);
     if (priority === undefined) return false;
     await db().run.updateMany({ where: { id: runId }, data: { priority } });

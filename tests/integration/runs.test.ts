@@ -103,6 +103,14 @@ describe("run host", () => {
     expect(await manager.move(d, "up")).toBe(true);
     expect((await manager.queue()).map((q) => q.id)).toEqual([a, b, d, c]);
     expect(await manager.move(b, "up")).toBe(false); // already first in the queue
+    // another user's queued run is not passed (nor passes ours): a run moves among its owner's runs only
+    const e = await manager.start({ document: gateDoc("e"), ownerId: "someone-else" });
+    const f = await manager.start({ document: gateDoc("f") });
+    expect(await manager.move(f, "up")).toBe(false);
+    expect(await manager.move(e, "up")).toBe(false);
+    expect(await manager.move(c, "down")).toBe(false);
+    expect((await manager.queue()).map((q) => q.id)).toEqual([a, b, d, c, e, f]);
+    for (const r of [e, f]) await manager.cancel(r);
 
     await manager.cancel(c);
     expect((await manager.whenDone(c)).type).toBe("cancelled");
