@@ -45,6 +45,12 @@ export interface RunOptions {
   onOutputs?: (nodeId: string, outputs: Outputs, status: "done" | "cached", files: readonly string[]) => void;
   /** The storage this run's nodes see (default: the executor's), e.g. one that records who wrote what. */
   storage?: Storage;
+  /**
+   * Runs share cached outputs only within one scope (the web host: the run's owner). A node's files can carry its
+   * run's document (a PNG or WAV with the workflow embedded), and a hit on someone else's entry would also tell that
+   * they ran the same thing.
+   */
+  cacheScope?: string;
 }
 
 export type NodeRunStatus = "done" | "cached" | "error" | "skipped" | "cancelled";
@@ -105,6 +111,7 @@ interface RunState {
   onOutputs: RunOptions["onOutputs"];
   memory: MemorySampler | undefined;
   storage: Storage;
+  cacheScope: string | null;
 }
 
 const PENDING = 0, RUNNING = 1, DONE = 2;
@@ -206,7 +213,7 @@ export class Executor {
     const runSignal = controller.signal;
 
     const errors: string[] = [];
-    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage };
+    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null };
     const ready: number[] = [];
     for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
     let running = 0;
@@ -344,7 +351,7 @@ export class Executor {
       if (cacheable) {
         try {
           const fingerprint = def.fingerprint ? await def.fingerprint(params as never, storage) : null;
-          key = hashValue([def.type, def.typeVersion, params, inputKeys, fingerprint]);
+          key = hashValue([run.cacheScope, def.type, def.typeVersion, params, inputKeys, fingerprint]);
         } catch {
           key = undefined; // unhashable params or a failing fingerprint: never a hit, always run
         }

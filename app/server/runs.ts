@@ -126,7 +126,7 @@ function logEvent(e: RunEvent): void {
  */
 export async function executeRun(
   executor: Executor,
-  run: { id: string; document: Workflow; targetNodeId?: string },
+  run: { id: string; document: Workflow; targetNodeId?: string; ownerId: string },
   signal: AbortSignal,
   publishEvent: (event: RunEvent) => void,
   /** Turns false when another worker has taken this run over: from then on nothing is written or published. */
@@ -194,6 +194,7 @@ export async function executeRun(
       targetNodeId: run.targetNodeId,
       signal,
       storage,
+      cacheScope: run.ownerId,
       onEvent: (raw) => {
         const event = withoutServerPaths(raw);
         record(event);
@@ -518,11 +519,11 @@ export class RunManager {
   /** Embedded: executes a queued run in this process. */
   private async executeHere(runId: string): Promise<void> {
     const run = this.track(runId);
-    const row = await db().run.findUnique({ where: { id: runId }, select: { document: true, targetNodeId: true } });
+    const row = await db().run.findUnique({ where: { id: runId }, select: { document: true, targetNodeId: true, ownerId: true } });
     if (!row) return;
     run.status = "running";
     run.controller = new AbortController();
-    await executeRun(this.executor, { id: runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, run.controller.signal, (e) => this.deliver(e));
+    await executeRun(this.executor, { id: runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined, ownerId: row.ownerId }, run.controller.signal, (e) => this.deliver(e));
   }
 }
 

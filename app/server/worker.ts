@@ -35,7 +35,7 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
     warmHandoffMs: config().STUDIO_WORKER_HANDOFF_MS,
     executionProvider: providerLabel(executionProvider),
     async execute(run, signal, owned) {
-      const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true } });
+      const row = await db().run.findUnique({ where: { id: run.runId }, select: { document: true, targetNodeId: true, status: true, ownerId: true } });
       if (!row) throw new Error(`run ${run.runId} is not in the database`);
       if (row.status !== "queued" && row.status !== "running") return; // cancelled (or ended) before it reached us
       log().info({ runId: run.runId, attempt: run.attempt }, "run taken");
@@ -44,7 +44,7 @@ export async function startWorker(): Promise<{ worker: BullRunWorker; stop: () =
         log().warn({ runId: run.runId, attempt: run.attempt }, "retrying after its worker was lost");
         await db().nodeRun.deleteMany({ where: { runId: run.runId } });
       }
-      const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined }, signal, publish, owned);
+      const terminal = await executeRun(executor, { id: run.runId, document: JSON.parse(row.document) as Workflow, targetNodeId: row.targetNodeId ?? undefined, ownerId: row.ownerId }, signal, publish, owned);
       // The run's memory was measured in this process (executeRun writes it to the Run row and the terminal event).
       const memory = "memory" in terminal && terminal.memory ? `, ${describeRunMemory(terminal.memory)}` : "";
       log().info({ runId: run.runId }, owned() ? `${terminal.type}${memory}` : "abandoned (another worker took it over)");

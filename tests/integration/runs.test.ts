@@ -53,6 +53,19 @@ const catalogue = new NodeCatalogue([
       return { text: params.name };
     },
   }),
+  defineNode({
+    type: "test.provenance",
+    typeVersion: 1,
+    title: "Provenance",
+    category: "Utility",
+    description: "Writes a file with its run's document in it, as the DiT (PNG) and TTS (WAV) nodes do.",
+    inputs: {},
+    outputs: { text: { type: "TEXT" } },
+    params: z.object({ seed: z.number().default(1) }),
+    async execute({ ctx }) {
+      return { text: await ctx.storage.write(new TextEncoder().encode(JSON.stringify(ctx.workflow ?? null)), "json") };
+    },
+  }),
 ]);
 
 function gateDoc(name: string): Workflow {
@@ -91,6 +104,24 @@ describe("run host", () => {
     ]);
     expect(rows.find((r) => r.id === "old-running")!.error).toMatch(/server stopped/);
     expect((await db().nodeRun.findUnique({ where: { id: "nr1" } }))!.status).toBe("interrupted");
+  });
+
+  it("cached outputs are shared among one owner's runs only: a file with another user's document in it is never handed over", async () => {
+    const doc = (name: string): Workflow => ({ ...emptyWorkflow(name), nodes: [{ id: "p", type: "test.provenance", typeVersion: 1, params: { seed: 7 }, position: { x: 0, y: 0 } }], edges: [] });
+    const run = async (ownerId: string, name: string) => {
+      const id = await manager.start({ document: doc(name), ownerId });
+      expect((await manager.whenDone(id)).type).toBe("finished");
+      const node = await db().nodeRun.findFirstOrThrow({ where: { runId: id, nodeId: "p" } });
+      const file = (JSON.parse(node.outputs!) as { text: { text: string } }).text.text;
+      return { status: node.status, written: (await manager.executor.storage.read(file)).toString("utf8") };
+    };
+    expect(await run("alice", "alice's private plan")).toMatchObject({ status: "done" });
+    const again = await run("alice", "alice, renamed");
+    expect(again.status).toBe("cached"); // her own earlier output
+    const bob = await run("bob", "bob's copy");
+    expect(bob.status).toBe("done");
+    expect(bob.written).toContain("bob's copy");
+    expect(bob.written).not.toContain("alice");
   });
 
   it("queues runs in order, re-orders and cancels pending ones, cancels a running one", async () => {
