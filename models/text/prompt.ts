@@ -80,7 +80,10 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
   const templateOptions = { addGenerationPrompt: true, template: p.chatTemplate ?? "model" } as const;
   const full = tok.applyChatTemplate(messages, templateOptions);
   for (const kind of ["image", "video", "audio"] as const) {
-    if (media[kind] && !full.includes(`<${kind}>`)) throw new Error(`the ${tok.chatTemplateLabel(templateOptions)} dropped the <${kind}> placeholder of the user message`);
+    const count = full.split(`<${kind}>`).length - 1;
+    if (media[kind] && count === 0) throw new Error(`the ${tok.chatTemplateLabel(templateOptions)} dropped the <${kind}> placeholder of the user message`);
+    // the system prompt (or the template) can bring placeholders too: each would be a whole copy of the media
+    if (count > (media[kind] ? 1 : 0)) throw new Error(`<${kind}> appears ${count} time${count === 1 ? "" : "s"} in the prompt as templated (the system prompt or the chat template has it too); each input can be placed once, in the prompt text`);
   }
 
   // Split the templated text at the placeholders; text pieces are tokenised, media pieces become spans.

@@ -55,6 +55,9 @@ describe("buildSequence", () => {
     expect(s.modality.indexOf("image")).toBeLessThan(s.ids.length - 10);
     expect(() => buildSequence(tok, { template: "<audio> hi", system: "", image, mode: "uni-moe" })).toThrow(/no audio features/);
     expect(() => buildSequence(tok, { template: "<image><image>", system: "", image, mode: "uni-moe" })).toThrow(/more than once/);
+    // placeholders in the system prompt would each be a whole copy of the media (120 × a 6×6-tile image: millions of rows)
+    expect(() => buildSequence(tok, { template: "<image> what is it?", system: "<image>".repeat(120), image, mode: "uni-moe" })).toThrow(/<image> appears 121 times in the prompt as templated/);
+    expect(() => buildSequence(tok, { template: "hi", system: "see <audio>", image, mode: "uni-moe" })).toThrow(/<audio> appears 1 time in the prompt/);
   });
 
   it("checks rows against the layout and the LLM's hidden size", () => {
