@@ -51,6 +51,10 @@ export function applySweepValue(doc: Workflow, catalogue: NodeCatalogue, spec: S
   const def = catalogue.get(node.type);
   if (!def) throw new Error(`sweep: node "${spec.nodeId}" has unknown type "${node.type}"`);
   if (!(spec.param in def.params.shape)) throw new Error(`sweep: node "${spec.nodeId}" (${node.type}) has no param "${spec.param}" (params: ${Object.keys(def.params.shape).join(", ")})`);
+  // a run may read only the files its owner may; the host checks the file params of the document it is given, so a
+  // sweep must not bring file ids of its own
+  const meta = (def.params.shape[spec.param] as { meta?: () => { widget?: unknown } | undefined }).meta?.();
+  if (meta?.widget === "file") throw new Error(`sweep: ${spec.nodeId}.${spec.param} is a file; sweeping files is not supported (run a dataset of them instead)`);
   const params = { ...node.params, [spec.param]: value };
   const ok = def.params.safeParse(params);
   if (!ok.success) throw new Error(`sweep: ${JSON.stringify(value)} is not a valid ${spec.nodeId}.${spec.param}: ${ok.error.issues[0]?.message}`);

@@ -6,14 +6,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { batchCatalogue } from "../../../engine/batch/feeder";
 import { runBatch, type BatchOptions } from "../../../engine/batch/runner";
-import { parseSweep, runSweep } from "../../../engine/batch/sweep";
+import { applySweepValue, parseSweep, runSweep } from "../../../engine/batch/sweep";
 import { Executor } from "../../../engine/executor";
 import { hashValue } from "../../../engine/hash";
 import { defineNode, NodeCatalogue } from "../../../engine/node";
 import { recordGroup, RoutingAggregate } from "../../../engine/routing/aggregate";
 import { syntheticTrace } from "../../../engine/routing/synthetic";
 import { DiskStorage } from "../../../engine/storage";
-import type { Workflow } from "../../../engine/workflow/schema";
+import { emptyWorkflow, type Workflow } from "../../../engine/workflow/schema";
 import { datasetNode } from "../../../nodes/dataset";
 
 // A fake model: a seeded synthetic trace from (text, image file, P), so the batch logic is tested without ONNX.
@@ -225,6 +225,13 @@ describe("sweeps", () => {
     expect(parseSweep('llm.interventions=["", "[{\\"layer\\":\\"*\\",\\"expert\\":\\"E1\\",\\"action\\":\\"ban\\"}]"]').values).toHaveLength(2);
     expect(() => parseSweep("llm=1,2")).toThrow(/nodeId.param/);
     expect(() => parseSweep("llm.p=1,,2")).toThrow(/empty value/);
+  });
+
+  it("refuses to sweep a file param (the host checks the file ids of the document it is given, not a sweep's)", async () => {
+    const { catalogue: real } = await import("../../../nodes");
+    const withImage: Workflow = { ...emptyWorkflow("img"), nodes: [{ id: "img", type: "input.image", typeVersion: 1, params: { file: "" }, position: { x: 0, y: 0 } }], edges: [] };
+    const victim = `${"a".repeat(64)}.png`;
+    expect(() => applySweepValue(withImage, real, parseSweep(`img.file=["${victim}"]`), victim)).toThrow("sweep: img.file is a file; sweeping files is not supported");
   });
 
   it("one batch per value, each its own cache, summaries that follow the swept param", async () => {
