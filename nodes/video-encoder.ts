@@ -8,6 +8,9 @@ import { CHUNK_FRAMES, chunkSamples, logMelChunk } from "../models/encoders/mel"
 import { adaptiveAvgPool2d } from "../models/encoders/vision-encoder";
 import "./params";
 
+/** Longest audio track encoded (s), as the Audio Encoder's "Max duration" allows at most. */
+const MAX_AUDIO_SECONDS = 3600;
+
 /**
  * Video → FEATURES (PAPER.md §3–4): frames sampled at 1 fps (at least 8, at most "Max frames", an even
  * count; short clips get 8 frames spread evenly), each frame stretched to one 384×384 tile, normalised like
@@ -105,11 +108,12 @@ export const videoEncoder = defineNode({
       if (melFrames !== CHUNK_FRAMES) throw new Error(`audio model "${params.audioModel}" takes ${melFrames} mel frames per chunk; only 30-s chunks (${CHUNK_FRAMES} frames) are supported`);
       let pcm: Float32Array | null;
       try {
-        pcm = await extractAudio(file, { probe, signal, sampleRate: 16_000 });
+        pcm = await extractAudio(file, { probe, signal, sampleRate: 16_000, maxSeconds: MAX_AUDIO_SECONDS + 1 });
       } catch (err) {
         if (err instanceof MediaDecodeError) throw new Error(err.message);
         throw err;
       }
+      if (pcm && pcm.length > MAX_AUDIO_SECONDS * 16_000) throw new Error(`the video's audio track is longer than ${MAX_AUDIO_SECONDS} s (the Audio Encoder's limit); trim the clip or turn "include audio" off`);
       if (pcm) {
         const chunks = chunkSamples(pcm);
         const perChunk = queries * aDim;

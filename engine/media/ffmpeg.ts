@@ -214,7 +214,8 @@ export function parseProbe(json: FfprobeJson): { durationSec: number | null; wid
   const video = streams.find((st) => st.codec_type === "video" && !st.disposition?.attached_pic);
   const seconds = (v: string | undefined) => (v !== undefined && Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : null);
   return {
-    durationSec: seconds(json.format?.duration) ?? seconds(video?.duration),
+    // the video stream's own length where it has one: a longer audio track makes the container longer than the frames
+    durationSec: seconds(video?.duration) ?? seconds(json.format?.duration),
     width: video?.width ?? 0,
     height: video?.height ?? 0,
     hasVideo: !!video,

@@ -67,7 +67,7 @@ describe("probeVideo", () => {
     expect(p).toMatchObject({ width: 320, height: 240, hasAudio: true });
     expect((await probeVideo(at("v20.mp4"))).hasAudio).toBe(false);
   });
-  it("reads ffprobe's JSON: a cover picture is not the video stream; the stream's duration when the container has none", () => {
+  it("reads ffprobe's JSON: a cover picture is not the video stream; the video stream's duration, else the container's", () => {
     const p = parseProbe({
       format: { duration: "62.500000" },
       streams: [
@@ -79,6 +79,8 @@ describe("probeVideo", () => {
     expect(p).toEqual({ durationSec: 62.5, width: 640, height: 360, hasVideo: true, hasAudio: true });
     expect(parseProbe({ format: {}, streams: [{ codec_type: "video", width: 2, height: 2, duration: "1.5" }] })).toMatchObject({ durationSec: 1.5, hasAudio: false });
     expect(parseProbe({ format: { duration: "N/A" }, streams: [{ codec_type: "audio" }] })).toMatchObject({ durationSec: null, hasVideo: false });
+    // an audio track longer than the frames makes the container longer: the frames' own length counts
+    expect(parseProbe({ format: { duration: "3700.0" }, streams: [{ codec_type: "video", width: 2, height: 2, duration: "2.0" }, { codec_type: "audio", duration: "3700.0" }] })).toMatchObject({ durationSec: 2 });
   });
   it("STUDIO_FFMPEG / STUDIO_FFPROBE: auto prefers the tool on PATH, bundled takes the npm build, a path is taken as it is", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tools-"));

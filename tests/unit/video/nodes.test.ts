@@ -95,6 +95,14 @@ describe("encode.video", () => {
     await expect(videoEncoder.execute({ inputs: { video: garbage }, params: defaults(videoEncoder), ctx })).rejects.toThrow(/the video could not be decoded/);
     await expect(videoEncoder.execute({ inputs: {}, params: defaults(videoEncoder), ctx })).rejects.toThrow(/connect a video/);
   });
+
+  it("an audio track over an hour (behind a 2-s video) is refused, decoding at most an hour of it", async () => {
+    const out = path.join(work, "long-audio.mov");
+    // 2 s of video, 3,700 s of silence at 8 kHz: a small file whose audio would decode to ~237 MB of float32 at 16 kHz
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=2", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "3700", "-c:v", "mpeg4", "-c:a", "pcm_s16le", out);
+    const video: VideoValue = { kind: "video", file: await store(out, "mov"), mime: "video/quicktime", bytes: fs.statSync(out).size };
+    await expect(videoEncoder.execute({ inputs: { video }, params: defaults(videoEncoder, { maxFrames: 8 }), ctx })).rejects.toThrow("the video's audio track is longer than 3600 s");
+  }, 120_000);
 });
 
 describe("encode.audio through ffmpeg", () => {
