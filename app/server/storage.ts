@@ -36,3 +36,9 @@ export async function prefetchFiles(document: unknown): Promise<void> {
     if (await store.exists(id)) await store.fetch(id);
   }
 }
+
+/** The path of a stored file on this host, fetched into the cache first under S3 (throws when there is no such file). */
+export async function localFile(id: string): Promise<string> {
+  const store = fileStorage();
+  return store instanceof S3Storage ? store.fetch(id) : store.pathOf(id);
+}

@@ -21,9 +21,9 @@ const doc = {
   edges: [],
 };
 
-function fetchFile(id: string, share?: string): Promise<Response> {
+function fetchFile(id: string, share?: string, range?: string): Promise<Response> {
   const url = `http://studio.test:3000/api/files/${id}${share === undefined ? "" : `?share=${encodeURIComponent(share)}`}`;
-  return files.GET(new Request(url, { headers: { host: "studio.test:3000" } }), { params: Promise.resolve({ id }) });
+  return files.GET(new Request(url, { headers: { host: "studio.test:3000", ...(range ? { range } : {}) } }), { params: Promise.resolve({ id }) });
 }
 
 /** A finished run of the workflow, created at `at`, whose node "img" wrote `file` (granted as the run host does). */
@@ -61,6 +61,24 @@ describe("files behind a share link", () => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes.last);
     expect((await fetchFile(lastOutput)).status).toBe(404);
     expect((await fetchFile(lastOutput, randomBytes(32).toString("base64url"))).status).toBe(404);
+  });
+
+  it("streams the file with its length, and single byte ranges (206) for media seeking; 416 past the end", async () => {
+    const whole = await fetchFile(lastOutput, token);
+    expect(whole.headers.get("content-length")).toBe(String(bytes.last.length));
+    expect(whole.headers.get("accept-ranges")).toBe("bytes");
+    expect(Buffer.from(await whole.arrayBuffer())).toEqual(bytes.last);
+    const part = await fetchFile(lastOutput, token, "bytes=4-8");
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe(`bytes 4-8/${bytes.last.length}`);
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(bytes.last.subarray(4, 9));
+    const tail = await fetchFile(lastOutput, token, "bytes=-5");
+    expect(Buffer.from(await tail.arrayBuffer())).toEqual(bytes.last.subarray(-5));
+    const past = await fetchFile(lastOutput, token, `bytes=${bytes.last.length}-`);
+    expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe(`bytes */${bytes.last.length}`);
+    // a range does not open what the token does not
+    expect((await fetchFile(olderOutput, token, "bytes=0-3")).status).toBe(404);
   });
 
   it("a valid token does not open files outside the shared run: an older run's output, an unused upload", async () => {
