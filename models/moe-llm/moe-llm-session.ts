@@ -3,6 +3,7 @@ import { resolveTopK, resolveTopP, type MoeLlmConfig } from "./config";
 import { checkNoColumn, dropPolicy, noColumnMessage } from "./grin-routing";
 import { buildMoeLlmGraph, GRAPH_BUILDER_VERSION, io, type MoeGraphOptions, moeDims, TOP_P_EXACT_SINCE } from "./moe-llm-graph";
 import { kvCacheDims } from "./decoder/attention";
+import { contextLimit } from "./context-limit";
 import { ropeTableSize } from "./decoder/fused";
 import { architectureOf, moeLayerIndices } from "../families/conventions";
 import type { WeightSource } from "../io/weights";
@@ -273,6 +274,9 @@ export class MoeLlmRunner {
     readonly extras: RunnerExtras = {},
   ) {}
 
+  /** The most tokens a sequence may hold (read once: the configuration is not read at every decode step). */
+  private contextMax?: ReturnType<typeof contextLimit>;
+
   /**
    * The graph's top_p feed: the P in force; a graph built before TOP_P_EXACT_SINCE (an older import) reads 0 as the
    * config's P and is fed as it was then, so it routes exactly as before.
@@ -444,6 +448,8 @@ export class MoeLlmRunner {
     const arch = architectureOf(this.config);
     const { batch: B, seq: S } = input;
     const context = (input.past?.length ?? 0) + S;
+    const limit = (this.contextMax ??= contextLimit(this.config));
+    if (context > limit.tokens) throw new Error(`the sequence has ${context.toLocaleString("en")} tokens; at most ${limit.by} fit; shorten the prompt or generate fewer tokens`);
     if (arch.maxContext !== null && context > arch.maxContext)
       throw new Error(
         `${this.config.model_type}: ${context} tokens exceed the ${arch.maxContext} its RoPE is built for (LongRoPE's short factors; the long factors, used past original_max_position_embeddings, are not implemented)`,

@@ -5,6 +5,7 @@ import type { SequenceValue } from "../../engine/sequence";
 import type { PromptInput } from "./generate";
 import type { ResolvedModel } from "./moe-llm-model";
 import { promptEmbeddings } from "./moe-llm-model";
+import { checkContext } from "./context-limit";
 import { tokenizerHash } from "../text/prompt-tokenizer";
 import { continuePositions, scoredSequence, type ScoreInput } from "./scoring";
 import { byteTokenizer, type Tokenizer } from "../text/tokenizer";
@@ -65,6 +66,7 @@ export function buildPrompt(
   o: { sequence?: SequenceValue; prompt?: string; scoreText: boolean; system: string; chatTemplate: "model" | "chatml"; embeds?: boolean },
 ): BuiltPrompt {
   const built = promptOf(tokenizer, modelRef, o);
+  checkContext(model.config, built.ids.length, "the prompt");
   const media = o.sequence?.media;
   if (!media && !o.embeds) return built;
   const rows = media ?? { at: new Int32Array(0), rows: new Float32Array(0), dim: model.config.hidden_size };
