@@ -112,6 +112,7 @@ export const CONFIG = {
   STUDIO_COMPUTE_DTYPE: entry(oneOf(["auto", "fp32", "fp16"]), { section: "general", default: "`auto`", meaning: "what imported models compute in: `auto` = fp16 on CUDA and on WebGPU adapters with `shader-f16`, else fp32" }, "auto"),
   STUDIO_CACHE_MB: entry(positiveNumber, { section: "general", default: "`512`", meaning: "output cache bound (LRU by bytes; large values spill to disk)" }, 512),
   STUDIO_NODE_CONCURRENCY: entry(positiveInt, { section: "general", default: "`2`", meaning: "nodes of one run executing at once" }, 2),
+  STUDIO_RUN_OUTPUT_MB: entry(positiveNumber, { section: "general", default: "`2048`", meaning: "what the outputs of one run's nodes may hold together (a run keeps them until it ends); past it the node that makes more fails with a message" }, 2048),
   STUDIO_MAX_RUNS: entry(positiveInt, { section: "general", default: "`1`", meaning: "runs executing at once (others wait in the queue)" }, 1),
   STUDIO_SCRIPT_WORKERS: entry(positiveInt, { section: "general", default: "`2`", meaning: "Script nodes running at once (one worker thread each)" }, 2),
   STUDIO_DECODE_TWIN: entry(onOff, { section: "general", default: "`on`", meaning: "`off`: decode steps on the CPU run the same (sparse) decoder graph as the prefill instead of its decode twin (docs/benchmarks.md)" }, "on"),

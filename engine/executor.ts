@@ -1,4 +1,4 @@
-import type { OutputCache } from "./cache";
+import { estimateBytes, type OutputCache } from "./cache";
 import { makeEvent, type RunEvent, type RunMemory } from "./events";
 import { hashValue } from "./hash";
 import { checkOutputs, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
@@ -27,6 +27,12 @@ export interface ExecutorOptions {
   memorySampleMs?: number;
   /** Check each output against its kind as it leaves a node (default true; false only to measure what the check costs: tests/bench/main.ts). */
   checkOutputs?: boolean;
+  /**
+   * Bytes the outputs of one run's executed nodes may hold together (estimateBytes; default: no limit). A run keeps
+   * every output until it ends, so a workflow of many nodes each making a large value fails its node with a message
+   * instead of exhausting the process.
+   */
+  maxRunOutputBytes?: number;
 }
 
 export interface RunOptions {
@@ -112,6 +118,8 @@ interface RunState {
   memory: MemorySampler | undefined;
   storage: Storage;
   cacheScope: string | null;
+  /** estimateBytes of the outputs this run's nodes made so far. */
+  outputBytes: number;
 }
 
 const PENDING = 0, RUNNING = 1, DONE = 2;
@@ -134,6 +142,7 @@ export class Executor {
   private readonly memoryProbe: ((executionProvider: string) => MemoryProbe) | false;
   private readonly memorySampleMs: number;
   private readonly checkOutputs: boolean;
+  private readonly maxRunOutputBytes: number | undefined;
   /** Resolved once: the runtime's provider does not change within a process. */
   private executionProvider?: string;
 
@@ -147,6 +156,7 @@ export class Executor {
     this.memoryProbe = options.memoryProbe ?? defaultMemoryProbe;
     this.memorySampleMs = options.memorySampleMs ?? 50;
     this.checkOutputs = options.checkOutputs ?? true;
+    this.maxRunOutputBytes = options.maxRunOutputBytes;
   }
 
   async run(doc: Workflow, opts: RunOptions): Promise<RunResult> {
@@ -213,7 +223,7 @@ export class Executor {
     const runSignal = controller.signal;
 
     const errors: string[] = [];
-    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null };
+    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null, outputBytes: 0 };
     const ready: number[] = [];
     for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
     let running = 0;
@@ -399,6 +409,13 @@ export class Executor {
       }
       // Each output is a value of its kind where it leaves the node (engine/values/), so the next node can trust it.
       if (this.checkOutputs) checkOutputs(def.outputs, out);
+      if (this.maxRunOutputBytes !== undefined) {
+        run.outputBytes += estimateBytes(out);
+        if (run.outputBytes > this.maxRunOutputBytes) {
+          const mb = (b: number) => `${Math.round(b / 2 ** 20).toLocaleString("en")} MB`;
+          throw new Error(`the run's outputs would hold ${mb(run.outputBytes)}, over the ${mb(this.maxRunOutputBytes)} one run may keep (STUDIO_RUN_OUTPUT_MB); make fewer or smaller values`);
+        }
+      }
       outputs[i] = out;
       if (key !== undefined) await this.cache!.set(key, out, written);
       const summary = summarize(def, out);

@@ -93,6 +93,7 @@ export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { e
     cache,
     runtime,
     concurrency: config().STUDIO_NODE_CONCURRENCY,
+    maxRunOutputBytes: config().STUDIO_RUN_OUTPUT_MB * MB,
     log: (runId, nodeId, message) => nodeOutput(log(), runId, nodeId, message),
   });
   return { executor, cache, runtime };
