@@ -291,7 +291,7 @@ export function ModelsPage() {
         </p>
       )}
       <TtsPanel />
-      <PlacementPanel />
+      {data?.admin && <PlacementPanel />}
       <table className="models-table" data-testid="models-table">
         <thead>
           <tr>

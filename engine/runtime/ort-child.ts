@@ -92,6 +92,11 @@ export function runOrtChild(spec: ChildSpec, env: Record<string, string> = {}, t
       child.kill("SIGKILL");
     }, timeoutMs);
     timer.unref();
+    // a child that cannot start (EAGAIN, ENOMEM) is an answer, not an uncaught error that ends this process
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      resolve({ result: { ok: false, error: `ONNX Runtime's process could not start: ${e.message}` }, stderr: err });
+    });
     child.stdout.on("data", (d: Buffer) => void (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
     child.on("close", (code, signal) => {

@@ -110,7 +110,13 @@ function startImport(dir: string, name: string | undefined, dtype: string, quant
     }
   });
   child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
+  // a child that cannot start fails its job; unheard, the error would end the web process
+  child.on("error", (e) => {
+    job.state = "failed";
+    job.error = `the import could not start: ${e.message}`;
+  });
   child.on("close", (code) => {
+    if (job.state === "failed") return;
     if (code === 0 && job.result) job.state = "done";
     else {
       job.state = "failed";
@@ -202,7 +208,8 @@ export const modelsRouter = router({
     return { graphs: listAppGraphs(), executionProvider: providerLabel(ep), preference: runtime.preference, stats: runtime.stats() };
   }),
   /** Where ONNX Runtime places the nodes of one graph on a provider, and the Memcpy nodes it inserts (from its own log). */
-  placement: protectedProcedure.input(z.object({ graph: z.string().min(1).max(400), provider: z.enum(["webgpu", "cuda", "cpu"]) })).mutation(async ({ input }) => {
+  // admins only: a check builds the graph and loads it in a child process (seconds of CPU and a model's memory)
+  placement: adminProcedure.input(z.object({ graph: z.string().min(1).max(400), provider: z.enum(["webgpu", "cuda", "cpu"]) })).mutation(async ({ input }) => {
     try {
       const r = await graphPlacement(input.graph, input.provider);
       return { ...r, memcpy: { ...r.memcpy, sites: r.memcpy.sites.slice(0, 50) } };

@@ -80,6 +80,8 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     expect(await code(bob.models.importStatus({ jobId: "x" }))).toBe("FORBIDDEN");
     expect(await code(bob.models.delete({ ref: "mixtral/mx" }))).toBe("FORBIDDEN");
     expect(await code(bob.models.setDefault({ nodeType: "model.moe-llm", ref: "mixtral/mx", scope: "server" }))).toBe("FORBIDDEN");
+    // a placement check builds a graph and loads it in a child process: an admin's tool
+    expect(await code(bob.models.placement({ graph: "decoder:uni-moe-tiny/tiny", provider: "cpu" }))).toBe("FORBIDDEN");
     expect((await bob.models.list()).map((m) => m.ref)).toContain("mixtral/mx");
     // The admin can; and what it sees names folders by their import folder, not by server path.
     const folders = await admin.models.browse();
