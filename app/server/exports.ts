@@ -68,7 +68,7 @@ export async function runExport(ownerId: string, runId: string, nodeId: string, 
   if (!source) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} has no ${kind === "trace" ? "routing trace (a Routing Inspector node stores one)" : "aggregate (a Routing Aggregate node makes one)"}` });
   // The outputs are not proof: a Script node's JSON may name any file id. Only what the owner may read is served.
   for (const id of [source.file, ...(source.csvFile ? [source.csvFile] : [])]) {
-    if (!(await canReadArtifact(ownerId, id))) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} names file ${id}, which does not exist` });
+    if (!(await canReadArtifact(ownerId, id))) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} names file ${id.slice(0, 80)}, which does not exist` });
   }
   return convertExport(kind, source, format, JSON.parse(run.document) as Workflow);
 }
