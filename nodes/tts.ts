@@ -101,21 +101,11 @@ export const tts = defineNode({
           onProgress: (done, budget, chunk, chunks) => ctx.progress(done / budget, `codec token ${done} / ${budget} (chunk ${chunk + 1} of ${chunks})`),
         }),
       );
-      const wav = encodeWav16(result.waveform, { sampleRate: result.sampleRate });
-      // The file says which workflow made it (so its content id differs per workflow, by design).
-      const file = await ctx.storage.write(ctx.workflow ? embedWorkflowInWav(wav, ctx.workflow) : wav, "wav");
       const speech: SpeechValue = {
-        kind: "audio",
-        file,
-        mime: "audio/wav",
-        sampleRate: result.sampleRate,
-        channels: 1,
+        ...(await storedSpeech(ctx, result, params.model)),
         durationSec: result.durationSec,
-        model: params.model,
         chunks: result.chunks.map((c) => ({ style: c.style, text: c.text, codes: c.codes.length, stopReason: c.stopReason })),
-        skippedChunks: result.skippedChunks,
       };
-      if (result.skippedChunks > 0) ctx.log(`max seconds ran out: ${result.skippedChunks} chunk(s) were not spoken`);
       ctx.progress(1);
       const trace: RoutingTrace = result.trace;
       return { speech, trace };
@@ -131,6 +121,17 @@ export const tts = defineNode({
     return `${s.durationSec.toFixed(2)} s of speech in ${s.chunks.length} chunk(s) (${s.chunks.reduce((a, c) => a + c.codes, 0)} codec tokens)${released}`;
   },
 });
+
+/**
+ * A synthesis's waveform as a stored WAV and the SPEECH fields both paths share. The file says which workflow made it
+ * (so its content id differs per workflow, by design).
+ */
+async function storedSpeech(ctx: RunContext, result: { waveform: Float32Array; sampleRate: number; skippedChunks: number }, model: string) {
+  const wav = encodeWav16(result.waveform, { sampleRate: result.sampleRate });
+  const file = await ctx.storage.write(ctx.workflow ? embedWorkflowInWav(wav, ctx.workflow) : wav, "wav");
+  if (result.skippedChunks > 0) ctx.log(`max seconds ran out: ${result.skippedChunks} chunk(s) were not spoken`);
+  return { kind: "audio", file, mime: "audio/wav", sampleRate: result.sampleRate, channels: 1, model, skippedChunks: result.skippedChunks } as const;
+}
 
 /** The codec for a released MoE-TTS: the node's, else the Models page's. */
 function codecRef(param: string): string {
@@ -167,23 +168,14 @@ async function executeReleased(model: ResolvedSpeech, inputs: { llm?: LlmOutputV
         onProgress: (done, budget, chunk, n) => ctx.progress(done / budget, `code ${done} / ${budget} (chunk ${chunk + 1} of ${n}, ${params.mode} mode)`),
       }),
     );
-    const wav = encodeWav16(result.waveform, { sampleRate: result.sampleRate });
-    const file = await ctx.storage.write(ctx.workflow ? embedWorkflowInWav(wav, ctx.workflow) : wav, "wav");
     const speech: SpeechValue = {
-      kind: "audio",
-      file,
-      mime: "audio/wav",
-      sampleRate: result.sampleRate,
-      channels: 1,
+      ...(await storedSpeech(ctx, result, params.model)),
       durationSec: result.waveform.length / result.sampleRate,
-      model: params.model,
       chunks: result.chunks.map((c) => ({ style: tok.decode(c.prompt), text: tok.decode(c.text), codes: c.codes, stopReason: c.stopReason })),
-      skippedChunks: result.skippedChunks,
       mode: params.mode,
       codec: codec.ref,
       drops: result.drops,
     };
-    if (result.skippedChunks > 0) ctx.log(`max seconds ran out: ${result.skippedChunks} chunk(s) were not spoken`);
     ctx.progress(1);
     return { speech, trace: result.trace };
   } catch (err) {
