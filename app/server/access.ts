@@ -3,6 +3,7 @@ import { BLOB_ID } from "@/engine/storage";
 import type { Workflow } from "@/engine/workflow/schema";
 import { authEnabled } from "./auth";
 import { catalogInfo } from "./catalog";
+import { storedComputation } from "./computation";
 import { db, isConflict } from "./db";
 
 /**
@@ -69,14 +70,47 @@ export async function activeShare(token: string, now = new Date()) {
 
 type Link = { workflowId: string; version: number | null; workflow: { ownerId: string; latestVersion: number } };
 
+/** How many earlier versions a share link looks back through for ones that compute what the shown version does. */
+const SAME_COMPUTATION_LOOKBACK = 20;
+/** Saved versions never change: their computations, by workflow id and version (bounded). */
+const versionComputations = new Map<string, string | null>();
+
+async function versionComputation(workflowId: string, version: number): Promise<string | null | undefined> {
+  const key = `${workflowId}:${version}`;
+  if (versionComputations.has(key)) return versionComputations.get(key);
+  const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } }, select: { document: true } });
+  if (!row) return undefined; // not saved (yet): nothing to remember
+  const computation = storedComputation(row.document);
+  if (versionComputations.size >= 5000) versionComputations.delete(versionComputations.keys().next().value!);
+  versionComputations.set(key, computation);
+  return computation;
+}
+
 /**
- * The run a share link shows: the owner's last finished run of a saved version of the workflow (a run of unsaved
- * edits has none: routers/run.ts runVersion); for a link pinned to a version, the last finished run of that version
- * (or none). The share page and file access both use it.
+ * The versions whose runs a link may show: the one it shows (the pinned one, else the latest) and the versions just
+ * before it that compute the same thing (a note, a name or a layout saved since changes nothing that ran). A version
+ * that computes something else ends the walk: its runs read and wrote what the owner may have since removed.
  */
-export function sharedRunQuery(link: Link) {
+async function versionsShown(link: Link): Promise<number[]> {
+  const shown = link.version ?? link.workflow.latestVersion;
+  const computation = await versionComputation(link.workflowId, shown);
+  const versions = [shown];
+  if (computation === null || computation === undefined) return versions;
+  for (let v = shown - 1; v >= 1 && versions.length <= SAME_COMPUTATION_LOOKBACK; v--) {
+    if ((await versionComputation(link.workflowId, v)) !== computation) break;
+    versions.push(v);
+  }
+  return versions;
+}
+
+/**
+ * The run a share link shows: the owner's last finished run of the version it shows, or of an earlier version that
+ * computes the same thing (versionsShown), or none. A run of unsaved edits belongs to no version (routers/run.ts
+ * runVersion). The share page and file access both use it.
+ */
+export async function sharedRunQuery(link: Link) {
   return {
-    where: { workflowId: link.workflowId, ownerId: link.workflow.ownerId, status: "finished", workflowVersion: link.version ?? { not: null } },
+    where: { workflowId: link.workflowId, ownerId: link.workflow.ownerId, status: "finished", workflowVersion: { in: await versionsShown(link) } },
     orderBy: { createdAt: "desc" as const },
   };
 }
@@ -102,7 +136,7 @@ export async function canReadArtifact(userId: string | null, artifactId: string,
     if (!link) return false;
     const [version, run] = await Promise.all([
       db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: link.workflowId, version: link.version ?? link.workflow.latestVersion } }, select: { id: true } }),
-      db().run.findFirst({ ...sharedRunQuery(link), select: { id: true } }),
+      db().run.findFirst({ ...(await sharedRunQuery(link)), select: { id: true } }),
     ]);
     const subjects = [...(version ? [{ versionId: version.id }] : []), ...(run ? [{ runId: run.id }] : [])];
     if (subjects.length && (await db().fileGrant.findFirst({ where: { fileId: artifactId, OR: subjects }, select: { id: true } }))) return true;

@@ -4,12 +4,12 @@
  */
 import { TRPCError } from "@trpc/server";
 import { aggregateCSV, type AggregateExport } from "@/engine/batch/summary";
-import { hashValue } from "@/engine/hash";
 import { RoutingAggregate } from "@/engine/routing/aggregate";
 import { traceFromJSON, traceToCSV } from "@/engine/routing/export";
 import { aggregateToSafetensors, traceToSafetensors } from "@/engine/routing/safetensors-export";
 import type { Workflow } from "@/engine/workflow/schema";
 import { canReadArtifact } from "./access";
+import { documentFingerprint } from "./computation";
 import { db } from "./db";
 import { fileStorage } from "./storage";
 
@@ -25,10 +25,6 @@ export interface ExportFile {
 
 const CONTENT_TYPE: Record<ExportFormat, string> = { json: "application/json", csv: "text/csv; charset=utf-8", safetensors: "application/octet-stream" };
 
-/** What identifies a workflow's computation: node types, versions, params and links (not positions or names). */
-export function documentFingerprint(doc: Workflow): string {
-  return hashValue({ nodes: doc.nodes.map((n) => ({ id: n.id, type: n.type, typeVersion: n.typeVersion, params: n.params })), edges: doc.edges.map((e) => [e.source, e.sourceSocket, e.target, e.targetSocket]) });
-}
 
 /** The stored file ids a node's outputs point at, for a trace (routing report) or an aggregate. */
 export function exportSource(outputs: Record<string, unknown> | null, kind: ExportKind): { file: string; csvFile?: string } | null {

@@ -128,8 +128,8 @@ function parseJson(text: string | null): Record<string, unknown> | null {
 
 /**
  * What a share link shows, read-only: the graph (validated like any import: a broken document shows its
- * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run
- * (of the pinned version, for a pinned link: pinned means pinned).
+ * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run of what
+ * the shown version computes (access.ts sharedRunQuery; for a pinned link, of the pinned version: pinned means pinned).
  */
 export async function resolveShare(token: string): Promise<SharedWorkflow> {
   const link = await liveLink(token);
@@ -145,7 +145,7 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
     if (!(err instanceof WorkflowParseError)) throw err;
     readError = err.message;
   }
-  const run = await db().run.findFirst({ ...sharedRunQuery(link), include: { nodeRuns: true } });
+  const run = await db().run.findFirst({ ...(await sharedRunQuery(link)), include: { nodeRuns: true } });
   return {
     name: document?.name ?? link.workflow.name,
     description: document?.description ?? link.workflow.description,

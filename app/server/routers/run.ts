@@ -3,13 +3,12 @@ import { z } from "zod";
 import { providerLabel } from "@/engine/runtime/webgpu";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
-import { loadWorkflow } from "@/engine/workflow/load";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { canReadArtifact, fileRefs } from "../access";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
-import { documentFingerprint } from "../exports";
+import { storedComputation } from "../computation";
 import { maxRunsPerUser } from "../limits";
 import { runManager } from "../runs";
 import { protectedProcedure, router } from "../trpc";
@@ -88,7 +87,7 @@ export async function startRun(ownerId: string, input: { document: unknown; work
 }
 
 /**
- * The saved version a run is of: the one named, if the document is that version's computation (documentFingerprint:
+ * The saved version a run is of: the one named, if the document is that version's computation (storedComputation:
  * positions and names aside); else none (an edited, unsaved document). A share link pinned to a version shows that
  * version's runs only, so the outputs of unsaved edits (a private image swapped in) are not shown as the version's.
  */
@@ -96,13 +95,8 @@ async function runVersion(workflowId: string | undefined, version: number | unde
   if (!workflowId || version === undefined) return undefined;
   const saved = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } }, select: { document: true } });
   if (!saved) return undefined;
-  // both as the editor opens them (migrated, params upgraded): a version saved before an upgrade is still itself
-  const computation = (text: string) => documentFingerprint(loadWorkflow(text, catalogue).workflow);
-  try {
-    return computation(saved.document) === computation(JSON.stringify(document)) ? version : undefined;
-  } catch {
-    return undefined; // a version that no longer reads is not what ran
-  }
+  const ran = storedComputation(saved.document); // null: a version that no longer reads is not what ran
+  return ran !== null && ran === storedComputation(JSON.stringify(document)) ? version : undefined;
 }
 
 /** A run of this owner with every node's status and output previews; NOT_FOUND for anyone else's. */

@@ -26,10 +26,10 @@ function fetchFile(id: string, share?: string, range?: string): Promise<Response
   return files.GET(new Request(url, { headers: { host: "studio.test:3000", ...(range ? { range } : {}) } }), { params: Promise.resolve({ id }) });
 }
 
-/** A finished run of the workflow, created at `at`, whose node "img" wrote `file` (granted as the run host does). */
-async function finishedRun(workflowId: string, ownerId: string, at: Date, file: string): Promise<void> {
+/** A finished run of the workflow's `version`, created at `at`, whose node "img" wrote `file` (granted as the run host does). */
+async function finishedRun(workflowId: string, ownerId: string, at: Date, file: string, version = 1): Promise<void> {
   const id = randomBytes(8).toString("hex");
-  await db().run.create({ data: { id, workflowId, workflowVersion: 1, ownerId, document: JSON.stringify(doc), status: "finished", createdAt: at, finishedAt: at } });
+  await db().run.create({ data: { id, workflowId, workflowVersion: version, ownerId, document: JSON.stringify(doc), status: "finished", createdAt: at, finishedAt: at } });
   await db().nodeRun.create({ data: { id: `${id}-img`, runId: id, nodeId: "img", nodeType: "input.image", status: "done", outputs: JSON.stringify({ image: { type: "image", file } }) } });
   await grantFiles([file], { runId: id });
 }
@@ -92,5 +92,32 @@ describe("files behind a share link", () => {
       // The same answer as for a file that does not exist.
       expect(await res.json()).toEqual({ error: `file ${id} does not exist` });
     }
+  });
+});
+
+describe("a link to the latest version", () => {
+  it("shows runs of what its version computes: not an older version's that computed something else, nor its files", async () => {
+    const owner = (await createUser("editor", "editor-password")).id;
+    const caller = appRouter.createCaller({ origin: null, host: "studio.test", userId: owner });
+    const guest = appRouter.createCaller({ origin: null, host: "studio.test", userId: null });
+    const wf = (await caller.workflow.create({ document: doc })).id;
+    const privateOutput = await fileStorage().write(Buffer.from("v1's private image"), "png");
+    await finishedRun(wf, owner, new Date(), privateOutput, 1);
+    const token = (await caller.share.create({ workflowId: wf })).token;
+    // v2 renames the workflow and moves the node: it computes what v1 did, so v1's run is still the one shown
+    await caller.workflow.save({ id: wf, baseVersion: 1, document: { ...doc, name: "renamed", nodes: [{ ...doc.nodes[0]!, position: { x: 50, y: 50 } }] }, message: "v2" });
+    expect((await guest.share.resolve({ token })).lastRun?.workflowVersion).toBe(1);
+    expect((await fetchFile(privateOutput, token)).status).toBe(200);
+    // v3 computes something else (the owner replaced the graph): v1's run and its files leave the link
+    const changed = { ...doc, nodes: [...doc.nodes, { id: "txt", type: "input.text", typeVersion: 1, params: { text: "public" }, position: { x: 0, y: 200 } }] };
+    await caller.workflow.save({ id: wf, baseVersion: 2, document: changed, message: "v3" });
+    const shared = await guest.share.resolve({ token });
+    expect(shared.version).toBe(3);
+    expect(shared.lastRun).toBeNull();
+    expect((await fetchFile(privateOutput, token)).status).toBe(404);
+    // a link pinned to version 2 shows the run that computed it, as before
+    const pinned = (await caller.share.create({ workflowId: wf, version: 2 })).token;
+    expect((await guest.share.resolve({ token: pinned })).lastRun?.workflowVersion).toBe(1);
+    expect((await fetchFile(privateOutput, pinned)).status).toBe(200);
   });
 });
