@@ -390,6 +390,7 @@ export class Executor {
         runtime: this.runtime,
         workflow: doc,
         catalogue: this.catalogue,
+        ...(run.cacheScope === null ? {} : { cacheScope: run.cacheScope }),
         progress: (fraction, message, preview) => {
           const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
           emit(makeEvent("progress", runId, { nodeId, fraction: f, ...(message === undefined ? {} : { message }), ...(preview ? { preview } : {}) }));

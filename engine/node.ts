@@ -52,6 +52,8 @@ export interface RunContext {
   workflow?: Workflow;
   /** The node types this host runs: a node that runs a sub-workflow (a dataset batch) runs it with these. */
   catalogue?: NodeCatalogue;
+  /** Whose cached results this run may reuse (RunOptions.cacheScope: the app's run owner); none for the CLI. */
+  cacheScope?: string;
 }
 
 /** Content-addressed file storage (uploads and artifacts), rooted in the data directory. */

@@ -140,7 +140,7 @@ export const expertAblation = defineNode({
       storage: ctx.storage,
       source,
       scan,
-      storeDir: batchStoreDir(),
+      storeDir: batchStoreDir(ctx.cacheScope),
       collect,
       concurrency: params.concurrency,
       signal: ctx.signal,

@@ -69,7 +69,7 @@ export const routingAggregate = defineNode({
     if (!catalogue) throw new Error("this host did not pass its node catalogue, so the node cannot run the dataset");
     const executor = new Executor({ catalogue: batchCatalogue(catalogue), storage: ctx.storage, runtime: ctx.runtime, concurrency: 1, memoryProbe: false }); // the node run itself measures memory
     const scan = await scanDataset(source);
-    const base = { catalogue, executor, storage: ctx.storage, source, scan, storeDir: batchStoreDir(), collect, concurrency: params.concurrency, signal: ctx.signal, stopOnError: params.stopOnError, vocabulary: true, runId: ctx.runId };
+    const base = { catalogue, executor, storage: ctx.storage, source, scan, storeDir: batchStoreDir(ctx.cacheScope), collect, concurrency: params.concurrency, signal: ctx.signal, stopOnError: params.stopOnError, vocabulary: true, runId: ctx.runId };
 
     if (params.sweep.trim() === "") {
       const batch = await runBatch({ ...base, doc, onProgress: (p) => ctx.progress(p.done / Math.max(1, p.total), progressLine(p)) });

@@ -362,9 +362,14 @@ export function studioDataDir(): string {
   return dataDir();
 }
 
-/** Where the batch RecordStore keeps per-record results. */
-export function batchStoreDir(): string {
-  return path.join(studioDataDir(), "batch");
+/**
+ * Where the batch RecordStore keeps per-record results: <data dir>/batch for the CLI, a folder of its own per cache
+ * scope (RunContext.cacheScope: the app's run owner), so one user's finished records are never another's cache hits
+ * (a hit would tell that someone ran the same workflow over the same dataset).
+ */
+export function batchStoreDir(cacheScope?: string): string {
+  const base = path.join(studioDataDir(), "batch");
+  return cacheScope === undefined ? base : path.join(base, "scopes", hashValue(cacheScope).slice(0, 24));
 }
 
 export const EXAMPLES_PREFIX = "examples/";
