@@ -25,19 +25,21 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
     const message = (err as Error).message
       .replace(/\. To specify a positional argument.*$/s, "")
       .replace(/^Unknown option '([^']+)'.*$/s, "unknown option $1")
-      .replace(/^Option '(-[^' ]+)(?: <value>)?' argument missing$/, "$1 needs a value");
+      .replace(/^Option '(-[^' ]+)(?: <value>)?' argument missing$/, "$1 needs a value")
+      .replace(/^Option '(-[^' ]+)' argument is ambiguous\..*$/s, (_, opt: string) => `${opt} needs a value (one starting with "-" is written ${opt}=-…)`);
     throw new UsageError(`${command}: ${message}`);
   }
 }
 
 /** A number option: undefined when absent, else a finite number in [min, max] (an integer with `integer`), or a UsageError. */
-export function numberOption(value: string | undefined, name: string, range: { min?: number; max?: number; integer?: boolean } = {}): number | undefined {
+export function numberOption(value: string | undefined, name: string, range: { min?: number; max?: number; integer?: boolean; aboveMin?: boolean } = {}): number | undefined {
   if (value === undefined) return undefined;
   const n = value.trim() === "" ? NaN : Number(value);
-  const { min = -Infinity, max = Infinity, integer = false } = range;
+  const { min = -Infinity, max = Infinity, integer = false, aboveMin = false } = range;
   const kind = integer ? "an integer" : "a number";
-  const bounds = Number.isFinite(min) && Number.isFinite(max) ? ` in ${min}..${max}` : Number.isFinite(min) ? ` ≥ ${min}` : Number.isFinite(max) ? ` ≤ ${max}` : "";
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) throw new UsageError(`${name} must be ${kind}${bounds} (got "${value}")`);
+  const low = Number.isFinite(min), high = Number.isFinite(max);
+  const bounds = low && high ? (aboveMin ? ` in (${min}, ${max}]` : ` in ${min}..${max}`) : low ? ` ${aboveMin ? ">" : "≥"} ${min}` : high ? ` ≤ ${max}` : "";
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || (aboveMin && n === min) || n > max) throw new UsageError(`${name} must be ${kind}${bounds} (got "${value}")`);
   return n;
 }
 

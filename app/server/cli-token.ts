@@ -34,7 +34,7 @@ export const tokenCli: CliCommand = {
     const owner = await ownerOf(values.user);
     try {
       if (sub === "add") {
-        const { token, info } = await createToken(owner, onePositional(positionals, "token name? token add <name>"), { days: numberOption(values.days, "--days", { min: Number.MIN_VALUE }) });
+        const { token, info } = await createToken(owner, onePositional(positionals, "token name? token add <name>"), { days: numberOption(values.days, "--days", { min: 0, aboveMin: true }) });
         console.log(token);
         console.error(`created token "${info.name}" (${info.prefix}…, id ${info.id}${info.expiresAt ? `, expires ${info.expiresAt}` : ""}): copy it now, it is not shown again`);
         return 0;

@@ -275,7 +275,7 @@ const forwardCommand: CliCommand = {
     if (!a.model) throw new UsageError("forward needs --model <dir>");
     if (!a.ids) throw new UsageError("forward needs --ids <comma-separated token ids>");
     if (!a.out) throw new UsageError("forward needs --out <result.json>");
-    const topP = numberOption(a["top-p"], "--top-p", { min: Number.MIN_VALUE, max: 1 });
+    const topP = numberOption(a["top-p"], "--top-p", { min: 0, aboveMin: true, max: 1 });
     const topK = numberOption(a["top-k"], "--top-k", { integer: true, min: 1 });
     const routingPrecision = a["routing-precision"];
     if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);

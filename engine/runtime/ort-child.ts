@@ -6,6 +6,7 @@
  * self-contained function (its source is passed to `node -e`), so it runs the same under tsx and Next.
  */
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import path from "node:path";
 
 export interface ChildSpec {
@@ -66,9 +67,28 @@ export async function ortChildMain(load: (name: string) => unknown, spec: ChildS
   }
 }
 
+/**
+ * A file onnxruntime-node resolves from: the project's package.json (the working directory `npm run` and `next start`
+ * use; bundled server code has no useful __dirname), else the running script (the CLI started by its path from
+ * elsewhere).
+ */
+export function ortRequireBase(): string {
+  const project = path.join(process.cwd(), "package.json");
+  for (const base of [project, process.argv[1]]) {
+    if (!base) continue;
+    try {
+      createRequire(base).resolve("onnxruntime-node");
+      return base;
+    } catch {
+      // not from here
+    }
+  }
+  return project;
+}
+
 const SOURCE = (spec: ChildSpec) => `
 function __name(fn) { return fn; }
-const load = require("node:module").createRequire(${JSON.stringify(path.join(process.cwd(), "package.json"))});
+const load = require("node:module").createRequire(${JSON.stringify(ortRequireBase())});
 (${ortChildMain.toString()})(load, ${JSON.stringify(spec)})
   .catch((e) => ({ ok: false, error: String((e && e.message) || e) }))
   .then((r) => { process.stdout.write("\\n@@ort-child@@" + JSON.stringify(r) + "\\n", () => process.exit(0)); });

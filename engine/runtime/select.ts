@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
+import { ortRequireBase } from "./ort-child";
 import type { EpPreference, ExecutionProvider } from "./types";
 import { adapterLabel, mayHaveHardwareAdapter, noAdapterHelp, probeWebGpu } from "./webgpu";
 
@@ -70,7 +71,7 @@ export function probeCuda(): Promise<string | undefined> {
 
 function ortBindingDir(): string | undefined {
   try {
-    const entry = createRequire(path.join(process.cwd(), "index.js")).resolve("onnxruntime-node");
+    const entry = createRequire(ortRequireBase()).resolve("onnxruntime-node");
     return path.join(path.dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);
   } catch {
     return undefined;

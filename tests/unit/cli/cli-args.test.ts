@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -63,6 +64,22 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(u.err).toContain("list: unknown option --bogus");
     const missing = await cli("rope", "--layout");
     expect(missing.err).toContain("--layout needs a value");
+    // a value that starts with "-": one line that says how to write it
+    const dash = await cli("forward", "--model", "m", "--ids", "-1,2", "--out", "o.json");
+    expect(dash.code).toBe(2);
+    expect(dash.err.split("\n")[0]).toBe('error: forward: --ids needs a value (one starting with "-" is written --ids=-…)');
+    // an open bound is printed as one
+    const p = await cli("forward", "--model", "m", "--ids", "1", "--out", "o.json", "--top-p", "0");
+    expect(p.err).toContain('--top-p must be a number in (0, 1] (got "0")');
+  });
+
+  it("started by its path from another folder, it finds ONNX Runtime's files as from the project (no CUDA attempt)", { timeout: 120_000 }, () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), "cli-elsewhere-"));
+    const root = path.join(__dirname, "../../..");
+    const r = spawnSync(path.join(root, "node_modules/.bin/tsx"), ["--tsconfig", path.join(root, "tsconfig.json"), path.join(root, "app/server/cli.ts"), "forward", "--model", "uni-moe-tiny/tiny", "--ids", "1", "--out", "o.json"], { cwd, env: { ...process.env, STUDIO_EP: "" }, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("wrote o.json");
+    expect(r.stderr).not.toMatch(/onnxruntime|Failed to load/);
   });
 
   it("numberOption and parseCommand on their own", () => {
@@ -71,6 +88,8 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(() => numberOption("", "--n")).toThrow(UsageError);
     expect(() => numberOption("3.5", "--n", { integer: true })).toThrow("--n must be an integer");
     expect(() => numberOption("Infinity", "--n")).toThrow("--n must be a number");
+    expect(() => numberOption("0", "--days", { min: 0, aboveMin: true })).toThrow('--days must be a number > 0 (got "0")');
+    expect(numberOption("1e-9", "--days", { min: 0, aboveMin: true })).toBe(1e-9);
     expect(parseCommand("x", ["--out=a=b", "p"], { out: { type: "string" } })).toMatchObject({ values: { out: "a=b" }, positionals: ["p"] });
   });
 });
