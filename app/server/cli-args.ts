@@ -3,6 +3,8 @@
  * and `--out=DIR` both work, unknown options are refused) and a `run` that returns the exit status.
  * cli.ts lists the commands; adding one is one more entry in that list.
  */
+import { mkdir, stat } from "node:fs/promises";
+import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Bad usage or input: the CLI prints the message and exits with status 2. */
@@ -48,4 +50,32 @@ export function onePositional(positionals: string[], what: string): string {
   if (positionals.length === 0) throw new UsageError(`which ${what}?`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   return positionals[0]!;
+}
+
+/**
+ * Makes the folder an `--out` names, before any work: a UsageError naming the cause when it cannot be (a file in the
+ * way, no permission). Made one level at a time: Node's recursive mkdir loops forever where the kernel answers ENOENT
+ * inside an existing folder (/proc, /sys).
+ */
+export async function outputDir(dir: string, option = "--out"): Promise<string> {
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  for (let at = target; ; at = path.dirname(at)) {
+    try {
+      if (!(await stat(at)).isDirectory()) throw new UsageError(`cannot write ${option} ${dir}: ${at} is not a folder`);
+      break;
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || path.dirname(at) === at) throw new UsageError(`cannot write ${option} ${dir}: ${(err as Error).message}`);
+      missing.push(at);
+    }
+  }
+  for (const at of missing.reverse()) {
+    try {
+      await mkdir(at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new UsageError(`cannot write ${option} ${dir}: ${(err as Error).message}`);
+    }
+  }
+  return target;
 }

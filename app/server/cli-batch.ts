@@ -13,6 +13,7 @@ import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summariz
 import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
 import { Executor } from "@/engine/executor";
+import { outputDir } from "./cli-args";
 import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
@@ -90,6 +91,7 @@ export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise
 }
 
 async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
+  if (opts.out !== undefined) await outputDir(opts.out);
   if (!opts.dataset) throw new BatchUsageError(`${opts.ablate !== undefined ? "--ablate" : "--sweep"} needs --dataset <file|dir>`);
   if (opts.sweeps.length > 1) throw new BatchUsageError("one --sweep per run (a sweep has one swept param)");
   if (opts.ablate !== undefined && opts.sweeps.length) throw new BatchUsageError("--ablate and --sweep do not go together (an ablation is a sweep of its own)");

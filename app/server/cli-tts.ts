@@ -82,7 +82,11 @@ export const ttsForwardCommand: CliCommand = {
       logits: result.logits.map(rowF32),
       layers: result.layers.map((l) => ({ router_logits: l.router_logits.map(rowF32), selected: l.selected, mask: l.mask, weights: l.weights.map(rowF32) })),
     };
-    await writeFile(a.out, JSON.stringify(json));
+    try {
+      await writeFile(a.out, JSON.stringify(json));
+    } catch (err) {
+      throw new UsageError(`cannot write ${a.out}: ${(err as Error).message}`);
+    }
     const S = result.layers[0]?.mask.length ?? 0;
     const m = input.data.mode;
     console.log(`wrote ${a.out}: ${result.logits.length} logit rows of ${result.logits[0]?.length ?? 0}, ${result.layers.length} layers × ${S} rows (${m.attention}/${m.steps}/${m.capacity})`);

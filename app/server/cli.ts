@@ -4,7 +4,7 @@
  */
 import "./load-env";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
@@ -18,7 +18,7 @@ import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { logToStderr, terminalLine } from "@/engine/log";
 import { bar, progressBar } from "@/engine/progress-bar";
-import { numberOption, onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
+import { numberOption, onePositional, outputDir, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
@@ -55,12 +55,13 @@ async function loadTarget(target: string, version?: number): Promise<{ doc: Work
   }
 }
 
+/** One line per problem (a cycle is one problem per node it passes, for the editor's markers: printed once). */
 function printProblems(problems: Problem[]) {
-  for (const p of problems) console.error(`  ${p.severity}: ${p.message}`);
+  for (const line of new Set(problems.map((p) => `  ${p.severity}: ${p.message}`))) console.error(line);
 }
 
+/** Writes a finished run's outputs into `dir` (made by outputDir before the run started). */
 async function writeOutputs(dir: string, runId: string) {
-  await mkdir(dir, { recursive: true });
   const run = await db().run.findUniqueOrThrow({ where: { id: runId }, include: { nodeRuns: true } });
   const files: string[] = [];
   for (const n of run.nodeRuns) {
@@ -165,6 +166,7 @@ const runCommand: CliCommand = {
 };
 
 async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVersion?: number }, to: string | undefined, out: string | undefined): Promise<number> {
+  const outDir = out === undefined ? undefined : await outputDir(out);
   const manager = new RunManager({ recoverInterrupted: false });
   const runId = await manager.start({ document: doc, workflowId: loaded.workflowId, workflowVersion: loaded.workflowVersion, targetNodeId: to });
   const progress = progressBar({ steps: 4 });
@@ -199,8 +201,8 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
   });
   progress.done();
   process.off("SIGINT", onSigint);
-  if (out) {
-    const files = await writeOutputs(out, runId);
+  if (outDir) {
+    const files = await writeOutputs(outDir, runId);
     console.log(`wrote ${files.length} file(s) to ${out}`);
   }
   const memory = "memory" in terminal && terminal.memory ? describeRunMemory(terminal.memory) : undefined;
@@ -279,8 +281,8 @@ const forwardCommand: CliCommand = {
     const topK = numberOption(a["top-k"], "--top-k", { integer: true, min: 1 });
     const routingPrecision = a["routing-precision"];
     if (routingPrecision !== undefined && routingPrecision !== "fp32" && routingPrecision !== "bf16") throw new UsageError(`--routing-precision must be fp32 or bf16 (got "${routingPrecision}")`);
-    const ids = a.ids.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
-    if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated integers (got "${a.ids}")`);
+    const ids = a.ids.split(",").map((s) => (/^\s*\d+\s*$/.test(s) ? Number(s) : NaN));
+    if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated token ids, decimal integers ≥ 0 (got "${a.ids}")`);
     let positions: PositionsJson | undefined;
     if (a.positions) {
       try {

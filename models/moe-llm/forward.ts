@@ -12,6 +12,9 @@ import type { RoutingPrecision } from "../onnx/bf16";
  * `lens` (with --logit-lens, issue 23): per decoder layer, for every position, the 5 most likely next tokens and their
  * log-probabilities of the residual stream after that layer through the final norm and LM head (models/moe-llm/logit-lens.ts).
  */
+/** The largest position id `forward` takes (int32: past it int64 positions would wrap or lose their float value). */
+const MAX_POSITION = 2 ** 31 - 1;
+
 export interface ForwardJson {
   logits: number[];
   layers: { layer: number; router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
@@ -42,7 +45,7 @@ export async function forwardJson(
   if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (0..${V - 1})`);
   const p = opts.positions ?? { t: [...ids.keys()], h: [...ids.keys()], w: [...ids.keys()] };
   for (const axis of ["t", "h", "w"] as const) {
-    if (!Array.isArray(p[axis]) || p[axis].length !== n || !p[axis].every((v) => Number.isInteger(v))) throw new Error(`positions.${axis} must be ${n} integers`);
+    if (!Array.isArray(p[axis]) || p[axis].length !== n || !p[axis].every((v) => Number.isInteger(v) && v >= 0 && v <= MAX_POSITION)) throw new Error(`positions.${axis} must be ${n} integers in 0…${MAX_POSITION}`);
   }
   const E = expertColumns(model.config).length;
   const routingPrecision = opts.routingPrecision ?? defaultRoutingPrecision(model.config);

@@ -93,6 +93,15 @@ describe("cli", () => {
     const r = cli("run", f);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/cycle/);
+    // a cycle through two nodes is one problem (the editor marks both nodes): validate prints it once
+    const two = structuredClone(doc);
+    two.nodes.push({ id: "again", type: "text.template", typeVersion: 1, params: { template: "{a}" }, position: { x: 300, y: 200 } });
+    two.edges.push({ id: "e8", source: "join", sourceSocket: "text", target: "again", targetSocket: "a" }, { id: "e9", source: "again", sourceSocket: "text", target: "join", targetSocket: "b" });
+    const f2 = path.join(tmp, "cycle2.json");
+    writeFileSync(f2, JSON.stringify(two));
+    const v = cli("validate", f2);
+    expect(v.code).toBe(1);
+    expect(v.err.match(/cycle:/g)).toHaveLength(1);
     expect(existsSync(dataDir)).toBe(true);
   });
 });

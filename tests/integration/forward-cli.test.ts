@@ -185,6 +185,20 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     const r = cli("forward", "--model", path.join(tmp, "models", "uni-moe-tiny", "tiny"), "--ids", "1,99999", "--out", path.join(tmp, "x.json"));
     expect(r.code).toBe(2);
     expect(r.err).toContain("outside the vocabulary");
+    const tiny = path.join(tmp, "models", "uni-moe-tiny", "tiny");
+    for (const ids of ["0x10", "=-1"]) {
+      const odd = cli("forward", "--model", tiny, `--ids${ids.startsWith("=") ? ids : `=${ids}`}`, "--out", path.join(tmp, "x.json"));
+      expect(odd.code, ids).toBe(2);
+      expect(odd.err).toContain("--ids must be comma-separated token ids");
+    }
+    // positions past int32 (they wrapped silently in the int64 tensor) or below 0
+    for (const t of [-5, 1e300]) {
+      const file = path.join(tmp, "pos-range.json");
+      writeFileSync(file, JSON.stringify({ t: [0, t], h: [0, 1], w: [0, 1] }));
+      const far = cli("forward", "--model", tiny, "--ids", "1,2", "--positions", file, "--out", path.join(tmp, "x.json"));
+      expect(far.code, String(t)).toBe(2);
+      expect(far.err).toContain("positions.t must be 2 integers in 0…2147483647");
+    }
   });
 });
 

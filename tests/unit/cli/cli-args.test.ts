@@ -82,6 +82,22 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(r.stderr).not.toMatch(/onnxruntime|Failed to load/);
   });
 
+  it("an --out that cannot be made is refused before the run, in one line (exit 2): a file in the way, /proc", { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cli-out-"));
+    const doc = path.join(dir, "wf.json");
+    writeFileSync(doc, JSON.stringify({ schemaVersion: 2, name: "t", nodes: [{ id: "t", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: 0, y: 0 } }], edges: [] }));
+    for (const [out, cause] of [["/dev/null/x", "cannot write --out /dev/null/x: ENOTDIR"], ["/proc/studio-nope/x", "cannot write --out /proc/studio-nope/x"]] as const) {
+      const r = await cli("run", doc, `--out=${out}`);
+      expect(r.code, out).toBe(2);
+      expect(r.err).toContain(cause);
+      expect(r.out).not.toContain("node(s) on"); // nothing ran
+    }
+    const nested = path.join(dir, "a", "b", "c");
+    const ok = await cli("run", doc, "--out", nested);
+    expect(ok.code, ok.err).toBe(0);
+    expect(readFileSync(path.join(nested, "t.json"), "utf8")).toContain("hi");
+  });
+
   it("numberOption and parseCommand on their own", () => {
     expect(numberOption(undefined, "--n")).toBeUndefined();
     expect(numberOption("2.5", "--n", { min: 0 })).toBe(2.5);
