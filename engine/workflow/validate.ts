@@ -24,10 +24,17 @@ export interface Problem {
   socket?: string;
 }
 
+const nodesById = new WeakMap<Workflow, Map<string, Workflow["nodes"][number]>>();
+
 function nodeName(doc: Workflow, id: string): string {
-  const n = doc.nodes.find((x) => x.id === id);
+  let byId = nodesById.get(doc);
+  if (!byId) nodesById.set(doc, (byId = new Map(doc.nodes.map((n) => [n.id, n]))));
+  const n = byId.get(id);
   return n ? `"${n.label ?? n.id}" (${n.type})` : `"${id}"`;
 }
+
+/** How many nodes a cycle's message names (every node of the cycle gets the message, so it stays short). */
+const CYCLE_NAMES = 4;
 
 /**
  * Checks a (schema-valid) document against the node catalogue. Unknown node types are warnings so the
@@ -159,10 +166,9 @@ export function validateWorkflow(doc: Workflow, catalogue: NodeCatalogue): Probl
   }
 
   for (const cycle of findCycles(doc.nodes.map((n) => n.id), goodEdges)) {
-    const names = cycle.map((id) => nodeName(doc, id)).join(" → ");
-    for (const nodeId of cycle) {
-      problems.push({ severity: "error", code: "cycle", nodeId, message: `cycle: ${names} → ${nodeName(doc, cycle[0]!)}` });
-    }
+    const names = cycle.slice(0, CYCLE_NAMES).map((id) => nodeName(doc, id)).join(" → ");
+    const message = cycle.length > CYCLE_NAMES ? `cycle through ${cycle.length} nodes: ${names} → …` : `cycle: ${names} → ${nodeName(doc, cycle[0]!)}`;
+    for (const nodeId of cycle) problems.push({ severity: "error", code: "cycle", nodeId, message });
   }
   return problems;
 }

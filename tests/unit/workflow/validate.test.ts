@@ -98,6 +98,16 @@ describe("validateWorkflow", () => {
     expect(problems.map((p) => p.nodeId).sort()).toEqual(["a", "b", "c"]);
     expect(problems[0]!.message).toMatch(/cycle: .*→/);
   });
+
+  it("a cycle through thousands of nodes: short messages, linear in the nodes (they named every node, once per node)", () => {
+    const n = 3000;
+    const ids = Array.from({ length: n }, (_, i) => `n${i}`);
+    const w = doc([["t", "t.text"], ...ids.map((id) => [id, "t.join"] as [string, string])], [["t", "text", "n0", "a"], ...ids.map((id, i) => [id, "text", ids[(i + 1) % n]!, i + 1 === n ? "b" : "a"] as [string, string, string, string])]);
+    const problems = validateWorkflow(w, cat).filter((p) => p.code === "cycle");
+    expect(problems).toHaveLength(n);
+    expect(problems[0]!.message).toMatch(/^cycle through 3000 nodes: "n\d+" \(t\.join\) → .* → …$/);
+    expect(Math.max(...problems.map((p) => p.message.length))).toBeLessThan(200);
+  });
 });
 
 describe("findCycles", () => {
