@@ -4,6 +4,7 @@ import { httpBatchLink, httpSubscriptionLink, splitLink } from "@trpc/client";
 import { useState, type ReactNode } from "react";
 import { z } from "zod";
 import { trpc } from "./lib/trpc";
+import { MAX_BATCH } from "./lib/trpc-batch";
 
 // zod probes for eval (new Function) to compile its object parsers; the pages' Content-Security-Policy
 // forbids eval, so the probe would only be reported as a violation: use the plain parsers from the start.
@@ -19,7 +20,7 @@ export function Providers({ children }: { children: ReactNode }) {
         splitLink({
           condition: (op) => op.type === "subscription",
           true: httpSubscriptionLink({ url: "/api/trpc" }),
-          false: httpBatchLink({ url: "/api/trpc" }),
+          false: httpBatchLink({ url: "/api/trpc", maxItems: MAX_BATCH }),
         }),
       ],
     }),

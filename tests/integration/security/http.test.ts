@@ -212,6 +212,17 @@ describe("accounts over HTTP", () => {
     expect((await trpcQuery("workflow.list", {}, cookie)).status).toBe(401);
   });
 
+  it("a tRPC request batches at most 8 procedures, GET or POST (a GET URL held 150 history diffs of 90 MB each)", async () => {
+    const cookie = cookieOf(await login.POST(post("/api/auth/login", json({ name: "alice", password: "correct horse" }))));
+    const batch = (n: number) => `/api/trpc/${Array(n).fill("workflow.list").join(",")}?batch=1&input=${encodeURIComponent(json(Object.fromEntries(Array.from({ length: n }, (_, i) => [i, {}]))))}`;
+    expect((await trpcRoute.GET(get(batch(8), { cookie }))).status).toBe(200);
+    const refused = await trpcRoute.GET(get(batch(9), { cookie }));
+    expect(refused.status).toBe(413);
+    expect((await refused.json()).error).toBe("a request may batch at most 8 procedures (this one has 9)");
+    const posted = await trpcRoute.POST(post(`/api/trpc/${Array(9).fill("workflow.create").join(",")}?batch=1`, json({}), { cookie }));
+    expect(posted.status).toBe(413);
+  });
+
   it("single-user mode answers loopback Host names only", async () => {
     process.env.STUDIO_AUTH = "off";
     try {

@@ -5,6 +5,7 @@ import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { checkOrigin } from "@/app/server/origin";
 import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
 import { jsonTextProblem } from "@/engine/json-limits";
+import { MAX_BATCH } from "@/app/lib/trpc-batch";
 
 // A batch wraps each input ({"0": {"document": …}}): the document's own depth limit plus these levels.
 const TRPC_WRAPPER_DEPTH = 4;
@@ -18,9 +19,11 @@ async function handler(req: Request) {
   const badHost = singleUserHostRefused(req.headers.get("host"));
   if (badHost) return Response.json({ error: badHost }, { status: 403 });
   let request = req;
+  const path = new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, "");
+  const calls = path.split(",").length;
+  if (calls > MAX_BATCH) return Response.json({ error: `a request may batch at most ${MAX_BATCH} procedures (this one has ${calls})` }, { status: 413 });
   if (req.method === "POST") {
     // Big bodies are refused before anything parses them.
-    const path = new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, "");
     const limit = bodyLimitFor(path.split(","));
     const body = await readBodyLimited(req, limit.bytes);
     if (!body.ok) return Response.json({ error: `the request body is ${body.declared ? `${body.declared} bytes` : "too large"}; the limit for ${path || "this request"} is ${limit.label}` }, { status: 413 });
