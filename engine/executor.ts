@@ -7,6 +7,9 @@ import type { Runtime } from "./runtime/types"; // type only: the executor core 
 import type { Workflow, WorkflowNode } from "./workflow/schema";
 import { validateWorkflow, type Problem } from "./workflow/validate";
 
+/** Characters of a progress message that reach the run's events (a node may put user text in it: a swept value). */
+const MAX_PROGRESS_MESSAGE = 300;
+
 export interface ExecutorOptions {
   catalogue: NodeCatalogue;
   storage: Storage;
@@ -393,7 +396,7 @@ export class Executor {
         ...(run.cacheScope === null ? {} : { cacheScope: run.cacheScope }),
         progress: (fraction, message, preview) => {
           const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
-          emit(makeEvent("progress", runId, { nodeId, fraction: f, ...(message === undefined ? {} : { message }), ...(preview ? { preview } : {}) }));
+          emit(makeEvent("progress", runId, { nodeId, fraction: f, ...(message === undefined ? {} : { message: message.slice(0, MAX_PROGRESS_MESSAGE) }), ...(preview ? { preview } : {}) }));
         },
         log: (message) => this.log(runId, nodeId, message),
       };

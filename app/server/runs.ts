@@ -25,7 +25,10 @@ export type RunStatus = "queued" | "running" | "finished" | "failed" | "cancelle
 /** What this process knows of a run: its events so far and who listens. */
 interface RunRecord {
   id: string;
+  /** What a late subscriber replays: every event but progress, of which each node's latest only (it replaces the one before). */
   events: RunEvent[];
+  /** Where each node's latest progress event sits in `events`. */
+  progressAt?: Map<string, number>;
   listeners: Set<(e: RunEvent) => void>;
   status: RunStatus;
   /** Set while this process executes the run (embedded mode). */
@@ -58,6 +61,21 @@ export function modelsOf(document: Workflow): string[] {
     if (typeof model === "string" && model) ids.add(model);
   }
   return [...ids].sort();
+}
+
+/**
+ * Keeps an event for replay. A node's progress replaces its previous progress (a dataset run reports once per record,
+ * a DiT per step): only the latest counts, and keeping them all let one run hold hundreds of MB of them.
+ */
+function keepForReplay(run: RunRecord, event: RunEvent) {
+  if (event.type !== "progress") {
+    run.events.push(event);
+    return;
+  }
+  run.progressAt ??= new Map();
+  const at = run.progressAt.get(event.nodeId);
+  if (at === undefined) run.progressAt.set(event.nodeId, run.events.push(event) - 1);
+  else run.events[at] = event;
 }
 
 /** Run messages go to browsers (events, run rows): without the server's absolute paths (a model file ORT could not read…). */
@@ -480,7 +498,7 @@ export class RunManager {
     observeEvent(event);
     const run = this.track(event.runId);
     if (event.type === "started") run.status = "running";
-    run.events.push(event);
+    keepForReplay(run, event);
     for (const l of run.listeners) l(event);
     if (TERMINAL_EVENTS.has(event.type)) {
       run.status = event.type as RunStatus;
@@ -511,6 +529,7 @@ export class RunManager {
   }
 
   private retire(run: RunRecord) {
+    run.progressAt = undefined;
     this.active.delete(run.id);
     run.listeners.clear();
     this.finished.push(run);

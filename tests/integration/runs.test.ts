@@ -66,6 +66,20 @@ const catalogue = new NodeCatalogue([
       return { text: await ctx.storage.write(new TextEncoder().encode(JSON.stringify(ctx.workflow ?? null)), "json") };
     },
   }),
+  defineNode({
+    type: "test.chatty",
+    typeVersion: 1,
+    title: "Chatty",
+    category: "Utility",
+    description: "Reports progress many times with a long message (user text in it), as a dataset run does per record.",
+    inputs: {},
+    outputs: { text: { type: "TEXT" } },
+    params: z.object({ times: z.number().default(1000) }),
+    async execute({ params, ctx }) {
+      for (let i = 1; i <= params.times; i++) ctx.progress(i / params.times, `record ${i}: ${"\u0001".repeat(10_000)}`);
+      return { text: "done" };
+    },
+  }),
 ]);
 
 function gateDoc(name: string): Workflow {
@@ -174,6 +188,18 @@ describe("run host", () => {
     const seen: RunEvent["type"][] = [];
     manager.subscribe(id, (e) => seen.push(e.type));
     expect(seen).toEqual(["queued", "started", "node-start", "node-done", "node-outputs", "finished"]);
+  });
+
+  it("a run keeps each node's latest progress only, its message cut short (it kept all 2,000 reports of 10,000 characters)", async () => {
+    const doc: Workflow = { ...emptyWorkflow("chatty"), nodes: ["a", "b"].map((id, i) => ({ id, type: "test.chatty", typeVersion: 1, params: { times: 1000 }, position: { x: i * 200, y: 0 } })), edges: [] };
+    const id = await manager.start({ document: doc });
+    await manager.whenDone(id);
+    const seen: RunEvent[] = [];
+    manager.subscribe(id, (e) => seen.push(e));
+    const progress = seen.filter((e) => e.type === "progress");
+    expect(progress.map((e) => [e.nodeId, e.fraction]).sort()).toEqual([["a", 1], ["b", 1]]);
+    expect(Math.max(...progress.map((e) => e.message!.length))).toBeLessThanOrEqual(300);
+    expect(seen.at(-1)!.type).toBe("finished");
   });
 });
 
