@@ -36,6 +36,8 @@ export interface ExecutorOptions {
    * instead of exhausting the process.
    */
   maxRunOutputBytes?: number;
+  /** Bytes one run's nodes may write to storage together (files: images, audio, exports; default: no limit). */
+  maxRunFileBytes?: number;
 }
 
 export interface RunOptions {
@@ -123,6 +125,7 @@ interface RunState {
   cacheScope: string | null;
   /** estimateBytes of the outputs this run's nodes made so far. */
   outputBytes: number;
+  fileBytes: number;
 }
 
 const PENDING = 0, RUNNING = 1, DONE = 2;
@@ -146,6 +149,7 @@ export class Executor {
   private readonly memorySampleMs: number;
   private readonly checkOutputs: boolean;
   private readonly maxRunOutputBytes: number | undefined;
+  private readonly maxRunFileBytes: number | undefined;
   /** Resolved once: the runtime's provider does not change within a process. */
   private executionProvider?: string;
 
@@ -160,6 +164,7 @@ export class Executor {
     this.memorySampleMs = options.memorySampleMs ?? 50;
     this.checkOutputs = options.checkOutputs ?? true;
     this.maxRunOutputBytes = options.maxRunOutputBytes;
+    this.maxRunFileBytes = options.maxRunFileBytes;
   }
 
   async run(doc: Workflow, opts: RunOptions): Promise<RunResult> {
@@ -226,7 +231,7 @@ export class Executor {
     const runSignal = controller.signal;
 
     const errors: string[] = [];
-    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null, outputBytes: 0 };
+    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null, outputBytes: 0, fileBytes: 0 };
     const ready: number[] = [];
     for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
     let running = 0;
@@ -342,6 +347,29 @@ export class Executor {
     });
   }
 
+  /**
+   * The run's storage, counting what its nodes write (maxRunFileBytes): a node that would write past the budget fails
+   * with a message before the file exists (one run of a small document could fill the disk: a dataset sweep
+   * writes an export per value).
+   */
+  private budgetedStorage(run: RunState): Storage {
+    const limit = this.maxRunFileBytes;
+    if (limit === undefined) return run.storage;
+    return {
+      pathOf: (id) => run.storage.pathOf(id),
+      read: (id) => run.storage.read(id),
+      exists: (id) => run.storage.exists(id),
+      write: async (bytes, ext) => {
+        if (run.fileBytes + bytes.byteLength > limit) {
+          const mb = (b: number) => `${Math.round(b / 2 ** 20).toLocaleString("en")} MB`;
+          throw new Error(`the run's files would take ${mb(run.fileBytes + bytes.byteLength)}, over the ${mb(limit)} one run may write (STUDIO_RUN_FILES_MB)`);
+        }
+        run.fileBytes += bytes.byteLength;
+        return run.storage.write(bytes, ext);
+      },
+    };
+  }
+
   private async runNode(i: number, run: RunState): Promise<void> {
     const { plan, outputs, keys, infos, runId, signal, emit, errors, onOutputs, doc, memory, storage } = run;
     const p = plan[i]!;
@@ -389,7 +417,7 @@ export class Executor {
         runId,
         nodeId,
         signal,
-        storage: recordingWrites(storage, (id) => void written.push(id)),
+        storage: recordingWrites(this.budgetedStorage(run), (id) => void written.push(id)),
         runtime: this.runtime,
         workflow: doc,
         catalogue: this.catalogue,

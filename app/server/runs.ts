@@ -112,6 +112,7 @@ export function createExecutor(options: { catalogue?: NodeCatalogue } = {}): { e
     runtime,
     concurrency: config().STUDIO_NODE_CONCURRENCY,
     maxRunOutputBytes: config().STUDIO_RUN_OUTPUT_MB * MB,
+    maxRunFileBytes: config().STUDIO_RUN_FILES_MB * MB,
     log: (runId, nodeId, message) => nodeOutput(log(), runId, nodeId, message),
   });
   return { executor, cache, runtime };

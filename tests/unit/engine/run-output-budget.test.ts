@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { defineNode, NodeCatalogue } from "@/engine/node";
 import { Executor } from "@/engine/executor";
 import { catalogue } from "@/nodes";
 import { MemoryStorage, wf } from "./helpers";
@@ -30,5 +32,36 @@ describe("the outputs one run may keep", () => {
 
     const roomy = new Executor({ catalogue, storage: new MemoryStorage(), concurrency: 1, maxRunOutputBytes: 64 * MB });
     expect((await roomy.run(doc, { runId: "roomy" })).status).toBe("finished");
+  });
+});
+
+describe("the files one run may write", () => {
+  const writer = new NodeCatalogue([
+    defineNode({
+      type: "test.writer",
+      typeVersion: 1,
+      title: "Writer",
+      category: "Utility",
+      description: "Writes one file of 1 MB (an export, an image).",
+      inputs: {},
+      outputs: { text: { type: "TEXT" } },
+      params: z.object({ seed: z.number().default(0) }),
+      async execute({ params, ctx }) {
+        return { text: await ctx.storage.write(new Uint8Array(MB).fill(params.seed), "bin") };
+      },
+    }),
+  ]);
+  const doc = wf(Array.from({ length: 8 }, (_, i) => ({ id: `w${i}`, type: "test.writer", params: { seed: i } })), []);
+
+  it("over the budget: the node that would write past it fails before its file exists; under it, all finish", async () => {
+    const storage = new MemoryStorage();
+    const limited = new Executor({ catalogue: writer, storage, concurrency: 1, maxRunFileBytes: 4 * MB });
+    const r = await limited.run(doc, { runId: "files" });
+    expect(r.status).toBe("failed");
+    const failed = [...r.nodes.values()].filter((n) => n.status === "error");
+    expect(failed[0]!.error).toMatch(/the run's files would take 5 MB, over the 4 MB one run may write \(STUDIO_RUN_FILES_MB\)/);
+    expect(storage.blobs.size).toBe(4);
+    const roomy = new Executor({ catalogue: writer, storage: new MemoryStorage(), concurrency: 1, maxRunFileBytes: 64 * MB });
+    expect((await roomy.run(doc, { runId: "roomy files" })).status).toBe("finished");
   });
 });
