@@ -142,7 +142,7 @@ export const CONFIG = {
   STUDIO_MAX_UPLOAD_MB: entry(uploadLimits, { section: "accounts", default: "image 50, audio 200, video 1024", meaning: "per upload (`300`, or `image=50,video=2048`; 413 naming the file and the limit, counted while streaming)" }),
   STUDIO_MAX_UPLOADS_PER_HOUR: entry(positiveInt, { section: "accounts", default: "`300`", meaning: "uploads per user per hour (one raw file per request; 429)" }, 300),
   STUDIO_MAX_CONTEXT_TOKENS: entry(positiveInt, { section: "accounts", default: "`8192`", meaning: "tokens one MoE-LLM sequence may hold (prompt and generated; the model's `max_position_embeddings` too): a longer prompt is refused before anything is allocated" }, 8192),
-  STUDIO_METRICS_TOKEN: entry(text, { section: "accounts", default: "–", meaning: "when set, `/metrics` answers only `Authorization: Bearer <this>`" }),
+  STUDIO_METRICS_TOKEN: entry(text, { section: "accounts", default: "–", meaning: "when set, `/metrics` answers only `Authorization: Bearer <this>`; unset with accounts on, only an admin's login" }),
   // --- scaling out ---
   STUDIO_QUEUE: entry(url(/^(memory$|redis:\/\/|rediss:\/\/|postgres(ql)?:\/\/)/, "memory, redis://… or postgresql://…"), { section: "scale", default: "unset (in-process queue)", meaning: "`redis://host:6379` (BullMQ on Redis) or `postgresql://…` (BullMQ's PostgreSQL backend)" }),
   STUDIO_ARTIFACTS: entry(text, { section: "scale", default: "`<data dir>/files`", meaning: "a directory every host mounts (`/mnt/shared/studio`) or `s3://bucket/prefix`" }),

@@ -77,7 +77,7 @@ export class RecordStore {
   async writeFile(name: string, text: string): Promise<string> {
     const file = path.join(this.dir, name);
     await mkdir(this.dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`; // two batches of one workflow may write at once
     await writeFile(tmp, text);
     await rename(tmp, file);
     return file;

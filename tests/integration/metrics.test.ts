@@ -57,6 +57,21 @@ describe("/metrics and /api/health", () => {
     }
   });
 
+  it("with accounts on and no STUDIO_METRICS_TOKEN, only an admin's login reads /metrics (it was open to anyone)", async () => {
+    const { createUser, createSession, SESSION_COOKIE } = await import("@/app/server/auth");
+    process.env.STUDIO_AUTH = "on";
+    try {
+      const admin = await createUser("metrics-admin", "admin password", { admin: true });
+      const user = await createUser("metrics-user", "user password");
+      const as = async (id?: string) => metricsRoute.GET(new Request("http://127.0.0.1/metrics", id ? { headers: { cookie: `${SESSION_COOKIE}=${(await createSession(id)).token}` } } : {}));
+      expect((await as()).status).toBe(401);
+      expect((await as(user.id)).status).toBe(401);
+      expect((await as(admin.id)).status).toBe(200);
+    } finally {
+      delete process.env.STUDIO_AUTH;
+    }
+  });
+
   it("/api/health reports the database (embedded: no queue to check)", async () => {
     const res = await health.GET();
     expect(res.status).toBe(200);

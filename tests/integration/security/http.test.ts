@@ -223,6 +223,11 @@ describe("accounts over HTTP", () => {
     expect(posted.status).toBe(413);
   });
 
+  it("a malformed session cookie is no session: 401, not a 500 from every route", async () => {
+    const res = await trpcQuery("workflow.list", {}, "studio_session=%E0%A4%A");
+    expect(res.status).toBe(401);
+  });
+
   it("single-user mode answers loopback Host names only", async () => {
     process.env.STUDIO_AUTH = "off";
     try {

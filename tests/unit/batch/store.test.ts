@@ -25,4 +25,11 @@ describe("RecordStore", () => {
     expect((await store.get(hash(4)))?.ms).toBe(4);
     expect(readdirSync(path.join(store.dir, "records", "02")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
+
+  it("two batches of one workflow writing its aggregate at once both succeed (they shared a temp file: ENOENT on rename)", async () => {
+    const a = new RecordStore(tmp, "e".repeat(64)), b = new RecordStore(tmp, "e".repeat(64));
+    const texts = Array.from({ length: 8 }, (_, i) => `{"n":${i}}`);
+    await Promise.all(texts.map((t, i) => (i % 2 ? a : b).writeFile("aggregate.json", t)));
+    expect(readdirSync(a.dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
 });
