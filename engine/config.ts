@@ -114,6 +114,7 @@ export const CONFIG = {
   STUDIO_NODE_CONCURRENCY: entry(positiveInt, { section: "general", default: "`2`", meaning: "nodes of one run executing at once" }, 2),
   STUDIO_RUN_OUTPUT_MB: entry(positiveNumber, { section: "general", default: "`2048`", meaning: "what the outputs of one run's nodes may hold together (a run keeps them until it ends); past it the node that makes more fails with a message" }, 2048),
   STUDIO_RUN_FILES_MB: entry(positiveNumber, { section: "general", default: "`4096`", meaning: "what one run's nodes may write to storage together (images, audio, exports); past it the node that writes more fails with a message" }, 4096),
+  STUDIO_MAX_RUN_MINUTES: entry(positiveNumber, { section: "general", default: "`240`", meaning: "how long one run may take; past it the run is stopped and recorded as failed, saying why (runs of all users share the queue)" }, 240),
   STUDIO_MAX_RUNS: entry(positiveInt, { section: "general", default: "`1`", meaning: "runs executing at once (others wait in the queue)" }, 1),
   STUDIO_SCRIPT_WORKERS: entry(positiveInt, { section: "general", default: "`2`", meaning: "Script nodes running at once (one worker thread each)" }, 2),
   STUDIO_DECODE_TWIN: entry(onOff, { section: "general", default: "`on`", meaning: "`off`: decode steps on the CPU run the same (sparse) decoder graph as the prefill instead of its decode twin (docs/benchmarks.md)" }, "on"),

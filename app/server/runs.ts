@@ -203,6 +203,11 @@ export async function executeRun(
     }
   };
   let terminal: RunEvent;
+  // A run may take STUDIO_MAX_RUN_MINUTES: past it, it is stopped like a cancel and recorded as failed with why.
+  const minutes = config().STUDIO_MAX_RUN_MINUTES;
+  const overtime = new AbortController();
+  const timer = setTimeout(() => overtime.abort(), minutes * 60_000);
+  timer.unref?.();
   try {
     await prefetchFiles(run.document);
     // What the run may show to its owner (and a share link of it): its input files, and the files its
@@ -212,7 +217,7 @@ export async function executeRun(
     const result = await executor.run(run.document, {
       runId: run.id,
       targetNodeId: run.targetNodeId,
-      signal,
+      signal: AbortSignal.any([signal, overtime.signal]),
       storage,
       cacheScope: run.ownerId,
       onEvent: (raw) => {
@@ -230,6 +235,8 @@ export async function executeRun(
         write(() => db().nodeRun.updateMany({ where: { runId: run.id, nodeId }, data: { outputs: JSON.stringify(preview) } }));
       },
     });
+    clearTimeout(timer);
+    if (overtime.signal.aborted && result.status === "cancelled") Object.assign(result, { status: "failed", error: `the run took longer than the ${minutes} minutes a run may take (STUDIO_MAX_RUN_MINUTES) and was stopped` });
     for (const [nodeId, info] of result.nodes) {
       if (info.status === "skipped" || info.status === "cancelled") {
         write(() =>
@@ -267,6 +274,8 @@ export async function executeRun(
     log().error({ runId: run.id, err }, "the run failed inside the host");
     write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
     terminal = makeEvent("failed", run.id, { message });
+  } finally {
+    clearTimeout(timer);
   }
   await writes;
   publish(terminal);

@@ -190,6 +190,24 @@ describe("run host", () => {
     expect(seen).toEqual(["queued", "started", "node-start", "node-done", "node-outputs", "finished"]);
   });
 
+  it("a run that takes longer than STUDIO_MAX_RUN_MINUTES is stopped and recorded as failed, saying why; the queue moves on", async () => {
+    process.env.STUDIO_MAX_RUN_MINUTES = "0.005"; // 300 ms
+    try {
+      const id = await manager.start({ document: gateDoc("forever") });
+      const end = await manager.whenDone(id);
+      expect(end.type).toBe("failed");
+      const row = await db().run.findUniqueOrThrow({ where: { id } });
+      expect(row.status).toBe("failed");
+      expect(row.error).toBe("the run took longer than the 0.005 minutes a run may take (STUDIO_MAX_RUN_MINUTES) and was stopped");
+    } finally {
+      delete process.env.STUDIO_MAX_RUN_MINUTES;
+    }
+    const next = await manager.start({ document: gateDoc("next") });
+    await until(() => gates.has("next"));
+    gates.get("next")!();
+    expect((await manager.whenDone(next)).type).toBe("finished");
+  });
+
   it("a run keeps each node's latest progress only, its message cut short (it kept all 2,000 reports of 10,000 characters)", async () => {
     const doc: Workflow = { ...emptyWorkflow("chatty"), nodes: ["a", "b"].map((id, i) => ({ id, type: "test.chatty", typeVersion: 1, params: { times: 1000 }, position: { x: i * 200, y: 0 } })), edges: [] };
     const id = await manager.start({ document: doc });
