@@ -50,7 +50,9 @@ export const providersCommand: CliCommand = {
       if (a.json) console.log(JSON.stringify(status, null, 2));
       return 0;
     }
-    const ids = a.placement === "all" ? listAppGraphs().map((g) => g.id) : [a.placement];
+    const known = listAppGraphs().map((g) => g.id);
+    if (a.placement !== "all" && !known.includes(a.placement)) throw new UsageError(`--placement: unknown graph "${a.placement}" (all, or one of: ${known.join(", ")})`);
+    const ids = a.placement === "all" ? known : [a.placement];
     const reports = [];
     for (const id of ids) {
       const r = await graphPlacement(id, ep);

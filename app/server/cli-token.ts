@@ -8,7 +8,7 @@
 import { authEnabled, LOCAL_USER } from "./auth";
 import { numberOption, onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { db } from "./db";
-import { createToken, listTokens, revokeToken, TokenError } from "./tokens";
+import { createToken, listTokens, MAX_TOKEN_DAYS, revokeToken, TokenError } from "./tokens";
 
 const HELP = `  token add <name> [--user U] [--days N]   Create a personal API token for scripts (printed once; stored hashed).
   token list [--user U] | token revoke <id | name> [--user U]
@@ -34,7 +34,7 @@ export const tokenCli: CliCommand = {
     const owner = await ownerOf(values.user);
     try {
       if (sub === "add") {
-        const { token, info } = await createToken(owner, onePositional(positionals, "token name? token add <name>"), { days: numberOption(values.days, "--days", { min: 0, aboveMin: true }) });
+        const { token, info } = await createToken(owner, onePositional(positionals, "token name? token add <name>"), { days: numberOption(values.days, "--days", { min: 0, aboveMin: true, max: MAX_TOKEN_DAYS }) });
         console.log(token);
         console.error(`created token "${info.name}" (${info.prefix}…, id ${info.id}${info.expiresAt ? `, expires ${info.expiresAt}` : ""}): copy it now, it is not shown again`);
         return 0;

@@ -394,7 +394,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const message = (err as Error).message ?? String(err);
-    if (/no such table/i.test(message)) {
+    if (/no such table|does not exist in the current database/i.test(message)) {
       console.error("error: the database is not set up yet: run `npm run setup` first");
       return 2;
     }
@@ -409,7 +409,8 @@ if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(err);
+      // one line, as for bad usage (with DEBUG set, the whole error and its stack)
+      console.error(process.env.DEBUG ? err : `error: ${terminalLine((err as Error)?.message ?? String(err))}`);
       process.exit(1);
     },
   );

@@ -31,10 +31,13 @@ function info(t: { id: string; name: string; prefix: string; createdAt: Date; la
   return { id: t.id, name: t.name, prefix: t.prefix, createdAt: t.createdAt.toISOString(), lastUsedAt: t.lastUsedAt?.toISOString() ?? null, expiresAt: t.expiresAt?.toISOString() ?? null };
 }
 
+/** The longest lifetime a token may be given (100 years; far past it a date is no longer a date). */
+export const MAX_TOKEN_DAYS = 36_500;
+
 /** A new token for `ownerId`; the token itself is returned once and never stored. */
 export async function createToken(ownerId: string, name: string, opts: { days?: number; now?: Date } = {}): Promise<{ token: string; info: TokenInfo }> {
   if (!NAME_RE.test(name)) throw new TokenError("a token name is 1–64 letters, digits, spaces, . _ or -");
-  if (opts.days !== undefined && !(Number.isFinite(opts.days) && opts.days > 0)) throw new TokenError("a token's lifetime is a positive number of days");
+  if (opts.days !== undefined && !(Number.isFinite(opts.days) && opts.days > 0 && opts.days <= MAX_TOKEN_DAYS)) throw new TokenError(`a token's lifetime is a positive number of days, at most ${MAX_TOKEN_DAYS}`);
   if (await db().apiToken.findFirst({ where: { ownerId, name }, select: { id: true } })) throw new TokenError(`you already have a token named "${name}"`);
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
   const now = opts.now ?? new Date();

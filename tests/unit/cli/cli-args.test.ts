@@ -68,6 +68,13 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     const dash = await cli("forward", "--model", "m", "--ids", "-1,2", "--out", "o.json");
     expect(dash.code).toBe(2);
     expect(dash.err.split("\n")[0]).toBe('error: forward: --ids needs a value (one starting with "-" is written --ids=-…)');
+    // a lifetime past any date, an unknown graph: refused in one line, not a stack trace
+    const days = await cli("token", "add", "t", "--days", "1e12");
+    expect(days.code).toBe(2);
+    expect(days.err).toContain('--days must be a number in (0, 36500] (got "1e12")');
+    const graph = await cli("providers", "--placement", "nosuch", "--ep", "cpu");
+    expect(graph.code).toBe(2);
+    expect(graph.err).toContain('--placement: unknown graph "nosuch" (all, or one of: decoder:uni-moe-tiny/tiny');
     // an open bound is printed as one
     const p = await cli("forward", "--model", "m", "--ids", "1", "--out", "o.json", "--top-p", "0");
     expect(p.err).toContain('--top-p must be a number in (0, 1] (got "0")');
