@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
-import { AGGREGATE_NODE_TYPE, batchCatalogue } from "@/engine/batch/feeder";
+import { AGGREGATE_NODE_TYPE, batchCatalogue, DATASET_NODE_TYPE } from "@/engine/batch/feeder";
 import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
 import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
 import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
@@ -105,6 +105,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   } catch (err) {
     throw new BatchUsageError((err as Error).message);
   }
+  const swept = sweep && doc.nodes.find((n) => n.id === sweep!.nodeId);
+  if (swept?.type === DATASET_NODE_TYPE) throw new BatchUsageError(`--sweep ${sweep!.nodeId}.${sweep!.param}: the Dataset node's records come from --dataset here, so sweeping it would compare the same records; run once per dataset instead`);
   let collect: CollectTarget;
   try {
     collect = collectTarget(doc);

@@ -3,6 +3,7 @@
  * applied to a copy of the document, each checked against the node's params so a typo is an error
  * naming the node and the params it has.
  */
+import { z } from "zod";
 import { DATASET_NODE_TYPE } from "@/engine/batch/feeder";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
@@ -11,6 +12,8 @@ export interface ParamOverride {
   nodeId: string;
   param: string;
   value: unknown;
+  /** The value as typed, when it read as JSON: a text param takes it as written ("42", "true"). */
+  text?: string;
 }
 
 export class OverrideError extends Error {}
@@ -19,23 +22,23 @@ export class OverrideError extends Error {}
 export function parseSet(s: string): ParamOverride {
   const m = /^([^.=]+)\.([^=]+)=(.*)$/s.exec(s);
   if (!m) throw new OverrideError(`--set "${s}" is not nodeId.param=value`);
-  let value: unknown = m[3];
   try {
-    value = JSON.parse(m[3]!);
+    return { nodeId: m[1]!, param: m[2]!, value: JSON.parse(m[3]!), text: m[3]! };
   } catch {
-    // plain text
+    return { nodeId: m[1]!, param: m[2]!, value: m[3]! }; // plain text
   }
-  return { nodeId: m[1]!, param: m[2]!, value };
 }
 
 export function applyOverrides(doc: Workflow, overrides: readonly ParamOverride[]): Workflow {
   const out = structuredClone(doc);
-  for (const { nodeId, param, value } of overrides) {
+  for (const { nodeId, param, value, text } of overrides) {
     const node = out.nodes.find((n) => n.id === nodeId);
     if (!node) throw new OverrideError(`there is no node "${nodeId}" (nodes: ${out.nodes.map((n) => n.id).join(", ")})`);
     const def = catalogue.get(node.type);
     if (def && !(param in def.params.shape)) throw new OverrideError(`node "${nodeId}" (${node.type}) has no param "${param}" (params: ${Object.keys(def.params.shape).join(", ")})`);
-    node.params = { ...node.params, [param]: value };
+    const schema = def?.params.shape[param];
+    const asText = text !== undefined && schema !== undefined && !z.safeParse(schema, value).success && z.safeParse(schema, text).success;
+    node.params = { ...node.params, [param]: asText ? text : value };
   }
   return out;
 }

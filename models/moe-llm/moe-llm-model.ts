@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Runtime, SessionHandle } from "@/engine/runtime/types";
@@ -92,7 +93,8 @@ export function openModelDir(dir: string, ref = dir, label?: string): ResolvedMo
   try {
     config = zMoeLlmConfig.parse(JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")));
   } catch (err) {
-    throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config: ${(err as Error).message}`);
+    const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ") : (err as Error).message;
+    throw new Error(`model "${ref}": config.json is not a valid MoE-LLM config (${why})`);
   }
   const files = readdirSync(dir).filter((f) => f === "config.json" || f === "import.json" || f.endsWith(".safetensors"));
   const quantization = isImportedDir(dir) ? readManifest(dir)?.quant : undefined;

@@ -75,6 +75,11 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     const graph = await cli("providers", "--placement", "nosuch", "--ep", "cpu");
     expect(graph.code).toBe(2);
     expect(graph.err).toContain('--placement: unknown graph "nosuch" (all, or one of: decoder:uni-moe-tiny/tiny');
+    // sweeping the Dataset node while --dataset supplies the records would compare the same records
+    const root = path.join(__dirname, "../../..");
+    const sweep = await cli("run", path.join(root, "app/examples/datasets/text-workflow.json"), "--dataset", path.join(root, "app/examples/datasets/sample/records.jsonl"), "--sweep", "data.source=a.jsonl,b.jsonl");
+    expect(sweep.code).toBe(2);
+    expect(sweep.err).toContain("--sweep data.source: the Dataset node's records come from --dataset here");
     // an open bound is printed as one
     const p = await cli("forward", "--model", "m", "--ids", "1", "--out", "o.json", "--top-p", "0");
     expect(p.err).toContain('--top-p must be a number in (0, 1] (got "0")');
