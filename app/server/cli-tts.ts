@@ -10,6 +10,7 @@ import { z } from "zod";
 import { float32Shortest } from "@/engine/routing/export";
 import { isSpeechDir, openOmniCheckpointSpeech, openSpeechDir, resolveSpeechRef, speechRunner, type ResolvedSpeech } from "@/models/tts/tts-released-model";
 import { teacherForced } from "@/models/tts/tts-released-run";
+import { config } from "@/engine/config";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
 export const TTS_FORWARD_HELP = `  tts-forward --model <dir or ref> --input <input.json> --out <result.json>
@@ -24,19 +25,23 @@ export const TTS_FORWARD_HELP = `  tts-forward --model <dir or ref> --input <inp
                                             rows of the full-length forward (mask/weights after capacity drops).`;
 
 const ids = z.array(z.number().int().nonnegative());
-export const zTtsForwardInput = z.object({
-  text_ids: ids,
-  prompt_ids: ids.nullable().default(null),
-  prefix_codes: ids.nullable().default(null),
-  codes: ids,
-  mode: z
-    .object({
-      attention: z.enum(["none", "prefix_causal", "causal"]).default("none"),
-      steps: z.enum(["recompute", "single"]).default("recompute"),
-      capacity: z.enum(["train", "eval", "off"]).default("train"),
-    })
-    .default({ attention: "none", steps: "recompute", capacity: "train" }),
-});
+// strict: a misspelt key ("atention", "promt_ids") is refused, not run with the default
+export const zTtsForwardInput = z
+  .object({
+    text_ids: ids,
+    prompt_ids: ids.nullable().default(null),
+    prefix_codes: ids.nullable().default(null),
+    codes: ids,
+    mode: z
+      .object({
+        attention: z.enum(["none", "prefix_causal", "causal"]).default("none"),
+        steps: z.enum(["recompute", "single"]).default("recompute"),
+        capacity: z.enum(["train", "eval", "off"]).default("train"),
+      })
+      .strict()
+      .default({ attention: "none", steps: "recompute", capacity: "train" }),
+  })
+  .strict();
 
 function openModel(model: string): ResolvedSpeech {
   if (existsSync(model) && statSync(model).isDirectory()) {
@@ -65,6 +70,10 @@ export const ttsForwardCommand: CliCommand = {
     }
     const input = zTtsForwardInput.safeParse(raw);
     if (!input.success) throw new UsageError(`${a.input}: ${input.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")}`);
+    // the forward is over every id given (and `recompute` runs one forward per code): bounded like an MoE-LLM sequence
+    const d = input.data, tokens = d.text_ids.length + (d.prompt_ids?.length ?? 0) + (d.prefix_codes?.length ?? 0) + d.codes.length;
+    const limit = config().STUDIO_MAX_CONTEXT_TOKENS;
+    if (tokens > limit) throw new UsageError(`${a.input}: the input has ${tokens.toLocaleString("en")} ids; at most STUDIO_MAX_CONTEXT_TOKENS (${limit}) fit`);
     let model: ResolvedSpeech;
     try {
       model = openModel(a.model);

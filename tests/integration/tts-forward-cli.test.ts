@@ -88,6 +88,15 @@ describe("cli tts-forward on a generated Omni checkpoint folder", () => {
     const r = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
     expect(r.code).toBe(2);
     expect(r.err).toContain("mode.attention");
+    // a misspelt key is refused (it ran with the default); an input past the context limit too (it ran for minutes)
+    writeFileSync(input, JSON.stringify({ text_ids: [1, 2], codes: [1], mode: { atention: "causal" } }));
+    const typo = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
+    expect(typo.code).toBe(2);
+    expect(typo.err).toMatch(/mode: Unrecognized key: "atention"/);
+    writeFileSync(input, JSON.stringify({ text_ids: Array(5000).fill(1), codes: Array(5000).fill(1) }));
+    const long = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
+    expect(long.code).toBe(2);
+    expect(long.err).toContain("the input has 10,000 ids; at most STUDIO_MAX_CONTEXT_TOKENS (8192) fit");
     const missing = cli("tts-forward", "--model", path.join(tmp, "nowhere"), "--input", input, "--out", path.join(tmp, "x.json"));
     expect(missing.code).toBe(2);
     expect(cli("--help").out).toContain("tts-forward --model <dir or ref> --input <input.json> --out <result.json>");
