@@ -76,6 +76,7 @@ async function run(argv: string[]): Promise<number> {
   let password: string;
   if (values["password-stdin"]) {
     password = await readStdin();
+    if (/[\r\n]/.test(password)) throw new UsageError("--password-stdin reads one line, and the input has more (the password would hold them all)");
   } else {
     if (!process.stdin.isTTY) throw new UsageError("no terminal to ask for the password: pipe it in with --password-stdin");
     password = await askHidden(`Password for ${name()}: `);

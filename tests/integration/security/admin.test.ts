@@ -73,6 +73,18 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     expect((await db().user.findUnique({ where: { name: "carol" } }))!.role).toBe("admin");
   });
 
+  it("user add --password-stdin takes one line: two lines are refused (the password held both)", async () => {
+    const { UsageError } = await import("@/app/server/cli-args");
+    const stdin = process.stdin;
+    try {
+      Object.defineProperty(process, "stdin", { value: (async function* () { yield Buffer.from("first line\nsecond line\n"); })(), configurable: true });
+      await expect(userCli.run(["add", "frank", "--password-stdin"])).rejects.toThrow(UsageError);
+    } finally {
+      Object.defineProperty(process, "stdin", { value: stdin, configurable: true });
+    }
+    expect(await db().user.findUnique({ where: { name: "frank" } })).toBeNull();
+  });
+
   it("a user who is not an admin cannot list server folders, inspect, import or delete models, or set the server's defaults", async () => {
     expect(await code(bob.models.browse())).toBe("FORBIDDEN");
     expect(await code(bob.models.inspect({ dir: "checkpoints/tiny-mixtral" }))).toBe("FORBIDDEN");
