@@ -125,6 +125,7 @@ interface RunState {
   cacheScope: string | null;
   /** estimateBytes of the outputs this run's nodes made so far. */
   outputBytes: number;
+  /** Bytes this run's nodes wrote to storage so far (maxRunFileBytes). */
   fileBytes: number;
 }
 
