@@ -5,6 +5,9 @@ import { checkRoutingOverrides } from "./interventions";
 import { logitLens, withMoeLlm, type ResolvedModel } from "./moe-llm-model";
 import type { RoutingPrecision } from "../onnx/bf16";
 
+/** The largest position id `forward` takes (int32: past it int64 positions would wrap or lose their float value). */
+const MAX_POSITION = 2 ** 31 - 1;
+
 /**
  * The `cli forward` result: a contract scripts rely on (issue 4), so it only ever grows. `k` is the model's k as the
  * release reports it (before capacity drops); `mask` and `weights` are the ones applied, after drops. `layers` lists
@@ -12,9 +15,6 @@ import type { RoutingPrecision } from "../onnx/bf16";
  * `lens` (with --logit-lens, issue 23): per decoder layer, for every position, the 5 most likely next tokens and their
  * log-probabilities of the residual stream after that layer through the final norm and LM head (models/moe-llm/logit-lens.ts).
  */
-/** The largest position id `forward` takes (int32: past it int64 positions would wrap or lose their float value). */
-const MAX_POSITION = 2 ** 31 - 1;
-
 export interface ForwardJson {
   logits: number[];
   layers: { layer: number; router_logits: number[][]; k: number[]; mask: number[][]; weights: number[][] }[];
