@@ -99,7 +99,7 @@ describe("the commands the pages show (docs-snippet check)", () => {
   const lines = FILES.flatMap((file) => PARSED[file]!.code.flatMap((c) => c.split("\n").map((line) => ({ file, line: line.replace(/\s#\s.*$/, "") }))));
 
   it("every `npm run <script>` is a script of package.json", () => {
-    const used = lines.flatMap(({ file, line }) => [...line.matchAll(/\bnpm run ([\w:-]+)/g)].map((m) => ({ file, script: m[1]! })));
+    const used = lines.flatMap(({ file, line }) => [...line.matchAll(/\bnpm run (?:-{1,2}[\w-]+ )*([\w:-]+)/g)].map((m) => ({ file, script: m[1]! })));
     expect(used.length).toBeGreaterThan(20);
     expect(used.filter((u) => !scripts.includes(u.script))).toEqual([]);
   });
