@@ -79,3 +79,19 @@ export async function outputDir(dir: string, option = "--out"): Promise<string> 
   }
   return target;
 }
+
+/**
+ * File names for one --out directory, each given once: `run.json` is the run's own; a name already given (a node
+ * called `run`, or ids like `a.trace` next to node `a`'s trace) gets a number before its extension (`run.2.json`).
+ */
+export function outputNames(): (name: string) => string {
+  const taken = new Set(["run.json"]);
+  return (name) => {
+    const dot = name.lastIndexOf(".");
+    const [stem, ext] = dot < 0 ? [name, ""] : [name.slice(0, dot), name.slice(dot)];
+    let free = name;
+    for (let n = 2; taken.has(free); n++) free = `${stem}.${n}${ext}`;
+    taken.add(free);
+    return free;
+  };
+}

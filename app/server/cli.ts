@@ -18,7 +18,7 @@ import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { logToStderr, terminalLine } from "@/engine/log";
 import { bar, progressBar } from "@/engine/progress-bar";
-import { numberOption, onePositional, outputDir, parseCommand, UsageError, type CliCommand } from "./cli-args";
+import { numberOption, onePositional, outputDir, outputNames, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
@@ -64,14 +64,16 @@ function printProblems(problems: Problem[]) {
 async function writeOutputs(dir: string, runId: string) {
   const run = await db().run.findUniqueOrThrow({ where: { id: runId }, include: { nodeRuns: true } });
   const files: string[] = [];
+  const claim = outputNames();
   for (const n of run.nodeRuns) {
     if (!n.outputs) continue;
     const outputs = JSON.parse(n.outputs) as Record<string, Record<string, unknown>>;
-    await writeFile(path.join(dir, `${n.nodeId}.json`), JSON.stringify(outputs, null, 2));
-    files.push(`${n.nodeId}.json`);
+    const json = claim(`${n.nodeId}.json`);
+    await writeFile(path.join(dir, json), JSON.stringify(outputs, null, 2));
+    files.push(json);
     for (const [socket, value] of Object.entries(outputs)) {
       if (typeof value.file === "string") {
-        const name = `${n.nodeId}.${socket}.${value.file.split(".")[1] ?? "bin"}`;
+        const name = claim(`${n.nodeId}.${socket}.${value.file.split(".")[1] ?? "bin"}`);
         await copyFile(fileStorage().pathOf(value.file), path.join(dir, name));
         files.push(name);
       }
@@ -80,7 +82,7 @@ async function writeOutputs(dir: string, runId: string) {
     for (const kind of ["trace", "aggregate"] as const) {
       const source = exportSource(outputs, kind);
       if (!source) continue;
-      const name = `${n.nodeId}.${kind}.safetensors`;
+      const name = claim(`${n.nodeId}.${kind}.safetensors`);
       await writeFile(path.join(dir, name), (await convertExport(kind, source, "safetensors", JSON.parse(run.document) as Workflow)).body);
       files.push(name);
     }

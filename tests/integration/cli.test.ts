@@ -57,6 +57,17 @@ describe("cli", () => {
     expect(JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).status).toBe("finished");
   });
 
+  it("--out: a node called run does not overwrite run.json (it gets run.2.json)", () => {
+    const renamed = JSON.parse(JSON.stringify(doc).replaceAll('"show"', '"run"'));
+    const f = path.join(tmp, "node-run.json");
+    writeFileSync(f, JSON.stringify(renamed));
+    const out = path.join(tmp, "out-run");
+    const r = cli("run", f, "--out", out);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).status).toBe("finished");
+    expect(JSON.parse(readFileSync(path.join(out, "run.2.json"), "utf8")).summary.text).toBe("hello, world");
+  });
+
   it("runs a saved workflow by id, recorded in the run history", async () => {
     const { createWorkflow } = await import("@/app/server/workflows");
     const { db } = await import("@/app/server/db");
