@@ -161,7 +161,7 @@ export async function fingerprintDataset(source: string): Promise<string> {
     for await (const chunk of createReadStream(source)) h.update(chunk as Buffer);
     return h.digest("hex");
   }
-  for (const rel of await listFiles(path.resolve(source))) {
+  for (const rel of (await listFiles(path.resolve(source))).files) {
     h.update(`${rel}\0`);
     for await (const chunk of createReadStream(path.join(source, rel))) h.update(chunk as Buffer);
     h.update("\0");
@@ -169,24 +169,33 @@ export async function fingerprintDataset(source: string): Promise<string> {
   return h.digest("hex");
 }
 
-/** Relative paths of the files under `root` (two levels: root and task subfolders), sorted; hidden files skipped. */
-async function listFiles(root: string): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * Relative paths of the files under `root` (two levels: root and task subfolders), sorted; hidden entries skipped.
+ * `skipped`: the other entries at those levels that are neither files nor folders read (symbolic links, deeper
+ * folders, sockets …), which a folder dataset reports rather than reading.
+ */
+async function listFiles(root: string): Promise<{ files: string[]; skipped: string[] }> {
+  const files: string[] = [];
+  const skipped: string[] = [];
   for (const e of await readdir(root, { withFileTypes: true })) {
     if (e.name.startsWith(".")) continue;
-    if (e.isFile()) out.push(e.name);
+    if (e.isFile()) files.push(e.name);
     else if (e.isDirectory()) {
-      for (const f of await readdir(path.join(root, e.name), { withFileTypes: true })) if (f.isFile() && !f.name.startsWith(".")) out.push(`${e.name}/${f.name}`);
-    }
+      for (const f of await readdir(path.join(root, e.name), { withFileTypes: true })) {
+        if (f.name.startsWith(".")) continue;
+        (f.isFile() ? files : skipped).push(`${e.name}/${f.name}`);
+      }
+    } else skipped.push(e.name);
   }
-  return out.sort();
+  return { files: files.sort(), skipped: skipped.sort() };
 }
 
 async function* folderRows(source: string): AsyncGenerator<RowResult> {
   const root = path.resolve(source);
   // Group by (folder, stem), in sorted order: one record per group.
   const groups = new Map<string, string[]>();
-  for (const rel of await listFiles(root)) {
+  const { files: all, skipped } = await listFiles(root);
+  for (const rel of all) {
     const stem = rel.slice(0, rel.length - path.extname(rel).length);
     let g = groups.get(stem);
     if (!g) groups.set(stem, (g = []));
@@ -218,6 +227,11 @@ async function* folderRows(source: string): AsyncGenerator<RowResult> {
     }
     const slash = stem.indexOf("/");
     yield bad ? fail(bad) : { ok: true, record: { index, line, id: stem, text, media, task: slash > 0 ? stem.slice(0, slash) : "", label: "", answer: "" } };
+    index++;
+  }
+  // after the records, so that the records' indexes do not depend on them
+  for (const rel of skipped) {
+    yield { ok: false, error: { index, line: index + 1, message: `${rel}: not read: a folder dataset reads only regular files in the folder and its task subfolders (this is a symbolic link, a deeper folder or another kind of entry)` } };
     index++;
   }
 }

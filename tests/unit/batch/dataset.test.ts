@@ -148,6 +148,25 @@ describe("folder datasets", () => {
     expect(errs).toHaveLength(1);
     expect((errs[0] as { error: { message: string } }).error.message).toMatch(/notes.docx is not a dataset file/);
   });
+
+  it("symbolic links and deeper folders are not read, and are reported as row errors after the records", async () => {
+    const root = path.join(dir, "folder-links");
+    mkdirSync(path.join(root, "caption", "deeper"), { recursive: true });
+    writeFileSync(path.join(root, "caption", "q1.txt"), "one");
+    writeFileSync(path.join(root, "caption", "deeper", "q2.txt"), "two");
+    const outside = mkdtempSync(path.join(os.tmpdir(), "dataset-outside-"));
+    writeFileSync(path.join(outside, "secret.txt"), "secret");
+    symlinkSync(path.join(outside, "secret.txt"), path.join(root, "caption", "q3.txt"));
+    symlinkSync(outside, path.join(root, "linked"));
+    const r = await rows(root);
+    expect(r.filter((x) => x.ok).map((x) => (x as { record: { id: string; index: number } }).record)).toMatchObject([{ id: "caption/q1", index: 0 }]);
+    const errs = r.filter((x) => !x.ok).map((x) => (x as { error: { index: number; message: string } }).error);
+    expect(errs.map((e) => [e.index, e.message.split(":")[0]])).toEqual([[1, "caption/deeper"], [2, "caption/q3.txt"], [3, "linked"]]);
+    expect(errs[0]!.message).toMatch(/not read/);
+    expect(JSON.stringify(r)).not.toContain("secret");
+    const scan = await scanDataset(root);
+    expect([scan.count, scan.errorCount]).toEqual([1, 3]);
+  });
 });
 
 describe("resolving records and sources", () => {
