@@ -4,7 +4,7 @@ import { hashValue } from "./hash";
 import { checkOutputs, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
 import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
-import type { Workflow, WorkflowNode } from "./workflow/schema";
+import { documentForFiles, type Workflow, type WorkflowNode } from "./workflow/schema";
 import { validateWorkflow, type Problem } from "./workflow/validate";
 
 /** Characters of a progress message that reach the run's events (a node may put user text in it: a swept value). */
@@ -108,6 +108,7 @@ interface PlanNode {
 /** What the nodes of one run share: made once per `Executor.run`, read and filled in by `runNode`. */
 interface RunState {
   runId: string;
+  /** What nodes get as ctx.workflow: documentForFiles of the run's document. */
   doc: Workflow;
   plan: PlanNode[];
   /** Per plan index: the node's outputs once done or cached, its cache key, what happened to it. */
@@ -232,7 +233,7 @@ export class Executor {
     const runSignal = controller.signal;
 
     const errors: string[] = [];
-    const run: RunState = { runId, doc, plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null, outputBytes: 0, fileBytes: 0 };
+    const run: RunState = { runId, doc: documentForFiles(doc), plan, outputs, keys, infos, signal: runSignal, emit, errors, onOutputs, memory, storage: opts.storage ?? this.storage, cacheScope: opts.cacheScope ?? null, outputBytes: 0, fileBytes: 0 };
     const ready: number[] = [];
     for (let i = n - 1; i >= 0; i--) if (waiting[i] === 0) ready.push(i); // stack: pops in topological order
     let running = 0;

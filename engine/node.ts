@@ -48,7 +48,7 @@ export interface RunContext {
   log(message: string): void;
   /** The ONNX Runtime layer (session pool), when the host attached one. */
   runtime?: Runtime;
-  /** The document being run, when the host passes it (nodes embed it in the files they write: engine/provenance.ts). */
+  /** The document being run, without its words (documentForFiles), when the host passes it (nodes embed it in the files they write: engine/provenance.ts). */
   workflow?: Workflow;
   /** The node types this host runs: a node that runs a sub-workflow (a dataset batch) runs it with these. */
   catalogue?: NodeCatalogue;
@@ -106,6 +106,11 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
   category: Category;
   description: string;
   inputs: Record<string, InputSpec>;
+  /**
+   * Optional inputs of which at least one must be connected (`exclusive`: exactly one, e.g. a prompt or a sequence):
+   * validation says so before a run; `execute` must refuse the same.
+   */
+  connectOneOf?: { inputs: readonly string[]; exclusive: boolean };
   outputs: Record<string, OutputSpec>;
   params: P;
   /** Outputs differ between calls with equal inputs: the node is never served from the cache (nor its dependents). */
@@ -138,6 +143,9 @@ export function defineNode<P extends z.ZodObject<z.ZodRawShape>, const I extends
   }
   for (const [name, s] of Object.entries(spec.inputs)) {
     if (s.kind !== undefined && s.type !== "JSON") throw new Error(`${where}: input "${name}" names a kind; only a JSON socket carries one`);
+  }
+  for (const name of spec.connectOneOf?.inputs ?? []) {
+    if (!spec.inputs[name]?.optional) throw new Error(`${where}: connectOneOf names "${name}", which is not an optional input`);
   }
   for (const [name, s] of Object.entries(spec.outputs)) {
     if (s.type === "ANY") throw new Error(`${where}: output "${name}" cannot be ANY`);

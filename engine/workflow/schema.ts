@@ -50,6 +50,23 @@ export type WorkflowNode = z.infer<typeof zWorkflowNode>;
 export type WorkflowEdge = z.infer<typeof zWorkflowEdge>;
 export type WorkflowNote = z.infer<typeof zWorkflowNote>;
 
+/**
+ * The document as nodes see it, and embed it in the files they write (engine/provenance.ts): what it computes and
+ * where its nodes sit, without its words (name, description, tags, notes, node labels). Those may be unsaved edits,
+ * and a share link serves the files of a run of a version that computes the same.
+ */
+export function documentForFiles(doc: Workflow): Workflow {
+  return {
+    schemaVersion: doc.schemaVersion,
+    name: "MoE Studio workflow",
+    description: "",
+    tags: [],
+    nodes: doc.nodes.map(({ label: _, ...node }) => node),
+    edges: doc.edges,
+    notes: [],
+  };
+}
+
 export function emptyWorkflow(name = "Untitled workflow"): Workflow {
   return { schemaVersion: CURRENT_SCHEMA_VERSION, name, description: "", tags: [], nodes: [], edges: [], notes: [] };
 }

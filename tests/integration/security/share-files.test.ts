@@ -121,3 +121,46 @@ describe("a link to the latest version", () => {
     expect((await fetchFile(privateOutput, pinned)).status).toBe(200);
   });
 });
+
+describe("files a link serves carry no unsaved words", () => {
+  it("a run labelled with a version (same computation) embeds the document without its name, description, notes or labels", async () => {
+    const { runManager } = await import("@/app/server/runs");
+    const { readWorkflowFromWav } = await import("@/engine/provenance");
+    const owner = (await createUser("speaker", "speaker-password")).id;
+    const caller = appRouter.createCaller({ origin: null, host: "studio.test", userId: owner });
+    const guest = appRouter.createCaller({ origin: null, host: "studio.test", userId: null });
+    const speech = {
+      schemaVersion: 2,
+      name: "speech",
+      nodes: [
+        { id: "say", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: 0, y: 0 } },
+        { id: "tts", type: "generate.tts", typeVersion: 1, params: { maxSeconds: 0.2 }, position: { x: 300, y: 0 } },
+      ],
+      edges: [{ id: "e1", source: "say", sourceSocket: "text", target: "tts", targetSocket: "text" }],
+    };
+    const wf = await caller.workflow.create({ document: speech });
+    // the owner types words and runs without saving: the run computes version 1, so it is labelled with it
+    const unsaved = {
+      ...speech,
+      name: "SECRET-NAME",
+      description: "SECRET-DESCRIPTION",
+      notes: [{ id: "n1", text: "SECRET-NOTE", position: { x: 0, y: 300 } }],
+      nodes: speech.nodes.map((n) => ({ ...n, label: "SECRET-LABEL" })),
+    };
+    const { runId } = await caller.run.start({ document: unsaved, workflowId: wf.id, workflowVersion: wf.version });
+    await runManager().whenDone(runId);
+    const token = (await caller.share.create({ workflowId: wf.id })).token;
+    const shared = await guest.share.resolve({ token });
+    expect(shared.lastRun?.id).toBe(runId);
+    const tts = shared.lastRun!.nodes.find((n) => n.nodeId === "tts")!;
+    const file = (tts.outputs as { speech: { file: string } }).speech.file;
+    const res = await fetchFile(file, token);
+    expect(res.status).toBe(200);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    expect(Buffer.from(bytes).toString("latin1")).not.toContain("SECRET");
+    // the file still carries what it computes: dropping it into the editor restores the graph
+    const embedded = readWorkflowFromWav(bytes) as typeof speech;
+    expect(embedded.nodes.map((n) => [n.id, n.type, n.params])).toEqual(speech.nodes.map((n) => [n.id, n.type, n.params]));
+    expect(embedded.edges).toEqual(speech.edges);
+  }, 120_000);
+});
