@@ -25,6 +25,7 @@ export const moeLlm = defineNode({
     sequence: { type: "SEQUENCE", optional: true, label: "sequence" },
     answer: { type: "TEXT", optional: true, label: "answer (to score)" },
   },
+  connectOneOf: { inputs: ["prompt", "sequence"], exclusive: true },
   outputs: { output: { type: "LLM_OUTPUT" }, trace: { type: "ROUTING_TRACE" }, score: { type: "JSON", label: "score (NLL)", kind: nllScore } },
   params: z.object({
     model: z.string().min(1).default("uni-moe-tiny/tiny").meta({ widget: "model", label: "Model", description: "uni-moe-tiny/tiny and /small are seeded, untrained reference models." }),

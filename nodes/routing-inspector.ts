@@ -21,6 +21,7 @@ export const routingInspector = defineNode({
     trace: { type: "ROUTING_TRACE", optional: true },
     aggregate: { type: "JSON", optional: true, label: "aggregate (Routing Aggregate)", kind: routingAggregate },
   },
+  connectOneOf: { inputs: ["trace", "aggregate"], exclusive: true },
   outputs: { report: { type: "JSON", kind: oneOfKinds(routingReport, routingAggregate) } },
   params: z.object({}),
   async execute({ inputs, ctx }) {

@@ -74,6 +74,7 @@ export const tts = defineNode({
     llm: { type: "LLM_OUTPUT", optional: true, label: "LLM output" },
     text: { type: "TEXT", optional: true, label: "text" },
   },
+  connectOneOf: { inputs: ["llm", "text"], exclusive: false },
   outputs: { speech: { type: "SPEECH" }, trace: { type: "ROUTING_TRACE" } },
   params: ttsParams,
   async fingerprint(params) {

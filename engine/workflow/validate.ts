@@ -13,6 +13,7 @@ export type ProblemCode =
   | "incompatible-sockets"
   | "input-already-connected"
   | "missing-required-input"
+  | "conflicting-inputs"
   | "cycle";
 
 export interface Problem {
@@ -161,6 +162,16 @@ export function validateWorkflow(doc: Workflow, catalogue: NodeCatalogue): Probl
           socket,
           message: `node ${nodeName(doc, node.id)} needs its input "${socket}" (${spec.type}) connected`,
         });
+      }
+    }
+    if (def.connectOneOf) {
+      const { inputs, exclusive } = def.connectOneOf;
+      const connected = inputs.filter((socket) => connectedInputs.has(`${node.id}\u0000${socket}`));
+      const choice = inputs.map((socket) => `"${socket}"`).join(" or ");
+      if (connected.length === 0) {
+        problems.push({ severity: "error", code: "missing-required-input", nodeId: node.id, message: `node ${nodeName(doc, node.id)} needs its input ${choice} connected` });
+      } else if (exclusive && connected.length > 1) {
+        problems.push({ severity: "error", code: "conflicting-inputs", nodeId: node.id, message: `node ${nodeName(doc, node.id)} takes only one of its inputs ${choice}: disconnect one` });
       }
     }
   }

@@ -56,8 +56,8 @@ describe("MoE-LLM node + the model's chat template", () => {
     const doc = {
       schemaVersion: CURRENT_SCHEMA_VERSION,
       name: "saved before chat templates",
-      nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: saved, position: { x: 0, y: 0 } }],
-      edges: [],
+      nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: saved, position: { x: 0, y: 0 } }, { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: -300, y: 0 } }],
+      edges: [{ id: "e1", source: "prompt", sourceSocket: "text", target: "llm", targetSocket: "prompt" }],
       notes: [],
     };
     const { workflow, problems } = loadWorkflow(doc, catalogue);

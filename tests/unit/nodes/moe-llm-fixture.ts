@@ -50,8 +50,8 @@ export function moeLlmFixture(name: string, writeSource: (dir: string) => Promis
     docWith: (typeVersion: number, params: Record<string, unknown>) => ({
       schemaVersion: CURRENT_SCHEMA_VERSION,
       name: `routing ${name}`,
-      nodes: [{ id: "llm", type: "model.moe-llm", typeVersion, params, position: { x: 0, y: 0 } }],
-      edges: [],
+      nodes: [{ id: "llm", type: "model.moe-llm", typeVersion, params, position: { x: 0, y: 0 } }, { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: -300, y: 0 } }],
+      edges: [{ id: "e1", source: "prompt", sourceSocket: "text", target: "llm", targetSocket: "prompt" }],
       notes: [],
     }),
     /** Runs the node as the executor does: the document's params through the node's schema. */

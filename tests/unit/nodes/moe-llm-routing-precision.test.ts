@@ -40,7 +40,7 @@ async function run(params: Record<string, unknown>) {
 describe("MoE-LLM node: routing precision", () => {
   it("a workflow saved before the routingPrecision param loads unchanged, with the model's precision", () => {
     const before = { model: "uni-moe-tiny/tiny", system: "", chatTemplate: "model", maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, routingTopP: 0, emit: "none", interventions: "" };
-    const doc = { schemaVersion: CURRENT_SCHEMA_VERSION, name: "saved before routing precisions", nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: before, position: { x: 0, y: 0 } }], edges: [], notes: [] };
+    const doc = { schemaVersion: CURRENT_SCHEMA_VERSION, name: "saved before routing precisions", nodes: [{ id: "llm", type: "model.moe-llm", typeVersion: 1, params: before, position: { x: 0, y: 0 } }, { id: "prompt", type: "input.text", typeVersion: 1, params: { text: "hi" }, position: { x: -300, y: 0 } }], edges: [{ id: "e1", source: "prompt", sourceSocket: "text", target: "llm", targetSocket: "prompt" }], notes: [] };
     const { workflow, problems } = loadWorkflow(doc, catalogue);
     expect(problems).toEqual([]);
     expect(workflow.nodes[0]!.typeVersion).toBe(3);

@@ -70,6 +70,39 @@ describe("validateWorkflow", () => {
     expect(codes(doc([["j", "t.join"]], []))).toEqual(["error:missing-required-input:j"]);
   });
 
+  it("connectOneOf: none of the inputs connected is an error; both is one only when exclusive", () => {
+    const either = (exclusive: boolean) =>
+      new NodeCatalogue([
+        ...cat.list(),
+        defineNode({
+          type: "t.either",
+          typeVersion: 1,
+          title: "Either",
+          category: "Utility",
+          description: "",
+          inputs: { text: { type: "TEXT", optional: true }, image: { type: "IMAGE", optional: true } },
+          connectOneOf: { inputs: ["text", "image"], exclusive },
+          outputs: {},
+          params: z.object({}),
+          execute: noop,
+        }),
+      ]);
+    const nodes: [string, string][] = [["t", "t.text"], ["i", "t.image"], ["x", "t.either"]];
+    const none = validateWorkflow(doc(nodes, []), either(true));
+    expect(none.map((p) => `${p.code}:${p.nodeId}`)).toEqual(["missing-required-input:x"]);
+    expect(none[0]!.message).toContain('"text" or "image"');
+    expect(validateWorkflow(doc(nodes, [["t", "text", "x", "text"]]), either(true))).toEqual([]);
+    const both = doc(nodes, [["t", "text", "x", "text"], ["i", "image", "x", "image"]]);
+    expect(validateWorkflow(both, either(true)).map((p) => `${p.severity}:${p.code}:${p.nodeId}`)).toEqual(["error:conflicting-inputs:x"]);
+    expect(validateWorkflow(both, either(false))).toEqual([]);
+  });
+
+  it("connectOneOf may name only optional inputs", () => {
+    expect(() =>
+      defineNode({ type: "t.bad", typeVersion: 1, title: "Bad", category: "Utility", description: "", inputs: { a: { type: "TEXT" } }, connectOneOf: { inputs: ["a"], exclusive: true }, outputs: {}, params: z.object({}), execute: noop }),
+    ).toThrow(/connectOneOf names "a"/);
+  });
+
   it("duplicate node and edge ids", () => {
     const w = doc([["t", "t.text"], ["t", "t.text"]], []);
     expect(codes(w)).toContain("error:duplicate-node-id:t");
