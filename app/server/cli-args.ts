@@ -21,8 +21,9 @@ export interface CliCommand {
 
 /** Parses `argv` (the words after the command name) against `options`; a parse error is a UsageError. */
 export function parseCommand<O extends Options>(command: string, argv: string[], options: O) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     const message = (err as Error).message
       .replace(/\. To specify a positional argument.*$/s, "")
@@ -31,6 +32,15 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
       .replace(/^Option '(-[^' ]+)' argument is ambiguous\..*$/s, (_, opt: string) => `${opt} needs a value (one starting with "-" is written ${opt}=-…)`);
     throw new UsageError(`${command}: ${message}`);
   }
+  // parseArgs keeps the last of a repeated option: `--out a --out b` would drop a without a word
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== "option" || options[token.name]?.type !== "string" || options[token.name]?.multiple) continue;
+    if (seen.has(token.name)) throw new UsageError(`${command}: --${token.name} is given more than once`);
+    seen.add(token.name);
+  }
+  const { tokens: _, ...result } = parsed;
+  return result;
 }
 
 /** A number option: undefined when absent, else a finite number in [min, max] (an integer with `integer`), or a UsageError. */

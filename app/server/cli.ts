@@ -287,11 +287,15 @@ const forwardCommand: CliCommand = {
     if (ids.some((v) => !Number.isInteger(v))) throw new UsageError(`--ids must be comma-separated token ids, decimal integers ≥ 0 (got "${a.ids}")`);
     let positions: PositionsJson | undefined;
     if (a.positions) {
+      let parsed: unknown;
       try {
-        positions = JSON.parse(await readFile(a.positions, "utf8")) as PositionsJson;
+        parsed = JSON.parse(await readFile(a.positions, "utf8"));
       } catch (err) {
         throw new UsageError(`cannot read --positions ${a.positions}: ${(err as Error).message}`);
       }
+      const keys = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? Object.keys(parsed).sort().join(",") : "";
+      if (keys !== "h,t,w") throw new UsageError(`--positions ${a.positions} must hold exactly {"t": [...], "h": [...], "w": [...]}`);
+      positions = parsed as PositionsJson;
     }
     let model: ResolvedModel;
     try {

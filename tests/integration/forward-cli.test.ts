@@ -199,6 +199,14 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
       expect(far.code, String(t)).toBe(2);
       expect(far.err).toContain("positions.t must be 2 integers in 0…2147483647");
     }
+    // a positions file that is not exactly {t, h, w} (null ran with the default positions; extra keys passed)
+    for (const body of ["null", "[]", JSON.stringify({ t: [0, 1], h: [0, 1], w: [0, 1], x: 5 })]) {
+      const file = path.join(tmp, "pos-shape.json");
+      writeFileSync(file, body);
+      const bad = cli("forward", "--model", tiny, "--ids", "1,2", "--positions", file, "--out", path.join(tmp, "x.json"));
+      expect(bad.code, body).toBe(2);
+      expect(bad.err).toContain('must hold exactly {"t": [...], "h": [...], "w": [...]}');
+    }
   });
 });
 

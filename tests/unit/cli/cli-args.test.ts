@@ -120,4 +120,13 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(numberOption("1e-9", "--days", { min: 0, aboveMin: true })).toBe(1e-9);
     expect(parseCommand("x", ["--out=a=b", "p"], { out: { type: "string" } })).toMatchObject({ values: { out: "a=b" }, positionals: ["p"] });
   });
+
+  it("a value option given twice is refused (parseArgs kept the last one); repeatable options and flags may repeat", async () => {
+    const options = { out: { type: "string" }, set: { type: "string", multiple: true }, dense: { type: "boolean" } } as const;
+    expect(() => parseCommand("x", ["--out", "a", "--out=b"], options)).toThrow("x: --out is given more than once");
+    expect(parseCommand("x", ["--set", "a", "--set", "b", "--dense", "--dense"], options).values).toEqual({ set: ["a", "b"], dense: true });
+    const r = await cli("forward", "--model", "uni-moe-tiny/tiny", "--ids", "1", "--ids", "2", "--out", "/dev/null");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("forward: --ids is given more than once");
+  });
 });
