@@ -118,6 +118,18 @@ describe("personal API tokens", () => {
     expect(dl.status).toBe(404);
   });
 
+  it("a token cannot mint or revoke tokens (it would outlive its own expiry and revocation); it may list them", async () => {
+    const trpc = await import("@/app/api/trpc/[trpc]/route");
+    const before = await db().apiToken.count({ where: { ownerId: alice.id } });
+    const mint = await trpc.POST(call("POST", "/api/trpc/tokens.create", token, { name: "minted", days: 3650 }));
+    expect(mint.status).toBe(403);
+    expect(await mint.text()).toContain("managed from a login session");
+    const own = (await db().apiToken.findFirst({ where: { ownerId: alice.id } }))!;
+    expect((await trpc.POST(call("POST", "/api/trpc/tokens.revoke", token, { id: own.id }))).status).toBe(403);
+    expect(await db().apiToken.count({ where: { ownerId: alice.id } })).toBe(before);
+    expect((await trpc.GET(call("GET", "/api/trpc/tokens.list", token))).status).toBe(200);
+  });
+
   it("bad overrides are 400 naming the node; a dataset needs a Dataset node", async () => {
     const bad = await api("POST", "/runs", token, { workflowId, params: [{ nodeId: "llm", param: "nope", value: 1 }] });
     expect(bad.status).toBe(400);

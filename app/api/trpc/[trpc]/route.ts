@@ -6,6 +6,7 @@ import { checkOrigin } from "@/app/server/origin";
 import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
 import { jsonTextProblem } from "@/engine/json-limits";
 import { MAX_BATCH } from "@/app/lib/trpc-batch";
+import { bearerToken } from "@/app/server/tokens";
 
 // A batch wraps each input ({"0": {"document": …}}): the document's own depth limit plus these levels.
 const TRPC_WRAPPER_DEPTH = 4;
@@ -37,7 +38,7 @@ async function handler(req: Request) {
     endpoint: "/api/trpc",
     req: request,
     router: appRouter,
-    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId }),
+    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId, viaToken: bearerToken(req) !== undefined }),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
     },

@@ -4,6 +4,7 @@ import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
 import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { appRouter } from "@/app/server/routers";
 import { jsonTextProblem } from "@/engine/json-limits";
+import { bearerToken } from "@/app/server/tokens";
 
 // A body holds a document one level down ({"document": …}), with room for a wrapper or two.
 const API_WRAPPER_DEPTH = 2;
@@ -29,7 +30,7 @@ async function handler(req: Request): Promise<Response> {
     endpoint: "/api/v1",
     req: request,
     router: appRouter,
-    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId: caller.userId }),
+    createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId: caller.userId, viaToken: bearerToken(req) !== undefined }),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`API ${path}:`, error);
     },
