@@ -83,15 +83,30 @@ function withoutServerPaths(event: RunEvent): RunEvent {
   return "message" in event && typeof event.message === "string" ? ({ ...event, message: redactPaths(event.message) } as RunEvent) : event;
 }
 
+/** A node output's preview, and a run's previews in all, are kept up to these sizes (JSON characters). */
+export const MAX_PREVIEW_CHARS = 64 * 1024;
+export const MAX_RUN_PREVIEW_CHARS = 8 * MB;
+
 /**
  * JSON-able previews of a node's outputs (images and audio by file id), for events, the DB and the UI: each by the
  * kind its output spec names (engine/values/: a report's `kind`, else the socket type's), else by what the value is.
+ * Previews are small by design; one that is not (a Script's JSON can claim a report's kind, and a report is its own
+ * preview), or one past the run's `budget` of characters, is kept as a headline only: run.get, a share link and the
+ * event replay hand previews of every node at once.
  */
-export function previewOutputs(outputs: Outputs, specs: Record<string, OutputSpec> = {}): Record<string, unknown> {
+export function previewOutputs(outputs: Outputs, specs: Record<string, OutputSpec> = {}, budget = { chars: MAX_RUN_PREVIEW_CHARS }): Record<string, unknown> {
   const preview: Record<string, unknown> = {};
   for (const [socket, value] of Object.entries(outputs)) {
     const spec = Object.prototype.hasOwnProperty.call(specs, socket) ? specs[socket] : undefined;
-    preview[socket] = describeAs(spec ? (spec.kind ?? SOCKET_KINDS[spec.type]) : undefined, value);
+    const full = describeAs(spec ? (spec.kind ?? SOCKET_KINDS[spec.type]) : undefined, value);
+    const chars = JSON.stringify(full)?.length ?? 0;
+    if (chars <= MAX_PREVIEW_CHARS && chars <= budget.chars) {
+      budget.chars -= chars;
+      preview[socket] = full;
+      continue;
+    }
+    const why = chars > MAX_PREVIEW_CHARS ? `over the ${MAX_PREVIEW_CHARS / 1024} kB a preview may take` : `the run's previews are over ${MAX_RUN_PREVIEW_CHARS / MB} MB`;
+    preview[socket] = { type: "object", headline: `${String(full.headline).slice(0, 200)} (preview of ${Math.ceil(chars / 1024)} kB not kept: ${why})` };
   }
   return preview;
 }
@@ -214,6 +229,7 @@ export async function executeRun(
     // nodes write, granted before a node can hand their ids on (a preview fetched at once finds it).
     await grantFiles(fileRefs(run.document).map((r) => r.fileId), { runId: run.id });
     const storage = recordingWrites(executor.storage, (id) => grantFiles([id], { runId: run.id }));
+    const previewBudget = { chars: MAX_RUN_PREVIEW_CHARS };
     const result = await executor.run(run.document, {
       runId: run.id,
       targetNodeId: run.targetNodeId,
@@ -227,7 +243,7 @@ export async function executeRun(
       },
       onOutputs: (nodeId, outputs, status, files) => {
         const type = run.document.nodes.find((n) => n.id === nodeId)?.type;
-        const preview = previewOutputs(outputs, (type && executor.catalogue.get(type)?.outputs) || {});
+        const preview = previewOutputs(outputs, (type && executor.catalogue.get(type)?.outputs) || {}, previewBudget);
         const event = makeEvent("node-outputs", run.id, { nodeId, outputs: preview });
         // Outputs from the cache name files written by an earlier run: granted to this one before they are shown.
         if (status === "cached" && files.length) write(() => grantFiles(files, { runId: run.id }).then(() => publish(event)));

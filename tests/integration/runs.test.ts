@@ -121,7 +121,15 @@ describe("run host", () => {
   });
 
   it("cached outputs are shared among one owner's runs only: a file with another user's document in it is never handed over", async () => {
-    const doc = (name: string): Workflow => ({ ...emptyWorkflow(name), nodes: [{ id: "p", type: "test.provenance", typeVersion: 1, params: { seed: 7 }, position: { x: 0, y: 0 } }], edges: [] });
+    // the owner's words are in the params of a node p does not read (files carry params, not names: documentForFiles)
+    const doc = (name: string): Workflow => ({
+      ...emptyWorkflow(name),
+      nodes: [
+        { id: "p", type: "test.provenance", typeVersion: 1, params: { seed: 7 }, position: { x: 0, y: 0 } },
+        { id: "words", type: "test.alloc", typeVersion: 1, params: { mb: 0.001, words: name }, position: { x: 0, y: 200 } },
+      ],
+      edges: [],
+    });
     const run = async (ownerId: string, name: string) => {
       const id = await manager.start({ document: doc(name), ownerId });
       expect((await manager.whenDone(id)).type).toBe("finished");
@@ -327,5 +335,24 @@ describe("run memory", () => {
     expect(run.peakRssBytes).toBeGreaterThanOrEqual(run.startRssBytes);
     expect(run.nodes).toHaveLength(2);
     for (const n of run.nodes) expect(n.peakRssBytes).toBeGreaterThan(0);
+  });
+});
+
+describe("node output previews are bounded", () => {
+  it("a value claiming a report's kind (its own preview) past 64 kB, or past the run's budget, is kept as a headline", async () => {
+    const { previewOutputs, MAX_PREVIEW_CHARS } = await import("@/app/server/runs");
+    // what a Script may return: JSON tagged as a Routing Aggregate report, whose preview is the value itself
+    const report = (pad: number) => ({ kind: "routing-aggregate-report", type: "routing-aggregate", headline: "h", file: "", csvFile: "", pad: "A".repeat(pad) });
+    const json = { type: "JSON" } as const;
+    const small = previewOutputs({ out: report(100) }, { out: json });
+    expect(small.out).toMatchObject({ type: "routing-aggregate", pad: "A".repeat(100) });
+    const big = previewOutputs({ out: report(900_000) }, { out: json });
+    expect(JSON.stringify(big).length).toBeLessThan(1000);
+    expect(big.out).toMatchObject({ type: "object", headline: expect.stringMatching(/^h \(preview of 880 kB not kept: over the 64 kB a preview may take\)$/) });
+    // a run's previews in all: each under the cap, the budget spent, the rest are headlines
+    const budget = { chars: 3 * MAX_PREVIEW_CHARS };
+    const kept = Array.from({ length: 5 }, () => previewOutputs({ out: report(MAX_PREVIEW_CHARS - 200) }, { out: json }, budget).out as { type: string; headline: string });
+    expect(kept.map((p) => p.type)).toEqual(["routing-aggregate", "routing-aggregate", "routing-aggregate", "object", "object"]);
+    expect(kept[3]!.headline).toContain("the run's previews are over 8 MB");
   });
 });
