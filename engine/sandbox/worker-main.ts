@@ -80,6 +80,8 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
   const FILE = "script.js";
   const MAX_STACK_TEXT = 4000;
   const MAX_LOG_LINE = 10_000;
+  /** Lines a script may log: each becomes a server log line, empty ones too. */
+  const MAX_LOG_LINES = 1000;
   const MAX_MESSAGE = 2000;
 
   const core = load("quickjs-emscripten-core") as typeof import("quickjs-emscripten-core");
@@ -235,12 +237,13 @@ export function sandboxWorkerMain(load: (name: string) => unknown, port: WorkerP
           if (logsFull) return;
           let text = vm.typeof(h) === "string" ? vm.getString(h) : "";
           if (text.length > MAX_LOG_LINE) text = `${text.slice(0, MAX_LOG_LINE)}… (${text.length} chars)`;
-          if (logChars + text.length > req.maxLogChars) {
+          // a line counts with its newline: empty lines are not free
+          if (logChars + text.length + 1 > req.maxLogChars || logs.length >= MAX_LOG_LINES) {
             logsFull = true;
             logs.push("… (log limit reached; further output dropped)");
             return;
           }
-          logChars += text.length;
+          logChars += text.length + 1;
           logs.push(text);
         }),
       );

@@ -227,6 +227,15 @@ describe("errors say what went wrong, and where", () => {
     expect((await failure("return new Promise(() => {})")).message).toMatch(/never settles/);
   });
 
+  it("logs are capped: empty lines count (a million of them became a million server log lines), and at most 1000 lines", async () => {
+    const empty = await runScript({ code: "for (let i = 0; i < 20000; i++) console.log(''); return 1", inputs: {} });
+    expect(empty.logs).toHaveLength(1001);
+    expect(empty.logs.at(-1)).toBe("… (log limit reached; further output dropped)");
+    const long = await runScript({ code: "for (let i = 0; i < 100; i++) console.log('x'.repeat(1000)); return 1", inputs: {} });
+    expect(long.logs.length).toBeLessThan(70); // 64 kB of characters
+    expect(long.logs.at(-1)).toBe("… (log limit reached; further output dropped)");
+  });
+
   it("the logs written before a failure come with the error", async () => {
     const e = await failure("console.log('step 1'); throw new Error('step 2 failed')");
     expect(e.logs).toEqual(["step 1"]);
