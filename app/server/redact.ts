@@ -60,6 +60,16 @@ export function redactPaths(text: string): string {
   return out.replace(SERVER_PATH, (p) => `…/${path.basename(p)}`);
 }
 
+/** redactPaths over every string of a JSON-like value (status objects whose notes may name install paths). */
+export function redactStrings<T>(value: T): T {
+  if (typeof value === "string") return redactPaths(value) as T;
+  if (Array.isArray(value)) return value.map(redactStrings) as T;
+  if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactStrings(v)])) as T;
+  }
+  return value;
+}
+
 function safeResolve(p: string): string {
   return path.resolve(/*turbopackIgnore: true*/ p);
 }

@@ -18,7 +18,7 @@ import { loadedSessions, releaseSessions } from "@/models/import/runtime";
 import { listModels, openModelDir, resolveModel } from "@/models/moe-llm/moe-llm-model";
 import { modelsDir } from "@/engine/config";
 import { effectiveDefaults, forgetDefaultsFor, setDefault } from "../model-defaults";
-import { displayPath, importRoots, redactPaths } from "../redact";
+import { displayPath, importRoots, redactPaths, redactStrings } from "../redact";
 import { authEnabled, isAdmin } from "../auth";
 import { adminProcedure, protectedProcedure, router } from "../trpc";
 import { inspectWavTokenizer, listCodecs, resolveCodec, wavTokenizerSource } from "@/models/tts/codec-wavtokenizer-model";
@@ -205,7 +205,7 @@ export const modelsRouter = router({
   graphs: protectedProcedure.query(async () => {
     const runtime = runManager().runtime;
     const ep = await runtime.resolveExecutionProvider();
-    return { graphs: listAppGraphs(), executionProvider: providerLabel(ep), preference: runtime.preference, stats: runtime.stats() };
+    return { graphs: listAppGraphs(), executionProvider: providerLabel(ep), preference: runtime.preference, stats: redactStrings(runtime.stats()) };
   }),
   /** Where ONNX Runtime places the nodes of one graph on a provider, and the Memcpy nodes it inserts (from its own log). */
   // admins only: a check builds the graph and loads it in a child process (seconds of CPU and a model's memory)

@@ -11,6 +11,7 @@ import { checkWorkflowDocument } from "../document-guard";
 import { storedComputation } from "../computation";
 import { maxRunsPerUser } from "../limits";
 import { runManager } from "../runs";
+import { redactStrings } from "../redact";
 import { protectedProcedure, router } from "../trpc";
 
 const zId = z.string().min(1).max(64);
@@ -221,6 +222,6 @@ export const runRouter = router({
   runtime: protectedProcedure.query(async () => {
     const m = runManager();
     const executionProvider = await m.runtime.resolveExecutionProvider();
-    return { executionProvider, label: providerLabel(executionProvider), preference: m.runtime.preference, cache: m.cache.stats(), sessions: m.runtime.stats() };
+    return { executionProvider, label: providerLabel(executionProvider), preference: m.runtime.preference, cache: m.cache.stats(), sessions: redactStrings(m.runtime.stats()) };
   }),
 });
