@@ -10,6 +10,7 @@ import { z } from "zod";
 import { float32Shortest } from "@/engine/routing/export";
 import { isSpeechDir, openOmniCheckpointSpeech, openSpeechDir, resolveSpeechRef, speechRunner, type ResolvedSpeech } from "@/models/tts/tts-released-model";
 import { teacherForced } from "@/models/tts/tts-released-run";
+import { MAX_CODES_PER_CHUNK } from "@/models/tts/tts-released-synth";
 import { config } from "@/engine/config";
 import { parseCommand, UsageError, type CliCommand } from "./cli-args";
 
@@ -74,6 +75,9 @@ export const ttsForwardCommand: CliCommand = {
     const d = input.data, tokens = d.text_ids.length + (d.prompt_ids?.length ?? 0) + (d.prefix_codes?.length ?? 0) + d.codes.length;
     const limit = config().STUDIO_MAX_CONTEXT_TOKENS;
     if (tokens > limit) throw new UsageError(`${a.input}: the input has ${tokens.toLocaleString("en")} ids; at most STUDIO_MAX_CONTEXT_TOKENS (${limit}) fit`);
+    // recompute's work grows with the square of the codes: bounded by what the release decodes in one chunk
+    if (d.mode.steps === "recompute" && d.codes.length > MAX_CODES_PER_CHUNK)
+      throw new UsageError(`${a.input}: ${d.codes.length} codes; steps "recompute" runs one forward per code and takes at most ${MAX_CODES_PER_CHUNK} (the release's codes per chunk); use steps "single" for more`);
     let model: ResolvedSpeech;
     try {
       model = openModel(a.model);

@@ -57,7 +57,7 @@ async function loadTarget(target: string, version?: number): Promise<{ doc: Work
 
 /** One line per problem (a cycle is one problem per node it passes, for the editor's markers: printed once). */
 function printProblems(problems: Problem[]) {
-  for (const line of new Set(problems.map((p) => `  ${p.severity}: ${p.message}`))) console.error(line);
+  for (const line of new Set(problems.map((p) => `  ${p.severity}: ${terminalLine(p.message)}`))) console.error(line);
 }
 
 /** Writes a finished run's outputs into `dir` (made by outputDir before the run started). */
@@ -174,11 +174,13 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
   const progress = progressBar({ steps: 4 });
   let total = 0;
   let finishedNodes = 0;
-  const onSigint = () => {
+  const onStop = () => {
     progress.line("cancelling…", process.stderr);
     void manager.cancel(runId);
   };
-  process.on("SIGINT", onSigint);
+  // Ctrl+C, and what `timeout`, systemd and `docker stop` send: the run is cancelled, not left "running" in the history
+  process.on("SIGINT", onStop);
+  process.on("SIGTERM", onStop);
   const terminal = await new Promise<RunEvent>((resolve) => {
     manager.subscribe(runId, (e) => {
       switch (e.type) {
@@ -202,7 +204,8 @@ async function runOnce(doc: Workflow, loaded: { workflowId?: string; workflowVer
     });
   });
   progress.done();
-  process.off("SIGINT", onSigint);
+  process.off("SIGINT", onStop);
+  process.off("SIGTERM", onStop);
   if (outDir) {
     const files = await writeOutputs(outDir, runId);
     console.log(`wrote ${files.length} file(s) to ${out}`);
@@ -227,7 +230,7 @@ const validateCommand: CliCommand = {
   async run(argv) {
     const { values, positionals } = parseCommand("validate", argv, { version: { type: "string" } });
     const { doc, problems } = await loadTarget(onePositional(positionals, "workflow? give a .json file or a saved workflow id"), numberOption(values.version, "--version", { integer: true, min: 1 }));
-    console.log(`${doc.name}: ${doc.nodes.length} node(s), ${doc.edges.length} edge(s)`);
+    console.log(terminalLine(`${doc.name}: ${doc.nodes.length} node(s), ${doc.edges.length} edge(s)`));
     if (!problems.length) console.log("no problems");
     printProblems(problems);
     return hasErrors(problems) ? 1 : 0;
@@ -240,7 +243,7 @@ const listCommand: CliCommand = {
   async run(argv) {
     const { positionals } = parseCommand("list", argv, {});
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    for (const w of await listWorkflows({})) console.log(`${w.id}  v${w.latestVersion}  ${w.name}`);
+    for (const w of await listWorkflows({})) console.log(terminalLine(`${w.id}  v${w.latestVersion}  ${w.name}`));
     return 0;
   },
 };
@@ -360,7 +363,7 @@ const ropeCommand: CliCommand = {
     } catch (err) {
       throw new UsageError(`cannot write ${a.out}: ${(err as Error).message}`);
     }
-    const max = ids.t.length ? Math.max(...ids.spans.map((s) => s.max)) : -1;
+    const max = ids.spans.reduce((m, s) => Math.max(m, s.max), -1); // (a spread of 300,000 spans overflows the stack)
     console.log(`wrote ${ids.t.length} position id(s) (mode ${ids.mode}${ids.appliedMode !== ids.mode ? ` → ${ids.appliedMode}` : ""}, max id ${max}) to ${a.out}`);
     return 0;
   },

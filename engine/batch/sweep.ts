@@ -41,6 +41,13 @@ export function parseSweep(spec: string): SweepSpec {
   }
   if (values.length === 0 || (!trimmed.startsWith("[") && values.some((v) => v === ""))) throw new Error(`sweep "${spec}" has an empty value (a JSON list can hold "")`);
   if (values.length > 100) throw new Error(`sweep "${spec}" has ${values.length} values; at most 100`);
+  // a value twice would be one batch twice, and its files (aggregate-<i>) numbered by value would overwrite
+  const seen = new Set<string>();
+  for (const v of values) {
+    const key = JSON.stringify(v);
+    if (seen.has(key)) throw new Error(`sweep "${spec}" lists ${key} twice`);
+    seen.add(key);
+  }
   return { nodeId, param, values };
 }
 

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -67,6 +67,34 @@ describe("cli", () => {
     expect(JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).status).toBe("finished");
     expect(JSON.parse(readFileSync(path.join(out, "run.2.json"), "utf8")).summary.text).toBe("hello, world");
   });
+
+  it("SIGTERM (timeout, systemd, docker stop) cancels the run like Ctrl+C: exit 130, recorded as cancelled", async () => {
+    const busy = {
+      schemaVersion: 2,
+      name: "busy",
+      nodes: [{ id: "loop", type: "utility.script", typeVersion: 1, params: { code: "while (true) {}", timeoutMs: 30000 }, position: { x: 0, y: 0 } }],
+      edges: [],
+    };
+    const f = path.join(tmp, "busy.json");
+    writeFileSync(f, JSON.stringify(busy));
+    const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "run", f], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+    let out = "", err = "";
+    child.stdout.on("data", (b: Buffer) => void (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => void (err += b.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const poll = setInterval(() => {
+        if (!/run (\S+): 1 node/.test(out)) return;
+        clearInterval(poll);
+        setTimeout(() => child.kill("SIGTERM"), 500);
+      }, 100);
+      child.on("exit", (c) => (clearInterval(poll), resolve(c)));
+    });
+    expect(code, err).toBe(130);
+    expect(err).toContain("cancelled");
+    const runId = /run (\S+): 1 node/.exec(out)![1]!.replace(/:$/, "");
+    const { db } = await import("@/app/server/db");
+    expect((await db().run.findUniqueOrThrow({ where: { id: runId } })).status).toBe("cancelled");
+  }, 90_000);
 
   it("runs a saved workflow by id, recorded in the run history", async () => {
     const { createWorkflow } = await import("@/app/server/workflows");

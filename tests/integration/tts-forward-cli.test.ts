@@ -97,6 +97,11 @@ describe("cli tts-forward on a generated Omni checkpoint folder", () => {
     const long = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
     expect(long.code).toBe(2);
     expect(long.err).toContain("the input has 10,000 ids; at most STUDIO_MAX_CONTEXT_TOKENS (8192) fit");
+    // recompute runs one forward per code: at most the release's 1000 codes per chunk (4000 ran over 5 minutes)
+    writeFileSync(input, JSON.stringify({ text_ids: [1, 2, 3], codes: Array(1001).fill(1) }));
+    const recompute = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
+    expect(recompute.code).toBe(2);
+    expect(recompute.err).toContain('1001 codes; steps "recompute" runs one forward per code and takes at most 1000');
     const missing = cli("tts-forward", "--model", path.join(tmp, "nowhere"), "--input", input, "--out", path.join(tmp, "x.json"));
     expect(missing.code).toBe(2);
     expect(cli("--help").out).toContain("tts-forward --model <dir or ref> --input <input.json> --out <result.json>");

@@ -225,6 +225,9 @@ describe("sweeps", () => {
     expect(parseSweep('llm.interventions=["", "[{\\"layer\\":\\"*\\",\\"expert\\":\\"E1\\",\\"action\\":\\"ban\\"}]"]').values).toHaveLength(2);
     expect(() => parseSweep("llm=1,2")).toThrow(/nodeId.param/);
     expect(() => parseSweep("llm.p=1,,2")).toThrow(/empty value/);
+    // a value twice would be the same batch twice, and its aggregate-<i> files would overwrite (1 and 1.0 are one value)
+    expect(() => parseSweep("llm.P=0.3,0.5,0.30")).toThrow('sweep "llm.P=0.3,0.5,0.30" lists 0.3 twice');
+    expect(() => parseSweep("llm.p=1,1.0")).toThrow(/lists 1 twice/);
   });
 
   it("refuses to sweep a file param (the host checks the file ids of the document it is given, not a sweep's)", async () => {

@@ -121,6 +121,31 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(parseCommand("x", ["--out=a=b", "p"], { out: { type: "string" } })).toMatchObject({ values: { out: "a=b" }, positionals: ["p"] });
   });
 
+  it("rope --out of a layout of 300,000 segments: exit 0 (the summary's spread over the spans overflowed the stack after writing)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cli-args-"));
+    const layout = path.join(dir, "many.json");
+    writeFileSync(layout, JSON.stringify(Array.from({ length: 300_000 }, () => ({ kind: "text", tokens: 1 }))));
+    const r = await cli("rope", "--layout", layout, "--out", path.join(dir, "ids.json"));
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(dir, "ids.json"), "utf8")).t).toHaveLength(300_000);
+  });
+
+  it("validate prints a workflow's name and its problems as inert text (no terminal escapes, one line each)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cli-args-"));
+    const file = path.join(dir, "esc.json");
+    const doc = {
+      schemaVersion: 2,
+      name: "evil\u001b]0;TITLE\u0007\u001b[31mRED\nsecond line",
+      nodes: [{ id: "j", type: "text.template", typeVersion: 1, label: "\u001b[2Jx", params: {}, position: { x: 0, y: 0 } }],
+      edges: [],
+    };
+    writeFileSync(file, JSON.stringify(doc));
+    const r = await cli("validate", file);
+    expect(r.out + r.err).not.toMatch(/[\u0007\u001b]/);
+    expect(r.out.split("\n")[0]).toContain("evil\\u001b]0;TITLE");
+    expect(r.err).toContain("\\u001b[2Jx");
+  });
+
   it("a value option given twice is refused (parseArgs kept the last one); repeatable options and flags may repeat", async () => {
     const options = { out: { type: "string" }, set: { type: "string", multiple: true }, dense: { type: "boolean" } } as const;
     expect(() => parseCommand("x", ["--out", "a", "--out=b"], options)).toThrow("x: --out is given more than once");
