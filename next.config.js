@@ -12,6 +12,9 @@ const nextConfig = {
     return [
       { source: "/:path*", headers: [{ key: "X-Frame-Options", value: "SAMEORIGIN" }, { key: "X-Content-Type-Options", value: "nosniff" }, { key: "Referrer-Policy", value: "same-origin" }] },
       { source: "/api/:path*", headers: [{ key: "Content-Security-Policy", value: "default-src 'none'; frame-ancestors 'self'; sandbox" }] },
+      // Answers that depend on who asks: no shared cache in front of the app may keep one user's answer for the next.
+      { source: "/api/trpc/:path*", headers: [{ key: "Cache-Control", value: "private, no-store" }] },
+      { source: "/api/v1/:path*", headers: [{ key: "Cache-Control", value: "private, no-store" }] },
     ];
   },
 };

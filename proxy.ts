@@ -35,5 +35,7 @@ export function proxy(request: NextRequest) {
 }
 
 export const config = {
-  matcher: ["/((?!api/|_next/static|_next/image|favicon.ico|.*\\.(?:png|jpg|jpeg|gif|svg|ico|woff2?|css|js|map)$).*)"],
+  // Static files by their folders only (Next's build output, the one public folder): a page path that merely ends in
+  // ".png" or ".js" (/w/abc.png) is a page, and gets its CSP.
+  matcher: ["/((?!api/|_next/static/|_next/image|favicon.ico$|docs/[^/]+\\.png$).*)"],
 };

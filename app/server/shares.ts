@@ -126,6 +126,50 @@ function parseJson(text: string | null): Record<string, unknown> | null {
   }
 }
 
+interface ReadVersion {
+  document: Workflow | null;
+  problems: Problem[];
+  readError: string | null;
+  chars: number;
+}
+
+/**
+ * Saved versions as a link shows them, read and validated once: versions never change, and a public link may be
+ * opened many times (a 15 MB document took ~1 s to read per view). The latest few, up to 64 M characters in all.
+ */
+const readVersions = new Map<string, ReadVersion>();
+const READ_VERSIONS_MAX = 16;
+const READ_VERSIONS_MAX_CHARS = 64 * 1024 * 1024;
+
+async function sharedVersion(workflowId: string, version: number): Promise<ReadVersion> {
+  const key = `${workflowId}\u0000${version}`;
+  const hit = readVersions.get(key);
+  if (hit) {
+    readVersions.delete(key); // most recently used last
+    readVersions.set(key, hit);
+    return hit;
+  }
+  const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } } });
+  if (!row) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
+  const read: ReadVersion = { document: null, problems: [], readError: null, chars: row.document.length };
+  try {
+    ({ workflow: read.document, problems: read.problems } = loadWorkflow(row.document, catalogue));
+  } catch (err) {
+    if (!(err instanceof WorkflowParseError)) throw err;
+    read.readError = err.message;
+  }
+  readVersions.set(key, read);
+  let chars = 0;
+  for (const v of readVersions.values()) chars += v.chars;
+  for (const [k, v] of readVersions) {
+    if (readVersions.size <= READ_VERSIONS_MAX && chars <= READ_VERSIONS_MAX_CHARS) break;
+    if (k === key) continue;
+    readVersions.delete(k);
+    chars -= v.chars;
+  }
+  return read;
+}
+
 /**
  * What a share link shows, read-only: the graph (validated like any import: a broken document shows its
  * problems, it never crashes the page), its notes, and the node outputs of the owner's last finished run of what
@@ -134,17 +178,7 @@ function parseJson(text: string | null): Record<string, unknown> | null {
 export async function resolveShare(token: string): Promise<SharedWorkflow> {
   const link = await liveLink(token);
   const version = link.version ?? link.workflow.latestVersion;
-  const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: link.workflowId, version } } });
-  if (!row) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
-  let document: Workflow | null = null;
-  let problems: Problem[] = [];
-  let readError: string | null = null;
-  try {
-    ({ workflow: document, problems } = loadWorkflow(row.document, catalogue));
-  } catch (err) {
-    if (!(err instanceof WorkflowParseError)) throw err;
-    readError = err.message;
-  }
+  const { document, problems, readError } = await sharedVersion(link.workflowId, version);
   const run = await db().run.findFirst({ ...(await sharedRunQuery(link)), include: { nodeRuns: true } });
   return {
     name: document?.name ?? link.workflow.name,
@@ -170,7 +204,7 @@ export async function forkShare(userId: string | null, token: string): Promise<{
   const owner = requireUser(userId);
   const shared = await resolveShare(token);
   if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
-  const document: Workflow = { ...shared.document, name: `${shared.document.name} (fork)`.slice(0, 200) };
+  const document: Workflow = { ...structuredClone(shared.document), name: `${shared.document.name} (fork)`.slice(0, 200) }; // (shared.document is the read version all views share)
   // The fork may use the files the link let the viewer read.
   return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`, token);
 }

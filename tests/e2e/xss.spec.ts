@@ -190,7 +190,8 @@ test("every page carries a Content-Security-Policy (fresh nonce, no inline scrip
   const { id } = (await trpc(request, "workflow.createFromExample", { exampleId: "moe-llm-routing" })) as { id: string };
   const { token } = (await trpc(request, "share.create", { workflowId: id })) as { token: string };
   const nonces = new Set<string>();
-  for (const url of ["/", `/w/${id}`, `/s/${token}`, "/models", "/account", `${AUTH_BASE_URL}/login`, "/no-such-page"]) {
+  // (a page path that ends like a static file, /w/….png, is a page all the same)
+  for (const url of ["/", `/w/${id}`, `/s/${token}`, "/models", "/account", `${AUTH_BASE_URL}/login`, "/no-such-page", `/w/${id}.png`]) {
     const res = await request.get(url);
     const csp = res.headers()["content-security-policy"] ?? "";
     const script = /script-src ([^;]*)/.exec(csp)?.[1] ?? "";
@@ -206,12 +207,14 @@ test("every page carries a Content-Security-Policy (fresh nonce, no inline scrip
     expect(scripts.length, url).toBeGreaterThan(0);
     for (const tag of scripts) expect(tag, url).toContain(`nonce="${/'nonce-([^']+)'/.exec(script)![1]}"`);
   }
-  expect(nonces.size).toBe(7);
+  expect(nonces.size).toBe(8);
   for (const url of ["/api/health", `/api/trpc/workflow.list`]) {
     const res = await request.get(url);
     expect(res.headers()["content-security-policy"], url).toContain("frame-ancestors 'self'");
     expect(res.headers()["x-frame-options"], url).toBe("SAMEORIGIN");
   }
+  // answers that depend on who asks are kept by no shared cache
+  for (const url of ["/api/trpc/workflow.list", "/api/v1/workflows"]) expect((await request.get(url)).headers()["cache-control"], url).toBe("private, no-store");
 });
 
 test("the app refuses to be framed by another site (clickjacking)", async ({ page, baseURL }) => {

@@ -221,6 +221,12 @@ describe("accounts over HTTP", () => {
     expect((await refused.json()).error).toBe("a request may batch at most 8 procedures (this one has 9)");
     const posted = await trpcRoute.POST(post(`/api/trpc/${Array(9).fill("workflow.create").join(",")}?batch=1`, json({}), { cookie }));
     expect(posted.status).toBe(413);
+    // the public read of a shared workflow (the whole document) once per request: 8 of a 15 MB one stalled everyone
+    const input = (n: number) => encodeURIComponent(json(Object.fromEntries(Array.from({ length: n }, (_, i) => [i, { token: "x".repeat(43) }]))));
+    const twice = await trpcRoute.GET(get(`/api/trpc/share.resolve,share.resolve?batch=1&input=${input(2)}`));
+    expect(twice.status).toBe(413);
+    expect((await twice.json()).error).toBe("a request may ask for share.resolve once");
+    expect((await trpcRoute.GET(get(`/api/trpc/share.resolve,workflow.list?batch=1&input=${input(2)}`, { cookie }))).status).not.toBe(413);
   });
 
   it("a malformed session cookie is no session: 401, not a 500 from every route", async () => {

@@ -23,6 +23,8 @@ async function handler(req: Request) {
   const path = new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, "");
   const calls = path.split(",").length;
   if (calls > MAX_BATCH) return Response.json({ error: `a request may batch at most ${MAX_BATCH} procedures (this one has ${calls})` }, { status: 413 });
+  // The public read of a shared workflow answers with the whole document: once per request (anyone may call it).
+  if (path.split(",").filter((p) => p === "share.resolve").length > 1) return Response.json({ error: "a request may ask for share.resolve once" }, { status: 413 });
   if (req.method === "POST") {
     // Big bodies are refused before anything parses them.
     const limit = bodyLimitFor(path.split(","));
