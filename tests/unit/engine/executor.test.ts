@@ -312,3 +312,43 @@ describe("files a node writes", () => {
     expect(seen).toEqual([["done", [id]], ["cached", [id]]]);
   });
 });
+
+describe("Executor: a run of many cheap nodes", () => {
+  it("lets the event loop take turns (a chain of promise continuations held other requests for the whole run)", async () => {
+    const busy = defineNode({
+      type: "test.busy",
+      typeVersion: 1,
+      title: "Busy",
+      category: "Utility",
+      description: "1 ms of synchronous work, no I/O.",
+      inputs: {},
+      outputs: { out: { type: "NUMBER" } },
+      params: z.object({ n: z.number().default(0) }),
+      async execute({ params }) {
+        const until = performance.now() + 1;
+        while (performance.now() < until);
+        return { out: params.n };
+      },
+    });
+    const executor = new Executor({ catalogue: new NodeCatalogue([busy]), storage: new MemoryStorage(), concurrency: 2 });
+    const doc = wf(Array.from({ length: 300 }, (_, i) => ({ id: `b${i}`, type: "test.busy", params: { n: i } })), []);
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    const t0 = performance.now();
+    const r = await executor.run(doc, { runId: "busy" });
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    expect(r.status).toBe("finished");
+    // ~300 ms of work: a turn at least every ~10 ms (each turn runs the timer once at most)
+    expect(turns, `${turns} turns in ${ms.toFixed(0)} ms`).toBeGreaterThan(ms / 40);
+  });
+
+  it("a failed run's message names the first 5 failed nodes and counts the rest", async () => {
+    const { executor } = setup();
+    const doc = wf(Array.from({ length: 12 }, (_, i) => ({ id: `f${i}`, type: "test.fail", params: { message: `m${i}` } })), []);
+    const r = await executor.run(doc, { runId: "fails" });
+    expect(r.status).toBe("failed");
+    expect(r.error).toMatch(/^12 nodes failed: (.*m\d+.*; ){5}and 7 more$/);
+    expect([...r.nodes.values()].filter((n) => n.status === "error")).toHaveLength(12);
+  });
+});
