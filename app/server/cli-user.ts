@@ -58,8 +58,13 @@ async function run(argv: string[]): Promise<number> {
   if (sub === "remove") {
     const user = await db().user.findUnique({ where: { name: name() }, select: { id: true } });
     if (!user) throw new UsageError(`there is no user "${name()}"`);
-    await db().$transaction([db().apiToken.deleteMany({ where: { ownerId: user.id } }), db().user.delete({ where: { id: user.id } })]);
-    console.log(`removed user ${name()}`);
+    // Its share links end with it: nobody could revoke them any more (its workflows stay, owned by its id).
+    const [, links] = await db().$transaction([
+      db().apiToken.deleteMany({ where: { ownerId: user.id } }),
+      db().shareLink.updateMany({ where: { workflow: { ownerId: user.id }, revokedAt: null }, data: { revokedAt: new Date() } }),
+      db().user.delete({ where: { id: user.id } }),
+    ]);
+    console.log(`removed user ${name()}${links.count ? ` (and revoked ${links.count} share link${links.count > 1 ? "s" : ""})` : ""}`);
     return 0;
   }
   if (sub === "adopt-local") {

@@ -32,6 +32,22 @@ describe("npm run cli -- user …", () => {
     expect(await quiet(() => userCommand(["remove", "zed"]))).toBe(2);
   });
 
+  it("removing a user revokes their share links (nobody could revoke them afterwards); another user's stay", async () => {
+    const { appRouter } = await import("@/app/server/routers");
+    const doc = { schemaVersion: 2, name: "shared", nodes: [], edges: [] };
+    const share = async (name: string) => {
+      const user = await createUser(name, `${name}-password`);
+      const caller = appRouter.createCaller({ origin: null, host: "studio.test", userId: user.id });
+      const wf = await caller.workflow.create({ document: doc });
+      return (await caller.share.create({ workflowId: wf.id })).token;
+    };
+    const [carol, dave] = [await share("carol"), await share("dave")];
+    const guest = appRouter.createCaller({ origin: null, host: "studio.test", userId: null });
+    expect(await quiet(() => userCommand(["remove", "carol"]))).toBe(0);
+    await expect(guest.share.resolve({ token: carol })).rejects.toThrow();
+    expect((await guest.share.resolve({ token: dave })).name).toBe("shared");
+  });
+
   it("bad usage is exit 2", async () => {
     expect(await quiet(() => userCommand([]))).toBe(2);
     expect(await quiet(() => userCommand(["frobnicate"]))).toBe(2);
