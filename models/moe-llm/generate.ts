@@ -155,7 +155,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
   let cache: KvCache = first.present;
   let logits = first.logits.subarray((n - 1) * vocab, n * vocab);
   const sketches = [sketchLogits(first.logits, vocab, n)];
-  let nextPos = Math.max(...pos.t, ...pos.h, ...pos.w) + 1;
+  let nextPos = [pos.t, pos.h, pos.w].reduce((m, axis) => axis.reduce((a, b) => Math.max(a, b), m), -1) + 1;
 
   const newIds: number[] = [];
   const specialHidden: SpecialHidden[] = [];

@@ -49,7 +49,7 @@ export function controlTokens(tok: Tokenizer, emit: "none" | "speech" | "image" 
     if (emit.includes("speech")) {
       // The answer's own text goes in as plain bytes, so stray marker text in it cannot open another span.
       ids.push(...tok.encode("<|speech_start|>Language: English; Speaker: default;<|speech_prompt|>"));
-      ids.push(...tok.encode(answer.trim() || "…", { allowSpecial: false }));
+      for (const id of tok.encode(answer.trim() || "…", { allowSpecial: false })) ids.push(id); // (a long answer: no spread)
       ids.push(tok.tokenId("<|speech_end|>"));
     }
     if (emit.includes("image")) ids.push(...tok.encode(`${[0, 1, 2].map((i) => `[TASK${i}]`).join("")}${Array.from({ length: 32 }, (_, i) => `[IMG${i}]`).join("")}`));

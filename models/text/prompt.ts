@@ -1,6 +1,7 @@
 import type { FeaturesValue } from "@/engine/features";
 import { computePositionIds, type Layout, type RopeMode, type Segment } from "@/engine/rope/positions";
 import type { SequenceValue } from "@/engine/sequence";
+import { config } from "@/engine/config";
 import type { Tokenizer } from "./tokenizer";
 
 export interface PromptParts {
@@ -101,7 +102,9 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
   for (const piece of pieces) {
     const kind = /^<(image|video|audio)>$/.exec(piece)?.[1] as MediaKind | undefined;
     if (!kind) {
-      pendingText.push(...tok.encode(piece));
+      for (const id of tok.encode(piece)) pendingText.push(id); // (a spread of 200,000 ids overflows the stack)
+      const tokens = chunks.reduce((n, c) => n + (c.kind === "text" ? c.ids.length : 0), pendingText.length);
+      if (tokens > config().STUDIO_MAX_CONTEXT_TOKENS) throw new Error(`the prompt has ${tokens.toLocaleString("en")} text tokens or more; at most STUDIO_MAX_CONTEXT_TOKENS (${config().STUDIO_MAX_CONTEXT_TOKENS}) fit; shorten the prompt`);
       continue;
     }
     const f = media[kind]!;

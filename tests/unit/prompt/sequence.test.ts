@@ -60,6 +60,11 @@ describe("buildSequence", () => {
     expect(() => buildSequence(tok, { template: "hi", system: "see <audio>", image, mode: "uni-moe" })).toThrow(/<audio> appears 1 time in the prompt/);
   });
 
+  it("a prompt past the context limit is refused with the limit (500,000 tokens overflowed the call stack)", () => {
+    const text = "x".repeat(500_000);
+    expect(() => buildSequence(tok, { template: "{text}", text, system: "", mode: "uni-moe" })).toThrow(/^the prompt has 500,\d{3} text tokens or more; at most STUDIO_MAX_CONTEXT_TOKENS \(8192\) fit; shorten the prompt$/);
+  });
+
   it("checks rows against the layout and the LLM's hidden size", () => {
     const bad = feats("image", 7, 8, { image: { rows: 2, cols: 1, pool: 2 } });
     expect(() => buildSequence(tok, { template: "<image>", system: "", image: bad, mode: "uni-moe" })).toThrow(/7 rows but their layout needs 8/);
