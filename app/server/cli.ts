@@ -415,6 +415,13 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
+  // A reader that stops early (`| head`) is not a failure of the command: end quietly, as Unix tools do.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  }
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {

@@ -96,6 +96,18 @@ describe("cli", () => {
     expect((await db().run.findUniqueOrThrow({ where: { id: runId } })).status).toBe("cancelled");
   }, 90_000);
 
+  it("a reader that stops early (| head) ends the CLI quietly: exit 0, no EPIPE trace", async () => {
+    const layout = path.join(tmp, "long-layout.json");
+    writeFileSync(layout, JSON.stringify([{ kind: "text", tokens: 400_000 }]));
+    const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "rope", "--layout", layout], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => void (err += b.toString()));
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(err).not.toContain("EPIPE");
+    expect(code, err).toBe(0);
+  }, 60_000);
+
   it("runs a saved workflow by id, recorded in the run history", async () => {
     const { createWorkflow } = await import("@/app/server/workflows");
     const { db } = await import("@/app/server/db");
