@@ -228,8 +228,17 @@ async function ortOverhead() {
   };
 }
 
+/** What `npm run bench -- <part> …` may name (gpu and quant run only when named). */
+const BENCH_PARTS = ["engine", "moe", "llm", "lens", "heads", "metrics", "render", "editor", "dataset", "dataset-rss", "gpu", "quant", "queue"] as const;
+
 async function main() {
-  const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+  const only = process.argv.slice(2);
+  // a misspelt part ran nothing and overwrote bench.json with an empty result
+  const unknown = only.filter((a) => !BENCH_PARTS.includes(a as (typeof BENCH_PARTS)[number]));
+  if (unknown.length) {
+    console.error(`error: unknown bench part ${unknown.map((a) => `"${a}"`).join(", ")} (parts: ${BENCH_PARTS.join(" ")})`);
+    process.exit(2);
+  }
   const want = (part: string) => only.length === 0 || only.includes(part);
   const json: Record<string, unknown> = { at: new Date().toISOString(), node: process.version, cpus: os.cpus().length };
   if (want("engine")) json.engine = await engineBench();
