@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
 import { AGGREGATE_NODE_TYPE, batchCatalogue, DATASET_NODE_TYPE } from "@/engine/batch/feeder";
-import { findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
+import { batchPlan, findCollectTarget, runBatch, type BatchProgress, type BatchResult, type CollectTarget } from "@/engine/batch/runner";
 import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summarizeAggregate, SUMMARY_METRICS, type MetricsSummary } from "@/engine/batch/summary";
 import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
@@ -91,7 +91,6 @@ export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise
 }
 
 async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
-  if (opts.out !== undefined) await outputDir(opts.out);
   if (!opts.dataset) throw new BatchUsageError(`${opts.ablate !== undefined ? "--ablate" : "--sweep"} needs --dataset <file|dir>`);
   if (opts.sweeps.length > 1) throw new BatchUsageError("one --sweep per run (a sweep has one swept param)");
   if (opts.ablate !== undefined && opts.sweeps.length) throw new BatchUsageError("--ablate and --sweep do not go together (an ablation is a sweep of its own)");
@@ -110,6 +109,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   let collect: CollectTarget;
   try {
     collect = collectTarget(doc);
+    batchPlan(doc, collect); // a Dataset node must feed what is collected
   } catch (err) {
     throw new BatchUsageError((err as Error).message);
   }
@@ -118,6 +118,8 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
   console.log(`dataset ${opts.dataset}: ${scan.count} record(s) (${scan.kind})${scan.errorCount ? `, ${scan.errorCount} bad row(s) skipped` : ""}; fingerprint ${scan.fingerprint.slice(0, 12)}`);
   for (const e of scan.errors.slice(0, 10)) console.error(`  bad row: ${e.message}`);
   if (scan.count === 0) throw new BatchUsageError("the dataset has no valid records");
+  // made once every check passed (a refused command leaves no empty folder), before anything runs
+  if (opts.out !== undefined) await outputDir(opts.out);
   console.log(`rss ${rssMb()} MB at start`);
 
   const storage = fileStorage();

@@ -135,5 +135,16 @@ describe("cli run --dataset", () => {
     const e = cli(dataDir, "run", workflow, "--batch", "4");
     expect(e.code).toBe(2);
     expect(e.err).toMatch(/--batch needs --dataset/);
+    // a workflow with no Dataset node (its prompt a Text node): usage, refused before the dataset is read, no --out left behind
+    const doc = JSON.parse(readFileSync(workflow, "utf8")) as { nodes: { id: string; type: string; params: unknown }[]; edges: { source: string }[] };
+    doc.nodes = doc.nodes.map((n) => (n.id === "data" ? { ...n, type: "input.text", params: { text: "hi" } } : n));
+    doc.edges = doc.edges.filter((e, i) => i < 2);
+    const plain = path.join(tmp, "no-dataset-node.json");
+    writeFileSync(plain, JSON.stringify(doc));
+    const out = path.join(tmp, "no-dataset-node");
+    const f = cli(dataDir, "run", plain, "--dataset", dataset("d1.jsonl", 1), "--out", out);
+    expect(f.code, f.err).toBe(2);
+    expect(f.err).toMatch(/no Dataset node feeds "llm"/);
+    expect(existsSync(out)).toBe(false);
   }, 300_000);
 });
