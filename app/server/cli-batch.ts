@@ -165,6 +165,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `sweep-${scan.fingerprint.slice(0, 12)}`));
     await mkdir(outDir, { recursive: true });
     let result: Awaited<ReturnType<typeof runSweep>>;
+    const written: string[] = [];
     const printers: ReturnType<typeof progressPrinter>[] = [];
     try {
       result = await runSweep({
@@ -175,8 +176,12 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
         onPoint: async (point, batch) => {
           for (const pr of printers) pr?.done();
           console.log(`${sweep!.nodeId}.${sweep!.param} = ${JSON.stringify(point.value)}: ${point.status}, ran ${batch.ran}, cached ${batch.cached}, failed ${batch.failed}`);
+          if (point.error) console.error(`    ${terminalLine(point.error)}`);
           if (point.summary) printSummary(point.summary.all, "    ");
-          if (batch.aggregate) await writeBatch(outDir, `aggregate-${sweepIndex(sweep!, point.value)}`, batch, doc, { nodeId: sweep!.nodeId, param: sweep!.param, value: point.value });
+          if (!batch.aggregate) return;
+          const stem = `aggregate-${sweepIndex(sweep!, point.value)}`;
+          await writeBatch(outDir, stem, batch, doc, { nodeId: sweep!.nodeId, param: sweep!.param, value: point.value });
+          written.push(stem);
         },
       });
     } catch (err) {
@@ -185,7 +190,7 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     await writeFile(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
     const rows = result.points.map((p) => [typeof p.value === "number" || typeof p.value === "string" ? p.value : JSON.stringify(p.value), p.status, ...SUMMARY_METRICS.map((k) => p.summary?.all[k])]);
     await writeFile(path.join(outDir, "sweep.csv"), toCSV([["value", "status", ...SUMMARY_METRICS], ...rows], { comments: [`dataset_fingerprint=${result.datasetFingerprint}`] }));
-    console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv and one aggregate-<i>.json/.csv per value`);
+    console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv${written.length ? ` and ${written.join(", ")} (.json/.csv/.safetensors)` : ""}${written.length < result.points.length ? `; no aggregate for ${result.points.length - written.length} value(s)` : ""}`);
     if (result.status === "cancelled") return 130;
     return result.status === "finished" ? 0 : 1;
   } finally {

@@ -113,10 +113,14 @@ export async function runSweep(
   for (let i = 0; i < docs.length; i++) {
     const batch = await runBatch({ ...opts, doc: docs[i]!, onProgress: (p) => opts.onProgress?.(i, p), runId: `${opts.runId ?? "sweep"}-${i}` });
     out.datasetFingerprint = batch.scan.fingerprint;
+    // a point none of whose records gave a trace has nothing to show: failed, as a plain dataset run is
+    const empty = batch.status === "finished" && !batch.aggregate;
+    const first = batch.failures[0];
+    const error = batch.error ?? (empty ? `no record produced a trace${first ? ` (line ${first.line}: ${first.message})` : ""}` : undefined);
     const point: SweepPoint = {
       value: opts.sweep.values[i],
-      status: batch.status,
-      ...(batch.error ? { error: batch.error } : {}),
+      status: empty ? "failed" : batch.status,
+      ...(error ? { error } : {}),
       records: { ran: batch.ran, cached: batch.cached, failed: batch.failed, total: batch.total },
       workflowFingerprint: batch.workflowFingerprint,
       summary: batch.aggregate ? summarizeAggregate(batch.aggregate) : null,
@@ -127,7 +131,7 @@ export async function runSweep(
       out.status = "cancelled";
       break;
     }
-    if (batch.status === "failed") out.status = "failed";
+    if (point.status === "failed") out.status = "failed";
   }
   return out;
 }

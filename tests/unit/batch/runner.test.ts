@@ -38,6 +38,7 @@ const model = defineNode({
     executions.model++;
     const text = inputs.text as string;
     if (text.includes("FAIL")) throw new Error("the model refuses this record");
+    if (params.P === 0.15) throw new Error("the model refuses P 0.15");
     return { trace: fakeTrace(text, (inputs.features as { file: string } | undefined)?.file ?? null, params.P) };
   },
 });
@@ -228,6 +229,14 @@ describe("sweeps", () => {
     // a value twice would be the same batch twice, and its aggregate-<i> files would overwrite (1 and 1.0 are one value)
     expect(() => parseSweep("llm.P=0.3,0.5,0.30")).toThrow('sweep "llm.P=0.3,0.5,0.30" lists 0.3 twice');
     expect(() => parseSweep("llm.p=1,1.0")).toThrow(/lists 1 twice/);
+  });
+
+  it("a value none of whose records gives a trace is a failed point, with the first record's error; the sweep is failed", async () => {
+    const r = await runSweep({ ...sweepOpts({ storeDir: path.join(dir, "sweep-fail-store") }), sweep: parseSweep("llm.P=0.3,0.15") });
+    expect(r.points.map((p) => p.status)).toEqual(["finished", "failed"]);
+    expect(r.points[1]!.error).toMatch(/^no record produced a trace \(line \d+: .*the model refuses P 0.15/);
+    expect(r.points[1]!.summary).toBeNull();
+    expect(r.status).toBe("failed");
   });
 
   it("refuses to sweep a file param (the host checks the file ids of the document it is given, not a sweep's)", async () => {
