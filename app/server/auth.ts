@@ -41,7 +41,7 @@ export class AccountError extends Error {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MIN_PASSWORD = 8;
-const MAX_PASSWORD = 1024;
+export const MAX_PASSWORD = 1024;
 
 export function checkName(name: unknown): string {
   if (typeof name !== "string" || !NAME_RE.test(name)) {

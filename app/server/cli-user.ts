@@ -7,7 +7,7 @@
  *   user adopt-local <name>              give the single-user install's workflows and runs (owner "local") to an account
  */
 import { createInterface } from "node:readline";
-import { AccountError, createUser, LOCAL_USER } from "./auth";
+import { AccountError, createUser, LOCAL_USER, MAX_PASSWORD } from "./auth";
 import { onePositional, parseCommand, UsageError, type CliCommand } from "./cli-args";
 import { db } from "./db";
 
@@ -19,9 +19,15 @@ const USER_HELP = `  user add <name> [--admin] [--password-stdin]
   user list | user remove <name>            List accounts; delete one (and its sessions).
   user adopt-local <name>                   Give the workflows and runs made before login was on to this account.`;
 
-async function readStdin(): Promise<string> {
+/** Standard input, up to `limit` bytes; null when there is more (the rest is not read: `< /dev/zero` never ends). */
+async function readStdin(limit: number): Promise<string | null> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of process.stdin) {
+    chunks.push(c as Buffer);
+    size += (c as Buffer).length;
+    if (size > limit) return null; // (leaving the loop ends the stream)
+  }
   return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
 }
 
@@ -80,7 +86,10 @@ async function run(argv: string[]): Promise<number> {
   if (sub !== "add") throw new UsageError(`unknown user command "${sub ?? ""}"; use user add <name> [--admin] [--password-stdin], user list, user remove <name> or user adopt-local <name>`);
   let password: string;
   if (values["password-stdin"]) {
-    password = await readStdin();
+    // a password of MAX_PASSWORD characters of up to 4 UTF-8 bytes each, and its line end
+    const line = await readStdin(4 * MAX_PASSWORD + 2);
+    if (line === null) throw new UsageError(`--password-stdin: the input is longer than a password may be (at most ${MAX_PASSWORD} characters)`);
+    password = line;
     if (/[\r\n]/.test(password)) throw new UsageError("--password-stdin reads one line, and the input has more (the password would hold them all)");
   } else {
     if (!process.stdin.isTTY) throw new UsageError("no terminal to ask for the password: pipe it in with --password-stdin");

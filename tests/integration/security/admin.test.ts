@@ -85,6 +85,26 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     expect(await db().user.findUnique({ where: { name: "frank" } })).toBeNull();
   });
 
+  it("user add --password-stdin stops reading past a password's length (< /dev/zero read forever)", async () => {
+    const { UsageError } = await import("@/app/server/cli-args");
+    const stdin = process.stdin;
+    let chunks = 0;
+    try {
+      const endless = (async function* () {
+        for (;;) {
+          chunks++;
+          yield Buffer.alloc(64 * 1024);
+        }
+      })();
+      Object.defineProperty(process, "stdin", { value: endless, configurable: true });
+      await expect(userCli.run(["add", "gina", "--password-stdin"])).rejects.toThrow(new UsageError("--password-stdin: the input is longer than a password may be (at most 1024 characters)"));
+    } finally {
+      Object.defineProperty(process, "stdin", { value: stdin, configurable: true });
+    }
+    expect(chunks).toBe(1);
+    expect(await db().user.findUnique({ where: { name: "gina" } })).toBeNull();
+  });
+
   it("a user who is not an admin cannot list server folders, inspect, import or delete models, or set the server's defaults", async () => {
     expect(await code(bob.models.browse())).toBe("FORBIDDEN");
     expect(await code(bob.models.inspect({ dir: "checkpoints/tiny-mixtral" }))).toBe("FORBIDDEN");
