@@ -56,6 +56,9 @@ function openModel(model: string): ResolvedSpeech {
 
 const rowF32 = (xs: number[]) => xs.map(float32Shortest);
 
+/** Rows all of recompute's forwards may take together (1000 codes after 1000 ids: 1.5 M). */
+const MAX_RECOMPUTE_ROWS = 2_000_000;
+
 export const ttsForwardCommand: CliCommand = {
   name: "tts-forward",
   help: TTS_FORWARD_HELP,
@@ -75,9 +78,12 @@ export const ttsForwardCommand: CliCommand = {
     const d = input.data, tokens = d.text_ids.length + (d.prompt_ids?.length ?? 0) + (d.prefix_codes?.length ?? 0) + d.codes.length;
     const limit = config().STUDIO_MAX_CONTEXT_TOKENS;
     if (tokens > limit) throw new UsageError(`${a.input}: the input has ${tokens.toLocaleString("en")} ids; at most STUDIO_MAX_CONTEXT_TOKENS (${limit}) fit`);
-    // recompute's work grows with the square of the codes: bounded by what the release decodes in one chunk
-    if (d.mode.steps === "recompute" && d.codes.length > MAX_CODES_PER_CHUNK)
-      throw new UsageError(`${a.input}: ${d.codes.length} codes; steps "recompute" runs one forward per code and takes at most ${MAX_CODES_PER_CHUNK} (the release's codes per chunk); use steps "single" for more`);
+    // recompute runs n+1 forwards of C+1 … C+1+n rows: bounded by the release's codes per chunk, and in rows all told
+    if (d.mode.steps === "recompute") {
+      const n = d.codes.length, rows = (n + 1) * (tokens - n + 1) + (n * (n + 1)) / 2;
+      if (n > MAX_CODES_PER_CHUNK) throw new UsageError(`${a.input}: ${n} codes; steps "recompute" runs one forward per code and takes at most ${MAX_CODES_PER_CHUNK} (the release's codes per chunk); use steps "single" for more`);
+      if (rows > MAX_RECOMPUTE_ROWS) throw new UsageError(`${a.input}: steps "recompute" would run ${n + 1} forwards of ${(rows / 1e6).toFixed(1)} M rows in all; at most ${MAX_RECOMPUTE_ROWS / 1e6} M (shorten the conditioning or the codes, or use steps "single")`);
+    }
     let model: ResolvedSpeech;
     try {
       model = openModel(a.model);

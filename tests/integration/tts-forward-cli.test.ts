@@ -102,6 +102,11 @@ describe("cli tts-forward on a generated Omni checkpoint folder", () => {
     const recompute = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
     expect(recompute.code).toBe(2);
     expect(recompute.err).toContain('1001 codes; steps "recompute" runs one forward per code and takes at most 1000');
+    // … and the conditioning before the codes multiplies it (7,000 ids and 1,000 codes ran past 5 minutes)
+    writeFileSync(input, JSON.stringify({ text_ids: Array(7000).fill(1), codes: Array(1000).fill(1) }));
+    const rows = cli("tts-forward", "--model", ckpt, "--input", input, "--out", path.join(tmp, "x.json"));
+    expect(rows.code).toBe(2);
+    expect(rows.err).toContain('steps "recompute" would run 1001 forwards of 7.5 M rows in all; at most 2 M');
     const missing = cli("tts-forward", "--model", path.join(tmp, "nowhere"), "--input", input, "--out", path.join(tmp, "x.json"));
     expect(missing.code).toBe(2);
     expect(cli("--help").out).toContain("tts-forward --model <dir or ref> --input <input.json> --out <result.json>");
