@@ -3,7 +3,8 @@
  * and `--out=DIR` both work, unknown options are refused) and a `run` that returns the exit status.
  * cli.ts lists the commands; adding one is one more entry in that list.
  */
-import { mkdir, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
@@ -104,4 +105,31 @@ export function outputNames(): (name: string) => string {
     taken.add(free);
     return free;
   };
+}
+
+/**
+ * Writes an output file whole or not at all: through a temp file beside it, renamed into place, so a full disk or a
+ * kill leaves no truncated JSON or safetensors for a script to read. A target that is not a regular file (/dev/stdout,
+ * /dev/null, a pipe) is written directly.
+ */
+export async function writeOutput(file: string, data: string | Uint8Array): Promise<void> {
+  await viaTemp(file, (target) => writeFile(target, data));
+}
+
+/** copyFile, whole or not at all (writeOutput). */
+export async function copyOutput(source: string, file: string): Promise<void> {
+  await viaTemp(file, (target) => copyFile(source, target));
+}
+
+async function viaTemp(file: string, write: (target: string) => Promise<void>): Promise<void> {
+  const existing = await stat(file).catch(() => undefined);
+  if (existing && !existing.isFile()) return write(file);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    await write(tmp);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }

@@ -4,7 +4,7 @@
  * CSV with the workflow and dataset fingerprints. Killed or interrupted, it resumes from the last
  * finished record on the next identical call (per-record results live under <data dir>/batch).
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { DatasetError, scanDataset, batchStoreDir, type DatasetScan } from "@/engine/batch/dataset";
 import { AGGREGATE_NODE_TYPE, batchCatalogue, DATASET_NODE_TYPE } from "@/engine/batch/feeder";
@@ -13,7 +13,7 @@ import { aggregateCSV, aggregateExport, batchExportMeta, METRIC_LABELS, summariz
 import { runAblation, type AblationOptions } from "@/engine/batch/ablation";
 import { parseSweep, runSweep, type SweepSpec } from "@/engine/batch/sweep";
 import { Executor } from "@/engine/executor";
-import { outputDir } from "./cli-args";
+import { outputDir, writeOutput } from "./cli-args";
 import { SessionPool } from "@/engine/runtime";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
@@ -73,9 +73,9 @@ function printSummary(s: MetricsSummary, indent = "  ") {
 
 async function writeBatch(outDir: string, stem: string, batch: BatchResult, doc: Workflow, sweep?: { nodeId: string; param: string; value: unknown }) {
   const meta = batchExportMeta(batch, { workflow: doc, sweep });
-  await writeFile(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
-  await writeFile(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
-  await writeFile(path.join(outDir, `${stem}.safetensors`), aggregateToSafetensors(batch.aggregate!, meta));
+  await writeOutput(path.join(outDir, `${stem}.json`), JSON.stringify(aggregateExport(batch.aggregate!, meta)));
+  await writeOutput(path.join(outDir, `${stem}.csv`), aggregateCSV(batch.aggregate!, meta));
+  await writeOutput(path.join(outDir, `${stem}.safetensors`), aggregateToSafetensors(batch.aggregate!, meta));
 }
 
 export async function runBatchCli(doc: Workflow, opts: BatchCliOptions): Promise<number> {
@@ -187,9 +187,9 @@ async function run(doc: Workflow, opts: BatchCliOptions): Promise<number> {
     } catch (err) {
       throw new BatchUsageError((err as Error).message);
     }
-    await writeFile(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
+    await writeOutput(path.join(outDir, "sweep.json"), JSON.stringify({ ...result, workflow: doc }, null, 2));
     const rows = result.points.map((p) => [typeof p.value === "number" || typeof p.value === "string" ? p.value : JSON.stringify(p.value), p.status, ...SUMMARY_METRICS.map((k) => p.summary?.all[k])]);
-    await writeFile(path.join(outDir, "sweep.csv"), toCSV([["value", "status", ...SUMMARY_METRICS], ...rows], { comments: [`dataset_fingerprint=${result.datasetFingerprint}`] }));
+    await writeOutput(path.join(outDir, "sweep.csv"), toCSV([["value", "status", ...SUMMARY_METRICS], ...rows], { comments: [`dataset_fingerprint=${result.datasetFingerprint}`] }));
     console.log(`wrote ${path.join(outDir, "sweep.json")}, sweep.csv${written.length ? ` and ${written.join(", ")} (.json/.csv/.safetensors)` : ""}${written.length < result.points.length ? `; no aggregate for ${result.points.length - written.length} value(s)` : ""}`);
     if (result.status === "cancelled") return 130;
     return result.status === "finished" ? 0 : 1;
@@ -236,9 +236,9 @@ async function ablationCli(doc: Workflow, opts: BatchCliOptions, base: Omit<Abla
   const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `ablation-${table.datasetFingerprint.slice(0, 12)}`));
   await mkdir(outDir, { recursive: true });
   const files = ablationFiles(table, doc);
-  await writeFile(path.join(outDir, "ablation.json"), files.json);
-  await writeFile(path.join(outDir, "ablation.csv"), files.csv);
-  await writeFile(path.join(outDir, "ablation.safetensors"), files.safetensors);
+  await writeOutput(path.join(outDir, "ablation.json"), files.json);
+  await writeOutput(path.join(outDir, "ablation.csv"), files.csv);
+  await writeOutput(path.join(outDir, "ablation.safetensors"), files.safetensors);
   const base0 = table.baseline.nll["*"];
   console.log(`baseline: mean NLL ${base0?.mean.toFixed(4)} over ${base0?.tokens} scored tokens of ${base0?.records} records; ran ${table.baseline.records.ran}, cached ${table.baseline.records.cached}, failed ${table.baseline.records.failed}`);
   const ranked = table.rows.filter((r) => Number.isFinite(r.delta["*"])).sort((a, b) => b.delta["*"]! - a.delta["*"]!);

@@ -4,7 +4,7 @@
  *   npm run cli -- tts-forward --model <dir or ref> --input input.json --out result.json
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { float32Shortest } from "@/engine/routing/export";
@@ -12,7 +12,7 @@ import { isSpeechDir, openOmniCheckpointSpeech, openSpeechDir, resolveSpeechRef,
 import { teacherForced } from "@/models/tts/tts-released-run";
 import { MAX_CODES_PER_CHUNK } from "@/models/tts/tts-released-synth";
 import { config } from "@/engine/config";
-import { parseCommand, UsageError, type CliCommand } from "./cli-args";
+import { parseCommand, UsageError, writeOutput, type CliCommand } from "./cli-args";
 
 export const TTS_FORWARD_HELP = `  tts-forward --model <dir or ref> --input <input.json> --out <result.json>
                                             Teacher-forced forward of the released MoE-TTS. --model: an imported one
@@ -102,7 +102,7 @@ export const ttsForwardCommand: CliCommand = {
       layers: result.layers.map((l) => ({ router_logits: l.router_logits.map(rowF32), selected: l.selected, mask: l.mask, weights: l.weights.map(rowF32) })),
     };
     try {
-      await writeFile(a.out, JSON.stringify(json));
+      await writeOutput(a.out, JSON.stringify(json));
     } catch (err) {
       throw new UsageError(`cannot write ${a.out}: ${(err as Error).message}`);
     }

@@ -4,7 +4,7 @@
  */
 import "./load-env";
 import { existsSync } from "node:fs";
-import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { computePositionIds, LayoutError, parseLayout, ROPE_MODES, zRopeMode, type PositionIds } from "@/engine/rope/positions";
@@ -18,7 +18,7 @@ import { hasErrors, type Problem } from "@/engine/workflow/validate";
 import { catalogue } from "@/nodes";
 import { logToStderr, terminalLine } from "@/engine/log";
 import { bar, progressBar } from "@/engine/progress-bar";
-import { numberOption, onePositional, outputDir, outputNames, parseCommand, UsageError, type CliCommand } from "./cli-args";
+import { copyOutput, numberOption, onePositional, outputDir, outputNames, parseCommand, writeOutput, UsageError, type CliCommand } from "./cli-args";
 import { runBatchCli } from "./cli-batch";
 import { IMPORT_COMMANDS } from "./cli-import";
 import { tokenCli } from "./cli-token";
@@ -69,12 +69,12 @@ async function writeOutputs(dir: string, runId: string) {
     if (!n.outputs) continue;
     const outputs = JSON.parse(n.outputs) as Record<string, Record<string, unknown>>;
     const json = claim(`${n.nodeId}.json`);
-    await writeFile(path.join(dir, json), JSON.stringify(outputs, null, 2));
+    await writeOutput(path.join(dir, json), JSON.stringify(outputs, null, 2));
     files.push(json);
     for (const [socket, value] of Object.entries(outputs)) {
       if (typeof value.file === "string") {
         const name = claim(`${n.nodeId}.${socket}.${value.file.split(".")[1] ?? "bin"}`);
-        await copyFile(fileStorage().pathOf(value.file), path.join(dir, name));
+        await copyOutput(fileStorage().pathOf(value.file), path.join(dir, name));
         files.push(name);
       }
     }
@@ -83,11 +83,11 @@ async function writeOutputs(dir: string, runId: string) {
       const source = exportSource(outputs, kind);
       if (!source) continue;
       const name = claim(`${n.nodeId}.${kind}.safetensors`);
-      await writeFile(path.join(dir, name), (await convertExport(kind, source, "safetensors", JSON.parse(run.document) as Workflow)).body);
+      await writeOutput(path.join(dir, name), (await convertExport(kind, source, "safetensors", JSON.parse(run.document) as Workflow)).body);
       files.push(name);
     }
   }
-  await writeFile(
+  await writeOutput(
     path.join(dir, "run.json"),
     JSON.stringify(
       {
@@ -309,7 +309,7 @@ const forwardCommand: CliCommand = {
     const pool = new SessionPool();
     try {
       const result = await forwardJson(model, pool, ids, { positions, dense: a.dense, topP, topK, routingPrecision, logitLens: a["logit-lens"] });
-      await writeFile(a.out, JSON.stringify(result));
+      await writeOutput(a.out, JSON.stringify(result));
       console.log(`wrote ${a.out}: ${result.logits.length} logits, ${result.layers.length} layers, ${ids.length} tokens${result.lens ? ", the logit lens" : ""}`);
       return 0;
     } catch (err) {
@@ -359,7 +359,7 @@ const ropeCommand: CliCommand = {
       return 0;
     }
     try {
-      await writeFile(a.out, json);
+      await writeOutput(a.out, json);
     } catch (err) {
       throw new UsageError(`cannot write ${a.out}: ${(err as Error).message}`);
     }

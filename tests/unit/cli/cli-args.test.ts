@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { numberOption, parseCommand, UsageError } from "@/app/server/cli-args";
+import { copyOutput, numberOption, parseCommand, UsageError, writeOutput } from "@/app/server/cli-args";
 import { freshDataDir } from "../../integration/fresh-db";
 
 process.env.STUDIO_DATA_DIR = freshDataDir();
@@ -144,6 +144,17 @@ describe("the CLI's arguments (node:util parseArgs)", () => {
     expect(r.out + r.err).not.toMatch(/[\u0007\u001b]/);
     expect(r.out.split("\n")[0]).toContain("evil\\u001b]0;TITLE");
     expect(r.err).toContain("\\u001b[2Jx");
+  });
+
+  it("outputs are written whole or not at all (a full disk left truncated JSON); devices are written in place", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cli-args-"));
+    await writeOutput(path.join(dir, "a.json"), "{}");
+    await writeOutput(path.join(dir, "a.json"), '{"v":2}');
+    expect(readFileSync(path.join(dir, "a.json"), "utf8")).toBe('{"v":2}');
+    await expect(copyOutput(path.join(dir, "missing.png"), path.join(dir, "b.png"))).rejects.toThrow(/ENOENT/);
+    expect(readdirSync(dir)).toEqual(["a.json"]); // no b.png, no temp file left
+    await writeOutput("/dev/null", "x");
+    expect(statSync("/dev/null").isCharacterDevice()).toBe(true);
   });
 
   it("a value option given twice is refused (parseArgs kept the last one); repeatable options and flags may repeat", async () => {
