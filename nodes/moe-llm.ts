@@ -2,6 +2,7 @@ import { z } from "zod";
 import { defineNode } from "../engine/node";
 import type { LlmOutputValue } from "../engine/values/llm-output";
 import { nllScore, type ScoreValue } from "../engine/values/nll-score";
+import { checkRoutingPrecision } from "../models/moe-llm/grin-routing";
 import { checkRoutingOverrides, compileInterventions } from "../models/moe-llm/interventions";
 import { resolveModel } from "../models/moe-llm/moe-llm-model";
 import { promptFilesFingerprint } from "../models/moe-llm/prompt-input";
@@ -99,7 +100,9 @@ export const moeLlm = defineNode({
     return promptFilesFingerprint(await resolveModel(params.model));
   },
   async checkParams(params) {
-    checkRoutingOverrides((await resolveModel(params.model)).config, { topP: params.routingTopP, topK: params.routingTopK });
+    const { config } = await resolveModel(params.model);
+    checkRoutingOverrides(config, { topP: params.routingTopP, topK: params.routingTopK });
+    if (params.routingPrecision === "bf16") checkRoutingPrecision(config, "bf16");
   },
   async execute({ inputs, params, ctx }) {
     if (!ctx.runtime) throw new Error("no ONNX Runtime layer is attached to this run");

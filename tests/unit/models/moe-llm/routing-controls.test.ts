@@ -90,6 +90,13 @@ describe("a sweep over a param the model ignores is refused before anything runs
       "sweep of llm.routingTopP refused at 0.3: Routing Top-P override 0.3: mixtral's router picks a fixed number of experts per token (top-2); it has no Top-P threshold",
     );
   });
+  it("routing precision bf16 on a top-k model: refused before the sweep runs (every record of that value failed)", async () => {
+    const { sweep, docs } = docsFor("mixtral/mixtral", "llm.routingPrecision=fp32,bf16");
+    await expect(checkSweptParams(docs, catalogue, sweep)).rejects.toThrow('sweep of llm.routingPrecision refused at "bf16": routing precision bf16 emulates');
+    const tiny = docsFor("uni-moe-tiny/tiny", "llm.routingPrecision=fp32,bf16");
+    await expect(checkSweptParams(tiny.docs, catalogue, tiny.sweep)).resolves.toBeUndefined();
+  });
+
   it("top-k on a top-k model, and Top-P on the dynamic-capacity reference model, pass", async () => {
     const a = docsFor("mixtral/mixtral", "llm.routingTopK=1,2,4");
     await expect(checkSweptParams(a.docs, catalogue, a.sweep)).resolves.toBeUndefined();
