@@ -233,6 +233,11 @@ async function ablationCli(doc: Workflow, opts: BatchCliOptions, base: Omit<Abla
     },
   });
   if (process.stdout.isTTY) process.stdout.write("\n");
+  if (table.status === "failed" && table.rows.every((r) => r.records.ran + r.records.cached === 0)) {
+    // nothing was measured: no table of NaN to write
+    console.error(`failed: ${terminalLine(table.error ?? "")}`);
+    return 1;
+  }
   const outDir = path.resolve(opts.out ?? path.join(batchStoreDir(), `ablation-${table.datasetFingerprint.slice(0, 12)}`));
   await mkdir(outDir, { recursive: true });
   const files = ablationFiles(table, doc);

@@ -287,7 +287,10 @@ export async function runAblation(opts: AblationOptions): Promise<AblationTable>
   };
   if (base.status !== "finished") return table();
   if (nllAll(base.nll).tokens === 0) {
-    return { ...table(), status: "failed", error: `no record was scored: set "${opts.target.nodeId}" to a scoring mode (score-answer or score-text)${base.failures[0] ? `; e.g. line ${base.failures[0].line}: ${base.failures[0].message}` : ""}` };
+    const first = base.failures[0] ? `line ${base.failures[0].line}: ${base.failures[0].message}` : "";
+    // two causes: every record failed, or the model node does not score
+    const why = base.ran + base.cached === 0 && first ? `every baseline record failed (e.g. ${first})` : `no record was scored: set "${opts.target.nodeId}" to a scoring mode (score-answer or score-text)${first ? `; e.g. ${first}` : ""}`;
+    return { ...table(), status: "failed", error: why };
   }
   await opts.onStep?.(table());
   for (let i = 0; i < plan.length; i++) {

@@ -155,4 +155,18 @@ describe("expert ablation on a probe model with known routing", () => {
     expect(limited.rows.map((r) => r.id)).toEqual(["*.E1"]);
     expect(limited.rows[0]!.records.ran).toBe(0); // *.E1 was run above with the same workflow: all from the ledger
   }, 120_000);
+
+  it("every baseline record failing is said as such (it told the user to set the scoring mode already set)", async () => {
+    const saved = process.env.STUDIO_MAX_CONTEXT_TOKENS;
+    process.env.STUDIO_MAX_CONTEXT_TOKENS = "4"; // every prompt is too long
+    try {
+      const failed = await ablate(workflow({ system: "every record fails" }), "experts", path.join(root, "store-fail"), { maxAblations: 1 });
+      expect(failed.status).toBe("failed");
+      expect(failed.error).toMatch(/^every baseline record failed \(e\.g\. line \d+: .*STUDIO_MAX_CONTEXT_TOKENS \(4\)/);
+      expect(failed.error).not.toContain("scoring mode");
+    } finally {
+      if (saved === undefined) delete process.env.STUDIO_MAX_CONTEXT_TOKENS;
+      else process.env.STUDIO_MAX_CONTEXT_TOKENS = saved;
+    }
+  }, 120_000);
 });
