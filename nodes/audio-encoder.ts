@@ -4,7 +4,7 @@ import { decodeAudio, MediaDecodeError } from "../engine/media/ffmpeg";
 import { decodeWavMono, parseWav, WavError } from "../engine/media/wav";
 import { defineNode } from "../engine/node";
 import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
-import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resample, SAMPLE_RATE } from "../models/encoders/mel";
+import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resampleYielding, SAMPLE_RATE } from "../models/encoders/mel";
 import "./params";
 
 const WAV_MIMES = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"]);
@@ -82,7 +82,7 @@ export const audioEncoder = defineNode({
     }
     ctx.signal.throwIfAborted();
     if (rate !== SAMPLE_RATE) ctx.progress(0.02, `resampling ${rate} Hz → 16 kHz`);
-    const pcm = resample(samples, rate, SAMPLE_RATE);
+    const pcm = await resampleYielding(samples, rate, SAMPLE_RATE, ctx.signal);
     const chunks = chunkSamples(pcm);
     const perChunk = queries * outDim;
     const data = new Float32Array(chunks.length * perChunk);

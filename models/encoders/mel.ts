@@ -245,8 +245,30 @@ function kernelTable(): Float64Array {
  * count as zero.
  */
 export function resample(x: Float32Array, fromRate: number, toRate = SAMPLE_RATE): Float32Array {
+  const r = resampler(x, fromRate, toRate);
+  r.fill(0, r.out.length);
+  return r.out;
+}
+
+/**
+ * `resample`, the same numbers, computed a stretch of output at a time with a turn of the event loop between
+ * stretches: an hour of 8-kHz audio is ~10 s of work that would otherwise hold the web process.
+ */
+export async function resampleYielding(x: Float32Array, fromRate: number, toRate = SAMPLE_RATE, signal?: AbortSignal): Promise<Float32Array> {
+  const r = resampler(x, fromRate, toRate);
+  const stretch = 30 * toRate;
+  for (let n = 0; n < r.out.length; n += stretch) {
+    r.fill(n, Math.min(r.out.length, n + stretch));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    signal?.throwIfAborted();
+  }
+  return r.out;
+}
+
+/** The output array of a resampling and the function that fills its samples [n0, n1). */
+function resampler(x: Float32Array, fromRate: number, toRate: number): { out: Float32Array; fill(n0: number, n1: number): void } {
   if (!(fromRate > 0 && toRate > 0 && Number.isInteger(fromRate) && Number.isInteger(toRate))) throw new Error(`resample: bad rates ${fromRate} → ${toRate}`);
-  if (fromRate === toRate) return x.slice();
+  if (fromRate === toRate) return { out: x.slice(), fill: () => {} };
   const r = toRate / fromRate;
   const fc = ROLLOFF * Math.min(1, r);
   const half = SINC_ZEROS / fc; // kernel half-width in input samples
@@ -269,22 +291,24 @@ export function resample(x: Float32Array, fromRate: number, toRate = SAMPLE_RATE
   const phases = L <= 4096 ? L : 0;
   const coef = new Float64Array(phases * taps);
   for (let p = 0; p < phases; p++) for (let j = -J; j <= J; j++) coef[p * taps + j + J] = fc * kernel(p / L - j);
-  for (let n = 0; n < nOut; n++) {
-    const base = Math.floor((n * M) / L); // floor(t)
-    const p = (n * M) % L;
-    let s = 0;
-    const lo = Math.max(-J, -base);
-    const hi = Math.min(J, x.length - 1 - base);
-    if (phases) {
-      const row = p * taps + J;
-      for (let j = lo; j <= hi; j++) s += x[base + j]! * coef[row + j]!;
-    } else {
-      const frac = p / L;
-      for (let j = lo; j <= hi; j++) s += x[base + j]! * fc * kernel(frac - j);
+  const fill = (n0: number, n1: number) => {
+    for (let n = n0; n < n1; n++) {
+      const base = Math.floor((n * M) / L); // floor(t)
+      const p = (n * M) % L;
+      let s = 0;
+      const lo = Math.max(-J, -base);
+      const hi = Math.min(J, x.length - 1 - base);
+      if (phases) {
+        const row = p * taps + J;
+        for (let j = lo; j <= hi; j++) s += x[base + j]! * coef[row + j]!;
+      } else {
+        const frac = p / L;
+        for (let j = lo; j <= hi; j++) s += x[base + j]! * fc * kernel(frac - j);
+      }
+      out[n] = s;
     }
-    out[n] = s;
-  }
-  return out;
+  };
+  return { out, fill };
 }
 
 function gcd(a: number, b: number): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, powerSpectrum, resample } from "@/models/encoders/mel";
+import { CHUNK_FRAMES, CHUNK_SAMPLES, chunkSamples, logMelChunk, melFilterbank, powerSpectrum, resample, resampleYielding } from "@/models/encoders/mel";
 
 const SR = 16000;
 const sine = (f: number, seconds: number, rate = SR, amp = 0.5) => Float32Array.from({ length: Math.round(seconds * rate) }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / rate));
@@ -103,6 +103,19 @@ describe("resampling (Kaiser-windowed sinc)", () => {
   it("is the identity at 16 kHz", () => {
     const x = sine(300, 0.1);
     expect(resample(x, 16000)).toEqual(x);
+  });
+
+  it("resampleYielding gives the same samples, letting the event loop in between stretches (an hour of audio held the server ~10 s)", async () => {
+    const x = sine(440, 70, 8000); // 70 s: three 30-s stretches
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    const y = await resampleYielding(x, 8000);
+    clearInterval(timer);
+    expect(y).toEqual(resample(x, 8000));
+    expect(turns).toBeGreaterThanOrEqual(2);
+    const stop = new AbortController();
+    stop.abort();
+    await expect(resampleYielding(x, 8000, 16000, stop.signal)).rejects.toThrow();
   });
 });
 
