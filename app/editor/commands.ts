@@ -3,6 +3,7 @@ import { useReactFlow } from "@xyflow/react";
 import { useRouter } from "next/navigation";
 import { createContext, useContext, useMemo, useRef } from "react";
 import type { Workflow } from "@/engine/workflow/schema";
+import { readWorkflowFromMedia } from "@/engine/provenance";
 import { downloadBlob } from "@/app/lib/download";
 import { trpc } from "@/app/lib/trpc";
 import { useRun } from "./run-store";
@@ -43,7 +44,6 @@ export function useEditorCommands(id: string): EditorCommands {
     save: trpc.workflow.save.useMutation(),
     create: trpc.workflow.create.useMutation(),
     check: trpc.workflow.check.useMutation(),
-    fromMedia: trpc.provenance.fromMedia.useMutation(),
     startRun: trpc.run.start.useMutation(),
     cancelRun: trpc.run.cancel.useMutation(),
   };
@@ -102,11 +102,11 @@ export function useEditorCommands(id: string): EditorCommands {
         const isMedia = /\.(png|wav)$/i.test(f.name) || f.type === "image/png" || f.type === "audio/wav";
         if (!isMedia) return importText(await f.text(), f.name);
         try {
-          const bytes = new Uint8Array(await f.arrayBuffer());
-          let binary = "";
-          for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          const { document, problems } = await live.current.m.fromMedia.mutateAsync({ base64: btoa(binary) });
-          replaceWith(document, problems);
+          // read here (the file stays in the browser; engine/provenance.ts is plain byte work), checked by the server as an import
+          const embedded = readWorkflowFromMedia(new Uint8Array(await f.arrayBuffer()));
+          if (embedded === null) throw new Error("this file carries no MoE Studio workflow");
+          const { workflow, problems } = await live.current.m.check.mutateAsync({ document: JSON.stringify(embedded) });
+          replaceWith(workflow, problems);
           showToast(`Opened the workflow stored in ${f.name}.`);
         } catch (err) {
           showToast(`Could not open ${f.name}: ${(err as Error).message}`, true);
