@@ -9,25 +9,28 @@ const whichWorkflow = defineNode({
   typeVersion: 1,
   title: "Which workflow",
   category: "Utility",
-  description: "Returns ctx.workflow?.name.",
+  description: "Returns what it sees of ctx.workflow.",
   inputs: {},
   outputs: { name: { type: "TEXT" } },
   params: z.object({}),
   async execute({ ctx }) {
-    return { name: ctx.workflow?.name ?? null, nodes: ctx.workflow?.nodes.length };
+    const w = ctx.workflow;
+    return { name: w?.name ?? null, nodes: w?.nodes.length, words: [w?.description, ...(w?.notes ?? []).map((n) => n.text), ...(w?.nodes ?? []).map((n) => n.label)].filter(Boolean), params: w?.nodes.map((n) => n.params) };
   },
 });
 
 describe("Executor → RunContext.workflow", () => {
-  it("passes the run's document to every node", async () => {
+  it("passes the run's document to every node, without its words (name, description, notes, labels: files embed it)", async () => {
     const executor = new Executor({ catalogue: new NodeCatalogue([whichWorkflow as unknown as AnyNodeDefinition]), storage: new MemoryStorage() });
-    const doc = { ...wf([{ id: "a", type: "test.workflow-name" }, { id: "b", type: "test.workflow-name" }], []), name: "Provenance run ✓" };
+    const base = wf([{ id: "a", type: "test.workflow-name", label: "private label", params: { k: 1 } }, { id: "b", type: "test.workflow-name" }], []);
+    const doc = { ...base, name: "Provenance run ✓", description: "private description", notes: [{ id: "n", text: "private note", position: { x: 0, y: 0 } }] };
     const r = await executor.run(doc, { runId: "r1" });
     expect(r.status).toBe("finished");
-    expect(r.outputs.get("a")).toEqual({ name: "Provenance run ✓", nodes: 2 });
-    expect(r.outputs.get("b")).toEqual({ name: "Provenance run ✓", nodes: 2 });
+    const seen = { name: "MoE Studio workflow", nodes: 2, words: [], params: [{ k: 1 }, {}] };
+    expect(r.outputs.get("a")).toEqual(seen);
+    expect(r.outputs.get("b")).toEqual(seen);
     // a targeted run still sees the whole document
     const t = await executor.run({ ...doc, name: "other" }, { runId: "r2", targetNodeId: "b" });
-    expect(t.outputs.get("b")).toEqual({ name: "other", nodes: 2 });
+    expect(t.outputs.get("b")).toEqual(seen);
   });
 });
