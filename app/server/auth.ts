@@ -57,13 +57,32 @@ export function checkPassword(password: unknown): string {
   return password;
 }
 
+/** Too many password checks are waiting already (AccountError 429: the login route answers it as such). */
+export const PASSWORDS_BUSY = "the server is checking many passwords at once; try again in a moment";
+
+/**
+ * argon2 work, one at a time, at most PASSWORD_QUEUE waiting: each check takes a core for ~50 ms, so anonymous
+ * logins with made-up names (each verified against a decoy, so as not to tell which names exist) kept both cores
+ * busy; now they take one at most, and the app keeps the other.
+ */
+const PASSWORD_QUEUE = 32;
+let passwordTail: Promise<unknown> = Promise.resolve();
+let passwordsWaiting = 0;
+function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+  if (passwordsWaiting >= PASSWORD_QUEUE) return Promise.reject(new AccountError(PASSWORDS_BUSY, 429));
+  passwordsWaiting++;
+  const run = passwordTail.then(work).finally(() => passwordsWaiting--);
+  passwordTail = run.catch(() => {});
+  return run;
+}
+
 /** argon2id with the library's defaults (19 MiB memory, 2 passes: the OWASP minimum). */
 export function hashPassword(password: string): Promise<string> {
-  return hash(password);
+  return oneAtATime(() => hash(password));
 }
 
 export function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
-  return verify(passwordHash, password).catch(() => false);
+  return oneAtATime(() => verify(passwordHash, password).catch(() => false));
 }
 
 export type Role = "admin" | "user";
@@ -116,7 +135,7 @@ let decoyHash: Promise<string> | undefined;
 export async function checkCredentials(name: string, password: string): Promise<{ id: string; name: string } | null> {
   const user = typeof name === "string" && name.length <= 64 ? await db().user.findUnique({ where: { name } }) : null;
   if (!user) {
-    decoyHash ??= hashPassword(randomBytes(16).toString("hex"));
+    decoyHash ??= hash(randomBytes(16).toString("hex")); // made once (not queued: a full queue must not leave it failed)
     await verifyPassword(await decoyHash, String(password).slice(0, MAX_PASSWORD));
     return null;
   }

@@ -53,3 +53,16 @@ describe("account races are settled by the database", () => {
     expect((await login.POST(post("/api/auth/login", { name: first, password: "nope again" }))).status).toBe(401);
   });
 });
+
+describe("password checks are one at a time", () => {
+  it("logins with made-up names queue for one argon2 check at a time; past 32 waiting they are told to retry (429)", async () => {
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => login.POST(post("/api/auth/login", { name: `nobody-${i}`, password: `guess ${i}` }))));
+    expect(statuses(results)).toEqual([...Array(32).fill(401), ...Array(8).fill(429)]);
+    const busy = results.find((r) => r.status === 429)!;
+    expect(((await busy.json()) as { error: string }).error).toBe("the server is checking many passwords at once; try again in a moment");
+    // the queue drains: a real login works afterwards
+    const { createUser } = await import("@/app/server/auth");
+    await createUser("erin", "erin's password");
+    expect((await login.POST(post("/api/auth/login", { name: "erin", password: "erin's password" }))).status).toBe(200);
+  }, 120_000);
+});

@@ -1,4 +1,4 @@
-import { checkCredentials } from "@/app/server/auth";
+import { AccountError, checkCredentials } from "@/app/server/auth";
 import { loginSucceeded, takeLoginAttempt } from "@/app/server/limits";
 import { loggedIn, readCredentials } from "../session";
 
@@ -12,7 +12,13 @@ export async function POST(req: Request): Promise<Response> {
   const name = String(creds.name ?? "").slice(0, 64);
   const attempt = await takeLoginAttempt(name);
   if (!attempt.ok) return Response.json({ error: `too many failed logins for "${name}"; try again in ${attempt.retryMinutes} min` }, { status: 429 });
-  const user = await checkCredentials(name, typeof creds.password === "string" ? creds.password : "");
+  let user: Awaited<ReturnType<typeof checkCredentials>>;
+  try {
+    user = await checkCredentials(name, typeof creds.password === "string" ? creds.password : "");
+  } catch (err) {
+    if (err instanceof AccountError) return Response.json({ error: err.message }, { status: err.status });
+    throw err;
+  }
   if (!user) return Response.json({ error: "wrong user name or password" }, { status: 401 });
   await loginSucceeded(name);
   return loggedIn(req, user);
