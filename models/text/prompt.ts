@@ -92,6 +92,8 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
   const layout: Layout = [];
   const chunks: ({ kind: "text"; ids: number[] } | { kind: MediaKind; f: FeaturesValue })[] = [];
   let pendingText: number[] = [];
+  const maxTokens = config().STUDIO_MAX_CONTEXT_TOKENS;
+  let textTokens = 0;
   const flushText = () => {
     if (pendingText.length) {
       layout.push({ kind: "text", tokens: pendingText.length });
@@ -102,9 +104,10 @@ export function buildSequence(tok: Tokenizer, p: PromptParts, hiddenSize?: numbe
   for (const piece of pieces) {
     const kind = /^<(image|video|audio)>$/.exec(piece)?.[1] as MediaKind | undefined;
     if (!kind) {
-      for (const id of tok.encode(piece)) pendingText.push(id); // (a spread of 200,000 ids overflows the stack)
-      const tokens = chunks.reduce((n, c) => n + (c.kind === "text" ? c.ids.length : 0), pendingText.length);
-      if (tokens > config().STUDIO_MAX_CONTEXT_TOKENS) throw new Error(`the prompt has ${tokens.toLocaleString("en")} text tokens or more; at most STUDIO_MAX_CONTEXT_TOKENS (${config().STUDIO_MAX_CONTEXT_TOKENS}) fit; shorten the prompt`);
+      const ids = tok.encode(piece);
+      textTokens += ids.length;
+      if (textTokens > maxTokens) throw new Error(`the prompt has ${textTokens.toLocaleString("en")} text tokens or more; at most STUDIO_MAX_CONTEXT_TOKENS (${maxTokens}) fit; shorten the prompt`);
+      for (const id of ids) pendingText.push(id); // (a spread of 200,000 ids overflows the stack)
       continue;
     }
     const f = media[kind]!;

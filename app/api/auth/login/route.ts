@@ -1,6 +1,6 @@
-import { AccountError, checkCredentials } from "@/app/server/auth";
+import { checkCredentials } from "@/app/server/auth";
 import { loginSucceeded, takeLoginAttempt } from "@/app/server/limits";
-import { loggedIn, readCredentials } from "../session";
+import { accountError, loggedIn, readCredentials } from "../session";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -16,8 +16,7 @@ export async function POST(req: Request): Promise<Response> {
   try {
     user = await checkCredentials(name, typeof creds.password === "string" ? creds.password : "");
   } catch (err) {
-    if (err instanceof AccountError) return Response.json({ error: err.message }, { status: err.status });
-    throw err;
+    return accountError(err); // the password checks' queue is full (429)
   }
   if (!user) return Response.json({ error: "wrong user name or password" }, { status: 401 });
   await loginSucceeded(name);
