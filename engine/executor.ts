@@ -4,13 +4,12 @@ import { hashValue } from "./hash";
 import { checkOutputs, recordingWrites, type AnyNodeDefinition, type NodeCatalogue, type Outputs, type RunContext, type Storage } from "./node";
 import { defaultMemoryProbe, MemorySampler, type MemoryProbe, type MemoryWindow } from "./runtime/memory-sampler";
 import type { Runtime } from "./runtime/types"; // type only: the executor core never loads onnxruntime
+import { Turns } from "./turns";
 import { documentForFiles, type Workflow, type WorkflowNode } from "./workflow/schema";
 import { validateWorkflow, type Problem } from "./workflow/validate";
 
 /** Characters of a progress message that reach the run's events (a node may put user text in it: a swept value). */
 const MAX_PROGRESS_MESSAGE = 300;
-/** How long a run may go on without letting the event loop take a turn (other requests, timers). */
-const YIELD_EVERY_MS = 10;
 /** The nodes a failed run's message names; each node keeps its own error. */
 const MAX_ERRORS_NAMED = 5;
 
@@ -267,16 +266,9 @@ export class Executor {
       pump();
     };
 
-    // Nodes that do no I/O chain through promise continuations only, which never let the event loop reach other
-    // requests: a run of 2,000 Text nodes held the web process for ~28 s. Now and then a node starts a turn later.
-    let turnAt = performance.now();
-    const start = (i: number): Promise<void> => {
-      if (performance.now() - turnAt < YIELD_EVERY_MS) return this.runNode(i, run);
-      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        turnAt = performance.now();
-        return this.runNode(i, run);
-      });
-    };
+    // A run of 2,000 Text nodes held the web process for ~28 s before nodes started a turn later now and then.
+    const turns = new Turns();
+    const start = (i: number): Promise<void> => turns.take()?.then(() => this.runNode(i, run)) ?? this.runNode(i, run);
 
     const pump = () => {
       while (running < this.concurrency && ready.length && !runSignal.aborted) {

@@ -19,7 +19,24 @@ export function db(): PrismaClient {
 
 function createClient(url: string): PrismaClient {
   if (isPostgresUrl(url)) return new PostgresPrismaClient({ adapter: new PrismaPg({ connectionString: url }) }) as unknown as PrismaClient;
-  return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
+  return new PrismaClient({ adapter: new WalSqlite({ url }) });
+}
+
+/**
+ * SQLite in write-ahead-log mode with `synchronous=NORMAL`: a commit appends to the log without an fsync (the log is
+ * synced at checkpoints), so a run's progress rows cost microseconds each instead of an fsync'd rollback-journal
+ * transaction each (~5–15 ms on this disk: a run of 1,000 trivial nodes took 21 s to record). A committed write
+ * survives a crash of the process; only a power loss may take the last commits back. Readers no longer wait for
+ * writers, which the CLI, workers and the web server sharing one file also need.
+ */
+export const SQLITE_PRAGMAS = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+class WalSqlite extends PrismaBetterSQLite3 {
+  override async connect() {
+    const adapter = await super.connect();
+    await adapter.executeScript(SQLITE_PRAGMAS);
+    return adapter;
+  }
 }
 
 /**
