@@ -2,6 +2,7 @@
 import Link from "next/link";
 import { useState } from "react";
 import { trpc } from "../lib/trpc";
+import { ServerQueue } from "./ServerQueue";
 
 /** Personal API tokens: create (shown once), list, revoke. docs/cli-and-api.md "HTTP API" says how scripts use them. */
 export function TokensPage() {
@@ -85,6 +86,7 @@ export function TokensPage() {
           )}
         </tbody>
       </table>
+      <ServerQueue />
     </main>
   );
 }

@@ -10,11 +10,15 @@ import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
 import { storedComputation } from "../computation";
 import { maxRunsPerUser } from "../limits";
+import { isAdmin } from "../auth";
+import { log } from "@/engine/log";
 import { runManager } from "../runs";
 import { redactStrings } from "../redact";
 import { protectedProcedure, router } from "../trpc";
 
 const zId = z.string().min(1).max(64);
+/** The runs an admin's queue view lists at most (oldest first). */
+const SERVER_QUEUE_ROWS = 200;
 
 function parseJson(text: string | null): unknown {
   if (!text) return null;
@@ -177,9 +181,32 @@ export const runRouter = router({
   start: protectedProcedure
     .input(z.object({ document: z.unknown(), workflowId: zId.optional(), workflowVersion: z.number().int().min(0).optional(), targetNodeId: zId.optional() }))
     .mutation(async ({ input, ctx }) => ({ runId: await startRun(ctx.userId, input) })),
+  /** The owner cancels a run; an admin of the server may cancel anyone's (a run that holds the queue for others). */
   cancel: protectedProcedure.input(z.object({ runId: zId })).mutation(async ({ input, ctx }) => {
-    await ownedRun(ctx.userId, input.runId);
+    const row = await db().run.findUnique({ where: { id: input.runId }, select: { ownerId: true } });
+    if (row && row.ownerId !== ctx.userId && (await isAdmin(ctx.userId))) log().info({ runId: input.runId, by: ctx.userId, owner: row.ownerId }, "an admin cancels another user's run");
+    else await ownedRun(ctx.userId, input.runId);
     return { cancelled: await runManager().cancel(input.runId) };
+  }),
+  /**
+   * Every user's queued and running runs, for an admin (others get `admin: false` and no runs): whose, since when and
+   * where in this process's queue; no document, no workflow name (those stay their owner's).
+   */
+  serverQueue: protectedProcedure.query(async ({ ctx }) => {
+    if (!(await isAdmin(ctx.userId))) return { admin: false, runs: [] };
+    const rows = await db().run.findMany({
+      where: { status: { in: ["queued", "running"] } },
+      orderBy: { createdAt: "asc" },
+      take: SERVER_QUEUE_ROWS,
+      select: { id: true, ownerId: true, status: true, createdAt: true, startedAt: true },
+    });
+    const owners = await db().user.findMany({ where: { id: { in: [...new Set(rows.map((r) => r.ownerId))] } }, select: { id: true, name: true } });
+    const names = new Map(owners.map((u) => [u.id, u.name]));
+    const positions = new Map((await runManager().queue()).map((q) => [q.id, q.position]));
+    return {
+      admin: true,
+      runs: rows.map((r) => ({ id: r.id, owner: names.get(r.ownerId) ?? r.ownerId, mine: r.ownerId === ctx.userId, status: r.status, createdAt: r.createdAt, startedAt: r.startedAt, position: positions.get(r.id) ?? null })),
+    };
   }),
   move: protectedProcedure.input(z.object({ runId: zId, direction: z.enum(["up", "down"]) })).mutation(async ({ input, ctx }) => {
     await ownedRun(ctx.userId, input.runId);

@@ -177,6 +177,33 @@ describe("the admin role: models are managed by admins; defaults are per user ot
     expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ "generate.tts": tts });
   });
 
+  it("an admin sees every user's queued and running runs and may cancel any; a user sees none and cancels only their own", async () => {
+    // a Script that keeps the one run slot busy until it is cancelled, and a second run queued behind it
+    const busy = { schemaVersion: 2, name: "busy", nodes: [{ id: "s", type: "utility.script", typeVersion: 1, params: { code: "for (;;) {}", timeoutMs: 30000 }, position: { x: 0, y: 0 } }], edges: [] };
+    const first = (await bob.run.start({ document: busy })).runId;
+    const second = (await bob.run.start({ document: { ...busy, name: "busy 2" } })).runId;
+    const mine = (await admin.run.start({ document: { ...busy, name: "admin's" } })).runId;
+    const view = await admin.run.serverQueue();
+    expect(view.admin).toBe(true);
+    const byId = new Map(view.runs.map((r) => [r.id, r]));
+    expect(byId.get(first)).toMatchObject({ owner: "bob", mine: false });
+    expect(byId.get(second)).toMatchObject({ owner: "bob", mine: false, status: "queued" });
+    expect(byId.get(mine)).toMatchObject({ owner: "root-admin", mine: true, status: "queued" });
+    expect(JSON.stringify(view)).not.toContain("busy 2"); // no document, no workflow name
+    // bob: no view, and the admin's run is not his to cancel (NOT_FOUND, as a missing run)
+    expect(await bob.run.serverQueue()).toEqual({ admin: false, runs: [] });
+    expect(await code(bob.run.cancel({ runId: mine }))).toBe("NOT_FOUND");
+    // the admin cancels bob's queued run at once, and his running one between two turns of its loop
+    expect(await admin.run.cancel({ runId: second })).toEqual({ cancelled: true });
+    expect(await admin.run.cancel({ runId: first })).toEqual({ cancelled: true });
+    expect((await runManager().whenDone(first)).type).toBe("cancelled");
+    expect((await db().run.findUniqueOrThrow({ where: { id: second } })).status).toBe("cancelled");
+    expect(await bob.run.cancel({ runId: first })).toEqual({ cancelled: false }); // his own, already over
+    expect(await admin.run.cancel({ runId: mine })).toEqual({ cancelled: true });
+    await runManager().whenDone(mine);
+    expect((await admin.run.serverQueue()).runs.filter((r) => [first, second, mine].includes(r.id))).toEqual([]);
+  }, 60_000);
+
   it("a run's errors reach the browser without server paths", async () => {
     const doc = {
       schemaVersion: 2,
