@@ -9,6 +9,8 @@ export interface LlmOutputValue {
   text: string;
   promptIds: number[];
   ids: number[];
+  /** How many of `ids` (at their end, before a held-back stop token) were teacher-forced control tokens, not generated. */
+  forcedTokens?: number;
   stopReason: string;
   /** Final hidden states of generated special tokens ([IMG*], [TASK*], speech markers), for the generation heads. */
   specialHidden: { token: string; id: number; index: number; hidden: Float32Array }[];
@@ -46,5 +48,12 @@ export const llmOutput = defineValueKind<LlmOutputValue>({
     specialHidden: list,
     tailHidden: z.array(z.instanceof(Float32Array)).optional(),
   }),
-  describe: (o) => ({ type: "text", headline: `${o.ids.length} generated tokens (${o.stopReason})`, text: o.text.slice(0, MAX_TEXT), length: o.text.length }),
+  describe: (o) => ({ type: "text", headline: llmOutputHeadline(o), text: o.text.slice(0, MAX_TEXT), length: o.text.length }),
 });
+
+/** "16 generated tokens (max-tokens) + 122 control tokens appended": the forced ones are not the model's. */
+export function llmOutputHeadline(o: Pick<LlmOutputValue, "ids" | "forcedTokens" | "stopReason">): string {
+  const forced = o.forcedTokens ?? 0;
+  const generated = o.ids.length - forced;
+  return `${generated} generated token${generated === 1 ? "" : "s"} (${o.stopReason})${forced ? ` + ${forced} control token${forced === 1 ? "" : "s"} appended` : ""}`;
+}

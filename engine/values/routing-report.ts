@@ -25,5 +25,5 @@ export const routingReport = defineValueKind<RoutingReport>({
   noun: "a routing report",
   tag: "routing-report",
   schema: z.object({ kind: z.literal("routing-report"), model: z.string(), traceFile: z.string(), metricsFile: z.string().optional(), tokens: z.number(), layers: z.number() }),
-  describe: (o) => ({ type: "routing-report", headline: `routing report: ${o.tokens} tokens × ${o.layers} layers`, traceFile: o.traceFile, model: o.model, ...(typeof o.metricsFile === "string" ? { metricsFile: o.metricsFile } : {}) }),
+  describe: (o) => ({ type: "routing-report", headline: `routing of ${o.tokens} tokens × ${o.layers} layers`, traceFile: o.traceFile, model: o.model, ...(typeof o.metricsFile === "string" ? { metricsFile: o.metricsFile } : {}) }),
 });

@@ -64,6 +64,8 @@ export interface GenerateResult {
   tailHidden: Float32Array[];
   promptIds: number[];
   newIds: number[];
+  /** How many of `newIds` were teacher-forced (`forceSuffix`), not generated. */
+  forced: number;
   text: string;
   stopReason: "stop-token" | "max-tokens";
   trace: RoutingTrace;
@@ -225,6 +227,7 @@ export async function generate(model: DecoderModel, tokenizer: Tokenizer, prompt
     tailHidden,
     promptIds: prompt.ids,
     newIds,
+    forced: suffix.length,
     text,
     stopReason,
     trace: {

@@ -117,6 +117,7 @@ export async function runMoeLlm(
         text: result.text,
         promptIds: result.promptIds,
         ids: result.newIds,
+        ...(result.forced ? { forcedTokens: result.forced } : {}),
         stopReason: result.stopReason,
         specialHidden: result.specialHidden,
         tailHidden: result.tailHidden,

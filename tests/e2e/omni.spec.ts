@@ -26,6 +26,15 @@ test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform
   await expect(page.getByTestId("outputs-tts").getByTestId("spectrogram")).toBeVisible();
   await expect(page.getByTestId("outputs-dit").locator("img")).toBeVisible();
   await expect(page.getByTestId("outputs-routing").getByTestId("heatmap-mini")).toBeVisible();
+  // As the example opens, no node covers another once the results are shown (the TTS waveform was under the DiT).
+  const boxes = await page.locator(".react-flow__node").evaluateAll((els) =>
+    els.map((e) => {
+      const m = /translate\(([-\d.]+)px, ?([-\d.]+)px\)/.exec((e as HTMLElement).style.transform)!;
+      return { id: e.getAttribute("data-id")!, x: Number(m[1]), y: Number(m[2]), w: (e as HTMLElement).offsetWidth, h: (e as HTMLElement).offsetHeight };
+    }),
+  );
+  const overlapping = boxes.flatMap((a) => boxes.filter((b) => a.id < b.id && a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h).map((b) => `${a.id}/${b.id}`));
+  expect(overlapping).toEqual([]);
   await page.getByRole("button", { name: "Auto-layout" }).click();
   await page.waitForTimeout(500);
   await page.screenshot({ path: `${SHOTS}/omni.png` });

@@ -88,7 +88,7 @@ describe("personal API tokens", () => {
     expect(status.status).toBe("finished");
     const run = await db().run.findUnique({ where: { id: runId } });
     expect(JSON.parse(run!.document).nodes.find((n: { id: string }) => n.id === "llm").params.maxNewTokens).toBe(2);
-    expect(status.nodes.find((n) => n.nodeId === "routing")!.outputs!.report!.headline).toMatch(/routing report: \d+ tokens × 8 layers/);
+    expect(status.nodes.find((n) => n.nodeId === "routing")!.outputs!.report!.headline).toMatch(/^routing of \d+ tokens × 8 layers$/);
     const download = (format: string) => exportRoute.GET(call("GET", `/api/v1/runs/${runId}/nodes/routing/trace?format=${format}`, token), { params: Promise.resolve({ runId, nodeId: "routing", kind: "trace" }) });
     const st = await download("safetensors");
     expect(st.status).toBe(200);

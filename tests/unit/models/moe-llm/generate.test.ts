@@ -1,3 +1,4 @@
+import { llmOutputHeadline } from "@/engine/values/llm-output";
 import { describe, expect, it } from "vitest";
 import { generate, GenerationCancelled, type DecoderModel } from "@/models/moe-llm/generate";
 import { MoeLlmRunner, type ForwardInput, type ForwardOutput } from "@/models/moe-llm/moe-llm-session";
@@ -94,6 +95,10 @@ describe("generate (loop logic, scripted decoder)", () => {
     const m = scripted([65, end]);
     const r = await generate(m, byteTokenizer, { ids: [1], modelName: "s" }, { ...greedy, maxNewTokens: 10, stopTokens: [end], forceSuffix: [task0, img0] });
     expect(r.newIds).toEqual([65, task0, img0, end]);
+    expect(r.forced).toBe(2);
+    // the node's headline counts what the model generated apart from what was appended
+    expect(llmOutputHeadline({ ids: r.newIds, forcedTokens: r.forced, stopReason: r.stopReason })).toBe("2 generated tokens (stop-token) + 2 control tokens appended");
+    expect(llmOutputHeadline({ ids: [65], stopReason: "max-tokens" })).toBe("1 generated token (max-tokens)");
     expect(r.text).toBe("A[TASK0][IMG0]<|im_end|>");
     expect(r.stopReason).toBe("stop-token");
     expect(m.calls.map((c) => c.ids)).toEqual([[1], [65], [task0], [img0]]);
