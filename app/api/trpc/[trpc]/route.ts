@@ -20,14 +20,20 @@ async function handler(req: Request) {
   const badHost = singleUserHostRefused(req.headers.get("host"));
   if (badHost) return Response.json({ error: badHost }, { status: 403 });
   let request = req;
-  const path = new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, "");
-  const calls = path.split(",").length;
-  if (calls > MAX_BATCH) return Response.json({ error: `a request may batch at most ${MAX_BATCH} procedures (this one has ${calls})` }, { status: 413 });
+  // Counted on the path as tRPC reads it: decoded, so `a%2Cb` is the two procedures it will run, not one.
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(req.url).pathname.replace(/^\/api\/trpc\/?/, ""));
+  } catch {
+    return Response.json({ error: "the procedure path is not valid percent-encoding" }, { status: 400 });
+  }
+  const procedures = path.split(",");
+  if (procedures.length > MAX_BATCH) return Response.json({ error: `a request may batch at most ${MAX_BATCH} procedures (this one has ${procedures.length})` }, { status: 413 });
   // The public read of a shared workflow answers with the whole document: once per request (anyone may call it).
-  if (path.split(",").filter((p) => p === "share.resolve").length > 1) return Response.json({ error: "a request may ask for share.resolve once" }, { status: 413 });
+  if (procedures.filter((p) => p === "share.resolve").length > 1) return Response.json({ error: "a request may ask for share.resolve once" }, { status: 413 });
   if (req.method === "POST") {
     // Big bodies are refused before anything parses them.
-    const limit = bodyLimitFor(path.split(","));
+    const limit = bodyLimitFor(procedures);
     const body = await readBodyLimited(req, limit.bytes);
     if (!body.ok) return Response.json({ error: `the request body is ${body.declared ? `${body.declared} bytes` : "too large"}; the limit for ${path || "this request"} is ${limit.label}` }, { status: 413 });
     // Counted before anything parses it: JSON.parse of a 3-million-element array would block every request.
@@ -40,6 +46,7 @@ async function handler(req: Request) {
     endpoint: "/api/trpc",
     req: request,
     router: appRouter,
+    maxBatchSize: MAX_BATCH, // and tRPC holds the same limit itself, however the path was written
     createContext: () => ({ origin: req.headers.get("origin"), host: req.headers.get("host"), userId, viaToken: bearerToken(req) !== undefined }),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
