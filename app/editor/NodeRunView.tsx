@@ -3,6 +3,8 @@ import { createContext, memo, useContext, useEffect, useState } from "react";
 import { useFileUrl } from "@/app/inspector/file-url";
 import { VIEWS } from "@/app/inspector/views";
 import { useRun, type NodeRunView } from "./run-store";
+import { staleOnCanvas } from "./stale";
+import { useEditor } from "./store";
 
 /** Starts a run of the open document; with a node id, only that node and its ancestors. */
 export const StartRunContext = createContext<(targetNodeId?: string) => void>(() => {});
@@ -33,11 +35,20 @@ function formatMs(ms: number): string {
 
 export const RunBadge = memo(function RunBadge({ nodeId }: { nodeId: string }) {
   const run = useRun((s) => s.nodes[nodeId]);
+  const ran = useRun((s) => s.runDocument);
+  // its params or inputs (or something upstream) changed since the run shown: its outputs are not what it would give now
+  const stale = useEditor((s) => (run?.status === "done" || run?.status === "cached") && staleOnCanvas(s.nodes, s.edges, ran).has(nodeId));
   const startRun = useContext(StartRunContext);
   return (
     <>
       {run && (
-        <span className={`run-badge st-${run.status}`} data-testid={`status-${nodeId}`} data-status={run.status}>
+        <span
+          className={`run-badge st-${stale ? "stale" : run.status}`}
+          data-testid={`status-${nodeId}`}
+          data-status={run.status}
+          {...(stale ? { "data-stale": "true", title: "Changed since this run, here or upstream: its outputs are from before. Run again to update." } : {})}
+        >
+          {stale ? "stale · " : ""}
           {LABEL[run.status]}
           {run.status === "running" && run.startedAt ? <> · <Elapsed since={run.startedAt} /></> : null}
           {run.status === "done" && run.ms !== undefined ? ` · ${formatMs(run.ms)}` : null}

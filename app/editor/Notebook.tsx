@@ -5,6 +5,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { useCatalog } from "./catalog";
 import { RunOutputs, StartRunContext } from "./NodeRunView";
 import { useRun } from "./run-store";
+import { staleNodes } from "./stale";
 import { useEditor } from "./store";
 
 const NoteEditor = dynamic(() => import("./NoteEditor"), { ssr: false, loading: () => <p className="muted">Loading editor…</p> });
@@ -34,24 +35,6 @@ function cellOrder(doc: Workflow): string[] {
     }
   }
   return order;
-}
-
-/** Nodes whose params or inputs changed since the shown run, and everything downstream of them. */
-function staleNodes(now: Workflow, ran: Workflow | null): Set<string> {
-  const stale = new Set<string>();
-  if (!ran) return stale;
-  const sig = (doc: Workflow, id: string) => {
-    const n = doc.nodes.find((x) => x.id === id);
-    const ins = doc.edges.filter((e) => e.target === id).map((e) => `${e.source}.${e.sourceSocket}>${e.targetSocket}`).sort();
-    return n ? JSON.stringify([n.type, n.typeVersion, n.params, ins]) : "";
-  };
-  for (const n of now.nodes) if (sig(now, n.id) !== sig(ran, n.id)) stale.add(n.id);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const e of now.edges) if (stale.has(e.source) && !stale.has(e.target)) stale.add(e.target), (grew = true);
-  }
-  return stale;
 }
 
 /**

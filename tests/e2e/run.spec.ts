@@ -29,11 +29,17 @@ test("run a workflow, see outputs, change one param and see the rest cached", as
 
   // One param changes: only that node and its dependents run again.
   await page.getByTestId(`node-${template}`).getByLabel("Template", { exact: true }).fill("{a}?");
+  // before the re-run, the changed node and what follows it say their outputs are from before the change
+  await expect(await status(page, template)).toHaveAttribute("data-stale", "true");
+  await expect(await status(page, preview)).toHaveAttribute("data-stale", "true");
+  await expect(await status(page, template)).toContainText("stale");
+  await expect(await status(page, text)).not.toHaveAttribute("data-stale", "true");
   await page.getByRole("button", { name: "▶ Run" }).click();
   await expect(page.getByTestId("run-status")).toHaveText("finished");
   await expect(await status(page, text)).toHaveAttribute("data-status", "cached");
   await expect(await status(page, template)).toHaveAttribute("data-status", "done");
   await expect(await status(page, preview)).toHaveAttribute("data-status", "done");
+  await expect(await status(page, preview)).not.toHaveAttribute("data-stale", "true");
   await expect(page.getByTestId(`outputs-${preview}`)).toContainText("hello moe?");
   await page.screenshot({ path: `${SHOTS}/run-cached.png` });
 
