@@ -34,10 +34,18 @@ interface RunRecord {
   status: RunStatus;
   /** Set while this process executes the run (embedded mode). */
   controller?: AbortController;
+  /** Characters of `events` as JSON (what retire() counts against KEEP_FINISHED_CHARS). */
+  chars?: number;
 }
 
 const MB = 1024 * 1024;
 const KEEP_FINISHED = 50;
+/**
+ * Characters of events the finished runs kept for replay may hold together (~64 MB of strings): past it the oldest
+ * are dropped sooner (a late subscriber of one then reads the run from the database). 50 runs of 8 MB previews each
+ * held ~400 MB.
+ */
+const KEEP_FINISHED_CHARS = 32 * MB;
 
 /** STUDIO_QUEUE: unset or "memory" = the embedded in-process queue; redis://… or postgresql://… = BullMQ. */
 export function queueUrl(): string | undefined {
@@ -68,7 +76,12 @@ export function modelsOf(document: Workflow): string[] {
  * Keeps an event for replay. A node's progress replaces its previous progress (a dataset run reports once per record,
  * a DiT per step): only the latest counts, and keeping them all let one run hold hundreds of MB of them.
  */
-function keepForReplay(run: RunRecord, event: RunEvent) {
+function keepForReplay(run: RunRecord, raw: RunEvent) {
+  // Kept after the run (KEEP_FINISHED runs) as a copy: a preview's text is a slice of the node's output, and a V8
+  // slice keeps its whole parent string alive (2,000 characters shown, 16 M characters held, per node and run).
+  const json = JSON.stringify(raw);
+  const event = JSON.parse(json) as RunEvent;
+  run.chars = (run.chars ?? 0) + json.length;
   if (event.type !== "progress") {
     run.events.push(event);
     return;
@@ -335,14 +348,17 @@ export class RunManager {
   private readonly bus?: EventBus;
   private readonly active = new Map<string, RunRecord>();
   private readonly finished: RunRecord[] = [];
+  private finishedChars = 0;
+  private readonly keepFinishedChars: number;
   readonly ready: Promise<void>;
 
   /**
    * `recoverInterrupted`: only the web server's queue owns in-flight runs; a CLI process must not touch
    * them. Embedded, runs of a previous process are marked interrupted; distributed, only runs the queue
-   * no longer holds are.
+   * no longer holds are. `keepFinishedChars` (tests): KEEP_FINISHED_CHARS.
    */
-  constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue; queueUrl?: string }) {
+  constructor(options: { recoverInterrupted: boolean; catalogue?: NodeCatalogue; queueUrl?: string; keepFinishedChars?: number }) {
+    this.keepFinishedChars = options.keepFinishedChars ?? KEEP_FINISHED_CHARS;
     ({ executor: this.executor, cache: this.cache, runtime: this.runtime } = createExecutor({ catalogue: options.catalogue }));
     // queueUrl "memory" forces the embedded queue whatever STUDIO_QUEUE says.
     const url = options.queueUrl === undefined ? queueUrl() : options.queueUrl === "memory" ? undefined : options.queueUrl;
@@ -579,7 +595,8 @@ export class RunManager {
     this.active.delete(run.id);
     run.listeners.clear();
     this.finished.push(run);
-    if (this.finished.length > KEEP_FINISHED) this.finished.shift();
+    this.finishedChars += run.chars ?? 0;
+    while (this.finished.length > 1 && (this.finished.length > KEEP_FINISHED || this.finishedChars > this.keepFinishedChars)) this.finishedChars -= this.finished.shift()!.chars ?? 0;
   }
 
   /** Embedded: executes a queued run in this process. */

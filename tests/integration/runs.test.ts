@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
+import v8 from "node:v8";
+import vm from "node:vm";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -67,6 +69,20 @@ const catalogue = new NodeCatalogue([
     },
   }),
   defineNode({
+    type: "test.bigtext",
+    typeVersion: 1,
+    title: "Big text",
+    category: "Utility",
+    description: "A fresh text output of `mb` million characters on every run (never cached).",
+    inputs: {},
+    outputs: { text: { type: "TEXT" } },
+    params: z.object({ mb: z.number().default(1), seed: z.number().default(0) }),
+    nondeterministic: true,
+    async execute({ params }) {
+      return { text: `${params.seed}:`.padEnd(params.mb * 1e6, "x") };
+    },
+  }),
+  defineNode({
     type: "test.chatty",
     typeVersion: 1,
     title: "Chatty",
@@ -125,6 +141,45 @@ describe("run host", () => {
     for (const r of rows) {
       expect(["done", "cached"]).toContain(r.status);
       expect(JSON.parse(r.outputs!)).toMatchObject({ text: { type: "text", text: "done" } });
+    }
+  });
+
+  it("a finished run keeps its outputs' previews, not the outputs: the replay events hold copies, not slices", async () => {
+    // a 2,000-character preview sliced from a 16 M-character text kept the whole text alive with the run's events
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const runOnce = async (seed: number) => {
+      const doc: Workflow = { ...emptyWorkflow("big"), nodes: [{ id: "t", type: "test.bigtext", typeVersion: 1, params: { mb: 24, seed }, position: { x: 0, y: 0 } }], edges: [] };
+      const id = await manager.start({ document: doc });
+      expect((await manager.whenDone(id)).type).toBe("finished");
+    };
+    await runOnce(0);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let seed = 1; seed <= 4; seed++) await runOnce(seed);
+    gc();
+    const grownMb = (process.memoryUsage().heapUsed - before) / 1e6;
+    expect(grownMb, `${grownMb.toFixed(0)} MB more after 4 runs of a 24 MB text each`).toBeLessThan(24);
+  });
+
+  it("finished runs kept for replay are bounded in characters too: past the budget the oldest go (read from the database)", async () => {
+    const small = new RunManager({ recoverInterrupted: false, catalogue, keepFinishedChars: 6_000 });
+    try {
+      const ids: string[] = [];
+      for (let seed = 1; seed <= 4; seed++) {
+        const id = await small.start({ document: { ...emptyWorkflow("big"), nodes: [{ id: "t", type: "test.bigtext", typeVersion: 1, params: { mb: 0.01, seed }, position: { x: 0, y: 0 } }], edges: [] } });
+        expect((await small.whenDone(id)).type).toBe("finished");
+        ids.push(id);
+      }
+      // each run's events hold its text preview (~2,000 characters): under 3,000 characters a run, so two fit
+      const replayable = ids.map((id) => {
+        const stop = small.subscribe(id, () => {});
+        stop?.();
+        return stop !== undefined;
+      });
+      expect(replayable).toEqual([false, false, true, true]);
+    } finally {
+      await small.runtime.close();
     }
   });
 
