@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { FeaturesValue } from "../engine/features";
 import { decodeAudio, MediaDecodeError } from "../engine/media/ffmpeg";
-import { decodeWavMono, parseWav, WavError } from "../engine/media/wav";
+import { decodeWavMonoYielding, parseWav, WavError } from "../engine/media/wav";
 import { defineNode } from "../engine/node";
 import { DEFAULT_AUDIO_MODEL, resolveEncoder, withEncoder } from "../models/encoders/encoders-tiny";
 import { CHUNK_FRAMES, CHUNK_SECONDS, chunkSamples, logMelChunk, resampleYielding, SAMPLE_RATE } from "../models/encoders/mel";
@@ -55,7 +55,7 @@ export const audioEncoder = defineNode({
         if (info.durationSec > params.maxDurationSec) {
           throw new Error(`the audio is ${info.durationSec.toFixed(1)} s long; the limit is ${params.maxDurationSec} s (raise "Max duration" or trim the clip)`);
         }
-        ({ samples } = decodeWavMono(bytes));
+        ({ samples } = await decodeWavMonoYielding(bytes, ctx.signal));
         rate = info.sampleRate;
         durationSec = info.durationSec;
       } catch (err) {
