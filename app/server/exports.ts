@@ -2,6 +2,7 @@
  * Downloads of a run's routing results, for the HTTP API and `cli run --out`: the trace a Routing
  * Inspector node stored, or a Routing Aggregate node's aggregate, as JSON, CSV or safetensors.
  */
+import { stat } from "node:fs/promises";
 import { TRPCError } from "@trpc/server";
 import { aggregateCSV, type AggregateExport } from "@/engine/batch/summary";
 import { RoutingAggregate } from "@/engine/routing/aggregate";
@@ -11,7 +12,7 @@ import type { Workflow } from "@/engine/workflow/schema";
 import { canReadArtifact } from "./access";
 import { documentFingerprint } from "./computation";
 import { db } from "./db";
-import { fileStorage } from "./storage";
+import { fileStorage, localFile } from "./storage";
 
 export const EXPORT_FORMATS = ["json", "csv", "safetensors"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -22,6 +23,10 @@ export interface ExportFile {
   contentType: string;
   body: Uint8Array;
 }
+
+const MB = 1024 * 1024;
+/** Stored traces and aggregates an export reads whole and converts on the server (a 512-token × 24-layer trace is ~2 MB). */
+const MAX_EXPORT_BYTES = 256 * MB;
 
 const CONTENT_TYPE: Record<ExportFormat, string> = { json: "application/json", csv: "text/csv; charset=utf-8", safetensors: "application/octet-stream" };
 
@@ -62,9 +67,12 @@ export async function runExport(ownerId: string, runId: string, nodeId: string, 
   const outputs = run.nodeRuns[0]?.outputs ? (JSON.parse(run.nodeRuns[0].outputs) as Record<string, unknown>) : null;
   const source = exportSource(outputs, kind);
   if (!source) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} has no ${kind === "trace" ? "routing trace (a Routing Inspector node stores one)" : "aggregate (a Routing Aggregate node makes one)"}` });
-  // The outputs are not proof: a Script node's JSON may name any file id. Only what the owner may read is served.
-  for (const id of [source.file, ...(source.csvFile ? [source.csvFile] : [])]) {
-    if (!(await canReadArtifact(ownerId, id))) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} names file ${id.slice(0, 80)}, which does not exist` });
+  // The outputs are not proof: a Script node's JSON may name any file id. Only what the owner may read is served, and
+  // only a file of the kind the nodes write (a 192 MB WAV upload named as a trace was read and parsed whole per GET).
+  for (const [id, ext] of [[source.file, ".json"], ...(source.csvFile ? [[source.csvFile, ".csv"]] : [])] as const) {
+    if (!id.endsWith(ext) || !(await canReadArtifact(ownerId, id))) throw new TRPCError({ code: "NOT_FOUND", message: `node "${nodeId}" of run ${runId} names file ${id.slice(0, 80)}, which is not a stored ${kind}` });
+    const bytes = (await stat(await localFile(id))).size;
+    if (bytes > MAX_EXPORT_BYTES) throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `the ${kind} file of node "${nodeId}" is ${Math.ceil(bytes / MB)} MB; exports convert up to ${MAX_EXPORT_BYTES / MB} MB (read the file itself through /api/files)` });
   }
   return convertExport(kind, source, format, JSON.parse(run.document) as Workflow);
 }

@@ -90,3 +90,16 @@ test("the MoE-LLM node runs on uni-moe-tiny/tiny and its routing trace reaches t
   await expect(page.getByTestId(`outputs-${trace}`)).toContainText("8 layers × 7 experts");
   await page.screenshot({ path: `${SHOTS}/moe-llm.png` });
 });
+
+test("the server queue on the Account page: an admin (the single user here) sees a running run and cancels it", async ({ page }) => {
+  const busy = { schemaVersion: 2, name: "busy", description: "", tags: [], nodes: [{ id: "s", type: "utility.script", typeVersion: 1, params: { code: "for (;;) {}", timeoutMs: 30000 }, position: { x: 0, y: 0 } }], edges: [], notes: [] };
+  const res = await page.request.post("/api/trpc/run.start", { data: { document: busy } });
+  const runId = ((await res.json()) as { result: { data: { runId: string } } }).result.data.runId;
+  await page.goto("/account");
+  const queue = page.getByTestId("server-queue");
+  await expect(queue).toContainText(runId);
+  await page.getByRole("button", { name: new RegExp(`^Cancel run ${runId} of `) }).click();
+  await expect(queue).not.toContainText(runId, { timeout: 10_000 });
+  await expect(queue).toContainText("no run is queued or running");
+  await page.screenshot({ path: `${SHOTS}/server-queue.png` });
+});

@@ -71,4 +71,19 @@ describe("trace and aggregate exports serve only files the run's owner may read"
     const upload = await runWithOutputs(me, { result: { kind: "routing-report", traceFile: ownFile } });
     expect((await download(malloryToken, upload, "trace")).status).toBe(200);
   });
+
+  it("a file of another kind is not a trace, even the owner's own: a WAV upload named as one was read and parsed whole per GET", async () => {
+    const me = (await db().user.findUnique({ where: { name: "mallory" } }))!.id;
+    const wav = await fileStorage().write(Buffer.from("RIFF....WAVEfmt "), "wav");
+    await recordUploader(me, wav);
+    const trace = await runWithOutputs(me, { result: { kind: "routing-report", model: "m", traceFile: wav, tokens: 1, layers: 1 } });
+    const aggregate = await runWithOutputs(me, { result: { type: "routing-aggregate", file: ownFile, csvFile: wav } });
+    for (const [runId, kind] of [[trace, "trace"], [aggregate, "aggregate"]] as const) {
+      for (const format of ["json", "csv"]) {
+        const res = await download(malloryToken, runId, kind, format);
+        expect(res.status, `${kind} ${format}`).toBe(404);
+        expect(await res.text()).toContain("which is not a stored");
+      }
+    }
+  });
 });
