@@ -92,9 +92,20 @@ function keepForReplay(run: RunRecord, raw: RunEvent) {
   else run.events[at] = event;
 }
 
-/** Run messages go to browsers (events, run rows): without the server's absolute paths (a model file ORT could not read…). */
+/**
+ * Run messages go to browsers and the database (events, run rows): without the server's absolute paths (a model file
+ * ORT could not read…), and as well-formed text: a lone UTF-16 surrogate in a Script's error or an output's summary
+ * made the database refuse the write, and the run stayed "running" for good.
+ */
 function withoutServerPaths(event: RunEvent): RunEvent {
-  return "message" in event && typeof event.message === "string" ? ({ ...event, message: redactPaths(event.message) } as RunEvent) : event;
+  const e = { ...event } as Record<string, unknown>;
+  for (const key of ["message", "summary", "error"]) if (typeof e[key] === "string") e[key] = recordable(e[key] as string);
+  return e as unknown as RunEvent;
+}
+
+/** Text as it may be stored and shown: no server path, no lone surrogate (U+FFFD instead). */
+function recordable(text: string): string {
+  return redactPaths(text.toWellFormed());
 }
 
 /** A node output's preview, and a run's previews in all, are kept up to these sizes (JSON characters). */
@@ -291,7 +302,7 @@ export async function executeRun(
         write(() =>
           db().nodeRun.upsert({
             where: { runId_nodeId: { runId: run.id, nodeId } },
-            create: { id: newId(), runId: run.id, nodeId, nodeType: nodeType.get(nodeId) ?? "?", status: info.status, error: info.error ?? null },
+            create: { id: newId(), runId: run.id, nodeId, nodeType: nodeType.get(nodeId) ?? "?", status: info.status, error: info.error === undefined ? null : recordable(info.error) },
             update: { status: info.status, finishedAt: new Date() },
           }),
         );
@@ -304,7 +315,7 @@ export async function executeRun(
         where: { id: run.id },
         data: {
           status: result.status,
-          error: result.error === undefined ? null : redactPaths(result.error),
+          error: result.error === undefined ? null : recordable(result.error),
           finishedAt: new Date(),
           ...(memory ? { startRssBytes: memory.startRssBytes, peakRssBytes: memory.peakRssBytes, peakDeviceBytes: memory.peakDeviceBytes ?? null } : {}),
         },
@@ -316,10 +327,10 @@ export async function executeRun(
         ? makeEvent("finished", run.id, { ms: result.ms, ...withMemory })
         : result.status === "cancelled"
           ? makeEvent("cancelled", run.id, withMemory)
-          : makeEvent("failed", run.id, { message: redactPaths(result.error ?? "failed"), ...withMemory });
+          : makeEvent("failed", run.id, { message: recordable(result.error ?? "failed"), ...withMemory });
   } catch (err) {
     // The executor reports node failures itself; reaching here is a bug or a broken host service.
-    const message = redactPaths(`internal error: ${(err as Error).message}`);
+    const message = recordable(`internal error: ${(err as Error).message}`);
     log().error({ runId: run.id, err }, "the run failed inside the host");
     write(() => db().run.update({ where: { id: run.id }, data: { status: "failed", error: message, finishedAt: new Date() } }));
     terminal = makeEvent("failed", run.id, { message });

@@ -19,10 +19,37 @@ const t = initTRPC.context<Context>().meta<OpenApiMeta>().create({
 });
 
 export const router = t.router;
-export const publicProcedure = t.procedure;
+
+/** Where in `value` a string (or key) is not well-formed Unicode (a lone UTF-16 surrogate), or null. */
+export function loneSurrogateAt(value: unknown): string | null {
+  const stack: [unknown, string][] = [[value, "input"]];
+  while (stack.length) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (!v.isWellFormed()) return at;
+    } else if (v && typeof v === "object") {
+      for (const [k, child] of Object.entries(v)) {
+        if (!k.isWellFormed()) return `${at} (a key)`;
+        stack.push([child, `${at}.${k.slice(0, 40)}`]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Every procedure: text in the input must be well-formed Unicode. JSON may carry a lone surrogate ("\ud800"), which
+ * the database driver refuses to write: a workflow name or search answered 500, and a run whose error quoted one
+ * stayed "running" for good.
+ */
+export const publicProcedure = t.procedure.use(async ({ getRawInput, next }) => {
+  const at = loneSurrogateAt(await getRawInput());
+  if (at) throw new TRPCError({ code: "BAD_REQUEST", message: `${at} holds a lone UTF-16 surrogate, which is not valid Unicode text` });
+  return next();
+});
 
 /** For everything that reads or changes a user's data: refuses with UNAUTHORIZED unless someone is logged in. */
-export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
+export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.userId) throw new TRPCError({ code: "UNAUTHORIZED", message: "log in to use MoE Studio" });
   return next({ ctx: { ...ctx, userId: ctx.userId } });
 });

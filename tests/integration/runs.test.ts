@@ -83,6 +83,19 @@ const catalogue = new NodeCatalogue([
     },
   }),
   defineNode({
+    type: "test.surrogate",
+    typeVersion: 1,
+    title: "Lone surrogate",
+    category: "Utility",
+    description: "Fails with an error holding a lone UTF-16 surrogate (as a Script may).",
+    inputs: {},
+    outputs: { text: { type: "TEXT" } },
+    params: z.object({}),
+    async execute() {
+      throw new Error(`boom ${String.fromCharCode(0xd800)} here`);
+    },
+  }),
+  defineNode({
     type: "test.chatty",
     typeVersion: 1,
     title: "Chatty",
@@ -181,6 +194,20 @@ describe("run host", () => {
     } finally {
       await small.runtime.close();
     }
+  });
+
+  it("an error holding a lone UTF-16 surrogate is recorded (as U+FFFD) and the run ends failed; such input is refused", async () => {
+    // the database refused the lone surrogate, and the run stayed "running" for good, using up its owner's run slots
+    const id = await manager.start({ document: { ...emptyWorkflow("lone"), nodes: [{ id: "x", type: "test.surrogate", typeVersion: 1, params: {}, position: { x: 0, y: 0 } }], edges: [] } });
+    expect((await manager.whenDone(id)).type).toBe("failed");
+    const row = await db().run.findUniqueOrThrow({ where: { id }, include: { nodeRuns: true } });
+    expect(row.status).toBe("failed");
+    expect(row.error).toContain("boom \ufffd here");
+    expect(row.nodeRuns[0]).toMatchObject({ status: "error" });
+    expect(row.nodeRuns[0]!.error).toContain("boom \ufffd here");
+    const caller = appRouter.createCaller({ origin: null, host: null, userId: "local" });
+    await expect(caller.workflow.create({ name: `a${String.fromCharCode(0xdfff)}` })).rejects.toThrow(/input\.name holds a lone UTF-16 surrogate/);
+    await expect(caller.workflow.list({ search: String.fromCharCode(0xd83d) } as never)).rejects.toThrow(/lone UTF-16 surrogate/);
   });
 
   it("marks runs of a previous process interrupted on start, never leaving them running", async () => {
