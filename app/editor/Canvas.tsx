@@ -9,6 +9,7 @@ import {
   type Edge,
   type IsValidConnection,
   type OnConnectStart,
+  type OnConnectEnd,
 } from "@xyflow/react";
 import { useCallback, useRef, useState, type PointerEvent } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
@@ -88,7 +89,17 @@ export function Canvas() {
   const onConnectStart: OnConnectStart = useCallback((_e, p) => {
     if (p.nodeId && p.handleId && p.handleType) useEditor.getState().setConnecting({ nodeId: p.nodeId, socket: p.handleId, handleType: p.handleType });
   }, []);
-  const onConnectEnd = useCallback(() => useEditor.getState().setConnecting(null), []);
+  // A link dropped on a socket that refuses it never reaches onConnect (isValidConnection drops it first): say why here.
+  const onConnectEnd: OnConnectEnd = useCallback(
+    (_e, state) => {
+      useEditor.getState().setConnecting(null);
+      if (state.isValid !== false || !state.fromHandle || !state.toHandle) return;
+      const [from, to] = state.fromHandle.type === "source" ? [state.fromHandle, state.toHandle] : [state.toHandle, state.fromHandle];
+      const result = check({ source: from.nodeId, sourceHandle: from.id ?? null, target: to.nodeId, targetHandle: to.id ?? null });
+      if (!result.ok) onRefused(result.reason);
+    },
+    [check],
+  );
 
   const addNode = useCallback(
     (info: NodeTypeInfo) => {

@@ -27,9 +27,11 @@ test("build a graph: palette, typed links, undo/redo, save and reload", async ({
   await page.screenshot({ path: `${SHOTS}/dragging-link.png` });
   await page.mouse.up();
 
-  // An incompatible link (IMAGE → TEXT) is refused.
+  // An incompatible link (IMAGE → TEXT) is refused, saying why.
   await drag(page, `handle-${image}-out-image`, `handle-${template}-in-b`);
   await expect(page.locator(".react-flow__edge")).toHaveCount(1);
+  await expect(page.locator(".toast.error")).toContainText("Link refused:");
+  await expect(page.locator(".toast.error")).toContainText("IMAGE");
 
   // Undo removes the link, redo puts it back.
   await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
