@@ -149,7 +149,7 @@ export const expertAblation = defineNode({
       onProgress: (step, steps, label, p) =>
         ctx.progress(
           (step + p.done / Math.max(1, p.total)) / steps,
-          `${step === 0 ? "baseline" : `ablation ${step}/${steps - 1}: ${label}`} · ${p.done}/${p.total} records (${p.cached} cached)${p.failed ? ` · ${p.failed} failed` : ""} · cost ${cost.records} records × ${cost.passes} passes × ≈${fmt(cost.tokensPerPass)} tokens`,
+          `${step === 0 ? "baseline" : `ablation ${step}/${steps - 1}: ${label}`} · ${p.done}/${p.total} records (${p.cached} cached)${p.failed ? ` · ${p.failed} failed` : ""} · cost ${cost.passes} passes × ≈${fmt(cost.tokensPerPass)} tokens per pass (${cost.records} records)`,
         ),
     });
     if (table.status === "cancelled") throw ctx.signal.reason ?? new Error("cancelled");

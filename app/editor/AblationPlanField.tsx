@@ -52,7 +52,7 @@ export function AblationCost({ nodeId }: { nodeId: string }) {
   const d = plan.data;
   return (
     <div className="muted" data-testid={`ablation-cost-${nodeId}`} title={`ablations: ${d.ids.join(", ")}`}>
-      cost: {d.records} records × {d.passes} passes (baseline + {d.ablations} ablations) × ≈{d.tokensPerPass.toLocaleString("en-US")} text tokens ≈ {d.tokens.toLocaleString("en-US")} tokens
+      cost: {d.passes} passes (baseline + {d.ablations} ablations) × ≈{d.tokensPerPass.toLocaleString("en-US")} text tokens per pass ({d.records} records) ≈ {d.tokens.toLocaleString("en-US")} tokens
       {parsed.mode === "generate" && <div className="error-text">set the MoE-LLM&apos;s mode to score-answer (or score-text) first</div>}
     </div>
   );

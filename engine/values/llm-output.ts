@@ -53,6 +53,7 @@ export const llmOutput = defineValueKind<LlmOutputValue>({
 
 /** "16 generated tokens (max-tokens) + 122 control tokens appended": the forced ones are not the model's. */
 export function llmOutputHeadline(o: Pick<LlmOutputValue, "ids" | "forcedTokens" | "stopReason">): string {
+  if (o.stopReason.startsWith("scored")) return `${o.ids.length} answer token${o.ids.length === 1 ? "" : "s"} scored (teacher-forced), none generated`;
   const forced = o.forcedTokens ?? 0;
   const generated = o.ids.length - forced;
   return `${generated} generated token${generated === 1 ? "" : "s"} (${o.stopReason})${forced ? ` + ${forced} control token${forced === 1 ? "" : "s"} appended` : ""}`;

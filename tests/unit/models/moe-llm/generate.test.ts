@@ -99,6 +99,7 @@ describe("generate (loop logic, scripted decoder)", () => {
     // the node's headline counts what the model generated apart from what was appended
     expect(llmOutputHeadline({ ids: r.newIds, forcedTokens: r.forced, stopReason: r.stopReason })).toBe("2 generated tokens (stop-token) + 2 control tokens appended");
     expect(llmOutputHeadline({ ids: [65], stopReason: "max-tokens" })).toBe("1 generated token (max-tokens)");
+    expect(llmOutputHeadline({ ids: [65, 66], stopReason: "scored (teacher-forced)" })).toBe("2 answer tokens scored (teacher-forced), none generated");
     expect(r.text).toBe("A[TASK0][IMG0]<|im_end|>");
     expect(r.stopReason).toBe("stop-token");
     expect(m.calls.map((c) => c.ids)).toEqual([[1], [65], [task0], [img0]]);
