@@ -132,11 +132,12 @@ export const EXAMPLES: Example[] = [
       description: "Two MoE-LLM nodes on one prompt, identical but for their routing precision; Compare Traces shows the tokens routed differently side by side.",
       tags: ["example"],
       nodes: [
-        node("prompt", "input.text", 0, 80, { text: "Explain in two sentences why the sky is blue, then why sunsets are red." }, "Prompt"),
-        node("fp32", "model.moe-llm", 320, -120, { maxNewTokens: 24, routingPrecision: "fp32" }, "fp32 routing"),
-        node("bf16", "model.moe-llm", 320, 300, { maxNewTokens: 24, routingPrecision: "bf16" }, "bf16 routing (as released)"),
-        node("bf16Routing", "inspect.routing", 720, 300, {}, "bf16 routing"),
-        node("compare", "inspect.compare-traces", 720, 90, { labelA: "fp32", labelB: "bf16" }, "Compare"),
+        // side by side, as in "Ban an expert and compare": each MoE-LLM is ~900 px tall once it shows its answer
+        node("prompt", "input.text", 0, 0, { text: "Explain in two sentences why the sky is blue, then why sunsets are red." }, "Prompt"),
+        node("fp32", "model.moe-llm", 340, 0, { maxNewTokens: 24, routingPrecision: "fp32" }, "fp32 routing"),
+        node("bf16", "model.moe-llm", 680, 0, { maxNewTokens: 24, routingPrecision: "bf16" }, "bf16 routing (as released)"),
+        node("compare", "inspect.compare-traces", 1020, 0, { labelA: "fp32", labelB: "bf16" }, "Compare"),
+        node("bf16Routing", "inspect.routing", 1020, 340, {}, "bf16 routing"),
       ],
       edges: [
         edge("prompt", "text", "fp32", "prompt"),

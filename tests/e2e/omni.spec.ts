@@ -1,7 +1,34 @@
-import { expect, test } from "@playwright/test";
+import { expect, test, type Page } from "@playwright/test";
 import { addNode, drag, newWorkflow } from "./helpers";
 
 const SHOTS = "test-results/screens";
+
+/** Pairs of canvas nodes whose boxes overlap ("a/b"). */
+async function overlappingNodes(page: Page): Promise<string[]> {
+  const boxes = await page.locator(".react-flow__node").evaluateAll((els) =>
+    els.map((e) => {
+      const m = /translate\(([-\d.]+)px, ?([-\d.]+)px\)/.exec((e as HTMLElement).style.transform)!;
+      return { id: e.getAttribute("data-id")!, x: Number(m[1]), y: Number(m[2]), w: (e as HTMLElement).offsetWidth, h: (e as HTMLElement).offsetHeight };
+    }),
+  );
+  return boxes.flatMap((a) => boxes.filter((b) => a.id < b.id && a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h).map((b) => `${a.id}/${b.id}`));
+}
+
+test("every example opens with no node over another", async ({ page }) => {
+  await page.goto("/");
+  const examples = page.getByRole("region", { name: "Examples" }).getByRole("button");
+  await expect(examples.first()).toBeVisible();
+  const count = await examples.count();
+  expect(count).toBeGreaterThanOrEqual(6);
+  for (let i = 0; i < count; i++) {
+    await page.goto("/");
+    await page.getByRole("region", { name: "Examples" }).getByRole("button").nth(i).click();
+    await page.waitForURL(/\/w\//);
+    await expect(page.locator(".react-flow__node").first()).toBeVisible();
+    await page.waitForTimeout(300);
+    expect(await overlappingNodes(page), `example ${i + 1}`).toEqual([]);
+  }
+});
 
 test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform and an image", async ({ page }) => {
   test.setTimeout(180_000);
@@ -27,14 +54,7 @@ test("the omni example runs end to end: heatmap, (t, h, w) positions, a waveform
   await expect(page.getByTestId("outputs-dit").locator("img")).toBeVisible();
   await expect(page.getByTestId("outputs-routing").getByTestId("heatmap-mini")).toBeVisible();
   // As the example opens, no node covers another once the results are shown (the TTS waveform was under the DiT).
-  const boxes = await page.locator(".react-flow__node").evaluateAll((els) =>
-    els.map((e) => {
-      const m = /translate\(([-\d.]+)px, ?([-\d.]+)px\)/.exec((e as HTMLElement).style.transform)!;
-      return { id: e.getAttribute("data-id")!, x: Number(m[1]), y: Number(m[2]), w: (e as HTMLElement).offsetWidth, h: (e as HTMLElement).offsetHeight };
-    }),
-  );
-  const overlapping = boxes.flatMap((a) => boxes.filter((b) => a.id < b.id && a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h).map((b) => `${a.id}/${b.id}`));
-  expect(overlapping).toEqual([]);
+  expect(await overlappingNodes(page)).toEqual([]);
   await page.getByRole("button", { name: "Auto-layout" }).click();
   await page.waitForTimeout(500);
   await page.screenshot({ path: `${SHOTS}/omni.png` });
