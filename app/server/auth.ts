@@ -1,3 +1,4 @@
+import { Lane } from "@/engine/lane";
 import { createHash, randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import { db, isConflict } from "./db";
@@ -66,15 +67,8 @@ export const PASSWORDS_BUSY = "the server is checking many passwords at once; tr
  * busy; now they take one at most, and the app keeps the other.
  */
 const PASSWORD_QUEUE = 32;
-let passwordTail: Promise<unknown> = Promise.resolve();
-let passwordsWaiting = 0;
-function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
-  if (passwordsWaiting >= PASSWORD_QUEUE) return Promise.reject(new AccountError(PASSWORDS_BUSY, 429));
-  passwordsWaiting++;
-  const run = passwordTail.then(work).finally(() => passwordsWaiting--);
-  passwordTail = run.catch(() => {});
-  return run;
-}
+const passwords = new Lane(PASSWORD_QUEUE, () => new AccountError(PASSWORDS_BUSY, 429));
+const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => passwords.run(work);
 
 /** argon2id with the library's defaults (19 MiB memory, 2 passes: the OWASP minimum). */
 export function hashPassword(password: string): Promise<string> {

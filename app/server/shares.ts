@@ -1,3 +1,4 @@
+import { nextTurn } from "@/engine/lane";
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import { loadWorkflow } from "@/engine/workflow/load";
@@ -9,7 +10,7 @@ import { activeShare, sharedRunQuery } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
-import { createWorkflowFor } from "./workflows";
+import { copies, createWorkflowFor } from "./workflows";
 
 /** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
 export const NOT_SHARED = "link not found or no longer shared";
@@ -202,9 +203,13 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
 /** Copies the shared document into the viewer's own workspace as a new workflow; the original is untouched. */
 export async function forkShare(userId: string | null, token: string): Promise<{ id: string; version: number }> {
   const owner = requireUser(userId);
-  const shared = await resolveShare(token);
-  if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
-  const document: Workflow = { ...structuredClone(shared.document), name: `${shared.document.name} (fork)`.slice(0, 200) }; // (shared.document is the read version all views share)
-  // The fork may use the files the link let the viewer read.
-  return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`, token);
+  return copies.run(async () => {
+    const shared = await resolveShare(token);
+    if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
+    await nextTurn();
+    const document: Workflow = { ...structuredClone(shared.document), name: `${shared.document.name} (fork)`.slice(0, 200) }; // (shared.document is the read version all views share)
+    await nextTurn();
+    // The fork may use the files the link let the viewer read.
+    return createWorkflowFor(owner, document, undefined, `Forked from a shared link ("${shared.name}" version ${shared.version})`, token);
+  });
 }
