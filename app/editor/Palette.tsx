@@ -2,19 +2,14 @@
 import { useMemo, useState } from "react";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import { useCatalog } from "./catalog";
+import { searchNodeTypes } from "./palette-search";
 
 /** Searchable list of node types; Enter or click adds the highlighted one. */
 export function Palette({ onPick, onClose }: { onPick: (node: NodeTypeInfo) => void; onClose: () => void }) {
   const catalog = useCatalog();
   const [query, setQuery] = useState("");
   const [active, setActive] = useState(0);
-  const matches = useMemo(() => {
-    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
-    return catalog.nodes.filter((n) => {
-      const hay = `${n.title} ${n.type} ${n.category} ${n.description}`.toLowerCase();
-      return words.every((w) => hay.includes(w));
-    });
-  }, [catalog, query]);
+  const matches = useMemo(() => searchNodeTypes(catalog.nodes, query), [catalog, query]);
   const pick = (n: NodeTypeInfo | undefined) => n && onPick(n);
   return (
     <div className="palette-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
