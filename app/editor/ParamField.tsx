@@ -1,6 +1,6 @@
 "use client";
 import dynamic from "next/dynamic";
-import { memo, useState } from "react";
+import { memo, useRef, useState } from "react";
 import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
 import { AblationCost } from "./AblationPlanField";
@@ -23,6 +23,7 @@ function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: str
   const [status, setStatus] = useState<{ busy?: boolean; error?: string }>({});
   const fileUrl = useFileUrl();
   const kind = uploadKind(schema.accept);
+  const picker = useRef<HTMLInputElement>(null);
   async function upload(file: File) {
     setStatus({ busy: true });
     try {
@@ -39,20 +40,22 @@ function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: str
     <div className="nodrag">
       <div className="file-pick">
         <span className="fname" title={value}>{value ? `${value.slice(0, 10)}…${value.split(".")[1] ?? ""}` : "no file"}</span>
-        <label className="button-like">
-          <input
-            type="file"
-            accept={schema.accept}
-            hidden
-            data-testid={`file-${nodeId}-${name}`}
-            onChange={(e) => {
-              const f = e.target.files?.[0];
-              e.target.value = "";
-              if (f) void upload(f);
-            }}
-          />
-          <span role="button">{status.busy ? "Uploading…" : "Choose…"}</span>
-        </label>
+        <input
+          ref={picker}
+          type="file"
+          accept={schema.accept}
+          hidden
+          data-testid={`file-${nodeId}-${name}`}
+          onChange={(e) => {
+            const f = e.target.files?.[0];
+            e.target.value = "";
+            if (f) void upload(f);
+          }}
+        />
+        {/* a real button: reachable with Tab and pressed with Enter or Space, as the mouse can */}
+        <button type="button" onClick={() => picker.current?.click()} disabled={status.busy} aria-label={`Choose ${kind} file for ${name}`}>
+          {status.busy ? "Uploading…" : "Choose…"}
+        </button>
       </div>
       {status.error && <div className="error-text">{status.error}</div>}
       {value && kind === "image" && <img className="thumb" src={fileUrl(value)} alt="uploaded image" />}
