@@ -59,8 +59,8 @@ export function ShareDialog({ workflowId, version, dirty, onClose }: { workflowI
       <div className="dialog share-dialog" role="dialog" aria-label="Share">
         <h2>Share a read-only link</h2>
         <p className="muted">
-          Anyone with the link sees the graph, its notes and the last run&apos;s outputs, and can fork a copy into their own workspace. They cannot change or run
-          yours.
+          Anyone with the link sees the graph, its notes and the outputs of the last finished run of the shared version (none until that version has been
+          run), and can fork a copy into their own workspace. They cannot change or run yours.
         </p>
         {dirty && <div className="banner warn">You have unsaved changes: links show saved versions only. Save first to share them.</div>}
         <div className="row">

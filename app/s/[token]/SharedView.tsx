@@ -278,7 +278,7 @@ export default function SharedView({ token }: { token: string }) {
                   {d.lastRun.workflowVersion && d.lastRun.workflowVersion !== d.version ? ` (it ran version ${d.lastRun.workflowVersion})` : ""}; outputs are shown on the nodes.
                 </p>
               ) : (
-                <p className="muted">This workflow has not finished a run yet.</p>
+                <p className="muted">No finished run of this version yet: its outputs appear here once its owner runs it.</p>
               )}
             </section>
             {d.problems.length > 0 && (
