@@ -184,7 +184,7 @@ export default function AggregateView({ report, onClose }: { report: AggregateRe
                     <th>shared w %</th>
                     <th>CV</th>
                     <th>Jain</th>
-                    <th>entropy</th>
+                    <th title="mean router entropy per token, natural log">entropy (nats)</th>
                     {nllOf && <th>mean NLL</th>}
                     {nllOf && <th>perplexity</th>}
                   </tr>

@@ -46,21 +46,22 @@ function LogitsSummary({ c }: { c: ComparisonFile }) {
 
 function deltaHeatmap(c: ComparisonFile): EChartsOption {
   const names = c.experts.dynamic.map((e) => e.name);
+  // in percentage points throughout, so the colour scale reads as the cells and the title do
   const data: [number, number, number][] = [];
-  let max = 0.01;
+  let max = 1;
   c.perLayer.forEach((l, y) =>
     l.tokenShare.forEach((v, x) => {
-      data.push([x, y, +v.toFixed(4)]);
-      max = Math.max(max, Math.abs(v));
+      data.push([x, y, +(v * 100).toFixed(2)]);
+      max = Math.max(max, Math.abs(v * 100));
     }),
   );
   return {
-    tooltip: { formatter: (p: { value: [number, number, number] }) => `${names[p.value[0]]} at L${p.value[1]}: ${(p.value[2] * 100).toFixed(1)} points (${c.labelB} − ${c.labelA})` },
+    tooltip: { formatter: (p: { value: [number, number, number] }) => `${names[p.value[0]]} at L${p.value[1]}: ${p.value[2].toFixed(1)} points (${c.labelB} − ${c.labelA})` },
     grid: { left: 50, right: 80, top: 10, bottom: 30 },
     xAxis: { type: "category", data: names },
     yAxis: { type: "category", data: c.perLayer.map((l) => `L${l.layer}`), inverse: true },
-    visualMap: { min: -max, max, calculable: true, right: 0, top: 10, itemHeight: 120, inRange: { color: ["#2563eb", "#111827", "#f97316"] }, text: [`more in ${c.labelB}`, `more in ${c.labelA}`] },
-    series: [{ type: "heatmap", data, label: { show: names.length <= 10, fontSize: 10, formatter: (p: { value: number[] }) => (p.value[2]! * 100).toFixed(0) } }],
+    visualMap: { min: -max, max, precision: 0, calculable: true, right: 0, top: 10, itemHeight: 120, inRange: { color: ["#2563eb", "#111827", "#f97316"] }, text: [`more in ${c.labelB}`, `more in ${c.labelA}`] },
+    series: [{ type: "heatmap", data, label: { show: names.length <= 10, fontSize: 10, formatter: (p: { value: number[] }) => p.value[2]!.toFixed(0) } }],
   };
 }
 
@@ -161,7 +162,7 @@ export default function CompareView({ file, onClose }: { file: string; onClose: 
                     <th>Δ CV</th>
                     <th>Δ MaxVio</th>
                     <th>Δ Jain</th>
-                    <th>Δ entropy</th>
+                    <th title="change of the mean router entropy per token, natural log">Δ entropy (nats)</th>
                     {c.agreement && <th>top expert unchanged</th>}
                     {c.setAgreement && <th>same expert set</th>}
                     {c.routingDiff && <th>k differs</th>}

@@ -415,7 +415,7 @@ function BalanceTable({ m, drops, onDrawn }: { m: RoutingMetrics; drops?: LayerD
           <th>CV</th>
           <th>MaxVio</th>
           <th>Jain</th>
-          <th>entropy</th>
+          <th title="router entropy divided by ln D (D = the dynamic experts): 0 = always the same expert, 1 = uniform">entropy / ln D</th>
           {drops && <th title="assignments dropped over capacity (tokens that lost an expert)">dropped</th>}
         </tr>
       </thead>
