@@ -91,6 +91,9 @@ export type Role = "admin" | "user";
 export async function createUser(name: string, password: string, opts: { admin?: boolean; onlyFirst?: boolean } = {}): Promise<{ id: string; name: string }> {
   checkName(name);
   checkPassword(password);
+  // Closed sign-up with an account already there: refused before the argon2 work (anyone could queue it otherwise).
+  // The transaction below decides the race for the first account.
+  if (opts.onlyFirst && (await db().user.count()) > 0) throw new AccountError(SIGNUP_CLOSED, 403);
   const passwordHash = await hashPassword(password);
   try {
     const user = await db().$transaction(

@@ -23,6 +23,12 @@ describe("account races are settled by the database", () => {
     expect(users[0]!.role).toBe("admin");
   });
 
+  it("sign-up closed with an account there: refused before any password work (40 at once: 40 × 403, none queued for argon2)", async () => {
+    // before: each one was hashed first, so 32 waited for argon2 and 8 were told the server was busy (429)
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => signup.POST(post("/api/auth/signup", { name: `late${i}`, password: "a long password" }))));
+    expect(statuses(results)).toEqual(Array(40).fill(403));
+  });
+
   it("three sign-ups at once for dave, Dave and DAVE: one succeeds, two are told the name is taken", async () => {
     process.env.STUDIO_SIGNUP = "open";
     try {
