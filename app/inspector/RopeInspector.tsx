@@ -121,7 +121,8 @@ function frequencyOption(r: RopeReportFile): EChartsOption {
     grid: { left: 55, right: 10, top: 10, bottom: 30 },
     xAxis: { type: "category", data: r.frequencies.map((f) => f.pair), name: "pair" },
     yAxis: { type: "log", name: "inv_freq" },
-    series: [{ type: "bar", data: r.frequencies.map((f) => ({ value: f.invFreq, itemStyle: { color: AXIS_COLORS[f.axis as "t" | "h" | "w"] } })) }],
+    // points, not bars: on a log axis bars hang from 1, so pair 0 (inv_freq = θ⁰ = 1) had none and [4, 6, 6] read as [3, 6, 6]
+    series: [{ type: "scatter", symbolSize: 9, data: r.frequencies.map((f) => ({ value: f.invFreq, itemStyle: { color: AXIS_COLORS[f.axis as "t" | "h" | "w"] } })) }],
   };
 }
 
