@@ -108,7 +108,7 @@ export default function AblationView({ report, onClose }: { report: AblationRepo
         values: g.values,
         scaleOf: () => scale,
         tooltip: (r, c, v) => `${taskName(task)} · ${g.cells[r * g.cols.length + c]?.label ?? `${g.cols[c]} at ${g.rows[r]}: not run`}: ΔNLL ${sign(v)} · routing share ${pct(g.cells[r * g.cols.length + c]?.share[task])}`,
-        cellLabel: (v) => (Number.isNaN(v) ? "" : v.toFixed(3)),
+        cellLabel: (v) => (Number.isNaN(v) ? "" : (Math.abs(v) < 0.0005 ? 0 : v).toFixed(3)), // no "-0.000"
         margin: { left: 70, right: 10, top: 8, bottom: 24 },
       });
       return { task, g, drawing, globals: t.rows.filter((r) => r.kind !== "ban") };

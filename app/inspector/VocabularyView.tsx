@@ -63,7 +63,7 @@ export function VocabularyView({ agg, field }: { agg: RoutingAggregate; field: G
                 <tr key={s.task}>
                   <td>{s.task === "" ? "(none)" : s.task}</td>
                   <td>{s.tokens}</td>
-                  <td>{used.slice(0, 3).map(fmt).join(" · ")}</td>
+                  <td>{used.slice(0, 3).filter((e) => e.lift! > 1).map(fmt).join(" · ") || <span className="muted">none above ×1</span>}</td>
                   <td>{used.length > 3 ? fmt(used[used.length - 1]!) : ""}</td>
                 </tr>
               );
