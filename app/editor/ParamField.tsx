@@ -1,6 +1,7 @@
 "use client";
 import dynamic from "next/dynamic";
 import { memo, useRef, useState } from "react";
+import { useCatalog } from "./catalog";
 import { useFileUrl } from "@/app/inspector/file-url";
 import { trpc } from "@/app/lib/trpc";
 import { AblationCost } from "./AblationPlanField";
@@ -127,7 +128,15 @@ function ParamFieldImpl({ nodeId, name, schema: given, value }: { nodeId: string
   const schema = nullable ?? given;
   const setParam = useEditor.getState().setParam; // an action: no subscription
   // The intervention editor and the routing overrides need the node's model (its layers, experts and router).
-  const modelRef = useEditor((s) => (schema.widget === "interventions" || schema.widget === "routing-override" ? String(s.nodes.find((n) => n.id === nodeId)?.data.params.model ?? "") : ""));
+  // A node without a `model` param runs on its type's default model (the params' schema default): so do these fields.
+  const catalog = useCatalog();
+  const modelRef = useEditor((s) => {
+    if (schema.widget !== "interventions" && schema.widget !== "routing-override") return "";
+    const node = s.nodes.find((n) => n.id === nodeId);
+    if (!node) return "";
+    const model = node.data.params.model ?? (catalog.get(node.data.nodeType)?.paramsSchema.properties as Record<string, ParamSchema> | undefined)?.model?.default;
+    return model === undefined ? "" : String(model);
+  });
   const label = schema.label ?? name;
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   const onChange = (v: unknown) => setParam(nodeId, name, v);
