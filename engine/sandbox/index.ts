@@ -107,8 +107,12 @@ function toScriptError(f: JobFailure, req: Omit<JobRequest, "id">): ScriptError 
       return new ScriptMemoryError(req.memoryBytes);
     case "stack":
       return new ScriptStackOverflowError(f.line);
-    case "syntax":
+    case "syntax": {
+      // Past the code's last line is the wrapper's closing "})": the code ended in the middle of something.
+      const lines = req.code.split("\n").length;
+      if (f.line !== undefined && f.line > lines) return new ScriptSyntaxError("the script ends too early (an unfinished expression, or an unclosed bracket, string or comment)", lines);
       return new ScriptSyntaxError(f.message, f.line, f.column);
+    }
     case "runtime":
       return new ScriptRuntimeError(f.name ?? "Error", f.message, f.line, f.stack);
     case "output":

@@ -210,6 +210,16 @@ describe("errors say what went wrong, and where", () => {
     expect(e.message).toMatch(/^syntax error at line 2, column \d+: /);
   });
 
+  it("code that ends too early is reported at its own last line, not at the wrapper's closing brace", async () => {
+    // it said "line 3, column 1: unexpected token in expression: '}'" for two lines without a brace
+    for (const code of ["const x = inputs.a;\nreturn x +", "return [1, 2,", "return 'unclosed"]) {
+      const e = (await failure(code)) as ScriptSyntaxError;
+      expect(e).toBeInstanceOf(ScriptSyntaxError);
+      expect(e.line, code).toBeLessThanOrEqual(code.split("\n").length);
+      expect(e.message, code).not.toContain("'}'");
+    }
+  });
+
   it("a runtime error carries the message, the line and the stack inside the script", async () => {
     const e = (await failure("function inner(x) {\n  return x.missing.deeper;\n}\nreturn inner({})")) as ScriptRuntimeError;
     expect(e).toBeInstanceOf(ScriptRuntimeError);
