@@ -16,7 +16,7 @@ export class Lane {
     if (this.waiting >= this.maxWaiting) return Promise.reject(this.busy());
     this.waiting++;
     const run = this.tail
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(nextTurn)
       .then(work)
       .finally(() => this.waiting--);
     this.tail = run.catch(() => {});

@@ -294,7 +294,7 @@ export async function executeRun(
         }
       },
     });
-    for (const nodeId of [...held.keys()]) writeHeld(nodeId, undefined);
+    for (const nodeId of [...held.keys()]) writeHeld(nodeId, undefined); // announced done, outputs never came
     clearTimeout(timer);
     if (overtime.signal.aborted && result.status === "cancelled") Object.assign(result, { status: "failed", error: `the run took longer than the ${minutes} minutes a run may take (STUDIO_MAX_RUN_MINUTES) and was stopped` });
     for (const [nodeId, info] of result.nodes) {
@@ -337,6 +337,7 @@ export async function executeRun(
   } finally {
     clearTimeout(timer);
   }
+  for (const nodeId of [...held.keys()]) writeHeld(nodeId, undefined); // the host failed between the two
   await writes;
   publish(terminal);
   return terminal;
