@@ -20,18 +20,50 @@ const t = initTRPC.context<Context>().meta<OpenApiMeta>().create({
 
 export const router = t.router;
 
-/** Where in `value` a string (or key) is not well-formed Unicode (a lone UTF-16 surrogate), or null. */
+/** Levels of an input the well-formed-text check walks (deeper documents are refused by their own checks). */
+const TEXT_CHECK_DEPTH = 100;
+
+/**
+ * Where in `value` a string (or key) is not well-formed Unicode (a lone UTF-16 surrogate), or null. Each object is
+ * visited once (an input built in-process may refer to itself) and paths are only spelled out for the one found: a
+ * 3-million-element array cost 3 million path strings and the process its heap.
+ */
 export function loneSurrogateAt(value: unknown): string | null {
-  const stack: [unknown, string][] = [[value, "input"]];
+  interface Step { v: unknown; key: string; parent: Step | null; depth: number }
+  const where = (s: Step): string => {
+    const keys: string[] = [];
+    for (let at: Step | null = s; at; at = at.parent) keys.push(at.key);
+    return keys.reverse().join(".");
+  };
+  const seen = new WeakSet<object>();
+  const stack: Step[] = [{ v: value, key: "input", parent: null, depth: 0 }];
   while (stack.length) {
-    const [v, at] = stack.pop()!;
+    const step = stack.pop()!;
+    const v = step.v;
     if (typeof v === "string") {
-      if (!v.isWellFormed()) return at;
-    } else if (v && typeof v === "object") {
-      for (const [k, child] of Object.entries(v)) {
-        if (!k.isWellFormed()) return `${at} (a key)`;
-        stack.push([child, `${at}.${k.slice(0, 40)}`]);
+      if (!v.isWellFormed()) return where(step);
+      continue;
+    }
+    if (!v || typeof v !== "object" || seen.has(v) || step.depth >= TEXT_CHECK_DEPTH) continue;
+    seen.add(v);
+    // strings are checked where they are; only objects take a place on the stack
+    const visit = (child: unknown, key: string): string | null => {
+      if (typeof child === "string") return child.isWellFormed() ? null : `${where(step)}.${key}`;
+      if (child && typeof child === "object") stack.push({ v: child, key, parent: step, depth: step.depth + 1 });
+      return null;
+    };
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const bad = visit(v[i], String(i));
+        if (bad) return bad;
       }
+      continue;
+    }
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
+      if (!k.isWellFormed()) return `${where(step)} (a key)`;
+      const bad = visit((v as Record<string, unknown>)[k], k.slice(0, 40));
+      if (bad) return bad;
     }
   }
   return null;
