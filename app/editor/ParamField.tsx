@@ -54,7 +54,7 @@ function FilePicker({ nodeId, name, value, schema }: { nodeId: string; name: str
           }}
         />
         {/* a real button: reachable with Tab and pressed with Enter or Space, as the mouse can */}
-        <button type="button" onClick={() => picker.current?.click()} disabled={status.busy} aria-label={`Choose ${kind} file for ${name}`}>
+        <button type="button" onClick={() => picker.current?.click()} disabled={status.busy} aria-label={`Choose ${schema.label ?? name}`}>
           {status.busy ? "Uploading…" : "Choose…"}
         </button>
       </div>
