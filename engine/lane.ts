@@ -1,3 +1,5 @@
+import { nextTurn } from "./turns";
+
 /**
  * Heavy work of the web process taken one piece at a time, with a turn of the event loop before each, and at most
  * `maxWaiting` pieces waiting (past that, `busy()` is thrown at once): a request that asks for many copies of a
@@ -23,6 +25,3 @@ export class Lane {
     return run;
   }
 }
-
-/** A turn of the event loop (between the synchronous stretches of one piece of heavy work). */
-export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

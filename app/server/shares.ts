@@ -1,4 +1,4 @@
-import { nextTurn } from "@/engine/lane";
+import { nextTurn } from "@/engine/turns";
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import { loadWorkflow } from "@/engine/workflow/load";

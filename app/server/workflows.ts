@@ -1,4 +1,5 @@
-import { Lane, nextTurn } from "@/engine/lane";
+import { Lane } from "@/engine/lane";
+import { nextTurn } from "@/engine/turns";
 import { TRPCError } from "@trpc/server";
 import { loadWorkflow } from "@/engine/workflow/load";
 import { WorkflowParseError } from "@/engine/workflow/migrate";

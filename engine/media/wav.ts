@@ -5,6 +5,7 @@
  * both in plain `fmt ` chunks and in WAVE_FORMAT_EXTENSIBLE (0xFFFE), whose sub-format GUID decides.
  * Layout: "RIFF" <u32 size> "WAVE", then chunks <4-char id> <u32 size> <data, padded to an even length>.
  */
+import { nextTurn } from "../turns";
 
 export type WavEncoding = "pcm" | "float";
 
@@ -162,7 +163,7 @@ export async function decodeWavMonoYielding(bytes: Uint8Array, signal?: AbortSig
   const d = monoDecoder(bytes);
   for (let f = 0; f < d.info.frames; f += FRAMES_PER_TURN) {
     d.fill(f, Math.min(d.info.frames, f + FRAMES_PER_TURN));
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     signal?.throwIfAborted();
   }
   return { info: d.info, samples: d.samples };

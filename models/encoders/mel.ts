@@ -14,6 +14,7 @@
  *   5. log10(max(mel, 1e-10)); clamp below at (max over the chunk) − 8; then (x + 4)/4.
  * Output layout: [n_mels, 3000] row-major (a bin's frames are contiguous), as the encoder's input.
  */
+import { nextTurn } from "../../engine/turns";
 
 export const SAMPLE_RATE = 16_000;
 export const N_FFT = 400;
@@ -259,7 +260,7 @@ export async function resampleYielding(x: Float32Array, fromRate: number, toRate
   const stretch = 30 * toRate;
   for (let n = 0; n < r.out.length; n += stretch) {
     r.fill(n, Math.min(r.out.length, n + stretch));
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     signal?.throwIfAborted();
   }
   return r.out;
