@@ -4,6 +4,7 @@ import { useContext, useMemo, useState } from "react";
 import type { Workflow } from "@/engine/workflow/schema";
 import { useCatalog } from "./catalog";
 import { RunOutputs, StartRunContext } from "./NodeRunView";
+import { NoteMarkdown } from "./NoteMarkdown";
 import { useRun } from "./run-store";
 import { staleNodes } from "./stale";
 import { useEditor } from "./store";
@@ -72,7 +73,7 @@ export function Notebook({ onFocusNode }: { onFocusNode: (nodeId: string) => voi
             <NoteEditor value={n.text} onChange={(text) => setNotes(useEditor.getState().meta.notes.map((x) => (x.id === n.id ? { ...x, text } : x)))} />
           ) : (
             <div className="note-text" onDoubleClick={() => setEditing(n.id)}>
-              {n.text || <span className="muted">Empty note: double-click to write.</span>}
+              {n.text ? <NoteMarkdown text={n.text} /> : <span className="muted">Empty note: double-click to write.</span>}
             </div>
           )}
           <div className="cell-actions">

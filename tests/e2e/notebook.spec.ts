@@ -24,9 +24,10 @@ test("the notebook shows the cells in execution order, and a note cell persists 
   const editor = page.getByTestId("note-editor").locator(".monaco-editor");
   await expect(editor).toBeVisible();
   await editor.click();
-  await page.keyboard.type("Layer three routes most tokens to E1");
+  await page.keyboard.type("Layer three routes **most** tokens to E1");
   await page.getByTestId("note-cell").getByRole("button", { name: "Done" }).click();
   await expect(page.getByTestId("note-cell")).toContainText("Layer three routes most tokens to E1");
+  await expect(page.getByTestId("note-cell").locator("strong")).toHaveText("most"); // the note's markdown, rendered
 
   // Changing the prompt marks the LLM's cell and everything after it stale.
   await page.getByRole("tab", { name: "Canvas" }).click();

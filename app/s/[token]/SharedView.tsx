@@ -3,6 +3,7 @@ import { applyNodeChanges, Background, Controls, Handle, MiniMap, Position, Reac
 import { useRouter, useSearchParams } from "next/navigation";
 import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { OutputValue } from "@/app/editor/NodeRunView";
+import { NoteMarkdown } from "@/app/editor/NoteMarkdown";
 import { FileUrlContext, sharedFileUrl } from "@/app/inspector/file-url";
 import type { NodeTypeInfo } from "@/app/server/catalog";
 import type { SharedNodeOutputs } from "@/app/server/shares";
@@ -264,8 +265,8 @@ export default function SharedView({ token }: { token: string }) {
                 <p className="muted">No notes.</p>
               ) : (
                 d.notes.map((n) => (
-                  <div key={n.id} className="shared-note" data-testid="shared-note">
-                    {n.text}
+                  <div key={n.id} className="shared-note note-text" data-testid="shared-note">
+                    <NoteMarkdown text={n.text} />
                   </div>
                 ))
               )}
