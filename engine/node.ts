@@ -126,6 +126,11 @@ export interface NodeDefinition<P extends z.ZodObject<z.ZodRawShape> = z.ZodObje
    * model's router ignores). Sweeps call it for every value before anything runs; `execute` must refuse the same.
    */
   checkParams?(params: z.infer<P>): Promise<void>;
+  /**
+   * What the editor should point out before a run without refusing it (an input node with no file chosen, an empty
+   * text): short phrases, checked with every validation, so cheap and synchronous.
+   */
+  warnings?(params: z.infer<P>): string[];
   /** One-line summary of outputs for events, previews and the CLI. */
   summarize?(outputs: Outputs): string;
 }

@@ -28,6 +28,7 @@ export const audioInput = defineNode({
     }
     return { audio };
   },
+  warnings: (params) => (params.file === "" ? ["choose an audio file: a run stops at this node until one is chosen"] : []),
   async fingerprint(params) {
     return params.file;
   },

@@ -24,6 +24,7 @@ export const imageInput = defineNode({
     return { image };
   },
   // The id is the content hash: equal ids mean equal bytes.
+  warnings: (params) => (params.file === "" ? ["choose an image file: a run stops at this node until one is chosen"] : []),
   async fingerprint(params) {
     return params.file;
   },

@@ -17,6 +17,7 @@ export const textInput = defineNode({
   async execute({ params }) {
     return { text: params.text };
   },
+  warnings: (params) => (params.text.trim() === "" ? [params.text === "" ? "the text is empty" : "the text is only white space"] : []),
   summarize(outputs) {
     const text = outputs.text ?? "";
     if (text === "") return "empty text";

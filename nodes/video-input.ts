@@ -22,6 +22,7 @@ export const videoInput = defineNode({
     const video: VideoValue = { kind: "video", file: params.file, mime: media.mime, bytes: media.bytes };
     return { video };
   },
+  warnings: (params) => (params.file === "" ? ["choose a video file: a run stops at this node until one is chosen"] : []),
   async fingerprint(params) {
     return params.file;
   },

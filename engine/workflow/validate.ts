@@ -14,7 +14,8 @@ export type ProblemCode =
   | "input-already-connected"
   | "missing-required-input"
   | "conflicting-inputs"
-  | "cycle";
+  | "cycle"
+  | "node-warning";
 
 export interface Problem {
   severity: "error" | "warning";
@@ -68,7 +69,11 @@ export function validateWorkflow(doc: Workflow, catalogue: NodeCatalogue): Probl
       });
     }
     const parsed = def.params.safeParse(node.params);
-    if (!parsed.success) {
+    if (parsed.success) {
+      for (const warning of def.warnings?.(parsed.data) ?? []) {
+        problems.push({ severity: "warning", code: "node-warning", nodeId: node.id, message: `node ${nodeName(doc, node.id)}: ${warning}` });
+      }
+    } else {
       for (const issue of parsed.error.issues) {
         problems.push({
           severity: "error",

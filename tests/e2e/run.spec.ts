@@ -57,9 +57,11 @@ test("run a workflow, see outputs, change one param and see the rest cached", as
   await page.screenshot({ path: `${SHOTS}/run-history.png` });
 });
 
-test("a failing node shows its error and the run fails clearly", async ({ page }) => {
+test("a node without its file is pointed out, and when run shows its error and the run fails clearly", async ({ page }) => {
   await newWorkflow(page);
   const image = await addNode(page, "input.image");
+  // Pointed out before the run (a warning: the run is not refused) …
+  await expect(page.getByTestId("problem")).toContainText(`"${image}" (input.image): choose an image file`);
   await page.getByRole("button", { name: "▶ Run" }).click();
   await expect(page.getByTestId("run-status")).toHaveText("failed");
   await expect(await status(page, image)).toHaveAttribute("data-status", "error");

@@ -48,9 +48,9 @@ describe("migrations", () => {
     ]);
   });
 
-  it("loads the migrated fixture with no problems and fills param defaults", () => {
+  it("loads the migrated fixture with no problems (its image node has no file: a warning) and fills param defaults", () => {
     const { workflow, problems } = loadWorkflow(fixture("v1-prototype.json"), catalogue);
-    expect(problems).toEqual([]);
+    expect(problems.map((p) => `${p.severity}:${p.code}:${p.nodeId}`)).toEqual(["warning:node-warning:photo"]);
     expect(workflow.nodes.find((n) => n.id === "show")!.params).toEqual({});
   });
 

@@ -4,6 +4,11 @@ import { defineNode, NodeCatalogue } from "@/engine/node";
 import { checkConnection } from "@/engine/workflow/connection";
 import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
 import { findCycles, validateWorkflow } from "@/engine/workflow/validate";
+import { planRunSet } from "@/engine/executor";
+import { audioInput } from "@/nodes/audio-input";
+import { imageInput } from "@/nodes/image-input";
+import { textInput } from "@/nodes/text-input";
+import { videoInput } from "@/nodes/video-input";
 
 const noop = async () => ({});
 const cat = new NodeCatalogue([
@@ -55,6 +60,29 @@ describe("validateWorkflow", () => {
     const problems = validateWorkflow(w, cat);
     expect(problems.map((p) => p.code)).toEqual(["invalid-params"]);
     expect(problems[0]!.message).toMatch(/"j".*param "times"/);
+  });
+
+  it("the real input nodes warn, naming the node, when a run would stop at them or work on nothing; a warning does not block a run", () => {
+    const real = new NodeCatalogue([imageInput, audioInput, videoInput, textInput]);
+    const w: Workflow = {
+      ...emptyWorkflow("t"),
+      nodes: [
+        { id: "img", label: "Photo", type: "input.image", typeVersion: 1, params: {}, position: { x: 0, y: 0 } },
+        { id: "aud", type: "input.audio", typeVersion: 1, params: { file: "" }, position: { x: 0, y: 100 } },
+        { id: "vid", type: "input.video", typeVersion: 1, params: { file: "a".repeat(64) }, position: { x: 0, y: 200 } },
+        { id: "t1", type: "input.text", typeVersion: 1, params: { text: "" }, position: { x: 0, y: 300 } },
+        { id: "t2", type: "input.text", typeVersion: 1, params: { text: " \n\t" }, position: { x: 0, y: 400 } },
+        { id: "t3", type: "input.text", typeVersion: 1, params: { text: "Hi" }, position: { x: 0, y: 500 } },
+      ],
+    };
+    const problems = validateWorkflow(w, real);
+    expect(problems.map((p) => `${p.severity}:${p.code}:${p.nodeId}: ${p.message}`)).toEqual([
+      'warning:node-warning:img: node "Photo" (input.image): choose an image file: a run stops at this node until one is chosen',
+      'warning:node-warning:aud: node "aud" (input.audio): choose an audio file: a run stops at this node until one is chosen',
+      'warning:node-warning:t1: node "t1" (input.text): the text is empty',
+      'warning:node-warning:t2: node "t2" (input.text): the text is only white space',
+    ]);
+    expect(planRunSet(w, real).blocking).toEqual([]);
   });
 
   it("incompatible sockets name both ends", () => {
