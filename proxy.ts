@@ -36,6 +36,7 @@ export function proxy(request: NextRequest) {
 
 export const config = {
   // Static files by their folders only (Next's build output, the one public folder): a page path that merely ends in
-  // ".png" or ".js" (/w/abc.png) is a page, and gets its CSP.
-  matcher: ["/((?!api/|_next/static/|_next/image|favicon.ico$|docs/[^/]+\\.png$).*)"],
+  // ".png" or ".js" (/w/abc.png) is a page, and gets its CSP. /icon.svg is the app's icon (app/icon.svg), shown on the
+  // login page too.
+  matcher: ["/((?!api/|_next/static/|_next/image|favicon.ico$|icon.svg$|docs/[^/]+\\.png$).*)"],
 };

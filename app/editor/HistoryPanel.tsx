@@ -162,7 +162,11 @@ export function HistoryPanel({ workflowId, onClose, onRestored }: { workflowId: 
       </h3>
       {history.error && <div className="banner error">{history.error.message}</div>}
       {error && <div className="banner error">{error}</div>}
-      <p className="muted hint">Tick two versions to compare them.</p>
+      <p className="muted hint" data-testid="history-hint">
+        {from !== undefined && to !== undefined
+          ? `Comparing the ticked versions v${from} and v${to} (the two newest when the panel opens). Untick one to edit your workflow again.`
+          : "Tick two versions to compare them."}
+      </p>
       <ul className="history-list">
         {versions?.map((v) => (
           <li key={v.version} className={v.version === baseVersion ? "current" : ""} data-testid={`version-${v.version}`}>

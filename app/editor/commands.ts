@@ -52,16 +52,19 @@ export function useEditorCommands(id: string): EditorCommands {
 
   return useMemo<EditorCommands>(() => {
     const fitSoon = () => setTimeout(() => void live.current.fitView({ duration: 200 }), 50);
-    const replaceWith = (document: Workflow, problems: Parameters<ReturnType<typeof useEditor.getState>["setProblems"]>[0]) => {
+    /** Replaces the canvas (one undo step); returns a hint for the toast when that replaced nodes. */
+    const replaceWith = (document: Workflow, problems: Parameters<ReturnType<typeof useEditor.getState>["setProblems"]>[0]): string => {
+      const replaced = useEditor.getState().nodes.length > 0;
       useEditor.getState().replaceDocument(document);
       useEditor.getState().setProblems(problems);
       fitSoon();
+      return replaced ? " Undo (Ctrl+Z) brings back what was on the canvas." : "";
     };
     const importText = async (text: string, fileName: string) => {
       try {
         const { workflow, problems } = await live.current.m.check.mutateAsync({ document: text });
-        replaceWith(workflow, problems);
-        showToast(problems.length ? `Imported ${fileName} with ${problems.length} problem(s).` : `Imported ${fileName}.`);
+        const undo = replaceWith(workflow, problems);
+        showToast(`${problems.length ? `Imported ${fileName} with ${problems.length} problem(s).` : `Imported ${fileName}.`}${undo}`);
       } catch (err) {
         showToast(`Could not import ${fileName}: ${(err as Error).message}`, true);
       }
@@ -106,8 +109,8 @@ export function useEditorCommands(id: string): EditorCommands {
           const embedded = readWorkflowFromMedia(new Uint8Array(await f.arrayBuffer()));
           if (embedded === null) throw new Error("this file carries no MoE Studio workflow");
           const { workflow, problems } = await live.current.m.check.mutateAsync({ document: JSON.stringify(embedded) });
-          replaceWith(workflow, problems);
-          showToast(`Opened the workflow stored in ${f.name}.`);
+          const undo = replaceWith(workflow, problems);
+          showToast(`Opened the workflow stored in ${f.name}.${undo}`);
         } catch (err) {
           showToast(`Could not open ${f.name}: ${(err as Error).message}`, true);
         }

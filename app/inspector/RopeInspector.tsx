@@ -197,6 +197,12 @@ export default function RopeInspector({ file, onClose }: { file: string; onClose
               <section className="wide">
                 <h3>Time axis: video frames and audio segments</h3>
                 <Chart option={opts.time} height={170} name="rope-time-axis" testId="rope-time" />
+                {r.tokens.some((t) => t.modality === "audio") && (
+                  <p className="muted">
+                    Audio comes in 30-s chunks of 200 tokens (3 s per 20-token segment): a shorter clip is padded with silence to a
+                    whole chunk by the Whisper encoder (128 × 3000 log-mel frames per chunk), and its padded segments get time positions too.
+                  </p>
+                )}
               </section>
             )}
             {opts.h && (

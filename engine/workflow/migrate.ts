@@ -70,7 +70,7 @@ export function parseAndMigrate(input: unknown): Workflow {
     try {
       doc = JSON.parse(input);
     } catch (err) {
-      throw new WorkflowParseError(`the file is not valid JSON: ${(err as Error).message}`);
+      throw new WorkflowParseError(`not valid JSON: ${(err as Error).message}`);
     }
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {

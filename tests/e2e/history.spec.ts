@@ -25,7 +25,8 @@ test("history: two saves with different params, the diff on the canvas and as a 
   await expect(panel.getByTestId("version-1")).toContainText("Created");
   await expect(panel.getByTestId("version-1")).toContainText("by ");
 
-  // The two newest are compared by default: v2 → v3.
+  // The two newest are compared by default: v2 → v3, and the panel says so.
+  await expect(panel.getByTestId("history-hint")).toHaveText(/^Comparing the ticked versions v2 and v3/);
   const lines = panel.getByTestId("diff-lines");
   await expect(lines).toContainText(`~ node ${text}: text "one" → "two"`);
   await expect(lines).toContainText(`+ node ${template} (text.template)`);
