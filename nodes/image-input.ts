@@ -23,8 +23,8 @@ export const imageInput = defineNode({
     const image: ImageValue = { kind: "image", file: params.file, mime: media.mime, width: media.meta.width, height: media.meta.height };
     return { image };
   },
-  // The id is the content hash: equal ids mean equal bytes.
   warnings: (params) => (params.file === "" ? ["choose an image file: a run stops at this node until one is chosen"] : []),
+  // The id is the content hash: equal ids mean equal bytes.
   async fingerprint(params) {
     return params.file;
   },

@@ -17,7 +17,7 @@ export const textInput = defineNode({
   async execute({ params }) {
     return { text: params.text };
   },
-  warnings: (params) => (params.text.trim() === "" ? [params.text === "" ? "the text is empty" : "the text is only white space"] : []),
+  warnings: (params) => (/\S/.test(params.text) ? [] : [params.text === "" ? "the text is empty" : "the text is only white space"]),
   summarize(outputs) {
     const text = outputs.text ?? "";
     if (text === "") return "empty text";
