@@ -5,6 +5,7 @@ import { authEnabled } from "./auth";
 import { catalogInfo } from "./catalog";
 import { storedComputation } from "./computation";
 import { db, isConflict } from "./db";
+import { nextTurn } from "@/engine/turns";
 
 /**
  * Who may read a stored file follows where it came from, as the server saw it happen (FileGrant rows):
@@ -17,17 +18,40 @@ function subjectKey(s: Subject): string {
   return "userId" in s ? `user:${s.userId}` : "runId" in s ? `run:${s.runId}` : `version:${s.versionId}`;
 }
 
-/** Records that `subject` may read these files (idempotent: one row per file and subject). */
+/** Ids per query: far below SQLite's limit on bound variables. */
+const IDS_PER_QUERY = 500;
+
+function* inChunks<T>(items: T[], size = IDS_PER_QUERY): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+/**
+ * Records that `subject` may read these files (idempotent: one row per file and subject). Rows already there are
+ * found in one query per 500 files and the rest written together; a document naming thousands of files costs a
+ * few queries with turns of the event loop between, not thousands back to back.
+ */
 export async function grantFiles(fileIds: Iterable<string>, subject: Subject): Promise<void> {
   const key = subjectKey(subject);
-  for (const fileId of new Set(fileIds)) {
-    if (!BLOB_ID.test(fileId)) continue;
-    const id = createHash("sha256").update(`${fileId}|${key}`).digest("hex");
+  const rowId = (fileId: string) => createHash("sha256").update(`${fileId}|${key}`).digest("hex");
+  const ids = [...new Set(fileIds)].filter((f) => BLOB_ID.test(f));
+  for (const chunk of inChunks(ids)) {
+    const wanted = new Map(chunk.map((fileId) => [rowId(fileId), fileId]));
+    const there = await db().fileGrant.findMany({ where: { id: { in: [...wanted.keys()] } }, select: { id: true } });
+    for (const { id } of there) wanted.delete(id);
     try {
-      await db().fileGrant.create({ data: { id, fileId, ...subject } });
+      if (wanted.size) await db().fileGrant.createMany({ data: [...wanted].map(([id, fileId]) => ({ id, fileId, ...subject })) });
     } catch (err) {
-      if (!isConflict(err)) throw err; // granted already
+      if (!isConflict(err)) throw err;
+      // granted meanwhile by another request: write the rest one by one
+      for (const [id, fileId] of wanted) {
+        try {
+          await db().fileGrant.create({ data: { id, fileId, ...subject } });
+        } catch (e) {
+          if (!isConflict(e)) throw e;
+        }
+      }
     }
+    await nextTurn();
   }
 }
 
@@ -75,7 +99,8 @@ const SAME_COMPUTATION_LOOKBACK = 20;
 /** Saved versions never change: their computations, by workflow id and version (bounded). */
 const versionComputations = new Map<string, string | null>();
 
-async function versionComputation(workflowId: string, version: number): Promise<string | null | undefined> {
+/** A saved version's storedComputation, remembered (undefined: no such version). */
+export async function versionComputation(workflowId: string, version: number): Promise<string | null | undefined> {
   const key = `${workflowId}:${version}`;
   if (versionComputations.has(key)) return versionComputations.get(key);
   const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } }, select: { document: true } });
@@ -122,26 +147,37 @@ export async function sharedRunQuery(link: Link) {
  * the files of the shared version and of the run the share page shows.
  */
 export async function canReadArtifact(userId: string | null, artifactId: string, shareToken?: string | null): Promise<boolean> {
-  if (!BLOB_ID.test(artifactId)) return false;
-  if (!authEnabled()) return true;
-  if (userId) {
-    const own = await db().fileGrant.findFirst({
-      where: { fileId: artifactId, OR: [{ userId }, { run: { ownerId: userId } }, { version: { workflow: { ownerId: userId } } }] },
-      select: { id: true },
-    });
-    if (own) return true;
-  }
-  if (shareToken) {
+  return (await readableFiles(userId, [artifactId], shareToken)).has(artifactId);
+}
+
+/**
+ * Which of these files `canReadArtifact` would allow, each distinct id checked once, in one query per 500 ids (and
+ * the share link, when given, resolved once): a document whose thousands of nodes name files made thousands of
+ * awaited queries that never gave the event loop a turn.
+ */
+export async function readableFiles(userId: string | null, fileIds: Iterable<string>, shareToken?: string | null): Promise<Set<string>> {
+  const ids = [...new Set(fileIds)].filter((f) => BLOB_ID.test(f));
+  if (!authEnabled()) return new Set(ids);
+  const readable = new Set<string>();
+  const grantedAmong = async (OR: object[]) => {
+    for (const chunk of inChunks(ids.filter((f) => !readable.has(f)))) {
+      const rows = await db().fileGrant.findMany({ where: { fileId: { in: chunk }, OR }, select: { fileId: true } });
+      for (const r of rows) readable.add(r.fileId);
+      if (chunk.length === IDS_PER_QUERY) await nextTurn();
+    }
+  };
+  if (userId && ids.length) await grantedAmong([{ userId }, { run: { ownerId: userId } }, { version: { workflow: { ownerId: userId } } }]);
+  if (shareToken && readable.size < ids.length) {
     const link = await activeShare(shareToken);
-    if (!link) return false;
+    if (!link) return readable;
     const [version, run] = await Promise.all([
       db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: link.workflowId, version: link.version ?? link.workflow.latestVersion } }, select: { id: true } }),
       db().run.findFirst({ ...(await sharedRunQuery(link)), select: { id: true } }),
     ]);
     const subjects = [...(version ? [{ versionId: version.id }] : []), ...(run ? [{ runId: run.id }] : [])];
-    if (subjects.length && (await db().fileGrant.findFirst({ where: { fileId: artifactId, OR: subjects }, select: { id: true } }))) return true;
+    if (subjects.length) await grantedAmong(subjects);
   }
-  return false;
+  return readable;
 }
 
 /**
@@ -150,7 +186,5 @@ export async function canReadArtifact(userId: string | null, artifactId: string,
  * file ids in it (typed in, or from another server) open nothing: their nodes find no file.
  */
 export async function grantVersionFiles(versionId: string, authorId: string, doc: Pick<Workflow, "nodes">, shareToken?: string): Promise<void> {
-  const readable: string[] = [];
-  for (const { fileId } of fileRefs(doc)) if (await canReadArtifact(authorId, fileId, shareToken)) readable.push(fileId);
-  await grantFiles(readable, { versionId });
+  await grantFiles(await readableFiles(authorId, fileRefs(doc).map((r) => r.fileId), shareToken), { versionId });
 }

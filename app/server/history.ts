@@ -8,6 +8,8 @@ import { catalogue } from "@/nodes";
 import { db } from "./db";
 import { grantVersionFiles } from "./access";
 import { newId } from "./ids";
+import { documentWork } from "./large-documents";
+import { nextTurn } from "@/engine/turns";
 
 /** The asking user, or UNAUTHORIZED when auth is on and nobody is logged in. */
 export function requireUser(userId: string | null): string {
@@ -57,8 +59,8 @@ export async function versionRow(workflowId: string, version: number) {
 }
 
 /** A stored version as the editor would open it (migrated, node params upgraded), or a clear error. */
-async function readVersion(workflowId: string, version: number): Promise<{ document: Workflow; problems: Problem[] }> {
-  const row = await versionRow(workflowId, version);
+function readVersion(row: { version: number; document: string }): { document: Workflow; problems: Problem[] } {
+  const { version } = row;
   try {
     const { workflow, problems } = loadWorkflow(row.document, catalogue);
     return { document: workflow, problems };
@@ -78,9 +80,15 @@ export interface VersionDiff {
 /** What changed from version `from` to version `to` (either order; the diff reads from → to). */
 export async function diffVersions(userId: string | null, workflowId: string, from: number, to: number): Promise<VersionDiff> {
   await ownedWorkflow(userId, workflowId);
-  const [a, b] = await Promise.all([readVersion(workflowId, from), readVersion(workflowId, to)]);
-  const diff = diffWorkflows(a.document, b.document);
-  return { from: { version: from, document: a.document }, to: { version: to, document: b.document }, diff, lines: describeDiff(diff) };
+  const [rowA, rowB] = await Promise.all([versionRow(workflowId, from), versionRow(workflowId, to)]);
+  return documentWork(Math.max(rowA.document.length, rowB.document.length), async () => {
+    const a = readVersion(rowA);
+    await nextTurn();
+    const b = readVersion(rowB);
+    await nextTurn();
+    const diff = diffWorkflows(a.document, b.document);
+    return { from: { version: from, document: a.document }, to: { version: to, document: b.document }, diff, lines: describeDiff(diff) };
+  });
 }
 
 /**
@@ -92,14 +100,20 @@ export async function restoreVersion(userId: string | null, workflowId: string, 
   const row = await ownedWorkflow(owner, workflowId);
   if (row.deletedAt) throw new TRPCError({ code: "PRECONDITION_FAILED", message: "this workflow is in the trash; restore it from the trash first" });
   const old = await versionRow(workflowId, version);
-  let document: Workflow;
-  try {
-    document = parseAndMigrate(old.document);
-  } catch (err) {
-    if (err instanceof WorkflowParseError) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `version ${version} cannot be read: ${err.message}` });
-    throw err;
-  }
-  const base = row.latestVersion;
+  return documentWork(old.document.length, async () => {
+    let document: Workflow;
+    try {
+      document = parseAndMigrate(old.document);
+    } catch (err) {
+      if (err instanceof WorkflowParseError) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `version ${version} cannot be read: ${err.message}` });
+      throw err;
+    }
+    await nextTurn();
+    return saveRestored(owner, row.latestVersion, workflowId, version, document);
+  });
+}
+
+async function saveRestored(owner: string, base: number, workflowId: string, version: number, document: Workflow): Promise<{ version: number }> {
   const next = base + 1;
   const versionId = newId();
   const restored = await db().$transaction(async (tx) => {

@@ -10,7 +10,8 @@ import { activeShare, sharedRunQuery } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
-import { copies, createWorkflowFor } from "./workflows";
+import { copies } from "./large-documents";
+import { createWorkflowFor } from "./workflows";
 
 /** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
 export const NOT_SHARED = "link not found or no longer shared";

@@ -1,4 +1,3 @@
-import { Lane } from "@/engine/lane";
 import { nextTurn } from "@/engine/turns";
 import { TRPCError } from "@trpc/server";
 import { loadWorkflow } from "@/engine/workflow/load";
@@ -11,6 +10,7 @@ import { db } from "./db";
 import { checkWorkflowDocument } from "./document-guard";
 import { grantVersionFiles } from "./access";
 import { newId } from "./ids";
+import { copies, documentWork, LARGE_DOCUMENT_CHARS } from "./large-documents";
 
 export interface WorkflowSummary {
   id: string;
@@ -89,18 +89,21 @@ async function requireWorkflow(id: string, ownerId: string | undefined): Promise
   return row;
 }
 
-export async function getWorkflow(id: string, version?: number, ownerId?: string): Promise<{ summary: WorkflowSummary; version: number; document: Workflow; problems: Problem[] }> {
+/** A saved version, migrated and checked (`storedChars`: the length of its stored JSON). */
+export async function getWorkflow(id: string, version?: number, ownerId?: string): Promise<{ summary: WorkflowSummary; version: number; document: Workflow; problems: Problem[]; storedChars: number }> {
   const row = await requireWorkflow(id, ownerId);
   const v = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId: id, version: version ?? row.latestVersion } } });
   if (!v) throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${id} has no version ${version}` });
-  try {
-    // Stored documents migrate on read, so documents saved by older versions keep opening.
-    const { workflow, problems } = loadWorkflow(v.document, catalogue);
-    return { summary: summary(row), version: v.version, document: workflow, problems };
-  } catch (err) {
-    if (err instanceof WorkflowParseError) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `version ${v.version} cannot be read: ${err.message}` });
-    throw err;
-  }
+  return documentWork(v.document.length, async () => {
+    try {
+      // Stored documents migrate on read, so documents saved by older versions keep opening.
+      const { workflow, problems } = loadWorkflow(v.document, catalogue);
+      return { summary: summary(row), version: v.version, document: workflow, problems, storedChars: v.document.length };
+    } catch (err) {
+      if (err instanceof WorkflowParseError) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `version ${v.version} cannot be read: ${err.message}` });
+      throw err;
+    }
+  });
 }
 
 /**
@@ -137,7 +140,9 @@ export async function saveWorkflow(input: { id: string; baseVersion: number; doc
 
 export async function renameWorkflow(ownerId: string, id: string, name: string): Promise<{ version: number }> {
   const current = await getWorkflow(id, undefined, ownerId);
-  return saveWorkflow({ id, ownerId, baseVersion: current.version, document: { ...current.document, name }, message: `Renamed to "${name}"` });
+  const rename = () => saveWorkflow({ id, ownerId, baseVersion: current.version, document: { ...current.document, name }, message: `Renamed to "${name}"` });
+  // A large document's save (check, serialise, write) takes its turn too; the read above was this request's claim.
+  return current.storedChars >= LARGE_DOCUMENT_CHARS ? copies.run(async () => (await nextTurn(), rename())) : rename();
 }
 
 export async function duplicateWorkflow(ownerId: string, id: string): Promise<{ id: string; version: number }> {
@@ -148,11 +153,6 @@ export async function duplicateWorkflow(ownerId: string, id: string): Promise<{ 
   });
 }
 
-/**
- * Copies of stored documents (duplicate, fork of a share link): each is seconds of synchronous work for a 15 MB
- * document, so they go one at a time with turns of the event loop between; 8 in one request froze every request 10 s.
- */
-export const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", message: "the server is copying many workflows at once; try again in a moment" }));
 
 export async function setTrashed(ownerId: string, id: string, trashed: boolean): Promise<void> {
   await requireWorkflow(id, ownerId);

@@ -8,7 +8,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { listWorkflows, getWorkflow } from "../workflows";
 import { applyOverrides, OverrideError, withDataset } from "../overrides";
-import { ownedRun, runDetails, startRun } from "./run";
+import { ownedRun, refuseAtRunCap, runDetails, startRun } from "./run";
 import { runManager } from "../runs";
 import { protectedProcedure, router } from "../trpc";
 
@@ -70,6 +70,7 @@ export const apiRouter = router({
     .input(zStartRunInput)
     .output(z.object({ runId: z.string() }))
     .mutation(async ({ input, ctx }) => {
+      await refuseAtRunCap(ctx.userId); // before reading the workflow: a refused start costs one count
       const saved = await getWorkflow(input.workflowId, input.version, ctx.userId);
       let document = saved.document;
       try {

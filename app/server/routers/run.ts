@@ -5,7 +5,7 @@ import { TERMINAL_EVENTS, type RunEvent } from "@/engine/events";
 import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
-import { canReadArtifact, fileRefs } from "../access";
+import { fileRefs, readableFiles, versionComputation } from "../access";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
 import { storedComputation } from "../computation";
@@ -68,27 +68,36 @@ function serialised<T>(key: string, task: () => Promise<T>): Promise<T> {
  * their cap of active runs.
  */
 export async function startRun(ownerId: string, input: { document: unknown; workflowId?: string; workflowVersion?: number; targetNodeId?: string }): Promise<string> {
+  // Refused at the cap before any work on the document: a refused start costs one count.
+  await refuseAtRunCap(ownerId);
   const document = checkWorkflowDocument(input.document);
   checkRunnable(document, input.targetNodeId);
   // A run reads only files its owner may read; any other file id is "does not exist", as a missing one.
-  for (const ref of fileRefs(document)) {
-    if (!(await canReadArtifact(ownerId, ref.fileId))) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${ref.label}": the file ${ref.fileId.slice(0, 80)} does not exist; upload it again` });
-  }
+  const refs = fileRefs(document);
+  const readable = await readableFiles(ownerId, refs.map((r) => r.fileId));
+  const unreadable = refs.find((r) => !readable.has(r.fileId));
+  if (unreadable) throw new TRPCError({ code: "BAD_REQUEST", message: `node "${unreadable.label}": the file ${unreadable.fileId.slice(0, 80)} does not exist; upload it again` });
   if (input.workflowId && !(await db().workflow.findFirst({ where: { id: input.workflowId, ownerId }, select: { id: true } }))) {
     throw new TRPCError({ code: "NOT_FOUND", message: `workflow ${input.workflowId} does not exist` });
   }
   const workflowVersion = await runVersion(input.workflowId, input.workflowVersion, document);
+  // Checked again in turn: two starts at once cannot both slip under the cap.
   return serialised(ownerId, async () => {
-    const cap = maxRunsPerUser();
-    const active = await db().run.count({ where: { ownerId, status: { in: ["queued", "running"] } } });
-    if (active >= cap) {
-      throw new TRPCError({
-        code: "TOO_MANY_REQUESTS",
-        message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
-      });
-    }
+    await refuseAtRunCap(ownerId);
     return runManager().start({ ...input, workflowVersion, document, ownerId });
   });
+}
+
+/** TOO_MANY_REQUESTS when the owner already has their cap of queued and running runs. */
+export async function refuseAtRunCap(ownerId: string): Promise<void> {
+  const cap = maxRunsPerUser();
+  const active = await db().run.count({ where: { ownerId, status: { in: ["queued", "running"] } } });
+  if (active >= cap) {
+    throw new TRPCError({
+      code: "TOO_MANY_REQUESTS",
+      message: `you have ${active} run(s) queued or running, and the limit is ${cap} at a time; wait for one to finish or cancel one`,
+    });
+  }
 }
 
 /**
@@ -98,10 +107,9 @@ export async function startRun(ownerId: string, input: { document: unknown; work
  */
 async function runVersion(workflowId: string | undefined, version: number | undefined, document: Workflow): Promise<number | undefined> {
   if (!workflowId || version === undefined) return undefined;
-  const saved = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } }, select: { document: true } });
-  if (!saved) return undefined;
-  const ran = storedComputation(saved.document); // null: a version that no longer reads is not what ran
-  return ran !== null && ran === storedComputation(JSON.stringify(document)) ? version : undefined;
+  const saved = await versionComputation(workflowId, version); // remembered: saved versions never change
+  if (saved === undefined || saved === null) return undefined; // null: a version that no longer reads is not what ran
+  return saved === storedComputation(JSON.stringify(document)) ? version : undefined;
 }
 
 /** A run of this owner with every node's status and output previews; NOT_FOUND for anyone else's. */

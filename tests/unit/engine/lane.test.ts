@@ -27,4 +27,20 @@ describe("Lane: heavy work one piece at a time, turns of the event loop between,
     await expect(lane.run(async () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
     expect(await lane.run(piece("f"))).toBe("f");
   });
+
+  it("work in the lane that asks the lane again runs at once (no waiting for itself); other callers still wait their turn", async () => {
+    const lane = new Lane(4, () => new Error("busy"));
+    const log: string[] = [];
+    const outer = lane.run(async () => {
+      log.push("outer");
+      const inner = await lane.run(async () => (log.push("inner"), "inner"));
+      await new Promise((r) => setTimeout(r, 5));
+      log.push("outer done");
+      return inner;
+    });
+    const next = lane.run(async () => (log.push("next"), "next"));
+    expect(await Promise.race([outer, new Promise((r) => setTimeout(() => r("deadlock"), 1000))])).toBe("inner");
+    expect(await next).toBe("next");
+    expect(log).toEqual(["outer", "inner", "outer done", "next"]);
+  });
 });

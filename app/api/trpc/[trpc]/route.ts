@@ -7,6 +7,7 @@ import { DOCUMENT_LIMITS } from "@/app/server/document-guard";
 import { jsonTextProblem } from "@/engine/json-limits";
 import { MAX_BATCH } from "@/app/lib/trpc-batch";
 import { bearerToken } from "@/app/server/tokens";
+import { withRequestScope } from "@/app/server/large-documents";
 
 // A batch wraps each input ({"0": {"document": …}}): the document's own depth limit plus these levels.
 const TRPC_WRAPPER_DEPTH = 4;
@@ -42,7 +43,8 @@ async function handler(req: Request) {
     request = new Request(req.url, { method: "POST", headers: req.headers, body: body.bytes, signal: req.signal });
   }
   const userId = await requestUserId(req);
-  return fetchRequestHandler({
+  // The batch's procedures share one count of large-document work (app/server/large-documents.ts).
+  return withRequestScope(() => fetchRequestHandler({
     endpoint: "/api/trpc",
     req: request,
     router: appRouter,
@@ -51,7 +53,7 @@ async function handler(req: Request) {
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
     },
-  });
+  }));
 }
 
 export { handler as GET, handler as POST };

@@ -1,0 +1,41 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { TRPCError } from "@trpc/server";
+import { Lane } from "@/engine/lane";
+
+/**
+ * Reading, checking or copying a stored document is synchronous work in proportion to its size (a 15 MB one: 1–2 s),
+ * and a request that only names it by id costs a few bytes. So work on a LARGE document (at least this many
+ * characters of stored JSON) goes one piece at a time through the `copies` lane, and one request may ask for at most
+ * one such piece: eight renames, restores, reads or diffs of big workflows in one batch froze every request 6–12 s.
+ */
+export const LARGE_DOCUMENT_CHARS = 1 << 20;
+
+/** The lane of work on large documents (and of every duplicate and fork). */
+export const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", message: "the server is copying many workflows at once; try again in a moment" }));
+
+const requests = new AsyncLocalStorage<{ large: number }>();
+
+/** Runs one HTTP request's procedures with their own count of large-document work (the tRPC and REST routes). */
+export function withRequestScope<T>(handle: () => T): T {
+  return requests.run({ large: 0 }, handle);
+}
+
+/**
+ * Work on a stored document of `chars` characters: a small one runs at once; a large one takes its turn in the
+ * `copies` lane, and a second large one in the same request is refused (TOO_MANY_REQUESTS, saying why).
+ */
+export function documentWork<T>(chars: number, work: () => Promise<T>): Promise<T> {
+  if (chars < LARGE_DOCUMENT_CHARS) return work();
+  return copies.run(async () => {
+    claimLargeDocument();
+    return work();
+  });
+}
+
+/** Counts one large document against the current request (work outside a request, e.g. the CLI's, is not counted). */
+function claimLargeDocument(): void {
+  const scope = requests.getStore();
+  if (scope && scope.large++ >= 1) {
+    throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `one call per request may read or copy a workflow over ${LARGE_DOCUMENT_CHARS >> 20} MB; send the others in requests of their own` });
+  }
+}
