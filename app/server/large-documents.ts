@@ -13,29 +13,34 @@ export const LARGE_DOCUMENT_CHARS = 1 << 20;
 /** The lane of work on large documents (and of every duplicate and fork). */
 export const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", message: "the server is copying many workflows at once; try again in a moment" }));
 
-const requests = new AsyncLocalStorage<{ large: number }>();
+const requests = new AsyncLocalStorage<{ large: Set<string> }>();
 
-/** Runs one HTTP request's procedures with their own count of large-document work (the tRPC and REST routes). */
+/** Runs one HTTP request's procedures with their own count of large-document work (the tRPC route). */
 export function withRequestScope<T>(handle: () => T): T {
-  return requests.run({ large: 0 }, handle);
+  return requests.run({ large: new Set() }, handle);
 }
 
 /**
  * Work on a stored document of `chars` characters: a small one runs at once; a large one takes its turn in the
- * `copies` lane, and a second large one in the same request is refused (TOO_MANY_REQUESTS, saying why).
+ * `copies` lane, and a second large document in the same request is refused (TOO_MANY_REQUESTS, saying why).
+ * `document` names it, so that two pieces of work on the same document in one request count once.
  */
-export function documentWork<T>(chars: number, work: () => Promise<T>): Promise<T> {
+export function documentWork<T>(chars: number, work: () => Promise<T>, document?: string): Promise<T> {
   if (chars < LARGE_DOCUMENT_CHARS) return work();
   return copies.run(async () => {
-    claimLargeDocument();
+    claimLargeDocument(document);
     return work();
   });
 }
 
 /** Counts one large document against the current request (work outside a request, e.g. the CLI's, is not counted). */
-function claimLargeDocument(): void {
+function claimLargeDocument(document: string | undefined): void {
   const scope = requests.getStore();
-  if (scope && scope.large++ >= 1) {
+  if (!scope) return;
+  const key = document ?? `#${scope.large.size}`; // unnamed work matches no other
+  if (scope.large.has(key)) return;
+  if (scope.large.size >= 1) {
     throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `one call per request may read or copy a workflow over ${LARGE_DOCUMENT_CHARS >> 20} MB; send the others in requests of their own` });
   }
+  scope.large.add(key);
 }

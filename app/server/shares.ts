@@ -10,7 +10,7 @@ import { activeShare, sharedRunQuery } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
-import { copies } from "./large-documents";
+import { copies, documentWork } from "./large-documents";
 import { createWorkflowFor } from "./workflows";
 
 /** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
@@ -154,12 +154,14 @@ async function sharedVersion(workflowId: string, version: number): Promise<ReadV
   const row = await db().workflowVersion.findUnique({ where: { workflowId_version: { workflowId, version } } });
   if (!row) throw new TRPCError({ code: "NOT_FOUND", message: NOT_SHARED });
   const read: ReadVersion = { document: null, problems: [], readError: null, chars: row.document.length };
-  try {
-    ({ workflow: read.document, problems: read.problems } = loadWorkflow(row.document, catalogue));
-  } catch (err) {
-    if (!(err instanceof WorkflowParseError)) throw err;
-    read.readError = err.message;
-  }
+  await documentWork(read.chars, async () => {
+    try {
+      ({ workflow: read.document, problems: read.problems } = loadWorkflow(row.document, catalogue));
+    } catch (err) {
+      if (!(err instanceof WorkflowParseError)) throw err;
+      read.readError = err.message;
+    }
+  }, key);
   readVersions.set(key, read);
   let chars = 0;
   for (const v of readVersions.values()) chars += v.chars;
@@ -180,9 +182,11 @@ async function sharedVersion(workflowId: string, version: number): Promise<ReadV
 export async function resolveShare(token: string): Promise<SharedWorkflow> {
   const link = await liveLink(token);
   const version = link.version ?? link.workflow.latestVersion;
-  const { document, problems, readError } = await sharedVersion(link.workflowId, version);
+  const { document, problems, readError, chars } = await sharedVersion(link.workflowId, version);
   const run = await db().run.findFirst({ ...(await sharedRunQuery(link)), include: { nodeRuns: true } });
-  return {
+  // A big answer (document and output previews) is built, and sent, in its turn: a public link may be opened by many.
+  const answerChars = chars + (run?.nodeRuns.reduce((sum, n) => sum + (n.outputs?.length ?? 0), 0) ?? 0);
+  return documentWork(answerChars, async () => ({
     name: document?.name ?? link.workflow.name,
     description: document?.description ?? link.workflow.description,
     version,
@@ -198,7 +202,7 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
       nodes: run.nodeRuns.map((n) => ({ nodeId: n.nodeId, nodeType: n.nodeType, status: n.status, summary: n.summary, durationMs: n.durationMs, outputs: parseJson(n.outputs) })),
     },
     expiresAt: link.expiresAt?.toISOString() ?? null,
-  };
+  }), `${link.workflowId}\u0000${version}`);
 }
 
 /** Copies the shared document into the viewer's own workspace as a new workflow; the original is untouched. */

@@ -68,10 +68,15 @@ describe("large stored documents", () => {
     expect(renamed[1]!.error!.message).toMatch(/one call per request may read or copy a workflow over 1 MB; send the others in requests of their own/);
     expect(codes(await batch("history.restore", big.map((workflowId) => ({ workflowId, version: 1 })), cookie, "POST"))).toEqual(["OK", "TOO_MANY_REQUESTS"]);
     expect(codes(await batch("workflow.duplicate", big.map((id) => ({ id })), cookie, "POST"))).toEqual(["OK", "TOO_MANY_REQUESTS"]);
+    const me = appRouter.createCaller({ origin: null, host: "studio.test", userId });
+    const tokens = await Promise.all(big.map(async (workflowId) => (await me.share.create({ workflowId })).token));
+    expect(codes(await batch("share.fork", tokens.map((token) => ({ token })), cookie, "POST"))).toEqual(["OK", "TOO_MANY_REQUESTS"]);
+    expect(codes(await batch("share.resolve", [{ token: tokens[1] }], "", "GET"))).toEqual(["OK"]); // anyone, once per request
     // one large and several small ones in one request, and each large one in a request of its own: all fine
     expect(codes(await batch("workflow.get", [{ id: small }, { id: big[1] }, { id: small }], cookie, "GET"))).toEqual(["OK", "OK", "OK"]);
     for (const id of big) expect(codes(await batch("workflow.rename", [{ id, name: "again" }], cookie, "POST"))).toEqual(["OK"]);
     const names = await db().workflow.findMany({ where: { id: { in: big } }, select: { name: true } });
+    expect(await db().workflow.count({ where: { ownerId: userId, name: { endsWith: "(fork)" } } })).toBe(1);
     expect(names.map((n) => n.name)).toEqual(["again", "again"]);
   }, 120_000);
 
