@@ -47,7 +47,7 @@ export class DiskStorage implements Storage {
     if (await this.exists(id)) return id;
     await mkdir(path.dirname(file), { recursive: true });
     // Write then rename, so a crash never leaves a half-written blob under its final name.
-    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    const tmp = `${file}.${randomUUID()}.tmp`; // two writes of the same new content at once each rename their own
     await writeFile(tmp, bytes);
     await rename(tmp, file);
     return id;

@@ -8,15 +8,30 @@ import "./params";
  */
 export const MAX_TEMPLATE_OUTPUT = 16 * 1024 * 1024;
 
-/** `template` with every `slot` replaced by `value`, refused before it is built when it would be over the limit. */
-function fill(template: string, slot: string, value: string): string {
-  const count = template.split(slot).length - 1;
-  const length = template.length + count * (value.length - slot.length);
-  if (length > MAX_TEMPLATE_OUTPUT) {
-    const n = (x: number) => x.toLocaleString("en");
-    throw new Error(`the filled template would be ${n(length)} characters (${n(count)} × ${slot} with ${n(value.length)} characters each); at most ${n(MAX_TEMPLATE_OUTPUT)} are allowed`);
+/** How many times `slot` occurs in `text` (no array of pieces). */
+function occurrences(text: string, slot: string): number {
+  let count = 0;
+  for (let at = text.indexOf(slot); at !== -1; at = text.indexOf(slot, at + slot.length)) count++;
+  return count;
+}
+
+/**
+ * `template` with every `{a}` and `{b}` replaced by the inputs in one pass (a slot inside an input's text stays text:
+ * an answer or a dataset record holding "{b}" does not pull `b` in), refused before it is built when the result would
+ * be over the limit.
+ */
+function fill(template: string, values: { "{a}": string; "{b}": string }): string {
+  let length = template.length;
+  const parts: string[] = [];
+  for (const [slot, value] of Object.entries(values)) {
+    const count = occurrences(template, slot);
+    length += count * (value.length - slot.length);
+    if (count) parts.push(`${count.toLocaleString("en")} × ${slot} with ${value.length.toLocaleString("en")} characters each`);
   }
-  return template.replaceAll(slot, value);
+  if (length > MAX_TEMPLATE_OUTPUT) {
+    throw new Error(`the filled template would be ${length.toLocaleString("en")} characters (${parts.join(", ")}); at most ${MAX_TEMPLATE_OUTPUT.toLocaleString("en")} are allowed`);
+  }
+  return template.replace(/\{[ab]\}/g, (slot) => values[slot as "{a}" | "{b}"]);
 }
 
 /** Fills `{a}` and `{b}` in a template: joins prompts, wraps a question in an instruction. */
@@ -34,7 +49,7 @@ export const textTemplate = defineNode({
   async execute({ inputs, params }) {
     const a = inputs.a;
     const b = inputs.b ?? "";
-    return { text: fill(fill(params.template, "{a}", a), "{b}", b) };
+    return { text: fill(params.template, { "{a}": a, "{b}": b }) };
   },
   summarize(outputs) {
     const text = outputs.text ?? "";
