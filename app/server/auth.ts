@@ -44,8 +44,13 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MIN_PASSWORD = 8;
 export const MAX_PASSWORD = 1024;
 
+/** Whether some account could have this name (the login route answers other names without any work). */
+export function possibleName(name: unknown): name is string {
+  return typeof name === "string" && NAME_RE.test(name);
+}
+
 export function checkName(name: unknown): string {
-  if (typeof name !== "string" || !NAME_RE.test(name)) {
+  if (!possibleName(name)) {
     throw new AccountError("a user name is 1–64 letters, digits, _ . or - (starting with a letter or digit)", 400);
   }
   if (name.toLowerCase() === LOCAL_USER) throw new AccountError(`"${LOCAL_USER}" is reserved for the single-user install`, 400);
@@ -55,6 +60,8 @@ export function checkName(name: unknown): string {
 export function checkPassword(password: unknown): string {
   if (typeof password !== "string" || password.length < MIN_PASSWORD) throw new AccountError(`a password has at least ${MIN_PASSWORD} characters`, 400);
   if (password.length > MAX_PASSWORD) throw new AccountError(`a password has at most ${MAX_PASSWORD} characters`, 400);
+  // A lone UTF-16 surrogate hashes as U+FFFD (UTF-8), so "\ud800…" and "\udfff…" would be one password.
+  if (!password.isWellFormed()) throw new AccountError("a password must be well-formed text (it holds a lone UTF-16 surrogate)", 400);
   return password;
 }
 

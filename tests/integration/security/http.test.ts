@@ -89,6 +89,26 @@ describe("accounts over HTTP", () => {
     expect(await wrong.json()).toEqual(await unknown.json());
   });
 
+  it("names no account can have and passwords that are not well-formed text: the same 401 at login, no throttle row; 400 at sign-up", async () => {
+    const expected = await (await login.POST(post("/api/auth/login", json({ name: "nobody", password: "wrong password" })))).json();
+    const rows = await db().loginThrottle.count();
+    for (const creds of [
+      { name: "bob\ud800", password: "whatever1" }, // a lone surrogate: Prisma refused the throttle row (500)
+      { name: `${"a".repeat(63)}\u{1f600}`, password: "whatever1" }, // cut at 64 UTF-16 units, it made one
+      { name: "x".repeat(65), password: "whatever1" },
+      { name: 42, password: "whatever1" },
+      { name: "alice", password: "\ud800correct horse" },
+    ]) {
+      const res = await login.POST(post("/api/auth/login", json(creds)));
+      expect(res.status, JSON.stringify(creds)).toBe(401);
+      expect(await res.json()).toEqual(expected);
+    }
+    expect(await db().loginThrottle.count()).toBe(rows);
+    const lone = await signup.POST(post("/api/auth/signup", json({ name: "eve", password: "\ud800Pw-eve-12345678" })));
+    expect(lone.status).toBe(400);
+    expect((await lone.json()).error).toMatch(/well-formed text/);
+  });
+
   it("after 10 failed logins for a name, logins to it pause with 429 (the right password too)", async () => {
     process.env.STUDIO_SIGNUP = "open";
     try {

@@ -1,4 +1,4 @@
-import { checkCredentials } from "@/app/server/auth";
+import { checkCredentials, possibleName } from "@/app/server/auth";
 import { loginSucceeded, takeLoginAttempt } from "@/app/server/limits";
 import { accountError, loggedIn, readCredentials } from "../session";
 
@@ -9,12 +9,15 @@ export const dynamic = "force-dynamic";
 export async function POST(req: Request): Promise<Response> {
   const creds = await readCredentials(req);
   if (creds instanceof Response) return creds;
-  const name = String(creds.name ?? "").slice(0, 64);
+  const name = creds.name;
+  const password = typeof creds.password === "string" ? creds.password : "";
+  // No account has such a name, and no account such a password (sign-up refuses both): no throttle row, no argon2 work.
+  if (!possibleName(name) || !password.isWellFormed()) return Response.json({ error: "wrong user name or password" }, { status: 401 });
   const attempt = await takeLoginAttempt(name);
   if (!attempt.ok) return Response.json({ error: `too many failed logins for "${name}"; try again in ${attempt.retryMinutes} min` }, { status: 429 });
   let user: Awaited<ReturnType<typeof checkCredentials>>;
   try {
-    user = await checkCredentials(name, typeof creds.password === "string" ? creds.password : "");
+    user = await checkCredentials(name, password);
   } catch (err) {
     return accountError(err); // the password checks' queue is full (429)
   }
