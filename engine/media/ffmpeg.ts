@@ -89,7 +89,8 @@ export function runFfmpeg(args: readonly string[], opts: RunOptions = {}): Promi
   return runTool("ffmpeg", ["-nostdin", "-hide_banner", ...args], opts);
 }
 
-function runTool(tool: MediaTool, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+/** `onStdout`: each chunk of stdout goes there as it arrives and none is kept (RunResult.stdout is empty). */
+function runTool(tool: MediaTool, args: readonly string[], opts: RunOptions & { onStdout?: (chunk: Buffer) => void }): Promise<RunResult> {
   const { signal, timeoutMs = 120_000, maxStdoutBytes = 1 << 30 } = opts;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -118,6 +119,7 @@ function runTool(tool: MediaTool, args: readonly string[], opts: RunOptions): Pr
       fn();
     };
     child.stdout.on("data", (chunk: Buffer) => {
+      if (opts.onStdout) return opts.onStdout(chunk);
       outBytes += chunk.length;
       if (outBytes > maxStdoutBytes) kill(new MediaDecodeError(`${tool} produced more than ${maxStdoutBytes} bytes; refusing`));
       else out.push(chunk);
@@ -223,8 +225,11 @@ export function parseProbe(json: FfprobeJson): { durationSec: number | null; wid
   };
 }
 
+/** A description (format and streams) is a few kB; more is not a description. */
+const PROBE_MAX_BYTES = 16 << 20;
+
 async function ffprobe(file: string, args: string[], opts: RunOptions): Promise<unknown> {
-  const r = await runTool("ffprobe", ["-v", "error", "-print_format", "json", ...args, ...MEDIA_DEMUXERS, file], { timeoutMs: 30_000, ...opts });
+  const r = await runTool("ffprobe", ["-v", "error", "-print_format", "json", ...args, ...MEDIA_DEMUXERS, file], { timeoutMs: 30_000, maxStdoutBytes: PROBE_MAX_BYTES, ...opts });
   if (r.code !== 0) throw new MediaDecodeError(`the video could not be decoded: ${ffmpegReason(r.stderr)}`);
   try {
     return JSON.parse(r.stdout.toString("utf8"));
@@ -241,12 +246,37 @@ export async function probeVideo(file: string, opts: RunOptions = {}): Promise<V
   let durationSec = p.durationSec;
   if (durationSec === null) {
     // No duration in the container or stream (e.g. some WebM): the end of the last video packet.
-    const packets = ((await ffprobe(file, ["-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time"], { timeoutMs: 300_000, ...opts })) as { packets?: { pts_time?: string; duration_time?: string }[] }).packets ?? [];
-    durationSec = packets.reduce((end, k) => Math.max(end, Number(k.pts_time ?? 0) + Number(k.duration_time ?? 0)), 0);
+    durationSec = await lastPacketEnd(file, opts);
   }
   if (!(durationSec > 0)) throw new MediaDecodeError("the video could not be decoded: it has zero length");
   if (!(p.width > 0 && p.height > 0)) throw new MediaDecodeError("the video could not be decoded: its frame size is unknown");
   return { durationSec, width: p.width, height: p.height, hasAudio: p.hasAudio };
+}
+
+/**
+ * The end of the last video packet (pts + duration, seconds), read from ffprobe's one-line-per-packet output as it
+ * streams: a file of millions of packets is never held, nor parsed, whole (its JSON listing was 117 MB for a 30 MB file).
+ */
+async function lastPacketEnd(file: string, opts: RunOptions): Promise<number> {
+  let end = 0;
+  let partial = "";
+  const take = (line: string) => {
+    const [pts, duration] = line.split(",");
+    const at = Number(pts) + (Number(duration) || 0);
+    if (at > end) end = at;
+  };
+  const r = await runTool("ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", ...MEDIA_DEMUXERS, file], {
+    timeoutMs: 300_000,
+    ...opts,
+    onStdout: (chunk) => {
+      const lines = (partial + chunk.toString("latin1")).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) take(line);
+    },
+  });
+  if (r.code !== 0) throw new MediaDecodeError(`the video could not be decoded: ${ffmpegReason(r.stderr)}`);
+  take(partial);
+  return end;
 }
 
 export interface FramePlan {

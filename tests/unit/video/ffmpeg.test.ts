@@ -67,6 +67,17 @@ describe("probeVideo", () => {
     expect(p).toMatchObject({ width: 320, height: 240, hasAudio: true });
     expect((await probeVideo(at("v20.mp4"))).hasAudio).toBe(false);
   });
+  it("a file that states no duration (Matroska written to a pipe): the end of its last packet, read as ffprobe streams it", async () => {
+    // a 2-s segment looped 4 times, both written to a pipe (the attack36 B6 recipe, made small)
+    const ff = (args: string[]) => execFileSync(ffmpegPath(), ["-hide_banner", "-loglevel", "error", ...args, "-f", "matroska", "-"], { maxBuffer: 64 << 20 });
+    fs.writeFileSync(at("segment.mkv"), ff(["-f", "lavfi", "-i", "color=c=black:size=64x48:rate=100", "-t", "2", "-c:v", "mpeg4", "-q:v", "31"]));
+    fs.writeFileSync(at("piped.mkv"), ff(["-stream_loop", "3", "-i", at("segment.mkv"), "-c", "copy"]));
+    const described = JSON.parse(execFileSync(toolPath("ffprobe"), ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", at("piped.mkv")]).toString("utf8"));
+    expect(parseProbe(described).durationSec).toBeNull(); // so the packets are read
+    const p = await probeVideo(at("piped.mkv"));
+    expect(p.durationSec).toBeCloseTo(8, 1);
+    expect(p).toMatchObject({ width: 64, height: 48, hasAudio: false });
+  });
   it("reads ffprobe's JSON: a cover picture is not the video stream; the video stream's duration, else the container's", () => {
     const p = parseProbe({
       format: { duration: "62.500000" },
