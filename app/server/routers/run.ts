@@ -146,8 +146,27 @@ export async function runDetails(ownerId: string, runId: string) {
 }
 
 /** The events of one of the owner's runs: what happened so far, then each as it happens, up to the terminal one. */
+/** Event streams one user may hold open at once (each open run view holds one; 2,000 held streams took 1,778 fds). */
+export const MAX_EVENT_STREAMS_PER_USER = 32;
+const openStreams = new Map<string, number>();
+
 export async function* runEvents(ownerId: string, runId: string, signal?: AbortSignal): AsyncGenerator<RunEvent> {
   await ownedRun(ownerId, runId);
+  const open = openStreams.get(ownerId) ?? 0;
+  if (open >= MAX_EVENT_STREAMS_PER_USER) {
+    throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: `you have ${open} run event streams open, the most one user may; close some (each open run view holds one)` });
+  }
+  openStreams.set(ownerId, open + 1);
+  try {
+    yield* followRun(runId, signal);
+  } finally {
+    const left = openStreams.get(ownerId)! - 1;
+    if (left > 0) openStreams.set(ownerId, left);
+    else openStreams.delete(ownerId);
+  }
+}
+
+async function* followRun(runId: string, signal?: AbortSignal): AsyncGenerator<RunEvent> {
   const queue: RunEvent[] = [];
   let wake: (() => void) | undefined;
   const unsubscribe = runManager().subscribe(runId, (e) => {
