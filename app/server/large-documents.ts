@@ -10,14 +10,19 @@ import { Lane } from "@/engine/lane";
  */
 export const LARGE_DOCUMENT_CHARS = 1 << 20;
 
-/** The lane of work on large documents (and of every duplicate and fork). */
-export const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", message: "the server is copying many workflows at once; try again in a moment" }));
+/** The lane of work on large documents (and of every duplicate and fork): 16 pieces may wait, 4 of one user's. */
+const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", message: "the server is copying many workflows at once; try again in a moment" }), 4);
 
-const requests = new AsyncLocalStorage<{ large: Set<string> }>();
+const requests = new AsyncLocalStorage<{ large: Set<string>; userId: string | null }>();
 
 /** Runs one HTTP request's procedures with their own count of large-document work (the tRPC route). */
-export function withRequestScope<T>(handle: () => T): T {
-  return requests.run({ large: new Set() }, handle);
+export function withRequestScope<T>(userId: string | null, handle: () => T): T {
+  return requests.run({ large: new Set(), userId }, handle);
+}
+
+/** Copy work (duplicate, fork, a large document's save) in its turn in the lane, counted against the request's user. */
+export function copyTurn<T>(work: () => Promise<T>): Promise<T> {
+  return copies.run(work, requests.getStore()?.userId ?? "");
 }
 
 /**
@@ -27,7 +32,7 @@ export function withRequestScope<T>(handle: () => T): T {
  */
 export function documentWork<T>(chars: number, work: () => Promise<T>, document?: string): Promise<T> {
   if (chars < LARGE_DOCUMENT_CHARS) return work();
-  return copies.run(async () => {
+  return copyTurn(async () => {
     claimLargeDocument(document);
     return work();
   });

@@ -10,7 +10,7 @@ import { activeShare, sharedRunQuery } from "./access";
 import { db } from "./db";
 import { ownedWorkflow, requireUser, versionRow } from "./history";
 import { newId } from "./ids";
-import { copies, documentWork } from "./large-documents";
+import { copyTurn, documentWork } from "./large-documents";
 import { createWorkflowFor } from "./workflows";
 
 /** One message for unknown, revoked and expired links alike, so a probe learns nothing about which. */
@@ -208,7 +208,7 @@ export async function resolveShare(token: string): Promise<SharedWorkflow> {
 /** Copies the shared document into the viewer's own workspace as a new workflow; the original is untouched. */
 export async function forkShare(userId: string | null, token: string): Promise<{ id: string; version: number }> {
   const owner = requireUser(userId);
-  return copies.run(async () => {
+  return copyTurn(async () => {
     const shared = await resolveShare(token);
     if (!shared.document) throw new TRPCError({ code: "UNPROCESSABLE_CONTENT", message: `the shared workflow cannot be read: ${shared.readError}` });
     await nextTurn();

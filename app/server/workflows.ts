@@ -10,7 +10,7 @@ import { db } from "./db";
 import { checkWorkflowDocument } from "./document-guard";
 import { grantVersionFiles } from "./access";
 import { newId } from "./ids";
-import { copies, documentWork, LARGE_DOCUMENT_CHARS } from "./large-documents";
+import { copyTurn, documentWork, LARGE_DOCUMENT_CHARS } from "./large-documents";
 
 export interface WorkflowSummary {
   id: string;
@@ -142,11 +142,11 @@ export async function renameWorkflow(ownerId: string, id: string, name: string):
   const current = await getWorkflow(id, undefined, ownerId);
   const rename = () => saveWorkflow({ id, ownerId, baseVersion: current.version, document: { ...current.document, name }, message: `Renamed to "${name}"` });
   // A large document's save (check, serialise, write) takes its turn too; the read above was this request's claim.
-  return current.storedChars >= LARGE_DOCUMENT_CHARS ? copies.run(async () => (await nextTurn(), rename())) : rename();
+  return current.storedChars >= LARGE_DOCUMENT_CHARS ? copyTurn(async () => (await nextTurn(), rename())) : rename();
 }
 
 export async function duplicateWorkflow(ownerId: string, id: string): Promise<{ id: string; version: number }> {
-  return copies.run(async () => {
+  return copyTurn(async () => {
     const current = await getWorkflow(id, undefined, ownerId);
     await nextTurn();
     return createWorkflow({ ownerId, document: { ...current.document, name: `${current.document.name} (copy)` }, message: `Duplicated from ${id} v${current.version}` });

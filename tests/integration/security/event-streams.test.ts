@@ -14,7 +14,7 @@ describe("run event streams per user", () => {
   it(`at most ${MAX_EVENT_STREAMS_PER_USER} open at once per user; closing one frees its place; other users are not affected`, async () => {
     const alice = (await createUser("alice", "alice-password")).id;
     const bob = (await createUser("bob", "bob-password1")).id;
-    for (const [id, ownerId] of [["run-a", alice], ["run-b", bob]]) await db().run.create({ data: { id, ownerId, status: "finished", document: "{}" } });
+    for (const [id, ownerId] of [["run-a", alice], ["run-b", bob]] as const) await db().run.create({ data: { id, ownerId, status: "finished", document: "{}" } });
     const open = [];
     for (let i = 0; i < MAX_EVENT_STREAMS_PER_USER; i++) {
       const stream = runEvents(alice, "run-a");

@@ -43,4 +43,18 @@ describe("Lane: heavy work one piece at a time, turns of the event loop between,
     expect(await next).toBe("next");
     expect(log).toEqual(["outer", "inner", "outer done", "next"]);
   });
+
+  it("one key (one user) may hold only its share of the waiting places: another key still gets in", async () => {
+    const lane = new Lane(6, () => new Error("busy"), 2);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held = [lane.run(() => gate, "alice"), lane.run(async () => "a2", "alice")];
+    await expect(lane.run(async () => "a3", "alice")).rejects.toThrow("busy");
+    const bob = [lane.run(async () => "b1", "bob"), lane.run(async () => "b2", "bob")];
+    await expect(lane.run(async () => "b3", "bob")).rejects.toThrow("busy");
+    release();
+    await Promise.all(held);
+    expect(await Promise.all(bob)).toEqual(["b1", "b2"]);
+    expect(await lane.run(async () => "a4", "alice")).toBe("a4"); // places come back as pieces finish
+  });
 });

@@ -44,7 +44,7 @@ async function handler(req: Request) {
   }
   const userId = await requestUserId(req);
   // The batch's procedures share one count of large-document work (app/server/large-documents.ts).
-  return withRequestScope(() => fetchRequestHandler({
+  return withRequestScope(userId, () => fetchRequestHandler({
     endpoint: "/api/trpc",
     req: request,
     router: appRouter,

@@ -5,6 +5,7 @@ import { bodyLimitFor, readBodyLimited } from "@/app/server/limits";
 import { appRouter } from "@/app/server/routers";
 import { jsonTextProblem } from "@/engine/json-limits";
 import { bearerToken } from "@/app/server/tokens";
+import { withRequestScope } from "@/app/server/large-documents";
 
 // A body holds a document one level down ({"document": …}), with room for a wrapper or two.
 const API_WRAPPER_DEPTH = 2;
@@ -26,7 +27,8 @@ async function handler(req: Request): Promise<Response> {
     if (problem) return Response.json({ message: `the request body is refused: ${problem}`, code: "PAYLOAD_TOO_LARGE" }, { status: 413 });
     request = new Request(req.url, { method: req.method, headers: req.headers, body: body.bytes, signal: req.signal });
   }
-  return createOpenApiFetchHandler({
+  // One procedure per request; the scope gives its large-document work the caller's place in the copies lane.
+  return withRequestScope(caller.userId, () => createOpenApiFetchHandler({
     endpoint: "/api/v1",
     req: request,
     router: appRouter,
@@ -34,7 +36,7 @@ async function handler(req: Request): Promise<Response> {
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`API ${path}:`, error);
     },
-  });
+  }));
 }
 
 export { handler as GET, handler as POST };
