@@ -15,7 +15,7 @@ const copies = new Lane(16, () => new TRPCError({ code: "TOO_MANY_REQUESTS", mes
 
 const requests = new AsyncLocalStorage<{ large: Set<string>; userId: string | null }>();
 
-/** Runs one HTTP request's procedures with their own count of large-document work (the tRPC route). */
+/** Runs one HTTP request's procedures with their own count of large-document work and their user (the tRPC and REST routes). */
 export function withRequestScope<T>(userId: string | null, handle: () => T): T {
   return requests.run({ large: new Set(), userId }, handle);
 }

@@ -153,7 +153,6 @@ export async function duplicateWorkflow(ownerId: string, id: string): Promise<{ 
   });
 }
 
-
 export async function setTrashed(ownerId: string, id: string, trashed: boolean): Promise<void> {
   await requireWorkflow(id, ownerId);
   await db().workflow.updateMany({ where: { id, ownerId }, data: { deletedAt: trashed ? new Date() : null } });
