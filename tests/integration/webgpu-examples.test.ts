@@ -52,6 +52,7 @@ import { adapterLabel, noAdapterHelp, probeWebGpu } from "@/engine/runtime/webgp
 import { BLOB_ID, DiskStorage } from "@/engine/storage";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
+import { holdWebGpuContext } from "./webgpu-context";
 
 // Runs in CI (CI=true) and when STUDIO_TEST_WEBGPU_EXAMPLES=1; a local `npm test` skips it unless asked: it costs
 // 5-10 min of SwiftShader time (omni alone ~4.5 min on 2 loaded cores). STUDIO_TEST_WEBGPU_EXAMPLES=0 skips it in CI.
@@ -75,8 +76,13 @@ const UNCOMPARED = new Set(["createdAt"]);
 const tmp = mkdtempSync(path.join(os.tmpdir(), "webgpu-examples-"));
 const storage = new DiskStorage(path.join(tmp, "files"));
 const pools: SessionPool[] = [];
+
+// one WebGPU session held for the file keeps the compiled shader pipelines between the cases (each closes its pool)
+const releaseContext = probe.ok ? await holdWebGpuContext() : undefined;
+
 afterAll(async () => {
   for (const p of pools) await p.close();
+  await releaseContext?.();
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -41,6 +41,7 @@ import type { Family } from "../reference/families/topk-moe";
 import { randomConfig, randomIds, randomWeights } from "../reference/random";
 import { writeFamilyCheckpoint } from "../unit/import/family-checkpoints";
 import { seedWavWeights, smallWavConfig } from "../unit/tts/wavtokenizer-reference";
+import { holdWebGpuContext } from "./webgpu-context";
 
 const probe = await probeWebGpu();
 if (!probe.ok) {
@@ -52,11 +53,15 @@ if (!probe.ok) {
 const tmp = mkdtempSync(path.join(os.tmpdir(), "webgpu-suite-"));
 const savedModelsDir = process.env.STUDIO_MODELS_DIR;
 const sessions: ort.InferenceSession[] = [];
+// one WebGPU session held for the file keeps the compiled shader pipelines between the decoder cases, which release
+// their runners (tests/integration/webgpu-context.ts)
+const releaseContext = probe.ok ? await holdWebGpuContext() : undefined;
 beforeAll(() => {
   process.env.STUDIO_MODELS_DIR = path.join(tmp, "models");
 });
 afterAll(async () => {
   for (const s of sessions) await s.release();
+  await releaseContext?.();
   if (savedModelsDir === undefined) delete process.env.STUDIO_MODELS_DIR;
   else process.env.STUDIO_MODELS_DIR = savedModelsDir;
   rmSync(tmp, { recursive: true, force: true });
