@@ -414,7 +414,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
+/** The process around main(): what `tsx app/server/cli.ts …` runs (and the tests' prebuilt bundle of it: tests/cli-bundle.ts). */
+export function runCliProcess(argv: string[]): void {
   // A reader that stops early (`| head`) is not a failure of the command: end quietly, as Unix tools do.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (err: NodeJS.ErrnoException) => {
@@ -422,7 +423,7 @@ if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
       throw err;
     });
   }
-  main(process.argv.slice(2)).then(
+  main(argv).then(
     (code) => process.exit(code),
     (err: unknown) => {
       // one line, as for bad usage (with DEBUG set, the whole error and its stack)
@@ -431,3 +432,5 @@ if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) {
     },
   );
 }
+
+if (process.argv[1] && /cli\.ts$/.test(process.argv[1])) runCliProcess(process.argv.slice(2));

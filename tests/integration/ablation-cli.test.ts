@@ -5,18 +5,18 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AblationTable } from "@/engine/batch/ablation";
 import { freshDataDir } from "./fresh-db";
+import { cliEntry } from "../cli-bundle";
 
 // `cli run --dataset … --ablate` as a user runs it: a separate process, SIGKILLed mid-sweep and resumed.
 const root = path.join(__dirname, "../..");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-ablation-cli-"));
 const workflow = path.join(root, "app/examples/datasets/ablation-workflow.json");
 const dataset = path.join(root, "app/examples/datasets/sample/records.jsonl");
-const tsx = path.join(root, "node_modules/tsx/dist/cli.mjs");
 const models = path.join(tmp, "models");
 const env = (dataDir: string) => ({ ...process.env, STUDIO_DATA_DIR: dataDir, STUDIO_MODELS_DIR: models });
 
 function cli(dataDir: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [tsx, "app/server/cli.ts", ...args], { cwd: root, env: env(dataDir), encoding: "utf8", timeout: 600_000 });
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], { cwd: root, env: env(dataDir), encoding: "utf8", timeout: 600_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -27,7 +27,7 @@ describe("cli run --dataset --ablate", () => {
     const dataA = freshDataDir();
     // SIGKILL once the third ablation ([3/6]) has records done: the baseline and two ablations are in the ledger.
     const killedIn = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "app/server/cli.ts", "run", workflow, "--dataset", dataset, "--ablate", "experts"], { cwd: root, env: env(dataA) });
+      const child = spawn(process.execPath, [...cliEntry(), "run", workflow, "--dataset", dataset, "--ablate", "experts"], { cwd: root, env: env(dataA) });
       let out = "";
       child.stdout.on("data", (b: Buffer) => {
         out += b.toString();

@@ -6,15 +6,15 @@ import { describe, expect, it } from "vitest";
 import { compareAggregates } from "@/engine/batch/compare";
 import { RoutingAggregate } from "@/engine/routing/aggregate";
 import { freshDataDir } from "./fresh-db";
+import { cliEntry } from "../cli-bundle";
 
 // `cli run --dataset` as a user runs it: a separate process, killed mid-way and resumed.
 const root = path.join(__dirname, "../..");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-batch-cli-"));
 const workflow = path.join(root, "app/examples/datasets/text-workflow.json");
-const tsx = path.join(root, "node_modules/tsx/dist/cli.mjs");
 
 function cli(dataDir: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [tsx, "app/server/cli.ts", ...args], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir }, encoding: "utf8", timeout: 300_000 });
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir }, encoding: "utf8", timeout: 300_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -37,9 +37,9 @@ describe("cli run --dataset", () => {
     const file = dataset("d48.jsonl", 48);
     const dataA = freshDataDir();
     // Start, and SIGKILL the process once at least 12 records are done (no chance to clean up). One
-    // process (tsx as a loader, not tsx's CLI, which would run the script in a child the kill misses).
+    // process (the CLI bundle, or tsx as a loader: not tsx's CLI, which would run the script in a child the kill misses).
     const killedAt = await new Promise<number>((resolve, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "app/server/cli.ts", "run", workflow, "--dataset", file], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataA } });
+      const child = spawn(process.execPath, [...cliEntry(), "run", workflow, "--dataset", file], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataA } });
       let out = "";
       let seen = 0;
       child.stdout.on("data", (b: Buffer) => {

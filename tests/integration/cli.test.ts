@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { freshDataDir } from "./fresh-db";
+import { cliEntry } from "../cli-bundle";
 
 // The CLI as a user runs it: a separate process, a data directory set up like `npm run setup` leaves it.
 const dataDir = freshDataDir();
@@ -11,7 +12,7 @@ process.env.STUDIO_DATA_DIR = dataDir;
 const root = path.join(__dirname, "../..");
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], {
     cwd: root,
     env: { ...process.env, STUDIO_DATA_DIR: dataDir },
     encoding: "utf8",
@@ -77,7 +78,7 @@ describe("cli", () => {
     };
     const f = path.join(tmp, "busy.json");
     writeFileSync(f, JSON.stringify(busy));
-    const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "run", f], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+    const child = spawn(process.execPath, [...cliEntry(), "run", f], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
     let out = "", err = "";
     child.stdout.on("data", (b: Buffer) => void (out += b.toString()));
     child.stderr.on("data", (b: Buffer) => void (err += b.toString()));
@@ -99,7 +100,7 @@ describe("cli", () => {
   it("a reader that stops early (| head) ends the CLI quietly: exit 0, no EPIPE trace", async () => {
     const layout = path.join(tmp, "long-layout.json");
     writeFileSync(layout, JSON.stringify([{ kind: "text", tokens: 400_000 }]));
-    const child = spawn(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "rope", "--layout", layout], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
+    const child = spawn(process.execPath, [...cliEntry(), "rope", "--layout", layout], { cwd: root, env: { ...process.env, STUDIO_DATA_DIR: dataDir } });
     let err = "";
     child.stderr.on("data", (b: Buffer) => void (err += b.toString()));
     child.stdout.once("data", () => child.stdout.destroy());

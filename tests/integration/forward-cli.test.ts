@@ -12,13 +12,14 @@ import { get } from "../reference/families/ops";
 import { referenceLens } from "../reference/lens";
 import { referenceForward } from "../reference/moe-llm";
 import { writeFamilyCheckpoint } from "../unit/import/family-checkpoints";
+import { cliEntry } from "../cli-bundle";
 
 // `cli forward` is a scripting contract: exact shape, and numbers that agree with the plain-TS reference.
 const root = path.join(__dirname, "../..");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-fwd-"));
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], {
     cwd: root,
     env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, "models") },
     encoding: "utf8",

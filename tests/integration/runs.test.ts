@@ -10,6 +10,7 @@ import type { RunEvent } from "@/engine/events";
 import { defineNode, NodeCatalogue } from "@/engine/node";
 import { emptyWorkflow, type Workflow } from "@/engine/workflow/schema";
 import { freshDataDir } from "./fresh-db";
+import { cliEntry } from "../cli-bundle";
 
 // The run host against a real SQLite database (Prisma), with test-only node types.
 process.env.STUDIO_DATA_DIR = freshDataDir();
@@ -426,7 +427,7 @@ describe("run memory", () => {
     );
     const root = path.join(__dirname, "../..");
     const out = path.join(tmp, "out");
-    const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", "run", file, "--out", out], {
+    const r = spawnSync(process.execPath, [...cliEntry(), "run", file, "--out", out], {
       cwd: root,
       env: { ...process.env },
       encoding: "utf8",

@@ -7,6 +7,7 @@ import { speechDims } from "@/models/tts/tts-released";
 import { conditioningRows, speechCapacity, type SpeechMode } from "@/models/tts/tts-released-run";
 import { referenceSpeechForward, seedSpeechWeights, speechCodes } from "../unit/tts/released-reference";
 import { writeOmniSpeechCheckpoint } from "../unit/tts/omni-speech";
+import { cliEntry } from "../cli-bundle";
 
 // `cli tts-forward` is a scripting contract (issue 17): exact shape, rows as specified, numbers from the reference.
 const root = path.join(__dirname, "../..");
@@ -15,7 +16,7 @@ const ckpt = path.join(tmp, "Uni-MoE-2.0-Omni");
 let speech: Awaited<ReturnType<typeof writeOmniSpeechCheckpoint>>["speech"];
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], {
     cwd: root,
     env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, "models") },
     encoding: "utf8",

@@ -6,6 +6,7 @@ import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { loggerTo, nodeOutput } from "@/engine/log";
 import { freshDataDir } from "../../integration/fresh-db";
+import { cliEntry } from "../../cli-bundle";
 
 const FORGED = 'done\n[12:00:00.000] INFO: run started {"runId":"someone-else"}\n{"level":30,"msg":"forged"}\u001b[2J';
 
@@ -35,7 +36,7 @@ describe("structured logs (pino)", () => {
     const file = path.join(dir, "wf.json");
     const code = `console.log(${JSON.stringify(FORGED)}); return 2;`;
     writeFileSync(file, JSON.stringify({ schemaVersion: 2, name: "log", nodes: [{ id: "s", type: "utility.script", typeVersion: 1, params: { code }, position: { x: 0, y: 0 } }], edges: [] }));
-    const r = spawnSync(process.execPath, ["--import", "tsx", "app/server/cli.ts", "run", file], {
+    const r = spawnSync(process.execPath, [...cliEntry(), "run", file], {
       encoding: "utf8",
       env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info", STUDIO_DATA_DIR: freshDataDir(), STUDIO_MODELS_DIR: path.join(dir, "models") },
       timeout: 120_000,

@@ -6,13 +6,14 @@ import { afterAll, expect, it } from "vitest";
 import { zMoeLlmConfig } from "@/models/moe-llm/config";
 import { checkFits, estimateFromConfig } from "@/models/import/memory";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { cliEntry } from "../../cli-bundle";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The real CLI entry (app/server/cli.ts and its dispatch line), as `npm run cli --` runs it. */
+/** The real CLI (app/server/cli.ts, main() in the process runCliProcess sets up, as its dispatch line does for `npm run cli --`; here the bundle: tests/cli-bundle.ts). */
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "app/server/cli.ts", ...args], { encoding: "utf8", env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, "models") }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], { encoding: "utf8", env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, "models") }, timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

@@ -8,6 +8,7 @@ import { hashFilesWithProgress } from "@/models/io/model-dir";
 import { blobSha256, checkpointHash, findCachedCheckpoint, hfCacheDir, listHfCache, snapshotOf, sourceHash } from "@/models/import/hf-cache";
 import { checkpointFiles } from "@/models/import/checkpoint";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { cliEntry } from "../../cli-bundle";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "hf-cache-"));
 const cache = path.join(tmp, "hub");
@@ -112,7 +113,7 @@ describe("the Hugging Face cache", () => {
 
   it("cli import --list shows the cache; import <org/name> imports the snapshot under the repo's name", () => {
     const env = { ...process.env, HF_HUB_CACHE: cache, STUDIO_MODELS_DIR: path.join(tmp, "models") };
-    const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", "app/server/cli.ts", ...args], { encoding: "utf8", env, timeout: 120_000 });
+    const cli = (...args: string[]) => spawnSync(process.execPath, [...cliEntry(), ...args], { encoding: "utf8", env, timeout: 120_000 });
     const list = cli("import", "--list");
     expect(list.status).toBe(0);
     expect(list.stdout).toContain(`acme/tiny-moe@${REV.slice(0, 12)} (main)  mixtral`);

@@ -24,6 +24,7 @@ import { resolveQuant } from "@/models/onnx/quantize";
 import { decodeToF32 } from "@/models/io/safetensors";
 import { refDequantNBits } from "../../reference/matmul-nbits";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { cliEntry } from "../../cli-bundle";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-quant-"));
 const saved = process.env.STUDIO_MODELS_DIR;
@@ -31,7 +32,7 @@ const models = path.join(tmp, "models");
 const pool = new SessionPool({ intraOpNumThreads: 1, executionProvider: "cpu" });
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "app/server/cli.ts", ...args], { encoding: "utf8", env: { ...process.env, STUDIO_MODELS_DIR: models }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], { encoding: "utf8", env: { ...process.env, STUDIO_MODELS_DIR: models }, timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

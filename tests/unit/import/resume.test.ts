@@ -23,6 +23,7 @@ import { zVisionConfig } from "@/models/encoders/vision-encoder";
 import type { Tensor32 } from "@/models/io/weights";
 import { randomConfig, randomIds, randomWeights } from "../../reference/random";
 import { writeFamilyCheckpoint } from "./family-checkpoints";
+import { cliEntry } from "../../cli-bundle";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "import-resume-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -52,7 +53,7 @@ interface CliRun {
  * each progress line whether to SIGKILL it there; `onStart` sees the first progress line.
  */
 function cliImport(root: string, opts: { killWhen?: (p: ImportProgress) => boolean; onFirstWrite?: (pid: number) => void | Promise<void> } = {}): Promise<CliRun> {
-  const child = spawn(process.execPath, ["--import", "tsx", "app/server/cli.ts", "import", src, "--name", "m", "--json"], {
+  const child = spawn(process.execPath, [...cliEntry(), "import", src, "--name", "m", "--json"], {
     env: { ...process.env, STUDIO_MODELS_DIR: root },
     stdio: ["ignore", "pipe", "pipe"],
   });

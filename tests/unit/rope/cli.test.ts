@@ -4,12 +4,13 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { computePositionIds } from "@/engine/rope/positions";
+import { cliEntry } from "../../cli-bundle";
 
-// `npm run cli -- rope` as a user runs it: a separate process through tsx. It needs no database.
+// `npm run cli -- rope` as a user runs it: a separate process (the CLI bundle: tests/cli-bundle.ts). It needs no database.
 const root = path.join(__dirname, "../../..");
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, "node_modules/tsx/dist/cli.mjs"), "app/server/cli.ts", ...args], {
+  const r = spawnSync(process.execPath, [...cliEntry(), ...args], {
     cwd: root,
     encoding: "utf8",
     timeout: 60_000,
