@@ -133,7 +133,7 @@ describe("cli", () => {
     expect(r.err).toContain('Node "pic" (input.image)');
   });
 
-  it("bad usage is exit 2 with a clear message", () => {
+  it("bad usage is exit 2 with a clear message", { timeout: 120_000 }, () => { // six CLI processes, one after another
     expect(cli("run", path.join(tmp, "missing.json"))).toMatchObject({ code: 2 });
     expect(cli("run", file, "--set", "nobody.text=x").err).toContain('there is no node "nobody"');
     expect(cli("run", file, "--set", "prompt.nope=x").err).toContain('has no param "nope"');

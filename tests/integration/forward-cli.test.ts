@@ -181,7 +181,7 @@ describe("cli forward on uni-moe-tiny/tiny", () => {
     expect(bad.err).toContain('--routing-precision must be fp32 or bf16 (got "fp16")');
   });
 
-  it("bad input is exit 2 with the cause", () => {
+  it("bad input is exit 2 with the cause", { timeout: 120_000 }, () => { // five CLI processes, one after another
     expect(cli("forward", "--model", path.join(tmp, "nope"), "--ids", "1", "--out", path.join(tmp, "x.json"))).toMatchObject({ code: 2 });
     const r = cli("forward", "--model", path.join(tmp, "models", "uni-moe-tiny", "tiny"), "--ids", "1,99999", "--out", path.join(tmp, "x.json"));
     expect(r.code).toBe(2);
