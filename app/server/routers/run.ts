@@ -6,6 +6,7 @@ import { planRunSet } from "@/engine/executor";
 import type { Workflow } from "@/engine/workflow/schema";
 import { catalogue } from "@/nodes";
 import { fileRefs, readableFiles, versionComputation } from "../access";
+import { documentWork } from "../large-documents";
 import { db } from "../db";
 import { checkWorkflowDocument } from "../document-guard";
 import { storedComputation } from "../computation";
@@ -116,7 +117,9 @@ async function runVersion(workflowId: string | undefined, version: number | unde
 export async function runDetails(ownerId: string, runId: string) {
   const run = await db().run.findFirst({ where: { id: runId, ownerId }, include: { nodeRuns: true } });
   if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `run ${runId} does not exist` });
-  return {
+  // A run of MBs of document and previews is answered in its turn, like a large workflow (app/server/large-documents.ts).
+  const chars = run.document.length + run.nodeRuns.reduce((sum, n) => sum + (n.outputs?.length ?? 0), 0);
+  return documentWork(chars, async () => ({
     id: run.id,
     workflowId: run.workflowId,
     workflowVersion: run.workflowVersion,
@@ -142,14 +145,14 @@ export async function runDetails(ownerId: string, runId: string) {
       peakRssBytes: n.peakRssBytes,
       outputs: parseJson(n.outputs) as Record<string, unknown> | null,
     })),
-  };
+  }), `run\u0000${runId}`);
 }
 
-/** The events of one of the owner's runs: what happened so far, then each as it happens, up to the terminal one. */
 /** Event streams one user may hold open at once (each open run view holds one; 2,000 held streams took 1,778 fds). */
 export const MAX_EVENT_STREAMS_PER_USER = 32;
 const openStreams = new Map<string, number>();
 
+/** The events of one of the owner's runs: what happened so far, then each as it happens, up to the terminal one. */
 export async function* runEvents(ownerId: string, runId: string, signal?: AbortSignal): AsyncGenerator<RunEvent> {
   await ownedRun(ownerId, runId);
   const open = openStreams.get(ownerId) ?? 0;

@@ -80,6 +80,14 @@ describe("large stored documents", () => {
     expect(names.map((n) => n.name)).toEqual(["again", "again"]);
   }, 120_000);
 
+  it("a run with MBs of document and previews: one per request too (the same run twice is one)", async () => {
+    const text = JSON.stringify(docOf("ran", LARGE_DOCUMENT_CHARS));
+    for (const id of ["big-run-1", "big-run-2"]) await db().run.create({ data: { id, ownerId: userId, status: "finished", document: text } });
+    expect(codes(await batch("run.get", [{ runId: "big-run-1" }, { runId: "big-run-2" }], cookie, "GET"))).toEqual(["OK", "TOO_MANY_REQUESTS"]);
+    expect(codes(await batch("run.get", [{ runId: "big-run-2" }, { runId: "big-run-2" }], cookie, "GET"))).toEqual(["OK", "OK"]);
+    await db().run.deleteMany({ where: { id: { in: ["big-run-1", "big-run-2"] } } });
+  });
+
   it("a run start at the owner's cap is refused before its document is looked at", async () => {
     await db().run.create({ data: { id: "queued-run", ownerId: userId, status: "queued", document: "{}" } });
     const findMany = vi.spyOn(db().fileGrant, "findMany");
