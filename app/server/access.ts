@@ -51,7 +51,7 @@ export async function grantFiles(fileIds: Iterable<string>, subject: Subject): P
         }
       }
     }
-    await nextTurn();
+    if (chunk.length === IDS_PER_QUERY) await nextTurn(); // more may follow
   }
 }
 
